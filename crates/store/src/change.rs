@@ -1,0 +1,37 @@
+//! [`Change`]: every write Scimitar makes, as a value. One place where every mutation passes.
+
+use crate::{Account, Workspace};
+use scimitar_domain::credentials::Token;
+use scimitar_domain::patch::MembershipStep;
+use scimitar_domain::resource::MemberValue;
+use scimitar_domain::{Principal, PrincipalId};
+
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// A new account with its first workspace and its system groups (`admins`, `users`).
+    CreateAccount {
+        account: Account,
+        workspace: Workspace,
+        system_groups: Vec<Principal>,
+    },
+    /// A new principal. Users and service principals also join the account's `users` group.
+    /// `members` (groups only) must name existing principals and must not make a cycle.
+    CreatePrincipal {
+        principal: Principal,
+        members: Vec<MemberValue>,
+    },
+    /// A new state of an existing principal, written only if its version is still
+    /// `expected_version`, together with membership changes (groups only), in order.
+    UpdatePrincipal {
+        principal: Principal,
+        expected_version: u64,
+        membership: Vec<MembershipStep>,
+    },
+    /// Deletes a principal, its memberships on both sides, and its tokens.
+    DeletePrincipal {
+        id: PrincipalId,
+        expected_version: Option<u64>,
+    },
+    /// A new token; only the digest of its secret is stored.
+    CreateToken { token: Token, digest: String },
+}

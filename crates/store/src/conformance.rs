@@ -1,0 +1,266 @@
+//! The storage conformance suite: behaviour every backend must show, written once against the
+//! [`Store`] trait. Each backend's tests call [`run_all`] with a factory for fresh, empty stores.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crate::{Account, Change, Store, Workspace};
+use scimitar_domain::credentials::{Token, TokenScope};
+use scimitar_domain::filter::parse_filter;
+use scimitar_domain::patch::MembershipStep;
+use scimitar_domain::query::{ListParameters, ListQuery};
+use scimitar_domain::resource::MemberValue;
+use scimitar_domain::schema::PrincipalKind;
+use scimitar_domain::{AccountId, Principal, PrincipalId, ScimError, Timestamp, WorkspaceId};
+use serde_json::{json, Map, Value};
+use std::future::Future;
+
+const ACCOUNT: &str = "acct-1";
+
+fn principal(id: &str, kind: PrincipalKind, attributes: Value, created: i64) -> Principal {
+    Principal {
+        id: PrincipalId::new(id),
+        kind,
+        attributes: attributes.as_object().cloned().unwrap_or_else(Map::new),
+        password_hash: None,
+        system: false,
+        created: Timestamp::from_micros(created),
+        last_modified: Timestamp::from_micros(created),
+        version: 1,
+    }
+}
+
+async fn seed_account(store: &dyn Store) -> AccountId {
+    let account = AccountId::new(ACCOUNT);
+    let mut users = principal("users", PrincipalKind::Group, json!({"displayName": "users"}), 0);
+    users.system = true;
+    let mut admins = principal("admins", PrincipalKind::Group, json!({"displayName": "admins"}), 0);
+    admins.system = true;
+    store
+        .apply(
+            &account,
+            Change::CreateAccount {
+                account: Account {
+                    id: account.clone(),
+                    name: "first".into(),
+                    created: Timestamp::from_micros(0),
+                },
+                workspace: Workspace {
+                    id: WorkspaceId::new("1000"),
+                    account: account.clone(),
+                    name: "main".into(),
+                    created: Timestamp::from_micros(0),
+                },
+                system_groups: vec![admins, users],
+            },
+        )
+        .await
+        .unwrap();
+    account
+}
+
+async fn create(store: &dyn Store, account: &AccountId, principal: Principal, members: &[&str]) -> Result<(), ScimError> {
+    let members = members
+        .iter()
+        .map(|id| MemberValue {
+            id: PrincipalId::new(*id),
+            kind_hint: None,
+        })
+        .collect();
+    store.apply(account, Change::CreatePrincipal { principal, members }).await
+}
+
+fn user(id: &str, user_name: &str, created: i64) -> Principal {
+    principal(
+        id,
+        PrincipalKind::User,
+        json!({"userName": user_name, "active": true, "emails": [{"value": format!("{user_name}@example.com"), "type": "work"}]}),
+        created,
+    )
+}
+
+fn group(id: &str, name: &str) -> Principal {
+    principal(id, PrincipalKind::Group, json!({"displayName": name}), 10)
+}
+
+async fn add_members(store: &dyn Store, account: &AccountId, group_id: &str, members: &[&str]) -> Result<(), ScimError> {
+    let mut current = store.principal(account, &PrincipalId::new(group_id)).await.unwrap().unwrap();
+    let expected_version = current.version;
+    current.version += 1;
+    let members = members
+        .iter()
+        .map(|id| MemberValue {
+            id: PrincipalId::new(*id),
+            kind_hint: None,
+        })
+        .collect();
+    store
+        .apply(
+            account,
+            Change::UpdatePrincipal {
+                principal: current,
+                expected_version,
+                membership: vec![MembershipStep::Add(members)],
+            },
+        )
+        .await
+}
+
+async fn member_ids(store: &dyn Store, account: &AccountId, group_id: &str) -> Vec<String> {
+    let id = PrincipalId::new(group_id);
+    let mut members = store.members(account, &[id.clone()]).await.unwrap();
+    let mut ids: Vec<String> = members.remove(&id).unwrap_or_default().into_iter().map(|m| m.id.to_string()).collect();
+    ids.sort();
+    ids
+}
+
+pub async fn user_names_are_unique_ignoring_case(store: &dyn Store) {
+    let account = seed_account(store).await;
+    create(store, &account, user("1", "Alice", 1), &[]).await.unwrap();
+    let error = create(store, &account, user("2", "ALICE", 2), &[]).await.unwrap_err();
+    assert_eq!(error.code(), "uniqueness");
+    assert!(store.principal(&account, &PrincipalId::new("2")).await.unwrap().is_none());
+}
+
+pub async fn users_join_the_users_group_and_leave_every_group_when_deleted(store: &dyn Store) {
+    let account = seed_account(store).await;
+    create(store, &account, user("1", "alice", 1), &[]).await.unwrap();
+    create(store, &account, group("g", "engineers"), &["1"]).await.unwrap();
+    assert_eq!(member_ids(store, &account, "users").await, vec!["1"]);
+    assert_eq!(member_ids(store, &account, "g").await, vec!["1"]);
+    store
+        .apply(&account, Change::DeletePrincipal { id: PrincipalId::new("1"), expected_version: None })
+        .await
+        .unwrap();
+    assert!(member_ids(store, &account, "users").await.is_empty());
+    assert!(member_ids(store, &account, "g").await.is_empty());
+}
+
+pub async fn members_must_exist_and_cycles_are_refused(store: &dyn Store) {
+    let account = seed_account(store).await;
+    let error = create(store, &account, group("g", "g"), &["missing"]).await.unwrap_err();
+    assert_eq!(error.code(), "invalidValue");
+    assert!(store.principal(&account, &PrincipalId::new("g")).await.unwrap().is_none(), "no half-applied create");
+    create(store, &account, group("a", "a"), &[]).await.unwrap();
+    create(store, &account, group("b", "b"), &["a"]).await.unwrap();
+    create(store, &account, group("c", "c"), &["b"]).await.unwrap();
+    let error = add_members(store, &account, "a", &["c"]).await.unwrap_err();
+    assert_eq!(error.code(), "invalidValue");
+    let error = add_members(store, &account, "a", &["a"]).await.unwrap_err();
+    assert_eq!(error.code(), "invalidValue");
+    assert!(member_ids(store, &account, "a").await.is_empty());
+}
+
+pub async fn a_stale_version_is_a_precondition_failure(store: &dyn Store) {
+    let account = seed_account(store).await;
+    create(store, &account, user("1", "alice", 1), &[]).await.unwrap();
+    let mut current = store.principal(&account, &PrincipalId::new("1")).await.unwrap().unwrap();
+    current.version = 3;
+    let error = store
+        .apply(&account, Change::UpdatePrincipal { principal: current, expected_version: 2, membership: vec![] })
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ScimError::PreconditionFailed(_)));
+}
+
+pub async fn sql_filters_agree_with_the_reference_evaluator(store: &dyn Store) {
+    let account = seed_account(store).await;
+    for (index, name) in ["alice", "Bob", "carol", "dave", "Eve"].iter().enumerate() {
+        let mut created = user(&format!("{index}"), name, index as i64 * 1_000_000);
+        if index % 2 == 0 {
+            created.attributes.insert("externalId".into(), json!(format!("EXT-{index}")));
+            created.attributes.insert("title".into(), json!("Engineer"));
+        }
+        created.attributes.insert("active".into(), json!(index != 3));
+        create(store, &account, created, &[]).await.unwrap();
+    }
+    let filters = [
+        r#"userName eq "ALICE""#,
+        r#"userName sw "c" or userName ew "E""#,
+        r#"not (externalId pr)"#,
+        r#"externalId eq "ext-0""#,
+        r#"active eq false"#,
+        r#"title eq "engineer" and userName gt "b""#,
+        r#"emails[value co "bob@" or type eq "home"]"#,
+        r#"not (emails.value co "e@") and userName ne "bob""#,
+        r#"meta.created ge "1970-01-01T00:00:02Z""#,
+        r#"userName le "carol" and not (title pr or active eq false)"#,
+    ];
+    let everything = ListQuery::parse(PrincipalKind::User.resource_type(), &ListParameters::default()).unwrap();
+    let all = store.list_principals(&account, PrincipalKind::User, &everything).await.unwrap();
+    assert_eq!(all.total_results, 5);
+    for text in filters {
+        let filter = parse_filter(PrincipalKind::User.resource_type(), text).unwrap();
+        let mut expected: Vec<String> = all
+            .principals
+            .iter()
+            .filter(|p| filter.matches(&scimitar_domain::render::render(p, "", None, None)))
+            .map(|p| p.id.to_string())
+            .collect();
+        expected.sort();
+        let query = ListQuery::parse(
+            PrincipalKind::User.resource_type(),
+            &ListParameters { filter: Some(text.into()), ..Default::default() },
+        )
+        .unwrap();
+        let page = store.list_principals(&account, PrincipalKind::User, &query).await.unwrap();
+        let mut actual: Vec<String> = page.principals.iter().map(|p| p.id.to_string()).collect();
+        actual.sort();
+        assert_eq!(actual, expected, "filter {text}");
+        assert_eq!(page.total_results as usize, expected.len(), "totalResults for {text}");
+    }
+}
+
+pub async fn pages_are_stable_and_counted(store: &dyn Store) {
+    let account = seed_account(store).await;
+    for index in 0..7 {
+        create(store, &account, user(&format!("u{index}"), &format!("user{index}"), index), &[]).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    for start in [1, 4, 7] {
+        let query = ListQuery::parse(
+            PrincipalKind::User.resource_type(),
+            &ListParameters { start_index: Some(start.to_string()), count: Some("3".into()), ..Default::default() },
+        )
+        .unwrap();
+        let page = store.list_principals(&account, PrincipalKind::User, &query).await.unwrap();
+        assert_eq!(page.total_results, 7);
+        seen.extend(page.principals.into_iter().map(|p| p.id.to_string()));
+    }
+    assert_eq!(seen, (0..7).map(|i| format!("u{i}")).collect::<Vec<_>>());
+}
+
+pub async fn tokens_are_found_by_digest_only(store: &dyn Store) {
+    let account = seed_account(store).await;
+    create(store, &account, user("1", "alice", 1), &[]).await.unwrap();
+    let token = Token {
+        id: "t1".into(),
+        account: account.clone(),
+        principal: PrincipalId::new("1"),
+        scope: TokenScope::Admin,
+        comment: None,
+        created: Timestamp::from_micros(5),
+        expires: None,
+    };
+    store
+        .apply(&account, Change::CreateToken { token: token.clone(), digest: "abc".into() })
+        .await
+        .unwrap();
+    assert_eq!(store.token_by_digest("abc").await.unwrap(), Some(token));
+    assert_eq!(store.token_by_digest("abd").await.unwrap(), None);
+}
+
+/// Runs every case, each on a fresh store from `fresh`.
+pub async fn run_all<S, F, Fut>(fresh: F)
+where
+    S: Store,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    user_names_are_unique_ignoring_case(&fresh().await).await;
+    users_join_the_users_group_and_leave_every_group_when_deleted(&fresh().await).await;
+    members_must_exist_and_cycles_are_refused(&fresh().await).await;
+    a_stale_version_is_a_precondition_failure(&fresh().await).await;
+    sql_filters_agree_with_the_reference_evaluator(&fresh().await).await;
+    pages_are_stable_and_counted(&fresh().await).await;
+    tokens_are_found_by_digest_only(&fresh().await).await;
+}

@@ -1,0 +1,113 @@
+//! Scimitar's storage: the narrow [`Store`] trait every backend implements, the SQLite backend,
+//! and the conformance suite that every backend must pass.
+//!
+//! # Layout
+//! - this file: the trait and the types that cross it.
+//! - [`change`]: [`Change`], the one way anything is written. Every mutation of stored state
+//!   passes through [`Store::apply`], so the audit trail can later be written in the same
+//!   transaction as the change it records.
+//! - [`sql`]: translation of resolved SCIM filters and sorts into SQL, shared by SQL backends.
+//! - [`listing`]: finishing a list in memory when a filter is not fully expressible in SQL.
+//! - [`sqlite`]: the embedded SQLite backend (the default).
+//! - [`migrations`]: the numbered, forward-only schema migrations.
+//! - [`conformance`]: the backend-independent test suite.
+//!
+//! Invariant: storage never sees wire JSON or HTTP; it receives validated domain values.
+
+pub mod change;
+pub mod conformance;
+pub mod listing;
+pub mod migrations;
+pub mod sql;
+pub mod sqlite;
+
+pub use change::Change;
+
+use async_trait::async_trait;
+use scimitar_domain::credentials::Token;
+use scimitar_domain::query::ListQuery;
+use scimitar_domain::render::{GroupRef, MemberRef};
+use scimitar_domain::{AccountId, Principal, PrincipalId, PrincipalKind, ScimResult, Timestamp, WorkspaceId};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// An account: the unit of isolation. Every row in storage carries its account's id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: AccountId,
+    pub name: String,
+    pub created: Timestamp,
+}
+
+/// A workspace of an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workspace {
+    pub id: WorkspaceId,
+    pub account: AccountId,
+    pub name: String,
+    pub created: Timestamp,
+}
+
+/// One page of a list, with the total number of matches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub total_results: u64,
+    pub principals: Vec<Principal>,
+}
+
+/// The storage interface. Reads are plain methods; every write is a [`Change`] given to
+/// [`Store::apply`], applied atomically or not at all.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Every account, oldest first.
+    async fn accounts(&self) -> ScimResult<Vec<Account>>;
+    async fn workspaces(&self, account: &AccountId) -> ScimResult<Vec<Workspace>>;
+
+    async fn principal(&self, account: &AccountId, id: &PrincipalId) -> ScimResult<Option<Principal>>;
+    /// The principal with this exact userName (users), displayName (groups) or applicationId
+    /// (service principals), compared ignoring case.
+    async fn principal_by_name(
+        &self,
+        account: &AccountId,
+        kind: PrincipalKind,
+        name: &str,
+    ) -> ScimResult<Option<Principal>>;
+    /// Lists principals of a kind: filtered, sorted and paged as the query says.
+    async fn list_principals(
+        &self,
+        account: &AccountId,
+        kind: PrincipalKind,
+        query: &ListQuery,
+    ) -> ScimResult<Page>;
+    /// The direct members of each group given.
+    async fn members(
+        &self,
+        account: &AccountId,
+        groups: &[PrincipalId],
+    ) -> ScimResult<HashMap<PrincipalId, Vec<MemberRef>>>;
+    /// The groups each principal given is a direct member of.
+    async fn groups_of(
+        &self,
+        account: &AccountId,
+        principals: &[PrincipalId],
+    ) -> ScimResult<HashMap<PrincipalId, Vec<GroupRef>>>;
+
+    /// The token whose secret has this digest, if it exists and is not revoked.
+    async fn token_by_digest(&self, digest: &str) -> ScimResult<Option<Token>>;
+
+    /// Applies one change atomically.
+    async fn apply(&self, account: &AccountId, change: Change) -> ScimResult<()>;
+}
+
+pub type SharedStore = Arc<dyn Store>;
+
+/// Opens the store a database URL names: `sqlite://PATH` (created if missing).
+pub async fn open(url: &str) -> ScimResult<SharedStore> {
+    if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        let store = sqlite::SqliteStore::open(path).await?;
+        return Ok(Arc::new(store));
+    }
+    Err(scimitar_domain::ScimError::invalid_value(format!(
+        "unsupported database URL '{url}': use sqlite://PATH"
+    )))
+}

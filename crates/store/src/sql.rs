@@ -1,0 +1,421 @@
+//! Translation of resolved SCIM filters and sort keys into SQL over the `principals` table
+//! (aliased `p`), for every SQL backend.
+//!
+//! A translation is either exact (the SQL selects precisely the matching rows, so counting and
+//! paging happen in the database on indexes) or a superset (some part of the filter names an
+//! attribute without a column; the SQL narrows the candidates and [`crate::listing`] evaluates
+//! the filter on each). Negation is pushed down to the comparisons, so that every comparison
+//! stays a plain indexable predicate and `NULL`s never leak through `NOT`.
+
+use scimitar_domain::filter::ResolvedFilter;
+use scimitar_domain::paths::{AttributeHome, ResolvedAttr};
+use scimitar_domain::resource::fold_case;
+use scimitar_domain::Timestamp;
+use scimitar_scim::{CompValue, CompareOp};
+
+/// A bound parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Text(String),
+    Integer(i64),
+}
+
+/// The differences between SQL dialects that matter here.
+pub trait Dialect {
+    /// The placeholder for the `index`-th parameter (1-based).
+    fn placeholder(&self, index: usize) -> String;
+    /// `column` ends with the text bound at `placeholder`.
+    fn ends_with(&self, column: &str, placeholder: &str) -> String;
+    /// `column` contains the text bound at `placeholder`.
+    fn contains(&self, column: &str, placeholder: &str) -> String;
+}
+
+pub struct SqliteDialect;
+
+impl Dialect for SqliteDialect {
+    fn placeholder(&self, index: usize) -> String {
+        format!("?{index}")
+    }
+    fn ends_with(&self, column: &str, placeholder: &str) -> String {
+        format!("substr({column}, -length({placeholder})) = {placeholder}")
+    }
+    fn contains(&self, column: &str, placeholder: &str) -> String {
+        format!("instr({column}, {placeholder}) > 0")
+    }
+}
+
+/// A column and how its values compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ColumnKind {
+    /// Text compared exactly.
+    ExactText,
+    /// Text stored lower-cased; the operand is lower-cased too.
+    FoldedText,
+    /// Microseconds since the epoch; the operand is an RFC 3339 date-time.
+    Timestamp,
+    /// 0/1.
+    Boolean,
+}
+
+/// The SQL being built: its parameters and the dialect.
+pub struct SqlBuilder<'d> {
+    dialect: &'d dyn Dialect,
+    pub params: Vec<SqlValue>,
+}
+
+/// The result of translating a filter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Translation {
+    /// A boolean SQL expression; `None` means no constraint could be expressed.
+    pub condition: Option<String>,
+    /// True when `condition` selects exactly the rows the filter matches.
+    pub exact: bool,
+}
+
+impl<'d> SqlBuilder<'d> {
+    pub fn new(dialect: &'d dyn Dialect) -> Self {
+        SqlBuilder {
+            dialect,
+            params: Vec::new(),
+        }
+    }
+
+    /// Binds a parameter and returns its placeholder.
+    pub fn bind(&mut self, value: SqlValue) -> String {
+        self.params.push(value);
+        self.dialect.placeholder(self.params.len())
+    }
+
+    pub fn translate(&mut self, filter: &ResolvedFilter) -> Translation {
+        let mut exact = true;
+        let condition = self.node(filter, true, &mut exact);
+        Translation { condition, exact }
+    }
+
+    fn node(&mut self, filter: &ResolvedFilter, positive: bool, exact: &mut bool) -> Option<String> {
+        match filter {
+            ResolvedFilter::And(left, right) | ResolvedFilter::Or(left, right) => {
+                let is_and = matches!(filter, ResolvedFilter::And(..));
+                // Under negation AND becomes OR and vice versa (De Morgan).
+                let conjunction = is_and == positive;
+                let left = self.node(left, positive, exact);
+                let right = self.node(right, positive, exact);
+                match (left, right, conjunction) {
+                    (Some(l), Some(r), true) => Some(format!("({l} AND {r})")),
+                    (Some(l), Some(r), false) => Some(format!("({l} OR {r})")),
+                    // A missing side of a conjunction is "true": the other side still narrows.
+                    (Some(side), None, true) | (None, Some(side), true) => Some(side),
+                    // A missing side of a disjunction makes the whole disjunction unknown.
+                    _ => None,
+                }
+            }
+            ResolvedFilter::Not(inner) => self.node(inner, !positive, exact),
+            ResolvedFilter::Present(attribute) => {
+                self.atom(attribute, None, positive, exact)
+            }
+            ResolvedFilter::Compare(attribute, op, value) => {
+                self.atom(attribute, Some((*op, value)), positive, exact)
+            }
+            ResolvedFilter::ValuePath(attribute, inner) => {
+                let translated = self.value_path(attribute, inner);
+                match translated {
+                    Some(exists) if positive => Some(exists),
+                    Some(exists) => Some(format!("NOT {exists}")),
+                    None => {
+                        *exact = false;
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    fn atom(
+        &mut self,
+        attribute: &ResolvedAttr,
+        comparison: Option<(CompareOp, &CompValue)>,
+        positive: bool,
+        exact: &mut bool,
+    ) -> Option<String> {
+        // Multi-valued attributes with their own tables become EXISTS sub-queries.
+        if let Some(exists) = self.related_exists(attribute, comparison) {
+            return Some(if positive { exists } else { format!("NOT {exists}") });
+        }
+        let Some((column, kind)) = principal_column(attribute) else {
+            *exact = false;
+            return None;
+        };
+        let result = match comparison {
+            None => self.presence(column, kind, positive),
+            Some((op, value)) => self.comparison(column, kind, op, value, positive),
+        };
+        if result.is_none() {
+            *exact = false;
+        }
+        result
+    }
+
+    fn presence(&mut self, column: &str, kind: ColumnKind, positive: bool) -> Option<String> {
+        let text = matches!(kind, ColumnKind::ExactText | ColumnKind::FoldedText);
+        Some(match (positive, text) {
+            (true, true) => format!("({column} IS NOT NULL AND {column} <> '')"),
+            (true, false) => format!("{column} IS NOT NULL"),
+            (false, true) => format!("({column} IS NULL OR {column} = '')"),
+            (false, false) => format!("{column} IS NULL"),
+        })
+    }
+
+    /// A comparison on one column. `None` when the operand cannot be expressed (the caller then
+    /// treats the comparison as unknown and evaluates it in memory).
+    fn comparison(
+        &mut self,
+        column: &str,
+        kind: ColumnKind,
+        op: CompareOp,
+        value: &CompValue,
+        positive: bool,
+    ) -> Option<String> {
+        let (op, positive) = match op {
+            CompareOp::Ne => (CompareOp::Eq, !positive),
+            other => (other, positive),
+        };
+        if matches!(value, CompValue::Null) {
+            // `eq null` asks for absence, like the in-memory evaluator.
+            return match op {
+                CompareOp::Eq => self.presence(column, kind, !positive),
+                _ => None,
+            };
+        }
+        let operand = operand(kind, value)?;
+        let predicate = match (kind, op) {
+            (ColumnKind::Boolean, CompareOp::Eq) => {
+                let placeholder = self.bind(operand);
+                format!("{column} = {placeholder}")
+            }
+            (ColumnKind::Boolean, _) => return None,
+            (ColumnKind::Timestamp, CompareOp::Co | CompareOp::Sw | CompareOp::Ew) => return None,
+            (_, CompareOp::Co) => {
+                let placeholder = self.bind(operand);
+                self.dialect.contains(column, &placeholder)
+            }
+            (_, CompareOp::Ew) => {
+                let placeholder = self.bind(operand);
+                self.dialect.ends_with(column, &placeholder)
+            }
+            (_, CompareOp::Sw) => {
+                // A range, so an index on the column serves it: prefix <= x < prefix + U+10FFFF.
+                let SqlValue::Text(prefix) = operand else { return None };
+                let upper = format!("{prefix}\u{10FFFF}");
+                let low = self.bind(SqlValue::Text(prefix));
+                let high = self.bind(SqlValue::Text(upper));
+                format!("({column} >= {low} AND {column} < {high})")
+            }
+            (_, op) => {
+                let placeholder = self.bind(operand);
+                let symbol = match op {
+                    CompareOp::Gt => ">",
+                    CompareOp::Ge => ">=",
+                    CompareOp::Lt => "<",
+                    CompareOp::Le => "<=",
+                    _ => "=",
+                };
+                format!("{column} {symbol} {placeholder}")
+            }
+        };
+        Some(if positive {
+            predicate
+        } else {
+            format!("({column} IS NULL OR NOT {predicate})")
+        })
+    }
+
+    /// `emails...` and `members...`/`groups...` comparisons as EXISTS over their tables.
+    fn related_exists(
+        &mut self,
+        attribute: &ResolvedAttr,
+        comparison: Option<(CompareOp, &CompValue)>,
+    ) -> Option<String> {
+        if attribute.home != AttributeHome::Core {
+            return None;
+        }
+        let sub = attribute.sub_attribute.map(|sub| sub.name).unwrap_or("value");
+        let (table, column, kind) = related_column(attribute.attribute.name, sub)?;
+        let condition = match comparison {
+            None => self.presence(column, kind, true)?,
+            Some((CompareOp::Ne, _)) => return None,
+            Some((op, value)) => self.comparison(column, kind, op, value, true)?,
+        };
+        Some(format!("EXISTS ({} AND {condition})", related_from(table)))
+    }
+
+    /// `emails[type eq "work" and value co "x"]`: one EXISTS whose row meets every condition.
+    fn value_path(&mut self, attribute: &ResolvedAttr, inner: &ResolvedFilter) -> Option<String> {
+        if attribute.home != AttributeHome::Core {
+            return None;
+        }
+        let (table, _, _) = related_column(attribute.attribute.name, "value")?;
+        let condition = self.relative(attribute.attribute.name, inner, true)?;
+        Some(format!("EXISTS ({} AND {condition})", related_from(table)))
+    }
+
+    fn relative(&mut self, name: &str, filter: &ResolvedFilter, positive: bool) -> Option<String> {
+        match filter {
+            ResolvedFilter::And(left, right) | ResolvedFilter::Or(left, right) => {
+                let conjunction = matches!(filter, ResolvedFilter::And(..)) == positive;
+                let left = self.relative(name, left, positive)?;
+                let right = self.relative(name, right, positive)?;
+                Some(format!("({left} {} {right})", if conjunction { "AND" } else { "OR" }))
+            }
+            ResolvedFilter::Not(inner) => self.relative(name, inner, !positive),
+            ResolvedFilter::Present(attribute) => {
+                let (_, column, kind) = related_column(name, attribute.sub_attribute?.name)?;
+                self.presence(column, kind, positive)
+            }
+            ResolvedFilter::Compare(attribute, op, value) => {
+                let (_, column, kind) = related_column(name, attribute.sub_attribute?.name)?;
+                self.comparison(column, kind, *op, value, positive)
+            }
+            ResolvedFilter::ValuePath(..) => None,
+        }
+    }
+}
+
+fn related_from(table: &str) -> String {
+    match table {
+        "principal_emails" => "SELECT 1 FROM principal_emails r WHERE r.account_id = p.account_id AND r.principal_id = p.id".to_string(),
+        "members" => "SELECT 1 FROM memberships r WHERE r.account_id = p.account_id AND r.group_id = p.id".to_string(),
+        _ => "SELECT 1 FROM memberships r WHERE r.account_id = p.account_id AND r.member_id = p.id".to_string(),
+    }
+}
+
+/// The column of a related table holding `attribute.sub`, for the attributes kept in tables.
+fn related_column(attribute: &str, sub: &str) -> Option<(&'static str, &'static str, ColumnKind)> {
+    match (attribute, sub) {
+        ("emails", "value") => Some(("principal_emails", "r.value_lower", ColumnKind::FoldedText)),
+        ("emails", "type") => Some(("principal_emails", "r.type", ColumnKind::ExactText)),
+        ("emails", "primary") => Some(("principal_emails", "r.is_primary", ColumnKind::Boolean)),
+        ("members", "value") => Some(("members", "r.member_id", ColumnKind::ExactText)),
+        ("members", "type") => Some(("members", "r.member_kind", ColumnKind::ExactText)),
+        ("groups", "value") => Some(("groups", "r.group_id", ColumnKind::ExactText)),
+        _ => None,
+    }
+}
+
+/// The `principals` column holding an attribute, for the attributes clients search by.
+fn principal_column(attribute: &ResolvedAttr) -> Option<(&'static str, ColumnKind)> {
+    let name = attribute.attribute.name;
+    let sub = attribute.sub_attribute.map(|sub| sub.name);
+    match (attribute.home, name, sub) {
+        (AttributeHome::Common, "id", None) => Some(("p.id", ColumnKind::ExactText)),
+        (AttributeHome::Common, "externalId", None) => Some(("p.external_id", ColumnKind::ExactText)),
+        (AttributeHome::Common, "meta", Some("created")) => Some(("p.created", ColumnKind::Timestamp)),
+        (AttributeHome::Common, "meta", Some("lastModified")) => {
+            Some(("p.last_modified", ColumnKind::Timestamp))
+        }
+        (AttributeHome::Core, "userName", None) => Some(("p.user_name_lower", ColumnKind::FoldedText)),
+        (AttributeHome::Core, "displayName", None) => {
+            Some(("p.display_name_lower", ColumnKind::FoldedText))
+        }
+        (AttributeHome::Core, "applicationId", None) => {
+            Some(("p.application_id_lower", ColumnKind::FoldedText))
+        }
+        (AttributeHome::Core, "active", None) => Some(("p.active", ColumnKind::Boolean)),
+        _ => None,
+    }
+}
+
+fn operand(kind: ColumnKind, value: &CompValue) -> Option<SqlValue> {
+    let text = match value {
+        CompValue::String(text) => text.clone(),
+        CompValue::Number(number) => number.to_string(),
+        CompValue::Bool(flag) => flag.to_string(),
+        CompValue::Null => return None,
+    };
+    Some(match kind {
+        ColumnKind::ExactText => SqlValue::Text(text),
+        ColumnKind::FoldedText => SqlValue::Text(fold_case(&text)),
+        ColumnKind::Timestamp => SqlValue::Integer(Timestamp::parse_rfc3339(&text)?.as_micros()),
+        ColumnKind::Boolean => match value {
+            CompValue::Bool(flag) => SqlValue::Integer(i64::from(*flag)),
+            CompValue::String(text) if text.eq_ignore_ascii_case("true") => SqlValue::Integer(1),
+            CompValue::String(text) if text.eq_ignore_ascii_case("false") => SqlValue::Integer(0),
+            _ => return None,
+        },
+    })
+}
+
+/// The column to sort by in SQL, when the sort key has one. Text sorts use the lower-cased copy
+/// so that order ignores case, as the attribute's comparisons do.
+pub fn sort_column(attribute: &ResolvedAttr) -> Option<&'static str> {
+    principal_column(attribute).map(|(column, _)| column)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use scimitar_domain::filter::parse_filter;
+    use scimitar_domain::schema::{GROUP_RESOURCE, USER_RESOURCE};
+
+    fn translate(text: &str) -> (Translation, Vec<SqlValue>) {
+        let filter = parse_filter(&USER_RESOURCE, text).unwrap();
+        let mut builder = SqlBuilder::new(&SqliteDialect);
+        let translation = builder.translate(&filter);
+        (translation, builder.params)
+    }
+
+    #[test]
+    fn user_name_equality_is_an_exact_indexed_comparison_on_the_folded_column() {
+        let (translation, params) = translate(r#"userName eq "BJensen""#);
+        assert_eq!(translation.condition.as_deref(), Some("p.user_name_lower = ?1"));
+        assert!(translation.exact);
+        assert_eq!(params, vec![SqlValue::Text("bjensen".into())]);
+    }
+
+    #[test]
+    fn negation_is_pushed_down_and_keeps_rows_without_the_value() {
+        let (translation, _) = translate(r#"not (externalId eq "x")"#);
+        assert_eq!(
+            translation.condition.as_deref(),
+            Some("(p.external_id IS NULL OR NOT p.external_id = ?1)")
+        );
+    }
+
+    #[test]
+    fn an_unindexed_attribute_makes_a_superset_that_still_narrows() {
+        let (translation, _) = translate(r#"userName sw "a" and title eq "boss""#);
+        assert!(!translation.exact);
+        assert_eq!(
+            translation.condition.as_deref(),
+            Some("(p.user_name_lower >= ?1 AND p.user_name_lower < ?2)")
+        );
+        let (translation, _) = translate(r#"userName sw "a" or title eq "boss""#);
+        assert_eq!(translation.condition, None);
+        assert!(!translation.exact);
+    }
+
+    #[test]
+    fn email_value_paths_become_one_exists_subquery() {
+        let (translation, _) = translate(r#"emails[type eq "work" and value co "@x.com"]"#);
+        assert!(translation.exact);
+        let condition = translation.condition.unwrap();
+        assert!(condition.starts_with("EXISTS (SELECT 1 FROM principal_emails"));
+        assert!(condition.contains("r.type = ?1"));
+    }
+
+    #[test]
+    fn group_member_filters_use_the_membership_table() {
+        let filter = parse_filter(&GROUP_RESOURCE, r#"members.value eq "42""#).unwrap();
+        let mut builder = SqlBuilder::new(&SqliteDialect);
+        let translation = builder.translate(&filter);
+        assert!(translation.exact);
+        assert!(translation.condition.unwrap().contains("FROM memberships r"));
+    }
+
+    #[test]
+    fn dates_compare_as_integers() {
+        let (translation, params) = translate(r#"meta.lastModified gt "2026-01-01T00:00:00Z""#);
+        assert_eq!(translation.condition.as_deref(), Some("p.last_modified > ?1"));
+        assert!(matches!(params[0], SqlValue::Integer(_)));
+    }
+}

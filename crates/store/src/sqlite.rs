@@ -1,0 +1,876 @@
+//! The embedded SQLite backend: one writer connection and a few readers over a WAL database.
+//!
+//! Durability: `journal_mode=WAL` with `synchronous=FULL`, so a transaction is on disk (the WAL
+//! fsynced) before [`Store::apply`] returns, and therefore before any 2xx is sent. Readers never
+//! block the writer, and see only committed transactions.
+
+use crate::change::Change;
+use crate::listing;
+use crate::migrations::SQLITE_MIGRATIONS;
+use crate::sql::{sort_column, SqlBuilder, SqlValue, SqliteDialect};
+use crate::{Account, Page, Store, Workspace};
+use async_trait::async_trait;
+use rusqlite::types::Value as SqliteValue;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use scimitar_domain::credentials::{Token, TokenScope};
+use scimitar_domain::patch::MembershipStep;
+use scimitar_domain::query::{ListQuery, SortOrder};
+use scimitar_domain::render::{GroupRef, MemberRef};
+use scimitar_domain::resource::{fold_case, MemberValue};
+use scimitar_domain::{
+    AccountId, Principal, PrincipalId, PrincipalKind, ScimError, ScimResult, Timestamp, WorkspaceId,
+};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+const READER_CONNECTIONS: usize = 4;
+
+const PRINCIPAL_COLUMNS: &str =
+    "p.id, p.kind, p.attributes, p.password_hash, p.system, p.created, p.last_modified, p.version";
+
+/// A handle on the database; clones share the connections.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+fn internal(error: impl std::fmt::Display) -> ScimError {
+    ScimError::internal(format!("sqlite: {error}"))
+}
+
+/// Maps a failed write to the client-facing error it stands for.
+fn write_error(error: rusqlite::Error) -> ScimError {
+    if let rusqlite::Error::SqliteFailure(failure, Some(message)) = &error {
+        if failure.code == rusqlite::ErrorCode::ConstraintViolation {
+            if message.contains("user_name_lower") {
+                return ScimError::uniqueness(
+                    "a user with this userName already exists in this account (userName is compared ignoring case)",
+                );
+            }
+            if message.contains("display_name_lower") {
+                return ScimError::uniqueness(
+                    "a group with this displayName already exists in this account (compared ignoring case)",
+                );
+            }
+            if message.contains("application_id_lower") {
+                return ScimError::uniqueness(
+                    "a service principal with this applicationId already exists in this account",
+                );
+            }
+        }
+    }
+    internal(error)
+}
+
+fn configure(connection: &Connection) -> rusqlite::Result<()> {
+    connection.busy_timeout(std::time::Duration::from_secs(10))?;
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+fn migrate(connection: &mut Connection) -> ScimResult<()> {
+    connection
+        .execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)",
+        )
+        .map_err(internal)?;
+    for (version, statements) in SQLITE_MIGRATIONS {
+        let transaction = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(internal)?;
+        let applied: bool = transaction
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?1)",
+                [version],
+                |row| row.get(0),
+            )
+            .map_err(internal)?;
+        if !applied {
+            transaction.execute_batch(statements).map_err(internal)?;
+            transaction
+                .execute(
+                    "INSERT INTO schema_migrations (version, applied) VALUES (?1, strftime('%s','now'))",
+                    [version],
+                )
+                .map_err(internal)?;
+        }
+        transaction.commit().map_err(internal)?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub async fn open(path: &str) -> ScimResult<Self> {
+        let path = path.to_string();
+        tokio::task::spawn_blocking(move || Self::open_blocking(&path))
+            .await
+            .map_err(internal)?
+    }
+
+    fn open_blocking(path: &str) -> ScimResult<Self> {
+        if let Some(parent) = Path::new(path).parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent).map_err(|error| {
+                    ScimError::internal(format!("cannot create the directory of {path}: {error}"))
+                })?;
+            }
+        }
+        let mut writer = Connection::open(path).map_err(internal)?;
+        configure(&writer).map_err(internal)?;
+        migrate(&mut writer)?;
+        let mut readers = Vec::with_capacity(READER_CONNECTIONS);
+        for _ in 0..READER_CONNECTIONS {
+            let reader = Connection::open(path).map_err(internal)?;
+            configure(&reader).map_err(internal)?;
+            readers.push(Mutex::new(reader));
+        }
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                writer: Mutex::new(writer),
+                readers,
+                next_reader: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    async fn read<T, F>(&self, work: F) -> ScimResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> ScimResult<T> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let index = inner.next_reader.fetch_add(1, Ordering::Relaxed) % inner.readers.len().max(1);
+            let slot = inner.readers.get(index).ok_or_else(|| internal("no reader connection"))?;
+            let connection = slot.lock().map_err(|_| internal("a reader connection is poisoned"))?;
+            work(&connection)
+        })
+        .await
+        .map_err(internal)?
+    }
+
+    async fn write<T, F>(&self, work: F) -> ScimResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> ScimResult<T> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let mut connection = inner
+                .writer
+                .lock()
+                .map_err(|_| internal("the writer connection is poisoned"))?;
+            let transaction = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(internal)?;
+            let result = work(&transaction)?;
+            transaction.commit().map_err(write_error)?;
+            Ok(result)
+        })
+        .await
+        .map_err(internal)?
+    }
+}
+
+fn principal_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Principal> {
+    let kind_text: String = row.get(1)?;
+    let attributes_text: String = row.get(2)?;
+    let attributes: Map<String, Value> = serde_json::from_str(&attributes_text).map_err(|error| {
+        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(error))
+    })?;
+    let kind = PrincipalKind::parse(&kind_text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            1,
+            rusqlite::types::Type::Text,
+            format!("unknown principal kind {kind_text}").into(),
+        )
+    })?;
+    let version: i64 = row.get(7)?;
+    Ok(Principal {
+        id: PrincipalId::new(row.get::<_, String>(0)?),
+        kind,
+        attributes,
+        password_hash: row.get(3)?,
+        system: row.get(4)?,
+        created: Timestamp::from_micros(row.get(5)?),
+        last_modified: Timestamp::from_micros(row.get(6)?),
+        version: u64::try_from(version).unwrap_or(0),
+    })
+}
+
+fn to_sqlite(values: &[SqlValue]) -> Vec<SqliteValue> {
+    values
+        .iter()
+        .map(|value| match value {
+            SqlValue::Text(text) => SqliteValue::Text(text.clone()),
+            SqlValue::Integer(number) => SqliteValue::Integer(*number),
+        })
+        .collect()
+}
+
+fn load_principal(connection: &Connection, account: &AccountId, id: &PrincipalId) -> ScimResult<Option<Principal>> {
+    connection
+        .prepare_cached(&format!(
+            "SELECT {PRINCIPAL_COLUMNS} FROM principals p WHERE p.account_id = ?1 AND p.id = ?2"
+        ))
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![account.as_str(), id.as_str()], principal_from_row)
+                .optional()
+        })
+        .map_err(internal)
+}
+
+fn load_members(connection: &Connection, account: &AccountId, group: &PrincipalId) -> ScimResult<Vec<MemberRef>> {
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT m.member_id, m.member_kind, p.display_name, p.attributes FROM memberships m \
+             JOIN principals p ON p.account_id = m.account_id AND p.id = m.member_id \
+             WHERE m.account_id = ?1 AND m.group_id = ?2 ORDER BY m.created, m.member_id",
+        )
+        .map_err(internal)?;
+    let rows = statement
+        .query_map(params![account.as_str(), group.as_str()], |row| {
+            let kind: String = row.get(1)?;
+            let display: Option<String> = row.get(2)?;
+            let attributes: String = row.get(3)?;
+            Ok((PrincipalId::new(row.get::<_, String>(0)?), kind, display, attributes))
+        })
+        .map_err(internal)?;
+    let mut members = Vec::new();
+    for row in rows {
+        let (id, kind, display, attributes) = row.map_err(internal)?;
+        let kind = PrincipalKind::parse(&kind).ok_or_else(|| internal("unknown member kind"))?;
+        // Users without a displayName show their userName, as Databricks does.
+        let display = display.or_else(|| {
+            serde_json::from_str::<Map<String, Value>>(&attributes)
+                .ok()
+                .and_then(|document| {
+                    document
+                        .get("userName")
+                        .or_else(|| document.get("applicationId"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+        });
+        members.push(MemberRef { id, kind, display });
+    }
+    Ok(members)
+}
+
+fn load_groups_of(connection: &Connection, account: &AccountId, member: &PrincipalId) -> ScimResult<Vec<GroupRef>> {
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT g.id, g.display_name FROM memberships m \
+             JOIN principals g ON g.account_id = m.account_id AND g.id = m.group_id \
+             WHERE m.account_id = ?1 AND m.member_id = ?2 ORDER BY g.display_name_lower, g.id",
+        )
+        .map_err(internal)?;
+    let rows = statement
+        .query_map(params![account.as_str(), member.as_str()], |row| {
+            Ok(GroupRef {
+                id: PrincipalId::new(row.get::<_, String>(0)?),
+                display: row.get(1)?,
+                direct: true,
+            })
+        })
+        .map_err(internal)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
+}
+
+fn list(connection: &Connection, account: &AccountId, kind: PrincipalKind, query: &ListQuery) -> ScimResult<Page> {
+    let dialect = SqliteDialect;
+    let mut builder = SqlBuilder::new(&dialect);
+    let account_placeholder = builder.bind(SqlValue::Text(account.to_string()));
+    let kind_placeholder = builder.bind(SqlValue::Text(kind.as_str().to_string()));
+    let mut condition = format!("p.account_id = {account_placeholder} AND p.kind = {kind_placeholder}");
+    let mut exact = true;
+    if let Some(filter) = &query.filter {
+        let translation = builder.translate(filter);
+        exact = translation.exact;
+        if let Some(extra) = translation.condition {
+            condition.push_str(" AND ");
+            condition.push_str(&extra);
+        }
+    }
+    let order = match &query.sort_by {
+        None => Some("p.created ASC, p.id ASC".to_string()),
+        Some(attribute) => sort_column(attribute).map(|column| {
+            let direction = match query.sort_order {
+                SortOrder::Ascending => "ASC",
+                SortOrder::Descending => "DESC",
+            };
+            format!("{column} {direction} NULLS LAST, p.created ASC, p.id ASC")
+        }),
+    };
+    let params = to_sqlite(&builder.params);
+    if let (true, Some(order)) = (exact, order) {
+        let total: i64 = connection
+            .prepare_cached(&format!("SELECT COUNT(*) FROM principals p WHERE {condition}"))
+            .and_then(|mut statement| statement.query_row(params_from_iter(params.iter()), |row| row.get(0)))
+            .map_err(internal)?;
+        let limit = i64::try_from(query.count).unwrap_or(i64::MAX);
+        let offset = i64::try_from(query.offset()).unwrap_or(i64::MAX);
+        let sql = format!(
+            "SELECT {PRINCIPAL_COLUMNS} FROM principals p WHERE {condition} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+        );
+        let mut statement = connection.prepare_cached(&sql).map_err(internal)?;
+        let principals = statement
+            .query_map(params_from_iter(params.iter()), principal_from_row)
+            .map_err(internal)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(internal)?;
+        return Ok(Page {
+            total_results: u64::try_from(total).unwrap_or(0),
+            principals,
+        });
+    }
+    let sql = format!("SELECT {PRINCIPAL_COLUMNS} FROM principals p WHERE {condition}");
+    let mut statement = connection.prepare(&sql).map_err(internal)?;
+    let candidates = statement
+        .query_map(params_from_iter(params.iter()), principal_from_row)
+        .map_err(internal)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(internal)?;
+    let mentions = |name: &str| {
+        query.filter.as_ref().is_some_and(|filter| filter.mentions(name))
+            || query.sort_by.is_some_and(|attribute| attribute.attribute.name == name)
+    };
+    let mut members = HashMap::new();
+    let mut groups = HashMap::new();
+    for candidate in &candidates {
+        if kind == PrincipalKind::Group && mentions("members") {
+            members.insert(candidate.id.clone(), load_members(connection, account, &candidate.id)?);
+        }
+        if mentions("groups") {
+            groups.insert(candidate.id.clone(), load_groups_of(connection, account, &candidate.id)?);
+        }
+    }
+    Ok(listing::finish(candidates, query, &members, &groups))
+}
+
+fn insert_principal(transaction: &Transaction<'_>, account: &AccountId, principal: &Principal) -> ScimResult<()> {
+    let keys = principal.index_keys();
+    let attributes = serde_json::to_string(&principal.attributes).map_err(internal)?;
+    transaction
+        .prepare_cached(
+            "INSERT INTO principals (account_id, id, kind, user_name_lower, display_name, display_name_lower, \
+             external_id, application_id_lower, active, system, attributes, password_hash, created, last_modified, version) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                account.as_str(),
+                principal.id.as_str(),
+                principal.kind.as_str(),
+                keys.user_name.as_deref().map(fold_case),
+                keys.display_name,
+                keys.display_name.as_deref().map(fold_case),
+                keys.external_id,
+                keys.application_id.as_deref().map(fold_case),
+                keys.active,
+                principal.system,
+                attributes,
+                principal.password_hash,
+                principal.created.as_micros(),
+                principal.last_modified.as_micros(),
+                i64::try_from(principal.version).unwrap_or(i64::MAX),
+            ])
+        })
+        .map_err(write_error)?;
+    write_emails(transaction, account, principal)
+}
+
+fn write_emails(transaction: &Transaction<'_>, account: &AccountId, principal: &Principal) -> ScimResult<()> {
+    transaction
+        .prepare_cached("DELETE FROM principal_emails WHERE account_id = ?1 AND principal_id = ?2")
+        .and_then(|mut statement| statement.execute(params![account.as_str(), principal.id.as_str()]))
+        .map_err(internal)?;
+    let mut statement = transaction
+        .prepare_cached(
+            "INSERT INTO principal_emails (account_id, principal_id, position, value_lower, type, is_primary) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .map_err(internal)?;
+    for (position, email) in principal.index_keys().emails.iter().enumerate() {
+        statement
+            .execute(params![
+                account.as_str(),
+                principal.id.as_str(),
+                i64::try_from(position).unwrap_or(i64::MAX),
+                fold_case(&email.value),
+                email.kind,
+                email.primary,
+            ])
+            .map_err(internal)?;
+    }
+    Ok(())
+}
+
+fn update_principal(
+    transaction: &Transaction<'_>,
+    account: &AccountId,
+    principal: &Principal,
+    expected_version: u64,
+) -> ScimResult<()> {
+    let keys = principal.index_keys();
+    let attributes = serde_json::to_string(&principal.attributes).map_err(internal)?;
+    let updated = transaction
+        .prepare_cached(
+            "UPDATE principals SET user_name_lower = ?3, display_name = ?4, display_name_lower = ?5, \
+             external_id = ?6, application_id_lower = ?7, active = ?8, attributes = ?9, password_hash = ?10, \
+             last_modified = ?11, version = ?12 WHERE account_id = ?1 AND id = ?2 AND version = ?13",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                account.as_str(),
+                principal.id.as_str(),
+                keys.user_name.as_deref().map(fold_case),
+                keys.display_name,
+                keys.display_name.as_deref().map(fold_case),
+                keys.external_id,
+                keys.application_id.as_deref().map(fold_case),
+                keys.active,
+                attributes,
+                principal.password_hash,
+                principal.last_modified.as_micros(),
+                i64::try_from(principal.version).unwrap_or(i64::MAX),
+                i64::try_from(expected_version).unwrap_or(i64::MAX),
+            ])
+        })
+        .map_err(write_error)?;
+    if updated == 0 {
+        return Err(match load_principal(transaction, account, &principal.id)? {
+            None => ScimError::NotFound(format!("resource {} not found", principal.id)),
+            Some(_) => ScimError::PreconditionFailed(format!(
+                "resource {} was changed by another request",
+                principal.id
+            )),
+        });
+    }
+    write_emails(transaction, account, principal)
+}
+
+fn principal_kind(transaction: &Transaction<'_>, account: &AccountId, id: &PrincipalId) -> ScimResult<Option<PrincipalKind>> {
+    let kind: Option<String> = transaction
+        .prepare_cached("SELECT kind FROM principals WHERE account_id = ?1 AND id = ?2")
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![account.as_str(), id.as_str()], |row| row.get(0))
+                .optional()
+        })
+        .map_err(internal)?;
+    Ok(kind.as_deref().and_then(PrincipalKind::parse))
+}
+
+/// Whether `candidate` already contains `group`, directly or through nested groups, so that
+/// adding `candidate` to `group` would close a cycle.
+fn contains_transitively(
+    transaction: &Transaction<'_>,
+    account: &AccountId,
+    candidate: &PrincipalId,
+    group: &PrincipalId,
+) -> ScimResult<bool> {
+    transaction
+        .prepare_cached(
+            "WITH RECURSIVE ancestors(id) AS ( \
+               SELECT group_id FROM memberships WHERE account_id = ?1 AND member_id = ?2 \
+               UNION \
+               SELECT m.group_id FROM memberships m JOIN ancestors a ON m.member_id = a.id WHERE m.account_id = ?1) \
+             SELECT EXISTS (SELECT 1 FROM ancestors WHERE id = ?3)",
+        )
+        .and_then(|mut statement| {
+            statement.query_row(params![account.as_str(), group.as_str(), candidate.as_str()], |row| row.get(0))
+        })
+        .map_err(internal)
+}
+
+fn add_member(
+    transaction: &Transaction<'_>,
+    account: &AccountId,
+    group: &Principal,
+    member: &MemberValue,
+    now: Timestamp,
+) -> ScimResult<()> {
+    let kind = principal_kind(transaction, account, &member.id)?.ok_or_else(|| {
+        ScimError::invalid_value(format!("member '{}' does not exist in this account", member.id))
+    })?;
+    if let Some(hint) = member.kind_hint {
+        if hint != kind {
+            return Err(ScimError::invalid_value(format!(
+                "member '{}' is a {}, not a {}",
+                member.id,
+                kind.as_str(),
+                hint.as_str()
+            )));
+        }
+    }
+    if kind == PrincipalKind::Group {
+        if member.id == group.id {
+            return Err(ScimError::invalid_value(format!("group '{}' cannot be a member of itself", group.id)));
+        }
+        if group.system && group.display_name() == Some("admins") {
+            return Err(ScimError::invalid_value("the 'admins' group cannot contain groups"));
+        }
+        if contains_transitively(transaction, account, &member.id, &group.id)? {
+            return Err(ScimError::invalid_value(format!(
+                "adding group '{}' to group '{}' would make a membership cycle",
+                member.id, group.id
+            )));
+        }
+    }
+    transaction
+        .prepare_cached(
+            "INSERT INTO memberships (account_id, group_id, member_id, member_kind, created) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                account.as_str(),
+                group.id.as_str(),
+                member.id.as_str(),
+                kind.as_str(),
+                now.as_micros()
+            ])
+        })
+        .map_err(internal)?;
+    Ok(())
+}
+
+fn remove_member(transaction: &Transaction<'_>, account: &AccountId, group: &PrincipalId, member: &PrincipalId) -> ScimResult<()> {
+    transaction
+        .prepare_cached("DELETE FROM memberships WHERE account_id = ?1 AND group_id = ?2 AND member_id = ?3")
+        .and_then(|mut statement| statement.execute(params![account.as_str(), group.as_str(), member.as_str()]))
+        .map_err(internal)?;
+    Ok(())
+}
+
+fn remove_all_members(transaction: &Transaction<'_>, account: &AccountId, group: &PrincipalId) -> ScimResult<()> {
+    transaction
+        .prepare_cached("DELETE FROM memberships WHERE account_id = ?1 AND group_id = ?2")
+        .and_then(|mut statement| statement.execute(params![account.as_str(), group.as_str()]))
+        .map_err(internal)?;
+    Ok(())
+}
+
+fn apply_membership(
+    transaction: &Transaction<'_>,
+    account: &AccountId,
+    group: &Principal,
+    steps: &[MembershipStep],
+) -> ScimResult<()> {
+    let now = group.last_modified;
+    for step in steps {
+        match step {
+            MembershipStep::Add(members) => {
+                for member in members {
+                    add_member(transaction, account, group, member, now)?;
+                }
+            }
+            MembershipStep::Remove(ids) => {
+                for id in ids {
+                    remove_member(transaction, account, &group.id, id)?;
+                }
+            }
+            MembershipStep::RemoveAll => remove_all_members(transaction, account, &group.id)?,
+            MembershipStep::ReplaceAll(members) => {
+                remove_all_members(transaction, account, &group.id)?;
+                for member in members {
+                    add_member(transaction, account, group, member, now)?;
+                }
+            }
+            MembershipStep::RemoveMatching(filter) => {
+                for member in load_members(transaction, account, &group.id)? {
+                    let element = serde_json::json!({
+                        "value": member.id.as_str(),
+                        "display": member.display,
+                        "type": member.kind.as_str(),
+                    });
+                    if filter.matches_element(&element) {
+                        remove_member(transaction, account, &group.id, &member.id)?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn join_users_group(transaction: &Transaction<'_>, account: &AccountId, principal: &Principal) -> ScimResult<()> {
+    transaction
+        .prepare_cached(
+            "INSERT INTO memberships (account_id, group_id, member_id, member_kind, created) \
+             SELECT account_id, id, ?2, ?3, ?4 FROM principals \
+             WHERE account_id = ?1 AND kind = 'Group' AND system = 1 AND display_name_lower = 'users' \
+             ON CONFLICT DO NOTHING",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                account.as_str(),
+                principal.id.as_str(),
+                principal.kind.as_str(),
+                principal.created.as_micros()
+            ])
+        })
+        .map_err(internal)?;
+    Ok(())
+}
+
+fn apply_change(transaction: &Transaction<'_>, account: &AccountId, change: Change) -> ScimResult<()> {
+    match change {
+        Change::CreateAccount {
+            account: new_account,
+            workspace,
+            system_groups,
+        } => {
+            transaction
+                .execute(
+                    "INSERT INTO accounts (id, name, created) VALUES (?1, ?2, ?3)",
+                    params![new_account.id.as_str(), new_account.name, new_account.created.as_micros()],
+                )
+                .map_err(write_error)?;
+            transaction
+                .execute(
+                    "INSERT INTO workspaces (id, account_id, name, created) VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        workspace.id.as_str(),
+                        new_account.id.as_str(),
+                        workspace.name,
+                        workspace.created.as_micros()
+                    ],
+                )
+                .map_err(write_error)?;
+            for group in &system_groups {
+                insert_principal(transaction, &new_account.id, group)?;
+            }
+        }
+        Change::CreatePrincipal { principal, members } => {
+            insert_principal(transaction, account, &principal)?;
+            match principal.kind {
+                PrincipalKind::Group => {
+                    for member in &members {
+                        add_member(transaction, account, &principal, member, principal.created)?;
+                    }
+                }
+                _ => join_users_group(transaction, account, &principal)?,
+            }
+        }
+        Change::UpdatePrincipal {
+            principal,
+            expected_version,
+            membership,
+        } => {
+            update_principal(transaction, account, &principal, expected_version)?;
+            if !membership.is_empty() {
+                apply_membership(transaction, account, &principal, &membership)?;
+            }
+        }
+        Change::DeletePrincipal { id, expected_version } => {
+            let current = load_principal(transaction, account, &id)?
+                .ok_or_else(|| ScimError::NotFound(format!("resource {id} not found")))?;
+            if expected_version.is_some_and(|expected| expected != current.version) {
+                return Err(ScimError::PreconditionFailed(format!(
+                    "resource {id} is at version {}, not the one given in If-Match",
+                    current.etag()
+                )));
+            }
+            for statement in [
+                "DELETE FROM memberships WHERE account_id = ?1 AND (group_id = ?2 OR member_id = ?2)",
+                "DELETE FROM principal_emails WHERE account_id = ?1 AND principal_id = ?2",
+                "DELETE FROM tokens WHERE account_id = ?1 AND principal_id = ?2",
+                "DELETE FROM principals WHERE account_id = ?1 AND id = ?2",
+            ] {
+                transaction
+                    .prepare_cached(statement)
+                    .and_then(|mut prepared| prepared.execute(params![account.as_str(), id.as_str()]))
+                    .map_err(internal)?;
+            }
+        }
+        Change::CreateToken { token, digest } => {
+            transaction
+                .execute(
+                    "INSERT INTO tokens (id, account_id, principal_id, secret_digest, scope, comment, created, expires) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        token.id,
+                        token.account.as_str(),
+                        token.principal.as_str(),
+                        digest,
+                        token.scope.as_str(),
+                        token.comment,
+                        token.created.as_micros(),
+                        token.expires.map(Timestamp::as_micros),
+                    ],
+                )
+                .map_err(write_error)?;
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn accounts(&self) -> ScimResult<Vec<Account>> {
+        self.read(|connection| {
+            let mut statement = connection
+                .prepare_cached("SELECT id, name, created FROM accounts ORDER BY created, id")
+                .map_err(internal)?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok(Account {
+                        id: AccountId::new(row.get::<_, String>(0)?),
+                        name: row.get(1)?,
+                        created: Timestamp::from_micros(row.get(2)?),
+                    })
+                })
+                .map_err(internal)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
+        })
+        .await
+    }
+
+    async fn workspaces(&self, account: &AccountId) -> ScimResult<Vec<Workspace>> {
+        let account = account.clone();
+        self.read(move |connection| {
+            let mut statement = connection
+                .prepare_cached("SELECT id, name, created FROM workspaces WHERE account_id = ?1 ORDER BY created, id")
+                .map_err(internal)?;
+            let rows = statement
+                .query_map([account.as_str()], |row| {
+                    Ok(Workspace {
+                        id: WorkspaceId::new(row.get::<_, String>(0)?),
+                        account: account.clone(),
+                        name: row.get(1)?,
+                        created: Timestamp::from_micros(row.get(2)?),
+                    })
+                })
+                .map_err(internal)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
+        })
+        .await
+    }
+
+    async fn principal(&self, account: &AccountId, id: &PrincipalId) -> ScimResult<Option<Principal>> {
+        let (account, id) = (account.clone(), id.clone());
+        self.read(move |connection| load_principal(connection, &account, &id)).await
+    }
+
+    async fn principal_by_name(
+        &self,
+        account: &AccountId,
+        kind: PrincipalKind,
+        name: &str,
+    ) -> ScimResult<Option<Principal>> {
+        let column = match kind {
+            PrincipalKind::User => "user_name_lower",
+            PrincipalKind::Group => "display_name_lower",
+            PrincipalKind::ServicePrincipal => "application_id_lower",
+        };
+        let (account, name) = (account.clone(), fold_case(name));
+        self.read(move |connection| {
+            connection
+                .prepare_cached(&format!(
+                    "SELECT {PRINCIPAL_COLUMNS} FROM principals p WHERE p.account_id = ?1 AND p.kind = ?2 AND p.{column} = ?3"
+                ))
+                .and_then(|mut statement| {
+                    statement
+                        .query_row(params![account.as_str(), kind.as_str(), name], principal_from_row)
+                        .optional()
+                })
+                .map_err(internal)
+        })
+        .await
+    }
+
+    async fn list_principals(&self, account: &AccountId, kind: PrincipalKind, query: &ListQuery) -> ScimResult<Page> {
+        let (account, query) = (account.clone(), query.clone());
+        self.read(move |connection| list(connection, &account, kind, &query)).await
+    }
+
+    async fn members(
+        &self,
+        account: &AccountId,
+        groups: &[PrincipalId],
+    ) -> ScimResult<HashMap<PrincipalId, Vec<MemberRef>>> {
+        let (account, groups) = (account.clone(), groups.to_vec());
+        self.read(move |connection| {
+            groups
+                .into_iter()
+                .map(|group| load_members(connection, &account, &group).map(|members| (group, members)))
+                .collect()
+        })
+        .await
+    }
+
+    async fn groups_of(
+        &self,
+        account: &AccountId,
+        principals: &[PrincipalId],
+    ) -> ScimResult<HashMap<PrincipalId, Vec<GroupRef>>> {
+        let (account, principals) = (account.clone(), principals.to_vec());
+        self.read(move |connection| {
+            principals
+                .into_iter()
+                .map(|principal| load_groups_of(connection, &account, &principal).map(|groups| (principal, groups)))
+                .collect()
+        })
+        .await
+    }
+
+    async fn token_by_digest(&self, digest: &str) -> ScimResult<Option<Token>> {
+        let digest = digest.to_string();
+        self.read(move |connection| {
+            let row = connection
+                .prepare_cached(
+                    "SELECT id, account_id, principal_id, scope, comment, created, expires FROM tokens \
+                     WHERE secret_digest = ?1 AND revoked IS NULL",
+                )
+                .and_then(|mut statement| {
+                    statement
+                        .query_row([digest.as_str()], |row| {
+                            Ok((
+                                row.get::<_, String>(0)?,
+                                row.get::<_, String>(1)?,
+                                row.get::<_, String>(2)?,
+                                row.get::<_, String>(3)?,
+                                row.get::<_, Option<String>>(4)?,
+                                row.get::<_, i64>(5)?,
+                                row.get::<_, Option<i64>>(6)?,
+                            ))
+                        })
+                        .optional()
+                })
+                .map_err(internal)?;
+            let Some((id, account, principal, scope, comment, created, expires)) = row else {
+                return Ok(None);
+            };
+            Ok(Some(Token {
+                id,
+                account: AccountId::new(account),
+                principal: PrincipalId::new(principal),
+                scope: TokenScope::parse(&scope).map_err(internal)?,
+                comment,
+                created: Timestamp::from_micros(created),
+                expires: expires.map(Timestamp::from_micros),
+            }))
+        })
+        .await
+    }
+
+    async fn apply(&self, account: &AccountId, change: Change) -> ScimResult<()> {
+        let account = account.clone();
+        self.write(move |transaction| apply_change(transaction, &account, change)).await
+    }
+}
