@@ -67,7 +67,10 @@ pub fn resolve_filter(
     })
 }
 
-fn resolve_path(resource_type: &'static ResourceTypeDef, path: &AttrPath) -> ScimResult<ResolvedAttr> {
+fn resolve_path(
+    resource_type: &'static ResourceTypeDef,
+    path: &AttrPath,
+) -> ScimResult<ResolvedAttr> {
     match resolve_target(resource_type, path) {
         Ok(ResolvedTarget::Attribute(attribute)) => Ok(attribute),
         Ok(ResolvedTarget::Extension(_)) => Err(ScimError::invalid_filter(format!(
@@ -179,9 +182,9 @@ impl ResolvedFilter {
     /// Evaluates the filter on a rendered resource (the wire document, with `id` and `meta`).
     pub fn matches(&self, resource: &Map<String, Value>) -> bool {
         match self {
-            ResolvedFilter::Present(attribute) => {
-                values_at(resource, attribute, false).iter().any(|value| is_present(value))
-            }
+            ResolvedFilter::Present(attribute) => values_at(resource, attribute, false)
+                .iter()
+                .any(|value| is_present(value)),
             ResolvedFilter::Compare(attribute, op, expected) => {
                 let values = values_at(resource, attribute, true);
                 compare_any(attribute, &values, *op, expected)
@@ -189,7 +192,9 @@ impl ResolvedFilter {
             ResolvedFilter::ValuePath(attribute, inner) => container(resource, attribute)
                 .and_then(|container| container.get(attribute.attribute.name))
                 .map(|value| match value {
-                    Value::Array(elements) => elements.iter().any(|element| inner.matches_element(element)),
+                    Value::Array(elements) => elements
+                        .iter()
+                        .any(|element| inner.matches_element(element)),
                     element => inner.matches_element(element),
                 })
                 .unwrap_or(false),
@@ -209,7 +214,9 @@ impl ResolvedFilter {
                 .collect()
         };
         match self {
-            ResolvedFilter::Present(attribute) => sub_values(attribute).iter().any(|v| is_present(v)),
+            ResolvedFilter::Present(attribute) => {
+                sub_values(attribute).iter().any(|v| is_present(v))
+            }
             ResolvedFilter::Compare(attribute, op, expected) => {
                 compare_any(attribute, &sub_values(attribute), *op, expected)
             }
@@ -239,7 +246,10 @@ impl ResolvedFilter {
     }
 }
 
-fn container<'a>(resource: &'a Map<String, Value>, attribute: &ResolvedAttr) -> Option<&'a Map<String, Value>> {
+fn container<'a>(
+    resource: &'a Map<String, Value>,
+    attribute: &ResolvedAttr,
+) -> Option<&'a Map<String, Value>> {
     match attribute.home {
         AttributeHome::Extension(urn) => resource.get(urn).and_then(Value::as_object),
         _ => Some(resource),
@@ -248,8 +258,13 @@ fn container<'a>(resource: &'a Map<String, Value>, attribute: &ResolvedAttr) -> 
 
 /// The values a path reaches: every element of a multi-valued attribute, and for a complex
 /// multi-valued attribute without a sub-attribute, each element's `value` when `use_value` is set.
-fn values_at<'a>(resource: &'a Map<String, Value>, attribute: &ResolvedAttr, use_value: bool) -> Vec<&'a Value> {
-    let Some(top) = container(resource, attribute).and_then(|c| c.get(attribute.attribute.name)) else {
+fn values_at<'a>(
+    resource: &'a Map<String, Value>,
+    attribute: &ResolvedAttr,
+    use_value: bool,
+) -> Vec<&'a Value> {
+    let Some(top) = container(resource, attribute).and_then(|c| c.get(attribute.attribute.name))
+    else {
         return Vec::new();
     };
     let elements: Vec<&Value> = match top {
@@ -257,7 +272,10 @@ fn values_at<'a>(resource: &'a Map<String, Value>, attribute: &ResolvedAttr, use
         single => vec![single],
     };
     match attribute.sub_attribute {
-        Some(sub) => elements.into_iter().filter_map(|element| element.get(sub.name)).collect(),
+        Some(sub) => elements
+            .into_iter()
+            .filter_map(|element| element.get(sub.name))
+            .collect(),
         None if use_value && attribute.attribute.is_complex() => elements
             .into_iter()
             .filter_map(|element| element.get("value"))
@@ -276,7 +294,12 @@ fn is_present(value: &Value) -> bool {
     }
 }
 
-fn compare_any(attribute: &ResolvedAttr, values: &[&Value], op: CompareOp, expected: &CompValue) -> bool {
+fn compare_any(
+    attribute: &ResolvedAttr,
+    values: &[&Value],
+    op: CompareOp,
+    expected: &CompValue,
+) -> bool {
     if op == CompareOp::Ne {
         return !compare_any(attribute, values, CompareOp::Eq, expected);
     }
@@ -298,13 +321,20 @@ fn expected_text(expected: &CompValue) -> String {
     }
 }
 
-fn compare_one(attribute: &ResolvedAttr, actual: &Value, op: CompareOp, expected: &CompValue) -> bool {
+fn compare_one(
+    attribute: &ResolvedAttr,
+    actual: &Value,
+    op: CompareOp,
+    expected: &CompValue,
+) -> bool {
     match compared_kind(attribute) {
         AttributeType::Boolean => {
             let actual = crate::resource::coerce_bool(actual);
             let expected = match expected {
                 CompValue::Bool(flag) => Some(*flag),
-                CompValue::String(text) => crate::resource::coerce_bool(&Value::String(text.clone())),
+                CompValue::String(text) => {
+                    crate::resource::coerce_bool(&Value::String(text.clone()))
+                }
                 _ => None,
             };
             op == CompareOp::Eq && actual.is_some() && actual == expected
@@ -319,7 +349,9 @@ fn compare_one(attribute: &ResolvedAttr, actual: &Value, op: CompareOp, expected
             ordered(op, actual.cmp(&expected))
         }
         AttributeType::Integer | AttributeType::Decimal => {
-            let (Some(actual), Ok(expected)) = (actual.as_f64(), expected_text(expected).parse::<f64>()) else {
+            let (Some(actual), Ok(expected)) =
+                (actual.as_f64(), expected_text(expected).parse::<f64>())
+            else {
                 return false;
             };
             actual
@@ -388,7 +420,9 @@ mod tests {
     }
 
     fn check(filter: &str) -> bool {
-        parse_filter(&USER_RESOURCE, filter).unwrap().matches(&user())
+        parse_filter(&USER_RESOURCE, filter)
+            .unwrap()
+            .matches(&user())
     }
 
     #[test]
@@ -405,8 +439,12 @@ mod tests {
 
     #[test]
     fn value_paths_require_one_element_to_match_every_condition() {
-        assert!(check(r#"emails[type eq "work" and value co "example.com"]"#));
-        assert!(!check(r#"emails[type eq "home" and value co "example.com"]"#));
+        assert!(check(
+            r#"emails[type eq "work" and value co "example.com"]"#
+        ));
+        assert!(!check(
+            r#"emails[type eq "home" and value co "example.com"]"#
+        ));
     }
 
     #[test]

@@ -10,8 +10,7 @@ use crate::filter::{resolve_relative, ResolvedFilter};
 use crate::ids::PrincipalId;
 use crate::paths::{resolve_target, AttributeHome, ResolvedAttr, ResolvedTarget};
 use crate::resource::{
-    canonical_object, canonical_single, canonical_value, check_required, parse_members,
-    MemberValue,
+    canonical_object, canonical_single, canonical_value, check_required, parse_members, MemberValue,
 };
 use crate::schema::{Mutability, PrincipalKind, ResourceTypeDef};
 use scimitar_scim::{parse_attr_path, parse_patch_path, CompValue, CompareOp, Filter, PatchPath};
@@ -118,9 +117,9 @@ fn parse_operation(index: usize, operation: &Value) -> ScimResult<PatchOperation
         PatchOpKind::Remove if path.is_none() => Err(ScimError::no_target(format!(
             "operation {index}: 'remove' needs a 'path'"
         ))),
-        PatchOpKind::Add | PatchOpKind::Replace if value.is_none() => Err(ScimError::invalid_syntax(
-            format!("operation {index}: '{op_text}' needs a 'value'"),
-        )),
+        PatchOpKind::Add | PatchOpKind::Replace if value.is_none() => Err(
+            ScimError::invalid_syntax(format!("operation {index}: '{op_text}' needs a 'value'")),
+        ),
         _ => Ok(PatchOperation { op, path, value }),
     }
 }
@@ -167,7 +166,12 @@ enum PathOrigin {
 impl Patcher {
     fn apply(&mut self, operation: &PatchOperation) -> ScimResult<()> {
         match &operation.path {
-            Some(path) => self.apply_at(operation.op, path, operation.value.as_ref(), PathOrigin::Explicit),
+            Some(path) => self.apply_at(
+                operation.op,
+                path,
+                operation.value.as_ref(),
+                PathOrigin::Explicit,
+            ),
             None => {
                 let value = operation.value.as_ref().unwrap_or(&Value::Null);
                 let object = value.as_object().ok_or_else(|| {
@@ -177,7 +181,12 @@ impl Patcher {
                 })?;
                 for (key, inner) in object {
                     if let Some(extension) = self.resource_type.extension(key) {
-                        self.apply_extension(operation.op, extension.id, extension.attributes, Some(inner))?;
+                        self.apply_extension(
+                            operation.op,
+                            extension.id,
+                            extension.attributes,
+                            Some(inner),
+                        )?;
                         continue;
                     }
                     let Ok(attr_path) = parse_attr_path(key) else {
@@ -210,7 +219,9 @@ impl Patcher {
         let attribute = match target {
             ResolvedTarget::Extension(extension) => {
                 if path.value_filter.is_some() || path.sub_attr.is_some() {
-                    return Err(ScimError::invalid_path(format!("'{path}' is not a valid path")));
+                    return Err(ScimError::invalid_path(format!(
+                        "'{path}' is not a valid path"
+                    )));
                 }
                 return self.apply_extension(op, extension.id, extension.attributes, value);
             }
@@ -221,11 +232,13 @@ impl Patcher {
         }
         if attribute.is("password") {
             if op == PatchOpKind::Remove {
-                return Err(ScimError::mutability("the password cannot be removed, only replaced"));
+                return Err(ScimError::mutability(
+                    "the password cannot be removed, only replaced",
+                ));
             }
-            let text = value.and_then(Value::as_str).ok_or_else(|| {
-                ScimError::invalid_value("'password' must be a string")
-            })?;
+            let text = value
+                .and_then(Value::as_str)
+                .ok_or_else(|| ScimError::invalid_value("'password' must be a string"))?;
             self.password = Some(text.to_string());
             return Ok(());
         }
@@ -235,7 +248,9 @@ impl Patcher {
             .and_then(|sub| attribute.attribute.sub_attribute(sub))
             .map(|sub| sub.mutability)
             .unwrap_or(attribute.leaf().mutability);
-        if attribute.attribute.mutability == Mutability::ReadOnly || leaf_mutability == Mutability::ReadOnly {
+        if attribute.attribute.mutability == Mutability::ReadOnly
+            || leaf_mutability == Mutability::ReadOnly
+        {
             if origin == PathOrigin::PathlessKey {
                 return Ok(());
             }
@@ -253,12 +268,18 @@ impl Patcher {
     }
 
     /// Immutable attributes may be set once and then only to the same value.
-    fn check_immutable(&self, before: &Map<String, Value>, attribute: ResolvedAttr) -> ScimResult<()> {
+    fn check_immutable(
+        &self,
+        before: &Map<String, Value>,
+        attribute: ResolvedAttr,
+    ) -> ScimResult<()> {
         if attribute.attribute.mutability != Mutability::Immutable {
             return Ok(());
         }
-        let old = container_ref(before, attribute.home).and_then(|c| c.get(attribute.attribute.name));
-        let new = container_ref(&self.document, attribute.home).and_then(|c| c.get(attribute.attribute.name));
+        let old =
+            container_ref(before, attribute.home).and_then(|c| c.get(attribute.attribute.name));
+        let new = container_ref(&self.document, attribute.home)
+            .and_then(|c| c.get(attribute.attribute.name));
         match old {
             Some(old) if Some(old) != new => Err(ScimError::mutability(format!(
                 "'{}' is immutable",
@@ -292,7 +313,10 @@ impl Patcher {
                 continue;
             };
             attr_path.urn = Some(urn.to_string());
-            if definitions.iter().all(|d| !d.name.eq_ignore_ascii_case(&attr_path.name)) {
+            if definitions
+                .iter()
+                .all(|d| !d.name.eq_ignore_ascii_case(&attr_path.name))
+            {
                 continue;
             }
             let path = PatchPath {
@@ -338,7 +362,12 @@ impl Patcher {
             container.remove(name);
         }
         if let AttributeHome::Extension(urn) = attribute.home {
-            if self.document.get(urn).and_then(Value::as_object).is_some_and(Map::is_empty) {
+            if self
+                .document
+                .get(urn)
+                .and_then(Value::as_object)
+                .is_some_and(Map::is_empty)
+            {
                 self.document.remove(urn);
             }
         }
@@ -374,7 +403,8 @@ impl Patcher {
                                 Value::Array(values) => values.clone(),
                                 single => vec![single.clone()],
                             };
-                            items.retain(|item| !listed.iter().any(|gone| same_element(item, gone)));
+                            items
+                                .retain(|item| !listed.iter().any(|gone| same_element(item, gone)));
                         }
                     }
                     _ => {
@@ -454,7 +484,8 @@ impl Patcher {
                     } else if let Some(canonical) = canonical {
                         let mut element = Map::new();
                         element.insert(sub.name.to_string(), canonical);
-                        container.insert(name.to_string(), Value::Array(vec![Value::Object(element)]));
+                        container
+                            .insert(name.to_string(), Value::Array(vec![Value::Object(element)]));
                     }
                 } else {
                     let entry = container
@@ -491,15 +522,26 @@ impl Patcher {
         let sub = match &path.sub_attr {
             None => None,
             Some(text) => Some(definition.sub_attribute(text).ok_or_else(|| {
-                ScimError::invalid_path(format!("'{}' has no sub-attribute '{text}'", definition.name))
+                ScimError::invalid_path(format!(
+                    "'{}' has no sub-attribute '{text}'",
+                    definition.name
+                ))
             })?),
         };
         let display = attribute.display();
         let name = definition.name;
         let new_element = match (op, sub) {
             (PatchOpKind::Remove, _) => None,
-            (_, Some(sub)) => Some(canonical_value(sub, value.unwrap_or(&Value::Null), &display)?),
-            (_, None) => Some(canonical_single(definition, value.unwrap_or(&Value::Null), &display)?),
+            (_, Some(sub)) => Some(canonical_value(
+                sub,
+                value.unwrap_or(&Value::Null),
+                &display,
+            )?),
+            (_, None) => Some(canonical_single(
+                definition,
+                value.unwrap_or(&Value::Null),
+                &display,
+            )?),
         };
         let container = self.container(attribute.home)?;
         let mut items = match container.remove(name) {
@@ -544,7 +586,8 @@ impl Patcher {
                         (None, Some(Value::Object(object))) => element.extend(object),
                         _ => {}
                     }
-                    let canonical = canonical_single(definition, &Value::Object(element), &display)?;
+                    let canonical =
+                        canonical_single(definition, &Value::Object(element), &display)?;
                     if let Some(canonical) = canonical {
                         add_items(&mut items, vec![canonical]);
                     }
@@ -554,7 +597,9 @@ impl Patcher {
                             continue;
                         };
                         match (sub, &new_value) {
-                            (Some(sub), new_value) => set_or_remove(object, sub.name, new_value.clone()),
+                            (Some(sub), new_value) => {
+                                set_or_remove(object, sub.name, new_value.clone())
+                            }
                             (None, Some(Value::Object(new_object))) => {
                                 if op == PatchOpKind::Replace {
                                     object.clear();
@@ -601,13 +646,18 @@ impl Patcher {
                     "'{path}': a member filter is only allowed with 'remove'"
                 )))
             }
-            (PatchOpKind::Add, None) => MembershipStep::Add(parse_members(value.unwrap_or(&Value::Null))?),
+            (PatchOpKind::Add, None) => {
+                MembershipStep::Add(parse_members(value.unwrap_or(&Value::Null))?)
+            }
             (PatchOpKind::Replace, None) => {
                 MembershipStep::ReplaceAll(parse_members(value.unwrap_or(&Value::Null))?)
             }
             (PatchOpKind::Remove, None) => match value {
                 Some(listed) if !listed.is_null() => MembershipStep::Remove(
-                    parse_members(listed)?.into_iter().map(|member| member.id).collect(),
+                    parse_members(listed)?
+                        .into_iter()
+                        .map(|member| member.id)
+                        .collect(),
                 ),
                 _ => MembershipStep::RemoveAll,
             },
@@ -617,7 +667,10 @@ impl Patcher {
     }
 }
 
-fn container_ref(document: &Map<String, Value>, home: AttributeHome) -> Option<&Map<String, Value>> {
+fn container_ref(
+    document: &Map<String, Value>,
+    home: AttributeHome,
+) -> Option<&Map<String, Value>> {
     match home {
         AttributeHome::Extension(urn) => document.get(urn).and_then(Value::as_object),
         _ => Some(document),
@@ -645,8 +698,13 @@ fn set_or_remove(object: &mut Map<String, Value>, key: &str, value: Option<Value
 fn add_items(items: &mut Vec<Value>, new_items: Vec<Value>) {
     let mut added = Vec::new();
     for item in new_items {
-        if let Some(position) = items.iter().position(|existing| same_element(existing, &item)) {
-            if let (Some(Value::Object(existing)), Value::Object(new_object)) = (items.get_mut(position), item) {
+        if let Some(position) = items
+            .iter()
+            .position(|existing| same_element(existing, &item))
+        {
+            if let (Some(Value::Object(existing)), Value::Object(new_object)) =
+                (items.get_mut(position), item)
+            {
                 existing.extend(new_object);
             }
             added.push(position);
@@ -663,7 +721,9 @@ fn normalise_primary(items: &mut [Value], written: &[usize]) {
     let winner = written
         .iter()
         .rev()
-        .find(|index| items.get(**index).and_then(|item| item.get("primary")) == Some(&Value::Bool(true)))
+        .find(|index| {
+            items.get(**index).and_then(|item| item.get("primary")) == Some(&Value::Bool(true))
+        })
         .copied();
     if let Some(winner) = winner {
         for (index, item) in items.iter_mut().enumerate() {
@@ -743,4 +803,27 @@ pub fn canonical_core(
     object: &Map<String, Value>,
 ) -> ScimResult<Map<String, Value>> {
     canonical_object(resource_type.schema.attributes, object, resource_type.name)
+}
+
+/// The password a PATCH sets, if any, found without applying it, so that the (deliberately
+/// slow) hash is computed once however often the write is retried.
+pub fn password_in(operations: &[PatchOperation]) -> Option<String> {
+    operations.iter().rev().find_map(|operation| {
+        if operation.op == PatchOpKind::Remove {
+            return None;
+        }
+        let value = operation.value.as_ref()?;
+        match &operation.path {
+            Some(path)
+                if path.attr.name.eq_ignore_ascii_case("password")
+                    && path.value_filter.is_none() =>
+            {
+                value.as_str().map(str::to_string)
+            }
+            Some(_) => None,
+            None => get_case_insensitive(value.as_object()?, "password")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        }
+    })
 }

@@ -122,14 +122,20 @@ pub fn resolve_target(
                 _ => None,
             })
             .ok_or_else(|| {
-                ScimError::invalid_path(format!("'{path}': schema '{urn}' has no attribute '{}'", path.name))
+                ScimError::invalid_path(format!(
+                    "'{path}': schema '{urn}' has no attribute '{}'",
+                    path.name
+                ))
             })?;
-        let home = if find(COMMON_ATTRIBUTES, attribute.name).is_some_and(|c| std::ptr::eq(c, attribute)) {
+        let home = if find(COMMON_ATTRIBUTES, attribute.name)
+            .is_some_and(|c| std::ptr::eq(c, attribute))
+        {
             AttributeHome::Common
         } else {
             home
         };
-        return with_sub(home, attribute, path.sub_attr.as_deref(), path).map(ResolvedTarget::Attribute);
+        return with_sub(home, attribute, path.sub_attr.as_deref(), path)
+            .map(ResolvedTarget::Attribute);
     }
     if path.name.eq_ignore_ascii_case("schemas") && path.sub_attr.is_none() {
         return Ok(ResolvedTarget::Attribute(ResolvedAttr {
@@ -139,12 +145,22 @@ pub fn resolve_target(
         }));
     }
     if let Some(attribute) = find(COMMON_ATTRIBUTES, &path.name) {
-        return with_sub(AttributeHome::Common, attribute, path.sub_attr.as_deref(), path)
-            .map(ResolvedTarget::Attribute);
+        return with_sub(
+            AttributeHome::Common,
+            attribute,
+            path.sub_attr.as_deref(),
+            path,
+        )
+        .map(ResolvedTarget::Attribute);
     }
     if let Some(attribute) = find(resource_type.schema.attributes, &path.name) {
-        return with_sub(AttributeHome::Core, attribute, path.sub_attr.as_deref(), path)
-            .map(ResolvedTarget::Attribute);
+        return with_sub(
+            AttributeHome::Core,
+            attribute,
+            path.sub_attr.as_deref(),
+            path,
+        )
+        .map(ResolvedTarget::Attribute);
     }
     // Clients often leave extension attributes unqualified; accept that when it is unambiguous.
     for (extension, _) in resource_type.extensions {

@@ -3,7 +3,7 @@
 
 use crate::error::ScimResult;
 use crate::paths::{parse_and_resolve, AttributeHome, ResolvedTarget};
-use crate::schema::{Returned, ResourceTypeDef};
+use crate::schema::{ResourceTypeDef, Returned};
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, Default)]
@@ -48,7 +48,8 @@ impl Projection {
     pub fn includes(&self, name: &str) -> bool {
         let names = |target: &ResolvedTarget| match target {
             ResolvedTarget::Attribute(attribute) => {
-                !matches!(attribute.home, AttributeHome::Extension(_)) && attribute.attribute.name == name
+                !matches!(attribute.home, AttributeHome::Extension(_))
+                    && attribute.attribute.name == name
             }
             ResolvedTarget::Extension(_) => false,
         };
@@ -56,7 +57,8 @@ impl Projection {
             return only.iter().any(names);
         }
         !self.excluded.iter().any(|target| {
-            names(target) && matches!(target, ResolvedTarget::Attribute(a) if a.sub_attribute.is_none())
+            names(target)
+                && matches!(target, ResolvedTarget::Attribute(a) if a.sub_attribute.is_none())
         })
     }
 
@@ -91,8 +93,10 @@ fn select(key: &str, value: &Value, only: &[ResolvedTarget]) -> Option<Value> {
             ResolvedTarget::Extension(schema) if schema.id == key => whole = true,
             ResolvedTarget::Extension(_) => {}
             ResolvedTarget::Attribute(attribute) => match attribute.home {
-                AttributeHome::Extension(urn) if urn == key => extension_attributes
-                    .push((attribute.attribute.name, attribute.sub_attribute.map(|s| s.name))),
+                AttributeHome::Extension(urn) if urn == key => extension_attributes.push((
+                    attribute.attribute.name,
+                    attribute.sub_attribute.map(|s| s.name),
+                )),
                 AttributeHome::Extension(_) => {}
                 _ if attribute.attribute.name == key => match attribute.sub_attribute {
                     None => whole = true,
@@ -109,7 +113,9 @@ fn select(key: &str, value: &Value, only: &[ResolvedTarget]) -> Option<Value> {
         let object = value.as_object()?;
         let mut kept = Map::new();
         for (name, sub) in extension_attributes {
-            let Some(inner) = object.get(name) else { continue };
+            let Some(inner) = object.get(name) else {
+                continue;
+            };
             match sub {
                 None => {
                     kept.insert(name.to_string(), inner.clone());
@@ -162,7 +168,9 @@ fn remove(document: &mut Map<String, Value>, target: &ResolvedTarget) {
             document.remove(schema.id);
         }
         ResolvedTarget::Attribute(attribute) => {
-            if attribute.leaf().returned == Returned::Always || attribute.attribute.returned == Returned::Always {
+            if attribute.leaf().returned == Returned::Always
+                || attribute.attribute.returned == Returned::Always
+            {
                 return;
             }
             let container = match attribute.home {
@@ -218,7 +226,12 @@ mod tests {
 
     #[test]
     fn attributes_keep_only_what_is_named_plus_id_and_schemas() {
-        let projection = Projection::parse(&USER_RESOURCE, Some("userName,name.givenName,emails.value"), None).unwrap();
+        let projection = Projection::parse(
+            &USER_RESOURCE,
+            Some("userName,name.givenName,emails.value"),
+            None,
+        )
+        .unwrap();
         let mut doc = document();
         projection.apply(&mut doc);
         assert_eq!(

@@ -42,7 +42,10 @@ pub struct ListParameters {
 }
 
 impl ListQuery {
-    pub fn parse(resource_type: &'static ResourceTypeDef, parameters: &ListParameters) -> ScimResult<Self> {
+    pub fn parse(
+        resource_type: &'static ResourceTypeDef,
+        parameters: &ListParameters,
+    ) -> ScimResult<Self> {
         let filter = match parameters.filter.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(text) => Some(parse_filter(resource_type, text)?),
@@ -97,10 +100,9 @@ impl ListQuery {
 fn parse_integer(name: &str, text: Option<&str>) -> ScimResult<Option<i64>> {
     match text.map(str::trim) {
         None | Some("") => Ok(None),
-        Some(text) => text
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| ScimError::invalid_value(format!("'{name}' must be an integer, not '{text}'"))),
+        Some(text) => text.parse::<i64>().map(Some).map_err(|_| {
+            ScimError::invalid_value(format!("'{name}' must be an integer, not '{text}'"))
+        }),
     }
 }
 

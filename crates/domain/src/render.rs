@@ -58,7 +58,10 @@ pub fn render(
                     entry.insert("display".to_string(), json!(display));
                 }
                 entry.insert("type".to_string(), json!(member.kind.as_str()));
-                entry.insert("$ref".to_string(), json!(location(base_url, member.kind, &member.id)));
+                entry.insert(
+                    "$ref".to_string(),
+                    json!(location(base_url, member.kind, &member.id)),
+                );
                 Value::Object(entry)
             })
             .collect();
@@ -73,7 +76,10 @@ pub fn render(
                 if let Some(display) = &group.display {
                     entry.insert("display".to_string(), json!(display));
                 }
-                entry.insert("type".to_string(), json!(if group.direct { "direct" } else { "indirect" }));
+                entry.insert(
+                    "type".to_string(),
+                    json!(if group.direct { "direct" } else { "indirect" }),
+                );
                 entry.insert(
                     "$ref".to_string(),
                     json!(location(base_url, PrincipalKind::Group, &group.id)),

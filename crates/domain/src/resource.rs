@@ -68,8 +68,14 @@ impl Principal {
                         let value = email.get("value")?.as_str()?.to_string();
                         Some(EmailKey {
                             value,
-                            kind: email.get("type").and_then(Value::as_str).map(str::to_string),
-                            primary: email.get("primary").and_then(Value::as_bool).unwrap_or(false),
+                            kind: email
+                                .get("type")
+                                .and_then(Value::as_str)
+                                .map(str::to_string),
+                            primary: email
+                                .get("primary")
+                                .and_then(Value::as_bool)
+                                .unwrap_or(false),
                         })
                     })
                     .collect()
@@ -163,7 +169,9 @@ pub fn parse_resource(
                 continue;
             }
             let inner = value.as_object().ok_or_else(|| {
-                ScimError::invalid_value(format!("'{key}' must be an object of extension attributes"))
+                ScimError::invalid_value(format!(
+                    "'{key}' must be an object of extension attributes"
+                ))
             })?;
             let canonical = canonical_object(extension.attributes, inner, extension.id)?;
             if !canonical.is_empty() {
@@ -205,9 +213,9 @@ pub fn parse_resource(
 
 /// `externalId` is the one common attribute a client writes.
 fn common_writable(key: &str) -> Option<&'static AttributeDef> {
-    COMMON_ATTRIBUTES
-        .iter()
-        .find(|attribute| attribute.name.eq_ignore_ascii_case(key) && attribute.name == "externalId")
+    COMMON_ATTRIBUTES.iter().find(|attribute| {
+        attribute.name.eq_ignore_ascii_case(key) && attribute.name == "externalId"
+    })
 }
 
 /// Checks that the attributes a resource type requires are present.
@@ -252,7 +260,9 @@ pub fn parse_members(value: &Value) -> ScimResult<Vec<MemberValue>> {
                 _ => None,
             })
             .filter(|id| !id.is_empty())
-            .ok_or_else(|| ScimError::invalid_value("each member needs a non-empty 'value' (the member's id)"))?;
+            .ok_or_else(|| {
+                ScimError::invalid_value("each member needs a non-empty 'value' (the member's id)")
+            })?;
         let kind_hint = object
             .iter()
             .find(|(key, _)| key.eq_ignore_ascii_case("type"))
@@ -356,7 +366,11 @@ pub fn canonical_single(
         ScimError::invalid_value(format!(
             "'{name}' must be a {}{}",
             definition.kind.as_str(),
-            if definition.multi_valued { " (or an array of them)" } else { "" }
+            if definition.multi_valued {
+                " (or an array of them)"
+            } else {
+                ""
+            }
         ))
     };
     Ok(Some(match definition.kind {
@@ -398,7 +412,9 @@ pub fn canonical_single(
         AttributeType::DateTime => {
             let text = value.as_str().ok_or_else(wrong_type)?;
             let moment = Timestamp::parse_rfc3339(text).ok_or_else(|| {
-                ScimError::invalid_value(format!("'{name}' must be an RFC 3339 date-time, got '{text}'"))
+                ScimError::invalid_value(format!(
+                    "'{name}' must be an RFC 3339 date-time, got '{text}'"
+                ))
             })?;
             Value::String(moment.to_rfc3339())
         }
@@ -462,8 +478,11 @@ mod tests {
 
     #[test]
     fn passwords_are_split_out_of_the_document() {
-        let parsed =
-            parse_resource(&USER_RESOURCE, &json!({"userName": "a", "password": "s3cret"})).unwrap();
+        let parsed = parse_resource(
+            &USER_RESOURCE,
+            &json!({"userName": "a", "password": "s3cret"}),
+        )
+        .unwrap();
         assert_eq!(parsed.password.as_deref(), Some("s3cret"));
         assert!(!parsed.attributes.contains_key("password"));
     }

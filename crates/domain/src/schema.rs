@@ -6,7 +6,8 @@
 //! tables, so what the server advertises and what it does cannot drift apart.
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-pub const ENTERPRISE_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const ENTERPRISE_USER_SCHEMA: &str =
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub const SERVICE_PRINCIPAL_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ServicePrincipal";
 pub const LIST_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
@@ -216,9 +217,15 @@ macro_rules! plural_sub_attributes {
     ($value:expr, $types:expr) => {
         &[
             $value,
-            string("display", "A human-readable name, primarily used for display purposes."),
+            string(
+                "display",
+                "A human-readable name, primarily used for display purposes.",
+            ),
             string("type", "A label indicating the attribute's function.").canonical($types),
-            boolean("primary", "Whether this is the preferred value of the attribute."),
+            boolean(
+                "primary",
+                "Whether this is the preferred value of the attribute.",
+            ),
         ]
     };
 }
@@ -349,7 +356,10 @@ pub const USER_ATTRIBUTES: &[AttributeDef] = &[
 ];
 
 pub const ENTERPRISE_USER_ATTRIBUTES: &[AttributeDef] = &[
-    string("employeeNumber", "A string identifier, typically numeric or alphanumeric, assigned by the organization."),
+    string(
+        "employeeNumber",
+        "A string identifier, typically numeric or alphanumeric, assigned by the organization.",
+    ),
     string("costCenter", "The name of a cost center."),
     string("organization", "The name of an organization."),
     string("division", "The name of a division."),
@@ -366,9 +376,12 @@ pub const ENTERPRISE_USER_ATTRIBUTES: &[AttributeDef] = &[
 ];
 
 pub const GROUP_ATTRIBUTES: &[AttributeDef] = &[
-    string("displayName", "A human-readable name for the group; unique per account regardless of case.")
-        .required()
-        .unique(),
+    string(
+        "displayName",
+        "A human-readable name for the group; unique per account regardless of case.",
+    )
+    .required()
+    .unique(),
     complex(
         "members",
         "The direct members of the group: users, service principals and groups.",
@@ -402,12 +415,18 @@ pub const SERVICE_PRINCIPAL_ATTRIBUTES: &[AttributeDef] = &[
 
 /// `id`, `externalId` and `meta`: the attributes RFC 7643 section 3.1 gives every resource.
 pub const COMMON_ATTRIBUTES: &[AttributeDef] = &[
-    string("id", "The server-assigned, unique identifier of the resource.")
-        .case_exact()
-        .mutability(Mutability::ReadOnly)
-        .returned(Returned::Always),
-    string("externalId", "An identifier of the resource in the provisioning client's domain.")
-        .case_exact(),
+    string(
+        "id",
+        "The server-assigned, unique identifier of the resource.",
+    )
+    .case_exact()
+    .mutability(Mutability::ReadOnly)
+    .returned(Returned::Always),
+    string(
+        "externalId",
+        "An identifier of the resource in the provisioning client's domain.",
+    )
+    .case_exact(),
     complex(
         "meta",
         "Resource metadata.",
@@ -415,8 +434,12 @@ pub const COMMON_ATTRIBUTES: &[AttributeDef] = &[
             string("resourceType", "The name of the resource type.")
                 .case_exact()
                 .mutability(Mutability::ReadOnly),
-            AttributeDef::base("created", AttributeType::DateTime, "When the resource was added.")
-                .mutability(Mutability::ReadOnly),
+            AttributeDef::base(
+                "created",
+                AttributeType::DateTime,
+                "When the resource was added.",
+            )
+            .mutability(Mutability::ReadOnly),
             AttributeDef::base(
                 "lastModified",
                 AttributeType::DateTime,

@@ -31,9 +31,19 @@ fn principal(id: &str, kind: PrincipalKind, attributes: Value, created: i64) -> 
 
 async fn seed_account(store: &dyn Store) -> AccountId {
     let account = AccountId::new(ACCOUNT);
-    let mut users = principal("users", PrincipalKind::Group, json!({"displayName": "users"}), 0);
+    let mut users = principal(
+        "users",
+        PrincipalKind::Group,
+        json!({"displayName": "users"}),
+        0,
+    );
     users.system = true;
-    let mut admins = principal("admins", PrincipalKind::Group, json!({"displayName": "admins"}), 0);
+    let mut admins = principal(
+        "admins",
+        PrincipalKind::Group,
+        json!({"displayName": "admins"}),
+        0,
+    );
     admins.system = true;
     store
         .apply(
@@ -58,7 +68,12 @@ async fn seed_account(store: &dyn Store) -> AccountId {
     account
 }
 
-async fn create(store: &dyn Store, account: &AccountId, principal: Principal, members: &[&str]) -> Result<(), ScimError> {
+async fn create(
+    store: &dyn Store,
+    account: &AccountId,
+    principal: Principal,
+    members: &[&str],
+) -> Result<(), ScimError> {
     let members = members
         .iter()
         .map(|id| MemberValue {
@@ -66,7 +81,9 @@ async fn create(store: &dyn Store, account: &AccountId, principal: Principal, me
             kind_hint: None,
         })
         .collect();
-    store.apply(account, Change::CreatePrincipal { principal, members }).await
+    store
+        .apply(account, Change::CreatePrincipal { principal, members })
+        .await
 }
 
 fn user(id: &str, user_name: &str, created: i64) -> Principal {
@@ -82,8 +99,17 @@ fn group(id: &str, name: &str) -> Principal {
     principal(id, PrincipalKind::Group, json!({"displayName": name}), 10)
 }
 
-async fn add_members(store: &dyn Store, account: &AccountId, group_id: &str, members: &[&str]) -> Result<(), ScimError> {
-    let mut current = store.principal(account, &PrincipalId::new(group_id)).await.unwrap().unwrap();
+async fn add_members(
+    store: &dyn Store,
+    account: &AccountId,
+    group_id: &str,
+    members: &[&str],
+) -> Result<(), ScimError> {
+    let mut current = store
+        .principal(account, &PrincipalId::new(group_id))
+        .await
+        .unwrap()
+        .unwrap();
     let expected_version = current.version;
     current.version += 1;
     let members = members
@@ -108,27 +134,50 @@ async fn add_members(store: &dyn Store, account: &AccountId, group_id: &str, mem
 async fn member_ids(store: &dyn Store, account: &AccountId, group_id: &str) -> Vec<String> {
     let id = PrincipalId::new(group_id);
     let mut members = store.members(account, &[id.clone()]).await.unwrap();
-    let mut ids: Vec<String> = members.remove(&id).unwrap_or_default().into_iter().map(|m| m.id.to_string()).collect();
+    let mut ids: Vec<String> = members
+        .remove(&id)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| m.id.to_string())
+        .collect();
     ids.sort();
     ids
 }
 
 pub async fn user_names_are_unique_ignoring_case(store: &dyn Store) {
     let account = seed_account(store).await;
-    create(store, &account, user("1", "Alice", 1), &[]).await.unwrap();
-    let error = create(store, &account, user("2", "ALICE", 2), &[]).await.unwrap_err();
+    create(store, &account, user("1", "Alice", 1), &[])
+        .await
+        .unwrap();
+    let error = create(store, &account, user("2", "ALICE", 2), &[])
+        .await
+        .unwrap_err();
     assert_eq!(error.code(), "uniqueness");
-    assert!(store.principal(&account, &PrincipalId::new("2")).await.unwrap().is_none());
+    assert!(store
+        .principal(&account, &PrincipalId::new("2"))
+        .await
+        .unwrap()
+        .is_none());
 }
 
 pub async fn users_join_the_users_group_and_leave_every_group_when_deleted(store: &dyn Store) {
     let account = seed_account(store).await;
-    create(store, &account, user("1", "alice", 1), &[]).await.unwrap();
-    create(store, &account, group("g", "engineers"), &["1"]).await.unwrap();
+    create(store, &account, user("1", "alice", 1), &[])
+        .await
+        .unwrap();
+    create(store, &account, group("g", "engineers"), &["1"])
+        .await
+        .unwrap();
     assert_eq!(member_ids(store, &account, "users").await, vec!["1"]);
     assert_eq!(member_ids(store, &account, "g").await, vec!["1"]);
     store
-        .apply(&account, Change::DeletePrincipal { id: PrincipalId::new("1"), expected_version: None })
+        .apply(
+            &account,
+            Change::DeletePrincipal {
+                id: PrincipalId::new("1"),
+                expected_version: None,
+            },
+        )
         .await
         .unwrap();
     assert!(member_ids(store, &account, "users").await.is_empty());
@@ -137,12 +186,25 @@ pub async fn users_join_the_users_group_and_leave_every_group_when_deleted(store
 
 pub async fn members_must_exist_and_cycles_are_refused(store: &dyn Store) {
     let account = seed_account(store).await;
-    let error = create(store, &account, group("g", "g"), &["missing"]).await.unwrap_err();
+    let error = create(store, &account, group("g", "g"), &["missing"])
+        .await
+        .unwrap_err();
     assert_eq!(error.code(), "invalidValue");
-    assert!(store.principal(&account, &PrincipalId::new("g")).await.unwrap().is_none(), "no half-applied create");
+    assert!(
+        store
+            .principal(&account, &PrincipalId::new("g"))
+            .await
+            .unwrap()
+            .is_none(),
+        "no half-applied create"
+    );
     create(store, &account, group("a", "a"), &[]).await.unwrap();
-    create(store, &account, group("b", "b"), &["a"]).await.unwrap();
-    create(store, &account, group("c", "c"), &["b"]).await.unwrap();
+    create(store, &account, group("b", "b"), &["a"])
+        .await
+        .unwrap();
+    create(store, &account, group("c", "c"), &["b"])
+        .await
+        .unwrap();
     let error = add_members(store, &account, "a", &["c"]).await.unwrap_err();
     assert_eq!(error.code(), "invalidValue");
     let error = add_members(store, &account, "a", &["a"]).await.unwrap_err();
@@ -152,11 +214,24 @@ pub async fn members_must_exist_and_cycles_are_refused(store: &dyn Store) {
 
 pub async fn a_stale_version_is_a_precondition_failure(store: &dyn Store) {
     let account = seed_account(store).await;
-    create(store, &account, user("1", "alice", 1), &[]).await.unwrap();
-    let mut current = store.principal(&account, &PrincipalId::new("1")).await.unwrap().unwrap();
+    create(store, &account, user("1", "alice", 1), &[])
+        .await
+        .unwrap();
+    let mut current = store
+        .principal(&account, &PrincipalId::new("1"))
+        .await
+        .unwrap()
+        .unwrap();
     current.version = 3;
     let error = store
-        .apply(&account, Change::UpdatePrincipal { principal: current, expected_version: 2, membership: vec![] })
+        .apply(
+            &account,
+            Change::UpdatePrincipal {
+                principal: current,
+                expected_version: 2,
+                membership: vec![],
+            },
+        )
         .await
         .unwrap_err();
     assert!(matches!(error, ScimError::PreconditionFailed(_)));
@@ -167,10 +242,14 @@ pub async fn sql_filters_agree_with_the_reference_evaluator(store: &dyn Store) {
     for (index, name) in ["alice", "Bob", "carol", "dave", "Eve"].iter().enumerate() {
         let mut created = user(&format!("{index}"), name, index as i64 * 1_000_000);
         if index % 2 == 0 {
-            created.attributes.insert("externalId".into(), json!(format!("EXT-{index}")));
+            created
+                .attributes
+                .insert("externalId".into(), json!(format!("EXT-{index}")));
             created.attributes.insert("title".into(), json!("Engineer"));
         }
-        created.attributes.insert("active".into(), json!(index != 3));
+        created
+            .attributes
+            .insert("active".into(), json!(index != 3));
         create(store, &account, created, &[]).await.unwrap();
     }
     let filters = [
@@ -185,8 +264,15 @@ pub async fn sql_filters_agree_with_the_reference_evaluator(store: &dyn Store) {
         r#"meta.created ge "1970-01-01T00:00:02Z""#,
         r#"userName le "carol" and not (title pr or active eq false)"#,
     ];
-    let everything = ListQuery::parse(PrincipalKind::User.resource_type(), &ListParameters::default()).unwrap();
-    let all = store.list_principals(&account, PrincipalKind::User, &everything).await.unwrap();
+    let everything = ListQuery::parse(
+        PrincipalKind::User.resource_type(),
+        &ListParameters::default(),
+    )
+    .unwrap();
+    let all = store
+        .list_principals(&account, PrincipalKind::User, &everything)
+        .await
+        .unwrap();
     assert_eq!(all.total_results, 5);
     for text in filters {
         let filter = parse_filter(PrincipalKind::User.resource_type(), text).unwrap();
@@ -199,30 +285,54 @@ pub async fn sql_filters_agree_with_the_reference_evaluator(store: &dyn Store) {
         expected.sort();
         let query = ListQuery::parse(
             PrincipalKind::User.resource_type(),
-            &ListParameters { filter: Some(text.into()), ..Default::default() },
+            &ListParameters {
+                filter: Some(text.into()),
+                ..Default::default()
+            },
         )
         .unwrap();
-        let page = store.list_principals(&account, PrincipalKind::User, &query).await.unwrap();
+        let page = store
+            .list_principals(&account, PrincipalKind::User, &query)
+            .await
+            .unwrap();
         let mut actual: Vec<String> = page.principals.iter().map(|p| p.id.to_string()).collect();
         actual.sort();
         assert_eq!(actual, expected, "filter {text}");
-        assert_eq!(page.total_results as usize, expected.len(), "totalResults for {text}");
+        assert_eq!(
+            page.total_results as usize,
+            expected.len(),
+            "totalResults for {text}"
+        );
     }
 }
 
 pub async fn pages_are_stable_and_counted(store: &dyn Store) {
     let account = seed_account(store).await;
     for index in 0..7 {
-        create(store, &account, user(&format!("u{index}"), &format!("user{index}"), index), &[]).await.unwrap();
+        create(
+            store,
+            &account,
+            user(&format!("u{index}"), &format!("user{index}"), index),
+            &[],
+        )
+        .await
+        .unwrap();
     }
     let mut seen = Vec::new();
     for start in [1, 4, 7] {
         let query = ListQuery::parse(
             PrincipalKind::User.resource_type(),
-            &ListParameters { start_index: Some(start.to_string()), count: Some("3".into()), ..Default::default() },
+            &ListParameters {
+                start_index: Some(start.to_string()),
+                count: Some("3".into()),
+                ..Default::default()
+            },
         )
         .unwrap();
-        let page = store.list_principals(&account, PrincipalKind::User, &query).await.unwrap();
+        let page = store
+            .list_principals(&account, PrincipalKind::User, &query)
+            .await
+            .unwrap();
         assert_eq!(page.total_results, 7);
         seen.extend(page.principals.into_iter().map(|p| p.id.to_string()));
     }
@@ -231,7 +341,9 @@ pub async fn pages_are_stable_and_counted(store: &dyn Store) {
 
 pub async fn tokens_are_found_by_digest_only(store: &dyn Store) {
     let account = seed_account(store).await;
-    create(store, &account, user("1", "alice", 1), &[]).await.unwrap();
+    create(store, &account, user("1", "alice", 1), &[])
+        .await
+        .unwrap();
     let token = Token {
         id: "t1".into(),
         account: account.clone(),
@@ -242,7 +354,13 @@ pub async fn tokens_are_found_by_digest_only(store: &dyn Store) {
         expires: None,
     };
     store
-        .apply(&account, Change::CreateToken { token: token.clone(), digest: "abc".into() })
+        .apply(
+            &account,
+            Change::CreateToken {
+                token: token.clone(),
+                digest: "abc".into(),
+            },
+        )
         .await
         .unwrap();
     assert_eq!(store.token_by_digest("abc").await.unwrap(), Some(token));

@@ -27,7 +27,9 @@ use async_trait::async_trait;
 use scimitar_domain::credentials::Token;
 use scimitar_domain::query::ListQuery;
 use scimitar_domain::render::{GroupRef, MemberRef};
-use scimitar_domain::{AccountId, Principal, PrincipalId, PrincipalKind, ScimResult, Timestamp, WorkspaceId};
+use scimitar_domain::{
+    AccountId, Principal, PrincipalId, PrincipalKind, ScimResult, Timestamp, WorkspaceId,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -63,7 +65,11 @@ pub trait Store: Send + Sync + 'static {
     async fn accounts(&self) -> ScimResult<Vec<Account>>;
     async fn workspaces(&self, account: &AccountId) -> ScimResult<Vec<Workspace>>;
 
-    async fn principal(&self, account: &AccountId, id: &PrincipalId) -> ScimResult<Option<Principal>>;
+    async fn principal(
+        &self,
+        account: &AccountId,
+        id: &PrincipalId,
+    ) -> ScimResult<Option<Principal>>;
     /// The principal with this exact userName (users), displayName (groups) or applicationId
     /// (service principals), compared ignoring case.
     async fn principal_by_name(
@@ -103,7 +109,10 @@ pub type SharedStore = Arc<dyn Store>;
 
 /// Opens the store a database URL names: `sqlite://PATH` (created if missing).
 pub async fn open(url: &str) -> ScimResult<SharedStore> {
-    if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
         let store = sqlite::SqliteStore::open(path).await?;
         return Ok(Arc::new(store));
     }

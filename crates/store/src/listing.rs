@@ -31,12 +31,21 @@ pub fn finish(
             );
             (principal, document)
         })
-        .filter(|(_, document)| query.filter.as_ref().is_none_or(|filter| filter.matches(document)))
+        .filter(|(_, document)| {
+            query
+                .filter
+                .as_ref()
+                .is_none_or(|filter| filter.matches(document))
+        })
         .collect();
     match &query.sort_by {
         Some(attribute) => matched.sort_by(|(left_p, left), (right_p, right)| {
-            compare_sort_keys(sort_key(left, attribute), sort_key(right, attribute), query.sort_order)
-                .then_with(|| default_order(left_p, right_p))
+            compare_sort_keys(
+                sort_key(left, attribute),
+                sort_key(right, attribute),
+                query.sort_order,
+            )
+            .then_with(|| default_order(left_p, right_p))
         }),
         None => matched.sort_by(|(left, _), (right, _)| default_order(left, right)),
     }

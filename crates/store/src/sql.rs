@@ -92,7 +92,12 @@ impl<'d> SqlBuilder<'d> {
         Translation { condition, exact }
     }
 
-    fn node(&mut self, filter: &ResolvedFilter, positive: bool, exact: &mut bool) -> Option<String> {
+    fn node(
+        &mut self,
+        filter: &ResolvedFilter,
+        positive: bool,
+        exact: &mut bool,
+    ) -> Option<String> {
         match filter {
             ResolvedFilter::And(left, right) | ResolvedFilter::Or(left, right) => {
                 let is_and = matches!(filter, ResolvedFilter::And(..));
@@ -110,9 +115,7 @@ impl<'d> SqlBuilder<'d> {
                 }
             }
             ResolvedFilter::Not(inner) => self.node(inner, !positive, exact),
-            ResolvedFilter::Present(attribute) => {
-                self.atom(attribute, None, positive, exact)
-            }
+            ResolvedFilter::Present(attribute) => self.atom(attribute, None, positive, exact),
             ResolvedFilter::Compare(attribute, op, value) => {
                 self.atom(attribute, Some((*op, value)), positive, exact)
             }
@@ -139,7 +142,11 @@ impl<'d> SqlBuilder<'d> {
     ) -> Option<String> {
         // Multi-valued attributes with their own tables become EXISTS sub-queries.
         if let Some(exists) = self.related_exists(attribute, comparison) {
-            return Some(if positive { exists } else { format!("NOT {exists}") });
+            return Some(if positive {
+                exists
+            } else {
+                format!("NOT {exists}")
+            });
         }
         let Some((column, kind)) = principal_column(attribute) else {
             *exact = false;
@@ -204,7 +211,9 @@ impl<'d> SqlBuilder<'d> {
             }
             (_, CompareOp::Sw) => {
                 // A range, so an index on the column serves it: prefix <= x < prefix + U+10FFFF.
-                let SqlValue::Text(prefix) = operand else { return None };
+                let SqlValue::Text(prefix) = operand else {
+                    return None;
+                };
                 let upper = format!("{prefix}\u{10FFFF}");
                 let low = self.bind(SqlValue::Text(prefix));
                 let high = self.bind(SqlValue::Text(upper));
@@ -238,7 +247,10 @@ impl<'d> SqlBuilder<'d> {
         if attribute.home != AttributeHome::Core {
             return None;
         }
-        let sub = attribute.sub_attribute.map(|sub| sub.name).unwrap_or("value");
+        let sub = attribute
+            .sub_attribute
+            .map(|sub| sub.name)
+            .unwrap_or("value");
         let (table, column, kind) = related_column(attribute.attribute.name, sub)?;
         let condition = match comparison {
             None => self.presence(column, kind, true)?,
@@ -264,7 +276,10 @@ impl<'d> SqlBuilder<'d> {
                 let conjunction = matches!(filter, ResolvedFilter::And(..)) == positive;
                 let left = self.relative(name, left, positive)?;
                 let right = self.relative(name, right, positive)?;
-                Some(format!("({left} {} {right})", if conjunction { "AND" } else { "OR" }))
+                Some(format!(
+                    "({left} {} {right})",
+                    if conjunction { "AND" } else { "OR" }
+                ))
             }
             ResolvedFilter::Not(inner) => self.relative(name, inner, !positive),
             ResolvedFilter::Present(attribute) => {
@@ -307,12 +322,18 @@ fn principal_column(attribute: &ResolvedAttr) -> Option<(&'static str, ColumnKin
     let sub = attribute.sub_attribute.map(|sub| sub.name);
     match (attribute.home, name, sub) {
         (AttributeHome::Common, "id", None) => Some(("p.id", ColumnKind::ExactText)),
-        (AttributeHome::Common, "externalId", None) => Some(("p.external_id", ColumnKind::ExactText)),
-        (AttributeHome::Common, "meta", Some("created")) => Some(("p.created", ColumnKind::Timestamp)),
+        (AttributeHome::Common, "externalId", None) => {
+            Some(("p.external_id", ColumnKind::ExactText))
+        }
+        (AttributeHome::Common, "meta", Some("created")) => {
+            Some(("p.created", ColumnKind::Timestamp))
+        }
         (AttributeHome::Common, "meta", Some("lastModified")) => {
             Some(("p.last_modified", ColumnKind::Timestamp))
         }
-        (AttributeHome::Core, "userName", None) => Some(("p.user_name_lower", ColumnKind::FoldedText)),
+        (AttributeHome::Core, "userName", None) => {
+            Some(("p.user_name_lower", ColumnKind::FoldedText))
+        }
         (AttributeHome::Core, "displayName", None) => {
             Some(("p.display_name_lower", ColumnKind::FoldedText))
         }
@@ -367,7 +388,10 @@ mod tests {
     #[test]
     fn user_name_equality_is_an_exact_indexed_comparison_on_the_folded_column() {
         let (translation, params) = translate(r#"userName eq "BJensen""#);
-        assert_eq!(translation.condition.as_deref(), Some("p.user_name_lower = ?1"));
+        assert_eq!(
+            translation.condition.as_deref(),
+            Some("p.user_name_lower = ?1")
+        );
         assert!(translation.exact);
         assert_eq!(params, vec![SqlValue::Text("bjensen".into())]);
     }
@@ -409,13 +433,19 @@ mod tests {
         let mut builder = SqlBuilder::new(&SqliteDialect);
         let translation = builder.translate(&filter);
         assert!(translation.exact);
-        assert!(translation.condition.unwrap().contains("FROM memberships r"));
+        assert!(translation
+            .condition
+            .unwrap()
+            .contains("FROM memberships r"));
     }
 
     #[test]
     fn dates_compare_as_integers() {
         let (translation, params) = translate(r#"meta.lastModified gt "2026-01-01T00:00:00Z""#);
-        assert_eq!(translation.condition.as_deref(), Some("p.last_modified > ?1"));
+        assert_eq!(
+            translation.condition.as_deref(),
+            Some("p.last_modified > ?1")
+        );
         assert!(matches!(params[0], SqlValue::Integer(_)));
     }
 }

@@ -11,7 +11,9 @@ use crate::sql::{sort_column, SqlBuilder, SqlValue, SqliteDialect};
 use crate::{Account, Page, Store, Workspace};
 use async_trait::async_trait;
 use rusqlite::types::Value as SqliteValue;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{
+    params, params_from_iter, Connection, OptionalExtension, Transaction, TransactionBehavior,
+};
 use scimitar_domain::credentials::{Token, TokenScope};
 use scimitar_domain::patch::MembershipStep;
 use scimitar_domain::query::{ListQuery, SortOrder};
@@ -152,9 +154,15 @@ impl SqliteStore {
     {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
-            let index = inner.next_reader.fetch_add(1, Ordering::Relaxed) % inner.readers.len().max(1);
-            let slot = inner.readers.get(index).ok_or_else(|| internal("no reader connection"))?;
-            let connection = slot.lock().map_err(|_| internal("a reader connection is poisoned"))?;
+            let index =
+                inner.next_reader.fetch_add(1, Ordering::Relaxed) % inner.readers.len().max(1);
+            let slot = inner
+                .readers
+                .get(index)
+                .ok_or_else(|| internal("no reader connection"))?;
+            let connection = slot
+                .lock()
+                .map_err(|_| internal("a reader connection is poisoned"))?;
             work(&connection)
         })
         .await
@@ -187,9 +195,14 @@ impl SqliteStore {
 fn principal_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Principal> {
     let kind_text: String = row.get(1)?;
     let attributes_text: String = row.get(2)?;
-    let attributes: Map<String, Value> = serde_json::from_str(&attributes_text).map_err(|error| {
-        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(error))
-    })?;
+    let attributes: Map<String, Value> =
+        serde_json::from_str(&attributes_text).map_err(|error| {
+            rusqlite::Error::FromSqlConversionFailure(
+                2,
+                rusqlite::types::Type::Text,
+                Box::new(error),
+            )
+        })?;
     let kind = PrincipalKind::parse(&kind_text).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(
             1,
@@ -220,7 +233,11 @@ fn to_sqlite(values: &[SqlValue]) -> Vec<SqliteValue> {
         .collect()
 }
 
-fn load_principal(connection: &Connection, account: &AccountId, id: &PrincipalId) -> ScimResult<Option<Principal>> {
+fn load_principal(
+    connection: &Connection,
+    account: &AccountId,
+    id: &PrincipalId,
+) -> ScimResult<Option<Principal>> {
     connection
         .prepare_cached(&format!(
             "SELECT {PRINCIPAL_COLUMNS} FROM principals p WHERE p.account_id = ?1 AND p.id = ?2"
@@ -233,7 +250,11 @@ fn load_principal(connection: &Connection, account: &AccountId, id: &PrincipalId
         .map_err(internal)
 }
 
-fn load_members(connection: &Connection, account: &AccountId, group: &PrincipalId) -> ScimResult<Vec<MemberRef>> {
+fn load_members(
+    connection: &Connection,
+    account: &AccountId,
+    group: &PrincipalId,
+) -> ScimResult<Vec<MemberRef>> {
     let mut statement = connection
         .prepare_cached(
             "SELECT m.member_id, m.member_kind, p.display_name, p.attributes FROM memberships m \
@@ -246,7 +267,12 @@ fn load_members(connection: &Connection, account: &AccountId, group: &PrincipalI
             let kind: String = row.get(1)?;
             let display: Option<String> = row.get(2)?;
             let attributes: String = row.get(3)?;
-            Ok((PrincipalId::new(row.get::<_, String>(0)?), kind, display, attributes))
+            Ok((
+                PrincipalId::new(row.get::<_, String>(0)?),
+                kind,
+                display,
+                attributes,
+            ))
         })
         .map_err(internal)?;
     let mut members = Vec::new();
@@ -270,7 +296,11 @@ fn load_members(connection: &Connection, account: &AccountId, group: &PrincipalI
     Ok(members)
 }
 
-fn load_groups_of(connection: &Connection, account: &AccountId, member: &PrincipalId) -> ScimResult<Vec<GroupRef>> {
+fn load_groups_of(
+    connection: &Connection,
+    account: &AccountId,
+    member: &PrincipalId,
+) -> ScimResult<Vec<GroupRef>> {
     let mut statement = connection
         .prepare_cached(
             "SELECT g.id, g.display_name FROM memberships m \
@@ -290,12 +320,18 @@ fn load_groups_of(connection: &Connection, account: &AccountId, member: &Princip
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
 }
 
-fn list(connection: &Connection, account: &AccountId, kind: PrincipalKind, query: &ListQuery) -> ScimResult<Page> {
+fn list(
+    connection: &Connection,
+    account: &AccountId,
+    kind: PrincipalKind,
+    query: &ListQuery,
+) -> ScimResult<Page> {
     let dialect = SqliteDialect;
     let mut builder = SqlBuilder::new(&dialect);
     let account_placeholder = builder.bind(SqlValue::Text(account.to_string()));
     let kind_placeholder = builder.bind(SqlValue::Text(kind.as_str().to_string()));
-    let mut condition = format!("p.account_id = {account_placeholder} AND p.kind = {kind_placeholder}");
+    let mut condition =
+        format!("p.account_id = {account_placeholder} AND p.kind = {kind_placeholder}");
     let mut exact = true;
     if let Some(filter) = &query.filter {
         let translation = builder.translate(filter);
@@ -318,8 +354,12 @@ fn list(connection: &Connection, account: &AccountId, kind: PrincipalKind, query
     let params = to_sqlite(&builder.params);
     if let (true, Some(order)) = (exact, order) {
         let total: i64 = connection
-            .prepare_cached(&format!("SELECT COUNT(*) FROM principals p WHERE {condition}"))
-            .and_then(|mut statement| statement.query_row(params_from_iter(params.iter()), |row| row.get(0)))
+            .prepare_cached(&format!(
+                "SELECT COUNT(*) FROM principals p WHERE {condition}"
+            ))
+            .and_then(|mut statement| {
+                statement.query_row(params_from_iter(params.iter()), |row| row.get(0))
+            })
             .map_err(internal)?;
         let limit = i64::try_from(query.count).unwrap_or(i64::MAX);
         let offset = i64::try_from(query.offset()).unwrap_or(i64::MAX);
@@ -345,23 +385,38 @@ fn list(connection: &Connection, account: &AccountId, kind: PrincipalKind, query
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(internal)?;
     let mentions = |name: &str| {
-        query.filter.as_ref().is_some_and(|filter| filter.mentions(name))
-            || query.sort_by.is_some_and(|attribute| attribute.attribute.name == name)
+        query
+            .filter
+            .as_ref()
+            .is_some_and(|filter| filter.mentions(name))
+            || query
+                .sort_by
+                .is_some_and(|attribute| attribute.attribute.name == name)
     };
     let mut members = HashMap::new();
     let mut groups = HashMap::new();
     for candidate in &candidates {
         if kind == PrincipalKind::Group && mentions("members") {
-            members.insert(candidate.id.clone(), load_members(connection, account, &candidate.id)?);
+            members.insert(
+                candidate.id.clone(),
+                load_members(connection, account, &candidate.id)?,
+            );
         }
         if mentions("groups") {
-            groups.insert(candidate.id.clone(), load_groups_of(connection, account, &candidate.id)?);
+            groups.insert(
+                candidate.id.clone(),
+                load_groups_of(connection, account, &candidate.id)?,
+            );
         }
     }
     Ok(listing::finish(candidates, query, &members, &groups))
 }
 
-fn insert_principal(transaction: &Transaction<'_>, account: &AccountId, principal: &Principal) -> ScimResult<()> {
+fn insert_principal(
+    transaction: &Transaction<'_>,
+    account: &AccountId,
+    principal: &Principal,
+) -> ScimResult<()> {
     let keys = principal.index_keys();
     let attributes = serde_json::to_string(&principal.attributes).map_err(internal)?;
     transaction
@@ -393,10 +448,16 @@ fn insert_principal(transaction: &Transaction<'_>, account: &AccountId, principa
     write_emails(transaction, account, principal)
 }
 
-fn write_emails(transaction: &Transaction<'_>, account: &AccountId, principal: &Principal) -> ScimResult<()> {
+fn write_emails(
+    transaction: &Transaction<'_>,
+    account: &AccountId,
+    principal: &Principal,
+) -> ScimResult<()> {
     transaction
         .prepare_cached("DELETE FROM principal_emails WHERE account_id = ?1 AND principal_id = ?2")
-        .and_then(|mut statement| statement.execute(params![account.as_str(), principal.id.as_str()]))
+        .and_then(|mut statement| {
+            statement.execute(params![account.as_str(), principal.id.as_str()])
+        })
         .map_err(internal)?;
     let mut statement = transaction
         .prepare_cached(
@@ -463,7 +524,11 @@ fn update_principal(
     write_emails(transaction, account, principal)
 }
 
-fn principal_kind(transaction: &Transaction<'_>, account: &AccountId, id: &PrincipalId) -> ScimResult<Option<PrincipalKind>> {
+fn principal_kind(
+    transaction: &Transaction<'_>,
+    account: &AccountId,
+    id: &PrincipalId,
+) -> ScimResult<Option<PrincipalKind>> {
     let kind: Option<String> = transaction
         .prepare_cached("SELECT kind FROM principals WHERE account_id = ?1 AND id = ?2")
         .and_then(|mut statement| {
@@ -505,7 +570,10 @@ fn add_member(
     now: Timestamp,
 ) -> ScimResult<()> {
     let kind = principal_kind(transaction, account, &member.id)?.ok_or_else(|| {
-        ScimError::invalid_value(format!("member '{}' does not exist in this account", member.id))
+        ScimError::invalid_value(format!(
+            "member '{}' does not exist in this account",
+            member.id
+        ))
     })?;
     if let Some(hint) = member.kind_hint {
         if hint != kind {
@@ -519,10 +587,15 @@ fn add_member(
     }
     if kind == PrincipalKind::Group {
         if member.id == group.id {
-            return Err(ScimError::invalid_value(format!("group '{}' cannot be a member of itself", group.id)));
+            return Err(ScimError::invalid_value(format!(
+                "group '{}' cannot be a member of itself",
+                group.id
+            )));
         }
         if group.system && group.display_name() == Some("admins") {
-            return Err(ScimError::invalid_value("the 'admins' group cannot contain groups"));
+            return Err(ScimError::invalid_value(
+                "the 'admins' group cannot contain groups",
+            ));
         }
         if contains_transitively(transaction, account, &member.id, &group.id)? {
             return Err(ScimError::invalid_value(format!(
@@ -549,15 +622,28 @@ fn add_member(
     Ok(())
 }
 
-fn remove_member(transaction: &Transaction<'_>, account: &AccountId, group: &PrincipalId, member: &PrincipalId) -> ScimResult<()> {
+fn remove_member(
+    transaction: &Transaction<'_>,
+    account: &AccountId,
+    group: &PrincipalId,
+    member: &PrincipalId,
+) -> ScimResult<()> {
     transaction
-        .prepare_cached("DELETE FROM memberships WHERE account_id = ?1 AND group_id = ?2 AND member_id = ?3")
-        .and_then(|mut statement| statement.execute(params![account.as_str(), group.as_str(), member.as_str()]))
+        .prepare_cached(
+            "DELETE FROM memberships WHERE account_id = ?1 AND group_id = ?2 AND member_id = ?3",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![account.as_str(), group.as_str(), member.as_str()])
+        })
         .map_err(internal)?;
     Ok(())
 }
 
-fn remove_all_members(transaction: &Transaction<'_>, account: &AccountId, group: &PrincipalId) -> ScimResult<()> {
+fn remove_all_members(
+    transaction: &Transaction<'_>,
+    account: &AccountId,
+    group: &PrincipalId,
+) -> ScimResult<()> {
     transaction
         .prepare_cached("DELETE FROM memberships WHERE account_id = ?1 AND group_id = ?2")
         .and_then(|mut statement| statement.execute(params![account.as_str(), group.as_str()]))
@@ -608,7 +694,11 @@ fn apply_membership(
     Ok(())
 }
 
-fn join_users_group(transaction: &Transaction<'_>, account: &AccountId, principal: &Principal) -> ScimResult<()> {
+fn join_users_group(
+    transaction: &Transaction<'_>,
+    account: &AccountId,
+    principal: &Principal,
+) -> ScimResult<()> {
     transaction
         .prepare_cached(
             "INSERT INTO memberships (account_id, group_id, member_id, member_kind, created) \
@@ -628,7 +718,11 @@ fn join_users_group(transaction: &Transaction<'_>, account: &AccountId, principa
     Ok(())
 }
 
-fn apply_change(transaction: &Transaction<'_>, account: &AccountId, change: Change) -> ScimResult<()> {
+fn apply_change(
+    transaction: &Transaction<'_>,
+    account: &AccountId,
+    change: Change,
+) -> ScimResult<()> {
     match change {
         Change::CreateAccount {
             account: new_account,
@@ -638,7 +732,11 @@ fn apply_change(transaction: &Transaction<'_>, account: &AccountId, change: Chan
             transaction
                 .execute(
                     "INSERT INTO accounts (id, name, created) VALUES (?1, ?2, ?3)",
-                    params![new_account.id.as_str(), new_account.name, new_account.created.as_micros()],
+                    params![
+                        new_account.id.as_str(),
+                        new_account.name,
+                        new_account.created.as_micros()
+                    ],
                 )
                 .map_err(write_error)?;
             transaction
@@ -677,7 +775,10 @@ fn apply_change(transaction: &Transaction<'_>, account: &AccountId, change: Chan
                 apply_membership(transaction, account, &principal, &membership)?;
             }
         }
-        Change::DeletePrincipal { id, expected_version } => {
+        Change::DeletePrincipal {
+            id,
+            expected_version,
+        } => {
             let current = load_principal(transaction, account, &id)?
                 .ok_or_else(|| ScimError::NotFound(format!("resource {id} not found")))?;
             if expected_version.is_some_and(|expected| expected != current.version) {
@@ -762,9 +863,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn principal(&self, account: &AccountId, id: &PrincipalId) -> ScimResult<Option<Principal>> {
+    async fn principal(
+        &self,
+        account: &AccountId,
+        id: &PrincipalId,
+    ) -> ScimResult<Option<Principal>> {
         let (account, id) = (account.clone(), id.clone());
-        self.read(move |connection| load_principal(connection, &account, &id)).await
+        self.read(move |connection| load_principal(connection, &account, &id))
+            .await
     }
 
     async fn principal_by_name(
@@ -794,9 +900,15 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_principals(&self, account: &AccountId, kind: PrincipalKind, query: &ListQuery) -> ScimResult<Page> {
+    async fn list_principals(
+        &self,
+        account: &AccountId,
+        kind: PrincipalKind,
+        query: &ListQuery,
+    ) -> ScimResult<Page> {
         let (account, query) = (account.clone(), query.clone());
-        self.read(move |connection| list(connection, &account, kind, &query)).await
+        self.read(move |connection| list(connection, &account, kind, &query))
+            .await
     }
 
     async fn members(
@@ -808,7 +920,9 @@ impl Store for SqliteStore {
         self.read(move |connection| {
             groups
                 .into_iter()
-                .map(|group| load_members(connection, &account, &group).map(|members| (group, members)))
+                .map(|group| {
+                    load_members(connection, &account, &group).map(|members| (group, members))
+                })
                 .collect()
         })
         .await
@@ -823,7 +937,10 @@ impl Store for SqliteStore {
         self.read(move |connection| {
             principals
                 .into_iter()
-                .map(|principal| load_groups_of(connection, &account, &principal).map(|groups| (principal, groups)))
+                .map(|principal| {
+                    load_groups_of(connection, &account, &principal)
+                        .map(|groups| (principal, groups))
+                })
                 .collect()
         })
         .await
@@ -871,6 +988,7 @@ impl Store for SqliteStore {
 
     async fn apply(&self, account: &AccountId, change: Change) -> ScimResult<()> {
         let account = account.clone();
-        self.write(move |transaction| apply_change(transaction, &account, change)).await
+        self.write(move |transaction| apply_change(transaction, &account, change))
+            .await
     }
 }

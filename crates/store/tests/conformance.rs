@@ -5,7 +5,8 @@ use scimitar_store::sqlite::SqliteStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_passes_the_storage_conformance_suite() {
-    let directory = std::env::temp_dir().join(format!("scimitar-conformance-{}", std::process::id()));
+    let directory =
+        std::env::temp_dir().join(format!("scimitar-conformance-{}", std::process::id()));
     let counter = std::sync::atomic::AtomicUsize::new(0);
     run_all(|| {
         let index = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

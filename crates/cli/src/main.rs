@@ -1,0 +1,250 @@
+//! The `scimitar` command. It only wires things together: configuration, storage, services and
+//! the HTTP application live in their own crates.
+
+mod config;
+
+use clap::{Parser, Subcommand};
+use config::Config;
+use scimitar_domain::credentials::TokenScope;
+use scimitar_domain::{RandomIds, SystemClock};
+use scimitar_server::service::Services;
+use scimitar_server::Application;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "scimitar",
+    version,
+    about = "Identity provisioning and access governance: a SCIM 2.0 server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the SCIM API (and create the first admin on an empty database).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "SCIMITAR_LISTEN")]
+        listen: Option<String>,
+        /// Database URL, e.g. sqlite://./scimitar-data/scimitar.db
+        #[arg(long, env = "SCIMITAR_DATABASE_URL")]
+        database: Option<String>,
+        /// Optional TOML configuration file (keys: listen, database_url).
+        #[arg(long, env = "SCIMITAR_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Manage accounts.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token for the account's initial admin and print its secret alone on stdout.
+    Create {
+        #[arg(long, env = "SCIMITAR_DATABASE_URL")]
+        database: Option<String>,
+        /// What the token may do.
+        #[arg(long, default_value = "admin")]
+        scope: String,
+        /// The account (default: the first one).
+        #[arg(long)]
+        account: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Print one account per line: its id, a tab, its name.
+    List {
+        #[arg(long, env = "SCIMITAR_DATABASE_URL")]
+        database: Option<String>,
+    },
+}
+
+async fn services(database_url: &str) -> Result<Services, String> {
+    let store = scimitar_store::open(database_url)
+        .await
+        .map_err(|error| format!("cannot open the database {database_url}: {error}"))?;
+    Ok(Services::new(
+        store,
+        Arc::new(SystemClock),
+        Arc::new(RandomIds),
+    ))
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    let services = services(&config.database_url).await?;
+    if let Some(bootstrap) = services
+        .bootstrap()
+        .await
+        .map_err(|error| error.to_string())?
+    {
+        println!(
+            "Created account {} with the admin user '{}'.\n\
+             Admin token (shown once; store it now):\n\n    {}\n\n\
+             Use it as 'Authorization: Bearer <token>', for example:\n    \
+             curl -H 'Authorization: Bearer {}' http://{}/scim/v2/Users",
+            bootstrap.account.id,
+            scimitar_server::service::BOOTSTRAP_ADMIN_USER_NAME,
+            bootstrap.admin_token.expose(),
+            bootstrap.admin_token.expose(),
+            config.listen,
+        );
+    }
+    let application = Application::bind(&config.listen, services)
+        .await
+        .map_err(|error| error.to_string())?;
+    let address = application
+        .local_addr()
+        .map_err(|error| error.to_string())?;
+    tracing::info!(%address, database = %config.database_url, "scimitar is serving");
+    eprintln!("scimitar listening on http://{address}");
+    application
+        .run_until(shutdown_signal())
+        .await
+        .map_err(|error| error.to_string())
+}
+
+async fn create_token(database: &str, scope: &str, account: Option<String>) -> Result<(), String> {
+    let scope = TokenScope::parse(scope).map_err(|error| error.to_string())?;
+    let services = services(database).await?;
+    services
+        .bootstrap()
+        .await
+        .map_err(|error| error.to_string())?;
+    let accounts = services
+        .store
+        .accounts()
+        .await
+        .map_err(|error| error.to_string())?;
+    let account = match account {
+        Some(id) => accounts
+            .into_iter()
+            .find(|candidate| candidate.id.as_str() == id)
+            .ok_or_else(|| format!("no account {id}"))?,
+        None => accounts
+            .into_iter()
+            .next()
+            .ok_or("the database holds no account")?,
+    };
+    let admin = services
+        .initial_admin(&account.id)
+        .await
+        .map_err(|error| error.to_string())?;
+    let secret = services
+        .create_token(
+            &account.id,
+            &admin.id,
+            scope,
+            Some("created with scimitar token create".into()),
+        )
+        .await
+        .map_err(|error| error.to_string())?;
+    println!("{}", secret.expose());
+    Ok(())
+}
+
+async fn list_accounts(database: &str) -> Result<(), String> {
+    let services = services(database).await?;
+    for account in services
+        .store
+        .accounts()
+        .await
+        .map_err(|error| error.to_string())?
+    {
+        println!("{}\t{}", account.id, account.name);
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SCIMITAR_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve {
+                listen,
+                database,
+                config,
+            } => {
+                let config = Config::load(config.as_deref(), listen, database)?;
+                serve(config).await
+            }
+            Command::Token {
+                command:
+                    TokenCommand::Create {
+                        database,
+                        scope,
+                        account,
+                    },
+            } => {
+                let database = database.unwrap_or_else(|| config::DEFAULT_DATABASE.to_string());
+                create_token(&database, &scope, account).await
+            }
+            Command::Account {
+                command: AccountCommand::List { database },
+            } => {
+                let database = database.unwrap_or_else(|| config::DEFAULT_DATABASE.to_string());
+                list_accounts(&database).await
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

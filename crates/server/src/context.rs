@@ -1,0 +1,133 @@
+//! Who is asking, and of which account: the mount point a request came through, its bearer
+//! token, and the absolute base URL that `location` and `$ref` values are built from.
+
+use crate::error::ApiError;
+use crate::AppState;
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use scimitar_domain::credentials::Token;
+use scimitar_domain::{AccountId, ScimError};
+use std::collections::HashMap;
+
+/// The SCIM mount points. They share semantics and differ only in how the account is named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mount {
+    /// `/scim/v2`: the first (default) account.
+    Generic,
+    /// `/api/2.0/preview/scim/v2`: the Databricks workspace API, on the default workspace's account.
+    DatabricksWorkspace,
+    /// `/api/2.0/accounts/{account_id}/scim/v2` (or `2.1`): the Databricks account API.
+    DatabricksAccount { api_version: &'static str },
+}
+
+impl Mount {
+    fn prefix(self, account: &AccountId) -> String {
+        match self {
+            Mount::Generic => "/scim/v2".to_string(),
+            Mount::DatabricksWorkspace => "/api/2.0/preview/scim/v2".to_string(),
+            Mount::DatabricksAccount { api_version } => {
+                format!("/api/{api_version}/accounts/{account}/scim/v2")
+            }
+        }
+    }
+}
+
+/// The account a request addresses, before authentication (discovery endpoints need only this).
+pub struct AddressedAccount {
+    pub account: AccountId,
+    pub base_url: String,
+}
+
+/// An authenticated SCIM request: the account, the token (and so the principal) acting, and the
+/// base URL of the mount point.
+pub struct ScimContext {
+    pub account: AccountId,
+    pub token: Token,
+    pub base_url: String,
+}
+
+fn origin(headers: &HeaderMap) -> String {
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| *value == "https" || *value == "http")
+        .unwrap_or("http");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .filter(|host| !host.is_empty() && host.chars().all(|c| c.is_ascii_graphic()))
+        .unwrap_or("localhost");
+    format!("{scheme}://{host}")
+}
+
+impl FromRequestParts<AppState> for AddressedAccount {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let mount = parts
+            .extensions
+            .get::<Mount>()
+            .copied()
+            .unwrap_or(Mount::Generic);
+        let account = match mount {
+            Mount::DatabricksAccount { .. } => {
+                let Path(params) =
+                    Path::<HashMap<String, String>>::from_request_parts(parts, state)
+                        .await
+                        .map_err(|_| ScimError::NotFound("account not found".into()))?;
+                let id = params
+                    .get("account_id")
+                    .ok_or_else(|| ScimError::NotFound("account not found".into()))?;
+                state.account(id).await?
+            }
+            Mount::Generic | Mount::DatabricksWorkspace => state.default_account().await?,
+        };
+        let base_url = format!("{}{}", origin(&parts.headers), mount.prefix(&account));
+        Ok(AddressedAccount { account, base_url })
+    }
+}
+
+/// The bearer secret of a request, if it carries one.
+pub fn bearer_secret(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, secret) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| secret.trim())
+        .filter(|s| !s.is_empty())
+}
+
+impl FromRequestParts<AppState> for ScimContext {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let secret = bearer_secret(&parts.headers)
+            .ok_or_else(|| {
+                ScimError::Unauthorized(
+                    "this endpoint needs an 'Authorization: Bearer <token>' header".into(),
+                )
+            })?
+            .to_string();
+        let token = state.services.authenticate(&secret).await?;
+        let addressed = AddressedAccount::from_request_parts(parts, state).await?;
+        if token.account != addressed.account {
+            return Err(ScimError::Forbidden(format!(
+                "this token belongs to another account than {}",
+                addressed.account
+            ))
+            .into());
+        }
+        Ok(ScimContext {
+            account: addressed.account,
+            token,
+            base_url: addressed.base_url,
+        })
+    }
+}

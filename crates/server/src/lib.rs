@@ -1,0 +1,102 @@
+//! Scimitar's HTTP layer: SCIM 2.0 (RFC 7644) on the generic and Databricks-shaped mount points,
+//! over the application service. Only this crate knows HTTP.
+//!
+//! # Layout
+//! - this file: [`Application`] (bind, then serve until shut down) and the shared [`AppState`].
+//! - [`error`]: the one mapping from domain errors to SCIM error responses.
+//! - [`context`]: mount points, authentication and base URLs.
+//! - [`service`]: what each operation does, between the edge and storage.
+//! - [`routes`]: the handlers, thin: parse, call the service, render.
+
+pub mod context;
+pub mod error;
+pub mod routes;
+pub mod service;
+
+use scimitar_domain::{AccountId, ScimError, ScimResult};
+use service::Services;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::OnceCell;
+
+/// State shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    pub services: Services,
+    /// The first account, which the generic and workspace mount points act on. Cached because
+    /// it never changes once created.
+    default_account: Arc<OnceCell<AccountId>>,
+}
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        AppState {
+            services,
+            default_account: Arc::new(OnceCell::new()),
+        }
+    }
+
+    pub async fn default_account(&self) -> ScimResult<AccountId> {
+        self.default_account
+            .get_or_try_init(|| async {
+                self.services
+                    .store
+                    .accounts()
+                    .await?
+                    .into_iter()
+                    .next()
+                    .map(|account| account.id)
+                    .ok_or_else(|| ScimError::internal("the database holds no account"))
+            })
+            .await
+            .cloned()
+    }
+
+    pub async fn account(&self, id: &str) -> ScimResult<AccountId> {
+        self.services
+            .store
+            .accounts()
+            .await?
+            .into_iter()
+            .find(|account| account.id.as_str() == id)
+            .map(|account| account.id)
+            .ok_or_else(|| ScimError::NotFound(format!("account {id} not found")))
+    }
+}
+
+/// A bound, not yet serving, server. Tests and `main` build it the same way.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Binds `address` (port 0 picks a free port).
+    pub async fn bind(address: &str, services: Services) -> ScimResult<Self> {
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(|error| ScimError::internal(format!("cannot listen on {address}: {error}")))?;
+        Ok(Application {
+            listener,
+            state: AppState::new(services),
+        })
+    }
+
+    pub fn local_addr(&self) -> ScimResult<SocketAddr> {
+        self.listener.local_addr().map_err(ScimError::internal)
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> ScimResult<()> {
+        let router = routes::router(self.state);
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(ScimError::internal)
+    }
+}

@@ -1,0 +1,221 @@
+//! The HTTP routes, and the small helpers they share for reading requests and writing responses.
+
+pub mod bulk;
+pub mod discovery;
+pub mod resources;
+
+use crate::context::{AddressedAccount, Mount};
+use crate::error::{scim_json, ApiError, ApiResult};
+use crate::AppState;
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, MethodRouter};
+use axum::{Extension, Json, Router};
+use scimitar_domain::query::ListParameters;
+use scimitar_domain::resource::parse_etag;
+use scimitar_domain::ScimError;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use tower_http::trace::TraceLayer;
+
+/// The largest request body accepted outside `/Bulk`: large enough for a PUT of a group with
+/// a hundred thousand members.
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    let mounts = [
+        ("/scim/v2", Mount::Generic),
+        ("/api/2.0/preview/scim/v2", Mount::DatabricksWorkspace),
+        (
+            "/api/2.0/accounts/{account_id}/scim/v2",
+            Mount::DatabricksAccount { api_version: "2.0" },
+        ),
+        (
+            "/api/2.1/accounts/{account_id}/scim/v2",
+            Mount::DatabricksAccount { api_version: "2.1" },
+        ),
+    ];
+    let mut router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/.well-known/databricks-config", get(databricks_config));
+    for (prefix, mount) in mounts {
+        router = router.nest(prefix, scim_routes().layer(Extension(mount)));
+    }
+    router
+        .fallback(not_found)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+fn scim_routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/ServiceProviderConfig",
+            read_only(get(discovery::service_provider_config)),
+        )
+        .route("/ResourceTypes", read_only(get(discovery::resource_types)))
+        .route(
+            "/ResourceTypes/{name}",
+            read_only(get(discovery::resource_type)),
+        )
+        .route("/Schemas", read_only(get(discovery::schemas)))
+        .route("/Schemas/{name}", read_only(get(discovery::schema)))
+        .route("/Me", get(resources::me).fallback(method_not_allowed))
+        .route("/Bulk", post(bulk::bulk).fallback(method_not_allowed))
+        .route(
+            "/.search",
+            post(resources::search_all).fallback(method_not_allowed),
+        )
+        .route(
+            "/{resource}",
+            get(resources::list)
+                .post(resources::create)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/{resource}/.search",
+            post(resources::search).fallback(method_not_allowed),
+        )
+        .route(
+            "/{resource}/{id}",
+            get(resources::get_one)
+                .put(resources::replace)
+                .patch(resources::patch)
+                .delete(resources::delete)
+                .fallback(method_not_allowed),
+        )
+        .fallback(not_found)
+}
+
+fn read_only(route: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    route.fallback(method_not_allowed)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The Databricks SDK reads this first to learn the account and workspace of a host. No
+/// `oidc_endpoint` is given because Scimitar does not serve OAuth yet.
+async fn databricks_config(
+    addressed: AddressedAccount,
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> ApiResult {
+    let workspaces = state.services.store.workspaces(&addressed.account).await?;
+    let workspace_id = workspaces.first().map(|workspace| workspace.id.to_string());
+    Ok(Json(json!({
+        "account_id": addressed.account.as_str(),
+        "workspace_id": workspace_id,
+    }))
+    .into_response())
+}
+
+async fn not_found(uri: Uri) -> Response {
+    ApiError(ScimError::NotFound(format!(
+        "no endpoint at {}",
+        uri.path()
+    )))
+    .into_response()
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> Response {
+    ApiError(ScimError::MethodNotAllowed(format!(
+        "{method} is not supported on {}",
+        uri.path()
+    )))
+    .into_response()
+}
+
+/// Reads and parses a JSON body; a client mistake is `invalidSyntax`, an oversized body 413.
+pub async fn json_body(body: Body, limit: usize) -> Result<Value, ApiError> {
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|error| {
+        // The limit error is http-body-util's `LengthLimitError`, boxed inside `axum::Error`.
+        let too_large = format!("{error:?}").contains("LengthLimitError");
+        if too_large {
+            ScimError::PayloadTooLarge(format!("the request body is larger than {limit} bytes"))
+        } else {
+            ScimError::invalid_syntax(format!("the request body could not be read: {error}"))
+        }
+    })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ScimError::invalid_syntax(
+            "the request body is empty; a JSON object was expected",
+        )
+        .into());
+    }
+    serde_json::from_slice(&bytes).map_err(|error| {
+        ScimError::invalid_syntax(format!("the request body is not valid JSON: {error}")).into()
+    })
+}
+
+/// Query parameters, with SCIM's parameter names matched ignoring case.
+pub fn list_parameters(query: &HashMap<String, String>) -> ListParameters {
+    let get = |name: &str| {
+        query
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.clone())
+    };
+    ListParameters {
+        filter: get("filter"),
+        sort_by: get("sortBy"),
+        sort_order: get("sortOrder"),
+        start_index: get("startIndex"),
+        count: get("count"),
+        attributes: get("attributes"),
+        excluded_attributes: get("excludedAttributes"),
+    }
+}
+
+/// The version an `If-Match` header pins, if any (`*` pins nothing).
+pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    precondition(headers, header::IF_MATCH)
+}
+
+pub fn if_none_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    precondition(headers, header::IF_NONE_MATCH)
+}
+
+fn precondition(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get(&name) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ScimError::invalid_value(format!("{name} is not valid text")))?
+        .trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    parse_etag(text).map(Some).ok_or_else(|| {
+        ScimError::bad(
+            scimitar_domain::ScimType::InvalidVersion,
+            format!("'{text}' is not an entity tag this server issued"),
+        )
+        .into()
+    })
+}
+
+/// A resource response: SCIM media type, `ETag`, and `Location` on creation.
+pub fn resource_response(
+    status: StatusCode,
+    document: serde_json::Map<String, Value>,
+    etag: &str,
+) -> Response {
+    let location = document
+        .get("meta")
+        .and_then(|meta| meta.get("location"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let mut response = scim_json(status, Value::Object(document));
+    if let Ok(value) = HeaderValue::from_str(etag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    if status == StatusCode::CREATED {
+        if let Some(value) = location.and_then(|location| HeaderValue::from_str(&location).ok()) {
+            response.headers_mut().insert(header::LOCATION, value);
+        }
+    }
+    response
+}

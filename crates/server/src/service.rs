@@ -1,0 +1,559 @@
+//! The application service: what each SCIM operation does, between the HTTP edge (which parses
+//! input into domain values) and storage. Every write goes through [`Store::apply`].
+//!
+//! Read-modify-write operations (PUT, PATCH) are optimistic: they write only if the version they
+//! read is still current, and retry when another request got in between, unless the client
+//! pinned a version with `If-Match`, in which case the conflict is the client's 412.
+
+use scimitar_domain::credentials::{hash_password, Token, TokenScope, TokenSecret};
+use scimitar_domain::patch::{apply_patch, password_in, MembershipStep, PatchOperation};
+use scimitar_domain::projection::Projection;
+use scimitar_domain::query::ListQuery;
+use scimitar_domain::render::render;
+use scimitar_domain::resource::{ParsedResource, Principal};
+use scimitar_domain::{
+    AccountId, Clock, IdGenerator, PrincipalId, PrincipalKind, ScimError, ScimResult, WorkspaceId,
+};
+use scimitar_store::{Account, Change, Page, SharedStore, Workspace};
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+/// How often a read-modify-write is retried when another request changed the resource first.
+const OPTIMISTIC_ATTEMPTS: usize = 8;
+
+/// The user created on first start, who owns the bootstrap token.
+pub const BOOTSTRAP_ADMIN_USER_NAME: &str = "admin@scimitar.local";
+
+#[derive(Clone)]
+pub struct Services {
+    pub store: SharedStore,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdGenerator>,
+}
+
+/// What the first start created: the account and, once, the admin token's secret.
+pub struct Bootstrap {
+    pub account: Account,
+    pub admin_token: TokenSecret,
+}
+
+impl Services {
+    pub fn new(store: SharedStore, clock: Arc<dyn Clock>, ids: Arc<dyn IdGenerator>) -> Self {
+        Services { store, clock, ids }
+    }
+
+    /// On an empty database: creates the first account and workspace, the `admins` and `users`
+    /// groups, the initial admin user (in `admins`) and an admin token for them. Returns `None`
+    /// when the database already holds an account.
+    pub async fn bootstrap(&self) -> ScimResult<Option<Bootstrap>> {
+        if !self.store.accounts().await?.is_empty() {
+            return Ok(None);
+        }
+        let now = self.clock.now();
+        let account = Account {
+            id: AccountId::new(self.ids.uuid()),
+            name: "default".to_string(),
+            created: now,
+        };
+        let workspace = Workspace {
+            id: WorkspaceId::new(self.ids.principal_id().to_string()),
+            account: account.id.clone(),
+            name: "default".to_string(),
+            created: now,
+        };
+        let system_group = |name: &str| Principal {
+            id: self.ids.principal_id(),
+            kind: PrincipalKind::Group,
+            attributes: json!({"displayName": name})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            password_hash: None,
+            system: true,
+            created: now,
+            last_modified: now,
+            version: 1,
+        };
+        let admins = system_group("admins");
+        let users = system_group("users");
+        let admins_id = admins.id.clone();
+        self.store
+            .apply(
+                &account.id,
+                Change::CreateAccount {
+                    account: account.clone(),
+                    workspace,
+                    system_groups: vec![admins, users],
+                },
+            )
+            .await?;
+        let admin = self
+            .create(
+                &account.id,
+                PrincipalKind::User,
+                ParsedResource {
+                    attributes: json!({"userName": BOOTSTRAP_ADMIN_USER_NAME, "displayName": "Scimitar admin", "active": true})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                    password: None,
+                    members: None,
+                },
+            )
+            .await?;
+        self.patch_membership(
+            &account.id,
+            &admins_id,
+            vec![MembershipStep::Add(vec![
+                scimitar_domain::resource::MemberValue {
+                    id: admin.id.clone(),
+                    kind_hint: Some(PrincipalKind::User),
+                },
+            ])],
+        )
+        .await?;
+        let admin_token = self
+            .create_token(
+                &account.id,
+                &admin.id,
+                TokenScope::Admin,
+                Some("bootstrap".to_string()),
+            )
+            .await?;
+        Ok(Some(Bootstrap {
+            account,
+            admin_token,
+        }))
+    }
+
+    /// Creates a token for a principal and returns its secret, which is never stored.
+    pub async fn create_token(
+        &self,
+        account: &AccountId,
+        principal: &PrincipalId,
+        scope: TokenScope,
+        comment: Option<String>,
+    ) -> ScimResult<TokenSecret> {
+        let secret = TokenSecret::generate(self.ids.as_ref());
+        let token = Token {
+            id: self.ids.uuid(),
+            account: account.clone(),
+            principal: principal.clone(),
+            scope,
+            comment,
+            created: self.clock.now(),
+            expires: None,
+        };
+        self.store
+            .apply(
+                account,
+                Change::CreateToken {
+                    token,
+                    digest: secret.digest(),
+                },
+            )
+            .await?;
+        Ok(secret)
+    }
+
+    /// The initial admin of an account: the bootstrap user, else the first member of `admins`.
+    pub async fn initial_admin(&self, account: &AccountId) -> ScimResult<Principal> {
+        if let Some(admin) = self
+            .store
+            .principal_by_name(account, PrincipalKind::User, BOOTSTRAP_ADMIN_USER_NAME)
+            .await?
+        {
+            return Ok(admin);
+        }
+        let admins = self
+            .store
+            .principal_by_name(account, PrincipalKind::Group, "admins")
+            .await?
+            .ok_or_else(|| ScimError::NotFound("the account has no 'admins' group".into()))?;
+        let members = self
+            .store
+            .members(account, std::slice::from_ref(&admins.id))
+            .await?;
+        let first = members
+            .get(&admins.id)
+            .and_then(|members| members.first())
+            .ok_or_else(|| ScimError::NotFound("the 'admins' group has no members".into()))?;
+        self.get_any(account, &first.id).await
+    }
+
+    /// Checks a bearer secret and returns its token.
+    pub async fn authenticate(&self, secret: &str) -> ScimResult<Token> {
+        let digest = scimitar_domain::credentials::token_digest(secret);
+        let token = self
+            .store
+            .token_by_digest(&digest)
+            .await?
+            .ok_or_else(|| ScimError::Unauthorized("the bearer token is not valid".into()))?;
+        if !token.is_valid_at(self.clock.now()) {
+            return Err(ScimError::Unauthorized(
+                "the bearer token has expired".into(),
+            ));
+        }
+        Ok(token)
+    }
+
+    pub async fn get_any(&self, account: &AccountId, id: &PrincipalId) -> ScimResult<Principal> {
+        self.store
+            .principal(account, id)
+            .await?
+            .ok_or_else(|| ScimError::NotFound(format!("resource {id} not found")))
+    }
+
+    /// Reads a principal of a kind; one of another kind is "not found" at this endpoint.
+    pub async fn get(
+        &self,
+        account: &AccountId,
+        kind: PrincipalKind,
+        id: &PrincipalId,
+    ) -> ScimResult<Principal> {
+        match self.store.principal(account, id).await? {
+            Some(principal) if principal.kind == kind => Ok(principal),
+            _ => Err(ScimError::NotFound(format!(
+                "{} {id} not found",
+                kind.as_str()
+            ))),
+        }
+    }
+
+    pub async fn create(
+        &self,
+        account: &AccountId,
+        kind: PrincipalKind,
+        parsed: ParsedResource,
+    ) -> ScimResult<Principal> {
+        let now = self.clock.now();
+        let mut attributes = parsed.attributes;
+        if kind != PrincipalKind::Group {
+            attributes.entry("active").or_insert(Value::Bool(true));
+        }
+        if kind == PrincipalKind::ServicePrincipal {
+            attributes
+                .entry("applicationId")
+                .or_insert_with(|| Value::String(self.ids.uuid()));
+        }
+        let password_hash = match &parsed.password {
+            Some(password) => Some(hash_password(password, self.ids.as_ref())?),
+            None => None,
+        };
+        let principal = Principal {
+            id: self.ids.principal_id(),
+            kind,
+            attributes,
+            password_hash,
+            system: false,
+            created: now,
+            last_modified: now,
+            version: 1,
+        };
+        self.store
+            .apply(
+                account,
+                Change::CreatePrincipal {
+                    principal: principal.clone(),
+                    members: parsed.members.unwrap_or_default(),
+                },
+            )
+            .await?;
+        Ok(principal)
+    }
+
+    pub async fn replace(
+        &self,
+        account: &AccountId,
+        kind: PrincipalKind,
+        id: &PrincipalId,
+        parsed: ParsedResource,
+        if_match: Option<u64>,
+    ) -> ScimResult<Principal> {
+        let password_hash = match &parsed.password {
+            Some(password) => Some(hash_password(password, self.ids.as_ref())?),
+            None => None,
+        };
+        self.read_modify_write(account, kind, id, if_match, |current| {
+            let mut attributes = parsed.attributes.clone();
+            keep_on_replace(current, &mut attributes)?;
+            check_system_group_rename(current, &attributes)?;
+            let membership = match (&parsed.members, current.kind) {
+                (Some(members), PrincipalKind::Group) => {
+                    vec![MembershipStep::ReplaceAll(members.clone())]
+                }
+                (None, PrincipalKind::Group) => vec![MembershipStep::RemoveAll],
+                _ => Vec::new(),
+            };
+            check_system_group_membership(current, &membership)?;
+            Ok(Some((attributes, password_hash.clone(), membership)))
+        })
+        .await
+    }
+
+    pub async fn patch(
+        &self,
+        account: &AccountId,
+        kind: PrincipalKind,
+        id: &PrincipalId,
+        operations: &[PatchOperation],
+        if_match: Option<u64>,
+    ) -> ScimResult<Principal> {
+        let resource_type = kind.resource_type();
+        // Hash once, outside the retry loop: Argon2 is deliberately slow.
+        let password_hash = match password_in(operations) {
+            Some(password) => Some(hash_password(&password, self.ids.as_ref())?),
+            None => None,
+        };
+        self.read_modify_write(account, kind, id, if_match, |current| {
+            let plan = apply_patch(resource_type, &current.attributes, operations)?;
+            check_system_group_rename(current, &plan.attributes)?;
+            check_system_group_membership(current, &plan.membership)?;
+            let unchanged = plan.attributes == current.attributes
+                && plan.membership.is_empty()
+                && plan.password.is_none();
+            if unchanged {
+                return Ok(None);
+            }
+            Ok(Some((
+                plan.attributes,
+                password_hash.clone(),
+                plan.membership,
+            )))
+        })
+        .await
+    }
+
+    /// Changes only a group's membership (used by bootstrap).
+    async fn patch_membership(
+        &self,
+        account: &AccountId,
+        group: &PrincipalId,
+        steps: Vec<MembershipStep>,
+    ) -> ScimResult<Principal> {
+        self.read_modify_write(account, PrincipalKind::Group, group, None, |current| {
+            Ok(Some((current.attributes.clone(), None, steps.clone())))
+        })
+        .await
+    }
+
+    /// Reads the principal, computes its new state with `change`, and writes it if nobody else
+    /// wrote in between. `change` returns `None` when nothing changes.
+    async fn read_modify_write<F>(
+        &self,
+        account: &AccountId,
+        kind: PrincipalKind,
+        id: &PrincipalId,
+        if_match: Option<u64>,
+        change: F,
+    ) -> ScimResult<Principal>
+    where
+        F: Fn(
+            &Principal,
+        )
+            -> ScimResult<Option<(Map<String, Value>, Option<String>, Vec<MembershipStep>)>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let current = self.get(account, kind, id).await?;
+            if let Some(expected) = if_match {
+                if expected != current.version {
+                    return Err(ScimError::PreconditionFailed(format!(
+                        "If-Match does not match: the resource is at version {}",
+                        current.etag()
+                    )));
+                }
+            }
+            let Some((attributes, new_password_hash, membership)) = change(&current)? else {
+                return Ok(current);
+            };
+            let mut updated = current.clone();
+            updated.attributes = attributes;
+            if new_password_hash.is_some() {
+                updated.password_hash = new_password_hash;
+            }
+            updated.version = current.version + 1;
+            updated.last_modified = self.clock.now().max(current.last_modified);
+            let result = self
+                .store
+                .apply(
+                    account,
+                    Change::UpdatePrincipal {
+                        principal: updated.clone(),
+                        expected_version: current.version,
+                        membership,
+                    },
+                )
+                .await;
+            match result {
+                Ok(()) => return Ok(updated),
+                Err(ScimError::PreconditionFailed(_))
+                    if if_match.is_none() && attempt < OPTIMISTIC_ATTEMPTS =>
+                {
+                    continue
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    pub async fn delete(
+        &self,
+        account: &AccountId,
+        kind: PrincipalKind,
+        id: &PrincipalId,
+        if_match: Option<u64>,
+    ) -> ScimResult<()> {
+        let current = self.get(account, kind, id).await?;
+        if current.system {
+            return Err(ScimError::mutability(format!(
+                "the built-in group '{}' cannot be deleted",
+                current.display_name().unwrap_or_default()
+            )));
+        }
+        self.store
+            .apply(
+                account,
+                Change::DeletePrincipal {
+                    id: id.clone(),
+                    expected_version: if_match,
+                },
+            )
+            .await
+    }
+
+    pub async fn list(
+        &self,
+        account: &AccountId,
+        kind: PrincipalKind,
+        query: &ListQuery,
+    ) -> ScimResult<Page> {
+        self.store.list_principals(account, kind, query).await
+    }
+
+    /// Renders principals for a response, loading `members` and `groups` only when the
+    /// projection keeps them.
+    pub async fn render_all(
+        &self,
+        account: &AccountId,
+        principals: &[Principal],
+        base_url: &str,
+        projection: &Projection,
+    ) -> ScimResult<Vec<Map<String, Value>>> {
+        let group_ids: Vec<PrincipalId> = principals
+            .iter()
+            .filter(|principal| principal.kind == PrincipalKind::Group)
+            .map(|principal| principal.id.clone())
+            .collect();
+        let members = if !group_ids.is_empty() && projection.includes("members") {
+            self.store.members(account, &group_ids).await?
+        } else {
+            Default::default()
+        };
+        let groups = if projection.includes("groups") {
+            let ids: Vec<PrincipalId> = principals
+                .iter()
+                .map(|principal| principal.id.clone())
+                .collect();
+            self.store.groups_of(account, &ids).await?
+        } else {
+            Default::default()
+        };
+        Ok(principals
+            .iter()
+            .map(|principal| {
+                let members = match principal.kind {
+                    PrincipalKind::Group if projection.includes("members") => {
+                        Some(members.get(&principal.id).map(Vec::as_slice).unwrap_or(&[]))
+                    }
+                    _ => None,
+                };
+                let groups = projection
+                    .includes("groups")
+                    .then(|| groups.get(&principal.id).map(Vec::as_slice).unwrap_or(&[]));
+                let mut document = render(principal, base_url, members, groups);
+                projection.apply(&mut document);
+                document
+            })
+            .collect())
+    }
+
+    pub async fn render_one(
+        &self,
+        account: &AccountId,
+        principal: &Principal,
+        base_url: &str,
+        projection: &Projection,
+    ) -> ScimResult<Map<String, Value>> {
+        let mut rendered = self
+            .render_all(
+                account,
+                std::slice::from_ref(principal),
+                base_url,
+                projection,
+            )
+            .await?;
+        rendered
+            .pop()
+            .ok_or_else(|| ScimError::internal("rendering returned nothing"))
+    }
+}
+
+/// PUT replaces the document, except what a client cannot send back: immutable attributes keep
+/// their value (and may not change), and `active` keeps its value when omitted, so that a PUT
+/// built without it (as some Okta apps do) does not silently deactivate someone.
+fn keep_on_replace(current: &Principal, attributes: &mut Map<String, Value>) -> ScimResult<()> {
+    for definition in current.kind.resource_type().schema.attributes {
+        if definition.mutability != scimitar_domain::schema::Mutability::Immutable {
+            continue;
+        }
+        match (
+            current.attributes.get(definition.name),
+            attributes.get(definition.name),
+        ) {
+            (Some(old), Some(new)) if old != new => {
+                return Err(ScimError::mutability(format!(
+                    "'{}' is immutable",
+                    definition.name
+                )))
+            }
+            (Some(old), None) => {
+                attributes.insert(definition.name.to_string(), old.clone());
+            }
+            _ => {}
+        }
+    }
+    if current.kind != PrincipalKind::Group && !attributes.contains_key("active") {
+        if let Some(active) = current.attributes.get("active") {
+            attributes.insert("active".to_string(), active.clone());
+        }
+    }
+    Ok(())
+}
+
+fn check_system_group_rename(
+    current: &Principal,
+    attributes: &Map<String, Value>,
+) -> ScimResult<()> {
+    if current.system && attributes.get("displayName") != current.attributes.get("displayName") {
+        return Err(ScimError::mutability(format!(
+            "the built-in group '{}' cannot be renamed",
+            current.display_name().unwrap_or_default()
+        )));
+    }
+    Ok(())
+}
+
+/// Everyone is in `users`; its membership follows principals' lifecycles, not client edits.
+fn check_system_group_membership(
+    current: &Principal,
+    membership: &[MembershipStep],
+) -> ScimResult<()> {
+    if current.system && current.display_name() == Some("users") && !membership.is_empty() {
+        return Err(ScimError::mutability(
+            "the membership of the built-in 'users' group is managed by the server: every user and service principal belongs to it",
+        ));
+    }
+    Ok(())
+}
