@@ -62,6 +62,20 @@ impl Projection {
         })
     }
 
+    /// Whether `attributes` names the sub-attribute `name.sub` (or the whole `name`) explicitly,
+    /// which is what makes a `returned: request` sub-attribute appear.
+    pub fn requests(&self, name: &str, sub: &str) -> bool {
+        self.only.as_ref().is_some_and(|only| {
+            only.iter().any(|target| match target {
+                ResolvedTarget::Attribute(attribute) => {
+                    attribute.attribute.name == name
+                        && attribute.sub_attribute.is_none_or(|s| s.name == sub)
+                }
+                ResolvedTarget::Extension(_) => false,
+            })
+        })
+    }
+
     /// Applies the projection to a rendered document.
     pub fn apply(&self, document: &mut Map<String, Value>) {
         if let Some(only) = &self.only {

@@ -28,7 +28,8 @@ pub fn location(base_url: &str, kind: PrincipalKind, id: &PrincipalId) -> String
 }
 
 /// Renders a principal. `members` and `groups` are rendered only when given, so callers that
-/// project them away never load them.
+/// project them away never load them. A member's `display` is rendered only when its
+/// [`MemberRef`] carries one: callers fill it only when the client asked for it.
 pub fn render(
     principal: &Principal,
     base_url: &str,

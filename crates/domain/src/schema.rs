@@ -390,7 +390,15 @@ pub const GROUP_ATTRIBUTES: &[AttributeDef] = &[
             reference("$ref", "The URI of the member.")
                 .references(&["User", "Group", "ServicePrincipal"])
                 .mutability(Mutability::Immutable),
-            string("display", "The member's display name.").mutability(Mutability::ReadOnly),
+            // Returned only when asked for (`attributes=members.display`): clients that PATCH a
+            // member and compare the echo with what they sent do not expect a value they did not
+            // send, and loading every member's name costs a join on large groups.
+            string(
+                "display",
+                "The member's display name; returned only when requested.",
+            )
+            .mutability(Mutability::ReadOnly)
+            .returned(Returned::Request),
             string("type", "The member's resource type.")
                 .canonical(&["User", "Group", "ServicePrincipal"])
                 .mutability(Mutability::Immutable),
@@ -403,9 +411,8 @@ pub const GROUP_ATTRIBUTES: &[AttributeDef] = &[
 ];
 
 pub const SERVICE_PRINCIPAL_ATTRIBUTES: &[AttributeDef] = &[
-    string("applicationId", "The application (client) id of the service principal, a UUID; generated when not given, unique per account, immutable.")
-        .unique()
-        .mutability(Mutability::Immutable),
+    string("applicationId", "The application (client) id of the service principal, a UUID; generated when not given, unique per account.")
+        .unique(),
     string("displayName", "A human-readable name for the service principal."),
     boolean("active", "Whether the service principal is active; inactive principals have no access."),
     GROUPS,

@@ -9,7 +9,7 @@ use scimitar_domain::credentials::{hash_password, Token, TokenScope, TokenSecret
 use scimitar_domain::patch::{apply_patch, password_in, MembershipStep, PatchOperation};
 use scimitar_domain::projection::Projection;
 use scimitar_domain::query::ListQuery;
-use scimitar_domain::render::render;
+use scimitar_domain::render::{render, MemberRef};
 use scimitar_domain::resource::{ParsedResource, Principal};
 use scimitar_domain::{
     AccountId, Clock, IdGenerator, PrincipalId, PrincipalKind, ScimError, ScimResult, WorkspaceId,
@@ -460,6 +460,11 @@ impl Services {
         } else {
             Default::default()
         };
+        let members = if projection.requests("members", "display") {
+            members
+        } else {
+            without_display(members)
+        };
         Ok(principals
             .iter()
             .map(|principal| {
@@ -477,6 +482,52 @@ impl Services {
                 document
             })
             .collect())
+    }
+
+    /// Renders a group after a write, with its members only when there are at most
+    /// `member_cap` of them: the response of a PATCH on a huge group never carries (or loads)
+    /// the whole member list.
+    pub async fn render_with_small_member_list(
+        &self,
+        account: &AccountId,
+        principal: &Principal,
+        base_url: &str,
+        projection: &Projection,
+        member_cap: usize,
+    ) -> ScimResult<Map<String, Value>> {
+        if principal.kind != PrincipalKind::Group || !projection.includes("members") {
+            return self
+                .render_one(account, principal, base_url, projection)
+                .await;
+        }
+        let members = self
+            .store
+            .members_limited(account, &principal.id, member_cap.saturating_add(1))
+            .await?;
+        let members = (members.len() <= member_cap).then_some(members);
+        let members = match members {
+            Some(members) if !projection.requests("members", "display") => Some(
+                members
+                    .into_iter()
+                    .map(|member| MemberRef {
+                        display: None,
+                        ..member
+                    })
+                    .collect(),
+            ),
+            other => other,
+        };
+        let groups = if projection.includes("groups") {
+            self.store
+                .groups_of(account, std::slice::from_ref(&principal.id))
+                .await?
+                .remove(&principal.id)
+        } else {
+            None
+        };
+        let mut document = render(principal, base_url, members.as_deref(), groups.as_deref());
+        projection.apply(&mut document);
+        Ok(document)
     }
 
     pub async fn render_one(
@@ -498,6 +549,25 @@ impl Services {
             .pop()
             .ok_or_else(|| ScimError::internal("rendering returned nothing"))
     }
+}
+
+/// Drops members' display names, which are returned only when requested.
+fn without_display(
+    members: std::collections::HashMap<PrincipalId, Vec<MemberRef>>,
+) -> std::collections::HashMap<PrincipalId, Vec<MemberRef>> {
+    members
+        .into_iter()
+        .map(|(group, list)| {
+            let list = list
+                .into_iter()
+                .map(|member| MemberRef {
+                    display: None,
+                    ..member
+                })
+                .collect();
+            (group, list)
+        })
+        .collect()
 }
 
 /// PUT replaces the document, except what a client cannot send back: immutable attributes keep

@@ -91,6 +91,14 @@ pub trait Store: Send + Sync + 'static {
         account: &AccountId,
         groups: &[PrincipalId],
     ) -> ScimResult<HashMap<PrincipalId, Vec<MemberRef>>>;
+    /// At most `limit` direct members of one group, for responses that show a member list only
+    /// when it is small.
+    async fn members_limited(
+        &self,
+        account: &AccountId,
+        group: &PrincipalId,
+        limit: usize,
+    ) -> ScimResult<Vec<MemberRef>>;
     /// The groups each principal given is a direct member of.
     async fn groups_of(
         &self,

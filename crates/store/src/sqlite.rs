@@ -255,15 +255,24 @@ fn load_members(
     account: &AccountId,
     group: &PrincipalId,
 ) -> ScimResult<Vec<MemberRef>> {
+    load_members_limited(connection, account, group, i64::MAX)
+}
+
+fn load_members_limited(
+    connection: &Connection,
+    account: &AccountId,
+    group: &PrincipalId,
+    limit: i64,
+) -> ScimResult<Vec<MemberRef>> {
     let mut statement = connection
         .prepare_cached(
             "SELECT m.member_id, m.member_kind, p.display_name, p.attributes FROM memberships m \
              JOIN principals p ON p.account_id = m.account_id AND p.id = m.member_id \
-             WHERE m.account_id = ?1 AND m.group_id = ?2 ORDER BY m.created, m.member_id",
+             WHERE m.account_id = ?1 AND m.group_id = ?2 ORDER BY m.created, m.member_id LIMIT ?3",
         )
         .map_err(internal)?;
     let rows = statement
-        .query_map(params![account.as_str(), group.as_str()], |row| {
+        .query_map(params![account.as_str(), group.as_str(), limit], |row| {
             let kind: String = row.get(1)?;
             let display: Option<String> = row.get(2)?;
             let attributes: String = row.get(3)?;
@@ -926,6 +935,18 @@ impl Store for SqliteStore {
                 .collect()
         })
         .await
+    }
+
+    async fn members_limited(
+        &self,
+        account: &AccountId,
+        group: &PrincipalId,
+        limit: usize,
+    ) -> ScimResult<Vec<MemberRef>> {
+        let (account, group) = (account.clone(), group.clone());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |connection| load_members_limited(connection, &account, &group, limit))
+            .await
     }
 
     async fn groups_of(

@@ -277,9 +277,13 @@ pub async fn replace(
     Ok(resource_response(StatusCode::OK, document, &updated.etag()))
 }
 
-/// PATCH answers 200 with the resource (Databricks and strict clients expect a body). For a
-/// group the member list is left out unless asked for with `attributes`, so a PATCH on a group
-/// of a million never serialises the million.
+/// The largest member list a PATCH response carries unasked.
+pub const PATCH_RESPONSE_MEMBER_CAP: usize = 1_000;
+
+/// PATCH answers 200 with the resource (Databricks and strict clients expect a body). A group's
+/// member list is included only when it has at most [`PATCH_RESPONSE_MEMBER_CAP`] members
+/// (or when `attributes` asks for it), so a PATCH on a group of a million never serialises the
+/// million.
 pub async fn patch(
     State(state): State<AppState>,
     context: ScimContext,
@@ -289,13 +293,9 @@ pub async fn patch(
     body: Body,
 ) -> ApiResult {
     let kind = kind_of(&params)?;
-    let mut query = query;
-    let asks_for_projection = query.keys().any(|key| {
-        key.eq_ignore_ascii_case("attributes") || key.eq_ignore_ascii_case("excludedAttributes")
-    });
-    if kind == PrincipalKind::Group && !asks_for_projection {
-        query.insert("excludedAttributes".to_string(), "members".to_string());
-    }
+    let asks_for_members = list_parameters(&query)
+        .attributes
+        .is_some_and(|attributes| attributes.to_ascii_lowercase().contains("members"));
     let projection = projection(kind, &query)?;
     let pinned = if_match(&headers)?;
     let body = json_body(body, MAX_BODY_BYTES).await?;
@@ -304,10 +304,23 @@ pub async fn patch(
         .services
         .patch(&context.account, kind, &id_of(&params), &operations, pinned)
         .await?;
-    let document = state
-        .services
-        .render_one(&context.account, &updated, &context.base_url, &projection)
-        .await?;
+    let document = if asks_for_members {
+        state
+            .services
+            .render_one(&context.account, &updated, &context.base_url, &projection)
+            .await?
+    } else {
+        state
+            .services
+            .render_with_small_member_list(
+                &context.account,
+                &updated,
+                &context.base_url,
+                &projection,
+                PATCH_RESPONSE_MEMBER_CAP,
+            )
+            .await?
+    };
     Ok(resource_response(StatusCode::OK, document, &updated.etag()))
 }
 
