@@ -827,3 +827,175 @@ pub fn password_in(operations: &[PatchOperation]) -> Option<String> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::schema::{GROUP_RESOURCE, USER_RESOURCE};
+    use serde_json::json;
+
+    fn user() -> Map<String, Value> {
+        json!({
+            "userName": "bjensen",
+            "name": {"givenName": "Barbara", "familyName": "Jensen"},
+            "emails": [{"value": "b@work.com", "type": "work", "primary": true}],
+            "active": true
+        })
+        .as_object()
+        .cloned()
+        .unwrap()
+    }
+
+    fn patch(document: &Map<String, Value>, body: Value) -> ScimResult<PatchPlan> {
+        apply_patch(&USER_RESOURCE, document, &parse_patch_request(&body)?)
+    }
+
+    fn ops(operations: Value) -> Value {
+        json!({"schemas": [PATCH_OP_SCHEMA_FOR_TESTS], "Operations": operations})
+    }
+
+    const PATCH_OP_SCHEMA_FOR_TESTS: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+    #[test]
+    fn entra_capitalised_replace_with_a_string_boolean_deactivates() {
+        let plan = patch(&user(), ops(json!([{"op": "Replace", "path": "active", "value": "False"}]))).unwrap();
+        assert_eq!(plan.attributes["active"], json!(false));
+    }
+
+    #[test]
+    fn pathless_replace_with_dotted_and_urn_keys_sets_each_attribute() {
+        let plan = patch(
+            &user(),
+            ops(json!([{"op": "replace", "value": {
+                "displayName": "Bjfe",
+                "name.givenName": "Kkom",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": "Aklq"
+            }}])),
+        )
+        .unwrap();
+        assert_eq!(plan.attributes["displayName"], json!("Bjfe"));
+        assert_eq!(plan.attributes["name"], json!({"givenName": "Kkom", "familyName": "Jensen"}));
+        assert_eq!(
+            plan.attributes["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+            json!({"employeeNumber": "Aklq"})
+        );
+        assert!(!plan.attributes.contains_key("name.givenName"));
+    }
+
+    #[test]
+    fn a_value_path_replace_on_a_missing_element_creates_it_as_entra_expects() {
+        let mut document = user();
+        document.remove("emails");
+        let plan = patch(
+            &document,
+            ops(json!([{"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "new@work.com"}])),
+        )
+        .unwrap();
+        assert_eq!(plan.attributes["emails"], json!([{"type": "work", "value": "new@work.com"}]));
+    }
+
+    #[test]
+    fn a_value_path_replace_changes_only_matching_elements() {
+        let mut document = user();
+        document.insert(
+            "emails".into(),
+            json!([{"value": "b@work.com", "type": "work"}, {"value": "b@home.com", "type": "home"}]),
+        );
+        let plan = patch(
+            &document,
+            ops(json!([{"op": "replace", "path": "emails[type eq \"home\"].value", "value": "x@home.com"}])),
+        )
+        .unwrap();
+        assert_eq!(
+            plan.attributes["emails"],
+            json!([{"value": "b@work.com", "type": "work"}, {"value": "x@home.com", "type": "home"}])
+        );
+    }
+
+    #[test]
+    fn operations_apply_all_or_nothing() {
+        let result = patch(
+            &user(),
+            ops(json!([
+                {"op": "replace", "path": "displayName", "value": "ok"},
+                {"op": "replace", "path": "groups", "value": []}
+            ])),
+        );
+        assert_eq!(result.unwrap_err().code(), "mutability");
+    }
+
+    #[test]
+    fn remove_needs_a_path_and_an_unknown_op_is_invalid_syntax() {
+        let error = parse_patch_request(&ops(json!([{"op": "remove"}]))).unwrap_err();
+        assert_eq!(error.code(), "noTarget");
+        let error = parse_patch_request(&ops(json!([{"op": "merge", "path": "x", "value": 1}]))).unwrap_err();
+        assert_eq!(error.code(), "invalidSyntax");
+        let error = parse_patch_request(&json!({"schemas": []})).unwrap_err();
+        assert_eq!(error.code(), "invalidSyntax");
+    }
+
+    #[test]
+    fn removing_a_required_attribute_is_refused() {
+        let error = patch(&user(), ops(json!([{"op": "remove", "path": "userName"}]))).unwrap_err();
+        assert_eq!(error.code(), "invalidValue");
+    }
+
+    #[test]
+    fn okta_pathless_replace_ignores_the_read_only_id() {
+        let plan = patch(&user(), ops(json!([{"op": "replace", "value": {"id": "x", "active": false}}]))).unwrap();
+        assert_eq!(plan.attributes["active"], json!(false));
+        assert!(!plan.attributes.contains_key("id"));
+    }
+
+    #[test]
+    fn adding_a_primary_email_demotes_the_previous_primary() {
+        let plan = patch(
+            &user(),
+            ops(json!([{"op": "add", "path": "emails", "value": [{"value": "n@x.com", "type": "home", "primary": true}]}])),
+        )
+        .unwrap();
+        let emails = plan.attributes["emails"].as_array().unwrap();
+        assert_eq!(emails[0]["primary"], json!(false));
+        assert_eq!(emails[1]["primary"], json!(true));
+    }
+
+    #[test]
+    fn passwords_leave_the_document_and_are_found_before_applying() {
+        let body = ops(json!([{"op": "replace", "path": "password", "value": "s3cret"}]));
+        let operations = parse_patch_request(&body).unwrap();
+        assert_eq!(password_in(&operations).as_deref(), Some("s3cret"));
+        let plan = apply_patch(&USER_RESOURCE, &user(), &operations).unwrap();
+        assert_eq!(plan.password.as_deref(), Some("s3cret"));
+        assert!(!plan.attributes.contains_key("password"));
+    }
+
+    fn group_plan(body: Value) -> PatchPlan {
+        let group = json!({"displayName": "g"}).as_object().cloned().unwrap();
+        apply_patch(&GROUP_RESOURCE, &group, &parse_patch_request(&body).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn member_operations_become_membership_steps_without_touching_the_document() {
+        let plan = group_plan(ops(json!([
+            {"op": "remove", "path": "members[value eq \"89bb\"]"},
+            {"op": "add", "path": "members", "value": [{"value": "23a3", "display": "x"}]},
+            {"op": "Remove", "path": "members", "value": [{"$ref": null, "value": "u1091"}]},
+            {"op": "replace", "path": "members", "value": [{"value": "a"}, {"value": "b"}]},
+            {"op": "remove", "path": "members"}
+        ])));
+        assert_eq!(plan.attributes, json!({"displayName": "g"}).as_object().cloned().unwrap());
+        assert!(matches!(&plan.membership[0], MembershipStep::Remove(ids) if ids[0].as_str() == "89bb"));
+        assert!(matches!(&plan.membership[1], MembershipStep::Add(members) if members[0].id.as_str() == "23a3"));
+        assert!(matches!(&plan.membership[2], MembershipStep::Remove(ids) if ids[0].as_str() == "u1091"));
+        assert!(matches!(&plan.membership[3], MembershipStep::ReplaceAll(members) if members.len() == 2));
+        assert!(matches!(&plan.membership[4], MembershipStep::RemoveAll));
+    }
+
+    #[test]
+    fn okta_group_rename_with_id_is_a_plain_rename() {
+        let plan = group_plan(ops(json!([{"op": "replace", "value": {"id": "abf4", "displayName": "Test SCIMv2"}}])));
+        assert_eq!(plan.attributes["displayName"], json!("Test SCIMv2"));
+        assert!(plan.membership.is_empty());
+    }
+}
