@@ -8,6 +8,7 @@ use crate::context::{AddressedAccount, Mount};
 use crate::error::{scim_json, ApiError, ApiResult};
 use crate::AppState;
 use axum::body::Body;
+use axum::http::HeaderName;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
@@ -17,6 +18,9 @@ use scimitar_domain::resource::parse_etag;
 use scimitar_domain::ScimError;
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 
 /// The largest request body accepted outside `/Bulk`: large enough for a PUT of a group with
@@ -42,10 +46,52 @@ pub fn router(state: AppState) -> Router {
     for (prefix, mount) in mounts {
         router = router.nest(prefix, scim_routes().layer(Extension(mount)));
     }
+    let request_id = HeaderName::from_static("x-request-id");
     router
         .fallback(not_found)
-        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<Body>| {
+            let id = request
+                .headers()
+                .get("x-request-id")
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+        }))
+        .layer(SetRequestIdLayer::new(request_id, SequentialRequestIds::default()))
         .with_state(state)
+}
+
+/// Request ids: a per-process random prefix and a counter, unique enough to find one request's
+/// log lines, and cheap. A client-supplied `x-request-id` is kept.
+#[derive(Clone)]
+struct SequentialRequestIds {
+    prefix: u32,
+    next: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Default for SequentialRequestIds {
+    fn default() -> Self {
+        SequentialRequestIds {
+            // RandomState is seeded from the OS: a random prefix without another dependency.
+            prefix: {
+                use std::hash::{BuildHasher, Hasher};
+                std::collections::hash_map::RandomState::new()
+                    .build_hasher()
+                    .finish() as u32
+            },
+            next: Default::default(),
+        }
+    }
+}
+
+impl MakeRequestId for SequentialRequestIds {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let sequence = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{:08x}-{sequence}", self.prefix))
+            .ok()
+            .map(RequestId::new)
+    }
 }
 
 fn scim_routes() -> Router<AppState> {
