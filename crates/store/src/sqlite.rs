@@ -169,6 +169,28 @@ impl SqliteStore {
         .map_err(internal)?
     }
 
+    /// Runs a short read (a point lookup on an index) on the calling thread. Handing such a read
+    /// to the blocking pool costs more than the read itself; only reads whose size the client
+    /// controls (lists, whole member lists) go through [`SqliteStore::read`].
+    fn read_now<T>(&self, work: impl FnOnce(&Connection) -> ScimResult<T>) -> ScimResult<T> {
+        for slot in &self.inner.readers {
+            if let Ok(connection) = slot.try_lock() {
+                return work(&connection);
+            }
+        }
+        let index = self.inner.next_reader.fetch_add(1, Ordering::Relaxed)
+            % self.inner.readers.len().max(1);
+        let slot = self
+            .inner
+            .readers
+            .get(index)
+            .ok_or_else(|| internal("no reader connection"))?;
+        let connection = slot
+            .lock()
+            .map_err(|_| internal("a reader connection is poisoned"))?;
+        work(&connection)
+    }
+
     async fn write<T, F>(&self, work: F) -> ScimResult<T>
     where
         T: Send + 'static,
@@ -877,9 +899,7 @@ impl Store for SqliteStore {
         account: &AccountId,
         id: &PrincipalId,
     ) -> ScimResult<Option<Principal>> {
-        let (account, id) = (account.clone(), id.clone());
-        self.read(move |connection| load_principal(connection, &account, &id))
-            .await
+        self.read_now(|connection| load_principal(connection, account, id))
     }
 
     async fn principal_by_name(
@@ -893,8 +913,8 @@ impl Store for SqliteStore {
             PrincipalKind::Group => "display_name_lower",
             PrincipalKind::ServicePrincipal => "application_id_lower",
         };
-        let (account, name) = (account.clone(), fold_case(name));
-        self.read(move |connection| {
+        let name = fold_case(name);
+        self.read_now(|connection| {
             connection
                 .prepare_cached(&format!(
                     "SELECT {PRINCIPAL_COLUMNS} FROM principals p WHERE p.account_id = ?1 AND p.kind = ?2 AND p.{column} = ?3"
@@ -906,7 +926,6 @@ impl Store for SqliteStore {
                 })
                 .map_err(internal)
         })
-        .await
     }
 
     async fn list_principals(
@@ -943,10 +962,8 @@ impl Store for SqliteStore {
         group: &PrincipalId,
         limit: usize,
     ) -> ScimResult<Vec<MemberRef>> {
-        let (account, group) = (account.clone(), group.clone());
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.read(move |connection| load_members_limited(connection, &account, &group, limit))
-            .await
+        self.read_now(|connection| load_members_limited(connection, account, group, limit))
     }
 
     async fn groups_of(
@@ -954,22 +971,26 @@ impl Store for SqliteStore {
         account: &AccountId,
         principals: &[PrincipalId],
     ) -> ScimResult<HashMap<PrincipalId, Vec<GroupRef>>> {
-        let (account, principals) = (account.clone(), principals.to_vec());
-        self.read(move |connection| {
+        let load = |connection: &Connection, account: &AccountId, principals: &[PrincipalId]| {
             principals
-                .into_iter()
+                .iter()
                 .map(|principal| {
-                    load_groups_of(connection, &account, &principal)
-                        .map(|groups| (principal, groups))
+                    load_groups_of(connection, account, principal)
+                        .map(|groups| (principal.clone(), groups))
                 })
                 .collect()
-        })
-        .await
+        };
+        // One principal's groups is a short indexed read; a page of them is not.
+        if principals.len() <= 4 {
+            return self.read_now(|connection| load(connection, account, principals));
+        }
+        let (account, principals) = (account.clone(), principals.to_vec());
+        self.read(move |connection| load(connection, &account, &principals))
+            .await
     }
 
     async fn token_by_digest(&self, digest: &str) -> ScimResult<Option<Token>> {
-        let digest = digest.to_string();
-        self.read(move |connection| {
+        self.read_now(|connection| {
             let row = connection
                 .prepare_cached(
                     "SELECT id, account_id, principal_id, scope, comment, created, expires FROM tokens \
@@ -977,7 +998,7 @@ impl Store for SqliteStore {
                 )
                 .and_then(|mut statement| {
                     statement
-                        .query_row([digest.as_str()], |row| {
+                        .query_row([digest], |row| {
                             Ok((
                                 row.get::<_, String>(0)?,
                                 row.get::<_, String>(1)?,
@@ -1004,7 +1025,6 @@ impl Store for SqliteStore {
                 expires: expires.map(Timestamp::from_micros),
             }))
         })
-        .await
     }
 
     async fn apply(&self, account: &AccountId, change: Change) -> ScimResult<()> {
