@@ -117,8 +117,10 @@ fn parse_operation(index: usize, operation: &Value) -> ScimResult<PatchOperation
         PatchOpKind::Remove if path.is_none() => Err(ScimError::no_target(format!(
             "operation {index}: 'remove' needs a 'path'"
         ))),
-        PatchOpKind::Add | PatchOpKind::Replace if value.is_none() => Err(
-            ScimError::invalid_syntax(format!("operation {index}: '{op_text}' needs a 'value'")),
+        // An add or replace without a value is what the Databricks SDK sends for a falsy value
+        // (it drops `False`, `0` and `""` from the body): see `apply_plain`.
+        PatchOpKind::Add | PatchOpKind::Replace if value.is_none() && path.is_none() => Err(
+            ScimError::invalid_syntax(format!("operation {index}: '{op_text}' without a path needs a 'value'")),
         ),
         _ => Ok(PatchOperation { op, path, value }),
     }
@@ -430,7 +432,12 @@ impl Patcher {
                 }
             }
             (op, None) => {
-                let value = value.unwrap_or(&Value::Null);
+                let falsy_boolean = Value::Bool(false);
+                let value = match value {
+                    Some(value) => value,
+                    None if definition.kind == crate::schema::AttributeType::Boolean => &falsy_boolean,
+                    None => &Value::Null,
+                };
                 let canonical = canonical_value(definition, value, &display)?;
                 let container = self.container(attribute.home)?;
                 match canonical {
@@ -859,7 +866,11 @@ mod tests {
 
     #[test]
     fn entra_capitalised_replace_with_a_string_boolean_deactivates() {
-        let plan = patch(&user(), ops(json!([{"op": "Replace", "path": "active", "value": "False"}]))).unwrap();
+        let plan = patch(
+            &user(),
+            ops(json!([{"op": "Replace", "path": "active", "value": "False"}])),
+        )
+        .unwrap();
         assert_eq!(plan.attributes["active"], json!(false));
     }
 
@@ -875,7 +886,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(plan.attributes["displayName"], json!("Bjfe"));
-        assert_eq!(plan.attributes["name"], json!({"givenName": "Kkom", "familyName": "Jensen"}));
+        assert_eq!(
+            plan.attributes["name"],
+            json!({"givenName": "Kkom", "familyName": "Jensen"})
+        );
         assert_eq!(
             plan.attributes["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
             json!({"employeeNumber": "Aklq"})
@@ -892,7 +906,10 @@ mod tests {
             ops(json!([{"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "new@work.com"}])),
         )
         .unwrap();
-        assert_eq!(plan.attributes["emails"], json!([{"type": "work", "value": "new@work.com"}]));
+        assert_eq!(
+            plan.attributes["emails"],
+            json!([{"type": "work", "value": "new@work.com"}])
+        );
     }
 
     #[test]
@@ -926,10 +943,19 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_value_on_a_boolean_means_false_as_the_databricks_sdk_sends_it() {
+        let plan = patch(&user(), ops(json!([{"op": "replace", "path": "active"}]))).unwrap();
+        assert_eq!(plan.attributes["active"], json!(false));
+        let plan = patch(&user(), ops(json!([{"op": "replace", "path": "displayName"}]))).unwrap();
+        assert!(!plan.attributes.contains_key("displayName"));
+    }
+
+    #[test]
     fn remove_needs_a_path_and_an_unknown_op_is_invalid_syntax() {
         let error = parse_patch_request(&ops(json!([{"op": "remove"}]))).unwrap_err();
         assert_eq!(error.code(), "noTarget");
-        let error = parse_patch_request(&ops(json!([{"op": "merge", "path": "x", "value": 1}]))).unwrap_err();
+        let error = parse_patch_request(&ops(json!([{"op": "merge", "path": "x", "value": 1}])))
+            .unwrap_err();
         assert_eq!(error.code(), "invalidSyntax");
         let error = parse_patch_request(&json!({"schemas": []})).unwrap_err();
         assert_eq!(error.code(), "invalidSyntax");
@@ -943,7 +969,11 @@ mod tests {
 
     #[test]
     fn okta_pathless_replace_ignores_the_read_only_id() {
-        let plan = patch(&user(), ops(json!([{"op": "replace", "value": {"id": "x", "active": false}}]))).unwrap();
+        let plan = patch(
+            &user(),
+            ops(json!([{"op": "replace", "value": {"id": "x", "active": false}}])),
+        )
+        .unwrap();
         assert_eq!(plan.attributes["active"], json!(false));
         assert!(!plan.attributes.contains_key("id"));
     }
@@ -972,7 +1002,12 @@ mod tests {
 
     fn group_plan(body: Value) -> PatchPlan {
         let group = json!({"displayName": "g"}).as_object().cloned().unwrap();
-        apply_patch(&GROUP_RESOURCE, &group, &parse_patch_request(&body).unwrap()).unwrap()
+        apply_patch(
+            &GROUP_RESOURCE,
+            &group,
+            &parse_patch_request(&body).unwrap(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -984,17 +1019,30 @@ mod tests {
             {"op": "replace", "path": "members", "value": [{"value": "a"}, {"value": "b"}]},
             {"op": "remove", "path": "members"}
         ])));
-        assert_eq!(plan.attributes, json!({"displayName": "g"}).as_object().cloned().unwrap());
-        assert!(matches!(&plan.membership[0], MembershipStep::Remove(ids) if ids[0].as_str() == "89bb"));
-        assert!(matches!(&plan.membership[1], MembershipStep::Add(members) if members[0].id.as_str() == "23a3"));
-        assert!(matches!(&plan.membership[2], MembershipStep::Remove(ids) if ids[0].as_str() == "u1091"));
-        assert!(matches!(&plan.membership[3], MembershipStep::ReplaceAll(members) if members.len() == 2));
+        assert_eq!(
+            plan.attributes,
+            json!({"displayName": "g"}).as_object().cloned().unwrap()
+        );
+        assert!(
+            matches!(&plan.membership[0], MembershipStep::Remove(ids) if ids[0].as_str() == "89bb")
+        );
+        assert!(
+            matches!(&plan.membership[1], MembershipStep::Add(members) if members[0].id.as_str() == "23a3")
+        );
+        assert!(
+            matches!(&plan.membership[2], MembershipStep::Remove(ids) if ids[0].as_str() == "u1091")
+        );
+        assert!(
+            matches!(&plan.membership[3], MembershipStep::ReplaceAll(members) if members.len() == 2)
+        );
         assert!(matches!(&plan.membership[4], MembershipStep::RemoveAll));
     }
 
     #[test]
     fn okta_group_rename_with_id_is_a_plain_rename() {
-        let plan = group_plan(ops(json!([{"op": "replace", "value": {"id": "abf4", "displayName": "Test SCIMv2"}}])));
+        let plan = group_plan(ops(
+            json!([{"op": "replace", "value": {"id": "abf4", "displayName": "Test SCIMv2"}}]),
+        ));
         assert_eq!(plan.attributes["displayName"], json!("Test SCIMv2"));
         assert!(plan.membership.is_empty());
     }

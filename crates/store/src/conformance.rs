@@ -133,7 +133,7 @@ async fn add_members(
 
 async fn member_ids(store: &dyn Store, account: &AccountId, group_id: &str) -> Vec<String> {
     let id = PrincipalId::new(group_id);
-    let mut members = store.members(account, &[id.clone()]).await.unwrap();
+    let mut members = store.members(account, std::slice::from_ref(&id)).await.unwrap();
     let mut ids: Vec<String> = members
         .remove(&id)
         .unwrap_or_default()
