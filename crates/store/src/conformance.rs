@@ -133,7 +133,10 @@ async fn add_members(
 
 async fn member_ids(store: &dyn Store, account: &AccountId, group_id: &str) -> Vec<String> {
     let id = PrincipalId::new(group_id);
-    let mut members = store.members(account, std::slice::from_ref(&id)).await.unwrap();
+    let mut members = store
+        .members(account, std::slice::from_ref(&id))
+        .await
+        .unwrap();
     let mut ids: Vec<String> = members
         .remove(&id)
         .unwrap_or_default()
@@ -210,6 +213,41 @@ pub async fn members_must_exist_and_cycles_are_refused(store: &dyn Store) {
     let error = add_members(store, &account, "a", &["a"]).await.unwrap_err();
     assert_eq!(error.code(), "invalidValue");
     assert!(member_ids(store, &account, "a").await.is_empty());
+}
+
+pub async fn groups_of_lists_inherited_groups_as_indirect(store: &dyn Store) {
+    let account = seed_account(store).await;
+    create(store, &account, user("1", "alice", 1), &[])
+        .await
+        .unwrap();
+    create(store, &account, group("inner", "inner"), &["1"])
+        .await
+        .unwrap();
+    create(store, &account, group("outer", "outer"), &["inner"])
+        .await
+        .unwrap();
+    create(store, &account, group("top", "top"), &["outer", "1"])
+        .await
+        .unwrap();
+    let id = PrincipalId::new("1");
+    let groups = store
+        .groups_of(&account, std::slice::from_ref(&id))
+        .await
+        .unwrap();
+    let mut seen: Vec<(String, bool)> = groups[&id]
+        .iter()
+        .map(|g| (g.id.to_string(), g.direct))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            ("inner".to_string(), true),
+            ("outer".to_string(), false),
+            ("top".to_string(), true),
+            ("users".to_string(), true)
+        ]
+    );
 }
 
 pub async fn a_stale_version_is_a_precondition_failure(store: &dyn Store) {
@@ -378,6 +416,7 @@ where
     users_join_the_users_group_and_leave_every_group_when_deleted(&fresh().await).await;
     members_must_exist_and_cycles_are_refused(&fresh().await).await;
     a_stale_version_is_a_precondition_failure(&fresh().await).await;
+    groups_of_lists_inherited_groups_as_indirect(&fresh().await).await;
     sql_filters_agree_with_the_reference_evaluator(&fresh().await).await;
     pages_are_stable_and_counted(&fresh().await).await;
     tokens_are_found_by_digest_only(&fresh().await).await;

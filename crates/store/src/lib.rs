@@ -33,6 +33,10 @@ use scimitar_domain::{
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// How deep groups may nest. Walks over the membership graph stop here, so their cost is
+/// bounded whatever the data; real directories rarely nest beyond a handful of levels.
+pub const MAX_GROUP_NESTING_DEPTH: usize = 32;
+
 /// An account: the unit of isolation. Every row in storage carries its account's id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
@@ -99,7 +103,8 @@ pub trait Store: Send + Sync + 'static {
         group: &PrincipalId,
         limit: usize,
     ) -> ScimResult<Vec<MemberRef>>;
-    /// The groups each principal given is a direct member of.
+    /// The groups each principal given belongs to, directly or through nested groups (at most
+    /// [`MAX_GROUP_NESTING_DEPTH`] levels up).
     async fn groups_of(
         &self,
         account: &AccountId,

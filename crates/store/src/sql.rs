@@ -298,8 +298,7 @@ impl<'d> SqlBuilder<'d> {
 fn related_from(table: &str) -> String {
     match table {
         "principal_emails" => "SELECT 1 FROM principal_emails r WHERE r.account_id = p.account_id AND r.principal_id = p.id".to_string(),
-        "members" => "SELECT 1 FROM memberships r WHERE r.account_id = p.account_id AND r.group_id = p.id".to_string(),
-        _ => "SELECT 1 FROM memberships r WHERE r.account_id = p.account_id AND r.member_id = p.id".to_string(),
+        _ => "SELECT 1 FROM memberships r WHERE r.account_id = p.account_id AND r.group_id = p.id".to_string(),
     }
 }
 
@@ -311,7 +310,6 @@ fn related_column(attribute: &str, sub: &str) -> Option<(&'static str, &'static 
         ("emails", "primary") => Some(("principal_emails", "r.is_primary", ColumnKind::Boolean)),
         ("members", "value") => Some(("members", "r.member_id", ColumnKind::ExactText)),
         ("members", "type") => Some(("members", "r.member_kind", ColumnKind::ExactText)),
-        ("groups", "value") => Some(("groups", "r.group_id", ColumnKind::ExactText)),
         _ => None,
     }
 }

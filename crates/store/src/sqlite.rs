@@ -8,6 +8,7 @@ use crate::change::Change;
 use crate::listing;
 use crate::migrations::SQLITE_MIGRATIONS;
 use crate::sql::{sort_column, SqlBuilder, SqlValue, SqliteDialect};
+use crate::MAX_GROUP_NESTING_DEPTH;
 use crate::{Account, Page, Store, Workspace};
 use async_trait::async_trait;
 use rusqlite::types::Value as SqliteValue;
@@ -332,19 +333,28 @@ fn load_groups_of(
     account: &AccountId,
     member: &PrincipalId,
 ) -> ScimResult<Vec<GroupRef>> {
+    // Direct groups, then the groups those are in, and so on: the transitive closure, with
+    // `direct` set where the principal is a member itself. UNION (not UNION ALL) and the depth
+    // bound keep the walk finite even over data that predates the cycle check.
     let mut statement = connection
         .prepare_cached(
-            "SELECT g.id, g.display_name FROM memberships m \
-             JOIN principals g ON g.account_id = m.account_id AND g.id = m.group_id \
-             WHERE m.account_id = ?1 AND m.member_id = ?2 ORDER BY g.display_name_lower, g.id",
+            "WITH RECURSIVE ancestors(group_id, direct, depth) AS ( \
+               SELECT group_id, 1, 1 FROM memberships WHERE account_id = ?1 AND member_id = ?2 \
+               UNION \
+               SELECT m.group_id, 0, a.depth + 1 FROM memberships m JOIN ancestors a ON m.member_id = a.group_id \
+               WHERE m.account_id = ?1 AND a.depth < ?3) \
+             SELECT g.id, g.display_name, MAX(a.direct) FROM ancestors a \
+             JOIN principals g ON g.account_id = ?1 AND g.id = a.group_id \
+             GROUP BY g.id, g.display_name, g.display_name_lower ORDER BY g.display_name_lower, g.id",
         )
         .map_err(internal)?;
+    let depth = i64::try_from(MAX_GROUP_NESTING_DEPTH).unwrap_or(i64::MAX);
     let rows = statement
-        .query_map(params![account.as_str(), member.as_str()], |row| {
+        .query_map(params![account.as_str(), member.as_str(), depth], |row| {
             Ok(GroupRef {
                 id: PrincipalId::new(row.get::<_, String>(0)?),
                 display: row.get(1)?,
-                direct: true,
+                direct: row.get::<_, i64>(2)? == 1,
             })
         })
         .map_err(internal)?;
