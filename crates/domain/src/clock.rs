@@ -18,6 +18,13 @@ impl Timestamp {
         self.0
     }
 
+    /// The same instant without its sub-millisecond part: timestamps are rendered with
+    /// millisecond precision, so they are stored with it too, and a client comparing with a
+    /// value it read gets an exact answer.
+    pub const fn truncated_to_millis(self) -> Self {
+        Timestamp(self.0 - self.0.rem_euclid(1_000))
+    }
+
     /// Parses an RFC 3339 / xsd:dateTime value with any offset.
     pub fn parse_rfc3339(text: &str) -> Option<Self> {
         let parsed = OffsetDateTime::parse(text.trim(), &Rfc3339).ok()?;

@@ -119,9 +119,11 @@ fn parse_operation(index: usize, operation: &Value) -> ScimResult<PatchOperation
         ))),
         // An add or replace without a value is what the Databricks SDK sends for a falsy value
         // (it drops `False`, `0` and `""` from the body): see `apply_plain`.
-        PatchOpKind::Add | PatchOpKind::Replace if value.is_none() && path.is_none() => Err(
-            ScimError::invalid_syntax(format!("operation {index}: '{op_text}' without a path needs a 'value'")),
-        ),
+        PatchOpKind::Add | PatchOpKind::Replace if value.is_none() && path.is_none() => {
+            Err(ScimError::invalid_syntax(format!(
+                "operation {index}: '{op_text}' without a path needs a 'value'"
+            )))
+        }
         _ => Ok(PatchOperation { op, path, value }),
     }
 }
@@ -435,7 +437,9 @@ impl Patcher {
                 let falsy_boolean = Value::Bool(false);
                 let value = match value {
                     Some(value) => value,
-                    None if definition.kind == crate::schema::AttributeType::Boolean => &falsy_boolean,
+                    None if definition.kind == crate::schema::AttributeType::Boolean => {
+                        &falsy_boolean
+                    }
                     None => &Value::Null,
                 };
                 let canonical = canonical_value(definition, value, &display)?;
@@ -946,7 +950,11 @@ mod tests {
     fn a_missing_value_on_a_boolean_means_false_as_the_databricks_sdk_sends_it() {
         let plan = patch(&user(), ops(json!([{"op": "replace", "path": "active"}]))).unwrap();
         assert_eq!(plan.attributes["active"], json!(false));
-        let plan = patch(&user(), ops(json!([{"op": "replace", "path": "displayName"}]))).unwrap();
+        let plan = patch(
+            &user(),
+            ops(json!([{"op": "replace", "path": "displayName"}])),
+        )
+        .unwrap();
         assert!(!plan.attributes.contains_key("displayName"));
     }
 

@@ -375,7 +375,21 @@ pub fn canonical_single(
     };
     Ok(Some(match definition.kind {
         AttributeType::Complex => {
-            let object = value.as_object().ok_or_else(wrong_type)?;
+            let wrapped;
+            let object = match value {
+                Value::Object(object) => object,
+                // An empty string clears a complex value: Microsoft's validator removes a
+                // manager by replacing it with "".
+                Value::String(text) if text.is_empty() => return Ok(None),
+                // A bare value stands for `{"value": ...}`: Entra sends `manager` as a plain id.
+                Value::String(_) | Value::Number(_)
+                    if !definition.multi_valued && definition.sub_attribute("value").is_some() =>
+                {
+                    wrapped = Map::from_iter([("value".to_string(), value.clone())]);
+                    &wrapped
+                }
+                _ => return Err(wrong_type()),
+            };
             let canonical = canonical_object(definition.sub_attributes, object, name)?;
             if canonical.is_empty() {
                 return Ok(None);
@@ -514,6 +528,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(Value::Object(parsed.attributes), json!({"userName": "a"}));
+    }
+
+    #[test]
+    fn a_bare_manager_id_stands_for_its_value_and_an_empty_string_clears_it() {
+        let parsed = parse_resource(
+            &USER_RESOURCE,
+            &json!({"userName": "a", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"manager": "42"}}),
+        )
+        .unwrap();
+        assert_eq!(
+            parsed.attributes[ENTERPRISE_USER_SCHEMA],
+            json!({"manager": {"value": "42"}})
+        );
+        let cleared =
+            parse_resource(&USER_RESOURCE, &json!({"userName": "a", "name": ""})).unwrap();
+        assert!(!cleared.attributes.contains_key("name"));
     }
 
     #[test]

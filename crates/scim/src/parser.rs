@@ -279,6 +279,17 @@ impl<'input> Parser<'input> {
             refuse_absolute_path_inside_value_filter(&path, path_start)?;
         }
 
+        self.parse_operator_and_value(path, path_start, context)
+    }
+
+    /// The operator and value after an attribute path: `pr`, or a comparison operator and its
+    /// value.
+    fn parse_operator_and_value(
+        &mut self,
+        path: AttrPath,
+        path_start: usize,
+        context: Context,
+    ) -> Result<Filter, ParseError> {
         let whitespace_length = self.scanner.skip_whitespace();
         let operator_start = self.scanner.position();
         let operator_word = self.scanner.take_while(is_name_byte);
@@ -341,14 +352,27 @@ impl<'input> Parser<'input> {
         self.refuse_filter_after_sub_attribute(&path)?;
         let inner = self.parse_bracketed_value_filter()?;
         if self.scanner.peek_byte() == Some(b'.') {
-            let position = self.scanner.position();
-            return Err(ParseError::new(
-                position,
-                format!(
-                    "unexpected '.' at position {position}: a sub-attribute after ']' (as in \
-                     emails[type eq \"work\"].value) is only allowed in PATCH paths; in a filter, \
-                     put the condition inside the brackets"
-                ),
+            // `emails[type eq "work"].value eq "x"` is not RFC 7644 filter syntax, but it is how
+            // Entra ID queries a work email used as matching attribute. It means the same as
+            // `emails[type eq "work" and value eq "x"]`, which is what it becomes.
+            let dot_position = self.scanner.position();
+            self.scanner.advance_ascii();
+            let sub_start = self.scanner.position();
+            let sub_name = self.scanner.take_while(is_name_byte).to_string();
+            if sub_name.is_empty() {
+                return Err(ParseError::new(
+                    sub_start,
+                    format!("expected a sub-attribute name after '.' at position {dot_position}"),
+                ));
+            }
+            let condition = self.parse_operator_and_value(
+                AttrPath::simple(&sub_name),
+                sub_start,
+                Context::InsideValueFilter,
+            )?;
+            return Ok(Filter::ValuePath(
+                path,
+                Box::new(Filter::and(inner, condition)),
             ));
         }
         Ok(Filter::ValuePath(path, Box::new(inner)))

@@ -19,7 +19,7 @@ use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
 /// How often a read-modify-write is retried when another request changed the resource first.
-const OPTIMISTIC_ATTEMPTS: usize = 8;
+const OPTIMISTIC_ATTEMPTS: usize = 32;
 
 /// The user created on first start, who owns the bootstrap token.
 pub const BOOTSTRAP_ADMIN_USER_NAME: &str = "admin@scimitar.local";
@@ -29,7 +29,11 @@ pub struct Services {
     pub store: SharedStore,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGenerator>,
+    write_locks: Arc<Vec<tokio::sync::Mutex<()>>>,
 }
+
+/// Stripes of per-principal write locks; collisions only make unrelated writers wait briefly.
+const WRITE_LOCK_STRIPES: usize = 256;
 
 /// What the first start created: the account and, once, the admin token's secret.
 pub struct Bootstrap {
@@ -39,7 +43,31 @@ pub struct Bootstrap {
 
 impl Services {
     pub fn new(store: SharedStore, clock: Arc<dyn Clock>, ids: Arc<dyn IdGenerator>) -> Self {
-        Services { store, clock, ids }
+        Services {
+            store,
+            clock,
+            ids,
+            write_locks: Arc::new(
+                (0..WRITE_LOCK_STRIPES)
+                    .map(|_| tokio::sync::Mutex::new(()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Now, at the precision timestamps are rendered with.
+    fn now(&self) -> scimitar_domain::Timestamp {
+        self.clock.now().truncated_to_millis()
+    }
+
+    /// The lock that serialises read-modify-writes of one principal on this node, so that
+    /// concurrent PATCHes of one group queue up instead of failing each other's version checks.
+    fn write_lock(&self, account: &AccountId, id: &PrincipalId) -> &tokio::sync::Mutex<()> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (account, id).hash(&mut hasher);
+        let index = (hasher.finish() % self.write_locks.len() as u64) as usize;
+        &self.write_locks[index]
     }
 
     /// On an empty database: creates the first account and workspace, the `admins` and `users`
@@ -49,7 +77,7 @@ impl Services {
         if !self.store.accounts().await?.is_empty() {
             return Ok(None);
         }
-        let now = self.clock.now();
+        let now = self.now();
         let account = Account {
             id: AccountId::new(self.ids.uuid()),
             name: "default".to_string(),
@@ -141,7 +169,7 @@ impl Services {
             principal: principal.clone(),
             scope,
             comment,
-            created: self.clock.now(),
+            created: self.now(),
             expires: None,
         };
         self.store
@@ -189,7 +217,7 @@ impl Services {
             .token_by_digest(&digest)
             .await?
             .ok_or_else(|| ScimError::Unauthorized("the bearer token is not valid".into()))?;
-        if !token.is_valid_at(self.clock.now()) {
+        if !token.is_valid_at(self.now()) {
             return Err(ScimError::Unauthorized(
                 "the bearer token has expired".into(),
             ));
@@ -226,7 +254,7 @@ impl Services {
         kind: PrincipalKind,
         parsed: ParsedResource,
     ) -> ScimResult<Principal> {
-        let now = self.clock.now();
+        let now = self.now();
         let mut attributes = parsed.attributes;
         if kind != PrincipalKind::Group {
             attributes.entry("active").or_insert(Value::Bool(true));
@@ -353,9 +381,19 @@ impl Services {
         )
             -> ScimResult<Option<(Map<String, Value>, Option<String>, Vec<MembershipStep>)>>,
     {
+        // Writers on this node take turns; writers on other nodes (sharing a database) can still
+        // interleave, which the version check catches and the loop retries with a short backoff.
+        let _turn = self.write_lock(account, id).lock().await;
         let mut attempt = 0;
         loop {
             attempt += 1;
+            if attempt > 1 {
+                let jitter = u64::from(self.ids.random_bytes(1).first().copied().unwrap_or(0));
+                tokio::time::sleep(std::time::Duration::from_micros(
+                    attempt as u64 * 500 + jitter * 8,
+                ))
+                .await;
+            }
             let current = self.get(account, kind, id).await?;
             if let Some(expected) = if_match {
                 if expected != current.version {
@@ -374,7 +412,7 @@ impl Services {
                 updated.password_hash = new_password_hash;
             }
             updated.version = current.version + 1;
-            updated.last_modified = self.clock.now().max(current.last_modified);
+            updated.last_modified = self.now().max(current.last_modified);
             let result = self
                 .store
                 .apply(

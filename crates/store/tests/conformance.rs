@@ -1,5 +1,7 @@
 //! Runs the storage conformance suite against SQLite.
 
+#![allow(clippy::panic)]
+
 use scimitar_store::conformance::run_all;
 use scimitar_store::sqlite::SqliteStore;
 

@@ -178,11 +178,11 @@ fn an_empty_or_unclosed_value_path_is_rejected() {
 }
 
 #[test]
-fn a_sub_attribute_after_a_value_path_is_rejected_in_filters() {
+fn a_sub_attribute_after_a_value_path_needs_a_name() {
     assert_rejected(
-        r#"emails[type eq "work"].value eq "x""#,
-        22,
-        "only allowed in PATCH paths",
+        r#"emails[type eq "work"]. eq "x""#,
+        23,
+        "expected a sub-attribute name",
     );
 }
 

@@ -154,3 +154,25 @@ fn lenient_forms_round_trip_to_their_strict_canonical_text() {
     );
     assert_round_trips(&filter);
 }
+
+#[test]
+fn entra_work_email_matching_filter_folds_the_sub_attribute_into_the_value_filter() {
+    use scimitar_scim::{parse_filter, AttrPath, CompValue, CompareOp, Filter};
+    let parsed = parse_filter(r#"emails[type eq "work"].value eq "x@y.com""#).expect("parses");
+    let expected = Filter::ValuePath(
+        AttrPath::simple("emails"),
+        Box::new(Filter::And(
+            Box::new(Filter::Compare(
+                AttrPath::simple("type"),
+                CompareOp::Eq,
+                CompValue::String("work".into()),
+            )),
+            Box::new(Filter::Compare(
+                AttrPath::simple("value"),
+                CompareOp::Eq,
+                CompValue::String("x@y.com".into()),
+            )),
+        )),
+    );
+    assert_eq!(parsed, expected);
+}

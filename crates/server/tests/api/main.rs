@@ -1,0 +1,19 @@
+//! The HTTP integration tests of the server: each test starts the real application on a free
+//! loopback port over a fresh SQLite database and talks to it with a real HTTP client, the way
+//! Entra ID, Okta and the Databricks SDK do.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod bulk;
+mod discovery;
+mod entra;
+mod errors;
+mod etags;
+mod groups;
+mod mounts;
+mod okta;
+mod patch;
+mod queries;
+mod scale;
+mod service_principals;
+mod support;
+mod users;
