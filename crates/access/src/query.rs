@@ -1,0 +1,690 @@
+//! Every question the engine answers: check, who, what, effective privileges, entitlements,
+//! workspace object levels, and who may manage grants.
+//!
+//! All of them rest on two walks: a principal's groups upwards ([`Ancestry`]) and a set of
+//! holders' members downwards (`reach`), and on one enumeration of the grants and ownerships
+//! that could supply a privilege on a securable (`for_each_source`).
+
+use std::ops::ControlFlow;
+
+use scimitar_domain::{PrincipalId, PrincipalKind};
+
+use crate::entitlement::{Entitlement, EntitlementSet};
+use crate::error::AccessError;
+use crate::explain::{
+    AclView, Decision, EffectivePrivilege, EntitlementAccess, GroupMembership, Holder, Missing,
+    ObjectPermission, Reason, Requirement, Source, Via,
+};
+use crate::model::AccessModel;
+use crate::object::{ObjectType, PermissionLevel};
+use crate::principals::{Ancestry, Holding, NONE};
+use crate::privilege::Privilege;
+use crate::securable::SecurableType;
+
+/// One grant or ownership that supplies a privilege on a securable, whoever holds it.
+#[derive(Debug, Clone, Copy)]
+struct Supply {
+    /// The securable the grant or ownership is on: the target or a catalog or schema above.
+    level: u32,
+    holder: u32,
+    /// The privilege as granted (`None` for ownership).
+    granted: Option<Privilege>,
+}
+
+/// At most three requirements: the privilege itself, `USE_SCHEMA`, `USE_CATALOG`.
+type Requirements = Vec<(Privilege, u32)>;
+
+/// Which principals a walk down from some holders reaches, and from where, for `who`.
+struct Reach {
+    /// For each principal slot: the slot it was reached from, or `NONE`.
+    predecessor: Vec<u32>,
+    /// For each principal slot: the supply whose holder the walk started from.
+    supply: Vec<u32>,
+    reached: Vec<u32>,
+}
+
+impl AccessModel {
+    // ----- Unity Catalog checks --------------------------------------------------------------
+
+    /// Whether the principal can exercise `privilege` on the securable, and why: every grant
+    /// or ownership meeting each requirement, with the membership chain to it, or on a deny
+    /// every requirement that is missing. Reading a table needs `USE_CATALOG` and
+    /// `USE_SCHEMA` on its parents as well as `SELECT`; so does every privilege below a
+    /// catalog except `BROWSE`.
+    pub fn check(
+        &self,
+        principal: &PrincipalId,
+        privilege: Privilege,
+        securable_type: SecurableType,
+        full_name: &str,
+    ) -> Result<Decision, AccessError> {
+        let subject = self.principals.slot(principal)?;
+        let target = self.target(privilege, securable_type, full_name)?;
+        if !self.principals.can_hold_access(subject) {
+            return Ok(self.inactive_decision(subject));
+        }
+        let ancestry = self.principals.ancestry(subject);
+        let mut reasons = Vec::new();
+        let mut missing = Vec::new();
+        for (needed, on) in self.requirements(privilege, target) {
+            let requirement = Requirement {
+                privilege: needed,
+                securable: self.catalog.reference(on),
+            };
+            let before = reasons.len();
+            let _ = self.for_each_source(needed, on, |supply| {
+                if let Some(position) = ancestry.position(supply.holder) {
+                    reasons.push(Reason {
+                        requirement: requirement.clone(),
+                        via: self.supply_via(supply, &ancestry, position),
+                    });
+                }
+                ControlFlow::<()>::Continue(())
+            });
+            if reasons.len() == before {
+                missing.push(Missing::Privilege(requirement));
+            }
+        }
+        Ok(Decision {
+            allowed: missing.is_empty(),
+            reasons,
+            missing,
+        })
+    }
+
+    /// The same answer as [`AccessModel::check`]`.allowed`, without building explanations:
+    /// the hot path for request authorization.
+    pub fn allows(
+        &self,
+        principal: &PrincipalId,
+        privilege: Privilege,
+        securable_type: SecurableType,
+        full_name: &str,
+    ) -> Result<bool, AccessError> {
+        let subject = self.principals.slot(principal)?;
+        let target = self.target(privilege, securable_type, full_name)?;
+        if !self.principals.can_hold_access(subject) {
+            return Ok(false);
+        }
+        let ancestry = self.principals.ancestry(subject);
+        Ok(self
+            .requirements(privilege, target)
+            .into_iter()
+            .all(|(needed, on)| self.holds(&ancestry, needed, on)))
+    }
+
+    /// Whether the principal may change grants and ownership on the securable: its owner,
+    /// the owner of a catalog or schema above it, the metastore owner (metastore admin), or a
+    /// holder of `MANAGE` on it (with the `USE` privileges that needs).
+    pub fn can_manage(
+        &self,
+        principal: &PrincipalId,
+        securable_type: SecurableType,
+        full_name: &str,
+    ) -> Result<Decision, AccessError> {
+        let subject = self.principals.slot(principal)?;
+        let target = self.catalog.find(securable_type, full_name)?;
+        if !self.principals.can_hold_access(subject) {
+            return Ok(self.inactive_decision(subject));
+        }
+        let ancestry = self.principals.ancestry(subject);
+        let requirement = Requirement {
+            privilege: Privilege::Manage,
+            securable: self.catalog.reference(target),
+        };
+        let mut owned_levels: Vec<u32> =
+            std::iter::successors(Some(target), |slot| self.catalog.slot(*slot).parent).collect();
+        if let Some(metastore) = self.catalog.metastore {
+            if !owned_levels.contains(&metastore) {
+                owned_levels.push(metastore);
+            }
+        }
+        let reasons: Vec<Reason> = owned_levels
+            .into_iter()
+            .filter_map(|level| {
+                let owner = self.catalog.slot(level).owner;
+                ancestry.position(owner).map(|position| Reason {
+                    requirement: requirement.clone(),
+                    via: Via {
+                        source: Source::Ownership {
+                            of: self.catalog.reference(level),
+                        },
+                        chain: self.principals.references(&ancestry.chain(position)),
+                    },
+                })
+            })
+            .collect();
+        if !reasons.is_empty() {
+            return Ok(Decision {
+                allowed: true,
+                reasons,
+                missing: Vec::new(),
+            });
+        }
+        if securable_type.applicable().contains(Privilege::Manage) {
+            return self.check(principal, Privilege::Manage, securable_type, full_name);
+        }
+        Ok(Decision {
+            allowed: false,
+            reasons,
+            missing: vec![Missing::Privilege(requirement)],
+        })
+    }
+
+    /// Every active user and service principal that can exercise `privilege` on the
+    /// securable (all requirements met), each with one way it holds the privilege itself.
+    /// Groups are expanded through any depth of nesting; the result is in the order
+    /// principals were first known to the model.
+    pub fn who(
+        &self,
+        privilege: Privilege,
+        securable_type: SecurableType,
+        full_name: &str,
+    ) -> Result<Vec<Holder>, AccessError> {
+        let target = self.target(privilege, securable_type, full_name)?;
+        let requirements = self.requirements(privilege, target);
+        let mut main_supplies = Vec::new();
+        let _ = self.for_each_source(privilege, target, |supply| {
+            main_supplies.push(supply);
+            ControlFlow::<()>::Continue(())
+        });
+        let main = self.reach(&main_supplies);
+        // The USE requirements only filter: a set of who meets each is enough.
+        let mut filters = Vec::new();
+        for (needed, on) in requirements.iter().skip(1) {
+            let mut supplies = Vec::new();
+            let _ = self.for_each_source(*needed, *on, |supply| {
+                supplies.push(supply);
+                ControlFlow::<()>::Continue(())
+            });
+            filters.push(self.reach(&supplies).predecessor);
+        }
+        let mut holders: Vec<u32> = main
+            .reached
+            .iter()
+            .copied()
+            .filter(|slot| self.principals.status(*slot).kind != PrincipalKind::Group)
+            .filter(|slot| filters.iter().all(|filter| filter[*slot as usize] != NONE))
+            .collect();
+        holders.sort_unstable();
+        Ok(holders
+            .into_iter()
+            .map(|slot| {
+                let mut chain = vec![slot];
+                let mut at = slot;
+                while main.predecessor[at as usize] != at {
+                    at = main.predecessor[at as usize];
+                    chain.push(at);
+                }
+                let supply = main_supplies[main.supply[slot as usize] as usize];
+                Holder {
+                    principal: self.principals.reference(slot),
+                    via: Via {
+                        source: self.supply_source(supply),
+                        chain: self.principals.references(&chain),
+                    },
+                }
+            })
+            .collect())
+    }
+
+    /// Every privilege the principal holds on the securable, granted there or inherited from
+    /// a catalog or schema above, through its own grants, its groups' or ownership, in the
+    /// shape of Databricks' effective-permissions API. `ALL_PRIVILEGES` is shown expanded,
+    /// each privilege it stands for as its own entry; the `USE` requirements of
+    /// [`AccessModel::check`] are not applied here, as Databricks does not apply them either.
+    pub fn effective_privileges(
+        &self,
+        principal: &PrincipalId,
+        securable_type: SecurableType,
+        full_name: &str,
+    ) -> Result<Vec<EffectivePrivilege>, AccessError> {
+        let subject = self.principals.slot(principal)?;
+        let target = self.catalog.find(securable_type, full_name)?;
+        if !self.principals.can_hold_access(subject) {
+            return Ok(Vec::new());
+        }
+        let ancestry = self.principals.ancestry(subject);
+        let mut effective = Vec::new();
+        for privilege in self.catalog.slot(target).kind.applicable().iter() {
+            let _ = self.for_each_source(privilege, target, |supply| {
+                if let Some(position) = ancestry.position(supply.holder) {
+                    effective.push(EffectivePrivilege {
+                        privilege,
+                        inherited_from: (supply.level != target)
+                            .then(|| self.catalog.reference(supply.level)),
+                        via: self.supply_via(supply, &ancestry, position),
+                    });
+                }
+                ControlFlow::<()>::Continue(())
+            });
+        }
+        Ok(effective)
+    }
+
+    /// The securable's owner (possibly a removed principal, which holds nothing).
+    pub fn owner(
+        &self,
+        securable_type: SecurableType,
+        full_name: &str,
+    ) -> Result<crate::PrincipalRef, AccessError> {
+        let slot = self.catalog.find(securable_type, full_name)?;
+        Ok(self.principals.reference(self.catalog.slot(slot).owner))
+    }
+
+    /// The grants made on the securable itself, per grantee (`SHOW GRANTS ON ...`, and
+    /// `GET /unity-catalog/permissions`), in the order they were first made.
+    pub fn grants_on(
+        &self,
+        securable_type: SecurableType,
+        full_name: &str,
+    ) -> Result<Vec<(crate::PrincipalRef, crate::PrivilegeSet)>, AccessError> {
+        let slot = self.catalog.find(securable_type, full_name)?;
+        Ok(self
+            .catalog
+            .slot(slot)
+            .grants
+            .iter()
+            .map(|entry| (self.principals.reference(entry.grantee), entry.privileges))
+            .collect())
+    }
+
+    // ----- principals, entitlements, workspace objects ---------------------------------------
+
+    /// The groups the principal is in, direct and indirect (the SCIM `groups` attribute).
+    /// Inactive groups are listed too: they are memberships, even if they pass no access.
+    pub fn groups_of(&self, principal: &PrincipalId) -> Result<Vec<GroupMembership>, AccessError> {
+        let subject = self.principals.slot(principal)?;
+        let walk = self.principals.walk_up(subject, true);
+        Ok(walk
+            .nodes()
+            .skip(1)
+            .map(|(group, position)| GroupMembership {
+                group: self.principals.reference(group),
+                direct: walk.is_direct(position),
+            })
+            .collect())
+    }
+
+    /// Whether the principal is a workspace admin: an active member of `admins`.
+    pub fn is_workspace_admin(&self, principal: &PrincipalId) -> Result<bool, AccessError> {
+        let subject = self.principals.slot(principal)?;
+        Ok(self.admin_position(subject).is_some())
+    }
+
+    /// The principal's entitlements: its own and every group's it is in, transitively; all
+    /// of them for workspace admins.
+    pub fn effective_entitlements(
+        &self,
+        principal: &PrincipalId,
+    ) -> Result<EntitlementSet, AccessError> {
+        let subject = self.principals.slot(principal)?;
+        if !self.principals.can_hold_access(subject) {
+            return Ok(EntitlementSet::EMPTY);
+        }
+        let ancestry = self.principals.ancestry(subject);
+        if self.is_admin_in(&ancestry) {
+            return Ok(EntitlementSet::all());
+        }
+        Ok(ancestry
+            .nodes()
+            .fold(EntitlementSet::EMPTY, |set, (slot, _)| {
+                set.union(self.principals.entitlements(slot))
+            }))
+    }
+
+    /// [`AccessModel::effective_entitlements`] with every way each entitlement is held.
+    pub fn explain_entitlements(
+        &self,
+        principal: &PrincipalId,
+    ) -> Result<Vec<EntitlementAccess>, AccessError> {
+        let subject = self.principals.slot(principal)?;
+        if !self.principals.can_hold_access(subject) {
+            return Ok(Vec::new());
+        }
+        let ancestry = self.principals.ancestry(subject);
+        let admin = self.admin_via(&ancestry);
+        Ok(Entitlement::ALL
+            .into_iter()
+            .filter_map(|entitlement| {
+                let mut via: Vec<Via> = ancestry
+                    .nodes()
+                    .filter(|(slot, _)| self.principals.entitlements(*slot).contains(entitlement))
+                    .map(|(_, position)| Via {
+                        source: Source::Entitlement { entitlement },
+                        chain: self.principals.references(&ancestry.chain(position)),
+                    })
+                    .collect();
+                via.extend(admin.clone());
+                (!via.is_empty()).then_some(EntitlementAccess { entitlement, via })
+            })
+            .collect())
+    }
+
+    /// The principal's level on a workspace object: the highest its own ACL entries, its
+    /// groups' entries, and those inherited from directories above give; `CAN_MANAGE` at
+    /// least for workspace admins. `None` if it has no level at all.
+    pub fn object_permission(
+        &self,
+        principal: &PrincipalId,
+        object_type: ObjectType,
+        object_id: &str,
+    ) -> Result<Option<ObjectPermission>, AccessError> {
+        let subject = self.principals.slot(principal)?;
+        if !self.principals.can_hold_access(subject) {
+            return Ok(None);
+        }
+        let ancestry = self.principals.ancestry(subject);
+        let mut via: Vec<(PermissionLevel, Via)> = Vec::new();
+        if let Some(admin) = self.admin_via(&ancestry) {
+            via.push((PermissionLevel::CanManage, admin));
+        }
+        let slot = self.objects.find(object_type, object_id);
+        for at in slot.into_iter().flat_map(|slot| self.objects.lineage(slot)) {
+            for (holder, level) in &self.objects.slot(at).acl {
+                if let Some(position) = ancestry.position(*holder) {
+                    via.push((
+                        *level,
+                        Via {
+                            source: Source::ObjectAcl {
+                                object: self.objects.reference(at),
+                                level: *level,
+                            },
+                            chain: self.principals.references(&ancestry.chain(position)),
+                        },
+                    ));
+                }
+            }
+        }
+        via.sort_by_key(|(level, _)| std::cmp::Reverse(object_type.rank(*level)));
+        Ok(via.first().map(|(level, _)| ObjectPermission {
+            object: crate::ObjectRef {
+                object_type,
+                object_id: match slot {
+                    Some(slot) => self.objects.slot(slot).id.clone(),
+                    None => object_id.to_string(),
+                },
+            },
+            level: *level,
+            via: via.iter().map(|(_, via)| via.clone()).collect(),
+        }))
+    }
+
+    /// An object's effective ACL: its own entries, then those inherited from each directory
+    /// above, nearest first (`GET /permissions/...`). An unknown object has none.
+    pub fn object_acl(&self, object_type: ObjectType, object_id: &str) -> Vec<AclView> {
+        let Some(slot) = self.objects.find(object_type, object_id) else {
+            return Vec::new();
+        };
+        self.objects
+            .lineage(slot)
+            .flat_map(|at| {
+                self.objects
+                    .slot(at)
+                    .acl
+                    .iter()
+                    .map(move |(principal, level)| AclView {
+                        principal: self.principals.reference(*principal),
+                        level: *level,
+                        inherited_from: (at != slot).then(|| self.objects.reference(at)),
+                    })
+            })
+            .collect()
+    }
+
+    /// Everything the principal holds, and through which grant: entitlements, workspace
+    /// admin membership, ownerships and grants of Unity Catalog securables (a catalog or
+    /// schema grant also covers what is below it), and workspace ACL entries (a directory's
+    /// also covers what is inside it). The principal's own holdings come first, then its
+    /// groups', nearest first. Whether a Unity Catalog privilege is usable also depends on
+    /// the `USE` privileges: ask [`AccessModel::check`].
+    pub fn what(&self, principal: &PrincipalId) -> Result<Vec<Via>, AccessError> {
+        let subject = self.principals.slot(principal)?;
+        if !self.principals.can_hold_access(subject) {
+            return Ok(Vec::new());
+        }
+        let ancestry = self.principals.ancestry(subject);
+        let mut found = Vec::new();
+        for (holder, position) in ancestry.nodes() {
+            let chain = || self.principals.references(&ancestry.chain(position));
+            if self.principals.admins() == Some(holder) {
+                found.push(Via {
+                    source: Source::WorkspaceAdmin,
+                    chain: chain(),
+                });
+            }
+            for entitlement in self.principals.entitlements(holder).iter() {
+                found.push(Via {
+                    source: Source::Entitlement { entitlement },
+                    chain: chain(),
+                });
+            }
+            for holding in self.principals.holdings(holder) {
+                match *holding {
+                    Holding::Owns(securable) if self.catalog.slot(securable).alive => {
+                        found.push(Via {
+                            source: Source::Ownership {
+                                of: self.catalog.reference(securable),
+                            },
+                            chain: chain(),
+                        });
+                    }
+                    Holding::Owns(_) => {}
+                    Holding::Grant(securable) => {
+                        let entry = self.catalog.slot(securable);
+                        let granted = entry
+                            .grants
+                            .iter()
+                            .filter(|grant| grant.grantee == holder)
+                            .flat_map(|grant| grant.privileges.iter());
+                        for privilege in granted {
+                            found.push(Via {
+                                source: Source::Grant {
+                                    privilege,
+                                    on: self.catalog.reference(securable),
+                                },
+                                chain: chain(),
+                            });
+                        }
+                    }
+                    Holding::Acl(object) => {
+                        let entry = self.objects.slot(object);
+                        for (_, level) in entry.acl.iter().filter(|(p, _)| *p == holder) {
+                            found.push(Via {
+                                source: Source::ObjectAcl {
+                                    object: self.objects.reference(object),
+                                    level: *level,
+                                },
+                                chain: chain(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    // ----- the walks -------------------------------------------------------------------------
+
+    /// Finds the securable and refuses a privilege its type does not have.
+    fn target(
+        &self,
+        privilege: Privilege,
+        securable_type: SecurableType,
+        full_name: &str,
+    ) -> Result<u32, AccessError> {
+        if !securable_type.applicable().contains(privilege) {
+            return Err(AccessError::PrivilegeNotApplicable {
+                privilege,
+                securable_type,
+            });
+        }
+        self.catalog.find(securable_type, full_name)
+    }
+
+    /// What exercising `privilege` on `target` needs: the privilege itself, then `USE_SCHEMA`
+    /// on the enclosing schema and `USE_CATALOG` on the enclosing catalog (the target itself
+    /// when it is one), except for `BROWSE`, which exists to see metadata without them.
+    fn requirements(&self, privilege: Privilege, target: u32) -> Requirements {
+        let mut needs = vec![(privilege, target)];
+        if privilege == Privilege::Browse {
+            return needs;
+        }
+        let (catalog, schema) = self.catalog.enclosing(target);
+        if let Some(schema) = schema {
+            if !(schema == target && privilege == Privilege::UseSchema) {
+                needs.push((Privilege::UseSchema, schema));
+            }
+        }
+        if let Some(catalog) = catalog {
+            if !(catalog == target && privilege == Privilege::UseCatalog) {
+                needs.push((Privilege::UseCatalog, catalog));
+            }
+        }
+        needs
+    }
+
+    /// Calls `visit` with every ownership and grant that supplies `privilege` on `target`:
+    /// on the target itself, anything applicable (`ALL_PRIVILEGES` standing for its
+    /// expansion); on each catalog or schema above (at most two), only what that type passes
+    /// down. Walks at most three securables and their few grant entries each.
+    fn for_each_source<B>(
+        &self,
+        privilege: Privilege,
+        target: u32,
+        mut visit: impl FnMut(Supply) -> ControlFlow<B>,
+    ) -> ControlFlow<B> {
+        let mut level = Some(target);
+        while let Some(at) = level {
+            let entry = self.catalog.slot(at);
+            let passes = if at == target {
+                entry.kind.applicable()
+            } else {
+                entry.kind.inheritable()
+            };
+            if passes.contains(privilege) {
+                visit(Supply {
+                    level: at,
+                    holder: entry.owner,
+                    granted: None,
+                })?;
+                let through_all = entry.kind.all_privileges_expansion().contains(privilege);
+                for grant in &entry.grants {
+                    let granted = if grant.privileges.contains(privilege) {
+                        Some(privilege)
+                    } else if through_all && grant.privileges.contains(Privilege::AllPrivileges) {
+                        Some(Privilege::AllPrivileges)
+                    } else {
+                        None
+                    };
+                    if granted.is_some() {
+                        visit(Supply {
+                            level: at,
+                            holder: grant.grantee,
+                            granted,
+                        })?;
+                    }
+                }
+            }
+            level = entry.parent;
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Whether anyone in `ancestry` holds `privilege` on `on`; stops at the first supply.
+    fn holds(&self, ancestry: &Ancestry, privilege: Privilege, on: u32) -> bool {
+        self.for_each_source(privilege, on, |supply| {
+            if ancestry.contains(supply.holder) {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .is_break()
+    }
+
+    /// Walks down from the holders of `supplies` through group members, to every active
+    /// principal they reach. Inactive groups pass nothing on, as in [`Ancestry`].
+    fn reach(&self, supplies: &[Supply]) -> Reach {
+        let count = self.principals.len();
+        let mut predecessor = vec![NONE; count];
+        let mut supply_of = vec![NONE; count];
+        let mut reached = Vec::new();
+        for (index, supply) in supplies.iter().enumerate() {
+            let holder = supply.holder;
+            if self.principals.can_hold_access(holder) && predecessor[holder as usize] == NONE {
+                // A root points at itself, which ends the chain walk in `who`.
+                predecessor[holder as usize] = holder;
+                supply_of[holder as usize] = index as u32;
+                reached.push(holder);
+            }
+        }
+        let mut next = 0;
+        while let Some(node) = reached.get(next).copied() {
+            next += 1;
+            if self.principals.status(node).kind != PrincipalKind::Group {
+                continue;
+            }
+            for member in self.principals.members(node) {
+                let member = *member;
+                if predecessor[member as usize] == NONE && self.principals.can_hold_access(member) {
+                    predecessor[member as usize] = node;
+                    supply_of[member as usize] = supply_of[node as usize];
+                    reached.push(member);
+                }
+            }
+        }
+        Reach {
+            predecessor,
+            supply: supply_of,
+            reached,
+        }
+    }
+
+    fn supply_source(&self, supply: Supply) -> Source {
+        let on = self.catalog.reference(supply.level);
+        match supply.granted {
+            Some(privilege) => Source::Grant { privilege, on },
+            None => Source::Ownership { of: on },
+        }
+    }
+
+    fn supply_via(&self, supply: Supply, ancestry: &Ancestry, position: u32) -> Via {
+        Via {
+            source: self.supply_source(supply),
+            chain: self.principals.references(&ancestry.chain(position)),
+        }
+    }
+
+    fn inactive_decision(&self, subject: u32) -> Decision {
+        Decision {
+            allowed: false,
+            reasons: Vec::new(),
+            missing: vec![Missing::ActivePrincipal(self.principals.reference(subject))],
+        }
+    }
+
+    fn is_admin_in(&self, ancestry: &Ancestry) -> bool {
+        self.principals
+            .admins()
+            .is_some_and(|admins| ancestry.contains(admins))
+    }
+
+    fn admin_position(&self, subject: u32) -> Option<u32> {
+        if !self.principals.can_hold_access(subject) {
+            return None;
+        }
+        let admins = self.principals.admins()?;
+        self.principals.ancestry(subject).position(admins)
+    }
+
+    fn admin_via(&self, ancestry: &Ancestry) -> Option<Via> {
+        let admins = self.principals.admins()?;
+        let position = ancestry.position(admins)?;
+        Some(Via {
+            source: Source::WorkspaceAdmin,
+            chain: self.principals.references(&ancestry.chain(position)),
+        })
+    }
+}
