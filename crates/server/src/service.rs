@@ -540,9 +540,8 @@ impl Services {
         }
         let members = self
             .store
-            .members_limited(account, &principal.id, member_cap.saturating_add(1))
+            .members_up_to(account, &principal.id, member_cap)
             .await?;
-        let members = (members.len() <= member_cap).then_some(members);
         let members = match members {
             Some(members) if !projection.requests("members", "display") => Some(
                 members

@@ -5,6 +5,7 @@
 
 use crate::{Account, Change, Store, Workspace};
 use scimitar_domain::credentials::{Token, TokenScope};
+use scimitar_domain::error::ScimType;
 use scimitar_domain::filter::parse_filter;
 use scimitar_domain::patch::MembershipStep;
 use scimitar_domain::query::{ListParameters, ListQuery};
@@ -405,6 +406,145 @@ pub async fn tokens_are_found_by_digest_only(store: &dyn Store) {
     assert_eq!(store.token_by_digest("abd").await.unwrap(), None);
 }
 
+pub async fn small_member_lists_are_returned_and_large_ones_are_not(store: &dyn Store) {
+    let account = seed_account(store).await;
+    for (index, name) in ["u1", "u2", "u3"].iter().enumerate() {
+        create(store, &account, user(name, name, index as i64 + 1), &[])
+            .await
+            .unwrap();
+    }
+    create(store, &account, group("g", "team"), &["u3", "u1", "u2"])
+        .await
+        .unwrap();
+    let group_id = PrincipalId::new("g");
+    let three = store
+        .members_up_to(&account, &group_id, 3)
+        .await
+        .unwrap()
+        .expect("three members fit a cap of three");
+    let ids: Vec<&str> = three.iter().map(|member| member.id.as_str()).collect();
+    assert_eq!(ids, ["u1", "u2", "u3"], "members come in id order");
+    assert_eq!(
+        three[0].display.as_deref(),
+        Some("u1"),
+        "a user shows its userName"
+    );
+    assert_eq!(
+        store.members_up_to(&account, &group_id, 2).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .members_up_to(&account, &PrincipalId::new("u1"), 2)
+            .await
+            .unwrap(),
+        Some(vec![]),
+        "a principal without members has an empty list"
+    );
+}
+
+pub async fn principals_are_found_by_name_ignoring_case_and_kind_apart(store: &dyn Store) {
+    let account = seed_account(store).await;
+    create(store, &account, user("u1", "Alice@Example.com", 1), &[])
+        .await
+        .unwrap();
+    create(store, &account, group("g", "Data Team"), &[])
+        .await
+        .unwrap();
+    let found = store
+        .principal_by_name(&account, PrincipalKind::User, "alice@example.COM")
+        .await
+        .unwrap()
+        .expect("userName is matched ignoring case");
+    assert_eq!(found.id.as_str(), "u1");
+    let found = store
+        .principal_by_name(&account, PrincipalKind::Group, "DATA TEAM")
+        .await
+        .unwrap()
+        .expect("displayName is matched ignoring case");
+    assert_eq!(found.id.as_str(), "g");
+    assert_eq!(
+        store
+            .principal_by_name(&account, PrincipalKind::Group, "alice@example.com")
+            .await
+            .unwrap(),
+        None,
+        "a user's name does not find a group"
+    );
+}
+
+/// Many writes at once (which a backend may commit together) still succeed or fail each on its
+/// own: a failing change leaves nothing behind and takes no other change down with it.
+pub async fn concurrent_writes_succeed_or_fail_each_alone(store: &dyn Store) {
+    let account = seed_account(store).await;
+    let attempts = (0..40).map(|index| {
+        // Every fourth attempt reuses one userName, cased differently: only one of those wins.
+        let name = match index % 8 {
+            0 => "dup@example.com".to_string(),
+            4 => "DUP@example.com".to_string(),
+            _ => format!("user-{index}"),
+        };
+        let account = account.clone();
+        async move {
+            create(
+                store,
+                &account,
+                user(&format!("id-{index}"), &name, index as i64 + 1),
+                &[],
+            )
+            .await
+        }
+    });
+    // Groups whose second member does not exist fail after their own row is written: that row
+    // must go with them.
+    let broken_groups = (0..5).map(|index| {
+        let account = account.clone();
+        async move {
+            create(
+                store,
+                &account,
+                group(&format!("g-{index}"), &format!("broken-{index}")),
+                &["id-1", "missing"],
+            )
+            .await
+        }
+    });
+    let (outcomes, broken) = futures_util::future::join(
+        futures_util::future::join_all(attempts),
+        futures_util::future::join_all(broken_groups),
+    )
+    .await;
+    assert!(broken.iter().all(Result::is_err));
+    for index in 0..5 {
+        let id = PrincipalId::new(format!("g-{index}"));
+        assert_eq!(store.principal(&account, &id).await.unwrap(), None);
+    }
+    let failures: Vec<&ScimError> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+    assert_eq!(failures.len(), 9, "ten attempts on one userName: nine fail");
+    assert!(failures.iter().all(|error| matches!(
+        error,
+        ScimError::BadRequest {
+            scim_type: ScimType::Uniqueness,
+            ..
+        }
+    )));
+    let everyone = store
+        .list_principals(
+            &account,
+            PrincipalKind::User,
+            &ListQuery::parse(
+                PrincipalKind::User.resource_type(),
+                &ListParameters::default(),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(everyone.total_results, 31);
+    // The losers left no trace: not as principals, not in the users group.
+    assert_eq!(member_ids(store, &account, "users").await.len(), 31);
+}
+
 /// Runs every case, each on a fresh store from `fresh`.
 pub async fn run_all<S, F, Fut>(fresh: F)
 where
@@ -420,4 +560,7 @@ where
     sql_filters_agree_with_the_reference_evaluator(&fresh().await).await;
     pages_are_stable_and_counted(&fresh().await).await;
     tokens_are_found_by_digest_only(&fresh().await).await;
+    small_member_lists_are_returned_and_large_ones_are_not(&fresh().await).await;
+    principals_are_found_by_name_ignoring_case_and_kind_apart(&fresh().await).await;
+    concurrent_writes_succeed_or_fail_each_alone(&fresh().await).await;
 }

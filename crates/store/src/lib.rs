@@ -95,14 +95,15 @@ pub trait Store: Send + Sync + 'static {
         account: &AccountId,
         groups: &[PrincipalId],
     ) -> ScimResult<HashMap<PrincipalId, Vec<MemberRef>>>;
-    /// At most `limit` direct members of one group, for responses that show a member list only
-    /// when it is small.
-    async fn members_limited(
+    /// A group's direct members when it has at most `cap` of them, `None` when it has more,
+    /// for responses that show a member list only when it is small. Deciding costs at most
+    /// `cap + 1` index entries, whatever the size of the group.
+    async fn members_up_to(
         &self,
         account: &AccountId,
         group: &PrincipalId,
-        limit: usize,
-    ) -> ScimResult<Vec<MemberRef>>;
+        cap: usize,
+    ) -> ScimResult<Option<Vec<MemberRef>>>;
     /// The groups each principal given belongs to, directly or through nested groups (at most
     /// [`MAX_GROUP_NESTING_DEPTH`] levels up).
     async fn groups_of(

@@ -3,9 +3,10 @@
 //! migration when they arrive.
 
 /// `(version, statements)`, in order. Never edit a released migration; add a new one.
-pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE accounts (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -80,4 +81,13 @@ CREATE TABLE tokens (
     FOREIGN KEY (account_id, principal_id) REFERENCES principals (account_id, id) ON DELETE CASCADE
 );
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+-- Covering: the walk up nested groups reads (member_id -> group_id) from the index alone.
+DROP INDEX memberships_by_member;
+CREATE INDEX memberships_by_member ON memberships (account_id, member_id, group_id);
+"#,
+    ),
+];

@@ -3,6 +3,11 @@
 //! Durability: `journal_mode=WAL` with `synchronous=FULL`, so a transaction is on disk (the WAL
 //! fsynced) before [`Store::apply`] returns, and therefore before any 2xx is sent. Readers never
 //! block the writer, and see only committed transactions.
+//!
+//! Group commit: one thread owns the writer connection. It takes every change waiting for it,
+//! applies each inside its own savepoint of one transaction, and commits once, so one fsync
+//! covers a whole batch of concurrent writes. A change that fails rolls back to its savepoint
+//! and fails alone; the others still commit. Every caller hears back only after the commit.
 
 use crate::change::Change;
 use crate::listing;
@@ -41,9 +46,89 @@ pub struct SqliteStore {
 }
 
 struct Inner {
-    writer: Mutex<Connection>,
+    writer: std::sync::mpsc::Sender<WriteJob>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+}
+
+/// The most changes one commit covers: enough to amortise the fsync, few enough that a
+/// change never waits long behind others.
+const MAX_CHANGES_PER_COMMIT: usize = 256;
+
+struct WriteJob {
+    account: AccountId,
+    /// Taken by the writer when it applies the change.
+    change: Option<Change>,
+    reply: tokio::sync::oneshot::Sender<ScimResult<()>>,
+}
+
+/// The writer thread: waits for a change, gathers whatever else is waiting, applies them all in
+/// one transaction with a savepoint each, commits, and answers each caller. Ends when every
+/// store handle is gone.
+fn run_writer(mut connection: Connection, jobs: std::sync::mpsc::Receiver<WriteJob>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_CHANGES_PER_COMMIT {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcomes = commit_batch(&mut connection, &mut batch);
+        for (job, outcome) in batch.into_iter().zip(outcomes) {
+            // A caller that stopped waiting (its request was cancelled) needs no answer; its
+            // change is committed all the same, as it would be had it waited.
+            let _ = job.reply.send(outcome);
+        }
+    }
+}
+
+fn commit_batch(connection: &mut Connection, batch: &mut [WriteJob]) -> Vec<ScimResult<()>> {
+    let transaction = match connection.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(transaction) => transaction,
+        Err(error) => {
+            let message = format!("sqlite: cannot begin a write: {error}");
+            return batch
+                .iter()
+                .map(|_| Err(ScimError::internal(message.clone())))
+                .collect();
+        }
+    };
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for job in batch.iter_mut() {
+        let outcome = match job.change.take() {
+            Some(change) => apply_in_savepoint(&transaction, &job.account, change),
+            None => Err(internal("a change was submitted twice")),
+        };
+        outcomes.push(outcome);
+    }
+    if let Err(error) = transaction.commit() {
+        let error = write_error(error);
+        return outcomes
+            .into_iter()
+            .map(|outcome| outcome.and(Err(error.clone())))
+            .collect();
+    }
+    outcomes
+}
+
+/// Applies one change so that, if it fails, none of it remains in the transaction.
+fn apply_in_savepoint(
+    transaction: &Transaction<'_>,
+    account: &AccountId,
+    change: Change,
+) -> ScimResult<()> {
+    transaction
+        .execute_batch("SAVEPOINT change")
+        .map_err(internal)?;
+    let outcome = apply_change(transaction, account, change);
+    let finish = if outcome.is_ok() {
+        "RELEASE change"
+    } else {
+        "ROLLBACK TO change; RELEASE change"
+    };
+    transaction.execute_batch(finish).map_err(internal)?;
+    outcome
 }
 
 fn internal(error: impl std::fmt::Display) -> ScimError {
@@ -133,6 +218,11 @@ impl SqliteStore {
         let mut writer = Connection::open(path).map_err(internal)?;
         configure(&writer).map_err(internal)?;
         migrate(&mut writer)?;
+        let (jobs, queue) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || run_writer(writer, queue))
+            .map_err(internal)?;
         let mut readers = Vec::with_capacity(READER_CONNECTIONS);
         for _ in 0..READER_CONNECTIONS {
             let reader = Connection::open(path).map_err(internal)?;
@@ -141,7 +231,7 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             inner: Arc::new(Inner {
-                writer: Mutex::new(writer),
+                writer: jobs,
                 readers,
                 next_reader: AtomicUsize::new(0),
             }),
@@ -192,26 +282,19 @@ impl SqliteStore {
         work(&connection)
     }
 
-    async fn write<T, F>(&self, work: F) -> ScimResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> ScimResult<T> + Send + 'static,
-    {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
-            let mut connection = inner
-                .writer
-                .lock()
-                .map_err(|_| internal("the writer connection is poisoned"))?;
-            let transaction = connection
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(internal)?;
-            let result = work(&transaction)?;
-            transaction.commit().map_err(write_error)?;
-            Ok(result)
-        })
-        .await
-        .map_err(internal)?
+    async fn write(&self, account: &AccountId, change: Change) -> ScimResult<()> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.inner
+            .writer
+            .send(WriteJob {
+                account: account.clone(),
+                change: Some(change),
+                reply,
+            })
+            .map_err(|_| internal("the writer thread has stopped"))?;
+        answer
+            .await
+            .map_err(|_| internal("the writer thread stopped before answering"))?
     }
 }
 
@@ -290,8 +373,8 @@ fn load_members_limited(
     let mut statement = connection
         .prepare_cached(
             "SELECT m.member_id, m.member_kind, p.display_name, p.attributes FROM memberships m \
-             JOIN principals p ON p.account_id = m.account_id AND p.id = m.member_id \
-             WHERE m.account_id = ?1 AND m.group_id = ?2 ORDER BY m.created, m.member_id LIMIT ?3",
+             CROSS JOIN principals p ON p.account_id = m.account_id AND p.id = m.member_id \
+             WHERE m.account_id = ?1 AND m.group_id = ?2 ORDER BY m.member_id LIMIT ?3",
         )
         .map_err(internal)?;
     let rows = statement
@@ -335,17 +418,20 @@ fn load_groups_of(
 ) -> ScimResult<Vec<GroupRef>> {
     // Direct groups, then the groups those are in, and so on: the transitive closure, with
     // `direct` set where the principal is a member itself. UNION (not UNION ALL) and the depth
-    // bound keep the walk finite even over data that predates the cycle check.
+    // bound keep the walk finite even over data that predates the cycle check. The CROSS JOINs
+    // pin the join order: each step looks up the few rows it needs on `memberships_by_member`
+    // and the primary key, where the planner left alone would scan the account's memberships.
     let mut statement = connection
         .prepare_cached(
             "WITH RECURSIVE ancestors(group_id, direct, depth) AS ( \
                SELECT group_id, 1, 1 FROM memberships WHERE account_id = ?1 AND member_id = ?2 \
                UNION \
-               SELECT m.group_id, 0, a.depth + 1 FROM memberships m JOIN ancestors a ON m.member_id = a.group_id \
-               WHERE m.account_id = ?1 AND a.depth < ?3) \
+               SELECT m.group_id, 0, a.depth + 1 FROM ancestors a \
+               CROSS JOIN memberships m ON m.account_id = ?1 AND m.member_id = a.group_id \
+               WHERE a.depth < ?3) \
              SELECT g.id, g.display_name, MAX(a.direct) FROM ancestors a \
-             JOIN principals g ON g.account_id = ?1 AND g.id = a.group_id \
-             GROUP BY g.id, g.display_name, g.display_name_lower ORDER BY g.display_name_lower, g.id",
+             CROSS JOIN principals g ON g.account_id = ?1 AND g.id = a.group_id \
+             GROUP BY g.id ORDER BY g.display_name_lower, g.id",
         )
         .map_err(internal)?;
     let depth = i64::try_from(MAX_GROUP_NESTING_DEPTH).unwrap_or(i64::MAX);
@@ -370,9 +456,13 @@ fn list(
     let dialect = SqliteDialect;
     let mut builder = SqlBuilder::new(&dialect);
     let account_placeholder = builder.bind(SqlValue::Text(account.to_string()));
-    let kind_placeholder = builder.bind(SqlValue::Text(kind.as_str().to_string()));
-    let mut condition =
-        format!("p.account_id = {account_placeholder} AND p.kind = {kind_placeholder}");
+    // The kind is a literal, not a parameter: the unique indexes on userName, displayName and
+    // applicationId are partial (`WHERE kind = 'User'`...), and SQLite only uses a partial index
+    // when the query's own text implies its condition.
+    let mut condition = format!(
+        "p.account_id = {account_placeholder} AND p.kind = '{}'",
+        kind.as_str()
+    );
     let mut exact = true;
     if let Some(filter) = &query.filter {
         let translation = builder.translate(filter);
@@ -594,11 +684,15 @@ fn contains_transitively(
             "WITH RECURSIVE ancestors(id) AS ( \
                SELECT group_id FROM memberships WHERE account_id = ?1 AND member_id = ?2 \
                UNION \
-               SELECT m.group_id FROM memberships m JOIN ancestors a ON m.member_id = a.id WHERE m.account_id = ?1) \
+               SELECT m.group_id FROM ancestors a \
+               CROSS JOIN memberships m ON m.account_id = ?1 AND m.member_id = a.id) \
              SELECT EXISTS (SELECT 1 FROM ancestors WHERE id = ?3)",
         )
         .and_then(|mut statement| {
-            statement.query_row(params![account.as_str(), group.as_str(), candidate.as_str()], |row| row.get(0))
+            statement.query_row(
+                params![account.as_str(), group.as_str(), candidate.as_str()],
+                |row| row.get(0),
+            )
         })
         .map_err(internal)
 }
@@ -829,14 +923,18 @@ fn apply_change(
                 )));
             }
             for statement in [
-                "DELETE FROM memberships WHERE account_id = ?1 AND (group_id = ?2 OR member_id = ?2)",
+                // Two statements, not one with OR: each uses its own index.
+                "DELETE FROM memberships WHERE account_id = ?1 AND group_id = ?2",
+                "DELETE FROM memberships WHERE account_id = ?1 AND member_id = ?2",
                 "DELETE FROM principal_emails WHERE account_id = ?1 AND principal_id = ?2",
                 "DELETE FROM tokens WHERE account_id = ?1 AND principal_id = ?2",
                 "DELETE FROM principals WHERE account_id = ?1 AND id = ?2",
             ] {
                 transaction
                     .prepare_cached(statement)
-                    .and_then(|mut prepared| prepared.execute(params![account.as_str(), id.as_str()]))
+                    .and_then(|mut prepared| {
+                        prepared.execute(params![account.as_str(), id.as_str()])
+                    })
                     .map_err(internal)?;
             }
         }
@@ -927,11 +1025,12 @@ impl Store for SqliteStore {
         self.read_now(|connection| {
             connection
                 .prepare_cached(&format!(
-                    "SELECT {PRINCIPAL_COLUMNS} FROM principals p WHERE p.account_id = ?1 AND p.kind = ?2 AND p.{column} = ?3"
+                    "SELECT {PRINCIPAL_COLUMNS} FROM principals p WHERE p.account_id = ?1 AND p.kind = '{}' AND p.{column} = ?2",
+                    kind.as_str()
                 ))
                 .and_then(|mut statement| {
                     statement
-                        .query_row(params![account.as_str(), kind.as_str(), name], principal_from_row)
+                        .query_row(params![account.as_str(), name], principal_from_row)
                         .optional()
                 })
                 .map_err(internal)
@@ -966,14 +1065,32 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn members_limited(
+    async fn members_up_to(
         &self,
         account: &AccountId,
         group: &PrincipalId,
-        limit: usize,
-    ) -> ScimResult<Vec<MemberRef>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.read_now(|connection| load_members_limited(connection, account, group, limit))
+        cap: usize,
+    ) -> ScimResult<Option<Vec<MemberRef>>> {
+        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+        self.read_now(|connection| {
+            // Counting past the cap on the primary key alone is cheap; loading and rendering
+            // the members is not, so that only happens for a small group.
+            let more_than_cap: bool = connection
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM memberships WHERE account_id = ?1 AND group_id = ?2 \
+                     LIMIT 1 OFFSET ?3)",
+                )
+                .and_then(|mut statement| {
+                    statement.query_row(params![account.as_str(), group.as_str(), cap], |row| {
+                        row.get(0)
+                    })
+                })
+                .map_err(internal)?;
+            if more_than_cap {
+                return Ok(None);
+            }
+            load_members_limited(connection, account, group, cap).map(Some)
+        })
     }
 
     async fn groups_of(
@@ -1038,8 +1155,6 @@ impl Store for SqliteStore {
     }
 
     async fn apply(&self, account: &AccountId, change: Change) -> ScimResult<()> {
-        let account = account.clone();
-        self.write(move |transaction| apply_change(transaction, &account, change))
-            .await
+        self.write(account, change).await
     }
 }
