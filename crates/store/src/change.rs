@@ -1,5 +1,6 @@
 //! [`Change`]: every write Scimitar makes, as a value. One place where every mutation passes.
 
+use crate::governance::GovernanceChange;
 use crate::{Account, Workspace};
 use scimitar_domain::credentials::Token;
 use scimitar_domain::patch::MembershipStep;
@@ -34,4 +35,6 @@ pub enum Change {
     },
     /// A new token; only the digest of its secret is stored.
     CreateToken { token: Token, digest: String },
+    /// A Unity Catalog or workspace-object change, validated by the access engine first.
+    Governance(GovernanceChange),
 }

@@ -3,7 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use crate::{Account, Change, Store, Workspace};
+use crate::{
+    AccessEvent, Account, Change, GovernanceChange, GrantRow, LoggedEvent, Store, Workspace,
+};
+use scimitar_access::{AclEntry, ObjectType, PermissionLevel, Privilege, SecurableType};
 use scimitar_domain::credentials::{Token, TokenScope};
 use scimitar_domain::error::ScimType;
 use scimitar_domain::filter::parse_filter;
@@ -545,6 +548,241 @@ pub async fn concurrent_writes_succeed_or_fail_each_alone(store: &dyn Store) {
     assert_eq!(member_ids(store, &account, "users").await.len(), 31);
 }
 
+fn log_since(events: &[LoggedEvent], seq: u64) -> Vec<AccessEvent> {
+    events
+        .iter()
+        .filter(|logged| logged.seq > seq)
+        .map(|logged| logged.event.clone())
+        .collect()
+}
+
+async fn whole_log(store: &dyn Store) -> Vec<LoggedEvent> {
+    let mut events: Vec<LoggedEvent> = Vec::new();
+    loop {
+        let after = events.last().map_or(0, |logged| logged.seq);
+        let page = store.access_log_after(after, 3).await.unwrap();
+        if page.is_empty() {
+            return events;
+        }
+        assert!(page.len() <= 3, "the limit is kept");
+        events.extend(page);
+    }
+}
+
+/// Every change that can alter an access answer is in the access log, in commit order, and
+/// only changes that did change something are there.
+pub async fn the_access_log_records_changes_in_commit_order(store: &dyn Store) {
+    let account = seed_account(store).await;
+    let start = whole_log(store).await.last().map_or(0, |logged| logged.seq);
+    create(store, &account, user("u1", "alice", 1), &[])
+        .await
+        .unwrap();
+    create(store, &account, group("g", "team"), &["u1"])
+        .await
+        .unwrap();
+    // Adding a member twice logs it once.
+    add_members(store, &account, "g", &["u1"]).await.unwrap();
+    store
+        .apply(
+            &account,
+            Change::DeletePrincipal {
+                id: PrincipalId::new("u1"),
+                expected_version: None,
+            },
+        )
+        .await
+        .unwrap();
+    let log = whole_log(store).await;
+    assert!(log.windows(2).all(|pair| pair[0].seq < pair[1].seq));
+    assert!(log.iter().all(|logged| logged.account == account));
+    let events = log_since(&log, start);
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|event| match event {
+            AccessEvent::PrincipalSaved(facts) => format!("saved {}", facts.name),
+            AccessEvent::PrincipalDeleted { id } => format!("deleted {id}"),
+            AccessEvent::MemberAdded { group, member } => format!("added {member} to {group}"),
+            AccessEvent::MemberRemoved { group, member } => {
+                format!("removed {member} from {group}")
+            }
+            AccessEvent::Governance(_) => "governance".into(),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "saved alice",
+            "added u1 to users",
+            "saved team",
+            "added u1 to g",
+            "saved team",
+            "deleted u1"
+        ]
+    );
+}
+
+/// Securables, grants and ACLs are stored, dropped with their subtree, logged, and come back
+/// in a snapshot that names the log position it is consistent with.
+pub async fn governance_state_round_trips_through_snapshot_and_log(store: &dyn Store) {
+    let account = seed_account(store).await;
+    create(store, &account, user("u1", "alice", 1), &[])
+        .await
+        .unwrap();
+    let governance = |change| store.apply(&account, Change::Governance(change));
+    for (securable_type, full_name) in [
+        (SecurableType::Catalog, "main"),
+        (SecurableType::Schema, "main.sales"),
+        (SecurableType::Table, "main.sales.orders"),
+        (SecurableType::Catalog, "other"),
+    ] {
+        governance(GovernanceChange::CreateSecurable {
+            securable_type,
+            full_name: full_name.into(),
+            owner: PrincipalId::new("u1"),
+            comment: None,
+            created: Timestamp::from_micros(5),
+        })
+        .await
+        .unwrap();
+    }
+    let duplicate = governance(GovernanceChange::CreateSecurable {
+        securable_type: SecurableType::Catalog,
+        full_name: "main".into(),
+        owner: PrincipalId::new("u1"),
+        comment: None,
+        created: Timestamp::from_micros(6),
+    })
+    .await;
+    assert!(matches!(
+        duplicate,
+        Err(ScimError::BadRequest {
+            scim_type: ScimType::Uniqueness,
+            ..
+        })
+    ));
+    governance(GovernanceChange::Grant {
+        securable_type: SecurableType::Schema,
+        full_name: "main.sales".into(),
+        principal: PrincipalId::new("users"),
+        privileges: vec![Privilege::UseSchema, Privilege::Select],
+    })
+    .await
+    .unwrap();
+    governance(GovernanceChange::Revoke {
+        securable_type: SecurableType::Schema,
+        full_name: "main.sales".into(),
+        principal: PrincipalId::new("users"),
+        privileges: vec![Privilege::Select],
+    })
+    .await
+    .unwrap();
+    governance(GovernanceChange::SetObjectAcl {
+        object_type: ObjectType::Jobs,
+        object_id: "42".into(),
+        entries: vec![AclEntry::new(
+            PrincipalId::new("u1"),
+            PermissionLevel::CanManageRun,
+        )],
+    })
+    .await
+    .unwrap();
+    governance(GovernanceChange::SetObjectParent {
+        object_type: ObjectType::Notebooks,
+        object_id: "7".into(),
+        directory: Some("3".into()),
+    })
+    .await
+    .unwrap();
+
+    let below_main = store
+        .securables(&account, SecurableType::Schema, Some("main"))
+        .await
+        .unwrap();
+    assert_eq!(below_main.len(), 1);
+    assert_eq!(below_main[0].full_name, "main.sales");
+    let snapshot = store.access_snapshot(&account).await.unwrap();
+    let log = whole_log(store).await;
+    assert_eq!(snapshot.seq, log.last().unwrap().seq);
+    let names: Vec<&str> = snapshot
+        .securables
+        .iter()
+        .map(|row| row.full_name.as_str())
+        .collect();
+    assert_eq!(names, ["main", "other", "main.sales", "main.sales.orders"]);
+    assert_eq!(
+        snapshot.grants,
+        vec![GrantRow {
+            securable_type: SecurableType::Schema,
+            full_name: "main.sales".into(),
+            principal: PrincipalId::new("users"),
+            privilege: Privilege::UseSchema,
+        }]
+    );
+    assert_eq!(snapshot.acl.len(), 1);
+    assert_eq!(
+        snapshot.objects.len(),
+        3,
+        "the job, the notebook and its directory"
+    );
+    assert!(snapshot
+        .principals
+        .iter()
+        .any(|facts| facts.name == "alice" && facts.active));
+    assert!(snapshot
+        .memberships
+        .contains(&(PrincipalId::new("users"), PrincipalId::new("u1"))));
+
+    // Dropping the catalog takes its schema, table and grants; the other catalog stays.
+    governance(GovernanceChange::DropSecurable {
+        securable_type: SecurableType::Catalog,
+        full_name: "main".into(),
+    })
+    .await
+    .unwrap();
+    let snapshot = store.access_snapshot(&account).await.unwrap();
+    let names: Vec<&str> = snapshot
+        .securables
+        .iter()
+        .map(|row| row.full_name.as_str())
+        .collect();
+    assert_eq!(names, ["other"]);
+    assert!(snapshot.grants.is_empty());
+    assert!(matches!(
+        governance(GovernanceChange::DropSecurable {
+            securable_type: SecurableType::Catalog,
+            full_name: "main".into(),
+        })
+        .await,
+        Err(ScimError::NotFound(_))
+    ));
+    let last = whole_log(store).await.pop().unwrap();
+    assert_eq!(
+        last.event,
+        AccessEvent::Governance(GovernanceChange::DropSecurable {
+            securable_type: SecurableType::Catalog,
+            full_name: "main".into(),
+        }),
+        "a failed change logs nothing"
+    );
+    // A deleted principal's grants and ACL entries go with it.
+    store
+        .apply(
+            &account,
+            Change::DeletePrincipal {
+                id: PrincipalId::new("u1"),
+                expected_version: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(store
+        .access_snapshot(&account)
+        .await
+        .unwrap()
+        .acl
+        .is_empty());
+}
+
 /// Runs every case, each on a fresh store from `fresh`.
 pub async fn run_all<S, F, Fut>(fresh: F)
 where
@@ -563,4 +801,6 @@ where
     small_member_lists_are_returned_and_large_ones_are_not(&fresh().await).await;
     principals_are_found_by_name_ignoring_case_and_kind_apart(&fresh().await).await;
     concurrent_writes_succeed_or_fail_each_alone(&fresh().await).await;
+    the_access_log_records_changes_in_commit_order(&fresh().await).await;
+    governance_state_round_trips_through_snapshot_and_log(&fresh().await).await;
 }

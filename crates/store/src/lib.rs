@@ -6,6 +6,8 @@
 //! - [`change`]: [`Change`], the one way anything is written. Every mutation of stored state
 //!   passes through [`Store::apply`], so the audit trail can later be written in the same
 //!   transaction as the change it records.
+//! - [`governance`]: securables, grants and workspace-object ACLs as stored, and the access
+//!   log that the in-memory access engine follows.
 //! - [`sql`]: translation of resolved SCIM filters and sorts into SQL, shared by SQL backends.
 //! - [`listing`]: finishing a list in memory when a filter is not fully expressible in SQL.
 //! - [`sqlite`]: the embedded SQLite backend (the default).
@@ -16,12 +18,18 @@
 
 pub mod change;
 pub mod conformance;
+pub mod governance;
 pub mod listing;
 pub mod migrations;
 pub mod sql;
 pub mod sqlite;
 
 pub use change::Change;
+pub use governance::{
+    AccessEvent, AccessSnapshot, AclRow, GovernanceChange, GrantRow, LoggedEvent, ObjectRow,
+    PrincipalFacts, SecurableRow,
+};
+use scimitar_access::SecurableType;
 
 use async_trait::async_trait;
 use scimitar_domain::credentials::Token;
@@ -115,7 +123,26 @@ pub trait Store: Send + Sync + 'static {
     /// The token whose secret has this digest, if it exists and is not revoked.
     async fn token_by_digest(&self, digest: &str) -> ScimResult<Option<Token>>;
 
-    /// Applies one change atomically.
+    /// An account's whole access state, consistent as of one access-log position.
+    async fn access_snapshot(&self, account: &AccountId) -> ScimResult<AccessSnapshot>;
+    /// Access-log entries after `seq`, of every account, oldest first, at most `limit`.
+    async fn access_log_after(&self, seq: u64, limit: usize) -> ScimResult<Vec<LoggedEvent>>;
+    async fn securable(
+        &self,
+        account: &AccountId,
+        securable_type: SecurableType,
+        full_name: &str,
+    ) -> ScimResult<Option<SecurableRow>>;
+    /// Securables of a type, by name; with `parent`, only those below it (`main` or
+    /// `main.sales`).
+    async fn securables(
+        &self,
+        account: &AccountId,
+        securable_type: SecurableType,
+        parent: Option<&str>,
+    ) -> ScimResult<Vec<SecurableRow>>;
+
+    /// Applies one change atomically, together with its access-log entries.
     async fn apply(&self, account: &AccountId, change: Change) -> ScimResult<()>;
 }
 

@@ -1,4 +1,5 @@
-//! The schema migrations: numbered, forward-only, each applied once in its own transaction.
+//! The schema migrations: numbered, forward-only, one list per backend, each migration applied
+//! once.
 //! Every table carries `account_id` so that several accounts share one database without a
 //! migration when they arrive.
 
@@ -90,4 +91,151 @@ DROP INDEX memberships_by_member;
 CREATE INDEX memberships_by_member ON memberships (account_id, member_id, group_id);
 "#,
     ),
+    (
+        3,
+        r#"
+-- Unity Catalog securables. full_name is canonical (lower case); tables and views share a
+-- namespace, which the access engine enforces before anything is written.
+CREATE TABLE securables (
+    account_id TEXT NOT NULL REFERENCES accounts(id),
+    securable_type TEXT NOT NULL,
+    full_name TEXT NOT NULL,
+    owner_id TEXT NOT NULL,
+    comment TEXT,
+    created INTEGER NOT NULL,
+    PRIMARY KEY (account_id, securable_type, full_name)
+);
+CREATE TABLE grants (
+    account_id TEXT NOT NULL,
+    securable_type TEXT NOT NULL,
+    full_name TEXT NOT NULL,
+    principal_id TEXT NOT NULL,
+    privilege TEXT NOT NULL,
+    PRIMARY KEY (account_id, securable_type, full_name, principal_id, privilege),
+    FOREIGN KEY (account_id, securable_type, full_name)
+        REFERENCES securables (account_id, securable_type, full_name) ON DELETE CASCADE,
+    FOREIGN KEY (account_id, principal_id) REFERENCES principals (account_id, id) ON DELETE CASCADE
+);
+CREATE INDEX grants_by_principal ON grants (account_id, principal_id);
+-- Workspace objects exist here only as far as permissions need them: a type, an id, and the
+-- directory they sit in.
+CREATE TABLE workspace_objects (
+    account_id TEXT NOT NULL REFERENCES accounts(id),
+    object_type TEXT NOT NULL,
+    object_id TEXT NOT NULL,
+    directory_id TEXT,
+    PRIMARY KEY (account_id, object_type, object_id)
+);
+CREATE TABLE object_acl (
+    account_id TEXT NOT NULL,
+    object_type TEXT NOT NULL,
+    object_id TEXT NOT NULL,
+    principal_id TEXT NOT NULL,
+    level TEXT NOT NULL,
+    PRIMARY KEY (account_id, object_type, object_id, principal_id),
+    FOREIGN KEY (account_id, object_type, object_id)
+        REFERENCES workspace_objects (account_id, object_type, object_id) ON DELETE CASCADE,
+    FOREIGN KEY (account_id, principal_id) REFERENCES principals (account_id, id) ON DELETE CASCADE
+);
+CREATE INDEX object_acl_by_principal ON object_acl (account_id, principal_id);
+-- The access log: every change that can alter an access answer, in commit order, written in
+-- the same transaction as the change. AUTOINCREMENT: a sequence number is never reused, even
+-- after old entries are pruned, because nodes and clients hold on to them.
+CREATE TABLE access_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id TEXT NOT NULL,
+    event TEXT NOT NULL
+);
+"#,
+    ),
 ];
+
+/// The PostgreSQL schema, numbered on its own: PostgreSQL starts from the shape SQLite reached
+/// through its migrations, so its history is shorter. The two schemas hold the same data the
+/// same way (timestamps as integer microseconds, attributes as JSON text) so that both backends
+/// answer identically; the differences are PostgreSQL's own types where they change nothing
+/// visible (`BOOLEAN` for flags) and `COLLATE "C"` on every compared or sorted text column, so
+/// that comparisons, ranges and orderings are by code point as in SQLite, whatever the
+/// database's locale.
+pub const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE accounts (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    name TEXT NOT NULL,
+    created BIGINT NOT NULL
+);
+CREATE TABLE workspaces (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    account_id TEXT COLLATE "C" NOT NULL REFERENCES accounts(id),
+    name TEXT NOT NULL,
+    created BIGINT NOT NULL
+);
+CREATE INDEX workspaces_by_account ON workspaces (account_id, created, id);
+CREATE TABLE principals (
+    account_id TEXT COLLATE "C" NOT NULL REFERENCES accounts(id),
+    id TEXT COLLATE "C" NOT NULL,
+    kind TEXT COLLATE "C" NOT NULL CHECK (kind IN ('User', 'Group', 'ServicePrincipal')),
+    user_name_lower TEXT COLLATE "C",
+    display_name TEXT COLLATE "C",
+    display_name_lower TEXT COLLATE "C",
+    external_id TEXT COLLATE "C",
+    application_id_lower TEXT COLLATE "C",
+    active BOOLEAN,
+    system BOOLEAN NOT NULL DEFAULT FALSE,
+    attributes TEXT NOT NULL,
+    password_hash TEXT,
+    created BIGINT NOT NULL,
+    last_modified BIGINT NOT NULL,
+    version BIGINT NOT NULL,
+    PRIMARY KEY (account_id, id)
+);
+CREATE UNIQUE INDEX principals_unique_user_name
+    ON principals (account_id, user_name_lower) WHERE kind = 'User';
+CREATE UNIQUE INDEX principals_unique_group_name
+    ON principals (account_id, display_name_lower) WHERE kind = 'Group';
+CREATE UNIQUE INDEX principals_unique_application_id
+    ON principals (account_id, application_id_lower) WHERE kind = 'ServicePrincipal';
+CREATE INDEX principals_by_display_name ON principals (account_id, kind, display_name_lower);
+CREATE INDEX principals_by_external_id ON principals (account_id, kind, external_id);
+CREATE INDEX principals_by_created ON principals (account_id, kind, created, id);
+CREATE INDEX principals_by_last_modified ON principals (account_id, kind, last_modified);
+CREATE TABLE principal_emails (
+    account_id TEXT COLLATE "C" NOT NULL,
+    principal_id TEXT COLLATE "C" NOT NULL,
+    position BIGINT NOT NULL,
+    value_lower TEXT COLLATE "C" NOT NULL,
+    type TEXT COLLATE "C",
+    is_primary BOOLEAN NOT NULL,
+    PRIMARY KEY (account_id, principal_id, position),
+    FOREIGN KEY (account_id, principal_id) REFERENCES principals (account_id, id) ON DELETE CASCADE
+);
+CREATE INDEX principal_emails_by_value ON principal_emails (account_id, value_lower);
+CREATE TABLE memberships (
+    account_id TEXT COLLATE "C" NOT NULL,
+    group_id TEXT COLLATE "C" NOT NULL,
+    member_id TEXT COLLATE "C" NOT NULL,
+    member_kind TEXT COLLATE "C" NOT NULL,
+    created BIGINT NOT NULL,
+    PRIMARY KEY (account_id, group_id, member_id),
+    FOREIGN KEY (account_id, group_id) REFERENCES principals (account_id, id) ON DELETE CASCADE,
+    FOREIGN KEY (account_id, member_id) REFERENCES principals (account_id, id) ON DELETE CASCADE
+);
+-- Covering: the walk up nested groups reads (member_id -> group_id) from the index alone.
+CREATE INDEX memberships_by_member ON memberships (account_id, member_id, group_id);
+CREATE TABLE tokens (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    account_id TEXT COLLATE "C" NOT NULL REFERENCES accounts(id),
+    principal_id TEXT COLLATE "C" NOT NULL,
+    secret_digest TEXT COLLATE "C" NOT NULL UNIQUE,
+    scope TEXT NOT NULL,
+    comment TEXT,
+    created BIGINT NOT NULL,
+    expires BIGINT,
+    revoked BIGINT,
+    FOREIGN KEY (account_id, principal_id) REFERENCES principals (account_id, id) ON DELETE CASCADE
+);
+-- Deleting a principal deletes its tokens; without this index that is a scan of every token.
+CREATE INDEX tokens_by_principal ON tokens (account_id, principal_id);
+"#,
+)];

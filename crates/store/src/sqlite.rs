@@ -10,6 +10,10 @@
 //! and fails alone; the others still commit. Every caller hears back only after the commit.
 
 use crate::change::Change;
+use crate::governance::{
+    AccessEvent, AccessSnapshot, AclRow, GovernanceChange, GrantRow, LoggedEvent, ObjectRow,
+    PrincipalFacts, SecurableRow,
+};
 use crate::listing;
 use crate::migrations::SQLITE_MIGRATIONS;
 use crate::sql::{sort_column, SqlBuilder, SqlValue, SqliteDialect};
@@ -20,6 +24,7 @@ use rusqlite::types::Value as SqliteValue;
 use rusqlite::{
     params, params_from_iter, Connection, OptionalExtension, Transaction, TransactionBehavior,
 };
+use scimitar_access::{AclEntry, ObjectType, PermissionLevel, Privilege, SecurableType};
 use scimitar_domain::credentials::{Token, TokenScope};
 use scimitar_domain::patch::MembershipStep;
 use scimitar_domain::query::{ListQuery, SortOrder};
@@ -576,7 +581,25 @@ fn insert_principal(
             ])
         })
         .map_err(write_error)?;
-    write_emails(transaction, account, principal)
+    write_emails(transaction, account, principal)?;
+    log_event(
+        transaction,
+        account,
+        &AccessEvent::PrincipalSaved(PrincipalFacts::of(principal)),
+    )
+}
+
+/// Appends an entry to the access log, inside the transaction of the change it records.
+fn log_event(
+    transaction: &Transaction<'_>,
+    account: &AccountId,
+    event: &AccessEvent,
+) -> ScimResult<()> {
+    transaction
+        .prepare_cached("INSERT INTO access_log (account_id, event) VALUES (?1, ?2)")
+        .and_then(|mut statement| statement.execute(params![account.as_str(), event.to_json()]))
+        .map_err(internal)?;
+    Ok(())
 }
 
 fn write_emails(
@@ -652,7 +675,12 @@ fn update_principal(
             )),
         });
     }
-    write_emails(transaction, account, principal)
+    write_emails(transaction, account, principal)?;
+    log_event(
+        transaction,
+        account,
+        &AccessEvent::PrincipalSaved(PrincipalFacts::of(principal)),
+    )
 }
 
 fn principal_kind(
@@ -739,7 +767,7 @@ fn add_member(
             )));
         }
     }
-    transaction
+    let inserted = transaction
         .prepare_cached(
             "INSERT INTO memberships (account_id, group_id, member_id, member_kind, created) \
              VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
@@ -754,6 +782,16 @@ fn add_member(
             ])
         })
         .map_err(internal)?;
+    if inserted > 0 {
+        log_event(
+            transaction,
+            account,
+            &AccessEvent::MemberAdded {
+                group: group.id.clone(),
+                member: member.id.clone(),
+            },
+        )?;
+    }
     Ok(())
 }
 
@@ -763,7 +801,7 @@ fn remove_member(
     group: &PrincipalId,
     member: &PrincipalId,
 ) -> ScimResult<()> {
-    transaction
+    let removed = transaction
         .prepare_cached(
             "DELETE FROM memberships WHERE account_id = ?1 AND group_id = ?2 AND member_id = ?3",
         )
@@ -771,6 +809,16 @@ fn remove_member(
             statement.execute(params![account.as_str(), group.as_str(), member.as_str()])
         })
         .map_err(internal)?;
+    if removed > 0 {
+        log_event(
+            transaction,
+            account,
+            &AccessEvent::MemberRemoved {
+                group: group.clone(),
+                member: member.clone(),
+            },
+        )?;
+    }
     Ok(())
 }
 
@@ -779,10 +827,26 @@ fn remove_all_members(
     account: &AccountId,
     group: &PrincipalId,
 ) -> ScimResult<()> {
-    transaction
-        .prepare_cached("DELETE FROM memberships WHERE account_id = ?1 AND group_id = ?2")
-        .and_then(|mut statement| statement.execute(params![account.as_str(), group.as_str()]))
+    let removed: Vec<String> = transaction
+        .prepare_cached(
+            "DELETE FROM memberships WHERE account_id = ?1 AND group_id = ?2 RETURNING member_id",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_map(params![account.as_str(), group.as_str()], |row| row.get(0))?
+                .collect()
+        })
         .map_err(internal)?;
+    for member in removed {
+        log_event(
+            transaction,
+            account,
+            &AccessEvent::MemberRemoved {
+                group: group.clone(),
+                member: PrincipalId::new(member),
+            },
+        )?;
+    }
     Ok(())
 }
 
@@ -834,22 +898,37 @@ fn join_users_group(
     account: &AccountId,
     principal: &Principal,
 ) -> ScimResult<()> {
-    transaction
+    let joined: Vec<String> = transaction
         .prepare_cached(
             "INSERT INTO memberships (account_id, group_id, member_id, member_kind, created) \
              SELECT account_id, id, ?2, ?3, ?4 FROM principals \
              WHERE account_id = ?1 AND kind = 'Group' AND system = 1 AND display_name_lower = 'users' \
-             ON CONFLICT DO NOTHING",
+             ON CONFLICT DO NOTHING RETURNING group_id",
         )
         .and_then(|mut statement| {
-            statement.execute(params![
-                account.as_str(),
-                principal.id.as_str(),
-                principal.kind.as_str(),
-                principal.created.as_micros()
-            ])
+            statement
+                .query_map(
+                    params![
+                        account.as_str(),
+                        principal.id.as_str(),
+                        principal.kind.as_str(),
+                        principal.created.as_micros()
+                    ],
+                    |row| row.get(0),
+                )?
+                .collect()
         })
         .map_err(internal)?;
+    for group in joined {
+        log_event(
+            transaction,
+            account,
+            &AccessEvent::MemberAdded {
+                group: PrincipalId::new(group),
+                member: principal.id.clone(),
+            },
+        )?;
+    }
     Ok(())
 }
 
@@ -937,6 +1016,11 @@ fn apply_change(
                     })
                     .map_err(internal)?;
             }
+            log_event(transaction, account, &AccessEvent::PrincipalDeleted { id })?;
+        }
+        Change::Governance(change) => {
+            apply_governance(transaction, account, &change)?;
+            log_event(transaction, account, &AccessEvent::Governance(change))?;
         }
         Change::CreateToken { token, digest } => {
             transaction
@@ -1154,7 +1238,440 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn access_snapshot(&self, account: &AccountId) -> ScimResult<AccessSnapshot> {
+        let account = account.clone();
+        self.read(move |connection| load_snapshot(connection, &account))
+            .await
+    }
+
+    async fn access_log_after(&self, seq: u64, limit: usize) -> ScimResult<Vec<LoggedEvent>> {
+        let after = i64::try_from(seq).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read_now(|connection| {
+            let rows = connection
+                .prepare_cached(
+                    "SELECT seq, account_id, event FROM access_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                )
+                .and_then(|mut statement| {
+                    statement
+                        .query_map(params![after, limit], |row| {
+                            Ok((
+                                row.get::<_, i64>(0)?,
+                                row.get::<_, String>(1)?,
+                                row.get::<_, String>(2)?,
+                            ))
+                        })?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(internal)?;
+            rows.into_iter()
+                .map(|(seq, account, event)| {
+                    Ok(LoggedEvent {
+                        seq: u64::try_from(seq).unwrap_or(0),
+                        account: AccountId::new(account),
+                        event: AccessEvent::from_json(&event)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    async fn securable(
+        &self,
+        account: &AccountId,
+        securable_type: SecurableType,
+        full_name: &str,
+    ) -> ScimResult<Option<SecurableRow>> {
+        self.read_now(|connection| {
+            connection
+                .prepare_cached(&format!(
+                    "SELECT {SECURABLE_COLUMNS} FROM securables \
+                     WHERE account_id = ?1 AND securable_type = ?2 AND full_name = ?3"
+                ))
+                .and_then(|mut statement| {
+                    statement
+                        .query_row(
+                            params![account.as_str(), securable_type.as_str(), full_name],
+                            securable_from_row,
+                        )
+                        .optional()
+                })
+                .map_err(internal)
+        })
+    }
+
+    async fn securables(
+        &self,
+        account: &AccountId,
+        securable_type: SecurableType,
+        parent: Option<&str>,
+    ) -> ScimResult<Vec<SecurableRow>> {
+        let account = account.clone();
+        let range = parent.map(descendant_range);
+        self.read(move |connection| {
+            let (low, high) = range.unwrap_or_default();
+            connection
+                .prepare_cached(&format!(
+                    "SELECT {SECURABLE_COLUMNS} FROM securables \
+                     WHERE account_id = ?1 AND securable_type = ?2 \
+                     AND (?3 = '' OR (full_name >= ?3 AND full_name < ?4)) ORDER BY full_name"
+                ))
+                .and_then(|mut statement| {
+                    statement
+                        .query_map(
+                            params![account.as_str(), securable_type.as_str(), low, high],
+                            securable_from_row,
+                        )?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(internal)
+        })
+        .await
+    }
+
     async fn apply(&self, account: &AccountId, change: Change) -> ScimResult<()> {
         self.write(account, change).await
     }
+}
+
+/// The lower and upper bounds of the names strictly below `full_name` in the securable tree:
+/// `main.` up to (not including) `main/`, since `/` follows `.` in every collation SQLite uses
+/// here. A range on the primary key, where `LIKE 'main.%'` would need escaping and a scan.
+fn descendant_range(full_name: &str) -> (String, String) {
+    (format!("{full_name}."), format!("{full_name}/"))
+}
+
+fn apply_governance(
+    transaction: &Transaction<'_>,
+    account: &AccountId,
+    change: &GovernanceChange,
+) -> ScimResult<()> {
+    let execute = |sql: &str, values: &[&dyn rusqlite::ToSql]| -> ScimResult<usize> {
+        transaction
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.execute(values))
+            .map_err(write_error)
+    };
+    match change {
+        GovernanceChange::CreateSecurable {
+            securable_type,
+            full_name,
+            owner,
+            comment,
+            created,
+        } => {
+            let inserted = execute(
+                "INSERT INTO securables (account_id, securable_type, full_name, owner_id, comment, created) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                &[
+                    &account.as_str(),
+                    &securable_type.as_str(),
+                    full_name,
+                    &owner.as_str(),
+                    comment,
+                    &created.as_micros(),
+                ],
+            )?;
+            if inserted == 0 {
+                return Err(ScimError::uniqueness(format!(
+                    "{} '{full_name}' already exists",
+                    securable_type.as_str()
+                )));
+            }
+        }
+        GovernanceChange::DropSecurable {
+            securable_type,
+            full_name,
+        } => {
+            let dropped = execute(
+                "DELETE FROM securables WHERE account_id = ?1 AND securable_type = ?2 AND full_name = ?3",
+                &[&account.as_str(), &securable_type.as_str(), full_name],
+            )?;
+            if dropped == 0 {
+                return Err(ScimError::NotFound(format!(
+                    "{} '{full_name}' does not exist",
+                    securable_type.as_str()
+                )));
+            }
+            if matches!(
+                securable_type,
+                SecurableType::Catalog | SecurableType::Schema
+            ) {
+                let (low, high) = descendant_range(full_name);
+                execute(
+                    "DELETE FROM securables WHERE account_id = ?1 AND full_name >= ?2 AND full_name < ?3",
+                    &[&account.as_str(), &low, &high],
+                )?;
+            }
+        }
+        GovernanceChange::SetOwner {
+            securable_type,
+            full_name,
+            owner,
+        } => {
+            let updated = execute(
+                "UPDATE securables SET owner_id = ?4 WHERE account_id = ?1 AND securable_type = ?2 AND full_name = ?3",
+                &[
+                    &account.as_str(),
+                    &securable_type.as_str(),
+                    full_name,
+                    &owner.as_str(),
+                ],
+            )?;
+            if updated == 0 {
+                return Err(ScimError::NotFound(format!(
+                    "{} '{full_name}' does not exist",
+                    securable_type.as_str()
+                )));
+            }
+        }
+        GovernanceChange::Grant {
+            securable_type,
+            full_name,
+            principal,
+            privileges,
+        } => {
+            for privilege in privileges {
+                execute(
+                    "INSERT INTO grants (account_id, securable_type, full_name, principal_id, privilege) \
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                    &[
+                        &account.as_str(),
+                        &securable_type.as_str(),
+                        full_name,
+                        &principal.as_str(),
+                        &privilege.as_str(),
+                    ],
+                )?;
+            }
+        }
+        GovernanceChange::Revoke {
+            securable_type,
+            full_name,
+            principal,
+            privileges,
+        } => {
+            for privilege in privileges {
+                execute(
+                    "DELETE FROM grants WHERE account_id = ?1 AND securable_type = ?2 AND full_name = ?3 \
+                     AND principal_id = ?4 AND privilege = ?5",
+                    &[
+                        &account.as_str(),
+                        &securable_type.as_str(),
+                        full_name,
+                        &principal.as_str(),
+                        &privilege.as_str(),
+                    ],
+                )?;
+            }
+        }
+        GovernanceChange::SetObjectAcl {
+            object_type,
+            object_id,
+            entries,
+        } => {
+            register_object(transaction, account, *object_type, object_id)?;
+            execute(
+                "DELETE FROM object_acl WHERE account_id = ?1 AND object_type = ?2 AND object_id = ?3",
+                &[&account.as_str(), &object_type.as_str(), object_id],
+            )?;
+            for entry in entries {
+                execute(
+                    "INSERT INTO object_acl (account_id, object_type, object_id, principal_id, level) \
+                     VALUES (?1, ?2, ?3, ?4, ?5) \
+                     ON CONFLICT (account_id, object_type, object_id, principal_id) DO UPDATE SET level = excluded.level",
+                    &[
+                        &account.as_str(),
+                        &object_type.as_str(),
+                        object_id,
+                        &entry.principal.as_str(),
+                        &entry.level.as_str(),
+                    ],
+                )?;
+            }
+        }
+        GovernanceChange::SetObjectParent {
+            object_type,
+            object_id,
+            directory,
+        } => {
+            register_object(transaction, account, *object_type, object_id)?;
+            if let Some(directory) = directory {
+                register_object(transaction, account, ObjectType::Directories, directory)?;
+            }
+            execute(
+                "UPDATE workspace_objects SET directory_id = ?4 \
+                 WHERE account_id = ?1 AND object_type = ?2 AND object_id = ?3",
+                &[
+                    &account.as_str(),
+                    &object_type.as_str(),
+                    object_id,
+                    directory,
+                ],
+            )?;
+        }
+        GovernanceChange::RemoveObject {
+            object_type,
+            object_id,
+        } => {
+            execute(
+                "DELETE FROM workspace_objects WHERE account_id = ?1 AND object_type = ?2 AND object_id = ?3",
+                &[&account.as_str(), &object_type.as_str(), object_id],
+            )?;
+            if *object_type == ObjectType::Directories {
+                execute(
+                    "UPDATE workspace_objects SET directory_id = NULL WHERE account_id = ?1 AND directory_id = ?2",
+                    &[&account.as_str(), object_id],
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn register_object(
+    transaction: &Transaction<'_>,
+    account: &AccountId,
+    object_type: ObjectType,
+    object_id: &str,
+) -> ScimResult<()> {
+    transaction
+        .prepare_cached(
+            "INSERT INTO workspace_objects (account_id, object_type, object_id) VALUES (?1, ?2, ?3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![account.as_str(), object_type.as_str(), object_id])
+        })
+        .map_err(internal)?;
+    Ok(())
+}
+
+fn stored<T>(parsed: Result<T, scimitar_access::AccessError>) -> rusqlite::Result<T> {
+    parsed.map_err(|error| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(error))
+    })
+}
+
+fn securable_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SecurableRow> {
+    Ok(SecurableRow {
+        securable_type: stored(SecurableType::parse(&row.get::<_, String>(0)?))?,
+        full_name: row.get(1)?,
+        owner: PrincipalId::new(row.get::<_, String>(2)?),
+        comment: row.get(3)?,
+        created: Timestamp::from_micros(row.get(4)?),
+    })
+}
+
+const SECURABLE_COLUMNS: &str = "securable_type, full_name, owner_id, comment, created";
+
+fn load_snapshot(connection: &Connection, account: &AccountId) -> ScimResult<AccessSnapshot> {
+    let account_id = account.as_str();
+    // One read transaction: in WAL mode every read in it sees the same committed state, the
+    // one the log position read first describes, so replaying from `seq + 1` is exact.
+    let snapshot = connection.unchecked_transaction().map_err(internal)?;
+    let connection: &Connection = &snapshot;
+    let seq: i64 = connection
+        .query_row("SELECT COALESCE(MAX(seq), 0) FROM access_log", [], |row| {
+            row.get(0)
+        })
+        .map_err(internal)?;
+    let principals = connection
+        .prepare(&format!(
+            "SELECT {PRINCIPAL_COLUMNS} FROM principals p WHERE p.account_id = ?1"
+        ))
+        .and_then(|mut statement| {
+            statement
+                .query_map([account_id], principal_from_row)?
+                .map(|principal| principal.map(|principal| PrincipalFacts::of(&principal)))
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(internal)?;
+    let memberships = connection
+        .prepare("SELECT group_id, member_id FROM memberships WHERE account_id = ?1")
+        .and_then(|mut statement| {
+            statement
+                .query_map([account_id], |row| {
+                    Ok((
+                        PrincipalId::new(row.get::<_, String>(0)?),
+                        PrincipalId::new(row.get::<_, String>(1)?),
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(internal)?;
+    // Parents before children: a name's depth is its number of dots.
+    let securables = connection
+        .prepare(&format!(
+            "SELECT {SECURABLE_COLUMNS} FROM securables WHERE account_id = ?1 \
+             ORDER BY length(full_name) - length(replace(full_name, '.', '')), full_name"
+        ))
+        .and_then(|mut statement| {
+            statement
+                .query_map([account_id], securable_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(internal)?;
+    let grants = connection
+        .prepare(
+            "SELECT securable_type, full_name, principal_id, privilege FROM grants WHERE account_id = ?1",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_map([account_id], |row| {
+                    Ok(GrantRow {
+                        securable_type: stored(SecurableType::parse(&row.get::<_, String>(0)?))?,
+                        full_name: row.get(1)?,
+                        principal: PrincipalId::new(row.get::<_, String>(2)?),
+                        privilege: stored(Privilege::parse(&row.get::<_, String>(3)?))?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(internal)?;
+    let objects = connection
+        .prepare(
+            "SELECT object_type, object_id, directory_id FROM workspace_objects WHERE account_id = ?1",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_map([account_id], |row| {
+                    Ok(ObjectRow {
+                        object_type: stored(ObjectType::parse(&row.get::<_, String>(0)?))?,
+                        object_id: row.get(1)?,
+                        directory: row.get(2)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(internal)?;
+    let acl = connection
+        .prepare(
+            "SELECT object_type, object_id, principal_id, level FROM object_acl WHERE account_id = ?1",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_map([account_id], |row| {
+                    Ok(AclRow {
+                        object_type: stored(ObjectType::parse(&row.get::<_, String>(0)?))?,
+                        object_id: row.get(1)?,
+                        entry: AclEntry::new(
+                            PrincipalId::new(row.get::<_, String>(2)?),
+                            stored(PermissionLevel::parse(&row.get::<_, String>(3)?))?,
+                        ),
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(internal)?;
+    snapshot.finish().map_err(internal)?;
+    Ok(AccessSnapshot {
+        seq: u64::try_from(seq).unwrap_or(0),
+        principals,
+        memberships,
+        securables,
+        grants,
+        objects,
+        acl,
+    })
 }
