@@ -32,6 +32,12 @@ pub enum AccessError {
     UnknownPermissionLevel {
         text: String,
     },
+    /// A governance SQL statement that does not parse; `message` names the offending token
+    /// and `position` is its byte offset (see `statement::StatementError`).
+    InvalidStatement {
+        position: usize,
+        message: String,
+    },
 
     // Principals and groups.
     UnknownPrincipal {
@@ -141,6 +147,7 @@ impl fmt::Display for AccessError {
             AccessError::UnknownPermissionLevel { text } => {
                 write!(f, "`{text}` is not a permission level")
             }
+            AccessError::InvalidStatement { message, .. } => f.write_str(message),
             AccessError::UnknownPrincipal { principal } => {
                 write!(f, "principal {principal} does not exist")
             }

@@ -19,6 +19,8 @@
 //! - [`entitlement`]: [`Entitlement`] and [`EntitlementSet`].
 //! - [`object`]: workspace [`ObjectType`]s, their [`PermissionLevel`]s in order, ACL entries.
 //! - [`error`]: [`AccessError`], the one error type.
+//! - [`statement`]: governance SQL (`CREATE`/`DROP`, `ALTER ... OWNER TO`, `GRANT`, `REVOKE`,
+//!   `SHOW GRANTS`) parsed into a typed [`Statement`] by [`parse_statement`]; no execution.
 //! - `principals`, `catalog`, `workspace`: the internal stores (dense indices, the group
 //!   graph, the securable tree, object slots).
 //!
@@ -32,6 +34,7 @@ pub mod model;
 pub mod object;
 pub mod privilege;
 pub mod securable;
+pub mod statement;
 
 mod catalog;
 mod principals;
@@ -48,6 +51,7 @@ pub use model::AccessModel;
 pub use object::{AclEntry, ObjectRef, ObjectType, PermissionLevel, TOKENS_OBJECT_ID};
 pub use privilege::{Privilege, PrivilegeSet};
 pub use securable::{SecurableRef, SecurableType};
+pub use statement::{parse_statement, Statement, StatementError};
 
 /// The most groups any membership chain may pass through (a member's direct group counts as
 /// one). Changes that would make a longer chain are refused, so every walk up the graph, and
