@@ -44,6 +44,22 @@ impl Dialect for SqliteDialect {
     }
 }
 
+/// PostgreSQL: numbered `$n` placeholders. The text functions take their operand cast to
+/// `text`, because a bare parameter in a function call has no type PostgreSQL can infer.
+pub struct PostgresDialect;
+
+impl Dialect for PostgresDialect {
+    fn placeholder(&self, index: usize) -> String {
+        format!("${index}")
+    }
+    fn ends_with(&self, column: &str, placeholder: &str) -> String {
+        format!("right({column}, char_length({placeholder}::text)) = {placeholder}::text")
+    }
+    fn contains(&self, column: &str, placeholder: &str) -> String {
+        format!("strpos({column}, {placeholder}::text) > 0")
+    }
+}
+
 /// A column and how its values compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ColumnKind {
@@ -435,6 +451,26 @@ mod tests {
             .condition
             .unwrap()
             .contains("FROM memberships r"));
+    }
+
+    #[test]
+    fn postgres_numbers_its_placeholders_and_types_its_text_operands() {
+        let filter =
+            parse_filter(&USER_RESOURCE, r#"userName ew "X" or displayName co "y""#).unwrap();
+        let mut builder = SqlBuilder::new(&PostgresDialect);
+        let translation = builder.translate(&filter);
+        assert!(translation.exact);
+        assert_eq!(
+            translation.condition.as_deref(),
+            Some(
+                "(right(p.user_name_lower, char_length($1::text)) = $1::text \
+                 OR strpos(p.display_name_lower, $2::text) > 0)"
+            )
+        );
+        assert_eq!(
+            builder.params,
+            vec![SqlValue::Text("x".into()), SqlValue::Text("y".into())]
+        );
     }
 
     #[test]
