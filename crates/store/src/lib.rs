@@ -11,6 +11,7 @@
 //! - [`sql`]: translation of resolved SCIM filters and sorts into SQL, shared by SQL backends.
 //! - [`listing`]: finishing a list in memory when a filter is not fully expressible in SQL.
 //! - [`sqlite`]: the embedded SQLite backend (the default).
+//! - [`postgres`]: the PostgreSQL backend, for several nodes sharing one database.
 //! - [`migrations`]: the numbered, forward-only schema migrations.
 //! - [`conformance`]: the backend-independent test suite.
 //!
@@ -21,6 +22,7 @@ pub mod conformance;
 pub mod governance;
 pub mod listing;
 pub mod migrations;
+pub mod postgres;
 pub mod sql;
 pub mod sqlite;
 
@@ -144,20 +146,113 @@ pub trait Store: Send + Sync + 'static {
 
     /// Applies one change atomically, together with its access-log entries.
     async fn apply(&self, account: &AccountId, change: Change) -> ScimResult<()>;
+
+    /// Whether the store can serve requests now: the database answers and its schema has every
+    /// migration this build knows. Backs `/readyz`.
+    async fn ready(&self) -> Result<(), NotReady>;
+}
+
+/// Why a store cannot serve requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotReady {
+    /// The database did not answer; the text is the cause, for logs.
+    Unreachable(String),
+    /// The schema lacks migrations this build needs (another node may be migrating it, or
+    /// `scimitar migrate` has not run).
+    MigrationsBehind { applied: i64, expected: i64 },
+}
+
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotReady::Unreachable(cause) => {
+                write!(formatter, "the database is unreachable: {cause}")
+            }
+            NotReady::MigrationsBehind { applied, expected } => write!(
+                formatter,
+                "the database schema is at version {applied}; this build needs version {expected}"
+            ),
+        }
+    }
 }
 
 pub type SharedStore = Arc<dyn Store>;
 
-/// Opens the store a database URL names: `sqlite://PATH` (created if missing).
-pub async fn open(url: &str) -> ScimResult<SharedStore> {
-    if let Some(path) = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-    {
-        let store = sqlite::SqliteStore::open(path).await?;
-        return Ok(Arc::new(store));
+/// How to open a store, beyond its URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// The most database connections the store holds (PostgreSQL's pool; SQLite keeps its
+    /// one writer and few readers).
+    pub max_connections: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: postgres::DEFAULT_MAX_CONNECTIONS,
+        }
     }
-    Err(scimitar_domain::ScimError::invalid_value(format!(
-        "unsupported database URL '{url}': use sqlite://PATH"
-    )))
+}
+
+/// Which backend a database URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend<'a> {
+    /// `sqlite://PATH`, `sqlite:PATH`, or a plain file path.
+    Sqlite(&'a str),
+    /// `postgres://...` or `postgresql://...`, passed to the driver whole.
+    Postgres(&'a str),
+}
+
+impl<'a> Backend<'a> {
+    pub fn of(url: &'a str) -> ScimResult<Backend<'a>> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Backend::Postgres(url));
+        }
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            return Ok(Backend::Sqlite(path));
+        }
+        // Anything else with a scheme is a database we do not support; without one, a path.
+        if url.is_empty() || url.contains("://") {
+            return Err(scimitar_domain::ScimError::invalid_value(format!(
+                "unsupported database URL '{url}': use sqlite://PATH or postgres://USER@HOST/DATABASE"
+            )));
+        }
+        Ok(Backend::Sqlite(url))
+    }
+}
+
+/// Opens the store a database URL names (see [`Backend::of`]) with default options, bringing
+/// its schema up to date.
+pub async fn open(url: &str) -> ScimResult<SharedStore> {
+    open_with(url, &StoreOptions::default()).await
+}
+
+/// Opens the store a database URL names, bringing its schema up to date.
+pub async fn open_with(url: &str, options: &StoreOptions) -> ScimResult<SharedStore> {
+    Ok(match Backend::of(url)? {
+        Backend::Sqlite(path) => Arc::new(sqlite::SqliteStore::open(path).await?),
+        Backend::Postgres(url) => {
+            Arc::new(postgres::PostgresStore::connect(url, options.max_connections).await?)
+        }
+    })
+}
+
+/// Brings the schema of the database a URL names up to date and returns its version. Safe to
+/// run while other nodes start or serve: each backend serialises its migrations.
+pub async fn migrate(url: &str, options: &StoreOptions) -> ScimResult<i64> {
+    match Backend::of(url)? {
+        Backend::Sqlite(path) => {
+            sqlite::SqliteStore::open(path).await?;
+            Ok(migrations::latest(migrations::SQLITE_MIGRATIONS))
+        }
+        Backend::Postgres(url) => {
+            // Migrating needs one connection, whatever the pool size configured for serving.
+            let store =
+                postgres::PostgresStore::connect(url, options.max_connections.min(2)).await?;
+            store.migrate().await
+        }
+    }
 }

@@ -3,6 +3,11 @@
 //! Every table carries `account_id` so that several accounts share one database without a
 //! migration when they arrive.
 
+/// The version a schema has once every migration of `list` is applied.
+pub fn latest(list: &[(i64, &str)]) -> i64 {
+    list.iter().map(|(version, _)| *version).max().unwrap_or(0)
+}
+
 /// `(version, statements)`, in order. Never edit a released migration; add a new one.
 pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (
@@ -157,9 +162,10 @@ CREATE TABLE access_log (
 /// visible (`BOOLEAN` for flags) and `COLLATE "C"` on every compared or sorted text column, so
 /// that comparisons, ranges and orderings are by code point as in SQLite, whatever the
 /// database's locale.
-pub const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+pub const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE accounts (
     id TEXT COLLATE "C" PRIMARY KEY,
     name TEXT NOT NULL,
@@ -238,4 +244,61 @@ CREATE TABLE tokens (
 -- Deleting a principal deletes its tokens; without this index that is a scan of every token.
 CREATE INDEX tokens_by_principal ON tokens (account_id, principal_id);
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+-- Governance state, as in SQLite's migration 3.
+CREATE TABLE securables (
+    account_id TEXT COLLATE "C" NOT NULL REFERENCES accounts(id),
+    securable_type TEXT COLLATE "C" NOT NULL,
+    full_name TEXT COLLATE "C" NOT NULL,
+    owner_id TEXT COLLATE "C" NOT NULL,
+    comment TEXT,
+    created BIGINT NOT NULL,
+    PRIMARY KEY (account_id, securable_type, full_name)
+);
+-- Dropping a catalog or schema deletes every securable named below it, of any type.
+CREATE INDEX securables_by_name ON securables (account_id, full_name);
+CREATE TABLE grants (
+    account_id TEXT COLLATE "C" NOT NULL,
+    securable_type TEXT COLLATE "C" NOT NULL,
+    full_name TEXT COLLATE "C" NOT NULL,
+    principal_id TEXT COLLATE "C" NOT NULL,
+    privilege TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (account_id, securable_type, full_name, principal_id, privilege),
+    FOREIGN KEY (account_id, securable_type, full_name)
+        REFERENCES securables (account_id, securable_type, full_name) ON DELETE CASCADE,
+    FOREIGN KEY (account_id, principal_id) REFERENCES principals (account_id, id) ON DELETE CASCADE
+);
+CREATE INDEX grants_by_principal ON grants (account_id, principal_id);
+CREATE TABLE workspace_objects (
+    account_id TEXT COLLATE "C" NOT NULL REFERENCES accounts(id),
+    object_type TEXT COLLATE "C" NOT NULL,
+    object_id TEXT COLLATE "C" NOT NULL,
+    directory_id TEXT COLLATE "C",
+    PRIMARY KEY (account_id, object_type, object_id)
+);
+CREATE TABLE object_acl (
+    account_id TEXT COLLATE "C" NOT NULL,
+    object_type TEXT COLLATE "C" NOT NULL,
+    object_id TEXT COLLATE "C" NOT NULL,
+    principal_id TEXT COLLATE "C" NOT NULL,
+    level TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (account_id, object_type, object_id, principal_id),
+    FOREIGN KEY (account_id, object_type, object_id)
+        REFERENCES workspace_objects (account_id, object_type, object_id) ON DELETE CASCADE,
+    FOREIGN KEY (account_id, principal_id) REFERENCES principals (account_id, id) ON DELETE CASCADE
+);
+CREATE INDEX object_acl_by_principal ON object_acl (account_id, principal_id);
+-- The access log. Sequence numbers must follow commit order, which a sequence alone does not
+-- give under concurrent transactions: the backend takes them under an advisory lock held to
+-- commit (see postgres.rs). An identity never reuses a number.
+CREATE TABLE access_log (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    account_id TEXT COLLATE "C" NOT NULL,
+    event TEXT NOT NULL
+);
+"#,
+    ),
+];

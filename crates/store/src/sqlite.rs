@@ -1332,6 +1332,25 @@ impl Store for SqliteStore {
     async fn apply(&self, account: &AccountId, change: Change) -> ScimResult<()> {
         self.write(account, change).await
     }
+
+    async fn ready(&self) -> Result<(), crate::NotReady> {
+        let applied = self
+            .read_now(|connection| {
+                connection
+                    .query_row(
+                        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                        [],
+                        |row| row.get::<_, i64>(0),
+                    )
+                    .map_err(internal)
+            })
+            .map_err(|error| crate::NotReady::Unreachable(error.to_string()))?;
+        let expected = crate::migrations::latest(SQLITE_MIGRATIONS);
+        if applied < expected {
+            return Err(crate::NotReady::MigrationsBehind { applied, expected });
+        }
+        Ok(())
+    }
 }
 
 /// The lower and upper bounds of the names strictly below `full_name` in the securable tree:

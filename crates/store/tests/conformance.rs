@@ -1,17 +1,21 @@
-//! Runs the storage conformance suite against SQLite.
+//! Runs the storage conformance suite against SQLite, and against PostgreSQL when
+//! `TEST_DATABASE_URL` names a server to create scratch databases on.
 
 #![allow(clippy::panic)]
 
 use scimitar_store::conformance::run_all;
+use scimitar_store::postgres::{scratch, PostgresStore};
 use scimitar_store::sqlite::SqliteStore;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_passes_the_storage_conformance_suite() {
     let directory =
         std::env::temp_dir().join(format!("scimitar-conformance-{}", std::process::id()));
-    let counter = std::sync::atomic::AtomicUsize::new(0);
+    let counter = AtomicUsize::new(0);
     run_all(|| {
-        let index = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let index = counter.fetch_add(1, Ordering::SeqCst);
         let path = directory.join(format!("store-{index}.db"));
         let _ = std::fs::remove_file(&path);
         async move {
@@ -23,4 +27,45 @@ async fn sqlite_passes_the_storage_conformance_suite() {
     })
     .await;
     let _ = std::fs::remove_dir_all(&directory);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_passes_the_storage_conformance_suite() {
+    let Ok(server) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!("skipped: TEST_DATABASE_URL is unset (set it to a PostgreSQL server URL, e.g. postgres://postgres@127.0.0.1:5432/test, to run the suite on PostgreSQL)");
+        return;
+    };
+    let counter = AtomicUsize::new(0);
+    let created = Mutex::new(Vec::new());
+    run_all(|| {
+        // One database per case: the cases share account ids, and a fresh database is what the
+        // SQLite run gets too.
+        let name = format!(
+            "scimitar_conformance_{}_{}",
+            std::process::id(),
+            counter.fetch_add(1, Ordering::SeqCst)
+        );
+        if let Ok(mut names) = created.lock() {
+            names.push(name.clone());
+        }
+        let server = server.clone();
+        async move {
+            let url = match scratch::create(&server, &name).await {
+                Ok(url) => url,
+                Err(error) => panic!("cannot create the database {name} on {server}: {error}"),
+            };
+            match PostgresStore::connect(&url, 8).await {
+                Ok(store) => store,
+                Err(error) => panic!("cannot open {url}: {error}"),
+            }
+        }
+    })
+    .await;
+    let names = created
+        .lock()
+        .map(|names| names.clone())
+        .unwrap_or_default();
+    for name in names {
+        let _ = scratch::drop(&server, &name).await;
+    }
 }
