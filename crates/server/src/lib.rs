@@ -6,8 +6,10 @@
 //! - [`error`]: the one mapping from domain errors to SCIM error responses.
 //! - [`context`]: mount points, authentication and base URLs.
 //! - [`service`]: what each operation does, between the edge and storage.
+//! - [`access`]: the node's access engine, following the access log.
 //! - [`routes`]: the handlers, thin: parse, call the service, render.
 
+pub mod access;
 pub mod context;
 pub mod error;
 pub mod routes;
@@ -75,6 +77,7 @@ pub struct Application {
 impl Application {
     /// Binds `address` (port 0 picks a free port).
     pub async fn bind(address: &str, services: Services) -> ScimResult<Self> {
+        services.access.reload(services.store.as_ref()).await?;
         let listener = TcpListener::bind(address)
             .await
             .map_err(|error| ScimError::internal(format!("cannot listen on {address}: {error}")))?;
@@ -93,10 +96,23 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> ScimResult<()> {
+        let services = self.state.services.clone();
+        let follower = tokio::spawn(async move {
+            services
+                .access
+                .follow(services.store.as_ref(), ACCESS_LOG_POLL_INTERVAL)
+                .await
+        });
         let router = routes::router(self.state);
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await
-            .map_err(ScimError::internal)
+            .map_err(ScimError::internal)?;
+        follower.abort();
+        Ok(())
     }
 }
+
+/// How often a node reads the access log for changes it did not make itself (other nodes,
+/// the CLI). Its own writes are applied before they are answered, whatever this is.
+const ACCESS_LOG_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);

@@ -5,6 +5,7 @@
 //! read is still current, and retry when another request got in between, unless the client
 //! pinned a version with `If-Match`, in which case the conflict is the client's 412.
 
+use crate::access::AccessEngine;
 use scimitar_domain::credentials::{hash_password, Token, TokenScope, TokenSecret};
 use scimitar_domain::patch::{apply_patch, password_in, MembershipStep, PatchOperation};
 use scimitar_domain::projection::Projection;
@@ -27,6 +28,8 @@ pub const BOOTSTRAP_ADMIN_USER_NAME: &str = "admin@scimitar.local";
 #[derive(Clone)]
 pub struct Services {
     pub store: SharedStore,
+    /// The access engine, kept current with every commit (see [`Services::commit`]).
+    pub access: Arc<AccessEngine>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGenerator>,
     write_locks: Arc<Vec<tokio::sync::Mutex<()>>>,
@@ -45,6 +48,7 @@ impl Services {
     pub fn new(store: SharedStore, clock: Arc<dyn Clock>, ids: Arc<dyn IdGenerator>) -> Self {
         Services {
             store,
+            access: Arc::new(AccessEngine::empty()),
             clock,
             ids,
             write_locks: Arc::new(
@@ -53,6 +57,19 @@ impl Services {
                     .collect(),
             ),
         }
+    }
+
+    /// The one way this node writes: applies `change` in storage, then brings the access
+    /// engine up to at least that commit, so the request that made the change, and every
+    /// request after it, sees it in access answers.
+    pub async fn commit(&self, account: &AccountId, change: Change) -> ScimResult<()> {
+        self.store.apply(account, change).await?;
+        if let Err(error) = self.access.catch_up(self.store.as_ref()).await {
+            // The change is committed; the client must hear so. The engine catches up on its
+            // next step (the next write, or the follower's timer).
+            tracing::error!(%error, "the access engine could not catch up after a commit");
+        }
+        Ok(())
     }
 
     /// Now, at the precision timestamps are rendered with.
@@ -105,16 +122,15 @@ impl Services {
         let admins = system_group("admins");
         let users = system_group("users");
         let admins_id = admins.id.clone();
-        self.store
-            .apply(
-                &account.id,
-                Change::CreateAccount {
-                    account: account.clone(),
-                    workspace,
-                    system_groups: vec![admins, users],
-                },
-            )
-            .await?;
+        self.commit(
+            &account.id,
+            Change::CreateAccount {
+                account: account.clone(),
+                workspace,
+                system_groups: vec![admins, users],
+            },
+        )
+        .await?;
         let admin = self
             .create(
                 &account.id,
@@ -172,15 +188,14 @@ impl Services {
             created: self.now(),
             expires: None,
         };
-        self.store
-            .apply(
-                account,
-                Change::CreateToken {
-                    token,
-                    digest: secret.digest(),
-                },
-            )
-            .await?;
+        self.commit(
+            account,
+            Change::CreateToken {
+                token,
+                digest: secret.digest(),
+            },
+        )
+        .await?;
         Ok(secret)
     }
 
@@ -278,15 +293,14 @@ impl Services {
             last_modified: now,
             version: 1,
         };
-        self.store
-            .apply(
-                account,
-                Change::CreatePrincipal {
-                    principal: principal.clone(),
-                    members: parsed.members.unwrap_or_default(),
-                },
-            )
-            .await?;
+        self.commit(
+            account,
+            Change::CreatePrincipal {
+                principal: principal.clone(),
+                members: parsed.members.unwrap_or_default(),
+            },
+        )
+        .await?;
         Ok(principal)
     }
 
@@ -414,8 +428,7 @@ impl Services {
             updated.version = current.version + 1;
             updated.last_modified = self.now().max(current.last_modified);
             let result = self
-                .store
-                .apply(
+                .commit(
                     account,
                     Change::UpdatePrincipal {
                         principal: updated.clone(),
@@ -450,15 +463,14 @@ impl Services {
                 current.display_name().unwrap_or_default()
             )));
         }
-        self.store
-            .apply(
-                account,
-                Change::DeletePrincipal {
-                    id: id.clone(),
-                    expected_version: if_match,
-                },
-            )
-            .await
+        self.commit(
+            account,
+            Change::DeletePrincipal {
+                id: id.clone(),
+                expected_version: if_match,
+            },
+        )
+        .await
     }
 
     pub async fn list(

@@ -1,0 +1,286 @@
+//! The node's access engine: one in-memory [`AccessModel`] per account, built from a storage
+//! snapshot and kept current by following the access log.
+//!
+//! Why a change is visible to the very next check: every write goes through
+//! [`Services::commit`](crate::service::Services::commit), which, after the store has
+//! committed, replays the log up to at least that commit before the request is answered. A
+//! check that starts after the answer therefore sees the change. Writes made elsewhere (another
+//! node, or the CLI on the same database) are picked up by the next catch-up, which also runs
+//! on a timer (see [`AccessEngine::follow`]).
+
+use scimitar_access::{AccessError, AccessModel, Entitlement, EntitlementSet};
+use scimitar_domain::{AccountId, ScimError, ScimResult};
+use scimitar_store::{AccessEvent, AccessSnapshot, GovernanceChange, Store};
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+/// How many log entries one catch-up step reads at a time.
+const LOG_PAGE: usize = 10_000;
+
+/// One account's model and the log position its snapshot was taken at: entries up to that
+/// position are already in it.
+struct AccountModel {
+    model: AccessModel,
+    snapshot_seq: u64,
+}
+
+struct EngineState {
+    accounts: HashMap<AccountId, AccountModel>,
+    /// Every log entry up to here has been applied (or was in a snapshot).
+    applied: u64,
+}
+
+pub struct AccessEngine {
+    state: RwLock<EngineState>,
+    /// Only one catch-up runs at a time, so entries are applied once and in order.
+    catching_up: tokio::sync::Mutex<()>,
+}
+
+impl AccessEngine {
+    /// An engine that knows nothing yet: the first catch-up reads the whole log and builds a
+    /// model for each account it names. [`AccessEngine::reload`] is the quicker start.
+    pub fn empty() -> AccessEngine {
+        AccessEngine {
+            state: RwLock::new(EngineState {
+                accounts: HashMap::new(),
+                applied: 0,
+            }),
+            catching_up: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Rebuilds every account's model from a consistent snapshot, then catches up.
+    pub async fn reload(&self, store: &dyn Store) -> ScimResult<()> {
+        let _turn = self.catching_up.lock().await;
+        let mut accounts = HashMap::new();
+        let mut applied = None::<u64>;
+        for account in store.accounts().await? {
+            let snapshot = store.access_snapshot(&account.id).await?;
+            applied = Some(applied.map_or(snapshot.seq, |seq| seq.min(snapshot.seq)));
+            accounts.insert(account.id, build(snapshot));
+        }
+        {
+            let mut state = self
+                .state
+                .write()
+                .map_err(|_| ScimError::internal("the access engine lock is poisoned"))?;
+            state.accounts = accounts;
+            state.applied = applied.unwrap_or(0);
+        }
+        drop(_turn);
+        self.catch_up(store).await.map(drop)
+    }
+
+    /// The log position this node has applied.
+    pub fn applied(&self) -> u64 {
+        self.state.read().map(|state| state.applied).unwrap_or(0)
+    }
+
+    /// Answers a question from an account's model.
+    pub fn read<T>(
+        &self,
+        account: &AccountId,
+        question: impl FnOnce(&AccessModel) -> T,
+    ) -> ScimResult<T> {
+        let state = self
+            .state
+            .read()
+            .map_err(|_| ScimError::internal("the access engine lock is poisoned"))?;
+        let entry = state
+            .accounts
+            .get(account)
+            .ok_or_else(|| ScimError::internal(format!("no access model for account {account}")))?;
+        Ok(question(&entry.model))
+    }
+
+    /// Applies every log entry committed so far. Returns the position reached.
+    pub async fn catch_up(&self, store: &dyn Store) -> ScimResult<u64> {
+        let _turn = self.catching_up.lock().await;
+        loop {
+            let after = self.applied();
+            let entries = store.access_log_after(after, LOG_PAGE).await?;
+            let Some(last) = entries.last().map(|entry| entry.seq) else {
+                return Ok(after);
+            };
+            // A new account appears in the log before this node has a model for it.
+            let mut fresh = Vec::new();
+            {
+                let state = self
+                    .state
+                    .read()
+                    .map_err(|_| ScimError::internal("the access engine lock is poisoned"))?;
+                for entry in &entries {
+                    if !state.accounts.contains_key(&entry.account)
+                        && !fresh.contains(&entry.account)
+                    {
+                        fresh.push(entry.account.clone());
+                    }
+                }
+            }
+            let mut snapshots = Vec::new();
+            for account in fresh {
+                let snapshot = store.access_snapshot(&account).await?;
+                snapshots.push((account, build(snapshot)));
+            }
+            let mut state = self
+                .state
+                .write()
+                .map_err(|_| ScimError::internal("the access engine lock is poisoned"))?;
+            for (account, model) in snapshots {
+                state.accounts.entry(account).or_insert(model);
+            }
+            for entry in entries {
+                let Some(account) = state.accounts.get_mut(&entry.account) else {
+                    continue;
+                };
+                if entry.seq <= account.snapshot_seq {
+                    continue;
+                }
+                if let Err(error) = apply(&mut account.model, &entry.event) {
+                    // The store validated the change and committed it; the engine refusing
+                    // it means the two disagree, which is a bug worth a loud log line, but not
+                    // a reason to stop following the log.
+                    tracing::error!(seq = entry.seq, %error, "access log entry not applied");
+                }
+            }
+            state.applied = last;
+        }
+    }
+
+    /// Catches up every `interval` until the process ends, so that writes made by other nodes
+    /// or processes reach this node's answers within about one interval.
+    pub async fn follow(&self, store: &dyn Store, interval: std::time::Duration) {
+        loop {
+            tokio::time::sleep(interval).await;
+            if let Err(error) = self.catch_up(store).await {
+                tracing::warn!(%error, "cannot follow the access log");
+            }
+        }
+    }
+}
+
+fn entitlements(values: &[String]) -> EntitlementSet {
+    // Entitlements the engine does not know confer nothing; they are still stored and shown.
+    values
+        .iter()
+        .filter_map(|value| Entitlement::parse(value).ok())
+        .collect()
+}
+
+fn build(snapshot: AccessSnapshot) -> AccountModel {
+    let mut model = AccessModel::new();
+    let mut problems = Vec::new();
+    for facts in &snapshot.principals {
+        problems.push(
+            model
+                .upsert_principal(&facts.id, facts.kind, &facts.name, facts.active)
+                .and_then(|()| {
+                    model.set_entitlements(&facts.id, entitlements(&facts.entitlements))
+                }),
+        );
+    }
+    for (group, member) in &snapshot.memberships {
+        problems.push(model.add_membership(group, member).map(drop));
+    }
+    for securable in &snapshot.securables {
+        problems.push(model.create_securable(
+            securable.securable_type,
+            &securable.full_name,
+            &securable.owner,
+        ));
+    }
+    for grant in &snapshot.grants {
+        problems.push(model.grant(
+            grant.securable_type,
+            &grant.full_name,
+            &grant.principal,
+            &[grant.privilege],
+        ));
+    }
+    for object in &snapshot.objects {
+        if object.directory.is_some() {
+            problems.push(model.set_object_parent(
+                object.object_type,
+                &object.object_id,
+                object.directory.as_deref(),
+            ));
+        }
+    }
+    let mut acls: HashMap<_, Vec<_>> = HashMap::new();
+    for row in snapshot.acl {
+        acls.entry((row.object_type, row.object_id))
+            .or_default()
+            .push(row.entry);
+    }
+    for ((object_type, object_id), entries) in acls {
+        problems.push(model.set_object_acl(object_type, &object_id, &entries));
+    }
+    for error in problems.into_iter().filter_map(Result::err) {
+        tracing::error!(%error, "stored access state not loaded into the engine");
+    }
+    AccountModel {
+        model,
+        snapshot_seq: snapshot.seq,
+    }
+}
+
+/// Applies one log entry to a model.
+fn apply(model: &mut AccessModel, event: &AccessEvent) -> Result<(), AccessError> {
+    match event {
+        AccessEvent::PrincipalSaved(facts) => {
+            model.upsert_principal(&facts.id, facts.kind, &facts.name, facts.active)?;
+            model.set_entitlements(&facts.id, entitlements(&facts.entitlements))
+        }
+        AccessEvent::PrincipalDeleted { id } => model.remove_principal(id),
+        AccessEvent::MemberAdded { group, member } => model.add_membership(group, member).map(drop),
+        AccessEvent::MemberRemoved { group, member } => {
+            model.remove_membership(group, member).map(drop)
+        }
+        AccessEvent::Governance(change) => match change {
+            GovernanceChange::CreateSecurable {
+                securable_type,
+                full_name,
+                owner,
+                ..
+            } => model.create_securable(*securable_type, full_name, owner),
+            GovernanceChange::DropSecurable {
+                securable_type,
+                full_name,
+            } => model.drop_securable(*securable_type, full_name),
+            GovernanceChange::SetOwner {
+                securable_type,
+                full_name,
+                owner,
+            } => model.set_owner(*securable_type, full_name, owner),
+            GovernanceChange::Grant {
+                securable_type,
+                full_name,
+                principal,
+                privileges,
+            } => model.grant(*securable_type, full_name, principal, privileges),
+            GovernanceChange::Revoke {
+                securable_type,
+                full_name,
+                principal,
+                privileges,
+            } => model.revoke(*securable_type, full_name, principal, privileges),
+            GovernanceChange::SetObjectAcl {
+                object_type,
+                object_id,
+                entries,
+            } => model.set_object_acl(*object_type, object_id, entries),
+            GovernanceChange::SetObjectParent {
+                object_type,
+                object_id,
+                directory,
+            } => model.set_object_parent(*object_type, object_id, directory.as_deref()),
+            GovernanceChange::RemoveObject {
+                object_type,
+                object_id,
+            } => {
+                model.remove_object(*object_type, object_id);
+                Ok(())
+            }
+        },
+    }
+}
