@@ -783,6 +783,84 @@ pub async fn governance_state_round_trips_through_snapshot_and_log(store: &dyn S
         .is_empty());
 }
 
+/// Two additions of opposite nestings at once (A into B, B into A), as two nodes might make
+/// them: at most one succeeds, and no cycle exists afterwards. A backend whose cycle check reads
+/// only committed data must serialise these checks, or both pass.
+pub async fn opposite_nestings_at_once_never_make_a_cycle(store: &dyn Store) {
+    let account = seed_account(store).await;
+    for round in 0..12 {
+        let (a, b) = (format!("a{round}"), format!("b{round}"));
+        create(store, &account, group(&a, &a), &[]).await.unwrap();
+        create(store, &account, group(&b, &b), &[]).await.unwrap();
+        let (a_into_b, b_into_a) = futures_util::future::join(
+            add_members(store, &account, &b, &[a.as_str()]),
+            add_members(store, &account, &a, &[b.as_str()]),
+        )
+        .await;
+        assert!(
+            a_into_b.is_err() || b_into_a.is_err(),
+            "round {round}: both opposite nestings succeeded"
+        );
+        for outcome in [&a_into_b, &b_into_a] {
+            if let Err(error) = outcome {
+                assert_eq!(error.code(), "invalidValue", "round {round}: {error}");
+            }
+        }
+        let a_members = member_ids(store, &account, &a).await;
+        let b_members = member_ids(store, &account, &b).await;
+        assert!(
+            !(a_members.contains(&b) && b_members.contains(&a)),
+            "round {round}: a cycle was stored"
+        );
+    }
+}
+
+/// Two updates of one group from the same version at once, each adding a different member:
+/// one commits, the other is a precondition failure that wrote nothing (no lost update, no
+/// half-applied membership).
+pub async fn concurrent_updates_from_one_version_commit_one(store: &dyn Store) {
+    let account = seed_account(store).await;
+    for id in ["u1", "u2"] {
+        create(store, &account, user(id, id, 1), &[]).await.unwrap();
+    }
+    create(store, &account, group("g", "team"), &[])
+        .await
+        .unwrap();
+    let current = store
+        .principal(&account, &PrincipalId::new("g"))
+        .await
+        .unwrap()
+        .unwrap();
+    let update = |member: &str| {
+        let mut next = current.clone();
+        next.version += 1;
+        store.apply(
+            &account,
+            Change::UpdatePrincipal {
+                principal: next,
+                expected_version: current.version,
+                membership: vec![MembershipStep::Add(vec![MemberValue {
+                    id: PrincipalId::new(member),
+                    kind_hint: None,
+                }])],
+            },
+        )
+    };
+    let (first, second) = futures_util::future::join(update("u1"), update("u2")).await;
+    assert!(
+        first.is_ok() != second.is_ok(),
+        "exactly one commits: {first:?} {second:?}"
+    );
+    let loser = if first.is_ok() { second } else { first };
+    assert!(matches!(loser, Err(ScimError::PreconditionFailed(_))));
+    assert_eq!(member_ids(store, &account, "g").await.len(), 1);
+}
+
+/// A store that has just opened is ready: it answers, and its schema is current.
+pub async fn an_open_store_is_ready(store: &dyn Store) {
+    assert_eq!(store.ready().await, Ok(()));
+}
+
 /// Runs every case, each on a fresh store from `fresh`.
 pub async fn run_all<S, F, Fut>(fresh: F)
 where
@@ -803,4 +881,7 @@ where
     concurrent_writes_succeed_or_fail_each_alone(&fresh().await).await;
     the_access_log_records_changes_in_commit_order(&fresh().await).await;
     governance_state_round_trips_through_snapshot_and_log(&fresh().await).await;
+    opposite_nestings_at_once_never_make_a_cycle(&fresh().await).await;
+    concurrent_updates_from_one_version_commit_one(&fresh().await).await;
+    an_open_store_is_ready(&fresh().await).await;
 }
