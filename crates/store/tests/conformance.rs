@@ -36,7 +36,10 @@ async fn postgres_passes_the_storage_conformance_suite() {
         return;
     };
     let counter = AtomicUsize::new(0);
-    let created = Mutex::new(Vec::new());
+    let created = ScratchDatabases {
+        server: server.clone(),
+        names: Mutex::new(Vec::new()),
+    };
     run_all(|| {
         // One database per case: the cases share account ids, and a fresh database is what the
         // SQLite run gets too.
@@ -45,7 +48,7 @@ async fn postgres_passes_the_storage_conformance_suite() {
             std::process::id(),
             counter.fetch_add(1, Ordering::SeqCst)
         );
-        if let Ok(mut names) = created.lock() {
+        if let Ok(mut names) = created.names.lock() {
             names.push(name.clone());
         }
         let server = server.clone();
@@ -61,11 +64,38 @@ async fn postgres_passes_the_storage_conformance_suite() {
         }
     })
     .await;
-    let names = created
-        .lock()
-        .map(|names| names.clone())
-        .unwrap_or_default();
-    for name in names {
-        let _ = scratch::drop(&server, &name).await;
+}
+
+/// The scratch databases a run created, dropped when the run ends, whether it passed or a case
+/// panicked.
+struct ScratchDatabases {
+    server: String,
+    names: Mutex<Vec<String>>,
+}
+
+impl Drop for ScratchDatabases {
+    fn drop(&mut self) {
+        let names = self
+            .names
+            .lock()
+            .map(|names| names.clone())
+            .unwrap_or_default();
+        let server = self.server.clone();
+        // Drop is synchronous and may run inside the test's runtime: the databases are dropped
+        // on a thread with a runtime of its own.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            for name in names {
+                if let Err(error) = runtime.block_on(scratch::drop(&server, &name)) {
+                    eprintln!("could not drop the test database {name}: {error}");
+                }
+            }
+        })
+        .join();
     }
 }

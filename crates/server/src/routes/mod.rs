@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
     ];
     let mut router = Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/.well-known/databricks-config", get(databricks_config));
     for (prefix, mount) in mounts {
         router = router.nest(prefix, scim_routes().layer(Extension(mount)));
@@ -140,6 +141,30 @@ fn read_only(route: MethodRouter<AppState>) -> MethodRouter<AppState> {
 
 async fn healthz() -> &'static str {
     "ok"
+}
+
+/// Readiness, for load balancers and orchestrators: 200 when the database answers and its
+/// schema is current, else 503 with a short JSON reason. `/healthz` only says the process is
+/// alive; a node whose database is down is alive but must not be sent traffic. The reason
+/// names the kind of failure only; the cause (which may name hosts) goes to the log.
+async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    match state.services.store.ready().await {
+        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))).into_response(),
+        Err(not_ready) => {
+            tracing::warn!(reason = %not_ready, "not ready");
+            let reason = match &not_ready {
+                scimitar_store::NotReady::Unreachable(_) => {
+                    "the database is unreachable".to_string()
+                }
+                scimitar_store::NotReady::MigrationsBehind { .. } => not_ready.to_string(),
+            };
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable", "reason": reason})),
+            )
+                .into_response()
+        }
+    }
 }
 
 /// The Databricks SDK reads this first to learn the account and workspace of a host. No

@@ -1,6 +1,7 @@
 //! The HTTP integration tests of the server: each test starts the real application on a free
-//! loopback port over a fresh SQLite database and talks to it with a real HTTP client, the way
-//! Entra ID, Okta and the Databricks SDK do.
+//! loopback port over a fresh database (SQLite; PostgreSQL with `SCIMITAR_TEST_BACKEND=postgres`
+//! and `TEST_DATABASE_URL`) and talks to it with a real HTTP client, the way Entra ID, Okta
+//! and the Databricks SDK do.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod bulk;
@@ -9,6 +10,7 @@ mod entra;
 mod errors;
 mod etags;
 mod groups;
+mod health;
 mod mounts;
 mod okta;
 mod patch;

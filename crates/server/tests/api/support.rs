@@ -1,5 +1,9 @@
 //! The test harness: `spawn_app()` starts the application exactly as `scimitar serve` does
 //! (bootstrap, bind on port 0, serve) and returns a client for it.
+//!
+//! Each app gets a database of its own: a SQLite file in a temporary directory, or, with
+//! `SCIMITAR_TEST_BACKEND=postgres`, a scratch database created on the PostgreSQL server that
+//! `TEST_DATABASE_URL` names and dropped when the app is.
 
 use reqwest::header::HeaderMap;
 use reqwest::Method;
@@ -33,8 +37,77 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// Kept so the server stops when the test ends.
     _shutdown: oneshot::Sender<()>,
-    /// Kept so the database outlives the server.
-    _directory: tempfile::TempDir,
+    /// Kept so the database outlives the server (fields drop in order: the server first).
+    _database: TestDatabase,
+}
+
+/// Where a test app's data lives; dropping it removes the database.
+pub enum TestDatabase {
+    /// The temporary directory holding the file; deleted when dropped.
+    Sqlite {
+        _directory: tempfile::TempDir,
+    },
+    Postgres {
+        server: String,
+        name: String,
+    },
+}
+
+impl TestDatabase {
+    /// A fresh, empty database for the backend the environment selects, and its URL.
+    pub async fn fresh() -> (TestDatabase, String) {
+        match std::env::var("SCIMITAR_TEST_BACKEND").as_deref() {
+            Ok("postgres") => {
+                let server = std::env::var("TEST_DATABASE_URL").expect(
+                    "SCIMITAR_TEST_BACKEND=postgres needs TEST_DATABASE_URL, \
+                     e.g. postgres://postgres@127.0.0.1:5432/test",
+                );
+                static NEXT: std::sync::atomic::AtomicUsize =
+                    std::sync::atomic::AtomicUsize::new(0);
+                let name = format!(
+                    "scimitar_api_{}_{}",
+                    std::process::id(),
+                    NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                );
+                let url = scimitar_store::postgres::scratch::create(&server, &name)
+                    .await
+                    .unwrap_or_else(|error| panic!("cannot create database {name}: {error}"));
+                (TestDatabase::Postgres { server, name }, url)
+            }
+            Ok("sqlite") | Err(_) => {
+                let directory = tempfile::tempdir().expect("a temporary directory");
+                let url = format!("sqlite://{}/db.sqlite", directory.path().display());
+                (
+                    TestDatabase::Sqlite {
+                        _directory: directory,
+                    },
+                    url,
+                )
+            }
+            Ok(other) => panic!("SCIMITAR_TEST_BACKEND={other}: use sqlite or postgres"),
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let TestDatabase::Postgres { server, name } = self {
+            // Drop is synchronous and runs inside the test's runtime: the database is dropped
+            // on a thread of its own with a runtime of its own.
+            let (server, name) = (server.clone(), name.clone());
+            let dropped = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime");
+                runtime.block_on(scimitar_store::postgres::scratch::drop(&server, &name))
+            })
+            .join();
+            if let Ok(Err(error)) = dropped {
+                eprintln!("could not drop a test database: {error}");
+            }
+        }
+    }
 }
 
 /// A response, read whole: status, headers and the JSON body (`Null` when empty).
@@ -98,9 +171,16 @@ impl Reply {
 }
 
 pub async fn spawn_app() -> TestApp {
-    let directory = tempfile::tempdir().expect("a temporary directory");
-    let url = format!("sqlite://{}/db.sqlite", directory.path().display());
-    let store = scimitar_store::open(&url).await.expect("the store opens");
+    let (database, url) = TestDatabase::fresh().await;
+    spawn_app_on(database, &url).await
+}
+
+/// Starts the application over the database at `url`, which `database` owns.
+pub async fn spawn_app_on(database: TestDatabase, url: &str) -> TestApp {
+    let options = scimitar_store::StoreOptions { max_connections: 4 };
+    let store = scimitar_store::open_with(url, &options)
+        .await
+        .expect("the store opens");
     let services = Services::new(store, Arc::new(SystemClock), Arc::new(RandomIds));
     let bootstrap = services
         .bootstrap()
@@ -121,7 +201,7 @@ pub async fn spawn_app() -> TestApp {
         token,
         client: reqwest::Client::new(),
         _shutdown: shutdown,
-        _directory: directory,
+        _database: database,
     }
 }
 
