@@ -306,6 +306,14 @@ impl AccessModel {
             .collect())
     }
 
+    /// Whether the principal exists and is active: whether a credential of its may be used.
+    /// Unknown principals cannot act.
+    pub fn can_act(&self, principal: &PrincipalId) -> bool {
+        self.principals
+            .slot(principal)
+            .is_ok_and(|slot| self.principals.can_hold_access(slot))
+    }
+
     /// Whether the principal is a workspace admin: an active member of `admins`.
     pub fn is_workspace_admin(&self, principal: &PrincipalId) -> Result<bool, AccessError> {
         let subject = self.principals.slot(principal)?;

@@ -10,13 +10,15 @@ use scimitar_domain::credentials::{hash_password, Token, TokenScope, TokenSecret
 use scimitar_domain::patch::{apply_patch, password_in, MembershipStep, PatchOperation};
 use scimitar_domain::projection::Projection;
 use scimitar_domain::query::ListQuery;
-use scimitar_domain::render::{render, MemberRef};
+use scimitar_domain::render::{render, GroupRef, MemberRef};
+use scimitar_domain::resource::fold_case;
 use scimitar_domain::resource::{ParsedResource, Principal};
 use scimitar_domain::{
     AccountId, Clock, IdGenerator, PrincipalId, PrincipalKind, ScimError, ScimResult, WorkspaceId,
 };
 use scimitar_store::{Account, Change, Page, SharedStore, Workspace};
 use serde_json::{json, Map, Value};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// How often a read-modify-write is retried when another request changed the resource first.
@@ -30,9 +32,37 @@ pub struct Services {
     pub store: SharedStore,
     /// The access engine, kept current with every commit (see [`Services::commit`]).
     pub access: Arc<AccessEngine>,
+    /// Tokens already looked up, by secret digest. Safe to keep because a token's validity
+    /// beyond its expiry is decided by its principal, which is checked in the engine on every
+    /// request. Revocation, when it comes, must go through the access log and evict here.
+    tokens: Arc<TokenCache>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGenerator>,
     write_locks: Arc<Vec<tokio::sync::Mutex<()>>>,
+}
+
+/// The tokens a node has seen, so that a request costs no database read to authenticate.
+/// Bounded: when full it starts over, which costs one read per token in use.
+#[derive(Default)]
+struct TokenCache {
+    tokens: std::sync::RwLock<std::collections::HashMap<String, Token>>,
+}
+
+const TOKEN_CACHE_CAPACITY: usize = 100_000;
+
+impl TokenCache {
+    fn get(&self, digest: &str) -> Option<Token> {
+        self.tokens.read().ok()?.get(digest).cloned()
+    }
+
+    fn insert(&self, digest: String, token: Token) {
+        if let Ok(mut tokens) = self.tokens.write() {
+            if tokens.len() >= TOKEN_CACHE_CAPACITY {
+                tokens.clear();
+            }
+            tokens.insert(digest, token);
+        }
+    }
 }
 
 /// Stripes of per-principal write locks; collisions only make unrelated writers wait briefly.
@@ -49,6 +79,7 @@ impl Services {
         Services {
             store,
             access: Arc::new(AccessEngine::empty()),
+            tokens: Arc::new(TokenCache::default()),
             clock,
             ids,
             write_locks: Arc::new(
@@ -224,17 +255,41 @@ impl Services {
         self.get_any(account, &first.id).await
     }
 
-    /// Checks a bearer secret and returns its token.
+    /// Checks a bearer secret and returns its token. The token must exist, be unexpired, and
+    /// belong to a principal that exists and is active now: deactivating or deleting a
+    /// principal disables its tokens at once, as in Databricks.
     pub async fn authenticate(&self, secret: &str) -> ScimResult<Token> {
         let digest = scimitar_domain::credentials::token_digest(secret);
-        let token = self
-            .store
-            .token_by_digest(&digest)
-            .await?
-            .ok_or_else(|| ScimError::Unauthorized("the bearer token is not valid".into()))?;
+        let token = match self.tokens.get(&digest) {
+            Some(token) => token,
+            None => {
+                let token = self.store.token_by_digest(&digest).await?.ok_or_else(|| {
+                    ScimError::Unauthorized("the bearer token is not valid".into())
+                })?;
+                self.tokens.insert(digest, token.clone());
+                token
+            }
+        };
         if !token.is_valid_at(self.now()) {
             return Err(ScimError::Unauthorized(
                 "the bearer token has expired".into(),
+            ));
+        }
+        let can_act = |services: &Services| {
+            services
+                .access
+                .read(&token.account, |model| model.can_act(&token.principal))
+                .unwrap_or(false)
+        };
+        let mut allowed = can_act(self);
+        if !allowed {
+            // A principal made on another node (or by the CLI) may be newer than this node's
+            // engine: read the log once before refusing.
+            allowed = self.access.catch_up(self.store.as_ref()).await.is_ok() && can_act(self);
+        }
+        if !allowed {
+            return Err(ScimError::Unauthorized(
+                "the principal this token belongs to is deactivated or deleted".into(),
             ));
         }
         Ok(token)
@@ -506,7 +561,7 @@ impl Services {
                 .iter()
                 .map(|principal| principal.id.clone())
                 .collect();
-            self.store.groups_of(account, &ids).await?
+            self.groups_of(account, &ids).await?
         } else {
             Default::default()
         };
@@ -567,8 +622,7 @@ impl Services {
             other => other,
         };
         let groups = if projection.includes("groups") {
-            self.store
-                .groups_of(account, std::slice::from_ref(&principal.id))
+            self.groups_of(account, std::slice::from_ref(&principal.id))
                 .await?
                 .remove(&principal.id)
         } else {
@@ -577,6 +631,50 @@ impl Services {
         let mut document = render(principal, base_url, members.as_deref(), groups.as_deref());
         projection.apply(&mut document);
         Ok(document)
+    }
+
+    /// The `groups` attribute of each principal: its direct and inherited groups, read from
+    /// the access engine's group graph (current with this node's commits) rather than walked
+    /// in the database. A principal the engine does not know yet (made elsewhere a moment
+    /// ago) is read from storage.
+    async fn groups_of(
+        &self,
+        account: &AccountId,
+        principals: &[PrincipalId],
+    ) -> ScimResult<HashMap<PrincipalId, Vec<GroupRef>>> {
+        let mut found = HashMap::with_capacity(principals.len());
+        let mut unknown = Vec::new();
+        let known = self.access.read(account, |model| {
+            for principal in principals {
+                match model.groups_of(principal) {
+                    Ok(memberships) => {
+                        let mut groups: Vec<GroupRef> = memberships
+                            .into_iter()
+                            .map(|membership| GroupRef {
+                                id: membership.group.id,
+                                display: Some(membership.group.name),
+                                direct: membership.direct,
+                            })
+                            .collect();
+                        // The order storage gives: by name ignoring case, then id.
+                        groups.sort_by_cached_key(|group| {
+                            (group.display.as_deref().map(fold_case), group.id.clone())
+                        });
+                        found.insert(principal.clone(), groups);
+                    }
+                    Err(_) => unknown.push(principal.clone()),
+                }
+            }
+        });
+        if known.is_err() {
+            // An account this node has no model for yet: storage answers for all of them.
+            found.clear();
+            unknown = principals.to_vec();
+        }
+        if !unknown.is_empty() {
+            found.extend(self.store.groups_of(account, &unknown).await?);
+        }
+        Ok(found)
     }
 
     pub async fn render_one(
