@@ -37,4 +37,7 @@ pub enum Change {
     CreateToken { token: Token, digest: String },
     /// A Unity Catalog or workspace-object change, validated by the access engine first.
     Governance(GovernanceChange),
+    /// Several governance changes that must commit together or not at all (a permissions
+    /// PATCH naming several principals), applied in order, with one access-log entry each.
+    GovernanceBatch(Vec<GovernanceChange>),
 }

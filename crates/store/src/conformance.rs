@@ -783,6 +783,76 @@ pub async fn governance_state_round_trips_through_snapshot_and_log(store: &dyn S
         .is_empty());
 }
 
+/// A batch of governance changes commits whole, one log entry per change, or, when one of
+/// them fails, not at all: a permissions PATCH that names an unknown securable halfway must
+/// leave the grants before it unmade.
+pub async fn a_governance_batch_commits_whole_or_not_at_all(store: &dyn Store) {
+    let account = seed_account(store).await;
+    create(store, &account, user("u1", "alice", 1), &[])
+        .await
+        .unwrap();
+    let catalog = |name: &str| GovernanceChange::CreateSecurable {
+        securable_type: SecurableType::Catalog,
+        full_name: name.into(),
+        owner: PrincipalId::new("u1"),
+        comment: None,
+        created: Timestamp::from_micros(5),
+    };
+    let grant = |privilege| GovernanceChange::Grant {
+        securable_type: SecurableType::Catalog,
+        full_name: "main".into(),
+        principal: PrincipalId::new("users"),
+        privileges: vec![privilege],
+    };
+    store
+        .apply(&account, Change::Governance(catalog("main")))
+        .await
+        .unwrap();
+    let before = whole_log(store).await.len();
+    let failed = store
+        .apply(
+            &account,
+            Change::GovernanceBatch(vec![
+                grant(Privilege::UseCatalog),
+                // Already exists: the whole batch must fail.
+                catalog("main"),
+            ]),
+        )
+        .await;
+    assert!(failed.is_err());
+    assert!(store
+        .access_snapshot(&account)
+        .await
+        .unwrap()
+        .grants
+        .is_empty());
+    assert_eq!(
+        whole_log(store).await.len(),
+        before,
+        "a failed batch logs nothing"
+    );
+
+    store
+        .apply(
+            &account,
+            Change::GovernanceBatch(vec![
+                grant(Privilege::UseCatalog),
+                grant(Privilege::CreateSchema),
+            ]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.access_snapshot(&account).await.unwrap().grants.len(),
+        2
+    );
+    assert_eq!(
+        whole_log(store).await.len(),
+        before + 2,
+        "one entry per change"
+    );
+}
+
 /// Two additions of opposite nestings at once (A into B, B into A), as two nodes might make
 /// them: at most one succeeds, and no cycle exists afterwards. A backend whose cycle check reads
 /// only committed data must serialise these checks, or both pass.
@@ -881,6 +951,7 @@ where
     concurrent_writes_succeed_or_fail_each_alone(&fresh().await).await;
     the_access_log_records_changes_in_commit_order(&fresh().await).await;
     governance_state_round_trips_through_snapshot_and_log(&fresh().await).await;
+    a_governance_batch_commits_whole_or_not_at_all(&fresh().await).await;
     opposite_nestings_at_once_never_make_a_cycle(&fresh().await).await;
     concurrent_updates_from_one_version_commit_one(&fresh().await).await;
     an_open_store_is_ready(&fresh().await).await;

@@ -1222,6 +1222,12 @@ async fn apply_change(
             apply_governance(transaction, account, change).await?;
             log.push((account.clone(), AccessEvent::Governance(change.clone())));
         }
+        Change::GovernanceBatch(changes) => {
+            for change in changes {
+                apply_governance(transaction, account, change).await?;
+                log.push((account.clone(), AccessEvent::Governance(change.clone())));
+            }
+        }
         Change::CreateToken { token, digest } => {
             transaction
                 .execute(

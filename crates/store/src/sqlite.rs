@@ -1022,6 +1022,12 @@ fn apply_change(
             apply_governance(transaction, account, &change)?;
             log_event(transaction, account, &AccessEvent::Governance(change))?;
         }
+        Change::GovernanceBatch(changes) => {
+            for change in changes {
+                apply_governance(transaction, account, &change)?;
+                log_event(transaction, account, &AccessEvent::Governance(change))?;
+            }
+        }
         Change::CreateToken { token, digest } => {
             transaction
                 .execute(
