@@ -7,11 +7,15 @@ use std::path::Path;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE: &str = "sqlite://./scimitar-data/scimitar.db";
+/// The most connections a PostgreSQL pool opens; SQLite ignores it.
+pub const DEFAULT_MAX_CONNECTIONS: usize = scimitar_store::postgres::DEFAULT_MAX_CONNECTIONS;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub listen: String,
     pub database_url: String,
+    /// The database connection pool's size (PostgreSQL).
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -19,6 +23,7 @@ pub struct Config {
 struct FileConfig {
     listen: Option<String>,
     database_url: Option<String>,
+    database_max_connections: Option<usize>,
 }
 
 impl Config {
@@ -28,6 +33,7 @@ impl Config {
         file: Option<&Path>,
         flag_listen: Option<String>,
         flag_database: Option<String>,
+        flag_max_connections: Option<usize>,
     ) -> Result<Self, String> {
         let file_config = match file {
             None => FileConfig::default(),
@@ -46,6 +52,13 @@ impl Config {
             database_url: flag_database
                 .or(file_config.database_url)
                 .unwrap_or_else(|| DEFAULT_DATABASE.to_string()),
+            max_connections: match flag_max_connections
+                .or(file_config.database_max_connections)
+                .unwrap_or(DEFAULT_MAX_CONNECTIONS)
+            {
+                0 => return Err("database_max_connections must be at least 1".to_string()),
+                size => size,
+            },
         })
     }
 }
@@ -63,16 +76,20 @@ mod tests {
         let path = directory.join("scimitar.toml");
         std::fs::write(
             &path,
-            "listen = \"0.0.0.0:9000\"\ndatabase_url = \"sqlite:///tmp/x.db\"\n",
+            "listen = \"0.0.0.0:9000\"\ndatabase_url = \"sqlite:///tmp/x.db\"\ndatabase_max_connections = 7\n",
         )
         .unwrap();
-        let from_file = Config::load(Some(&path), None, None).unwrap();
+        let from_file = Config::load(Some(&path), None, None, None).unwrap();
         assert_eq!(from_file.listen, "0.0.0.0:9000");
-        let flagged = Config::load(Some(&path), Some("127.0.0.1:1".into()), None).unwrap();
+        assert_eq!(from_file.max_connections, 7);
+        let flagged = Config::load(Some(&path), Some("127.0.0.1:1".into()), None, Some(3)).unwrap();
         assert_eq!(flagged.listen, "127.0.0.1:1");
         assert_eq!(flagged.database_url, "sqlite:///tmp/x.db");
-        let defaults = Config::load(None, None, None).unwrap();
+        assert_eq!(flagged.max_connections, 3);
+        let defaults = Config::load(None, None, None, None).unwrap();
         assert_eq!(defaults.listen, DEFAULT_LISTEN);
+        assert_eq!(defaults.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert!(Config::load(None, None, None, Some(0)).is_err());
         std::fs::remove_dir_all(&directory).unwrap();
     }
 
@@ -83,7 +100,7 @@ mod tests {
         std::fs::create_dir_all(&directory).unwrap();
         let path = directory.join("scimitar.toml");
         std::fs::write(&path, "lisen = \"x\"\n").unwrap();
-        assert!(Config::load(Some(&path), None, None)
+        assert!(Config::load(Some(&path), None, None, None)
             .unwrap_err()
             .contains("unknown field"));
         std::fs::remove_dir_all(&directory).unwrap();

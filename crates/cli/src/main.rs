@@ -31,12 +31,22 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "SCIMITAR_LISTEN")]
         listen: Option<String>,
-        /// Database URL, e.g. sqlite://./scimitar-data/scimitar.db
+        /// Database URL: sqlite://PATH (or a path), or postgres://USER@HOST:PORT/DATABASE
         #[arg(long, env = "SCIMITAR_DATABASE_URL")]
         database: Option<String>,
-        /// Optional TOML configuration file (keys: listen, database_url).
+        /// The most database connections to hold (PostgreSQL's pool; default 16).
+        #[arg(long, env = "SCIMITAR_DATABASE_MAX_CONNECTIONS")]
+        max_connections: Option<usize>,
+        /// Optional TOML configuration file (keys: listen, database_url,
+        /// database_max_connections).
         #[arg(long, env = "SCIMITAR_CONFIG")]
         config: Option<PathBuf>,
+    },
+    /// Bring the database schema up to date and print its version. Safe while other nodes
+    /// run: migrations are serialised in the database.
+    Migrate {
+        #[arg(long, env = "SCIMITAR_DATABASE_URL")]
+        database: Option<String>,
     },
     /// Manage API tokens.
     Token {
@@ -74,10 +84,11 @@ enum AccountCommand {
     },
 }
 
-async fn services(database_url: &str) -> Result<Services, String> {
-    let store = scimitar_store::open(database_url)
+async fn services(database_url: &str, max_connections: usize) -> Result<Services, String> {
+    let options = scimitar_store::StoreOptions { max_connections };
+    let store = scimitar_store::open_with(database_url, &options)
         .await
-        .map_err(|error| format!("cannot open the database {database_url}: {error}"))?;
+        .map_err(|error| format!("cannot open the database: {error}"))?;
     Ok(Services::new(
         store,
         Arc::new(SystemClock),
@@ -108,7 +119,7 @@ async fn shutdown_signal() {
 }
 
 async fn serve(config: Config) -> Result<(), String> {
-    let services = services(&config.database_url).await?;
+    let services = services(&config.database_url, config.max_connections).await?;
     if let Some(bootstrap) = services
         .bootstrap()
         .await
@@ -132,7 +143,12 @@ async fn serve(config: Config) -> Result<(), String> {
     let address = application
         .local_addr()
         .map_err(|error| error.to_string())?;
-    tracing::info!(%address, database = %config.database_url, "scimitar is serving");
+    // The URL may carry a password: only its backend is logged.
+    let backend = match scimitar_store::Backend::of(&config.database_url) {
+        Ok(scimitar_store::Backend::Postgres(_)) => "postgres",
+        _ => "sqlite",
+    };
+    tracing::info!(%address, database = backend, "scimitar is serving");
     eprintln!("scimitar listening on http://{address}");
     application
         .run_until(shutdown_signal())
@@ -142,7 +158,7 @@ async fn serve(config: Config) -> Result<(), String> {
 
 async fn create_token(database: &str, scope: &str, account: Option<String>) -> Result<(), String> {
     let scope = TokenScope::parse(scope).map_err(|error| error.to_string())?;
-    let services = services(database).await?;
+    let services = services(database, config::DEFAULT_MAX_CONNECTIONS).await?;
     services
         .bootstrap()
         .await
@@ -180,7 +196,7 @@ async fn create_token(database: &str, scope: &str, account: Option<String>) -> R
 }
 
 async fn list_accounts(database: &str) -> Result<(), String> {
-    let services = services(database).await?;
+    let services = services(database, config::DEFAULT_MAX_CONNECTIONS).await?;
     for account in services
         .store
         .accounts()
@@ -216,10 +232,20 @@ fn main() -> ExitCode {
             Command::Serve {
                 listen,
                 database,
+                max_connections,
                 config,
             } => {
-                let config = Config::load(config.as_deref(), listen, database)?;
+                let config = Config::load(config.as_deref(), listen, database, max_connections)?;
                 serve(config).await
+            }
+            Command::Migrate { database } => {
+                let database = database.unwrap_or_else(|| config::DEFAULT_DATABASE.to_string());
+                let options = scimitar_store::StoreOptions { max_connections: 1 };
+                let version = scimitar_store::migrate(&database, &options)
+                    .await
+                    .map_err(|error| format!("cannot migrate the database: {error}"))?;
+                println!("schema version {version}");
+                Ok(())
             }
             Command::Token {
                 command:

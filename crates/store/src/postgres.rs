@@ -178,6 +178,10 @@ fn bind_value(value: &SqlValue, ty: &Type) -> Box<dyn ToSql + Sync + Send> {
     }
 }
 
+/// Settings every session gets: commits flushed before they are acknowledged, and no NOTICE
+/// chatter (such as "relation already exists, skipping" from migrations) in the server's log.
+const SESSION_OPTIONS: &str = "-c synchronous_commit=on -c client_min_messages=warning";
+
 /// The connection settings a URL gives, with what Scimitar insists on added.
 fn connection_config(url: &str) -> ScimResult<tokio_postgres::Config> {
     let mut config: tokio_postgres::Config = url
@@ -187,9 +191,9 @@ fn connection_config(url: &str) -> ScimResult<tokio_postgres::Config> {
     // commit is flushed.
     let options = match config.get_options() {
         Some(existing) if !existing.trim().is_empty() => {
-            format!("{existing} -c synchronous_commit=on")
+            format!("{existing} {SESSION_OPTIONS}")
         }
-        _ => "-c synchronous_commit=on".to_string(),
+        _ => SESSION_OPTIONS.to_string(),
     };
     config.options(&options);
     if config.get_connect_timeout().is_none() {
@@ -281,6 +285,8 @@ impl PostgresStore {
             tracing::info!(version, "applied PostgreSQL migration");
         }
         transaction.commit().await.map_err(internal)?;
+        // Back to the pool first: a pool of one has no other connection to read the version.
+        std::mem::drop(client);
         self.schema_version().await
     }
 
