@@ -3,7 +3,8 @@
 #
 # Usage: tests/external/run.sh BINARY
 #
-# Starts BINARY on a free loopback port with a new SQLite database, then runs
+# Starts BINARY on a free loopback port with a new SQLite database (or the
+# database SCIMITAR_EXTERNAL_DATABASE_URL names, which must be empty), then runs
 # these suites, each of which passes or fails as a whole:
 #   - scim2-tester and scim-sanity against the generic mount (/scim/v2) and
 #     the Databricks workspace mount (/api/2.0/preview/scim/v2);
@@ -13,7 +14,8 @@
 # The Python tools come from the virtualenv in $SCIMITAR_VENV (default: .venv
 # at the repository root, which scripts/test creates). If SCIMITAR_RESULTS is
 # set, one line "PASS <suite>" or "FAIL <suite>" per suite is appended to that
-# file, so that scripts/test can count them. Exits non-zero if any suite
+# file (with " [LABEL]" after the suite when SCIMITAR_EXTERNAL_LABEL is set),
+# so that scripts/test can count them. Exits non-zero if any suite
 # failed or the server could not be started.
 set -euo pipefail
 
@@ -54,14 +56,15 @@ python="$venv/bin/python"
 
 work_dir="$(mktemp -d "${TMPDIR:-/tmp}/scimitar-external.XXXXXX")"
 server_log="$work_dir/server.log"
-database_url="sqlite://$work_dir/scimitar.db"
+database_url="${SCIMITAR_EXTERNAL_DATABASE_URL:-sqlite://$work_dir/scimitar.db}"
+label="${SCIMITAR_EXTERNAL_LABEL:-}"
 server_pid=""
 declare -A outcome=()
 
 record() { # record PASS|FAIL SUITE
     outcome["$2"]="$1"
     if [[ -n "$results_file" ]]; then
-        echo "$1 $2" >>"$results_file"
+        echo "$1 $2${label:+ [$label]}" >>"$results_file"
     fi
 }
 
