@@ -7,10 +7,15 @@
 //! check that starts after the answer therefore sees the change. Writes made elsewhere (another
 //! node, or the CLI on the same database) are picked up by the next catch-up, which also runs
 //! on a timer (see [`AccessEngine::follow`]).
+//!
+//! The engine also keeps the node's read cache of principals, because it is invalidated by
+//! the same log: an entry is evicted when the log says its principal changed, in the same
+//! step that applies the change to the model. Reads therefore see this node's writes at once
+//! and other nodes' writes within one follower interval.
 
 use scimitar_access::{AccessError, AccessModel, Entitlement, EntitlementSet};
-use scimitar_domain::{AccountId, ScimError, ScimResult};
-use scimitar_store::{AccessEvent, AccessSnapshot, GovernanceChange, Store};
+use scimitar_domain::{AccountId, Principal, PrincipalId, ScimError, ScimResult};
+use scimitar_store::{AccessEvent, AccessSnapshot, GovernanceChange, PrincipalFacts, Store};
 use std::collections::HashMap;
 use std::sync::RwLock;
 
@@ -28,7 +33,13 @@ struct EngineState {
     accounts: HashMap<AccountId, AccountModel>,
     /// Every log entry up to here has been applied (or was in a snapshot).
     applied: u64,
+    /// Principals as last read from storage, evicted when the log names them.
+    principals: HashMap<(AccountId, PrincipalId), Principal>,
 }
+
+/// Enough principals for the working set of a busy directory; beyond it the cache starts
+/// over, which costs one storage read per principal read next.
+const PRINCIPAL_CACHE_CAPACITY: usize = 200_000;
 
 pub struct AccessEngine {
     state: RwLock<EngineState>,
@@ -44,6 +55,7 @@ impl AccessEngine {
             state: RwLock::new(EngineState {
                 accounts: HashMap::new(),
                 applied: 0,
+                principals: HashMap::new(),
             }),
             catching_up: tokio::sync::Mutex::new(()),
         }
@@ -66,6 +78,7 @@ impl AccessEngine {
                 .map_err(|_| ScimError::internal("the access engine lock is poisoned"))?;
             state.accounts = accounts;
             state.applied = applied.unwrap_or(0);
+            state.principals.clear();
         }
         drop(_turn);
         self.catch_up(store).await.map(drop)
@@ -129,12 +142,18 @@ impl AccessEngine {
             for (account, model) in snapshots {
                 state.accounts.entry(account).or_insert(model);
             }
+            let mut evicted = Vec::new();
             for entry in entries {
                 let Some(account) = state.accounts.get_mut(&entry.account) else {
                     continue;
                 };
                 if entry.seq <= account.snapshot_seq {
                     continue;
+                }
+                if let AccessEvent::PrincipalSaved(PrincipalFacts { id, .. })
+                | AccessEvent::PrincipalDeleted { id } = &entry.event
+                {
+                    evicted.push((entry.account.clone(), id.clone()));
                 }
                 if let Err(error) = apply(&mut account.model, &entry.event) {
                     // The store validated the change and committed it; the engine refusing
@@ -143,8 +162,38 @@ impl AccessEngine {
                     tracing::error!(seq = entry.seq, %error, "access log entry not applied");
                 }
             }
+            for key in evicted {
+                state.principals.remove(&key);
+            }
             state.applied = last;
         }
+    }
+
+    /// A principal from the read cache.
+    pub fn cached_principal(&self, account: &AccountId, id: &PrincipalId) -> Option<Principal> {
+        let state = self.state.read().ok()?;
+        state
+            .principals
+            .get(&(account.clone(), id.clone()))
+            .cloned()
+    }
+
+    /// Caches a principal read from storage, unless the log moved on since `read_at` (the
+    /// [`AccessEngine::applied`] position taken before the read): the read may then predate
+    /// a change whose eviction already happened, and caching it would keep it stale.
+    pub fn remember_principal(&self, account: &AccountId, principal: &Principal, read_at: u64) {
+        let Ok(mut state) = self.state.write() else {
+            return;
+        };
+        if state.applied != read_at {
+            return;
+        }
+        if state.principals.len() >= PRINCIPAL_CACHE_CAPACITY {
+            state.principals.clear();
+        }
+        state
+            .principals
+            .insert((account.clone(), principal.id.clone()), principal.clone());
     }
 
     /// Catches up every `interval` until the process ends, so that writes made by other nodes

@@ -302,6 +302,34 @@ impl Services {
             .ok_or_else(|| ScimError::NotFound(format!("resource {id} not found")))
     }
 
+    /// [`Services::get`] for a plain read (GET): served from the node's read cache when it
+    /// can be. Writes never use it: they need the stored version to check against.
+    pub async fn get_for_read(
+        &self,
+        account: &AccountId,
+        kind: PrincipalKind,
+        id: &PrincipalId,
+    ) -> ScimResult<Principal> {
+        let principal = match self.access.cached_principal(account, id) {
+            Some(principal) => Some(principal),
+            None => {
+                let read_at = self.access.applied();
+                let principal = self.store.principal(account, id).await?;
+                if let Some(principal) = &principal {
+                    self.access.remember_principal(account, principal, read_at);
+                }
+                principal
+            }
+        };
+        match principal {
+            Some(principal) if principal.kind == kind => Ok(principal),
+            _ => Err(ScimError::NotFound(format!(
+                "{} {id} not found",
+                kind.as_str()
+            ))),
+        }
+    }
+
     /// Reads a principal of a kind; one of another kind is "not found" at this endpoint.
     pub async fn get(
         &self,

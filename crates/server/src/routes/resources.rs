@@ -231,7 +231,7 @@ pub async fn get_one(
     let projection = projection(kind, &query)?;
     let principal = state
         .services
-        .get(&context.account, kind, &id_of(&params))
+        .get_for_read(&context.account, kind, &id_of(&params))
         .await?;
     if if_none_match(&headers)? == Some(principal.version) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
