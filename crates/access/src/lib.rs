@@ -47,7 +47,7 @@ pub use explain::{
     AclView, Decision, EffectivePrivilege, EntitlementAccess, GroupMembership, Holder, Missing,
     ObjectPermission, PrincipalRef, Reason, Requirement, Source, Via,
 };
-pub use model::AccessModel;
+pub use model::{AccessModel, AclWrite};
 pub use object::{AclEntry, ObjectRef, ObjectType, PermissionLevel, TOKENS_OBJECT_ID};
 pub use privilege::{Privilege, PrivilegeSet};
 pub use securable::{SecurableRef, SecurableType};

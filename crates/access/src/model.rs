@@ -12,6 +12,16 @@ use crate::privilege::{Privilege, PrivilegeSet};
 use crate::securable::SecurableType;
 use crate::workspace::Objects;
 
+/// How a write to an object's ACL combines with the entries already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AclWrite {
+    /// `PUT /permissions/...`: the entries given become the whole direct ACL.
+    Replace,
+    /// `PATCH /permissions/...`: the entries given are added, or change the level of a
+    /// principal already listed; the others stay.
+    Update,
+}
+
 /// Everything the engine knows about one account's access: principals and groups, Unity
 /// Catalog securables with their owners and grants, and workspace objects with their ACLs.
 ///
@@ -237,9 +247,8 @@ impl AccessModel {
         object_id: &str,
         entries: &[AclEntry],
     ) -> Result<(), AccessError> {
-        let resolved = self.resolve_acl(object_type, object_id, entries)?;
-        let merged = merge_highest(object_type, Vec::new(), &resolved);
-        self.install_acl(object_type, object_id, merged)
+        let next = self.next_acl(object_type, object_id, entries, AclWrite::Replace)?;
+        self.install_acl(object_type, object_id, next)
     }
 
     /// Adds or changes entries, leaving the others (`PATCH /permissions/...`). A new
@@ -250,7 +259,41 @@ impl AccessModel {
         object_id: &str,
         entries: &[AclEntry],
     ) -> Result<(), AccessError> {
+        let next = self.next_acl(object_type, object_id, entries, AclWrite::Update)?;
+        self.install_acl(object_type, object_id, next)
+    }
+
+    /// The direct ACL an object would have after `write` with `entries`, under the same rules
+    /// [`AccessModel::set_object_acl`] and [`AccessModel::update_object_acl`] apply (one entry
+    /// per principal, one owner, no group owning, `admins` fixed at `CAN_MANAGE`), without
+    /// changing anything. The server commits exactly this list, so storage and the engine
+    /// cannot disagree about what a PUT or PATCH meant.
+    pub fn planned_object_acl(
+        &self,
+        object_type: ObjectType,
+        object_id: &str,
+        entries: &[AclEntry],
+        write: AclWrite,
+    ) -> Result<Vec<AclEntry>, AccessError> {
+        Ok(self
+            .next_acl(object_type, object_id, entries, write)?
+            .into_iter()
+            .map(|(principal, level)| AclEntry::new(self.principals.id(principal).clone(), level))
+            .collect())
+    }
+
+    /// The ACL, as slots, that `write` would leave on the object.
+    fn next_acl(
+        &self,
+        object_type: ObjectType,
+        object_id: &str,
+        entries: &[AclEntry],
+        write: AclWrite,
+    ) -> Result<Vec<(u32, PermissionLevel)>, AccessError> {
         let resolved = self.resolve_acl(object_type, object_id, entries)?;
+        if write == AclWrite::Replace {
+            return Ok(merge_highest(object_type, Vec::new(), &resolved));
+        }
         let mut current = self
             .objects
             .find(object_type, object_id)
@@ -267,8 +310,7 @@ impl AccessModel {
         }
         // The entries given replace the principal's current level, whether higher or lower.
         current.retain(|(principal, _)| !resolved.iter().any(|(given, _)| given == principal));
-        let merged = merge_highest(object_type, current, &resolved);
-        self.install_acl(object_type, object_id, merged)
+        Ok(merge_highest(object_type, current, &resolved))
     }
 
     /// Puts an object into a directory (or takes it out with `None`); it then inherits the

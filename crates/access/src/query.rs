@@ -314,6 +314,21 @@ impl AccessModel {
             .is_ok_and(|slot| self.principals.can_hold_access(slot))
     }
 
+    /// The principal as explanations name it (id, kind, name), active or not.
+    pub fn principal_ref(
+        &self,
+        principal: &PrincipalId,
+    ) -> Result<crate::PrincipalRef, AccessError> {
+        Ok(self.principals.reference(self.principals.slot(principal)?))
+    }
+
+    /// The `admins` group, if the account has one.
+    pub fn admins_group(&self) -> Option<crate::PrincipalRef> {
+        self.principals
+            .admins()
+            .map(|slot| self.principals.reference(slot))
+    }
+
     /// Whether the principal is a workspace admin: an active member of `admins`.
     pub fn is_workspace_admin(&self, principal: &PrincipalId) -> Result<bool, AccessError> {
         let subject = self.principals.slot(principal)?;
@@ -513,6 +528,113 @@ impl AccessModel {
         Ok(found)
     }
 
+    /// Whether the principal may change the object's ACL: workspace admins may, and so may
+    /// whoever holds `CAN_MANAGE` or `IS_OWNER` on it (directly, through groups, or from a
+    /// directory above). The tokens object's `CAN_MANAGE` is reserved to admins, and an object
+    /// no ACL has named yet is managed by admins only. Asked by the server before every
+    /// `PUT`/`PATCH /permissions/...`, so the rule lives here and not in handlers.
+    pub fn can_change_object_acl(
+        &self,
+        principal: &PrincipalId,
+        object_type: ObjectType,
+        object_id: &str,
+    ) -> Result<bool, AccessError> {
+        if self.is_workspace_admin(principal)? {
+            return Ok(true);
+        }
+        Ok(self
+            .object_permission(principal, object_type, object_id)?
+            .is_some_and(|permission| {
+                permission.level == PermissionLevel::IsOwner
+                    || object_type.implies(permission.level, PermissionLevel::CanManage)
+            }))
+    }
+
+    /// Every active user and service principal whose level on the object gives at least
+    /// `level`, through the object's ACL, a directory above it, or `admins` (which holds
+    /// `CAN_MANAGE` everywhere), expanded through nested groups, each with one way it does.
+    pub fn who_has_object_level(
+        &self,
+        object_type: ObjectType,
+        object_id: &str,
+        level: PermissionLevel,
+    ) -> Result<Vec<Holder>, AccessError> {
+        if object_type.rank(level).is_none() {
+            return Err(AccessError::LevelNotApplicable { level, object_type });
+        }
+        let mut holders = Vec::new();
+        let mut sources = Vec::new();
+        if let Some(admins) = self.principals.admins() {
+            if object_type.implies(PermissionLevel::CanManage, level) {
+                holders.push(admins);
+                sources.push(Source::WorkspaceAdmin);
+            }
+        }
+        let slot = self.objects.find(object_type, object_id);
+        for at in slot.into_iter().flat_map(|slot| self.objects.lineage(slot)) {
+            for (holder, held) in &self.objects.slot(at).acl {
+                if object_type.implies(*held, level) {
+                    holders.push(*holder);
+                    sources.push(Source::ObjectAcl {
+                        object: self.objects.reference(at),
+                        level: *held,
+                    });
+                }
+            }
+        }
+        Ok(self.holders_reached(&holders, &sources))
+    }
+
+    /// Every active user and service principal holding the entitlement: assigned to itself,
+    /// to a group it is in (transitively), or through `admins`, which holds them all. Scans
+    /// every principal's entitlement byte once, a few milliseconds for a million principals.
+    pub fn who_has_entitlement(&self, entitlement: Entitlement) -> Vec<Holder> {
+        let mut holders = Vec::new();
+        let mut sources = Vec::new();
+        if let Some(admins) = self.principals.admins() {
+            holders.push(admins);
+            sources.push(Source::WorkspaceAdmin);
+        }
+        for slot in 0..self.principals.len() as u32 {
+            if self.principals.entitlements(slot).contains(entitlement) {
+                holders.push(slot);
+                sources.push(Source::Entitlement { entitlement });
+            }
+        }
+        self.holders_reached(&holders, &sources)
+    }
+
+    /// The users and service principals a walk down from `holders` reaches, each with the
+    /// source of the holder it was first reached from and the chain to it.
+    fn holders_reached(&self, holders: &[u32], sources: &[Source]) -> Vec<Holder> {
+        let reach = self.reach_from(holders);
+        let mut found: Vec<u32> = reach
+            .reached
+            .iter()
+            .copied()
+            .filter(|slot| self.principals.status(*slot).kind != PrincipalKind::Group)
+            .collect();
+        found.sort_unstable();
+        found
+            .into_iter()
+            .map(|slot| {
+                let mut chain = vec![slot];
+                let mut at = slot;
+                while reach.predecessor[at as usize] != at {
+                    at = reach.predecessor[at as usize];
+                    chain.push(at);
+                }
+                Holder {
+                    principal: self.principals.reference(slot),
+                    via: Via {
+                        source: sources[reach.supply[slot as usize] as usize].clone(),
+                        chain: self.principals.references(&chain),
+                    },
+                }
+            })
+            .collect()
+    }
+
     // ----- the walks -------------------------------------------------------------------------
 
     /// Finds the securable and refuses a privilege its type does not have.
@@ -615,12 +737,18 @@ impl AccessModel {
     /// Walks down from the holders of `supplies` through group members, to every active
     /// principal they reach. Inactive groups pass nothing on, as in [`Ancestry`].
     fn reach(&self, supplies: &[Supply]) -> Reach {
+        let holders: Vec<u32> = supplies.iter().map(|supply| supply.holder).collect();
+        self.reach_from(&holders)
+    }
+
+    /// [`AccessModel::reach`] from plain holders: `Reach::supply` is an index into `holders`.
+    fn reach_from(&self, holders: &[u32]) -> Reach {
         let count = self.principals.len();
         let mut predecessor = vec![NONE; count];
         let mut supply_of = vec![NONE; count];
         let mut reached = Vec::new();
-        for (index, supply) in supplies.iter().enumerate() {
-            let holder = supply.holder;
+        for (index, holder) in holders.iter().enumerate() {
+            let holder = *holder;
             if self.principals.can_hold_access(holder) && predecessor[holder as usize] == NONE {
                 // A root points at itself, which ends the chain walk in `who`.
                 predecessor[holder as usize] = holder;
