@@ -1,7 +1,7 @@
 //! Who is asking, and of which account: the mount point a request came through, its bearer
 //! token, and the absolute base URL that `location` and `$ref` values are built from.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, DatabricksError};
 use crate::AppState;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
@@ -128,6 +128,29 @@ impl FromRequestParts<AppState> for ScimContext {
             account: addressed.account,
             token,
             base_url: addressed.base_url,
+        })
+    }
+}
+
+/// An authenticated request to a Databricks REST API (Unity Catalog, SQL statements): the
+/// same credential check as [`ScimContext`], with rejections in Databricks' error shape so
+/// the Databricks SDKs raise their typed errors.
+pub struct DatabricksContext {
+    pub account: AccountId,
+    pub token: Token,
+}
+
+impl FromRequestParts<AppState> for DatabricksContext {
+    type Rejection = DatabricksError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let context = ScimContext::from_request_parts(parts, state).await?;
+        Ok(DatabricksContext {
+            account: context.account,
+            token: context.token,
         })
     }
 }

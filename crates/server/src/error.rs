@@ -1,10 +1,14 @@
-//! The one mapping from [`ScimError`] to an HTTP response with an RFC 7644 error body.
+//! The one mapping from [`ScimError`] to an HTTP response: an RFC 7644 error body on the SCIM
+//! mounts, and Databricks' `{"error_code", "message"}` body on the Databricks REST APIs (Unity
+//! Catalog, SQL statements), which the Databricks SDKs turn into their typed errors. Access
+//! engine errors become [`ScimError`]s in one function, [`from_access_error`].
 //!
 //! Client mistakes get their status, `scimType` and a sentence saying what was wrong; server
 //! faults get an opaque 500 while the whole cause goes to the log.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use scimitar_access::AccessError;
 use scimitar_domain::schema::ERROR_SCHEMA;
 use scimitar_domain::{ScimError, ScimType};
 use serde_json::{json, Map, Value};
@@ -39,15 +43,114 @@ pub fn error_body(error: &ScimError) -> Map<String, Value> {
     if let ScimError::BadRequest { scim_type, .. } = error {
         body.insert("scimType".into(), json!(scim_type.as_str()));
     }
-    let detail = match error {
+    body.insert("detail".into(), json!(client_message(error)));
+    body
+}
+
+/// What the client is told: the error's sentence, except for server faults, whose cause goes
+/// to the log only.
+fn client_message(error: &ScimError) -> String {
+    match error {
         ScimError::Internal(cause) => {
             tracing::error!(%cause, "internal error");
             "the server failed to process the request; the cause is in its log".to_string()
         }
         other => other.to_string(),
+    }
+}
+
+/// The Databricks `error_code` of an error. The SDKs pick their exception from it first
+/// (`RESOURCE_DOES_NOT_EXIST` is `NotFound`, `RESOURCE_ALREADY_EXISTS` a conflict) and from
+/// the status otherwise (403 is `PermissionDenied`), so both must agree.
+pub fn databricks_error_code(error: &ScimError) -> &'static str {
+    match error {
+        ScimError::BadRequest {
+            scim_type: ScimType::Uniqueness,
+            ..
+        } => "RESOURCE_ALREADY_EXISTS",
+        ScimError::BadRequest { .. } | ScimError::PayloadTooLarge(_) => "INVALID_PARAMETER_VALUE",
+        ScimError::NotFound(_) => "RESOURCE_DOES_NOT_EXIST",
+        ScimError::PreconditionFailed(_) => "INVALID_STATE",
+        ScimError::Unauthorized(_) => "UNAUTHENTICATED",
+        ScimError::Forbidden(_) => "PERMISSION_DENIED",
+        ScimError::MethodNotAllowed(_) => "BAD_REQUEST",
+        ScimError::NotImplemented(_) => "NOT_IMPLEMENTED",
+        ScimError::Internal(_) => "INTERNAL_ERROR",
+    }
+}
+
+/// The Databricks REST error document: `{"error_code": "...", "message": "..."}`.
+pub fn databricks_error_body(error: &ScimError) -> Value {
+    json!({
+        "error_code": databricks_error_code(error),
+        "message": client_message(error),
+    })
+}
+
+/// The `status.error` of a failed statement in the Statement Execution API. Its
+/// `error_code` is one of the API's `ServiceErrorCode`s, and the message starts with the
+/// Databricks SQL error class in brackets (`[INSUFFICIENT_PERMISSIONS] ...`), as Databricks
+/// writes it; `sql_state` goes beside it in `status`.
+pub fn statement_error(error: &ScimError) -> Value {
+    let (code, class) = match error {
+        ScimError::BadRequest {
+            scim_type: ScimType::Uniqueness,
+            ..
+        } => ("ALREADY_EXISTS", "RESOURCE_ALREADY_EXISTS"),
+        ScimError::BadRequest {
+            scim_type: ScimType::InvalidSyntax,
+            ..
+        } => ("BAD_REQUEST", "PARSE_SYNTAX_ERROR"),
+        ScimError::BadRequest { .. } | ScimError::PayloadTooLarge(_) => {
+            ("BAD_REQUEST", "INVALID_PARAMETER_VALUE")
+        }
+        ScimError::NotFound(_) => ("NOT_FOUND", "RESOURCE_DOES_NOT_EXIST"),
+        ScimError::Forbidden(_) => ("BAD_REQUEST", "INSUFFICIENT_PERMISSIONS"),
+        ScimError::Unauthorized(_) => ("UNAUTHENTICATED", "UNAUTHENTICATED"),
+        ScimError::PreconditionFailed(_)
+        | ScimError::MethodNotAllowed(_)
+        | ScimError::NotImplemented(_) => ("BAD_REQUEST", "UNSUPPORTED_FEATURE"),
+        ScimError::Internal(_) => ("INTERNAL_ERROR", "INTERNAL_ERROR"),
     };
-    body.insert("detail".into(), json!(detail));
-    body
+    json!({
+        "error_code": code,
+        "message": format!("[{class}] {}", client_message(error)),
+    })
+}
+
+/// The one translation of access-engine errors: unknown things are 404, things that exist
+/// already 409, and everything else a request the rules refuse (400).
+pub fn from_access_error(error: AccessError) -> ScimError {
+    let detail = error.to_string();
+    match error {
+        AccessError::UnknownPrincipal { .. }
+        | AccessError::UnknownSecurable { .. }
+        | AccessError::MissingParent { .. } => ScimError::NotFound(detail),
+        AccessError::SecurableExists { .. } | AccessError::SecondMetastore { .. } => {
+            ScimError::uniqueness(detail)
+        }
+        AccessError::CapacityExceeded { .. } => ScimError::bad(ScimType::TooMany, detail),
+        AccessError::InvalidStatement { .. } => ScimError::invalid_syntax(detail),
+        AccessError::UnknownPrivilege { .. }
+        | AccessError::UnknownSecurableType { .. }
+        | AccessError::UnknownEntitlement { .. }
+        | AccessError::UnknownObjectType { .. }
+        | AccessError::UnknownPermissionLevel { .. }
+        | AccessError::PrincipalKindChanged { .. }
+        | AccessError::NotAGroup { .. }
+        | AccessError::MembershipCycle { .. }
+        | AccessError::NestingTooDeep { .. }
+        | AccessError::GroupInAdmins { .. }
+        | AccessError::InvalidSecurableName { .. }
+        | AccessError::PrivilegeNotApplicable { .. }
+        | AccessError::LevelNotApplicable { .. }
+        | AccessError::GroupCannotOwn { .. }
+        | AccessError::SeveralOwners { .. }
+        | AccessError::AdminsLevelFixed { .. }
+        | AccessError::TokensManageReserved { .. }
+        | AccessError::NotInDirectories { .. }
+        | AccessError::DirectoryCycle { .. } => ScimError::invalid_value(detail),
+    }
 }
 
 /// A SCIM JSON response with the SCIM media type.
@@ -86,6 +189,38 @@ impl IntoResponse for ApiError {
 
 pub type ApiResult<T = Response> = Result<T, ApiError>;
 
+/// [`ApiError`] for the Databricks REST APIs: the same status, with Databricks' error body.
+#[derive(Debug)]
+pub struct DatabricksError(pub ScimError);
+
+impl From<ScimError> for DatabricksError {
+    fn from(error: ScimError) -> Self {
+        DatabricksError(error)
+    }
+}
+
+impl From<ApiError> for DatabricksError {
+    fn from(error: ApiError) -> Self {
+        DatabricksError(error.0)
+    }
+}
+
+impl IntoResponse for DatabricksError {
+    fn into_response(self) -> Response {
+        let status = status_of(&self.0);
+        let mut response = (status, axum::Json(databricks_error_body(&self.0))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"scimitar\""),
+            );
+        }
+        response
+    }
+}
+
+pub type DatabricksResult<T = Response> = Result<T, DatabricksError>;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +251,55 @@ mod tests {
             assert_eq!(body.get("scimType").and_then(Value::as_str), scim_type);
             assert_eq!(body["schemas"], json!([ERROR_SCHEMA]));
         }
+    }
+
+    #[test]
+    fn databricks_codes_pick_the_sdk_error_the_status_implies() {
+        let cases = [
+            (
+                ScimError::NotFound("x".into()),
+                404,
+                "RESOURCE_DOES_NOT_EXIST",
+            ),
+            (ScimError::uniqueness("x"), 409, "RESOURCE_ALREADY_EXISTS"),
+            (ScimError::Forbidden("x".into()), 403, "PERMISSION_DENIED"),
+            (
+                ScimError::invalid_value("x"),
+                400,
+                "INVALID_PARAMETER_VALUE",
+            ),
+            (ScimError::Unauthorized("x".into()), 401, "UNAUTHENTICATED"),
+            (ScimError::Internal("x".into()), 500, "INTERNAL_ERROR"),
+        ];
+        for (error, status, code) in cases {
+            assert_eq!(status_of(&error).as_u16(), status, "{error:?}");
+            let body = databricks_error_body(&error);
+            assert_eq!(body["error_code"], json!(code));
+            assert!(body["message"].is_string());
+        }
+        let body = databricks_error_body(&ScimError::Internal("hunter2".into()));
+        assert!(!body.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn access_errors_map_to_not_found_conflict_or_bad_request() {
+        use scimitar_access::SecurableType;
+        let unknown = AccessError::UnknownSecurable {
+            securable_type: SecurableType::Catalog,
+            full_name: "main".into(),
+        };
+        assert_eq!(status_of(&from_access_error(unknown)).as_u16(), 404);
+        let exists = AccessError::SecurableExists {
+            securable_type: SecurableType::Catalog,
+            full_name: "main".into(),
+        };
+        assert_eq!(status_of(&from_access_error(exists)).as_u16(), 409);
+        let bad = AccessError::UnknownPrivilege {
+            text: "SELEKT".into(),
+        };
+        let mapped = from_access_error(bad);
+        assert_eq!(status_of(&mapped).as_u16(), 400);
+        assert!(mapped.to_string().contains("SELEKT"));
     }
 
     #[test]

@@ -7,11 +7,14 @@
 //! - [`context`]: mount points, authentication and base URLs.
 //! - [`service`]: what each operation does, between the edge and storage.
 //! - [`access`]: the node's access engine, following the access log.
+//! - [`governance`]: Unity Catalog objects, owners and grants changed and read for a caller,
+//!   authorised through the access engine by construction.
 //! - [`routes`]: the handlers, thin: parse, call the service, render.
 
 pub mod access;
 pub mod context;
 pub mod error;
+pub mod governance;
 pub mod routes;
 pub mod service;
 
@@ -27,6 +30,10 @@ use tokio::sync::OnceCell;
 #[derive(Clone)]
 pub struct AppState {
     pub services: Services,
+    /// The governance service over the same services (Unity Catalog APIs and SQL).
+    pub governance: governance::Governance,
+    /// Recent Statement Execution API answers, for `GET /api/2.0/sql/statements/{id}`.
+    pub recent_statements: routes::statements::RecentStatements,
     /// The first account, which the generic and workspace mount points act on. Cached because
     /// it never changes once created.
     default_account: Arc<OnceCell<AccountId>>,
@@ -35,6 +42,8 @@ pub struct AppState {
 impl AppState {
     pub fn new(services: Services) -> Self {
         AppState {
+            governance: governance::Governance::new(services.clone()),
+            recent_statements: Default::default(),
             services,
             default_account: Arc::new(OnceCell::new()),
         }

@@ -144,10 +144,11 @@ CREATE TABLE object_acl (
 );
 CREATE INDEX object_acl_by_principal ON object_acl (account_id, principal_id);
 -- The access log: every change that can alter an access answer, in commit order, written in
--- the same transaction as the change. AUTOINCREMENT: a sequence number is never reused, even
--- after old entries are pruned, because nodes and clients hold on to them.
+-- the same transaction as the change. seq is the rowid, one more than the largest: never
+-- reused as long as pruning never deletes the newest entry (nodes and clients hold on to
+-- sequence numbers). No AUTOINCREMENT, which would cost every commit one more page write.
 CREATE TABLE access_log (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     account_id TEXT NOT NULL,
     event TEXT NOT NULL
 );

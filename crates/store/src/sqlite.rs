@@ -169,6 +169,9 @@ fn configure(connection: &Connection) -> rusqlite::Result<()> {
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "FULL")?;
     connection.pragma_update(None, "foreign_keys", "ON")?;
+    // Savepoint journals (one per change in a group commit) stay in memory instead of a
+    // temporary file: they only ever hold a few pages and never need to survive a crash.
+    connection.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
 }
 

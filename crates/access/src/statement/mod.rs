@@ -46,6 +46,13 @@ pub const MAX_NAME_PART_CHARS: usize = 255;
 /// 254 bytes) and applicationIds are UUIDs; group display names get the rest of the room.
 pub const MAX_PRINCIPAL_BYTES: usize = 1024;
 
+/// Why `part` cannot be one part of a Unity Catalog name (empty, too long, or holding `.`, a
+/// space, `/` or a control character), or `None` if it can. The REST APIs, which take names
+/// outside SQL, check names with the same rule as the parser.
+pub fn name_part_problem(part: &str) -> Option<&'static str> {
+    parser::invalid_name_part(part)
+}
+
 /// Parses one statement. A single trailing `;` is allowed; a second statement is not.
 pub fn parse_statement(text: &str) -> Result<Statement, StatementError> {
     parser::parse(text)

@@ -730,7 +730,7 @@ impl Parser<'_> {
 }
 
 /// Why a name part is not a Unity Catalog name, if it is not one.
-fn invalid_name_part(part: &str) -> Option<&'static str> {
+pub(crate) fn invalid_name_part(part: &str) -> Option<&'static str> {
     if part.is_empty() {
         Some("a name part cannot be empty")
     } else if part.chars().count() > MAX_NAME_PART_CHARS {

@@ -3,6 +3,8 @@
 pub mod bulk;
 pub mod discovery;
 pub mod resources;
+pub mod statements;
+pub mod unity_catalog;
 
 use crate::context::{AddressedAccount, Mount};
 use crate::error::{scim_json, ApiError, ApiResult};
@@ -47,6 +49,10 @@ pub fn router(state: AppState) -> Router {
     for (prefix, mount) in mounts {
         router = router.nest(prefix, scim_routes().layer(Extension(mount)));
     }
+    // The Databricks REST APIs, answering errors in Databricks' shape.
+    router = router
+        .merge(unity_catalog::routes())
+        .merge(statements::routes());
     let request_id = HeaderName::from_static("x-request-id");
     router
         .fallback(not_found)

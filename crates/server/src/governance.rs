@@ -1,0 +1,1043 @@
+//! The governance service: Unity Catalog objects, their owners and grants, created, changed
+//! and read on behalf of a caller, for the Unity Catalog REST API, the Statement Execution API
+//! and the CLI alike.
+//!
+//! Authorisation is by construction. A write can only be committed from an [`Authorized`]
+//! value, and only the `authorize_*` methods of [`Caller`] make one, after asking the access
+//! engine whether the caller may make the change and whether the change is valid (the
+//! securable and principal exist, the privileges apply). Handlers cannot reach
+//! [`Services::commit`] for governance any other way than through a [`Caller`].
+//!
+//! Who may do what follows Databricks (reference section 7): workspace admins (active members
+//! of `admins`) may do anything; granting, revoking, transferring ownership and dropping need
+//! [`AccessModel::can_manage`] (the owner, an owner above, or a holder of `MANAGE`); creating
+//! needs the `CREATE_*` privilege on the parent with the `USE` privileges above it (the
+//! engine's [`AccessModel::allows`] applies those), or `CREATE_CATALOG` on the metastore.
+
+use std::sync::Arc;
+
+use scimitar_access::statement::{name_part_problem, SecurableName, SHOW_GRANTS_COLUMNS};
+use scimitar_access::{
+    AccessError, AccessModel, Decision, Privilege, PrivilegeSet, SecurableRef, SecurableType,
+    Statement,
+};
+use scimitar_domain::{AccountId, PrincipalId, PrincipalKind, ScimError, ScimResult, Timestamp};
+use scimitar_store::{Change, GovernanceChange, PrincipalFacts};
+
+use crate::error::from_access_error;
+use crate::service::Services;
+
+/// The full name the account's one metastore has in the access model. Databricks addresses a
+/// metastore by its id; every account here has exactly one, so any id names it, and SQL's
+/// `ON METASTORE` takes no name at all.
+pub const METASTORE_NAME: &str = "metastore";
+
+/// The governance service over [`Services`]. Cheap to clone.
+#[derive(Clone)]
+pub struct Governance {
+    services: Services,
+    /// Serialises governance writes on this node, so that the state a change was checked
+    /// against is the state it commits on: without it, a schema could be created in a catalog
+    /// being dropped at the same moment. Writes from other nodes are still caught by the
+    /// store's constraints.
+    writes: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Governance {
+    pub fn new(services: Services) -> Governance {
+        Governance {
+            services,
+            writes: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    /// Acts as `principal` in `account`: every method of the [`Caller`] is authorised as it.
+    pub fn caller(&self, account: AccountId, principal: PrincipalId) -> Caller<'_> {
+        Caller {
+            governance: self,
+            account,
+            principal,
+        }
+    }
+}
+
+/// A securable as the APIs show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Securable {
+    pub securable_type: SecurableType,
+    /// Canonical (lower case): `main.sales.orders`.
+    pub full_name: String,
+    /// The owner as Databricks names principals (userName, group name, applicationId).
+    pub owner: String,
+    pub comment: Option<String>,
+    pub created: Timestamp,
+}
+
+impl Securable {
+    /// The last part of the full name.
+    pub fn name(&self) -> &str {
+        self.full_name
+            .rsplit_once('.')
+            .map_or(self.full_name.as_str(), |(_, name)| name)
+    }
+}
+
+/// One principal's part of a permissions change: privileges to add and to remove.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrivilegeChanges {
+    pub principal: String,
+    pub add: Vec<Privilege>,
+    pub remove: Vec<Privilege>,
+}
+
+/// The privileges granted to one principal on one securable itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    pub principal: String,
+    pub privileges: PrivilegeSet,
+}
+
+/// One privilege a principal holds, and the catalog or schema above it is inherited from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Effective {
+    pub privilege: Privilege,
+    pub inherited_from: Option<SecurableRef>,
+}
+
+/// Everything one principal holds on a securable, with where each privilege comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EffectiveAssignment {
+    pub principal: String,
+    pub privileges: Vec<Effective>,
+}
+
+/// One row of `SHOW GRANTS`: a privilege (`OWN` for ownership) held on `on`, which is the
+/// securable itself or a catalog or schema above it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantLine {
+    pub principal: String,
+    /// SQL spelling: `SELECT`, `USE CATALOG`, `OWN`.
+    pub action: String,
+    pub on: SecurableRef,
+}
+
+/// What a statement produced: nothing to show, or rows under named columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    Rows {
+        columns: Vec<&'static str>,
+        rows: Vec<Vec<String>>,
+    },
+}
+
+/// Governance changes the caller has been found allowed to make and the engine found valid.
+/// Private fields: only this module makes one, so only checked changes are committed.
+struct Authorized(Vec<GovernanceChange>);
+
+/// The governance service acting for one principal of one account.
+pub struct Caller<'a> {
+    governance: &'a Governance,
+    account: AccountId,
+    principal: PrincipalId,
+}
+
+impl Caller<'_> {
+    fn services(&self) -> &Services {
+        &self.governance.services
+    }
+
+    /// Answers a question from the account's access model.
+    fn read<T>(&self, question: impl FnOnce(&AccessModel) -> T) -> ScimResult<T> {
+        self.services().access.read(&self.account, question)
+    }
+
+    fn is_admin(&self, model: &AccessModel) -> bool {
+        model.is_workspace_admin(&self.principal).unwrap_or(false)
+    }
+
+    /// The only way a governance change is written.
+    async fn commit(&self, authorized: Authorized) -> ScimResult<()> {
+        let Authorized(mut changes) = authorized;
+        let change = match changes.len() {
+            0 => return Ok(()),
+            1 => match changes.pop() {
+                Some(change) => Change::Governance(change),
+                None => return Ok(()),
+            },
+            _ => Change::GovernanceBatch(changes),
+        };
+        self.services().commit(&self.account, change).await
+    }
+
+    /// Finds a principal as Databricks names it: a userName, else a group's displayName, else
+    /// a service principal's applicationId, each ignoring case.
+    async fn resolve(&self, name: &str) -> ScimResult<(PrincipalId, String)> {
+        let store = &self.services().store;
+        for kind in [
+            PrincipalKind::User,
+            PrincipalKind::Group,
+            PrincipalKind::ServicePrincipal,
+        ] {
+            if let Some(principal) = store.principal_by_name(&self.account, kind, name).await? {
+                let facts = PrincipalFacts::of(&principal);
+                return Ok((facts.id, facts.name));
+            }
+        }
+        Err(ScimError::NotFound(format!(
+            "principal `{name}` does not exist: no user has that userName, no group that \
+             name and no service principal that applicationId"
+        )))
+    }
+
+    // ----- reads -----------------------------------------------------------------------------
+
+    /// One securable, if the caller may see it (a workspace admin, one who may manage it, or
+    /// one who holds any privilege on it).
+    pub async fn get(
+        &self,
+        securable_type: SecurableType,
+        full_name: &str,
+    ) -> ScimResult<Securable> {
+        let full_name = canonical_name(securable_type, full_name)?;
+        let row = self
+            .services()
+            .store
+            .securable(&self.account, securable_type, &full_name)
+            .await?
+            .ok_or_else(|| not_found(securable_type, &full_name))?;
+        let visible = self.read(|model| self.visible(model, securable_type, &full_name))?;
+        if !visible {
+            // Said as "does not exist", as Databricks does, so names cannot be probed.
+            return Err(not_found(securable_type, &full_name));
+        }
+        let owner = self.read(|model| owner_name(model, securable_type, &full_name))?;
+        Ok(Securable {
+            securable_type,
+            full_name: row.full_name,
+            owner,
+            comment: row.comment,
+            created: row.created,
+        })
+    }
+
+    /// The securables of a type the caller may see, by name; below `parent` when given
+    /// (which must exist).
+    pub async fn list(
+        &self,
+        securable_type: SecurableType,
+        parent: Option<&str>,
+    ) -> ScimResult<Vec<Securable>> {
+        let parent = match (parent, securable_type.parent_type()) {
+            (Some(parent), Some(parent_type)) => {
+                let parent = canonical_name(parent_type, parent)?;
+                let exists = self.read(|model| model.owner(parent_type, &parent).is_ok())?;
+                if !exists {
+                    return Err(not_found(parent_type, &parent));
+                }
+                Some(parent)
+            }
+            _ => None,
+        };
+        let rows = self
+            .services()
+            .store
+            .securables(&self.account, securable_type, parent.as_deref())
+            .await?;
+        self.read(|model| {
+            rows.into_iter()
+                .filter(|row| self.visible(model, row.securable_type, &row.full_name))
+                .map(|row| Securable {
+                    owner: owner_name(model, row.securable_type, &row.full_name),
+                    securable_type: row.securable_type,
+                    full_name: row.full_name,
+                    comment: row.comment,
+                    created: row.created,
+                })
+                .collect()
+        })
+    }
+
+    /// The grants made on the securable itself (`GET /permissions`), per principal; only
+    /// `principal`'s when given.
+    pub async fn grants(
+        &self,
+        securable_type: SecurableType,
+        full_name: &str,
+        principal: Option<&str>,
+    ) -> ScimResult<Vec<Assignment>> {
+        let full_name = canonical_name(securable_type, full_name)?;
+        let only = self.resolve_filter(principal).await?;
+        self.read(|model| {
+            self.may_read_grants(model, securable_type, &full_name, only.as_ref())?;
+            let grants = match model.grants_on(securable_type, &full_name) {
+                Ok(grants) => grants,
+                Err(AccessError::UnknownSecurable { .. })
+                    if securable_type == SecurableType::Metastore =>
+                {
+                    Vec::new()
+                }
+                Err(error) => return Err(from_access_error(error)),
+            };
+            Ok(grants
+                .into_iter()
+                .filter(|(grantee, _)| only.as_ref().is_none_or(|(id, _)| *id == grantee.id))
+                .map(|(grantee, privileges)| Assignment {
+                    principal: grantee.name,
+                    privileges,
+                })
+                .collect())
+        })?
+    }
+
+    /// What principals hold on the securable, granted there or inherited from above, through
+    /// their groups or ownership (`GET /effective-permissions`). With `principal`, that
+    /// principal only (a user's privileges through its groups included); without, every
+    /// principal granted something on the securable or above it, and its owner.
+    pub async fn effective(
+        &self,
+        securable_type: SecurableType,
+        full_name: &str,
+        principal: Option<&str>,
+    ) -> ScimResult<Vec<EffectiveAssignment>> {
+        let full_name = canonical_name(securable_type, full_name)?;
+        let only = self.resolve_filter(principal).await?;
+        self.read(|model| {
+            self.may_read_grants(model, securable_type, &full_name, only.as_ref())?;
+            if securable_type == SecurableType::Metastore
+                && model.owner(securable_type, &full_name).is_err()
+            {
+                return Ok(Vec::new());
+            }
+            let subjects: Vec<(PrincipalId, String)> = match only {
+                Some(subject) => vec![subject],
+                None => holders(model, securable_type, &full_name).map_err(from_access_error)?,
+            };
+            let mut assignments = Vec::new();
+            for (id, name) in subjects {
+                let mut privileges: Vec<Effective> = Vec::new();
+                for held in model
+                    .effective_privileges(&id, securable_type, &full_name)
+                    .map_err(from_access_error)?
+                {
+                    let effective = Effective {
+                        privilege: held.privilege,
+                        inherited_from: held.inherited_from,
+                    };
+                    // Held several ways (own grant, a group's, ownership) is one entry per
+                    // place it is held on, as Databricks lists it.
+                    if !privileges.contains(&effective) {
+                        privileges.push(effective);
+                    }
+                }
+                assignments.push(EffectiveAssignment {
+                    principal: name,
+                    privileges,
+                });
+            }
+            Ok(assignments)
+        })?
+    }
+
+    /// `SHOW GRANTS`: the owner (`OWN`), the grants on the securable, and the grants on the
+    /// catalog and schema above it that reach it (what they pass down, and the `USE`
+    /// privileges that reading it needs).
+    pub async fn show_grants(
+        &self,
+        securable_type: SecurableType,
+        full_name: &str,
+        principal: Option<&str>,
+    ) -> ScimResult<Vec<GrantLine>> {
+        let full_name = canonical_name(securable_type, full_name)?;
+        let only = self.resolve_filter(principal).await?;
+        self.read(|model| {
+            self.may_read_grants(model, securable_type, &full_name, only.as_ref())?;
+            let wanted = |id: &PrincipalId| only.as_ref().is_none_or(|(only, _)| only == id);
+            let mut lines = Vec::new();
+            let target = SecurableRef::new(securable_type, full_name.clone());
+            match model.owner(securable_type, &full_name) {
+                Ok(owner) => {
+                    if wanted(&owner.id) {
+                        lines.push(GrantLine {
+                            principal: owner.name,
+                            action: "OWN".to_string(),
+                            on: target.clone(),
+                        });
+                    }
+                }
+                // The metastore exists once something is granted on it.
+                Err(_) if securable_type == SecurableType::Metastore => return Ok(lines),
+                Err(error) => return Err(from_access_error(error)),
+            }
+            for on in lineage(securable_type, &full_name) {
+                let reaching = if on == target {
+                    PrivilegeSet::of(Privilege::ALL)
+                } else {
+                    on.securable_type.inheritable().union(PrivilegeSet::of(&[
+                        Privilege::AllPrivileges,
+                        Privilege::UseCatalog,
+                        Privilege::UseSchema,
+                    ]))
+                };
+                let grants = model
+                    .grants_on(on.securable_type, &on.full_name)
+                    .map_err(from_access_error)?;
+                for (grantee, privileges) in grants {
+                    if !wanted(&grantee.id) {
+                        continue;
+                    }
+                    for privilege in privileges.intersection(reaching).iter() {
+                        lines.push(GrantLine {
+                            principal: grantee.name.clone(),
+                            action: privilege.as_sql(),
+                            on: on.clone(),
+                        });
+                    }
+                }
+            }
+            Ok(lines)
+        })?
+    }
+
+    // ----- writes ----------------------------------------------------------------------------
+
+    /// Creates a securable owned by the caller. With `if_not_exists`, an existing one is
+    /// returned as it is.
+    pub async fn create(
+        &self,
+        securable_type: SecurableType,
+        full_name: &str,
+        comment: Option<String>,
+        if_not_exists: bool,
+    ) -> ScimResult<Securable> {
+        let full_name = canonical_name(securable_type, full_name)?;
+        let _turn = self.governance.writes.lock().await;
+        let authorized =
+            self.read(|model| self.authorize_create(model, securable_type, &full_name, comment))?;
+        match authorized {
+            Ok(authorized) => self.commit(authorized).await?,
+            Err(CreateRefused::Exists(_)) if if_not_exists => {}
+            Err(CreateRefused::Exists(error)) | Err(CreateRefused::Other(error)) => {
+                return Err(error)
+            }
+        }
+        drop(_turn);
+        self.get_unchecked(securable_type, &full_name).await
+    }
+
+    /// Drops a securable and everything in it. A catalog or schema that is not empty is
+    /// dropped only with `cascade`; a missing one is fine with `if_exists`.
+    pub async fn drop(
+        &self,
+        securable_type: SecurableType,
+        full_name: &str,
+        if_exists: bool,
+        cascade: bool,
+    ) -> ScimResult<()> {
+        let full_name = canonical_name(securable_type, full_name)?;
+        let _turn = self.governance.writes.lock().await;
+        let exists = self.read(|model| model.owner(securable_type, &full_name).is_ok())?;
+        if !exists {
+            return if if_exists {
+                Ok(())
+            } else {
+                Err(not_found(securable_type, &full_name))
+            };
+        }
+        if !cascade {
+            let mut contents = 0;
+            for child_type in child_types(securable_type) {
+                contents += self
+                    .services()
+                    .store
+                    .securables(&self.account, *child_type, Some(&full_name))
+                    .await?
+                    .len();
+            }
+            if contents > 0 {
+                return Err(ScimError::invalid_value(format!(
+                    "{securable_type} `{full_name}` is not empty: it holds {contents} \
+                     object(s); drop it with CASCADE (or force=true) to drop them too"
+                )));
+            }
+        }
+        let authorized = self.read(|model| {
+            self.authorize_managing(model, securable_type, &full_name, "drop")
+                .map(|()| {
+                    Authorized(vec![GovernanceChange::DropSecurable {
+                        securable_type,
+                        full_name: full_name.clone(),
+                    }])
+                })
+        })??;
+        self.commit(authorized).await
+    }
+
+    /// Transfers ownership (`ALTER ... OWNER TO`).
+    pub async fn set_owner(
+        &self,
+        securable_type: SecurableType,
+        full_name: &str,
+        owner: &str,
+    ) -> ScimResult<()> {
+        let full_name = canonical_name(securable_type, full_name)?;
+        let (owner, _) = self.resolve(owner).await?;
+        let _turn = self.governance.writes.lock().await;
+        let authorized = self.read(|model| {
+            self.authorize_managing(model, securable_type, &full_name, "change the owner of")?;
+            model
+                .owner(securable_type, &full_name)
+                .map_err(from_access_error)?;
+            Ok::<_, ScimError>(Authorized(vec![GovernanceChange::SetOwner {
+                securable_type,
+                full_name: full_name.clone(),
+                owner,
+            }]))
+        })??;
+        self.commit(authorized).await
+    }
+
+    /// Applies grants and revokes for several principals as one change: either every one is
+    /// valid and allowed and all commit together, or nothing changes. Within one principal's
+    /// entry, removals are applied before additions, so "remove ALL, add SELECT" leaves
+    /// SELECT. Revoking `ALL_PRIVILEGES` revokes every privilege it stands for as well.
+    pub async fn update_privileges(
+        &self,
+        securable_type: SecurableType,
+        full_name: &str,
+        changes: Vec<PrivilegeChanges>,
+    ) -> ScimResult<()> {
+        let full_name = canonical_name(securable_type, full_name)?;
+        let mut resolved = Vec::with_capacity(changes.len());
+        for change in changes {
+            let (id, _) = self.resolve(&change.principal).await?;
+            resolved.push((id, change));
+        }
+        let metastore = if securable_type == SecurableType::Metastore {
+            self.metastore_creation().await?
+        } else {
+            None
+        };
+        let _turn = self.governance.writes.lock().await;
+        let authorized = self.read(|model| {
+            self.authorize_privileges(model, securable_type, &full_name, metastore, resolved)
+        })??;
+        self.commit(authorized).await
+    }
+
+    /// Runs one parsed statement; names that are not fully qualified take the session's
+    /// `catalog` and `schema`.
+    pub async fn execute(
+        &self,
+        statement: Statement,
+        catalog: Option<&str>,
+        schema: Option<&str>,
+    ) -> ScimResult<Outcome> {
+        match statement {
+            Statement::Create(create) => {
+                let (securable_type, full_name) = qualify(&create.securable, catalog, schema)?;
+                // OR REPLACE keeps the object, its owner and its grants, as Databricks does
+                // for a replaced table; the registry has nothing else to replace.
+                self.create(
+                    securable_type,
+                    &full_name,
+                    create.comment,
+                    create.if_not_exists || create.or_replace,
+                )
+                .await
+                .map(|_| Outcome::Done)
+            }
+            Statement::Drop(drop) => {
+                let (securable_type, full_name) = qualify(&drop.securable, catalog, schema)?;
+                self.drop(securable_type, &full_name, drop.if_exists, drop.cascade)
+                    .await
+                    .map(|()| Outcome::Done)
+            }
+            Statement::SetOwner(change) => {
+                let (securable_type, full_name) = qualify(&change.securable, catalog, schema)?;
+                self.set_owner(securable_type, &full_name, change.owner.as_str())
+                    .await
+                    .map(|()| Outcome::Done)
+            }
+            Statement::Grant(grant) => {
+                let (securable_type, full_name) = qualify(&grant.securable, catalog, schema)?;
+                let changes = vec![PrivilegeChanges {
+                    principal: grant.principal.as_str().to_string(),
+                    add: grant.privileges.iter().collect(),
+                    remove: Vec::new(),
+                }];
+                self.update_privileges(securable_type, &full_name, changes)
+                    .await
+                    .map(|()| Outcome::Done)
+            }
+            Statement::Revoke(revoke) => {
+                let (securable_type, full_name) = qualify(&revoke.securable, catalog, schema)?;
+                let changes = vec![PrivilegeChanges {
+                    principal: revoke.principal.as_str().to_string(),
+                    add: Vec::new(),
+                    remove: revoke.privileges.iter().collect(),
+                }];
+                self.update_privileges(securable_type, &full_name, changes)
+                    .await
+                    .map(|()| Outcome::Done)
+            }
+            Statement::ShowGrants(show) => {
+                let (securable_type, full_name) = qualify(&show.securable, catalog, schema)?;
+                let principal = show.principal.as_ref().map(|name| name.as_str());
+                let lines = self
+                    .show_grants(securable_type, &full_name, principal)
+                    .await?;
+                Ok(Outcome::Rows {
+                    columns: SHOW_GRANTS_COLUMNS.to_vec(),
+                    rows: lines
+                        .into_iter()
+                        .map(|line| {
+                            vec![
+                                line.principal,
+                                line.action,
+                                line.on.securable_type.as_str().to_string(),
+                                if line.on.securable_type == SecurableType::Metastore {
+                                    String::new()
+                                } else {
+                                    line.on.full_name
+                                },
+                            ]
+                        })
+                        .collect(),
+                })
+            }
+        }
+    }
+
+    // ----- authorisation ---------------------------------------------------------------------
+
+    /// A securable whose existence the caller has just established, without the visibility
+    /// check (the creator owns what it created; an existing one it was told about exists).
+    async fn get_unchecked(
+        &self,
+        securable_type: SecurableType,
+        full_name: &str,
+    ) -> ScimResult<Securable> {
+        let row = self
+            .services()
+            .store
+            .securable(&self.account, securable_type, full_name)
+            .await?
+            .ok_or_else(|| not_found(securable_type, full_name))?;
+        let owner = self.read(|model| owner_name(model, securable_type, full_name))?;
+        Ok(Securable {
+            securable_type,
+            full_name: row.full_name,
+            owner,
+            comment: row.comment,
+            created: row.created,
+        })
+    }
+
+    fn authorize_create(
+        &self,
+        model: &AccessModel,
+        securable_type: SecurableType,
+        full_name: &str,
+        comment: Option<String>,
+    ) -> Result<Authorized, CreateRefused> {
+        let other = CreateRefused::Other;
+        if securable_type == SecurableType::Metastore {
+            return Err(other(ScimError::invalid_value(
+                "the metastore exists once per account and is not created",
+            )));
+        }
+        // Tables and views share one namespace.
+        let namesakes: &[SecurableType] = match securable_type {
+            SecurableType::Table | SecurableType::View => {
+                &[SecurableType::Table, SecurableType::View]
+            }
+            _ => std::slice::from_ref(&securable_type),
+        };
+        if let Some(existing) = namesakes
+            .iter()
+            .find(|kind| model.owner(**kind, full_name).is_ok())
+        {
+            return Err(CreateRefused::Exists(from_access_error(
+                AccessError::SecurableExists {
+                    securable_type: *existing,
+                    full_name: full_name.to_string(),
+                },
+            )));
+        }
+        let parent = securable_type.parent_type().zip(
+            full_name
+                .rsplit_once('.')
+                .map(|(parent, _)| parent.to_string()),
+        );
+        if let Some((parent_type, parent_name)) = &parent {
+            if model.owner(*parent_type, parent_name).is_err() {
+                return Err(other(from_access_error(AccessError::MissingParent {
+                    securable_type,
+                    full_name: full_name.to_string(),
+                    parent_type: *parent_type,
+                    parent_name: parent_name.clone(),
+                })));
+            }
+        }
+        if !self.is_admin(model) {
+            let (needed, on_type, on_name) = match (&parent, creation_privilege(securable_type)) {
+                (Some((parent_type, parent_name)), Some(needed)) => {
+                    (needed, *parent_type, parent_name.as_str())
+                }
+                (None, Some(needed)) => (needed, SecurableType::Metastore, METASTORE_NAME),
+                (_, None) => {
+                    return Err(other(ScimError::Forbidden(format!(
+                        "only workspace admins may create a {securable_type}"
+                    ))))
+                }
+            };
+            let decision = model.check(&self.principal, needed, on_type, on_name);
+            let what = format!("create {securable_type} `{full_name}`");
+            match decision {
+                Ok(decision) if decision.allowed => {}
+                Ok(decision) => return Err(other(denied(&what, &decision))),
+                // No metastore yet: nobody holds CREATE_CATALOG on it.
+                Err(AccessError::UnknownSecurable { .. }) => {
+                    return Err(other(ScimError::Forbidden(format!(
+                        "permission denied: cannot {what}: it needs {} on the metastore, \
+                         which only a workspace admin can grant",
+                        needed.as_sql()
+                    ))))
+                }
+                Err(error) => return Err(other(from_access_error(error))),
+            }
+        }
+        Ok(Authorized(vec![GovernanceChange::CreateSecurable {
+            securable_type,
+            full_name: full_name.to_string(),
+            owner: self.principal.clone(),
+            comment,
+            created: self.services().clock.now().truncated_to_millis(),
+        }]))
+    }
+
+    /// Admins, and whoever [`AccessModel::can_manage`] allows, may change grants, ownership
+    /// and existence.
+    fn authorize_managing(
+        &self,
+        model: &AccessModel,
+        securable_type: SecurableType,
+        full_name: &str,
+        verb: &str,
+    ) -> ScimResult<()> {
+        if self.is_admin(model) {
+            return model
+                .owner(securable_type, full_name)
+                .map(drop)
+                .map_err(from_access_error);
+        }
+        let decision = model
+            .can_manage(&self.principal, securable_type, full_name)
+            .map_err(from_access_error)?;
+        if decision.allowed {
+            Ok(())
+        } else {
+            Err(denied(
+                &format!("{verb} {securable_type} `{full_name}`"),
+                &decision,
+            ))
+        }
+    }
+
+    fn authorize_privileges(
+        &self,
+        model: &AccessModel,
+        securable_type: SecurableType,
+        full_name: &str,
+        metastore: Option<GovernanceChange>,
+        changes: Vec<(PrincipalId, PrivilegeChanges)>,
+    ) -> ScimResult<Authorized> {
+        let mut authorized = Vec::new();
+        let metastore_missing = securable_type == SecurableType::Metastore
+            && model.owner(securable_type, full_name).is_err();
+        if metastore_missing {
+            // Only an admin can be the first to grant on the metastore: nobody owns it yet.
+            if !self.is_admin(model) {
+                return Err(ScimError::Forbidden(
+                    "permission denied: only workspace admins may grant on the metastore".into(),
+                ));
+            }
+            authorized.extend(metastore);
+        } else {
+            self.authorize_managing(model, securable_type, full_name, "change grants on")?;
+        }
+        let applicable = securable_type.applicable();
+        for (principal, change) in changes {
+            // Resolved from storage; the engine must know it too, or the grant would not apply.
+            model.groups_of(&principal).map_err(from_access_error)?;
+            for privilege in change.add.iter().chain(&change.remove) {
+                if !applicable.contains(*privilege) {
+                    return Err(from_access_error(AccessError::PrivilegeNotApplicable {
+                        privilege: *privilege,
+                        securable_type,
+                    }));
+                }
+            }
+            if !change.remove.is_empty() {
+                let mut removed: PrivilegeSet = change.remove.iter().copied().collect();
+                if removed.contains(Privilege::AllPrivileges) {
+                    removed = removed.union(securable_type.all_privileges_expansion());
+                }
+                authorized.push(GovernanceChange::Revoke {
+                    securable_type,
+                    full_name: full_name.to_string(),
+                    principal: principal.clone(),
+                    privileges: removed.iter().collect(),
+                });
+            }
+            if !change.add.is_empty() {
+                authorized.push(GovernanceChange::Grant {
+                    securable_type,
+                    full_name: full_name.to_string(),
+                    principal,
+                    privileges: change
+                        .add
+                        .iter()
+                        .copied()
+                        .collect::<PrivilegeSet>()
+                        .iter()
+                        .collect(),
+                });
+            }
+        }
+        Ok(Authorized(authorized))
+    }
+
+    /// The change that creates the metastore, owned by `admins`, for when something is first
+    /// granted on it; `None` when it exists.
+    async fn metastore_creation(&self) -> ScimResult<Option<GovernanceChange>> {
+        let exists = self.read(|model| {
+            model
+                .owner(SecurableType::Metastore, METASTORE_NAME)
+                .is_ok()
+        })?;
+        if exists {
+            return Ok(None);
+        }
+        let admins = self
+            .services()
+            .store
+            .principal_by_name(&self.account, PrincipalKind::Group, "admins")
+            .await?
+            .ok_or_else(|| ScimError::internal("the account has no `admins` group"))?;
+        Ok(Some(GovernanceChange::CreateSecurable {
+            securable_type: SecurableType::Metastore,
+            full_name: METASTORE_NAME.to_string(),
+            owner: admins.id,
+            comment: None,
+            created: self.services().clock.now().truncated_to_millis(),
+        }))
+    }
+
+    async fn resolve_filter(
+        &self,
+        principal: Option<&str>,
+    ) -> ScimResult<Option<(PrincipalId, String)>> {
+        match principal.map(str::trim).filter(|name| !name.is_empty()) {
+            Some(name) => self.resolve(name).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Who may read grants: admins, whoever may manage the securable, and a principal asking
+    /// about itself (Databricks' rule for `SHOW GRANTS`).
+    fn may_read_grants(
+        &self,
+        model: &AccessModel,
+        securable_type: SecurableType,
+        full_name: &str,
+        only: Option<&(PrincipalId, String)>,
+    ) -> ScimResult<()> {
+        let exists = model.owner(securable_type, full_name).is_ok();
+        if !exists && securable_type != SecurableType::Metastore {
+            return Err(not_found(securable_type, full_name));
+        }
+        if self.is_admin(model) || only.is_some_and(|(id, _)| *id == self.principal) {
+            return Ok(());
+        }
+        let decision = match model.can_manage(&self.principal, securable_type, full_name) {
+            Ok(decision) => decision,
+            Err(_) => {
+                return Err(ScimError::Forbidden(
+                    "permission denied: only workspace admins may read the metastore's grants"
+                        .into(),
+                ))
+            }
+        };
+        if decision.allowed {
+            Ok(())
+        } else {
+            Err(denied(
+                &format!("read the grants on {securable_type} `{full_name}`"),
+                &decision,
+            ))
+        }
+    }
+
+    /// Whether the caller may see a securable: an admin, one who may manage it, or one who
+    /// holds any privilege on it.
+    fn visible(&self, model: &AccessModel, securable_type: SecurableType, full_name: &str) -> bool {
+        self.is_admin(model)
+            || model
+                .can_manage(&self.principal, securable_type, full_name)
+                .is_ok_and(|decision| decision.allowed)
+            || model
+                .effective_privileges(&self.principal, securable_type, full_name)
+                .is_ok_and(|held| !held.is_empty())
+    }
+}
+
+/// Why a create was refused: because the object exists (fine with `IF NOT EXISTS`) or not.
+enum CreateRefused {
+    Exists(ScimError),
+    Other(ScimError),
+}
+
+/// The privilege on the parent (or the metastore) that creating a type needs; `None` for the
+/// types only admins create here.
+fn creation_privilege(securable_type: SecurableType) -> Option<Privilege> {
+    match securable_type {
+        SecurableType::Catalog => Some(Privilege::CreateCatalog),
+        SecurableType::Schema => Some(Privilege::CreateSchema),
+        // Databricks asks CREATE TABLE for views too.
+        SecurableType::Table | SecurableType::View => Some(Privilege::CreateTable),
+        SecurableType::Volume => Some(Privilege::CreateVolume),
+        SecurableType::Function => Some(Privilege::CreateFunction),
+        SecurableType::RegisteredModel => Some(Privilege::CreateModel),
+        SecurableType::ExternalLocation => Some(Privilege::CreateExternalLocation),
+        SecurableType::StorageCredential => Some(Privilege::CreateStorageCredential),
+        SecurableType::Connection => Some(Privilege::CreateConnection),
+        SecurableType::Metastore => None,
+    }
+}
+
+/// The types that live directly in a container.
+fn child_types(securable_type: SecurableType) -> &'static [SecurableType] {
+    match securable_type {
+        SecurableType::Catalog => &[SecurableType::Schema],
+        SecurableType::Schema => &[
+            SecurableType::Table,
+            SecurableType::View,
+            SecurableType::Volume,
+            SecurableType::Function,
+            SecurableType::RegisteredModel,
+        ],
+        _ => &[],
+    }
+}
+
+/// The securable and the schema and catalog above it, itself first.
+fn lineage(securable_type: SecurableType, full_name: &str) -> Vec<SecurableRef> {
+    let mut lineage = vec![SecurableRef::new(securable_type, full_name)];
+    let mut at = (securable_type, full_name);
+    while let (Some(parent_type), Some((parent_name, _))) =
+        (at.0.parent_type(), at.1.rsplit_once('.'))
+    {
+        lineage.push(SecurableRef::new(parent_type, parent_name));
+        at = (parent_type, parent_name);
+    }
+    lineage
+}
+
+/// Everyone granted something on the securable or on a catalog or schema above it, and its
+/// owner: the principals effective-permissions lists when not asked about one.
+fn holders(
+    model: &AccessModel,
+    securable_type: SecurableType,
+    full_name: &str,
+) -> Result<Vec<(PrincipalId, String)>, AccessError> {
+    let owner = model.owner(securable_type, full_name)?;
+    let mut holders = vec![(owner.id, owner.name)];
+    for on in lineage(securable_type, full_name) {
+        for (grantee, _) in model.grants_on(on.securable_type, &on.full_name)? {
+            if !holders.iter().any(|(id, _)| *id == grantee.id) {
+                holders.push((grantee.id, grantee.name));
+            }
+        }
+    }
+    Ok(holders)
+}
+
+fn owner_name(model: &AccessModel, securable_type: SecurableType, full_name: &str) -> String {
+    model
+        .owner(securable_type, full_name)
+        .map(|owner| owner.name)
+        .unwrap_or_default()
+}
+
+fn not_found(securable_type: SecurableType, full_name: &str) -> ScimError {
+    from_access_error(AccessError::UnknownSecurable {
+        securable_type,
+        full_name: full_name.to_string(),
+    })
+}
+
+/// A 403 naming what was attempted and every requirement that is missing.
+fn denied(what: &str, decision: &Decision) -> ScimError {
+    let missing: Vec<String> = decision.missing.iter().map(ToString::to_string).collect();
+    ScimError::Forbidden(format!(
+        "permission denied: cannot {what}: {}",
+        missing.join("; ")
+    ))
+}
+
+/// Checks a full name given outside SQL (a REST path or field) and folds it to lower case, as
+/// Unity Catalog does. The metastore has one name whatever its id is written as.
+pub fn canonical_name(securable_type: SecurableType, full_name: &str) -> ScimResult<String> {
+    if securable_type == SecurableType::Metastore {
+        return Ok(METASTORE_NAME.to_string());
+    }
+    let parts: Vec<&str> = full_name.split('.').collect();
+    let wanted = securable_type.name_parts();
+    if parts.len() != wanted {
+        return Err(ScimError::invalid_value(format!(
+            "`{full_name}` is not a {securable_type} name: it has {wanted} dot-separated \
+             part(s)"
+        )));
+    }
+    if let Some(problem) = parts.iter().find_map(|part| name_part_problem(part)) {
+        return Err(ScimError::invalid_value(format!(
+            "`{full_name}` is not a valid {securable_type} name: {problem}"
+        )));
+    }
+    Ok(full_name.to_lowercase())
+}
+
+/// A statement's name completed with the session's catalog and schema, and checked.
+fn qualify(
+    name: &SecurableName,
+    catalog: Option<&str>,
+    schema: Option<&str>,
+) -> ScimResult<(SecurableType, String)> {
+    let securable_type = name.securable_type;
+    if securable_type == SecurableType::Metastore {
+        return Ok((securable_type, METASTORE_NAME.to_string()));
+    }
+    let missing = securable_type.name_parts().saturating_sub(name.parts.len());
+    let session = [catalog, schema];
+    if session
+        .iter()
+        .take(missing)
+        .any(|part| part.is_none_or(|part| part.trim().is_empty()))
+    {
+        return Err(ScimError::invalid_value(format!(
+            "{securable_type} `{}` is not fully qualified: write it as {} or give the \
+             request a catalog{}",
+            name.full_name(),
+            match securable_type.name_parts() {
+                3 => "catalog.schema.name",
+                _ => "catalog.name",
+            },
+            if missing > 1 { " and a schema" } else { "" }
+        )));
+    }
+    let qualified = name.qualified(catalog.unwrap_or(""), schema.unwrap_or(""));
+    let full_name = canonical_name(securable_type, &qualified.full_name())?;
+    Ok((securable_type, full_name))
+}

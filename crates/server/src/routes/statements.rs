@@ -1,0 +1,168 @@
+//! The Statement Execution API (`POST /api/2.0/sql/statements`) for governance SQL: `CREATE`
+//! and `DROP` of Unity Catalog objects, `ALTER ... OWNER TO`, `GRANT`, `REVOKE` and
+//! `SHOW GRANTS`, run as the token's principal through the governance service.
+//!
+//! Statements run synchronously, so every answer is terminal (`SUCCEEDED` or `FAILED`) and
+//! the SDK never needs to poll. As in Databricks, a statement that was accepted but failed is
+//! a 200 whose `status.state` is `FAILED` with the error inside; a request that is itself
+//! wrong (no statement, bad JSON, no token) is a 4xx with Databricks' error body. Warehouse
+//! ids are accepted and ignored: there is no compute.
+//!
+//! Answers are kept for a while (the last [`KEPT_STATEMENTS`]) so that
+//! `GET /api/2.0/sql/statements/{id}` can return them, as a client that polls expects.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use scimitar_access::parse_statement;
+use scimitar_domain::ScimError;
+use serde_json::{json, Value};
+
+use crate::context::DatabricksContext;
+use crate::error::{statement_error, DatabricksResult};
+use crate::governance::Outcome;
+use crate::routes::json_body;
+use crate::AppState;
+
+/// How many answers a node keeps for `GET /sql/statements/{id}`.
+pub const KEPT_STATEMENTS: usize = 1024;
+
+/// Room for the longest statement the parser accepts and the request's other fields.
+const MAX_BODY_BYTES: usize = scimitar_access::statement::MAX_STATEMENT_BYTES + 64 * 1024;
+
+/// The recent answers of this node, by statement id, oldest first. Each is tied to the
+/// account that ran it, so one account cannot read another's.
+#[derive(Clone, Default)]
+pub struct RecentStatements {
+    answers: Arc<Mutex<VecDeque<(String, String, Value)>>>,
+}
+
+impl RecentStatements {
+    fn keep(&self, account: &str, id: &str, answer: &Value) {
+        if let Ok(mut answers) = self.answers.lock() {
+            if answers.len() >= KEPT_STATEMENTS {
+                answers.pop_front();
+            }
+            answers.push_back((account.to_string(), id.to_string(), answer.clone()));
+        }
+    }
+
+    fn find(&self, account: &str, id: &str) -> Option<Value> {
+        let answers = self.answers.lock().ok()?;
+        answers
+            .iter()
+            .find(|(owner, kept, _)| owner == account && kept == id)
+            .map(|(_, _, answer)| answer.clone())
+    }
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/2.0/sql/statements", post(execute))
+        .route("/api/2.0/sql/statements/", post(execute))
+        .route("/api/2.0/sql/statements/{statement_id}", get(get_statement))
+}
+
+/// A string field of the request, if present.
+fn text<'a>(body: &'a Value, name: &str) -> DatabricksResult<Option<&'a str>> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.as_str()).filter(|text| !text.trim().is_empty())),
+        Some(_) => Err(ScimError::invalid_value(format!("`{name}` must be a string")).into()),
+    }
+}
+
+async fn execute(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    body: Body,
+) -> DatabricksResult {
+    let body = json_body(body, MAX_BODY_BYTES).await?;
+    let statement = text(&body, "statement")?
+        .ok_or_else(|| ScimError::invalid_value("`statement` is required"))?;
+    let catalog = text(&body, "catalog")?;
+    let schema = text(&body, "schema")?;
+    let account = context.account.clone();
+    let caller = state
+        .governance
+        .caller(context.account, context.token.principal);
+    let outcome = match parse_statement(statement) {
+        Ok(parsed) => caller.execute(parsed, catalog, schema).await,
+        Err(error) => Err(ScimError::invalid_syntax(error.message)),
+    };
+    let id = state.services.ids.uuid();
+    let answer = match outcome {
+        Ok(outcome) => succeeded(&id, outcome),
+        Err(error) => {
+            tracing::info!(code = error.code(), %error, "statement failed");
+            json!({
+                "statement_id": id,
+                "status": {"state": "FAILED", "error": statement_error(&error)},
+            })
+        }
+    };
+    state.recent_statements.keep(account.as_str(), &id, &answer);
+    Ok(Json(answer).into_response())
+}
+
+/// A `SUCCEEDED` answer with its whole result inline, in one chunk, as `JSON_ARRAY` of
+/// strings (every column here is a `STRING`).
+fn succeeded(id: &str, outcome: Outcome) -> Value {
+    let (columns, rows) = match outcome {
+        Outcome::Done => (Vec::new(), Vec::new()),
+        Outcome::Rows { columns, rows } => (columns, rows),
+    };
+    let columns: Vec<Value> = columns
+        .iter()
+        .enumerate()
+        .map(|(position, name)| {
+            json!({
+                "name": name,
+                "position": position,
+                "type_name": "STRING",
+                "type_text": "STRING",
+            })
+        })
+        .collect();
+    let count = rows.len();
+    json!({
+        "statement_id": id,
+        "status": {"state": "SUCCEEDED"},
+        "manifest": {
+            "format": "JSON_ARRAY",
+            "schema": {"column_count": columns.len(), "columns": columns},
+            "total_row_count": count,
+            "total_chunk_count": 1,
+            "truncated": false,
+            "chunks": [{"chunk_index": 0, "row_offset": 0, "row_count": count}],
+        },
+        "result": {
+            "chunk_index": 0,
+            "row_offset": 0,
+            "row_count": count,
+            "data_array": rows,
+        },
+    })
+}
+
+async fn get_statement(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> DatabricksResult {
+    let Path(id) = id.map_err(|rejection| ScimError::invalid_value(rejection.body_text()))?;
+    match state.recent_statements.find(context.account.as_str(), &id) {
+        Some(answer) => Ok(Json(answer).into_response()),
+        None => Err(ScimError::NotFound(format!(
+            "statement {id} is not known to this server (answers are kept for the last \
+             {KEPT_STATEMENTS} statements)"
+        ))
+        .into()),
+    }
+}

@@ -1,0 +1,544 @@
+//! The Unity Catalog REST API (`/api/2.1/unity-catalog/...`) in the shapes the Databricks
+//! SDKs read: catalogs, schemas, tables, permissions and effective permissions. Thin: parse
+//! the request, call the governance service as the token's principal, render. Tables are
+//! created with SQL (`POST /api/2.0/sql/statements`), as in Databricks.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use scimitar_access::{Privilege, SecurableType};
+use scimitar_domain::ScimError;
+use serde_json::{json, Map, Value};
+
+use crate::context::DatabricksContext;
+use crate::error::{from_access_error, DatabricksError, DatabricksResult};
+use crate::governance::{Caller, PrivilegeChanges, Securable};
+use crate::routes::json_body;
+use crate::AppState;
+
+/// Unity Catalog request bodies are small; a permissions PATCH for a few hundred principals
+/// fits easily.
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+const PREFIX: &str = "/api/2.1/unity-catalog";
+
+pub fn routes() -> Router<AppState> {
+    let route = |path: &str| format!("{PREFIX}{path}");
+    Router::new()
+        .route(
+            &route("/catalogs"),
+            get(list_catalogs)
+                .post(create_catalog)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            &route("/catalogs/{name}"),
+            get(get_catalog)
+                .delete(delete_catalog)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            &route("/schemas"),
+            get(list_schemas)
+                .post(create_schema)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            &route("/schemas/{full_name}"),
+            get(get_schema)
+                .delete(delete_schema)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            &route("/tables"),
+            get(list_tables).fallback(method_not_allowed),
+        )
+        .route(
+            &route("/tables/{full_name}"),
+            get(get_table)
+                .delete(delete_table)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            &route("/permissions/{securable_type}/{full_name}"),
+            get(get_permissions)
+                .patch(update_permissions)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            &route("/effective-permissions/{securable_type}/{full_name}"),
+            get(get_effective_permissions).fallback(method_not_allowed),
+        )
+}
+
+type Params = Result<Path<HashMap<String, String>>, PathRejection>;
+type QueryParams = Result<Query<HashMap<String, String>>, QueryRejection>;
+
+fn caller<'a>(state: &'a AppState, context: DatabricksContext) -> Caller<'a> {
+    state
+        .governance
+        .caller(context.account, context.token.principal)
+}
+
+/// The path parameters by name; a malformed path is the client's 400 in Databricks' shape.
+fn path_params(params: Params) -> DatabricksResult<HashMap<String, String>> {
+    params
+        .map(|Path(values)| values)
+        .map_err(|rejection| ScimError::invalid_value(rejection.body_text()).into())
+}
+
+fn query_params(query: QueryParams) -> DatabricksResult<HashMap<String, String>> {
+    query
+        .map(|Query(values)| values)
+        .map_err(|rejection| ScimError::invalid_value(rejection.body_text()).into())
+}
+
+/// The one object a path names (`{name}` or `{full_name}`).
+fn one(params: Params) -> DatabricksResult<String> {
+    let mut params = path_params(params)?;
+    params
+        .remove("full_name")
+        .or_else(|| params.remove("name"))
+        .ok_or_else(|| ScimError::invalid_value("the path names no object").into())
+}
+
+/// `{securable_type}/{full_name}`.
+fn two(params: Params) -> DatabricksResult<(String, String)> {
+    let mut params = path_params(params)?;
+    match (params.remove("securable_type"), params.remove("full_name")) {
+        (Some(kind), Some(full_name)) => Ok((kind, full_name)),
+        _ => Err(ScimError::invalid_value("the path names no securable").into()),
+    }
+}
+
+/// A boolean query parameter (`force=true`); absent is false.
+fn flag(query: &HashMap<String, String>, name: &str) -> DatabricksResult<bool> {
+    match query
+        .get(name)
+        .map(|value| value.to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("false") | Some("0") | Some("") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(other) => Err(ScimError::invalid_value(format!(
+            "`{name}` must be true or false, not `{other}`"
+        ))
+        .into()),
+    }
+}
+
+fn required<'a>(query: &'a HashMap<String, String>, name: &str) -> DatabricksResult<&'a str> {
+    query
+        .get(name)
+        .map(String::as_str)
+        .filter(|value| !value.trim().is_empty())
+        .ok_or_else(|| ScimError::invalid_value(format!("`{name}` is required")).into())
+}
+
+/// A string field of a JSON body.
+fn field<'a>(body: &'a Value, name: &str) -> DatabricksResult<Option<&'a str>> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text)),
+        Some(_) => Err(ScimError::invalid_value(format!("`{name}` must be a string")).into()),
+    }
+}
+
+fn required_field<'a>(body: &'a Value, name: &str) -> DatabricksResult<&'a str> {
+    field(body, name)?
+        .filter(|value| !value.trim().is_empty())
+        .ok_or_else(|| ScimError::invalid_value(format!("`{name}` is required")).into())
+}
+
+fn securable_type(text: &str) -> DatabricksResult<SecurableType> {
+    SecurableType::parse(text).map_err(|error| from_access_error(error).into())
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    DatabricksError(ScimError::MethodNotAllowed(format!(
+        "{method} is not supported on {}",
+        uri.path()
+    )))
+    .into_response()
+}
+
+// ----- rendering ---------------------------------------------------------------------------
+
+/// The fields every securable shares, as `CatalogInfo`, `SchemaInfo` and `TableInfo` name
+/// them. Times are milliseconds since the epoch; the registry keeps no separate update time.
+fn common(securable: &Securable) -> Map<String, Value> {
+    let millis = securable.created.as_micros() / 1000;
+    let mut info = Map::new();
+    info.insert("name".into(), json!(securable.name()));
+    info.insert("full_name".into(), json!(securable.full_name));
+    info.insert("owner".into(), json!(securable.owner));
+    if let Some(comment) = &securable.comment {
+        info.insert("comment".into(), json!(comment));
+    }
+    info.insert("created_at".into(), json!(millis));
+    info.insert("updated_at".into(), json!(millis));
+    info.insert("browse_only".into(), json!(false));
+    info
+}
+
+fn catalog_info(catalog: &Securable) -> Value {
+    let mut info = common(catalog);
+    info.insert("securable_type".into(), json!("CATALOG"));
+    info.insert("catalog_type".into(), json!("MANAGED_CATALOG"));
+    info.insert("isolation_mode".into(), json!("OPEN"));
+    Value::Object(info)
+}
+
+/// The leading parts of a full name: (catalog, schema) of `c.s.t`, (catalog, _) of `c.s`.
+fn parents(full_name: &str) -> (&str, &str) {
+    let mut parts = full_name.split('.');
+    (parts.next().unwrap_or(""), parts.next().unwrap_or(""))
+}
+
+fn schema_info(schema: &Securable) -> Value {
+    let mut info = common(schema);
+    info.insert("catalog_name".into(), json!(parents(&schema.full_name).0));
+    Value::Object(info)
+}
+
+fn table_info(table: &Securable) -> Value {
+    let mut info = common(table);
+    let (catalog, schema) = parents(&table.full_name);
+    info.insert("catalog_name".into(), json!(catalog));
+    info.insert("schema_name".into(), json!(schema));
+    if table.securable_type == SecurableType::View {
+        info.insert("table_type".into(), json!("VIEW"));
+    } else {
+        info.insert("table_type".into(), json!("MANAGED"));
+        info.insert("data_source_format".into(), json!("DELTA"));
+    }
+    Value::Object(info)
+}
+
+fn empty() -> Response {
+    Json(json!({})).into_response()
+}
+
+// ----- catalogs ----------------------------------------------------------------------------
+
+async fn create_catalog(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    body: Body,
+) -> DatabricksResult {
+    let body = json_body(body, MAX_BODY_BYTES).await?;
+    let name = required_field(&body, "name")?;
+    let comment = field(&body, "comment")?.map(str::to_string);
+    let catalog = caller(&state, context)
+        .create(SecurableType::Catalog, name, comment, false)
+        .await?;
+    Ok(Json(catalog_info(&catalog)).into_response())
+}
+
+async fn list_catalogs(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+) -> DatabricksResult {
+    let catalogs = caller(&state, context)
+        .list(SecurableType::Catalog, None)
+        .await?;
+    let catalogs: Vec<Value> = catalogs.iter().map(catalog_info).collect();
+    Ok(Json(json!({ "catalogs": catalogs })).into_response())
+}
+
+async fn get_catalog(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    params: Params,
+) -> DatabricksResult {
+    let name = one(params)?;
+    let catalog = caller(&state, context)
+        .get(SecurableType::Catalog, &name)
+        .await?;
+    Ok(Json(catalog_info(&catalog)).into_response())
+}
+
+async fn delete_catalog(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    params: Params,
+    query: QueryParams,
+) -> DatabricksResult {
+    let name = one(params)?;
+    let force = flag(&query_params(query)?, "force")?;
+    caller(&state, context)
+        .drop(SecurableType::Catalog, &name, false, force)
+        .await?;
+    Ok(empty())
+}
+
+// ----- schemas -----------------------------------------------------------------------------
+
+async fn create_schema(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    body: Body,
+) -> DatabricksResult {
+    let body = json_body(body, MAX_BODY_BYTES).await?;
+    let name = required_field(&body, "name")?;
+    let catalog = required_field(&body, "catalog_name")?;
+    let comment = field(&body, "comment")?.map(str::to_string);
+    let schema = caller(&state, context)
+        .create(
+            SecurableType::Schema,
+            &format!("{catalog}.{name}"),
+            comment,
+            false,
+        )
+        .await?;
+    Ok(Json(schema_info(&schema)).into_response())
+}
+
+async fn list_schemas(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    query: QueryParams,
+) -> DatabricksResult {
+    let query = query_params(query)?;
+    let catalog = required(&query, "catalog_name")?;
+    let schemas = caller(&state, context)
+        .list(SecurableType::Schema, Some(catalog))
+        .await?;
+    let schemas: Vec<Value> = schemas.iter().map(schema_info).collect();
+    Ok(Json(json!({ "schemas": schemas })).into_response())
+}
+
+async fn get_schema(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    params: Params,
+) -> DatabricksResult {
+    let full_name = one(params)?;
+    let schema = caller(&state, context)
+        .get(SecurableType::Schema, &full_name)
+        .await?;
+    Ok(Json(schema_info(&schema)).into_response())
+}
+
+async fn delete_schema(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    params: Params,
+    query: QueryParams,
+) -> DatabricksResult {
+    let full_name = one(params)?;
+    let force = flag(&query_params(query)?, "force")?;
+    caller(&state, context)
+        .drop(SecurableType::Schema, &full_name, false, force)
+        .await?;
+    Ok(empty())
+}
+
+// ----- tables ------------------------------------------------------------------------------
+
+async fn list_tables(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    query: QueryParams,
+) -> DatabricksResult {
+    let query = query_params(query)?;
+    let schema = format!(
+        "{}.{}",
+        required(&query, "catalog_name")?,
+        required(&query, "schema_name")?
+    );
+    let caller = caller(&state, context);
+    // Tables and views share a namespace and one listing, by name.
+    let mut tables = caller.list(SecurableType::Table, Some(&schema)).await?;
+    tables.extend(caller.list(SecurableType::View, Some(&schema)).await?);
+    tables.sort_by(|a, b| a.full_name.cmp(&b.full_name));
+    let tables: Vec<Value> = tables.iter().map(table_info).collect();
+    Ok(Json(json!({ "tables": tables })).into_response())
+}
+
+/// A table or a view by name: the two share a namespace, so the name decides which.
+async fn find_table(caller: &Caller<'_>, full_name: &str) -> DatabricksResult<Securable> {
+    match caller.get(SecurableType::Table, full_name).await {
+        Err(ScimError::NotFound(_)) => {
+            caller
+                .get(SecurableType::View, full_name)
+                .await
+                .map_err(|_| {
+                    ScimError::NotFound(format!(
+                        "TABLE `{}` does not exist",
+                        full_name.to_lowercase()
+                    ))
+                    .into()
+                })
+        }
+        other => other.map_err(Into::into),
+    }
+}
+
+async fn get_table(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    params: Params,
+) -> DatabricksResult {
+    let full_name = one(params)?;
+    let caller = caller(&state, context);
+    let table = find_table(&caller, &full_name).await?;
+    Ok(Json(table_info(&table)).into_response())
+}
+
+async fn delete_table(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    params: Params,
+) -> DatabricksResult {
+    let full_name = one(params)?;
+    let caller = caller(&state, context);
+    let table = find_table(&caller, &full_name).await?;
+    caller
+        .drop(table.securable_type, &table.full_name, false, false)
+        .await?;
+    Ok(empty())
+}
+
+// ----- permissions -------------------------------------------------------------------------
+
+async fn render_permissions(
+    caller: &Caller<'_>,
+    securable_type: SecurableType,
+    full_name: &str,
+    principal: Option<&str>,
+) -> DatabricksResult {
+    let assignments = caller.grants(securable_type, full_name, principal).await?;
+    let assignments: Vec<Value> = assignments
+        .into_iter()
+        .map(|assignment| {
+            let privileges: Vec<&str> = assignment
+                .privileges
+                .iter()
+                .map(Privilege::as_str)
+                .collect();
+            json!({"principal": assignment.principal, "privileges": privileges})
+        })
+        .collect();
+    Ok(Json(json!({ "privilege_assignments": assignments })).into_response())
+}
+
+async fn get_permissions(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    params: Params,
+    query: QueryParams,
+) -> DatabricksResult {
+    let (kind, full_name) = two(params)?;
+    let query = query_params(query)?;
+    let caller = caller(&state, context);
+    render_permissions(
+        &caller,
+        securable_type(&kind)?,
+        &full_name,
+        query.get("principal").map(String::as_str),
+    )
+    .await
+}
+
+/// `{"changes": [{"principal": ..., "add": [...], "remove": [...]}]}`, all or nothing.
+fn parse_changes(body: &Value) -> DatabricksResult<Vec<PrivilegeChanges>> {
+    let changes = match body.get("changes") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(changes)) => changes,
+        Some(_) => return Err(ScimError::invalid_value("`changes` must be a list").into()),
+    };
+    let privileges = |change: &Value, name: &str| -> DatabricksResult<Vec<Privilege>> {
+        match change.get(name) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(values)) => values
+                .iter()
+                .map(|value| {
+                    value
+                        .as_str()
+                        .ok_or_else(|| {
+                            ScimError::invalid_value(format!("`{name}` must list privilege names"))
+                        })
+                        .and_then(|text| Privilege::parse(text).map_err(from_access_error))
+                        .map_err(DatabricksError::from)
+                })
+                .collect(),
+            Some(_) => Err(ScimError::invalid_value(format!(
+                "`{name}` must be a list of privileges"
+            ))
+            .into()),
+        }
+    };
+    changes
+        .iter()
+        .map(|change| {
+            Ok(PrivilegeChanges {
+                principal: required_field(change, "principal")?.to_string(),
+                add: privileges(change, "add")?,
+                remove: privileges(change, "remove")?,
+            })
+        })
+        .collect()
+}
+
+async fn update_permissions(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    params: Params,
+    body: Body,
+) -> DatabricksResult {
+    let (kind, full_name) = two(params)?;
+    let kind = securable_type(&kind)?;
+    let body = json_body(body, MAX_BODY_BYTES).await?;
+    let changes = parse_changes(&body)?;
+    let caller = caller(&state, context);
+    caller.update_privileges(kind, &full_name, changes).await?;
+    render_permissions(&caller, kind, &full_name, None).await
+}
+
+async fn get_effective_permissions(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    params: Params,
+    query: QueryParams,
+) -> DatabricksResult {
+    let (kind, full_name) = two(params)?;
+    let query = query_params(query)?;
+    let caller = caller(&state, context);
+    let assignments = caller
+        .effective(
+            securable_type(&kind)?,
+            &full_name,
+            query.get("principal").map(String::as_str),
+        )
+        .await?;
+    let assignments: Vec<Value> = assignments
+        .into_iter()
+        .map(|assignment| {
+            let privileges: Vec<Value> = assignment
+                .privileges
+                .into_iter()
+                .map(|held| {
+                    let mut entry = Map::new();
+                    entry.insert("privilege".into(), json!(held.privilege.as_str()));
+                    if let Some(from) = held.inherited_from {
+                        entry.insert(
+                            "inherited_from_type".into(),
+                            json!(from.securable_type.as_str()),
+                        );
+                        entry.insert("inherited_from_name".into(), json!(from.full_name));
+                    }
+                    Value::Object(entry)
+                })
+                .collect();
+            json!({"principal": assignment.principal, "privileges": privileges})
+        })
+        .collect();
+    Ok(Json(json!({ "privilege_assignments": assignments })).into_response())
+}
