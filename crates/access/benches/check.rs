@@ -1,0 +1,433 @@
+//! The access engine at scale: builds a large synthetic account in memory and times `allows`,
+//! `check`, `who` over a 100,000-member nested group, and a membership change followed by a
+//! check, printing p50/p99/max and the process's resident memory.
+//!
+//! A plain `harness = false` binary timed with `Instant` rather than criterion: each operation
+//! is measured one call at a time to get percentiles, which is all this needs, and criterion
+//! would add dozens of crates to the build of a dependency-free engine.
+//!
+//! ```sh
+//! cargo bench -p scimitar-access --bench check                      # default size
+//! SCIMITAR_BENCH_SIZE=full cargo bench -p scimitar-access --bench check   # the issue's size
+//! ```
+//!
+//! Sizes: `small` (CI smoke), `default` (100k users, 10k groups, 1M memberships, 10k
+//! securables, 100k grants) and `full` (1M users, 100k groups, 10M memberships, 100k
+//! securables, 1M grants). Each count can be overridden: `SCIMITAR_BENCH_USERS`, `_GROUPS`,
+//! `_MEMBERSHIPS`, `_SECURABLES`, `_GRANTS`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use scimitar_access::{AccessModel, Privilege, SecurableType};
+use scimitar_domain::{PrincipalId, PrincipalKind};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+/// How deep ordinary groups nest: a group at level L > 0 is inside one group at level L - 1.
+const NESTING_LEVELS: usize = 10;
+/// The nested group `who` is asked about: `org` holds `DIVISIONS` divisions, each holding
+/// `TEAMS_PER_DIVISION` teams, and every one of the first `BIG_GROUP_MEMBERS` users is in a team.
+const DIVISIONS: usize = 10;
+const TEAMS_PER_DIVISION: usize = 10;
+const BIG_GROUP_MEMBERS: usize = 100_000;
+const CATALOGS: usize = 10;
+const SCHEMAS_PER_CATALOG: usize = 10;
+
+struct Size {
+    users: usize,
+    groups: usize,
+    memberships: usize,
+    securables: usize,
+    grants: usize,
+}
+
+impl Size {
+    fn from_env() -> Size {
+        let base = match std::env::var("SCIMITAR_BENCH_SIZE").as_deref() {
+            Ok("full") => Size {
+                users: 1_000_000,
+                groups: 100_000,
+                memberships: 10_000_000,
+                securables: 100_000,
+                grants: 1_000_000,
+            },
+            Ok("small") => Size {
+                users: 10_000,
+                groups: 1_000,
+                memberships: 100_000,
+                securables: 1_000,
+                grants: 10_000,
+            },
+            _ => Size {
+                users: 100_000,
+                groups: 10_000,
+                memberships: 1_000_000,
+                securables: 10_000,
+                grants: 100_000,
+            },
+        };
+        let read = |name: &str, default: usize| {
+            std::env::var(format!("SCIMITAR_BENCH_{name}"))
+                .ok()
+                .and_then(|value| value.replace('_', "").parse().ok())
+                .unwrap_or(default)
+        };
+        Size {
+            users: read("USERS", base.users),
+            groups: read("GROUPS", base.groups).max(NESTING_LEVELS),
+            memberships: read("MEMBERSHIPS", base.memberships),
+            securables: read("SECURABLES", base.securables)
+                .max(CATALOGS * (SCHEMAS_PER_CATALOG + 1) + 1),
+            grants: read("GRANTS", base.grants),
+        }
+    }
+}
+
+/// splitmix64: a deterministic generator, so every run builds the same account.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, bound: usize) -> usize {
+        (self.next() % bound.max(1) as u64) as usize
+    }
+}
+
+fn user(index: usize) -> PrincipalId {
+    PrincipalId::new(format!("u{index}"))
+}
+
+fn group(index: usize) -> PrincipalId {
+    PrincipalId::new(format!("g{index}"))
+}
+
+struct Account {
+    model: AccessModel,
+    tables: Vec<String>,
+    /// The table granted (with its USE privileges) to `org`.
+    org_table: String,
+    membership_count: usize,
+}
+
+fn build(size: &Size, random: &mut Random) -> Account {
+    let mut model = AccessModel::new();
+    let admin = PrincipalId::new("admin");
+    model
+        .upsert_principal(&admin, PrincipalKind::User, "admin", true)
+        .unwrap();
+    for index in 0..size.users {
+        model
+            .upsert_principal(
+                &user(index),
+                PrincipalKind::User,
+                &format!("user{index}@example.com"),
+                true,
+            )
+            .unwrap();
+    }
+    for index in 0..size.groups {
+        model
+            .upsert_principal(
+                &group(index),
+                PrincipalKind::Group,
+                &format!("group{index}"),
+                true,
+            )
+            .unwrap();
+    }
+    let mut memberships = 0;
+    // Group nesting: levels of equal width, each group inside one random group a level up.
+    let per_level = size.groups / NESTING_LEVELS;
+    for index in per_level..per_level * NESTING_LEVELS {
+        let level = index / per_level;
+        let parent = (level - 1) * per_level + random.below(per_level);
+        if model.add_membership(&group(parent), &group(index)).unwrap() {
+            memberships += 1;
+        }
+    }
+    // The big nested group for `who`.
+    let org = PrincipalId::new("org");
+    model
+        .upsert_principal(&org, PrincipalKind::Group, "org", true)
+        .unwrap();
+    let mut teams = Vec::new();
+    for division in 0..DIVISIONS {
+        let division_id = PrincipalId::new(format!("division{division}"));
+        model
+            .upsert_principal(
+                &division_id,
+                PrincipalKind::Group,
+                &format!("division{division}"),
+                true,
+            )
+            .unwrap();
+        model.add_membership(&org, &division_id).unwrap();
+        for team in 0..TEAMS_PER_DIVISION {
+            let team_id = PrincipalId::new(format!("team{division}-{team}"));
+            model
+                .upsert_principal(
+                    &team_id,
+                    PrincipalKind::Group,
+                    &format!("team{division}-{team}"),
+                    true,
+                )
+                .unwrap();
+            model.add_membership(&division_id, &team_id).unwrap();
+            teams.push(team_id);
+        }
+    }
+    for index in 0..size.users.min(BIG_GROUP_MEMBERS) {
+        model
+            .add_membership(&teams[index % teams.len()], &user(index))
+            .unwrap();
+        memberships += 1;
+    }
+    // The rest of the memberships: users into random groups.
+    while memberships < size.memberships {
+        let member = user(random.below(size.users));
+        let into = group(random.below(size.groups));
+        if model.add_membership(&into, &member).unwrap() {
+            memberships += 1;
+        }
+    }
+    // Securables: catalogs, schemas, and tables for the rest.
+    let mut schemas = Vec::new();
+    for catalog in 0..CATALOGS {
+        let catalog_name = format!("c{catalog}");
+        model
+            .create_securable(SecurableType::Catalog, &catalog_name, &admin)
+            .unwrap();
+        for schema in 0..SCHEMAS_PER_CATALOG {
+            let name = format!("{catalog_name}.s{schema}");
+            model
+                .create_securable(SecurableType::Schema, &name, &admin)
+                .unwrap();
+            schemas.push(name);
+        }
+    }
+    let table_count = size.securables - CATALOGS - schemas.len();
+    let mut tables = Vec::with_capacity(table_count);
+    for index in 0..table_count {
+        let name = format!("{}.t{index}", schemas[index % schemas.len()]);
+        model
+            .create_securable(SecurableType::Table, &name, &admin)
+            .unwrap();
+        tables.push(name);
+    }
+    // Grants, mostly to groups (as real directories do), some to users: USE on catalogs and
+    // schemas, SELECT or MODIFY on schemas and tables.
+    for _ in 0..size.grants {
+        let grantee = if random.below(10) < 8 {
+            group(random.below(size.groups))
+        } else {
+            user(random.below(size.users))
+        };
+        let roll = random.below(100);
+        if roll < 5 {
+            let catalog = format!("c{}", random.below(CATALOGS));
+            model
+                .grant(
+                    SecurableType::Catalog,
+                    &catalog,
+                    &grantee,
+                    &[Privilege::UseCatalog],
+                )
+                .unwrap();
+        } else if roll < 20 {
+            let schema = &schemas[random.below(schemas.len())];
+            let privilege = if roll < 15 {
+                Privilege::UseSchema
+            } else {
+                Privilege::Select
+            };
+            model
+                .grant(SecurableType::Schema, schema, &grantee, &[privilege])
+                .unwrap();
+        } else {
+            let table = &tables[random.below(tables.len())];
+            let privilege = if roll < 90 {
+                Privilege::Select
+            } else {
+                Privilege::Modify
+            };
+            model
+                .grant(SecurableType::Table, table, &grantee, &[privilege])
+                .unwrap();
+        }
+    }
+    let org_table = tables[0].clone();
+    let (catalog, schema) = {
+        let mut parts = org_table.split('.');
+        let catalog = parts.next().unwrap().to_string();
+        let schema = format!("{catalog}.{}", parts.next().unwrap());
+        (catalog, schema)
+    };
+    model
+        .grant(
+            SecurableType::Catalog,
+            &catalog,
+            &org,
+            &[Privilege::UseCatalog],
+        )
+        .unwrap();
+    model
+        .grant(
+            SecurableType::Schema,
+            &schema,
+            &org,
+            &[Privilege::UseSchema],
+        )
+        .unwrap();
+    model
+        .grant(SecurableType::Table, &org_table, &org, &[Privilege::Select])
+        .unwrap();
+    Account {
+        model,
+        tables,
+        org_table,
+        membership_count: memberships,
+    }
+}
+
+/// Times `operation` once per iteration and reports p50, p99 and max.
+fn measure(name: &str, iterations: usize, mut operation: impl FnMut(usize)) {
+    let mut samples: Vec<Duration> = Vec::with_capacity(iterations);
+    for iteration in 0..iterations {
+        let started = Instant::now();
+        operation(iteration);
+        samples.push(started.elapsed());
+    }
+    samples.sort_unstable();
+    let at = |fraction: f64| {
+        samples[((samples.len() as f64 * fraction) as usize).min(samples.len() - 1)]
+    };
+    println!(
+        "| {name} | {iterations} | {:.2?} | {:.2?} | {:.2?} |",
+        at(0.50),
+        at(0.99),
+        samples[samples.len() - 1]
+    );
+}
+
+/// Resident memory of this process, from /proc/self/status (Linux only).
+fn resident_memory() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmRSS:"))
+                .map(|line| line.trim_start_matches("VmRSS:").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing else of use. Either
+    // way a full run is wanted, except that `cargo test` should stay quick.
+    let quick = !std::env::args().any(|argument| argument == "--bench");
+    let size = if quick {
+        Size {
+            users: 2_000,
+            groups: 200,
+            memberships: 20_000,
+            securables: 500,
+            grants: 2_000,
+        }
+    } else {
+        Size::from_env()
+    };
+    let mut random = Random(0x5C1A_17A5);
+    let started = Instant::now();
+    let account = build(&size, &mut random);
+    let built = started.elapsed();
+    println!(
+        "built {} users, {} groups (+{} org groups), {} memberships, {} securables, {} grants in {:.1?}; VmRSS {}",
+        size.users,
+        size.groups,
+        1 + DIVISIONS * (1 + TEAMS_PER_DIVISION),
+        account.membership_count,
+        size.securables,
+        size.grants,
+        built,
+        resident_memory()
+    );
+    let iterations = if quick { 1_000 } else { 100_000 };
+    let model = &account.model;
+    let pick = |random: &mut Random| {
+        (
+            user(random.below(size.users)),
+            &account.tables[random.below(account.tables.len())],
+        )
+    };
+    println!();
+    println!("| operation | iterations | p50 | p99 | max |");
+    println!("|---|---|---|---|---|");
+    let mut random = Random(1);
+    let questions: Vec<_> = (0..iterations).map(|_| pick(&mut random)).collect();
+    measure("allows SELECT on a random table", iterations, |index| {
+        let (principal, table) = &questions[index];
+        black_box(model.allows(principal, Privilege::Select, SecurableType::Table, table)).unwrap();
+    });
+    let check_iterations = iterations / 5;
+    measure(
+        "check SELECT on a random table (with explanation)",
+        check_iterations,
+        |index| {
+            let (principal, table) = &questions[index];
+            black_box(model.check(principal, Privilege::Select, SecurableType::Table, table))
+                .unwrap();
+        },
+    );
+    let who_iterations = if quick { 3 } else { 30 };
+    let mut reached = 0;
+    measure(
+        &format!(
+            "who SELECT on a table granted to a nested group of {} users",
+            size.users.min(BIG_GROUP_MEMBERS)
+        ),
+        who_iterations,
+        |_| {
+            reached =
+                black_box(model.who(Privilege::Select, SecurableType::Table, &account.org_table))
+                    .unwrap()
+                    .len();
+        },
+    );
+    // A change, then the check that must see it: add a user to a team of `org`, ask, remove.
+    let mut model = account.model.clone();
+    let team = PrincipalId::new("team0-0");
+    let outsider = PrincipalId::new("outsider");
+    model
+        .upsert_principal(&outsider, PrincipalKind::User, "outsider", true)
+        .unwrap();
+    let change_iterations = iterations / 10;
+    measure(
+        "add membership, then allows (sees it)",
+        change_iterations,
+        |_| {
+            model.add_membership(&team, &outsider).unwrap();
+            let allowed = model
+                .allows(
+                    &outsider,
+                    Privilege::Select,
+                    SecurableType::Table,
+                    &account.org_table,
+                )
+                .unwrap();
+            assert!(allowed);
+            model.remove_membership(&team, &outsider).unwrap();
+        },
+    );
+    println!();
+    println!(
+        "who reached {reached} principals; VmRSS after the runs {}",
+        resident_memory()
+    );
+}
