@@ -1,6 +1,7 @@
 //! The `scimitar` command. It only wires things together: configuration, storage, services and
 //! the HTTP application live in their own crates.
 
+mod access;
 mod config;
 
 use clap::{Parser, Subcommand};
@@ -57,6 +58,11 @@ enum Command {
     Account {
         #[command(subcommand)]
         command: AccountCommand,
+    },
+    /// Ask who may do what, and why: check, who, what.
+    Access {
+        #[command(subcommand)]
+        command: access::AccessCommand,
     },
 }
 
@@ -264,6 +270,7 @@ fn main() -> ExitCode {
                 let database = database.unwrap_or_else(|| config::DEFAULT_DATABASE.to_string());
                 list_accounts(&database).await
             }
+            Command::Access { command } => access::run(command).await,
         }
     });
     match result {

@@ -9,14 +9,19 @@
 //! - [`access`]: the node's access engine, following the access log.
 //! - [`governance`]: Unity Catalog objects, owners and grants changed and read for a caller,
 //!   authorised through the access engine by construction.
+//! - [`access_questions`]: check, who and what as the access API and the CLI ask them, and
+//!   the one JSON and text rendering of the engine's explanations.
+//! - [`workspace_permissions`]: the workspace object Permissions API (read, PUT, PATCH).
 //! - [`routes`]: the handlers, thin: parse, call the service, render.
 
 pub mod access;
+pub mod access_questions;
 pub mod context;
 pub mod error;
 pub mod governance;
 pub mod routes;
 pub mod service;
+pub mod workspace_permissions;
 
 use scimitar_domain::{AccountId, ScimError, ScimResult};
 use service::Services;

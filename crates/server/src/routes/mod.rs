@@ -1,7 +1,9 @@
 //! The HTTP routes, and the small helpers they share for reading requests and writing responses.
 
+pub mod access;
 pub mod bulk;
 pub mod discovery;
+pub mod permissions;
 pub mod resources;
 pub mod statements;
 pub mod unity_catalog;
@@ -45,7 +47,17 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/.well-known/databricks-config", get(databricks_config));
+        .route("/.well-known/databricks-config", get(databricks_config))
+        .route(
+            "/api/2.0/permissions/{*object}",
+            get(permissions::get)
+                .put(permissions::put)
+                .patch(permissions::patch)
+                .fallback(method_not_allowed),
+        )
+        .route("/api/2.0/access/check", read_only(get(access::check)))
+        .route("/api/2.0/access/who", read_only(get(access::who)))
+        .route("/api/2.0/access/what", read_only(get(access::what)));
     for (prefix, mount) in mounts {
         router = router.nest(prefix, scim_routes().layer(Extension(mount)));
     }

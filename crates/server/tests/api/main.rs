@@ -4,6 +4,7 @@
 //! and the Databricks SDK do.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod access;
 mod bulk;
 mod credentials;
 mod discovery;
@@ -15,6 +16,7 @@ mod health;
 mod mounts;
 mod okta;
 mod patch;
+mod permissions;
 mod queries;
 mod scale;
 mod service_principals;

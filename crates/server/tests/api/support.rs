@@ -35,6 +35,11 @@ pub struct TestApp {
     /// The bootstrap admin token's secret.
     pub token: String,
     pub client: reqwest::Client,
+    /// The running app's services, for tests that must set up state no HTTP API makes yet
+    /// (directory placement, Unity Catalog securables) or mint tokens for other principals.
+    pub services: Services,
+    /// The bootstrapped account.
+    pub account: scimitar_domain::AccountId,
     /// Kept so the server stops when the test ends.
     _shutdown: oneshot::Sender<()>,
     /// Kept so the database outlives the server (fields drop in order: the server first).
@@ -188,7 +193,8 @@ pub async fn spawn_app_on(database: TestDatabase, url: &str) -> TestApp {
         .expect("bootstrap succeeds")
         .expect("an empty database is bootstrapped");
     let token = bootstrap.admin_token.expose().to_string();
-    let application = Application::bind("127.0.0.1:0", services)
+    let account = bootstrap.account.id.clone();
+    let application = Application::bind("127.0.0.1:0", services.clone())
         .await
         .expect("binds a free port");
     let address = format!("http://{}", application.local_addr().expect("an address"));
@@ -200,6 +206,8 @@ pub async fn spawn_app_on(database: TestDatabase, url: &str) -> TestApp {
         address,
         token,
         client: reqwest::Client::new(),
+        services,
+        account,
         _shutdown: shutdown,
         _database: database,
     }

@@ -1,0 +1,205 @@
+//! `scimitar access check|who|what`: the access API's questions asked of a database directly,
+//! for operators at a terminal. The engine is built from the database the way `serve` builds
+//! it, and the answers are rendered by the server crate's `access_questions`, the same code
+//! the HTTP API uses.
+
+use clap::{Args, Subcommand};
+use scimitar_domain::AccountId;
+use scimitar_server::access_questions::{self, Target};
+use scimitar_server::error::from_access_error;
+use scimitar_server::service::Services;
+use std::collections::HashMap;
+
+#[derive(Subcommand)]
+pub enum AccessCommand {
+    /// Whether a principal has a privilege, an object permission level or an entitlement,
+    /// and why (or what is missing).
+    Check {
+        #[command(flatten)]
+        common: Common,
+        /// userName, group displayName, service principal applicationId, or id.
+        #[arg(long)]
+        principal: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Every user and service principal that has it, through nested groups.
+    Who {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Everything a principal holds, and through which grant, ACL entry or entitlement.
+    What {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        principal: String,
+    },
+}
+
+#[derive(Args)]
+pub struct Common {
+    #[arg(long, env = "SCIMITAR_DATABASE_URL")]
+    database: Option<String>,
+    /// The account (default: the first one).
+    #[arg(long)]
+    account: Option<String>,
+    /// Print the access API's JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One of: `--privilege --securable-type --full-name`; `--object-type --object-id
+/// --permission-level`; or `--entitlement`.
+#[derive(Args)]
+pub struct TargetArgs {
+    /// A Unity Catalog privilege, e.g. SELECT.
+    #[arg(long)]
+    privilege: Option<String>,
+    /// CATALOG, SCHEMA, TABLE, ...
+    #[arg(long)]
+    securable_type: Option<String>,
+    /// e.g. main.sales.orders
+    #[arg(long)]
+    full_name: Option<String>,
+    /// A Permissions API object type, e.g. jobs, clusters, directories.
+    #[arg(long)]
+    object_type: Option<String>,
+    #[arg(long)]
+    object_id: Option<String>,
+    /// e.g. CAN_VIEW
+    #[arg(long)]
+    permission_level: Option<String>,
+    /// e.g. workspace-access
+    #[arg(long)]
+    entitlement: Option<String>,
+}
+
+impl TargetArgs {
+    fn target(self) -> Result<Target, String> {
+        let parameters: HashMap<String, String> = [
+            ("privilege", self.privilege),
+            ("securable_type", self.securable_type),
+            ("full_name", self.full_name),
+            ("object_type", self.object_type),
+            ("object_id", self.object_id),
+            ("permission_level", self.permission_level),
+            ("entitlement", self.entitlement),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|value| (name.to_string(), value)))
+        .collect();
+        Target::from_parameters(&parameters).map_err(|error| error.to_string())
+    }
+}
+
+/// Opens the database, builds the engine as `serve` does, and answers.
+async fn open(common: &Common) -> Result<(Services, AccountId), String> {
+    let database = common
+        .database
+        .clone()
+        .unwrap_or_else(|| crate::config::DEFAULT_DATABASE.to_string());
+    let services = crate::services(&database, 1).await?;
+    services
+        .access
+        .reload(services.store.as_ref())
+        .await
+        .map_err(|error| format!("cannot load access state: {error}"))?;
+    let accounts = services
+        .store
+        .accounts()
+        .await
+        .map_err(|error| error.to_string())?;
+    let account = match &common.account {
+        Some(id) => accounts
+            .into_iter()
+            .find(|candidate| candidate.id.as_str() == id)
+            .ok_or_else(|| format!("no account {id}"))?,
+        None => accounts
+            .into_iter()
+            .next()
+            .ok_or("the database holds no account")?,
+    };
+    Ok((services, account.id))
+}
+
+fn print_json(value: &serde_json::Value) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(value).map_err(|error| error.to_string())?;
+    println!("{text}");
+    Ok(())
+}
+
+pub async fn run(command: AccessCommand) -> Result<(), String> {
+    match command {
+        AccessCommand::Check {
+            common,
+            principal,
+            target,
+        } => {
+            let target = target.target()?;
+            let (services, account) = open(&common).await?;
+            let principal = access_questions::resolve_principal(&services, &account, &principal)
+                .await
+                .map_err(|error| error.to_string())?;
+            let answer = services
+                .access
+                .read(&account, |model| {
+                    access_questions::check(model, &principal, &target)
+                })
+                .and_then(|answer| answer)
+                .map_err(|error| error.to_string())?;
+            if common.json {
+                print_json(&access_questions::check_json(&answer))
+            } else {
+                print!("{answer}");
+                Ok(())
+            }
+        }
+        AccessCommand::Who { common, target } => {
+            let target = target.target()?;
+            let (services, account) = open(&common).await?;
+            let holders = services
+                .access
+                .read(&account, |model| access_questions::who(model, &target))
+                .and_then(|holders| holders)
+                .map_err(|error| error.to_string())?;
+            if common.json {
+                return print_json(&access_questions::holders_json(&target, &holders));
+            }
+            println!("{} principals have {target}", holders.len());
+            for holder in holders {
+                println!(
+                    "  {}: via {}",
+                    holder.principal,
+                    access_questions::via_text(&holder.via)
+                );
+            }
+            Ok(())
+        }
+        AccessCommand::What { common, principal } => {
+            let (services, account) = open(&common).await?;
+            let principal = access_questions::resolve_principal(&services, &account, &principal)
+                .await
+                .map_err(|error| error.to_string())?;
+            let (reference, held) = services
+                .access
+                .read(&account, |model| {
+                    let reference = model.principal_ref(&principal).map_err(from_access_error)?;
+                    let held = model.what(&principal).map_err(from_access_error)?;
+                    Ok((reference, held))
+                })
+                .and_then(|answer| answer)
+                .map_err(|error| error.to_string())?;
+            if common.json {
+                return print_json(&access_questions::what_json(&reference, &held));
+            }
+            println!("{reference} holds {} accesses", held.len());
+            for via in held {
+                println!("  {}", access_questions::via_text(&via));
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,470 @@
+//! The workspace object Permissions API (`/api/2.0/permissions/...`) as an application
+//! service: which object a path names, who may read or change its ACL, what a PUT or PATCH
+//! leaves behind, and the `ObjectPermissions` document the Databricks SDK reads back.
+//!
+//! Every rule about ACLs is the access engine's: [`AccessModel::can_change_object_acl`] decides
+//! who may write, [`AccessModel::planned_object_acl`] computes the resulting direct ACL, and the
+//! service commits exactly that list as [`GovernanceChange::SetObjectAcl`] through
+//! [`Services::commit`], so the engine (and every later check) sees it before the answer goes
+//! out.
+
+use crate::error::from_access_error;
+use crate::service::Services;
+use scimitar_access::{
+    AccessModel, AclEntry, AclWrite, ObjectType, PermissionLevel, PrincipalRef, TOKENS_OBJECT_ID,
+};
+use scimitar_domain::{AccountId, PrincipalId, PrincipalKind, ScimError, ScimResult};
+use scimitar_store::{Change, GovernanceChange};
+use serde_json::{json, Map, Value};
+use std::sync::OnceLock;
+
+/// A workspace object as the Permissions API path names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectAddress {
+    pub object_type: ObjectType,
+    pub object_id: String,
+}
+
+/// What a path under `/api/2.0/permissions/` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermissionsPath {
+    pub object: ObjectAddress,
+    /// True for `.../permissionLevels`.
+    pub levels: bool,
+}
+
+impl PermissionsPath {
+    /// Parses the part after `/api/2.0/permissions/`: `{type}/{id}`, `sql/{type}/{id}` (the
+    /// spelling the generic SDK client and Terraform use for SQL objects), or
+    /// `authorization/tokens`, each optionally followed by `/permissionLevels`.
+    pub fn parse(rest: &str) -> ScimResult<PermissionsPath> {
+        let mut segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+        let levels = segments.last() == Some(&"permissionLevels");
+        if levels {
+            segments.pop();
+        }
+        let unknown = || {
+            ScimError::NotFound(format!(
+                "no permissions endpoint at /api/2.0/permissions/{rest}"
+            ))
+        };
+        let (object_type, object_id) = match segments.as_slice() {
+            ["authorization", "tokens"] => (ObjectType::Tokens, TOKENS_OBJECT_ID.to_string()),
+            ["sql", kind @ ("warehouses" | "queries" | "alerts"), id] => (
+                ObjectType::parse(kind).map_err(|_| unknown())?,
+                id.to_string(),
+            ),
+            [kind, id] if *kind != "authorization" => (
+                ObjectType::parse(kind).map_err(|error| {
+                    ScimError::NotFound(format!("{error}; the Permissions API has no such objects"))
+                })?,
+                id.to_string(),
+            ),
+            _ => return Err(unknown()),
+        };
+        Ok(PermissionsPath {
+            object: ObjectAddress {
+                object_type,
+                object_id,
+            },
+            levels,
+        })
+    }
+}
+
+impl ObjectAddress {
+    /// The `object_id` of an `ObjectPermissions` document: `/jobs/123`,
+    /// `/sql/warehouses/abc`, `/authorization/tokens`.
+    pub fn api_object_id(&self) -> String {
+        match self.object_type {
+            ObjectType::Tokens => "/authorization/tokens".to_string(),
+            ObjectType::Warehouses => format!("/sql/warehouses/{}", self.object_id),
+            other => format!("/{}/{}", other.as_str(), self.object_id),
+        }
+    }
+
+    /// The singular `object_type` Databricks answers with (`job`, `cluster-policy`).
+    pub fn api_object_type(&self) -> &'static str {
+        singular(self.object_type)
+    }
+}
+
+fn singular(object_type: ObjectType) -> &'static str {
+    match object_type {
+        ObjectType::Clusters => "cluster",
+        ObjectType::ClusterPolicies => "cluster-policy",
+        ObjectType::InstancePools => "instance-pool",
+        ObjectType::Jobs => "job",
+        ObjectType::Pipelines => "pipelines",
+        ObjectType::Notebooks => "notebook",
+        ObjectType::Directories => "directory",
+        ObjectType::Files => "file",
+        ObjectType::Repos => "repo",
+        ObjectType::Experiments => "mlflowExperiment",
+        ObjectType::RegisteredModels => "registered-model",
+        ObjectType::ServingEndpoints => "serving-endpoint",
+        ObjectType::Warehouses => "warehouses",
+        ObjectType::Dashboards => "dashboard",
+        ObjectType::Queries => "query",
+        ObjectType::Alerts => "alert",
+        ObjectType::Apps => "apps",
+        ObjectType::Tokens => "tokens",
+    }
+}
+
+/// One entry of a PUT or PATCH body, before its principal is looked up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestedEntry {
+    pub kind: PrincipalKind,
+    /// userName, group displayName or service principal applicationId.
+    pub name: String,
+    pub level: PermissionLevel,
+}
+
+/// Reads `{"access_control_list": [{"user_name"|"group_name"|"service_principal_name": ...,
+/// "permission_level": ...}]}`. A missing list is an empty one: the SDK sends `{}` when it is
+/// given none, and a PUT of nothing removes every direct entry.
+pub fn parse_request(body: &Value) -> ScimResult<Vec<RequestedEntry>> {
+    let object = body
+        .as_object()
+        .ok_or_else(|| ScimError::invalid_syntax("the request body must be a JSON object"))?;
+    let list = match object.get("access_control_list") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(list)) => list,
+        Some(_) => {
+            return Err(ScimError::invalid_value(
+                "access_control_list must be an array",
+            ))
+        }
+    };
+    list.iter()
+        .enumerate()
+        .map(|(index, entry)| parse_entry(index, entry))
+        .collect()
+}
+
+fn parse_entry(index: usize, entry: &Value) -> ScimResult<RequestedEntry> {
+    let at = |what: &str| format!("access_control_list[{index}]: {what}");
+    let entry = entry
+        .as_object()
+        .ok_or_else(|| ScimError::invalid_value(at("each entry must be an object")))?;
+    let names: Vec<(PrincipalKind, &str)> = [
+        ("user_name", PrincipalKind::User),
+        ("group_name", PrincipalKind::Group),
+        ("service_principal_name", PrincipalKind::ServicePrincipal),
+    ]
+    .into_iter()
+    .filter_map(|(field, kind)| {
+        entry
+            .get(field)
+            .and_then(Value::as_str)
+            .map(|name| (kind, name))
+    })
+    .collect();
+    let (kind, name) = match names.as_slice() {
+        [(kind, name)] if !name.trim().is_empty() => (*kind, name.trim().to_string()),
+        [_] => {
+            return Err(ScimError::invalid_value(at(
+                "the principal's name is empty",
+            )))
+        }
+        _ => {
+            return Err(ScimError::invalid_value(at(
+                "give exactly one of user_name, group_name and service_principal_name",
+            )))
+        }
+    };
+    let level = entry
+        .get("permission_level")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ScimError::invalid_value(at("permission_level is missing")))?;
+    let level = PermissionLevel::parse(level).map_err(from_access_error)?;
+    Ok(RequestedEntry { kind, name, level })
+}
+
+/// Stripes of per-object locks, so that two PATCHes of one object on this node cannot both
+/// compute their result from the same ACL and lose one of the changes. Process-wide because
+/// a process serves one database; writers on other nodes are not covered (see
+/// ARCHITECTURE.md).
+fn object_lock(account: &AccountId, object: &ObjectAddress) -> &'static tokio::sync::Mutex<()> {
+    use std::hash::{Hash, Hasher};
+    static LOCKS: OnceLock<Vec<tokio::sync::Mutex<()>>> = OnceLock::new();
+    let locks = LOCKS.get_or_init(|| (0..64).map(|_| tokio::sync::Mutex::new(())).collect());
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (account, object.object_type, &object.object_id).hash(&mut hasher);
+    &locks[(hasher.finish() % locks.len() as u64) as usize]
+}
+
+/// Applies a PUT (`AclWrite::Replace`) or PATCH (`AclWrite::Update`) for `caller` and returns
+/// the object's permissions afterwards.
+pub async fn write(
+    services: &Services,
+    account: &AccountId,
+    caller: &PrincipalId,
+    object: &ObjectAddress,
+    requested: Vec<RequestedEntry>,
+    mode: AclWrite,
+) -> ScimResult<Value> {
+    let mut entries = Vec::with_capacity(requested.len());
+    for entry in requested {
+        let principal = services
+            .store
+            .principal_by_name(account, entry.kind, &entry.name)
+            .await?
+            .ok_or_else(|| {
+                ScimError::invalid_value(format!(
+                    "{} '{}' does not exist",
+                    kind_label(entry.kind),
+                    entry.name
+                ))
+            })?;
+        entries.push(AclEntry::new(principal.id, entry.level));
+    }
+    let _turn = object_lock(account, object).lock().await;
+    let planned = services.access.read(account, |model| {
+        ensure_may_change(model, caller, object)?;
+        model
+            .planned_object_acl(object.object_type, &object.object_id, &entries, mode)
+            .map_err(from_access_error)
+    })??;
+    services
+        .commit(
+            account,
+            Change::Governance(GovernanceChange::SetObjectAcl {
+                object_type: object.object_type,
+                object_id: object.object_id.clone(),
+                entries: planned,
+            }),
+        )
+        .await?;
+    services.access.read(account, |model| render(model, object))
+}
+
+/// The object's permissions, for admins and for anyone holding a level on it.
+pub fn get(model: &AccessModel, caller: &PrincipalId, object: &ObjectAddress) -> ScimResult<Value> {
+    let may_read = model
+        .is_workspace_admin(caller)
+        .map_err(from_access_error)?
+        || model
+            .object_permission(caller, object.object_type, &object.object_id)
+            .map_err(from_access_error)?
+            .is_some();
+    if !may_read {
+        return Err(ScimError::Forbidden(format!(
+            "reading the permissions of {} needs a permission on it or workspace admin",
+            object.api_object_id()
+        )));
+    }
+    Ok(render(model, object))
+}
+
+/// The levels the object's type knows, weakest first.
+pub fn permission_levels(object: &ObjectAddress) -> Value {
+    let levels: Vec<Value> = object
+        .object_type
+        .levels()
+        .iter()
+        .map(|level| {
+            json!({
+                "permission_level": level.as_str(),
+                "description": describe(*level),
+            })
+        })
+        .collect();
+    json!({ "permission_levels": levels })
+}
+
+fn ensure_may_change(
+    model: &AccessModel,
+    caller: &PrincipalId,
+    object: &ObjectAddress,
+) -> ScimResult<()> {
+    if model
+        .can_change_object_acl(caller, object.object_type, &object.object_id)
+        .map_err(from_access_error)?
+    {
+        return Ok(());
+    }
+    Err(ScimError::Forbidden(format!(
+        "changing the permissions of {} needs CAN_MANAGE or IS_OWNER on it, or workspace admin",
+        object.api_object_id()
+    )))
+}
+
+/// The `ObjectPermissions` document: one element per principal, listing its direct level and
+/// every inherited one (from directories above, and `admins`' CAN_MANAGE, which Databricks
+/// shows as inherited from the type's root object `/{type}/`).
+pub fn render(model: &AccessModel, object: &ObjectAddress) -> Value {
+    let mut order: Vec<PrincipalRef> = Vec::new();
+    let mut permissions: Vec<Vec<Value>> = Vec::new();
+    let mut add = |principal: PrincipalRef, permission: Value| match order
+        .iter()
+        .position(|known| known.id == principal.id)
+    {
+        Some(index) => permissions[index].push(permission),
+        None => {
+            order.push(principal);
+            permissions.push(vec![permission]);
+        }
+    };
+    for entry in model.object_acl(object.object_type, &object.object_id) {
+        let permission = match &entry.inherited_from {
+            None => json!({"permission_level": entry.level.as_str(), "inherited": false}),
+            Some(directory) => json!({
+                "permission_level": entry.level.as_str(),
+                "inherited": true,
+                "inherited_from_object": [ObjectAddress {
+                    object_type: directory.object_type,
+                    object_id: directory.object_id.clone(),
+                }.api_object_id()],
+            }),
+        };
+        add(entry.principal, permission);
+    }
+    if object
+        .object_type
+        .rank(PermissionLevel::CanManage)
+        .is_some()
+    {
+        if let Some(admins) = model.admins_group() {
+            let root = match object.object_type {
+                ObjectType::Tokens => "/authorization/tokens".to_string(),
+                ObjectType::Warehouses => "/sql/warehouses/".to_string(),
+                other => format!("/{}/", other.as_str()),
+            };
+            add(
+                admins,
+                json!({
+                    "permission_level": PermissionLevel::CanManage.as_str(),
+                    "inherited": true,
+                    "inherited_from_object": [root],
+                }),
+            );
+        }
+    }
+    let acl: Vec<Value> = order
+        .iter()
+        .zip(permissions)
+        .map(|(principal, all_permissions)| {
+            let mut entry = Map::new();
+            let field = match principal.kind {
+                PrincipalKind::User => "user_name",
+                PrincipalKind::Group => "group_name",
+                PrincipalKind::ServicePrincipal => "service_principal_name",
+            };
+            entry.insert(field.into(), json!(principal.name));
+            entry.insert("all_permissions".into(), Value::Array(all_permissions));
+            Value::Object(entry)
+        })
+        .collect();
+    json!({
+        "object_id": object.api_object_id(),
+        "object_type": object.api_object_type(),
+        "access_control_list": acl,
+    })
+}
+
+fn kind_label(kind: PrincipalKind) -> &'static str {
+    match kind {
+        PrincipalKind::User => "user",
+        PrincipalKind::Group => "group",
+        PrincipalKind::ServicePrincipal => "service principal",
+    }
+}
+
+fn describe(level: PermissionLevel) -> &'static str {
+    match level {
+        PermissionLevel::CanAttachTo => "Can attach notebooks and jobs to the compute",
+        PermissionLevel::CanRestart => "Can start, restart and stop the compute",
+        PermissionLevel::CanUse => "Can use the object",
+        PermissionLevel::CanView => "Can view the object",
+        PermissionLevel::CanRead => "Can read the object",
+        PermissionLevel::CanMonitor => "Can monitor the object",
+        PermissionLevel::CanQuery => "Can query the endpoint",
+        PermissionLevel::CanRun => "Can run the object",
+        PermissionLevel::CanManageRun => "Can run, cancel and view runs",
+        PermissionLevel::CanEdit => "Can edit the object",
+        PermissionLevel::CanManageStagingVersions => "Can manage staging versions",
+        PermissionLevel::CanManageProductionVersions => "Can manage production versions",
+        PermissionLevel::IsOwner => "Owns the object",
+        PermissionLevel::CanManage => "Can manage the object and its permissions",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn paths_name_objects_the_way_the_sdk_spells_them() {
+        let cases = [
+            ("jobs/123", ObjectType::Jobs, "123", false),
+            ("jobs/123/permissionLevels", ObjectType::Jobs, "123", true),
+            ("sql/warehouses/abc", ObjectType::Warehouses, "abc", false),
+            ("warehouses/abc", ObjectType::Warehouses, "abc", false),
+            (
+                "authorization/tokens",
+                ObjectType::Tokens,
+                TOKENS_OBJECT_ID,
+                false,
+            ),
+            (
+                "authorization/tokens/permissionLevels",
+                ObjectType::Tokens,
+                TOKENS_OBJECT_ID,
+                true,
+            ),
+            (
+                "cluster-policies/p1",
+                ObjectType::ClusterPolicies,
+                "p1",
+                false,
+            ),
+            ("apps/my-app", ObjectType::Apps, "my-app", false),
+        ];
+        for (path, object_type, object_id, levels) in cases {
+            let parsed = PermissionsPath::parse(path).unwrap();
+            assert_eq!(parsed.object.object_type, object_type, "{path}");
+            assert_eq!(parsed.object.object_id, object_id, "{path}");
+            assert_eq!(parsed.levels, levels, "{path}");
+        }
+    }
+
+    #[test]
+    fn unknown_paths_are_not_found() {
+        for path in [
+            "widgets/1",
+            "jobs",
+            "jobs/1/2",
+            "authorization/passwords",
+            "",
+        ] {
+            assert!(
+                matches!(PermissionsPath::parse(path), Err(ScimError::NotFound(_))),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn request_entries_need_one_principal_and_a_level() {
+        let parsed = parse_request(&json!({"access_control_list": [
+            {"user_name": "a@x", "permission_level": "CAN_VIEW"},
+            {"group_name": "g", "permission_level": "can_manage_run"},
+        ]}))
+        .unwrap();
+        assert_eq!(parsed[1].level, PermissionLevel::CanManageRun);
+        assert!(parse_request(&json!({})).unwrap().is_empty());
+        for bad in [
+            json!({"access_control_list": [{"permission_level": "CAN_VIEW"}]}),
+            json!({"access_control_list": [{"user_name": "a", "group_name": "g", "permission_level": "CAN_VIEW"}]}),
+            json!({"access_control_list": [{"user_name": "a"}]}),
+            json!({"access_control_list": [{"user_name": "a", "permission_level": "CAN_FLY"}]}),
+            json!({"access_control_list": "x"}),
+            json!([]),
+        ] {
+            assert!(parse_request(&bad).is_err(), "{bad}");
+        }
+    }
+}
