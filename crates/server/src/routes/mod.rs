@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod bulk;
+pub mod consistency;
 pub mod discovery;
 pub mod permissions;
 pub mod resources;
@@ -68,6 +69,10 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     router
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            consistency::layer,
+        ))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<Body>| {
             let id = request

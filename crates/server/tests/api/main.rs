@@ -14,6 +14,7 @@ mod etags;
 mod groups;
 mod health;
 mod mounts;
+mod multi_node;
 mod okta;
 mod patch;
 mod permissions;

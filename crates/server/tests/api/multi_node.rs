@@ -1,0 +1,207 @@
+//! Several nodes over one database behave as one server: a second application started on the
+//! first one's database (SQLite here, or PostgreSQL with `SCIMITAR_TEST_BACKEND=postgres`)
+//! serves the same identities, keeps uniqueness under races, and, given the change token of a
+//! write made on the other node, answers as if it had made the write itself.
+
+use crate::support::*;
+use reqwest::Method;
+use scimitar_domain::{RandomIds, SystemClock};
+use scimitar_server::service::Services;
+use scimitar_server::Application;
+use serde_json::json;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// A second node: the same application over an existing database, without bootstrapping.
+struct Node {
+    address: String,
+    _shutdown: oneshot::Sender<()>,
+}
+
+async fn node_on(url: &str) -> Node {
+    let store = scimitar_store::open(url).await.expect("the store opens");
+    let services = Services::new(store, Arc::new(SystemClock), Arc::new(RandomIds));
+    let application = Application::bind("127.0.0.1:0", services)
+        .await
+        .expect("binds a free port");
+    let address = format!("http://{}", application.local_addr().expect("an address"));
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    tokio::spawn(application.run_until(async move {
+        let _ = stopped.await;
+    }));
+    Node {
+        address,
+        _shutdown: shutdown,
+    }
+}
+
+async fn two_nodes() -> (TestApp, Node) {
+    let (database, url) = TestDatabase::fresh().await;
+    let first = spawn_app_on(database, &url).await;
+    let second = node_on(&url).await;
+    (first, second)
+}
+
+/// A request to `node` under `/scim/v2`, with the first node's admin token.
+fn on(app: &TestApp, node: &Node, method: Method, path: &str) -> reqwest::RequestBuilder {
+    app.client
+        .request(method, format!("{}{SCIM}{path}", node.address))
+        .bearer_auth(&app.token)
+}
+
+fn change_token(reply: &Reply) -> String {
+    reply
+        .header("scimitar-change-token")
+        .expect("a write answers with a change token")
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_write_on_one_node_is_seen_on_the_other_with_its_change_token() {
+    let (app, other) = two_nodes().await;
+    let created = app
+        .post(
+            "/Users",
+            json!({"schemas": [USER_SCHEMA], "userName": "carol@example.com"}),
+        )
+        .await;
+    assert_eq!(created.status, 201);
+    let user_id = created.id();
+    // Storage reads are current on every node; with the creation's token the other node has
+    // also applied it, so from here on it answers her groups from its own engine.
+    let first_read = read(
+        on(&app, &other, Method::GET, &format!("/Users/{user_id}"))
+            .header("scimitar-read-after", change_token(&created))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(first_read.status, 200);
+    let before = first_read.body["groups"].as_array().unwrap().len();
+    let group = app.create_group("night-shift", &[]).await;
+    let group_id = group["id"].as_str().unwrap();
+    let patched = app
+        .patch_ops(
+            &format!("/Groups/{group_id}"),
+            json!([{"op": "add", "path": "members", "value": [{"value": user_id}]}]),
+        )
+        .await;
+    assert_eq!(patched.status, 200);
+    let token = change_token(&patched);
+    // With the token, the other node answers only once it has applied that write.
+    let seen = read(
+        on(&app, &other, Method::GET, &format!("/Users/{user_id}"))
+            .header("scimitar-read-after", &token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(seen.status, 200);
+    let groups: Vec<&str> = seen.body["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|group| group["display"].as_str().unwrap())
+        .collect();
+    assert_eq!(groups.len(), before + 1);
+    assert!(groups.contains(&"night-shift"), "{groups:?}");
+}
+
+#[tokio::test]
+async fn without_a_token_the_other_node_catches_up_on_its_own() {
+    let (app, other) = two_nodes().await;
+    let user = app.create_user("dan@example.com").await;
+    let user_id = user["id"].as_str().unwrap().to_string();
+    let path = format!("/Users/{user_id}");
+    assert_eq!(
+        read(on(&app, &other, Method::GET, &path).send().await.unwrap())
+            .await
+            .status,
+        200
+    );
+    let reply = app
+        .patch_ops(
+            &path,
+            json!([{"op": "replace", "path": "displayName", "value": "Daniel"}]),
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    // The follower reads the log every 100 ms; allow it many intervals on a busy machine.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let seen = read(on(&app, &other, Method::GET, &path).send().await.unwrap()).await;
+        if seen.body["displayName"] == "Daniel" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the other node never caught up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn two_nodes_creating_one_user_name_at_once_make_exactly_one_user() {
+    let (app, other) = two_nodes().await;
+    for round in 0..5 {
+        let body =
+            json!({"schemas": [USER_SCHEMA], "userName": format!("race-{round}@example.com")});
+        let first = on(&app, &other, Method::POST, "/Users").json(&body).send();
+        let second = app.scim(Method::POST, "/Users").json(&body).send();
+        let (first, second) = tokio::join!(first, second);
+        let mut statuses = [
+            first.unwrap().status().as_u16(),
+            second.unwrap().status().as_u16(),
+        ];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [201, 409], "round {round}");
+    }
+}
+
+#[tokio::test]
+async fn a_principal_deactivated_on_one_node_is_refused_by_the_other_given_the_token() {
+    let (app, other) = two_nodes().await;
+    let me = app.get("/Me").await;
+    // The other node has seen the token and the principal.
+    assert_eq!(
+        read(on(&app, &other, Method::GET, "/Me").send().await.unwrap())
+            .await
+            .status,
+        200
+    );
+    let reply = app
+        .patch_ops(
+            &format!("/Users/{}", me.id()),
+            json!([{"op": "replace", "path": "active", "value": false}]),
+        )
+        .await;
+    let token = change_token(&reply);
+    let refused = read(
+        on(&app, &other, Method::GET, "/Users")
+            .header("scimitar-read-after", &token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    refused.assert_error(401, None);
+}
+
+#[tokio::test]
+async fn a_change_token_that_is_not_a_number_or_is_from_the_future_is_a_400() {
+    let app = spawn_app().await;
+    for bad in ["soon", "18446744073709551615"] {
+        let reply = read(
+            app.scim(Method::GET, "/Users")
+                .header("scimitar-read-after", bad)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        reply.assert_error(400, Some("invalidValue"));
+    }
+}
