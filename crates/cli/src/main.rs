@@ -3,6 +3,7 @@
 
 mod access;
 mod config;
+mod sql;
 
 use clap::{Parser, Subcommand};
 use config::Config;
@@ -59,6 +60,9 @@ enum Command {
         #[command(subcommand)]
         command: AccountCommand,
     },
+    /// Run one governance SQL statement (GRANT, REVOKE, SHOW GRANTS, CREATE, DROP, ALTER ...
+    /// OWNER TO) as a principal, against the database directly.
+    Sql(sql::SqlArgs),
     /// Ask who may do what, and why: check, who, what.
     Access {
         #[command(subcommand)]
@@ -269,6 +273,13 @@ fn main() -> ExitCode {
             } => {
                 let database = database.unwrap_or_else(|| config::DEFAULT_DATABASE.to_string());
                 list_accounts(&database).await
+            }
+            Command::Sql(args) => {
+                let database = args
+                    .database()
+                    .unwrap_or_else(|| config::DEFAULT_DATABASE.to_string());
+                let services = services(&database, config::DEFAULT_MAX_CONNECTIONS).await?;
+                sql::run(args, services).await
             }
             Command::Access { command } => access::run(command).await,
         }

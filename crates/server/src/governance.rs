@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use scimitar_access::statement::{name_part_problem, SecurableName, SHOW_GRANTS_COLUMNS};
 use scimitar_access::{
-    AccessError, AccessModel, Decision, Privilege, PrivilegeSet, SecurableRef, SecurableType,
-    Statement,
+    parse_statement, AccessError, AccessModel, Decision, Privilege, PrivilegeSet, SecurableRef,
+    SecurableType, Statement,
 };
 use scimitar_domain::{AccountId, PrincipalId, PrincipalKind, ScimError, ScimResult, Timestamp};
 use scimitar_store::{Change, GovernanceChange, PrincipalFacts};
@@ -49,6 +49,31 @@ impl Governance {
             services,
             writes: Arc::new(tokio::sync::Mutex::new(())),
         }
+    }
+
+    /// Finds a principal as Databricks names it: a userName, else a group's displayName, else
+    /// a service principal's applicationId, each ignoring case. Returns its id and its name
+    /// as stored.
+    pub async fn principal_named(
+        &self,
+        account: &AccountId,
+        name: &str,
+    ) -> ScimResult<(PrincipalId, String)> {
+        let store = &self.services.store;
+        for kind in [
+            PrincipalKind::User,
+            PrincipalKind::Group,
+            PrincipalKind::ServicePrincipal,
+        ] {
+            if let Some(principal) = store.principal_by_name(account, kind, name).await? {
+                let facts = PrincipalFacts::of(&principal);
+                return Ok((facts.id, facts.name));
+            }
+        }
+        Err(ScimError::NotFound(format!(
+            "principal `{name}` does not exist: no user has that userName, no group that \
+             name and no service principal that applicationId"
+        )))
     }
 
     /// Acts as `principal` in `account`: every method of the [`Caller`] is authorised as it.
@@ -170,24 +195,8 @@ impl Caller<'_> {
         self.services().commit(&self.account, change).await
     }
 
-    /// Finds a principal as Databricks names it: a userName, else a group's displayName, else
-    /// a service principal's applicationId, each ignoring case.
     async fn resolve(&self, name: &str) -> ScimResult<(PrincipalId, String)> {
-        let store = &self.services().store;
-        for kind in [
-            PrincipalKind::User,
-            PrincipalKind::Group,
-            PrincipalKind::ServicePrincipal,
-        ] {
-            if let Some(principal) = store.principal_by_name(&self.account, kind, name).await? {
-                let facts = PrincipalFacts::of(&principal);
-                return Ok((facts.id, facts.name));
-            }
-        }
-        Err(ScimError::NotFound(format!(
-            "principal `{name}` does not exist: no user has that userName, no group that \
-             name and no service principal that applicationId"
-        )))
+        self.governance.principal_named(&self.account, name).await
     }
 
     // ----- reads -----------------------------------------------------------------------------
@@ -523,6 +532,19 @@ impl Caller<'_> {
             self.authorize_privileges(model, securable_type, &full_name, metastore, resolved)
         })??;
         self.commit(authorized).await
+    }
+
+    /// Parses and runs one statement of governance SQL; a statement that does not parse is an
+    /// `invalidSyntax` error whose message names the offending token and its offset.
+    pub async fn run_sql(
+        &self,
+        text: &str,
+        catalog: Option<&str>,
+        schema: Option<&str>,
+    ) -> ScimResult<Outcome> {
+        let statement =
+            parse_statement(text).map_err(|error| from_access_error(AccessError::from(error)))?;
+        self.execute(statement, catalog, schema).await
     }
 
     /// Runs one parsed statement; names that are not fully qualified take the session's

@@ -20,7 +20,6 @@ use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use scimitar_access::parse_statement;
 use scimitar_domain::ScimError;
 use serde_json::{json, Value};
 
@@ -92,10 +91,7 @@ async fn execute(
     let caller = state
         .governance
         .caller(context.account, context.token.principal);
-    let outcome = match parse_statement(statement) {
-        Ok(parsed) => caller.execute(parsed, catalog, schema).await,
-        Err(error) => Err(ScimError::invalid_syntax(error.message)),
-    };
+    let outcome = caller.run_sql(statement, catalog, schema).await;
     let id = state.services.ids.uuid();
     let answer = match outcome {
         Ok(outcome) => succeeded(&id, outcome),
