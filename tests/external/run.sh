@@ -9,7 +9,8 @@
 #   - scim2-tester and scim-sanity against the generic mount (/scim/v2) and
 #     the Databricks workspace mount (/api/2.0/preview/scim/v2);
 #   - the Databricks SDK scenario with the workspace client and with the
-#     account client.
+#     account client;
+#   - the Databricks SDK's Permissions API calls on a job and a directory.
 #
 # The Python tools come from the virtualenv in $SCIMITAR_VENV (default: .venv
 # at the repository root, which scripts/test creates). If SCIMITAR_RESULTS is
@@ -42,6 +43,7 @@ readonly suites=(
     "scim-sanity /api/2.0/preview/scim/v2"
     "databricks-sdk workspace"
     "databricks-sdk account"
+    "databricks-sdk permissions"
 )
 
 if [[ ! -x "$binary" ]]; then
@@ -170,6 +172,7 @@ for mount in /scim/v2 /api/2.0/preview/scim/v2; do
 done
 run_suite "databricks-sdk workspace" "$python" "$here/databricks_sdk_scenario.py" workspace "$origin"
 run_suite "databricks-sdk account" "$python" "$here/databricks_sdk_scenario.py" account "$origin" "$account_id"
+run_suite "databricks-sdk permissions" "$python" "$here/databricks_sdk_permissions.py" "$origin"
 
 failed=0
 if ! kill -0 "$server_pid" 2>/dev/null; then
