@@ -21,5 +21,7 @@ mod permissions;
 mod queries;
 mod scale;
 mod service_principals;
+mod statements;
 mod support;
+mod unity_catalog;
 mod users;
