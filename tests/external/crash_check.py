@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""Crash test: no acknowledged write is ever lost, and a crash leaves consistent data.
+
+Usage: crash_check.py BINARY [--database URL] [--rounds N] [--results FILE] [--label L]
+
+Starts `BINARY serve` on a fresh database (a new SQLite file unless --database names an
+empty one), then, several times over: drives concurrent writers (user creations, user
+PATCHes, group member additions and, where the Unity Catalog API answers, grants) for a
+random fraction of a second, kills the server with SIGKILL in the middle of that traffic,
+restarts it on the same database and checks that
+
+  - every write that was answered 2xx is there (users, their last acknowledged displayName
+    or a later one that was in flight at the kill, memberships, grants);
+  - the data is consistent: every member of every group exists, each userName is held by
+    exactly one user, and the server serves normally after restart.
+
+Only the standard library is used. Exits non-zero on the first violation, printing it.
+"""
+
+import argparse
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
+PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    def __init__(self, binary, database, work_dir):
+        self.binary, self.database, self.work_dir = binary, database, work_dir
+        self.process = None
+        self.origin = None
+
+    def start(self):
+        port = free_port()
+        self.origin = f"http://127.0.0.1:{port}"
+        log = open(os.path.join(self.work_dir, "server.log"), "ab")
+        self.process = subprocess.Popen(
+            [self.binary, "serve", "--listen", f"127.0.0.1:{port}", "--database", self.database],
+            stdout=log,
+            stderr=log,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                sys.exit(f"FAIL: the server exited with {self.process.returncode} on start")
+            try:
+                with urllib.request.urlopen(self.origin + "/healthz", timeout=2) as reply:
+                    if reply.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        sys.exit("FAIL: the server did not answer /healthz within 30 s")
+
+    def kill(self):
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+class Client:
+    def __init__(self, server, token):
+        self.server, self.token = server, token
+
+    def call(self, method, path, body=None, timeout=10):
+        """Returns (status, json or None); status 0 when the connection failed."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.server.origin + path,
+            data=data,
+            method=method,
+            headers={
+                "Authorization": f"Bearer {self.token}",
+                "Content-Type": "application/json",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as reply:
+                raw = reply.read()
+                return reply.status, (json.loads(raw) if raw else None)
+        except urllib.error.HTTPError as error:
+            raw = error.read()
+            try:
+                return error.code, json.loads(raw) if raw else None
+            except ValueError:
+                return error.code, None
+        except (OSError, ValueError):
+            return 0, None
+
+
+class Ledger:
+    """What the server acknowledged, and what was in flight when it died."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.users = {}  # id -> userName (acknowledged creations)
+        self.names_sent = {}  # id -> [displayName values sent, in order]
+        self.names_acked = {}  # id -> index into names_sent of the last acknowledged one
+        self.members = {}  # group id -> set of member ids acknowledged as added
+        self.grants = set()  # (catalog, group displayName) acknowledged
+        self.groups = {}  # id -> displayName
+
+
+def writer(client, ledger, stop, seed):
+    rng = random.Random(seed)
+    counter = 0
+    while not stop.is_set():
+        counter += 1
+        choice = rng.random()
+        with ledger.lock:
+            user_ids = list(ledger.users)
+            group_ids = list(ledger.groups)
+        if choice < 0.45 or not user_ids:
+            name = f"crash-{seed}-{counter}-{rng.randrange(1 << 30)}@example.com"
+            status, body = client.call(
+                "POST", "/scim/v2/Users", {"schemas": [USER_SCHEMA], "userName": name}
+            )
+            if status == 201:
+                with ledger.lock:
+                    ledger.users[body["id"]] = name
+        elif choice < 0.75:
+            user = rng.choice(user_ids)
+            with ledger.lock:
+                sent = ledger.names_sent.setdefault(user, [])
+                value = f"name-{seed}-{counter}"
+                sent.append(value)
+                index = len(sent) - 1
+            status, _ = client.call(
+                "PATCH",
+                f"/scim/v2/Users/{user}",
+                {
+                    "schemas": [PATCH_SCHEMA],
+                    "Operations": [{"op": "replace", "path": "displayName", "value": value}],
+                },
+            )
+            if 200 <= status < 300:
+                with ledger.lock:
+                    ledger.names_acked[user] = max(ledger.names_acked.get(user, -1), index)
+        elif group_ids:
+            group, user = rng.choice(group_ids), rng.choice(user_ids)
+            status, _ = client.call(
+                "PATCH",
+                f"/scim/v2/Groups/{group}",
+                {
+                    "schemas": [PATCH_SCHEMA],
+                    "Operations": [{"op": "add", "path": "members", "value": [{"value": user}]}],
+                },
+            )
+            if 200 <= status < 300:
+                with ledger.lock:
+                    ledger.members.setdefault(group, set()).add(user)
+
+
+def granter(client, ledger, stop, catalog):
+    """Grants USE_CATALOG on the catalog to the groups, one after another, if the API exists."""
+    with ledger.lock:
+        groups = list(ledger.groups.items())
+    for _, name in groups:
+        if stop.is_set():
+            return
+        status, _ = client.call(
+            "PATCH",
+            f"/api/2.1/unity-catalog/permissions/catalog/{catalog}",
+            {"changes": [{"principal": name, "add": ["USE_CATALOG"]}]},
+        )
+        if 200 <= status < 300:
+            with ledger.lock:
+                ledger.grants.add((catalog, name))
+
+
+def verify(client, ledger, label):
+    problems = []
+    with ledger.lock:
+        users = dict(ledger.users)
+        sent = {user: list(values) for user, values in ledger.names_sent.items()}
+        acked = dict(ledger.names_acked)
+        members = {group: set(ids) for group, ids in ledger.members.items()}
+        grants = set(ledger.grants)
+    for user, name in users.items():
+        status, body = client.call("GET", f"/scim/v2/Users/{user}")
+        if status != 200:
+            problems.append(f"acknowledged user {user} ({name}) is gone: {status}")
+            continue
+        if body.get("userName") != name:
+            problems.append(f"user {user} has userName {body.get('userName')!r}, not {name!r}")
+        if user in acked:
+            allowed = sent[user][acked[user]:]
+            if body.get("displayName") not in allowed:
+                problems.append(
+                    f"user {user} has displayName {body.get('displayName')!r}; the last "
+                    f"acknowledged was {sent[user][acked[user]]!r}"
+                )
+        status, listed = client.call(
+            "GET", "/scim/v2/Users?filter=" + urllib.request.quote(f'userName eq "{name}"')
+        )
+        if status != 200 or listed.get("totalResults") != 1:
+            problems.append(f"userName {name} is held by {listed and listed.get('totalResults')} users")
+    for group, expected in members.items():
+        status, body = client.call("GET", f"/scim/v2/Groups/{group}")
+        if status != 200:
+            problems.append(f"group {group} is gone: {status}")
+            continue
+        present = {member["value"] for member in body.get("members", [])}
+        missing = expected - present
+        if missing:
+            problems.append(f"group {group} lost acknowledged members {sorted(missing)[:5]}")
+        for member in present:
+            status, _ = client.call("GET", f"/scim/v2/Users/{member}")
+            if status != 200:
+                problems.append(f"group {group} has member {member}, which does not exist")
+    for catalog, name in grants:
+        status, body = client.call("GET", f"/api/2.1/unity-catalog/permissions/catalog/{catalog}")
+        holders = {
+            assignment.get("principal"): assignment.get("privileges", [])
+            for assignment in (body or {}).get("privilege_assignments", [])
+        }
+        if "USE_CATALOG" not in holders.get(name, []):
+            problems.append(f"acknowledged grant of USE_CATALOG on {catalog} to {name} is gone")
+    if problems:
+        for problem in problems[:20]:
+            print(f"  violation [{label}]: {problem}")
+        return False
+    print(
+        f"  [{label}] verified {len(users)} users, {len(acked)} renames, "
+        f"{sum(len(ids) for ids in members.values())} memberships, {len(grants)} grants"
+    )
+    return True
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("binary")
+    parser.add_argument("--database")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--writers", type=int, default=8)
+    parser.add_argument("--results")
+    parser.add_argument("--label", default="")
+    args = parser.parse_args()
+    suite = "crash test" + (f" [{args.label}]" if args.label else "")
+
+    work_dir = tempfile.mkdtemp(prefix="scimitar-crash.")
+    database = args.database or f"sqlite://{work_dir}/scimitar.db"
+    token = subprocess.run(
+        [args.binary, "token", "create", "--database", database, "--scope", "admin"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    server = Server(args.binary, database, work_dir)
+    client = Client(server, token)
+    ledger = Ledger()
+    rng = random.Random(7)
+    ok = True
+    try:
+        server.start()
+        for index in range(4):
+            name = f"crash-group-{index}"
+            status, body = client.call(
+                "POST", "/scim/v2/Groups", {"schemas": [GROUP_SCHEMA], "displayName": name}
+            )
+            if status != 201:
+                sys.exit(f"FAIL: cannot create a group: {status} {body}")
+            ledger.groups[body["id"]] = name
+        catalog = "crash_catalog"
+        status, _ = client.call("POST", "/api/2.1/unity-catalog/catalogs", {"name": catalog})
+        has_catalog = status in (200, 201)
+        print(f"  [{args.label or 'sqlite'}] grants {'included' if has_catalog else 'skipped (no Unity Catalog API)'}")
+        for round_number in range(args.rounds):
+            stop = threading.Event()
+            threads = [
+                threading.Thread(target=writer, args=(client, ledger, stop, round_number * 100 + n))
+                for n in range(args.writers)
+            ]
+            if has_catalog:
+                threads.append(threading.Thread(target=granter, args=(client, ledger, stop, catalog)))
+            for thread in threads:
+                thread.start()
+            time.sleep(0.3 + rng.random() * 0.7)
+            server.kill()
+            stop.set()
+            for thread in threads:
+                thread.join()
+            server.start()
+            ok = verify(client, ledger, f"{args.label or 'sqlite'} round {round_number + 1}") and ok
+            if not ok:
+                break
+    finally:
+        server.stop()
+    if args.results:
+        with open(args.results, "a") as results:
+            results.write(f"{'PASS' if ok else 'FAIL'} {suite}\n")
+    print(f"{'PASS' if ok else 'FAIL'} {suite} (server log: {work_dir}/server.log)")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
