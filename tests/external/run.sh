@@ -11,6 +11,9 @@
 #   - the Databricks SDK scenario with the workspace client and with the
 #     account client;
 #   - the Databricks SDK's Permissions API calls on a job and a directory.
+#   - the Databricks SDK's Unity Catalog and Statement Execution calls (catalogs,
+#     schemas, GRANT in SQL, grants.update/get/get_effective across SCIM
+#     membership changes).
 #
 # The Python tools come from the virtualenv in $SCIMITAR_VENV (default: .venv
 # at the repository root, which scripts/test creates). If SCIMITAR_RESULTS is
@@ -44,6 +47,7 @@ readonly suites=(
     "databricks-sdk workspace"
     "databricks-sdk account"
     "databricks-sdk permissions"
+    "databricks-sdk governance"
 )
 
 if [[ ! -x "$binary" ]]; then
@@ -173,6 +177,7 @@ done
 run_suite "databricks-sdk workspace" "$python" "$here/databricks_sdk_scenario.py" workspace "$origin"
 run_suite "databricks-sdk account" "$python" "$here/databricks_sdk_scenario.py" account "$origin" "$account_id"
 run_suite "databricks-sdk permissions" "$python" "$here/databricks_sdk_permissions.py" "$origin"
+run_suite "databricks-sdk governance" "$python" "$here/databricks_sdk_governance.py" "$origin"
 
 failed=0
 if ! kill -0 "$server_pid" 2>/dev/null; then
