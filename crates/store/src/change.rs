@@ -1,6 +1,7 @@
 //! [`Change`]: every write Scimitar makes, as a value. One place where every mutation passes.
 
 use crate::governance::GovernanceChange;
+use crate::transfer::ImportRecord;
 use crate::{Account, Workspace};
 use scimitar_domain::credentials::Token;
 use scimitar_domain::patch::MembershipStep;
@@ -40,4 +41,11 @@ pub enum Change {
     /// Several governance changes that must commit together or not at all (a permissions
     /// PATCH naming several principals), applied in order, with one access-log entry each.
     GovernanceBatch(Vec<GovernanceChange>),
+    /// Records of an export, written as they are (ids, versions and timestamps kept) in one
+    /// transaction, with the access-log entries that the state they make implies: principals
+    /// saved, members added, securables created, grants, object parents and whole ACLs. No
+    /// automatic `users` membership and no per-member checks: the records come from a store
+    /// that kept those rules, and its memberships (the `users` ones included) are among them.
+    /// See [`crate::transfer`].
+    Import(Vec<ImportRecord>),
 }

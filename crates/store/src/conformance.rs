@@ -3,8 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::transfer::{self, TransferError};
 use crate::{
-    AccessEvent, Account, Change, GovernanceChange, GrantRow, LoggedEvent, Store, Workspace,
+    AccessEvent, Account, Change, GovernanceChange, GrantRow, LoggedEvent, MembershipRow, Store,
+    Workspace,
 };
 use scimitar_access::{AclEntry, ObjectType, PermissionLevel, Privilege, SecurableType};
 use scimitar_domain::credentials::{Token, TokenScope};
@@ -926,6 +928,465 @@ pub async fn concurrent_updates_from_one_version_commit_one(store: &dyn Store) {
     assert_eq!(member_ids(store, &account, "g").await.len(), 1);
 }
 
+/// Reads an account's whole directory through the export pages, `limit` at a time.
+async fn all_principals(store: &dyn Store, account: &AccountId, limit: usize) -> Vec<Principal> {
+    let mut principals: Vec<Principal> = Vec::new();
+    loop {
+        let after = principals.last().map(|principal| principal.id.clone());
+        let page = store
+            .principals_page(account, after.as_ref(), limit)
+            .await
+            .unwrap();
+        assert!(page.len() <= limit, "the limit is kept");
+        if page.is_empty() {
+            return principals;
+        }
+        principals.extend(page);
+    }
+}
+
+async fn all_memberships(
+    store: &dyn Store,
+    account: &AccountId,
+    limit: usize,
+) -> Vec<MembershipRow> {
+    let mut memberships: Vec<MembershipRow> = Vec::new();
+    loop {
+        let page = store
+            .memberships_page(account, memberships.last(), limit)
+            .await
+            .unwrap();
+        assert!(page.len() <= limit, "the limit is kept");
+        if page.is_empty() {
+            return memberships;
+        }
+        memberships.extend(page);
+    }
+}
+
+async fn export_text(store: &dyn Store, page_size: usize) -> String {
+    let mut output = Vec::new();
+    transfer::export(store, &mut output, page_size, &mut |_| {})
+        .await
+        .unwrap();
+    String::from_utf8(output).unwrap()
+}
+
+async fn import_text(
+    store: &dyn Store,
+    text: &str,
+    batch_size: usize,
+) -> Result<transfer::ImportSummary, TransferError> {
+    transfer::import(store, &mut text.as_bytes(), batch_size, &mut |_| {}).await
+}
+
+/// Fills an account with every kind of record an export carries: users with password hashes,
+/// enterprise attributes and entitlements, an inactive user, a service principal, nested
+/// groups, a principal at a later version, tokens (one revoked-free, one expiring),
+/// securables with grants, and workspace objects in a directory with ACLs.
+async fn populate_for_export(store: &dyn Store) -> AccountId {
+    let account = seed_account(store).await;
+    let mut alice = principal(
+        "u1",
+        PrincipalKind::User,
+        json!({
+            "userName": "alice@example.com",
+            "displayName": "Alice",
+            "active": true,
+            "emails": [{"value": "alice@example.com", "type": "work", "primary": true}],
+            "entitlements": [{"value": "workspace-access"}, {"value": "databricks-sql-access"}],
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
+                "employeeNumber": "0042",
+                "manager": {"value": "u2"},
+                "costCenter": "R&D ✓"
+            }
+        }),
+        1_700_000_000_123_456,
+    );
+    alice.password_hash =
+        Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into());
+    create(store, &account, alice, &[]).await.unwrap();
+    let mut bob = user("u2", "bob", 2);
+    bob.attributes.insert("active".into(), json!(false));
+    create(store, &account, bob, &[]).await.unwrap();
+    for index in 3..8 {
+        create(
+            store,
+            &account,
+            user(&format!("u{index}"), &format!("user{index}"), index),
+            &[],
+        )
+        .await
+        .unwrap();
+    }
+    create(
+        store,
+        &account,
+        principal(
+            "sp1",
+            PrincipalKind::ServicePrincipal,
+            json!({"applicationId": "9f0c-ci", "displayName": "ci", "active": true}),
+            9,
+        ),
+        &[],
+    )
+    .await
+    .unwrap();
+    create(store, &account, group("eng", "engineers"), &["u1", "u3"])
+        .await
+        .unwrap();
+    create(
+        store,
+        &account,
+        group("all", "everyone"),
+        &["eng", "sp1", "u4"],
+    )
+    .await
+    .unwrap();
+    // Two updates: versions and last_modified must come across as they are.
+    add_members(store, &account, "admins", &["u1"])
+        .await
+        .unwrap();
+    add_members(store, &account, "all", &["u5"]).await.unwrap();
+    for (id, principal_id, digest, expires) in [
+        ("t1", "u1", "d1", Some(9_999_999_999_000_000)),
+        ("t2", "sp1", "d2", None),
+    ] {
+        store
+            .apply(
+                &account,
+                Change::CreateToken {
+                    token: Token {
+                        id: id.into(),
+                        account: account.clone(),
+                        principal: PrincipalId::new(principal_id),
+                        scope: TokenScope::Admin,
+                        comment: Some(format!("token {id}")),
+                        created: Timestamp::from_micros(77),
+                        expires: expires.map(Timestamp::from_micros),
+                    },
+                    digest: digest.into(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let mut changes = Vec::new();
+    for (securable_type, full_name, comment) in [
+        (SecurableType::Catalog, "main", Some("the main catalog")),
+        (SecurableType::Schema, "main.sales", None),
+        (SecurableType::Table, "main.sales.orders", None),
+    ] {
+        changes.push(GovernanceChange::CreateSecurable {
+            securable_type,
+            full_name: full_name.into(),
+            owner: PrincipalId::new("u1"),
+            comment: comment.map(str::to_string),
+            created: Timestamp::from_micros(5),
+        });
+    }
+    changes.push(GovernanceChange::Grant {
+        securable_type: SecurableType::Catalog,
+        full_name: "main".into(),
+        principal: PrincipalId::new("users"),
+        privileges: vec![Privilege::UseCatalog],
+    });
+    changes.push(GovernanceChange::Grant {
+        securable_type: SecurableType::Schema,
+        full_name: "main.sales".into(),
+        principal: PrincipalId::new("eng"),
+        privileges: vec![Privilege::UseSchema, Privilege::Select],
+    });
+    changes.push(GovernanceChange::SetObjectAcl {
+        object_type: ObjectType::Jobs,
+        object_id: "42".into(),
+        entries: vec![
+            AclEntry::new(PrincipalId::new("u1"), PermissionLevel::CanManageRun),
+            AclEntry::new(PrincipalId::new("all"), PermissionLevel::CanView),
+            AclEntry::new(PrincipalId::new("sp1"), PermissionLevel::CanManage),
+        ],
+    });
+    changes.push(GovernanceChange::SetObjectParent {
+        object_type: ObjectType::Notebooks,
+        object_id: "7".into(),
+        directory: Some("3".into()),
+    });
+    changes.push(GovernanceChange::SetObjectAcl {
+        object_type: ObjectType::Directories,
+        object_id: "3".into(),
+        entries: vec![AclEntry::new(
+            PrincipalId::new("eng"),
+            PermissionLevel::CanManage,
+        )],
+    });
+    store
+        .apply(&account, Change::GovernanceBatch(changes))
+        .await
+        .unwrap();
+    account
+}
+
+/// What an account's access log says its state is, as sorted plain values.
+#[derive(Debug, PartialEq)]
+struct Replayed {
+    principals: Vec<String>,
+    memberships: Vec<(String, String)>,
+    /// `full_name principal PRIVILEGE`.
+    grants: Vec<String>,
+    /// `(type/id, principal, level)`: the last ACL logged for each object.
+    acl: Vec<(String, String, String)>,
+}
+
+/// The log replayed into plain sets, which is what a following access engine does with it.
+fn replayed(events: &[LoggedEvent], account: &AccountId) -> Replayed {
+    let mut principals = Vec::new();
+    let mut memberships = Vec::new();
+    let mut grants = Vec::new();
+    let mut acl: std::collections::BTreeMap<String, Vec<(String, String)>> =
+        std::collections::BTreeMap::new();
+    for logged in events.iter().filter(|logged| logged.account == *account) {
+        match &logged.event {
+            AccessEvent::PrincipalSaved(facts) => principals.push(facts.id.to_string()),
+            AccessEvent::MemberAdded { group, member } => {
+                memberships.push((group.to_string(), member.to_string()))
+            }
+            AccessEvent::Governance(GovernanceChange::Grant {
+                full_name,
+                principal,
+                privileges,
+                ..
+            }) => {
+                for privilege in privileges {
+                    grants.push(format!("{full_name} {principal} {}", privilege.as_str()));
+                }
+            }
+            AccessEvent::Governance(GovernanceChange::SetObjectAcl {
+                object_type,
+                object_id,
+                entries,
+            }) => {
+                acl.insert(
+                    format!("{}/{object_id}", object_type.as_str()),
+                    entries
+                        .iter()
+                        .map(|entry| (entry.principal.to_string(), entry.level.as_str().into()))
+                        .collect(),
+                );
+            }
+            _ => {}
+        }
+    }
+    principals.sort();
+    principals.dedup();
+    memberships.sort();
+    grants.sort();
+    let mut acl_rows: Vec<(String, String, String)> = acl
+        .into_iter()
+        .flat_map(|(object, entries)| {
+            entries
+                .into_iter()
+                .map(move |(principal, level)| (object.clone(), principal, level))
+        })
+        .collect();
+    acl_rows.sort();
+    Replayed {
+        principals,
+        memberships,
+        grants,
+        acl: acl_rows,
+    }
+}
+
+/// An export imported into an empty store gives back the same store: every principal field by
+/// field (password hashes, versions, timestamps), memberships, tokens that still authenticate
+/// by their digest, governance state; exporting the copy gives the same text; and the copy's
+/// access log describes exactly its state, so an engine following it agrees. Import refuses an
+/// account the target holds, a malformed line by its number, and a batch the store refuses,
+/// leaving nothing of that batch.
+pub async fn an_export_imports_into_an_empty_store_unchanged(
+    source: &dyn Store,
+    target: &dyn Store,
+) {
+    let account = populate_for_export(source).await;
+    // Small pages and batches: keyset paging and batch boundaries (an ACL split across two
+    // batches included) are crossed many times.
+    let text = export_text(source, 2).await;
+    assert!(text.starts_with("{\"type\":\"scimitar-export\",\"version\":1}\n"));
+    assert!(!text.contains("password\""), "no clear password field");
+    let lines = text.lines().count();
+    let summary = import_text(target, &text, 3).await.unwrap();
+    assert_eq!(summary.accounts, vec![account.clone()]);
+    assert_eq!(summary.records, u64::try_from(lines - 1).unwrap());
+    assert!(summary.batches > 5);
+
+    assert_eq!(
+        target.accounts().await.unwrap(),
+        source.accounts().await.unwrap()
+    );
+    assert_eq!(
+        target.workspaces(&account).await.unwrap(),
+        source.workspaces(&account).await.unwrap()
+    );
+    let principals = all_principals(source, &account, 3).await;
+    assert_eq!(
+        principals.len(),
+        12,
+        "admins, users, 7 users, sp1, eng, all"
+    );
+    assert_eq!(all_principals(target, &account, 4).await, principals);
+    let alice = target
+        .principal_by_name(&account, PrincipalKind::User, "ALICE@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(alice
+        .password_hash
+        .as_deref()
+        .unwrap()
+        .starts_with("$argon2id$"));
+    assert_eq!(
+        alice.attributes["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]
+            ["costCenter"],
+        "R&D ✓"
+    );
+    let memberships = all_memberships(source, &account, 2).await;
+    assert!(memberships.contains(&MembershipRow {
+        group: PrincipalId::new("all"),
+        member: PrincipalId::new("eng"),
+        created: Timestamp::from_micros(10),
+    }));
+    assert_eq!(all_memberships(target, &account, 5).await, memberships);
+    assert_eq!(
+        member_ids(target, &account, "users").await.len(),
+        8,
+        "every user and the service principal, once each"
+    );
+    assert_eq!(
+        target.tokens(&account).await.unwrap(),
+        source.tokens(&account).await.unwrap()
+    );
+    for digest in ["d1", "d2"] {
+        let moved = target.token_by_digest(digest).await.unwrap();
+        assert!(
+            moved.is_some(),
+            "token {digest} authenticates after the move"
+        );
+        assert_eq!(moved, source.token_by_digest(digest).await.unwrap());
+    }
+    let (mut before, mut after) = (
+        source.access_snapshot(&account).await.unwrap(),
+        target.access_snapshot(&account).await.unwrap(),
+    );
+    for snapshot in [&mut before, &mut after] {
+        snapshot.seq = 0;
+        snapshot.principals.sort_by(|a, b| a.id.cmp(&b.id));
+        snapshot.memberships.sort();
+    }
+    assert_eq!(after, before);
+    assert_eq!(
+        export_text(target, 5).await,
+        text,
+        "the copy exports the same"
+    );
+
+    let log = replayed(&whole_log(target).await, &account);
+    let mut expected_ids: Vec<String> = principals.iter().map(|p| p.id.to_string()).collect();
+    expected_ids.sort();
+    assert_eq!(log.principals, expected_ids);
+    let mut expected_memberships: Vec<(String, String)> = memberships
+        .iter()
+        .map(|row| (row.group.to_string(), row.member.to_string()))
+        .collect();
+    expected_memberships.sort();
+    assert_eq!(log.memberships, expected_memberships);
+    let mut expected_grants: Vec<String> = after
+        .grants
+        .iter()
+        .map(|grant| {
+            format!(
+                "{} {} {}",
+                grant.full_name,
+                grant.principal,
+                grant.privilege.as_str()
+            )
+        })
+        .collect();
+    expected_grants.sort();
+    assert_eq!(log.grants, expected_grants);
+    let mut expected_acl: Vec<(String, String, String)> = after
+        .acl
+        .iter()
+        .map(|row| {
+            (
+                format!("{}/{}", row.object_type.as_str(), row.object_id),
+                row.entry.principal.to_string(),
+                row.entry.level.as_str().to_string(),
+            )
+        })
+        .collect();
+    expected_acl.sort();
+    assert_eq!(
+        log.acl, expected_acl,
+        "an ACL split across batches is logged whole"
+    );
+
+    // The target holds the account now: a second import is refused before it writes.
+    let log_length = whole_log(target).await.len();
+    match import_text(target, &text, 3).await {
+        Err(TransferError::AccountExists {
+            line: 2,
+            account: refused,
+        }) => {
+            assert_eq!(refused, account)
+        }
+        other => panic!("expected AccountExists, got {other:?}"),
+    }
+    assert_eq!(whole_log(target).await.len(), log_length);
+
+    // A malformed line is named; the batch it would have joined is not written.
+    let header = "{\"type\":\"scimitar-export\",\"version\":1}";
+    let account_line =
+        |id: &str| format!("{{\"type\":\"account\",\"id\":\"{id}\",\"name\":\"x\",\"created\":1}}");
+    let malformed = format!(
+        "{header}\n{}\n{{\"type\":\"workspace\",\"account\":\"acct-2\",\"id\":\"w2\",\"name\":\"w\",\"created\":1}}\n{{\"type\":\"principal\",\"account\":\"acct-2\"}}\n",
+        account_line("acct-2")
+    );
+    match import_text(target, &malformed, 100).await {
+        Err(TransferError::Malformed { line: 4, .. }) => {}
+        other => panic!("expected a malformed line 4, got {other:?}"),
+    }
+    match import_text(target, "{\"type\":\"account\"}\n", 100).await {
+        Err(TransferError::Malformed { line: 1, .. }) => {}
+        other => panic!("expected a missing header, got {other:?}"),
+    }
+    // A batch the store refuses (a member that does not exist) is written not at all.
+    let refused = format!(
+        "{header}\n{}\n{{\"type\":\"membership\",\"account\":\"acct-3\",\"group\":\"g\",\"member\":\"nobody\",\"created\":1}}\n",
+        account_line("acct-3")
+    );
+    match import_text(target, &refused, 100).await {
+        Err(TransferError::Refused {
+            first_line: 2,
+            last_line: 3,
+            ..
+        }) => {}
+        other => panic!("expected a refused batch, got {other:?}"),
+    }
+    let accounts: Vec<AccountId> = target
+        .accounts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|account| account.id)
+        .collect();
+    assert_eq!(
+        accounts,
+        vec![account],
+        "nothing of the failed imports remains"
+    );
+    assert_eq!(whole_log(target).await.len(), log_length);
+}
+
 /// A store that has just opened is ready: it answers, and its schema is current.
 pub async fn an_open_store_is_ready(store: &dyn Store) {
     assert_eq!(store.ready().await, Ok(()));
@@ -955,4 +1416,5 @@ where
     opposite_nestings_at_once_never_make_a_cycle(&fresh().await).await;
     concurrent_updates_from_one_version_commit_one(&fresh().await).await;
     an_open_store_is_ready(&fresh().await).await;
+    an_export_imports_into_an_empty_store_unchanged(&fresh().await, &fresh().await).await;
 }

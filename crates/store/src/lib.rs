@@ -13,6 +13,7 @@
 //! - [`sqlite`]: the embedded SQLite backend (the default).
 //! - [`postgres`]: the PostgreSQL backend, for several nodes sharing one database.
 //! - [`migrations`]: the numbered, forward-only schema migrations.
+//! - [`transfer`]: export to and import from JSON Lines, how a deployment moves between stores.
 //! - [`conformance`]: the backend-independent test suite.
 //!
 //! Invariant: storage never sees wire JSON or HTTP; it receives validated domain values.
@@ -25,6 +26,7 @@ pub mod migrations;
 pub mod postgres;
 pub mod sql;
 pub mod sqlite;
+pub mod transfer;
 
 pub use change::Change;
 pub use governance::{
@@ -32,6 +34,7 @@ pub use governance::{
     PrincipalFacts, SecurableRow,
 };
 use scimitar_access::SecurableType;
+pub use transfer::{ImportRecord, MembershipRow, TokenRow};
 
 use async_trait::async_trait;
 use scimitar_domain::credentials::Token;
@@ -143,6 +146,25 @@ pub trait Store: Send + Sync + 'static {
         securable_type: SecurableType,
         parent: Option<&str>,
     ) -> ScimResult<Vec<SecurableRow>>;
+
+    /// Up to `limit` of an account's principals, by id, starting after `after`: keyset pages
+    /// for export, each a range of the primary key however far in.
+    async fn principals_page(
+        &self,
+        account: &AccountId,
+        after: Option<&PrincipalId>,
+        limit: usize,
+    ) -> ScimResult<Vec<Principal>>;
+    /// Up to `limit` of an account's direct memberships, by group then member, starting after
+    /// the one given (the last of the previous page).
+    async fn memberships_page(
+        &self,
+        account: &AccountId,
+        after: Option<&MembershipRow>,
+        limit: usize,
+    ) -> ScimResult<Vec<MembershipRow>>;
+    /// Every token of an account, revoked ones included, with its secret's digest.
+    async fn tokens(&self, account: &AccountId) -> ScimResult<Vec<TokenRow>>;
 
     /// Applies one change atomically, together with its access-log entries.
     async fn apply(&self, account: &AccountId, change: Change) -> ScimResult<()>;

@@ -35,6 +35,7 @@ use crate::governance::{
 use crate::listing;
 use crate::migrations::{latest, POSTGRES_MIGRATIONS};
 use crate::sql::{sort_column, PostgresDialect, SqlBuilder, SqlValue};
+use crate::transfer::{ImportRecord, MembershipRow, TokenRow};
 use crate::{Account, NotReady, Page, Store, Workspace, MAX_GROUP_NESTING_DEPTH};
 use async_trait::async_trait;
 use deadpool_postgres::tokio_postgres::error::SqlState;
@@ -1234,6 +1235,7 @@ async fn apply_change(
                 log.push((account.clone(), AccessEvent::Governance(change.clone())));
             }
         }
+        Change::Import(records) => import_records(transaction, account, records, log).await?,
         Change::CreateToken { token, digest } => {
             transaction
                 .execute(
@@ -1255,6 +1257,224 @@ async fn apply_change(
         }
     }
     Ok(())
+}
+
+/// Writes exported records as they are, with the access-log entries their state implies (see
+/// [`Change::Import`]), as the SQLite backend does.
+async fn import_records(
+    transaction: &Transaction<'_>,
+    account: &AccountId,
+    records: &[ImportRecord],
+    log: &mut Log,
+) -> Outcome<()> {
+    // Objects whose ACL rows this batch wrote. An object's entries may span two batches, and
+    // the log entry replaces an ACL whole, so each is logged once, at the end, as it then is.
+    let mut acl_objects: Vec<(ObjectType, &str)> = Vec::new();
+    for record in records {
+        match record {
+            ImportRecord::Account(new_account) => {
+                if new_account.id != *account {
+                    return Err(internal("an imported account must be applied as itself").into());
+                }
+                // The primary key refuses a duplicate too; this gives the error a clear text.
+                let exists: bool = transaction
+                    .query_one(
+                        "SELECT EXISTS (SELECT 1 FROM accounts WHERE id = $1)",
+                        &[&account.as_str()],
+                    )
+                    .await
+                    .map_err(db)?
+                    .try_get(0)
+                    .map_err(internal)?;
+                if exists {
+                    return Err(
+                        ScimError::uniqueness(format!("account {account} already exists")).into(),
+                    );
+                }
+                execute(
+                    transaction,
+                    "INSERT INTO accounts (id, name, created) VALUES ($1, $2, $3)",
+                    &[
+                        &account.as_str(),
+                        &new_account.name,
+                        &new_account.created.as_micros(),
+                    ],
+                )
+                .await?;
+            }
+            ImportRecord::Workspace(workspace) => {
+                execute(
+                    transaction,
+                    "INSERT INTO workspaces (id, account_id, name, created) VALUES ($1, $2, $3, $4)",
+                    &[
+                        &workspace.id.as_str(),
+                        &account.as_str(),
+                        &workspace.name,
+                        &workspace.created.as_micros(),
+                    ],
+                )
+                .await?;
+            }
+            ImportRecord::Principal(principal) => {
+                insert_principal(transaction, account, principal, log).await?;
+            }
+            ImportRecord::Membership(membership) => {
+                // The member's kind comes from its row, which must already be there.
+                let inserted = execute(
+                    transaction,
+                    "INSERT INTO memberships (account_id, group_id, member_id, member_kind, created) \
+                     SELECT account_id, $2, id, kind, $4 FROM principals WHERE account_id = $1 AND id = $3",
+                    &[
+                        &account.as_str(),
+                        &membership.group.as_str(),
+                        &membership.member.as_str(),
+                        &membership.created.as_micros(),
+                    ],
+                )
+                .await?;
+                if inserted == 0 {
+                    return Err(ScimError::invalid_value(format!(
+                        "member '{}' of group '{}' does not exist in this account",
+                        membership.member, membership.group
+                    ))
+                    .into());
+                }
+                log.push((
+                    account.clone(),
+                    AccessEvent::MemberAdded {
+                        group: membership.group.clone(),
+                        member: membership.member.clone(),
+                    },
+                ));
+            }
+            ImportRecord::Token(row) => {
+                execute(
+                    transaction,
+                    "INSERT INTO tokens (id, account_id, principal_id, secret_digest, scope, comment, created, expires, revoked) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    &[
+                        &row.token.id,
+                        &account.as_str(),
+                        &row.token.principal.as_str(),
+                        &row.digest,
+                        &row.token.scope.as_str(),
+                        &row.token.comment,
+                        &row.token.created.as_micros(),
+                        &row.token.expires.map(Timestamp::as_micros),
+                        &row.revoked.map(Timestamp::as_micros),
+                    ],
+                )
+                .await?;
+            }
+            ImportRecord::Securable(row) => {
+                let change = GovernanceChange::CreateSecurable {
+                    securable_type: row.securable_type,
+                    full_name: row.full_name.clone(),
+                    owner: row.owner.clone(),
+                    comment: row.comment.clone(),
+                    created: row.created,
+                };
+                apply_governance(transaction, account, &change).await?;
+                log.push((account.clone(), AccessEvent::Governance(change)));
+            }
+            ImportRecord::Grant(row) => {
+                let change = GovernanceChange::Grant {
+                    securable_type: row.securable_type,
+                    full_name: row.full_name.clone(),
+                    principal: row.principal.clone(),
+                    privileges: vec![row.privilege],
+                };
+                apply_governance(transaction, account, &change).await?;
+                log.push((account.clone(), AccessEvent::Governance(change)));
+            }
+            ImportRecord::Object(row) => {
+                execute(
+                    transaction,
+                    "INSERT INTO workspace_objects (account_id, object_type, object_id, directory_id) \
+                     VALUES ($1, $2, $3, $4)",
+                    &[
+                        &account.as_str(),
+                        &row.object_type.as_str(),
+                        &row.object_id,
+                        &row.directory,
+                    ],
+                )
+                .await?;
+                // The engine keeps only placed objects (its snapshot loads the same).
+                if row.directory.is_some() {
+                    log.push((
+                        account.clone(),
+                        AccessEvent::Governance(GovernanceChange::SetObjectParent {
+                            object_type: row.object_type,
+                            object_id: row.object_id.clone(),
+                            directory: row.directory.clone(),
+                        }),
+                    ));
+                }
+            }
+            ImportRecord::Acl(row) => {
+                execute(
+                    transaction,
+                    "INSERT INTO object_acl (account_id, object_type, object_id, principal_id, level) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                    &[
+                        &account.as_str(),
+                        &row.object_type.as_str(),
+                        &row.object_id,
+                        &row.entry.principal.as_str(),
+                        &row.entry.level.as_str(),
+                    ],
+                )
+                .await?;
+                let key = (row.object_type, row.object_id.as_str());
+                if !acl_objects.contains(&key) {
+                    acl_objects.push(key);
+                }
+            }
+        }
+    }
+    for (object_type, object_id) in acl_objects {
+        let statement = transaction
+            .prepare_cached(
+                "SELECT principal_id, level FROM object_acl \
+                 WHERE account_id = $1 AND object_type = $2 AND object_id = $3 ORDER BY principal_id",
+            )
+            .await
+            .map_err(db)?;
+        let entries = transaction
+            .query(
+                &statement,
+                &[&account.as_str(), &object_type.as_str(), &object_id],
+            )
+            .await
+            .map_err(db)?
+            .iter()
+            .map(|row| {
+                Ok(AclEntry::new(
+                    PrincipalId::new(row.try_get::<_, String>(0).map_err(internal)?),
+                    PermissionLevel::parse(&row.try_get::<_, String>(1).map_err(internal)?)
+                        .map_err(internal)?,
+                ))
+            })
+            .collect::<ScimResult<Vec<_>>>()?;
+        log.push((
+            account.clone(),
+            AccessEvent::Governance(GovernanceChange::SetObjectAcl {
+                object_type,
+                object_id: object_id.to_string(),
+                entries,
+            }),
+        ));
+    }
+    Ok(())
+}
+
+fn membership_from_row(row: &Row) -> ScimResult<MembershipRow> {
+    Ok(MembershipRow {
+        group: PrincipalId::new(row.try_get::<_, String>(0).map_err(internal)?),
+        member: PrincipalId::new(row.try_get::<_, String>(1).map_err(internal)?),
+        created: Timestamp::from_micros(row.try_get(2).map_err(internal)?),
+    })
 }
 
 /// The bounds of the names strictly below `full_name` in the securable tree: `main.` up to
@@ -1909,6 +2129,134 @@ impl Store for PostgresStore {
             .map_err(db)?
             .iter()
             .map(securable_from_row)
+            .collect()
+    }
+
+    async fn principals_page(
+        &self,
+        account: &AccountId,
+        after: Option<&PrincipalId>,
+        limit: usize,
+    ) -> ScimResult<Vec<Principal>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        // Two statements rather than `($2 IS NULL OR id > $2)`, which a generic plan cannot
+        // turn into a range on the primary key.
+        let rows = match after {
+            None => {
+                let statement = client
+                    .prepare_cached(&format!(
+                        "SELECT {PRINCIPAL_COLUMNS} FROM principals p WHERE p.account_id = $1 \
+                         ORDER BY p.id LIMIT $2"
+                    ))
+                    .await
+                    .map_err(internal)?;
+                client
+                    .query(&statement, &[&account.as_str(), &limit])
+                    .await
+                    .map_err(internal)?
+            }
+            Some(after) => {
+                let statement = client
+                    .prepare_cached(&format!(
+                        "SELECT {PRINCIPAL_COLUMNS} FROM principals p WHERE p.account_id = $1 \
+                         AND p.id > $2 ORDER BY p.id LIMIT $3"
+                    ))
+                    .await
+                    .map_err(internal)?;
+                client
+                    .query(&statement, &[&account.as_str(), &after.as_str(), &limit])
+                    .await
+                    .map_err(internal)?
+            }
+        };
+        rows.iter().map(principal_from_row).collect()
+    }
+
+    async fn memberships_page(
+        &self,
+        account: &AccountId,
+        after: Option<&MembershipRow>,
+        limit: usize,
+    ) -> ScimResult<Vec<MembershipRow>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        let rows = match after {
+            None => {
+                let statement = client
+                    .prepare_cached(
+                        "SELECT group_id, member_id, created FROM memberships WHERE account_id = $1 \
+                         ORDER BY group_id, member_id LIMIT $2",
+                    )
+                    .await
+                    .map_err(internal)?;
+                client
+                    .query(&statement, &[&account.as_str(), &limit])
+                    .await
+                    .map_err(internal)?
+            }
+            // A row-value comparison is a range on the primary key.
+            Some(after) => {
+                let statement = client
+                    .prepare_cached(
+                        "SELECT group_id, member_id, created FROM memberships WHERE account_id = $1 \
+                         AND (group_id, member_id) > ($2, $3) ORDER BY group_id, member_id LIMIT $4",
+                    )
+                    .await
+                    .map_err(internal)?;
+                client
+                    .query(
+                        &statement,
+                        &[
+                            &account.as_str(),
+                            &after.group.as_str(),
+                            &after.member.as_str(),
+                            &limit,
+                        ],
+                    )
+                    .await
+                    .map_err(internal)?
+            }
+        };
+        rows.iter().map(membership_from_row).collect()
+    }
+
+    async fn tokens(&self, account: &AccountId) -> ScimResult<Vec<TokenRow>> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT id, principal_id, secret_digest, scope, comment, created, expires, revoked \
+                 FROM tokens WHERE account_id = $1 ORDER BY id",
+            )
+            .await
+            .map_err(internal)?;
+        client
+            .query(&statement, &[&account.as_str()])
+            .await
+            .map_err(internal)?
+            .iter()
+            .map(|row| {
+                let scope: String = row.try_get(3).map_err(internal)?;
+                Ok(TokenRow {
+                    token: Token {
+                        id: row.try_get(0).map_err(internal)?,
+                        account: account.clone(),
+                        principal: PrincipalId::new(row.try_get::<_, String>(1).map_err(internal)?),
+                        scope: TokenScope::parse(&scope).map_err(internal)?,
+                        comment: row.try_get(4).map_err(internal)?,
+                        created: Timestamp::from_micros(row.try_get(5).map_err(internal)?),
+                        expires: row
+                            .try_get::<_, Option<i64>>(6)
+                            .map_err(internal)?
+                            .map(Timestamp::from_micros),
+                    },
+                    digest: row.try_get(2).map_err(internal)?,
+                    revoked: row
+                        .try_get::<_, Option<i64>>(7)
+                        .map_err(internal)?
+                        .map(Timestamp::from_micros),
+                })
+            })
             .collect()
     }
 

@@ -17,6 +17,7 @@ use crate::governance::{
 use crate::listing;
 use crate::migrations::SQLITE_MIGRATIONS;
 use crate::sql::{sort_column, SqlBuilder, SqlValue, SqliteDialect};
+use crate::transfer::{ImportRecord, MembershipRow, TokenRow};
 use crate::MAX_GROUP_NESTING_DEPTH;
 use crate::{Account, Page, Store, Workspace};
 use async_trait::async_trait;
@@ -1031,6 +1032,7 @@ fn apply_change(
                 log_event(transaction, account, &AccessEvent::Governance(change))?;
             }
         }
+        Change::Import(records) => import_records(transaction, account, records)?,
         Change::CreateToken { token, digest } => {
             transaction
                 .execute(
@@ -1051,6 +1053,212 @@ fn apply_change(
         }
     }
     Ok(())
+}
+
+/// Writes exported records as they are, with the access-log entries their state implies (see
+/// [`Change::Import`]).
+fn import_records(
+    transaction: &Transaction<'_>,
+    account: &AccountId,
+    records: Vec<ImportRecord>,
+) -> ScimResult<()> {
+    let execute = |sql: &str, values: &[&dyn rusqlite::ToSql]| -> ScimResult<usize> {
+        transaction
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.execute(values))
+            .map_err(write_error)
+    };
+    // Objects whose ACL rows this batch wrote. An object's entries may span two batches, and
+    // the log entry replaces an ACL whole, so each is logged once, at the end, as it then is.
+    let mut acl_objects: Vec<(ObjectType, String)> = Vec::new();
+    for record in records {
+        match record {
+            ImportRecord::Account(new_account) => {
+                if new_account.id != *account {
+                    return Err(internal("an imported account must be applied as itself"));
+                }
+                let exists: bool = transaction
+                    .query_row(
+                        "SELECT EXISTS (SELECT 1 FROM accounts WHERE id = ?1)",
+                        [account.as_str()],
+                        |row| row.get(0),
+                    )
+                    .map_err(internal)?;
+                if exists {
+                    return Err(ScimError::uniqueness(format!(
+                        "account {account} already exists"
+                    )));
+                }
+                execute(
+                    "INSERT INTO accounts (id, name, created) VALUES (?1, ?2, ?3)",
+                    &[
+                        &account.as_str(),
+                        &new_account.name,
+                        &new_account.created.as_micros(),
+                    ],
+                )?;
+            }
+            ImportRecord::Workspace(workspace) => {
+                execute(
+                    "INSERT INTO workspaces (id, account_id, name, created) VALUES (?1, ?2, ?3, ?4)",
+                    &[
+                        &workspace.id.as_str(),
+                        &account.as_str(),
+                        &workspace.name,
+                        &workspace.created.as_micros(),
+                    ],
+                )?;
+            }
+            ImportRecord::Principal(principal) => {
+                insert_principal(transaction, account, &principal)?
+            }
+            ImportRecord::Membership(membership) => {
+                // The member's kind comes from its row, which must already be there.
+                let inserted = execute(
+                    "INSERT INTO memberships (account_id, group_id, member_id, member_kind, created) \
+                     SELECT account_id, ?2, id, kind, ?4 FROM principals WHERE account_id = ?1 AND id = ?3",
+                    &[
+                        &account.as_str(),
+                        &membership.group.as_str(),
+                        &membership.member.as_str(),
+                        &membership.created.as_micros(),
+                    ],
+                )?;
+                if inserted == 0 {
+                    return Err(ScimError::invalid_value(format!(
+                        "member '{}' of group '{}' does not exist in this account",
+                        membership.member, membership.group
+                    )));
+                }
+                log_event(
+                    transaction,
+                    account,
+                    &AccessEvent::MemberAdded {
+                        group: membership.group,
+                        member: membership.member,
+                    },
+                )?;
+            }
+            ImportRecord::Token(row) => {
+                execute(
+                    "INSERT INTO tokens (id, account_id, principal_id, secret_digest, scope, comment, created, expires, revoked) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    &[
+                        &row.token.id,
+                        &account.as_str(),
+                        &row.token.principal.as_str(),
+                        &row.digest,
+                        &row.token.scope.as_str(),
+                        &row.token.comment,
+                        &row.token.created.as_micros(),
+                        &row.token.expires.map(Timestamp::as_micros),
+                        &row.revoked.map(Timestamp::as_micros),
+                    ],
+                )?;
+            }
+            ImportRecord::Securable(row) => {
+                let change = GovernanceChange::CreateSecurable {
+                    securable_type: row.securable_type,
+                    full_name: row.full_name,
+                    owner: row.owner,
+                    comment: row.comment,
+                    created: row.created,
+                };
+                apply_governance(transaction, account, &change)?;
+                log_event(transaction, account, &AccessEvent::Governance(change))?;
+            }
+            ImportRecord::Grant(row) => {
+                let change = GovernanceChange::Grant {
+                    securable_type: row.securable_type,
+                    full_name: row.full_name,
+                    principal: row.principal,
+                    privileges: vec![row.privilege],
+                };
+                apply_governance(transaction, account, &change)?;
+                log_event(transaction, account, &AccessEvent::Governance(change))?;
+            }
+            ImportRecord::Object(row) => {
+                execute(
+                    "INSERT INTO workspace_objects (account_id, object_type, object_id, directory_id) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                    &[
+                        &account.as_str(),
+                        &row.object_type.as_str(),
+                        &row.object_id,
+                        &row.directory,
+                    ],
+                )?;
+                // The engine keeps only placed objects (its snapshot loads the same).
+                if row.directory.is_some() {
+                    log_event(
+                        transaction,
+                        account,
+                        &AccessEvent::Governance(GovernanceChange::SetObjectParent {
+                            object_type: row.object_type,
+                            object_id: row.object_id,
+                            directory: row.directory,
+                        }),
+                    )?;
+                }
+            }
+            ImportRecord::Acl(row) => {
+                execute(
+                    "INSERT INTO object_acl (account_id, object_type, object_id, principal_id, level) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    &[
+                        &account.as_str(),
+                        &row.object_type.as_str(),
+                        &row.object_id,
+                        &row.entry.principal.as_str(),
+                        &row.entry.level.as_str(),
+                    ],
+                )?;
+                let key = (row.object_type, row.object_id);
+                if !acl_objects.contains(&key) {
+                    acl_objects.push(key);
+                }
+            }
+        }
+    }
+    for (object_type, object_id) in acl_objects {
+        let entries = transaction
+            .prepare_cached(
+                "SELECT principal_id, level FROM object_acl \
+                 WHERE account_id = ?1 AND object_type = ?2 AND object_id = ?3 ORDER BY principal_id",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_map(
+                        params![account.as_str(), object_type.as_str(), object_id],
+                        |row| {
+                            Ok(AclEntry::new(
+                                PrincipalId::new(row.get::<_, String>(0)?),
+                                stored(PermissionLevel::parse(&row.get::<_, String>(1)?))?,
+                            ))
+                        },
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(internal)?;
+        log_event(
+            transaction,
+            account,
+            &AccessEvent::Governance(GovernanceChange::SetObjectAcl {
+                object_type,
+                object_id,
+                entries,
+            }),
+        )?;
+    }
+    Ok(())
+}
+
+fn membership_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<MembershipRow> {
+    Ok(MembershipRow {
+        group: PrincipalId::new(row.get::<_, String>(0)?),
+        member: PrincipalId::new(row.get::<_, String>(1)?),
+        created: Timestamp::from_micros(row.get(2)?),
+    })
 }
 
 #[async_trait]
@@ -1334,6 +1542,136 @@ impl Store for SqliteStore {
                         .collect::<rusqlite::Result<Vec<_>>>()
                 })
                 .map_err(internal)
+        })
+        .await
+    }
+
+    async fn principals_page(
+        &self,
+        account: &AccountId,
+        after: Option<&PrincipalId>,
+        limit: usize,
+    ) -> ScimResult<Vec<Principal>> {
+        let (account, after) = (account.clone(), after.cloned());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |connection| {
+            // Two statements rather than `(?2 IS NULL OR id > ?2)`, which SQLite cannot turn
+            // into a range on the primary key.
+            let rows = match &after {
+                None => connection
+                    .prepare_cached(&format!(
+                        "SELECT {PRINCIPAL_COLUMNS} FROM principals p WHERE p.account_id = ?1 \
+                         ORDER BY p.id LIMIT ?2"
+                    ))
+                    .and_then(|mut statement| {
+                        statement
+                            .query_map(params![account.as_str(), limit], principal_from_row)?
+                            .collect::<rusqlite::Result<Vec<_>>>()
+                    }),
+                Some(after) => connection
+                    .prepare_cached(&format!(
+                        "SELECT {PRINCIPAL_COLUMNS} FROM principals p WHERE p.account_id = ?1 \
+                         AND p.id > ?2 ORDER BY p.id LIMIT ?3"
+                    ))
+                    .and_then(|mut statement| {
+                        statement
+                            .query_map(
+                                params![account.as_str(), after.as_str(), limit],
+                                principal_from_row,
+                            )?
+                            .collect::<rusqlite::Result<Vec<_>>>()
+                    }),
+            };
+            rows.map_err(internal)
+        })
+        .await
+    }
+
+    async fn memberships_page(
+        &self,
+        account: &AccountId,
+        after: Option<&MembershipRow>,
+        limit: usize,
+    ) -> ScimResult<Vec<MembershipRow>> {
+        let account = account.clone();
+        let after = after.map(|row| (row.group.to_string(), row.member.to_string()));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |connection| {
+            let rows = match &after {
+                None => connection
+                    .prepare_cached(
+                        "SELECT group_id, member_id, created FROM memberships WHERE account_id = ?1 \
+                         ORDER BY group_id, member_id LIMIT ?2",
+                    )
+                    .and_then(|mut statement| {
+                        statement
+                            .query_map(params![account.as_str(), limit], membership_from_row)?
+                            .collect::<rusqlite::Result<Vec<_>>>()
+                    }),
+                // A row-value comparison is a range on the primary key.
+                Some((group, member)) => connection
+                    .prepare_cached(
+                        "SELECT group_id, member_id, created FROM memberships WHERE account_id = ?1 \
+                         AND (group_id, member_id) > (?2, ?3) ORDER BY group_id, member_id LIMIT ?4",
+                    )
+                    .and_then(|mut statement| {
+                        statement
+                            .query_map(
+                                params![account.as_str(), group, member, limit],
+                                membership_from_row,
+                            )?
+                            .collect::<rusqlite::Result<Vec<_>>>()
+                    }),
+            };
+            rows.map_err(internal)
+        })
+        .await
+    }
+
+    async fn tokens(&self, account: &AccountId) -> ScimResult<Vec<TokenRow>> {
+        let account = account.clone();
+        self.read(move |connection| {
+            let rows = connection
+                .prepare_cached(
+                    "SELECT id, principal_id, secret_digest, scope, comment, created, expires, revoked \
+                     FROM tokens WHERE account_id = ?1 ORDER BY id",
+                )
+                .and_then(|mut statement| {
+                    statement
+                        .query_map([account.as_str()], |row| {
+                            Ok((
+                                row.get::<_, String>(0)?,
+                                row.get::<_, String>(1)?,
+                                row.get::<_, String>(2)?,
+                                row.get::<_, String>(3)?,
+                                row.get::<_, Option<String>>(4)?,
+                                row.get::<_, i64>(5)?,
+                                row.get::<_, Option<i64>>(6)?,
+                                row.get::<_, Option<i64>>(7)?,
+                            ))
+                        })?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(internal)?;
+            rows.into_iter()
+                .map(
+                    |(id, principal, digest, scope, comment, created, expires, revoked)| {
+                        Ok(TokenRow {
+                            token: Token {
+                                id,
+                                account: account.clone(),
+                                principal: PrincipalId::new(principal),
+                                scope: TokenScope::parse(&scope).map_err(internal)?,
+                                comment,
+                                created: Timestamp::from_micros(created),
+                                expires: expires.map(Timestamp::from_micros),
+                            },
+                            digest,
+                            revoked: revoked.map(Timestamp::from_micros),
+                        })
+                    },
+                )
+                .collect()
         })
         .await
     }
@@ -1640,9 +1978,13 @@ fn load_snapshot(connection: &Connection, account: &AccountId) -> ScimResult<Acc
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(internal)?;
+    // Grants, objects and ACL entries in primary-key order, as PostgreSQL gives them: the
+    // index is read in that order anyway, and an export made from either backend comes out
+    // the same.
     let grants = connection
         .prepare(
-            "SELECT securable_type, full_name, principal_id, privilege FROM grants WHERE account_id = ?1",
+            "SELECT securable_type, full_name, principal_id, privilege FROM grants WHERE account_id = ?1 \
+             ORDER BY securable_type, full_name, principal_id, privilege",
         )
         .and_then(|mut statement| {
             statement
@@ -1659,7 +2001,8 @@ fn load_snapshot(connection: &Connection, account: &AccountId) -> ScimResult<Acc
         .map_err(internal)?;
     let objects = connection
         .prepare(
-            "SELECT object_type, object_id, directory_id FROM workspace_objects WHERE account_id = ?1",
+            "SELECT object_type, object_id, directory_id FROM workspace_objects WHERE account_id = ?1 \
+             ORDER BY object_type, object_id",
         )
         .and_then(|mut statement| {
             statement
@@ -1675,7 +2018,8 @@ fn load_snapshot(connection: &Connection, account: &AccountId) -> ScimResult<Acc
         .map_err(internal)?;
     let acl = connection
         .prepare(
-            "SELECT object_type, object_id, principal_id, level FROM object_acl WHERE account_id = ?1",
+            "SELECT object_type, object_id, principal_id, level FROM object_acl WHERE account_id = ?1 \
+             ORDER BY object_type, object_id, principal_id",
         )
         .and_then(|mut statement| {
             statement

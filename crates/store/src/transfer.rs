@@ -1,0 +1,777 @@
+//! Moving a deployment's data between stores: [`export`] writes every account's identities,
+//! memberships, tokens, securables, grants, workspace objects and ACLs as JSON Lines, and
+//! [`import`] loads such a file into a store of either backend. This is how a deployment moves
+//! from SQLite to PostgreSQL (or back).
+//!
+//! The format is storage's own, not SCIM's: one JSON object per line with a `type` tag, after a
+//! first line `{"type":"scimitar-export","version":1}`. Records come in dependency order per
+//! account (account, workspaces, principals, memberships, tokens, securables, grants, objects,
+//! ACLs), so an importer can commit them in batches as it reads them and every foreign key
+//! already points at a committed row. Everything stored comes across as it is: ids, versions
+//! (so ETags stay valid), timestamps as integer microseconds (so they are exact), password
+//! hashes (never a clear password) and token digests (so tokens keep working after the move).
+//! The access log is not exported: the importer writes the entries the imported state implies,
+//! and sequence numbers (change tokens) start afresh in the target.
+//!
+//! Memory stays bounded on both sides: export reads principals and memberships in keyset pages,
+//! and import holds one batch at a time.
+
+use crate::governance::{AclRow, GrantRow, ObjectRow, SecurableRow};
+use crate::{Account, Change, Store, Workspace};
+use scimitar_access::{AclEntry, ObjectType, PermissionLevel, Privilege, SecurableType};
+use scimitar_domain::credentials::{Token, TokenScope};
+use scimitar_domain::{
+    AccountId, Principal, PrincipalId, PrincipalKind, ScimError, Timestamp, WorkspaceId,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::HashSet;
+use std::io::{BufRead, Write};
+
+/// The `type` of an export's first line.
+pub const FORMAT_TAG: &str = "scimitar-export";
+/// The format version this build writes and reads. A change that an older importer would
+/// misread (a new field it would drop, a changed meaning) takes a new version.
+pub const FORMAT_VERSION: u64 = 1;
+/// Records per import transaction: large enough that commits do not dominate, small enough
+/// that a batch's records and its access-log entries are a few megabytes.
+pub const DEFAULT_IMPORT_BATCH: usize = 5_000;
+/// Principals or memberships per export read.
+pub const DEFAULT_EXPORT_PAGE: usize = 5_000;
+
+/// One direct membership as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembershipRow {
+    pub group: PrincipalId,
+    pub member: PrincipalId,
+    /// When the member was added. Nothing shows it yet; it is kept so a move loses nothing.
+    pub created: Timestamp,
+}
+
+/// A token as stored, with what [`Token`] leaves out: the digest of its secret, which is what
+/// authenticates it, and when it was revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    pub token: Token,
+    pub digest: String,
+    pub revoked: Option<Timestamp>,
+}
+
+/// One stored record, as [`Change::Import`] writes it: exactly as given, ids, versions and
+/// timestamps included, without the checks and side effects of the ordinary changes (no
+/// automatic `users` membership, no cycle check: the source already kept those rules).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImportRecord {
+    Account(Account),
+    Workspace(Workspace),
+    Principal(Principal),
+    Membership(MembershipRow),
+    Token(TokenRow),
+    Securable(SecurableRow),
+    Grant(GrantRow),
+    Object(ObjectRow),
+    Acl(AclRow),
+}
+
+/// How far an export or import has got, for progress reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    pub account: AccountId,
+    /// Records written (export) or committed (import) so far, over every account.
+    pub records: u64,
+}
+
+/// What an import loaded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub accounts: Vec<AccountId>,
+    pub records: u64,
+    pub batches: u64,
+}
+
+/// Why an export or import stopped.
+#[derive(Debug)]
+pub enum TransferError {
+    /// Reading the input or writing the output failed.
+    Io(std::io::Error),
+    /// The source store could not be read.
+    Store(ScimError),
+    /// A line that is not a record of this format. Lines count from 1.
+    Malformed { line: u64, message: String },
+    /// The target already holds an account the input brings.
+    AccountExists { line: u64, account: AccountId },
+    /// The target refused a batch; none of lines `first_line..=last_line` were written.
+    Refused {
+        first_line: u64,
+        last_line: u64,
+        error: ScimError,
+    },
+}
+
+impl std::fmt::Display for TransferError {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TransferError::Io(error) => write!(formatter, "{error}"),
+            TransferError::Store(error) => write!(formatter, "{error}"),
+            TransferError::Malformed { line, message } => {
+                write!(formatter, "line {line}: {message}")
+            }
+            TransferError::AccountExists { line, account } => write!(
+                formatter,
+                "line {line}: account {account} already exists in the target database; \
+                 import into a database that does not hold it"
+            ),
+            TransferError::Refused {
+                first_line,
+                last_line,
+                error,
+            } => write!(
+                formatter,
+                "lines {first_line} to {last_line} were not imported: {error}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TransferError {}
+
+impl From<std::io::Error> for TransferError {
+    fn from(error: std::io::Error) -> Self {
+        TransferError::Io(error)
+    }
+}
+
+impl From<ScimError> for TransferError {
+    fn from(error: ScimError) -> Self {
+        TransferError::Store(error)
+    }
+}
+
+/// One line of an export, as written. Field names are the format's, independent of Rust
+/// names; ids and enumerations are their stored text.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Line {
+    #[serde(rename = "scimitar-export")]
+    Header { version: u64 },
+    Account {
+        id: String,
+        name: String,
+        created: i64,
+    },
+    Workspace {
+        account: String,
+        id: String,
+        name: String,
+        created: i64,
+    },
+    Principal {
+        account: String,
+        id: String,
+        kind: String,
+        attributes: Map<String, Value>,
+        password_hash: Option<String>,
+        system: bool,
+        created: i64,
+        last_modified: i64,
+        version: u64,
+    },
+    Membership {
+        account: String,
+        group: String,
+        member: String,
+        created: i64,
+    },
+    Token {
+        account: String,
+        id: String,
+        principal: String,
+        /// SHA-256 of the secret, hex: what the server compares a presented token with.
+        digest: String,
+        scope: String,
+        comment: Option<String>,
+        created: i64,
+        expires: Option<i64>,
+        revoked: Option<i64>,
+    },
+    Securable {
+        account: String,
+        securable_type: String,
+        full_name: String,
+        owner: String,
+        comment: Option<String>,
+        created: i64,
+    },
+    Grant {
+        account: String,
+        securable_type: String,
+        full_name: String,
+        principal: String,
+        privilege: String,
+    },
+    Object {
+        account: String,
+        object_type: String,
+        object_id: String,
+        directory: Option<String>,
+    },
+    Acl {
+        account: String,
+        object_type: String,
+        object_id: String,
+        principal: String,
+        level: String,
+    },
+}
+
+impl Line {
+    fn of(account: &AccountId, record: &ImportRecord) -> Line {
+        let account = account.to_string();
+        match record {
+            ImportRecord::Account(value) => Line::Account {
+                id: value.id.to_string(),
+                name: value.name.clone(),
+                created: value.created.as_micros(),
+            },
+            ImportRecord::Workspace(value) => Line::Workspace {
+                account,
+                id: value.id.to_string(),
+                name: value.name.clone(),
+                created: value.created.as_micros(),
+            },
+            ImportRecord::Principal(value) => Line::Principal {
+                account,
+                id: value.id.to_string(),
+                kind: value.kind.as_str().to_string(),
+                attributes: value.attributes.clone(),
+                password_hash: value.password_hash.clone(),
+                system: value.system,
+                created: value.created.as_micros(),
+                last_modified: value.last_modified.as_micros(),
+                version: value.version,
+            },
+            ImportRecord::Membership(value) => Line::Membership {
+                account,
+                group: value.group.to_string(),
+                member: value.member.to_string(),
+                created: value.created.as_micros(),
+            },
+            ImportRecord::Token(value) => Line::Token {
+                account,
+                id: value.token.id.clone(),
+                principal: value.token.principal.to_string(),
+                digest: value.digest.clone(),
+                scope: value.token.scope.as_str().to_string(),
+                comment: value.token.comment.clone(),
+                created: value.token.created.as_micros(),
+                expires: value.token.expires.map(Timestamp::as_micros),
+                revoked: value.revoked.map(Timestamp::as_micros),
+            },
+            ImportRecord::Securable(value) => Line::Securable {
+                account,
+                securable_type: value.securable_type.as_str().to_string(),
+                full_name: value.full_name.clone(),
+                owner: value.owner.to_string(),
+                comment: value.comment.clone(),
+                created: value.created.as_micros(),
+            },
+            ImportRecord::Grant(value) => Line::Grant {
+                account,
+                securable_type: value.securable_type.as_str().to_string(),
+                full_name: value.full_name.clone(),
+                principal: value.principal.to_string(),
+                privilege: value.privilege.as_str().to_string(),
+            },
+            ImportRecord::Object(value) => Line::Object {
+                account,
+                object_type: value.object_type.as_str().to_string(),
+                object_id: value.object_id.clone(),
+                directory: value.directory.clone(),
+            },
+            ImportRecord::Acl(value) => Line::Acl {
+                account,
+                object_type: value.object_type.as_str().to_string(),
+                object_id: value.object_id.clone(),
+                principal: value.entry.principal.to_string(),
+                level: value.entry.level.as_str().to_string(),
+            },
+        }
+    }
+
+    /// The record a line holds and the account it belongs to; `None` for the header.
+    fn into_record(self) -> Result<Option<(AccountId, ImportRecord)>, String> {
+        let text = |error: scimitar_access::AccessError| error.to_string();
+        let record = match self {
+            Line::Header { .. } => return Ok(None),
+            Line::Account { id, name, created } => {
+                let id = AccountId::new(id);
+                (
+                    id.clone(),
+                    ImportRecord::Account(Account {
+                        id,
+                        name,
+                        created: Timestamp::from_micros(created),
+                    }),
+                )
+            }
+            Line::Workspace {
+                account,
+                id,
+                name,
+                created,
+            } => {
+                let account = AccountId::new(account);
+                (
+                    account.clone(),
+                    ImportRecord::Workspace(Workspace {
+                        id: WorkspaceId::new(id),
+                        account,
+                        name,
+                        created: Timestamp::from_micros(created),
+                    }),
+                )
+            }
+            Line::Principal {
+                account,
+                id,
+                kind,
+                attributes,
+                password_hash,
+                system,
+                created,
+                last_modified,
+                version,
+            } => (
+                AccountId::new(account),
+                ImportRecord::Principal(Principal {
+                    id: PrincipalId::new(id),
+                    kind: PrincipalKind::parse(&kind)
+                        .ok_or_else(|| format!("unknown principal kind '{kind}'"))?,
+                    attributes,
+                    password_hash,
+                    system,
+                    created: Timestamp::from_micros(created),
+                    last_modified: Timestamp::from_micros(last_modified),
+                    version,
+                }),
+            ),
+            Line::Membership {
+                account,
+                group,
+                member,
+                created,
+            } => (
+                AccountId::new(account),
+                ImportRecord::Membership(MembershipRow {
+                    group: PrincipalId::new(group),
+                    member: PrincipalId::new(member),
+                    created: Timestamp::from_micros(created),
+                }),
+            ),
+            Line::Token {
+                account,
+                id,
+                principal,
+                digest,
+                scope,
+                comment,
+                created,
+                expires,
+                revoked,
+            } => {
+                let account = AccountId::new(account);
+                (
+                    account.clone(),
+                    ImportRecord::Token(TokenRow {
+                        token: Token {
+                            id,
+                            account,
+                            principal: PrincipalId::new(principal),
+                            scope: TokenScope::parse(&scope).map_err(|error| error.to_string())?,
+                            comment,
+                            created: Timestamp::from_micros(created),
+                            expires: expires.map(Timestamp::from_micros),
+                        },
+                        digest,
+                        revoked: revoked.map(Timestamp::from_micros),
+                    }),
+                )
+            }
+            Line::Securable {
+                account,
+                securable_type,
+                full_name,
+                owner,
+                comment,
+                created,
+            } => (
+                AccountId::new(account),
+                ImportRecord::Securable(SecurableRow {
+                    securable_type: SecurableType::parse(&securable_type).map_err(text)?,
+                    full_name,
+                    owner: PrincipalId::new(owner),
+                    comment,
+                    created: Timestamp::from_micros(created),
+                }),
+            ),
+            Line::Grant {
+                account,
+                securable_type,
+                full_name,
+                principal,
+                privilege,
+            } => (
+                AccountId::new(account),
+                ImportRecord::Grant(GrantRow {
+                    securable_type: SecurableType::parse(&securable_type).map_err(text)?,
+                    full_name,
+                    principal: PrincipalId::new(principal),
+                    privilege: Privilege::parse(&privilege).map_err(text)?,
+                }),
+            ),
+            Line::Object {
+                account,
+                object_type,
+                object_id,
+                directory,
+            } => (
+                AccountId::new(account),
+                ImportRecord::Object(ObjectRow {
+                    object_type: ObjectType::parse(&object_type).map_err(text)?,
+                    object_id,
+                    directory,
+                }),
+            ),
+            Line::Acl {
+                account,
+                object_type,
+                object_id,
+                principal,
+                level,
+            } => (
+                AccountId::new(account),
+                ImportRecord::Acl(AclRow {
+                    object_type: ObjectType::parse(&object_type).map_err(text)?,
+                    object_id,
+                    entry: AclEntry::new(
+                        PrincipalId::new(principal),
+                        PermissionLevel::parse(&level).map_err(text)?,
+                    ),
+                }),
+            ),
+        };
+        Ok(Some(record))
+    }
+}
+
+/// Writes one line; serialising these plain values cannot fail short of an I/O error.
+fn write_line(output: &mut dyn Write, line: &Line) -> Result<(), TransferError> {
+    serde_json::to_writer(&mut *output, line).map_err(|error| match error.io_error_kind() {
+        Some(kind) => TransferError::Io(std::io::Error::new(kind, error)),
+        None => TransferError::Io(std::io::Error::other(error)),
+    })?;
+    output.write_all(b"\n")?;
+    Ok(())
+}
+
+/// Writes every account of `store` to `output`, reading principals and memberships
+/// `page_size` at a time, and reports progress after each page.
+///
+/// The export is consistent only if nothing writes to the store meanwhile: stop the servers
+/// (or keep clients away) while it runs.
+pub async fn export(
+    store: &dyn Store,
+    output: &mut dyn Write,
+    page_size: usize,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<u64, TransferError> {
+    let page_size = page_size.max(1);
+    write_line(
+        output,
+        &Line::Header {
+            version: FORMAT_VERSION,
+        },
+    )?;
+    let mut records: u64 = 0;
+    let mut emit = |output: &mut dyn Write, account: &AccountId, record: ImportRecord| {
+        records += 1;
+        write_line(output, &Line::of(account, &record)).map(|()| records)
+    };
+    for account in store.accounts().await? {
+        let id = account.id.clone();
+        let mut written = emit(output, &id, ImportRecord::Account(account))?;
+        for workspace in store.workspaces(&id).await? {
+            written = emit(output, &id, ImportRecord::Workspace(workspace))?;
+        }
+        let mut after: Option<PrincipalId> = None;
+        loop {
+            let page = store
+                .principals_page(&id, after.as_ref(), page_size)
+                .await?;
+            let full = page.len() >= page_size;
+            after = page.last().map(|principal| principal.id.clone());
+            for principal in page {
+                written = emit(output, &id, ImportRecord::Principal(principal))?;
+            }
+            progress(&Progress {
+                account: id.clone(),
+                records: written,
+            });
+            if !full {
+                break;
+            }
+        }
+        let mut after: Option<MembershipRow> = None;
+        loop {
+            let page = store
+                .memberships_page(&id, after.as_ref(), page_size)
+                .await?;
+            let full = page.len() >= page_size;
+            after = page.last().cloned();
+            for membership in page {
+                written = emit(output, &id, ImportRecord::Membership(membership))?;
+            }
+            progress(&Progress {
+                account: id.clone(),
+                records: written,
+            });
+            if !full {
+                break;
+            }
+        }
+        for token in store.tokens(&id).await? {
+            written = emit(output, &id, ImportRecord::Token(token))?;
+        }
+        // Governance state is small next to the directory: one consistent snapshot holds it.
+        // Its securables come parents first, which is the order their import needs.
+        let snapshot = store.access_snapshot(&id).await?;
+        for securable in snapshot.securables {
+            written = emit(output, &id, ImportRecord::Securable(securable))?;
+        }
+        for grant in snapshot.grants {
+            written = emit(output, &id, ImportRecord::Grant(grant))?;
+        }
+        for object in snapshot.objects {
+            written = emit(output, &id, ImportRecord::Object(object))?;
+        }
+        for acl in snapshot.acl {
+            written = emit(output, &id, ImportRecord::Acl(acl))?;
+        }
+        progress(&Progress {
+            account: id.clone(),
+            records: written,
+        });
+    }
+    output.flush()?;
+    Ok(records)
+}
+
+/// A batch being gathered: one account's records from consecutive lines.
+struct Batch {
+    account: AccountId,
+    first_line: u64,
+    last_line: u64,
+    records: Vec<ImportRecord>,
+}
+
+/// Loads an export into `store`, committing `batch_size` records per transaction, and reports
+/// progress after each commit.
+///
+/// An account that the target already holds is refused before anything of it is written. A
+/// malformed line stops the import before the batch it would have joined is written; batches
+/// committed before it stay, and the error says from which line nothing was written.
+pub async fn import(
+    store: &dyn Store,
+    input: &mut dyn BufRead,
+    batch_size: usize,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<ImportSummary, TransferError> {
+    let batch_size = batch_size.max(1);
+    let mut known: HashSet<AccountId> = store
+        .accounts()
+        .await?
+        .into_iter()
+        .map(|account| account.id)
+        .collect();
+    let mut summary = ImportSummary::default();
+    let mut header_seen = false;
+    let mut batch: Option<Batch> = None;
+    let mut number: u64 = 0;
+    let mut text = String::new();
+    loop {
+        text.clear();
+        if input.read_line(&mut text)? == 0 {
+            break;
+        }
+        number += 1;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let line: Line =
+            serde_json::from_str(text.trim_end()).map_err(|error| TransferError::Malformed {
+                line: number,
+                message: format!("not a record of a scimitar export: {error}"),
+            })?;
+        if !header_seen {
+            match line {
+                Line::Header { version } if version == FORMAT_VERSION => {
+                    header_seen = true;
+                    continue;
+                }
+                Line::Header { version } => {
+                    return Err(TransferError::Malformed {
+                        line: number,
+                        message: format!(
+                            "export format version {version}; this build reads version {FORMAT_VERSION}"
+                        ),
+                    })
+                }
+                _ => {
+                    return Err(TransferError::Malformed {
+                        line: number,
+                        message: format!(
+                            "the first line must be {{\"type\":\"{FORMAT_TAG}\",\"version\":{FORMAT_VERSION}}}"
+                        ),
+                    })
+                }
+            }
+        }
+        let malformed = |message: String| TransferError::Malformed {
+            line: number,
+            message,
+        };
+        let Some((account, record)) = line.into_record().map_err(malformed)? else {
+            return Err(malformed("a second header line".into()));
+        };
+        let starts_account = matches!(record, ImportRecord::Account(_));
+        if starts_account {
+            if known.contains(&account) {
+                return Err(TransferError::AccountExists {
+                    line: number,
+                    account,
+                });
+            }
+            if let Some(done) = batch.take() {
+                commit(store, done, &mut summary, progress).await?;
+            }
+            known.insert(account.clone());
+            summary.accounts.push(account.clone());
+            batch = Some(Batch {
+                account,
+                first_line: number,
+                last_line: number,
+                records: vec![record],
+            });
+            continue;
+        }
+        let Some(current) = batch.as_mut().filter(|batch| batch.account == account) else {
+            return Err(malformed(format!(
+                "a record of account {account} outside that account's section \
+                 (its account record must come first, and an account's records together)"
+            )));
+        };
+        if current.records.is_empty() {
+            current.first_line = number;
+        }
+        current.last_line = number;
+        current.records.push(record);
+        if current.records.len() >= batch_size {
+            let next = Batch {
+                account: current.account.clone(),
+                first_line: number + 1,
+                last_line: number,
+                records: Vec::with_capacity(batch_size.min(DEFAULT_IMPORT_BATCH)),
+            };
+            if let Some(full) = batch.replace(next) {
+                commit(store, full, &mut summary, progress).await?;
+            }
+        }
+    }
+    if !header_seen {
+        return Err(TransferError::Malformed {
+            line: number.max(1),
+            message: "no records: the input is empty, not a scimitar export".into(),
+        });
+    }
+    if let Some(last) = batch.take() {
+        commit(store, last, &mut summary, progress).await?;
+    }
+    Ok(summary)
+}
+
+async fn commit(
+    store: &dyn Store,
+    batch: Batch,
+    summary: &mut ImportSummary,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<(), TransferError> {
+    if batch.records.is_empty() {
+        return Ok(());
+    }
+    let count = u64::try_from(batch.records.len()).unwrap_or(u64::MAX);
+    store
+        .apply(&batch.account, Change::Import(batch.records))
+        .await
+        .map_err(|error| TransferError::Refused {
+            first_line: batch.first_line,
+            last_line: batch.last_line,
+            error,
+        })?;
+    summary.records += count;
+    summary.batches += 1;
+    progress(&Progress {
+        account: batch.account,
+        records: summary.records,
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn every_record_survives_its_line() {
+        let account = AccountId::new("a");
+        let records = vec![
+            ImportRecord::Account(Account {
+                id: account.clone(),
+                name: "first".into(),
+                created: Timestamp::from_micros(1_234_567),
+            }),
+            ImportRecord::Token(TokenRow {
+                token: Token {
+                    id: "t".into(),
+                    account: account.clone(),
+                    principal: PrincipalId::new("u"),
+                    scope: TokenScope::Admin,
+                    comment: Some("ci".into()),
+                    created: Timestamp::from_micros(-5),
+                    expires: Some(Timestamp::from_micros(9)),
+                },
+                digest: "00ff".into(),
+                revoked: None,
+            }),
+            ImportRecord::Object(ObjectRow {
+                object_type: ObjectType::Tokens,
+                object_id: "tokens".into(),
+                directory: None,
+            }),
+        ];
+        for record in records {
+            let text = serde_json::to_string(&Line::of(&account, &record)).unwrap();
+            let line: Line = serde_json::from_str(&text).unwrap();
+            assert_eq!(line.into_record().unwrap(), Some((account.clone(), record)));
+        }
+    }
+
+    #[test]
+    fn the_header_is_the_documented_line() {
+        let text = serde_json::to_string(&Line::Header {
+            version: FORMAT_VERSION,
+        })
+        .unwrap();
+        assert_eq!(text, r#"{"type":"scimitar-export","version":1}"#);
+    }
+}
