@@ -4,6 +4,7 @@
 mod access;
 mod config;
 mod sql;
+mod transfer;
 
 use clap::{Parser, Subcommand};
 use config::Config;
@@ -68,6 +69,11 @@ enum Command {
         #[command(subcommand)]
         command: access::AccessCommand,
     },
+    /// Write every account's data (identities, memberships, tokens, securables, grants, ACLs)
+    /// as JSON Lines, to move it to another database with `scimitar import`.
+    Export(transfer::ExportArgs),
+    /// Load what `scimitar export` wrote into a database that does not hold those accounts.
+    Import(transfer::ImportArgs),
 }
 
 #[derive(Subcommand)]
@@ -282,6 +288,8 @@ fn main() -> ExitCode {
                 sql::run(args, services).await
             }
             Command::Access { command } => access::run(command).await,
+            Command::Export(args) => transfer::export(args).await,
+            Command::Import(args) => transfer::import(args).await,
         }
     });
     match result {
