@@ -17,6 +17,7 @@ use scimitar_access::{AccessError, AccessModel, Entitlement, EntitlementSet};
 use scimitar_domain::{AccountId, Principal, PrincipalId, ScimError, ScimResult};
 use scimitar_store::{AccessEvent, AccessSnapshot, GovernanceChange, PrincipalFacts, Store};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
 /// How many log entries one catch-up step reads at a time.
@@ -45,6 +46,10 @@ pub struct AccessEngine {
     state: RwLock<EngineState>,
     /// Only one catch-up runs at a time, so entries are applied once and in order.
     catching_up: tokio::sync::Mutex<()>,
+    /// Catch-ups begun and finished, numbered in order (see
+    /// [`AccessEngine::catch_up_after_commit`]).
+    begun: AtomicU64,
+    finished: AtomicU64,
 }
 
 impl AccessEngine {
@@ -58,6 +63,8 @@ impl AccessEngine {
                 principals: HashMap::new(),
             }),
             catching_up: tokio::sync::Mutex::new(()),
+            begun: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
         }
     }
 
@@ -80,8 +87,7 @@ impl AccessEngine {
             state.applied = applied.unwrap_or(0);
             state.principals.clear();
         }
-        drop(_turn);
-        self.catch_up(store).await.map(drop)
+        self.catch_up_in_turn(store).await.map(drop)
     }
 
     /// The log position this node has applied.
@@ -109,6 +115,36 @@ impl AccessEngine {
     /// Applies every log entry committed so far. Returns the position reached.
     pub async fn catch_up(&self, store: &dyn Store) -> ScimResult<u64> {
         let _turn = self.catching_up.lock().await;
+        self.catch_up_in_turn(store).await
+    }
+
+    /// [`AccessEngine::catch_up`] for a caller whose own change has just committed: returns
+    /// once a catch-up that began after that commit has finished. Concurrent committers share
+    /// one such catch-up instead of each reading the log in turn: whoever gets the turn first
+    /// reads for everyone who committed before it began.
+    pub async fn catch_up_after_commit(&self, store: &dyn Store) -> ScimResult<u64> {
+        // Any catch-up numbered above this one begins after this caller's commit.
+        let committed_before = self.begun.load(Ordering::SeqCst);
+        if self.finished.load(Ordering::SeqCst) > committed_before {
+            return Ok(self.applied());
+        }
+        let _turn = self.catching_up.lock().await;
+        if self.finished.load(Ordering::SeqCst) > committed_before {
+            return Ok(self.applied());
+        }
+        self.catch_up_in_turn(store).await
+    }
+
+    /// The catch-up itself; the caller holds `catching_up`.
+    async fn catch_up_in_turn(&self, store: &dyn Store) -> ScimResult<u64> {
+        let number = self.begun.fetch_add(1, Ordering::SeqCst) + 1;
+        let reached = self.read_log(store).await?;
+        // Under the turn, so `finished` only grows.
+        self.finished.store(number, Ordering::SeqCst);
+        Ok(reached)
+    }
+
+    async fn read_log(&self, store: &dyn Store) -> ScimResult<u64> {
         loop {
             let after = self.applied();
             let entries = store.access_log_after(after, LOG_PAGE).await?;

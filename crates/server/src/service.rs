@@ -95,7 +95,7 @@ impl Services {
     /// request after it, sees it in access answers.
     pub async fn commit(&self, account: &AccountId, change: Change) -> ScimResult<()> {
         self.store.apply(account, change).await?;
-        if let Err(error) = self.access.catch_up(self.store.as_ref()).await {
+        if let Err(error) = self.access.catch_up_after_commit(self.store.as_ref()).await {
             // The change is committed; the client must hear so. The engine catches up on its
             // next step (the next write, or the follower's timer).
             tracing::error!(%error, "the access engine could not catch up after a commit");
