@@ -5,19 +5,26 @@ Usage: report.py RAW_DIR MARKDOWN_OUT
 
 RAW_DIR holds, for every run, `<operation>.<server>.wrk` (wrk's own output, with --latency) and
 `<operation>.<server>.cpu` ("server_cpu_seconds wrk_cpu_seconds wall_seconds
-machine_busy_cpu_seconds", measured over the wrk run), plus
-`meta.env` (KEY=VALUE lines written by bench/run). The plain-text tables go to stdout, the
-Markdown version to MARKDOWN_OUT. Standard library only.
+machine_busy_cpu_seconds [postgres_cpu_seconds]", measured over the wrk run), plus
+`meta.env` (KEY=VALUE lines written by bench/run). Servers: `scimitar` (Scimitar on SQLite),
+`scimitar-pg` (Scimitar on PostgreSQL), `peer` (scim2-server). The two-node run adds
+`two_node.scimitar-pg.wrk` and `two_node.scimitar-pg-b.wrk` (nodes A and B), their
+`.quantiles` (wrk's latency distribution, every 0.1%, to merge the two), `two_node.cpu` (both
+nodes together), `two_node.nodes.cpu` ("node_a_seconds node_b_seconds") and `staleness.json`
+(bench/staleness.py). The plain-text tables go to stdout, the Markdown version to MARKDOWN_OUT.
+Standard library only.
 
 The exit status is 1 when any run saw a non-2xx response or a socket error (other than the
-peer closing connections), so bench/run can fail loudly; the tables are written either way.
+peer closing connections), or the staleness probe saw a read that ignored Scimitar-Read-After,
+a change that never reached the other node, or errors; the tables are written either way.
 """
 
+import json
 import os
 import re
 import sys
 
-# (operation key, description) in table order; every one runs on both servers.
+# (operation key, description) in table order; every one runs on every server.
 COMPARED_OPERATIONS = [
     ("get_user", "GET /Users/{id}"),
     ("filter_users", 'GET /Users?filter=userName eq "…"'),
@@ -27,7 +34,15 @@ COMPARED_OPERATIONS = [
 # Scimitar only: one membership change on a small group, then on a huge one, first under the
 # same load as the compared operations, then one connection at a time.
 GROUP_LOADS = [("concurrent", "same load as above"), ("serial", "1 connection")]
-SERVERS = [("scimitar", "scimitar"), ("peer", "scim2-server")]
+# Scimitar's backends: (server key, name, short name, meta key suffix).
+BACKENDS = [
+    ("scimitar", "Scimitar-SQLite", "SQLite", ""),
+    ("scimitar-pg", "Scimitar-PostgreSQL", "PostgreSQL", "_PG"),
+]
+PEER = ("peer", "scim2-server")
+SERVER_NAMES = {key: name for key, name, _, _ in BACKENDS} | {PEER[0]: PEER[1]}
+TWO_NODE = "two_node"
+TWO_NODE_SERVERS = [("scimitar-pg", "node A"), ("scimitar-pg-b", "node B")]
 
 # Targets from the performance issue.
 GET_RATIO_TARGET = 50.0
@@ -35,6 +50,12 @@ POST_RATIO_TARGET = 10.0
 GROUP_TOLERANCE = 0.20
 
 LATENCY_UNITS_IN_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+
+
+def server_name(operation, server):
+    if operation == TWO_NODE:
+        return "Scimitar-PostgreSQL " + dict(TWO_NODE_SERVERS).get(server, server)
+    return SERVER_NAMES.get(server, server)
 
 
 def latency_ms(text):
@@ -63,6 +84,22 @@ def parse_wrk(text):
     return result
 
 
+def cpu_shares(line):
+    """Shares of one core from a .cpu line (4 fields, or 5 with the PostgreSQL processes)."""
+    fields = [float(field) for field in line.split()]
+    server_cpu, wrk_cpu, wall, machine_busy = fields[:4]
+    postgres_cpu = fields[4] if len(fields) > 4 else None
+    if not wall:
+        return {}
+    shares = {"server_cpu_share": server_cpu / wall, "wrk_cpu_share": wrk_cpu / wall}
+    if postgres_cpu is not None:
+        shares["postgres_cpu_share"] = postgres_cpu / wall
+    # Whatever else ran meanwhile (other builds on a shared machine): the noise.
+    shares["other_cpu_share"] = max(0.0, machine_busy - server_cpu - wrk_cpu - (postgres_cpu or 0.0)) / wall
+    shares["wall"] = wall
+    return shares
+
+
 def load_runs(raw_dir):
     runs = {}
     for name in sorted(os.listdir(raw_dir)):
@@ -74,14 +111,34 @@ def load_runs(raw_dir):
         cpu_path = os.path.join(raw_dir, f"{operation}.{server}.cpu")
         if os.path.exists(cpu_path):
             with open(cpu_path) as cpu_file:
-                server_cpu, wrk_cpu, wall, machine_busy = (float(field) for field in cpu_file.read().split())
-            if wall:
-                run["server_cpu_share"] = server_cpu / wall
-                run["wrk_cpu_share"] = wrk_cpu / wall
-                # Whatever else ran meanwhile (other builds on a shared machine): the noise.
-                run["other_cpu_share"] = max(0.0, machine_busy - server_cpu - wrk_cpu) / wall
+                run.update(cpu_shares(cpu_file.read()))
+        quantiles_path = os.path.join(raw_dir, f"{operation}.{server}.quantiles")
+        if os.path.exists(quantiles_path):
+            with open(quantiles_path) as quantiles_file:
+                run["quantiles_us"] = [
+                    float(line.split()[1]) for line in quantiles_file if line.strip() and not line.startswith("#")
+                ]
         runs[(operation, server)] = run
     return runs
+
+
+def load_two_node(raw_dir):
+    """The two-node run's CPU split and the staleness probe's results (None when not run)."""
+    result = {}
+    path = os.path.join(raw_dir, f"{TWO_NODE}.cpu")
+    if os.path.exists(path):
+        with open(path) as cpu_file:
+            result["cpu"] = cpu_shares(cpu_file.read())
+    path = os.path.join(raw_dir, f"{TWO_NODE}.nodes.cpu")
+    if os.path.exists(path) and result.get("cpu", {}).get("wall"):
+        with open(path) as nodes_file:
+            node_a, node_b = (float(field) for field in nodes_file.read().split())
+        result["node_cpu_shares"] = (node_a / result["cpu"]["wall"], node_b / result["cpu"]["wall"])
+    path = os.path.join(raw_dir, "staleness.json")
+    if os.path.exists(path):
+        with open(path) as staleness_file:
+            result["staleness"] = json.load(staleness_file)
+    return result
 
 
 def load_meta(raw_dir):
@@ -140,32 +197,66 @@ def verdict(met):
     return "**met**" if met else "**not met**" if met is not None else "not measured"
 
 
-def build_tables(runs, meta):
-    """Returns (list of (title, header, rows, notes)), target lines, problem lines."""
+def percentile(values, fraction):
+    """Nearest-rank percentile of a non-empty list."""
+    ordered = sorted(values)
+    rank = -(-len(ordered) * fraction // 1)  # ceil(n * fraction)
+    return ordered[int(min(max(rank, 1), len(ordered))) - 1]
+
+
+def merged_percentile(runs, fraction):
+    """A percentile of several wrk runs' latencies together, in ms: each run's distribution
+    (every 0.1%) weighted by its request count. None when a run lacks its distribution."""
+    points = []
+    for run in runs:
+        quantiles = run.get("quantiles_us")
+        if not quantiles or not run.get("requests"):
+            return None
+        weight = run["requests"] / len(quantiles)
+        points += [(value, weight) for value in quantiles]
+    points.sort()
+    total = sum(weight for _, weight in points)
+    seen = 0.0
+    for value, weight in points:
+        seen += weight
+        if seen >= fraction * total - 1e-9:
+            return value / 1000
+    return points[-1][0] / 1000 if points else None
+
+
+def build_tables(runs, meta, two_node):
+    """Returns (list of (title, header, rows)), target lines, problem lines."""
     problems = []
     for (operation, server), run in sorted(runs.items()):
         for problem in run_problems(run, server):
-            problems.append(f"{operation} on {dict(SERVERS)[server]}: {problem}")
+            problems.append(f"{operation} on {server_name(operation, server)}: {problem}")
 
     def flagged(operation, server, text):
         run = runs.get((operation, server))
         return text + (" ⚠" if run and run_problems(run, server) else "")
 
+    # The backends this run measured (an old raw directory holds only "scimitar").
+    backends = [backend for backend in BACKENDS if any(server == backend[0] for _, server in runs)]
+    if not backends:
+        backends = BACKENDS[:1]
+
+    comparison_header = ["operation"]
+    for _, name, _, _ in backends:
+        comparison_header += [f"{name} req/s", "p50", "p99"]
+    comparison_header += ["scim2-server req/s", "p50", "p99"]
+    comparison_header += [f"ratio {short}" for _, _, short, _ in backends]
     comparison_rows = []
     for operation, description in COMPARED_OPERATIONS:
-        ours = runs.get((operation, "scimitar"), {})
-        peer = runs.get((operation, "peer"), {})
-        speedup = ratio(ours.get("rps"), peer.get("rps"))
-        comparison_rows.append([
-            description,
-            flagged(operation, "scimitar", number(ours.get("rps"))),
-            ms(ours.get("p50")),
-            ms(ours.get("p99")),
-            flagged(operation, "peer", number(peer.get("rps"))),
-            ms(peer.get("p50")),
-            ms(peer.get("p99")),
-            "–" if speedup is None else f"{speedup:,.1f}×",
-        ])
+        peer = runs.get((operation, PEER[0]), {})
+        row = [description]
+        for key, _, _, _ in backends:
+            ours = runs.get((operation, key), {})
+            row += [flagged(operation, key, number(ours.get("rps"))), ms(ours.get("p50")), ms(ours.get("p99"))]
+        row += [flagged(operation, PEER[0], number(peer.get("rps"))), ms(peer.get("p50")), ms(peer.get("p99"))]
+        for key, _, _, _ in backends:
+            speedup = ratio(runs.get((operation, key), {}).get("rps"), peer.get("rps"))
+            row.append("–" if speedup is None else f"{speedup:,.1f}×")
+        comparison_rows.append(row)
 
     small_size = int(meta.get("SMALL_GROUP_SIZE", "10"))
     big_size = int(meta.get("BIG_GROUP_SIZE", "100000"))
@@ -177,23 +268,99 @@ def build_tables(runs, meta):
         return big_value / small_value - 1
 
     group_rows = []
-    group_changes = {}
-    for load, load_label in GROUP_LOADS:
-        small = runs.get((f"group_small_{load}", "scimitar"), {})
-        big = runs.get((f"group_big_{load}", "scimitar"), {})
-        if not small and not big:
-            continue
-        for size, run, operation in ((small_size, small, f"group_small_{load}"), (big_size, big, f"group_big_{load}")):
-            group_rows.append([
-                load_label,
-                f"{size:,} members",
-                flagged(operation, "scimitar", number(run.get("rps"), 1)),
-                ms(run.get("p50")),
-                ms(run.get("p99")),
-            ])
-        changes = tuple(change(big.get(key), small.get(key)) for key in ("rps", "p50", "p99"))
-        group_changes[load] = changes
-        group_rows.append([load_label, "difference (big vs small)"] + [signed(value) for value in changes])
+    group_changes = {}  # (server, load) -> (req/s change, p50 change, p99 change)
+    for key, _, short, _ in backends:
+        for load, load_label in GROUP_LOADS:
+            small = runs.get((f"group_small_{load}", key), {})
+            big = runs.get((f"group_big_{load}", key), {})
+            if not small and not big:
+                continue
+            for size, run, operation in ((small_size, small, f"group_small_{load}"), (big_size, big, f"group_big_{load}")):
+                group_rows.append([
+                    short,
+                    load_label,
+                    f"{size:,} members",
+                    flagged(operation, key, number(run.get("rps"), 1)),
+                    ms(run.get("p50")),
+                    ms(run.get("p99")),
+                ])
+            changes = tuple(change(big.get(field), small.get(field)) for field in ("rps", "p50", "p99"))
+            group_changes[(key, load)] = changes
+            group_rows.append([short, load_label, "difference (big vs small)"] + [signed(value) for value in changes])
+
+    # Two nodes on one PostgreSQL database, one wrk each at the same time.
+    two_node_rows = []
+    node_runs = [(runs[(TWO_NODE, key)], label) for key, label in TWO_NODE_SERVERS if (TWO_NODE, key) in runs]
+    for (run, label), (key, _) in zip(node_runs, TWO_NODE_SERVERS):
+        two_node_rows.append([
+            label,
+            flagged(TWO_NODE, key, number(run.get("rps"))),
+            ms(run.get("p50")),
+            ms(run.get("p99")),
+            f"{run['requests']:,}",
+            str(run["non_2xx"]),
+        ])
+    if len(node_runs) == 2:
+        both = [run for run, _ in node_runs]
+        total_rps = None if any(run.get("rps") is None for run in both) else sum(run["rps"] for run in both)
+        two_node_rows.append([
+            "both nodes",
+            number(total_rps),
+            ms(merged_percentile(both, 0.50)),
+            ms(merged_percentile(both, 0.99)),
+            f"{sum(run['requests'] for run in both):,}",
+            str(sum(run["non_2xx"] for run in both)),
+        ])
+
+    staleness_rows = []
+    staleness = two_node.get("staleness")
+    if staleness:
+        requested = staleness.get("probes_requested", 0)
+        follow, tokened = staleness["follow"], staleness["token"]
+
+        def stats_row(label, values, note):
+            if not values:
+                return [label, "0", "–", "–", "–", note]
+            return [
+                label,
+                f"{len(values):,}",
+                ms(percentile(values, 0.5)),
+                ms(percentile(values, 0.99)),
+                ms(max(values)),
+                note,
+            ]
+
+        stale_reads = follow.get("stale_reads") or []
+        follow_note = (
+            f"median {percentile(stale_reads, 0.5):,} stale reads on B before the change showed"
+            if stale_reads else ""
+        )
+        if follow.get("lost"):
+            follow_note += f"; ⚠ {follow['lost']} never shown within 5 s"
+        token_note = "every read showed the change" if not tokened.get("violations") else (
+            f"⚠ {tokened['violations']} reads did not show the change"
+        )
+        staleness_rows.append(stats_row("GET on node B without a token (B follows the log)", follow["delays_ms"], follow_note))
+        staleness_rows.append(stats_row("GET on node B with Scimitar-Read-After", tokened["delays_ms"], token_note))
+        staleness_rows.append(stats_row("(the PATCH on node A itself)", staleness.get("write_ms") or [], "from sending to A's answer"))
+        if follow.get("lost"):
+            problems.append(f"staleness probe: {follow['lost']} changes made on node A never showed on node B within 5 s")
+        if tokened.get("violations"):
+            problems.append(f"staleness probe: {tokened['violations']} reads with Scimitar-Read-After on node B did not show the change")
+        if staleness.get("error_count"):
+            problems.append(
+                f"staleness probe: {staleness['error_count']} errors ({'; '.join(staleness.get('errors', [])[:3])})"
+            )
+        if not staleness.get("change_token_header"):
+            problems.append("staleness probe: node A's answers carry no Scimitar-Change-Token header")
+        for label, values in (("without a token", follow["delays_ms"]), ("with the token", tokened["delays_ms"])):
+            if len(values) < requested:
+                # Not an error: the load ended first. Say so beside the numbers.
+                staleness_rows.append([
+                    f"note: {len(values)} of the {requested} probes {label} fitted in the run", "", "", "", "", "",
+                ])
+    elif meta.get("TWO_NODE"):
+        problems.append("staleness probe: no results (staleness.json missing)")
 
     cpu_rows = []
     group_operations = [
@@ -202,75 +369,124 @@ def build_tables(runs, meta):
         for group, size in (("small", small_size), ("big", big_size))
     ]
     for operation, description in COMPARED_OPERATIONS + group_operations:
-        for server, server_name in SERVERS:
+        for server in [key for key, _, _, _ in backends] + [PEER[0]]:
             run = runs.get((operation, server))
             if run is None:
                 continue
             cpu_rows.append([
                 description,
-                server_name,
+                server_name(operation, server),
                 percent(run.get("server_cpu_share")),
+                percent(run.get("postgres_cpu_share")),
                 percent(run.get("wrk_cpu_share")),
                 percent(run.get("other_cpu_share")),
                 f"{run['requests']:,}",
                 str(run["non_2xx"]),
             ])
+    if two_node.get("cpu") and len(node_runs) == 2:
+        cpu = two_node["cpu"]
+        node_shares = two_node.get("node_cpu_shares")
+        cpu_rows.append([
+            "two nodes, mixed load (both wrk)",
+            "Scimitar-PostgreSQL A + B"
+            + (f" ({percent(node_shares[0])} + {percent(node_shares[1])})" if node_shares else ""),
+            percent(cpu.get("server_cpu_share")),
+            percent(cpu.get("postgres_cpu_share")),
+            percent(cpu.get("wrk_cpu_share")),
+            percent(cpu.get("other_cpu_share")),
+            f"{sum(run['requests'] for run, _ in node_runs):,}",
+            str(sum(run["non_2xx"] for run, _ in node_runs)),
+        ])
 
-    get_ratio = ratio(runs.get(("get_user", "scimitar"), {}).get("rps"), runs.get(("get_user", "peer"), {}).get("rps"))
-    post_ratio = ratio(runs.get(("post_user", "scimitar"), {}).get("rps"), runs.get(("post_user", "peer"), {}).get("rps"))
-    durable = meta.get("DURABILITY_VERDICT")
-    post_clean = not run_problems(runs.get(("post_user", "scimitar"), {"rps": None, "non_2xx": 0, "socket_errors": {}}), "scimitar")
-    targets = []
-    get_met = None if get_ratio is None else get_ratio >= GET_RATIO_TARGET
-    targets.append(
-        f"GET /Users/{{id}} ≥ {GET_RATIO_TARGET:g}× scim2-server: "
-        f"{'–' if get_ratio is None else f'{get_ratio:,.1f}×'} → {verdict(get_met)}"
-    )
-    post_met = None if post_ratio is None else (post_ratio >= POST_RATIO_TARGET and durable == "passed" and post_clean)
-    targets.append(
-        f"POST /Users ≥ {POST_RATIO_TARGET:g}× scim2-server with every 2xx durably committed: "
-        f"{'–' if post_ratio is None else f'{post_ratio:,.1f}×'}, durability check {durable or 'not run'} "
-        f"→ {verdict(post_met)}"
-    )
-    for load, load_label in GROUP_LOADS:
-        if load not in group_changes:
+    def clean(operation, key):
+        run = runs.get((operation, key), {"rps": None, "non_2xx": 0, "socket_errors": {}})
+        return not run_problems(run, key)
+
+    def ratio_text(value):
+        return "–" if value is None else f"{value:,.1f}×"
+
+    # The target lines as before, for SQLite, with PostgreSQL's numbers beside them.
+    get_parts, post_parts = [], []
+    for key, _, short, suffix in BACKENDS:
+        if key not in [backend[0] for backend in backends] and key != "scimitar":
             continue
-        rps_change, p50_change, _ = group_changes[load]
-        group_met = None
-        if rps_change is not None and p50_change is not None:
-            group_met = rps_change >= -GROUP_TOLERANCE and p50_change <= GROUP_TOLERANCE
-        errors = [
-            problem
-            for operation in (f"group_small_{load}", f"group_big_{load}")
-            if (operation, "scimitar") in runs
-            for problem in run_problems(runs[(operation, "scimitar")], "scimitar")
-        ]
-        targets.append(
-            f"Membership change on the {big_size:,}-member group within {GROUP_TOLERANCE:.0%} of the "
-            f"{small_size:,}-member group (req/s and p50), {load_label}: req/s {signed(rps_change)}, "
-            f"p50 {signed(p50_change)} → {verdict(group_met)}"
-            + (f" (but the runs had errors: {'; '.join(errors)})" if errors else "")
+        get_ratio = ratio(runs.get(("get_user", key), {}).get("rps"), runs.get(("get_user", PEER[0]), {}).get("rps"))
+        post_ratio = ratio(runs.get(("post_user", key), {}).get("rps"), runs.get(("post_user", PEER[0]), {}).get("rps"))
+        durable = meta.get(f"DURABILITY_VERDICT{suffix}")
+        get_met = None if get_ratio is None else get_ratio >= GET_RATIO_TARGET
+        post_met = None if post_ratio is None else (
+            post_ratio >= POST_RATIO_TARGET and durable == "passed" and clean("post_user", key)
         )
+        lead = "" if key == "scimitar" else f"{short}: "
+        get_parts.append(f"{lead}{ratio_text(get_ratio)} → {verdict(get_met)}")
+        post_parts.append(f"{lead}{ratio_text(post_ratio)}, durability check {durable or 'not run'} → {verdict(post_met)}")
+    targets = [
+        f"GET /Users/{{id}} ≥ {GET_RATIO_TARGET:g}× scim2-server: " + "; ".join(get_parts),
+        f"POST /Users ≥ {POST_RATIO_TARGET:g}× scim2-server with every 2xx durably committed: " + "; ".join(post_parts),
+    ]
+    for load, load_label in GROUP_LOADS:
+        parts = []
+        for key, _, short, _ in BACKENDS:
+            if (key, load) not in group_changes:
+                continue
+            rps_change, p50_change, _ = group_changes[(key, load)]
+            group_met = None
+            if rps_change is not None and p50_change is not None:
+                group_met = rps_change >= -GROUP_TOLERANCE and p50_change <= GROUP_TOLERANCE
+            errors = [
+                problem
+                for operation in (f"group_small_{load}", f"group_big_{load}")
+                if (operation, key) in runs
+                for problem in run_problems(runs[(operation, key)], key)
+            ]
+            lead = "" if key == "scimitar" else f"{short}: "
+            parts.append(
+                f"{lead}req/s {signed(rps_change)}, p50 {signed(p50_change)} → {verdict(group_met)}"
+                + (f" (but the runs had errors: {'; '.join(errors)})" if errors else "")
+            )
+        if parts:
+            targets.append(
+                f"Membership change on the {big_size:,}-member group within {GROUP_TOLERANCE:.0%} of the "
+                f"{small_size:,}-member group (req/s and p50), {load_label}: " + "; ".join(parts)
+            )
 
+    compared_names = " and ".join(name for _, name, _, _ in backends)
     tables = [
         (
-            "Scimitar vs scim2-server (same wrk load on both)",
-            ["operation", "scimitar req/s", "p50", "p99", "scim2-server req/s", "p50", "p99", "ratio (req/s)"],
+            f"{compared_names} vs scim2-server (same wrk load on each, one server at a time)",
+            comparison_header,
             comparison_rows,
         ),
         (
             "Scimitar: one membership change on a small vs a huge group",
-            ["load", "group", "req/s", "p50", "p99"],
+            ["backend", "load", "group", "req/s", "p50", "p99"],
             group_rows,
         ),
         (
+            "Two Scimitar nodes on one PostgreSQL database, mixed load on both at once",
+            ["node", "req/s", "p50", "p99", "requests", "non-2xx"],
+            two_node_rows,
+        ),
+        (
+            "Cross-node staleness under the two-node load (a change on node A, read on node B; "
+            "delay from A's answer to B's first answer showing it)",
+            ["read", "probes", "p50", "p99", "max", "notes"],
+            staleness_rows,
+        ),
+        (
             "CPU split during each run (share of one core; the machine has "
-            f"{meta.get('NPROC', '?')})",
-            ["operation", "server", "server CPU", "wrk CPU", "other processes CPU", "requests", "non-2xx"],
+            f"{meta.get('NPROC', '?')}; PostgreSQL = every postgres process on this machine)",
+            ["operation", "server", "server CPU", "PostgreSQL CPU", "wrk CPU", "other processes CPU", "requests", "non-2xx"],
             cpu_rows,
         ),
     ]
-    return tables, targets, problems
+    if not any(row[3] != "–" for row in cpu_rows):
+        # No PostgreSQL-backed run: leave its column out.
+        title, header, rows = tables[-1]
+        tables[-1] = (title.replace("; PostgreSQL = every postgres process on this machine", ""),
+                      header[:3] + header[4:], [row[:3] + row[4:] for row in rows])
+    # Tables with nothing in them (a run without groups, or without PostgreSQL) are left out.
+    return [table for table in tables if table[2]], targets, problems
 
 
 def text_table(header, rows):
@@ -292,16 +508,26 @@ def meta_lines(meta):
         ("MACHINE", "machine"),
         ("LOAD_BEFORE", "load average before the runs"),
         ("WRK", "wrk load (every run)"),
-        ("SEEDED_USERS", "users seeded on both servers"),
-        ("SEED_SECONDS_SCIMITAR", "seeding time, scimitar (s)"),
+        ("BACKENDS", "Scimitar's backends"),
+        ("POSTGRES", "PostgreSQL"),
+        ("SEEDED_USERS", "users seeded on every server"),
+        ("SEED_SECONDS_SCIMITAR", "seeding time, Scimitar-SQLite (s)"),
+        ("SEED_SECONDS_SCIMITAR_PG", "seeding time, Scimitar-PostgreSQL (s)"),
         ("SEED_SECONDS_PEER", "seeding time, scim2-server (s)"),
+        ("TWO_NODE", "two-node run"),
         ("GROUP_SETUP_SECONDS", "building the groups, scimitar (s)"),
+        ("GROUP_SETUP_SECONDS_SCIMITAR", "building the groups, Scimitar-SQLite (s)"),
+        ("GROUP_SETUP_SECONDS_SCIMITAR_PG", "building the groups, Scimitar-PostgreSQL (s)"),
         ("GROUP_METHOD", "group benchmark"),
         ("GROUP_SIZES_AFTER", "group sizes at the end of each group run (reset to the exact size before the next)"),
+        ("GROUP_SIZES_AFTER_SCIMITAR", "group sizes at the end of each group run, Scimitar-SQLite (reset to the exact size before the next)"),
+        ("GROUP_SIZES_AFTER_SCIMITAR_PG", "group sizes at the end of each group run, Scimitar-PostgreSQL"),
         ("TOTAL_SECONDS", "whole command (s)"),
         ("LOAD_AFTER", "load average after the runs"),
-        ("DURABILITY", "durability check"),
-        ("FSYNC", "fsync check"),
+        ("DURABILITY", "durability check, Scimitar-SQLite"),
+        ("FSYNC", "fsync check, Scimitar-SQLite"),
+        ("DURABILITY_PG", "durability check, Scimitar-PostgreSQL"),
+        ("FSYNC_PG", "fsync check, Scimitar-PostgreSQL"),
     ]
     return [f"- {label}: {meta[key]}" for key, label in keys if meta.get(key)]
 
@@ -311,7 +537,7 @@ def main(argv):
         raise SystemExit(__doc__)
     raw_dir, markdown_path = argv[1], argv[2]
     runs, meta = load_runs(raw_dir), load_meta(raw_dir)
-    tables, targets, problems = build_tables(runs, meta)
+    tables, targets, problems = build_tables(runs, meta, load_two_node(raw_dir))
 
     for title, header, rows in tables:
         print(f"\n{title}\n")
@@ -329,7 +555,7 @@ def main(argv):
         markdown += [f"## {title}", "", markdown_table(header, rows), ""]
     markdown += ["## Targets", ""] + [f"- {target}" for target in targets] + [""]
     markdown += ["## Errors", ""]
-    markdown += [f"- ⚠ {problem}" for problem in problems] if problems else ["None: every run had only 2xx responses and no socket errors."]
+    markdown += [f"- ⚠ {problem}" for problem in problems] if problems else ["None: every run had only 2xx responses and no socket errors" + (", and the staleness probe saw no stale read with a token and no lost change." if meta.get("TWO_NODE") else ".")]
     markdown.append("")
     with open(markdown_path, "w") as markdown_file:
         markdown_file.write("\n".join(markdown))
