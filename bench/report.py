@@ -10,8 +10,8 @@ machine_busy_cpu_seconds [postgres_cpu_seconds]", measured over the wrk run), pl
 `scimitar-pg` (Scimitar on PostgreSQL), `peer` (scim2-server). The two-node run adds
 `two_node.scimitar-pg.wrk` and `two_node.scimitar-pg-b.wrk` (nodes A and B), their
 `.quantiles` (wrk's latency distribution, every 0.1%, to merge the two), `two_node.cpu` (both
-nodes together), `two_node.nodes.cpu` ("node_a_seconds node_b_seconds") and `staleness.json`
-(bench/staleness.py). The plain-text tables go to stdout, the Markdown version to MARKDOWN_OUT.
+nodes together), `two_node.nodes.cpu` ("node_a_seconds node_b_seconds"), `staleness.json`
+(bench/staleness.py under that load) and `staleness_idle.json` (the same probe with no load). The plain-text tables go to stdout, the Markdown version to MARKDOWN_OUT.
 Standard library only.
 
 The exit status is 1 when any run saw a non-2xx response or a socket error (other than the
@@ -134,10 +134,11 @@ def load_two_node(raw_dir):
         with open(path) as nodes_file:
             node_a, node_b = (float(field) for field in nodes_file.read().split())
         result["node_cpu_shares"] = (node_a / result["cpu"]["wall"], node_b / result["cpu"]["wall"])
-    path = os.path.join(raw_dir, "staleness.json")
-    if os.path.exists(path):
-        with open(path) as staleness_file:
-            result["staleness"] = json.load(staleness_file)
+    for name, key in (("staleness.json", "staleness"), ("staleness_idle.json", "staleness_idle")):
+        path = os.path.join(raw_dir, name)
+        if os.path.exists(path):
+            with open(path) as staleness_file:
+                result[key] = json.load(staleness_file)
     return result
 
 
@@ -313,23 +314,20 @@ def build_tables(runs, meta, two_node):
         ])
 
     staleness_rows = []
-    staleness = two_node.get("staleness")
-    if staleness:
+
+    def stats_row(load, label, values, note):
+        if not values:
+            return [load, label, "0", "–", "–", "–", note]
+        return [load, label, f"{len(values):,}", ms(percentile(values, 0.5)), ms(percentile(values, 0.99)), ms(max(values)), note]
+
+    for key, load in (("staleness", "two-node mixed load"), ("staleness_idle", "no load")):
+        staleness = two_node.get(key)
+        if not staleness:
+            if meta.get("TWO_NODE"):
+                problems.append(f"staleness probe ({load}): no results")
+            continue
         requested = staleness.get("probes_requested", 0)
         follow, tokened = staleness["follow"], staleness["token"]
-
-        def stats_row(label, values, note):
-            if not values:
-                return [label, "0", "–", "–", "–", note]
-            return [
-                label,
-                f"{len(values):,}",
-                ms(percentile(values, 0.5)),
-                ms(percentile(values, 0.99)),
-                ms(max(values)),
-                note,
-            ]
-
         stale_reads = follow.get("stale_reads") or []
         follow_note = (
             f"median {percentile(stale_reads, 0.5):,} stale reads on B before the change showed"
@@ -340,27 +338,27 @@ def build_tables(runs, meta, two_node):
         token_note = "every read showed the change" if not tokened.get("violations") else (
             f"⚠ {tokened['violations']} reads did not show the change"
         )
-        staleness_rows.append(stats_row("GET on node B without a token (B follows the log)", follow["delays_ms"], follow_note))
-        staleness_rows.append(stats_row("GET on node B with Scimitar-Read-After", tokened["delays_ms"], token_note))
-        staleness_rows.append(stats_row("(the PATCH on node A itself)", staleness.get("write_ms") or [], "from sending to A's answer"))
-        if follow.get("lost"):
-            problems.append(f"staleness probe: {follow['lost']} changes made on node A never showed on node B within 5 s")
-        if tokened.get("violations"):
-            problems.append(f"staleness probe: {tokened['violations']} reads with Scimitar-Read-After on node B did not show the change")
-        if staleness.get("error_count"):
-            problems.append(
-                f"staleness probe: {staleness['error_count']} errors ({'; '.join(staleness.get('errors', [])[:3])})"
-            )
-        if not staleness.get("change_token_header"):
-            problems.append("staleness probe: node A's answers carry no Scimitar-Change-Token header")
         for label, values in (("without a token", follow["delays_ms"]), ("with the token", tokened["delays_ms"])):
             if len(values) < requested:
-                # Not an error: the load ended first. Say so beside the numbers.
-                staleness_rows.append([
-                    f"note: {len(values)} of the {requested} probes {label} fitted in the run", "", "", "", "", "",
-                ])
-    elif meta.get("TWO_NODE"):
-        problems.append("staleness probe: no results (staleness.json missing)")
+                # Not an error: the time ran out first. Say so beside the numbers.
+                note = f"{len(values)} of the {requested} probes {label} fitted in the time"
+                if label == "without a token":
+                    follow_note = "; ".join(filter(None, [follow_note, note]))
+                else:
+                    token_note = "; ".join(filter(None, [token_note, note]))
+        staleness_rows.append(stats_row(load, "GET on node B, no token (B follows the log)", follow["delays_ms"], follow_note))
+        staleness_rows.append(stats_row(load, "GET on node B with Scimitar-Read-After", tokened["delays_ms"], token_note))
+        staleness_rows.append(stats_row(load, "(the PATCH on node A itself)", staleness.get("write_ms") or [], "from sending to A's answer"))
+        if follow.get("lost"):
+            problems.append(f"staleness probe ({load}): {follow['lost']} changes made on node A never showed on node B within 5 s")
+        if tokened.get("violations"):
+            problems.append(f"staleness probe ({load}): {tokened['violations']} reads with Scimitar-Read-After on node B did not show the change")
+        if staleness.get("error_count"):
+            problems.append(
+                f"staleness probe ({load}): {staleness['error_count']} errors ({'; '.join(staleness.get('errors', [])[:3])})"
+            )
+        if not staleness.get("change_token_header"):
+            problems.append(f"staleness probe ({load}): node A's answers carry no Scimitar-Change-Token header")
 
     cpu_rows = []
     group_operations = [
@@ -468,9 +466,9 @@ def build_tables(runs, meta, two_node):
             two_node_rows,
         ),
         (
-            "Cross-node staleness under the two-node load (a change on node A, read on node B; "
+            "Cross-node staleness (a change on node A, read on node B; "
             "delay from A's answer to B's first answer showing it)",
-            ["read", "probes", "p50", "p99", "max", "notes"],
+            ["load", "read", "probes", "p50", "p99", "max", "notes"],
             staleness_rows,
         ),
         (
