@@ -1267,6 +1267,16 @@ async fn import_records(
     records: &[ImportRecord],
     log: &mut Log,
 ) -> Outcome<()> {
+    // Plan every statement for the table as it is now. An import fills empty tables, and a
+    // plan cached while a table was empty (ours, or the foreign-key checks PostgreSQL runs for
+    // each row) scans it whole; kept while the table grows to a million rows, that makes the
+    // import quadratic. Statistics do not save it where autovacuum is off or behind.
+    execute(
+        transaction,
+        "SET LOCAL plan_cache_mode = force_custom_plan",
+        &[],
+    )
+    .await?;
     // Objects whose ACL rows this batch wrote. An object's entries may span two batches, and
     // the log entry replaces an ACL whole, so each is logged once, at the end, as it then is.
     let mut acl_objects: Vec<(ObjectType, &str)> = Vec::new();
