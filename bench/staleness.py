@@ -20,7 +20,9 @@ each or DEADLINE_SECONDS have passed:
   the `Scimitar-Change-Token` of A's answer. B must answer with the new value; the delay is that
   one request. An answer without the new value is counted as a violation.
 
-A random pause of 0-20 ms between probes keeps them from locking into step with the follower's
+Before each probe without a token it pauses for a random 0-100 ms (one follower interval), so
+that the change lands at a random point of node B's follower cycle: a probe that began right
+after B's last catch-up would otherwise lock into step with it and always wait almost a whole
 interval. The write's own latency on A is recorded too. Results (every delay, in ms) go to
 OUT_JSON; a summary goes to stderr. The exit status is non-zero only when the probe could not
 start (no probe user); errors during the run are counted in the JSON and flagged by report.py.
@@ -43,6 +45,8 @@ GIVE_UP_SECONDS = 5.0
 # Between two stale reads on node B: enough to keep the poll from taking a core, small against
 # the delays measured (the resolution is one request plus this).
 POLL_PAUSE_SECONDS = 0.001
+# Scimitar's follower interval (README.md, "Several nodes"); see the pause before each probe.
+FOLLOWER_INTERVAL_SECONDS = 0.1
 
 
 class Node:
@@ -150,6 +154,8 @@ def main(argv):
         if len(follow["delays_ms"]) + follow["lost"] >= probes and len(tokened["delays_ms"]) >= probes:
             break
         kind = "follow" if len(follow["delays_ms"]) + follow["lost"] <= len(tokened["delays_ms"]) else "token"
+        if kind == "follow":
+            time.sleep(random.uniform(0, FOLLOWER_INTERVAL_SECONDS))
         counter += 1
         value = f"probe {counter} {nonce}"
         patch = {
@@ -207,7 +213,6 @@ def main(argv):
                     follow["lost"] += 1
                     break
                 time.sleep(POLL_PAUSE_SECONDS)
-        time.sleep(random.uniform(0, 0.02))
 
     results["elapsed_seconds"] = time.monotonic() - started
     with open(out_path, "w") as out_file:
