@@ -206,6 +206,51 @@ fn connection_config(url: &str) -> ScimResult<tokio_postgres::Config> {
     Ok(config)
 }
 
+/// How often a node looks at whether its tables' planner statistics have gone stale.
+const STATISTICS_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Keeps the planner's statistics current when the server's autovacuum is off.
+///
+/// Without statistics PostgreSQL plans a `userName eq` filter as a scan of the account's users
+/// on an index that only matches `(account_id, kind)` instead of the unique index on the name:
+/// measured at 0.06 ms with statistics and 3.3 ms at 6,000 users without, growing with the
+/// directory. Autovacuum normally analyzes tables as they grow; where an operator has turned it
+/// off, each node does what autoanalyze would (analyze a table once a tenth of it has
+/// changed). Ends when the store is dropped.
+async fn keep_statistics(pool: deadpool_postgres::WeakPool) {
+    loop {
+        tokio::time::sleep(STATISTICS_CHECK_INTERVAL).await;
+        let Some(pool) = pool.upgrade() else {
+            return;
+        };
+        let Ok(client) = pool.get().await else {
+            continue;
+        };
+        let stale = client
+            .query(
+                "SELECT relname FROM pg_stat_user_tables \
+                 WHERE current_setting('autovacuum') = 'off' \
+                 AND relname IN ('principals', 'principal_emails', 'memberships', 'tokens', \
+                                 'securables', 'grants', 'workspace_objects', 'object_acl', 'access_log') \
+                 AND n_mod_since_analyze > 50 + n_live_tup / 10",
+                &[],
+            )
+            .await;
+        let Ok(rows) = stale else {
+            continue;
+        };
+        for row in rows {
+            let Ok(table) = row.try_get::<_, String>(0) else {
+                continue;
+            };
+            // The name comes from the fixed list above, never from input.
+            if let Err(error) = client.batch_execute(&format!("ANALYZE {table}")).await {
+                tracing::warn!(%error, table, "postgres: cannot analyze");
+            }
+        }
+    }
+}
+
 impl PostgresStore {
     /// Connects to the database `url` names (`postgres://user@host:port/dbname?...`) with at most
     /// `max_connections` connections, and brings its schema up to date.
@@ -230,6 +275,7 @@ impl PostgresStore {
             .map_err(internal)?;
         let store = PostgresStore { pool };
         store.migrate().await?;
+        tokio::spawn(keep_statistics(store.pool.weak()));
         Ok(store)
     }
 

@@ -99,3 +99,64 @@ impl Drop for ScratchDatabases {
         .join();
     }
 }
+
+/// Where the server's autovacuum is off, a node analyzes its tables itself once they have
+/// changed enough, so filters keep their index plans as a directory grows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_statistics_are_kept_current_when_autovacuum_is_off() {
+    let Ok(server) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!("skipped: TEST_DATABASE_URL is unset");
+        return;
+    };
+    let name = format!("scimitar_statistics_{}", std::process::id());
+    let created = ScratchDatabases {
+        server: server.clone(),
+        names: Mutex::new(vec![name.clone()]),
+    };
+    let url = scratch::create(&server, &name)
+        .await
+        .unwrap_or_else(|error| panic!("cannot create {name}: {error}"));
+    let _store = PostgresStore::connect(&url, 2)
+        .await
+        .unwrap_or_else(|error| panic!("cannot open {url}: {error}"));
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|error| panic!("cannot connect: {error}"));
+    tokio::spawn(connection);
+    let autovacuum: String = client
+        .query_one("SHOW autovacuum", &[])
+        .await
+        .map(|row| row.get(0))
+        .unwrap_or_default();
+    if autovacuum != "off" {
+        eprintln!("skipped: this server's autovacuum is on, which keeps statistics itself");
+        return;
+    }
+    client
+        .batch_execute(
+            "INSERT INTO accounts (id, name, created) VALUES ('a', 'a', 0); \
+             INSERT INTO principals (account_id, id, kind, user_name_lower, attributes, created, last_modified, version) \
+             SELECT 'a', 'u' || n, 'User', 'user' || n, '{}', 0, 0, 1 FROM generate_series(1, 200) AS n",
+        )
+        .await
+        .unwrap_or_else(|error| panic!("cannot insert: {error}"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let analyzed: bool = client
+            .query_one(
+                "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'principals'",
+                &[],
+            )
+            .await
+            .map(|row| row.get(0))
+            .unwrap_or(false);
+        if analyzed {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!("principals was not analyzed within a minute of 200 inserts");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    drop(created);
+}
