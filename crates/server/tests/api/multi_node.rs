@@ -205,3 +205,81 @@ async fn a_change_token_that_is_not_a_number_or_is_from_the_future_is_a_400() {
         reply.assert_error(400, Some("invalidValue"));
     }
 }
+
+#[tokio::test]
+async fn membership_changes_through_both_nodes_at_once_lose_nothing() {
+    let (app, other) = two_nodes().await;
+    let group = app.create_group("both-nodes", &[]).await;
+    let group_id = group["id"].as_str().unwrap().to_string();
+    let mut user_ids = Vec::new();
+    for index in 0..20 {
+        let user = app
+            .create_user(&format!("member-{index}@example.com"))
+            .await;
+        user_ids.push(user["id"].as_str().unwrap().to_string());
+    }
+    // Each user is added by its own PATCH, alternating nodes, all at once.
+    let adds = user_ids.iter().enumerate().map(|(index, user_id)| {
+        let body = json!({
+            "schemas": [PATCH_OP_SCHEMA],
+            "Operations": [{"op": "add", "path": "members", "value": [{"value": user_id}]}],
+        });
+        let request = if index % 2 == 0 {
+            app.scim(Method::PATCH, &format!("/Groups/{group_id}"))
+        } else {
+            on(&app, &other, Method::PATCH, &format!("/Groups/{group_id}"))
+        };
+        tokio::spawn(async move { request.json(&body).send().await.unwrap().status().as_u16() })
+    });
+    let mut statuses = Vec::new();
+    for add in adds.collect::<Vec<_>>() {
+        statuses.push(add.await.unwrap());
+    }
+    assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
+    let mut members = app.member_ids(&group_id).await;
+    members.sort();
+    user_ids.sort();
+    assert_eq!(members, user_ids);
+}
+
+#[tokio::test]
+async fn an_if_match_made_stale_by_the_other_node_is_a_412() {
+    let (app, other) = two_nodes().await;
+    let user = app.create_user("erin@example.com").await;
+    let path = format!("/Users/{}", user["id"].as_str().unwrap());
+    let etag = app.get(&path).await.header("etag").unwrap().to_string();
+    let changed = read(
+        on(&app, &other, Method::PATCH, &path)
+            .json(&patch_op(
+                json!([{"op": "replace", "path": "displayName", "value": "Erin B"}]),
+            ))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(changed.status, 200);
+    let stale = read(
+        app.scim(Method::PATCH, &path)
+            .header("if-match", &etag)
+            .json(&patch_op(
+                json!([{"op": "replace", "path": "displayName", "value": "Erin C"}]),
+            ))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    stale.assert_error(412, None);
+    // The refused write changed nothing (read with the token: node A's cache may otherwise
+    // still hold the version it served before node B's change, for up to one interval).
+    let after = read(
+        app.scim(Method::GET, &path)
+            .header("scimitar-read-after", change_token(&changed))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(after.body["displayName"], "Erin B");
+}
