@@ -1,0 +1,92 @@
+//! `scimitar serve` as an operator runs it: SIGTERM lets the requests in flight finish, then
+//! the process exits cleanly.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn sigterm_finishes_the_request_in_flight_before_the_server_exits() {
+    let directory = std::env::temp_dir().join(format!("scimitar-serve-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&directory);
+    std::fs::create_dir_all(&directory).unwrap();
+    let database = format!("sqlite://{}/db.sqlite", directory.display());
+    let binary = env!("CARGO_BIN_EXE_scimitar");
+    let token = Command::new(binary)
+        .args(["token", "create", "--database", &database])
+        .output()
+        .unwrap();
+    assert!(token.status.success());
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_string();
+
+    let mut server = Command::new(binary)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", &database])
+        .env("SCIMITAR_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let address = loop {
+        let line = lines
+            .next()
+            .expect("the server printed its address")
+            .unwrap();
+        if let Some(address) = line.strip_prefix("scimitar listening on http://") {
+            break address.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+
+    // A Bulk request of 1,000 creations: long enough to still be running when SIGTERM comes.
+    let operations: Vec<String> = (0..1000)
+        .map(|index| {
+            format!(
+                r#"{{"method":"POST","path":"/Users","bulkId":"u{index}","data":{{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"inflight-{index}@example.com"}}}}"#
+            )
+        })
+        .collect();
+    let body = format!(
+        r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":[{}]}}"#,
+        operations.join(",")
+    );
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    write!(
+        stream,
+        "POST /scim/v2/Bulk HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/scim+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    // Let the server read the request and start on it, then ask it to stop.
+    std::thread::sleep(Duration::from_millis(200));
+    let terminated = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(terminated.success());
+
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 200"),
+        "{}",
+        &response[..response.len().min(300)]
+    );
+    assert_eq!(response.matches(r#""status":"201""#).count(), 1000);
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = server.kill();
+            panic!("the server did not exit within 20 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status}");
+    let _ = std::fs::remove_dir_all(&directory);
+}
