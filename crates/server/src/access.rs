@@ -359,6 +359,7 @@ fn apply(model: &mut AccessModel, event: &AccessEvent) -> Result<(), AccessError
                 object_id,
                 directory,
             } => model.set_object_parent(*object_type, object_id, directory.as_deref()),
+            GovernanceChange::ExpectObjectAcl { .. } => Ok(()),
             GovernanceChange::RemoveObject {
                 object_type,
                 object_id,

@@ -4,7 +4,9 @@
 //!
 //! Every rule about ACLs is the access engine's: [`AccessModel::can_change_object_acl`] decides
 //! who may write, [`AccessModel::planned_object_acl`] computes the resulting direct ACL, and the
-//! service commits exactly that list as [`GovernanceChange::SetObjectAcl`] through
+//! service commits exactly that list as [`GovernanceChange::SetObjectAcl`], guarded by a
+//! [`GovernanceChange::ExpectObjectAcl`] of the ACL it computed from (another node's write in
+//! between makes it a conflict, and the write is computed again), through
 //! [`Services::commit`], so the engine (and every later check) sees it before the answer goes
 //! out.
 
@@ -220,25 +222,66 @@ pub async fn write(
             })?;
         entries.push(AclEntry::new(principal.id, entry.level));
     }
+    // Principals made on another node a moment ago exist in storage (just resolved there) but
+    // perhaps not yet in this node's engine: read the log before deciding with it.
+    let all_known = services.access.read(account, |model| {
+        entries
+            .iter()
+            .all(|entry| model.principal_ref(&entry.principal).is_ok())
+    })?;
+    if !all_known {
+        services.access.catch_up(services.store.as_ref()).await?;
+    }
     let _turn = object_lock(account, object).lock().await;
-    let planned = services.access.read(account, |model| {
-        ensure_may_change(model, caller, object)?;
-        model
-            .planned_object_acl(object.object_type, &object.object_id, &entries, mode)
-            .map_err(from_access_error)
-    })??;
-    services
-        .commit(
-            account,
-            Change::Governance(GovernanceChange::SetObjectAcl {
-                object_type: object.object_type,
-                object_id: object.object_id.clone(),
-                entries: planned,
-            }),
-        )
-        .await?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        // The new ACL is computed from this node's view, and committed only if the stored ACL
+        // is still the one that view held: another node's write in between makes the commit
+        // a conflict, and the write is computed again on a view that includes it.
+        let (current, planned) = services.access.read(account, |model| {
+            ensure_may_change(model, caller, object)?;
+            let current: Vec<AclEntry> = model
+                .object_acl(object.object_type, &object.object_id)
+                .into_iter()
+                .filter(|view| view.inherited_from.is_none())
+                .map(|view| AclEntry::new(view.principal.id, view.level))
+                .collect();
+            let planned = model
+                .planned_object_acl(object.object_type, &object.object_id, &entries, mode)
+                .map_err(from_access_error)?;
+            Ok::<_, ScimError>((current, planned))
+        })??;
+        let committed = services
+            .commit(
+                account,
+                Change::GovernanceBatch(vec![
+                    GovernanceChange::ExpectObjectAcl {
+                        object_type: object.object_type,
+                        object_id: object.object_id.clone(),
+                        entries: current,
+                    },
+                    GovernanceChange::SetObjectAcl {
+                        object_type: object.object_type,
+                        object_id: object.object_id.clone(),
+                        entries: planned,
+                    },
+                ]),
+            )
+            .await;
+        match committed {
+            Ok(()) => break,
+            Err(ScimError::PreconditionFailed(_)) if attempt < ACL_WRITE_ATTEMPTS => {
+                services.access.catch_up(services.store.as_ref()).await?;
+            }
+            Err(error) => return Err(error),
+        }
+    }
     services.access.read(account, |model| render(model, object))
 }
+
+/// How often an ACL write is computed again after another node changed the ACL first.
+const ACL_WRITE_ATTEMPTS: usize = 8;
 
 /// The object's permissions, for admins and for anyone holding a level on it.
 pub fn get(model: &AccessModel, caller: &PrincipalId, object: &ObjectAddress) -> ScimResult<Value> {

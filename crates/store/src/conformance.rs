@@ -1392,6 +1392,73 @@ pub async fn an_open_store_is_ready(store: &dyn Store) {
     assert_eq!(store.ready().await, Ok(()));
 }
 
+/// An ACL write guarded by the ACL it was computed from goes through only while that is still
+/// the stored ACL; otherwise the whole batch is a 412 that writes and logs nothing.
+pub async fn an_acl_write_computed_from_a_stale_acl_is_a_conflict(store: &dyn Store) {
+    let account = seed_account(store).await;
+    create(store, &account, user("u1", "alice", 1), &[])
+        .await
+        .unwrap();
+    create(store, &account, user("u2", "bob", 2), &[])
+        .await
+        .unwrap();
+    let alice = AclEntry::new(PrincipalId::new("u1"), PermissionLevel::CanView);
+    let bob = AclEntry::new(PrincipalId::new("u2"), PermissionLevel::CanView);
+    let guarded = |expected: Vec<AclEntry>, entries: Vec<AclEntry>| {
+        Change::GovernanceBatch(vec![
+            GovernanceChange::ExpectObjectAcl {
+                object_type: ObjectType::Jobs,
+                object_id: "7".into(),
+                entries: expected,
+            },
+            GovernanceChange::SetObjectAcl {
+                object_type: ObjectType::Jobs,
+                object_id: "7".into(),
+                entries,
+            },
+        ])
+    };
+    // From "no ACL yet" to alice: the object had none, so this goes through.
+    store
+        .apply(&account, guarded(vec![], vec![alice.clone()]))
+        .await
+        .unwrap();
+    let before = whole_log(store).await;
+    // A second writer that also started from "no ACL" is refused, and leaves no trace.
+    let stale = store
+        .apply(&account, guarded(vec![], vec![bob.clone()]))
+        .await;
+    assert!(
+        matches!(stale, Err(ScimError::PreconditionFailed(_))),
+        "{stale:?}"
+    );
+    assert_eq!(
+        whole_log(store).await,
+        before,
+        "a refused batch logs nothing"
+    );
+    let acl: Vec<AclEntry> = store
+        .access_snapshot(&account)
+        .await
+        .unwrap()
+        .acl
+        .into_iter()
+        .map(|row| row.entry)
+        .collect();
+    assert_eq!(acl, vec![alice.clone()]);
+    // Computed again from the current ACL, it goes through; the precondition is not logged.
+    store
+        .apply(&account, guarded(vec![alice.clone()], vec![alice, bob]))
+        .await
+        .unwrap();
+    let after = whole_log(store).await;
+    assert_eq!(
+        after.len(),
+        before.len() + 1,
+        "only the SetObjectAcl is logged"
+    );
+}
+
 /// Runs every case, each on a fresh store from `fresh`.
 pub async fn run_all<S, F, Fut>(fresh: F)
 where
@@ -1413,6 +1480,7 @@ where
     the_access_log_records_changes_in_commit_order(&fresh().await).await;
     governance_state_round_trips_through_snapshot_and_log(&fresh().await).await;
     a_governance_batch_commits_whole_or_not_at_all(&fresh().await).await;
+    an_acl_write_computed_from_a_stale_acl_is_a_conflict(&fresh().await).await;
     opposite_nestings_at_once_never_make_a_cycle(&fresh().await).await;
     concurrent_updates_from_one_version_commit_one(&fresh().await).await;
     an_open_store_is_ready(&fresh().await).await;

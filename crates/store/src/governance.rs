@@ -70,6 +70,33 @@ pub enum GovernanceChange {
         object_type: ObjectType,
         object_id: String,
     },
+    /// A precondition, not a change: the object's direct ACL is exactly `entries` (in any
+    /// order; none for an object without one), or the batch it is in is refused as a conflict
+    /// (412) and writes nothing. A node computes a new ACL from its in-memory view, which may
+    /// be behind another node's write; batched before the `SetObjectAcl`, this turns what would
+    /// be a lost update into a retry. It writes nothing and is not logged.
+    ExpectObjectAcl {
+        object_type: ObjectType,
+        object_id: String,
+        entries: Vec<AclEntry>,
+    },
+}
+
+impl GovernanceChange {
+    /// Whether this only checks state (and so has no access-log entry).
+    pub fn is_precondition(&self) -> bool {
+        matches!(self, GovernanceChange::ExpectObjectAcl { .. })
+    }
+}
+
+/// Whether two ACLs hold the same entries, whatever their order.
+pub fn same_acl(left: &[AclEntry], right: &[AclEntry]) -> bool {
+    let key = |entry: &AclEntry| (entry.principal.clone(), entry.level.as_str());
+    let mut left: Vec<_> = left.iter().map(key).collect();
+    let mut right: Vec<_> = right.iter().map(key).collect();
+    left.sort();
+    right.sort();
+    left == right
 }
 
 /// What the access engine needs to know of a principal.
@@ -230,6 +257,21 @@ fn privileges(value: &Value) -> ScimResult<Vec<Privilege>> {
         .collect()
 }
 
+fn acl_entries(value: &Value) -> ScimResult<Vec<AclEntry>> {
+    value
+        .get("entries")
+        .and_then(Value::as_array)
+        .ok_or_else(|| corrupt("'entries' is missing"))?
+        .iter()
+        .map(|entry| {
+            Ok(AclEntry::new(
+                id(entry, "principal")?,
+                PermissionLevel::parse(&text(entry, "level")?).map_err(corrupt)?,
+            ))
+        })
+        .collect()
+}
+
 fn privilege_names(privileges: &[Privilege]) -> Vec<&'static str> {
     privileges
         .iter()
@@ -332,18 +374,7 @@ impl AccessEvent {
             "set_object_acl" => AccessEvent::Governance(GovernanceChange::SetObjectAcl {
                 object_type: object_type(&value)?,
                 object_id: text(&value, "object_id")?,
-                entries: value
-                    .get("entries")
-                    .and_then(Value::as_array)
-                    .ok_or_else(|| corrupt("'entries' is missing"))?
-                    .iter()
-                    .map(|entry| {
-                        Ok(AclEntry::new(
-                            id(entry, "principal")?,
-                            PermissionLevel::parse(&text(entry, "level")?).map_err(corrupt)?,
-                        ))
-                    })
-                    .collect::<ScimResult<Vec<_>>>()?,
+                entries: acl_entries(&value)?,
             }),
             "set_object_parent" => AccessEvent::Governance(GovernanceChange::SetObjectParent {
                 object_type: object_type(&value)?,
@@ -352,6 +383,11 @@ impl AccessEvent {
                     .get("directory")
                     .and_then(Value::as_str)
                     .map(str::to_string),
+            }),
+            "expect_object_acl" => AccessEvent::Governance(GovernanceChange::ExpectObjectAcl {
+                object_type: object_type(&value)?,
+                object_id: text(&value, "object_id")?,
+                entries: acl_entries(&value)?,
             }),
             "remove_object" => AccessEvent::Governance(GovernanceChange::RemoveObject {
                 object_type: object_type(&value)?,
@@ -444,6 +480,19 @@ fn governance_json(change: &GovernanceChange) -> Value {
             "object_id": object_id,
             "directory": directory,
         }),
+        GovernanceChange::ExpectObjectAcl {
+            object_type,
+            object_id,
+            entries,
+        } => json!({
+            "event": "expect_object_acl",
+            "object_type": object_type.as_str(),
+            "object_id": object_id,
+            "entries": entries
+                .iter()
+                .map(|entry| json!({"principal": entry.principal.as_str(), "level": entry.level.as_str()}))
+                .collect::<Vec<_>>(),
+        }),
         GovernanceChange::RemoveObject {
             object_type,
             object_id,
@@ -525,6 +574,11 @@ mod tests {
             AccessEvent::Governance(GovernanceChange::RemoveObject {
                 object_type: ObjectType::Notebooks,
                 object_id: "7".into(),
+            }),
+            AccessEvent::Governance(GovernanceChange::ExpectObjectAcl {
+                object_type: ObjectType::Jobs,
+                object_id: "42".into(),
+                entries: vec![],
             }),
         ];
         for event in events {

@@ -30,7 +30,7 @@
 use crate::change::Change;
 use crate::governance::{
     AccessEvent, AccessSnapshot, AclRow, GovernanceChange, GrantRow, LoggedEvent, ObjectRow,
-    PrincipalFacts, SecurableRow,
+    PrincipalFacts, SecurableRow, same_acl,
 };
 use crate::listing;
 use crate::migrations::{latest, POSTGRES_MIGRATIONS};
@@ -66,6 +66,10 @@ const MIGRATION_LOCK_KEY: i64 = 0x7363_696d_6974_6172;
 /// the second half is a hash of the account id. (Two-part keys never collide with the
 /// one-part migration key: PostgreSQL keeps the two forms apart.)
 const GROUP_NESTING_LOCK_CLASS: i32 = 0x5343_4e47;
+
+/// The first half of the two-part advisory lock key that serialises writes of one workspace
+/// object's ACL across nodes; the second half hashes the account, type and id.
+const OBJECT_ACL_LOCK_CLASS: i32 = 0x5341_434c;
 
 /// The key of the advisory lock under which access-log entries are numbered and committed
 /// ("scimlog!" in ASCII). See [`write_log`].
@@ -1273,12 +1277,16 @@ async fn apply_change(
         }
         Change::Governance(change) => {
             apply_governance(transaction, account, change).await?;
-            log.push((account.clone(), AccessEvent::Governance(change.clone())));
+            if !change.is_precondition() {
+                log.push((account.clone(), AccessEvent::Governance(change.clone())));
+            }
         }
         Change::GovernanceBatch(changes) => {
             for change in changes {
                 apply_governance(transaction, account, change).await?;
-                log.push((account.clone(), AccessEvent::Governance(change.clone())));
+                if !change.is_precondition() {
+                    log.push((account.clone(), AccessEvent::Governance(change.clone())));
+                }
             }
         }
         Change::Import(records) => import_records(transaction, account, records, log).await?,
@@ -1709,6 +1717,45 @@ async fn apply_governance(
                     ],
                 )
                 .await?;
+            }
+        }
+        GovernanceChange::ExpectObjectAcl {
+            object_type,
+            object_id,
+            entries,
+        } => {
+            // Held to the commit, so two nodes writing one object's ACL take turns: the second
+            // check runs after the first write committed (READ COMMITTED reads it) and fails,
+            // where without the lock both would see the old ACL and one write would be lost.
+            let key = format!("{account}/{}/{object_id}", object_type.as_str());
+            let statement = transaction
+                .prepare_cached("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+                .await
+                .map_err(db)?;
+            transaction
+                .execute(&statement, &[&OBJECT_ACL_LOCK_CLASS, &key])
+                .await
+                .map_err(db)?;
+            let statement = transaction
+                .prepare_cached(
+                    "SELECT principal_id, level FROM object_acl \
+                     WHERE account_id = $1 AND object_type = $2 AND object_id = $3",
+                )
+                .await
+                .map_err(db)?;
+            let rows = transaction
+                .query(&statement, &[&account.as_str(), &object_type.as_str(), object_id])
+                .await
+                .map_err(db)?;
+            let mut current = Vec::with_capacity(rows.len());
+            for row in rows {
+                let principal: String = row.try_get(0).map_err(internal)?;
+                let level: String = row.try_get(1).map_err(internal)?;
+                let level = PermissionLevel::parse(&level).map_err(internal)?;
+                current.push(AclEntry::new(PrincipalId::new(principal), level));
+            }
+            if !same_acl(&current, entries) {
+                return Err(crate::sqlite::acl_conflict(*object_type, object_id).into());
             }
         }
         GovernanceChange::SetObjectParent {

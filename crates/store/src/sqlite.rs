@@ -12,7 +12,7 @@
 use crate::change::Change;
 use crate::governance::{
     AccessEvent, AccessSnapshot, AclRow, GovernanceChange, GrantRow, LoggedEvent, ObjectRow,
-    PrincipalFacts, SecurableRow,
+    PrincipalFacts, SecurableRow, same_acl,
 };
 use crate::listing;
 use crate::migrations::SQLITE_MIGRATIONS;
@@ -1024,12 +1024,16 @@ fn apply_change(
         }
         Change::Governance(change) => {
             apply_governance(transaction, account, &change)?;
-            log_event(transaction, account, &AccessEvent::Governance(change))?;
+            if !change.is_precondition() {
+                log_event(transaction, account, &AccessEvent::Governance(change))?;
+            }
         }
         Change::GovernanceBatch(changes) => {
             for change in changes {
                 apply_governance(transaction, account, &change)?;
-                log_event(transaction, account, &AccessEvent::Governance(change))?;
+                if !change.is_precondition() {
+                    log_event(transaction, account, &AccessEvent::Governance(change))?;
+                }
             }
         }
         Change::Import(records) => import_records(transaction, account, records)?,
@@ -1856,6 +1860,40 @@ fn apply_governance(
                 )?;
             }
         }
+        GovernanceChange::ExpectObjectAcl {
+            object_type,
+            object_id,
+            entries,
+        } => {
+            // The one writer makes this check and the write it guards atomic.
+            let current = transaction
+                .prepare_cached(
+                    "SELECT principal_id, level FROM object_acl \
+                     WHERE account_id = ?1 AND object_type = ?2 AND object_id = ?3",
+                )
+                .and_then(|mut statement| {
+                    statement
+                        .query_map(
+                            params![account.as_str(), object_type.as_str(), object_id],
+                            |row| {
+                                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                            },
+                        )?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(internal)?;
+            let current = current
+                .into_iter()
+                .map(|(principal, level)| {
+                    PermissionLevel::parse(&level)
+                        .map(|level| AclEntry::new(PrincipalId::new(principal), level))
+                        .map_err(internal)
+                })
+                .collect::<ScimResult<Vec<_>>>()?;
+            if !same_acl(&current, entries) {
+                return Err(acl_conflict(*object_type, object_id));
+            }
+        }
         GovernanceChange::SetObjectParent {
             object_type,
             object_id,
@@ -1893,6 +1931,14 @@ fn apply_governance(
         }
     }
     Ok(())
+}
+
+/// The answer to an ACL write computed from a view that another write has since changed.
+pub(crate) fn acl_conflict(object_type: ObjectType, object_id: &str) -> ScimError {
+    ScimError::PreconditionFailed(format!(
+        "the permissions of {} {object_id} were changed by another request",
+        object_type.as_str()
+    ))
 }
 
 fn register_object(

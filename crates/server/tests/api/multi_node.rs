@@ -283,3 +283,68 @@ async fn an_if_match_made_stale_by_the_other_node_is_a_412() {
     .await;
     assert_eq!(after.body["displayName"], "Erin B");
 }
+
+#[tokio::test]
+async fn acl_changes_through_both_nodes_at_once_lose_nothing() {
+    let (app, other) = two_nodes().await;
+    let mut names = Vec::new();
+    for index in 0..12 {
+        let name = format!("viewer-{index}@example.com");
+        app.create_user(&name).await;
+        names.push(name);
+    }
+    // Each PATCH adds one user's level to the same job's ACL, alternating nodes, all at once:
+    // each node computes the new ACL from its own view, which the other node's writes make
+    // stale.
+    let patches = names.iter().enumerate().map(|(index, name)| {
+        let address = if index % 2 == 0 {
+            &app.address
+        } else {
+            &other.address
+        };
+        let request = app
+            .client
+            .patch(format!("{address}/api/2.0/permissions/jobs/42"))
+            .bearer_auth(&app.token)
+            .json(&json!({"access_control_list": [
+                {"user_name": name, "permission_level": "CAN_VIEW"}
+            ]}));
+        tokio::spawn(async move {
+            let reply = request.send().await.unwrap();
+            let token: u64 = reply
+                .headers()
+                .get("scimitar-change-token")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.parse().ok())
+                .unwrap_or(0);
+            (reply.status().as_u16(), token)
+        })
+    });
+    let mut statuses = Vec::new();
+    let mut newest = 0;
+    for patch in patches.collect::<Vec<_>>() {
+        let (status, token) = patch.await.unwrap();
+        statuses.push(status);
+        newest = newest.max(token);
+    }
+    assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
+    // Read after every one of those writes, whichever node made it.
+    let acl = read(
+        app.request(Method::GET, "/api/2.0/permissions/jobs/42")
+            .header("scimitar-read-after", newest.to_string())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(acl.status, 200, "{:?}", acl.body);
+    let holders: Vec<&str> = acl.body["access_control_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|entry| entry["user_name"].as_str())
+        .collect();
+    for name in &names {
+        assert!(holders.contains(&name.as_str()), "{name} lost: {holders:?}");
+    }
+}
