@@ -1,18 +1,134 @@
 //! The Unity Catalog tree as the engine stores it: securables in slots with their parent,
 //! owner and grants, and a name index per type.
 
-use std::collections::HashMap;
-
 use crate::error::AccessError;
+use crate::hash::FastMap;
 use crate::privilege::PrivilegeSet;
 use crate::securable::{canonical_name, SecurableRef, SecurableType};
 
-/// One grantee's privileges on one securable. A securable has a few of these, scanned
-/// linearly: cheaper than any map at that size.
+/// One grantee's privileges on one securable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct GrantEntry {
     pub(crate) grantee: u32,
     pub(crate) privileges: PrivilegeSet,
+}
+
+/// A securable with more grant entries than this indexes them by grantee. Most securables
+/// have a few entries, scanned linearly; a catalog or schema that thousands of groups may
+/// use has thousands, and a check then probes them once per group of the principal instead.
+pub(crate) const INDEXED_GRANT_COUNT: usize = 32;
+
+/// The grant entries on one securable, in the order they were first made (the order
+/// explanations and `SHOW GRANTS` list them in), at most one per grantee.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Grants {
+    entries: Vec<GrantEntry>,
+    /// Grantee to position in `entries`, kept once there are more than
+    /// [`INDEXED_GRANT_COUNT`] entries.
+    positions: Option<FastMap<u32, u32>>,
+    /// Every privilege some entry holds, so that a check can pass over a securable whose
+    /// entries cannot supply what it asks (a catalog's thousands of `USE_CATALOG` grants when
+    /// the question is `SELECT`) without reading them.
+    union: PrivilegeSet,
+}
+
+impl Grants {
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, GrantEntry> {
+        self.entries.iter()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Every privilege held by some entry.
+    pub(crate) fn union(&self) -> PrivilegeSet {
+        self.union
+    }
+
+    /// Whether lookups by grantee are indexed (rather than a scan).
+    pub(crate) fn is_indexed(&self) -> bool {
+        self.positions.is_some()
+    }
+
+    /// The position of the grantee's entry, if it has one.
+    pub(crate) fn position(&self, grantee: u32) -> Option<usize> {
+        match &self.positions {
+            Some(positions) => positions.get(&grantee).map(|position| *position as usize),
+            None => self
+                .entries
+                .iter()
+                .position(|entry| entry.grantee == grantee),
+        }
+    }
+
+    pub(crate) fn get(&self, position: usize) -> Option<&GrantEntry> {
+        self.entries.get(position)
+    }
+
+    /// Adds privileges to the grantee's entry, making one if it has none.
+    pub(crate) fn add(&mut self, grantee: u32, privileges: PrivilegeSet) {
+        self.union = self.union.union(privileges);
+        if let Some(position) = self.position(grantee) {
+            let entry = &mut self.entries[position];
+            entry.privileges = entry.privileges.union(privileges);
+            return;
+        }
+        self.entries.push(GrantEntry {
+            grantee,
+            privileges,
+        });
+        match &mut self.positions {
+            Some(positions) => {
+                positions.insert(grantee, (self.entries.len() - 1) as u32);
+            }
+            None if self.entries.len() > INDEXED_GRANT_COUNT => self.reindex(),
+            None => {}
+        }
+    }
+
+    /// Takes privileges away from the grantee's entry, dropping the entry when none are
+    /// left. Returns true if the entry was dropped.
+    pub(crate) fn remove_privileges(&mut self, grantee: u32, removed: PrivilegeSet) -> bool {
+        let Some(position) = self.position(grantee) else {
+            return false;
+        };
+        let remaining = self.entries[position].privileges.difference(removed);
+        if !remaining.is_empty() {
+            self.entries[position].privileges = remaining;
+            self.reindex();
+            return false;
+        }
+        // `remove`, not `swap_remove`: the order is the order grants were made in.
+        self.entries.remove(position);
+        self.reindex();
+        true
+    }
+
+    /// Drops the grantee's entry, if any.
+    pub(crate) fn remove_grantee(&mut self, grantee: u32) {
+        if let Some(position) = self.position(grantee) {
+            self.entries.remove(position);
+            self.reindex();
+        }
+    }
+
+    /// Rebuilds the grantee index and the union after entries were removed or narrowed.
+    fn reindex(&mut self) {
+        self.union = self
+            .entries
+            .iter()
+            .fold(PrivilegeSet::EMPTY, |union, entry| {
+                union.union(entry.privileges)
+            });
+        self.positions = (self.entries.len() > INDEXED_GRANT_COUNT).then(|| {
+            self.entries
+                .iter()
+                .enumerate()
+                .map(|(position, entry)| (entry.grantee, position as u32))
+                .collect()
+        });
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -23,7 +139,7 @@ pub(crate) struct SecurableSlot {
     pub(crate) parent: Option<u32>,
     pub(crate) children: Vec<u32>,
     pub(crate) owner: u32,
-    pub(crate) grants: Vec<GrantEntry>,
+    pub(crate) grants: Grants,
     /// False once dropped. Slots are not reused, so stale indices can never point at a new
     /// object.
     pub(crate) alive: bool,
@@ -32,7 +148,7 @@ pub(crate) struct SecurableSlot {
 #[derive(Debug, Clone)]
 pub(crate) struct Catalog {
     pub(crate) slots: Vec<SecurableSlot>,
-    by_name: Vec<HashMap<String, u32>>,
+    by_name: Vec<FastMap<String, u32>>,
     pub(crate) metastore: Option<u32>,
 }
 
@@ -40,7 +156,10 @@ impl Default for Catalog {
     fn default() -> Self {
         Catalog {
             slots: Vec::new(),
-            by_name: SecurableType::ALL.iter().map(|_| HashMap::new()).collect(),
+            by_name: SecurableType::ALL
+                .iter()
+                .map(|_| FastMap::default())
+                .collect(),
             metastore: None,
         }
     }
@@ -139,7 +258,7 @@ impl Catalog {
             parent,
             children: Vec::new(),
             owner,
-            grants: Vec::new(),
+            grants: Grants::default(),
             alive: true,
         });
         if let Some(parent) = parent {
@@ -181,7 +300,7 @@ impl Catalog {
         }
         let entry = self.slot_mut(slot);
         entry.alive = false;
-        entry.grants = Vec::new();
+        entry.grants = Grants::default();
         entry.children = Vec::new();
     }
 

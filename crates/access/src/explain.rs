@@ -27,6 +27,26 @@ impl fmt::Display for PrincipalRef {
     }
 }
 
+/// A principal as explanations show it, borrowed from the model rather than copied: what
+/// [`crate::Holders`] hands out, so that listing 100,000 holders copies no names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrincipalView<'a> {
+    pub id: &'a PrincipalId,
+    pub kind: PrincipalKind,
+    pub name: &'a str,
+}
+
+impl PrincipalView<'_> {
+    /// The same as an owned [`PrincipalRef`].
+    pub fn to_ref(&self) -> PrincipalRef {
+        PrincipalRef {
+            id: self.id.clone(),
+            kind: self.kind,
+            name: self.name.to_string(),
+        }
+    }
+}
+
 /// The thing that confers an access, held by the last principal of a [`Via`]'s chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {

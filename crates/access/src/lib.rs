@@ -9,7 +9,8 @@
 //! - [`model`]: [`AccessModel`] and every change to it (principals, memberships,
 //!   entitlements, securables, owners, grants, object ACLs and directories).
 //! - `query`: the questions: [`AccessModel::check`], [`AccessModel::allows`],
-//!   [`AccessModel::who`], [`AccessModel::what`], [`AccessModel::effective_privileges`],
+//!   [`AccessModel::who`] (and [`AccessModel::holders`], its compact form),
+//!   [`AccessModel::what`], [`AccessModel::effective_privileges`],
 //!   [`AccessModel::can_manage`], [`AccessModel::object_permission`] and the entitlement
 //!   queries.
 //! - [`explain`]: the answers: [`Decision`], [`Reason`], [`Via`] (a source and the membership
@@ -22,7 +23,7 @@
 //! - [`statement`]: governance SQL (`CREATE`/`DROP`, `ALTER ... OWNER TO`, `GRANT`, `REVOKE`,
 //!   `SHOW GRANTS`) parsed into a typed [`Statement`] by [`parse_statement`]; no execution.
 //! - `principals`, `catalog`, `workspace`: the internal stores (dense indices, the group
-//!   graph, the securable tree, object slots).
+//!   graph, the securable tree, object slots); `hash`: the fast hasher their indices use.
 //!
 //! Invariant: nothing here reads a clock, a file, a socket or a database, and no answer is
 //! served from state derived before the latest change.
@@ -37,6 +38,7 @@ pub mod securable;
 pub mod statement;
 
 mod catalog;
+mod hash;
 mod principals;
 mod query;
 mod workspace;
@@ -45,11 +47,12 @@ pub use entitlement::{Entitlement, EntitlementSet};
 pub use error::AccessError;
 pub use explain::{
     AclView, Decision, EffectivePrivilege, EntitlementAccess, GroupMembership, Holder, Missing,
-    ObjectPermission, PrincipalRef, Reason, Requirement, Source, Via,
+    ObjectPermission, PrincipalRef, PrincipalView, Reason, Requirement, Source, Via,
 };
 pub use model::{AccessModel, AclWrite};
 pub use object::{AclEntry, ObjectRef, ObjectType, PermissionLevel, TOKENS_OBJECT_ID};
 pub use privilege::{Privilege, PrivilegeSet};
+pub use query::{HolderView, Holders};
 pub use securable::{SecurableRef, SecurableType};
 pub use statement::{parse_statement, Statement, StatementError};
 

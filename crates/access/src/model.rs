@@ -3,7 +3,7 @@
 
 use scimitar_domain::{PrincipalId, PrincipalKind};
 
-use crate::catalog::{Catalog, GrantEntry};
+use crate::catalog::Catalog;
 use crate::entitlement::EntitlementSet;
 use crate::error::AccessError;
 use crate::object::{AclEntry, ObjectType, PermissionLevel};
@@ -69,10 +69,7 @@ impl AccessModel {
         for holding in self.principals.take_holdings(slot) {
             match holding {
                 Holding::Grant(securable) => {
-                    self.catalog
-                        .slot_mut(securable)
-                        .grants
-                        .retain(|entry| entry.grantee != slot);
+                    self.catalog.slot_mut(securable).grants.remove_grantee(slot);
                 }
                 Holding::Acl(object) => {
                     self.objects
@@ -195,14 +192,7 @@ impl AccessModel {
         if added.is_empty() {
             return Ok(());
         }
-        let grants = &mut self.catalog.slot_mut(slot).grants;
-        match grants.iter_mut().find(|entry| entry.grantee == grantee) {
-            Some(entry) => entry.privileges = entry.privileges.union(added),
-            None => grants.push(GrantEntry {
-                grantee,
-                privileges: added,
-            }),
-        }
+        self.catalog.slot_mut(slot).grants.add(grantee, added);
         self.principals.add_holding(grantee, Holding::Grant(slot));
         Ok(())
     }
@@ -225,15 +215,9 @@ impl AccessModel {
             removed = removed.union(kind.all_privileges_expansion());
         }
         let grants = &mut self.catalog.slot_mut(slot).grants;
-        if let Some(position) = grants.iter().position(|entry| entry.grantee == grantee) {
-            let remaining = grants[position].privileges.difference(removed);
-            if remaining.is_empty() {
-                grants.swap_remove(position);
-                self.principals
-                    .remove_holding(grantee, Holding::Grant(slot));
-            } else {
-                grants[position].privileges = remaining;
-            }
+        if grants.remove_privileges(grantee, removed) {
+            self.principals
+                .remove_holding(grantee, Holding::Grant(slot));
         }
         Ok(())
     }

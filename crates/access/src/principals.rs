@@ -11,7 +11,8 @@ use scimitar_domain::{PrincipalId, PrincipalKind};
 
 use crate::entitlement::EntitlementSet;
 use crate::error::AccessError;
-use crate::explain::PrincipalRef;
+use crate::explain::{PrincipalRef, PrincipalView};
+use crate::hash::FastMap;
 use crate::MAX_NESTING_DEPTH;
 
 /// Marks "no node" in the `via` positions of an [`Ancestry`] and in predecessor arrays.
@@ -19,6 +20,11 @@ pub(crate) const NONE: u32 = u32::MAX;
 
 /// The display name of the built-in group whose members are workspace admins.
 pub(crate) const ADMINS_GROUP_NAME: &str = "admins";
+
+/// A group with more direct members than this gets a member-to-position index, so that
+/// removing one member does not scan the list. Below it a scan (at most this many `u32`s,
+/// a few hundred nanoseconds) is cheaper than keeping a map.
+const INDEXED_GROUP_SIZE: usize = 1024;
 
 /// What a principal holds, recorded on the principal so that `what` and deletion do not scan
 /// every securable and object.
@@ -56,13 +62,16 @@ struct Record {
 /// Every principal of one access model and the group graph between them.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Principals {
-    index: HashMap<PrincipalId, u32>,
+    index: FastMap<PrincipalId, u32>,
     status: Vec<Status>,
     /// Direct groups of each principal. Small for almost everyone, and what checks walk.
     parents: Vec<Vec<u32>>,
     /// Direct members of each group (empty for users and service principals); what `who`
     /// walks.
     members: Vec<Vec<u32>>,
+    /// For groups with more than [`INDEXED_GROUP_SIZE`] direct members: where each member
+    /// sits in `members`, so a removal is a lookup and a `swap_remove`.
+    member_positions: FastMap<u32, FastMap<u32, u32>>,
     entitlements: Vec<EntitlementSet>,
     records: Vec<Record>,
     holdings: Vec<Vec<Holding>>,
@@ -72,25 +81,112 @@ pub(crate) struct Principals {
 
 /// A principal and the groups it is in, transitively, found breadth-first so that each group
 /// is reached by a shortest membership chain, which is the one explanations show.
+///
+/// Membership tests go through a small open-addressing table of `(slot, position)` sized to a
+/// power of two at least twice the number of nodes, so a test is one multiplication and
+/// usually one probe in memory the walk has just written. Checks borrow a per-thread spare
+/// through [`Principals::with_ancestry`], so the hot path allocates nothing.
 #[derive(Debug, Clone)]
 pub(crate) struct Ancestry {
     /// The principal first, then its groups; each with the position it was reached from.
     nodes: Vec<(u32, u32)>,
-    /// `(slot, position in nodes)` sorted by slot, for lookups in `O(log n)`.
-    sorted: Vec<(u32, u32)>,
+    /// `(slot, position in nodes)`, or `(NONE, _)` for an empty entry.
+    table: Vec<(u32, u32)>,
+}
+
+/// The table size a fresh or recycled [`Ancestry`] starts with: room for 32 nodes.
+const ANCESTRY_TABLE_START: usize = 64;
+/// A spare whose table grew past this (a principal in hundreds of groups) is not kept, so
+/// that the next ordinary check does not pay for clearing a large table.
+const ANCESTRY_TABLE_KEPT: usize = 1024;
+
+thread_local! {
+    /// One spare [`Ancestry`] per thread, reused by [`Principals::with_ancestry`]. A nested
+    /// call finds it taken and allocates its own.
+    static SPARE_ANCESTRY: std::cell::Cell<Option<Ancestry>> = const { std::cell::Cell::new(None) };
+}
+
+impl Default for Ancestry {
+    fn default() -> Self {
+        Ancestry {
+            nodes: Vec::with_capacity(ANCESTRY_TABLE_START / 2),
+            table: vec![(NONE, 0); ANCESTRY_TABLE_START],
+        }
+    }
 }
 
 impl Ancestry {
+    fn bucket(&self, slot: u32) -> usize {
+        // Fibonacci hashing: the high bits of the product, as many as the table needs.
+        let bits = self.table.len().trailing_zeros();
+        (u64::from(slot).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize
+    }
+
+    fn reset(&mut self) {
+        self.nodes.clear();
+        if self.table.len() == ANCESTRY_TABLE_START {
+            self.table.fill((NONE, 0));
+        } else {
+            self.table = vec![(NONE, 0); ANCESTRY_TABLE_START];
+        }
+    }
+
+    /// Adds `slot`, reached from the node at `via`, unless it is already there.
+    fn insert(&mut self, slot: u32, via: u32) {
+        if (self.nodes.len() + 1) * 2 > self.table.len() {
+            self.grow();
+        }
+        let mask = self.table.len() - 1;
+        let mut at = self.bucket(slot);
+        loop {
+            let (held, _) = self.table[at];
+            if held == slot {
+                return;
+            }
+            if held == NONE {
+                self.table[at] = (slot, self.nodes.len() as u32);
+                self.nodes.push((slot, via));
+                return;
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    fn grow(&mut self) {
+        self.table = vec![(NONE, 0); self.table.len() * 2];
+        let mask = self.table.len() - 1;
+        for (position, (slot, _)) in self.nodes.iter().enumerate() {
+            let mut at = self.bucket(*slot);
+            while self.table[at].0 != NONE {
+                at = (at + 1) & mask;
+            }
+            self.table[at] = (*slot, position as u32);
+        }
+    }
+
     /// The position of `slot` in the walk, if the principal is `slot` or is inside it.
     pub(crate) fn position(&self, slot: u32) -> Option<u32> {
-        self.sorted
-            .binary_search_by_key(&slot, |(candidate, _)| *candidate)
-            .ok()
-            .map(|found| self.sorted[found].1)
+        let mask = self.table.len() - 1;
+        let mut at = self.bucket(slot);
+        loop {
+            let (held, position) = self.table[at];
+            if held == slot {
+                return Some(position);
+            }
+            if held == NONE {
+                return None;
+            }
+            at = (at + 1) & mask;
+        }
     }
 
     pub(crate) fn contains(&self, slot: u32) -> bool {
         self.position(slot).is_some()
+    }
+
+    /// How many principals the walk holds: the principal and its groups.
+    pub(crate) fn len(&self) -> usize {
+        self.nodes.len()
     }
 
     /// The slots from the principal up to the node at `position`, both included.
@@ -149,6 +245,16 @@ impl Principals {
             id: record.id.clone(),
             kind: self.status[slot as usize].kind,
             name: record.name.clone(),
+        }
+    }
+
+    /// The principal as explanations name it, borrowed.
+    pub(crate) fn view(&self, slot: u32) -> PrincipalView<'_> {
+        let record = &self.records[slot as usize];
+        PrincipalView {
+            id: &record.id,
+            kind: self.status[slot as usize].kind,
+            name: &record.name,
         }
     }
 
@@ -253,11 +359,12 @@ impl Principals {
     pub(crate) fn remove(&mut self, slot: u32) {
         let index = slot as usize;
         for parent in std::mem::take(&mut self.parents[index]) {
-            remove_value(&mut self.members[parent as usize], slot);
+            self.remove_member(parent, slot);
         }
         for member in std::mem::take(&mut self.members[index]) {
             remove_value(&mut self.parents[member as usize], slot);
         }
+        self.member_positions.remove(&slot);
         self.entitlements[index] = EntitlementSet::EMPTY;
         self.status[index].alive = false;
         self.status[index].active = false;
@@ -303,7 +410,7 @@ impl Principals {
             }
         }
         self.parents[member as usize].push(group);
-        self.members[group as usize].push(member);
+        self.push_member(group, member);
         Ok(true)
     }
 
@@ -311,9 +418,43 @@ impl Principals {
     pub(crate) fn remove_membership(&mut self, group: u32, member: u32) -> bool {
         let removed = remove_value(&mut self.parents[member as usize], group);
         if removed {
-            remove_value(&mut self.members[group as usize], member);
+            self.remove_member(group, member);
         }
         removed
+    }
+
+    /// Appends to the group's member list, indexing it once it is large.
+    fn push_member(&mut self, group: u32, member: u32) {
+        let list = &mut self.members[group as usize];
+        list.push(member);
+        let position = (list.len() - 1) as u32;
+        if let Some(positions) = self.member_positions.get_mut(&group) {
+            positions.insert(member, position);
+        } else if list.len() > INDEXED_GROUP_SIZE {
+            let positions = list
+                .iter()
+                .enumerate()
+                .map(|(position, member)| (*member, position as u32))
+                .collect();
+            self.member_positions.insert(group, positions);
+        }
+    }
+
+    /// Takes `member` out of the group's member list: a lookup and a `swap_remove` for a
+    /// large group, a scan of at most [`INDEXED_GROUP_SIZE`] entries otherwise.
+    fn remove_member(&mut self, group: u32, member: u32) {
+        let list = &mut self.members[group as usize];
+        let Some(positions) = self.member_positions.get_mut(&group) else {
+            remove_value(list, member);
+            return;
+        };
+        let Some(position) = positions.remove(&member) else {
+            return;
+        };
+        list.swap_remove(position as usize);
+        if let Some(moved) = list.get(position as usize) {
+            positions.insert(*moved, position);
+        }
     }
 
     /// Whether `inner` is `outer`'s member through any chain, whatever the active flags.
@@ -368,29 +509,41 @@ impl Principals {
         self.walk_up(slot, false)
     }
 
+    /// [`Principals::ancestry`] lent to `answer` without allocating: the walk is written into
+    /// this thread's spare, which is kept for the next call.
+    pub(crate) fn with_ancestry<R>(&self, slot: u32, answer: impl FnOnce(&Ancestry) -> R) -> R {
+        let mut ancestry = SPARE_ANCESTRY
+            .with(|spare| spare.take())
+            .unwrap_or_default();
+        self.fill_walk_up(&mut ancestry, slot, false);
+        let result = answer(&ancestry);
+        if ancestry.table.len() <= ANCESTRY_TABLE_KEPT {
+            SPARE_ANCESTRY.with(|spare| spare.set(Some(ancestry)));
+        }
+        result
+    }
+
     /// The walk behind [`Principals::ancestry`]; `structural` also goes through inactive groups,
     /// for cycle checks and the SCIM `groups` attribute.
     pub(crate) fn walk_up(&self, slot: u32, structural: bool) -> Ancestry {
-        let mut nodes = vec![(slot, NONE)];
-        let mut sorted = vec![(slot, 0u32)];
+        let mut ancestry = Ancestry::default();
+        self.fill_walk_up(&mut ancestry, slot, structural);
+        ancestry
+    }
+
+    fn fill_walk_up(&self, ancestry: &mut Ancestry, slot: u32, structural: bool) {
+        ancestry.reset();
+        ancestry.insert(slot, NONE);
         let mut next = 0usize;
-        while let Some((node, _)) = nodes.get(next).copied() {
+        while let Some((node, _)) = ancestry.nodes.get(next).copied() {
             for parent in &self.parents[node as usize] {
-                let status = self.status[*parent as usize];
-                if !structural && !status.can_hold_access() {
+                if !structural && !self.status[*parent as usize].can_hold_access() {
                     continue;
                 }
-                if let Err(insert_at) =
-                    sorted.binary_search_by_key(parent, |(candidate, _)| *candidate)
-                {
-                    let position = nodes.len() as u32;
-                    sorted.insert(insert_at, (*parent, position));
-                    nodes.push((*parent, next as u32));
-                }
+                ancestry.insert(*parent, next as u32);
             }
             next += 1;
         }
-        Ancestry { nodes, sorted }
     }
 
     /// Whether the principal exists, is active and may therefore hold access at all.

@@ -9,11 +9,12 @@ use std::ops::ControlFlow;
 
 use scimitar_domain::{PrincipalId, PrincipalKind};
 
+use crate::catalog::GrantEntry;
 use crate::entitlement::{Entitlement, EntitlementSet};
 use crate::error::AccessError;
 use crate::explain::{
     AclView, Decision, EffectivePrivilege, EntitlementAccess, GroupMembership, Holder, Missing,
-    ObjectPermission, Reason, Requirement, Source, Via,
+    ObjectPermission, PrincipalView, Reason, Requirement, Source, Via,
 };
 use crate::model::AccessModel;
 use crate::object::{ObjectType, PermissionLevel};
@@ -31,8 +32,32 @@ struct Supply {
     granted: Option<Privilege>,
 }
 
-/// At most three requirements: the privilege itself, `USE_SCHEMA`, `USE_CATALOG`.
-type Requirements = Vec<(Privilege, u32)>;
+/// What a check needs: the privilege itself, then `USE_SCHEMA` and `USE_CATALOG` on the
+/// securables above; at most three `(privilege, securable)` pairs, kept inline.
+#[derive(Debug, Clone, Copy)]
+struct Requirements {
+    needs: [(Privilege, u32); 3],
+    count: usize,
+}
+
+impl Requirements {
+    fn push(&mut self, privilege: Privilege, on: u32) {
+        if let Some(need) = self.needs.get_mut(self.count) {
+            *need = (privilege, on);
+            self.count += 1;
+        }
+    }
+
+    fn as_slice(&self) -> &[(Privilege, u32)] {
+        &self.needs[..self.count]
+    }
+}
+
+/// A securable's grant entries are probed once per principal of the ancestry, rather than
+/// scanned, when they outnumber the ancestry by more than this factor (and are indexed): a
+/// scan step is a test in a small table the walk has just written, a probe is a lookup in a
+/// larger map that is less likely to be in cache.
+const PROBE_WHEN_GRANTS_PER_NODE: usize = 8;
 
 /// Which principals a walk down from some holders reaches, and from where, for `who`.
 struct Reach {
@@ -41,6 +66,98 @@ struct Reach {
     /// For each principal slot: the supply whose holder the walk started from.
     supply: Vec<u32>,
     reached: Vec<u32>,
+}
+
+/// The answer of [`AccessModel::holders`]: every user and service principal found, each
+/// with the source it holds through and the membership chain to that source's holder, kept
+/// as slots and one predecessor per principal until a caller reads them.
+#[derive(Debug)]
+pub struct Holders<'model> {
+    model: &'model AccessModel,
+    /// The principals found, in the order they were first known to the model.
+    found: Vec<u32>,
+    /// Per principal slot: the member of the walk it was reached from; a holder of a source
+    /// points at itself, which ends a chain.
+    predecessor: Vec<u32>,
+    /// Per principal slot: the index in `sources` of the source its walk started from.
+    source_of: Vec<u32>,
+    sources: Vec<Source>,
+}
+
+impl<'model> Holders<'model> {
+    pub fn len(&self) -> usize {
+        self.found.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.found.is_empty()
+    }
+
+    /// Each principal found, in order, read in place.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = HolderView<'_>> + '_ {
+        self.found.iter().map(move |slot| HolderView {
+            holders: self,
+            slot: *slot,
+        })
+    }
+
+    /// Every principal found as an owned [`Holder`] (what [`AccessModel::who`] returns).
+    pub fn to_vec(&self) -> Vec<Holder> {
+        self.iter().map(|holder| holder.to_holder()).collect()
+    }
+}
+
+/// One principal of [`Holders`], borrowed: its names and chain are read when asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct HolderView<'a> {
+    holders: &'a Holders<'a>,
+    slot: u32,
+}
+
+impl<'a> HolderView<'a> {
+    /// The user or service principal that holds the access.
+    pub fn principal(&self) -> PrincipalView<'a> {
+        self.holders.model.principals.view(self.slot)
+    }
+
+    /// The grant, ownership, ACL entry or entitlement it holds the access through.
+    pub fn source(&self) -> &'a Source {
+        let holders = self.holders;
+        let index = holders
+            .source_of
+            .get(self.slot as usize)
+            .copied()
+            .unwrap_or(NONE);
+        // Every principal found was reached from a source, so the fallback is never used.
+        holders
+            .sources
+            .get(index as usize)
+            .unwrap_or(&Source::WorkspaceAdmin)
+    }
+
+    /// The membership chain from the principal (first) to the holder of the source (last),
+    /// as [`Via::chain`] has it.
+    pub fn chain(&self) -> impl Iterator<Item = PrincipalView<'a>> + 'a {
+        let holders = self.holders;
+        let mut next = Some(self.slot);
+        std::iter::from_fn(move || {
+            let at = next?;
+            let before = holders.predecessor.get(at as usize).copied().unwrap_or(at);
+            next = (before != at && before != NONE).then_some(before);
+            Some(holders.model.principals.view(at))
+        })
+    }
+
+    /// The same as an owned [`Holder`].
+    pub fn to_holder(&self) -> Holder {
+        Holder {
+            principal: self.principal().to_ref(),
+            via: Via {
+                source: self.source().clone(),
+                chain: self.chain().map(|principal| principal.to_ref()).collect(),
+            },
+        }
+    }
 }
 
 impl AccessModel {
@@ -63,33 +180,35 @@ impl AccessModel {
         if !self.principals.can_hold_access(subject) {
             return Ok(self.inactive_decision(subject));
         }
-        let ancestry = self.principals.ancestry(subject);
-        let mut reasons = Vec::new();
-        let mut missing = Vec::new();
-        for (needed, on) in self.requirements(privilege, target) {
-            let requirement = Requirement {
-                privilege: needed,
-                securable: self.catalog.reference(on),
-            };
-            let before = reasons.len();
-            let _ = self.for_each_source(needed, on, |supply| {
-                if let Some(position) = ancestry.position(supply.holder) {
-                    reasons.push(Reason {
-                        requirement: requirement.clone(),
-                        via: self.supply_via(supply, &ancestry, position),
+        Ok(self.principals.with_ancestry(subject, |ancestry| {
+            let mut reasons = Vec::new();
+            let mut missing = Vec::new();
+            for (needed, on) in self.requirements(privilege, target).as_slice() {
+                let requirement = || Requirement {
+                    privilege: *needed,
+                    securable: self.catalog.reference(*on),
+                };
+                // Built once, at the first reason, and only cloned for the others.
+                let mut met: Option<Requirement> = None;
+                let _ =
+                    self.for_each_held_source(ancestry, *needed, *on, true, |supply, position| {
+                        let requirement = met.get_or_insert_with(requirement).clone();
+                        reasons.push(Reason {
+                            requirement,
+                            via: self.supply_via(supply, ancestry, position),
+                        });
+                        ControlFlow::<()>::Continue(())
                     });
+                if met.is_none() {
+                    missing.push(Missing::Privilege(requirement()));
                 }
-                ControlFlow::<()>::Continue(())
-            });
-            if reasons.len() == before {
-                missing.push(Missing::Privilege(requirement));
             }
-        }
-        Ok(Decision {
-            allowed: missing.is_empty(),
-            reasons,
-            missing,
-        })
+            Decision {
+                allowed: missing.is_empty(),
+                reasons,
+                missing,
+            }
+        }))
     }
 
     /// The same answer as [`AccessModel::check`]`.allowed`, without building explanations:
@@ -106,11 +225,12 @@ impl AccessModel {
         if !self.principals.can_hold_access(subject) {
             return Ok(false);
         }
-        let ancestry = self.principals.ancestry(subject);
-        Ok(self
-            .requirements(privilege, target)
-            .into_iter()
-            .all(|(needed, on)| self.holds(&ancestry, needed, on)))
+        Ok(self.principals.with_ancestry(subject, |ancestry| {
+            self.requirements(privilege, target)
+                .as_slice()
+                .iter()
+                .all(|(needed, on)| self.holds(ancestry, *needed, *on))
+        }))
     }
 
     /// Whether the principal may change grants and ownership on the securable: its owner,
@@ -174,13 +294,27 @@ impl AccessModel {
     /// Every active user and service principal that can exercise `privilege` on the
     /// securable (all requirements met), each with one way it holds the privilege itself.
     /// Groups are expanded through any depth of nesting; the result is in the order
-    /// principals were first known to the model.
+    /// principals were first known to the model. [`AccessModel::holders`] gives the same
+    /// answer without copying every name, for callers that only render it.
     pub fn who(
         &self,
         privilege: Privilege,
         securable_type: SecurableType,
         full_name: &str,
     ) -> Result<Vec<Holder>, AccessError> {
+        Ok(self.holders(privilege, securable_type, full_name)?.to_vec())
+    }
+
+    /// [`AccessModel::who`], kept compact: the principals found and, per principal, the one
+    /// it was reached from, borrowed from the model. Names and chains are read only when a
+    /// caller walks [`Holders::iter`], so answering for 100,000 principals does not allocate
+    /// a dozen strings for each.
+    pub fn holders(
+        &self,
+        privilege: Privilege,
+        securable_type: SecurableType,
+        full_name: &str,
+    ) -> Result<Holders<'_>, AccessError> {
         let target = self.target(privilege, securable_type, full_name)?;
         let requirements = self.requirements(privilege, target);
         let mut main_supplies = Vec::new();
@@ -188,44 +322,40 @@ impl AccessModel {
             main_supplies.push(supply);
             ControlFlow::<()>::Continue(())
         });
+        let sources = main_supplies
+            .iter()
+            .map(|supply| self.supply_source(*supply))
+            .collect();
         let main = self.reach(&main_supplies);
-        // The USE requirements only filter: a set of who meets each is enough.
-        let mut filters = Vec::new();
-        for (needed, on) in requirements.iter().skip(1) {
-            let mut supplies = Vec::new();
-            let _ = self.for_each_source(*needed, *on, |supply| {
-                supplies.push(supply);
-                ControlFlow::<()>::Continue(())
-            });
-            filters.push(self.reach(&supplies).predecessor);
-        }
-        let mut holders: Vec<u32> = main
+        // The USE requirements only filter the principals the main walk reached: a set of
+        // who meets each is enough, one bit per principal.
+        let mut found: Vec<u32> = main
             .reached
             .iter()
             .copied()
             .filter(|slot| self.principals.status(*slot).kind != PrincipalKind::Group)
-            .filter(|slot| filters.iter().all(|filter| filter[*slot as usize] != NONE))
             .collect();
-        holders.sort_unstable();
-        Ok(holders
-            .into_iter()
-            .map(|slot| {
-                let mut chain = vec![slot];
-                let mut at = slot;
-                while main.predecessor[at as usize] != at {
-                    at = main.predecessor[at as usize];
-                    chain.push(at);
-                }
-                let supply = main_supplies[main.supply[slot as usize] as usize];
-                Holder {
-                    principal: self.principals.reference(slot),
-                    via: Via {
-                        source: self.supply_source(supply),
-                        chain: self.principals.references(&chain),
-                    },
-                }
-            })
-            .collect())
+        for (needed, on) in requirements.as_slice().iter().skip(1) {
+            let mut holders = Vec::new();
+            let _ = self.for_each_source(*needed, *on, |supply| {
+                holders.push(supply.holder);
+                ControlFlow::<()>::Continue(())
+            });
+            let meets = self.reach_set(holders);
+            found.retain(|slot| {
+                meets
+                    .get((*slot / 64) as usize)
+                    .is_some_and(|bits| bits & (1u64 << (*slot % 64)) != 0)
+            });
+        }
+        found.sort_unstable();
+        Ok(Holders {
+            model: self,
+            found,
+            predecessor: main.predecessor,
+            source_of: main.supply,
+            sources,
+        })
     }
 
     /// Every privilege the principal holds on the securable, granted there or inherited from
@@ -494,11 +624,11 @@ impl AccessModel {
                     }
                     Holding::Owns(_) => {}
                     Holding::Grant(securable) => {
-                        let entry = self.catalog.slot(securable);
-                        let granted = entry
-                            .grants
-                            .iter()
-                            .filter(|grant| grant.grantee == holder)
+                        let grants = &self.catalog.slot(securable).grants;
+                        let granted = grants
+                            .position(holder)
+                            .and_then(|index| grants.get(index))
+                            .into_iter()
                             .flat_map(|grant| grant.privileges.iter());
                         for privilege in granted {
                             found.push(Via {
@@ -615,24 +745,14 @@ impl AccessModel {
             .filter(|slot| self.principals.status(*slot).kind != PrincipalKind::Group)
             .collect();
         found.sort_unstable();
-        found
-            .into_iter()
-            .map(|slot| {
-                let mut chain = vec![slot];
-                let mut at = slot;
-                while reach.predecessor[at as usize] != at {
-                    at = reach.predecessor[at as usize];
-                    chain.push(at);
-                }
-                Holder {
-                    principal: self.principals.reference(slot),
-                    via: Via {
-                        source: sources[reach.supply[slot as usize] as usize].clone(),
-                        chain: self.principals.references(&chain),
-                    },
-                }
-            })
-            .collect()
+        Holders {
+            model: self,
+            found,
+            predecessor: reach.predecessor,
+            source_of: reach.supply,
+            sources: sources.to_vec(),
+        }
+        .to_vec()
     }
 
     // ----- the walks -------------------------------------------------------------------------
@@ -657,19 +777,22 @@ impl AccessModel {
     /// on the enclosing schema and `USE_CATALOG` on the enclosing catalog (the target itself
     /// when it is one), except for `BROWSE`, which exists to see metadata without them.
     fn requirements(&self, privilege: Privilege, target: u32) -> Requirements {
-        let mut needs = vec![(privilege, target)];
+        let mut needs = Requirements {
+            needs: [(privilege, target); 3],
+            count: 1,
+        };
         if privilege == Privilege::Browse {
             return needs;
         }
         let (catalog, schema) = self.catalog.enclosing(target);
         if let Some(schema) = schema {
             if !(schema == target && privilege == Privilege::UseSchema) {
-                needs.push((Privilege::UseSchema, schema));
+                needs.push(Privilege::UseSchema, schema);
             }
         }
         if let Some(catalog) = catalog {
             if !(catalog == target && privilege == Privilege::UseCatalog) {
-                needs.push((Privilege::UseCatalog, catalog));
+                needs.push(Privilege::UseCatalog, catalog);
             }
         }
         needs
@@ -700,7 +823,7 @@ impl AccessModel {
                     granted: None,
                 })?;
                 let through_all = entry.kind.all_privileges_expansion().contains(privilege);
-                for grant in &entry.grants {
+                for grant in entry.grants.iter() {
                     let granted = if grant.privileges.contains(privilege) {
                         Some(privilege)
                     } else if through_all && grant.privileges.contains(Privilege::AllPrivileges) {
@@ -724,14 +847,122 @@ impl AccessModel {
 
     /// Whether anyone in `ancestry` holds `privilege` on `on`; stops at the first supply.
     fn holds(&self, ancestry: &Ancestry, privilege: Privilege, on: u32) -> bool {
-        self.for_each_source(privilege, on, |supply| {
-            if ancestry.contains(supply.holder) {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })
+        self.for_each_held_source(
+            ancestry,
+            privilege,
+            on,
+            false,
+            |_, _| ControlFlow::Break(()),
+        )
         .is_break()
+    }
+
+    /// [`AccessModel::for_each_source`] narrowed to the supplies whose holder is in
+    /// `ancestry`, each given with the holder's position in it. Small grant lists are scanned
+    /// and each grantee looked up in the ancestry; a large indexed one (a catalog that
+    /// thousands of groups may use) is probed once per node of the ancestry instead. With
+    /// `in_order` the supplies come in `for_each_source`'s order (explanations list them so);
+    /// without it a probe reports them as it finds them, which is enough to stop at the first.
+    fn for_each_held_source<B>(
+        &self,
+        ancestry: &Ancestry,
+        privilege: Privilege,
+        target: u32,
+        in_order: bool,
+        mut visit: impl FnMut(Supply, u32) -> ControlFlow<B>,
+    ) -> ControlFlow<B> {
+        let mut level = Some(target);
+        while let Some(at) = level {
+            let entry = self.catalog.slot(at);
+            level = entry.parent;
+            let passes = if at == target {
+                entry.kind.applicable()
+            } else {
+                entry.kind.inheritable()
+            };
+            if !passes.contains(privilege) {
+                continue;
+            }
+            if let Some(position) = ancestry.position(entry.owner) {
+                visit(
+                    Supply {
+                        level: at,
+                        holder: entry.owner,
+                        granted: None,
+                    },
+                    position,
+                )?;
+            }
+            let through_all = entry.kind.all_privileges_expansion().contains(privilege);
+            let supplied = |grant: &GrantEntry| {
+                if grant.privileges.contains(privilege) {
+                    Some(privilege)
+                } else if through_all && grant.privileges.contains(Privilege::AllPrivileges) {
+                    Some(Privilege::AllPrivileges)
+                } else {
+                    None
+                }
+            };
+            let grants = &entry.grants;
+            let might_supply = grants.union().contains(privilege)
+                || (through_all && grants.union().contains(Privilege::AllPrivileges));
+            if !might_supply {
+                continue;
+            }
+            if grants.is_indexed() && grants.len() > PROBE_WHEN_GRANTS_PER_NODE * ancestry.len() {
+                let mut found: Vec<(usize, u32)> = Vec::new();
+                for (node, position) in ancestry.nodes() {
+                    let Some(index) = grants.position(node) else {
+                        continue;
+                    };
+                    let Some(granted) = grants.get(index).and_then(supplied) else {
+                        continue;
+                    };
+                    if in_order {
+                        found.push((index, position));
+                    } else {
+                        visit(
+                            Supply {
+                                level: at,
+                                holder: node,
+                                granted: Some(granted),
+                            },
+                            position,
+                        )?;
+                    }
+                }
+                found.sort_unstable();
+                for (index, position) in found {
+                    if let Some(grant) = grants.get(index) {
+                        visit(
+                            Supply {
+                                level: at,
+                                holder: grant.grantee,
+                                granted: supplied(grant),
+                            },
+                            position,
+                        )?;
+                    }
+                }
+            } else {
+                for grant in grants.iter() {
+                    let Some(granted) = supplied(grant) else {
+                        continue;
+                    };
+                    if let Some(position) = ancestry.position(grant.grantee) {
+                        visit(
+                            Supply {
+                                level: at,
+                                holder: grant.grantee,
+                                granted: Some(granted),
+                            },
+                            position,
+                        )?;
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
     }
 
     /// Walks down from the holders of `supplies` through group members, to every active
@@ -739,6 +970,45 @@ impl AccessModel {
     fn reach(&self, supplies: &[Supply]) -> Reach {
         let holders: Vec<u32> = supplies.iter().map(|supply| supply.holder).collect();
         self.reach_from(&holders)
+    }
+
+    /// The active principals a walk down from `holders` reaches, as a bitset by slot: a
+    /// filter needs no predecessors, and a bitset of a million principals (128 KiB) stays in
+    /// cache while the walk reads member lists in order.
+    fn reach_set(&self, holders: impl IntoIterator<Item = u32>) -> Vec<u64> {
+        let mut reached = vec![0u64; self.principals.len().div_ceil(64)];
+        let mut groups = Vec::new();
+        let mark = |slot: u32, reached: &mut Vec<u64>| -> bool {
+            let (word, bit) = ((slot / 64) as usize, 1u64 << (slot % 64));
+            match reached.get_mut(word) {
+                Some(bits) if *bits & bit == 0 => {
+                    *bits |= bit;
+                    true
+                }
+                _ => false,
+            }
+        };
+        for holder in holders {
+            if self.principals.can_hold_access(holder)
+                && mark(holder, &mut reached)
+                && self.principals.status(holder).kind == PrincipalKind::Group
+            {
+                groups.push(holder);
+            }
+        }
+        while let Some(node) = groups.pop() {
+            for member in self.principals.members(node) {
+                let member = *member;
+                // Users are only marked; groups are walked on.
+                if self.principals.can_hold_access(member)
+                    && mark(member, &mut reached)
+                    && self.principals.status(member).kind == PrincipalKind::Group
+                {
+                    groups.push(member);
+                }
+            }
+        }
+        reached
     }
 
     /// [`AccessModel::reach`] from plain holders: `Reach::supply` is an index into `holders`.
@@ -812,7 +1082,8 @@ impl AccessModel {
             return None;
         }
         let admins = self.principals.admins()?;
-        self.principals.ancestry(subject).position(admins)
+        self.principals
+            .with_ancestry(subject, |ancestry| ancestry.position(admins))
     }
 
     fn admin_via(&self, ancestry: &Ancestry) -> Option<Via> {
