@@ -21,6 +21,9 @@ use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// How often a creation draws a new id after an id collision with another node.
+const ID_ATTEMPTS: usize = 4;
+
 /// How often a read-modify-write is retried when another request changed the resource first.
 const OPTIMISTIC_ATTEMPTS: usize = 32;
 
@@ -132,13 +135,13 @@ impl Services {
             created: now,
         };
         let workspace = Workspace {
-            id: WorkspaceId::new(self.ids.principal_id().to_string()),
+            id: WorkspaceId::new(self.ids.principal_id(now).to_string()),
             account: account.id.clone(),
             name: "default".to_string(),
             created: now,
         };
         let system_group = |name: &str| Principal {
-            id: self.ids.principal_id(),
+            id: self.ids.principal_id(now),
             kind: PrincipalKind::Group,
             attributes: json!({"displayName": name})
                 .as_object()
@@ -366,8 +369,8 @@ impl Services {
             Some(password) => Some(hash_password(password, self.ids.as_ref())?),
             None => None,
         };
-        let principal = Principal {
-            id: self.ids.principal_id(),
+        let mut principal = Principal {
+            id: self.ids.principal_id(now),
             kind,
             attributes,
             password_hash,
@@ -376,15 +379,39 @@ impl Services {
             last_modified: now,
             version: 1,
         };
-        self.commit(
-            account,
-            Change::CreatePrincipal {
-                principal: principal.clone(),
-                members: parsed.members.unwrap_or_default(),
-            },
-        )
-        .await?;
-        Ok(principal)
+        let members = parsed.members.unwrap_or_default();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let created = self
+                .commit(
+                    account,
+                    Change::CreatePrincipal {
+                        principal: principal.clone(),
+                        members: members.clone(),
+                    },
+                )
+                .await;
+            match created {
+                Ok(()) => return Ok(principal),
+                // Ids are drawn without coordination between nodes (see `IdGenerator`): a
+                // uniqueness conflict on a new principal whose id is taken is such a collision,
+                // not the client's; draw another.
+                Err(ScimError::BadRequest {
+                    scim_type: scimitar_domain::ScimType::Uniqueness,
+                    ..
+                }) if attempt < ID_ATTEMPTS
+                    && self
+                        .store
+                        .principal(account, &principal.id)
+                        .await?
+                        .is_some() =>
+                {
+                    principal.id = self.ids.principal_id(now);
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     pub async fn replace(

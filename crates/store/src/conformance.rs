@@ -1459,6 +1459,32 @@ pub async fn an_acl_write_computed_from_a_stale_acl_is_a_conflict(store: &dyn St
     );
 }
 
+/// A new principal whose id is taken (ids are drawn without coordination between nodes) is a
+/// uniqueness conflict that writes nothing, which the service answers by drawing again.
+pub async fn a_taken_id_is_a_uniqueness_conflict(store: &dyn Store) {
+    let account = seed_account(store).await;
+    create(store, &account, user("u1", "alice", 1), &[])
+        .await
+        .unwrap();
+    let taken = create(store, &account, user("u1", "bob", 2), &[]).await;
+    assert!(
+        matches!(
+            taken,
+            Err(ScimError::BadRequest {
+                scim_type: ScimType::Uniqueness,
+                ..
+            })
+        ),
+        "{taken:?}"
+    );
+    let kept = store
+        .principal(&account, &PrincipalId::new("u1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.attributes["userName"], "alice");
+}
+
 /// Runs every case, each on a fresh store from `fresh`.
 pub async fn run_all<S, F, Fut>(fresh: F)
 where
@@ -1481,6 +1507,7 @@ where
     governance_state_round_trips_through_snapshot_and_log(&fresh().await).await;
     a_governance_batch_commits_whole_or_not_at_all(&fresh().await).await;
     an_acl_write_computed_from_a_stale_acl_is_a_conflict(&fresh().await).await;
+    a_taken_id_is_a_uniqueness_conflict(&fresh().await).await;
     opposite_nestings_at_once_never_make_a_cycle(&fresh().await).await;
     concurrent_updates_from_one_version_commit_one(&fresh().await).await;
     an_open_store_is_ready(&fresh().await).await;

@@ -29,8 +29,8 @@
 
 use crate::change::Change;
 use crate::governance::{
-    AccessEvent, AccessSnapshot, AclRow, GovernanceChange, GrantRow, LoggedEvent, ObjectRow,
-    PrincipalFacts, SecurableRow, same_acl,
+    same_acl, AccessEvent, AccessSnapshot, AclRow, GovernanceChange, GrantRow, LoggedEvent,
+    ObjectRow, PrincipalFacts, SecurableRow,
 };
 use crate::listing;
 use crate::migrations::{latest, POSTGRES_MIGRATIONS};
@@ -143,6 +143,11 @@ fn db(error: tokio_postgres::Error) -> Failure {
             Some("principals_unique_application_id") => {
                 return Failure::Scim(ScimError::uniqueness(
                     "a service principal with this applicationId already exists in this account",
+                ))
+            }
+            Some("principals_pkey") => {
+                return Failure::Scim(ScimError::uniqueness(
+                    "a principal with this id already exists in this account",
                 ))
             }
             _ => {}
@@ -1744,7 +1749,10 @@ async fn apply_governance(
                 .await
                 .map_err(db)?;
             let rows = transaction
-                .query(&statement, &[&account.as_str(), &object_type.as_str(), object_id])
+                .query(
+                    &statement,
+                    &[&account.as_str(), &object_type.as_str(), object_id],
+                )
                 .await
                 .map_err(db)?;
             let mut current = Vec::with_capacity(rows.len());

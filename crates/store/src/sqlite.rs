@@ -11,8 +11,8 @@
 
 use crate::change::Change;
 use crate::governance::{
-    AccessEvent, AccessSnapshot, AclRow, GovernanceChange, GrantRow, LoggedEvent, ObjectRow,
-    PrincipalFacts, SecurableRow, same_acl,
+    same_acl, AccessEvent, AccessSnapshot, AclRow, GovernanceChange, GrantRow, LoggedEvent,
+    ObjectRow, PrincipalFacts, SecurableRow,
 };
 use crate::listing;
 use crate::migrations::SQLITE_MIGRATIONS;
@@ -158,6 +158,11 @@ fn write_error(error: rusqlite::Error) -> ScimError {
             if message.contains("application_id_lower") {
                 return ScimError::uniqueness(
                     "a service principal with this applicationId already exists in this account",
+                );
+            }
+            if message.contains("principals.account_id, principals.id") {
+                return ScimError::uniqueness(
+                    "a principal with this id already exists in this account",
                 );
             }
         }
@@ -1875,9 +1880,7 @@ fn apply_governance(
                     statement
                         .query_map(
                             params![account.as_str(), object_type.as_str(), object_id],
-                            |row| {
-                                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-                            },
+                            |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
                         )?
                         .collect::<rusqlite::Result<Vec<_>>>()
                 })

@@ -348,3 +348,62 @@ async fn acl_changes_through_both_nodes_at_once_lose_nothing() {
         assert!(holders.contains(&name.as_str()), "{name} lost: {holders:?}");
     }
 }
+
+/// Draws the ids it is told to first, then ordinary ones: a node whose next id another node
+/// has already used.
+struct CollidingIds {
+    taken: std::sync::Mutex<Vec<String>>,
+}
+
+impl scimitar_domain::IdGenerator for CollidingIds {
+    fn principal_id(&self, now: scimitar_domain::Timestamp) -> scimitar_domain::PrincipalId {
+        match self.taken.lock().unwrap().pop() {
+            Some(id) => scimitar_domain::PrincipalId::new(id),
+            None => RandomIds.principal_id(now),
+        }
+    }
+    fn uuid(&self) -> String {
+        RandomIds.uuid()
+    }
+    fn random_bytes(&self, len: usize) -> Vec<u8> {
+        RandomIds.random_bytes(len)
+    }
+}
+
+#[tokio::test]
+async fn an_id_another_node_already_used_is_drawn_again() {
+    let (database, url) = TestDatabase::fresh().await;
+    let app = spawn_app_on(database, &url).await;
+    let first = app.create_user("first@example.com").await;
+    let taken = first["id"].as_str().unwrap().to_string();
+    let store = scimitar_store::open(&url).await.unwrap();
+    let ids = CollidingIds {
+        taken: std::sync::Mutex::new(vec![taken.clone()]),
+    };
+    let services = Services::new(store, Arc::new(SystemClock), Arc::new(ids));
+    let application = Application::bind("127.0.0.1:0", services).await.unwrap();
+    let other = Node {
+        address: format!("http://{}", application.local_addr().unwrap()),
+        _shutdown: {
+            let (shutdown, stopped) = oneshot::channel::<()>();
+            tokio::spawn(application.run_until(async move {
+                let _ = stopped.await;
+            }));
+            shutdown
+        },
+    };
+    let created = read(
+        on(&app, &other, Method::POST, "/Users")
+            .json(&json!({"schemas": [USER_SCHEMA], "userName": "second@example.com"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    assert_ne!(created.id(), taken);
+    assert_eq!(
+        app.get(&format!("/Users/{taken}")).await.body["userName"],
+        "first@example.com"
+    );
+}
