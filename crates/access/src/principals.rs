@@ -72,6 +72,13 @@ pub(crate) struct Principals {
     /// For groups with more than [`INDEXED_GROUP_SIZE`] direct members: where each member
     /// sits in `members`, so a removal is a lookup and a `swap_remove`.
     member_positions: FastMap<u32, FastMap<u32, u32>>,
+    /// For each group: itself and every group access flows to it from, through active groups
+    /// only, sorted; empty for an inactive or removed group and for users and service
+    /// principals. Derived from `parents` and `status`, and rebuilt for a group and the
+    /// groups below it in the same `&mut self` step that changes either (see
+    /// [`Principals::refresh_closures`]), so `allows` can read a principal's groups from its
+    /// direct groups' closures without walking, and no query can see it stale.
+    closures: Vec<Box<[u32]>>,
     entitlements: Vec<EntitlementSet>,
     records: Vec<Record>,
     holdings: Vec<Vec<Holding>>,
@@ -319,9 +326,14 @@ impl Principals {
                         now: kind,
                     });
                 }
+                let was_active = status.active;
                 status.active = active;
                 self.records[*slot as usize].name = name.to_string();
-                *slot
+                let slot = *slot;
+                if kind == PrincipalKind::Group && was_active != active {
+                    self.refresh_closures(slot);
+                }
+                slot
             }
             None => {
                 let slot = u32::try_from(self.status.len())
@@ -342,6 +354,12 @@ impl Principals {
                     name: name.to_string(),
                 });
                 self.holdings.push(Vec::new());
+                let closure: Box<[u32]> = if kind == PrincipalKind::Group && active {
+                    Box::new([slot])
+                } else {
+                    Box::new([])
+                };
+                self.closures.push(closure);
                 slot
             }
         };
@@ -361,13 +379,18 @@ impl Principals {
         for parent in std::mem::take(&mut self.parents[index]) {
             self.remove_member(parent, slot);
         }
-        for member in std::mem::take(&mut self.members[index]) {
-            remove_value(&mut self.parents[member as usize], slot);
+        let members = std::mem::take(&mut self.members[index]);
+        for member in &members {
+            remove_value(&mut self.parents[*member as usize], slot);
         }
         self.member_positions.remove(&slot);
         self.entitlements[index] = EntitlementSet::EMPTY;
         self.status[index].alive = false;
         self.status[index].active = false;
+        self.closures[index] = Box::new([]);
+        for member in members {
+            self.refresh_closures(member);
+        }
         let id = self.records[index].id.clone();
         self.index.remove(&id);
         if self.admins == Some(slot) {
@@ -411,6 +434,7 @@ impl Principals {
         }
         self.parents[member as usize].push(group);
         self.push_member(group, member);
+        self.refresh_closures(member);
         Ok(true)
     }
 
@@ -419,8 +443,66 @@ impl Principals {
         let removed = remove_value(&mut self.parents[member as usize], group);
         if removed {
             self.remove_member(group, member);
+            self.refresh_closures(member);
         }
         removed
+    }
+
+    /// Rebuilds the closure of `from` (a group whose parents or active flag changed) and of
+    /// every group below it, parents before children, so each closure is built from
+    /// up-to-date ones. Does nothing for users and service principals, which have none: a
+    /// user joining or leaving a group costs no closure work. The cost is the number of
+    /// groups below `from` times their closure sizes, bounded by the nesting limit.
+    fn refresh_closures(&mut self, from: u32) {
+        if self.status(from).kind != PrincipalKind::Group {
+            return;
+        }
+        // The groups below `from` (structurally: a closure below an inactive group may
+        // still change when the inactive group is reactivated), and how many of each one's
+        // parents are among them, for a topological order.
+        let mut affected = vec![from];
+        let mut waiting_parents: FastMap<u32, u32> = FastMap::default();
+        waiting_parents.insert(from, 0);
+        let mut next = 0;
+        while let Some(group) = affected.get(next).copied() {
+            next += 1;
+            for member in &self.members[group as usize] {
+                if self.status[*member as usize].kind != PrincipalKind::Group {
+                    continue;
+                }
+                let count = waiting_parents.entry(*member).or_insert(0);
+                if *count == 0 && *member != from {
+                    affected.push(*member);
+                }
+                *count += 1;
+            }
+        }
+        // `from` is the only group in the set with no parent in it (no cycles).
+        if let Some(count) = waiting_parents.get_mut(&from) {
+            *count = 0;
+        }
+        let mut ready = vec![from];
+        let mut closure = Vec::new();
+        while let Some(group) = ready.pop() {
+            closure.clear();
+            if self.status[group as usize].can_hold_access() {
+                closure.push(group);
+                for parent in &self.parents[group as usize] {
+                    closure.extend_from_slice(&self.closures[*parent as usize]);
+                }
+                closure.sort_unstable();
+                closure.dedup();
+            }
+            self.closures[group as usize] = closure.as_slice().into();
+            for member in &self.members[group as usize] {
+                if let Some(count) = waiting_parents.get_mut(member) {
+                    *count = count.saturating_sub(1);
+                    if *count == 0 {
+                        ready.push(*member);
+                    }
+                }
+            }
+        }
     }
 
     /// Appends to the group's member list, indexing it once it is large.
@@ -519,6 +601,34 @@ impl Principals {
         let result = answer(&ancestry);
         if ancestry.table.len() <= ANCESTRY_TABLE_KEPT {
             SPARE_ANCESTRY.with(|spare| spare.set(Some(ancestry)));
+        }
+        result
+    }
+
+    /// The principal and every group access flows to it from, as a set lent to `answer`,
+    /// read from the closures of its direct groups rather than walked: the same members as
+    /// [`Principals::with_ancestry`], but positions that make no chains. For `allows`, which
+    /// needs no explanation.
+    pub(crate) fn with_access_set<R>(&self, slot: u32, answer: impl FnOnce(&Ancestry) -> R) -> R {
+        let mut set = SPARE_ANCESTRY
+            .with(|spare| spare.take())
+            .unwrap_or_default();
+        set.reset();
+        set.insert(slot, NONE);
+        if self.status[slot as usize].kind == PrincipalKind::Group {
+            for group in self.closures[slot as usize].iter() {
+                set.insert(*group, 0);
+            }
+        } else {
+            for parent in &self.parents[slot as usize] {
+                for group in self.closures[*parent as usize].iter() {
+                    set.insert(*group, 0);
+                }
+            }
+        }
+        let result = answer(&set);
+        if set.table.len() <= ANCESTRY_TABLE_KEPT {
+            SPARE_ANCESTRY.with(|spare| spare.set(Some(set)));
         }
         result
     }

@@ -225,7 +225,7 @@ impl AccessModel {
         if !self.principals.can_hold_access(subject) {
             return Ok(false);
         }
-        Ok(self.principals.with_ancestry(subject, |ancestry| {
+        Ok(self.principals.with_access_set(subject, |ancestry| {
             self.requirements(privilege, target)
                 .as_slice()
                 .iter()
