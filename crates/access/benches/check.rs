@@ -1,6 +1,7 @@
 //! The access engine at scale: builds a large synthetic account in memory and times `allows`,
-//! `check`, `who` over a 100,000-member nested group, and a membership change followed by a
-//! check, printing p50/p99/max and the process's resident memory.
+//! `check`, `who` over a 100,000-member nested group (compact, and as owned `Holder`s), a
+//! user's membership change followed by a check, and a group-in-group change (which rebuilds
+//! closures) followed by a check, printing p50/p99/max and the process's resident memory.
 //!
 //! A plain `harness = false` binary timed with `Instant` rather than criterion: each operation
 //! is measured one call at a time to get percentiles, which is all this needs, and criterion
@@ -444,6 +445,43 @@ fn main() {
             model.remove_membership(&team, &outsider).unwrap();
         },
     );
+    // A group-in-group change, which rebuilds closures: put `division0` (ten teams, a
+    // thousand users each at the full size) into `umbrella`, the only holder of SELECT on a
+    // fresh table, ask for one of its users, take it out again.
+    let umbrella = PrincipalId::new("umbrella");
+    model
+        .upsert_principal(&umbrella, PrincipalKind::Group, "umbrella", true)
+        .unwrap();
+    let fresh = "c0.s0.fresh";
+    model
+        .create_securable(SecurableType::Table, fresh, &PrincipalId::new("admin"))
+        .unwrap();
+    for (securable_type, name, privilege) in [
+        (SecurableType::Catalog, "c0", Privilege::UseCatalog),
+        (SecurableType::Schema, "c0.s0", Privilege::UseSchema),
+        (SecurableType::Table, fresh, Privilege::Select),
+    ] {
+        model
+            .grant(securable_type, name, &umbrella, &[privilege])
+            .unwrap();
+    }
+    let division = PrincipalId::new("division0");
+    let in_division = user(0);
+    measure(
+        "add a group above 10 teams, then allows (sees it)",
+        change_iterations,
+        |_| {
+            model.add_membership(&umbrella, &division).unwrap();
+            let allowed = model
+                .allows(&in_division, Privilege::Select, SecurableType::Table, fresh)
+                .unwrap();
+            assert!(allowed);
+            model.remove_membership(&umbrella, &division).unwrap();
+        },
+    );
+    assert!(!model
+        .allows(&in_division, Privilege::Select, SecurableType::Table, fresh)
+        .unwrap());
     println!();
     println!(
         "who reached {reached} principals; VmRSS after the runs {}",

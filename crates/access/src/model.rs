@@ -25,10 +25,11 @@ pub enum AclWrite {
 /// Everything the engine knows about one account's access: principals and groups, Unity
 /// Catalog securables with their owners and grants, and workspace objects with their ACLs.
 ///
-/// Changes take `&mut self` and queries `&self`, and no query reads anything derived from
-/// earlier state: group closures are walked per question. A change is therefore seen by the
-/// very next query, whoever holds the model (the server keeps it behind a lock and applies
-/// each committed change in commit order).
+/// Changes take `&mut self` and queries `&self`. What the model derives and keeps (each
+/// group's closure, the grantee index of long grant lists, member positions of large groups)
+/// is rebuilt inside the change that affects it, before the change returns, so no query can
+/// read it stale. A change is therefore seen by the very next query, whoever holds the model
+/// (the server keeps it behind a lock and applies each committed change in commit order).
 ///
 /// The model does not decide who may make a change: callers ask
 /// [`AccessModel::can_manage`](crate::AccessModel::can_manage) first.

@@ -79,6 +79,10 @@ pub(crate) struct Principals {
     /// [`Principals::refresh_closures`]), so `allows` can read a principal's groups from its
     /// direct groups' closures without walking, and no query can see it stale.
     closures: Vec<Box<[u32]>>,
+    /// For each group that has groups among its direct members: those groups. What closure
+    /// rebuilds walk, so that a change above a group of a million users does not read the
+    /// million.
+    member_groups: FastMap<u32, Vec<u32>>,
     entitlements: Vec<EntitlementSet>,
     records: Vec<Record>,
     holdings: Vec<Vec<Holding>>,
@@ -384,6 +388,7 @@ impl Principals {
             remove_value(&mut self.parents[*member as usize], slot);
         }
         self.member_positions.remove(&slot);
+        self.member_groups.remove(&slot);
         self.entitlements[index] = EntitlementSet::EMPTY;
         self.status[index].alive = false;
         self.status[index].active = false;
@@ -458,46 +463,51 @@ impl Principals {
             return;
         }
         // The groups below `from` (structurally: a closure below an inactive group may
-        // still change when the inactive group is reactivated), and how many of each one's
-        // parents are among them, for a topological order.
+        // still change when the inactive group is reactivated), with how many of each one's
+        // parents are among them, for a topological order, and whether one of those parents'
+        // closures changed (only then must it be rebuilt).
         let mut affected = vec![from];
-        let mut waiting_parents: FastMap<u32, u32> = FastMap::default();
-        waiting_parents.insert(from, 0);
+        let mut pending: FastMap<u32, (u32, bool)> = FastMap::default();
+        pending.insert(from, (0, true));
         let mut next = 0;
         while let Some(group) = affected.get(next).copied() {
             next += 1;
-            for member in &self.members[group as usize] {
-                if self.status[*member as usize].kind != PrincipalKind::Group {
-                    continue;
-                }
-                let count = waiting_parents.entry(*member).or_insert(0);
-                if *count == 0 && *member != from {
+            for member in self.member_groups.get(&group).into_iter().flatten() {
+                let (parents_waiting, _) = pending.entry(*member).or_insert((0, false));
+                if *parents_waiting == 0 && *member != from {
                     affected.push(*member);
                 }
-                *count += 1;
+                *parents_waiting += 1;
             }
         }
-        // `from` is the only group in the set with no parent in it (no cycles).
-        if let Some(count) = waiting_parents.get_mut(&from) {
-            *count = 0;
-        }
+        // `from` is the only group of the set with no parent in it (there are no cycles).
+        pending.insert(from, (0, true));
         let mut ready = vec![from];
         let mut closure = Vec::new();
         while let Some(group) = ready.pop() {
-            closure.clear();
-            if self.status[group as usize].can_hold_access() {
-                closure.push(group);
-                for parent in &self.parents[group as usize] {
-                    closure.extend_from_slice(&self.closures[*parent as usize]);
+            let stale = pending.get(&group).is_some_and(|(_, stale)| *stale);
+            let mut changed = false;
+            if stale {
+                closure.clear();
+                if self.status[group as usize].can_hold_access() {
+                    closure.push(group);
+                    for parent in &self.parents[group as usize] {
+                        closure.extend_from_slice(&self.closures[*parent as usize]);
+                    }
+                    // A stable sort finds the sorted runs the parents' closures already are.
+                    closure.sort();
+                    closure.dedup();
                 }
-                closure.sort_unstable();
-                closure.dedup();
+                if *self.closures[group as usize] != *closure {
+                    self.closures[group as usize] = closure.as_slice().into();
+                    changed = true;
+                }
             }
-            self.closures[group as usize] = closure.as_slice().into();
-            for member in &self.members[group as usize] {
-                if let Some(count) = waiting_parents.get_mut(member) {
-                    *count = count.saturating_sub(1);
-                    if *count == 0 {
+            for member in self.member_groups.get(&group).into_iter().flatten() {
+                if let Some((parents_waiting, stale)) = pending.get_mut(member) {
+                    *stale |= changed;
+                    *parents_waiting = parents_waiting.saturating_sub(1);
+                    if *parents_waiting == 0 {
                         ready.push(*member);
                     }
                 }
@@ -507,6 +517,9 @@ impl Principals {
 
     /// Appends to the group's member list, indexing it once it is large.
     fn push_member(&mut self, group: u32, member: u32) {
+        if self.status[member as usize].kind == PrincipalKind::Group {
+            self.member_groups.entry(group).or_default().push(member);
+        }
         let list = &mut self.members[group as usize];
         list.push(member);
         let position = (list.len() - 1) as u32;
@@ -525,6 +538,12 @@ impl Principals {
     /// Takes `member` out of the group's member list: a lookup and a `swap_remove` for a
     /// large group, a scan of at most [`INDEXED_GROUP_SIZE`] entries otherwise.
     fn remove_member(&mut self, group: u32, member: u32) {
+        if let Some(groups) = self.member_groups.get_mut(&group) {
+            remove_value(groups, member);
+            if groups.is_empty() {
+                self.member_groups.remove(&group);
+            }
+        }
         let list = &mut self.members[group as usize];
         let Some(positions) = self.member_positions.get_mut(&group) else {
             remove_value(list, member);
