@@ -2091,8 +2091,11 @@ impl Store for PostgresStore {
         // members is not, so that only happens for a small group.
         let statement = client
             .prepare_cached(
+                // ORDER BY the key's last column ties the count to the primary key: with
+                // statistics saying a group is half the table, the planner would otherwise
+                // scan the table from its start, past every other group's rows.
                 "SELECT EXISTS (SELECT 1 FROM memberships WHERE account_id = $1 AND group_id = $2 \
-                 LIMIT 1 OFFSET $3)",
+                 ORDER BY member_id LIMIT 1 OFFSET $3)",
             )
             .await
             .map_err(internal)?;

@@ -1388,7 +1388,7 @@ impl Store for SqliteStore {
             let more_than_cap: bool = connection
                 .prepare_cached(
                     "SELECT EXISTS (SELECT 1 FROM memberships WHERE account_id = ?1 AND group_id = ?2 \
-                     LIMIT 1 OFFSET ?3)",
+                     ORDER BY member_id LIMIT 1 OFFSET ?3)",
                 )
                 .and_then(|mut statement| {
                     statement.query_row(params![account.as_str(), group.as_str(), cap], |row| {
