@@ -34,7 +34,9 @@ use crate::governance::{
 };
 use crate::listing;
 use crate::migrations::{latest, POSTGRES_MIGRATIONS};
-use crate::sql::{sort_column, PostgresDialect, SqlBuilder, SqlValue};
+use crate::sql::{
+    list_condition, list_order, member_display, PostgresDialect, SqlBuilder, SqlValue,
+};
 use crate::transfer::{ImportRecord, MembershipRow, TokenRow};
 use crate::{Account, NotReady, Page, Store, Workspace, MAX_GROUP_NESTING_DEPTH};
 use async_trait::async_trait;
@@ -45,7 +47,7 @@ use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMe
 use scimitar_access::{AclEntry, ObjectType, PermissionLevel, Privilege, SecurableType};
 use scimitar_domain::credentials::{Token, TokenScope};
 use scimitar_domain::patch::MembershipStep;
-use scimitar_domain::query::{ListQuery, SortOrder};
+use scimitar_domain::query::ListQuery;
 use scimitar_domain::render::{GroupRef, MemberRef};
 use scimitar_domain::resource::{fold_case, MemberValue};
 use scimitar_domain::{
@@ -457,22 +459,9 @@ async fn load_members_limited<C: GenericClient>(
         let kind: String = row.try_get(1).map_err(internal)?;
         let display: Option<String> = row.try_get(2).map_err(internal)?;
         let kind = PrincipalKind::parse(&kind).ok_or_else(|| internal("unknown member kind"))?;
-        // Users without a displayName show their userName, as Databricks does (and as the
-        // SQLite backend does: the same rule, on the same stored document).
         let display = match display {
             Some(display) => Some(display),
-            None => {
-                let attributes: String = row.try_get(3).map_err(internal)?;
-                serde_json::from_str::<Map<String, Value>>(&attributes)
-                    .ok()
-                    .and_then(|document| {
-                        document
-                            .get("userName")
-                            .or_else(|| document.get("applicationId"))
-                            .and_then(Value::as_str)
-                            .map(str::to_string)
-                    })
-            }
+            None => member_display(None, &row.try_get::<_, String>(3).map_err(internal)?),
         };
         members.push(MemberRef {
             id: PrincipalId::new(id),
@@ -533,36 +522,11 @@ async fn list<C: GenericClient>(
     // dropped before the first await, leaving plain SQL and parameters.
     let (condition, exact, params) = {
         let mut builder = SqlBuilder::new(&PostgresDialect);
-        let account_placeholder = builder.bind(SqlValue::Text(account.to_string()));
-        // The kind is a literal, not a parameter: the unique indexes on userName, displayName
-        // and applicationId are partial (`WHERE kind = 'User'`...), and a prepared statement's
-        // generic plan can use a partial index only when the query's text implies its
-        // condition.
-        let mut condition = format!(
-            "p.account_id = {account_placeholder} AND p.kind = '{}'",
-            kind.as_str()
-        );
-        let mut exact = true;
-        if let Some(filter) = &query.filter {
-            let translation = builder.translate(filter);
-            exact = translation.exact;
-            if let Some(extra) = translation.condition {
-                condition.push_str(" AND ");
-                condition.push_str(&extra);
-            }
-        }
+        let (condition, exact) =
+            list_condition(&mut builder, account.as_str(), kind, query.filter.as_ref());
         (condition, exact, builder.params)
     };
-    let order = match &query.sort_by {
-        None => Some("p.created ASC, p.id ASC".to_string()),
-        Some(attribute) => sort_column(attribute).map(|column| {
-            let direction = match query.sort_order {
-                SortOrder::Ascending => "ASC",
-                SortOrder::Descending => "DESC",
-            };
-            format!("{column} {direction} NULLS LAST, p.created ASC, p.id ASC")
-        }),
-    };
+    let order = list_order(query);
     // Unfiltered lists have a handful of shapes and are prepared once per connection. Filtered
     // ones have as many shapes as clients invent, so they are prepared per query and not kept:
     // the statement cache would otherwise grow without bound.

@@ -9,7 +9,9 @@
 
 use scimitar_domain::filter::ResolvedFilter;
 use scimitar_domain::paths::{AttributeHome, ResolvedAttr};
+use scimitar_domain::query::{ListQuery, SortOrder};
 use scimitar_domain::resource::fold_case;
+use scimitar_domain::PrincipalKind;
 use scimitar_domain::Timestamp;
 use scimitar_scim::{CompValue, CompareOp};
 
@@ -376,6 +378,69 @@ fn operand(kind: ColumnKind, value: &CompValue) -> Option<SqlValue> {
             CompValue::String(text) if text.eq_ignore_ascii_case("false") => SqlValue::Integer(0),
             _ => return None,
         },
+    })
+}
+
+/// The `WHERE` condition of a principal list: the account, the kind, and as much of the
+/// filter as SQL can express. Returns the condition and whether it is exact (when not, the
+/// rows are a superset that the reference evaluator finishes).
+///
+/// The kind is a literal, not a parameter: the unique indexes on userName, displayName and
+/// applicationId are partial (`WHERE kind = 'User'`...), and a planner (SQLite's, or a
+/// PostgreSQL generic plan) uses a partial index only when the query's text implies its
+/// condition.
+pub fn list_condition(
+    builder: &mut SqlBuilder<'_>,
+    account: &str,
+    kind: PrincipalKind,
+    filter: Option<&ResolvedFilter>,
+) -> (String, bool) {
+    let account_placeholder = builder.bind(SqlValue::Text(account.to_string()));
+    let mut condition = format!(
+        "p.account_id = {account_placeholder} AND p.kind = '{}'",
+        kind.as_str()
+    );
+    let mut exact = true;
+    if let Some(filter) = filter {
+        let translation = builder.translate(filter);
+        exact = translation.exact;
+        if let Some(extra) = translation.condition {
+            condition.push_str(" AND ");
+            condition.push_str(&extra);
+        }
+    }
+    (condition, exact)
+}
+
+/// The `ORDER BY` of a principal list: creation order by default, else the sort key's column
+/// with creation order to break ties. `None` when the sort key has no column (the list is then
+/// sorted in memory).
+pub fn list_order(query: &ListQuery) -> Option<String> {
+    match &query.sort_by {
+        None => Some("p.created ASC, p.id ASC".to_string()),
+        Some(attribute) => sort_column(attribute).map(|column| {
+            let direction = match query.sort_order {
+                SortOrder::Ascending => "ASC",
+                SortOrder::Descending => "DESC",
+            };
+            format!("{column} {direction} NULLS LAST, p.created ASC, p.id ASC")
+        }),
+    }
+}
+
+/// The name a member is shown with: its stored display name, or for users without one their
+/// userName (applicationId for service principals), as Databricks does.
+pub fn member_display(display: Option<String>, attributes: &str) -> Option<String> {
+    display.or_else(|| {
+        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(attributes)
+            .ok()
+            .and_then(|document| {
+                document
+                    .get("userName")
+                    .or_else(|| document.get("applicationId"))
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_string)
+            })
     })
 }
 

@@ -16,7 +16,7 @@ use crate::governance::{
 };
 use crate::listing;
 use crate::migrations::SQLITE_MIGRATIONS;
-use crate::sql::{sort_column, SqlBuilder, SqlValue, SqliteDialect};
+use crate::sql::{list_condition, list_order, member_display, SqlBuilder, SqlValue, SqliteDialect};
 use crate::transfer::{ImportRecord, MembershipRow, TokenRow};
 use crate::MAX_GROUP_NESTING_DEPTH;
 use crate::{Account, Page, Store, Workspace};
@@ -28,7 +28,7 @@ use rusqlite::{
 use scimitar_access::{AclEntry, ObjectType, PermissionLevel, Privilege, SecurableType};
 use scimitar_domain::credentials::{Token, TokenScope};
 use scimitar_domain::patch::MembershipStep;
-use scimitar_domain::query::{ListQuery, SortOrder};
+use scimitar_domain::query::ListQuery;
 use scimitar_domain::render::{GroupRef, MemberRef};
 use scimitar_domain::resource::{fold_case, MemberValue};
 use scimitar_domain::{
@@ -408,18 +408,7 @@ fn load_members_limited(
     for row in rows {
         let (id, kind, display, attributes) = row.map_err(internal)?;
         let kind = PrincipalKind::parse(&kind).ok_or_else(|| internal("unknown member kind"))?;
-        // Users without a displayName show their userName, as Databricks does.
-        let display = display.or_else(|| {
-            serde_json::from_str::<Map<String, Value>>(&attributes)
-                .ok()
-                .and_then(|document| {
-                    document
-                        .get("userName")
-                        .or_else(|| document.get("applicationId"))
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                })
-        });
+        let display = member_display(display, &attributes);
         members.push(MemberRef { id, kind, display });
     }
     Ok(members)
@@ -469,33 +458,9 @@ fn list(
 ) -> ScimResult<Page> {
     let dialect = SqliteDialect;
     let mut builder = SqlBuilder::new(&dialect);
-    let account_placeholder = builder.bind(SqlValue::Text(account.to_string()));
-    // The kind is a literal, not a parameter: the unique indexes on userName, displayName and
-    // applicationId are partial (`WHERE kind = 'User'`...), and SQLite only uses a partial index
-    // when the query's own text implies its condition.
-    let mut condition = format!(
-        "p.account_id = {account_placeholder} AND p.kind = '{}'",
-        kind.as_str()
-    );
-    let mut exact = true;
-    if let Some(filter) = &query.filter {
-        let translation = builder.translate(filter);
-        exact = translation.exact;
-        if let Some(extra) = translation.condition {
-            condition.push_str(" AND ");
-            condition.push_str(&extra);
-        }
-    }
-    let order = match &query.sort_by {
-        None => Some("p.created ASC, p.id ASC".to_string()),
-        Some(attribute) => sort_column(attribute).map(|column| {
-            let direction = match query.sort_order {
-                SortOrder::Ascending => "ASC",
-                SortOrder::Descending => "DESC",
-            };
-            format!("{column} {direction} NULLS LAST, p.created ASC, p.id ASC")
-        }),
-    };
+    let (condition, exact) =
+        list_condition(&mut builder, account.as_str(), kind, query.filter.as_ref());
+    let order = list_order(query);
     let params = to_sqlite(&builder.params);
     if let (true, Some(order)) = (exact, order) {
         let total: i64 = connection
