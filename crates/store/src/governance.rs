@@ -11,6 +11,7 @@
 //! back to read its own writes.
 
 use scimitar_access::{AclEntry, ObjectType, PermissionLevel, Privilege, SecurableType};
+use scimitar_domain::resource::IndexKeys;
 use scimitar_domain::{
     AccountId, Principal, PrincipalId, PrincipalKind, ScimError, ScimResult, Timestamp,
 };
@@ -113,11 +114,19 @@ pub struct PrincipalFacts {
 
 impl PrincipalFacts {
     pub fn of(principal: &Principal) -> PrincipalFacts {
-        let keys = principal.index_keys();
+        PrincipalFacts::from_keys(principal, &principal.index_keys())
+    }
+
+    /// [`PrincipalFacts::of`] from index keys a caller has already computed (the backends do,
+    /// for their columns, in the same write).
+    pub fn from_keys(principal: &Principal, keys: &IndexKeys) -> PrincipalFacts {
         let name = match principal.kind {
-            PrincipalKind::User => keys.user_name,
-            PrincipalKind::Group => keys.display_name,
-            PrincipalKind::ServicePrincipal => keys.application_id.or(keys.display_name),
+            PrincipalKind::User => keys.user_name.clone(),
+            PrincipalKind::Group => keys.display_name.clone(),
+            PrincipalKind::ServicePrincipal => keys
+                .application_id
+                .clone()
+                .or_else(|| keys.display_name.clone()),
         }
         .unwrap_or_else(|| principal.id.to_string());
         let entitlements = principal

@@ -49,7 +49,7 @@ use scimitar_domain::credentials::{Token, TokenScope};
 use scimitar_domain::patch::MembershipStep;
 use scimitar_domain::query::ListQuery;
 use scimitar_domain::render::{GroupRef, MemberRef};
-use scimitar_domain::resource::{fold_case, MemberValue};
+use scimitar_domain::resource::{fold_case, EmailKey, MemberValue};
 use scimitar_domain::{
     AccountId, Principal, PrincipalId, PrincipalKind, ScimError, ScimResult, Timestamp, WorkspaceId,
 };
@@ -718,10 +718,10 @@ async fn insert_principal(
         )
         .await
         .map_err(db)?;
-    write_emails(transaction, account, principal).await?;
+    write_emails(transaction, account, principal, &keys.emails).await?;
     log.push((
         account.clone(),
-        AccessEvent::PrincipalSaved(PrincipalFacts::of(principal)),
+        AccessEvent::PrincipalSaved(PrincipalFacts::from_keys(principal, &keys)),
     ));
     Ok(())
 }
@@ -730,6 +730,7 @@ async fn write_emails(
     transaction: &Transaction<'_>,
     account: &AccountId,
     principal: &Principal,
+    emails: &[EmailKey],
 ) -> Outcome<()> {
     let delete = transaction
         .prepare_cached("DELETE FROM principal_emails WHERE account_id = $1 AND principal_id = $2")
@@ -746,7 +747,7 @@ async fn write_emails(
         )
         .await
         .map_err(db)?;
-    for (position, email) in principal.index_keys().emails.iter().enumerate() {
+    for (position, email) in emails.iter().enumerate() {
         let position = i64::try_from(position).unwrap_or(i64::MAX);
         transaction
             .execute(
@@ -816,10 +817,10 @@ async fn update_principal(
             .into(),
         );
     }
-    write_emails(transaction, account, principal).await?;
+    write_emails(transaction, account, principal, &keys.emails).await?;
     log.push((
         account.clone(),
-        AccessEvent::PrincipalSaved(PrincipalFacts::of(principal)),
+        AccessEvent::PrincipalSaved(PrincipalFacts::from_keys(principal, &keys)),
     ));
     Ok(())
 }

@@ -30,7 +30,7 @@ use scimitar_domain::credentials::{Token, TokenScope};
 use scimitar_domain::patch::MembershipStep;
 use scimitar_domain::query::ListQuery;
 use scimitar_domain::render::{GroupRef, MemberRef};
-use scimitar_domain::resource::{fold_case, MemberValue};
+use scimitar_domain::resource::{fold_case, EmailKey, MemberValue};
 use scimitar_domain::{
     AccountId, Principal, PrincipalId, PrincipalKind, ScimError, ScimResult, Timestamp, WorkspaceId,
 };
@@ -555,11 +555,11 @@ fn insert_principal(
             ])
         })
         .map_err(write_error)?;
-    write_emails(transaction, account, principal)?;
+    write_emails(transaction, account, principal, &keys.emails)?;
     log_event(
         transaction,
         account,
-        &AccessEvent::PrincipalSaved(PrincipalFacts::of(principal)),
+        &AccessEvent::PrincipalSaved(PrincipalFacts::from_keys(principal, &keys)),
     )
 }
 
@@ -580,6 +580,7 @@ fn write_emails(
     transaction: &Transaction<'_>,
     account: &AccountId,
     principal: &Principal,
+    emails: &[EmailKey],
 ) -> ScimResult<()> {
     transaction
         .prepare_cached("DELETE FROM principal_emails WHERE account_id = ?1 AND principal_id = ?2")
@@ -593,7 +594,7 @@ fn write_emails(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .map_err(internal)?;
-    for (position, email) in principal.index_keys().emails.iter().enumerate() {
+    for (position, email) in emails.iter().enumerate() {
         statement
             .execute(params![
                 account.as_str(),
@@ -649,11 +650,11 @@ fn update_principal(
             )),
         });
     }
-    write_emails(transaction, account, principal)?;
+    write_emails(transaction, account, principal, &keys.emails)?;
     log_event(
         transaction,
         account,
-        &AccessEvent::PrincipalSaved(PrincipalFacts::of(principal)),
+        &AccessEvent::PrincipalSaved(PrincipalFacts::from_keys(principal, &keys)),
     )
 }
 
