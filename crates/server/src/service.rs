@@ -324,13 +324,7 @@ impl Services {
                 principal
             }
         };
-        match principal {
-            Some(principal) if principal.kind == kind => Ok(principal),
-            _ => Err(ScimError::NotFound(format!(
-                "{} {id} not found",
-                kind.as_str()
-            ))),
-        }
+        of_kind(principal, kind, id)
     }
 
     /// Reads a principal of a kind; one of another kind is "not found" at this endpoint.
@@ -340,13 +334,7 @@ impl Services {
         kind: PrincipalKind,
         id: &PrincipalId,
     ) -> ScimResult<Principal> {
-        match self.store.principal(account, id).await? {
-            Some(principal) if principal.kind == kind => Ok(principal),
-            _ => Err(ScimError::NotFound(format!(
-                "{} {id} not found",
-                kind.as_str()
-            ))),
-        }
+        of_kind(self.store.principal(account, id).await?, kind, id)
     }
 
     pub async fn create(
@@ -750,6 +738,21 @@ impl Services {
         rendered
             .pop()
             .ok_or_else(|| ScimError::internal("rendering returned nothing"))
+    }
+}
+
+/// A principal of the kind an endpoint serves; one of another kind is "not found" there.
+fn of_kind(
+    principal: Option<Principal>,
+    kind: PrincipalKind,
+    id: &PrincipalId,
+) -> ScimResult<Principal> {
+    match principal {
+        Some(principal) if principal.kind == kind => Ok(principal),
+        _ => Err(ScimError::NotFound(format!(
+            "{} {id} not found",
+            kind.as_str()
+        ))),
     }
 }
 
