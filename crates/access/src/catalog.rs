@@ -2,7 +2,7 @@
 //! owner and grants, and a name index per type.
 
 use crate::error::AccessError;
-use crate::hash::FastMap;
+use crate::hash::{FastMap, NameIndex};
 use crate::privilege::PrivilegeSet;
 use crate::securable::{canonical_name, SecurableRef, SecurableType};
 
@@ -26,6 +26,12 @@ pub(crate) struct Grants {
     /// Grantee to position in `entries`, kept once there are more than
     /// [`INDEXED_GRANT_COUNT`] entries.
     positions: Option<FastMap<u32, u32>>,
+    /// With `positions`: a one-hash Bloom filter over the grantees, about 16 bits per entry,
+    /// tested before the map. A check of a principal in fifty groups against a schema
+    /// granted to 1,500 makes fifty lookups, nearly all misses; a bit test in a few
+    /// kilobytes answers most of them without reaching the map's control bytes and entries
+    /// (two cache misses each at the full benchmark size). Never a false "absent".
+    grantee_filter: Box<[u64]>,
     /// Every privilege some entry holds, so that a check can pass over a securable whose
     /// entries cannot supply what it asks (a catalog's thousands of `USE_CATALOG` grants when
     /// the question is `SELECT`) without reading them.
@@ -54,6 +60,7 @@ impl Grants {
     /// The position of the grantee's entry, if it has one.
     pub(crate) fn position(&self, grantee: u32) -> Option<usize> {
         match &self.positions {
+            Some(_) if !self.may_hold(grantee) => None,
             Some(positions) => positions.get(&grantee).map(|position| *position as usize),
             None => self
                 .entries
@@ -81,6 +88,12 @@ impl Grants {
         match &mut self.positions {
             Some(positions) => {
                 positions.insert(grantee, (self.entries.len() - 1) as u32);
+                if self.entries.len() * FILTER_BITS_PER_ENTRY > self.grantee_filter.len() * 64 * 2 {
+                    // Past twice the planned load: rebuild at the new size.
+                    self.reindex();
+                } else {
+                    self.mark(grantee);
+                }
             }
             None if self.entries.len() > INDEXED_GRANT_COUNT => self.reindex(),
             None => {}
@@ -128,8 +141,46 @@ impl Grants {
                 .map(|(position, entry)| (entry.grantee, position as u32))
                 .collect()
         });
+        self.grantee_filter = if self.positions.is_some() {
+            let bits = (self.entries.len() * FILTER_BITS_PER_ENTRY).next_power_of_two();
+            vec![0u64; bits.div_ceil(64)].into_boxed_slice()
+        } else {
+            Box::default()
+        };
+        for position in 0..self.entries.len() {
+            let grantee = self.entries[position].grantee;
+            self.mark(grantee);
+        }
+    }
+
+    /// The filter's bit for `grantee`: Fibonacci hashing to as many bits as the filter has.
+    fn filter_bit(&self, grantee: u32) -> Option<usize> {
+        let bits = self.grantee_filter.len() * 64;
+        if bits == 0 {
+            return None;
+        }
+        let shift = 64 - bits.trailing_zeros();
+        Some((u64::from(grantee).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize)
+    }
+
+    fn mark(&mut self, grantee: u32) {
+        if let Some(bit) = self.filter_bit(grantee) {
+            self.grantee_filter[bit / 64] |= 1 << (bit % 64);
+        }
+    }
+
+    /// False only if the grantee certainly has no entry.
+    fn may_hold(&self, grantee: u32) -> bool {
+        match self.filter_bit(grantee) {
+            Some(bit) => self.grantee_filter[bit / 64] & (1 << (bit % 64)) != 0,
+            None => true,
+        }
     }
 }
+
+/// Bits of [`Grants::grantee_filter`] per entry when it is built: about 6 % false positives
+/// with one hash.
+const FILTER_BITS_PER_ENTRY: usize = 16;
 
 #[derive(Debug, Clone)]
 pub(crate) struct SecurableSlot {
@@ -148,7 +199,7 @@ pub(crate) struct SecurableSlot {
 #[derive(Debug, Clone)]
 pub(crate) struct Catalog {
     pub(crate) slots: Vec<SecurableSlot>,
-    by_name: Vec<FastMap<String, u32>>,
+    by_name: Vec<NameIndex>,
     pub(crate) metastore: Option<u32>,
 }
 
@@ -158,7 +209,7 @@ impl Default for Catalog {
             slots: Vec::new(),
             by_name: SecurableType::ALL
                 .iter()
-                .map(|_| FastMap::default())
+                .map(|_| NameIndex::default())
                 .collect(),
             metastore: None,
         }
@@ -176,14 +227,14 @@ impl Catalog {
     pub(crate) fn find(&self, kind: SecurableType, full_name: &str) -> Result<u32, AccessError> {
         let names = &self.by_name[type_index(kind)];
         if let Some(slot) = names.get(full_name) {
-            return Ok(*slot);
+            return Ok(slot);
         }
         let unknown = || AccessError::UnknownSecurable {
             securable_type: kind,
             full_name: full_name.to_string(),
         };
         let canonical = canonical_name(kind, full_name).map_err(|_| unknown())?;
-        names.get(&canonical).copied().ok_or_else(unknown)
+        names.get(&canonical).ok_or_else(unknown)
     }
 
     pub(crate) fn slot(&self, slot: u32) -> &SecurableSlot {
@@ -212,7 +263,7 @@ impl Catalog {
         };
         std::iter::once(kind)
             .chain(shared)
-            .any(|kind| self.by_name[type_index(kind)].contains_key(name))
+            .any(|kind| self.by_name[type_index(kind)].contains(name))
     }
 
     pub(crate) fn insert(
@@ -238,9 +289,7 @@ impl Catalog {
         let parent = match kind.parent_type() {
             Some(parent_type) => {
                 let parent_name = crate::securable::parent_name(&name).unwrap_or_default();
-                let found = self.by_name[type_index(parent_type)]
-                    .get(parent_name)
-                    .copied();
+                let found = self.by_name[type_index(parent_type)].get(parent_name);
                 Some(found.ok_or_else(|| AccessError::MissingParent {
                     securable_type: kind,
                     full_name: name.clone(),
@@ -267,7 +316,7 @@ impl Catalog {
         if kind == SecurableType::Metastore {
             self.metastore = Some(slot);
         }
-        self.by_name[type_index(kind)].insert(name, slot);
+        self.by_name[type_index(kind)].insert(&name, slot);
         Ok(slot)
     }
 
@@ -319,5 +368,56 @@ impl Catalog {
             at = entry.parent;
         }
         (catalog, schema)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::privilege::Privilege;
+
+    fn set(privilege: Privilege) -> PrivilegeSet {
+        PrivilegeSet::of(&[privilege])
+    }
+
+    /// Through growth past the index threshold, filter rebuilds, narrowing and removals, every
+    /// grantee with an entry is found at its position and every other one is not.
+    #[test]
+    fn the_grantee_filter_never_hides_an_entry() {
+        let mut grants = Grants::default();
+        // Grantees spread like principal slots (a multiple of a prime, so they are distinct).
+        let grantee = |index: u32| index.wrapping_mul(7_919) % 1_000_003;
+        for index in 0..5_000u32 {
+            grants.add(
+                grantee(index),
+                PrivilegeSet::of(&[Privilege::UseCatalog, Privilege::Select]),
+            );
+        }
+        for index in (0..5_000u32).step_by(3) {
+            grants.remove_grantee(grantee(index));
+        }
+        for index in (1..5_000u32).step_by(30) {
+            grants.remove_privileges(grantee(index), set(Privilege::Select));
+        }
+        assert!(grants.is_indexed());
+        let mut kept = 0;
+        for index in 0..5_000u32 {
+            let found = grants.position(grantee(index));
+            if index % 3 == 0 {
+                assert_eq!(found, None, "removed grantee {index}");
+            } else {
+                let position = found.unwrap_or_else(|| panic!("grantee {index} hidden"));
+                assert_eq!(
+                    grants.get(position).map(|entry| entry.grantee),
+                    Some(grantee(index))
+                );
+                kept += 1;
+            }
+        }
+        assert_eq!(kept, grants.len());
+        for index in 5_000..20_000u32 {
+            assert_eq!(grants.position(grantee(index)), None);
+        }
     }
 }

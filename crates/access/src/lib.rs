@@ -38,6 +38,7 @@ pub mod securable;
 pub mod statement;
 
 mod catalog;
+mod closure_arena;
 mod hash;
 mod principals;
 mod query;

@@ -112,6 +112,22 @@ impl AccessModel {
         Ok(self.principals.remove_membership(group, member))
     }
 
+    /// Recomputes up to `budget` of the users' and service principals' precomputed access
+    /// sets that a change to some group's closure made stale, and returns true once none is
+    /// left. Answers never depend on it: a stale set is not read, `allows` then takes the
+    /// slower way through each direct group's closure. Callers run it after loading a model
+    /// and, a bounded budget at a time, after changes, so that a group-in-group change above
+    /// many users does not hold the model for long.
+    pub fn refresh_access_sets(&mut self, budget: usize) -> bool {
+        self.principals.refresh_access_sets(budget)
+    }
+
+    /// Whether [`AccessModel::refresh_access_sets`] has nothing left to do, so a caller can
+    /// tell without taking the model for writing.
+    pub fn access_sets_fresh(&self) -> bool {
+        self.principals.access_sets_fresh()
+    }
+
     /// Replaces the entitlements assigned to the principal itself.
     pub fn set_entitlements(
         &mut self,

@@ -9,10 +9,11 @@ use std::collections::HashMap;
 
 use scimitar_domain::{PrincipalId, PrincipalKind};
 
+use crate::closure_arena::ClosureArena;
 use crate::entitlement::EntitlementSet;
 use crate::error::AccessError;
 use crate::explain::{PrincipalRef, PrincipalView};
-use crate::hash::FastMap;
+use crate::hash::{FastMap, NameIndex};
 use crate::MAX_NESTING_DEPTH;
 
 /// Marks "no node" in the `via` positions of an [`Ancestry`] and in predecessor arrays.
@@ -62,7 +63,7 @@ struct Record {
 /// Every principal of one access model and the group graph between them.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Principals {
-    index: FastMap<PrincipalId, u32>,
+    index: NameIndex,
     status: Vec<Status>,
     /// Direct groups of each principal. Small for almost everyone, and what checks walk.
     parents: Vec<Vec<u32>>,
@@ -78,7 +79,11 @@ pub(crate) struct Principals {
     /// groups below it in the same `&mut self` step that changes either (see
     /// [`Principals::refresh_closures`]), so `allows` can read a principal's groups from its
     /// direct groups' closures without walking, and no query can see it stale.
-    closures: Vec<Box<[u32]>>,
+    closures: ClosureArena,
+    /// For each user and service principal: every group access flows to it from, which is
+    /// the union of its direct groups' closures, precomputed so that `allows` reads one run
+    /// instead of a closure per direct group. See [`AccessSets`].
+    access_sets: AccessSets,
     /// For each group that has groups among its direct members: those groups. What closure
     /// rebuilds walk, so that a change above a group of a million users does not read the
     /// million.
@@ -88,6 +93,35 @@ pub(crate) struct Principals {
     holdings: Vec<Vec<Holding>>,
     /// The slot of the group named `admins`, if there is one.
     admins: Option<u32>,
+}
+
+/// Users' and service principals' access sets, each stamped with the closure epoch it was
+/// computed at. Any change to any group's closure bumps the epoch, which makes every set
+/// stale at once in O(1): `allows` then takes the union of the direct groups' closures as
+/// before, so a stale set is never read. A user's own membership change recomputes its set
+/// on the spot (a few closures, about a microsecond); the other stale sets are recomputed a
+/// budget at a time by [`Principals::refresh_access_sets`], which the server calls after it
+/// applies changes and on its follower's ticks. A group-in-group change is rare next to
+/// users joining and leaving, and recomputing every set below a big group at once would
+/// hold the engine for as long as it takes (100,000 users: about 0.1 s).
+#[derive(Debug, Clone)]
+struct AccessSets {
+    runs: ClosureArena,
+    epoch: u32,
+    /// Slots below this one are fresh at the current epoch (or are not users or service
+    /// principals).
+    refreshed_below: usize,
+}
+
+impl Default for AccessSets {
+    fn default() -> Self {
+        AccessSets {
+            runs: ClosureArena::default(),
+            // Never 0: a run pushed without a stamp has 0, and must not pass for fresh.
+            epoch: 1,
+            refreshed_below: 0,
+        }
+    }
 }
 
 /// A principal and the groups it is in, transitively, found breadth-first so that each group
@@ -103,6 +137,65 @@ pub(crate) struct Ancestry {
     nodes: Vec<(u32, u32)>,
     /// `(slot, position in nodes)`, or `(NONE, _)` for an empty entry.
     table: Vec<(u32, u32)>,
+}
+
+/// A principal and the groups access flows to it from, as the grant scans ask about them:
+/// the walked [`Ancestry`] (with positions that rebuild membership chains), or a user's
+/// precomputed access set ([`SortedAccessSet`], for `allows`, which needs no chains).
+pub(crate) trait AccessSet {
+    /// Where `slot` sits in the set, if it is in it.
+    fn position(&self, slot: u32) -> Option<u32>;
+    /// How many principals the set holds.
+    fn len(&self) -> usize;
+    /// Every principal of the set with its position.
+    fn nodes(&self) -> impl Iterator<Item = (u32, u32)> + '_;
+}
+
+impl AccessSet for Ancestry {
+    fn position(&self, slot: u32) -> Option<u32> {
+        Ancestry::position(self, slot)
+    }
+
+    fn len(&self) -> usize {
+        Ancestry::len(self)
+    }
+
+    fn nodes(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        Ancestry::nodes(self)
+    }
+}
+
+/// A user's fresh precomputed access set, read in place: the principal at position 0, then
+/// its groups (sorted) at 1, 2, ... Membership is a binary search over a few cache lines,
+/// cheaper than copying fifty groups into a hashed table first.
+pub(crate) struct SortedAccessSet<'a> {
+    pub(crate) principal: u32,
+    pub(crate) groups: &'a [u32],
+}
+
+impl AccessSet for SortedAccessSet<'_> {
+    fn position(&self, slot: u32) -> Option<u32> {
+        if slot == self.principal {
+            return Some(0);
+        }
+        self.groups
+            .binary_search(&slot)
+            .ok()
+            .map(|index| index as u32 + 1)
+    }
+
+    fn len(&self) -> usize {
+        self.groups.len() + 1
+    }
+
+    fn nodes(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        std::iter::once((self.principal, 0)).chain(
+            self.groups
+                .iter()
+                .enumerate()
+                .map(|(index, group)| (*group, index as u32 + 1)),
+        )
+    }
 }
 
 /// The table size a fresh or recycled [`Ancestry`] starts with: room for 32 nodes.
@@ -133,13 +226,12 @@ impl Ancestry {
         (u64::from(slot).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize
     }
 
+    /// Empties the set, keeping the table it grew to: a user's access set has about fifty
+    /// groups, so shrinking back to the starting size would make every check grow it again,
+    /// two allocations each time.
     fn reset(&mut self) {
         self.nodes.clear();
-        if self.table.len() == ANCESTRY_TABLE_START {
-            self.table.fill((NONE, 0));
-        } else {
-            self.table = vec![(NONE, 0); ANCESTRY_TABLE_START];
-        }
+        self.table.fill((NONE, 0));
     }
 
     /// Adds `slot`, reached from the node at `via`, unless it is already there.
@@ -231,8 +323,7 @@ impl Ancestry {
 impl Principals {
     pub(crate) fn slot(&self, id: &PrincipalId) -> Result<u32, AccessError> {
         self.index
-            .get(id)
-            .copied()
+            .get(id.as_str())
             .ok_or_else(|| AccessError::UnknownPrincipal {
                 principal: id.clone(),
             })
@@ -281,6 +372,17 @@ impl Principals {
         &self.members[slot as usize]
     }
 
+    /// The principal's direct groups.
+    pub(crate) fn parents(&self, slot: u32) -> &[u32] {
+        &self.parents[slot as usize]
+    }
+
+    /// The group's closure (itself and every group above it through active groups); empty
+    /// for an inactive or removed group and for users and service principals.
+    pub(crate) fn closure(&self, slot: u32) -> &[u32] {
+        self.closures.get(slot)
+    }
+
     pub(crate) fn entitlements(&self, slot: u32) -> EntitlementSet {
         self.entitlements[slot as usize]
     }
@@ -320,9 +422,9 @@ impl Principals {
         name: &str,
         active: bool,
     ) -> Result<u32, AccessError> {
-        let slot = match self.index.get(id) {
+        let slot = match self.index.get(id.as_str()) {
             Some(slot) => {
-                let status = &mut self.status[*slot as usize];
+                let status = &mut self.status[slot as usize];
                 if status.kind != kind {
                     return Err(AccessError::PrincipalKindChanged {
                         principal: id.clone(),
@@ -332,8 +434,7 @@ impl Principals {
                 }
                 let was_active = status.active;
                 status.active = active;
-                self.records[*slot as usize].name = name.to_string();
-                let slot = *slot;
+                self.records[slot as usize].name = name.to_string();
                 if kind == PrincipalKind::Group && was_active != active {
                     self.refresh_closures(slot);
                 }
@@ -344,7 +445,7 @@ impl Principals {
                     .ok()
                     .filter(|slot| *slot != NONE)
                     .ok_or(AccessError::CapacityExceeded { what: "principals" })?;
-                self.index.insert(id.clone(), slot);
+                self.index.insert(id.as_str(), slot);
                 self.status.push(Status {
                     kind,
                     alive: true,
@@ -358,12 +459,18 @@ impl Principals {
                     name: name.to_string(),
                 });
                 self.holdings.push(Vec::new());
-                let closure: Box<[u32]> = if kind == PrincipalKind::Group && active {
-                    Box::new([slot])
+                if kind == PrincipalKind::Group && active {
+                    self.closures.push(&[slot]);
                 } else {
-                    Box::new([])
+                    self.closures.push(&[]);
+                }
+                // A newcomer is in no group, so its (empty) set is fresh; groups have none.
+                let stamp = if kind == PrincipalKind::Group {
+                    0
+                } else {
+                    self.access_sets.epoch
                 };
-                self.closures.push(closure);
+                self.access_sets.runs.push_stamped(&[], stamp);
                 slot
             }
         };
@@ -392,12 +499,16 @@ impl Principals {
         self.entitlements[index] = EntitlementSet::EMPTY;
         self.status[index].alive = false;
         self.status[index].active = false;
-        self.closures[index] = Box::new([]);
+        if !self.closures.get(slot).is_empty() {
+            self.closures.set(slot, &[]);
+            self.closures_changed();
+        }
+        self.recompute_access_set(slot);
         for member in members {
             self.refresh_closures(member);
         }
         let id = self.records[index].id.clone();
-        self.index.remove(&id);
+        self.index.remove(id.as_str());
         if self.admins == Some(slot) {
             self.admins = None;
         }
@@ -440,6 +551,7 @@ impl Principals {
         self.parents[member as usize].push(group);
         self.push_member(group, member);
         self.refresh_closures(member);
+        self.recompute_access_set_if_fresh(member);
         Ok(true)
     }
 
@@ -449,6 +561,7 @@ impl Principals {
         if removed {
             self.remove_member(group, member);
             self.refresh_closures(member);
+            self.recompute_access_set_if_fresh(member);
         }
         removed
     }
@@ -484,6 +597,7 @@ impl Principals {
         pending.insert(from, (0, true));
         let mut ready = vec![from];
         let mut closure = Vec::new();
+        let mut any_changed = false;
         while let Some(group) = ready.pop() {
             let stale = pending.get(&group).is_some_and(|(_, stale)| *stale);
             let mut changed = false;
@@ -492,15 +606,16 @@ impl Principals {
                 if self.status[group as usize].can_hold_access() {
                     closure.push(group);
                     for parent in &self.parents[group as usize] {
-                        closure.extend_from_slice(&self.closures[*parent as usize]);
+                        closure.extend_from_slice(self.closures.get(*parent));
                     }
                     // A stable sort finds the sorted runs the parents' closures already are.
                     closure.sort();
                     closure.dedup();
                 }
-                if *self.closures[group as usize] != *closure {
-                    self.closures[group as usize] = closure.as_slice().into();
+                if self.closures.get(group) != closure.as_slice() {
+                    self.closures.set(group, &closure);
                     changed = true;
+                    any_changed = true;
                 }
             }
             for member in self.member_groups.get(&group).into_iter().flatten() {
@@ -513,6 +628,79 @@ impl Principals {
                 }
             }
         }
+        if any_changed {
+            self.closures_changed();
+        }
+    }
+
+    /// The user's or service principal's precomputed access set, if it is fresh.
+    pub(crate) fn fresh_access_set(&self, slot: u32) -> Option<&[u32]> {
+        let (groups, stamp) = self.access_sets.runs.get_stamped(slot);
+        (stamp == self.access_sets.epoch).then_some(groups)
+    }
+
+    /// Every closure may have changed: every access set is stale from now on.
+    fn closures_changed(&mut self) {
+        let sets = &mut self.access_sets;
+        sets.epoch = sets.epoch.wrapping_add(1);
+        if sets.epoch == 0 {
+            // After four billion changes: start the stamps over rather than let an old one
+            // come round again.
+            sets.runs.restamp_all(0);
+            sets.epoch = 1;
+        }
+        sets.refreshed_below = 0;
+    }
+
+    /// Recomputes the access set of a user or service principal whose set is fresh (its
+    /// direct groups just changed); a stale one stays stale until its refresh.
+    fn recompute_access_set_if_fresh(&mut self, slot: u32) {
+        if self.access_sets.runs.get_stamped(slot).1 == self.access_sets.epoch {
+            self.recompute_access_set(slot);
+        }
+    }
+
+    /// Computes the access set of a user or service principal from its direct groups'
+    /// closures and stamps it fresh. Groups have none.
+    fn recompute_access_set(&mut self, slot: u32) {
+        if self.status[slot as usize].kind == PrincipalKind::Group {
+            return;
+        }
+        let mut set: Vec<u32> = Vec::new();
+        for parent in &self.parents[slot as usize] {
+            set.extend_from_slice(self.closures.get(*parent));
+        }
+        set.sort_unstable();
+        set.dedup();
+        let epoch = self.access_sets.epoch;
+        self.access_sets.runs.set_stamped(slot, &set, epoch);
+    }
+
+    /// Whether every access set is fresh, so that a refresh would find nothing to do.
+    pub(crate) fn access_sets_fresh(&self) -> bool {
+        self.access_sets.refreshed_below >= self.access_sets.runs.len()
+    }
+
+    /// Recomputes up to `budget` stale access sets, in slot order. Returns true once none is
+    /// left stale. Answers are the same before and after; only `allows` gets faster.
+    pub(crate) fn refresh_access_sets(&mut self, budget: usize) -> bool {
+        let mut left = budget;
+        let mut slot = self.access_sets.refreshed_below;
+        while slot < self.access_sets.runs.len() {
+            let index = slot as u32;
+            if self.access_sets.runs.get_stamped(index).1 != self.access_sets.epoch
+                && self.status[slot].kind != PrincipalKind::Group
+            {
+                if left == 0 {
+                    break;
+                }
+                self.recompute_access_set(index);
+                left -= 1;
+            }
+            slot += 1;
+        }
+        self.access_sets.refreshed_below = slot;
+        slot >= self.access_sets.runs.len()
     }
 
     /// Appends to the group's member list, indexing it once it is large.
@@ -626,8 +814,8 @@ impl Principals {
 
     /// The principal and every group access flows to it from, as a set lent to `answer`,
     /// read from the closures of its direct groups rather than walked: the same members as
-    /// [`Principals::with_ancestry`], but positions that make no chains. For `allows`, which
-    /// needs no explanation.
+    /// [`Principals::with_ancestry`], but positions that make no chains. For `allows` when
+    /// the principal is a group or its precomputed access set is stale.
     pub(crate) fn with_access_set<R>(&self, slot: u32, answer: impl FnOnce(&Ancestry) -> R) -> R {
         let mut set = SPARE_ANCESTRY
             .with(|spare| spare.take())
@@ -635,12 +823,12 @@ impl Principals {
         set.reset();
         set.insert(slot, NONE);
         if self.status[slot as usize].kind == PrincipalKind::Group {
-            for group in self.closures[slot as usize].iter() {
+            for group in self.closures.get(slot) {
                 set.insert(*group, 0);
             }
         } else {
             for parent in &self.parents[slot as usize] {
-                for group in self.closures[*parent as usize].iter() {
+                for group in self.closures.get(*parent) {
                     set.insert(*group, 0);
                 }
             }

@@ -1,6 +1,8 @@
-//! `allows` reads a principal's groups from closures kept per group, while `check` walks the
-//! graph; after every single change (joins and leaves of users and groups, deactivation and
-//! reactivation, deletion and re-creation) the two must agree for every principal.
+//! `allows` reads a user's groups from its precomputed access set when that is fresh, and
+//! otherwise from closures kept per group, while `check` walks the graph; after every single
+//! change (joins and leaves of users and groups, deactivation and reactivation, deletion and
+//! re-creation of groups and users) and a refresh of a random few access sets, the two must
+//! agree for every principal.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use scimitar_access::{AccessModel, Privilege, SecurableType};
@@ -93,6 +95,15 @@ fn allows_from_closures_agrees_with_the_walk_after_every_change() {
             36 => {
                 let _ = model.remove_principal(&target);
             }
+            37 => {
+                let index = random.below(USERS);
+                if model.remove_principal(&user(index)).is_err() {
+                    let id = user(index);
+                    model
+                        .upsert_principal(&id, PrincipalKind::User, id.as_str(), true)
+                        .unwrap();
+                }
+            }
             _ => {
                 if model.principal_ref(&target).is_err() {
                     let index: usize = target.as_str()[1..].parse().unwrap();
@@ -100,6 +111,8 @@ fn allows_from_closures_agrees_with_the_walk_after_every_change() {
                 }
             }
         }
+        // Sometimes none, sometimes every stale set: both ways of answering get exercised.
+        let _ = model.refresh_access_sets(random.below(4));
         let everyone = (0..USERS).map(user).chain((0..GROUPS).map(group));
         for principal in everyone {
             let Ok(decision) = model.check(&principal, Privilege::UseCatalog, CATALOG.0, CATALOG.1)
@@ -118,4 +131,36 @@ fn allows_from_closures_agrees_with_the_walk_after_every_change() {
     }
     // The sequence must exercise both answers, or it proves little.
     assert!(allowed_seen > STEPS, "only {allowed_seen} allowed answers");
+}
+
+/// A group-in-group change leaves access sets to refresh, and a refresh with room for all of
+/// them leaves none; a bounded one works through them a budget at a time.
+#[test]
+fn a_nesting_change_leaves_access_sets_to_refresh_until_refreshed() {
+    let mut model = AccessModel::new();
+    let owner = PrincipalId::new("owner");
+    model
+        .upsert_principal(&owner, PrincipalKind::User, "owner", true)
+        .unwrap();
+    model
+        .create_securable(CATALOG.0, CATALOG.1, &owner)
+        .unwrap();
+    for index in 0..4 {
+        create_group(&mut model, index);
+    }
+    for index in 0..10 {
+        let id = user(index);
+        model
+            .upsert_principal(&id, PrincipalKind::User, id.as_str(), true)
+            .unwrap();
+        model.add_membership(&group(index % 2), &id).unwrap();
+    }
+    assert!(model.refresh_access_sets(usize::MAX));
+    assert!(model.access_sets_fresh());
+    model.add_membership(&group(2), &group(0)).unwrap();
+    assert!(!model.access_sets_fresh());
+    assert!(!model.refresh_access_sets(3));
+    assert!(!model.access_sets_fresh());
+    assert!(model.refresh_access_sets(usize::MAX));
+    assert!(model.access_sets_fresh());
 }
