@@ -8,13 +8,24 @@ use scimitar_domain::patch::MembershipStep;
 use scimitar_domain::resource::MemberValue;
 use scimitar_domain::{Principal, PrincipalId};
 
+/// Why a `CreateAccount` with `only_if_first` is refused, in both backends.
+pub(crate) const FIRST_ACCOUNT_EXISTS: &str = "the database already holds an account";
+
 #[derive(Debug, Clone)]
 pub enum Change {
     /// A new account with its first workspace and its system groups (`admins`, `users`).
+    /// With `only_if_first`, refused with a uniqueness error when the database already holds
+    /// an account, decided inside the write (on PostgreSQL under an advisory lock), so that
+    /// nodes starting together on an empty database make one account between them, not one
+    /// each.
     CreateAccount {
         account: Account,
         workspace: Workspace,
         system_groups: Vec<Principal>,
+        only_if_first: bool,
+        /// The account's first admin, created in the same transaction so that an account
+        /// never exists without it (a bootstrap cut off half-way would leave one).
+        first_admin: Option<Box<FirstAdmin>>,
     },
     /// A new principal. Users and service principals also join the account's `users` group.
     /// `members` (groups only) must name existing principals and must not make a cycle.
@@ -48,4 +59,14 @@ pub enum Change {
     /// that kept those rules, and its memberships (the `users` ones included) are among them.
     /// See [`crate::transfer`].
     Import(Vec<ImportRecord>),
+}
+
+/// The first admin of a new account: a user, the system group it joins (one of the account's
+/// `system_groups`), and its first token.
+#[derive(Debug, Clone)]
+pub struct FirstAdmin {
+    pub user: Principal,
+    pub group: PrincipalId,
+    pub token: Token,
+    pub digest: String,
 }

@@ -67,6 +67,8 @@ async fn seed_account(store: &dyn Store) -> AccountId {
                     created: Timestamp::from_micros(0),
                 },
                 system_groups: vec![admins, users],
+                only_if_first: false,
+                first_admin: None,
             },
         )
         .await
@@ -1485,6 +1487,99 @@ pub async fn a_taken_id_is_a_uniqueness_conflict(store: &dyn Store) {
     assert_eq!(kept.attributes["userName"], "alice");
 }
 
+/// Eight nodes bootstrapping an empty database at once make one account between them; an
+/// account made without `only_if_first` (a later, deliberate one) is not refused.
+pub async fn only_one_first_account_is_made_by_racing_bootstraps(store: &dyn Store) {
+    let attempt = |index: usize| {
+        let id = AccountId::new(format!("first-{index}"));
+        let mut admins = principal(
+            &format!("admins-{index}"),
+            PrincipalKind::Group,
+            json!({"displayName": "admins"}),
+            0,
+        );
+        admins.system = true;
+        let change = Change::CreateAccount {
+            account: Account {
+                id: id.clone(),
+                name: "default".into(),
+                created: Timestamp::from_micros(0),
+            },
+            workspace: Workspace {
+                id: WorkspaceId::new(format!("{}", 2000 + index)),
+                account: id.clone(),
+                name: "default".into(),
+                created: Timestamp::from_micros(0),
+            },
+            first_admin: Some(Box::new(crate::FirstAdmin {
+                group: admins.id.clone(),
+                user: user(&format!("admin-{index}"), &format!("admin{index}"), 0),
+                token: Token {
+                    id: format!("token-{index}"),
+                    account: id.clone(),
+                    principal: PrincipalId::new(format!("admin-{index}")),
+                    scope: TokenScope::Admin,
+                    comment: None,
+                    created: Timestamp::from_micros(0),
+                    expires: None,
+                },
+                digest: format!("digest-{index}"),
+            })),
+            system_groups: vec![admins],
+            only_if_first: true,
+        };
+        async move { store.apply(&id, change).await }
+    };
+    // Connections opened first, so that the attempts overlap rather than queue for them.
+    for listed in futures_util::future::join_all((0..8).map(|_| store.accounts())).await {
+        assert!(listed.unwrap().is_empty());
+    }
+    let outcomes = futures_util::future::join_all((0..8).map(attempt)).await;
+    let made = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+    assert_eq!(made, 1, "{outcomes:?}");
+    for outcome in &outcomes {
+        if let Err(error) = outcome {
+            assert!(
+                matches!(
+                    error,
+                    ScimError::BadRequest {
+                        scim_type: ScimType::Uniqueness,
+                        ..
+                    }
+                ),
+                "{error:?}"
+            );
+        }
+    }
+    // The one account has its admin, in its `admins` group, and the admin's token; the
+    // refused attempts left nothing of theirs.
+    let winner = outcomes.iter().position(Result::is_ok).unwrap();
+    let account = AccountId::new(format!("first-{winner}"));
+    assert_eq!(store.accounts().await.unwrap()[0].id, account);
+    assert_eq!(
+        member_ids(store, &account, &format!("admins-{winner}")).await,
+        vec![format!("admin-{winner}")]
+    );
+    let token = store
+        .token_by_digest(&format!("digest-{winner}"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(token.principal, PrincipalId::new(format!("admin-{winner}")));
+    for loser in (0..8).filter(|index| *index != winner) {
+        assert_eq!(
+            store
+                .token_by_digest(&format!("digest-{loser}"))
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    assert_eq!(store.accounts().await.unwrap().len(), 1);
+    seed_account(store).await;
+    assert_eq!(store.accounts().await.unwrap().len(), 2);
+}
+
 /// Runs every case, each on a fresh store from `fresh`.
 pub async fn run_all<S, F, Fut>(fresh: F)
 where
@@ -1511,5 +1606,6 @@ where
     opposite_nestings_at_once_never_make_a_cycle(&fresh().await).await;
     concurrent_updates_from_one_version_commit_one(&fresh().await).await;
     an_open_store_is_ready(&fresh().await).await;
+    only_one_first_account_is_made_by_racing_bootstraps(&fresh().await).await;
     an_export_imports_into_an_empty_store_unchanged(&fresh().await, &fresh().await).await;
 }

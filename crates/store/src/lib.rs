@@ -28,7 +28,7 @@ pub mod sql;
 pub mod sqlite;
 pub mod transfer;
 
-pub use change::Change;
+pub use change::{Change, FirstAdmin};
 pub use governance::{
     AccessEvent, AccessSnapshot, AclRow, GovernanceChange, GrantRow, LoggedEvent, ObjectRow,
     PrincipalFacts, SecurableRow,

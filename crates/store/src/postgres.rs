@@ -27,7 +27,7 @@
 //! A transaction that PostgreSQL aborts as a deadlock or serialization failure is retried whole
 //! (a [`Change`] is a value, so applying it again is exact).
 
-use crate::change::Change;
+use crate::change::{Change, FIRST_ACCOUNT_EXISTS};
 use crate::governance::{
     same_acl, AccessEvent, AccessSnapshot, AclRow, GovernanceChange, GrantRow, LoggedEvent,
     ObjectRow, PrincipalFacts, SecurableRow,
@@ -63,6 +63,10 @@ const PRINCIPAL_COLUMNS: &str =
 /// The key of the advisory lock that migrations run under ("scimitar" in ASCII). Advisory locks
 /// are per database, so nodes sharing a database share this lock and no other.
 const MIGRATION_LOCK_KEY: i64 = 0x7363_696d_6974_6172;
+
+/// The key of the advisory lock under which a node creates the first account of an empty
+/// database ("scimacct" in ASCII).
+const FIRST_ACCOUNT_LOCK_KEY: i64 = 0x7363_696d_6163_6374;
 
 /// The first half of the two-part advisory lock key that serialises group-in-group additions;
 /// the second half is a hash of the account id. (Two-part keys never collide with the
@@ -1141,7 +1145,29 @@ async fn apply_change(
             account: new_account,
             workspace,
             system_groups,
+            only_if_first,
+            first_admin,
         } => {
+            if *only_if_first {
+                // Two nodes bootstrapping at once would both see no account under READ
+                // COMMITTED; the lock makes the second wait for the first's commit, and then
+                // see its account.
+                transaction
+                    .execute(
+                        "SELECT pg_advisory_xact_lock($1)",
+                        &[&FIRST_ACCOUNT_LOCK_KEY],
+                    )
+                    .await
+                    .map_err(db)?;
+                let any: bool = transaction
+                    .query_one("SELECT EXISTS (SELECT 1 FROM accounts)", &[])
+                    .await
+                    .map_err(db)?
+                    .get(0);
+                if any {
+                    return Err(ScimError::uniqueness(FIRST_ACCOUNT_EXISTS).into());
+                }
+            }
             transaction
                 .execute(
                     "INSERT INTO accounts (id, name, created) VALUES ($1, $2, $3)",
@@ -1167,6 +1193,30 @@ async fn apply_change(
                 .map_err(db)?;
             for group in system_groups {
                 insert_principal(transaction, &new_account.id, group, log).await?;
+            }
+            if let Some(first) = first_admin {
+                let group = system_groups
+                    .iter()
+                    .find(|group| group.id == first.group)
+                    .ok_or_else(|| {
+                        ScimError::internal("the first admin's group is not a system group")
+                    })?;
+                insert_principal(transaction, &new_account.id, &first.user, log).await?;
+                join_users_group(transaction, &new_account.id, &first.user, log).await?;
+                let member = MemberValue {
+                    id: first.user.id.clone(),
+                    kind_hint: Some(PrincipalKind::User),
+                };
+                add_member(
+                    transaction,
+                    &new_account.id,
+                    group,
+                    &member,
+                    new_account.created,
+                    log,
+                )
+                .await?;
+                insert_token(transaction, &first.token, &first.digest).await?;
             }
         }
         Change::CreatePrincipal { principal, members } => {
@@ -1260,26 +1310,29 @@ async fn apply_change(
             }
         }
         Change::Import(records) => import_records(transaction, account, records, log).await?,
-        Change::CreateToken { token, digest } => {
-            transaction
-                .execute(
-                    "INSERT INTO tokens (id, account_id, principal_id, secret_digest, scope, comment, created, expires) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    &[
-                        &token.id,
-                        &token.account.as_str(),
-                        &token.principal.as_str(),
-                        &digest,
-                        &token.scope.as_str(),
-                        &token.comment,
-                        &token.created.as_micros(),
-                        &token.expires.map(Timestamp::as_micros),
-                    ],
-                )
-                .await
-                .map_err(db)?;
-        }
+        Change::CreateToken { token, digest } => insert_token(transaction, token, digest).await?,
     }
+    Ok(())
+}
+
+async fn insert_token(transaction: &Transaction<'_>, token: &Token, digest: &str) -> Outcome<()> {
+    transaction
+        .execute(
+            "INSERT INTO tokens (id, account_id, principal_id, secret_digest, scope, comment, created, expires) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &token.id,
+                &token.account.as_str(),
+                &token.principal.as_str(),
+                &digest,
+                &token.scope.as_str(),
+                &token.comment,
+                &token.created.as_micros(),
+                &token.expires.map(Timestamp::as_micros),
+            ],
+        )
+        .await
+        .map_err(db)?;
     Ok(())
 }
 

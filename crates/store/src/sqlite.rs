@@ -8,8 +8,14 @@
 //! applies each inside its own savepoint of one transaction, and commits once, so one fsync
 //! covers a whole batch of concurrent writes. A change that fails rolls back to its savepoint
 //! and fails alone; the others still commit. Every caller hears back only after the commit.
+//!
+//! Statements on hot paths write their `LIMIT` and `OFFSET` into the SQL text instead of
+//! binding them: the bundled SQLite plans a bound `LIMIT` for the value it holds and marks the
+//! statement to be prepared again whenever that parameter is bound anew, so the access-log read
+//! that follows every commit was parsed and planned from scratch each time (about 7 % of a
+//! POST's CPU). The values are integers, and `prepare_cached` keeps one statement per value.
 
-use crate::change::Change;
+use crate::change::{Change, FIRST_ACCOUNT_EXISTS};
 use crate::governance::{
     same_acl, AccessEvent, AccessSnapshot, AclRow, GovernanceChange, GrantRow, LoggedEvent,
     ObjectRow, PrincipalFacts, SecurableRow,
@@ -385,14 +391,14 @@ fn load_members_limited(
     limit: i64,
 ) -> ScimResult<Vec<MemberRef>> {
     let mut statement = connection
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT m.member_id, m.member_kind, p.display_name, p.attributes FROM memberships m \
              CROSS JOIN principals p ON p.account_id = m.account_id AND p.id = m.member_id \
-             WHERE m.account_id = ?1 AND m.group_id = ?2 ORDER BY m.member_id LIMIT ?3",
-        )
+             WHERE m.account_id = ?1 AND m.group_id = ?2 ORDER BY m.member_id LIMIT {limit}",
+        ))
         .map_err(internal)?;
     let rows = statement
-        .query_map(params![account.as_str(), group.as_str(), limit], |row| {
+        .query_map(params![account.as_str(), group.as_str()], |row| {
             let kind: String = row.get(1)?;
             let display: Option<String> = row.get(2)?;
             let attributes: String = row.get(3)?;
@@ -917,7 +923,21 @@ fn apply_change(
             account: new_account,
             workspace,
             system_groups,
+            only_if_first,
+            first_admin,
         } => {
+            // The writer holds SQLite's write lock (BEGIN IMMEDIATE), which another process on
+            // the same file waits for: the test and the insert are one step.
+            if only_if_first {
+                let any: bool = transaction
+                    .query_row("SELECT EXISTS (SELECT 1 FROM accounts)", [], |row| {
+                        row.get(0)
+                    })
+                    .map_err(internal)?;
+                if any {
+                    return Err(ScimError::uniqueness(FIRST_ACCOUNT_EXISTS));
+                }
+            }
             transaction
                 .execute(
                     "INSERT INTO accounts (id, name, created) VALUES (?1, ?2, ?3)",
@@ -941,6 +961,26 @@ fn apply_change(
                 .map_err(write_error)?;
             for group in &system_groups {
                 insert_principal(transaction, &new_account.id, group)?;
+            }
+            if let Some(first) = first_admin {
+                let group = system_groups
+                    .iter()
+                    .find(|group| group.id == first.group)
+                    .ok_or_else(|| internal("the first admin's group is not a system group"))?;
+                insert_principal(transaction, &new_account.id, &first.user)?;
+                join_users_group(transaction, &new_account.id, &first.user)?;
+                let member = MemberValue {
+                    id: first.user.id.clone(),
+                    kind_hint: Some(PrincipalKind::User),
+                };
+                add_member(
+                    transaction,
+                    &new_account.id,
+                    group,
+                    &member,
+                    new_account.created,
+                )?;
+                insert_token(transaction, &first.token, &first.digest)?;
             }
         }
         Change::CreatePrincipal { principal, members } => {
@@ -1008,25 +1048,28 @@ fn apply_change(
             }
         }
         Change::Import(records) => import_records(transaction, account, records)?,
-        Change::CreateToken { token, digest } => {
-            transaction
-                .execute(
-                    "INSERT INTO tokens (id, account_id, principal_id, secret_digest, scope, comment, created, expires) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    params![
-                        token.id,
-                        token.account.as_str(),
-                        token.principal.as_str(),
-                        digest,
-                        token.scope.as_str(),
-                        token.comment,
-                        token.created.as_micros(),
-                        token.expires.map(Timestamp::as_micros),
-                    ],
-                )
-                .map_err(write_error)?;
-        }
+        Change::CreateToken { token, digest } => insert_token(transaction, &token, &digest)?,
     }
+    Ok(())
+}
+
+fn insert_token(transaction: &Transaction<'_>, token: &Token, digest: &str) -> ScimResult<()> {
+    transaction
+        .execute(
+            "INSERT INTO tokens (id, account_id, principal_id, secret_digest, scope, comment, created, expires) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                &token.id,
+                token.account.as_str(),
+                token.principal.as_str(),
+                digest,
+                token.scope.as_str(),
+                token.comment,
+                token.created.as_micros(),
+                token.expires.map(Timestamp::as_micros),
+            ],
+        )
+        .map_err(write_error)?;
     Ok(())
 }
 
@@ -1352,14 +1395,12 @@ impl Store for SqliteStore {
             // Counting past the cap on the primary key alone is cheap; loading and rendering
             // the members is not, so that only happens for a small group.
             let more_than_cap: bool = connection
-                .prepare_cached(
+                .prepare_cached(&format!(
                     "SELECT EXISTS (SELECT 1 FROM memberships WHERE account_id = ?1 AND group_id = ?2 \
-                     ORDER BY member_id LIMIT 1 OFFSET ?3)",
-                )
+                     ORDER BY member_id LIMIT 1 OFFSET {cap})",
+                ))
                 .and_then(|mut statement| {
-                    statement.query_row(params![account.as_str(), group.as_str(), cap], |row| {
-                        row.get(0)
-                    })
+                    statement.query_row(params![account.as_str(), group.as_str()], |row| row.get(0))
                 })
                 .map_err(internal)?;
             if more_than_cap {
@@ -1441,12 +1482,12 @@ impl Store for SqliteStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read_now(|connection| {
             let rows = connection
-                .prepare_cached(
-                    "SELECT seq, account_id, event FROM access_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-                )
+                .prepare_cached(&format!(
+                    "SELECT seq, account_id, event FROM access_log WHERE seq > ?1 ORDER BY seq LIMIT {limit}",
+                ))
                 .and_then(|mut statement| {
                     statement
-                        .query_map(params![after, limit], |row| {
+                        .query_map(params![after], |row| {
                             Ok((
                                 row.get::<_, i64>(0)?,
                                 row.get::<_, String>(1)?,
