@@ -9,6 +9,7 @@ use scimitar_server::access_questions::{self, Target};
 use scimitar_server::error::from_access_error;
 use scimitar_server::service::Services;
 use std::collections::HashMap;
+use std::io::Write;
 
 #[derive(Subcommand)]
 pub enum AccessCommand {
@@ -151,7 +152,11 @@ pub async fn run(command: AccessCommand) -> Result<(), String> {
                 .and_then(|answer| answer)
                 .map_err(|error| error.to_string())?;
             if common.json {
-                print_json(&access_questions::check_json(&answer))
+                let mut json = answer.to_json(true).map_err(|error| error.to_string())?;
+                json.push(b'\n');
+                std::io::stdout()
+                    .write_all(&json)
+                    .map_err(|error| error.to_string())
             } else {
                 print!("{answer}");
                 Ok(())
@@ -160,23 +165,27 @@ pub async fn run(command: AccessCommand) -> Result<(), String> {
         AccessCommand::Who { common, target } => {
             let target = target.target()?;
             let (services, account) = open(&common).await?;
-            let holders = services
+            // Rendered while the model is read, from the engine's answer as it is: a
+            // securable's holders are never copied into owned values.
+            let rendered = services
                 .access
-                .read(&account, |model| access_questions::who(model, &target))
-                .and_then(|holders| holders)
-                .map_err(|error| error.to_string())?;
-            if common.json {
-                return print_json(&access_questions::holders_json(&target, &holders));
-            }
-            println!("{} principals have {target}", holders.len());
-            for holder in holders {
-                println!(
-                    "  {}: via {}",
-                    holder.principal,
-                    access_questions::via_text(&holder.via)
-                );
-            }
-            Ok(())
+                .read(&account, |model| {
+                    access_questions::who(model, &target, |answer| {
+                        if common.json {
+                            let mut json =
+                                answer.to_json(true).map_err(|error| error.to_string())?;
+                            json.push(b'\n');
+                            Ok::<_, String>(json)
+                        } else {
+                            Ok(answer.to_string().into_bytes())
+                        }
+                    })
+                })
+                .and_then(|answer| answer)
+                .map_err(|error| error.to_string())??;
+            std::io::stdout()
+                .write_all(&rendered)
+                .map_err(|error| error.to_string())
         }
         AccessCommand::What { common, principal } => {
             let (services, account) = open(&common).await?;

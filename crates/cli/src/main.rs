@@ -230,6 +230,9 @@ async fn list_accounts(database: &str) -> Result<(), String> {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal: in a log file they are noise, and
+        // writing them into every request's span fields cost measurable CPU per request.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SCIMITAR_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

@@ -106,6 +106,41 @@ fn access_check_who_and_what_answer_from_a_database() {
         "{}",
         text(&who)
     );
+    let who = scimitar(&[
+        "access",
+        "who",
+        "--database",
+        &database,
+        "--entitlement",
+        "workspace-access",
+        "--json",
+    ]);
+    assert!(who.status.success(), "{who:?}");
+    let answer: serde_json::Value = serde_json::from_slice(&who.stdout).unwrap();
+    assert_eq!(
+        answer["target"],
+        serde_json::json!({"entitlement": "workspace-access"})
+    );
+    let holder = &answer["principals"][0];
+    assert_eq!(
+        holder["principal"]["name"],
+        serde_json::json!("admin@scimitar.local")
+    );
+    assert_eq!(
+        holder["via"]["source"],
+        serde_json::json!({"kind": "workspace_admin"})
+    );
+    assert_eq!(
+        holder["via"]["grantee"]["name"],
+        serde_json::json!("admins")
+    );
+    let chain: Vec<&str> = holder["via"]["chain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|link| link["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(chain, ["admin@scimitar.local", "admins"]);
 
     let what = scimitar(&[
         "access",

@@ -39,11 +39,7 @@ pub struct TokenSecret(String);
 
 impl TokenSecret {
     pub fn generate(ids: &dyn IdGenerator) -> Self {
-        let hex: String = ids
-            .random_bytes(32)
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect();
+        let hex = crate::ids::lower_hex(&ids.random_bytes(32));
         TokenSecret(format!("{TOKEN_PREFIX}{hex}"))
     }
 
@@ -66,7 +62,7 @@ impl fmt::Debug for TokenSecret {
 /// has 256 bits of entropy, so there is nothing to brute-force.
 pub fn token_digest(secret: &str) -> String {
     let digest = Sha256::digest(secret.as_bytes());
-    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+    crate::ids::lower_hex(&digest)
 }
 
 /// A token as stored.

@@ -92,7 +92,7 @@ impl IdGenerator for RandomIds {
         let mut bytes = self.random_bytes(16);
         bytes[6] = (bytes[6] & 0x0f) | 0x40;
         bytes[8] = (bytes[8] & 0x3f) | 0x80;
-        let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+        let hex = lower_hex(&bytes);
         format!(
             "{}-{}-{}-{}-{}",
             &hex[0..8],
@@ -109,6 +109,18 @@ impl IdGenerator for RandomIds {
         rand::rng().fill_bytes(&mut bytes);
         bytes
     }
+}
+
+/// `bytes` as lower-case hexadecimal, two digits a byte. Written by hand because it runs on
+/// every request (the bearer token's digest): a `format!` per byte was 32 allocations each.
+pub fn lower_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    text
 }
 
 #[cfg(test)]
@@ -147,5 +159,11 @@ mod tests {
         let uuid = RandomIds.uuid();
         assert_eq!(uuid.len(), 36);
         assert_eq!(&uuid[14..15], "4");
+    }
+
+    #[test]
+    fn lower_hex_writes_two_digits_a_byte() {
+        assert_eq!(super::lower_hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(super::lower_hex(&[]), "");
     }
 }
