@@ -23,6 +23,12 @@ use std::sync::RwLock;
 /// How many log entries one catch-up step reads at a time.
 const LOG_PAGE: usize = 10_000;
 
+/// How many stale access sets (see `AccessModel::refresh_access_sets`) one step recomputes
+/// while holding the engine's write lock: about a millisecond's work, so a group-in-group
+/// change above a million users is absorbed over many steps instead of stalling every check
+/// for a second. Checks stay correct meanwhile, only slower.
+const ACCESS_SET_REFRESH_BUDGET: usize = 2_000;
+
 /// One account's model and the log position its snapshot was taken at: entries up to that
 /// position are already in it.
 struct AccountModel {
@@ -201,6 +207,7 @@ impl AccessEngine {
             for key in evicted {
                 state.principals.remove(&key);
             }
+            refresh_access_sets(&mut state);
             state.applied = last;
         }
     }
@@ -239,6 +246,19 @@ impl AccessEngine {
             tokio::time::sleep(interval).await;
             if let Err(error) = self.catch_up(store).await {
                 tracing::warn!(%error, "cannot follow the access log");
+            }
+            // Also when the log had nothing new: sets left stale by an earlier change. Looked
+            // at under the read lock first, so an idle tick never stops the checks.
+            let stale = self.state.read().is_ok_and(|state| {
+                state
+                    .accounts
+                    .values()
+                    .any(|account| !account.model.access_sets_fresh())
+            });
+            if stale {
+                if let Ok(mut state) = self.state.write() {
+                    refresh_access_sets(&mut state);
+                }
             }
         }
     }
@@ -303,9 +323,18 @@ fn build(snapshot: AccessSnapshot) -> AccountModel {
     for error in problems.into_iter().filter_map(Result::err) {
         tracing::error!(%error, "stored access state not loaded into the engine");
     }
+    model.refresh_access_sets(usize::MAX);
     AccountModel {
         model,
         snapshot_seq: snapshot.seq,
+    }
+}
+
+/// One bounded step of recomputing the access sets that changes to group nesting made
+/// stale, in every account.
+fn refresh_access_sets(state: &mut EngineState) {
+    for account in state.accounts.values_mut() {
+        account.model.refresh_access_sets(ACCESS_SET_REFRESH_BUDGET);
     }
 }
 

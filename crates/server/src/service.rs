@@ -16,7 +16,7 @@ use scimitar_domain::resource::{ParsedResource, Principal};
 use scimitar_domain::{
     AccountId, Clock, IdGenerator, PrincipalId, PrincipalKind, ScimError, ScimResult, WorkspaceId,
 };
-use scimitar_store::{Account, Change, Page, SharedStore, Workspace};
+use scimitar_store::{Account, Change, FirstAdmin, Page, SharedStore, Workspace};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -155,49 +155,60 @@ impl Services {
         };
         let admins = system_group("admins");
         let users = system_group("users");
-        let admins_id = admins.id.clone();
-        self.commit(
-            &account.id,
-            Change::CreateAccount {
-                account: account.clone(),
-                workspace,
-                system_groups: vec![admins, users],
-            },
-        )
-        .await?;
-        let admin = self
-            .create(
+        let admin = Principal {
+            id: self.ids.principal_id(now),
+            kind: PrincipalKind::User,
+            attributes: json!({
+                "userName": BOOTSTRAP_ADMIN_USER_NAME,
+                "displayName": "Scimitar admin",
+                "active": true,
+            })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+            password_hash: None,
+            system: false,
+            created: now,
+            last_modified: now,
+            version: 1,
+        };
+        let admin_token = TokenSecret::generate(self.ids.as_ref());
+        let token = Token {
+            id: self.ids.uuid(),
+            account: account.id.clone(),
+            principal: admin.id.clone(),
+            scope: TokenScope::Admin,
+            comment: Some("bootstrap".to_string()),
+            created: now,
+            expires: None,
+        };
+        // One change: the account, its groups, its admin in `admins` and the admin's token
+        // exist together or not at all, and only if the database held no account.
+        let created = self
+            .commit(
                 &account.id,
-                PrincipalKind::User,
-                ParsedResource {
-                    attributes: json!({"userName": BOOTSTRAP_ADMIN_USER_NAME, "displayName": "Scimitar admin", "active": true})
-                        .as_object()
-                        .cloned()
-                        .unwrap_or_default(),
-                    password: None,
-                    members: None,
+                Change::CreateAccount {
+                    account: account.clone(),
+                    workspace,
+                    first_admin: Some(Box::new(FirstAdmin {
+                        group: admins.id.clone(),
+                        user: admin,
+                        digest: admin_token.digest(),
+                        token,
+                    })),
+                    system_groups: vec![admins, users],
+                    only_if_first: true,
                 },
             )
-            .await?;
-        self.patch_membership(
-            &account.id,
-            &admins_id,
-            vec![MembershipStep::Add(vec![
-                scimitar_domain::resource::MemberValue {
-                    id: admin.id.clone(),
-                    kind_hint: Some(PrincipalKind::User),
-                },
-            ])],
-        )
-        .await?;
-        let admin_token = self
-            .create_token(
-                &account.id,
-                &admin.id,
-                TokenScope::Admin,
-                Some("bootstrap".to_string()),
-            )
-            .await?;
+            .await;
+        if let Err(error) = created {
+            // Another node (or process) made the first account since the test above: it
+            // prints the admin token, this one has nothing to bootstrap.
+            if !self.store.accounts().await?.is_empty() {
+                return Ok(None);
+            }
+            return Err(error);
+        }
         Ok(Some(Bootstrap {
             account,
             admin_token,
@@ -460,19 +471,6 @@ impl Services {
                 password_hash.clone(),
                 plan.membership,
             )))
-        })
-        .await
-    }
-
-    /// Changes only a group's membership (used by bootstrap).
-    async fn patch_membership(
-        &self,
-        account: &AccountId,
-        group: &PrincipalId,
-        steps: Vec<MembershipStep>,
-    ) -> ScimResult<Principal> {
-        self.read_modify_write(account, PrincipalKind::Group, group, None, |current| {
-            Ok(Some((current.attributes.clone(), None, steps.clone())))
         })
         .await
     }

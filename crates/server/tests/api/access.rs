@@ -438,9 +438,40 @@ async fn unity_catalog_checks_name_the_grant_and_what_is_missing() {
         ("full_name", "main.sales.orders"),
     ];
     let reply = ask(&app, &app.token, "who", &who).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    // Every field of every holder: the body is written straight from the engine's compact
+    // answer, so this is what keeps its shape from drifting.
+    let user = |id: &str, name: &str| json!({"id": id, "type": "user", "name": name});
+    let admin_user = user(admin.id.as_str(), BOOTSTRAP_ADMIN);
+    let alice_user = user(&alice_id, "alice@example.com");
+    let team = json!({"id": team_id, "type": "group", "name": "team"});
     assert_eq!(
-        names(&reply.body),
-        ["admin@scimitar.local", "alice@example.com"]
+        reply.body,
+        json!({
+            "target": {"privilege": "SELECT", "securable_type": "TABLE",
+                       "full_name": "main.sales.orders"},
+            "principals": [
+                {
+                    "principal": admin_user,
+                    "via": {
+                        "source": {"kind": "ownership", "securable_type": "TABLE",
+                                   "full_name": "main.sales.orders"},
+                        "grantee": admin_user,
+                        "chain": [admin_user],
+                    },
+                },
+                {
+                    "principal": alice_user,
+                    "via": {
+                        "source": {"kind": "grant", "privilege": "SELECT",
+                                   "securable_type": "SCHEMA", "full_name": "main.sales"},
+                        "grantee": team,
+                        "chain": [alice_user, team],
+                    },
+                },
+            ],
+        })
     );
 
     let reply = ask(

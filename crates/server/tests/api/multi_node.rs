@@ -407,3 +407,38 @@ async fn an_id_another_node_already_used_is_drawn_again() {
         "first@example.com"
     );
 }
+
+/// Nodes started together on an empty database: one of them makes the account and prints the
+/// admin token, the others find it made and bootstrap nothing; the token works on every node.
+#[tokio::test]
+async fn nodes_bootstrapping_an_empty_database_at_once_make_one_account() {
+    let (database, url) = TestDatabase::fresh().await;
+    let mut nodes = Vec::new();
+    for _ in 0..4 {
+        let store = scimitar_store::open(&url).await.expect("the store opens");
+        nodes.push(Services::new(
+            store,
+            Arc::new(SystemClock),
+            Arc::new(RandomIds),
+        ));
+    }
+    let outcomes = tokio::join!(
+        nodes[0].bootstrap(),
+        nodes[1].bootstrap(),
+        nodes[2].bootstrap(),
+        nodes[3].bootstrap()
+    );
+    let bootstraps: Vec<_> = [outcomes.0, outcomes.1, outcomes.2, outcomes.3]
+        .into_iter()
+        .filter_map(|outcome| outcome.expect("bootstrap succeeds or finds it done"))
+        .collect();
+    assert_eq!(bootstraps.len(), 1, "exactly one node bootstraps");
+    let accounts = nodes[0]
+        .store
+        .accounts()
+        .await
+        .expect("accounts are listed");
+    assert_eq!(accounts.len(), 1, "{accounts:?}");
+    assert_eq!(accounts[0].id, bootstraps[0].account.id);
+    drop(database);
+}
