@@ -7,11 +7,24 @@ RAW_DIR holds, for every run, `<operation>.<server>.wrk` (wrk's own output, with
 `<operation>.<server>.cpu` ("server_cpu_seconds wrk_cpu_seconds wall_seconds
 machine_busy_cpu_seconds [postgres_cpu_seconds]", measured over the wrk run), plus
 `meta.env` (KEY=VALUE lines written by bench/run). Servers: `scimitar` (Scimitar on SQLite),
-`scimitar-pg` (Scimitar on PostgreSQL), `peer` (scim2-server). The two-node run adds
+`scimitar-pg` (Scimitar on PostgreSQL), `peer` (scim2-server).
+
+The compared operations (get_user, filter_users, patch_user, post_user on every server) run in
+interleaved rounds and are named `<operation>.<server>.r<N>.wrk` and `.cpu` for round N; an
+older directory without the round in the names holds one round. For each operation and server
+the comparison table shows the median round by req/s (the lower middle one for an even count),
+with that round's p50 and p99, and the CPU-split table that same round. The ratio against
+scim2-server, and the GET and POST targets, use the median of the per-round ratios (round N's
+Scimitar req/s over round N's scim2-server req/s; again the lower middle for an even count); a
+"Per-round ratios" table lists each round's ratio with the min and max. Errors are checked in
+every round. The group runs and the two-node run have no round in their names.
+
+The two-node run adds
 `two_node.scimitar-pg.wrk` and `two_node.scimitar-pg-b.wrk` (nodes A and B), their
 `.quantiles` (wrk's latency distribution, every 0.1%, to merge the two), `two_node.cpu` (both
 nodes together), `two_node.nodes.cpu` ("node_a_seconds node_b_seconds"), `staleness.json`
-(bench/staleness.py under that load) and `staleness_idle.json` (the same probe with no load). The plain-text tables go to stdout, the Markdown version to MARKDOWN_OUT.
+(bench/staleness.py under that load) and `staleness_idle.json` (the same probe with no load).
+The plain-text tables go to stdout, the Markdown version to MARKDOWN_OUT.
 Standard library only.
 
 The exit status is 1 when any run saw a non-2xx response or a socket error (other than the
@@ -101,25 +114,65 @@ def cpu_shares(line):
 
 
 def load_runs(raw_dir):
+    """{(operation, server): [run, ...]}, the rounds in round order; each run carries its
+    "round" (None for a file named without one: `<operation>.<server>.wrk`)."""
     runs = {}
     for name in sorted(os.listdir(raw_dir)):
         if not name.endswith(".wrk"):
             continue
-        operation, server = name[: -len(".wrk")].split(".", 1)
+        stem = name[: -len(".wrk")]
+        operation, server = stem.split(".", 1)
+        round_number = None
+        if match := re.fullmatch(r"(.+)\.r(\d+)", server):
+            server, round_number = match.group(1), int(match.group(2))
         with open(os.path.join(raw_dir, name)) as wrk_file:
             run = parse_wrk(wrk_file.read())
-        cpu_path = os.path.join(raw_dir, f"{operation}.{server}.cpu")
+        run["round"] = round_number
+        cpu_path = os.path.join(raw_dir, f"{stem}.cpu")
         if os.path.exists(cpu_path):
             with open(cpu_path) as cpu_file:
                 run.update(cpu_shares(cpu_file.read()))
-        quantiles_path = os.path.join(raw_dir, f"{operation}.{server}.quantiles")
+        quantiles_path = os.path.join(raw_dir, f"{stem}.quantiles")
         if os.path.exists(quantiles_path):
             with open(quantiles_path) as quantiles_file:
                 run["quantiles_us"] = [
                     float(line.split()[1]) for line in quantiles_file if line.strip() and not line.startswith("#")
                 ]
-        runs[(operation, server)] = run
+        runs.setdefault((operation, server), []).append(run)
+    for rounds in runs.values():
+        rounds.sort(key=lambda run: -1 if run["round"] is None else run["round"])
     return runs
+
+
+def lower_median(values):
+    """The median of a non-empty list; the lower of the two middle values for an even count."""
+    ordered = sorted(values)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def median_round(rounds):
+    """The round with the median req/s (the lower middle one for an even count); a round
+    without a result counts as the slowest."""
+    ordered = sorted(rounds, key=lambda run: (run["rps"] is not None, run["rps"] or 0.0))
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def round_ratios(ours, peer):
+    """[(round, Scimitar req/s / scim2-server req/s or None)] over the rounds either side ran,
+    pairing same-numbered rounds."""
+    ours_by_round = {run["round"]: run for run in ours}
+    peer_by_round = {run["round"]: run for run in peer}
+    round_numbers = sorted(set(ours_by_round) | set(peer_by_round), key=lambda value: -1 if value is None else value)
+    return [
+        (round_number, ratio(ours_by_round.get(round_number, {}).get("rps"), peer_by_round.get(round_number, {}).get("rps")))
+        for round_number in round_numbers
+    ]
+
+
+def median_ratio(ours, peer):
+    """The median of the per-round ratios (None when no round has both sides)."""
+    values = [value for _, value in round_ratios(ours, peer) if value is not None]
+    return lower_median(values) if values else None
 
 
 def load_two_node(raw_dir):
@@ -225,16 +278,47 @@ def merged_percentile(runs, fraction):
     return points[-1][0] / 1000 if points else None
 
 
-def build_tables(runs, meta, two_node):
-    """Returns (list of (title, header, rows)), target lines, problem lines."""
+def build_tables(round_runs, meta, two_node):
+    """Returns (list of (title, header, rows)), target lines, problem lines. round_runs is
+    load_runs' answer: every round of every (operation, server)."""
+    # One run per (operation, server) for the tables: the median round (the only one when the
+    # operation ran once).
+    runs = {key: median_round(rounds) for key, rounds in round_runs.items()}
+    # How many rounds the compared operations ran (1 for an old raw directory).
+    round_count = max(
+        (len(round_runs.get((operation, server), [])) for operation, _ in COMPARED_OPERATIONS
+         for server in [key for key, _, _, _ in BACKENDS] + [PEER[0]]),
+        default=1,
+    ) or 1
+
     problems = []
-    for (operation, server), run in sorted(runs.items()):
-        for problem in run_problems(run, server):
-            problems.append(f"{operation} on {server_name(operation, server)}: {problem}")
+    for (operation, server), rounds in sorted(round_runs.items()):
+        for run in rounds:
+            where = "" if run["round"] is None or len(rounds) == 1 and round_count == 1 else f", round {run['round']}"
+            for problem in run_problems(run, server):
+                problems.append(f"{operation} on {server_name(operation, server)}{where}: {problem}")
+
+    # A compared operation's round that one server lacks (wrk failed, or a run cut short) leaves
+    # that round without a ratio; say so.
+    for operation, _ in COMPARED_OPERATIONS:
+        servers = [key for key, _, _, _ in BACKENDS] + [PEER[0]]
+        round_numbers = {run["round"] for server in servers for run in round_runs.get((operation, server), [])}
+        for server in servers:
+            if (operation, server) not in round_runs:
+                continue
+            missing = round_numbers - {run["round"] for run in round_runs[(operation, server)]}
+            for round_number in sorted(missing, key=lambda value: -1 if value is None else value):
+                problems.append(f"{operation} on {server_name(operation, server)}, round {round_number}: no result")
+
+    def any_problems(operation, server):
+        return any(run_problems(run, server) for run in round_runs.get((operation, server), []))
 
     def flagged(operation, server, text):
-        run = runs.get((operation, server))
-        return text + (" ⚠" if run and run_problems(run, server) else "")
+        # Flagged when any round had errors: the ratio rests on every round.
+        return text + (" ⚠" if any_problems(operation, server) else "")
+
+    def compared_ratio(operation, key):
+        return median_ratio(round_runs.get((operation, key), []), round_runs.get((operation, PEER[0]), []))
 
     # The backends this run measured (an old raw directory holds only "scimitar").
     backends = [backend for backend in BACKENDS if any(server == backend[0] for _, server in runs)]
@@ -255,9 +339,26 @@ def build_tables(runs, meta, two_node):
             row += [flagged(operation, key, number(ours.get("rps"))), ms(ours.get("p50")), ms(ours.get("p99"))]
         row += [flagged(operation, PEER[0], number(peer.get("rps"))), ms(peer.get("p50")), ms(peer.get("p99"))]
         for key, _, _, _ in backends:
-            speedup = ratio(runs.get((operation, key), {}).get("rps"), peer.get("rps"))
+            speedup = compared_ratio(operation, key)
             row.append("–" if speedup is None else f"{speedup:,.1f}×")
         comparison_rows.append(row)
+
+    # Each round's ratio, so the spread behind the median shows.
+    round_ratio_rows = []
+    for operation, description in COMPARED_OPERATIONS:
+        for key, _, short, _ in backends:
+            pairs = round_ratios(round_runs.get((operation, key), []), round_runs.get((operation, PEER[0]), []))
+            values = [value for _, value in pairs if value is not None]
+            if not pairs:
+                continue
+            round_ratio_rows.append([
+                description,
+                short,
+                " · ".join("–" if value is None else f"{value:,.1f}×" for _, value in pairs),
+                "–" if not values else f"{lower_median(values):,.1f}×",
+                "–" if not values else f"{min(values):,.1f}×",
+                "–" if not values else f"{max(values):,.1f}×",
+            ])
 
     small_size = int(meta.get("SMALL_GROUP_SIZE", "10"))
     big_size = int(meta.get("BIG_GROUP_SIZE", "100000"))
@@ -397,8 +498,9 @@ def build_tables(runs, meta, two_node):
         ])
 
     def clean(operation, key):
-        run = runs.get((operation, key), {"rps": None, "non_2xx": 0, "socket_errors": {}})
-        return not run_problems(run, key)
+        if (operation, key) not in round_runs:
+            return False
+        return not any_problems(operation, key)
 
     def ratio_text(value):
         return "–" if value is None else f"{value:,.1f}×"
@@ -408,8 +510,8 @@ def build_tables(runs, meta, two_node):
     for key, _, short, suffix in BACKENDS:
         if key not in [backend[0] for backend in backends] and key != "scimitar":
             continue
-        get_ratio = ratio(runs.get(("get_user", key), {}).get("rps"), runs.get(("get_user", PEER[0]), {}).get("rps"))
-        post_ratio = ratio(runs.get(("post_user", key), {}).get("rps"), runs.get(("post_user", PEER[0]), {}).get("rps"))
+        get_ratio = compared_ratio("get_user", key)
+        post_ratio = compared_ratio("post_user", key)
         durable = meta.get(f"DURABILITY_VERDICT{suffix}")
         get_met = None if get_ratio is None else get_ratio >= GET_RATIO_TARGET
         post_met = None if post_ratio is None else (
@@ -418,9 +520,12 @@ def build_tables(runs, meta, two_node):
         lead = "" if key == "scimitar" else f"{short}: "
         get_parts.append(f"{lead}{ratio_text(get_ratio)} → {verdict(get_met)}")
         post_parts.append(f"{lead}{ratio_text(post_ratio)}, durability check {durable or 'not run'} → {verdict(post_met)}")
+    # With several rounds, say what the ratio is (an old raw directory reads as before).
+    ratio_note = f" (ratio = median of {round_count} per-round ratios)" if round_count > 1 else ""
     targets = [
-        f"GET /Users/{{id}} ≥ {GET_RATIO_TARGET:g}× scim2-server: " + "; ".join(get_parts),
-        f"POST /Users ≥ {POST_RATIO_TARGET:g}× scim2-server with every 2xx durably committed: " + "; ".join(post_parts),
+        f"GET /Users/{{id}} ≥ {GET_RATIO_TARGET:g}× scim2-server{ratio_note}: " + "; ".join(get_parts),
+        f"POST /Users ≥ {POST_RATIO_TARGET:g}× scim2-server with every 2xx durably committed{ratio_note}: "
+        + "; ".join(post_parts),
     ]
     for load, load_label in GROUP_LOADS:
         parts = []
@@ -449,11 +554,21 @@ def build_tables(runs, meta, two_node):
             )
 
     compared_names = " and ".join(name for _, name, _, _ in backends)
+    rounds_note = (
+        f", {round_count} interleaved rounds; req/s, p50 and p99 from each one's median round, "
+        "ratio = median of the per-round ratios"
+        if round_count > 1 else ""
+    )
     tables = [
         (
-            f"{compared_names} vs scim2-server (same wrk load on each, one server at a time)",
+            f"{compared_names} vs scim2-server (same wrk load on each, one server at a time{rounds_note})",
             comparison_header,
             comparison_rows,
+        ),
+        (
+            "Per-round ratios (Scimitar req/s over scim2-server req/s in the same round, rounds in order)",
+            ["operation", "backend", "per round", "median", "min", "max"],
+            round_ratio_rows if round_count > 1 else [],
         ),
         (
             "Scimitar: one membership change on a small vs a huge group",
@@ -473,7 +588,8 @@ def build_tables(runs, meta, two_node):
         ),
         (
             "CPU split during each run (share of one core; the machine has "
-            f"{meta.get('NPROC', '?')}; PostgreSQL = every postgres process on this machine)",
+            f"{meta.get('NPROC', '?')}; PostgreSQL = every postgres process on this machine"
+            + ("; compared operations: the median round" if round_count > 1 else "") + ")",
             ["operation", "server", "server CPU", "PostgreSQL CPU", "wrk CPU", "other processes CPU", "requests", "non-2xx"],
             cpu_rows,
         ),
@@ -506,6 +622,7 @@ def meta_lines(meta):
         ("MACHINE", "machine"),
         ("LOAD_BEFORE", "load average before the runs"),
         ("WRK", "wrk load (every run)"),
+        ("ROUNDS", "rounds of the compared operations"),
         ("BACKENDS", "Scimitar's backends"),
         ("POSTGRES", "PostgreSQL"),
         ("SEEDED_USERS", "users seeded on every server"),
