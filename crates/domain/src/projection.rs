@@ -44,6 +44,12 @@ impl Projection {
         Projection::default()
     }
 
+    /// Whether this projection leaves every document as rendered (no `attributes`, no
+    /// `excludedAttributes`): [`Projection::apply`] would change nothing.
+    pub fn keeps_everything(&self) -> bool {
+        self.only.is_none() && self.excluded.is_empty()
+    }
+
     /// Whether the top-level core attribute `name` will appear in the response.
     pub fn includes(&self, name: &str) -> bool {
         let names = |target: &ResolvedTarget| match target {

@@ -18,7 +18,7 @@ use scimitar_domain::{AccountId, Principal, PrincipalId, ScimError, ScimResult};
 use scimitar_store::{AccessEvent, AccessSnapshot, GovernanceChange, PrincipalFacts, Store};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 /// How many log entries one catch-up step reads at a time.
 const LOG_PAGE: usize = 10_000;
@@ -41,7 +41,8 @@ struct EngineState {
     /// Every log entry up to here has been applied (or was in a snapshot).
     applied: u64,
     /// Principals as last read from storage, evicted when the log names them.
-    principals: HashMap<(AccountId, PrincipalId), Principal>,
+    /// Shared, so that a read hands out the cached principal without copying its document.
+    principals: HashMap<(AccountId, PrincipalId), Arc<Principal>>,
 }
 
 /// Enough principals for the working set of a busy directory; beyond it the cache starts
@@ -213,7 +214,11 @@ impl AccessEngine {
     }
 
     /// A principal from the read cache.
-    pub fn cached_principal(&self, account: &AccountId, id: &PrincipalId) -> Option<Principal> {
+    pub fn cached_principal(
+        &self,
+        account: &AccountId,
+        id: &PrincipalId,
+    ) -> Option<Arc<Principal>> {
         let state = self.state.read().ok()?;
         state
             .principals
@@ -224,7 +229,12 @@ impl AccessEngine {
     /// Caches a principal read from storage, unless the log moved on since `read_at` (the
     /// [`AccessEngine::applied`] position taken before the read): the read may then predate
     /// a change whose eviction already happened, and caching it would keep it stale.
-    pub fn remember_principal(&self, account: &AccountId, principal: &Principal, read_at: u64) {
+    pub fn remember_principal(
+        &self,
+        account: &AccountId,
+        principal: &Arc<Principal>,
+        read_at: u64,
+    ) {
         let Ok(mut state) = self.state.write() else {
             return;
         };
@@ -234,9 +244,10 @@ impl AccessEngine {
         if state.principals.len() >= PRINCIPAL_CACHE_CAPACITY {
             state.principals.clear();
         }
-        state
-            .principals
-            .insert((account.clone(), principal.id.clone()), principal.clone());
+        state.principals.insert(
+            (account.clone(), principal.id.clone()),
+            Arc::clone(principal),
+        );
     }
 
     /// Catches up every `interval` until the process ends, so that writes made by other nodes

@@ -163,6 +163,16 @@ pub fn scim_json(status: StatusCode, body: Value) -> Response {
     response
 }
 
+/// [`scim_json`] for a body already written as JSON text.
+pub fn scim_json_text(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(SCIM_CONTENT_TYPE),
+    );
+    response
+}
+
 /// Lets handlers return `Result<Response, ApiError>` and use `?` on domain results.
 #[derive(Debug)]
 pub struct ApiError(pub ScimError);

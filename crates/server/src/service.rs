@@ -10,7 +10,7 @@ use scimitar_domain::credentials::{hash_password, Token, TokenScope, TokenSecret
 use scimitar_domain::patch::{apply_patch, password_in, MembershipStep, PatchOperation};
 use scimitar_domain::projection::Projection;
 use scimitar_domain::query::ListQuery;
-use scimitar_domain::render::{render, GroupRef, MemberRef};
+use scimitar_domain::render::{Document, GroupRef, MemberRef};
 use scimitar_domain::resource::fold_case;
 use scimitar_domain::resource::{ParsedResource, Principal};
 use scimitar_domain::{
@@ -323,19 +323,23 @@ impl Services {
         account: &AccountId,
         kind: PrincipalKind,
         id: &PrincipalId,
-    ) -> ScimResult<Principal> {
+    ) -> ScimResult<Arc<Principal>> {
         let principal = match self.access.cached_principal(account, id) {
-            Some(principal) => Some(principal),
+            Some(principal) => principal,
             None => {
                 let read_at = self.access.applied();
-                let principal = self.store.principal(account, id).await?;
-                if let Some(principal) = &principal {
-                    self.access.remember_principal(account, principal, read_at);
-                }
+                let Some(principal) = self.store.principal(account, id).await? else {
+                    return Err(not_found(kind, id));
+                };
+                let principal = Arc::new(principal);
+                self.access.remember_principal(account, &principal, read_at);
                 principal
             }
         };
-        of_kind(principal, kind, id)
+        if principal.kind != kind {
+            return Err(not_found(kind, id));
+        }
+        Ok(principal)
     }
 
     /// Reads a principal of a kind; one of another kind is "not found" at this endpoint.
@@ -586,7 +590,7 @@ impl Services {
         principals: &[Principal],
         base_url: &str,
         projection: &Projection,
-    ) -> ScimResult<Vec<Map<String, Value>>> {
+    ) -> ScimResult<Vec<DocumentJson>> {
         let group_ids: Vec<PrincipalId> = principals
             .iter()
             .filter(|principal| principal.kind == PrincipalKind::Group)
@@ -611,7 +615,7 @@ impl Services {
         } else {
             without_display(members)
         };
-        Ok(principals
+        principals
             .iter()
             .map(|principal| {
                 let members = match principal.kind {
@@ -623,11 +627,15 @@ impl Services {
                 let groups = projection
                     .includes("groups")
                     .then(|| groups.get(&principal.id).map(Vec::as_slice).unwrap_or(&[]));
-                let mut document = render(principal, base_url, members, groups);
-                projection.apply(&mut document);
-                document
+                let document = Document {
+                    principal,
+                    base_url,
+                    members,
+                    groups,
+                };
+                DocumentJson::write(document, projection)
             })
-            .collect())
+            .collect()
     }
 
     /// Renders a group after a write, with its members only when there are at most
@@ -640,7 +648,7 @@ impl Services {
         base_url: &str,
         projection: &Projection,
         member_cap: usize,
-    ) -> ScimResult<Map<String, Value>> {
+    ) -> ScimResult<DocumentJson> {
         if principal.kind != PrincipalKind::Group || !projection.includes("members") {
             return self
                 .render_one(account, principal, base_url, projection)
@@ -669,9 +677,13 @@ impl Services {
         } else {
             None
         };
-        let mut document = render(principal, base_url, members.as_deref(), groups.as_deref());
-        projection.apply(&mut document);
-        Ok(document)
+        let document = Document {
+            principal,
+            base_url,
+            members: members.as_deref(),
+            groups: groups.as_deref(),
+        };
+        DocumentJson::write(document, projection)
     }
 
     /// The `groups` attribute of each principal: its direct and inherited groups, read from
@@ -724,7 +736,7 @@ impl Services {
         principal: &Principal,
         base_url: &str,
         projection: &Projection,
-    ) -> ScimResult<Map<String, Value>> {
+    ) -> ScimResult<DocumentJson> {
         let mut rendered = self
             .render_all(
                 account,
@@ -747,10 +759,43 @@ fn of_kind(
 ) -> ScimResult<Principal> {
     match principal {
         Some(principal) if principal.kind == kind => Ok(principal),
-        _ => Err(ScimError::NotFound(format!(
-            "{} {id} not found",
-            kind.as_str()
-        ))),
+        _ => Err(not_found(kind, id)),
+    }
+}
+
+/// The error for a principal missing at an endpoint of `kind`: absent, or of another kind.
+fn not_found(kind: PrincipalKind, id: &PrincipalId) -> ScimError {
+    ScimError::NotFound(format!("{} {id} not found", kind.as_str()))
+}
+
+/// A resource's SCIM document as JSON text, ready to send.
+#[derive(Debug, Clone)]
+pub struct DocumentJson(String);
+
+impl DocumentJson {
+    /// Writes `document` with `projection` applied: straight from the principal when the
+    /// projection keeps everything (every plain GET, POST and PUT), which copies nothing;
+    /// otherwise as a map the projection edits.
+    fn write(document: Document<'_>, projection: &Projection) -> ScimResult<Self> {
+        let text = if projection.keeps_everything() {
+            serde_json::to_string(&document)
+        } else {
+            let mut map = document.to_map();
+            projection.apply(&mut map);
+            serde_json::to_string(&map)
+        };
+        // Cannot fail (the document is a map of strings and JSON values); an error here is a
+        // bug, reported as one rather than sent as a broken body.
+        text.map(DocumentJson)
+            .map_err(|error| ScimError::internal(format!("rendering a document: {error}")))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
     }
 }
 

@@ -10,7 +10,8 @@ pub mod statements;
 pub mod unity_catalog;
 
 use crate::context::{AddressedAccount, Mount};
-use crate::error::{scim_json, ApiError, ApiResult};
+use crate::error::{scim_json_text, ApiError, ApiResult};
+use crate::service::DocumentJson;
 use crate::AppState;
 use axum::body::Body;
 use axum::http::HeaderName;
@@ -291,25 +292,11 @@ fn precondition(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<
     })
 }
 
-/// A resource response: SCIM media type, `ETag`, and `Location` on creation.
-pub fn resource_response(
-    status: StatusCode,
-    document: serde_json::Map<String, Value>,
-    etag: &str,
-) -> Response {
-    let location = document
-        .get("meta")
-        .and_then(|meta| meta.get("location"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let mut response = scim_json(status, Value::Object(document));
+/// A resource response: SCIM media type and `ETag` (a creation adds its `Location`).
+pub fn resource_response(status: StatusCode, document: DocumentJson, etag: &str) -> Response {
+    let mut response = scim_json_text(status, document.into_string());
     if let Ok(value) = HeaderValue::from_str(etag) {
         response.headers_mut().insert(header::ETAG, value);
-    }
-    if status == StatusCode::CREATED {
-        if let Some(value) = location.and_then(|location| HeaderValue::from_str(&location).ok()) {
-            response.headers_mut().insert(header::LOCATION, value);
-        }
     }
     response
 }

@@ -5,7 +5,8 @@ use super::{
     if_match, if_none_match, json_body, list_parameters, resource_response, MAX_BODY_BYTES,
 };
 use crate::context::ScimContext;
-use crate::error::{scim_json, ApiResult};
+use crate::error::{scim_json_text, ApiResult};
+use crate::service::DocumentJson;
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -17,7 +18,7 @@ use scimitar_domain::query::{ListParameters, ListQuery};
 use scimitar_domain::resource::parse_resource;
 use scimitar_domain::schema::LIST_RESPONSE_SCHEMA;
 use scimitar_domain::{PrincipalId, PrincipalKind, ScimError};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 
 fn kind_of(params: &HashMap<String, String>) -> Result<PrincipalKind, ScimError> {
@@ -45,17 +46,27 @@ fn projection(
     )
 }
 
-fn list_response(total: u64, start_index: u64, resources: Vec<Map<String, Value>>) -> Response {
-    scim_json(
-        StatusCode::OK,
-        json!({
-            "schemas": [LIST_RESPONSE_SCHEMA],
-            "totalResults": total,
-            "startIndex": start_index,
-            "itemsPerPage": resources.len(),
-            "Resources": resources,
-        }),
-    )
+fn list_response(total: u64, start_index: u64, resources: Vec<DocumentJson>) -> Response {
+    // Written as text around the documents, which are JSON text already.
+    let mut body = String::with_capacity(
+        128 + resources
+            .iter()
+            .map(|document| document.as_str().len() + 1)
+            .sum::<usize>(),
+    );
+    body.push_str(&format!(
+        "{{\"schemas\":[{}],\"totalResults\":{total},\"startIndex\":{start_index},\"itemsPerPage\":{},\"Resources\":[",
+        Value::from(LIST_RESPONSE_SCHEMA),
+        resources.len()
+    ));
+    for (index, document) in resources.iter().enumerate() {
+        if index > 0 {
+            body.push(',');
+        }
+        body.push_str(document.as_str());
+    }
+    body.push_str("]}");
+    scim_json_text(StatusCode::OK, body)
 }
 
 async fn list_kind(
@@ -213,11 +224,14 @@ pub async fn create(
         .services
         .render_one(&context.account, &created, &context.base_url, &projection)
         .await?;
-    Ok(resource_response(
-        StatusCode::CREATED,
-        document,
-        &created.etag(),
-    ))
+    let mut response = resource_response(StatusCode::CREATED, document, &created.etag());
+    let location = scimitar_domain::render::location(&context.base_url, kind, &created.id);
+    if let Ok(value) = axum::http::HeaderValue::from_str(&location) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::LOCATION, value);
+    }
+    Ok(response)
 }
 
 pub async fn get_one(
