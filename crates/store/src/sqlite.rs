@@ -95,16 +95,61 @@ fn run_writer(mut connection: Connection, jobs: std::sync::mpsc::Receiver<WriteJ
     }
 }
 
+/// Commits a batch of changes in one transaction, each succeeding or failing alone.
+///
+/// Nearly every change succeeds, so the batch is first applied as it is; only when one of
+/// its changes fails is the transaction rolled back and the batch applied again with a
+/// savepoint around each change, so that the failure leaves nothing and the others still
+/// commit. Savepoints journal every page a change touches: on the writer's hot path they
+/// cost about a tenth of its time.
 fn commit_batch(connection: &mut Connection, batch: &mut [WriteJob]) -> Vec<ScimResult<()>> {
+    match commit_without_savepoints(connection, batch) {
+        Some(outcomes) => outcomes,
+        None => commit_with_savepoints(connection, batch),
+    }
+}
+
+/// The batch in one transaction without savepoints: `None` (and nothing written) when a
+/// change failed. A batch of one needs no second try: its failure is its outcome.
+fn commit_without_savepoints(
+    connection: &mut Connection,
+    batch: &mut [WriteJob],
+) -> Option<Vec<ScimResult<()>>> {
     let transaction = match connection.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(transaction) => transaction,
-        Err(error) => {
-            let message = format!("sqlite: cannot begin a write: {error}");
-            return batch
-                .iter()
-                .map(|_| Err(ScimError::internal(message.clone())))
-                .collect();
+        Err(error) => return Some(cannot_begin(batch, error)),
+    };
+    for job in batch.iter() {
+        let outcome = match &job.change {
+            Some(change) => apply_change(&transaction, &job.account, change.clone()),
+            None => Err(internal("a change was submitted twice")),
+        };
+        if let Err(error) = outcome {
+            // Dropping the transaction rolls it back.
+            drop(transaction);
+            if batch.len() == 1 {
+                return Some(vec![Err(error)]);
+            }
+            return None;
         }
+    }
+    let outcomes = match transaction.commit() {
+        Ok(()) => batch.iter().map(|_| Ok(())).collect(),
+        Err(error) => {
+            let error = write_error(error);
+            batch.iter().map(|_| Err(error.clone())).collect()
+        }
+    };
+    Some(outcomes)
+}
+
+fn commit_with_savepoints(
+    connection: &mut Connection,
+    batch: &mut [WriteJob],
+) -> Vec<ScimResult<()>> {
+    let transaction = match connection.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(transaction) => transaction,
+        Err(error) => return cannot_begin(batch, error),
     };
     let mut outcomes = Vec::with_capacity(batch.len());
     for job in batch.iter_mut() {
@@ -122,6 +167,14 @@ fn commit_batch(connection: &mut Connection, batch: &mut [WriteJob]) -> Vec<Scim
             .collect();
     }
     outcomes
+}
+
+fn cannot_begin(batch: &[WriteJob], error: rusqlite::Error) -> Vec<ScimResult<()>> {
+    let message = format!("sqlite: cannot begin a write: {error}");
+    batch
+        .iter()
+        .map(|_| Err(ScimError::internal(message.clone())))
+        .collect()
 }
 
 /// Applies one change so that, if it fails, none of it remains in the transaction.
