@@ -164,6 +164,7 @@ async fn postgres_statistics_are_kept_current_when_autovacuum_is_off() {
 /// A database made before migration 4 (memberships and email rows clustered on their key)
 /// keeps every membership and email through it, and what storage answers from them.
 #[tokio::test]
+#[allow(clippy::unwrap_used)]
 async fn sqlite_migration_4_keeps_memberships_and_emails() {
     use scimitar_domain::{AccountId, PrincipalId};
     use scimitar_store::migrations::SQLITE_MIGRATIONS;
