@@ -341,43 +341,4 @@ CREATE TABLE access_log (
 );
 "#,
     ),
-    (
-        4,
-        r#"
--- Memberships and email rows as clustered tables (WITHOUT ROWID): the primary key is the table,
--- so adding a row writes two B-trees instead of three (the rowid table and the key's index
--- were separate). Both are narrow rows looked up by their key, what WITHOUT ROWID is for.
-CREATE TABLE principal_emails_clustered (
-    account_id TEXT NOT NULL,
-    principal_id TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    value_lower TEXT NOT NULL,
-    type TEXT,
-    is_primary INTEGER NOT NULL,
-    PRIMARY KEY (account_id, principal_id, position),
-    FOREIGN KEY (account_id, principal_id) REFERENCES principals (account_id, id) ON DELETE CASCADE
-) WITHOUT ROWID;
-INSERT INTO principal_emails_clustered
-    SELECT account_id, principal_id, position, value_lower, type, is_primary FROM principal_emails;
-DROP TABLE principal_emails;
-ALTER TABLE principal_emails_clustered RENAME TO principal_emails;
-CREATE INDEX principal_emails_by_value ON principal_emails (account_id, value_lower);
-CREATE TABLE memberships_clustered (
-    account_id TEXT NOT NULL,
-    group_id TEXT NOT NULL,
-    member_id TEXT NOT NULL,
-    member_kind TEXT NOT NULL,
-    created INTEGER NOT NULL,
-    PRIMARY KEY (account_id, group_id, member_id),
-    FOREIGN KEY (account_id, group_id) REFERENCES principals (account_id, id) ON DELETE CASCADE,
-    FOREIGN KEY (account_id, member_id) REFERENCES principals (account_id, id) ON DELETE CASCADE
-) WITHOUT ROWID;
-INSERT INTO memberships_clustered
-    SELECT account_id, group_id, member_id, member_kind, created FROM memberships;
-DROP TABLE memberships;
-ALTER TABLE memberships_clustered RENAME TO memberships;
--- Covering: the walk up nested groups reads (member_id -> group_id) from the index alone.
-CREATE INDEX memberships_by_member ON memberships (account_id, member_id, group_id);
-"#,
-    ),
 ];
