@@ -444,6 +444,12 @@ impl AccessModel {
 
     // ----- principals, entitlements, workspace objects ---------------------------------------
 
+    /// How many direct members the group has (0 for a user or service principal).
+    pub fn direct_member_count(&self, group: &PrincipalId) -> Result<usize, AccessError> {
+        let slot = self.principals.slot(group)?;
+        Ok(self.principals.members(slot).len())
+    }
+
     /// The groups the principal is in, direct and indirect (the SCIM `groups` attribute).
     /// Inactive groups are listed too: they are memberships, even if they pass no access.
     pub fn groups_of(&self, principal: &PrincipalId) -> Result<Vec<GroupMembership>, AccessError> {

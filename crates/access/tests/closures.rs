@@ -164,3 +164,29 @@ fn a_nesting_change_leaves_access_sets_to_refresh_until_refreshed() {
     assert!(model.refresh_access_sets(usize::MAX));
     assert!(model.access_sets_fresh());
 }
+
+#[test]
+fn a_groups_direct_member_count_follows_joins_and_leaves() {
+    let mut model = AccessModel::new();
+    for index in 0..3 {
+        model
+            .upsert_principal(&user(index), PrincipalKind::User, "u", true)
+            .unwrap();
+    }
+    for index in 0..2 {
+        model
+            .upsert_principal(&group(index), PrincipalKind::Group, "g", true)
+            .unwrap();
+    }
+    assert_eq!(model.direct_member_count(&group(0)).unwrap(), 0);
+    model.add_membership(&group(0), &user(0)).unwrap();
+    model.add_membership(&group(0), &user(1)).unwrap();
+    model.add_membership(&group(0), &group(1)).unwrap();
+    model.add_membership(&group(1), &user(2)).unwrap();
+    // Direct members only: user 2 is in group 0 through group 1.
+    assert_eq!(model.direct_member_count(&group(0)).unwrap(), 3);
+    model.remove_membership(&group(0), &user(1)).unwrap();
+    assert_eq!(model.direct_member_count(&group(0)).unwrap(), 2);
+    assert_eq!(model.direct_member_count(&user(0)).unwrap(), 0);
+    assert!(model.direct_member_count(&group(9)).is_err());
+}

@@ -654,10 +654,21 @@ impl Services {
                 .render_one(account, principal, base_url, projection)
                 .await;
         }
-        let members = self
-            .store
-            .members_up_to(account, &principal.id, member_cap)
-            .await?;
+        // The engine already holds this node's own commits: when it counts more than the cap,
+        // the member list is left out without reading (and counting) a cap's worth of rows.
+        // Its count may lag another node's changes; the cases it cannot settle are counted
+        // in storage as before.
+        let known_too_many = self
+            .access
+            .read(account, |model| model.direct_member_count(&principal.id))
+            .is_ok_and(|count| count.is_ok_and(|count| count > member_cap));
+        let members = if known_too_many {
+            None
+        } else {
+            self.store
+                .members_up_to(account, &principal.id, member_cap)
+                .await?
+        };
         let members = match members {
             Some(members) if !projection.requests("members", "display") => Some(
                 members
