@@ -6,7 +6,7 @@ use crate::{Account, Workspace};
 use scimitar_domain::credentials::Token;
 use scimitar_domain::patch::MembershipStep;
 use scimitar_domain::resource::MemberValue;
-use scimitar_domain::{Principal, PrincipalId};
+use scimitar_domain::{Principal, PrincipalId, PrincipalKind, ScimError, ScimResult};
 
 /// Why a `CreateAccount` with `only_if_first` is refused, in both backends.
 pub(crate) const FIRST_ACCOUNT_EXISTS: &str = "the database already holds an account";
@@ -69,4 +69,22 @@ pub struct FirstAdmin {
     pub group: PrincipalId,
     pub token: Token,
     pub digest: String,
+}
+
+impl FirstAdmin {
+    /// The system group the admin joins, found among the account's `system_groups`.
+    pub(crate) fn group_in<'a>(&self, system_groups: &'a [Principal]) -> ScimResult<&'a Principal> {
+        system_groups
+            .iter()
+            .find(|group| group.id == self.group)
+            .ok_or_else(|| ScimError::internal("the first admin's group is not a system group"))
+    }
+
+    /// The admin as a member to add to that group.
+    pub(crate) fn as_member(&self) -> MemberValue {
+        MemberValue {
+            id: self.user.id.clone(),
+            kind_hint: Some(PrincipalKind::User),
+        }
+    }
 }

@@ -1195,23 +1195,14 @@ async fn apply_change(
                 insert_principal(transaction, &new_account.id, group, log).await?;
             }
             if let Some(first) = first_admin {
-                let group = system_groups
-                    .iter()
-                    .find(|group| group.id == first.group)
-                    .ok_or_else(|| {
-                        ScimError::internal("the first admin's group is not a system group")
-                    })?;
+                let group = first.group_in(system_groups)?;
                 insert_principal(transaction, &new_account.id, &first.user, log).await?;
                 join_users_group(transaction, &new_account.id, &first.user, log).await?;
-                let member = MemberValue {
-                    id: first.user.id.clone(),
-                    kind_hint: Some(PrincipalKind::User),
-                };
                 add_member(
                     transaction,
                     &new_account.id,
                     group,
-                    &member,
+                    &first.as_member(),
                     new_account.created,
                     log,
                 )

@@ -1016,21 +1016,14 @@ fn apply_change(
                 insert_principal(transaction, &new_account.id, group)?;
             }
             if let Some(first) = first_admin {
-                let group = system_groups
-                    .iter()
-                    .find(|group| group.id == first.group)
-                    .ok_or_else(|| internal("the first admin's group is not a system group"))?;
+                let group = first.group_in(&system_groups)?;
                 insert_principal(transaction, &new_account.id, &first.user)?;
                 join_users_group(transaction, &new_account.id, &first.user)?;
-                let member = MemberValue {
-                    id: first.user.id.clone(),
-                    kind_hint: Some(PrincipalKind::User),
-                };
                 add_member(
                     transaction,
                     &new_account.id,
                     group,
-                    &member,
+                    &first.as_member(),
                     new_account.created,
                 )?;
                 insert_token(transaction, &first.token, &first.digest)?;
