@@ -174,7 +174,8 @@ fn build(org_users: usize, others_size: Others) -> AccessModel {
             )
             .unwrap();
     }
-    for group in &others {
+    // Every group, `org` included, may use the catalog and the schema.
+    for group in others.iter().chain([&org]) {
         model
             .grant(
                 SecurableType::Catalog,
@@ -192,22 +193,6 @@ fn build(org_users: usize, others_size: Others) -> AccessModel {
             )
             .unwrap();
     }
-    model
-        .grant(
-            SecurableType::Catalog,
-            "main",
-            &org,
-            &[Privilege::UseCatalog],
-        )
-        .unwrap();
-    model
-        .grant(
-            SecurableType::Schema,
-            "main.sales",
-            &org,
-            &[Privilege::UseSchema],
-        )
-        .unwrap();
     model
         .grant(
             SecurableType::Table,
