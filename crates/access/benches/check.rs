@@ -12,8 +12,9 @@
 //! SCIMITAR_BENCH_SIZE=full cargo bench -p scimitar-access --bench check   # the issue's size
 //! ```
 //!
-//! `SCIMITAR_BENCH_PROFILE_ALLOWS=N` asks the uniform `allows` questions N more times after
-//! their row and exits, for `perf record`.
+//! `SCIMITAR_BENCH_PROFILE_ALLOWS=N` (or `_EXPLAIN=N`) asks the uniform questions (or, with
+//! `SCIMITAR_BENCH_PROFILE_WORKING_SET=1`, the working set's) N more times with `allows` (or
+//! `explain`, every name read) after the first rows and exits, for `perf record`.
 //!
 //! Sizes: `small` (CI smoke), `default` (100k users, 10k groups, 1M memberships, 10k
 //! securables, 100k grants) and `full` (1M users, 100k groups, 10M memberships, 100k
@@ -321,6 +322,54 @@ fn measure(name: &str, iterations: usize, mut operation: impl FnMut(usize)) {
     );
 }
 
+/// For `perf record`: asks `questions` `rounds` times with `allows` or `explain` (every name
+/// read) and prints the time.
+fn profile(
+    model: &AccessModel,
+    questions: &[(&PrincipalId, &String)],
+    rounds: usize,
+    explained: bool,
+) {
+    let started = Instant::now();
+    let mut total = 0usize;
+    for _ in 0..rounds {
+        for (principal, table) in questions {
+            total += if explained {
+                explain_and_read(model, principal, table)
+            } else {
+                usize::from(
+                    model
+                        .allows(principal, Privilege::Select, SecurableType::Table, table)
+                        .unwrap(),
+                )
+            };
+        }
+    }
+    println!(
+        "profiled {} questions ({total}) in {:.2?}",
+        rounds * questions.len(),
+        started.elapsed()
+    );
+}
+
+/// What a caller that renders a check does (the check API): the compact explanation, then
+/// every name in it read once (here: their lengths summed, so nothing is skipped).
+fn explain_and_read(model: &AccessModel, principal: &PrincipalId, table: &str) -> usize {
+    let explanation = model
+        .explain(principal, Privilege::Select, SecurableType::Table, table)
+        .unwrap();
+    let mut read = usize::from(explanation.allowed()) + explanation.principal().name.len();
+    for reason in explanation.reasons() {
+        read += reason.requirement().securable.full_name.len();
+        read += reason.on().full_name.len();
+        read += reason.chain().map(|link| link.name.len()).sum::<usize>();
+    }
+    for missing in explanation.missing() {
+        read += missing.securable.full_name.len();
+    }
+    read
+}
+
 /// Resident memory of this process, from /proc/self/status (Linux only).
 fn resident_memory() -> String {
     std::fs::read_to_string("/proc/self/status")
@@ -381,32 +430,17 @@ fn main() {
         let (principal, table) = &questions[index];
         black_box(model.allows(principal, Privilege::Select, SecurableType::Table, table)).unwrap();
     });
-    if let Some(rounds) = std::env::var("SCIMITAR_BENCH_PROFILE_ALLOWS")
-        .ok()
-        .and_then(|rounds| rounds.parse::<usize>().ok())
-    {
-        // For `perf record`: nothing but `allows` from here on, then exit.
-        let started = Instant::now();
-        let mut allowed = 0usize;
-        for _ in 0..rounds {
-            for (principal, table) in &questions {
-                allowed += usize::from(
-                    model
-                        .allows(principal, Privilege::Select, SecurableType::Table, table)
-                        .unwrap(),
-                );
-            }
-        }
-        let asked = rounds * questions.len();
-        println!(
-            "profiled {asked} allows ({allowed} allowed) in {:.2?}",
-            started.elapsed()
-        );
-        return;
-    }
     let check_iterations = iterations / 5;
     measure(
-        "check SELECT on a random table (with explanation)",
+        "check SELECT on a random table (compact explanation, every name read)",
+        iterations,
+        |index| {
+            let (principal, table) = &questions[index];
+            black_box(explain_and_read(model, principal, table));
+        },
+    );
+    measure(
+        "check SELECT on a random table (owned Decision, names copied)",
         check_iterations,
         |index| {
             let (principal, table) = &questions[index];
@@ -434,6 +468,29 @@ fn main() {
     for (principal, table) in &hot_questions {
         black_box(model.allows(principal, Privilege::Select, SecurableType::Table, table)).unwrap();
     }
+    // For `perf record`: nothing but `allows` or `explain` from here on, then exit.
+    for (variable, explained) in [
+        ("SCIMITAR_BENCH_PROFILE_ALLOWS", false),
+        ("SCIMITAR_BENCH_PROFILE_EXPLAIN", true),
+    ] {
+        if let Some(rounds) = std::env::var(variable)
+            .ok()
+            .and_then(|rounds| rounds.parse::<usize>().ok())
+        {
+            let uniform: Vec<(&PrincipalId, &String)> = questions
+                .iter()
+                .map(|(principal, table)| (principal, *table))
+                .collect();
+            let working_set = std::env::var_os("SCIMITAR_BENCH_PROFILE_WORKING_SET").is_some();
+            let asked = if working_set {
+                &hot_questions
+            } else {
+                &uniform
+            };
+            profile(model, asked, rounds, explained);
+            return;
+        }
+    }
     measure(
         "allows SELECT, working set of 1,000 users x 100 tables",
         iterations,
@@ -444,7 +501,15 @@ fn main() {
         },
     );
     measure(
-        "check SELECT, same working set (with explanation)",
+        "check SELECT, same working set (compact explanation, every name read)",
+        iterations,
+        |index| {
+            let (principal, table) = hot_questions[index];
+            black_box(explain_and_read(model, principal, table));
+        },
+    );
+    measure(
+        "check SELECT, same working set (owned Decision, names copied)",
         check_iterations,
         |index| {
             let (principal, table) = hot_questions[index];

@@ -4,7 +4,7 @@
 use crate::error::AccessError;
 use crate::hash::{FastMap, NameIndex};
 use crate::privilege::PrivilegeSet;
-use crate::securable::{canonical_name, SecurableRef, SecurableType};
+use crate::securable::{canonical_name, SecurableRef, SecurableType, SecurableView};
 
 /// One grantee's privileges on one securable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,6 +243,15 @@ impl Catalog {
 
     pub(crate) fn slot_mut(&mut self, slot: u32) -> &mut SecurableSlot {
         &mut self.slots[slot as usize]
+    }
+
+    /// The securable as explanations name it, borrowed.
+    pub(crate) fn view(&self, slot: u32) -> SecurableView<'_> {
+        let slot = self.slot(slot);
+        SecurableView {
+            securable_type: slot.kind,
+            full_name: &slot.name,
+        }
     }
 
     pub(crate) fn reference(&self, slot: u32) -> SecurableRef {

@@ -8,7 +8,8 @@
 //! # Layout
 //! - [`model`]: [`AccessModel`] and every change to it (principals, memberships,
 //!   entitlements, securables, owners, grants, object ACLs and directories).
-//! - `query`: the questions: [`AccessModel::check`], [`AccessModel::allows`],
+//! - `query`: the questions: [`AccessModel::check`] (and [`AccessModel::explain`], its
+//!   compact form), [`AccessModel::allows`],
 //!   [`AccessModel::who`] (and [`AccessModel::holders`], its compact form),
 //!   [`AccessModel::what`], [`AccessModel::effective_privileges`],
 //!   [`AccessModel::can_manage`], [`AccessModel::object_permission`] and the entitlement
@@ -53,8 +54,8 @@ pub use explain::{
 pub use model::{AccessModel, AclWrite};
 pub use object::{AclEntry, ObjectRef, ObjectType, PermissionLevel, TOKENS_OBJECT_ID};
 pub use privilege::{Privilege, PrivilegeSet};
-pub use query::{HolderView, Holders};
-pub use securable::{SecurableRef, SecurableType};
+pub use query::{Explanation, HolderView, Holders, ReasonView, RequirementView};
+pub use securable::{SecurableRef, SecurableType, SecurableView};
 pub use statement::{parse_statement, Statement, StatementError};
 
 /// The most groups any membership chain may pass through (a member's direct group counts as

@@ -313,6 +313,27 @@ impl fmt::Display for SecurableRef {
     }
 }
 
+/// A securable as callers name it, borrowed from the model rather than copied: what
+/// [`crate::Explanation`] hands out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecurableView<'a> {
+    pub securable_type: SecurableType,
+    pub full_name: &'a str,
+}
+
+impl SecurableView<'_> {
+    /// The same as an owned [`SecurableRef`].
+    pub fn to_ref(&self) -> SecurableRef {
+        SecurableRef::new(self.securable_type, self.full_name)
+    }
+}
+
+impl fmt::Display for SecurableView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.securable_type, self.full_name)
+    }
+}
+
 /// Checks a full name's shape and returns it in canonical (lower-case) form, as Unity Catalog
 /// folds identifiers to lower case.
 pub(crate) fn canonical_name(

@@ -190,3 +190,127 @@ fn a_groups_direct_member_count_follows_joins_and_leaves() {
     assert_eq!(model.direct_member_count(&user(0)).unwrap(), 0);
     assert!(model.direct_member_count(&group(9)).is_err());
 }
+
+/// `check` answers a user from its precomputed access set when that is fresh and walks its
+/// groups otherwise; the two must give the same decision, reasons, order and chains. Grants
+/// are many (long lists that are indexed, prefiltered and probed) and nesting has diamonds,
+/// so that several shortest chains compete.
+#[test]
+fn explanations_from_access_sets_match_the_walk() {
+    const USERS: usize = 30;
+    const GROUPS: usize = 200;
+    let mut model = AccessModel::new();
+    let owner = PrincipalId::new("owner");
+    model
+        .upsert_principal(&owner, PrincipalKind::User, "owner", true)
+        .unwrap();
+    let table = (SecurableType::Table, "c.s.t");
+    model
+        .create_securable(CATALOG.0, CATALOG.1, &owner)
+        .unwrap();
+    model
+        .create_securable(SecurableType::Schema, "c.s", &owner)
+        .unwrap();
+    model.create_securable(table.0, table.1, &owner).unwrap();
+    let mut random = Lcg(11);
+    for index in 0..GROUPS {
+        let id = group(index);
+        model
+            .upsert_principal(&id, PrincipalKind::Group, id.as_str(), index % 13 != 5)
+            .unwrap();
+    }
+    for index in 0..USERS {
+        let id = user(index);
+        model
+            .upsert_principal(&id, PrincipalKind::User, id.as_str(), true)
+            .unwrap();
+        for _ in 0..4 {
+            model
+                .add_membership(&group(random.below(GROUPS)), &id)
+                .unwrap();
+        }
+    }
+    // Trees of 20 groups, each group inside one to three groups of lower index in its tree:
+    // diamonds, no cycles, and users who reach some trees and not others.
+    for index in 0..GROUPS {
+        let first_in_tree = index - index % 20;
+        if index == first_in_tree {
+            continue;
+        }
+        for _ in 0..1 + random.below(3) {
+            let parent = first_in_tree + random.below(index - first_in_tree);
+            let _ = model.add_membership(&group(parent), &group(index));
+        }
+    }
+    let grants = [
+        (CATALOG.0, CATALOG.1, Privilege::UseCatalog),
+        (SecurableType::Schema, "c.s", Privilege::UseSchema),
+        (SecurableType::Schema, "c.s", Privilege::Select),
+        (table.0, table.1, Privilege::Select),
+        (table.0, table.1, Privilege::AllPrivileges),
+    ];
+    for index in 0..GROUPS * 2 {
+        let (kind, name, privilege) = grants[random.below(grants.len())];
+        if random.below(6) == 0 {
+            model
+                .grant(kind, name, &group(index % GROUPS), &[privilege])
+                .unwrap();
+        }
+        if random.below(3) == 0 {
+            let (kind, name, privilege) = grants[random.below(grants.len())];
+            model
+                .grant(kind, name, &user(random.below(USERS)), &[privilege])
+                .unwrap();
+        }
+    }
+    // Long enough to be indexed (more than 32 entries), prefiltered and probed.
+    let schema_entries = model.grants_on(SecurableType::Schema, "c.s").unwrap().len();
+    assert!(
+        schema_entries > 32,
+        "{schema_entries} grant entries on the schema"
+    );
+    let questions = [
+        (Privilege::Select, table.0, table.1),
+        (Privilege::Modify, table.0, table.1),
+        (Privilege::UseSchema, SecurableType::Schema, "c.s"),
+        (Privilege::UseCatalog, CATALOG.0, CATALOG.1),
+    ];
+    let ask = |model: &AccessModel| {
+        let mut decisions = Vec::new();
+        for index in 0..USERS {
+            for (privilege, kind, name) in questions {
+                decisions.push(model.check(&user(index), privilege, kind, name).unwrap());
+            }
+        }
+        decisions
+    };
+    assert!(model.refresh_access_sets(usize::MAX));
+    let from_sets = ask(&model);
+    // A new group put into another makes every access set stale without changing anyone's
+    // access; every answer is then walked.
+    for index in [GROUPS, GROUPS + 1] {
+        let id = group(index);
+        model
+            .upsert_principal(&id, PrincipalKind::Group, id.as_str(), true)
+            .unwrap();
+    }
+    model
+        .add_membership(&group(GROUPS), &group(GROUPS + 1))
+        .unwrap();
+    assert!(!model.access_sets_fresh());
+    let walked = ask(&model);
+    assert_eq!(from_sets, walked);
+    let reasons: usize = walked.iter().map(|decision| decision.reasons.len()).sum();
+    let longest = walked
+        .iter()
+        .flat_map(|decision| &decision.reasons)
+        .map(|reason| reason.via.chain.len())
+        .max()
+        .unwrap_or(0);
+    let allowed = walked.iter().filter(|decision| decision.allowed).count();
+    // The data must give long explanations and both answers, or this proves little.
+    assert!(
+        reasons > 200 && longest >= 4 && allowed > 10 && allowed < walked.len(),
+        "{reasons} reasons, longest chain {longest}, {allowed} allowed"
+    );
+}
