@@ -305,6 +305,14 @@ impl SecurableRef {
             full_name: full_name.into(),
         }
     }
+
+    /// The same securable, borrowed.
+    pub fn as_view(&self) -> SecurableView<'_> {
+        SecurableView {
+            securable_type: self.securable_type,
+            full_name: &self.full_name,
+        }
+    }
 }
 
 impl fmt::Display for SecurableRef {

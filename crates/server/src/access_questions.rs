@@ -10,9 +10,9 @@
 use crate::error::from_access_error;
 use crate::service::Services;
 use scimitar_access::{
-    AccessModel, Entitlement, Holder, HolderView, Holders, Missing, ObjectRef, ObjectType,
-    PermissionLevel, PrincipalRef, PrincipalView, Privilege, SecurableRef, SecurableType, Source,
-    Via,
+    AccessModel, Entitlement, Explanation, Holder, HolderView, Holders, Missing, ObjectRef,
+    ObjectType, PermissionLevel, PrincipalRef, PrincipalView, Privilege, SecurableRef,
+    SecurableType, SecurableView, Source, Via,
 };
 use scimitar_domain::{AccountId, PrincipalId, PrincipalKind, ScimError, ScimResult};
 use serde_json::{json, Value};
@@ -686,11 +686,7 @@ fn write_target_members(json: &mut JsonWriter, target: &Target) {
         Target::Securable {
             privilege,
             securable,
-        } => {
-            json.word_field("privilege", privilege.as_str());
-            json.word_field("securable_type", securable.securable_type.as_str());
-            json.field("full_name", &securable.full_name);
-        }
+        } => write_securable_target_members(json, *privilege, securable.as_view()),
         Target::Object { object, level } => {
             json.word_field("permission_level", level.as_str());
             json.word_field("object_type", object.object_type.as_str());
@@ -700,34 +696,64 @@ fn write_target_members(json: &mut JsonWriter, target: &Target) {
     }
 }
 
-/// What [`source_json`] writes.
-fn write_source(json: &mut JsonWriter, source: &Source) {
+/// The members of a target that is a privilege on a securable.
+fn write_securable_target_members(
+    json: &mut JsonWriter,
+    privilege: Privilege,
+    securable: SecurableView<'_>,
+) {
+    json.word_field("privilege", privilege.as_str());
+    json.word_field("securable_type", securable.securable_type.as_str());
+    json.field("full_name", securable.full_name);
+}
+
+/// What [`write_source`] writes for a grant (`granted` is the privilege as granted) or, when
+/// `granted` is `None`, an ownership, of `on`.
+fn write_securable_source(
+    json: &mut JsonWriter,
+    granted: Option<Privilege>,
+    on: SecurableView<'_>,
+) {
     json.open(b'{');
-    match source {
-        Source::Grant { privilege, on } => {
+    match granted {
+        Some(privilege) => {
             json.word_field("kind", "grant");
             json.word_field("privilege", privilege.as_str());
-            json.word_field("securable_type", on.securable_type.as_str());
-            json.field("full_name", &on.full_name);
         }
-        Source::Ownership { of } => {
-            json.word_field("kind", "ownership");
-            json.word_field("securable_type", of.securable_type.as_str());
-            json.field("full_name", &of.full_name);
+        None => json.word_field("kind", "ownership"),
+    }
+    json.word_field("securable_type", on.securable_type.as_str());
+    json.field("full_name", on.full_name);
+    json.close(b'}');
+}
+
+/// What [`source_json`] writes.
+fn write_source(json: &mut JsonWriter, source: &Source) {
+    match source {
+        Source::Grant { privilege, on } => {
+            write_securable_source(json, Some(*privilege), on.as_view())
         }
+        Source::Ownership { of } => write_securable_source(json, None, of.as_view()),
         Source::ObjectAcl { object, level } => {
+            json.open(b'{');
             json.word_field("kind", "object_acl");
             json.word_field("permission_level", level.as_str());
             json.word_field("object_type", object.object_type.as_str());
             json.field("object_id", &object.object_id);
+            json.close(b'}');
         }
-        Source::WorkspaceAdmin => json.word_field("kind", "workspace_admin"),
+        Source::WorkspaceAdmin => {
+            json.open(b'{');
+            json.word_field("kind", "workspace_admin");
+            json.close(b'}');
+        }
         Source::Entitlement { entitlement } => {
+            json.open(b'{');
             json.word_field("kind", "entitlement");
             json.word_field("entitlement", entitlement.as_str());
+            json.close(b'}');
         }
     }
-    json.close(b'}');
 }
 
 /// What [`via_json`] writes.
@@ -747,18 +773,19 @@ fn write_via_parts<'a, Chain: Iterator<Item = PrincipalView<'a>>>(
     chain: impl Fn() -> Chain,
 ) {
     json.open(b'{');
-    write_via_members(json, source, chain);
+    write_via_members(json, |json| write_source(json, source), chain);
     json.close(b'}');
 }
 
-/// The members of [`write_via_parts`]'s object, for objects that add their own after them.
+/// The members of [`write_via_parts`]'s object, for objects that add their own after them;
+/// `write_source` writes the source's object.
 fn write_via_members<'a, Chain: Iterator<Item = PrincipalView<'a>>>(
     json: &mut JsonWriter,
-    source: &Source,
+    write_source: impl FnOnce(&mut JsonWriter),
     chain: impl Fn() -> Chain,
 ) {
     json.key("source");
-    write_source(json, source);
+    write_source(json);
     json.key("grantee");
     match chain().last() {
         Some(holder) => write_principal(json, holder),
@@ -820,9 +847,11 @@ impl CheckAnswer {
         for reason in &self.reasons {
             json.next();
             json.open(b'{');
-            write_via_members(&mut json, &reason.via.source, || {
-                reason.via.chain.iter().map(view)
-            });
+            write_via_members(
+                &mut json,
+                |json| write_source(json, &reason.via.source),
+                || reason.via.chain.iter().map(view),
+            );
             json.key("requirement");
             write_target(&mut json, &reason.requirement);
             json.close(b'}');
@@ -853,6 +882,96 @@ impl CheckAnswer {
         json.close(b'}');
         json.finish()
     }
+}
+
+/// [`check`]'s answer as the access API's JSON body. A question about a securable, asked
+/// about an active principal, is written straight from the engine's compact
+/// [`Explanation`], which copies no names; every other answer is [`CheckAnswer::to_json`].
+/// Both write the same bytes for the same answer (the tests hold them together).
+pub fn check_json(
+    model: &AccessModel,
+    principal: &PrincipalId,
+    target: &Target,
+    pretty: bool,
+) -> ScimResult<Vec<u8>> {
+    let rendered = match target {
+        Target::Securable {
+            privilege,
+            securable,
+        } => {
+            let explanation = model
+                .explain(
+                    principal,
+                    *privilege,
+                    securable.securable_type,
+                    &securable.full_name,
+                )
+                .map_err(from_access_error)?;
+            if explanation.active() {
+                write_explanation(&explanation, target, pretty)
+            } else {
+                check(model, principal, target)?.to_json(pretty)
+            }
+        }
+        _ => check(model, principal, target)?.to_json(pretty),
+    };
+    rendered.map_err(|error| ScimError::internal(format!("cannot render the check: {error}")))
+}
+
+/// What [`CheckAnswer::to_json`] writes, from the engine's compact answer about `target`.
+fn write_explanation(
+    explanation: &Explanation<'_>,
+    target: &Target,
+    pretty: bool,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let mut json = JsonWriter::new(pretty, 1024);
+    json.open(b'{');
+    json.key("principal");
+    write_principal(&mut json, explanation.principal());
+    json.key("target");
+    write_target(&mut json, target);
+    json.key("allowed");
+    json.out.extend_from_slice(if explanation.allowed() {
+        b"true"
+    } else {
+        b"false"
+    });
+    json.key("reasons");
+    json.open(b'[');
+    for reason in explanation.reasons() {
+        json.next();
+        json.open(b'{');
+        write_via_members(
+            &mut json,
+            |json| write_securable_source(json, reason.granted(), reason.on()),
+            || reason.chain(),
+        );
+        json.key("requirement");
+        let requirement = reason.requirement();
+        json.open(b'{');
+        write_securable_target_members(&mut json, requirement.privilege, requirement.securable);
+        json.close(b'}');
+        json.close(b'}');
+    }
+    json.close(b']');
+    json.key("missing");
+    json.open(b'[');
+    for requirement in explanation.missing() {
+        json.next();
+        json.open(b'{');
+        write_securable_target_members(&mut json, requirement.privilege, requirement.securable);
+        json.field(
+            "message",
+            &format!(
+                "missing {} on {}",
+                requirement.privilege, requirement.securable
+            ),
+        );
+        json.close(b'}');
+    }
+    json.close(b']');
+    json.close(b'}');
+    json.finish()
 }
 
 // ----- text --------------------------------------------------------------------------------------
@@ -1230,7 +1349,7 @@ mod tests {
 
     /// The check answer as a `Value` tree, built the obvious way: the reference the
     /// directly written bytes are held to.
-    fn check_json(answer: &CheckAnswer) -> Value {
+    fn check_value(answer: &CheckAnswer) -> Value {
         json!({
             "principal": principal_json(&answer.principal),
             "target": target_json(&answer.target),
@@ -1255,7 +1374,7 @@ mod tests {
     }
 
     /// Allowed with reasons through groups, denied with what is missing, deactivated, and an
-    /// object and an entitlement: the written bytes are serde_json's for `check_json`.
+    /// object and an entitlement: the written bytes are serde_json's for `check_value`.
     #[test]
     fn a_check_answer_is_written_as_check_json_has_it() {
         let model = model();
@@ -1283,9 +1402,9 @@ mod tests {
         for answer in &answers {
             for pretty in [false, true] {
                 let expected = if pretty {
-                    serde_json::to_string_pretty(&check_json(answer)).unwrap()
+                    serde_json::to_string_pretty(&check_value(answer)).unwrap()
                 } else {
-                    serde_json::to_string(&check_json(answer)).unwrap()
+                    serde_json::to_string(&check_value(answer)).unwrap()
                 };
                 assert_eq!(
                     String::from_utf8(answer.to_json(pretty).unwrap()).unwrap(),
@@ -1293,6 +1412,71 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The check API's body, written from the engine's compact answer for securables, is
+    /// byte for byte `CheckAnswer::to_json`, with users' access sets stale (their groups
+    /// walked) and fresh (read from the sets), for every principal and a denial with
+    /// several requirements missing.
+    #[test]
+    fn the_check_body_from_the_compact_answer_is_the_answers_json() {
+        let mut model = model();
+        let targets = [
+            select_on_orders(),
+            Target::Securable {
+                privilege: Privilege::Modify,
+                securable: SecurableRef::new(SecurableType::Table, "main.sales.orders"),
+            },
+            Target::Securable {
+                privilege: Privilege::UseSchema,
+                securable: SecurableRef::new(SecurableType::Schema, "main.sales"),
+            },
+            view_job_42(),
+            Target::Entitlement(Entitlement::parse("workspace-access").unwrap()),
+        ];
+        let mut compared = 0;
+        for refreshed in [false, true] {
+            if refreshed {
+                assert!(model.refresh_access_sets(usize::MAX));
+            }
+            for principal in ["alice", "bob", "carol", "dave", "eve", "admin", "team"] {
+                let principal = PrincipalId::new(principal);
+                for target in &targets {
+                    let answer = check(&model, &principal, target).unwrap();
+                    for pretty in [false, true] {
+                        assert_eq!(
+                            String::from_utf8(
+                                check_json(&model, &principal, target, pretty).unwrap()
+                            )
+                            .unwrap(),
+                            String::from_utf8(answer.to_json(pretty).unwrap()).unwrap(),
+                            "{principal} {target} pretty={pretty} refreshed={refreshed}"
+                        );
+                        compared += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(compared, 2 * 7 * 5 * 2);
+        let eve = check(&model, &PrincipalId::new("eve"), &select_on_orders()).unwrap();
+        assert_eq!(
+            eve.missing.len(),
+            3,
+            "eve lacks SELECT and both USE privileges"
+        );
+        // Unknown principals and securables are refused as `check` refuses them.
+        assert!(check_json(
+            &model,
+            &PrincipalId::new("nobody"),
+            &select_on_orders(),
+            false
+        )
+        .is_err());
+        let unknown_table = Target::Securable {
+            privilege: Privilege::Select,
+            securable: SecurableRef::new(SecurableType::Table, "main.sales.nothing"),
+        };
+        assert!(check_json(&model, &PrincipalId::new("alice"), &unknown_table, false).is_err());
     }
 
     #[test]

@@ -29,12 +29,10 @@ pub async fn check(
 ) -> Result {
     let target = Target::from_parameters(&without(&parameters, "principal"))?;
     let principal = subject(&state, &context, &parameters).await?;
-    let answer = state.services.access.read(&context.account, |model| {
-        access_questions::check(model, &principal, &target)
+    // Rendered while the model is read, from the engine's compact answer.
+    let body = state.services.access.read(&context.account, |model| {
+        access_questions::check_json(model, &principal, &target, false)
     })??;
-    let body = answer
-        .to_json(false)
-        .map_err(|error| ScimError::internal(format!("cannot render the check: {error}")))?;
     Ok(([(header::CONTENT_TYPE, JSON_CONTENT_TYPE)], body).into_response())
 }
 
