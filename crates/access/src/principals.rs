@@ -145,6 +145,8 @@ pub(crate) struct Ancestry {
 /// the walked [`Ancestry`] or a user's precomputed access set ([`SortedAccessSet`]), both
 /// with positions that rebuild membership chains.
 pub(crate) trait AccessSet {
+    /// The principal the set is about, at position 0.
+    fn principal(&self) -> u32;
     /// Where `slot` sits in the set, if it is in it.
     fn position(&self, slot: u32) -> Option<u32>;
     /// False only if `slot` is certainly not in the set; cheap, and never reads memory
@@ -159,6 +161,10 @@ pub(crate) trait AccessSet {
 }
 
 impl AccessSet for Ancestry {
+    fn principal(&self) -> u32 {
+        self.nodes.first().map_or(NONE, |(slot, _)| *slot)
+    }
+
     fn position(&self, slot: u32) -> Option<u32> {
         Ancestry::position(self, slot)
     }
@@ -250,6 +256,10 @@ impl<'a> SortedAccessSet<'a> {
 }
 
 impl AccessSet for SortedAccessSet<'_> {
+    fn principal(&self) -> u32 {
+        self.principal
+    }
+
     fn position(&self, slot: u32) -> Option<u32> {
         if slot == self.principal {
             return Some(0);

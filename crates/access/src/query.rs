@@ -9,7 +9,7 @@ use std::ops::ControlFlow;
 
 use scimitar_domain::{PrincipalId, PrincipalKind};
 
-use crate::catalog::GrantEntry;
+use crate::catalog::{GrantEntry, Grants};
 use crate::entitlement::{Entitlement, EntitlementSet};
 use crate::error::AccessError;
 use crate::explain::{
@@ -197,6 +197,55 @@ pub struct Explanation<'model> {
     missing: Vec<(Privilege, u32)>,
     /// The reasons' membership chains one after another, each principal first.
     chains: Vec<u32>,
+}
+
+/// One securable on the path an explanation's requirements walk: what they may take from
+/// it, and who in the principal's set holds its ownership and its grant entries.
+struct HeldLevel {
+    slot: u32,
+    wanted: PrivilegeSet,
+    owner_position: Option<u32>,
+    /// `(index in the grant list, position in the set)`, in list order.
+    entries: Vec<(u32, u32)>,
+}
+
+/// Appends to `held` the entries of `grants` that hold something of `wanted` and whose
+/// grantee is in `set`, each with the grantee's position, in list order. A long indexed
+/// list is probed once per member of the set; a shorter one is scanned.
+fn held_entries(
+    set: &impl AccessSet,
+    grants: &Grants,
+    wanted: PrivilegeSet,
+    held: &mut Vec<(u32, u32)>,
+) {
+    if grants.union().intersection(wanted).is_empty() {
+        return;
+    }
+    if grants.is_indexed() && grants.len() > PROBE_WHEN_GRANTS_PER_NODE * set.len() {
+        for (node, position) in set.nodes() {
+            let Some(index) = grants.position(node) else {
+                continue;
+            };
+            if grants
+                .get(index)
+                .is_some_and(|grant| !grant.privileges.intersection(wanted).is_empty())
+            {
+                held.push((index as u32, position));
+            }
+        }
+        held.sort_unstable();
+    } else {
+        let long = grants.len() > PREFILTER_GRANTS_FROM;
+        for (index, grant) in grants.iter().enumerate() {
+            let relevant = !grant.privileges.intersection(wanted).is_empty();
+            if !(relevant & (!long || set.may_contain(grant.grantee))) {
+                continue;
+            }
+            if let Some(position) = set.position(grant.grantee) {
+                held.push((index as u32, position));
+            }
+        }
+    }
 }
 
 /// One way one requirement is met.
@@ -408,6 +457,12 @@ impl AccessModel {
     /// Fills `explanation` with every supply of each requirement held in `set`, in
     /// [`AccessModel::for_each_source`]'s order, each chain written by `chain_to(position of
     /// the holder in set, chains)`; and with each requirement nothing supplies.
+    ///
+    /// The requirements walk up one path (the target, then the schema and catalog above it),
+    /// so each securable on it is searched once for the entries held in `set`, whatever
+    /// privileges the requirements passing through it ask there; a schema with 1,500 grant
+    /// entries is probed once per group of the principal, not once for `SELECT` and again
+    /// for `USE_SCHEMA`.
     fn explain_requirements(
         &self,
         set: &impl AccessSet,
@@ -415,22 +470,96 @@ impl AccessModel {
         explanation: &mut Explanation<'_>,
         chain_to: impl Fn(u32, &mut Vec<u32>),
     ) {
-        for (needed, on) in requirements.as_slice() {
+        let needs = requirements.as_slice();
+        let Some((_, target)) = needs.first() else {
+            return;
+        };
+        let path: Vec<u32> =
+            std::iter::successors(Some(*target), |slot| self.catalog.slot(*slot).parent).collect();
+        // Per level of the path: what some requirement may take from it (with ALL_PRIVILEGES
+        // where that stands for it), then what is held there.
+        let mut levels: Vec<HeldLevel> = path
+            .iter()
+            .map(|slot| HeldLevel {
+                slot: *slot,
+                wanted: PrivilegeSet::EMPTY,
+                owner_position: None,
+                entries: Vec::new(),
+            })
+            .collect();
+        for (needed, on) in needs {
+            for level in levels.iter_mut().skip_while(|level| level.slot != *on) {
+                let kind = self.catalog.slot(level.slot).kind;
+                if self.passes(kind, level.slot == *on, *needed) {
+                    level.wanted = level.wanted.union(PrivilegeSet::of(&[*needed]));
+                    if kind.all_privileges_expansion().contains(*needed) {
+                        level.wanted = level
+                            .wanted
+                            .union(PrivilegeSet::of(&[Privilege::AllPrivileges]));
+                    }
+                }
+            }
+        }
+        for level in &mut levels {
+            if level.wanted.is_empty() {
+                continue;
+            }
+            let entry = self.catalog.slot(level.slot);
+            level.owner_position = self.owner_position(set, entry.owner);
+            held_entries(set, &entry.grants, level.wanted, &mut level.entries);
+        }
+        for (needed, on) in needs {
             let before = explanation.reasons.len();
-            let _ = self.for_each_held_source(set, *needed, *on, true, |supply, position| {
-                let start = explanation.chains.len() as u32;
-                chain_to(position, &mut explanation.chains);
-                explanation.reasons.push(ExplainedReason {
-                    needed: *needed,
-                    on: *on,
-                    supply,
-                    chain: (start, explanation.chains.len() as u32),
-                });
-                ControlFlow::<()>::Continue(())
-            });
+            for level in levels.iter().skip_while(|level| level.slot != *on) {
+                let entry = self.catalog.slot(level.slot);
+                if !self.passes(entry.kind, level.slot == *on, *needed) {
+                    continue;
+                }
+                let mut supply = |holder: u32, granted: Option<Privilege>, position: u32| {
+                    let start = explanation.chains.len() as u32;
+                    chain_to(position, &mut explanation.chains);
+                    explanation.reasons.push(ExplainedReason {
+                        needed: *needed,
+                        on: *on,
+                        supply: Supply {
+                            level: level.slot,
+                            holder,
+                            granted,
+                        },
+                        chain: (start, explanation.chains.len() as u32),
+                    });
+                };
+                if let Some(position) = level.owner_position {
+                    supply(entry.owner, None, position);
+                }
+                let through_all = entry.kind.all_privileges_expansion().contains(*needed);
+                for (index, position) in &level.entries {
+                    let Some(grant) = entry.grants.get(*index as usize) else {
+                        continue;
+                    };
+                    let granted = if grant.privileges.contains(*needed) {
+                        *needed
+                    } else if through_all && grant.privileges.contains(Privilege::AllPrivileges) {
+                        Privilege::AllPrivileges
+                    } else {
+                        continue;
+                    };
+                    supply(grant.grantee, Some(granted), *position);
+                }
+            }
             if explanation.reasons.len() == before {
                 explanation.missing.push((*needed, *on));
             }
+        }
+    }
+
+    /// Whether a securable of `kind` passes `privilege` to a question about it (`itself`) or
+    /// about something below it.
+    fn passes(&self, kind: SecurableType, itself: bool, privilege: Privilege) -> bool {
+        if itself {
+            kind.applicable().contains(privilege)
+        } else {
+            kind.inheritable().contains(privilege)
         }
     }
 
@@ -1077,137 +1206,68 @@ impl AccessModel {
         ControlFlow::Continue(())
     }
 
-    /// Whether anyone in `ancestry` holds `privilege` on `on`; stops at the first supply.
-    fn holds(&self, ancestry: &impl AccessSet, privilege: Privilege, on: u32) -> bool {
-        self.for_each_held_source(
-            ancestry,
-            privilege,
-            on,
-            false,
-            |_, _| ControlFlow::Break(()),
-        )
-        .is_break()
-    }
-
-    /// [`AccessModel::for_each_source`] narrowed to the supplies whose holder is in
-    /// `ancestry`, each given with the holder's position in it. Small grant lists are scanned
-    /// and each grantee looked up in the ancestry; a large indexed one (a catalog that
-    /// thousands of groups may use) is probed once per node of the ancestry instead. With
-    /// `in_order` the supplies come in `for_each_source`'s order (explanations list them so);
-    /// without it a probe reports them as it finds them, which is enough to stop at the first.
-    fn for_each_held_source<B>(
-        &self,
-        ancestry: &impl AccessSet,
-        privilege: Privilege,
-        target: u32,
-        in_order: bool,
-        mut visit: impl FnMut(Supply, u32) -> ControlFlow<B>,
-    ) -> ControlFlow<B> {
+    /// Whether anyone in `set` holds `privilege` on `target`: the owner or a grant entry of
+    /// the target, or of a catalog or schema above it that passes the privilege down. Stops
+    /// at the first. A small grant list is scanned, each grantee looked up in the set; a
+    /// large indexed one (a catalog that thousands of groups may use) is probed once per
+    /// member of the set instead.
+    fn holds(&self, set: &impl AccessSet, privilege: Privilege, target: u32) -> bool {
         let mut level = Some(target);
         while let Some(at) = level {
             let entry = self.catalog.slot(at);
             level = entry.parent;
-            let passes = if at == target {
-                entry.kind.applicable()
-            } else {
-                entry.kind.inheritable()
-            };
-            if !passes.contains(privilege) {
+            if !self.passes(entry.kind, at == target, privilege) {
                 continue;
             }
-            if let Some(position) = ancestry.position(entry.owner) {
-                visit(
-                    Supply {
-                        level: at,
-                        holder: entry.owner,
-                        granted: None,
-                    },
-                    position,
-                )?;
+            if self.owner_position(set, entry.owner).is_some() {
+                return true;
             }
-            let through_all = entry.kind.all_privileges_expansion().contains(privilege);
-            // What an entry must hold to supply `privilege`: itself, or ALL_PRIVILEGES where
-            // that stands for it.
-            let wanted = if through_all {
+            let wanted = if entry.kind.all_privileges_expansion().contains(privilege) {
                 PrivilegeSet::of(&[privilege, Privilege::AllPrivileges])
             } else {
                 PrivilegeSet::of(&[privilege])
-            };
-            let supplied = |grant: &GrantEntry| {
-                if grant.privileges.contains(privilege) {
-                    Some(privilege)
-                } else if through_all && grant.privileges.contains(Privilege::AllPrivileges) {
-                    Some(Privilege::AllPrivileges)
-                } else {
-                    None
-                }
             };
             let grants = &entry.grants;
             if grants.union().intersection(wanted).is_empty() {
                 continue;
             }
-            if grants.is_indexed() && grants.len() > PROBE_WHEN_GRANTS_PER_NODE * ancestry.len() {
-                let mut found: Vec<(usize, u32)> = Vec::new();
-                for (node, position) in ancestry.nodes() {
-                    let Some(index) = grants.position(node) else {
-                        continue;
-                    };
-                    let Some(granted) = grants.get(index).and_then(supplied) else {
-                        continue;
-                    };
-                    if in_order {
-                        found.push((index, position));
-                    } else {
-                        visit(
-                            Supply {
-                                level: at,
-                                holder: node,
-                                granted: Some(granted),
-                            },
-                            position,
-                        )?;
-                    }
-                }
-                found.sort_unstable();
-                for (index, position) in found {
-                    if let Some(grant) = grants.get(index) {
-                        visit(
-                            Supply {
-                                level: at,
-                                holder: grant.grantee,
-                                granted: supplied(grant),
-                            },
-                            position,
-                        )?;
-                    }
-                }
-            } else {
-                let long = grants.len() > PREFILTER_GRANTS_FROM;
-                for grant in grants.iter() {
-                    // Most entries of a long list neither supply the privilege nor are held
-                    // by anyone in the set: both cheap tests are made, then one branch, taken
+            let supplies = |grant: &GrantEntry| !grant.privileges.intersection(wanted).is_empty();
+            let held =
+                if grants.is_indexed() && grants.len() > PROBE_WHEN_GRANTS_PER_NODE * set.len() {
+                    set.nodes().any(|(node, _)| {
+                        grants
+                            .position(node)
+                            .and_then(|index| grants.get(index))
+                            .is_some_and(supplies)
+                    })
+                } else {
+                    let long = grants.len() > PREFILTER_GRANTS_FROM;
+                    // Most entries of a long list neither supply the privilege nor are held by
+                    // anyone in the set: both cheap tests are made, then one branch, taken
                     // rarely and so predicted well, rather than a branch on each.
-                    let relevant = !grant.privileges.intersection(wanted).is_empty();
-                    if !(relevant & (!long || ancestry.may_contain(grant.grantee))) {
-                        continue;
-                    }
-                    let Some(granted) = supplied(grant) else {
-                        continue;
-                    };
-                    if let Some(position) = ancestry.position(grant.grantee) {
-                        visit(
-                            Supply {
-                                level: at,
-                                holder: grant.grantee,
-                                granted: Some(granted),
-                            },
-                            position,
-                        )?;
-                    }
-                }
+                    grants.iter().any(|grant| {
+                        (supplies(grant) & (!long || set.may_contain(grant.grantee)))
+                            && set.position(grant.grantee).is_some()
+                    })
+                };
+            if held {
+                return true;
             }
         }
-        ControlFlow::Continue(())
+        false
+    }
+
+    /// The owner's position in `set`. Only the principal itself or a group can be in it, so
+    /// a user or service principal that owns the securable (the usual owner) is answered
+    /// without searching the set.
+    fn owner_position(&self, set: &impl AccessSet, owner: u32) -> Option<u32> {
+        if owner == set.principal() {
+            return Some(0);
+        }
+        if self.principals.status(owner).kind != PrincipalKind::Group {
+            return None;
+        }
+        set.position(owner)
     }
 
     /// Walks down from the holders of `supplies` through group members, to every active
