@@ -26,7 +26,7 @@ pub(crate) struct Grants {
     /// Grantee to position in `entries`, kept once there are more than
     /// [`INDEXED_GRANT_COUNT`] entries.
     positions: Option<FastMap<u32, u32>>,
-    /// With `positions`: a one-hash Bloom filter over the grantees, about 16 bits per entry,
+    /// With `positions`: a Bloom filter over the grantees, about 16 bits per entry,
     /// tested before the map. A check of a principal in fifty groups against a schema
     /// granted to 1,500 makes fifty lookups, nearly all misses; a bit test in a few
     /// kilobytes answers most of them without reaching the map's control bytes and entries
@@ -58,6 +58,7 @@ impl Grants {
     }
 
     /// The position of the grantee's entry, if it has one.
+    #[inline]
     pub(crate) fn position(&self, grantee: u32) -> Option<usize> {
         match &self.positions {
             Some(_) if !self.may_hold(grantee) => None,
@@ -153,33 +154,45 @@ impl Grants {
         }
     }
 
-    /// The filter's bit for `grantee`: Fibonacci hashing to as many bits as the filter has.
-    fn filter_bit(&self, grantee: u32) -> Option<usize> {
-        let bits = self.grantee_filter.len() * 64;
-        if bits == 0 {
+    /// The filter's word for `grantee` and the two bits set in it: one multiplicative hash,
+    /// its high bits choosing the word (as many as the filter has words) and two runs of six
+    /// low bits choosing the bits. Two bits in one word cost one load, and make a false
+    /// "may hold" about three times rarer than one bit would (1 to 3 % between rebuilds,
+    /// against 4 to 9 %), which matters because each one costs a lookup in the map.
+    #[inline(always)]
+    fn filter_mask(&self, grantee: u32) -> Option<(usize, u64)> {
+        let words = self.grantee_filter.len();
+        if words == 0 {
             return None;
         }
-        let shift = 64 - bits.trailing_zeros();
-        Some((u64::from(grantee).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize)
+        let hash = u64::from(grantee).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // `words` is a power of two; for a single word the shift would be 64.
+        let word = hash.checked_shr(64 - words.trailing_zeros()).unwrap_or(0) as usize;
+        // The bits come from a second mix: taken from the same product they would follow
+        // the word's choice too closely for consecutive slots.
+        let bits = (hash ^ (hash >> 31)).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+        let mask = (1u64 << (bits >> 58)) | (1u64 << ((bits >> 52) & 63));
+        Some((word, mask))
     }
 
     fn mark(&mut self, grantee: u32) {
-        if let Some(bit) = self.filter_bit(grantee) {
-            self.grantee_filter[bit / 64] |= 1 << (bit % 64);
+        if let Some((word, mask)) = self.filter_mask(grantee) {
+            self.grantee_filter[word] |= mask;
         }
     }
 
     /// False only if the grantee certainly has no entry.
+    #[inline(always)]
     fn may_hold(&self, grantee: u32) -> bool {
-        match self.filter_bit(grantee) {
-            Some(bit) => self.grantee_filter[bit / 64] & (1 << (bit % 64)) != 0,
+        match self.filter_mask(grantee) {
+            Some((word, mask)) => self.grantee_filter[word] & mask == mask,
             None => true,
         }
     }
 }
 
-/// Bits of [`Grants::grantee_filter`] per entry when it is built: about 6 % false positives
-/// with one hash.
+/// Bits of [`Grants::grantee_filter`] per entry when it is built (it is rebuilt when they
+/// fall to 8): 1 to 3 % false positives with two bits per entry in one word.
 const FILTER_BITS_PER_ENTRY: usize = 16;
 
 #[derive(Debug, Clone)]
@@ -427,6 +440,28 @@ mod tests {
         assert_eq!(kept, grants.len());
         for index in 5_000..20_000u32 {
             assert_eq!(grants.position(grantee(index)), None);
+        }
+    }
+
+    /// The filter lets few grantees without an entry through to the map, for consecutive
+    /// slots (principals created together) as for spread ones.
+    #[test]
+    fn the_grantee_filter_passes_few_absent_grantees() {
+        for spread in [1u32, 7_919] {
+            let mut grants = Grants::default();
+            for index in 0..1_500u32 {
+                grants.add(index * spread, set(Privilege::Select));
+            }
+            let absent = 100_000u32;
+            let passed = (0..absent)
+                .map(|index| (1_500 + index) * spread)
+                .filter(|grantee| grants.may_hold(*grantee))
+                .count();
+            // Two bits per entry, at 11 bits per entry here: about 3 %; one bit would pass 9 %.
+            assert!(
+                passed * 100 < absent as usize * 4,
+                "{passed} of {absent} absent grantees passed (spread {spread})"
+            );
         }
     }
 }
