@@ -33,7 +33,8 @@ struct Supply {
 }
 
 /// What a check needs: the privilege itself, then `USE_SCHEMA` and `USE_CATALOG` on the
-/// securables above; at most three `(privilege, securable)` pairs, kept inline.
+/// securables above; at most three `(privilege, securable)` pairs, kept inline. Also what an
+/// explanation finds missing, a subset of them.
 #[derive(Debug, Clone, Copy)]
 struct Requirements {
     needs: [(Privilege, u32); 3],
@@ -41,6 +42,12 @@ struct Requirements {
 }
 
 impl Requirements {
+    /// No requirement (the filler entries are never read).
+    const NONE: Requirements = Requirements {
+        needs: [(Privilege::Browse, NONE); 3],
+        count: 0,
+    };
+
     fn push(&mut self, privilege: Privilege, on: u32) {
         if let Some(need) = self.needs.get_mut(self.count) {
             *need = (privilege, on);
@@ -194,13 +201,14 @@ pub struct Explanation<'model> {
     active: bool,
     reasons: Vec<ExplainedReason>,
     /// Each requirement nothing meets: `(privilege, securable slot)`.
-    missing: Vec<(Privilege, u32)>,
+    missing: Requirements,
     /// The reasons' membership chains one after another, each principal first.
     chains: Vec<u32>,
 }
 
 /// One securable on the path an explanation's requirements walk: what they may take from
 /// it, and who in the principal's set holds its ownership and its grant entries.
+#[derive(Default)]
 struct HeldLevel {
     slot: u32,
     wanted: PrivilegeSet,
@@ -261,7 +269,7 @@ struct ExplainedReason {
 impl<'model> Explanation<'model> {
     /// Whether every requirement is met (and the principal is active).
     pub fn allowed(&self) -> bool {
-        self.active && self.missing.is_empty()
+        self.active && self.missing.count == 0
     }
 
     /// False when the principal is deactivated, which is then the only thing missing.
@@ -288,6 +296,7 @@ impl<'model> Explanation<'model> {
     pub fn missing(&self) -> impl ExactSizeIterator<Item = RequirementView<'model>> + '_ {
         let model = self.model;
         self.missing
+            .as_slice()
             .iter()
             .map(move |(privilege, on)| RequirementView {
                 privilege: *privilege,
@@ -430,7 +439,7 @@ impl AccessModel {
             subject,
             active: self.principals.can_hold_access(subject),
             reasons: Vec::new(),
-            missing: Vec::new(),
+            missing: Requirements::NONE,
             chains: Vec::new(),
         };
         if !explanation.active {
@@ -474,19 +483,18 @@ impl AccessModel {
         let Some((_, target)) = needs.first() else {
             return;
         };
-        let path: Vec<u32> =
-            std::iter::successors(Some(*target), |slot| self.catalog.slot(*slot).parent).collect();
-        // Per level of the path: what some requirement may take from it (with ALL_PRIVILEGES
-        // where that stands for it), then what is held there.
-        let mut levels: Vec<HeldLevel> = path
-            .iter()
-            .map(|slot| HeldLevel {
-                slot: *slot,
-                wanted: PrivilegeSet::EMPTY,
-                owner_position: None,
-                entries: Vec::new(),
-            })
-            .collect();
+        // Per level of the path (at most a table, its schema and its catalog): what some
+        // requirement may take from it (with ALL_PRIVILEGES where that stands for it), then
+        // what is held there. Kept on the stack: this runs for every check.
+        let mut path: [HeldLevel; 3] = Default::default();
+        let mut depth = 0;
+        let mut next = Some(*target);
+        while let (Some(slot), Some(level)) = (next, path.get_mut(depth)) {
+            level.slot = slot;
+            depth += 1;
+            next = self.catalog.slot(slot).parent;
+        }
+        let levels = &mut path[..depth];
         for (needed, on) in needs {
             for level in levels.iter_mut().skip_while(|level| level.slot != *on) {
                 let kind = self.catalog.slot(level.slot).kind;
@@ -500,7 +508,7 @@ impl AccessModel {
                 }
             }
         }
-        for level in &mut levels {
+        for level in levels.iter_mut() {
             if level.wanted.is_empty() {
                 continue;
             }
@@ -548,7 +556,7 @@ impl AccessModel {
                 }
             }
             if explanation.reasons.len() == before {
-                explanation.missing.push((*needed, *on));
+                explanation.missing.push(*needed, *on);
             }
         }
     }
