@@ -217,43 +217,80 @@ struct HeldLevel {
     entries: Vec<(u32, u32)>,
 }
 
-/// Appends to `held` the entries of `grants` that hold something of `wanted` and whose
-/// grantee is in `set`, each with the grantee's position, in list order. A long indexed
-/// list is probed once per member of the set; a shorter one is scanned.
-fn held_entries(
-    set: &impl AccessSet,
-    grants: &Grants,
-    wanted: PrivilegeSet,
-    held: &mut Vec<(u32, u32)>,
-) {
-    if grants.union().intersection(wanted).is_empty() {
-        return;
-    }
-    if grants.is_indexed() && grants.len() > PROBE_WHEN_GRANTS_PER_NODE * set.len() {
-        for (node, position) in set.nodes() {
-            let Some(index) = grants.position(node) else {
-                continue;
-            };
-            if grants
-                .get(index)
-                .is_some_and(|grant| !grant.privileges.intersection(wanted).is_empty())
-            {
-                held.push((index as u32, position));
-            }
-        }
-        held.sort_unstable();
+/// Whether a securable of `kind` passes `privilege` to a question about it (`itself`) or
+/// about something below it (only catalogs and schemas pass privileges down).
+fn passes(kind: SecurableType, itself: bool, privilege: Privilege) -> bool {
+    if itself {
+        kind.applicable().contains(privilege)
     } else {
-        let long = grants.len() > PREFILTER_GRANTS_FROM;
-        for (index, grant) in grants.iter().enumerate() {
-            let relevant = !grant.privileges.intersection(wanted).is_empty();
-            if !(relevant & (!long || set.may_contain(grant.grantee))) {
-                continue;
-            }
-            if let Some(position) = set.position(grant.grantee) {
-                held.push((index as u32, position));
-            }
-        }
+        kind.inheritable().contains(privilege)
     }
+}
+
+/// What a grant entry on a securable of `kind` must hold to supply `privilege`: the
+/// privilege, or `ALL_PRIVILEGES` where that stands for it.
+fn supplying(kind: SecurableType, privilege: Privilege) -> PrivilegeSet {
+    if kind.all_privileges_expansion().contains(privilege) {
+        PrivilegeSet::of(&[privilege, Privilege::AllPrivileges])
+    } else {
+        PrivilegeSet::of(&[privilege])
+    }
+}
+
+/// How the entry supplies `privilege` on a securable of `kind`, as explanations name it: the
+/// privilege itself, else `ALL_PRIVILEGES`, else not at all.
+fn granted_as(grant: &GrantEntry, kind: SecurableType, privilege: Privilege) -> Option<Privilege> {
+    if grant.privileges.contains(privilege) {
+        Some(privilege)
+    } else if !grant
+        .privileges
+        .intersection(supplying(kind, privilege))
+        .is_empty()
+    {
+        Some(Privilege::AllPrivileges)
+    } else {
+        None
+    }
+}
+
+/// The entries of `grants` that hold something of `wanted` and whose grantee is in `set`,
+/// each as `(index in the list, the grantee's position in the set)`. A long indexed list is
+/// probed once per member of the set, giving them in the set's order; a shorter one is
+/// scanned, giving them in list order. `allows` stops at the first; an explanation takes
+/// them all, in list order.
+fn held_grants<'a>(
+    set: &'a impl AccessSet,
+    grants: &'a Grants,
+    wanted: PrivilegeSet,
+) -> impl Iterator<Item = (u32, u32)> + 'a {
+    let supplies = move |grant: &GrantEntry| !grant.privileges.intersection(wanted).is_empty();
+    let searched = !grants.union().intersection(wanted).is_empty();
+    let probed = grants.is_indexed() && grants.len() > PROBE_WHEN_GRANTS_PER_NODE * set.len();
+    let probes = (searched && probed).then(|| {
+        set.nodes().filter_map(move |(node, position)| {
+            let index = grants.position(node)?;
+            grants
+                .get(index)
+                .is_some_and(supplies)
+                .then_some((index as u32, position))
+        })
+    });
+    let long = grants.len() > PREFILTER_GRANTS_FROM;
+    let scan = (searched && !probed).then(|| {
+        grants.iter().enumerate().filter_map(move |(index, grant)| {
+            // Most entries of a long list neither supply the privilege nor are held by anyone
+            // in the set: both cheap tests are made, then one branch, taken rarely and so
+            // predicted well, rather than a branch on each.
+            if !(supplies(grant) & (!long || set.may_contain(grant.grantee))) {
+                return None;
+            }
+            Some((index as u32, set.position(grant.grantee)?))
+        })
+    });
+    probes
+        .into_iter()
+        .flatten()
+        .chain(scan.into_iter().flatten())
 }
 
 /// One way one requirement is met.
@@ -380,14 +417,6 @@ impl<'a> ReasonView<'a> {
             .map(move |slot| explanation.model.principals.view(*slot))
     }
 
-    /// The grantee or owner: the chain's last.
-    pub fn holder(&self) -> PrincipalView<'a> {
-        self.explanation
-            .model
-            .principals
-            .view(self.reason.supply.holder)
-    }
-
     /// The same as an owned [`Reason`].
     pub fn to_reason(&self) -> Reason {
         Reason {
@@ -498,13 +527,8 @@ impl AccessModel {
         for (needed, on) in needs {
             for level in levels.iter_mut().skip_while(|level| level.slot != *on) {
                 let kind = self.catalog.slot(level.slot).kind;
-                if self.passes(kind, level.slot == *on, *needed) {
-                    level.wanted = level.wanted.union(PrivilegeSet::of(&[*needed]));
-                    if kind.all_privileges_expansion().contains(*needed) {
-                        level.wanted = level
-                            .wanted
-                            .union(PrivilegeSet::of(&[Privilege::AllPrivileges]));
-                    }
+                if passes(kind, level.slot == *on, *needed) {
+                    level.wanted = level.wanted.union(supplying(kind, *needed));
                 }
             }
         }
@@ -514,13 +538,16 @@ impl AccessModel {
             }
             let entry = self.catalog.slot(level.slot);
             level.owner_position = self.owner_position(set, entry.owner);
-            held_entries(set, &entry.grants, level.wanted, &mut level.entries);
+            level
+                .entries
+                .extend(held_grants(set, &entry.grants, level.wanted));
+            level.entries.sort_unstable();
         }
         for (needed, on) in needs {
             let before = explanation.reasons.len();
             for level in levels.iter().skip_while(|level| level.slot != *on) {
                 let entry = self.catalog.slot(level.slot);
-                if !self.passes(entry.kind, level.slot == *on, *needed) {
+                if !passes(entry.kind, level.slot == *on, *needed) {
                     continue;
                 }
                 let mut supply = |holder: u32, granted: Option<Privilege>, position: u32| {
@@ -540,34 +567,18 @@ impl AccessModel {
                 if let Some(position) = level.owner_position {
                     supply(entry.owner, None, position);
                 }
-                let through_all = entry.kind.all_privileges_expansion().contains(*needed);
                 for (index, position) in &level.entries {
                     let Some(grant) = entry.grants.get(*index as usize) else {
                         continue;
                     };
-                    let granted = if grant.privileges.contains(*needed) {
-                        *needed
-                    } else if through_all && grant.privileges.contains(Privilege::AllPrivileges) {
-                        Privilege::AllPrivileges
-                    } else {
-                        continue;
-                    };
-                    supply(grant.grantee, Some(granted), *position);
+                    if let Some(granted) = granted_as(grant, entry.kind, *needed) {
+                        supply(grant.grantee, Some(granted), *position);
+                    }
                 }
             }
             if explanation.reasons.len() == before {
                 explanation.missing.push(*needed, *on);
             }
-        }
-    }
-
-    /// Whether a securable of `kind` passes `privilege` to a question about it (`itself`) or
-    /// about something below it.
-    fn passes(&self, kind: SecurableType, itself: bool, privilege: Privilege) -> bool {
-        if itself {
-            kind.applicable().contains(privilege)
-        } else {
-            kind.inheritable().contains(privilege)
         }
     }
 
@@ -1180,31 +1191,18 @@ impl AccessModel {
         let mut level = Some(target);
         while let Some(at) = level {
             let entry = self.catalog.slot(at);
-            let passes = if at == target {
-                entry.kind.applicable()
-            } else {
-                entry.kind.inheritable()
-            };
-            if passes.contains(privilege) {
+            if passes(entry.kind, at == target, privilege) {
                 visit(Supply {
                     level: at,
                     holder: entry.owner,
                     granted: None,
                 })?;
-                let through_all = entry.kind.all_privileges_expansion().contains(privilege);
                 for grant in entry.grants.iter() {
-                    let granted = if grant.privileges.contains(privilege) {
-                        Some(privilege)
-                    } else if through_all && grant.privileges.contains(Privilege::AllPrivileges) {
-                        Some(Privilege::AllPrivileges)
-                    } else {
-                        None
-                    };
-                    if granted.is_some() {
+                    if let Some(granted) = granted_as(grant, entry.kind, privilege) {
                         visit(Supply {
                             level: at,
                             holder: grant.grantee,
-                            granted,
+                            granted: Some(granted),
                         })?;
                     }
                 }
@@ -1220,49 +1218,14 @@ impl AccessModel {
     /// large indexed one (a catalog that thousands of groups may use) is probed once per
     /// member of the set instead.
     fn holds(&self, set: &impl AccessSet, privilege: Privilege, target: u32) -> bool {
-        let mut level = Some(target);
-        while let Some(at) = level {
+        std::iter::successors(Some(target), |at| self.catalog.slot(*at).parent).any(|at| {
             let entry = self.catalog.slot(at);
-            level = entry.parent;
-            if !self.passes(entry.kind, at == target, privilege) {
-                continue;
-            }
-            if self.owner_position(set, entry.owner).is_some() {
-                return true;
-            }
-            let wanted = if entry.kind.all_privileges_expansion().contains(privilege) {
-                PrivilegeSet::of(&[privilege, Privilege::AllPrivileges])
-            } else {
-                PrivilegeSet::of(&[privilege])
-            };
-            let grants = &entry.grants;
-            if grants.union().intersection(wanted).is_empty() {
-                continue;
-            }
-            let supplies = |grant: &GrantEntry| !grant.privileges.intersection(wanted).is_empty();
-            let held =
-                if grants.is_indexed() && grants.len() > PROBE_WHEN_GRANTS_PER_NODE * set.len() {
-                    set.nodes().any(|(node, _)| {
-                        grants
-                            .position(node)
-                            .and_then(|index| grants.get(index))
-                            .is_some_and(supplies)
-                    })
-                } else {
-                    let long = grants.len() > PREFILTER_GRANTS_FROM;
-                    // Most entries of a long list neither supply the privilege nor are held by
-                    // anyone in the set: both cheap tests are made, then one branch, taken
-                    // rarely and so predicted well, rather than a branch on each.
-                    grants.iter().any(|grant| {
-                        (supplies(grant) & (!long || set.may_contain(grant.grantee)))
-                            && set.position(grant.grantee).is_some()
-                    })
-                };
-            if held {
-                return true;
-            }
-        }
-        false
+            passes(entry.kind, at == target, privilege)
+                && (self.owner_position(set, entry.owner).is_some()
+                    || held_grants(set, &entry.grants, supplying(entry.kind, privilege))
+                        .next()
+                        .is_some())
+        })
     }
 
     /// The owner's position in `set`. Only the principal itself or a group can be in it, so
