@@ -34,6 +34,14 @@ fn group(index: usize) -> PrincipalId {
     PrincipalId::new(format!("g{index}"))
 }
 
+fn create_user(model: &mut AccessModel, index: usize) -> PrincipalId {
+    let id = user(index);
+    model
+        .upsert_principal(&id, PrincipalKind::User, id.as_str(), true)
+        .unwrap();
+    id
+}
+
 fn create_group(model: &mut AccessModel, index: usize) {
     let id = group(index);
     model
@@ -62,10 +70,7 @@ fn allows_from_closures_agrees_with_the_walk_after_every_change() {
         .create_securable(CATALOG.0, CATALOG.1, &PrincipalId::new("owner"))
         .unwrap();
     for index in 0..USERS {
-        let id = user(index);
-        model
-            .upsert_principal(&id, PrincipalKind::User, id.as_str(), true)
-            .unwrap();
+        create_user(&mut model, index);
     }
     for index in 0..GROUPS {
         create_group(&mut model, index);
@@ -98,10 +103,7 @@ fn allows_from_closures_agrees_with_the_walk_after_every_change() {
             37 => {
                 let index = random.below(USERS);
                 if model.remove_principal(&user(index)).is_err() {
-                    let id = user(index);
-                    model
-                        .upsert_principal(&id, PrincipalKind::User, id.as_str(), true)
-                        .unwrap();
+                    create_user(&mut model, index);
                 }
             }
             _ => {
@@ -149,10 +151,7 @@ fn a_nesting_change_leaves_access_sets_to_refresh_until_refreshed() {
         create_group(&mut model, index);
     }
     for index in 0..10 {
-        let id = user(index);
-        model
-            .upsert_principal(&id, PrincipalKind::User, id.as_str(), true)
-            .unwrap();
+        let id = create_user(&mut model, index);
         model.add_membership(&group(index % 2), &id).unwrap();
     }
     assert!(model.refresh_access_sets(usize::MAX));
@@ -220,10 +219,7 @@ fn explanations_from_access_sets_match_the_walk() {
             .unwrap();
     }
     for index in 0..USERS {
-        let id = user(index);
-        model
-            .upsert_principal(&id, PrincipalKind::User, id.as_str(), true)
-            .unwrap();
+        let id = create_user(&mut model, index);
         for _ in 0..4 {
             model
                 .add_membership(&group(random.below(GROUPS)), &id)
