@@ -9,8 +9,8 @@ PATCHes, group member additions and, where the Unity Catalog API answers, grants
 random fraction of a second, kills the server with SIGKILL in the middle of that traffic,
 restarts it on the same database and checks that
 
-  - every write that was answered 2xx is there (users, their last acknowledged displayName
-    or a later one that was in flight at the kill, memberships, grants);
+  - every write that was answered 2xx is there (users, memberships, grants, and for each
+    renamed user a displayName that no acknowledged rename sent later can have replaced);
   - the data is consistent: every member of every group exists, each userName is held by
     exactly one user, and the server serves normally after restart.
 
@@ -115,11 +115,31 @@ class Ledger:
     def __init__(self):
         self.lock = threading.Lock()
         self.users = {}  # id -> userName (acknowledged creations)
-        self.names_sent = {}  # id -> [displayName values sent, in order]
-        self.names_acked = {}  # id -> index into names_sent of the last acknowledged one
+        # id -> [Rename], in the order they were sent. Two writers may rename one user at
+        # once, and the server may commit them in either order, so the order of sending
+        # alone does not say which value must win; `tick` orders sends and answers.
+        self.renames = {}
+        self.clock = 0
         self.members = {}  # group id -> set of member ids acknowledged as added
         self.grants = set()  # (catalog, group displayName) acknowledged
         self.groups = {}  # id -> displayName
+
+    def tick(self):
+        """The next point in the ledger's order of events; call with the lock held."""
+        self.clock += 1
+        return self.clock
+
+
+class Rename:
+    """One displayName PATCH: when it was sent, and when and how it was answered."""
+
+    def __init__(self, value, sent):
+        self.value = value
+        self.sent = sent
+        # Set when the server answered with a status (not when the connection failed,
+        # since a request cut off by the kill may still have committed).
+        self.answered = None
+        self.acked = False
 
 
 def writer(client, ledger, stop, seed):
@@ -142,10 +162,9 @@ def writer(client, ledger, stop, seed):
         elif choice < 0.75:
             user = rng.choice(user_ids)
             with ledger.lock:
-                sent = ledger.names_sent.setdefault(user, [])
                 value = f"name-{seed}-{counter}"
-                sent.append(value)
-                index = len(sent) - 1
+                rename = Rename(value, ledger.tick())
+                ledger.renames.setdefault(user, []).append(rename)
             status, _ = client.call(
                 "PATCH",
                 f"/scim/v2/Users/{user}",
@@ -154,9 +173,10 @@ def writer(client, ledger, stop, seed):
                     "Operations": [{"op": "replace", "path": "displayName", "value": value}],
                 },
             )
-            if 200 <= status < 300:
+            if status != 0:
                 with ledger.lock:
-                    ledger.names_acked[user] = max(ledger.names_acked.get(user, -1), index)
+                    rename.answered = ledger.tick()
+                    rename.acked = 200 <= status < 300
         elif group_ids:
             group, user = rng.choice(group_ids), rng.choice(user_ids)
             status, _ = client.call(
@@ -189,12 +209,63 @@ def granter(client, ledger, stop, catalog):
                 ledger.grants.add((catalog, name))
 
 
+def rename_problem(user, sent, shown):
+    """What is wrong with `shown` as the user's displayName after `sent`, or None.
+
+    Once a rename is acknowledged, the value shown must be one that can have been committed
+    last: a value sent (acknowledged, refused, or cut off by the kill), and not one whose
+    request was answered before an acknowledged rename was sent, since that rename then
+    committed after it. Concurrent renames may end in either order.
+    """
+    acked = [rename for rename in sent if rename.acked]
+    if not acked:
+        return None
+    latest_send = max(rename.sent for rename in acked)
+    possible = [
+        rename
+        for rename in sent
+        # Unanswered: cut off by the kill, it may have committed at any time before it.
+        if rename.answered is None or (rename.acked and rename.answered > latest_send)
+    ]
+    if shown in {rename.value for rename in possible}:
+        return None
+    last = max(acked, key=lambda rename: rename.sent)
+    return (
+        f"user {user} has displayName {shown!r}; the last acknowledged rename sent was "
+        f"{last.value!r}, and {shown!r} cannot have been committed after it"
+    )
+
+
+def check_rename_rule():
+    """The rule above on made-up histories, so that a rule which cannot fail is caught
+    before it judges a server: (value, sent, answered, acknowledged)."""
+
+    def history(*renames):
+        made = []
+        for value, sent, answered, acked in renames:
+            rename = Rename(value, sent)
+            rename.answered, rename.acked = answered, acked
+            made.append(rename)
+        return made
+
+    concurrent = history(("a", 1, 4, True), ("b", 2, 3, True))
+    assert rename_problem("u", concurrent, "a") is None, "either concurrent rename may win"
+    assert rename_problem("u", concurrent, "b") is None, "either concurrent rename may win"
+    in_turn = history(("a", 1, 2, True), ("b", 3, 4, True))
+    assert rename_problem("u", in_turn, "a"), "an acknowledged later rename was lost"
+    assert rename_problem("u", in_turn, None), "every acknowledged rename was lost"
+    assert rename_problem("u", in_turn, "b") is None
+    cut_off = in_turn + history(("c", 5, None, False))
+    assert rename_problem("u", cut_off, "c") is None, "cut off by the kill, it may commit"
+    refused = in_turn + history(("d", 5, 6, False))
+    assert rename_problem("u", refused, "d"), "a refused rename was committed"
+
+
 def verify(client, ledger, label):
     problems = []
     with ledger.lock:
         users = dict(ledger.users)
-        sent = {user: list(values) for user, values in ledger.names_sent.items()}
-        acked = dict(ledger.names_acked)
+        renames = {user: list(sent) for user, sent in ledger.renames.items()}
         members = {group: set(ids) for group, ids in ledger.members.items()}
         grants = set(ledger.grants)
     for user, name in users.items():
@@ -204,13 +275,9 @@ def verify(client, ledger, label):
             continue
         if body.get("userName") != name:
             problems.append(f"user {user} has userName {body.get('userName')!r}, not {name!r}")
-        if user in acked:
-            allowed = sent[user][acked[user]:]
-            if body.get("displayName") not in allowed:
-                problems.append(
-                    f"user {user} has displayName {body.get('displayName')!r}; the last "
-                    f"acknowledged was {sent[user][acked[user]]!r}"
-                )
+        problem = rename_problem(user, renames.get(user, []), body.get("displayName"))
+        if problem:
+            problems.append(problem)
         status, listed = client.call(
             "GET", "/scim/v2/Users?filter=" + urllib.request.quote(f'userName eq "{name}"')
         )
@@ -242,7 +309,8 @@ def verify(client, ledger, label):
             print(f"  violation [{label}]: {problem}")
         return False
     print(
-        f"  [{label}] verified {len(users)} users, {len(acked)} renames, "
+        f"  [{label}] verified {len(users)} users, "
+        f"{sum(rename.acked for sent in renames.values() for rename in sent)} renames, "
         f"{sum(len(ids) for ids in members.values())} memberships, {len(grants)} grants"
     )
     return True
@@ -258,6 +326,7 @@ def main():
     parser.add_argument("--label", default="")
     args = parser.parse_args()
     suite = "crash test" + (f" [{args.label}]" if args.label else "")
+    check_rename_rule()
 
     work_dir = tempfile.mkdtemp(prefix="scimitar-crash.")
     database = args.database or f"sqlite://{work_dir}/scimitar.db"
