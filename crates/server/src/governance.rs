@@ -975,10 +975,13 @@ fn holders(
     full_name: &str,
 ) -> Result<Vec<(PrincipalId, String)>, AccessError> {
     let owner = model.owner(securable_type, full_name)?;
+    // A catalog may be granted to thousands: duplicates are found by hashing, not by
+    // searching the list for each grantee.
+    let mut seen = std::collections::HashSet::from([owner.id.clone()]);
     let mut holders = vec![(owner.id, owner.name)];
     for on in lineage(securable_type, full_name) {
         for (grantee, _) in model.grants_on(on.securable_type, &on.full_name)? {
-            if !holders.iter().any(|(id, _)| *id == grantee.id) {
+            if seen.insert(grantee.id.clone()) {
                 holders.push((grantee.id, grantee.name));
             }
         }

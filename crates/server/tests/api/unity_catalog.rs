@@ -504,3 +504,58 @@ async fn dropping_a_catalog_needs_force_when_it_holds_schemas_and_takes_them_alo
     .await;
     assert_eq!(grants.body["privilege_assignments"], json!([]));
 }
+
+#[tokio::test]
+async fn effective_permissions_without_a_principal_list_each_holder_once() {
+    let app = spawn_app().await;
+    create_catalog(&app, &app.token, "main").await;
+    create_schema(&app, &app.token, "main", "sales").await;
+    app.create_user("ana@example.com").await;
+    app.create_group("analysts", &[]).await;
+    // `analysts` is granted on the catalog and again on the schema; `ana` on the schema.
+    for (path, principal, privileges) in [
+        ("catalog/main", "analysts", json!(["USE_CATALOG", "SELECT"])),
+        ("schema/main.sales", "analysts", json!(["USE_SCHEMA"])),
+        ("schema/main.sales", "ana@example.com", json!(["MODIFY"])),
+    ] {
+        let granted = patch_permissions(
+            &app,
+            path,
+            &app.token,
+            json!([{"principal": principal, "add": privileges}]),
+        )
+        .await;
+        assert_eq!(granted.status, 200, "{}", granted.body);
+    }
+    let reply = uc(
+        &app,
+        Method::GET,
+        "/effective-permissions/schema/main.sales",
+        &app.token,
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let assignments = reply.body["privilege_assignments"].as_array().unwrap();
+    let principals: Vec<&str> = assignments
+        .iter()
+        .map(|assignment| str_of(assignment, "principal"))
+        .collect();
+    // The owner (the creator), then every grantee on the schema or above it, once each.
+    assert_eq!(principals.len(), 3, "{}", reply.body);
+    assert_eq!(
+        principals[1..],
+        ["analysts", "ana@example.com"],
+        "{}",
+        reply.body
+    );
+    // Held on the schema and passed down from the catalog, each privilege once; USE_CATALOG
+    // does not apply to a schema.
+    assert_eq!(
+        assignments[1]["privileges"],
+        json!([
+            {"privilege": "SELECT", "inherited_from_type": "CATALOG", "inherited_from_name": "main"},
+            {"privilege": "USE_SCHEMA"}
+        ])
+    );
+}
