@@ -399,6 +399,12 @@ fn apply(model: &mut AccessModel, event: &AccessEvent) -> Result<(), AccessError
                 object_id,
                 directory,
             } => model.set_object_parent(*object_type, object_id, directory.as_deref()),
+            // Placement is all the engine keeps of the tree (the log records it so).
+            GovernanceChange::CreateWorkspaceEntry { entry } => model.set_object_parent(
+                entry.object_type,
+                &entry.object_id,
+                entry.directory.as_deref(),
+            ),
             GovernanceChange::ExpectObjectAcl { .. } => Ok(()),
             GovernanceChange::RemoveObject {
                 object_type,

@@ -6,7 +6,7 @@
 use crate::transfer::{self, TransferError};
 use crate::{
     AccessEvent, Account, Change, GovernanceChange, GrantRow, LoggedEvent, MembershipRow, Store,
-    Workspace,
+    Workspace, WorkspaceEntry,
 };
 use scimitar_access::{AclEntry, ObjectType, PermissionLevel, Privilege, SecurableType};
 use scimitar_domain::credentials::{Token, TokenScope};
@@ -787,6 +787,194 @@ pub async fn governance_state_round_trips_through_snapshot_and_log(store: &dyn S
         .is_empty());
 }
 
+/// The workspace tree: entries found by path and listed by directory in path order; a taken
+/// path refused (the batch it is in writing nothing); creations logged as placements; a
+/// removed entry's path free again.
+pub async fn the_workspace_tree_is_found_by_path_and_listed_by_directory(store: &dyn Store) {
+    let account = seed_account(store).await;
+    let entry = |object_type, id: &str, path: &str, directory: Option<&str>| WorkspaceEntry {
+        object_type,
+        object_id: id.into(),
+        path: path.into(),
+        directory: directory.map(str::to_string),
+        language: (object_type == ObjectType::Notebooks).then(|| "PYTHON".to_string()),
+    };
+    let create = |entry: WorkspaceEntry| GovernanceChange::CreateWorkspaceEntry { entry };
+    let shared = entry(ObjectType::Directories, "10", "/Shared", None);
+    let team = entry(ObjectType::Directories, "11", "/Shared/team", Some("10"));
+    let notebook = entry(ObjectType::Notebooks, "12", "/Shared/team/nb", Some("11"));
+    let file = entry(ObjectType::Files, "13", "/Shared/a.csv", Some("10"));
+    store
+        .apply(
+            &account,
+            Change::GovernanceBatch(vec![
+                create(shared.clone()),
+                create(team.clone()),
+                create(notebook.clone()),
+                create(file.clone()),
+            ]),
+        )
+        .await
+        .unwrap();
+    for expected in [&shared, &team, &notebook, &file] {
+        assert_eq!(
+            store
+                .workspace_entry(&account, &expected.path)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(expected)
+        );
+    }
+    assert_eq!(
+        store
+            .workspace_entry(&account, "/Shared/none")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.workspace_entry(&account, "/shared").await.unwrap(),
+        None,
+        "paths are case-sensitive"
+    );
+    assert_eq!(
+        store.workspace_entries_in(&account, None).await.unwrap(),
+        std::slice::from_ref(&shared)
+    );
+    assert_eq!(
+        store
+            .workspace_entries_in(&account, Some("10"))
+            .await
+            .unwrap(),
+        [file.clone(), team.clone()],
+        "by path"
+    );
+    // Objects known only from an ACL are not in the tree.
+    store
+        .apply(
+            &account,
+            Change::Governance(GovernanceChange::SetObjectAcl {
+                object_type: ObjectType::Jobs,
+                object_id: "77".into(),
+                entries: Vec::new(),
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .workspace_entries_in(&account, None)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // The log records placements, which the snapshot agrees with.
+    let log = whole_log(store).await;
+    assert!(log.iter().any(|logged| logged.event
+        == AccessEvent::Governance(GovernanceChange::SetObjectParent {
+            object_type: ObjectType::Notebooks,
+            object_id: "12".into(),
+            directory: Some("11".into()),
+        })));
+    let snapshot = store.access_snapshot(&account).await.unwrap();
+    let placed = snapshot
+        .objects
+        .iter()
+        .find(|row| row.object_id == "12")
+        .unwrap();
+    assert_eq!(placed.directory.as_deref(), Some("11"));
+    assert_eq!(placed.path.as_deref(), Some("/Shared/team/nb"));
+    assert_eq!(placed.language.as_deref(), Some("PYTHON"));
+
+    // A taken path is a uniqueness conflict, and the batch it is in writes nothing.
+    let before = whole_log(store).await.len();
+    let refused = store
+        .apply(
+            &account,
+            Change::GovernanceBatch(vec![
+                create(entry(ObjectType::Directories, "20", "/Other", None)),
+                create(entry(
+                    ObjectType::Notebooks,
+                    "21",
+                    "/Shared/team",
+                    Some("10"),
+                )),
+            ]),
+        )
+        .await;
+    assert!(matches!(
+        refused,
+        Err(ScimError::BadRequest {
+            scim_type: ScimType::Uniqueness,
+            ..
+        })
+    ));
+    assert_eq!(
+        store.workspace_entry(&account, "/Other").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        whole_log(store).await.len(),
+        before,
+        "a refused batch logs nothing"
+    );
+    // So is a taken id.
+    let refused = store
+        .apply(
+            &account,
+            Change::Governance(create(entry(
+                ObjectType::Notebooks,
+                "12",
+                "/Shared/copy",
+                Some("10"),
+            ))),
+        )
+        .await;
+    assert!(refused.is_err());
+
+    // Removed, the path is free again.
+    store
+        .apply(
+            &account,
+            Change::Governance(GovernanceChange::RemoveObject {
+                object_type: ObjectType::Notebooks,
+                object_id: "12".into(),
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .workspace_entry(&account, "/Shared/team/nb")
+            .await
+            .unwrap(),
+        None
+    );
+    store
+        .apply(
+            &account,
+            Change::Governance(create(entry(
+                ObjectType::Files,
+                "22",
+                "/Shared/team/nb",
+                Some("11"),
+            ))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .workspace_entries_in(&account, Some("11"))
+            .await
+            .unwrap()[0]
+            .object_id,
+        "22"
+    );
+}
+
 /// A batch of governance changes commits whole, one log entry per change, or, when one of
 /// them fails, not at all: a permissions PATCH that names an unknown securable halfway must
 /// leave the grants before it unmade.
@@ -1121,6 +1309,27 @@ async fn populate_for_export(store: &dyn Store) -> AccountId {
             PermissionLevel::CanManage,
         )],
     });
+    // Part of the workspace tree: paths and a language travel too.
+    for (object_type, id, path, directory, language) in [
+        (ObjectType::Directories, "30", "/Shared", None, None),
+        (
+            ObjectType::Notebooks,
+            "31",
+            "/Shared/nb",
+            Some("30"),
+            Some("SQL"),
+        ),
+    ] {
+        changes.push(GovernanceChange::CreateWorkspaceEntry {
+            entry: WorkspaceEntry {
+                object_type,
+                object_id: id.into(),
+                path: path.into(),
+                directory: directory.map(str::to_string),
+                language: language.map(str::to_string),
+            },
+        });
+    }
     store
         .apply(&account, Change::GovernanceBatch(changes))
         .await
@@ -1285,6 +1494,15 @@ pub async fn an_export_imports_into_an_empty_store_unchanged(
         snapshot.memberships.sort();
     }
     assert_eq!(after, before);
+    assert_eq!(
+        target
+            .workspace_entries_in(&account, Some("30"))
+            .await
+            .unwrap()[0]
+            .language
+            .as_deref(),
+        Some("SQL")
+    );
     assert_eq!(
         export_text(target, 5).await,
         text,
@@ -1601,6 +1819,7 @@ where
     the_access_log_records_changes_in_commit_order(&fresh().await).await;
     governance_state_round_trips_through_snapshot_and_log(&fresh().await).await;
     a_governance_batch_commits_whole_or_not_at_all(&fresh().await).await;
+    the_workspace_tree_is_found_by_path_and_listed_by_directory(&fresh().await).await;
     an_acl_write_computed_from_a_stale_acl_is_a_conflict(&fresh().await).await;
     a_taken_id_is_a_uniqueness_conflict(&fresh().await).await;
     opposite_nestings_at_once_never_make_a_cycle(&fresh().await).await;

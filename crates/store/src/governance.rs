@@ -66,6 +66,12 @@ pub enum GovernanceChange {
         object_id: String,
         directory: Option<String>,
     },
+    /// Creates a workspace object at a path of the workspace tree (the Workspace API:
+    /// `mkdirs`, `import`), in `entry.directory` (`None`: at the root). Refused with a
+    /// uniqueness error when the path is taken or the object already exists. The access log
+    /// records it as the [`GovernanceChange::SetObjectParent`] it amounts to (placement is all
+    /// the engine keeps).
+    CreateWorkspaceEntry { entry: WorkspaceEntry },
     /// Forgets a workspace object and its ACL.
     RemoveObject {
         object_type: ObjectType,
@@ -205,6 +211,25 @@ pub struct ObjectRow {
     pub object_type: ObjectType,
     pub object_id: String,
     pub directory: Option<String>,
+    /// Its path in the workspace tree, for objects made through the Workspace API; objects
+    /// known only from their ACL (a job, a cluster) have none.
+    pub path: Option<String>,
+    /// A notebook's language, with its path.
+    pub language: Option<String>,
+}
+
+/// A workspace object at a path of the workspace tree (the Workspace API).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceEntry {
+    pub object_type: ObjectType,
+    pub object_id: String,
+    /// Absolute and normalized (`/Users/ana/reports`, `/` never stored); unique in the
+    /// account.
+    pub path: String,
+    /// The directory it sits in (`None`: the workspace root).
+    pub directory: Option<String>,
+    /// A notebook's language (`PYTHON`, `SQL`, `SCALA`, `R`).
+    pub language: Option<String>,
 }
 
 /// One direct ACL entry of a workspace object.
@@ -488,6 +513,14 @@ fn governance_json(change: &GovernanceChange) -> Value {
             "object_type": object_type.as_str(),
             "object_id": object_id,
             "directory": directory,
+        }),
+        // The engine keeps only where the object sits: the log records a creation as the
+        // placement it amounts to, and reads it back as one.
+        GovernanceChange::CreateWorkspaceEntry { entry } => json!({
+            "event": "set_object_parent",
+            "object_type": entry.object_type.as_str(),
+            "object_id": entry.object_id,
+            "directory": entry.directory,
         }),
         GovernanceChange::ExpectObjectAcl {
             object_type,

@@ -31,7 +31,7 @@ pub mod transfer;
 pub use change::{Change, FirstAdmin};
 pub use governance::{
     AccessEvent, AccessSnapshot, AclRow, GovernanceChange, GrantRow, LoggedEvent, ObjectRow,
-    PrincipalFacts, SecurableRow,
+    PrincipalFacts, SecurableRow, WorkspaceEntry,
 };
 use scimitar_access::SecurableType;
 pub use transfer::{ImportRecord, MembershipRow, TokenRow};
@@ -146,6 +146,19 @@ pub trait Store: Send + Sync + 'static {
         securable_type: SecurableType,
         parent: Option<&str>,
     ) -> ScimResult<Vec<SecurableRow>>;
+
+    /// The workspace object at this path of the workspace tree, if any.
+    async fn workspace_entry(
+        &self,
+        account: &AccountId,
+        path: &str,
+    ) -> ScimResult<Option<WorkspaceEntry>>;
+    /// The workspace objects with a path directly in `directory` (`None`: the root), by path.
+    async fn workspace_entries_in(
+        &self,
+        account: &AccountId,
+        directory: Option<&str>,
+    ) -> ScimResult<Vec<WorkspaceEntry>>;
 
     /// Up to `limit` of an account's principals, by id, starting after `after`: keyset pages
     /// for export, each a range of the primary key however far in.

@@ -193,6 +193,20 @@ ALTER TABLE memberships_clustered RENAME TO memberships;
 CREATE INDEX memberships_by_member ON memberships (account_id, member_id, group_id);
 "#,
     ),
+    (
+        5,
+        r#"
+-- The Workspace API's tree: an object made through it has a path, unique in its account, and
+-- a notebook its language. Objects known only from their ACLs (jobs, clusters) have neither.
+ALTER TABLE workspace_objects ADD COLUMN path TEXT;
+ALTER TABLE workspace_objects ADD COLUMN language TEXT;
+CREATE UNIQUE INDEX workspace_objects_by_path ON workspace_objects (account_id, path)
+    WHERE path IS NOT NULL;
+-- Listing a directory: its children with a path, in path order.
+CREATE INDEX workspace_objects_by_directory ON workspace_objects (account_id, directory_id, path)
+    WHERE path IS NOT NULL;
+"#,
+    ),
 ];
 
 /// The PostgreSQL schema, numbered on its own: PostgreSQL starts from the shape SQLite reached
@@ -339,6 +353,18 @@ CREATE TABLE access_log (
     account_id TEXT COLLATE "C" NOT NULL,
     event TEXT NOT NULL
 );
+"#,
+    ),
+    (
+        3,
+        r#"
+-- The Workspace API's tree, as in SQLite's migration 5.
+ALTER TABLE workspace_objects ADD COLUMN path TEXT COLLATE "C";
+ALTER TABLE workspace_objects ADD COLUMN language TEXT;
+CREATE UNIQUE INDEX workspace_objects_by_path ON workspace_objects (account_id, path)
+    WHERE path IS NOT NULL;
+CREATE INDEX workspace_objects_by_directory ON workspace_objects (account_id, directory_id, path)
+    WHERE path IS NOT NULL;
 "#,
     ),
 ];

@@ -30,12 +30,13 @@
 use crate::change::{Change, FIRST_ACCOUNT_EXISTS};
 use crate::governance::{
     same_acl, AccessEvent, AccessSnapshot, AclRow, GovernanceChange, GrantRow, LoggedEvent,
-    ObjectRow, PrincipalFacts, SecurableRow,
+    ObjectRow, PrincipalFacts, SecurableRow, WorkspaceEntry,
 };
 use crate::listing;
 use crate::migrations::{latest, POSTGRES_MIGRATIONS};
 use crate::sql::{
-    list_condition, list_order, member_display, PostgresDialect, SqlBuilder, SqlValue,
+    list_condition, list_order, member_display, workspace_entry_taken, PostgresDialect, SqlBuilder,
+    SqlValue, WORKSPACE_ENTRY_COLUMNS,
 };
 use crate::transfer::{ImportRecord, MembershipRow, TokenRow};
 use crate::{Account, NotReady, Page, Store, Workspace, MAX_GROUP_NESTING_DEPTH};
@@ -1468,13 +1469,16 @@ async fn import_records(
             ImportRecord::Object(row) => {
                 execute(
                     transaction,
-                    "INSERT INTO workspace_objects (account_id, object_type, object_id, directory_id) \
-                     VALUES ($1, $2, $3, $4)",
+                    "INSERT INTO workspace_objects \
+                     (account_id, object_type, object_id, directory_id, path, language) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
                     &[
                         &account.as_str(),
                         &row.object_type.as_str(),
                         &row.object_id,
                         &row.directory,
+                        &row.path,
+                        &row.language,
                     ],
                 )
                 .await?;
@@ -1797,6 +1801,26 @@ async fn apply_governance(
             )
             .await?;
         }
+        GovernanceChange::CreateWorkspaceEntry { entry } => {
+            let inserted = execute(
+                transaction,
+                "INSERT INTO workspace_objects \
+                 (account_id, object_type, object_id, directory_id, path, language) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                &[
+                    &account.as_str(),
+                    &entry.object_type.as_str(),
+                    &entry.object_id,
+                    &entry.directory,
+                    &entry.path,
+                    &entry.language,
+                ],
+            )
+            .await?;
+            if inserted == 0 {
+                return Err(workspace_entry_taken(entry).into());
+            }
+        }
         GovernanceChange::RemoveObject {
             object_type,
             object_id,
@@ -1846,6 +1870,17 @@ fn securable_from_row(row: &Row) -> ScimResult<SecurableRow> {
         owner: PrincipalId::new(row.try_get::<_, String>(2).map_err(internal)?),
         comment: row.try_get(3).map_err(internal)?,
         created: Timestamp::from_micros(row.try_get(4).map_err(internal)?),
+    })
+}
+
+fn workspace_entry_from_row(row: &Row) -> ScimResult<WorkspaceEntry> {
+    Ok(WorkspaceEntry {
+        object_type: ObjectType::parse(&row.try_get::<_, String>(0).map_err(internal)?)
+            .map_err(internal)?,
+        object_id: row.try_get(1).map_err(internal)?,
+        path: row.try_get(2).map_err(internal)?,
+        directory: row.try_get(3).map_err(internal)?,
+        language: row.try_get(4).map_err(internal)?,
     })
 }
 
@@ -1932,8 +1967,8 @@ async fn load_snapshot(
         .collect::<ScimResult<Vec<_>>>()?;
     let objects = transaction
         .query(
-            "SELECT object_type, object_id, directory_id FROM workspace_objects WHERE account_id = $1 \
-             ORDER BY object_type, object_id",
+            "SELECT object_type, object_id, directory_id, path, language FROM workspace_objects \
+             WHERE account_id = $1 ORDER BY object_type, object_id",
             &[&account_id],
         )
         .await
@@ -1945,6 +1980,8 @@ async fn load_snapshot(
                     .map_err(internal)?,
                 object_id: row.try_get(1).map_err(internal)?,
                 directory: row.try_get(2).map_err(internal)?,
+                path: row.try_get(3).map_err(internal)?,
+                language: row.try_get(4).map_err(internal)?,
             })
         })
         .collect::<ScimResult<Vec<_>>>()?;
@@ -2252,6 +2289,56 @@ impl Store for PostgresStore {
             .map_err(db)?
             .iter()
             .map(securable_from_row)
+            .collect()
+    }
+
+    async fn workspace_entry(
+        &self,
+        account: &AccountId,
+        path: &str,
+    ) -> ScimResult<Option<WorkspaceEntry>> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "SELECT {WORKSPACE_ENTRY_COLUMNS} FROM workspace_objects \
+                 WHERE account_id = $1 AND path = $2"
+            ))
+            .await
+            .map_err(internal)?;
+        client
+            .query_opt(&statement, &[&account.as_str(), &path])
+            .await
+            .map_err(db)?
+            .as_ref()
+            .map(workspace_entry_from_row)
+            .transpose()
+    }
+
+    async fn workspace_entries_in(
+        &self,
+        account: &AccountId,
+        directory: Option<&str>,
+    ) -> ScimResult<Vec<WorkspaceEntry>> {
+        let client = self.client().await?;
+        // Two statements rather than `IS NOT DISTINCT FROM`, which no index serves.
+        let in_directory = if directory.is_some() {
+            "directory_id = $2"
+        } else {
+            "directory_id IS NULL AND $2::TEXT IS NULL"
+        };
+        let statement = client
+            .prepare_cached(&format!(
+                "SELECT {WORKSPACE_ENTRY_COLUMNS} FROM workspace_objects \
+                 WHERE account_id = $1 AND {in_directory} AND path IS NOT NULL ORDER BY path"
+            ))
+            .await
+            .map_err(internal)?;
+        client
+            .query(&statement, &[&account.as_str(), &directory])
+            .await
+            .map_err(db)?
+            .iter()
+            .map(workspace_entry_from_row)
             .collect()
     }
 

@@ -7,12 +7,13 @@
 //! the filter on each). Negation is pushed down to the comparisons, so that every comparison
 //! stays a plain indexable predicate and `NULL`s never leak through `NOT`.
 
+use crate::governance::WorkspaceEntry;
 use scimitar_domain::filter::ResolvedFilter;
 use scimitar_domain::paths::{AttributeHome, ResolvedAttr};
 use scimitar_domain::query::{ListQuery, SortOrder};
 use scimitar_domain::resource::fold_case;
-use scimitar_domain::PrincipalKind;
 use scimitar_domain::Timestamp;
+use scimitar_domain::{PrincipalKind, ScimError};
 use scimitar_scim::{CompValue, CompareOp};
 
 /// A bound parameter.
@@ -448,6 +449,16 @@ pub fn member_display(display: Option<String>, attributes: &str) -> Option<Strin
 /// so that order ignores case, as the attribute's comparisons do.
 pub fn sort_column(attribute: &ResolvedAttr) -> Option<&'static str> {
     principal_column(attribute).map(|(column, _)| column)
+}
+
+/// The columns a [`WorkspaceEntry`] is read from, in its fields' order.
+pub(crate) const WORKSPACE_ENTRY_COLUMNS: &str =
+    "object_type, object_id, path, directory_id, language";
+
+/// Why a workspace entry could not be created: its path is taken (or, rarely, its freshly
+/// drawn id), which callers plan around as a uniqueness conflict.
+pub(crate) fn workspace_entry_taken(entry: &WorkspaceEntry) -> ScimError {
+    ScimError::uniqueness(format!("Path ({}) already exists.", entry.path))
 }
 
 #[cfg(test)]

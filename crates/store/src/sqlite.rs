@@ -18,11 +18,14 @@
 use crate::change::{Change, FIRST_ACCOUNT_EXISTS};
 use crate::governance::{
     same_acl, AccessEvent, AccessSnapshot, AclRow, GovernanceChange, GrantRow, LoggedEvent,
-    ObjectRow, PrincipalFacts, SecurableRow,
+    ObjectRow, PrincipalFacts, SecurableRow, WorkspaceEntry,
 };
 use crate::listing;
 use crate::migrations::SQLITE_MIGRATIONS;
-use crate::sql::{list_condition, list_order, member_display, SqlBuilder, SqlValue, SqliteDialect};
+use crate::sql::{
+    list_condition, list_order, member_display, workspace_entry_taken, SqlBuilder, SqlValue,
+    SqliteDialect, WORKSPACE_ENTRY_COLUMNS,
+};
 use crate::transfer::{ImportRecord, MembershipRow, TokenRow};
 use crate::MAX_GROUP_NESTING_DEPTH;
 use crate::{Account, Page, Store, Workspace};
@@ -1243,13 +1246,16 @@ fn import_records(
             }
             ImportRecord::Object(row) => {
                 execute(
-                    "INSERT INTO workspace_objects (account_id, object_type, object_id, directory_id) \
-                     VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO workspace_objects \
+                     (account_id, object_type, object_id, directory_id, path, language) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     &[
                         &account.as_str(),
                         &row.object_type.as_str(),
                         &row.object_id,
                         &row.directory,
+                        &row.path,
+                        &row.language,
                     ],
                 )?;
                 // The engine keeps only placed objects (its snapshot loads the same).
@@ -1600,6 +1606,55 @@ impl Store for SqliteStore {
                         .query_map(
                             params![account.as_str(), securable_type.as_str(), low, high],
                             securable_from_row,
+                        )?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(internal)
+        })
+        .await
+    }
+
+    async fn workspace_entry(
+        &self,
+        account: &AccountId,
+        path: &str,
+    ) -> ScimResult<Option<WorkspaceEntry>> {
+        let (account, path) = (account.clone(), path.to_string());
+        self.read(move |connection| {
+            connection
+                .prepare_cached(&format!(
+                    "SELECT {WORKSPACE_ENTRY_COLUMNS} FROM workspace_objects \
+                     WHERE account_id = ?1 AND path = ?2"
+                ))
+                .and_then(|mut statement| {
+                    statement
+                        .query_row(params![account.as_str(), path], workspace_entry_from_row)
+                        .optional()
+                })
+                .map_err(internal)
+        })
+        .await
+    }
+
+    async fn workspace_entries_in(
+        &self,
+        account: &AccountId,
+        directory: Option<&str>,
+    ) -> ScimResult<Vec<WorkspaceEntry>> {
+        let (account, directory) = (account.clone(), directory.map(str::to_string));
+        self.read(move |connection| {
+            // `IS` rather than `=`: it also matches NULL, the root.
+            connection
+                .prepare_cached(&format!(
+                    "SELECT {WORKSPACE_ENTRY_COLUMNS} FROM workspace_objects \
+                     WHERE account_id = ?1 AND directory_id IS ?2 AND path IS NOT NULL \
+                     ORDER BY path"
+                ))
+                .and_then(|mut statement| {
+                    statement
+                        .query_map(
+                            params![account.as_str(), directory],
+                            workspace_entry_from_row,
                         )?
                         .collect::<rusqlite::Result<Vec<_>>>()
                 })
@@ -1970,6 +2025,24 @@ fn apply_governance(
                 ],
             )?;
         }
+        GovernanceChange::CreateWorkspaceEntry { entry } => {
+            let inserted = execute(
+                "INSERT INTO workspace_objects \
+                 (account_id, object_type, object_id, directory_id, path, language) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                &[
+                    &account.as_str(),
+                    &entry.object_type.as_str(),
+                    &entry.object_id,
+                    &entry.directory,
+                    &entry.path,
+                    &entry.language,
+                ],
+            )?;
+            if inserted == 0 {
+                return Err(workspace_entry_taken(entry));
+            }
+        }
         GovernanceChange::RemoveObject {
             object_type,
             object_id,
@@ -2032,6 +2105,16 @@ fn securable_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SecurableRow>
 }
 
 const SECURABLE_COLUMNS: &str = "securable_type, full_name, owner_id, comment, created";
+
+fn workspace_entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<WorkspaceEntry> {
+    Ok(WorkspaceEntry {
+        object_type: stored(ObjectType::parse(&row.get::<_, String>(0)?))?,
+        object_id: row.get(1)?,
+        path: row.get(2)?,
+        directory: row.get(3)?,
+        language: row.get(4)?,
+    })
+}
 
 fn load_snapshot(connection: &Connection, account: &AccountId) -> ScimResult<AccessSnapshot> {
     let account_id = account.as_str();
@@ -2103,8 +2186,8 @@ fn load_snapshot(connection: &Connection, account: &AccountId) -> ScimResult<Acc
         .map_err(internal)?;
     let objects = connection
         .prepare(
-            "SELECT object_type, object_id, directory_id FROM workspace_objects WHERE account_id = ?1 \
-             ORDER BY object_type, object_id",
+            "SELECT object_type, object_id, directory_id, path, language FROM workspace_objects \
+             WHERE account_id = ?1 ORDER BY object_type, object_id",
         )
         .and_then(|mut statement| {
             statement
@@ -2113,6 +2196,8 @@ fn load_snapshot(connection: &Connection, account: &AccountId) -> ScimResult<Acc
                         object_type: stored(ObjectType::parse(&row.get::<_, String>(0)?))?,
                         object_id: row.get(1)?,
                         directory: row.get(2)?,
+                        path: row.get(3)?,
+                        language: row.get(4)?,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()

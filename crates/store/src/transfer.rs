@@ -214,6 +214,11 @@ enum Line {
         object_type: String,
         object_id: String,
         directory: Option<String>,
+        /// Only for objects of the workspace tree; absent from exports made before it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        language: Option<String>,
     },
     Acl {
         account: String,
@@ -287,6 +292,8 @@ impl Line {
                 object_type: value.object_type.as_str().to_string(),
                 object_id: value.object_id.clone(),
                 directory: value.directory.clone(),
+                path: value.path.clone(),
+                language: value.language.clone(),
             },
             ImportRecord::Acl(value) => Line::Acl {
                 account,
@@ -434,12 +441,16 @@ impl Line {
                 object_type,
                 object_id,
                 directory,
+                path,
+                language,
             } => (
                 AccountId::new(account),
                 ImportRecord::Object(ObjectRow {
                     object_type: ObjectType::parse(&object_type).map_err(text)?,
                     object_id,
                     directory,
+                    path,
+                    language,
                 }),
             ),
             Line::Acl {
@@ -757,6 +768,15 @@ mod tests {
                 object_type: ObjectType::Tokens,
                 object_id: "tokens".into(),
                 directory: None,
+                path: None,
+                language: None,
+            }),
+            ImportRecord::Object(ObjectRow {
+                object_type: ObjectType::Notebooks,
+                object_id: "1000000000000042".into(),
+                directory: Some("1000000000000041".into()),
+                path: Some("/Shared/reports/daily".into()),
+                language: Some("PYTHON".into()),
             }),
         ];
         for record in records {

@@ -255,7 +255,7 @@ INSERT INTO memberships (account_id, group_id, member_id, member_kind, created)
             row.get(0)
         })
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     drop(connection);
     let _ = std::fs::remove_dir_all(&directory);
 }
