@@ -8,11 +8,14 @@ HOST is the server root, for example http://127.0.0.1:8080. The script makes a
 user and a group through the SDK's SCIM client, then sets, updates and reads
 the permissions of a job (through both the generic `w.permissions` client and
 `w.jobs`) and of a directory (through `w.permissions` and
-`w.workspace`), and reads their permission levels. It checks what the SDK's
+`w.workspace`), and reads their permission levels; then builds a folder and a
+notebook in it with `w.workspace.mkdirs` and `import_` and reads the ACL the
+notebook inherits. It checks what the SDK's
 dataclasses parse back and exits with status 1 at the first check that fails.
 Names carry a per-run suffix so the script can run twice against one server.
 """
 
+import base64
 import os
 import sys
 import tempfile
@@ -20,7 +23,7 @@ import uuid
 
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.config import Config
-from databricks.sdk.errors import DatabricksError, PermissionDenied
+from databricks.sdk.errors import DatabricksError, NotFound, PermissionDenied
 from databricks.sdk.service import iam, jobs, workspace
 
 
@@ -140,6 +143,43 @@ def run(client: WorkspaceClient) -> None:
             == ["CAN_READ", "CAN_RUN", "CAN_EDIT", "CAN_MANAGE"],
             f"directory permission levels: {directory_levels}",
         )
+
+        # The workspace tree: a folder made with mkdirs, a notebook imported into it, and the
+        # folder's ACL inherited by the notebook.
+        base = f"/Shared/perm-{suffix}"
+        client.workspace.mkdirs(f"{base}/reports")
+        folder = client.workspace.get_status(f"{base}/reports")
+        expect(folder.object_type == workspace.ObjectType.DIRECTORY, f"folder status: {folder}")
+        client.workspace.import_(
+            f"{base}/reports/daily",
+            content=base64.b64encode(b"print(1)").decode(),
+            format=workspace.ImportFormat.SOURCE,
+            language=workspace.Language.PYTHON,
+        )
+        notebook = client.workspace.get_status(f"{base}/reports/daily")
+        expect(
+            notebook.object_type == workspace.ObjectType.NOTEBOOK and notebook.language == workspace.Language.PYTHON,
+            f"notebook status: {notebook}",
+        )
+        listed = [entry.path for entry in client.workspace.list(f"{base}/reports")]
+        expect(listed == [f"{base}/reports/daily"], f"list: {listed}")
+        client.workspace.set_permissions(
+            "directories",
+            str(folder.object_id),
+            access_control_list=[
+                workspace.WorkspaceObjectAccessControlRequest(
+                    group_name=group_name, permission_level=workspace.WorkspaceObjectPermissionLevel.CAN_RUN
+                )
+            ],
+        )
+        inherited = client.workspace.get_permissions("notebooks", str(notebook.object_id))
+        expect(("CAN_RUN", True) in levels_of(inherited, group_name), f"notebook inherits: {inherited}")
+        client.workspace.delete(base, recursive=True)
+        try:
+            client.workspace.get_status(base)
+            raise Failure("a deleted folder still has a status")
+        except NotFound:
+            pass
     finally:
         client.users.delete(user.id)
         client.groups.delete(group.id)
@@ -170,7 +210,7 @@ def main() -> int:
         except (Failure, DatabricksError) as error:
             print(f"FAIL: {type(error).__name__}: {error}", file=sys.stderr)
             return 1
-    print("PASS: permissions set/update/get on a job and a directory")
+    print("PASS: permissions set/update/get on a job and a directory; a workspace folder and the notebook that inherits its ACL")
     return 0
 
 

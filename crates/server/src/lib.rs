@@ -22,6 +22,7 @@ pub mod governance;
 pub mod routes;
 pub mod service;
 pub mod workspace_permissions;
+pub mod workspace_tree;
 
 use scimitar_domain::{AccountId, ScimError, ScimResult};
 use service::Services;

@@ -8,6 +8,7 @@ pub mod permissions;
 pub mod resources;
 pub mod statements;
 pub mod unity_catalog;
+pub mod workspace;
 
 use crate::context::{AddressedAccount, Mount};
 use crate::error::{scim_json_text, ApiError, ApiResult};
@@ -66,7 +67,8 @@ pub fn router(state: AppState) -> Router {
     // The Databricks REST APIs, answering errors in Databricks' shape.
     router = router
         .merge(unity_catalog::routes())
-        .merge(statements::routes());
+        .merge(statements::routes())
+        .merge(workspace::routes());
     let request_id = HeaderName::from_static("x-request-id");
     router
         .fallback(not_found)
@@ -214,7 +216,7 @@ async fn not_found(uri: Uri) -> Response {
     .into_response()
 }
 
-async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> Response {
+pub(crate) async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> Response {
     ApiError(ScimError::MethodNotAllowed(format!(
         "{method} is not supported on {}",
         uri.path()

@@ -25,3 +25,4 @@ mod statements;
 mod support;
 mod unity_catalog;
 mod users;
+mod workspace;

@@ -6,7 +6,6 @@ use crate::support::*;
 use reqwest::Method;
 use scimitar_domain::credentials::TokenScope;
 use scimitar_domain::PrincipalId;
-use scimitar_store::{Change, GovernanceChange};
 use serde_json::{json, Value};
 
 pub const PERMISSIONS: &str = "/api/2.0/permissions";
@@ -42,21 +41,6 @@ pub async fn token_for(app: &TestApp, principal_id: &str) -> String {
         .expect("a token")
         .expose()
         .to_string()
-}
-
-/// Puts a workspace object into a directory: no HTTP API places objects yet.
-pub async fn place_in_directory(app: &TestApp, object_type: &str, id: &str, directory: &str) {
-    app.services
-        .commit(
-            &app.account,
-            Change::Governance(GovernanceChange::SetObjectParent {
-                object_type: object_type.parse().expect("an object type"),
-                object_id: id.to_string(),
-                directory: Some(directory.to_string()),
-            }),
-        )
-        .await
-        .expect("placed");
 }
 
 /// The permissions a document lists for the principal named `name`.
@@ -315,54 +299,6 @@ async fn rules_the_engine_refuses_are_client_errors_in_databricks_shape() {
     // Nothing refused was written.
     let reply = permissions(&app, Method::GET, "jobs/1", &app.token, None).await;
     assert_eq!(direct_level(&reply.body, "alice@example.com"), None);
-}
-
-#[tokio::test]
-async fn objects_in_a_directory_inherit_its_acl() {
-    let app = spawn_app().await;
-    let alice = app.create_user("alice@example.com").await;
-    app.create_group("analysts", &[alice["id"].as_str().unwrap()])
-        .await;
-    let body = acl(&[("group_name", "analysts", "CAN_EDIT")]);
-    let put = permissions(&app, Method::PUT, "directories/d1", &app.token, Some(body)).await;
-    assert_eq!(put.status, 200, "{}", put.body);
-    place_in_directory(&app, "notebooks", "n1", "d1").await;
-
-    let body = acl(&[("user_name", "alice@example.com", "CAN_READ")]);
-    let put = permissions(&app, Method::PUT, "notebooks/n1", &app.token, Some(body)).await;
-    assert_eq!(put.status, 200, "{}", put.body);
-    assert_eq!(
-        permissions_of(&put.body, "analysts"),
-        vec![
-            &json!({"permission_level": "CAN_EDIT", "inherited": true, "inherited_from_object": ["/directories/d1"]})
-        ]
-    );
-    assert_eq!(
-        direct_level(&put.body, "alice@example.com").as_deref(),
-        Some("CAN_READ")
-    );
-
-    // Alice's own entry is CAN_READ, but the folder gives her group CAN_EDIT.
-    let reply = app
-        .request(Method::GET, "/api/2.0/access/check")
-        .query(&[
-            ("principal", "alice@example.com"),
-            ("object_type", "notebooks"),
-            ("object_id", "n1"),
-            ("permission_level", "CAN_EDIT"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let reply = read(reply).await;
-    assert_eq!(reply.status, 200, "{}", reply.body);
-    assert_eq!(reply.body["allowed"], json!(true), "{}", reply.body);
-    assert_eq!(
-        reply.body["reasons"][0]["source"]["object_id"],
-        json!("d1"),
-        "{}",
-        reply.body
-    );
 }
 
 #[tokio::test]
