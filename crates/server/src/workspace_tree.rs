@@ -7,7 +7,8 @@
 //! `export` is not offered. Every rule about who may do what is the access engine's, on the
 //! directory ACLs it already holds: creating or deleting needs `CAN_MANAGE` on the directory
 //! (or the object) concerned, reading any level on it, and only workspace admins write at
-//! the root. The creator of an object gets `CAN_MANAGE` on it, as in Databricks.
+//! the root, except that everyone may make their own home folder, `/Users/{userName}`. The
+//! creator of an object gets `CAN_MANAGE` on it, as in Databricks.
 
 use crate::error::from_access_error;
 use crate::service::Services;
@@ -74,6 +75,23 @@ impl WorkspacePath {
         } else {
             self.0[..cut].to_string()
         }))
+    }
+
+    /// Whether this path is `other` or below it.
+    fn is_within(&self, other: &WorkspacePath) -> bool {
+        other.is_root()
+            || self.0 == other.0
+            || self
+                .0
+                .strip_prefix(&other.0)
+                .is_some_and(|rest| rest.starts_with('/'))
+    }
+
+    /// A principal's home folder, `/Users/{userName}` (a service principal's applicationId),
+    /// if its name makes a single path segment.
+    fn home_of(name: &str) -> Option<WorkspacePath> {
+        let home = WorkspacePath::parse(&format!("/Users/{name}")).ok()?;
+        (home.parent()?.as_str() == "/Users").then_some(home)
     }
 
     /// Every path from the first level below the root down to this one: `/a`, `/a/b`.
@@ -259,24 +277,39 @@ pub async fn mkdirs(
                 None => missing.push(at),
             }
         }
-        if missing.is_empty() {
+        let Some(first_missing) = missing.first() else {
             return Ok(());
+        };
+        // Everyone may make their own home folder (and `/Users` above it), as Databricks
+        // gives each user one; it is theirs to manage, and `/Users` is nobody's, so that no
+        // home inherits another's rights.
+        let home = services
+            .access
+            .read(account, |model| model.principal_ref(caller).ok())?
+            .and_then(|caller| WorkspacePath::home_of(&caller.name))
+            .filter(|home| path.is_within(home) && home.is_within(first_missing));
+        if home.is_none() {
+            ensure_may_create_in(services, account, caller, above.as_ref()).await?;
         }
-        ensure_may_create_in(services, account, caller, above.as_ref()).await?;
         let mut directory = above.map(|entry| entry.object_id);
         let mut changes = Vec::new();
         for at in missing {
             let id = new_object_id(services);
-            changes.extend(creation(
-                caller,
-                WorkspaceEntry {
-                    object_type: ObjectType::Directories,
-                    object_id: id.clone(),
-                    path: at.as_str().to_string(),
-                    directory: directory.take(),
-                    language: None,
-                },
-            ));
+            let entry = WorkspaceEntry {
+                object_type: ObjectType::Directories,
+                object_id: id.clone(),
+                path: at.as_str().to_string(),
+                directory: directory.take(),
+                language: None,
+            };
+            let above_home = home
+                .as_ref()
+                .is_some_and(|home| home.is_within(&at) && *home != at);
+            if above_home {
+                changes.push(GovernanceChange::CreateWorkspaceEntry { entry });
+            } else {
+                changes.extend(creation(caller, entry));
+            }
             directory = Some(id);
         }
         match services
@@ -584,6 +617,21 @@ mod tests {
             .map(|path| path.as_str().to_string())
             .collect();
         assert_eq!(lineage, ["/a", "/a/b", "/a/b/c"]);
+    }
+
+    #[test]
+    fn homes_are_one_folder_below_users() {
+        let home = WorkspacePath::home_of("ana@example.com").unwrap();
+        assert_eq!(home.as_str(), "/Users/ana@example.com");
+        assert!(WorkspacePath::home_of("a/b").is_none());
+        assert!(WorkspacePath::home_of("..").is_none());
+        let inside = WorkspacePath::parse("/Users/ana@example.com/x").unwrap();
+        assert!(inside.is_within(&home));
+        assert!(home.is_within(&home));
+        assert!(home.is_within(&WorkspacePath::parse("/Users").unwrap()));
+        assert!(!WorkspacePath::parse("/Users/ana@example.com2")
+            .unwrap()
+            .is_within(&home));
     }
 
     #[test]

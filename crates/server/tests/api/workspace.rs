@@ -446,3 +446,70 @@ async fn bad_workspace_requests_are_refused_in_databricks_shape_and_change_nothi
     .await;
     assert_eq!(wrong_method.status, 405, "{}", wrong_method.body);
 }
+
+#[tokio::test]
+async fn everyone_makes_their_own_home_folder_and_no_one_elses() {
+    let app = spawn_app().await;
+    let alice = app.create_user("alice@example.com").await;
+    let bob = app.create_user("bob@example.com").await;
+    let alice_token = token_for(&app, str_of(&alice, "id")).await;
+    let bob_token = token_for(&app, str_of(&bob, "id")).await;
+
+    let made = post(
+        &app,
+        &alice_token,
+        "mkdirs",
+        json!({"path": "/Users/alice@example.com/work"}),
+    )
+    .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    let reply = import_notebook(&app, &alice_token, "/Users/alice@example.com/work/nb").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let made = post(
+        &app,
+        &bob_token,
+        "mkdirs",
+        json!({"path": "/Users/bob@example.com"}),
+    )
+    .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+
+    // `/Users` is nobody's: neither may write beside or inside the other's home.
+    for (token, path) in [
+        (&bob_token, "/Users/alice@example.com/x"),
+        (&alice_token, "/Users/bob@example.com/x"),
+        (&alice_token, "/Users/carol@example.com"),
+        (&alice_token, "/Users/alice@example.com2"),
+    ] {
+        let refused = post(&app, token, "mkdirs", json!({ "path": path })).await;
+        assert_databricks_error(&refused, 403, "PERMISSION_DENIED");
+    }
+    assert_databricks_error(
+        &query(
+            &app,
+            &bob_token,
+            "get-status",
+            "/Users/alice@example.com/work/nb",
+        )
+        .await,
+        403,
+        "PERMISSION_DENIED",
+    );
+    let users = object_id(&app, "/Users").await;
+    let acl = permissions(
+        &app,
+        Method::GET,
+        &format!("directories/{users}"),
+        &app.token,
+        None,
+    )
+    .await;
+    assert_eq!(acl.status, 200, "{}", acl.body);
+    assert!(
+        !acl.body.to_string().contains("alice@example.com"),
+        "no creator entry on /Users: {}",
+        acl.body
+    );
+    let listed = query(&app, &alice_token, "list", "/Users/alice@example.com").await;
+    assert_eq!(listed_paths(&listed), ["/Users/alice@example.com/work"]);
+}
