@@ -442,3 +442,146 @@ async fn nodes_bootstrapping_an_empty_database_at_once_make_one_account() {
     assert_eq!(accounts[0].id, bootstraps[0].account.id);
     drop(database);
 }
+
+/// A Workspace API request to `node` with `token`.
+async fn workspace_call(
+    app: &TestApp,
+    node: &str,
+    token: &str,
+    method: Method,
+    operation: &str,
+    body: serde_json::Value,
+) -> Reply {
+    let request = app
+        .client
+        .request(
+            method.clone(),
+            format!("{node}/api/2.0/workspace/{operation}"),
+        )
+        .bearer_auth(token);
+    let request = if method == Method::GET {
+        request.query(&[("path", body["path"].as_str().unwrap_or_default())])
+    } else {
+        request.json(&body)
+    };
+    read(request.send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn a_folder_and_its_acl_made_on_one_node_are_used_at_once_on_the_other() {
+    let (app, other) = two_nodes().await;
+    let alice = app.create_user("alice@example.com").await;
+    let alice_token = crate::permissions::token_for(&app, str_of(&alice, "id")).await;
+    let made = workspace_call(
+        &app,
+        &app.address,
+        &app.token,
+        Method::POST,
+        "mkdirs",
+        json!({"path": "/Shared/team"}),
+    )
+    .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    let folder = workspace_call(
+        &app,
+        &app.address,
+        &app.token,
+        Method::GET,
+        "get-status",
+        json!({"path": "/Shared/team"}),
+    )
+    .await;
+    let folder_id = folder.body["object_id"].as_i64().unwrap();
+    // The other node has met alice (and her token) before the grant, so what follows tests
+    // that it reads the log when its engine says no, not that it learns a new principal.
+    let listed = workspace_call(
+        &app,
+        &other.address,
+        &alice_token,
+        Method::GET,
+        "list",
+        json!({"path": "/"}),
+    )
+    .await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let granted = read(
+        app.request(
+            Method::PATCH,
+            &format!("/api/2.0/permissions/directories/{folder_id}"),
+        )
+        .json(&json!({"access_control_list": [
+            {"user_name": "alice@example.com", "permission_level": "CAN_MANAGE"}
+        ]}))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(granted.status, 200, "{}", granted.body);
+
+    // At once, without a change token: the other node finds the folder in storage, and its
+    // engine, asked again after reading the log, sees alice's CAN_MANAGE.
+    let imported = workspace_call(
+        &app,
+        &other.address,
+        &alice_token,
+        Method::POST,
+        "import",
+        json!({"path": "/Shared/team/nb", "language": "SQL"}),
+    )
+    .await;
+    assert_eq!(imported.status, 200, "{}", imported.body);
+    let seen = workspace_call(
+        &app,
+        &app.address,
+        &app.token,
+        Method::GET,
+        "get-status",
+        json!({"path": "/Shared/team/nb"}),
+    )
+    .await;
+    assert_eq!(seen.body["language"], "SQL", "{}", seen.body);
+
+    // Both nodes making one deep path at once: both succeed, and each folder exists once.
+    let (left, right) = tokio::join!(
+        workspace_call(
+            &app,
+            &app.address,
+            &app.token,
+            Method::POST,
+            "mkdirs",
+            json!({"path": "/Shared/race/a/b"}),
+        ),
+        workspace_call(
+            &app,
+            &other.address,
+            &app.token,
+            Method::POST,
+            "mkdirs",
+            json!({"path": "/Shared/race/a/b"}),
+        ),
+    );
+    assert_eq!(left.status, 200, "{}", left.body);
+    assert_eq!(right.status, 200, "{}", right.body);
+    for (path, child) in [
+        ("/Shared/race", "/Shared/race/a"),
+        ("/Shared/race/a", "/Shared/race/a/b"),
+    ] {
+        let listed = workspace_call(
+            &app,
+            &other.address,
+            &app.token,
+            Method::GET,
+            "list",
+            json!({ "path": path }),
+        )
+        .await;
+        assert_eq!(
+            listed.body["objects"].as_array().map(Vec::len),
+            Some(1),
+            "{}",
+            listed.body
+        );
+        assert_eq!(listed.body["objects"][0]["path"], child, "{}", listed.body);
+    }
+}
