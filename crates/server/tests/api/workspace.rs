@@ -512,4 +512,10 @@ async fn everyone_makes_their_own_home_folder_and_no_one_elses() {
     );
     let listed = query(&app, &alice_token, "list", "/Users/alice@example.com").await;
     assert_eq!(listed_paths(&listed), ["/Users/alice@example.com/work"]);
+    // Overwriting needs CAN_EDIT on the object: its creator has it, bob does not.
+    let overwrite = json!({"path": "/Users/alice@example.com/work/nb", "language": "PYTHON", "overwrite": true});
+    let refused = post(&app, &bob_token, "import", overwrite.clone()).await;
+    assert_databricks_error(&refused, 403, "PERMISSION_DENIED");
+    let kept = post(&app, &alice_token, "import", overwrite).await;
+    assert_eq!(kept.status, 200, "{}", kept.body);
 }
