@@ -2,7 +2,7 @@
 //! securables, through nested groups; and every SCIM change (deactivation, deletion,
 //! membership) visible to the very next check.
 
-use crate::permissions::{permissions, token_for};
+use crate::permissions::permissions;
 use crate::support::*;
 use reqwest::Method;
 use scimitar_access::{Privilege, SecurableType};
@@ -286,8 +286,8 @@ async fn callers_may_ask_about_themselves_and_admins_about_anyone() {
     let app = spawn_app().await;
     let (alice_id, _) = nested_job(&app).await;
     let bob = app.create_user("bob@example.com").await;
-    let alice_token = token_for(&app, &alice_id).await;
-    let bob_token = token_for(&app, bob["id"].as_str().unwrap()).await;
+    let alice_token = app.token_for(&alice_id).await;
+    let bob_token = app.token_for(bob["id"].as_str().unwrap()).await;
 
     let own = with_principal("alice@example.com", &VIEW_JOB);
     let reply = ask(&app, &alice_token, "check", &own).await;

@@ -471,7 +471,7 @@ async fn workspace_call(
 async fn a_folder_and_its_acl_made_on_one_node_are_used_at_once_on_the_other() {
     let (app, other) = two_nodes().await;
     let alice = app.create_user("alice@example.com").await;
-    let alice_token = crate::permissions::token_for(&app, str_of(&alice, "id")).await;
+    let alice_token = app.token_for(str_of(&alice, "id")).await;
     let made = workspace_call(
         &app,
         &app.address,

@@ -4,8 +4,6 @@
 
 use crate::support::*;
 use reqwest::Method;
-use scimitar_domain::credentials::TokenScope;
-use scimitar_domain::PrincipalId;
 use serde_json::{json, Value};
 
 pub const PERMISSIONS: &str = "/api/2.0/permissions";
@@ -26,21 +24,6 @@ pub async fn permissions(
         request = request.json(&body);
     }
     read(request.send().await.expect("sent")).await
-}
-
-/// A token for a principal that is not the bootstrap admin.
-pub async fn token_for(app: &TestApp, principal_id: &str) -> String {
-    app.services
-        .create_token(
-            &app.account,
-            &PrincipalId::new(principal_id),
-            TokenScope::Admin,
-            None,
-        )
-        .await
-        .expect("a token")
-        .expose()
-        .to_string()
 }
 
 /// The permissions a document lists for the principal named `name`.
@@ -306,8 +289,8 @@ async fn only_admins_and_managers_may_change_an_acl() {
     let app = spawn_app().await;
     let alice = app.create_user("alice@example.com").await;
     let bob = app.create_user("bob@example.com").await;
-    let alice_token = token_for(&app, alice["id"].as_str().unwrap()).await;
-    let bob_token = token_for(&app, bob["id"].as_str().unwrap()).await;
+    let alice_token = app.token_for(alice["id"].as_str().unwrap()).await;
+    let bob_token = app.token_for(bob["id"].as_str().unwrap()).await;
     let body = acl(&[
         ("user_name", "alice@example.com", "CAN_VIEW"),
         ("user_name", "bob@example.com", "IS_OWNER"),
@@ -340,7 +323,7 @@ async fn only_admins_and_managers_may_change_an_acl() {
     assert_eq!(refused.status, 403, "{}", refused.body);
     // Someone with no level at all may not even read it.
     let carol = app.create_user("carol@example.com").await;
-    let carol_token = token_for(&app, carol["id"].as_str().unwrap()).await;
+    let carol_token = app.token_for(carol["id"].as_str().unwrap()).await;
     let refused = permissions(&app, Method::GET, "jobs/7", &carol_token, None).await;
     assert_eq!(refused.status, 403, "{}", refused.body);
 

@@ -4,7 +4,7 @@
 //! token).
 
 use crate::support::*;
-use crate::unity_catalog::{databricks_error, token_of, uc};
+use crate::unity_catalog::{databricks_error, uc};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -211,7 +211,7 @@ async fn a_non_admin_needs_use_catalog_use_schema_and_create_table_to_create_a_t
     ok(&app, "CREATE CATALOG main").await;
     ok(&app, "CREATE SCHEMA main.sales").await;
     let dev = app.create_user("dev@example.com").await;
-    let dev_token = token_of(&app, str_of(&dev, "id")).await;
+    let dev_token = app.token_for(str_of(&dev, "id")).await;
     let create = "CREATE TABLE main.sales.mine (id INT)";
 
     ok(

@@ -235,6 +235,21 @@ pub fn patch_op(operations: Value) -> Value {
 }
 
 impl TestApp {
+    /// A token, admin-scoped, for a principal other than the bootstrap admin.
+    pub async fn token_for(&self, principal_id: &str) -> String {
+        self.services
+            .create_token(
+                &self.account,
+                &scimitar_domain::PrincipalId::new(principal_id),
+                scimitar_domain::credentials::TokenScope::Admin,
+                None,
+            )
+            .await
+            .expect("a token")
+            .expose()
+            .to_string()
+    }
+
     /// An absolute URL for a path under the generic mount point.
     pub fn url(&self, path: &str) -> String {
         format!("{}{SCIM}{path}", self.address)

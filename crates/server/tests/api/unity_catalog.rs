@@ -5,8 +5,6 @@
 
 use crate::support::*;
 use reqwest::Method;
-use scimitar_domain::credentials::TokenScope;
-use scimitar_domain::PrincipalId;
 use serde_json::{json, Value};
 
 pub const UC: &str = "/api/2.1/unity-catalog";
@@ -27,21 +25,6 @@ pub async fn uc(
         request = request.json(&body);
     }
     read(request.send().await.expect("sent")).await
-}
-
-/// A token for a principal other than the bootstrap admin.
-pub async fn token_of(app: &TestApp, principal_id: &str) -> String {
-    app.services
-        .create_token(
-            &app.account,
-            &PrincipalId::new(principal_id),
-            TokenScope::Admin,
-            None,
-        )
-        .await
-        .expect("a token")
-        .expose()
-        .to_string()
 }
 
 /// Asserts a Databricks error body with this status and `error_code`; returns the message.
@@ -290,7 +273,7 @@ async fn only_admins_owners_and_managers_may_grant() {
     let app = spawn_app().await;
     create_catalog(&app, &app.token, "main").await;
     let bob = app.create_user("bob@example.com").await;
-    let bob_token = token_of(&app, str_of(&bob, "id")).await;
+    let bob_token = app.token_for(str_of(&bob, "id")).await;
     let refused = patch_permissions(
         &app,
         "catalog/main",
@@ -323,7 +306,7 @@ async fn only_admins_owners_and_managers_may_grant() {
 
     // Ownership transferred to bob by SQL is the other way.
     let carol = app.create_user("carol@example.com").await;
-    let carol_token = token_of(&app, str_of(&carol, "id")).await;
+    let carol_token = app.token_for(str_of(&carol, "id")).await;
     let refused = patch_permissions(
         &app,
         "catalog/main",
@@ -339,7 +322,7 @@ async fn creating_a_schema_needs_use_catalog_and_create_schema() {
     let app = spawn_app().await;
     create_catalog(&app, &app.token, "main").await;
     let dev = app.create_user("dev@example.com").await;
-    let dev_token = token_of(&app, str_of(&dev, "id")).await;
+    let dev_token = app.token_for(str_of(&dev, "id")).await;
     let refused = create_catalog(&app, &dev_token, "mine").await;
     assert!(databricks_error(&refused, 403, "PERMISSION_DENIED").contains("CREATE CATALOG"));
 

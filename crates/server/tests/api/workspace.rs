@@ -3,7 +3,7 @@
 //! `CAN_MANAGE` on a folder (admins at the root) create or delete in it, and creators manage
 //! what they create; errors come in Databricks' shape and a refused write leaves nothing.
 
-use crate::permissions::{permissions, token_for};
+use crate::permissions::permissions;
 use crate::support::*;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -195,8 +195,8 @@ async fn only_managers_of_a_folder_create_and_delete_in_it_and_creators_manage_t
     let app = spawn_app().await;
     let alice = app.create_user("alice@example.com").await;
     let bob = app.create_user("bob@example.com").await;
-    let alice_token = token_for(&app, str_of(&alice, "id")).await;
-    let bob_token = token_for(&app, str_of(&bob, "id")).await;
+    let alice_token = app.token_for(str_of(&alice, "id")).await;
+    let bob_token = app.token_for(str_of(&bob, "id")).await;
 
     // Only admins write at the root.
     let refused = post(&app, &alice_token, "mkdirs", json!({"path": "/mine"})).await;
@@ -452,8 +452,8 @@ async fn everyone_makes_their_own_home_folder_and_no_one_elses() {
     let app = spawn_app().await;
     let alice = app.create_user("alice@example.com").await;
     let bob = app.create_user("bob@example.com").await;
-    let alice_token = token_for(&app, str_of(&alice, "id")).await;
-    let bob_token = token_for(&app, str_of(&bob, "id")).await;
+    let alice_token = app.token_for(str_of(&alice, "id")).await;
+    let bob_token = app.token_for(str_of(&bob, "id")).await;
 
     let made = post(
         &app,
