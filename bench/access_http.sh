@@ -16,6 +16,10 @@
 #   BENCH_THREADS [1]  BENCH_CONNECTIONS [8]  BENCH_DURATION [10s]  BENCH_WARMUP [2s]
 #   ACCESS_USERS [200]          users seeded
 #   BENCH_NO_BUILD [0]          1 uses target/release/scimitar as it is
+#   BENCH_SERVER_THREADS [one per core]
+#                               the server's runtime worker threads (passed to it as tokio's
+#                               TOKIO_WORKER_THREADS); 1 leaves wrk a core of its own on a
+#                               2-core machine instead of three busy threads sharing two
 #   BENCH_KEEP [0]              1 keeps the temporary directory (database, server log)
 set -euo pipefail
 
@@ -60,7 +64,12 @@ trap 'exit 130' INT TERM
 
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 database="sqlite://$work_dir/scimitar.db"
-SCIMITAR_LOG=warn "$binary" serve --listen "127.0.0.1:$port" --database "$database" \
+server_env=(SCIMITAR_LOG=warn)
+if [[ -n "${BENCH_SERVER_THREADS:-}" ]]; then
+    [[ "$BENCH_SERVER_THREADS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_SERVER_THREADS must be a positive number"
+    server_env+=(TOKIO_WORKER_THREADS="$BENCH_SERVER_THREADS")
+fi
+env "${server_env[@]}" "$binary" serve --listen "127.0.0.1:$port" --database "$database" \
     >"$work_dir/server.stdout" 2>"$work_dir/server.stderr" &
 server_pid=$!
 root="http://127.0.0.1:$port"
@@ -78,6 +87,7 @@ wrk_argv=(wrk -t"$threads" -c"$connections" --latency -H "Authorization: Bearer 
 if [[ "$warmup" != 0 ]]; then
     "${wrk_argv[@]}" -d"$warmup" -- "$work_dir/ids" "$table" >/dev/null
 fi
+log "server runtime worker threads: ${BENCH_SERVER_THREADS:-one per core ($(nproc))}"
 log "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 "${wrk_argv[@]}" -d"$duration" -- "$work_dir/ids" "$table" | tee "$work_dir/wrk.out"
 log "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
