@@ -17,9 +17,9 @@
 #   ACCESS_USERS [200]          users seeded
 #   BENCH_NO_BUILD [0]          1 uses target/release/scimitar as it is
 #   BENCH_SERVER_THREADS [one per core]
-#                               the server's runtime worker threads (passed to it as tokio's
-#                               TOKIO_WORKER_THREADS); 1 leaves wrk a core of its own on a
-#                               2-core machine instead of three busy threads sharing two
+#                               the server's worker threads (its SCIMITAR_WORKER_THREADS); 1
+#                               leaves wrk a core of its own on a 2-core machine instead of
+#                               three busy threads sharing two
 #   BENCH_KEEP [0]              1 keeps the temporary directory (database, server log)
 set -euo pipefail
 
@@ -67,7 +67,7 @@ database="sqlite://$work_dir/scimitar.db"
 server_env=(SCIMITAR_LOG=warn)
 if [[ -n "${BENCH_SERVER_THREADS:-}" ]]; then
     [[ "$BENCH_SERVER_THREADS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_SERVER_THREADS must be a positive number"
-    server_env+=(TOKIO_WORKER_THREADS="$BENCH_SERVER_THREADS")
+    server_env+=(SCIMITAR_WORKER_THREADS="$BENCH_SERVER_THREADS")
 fi
 env "${server_env[@]}" "$binary" serve --listen "127.0.0.1:$port" --database "$database" \
     >"$work_dir/server.stdout" 2>"$work_dir/server.stderr" &

@@ -16,6 +16,8 @@ pub struct Config {
     pub database_url: String,
     /// The database connection pool's size (PostgreSQL).
     pub max_connections: usize,
+    /// The async runtime's worker threads; `None` is one per core (tokio's default).
+    pub worker_threads: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -24,6 +26,7 @@ struct FileConfig {
     listen: Option<String>,
     database_url: Option<String>,
     database_max_connections: Option<usize>,
+    worker_threads: Option<usize>,
 }
 
 impl Config {
@@ -34,6 +37,7 @@ impl Config {
         flag_listen: Option<String>,
         flag_database: Option<String>,
         flag_max_connections: Option<usize>,
+        flag_worker_threads: Option<usize>,
     ) -> Result<Self, String> {
         let file_config = match file {
             None => FileConfig::default(),
@@ -59,6 +63,10 @@ impl Config {
                 0 => return Err("database_max_connections must be at least 1".to_string()),
                 size => size,
             },
+            worker_threads: match flag_worker_threads.or(file_config.worker_threads) {
+                Some(0) => return Err("worker_threads must be at least 1".to_string()),
+                threads => threads,
+            },
         })
     }
 }
@@ -76,20 +84,33 @@ mod tests {
         let path = directory.join("scimitar.toml");
         std::fs::write(
             &path,
-            "listen = \"0.0.0.0:9000\"\ndatabase_url = \"sqlite:///tmp/x.db\"\ndatabase_max_connections = 7\n",
+            "listen = \"0.0.0.0:9000\"\ndatabase_url = \"sqlite:///tmp/x.db\"\ndatabase_max_connections = 7\nworker_threads = 2\n",
         )
         .unwrap();
-        let from_file = Config::load(Some(&path), None, None, None).unwrap();
+        let from_file = Config::load(Some(&path), None, None, None, None).unwrap();
         assert_eq!(from_file.listen, "0.0.0.0:9000");
         assert_eq!(from_file.max_connections, 7);
-        let flagged = Config::load(Some(&path), Some("127.0.0.1:1".into()), None, Some(3)).unwrap();
+        assert_eq!(from_file.worker_threads, Some(2));
+        let flagged = Config::load(
+            Some(&path),
+            Some("127.0.0.1:1".into()),
+            None,
+            Some(3),
+            Some(1),
+        )
+        .unwrap();
         assert_eq!(flagged.listen, "127.0.0.1:1");
         assert_eq!(flagged.database_url, "sqlite:///tmp/x.db");
         assert_eq!(flagged.max_connections, 3);
-        let defaults = Config::load(None, None, None, None).unwrap();
+        assert_eq!(flagged.worker_threads, Some(1));
+        let defaults = Config::load(None, None, None, None, None).unwrap();
         assert_eq!(defaults.listen, DEFAULT_LISTEN);
         assert_eq!(defaults.max_connections, DEFAULT_MAX_CONNECTIONS);
-        assert!(Config::load(None, None, None, Some(0)).is_err());
+        assert_eq!(defaults.worker_threads, None);
+        assert!(Config::load(None, None, None, Some(0), None).is_err());
+        assert!(Config::load(None, None, None, None, Some(0))
+            .unwrap_err()
+            .contains("worker_threads"));
         std::fs::remove_dir_all(&directory).unwrap();
     }
 
@@ -100,7 +121,7 @@ mod tests {
         std::fs::create_dir_all(&directory).unwrap();
         let path = directory.join("scimitar.toml");
         std::fs::write(&path, "lisen = \"x\"\n").unwrap();
-        assert!(Config::load(Some(&path), None, None, None)
+        assert!(Config::load(Some(&path), None, None, None, None)
             .unwrap_err()
             .contains("unknown field"));
         std::fs::remove_dir_all(&directory).unwrap();

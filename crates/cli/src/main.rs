@@ -43,8 +43,12 @@ enum Command {
         /// The most database connections to hold (PostgreSQL's pool; default 16).
         #[arg(long, env = "SCIMITAR_DATABASE_MAX_CONNECTIONS")]
         max_connections: Option<usize>,
+        /// Threads that answer requests (default: one per core). On a machine shared with
+        /// other busy processes, fewer can be faster: they contend less for the cores.
+        #[arg(long, env = "SCIMITAR_WORKER_THREADS")]
+        worker_threads: Option<usize>,
         /// Optional TOML configuration file (keys: listen, database_url,
-        /// database_max_connections).
+        /// database_max_connections, worker_threads).
         #[arg(long, env = "SCIMITAR_CONFIG")]
         config: Option<PathBuf>,
     },
@@ -167,7 +171,8 @@ async fn serve(config: Config) -> Result<(), String> {
         Ok(scimitar_store::Backend::Postgres(_)) => "postgres",
         _ => "sqlite",
     };
-    tracing::info!(%address, database = backend, "scimitar is serving");
+    let worker_threads = tokio::runtime::Handle::current().metrics().num_workers();
+    tracing::info!(%address, database = backend, worker_threads, "scimitar is serving");
     eprintln!("scimitar listening on http://{address}");
     application
         .run_until(shutdown_signal())
@@ -239,70 +244,85 @@ fn main() -> ExitCode {
         )
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+    let result = match cli.command {
+        // `serve`'s configuration sizes the runtime, so it is read before the runtime starts.
+        Command::Serve {
+            listen,
+            database,
+            max_connections,
+            worker_threads,
+            config,
+        } => Config::load(
+            config.as_deref(),
+            listen,
+            database,
+            max_connections,
+            worker_threads,
+        )
+        .and_then(|config| runtime(config.worker_threads)?.block_on(serve(config))),
+        command => runtime(None).and_then(|runtime| runtime.block_on(run(command))),
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Serve {
-                listen,
-                database,
-                max_connections,
-                config,
-            } => {
-                let config = Config::load(config.as_deref(), listen, database, max_connections)?;
-                serve(config).await
-            }
-            Command::Migrate { database } => {
-                let database = database.unwrap_or_else(|| config::DEFAULT_DATABASE.to_string());
-                let options = scimitar_store::StoreOptions { max_connections: 1 };
-                let version = scimitar_store::migrate(&database, &options)
-                    .await
-                    .map_err(|error| format!("cannot migrate the database: {error}"))?;
-                println!("schema version {version}");
-                Ok(())
-            }
-            Command::Token {
-                command:
-                    TokenCommand::Create {
-                        database,
-                        scope,
-                        account,
-                    },
-            } => {
-                let database = database.unwrap_or_else(|| config::DEFAULT_DATABASE.to_string());
-                create_token(&database, &scope, account).await
-            }
-            Command::Account {
-                command: AccountCommand::List { database },
-            } => {
-                let database = database.unwrap_or_else(|| config::DEFAULT_DATABASE.to_string());
-                list_accounts(&database).await
-            }
-            Command::Sql(args) => {
-                let database = args
-                    .database()
-                    .unwrap_or_else(|| config::DEFAULT_DATABASE.to_string());
-                let services = services(&database, config::DEFAULT_MAX_CONNECTIONS).await?;
-                sql::run(args, services).await
-            }
-            Command::Access { command } => access::run(command).await,
-            Command::Export(args) => transfer::export(args).await,
-            Command::Import(args) => transfer::import(args).await,
-        }
-    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The multi-threaded runtime, with `worker_threads` threads or one per core.
+fn runtime(worker_threads: Option<usize>) -> Result<tokio::runtime::Runtime, String> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(threads) = worker_threads {
+        builder.worker_threads(threads);
+    }
+    builder
+        .build()
+        .map_err(|error| format!("cannot start the runtime: {error}"))
+}
+
+/// Every command but `serve`.
+async fn run(command: Command) -> Result<(), String> {
+    match command {
+        // Never reached: `main` starts `serve` itself, on a runtime sized by its config.
+        Command::Serve { .. } => Err("serve runs on its own runtime".to_string()),
+        Command::Migrate { database } => {
+            let database = database.unwrap_or_else(|| config::DEFAULT_DATABASE.to_string());
+            let options = scimitar_store::StoreOptions { max_connections: 1 };
+            let version = scimitar_store::migrate(&database, &options)
+                .await
+                .map_err(|error| format!("cannot migrate the database: {error}"))?;
+            println!("schema version {version}");
+            Ok(())
+        }
+        Command::Token {
+            command:
+                TokenCommand::Create {
+                    database,
+                    scope,
+                    account,
+                },
+        } => {
+            let database = database.unwrap_or_else(|| config::DEFAULT_DATABASE.to_string());
+            create_token(&database, &scope, account).await
+        }
+        Command::Account {
+            command: AccountCommand::List { database },
+        } => {
+            let database = database.unwrap_or_else(|| config::DEFAULT_DATABASE.to_string());
+            list_accounts(&database).await
+        }
+        Command::Sql(args) => {
+            let database = args
+                .database()
+                .unwrap_or_else(|| config::DEFAULT_DATABASE.to_string());
+            let services = services(&database, config::DEFAULT_MAX_CONNECTIONS).await?;
+            sql::run(args, services).await
+        }
+        Command::Access { command } => access::run(command).await,
+        Command::Export(args) => transfer::export(args).await,
+        Command::Import(args) => transfer::import(args).await,
     }
 }

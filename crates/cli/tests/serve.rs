@@ -90,3 +90,66 @@ fn sigterm_finishes_the_request_in_flight_before_the_server_exits() {
     assert!(status.success(), "exit status {status}");
     let _ = std::fs::remove_dir_all(&directory);
 }
+
+/// The runtime runs as many worker threads as configured (by flag, environment or file), as
+/// the runtime itself reports them; zero is refused before anything starts.
+#[test]
+fn worker_threads_come_from_the_flag_the_environment_or_the_file() {
+    let directory = std::env::temp_dir().join(format!("scimitar-workers-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&directory);
+    std::fs::create_dir_all(&directory).unwrap();
+    let database = format!("sqlite://{}/db.sqlite", directory.display());
+    let config = directory.join("scimitar.toml");
+    std::fs::write(&config, "worker_threads = 4\n").unwrap();
+    let binary = env!("CARGO_BIN_EXE_scimitar");
+    let reported = |extra_args: &[&str], environment: &[(&str, &str)]| {
+        let mut server = Command::new(binary)
+            .args(["serve", "--listen", "127.0.0.1:0", "--database", &database])
+            .args(extra_args)
+            .env("SCIMITAR_LOG", "info")
+            .env_remove("SCIMITAR_WORKER_THREADS")
+            .env_remove("TOKIO_WORKER_THREADS")
+            .envs(environment.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let serving = BufReader::new(server.stderr.take().unwrap())
+            .lines()
+            .map(Result::unwrap)
+            .find(|line| line.contains("scimitar is serving"));
+        let _ = server.kill();
+        let _ = server.wait();
+        let serving = serving.expect("the server logged that it is serving");
+        serving
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("worker_threads="))
+            .and_then(|count| count.parse::<usize>().ok())
+            .unwrap_or_else(|| panic!("no worker_threads in {serving:?}"))
+    };
+    // Three and four differ from the default on the 2-core machines this runs on, and from
+    // each other.
+    assert_eq!(reported(&["--worker-threads", "3"], &[]), 3);
+    assert_eq!(reported(&[], &[("SCIMITAR_WORKER_THREADS", "1")]), 1);
+    let config_arg = config.to_str().unwrap();
+    assert_eq!(reported(&["--config", config_arg], &[]), 4);
+    assert_eq!(
+        reported(&["--config", config_arg, "--worker-threads", "3"], &[]),
+        3
+    );
+    let default = std::thread::available_parallelism().map_or(1, usize::from);
+    assert_eq!(reported(&[], &[]), default);
+
+    let refused = Command::new(binary)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", &database])
+        .args(["--worker-threads", "0"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("worker_threads must be at least 1"),
+        "{message}"
+    );
+    let _ = std::fs::remove_dir_all(&directory);
+}
