@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -379,7 +380,12 @@ def main():
     if args.results:
         with open(args.results, "a") as results:
             results.write(f"{'PASS' if ok else 'FAIL'} {suite}\n")
-    print(f"{'PASS' if ok else 'FAIL'} {suite} (server log: {work_dir}/server.log)")
+    if ok:
+        # The database and log are only worth keeping when something failed.
+        shutil.rmtree(work_dir, ignore_errors=True)
+        print(f"PASS {suite}")
+    else:
+        print(f"FAIL {suite} (server log kept: {work_dir}/server.log)")
     sys.exit(0 if ok else 1)
 
 
