@@ -1,31 +1,10 @@
 //! `scimitar access` against a real database: the binary is run the way an operator runs it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
+mod support;
+
 use std::process::{Command, Output};
-
-/// A fresh database URL in a directory of its own, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let directory =
-            std::env::temp_dir().join(format!("scimitar-cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&directory);
-        std::fs::create_dir_all(&directory).unwrap();
-        Scratch(directory)
-    }
-
-    fn url(&self) -> String {
-        format!("sqlite://{}/db.sqlite", self.0.display())
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use support::Scratch;
 
 fn scimitar(arguments: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_scimitar"))
@@ -43,7 +22,7 @@ fn text(output: &Output) -> String {
 #[test]
 fn access_check_who_and_what_answer_from_a_database() {
     let scratch = Scratch::new("access");
-    let database = scratch.url();
+    let database = scratch.sqlite("db.sqlite");
     // `token create` bootstraps an empty database: the admin user, `admins` and `users`.
     let created = scimitar(&["token", "create", "--database", &database]);
     assert!(created.status.success(), "{created:?}");

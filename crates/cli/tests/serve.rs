@@ -3,16 +3,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::Scratch;
 
 #[test]
 fn sigterm_finishes_the_request_in_flight_before_the_server_exits() {
-    let directory = std::env::temp_dir().join(format!("scimitar-serve-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&directory);
-    std::fs::create_dir_all(&directory).unwrap();
-    let database = format!("sqlite://{}/db.sqlite", directory.display());
+    let scratch = Scratch::new("serve");
+    let database = scratch.sqlite("db.sqlite");
     let binary = env!("CARGO_BIN_EXE_scimitar");
     let token = Command::new(binary)
         .args(["token", "create", "--database", &database])
@@ -88,18 +89,15 @@ fn sigterm_finishes_the_request_in_flight_before_the_server_exits() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "exit status {status}");
-    let _ = std::fs::remove_dir_all(&directory);
 }
 
 /// The runtime runs as many worker threads as configured (by flag, environment or file), as
 /// the runtime itself reports them; zero is refused before anything starts.
 #[test]
 fn worker_threads_come_from_the_flag_the_environment_or_the_file() {
-    let directory = std::env::temp_dir().join(format!("scimitar-workers-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&directory);
-    std::fs::create_dir_all(&directory).unwrap();
-    let database = format!("sqlite://{}/db.sqlite", directory.display());
-    let config = directory.join("scimitar.toml");
+    let scratch = Scratch::new("workers");
+    let database = scratch.sqlite("db.sqlite");
+    let config = scratch.path("scimitar.toml");
     std::fs::write(&config, "worker_threads = 4\n").unwrap();
     let binary = env!("CARGO_BIN_EXE_scimitar");
     let reported = |extra_args: &[&str], environment: &[(&str, &str)]| {
@@ -151,5 +149,4 @@ fn worker_threads_come_from_the_flag_the_environment_or_the_file() {
         message.contains("worker_threads must be at least 1"),
         "{message}"
     );
-    let _ = std::fs::remove_dir_all(&directory);
 }
