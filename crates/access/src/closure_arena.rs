@@ -64,8 +64,8 @@ impl Chunk {
     }
 }
 
-/// A run per principal slot (empty for users, service principals, and inactive or removed
-/// groups, where it holds closures).
+/// A run per principal slot: a group's closure (empty for users, service principals, and
+/// inactive or removed groups), or a user's or service principal's access set.
 #[derive(Debug, Clone)]
 pub(crate) struct ClosureArena {
     spans: Vec<Span>,
@@ -181,15 +181,13 @@ impl ClosureArena {
         if run.is_empty() {
             return Span::default();
         }
-        let fits = |chunk: u32, chunks: &[Chunk]| {
-            chunks
-                .get(chunk as usize)
-                .is_some_and(|chunk| chunk.room() >= run.len())
-        };
-        let chunk = match self.filling {
-            Some(filling) if fits(filling, &self.chunks) => filling,
-            _ if run.len() > self.chunk_entries => self.new_chunk(run.len()),
-            _ => {
+        let with_room = self
+            .filling
+            .filter(|filling| self.chunks[*filling as usize].room() >= run.len());
+        let chunk = match with_room {
+            Some(filling) => filling,
+            None if run.len() > self.chunk_entries => self.new_chunk(run.len()),
+            None => {
                 let chunk = self.new_chunk(self.chunk_entries);
                 self.retired.extend(self.filling.replace(chunk));
                 chunk
