@@ -66,10 +66,64 @@ pub enum ScimError {
     /// A feature the server does not offer (501).
     #[error("{0}")]
     NotImplemented(String),
-    /// A fault of the server, not the client (500). The text is for logs only.
+    /// A fault of the server, not the client (500). Its text and causes are for logs only.
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(#[source] InternalError),
 }
+
+/// A server fault: what was being done, and the error that stopped it, kept whole so that the
+/// log line written where the response is made carries the entire cause chain.
+#[derive(Debug, Clone)]
+pub struct InternalError {
+    context: String,
+    source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl InternalError {
+    /// What was being done when the fault happened.
+    pub fn context(&self) -> &str {
+        &self.context
+    }
+
+    /// The context followed by every cause, outermost first: `a: b: c`.
+    pub fn chain(&self) -> String {
+        let mut text = self.context.clone();
+        let mut next: Option<&(dyn std::error::Error + 'static)> = match &self.source {
+            Some(source) => Some(source.as_ref()),
+            None => None,
+        };
+        while let Some(cause) = next {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            next = cause.source();
+        }
+        text
+    }
+}
+
+impl fmt::Display for InternalError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.context)
+    }
+}
+
+impl std::error::Error for InternalError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.source {
+            Some(source) => Some(source.as_ref()),
+            None => None,
+        }
+    }
+}
+
+/// Two faults are the same when they say the same thing; causes are compared by their text.
+impl PartialEq for InternalError {
+    fn eq(&self, other: &Self) -> bool {
+        self.chain() == other.chain()
+    }
+}
+
+impl Eq for InternalError {}
 
 impl ScimError {
     pub fn bad(scim_type: ScimType, detail: impl Into<String>) -> Self {
@@ -99,8 +153,24 @@ impl ScimError {
     pub fn no_target(detail: impl Into<String>) -> Self {
         Self::bad(ScimType::NoTarget, detail)
     }
+    /// A server fault described by a sentence (a broken invariant, say).
     pub fn internal(cause: impl fmt::Display) -> Self {
-        ScimError::Internal(cause.to_string())
+        ScimError::Internal(InternalError {
+            context: cause.to_string(),
+            source: None,
+        })
+    }
+
+    /// A server fault caused by another error (a database driver's, an I/O error), which is
+    /// kept whole with its own causes rather than flattened into text.
+    pub fn internal_caused_by(
+        context: impl Into<String>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        ScimError::Internal(InternalError {
+            context: context.into(),
+            source: Some(std::sync::Arc::new(cause)),
+        })
     }
 
     /// A stable, greppable code for logs, metrics and the future audit trail.
@@ -120,3 +190,54 @@ impl ScimError {
 }
 
 pub type ScimResult<T> = Result<T, ScimError>;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+
+    impl fmt::Display for Outer {
+        fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+            formatter.write_str("the connection broke")
+        }
+    }
+
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn an_internal_error_keeps_its_whole_cause_chain() {
+        let error = ScimError::internal_caused_by(
+            "reading a principal",
+            Outer(std::io::Error::other("reset by peer")),
+        );
+        let ScimError::Internal(internal) = &error else {
+            panic!("not internal: {error:?}");
+        };
+        assert_eq!(internal.context(), "reading a principal");
+        assert_eq!(
+            internal.chain(),
+            "reading a principal: the connection broke: reset by peer"
+        );
+        // The chain is reachable through the standard `source` walk too.
+        let first = std::error::Error::source(&error).expect("the internal error");
+        let second = first.source().expect("the driver's error");
+        assert_eq!(second.to_string(), "the connection broke");
+        assert_eq!(error.code(), "internal");
+    }
+
+    #[test]
+    fn an_internal_error_from_a_sentence_has_no_cause() {
+        let ScimError::Internal(internal) = ScimError::internal("a broken invariant") else {
+            panic!("not internal");
+        };
+        assert_eq!(internal.chain(), "a broken invariant");
+        assert!(std::error::Error::source(&internal).is_none());
+    }
+}

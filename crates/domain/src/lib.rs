@@ -29,7 +29,7 @@ pub mod resource;
 pub mod schema;
 
 pub use clock::{Clock, SystemClock, Timestamp};
-pub use error::{ScimError, ScimResult, ScimType};
+pub use error::{InternalError, ScimError, ScimResult, ScimType};
 pub use ids::{AccountId, IdGenerator, PrincipalId, RandomIds, WorkspaceId};
 pub use resource::Principal;
 pub use schema::PrincipalKind;

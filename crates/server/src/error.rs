@@ -51,8 +51,8 @@ pub fn error_body(error: &ScimError) -> Map<String, Value> {
 /// to the log only.
 fn client_message(error: &ScimError) -> String {
     match error {
-        ScimError::Internal(cause) => {
-            tracing::error!(%cause, "internal error");
+        ScimError::Internal(fault) => {
+            tracing::error!(cause = %fault.chain(), "internal error");
             "the server failed to process the request; the cause is in its log".to_string()
         }
         other => other.to_string(),
@@ -252,7 +252,7 @@ mod tests {
             (ScimError::Unauthorized("x".into()), 401, None),
             (ScimError::Forbidden("x".into()), 403, None),
             (ScimError::MethodNotAllowed("x".into()), 405, None),
-            (ScimError::Internal("secret cause".into()), 500, None),
+            (ScimError::internal("secret cause"), 500, None),
         ];
         for (error, status, scim_type) in cases {
             let body = error_body(&error);
@@ -279,7 +279,7 @@ mod tests {
                 "INVALID_PARAMETER_VALUE",
             ),
             (ScimError::Unauthorized("x".into()), 401, "UNAUTHENTICATED"),
-            (ScimError::Internal("x".into()), 500, "INTERNAL_ERROR"),
+            (ScimError::internal("x"), 500, "INTERNAL_ERROR"),
         ];
         for (error, status, code) in cases {
             assert_eq!(status_of(&error).as_u16(), status, "{error:?}");
@@ -287,7 +287,7 @@ mod tests {
             assert_eq!(body["error_code"], json!(code));
             assert!(body["message"].is_string());
         }
-        let body = databricks_error_body(&ScimError::Internal("hunter2".into()));
+        let body = databricks_error_body(&ScimError::internal("hunter2"));
         assert!(!body.to_string().contains("hunter2"));
     }
 
@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn internal_causes_never_reach_the_client() {
-        let body = error_body(&ScimError::Internal("database password is hunter2".into()));
+        let body = error_body(&ScimError::internal("database password is hunter2"));
         assert!(!body["detail"].to_string().contains("hunter2"));
     }
 }
