@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use scimitar_domain::{PrincipalId, PrincipalKind};
+use scimitar_domain::{PrincipalId, PrincipalKind, ScimError, ScimType};
 
 use crate::object::{ObjectType, PermissionLevel};
 use crate::privilege::Privilege;
@@ -275,3 +275,41 @@ impl fmt::Display for AccessError {
 }
 
 impl std::error::Error for AccessError {}
+
+/// The one translation of access-engine errors into the error every layer returns: unknown
+/// things are not found, things that exist already a uniqueness conflict, and everything else
+/// a request the rules refuse (`invalidValue`, `invalidSyntax` or `tooMany`).
+impl From<AccessError> for ScimError {
+    fn from(error: AccessError) -> ScimError {
+        let detail = error.to_string();
+        match error {
+            AccessError::UnknownPrincipal { .. }
+            | AccessError::UnknownSecurable { .. }
+            | AccessError::MissingParent { .. } => ScimError::NotFound(detail),
+            AccessError::SecurableExists { .. } | AccessError::SecondMetastore { .. } => {
+                ScimError::uniqueness(detail)
+            }
+            AccessError::CapacityExceeded { .. } => ScimError::bad(ScimType::TooMany, detail),
+            AccessError::InvalidStatement { .. } => ScimError::invalid_syntax(detail),
+            AccessError::UnknownPrivilege { .. }
+            | AccessError::UnknownSecurableType { .. }
+            | AccessError::UnknownEntitlement { .. }
+            | AccessError::UnknownObjectType { .. }
+            | AccessError::UnknownPermissionLevel { .. }
+            | AccessError::PrincipalKindChanged { .. }
+            | AccessError::NotAGroup { .. }
+            | AccessError::MembershipCycle { .. }
+            | AccessError::NestingTooDeep { .. }
+            | AccessError::GroupInAdmins { .. }
+            | AccessError::InvalidSecurableName { .. }
+            | AccessError::PrivilegeNotApplicable { .. }
+            | AccessError::LevelNotApplicable { .. }
+            | AccessError::GroupCannotOwn { .. }
+            | AccessError::SeveralOwners { .. }
+            | AccessError::AdminsLevelFixed { .. }
+            | AccessError::TokensManageReserved { .. }
+            | AccessError::NotInDirectories { .. }
+            | AccessError::DirectoryCycle { .. } => ScimError::invalid_value(detail),
+        }
+    }
+}

@@ -1,13 +1,12 @@
 //! `scimitar access check|who|what`: the access API's questions asked of a database directly,
 //! for operators at a terminal. The engine is built from the database the way `serve` builds
-//! it, and the answers are rendered by the server crate's `access_questions`, the same code
+//! it, and the answers are rendered by the application crate's `access_questions`, the same code
 //! the HTTP API uses.
 
 use clap::{Args, Subcommand};
-use scimitar_domain::AccountId;
-use scimitar_server::access_questions::{self, Target};
-use scimitar_server::error::from_access_error;
-use scimitar_server::service::Services;
+use scimitar_app::access_questions::{self, Target};
+use scimitar_app::service::Services;
+use scimitar_domain::{AccountId, ScimError};
 use std::collections::HashMap;
 use std::io::Write;
 
@@ -104,26 +103,14 @@ async fn open(common: &Common) -> Result<(Services, AccountId), String> {
         .unwrap_or_else(|| crate::config::DEFAULT_DATABASE.to_string());
     let services = crate::services(&database, 1).await?;
     services
-        .access
-        .reload(services.store.as_ref())
+        .load_access_state()
         .await
         .map_err(|error| format!("cannot load access state: {error}"))?;
-    let accounts = services
-        .store
-        .accounts()
+    let account = services
+        .account_or_first(common.account.as_deref())
         .await
         .map_err(|error| error.to_string())?;
-    let account = match &common.account {
-        Some(id) => accounts
-            .into_iter()
-            .find(|candidate| candidate.id.as_str() == id)
-            .ok_or_else(|| format!("no account {id}"))?,
-        None => accounts
-            .into_iter()
-            .next()
-            .ok_or("the database holds no account")?,
-    };
-    Ok((services, account.id))
+    Ok((services, account))
 }
 
 fn print_json(value: &serde_json::Value) -> Result<(), String> {
@@ -145,7 +132,7 @@ pub async fn run(command: AccessCommand) -> Result<(), String> {
                 .await
                 .map_err(|error| error.to_string())?;
             let answer = services
-                .access
+                .access()
                 .read(&account, |model| {
                     access_questions::check(model, &principal, &target)
                 })
@@ -168,7 +155,7 @@ pub async fn run(command: AccessCommand) -> Result<(), String> {
             // Rendered while the model is read, from the engine's answer as it is: a
             // securable's holders are never copied into owned values.
             let rendered = services
-                .access
+                .access()
                 .read(&account, |model| {
                     access_questions::who(model, &target, |answer| {
                         if common.json {
@@ -193,10 +180,10 @@ pub async fn run(command: AccessCommand) -> Result<(), String> {
                 .await
                 .map_err(|error| error.to_string())?;
             let (reference, held) = services
-                .access
+                .access()
                 .read(&account, |model| {
-                    let reference = model.principal_ref(&principal).map_err(from_access_error)?;
-                    let held = model.what(&principal).map_err(from_access_error)?;
+                    let reference = model.principal_ref(&principal).map_err(ScimError::from)?;
+                    let held = model.what(&principal).map_err(ScimError::from)?;
                     Ok((reference, held))
                 })
                 .and_then(|answer| answer)

@@ -8,9 +8,9 @@ mod transfer;
 
 use clap::{Parser, Subcommand};
 use config::Config;
+use scimitar_app::service::Services;
 use scimitar_domain::credentials::TokenScope;
-use scimitar_domain::{RandomIds, SystemClock};
-use scimitar_server::service::Services;
+use scimitar_domain::{PrincipalKind, RandomIds, SystemClock};
 use scimitar_server::Application;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -85,10 +85,18 @@ enum Command {
 
 #[derive(Subcommand)]
 enum TokenCommand {
-    /// Create a token for the account's initial admin and print its secret alone on stdout.
+    /// Create a token and print its secret alone on stdout: for the user or service principal
+    /// named, else for an admin of the account (the initial admin while it is one). What the
+    /// token may do is what its principal may do: a non-admin's token reads, an admin's writes.
     Create {
         #[arg(long, env = "SCIMITAR_DATABASE_URL")]
         database: Option<String>,
+        /// The user the token is for, by userName.
+        #[arg(long, value_name = "USERNAME", conflicts_with = "service_principal")]
+        user: Option<String>,
+        /// The service principal the token is for, by applicationId.
+        #[arg(long, value_name = "APPLICATION_ID")]
+        service_principal: Option<String>,
         /// What the token may do.
         #[arg(long, default_value = "admin")]
         scope: String,
@@ -154,7 +162,7 @@ async fn serve(config: Config) -> Result<(), String> {
              Use it as 'Authorization: Bearer <token>', for example:\n    \
              curl -H 'Authorization: Bearer {}' http://{}/scim/v2/Users",
             bootstrap.account.id,
-            scimitar_server::service::BOOTSTRAP_ADMIN_USER_NAME,
+            scimitar_app::service::BOOTSTRAP_ADMIN_USER_NAME,
             bootstrap.admin_token.expose(),
             bootstrap.admin_token.expose(),
             config.listen,
@@ -180,36 +188,54 @@ async fn serve(config: Config) -> Result<(), String> {
         .map_err(|error| error.to_string())
 }
 
-async fn create_token(database: &str, scope: &str, account: Option<String>) -> Result<(), String> {
+/// Whom `scimitar token create` makes a token for.
+enum TokenOwner {
+    /// An admin of the account (the initial admin while it is one).
+    Admin,
+    User(String),
+    ServicePrincipal(String),
+}
+
+async fn create_token(
+    database: &str,
+    owner: TokenOwner,
+    scope: &str,
+    account: Option<String>,
+) -> Result<(), String> {
     let scope = TokenScope::parse(scope).map_err(|error| error.to_string())?;
     let services = services(database, config::DEFAULT_MAX_CONNECTIONS).await?;
     services
         .bootstrap()
         .await
         .map_err(|error| error.to_string())?;
-    let accounts = services
-        .store
-        .accounts()
+    let account = services
+        .account_or_first(account.as_deref())
         .await
         .map_err(|error| error.to_string())?;
-    let account = match account {
-        Some(id) => accounts
-            .into_iter()
-            .find(|candidate| candidate.id.as_str() == id)
-            .ok_or_else(|| format!("no account {id}"))?,
-        None => accounts
-            .into_iter()
-            .next()
-            .ok_or("the database holds no account")?,
-    };
+    // The operator holds the database, and mints the token as an admin of the account would.
+    let operator = services
+        .act_as_admin(&account)
+        .await
+        .map_err(|error| format!("cannot act as an admin of account {account}: {error}"))?;
     let admin = services
-        .initial_admin(&account.id)
+        .authorize_admin(&operator)
         .await
         .map_err(|error| error.to_string())?;
+    let principal = match owner {
+        TokenOwner::Admin => operator.principal().clone(),
+        TokenOwner::User(name) => services
+            .principal_named(&account, PrincipalKind::User, &name)
+            .await
+            .map_err(|error| error.to_string())?,
+        TokenOwner::ServicePrincipal(name) => services
+            .principal_named(&account, PrincipalKind::ServicePrincipal, &name)
+            .await
+            .map_err(|error| error.to_string())?,
+    };
     let secret = services
         .create_token(
-            &account.id,
-            &admin.id,
+            &admin,
+            &principal,
             scope,
             Some("created with scimitar token create".into()),
         )
@@ -222,7 +248,6 @@ async fn create_token(database: &str, scope: &str, account: Option<String>) -> R
 async fn list_accounts(database: &str) -> Result<(), String> {
     let services = services(database, config::DEFAULT_MAX_CONNECTIONS).await?;
     for account in services
-        .store
         .accounts()
         .await
         .map_err(|error| error.to_string())?
@@ -301,12 +326,19 @@ async fn run(command: Command) -> Result<(), String> {
             command:
                 TokenCommand::Create {
                     database,
+                    user,
+                    service_principal,
                     scope,
                     account,
                 },
         } => {
             let database = database.unwrap_or_else(|| config::DEFAULT_DATABASE.to_string());
-            create_token(&database, &scope, account).await
+            let owner = match (user, service_principal) {
+                (Some(user), _) => TokenOwner::User(user),
+                (None, Some(application_id)) => TokenOwner::ServicePrincipal(application_id),
+                (None, None) => TokenOwner::Admin,
+            };
+            create_token(&database, owner, &scope, account).await
         }
         Command::Account {
             command: AccountCommand::List { database },

@@ -4,9 +4,8 @@
 //! access-log poll.
 
 use clap::Args;
-use scimitar_domain::AccountId;
-use scimitar_server::governance::{Governance, Outcome};
-use scimitar_server::service::{Services, BOOTSTRAP_ADMIN_USER_NAME};
+use scimitar_app::governance::{Governance, Outcome};
+use scimitar_app::service::{Services, BOOTSTRAP_ADMIN_USER_NAME};
 
 #[derive(Args)]
 pub struct SqlArgs {
@@ -36,32 +35,26 @@ impl SqlArgs {
 }
 
 pub async fn run(args: SqlArgs, services: Services) -> Result<(), String> {
-    let store = services.store.as_ref();
     services
-        .access
-        .reload(store)
+        .load_access_state()
         .await
         .map_err(|error| format!("cannot load access state: {error}"))?;
-    let accounts = store.accounts().await.map_err(|error| error.to_string())?;
-    let account: AccountId = match &args.account {
-        Some(wanted) => accounts
-            .into_iter()
-            .find(|account| account.id.as_str() == wanted)
-            .map(|account| account.id)
-            .ok_or_else(|| format!("no account {wanted} in this database"))?,
-        None => accounts
-            .into_iter()
-            .next()
-            .map(|account| account.id)
-            .ok_or("the database holds no account; run `scimitar serve` once to create one")?,
-    };
+    let account = services
+        .account_or_first(args.account.as_deref())
+        .await
+        .map_err(|error| error.to_string())?;
     let governance = Governance::new(services.clone());
     let (principal, _) = governance
         .principal_named(&account, &args.as_principal)
         .await
         .map_err(|error| error.to_string())?;
+    // The statement is authorised as that principal, exactly as if it had come over HTTP.
+    let actor = services
+        .act_as(&account, &principal)
+        .await
+        .map_err(|error| error.to_string())?;
     let outcome = governance
-        .caller(account, principal)
+        .caller(&actor)
         .run_sql(
             &args.statement,
             args.catalog.as_deref(),

@@ -6,7 +6,8 @@ use crate::AppState;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
-use scimitar_domain::credentials::Token;
+use scimitar_app::service::Surface;
+use scimitar_app::Actor;
 use scimitar_domain::{AccountId, ScimError};
 use std::collections::HashMap;
 
@@ -22,6 +23,14 @@ pub enum Mount {
 }
 
 impl Mount {
+    /// Which API a directory read through this mount is: the account API's rules differ.
+    pub fn surface(self) -> Surface {
+        match self {
+            Mount::Generic | Mount::DatabricksWorkspace => Surface::Workspace,
+            Mount::DatabricksAccount { .. } => Surface::Account,
+        }
+    }
+
     fn prefix(self, account: &AccountId) -> String {
         match self {
             Mount::Generic => "/scim/v2".to_string(),
@@ -36,14 +45,15 @@ impl Mount {
 /// The account a request addresses, before authentication (discovery endpoints need only this).
 pub struct AddressedAccount {
     pub account: AccountId,
+    pub mount: Mount,
     pub base_url: String,
 }
 
-/// An authenticated SCIM request: the account, the token (and so the principal) acting, and the
-/// base URL of the mount point.
+/// An authenticated SCIM request: who acts (a principal of the addressed account, with its
+/// token), through which mount, and the base URL of the mount point.
 pub struct ScimContext {
-    pub account: AccountId,
-    pub token: Token,
+    pub actor: Actor,
+    pub mount: Mount,
     pub base_url: String,
 }
 
@@ -87,7 +97,11 @@ impl FromRequestParts<AppState> for AddressedAccount {
             Mount::Generic | Mount::DatabricksWorkspace => state.default_account().await?,
         };
         let base_url = format!("{}{}", origin(&parts.headers), mount.prefix(&account));
-        Ok(AddressedAccount { account, base_url })
+        Ok(AddressedAccount {
+            account,
+            mount,
+            base_url,
+        })
     }
 }
 
@@ -115,18 +129,11 @@ impl FromRequestParts<AppState> for ScimContext {
                 )
             })?
             .to_string();
-        let token = state.services.authenticate(&secret).await?;
+        let credential = state.services.authenticate(&secret).await?;
         let addressed = AddressedAccount::from_request_parts(parts, state).await?;
-        if token.account != addressed.account {
-            return Err(ScimError::Forbidden(format!(
-                "this token belongs to another account than {}",
-                addressed.account
-            ))
-            .into());
-        }
         Ok(ScimContext {
-            account: addressed.account,
-            token,
+            actor: credential.act_in(&addressed.account)?,
+            mount: addressed.mount,
             base_url: addressed.base_url,
         })
     }
@@ -136,8 +143,7 @@ impl FromRequestParts<AppState> for ScimContext {
 /// same credential check as [`ScimContext`], with rejections in Databricks' error shape so
 /// the Databricks SDKs raise their typed errors.
 pub struct DatabricksContext {
-    pub account: AccountId,
-    pub token: Token,
+    pub actor: Actor,
 }
 
 impl FromRequestParts<AppState> for DatabricksContext {
@@ -149,8 +155,7 @@ impl FromRequestParts<AppState> for DatabricksContext {
     ) -> Result<Self, Self::Rejection> {
         let context = ScimContext::from_request_parts(parts, state).await?;
         Ok(DatabricksContext {
-            account: context.account,
-            token: context.token,
+            actor: context.actor,
         })
     }
 }

@@ -1,14 +1,14 @@
 //! The one mapping from [`ScimError`] to an HTTP response: an RFC 7644 error body on the SCIM
 //! mounts, and Databricks' `{"error_code", "message"}` body on the Databricks REST APIs (Unity
 //! Catalog, SQL statements), which the Databricks SDKs turn into their typed errors. Access
-//! engine errors become [`ScimError`]s in one function, [`from_access_error`].
+//! engine errors become [`ScimError`]s in one place, `impl From<AccessError> for ScimError` in
+//! `scimitar-access`.
 //!
 //! Client mistakes get their status, `scimType` and a sentence saying what was wrong; server
 //! faults get an opaque 500 while the whole cause goes to the log.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use scimitar_access::AccessError;
 use scimitar_domain::schema::ERROR_SCHEMA;
 use scimitar_domain::{ScimError, ScimType};
 use serde_json::{json, Map, Value};
@@ -116,41 +116,6 @@ pub fn statement_error(error: &ScimError) -> Value {
         "error_code": code,
         "message": format!("[{class}] {}", client_message(error)),
     })
-}
-
-/// The one translation of access-engine errors: unknown things are 404, things that exist
-/// already 409, and everything else a request the rules refuse (400).
-pub fn from_access_error(error: AccessError) -> ScimError {
-    let detail = error.to_string();
-    match error {
-        AccessError::UnknownPrincipal { .. }
-        | AccessError::UnknownSecurable { .. }
-        | AccessError::MissingParent { .. } => ScimError::NotFound(detail),
-        AccessError::SecurableExists { .. } | AccessError::SecondMetastore { .. } => {
-            ScimError::uniqueness(detail)
-        }
-        AccessError::CapacityExceeded { .. } => ScimError::bad(ScimType::TooMany, detail),
-        AccessError::InvalidStatement { .. } => ScimError::invalid_syntax(detail),
-        AccessError::UnknownPrivilege { .. }
-        | AccessError::UnknownSecurableType { .. }
-        | AccessError::UnknownEntitlement { .. }
-        | AccessError::UnknownObjectType { .. }
-        | AccessError::UnknownPermissionLevel { .. }
-        | AccessError::PrincipalKindChanged { .. }
-        | AccessError::NotAGroup { .. }
-        | AccessError::MembershipCycle { .. }
-        | AccessError::NestingTooDeep { .. }
-        | AccessError::GroupInAdmins { .. }
-        | AccessError::InvalidSecurableName { .. }
-        | AccessError::PrivilegeNotApplicable { .. }
-        | AccessError::LevelNotApplicable { .. }
-        | AccessError::GroupCannotOwn { .. }
-        | AccessError::SeveralOwners { .. }
-        | AccessError::AdminsLevelFixed { .. }
-        | AccessError::TokensManageReserved { .. }
-        | AccessError::NotInDirectories { .. }
-        | AccessError::DirectoryCycle { .. } => ScimError::invalid_value(detail),
-    }
 }
 
 /// A SCIM JSON response with the SCIM media type.
@@ -293,21 +258,21 @@ mod tests {
 
     #[test]
     fn access_errors_map_to_not_found_conflict_or_bad_request() {
-        use scimitar_access::SecurableType;
+        use scimitar_access::{AccessError, SecurableType};
         let unknown = AccessError::UnknownSecurable {
             securable_type: SecurableType::Catalog,
             full_name: "main".into(),
         };
-        assert_eq!(status_of(&from_access_error(unknown)).as_u16(), 404);
+        assert_eq!(status_of(&ScimError::from(unknown)).as_u16(), 404);
         let exists = AccessError::SecurableExists {
             securable_type: SecurableType::Catalog,
             full_name: "main".into(),
         };
-        assert_eq!(status_of(&from_access_error(exists)).as_u16(), 409);
+        assert_eq!(status_of(&ScimError::from(exists)).as_u16(), 409);
         let bad = AccessError::UnknownPrivilege {
             text: "SELEKT".into(),
         };
-        let mapped = from_access_error(bad);
+        let mapped = ScimError::from(bad);
         assert_eq!(status_of(&mapped).as_u16(), 400);
         assert!(mapped.to_string().contains("SELEKT"));
     }

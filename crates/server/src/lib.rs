@@ -14,18 +14,13 @@
 //! - [`workspace_permissions`]: the workspace object Permissions API (read, PUT, PATCH).
 //! - [`routes`]: the handlers, thin: parse, call the service, render.
 
-pub mod access;
-pub mod access_questions;
 pub mod context;
 pub mod error;
-pub mod governance;
 pub mod routes;
-pub mod service;
-pub mod workspace_permissions;
-pub mod workspace_tree;
 
+use scimitar_app::governance;
+use scimitar_app::Services;
 use scimitar_domain::{AccountId, ScimError, ScimResult};
-use service::Services;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -71,7 +66,6 @@ impl AppState {
         self.default_account
             .get_or_try_init(|| async {
                 self.services
-                    .store
                     .accounts()
                     .await?
                     .into_iter()
@@ -85,7 +79,6 @@ impl AppState {
 
     pub async fn account(&self, id: &str) -> ScimResult<AccountId> {
         self.services
-            .store
             .accounts()
             .await?
             .into_iter()
@@ -104,7 +97,7 @@ pub struct Application {
 impl Application {
     /// Binds `address` (port 0 picks a free port).
     pub async fn bind(address: &str, services: Services) -> ScimResult<Self> {
-        services.access.reload(services.store.as_ref()).await?;
+        services.load_access_state().await?;
         let listener = TcpListener::bind(address)
             .await
             .map_err(|error| ScimError::internal(format!("cannot listen on {address}: {error}")))?;
@@ -124,12 +117,8 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> ScimResult<()> {
         let services = self.state.services.clone();
-        let follower = tokio::spawn(async move {
-            services
-                .access
-                .follow(services.store.as_ref(), ACCESS_LOG_POLL_INTERVAL)
-                .await
-        });
+        let follower =
+            tokio::spawn(async move { services.follow_access_log(ACCESS_LOG_POLL_INTERVAL).await });
         let router = routes::router(self.state);
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)

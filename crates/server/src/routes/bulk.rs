@@ -8,6 +8,7 @@ use crate::AppState;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
+use scimitar_app::AccountAdmin;
 use scimitar_domain::patch::parse_patch_request;
 use scimitar_domain::resource::{parse_etag, parse_resource, Principal};
 use scimitar_domain::schema::{PrincipalKind, BULK_RESPONSE_SCHEMA};
@@ -48,6 +49,9 @@ pub async fn bulk(State(state): State<AppState>, context: ScimContext, body: Bod
             ScimError::invalid_value("'failOnErrors' must be a positive integer")
         })?),
     };
+    // Every bulk operation is a change only admins may make: a non-admin's request is refused
+    // whole, before anything runs.
+    let admin = state.services.authorize_admin(&context.actor).await?;
     let mut created: HashMap<String, PrincipalId> = HashMap::new();
     let mut results = Vec::with_capacity(operations.len());
     let mut errors = 0u64;
@@ -55,7 +59,7 @@ pub async fn bulk(State(state): State<AppState>, context: ScimContext, body: Bod
         if fail_on_errors.is_some_and(|limit| errors >= limit) {
             break;
         }
-        let outcome = run_operation(&state, &context, operation, &mut created).await;
+        let outcome = run_operation(&state, &context, &admin, operation, &mut created).await;
         if outcome.get("response").is_some() {
             errors += 1;
         }
@@ -101,6 +105,7 @@ fn resolve_references(
 async fn run_operation(
     state: &AppState,
     context: &ScimContext,
+    admin: &AccountAdmin,
     operation: &Value,
     created: &mut HashMap<String, PrincipalId>,
 ) -> Map<String, Value> {
@@ -125,7 +130,7 @@ async fn run_operation(
     }
     let result = execute(
         state,
-        context,
+        admin,
         &method,
         bulk_id.as_deref(),
         field("path"),
@@ -161,7 +166,7 @@ async fn run_operation(
 #[allow(clippy::too_many_arguments)]
 async fn execute(
     state: &AppState,
-    context: &ScimContext,
+    admin: &AccountAdmin,
     method: &str,
     bulk_id: Option<&str>,
     path: Option<Value>,
@@ -212,7 +217,8 @@ async fn execute(
             .ok_or_else(|| ScimError::invalid_syntax(format!("{method} needs 'data'")))
     };
     let services = &state.services;
-    let account = &context.account;
+    // An earlier operation of this request may have removed the caller from `admins`.
+    services.confirm_admin(admin)?;
     let need_id = || {
         id.clone()
             .ok_or_else(|| ScimError::invalid_path(format!("{method} needs a path with an id")))
@@ -228,26 +234,26 @@ async fn execute(
                 ScimError::invalid_syntax("POST in a bulk request needs a 'bulkId'")
             })?;
             let parsed = parse_resource(kind.resource_type(), &data()?)?;
-            let principal = services.create(account, kind, parsed).await?;
+            let principal = services.create(admin, kind, parsed).await?;
             created.insert(bulk_id.to_string(), principal.id.clone());
             Ok((StatusCode::CREATED, Some(principal)))
         }
         "PUT" => {
             let parsed = parse_resource(kind.resource_type(), &data()?)?;
             let principal = services
-                .replace(account, kind, &need_id()?, parsed, pinned)
+                .replace(admin, kind, &need_id()?, parsed, pinned)
                 .await?;
             Ok((StatusCode::OK, Some(principal)))
         }
         "PATCH" => {
             let operations = parse_patch_request(&data()?)?;
             let principal = services
-                .patch(account, kind, &need_id()?, &operations, pinned)
+                .patch(admin, kind, &need_id()?, &operations, pinned)
                 .await?;
             Ok((StatusCode::OK, Some(principal)))
         }
         "DELETE" => {
-            services.delete(account, kind, &need_id()?, pinned).await?;
+            services.delete(admin, kind, &need_id()?, pinned).await?;
             Ok((StatusCode::NO_CONTENT, None))
         }
         other => Err(ScimError::invalid_syntax(format!(

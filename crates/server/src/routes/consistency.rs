@@ -32,8 +32,8 @@ pub async fn layer(State(state): State<AppState>, request: Request<Body>, next: 
             .into_response();
         };
         let services = &state.services;
-        if services.access.applied() < wanted {
-            match services.access.catch_up(services.store.as_ref()).await {
+        if services.access().applied() < wanted {
+            match services.catch_up().await {
                 Ok(reached) if reached >= wanted => {}
                 Ok(reached) => {
                     return ApiError::from(ScimError::invalid_value(format!(
@@ -51,7 +51,7 @@ pub async fn layer(State(state): State<AppState>, request: Request<Body>, next: 
     );
     let mut response = next.run(request).await;
     if is_write && response.status().is_success() {
-        let token = state.services.access.applied();
+        let token = state.services.access().applied();
         if let Ok(value) = HeaderValue::from_str(&token.to_string()) {
             response.headers_mut().insert(CHANGE_TOKEN_HEADER, value);
         }

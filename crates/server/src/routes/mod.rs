@@ -12,7 +12,6 @@ pub mod workspace;
 
 use crate::context::{AddressedAccount, Mount};
 use crate::error::{scim_json_text, ApiError, ApiResult};
-use crate::service::DocumentJson;
 use crate::AppState;
 use axum::body::Body;
 use axum::http::HeaderName;
@@ -20,6 +19,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::{Extension, Json, Router};
+use scimitar_app::service::DocumentJson;
 use scimitar_domain::query::ListParameters;
 use scimitar_domain::resource::parse_etag;
 use scimitar_domain::ScimError;
@@ -174,15 +174,13 @@ async fn healthz() -> &'static str {
 /// alive; a node whose database is down is alive but must not be sent traffic. The reason
 /// names the kind of failure only; the cause (which may name hosts) goes to the log.
 async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
-    match state.services.store.ready().await {
+    match state.services.ready().await {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))).into_response(),
         Err(not_ready) => {
             tracing::warn!(reason = %not_ready, "not ready");
             let reason = match &not_ready {
-                scimitar_store::NotReady::Unreachable(_) => {
-                    "the database is unreachable".to_string()
-                }
-                scimitar_store::NotReady::MigrationsBehind { .. } => not_ready.to_string(),
+                scimitar_app::NotReady::Unreachable(_) => "the database is unreachable".to_string(),
+                scimitar_app::NotReady::MigrationsBehind { .. } => not_ready.to_string(),
             };
             (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -199,7 +197,7 @@ async fn databricks_config(
     addressed: AddressedAccount,
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> ApiResult {
-    let workspaces = state.services.store.workspaces(&addressed.account).await?;
+    let workspaces = state.services.workspaces(&addressed.account).await?;
     let workspace_id = workspaces.first().map(|workspace| workspace.id.to_string());
     Ok(Json(json!({
         "account_id": addressed.account.as_str(),

@@ -5,13 +5,13 @@
 use crate::context::DatabricksContext;
 use crate::error::DatabricksError;
 use crate::routes::{json_body, MAX_BODY_BYTES};
-use crate::workspace_permissions::{self, PermissionsPath};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use scimitar_access::AclWrite;
+use scimitar_app::workspace_permissions::{self, PermissionsPath};
 use scimitar_domain::ScimError;
 
 type Result<T = Response> = std::result::Result<T, DatabricksError>;
@@ -26,9 +26,7 @@ pub async fn get(
     if path.levels {
         return Ok(Json(workspace_permissions::permission_levels(&path.object)).into_response());
     }
-    let body = state.services.access.read(&context.account, |model| {
-        workspace_permissions::get(model, &context.token.principal, &path.object)
-    })??;
+    let body = workspace_permissions::get(&state.services, &context.actor, &path.object)?;
     Ok(Json(body).into_response())
 }
 
@@ -70,8 +68,7 @@ async fn write(
     let requested = workspace_permissions::parse_request(&body)?;
     let answer = workspace_permissions::write(
         &state.services,
-        &context.account,
-        &context.token.principal,
+        &context.actor,
         &path.object,
         requested,
         mode,

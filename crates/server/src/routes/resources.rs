@@ -6,12 +6,12 @@ use super::{
 };
 use crate::context::ScimContext;
 use crate::error::{scim_json_text, ApiResult};
-use crate::service::DocumentJson;
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use scimitar_app::service::DocumentJson;
 use scimitar_domain::patch::parse_patch_request;
 use scimitar_domain::projection::Projection;
 use scimitar_domain::query::{ListParameters, ListQuery};
@@ -77,10 +77,13 @@ async fn list_kind(
 ) -> ApiResult {
     let query = ListQuery::parse(kind.resource_type(), parameters)?;
     let services = &state.services;
-    let page = services.list(&context.account, kind, &query).await?;
+    let reader = services
+        .directory_reader(&context.actor, context.mount.surface())
+        .await?;
+    let page = services.list(&reader, kind, &query).await?;
     let resources = services
         .render_all(
-            &context.account,
+            &reader,
             &page.principals,
             &context.base_url,
             &query.projection,
@@ -183,10 +186,14 @@ pub async fn search_all(
     let mut remaining = queries.first().map(|(_, query)| query.count).unwrap_or(0);
     let mut total = 0;
     let mut resources = Vec::new();
+    let reader = state
+        .services
+        .directory_reader(&context.actor, context.mount.surface())
+        .await?;
     for (kind, mut query) in queries {
         query.start_index = skip + 1;
         query.count = remaining;
-        let page = state.services.list(&context.account, kind, &query).await?;
+        let page = state.services.list(&reader, kind, &query).await?;
         total += page.total_results;
         skip = skip.saturating_sub(page.total_results);
         remaining -= page.principals.len() as u64;
@@ -194,7 +201,7 @@ pub async fn search_all(
             state
                 .services
                 .render_all(
-                    &context.account,
+                    &reader,
                     &page.principals,
                     &context.base_url,
                     &query.projection,
@@ -216,13 +223,11 @@ pub async fn create(
     let projection = projection(kind, &query)?;
     let body = json_body(body, MAX_BODY_BYTES).await?;
     let parsed = parse_resource(kind.resource_type(), &body)?;
-    let created = state
-        .services
-        .create(&context.account, kind, parsed)
-        .await?;
+    let admin = state.services.authorize_admin(&context.actor).await?;
+    let created = state.services.create(&admin, kind, parsed).await?;
     let document = state
         .services
-        .render_one(&context.account, &created, &context.base_url, &projection)
+        .render_one(&admin.reader(), &created, &context.base_url, &projection)
         .await?;
     let mut response = resource_response(StatusCode::CREATED, document, &created.etag());
     let location = scimitar_domain::render::location(&context.base_url, kind, &created.id);
@@ -243,9 +248,13 @@ pub async fn get_one(
 ) -> ApiResult {
     let kind = kind_of(&params)?;
     let projection = projection(kind, &query)?;
+    let reader = state
+        .services
+        .directory_reader(&context.actor, context.mount.surface())
+        .await?;
     let principal = state
         .services
-        .get_for_read(&context.account, kind, &id_of(&params))
+        .get_for_read(&reader, kind, &id_of(&params))
         .await?;
     if if_none_match(&headers)? == Some(principal.version) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
@@ -258,7 +267,7 @@ pub async fn get_one(
     }
     let document = state
         .services
-        .render_one(&context.account, &principal, &context.base_url, &projection)
+        .render_one(&reader, &principal, &context.base_url, &projection)
         .await?;
     Ok(resource_response(
         StatusCode::OK,
@@ -280,13 +289,14 @@ pub async fn replace(
     let pinned = if_match(&headers)?;
     let body = json_body(body, MAX_BODY_BYTES).await?;
     let parsed = parse_resource(kind.resource_type(), &body)?;
+    let admin = state.services.authorize_admin(&context.actor).await?;
     let updated = state
         .services
-        .replace(&context.account, kind, &id_of(&params), parsed, pinned)
+        .replace(&admin, kind, &id_of(&params), parsed, pinned)
         .await?;
     let document = state
         .services
-        .render_one(&context.account, &updated, &context.base_url, &projection)
+        .render_one(&admin.reader(), &updated, &context.base_url, &projection)
         .await?;
     Ok(resource_response(StatusCode::OK, document, &updated.etag()))
 }
@@ -314,20 +324,21 @@ pub async fn patch(
     let pinned = if_match(&headers)?;
     let body = json_body(body, MAX_BODY_BYTES).await?;
     let operations = parse_patch_request(&body)?;
+    let admin = state.services.authorize_admin(&context.actor).await?;
     let updated = state
         .services
-        .patch(&context.account, kind, &id_of(&params), &operations, pinned)
+        .patch(&admin, kind, &id_of(&params), &operations, pinned)
         .await?;
     let document = if asks_for_members {
         state
             .services
-            .render_one(&context.account, &updated, &context.base_url, &projection)
+            .render_one(&admin.reader(), &updated, &context.base_url, &projection)
             .await?
     } else {
         state
             .services
             .render_with_small_member_list(
-                &context.account,
+                &admin,
                 &updated,
                 &context.base_url,
                 &projection,
@@ -346,27 +357,26 @@ pub async fn delete(
 ) -> ApiResult {
     let kind = kind_of(&params)?;
     let pinned = if_match(&headers)?;
+    let admin = state.services.authorize_admin(&context.actor).await?;
     state
         .services
-        .delete(&context.account, kind, &id_of(&params), pinned)
+        .delete(&admin, kind, &id_of(&params), pinned)
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// `GET /Me`: the principal behind the bearer token (RFC 7644 section 3.11).
+/// `GET /Me`: the principal behind the bearer token (RFC 7644 section 3.11), whole, whoever
+/// it is.
 pub async fn me(
     State(state): State<AppState>,
     context: ScimContext,
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult {
-    let principal = state
+    let (principal, document) = state
         .services
-        .get_any(&context.account, &context.token.principal)
-        .await?;
-    let projection = projection(principal.kind, &query)?;
-    let document = state
-        .services
-        .render_one(&context.account, &principal, &context.base_url, &projection)
+        .me(&context.actor, &context.base_url, |kind| {
+            projection(kind, &query)
+        })
         .await?;
     Ok(resource_response(
         StatusCode::OK,

@@ -25,9 +25,9 @@ use serde_json::{json, Value};
 
 use crate::context::DatabricksContext;
 use crate::error::{statement_error, DatabricksResult};
-use crate::governance::Outcome;
 use crate::routes::json_body;
 use crate::AppState;
+use scimitar_app::governance::Outcome;
 
 /// How many answers a node keeps for `GET /sql/statements/{id}`.
 pub const KEPT_STATEMENTS: usize = 1024;
@@ -87,12 +87,10 @@ async fn execute(
         .ok_or_else(|| ScimError::invalid_value("`statement` is required"))?;
     let catalog = text(&body, "catalog")?;
     let schema = text(&body, "schema")?;
-    let account = context.account.clone();
-    let caller = state
-        .governance
-        .caller(context.account, context.token.principal);
+    let account = context.actor.account().clone();
+    let caller = state.governance.caller(&context.actor);
     let outcome = caller.run_sql(statement, catalog, schema).await;
-    let id = state.services.ids.uuid();
+    let id = state.services.ids().uuid();
     let answer = match outcome {
         Ok(outcome) => succeeded(&id, outcome),
         Err(error) => {
@@ -153,7 +151,10 @@ async fn get_statement(
     id: Result<Path<String>, PathRejection>,
 ) -> DatabricksResult {
     let Path(id) = id.map_err(|rejection| ScimError::invalid_value(rejection.body_text()))?;
-    match state.recent_statements.find(context.account.as_str(), &id) {
+    match state
+        .recent_statements
+        .find(context.actor.account().as_str(), &id)
+    {
         Some(answer) => Ok(Json(answer).into_response()),
         None => Err(ScimError::NotFound(format!(
             "statement {id} is not known to this server (answers are kept for the last \

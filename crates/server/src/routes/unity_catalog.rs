@@ -17,10 +17,10 @@ use scimitar_domain::ScimError;
 use serde_json::{json, Map, Value};
 
 use crate::context::DatabricksContext;
-use crate::error::{from_access_error, DatabricksError, DatabricksResult};
-use crate::governance::{Caller, PrivilegeChanges, Securable};
+use crate::error::{DatabricksError, DatabricksResult};
 use crate::routes::json_body;
 use crate::AppState;
+use scimitar_app::governance::{Caller, PrivilegeChanges, Securable};
 
 /// Unity Catalog request bodies are small; a permissions PATCH for a few hundred principals
 /// fits easily.
@@ -81,9 +81,7 @@ type Params = Result<Path<HashMap<String, String>>, PathRejection>;
 type QueryParams = Result<Query<HashMap<String, String>>, QueryRejection>;
 
 fn caller<'a>(state: &'a AppState, context: DatabricksContext) -> Caller<'a> {
-    state
-        .governance
-        .caller(context.account, context.token.principal)
+    state.governance.caller(&context.actor)
 }
 
 /// The path parameters by name; a malformed path is the client's 400 in Databricks' shape.
@@ -157,7 +155,7 @@ fn required_field<'a>(body: &'a Value, name: &str) -> DatabricksResult<&'a str> 
 }
 
 fn securable_type(text: &str) -> DatabricksResult<SecurableType> {
-    SecurableType::parse(text).map_err(|error| from_access_error(error).into())
+    SecurableType::parse(text).map_err(|error| ScimError::from(error).into())
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> Response {
@@ -465,7 +463,7 @@ fn parse_changes(body: &Value) -> DatabricksResult<Vec<PrivilegeChanges>> {
                         .ok_or_else(|| {
                             ScimError::invalid_value(format!("`{name}` must list privilege names"))
                         })
-                        .and_then(|text| Privilege::parse(text).map_err(from_access_error))
+                        .and_then(|text| Privilege::parse(text).map_err(ScimError::from))
                         .map_err(DatabricksError::from)
                 })
                 .collect(),

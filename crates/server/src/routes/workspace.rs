@@ -1,18 +1,18 @@
 //! The Databricks Workspace API's tree operations: `POST /api/2.0/workspace/mkdirs`,
 //! `import` and `delete`, `GET .../get-status` and `.../list`. Thin: the request is read into
-//! validated values, [`crate::workspace_tree`] decides and commits, errors come back in
+//! validated values, [`scimitar_app::workspace_tree`] decides and commits, errors come back in
 //! Databricks' shape.
 
 use crate::context::DatabricksContext;
 use crate::error::DatabricksResult;
 use crate::routes::{json_body, method_not_allowed, MAX_BODY_BYTES};
-use crate::workspace_tree::{self, Imported, WorkspacePath};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use scimitar_app::workspace_tree::{self, Imported, WorkspacePath};
 use scimitar_domain::ScimError;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -71,13 +71,7 @@ async fn status(
     Query(query): Query<HashMap<String, String>>,
 ) -> DatabricksResult {
     let path = path_of(query.get("path").map(String::as_str))?;
-    let info = workspace_tree::status(
-        &state.services,
-        &context.account,
-        &context.token.principal,
-        &path,
-    )
-    .await?;
+    let info = workspace_tree::status(&state.services, &context.actor, &path).await?;
     Ok(Json(info).into_response())
 }
 
@@ -87,13 +81,7 @@ async fn list(
     Query(query): Query<HashMap<String, String>>,
 ) -> DatabricksResult {
     let path = path_of(query.get("path").map(String::as_str))?;
-    let listing = workspace_tree::list(
-        &state.services,
-        &context.account,
-        &context.token.principal,
-        &path,
-    )
-    .await?;
+    let listing = workspace_tree::list(&state.services, &context.actor, &path).await?;
     Ok(Json(listing).into_response())
 }
 
@@ -104,13 +92,7 @@ async fn mkdirs(
 ) -> DatabricksResult {
     let body = json_body(body, MAX_BODY_BYTES).await?;
     let path = path_of(text(&body, "path")?)?;
-    workspace_tree::mkdirs(
-        &state.services,
-        &context.account,
-        &context.token.principal,
-        &path,
-    )
-    .await?;
+    workspace_tree::mkdirs(&state.services, &context.actor, &path).await?;
     Ok(Json(json!({})).into_response())
 }
 
@@ -125,15 +107,7 @@ async fn import(
     // The content is not kept (see `workspace_tree`), but a malformed field is still refused.
     text(&body, "content")?;
     let overwrite = flag(&body, "overwrite")?;
-    workspace_tree::import(
-        &state.services,
-        &context.account,
-        &context.token.principal,
-        &path,
-        imported,
-        overwrite,
-    )
-    .await?;
+    workspace_tree::import(&state.services, &context.actor, &path, imported, overwrite).await?;
     Ok(Json(json!({})).into_response())
 }
 
@@ -145,13 +119,6 @@ async fn delete(
     let body = json_body(body, MAX_BODY_BYTES).await?;
     let path = path_of(text(&body, "path")?)?;
     let recursive = flag(&body, "recursive")?;
-    workspace_tree::delete(
-        &state.services,
-        &context.account,
-        &context.token.principal,
-        &path,
-        recursive,
-    )
-    .await?;
+    workspace_tree::delete(&state.services, &context.actor, &path, recursive).await?;
     Ok(Json(json!({})).into_response())
 }

@@ -6,8 +6,7 @@ use crate::permissions::permissions;
 use crate::support::*;
 use reqwest::Method;
 use scimitar_access::{Privilege, SecurableType};
-use scimitar_domain::PrincipalId;
-use scimitar_store::{Change, GovernanceChange};
+use scimitar_app::governance::{Governance, PrivilegeChanges};
 use serde_json::{json, Value};
 
 async fn ask(app: &TestApp, token: &str, question: &str, query: &[(&str, &str)]) -> Reply {
@@ -333,57 +332,58 @@ async fn callers_may_ask_about_themselves_and_admins_about_anyone() {
     }
 }
 
-async fn governance(app: &TestApp, change: GovernanceChange) {
+/// Acts through the governance service as the account's admin, as the Unity Catalog API does.
+async fn as_admin(app: &TestApp) -> scimitar_app::Actor {
     app.services
-        .commit(&app.account, Change::Governance(change))
+        .act_as_admin(&app.account)
         .await
-        .expect("committed");
+        .expect("an admin to act as")
 }
 
+async fn create_securable(app: &TestApp, kind: SecurableType, name: &str) {
+    let actor = as_admin(app).await;
+    Governance::new(app.services.clone())
+        .caller(&actor)
+        .create(kind, name, None, false)
+        .await
+        .expect("created");
+}
+
+/// Grants `privilege` to the principal named `to` (a userName or group name).
 async fn grant(app: &TestApp, kind: SecurableType, name: &str, to: &str, privilege: Privilege) {
-    governance(
-        app,
-        GovernanceChange::Grant {
-            securable_type: kind,
-            full_name: name.to_string(),
-            principal: PrincipalId::new(to),
-            privileges: vec![privilege],
-        },
-    )
-    .await;
+    let actor = as_admin(app).await;
+    Governance::new(app.services.clone())
+        .caller(&actor)
+        .update_privileges(
+            kind,
+            name,
+            vec![PrivilegeChanges {
+                principal: to.to_string(),
+                add: vec![privilege],
+                remove: Vec::new(),
+            }],
+        )
+        .await
+        .expect("granted");
 }
 
 #[tokio::test]
 async fn unity_catalog_checks_name_the_grant_and_what_is_missing() {
     let app = spawn_app().await;
     let (alice_id, team_id) = nested_job(&app).await;
-    let admin = app
-        .services
-        .initial_admin(&app.account)
-        .await
-        .expect("the admin");
+    let admin = as_admin(&app).await;
     for (kind, name) in [
         (SecurableType::Catalog, "main"),
         (SecurableType::Schema, "main.sales"),
         (SecurableType::Table, "main.sales.orders"),
     ] {
-        governance(
-            &app,
-            GovernanceChange::CreateSecurable {
-                securable_type: kind,
-                full_name: name.to_string(),
-                owner: admin.id.clone(),
-                comment: None,
-                created: app.services.clock.now(),
-            },
-        )
-        .await;
+        create_securable(&app, kind, name).await;
     }
     grant(
         &app,
         SecurableType::Schema,
         "main.sales",
-        &team_id,
+        "team",
         Privilege::Select,
     )
     .await;
@@ -391,7 +391,7 @@ async fn unity_catalog_checks_name_the_grant_and_what_is_missing() {
         &app,
         SecurableType::Catalog,
         "main",
-        &team_id,
+        "team",
         Privilege::UseCatalog,
     )
     .await;
@@ -414,7 +414,7 @@ async fn unity_catalog_checks_name_the_grant_and_what_is_missing() {
         &app,
         SecurableType::Schema,
         "main.sales",
-        &alice_id,
+        "alice@example.com",
         Privilege::UseSchema,
     )
     .await;
@@ -443,7 +443,7 @@ async fn unity_catalog_checks_name_the_grant_and_what_is_missing() {
     // Every field of every holder: the body is written straight from the engine's compact
     // answer, so this is what keeps its shape from drifting.
     let user = |id: &str, name: &str| json!({"id": id, "type": "user", "name": name});
-    let admin_user = user(admin.id.as_str(), BOOTSTRAP_ADMIN);
+    let admin_user = user(admin.principal().as_str(), BOOTSTRAP_ADMIN);
     let alice_user = user(&alice_id, "alice@example.com");
     let team = json!({"id": team_id, "type": "group", "name": "team"});
     assert_eq!(

@@ -5,8 +5,8 @@
 
 use crate::support::*;
 use reqwest::Method;
+use scimitar_app::service::Services;
 use scimitar_domain::{RandomIds, SystemClock};
-use scimitar_server::service::Services;
 use scimitar_server::Application;
 use serde_json::json;
 use std::sync::Arc;
@@ -433,11 +433,7 @@ async fn nodes_bootstrapping_an_empty_database_at_once_make_one_account() {
         .filter_map(|outcome| outcome.expect("bootstrap succeeds or finds it done"))
         .collect();
     assert_eq!(bootstraps.len(), 1, "exactly one node bootstraps");
-    let accounts = nodes[0]
-        .store
-        .accounts()
-        .await
-        .expect("accounts are listed");
+    let accounts = nodes[0].accounts().await.expect("accounts are listed");
     assert_eq!(accounts.len(), 1, "{accounts:?}");
     assert_eq!(accounts[0].id, bootstraps[0].account.id);
     drop(database);

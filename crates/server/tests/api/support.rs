@@ -7,8 +7,8 @@
 
 use reqwest::header::HeaderMap;
 use reqwest::Method;
+use scimitar_app::service::Services;
 use scimitar_domain::{RandomIds, SystemClock};
-use scimitar_server::service::Services;
 use scimitar_server::Application;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -235,11 +235,22 @@ pub fn patch_op(operations: Value) -> Value {
 }
 
 impl TestApp {
-    /// A token, admin-scoped, for a principal other than the bootstrap admin.
+    /// A token for a principal other than the bootstrap admin, minted by an admin as
+    /// `scimitar token create --user` does. It may do what its principal may do.
     pub async fn token_for(&self, principal_id: &str) -> String {
+        let operator = self
+            .services
+            .act_as_admin(&self.account)
+            .await
+            .expect("an admin to act as");
+        let admin = self
+            .services
+            .authorize_admin(&operator)
+            .await
+            .expect("the operator is an admin");
         self.services
             .create_token(
-                &self.account,
+                &admin,
                 &scimitar_domain::PrincipalId::new(principal_id),
                 scimitar_domain::credentials::TokenScope::Admin,
                 None,

@@ -10,7 +10,7 @@
 //! [`Services::commit`], so the engine (and every later check) sees it before the answer goes
 //! out.
 
-use crate::error::from_access_error;
+use crate::authority::{is_admin, Actor};
 use crate::service::Services;
 use scimitar_access::{
     AccessModel, AclEntry, AclWrite, ObjectType, PermissionLevel, PrincipalRef, TOKENS_OBJECT_ID,
@@ -180,7 +180,7 @@ fn parse_entry(index: usize, entry: &Value) -> ScimResult<RequestedEntry> {
         .get("permission_level")
         .and_then(Value::as_str)
         .ok_or_else(|| ScimError::invalid_value(at("permission_level is missing")))?;
-    let level = PermissionLevel::parse(level).map_err(from_access_error)?;
+    let level = PermissionLevel::parse(level).map_err(ScimError::from)?;
     Ok(RequestedEntry { kind, name, level })
 }
 
@@ -201,12 +201,12 @@ fn object_lock(account: &AccountId, object: &ObjectAddress) -> &'static tokio::s
 /// the object's permissions afterwards.
 pub async fn write(
     services: &Services,
-    account: &AccountId,
-    caller: &PrincipalId,
+    actor: &Actor,
     object: &ObjectAddress,
     requested: Vec<RequestedEntry>,
     mode: AclWrite,
 ) -> ScimResult<Value> {
+    let (account, caller) = (actor.account(), actor.principal());
     let mut entries = Vec::with_capacity(requested.len());
     for entry in requested {
         let principal = services
@@ -249,7 +249,7 @@ pub async fn write(
                 .collect();
             let planned = model
                 .planned_object_acl(object.object_type, &object.object_id, &entries, mode)
-                .map_err(from_access_error)?;
+                .map_err(ScimError::from)?;
             Ok::<_, ScimError>((current, planned))
         })??;
         let committed = services
@@ -284,13 +284,21 @@ pub async fn write(
 const ACL_WRITE_ATTEMPTS: usize = 8;
 
 /// The object's permissions, for admins and for anyone holding a level on it.
-pub fn get(model: &AccessModel, caller: &PrincipalId, object: &ObjectAddress) -> ScimResult<Value> {
-    let may_read = model
-        .is_workspace_admin(caller)
-        .map_err(from_access_error)?
+pub fn get(services: &Services, actor: &Actor, object: &ObjectAddress) -> ScimResult<Value> {
+    services.access.read(actor.account(), |model| {
+        readable(model, actor.principal(), object)
+    })?
+}
+
+fn readable(
+    model: &AccessModel,
+    caller: &PrincipalId,
+    object: &ObjectAddress,
+) -> ScimResult<Value> {
+    let may_read = is_admin(model, caller)
         || model
             .object_permission(caller, object.object_type, &object.object_id)
-            .map_err(from_access_error)?
+            .map_err(ScimError::from)?
             .is_some();
     if !may_read {
         return Err(ScimError::Forbidden(format!(
@@ -324,7 +332,7 @@ fn ensure_may_change(
 ) -> ScimResult<()> {
     if model
         .can_change_object_acl(caller, object.object_type, &object.object_id)
-        .map_err(from_access_error)?
+        .map_err(ScimError::from)?
     {
         return Ok(());
     }

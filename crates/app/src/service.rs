@@ -1,13 +1,18 @@
-//! The application service: what each SCIM operation does, between the HTTP edge (which parses
-//! input into domain values) and storage. Every write goes through [`Store::apply`].
+//! The application service: what each SCIM operation does, between the edges (which parse
+//! input into domain values) and storage. Every write goes through the private
+//! [`Services::commit`], reached only from methods that take a capability
+//! ([`crate::authority`]).
 //!
 //! Read-modify-write operations (PUT, PATCH) are optimistic: they write only if the version they
 //! read is still current, and retry when another request got in between, unless the client
 //! pinned a version with `If-Match`, in which case the conflict is the client's 412.
 
 use crate::access::AccessEngine;
+use crate::authority::{not_an_admin, AccountAdmin, Actor, Credential};
 use scimitar_domain::credentials::{hash_password, Token, TokenScope, TokenSecret};
+use scimitar_domain::filter::ResolvedFilter;
 use scimitar_domain::patch::{apply_patch, password_in, MembershipStep, PatchOperation};
+use scimitar_domain::paths::{AttributeHome, ResolvedAttr};
 use scimitar_domain::projection::Projection;
 use scimitar_domain::query::ListQuery;
 use scimitar_domain::render::{Document, GroupRef, MemberRef};
@@ -16,7 +21,7 @@ use scimitar_domain::resource::{ParsedResource, Principal};
 use scimitar_domain::{
     AccountId, Clock, IdGenerator, PrincipalId, PrincipalKind, ScimError, ScimResult, WorkspaceId,
 };
-use scimitar_store::{Account, Change, FirstAdmin, Page, SharedStore, Workspace};
+use scimitar_store::{Account, Change, FirstAdmin, NotReady, Page, SharedStore, Workspace};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,15 +37,17 @@ pub const BOOTSTRAP_ADMIN_USER_NAME: &str = "admin@scimitar.local";
 
 #[derive(Clone)]
 pub struct Services {
-    pub store: SharedStore,
+    /// Private to the crate: every write passes [`Services::commit`] from a method that took
+    /// a capability, and no edge can reach storage around them.
+    pub(crate) store: SharedStore,
     /// The access engine, kept current with every commit (see [`Services::commit`]).
-    pub access: Arc<AccessEngine>,
+    pub(crate) access: Arc<AccessEngine>,
     /// Tokens already looked up, by secret digest. Safe to keep because a token's validity
     /// beyond its expiry is decided by its principal, which is checked in the engine on every
     /// request. Revocation, when it comes, must go through the access log and evict here.
     tokens: Arc<TokenCache>,
-    pub clock: Arc<dyn Clock>,
-    pub ids: Arc<dyn IdGenerator>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) ids: Arc<dyn IdGenerator>,
     write_locks: Arc<Vec<tokio::sync::Mutex<()>>>,
 }
 
@@ -93,12 +100,167 @@ impl Services {
         }
     }
 
+    /// Opens the store a database URL names (bringing its schema up to date) and the services
+    /// over it, with an empty access engine ([`Services::load_access_state`] fills it).
+    pub async fn open(
+        database_url: &str,
+        options: &scimitar_store::StoreOptions,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+    ) -> ScimResult<Services> {
+        let store = scimitar_store::open_with(database_url, options).await?;
+        Ok(Services::new(store, clock, ids))
+    }
+
+    /// The access engine, for questions answered from its model.
+    pub fn access(&self) -> &AccessEngine {
+        &self.access
+    }
+
+    /// The clock every timestamp is read from.
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
+    /// Builds every account's access model from storage: what a node does before it serves.
+    pub async fn load_access_state(&self) -> ScimResult<()> {
+        self.access.reload(self.store.as_ref()).await
+    }
+
+    /// Follows the access log every `interval` until the process ends, so that writes made by
+    /// other nodes or processes reach this node's answers within about one interval.
+    pub async fn follow_access_log(&self, interval: std::time::Duration) {
+        self.access.follow(self.store.as_ref(), interval).await
+    }
+
+    /// Applies every access-log entry committed so far to this node's engine.
+    pub async fn catch_up(&self) -> ScimResult<u64> {
+        self.access.catch_up(self.store.as_ref()).await
+    }
+
+    /// Every account, oldest first.
+    pub async fn accounts(&self) -> ScimResult<Vec<Account>> {
+        self.store.accounts().await
+    }
+
+    /// The account with this id, or the first one when `id` is `None` (the CLI's default).
+    pub async fn account_or_first(&self, id: Option<&str>) -> ScimResult<AccountId> {
+        let accounts = self.store.accounts().await?;
+        match id {
+            Some(id) => accounts
+                .into_iter()
+                .find(|account| account.id.as_str() == id)
+                .map(|account| account.id)
+                .ok_or_else(|| ScimError::NotFound(format!("account {id} not found"))),
+            None => accounts
+                .into_iter()
+                .next()
+                .map(|account| account.id)
+                .ok_or_else(|| {
+                    ScimError::NotFound(
+                        "the database holds no account; run `scimitar serve` once to create one"
+                            .into(),
+                    )
+                }),
+        }
+    }
+
+    pub async fn workspaces(&self, account: &AccountId) -> ScimResult<Vec<Workspace>> {
+        self.store.workspaces(account).await
+    }
+
+    /// Whether storage can serve requests now (backs `/readyz`).
+    pub async fn ready(&self) -> Result<(), NotReady> {
+        self.store.ready().await
+    }
+
+    // ----- who is acting ----------------------------------------------------------------------
+
+    /// Acts as `principal` in `account`, for an operator who holds the database (the CLI). The
+    /// principal must exist and be active; what it may do is then decided as for any request.
+    /// Edges that serve requests authenticate instead ([`Services::authenticate`]).
+    pub async fn act_as(&self, account: &AccountId, principal: &PrincipalId) -> ScimResult<Actor> {
+        let can_act = |services: &Services| {
+            services
+                .access
+                .read(account, |model| model.can_act(principal))
+                .unwrap_or(false)
+        };
+        // A principal made through another node (or process) may be newer than this engine.
+        let known = can_act(self) || (self.catch_up().await.is_ok() && can_act(self));
+        if !known {
+            return Err(ScimError::NotFound(format!(
+                "principal {principal} does not exist or is deactivated"
+            )));
+        }
+        Ok(Actor::operator(account.clone(), principal.clone()))
+    }
+
+    /// Acts as an admin of `account`, for an operator who holds the database: the bootstrap
+    /// admin while it is one, else the first active direct member of `admins`.
+    pub async fn act_as_admin(&self, account: &AccountId) -> ScimResult<Actor> {
+        self.load_access_state_if_empty(account).await?;
+        let admin = self.initial_admin(account).await?;
+        let actor = self.act_as(account, &admin.id).await?;
+        self.authorize_admin(&actor).await?;
+        Ok(actor)
+    }
+
+    /// Confirms, from this node's engine as it stands, that an admin found so earlier in the
+    /// same request still is one: between the operations of one Bulk request, where an earlier
+    /// operation may have removed the caller from `admins`. (Each operation's commit brings the
+    /// engine up to it, so no log read is needed.)
+    pub fn confirm_admin(&self, admin: &AccountAdmin) -> ScimResult<()> {
+        let actor = admin.actor();
+        if self
+            .access
+            .read(actor.account(), |model| actor.is_admin_in(model))?
+        {
+            return Ok(());
+        }
+        Err(not_an_admin(
+            actor,
+            "change users, groups, service principals and tokens",
+        ))
+    }
+
+    /// The generator of ids and secrets.
+    pub fn ids(&self) -> &dyn IdGenerator {
+        self.ids.as_ref()
+    }
+
+    /// Builds the engine when this process has no model of `account` yet (a CLI command).
+    async fn load_access_state_if_empty(&self, account: &AccountId) -> ScimResult<()> {
+        if self.access.read(account, |_| ()).is_err() {
+            self.load_access_state().await?;
+        }
+        Ok(())
+    }
+
+    /// Finds the actor to be an admin of its account, or refuses with 403. The engine reads the
+    /// access log up to now first, so a principal removed from `admins` through another node
+    /// (or the CLI) is refused with its very next request, not a follower interval later.
+    pub async fn authorize_admin(&self, actor: &Actor) -> ScimResult<AccountAdmin> {
+        self.access.catch_up_to_now(self.store.as_ref()).await?;
+        let admin = self
+            .access
+            .read(actor.account(), |model| actor.is_admin_in(model))?;
+        if !admin {
+            return Err(not_an_admin(
+                actor,
+                "change users, groups, service principals and tokens",
+            ));
+        }
+        Ok(AccountAdmin::new(actor.clone()))
+    }
+
     /// The one way this node writes: applies `change` in storage, then brings the access
     /// engine up to at least that commit, so the request that made the change, and every
-    /// request after it, sees it in access answers.
-    pub async fn commit(&self, account: &AccountId, change: Change) -> ScimResult<()> {
+    /// request after it, sees it in access answers. Private to the crate: it is called only
+    /// by methods that took a capability and checked it (see [`crate::authority`]).
+    pub(crate) async fn commit(&self, account: &AccountId, change: Change) -> ScimResult<()> {
         self.store.apply(account, change).await?;
-        if let Err(error) = self.access.catch_up_after_commit(self.store.as_ref()).await {
+        if let Err(error) = self.access.catch_up_to_now(self.store.as_ref()).await {
             // The change is committed; the client must hear so. The engine catches up on its
             // next step (the next write, or the follower's timer).
             tracing::error!(%error, "the access engine could not catch up after a commit");
@@ -215,14 +377,29 @@ impl Services {
         }))
     }
 
-    /// Creates a token for a principal and returns its secret, which is never stored.
+    /// Creates a token for a principal of the admin's account and returns its secret, which
+    /// is never stored. The principal must exist and be a user or service principal.
     pub async fn create_token(
         &self,
-        account: &AccountId,
+        admin: &AccountAdmin,
         principal: &PrincipalId,
         scope: TokenScope,
         comment: Option<String>,
     ) -> ScimResult<TokenSecret> {
+        let account = admin.account();
+        match self.store.principal(account, principal).await? {
+            Some(found) if found.kind != PrincipalKind::Group => {}
+            Some(_) => {
+                return Err(ScimError::invalid_value(
+                    "a token belongs to a user or a service principal, not a group",
+                ))
+            }
+            None => {
+                return Err(ScimError::NotFound(format!(
+                    "principal {principal} not found"
+                )))
+            }
+        }
         let secret = TokenSecret::generate(self.ids.as_ref());
         let token = Token {
             id: self.ids.uuid(),
@@ -242,6 +419,21 @@ impl Services {
         )
         .await?;
         Ok(secret)
+    }
+
+    /// The id of the principal of a kind with this name (userName, group displayName,
+    /// applicationId), compared ignoring case.
+    pub async fn principal_named(
+        &self,
+        account: &AccountId,
+        kind: PrincipalKind,
+        name: &str,
+    ) -> ScimResult<PrincipalId> {
+        self.store
+            .principal_by_name(account, kind, name)
+            .await?
+            .map(|principal| principal.id)
+            .ok_or_else(|| ScimError::NotFound(format!("no {} is named '{name}'", kind.as_str())))
     }
 
     /// The initial admin of an account: the bootstrap user, else the first member of `admins`.
@@ -269,10 +461,10 @@ impl Services {
         self.get_any(account, &first.id).await
     }
 
-    /// Checks a bearer secret and returns its token. The token must exist, be unexpired, and
-    /// belong to a principal that exists and is active now: deactivating or deleting a
+    /// Checks a bearer secret and returns its credential. The token must exist, be unexpired,
+    /// and belong to a principal that exists and is active now: deactivating or deleting a
     /// principal disables its tokens at once, as in Databricks.
-    pub async fn authenticate(&self, secret: &str) -> ScimResult<Token> {
+    pub async fn authenticate(&self, secret: &str) -> ScimResult<Credential> {
         let digest = scimitar_domain::credentials::token_digest(secret);
         let token = match self.tokens.get(&digest) {
             Some(token) => token,
@@ -306,10 +498,14 @@ impl Services {
                 "the principal this token belongs to is deactivated or deleted".into(),
             ));
         }
-        Ok(token)
+        Ok(Credential::new(token))
     }
 
-    pub async fn get_any(&self, account: &AccountId, id: &PrincipalId) -> ScimResult<Principal> {
+    pub(crate) async fn get_any(
+        &self,
+        account: &AccountId,
+        id: &PrincipalId,
+    ) -> ScimResult<Principal> {
         self.store
             .principal(account, id)
             .await?
@@ -320,10 +516,11 @@ impl Services {
     /// can be. Writes never use it: they need the stored version to check against.
     pub async fn get_for_read(
         &self,
-        account: &AccountId,
+        reader: &DirectoryReader,
         kind: PrincipalKind,
         id: &PrincipalId,
     ) -> ScimResult<Arc<Principal>> {
+        let account = reader.actor.account();
         let principal = match self.access.cached_principal(account, id) {
             Some(principal) => principal,
             None => {
@@ -343,7 +540,7 @@ impl Services {
     }
 
     /// Reads a principal of a kind; one of another kind is "not found" at this endpoint.
-    pub async fn get(
+    pub(crate) async fn get(
         &self,
         account: &AccountId,
         kind: PrincipalKind,
@@ -354,10 +551,11 @@ impl Services {
 
     pub async fn create(
         &self,
-        account: &AccountId,
+        admin: &AccountAdmin,
         kind: PrincipalKind,
         parsed: ParsedResource,
     ) -> ScimResult<Principal> {
+        let account = admin.account();
         let now = self.now();
         let mut attributes = parsed.attributes;
         if kind != PrincipalKind::Group {
@@ -419,12 +617,13 @@ impl Services {
 
     pub async fn replace(
         &self,
-        account: &AccountId,
+        admin: &AccountAdmin,
         kind: PrincipalKind,
         id: &PrincipalId,
         parsed: ParsedResource,
         if_match: Option<u64>,
     ) -> ScimResult<Principal> {
+        let account = admin.account();
         let password_hash = match &parsed.password {
             Some(password) => Some(hash_password(password, self.ids.as_ref())?),
             None => None,
@@ -448,12 +647,13 @@ impl Services {
 
     pub async fn patch(
         &self,
-        account: &AccountId,
+        admin: &AccountAdmin,
         kind: PrincipalKind,
         id: &PrincipalId,
         operations: &[PatchOperation],
         if_match: Option<u64>,
     ) -> ScimResult<Principal> {
+        let account = admin.account();
         let resource_type = kind.resource_type();
         // Hash once, outside the retry loop: Argon2 is deliberately slow.
         let password_hash = match password_in(operations) {
@@ -551,11 +751,12 @@ impl Services {
 
     pub async fn delete(
         &self,
-        account: &AccountId,
+        admin: &AccountAdmin,
         kind: PrincipalKind,
         id: &PrincipalId,
         if_match: Option<u64>,
     ) -> ScimResult<()> {
+        let account = admin.account();
         let current = self.get(account, kind, id).await?;
         if current.system {
             return Err(ScimError::mutability(format!(
@@ -573,18 +774,102 @@ impl Services {
         .await
     }
 
+    /// A page of principals of a kind. A reader with the limited view may filter and sort
+    /// only by what that view shows.
     pub async fn list(
         &self,
-        account: &AccountId,
+        reader: &DirectoryReader,
         kind: PrincipalKind,
         query: &ListQuery,
     ) -> ScimResult<Page> {
-        self.store.list_principals(account, kind, query).await
+        if !reader.full_view {
+            ensure_limited_query(query)?;
+        }
+        self.store
+            .list_principals(reader.actor.account(), kind, query)
+            .await
+    }
+
+    /// The principal behind the actor, rendered whole (`GET /Me`) with the projection made
+    /// for its kind.
+    pub async fn me(
+        &self,
+        actor: &Actor,
+        base_url: &str,
+        projection_for: impl FnOnce(PrincipalKind) -> ScimResult<Projection>,
+    ) -> ScimResult<(Principal, DocumentJson)> {
+        let principal = self.get_any(actor.account(), actor.principal()).await?;
+        let projection = projection_for(principal.kind)?;
+        let reader = DirectoryReader {
+            actor: actor.clone(),
+            full_view: true,
+        };
+        let document = self
+            .render_one(&reader, &principal, base_url, &projection)
+            .await?;
+        Ok((principal, document))
+    }
+
+    /// What `actor` may read of its account's directory through `surface`: admins everything;
+    /// other principals, on a workspace's API, the limited view Databricks gives them (ids and
+    /// names, their own document whole); on the account API, nothing but `/Me`.
+    pub async fn directory_reader(
+        &self,
+        actor: &Actor,
+        surface: Surface,
+    ) -> ScimResult<DirectoryReader> {
+        let admin = self
+            .access
+            .read(actor.account(), |model| actor.is_admin_in(model))?;
+        if !admin && surface == Surface::Account {
+            return Err(not_an_admin(actor, "read the account's directory"));
+        }
+        Ok(DirectoryReader {
+            actor: actor.clone(),
+            full_view: admin,
+        })
     }
 
     /// Renders principals for a response, loading `members` and `groups` only when the
     /// projection keeps them.
     pub async fn render_all(
+        &self,
+        reader: &DirectoryReader,
+        principals: &[Principal],
+        base_url: &str,
+        projection: &Projection,
+    ) -> ScimResult<Vec<DocumentJson>> {
+        if !reader.full_view {
+            let mut documents = Vec::with_capacity(principals.len());
+            for principal in principals {
+                if principal.id == *reader.actor.principal() {
+                    let own = std::slice::from_ref(principal);
+                    documents.extend(
+                        self.render_full(reader.actor.account(), own, base_url, projection)
+                            .await?,
+                    );
+                    continue;
+                }
+                let document = Document {
+                    principal,
+                    base_url,
+                    members: None,
+                    groups: None,
+                };
+                documents.push(DocumentJson::write(
+                    document,
+                    &limited_projection(principal.kind),
+                )?);
+            }
+            return Ok(documents);
+        }
+        self.render_full(reader.actor.account(), principals, base_url, projection)
+            .await
+    }
+
+    /// Renders principals whole (as the projection asks), loading `members` and `groups` only
+    /// when the projection keeps them.
+    async fn render_full(
         &self,
         account: &AccountId,
         principals: &[Principal],
@@ -643,15 +928,16 @@ impl Services {
     /// the whole member list.
     pub async fn render_with_small_member_list(
         &self,
-        account: &AccountId,
+        admin: &AccountAdmin,
         principal: &Principal,
         base_url: &str,
         projection: &Projection,
         member_cap: usize,
     ) -> ScimResult<DocumentJson> {
+        let account = admin.account();
         if principal.kind != PrincipalKind::Group || !projection.includes("members") {
             return self
-                .render_one(account, principal, base_url, projection)
+                .render_one(&admin.reader(), principal, base_url, projection)
                 .await;
         }
         // The engine already holds this node's own commits: when it counts more than the cap,
@@ -743,14 +1029,14 @@ impl Services {
 
     pub async fn render_one(
         &self,
-        account: &AccountId,
+        reader: &DirectoryReader,
         principal: &Principal,
         base_url: &str,
         projection: &Projection,
     ) -> ScimResult<DocumentJson> {
         let mut rendered = self
             .render_all(
-                account,
+                reader,
                 std::slice::from_ref(principal),
                 base_url,
                 projection,
@@ -759,6 +1045,93 @@ impl Services {
         rendered
             .pop()
             .ok_or_else(|| ScimError::internal("rendering returned nothing"))
+    }
+}
+
+/// Which API a directory read comes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// A workspace's SCIM API (and the generic `/scim/v2`): every principal of the account may
+    /// look others up by name, as Databricks lets workspace users do.
+    Workspace,
+    /// Databricks' account API, which is for account admins.
+    Account,
+}
+
+/// What an actor may read of its account's directory, decided once per request by
+/// [`Services::directory_reader`] (or given by an [`AccountAdmin`]).
+#[derive(Debug, Clone)]
+pub struct DirectoryReader {
+    actor: Actor,
+    /// Admins see documents whole; anyone else sees the limited view (see
+    /// [`limited_projection`]) of everyone but themselves.
+    full_view: bool,
+}
+
+impl AccountAdmin {
+    /// An admin reads the whole directory.
+    pub fn reader(&self) -> DirectoryReader {
+        DirectoryReader {
+            actor: self.actor().clone(),
+            full_view: true,
+        }
+    }
+}
+
+/// The attributes a non-admin sees of other principals, as Databricks shows workspace users:
+/// the id and the names people and tools look each other up by. Nothing else (emails,
+/// `active`, members, groups, entitlements, external ids) is shown.
+pub const LIMITED_VIEW_ATTRIBUTES: [&str; 4] = ["id", "userName", "displayName", "applicationId"];
+
+fn limited_projection(kind: PrincipalKind) -> Projection {
+    // Names a resource type lacks (applicationId for a user) are skipped by the parser.
+    Projection::parse(
+        kind.resource_type(),
+        Some(&LIMITED_VIEW_ATTRIBUTES.join(",")),
+        None,
+    )
+    .unwrap_or_else(|_| Projection::everything())
+}
+
+/// A reader with the limited view may filter and sort only by what it can see, so that it
+/// cannot learn a hidden attribute by searching on it (`emails.value eq "..."`).
+fn ensure_limited_query(query: &ListQuery) -> ScimResult<()> {
+    let visible = |attribute: &ResolvedAttr| {
+        attribute.sub_attribute.is_none()
+            && !matches!(attribute.home, AttributeHome::Extension(_))
+            && LIMITED_VIEW_ATTRIBUTES.contains(&attribute.attribute.name)
+    };
+    let mut named = Vec::new();
+    if let Some(filter) = &query.filter {
+        filter_attributes(filter, &mut named);
+    }
+    named.extend(query.sort_by.iter());
+    match named.into_iter().find(|attribute| !visible(attribute)) {
+        None => Ok(()),
+        Some(hidden) => Err(ScimError::Forbidden(format!(
+            "only admins may filter or sort by '{}': other principals may search by {}",
+            hidden.leaf().name,
+            LIMITED_VIEW_ATTRIBUTES.join(", ")
+        ))),
+    }
+}
+
+/// Every attribute a filter names, in the order written.
+fn filter_attributes<'f>(filter: &'f ResolvedFilter, into: &mut Vec<&'f ResolvedAttr>) {
+    match filter {
+        ResolvedFilter::Present(attribute) | ResolvedFilter::Compare(attribute, _, _) => {
+            into.push(attribute)
+        }
+        // `emails[type eq "work"]` names `emails` (and its sub-attributes): hidden as a whole.
+        ResolvedFilter::ValuePath(attribute, inner) => {
+            into.push(attribute);
+            filter_attributes(inner, into);
+        }
+        ResolvedFilter::And(left, right) | ResolvedFilter::Or(left, right) => {
+            filter_attributes(left, into);
+            filter_attributes(right, into);
+        }
+        ResolvedFilter::Not(inner) => filter_attributes(inner, into),
     }
 }
 

@@ -54,7 +54,7 @@ pub struct AccessEngine {
     /// Only one catch-up runs at a time, so entries are applied once and in order.
     catching_up: tokio::sync::Mutex<()>,
     /// Catch-ups begun and finished, numbered in order (see
-    /// [`AccessEngine::catch_up_after_commit`]).
+    /// [`AccessEngine::catch_up_to_now`]).
     begun: AtomicU64,
     finished: AtomicU64,
 }
@@ -125,12 +125,13 @@ impl AccessEngine {
         self.catch_up_in_turn(store).await
     }
 
-    /// [`AccessEngine::catch_up`] for a caller whose own change has just committed: returns
-    /// once a catch-up that began after that commit has finished. Concurrent committers share
-    /// one such catch-up instead of each reading the log in turn: whoever gets the turn first
-    /// reads for everyone who committed before it began.
-    pub async fn catch_up_after_commit(&self, store: &dyn Store) -> ScimResult<u64> {
-        // Any catch-up numbered above this one begins after this caller's commit.
+    /// [`AccessEngine::catch_up`] for a caller that needs everything committed before this
+    /// call (its own change that has just committed, or another node's change that must be
+    /// seen before an authorization): returns once a catch-up that began after the call has
+    /// finished. Concurrent callers share one such catch-up instead of each reading the log
+    /// in turn: whoever gets the turn first reads for everyone who called before it began.
+    pub async fn catch_up_to_now(&self, store: &dyn Store) -> ScimResult<u64> {
+        // Any catch-up numbered above this one begins after this call.
         let committed_before = self.begun.load(Ordering::SeqCst);
         if self.finished.load(Ordering::SeqCst) > committed_before {
             return Ok(self.applied());

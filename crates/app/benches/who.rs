@@ -13,8 +13,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use scimitar_access::{AccessModel, Privilege, SecurableRef, SecurableType};
+use scimitar_app::access_questions::{self, Target};
 use scimitar_domain::{PrincipalId, PrincipalKind};
-use scimitar_server::access_questions::{self, Target};
 use serde_json::json;
 use std::hint::black_box;
 use std::time::{Duration, Instant};

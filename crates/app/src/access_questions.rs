@@ -4,10 +4,12 @@
 //! and one text rendering of the engine's answers. `who`'s JSON, which can list 100,000
 //! holders, is written straight to bytes from the engine's compact answer.
 //!
-//! The engine answers; this module only translates. `routes/access.rs` adds the HTTP edge and
-//! the rule about who may ask, and `scimitar access` prints [`CheckAnswer`]'s text form.
+//! The engine answers; this module translates, and decides who may ask ([`asked_check`],
+//! [`asked_who`], [`asked_what`]): admins anything; anyone else only about themselves, and
+//! `who`, which lists other principals, is for admins only. The HTTP crate adds the edge, and
+//! `scimitar access` (an operator at the database) prints [`CheckAnswer`]'s text form.
 
-use crate::error::from_access_error;
+use crate::authority::{is_admin, not_an_admin, Actor};
 use crate::service::Services;
 use scimitar_access::{
     AccessModel, Entitlement, Explanation, Holder, HolderView, Holders, Missing, ObjectRef,
@@ -74,9 +76,9 @@ impl Target {
                 .ok_or_else(|| ScimError::invalid_value(format!("the parameter {name} is missing")))
         };
         if forms[0] {
-            let privilege = Privilege::parse(&require("privilege")?).map_err(from_access_error)?;
+            let privilege = Privilege::parse(&require("privilege")?).map_err(ScimError::from)?;
             let securable_type =
-                SecurableType::parse(&require("securable_type")?).map_err(from_access_error)?;
+                SecurableType::parse(&require("securable_type")?).map_err(ScimError::from)?;
             return Ok(Target::Securable {
                 privilege,
                 securable: SecurableRef::new(securable_type, require("full_name")?),
@@ -84,9 +86,9 @@ impl Target {
         }
         if forms[1] {
             let object_type =
-                ObjectType::parse(&require("object_type")?).map_err(from_access_error)?;
+                ObjectType::parse(&require("object_type")?).map_err(ScimError::from)?;
             let level =
-                PermissionLevel::parse(&require("permission_level")?).map_err(from_access_error)?;
+                PermissionLevel::parse(&require("permission_level")?).map_err(ScimError::from)?;
             return Ok(Target::Object {
                 object: ObjectRef {
                     object_type,
@@ -96,9 +98,75 @@ impl Target {
             });
         }
         Ok(Target::Entitlement(
-            Entitlement::parse(&require("entitlement")?).map_err(from_access_error)?,
+            Entitlement::parse(&require("entitlement")?).map_err(ScimError::from)?,
         ))
     }
+}
+
+/// `GET /api/2.0/access/check` asked by `actor`: about `principal` (the actor itself when
+/// `None`), as the API's JSON.
+pub async fn asked_check(
+    services: &Services,
+    actor: &Actor,
+    principal: Option<&str>,
+    target: &Target,
+) -> ScimResult<Vec<u8>> {
+    let subject = subject(services, actor, principal).await?;
+    // Rendered while the model is read, from the engine's compact answer.
+    services.access.read(actor.account(), |model| {
+        check_json(model, &subject, target, false)
+    })?
+}
+
+/// `GET /api/2.0/access/who` asked by `actor`: for admins only, since it lists others.
+pub async fn asked_who(services: &Services, actor: &Actor, target: &Target) -> ScimResult<Vec<u8>> {
+    // Rendered while the model is read: the compact answer borrows from it, and writing its
+    // JSON directly is several times cheaper than copying every holder's names first.
+    services.access.read(actor.account(), |model| {
+        if !actor.is_admin_in(model) {
+            return Err(not_an_admin(actor, "list who holds an access"));
+        }
+        who_json(model, target)
+    })?
+}
+
+/// `GET /api/2.0/access/what` asked by `actor`: everything `principal` (the actor itself when
+/// `None`) holds, and through what.
+pub async fn asked_what(
+    services: &Services,
+    actor: &Actor,
+    principal: Option<&str>,
+) -> ScimResult<Value> {
+    let subject = subject(services, actor, principal).await?;
+    services.access.read(actor.account(), |model| {
+        let reference = model.principal_ref(&subject).map_err(ScimError::from)?;
+        let held = model.what(&subject).map_err(ScimError::from)?;
+        Ok(what_json(&reference, &held))
+    })?
+}
+
+/// The principal a question is about (the actor when none is named), refusing a non-admin
+/// who asks about someone else.
+async fn subject(
+    services: &Services,
+    actor: &Actor,
+    principal: Option<&str>,
+) -> ScimResult<PrincipalId> {
+    let subject = match principal {
+        Some(text) => resolve_principal(services, actor.account(), text).await?,
+        None => actor.principal().clone(),
+    };
+    if subject != *actor.principal()
+        && !services
+            .access
+            .read(actor.account(), |model| is_admin(model, actor.principal()))?
+    {
+        return Err(not_an_admin(
+            actor,
+            "ask about another principal (anyone may ask about themselves)",
+        ));
+    }
+    Ok(subject)
 }
 
 /// Finds the principal a caller names: by id, else by userName, applicationId or group
@@ -176,7 +244,7 @@ pub fn check(
     principal: &PrincipalId,
     target: &Target,
 ) -> ScimResult<CheckAnswer> {
-    let subject = model.principal_ref(principal).map_err(from_access_error)?;
+    let subject = model.principal_ref(principal).map_err(ScimError::from)?;
     let mut answer = CheckAnswer {
         principal: subject.clone(),
         target: target.clone(),
@@ -200,7 +268,7 @@ pub fn check(
                     securable.securable_type,
                     &securable.full_name,
                 )
-                .map_err(from_access_error)?;
+                .map_err(ScimError::from)?;
         }
         return Ok(answer);
     }
@@ -216,7 +284,7 @@ pub fn check(
                     securable.securable_type,
                     &securable.full_name,
                 )
-                .map_err(from_access_error)?;
+                .map_err(ScimError::from)?;
             answer.allowed = decision.allowed;
             answer.reasons = decision
                 .reasons
@@ -243,7 +311,7 @@ pub fn check(
         }
         Target::Object { object, level } => {
             if object.object_type.rank(*level).is_none() {
-                return Err(from_access_error(
+                return Err(ScimError::from(
                     scimitar_access::AccessError::LevelNotApplicable {
                         level: *level,
                         object_type: object.object_type,
@@ -252,7 +320,7 @@ pub fn check(
             }
             let permission = model
                 .object_permission(principal, object.object_type, &object.object_id)
-                .map_err(from_access_error)?;
+                .map_err(ScimError::from)?;
             for via in permission.into_iter().flat_map(|permission| permission.via) {
                 let held = match &via.source {
                     Source::ObjectAcl { level, .. } => *level,
@@ -273,7 +341,7 @@ pub fn check(
         Target::Entitlement(entitlement) => {
             let held = model
                 .explain_entitlements(principal)
-                .map_err(from_access_error)?;
+                .map_err(ScimError::from)?;
             answer.reasons = held
                 .into_iter()
                 .filter(|access| access.entitlement == *entitlement)
@@ -310,7 +378,7 @@ pub fn who<R>(
         } => {
             let holders = model
                 .holders(*privilege, securable.securable_type, &securable.full_name)
-                .map_err(from_access_error)?;
+                .map_err(ScimError::from)?;
             Ok(render(&WhoAnswer {
                 target,
                 holders: HolderList::Compact(&holders),
@@ -319,7 +387,7 @@ pub fn who<R>(
         Target::Object { object, level } => {
             let holders = model
                 .who_has_object_level(object.object_type, &object.object_id, *level)
-                .map_err(from_access_error)?;
+                .map_err(ScimError::from)?;
             Ok(render(&WhoAnswer {
                 target,
                 holders: HolderList::Owned(&holders),
@@ -906,7 +974,7 @@ pub fn check_json(
                     securable.securable_type,
                     &securable.full_name,
                 )
-                .map_err(from_access_error)?;
+                .map_err(ScimError::from)?;
             if explanation.active() {
                 write_explanation(&explanation, target, pretty)
             } else {

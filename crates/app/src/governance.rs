@@ -24,7 +24,7 @@ use scimitar_access::{
 use scimitar_domain::{AccountId, PrincipalId, PrincipalKind, ScimError, ScimResult, Timestamp};
 use scimitar_store::{Change, GovernanceChange, PrincipalFacts};
 
-use crate::error::from_access_error;
+use crate::authority::{is_admin, Actor};
 use crate::service::Services;
 
 /// The full name the account's one metastore has in the access model. Databricks addresses a
@@ -76,12 +76,12 @@ impl Governance {
         )))
     }
 
-    /// Acts as `principal` in `account`: every method of the [`Caller`] is authorised as it.
-    pub fn caller(&self, account: AccountId, principal: PrincipalId) -> Caller<'_> {
+    /// Acts as `actor`: every method of the [`Caller`] is authorised as it.
+    pub fn caller(&self, actor: &Actor) -> Caller<'_> {
         Caller {
             governance: self,
-            account,
-            principal,
+            account: actor.account().clone(),
+            principal: actor.principal().clone(),
         }
     }
 }
@@ -160,7 +160,9 @@ pub enum Outcome {
 /// Private fields: only this module makes one, so only checked changes are committed.
 struct Authorized(Vec<GovernanceChange>);
 
-/// The governance service acting for one principal of one account.
+/// The governance service acting for one principal of one account. Made only from an
+/// [`Actor`], so every write is authorised as a principal that authenticated (or an operator
+/// acting as one).
 pub struct Caller<'a> {
     governance: &'a Governance,
     account: AccountId,
@@ -178,7 +180,7 @@ impl Caller<'_> {
     }
 
     fn is_admin(&self, model: &AccessModel) -> bool {
-        model.is_workspace_admin(&self.principal).unwrap_or(false)
+        is_admin(model, &self.principal)
     }
 
     /// The only way a governance change is written.
@@ -286,7 +288,7 @@ impl Caller<'_> {
                 {
                     Vec::new()
                 }
-                Err(error) => return Err(from_access_error(error)),
+                Err(error) => return Err(ScimError::from(error)),
             };
             Ok(grants
                 .into_iter()
@@ -320,14 +322,14 @@ impl Caller<'_> {
             }
             let subjects: Vec<(PrincipalId, String)> = match only {
                 Some(subject) => vec![subject],
-                None => holders(model, securable_type, &full_name).map_err(from_access_error)?,
+                None => holders(model, securable_type, &full_name).map_err(ScimError::from)?,
             };
             let mut assignments = Vec::new();
             for (id, name) in subjects {
                 let mut privileges: Vec<Effective> = Vec::new();
                 for held in model
                     .effective_privileges(&id, securable_type, &full_name)
-                    .map_err(from_access_error)?
+                    .map_err(ScimError::from)?
                 {
                     let effective = Effective {
                         privilege: held.privilege,
@@ -376,7 +378,7 @@ impl Caller<'_> {
                 }
                 // The metastore exists once something is granted on it.
                 Err(_) if securable_type == SecurableType::Metastore => return Ok(lines),
-                Err(error) => return Err(from_access_error(error)),
+                Err(error) => return Err(ScimError::from(error)),
             }
             for on in lineage(securable_type, &full_name) {
                 let reaching = if on == target {
@@ -390,7 +392,7 @@ impl Caller<'_> {
                 };
                 let grants = model
                     .grants_on(on.securable_type, &on.full_name)
-                    .map_err(from_access_error)?;
+                    .map_err(ScimError::from)?;
                 for (grantee, privileges) in grants {
                     if !wanted(&grantee.id) {
                         continue;
@@ -496,7 +498,7 @@ impl Caller<'_> {
             self.authorize_managing(model, securable_type, &full_name, "change the owner of")?;
             model
                 .owner(securable_type, &full_name)
-                .map_err(from_access_error)?;
+                .map_err(ScimError::from)?;
             Ok::<_, ScimError>(Authorized(vec![GovernanceChange::SetOwner {
                 securable_type,
                 full_name: full_name.clone(),
@@ -543,7 +545,7 @@ impl Caller<'_> {
         schema: Option<&str>,
     ) -> ScimResult<Outcome> {
         let statement =
-            parse_statement(text).map_err(|error| from_access_error(AccessError::from(error)))?;
+            parse_statement(text).map_err(|error| ScimError::from(AccessError::from(error)))?;
         self.execute(statement, catalog, schema).await
     }
 
@@ -680,7 +682,7 @@ impl Caller<'_> {
             .iter()
             .find(|kind| model.owner(**kind, full_name).is_ok())
         {
-            return Err(CreateRefused::Exists(from_access_error(
+            return Err(CreateRefused::Exists(ScimError::from(
                 AccessError::SecurableExists {
                     securable_type: *existing,
                     full_name: full_name.to_string(),
@@ -694,7 +696,7 @@ impl Caller<'_> {
         );
         if let Some((parent_type, parent_name)) = &parent {
             if model.owner(*parent_type, parent_name).is_err() {
-                return Err(other(from_access_error(AccessError::MissingParent {
+                return Err(other(ScimError::from(AccessError::MissingParent {
                     securable_type,
                     full_name: full_name.to_string(),
                     parent_type: *parent_type,
@@ -727,7 +729,7 @@ impl Caller<'_> {
                         needed.as_sql()
                     ))))
                 }
-                Err(error) => return Err(other(from_access_error(error))),
+                Err(error) => return Err(other(ScimError::from(error))),
             }
         }
         Ok(Authorized(vec![GovernanceChange::CreateSecurable {
@@ -752,11 +754,11 @@ impl Caller<'_> {
             return model
                 .owner(securable_type, full_name)
                 .map(drop)
-                .map_err(from_access_error);
+                .map_err(ScimError::from);
         }
         let decision = model
             .can_manage(&self.principal, securable_type, full_name)
-            .map_err(from_access_error)?;
+            .map_err(ScimError::from)?;
         if decision.allowed {
             Ok(())
         } else {
@@ -792,10 +794,10 @@ impl Caller<'_> {
         let applicable = securable_type.applicable();
         for (principal, change) in changes {
             // Resolved from storage; the engine must know it too, or the grant would not apply.
-            model.groups_of(&principal).map_err(from_access_error)?;
+            model.groups_of(&principal).map_err(ScimError::from)?;
             for privilege in change.add.iter().chain(&change.remove) {
                 if !applicable.contains(*privilege) {
-                    return Err(from_access_error(AccessError::PrivilegeNotApplicable {
+                    return Err(ScimError::from(AccessError::PrivilegeNotApplicable {
                         privilege: *privilege,
                         securable_type,
                     }));
@@ -997,7 +999,7 @@ fn owner_name(model: &AccessModel, securable_type: SecurableType, full_name: &st
 }
 
 fn not_found(securable_type: SecurableType, full_name: &str) -> ScimError {
-    from_access_error(AccessError::UnknownSecurable {
+    ScimError::from(AccessError::UnknownSecurable {
         securable_type,
         full_name: full_name.to_string(),
     })

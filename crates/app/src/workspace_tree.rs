@@ -10,7 +10,7 @@
 //! the root, except that everyone may make their own home folder, `/Users/{userName}`. The
 //! creator of an object gets `CAN_MANAGE` on it, as in Databricks.
 
-use crate::error::from_access_error;
+use crate::authority::{is_admin, Actor};
 use crate::service::Services;
 use scimitar_access::{AccessModel, AclEntry, ObjectType, PermissionLevel};
 use scimitar_domain::{AccountId, PrincipalId, ScimError, ScimResult, ScimType};
@@ -206,12 +206,8 @@ fn not_found(path: &WorkspacePath) -> ScimError {
 
 /// `GET /workspace/get-status`: the object at `path`, for admins and anyone holding a level
 /// on it.
-pub async fn status(
-    services: &Services,
-    account: &AccountId,
-    caller: &PrincipalId,
-    path: &WorkspacePath,
-) -> ScimResult<Value> {
+pub async fn status(services: &Services, actor: &Actor, path: &WorkspacePath) -> ScimResult<Value> {
+    let (account, caller) = (actor.account(), actor.principal());
     if path.is_root() {
         return Ok(root_info());
     }
@@ -224,12 +220,8 @@ pub async fn status(
 
 /// `GET /workspace/list`: what a directory holds, by path (or the object itself when `path`
 /// is not a directory), for admins and anyone holding a level on it; the root for everyone.
-pub async fn list(
-    services: &Services,
-    account: &AccountId,
-    caller: &PrincipalId,
-    path: &WorkspacePath,
-) -> ScimResult<Value> {
+pub async fn list(services: &Services, actor: &Actor, path: &WorkspacePath) -> ScimResult<Value> {
+    let (account, caller) = (actor.account(), actor.principal());
     let directory = if path.is_root() {
         None
     } else {
@@ -252,12 +244,8 @@ pub async fn list(
 /// `POST /workspace/mkdirs`: the directory and any missing directories above it, in one
 /// commit. Nothing to do when it exists; refused when something on the way is not a
 /// directory.
-pub async fn mkdirs(
-    services: &Services,
-    account: &AccountId,
-    caller: &PrincipalId,
-    path: &WorkspacePath,
-) -> ScimResult<()> {
+pub async fn mkdirs(services: &Services, actor: &Actor, path: &WorkspacePath) -> ScimResult<()> {
+    let (account, caller) = (actor.account(), actor.principal());
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -330,12 +318,12 @@ pub async fn mkdirs(
 /// content is not stored) when the caller may edit it.
 pub async fn import(
     services: &Services,
-    account: &AccountId,
-    caller: &PrincipalId,
+    actor: &Actor,
     path: &WorkspacePath,
     imported: Imported,
     overwrite: bool,
 ) -> ScimResult<()> {
+    let (account, caller) = (actor.account(), actor.principal());
     let parent = path.parent().ok_or_else(|| {
         ScimError::invalid_value("the workspace root is a directory; import needs a path below it")
     })?;
@@ -406,11 +394,11 @@ pub async fn import(
 /// directory, in one commit. A directory that holds anything is refused without it.
 pub async fn delete(
     services: &Services,
-    account: &AccountId,
-    caller: &PrincipalId,
+    actor: &Actor,
     path: &WorkspacePath,
     recursive: bool,
 ) -> ScimResult<()> {
+    let (account, caller) = (actor.account(), actor.principal());
     if path.is_root() {
         return Err(ScimError::invalid_value(
             "the workspace root cannot be deleted",
@@ -422,7 +410,7 @@ pub async fn delete(
     let may_delete = decide(services, account, |model| {
         model
             .can_change_object_acl(caller, entry.object_type, &entry.object_id)
-            .map_err(from_access_error)
+            .map_err(ScimError::from)
     })
     .await?;
     if !may_delete {
@@ -525,7 +513,7 @@ fn holds_at_least(
 ) -> ScimResult<bool> {
     Ok(model
         .object_permission(caller, entry.object_type, &entry.object_id)
-        .map_err(from_access_error)?
+        .map_err(ScimError::from)?
         .is_some_and(|held| entry.object_type.implies(held.level, wanted)))
 }
 
@@ -539,8 +527,8 @@ async fn ensure_may_create_in(
     let allowed = decide(services, account, |model| match directory {
         Some(directory) => model
             .can_change_object_acl(caller, ObjectType::Directories, &directory.object_id)
-            .map_err(from_access_error),
-        None => model.is_workspace_admin(caller).map_err(from_access_error),
+            .map_err(ScimError::from),
+        None => Ok(is_admin(model, caller)),
     })
     .await?;
     if allowed {
@@ -563,7 +551,7 @@ async fn ensure_may_read(
     let allowed = decide(services, account, |model| {
         Ok(model
             .object_permission(caller, entry.object_type, &entry.object_id)
-            .map_err(from_access_error)?
+            .map_err(ScimError::from)?
             .is_some())
     })
     .await?;

@@ -1,0 +1,26 @@
+//! Scimitar's application layer: what every operation does, for whom, between the edges that
+//! parse requests (the HTTP crate, the CLI) and storage. It knows no HTTP: its inputs are
+//! validated domain values and its errors are [`ScimError`](scimitar_domain::ScimError)s.
+//!
+//! # Layout
+//! - [`service`]: [`Services`], the handle on one deployment: identities (create, replace,
+//!   patch with optimistic retries, delete, render), tokens, bootstrap, and the one private
+//!   commit through which this node writes.
+//! - [`access`]: the node's access engine, one model per account, following the access log.
+//! - [`governance`]: Unity Catalog objects, owners and grants changed and read for a caller.
+//! - [`workspace_permissions`]: the workspace object Permissions API (read, PUT, PATCH).
+//! - [`workspace_tree`]: the Workspace API's tree of folders, notebooks and files.
+//! - [`access_questions`]: check, who and what, and the one JSON and text rendering of the
+//!   engine's explanations.
+
+pub mod access;
+pub mod access_questions;
+pub mod authority;
+pub mod governance;
+pub mod service;
+pub mod workspace_permissions;
+pub mod workspace_tree;
+
+pub use authority::{AccountAdmin, Actor, Credential};
+pub use scimitar_store::{Account, NotReady, StoreOptions, Workspace};
+pub use service::Services;
