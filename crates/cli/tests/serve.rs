@@ -1,5 +1,6 @@
 //! `scimitar serve` as an operator runs it: SIGTERM lets the requests in flight finish, then
-//! the process exits cleanly.
+//! the process exits cleanly; the runtime's threads are configured; tokens made with
+//! `scimitar token create` for other principals act as them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -22,24 +23,7 @@ fn sigterm_finishes_the_request_in_flight_before_the_server_exits() {
     assert!(token.status.success());
     let token = String::from_utf8(token.stdout).unwrap().trim().to_string();
 
-    let mut server = Command::new(binary)
-        .args(["serve", "--listen", "127.0.0.1:0", "--database", &database])
-        .env("SCIMITAR_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
-    let address = loop {
-        let line = lines
-            .next()
-            .expect("the server printed its address")
-            .unwrap();
-        if let Some(address) = line.strip_prefix("scimitar listening on http://") {
-            break address.trim().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let (mut server, address) = start_server(binary, &database);
 
     // A Bulk request of 1,000 creations: long enough to still be running when SIGTERM comes.
     let operations: Vec<String> = (0..1000)
@@ -149,4 +133,135 @@ fn worker_threads_come_from_the_flag_the_environment_or_the_file() {
         message.contains("worker_threads must be at least 1"),
         "{message}"
     );
+}
+
+/// Starts `scimitar serve` on a free port over `database` and returns it with its address.
+fn start_server(binary: &str, database: &str) -> (std::process::Child, String) {
+    let mut server = Command::new(binary)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
+        .env("SCIMITAR_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let address = loop {
+        let line = lines
+            .next()
+            .expect("the server printed its address")
+            .unwrap();
+        if let Some(address) = line.strip_prefix("scimitar listening on http://") {
+            break address.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (server, address)
+}
+
+/// One HTTP/1.1 request over a fresh connection: the status and the body.
+fn http(address: &str, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/scim+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn token_create_makes_a_token_for_a_user_or_service_principal_that_acts_as_them() {
+    let scratch = Scratch::new("tokens");
+    let database = scratch.sqlite("db.sqlite");
+    let binary = env!("CARGO_BIN_EXE_scimitar");
+    let token_create = |extra: &[&str]| {
+        Command::new(binary)
+            .args(["token", "create", "--database", &database])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let admin = token_create(&[]);
+    assert!(admin.status.success());
+    let admin = String::from_utf8(admin.stdout).unwrap().trim().to_string();
+    let (mut server, address) = start_server(binary, &database);
+
+    let (status, body) = http(
+        &address,
+        "POST",
+        "/scim/v2/Users",
+        &admin,
+        r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"nora@example.com"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = http(
+        &address,
+        "POST",
+        "/scim/v2/ServicePrincipals",
+        &admin,
+        r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:ServicePrincipal"],"applicationId":"robot-app","displayName":"robot"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+
+    // Made while the server runs, on the same database; names compare ignoring case.
+    let for_nora = token_create(&["--user", "NORA@example.com"]);
+    assert!(
+        for_nora.status.success(),
+        "{}",
+        String::from_utf8_lossy(&for_nora.stderr)
+    );
+    let stdout = String::from_utf8(for_nora.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "the secret alone: {stdout:?}");
+    let nora = stdout.trim().to_string();
+    assert!(nora.starts_with("dapi") && nora.len() == 68, "{nora}");
+
+    let (status, body) = http(&address, "GET", "/scim/v2/Me", &nora, "");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""userName":"nora@example.com""#), "{body}");
+    let (status, body) = http(
+        &address,
+        "POST",
+        "/scim/v2/Users",
+        &nora,
+        r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"mallory@example.com"}"#,
+    );
+    assert_eq!(status, 403, "a non-admin's token cannot write: {body}");
+
+    let for_robot = token_create(&["--service-principal", "robot-app"]);
+    assert!(for_robot.status.success());
+    let robot = String::from_utf8(for_robot.stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let (status, body) = http(&address, "GET", "/scim/v2/Me", &robot, "");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""applicationId":"robot-app""#), "{body}");
+
+    let unknown = token_create(&["--user", "nobody@example.com"]);
+    assert!(!unknown.status.success());
+    let message = String::from_utf8_lossy(&unknown.stderr);
+    assert!(message.contains("nobody@example.com"), "{message}");
+    assert!(unknown.stdout.is_empty());
+    let both = token_create(&[
+        "--user",
+        "nora@example.com",
+        "--service-principal",
+        "robot-app",
+    ]);
+    assert!(!both.status.success());
+
+    let _ = server.kill();
+    let _ = server.wait();
 }

@@ -191,6 +191,43 @@ async fn a_principal_deactivated_on_one_node_is_refused_by_the_other_given_the_t
 }
 
 #[tokio::test]
+async fn an_admin_removed_on_one_node_cannot_write_through_the_other_with_its_next_request() {
+    let (app, other) = two_nodes().await;
+    let deputy = app.create_user("deputy@example.com").await;
+    let deputy_id = deputy["id"].as_str().unwrap().to_string();
+    let token = app.token_for(&deputy_id).await;
+    let admins = app.system_group_id("admins").await;
+    let joined = app
+        .patch_ops(
+            &format!("/Groups/{admins}"),
+            json!([{"op": "add", "path": "members", "value": [{"value": deputy_id}]}]),
+        )
+        .await;
+    assert_eq!(joined.status, 200, "{}", joined.body);
+    let create = |name: &str| {
+        app.client
+            .post(format!("{}{SCIM}/Users", other.address))
+            .bearer_auth(&token)
+            .json(&json!({"schemas": [USER_SCHEMA], "userName": name}))
+    };
+    // The other node learns of the promotion from storage (authorizing a write reads the log).
+    let first = read(create("first@example.com").send().await.unwrap()).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+
+    let removed = app
+        .patch_ops(
+            &format!("/Groups/{admins}"),
+            json!([{"op": "remove", "path": format!("members[value eq \"{deputy_id}\"]")}]),
+        )
+        .await;
+    assert_eq!(removed.status, 200, "{}", removed.body);
+    // At once, with no change token and well inside the follower's interval.
+    let second = read(create("second@example.com").send().await.unwrap()).await;
+    assert_eq!(second.status, 403, "{}", second.body);
+    second.assert_error(403, None);
+}
+
+#[tokio::test]
 async fn a_change_token_that_is_not_a_number_or_is_from_the_future_is_a_400() {
     let app = spawn_app().await;
     for bad in ["soon", "18446744073709551615"] {
