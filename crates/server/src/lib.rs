@@ -132,3 +132,50 @@ impl Application {
 /// How often a node reads the access log for changes it did not make itself (other nodes,
 /// the CLI). Its own writes are applied before they are answered, whatever this is.
 const ACCESS_LOG_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    /// Every source file of this crate, with its text.
+    fn sources() -> Vec<(std::path::PathBuf, String)> {
+        let mut pending = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+        let mut files = Vec::new();
+        while let Some(directory) = pending.pop() {
+            for entry in std::fs::read_dir(&directory).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else if path.extension().is_some_and(|extension| extension == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    files.push((path, text));
+                }
+            }
+        }
+        assert!(files.len() > 5, "the sources were found");
+        files
+    }
+
+    /// The HTTP crate acts only as principals that authenticated: operators' `act_as` (and
+    /// `act_as_admin`) is for edges that hold the database, such as the CLI. Together with the
+    /// capabilities the compiler seals (see `scimitar_app::authority`), this keeps every write
+    /// that arrives over HTTP authorized as the caller.
+    #[test]
+    fn the_http_crate_never_acts_as_anyone_but_the_authenticated_caller() {
+        for (path, text) in sources() {
+            if path.ends_with("lib.rs") {
+                continue; // this test names what it forbids
+            }
+            assert!(
+                !text.contains("act_as"),
+                "{} acts as a principal without its credential",
+                path.display()
+            );
+            assert!(
+                !text.contains("scimitar_store"),
+                "{} reaches storage around the application layer",
+                path.display()
+            );
+        }
+    }
+}
