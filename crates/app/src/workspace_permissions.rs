@@ -114,74 +114,14 @@ fn singular(object_type: ObjectType) -> &'static str {
     }
 }
 
-/// One entry of a PUT or PATCH body, before its principal is looked up.
+/// One entry of a PUT or PATCH, before its principal is looked up. The HTTP edge makes these
+/// from the request body; this layer never reads the wire JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestedEntry {
     pub kind: PrincipalKind,
     /// userName, group displayName or service principal applicationId.
     pub name: String,
     pub level: PermissionLevel,
-}
-
-/// Reads `{"access_control_list": [{"user_name"|"group_name"|"service_principal_name": ...,
-/// "permission_level": ...}]}`. A missing list is an empty one: the SDK sends `{}` when it is
-/// given none, and a PUT of nothing removes every direct entry.
-pub fn parse_request(body: &Value) -> ScimResult<Vec<RequestedEntry>> {
-    let object = body
-        .as_object()
-        .ok_or_else(|| ScimError::invalid_syntax("the request body must be a JSON object"))?;
-    let list = match object.get("access_control_list") {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(list)) => list,
-        Some(_) => {
-            return Err(ScimError::invalid_value(
-                "access_control_list must be an array",
-            ))
-        }
-    };
-    list.iter()
-        .enumerate()
-        .map(|(index, entry)| parse_entry(index, entry))
-        .collect()
-}
-
-fn parse_entry(index: usize, entry: &Value) -> ScimResult<RequestedEntry> {
-    let at = |what: &str| format!("access_control_list[{index}]: {what}");
-    let entry = entry
-        .as_object()
-        .ok_or_else(|| ScimError::invalid_value(at("each entry must be an object")))?;
-    let names: Vec<(PrincipalKind, &str)> = [
-        ("user_name", PrincipalKind::User),
-        ("group_name", PrincipalKind::Group),
-        ("service_principal_name", PrincipalKind::ServicePrincipal),
-    ]
-    .into_iter()
-    .filter_map(|(field, kind)| {
-        entry
-            .get(field)
-            .and_then(Value::as_str)
-            .map(|name| (kind, name))
-    })
-    .collect();
-    let (kind, name) = match names.as_slice() {
-        [(kind, name)] if !name.trim().is_empty() => (*kind, name.trim().to_string()),
-        [_] => {
-            return Err(ScimError::invalid_value(at(
-                "the principal's name is empty",
-            )))
-        }
-        _ => {
-            return Err(ScimError::invalid_value(at(
-                "give exactly one of user_name, group_name and service_principal_name",
-            )))
-        }
-    };
-    let level = entry
-        .get("permission_level")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ScimError::invalid_value(at("permission_level is missing")))?;
-    let level = PermissionLevel::parse(level).map_err(ScimError::from)?;
-    Ok(RequestedEntry { kind, name, level })
 }
 
 /// Stripes of per-object locks, so that two PATCHes of one object on this node cannot both
@@ -495,27 +435,6 @@ mod tests {
                 matches!(PermissionsPath::parse(path), Err(ScimError::NotFound(_))),
                 "{path}"
             );
-        }
-    }
-
-    #[test]
-    fn request_entries_need_one_principal_and_a_level() {
-        let parsed = parse_request(&json!({"access_control_list": [
-            {"user_name": "a@x", "permission_level": "CAN_VIEW"},
-            {"group_name": "g", "permission_level": "can_manage_run"},
-        ]}))
-        .unwrap();
-        assert_eq!(parsed[1].level, PermissionLevel::CanManageRun);
-        assert!(parse_request(&json!({})).unwrap().is_empty());
-        for bad in [
-            json!({"access_control_list": [{"permission_level": "CAN_VIEW"}]}),
-            json!({"access_control_list": [{"user_name": "a", "group_name": "g", "permission_level": "CAN_VIEW"}]}),
-            json!({"access_control_list": [{"user_name": "a"}]}),
-            json!({"access_control_list": [{"user_name": "a", "permission_level": "CAN_FLY"}]}),
-            json!({"access_control_list": "x"}),
-            json!([]),
-        ] {
-            assert!(parse_request(&bad).is_err(), "{bad}");
         }
     }
 }

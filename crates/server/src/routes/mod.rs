@@ -8,6 +8,7 @@ pub mod permissions;
 pub mod resources;
 pub mod statements;
 pub mod unity_catalog;
+pub mod wire;
 pub mod workspace;
 
 use crate::context::{AddressedAccount, Mount};
@@ -242,6 +243,15 @@ pub async fn json_body(body: Body, limit: usize) -> Result<Value, ApiError> {
     serde_json::from_slice(&bytes).map_err(|error| {
         ScimError::invalid_syntax(format!("the request body is not valid JSON: {error}")).into()
     })
+}
+
+/// Reads a JSON body ([`json_body`]) into a request's wire type ([`wire::from_object`]): the
+/// body must be an object, and a field of the wrong type is refused by its path.
+pub async fn json_request<T: serde::de::DeserializeOwned>(
+    body: Body,
+    limit: usize,
+) -> Result<T, ApiError> {
+    Ok(wire::from_object(json_body(body, limit).await?)?)
 }
 
 /// Query parameters, with SCIM's parameter names matched ignoring case.

@@ -1,17 +1,18 @@
 //! `GET`/`PUT`/`PATCH /api/2.0/permissions/{object_type}/{object_id}` and
 //! `GET .../permissionLevels`: the Databricks workspace object Permissions API. Thin: the path
-//! is parsed, the service decides and commits, errors come back in Databricks' shape.
+//! and body are parsed, the service decides and commits, errors come back in Databricks' shape.
 
 use crate::context::DatabricksContext;
 use crate::error::DatabricksError;
-use crate::routes::{json_body, MAX_BODY_BYTES};
+use crate::routes::wire::AccessControlListBody;
+use crate::routes::{json_request, MAX_BODY_BYTES};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use scimitar_access::AclWrite;
-use scimitar_app::workspace_permissions::{self, PermissionsPath};
+use scimitar_app::workspace_permissions::{self, PermissionsPath, RequestedEntry};
 use scimitar_domain::ScimError;
 
 type Result<T = Response> = std::result::Result<T, DatabricksError>;
@@ -64,8 +65,8 @@ async fn write(
         )
         .into());
     }
-    let body = json_body(body, MAX_BODY_BYTES).await?;
-    let requested = workspace_permissions::parse_request(&body)?;
+    let body: AccessControlListBody = json_request(body, MAX_BODY_BYTES).await?;
+    let requested: Vec<RequestedEntry> = body.try_into()?;
     let answer = workspace_permissions::write(
         &state.services,
         &context.actor,

@@ -25,7 +25,8 @@ use serde_json::{json, Value};
 
 use crate::context::DatabricksContext;
 use crate::error::{statement_error, DatabricksResult};
-use crate::routes::json_body;
+use crate::routes::json_request;
+use crate::routes::wire::{ExecuteStatementBody, StatementRequest};
 use crate::AppState;
 use scimitar_app::governance::Outcome;
 
@@ -68,28 +69,22 @@ pub fn routes() -> Router<AppState> {
         .route("/api/2.0/sql/statements/{statement_id}", get(get_statement))
 }
 
-/// A string field of the request, if present.
-fn text<'a>(body: &'a Value, name: &str) -> DatabricksResult<Option<&'a str>> {
-    match body.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text.as_str()).filter(|text| !text.trim().is_empty())),
-        Some(_) => Err(ScimError::invalid_value(format!("`{name}` must be a string")).into()),
-    }
-}
-
 async fn execute(
     context: DatabricksContext,
     State(state): State<AppState>,
     body: Body,
 ) -> DatabricksResult {
-    let body = json_body(body, MAX_BODY_BYTES).await?;
-    let statement = text(&body, "statement")?
-        .ok_or_else(|| ScimError::invalid_value("`statement` is required"))?;
-    let catalog = text(&body, "catalog")?;
-    let schema = text(&body, "schema")?;
+    let body: ExecuteStatementBody = json_request(body, MAX_BODY_BYTES).await?;
+    let request = StatementRequest::try_from(body)?;
     let account = context.actor.account().clone();
     let caller = state.governance.caller(&context.actor);
-    let outcome = caller.run_sql(statement, catalog, schema).await;
+    let outcome = caller
+        .run_sql(
+            &request.statement,
+            request.catalog.as_deref(),
+            request.schema.as_deref(),
+        )
+        .await;
     let id = state.services.ids().uuid();
     let answer = match outcome {
         Ok(outcome) => succeeded(&id, outcome),

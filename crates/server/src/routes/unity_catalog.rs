@@ -18,7 +18,10 @@ use serde_json::{json, Map, Value};
 
 use crate::context::DatabricksContext;
 use crate::error::{DatabricksError, DatabricksResult};
-use crate::routes::json_body;
+use crate::routes::json_request;
+use crate::routes::wire::{
+    CreateCatalogBody, CreateSchemaBody, NewSecurable, UpdatePermissionsBody,
+};
 use crate::AppState;
 use scimitar_app::governance::{Caller, PrivilegeChanges, Securable};
 
@@ -139,21 +142,6 @@ fn required<'a>(query: &'a HashMap<String, String>, name: &str) -> DatabricksRes
         .ok_or_else(|| ScimError::invalid_value(format!("`{name}` is required")).into())
 }
 
-/// A string field of a JSON body.
-fn field<'a>(body: &'a Value, name: &str) -> DatabricksResult<Option<&'a str>> {
-    match body.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text)),
-        Some(_) => Err(ScimError::invalid_value(format!("`{name}` must be a string")).into()),
-    }
-}
-
-fn required_field<'a>(body: &'a Value, name: &str) -> DatabricksResult<&'a str> {
-    field(body, name)?
-        .filter(|value| !value.trim().is_empty())
-        .ok_or_else(|| ScimError::invalid_value(format!("`{name}` is required")).into())
-}
-
 fn securable_type(text: &str) -> DatabricksResult<SecurableType> {
     SecurableType::parse(text).map_err(|error| ScimError::from(error).into())
 }
@@ -225,17 +213,25 @@ fn empty() -> Response {
 
 // ----- catalogs ----------------------------------------------------------------------------
 
+/// Creates the catalog or schema a request asks for, as the caller.
+async fn create(
+    state: &AppState,
+    context: DatabricksContext,
+    new: NewSecurable,
+) -> DatabricksResult<Securable> {
+    let created = caller(state, context)
+        .create(new.securable_type, &new.full_name, new.comment, false)
+        .await?;
+    Ok(created)
+}
+
 async fn create_catalog(
     context: DatabricksContext,
     State(state): State<AppState>,
     body: Body,
 ) -> DatabricksResult {
-    let body = json_body(body, MAX_BODY_BYTES).await?;
-    let name = required_field(&body, "name")?;
-    let comment = field(&body, "comment")?.map(str::to_string);
-    let catalog = caller(&state, context)
-        .create(SecurableType::Catalog, name, comment, false)
-        .await?;
+    let body: CreateCatalogBody = json_request(body, MAX_BODY_BYTES).await?;
+    let catalog = create(&state, context, body.try_into()?).await?;
     Ok(Json(catalog_info(&catalog)).into_response())
 }
 
@@ -283,18 +279,8 @@ async fn create_schema(
     State(state): State<AppState>,
     body: Body,
 ) -> DatabricksResult {
-    let body = json_body(body, MAX_BODY_BYTES).await?;
-    let name = required_field(&body, "name")?;
-    let catalog = required_field(&body, "catalog_name")?;
-    let comment = field(&body, "comment")?.map(str::to_string);
-    let schema = caller(&state, context)
-        .create(
-            SecurableType::Schema,
-            &format!("{catalog}.{name}"),
-            comment,
-            false,
-        )
-        .await?;
+    let body: CreateSchemaBody = json_request(body, MAX_BODY_BYTES).await?;
+    let schema = create(&state, context, body.try_into()?).await?;
     Ok(Json(schema_info(&schema)).into_response())
 }
 
@@ -445,46 +431,6 @@ async fn get_permissions(
     .await
 }
 
-/// `{"changes": [{"principal": ..., "add": [...], "remove": [...]}]}`, all or nothing.
-fn parse_changes(body: &Value) -> DatabricksResult<Vec<PrivilegeChanges>> {
-    let changes = match body.get("changes") {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(changes)) => changes,
-        Some(_) => return Err(ScimError::invalid_value("`changes` must be a list").into()),
-    };
-    let privileges = |change: &Value, name: &str| -> DatabricksResult<Vec<Privilege>> {
-        match change.get(name) {
-            None | Some(Value::Null) => Ok(Vec::new()),
-            Some(Value::Array(values)) => values
-                .iter()
-                .map(|value| {
-                    value
-                        .as_str()
-                        .ok_or_else(|| {
-                            ScimError::invalid_value(format!("`{name}` must list privilege names"))
-                        })
-                        .and_then(|text| Privilege::parse(text).map_err(ScimError::from))
-                        .map_err(DatabricksError::from)
-                })
-                .collect(),
-            Some(_) => Err(ScimError::invalid_value(format!(
-                "`{name}` must be a list of privileges"
-            ))
-            .into()),
-        }
-    };
-    changes
-        .iter()
-        .map(|change| {
-            Ok(PrivilegeChanges {
-                principal: required_field(change, "principal")?.to_string(),
-                add: privileges(change, "add")?,
-                remove: privileges(change, "remove")?,
-            })
-        })
-        .collect()
-}
-
 async fn update_permissions(
     context: DatabricksContext,
     State(state): State<AppState>,
@@ -493,8 +439,8 @@ async fn update_permissions(
 ) -> DatabricksResult {
     let (kind, full_name) = two(params)?;
     let kind = securable_type(&kind)?;
-    let body = json_body(body, MAX_BODY_BYTES).await?;
-    let changes = parse_changes(&body)?;
+    let body: UpdatePermissionsBody = json_request(body, MAX_BODY_BYTES).await?;
+    let changes: Vec<PrivilegeChanges> = body.try_into()?;
     let caller = caller(&state, context);
     caller.update_privileges(kind, &full_name, changes).await?;
     render_permissions(&caller, kind, &full_name, None).await

@@ -5,16 +5,17 @@
 
 use crate::context::DatabricksContext;
 use crate::error::DatabricksResult;
-use crate::routes::{json_body, method_not_allowed, MAX_BODY_BYTES};
+use crate::routes::wire::{DeleteBody, ImportBody, MkdirsBody, WorkspaceDelete, WorkspaceImport};
+use crate::routes::{json_request, method_not_allowed, MAX_BODY_BYTES};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use scimitar_app::workspace_tree::{self, Imported, WorkspacePath};
+use scimitar_app::workspace_tree::{self, WorkspacePath};
 use scimitar_domain::ScimError;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::HashMap;
 
 pub fn routes() -> Router<AppState> {
@@ -41,28 +42,10 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-/// The `path` of a query string or body, parsed.
+/// The `path` of a query string, parsed.
 fn path_of(path: Option<&str>) -> DatabricksResult<WorkspacePath> {
-    let path = path.ok_or_else(|| ScimError::invalid_value("path is required"))?;
+    let path = path.ok_or_else(|| ScimError::invalid_value("`path` is required"))?;
     Ok(WorkspacePath::parse(path)?)
-}
-
-/// A string field of a body, if present.
-fn text<'a>(body: &'a Value, name: &str) -> DatabricksResult<Option<&'a str>> {
-    match body.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text.as_str())),
-        Some(_) => Err(ScimError::invalid_value(format!("{name} must be a string")).into()),
-    }
-}
-
-/// A boolean field of a body, false when absent.
-fn flag(body: &Value, name: &str) -> DatabricksResult<bool> {
-    match body.get(name) {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(flag)) => Ok(*flag),
-        Some(_) => Err(ScimError::invalid_value(format!("{name} must be true or false")).into()),
-    }
 }
 
 async fn status(
@@ -90,8 +73,8 @@ async fn mkdirs(
     State(state): State<AppState>,
     body: Body,
 ) -> DatabricksResult {
-    let body = json_body(body, MAX_BODY_BYTES).await?;
-    let path = path_of(text(&body, "path")?)?;
+    let body: MkdirsBody = json_request(body, MAX_BODY_BYTES).await?;
+    let path = WorkspacePath::try_from(body)?;
     workspace_tree::mkdirs(&state.services, &context.actor, &path).await?;
     Ok(Json(json!({})).into_response())
 }
@@ -101,13 +84,16 @@ async fn import(
     State(state): State<AppState>,
     body: Body,
 ) -> DatabricksResult {
-    let body = json_body(body, MAX_BODY_BYTES).await?;
-    let path = path_of(text(&body, "path")?)?;
-    let imported = Imported::from_request(text(&body, "format")?, text(&body, "language")?)?;
-    // The content is not kept (see `workspace_tree`), but a malformed field is still refused.
-    text(&body, "content")?;
-    let overwrite = flag(&body, "overwrite")?;
-    workspace_tree::import(&state.services, &context.actor, &path, imported, overwrite).await?;
+    let body: ImportBody = json_request(body, MAX_BODY_BYTES).await?;
+    let import = WorkspaceImport::try_from(body)?;
+    workspace_tree::import(
+        &state.services,
+        &context.actor,
+        &import.path,
+        import.imported,
+        import.overwrite,
+    )
+    .await?;
     Ok(Json(json!({})).into_response())
 }
 
@@ -116,9 +102,14 @@ async fn delete(
     State(state): State<AppState>,
     body: Body,
 ) -> DatabricksResult {
-    let body = json_body(body, MAX_BODY_BYTES).await?;
-    let path = path_of(text(&body, "path")?)?;
-    let recursive = flag(&body, "recursive")?;
-    workspace_tree::delete(&state.services, &context.actor, &path, recursive).await?;
+    let body: DeleteBody = json_request(body, MAX_BODY_BYTES).await?;
+    let delete = WorkspaceDelete::try_from(body)?;
+    workspace_tree::delete(
+        &state.services,
+        &context.actor,
+        &delete.path,
+        delete.recursive,
+    )
+    .await?;
     Ok(Json(json!({})).into_response())
 }

@@ -343,3 +343,67 @@ async fn only_admins_and_managers_may_change_an_acl() {
     let refused = permissions(&app, Method::PUT, "clusters/new", &alice_token, Some(body)).await;
     assert_eq!(refused.status, 403, "{}", refused.body);
 }
+
+#[tokio::test]
+async fn wrongly_typed_entries_are_refused_by_their_path_and_write_nothing() {
+    let app = spawn_app().await;
+    app.create_user("alice@example.com").await;
+    // Each body starts with an entry that is fine on its own, so a refusal that let part of
+    // the list through would show in the ACL read back.
+    let alice = json!({"user_name": "alice@example.com", "permission_level": "CAN_VIEW"});
+    let cases = [
+        (
+            json!({"access_control_list": [alice, {"user_name": 7, "permission_level": "CAN_VIEW"}]}),
+            "access_control_list[1].user_name: invalid type: integer `7`, expected a string",
+        ),
+        (
+            json!({"access_control_list": [alice, {"group_name": "users", "permission_level": ["CAN_VIEW"]}]}),
+            "access_control_list[1].permission_level: invalid type: sequence, expected a string",
+        ),
+        (
+            json!({"access_control_list": [alice, {"user_name": "alice@example.com", "group_name": "users", "permission_level": "CAN_VIEW"}]}),
+            "access_control_list[1]: give exactly one of user_name, group_name and \
+             service_principal_name",
+        ),
+        (
+            json!({"access_control_list": [alice, {"group_name": "users"}]}),
+            "access_control_list[1]: permission_level is missing",
+        ),
+        (
+            json!({"access_control_list": [alice, {"group_name": "users", "permission_level": "CAN_FLY"}]}),
+            "access_control_list[1].permission_level: `CAN_FLY` is not a permission level",
+        ),
+        (
+            json!({"access_control_list": [alice, "users"]}),
+            "access_control_list[1]: invalid type: string \"users\", expected an object",
+        ),
+        (
+            json!({"access_control_list": alice}),
+            "access_control_list: invalid type: map, expected a sequence",
+        ),
+        (json!([alice]), "the request body must be a JSON object"),
+    ];
+    for method in [Method::PUT, Method::PATCH] {
+        for (body, message) in &cases {
+            let reply = permissions(
+                &app,
+                method.clone(),
+                "jobs/1",
+                &app.token,
+                Some(body.clone()),
+            )
+            .await;
+            assert_eq!(reply.status, 400, "{method} {body}: {}", reply.body);
+            assert_eq!(
+                reply.body["error_code"],
+                json!("INVALID_PARAMETER_VALUE"),
+                "{method} {body}"
+            );
+            assert_eq!(reply.body["message"], json!(message), "{method} {body}");
+        }
+    }
+    let reply = permissions(&app, Method::GET, "jobs/1", &app.token, None).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(direct_level(&reply.body, "alice@example.com"), None);
+    assert_eq!(direct_level(&reply.body, "users"), None);
+}

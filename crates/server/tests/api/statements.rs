@@ -337,3 +337,75 @@ async fn answers_can_be_fetched_again_by_statement_id_and_bad_requests_are_4xx()
     .await;
     assert!(databricks_error(&no_statement, 400, "INVALID_PARAMETER_VALUE").contains("statement"));
 }
+
+#[tokio::test]
+async fn wrongly_typed_fields_are_refused_by_their_path_and_run_nothing() {
+    let app = spawn_app().await;
+    let post = |body: Value| {
+        app.request(Method::POST, "/api/2.0/sql/statements")
+            .json(&body)
+            .send()
+    };
+    // Each statement would succeed were the request taken.
+    let cases = [
+        (
+            json!({"statement": "CREATE CATALOG typed", "catalog": 5}),
+            "catalog: invalid type: integer `5`, expected a string",
+        ),
+        (
+            json!({"statement": "CREATE CATALOG typed", "schema": ["s"]}),
+            "schema: invalid type: sequence, expected a string",
+        ),
+        (
+            json!({"statement": ["CREATE CATALOG typed"]}),
+            "statement: invalid type: sequence, expected a string",
+        ),
+        (
+            json!({"statement": "  ", "warehouse_id": "w"}),
+            "`statement` is required",
+        ),
+        (
+            json!(["CREATE CATALOG typed"]),
+            "the request body must be a JSON object",
+        ),
+    ];
+    for (body, message) in cases {
+        let reply = read(post(body.clone()).await.unwrap()).await;
+        assert_eq!(
+            databricks_error(&reply, 400, "INVALID_PARAMETER_VALUE"),
+            message,
+            "{body}"
+        );
+    }
+    let missing = uc(&app, Method::GET, "/catalogs/typed", &app.token, None).await;
+    databricks_error(&missing, 404, "RESOURCE_DOES_NOT_EXIST");
+}
+
+#[tokio::test]
+async fn the_sdks_other_request_fields_are_accepted_and_ignored() {
+    let app = spawn_app().await;
+    let reply = read(
+        app.request(Method::POST, "/api/2.0/sql/statements")
+            .json(&json!({
+                "statement": "CREATE CATALOG tolerated",
+                "warehouse_id": "abc123",
+                "catalog": "",
+                "schema": null,
+                "wait_timeout": "30s",
+                "on_wait_timeout": "CONTINUE",
+                "disposition": "INLINE",
+                "format": "JSON_ARRAY",
+                "row_limit": 100,
+                "byte_limit": 1048576,
+                "parameters": [{"name": "x", "value": "1", "type": "STRING"}],
+            }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["status"]["state"], "SUCCEEDED", "{}", reply.body);
+    let created = uc(&app, Method::GET, "/catalogs/tolerated", &app.token, None).await;
+    assert_eq!(created.status, 200, "{}", created.body);
+}

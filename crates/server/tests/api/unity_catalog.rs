@@ -542,3 +542,142 @@ async fn effective_permissions_without_a_principal_list_each_holder_once() {
         ])
     );
 }
+
+#[tokio::test]
+async fn wrongly_typed_or_missing_fields_are_refused_by_their_path_and_write_nothing() {
+    let app = spawn_app().await;
+    create_catalog(&app, &app.token, "main").await;
+    app.create_user("fay@example.com").await;
+    let cases = [
+        (
+            "/catalogs",
+            json!({"name": "typed", "comment": 5}),
+            "comment: invalid type: integer `5`, expected a string",
+        ),
+        (
+            "/catalogs",
+            json!({"name": ["typed"]}),
+            "name: invalid type: sequence, expected a string",
+        ),
+        ("/catalogs", json!({"comment": "c"}), "`name` is required"),
+        (
+            "/catalogs",
+            json!(["typed"]),
+            "the request body must be a JSON object",
+        ),
+        (
+            "/schemas",
+            json!({"name": "typed", "catalog_name": 7}),
+            "catalog_name: invalid type: integer `7`, expected a string",
+        ),
+        (
+            "/schemas",
+            json!({"name": "typed"}),
+            "`catalog_name` is required",
+        ),
+    ];
+    for (path, body, message) in cases {
+        let reply = uc(&app, Method::POST, path, &app.token, Some(body.clone())).await;
+        assert_eq!(
+            databricks_error(&reply, 400, "INVALID_PARAMETER_VALUE"),
+            message,
+            "{path} {body}"
+        );
+    }
+    let missing = uc(&app, Method::GET, "/catalogs/typed", &app.token, None).await;
+    databricks_error(&missing, 404, "RESOURCE_DOES_NOT_EXIST");
+    let missing = uc(&app, Method::GET, "/schemas/main.typed", &app.token, None).await;
+    databricks_error(&missing, 404, "RESOURCE_DOES_NOT_EXIST");
+
+    // Each PATCH starts with a change that is fine on its own, so a refusal that let part of
+    // the body through would show in the grants read back.
+    let grant = json!({"principal": "fay@example.com", "add": ["USE_CATALOG"]});
+    let cases = [
+        (
+            json!([grant, {"principal": "users", "add": "SELECT"}]),
+            "changes[1].add: invalid type: string \"SELECT\", expected a sequence",
+        ),
+        (
+            json!([grant, {"principal": "users", "remove": ["BROWSE", 3]}]),
+            "changes[1].remove[1]: invalid type: integer `3`, expected a string",
+        ),
+        (
+            json!([grant, {"principal": ["users"], "add": ["BROWSE"]}]),
+            "changes[1].principal: invalid type: sequence, expected a string",
+        ),
+        (
+            json!([grant, {"add": ["BROWSE"]}]),
+            "`changes[1].principal` is required",
+        ),
+        (
+            json!([grant, {"principal": "users", "add": ["BROWSE", "SELEKT"]}]),
+            "changes[1].add[1]: `SELEKT` is not a Unity Catalog privilege",
+        ),
+        (
+            json!(grant),
+            "changes: invalid type: map, expected a sequence",
+        ),
+    ];
+    for (changes, message) in cases {
+        let reply = patch_permissions(&app, "catalog/main", &app.token, changes.clone()).await;
+        assert_eq!(
+            databricks_error(&reply, 400, "INVALID_PARAMETER_VALUE"),
+            message,
+            "{changes}"
+        );
+    }
+    let reply = uc(
+        &app,
+        Method::PATCH,
+        "/permissions/catalog/main",
+        &app.token,
+        Some(json!([grant])),
+    )
+    .await;
+    assert_eq!(
+        databricks_error(&reply, 400, "INVALID_PARAMETER_VALUE"),
+        "the request body must be a JSON object"
+    );
+    let now = uc(
+        &app,
+        Method::GET,
+        "/permissions/catalog/main",
+        &app.token,
+        None,
+    )
+    .await;
+    assert_eq!(now.body["privilege_assignments"], json!([]));
+}
+
+#[tokio::test]
+async fn fields_the_sdks_send_and_the_server_does_not_use_are_accepted() {
+    let app = spawn_app().await;
+    let catalog = uc(
+        &app,
+        Method::POST,
+        "/catalogs",
+        &app.token,
+        Some(json!({
+            "name": "main",
+            "comment": "c",
+            "properties": {"team": "data"},
+            "storage_root": "s3://bucket/main",
+        })),
+    )
+    .await;
+    assert_eq!(catalog.status, 200, "{}", catalog.body);
+    let schema = uc(
+        &app,
+        Method::POST,
+        "/schemas",
+        &app.token,
+        Some(json!({
+            "name": "sales",
+            "catalog_name": "main",
+            "properties": {"team": "data"},
+            "storage_root": "s3://bucket/main/sales",
+        })),
+    )
+    .await;
+    assert_eq!(schema.status, 200, "{}", schema.body);
+}

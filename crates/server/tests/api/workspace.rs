@@ -519,3 +519,63 @@ async fn everyone_makes_their_own_home_folder_and_no_one_elses() {
     let kept = post(&app, &alice_token, "import", overwrite).await;
     assert_eq!(kept.status, 200, "{}", kept.body);
 }
+
+#[tokio::test]
+async fn wrongly_typed_or_missing_fields_are_refused_by_their_path_and_write_nothing() {
+    let app = spawn_app().await;
+    mkdirs(&app, "/Shared/team").await;
+    let reply = import_notebook(&app, &app.token, "/Shared/team/nb").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    // Every body names a path that would be made or deleted were the request taken.
+    let cases = [
+        (
+            "mkdirs",
+            json!({"path": ["/Shared/team/new"]}),
+            "path: invalid type: sequence, expected a string",
+        ),
+        (
+            "mkdirs",
+            json!("/Shared/team/new"),
+            "the request body must be a JSON object",
+        ),
+        (
+            "import",
+            json!({"path": "/Shared/team/new", "language": "PYTHON", "overwrite": "yes"}),
+            "overwrite: invalid type: string \"yes\", expected a boolean",
+        ),
+        (
+            "import",
+            json!({"path": "/Shared/team/new", "language": "PYTHON", "content": {"data": "eA=="}}),
+            "content: invalid type: map, expected a string",
+        ),
+        (
+            "import",
+            json!({"path": "/Shared/team/new", "language": 3}),
+            "language: invalid type: integer `3`, expected a string",
+        ),
+        (
+            "import",
+            json!({"path": "/Shared/team/new", "format": false, "language": "SQL"}),
+            "format: invalid type: boolean `false`, expected a string",
+        ),
+        (
+            "import",
+            json!({"language": "PYTHON"}),
+            "`path` is required",
+        ),
+        (
+            "delete",
+            json!({"path": "/Shared/team", "recursive": "true"}),
+            "recursive: invalid type: string \"true\", expected a boolean",
+        ),
+        ("delete", json!({"recursive": true}), "`path` is required"),
+    ];
+    for (operation, body, message) in cases {
+        let reply = post(&app, &app.token, operation, body.clone()).await;
+        assert_databricks_error(&reply, 400, "INVALID_PARAMETER_VALUE");
+        assert_eq!(reply.body["message"], message, "{operation} {body}");
+    }
+    let team = query(&app, &app.token, "list", "/Shared/team").await;
+    assert_eq!(listed_paths(&team), ["/Shared/team/nb"]);
+}
