@@ -1,18 +1,13 @@
 //! Scimitar's HTTP layer: SCIM 2.0 (RFC 7644) on the generic and Databricks-shaped mount points,
-//! over the application service. Only this crate knows HTTP.
+//! and the Databricks REST APIs, over the application crate (`scimitar-app`). Only this crate
+//! knows HTTP, and it holds nothing else: routes, request context and the error mapping.
 //!
 //! # Layout
 //! - this file: [`Application`] (bind, then serve until shut down) and the shared [`AppState`].
-//! - [`error`]: the one mapping from domain errors to SCIM error responses.
-//! - [`context`]: mount points, authentication and base URLs.
-//! - [`service`]: what each operation does, between the edge and storage.
-//! - [`access`]: the node's access engine, following the access log.
-//! - [`governance`]: Unity Catalog objects, owners and grants changed and read for a caller,
-//!   authorised through the access engine by construction.
-//! - [`access_questions`]: check, who and what as the access API and the CLI ask them, and
-//!   the one JSON and text rendering of the engine's explanations.
-//! - [`workspace_permissions`]: the workspace object Permissions API (read, PUT, PATCH).
-//! - [`routes`]: the handlers, thin: parse, call the service, render.
+//! - [`error`]: the one mapping from domain errors to SCIM and Databricks error responses.
+//! - [`context`]: mount points, authentication into an actor, and base URLs.
+//! - [`routes`]: the handlers, thin: parse (request bodies through `routes::wire`), call the
+//!   application, render.
 
 pub mod context;
 pub mod error;
