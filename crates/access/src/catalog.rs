@@ -159,6 +159,8 @@ impl Grants {
     /// low bits choosing the bits. Two bits in one word cost one load, and make a false
     /// "may hold" about three times rarer than one bit would (1 to 3 % between rebuilds,
     /// against 4 to 9 %), which matters because each one costs a lookup in the map.
+    /// Unseeded, unlike the map behind it: grantees are slots, which no client chooses, and
+    /// a collision only costs that lookup, in a map hashed with a seed.
     #[inline(always)]
     fn filter_mask(&self, grantee: u32) -> Option<(usize, u64)> {
         let words = self.grantee_filter.len();

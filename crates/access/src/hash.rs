@@ -1,70 +1,33 @@
-//! A small, fast hasher for the engine's own indices (principal ids, securable names, slots).
+//! The engine's hashed indices: principal ids, securable names and slots, all hashed with a
+//! seed.
 //!
-//! The standard library's SipHash resists hash flooding, which these maps do not need: their
-//! keys are principal ids and securable names that storage has already accepted, and every
-//! lookup is on the hot path of a check. This hasher folds the input eight bytes at a time
-//! with a rotate, an xor and one multiplication, and mixes the high bits down at the end so
-//! that the low bits hashbrown uses to pick a bucket depend on the whole key.
+//! Some of these keys are chosen by clients: securable names come from `CREATE` statements
+//! and the Unity Catalog API, and principal ids are whatever storage holds, which an import
+//! writes as its file has them. With a hash that anyone can compute in advance, a client
+//! could choose thousands of names that start in one place, so that every insert and lookup
+//! among them walks all the others (hash flooding: quadratic work for linear input, while
+//! checks wait). Every index here therefore draws its own seed from foldhash's
+//! `fast::RandomState`: a process-wide seed (from where the address-space layout put the
+//! program, the clock and a heap address) mixed with one per map, which nobody outside the
+//! process can know. On these keys foldhash is as fast as the unseeded hasher it replaced
+//! (BENCHMARKS.md, "Seeded hashing"): one 64 × 64 → 128-bit multiplication for a slot or a
+//! packed name. It is not a cryptographic hash and does not claim to be; what matters here
+//! is that collisions cannot be computed without the seed.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasher;
 
-/// An odd constant with well-spread bits (2^64 divided by the golden ratio).
-const MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
+/// The seeded state each map and table hashes with; see the module documentation. A clone
+/// keeps the seed, as it must: the entries of a cloned table sit where that seed put them.
+pub(crate) type SeededState = foldhash::fast::RandomState;
 
-/// The hasher itself; see the module documentation.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct FastHasher {
-    state: u64,
-}
-
-impl FastHasher {
-    fn fold(&mut self, word: u64) {
-        self.state = (self.state.rotate_left(23) ^ word).wrapping_mul(MULTIPLIER);
-    }
-}
-
-impl Hasher for FastHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for word in &mut words {
-            let mut buffer = [0u8; 8];
-            buffer.copy_from_slice(word);
-            self.fold(u64::from_le_bytes(buffer));
-        }
-        let rest = words.remainder();
-        if !rest.is_empty() {
-            let mut buffer = [0u8; 8];
-            buffer[..rest.len()].copy_from_slice(rest);
-            // The length keeps "a" and "a\0" apart.
-            self.fold(u64::from_le_bytes(buffer) ^ ((rest.len() as u64) << 59));
-        }
-    }
-
-    fn write_u8(&mut self, value: u8) {
-        self.fold(u64::from(value));
-    }
-
-    fn write_u32(&mut self, value: u32) {
-        self.fold(u64::from(value));
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.fold(value);
-    }
-
-    fn write_usize(&mut self, value: usize) {
-        self.fold(value as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        let mixed = self.state ^ (self.state >> 32);
-        mixed.wrapping_mul(MULTIPLIER) ^ (mixed >> 29)
-    }
-}
-
-/// A `HashMap` keyed with [`FastHasher`].
-pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+/// A `HashMap` hashed with a seed of its own ([`SeededState`]). Also used for the maps keyed
+/// by slots, which clients do not choose: there foldhash looks a slot up no slower than the
+/// unseeded hasher it replaced (about 5 ns either way in a map of 1,500 slots), so a second
+/// hasher would buy nothing. Its low bits spread consecutive slots less evenly than a random
+/// function would, more or less so depending on the seed; hashbrown, which probes sixteen
+/// buckets at a time, absorbs that (the 5 ns held for consecutive slots too).
+pub(crate) type FastMap<K, V> = HashMap<K, V, SeededState>;
 
 /// A map from names (principal ids, securable names) to slots that keeps short names inside
 /// the table. A lookup in a `HashMap<String, u32>` costs a cache miss for the bucket and
@@ -89,16 +52,20 @@ struct PackedTable {
     /// a `u128` would align it to); `slot == EMPTY` marks a free entry.
     entries: Vec<(u64, u64, u32)>,
     len: usize,
+    /// Where each key's run starts depends on this table's seed, so a client cannot choose
+    /// names that pile into one run; linear probing suffers from such a pile-up even more
+    /// than hashbrown would, since neighbouring runs merge into it.
+    seed: SeededState,
 }
 
 const EMPTY: u32 = u32::MAX;
 
 impl PackedTable {
+    /// Where the key's run starts: the high bits of its seeded hash, as many as the table
+    /// needs. Only called on a table with entries.
     fn home(&self, key: (u64, u64)) -> usize {
-        // Fibonacci hashing of both halves: the high bits, as many as the table needs.
-        let mixed = (key.0 ^ key.1.rotate_left(29)).wrapping_mul(MULTIPLIER);
         let bits = self.entries.len().trailing_zeros();
-        ((mixed ^ (mixed >> 31)).wrapping_mul(MULTIPLIER) >> (64 - bits)) as usize
+        (self.seed.hash_one(key) >> (64 - bits)) as usize
     }
 
     fn find(&self, key: (u64, u64)) -> Result<usize, usize> {
@@ -226,18 +193,55 @@ impl NameIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::hash::{BuildHasher, Hash};
-
-    fn hash_of(value: impl Hash) -> u64 {
-        BuildHasherDefault::<FastHasher>::default().hash_one(value)
-    }
 
     #[test]
     fn equal_keys_hash_equally_and_near_keys_differ() {
-        assert_eq!(hash_of("u123456"), hash_of("u123456".to_string()));
-        assert_ne!(hash_of("u123456"), hash_of("u123457"));
-        assert_ne!(hash_of("a"), hash_of("a\0"));
-        assert_ne!(hash_of(1u32), hash_of(2u32));
+        let state = SeededState::default();
+        assert_eq!(
+            state.hash_one("u123456"),
+            state.hash_one("u123456".to_string())
+        );
+        assert_ne!(state.hash_one("u123456"), state.hash_one("u123457"));
+        assert_ne!(state.hash_one("a"), state.hash_one("a\0"));
+        assert_ne!(state.hash_one(1u32), state.hash_one(2u32));
+    }
+
+    /// The regression this guards against is an unseeded hash: with one, every map of every
+    /// process would put a key in the same place, and names colliding in one would collide in
+    /// all. Two maps made one after the other in one thread must disagree (a chance of 2^-64
+    /// that they agree by luck), and so must two name tables on where the same names sit.
+    #[test]
+    fn each_map_and_name_table_hashes_with_a_seed_of_its_own() {
+        let first: FastMap<Box<str>, u32> = FastMap::default();
+        let second: FastMap<Box<str>, u32> = FastMap::default();
+        assert_ne!(
+            first.hasher().hash_one("alice"),
+            second.hasher().hash_one("alice")
+        );
+        assert_ne!(
+            first.hasher().hash_one(7u32),
+            second.hasher().hash_one(7u32)
+        );
+
+        let names: Vec<String> = (0..200).map(|number| format!("user{number}")).collect();
+        let layout = |index: &NameIndex| -> Vec<u32> {
+            index.short.entries.iter().map(|entry| entry.2).collect()
+        };
+        let mut one = NameIndex::default();
+        let mut other = NameIndex::default();
+        for (slot, name) in names.iter().enumerate() {
+            one.insert(name, slot as u32);
+            other.insert(name, slot as u32);
+        }
+        assert_eq!(one.short.entries.len(), other.short.entries.len());
+        assert_ne!(layout(&one), layout(&other));
+        // A clone keeps its seed, so it finds every name where the original put it.
+        let clone = one.clone();
+        assert_eq!(layout(&clone), layout(&one));
+        for (slot, name) in names.iter().enumerate() {
+            assert_eq!(clone.get(name), Some(slot as u32));
+            assert_eq!(other.get(name), Some(slot as u32));
+        }
     }
 
     #[test]
@@ -293,13 +297,5 @@ mod tests {
         for (key, slot) in &reference {
             assert_eq!(table.get(*key), Some(*slot));
         }
-    }
-
-    #[test]
-    fn consecutive_slots_spread_over_the_low_bits() {
-        let buckets: std::collections::HashSet<u64> =
-            (0u32..1024).map(|slot| hash_of(slot) & 1023).collect();
-        // A perfect spread would fill all 1,024 buckets; random hashing fills about 647.
-        assert!(buckets.len() > 550, "only {} buckets used", buckets.len());
     }
 }

@@ -24,10 +24,13 @@
 //! - [`statement`]: governance SQL (`CREATE`/`DROP`, `ALTER ... OWNER TO`, `GRANT`, `REVOKE`,
 //!   `SHOW GRANTS`) parsed into a typed [`Statement`] by [`parse_statement`]; no execution.
 //! - `principals`, `catalog`, `workspace`: the internal stores (dense indices, the group
-//!   graph, the securable tree, object slots); `hash`: the fast hasher their indices use.
+//!   graph, the securable tree, object slots); `hash`: their indices, each hashed with a seed
+//!   of its own.
 //!
 //! Invariant: nothing here reads a clock, a file, a socket or a database, and no answer is
-//! served from state derived before the latest change.
+//! served from state derived before the latest change. (The one exception is the hash seed,
+//! which foldhash draws once per process from addresses and the system clock; no answer
+//! depends on it, as nothing iterates a hashed index.)
 
 pub mod entitlement;
 pub mod error;

@@ -243,6 +243,7 @@ impl<'a> SortedAccessSet<'a> {
 
     /// Where a slot falls in the signature: the top nine bits of a multiplicative hash, so
     /// that neighbouring slots (groups created together) spread over the whole signature.
+    /// Unseeded: a collision only costs the binary search the signature was to spare.
     #[inline(always)]
     fn signature_bit(slot: u32) -> usize {
         (slot.wrapping_mul(0x9E37_79B9) >> 23) as usize
@@ -312,7 +313,12 @@ impl Default for Ancestry {
 
 impl Ancestry {
     fn bucket(&self, slot: u32) -> usize {
-        // Fibonacci hashing: the high bits of the product, as many as the table needs.
+        // Fibonacci hashing: the high bits of the product, as many as the table needs. A
+        // fixed multiplier, unlike the seeded indices of `hash.rs`, because the keys are
+        // slots, which the engine hands out in order and no client chooses. A client can
+        // only choose which of the groups it made a user joins: to pile k of them into one
+        // place of this table (at least 2k entries) it would have to make about 2k² groups
+        // to pick them from, and the walk that suffers is that one user's.
         let bits = self.table.len().trailing_zeros();
         (u64::from(slot).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize
     }
