@@ -48,7 +48,7 @@ pub struct Services {
     tokens: Arc<TokenCache>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) ids: Arc<dyn IdGenerator>,
-    write_locks: Arc<Vec<tokio::sync::Mutex<()>>>,
+    write_locks: Arc<WriteLocks>,
 }
 
 /// The tokens a node has seen, so that a request costs no database read to authenticate.
@@ -78,6 +78,16 @@ impl TokenCache {
 /// Stripes of per-principal write locks; collisions only make unrelated writers wait briefly.
 const WRITE_LOCK_STRIPES: usize = 256;
 
+/// The write-lock stripes and the hash that picks one for a principal. The hash is seeded once
+/// per process (`RandomState` draws its keys from the operating system), so that nobody can
+/// choose principals whose writes all queue on one stripe, as they could with the fixed keys
+/// of `DefaultHasher::new()`. Kept together behind one `Arc`, so every clone of `Services`
+/// picks the same stripe for the same principal.
+struct WriteLocks {
+    stripes: Vec<tokio::sync::Mutex<()>>,
+    seed: std::collections::hash_map::RandomState,
+}
+
 /// What the first start created: the account and, once, the admin token's secret.
 pub struct Bootstrap {
     pub account: Account,
@@ -92,11 +102,12 @@ impl Services {
             tokens: Arc::new(TokenCache::default()),
             clock,
             ids,
-            write_locks: Arc::new(
-                (0..WRITE_LOCK_STRIPES)
+            write_locks: Arc::new(WriteLocks {
+                stripes: (0..WRITE_LOCK_STRIPES)
                     .map(|_| tokio::sync::Mutex::new(()))
                     .collect(),
-            ),
+                seed: std::collections::hash_map::RandomState::new(),
+            }),
         }
     }
 
@@ -276,11 +287,10 @@ impl Services {
     /// The lock that serialises read-modify-writes of one principal on this node, so that
     /// concurrent PATCHes of one group queue up instead of failing each other's version checks.
     fn write_lock(&self, account: &AccountId, id: &PrincipalId) -> &tokio::sync::Mutex<()> {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        (account, id).hash(&mut hasher);
-        let index = (hasher.finish() % self.write_locks.len() as u64) as usize;
-        &self.write_locks[index]
+        use std::hash::BuildHasher;
+        let locks = &self.write_locks;
+        let hash = locks.seed.hash_one((account, id));
+        &locks.stripes[(hash % locks.stripes.len() as u64) as usize]
     }
 
     /// On an empty database: creates the first account and workspace, the `admins` and `users`

@@ -127,14 +127,19 @@ pub struct RequestedEntry {
 /// Stripes of per-object locks, so that two PATCHes of one object on this node cannot both
 /// compute their result from the same ACL and lose one of the changes. Process-wide because
 /// a process serves one database; writers on other nodes are not covered (see
-/// ARCHITECTURE.md).
+/// ARCHITECTURE.md). The stripe is picked by a hash seeded once per process and kept with
+/// the stripes: object ids are chosen by clients, and with the fixed keys of
+/// `DefaultHasher::new()` anyone could compute ids whose writes all wait on one stripe.
 fn object_lock(account: &AccountId, object: &ObjectAddress) -> &'static tokio::sync::Mutex<()> {
-    use std::hash::{Hash, Hasher};
-    static LOCKS: OnceLock<Vec<tokio::sync::Mutex<()>>> = OnceLock::new();
-    let locks = LOCKS.get_or_init(|| (0..64).map(|_| tokio::sync::Mutex::new(())).collect());
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    (account, object.object_type, &object.object_id).hash(&mut hasher);
-    &locks[(hasher.finish() % locks.len() as u64) as usize]
+    use std::collections::hash_map::RandomState;
+    use std::hash::BuildHasher;
+    static LOCKS: OnceLock<(RandomState, Vec<tokio::sync::Mutex<()>>)> = OnceLock::new();
+    let (seed, locks) = LOCKS.get_or_init(|| {
+        let stripes = (0..64).map(|_| tokio::sync::Mutex::new(())).collect();
+        (RandomState::new(), stripes)
+    });
+    let hash = seed.hash_one((account, object.object_type, &object.object_id));
+    &locks[(hash % locks.len() as u64) as usize]
 }
 
 /// Applies a PUT (`AclWrite::Replace`) or PATCH (`AclWrite::Update`) for `caller` and returns
@@ -386,6 +391,21 @@ fn describe(level: PermissionLevel) -> &'static str {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
+
+    /// The stripe's hash is seeded once per process, not per call: one object must always
+    /// get the same lock, or two writers of it would not exclude each other.
+    #[test]
+    fn one_object_always_gets_the_same_lock() {
+        let account = AccountId::new("a1");
+        let object = ObjectAddress {
+            object_type: ObjectType::Jobs,
+            object_id: "123".to_string(),
+        };
+        assert!(std::ptr::eq(
+            object_lock(&account, &object),
+            object_lock(&account, &object)
+        ));
+    }
 
     #[test]
     fn paths_name_objects_the_way_the_sdk_spells_them() {
