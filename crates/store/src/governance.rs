@@ -628,6 +628,221 @@ mod tests {
         }
     }
 
+    /// Every kind of entry with the exact text the log holds for it, as the hand-written encoder
+    /// of the first releases wrote it (captured from that code before the stored form became
+    /// serde-derived): entries already in a database must keep decoding to the same event, and
+    /// new ones must be written byte for byte the same. The third element is the event an entry
+    /// reads back as, where that is not the one written.
+    fn golden_entries() -> Vec<(AccessEvent, &'static str, Option<AccessEvent>)> {
+        let notebook_in_directory = GovernanceChange::SetObjectParent {
+            object_type: ObjectType::Notebooks,
+            object_id: "12".into(),
+            directory: Some("11".into()),
+        };
+        vec![
+            (
+                AccessEvent::PrincipalSaved(PrincipalFacts {
+                    id: PrincipalId::new("u1"),
+                    kind: PrincipalKind::User,
+                    name: "alice@example.com".into(),
+                    active: false,
+                    entitlements: vec!["workspace-access".into(), "databricks-sql-access".into()],
+                }),
+                r#"{"event":"principal_saved","id":"u1","kind":"User","name":"alice@example.com","active":false,"entitlements":["workspace-access","databricks-sql-access"]}"#,
+                None,
+            ),
+            (
+                AccessEvent::PrincipalSaved(PrincipalFacts {
+                    id: PrincipalId::new("g"),
+                    kind: PrincipalKind::Group,
+                    name: "Data \"Team\" ✓".into(),
+                    active: true,
+                    entitlements: vec![],
+                }),
+                r#"{"event":"principal_saved","id":"g","kind":"Group","name":"Data \"Team\" ✓","active":true,"entitlements":[]}"#,
+                None,
+            ),
+            (
+                AccessEvent::PrincipalSaved(PrincipalFacts {
+                    id: PrincipalId::new("sp"),
+                    kind: PrincipalKind::ServicePrincipal,
+                    name: "9f0c-ci".into(),
+                    active: true,
+                    entitlements: vec![],
+                }),
+                r#"{"event":"principal_saved","id":"sp","kind":"ServicePrincipal","name":"9f0c-ci","active":true,"entitlements":[]}"#,
+                None,
+            ),
+            (
+                AccessEvent::PrincipalDeleted {
+                    id: PrincipalId::new("u1"),
+                },
+                r#"{"event":"principal_deleted","id":"u1"}"#,
+                None,
+            ),
+            (
+                AccessEvent::MemberAdded {
+                    group: PrincipalId::new("g"),
+                    member: PrincipalId::new("u1"),
+                },
+                r#"{"event":"member_added","group":"g","member":"u1"}"#,
+                None,
+            ),
+            (
+                AccessEvent::MemberRemoved {
+                    group: PrincipalId::new("g"),
+                    member: PrincipalId::new("u1"),
+                },
+                r#"{"event":"member_removed","group":"g","member":"u1"}"#,
+                None,
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::CreateSecurable {
+                    securable_type: SecurableType::Schema,
+                    full_name: "main.sales".into(),
+                    owner: PrincipalId::new("u1"),
+                    comment: Some("quarterly".into()),
+                    created: Timestamp::from_micros(1_700_000_000_123_456),
+                }),
+                r#"{"event":"create_securable","securable_type":"SCHEMA","full_name":"main.sales","owner":"u1","comment":"quarterly","created":1700000000123456}"#,
+                None,
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::CreateSecurable {
+                    securable_type: SecurableType::ExternalLocation,
+                    full_name: "landing".into(),
+                    owner: PrincipalId::new("g"),
+                    comment: None,
+                    created: Timestamp::from_micros(-5),
+                }),
+                r#"{"event":"create_securable","securable_type":"EXTERNAL_LOCATION","full_name":"landing","owner":"g","comment":null,"created":-5}"#,
+                None,
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::DropSecurable {
+                    securable_type: SecurableType::Catalog,
+                    full_name: "main".into(),
+                }),
+                r#"{"event":"drop_securable","securable_type":"CATALOG","full_name":"main"}"#,
+                None,
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::SetOwner {
+                    securable_type: SecurableType::Table,
+                    full_name: "main.sales.orders".into(),
+                    owner: PrincipalId::new("g"),
+                }),
+                r#"{"event":"set_owner","securable_type":"TABLE","full_name":"main.sales.orders","owner":"g"}"#,
+                None,
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::Grant {
+                    securable_type: SecurableType::Schema,
+                    full_name: "main.sales".into(),
+                    principal: PrincipalId::new("g"),
+                    privileges: vec![Privilege::UseSchema, Privilege::Select],
+                }),
+                r#"{"event":"grant","securable_type":"SCHEMA","full_name":"main.sales","principal":"g","privileges":["USE_SCHEMA","SELECT"]}"#,
+                None,
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::Revoke {
+                    securable_type: SecurableType::Schema,
+                    full_name: "main.sales".into(),
+                    principal: PrincipalId::new("g"),
+                    privileges: vec![Privilege::AllPrivileges],
+                }),
+                r#"{"event":"revoke","securable_type":"SCHEMA","full_name":"main.sales","principal":"g","privileges":["ALL_PRIVILEGES"]}"#,
+                None,
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::SetObjectAcl {
+                    object_type: ObjectType::Jobs,
+                    object_id: "42".into(),
+                    entries: vec![
+                        AclEntry::new(PrincipalId::new("g"), PermissionLevel::CanManageRun),
+                        AclEntry::new(PrincipalId::new("u1"), PermissionLevel::IsOwner),
+                    ],
+                }),
+                r#"{"event":"set_object_acl","object_type":"jobs","object_id":"42","entries":[{"principal":"g","level":"CAN_MANAGE_RUN"},{"principal":"u1","level":"IS_OWNER"}]}"#,
+                None,
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::SetObjectAcl {
+                    object_type: ObjectType::Tokens,
+                    object_id: "tokens".into(),
+                    entries: vec![],
+                }),
+                r#"{"event":"set_object_acl","object_type":"authorization/tokens","object_id":"tokens","entries":[]}"#,
+                None,
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::SetObjectParent {
+                    object_type: ObjectType::Notebooks,
+                    object_id: "7".into(),
+                    directory: Some("3".into()),
+                }),
+                r#"{"event":"set_object_parent","object_type":"notebooks","object_id":"7","directory":"3"}"#,
+                None,
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::SetObjectParent {
+                    object_type: ObjectType::Directories,
+                    object_id: "3".into(),
+                    directory: None,
+                }),
+                r#"{"event":"set_object_parent","object_type":"directories","object_id":"3","directory":null}"#,
+                None,
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::CreateWorkspaceEntry {
+                    entry: WorkspaceEntry {
+                        object_type: ObjectType::Notebooks,
+                        object_id: "12".into(),
+                        path: "/Shared/team/nb".into(),
+                        directory: Some("11".into()),
+                        language: Some("PYTHON".into()),
+                    },
+                }),
+                r#"{"event":"set_object_parent","object_type":"notebooks","object_id":"12","directory":"11"}"#,
+                Some(AccessEvent::Governance(notebook_in_directory)),
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::ExpectObjectAcl {
+                    object_type: ObjectType::Jobs,
+                    object_id: "42".into(),
+                    entries: vec![AclEntry::new(
+                        PrincipalId::new("g"),
+                        PermissionLevel::CanView,
+                    )],
+                }),
+                r#"{"event":"expect_object_acl","object_type":"jobs","object_id":"42","entries":[{"principal":"g","level":"CAN_VIEW"}]}"#,
+                None,
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::RemoveObject {
+                    object_type: ObjectType::Notebooks,
+                    object_id: "7".into(),
+                }),
+                r#"{"event":"remove_object","object_type":"notebooks","object_id":"7"}"#,
+                None,
+            ),
+        ]
+    }
+
+    #[test]
+    fn every_event_is_stored_as_the_golden_text_and_read_back_from_it() {
+        for (event, stored, read_as) in golden_entries() {
+            assert_eq!(event.to_json(), stored, "{event:?}");
+            let expected = read_as.unwrap_or(event);
+            assert_eq!(
+                AccessEvent::from_json(stored).unwrap(),
+                expected,
+                "{stored}"
+            );
+        }
+    }
+
     #[test]
     fn an_unreadable_entry_is_an_internal_error_not_a_panic() {
         for stored in ["", "{}", r#"{"event":"grant"}"#, r#"{"event":"nope"}"#] {
