@@ -1,9 +1,17 @@
 //! The storage conformance suite: behaviour every backend must show, written once against the
-//! [`Store`] trait. Each backend's tests call [`run_all`] with a factory for fresh, empty stores.
+//! [`Store`] trait. [`conformance_tests!`](crate::conformance_tests) expands each case into one
+//! test per backend (`sqlite::case` and `postgres::case`), so a failure names its case and
+//! backend and hides no other; each case takes its databases from [`Stores`]. PostgreSQL cases
+//! run when `TEST_DATABASE_URL` names a server to create scratch databases on, and say they are
+//! skipped otherwise. Built only with the `testing` feature, with the PostgreSQL scratch
+//! databases it uses.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::postgres::{scratch, PostgresStore};
+use crate::sqlite::SqliteStore;
 use crate::transfer::{self, TransferError};
+use crate::SharedStore;
 use crate::{
     AccessEvent, Account, Change, GovernanceChange, GrantRow, LoggedEvent, MembershipRow, Store,
     Workspace, WorkspaceEntry,
@@ -18,7 +26,202 @@ use scimitar_domain::resource::MemberValue;
 use scimitar_domain::schema::PrincipalKind;
 use scimitar_domain::{AccountId, Principal, PrincipalId, ScimError, Timestamp, WorkspaceId};
 use serde_json::{json, Map, Value};
-use std::future::Future;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Expands every conformance case into a test per backend: `sqlite::case` and
+/// `postgres::case`, plus the checks that compare the two backends' schemas. Invoke it once,
+/// at the top level of an integration test.
+#[macro_export]
+macro_rules! conformance_tests {
+    () => {
+        $crate::conformance_tests!(@cases
+            user_names_are_unique_ignoring_case,
+            users_join_the_users_group_and_leave_every_group_when_deleted,
+            members_must_exist_and_cycles_are_refused,
+            a_stale_version_is_a_precondition_failure,
+            groups_of_lists_inherited_groups_as_indirect,
+            sql_filters_agree_with_the_reference_evaluator,
+            pages_are_stable_and_counted,
+            tokens_are_found_by_digest_only,
+            small_member_lists_are_returned_and_large_ones_are_not,
+            principals_are_found_by_name_ignoring_case_and_kind_apart,
+            concurrent_writes_succeed_or_fail_each_alone,
+            the_access_log_records_changes_in_commit_order,
+            governance_state_round_trips_through_snapshot_and_log,
+            a_governance_batch_commits_whole_or_not_at_all,
+            the_workspace_tree_is_found_by_path_and_listed_by_directory,
+            an_acl_write_computed_from_a_stale_acl_is_a_conflict,
+            a_taken_id_is_a_uniqueness_conflict,
+            opposite_nestings_at_once_never_make_a_cycle,
+            concurrent_updates_from_one_version_commit_one,
+            an_open_store_is_ready,
+            only_one_first_account_is_made_by_racing_bootstraps,
+            an_export_imports_into_an_empty_store_unchanged,
+        );
+    };
+    (@cases $($case:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let mut stores = $crate::conformance::Stores::sqlite();
+                    $crate::conformance::$case(&mut stores).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(mut stores) = $crate::conformance::Stores::postgres() else {
+                        return;
+                    };
+                    $crate::conformance::$case(&mut stores).await;
+                }
+            )+
+
+        }
+    };
+}
+
+/// Where a case's stores live: fresh databases of one backend, removed when the case ends,
+/// whether it passed or panicked.
+pub struct Stores {
+    backend: TestBackend,
+    /// The URL (or path) of the database [`Stores::fresh`] made last.
+    last: Option<String>,
+}
+
+enum TestBackend {
+    Sqlite {
+        directory: PathBuf,
+    },
+    Postgres {
+        server: String,
+        databases: Vec<String>,
+    },
+}
+
+/// Numbers the databases of one test process, so cases running at once never share one.
+static NEXT_DATABASE: AtomicUsize = AtomicUsize::new(0);
+
+fn next_database() -> usize {
+    NEXT_DATABASE.fetch_add(1, Ordering::SeqCst)
+}
+
+/// The connections a PostgreSQL store of the suite holds: enough for the concurrent cases to
+/// overlap.
+const POOL: usize = 8;
+
+impl Stores {
+    /// SQLite databases in a temporary directory of their own.
+    pub fn sqlite() -> Stores {
+        let directory = std::env::temp_dir().join(format!(
+            "scimitar-conformance-{}-{}",
+            std::process::id(),
+            next_database()
+        ));
+        let _ = std::fs::remove_dir_all(&directory);
+        Stores {
+            backend: TestBackend::Sqlite { directory },
+            last: None,
+        }
+    }
+
+    /// Scratch databases on the server `TEST_DATABASE_URL` names; `None`, said on stderr, when
+    /// it is unset.
+    pub fn postgres() -> Option<Stores> {
+        let Ok(server) = std::env::var("TEST_DATABASE_URL") else {
+            eprintln!(
+                "skipped: TEST_DATABASE_URL is unset (set it to a PostgreSQL server URL, e.g. \
+                 postgres://postgres@127.0.0.1:5432/test, to run this case on PostgreSQL)"
+            );
+            return None;
+        };
+        Some(Stores {
+            backend: TestBackend::Postgres {
+                server,
+                databases: Vec::new(),
+            },
+            last: None,
+        })
+    }
+
+    /// A store on a new, empty database.
+    pub async fn fresh(&mut self) -> SharedStore {
+        let index = next_database();
+        let location = match &mut self.backend {
+            TestBackend::Sqlite { directory } => directory
+                .join(format!("store-{index}.db"))
+                .to_string_lossy()
+                .into_owned(),
+            TestBackend::Postgres { server, databases } => {
+                let name = format!("scimitar_conformance_{}_{index}", std::process::id());
+                // Remembered before it exists, so a failed creation is still dropped.
+                databases.push(name.clone());
+                scratch::create(server, &name)
+                    .await
+                    .unwrap_or_else(|error| panic!("cannot create the database {name}: {error}"))
+            }
+        };
+        self.last = Some(location);
+        self.again().await
+    }
+
+    /// Another store on the database [`Stores::fresh`] made last: a second node.
+    pub async fn again(&self) -> SharedStore {
+        let location = self.last.as_deref().expect("a database made by fresh()");
+        match &self.backend {
+            TestBackend::Sqlite { .. } => Arc::new(
+                SqliteStore::open(location)
+                    .await
+                    .unwrap_or_else(|error| panic!("cannot open {location}: {error}")),
+            ),
+            TestBackend::Postgres { .. } => Arc::new(
+                PostgresStore::connect(location, POOL)
+                    .await
+                    .unwrap_or_else(|error| panic!("cannot open {location}: {error}")),
+            ),
+        }
+    }
+
+    /// The URL (PostgreSQL) or path (SQLite) of the database made last.
+    pub fn location(&self) -> &str {
+        self.last.as_deref().expect("a database made by fresh()")
+    }
+}
+
+impl Drop for Stores {
+    fn drop(&mut self) {
+        match &self.backend {
+            TestBackend::Sqlite { directory } => {
+                let _ = std::fs::remove_dir_all(directory);
+            }
+            TestBackend::Postgres { server, databases } => {
+                let (server, databases) = (server.clone(), databases.clone());
+                // Drop is synchronous and runs inside the test's runtime: the databases are
+                // dropped on a thread with a runtime of its own.
+                let _ = std::thread::spawn(move || {
+                    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    else {
+                        return;
+                    };
+                    for name in databases {
+                        if let Err(error) = runtime.block_on(scratch::drop(&server, &name)) {
+                            eprintln!("could not drop the test database {name}: {error}");
+                        }
+                    }
+                })
+                .join();
+            }
+        }
+    }
+}
 
 const ACCOUNT: &str = "acct-1";
 
@@ -155,7 +358,8 @@ async fn member_ids(store: &dyn Store, account: &AccountId, group_id: &str) -> V
     ids
 }
 
-pub async fn user_names_are_unique_ignoring_case(store: &dyn Store) {
+pub async fn user_names_are_unique_ignoring_case(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
     let account = seed_account(store).await;
     create(store, &account, user("1", "Alice", 1), &[])
         .await
@@ -171,7 +375,8 @@ pub async fn user_names_are_unique_ignoring_case(store: &dyn Store) {
         .is_none());
 }
 
-pub async fn users_join_the_users_group_and_leave_every_group_when_deleted(store: &dyn Store) {
+pub async fn users_join_the_users_group_and_leave_every_group_when_deleted(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
     let account = seed_account(store).await;
     create(store, &account, user("1", "alice", 1), &[])
         .await
@@ -195,7 +400,8 @@ pub async fn users_join_the_users_group_and_leave_every_group_when_deleted(store
     assert!(member_ids(store, &account, "g").await.is_empty());
 }
 
-pub async fn members_must_exist_and_cycles_are_refused(store: &dyn Store) {
+pub async fn members_must_exist_and_cycles_are_refused(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
     let account = seed_account(store).await;
     let error = create(store, &account, group("g", "g"), &["missing"])
         .await
@@ -223,7 +429,8 @@ pub async fn members_must_exist_and_cycles_are_refused(store: &dyn Store) {
     assert!(member_ids(store, &account, "a").await.is_empty());
 }
 
-pub async fn groups_of_lists_inherited_groups_as_indirect(store: &dyn Store) {
+pub async fn groups_of_lists_inherited_groups_as_indirect(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
     let account = seed_account(store).await;
     create(store, &account, user("1", "alice", 1), &[])
         .await
@@ -258,7 +465,8 @@ pub async fn groups_of_lists_inherited_groups_as_indirect(store: &dyn Store) {
     );
 }
 
-pub async fn a_stale_version_is_a_precondition_failure(store: &dyn Store) {
+pub async fn a_stale_version_is_a_precondition_failure(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
     let account = seed_account(store).await;
     create(store, &account, user("1", "alice", 1), &[])
         .await
@@ -283,7 +491,8 @@ pub async fn a_stale_version_is_a_precondition_failure(store: &dyn Store) {
     assert!(matches!(error, ScimError::PreconditionFailed(_)));
 }
 
-pub async fn sql_filters_agree_with_the_reference_evaluator(store: &dyn Store) {
+pub async fn sql_filters_agree_with_the_reference_evaluator(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
     let account = seed_account(store).await;
     for (index, name) in ["alice", "Bob", "carol", "dave", "Eve"].iter().enumerate() {
         let mut created = user(&format!("{index}"), name, index as i64 * 1_000_000);
@@ -352,7 +561,8 @@ pub async fn sql_filters_agree_with_the_reference_evaluator(store: &dyn Store) {
     }
 }
 
-pub async fn pages_are_stable_and_counted(store: &dyn Store) {
+pub async fn pages_are_stable_and_counted(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
     let account = seed_account(store).await;
     for index in 0..7 {
         create(
@@ -385,7 +595,8 @@ pub async fn pages_are_stable_and_counted(store: &dyn Store) {
     assert_eq!(seen, (0..7).map(|i| format!("u{i}")).collect::<Vec<_>>());
 }
 
-pub async fn tokens_are_found_by_digest_only(store: &dyn Store) {
+pub async fn tokens_are_found_by_digest_only(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
     let account = seed_account(store).await;
     create(store, &account, user("1", "alice", 1), &[])
         .await
@@ -413,7 +624,8 @@ pub async fn tokens_are_found_by_digest_only(store: &dyn Store) {
     assert_eq!(store.token_by_digest("abd").await.unwrap(), None);
 }
 
-pub async fn small_member_lists_are_returned_and_large_ones_are_not(store: &dyn Store) {
+pub async fn small_member_lists_are_returned_and_large_ones_are_not(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
     let account = seed_account(store).await;
     for (index, name) in ["u1", "u2", "u3"].iter().enumerate() {
         create(store, &account, user(name, name, index as i64 + 1), &[])
@@ -450,7 +662,8 @@ pub async fn small_member_lists_are_returned_and_large_ones_are_not(store: &dyn 
     );
 }
 
-pub async fn principals_are_found_by_name_ignoring_case_and_kind_apart(store: &dyn Store) {
+pub async fn principals_are_found_by_name_ignoring_case_and_kind_apart(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
     let account = seed_account(store).await;
     create(store, &account, user("u1", "Alice@Example.com", 1), &[])
         .await
@@ -482,7 +695,8 @@ pub async fn principals_are_found_by_name_ignoring_case_and_kind_apart(store: &d
 
 /// Many writes at once (which a backend may commit together) still succeed or fail each on its
 /// own: a failing change leaves nothing behind and takes no other change down with it.
-pub async fn concurrent_writes_succeed_or_fail_each_alone(store: &dyn Store) {
+pub async fn concurrent_writes_succeed_or_fail_each_alone(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
     let account = seed_account(store).await;
     let attempts = (0..40).map(|index| {
         // Every fourth attempt reuses one userName, cased differently: only one of those wins.
@@ -575,7 +789,8 @@ async fn whole_log(store: &dyn Store) -> Vec<LoggedEvent> {
 
 /// Every change that can alter an access answer is in the access log, in commit order, and
 /// only changes that did change something are there.
-pub async fn the_access_log_records_changes_in_commit_order(store: &dyn Store) {
+pub async fn the_access_log_records_changes_in_commit_order(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
     let account = seed_account(store).await;
     let start = whole_log(store).await.last().map_or(0, |logged| logged.seq);
     create(store, &account, user("u1", "alice", 1), &[])
@@ -627,7 +842,8 @@ pub async fn the_access_log_records_changes_in_commit_order(store: &dyn Store) {
 
 /// Securables, grants and ACLs are stored, dropped with their subtree, logged, and come back
 /// in a snapshot that names the log position it is consistent with.
-pub async fn governance_state_round_trips_through_snapshot_and_log(store: &dyn Store) {
+pub async fn governance_state_round_trips_through_snapshot_and_log(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
     let account = seed_account(store).await;
     create(store, &account, user("u1", "alice", 1), &[])
         .await
@@ -790,7 +1006,8 @@ pub async fn governance_state_round_trips_through_snapshot_and_log(store: &dyn S
 /// The workspace tree: entries found by path and listed by directory in path order; a taken
 /// path refused (the batch it is in writing nothing); creations logged as placements; a
 /// removed entry's path free again.
-pub async fn the_workspace_tree_is_found_by_path_and_listed_by_directory(store: &dyn Store) {
+pub async fn the_workspace_tree_is_found_by_path_and_listed_by_directory(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
     let account = seed_account(store).await;
     let entry = |object_type, id: &str, path: &str, directory: Option<&str>| WorkspaceEntry {
         object_type,
@@ -978,7 +1195,8 @@ pub async fn the_workspace_tree_is_found_by_path_and_listed_by_directory(store: 
 /// A batch of governance changes commits whole, one log entry per change, or, when one of
 /// them fails, not at all: a permissions PATCH that names an unknown securable halfway must
 /// leave the grants before it unmade.
-pub async fn a_governance_batch_commits_whole_or_not_at_all(store: &dyn Store) {
+pub async fn a_governance_batch_commits_whole_or_not_at_all(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
     let account = seed_account(store).await;
     create(store, &account, user("u1", "alice", 1), &[])
         .await
@@ -1048,7 +1266,8 @@ pub async fn a_governance_batch_commits_whole_or_not_at_all(store: &dyn Store) {
 /// Two additions of opposite nestings at once (A into B, B into A), as two nodes might make
 /// them: at most one succeeds, and no cycle exists afterwards. A backend whose cycle check reads
 /// only committed data must serialise these checks, or both pass.
-pub async fn opposite_nestings_at_once_never_make_a_cycle(store: &dyn Store) {
+pub async fn opposite_nestings_at_once_never_make_a_cycle(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
     let account = seed_account(store).await;
     for round in 0..12 {
         let (a, b) = (format!("a{round}"), format!("b{round}"));
@@ -1080,7 +1299,8 @@ pub async fn opposite_nestings_at_once_never_make_a_cycle(store: &dyn Store) {
 /// Two updates of one group from the same version at once, each adding a different member:
 /// one commits, the other is a precondition failure that wrote nothing (no lost update, no
 /// half-applied membership).
-pub async fn concurrent_updates_from_one_version_commit_one(store: &dyn Store) {
+pub async fn concurrent_updates_from_one_version_commit_one(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
     let account = seed_account(store).await;
     for id in ["u1", "u2"] {
         create(store, &account, user(id, id, 1), &[]).await.unwrap();
@@ -1414,10 +1634,9 @@ fn replayed(events: &[LoggedEvent], account: &AccountId) -> Replayed {
 /// access log describes exactly its state, so an engine following it agrees. Import refuses an
 /// account the target holds, a malformed line by its number, and a batch the store refuses,
 /// leaving nothing of that batch.
-pub async fn an_export_imports_into_an_empty_store_unchanged(
-    source: &dyn Store,
-    target: &dyn Store,
-) {
+pub async fn an_export_imports_into_an_empty_store_unchanged(stores: &mut Stores) {
+    let (source, target) = (stores.fresh().await, stores.fresh().await);
+    let (source, target) = (&*source, &*target);
     let account = populate_for_export(source).await;
     // Small pages and batches: keyset paging and batch boundaries (an ACL split across two
     // batches included) are crossed many times.
@@ -1608,13 +1827,15 @@ pub async fn an_export_imports_into_an_empty_store_unchanged(
 }
 
 /// A store that has just opened is ready: it answers, and its schema is current.
-pub async fn an_open_store_is_ready(store: &dyn Store) {
+pub async fn an_open_store_is_ready(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
     assert_eq!(store.ready().await, Ok(()));
 }
 
 /// An ACL write guarded by the ACL it was computed from goes through only while that is still
 /// the stored ACL; otherwise the whole batch is a 412 that writes and logs nothing.
-pub async fn an_acl_write_computed_from_a_stale_acl_is_a_conflict(store: &dyn Store) {
+pub async fn an_acl_write_computed_from_a_stale_acl_is_a_conflict(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
     let account = seed_account(store).await;
     create(store, &account, user("u1", "alice", 1), &[])
         .await
@@ -1681,7 +1902,8 @@ pub async fn an_acl_write_computed_from_a_stale_acl_is_a_conflict(store: &dyn St
 
 /// A new principal whose id is taken (ids are drawn without coordination between nodes) is a
 /// uniqueness conflict that writes nothing, which the service answers by drawing again.
-pub async fn a_taken_id_is_a_uniqueness_conflict(store: &dyn Store) {
+pub async fn a_taken_id_is_a_uniqueness_conflict(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
     let account = seed_account(store).await;
     create(store, &account, user("u1", "alice", 1), &[])
         .await
@@ -1707,7 +1929,8 @@ pub async fn a_taken_id_is_a_uniqueness_conflict(store: &dyn Store) {
 
 /// Eight nodes bootstrapping an empty database at once make one account between them; an
 /// account made without `only_if_first` (a later, deliberate one) is not refused.
-pub async fn only_one_first_account_is_made_by_racing_bootstraps(store: &dyn Store) {
+pub async fn only_one_first_account_is_made_by_racing_bootstraps(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
     let attempt = |index: usize| {
         let id = AccountId::new(format!("first-{index}"));
         let mut admins = principal(
@@ -1796,35 +2019,4 @@ pub async fn only_one_first_account_is_made_by_racing_bootstraps(store: &dyn Sto
     assert_eq!(store.accounts().await.unwrap().len(), 1);
     seed_account(store).await;
     assert_eq!(store.accounts().await.unwrap().len(), 2);
-}
-
-/// Runs every case, each on a fresh store from `fresh`.
-pub async fn run_all<S, F, Fut>(fresh: F)
-where
-    S: Store,
-    F: Fn() -> Fut,
-    Fut: Future<Output = S>,
-{
-    user_names_are_unique_ignoring_case(&fresh().await).await;
-    users_join_the_users_group_and_leave_every_group_when_deleted(&fresh().await).await;
-    members_must_exist_and_cycles_are_refused(&fresh().await).await;
-    a_stale_version_is_a_precondition_failure(&fresh().await).await;
-    groups_of_lists_inherited_groups_as_indirect(&fresh().await).await;
-    sql_filters_agree_with_the_reference_evaluator(&fresh().await).await;
-    pages_are_stable_and_counted(&fresh().await).await;
-    tokens_are_found_by_digest_only(&fresh().await).await;
-    small_member_lists_are_returned_and_large_ones_are_not(&fresh().await).await;
-    principals_are_found_by_name_ignoring_case_and_kind_apart(&fresh().await).await;
-    concurrent_writes_succeed_or_fail_each_alone(&fresh().await).await;
-    the_access_log_records_changes_in_commit_order(&fresh().await).await;
-    governance_state_round_trips_through_snapshot_and_log(&fresh().await).await;
-    a_governance_batch_commits_whole_or_not_at_all(&fresh().await).await;
-    the_workspace_tree_is_found_by_path_and_listed_by_directory(&fresh().await).await;
-    an_acl_write_computed_from_a_stale_acl_is_a_conflict(&fresh().await).await;
-    a_taken_id_is_a_uniqueness_conflict(&fresh().await).await;
-    opposite_nestings_at_once_never_make_a_cycle(&fresh().await).await;
-    concurrent_updates_from_one_version_commit_one(&fresh().await).await;
-    an_open_store_is_ready(&fresh().await).await;
-    only_one_first_account_is_made_by_racing_bootstraps(&fresh().await).await;
-    an_export_imports_into_an_empty_store_unchanged(&fresh().await, &fresh().await).await;
 }
