@@ -464,7 +464,8 @@ impl Inner {
         Ok(None)
     }
 
-    /// A reader, waiting for one if all are busy.
+    /// A reader, waiting for one if all are busy: only ever called off the async runtime's
+    /// worker threads.
     fn wait_for_reader(&self) -> ScimResult<MutexGuard<'_, Connection>> {
         let index = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len().max(1);
         self.readers
@@ -507,17 +508,17 @@ impl SqlBackend for SqliteStore {
     type Session<'s> = SqliteSession<'s>;
     const MIGRATIONS: &'static [(i64, &'static str)] = SQLITE_MIGRATIONS;
 
-    /// A point read runs on the calling thread: handing it to the blocking pool would cost
-    /// more than the read itself. Anything else goes to the blocking pool.
+    /// A point read runs on the calling thread when a reader is free at once: handing it to
+    /// the blocking pool would cost more than the read itself. Anything else, and a point
+    /// read that finds every reader busy, goes to the blocking pool, so that no read ever
+    /// blocks an async worker thread on a lock.
     fn read<T: Send + 'static>(&self, kind: Read, work: impl Work<Self, T>) -> impl SqlFuture<T> {
         let inner = Arc::clone(&self.inner);
         async move {
             if kind == Read::Point {
-                let mut connection = match inner.free_reader()? {
-                    Some(connection) => connection,
-                    None => inner.wait_for_reader()?,
-                };
-                return run_on(&mut connection, false, work);
+                if let Some(mut connection) = inner.free_reader()? {
+                    return run_on(&mut connection, false, work);
+                }
             }
             tokio::task::spawn_blocking(move || {
                 let mut connection = inner.wait_for_reader()?;
@@ -541,5 +542,63 @@ impl SqlBackend for SqliteStore {
                 ScimError::internal("sqlite: the writer thread stopped before answering")
             })?
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::Store;
+    use std::time::Duration;
+
+    /// A point read that finds every reader busy is handed to the blocking pool rather than
+    /// waiting for a reader on the async worker thread: its first poll comes back at once,
+    /// pending, and the read completes once a reader is free. (Before, it blocked the worker
+    /// thread on a reader's lock; here that thread would never have answered while the test
+    /// held every reader, which the generous bound on the wait below turns into a failure
+    /// rather than a hang.)
+    #[test]
+    fn a_point_read_with_every_reader_busy_never_blocks_the_runtime_thread() {
+        let directory =
+            std::env::temp_dir().join(format!("scimitar-busy-readers-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&directory);
+        let path = directory.join("db.sqlite");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let store = runtime
+            .block_on(SqliteStore::open(&path.to_string_lossy()))
+            .unwrap();
+        let busy: Vec<_> = store
+            .inner
+            .readers
+            .iter()
+            .map(|reader| reader.lock().unwrap())
+            .collect();
+        let (first_poll, polled) = std::sync::mpsc::channel();
+        let reader = store.clone();
+        let read = runtime.spawn(async move {
+            let mut read = pin!(reader.token_by_digest("no such digest"));
+            let pending = std::future::poll_fn(|context| {
+                Poll::Ready(read.as_mut().poll(context).is_pending())
+            })
+            .await;
+            first_poll.send(pending).unwrap();
+            read.await
+        });
+        let pending = polled
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the first poll of the read came back while every reader was busy");
+        assert!(
+            pending,
+            "with every reader busy, the read waits off the worker thread"
+        );
+        drop(busy);
+        assert_eq!(runtime.block_on(read).unwrap().unwrap(), None);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&directory);
     }
 }
