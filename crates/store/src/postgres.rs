@@ -345,8 +345,10 @@ impl SqlTransaction for PostgresSession<'_> {
             .iter()
             .map(|(account, _)| account.as_str())
             .collect();
-        let events: Vec<String> = entries.iter().map(|(_, event)| event.to_json()).collect();
+        let events: ScimResult<Vec<String>> =
+            entries.iter().map(|(_, event)| event.to_json()).collect();
         async move {
+            let events = events?;
             let lock = [Param::Integer(ACCESS_LOG_LOCK_KEY)];
             self.changed("SELECT pg_advisory_xact_lock($1)", &lock)
                 .await?;

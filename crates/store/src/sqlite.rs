@@ -219,7 +219,7 @@ impl SqlTransaction for SqliteSession<'_> {
     fn append_log(&mut self, entries: &[LogEntry]) -> impl SqlFuture<()> {
         let append = || {
             for (account, event) in entries {
-                let event = event.to_json();
+                let event = event.to_json()?;
                 let params = [Param::Text(account.as_str()), Param::Text(&event)];
                 self.run_execute(
                     "INSERT INTO access_log (account_id, event) VALUES ($1, $2)",
