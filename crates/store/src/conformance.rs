@@ -19,11 +19,11 @@ use crate::{
 use scimitar_access::{AclEntry, ObjectType, PermissionLevel, Privilege, SecurableType};
 use scimitar_domain::credentials::{Token, TokenScope};
 use scimitar_domain::error::ScimType;
-use scimitar_domain::filter::parse_filter;
+use scimitar_domain::filter::{parse_filter, ResolvedFilter};
 use scimitar_domain::patch::MembershipStep;
 use scimitar_domain::query::{ListParameters, ListQuery};
 use scimitar_domain::resource::MemberValue;
-use scimitar_domain::schema::PrincipalKind;
+use scimitar_domain::schema::{PrincipalKind, GROUP_RESOURCE};
 use scimitar_domain::{AccountId, Principal, PrincipalId, ScimError, Timestamp, WorkspaceId};
 use serde_json::{json, Map, Value};
 
@@ -60,6 +60,10 @@ macro_rules! conformance_tests {
             an_open_store_is_ready,
             only_one_first_account_is_made_by_racing_bootstraps,
             an_export_imports_into_an_empty_store_unchanged,
+            the_last_active_admin_cannot_be_removed_from_admins,
+            the_last_active_admin_cannot_be_deleted_or_deactivated,
+            an_account_without_an_active_admin_is_not_held_to_the_rule,
+            two_nodes_removing_the_two_last_admins_at_once_leave_one,
         );
     };
     (@cases $($case:ident),+ $(,)?) => {
@@ -2019,4 +2023,287 @@ pub async fn only_one_first_account_is_made_by_racing_bootstraps(stores: &mut St
     assert_eq!(store.accounts().await.unwrap().len(), 1);
     seed_account(store).await;
     assert_eq!(store.accounts().await.unwrap().len(), 2);
+}
+
+/// The inside of a `members[...]` filter, as a PATCH removing the members it selects carries it.
+fn member_filter(text: &str) -> ResolvedFilter {
+    match parse_filter(&GROUP_RESOURCE, text).unwrap() {
+        ResolvedFilter::ValuePath(_, inner) => *inner,
+        other => panic!("not a value filter: {other:?}"),
+    }
+}
+
+/// A user in the account's `admins` group (made by `seed_account`, which leaves it empty).
+async fn make_admin(store: &dyn Store, account: &AccountId, id: &str, active: bool) {
+    let mut admin = user(id, id, 1);
+    admin.attributes.insert("active".into(), json!(active));
+    create(store, account, admin, &[]).await.unwrap();
+    add_members(store, account, "admins", &[id]).await.unwrap();
+}
+
+/// Applies an update of `id` made by `edit` from its current version.
+async fn update(
+    store: &dyn Store,
+    account: &AccountId,
+    id: &str,
+    edit: impl FnOnce(&mut Principal),
+    membership: Vec<MembershipStep>,
+) -> Result<(), ScimError> {
+    let mut current = store
+        .principal(account, &PrincipalId::new(id))
+        .await
+        .unwrap()
+        .unwrap();
+    let expected_version = current.version;
+    edit(&mut current);
+    current.version += 1;
+    store
+        .apply(
+            account,
+            Change::UpdatePrincipal {
+                principal: current,
+                expected_version,
+                membership,
+            },
+        )
+        .await
+}
+
+async fn deactivate(store: &dyn Store, account: &AccountId, id: &str) -> Result<(), ScimError> {
+    update(
+        store,
+        account,
+        id,
+        |principal| {
+            principal.attributes.insert("active".into(), json!(false));
+        },
+        vec![],
+    )
+    .await
+}
+
+async fn delete(store: &dyn Store, account: &AccountId, id: &str) -> Result<(), ScimError> {
+    store
+        .apply(
+            account,
+            Change::DeletePrincipal {
+                id: PrincipalId::new(id),
+                expected_version: None,
+            },
+        )
+        .await
+}
+
+fn is_last_admin_conflict(outcome: &Result<(), ScimError>) -> bool {
+    matches!(outcome, Err(ScimError::Conflict(message)) if message == crate::sql::write::LAST_ADMIN)
+}
+
+/// Removing the last active admin from `admins`, by any kind of membership step, is a
+/// conflict that writes and logs nothing; removing one of two is not.
+pub async fn the_last_active_admin_cannot_be_removed_from_admins(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
+    let account = seed_account(store).await;
+    make_admin(store, &account, "a1", true).await;
+    let before = whole_log(store).await;
+    let steps = [
+        MembershipStep::Remove(vec![PrincipalId::new("a1")]),
+        MembershipStep::RemoveAll,
+        MembershipStep::ReplaceAll(vec![]),
+        MembershipStep::RemoveMatching(member_filter(
+            r#"members[value eq "a1" or type eq "Group"]"#,
+        )),
+    ];
+    for step in steps {
+        let outcome = update(store, &account, "admins", |_| {}, vec![step.clone()]).await;
+        assert!(is_last_admin_conflict(&outcome), "{step:?}: {outcome:?}");
+    }
+    assert_eq!(member_ids(store, &account, "admins").await, ["a1"]);
+    assert_eq!(
+        whole_log(store).await,
+        before,
+        "refused changes log nothing"
+    );
+    // An inactive admin does not count as one: replacing the members with it is refused.
+    create(store, &account, user("idle", "idle", 2), &[])
+        .await
+        .unwrap();
+    deactivate(store, &account, "idle").await.unwrap();
+    let outcome = update(
+        store,
+        &account,
+        "admins",
+        |_| {},
+        vec![MembershipStep::ReplaceAll(vec![MemberValue {
+            id: PrincipalId::new("idle"),
+            kind_hint: None,
+        }])],
+    )
+    .await;
+    assert!(is_last_admin_conflict(&outcome), "{outcome:?}");
+    // With a second active admin (a service principal counts), the first may go.
+    create(
+        store,
+        &account,
+        principal(
+            "sp",
+            PrincipalKind::ServicePrincipal,
+            json!({"applicationId": "sp-app", "active": true}),
+            3,
+        ),
+        &[],
+    )
+    .await
+    .unwrap();
+    add_members(store, &account, "admins", &["sp"])
+        .await
+        .unwrap();
+    update(
+        store,
+        &account,
+        "admins",
+        |_| {},
+        vec![MembershipStep::Remove(vec![PrincipalId::new("a1")])],
+    )
+    .await
+    .unwrap();
+    assert_eq!(member_ids(store, &account, "admins").await, ["sp"]);
+}
+
+/// Deleting or deactivating the last active admin is a conflict; with another active admin,
+/// both go through.
+pub async fn the_last_active_admin_cannot_be_deleted_or_deactivated(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
+    let account = seed_account(store).await;
+    make_admin(store, &account, "a1", true).await;
+    make_admin(store, &account, "a2", false).await;
+    let outcome = delete(store, &account, "a1").await;
+    assert!(is_last_admin_conflict(&outcome), "{outcome:?}");
+    let outcome = deactivate(store, &account, "a1").await;
+    assert!(is_last_admin_conflict(&outcome), "{outcome:?}");
+    let kept = store
+        .principal(&account, &PrincipalId::new("a1"))
+        .await
+        .unwrap()
+        .expect("the refused delete left the admin");
+    assert_eq!(kept.attributes["active"], json!(true));
+    // An inactive admin may go, and non-admins are not affected.
+    delete(store, &account, "a2").await.unwrap();
+    create(store, &account, user("u", "someone", 4), &[])
+        .await
+        .unwrap();
+    deactivate(store, &account, "u").await.unwrap();
+    // With a second active admin, the first may be deactivated, then deleted.
+    make_admin(store, &account, "a3", true).await;
+    deactivate(store, &account, "a1").await.unwrap();
+    delete(store, &account, "a1").await.unwrap();
+    let outcome = deactivate(store, &account, "a3").await;
+    assert!(is_last_admin_conflict(&outcome), "{outcome:?}");
+    // Deleting the `admins` group itself would take every admin with it.
+    let outcome = delete(store, &account, "admins").await;
+    assert!(is_last_admin_conflict(&outcome), "{outcome:?}");
+}
+
+/// The rule keeps an admin the account has; it does not demand one: an account whose admins
+/// are all inactive (or that has none) may change its `admins` group freely, and creating an
+/// account, or importing one, is never refused by it.
+pub async fn an_account_without_an_active_admin_is_not_held_to_the_rule(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
+    let account = seed_account(store).await;
+    make_admin(store, &account, "idle", false).await;
+    update(
+        store,
+        &account,
+        "admins",
+        |_| {},
+        vec![MembershipStep::RemoveAll],
+    )
+    .await
+    .unwrap();
+    make_admin(store, &account, "idle2", false).await;
+    delete(store, &account, "idle2").await.unwrap();
+    assert!(member_ids(store, &account, "admins").await.is_empty());
+    // An export of this account (no active admin) imports.
+    let text = export_text(store, 10).await;
+    let target = &*stores.fresh().await;
+    import_text(target, &text, 3).await.unwrap();
+}
+
+/// Two nodes removing the two last admins at once, by deletion, deactivation or removal from
+/// the group: exactly one succeeds, the other is the last-admin conflict, and the account
+/// keeps an active admin. A backend whose check reads only committed data must serialise
+/// these checks, or both pass.
+pub async fn two_nodes_removing_the_two_last_admins_at_once_leave_one(stores: &mut Stores) {
+    let first = stores.fresh().await;
+    let second = stores.again().await;
+    let (first, second) = (&*first, &*second);
+    let account = seed_account(first).await;
+    for round in 0..6 {
+        let (a, b) = (format!("a{round}"), format!("b{round}"));
+        make_admin(first, &account, &a, true).await;
+        make_admin(first, &account, &b, true).await;
+        // Earlier rounds' survivors leave; these two are the only active admins.
+        let others: Vec<PrincipalId> = member_ids(first, &account, "admins")
+            .await
+            .into_iter()
+            .filter(|id| *id != a && *id != b)
+            .map(PrincipalId::new)
+            .collect();
+        if !others.is_empty() {
+            update(
+                first,
+                &account,
+                "admins",
+                |_| {},
+                vec![MembershipStep::Remove(others)],
+            )
+            .await
+            .unwrap();
+        }
+        let (one, other) = match round % 3 {
+            0 => {
+                futures_util::future::join(
+                    delete(first, &account, &a),
+                    delete(second, &account, &b),
+                )
+                .await
+            }
+            1 => {
+                futures_util::future::join(
+                    deactivate(first, &account, &a),
+                    deactivate(second, &account, &b),
+                )
+                .await
+            }
+            _ => {
+                futures_util::future::join(
+                    delete(first, &account, &a),
+                    deactivate(second, &account, &b),
+                )
+                .await
+            }
+        };
+        assert!(
+            one.is_ok() != other.is_ok(),
+            "round {round}: exactly one may succeed: {one:?} {other:?}"
+        );
+        let refused = if one.is_ok() { &other } else { &one };
+        assert!(
+            is_last_admin_conflict(refused),
+            "round {round}: {refused:?}"
+        );
+        let snapshot = first.access_snapshot(&account).await.unwrap();
+        let active: Vec<&PrincipalId> = snapshot
+            .memberships
+            .iter()
+            .filter(|(group, _)| group.as_str() == "admins")
+            .map(|(_, member)| member)
+            .filter(|member| {
+                snapshot
+                    .principals
+                    .iter()
+                    .any(|facts| facts.id == **member && facts.active)
+            })
+            .collect();
+        assert_eq!(active.len(), 1, "round {round}: {active:?}");
+    }
 }

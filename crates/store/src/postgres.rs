@@ -18,7 +18,7 @@
 //!   concurrent delete waits for the adding transaction and then removes the new membership by
 //!   cascade, instead of the add failing on a foreign key.
 //! - the checks that several writers could each pass alone (the first account, membership
-//!   cycles, an object's ACL): transaction-scoped advisory locks, taken through
+//!   cycles, an object's ACL, the last admin): transaction-scoped advisory locks, taken through
 //!   [`SqlTransaction::lock`]; and the access log's order, see [`PostgresSession::append_log`].
 //! - schema migrations: run under an advisory lock, see [`PostgresStore::migrate`].
 //!
@@ -61,6 +61,7 @@ const ACCESS_LOG_LOCK_KEY: i64 = 0x7363_696d_6c6f_6721;
 /// one-part keys above: PostgreSQL keeps the two forms apart.
 const GROUP_NESTING_LOCK_CLASS: i32 = 0x5343_4e47;
 const OBJECT_ACL_LOCK_CLASS: i32 = 0x5341_434c;
+const ADMINS_LOCK_CLASS: i32 = 0x5341_444d;
 
 /// How many times a change that PostgreSQL aborted as a deadlock or serialization failure is
 /// tried in all. Such aborts are rare and say nothing about the change itself.
@@ -307,6 +308,13 @@ impl SqlTransaction for PostgresSession<'_> {
                     per_account,
                     vec![
                         Param::Integer(GROUP_NESTING_LOCK_CLASS.into()),
+                        Param::Text(account.as_str()),
+                    ],
+                ),
+                Lock::Admins(account) => (
+                    per_account,
+                    vec![
+                        Param::Integer(ADMINS_LOCK_CLASS.into()),
                         Param::Text(account.as_str()),
                     ],
                 ),

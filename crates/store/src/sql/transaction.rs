@@ -156,6 +156,9 @@ pub enum Lock<'a> {
         object_type: ObjectType,
         object_id: &'a str,
     },
+    /// Around the last-admin check, per account: two removals of the two last admins would
+    /// each see the other admin still there.
+    Admins(&'a AccountId),
     /// A principal's row, as for an update, before a change reads it and decides on it
     /// (PostgreSQL: `FOR UPDATE`).
     Principal(&'a AccountId, &'a PrincipalId),

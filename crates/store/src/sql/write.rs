@@ -1,6 +1,6 @@
 //! What each [`Change`] means in SQL, written once for both backends: the rows it writes, the
 //! rules it keeps (every user and service principal joins `users`, members exist, no cycles,
-//! no groups in `admins`, versions are checked) and the
+//! no groups in `admins`, an account keeps an active admin, versions are checked) and the
 //! access-log entries it makes. A backend supplies the session ([`SqlTransaction`]), takes the
 //! locks it needs through its hooks, and commits.
 
@@ -16,6 +16,14 @@ use scimitar_domain::resource::{fold_case, EmailKey, MemberValue};
 use scimitar_domain::{
     AccountId, Principal, PrincipalId, PrincipalKind, ScimError, ScimResult, Timestamp,
 };
+
+/// What a client is told when a change would leave an account without an active admin.
+pub const LAST_ADMIN: &str = "an account must keep at least one active admin: this change would leave the 'admins' group without an active member";
+
+/// The account's `admins` system group, as a condition on `principals g` (the literal kind
+/// lets the planner use the partial unique index on group names).
+const ADMINS_GROUP: &str =
+    "g.kind = 'Group' AND g.system = TRUE AND g.display_name_lower = 'admins'";
 
 /// The access-log entries a change makes, gathered while it is applied and appended at its end.
 #[derive(Default)]
@@ -111,8 +119,10 @@ async fn apply_change<T: SqlTransaction>(
             expected_version,
             membership,
         } => {
+            let guard = AdminGuard::for_update(transaction, account, principal, membership).await?;
             update_principal(transaction, account, principal, *expected_version, log).await?;
             apply_membership(transaction, account, principal, membership, log).await?;
+            guard.check(transaction, account).await?;
         }
         Change::DeletePrincipal {
             id,
@@ -130,6 +140,7 @@ async fn apply_change<T: SqlTransaction>(
                     current.etag()
                 )));
             }
+            let guard = AdminGuard::for_delete(transaction, account, &current).await?;
             for sql in [
                 // Two statements, not one with OR: each uses its own index.
                 "DELETE FROM memberships WHERE account_id = $1 AND group_id = $2",
@@ -142,6 +153,7 @@ async fn apply_change<T: SqlTransaction>(
                     .execute(sql, params![account.as_str(), id.as_str()])
                     .await?;
             }
+            guard.check(transaction, account).await?;
             log.push(account, AccessEvent::PrincipalDeleted { id: id.clone() });
         }
         Change::Governance(change) => {
@@ -579,6 +591,125 @@ async fn join_users_group<T: SqlTransaction>(
         log.push(account, AccessEvent::MemberAdded { group, member });
     }
     Ok(())
+}
+
+/// The last-admin rule: a change that would leave the account's `admins` group without an
+/// active direct member (a user or service principal whose `active` is not false) is refused,
+/// when the account had one before it. Only changes that can do that are checked: removals
+/// from `admins`, and the deactivation or deletion of one of its members. The check holds
+/// [`Lock::Admins`] from before its first read to the commit, so two such changes in two
+/// transactions (the removals of the two last admins) take turns and the second sees the
+/// first; the members it counts were locked by the change itself or by their own writers
+/// before it reads them (see [`AdminGuard::for_update`]).
+struct AdminGuard {
+    /// Whether the account had an active admin before the change; `None`: not checked.
+    had_active_admin: Option<bool>,
+}
+
+impl AdminGuard {
+    const UNCHECKED: AdminGuard = AdminGuard {
+        had_active_admin: None,
+    };
+
+    async fn start<T: SqlTransaction>(
+        transaction: &mut T,
+        account: &AccountId,
+    ) -> ScimResult<AdminGuard> {
+        transaction.lock(Lock::Admins(account)).await?;
+        Ok(AdminGuard {
+            had_active_admin: Some(has_active_admin(transaction, account).await?),
+        })
+    }
+
+    /// For an update: of the `admins` group with steps that can remove members, or the
+    /// deactivation of one of its members. The member is locked first (PostgreSQL:
+    /// `FOR UPDATE`), so a concurrent addition of it to `admins`, which reads it
+    /// `FOR KEY SHARE`, either committed before the membership is read here or waits for this
+    /// change.
+    async fn for_update<T: SqlTransaction>(
+        transaction: &mut T,
+        account: &AccountId,
+        principal: &Principal,
+        steps: &[MembershipStep],
+    ) -> ScimResult<AdminGuard> {
+        if principal.kind == PrincipalKind::Group {
+            let removes = steps
+                .iter()
+                .any(|step| !matches!(step, MembershipStep::Add(_)));
+            if removes && is_admins_group(principal) {
+                return AdminGuard::start(transaction, account).await;
+            }
+            return Ok(AdminGuard::UNCHECKED);
+        }
+        if principal.is_active() {
+            return Ok(AdminGuard::UNCHECKED);
+        }
+        transaction
+            .lock(Lock::Principal(account, &principal.id))
+            .await?;
+        if is_admin(transaction, account, &principal.id).await? {
+            return AdminGuard::start(transaction, account).await;
+        }
+        Ok(AdminGuard::UNCHECKED)
+    }
+
+    /// For a delete: of a member of `admins` (already locked by the delete), or of the group.
+    async fn for_delete<T: SqlTransaction>(
+        transaction: &mut T,
+        account: &AccountId,
+        principal: &Principal,
+    ) -> ScimResult<AdminGuard> {
+        if is_admins_group(principal) || is_admin(transaction, account, &principal.id).await? {
+            return AdminGuard::start(transaction, account).await;
+        }
+        Ok(AdminGuard::UNCHECKED)
+    }
+
+    /// Refuses the change if it took the account's last active admin.
+    async fn check<T: SqlTransaction>(
+        self,
+        transaction: &mut T,
+        account: &AccountId,
+    ) -> ScimResult<()> {
+        if self.had_active_admin == Some(true) && !has_active_admin(transaction, account).await? {
+            return Err(ScimError::Conflict(LAST_ADMIN.to_string()));
+        }
+        Ok(())
+    }
+}
+
+/// Whether the principal is a direct member of the account's `admins` group.
+async fn is_admin<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    id: &PrincipalId,
+) -> ScimResult<bool> {
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM principals g JOIN memberships m \
+         ON m.account_id = g.account_id AND m.group_id = g.id \
+         WHERE g.account_id = $1 AND {ADMINS_GROUP} AND m.member_id = $2)"
+    );
+    query_one(transaction, &sql, params![account.as_str(), id.as_str()])
+        .await?
+        .boolean(0)
+}
+
+/// Whether the account's `admins` group has an active direct member. A user without an
+/// `active` attribute is active, as in SCIM.
+async fn has_active_admin<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+) -> ScimResult<bool> {
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM principals g JOIN memberships m \
+         ON m.account_id = g.account_id AND m.group_id = g.id \
+         JOIN principals p ON p.account_id = m.account_id AND p.id = m.member_id \
+         WHERE g.account_id = $1 AND {ADMINS_GROUP} AND p.kind <> 'Group' \
+         AND (p.active IS NULL OR p.active = TRUE))"
+    );
+    query_one(transaction, &sql, params![account.as_str()])
+        .await?
+        .boolean(0)
 }
 
 /// Writes exported records as they are, with the access-log entries the state they make
