@@ -87,6 +87,13 @@ macro_rules! conformance_tests {
                 }
             )+
 
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn has_the_tables_columns_and_indexes_of_sqlite() {
+                let Some(mut stores) = $crate::conformance::Stores::postgres() else {
+                    return;
+                };
+                $crate::conformance::the_schemas_of_both_backends_agree(&mut stores).await;
+            }
         }
     };
 }
@@ -2305,5 +2312,234 @@ pub async fn two_nodes_removing_the_two_last_admins_at_once_leave_one(stores: &m
             })
             .collect();
         assert_eq!(active.len(), 1, "round {round}: {active:?}");
+    }
+}
+
+/// A table as the two backends must both have it, with what legitimately differs normalised
+/// away: column types as their class (SQLite's `INTEGER` is PostgreSQL's `BIGINT` or, for
+/// flags, `BOOLEAN`; `COLLATE "C"` is PostgreSQL's way of comparing text as SQLite does),
+/// primary-key columns as not null (PostgreSQL enforces it, SQLite stores what it is given),
+/// indexes backing a primary key left to `primary_key`, indexes backing a `UNIQUE` column
+/// named by their columns (each backend names them its own way), and partial-index conditions
+/// in one spelling.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct TableShape {
+    name: String,
+    /// `(name, "text" | "integer", not null)`, by name.
+    columns: Vec<(String, &'static str, bool)>,
+    primary_key: Vec<String>,
+    /// `(name, columns, unique, condition)`, by name.
+    indexes: Vec<(String, Vec<String>, bool, Option<String>)>,
+}
+
+fn type_class(declared: &str) -> &'static str {
+    match declared.to_ascii_lowercase().as_str() {
+        "text" => "text",
+        "integer" | "bigint" | "boolean" => "integer",
+        other => panic!("a column of an unexpected type: {other}"),
+    }
+}
+
+/// A partial index's condition in one spelling: PostgreSQL writes `(kind = 'User'::text)`
+/// for SQLite's `kind = 'User'`.
+fn condition(text: &str) -> String {
+    text.replace("::text", "")
+        .replace(['(', ')'], "")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn unique_constraint(columns: &[String]) -> String {
+    format!("unique({})", columns.join(", "))
+}
+
+fn sqlite_schema(path: &str) -> Vec<TableShape> {
+    let connection = rusqlite::Connection::open(path).unwrap();
+    let strings = |sql: &str, parameter: &str| -> Vec<String> {
+        let mut statement = connection.prepare(sql).unwrap();
+        statement
+            .query_map([parameter], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let tables = strings(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, 7) <> ?1 \
+         ORDER BY name",
+        "sqlite_",
+    );
+    let mut shapes = Vec::new();
+    for table in tables {
+        let mut statement = connection
+            .prepare(&format!("PRAGMA table_info('{table}')"))
+            .unwrap();
+        let mut described: Vec<(String, String, bool, i64)> = statement
+            .query_map([], |row| {
+                Ok((
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get::<_, i64>(3)? == 1,
+                    row.get(5)?,
+                ))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let mut key: Vec<(i64, String)> = described
+            .iter()
+            .filter(|(_, _, _, position)| *position > 0)
+            .map(|(name, _, _, position)| (*position, name.clone()))
+            .collect();
+        key.sort();
+        described.sort();
+        let columns = described
+            .into_iter()
+            .map(|(name, declared, not_null, position)| {
+                (name, type_class(&declared), not_null || position > 0)
+            })
+            .collect();
+        let mut statement = connection
+            .prepare(&format!("PRAGMA index_list('{table}')"))
+            .unwrap();
+        let listed: Vec<(String, bool, String)> = statement
+            .query_map([], |row| {
+                Ok((row.get(1)?, row.get::<_, i64>(2)? == 1, row.get(3)?))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let mut indexes = Vec::new();
+        for (name, unique, origin) in listed {
+            if origin == "pk" {
+                continue;
+            }
+            let mut statement = connection
+                .prepare(&format!("PRAGMA index_info('{name}')"))
+                .unwrap();
+            let columns: Vec<String> = statement
+                .query_map([], |row| row.get(2))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let sql = strings(
+                "SELECT COALESCE(sql, '') FROM sqlite_master WHERE name = ?1",
+                &name,
+            )
+            .pop()
+            .unwrap_or_default();
+            let predicate = sql.split_once(" WHERE ").map(|(_, text)| condition(text));
+            let name = if origin == "u" {
+                unique_constraint(&columns)
+            } else {
+                name
+            };
+            indexes.push((name, columns, unique, predicate));
+        }
+        indexes.sort();
+        shapes.push(TableShape {
+            name: table,
+            columns,
+            primary_key: key.into_iter().map(|(_, name)| name).collect(),
+            indexes,
+        });
+    }
+    shapes
+}
+
+async fn postgres_schema(url: &str) -> Vec<TableShape> {
+    use deadpool_postgres::tokio_postgres;
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(connection);
+    let tables: Vec<String> = client
+        .query(
+            "SELECT table_name::text FROM information_schema.tables \
+             WHERE table_schema = 'public' ORDER BY table_name",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let mut shapes = Vec::new();
+    for table in tables {
+        let mut columns: Vec<(String, &'static str, bool)> = client
+            .query(
+                "SELECT column_name::text, data_type::text, is_nullable = 'NO' \
+                 FROM information_schema.columns WHERE table_schema = 'public' AND table_name = $1",
+                &[&table],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| (row.get(0), type_class(row.get(1)), row.get(2)))
+            .collect();
+        columns.sort();
+        let indexes = client
+            .query(
+                "SELECT c.relname::text, i.indisunique, i.indisprimary, \
+                        pg_get_expr(i.indpred, i.indrelid), \
+                        ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n) \
+                              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+                              ORDER BY k.n), \
+                        EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid AND con.contype = 'u') \
+                 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+                 WHERE i.indrelid = $1::text::regclass",
+                &[&table],
+            )
+            .await
+            .unwrap();
+        let mut primary_key = Vec::new();
+        let mut shaped = Vec::new();
+        for row in indexes {
+            let (name, unique, primary): (String, bool, bool) =
+                (row.get(0), row.get(1), row.get(2));
+            let predicate: Option<String> = row.get(3);
+            let columns: Vec<String> = row.get(4);
+            let constraint: bool = row.get(5);
+            if primary {
+                primary_key = columns;
+                continue;
+            }
+            let name = if constraint {
+                unique_constraint(&columns)
+            } else {
+                name
+            };
+            shaped.push((name, columns, unique, predicate.as_deref().map(condition)));
+        }
+        shaped.sort();
+        shapes.push(TableShape {
+            name: table,
+            columns,
+            primary_key,
+            indexes: shaped,
+        });
+    }
+    drop(client);
+    let _ = driver.await;
+    shapes
+}
+
+/// Both backends, migrated, have the same tables, columns and indexes (normalised as
+/// [`TableShape`] says), so neither lacks an index the other's queries rely on.
+pub async fn the_schemas_of_both_backends_agree(postgres: &mut Stores) {
+    let _store = postgres.fresh().await;
+    let postgres_shape = postgres_schema(postgres.location()).await;
+    let mut sqlite = Stores::sqlite();
+    let _store = sqlite.fresh().await;
+    let sqlite_shape = sqlite_schema(sqlite.location());
+    let names = |shapes: &[TableShape]| {
+        shapes
+            .iter()
+            .map(|shape| shape.name.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&postgres_shape), names(&sqlite_shape), "the tables");
+    for (postgres, sqlite) in postgres_shape.iter().zip(&sqlite_shape) {
+        assert_eq!(postgres, sqlite, "table {}", sqlite.name);
     }
 }
