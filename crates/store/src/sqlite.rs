@@ -14,7 +14,7 @@
 //!
 //! The shared SQL is async (PostgreSQL awaits its server); SQLite does each statement at once
 //! and returns a ready future, so the writer thread and the readers drive it with
-//! [`run_ready`], a poll loop that never waits.
+//! [`run_ready`]: one poll, with a waker that is never needed.
 //!
 //! Statements on hot paths write their `LIMIT` and `OFFSET` into the SQL text instead of
 //! binding them: the bundled SQLite plans a bound `LIMIT` for the value it holds and marks the
@@ -337,19 +337,42 @@ fn commit(connection: &Connection, outcomes: Vec<ScimResult<()>>) -> Vec<ScimRes
 
 /// Applies one change so that, if it fails, none of it remains in the transaction.
 fn apply_in_savepoint(connection: &mut Connection, job: &WriteJob) -> ScimResult<()> {
-    connection
-        .execute_batch("SAVEPOINT change")
-        .map_err(|error| internal("cannot start a savepoint", error))?;
-    let outcome = apply(connection, job);
-    let finish = if outcome.is_ok() {
-        "RELEASE change"
-    } else {
-        "ROLLBACK TO change; RELEASE change"
+    let savepoint = Bracket {
+        begin: "SAVEPOINT change",
+        kept: "RELEASE change",
+        undone: "ROLLBACK TO change; RELEASE change",
     };
-    connection
-        .execute_batch(finish)
-        .map_err(|error| internal("cannot end a savepoint", error))?;
-    outcome
+    savepoint.around(connection, |connection| apply(connection, job))
+}
+
+/// Statements around some work: one before it, and after it one when it succeeded, another
+/// when it failed.
+struct Bracket {
+    begin: &'static str,
+    kept: &'static str,
+    undone: &'static str,
+}
+
+impl Bracket {
+    fn around<T>(
+        &self,
+        connection: &mut Connection,
+        work: impl FnOnce(&mut Connection) -> ScimResult<T>,
+    ) -> ScimResult<T> {
+        connection
+            .execute_batch(self.begin)
+            .map_err(|error| internal(self.begin, error))?;
+        let outcome = work(connection);
+        let end = if outcome.is_ok() {
+            self.kept
+        } else {
+            self.undone
+        };
+        connection
+            .execute_batch(end)
+            .map_err(|error| internal(end, error))?;
+        outcome
+    }
 }
 
 fn configure(connection: &Connection) -> rusqlite::Result<()> {
@@ -489,19 +512,14 @@ where
     if !consistent {
         return run_ready(work(&mut SqliteSession::new(connection)));
     }
-    connection
-        .execute_batch("BEGIN")
-        .map_err(|error| internal("cannot begin a read", error))?;
-    let outcome = run_ready(work(&mut SqliteSession::new(connection)));
-    let end = if outcome.is_ok() {
-        "COMMIT"
-    } else {
-        "ROLLBACK"
+    let read = Bracket {
+        begin: "BEGIN",
+        kept: "COMMIT",
+        undone: "ROLLBACK",
     };
-    connection
-        .execute_batch(end)
-        .map_err(|error| internal("cannot end a read", error))?;
-    outcome
+    read.around(connection, |connection| {
+        run_ready(work(&mut SqliteSession::new(connection)))
+    })
 }
 
 impl SqlBackend for SqliteStore {
