@@ -695,15 +695,18 @@ async fn is_admin<T: SqlTransaction>(
 }
 
 /// Whether the account's `admins` group has an active direct member. A user without an
-/// `active` attribute is active, as in SCIM.
+/// `active` attribute is active, as in SCIM. The joins keep their written order: from the
+/// group, to its few members, to their rows; SQLite's planner, left alone, starts from the
+/// account's every membership.
 async fn has_active_admin<T: SqlTransaction>(
     transaction: &mut T,
     account: &AccountId,
 ) -> ScimResult<bool> {
+    let join = T::DIALECT.ordered_join();
     let sql = format!(
-        "SELECT EXISTS (SELECT 1 FROM principals g JOIN memberships m \
+        "SELECT EXISTS (SELECT 1 FROM principals g {join} memberships m \
          ON m.account_id = g.account_id AND m.group_id = g.id \
-         JOIN principals p ON p.account_id = m.account_id AND p.id = m.member_id \
+         {join} principals p ON p.account_id = m.account_id AND p.id = m.member_id \
          WHERE g.account_id = $1 AND {ADMINS_GROUP} AND p.kind <> 'Group' \
          AND (p.active IS NULL OR p.active = TRUE))"
     );
