@@ -51,6 +51,10 @@ pub enum ScimError {
     /// The `If-Match` version does not match the current one (412).
     #[error("{0}")]
     PreconditionFailed(String),
+    /// The request is well formed but would break a rule about the stored state as a whole,
+    /// such as an account keeping an active admin (409); another change can make it possible.
+    #[error("{0}")]
+    Conflict(String),
     /// The body is larger than the server accepts (413).
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -179,6 +183,7 @@ impl ScimError {
             ScimError::BadRequest { scim_type, .. } => scim_type.as_str(),
             ScimError::NotFound(_) => "notFound",
             ScimError::PreconditionFailed(_) => "preconditionFailed",
+            ScimError::Conflict(_) => "conflict",
             ScimError::PayloadTooLarge(_) => "payloadTooLarge",
             ScimError::Unauthorized(_) => "unauthorized",
             ScimError::Forbidden(_) => "forbidden",
@@ -230,6 +235,13 @@ mod tests {
         let second = first.source().expect("the driver's error");
         assert_eq!(second.to_string(), "the connection broke");
         assert_eq!(error.code(), "internal");
+    }
+
+    #[test]
+    fn a_conflict_has_its_own_code_and_says_its_sentence() {
+        let error = ScimError::Conflict("an account must keep an admin".into());
+        assert_eq!(error.code(), "conflict");
+        assert_eq!(error.to_string(), "an account must keep an admin");
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub fn status_of(error: &ScimError) -> StatusCode {
         ScimError::BadRequest { .. } => StatusCode::BAD_REQUEST,
         ScimError::NotFound(_) => StatusCode::NOT_FOUND,
         ScimError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+        ScimError::Conflict(_) => StatusCode::CONFLICT,
         ScimError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         ScimError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         ScimError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -71,6 +72,7 @@ pub fn databricks_error_code(error: &ScimError) -> &'static str {
         ScimError::BadRequest { .. } | ScimError::PayloadTooLarge(_) => "INVALID_PARAMETER_VALUE",
         ScimError::NotFound(_) => "RESOURCE_DOES_NOT_EXIST",
         ScimError::PreconditionFailed(_) => "INVALID_STATE",
+        ScimError::Conflict(_) => "RESOURCE_CONFLICT",
         ScimError::Unauthorized(_) => "UNAUTHENTICATED",
         ScimError::Forbidden(_) => "PERMISSION_DENIED",
         ScimError::MethodNotAllowed(_) => "BAD_REQUEST",
@@ -105,6 +107,7 @@ pub fn statement_error(error: &ScimError) -> Value {
             ("BAD_REQUEST", "INVALID_PARAMETER_VALUE")
         }
         ScimError::NotFound(_) => ("NOT_FOUND", "RESOURCE_DOES_NOT_EXIST"),
+        ScimError::Conflict(_) => ("BAD_REQUEST", "RESOURCE_CONFLICT"),
         ScimError::Forbidden(_) => ("BAD_REQUEST", "INSUFFICIENT_PERMISSIONS"),
         ScimError::Unauthorized(_) => ("UNAUTHENTICATED", "UNAUTHENTICATED"),
         ScimError::PreconditionFailed(_)
@@ -213,6 +216,7 @@ mod tests {
             (ScimError::bad(ScimType::TooMany, "x"), 400, Some("tooMany")),
             (ScimError::NotFound("x".into()), 404, None),
             (ScimError::PreconditionFailed("x".into()), 412, None),
+            (ScimError::Conflict("x".into()), 409, None),
             (ScimError::PayloadTooLarge("x".into()), 413, None),
             (ScimError::Unauthorized("x".into()), 401, None),
             (ScimError::Forbidden("x".into()), 403, None),
@@ -237,6 +241,7 @@ mod tests {
                 "RESOURCE_DOES_NOT_EXIST",
             ),
             (ScimError::uniqueness("x"), 409, "RESOURCE_ALREADY_EXISTS"),
+            (ScimError::Conflict("x".into()), 409, "RESOURCE_CONFLICT"),
             (ScimError::Forbidden("x".into()), 403, "PERMISSION_DENIED"),
             (
                 ScimError::invalid_value("x"),
@@ -275,6 +280,20 @@ mod tests {
         let mapped = ScimError::from(bad);
         assert_eq!(status_of(&mapped).as_u16(), 400);
         assert!(mapped.to_string().contains("SELEKT"));
+    }
+
+    #[test]
+    fn a_conflict_is_a_409_without_a_scim_type_and_a_failed_statement() {
+        let error = ScimError::Conflict("keep an admin".into());
+        assert_eq!(status_of(&error).as_u16(), 409);
+        assert_eq!(error_body(&error).get("scimType"), None);
+        assert_eq!(databricks_error_code(&error), "RESOURCE_CONFLICT");
+        let failed = statement_error(&error);
+        assert_eq!(failed["error_code"], json!("BAD_REQUEST"));
+        assert_eq!(
+            failed["message"],
+            json!("[RESOURCE_CONFLICT] keep an admin")
+        );
     }
 
     #[test]

@@ -15,65 +15,88 @@ use scimitar_domain::resource::IndexKeys;
 use scimitar_domain::{
     AccountId, Principal, PrincipalId, PrincipalKind, ScimError, ScimResult, Timestamp,
 };
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// A change to governance state, already validated by the access engine (the securable
 /// exists, the privileges apply to its type, the caller may make it).
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Its serde form is the one the access log stores (see [`AccessEvent::to_json`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case", deny_unknown_fields)]
 pub enum GovernanceChange {
     /// Registers a securable with its owner. Its parent catalog or schema must exist.
     CreateSecurable {
+        #[serde(with = "wire")]
         securable_type: SecurableType,
         full_name: String,
+        #[serde(with = "wire")]
         owner: PrincipalId,
+        #[serde(deserialize_with = "present")]
         comment: Option<String>,
+        #[serde(with = "micros")]
         created: Timestamp,
     },
     /// Drops a securable with everything below it and all their grants.
     DropSecurable {
+        #[serde(with = "wire")]
         securable_type: SecurableType,
         full_name: String,
     },
     SetOwner {
+        #[serde(with = "wire")]
         securable_type: SecurableType,
         full_name: String,
+        #[serde(with = "wire")]
         owner: PrincipalId,
     },
     /// Adds privileges to what the principal holds on the securable.
     Grant {
+        #[serde(with = "wire")]
         securable_type: SecurableType,
         full_name: String,
+        #[serde(with = "wire")]
         principal: PrincipalId,
+        #[serde(with = "wire_list")]
         privileges: Vec<Privilege>,
     },
     /// Removes exactly these privileges (`ALL_PRIVILEGES` already expanded by the caller).
     Revoke {
+        #[serde(with = "wire")]
         securable_type: SecurableType,
         full_name: String,
+        #[serde(with = "wire")]
         principal: PrincipalId,
+        #[serde(with = "wire_list")]
         privileges: Vec<Privilege>,
     },
     /// Makes an object's direct ACL exactly `entries` (one per principal), registering the
     /// object if it is new.
     SetObjectAcl {
+        #[serde(with = "wire")]
         object_type: ObjectType,
         object_id: String,
+        #[serde(with = "acl_entries")]
         entries: Vec<AclEntry>,
     },
     /// Puts an object into a directory (`None`: at the top), registering both if new.
     SetObjectParent {
+        #[serde(with = "wire")]
         object_type: ObjectType,
         object_id: String,
+        #[serde(deserialize_with = "present")]
         directory: Option<String>,
     },
     /// Creates a workspace object at a path of the workspace tree (the Workspace API:
     /// `mkdirs`, `import`), in `entry.directory` (`None`: at the root). Refused with a
     /// uniqueness error when the path is taken or the object already exists. The access log
     /// records it as the [`GovernanceChange::SetObjectParent`] it amounts to (placement is all
-    /// the engine keeps).
+    /// the engine keeps), so this variant has no serde form of its own.
+    #[serde(skip)]
     CreateWorkspaceEntry { entry: WorkspaceEntry },
     /// Forgets a workspace object and its ACL.
     RemoveObject {
+        #[serde(with = "wire")]
         object_type: ObjectType,
         object_id: String,
     },
@@ -83,8 +106,10 @@ pub enum GovernanceChange {
     /// be behind another node's write; batched before the `SetObjectAcl`, this turns what would
     /// be a lost update into a retry. It writes nothing and is not logged.
     ExpectObjectAcl {
+        #[serde(with = "wire")]
         object_type: ObjectType,
         object_id: String,
+        #[serde(with = "acl_entries")]
         entries: Vec<AclEntry>,
     },
 }
@@ -107,9 +132,12 @@ pub fn same_acl(left: &[AclEntry], right: &[AclEntry]) -> bool {
 }
 
 /// What the access engine needs to know of a principal.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PrincipalFacts {
+    #[serde(with = "wire")]
     pub id: PrincipalId,
+    #[serde(with = "wire")]
     pub kind: PrincipalKind,
     /// How Databricks names it in grants: userName, group displayName, or applicationId.
     pub name: String,
@@ -159,22 +187,36 @@ impl PrincipalFacts {
 }
 
 /// One entry of the access log.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Stored as a JSON object tagged by `event` (`principal_saved`, `member_added`,
+/// `create_securable`, ...): the derives here and on [`PrincipalFacts`] and
+/// [`GovernanceChange`] are that format, held byte for byte to what earlier builds wrote by a
+/// golden test. Every field is required when read back, so a damaged or incomplete entry is
+/// an error, never a default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AccessEvent {
     /// A principal was created or changed (name, active flag or entitlements may differ).
     PrincipalSaved(PrincipalFacts),
     /// A principal was deleted, with its memberships, grants and ACL entries.
     PrincipalDeleted {
+        #[serde(with = "wire")]
         id: PrincipalId,
     },
     MemberAdded {
+        #[serde(with = "wire")]
         group: PrincipalId,
+        #[serde(with = "wire")]
         member: PrincipalId,
     },
     MemberRemoved {
+        #[serde(with = "wire")]
         group: PrincipalId,
+        #[serde(with = "wire")]
         member: PrincipalId,
     },
+    /// Tagged by the change's own `event` (`grant`, `set_object_acl`, ...).
+    #[serde(untagged)]
     Governance(GovernanceChange),
 }
 
@@ -257,292 +299,172 @@ pub struct AccessSnapshot {
     pub acl: Vec<AclRow>,
 }
 
-fn corrupt(detail: impl std::fmt::Display) -> ScimError {
-    ScimError::internal(format!("access log entry cannot be read: {detail}"))
+/// The names a value is stored by: the stable wire names of the access crate (`USE_CATALOG`,
+/// `CAN_MANAGE`, `jobs`) and of the domain (`User`), never Rust variant names.
+trait WireName: Sized {
+    fn wire(&self) -> &str;
+    fn from_wire(text: &str) -> Result<Self, String>;
 }
 
-fn text(value: &Value, key: &str) -> ScimResult<String> {
-    value
-        .get(key)
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .ok_or_else(|| corrupt(format!("'{key}' is missing")))
+impl WireName for PrincipalId {
+    fn wire(&self) -> &str {
+        self.as_str()
+    }
+    fn from_wire(text: &str) -> Result<Self, String> {
+        Ok(PrincipalId::new(text))
+    }
 }
 
-fn id(value: &Value, key: &str) -> ScimResult<PrincipalId> {
-    text(value, key).map(PrincipalId::new)
+impl WireName for PrincipalKind {
+    fn wire(&self) -> &str {
+        self.as_str()
+    }
+    fn from_wire(text: &str) -> Result<Self, String> {
+        PrincipalKind::parse(text).ok_or_else(|| format!("unknown principal kind '{text}'"))
+    }
 }
 
-fn securable_type(value: &Value) -> ScimResult<SecurableType> {
-    SecurableType::parse(&text(value, "securable_type")?).map_err(corrupt)
+macro_rules! wire_names_of_the_access_crate {
+    ($($name:ty),+) => {$(
+        impl WireName for $name {
+            fn wire(&self) -> &str {
+                self.as_str()
+            }
+            fn from_wire(text: &str) -> Result<Self, String> {
+                <$name>::parse(text).map_err(|error| error.to_string())
+            }
+        }
+    )+};
 }
 
-fn object_type(value: &Value) -> ScimResult<ObjectType> {
-    ObjectType::parse(&text(value, "object_type")?).map_err(corrupt)
+wire_names_of_the_access_crate!(SecurableType, Privilege, ObjectType, PermissionLevel);
+
+/// `#[serde(with = "wire")]`: a value as its wire name.
+mod wire {
+    use super::WireName;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<T: WireName, S: Serializer>(
+        value: &T,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(value.wire())
+    }
+
+    pub fn deserialize<'de, T: WireName, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<T, D::Error> {
+        T::from_wire(&String::deserialize(deserializer)?).map_err(D::Error::custom)
+    }
 }
 
-fn privileges(value: &Value) -> ScimResult<Vec<Privilege>> {
-    value
-        .get("privileges")
-        .and_then(Value::as_array)
-        .ok_or_else(|| corrupt("'privileges' is missing"))?
-        .iter()
-        .map(|name| Privilege::parse(name.as_str().unwrap_or_default()).map_err(corrupt))
-        .collect()
+/// `#[serde(with = "wire_list")]`: values as a list of their wire names.
+mod wire_list {
+    use super::WireName;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<T: WireName, S: Serializer>(
+        values: &[T],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(values.iter().map(WireName::wire))
+    }
+
+    pub fn deserialize<'de, T: WireName, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<T>, D::Error> {
+        Vec::<String>::deserialize(deserializer)?
+            .iter()
+            .map(|text| T::from_wire(text).map_err(D::Error::custom))
+            .collect()
+    }
 }
 
-fn acl_entries(value: &Value) -> ScimResult<Vec<AclEntry>> {
-    value
-        .get("entries")
-        .and_then(Value::as_array)
-        .ok_or_else(|| corrupt("'entries' is missing"))?
-        .iter()
-        .map(|entry| {
-            Ok(AclEntry::new(
-                id(entry, "principal")?,
-                PermissionLevel::parse(&text(entry, "level")?).map_err(corrupt)?,
-            ))
-        })
-        .collect()
+/// `#[serde(with = "acl_entries")]`: an ACL as `[{"principal": ..., "level": ...}]`.
+mod acl_entries {
+    use scimitar_access::{AclEntry, PermissionLevel};
+    use scimitar_domain::PrincipalId;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Entry {
+        #[serde(with = "super::wire")]
+        principal: PrincipalId,
+        #[serde(with = "super::wire")]
+        level: PermissionLevel,
+    }
+
+    pub fn serialize<S: Serializer>(
+        entries: &[AclEntry],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(entries.iter().map(|entry| Entry {
+            principal: entry.principal.clone(),
+            level: entry.level,
+        }))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<AclEntry>, D::Error> {
+        Ok(Vec::<Entry>::deserialize(deserializer)?
+            .into_iter()
+            .map(|entry| AclEntry::new(entry.principal, entry.level))
+            .collect())
+    }
 }
 
-fn privilege_names(privileges: &[Privilege]) -> Vec<&'static str> {
-    privileges
-        .iter()
-        .map(|privilege| privilege.as_str())
-        .collect()
+/// `#[serde(with = "micros")]`: a time as integer microseconds since the epoch.
+mod micros {
+    use scimitar_domain::Timestamp;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(time: &Timestamp, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_i64(time.as_micros())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Timestamp, D::Error> {
+        i64::deserialize(deserializer).map(Timestamp::from_micros)
+    }
+}
+
+/// `#[serde(deserialize_with = "present")]` on an optional field: it must be there, `null` or
+/// a value. (Without it serde reads a missing optional field as `None`; the log always writes
+/// these fields, so a missing one means a damaged entry.)
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    Option::<T>::deserialize(deserializer)
 }
 
 impl AccessEvent {
-    /// The stored form: a JSON object with an `event` tag. Names are the stable wire names of
-    /// the access crate (`USE_CATALOG`, `CAN_MANAGE`, ...), never Rust variant names.
-    pub fn to_json(&self) -> String {
-        let value = match self {
-            AccessEvent::PrincipalSaved(facts) => json!({
-                "event": "principal_saved",
-                "id": facts.id.as_str(),
-                "kind": facts.kind.as_str(),
-                "name": facts.name,
-                "active": facts.active,
-                "entitlements": facts.entitlements,
-            }),
-            AccessEvent::PrincipalDeleted { id } => {
-                json!({"event": "principal_deleted", "id": id.as_str()})
+    /// The stored form: a JSON object with an `event` tag (see the derives above). A workspace
+    /// entry's creation is stored as the placement it amounts to (placement is all the engine
+    /// keeps), and read back as one.
+    pub fn to_json(&self) -> ScimResult<String> {
+        let written = match self {
+            AccessEvent::Governance(GovernanceChange::CreateWorkspaceEntry { entry }) => {
+                serde_json::to_string(&AccessEvent::Governance(
+                    GovernanceChange::SetObjectParent {
+                        object_type: entry.object_type,
+                        object_id: entry.object_id.clone(),
+                        directory: entry.directory.clone(),
+                    },
+                ))
             }
-            AccessEvent::MemberAdded { group, member } => {
-                json!({"event": "member_added", "group": group.as_str(), "member": member.as_str()})
-            }
-            AccessEvent::MemberRemoved { group, member } => {
-                json!({"event": "member_removed", "group": group.as_str(), "member": member.as_str()})
-            }
-            AccessEvent::Governance(change) => governance_json(change),
+            other => serde_json::to_string(other),
         };
-        value.to_string()
+        written.map_err(|error| {
+            ScimError::internal_caused_by("cannot write an access log entry", error)
+        })
     }
 
+    /// An entry as stored: every field must be there and readable, or it is an error.
     pub fn from_json(stored: &str) -> ScimResult<AccessEvent> {
-        let value: Value = serde_json::from_str(stored).map_err(corrupt)?;
-        let event = match text(&value, "event")?.as_str() {
-            "principal_saved" => AccessEvent::PrincipalSaved(PrincipalFacts {
-                id: id(&value, "id")?,
-                kind: PrincipalKind::parse(&text(&value, "kind")?)
-                    .ok_or_else(|| corrupt("unknown principal kind"))?,
-                name: text(&value, "name")?,
-                active: value.get("active").and_then(Value::as_bool).unwrap_or(true),
-                entitlements: value
-                    .get("entitlements")
-                    .and_then(Value::as_array)
-                    .map(|values| {
-                        values
-                            .iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            }),
-            "principal_deleted" => AccessEvent::PrincipalDeleted {
-                id: id(&value, "id")?,
-            },
-            "member_added" => AccessEvent::MemberAdded {
-                group: id(&value, "group")?,
-                member: id(&value, "member")?,
-            },
-            "member_removed" => AccessEvent::MemberRemoved {
-                group: id(&value, "group")?,
-                member: id(&value, "member")?,
-            },
-            "create_securable" => AccessEvent::Governance(GovernanceChange::CreateSecurable {
-                securable_type: securable_type(&value)?,
-                full_name: text(&value, "full_name")?,
-                owner: id(&value, "owner")?,
-                comment: value
-                    .get("comment")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-                created: Timestamp::from_micros(
-                    value.get("created").and_then(Value::as_i64).unwrap_or(0),
-                ),
-            }),
-            "drop_securable" => AccessEvent::Governance(GovernanceChange::DropSecurable {
-                securable_type: securable_type(&value)?,
-                full_name: text(&value, "full_name")?,
-            }),
-            "set_owner" => AccessEvent::Governance(GovernanceChange::SetOwner {
-                securable_type: securable_type(&value)?,
-                full_name: text(&value, "full_name")?,
-                owner: id(&value, "owner")?,
-            }),
-            "grant" => AccessEvent::Governance(GovernanceChange::Grant {
-                securable_type: securable_type(&value)?,
-                full_name: text(&value, "full_name")?,
-                principal: id(&value, "principal")?,
-                privileges: privileges(&value)?,
-            }),
-            "revoke" => AccessEvent::Governance(GovernanceChange::Revoke {
-                securable_type: securable_type(&value)?,
-                full_name: text(&value, "full_name")?,
-                principal: id(&value, "principal")?,
-                privileges: privileges(&value)?,
-            }),
-            "set_object_acl" => AccessEvent::Governance(GovernanceChange::SetObjectAcl {
-                object_type: object_type(&value)?,
-                object_id: text(&value, "object_id")?,
-                entries: acl_entries(&value)?,
-            }),
-            "set_object_parent" => AccessEvent::Governance(GovernanceChange::SetObjectParent {
-                object_type: object_type(&value)?,
-                object_id: text(&value, "object_id")?,
-                directory: value
-                    .get("directory")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-            }),
-            "expect_object_acl" => AccessEvent::Governance(GovernanceChange::ExpectObjectAcl {
-                object_type: object_type(&value)?,
-                object_id: text(&value, "object_id")?,
-                entries: acl_entries(&value)?,
-            }),
-            "remove_object" => AccessEvent::Governance(GovernanceChange::RemoveObject {
-                object_type: object_type(&value)?,
-                object_id: text(&value, "object_id")?,
-            }),
-            other => return Err(corrupt(format!("unknown event '{other}'"))),
-        };
-        Ok(event)
-    }
-}
-
-fn governance_json(change: &GovernanceChange) -> Value {
-    match change {
-        GovernanceChange::CreateSecurable {
-            securable_type,
-            full_name,
-            owner,
-            comment,
-            created,
-        } => json!({
-            "event": "create_securable",
-            "securable_type": securable_type.as_str(),
-            "full_name": full_name,
-            "owner": owner.as_str(),
-            "comment": comment,
-            "created": created.as_micros(),
-        }),
-        GovernanceChange::DropSecurable {
-            securable_type,
-            full_name,
-        } => json!({
-            "event": "drop_securable",
-            "securable_type": securable_type.as_str(),
-            "full_name": full_name,
-        }),
-        GovernanceChange::SetOwner {
-            securable_type,
-            full_name,
-            owner,
-        } => json!({
-            "event": "set_owner",
-            "securable_type": securable_type.as_str(),
-            "full_name": full_name,
-            "owner": owner.as_str(),
-        }),
-        GovernanceChange::Grant {
-            securable_type,
-            full_name,
-            principal,
-            privileges,
-        } => json!({
-            "event": "grant",
-            "securable_type": securable_type.as_str(),
-            "full_name": full_name,
-            "principal": principal.as_str(),
-            "privileges": privilege_names(privileges),
-        }),
-        GovernanceChange::Revoke {
-            securable_type,
-            full_name,
-            principal,
-            privileges,
-        } => json!({
-            "event": "revoke",
-            "securable_type": securable_type.as_str(),
-            "full_name": full_name,
-            "principal": principal.as_str(),
-            "privileges": privilege_names(privileges),
-        }),
-        GovernanceChange::SetObjectAcl {
-            object_type,
-            object_id,
-            entries,
-        } => json!({
-            "event": "set_object_acl",
-            "object_type": object_type.as_str(),
-            "object_id": object_id,
-            "entries": entries
-                .iter()
-                .map(|entry| json!({"principal": entry.principal.as_str(), "level": entry.level.as_str()}))
-                .collect::<Vec<_>>(),
-        }),
-        GovernanceChange::SetObjectParent {
-            object_type,
-            object_id,
-            directory,
-        } => json!({
-            "event": "set_object_parent",
-            "object_type": object_type.as_str(),
-            "object_id": object_id,
-            "directory": directory,
-        }),
-        // The engine keeps only where the object sits: the log records a creation as the
-        // placement it amounts to, and reads it back as one.
-        GovernanceChange::CreateWorkspaceEntry { entry } => json!({
-            "event": "set_object_parent",
-            "object_type": entry.object_type.as_str(),
-            "object_id": entry.object_id,
-            "directory": entry.directory,
-        }),
-        GovernanceChange::ExpectObjectAcl {
-            object_type,
-            object_id,
-            entries,
-        } => json!({
-            "event": "expect_object_acl",
-            "object_type": object_type.as_str(),
-            "object_id": object_id,
-            "entries": entries
-                .iter()
-                .map(|entry| json!({"principal": entry.principal.as_str(), "level": entry.level.as_str()}))
-                .collect::<Vec<_>>(),
-        }),
-        GovernanceChange::RemoveObject {
-            object_type,
-            object_id,
-        } => json!({
-            "event": "remove_object",
-            "object_type": object_type.as_str(),
-            "object_id": object_id,
-        }),
+        serde_json::from_str(stored).map_err(|error| {
+            ScimError::internal_caused_by("an access log entry cannot be read", error)
+        })
     }
 }
 
@@ -624,7 +546,252 @@ mod tests {
             }),
         ];
         for event in events {
-            assert_eq!(AccessEvent::from_json(&event.to_json()).unwrap(), event);
+            assert_eq!(
+                AccessEvent::from_json(&event.to_json().unwrap()).unwrap(),
+                event
+            );
+        }
+    }
+
+    /// Every kind of entry with the exact text the log holds for it, as the hand-written encoder
+    /// of the first releases wrote it (captured from that code before the stored form became
+    /// serde-derived): entries already in a database must keep decoding to the same event, and
+    /// new ones must be written byte for byte the same. The third element is the event an entry
+    /// reads back as, where that is not the one written.
+    fn golden_entries() -> Vec<(AccessEvent, &'static str, Option<AccessEvent>)> {
+        let notebook_in_directory = GovernanceChange::SetObjectParent {
+            object_type: ObjectType::Notebooks,
+            object_id: "12".into(),
+            directory: Some("11".into()),
+        };
+        vec![
+            (
+                AccessEvent::PrincipalSaved(PrincipalFacts {
+                    id: PrincipalId::new("u1"),
+                    kind: PrincipalKind::User,
+                    name: "alice@example.com".into(),
+                    active: false,
+                    entitlements: vec!["workspace-access".into(), "databricks-sql-access".into()],
+                }),
+                r#"{"event":"principal_saved","id":"u1","kind":"User","name":"alice@example.com","active":false,"entitlements":["workspace-access","databricks-sql-access"]}"#,
+                None,
+            ),
+            (
+                AccessEvent::PrincipalSaved(PrincipalFacts {
+                    id: PrincipalId::new("g"),
+                    kind: PrincipalKind::Group,
+                    name: "Data \"Team\" ✓".into(),
+                    active: true,
+                    entitlements: vec![],
+                }),
+                r#"{"event":"principal_saved","id":"g","kind":"Group","name":"Data \"Team\" ✓","active":true,"entitlements":[]}"#,
+                None,
+            ),
+            (
+                AccessEvent::PrincipalSaved(PrincipalFacts {
+                    id: PrincipalId::new("sp"),
+                    kind: PrincipalKind::ServicePrincipal,
+                    name: "9f0c-ci".into(),
+                    active: true,
+                    entitlements: vec![],
+                }),
+                r#"{"event":"principal_saved","id":"sp","kind":"ServicePrincipal","name":"9f0c-ci","active":true,"entitlements":[]}"#,
+                None,
+            ),
+            (
+                AccessEvent::PrincipalDeleted {
+                    id: PrincipalId::new("u1"),
+                },
+                r#"{"event":"principal_deleted","id":"u1"}"#,
+                None,
+            ),
+            (
+                AccessEvent::MemberAdded {
+                    group: PrincipalId::new("g"),
+                    member: PrincipalId::new("u1"),
+                },
+                r#"{"event":"member_added","group":"g","member":"u1"}"#,
+                None,
+            ),
+            (
+                AccessEvent::MemberRemoved {
+                    group: PrincipalId::new("g"),
+                    member: PrincipalId::new("u1"),
+                },
+                r#"{"event":"member_removed","group":"g","member":"u1"}"#,
+                None,
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::CreateSecurable {
+                    securable_type: SecurableType::Schema,
+                    full_name: "main.sales".into(),
+                    owner: PrincipalId::new("u1"),
+                    comment: Some("quarterly".into()),
+                    created: Timestamp::from_micros(1_700_000_000_123_456),
+                }),
+                r#"{"event":"create_securable","securable_type":"SCHEMA","full_name":"main.sales","owner":"u1","comment":"quarterly","created":1700000000123456}"#,
+                None,
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::CreateSecurable {
+                    securable_type: SecurableType::ExternalLocation,
+                    full_name: "landing".into(),
+                    owner: PrincipalId::new("g"),
+                    comment: None,
+                    created: Timestamp::from_micros(-5),
+                }),
+                r#"{"event":"create_securable","securable_type":"EXTERNAL_LOCATION","full_name":"landing","owner":"g","comment":null,"created":-5}"#,
+                None,
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::DropSecurable {
+                    securable_type: SecurableType::Catalog,
+                    full_name: "main".into(),
+                }),
+                r#"{"event":"drop_securable","securable_type":"CATALOG","full_name":"main"}"#,
+                None,
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::SetOwner {
+                    securable_type: SecurableType::Table,
+                    full_name: "main.sales.orders".into(),
+                    owner: PrincipalId::new("g"),
+                }),
+                r#"{"event":"set_owner","securable_type":"TABLE","full_name":"main.sales.orders","owner":"g"}"#,
+                None,
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::Grant {
+                    securable_type: SecurableType::Schema,
+                    full_name: "main.sales".into(),
+                    principal: PrincipalId::new("g"),
+                    privileges: vec![Privilege::UseSchema, Privilege::Select],
+                }),
+                r#"{"event":"grant","securable_type":"SCHEMA","full_name":"main.sales","principal":"g","privileges":["USE_SCHEMA","SELECT"]}"#,
+                None,
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::Revoke {
+                    securable_type: SecurableType::Schema,
+                    full_name: "main.sales".into(),
+                    principal: PrincipalId::new("g"),
+                    privileges: vec![Privilege::AllPrivileges],
+                }),
+                r#"{"event":"revoke","securable_type":"SCHEMA","full_name":"main.sales","principal":"g","privileges":["ALL_PRIVILEGES"]}"#,
+                None,
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::SetObjectAcl {
+                    object_type: ObjectType::Jobs,
+                    object_id: "42".into(),
+                    entries: vec![
+                        AclEntry::new(PrincipalId::new("g"), PermissionLevel::CanManageRun),
+                        AclEntry::new(PrincipalId::new("u1"), PermissionLevel::IsOwner),
+                    ],
+                }),
+                r#"{"event":"set_object_acl","object_type":"jobs","object_id":"42","entries":[{"principal":"g","level":"CAN_MANAGE_RUN"},{"principal":"u1","level":"IS_OWNER"}]}"#,
+                None,
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::SetObjectAcl {
+                    object_type: ObjectType::Tokens,
+                    object_id: "tokens".into(),
+                    entries: vec![],
+                }),
+                r#"{"event":"set_object_acl","object_type":"authorization/tokens","object_id":"tokens","entries":[]}"#,
+                None,
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::SetObjectParent {
+                    object_type: ObjectType::Notebooks,
+                    object_id: "7".into(),
+                    directory: Some("3".into()),
+                }),
+                r#"{"event":"set_object_parent","object_type":"notebooks","object_id":"7","directory":"3"}"#,
+                None,
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::SetObjectParent {
+                    object_type: ObjectType::Directories,
+                    object_id: "3".into(),
+                    directory: None,
+                }),
+                r#"{"event":"set_object_parent","object_type":"directories","object_id":"3","directory":null}"#,
+                None,
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::CreateWorkspaceEntry {
+                    entry: WorkspaceEntry {
+                        object_type: ObjectType::Notebooks,
+                        object_id: "12".into(),
+                        path: "/Shared/team/nb".into(),
+                        directory: Some("11".into()),
+                        language: Some("PYTHON".into()),
+                    },
+                }),
+                r#"{"event":"set_object_parent","object_type":"notebooks","object_id":"12","directory":"11"}"#,
+                Some(AccessEvent::Governance(notebook_in_directory)),
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::ExpectObjectAcl {
+                    object_type: ObjectType::Jobs,
+                    object_id: "42".into(),
+                    entries: vec![AclEntry::new(
+                        PrincipalId::new("g"),
+                        PermissionLevel::CanView,
+                    )],
+                }),
+                r#"{"event":"expect_object_acl","object_type":"jobs","object_id":"42","entries":[{"principal":"g","level":"CAN_VIEW"}]}"#,
+                None,
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::RemoveObject {
+                    object_type: ObjectType::Notebooks,
+                    object_id: "7".into(),
+                }),
+                r#"{"event":"remove_object","object_type":"notebooks","object_id":"7"}"#,
+                None,
+            ),
+        ]
+    }
+
+    #[test]
+    fn every_event_is_stored_as_the_golden_text_and_read_back_from_it() {
+        for (event, stored, read_as) in golden_entries() {
+            assert_eq!(event.to_json().unwrap(), stored, "{event:?}");
+            let expected = read_as.unwrap_or(event);
+            assert_eq!(
+                AccessEvent::from_json(stored).unwrap(),
+                expected,
+                "{stored}"
+            );
+        }
+    }
+
+    /// Entries that earlier decoders read with a default (a missing `active` as true, a missing
+    /// `created` as 0, a missing list as empty) or with a field ignored: each is an error now.
+    #[test]
+    fn a_damaged_or_incomplete_entry_is_an_error_never_a_default() {
+        for stored in [
+            r#"{"event":"principal_saved","id":"u1","kind":"User","name":"a","entitlements":[]}"#,
+            r#"{"event":"principal_saved","id":"u1","kind":"User","name":"a","active":"yes","entitlements":[]}"#,
+            r#"{"event":"principal_saved","id":"u1","kind":"User","name":"a","active":true}"#,
+            r#"{"event":"principal_saved","id":"u1","kind":"Robot","name":"a","active":true,"entitlements":[]}"#,
+            r#"{"event":"principal_saved","id":"u1","kind":"User","name":"a","active":true,"entitlements":[],"admin":true}"#,
+            r#"{"event":"member_added","group":"g"}"#,
+            r#"{"event":"create_securable","securable_type":"SCHEMA","full_name":"m.s","owner":"u1","comment":null}"#,
+            r#"{"event":"create_securable","securable_type":"SCHEMA","full_name":"m.s","owner":"u1","created":7}"#,
+            r#"{"event":"grant","securable_type":"SCHEMA","full_name":"m.s","principal":"g","privileges":[7]}"#,
+            r#"{"event":"grant","securable_type":"SCHEMA","full_name":"m.s","principal":"g","privileges":["SELEKT"]}"#,
+            r#"{"event":"set_object_parent","object_type":"notebooks","object_id":"7"}"#,
+            r#"{"event":"set_object_acl","object_type":"jobs","object_id":"42","entries":[{"principal":"g"}]}"#,
+            r#"{"event":"remove_object","object_type":"spaceships","object_id":"7"}"#,
+            r#"{"event":"create_workspace_entry","entry":{}}"#,
+        ] {
+            assert!(
+                matches!(AccessEvent::from_json(stored), Err(ScimError::Internal(_))),
+                "{stored}"
+            );
         }
     }
 

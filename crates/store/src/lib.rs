@@ -1,5 +1,5 @@
-//! Scimitar's storage: the narrow [`Store`] trait every backend implements, the SQLite backend,
-//! and the conformance suite that every backend must pass.
+//! Scimitar's storage: the narrow [`Store`] trait, its SQLite and PostgreSQL backends over one
+//! shared SQL write path, and the conformance suite that every backend must pass.
 //!
 //! # Layout
 //! - this file: the trait and the types that cross it.
@@ -8,17 +8,24 @@
 //!   transaction as the change it records.
 //! - [`governance`]: securables, grants and workspace-object ACLs as stored, and the access
 //!   log that the in-memory access engine follows.
-//! - [`sql`]: translation of resolved SCIM filters and sorts into SQL, shared by SQL backends.
+//! - [`sql`]: everything the SQL backends share. The meaning of every [`Change`] (its rows, its
+//!   rules, its access-log entries) and every read are written there once, against a session
+//!   trait, so the two backends cannot drift apart; the translation of resolved SCIM filters
+//!   and sorts into SQL lives there too.
 //! - [`listing`]: finishing a list in memory when a filter is not fully expressible in SQL.
-//! - [`sqlite`]: the embedded SQLite backend (the default).
-//! - [`postgres`]: the PostgreSQL backend, for several nodes sharing one database.
+//! - [`sqlite`]: the embedded SQLite backend (the default): connections, the writer thread
+//!   with its group commit, and the session the shared SQL runs on.
+//! - [`postgres`]: the PostgreSQL backend, for several nodes sharing one database: the pool,
+//!   the advisory locks that keep those nodes correct, and retries of aborted transactions.
 //! - [`migrations`]: the numbered, forward-only schema migrations.
 //! - [`transfer`]: export to and import from JSON Lines, how a deployment moves between stores.
-//! - [`conformance`]: the backend-independent test suite.
+//! - `conformance` (with the `testing` feature): the backend-independent test suite, one test
+//!   per case and backend, kept out of the library the server links.
 //!
 //! Invariant: storage never sees wire JSON or HTTP; it receives validated domain values.
 
 pub mod change;
+#[cfg(feature = "testing")]
 pub mod conformance;
 pub mod governance;
 pub mod listing;

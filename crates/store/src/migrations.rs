@@ -207,6 +207,18 @@ CREATE INDEX workspace_objects_by_directory ON workspace_objects (account_id, di
     WHERE path IS NOT NULL;
 "#,
     ),
+    (
+        6,
+        r#"
+-- The indexes PostgreSQL has had from its start (the conformance suite now compares the two
+-- schemas): deleting a principal deletes its tokens, which without tokens_by_principal is a
+-- scan of every token; dropping a catalog or schema deletes every securable named below it,
+-- a range on securables_by_name; an account's workspaces are listed in creation order.
+CREATE INDEX tokens_by_principal ON tokens (account_id, principal_id);
+CREATE INDEX securables_by_name ON securables (account_id, full_name);
+CREATE INDEX workspaces_by_account ON workspaces (account_id, created, id);
+"#,
+    ),
 ];
 
 /// The PostgreSQL schema, numbered on its own: PostgreSQL starts from the shape SQLite reached

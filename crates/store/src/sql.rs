@@ -1,5 +1,10 @@
-//! Translation of resolved SCIM filters and sort keys into SQL over the `principals` table
-//! (aliased `p`), for every SQL backend.
+//! What the SQL backends share. This file: translation of resolved SCIM filters and sort keys
+//! into SQL over the `principals` table (aliased `p`). Below it:
+//! - [`transaction`]: the session trait the shared SQL runs on, its parameters and rows, the
+//!   backends' hooks (locks, the access log), and the constraint messages clients are given.
+//! - [`write`]: what each [`crate::Change`] means, once for both backends.
+//! - [`read`]: every read of [`crate::Store`], and the queries of an access snapshot.
+//! - [`store`]: the one [`crate::Store`] implementation over a backend's sessions.
 //!
 //! A translation is either exact (the SQL selects precisely the matching rows, so counting and
 //! paging happen in the database on indexes) or a superset (some part of the filter names an
@@ -7,14 +12,18 @@
 //! the filter on each). Negation is pushed down to the comparisons, so that every comparison
 //! stays a plain indexable predicate and `NULL`s never leak through `NOT`.
 
-use crate::governance::WorkspaceEntry;
 use scimitar_domain::filter::ResolvedFilter;
 use scimitar_domain::paths::{AttributeHome, ResolvedAttr};
 use scimitar_domain::query::{ListQuery, SortOrder};
 use scimitar_domain::resource::fold_case;
+use scimitar_domain::PrincipalKind;
 use scimitar_domain::Timestamp;
-use scimitar_domain::{PrincipalKind, ScimError};
 use scimitar_scim::{CompValue, CompareOp};
+
+pub(crate) mod read;
+pub(crate) mod store;
+pub(crate) mod transaction;
+pub(crate) mod write;
 
 /// A bound parameter.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +40,20 @@ pub trait Dialect {
     fn ends_with(&self, column: &str, placeholder: &str) -> String;
     /// `column` contains the text bound at `placeholder`.
     fn contains(&self, column: &str, placeholder: &str) -> String;
+    /// The join that keeps the order written. SQLite's planner may otherwise turn a walk over
+    /// a few index entries into a scan of the account; PostgreSQL has no such join with `ON`
+    /// and plans these joins well.
+    fn ordered_join(&self) -> &'static str;
+    /// Whether `LIMIT` and `OFFSET` are written into a statement's text instead of bound:
+    /// see the top of `sqlite.rs` for why SQLite wants them there.
+    fn limits_in_text(&self) -> bool;
+    /// Appended to the read of a would-be member: PostgreSQL reads it `FOR KEY SHARE`, so a
+    /// concurrent delete of the member waits for the adding transaction and its cascade then
+    /// removes the new membership, rather than the insert failing on the foreign key. Empty
+    /// where one writer runs every change alone.
+    fn key_share(&self) -> &'static str;
+    /// A query whose one boolean column says whether the `schema_migrations` table exists.
+    fn migrations_table_exists(&self) -> &'static str;
 }
 
 pub struct SqliteDialect;
@@ -44,6 +67,19 @@ impl Dialect for SqliteDialect {
     }
     fn contains(&self, column: &str, placeholder: &str) -> String {
         format!("instr({column}, {placeholder}) > 0")
+    }
+    fn ordered_join(&self) -> &'static str {
+        "CROSS JOIN"
+    }
+    fn limits_in_text(&self) -> bool {
+        true
+    }
+    fn key_share(&self) -> &'static str {
+        ""
+    }
+    fn migrations_table_exists(&self) -> &'static str {
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master \
+         WHERE type = 'table' AND name = 'schema_migrations')"
     }
 }
 
@@ -60,6 +96,18 @@ impl Dialect for PostgresDialect {
     }
     fn contains(&self, column: &str, placeholder: &str) -> String {
         format!("strpos({column}, {placeholder}::text) > 0")
+    }
+    fn ordered_join(&self) -> &'static str {
+        "JOIN"
+    }
+    fn limits_in_text(&self) -> bool {
+        false
+    }
+    fn key_share(&self) -> &'static str {
+        " FOR KEY SHARE"
+    }
+    fn migrations_table_exists(&self) -> &'static str {
+        "SELECT to_regclass('schema_migrations') IS NOT NULL"
     }
 }
 
@@ -449,16 +497,6 @@ pub fn member_display(display: Option<String>, attributes: &str) -> Option<Strin
 /// so that order ignores case, as the attribute's comparisons do.
 pub fn sort_column(attribute: &ResolvedAttr) -> Option<&'static str> {
     principal_column(attribute).map(|(column, _)| column)
-}
-
-/// The columns a [`WorkspaceEntry`] is read from, in its fields' order.
-pub(crate) const WORKSPACE_ENTRY_COLUMNS: &str =
-    "object_type, object_id, path, directory_id, language";
-
-/// Why a workspace entry could not be created: its path is taken (or, rarely, its freshly
-/// drawn id), which callers plan around as a uniqueness conflict.
-pub(crate) fn workspace_entry_taken(entry: &WorkspaceEntry) -> ScimError {
-    ScimError::uniqueness(format!("Path ({}) already exists.", entry.path))
 }
 
 #[cfg(test)]

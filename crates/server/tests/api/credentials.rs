@@ -10,6 +10,7 @@ async fn a_deactivated_principals_token_stops_working_at_once() {
     let me = app.get("/Me").await;
     assert_eq!(me.status, 200);
     let admin_id = me.id();
+    app.add_second_admin().await;
     // The token has been used (and so remembered); now its principal is deactivated.
     let reply = app
         .patch_ops(
@@ -30,8 +31,9 @@ async fn a_deactivated_principals_token_stops_working_at_once() {
 async fn a_deleted_principals_token_stops_working_at_once() {
     let app = spawn_app().await;
     let admin_id = app.get("/Me").await.id();
-    // Deleting yourself is allowed (as in Databricks); the answer is the last thing the token
-    // does.
+    app.add_second_admin().await;
+    // Deleting yourself is allowed (as in Databricks) while another admin remains; the answer
+    // is the last thing the token does.
     let reply = app.delete(&format!("/Users/{admin_id}")).await;
     assert_eq!(reply.status, 204);
     app.get("/Users").await.assert_error(401, None);

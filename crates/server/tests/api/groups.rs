@@ -404,3 +404,50 @@ async fn a_few_concurrent_member_additions_to_one_group_all_succeed() {
 async fn many_concurrent_member_additions_to_one_group_all_succeed() {
     add_members_concurrently(32).await;
 }
+
+/// An account keeps an active admin: removing the last one from `admins`, deactivating it or
+/// deleting it is a 409 that changes nothing; with a second admin, each goes through.
+#[tokio::test]
+async fn the_last_active_admin_cannot_be_removed_deactivated_or_deleted() {
+    let app = spawn_app().await;
+    let admins = app.system_group_id("admins").await;
+    let me = app.get("/Me").await.id();
+    let last_admin = "an account must keep at least one active admin: this change would leave the 'admins' group without an active member";
+    let attempts = [
+        app.patch_ops(
+            &format!("/Groups/{admins}"),
+            json!([{"op": "remove", "path": format!("members[value eq \"{me}\"]")}]),
+        )
+        .await,
+        app.patch_ops(
+            &format!("/Groups/{admins}"),
+            json!([{"op": "replace", "path": "members", "value": []}]),
+        )
+        .await,
+        app.patch_ops(
+            &format!("/Groups/{admins}"),
+            json!([{"op": "remove", "path": "members"}]),
+        )
+        .await,
+        app.patch_ops(
+            &format!("/Users/{me}"),
+            json!([{"op": "replace", "path": "active", "value": false}]),
+        )
+        .await,
+        app.delete(&format!("/Users/{me}")).await,
+    ];
+    for refused in attempts {
+        refused.assert_error(409, None);
+        assert_eq!(refused.body["detail"], json!(last_admin));
+    }
+    assert_eq!(app.member_ids(&admins).await, vec![me.clone()]);
+    assert_eq!(app.get("/Me").await.body["active"], json!(true));
+    let second = app.add_second_admin().await;
+    let reply = app
+        .patch_ops(
+            &format!("/Groups/{admins}"),
+            json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", str_of(&second, "id"))}]),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}

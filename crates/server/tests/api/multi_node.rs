@@ -165,6 +165,7 @@ async fn two_nodes_creating_one_user_name_at_once_make_exactly_one_user() {
 async fn a_principal_deactivated_on_one_node_is_refused_by_the_other_given_the_token() {
     let (app, other) = two_nodes().await;
     let me = app.get("/Me").await;
+    app.add_second_admin().await;
     // The other node has seen the token and the principal.
     assert_eq!(
         read(on(&app, &other, Method::GET, "/Me").send().await.unwrap())

@@ -402,6 +402,21 @@ impl TestApp {
         reply.resources()[0]["id"].as_str().unwrap().to_string()
     }
 
+    /// Makes a second active admin, so that the first (whose token the app holds) may be
+    /// deactivated or deleted: an account keeps at least one active admin.
+    pub async fn add_second_admin(&self) -> Value {
+        let admins = self.system_group_id("admins").await;
+        let user = self.create_user("second.admin@example.com").await;
+        let reply = self
+            .patch_ops(
+                &format!("/Groups/{admins}"),
+                json!([{"op": "add", "path": "members", "value": [{"value": user["id"]}]}]),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "adding a second admin: {}", reply.body);
+        user
+    }
+
     /// The ids of a group's members, read back with GET.
     pub async fn member_ids(&self, group_id: &str) -> Vec<String> {
         let reply = self.get(&format!("/Groups/{group_id}")).await;

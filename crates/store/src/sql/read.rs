@@ -1,0 +1,689 @@
+//! The reads both SQL backends make, written once: each [`crate::Store`] read, and the
+//! queries of an access snapshot (which the backend runs inside a read transaction that sees
+//! one committed state).
+
+use crate::governance::{
+    AccessEvent, AccessSnapshot, AclRow, GrantRow, LoggedEvent, ObjectRow, PrincipalFacts,
+    SecurableRow, WorkspaceEntry,
+};
+use crate::listing;
+use crate::sql::transaction::{
+    limit_clause, params, query_one, query_opt, Param, SqlRow, SqlTransaction,
+};
+use crate::sql::{list_condition, list_order, member_display, SqlBuilder};
+use crate::transfer::{MembershipRow, TokenRow};
+use crate::{Account, Page, Workspace, MAX_GROUP_NESTING_DEPTH};
+use scimitar_access::{AclEntry, ObjectType, PermissionLevel, Privilege, SecurableType};
+use scimitar_domain::credentials::{Token, TokenScope};
+use scimitar_domain::query::ListQuery;
+use scimitar_domain::render::{GroupRef, MemberRef};
+use scimitar_domain::resource::fold_case;
+use scimitar_domain::{
+    AccountId, Principal, PrincipalId, PrincipalKind, ScimError, ScimResult, Timestamp, WorkspaceId,
+};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+
+pub(crate) const PRINCIPAL_COLUMNS: &str =
+    "p.id, p.kind, p.attributes, p.password_hash, p.system, p.created, p.last_modified, p.version";
+
+const SECURABLE_COLUMNS: &str = "securable_type, full_name, owner_id, comment, created";
+
+/// The columns a [`WorkspaceEntry`] is read from, in its fields' order.
+const WORKSPACE_ENTRY_COLUMNS: &str = "object_type, object_id, path, directory_id, language";
+
+/// A stored value that does not parse: the database holds something this build never writes.
+pub(crate) fn corrupt(
+    what: &str,
+    error: impl std::error::Error + Send + Sync + 'static,
+) -> ScimError {
+    ScimError::internal_caused_by(format!("a stored {what} cannot be read"), error)
+}
+
+/// The i64 a database stores for an unsigned count or version.
+pub(crate) fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn kind_of(text: &str) -> ScimResult<PrincipalKind> {
+    PrincipalKind::parse(text)
+        .ok_or_else(|| ScimError::internal(format!("a stored principal kind '{text}' is unknown")))
+}
+
+fn securable_type_of(text: &str) -> ScimResult<SecurableType> {
+    SecurableType::parse(text).map_err(|error| corrupt("securable type", error))
+}
+
+fn object_type_of(text: &str) -> ScimResult<ObjectType> {
+    ObjectType::parse(text).map_err(|error| corrupt("object type", error))
+}
+
+fn level_of(text: &str) -> ScimResult<PermissionLevel> {
+    PermissionLevel::parse(text).map_err(|error| corrupt("permission level", error))
+}
+
+/// A principal from a row of [`PRINCIPAL_COLUMNS`].
+pub(crate) fn principal_from_row(mut row: SqlRow) -> ScimResult<Principal> {
+    let attributes: Map<String, Value> = serde_json::from_str(&row.text(2)?)
+        .map_err(|error| corrupt("principal document", error))?;
+    Ok(Principal {
+        id: PrincipalId::new(row.text(0)?),
+        kind: kind_of(&row.text(1)?)?,
+        attributes,
+        password_hash: row.optional_text(3)?,
+        system: row.boolean(4)?,
+        created: Timestamp::from_micros(row.integer(5)?),
+        last_modified: Timestamp::from_micros(row.integer(6)?),
+        version: to_u64(row.integer(7)?),
+    })
+}
+
+fn securable_from_row(mut row: SqlRow) -> ScimResult<SecurableRow> {
+    Ok(SecurableRow {
+        securable_type: securable_type_of(&row.text(0)?)?,
+        full_name: row.text(1)?,
+        owner: PrincipalId::new(row.text(2)?),
+        comment: row.optional_text(3)?,
+        created: Timestamp::from_micros(row.integer(4)?),
+    })
+}
+
+fn workspace_entry_from_row(mut row: SqlRow) -> ScimResult<WorkspaceEntry> {
+    Ok(WorkspaceEntry {
+        object_type: object_type_of(&row.text(0)?)?,
+        object_id: row.text(1)?,
+        path: row.text(2)?,
+        directory: row.optional_text(3)?,
+        language: row.optional_text(4)?,
+    })
+}
+
+fn membership_from_row(mut row: SqlRow) -> ScimResult<MembershipRow> {
+    Ok(MembershipRow {
+        group: PrincipalId::new(row.text(0)?),
+        member: PrincipalId::new(row.text(1)?),
+        created: Timestamp::from_micros(row.integer(2)?),
+    })
+}
+
+/// An ACL entry from `principal_id, level`.
+pub(crate) fn acl_entry_from_row(mut row: SqlRow) -> ScimResult<AclEntry> {
+    Ok(AclEntry::new(
+        PrincipalId::new(row.text(0)?),
+        level_of(&row.text(1)?)?,
+    ))
+}
+
+fn each<T>(rows: Vec<SqlRow>, decode: impl Fn(SqlRow) -> ScimResult<T>) -> ScimResult<Vec<T>> {
+    rows.into_iter().map(decode).collect()
+}
+
+/// The bounds of the names strictly below `full_name` in the securable tree: `main.` up to
+/// (not including) `main/`, since `/` follows `.` in code-point order (PostgreSQL's columns are
+/// `COLLATE "C"`, SQLite's compare bytes). A range on an index, where `LIKE 'main.%'` would
+/// need escaping and a scan.
+pub(crate) fn descendant_range(full_name: &str) -> (String, String) {
+    (format!("{full_name}."), format!("{full_name}/"))
+}
+
+pub async fn accounts<T: SqlTransaction>(session: &mut T) -> ScimResult<Vec<Account>> {
+    let rows = session
+        .query(
+            "SELECT id, name, created FROM accounts ORDER BY created, id",
+            &[],
+        )
+        .await?;
+    each(rows, |mut row| {
+        Ok(Account {
+            id: AccountId::new(row.text(0)?),
+            name: row.text(1)?,
+            created: Timestamp::from_micros(row.integer(2)?),
+        })
+    })
+}
+
+pub async fn workspaces<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+) -> ScimResult<Vec<Workspace>> {
+    let rows = session
+        .query(
+            "SELECT id, name, created FROM workspaces WHERE account_id = $1 ORDER BY created, id",
+            params![account.as_str()],
+        )
+        .await?;
+    each(rows, |mut row| {
+        Ok(Workspace {
+            id: WorkspaceId::new(row.text(0)?),
+            account: account.clone(),
+            name: row.text(1)?,
+            created: Timestamp::from_micros(row.integer(2)?),
+        })
+    })
+}
+
+pub async fn principal<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+    id: &PrincipalId,
+) -> ScimResult<Option<Principal>> {
+    let sql = format!(
+        "SELECT {PRINCIPAL_COLUMNS} FROM principals p WHERE p.account_id = $1 AND p.id = $2"
+    );
+    query_opt(session, &sql, params![account.as_str(), id.as_str()])
+        .await?
+        .map(principal_from_row)
+        .transpose()
+}
+
+/// The kind is a literal, not a parameter, so the planner can use the partial unique index
+/// of that kind (see [`crate::sql::list_condition`]).
+pub async fn principal_by_name<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+    kind: PrincipalKind,
+    name: &str,
+) -> ScimResult<Option<Principal>> {
+    let column = match kind {
+        PrincipalKind::User => "user_name_lower",
+        PrincipalKind::Group => "display_name_lower",
+        PrincipalKind::ServicePrincipal => "application_id_lower",
+    };
+    let sql = format!(
+        "SELECT {PRINCIPAL_COLUMNS} FROM principals p \
+         WHERE p.account_id = $1 AND p.kind = '{}' AND p.{column} = $2",
+        kind.as_str()
+    );
+    let name = fold_case(name);
+    query_opt(session, &sql, params![account.as_str(), name.as_str()])
+        .await?
+        .map(principal_from_row)
+        .transpose()
+}
+
+pub async fn list<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+    kind: PrincipalKind,
+    query: &ListQuery,
+) -> ScimResult<Page> {
+    // The builder borrows the dialect as a trait object, which is not `Sync`: it is used and
+    // dropped before the first await, leaving plain SQL and parameters.
+    let (condition, exact, bound) = {
+        let mut builder = SqlBuilder::new(T::DIALECT);
+        let (condition, exact) =
+            list_condition(&mut builder, account.as_str(), kind, query.filter.as_ref());
+        (condition, exact, builder.params)
+    };
+    let mut params: Vec<Param<'_>> = bound.iter().map(Param::from).collect();
+    // Unfiltered lists have a handful of shapes, kept prepared; filtered ones have as many as
+    // clients invent.
+    let filtered = query.filter.is_some();
+    if let (true, Some(order)) = (exact, list_order(query)) {
+        let count = format!("SELECT COUNT(*) FROM principals p WHERE {condition}");
+        let total = if filtered {
+            session.query_once(&count, &params).await?
+        } else {
+            session.query(&count, &params).await?
+        };
+        let total = total
+            .first()
+            .map(|row| row.integer(0))
+            .transpose()?
+            .unwrap_or(0);
+        let page = limit_clause::<T>(
+            to_i64(query.count),
+            Some(to_i64(query.offset())),
+            &mut params,
+        );
+        let sql = format!(
+            "SELECT {PRINCIPAL_COLUMNS} FROM principals p WHERE {condition} ORDER BY {order} {page}"
+        );
+        let rows = if filtered {
+            session.query_once(&sql, &params).await?
+        } else {
+            session.query(&sql, &params).await?
+        };
+        return Ok(Page {
+            total_results: to_u64(total),
+            principals: each(rows, principal_from_row)?,
+        });
+    }
+    let sql = format!("SELECT {PRINCIPAL_COLUMNS} FROM principals p WHERE {condition}");
+    let candidates = each(session.query_once(&sql, &params).await?, principal_from_row)?;
+    let mentions = |name: &str| {
+        query
+            .filter
+            .as_ref()
+            .is_some_and(|filter| filter.mentions(name))
+            || query
+                .sort_by
+                .is_some_and(|attribute| attribute.attribute.name == name)
+    };
+    let (with_members, with_groups) = (
+        kind == PrincipalKind::Group && mentions("members"),
+        mentions("groups"),
+    );
+    let mut members = HashMap::new();
+    let mut groups = HashMap::new();
+    for candidate in &candidates {
+        if with_members {
+            let loaded = self::members(session, account, &candidate.id, None).await?;
+            members.insert(candidate.id.clone(), loaded);
+        }
+        if with_groups {
+            let loaded = groups_of(session, account, &candidate.id).await?;
+            groups.insert(candidate.id.clone(), loaded);
+        }
+    }
+    Ok(listing::finish(candidates, query, &members, &groups))
+}
+
+/// A group's direct members in id order, at most `limit` of them.
+pub async fn members<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+    group: &PrincipalId,
+    limit: Option<i64>,
+) -> ScimResult<Vec<MemberRef>> {
+    let mut params = vec![Param::from(account.as_str()), Param::from(group.as_str())];
+    let limit = limit_clause::<T>(limit.unwrap_or(i64::MAX), None, &mut params);
+    let sql = format!(
+        "SELECT m.member_id, m.member_kind, p.display_name, p.attributes FROM memberships m \
+         {} principals p ON p.account_id = m.account_id AND p.id = m.member_id \
+         WHERE m.account_id = $1 AND m.group_id = $2 ORDER BY m.member_id {limit}",
+        T::DIALECT.ordered_join()
+    );
+    let rows = session.query(&sql, &params).await?;
+    each(rows, |mut row| {
+        let display = match row.optional_text(2)? {
+            Some(display) => Some(display),
+            None => member_display(None, &row.text(3)?),
+        };
+        Ok(MemberRef {
+            id: PrincipalId::new(row.text(0)?),
+            kind: kind_of(&row.text(1)?)?,
+            display,
+        })
+    })
+}
+
+/// A group's direct members when it has at most `cap`. Counting past the cap on the primary
+/// key alone is cheap; loading and rendering the members is not, so that only happens for a
+/// small group.
+pub async fn members_up_to<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+    group: &PrincipalId,
+    cap: usize,
+) -> ScimResult<Option<Vec<MemberRef>>> {
+    let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+    let mut params = vec![Param::from(account.as_str()), Param::from(group.as_str())];
+    let past_cap = limit_clause::<T>(1, Some(cap), &mut params);
+    // ORDER BY the key's last column ties the count to the primary key: with statistics
+    // saying a group is half the table, PostgreSQL's planner would otherwise scan the table
+    // from its start, past every other group's rows.
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM memberships WHERE account_id = $1 AND group_id = $2 \
+         ORDER BY member_id {past_cap})"
+    );
+    if query_one(session, &sql, &params).await?.boolean(0)? {
+        return Ok(None);
+    }
+    members(session, account, group, Some(cap)).await.map(Some)
+}
+
+/// The groups a principal is in, directly or through nested groups: the transitive closure
+/// upwards, with `direct` set where the principal is a member itself. UNION (not UNION ALL)
+/// and the depth bound keep the walk finite even over data that predates the cycle check.
+/// Grouping happens before the join, so each group's row is read once; NULLS FIRST gives both
+/// backends one order for the (impossible in practice) group without a displayName.
+pub async fn groups_of<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+    member: &PrincipalId,
+) -> ScimResult<Vec<GroupRef>> {
+    let join = T::DIALECT.ordered_join();
+    let sql = format!(
+        "WITH RECURSIVE ancestors(group_id, direct, depth) AS ( \
+           SELECT group_id, 1, 1 FROM memberships WHERE account_id = $1 AND member_id = $2 \
+           UNION \
+           SELECT m.group_id, 0, a.depth + 1 FROM ancestors a \
+           {join} memberships m ON m.account_id = $1 AND m.member_id = a.group_id \
+           WHERE a.depth < $3) \
+         SELECT g.id, g.display_name, d.direct FROM \
+           (SELECT group_id, MAX(direct) AS direct FROM ancestors GROUP BY group_id) d \
+         {join} principals g ON g.account_id = $1 AND g.id = d.group_id \
+         ORDER BY g.display_name_lower NULLS FIRST, g.id"
+    );
+    let depth = i64::try_from(MAX_GROUP_NESTING_DEPTH).unwrap_or(i64::MAX);
+    let rows = session
+        .query(&sql, params![account.as_str(), member.as_str(), depth])
+        .await?;
+    each(rows, |mut row| {
+        Ok(GroupRef {
+            id: PrincipalId::new(row.text(0)?),
+            display: row.optional_text(1)?,
+            direct: row.integer(2)? == 1,
+        })
+    })
+}
+
+pub async fn token_by_digest<T: SqlTransaction>(
+    session: &mut T,
+    digest: &str,
+) -> ScimResult<Option<Token>> {
+    let Some(mut row) = query_opt(
+        session,
+        "SELECT id, account_id, principal_id, scope, comment, created, expires FROM tokens \
+         WHERE secret_digest = $1 AND revoked IS NULL",
+        params![digest],
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Token {
+        id: row.text(0)?,
+        account: AccountId::new(row.text(1)?),
+        principal: PrincipalId::new(row.text(2)?),
+        scope: TokenScope::parse(&row.text(3)?).map_err(|error| corrupt("token scope", error))?,
+        comment: row.optional_text(4)?,
+        created: Timestamp::from_micros(row.integer(5)?),
+        expires: row.optional_integer(6)?.map(Timestamp::from_micros),
+    }))
+}
+
+pub async fn tokens<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+) -> ScimResult<Vec<TokenRow>> {
+    let rows = session
+        .query(
+            "SELECT id, principal_id, secret_digest, scope, comment, created, expires, revoked \
+             FROM tokens WHERE account_id = $1 ORDER BY id",
+            params![account.as_str()],
+        )
+        .await?;
+    each(rows, |mut row| {
+        Ok(TokenRow {
+            token: Token {
+                id: row.text(0)?,
+                account: account.clone(),
+                principal: PrincipalId::new(row.text(1)?),
+                scope: TokenScope::parse(&row.text(3)?)
+                    .map_err(|error| corrupt("token scope", error))?,
+                comment: row.optional_text(4)?,
+                created: Timestamp::from_micros(row.integer(5)?),
+                expires: row.optional_integer(6)?.map(Timestamp::from_micros),
+            },
+            digest: row.text(2)?,
+            revoked: row.optional_integer(7)?.map(Timestamp::from_micros),
+        })
+    })
+}
+
+pub async fn access_log_after<T: SqlTransaction>(
+    session: &mut T,
+    seq: u64,
+    limit: usize,
+) -> ScimResult<Vec<LoggedEvent>> {
+    let after = to_i64(seq);
+    let mut params = vec![Param::Integer(after)];
+    let limit = limit_clause::<T>(i64::try_from(limit).unwrap_or(i64::MAX), None, &mut params);
+    let sql = format!(
+        "SELECT seq, account_id, event FROM access_log WHERE seq > $1 ORDER BY seq {limit}"
+    );
+    let rows = session.query(&sql, &params).await?;
+    each(rows, |mut row| {
+        Ok(LoggedEvent {
+            seq: to_u64(row.integer(0)?),
+            account: AccountId::new(row.text(1)?),
+            event: AccessEvent::from_json(&row.text(2)?)?,
+        })
+    })
+}
+
+pub async fn securable<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+    securable_type: SecurableType,
+    full_name: &str,
+) -> ScimResult<Option<SecurableRow>> {
+    let sql = format!(
+        "SELECT {SECURABLE_COLUMNS} FROM securables \
+         WHERE account_id = $1 AND securable_type = $2 AND full_name = $3"
+    );
+    let found = params![account.as_str(), securable_type.as_str(), full_name];
+    query_opt(session, &sql, found)
+        .await?
+        .map(securable_from_row)
+        .transpose()
+}
+
+pub async fn securables<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+    securable_type: SecurableType,
+    parent: Option<&str>,
+) -> ScimResult<Vec<SecurableRow>> {
+    let (low, high) = parent.map(descendant_range).unwrap_or_default();
+    let sql = format!(
+        "SELECT {SECURABLE_COLUMNS} FROM securables \
+         WHERE account_id = $1 AND securable_type = $2 \
+         AND ($3 = '' OR (full_name >= $3 AND full_name < $4)) ORDER BY full_name"
+    );
+    let rows = session
+        .query(
+            &sql,
+            params![
+                account.as_str(),
+                securable_type.as_str(),
+                low.as_str(),
+                high.as_str()
+            ],
+        )
+        .await?;
+    each(rows, securable_from_row)
+}
+
+pub async fn workspace_entry<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+    path: &str,
+) -> ScimResult<Option<WorkspaceEntry>> {
+    let sql = format!(
+        "SELECT {WORKSPACE_ENTRY_COLUMNS} FROM workspace_objects \
+         WHERE account_id = $1 AND path = $2"
+    );
+    query_opt(session, &sql, params![account.as_str(), path])
+        .await?
+        .map(workspace_entry_from_row)
+        .transpose()
+}
+
+pub async fn workspace_entries_in<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+    directory: Option<&str>,
+) -> ScimResult<Vec<WorkspaceEntry>> {
+    // Two statements rather than `IS NOT DISTINCT FROM`, which no index serves.
+    let (in_directory, params) = match directory {
+        Some(directory) => (
+            "directory_id = $2",
+            vec![Param::from(account.as_str()), Param::from(directory)],
+        ),
+        None => ("directory_id IS NULL", vec![Param::from(account.as_str())]),
+    };
+    let sql = format!(
+        "SELECT {WORKSPACE_ENTRY_COLUMNS} FROM workspace_objects \
+         WHERE account_id = $1 AND {in_directory} AND path IS NOT NULL ORDER BY path"
+    );
+    each(
+        session.query(&sql, &params).await?,
+        workspace_entry_from_row,
+    )
+}
+
+pub async fn principals_page<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+    after: Option<&PrincipalId>,
+    limit: usize,
+) -> ScimResult<Vec<Principal>> {
+    // Two statements rather than `($2 IS NULL OR id > $2)`, which neither planner turns into
+    // a range on the primary key.
+    let (after_condition, mut params) = match after {
+        Some(after) => (
+            " AND p.id > $2",
+            vec![Param::from(account.as_str()), Param::from(after.as_str())],
+        ),
+        None => ("", vec![Param::from(account.as_str())]),
+    };
+    let limit = limit_clause::<T>(i64::try_from(limit).unwrap_or(i64::MAX), None, &mut params);
+    let sql = format!(
+        "SELECT {PRINCIPAL_COLUMNS} FROM principals p WHERE p.account_id = $1{after_condition} \
+         ORDER BY p.id {limit}"
+    );
+    each(session.query(&sql, &params).await?, principal_from_row)
+}
+
+pub async fn memberships_page<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+    after: Option<&MembershipRow>,
+    limit: usize,
+) -> ScimResult<Vec<MembershipRow>> {
+    // A row-value comparison is a range on the primary key.
+    let (after_condition, mut params) = match after {
+        Some(after) => (
+            " AND (group_id, member_id) > ($2, $3)",
+            vec![
+                Param::from(account.as_str()),
+                Param::from(after.group.as_str()),
+                Param::from(after.member.as_str()),
+            ],
+        ),
+        None => ("", vec![Param::from(account.as_str())]),
+    };
+    let limit = limit_clause::<T>(i64::try_from(limit).unwrap_or(i64::MAX), None, &mut params);
+    let sql = format!(
+        "SELECT group_id, member_id, created FROM memberships WHERE account_id = $1{after_condition} \
+         ORDER BY group_id, member_id {limit}"
+    );
+    each(session.query(&sql, &params).await?, membership_from_row)
+}
+
+/// The highest migration applied (0 when the schema has none yet).
+pub async fn schema_version<T: SqlTransaction>(session: &mut T) -> ScimResult<i64> {
+    let exists = T::DIALECT.migrations_table_exists();
+    if !query_one(session, exists, &[]).await?.boolean(0)? {
+        return Ok(0);
+    }
+    query_one(
+        session,
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        &[],
+    )
+    .await?
+    .integer(0)
+}
+
+/// An account's access state, read inside one transaction that sees one committed state (the
+/// backend opens it): the log position read first describes exactly what the other queries
+/// read, so replaying from `seq + 1` on top of it is exact.
+pub async fn access_snapshot<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+) -> ScimResult<AccessSnapshot> {
+    let seq = query_one(session, "SELECT COALESCE(MAX(seq), 0) FROM access_log", &[])
+        .await?
+        .integer(0)?;
+    let account = params![account.as_str()];
+    let sql = format!(
+        "SELECT {PRINCIPAL_COLUMNS} FROM principals p WHERE p.account_id = $1 ORDER BY p.id"
+    );
+    let principals = each(session.query(&sql, account).await?, |row| {
+        principal_from_row(row).map(|principal| PrincipalFacts::of(&principal))
+    })?;
+    let rows = session
+        .query(
+            "SELECT group_id, member_id FROM memberships WHERE account_id = $1 \
+             ORDER BY group_id, member_id",
+            account,
+        )
+        .await?;
+    let memberships = each(rows, |mut row| {
+        Ok((
+            PrincipalId::new(row.text(0)?),
+            PrincipalId::new(row.text(1)?),
+        ))
+    })?;
+    // Parents before children: a name's depth is its number of dots.
+    let sql = format!(
+        "SELECT {SECURABLE_COLUMNS} FROM securables WHERE account_id = $1 \
+         ORDER BY length(full_name) - length(replace(full_name, '.', '')), full_name"
+    );
+    let securables = each(session.query(&sql, account).await?, securable_from_row)?;
+    // Grants, objects and ACL entries in primary-key order: the index is read in that order
+    // anyway, and an export made from either backend comes out the same.
+    let rows = session
+        .query(
+            "SELECT securable_type, full_name, principal_id, privilege FROM grants \
+             WHERE account_id = $1 ORDER BY securable_type, full_name, principal_id, privilege",
+            account,
+        )
+        .await?;
+    let grants = each(rows, |mut row| {
+        Ok(GrantRow {
+            securable_type: securable_type_of(&row.text(0)?)?,
+            full_name: row.text(1)?,
+            principal: PrincipalId::new(row.text(2)?),
+            privilege: Privilege::parse(&row.text(3)?)
+                .map_err(|error| corrupt("privilege", error))?,
+        })
+    })?;
+    let rows = session
+        .query(
+            "SELECT object_type, object_id, directory_id, path, language FROM workspace_objects \
+             WHERE account_id = $1 ORDER BY object_type, object_id",
+            account,
+        )
+        .await?;
+    let objects = each(rows, |mut row| {
+        Ok(ObjectRow {
+            object_type: object_type_of(&row.text(0)?)?,
+            object_id: row.text(1)?,
+            directory: row.optional_text(2)?,
+            path: row.optional_text(3)?,
+            language: row.optional_text(4)?,
+        })
+    })?;
+    let rows = session
+        .query(
+            "SELECT object_type, object_id, principal_id, level FROM object_acl \
+             WHERE account_id = $1 ORDER BY object_type, object_id, principal_id",
+            account,
+        )
+        .await?;
+    let acl = each(rows, |mut row| {
+        Ok(AclRow {
+            object_type: object_type_of(&row.text(0)?)?,
+            object_id: row.text(1)?,
+            entry: AclEntry::new(PrincipalId::new(row.text(2)?), level_of(&row.text(3)?)?),
+        })
+    })?;
+    Ok(AccessSnapshot {
+        seq: to_u64(seq),
+        principals,
+        memberships,
+        securables,
+        grants,
+        objects,
+        acl,
+    })
+}

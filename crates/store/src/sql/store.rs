@@ -1,0 +1,316 @@
+//! The one [`Store`] implementation of the SQL backends: every read and write is the shared
+//! SQL of [`crate::sql::read`] and [`crate::sql::write`], run on a session the backend hands
+//! out ([`SqlBackend`]). What a backend implements is only how it runs work: on which
+//! connection, on which thread, in which kind of transaction.
+
+use crate::change::Change;
+use crate::governance::{AccessSnapshot, LoggedEvent, SecurableRow, WorkspaceEntry};
+use crate::migrations;
+use crate::sql::read;
+use crate::sql::transaction::{SqlFuture, SqlTransaction};
+use crate::transfer::{MembershipRow, TokenRow};
+use crate::{Account, NotReady, Page, Store, Workspace};
+use async_trait::async_trait;
+use futures_util::future::BoxFuture;
+use scimitar_access::SecurableType;
+use scimitar_domain::credentials::Token;
+use scimitar_domain::query::ListQuery;
+use scimitar_domain::render::{GroupRef, MemberRef};
+use scimitar_domain::{AccountId, Principal, PrincipalId, PrincipalKind, ScimError, ScimResult};
+use std::collections::HashMap;
+
+/// How a read may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// A few index entries whatever the data (a lookup by key): cheap enough to run where it
+    /// is asked for when a connection is free at once.
+    Point,
+    /// As large as the client makes it (a list, a whole member list, an export page).
+    Bulk,
+    /// Several queries that must see one committed state (an access snapshot).
+    Consistent,
+}
+
+/// Work for a backend's session: a shared read, boxed so that it can borrow the session it is
+/// given, owning everything else (it may move to another thread).
+pub(crate) trait Work<B: SqlBackend + ?Sized, T>:
+    for<'s> FnOnce(&'s mut B::Session<'s>) -> BoxFuture<'s, ScimResult<T>> + Send + 'static
+{
+}
+
+impl<B, T, W> Work<B, T> for W
+where
+    B: SqlBackend + ?Sized,
+    W: for<'s> FnOnce(&'s mut B::Session<'s>) -> BoxFuture<'s, ScimResult<T>> + Send + 'static,
+{
+}
+
+/// What a SQL backend provides to the shared [`Store`] implementation.
+pub(crate) trait SqlBackend: Send + Sync + 'static {
+    type Session<'s>: SqlTransaction + Send;
+    /// This backend's migrations, which a ready schema has all applied.
+    const MIGRATIONS: &'static [(i64, &'static str)];
+
+    /// Runs `work` on a session for reads.
+    fn read<T: Send + 'static>(&self, kind: Read, work: impl Work<Self, T>) -> impl SqlFuture<T>;
+
+    /// Applies one change in a transaction of its own (or of a group commit), durably, and
+    /// returns once it is committed.
+    fn write(&self, account: &AccountId, change: Change) -> impl SqlFuture<()>;
+}
+
+/// Runs one shared read on a backend: `read!(self, Point, |session| read::principal(session,
+/// &account, &id))`, the closure's captures owned (the work may move to another thread).
+macro_rules! run {
+    ($backend:expr, $kind:ident, |$session:ident| $body:expr) => {
+        $backend.read(Read::$kind, move |$session| {
+            Box::pin(async move { $body.await })
+        })
+    };
+}
+
+#[async_trait]
+impl<B: SqlBackend> Store for B {
+    async fn accounts(&self) -> ScimResult<Vec<Account>> {
+        run!(self, Bulk, |session| read::accounts(session)).await
+    }
+
+    async fn workspaces(&self, account: &AccountId) -> ScimResult<Vec<Workspace>> {
+        let account = account.clone();
+        run!(self, Bulk, |session| read::workspaces(session, &account)).await
+    }
+
+    async fn principal(
+        &self,
+        account: &AccountId,
+        id: &PrincipalId,
+    ) -> ScimResult<Option<Principal>> {
+        let (account, id) = (account.clone(), id.clone());
+        run!(self, Point, |session| read::principal(
+            session, &account, &id
+        ))
+        .await
+    }
+
+    async fn principal_by_name(
+        &self,
+        account: &AccountId,
+        kind: PrincipalKind,
+        name: &str,
+    ) -> ScimResult<Option<Principal>> {
+        let (account, name) = (account.clone(), name.to_string());
+        run!(self, Point, |session| read::principal_by_name(
+            session, &account, kind, &name
+        ))
+        .await
+    }
+
+    async fn list_principals(
+        &self,
+        account: &AccountId,
+        kind: PrincipalKind,
+        query: &ListQuery,
+    ) -> ScimResult<Page> {
+        let (account, query) = (account.clone(), query.clone());
+        run!(self, Bulk, |session| read::list(
+            session, &account, kind, &query
+        ))
+        .await
+    }
+
+    async fn members(
+        &self,
+        account: &AccountId,
+        groups: &[PrincipalId],
+    ) -> ScimResult<HashMap<PrincipalId, Vec<MemberRef>>> {
+        let (account, groups) = (account.clone(), groups.to_vec());
+        run!(self, Bulk, |session| async {
+            let mut members = HashMap::with_capacity(groups.len());
+            for group in groups {
+                let loaded = read::members(session, &account, &group, None).await?;
+                members.insert(group, loaded);
+            }
+            Ok(members)
+        })
+        .await
+    }
+
+    async fn members_up_to(
+        &self,
+        account: &AccountId,
+        group: &PrincipalId,
+        cap: usize,
+    ) -> ScimResult<Option<Vec<MemberRef>>> {
+        let (account, group) = (account.clone(), group.clone());
+        run!(self, Point, |session| read::members_up_to(
+            session, &account, &group, cap
+        ))
+        .await
+    }
+
+    async fn groups_of(
+        &self,
+        account: &AccountId,
+        principals: &[PrincipalId],
+    ) -> ScimResult<HashMap<PrincipalId, Vec<GroupRef>>> {
+        // One principal's groups is a short indexed read; a page of them is not.
+        let kind = if principals.len() <= 4 {
+            Read::Point
+        } else {
+            Read::Bulk
+        };
+        let (account, principals) = (account.clone(), principals.to_vec());
+        self.read(kind, move |session| {
+            Box::pin(async move {
+                let mut groups = HashMap::with_capacity(principals.len());
+                for principal in principals {
+                    let loaded = read::groups_of(session, &account, &principal).await?;
+                    groups.insert(principal, loaded);
+                }
+                Ok(groups)
+            })
+        })
+        .await
+    }
+
+    async fn token_by_digest(&self, digest: &str) -> ScimResult<Option<Token>> {
+        let digest = digest.to_string();
+        run!(self, Point, |session| read::token_by_digest(
+            session, &digest
+        ))
+        .await
+    }
+
+    async fn access_snapshot(&self, account: &AccountId) -> ScimResult<AccessSnapshot> {
+        let account = account.clone();
+        run!(self, Consistent, |session| read::access_snapshot(
+            session, &account
+        ))
+        .await
+    }
+
+    async fn access_log_after(&self, seq: u64, limit: usize) -> ScimResult<Vec<LoggedEvent>> {
+        run!(self, Point, |session| read::access_log_after(
+            session, seq, limit
+        ))
+        .await
+    }
+
+    async fn securable(
+        &self,
+        account: &AccountId,
+        securable_type: SecurableType,
+        full_name: &str,
+    ) -> ScimResult<Option<SecurableRow>> {
+        let (account, full_name) = (account.clone(), full_name.to_string());
+        run!(self, Point, |session| read::securable(
+            session,
+            &account,
+            securable_type,
+            &full_name
+        ))
+        .await
+    }
+
+    async fn securables(
+        &self,
+        account: &AccountId,
+        securable_type: SecurableType,
+        parent: Option<&str>,
+    ) -> ScimResult<Vec<SecurableRow>> {
+        let (account, parent) = (account.clone(), parent.map(str::to_string));
+        run!(self, Bulk, |session| read::securables(
+            session,
+            &account,
+            securable_type,
+            parent.as_deref()
+        ))
+        .await
+    }
+
+    async fn workspace_entry(
+        &self,
+        account: &AccountId,
+        path: &str,
+    ) -> ScimResult<Option<WorkspaceEntry>> {
+        let (account, path) = (account.clone(), path.to_string());
+        run!(self, Point, |session| read::workspace_entry(
+            session, &account, &path
+        ))
+        .await
+    }
+
+    async fn workspace_entries_in(
+        &self,
+        account: &AccountId,
+        directory: Option<&str>,
+    ) -> ScimResult<Vec<WorkspaceEntry>> {
+        let (account, directory) = (account.clone(), directory.map(str::to_string));
+        run!(self, Bulk, |session| read::workspace_entries_in(
+            session,
+            &account,
+            directory.as_deref()
+        ))
+        .await
+    }
+
+    async fn principals_page(
+        &self,
+        account: &AccountId,
+        after: Option<&PrincipalId>,
+        limit: usize,
+    ) -> ScimResult<Vec<Principal>> {
+        let (account, after) = (account.clone(), after.cloned());
+        run!(self, Bulk, |session| read::principals_page(
+            session,
+            &account,
+            after.as_ref(),
+            limit
+        ))
+        .await
+    }
+
+    async fn memberships_page(
+        &self,
+        account: &AccountId,
+        after: Option<&MembershipRow>,
+        limit: usize,
+    ) -> ScimResult<Vec<MembershipRow>> {
+        let (account, after) = (account.clone(), after.cloned());
+        run!(self, Bulk, |session| read::memberships_page(
+            session,
+            &account,
+            after.as_ref(),
+            limit
+        ))
+        .await
+    }
+
+    async fn tokens(&self, account: &AccountId) -> ScimResult<Vec<TokenRow>> {
+        let account = account.clone();
+        run!(self, Bulk, |session| read::tokens(session, &account)).await
+    }
+
+    async fn apply(&self, account: &AccountId, change: Change) -> ScimResult<()> {
+        self.write(account, change).await
+    }
+
+    async fn ready(&self) -> Result<(), NotReady> {
+        let applied = run!(self, Point, |session| read::schema_version(session))
+            .await
+            .map_err(|error| NotReady::Unreachable(cause_of(&error)))?;
+        let expected = migrations::latest(B::MIGRATIONS);
+        if applied < expected {
+            return Err(NotReady::MigrationsBehind { applied, expected });
+        }
+        Ok(())
+    }
+}
+
+/// An error's whole text, for a log line: an internal error with every cause.
+fn cause_of(error: &ScimError) -> String {
+    match error {
+        ScimError::Internal(fault) => fault.chain(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,1184 @@
+//! What each [`Change`] means in SQL, written once for both backends: the rows it writes, the
+//! rules it keeps (every user and service principal joins `users`, members exist, no cycles,
+//! no groups in `admins`, an account keeps an active admin, versions are checked) and the
+//! access-log entries it makes. A backend supplies the session ([`SqlTransaction`]), takes the
+//! locks it needs through its hooks, and commits.
+
+use crate::change::{Change, FIRST_ACCOUNT_EXISTS};
+use crate::governance::{same_acl, AccessEvent, GovernanceChange, PrincipalFacts, WorkspaceEntry};
+use crate::sql::read::{self, acl_entry_from_row, descendant_range, to_i64};
+use crate::sql::transaction::{params, query_one, Lock, LogEntry, SqlTransaction};
+use crate::transfer::ImportRecord;
+use scimitar_access::{ObjectType, SecurableType};
+use scimitar_domain::credentials::Token;
+use scimitar_domain::patch::MembershipStep;
+use scimitar_domain::resource::{fold_case, EmailKey, MemberValue};
+use scimitar_domain::{
+    AccountId, Principal, PrincipalId, PrincipalKind, ScimError, ScimResult, Timestamp,
+};
+
+/// What a client is told when a change would leave an account without an active admin.
+pub const LAST_ADMIN: &str = "an account must keep at least one active admin: this change would leave the 'admins' group without an active member";
+
+/// The account's `admins` system group, as a condition on `principals g` (the literal kind
+/// lets the planner use the partial unique index on group names).
+const ADMINS_GROUP: &str =
+    "g.kind = 'Group' AND g.system = TRUE AND g.display_name_lower = 'admins'";
+
+/// The access-log entries a change makes, gathered while it is applied and appended at its end.
+#[derive(Default)]
+struct Log {
+    entries: Vec<LogEntry>,
+}
+
+impl Log {
+    fn push(&mut self, account: &AccountId, event: AccessEvent) {
+        self.entries.push((account.clone(), event));
+    }
+}
+
+/// Applies one change and appends its access-log entries, inside the caller's transaction. On
+/// an error the caller rolls back (the whole transaction, or the change's savepoint): nothing
+/// of a failed change may remain.
+pub async fn apply<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    change: &Change,
+) -> ScimResult<()> {
+    let mut log = Log::default();
+    apply_change(transaction, account, change, &mut log).await?;
+    if log.entries.is_empty() {
+        return Ok(());
+    }
+    transaction.append_log(&log.entries).await
+}
+
+async fn apply_change<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    change: &Change,
+    log: &mut Log,
+) -> ScimResult<()> {
+    match change {
+        Change::CreateAccount {
+            account: new_account,
+            workspace,
+            system_groups,
+            only_if_first,
+            first_admin,
+        } => {
+            if *only_if_first {
+                // Two nodes bootstrapping at once would both see no account; the lock (or
+                // SQLite's one writer) makes the second wait for the first's commit.
+                transaction.lock(Lock::FirstAccount).await?;
+                let any = query_one(transaction, "SELECT EXISTS (SELECT 1 FROM accounts)", &[])
+                    .await?
+                    .boolean(0)?;
+                if any {
+                    return Err(ScimError::uniqueness(FIRST_ACCOUNT_EXISTS));
+                }
+            }
+            let id = &new_account.id;
+            transaction
+                .execute(
+                    "INSERT INTO accounts (id, name, created) VALUES ($1, $2, $3)",
+                    params![
+                        id.as_str(),
+                        &new_account.name,
+                        new_account.created.as_micros()
+                    ],
+                )
+                .await?;
+            insert_workspace(transaction, id, workspace).await?;
+            for group in system_groups {
+                insert_principal(transaction, id, group, log).await?;
+            }
+            if let Some(first) = first_admin {
+                let group = first.group_in(system_groups)?;
+                insert_principal(transaction, id, &first.user, log).await?;
+                join_users_group(transaction, id, &first.user, log).await?;
+                let admin = first.as_member();
+                add_member(transaction, id, group, &admin, new_account.created, log).await?;
+                insert_token(transaction, id, &first.token, &first.digest, None).await?;
+            }
+        }
+        Change::CreatePrincipal { principal, members } => {
+            insert_principal(transaction, account, principal, log).await?;
+            match principal.kind {
+                PrincipalKind::Group => {
+                    for member in members {
+                        let now = principal.created;
+                        add_member(transaction, account, principal, member, now, log).await?;
+                    }
+                }
+                _ => join_users_group(transaction, account, principal, log).await?,
+            }
+        }
+        Change::UpdatePrincipal {
+            principal,
+            expected_version,
+            membership,
+        } => {
+            let guard = AdminGuard::for_update(transaction, account, principal, membership).await?;
+            update_principal(transaction, account, principal, *expected_version, log).await?;
+            apply_membership(transaction, account, principal, membership, log).await?;
+            guard.check(transaction, account).await?;
+        }
+        Change::DeletePrincipal {
+            id,
+            expected_version,
+        } => {
+            // Locked first (PostgreSQL: FOR UPDATE), so the version compared stays the current
+            // one until the delete commits; a concurrent update waits, then finds it gone.
+            transaction.lock(Lock::Principal(account, id)).await?;
+            let current = read::principal(transaction, account, id)
+                .await?
+                .ok_or_else(|| ScimError::NotFound(format!("resource {id} not found")))?;
+            if expected_version.is_some_and(|expected| expected != current.version) {
+                return Err(ScimError::PreconditionFailed(format!(
+                    "resource {id} is at version {}, not the one given in If-Match",
+                    current.etag()
+                )));
+            }
+            let guard = AdminGuard::for_delete(transaction, account, &current).await?;
+            for sql in [
+                // Two statements, not one with OR: each uses its own index.
+                "DELETE FROM memberships WHERE account_id = $1 AND group_id = $2",
+                "DELETE FROM memberships WHERE account_id = $1 AND member_id = $2",
+                "DELETE FROM principal_emails WHERE account_id = $1 AND principal_id = $2",
+                "DELETE FROM tokens WHERE account_id = $1 AND principal_id = $2",
+                "DELETE FROM principals WHERE account_id = $1 AND id = $2",
+            ] {
+                transaction
+                    .execute(sql, params![account.as_str(), id.as_str()])
+                    .await?;
+            }
+            guard.check(transaction, account).await?;
+            log.push(account, AccessEvent::PrincipalDeleted { id: id.clone() });
+        }
+        Change::Governance(change) => {
+            apply_governance(transaction, account, change, log).await?;
+        }
+        Change::GovernanceBatch(changes) => {
+            for change in changes {
+                apply_governance(transaction, account, change, log).await?;
+            }
+        }
+        Change::Import(records) => import_records(transaction, account, records, log).await?,
+        Change::CreateToken { token, digest } => {
+            insert_token(transaction, &token.account, token, digest, None).await?
+        }
+    }
+    Ok(())
+}
+
+async fn insert_workspace<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    workspace: &crate::Workspace,
+) -> ScimResult<()> {
+    transaction
+        .execute(
+            "INSERT INTO workspaces (id, account_id, name, created) VALUES ($1, $2, $3, $4)",
+            params![
+                workspace.id.as_str(),
+                account.as_str(),
+                &workspace.name,
+                workspace.created.as_micros()
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+async fn insert_token<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    token: &Token,
+    digest: &str,
+    revoked: Option<Timestamp>,
+) -> ScimResult<()> {
+    transaction
+        .execute(
+            "INSERT INTO tokens (id, account_id, principal_id, secret_digest, scope, comment, \
+             created, expires, revoked) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            params![
+                &token.id,
+                account.as_str(),
+                token.principal.as_str(),
+                digest,
+                token.scope.as_str(),
+                token.comment.as_deref(),
+                token.created.as_micros(),
+                token.expires.map(Timestamp::as_micros),
+                revoked.map(Timestamp::as_micros)
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+async fn insert_principal<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    principal: &Principal,
+    log: &mut Log,
+) -> ScimResult<()> {
+    let keys = principal.index_keys();
+    let attributes = serde_json::to_string(&principal.attributes).map_err(|error| {
+        ScimError::internal_caused_by("cannot write a principal's document", error)
+    })?;
+    let (user_name, display_name, application_id) = folded_names(&keys);
+    transaction
+        .execute(
+            "INSERT INTO principals (account_id, id, kind, user_name_lower, display_name, \
+             display_name_lower, external_id, application_id_lower, active, system, attributes, \
+             password_hash, created, last_modified, version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            params![
+                account.as_str(),
+                principal.id.as_str(),
+                principal.kind.as_str(),
+                user_name.as_deref(),
+                keys.display_name.as_deref(),
+                display_name.as_deref(),
+                keys.external_id.as_deref(),
+                application_id.as_deref(),
+                keys.active,
+                principal.system,
+                attributes.as_str(),
+                principal.password_hash.as_deref(),
+                principal.created.as_micros(),
+                principal.last_modified.as_micros(),
+                to_i64(principal.version)
+            ],
+        )
+        .await?;
+    write_emails(transaction, account, principal, &keys.emails).await?;
+    let facts = PrincipalFacts::from_keys(principal, &keys);
+    log.push(account, AccessEvent::PrincipalSaved(facts));
+    Ok(())
+}
+
+/// userName, displayName and applicationId lower-cased, as their indexed columns hold them.
+fn folded_names(
+    keys: &scimitar_domain::resource::IndexKeys,
+) -> (Option<String>, Option<String>, Option<String>) {
+    (
+        keys.user_name.as_deref().map(fold_case),
+        keys.display_name.as_deref().map(fold_case),
+        keys.application_id.as_deref().map(fold_case),
+    )
+}
+
+async fn write_emails<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    principal: &Principal,
+    emails: &[EmailKey],
+) -> ScimResult<()> {
+    let owner = params![account.as_str(), principal.id.as_str()];
+    transaction
+        .execute(
+            "DELETE FROM principal_emails WHERE account_id = $1 AND principal_id = $2",
+            owner,
+        )
+        .await?;
+    for (position, email) in emails.iter().enumerate() {
+        let value = fold_case(&email.value);
+        transaction
+            .execute(
+                "INSERT INTO principal_emails (account_id, principal_id, position, value_lower, \
+                 type, is_primary) VALUES ($1, $2, $3, $4, $5, $6)",
+                params![
+                    account.as_str(),
+                    principal.id.as_str(),
+                    i64::try_from(position).unwrap_or(i64::MAX),
+                    value.as_str(),
+                    email.kind.as_deref(),
+                    email.primary
+                ],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Writes a principal's new state if its version is still `expected_version`. Under READ
+/// COMMITTED a concurrent writer of the same row waits for the row lock and then re-checks the
+/// version against the committed row, so it updates nothing and fails as a precondition
+/// failure: no update is lost, on either backend.
+async fn update_principal<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    principal: &Principal,
+    expected_version: u64,
+    log: &mut Log,
+) -> ScimResult<()> {
+    let keys = principal.index_keys();
+    let attributes = serde_json::to_string(&principal.attributes).map_err(|error| {
+        ScimError::internal_caused_by("cannot write a principal's document", error)
+    })?;
+    let (user_name, display_name, application_id) = folded_names(&keys);
+    let updated = transaction
+        .execute(
+            "UPDATE principals SET user_name_lower = $3, display_name = $4, \
+             display_name_lower = $5, external_id = $6, application_id_lower = $7, active = $8, \
+             attributes = $9, password_hash = $10, last_modified = $11, version = $12 \
+             WHERE account_id = $1 AND id = $2 AND version = $13",
+            params![
+                account.as_str(),
+                principal.id.as_str(),
+                user_name.as_deref(),
+                keys.display_name.as_deref(),
+                display_name.as_deref(),
+                keys.external_id.as_deref(),
+                application_id.as_deref(),
+                keys.active,
+                attributes.as_str(),
+                principal.password_hash.as_deref(),
+                principal.last_modified.as_micros(),
+                to_i64(principal.version),
+                to_i64(expected_version)
+            ],
+        )
+        .await?;
+    if updated == 0 {
+        return Err(
+            match read::principal(transaction, account, &principal.id).await? {
+                None => ScimError::NotFound(format!("resource {} not found", principal.id)),
+                Some(_) => ScimError::PreconditionFailed(format!(
+                    "resource {} was changed by another request",
+                    principal.id
+                )),
+            },
+        );
+    }
+    write_emails(transaction, account, principal, &keys.emails).await?;
+    let facts = PrincipalFacts::from_keys(principal, &keys);
+    log.push(account, AccessEvent::PrincipalSaved(facts));
+    Ok(())
+}
+
+/// The kind of a would-be member, `None` when it does not exist, read with the backend's
+/// [`crate::sql::Dialect::key_share`] lock.
+async fn member_kind<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    id: &PrincipalId,
+) -> ScimResult<Option<PrincipalKind>> {
+    let sql = format!(
+        "SELECT kind FROM principals WHERE account_id = $1 AND id = $2{}",
+        T::DIALECT.key_share()
+    );
+    let rows = transaction
+        .query(&sql, params![account.as_str(), id.as_str()])
+        .await?;
+    match rows.into_iter().next() {
+        Some(mut row) => Ok(PrincipalKind::parse(&row.text(0)?)),
+        None => Ok(None),
+    }
+}
+
+/// Whether `candidate` already contains `group`, directly or through nested groups, so that
+/// adding `candidate` to `group` would close a cycle.
+async fn contains_transitively<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    candidate: &PrincipalId,
+    group: &PrincipalId,
+) -> ScimResult<bool> {
+    let sql = format!(
+        "WITH RECURSIVE ancestors(id) AS ( \
+           SELECT group_id FROM memberships WHERE account_id = $1 AND member_id = $2 \
+           UNION \
+           SELECT m.group_id FROM ancestors a \
+           {} memberships m ON m.account_id = $1 AND m.member_id = a.id) \
+         SELECT EXISTS (SELECT 1 FROM ancestors WHERE id = $3)",
+        T::DIALECT.ordered_join()
+    );
+    let found = params![account.as_str(), group.as_str(), candidate.as_str()];
+    query_one(transaction, &sql, found).await?.boolean(0)
+}
+
+fn is_admins_group(group: &Principal) -> bool {
+    group.kind == PrincipalKind::Group && group.system && group.display_name() == Some("admins")
+}
+
+async fn add_member<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    group: &Principal,
+    member: &MemberValue,
+    now: Timestamp,
+    log: &mut Log,
+) -> ScimResult<()> {
+    let kind = member_kind(transaction, account, &member.id)
+        .await?
+        .ok_or_else(|| {
+            ScimError::invalid_value(format!(
+                "member '{}' does not exist in this account",
+                member.id
+            ))
+        })?;
+    if let Some(hint) = member.kind_hint.filter(|hint| *hint != kind) {
+        return Err(ScimError::invalid_value(format!(
+            "member '{}' is a {}, not a {}",
+            member.id,
+            kind.as_str(),
+            hint.as_str()
+        )));
+    }
+    if kind == PrincipalKind::Group {
+        if member.id == group.id {
+            return Err(ScimError::invalid_value(format!(
+                "group '{}' cannot be a member of itself",
+                group.id
+            )));
+        }
+        if is_admins_group(group) {
+            return Err(ScimError::invalid_value(
+                "the 'admins' group cannot contain groups",
+            ));
+        }
+        // Held from before the check to the commit: under READ COMMITTED two opposite
+        // additions on different nodes would each pass a check that cannot see the other's
+        // edge, and row locks do not help, as they touch different rows. Only group-in-group
+        // additions take it, so ordinary provisioning never waits on it.
+        transaction.lock(Lock::GroupNesting(account)).await?;
+        if contains_transitively(transaction, account, &member.id, &group.id).await? {
+            return Err(ScimError::invalid_value(format!(
+                "adding group '{}' to group '{}' would make a membership cycle",
+                member.id, group.id
+            )));
+        }
+    }
+    let inserted = transaction
+        .execute(
+            "INSERT INTO memberships (account_id, group_id, member_id, member_kind, created) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            params![
+                account.as_str(),
+                group.id.as_str(),
+                member.id.as_str(),
+                kind.as_str(),
+                now.as_micros()
+            ],
+        )
+        .await?;
+    if inserted > 0 {
+        let (group, member) = (group.id.clone(), member.id.clone());
+        log.push(account, AccessEvent::MemberAdded { group, member });
+    }
+    Ok(())
+}
+
+async fn remove_member<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    group: &PrincipalId,
+    member: &PrincipalId,
+    log: &mut Log,
+) -> ScimResult<()> {
+    let removed = transaction
+        .execute(
+            "DELETE FROM memberships WHERE account_id = $1 AND group_id = $2 AND member_id = $3",
+            params![account.as_str(), group.as_str(), member.as_str()],
+        )
+        .await?;
+    if removed > 0 {
+        let (group, member) = (group.clone(), member.clone());
+        log.push(account, AccessEvent::MemberRemoved { group, member });
+    }
+    Ok(())
+}
+
+async fn remove_all_members<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    group: &PrincipalId,
+    log: &mut Log,
+) -> ScimResult<()> {
+    let removed = transaction
+        .query(
+            "DELETE FROM memberships WHERE account_id = $1 AND group_id = $2 RETURNING member_id",
+            params![account.as_str(), group.as_str()],
+        )
+        .await?;
+    for mut row in removed {
+        let member = PrincipalId::new(row.text(0)?);
+        log.push(
+            account,
+            AccessEvent::MemberRemoved {
+                group: group.clone(),
+                member,
+            },
+        );
+    }
+    Ok(())
+}
+
+async fn apply_membership<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    group: &Principal,
+    steps: &[MembershipStep],
+    log: &mut Log,
+) -> ScimResult<()> {
+    let now = group.last_modified;
+    for step in steps {
+        match step {
+            MembershipStep::Add(members) => {
+                for member in members {
+                    add_member(transaction, account, group, member, now, log).await?;
+                }
+            }
+            MembershipStep::Remove(ids) => {
+                for id in ids {
+                    remove_member(transaction, account, &group.id, id, log).await?;
+                }
+            }
+            MembershipStep::RemoveAll => {
+                remove_all_members(transaction, account, &group.id, log).await?
+            }
+            MembershipStep::ReplaceAll(members) => {
+                remove_all_members(transaction, account, &group.id, log).await?;
+                for member in members {
+                    add_member(transaction, account, group, member, now, log).await?;
+                }
+            }
+            MembershipStep::RemoveMatching(filter) => {
+                for member in read::members(transaction, account, &group.id, None).await? {
+                    let element = serde_json::json!({
+                        "value": member.id.as_str(),
+                        "display": member.display,
+                        "type": member.kind.as_str(),
+                    });
+                    if filter.matches_element(&element) {
+                        remove_member(transaction, account, &group.id, &member.id, log).await?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A new user or service principal joins the account's `users` system group.
+async fn join_users_group<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    principal: &Principal,
+    log: &mut Log,
+) -> ScimResult<()> {
+    let joined = transaction
+        .query(
+            "INSERT INTO memberships (account_id, group_id, member_id, member_kind, created) \
+             SELECT account_id, id, $2, $3, $4 FROM principals \
+             WHERE account_id = $1 AND kind = 'Group' AND system = TRUE \
+             AND display_name_lower = 'users' ON CONFLICT DO NOTHING RETURNING group_id",
+            params![
+                account.as_str(),
+                principal.id.as_str(),
+                principal.kind.as_str(),
+                principal.created.as_micros()
+            ],
+        )
+        .await?;
+    for mut row in joined {
+        let group = PrincipalId::new(row.text(0)?);
+        let member = principal.id.clone();
+        log.push(account, AccessEvent::MemberAdded { group, member });
+    }
+    Ok(())
+}
+
+/// The last-admin rule: a change that would leave the account's `admins` group without an
+/// active direct member (a user or service principal whose `active` is not false) is refused,
+/// when the account had one before it. Only changes that can do that are checked: removals
+/// from `admins`, and the deactivation or deletion of one of its members. The check holds
+/// [`Lock::Admins`] from before its first read to the commit, so two such changes in two
+/// transactions (the removals of the two last admins) take turns and the second sees the
+/// first; the members it counts were locked by the change itself or by their own writers
+/// before it reads them (see [`AdminGuard::for_update`]).
+struct AdminGuard {
+    /// Whether the account had an active admin before the change; `None`: not checked.
+    had_active_admin: Option<bool>,
+}
+
+impl AdminGuard {
+    const UNCHECKED: AdminGuard = AdminGuard {
+        had_active_admin: None,
+    };
+
+    async fn start<T: SqlTransaction>(
+        transaction: &mut T,
+        account: &AccountId,
+    ) -> ScimResult<AdminGuard> {
+        transaction.lock(Lock::Admins(account)).await?;
+        Ok(AdminGuard {
+            had_active_admin: Some(has_active_admin(transaction, account).await?),
+        })
+    }
+
+    /// For an update: of the `admins` group with steps that can remove members, or the
+    /// deactivation of one of its members. The member is locked first (PostgreSQL:
+    /// `FOR UPDATE`), so a concurrent addition of it to `admins`, which reads it
+    /// `FOR KEY SHARE`, either committed before the membership is read here or waits for this
+    /// change.
+    async fn for_update<T: SqlTransaction>(
+        transaction: &mut T,
+        account: &AccountId,
+        principal: &Principal,
+        steps: &[MembershipStep],
+    ) -> ScimResult<AdminGuard> {
+        if principal.kind == PrincipalKind::Group {
+            let removes = steps
+                .iter()
+                .any(|step| !matches!(step, MembershipStep::Add(_)));
+            if removes && is_admins_group(principal) {
+                return AdminGuard::start(transaction, account).await;
+            }
+            return Ok(AdminGuard::UNCHECKED);
+        }
+        if principal.is_active() {
+            return Ok(AdminGuard::UNCHECKED);
+        }
+        transaction
+            .lock(Lock::Principal(account, &principal.id))
+            .await?;
+        if is_admin(transaction, account, &principal.id).await? {
+            return AdminGuard::start(transaction, account).await;
+        }
+        Ok(AdminGuard::UNCHECKED)
+    }
+
+    /// For a delete: of a member of `admins` (already locked by the delete), or of the group.
+    async fn for_delete<T: SqlTransaction>(
+        transaction: &mut T,
+        account: &AccountId,
+        principal: &Principal,
+    ) -> ScimResult<AdminGuard> {
+        if is_admins_group(principal) || is_admin(transaction, account, &principal.id).await? {
+            return AdminGuard::start(transaction, account).await;
+        }
+        Ok(AdminGuard::UNCHECKED)
+    }
+
+    /// Refuses the change if it took the account's last active admin.
+    async fn check<T: SqlTransaction>(
+        self,
+        transaction: &mut T,
+        account: &AccountId,
+    ) -> ScimResult<()> {
+        if self.had_active_admin == Some(true) && !has_active_admin(transaction, account).await? {
+            return Err(ScimError::Conflict(LAST_ADMIN.to_string()));
+        }
+        Ok(())
+    }
+}
+
+/// Whether the principal is a direct member of the account's `admins` group.
+async fn is_admin<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    id: &PrincipalId,
+) -> ScimResult<bool> {
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM principals g JOIN memberships m \
+         ON m.account_id = g.account_id AND m.group_id = g.id \
+         WHERE g.account_id = $1 AND {ADMINS_GROUP} AND m.member_id = $2)"
+    );
+    query_one(transaction, &sql, params![account.as_str(), id.as_str()])
+        .await?
+        .boolean(0)
+}
+
+/// Whether the account's `admins` group has an active direct member. A user without an
+/// `active` attribute is active, as in SCIM. The joins keep their written order: from the
+/// group, to its few members, to their rows; SQLite's planner, left alone, starts from the
+/// account's every membership.
+async fn has_active_admin<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+) -> ScimResult<bool> {
+    let join = T::DIALECT.ordered_join();
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM principals g {join} memberships m \
+         ON m.account_id = g.account_id AND m.group_id = g.id \
+         {join} principals p ON p.account_id = m.account_id AND p.id = m.member_id \
+         WHERE g.account_id = $1 AND {ADMINS_GROUP} AND p.kind <> 'Group' \
+         AND (p.active IS NULL OR p.active = TRUE))"
+    );
+    query_one(transaction, &sql, params![account.as_str()])
+        .await?
+        .boolean(0)
+}
+
+/// Writes exported records as they are, with the access-log entries the state they make
+/// implies (see [`Change::Import`]).
+async fn import_records<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    records: &[ImportRecord],
+    log: &mut Log,
+) -> ScimResult<()> {
+    transaction.before_bulk_load().await?;
+    // Objects whose ACL rows this batch wrote. An object's entries may span two batches, and
+    // the log entry replaces an ACL whole, so each is logged once, at the end, as it then is.
+    let mut acl_objects: Vec<(ObjectType, &str)> = Vec::new();
+    for record in records {
+        match record {
+            ImportRecord::Account(new_account) => {
+                if new_account.id != *account {
+                    return Err(ScimError::internal(
+                        "an imported account must be applied as itself",
+                    ));
+                }
+                // The primary key refuses a duplicate too; this gives the error a clear text.
+                let exists = query_one(
+                    transaction,
+                    "SELECT EXISTS (SELECT 1 FROM accounts WHERE id = $1)",
+                    params![account.as_str()],
+                )
+                .await?
+                .boolean(0)?;
+                if exists {
+                    return Err(ScimError::uniqueness(format!(
+                        "account {account} already exists"
+                    )));
+                }
+                transaction
+                    .execute(
+                        "INSERT INTO accounts (id, name, created) VALUES ($1, $2, $3)",
+                        params![
+                            account.as_str(),
+                            &new_account.name,
+                            new_account.created.as_micros()
+                        ],
+                    )
+                    .await?;
+            }
+            ImportRecord::Workspace(workspace) => {
+                insert_workspace(transaction, account, workspace).await?
+            }
+            ImportRecord::Principal(principal) => {
+                insert_principal(transaction, account, principal, log).await?
+            }
+            ImportRecord::Membership(membership) => {
+                // The member's kind comes from its row, which must already be there.
+                let inserted = transaction
+                    .execute(
+                        "INSERT INTO memberships (account_id, group_id, member_id, member_kind, \
+                         created) SELECT account_id, $2, id, kind, $4 FROM principals \
+                         WHERE account_id = $1 AND id = $3",
+                        params![
+                            account.as_str(),
+                            membership.group.as_str(),
+                            membership.member.as_str(),
+                            membership.created.as_micros()
+                        ],
+                    )
+                    .await?;
+                if inserted == 0 {
+                    return Err(ScimError::invalid_value(format!(
+                        "member '{}' of group '{}' does not exist in this account",
+                        membership.member, membership.group
+                    )));
+                }
+                let (group, member) = (membership.group.clone(), membership.member.clone());
+                log.push(account, AccessEvent::MemberAdded { group, member });
+            }
+            ImportRecord::Token(row) => {
+                insert_token(transaction, account, &row.token, &row.digest, row.revoked).await?
+            }
+            ImportRecord::Securable(row) => {
+                let change = GovernanceChange::CreateSecurable {
+                    securable_type: row.securable_type,
+                    full_name: row.full_name.clone(),
+                    owner: row.owner.clone(),
+                    comment: row.comment.clone(),
+                    created: row.created,
+                };
+                apply_governance(transaction, account, &change, log).await?;
+            }
+            ImportRecord::Grant(row) => {
+                let change = GovernanceChange::Grant {
+                    securable_type: row.securable_type,
+                    full_name: row.full_name.clone(),
+                    principal: row.principal.clone(),
+                    privileges: vec![row.privilege],
+                };
+                apply_governance(transaction, account, &change, log).await?;
+            }
+            ImportRecord::Object(row) => {
+                transaction
+                    .execute(
+                        "INSERT INTO workspace_objects \
+                         (account_id, object_type, object_id, directory_id, path, language) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                        params![
+                            account.as_str(),
+                            row.object_type.as_str(),
+                            &row.object_id,
+                            row.directory.as_deref(),
+                            row.path.as_deref(),
+                            row.language.as_deref()
+                        ],
+                    )
+                    .await?;
+                // The engine keeps only placed objects (its snapshot loads the same).
+                if row.directory.is_some() {
+                    let placed = GovernanceChange::SetObjectParent {
+                        object_type: row.object_type,
+                        object_id: row.object_id.clone(),
+                        directory: row.directory.clone(),
+                    };
+                    log.push(account, AccessEvent::Governance(placed));
+                }
+            }
+            ImportRecord::Acl(row) => {
+                transaction
+                    .execute(
+                        "INSERT INTO object_acl (account_id, object_type, object_id, \
+                         principal_id, level) VALUES ($1, $2, $3, $4, $5)",
+                        params![
+                            account.as_str(),
+                            row.object_type.as_str(),
+                            &row.object_id,
+                            row.entry.principal.as_str(),
+                            row.entry.level.as_str()
+                        ],
+                    )
+                    .await?;
+                let key = (row.object_type, row.object_id.as_str());
+                if !acl_objects.contains(&key) {
+                    acl_objects.push(key);
+                }
+            }
+        }
+    }
+    for (object_type, object_id) in acl_objects {
+        let entries = object_acl(transaction, account, object_type, object_id).await?;
+        let whole = GovernanceChange::SetObjectAcl {
+            object_type,
+            object_id: object_id.to_string(),
+            entries,
+        };
+        log.push(account, AccessEvent::Governance(whole));
+    }
+    Ok(())
+}
+
+/// An object's direct ACL as stored, by principal.
+async fn object_acl<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    object_type: ObjectType,
+    object_id: &str,
+) -> ScimResult<Vec<scimitar_access::AclEntry>> {
+    let rows = transaction
+        .query(
+            "SELECT principal_id, level FROM object_acl \
+             WHERE account_id = $1 AND object_type = $2 AND object_id = $3 ORDER BY principal_id",
+            params![account.as_str(), object_type.as_str(), object_id],
+        )
+        .await?;
+    rows.into_iter().map(acl_entry_from_row).collect()
+}
+
+/// The answer to an ACL write computed from a view that another write has since changed.
+fn acl_conflict(object_type: ObjectType, object_id: &str) -> ScimError {
+    ScimError::PreconditionFailed(format!(
+        "the permissions of {} {object_id} were changed by another request",
+        object_type.as_str()
+    ))
+}
+
+fn not_found(securable_type: SecurableType, full_name: &str) -> ScimError {
+    ScimError::NotFound(format!(
+        "{} '{full_name}' does not exist",
+        securable_type.as_str()
+    ))
+}
+
+/// Applies a governance change and logs it, unless it is a precondition (which writes nothing
+/// and is not logged).
+async fn apply_governance<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    change: &GovernanceChange,
+    log: &mut Log,
+) -> ScimResult<()> {
+    match change {
+        GovernanceChange::CreateSecurable {
+            securable_type,
+            full_name,
+            owner,
+            comment,
+            created,
+        } => {
+            let inserted = transaction
+                .execute(
+                    "INSERT INTO securables (account_id, securable_type, full_name, owner_id, \
+                     comment, created) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                    params![
+                        account.as_str(),
+                        securable_type.as_str(),
+                        full_name,
+                        owner.as_str(),
+                        comment.as_deref(),
+                        created.as_micros()
+                    ],
+                )
+                .await?;
+            if inserted == 0 {
+                return Err(ScimError::uniqueness(format!(
+                    "{} '{full_name}' already exists",
+                    securable_type.as_str()
+                )));
+            }
+        }
+        GovernanceChange::DropSecurable {
+            securable_type,
+            full_name,
+        } => {
+            let dropped = transaction
+                .execute(
+                    "DELETE FROM securables \
+                     WHERE account_id = $1 AND securable_type = $2 AND full_name = $3",
+                    params![account.as_str(), securable_type.as_str(), full_name],
+                )
+                .await?;
+            if dropped == 0 {
+                return Err(not_found(*securable_type, full_name));
+            }
+            if matches!(
+                securable_type,
+                SecurableType::Catalog | SecurableType::Schema
+            ) {
+                let (low, high) = descendant_range(full_name);
+                transaction
+                    .execute(
+                        "DELETE FROM securables \
+                         WHERE account_id = $1 AND full_name >= $2 AND full_name < $3",
+                        params![account.as_str(), low.as_str(), high.as_str()],
+                    )
+                    .await?;
+            }
+        }
+        GovernanceChange::SetOwner {
+            securable_type,
+            full_name,
+            owner,
+        } => {
+            let updated = transaction
+                .execute(
+                    "UPDATE securables SET owner_id = $4 \
+                     WHERE account_id = $1 AND securable_type = $2 AND full_name = $3",
+                    params![
+                        account.as_str(),
+                        securable_type.as_str(),
+                        full_name,
+                        owner.as_str()
+                    ],
+                )
+                .await?;
+            if updated == 0 {
+                return Err(not_found(*securable_type, full_name));
+            }
+        }
+        GovernanceChange::Grant {
+            securable_type,
+            full_name,
+            principal,
+            privileges,
+        } => {
+            for privilege in privileges {
+                transaction
+                    .execute(
+                        "INSERT INTO grants (account_id, securable_type, full_name, principal_id, \
+                         privilege) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                        params![
+                            account.as_str(),
+                            securable_type.as_str(),
+                            full_name,
+                            principal.as_str(),
+                            privilege.as_str()
+                        ],
+                    )
+                    .await?;
+            }
+        }
+        GovernanceChange::Revoke {
+            securable_type,
+            full_name,
+            principal,
+            privileges,
+        } => {
+            for privilege in privileges {
+                transaction
+                    .execute(
+                        "DELETE FROM grants WHERE account_id = $1 AND securable_type = $2 \
+                         AND full_name = $3 AND principal_id = $4 AND privilege = $5",
+                        params![
+                            account.as_str(),
+                            securable_type.as_str(),
+                            full_name,
+                            principal.as_str(),
+                            privilege.as_str()
+                        ],
+                    )
+                    .await?;
+            }
+        }
+        GovernanceChange::SetObjectAcl {
+            object_type,
+            object_id,
+            entries,
+        } => {
+            register_object(transaction, account, *object_type, object_id).await?;
+            let object = params![account.as_str(), object_type.as_str(), object_id];
+            transaction
+                .execute(
+                    "DELETE FROM object_acl \
+                     WHERE account_id = $1 AND object_type = $2 AND object_id = $3",
+                    object,
+                )
+                .await?;
+            for entry in entries {
+                transaction
+                    .execute(
+                        "INSERT INTO object_acl (account_id, object_type, object_id, \
+                         principal_id, level) VALUES ($1, $2, $3, $4, $5) \
+                         ON CONFLICT (account_id, object_type, object_id, principal_id) \
+                         DO UPDATE SET level = excluded.level",
+                        params![
+                            account.as_str(),
+                            object_type.as_str(),
+                            object_id,
+                            entry.principal.as_str(),
+                            entry.level.as_str()
+                        ],
+                    )
+                    .await?;
+            }
+        }
+        GovernanceChange::ExpectObjectAcl {
+            object_type,
+            object_id,
+            entries,
+        } => {
+            // Held to the commit, so two nodes writing one object's ACL take turns: the second
+            // check runs after the first write committed and fails, where without the lock
+            // both would see the old ACL and one write would be lost.
+            let (object_type, object_id) = (*object_type, object_id.as_str());
+            let lock = Lock::ObjectAcl {
+                account,
+                object_type,
+                object_id,
+            };
+            transaction.lock(lock).await?;
+            let current = object_acl(transaction, account, object_type, object_id).await?;
+            if !same_acl(&current, entries) {
+                return Err(acl_conflict(object_type, object_id));
+            }
+            return Ok(());
+        }
+        GovernanceChange::SetObjectParent {
+            object_type,
+            object_id,
+            directory,
+        } => {
+            register_object(transaction, account, *object_type, object_id).await?;
+            if let Some(directory) = directory {
+                register_object(transaction, account, ObjectType::Directories, directory).await?;
+            }
+            transaction
+                .execute(
+                    "UPDATE workspace_objects SET directory_id = $4 \
+                     WHERE account_id = $1 AND object_type = $2 AND object_id = $3",
+                    params![
+                        account.as_str(),
+                        object_type.as_str(),
+                        object_id,
+                        directory.as_deref()
+                    ],
+                )
+                .await?;
+        }
+        GovernanceChange::CreateWorkspaceEntry { entry } => {
+            create_workspace_entry(transaction, account, entry).await?
+        }
+        GovernanceChange::RemoveObject {
+            object_type,
+            object_id,
+        } => {
+            transaction
+                .execute(
+                    "DELETE FROM workspace_objects \
+                     WHERE account_id = $1 AND object_type = $2 AND object_id = $3",
+                    params![account.as_str(), object_type.as_str(), object_id],
+                )
+                .await?;
+            if *object_type == ObjectType::Directories {
+                transaction
+                    .execute(
+                        "UPDATE workspace_objects SET directory_id = NULL \
+                         WHERE account_id = $1 AND directory_id = $2",
+                        params![account.as_str(), object_id],
+                    )
+                    .await?;
+            }
+        }
+    }
+    log.push(account, AccessEvent::Governance(change.clone()));
+    Ok(())
+}
+
+async fn create_workspace_entry<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    entry: &WorkspaceEntry,
+) -> ScimResult<()> {
+    let inserted = transaction
+        .execute(
+            "INSERT INTO workspace_objects \
+             (account_id, object_type, object_id, directory_id, path, language) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            params![
+                account.as_str(),
+                entry.object_type.as_str(),
+                &entry.object_id,
+                entry.directory.as_deref(),
+                &entry.path,
+                entry.language.as_deref()
+            ],
+        )
+        .await?;
+    if inserted == 0 {
+        // The path is taken (or, rarely, the freshly drawn id), which callers plan around as
+        // a uniqueness conflict.
+        return Err(ScimError::uniqueness(format!(
+            "Path ({}) already exists.",
+            entry.path
+        )));
+    }
+    Ok(())
+}
+
+async fn register_object<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    object_type: ObjectType,
+    object_id: &str,
+) -> ScimResult<()> {
+    transaction
+        .execute(
+            "INSERT INTO workspace_objects (account_id, object_type, object_id) \
+             VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            params![account.as_str(), object_type.as_str(), object_id],
+        )
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,382 @@
+//! Databases made by an earlier build open and serve with this one. Each fixture in
+//! `tests/fixtures` is a dump of a database that the build before the shared SQL write path
+//! made (see `tests/fixtures/README.md`); loaded into a fresh database, it must open (applying
+//! whatever migrations came since) and read back exactly as it was written: principals,
+//! memberships, tokens by their digest, securables, grants, workspace objects and ACLs, the
+//! access snapshot and every access-log entry. A new write must then follow on.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use scimitar_access::{AclEntry, ObjectType, PermissionLevel, Privilege, SecurableType};
+use scimitar_domain::{AccountId, Principal, PrincipalId, PrincipalKind, Timestamp};
+use scimitar_store::{AccessEvent, Change, GrantRow, Store};
+use serde_json::json;
+
+const ACCOUNT: &str = "7f3a2c10-acct";
+const T0: i64 = 1_700_000_000_000_000;
+
+fn id(text: &str) -> PrincipalId {
+    PrincipalId::new(text)
+}
+
+async fn member_ids(store: &dyn Store, group: &str) -> Vec<String> {
+    let account = AccountId::new(ACCOUNT);
+    let members = store.members(&account, &[id(group)]).await.unwrap();
+    members[&id(group)]
+        .iter()
+        .map(|member| member.id.to_string())
+        .collect()
+}
+
+/// Everything the fixture's account holds, read through the store.
+async fn reads_back_as_written(store: &dyn Store) {
+    let account = AccountId::new(ACCOUNT);
+    assert_eq!(store.ready().await, Ok(()));
+    let accounts = store.accounts().await.unwrap();
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(accounts[0].id, account);
+    assert_eq!(accounts[0].created, Timestamp::from_micros(T0));
+    assert_eq!(
+        store.workspaces(&account).await.unwrap()[0].id.as_str(),
+        "1000000000000001"
+    );
+
+    // Principals, field by field where it matters; the deleted one is gone.
+    let principals: Vec<Principal> = store.principals_page(&account, None, 100).await.unwrap();
+    let ids: Vec<&str> = principals.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["g-admins", "g-all", "g-eng", "g-users", "sp-ci", "u-admin", "u-alice", "u-bob"]
+    );
+    let alice = store
+        .principal_by_name(&account, PrincipalKind::User, "ALICE@example.com")
+        .await
+        .unwrap()
+        .expect("userName found ignoring case");
+    assert_eq!(alice.id, id("u-alice"));
+    assert!(alice
+        .password_hash
+        .as_deref()
+        .unwrap()
+        .starts_with("$argon2id$"));
+    assert_eq!(
+        alice.attributes["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]
+            ["costCenter"],
+        json!("R&D ✓")
+    );
+    assert_eq!(alice.created, Timestamp::from_micros(T0 + 1));
+    let bob = store
+        .principal(&account, &id("u-bob"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bob.version, 2);
+    assert_eq!(bob.attributes["active"], json!(false));
+    assert_eq!(bob.attributes["displayName"], json!("Bob B."));
+    assert!(store
+        .principal(&account, &id("u-carol"))
+        .await
+        .unwrap()
+        .is_none());
+    let admins_group = store
+        .principal_by_name(&account, PrincipalKind::Group, "Admins")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(admins_group.system);
+    let ci = store
+        .principal_by_name(&account, PrincipalKind::ServicePrincipal, "9F0C-CI")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ci.id, id("sp-ci"));
+
+    // Memberships, direct and inherited.
+    assert_eq!(member_ids(store, "g-admins").await, ["u-admin", "u-alice"]);
+    assert_eq!(member_ids(store, "g-eng").await, ["u-alice"]);
+    assert_eq!(member_ids(store, "g-all").await, ["g-eng", "sp-ci"]);
+    assert_eq!(
+        member_ids(store, "g-users").await,
+        ["sp-ci", "u-admin", "u-alice", "u-bob"]
+    );
+    let groups = store.groups_of(&account, &[id("u-alice")]).await.unwrap();
+    let mut seen: Vec<(String, bool)> = groups[&id("u-alice")]
+        .iter()
+        .map(|group| (group.id.to_string(), group.direct))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("g-admins".to_string(), true),
+            ("g-all".to_string(), false),
+            ("g-eng".to_string(), true),
+            ("g-users".to_string(), true)
+        ]
+    );
+    let memberships = store.memberships_page(&account, None, 100).await.unwrap();
+    assert_eq!(memberships.len(), 9);
+
+    // Tokens authenticate by the digest of their secret.
+    let admin_token = store
+        .token_by_digest("5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8")
+        .await
+        .unwrap()
+        .expect("the first admin's token");
+    assert_eq!(admin_token.principal, id("u-admin"));
+    assert_eq!(admin_token.account, account);
+    let alice_token = store
+        .token_by_digest("9b74c9897bac770ffc029102a200c5de")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(alice_token.id, "t-alice");
+    assert_eq!(
+        alice_token.expires,
+        Some(Timestamp::from_micros(1_900_000_000_000_000))
+    );
+    assert_eq!(store.token_by_digest("not-a-digest").await.unwrap(), None);
+    assert_eq!(store.tokens(&account).await.unwrap().len(), 3);
+
+    // Governance: what was dropped, revoked or removed stays so.
+    let orders = store
+        .securable(&account, SecurableType::Table, "main.sales.orders")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(orders.owner, id("g-eng"));
+    let catalogs = store
+        .securables(&account, SecurableType::Catalog, None)
+        .await
+        .unwrap();
+    assert_eq!(catalogs.len(), 1);
+    assert_eq!(catalogs[0].comment.as_deref(), Some("the main catalog"));
+    let snapshot = store.access_snapshot(&account).await.unwrap();
+    let names: Vec<&str> = snapshot
+        .securables
+        .iter()
+        .map(|row| row.full_name.as_str())
+        .collect();
+    assert_eq!(names, ["main", "main.sales", "main.sales.orders"]);
+    let grant = |full_name: &str, securable_type, principal: &str, privilege| GrantRow {
+        securable_type,
+        full_name: full_name.into(),
+        principal: id(principal),
+        privilege,
+    };
+    assert_eq!(
+        snapshot.grants,
+        [
+            grant(
+                "main",
+                SecurableType::Catalog,
+                "g-users",
+                Privilege::UseCatalog
+            ),
+            grant(
+                "main.sales",
+                SecurableType::Schema,
+                "g-eng",
+                Privilege::Select
+            ),
+            grant(
+                "main.sales",
+                SecurableType::Schema,
+                "g-eng",
+                Privilege::UseSchema
+            ),
+        ]
+    );
+    let objects: Vec<(String, Option<&str>, Option<&str>)> = snapshot
+        .objects
+        .iter()
+        .map(|row| {
+            (
+                format!("{}/{}", row.object_type.as_str(), row.object_id),
+                row.directory.as_deref(),
+                row.path.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        objects,
+        [
+            ("authorization/tokens/tokens".to_string(), None, None),
+            ("directories/3".to_string(), None, None),
+            ("directories/30".to_string(), None, Some("/Shared")),
+            ("files/32".to_string(), Some("30"), Some("/Shared/data.csv")),
+            ("jobs/42".to_string(), None, None),
+            (
+                "notebooks/31".to_string(),
+                Some("30"),
+                Some("/Shared/report")
+            ),
+            ("notebooks/7".to_string(), Some("3"), None),
+        ]
+    );
+    let acl: Vec<(String, AclEntry)> = snapshot
+        .acl
+        .iter()
+        .map(|row| (row.object_id.clone(), row.entry.clone()))
+        .collect();
+    assert_eq!(
+        acl,
+        [
+            (
+                "tokens".to_string(),
+                AclEntry::new(id("g-users"), PermissionLevel::CanUse)
+            ),
+            (
+                "30".to_string(),
+                AclEntry::new(id("g-eng"), PermissionLevel::CanManage)
+            ),
+            (
+                "42".to_string(),
+                AclEntry::new(id("g-all"), PermissionLevel::CanView)
+            ),
+            (
+                "42".to_string(),
+                AclEntry::new(id("u-alice"), PermissionLevel::CanManageRun)
+            ),
+        ]
+    );
+    let tree = store
+        .workspace_entries_in(&account, Some("30"))
+        .await
+        .unwrap();
+    assert_eq!(tree.len(), 2);
+    assert_eq!(tree[1].language.as_deref(), Some("SQL"));
+    let facts = snapshot
+        .principals
+        .iter()
+        .find(|facts| facts.id == id("u-alice"))
+        .unwrap();
+    assert_eq!(
+        facts.entitlements,
+        ["workspace-access", "databricks-sql-access"]
+    );
+    assert!(
+        !snapshot
+            .principals
+            .iter()
+            .find(|facts| facts.id == id("u-bob"))
+            .unwrap()
+            .active
+    );
+
+    // Every access-log entry reads back, in order, up to the snapshot's position.
+    let log = store.access_log_after(0, 1_000).await.unwrap();
+    assert_eq!(log.len(), 45);
+    assert!(log.windows(2).all(|pair| pair[0].seq < pair[1].seq));
+    assert_eq!(log.last().unwrap().seq, snapshot.seq);
+    let mut kinds: Vec<&str> = log
+        .iter()
+        .map(|logged| match &logged.event {
+            AccessEvent::PrincipalSaved(_) => "principal_saved",
+            AccessEvent::PrincipalDeleted { .. } => "principal_deleted",
+            AccessEvent::MemberAdded { .. } => "member_added",
+            AccessEvent::MemberRemoved { .. } => "member_removed",
+            AccessEvent::Governance(_) => "governance",
+        })
+        .collect();
+    kinds.dedup();
+    assert!(kinds.contains(&"principal_deleted") && kinds.contains(&"member_removed"));
+    assert_eq!(
+        log.iter()
+            .filter(|logged| matches!(logged.event, AccessEvent::Governance(_)))
+            .count(),
+        19
+    );
+    assert!(log.iter().any(|logged| logged.event
+        == AccessEvent::Governance(scimitar_store::GovernanceChange::RemoveObject {
+            object_type: ObjectType::Clusters,
+            object_id: "c-1".into(),
+        })));
+
+    // A new write follows on: numbered after the old entries, and seen by the next snapshot.
+    let mut dana = alice.clone();
+    dana.id = id("u-dana");
+    dana.attributes = json!({"userName": "dana", "active": true})
+        .as_object()
+        .unwrap()
+        .clone();
+    dana.password_hash = None;
+    dana.version = 1;
+    store
+        .apply(
+            &account,
+            Change::CreatePrincipal {
+                principal: dana,
+                members: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    let after = store.access_log_after(snapshot.seq, 10).await.unwrap();
+    assert_eq!(after.len(), 2, "saved, and joined users: {after:?}");
+    assert!(after[0].seq > snapshot.seq);
+    assert!(member_ids(store, "g-users")
+        .await
+        .contains(&"u-dana".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_database_of_schema_5_opens_and_reads_back_as_written() {
+    let directory = std::env::temp_dir().join(format!("scimitar-existing-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&directory);
+    std::fs::create_dir_all(&directory).unwrap();
+    let path = directory.join("db.sqlite");
+    {
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection
+            .execute_batch(include_str!("fixtures/sqlite-schema-5.sql"))
+            .unwrap();
+    }
+    let store = scimitar_store::sqlite::SqliteStore::open(&path.to_string_lossy())
+        .await
+        .unwrap();
+    reads_back_as_written(&store).await;
+    drop(store);
+    let _ = std::fs::remove_dir_all(&directory);
+}
+
+/// Loads a plain `pg_dump` into a database: its SQL, without psql's meta-commands
+/// (`\restrict`), which only psql understands.
+async fn load_dump(url: &str, dump: &str) {
+    let sql: String = dump
+        .lines()
+        .filter(|line| !line.starts_with('\\'))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(connection);
+    client.batch_execute(&sql).await.unwrap();
+    drop(client);
+    let _ = driver.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_database_of_schema_3_opens_and_reads_back_as_written() {
+    let Ok(server) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!(
+            "skipped: TEST_DATABASE_URL is unset (set it to a PostgreSQL server URL, e.g. \
+             postgres://postgres@127.0.0.1:5432/test, to run this test on PostgreSQL)"
+        );
+        return;
+    };
+    let name = format!("scimitar_existing_{}", std::process::id());
+    let url = scimitar_store::postgres::scratch::create(&server, &name)
+        .await
+        .unwrap();
+    load_dump(&url, include_str!("fixtures/postgres-schema-3.sql")).await;
+    let store = scimitar_store::postgres::PostgresStore::connect(&url, 2)
+        .await
+        .unwrap();
+    reads_back_as_written(&store).await;
+    drop(store);
+    scimitar_store::postgres::scratch::drop(&server, &name)
+        .await
+        .unwrap();
+}
