@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Two Scimitar builds side by side: the same wrk load against each, alternated A B A B, with
+# the ratio of each pair. For a change that must not cost speed ("within noise of today's
+# figures"): build the commit before it somewhere else and pass its binary as B.
+#
+# Usage: bench/builds.sh BINARY_A BINARY_B
+#
+# For each round (BENCH_ROUNDS, default 3), each binary in turn (A first in odd rounds, B
+# first in even ones) is started on a fresh database of the backend BENCH_BACKEND (sqlite, the
+# default, in a temporary directory under bench/.work; or postgres, a scratch database
+# scimitar_builds_<pid> on BENCH_POSTGRES_URL), seeded with BENCH_USERS users through /Bulk
+# (bench/seed.py), and measured with wrk for each operation: GET /Users/{id}
+# (bench/wrk/get_user.lua) and POST /Users (bench/wrk/post_user.lua). Every measured run is
+# preceded by an uncounted warm-up. The table gives each round's requests per second for A and
+# B and the ratio A/B; the last line, the median ratio per operation. Everything stays on
+# 127.0.0.1; servers and scratch databases are removed on exit.
+#
+# Settings: BENCH_CONNECTIONS [8], BENCH_DURATION [10s], BENCH_WARMUP [2s], BENCH_ROUNDS [3],
+# BENCH_USERS [1000], BENCH_BACKEND [sqlite], BENCH_POSTGRES_URL
+# [postgres://postgres@127.0.0.1:5432/test].
+set -euo pipefail
+
+[[ $# -eq 2 ]] || { sed -n '2,19p' "$0"; exit 2; }
+binary_a="$(realpath "$1")"
+binary_b="$(realpath "$2")"
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bench_dir="$repo_root/bench"
+connections="${BENCH_CONNECTIONS:-8}"
+duration="${BENCH_DURATION:-10s}"
+warmup="${BENCH_WARMUP:-2s}"
+rounds="${BENCH_ROUNDS:-3}"
+users="${BENCH_USERS:-1000}"
+backend="${BENCH_BACKEND:-sqlite}"
+postgres_url="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+command -v wrk >/dev/null || { echo "wrk is missing (apt-get install -y wrk)" >&2; exit 1; }
+
+mkdir -p "$bench_dir/.work"
+work_dir="$(mktemp -d "$bench_dir/.work/builds.XXXXXX")"
+scratch_db="scimitar_builds_$$"
+server_pid=""
+cleanup() {
+    [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+    if [[ "$backend" == postgres ]]; then
+        psql "$postgres_url" -qc "DROP DATABASE IF EXISTS $scratch_db WITH (FORCE)" >/dev/null 2>&1 || true
+    fi
+    rm -rf "$work_dir"
+}
+trap cleanup EXIT
+
+# start BINARY: a fresh database, a server on a free port; sets base, token, server_pid.
+start() {
+    local binary="$1" database
+    if [[ "$backend" == postgres ]]; then
+        psql "$postgres_url" -qc "DROP DATABASE IF EXISTS $scratch_db WITH (FORCE)" >/dev/null
+        psql "$postgres_url" -qc "CREATE DATABASE $scratch_db" >/dev/null
+        database="${postgres_url%/*}/$scratch_db"
+    else
+        rm -rf "$work_dir/db" && mkdir -p "$work_dir/db"
+        database="sqlite://$work_dir/db/scimitar.db"
+    fi
+    token="$("$binary" token create --database "$database")"
+    "$binary" serve --listen 127.0.0.1:0 --database "$database" 2>"$work_dir/server.log" >/dev/null &
+    server_pid=$!
+    local address=""
+    for _ in $(seq 1 100); do
+        address="$(sed -n 's/^scimitar listening on http:\/\///p' "$work_dir/server.log")"
+        [[ -n "$address" ]] && break
+        sleep 0.1
+    done
+    [[ -n "$address" ]] || { cat "$work_dir/server.log" >&2; exit 1; }
+    base="http://$address/scim/v2"
+    BENCH_TOKEN="$token" python3 "$bench_dir/seed.py" users "$base" seed "$users" "$work_dir/ids" >/dev/null
+}
+
+stop() {
+    kill "$server_pid" && wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+}
+
+# measure SCRIPT ARGS...: requests per second of one measured wrk run (after a warm-up).
+measure() {
+    local script="$1"
+    shift
+    local wrk_argv=(wrk -t1 -c"$connections" -H "Authorization: Bearer $token"
+        -H "Content-Type: application/scim+json" -s "$bench_dir/wrk/$script")
+    BENCH_WRK_DIR="$bench_dir/wrk" BENCH_WRK_PHASE=warmup "${wrk_argv[@]}" -d"$warmup" "$base" -- "$@" >/dev/null 2>&1 || true
+    BENCH_WRK_DIR="$bench_dir/wrk" BENCH_WRK_PHASE=measured "${wrk_argv[@]}" -d"$duration" "$base" -- "$@" |
+        awk '/Requests\/sec/ {print $2} /Non-2xx/ {print "non-2xx responses: " $0 > "/dev/stderr"}'
+}
+
+results="$work_dir/results"
+for round in $(seq 1 "$rounds"); do
+    order=(a b)
+    ((round % 2 == 0)) && order=(b a)
+    for which in "${order[@]}"; do
+        binary="$binary_a"
+        [[ "$which" == b ]] && binary="$binary_b"
+        start "$binary"
+        get="$(measure get_user.lua "$work_dir/ids")"
+        post="$(measure post_user.lua "r$round$which$$")"
+        stop
+        echo "$round $which $get $post" >>"$results"
+        echo "round $round, $which: GET $get/s, POST $post/s" >&2
+    done
+done
+
+python3 - "$results" "$binary_a" "$binary_b" "$backend" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    round_, which, get, post = line.split()
+    rows.setdefault(int(round_), {})[which] = (float(get), float(post))
+print(f"A = {sys.argv[2]}\nB = {sys.argv[3]}\nbackend: {sys.argv[4]}\n")
+print("| round | GET A | GET B | GET A/B | POST A | POST B | POST A/B |")
+print("|---|---|---|---|---|---|---|")
+ratios = {"GET": [], "POST": []}
+for round_, pair in sorted(rows.items()):
+    (get_a, post_a), (get_b, post_b) = pair["a"], pair["b"]
+    ratios["GET"].append(get_a / get_b)
+    ratios["POST"].append(post_a / post_b)
+    print(f"| {round_} | {get_a:,.0f} | {get_b:,.0f} | {get_a / get_b:.3f} | "
+          f"{post_a:,.0f} | {post_b:,.0f} | {post_a / post_b:.3f} |")
+print()
+for operation, values in ratios.items():
+    print(f"{operation}: median A/B {statistics.median(values):.3f} "
+          f"(pairs {', '.join(f'{value:.3f}' for value in values)})")
+PY
