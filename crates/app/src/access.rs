@@ -254,10 +254,20 @@ impl AccessEngine {
     /// Catches up every `interval` until the process ends, so that writes made by other nodes
     /// or processes reach this node's answers within about one interval.
     pub async fn follow(&self, store: &dyn Store, interval: std::time::Duration) {
+        let mut outage = FollowerOutage::default();
         loop {
             tokio::time::sleep(interval).await;
-            if let Err(error) = self.catch_up(store).await {
-                tracing::warn!(%error, "cannot follow the access log");
+            let outcome = self.catch_up(store).await;
+            match outage.observe(std::time::Instant::now(), outcome.as_ref().err()) {
+                Some(Report::Failing { error, failures }) => {
+                    tracing::warn!(%error, failures, "cannot follow the access log")
+                }
+                Some(Report::Recovered { failures, lasted }) => tracing::info!(
+                    failures,
+                    seconds = lasted.as_secs(),
+                    "following the access log again"
+                ),
+                None => {}
             }
             // Also when the log had nothing new: sets left stale by an earlier change. Looked
             // at under the read lock first, so an idle tick never stops the checks.
@@ -271,6 +281,68 @@ impl AccessEngine {
                 if let Ok(mut state) = self.state.write() {
                     refresh_access_sets(&mut state);
                 }
+            }
+        }
+    }
+}
+
+/// The follower's failures in a row, so that a database outage is logged when it starts, then
+/// at most every [`FollowerOutage::REPEAT`], and when it ends, rather than at every tick.
+#[derive(Debug, Default)]
+struct FollowerOutage {
+    /// When the outage began, and when it was last reported.
+    since: Option<(std::time::Instant, std::time::Instant)>,
+    failures: u64,
+}
+
+/// What the follower should log after a tick.
+#[derive(Debug, PartialEq)]
+enum Report<'e> {
+    Failing {
+        error: &'e ScimError,
+        failures: u64,
+    },
+    Recovered {
+        failures: u64,
+        lasted: std::time::Duration,
+    },
+}
+
+impl FollowerOutage {
+    const REPEAT: std::time::Duration = std::time::Duration::from_secs(30);
+
+    fn observe<'e>(
+        &mut self,
+        now: std::time::Instant,
+        failure: Option<&'e ScimError>,
+    ) -> Option<Report<'e>> {
+        match (failure, &mut self.since) {
+            (None, None) => None,
+            (None, Some((began, _))) => {
+                let report = Report::Recovered {
+                    failures: self.failures,
+                    lasted: now.duration_since(*began),
+                };
+                *self = FollowerOutage::default();
+                Some(report)
+            }
+            (Some(error), since) => {
+                self.failures += 1;
+                let due = match since {
+                    None => {
+                        *since = Some((now, now));
+                        true
+                    }
+                    Some((_, reported)) if now.duration_since(*reported) >= Self::REPEAT => {
+                        *reported = now;
+                        true
+                    }
+                    Some(_) => false,
+                };
+                due.then_some(Report::Failing {
+                    error,
+                    failures: self.failures,
+                })
             }
         }
     }
@@ -415,5 +487,51 @@ fn apply(model: &mut AccessModel, event: &AccessEvent) -> Result<(), AccessError
                 Ok(())
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// A database that is down for a minute, polled every 100 ms, is logged when the outage
+    /// begins, every 30 s while it lasts, and once when it ends: not 600 times.
+    #[test]
+    fn a_follower_outage_is_reported_when_it_starts_every_thirty_seconds_and_when_it_ends() {
+        let mut outage = FollowerOutage::default();
+        let error = ScimError::internal("connection refused");
+        let start = Instant::now();
+        let tick = Duration::from_millis(100);
+        assert_eq!(outage.observe(start, None), None);
+        let mut reports = Vec::new();
+        for step in 1..=600u32 {
+            if let Some(report) = outage.observe(start + tick * step, Some(&error)) {
+                reports.push(report);
+            }
+        }
+        let failures: Vec<u64> = reports
+            .iter()
+            .map(|report| match report {
+                Report::Failing { failures, .. } => *failures,
+                Report::Recovered { .. } => panic!("not recovered yet"),
+            })
+            .collect();
+        assert_eq!(failures, [1, 301]);
+        let recovered = outage.observe(start + tick * 601, None);
+        assert_eq!(
+            recovered,
+            Some(Report::Recovered {
+                failures: 600,
+                lasted: tick * 600,
+            })
+        );
+        assert_eq!(outage.observe(start + tick * 602, None), None);
+        // The next outage is a new one, reported at once.
+        assert!(matches!(
+            outage.observe(start + tick * 603, Some(&error)),
+            Some(Report::Failing { failures: 1, .. })
+        ));
     }
 }

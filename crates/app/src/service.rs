@@ -35,6 +35,14 @@ const OPTIMISTIC_ATTEMPTS: usize = 32;
 /// The user created on first start, who owns the bootstrap token.
 pub const BOOTSTRAP_ADMIN_USER_NAME: &str = "admin@scimitar.local";
 
+/// How long [`Services::settle`] waits before each read that asks whether a write whose
+/// commit was lost took effect: quick for a blip, then long enough for a reconnect.
+const SETTLE_PAUSES: [std::time::Duration; 3] = [
+    std::time::Duration::from_millis(100),
+    std::time::Duration::from_millis(500),
+    std::time::Duration::from_secs(2),
+];
+
 #[derive(Clone)]
 pub struct Services {
     /// Private to the crate: every write passes [`Services::commit`] from a method that took
@@ -277,6 +285,41 @@ impl Services {
             tracing::error!(%error, "the access engine could not catch up after a commit");
         }
         Ok(())
+    }
+
+    /// The answer to a write of principal `id` whose commit ended in `outcome`. When the
+    /// database lost the connection during COMMIT ([`ScimError::OutcomeUnknown`]), whether the
+    /// write took effect can still be known: ids are chosen before writing and versions are
+    /// exact, so reading the principal back says it (`took_effect` judges what is stored). The
+    /// read is tried a few times while the database comes back. A write that took effect is a
+    /// success; one that did not is [`ScimError::Unavailable`] (nothing changed, retry); if no
+    /// read succeeds the outcome stays unknown, and the client is told so.
+    async fn settle(
+        &self,
+        account: &AccountId,
+        id: &PrincipalId,
+        outcome: ScimResult<()>,
+        took_effect: impl Fn(Option<&Principal>) -> bool,
+    ) -> ScimResult<()> {
+        let Err(ScimError::OutcomeUnknown(fault)) = outcome else {
+            return outcome;
+        };
+        for pause in SETTLE_PAUSES {
+            tokio::time::sleep(pause).await;
+            let Ok(stored) = self.store.principal(account, id).await else {
+                continue;
+            };
+            if !took_effect(stored.as_ref()) {
+                tracing::warn!(cause = %fault.chain(), "a write whose commit was lost did not take effect");
+                return Err(ScimError::Unavailable(fault));
+            }
+            tracing::warn!(cause = %fault.chain(), "a write whose commit was lost took effect");
+            if let Err(error) = self.access.catch_up_to_now(self.store.as_ref()).await {
+                tracing::error!(%error, "the access engine could not catch up after a commit");
+            }
+            return Ok(());
+        }
+        Err(ScimError::OutcomeUnknown(fault))
     }
 
     /// Now, at the precision timestamps are rendered with.
@@ -603,6 +646,9 @@ impl Services {
                     },
                 )
                 .await;
+            let created = self
+                .settle(account, &principal.id, created, |stored| stored.is_some())
+                .await;
             match created {
                 Ok(()) => return Ok(principal),
                 // Ids are drawn without coordination between nodes (see `IdGenerator`): a
@@ -747,6 +793,11 @@ impl Services {
                     },
                 )
                 .await;
+            let result = self
+                .settle(account, id, result, |stored| {
+                    stored.is_some_and(|stored| stored.version == updated.version)
+                })
+                .await;
             match result {
                 Ok(()) => return Ok(updated),
                 Err(ScimError::PreconditionFailed(_))
@@ -774,14 +825,17 @@ impl Services {
                 current.display_name().unwrap_or_default()
             )));
         }
-        self.commit(
-            account,
-            Change::DeletePrincipal {
-                id: id.clone(),
-                expected_version: if_match,
-            },
-        )
-        .await
+        let deleted = self
+            .commit(
+                account,
+                Change::DeletePrincipal {
+                    id: id.clone(),
+                    expected_version: if_match,
+                },
+            )
+            .await;
+        self.settle(account, id, deleted, |stored| stored.is_none())
+            .await
     }
 
     /// A page of principals of a kind. A reader with the limited view may filter and sort

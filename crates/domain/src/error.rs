@@ -73,6 +73,16 @@ pub enum ScimError {
     /// A fault of the server, not the client (500). Its text and causes are for logs only.
     #[error("internal error: {0}")]
     Internal(#[source] InternalError),
+    /// Something the server depends on is down or full (the database unreachable, its disk
+    /// full), so nothing was done and the same request can succeed later (503 with
+    /// `Retry-After`). Its causes are for logs only.
+    #[error("unavailable: {0}")]
+    Unavailable(#[source] InternalError),
+    /// A write was sent to the database but the connection died before it confirmed the
+    /// commit, and reading back could not tell whether it took effect (503). The client must
+    /// read before it retries a write that is not idempotent.
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(#[source] InternalError),
 }
 
 /// A server fault: what was being done, and the error that stopped it, kept whole so that the
@@ -177,6 +187,39 @@ impl ScimError {
         })
     }
 
+    /// Something the server depends on failed in a way that passes: see [`ScimError::Unavailable`].
+    pub fn unavailable_caused_by(
+        context: impl Into<String>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        ScimError::Unavailable(InternalError {
+            context: context.into(),
+            source: Some(std::sync::Arc::new(cause)),
+        })
+    }
+
+    /// A commit whose confirmation was lost: see [`ScimError::OutcomeUnknown`].
+    pub fn outcome_unknown_caused_by(
+        context: impl Into<String>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        ScimError::OutcomeUnknown(InternalError {
+            context: context.into(),
+            source: Some(std::sync::Arc::new(cause)),
+        })
+    }
+
+    /// The fault behind a server-side error (internal, unavailable, outcome unknown), whose
+    /// cause chain belongs in the log and never in the response.
+    pub fn fault(&self) -> Option<&InternalError> {
+        match self {
+            ScimError::Internal(fault)
+            | ScimError::Unavailable(fault)
+            | ScimError::OutcomeUnknown(fault) => Some(fault),
+            _ => None,
+        }
+    }
+
     /// A stable, greppable code for logs, metrics and the future audit trail.
     pub fn code(&self) -> &'static str {
         match self {
@@ -190,6 +233,8 @@ impl ScimError {
             ScimError::MethodNotAllowed(_) => "methodNotAllowed",
             ScimError::NotImplemented(_) => "notImplemented",
             ScimError::Internal(_) => "internal",
+            ScimError::Unavailable(_) => "unavailable",
+            ScimError::OutcomeUnknown(_) => "outcomeUnknown",
         }
     }
 }

@@ -32,8 +32,13 @@ pub fn status_of(error: &ScimError) -> StatusCode {
         ScimError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
         ScimError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
         ScimError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        ScimError::Unavailable(_) | ScimError::OutcomeUnknown(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
+
+/// How long a client told to come back (503) should wait, in seconds: long enough for a
+/// database failover or a restart, short enough that an IdP's retry does not miss a cycle.
+pub const RETRY_AFTER_SECONDS: &str = "5";
 
 /// The RFC 7644 section 3.12 error document for an error.
 pub fn error_body(error: &ScimError) -> Map<String, Value> {
@@ -55,6 +60,18 @@ fn client_message(error: &ScimError) -> String {
         ScimError::Internal(fault) => {
             tracing::error!(cause = %fault.chain(), "internal error");
             "the server failed to process the request; the cause is in its log".to_string()
+        }
+        ScimError::Unavailable(fault) => {
+            tracing::warn!(cause = %fault.chain(), "unavailable");
+            "the server cannot reach its database or the database cannot take writes now; \
+             nothing was changed; retry later"
+                .to_string()
+        }
+        ScimError::OutcomeUnknown(fault) => {
+            tracing::error!(cause = %fault.chain(), "write outcome unknown");
+            "the connection to the database was lost while this write was committing, so \
+             whether it took effect is unknown; read the resource before retrying"
+                .to_string()
         }
         other => other.to_string(),
     }
@@ -78,6 +95,7 @@ pub fn databricks_error_code(error: &ScimError) -> &'static str {
         ScimError::MethodNotAllowed(_) => "BAD_REQUEST",
         ScimError::NotImplemented(_) => "NOT_IMPLEMENTED",
         ScimError::Internal(_) => "INTERNAL_ERROR",
+        ScimError::Unavailable(_) | ScimError::OutcomeUnknown(_) => "TEMPORARILY_UNAVAILABLE",
     }
 }
 
@@ -114,6 +132,9 @@ pub fn statement_error(error: &ScimError) -> Value {
         | ScimError::MethodNotAllowed(_)
         | ScimError::NotImplemented(_) => ("BAD_REQUEST", "UNSUPPORTED_FEATURE"),
         ScimError::Internal(_) => ("INTERNAL_ERROR", "INTERNAL_ERROR"),
+        ScimError::Unavailable(_) | ScimError::OutcomeUnknown(_) => {
+            ("TEMPORARILY_UNAVAILABLE", "TEMPORARILY_UNAVAILABLE")
+        }
     };
     json!({
         "error_code": code,
@@ -141,6 +162,26 @@ pub fn scim_json_text(status: StatusCode, body: String) -> Response {
     response
 }
 
+/// The headers an error status calls for: how to authenticate after a 401 (RFC 6750), when
+/// to come back after a 503 (RFC 9110 section 10.2.3).
+pub fn with_status_headers(mut response: Response) -> Response {
+    let status = response.status();
+    let headers = response.headers_mut();
+    if status == StatusCode::UNAUTHORIZED {
+        headers.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"scimitar\""),
+        );
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECONDS),
+        );
+    }
+    response
+}
+
 /// Lets handlers return `Result<Response, ApiError>` and use `?` on domain results.
 #[derive(Debug)]
 pub struct ApiError(pub ScimError);
@@ -154,14 +195,7 @@ impl From<ScimError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = status_of(&self.0);
-        let mut response = scim_json(status, Value::Object(error_body(&self.0)));
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"scimitar\""),
-            );
-        }
-        response
+        with_status_headers(scim_json(status, Value::Object(error_body(&self.0))))
     }
 }
 
@@ -186,14 +220,7 @@ impl From<ApiError> for DatabricksError {
 impl IntoResponse for DatabricksError {
     fn into_response(self) -> Response {
         let status = status_of(&self.0);
-        let mut response = (status, axum::Json(databricks_error_body(&self.0))).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"scimitar\""),
-            );
-        }
-        response
+        with_status_headers((status, axum::Json(databricks_error_body(&self.0))).into_response())
     }
 }
 
@@ -222,6 +249,16 @@ mod tests {
             (ScimError::Forbidden("x".into()), 403, None),
             (ScimError::MethodNotAllowed("x".into()), 405, None),
             (ScimError::internal("secret cause"), 500, None),
+            (
+                ScimError::unavailable_caused_by("pool", std::io::Error::other("refused")),
+                503,
+                None,
+            ),
+            (
+                ScimError::outcome_unknown_caused_by("commit", std::io::Error::other("reset")),
+                503,
+                None,
+            ),
         ];
         for (error, status, scim_type) in cases {
             let body = error_body(&error);
@@ -243,6 +280,11 @@ mod tests {
             (ScimError::uniqueness("x"), 409, "RESOURCE_ALREADY_EXISTS"),
             (ScimError::Conflict("x".into()), 409, "RESOURCE_CONFLICT"),
             (ScimError::Forbidden("x".into()), 403, "PERMISSION_DENIED"),
+            (
+                ScimError::unavailable_caused_by("pool", std::io::Error::other("refused")),
+                503,
+                "TEMPORARILY_UNAVAILABLE",
+            ),
             (
                 ScimError::invalid_value("x"),
                 400,

@@ -202,6 +202,9 @@ pub enum NotReady {
     /// The schema lacks migrations this build needs (another node may be migrating it, or
     /// `scimitar migrate` has not run).
     MigrationsBehind { applied: i64, expected: i64 },
+    /// The database answers reads but recent writes failed because it cannot take them (a
+    /// full disk, say); the text is the cause, for logs.
+    WritesFailing(String),
 }
 
 impl std::fmt::Display for NotReady {
@@ -214,6 +217,9 @@ impl std::fmt::Display for NotReady {
                 formatter,
                 "the database schema is at version {applied}; this build needs version {expected}"
             ),
+            NotReady::WritesFailing(cause) => {
+                write!(formatter, "writes to the database are failing: {cause}")
+            }
         }
     }
 }

@@ -28,7 +28,7 @@
 use crate::change::Change;
 use crate::migrations::POSTGRES_MIGRATIONS;
 use crate::sql::read;
-use crate::sql::store::{Read, SqlBackend, Work};
+use crate::sql::store::{Read, SqlBackend, Work, WriteHealth};
 use crate::sql::transaction::{
     unique_violation, unstorable_text, Cell, Lock, LogEntry, Param, SqlFuture, SqlRow,
     SqlTransaction,
@@ -39,6 +39,7 @@ use deadpool_postgres::tokio_postgres::types::{ToSql, Type};
 use deadpool_postgres::tokio_postgres::{self, IsolationLevel, NoTls, Row, Statement};
 use deadpool_postgres::{ClientWrapper, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use scimitar_domain::{AccountId, ScimError, ScimResult};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[cfg(feature = "testing")]
@@ -82,10 +83,39 @@ const STATISTICS_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
+    write_health: Arc<WriteHealth>,
 }
 
+/// A driver error, kept whole as its cause: unavailability when the connection to the server
+/// is the problem (see [`is_unavailability`]), an internal error otherwise.
 fn internal(context: impl Into<String>, error: tokio_postgres::Error) -> ScimError {
-    ScimError::internal_caused_by(context, error)
+    if is_unavailability(&error) {
+        ScimError::unavailable_caused_by(context, error)
+    } else {
+        ScimError::internal_caused_by(context, error)
+    }
+}
+
+/// Whether the error says PostgreSQL could not be reached or dropped the connection, rather
+/// than refusing the statement: a closed connection, an I/O error, a connection exception
+/// (class 08), the server shutting down or starting (57P01-57P03), or too many connections.
+/// Such a fault passes; the client is told to retry.
+fn is_unavailability(error: &tokio_postgres::Error) -> bool {
+    if error.is_closed() {
+        return true;
+    }
+    if let Some(code) = error.code() {
+        let code = code.code();
+        return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300");
+    }
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        if inner.is::<std::io::Error>() {
+            return true;
+        }
+        cause = inner.source();
+    }
+    false
 }
 
 /// Whether PostgreSQL aborted the transaction to resolve a conflict with another one, so that
@@ -472,15 +502,20 @@ impl PostgresStore {
             .map_err(|error| {
                 ScimError::internal_caused_by("postgres: cannot make the pool", error)
             })?;
-        let store = PostgresStore { pool };
+        let store = PostgresStore {
+            pool,
+            write_health: Arc::default(),
+        };
         store.migrate().await?;
         tokio::spawn(keep_statistics(store.pool.weak()));
         Ok(store)
     }
 
     async fn client(&self) -> ScimResult<deadpool_postgres::Client> {
+        // Every way of not getting a connection (none free in time, none can be opened, the
+        // server refuses) means the database cannot serve this request now.
         self.pool.get().await.map_err(|error| {
-            ScimError::internal_caused_by("postgres: cannot get a connection", error)
+            ScimError::unavailable_caused_by("postgres: cannot get a connection", error)
         })
     }
 
@@ -566,10 +601,18 @@ impl PostgresStore {
         let outcome = write::apply(&mut session, account, change).await;
         let transient = session.transient;
         match outcome {
-            Ok(()) => transaction
-                .commit()
-                .await
-                .map_err(|error| aborted("cannot commit a change", error)),
+            Ok(()) => transaction.commit().await.map_err(|error| {
+                if is_unavailability(&error) {
+                    // COMMIT was sent and no answer came back: PostgreSQL may have committed.
+                    let unknown = ScimError::outcome_unknown_caused_by(
+                        "postgres: the connection was lost during COMMIT",
+                        error,
+                    );
+                    (unknown, false)
+                } else {
+                    aborted("cannot commit a change", error)
+                }
+            }),
             Err(error) => {
                 // Explicit, so the connection goes back to the pool clean rather than relying
                 // on the rollback that dropping a transaction queues.
@@ -583,6 +626,10 @@ impl PostgresStore {
 impl SqlBackend for PostgresStore {
     type Session<'s> = PostgresSession<'s>;
     const MIGRATIONS: &'static [(i64, &'static str)] = POSTGRES_MIGRATIONS;
+
+    fn write_health(&self) -> &WriteHealth {
+        &self.write_health
+    }
 
     /// A pooled connection; a consistent read is one REPEATABLE READ transaction, in which
     /// every query sees the state the first one saw (log numbers follow commit order, see

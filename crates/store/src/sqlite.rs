@@ -24,7 +24,7 @@
 
 use crate::change::Change;
 use crate::migrations::SQLITE_MIGRATIONS;
-use crate::sql::store::{Read, SqlBackend, Work};
+use crate::sql::store::{Read, SqlBackend, Work, WriteHealth};
 use crate::sql::transaction::{
     unique_violation, Cell, Lock, LogEntry, Param, SqlFuture, SqlRow, SqlTransaction,
 };
@@ -56,6 +56,7 @@ struct Inner {
     writer: std::sync::mpsc::Sender<WriteJob>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    write_health: WriteHealth,
 }
 
 struct WriteJob {
@@ -80,9 +81,33 @@ pub(crate) fn run_ready<T>(future: impl Future<Output = ScimResult<T>>) -> ScimR
     }
 }
 
-/// A driver error, kept whole as the cause of an internal error.
+/// A driver error, kept whole as its cause: unavailability when the file system refuses the
+/// database (full disk, I/O error, read-only or vanished file, a lock held past the busy
+/// timeout), which passes and deserves a retry; an internal error otherwise.
 fn internal(context: &str, error: rusqlite::Error) -> ScimError {
-    ScimError::internal_caused_by(format!("sqlite: {context}"), error)
+    let context = format!("sqlite: {context}");
+    if is_unavailability(&error) {
+        ScimError::unavailable_caused_by(context, error)
+    } else {
+        ScimError::internal_caused_by(context, error)
+    }
+}
+
+fn is_unavailability(error: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode;
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(failure, _) if matches!(
+            failure.code,
+            ErrorCode::DiskFull
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::CannotOpen
+                | ErrorCode::ReadOnly
+                | ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::OutOfMemory
+        )
+    )
 }
 
 /// Maps a failed statement to the client-facing error it stands for: a violated unique index
@@ -469,6 +494,7 @@ impl SqliteStore {
                 writer: jobs,
                 readers,
                 next_reader: AtomicUsize::new(0),
+                write_health: WriteHealth::default(),
             }),
         })
     }
@@ -525,6 +551,10 @@ where
 impl SqlBackend for SqliteStore {
     type Session<'s> = SqliteSession<'s>;
     const MIGRATIONS: &'static [(i64, &'static str)] = SQLITE_MIGRATIONS;
+
+    fn write_health(&self) -> &WriteHealth {
+        &self.inner.write_health
+    }
 
     /// A point read runs on the calling thread when a reader is free at once: handing it to
     /// the blocking pool would cost more than the read itself. Anything else, and a point

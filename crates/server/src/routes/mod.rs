@@ -182,6 +182,9 @@ async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> 
             let reason = match &not_ready {
                 scimitar_app::NotReady::Unreachable(_) => "the database is unreachable".to_string(),
                 scimitar_app::NotReady::MigrationsBehind { .. } => not_ready.to_string(),
+                scimitar_app::NotReady::WritesFailing(_) => {
+                    "writes to the database are failing".to_string()
+                }
             };
             (
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -88,6 +88,11 @@ async fn execute(
     let id = state.services.ids().uuid();
     let answer = match outcome {
         Ok(outcome) => succeeded(&id, outcome),
+        // A statement that could not run because the database is down is not a failed
+        // statement but a request to try again (503, which the SDKs retry).
+        Err(error @ (ScimError::Unavailable(_) | ScimError::OutcomeUnknown(_))) => {
+            return Err(error.into())
+        }
         Err(error) => {
             tracing::info!(code = error.code(), %error, "statement failed");
             json!({

@@ -12,6 +12,7 @@ mod discovery;
 mod entra;
 mod errors;
 mod etags;
+mod faults;
 mod groups;
 mod health;
 mod mounts;

@@ -57,6 +57,45 @@ pub(crate) trait SqlBackend: Send + Sync + 'static {
     /// Applies one change in a transaction of its own (or of a group commit), durably, and
     /// returns once it is committed.
     fn write(&self, account: &AccountId, change: Change) -> impl SqlFuture<()>;
+
+    /// How this backend's recent writes went, for readiness.
+    fn write_health(&self) -> &WriteHealth;
+}
+
+/// Whether writes have been failing because the database cannot take them (a full disk, an
+/// unreachable server), which a node must report as not ready although reads may still work.
+/// A write that succeeds clears it; without one it clears after [`WriteHealth::MEMORY`], so a
+/// node that load balancers stopped sending writes to is tried again.
+#[derive(Debug, Default)]
+pub(crate) struct WriteHealth {
+    last_failure: std::sync::Mutex<Option<(std::time::Instant, String)>>,
+}
+
+impl WriteHealth {
+    /// How long a failed write keeps the node not ready when no write succeeds after it.
+    pub const MEMORY: std::time::Duration = std::time::Duration::from_secs(30);
+
+    fn record<T>(&self, outcome: &ScimResult<T>) {
+        let failure = match outcome {
+            Ok(_) => None,
+            Err(error @ (ScimError::Unavailable(_) | ScimError::OutcomeUnknown(_))) => {
+                Some((std::time::Instant::now(), cause_of(error)))
+            }
+            Err(_) => return, // the client's mistake, or a bug: the database took writes
+        };
+        if let Ok(mut last) = self.last_failure.lock() {
+            *last = failure;
+        }
+    }
+
+    /// The cause of the last failed write, if no write succeeded since and it is recent.
+    fn failing(&self) -> Option<String> {
+        let last = self.last_failure.lock().ok()?;
+        match &*last {
+            Some((when, cause)) if when.elapsed() < Self::MEMORY => Some(cause.clone()),
+            _ => None,
+        }
+    }
 }
 
 /// Runs one shared read on a backend: `read!(self, Point, |session| read::principal(session,
@@ -292,7 +331,9 @@ impl<B: SqlBackend> Store for B {
     }
 
     async fn apply(&self, account: &AccountId, change: Change) -> ScimResult<()> {
-        self.write(account, change).await
+        let outcome = self.write(account, change).await;
+        self.write_health().record(&outcome);
+        outcome
     }
 
     async fn ready(&self) -> Result<(), NotReady> {
@@ -303,14 +344,17 @@ impl<B: SqlBackend> Store for B {
         if applied < expected {
             return Err(NotReady::MigrationsBehind { applied, expected });
         }
-        Ok(())
+        match self.write_health().failing() {
+            Some(cause) => Err(NotReady::WritesFailing(cause)),
+            None => Ok(()),
+        }
     }
 }
 
 /// An error's whole text, for a log line: an internal error with every cause.
 fn cause_of(error: &ScimError) -> String {
-    match error {
-        ScimError::Internal(fault) => fault.chain(),
-        other => other.to_string(),
+    match error.fault() {
+        Some(fault) => fault.chain(),
+        None => error.to_string(),
     }
 }
