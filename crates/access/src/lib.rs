@@ -54,7 +54,7 @@ pub use explain::{
     AclView, Decision, EffectivePrivilege, EntitlementAccess, GroupMembership, Holder, Missing,
     ObjectPermission, PrincipalRef, PrincipalView, Reason, Requirement, Source, Via,
 };
-pub use model::{AccessModel, AclWrite};
+pub use model::{AccessModel, AclWrite, ModelSize};
 pub use object::{AclEntry, ObjectRef, ObjectType, PermissionLevel, TOKENS_OBJECT_ID};
 pub use privilege::{Privilege, PrivilegeSet};
 pub use query::{Explanation, HolderView, Holders, ReasonView, RequirementView};

@@ -40,9 +40,30 @@ pub struct AccessModel {
     pub(crate) objects: Objects,
 }
 
+/// How much one model holds, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ModelSize {
+    /// Principal slots (users, groups, service principals; a removed one's slot is kept).
+    pub principals: usize,
+    /// Direct group memberships.
+    pub memberships: usize,
+    /// Unity Catalog securable slots.
+    pub securables: usize,
+}
+
 impl AccessModel {
     pub fn new() -> AccessModel {
         AccessModel::default()
+    }
+
+    /// What the model holds. Counts memberships principal by principal: for a scrape, not for
+    /// a request path.
+    pub fn size(&self) -> ModelSize {
+        ModelSize {
+            principals: self.principals.slot_count(),
+            memberships: self.principals.membership_count(),
+            securables: self.catalog.slots.len(),
+        }
     }
 
     // ----- principals and groups -------------------------------------------------------------

@@ -424,6 +424,16 @@ impl Ancestry {
 }
 
 impl Principals {
+    /// Slots handed out so far, removed principals' included.
+    pub(crate) fn slot_count(&self) -> usize {
+        self.status.len()
+    }
+
+    /// Direct memberships, counted.
+    pub(crate) fn membership_count(&self) -> usize {
+        self.parents.iter().map(Vec::len).sum()
+    }
+
     pub(crate) fn slot(&self, id: &PrincipalId) -> Result<u32, AccessError> {
         self.index
             .get(id.as_str())

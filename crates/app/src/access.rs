@@ -57,6 +57,19 @@ pub struct AccessEngine {
     /// [`AccessEngine::catch_up_to_now`]).
     begun: AtomicU64,
     finished: AtomicU64,
+    /// When a catch-up last read the log to its end: how fresh this node's view of other
+    /// nodes' changes is.
+    caught_up_at: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// What the engine holds, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineSize {
+    pub accounts: usize,
+    /// Summed over the accounts' models.
+    pub model: scimitar_access::ModelSize,
+    /// Principals whose documents are cached for reads.
+    pub cached_principals: usize,
 }
 
 impl AccessEngine {
@@ -72,6 +85,7 @@ impl AccessEngine {
             catching_up: tokio::sync::Mutex::new(()),
             begun: AtomicU64::new(0),
             finished: AtomicU64::new(0),
+            caught_up_at: std::sync::Mutex::new(None),
         }
     }
 
@@ -149,7 +163,36 @@ impl AccessEngine {
         let reached = self.read_log(store).await?;
         // Under the turn, so `finished` only grows.
         self.finished.store(number, Ordering::SeqCst);
+        if let Ok(mut at) = self.caught_up_at.lock() {
+            *at = Some(std::time::Instant::now());
+        }
         Ok(reached)
+    }
+
+    /// How long ago a catch-up last read the log to its end (`None` before the first): under
+    /// the follower's interval while the database answers, growing while it does not.
+    pub fn since_caught_up(&self) -> Option<std::time::Duration> {
+        let at = *self.caught_up_at.lock().ok()?;
+        at.map(|at| at.elapsed())
+    }
+
+    /// What the engine holds now. Walks every model: for a metrics scrape, not a request.
+    pub fn size(&self) -> EngineSize {
+        let Ok(state) = self.state.read() else {
+            return EngineSize::default();
+        };
+        let mut size = EngineSize {
+            accounts: state.accounts.len(),
+            cached_principals: state.principals.len(),
+            ..EngineSize::default()
+        };
+        for account in state.accounts.values() {
+            let model = account.model.size();
+            size.model.principals += model.principals;
+            size.model.memberships += model.memberships;
+            size.model.securables += model.securables;
+        }
+        size
     }
 
     async fn read_log(&self, store: &dyn Store) -> ScimResult<u64> {

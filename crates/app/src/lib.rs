@@ -22,5 +22,5 @@ pub mod workspace_permissions;
 pub mod workspace_tree;
 
 pub use authority::{AccountAdmin, Actor, Credential};
-pub use scimitar_store::{Account, NotReady, StoreOptions, Workspace};
+pub use scimitar_store::{Account, NotReady, PoolStatus, StoreOptions, Workspace};
 pub use service::Services;

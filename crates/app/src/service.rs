@@ -189,6 +189,11 @@ impl Services {
     }
 
     /// Whether storage can serve requests now (backs `/readyz`).
+    /// The database connection pool now (PostgreSQL), for metrics.
+    pub fn pool_status(&self) -> Option<scimitar_store::PoolStatus> {
+        self.store.pool_status()
+    }
+
     pub async fn ready(&self) -> Result<(), NotReady> {
         self.store.ready().await
     }

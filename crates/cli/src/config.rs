@@ -18,6 +18,9 @@ pub struct Config {
     pub max_connections: usize,
     /// The async runtime's worker threads; `None` is one per core (tokio's default).
     pub worker_threads: Option<usize>,
+    /// The SHA-256 digest (lowercase hex) of the token that may read `/metrics`; no metrics
+    /// endpoint without it.
+    pub metrics_token_sha256: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -27,6 +30,7 @@ struct FileConfig {
     database_url: Option<String>,
     database_max_connections: Option<usize>,
     worker_threads: Option<usize>,
+    metrics_token_sha256: Option<String>,
 }
 
 impl Config {
@@ -38,6 +42,7 @@ impl Config {
         flag_database: Option<String>,
         flag_max_connections: Option<usize>,
         flag_worker_threads: Option<usize>,
+        flag_metrics_token_sha256: Option<String>,
     ) -> Result<Self, String> {
         let file_config = match file {
             None => FileConfig::default(),
@@ -67,6 +72,10 @@ impl Config {
                 Some(0) => return Err("worker_threads must be at least 1".to_string()),
                 threads => threads,
             },
+            metrics_token_sha256: flag_metrics_token_sha256
+                .or(file_config.metrics_token_sha256)
+                .map(|digest| scimitar_server::metrics::parse_token_digest(&digest))
+                .transpose()?,
         })
     }
 }
@@ -87,7 +96,7 @@ mod tests {
             "listen = \"0.0.0.0:9000\"\ndatabase_url = \"sqlite:///tmp/x.db\"\ndatabase_max_connections = 7\nworker_threads = 2\n",
         )
         .unwrap();
-        let from_file = Config::load(Some(&path), None, None, None, None).unwrap();
+        let from_file = Config::load(Some(&path), None, None, None, None, None).unwrap();
         assert_eq!(from_file.listen, "0.0.0.0:9000");
         assert_eq!(from_file.max_connections, 7);
         assert_eq!(from_file.worker_threads, Some(2));
@@ -97,18 +106,28 @@ mod tests {
             None,
             Some(3),
             Some(1),
+            None,
         )
         .unwrap();
         assert_eq!(flagged.listen, "127.0.0.1:1");
         assert_eq!(flagged.database_url, "sqlite:///tmp/x.db");
         assert_eq!(flagged.max_connections, 3);
         assert_eq!(flagged.worker_threads, Some(1));
-        let defaults = Config::load(None, None, None, None, None).unwrap();
+        let defaults = Config::load(None, None, None, None, None, None).unwrap();
         assert_eq!(defaults.listen, DEFAULT_LISTEN);
         assert_eq!(defaults.max_connections, DEFAULT_MAX_CONNECTIONS);
         assert_eq!(defaults.worker_threads, None);
-        assert!(Config::load(None, None, None, Some(0), None).is_err());
-        assert!(Config::load(None, None, None, None, Some(0))
+        assert!(Config::load(None, None, None, Some(0), None, None).is_err());
+        let digest = "0A".repeat(32);
+        let metrics = Config::load(None, None, None, None, None, Some(digest)).unwrap();
+        assert_eq!(metrics.metrics_token_sha256, Some("0a".repeat(32)));
+        assert!(
+            Config::load(None, None, None, None, None, Some("secret".into()))
+                .unwrap_err()
+                .contains("metrics_token_sha256"),
+            "a token where its digest belongs is refused"
+        );
+        assert!(Config::load(None, None, None, None, Some(0), None)
             .unwrap_err()
             .contains("worker_threads"));
         std::fs::remove_dir_all(&directory).unwrap();
@@ -121,7 +140,7 @@ mod tests {
         std::fs::create_dir_all(&directory).unwrap();
         let path = directory.join("scimitar.toml");
         std::fs::write(&path, "lisen = \"x\"\n").unwrap();
-        assert!(Config::load(Some(&path), None, None, None, None)
+        assert!(Config::load(Some(&path), None, None, None, None, None)
             .unwrap_err()
             .contains("unknown field"));
         std::fs::remove_dir_all(&directory).unwrap();

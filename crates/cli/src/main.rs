@@ -47,8 +47,12 @@ enum Command {
         /// other busy processes, fewer can be faster: they contend less for the cores.
         #[arg(long, env = "SCIMITAR_WORKER_THREADS")]
         worker_threads: Option<usize>,
+        /// Offer Prometheus metrics at /metrics to the bearer of the token with this SHA-256
+        /// digest (64 hex digits: printf %s "$TOKEN" | sha256sum). Off without it.
+        #[arg(long, env = "SCIMITAR_METRICS_TOKEN_SHA256")]
+        metrics_token_sha256: Option<String>,
         /// Optional TOML configuration file (keys: listen, database_url,
-        /// database_max_connections, worker_threads).
+        /// database_max_connections, worker_threads, metrics_token_sha256).
         #[arg(long, env = "SCIMITAR_CONFIG")]
         config: Option<PathBuf>,
     },
@@ -168,9 +172,12 @@ async fn serve(config: Config) -> Result<(), String> {
             config.listen,
         );
     }
-    let application = Application::bind(&config.listen, services)
+    let mut application = Application::bind(&config.listen, services)
         .await
         .map_err(|error| error.to_string())?;
+    if let Some(digest) = config.metrics_token_sha256.clone() {
+        application = application.offer_metrics_to(digest);
+    }
     let address = application
         .local_addr()
         .map_err(|error| error.to_string())?;
@@ -276,6 +283,7 @@ fn main() -> ExitCode {
             database,
             max_connections,
             worker_threads,
+            metrics_token_sha256,
             config,
         } => Config::load(
             config.as_deref(),
@@ -283,6 +291,7 @@ fn main() -> ExitCode {
             database,
             max_connections,
             worker_threads,
+            metrics_token_sha256,
         )
         .and_then(|config| runtime(config.worker_threads)?.block_on(serve(config))),
         command => runtime(None).and_then(|runtime| runtime.block_on(run(command))),

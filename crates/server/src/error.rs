@@ -195,7 +195,11 @@ impl From<ScimError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = status_of(&self.0);
-        with_status_headers(scim_json(status, Value::Object(error_body(&self.0))))
+        let mut response = scim_json(status, Value::Object(error_body(&self.0)));
+        response
+            .extensions_mut()
+            .insert(crate::metrics::ErrorCode(self.0.code()));
+        with_status_headers(response)
     }
 }
 
@@ -220,7 +224,11 @@ impl From<ApiError> for DatabricksError {
 impl IntoResponse for DatabricksError {
     fn into_response(self) -> Response {
         let status = status_of(&self.0);
-        with_status_headers((status, axum::Json(databricks_error_body(&self.0))).into_response())
+        let mut response = (status, axum::Json(databricks_error_body(&self.0))).into_response();
+        response
+            .extensions_mut()
+            .insert(crate::metrics::ErrorCode(self.0.code()));
+        with_status_headers(response)
     }
 }
 

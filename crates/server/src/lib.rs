@@ -11,6 +11,7 @@
 
 pub mod context;
 pub mod error;
+pub mod metrics;
 pub mod routes;
 
 use scimitar_app::governance;
@@ -42,6 +43,8 @@ pub struct SharedState {
     pub governance: governance::Governance,
     /// Recent Statement Execution API answers, for `GET /api/2.0/sql/statements/{id}`.
     pub recent_statements: routes::statements::RecentStatements,
+    /// This node's Prometheus metrics (`/metrics`).
+    pub metrics: metrics::Metrics,
     /// The first account, which the generic and workspace mount points act on. Cached because
     /// it never changes once created.
     default_account: Arc<OnceCell<AccountId>>,
@@ -52,6 +55,7 @@ impl AppState {
         AppState(Arc::new(SharedState {
             governance: governance::Governance::new(services.clone()),
             recent_statements: Default::default(),
+            metrics: Default::default(),
             services,
             default_account: Arc::new(OnceCell::new()),
         }))
@@ -100,6 +104,13 @@ impl Application {
             listener,
             state: AppState::new(services),
         })
+    }
+
+    /// Offers `/metrics` to the holder of the token whose SHA-256 digest (lowercase hex, see
+    /// [`metrics::parse_token_digest`]) is given; without one the endpoint does not exist.
+    pub fn offer_metrics_to(self, token_digest: String) -> Self {
+        self.state.metrics.allow_scrapes_by(token_digest);
+        self
     }
 
     pub fn local_addr(&self) -> ScimResult<SocketAddr> {

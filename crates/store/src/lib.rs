@@ -192,6 +192,25 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the store can serve requests now: the database answers and its schema has every
     /// migration this build knows. Backs `/readyz`.
     async fn ready(&self) -> Result<(), NotReady>;
+
+    /// The connection pool's state now, for metrics; `None` for a backend without a pool of
+    /// network connections (SQLite).
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
+}
+
+/// A connection pool's state at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// The most connections the pool opens.
+    pub max_size: usize,
+    /// Connections open now, in use or idle.
+    pub open: usize,
+    /// Open connections idle now.
+    pub idle: usize,
+    /// Requests waiting for a connection.
+    pub waiting: usize,
 }
 
 /// Why a store cannot serve requests.

@@ -631,6 +631,16 @@ impl SqlBackend for PostgresStore {
         &self.write_health
     }
 
+    fn pool_status(&self) -> Option<crate::PoolStatus> {
+        let status = self.pool.status();
+        Some(crate::PoolStatus {
+            max_size: status.max_size,
+            open: status.size,
+            idle: status.available,
+            waiting: status.waiting,
+        })
+    }
+
     /// A pooled connection; a consistent read is one REPEATABLE READ transaction, in which
     /// every query sees the state the first one saw (log numbers follow commit order, see
     /// [`PostgresSession::append_log`], so that state is exactly the log's up to its position).

@@ -9,7 +9,7 @@ use crate::migrations;
 use crate::sql::read;
 use crate::sql::transaction::{SqlFuture, SqlTransaction};
 use crate::transfer::{MembershipRow, TokenRow};
-use crate::{Account, NotReady, Page, Store, Workspace};
+use crate::{Account, NotReady, Page, PoolStatus, Store, Workspace};
 use async_trait::async_trait;
 use futures_util::future::BoxFuture;
 use scimitar_access::SecurableType;
@@ -60,6 +60,11 @@ pub(crate) trait SqlBackend: Send + Sync + 'static {
 
     /// How this backend's recent writes went, for readiness.
     fn write_health(&self) -> &WriteHealth;
+
+    /// See [`Store::pool_status`].
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
 }
 
 /// Whether writes have been failing because the database cannot take them (a full disk, an
@@ -348,6 +353,10 @@ impl<B: SqlBackend> Store for B {
             Some(cause) => Err(NotReady::WritesFailing(cause)),
             None => Ok(()),
         }
+    }
+
+    fn pool_status(&self) -> Option<PoolStatus> {
+        SqlBackend::pool_status(self)
     }
 }
 
