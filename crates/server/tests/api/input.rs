@@ -111,3 +111,208 @@ async fn malformed_json_to_a_databricks_api_is_a_malformed_request() {
     .await;
     databricks_error(&reply, 400, "MALFORMED_REQUEST");
 }
+
+#[tokio::test]
+async fn a_malformed_unity_catalog_permissions_patch_body_is_a_databricks_400_naming_the_problem() {
+    let app = spawn_app().await;
+    let created = send(
+        &app,
+        Method::POST,
+        "/api/2.1/unity-catalog/catalogs",
+        Some(json!({"name": "sales"})),
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    for (body, kind) in [(json!([]), "an array"), (json!("x"), "a string"), (Value::Null, "null")] {
+        let reply = send(
+            &app,
+            Method::PATCH,
+            "/api/2.1/unity-catalog/permissions/catalog/sales",
+            Some(body),
+        )
+        .await;
+        let message = databricks_error(&reply, 400, "INVALID_PARAMETER_VALUE");
+        assert!(message.contains("JSON object") && message.contains(kind), "{message}");
+    }
+}
+
+/// Nothing was stored under a refused name.
+async fn assert_no_user_named(app: &TestApp, user_name: &str) {
+    let filter = format!("userName eq \"{user_name}\"");
+    let listed = app.get_with("/Users", &[("filter", &filter)]).await;
+    assert_eq!(listed.total(), 0, "{}", listed.body);
+}
+
+#[tokio::test]
+async fn a_number_array_object_or_boolean_where_a_string_is_required_is_refused_by_name() {
+    let app = spawn_app().await;
+    let cases = [
+        (json!({"userName": 123}), "userName"),
+        (json!({"userName": ["a@example.com"]}), "userName"),
+        (json!({"userName": true}), "userName"),
+        (json!({"userName": "t1@example.com", "displayName": 5}), "displayName"),
+        (json!({"userName": "t2@example.com", "externalId": 7}), "externalId"),
+        (json!({"userName": "t3@example.com", "name": {"givenName": 1}}), "name.givenName"),
+        (json!({"userName": "t4@example.com", "emails": [{"value": 5}]}), "emails.value"),
+        (json!({"userName": "t5@example.com", "title": {"x": 1}}), "title"),
+    ];
+    for (body, attribute) in &cases {
+        let reply = app.post("/Users", body.clone()).await;
+        reply.assert_error(400, Some("invalidValue"));
+        let detail = reply.body["detail"].as_str().unwrap();
+        assert!(detail.contains(attribute), "{attribute}: {detail}");
+    }
+    assert_no_user_named(&app, "123").await;
+    // The same rule on replace, PATCH and inside Bulk.
+    let user = app.create_user("typed@example.com").await;
+    let path = format!("/Users/{}", str_of(&user, "id"));
+    app.put(&path, json!({"userName": 123}))
+        .await
+        .assert_error(400, Some("invalidValue"));
+    app.patch_ops(&path, json!([{"op": "replace", "path": "userName", "value": 123}]))
+        .await
+        .assert_error(400, Some("invalidValue"));
+    app.patch_ops(&path, json!([{"op": "replace", "value": {"displayName": 9}}]))
+        .await
+        .assert_error(400, Some("invalidValue"));
+    let bulk = app
+        .post(
+            "/Bulk",
+            json!({"schemas": [BULK_REQUEST_SCHEMA], "Operations": [
+                {"method": "POST", "path": "/Users", "bulkId": "a", "data": {"userName": 456}}
+            ]}),
+        )
+        .await;
+    assert_eq!(bulk.status, 200, "{}", bulk.body);
+    assert_eq!(bulk.body["Operations"][0]["status"], json!("400"), "{}", bulk.body);
+    assert_no_user_named(&app, "456").await;
+    let unchanged = app.get(&path).await;
+    assert_eq!(unchanged.body["userName"], json!("typed@example.com"));
+}
+
+#[tokio::test]
+async fn an_empty_or_blank_name_is_refused_on_create_replace_and_patch() {
+    let app = spawn_app().await;
+    for user_name in ["", "   ", "\t"] {
+        app.post("/Users", json!({"userName": user_name}))
+            .await
+            .assert_error(400, Some("invalidValue"));
+    }
+    for display_name in ["", "  "] {
+        app.post("/Groups", json!({"displayName": display_name}))
+            .await
+            .assert_error(400, Some("invalidValue"));
+        app.post("/ServicePrincipals", json!({"displayName": display_name}))
+            .await
+            .assert_error(400, Some("invalidValue"));
+    }
+    let user = app.create_user("named@example.com").await;
+    let user_path = format!("/Users/{}", str_of(&user, "id"));
+    app.put(&user_path, json!({"userName": " "}))
+        .await
+        .assert_error(400, Some("invalidValue"));
+    app.patch_ops(&user_path, json!([{"op": "replace", "path": "userName", "value": ""}]))
+        .await
+        .assert_error(400, Some("invalidValue"));
+    let group = app.create_group("named group", &[]).await;
+    let group_path = format!("/Groups/{}", str_of(&group, "id"));
+    app.patch_ops(&group_path, json!([{"op": "replace", "path": "displayName", "value": " "}]))
+        .await
+        .assert_error(400, Some("invalidValue"));
+    assert_eq!(app.get(&user_path).await.body["userName"], json!("named@example.com"));
+    assert_eq!(app.get(&group_path).await.body["displayName"], json!("named group"));
+}
+
+#[tokio::test]
+async fn schemas_given_as_a_string_is_refused() {
+    let app = spawn_app().await;
+    app.post("/Users", json!({"schemas": USER_SCHEMA, "userName": "s@example.com"}))
+        .await
+        .assert_error(400, Some("invalidValue"));
+    assert_no_user_named(&app, "s@example.com").await;
+    let user = app.create_user("s2@example.com").await;
+    let path = format!("/Users/{}", str_of(&user, "id"));
+    app.patch(
+        &path,
+        json!({"schemas": PATCH_OP_SCHEMA, "Operations": [{"op": "replace", "path": "displayName", "value": "x"}]}),
+    )
+    .await
+    .assert_error(400, Some("invalidValue"));
+}
+
+#[tokio::test]
+async fn a_date_compared_with_something_that_is_not_a_date_is_an_invalid_filter() {
+    let app = spawn_app().await;
+    app.create_user("dated@example.com").await;
+    for filter in [
+        "meta.created gt \"not-a-date\"",
+        "meta.lastModified eq 5",
+        "meta.created lt true",
+        "userName eq \"dated@example.com\" and meta.lastModified ge \"yesterday\"",
+    ] {
+        app.get_with("/Users", &[("filter", filter)])
+            .await
+            .assert_error(400, Some("invalidFilter"));
+    }
+    let listed = app
+        .get_with("/Users", &[("filter", "meta.created gt \"2000-01-01T00:00:00Z\"")])
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert!(listed.total() >= 1);
+}
+
+#[tokio::test]
+async fn nul_in_any_string_and_control_characters_in_names_are_the_same_400_on_both_databases() {
+    let app = spawn_app().await;
+    for body in [
+        json!({"userName": "nul\u{0}@example.com"}),
+        json!({"userName": "line\nbreak@example.com"}),
+        json!({"userName": "c@example.com", "title": "chief\u{0}"}),
+        json!({"userName": "d@example.com", "name": {"givenName": "\u{0}"}}),
+    ] {
+        app.post("/Users", body)
+            .await
+            .assert_error(400, Some("invalidValue"));
+    }
+    app.post("/Groups", json!({"displayName": "g\u{0}"}))
+        .await
+        .assert_error(400, Some("invalidValue"));
+    app.get_with("/Users", &[("filter", "userName eq \"a\u{0}\"")])
+        .await
+        .assert_error(400, Some("invalidFilter"));
+    // Other control characters stay allowed outside names: an address may hold line breaks.
+    let created = app
+        .post(
+            "/Users",
+            json!({"userName": "e@example.com", "addresses": [{"formatted": "1 Main St\nSpringfield"}]}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+}
+
+#[tokio::test]
+async fn names_are_kept_in_nfc_so_composed_and_decomposed_forms_are_one_name() {
+    let app = spawn_app().await;
+    let composed = "ren\u{e9}e@example.com";
+    let decomposed = "rene\u{301}e@example.com";
+    let created = app.post("/Users", json!({"userName": decomposed})).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["userName"], json!(composed));
+    app.post("/Users", json!({"userName": composed}))
+        .await
+        .assert_error(409, Some("uniqueness"));
+    for form in [composed, decomposed] {
+        let filter = format!("userName eq \"{form}\"");
+        let listed = app.get_with("/Users", &[("filter", &filter)]).await;
+        assert_eq!(listed.total(), 1, "{form}: {}", listed.body);
+    }
+    let group = app.create_group("Caf\u{e9}", &[]).await;
+    assert_eq!(group["displayName"], json!("Caf\u{e9}"));
+    app.post("/Groups", json!({"displayName": "Cafe\u{301}"}))
+        .await
+        .assert_error(409, Some("uniqueness"));
+    let listed = app
+        .get_with("/Groups", &[("filter", "displayName eq \"Cafe\u{301}\"")])
+        .await;
+    assert_eq!(listed.total(), 1, "{}", listed.body);
+}
