@@ -86,8 +86,19 @@ mod tests {
 
     #[test]
     fn blank_names_and_control_characters_are_refused() {
-        for bad in ["", "   ", "\t", "a\u{0}b", "line\nbreak", "bell\u{7}", "del\u{7f}"] {
-            assert_eq!(check_name("userName", bad).unwrap_err().code(), "invalidValue");
+        for bad in [
+            "",
+            "   ",
+            "\t",
+            "a\u{0}b",
+            "line\nbreak",
+            "bell\u{7}",
+            "del\u{7f}",
+        ] {
+            assert_eq!(
+                check_name("userName", bad).unwrap_err().code(),
+                "invalidValue"
+            );
         }
         check_name("userName", "Ren\u{e9}e O'Brien").unwrap();
     }

@@ -10,7 +10,8 @@ use crate::filter::{resolve_relative, ResolvedFilter};
 use crate::ids::PrincipalId;
 use crate::paths::{resolve_target, AttributeHome, ResolvedAttr, ResolvedTarget};
 use crate::resource::{
-    canonical_object, canonical_single, canonical_value, check_schemas, finish_document, parse_members, MemberValue,
+    canonical_object, canonical_single, canonical_value, check_schemas, finish_document,
+    parse_members, MemberValue,
 };
 use crate::schema::{Mutability, PrincipalKind, ResourceTypeDef};
 use scimitar_scim::{parse_attr_path, parse_patch_path, CompValue, CompareOp, Filter, PatchPath};

@@ -251,7 +251,9 @@ async fn errors_in_the_shape_of_the_api(
     let (parts, body) = response.into_parts();
     // A rejection's text is a sentence; a server fault's text is not the client's to read.
     let text = match axum::body::to_bytes(body, 4096).await {
-        Ok(bytes) if !status.is_server_error() => String::from_utf8_lossy(&bytes).trim().to_string(),
+        Ok(bytes) if !status.is_server_error() => {
+            String::from_utf8_lossy(&bytes).trim().to_string()
+        }
         _ => String::new(),
     };
     let message = if text.is_empty() {

@@ -26,27 +26,14 @@ pub fn from_object<T: DeserializeOwned>(body: Value) -> ScimResult<T> {
     // about its length; every body here is an object, so say that instead. The body is valid
     // JSON (its text parsed), so this is a wrong value, not `MALFORMED_REQUEST`.
     if !body.is_object() {
-        return Err(ScimError::invalid_value(format!(
-            "the request body must be a JSON object, not {}",
-            json_kind(&body)
-        )));
+        return Err(ScimError::invalid_value(
+            "the request body must be a JSON object",
+        ));
     }
     // Read from the parsed value rather than the text, so that messages carry the field's
     // path and not a line and column.
     serde_path_to_error::deserialize(body)
         .map_err(|error| ScimError::invalid_value(error.to_string()))
-}
-
-/// What a JSON value is, in a client's words.
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// Puts the path of the field a client error is about in front of its message.
