@@ -427,3 +427,94 @@ async fn permissions_of_a_workspace_object_that_does_not_exist_are_not_found_and
     let reply = send(&app, Method::GET, "/api/2.0/permissions/jobs/77", None).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
 }
+
+/// Runs one SQL statement as the admin and returns its `status`.
+async fn sql(app: &TestApp, statement: &str) -> Value {
+    let reply = send(
+        app,
+        Method::POST,
+        "/api/2.0/sql/statements",
+        Some(json!({"statement": statement, "warehouse_id": "w"})),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.body["status"].clone()
+}
+
+#[tokio::test]
+async fn a_unity_catalog_name_sql_could_not_write_is_refused_by_rest_and_sql_alike() {
+    let app = spawn_app().await;
+    let too_long = "c".repeat(256);
+    for name in [
+        "two words",
+        "dotted.name",
+        "slash/name",
+        "nul\u{0}name",
+        "line\nbreak",
+        too_long.as_str(),
+    ] {
+        let reply = send(
+            &app,
+            Method::POST,
+            "/api/2.1/unity-catalog/catalogs",
+            Some(json!({"name": name})),
+        )
+        .await;
+        databricks_error(&reply, 400, "INVALID_PARAMETER_VALUE");
+        let escaped = name.replace('`', "``");
+        let status = sql(&app, &format!("CREATE CATALOG `{escaped}`")).await;
+        assert_eq!(status["state"], json!("FAILED"), "{name:?}: {status}");
+    }
+    let listed = send(&app, Method::GET, "/api/2.1/unity-catalog/catalogs", None).await;
+    assert_eq!(
+        listed.body["catalogs"].as_array().map_or(0, Vec::len),
+        0,
+        "{}",
+        listed.body
+    );
+    // A backtick is a character SQL can write (doubled inside backticks), so it is allowed.
+    let created = send(
+        &app,
+        Method::POST,
+        "/api/2.1/unity-catalog/catalogs",
+        Some(json!({"name": "back`tick"})),
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let status = sql(&app, "SHOW GRANTS ON CATALOG `back``tick`").await;
+    assert_eq!(status["state"], json!("SUCCEEDED"), "{status}");
+}
+
+#[tokio::test]
+async fn unity_catalog_names_are_kept_in_nfc_on_rest_and_sql() {
+    let app = spawn_app().await;
+    let created = send(
+        &app,
+        Method::POST,
+        "/api/2.1/unity-catalog/catalogs",
+        Some(json!({"name": "Cafe\u{301}"})),
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    assert_eq!(created.body["name"], json!("caf\u{e9}"));
+    let again = send(
+        &app,
+        Method::POST,
+        "/api/2.1/unity-catalog/catalogs",
+        Some(json!({"name": "Caf\u{e9}"})),
+    )
+    .await;
+    databricks_error(&again, 409, "RESOURCE_ALREADY_EXISTS");
+    let status = sql(&app, "CREATE CATALOG `caf\u{e9}`").await;
+    assert_eq!(status["state"], json!("FAILED"), "{status}");
+    for spelling in ["caf%C3%A9", "cafe%CC%81"] {
+        let found = send(
+            &app,
+            Method::GET,
+            &format!("/api/2.1/unity-catalog/catalogs/{spelling}"),
+            None,
+        )
+        .await;
+        assert_eq!(found.status, 200, "{spelling}: {}", found.body);
+    }
+}
