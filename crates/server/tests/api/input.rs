@@ -518,3 +518,45 @@ async fn unity_catalog_names_are_kept_in_nfc_on_rest_and_sql() {
         assert_eq!(found.status, 200, "{spelling}: {}", found.body);
     }
 }
+
+#[tokio::test]
+async fn a_principal_named_in_another_unicode_form_is_found_by_grants_and_acls() {
+    let app = spawn_app().await;
+    app.create_user("ren\u{e9}e@example.com").await;
+    app.create_group("Caf\u{e9} staff", &[]).await;
+    let created = send(
+        &app,
+        Method::POST,
+        "/api/2.1/unity-catalog/catalogs",
+        Some(json!({"name": "sales"})),
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let reply = send(
+        &app,
+        Method::PATCH,
+        "/api/2.1/unity-catalog/permissions/catalog/sales",
+        Some(json!({"changes": [
+            {"principal": "rene\u{301}e@example.com", "add": ["USE_CATALOG"]},
+            {"principal": "Cafe\u{301} staff", "add": ["BROWSE"]}
+        ]})),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let status = sql(
+        &app,
+        "GRANT SELECT ON CATALOG sales TO `rene\u{301}e@example.com`",
+    )
+    .await;
+    assert_eq!(status["state"], json!("SUCCEEDED"), "{status}");
+    let reply = send(
+        &app,
+        Method::PATCH,
+        "/api/2.0/permissions/jobs/1",
+        Some(json!({"access_control_list": [
+            {"user_name": "rene\u{301}e@example.com", "permission_level": "CAN_VIEW"}
+        ]})),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}

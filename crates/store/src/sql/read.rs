@@ -198,7 +198,9 @@ pub async fn principal_by_name<T: SqlTransaction>(
          WHERE p.account_id = $1 AND p.kind = '{}' AND p.{column} = $2",
         kind.as_str()
     );
-    let name = fold_case(name);
+    // Names are stored in NFC (`scimitar_domain::names`); a name given in another form is
+    // the same name.
+    let name = fold_case(&scimitar_domain::names::normalise(name));
     query_opt(session, &sql, params![account.as_str(), name.as_str()])
         .await?
         .map(principal_from_row)
