@@ -236,12 +236,10 @@ pub fn finish_document(
     attributes: &mut Map<String, Value>,
 ) -> ScimResult<()> {
     for name in names::naming_attributes(resource_type.kind) {
-        if let Some(value) = attributes.get_mut(*name) {
-            if let Value::String(text) = value {
-                names::check_name(name, text)?;
-                if let std::borrow::Cow::Owned(normal) = names::normalise(text) {
-                    *text = normal;
-                }
+        if let Some(Value::String(text)) = attributes.get_mut(*name) {
+            names::check_name(name, text)?;
+            if let std::borrow::Cow::Owned(normal) = names::normalise(text) {
+                *text = normal;
             }
         }
     }

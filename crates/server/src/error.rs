@@ -225,11 +225,10 @@ impl ErrorShape {
         }
         let _version = segments.next();
         let rest: Vec<&str> = segments.take(4).collect();
-        let is_scim = match rest.as_slice() {
-            ["preview", "scim", "v2", ..] => true,
-            ["accounts", _, "scim", "v2"] => true,
-            _ => false,
-        };
+        let is_scim = matches!(
+            rest.as_slice(),
+            ["preview", "scim", "v2", ..] | ["accounts", _, "scim", "v2"]
+        );
         if is_scim {
             ErrorShape::Scim
         } else {
