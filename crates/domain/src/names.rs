@@ -103,6 +103,19 @@ mod tests {
         check_name("userName", "Ren\u{e9}e O'Brien").unwrap();
     }
 
+    proptest::proptest! {
+        /// Normalising twice is normalising once, a checked name never panics, and a name
+        /// that passes the check still passes once normalised (NFC adds no control character).
+        #[test]
+        fn normalising_is_idempotent_and_keeps_names_valid(text in "\\PC{0,24}|[e\u{301}\u{e9}a-z ]{0,12}") {
+            let once = normalise(&text).into_owned();
+            proptest::prop_assert_eq!(normalise(&once).into_owned(), once.clone());
+            if check_name("userName", &text).is_ok() {
+                proptest::prop_assert!(check_name("userName", &once).is_ok());
+            }
+        }
+    }
+
     #[test]
     fn nul_is_refused_in_any_text_and_other_controls_are_kept() {
         assert!(check_text("title", "a\u{0}").is_err());
