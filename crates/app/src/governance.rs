@@ -1015,7 +1015,8 @@ fn denied(what: &str, decision: &Decision) -> ScimError {
 }
 
 /// Checks a full name given outside SQL (a REST path or field) and folds it to lower case, as
-/// Unity Catalog does. The metastore has one name whatever its id is written as.
+/// Unity Catalog does, in Unicode NFC (`scimitar_domain::names`), so a composed and a
+/// decomposed "é" are one name. The metastore has one name whatever its id is written as.
 pub fn canonical_name(securable_type: SecurableType, full_name: &str) -> ScimResult<String> {
     if securable_type == SecurableType::Metastore {
         return Ok(METASTORE_NAME.to_string());
@@ -1033,7 +1034,7 @@ pub fn canonical_name(securable_type: SecurableType, full_name: &str) -> ScimRes
             "`{full_name}` is not a valid {securable_type} name: {problem}"
         )));
     }
-    Ok(full_name.to_lowercase())
+    Ok(scimitar_domain::names::normalise(&full_name.to_lowercase()).into_owned())
 }
 
 /// A statement's name completed with the session's catalog and schema, and checked.

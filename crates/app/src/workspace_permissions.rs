@@ -177,6 +177,7 @@ pub async fn write(
     if !all_known {
         services.access.catch_up(services.store.as_ref()).await?;
     }
+    let exists = exists(services, account, object).await?;
     let _turn = object_lock(account, object).lock().await;
     let mut attempt = 0;
     loop {
@@ -186,6 +187,9 @@ pub async fn write(
         // a conflict, and the write is computed again on a view that includes it.
         let (current, planned) = services.access.read(account, |model| {
             ensure_may_change(model, caller, object)?;
+            if !exists {
+                return Err(missing(object));
+            }
             let current: Vec<AclEntry> = model
                 .object_acl(object.object_type, &object.object_id)
                 .into_iter()
@@ -229,16 +233,53 @@ pub async fn write(
 const ACL_WRITE_ATTEMPTS: usize = 8;
 
 /// The object's permissions, for admins and for anyone holding a level on it.
-pub fn get(services: &Services, actor: &Actor, object: &ObjectAddress) -> ScimResult<Value> {
+pub async fn get(services: &Services, actor: &Actor, object: &ObjectAddress) -> ScimResult<Value> {
+    let exists = exists(services, actor.account(), object).await?;
     services.access.read(actor.account(), |model| {
-        readable(model, actor.principal(), object)
+        readable(model, actor.principal(), object, exists)
     })?
+}
+
+/// Whether the object exists. Scimitar keeps the workspace tree (directories, notebooks and
+/// files, made by the Workspace API), so an id the tree does not hold names nothing, and its
+/// permissions are not found, as in Databricks. The other types (jobs, clusters, warehouses,
+/// ...) live in systems Scimitar does not model; it keeps their ACLs for whatever ids its
+/// clients use, so every id of those types exists for this API, as does the one tokens object.
+async fn exists(
+    services: &Services,
+    account: &AccountId,
+    object: &ObjectAddress,
+) -> ScimResult<bool> {
+    if !is_tree_type(object.object_type) {
+        return Ok(true);
+    }
+    Ok(services
+        .store
+        .workspace_entry_by_id(account, object.object_type, &object.object_id)
+        .await?
+        .is_some())
+}
+
+/// The object types the workspace tree holds.
+pub fn is_tree_type(object_type: ObjectType) -> bool {
+    matches!(
+        object_type,
+        ObjectType::Directories | ObjectType::Notebooks | ObjectType::Files
+    )
+}
+
+/// A missing object: Databricks' `RESOURCE_DOES_NOT_EXIST`. Only a caller who would be allowed
+/// to see the object is told this; anyone else gets the same refusal as for an object that
+/// exists, so missing and forbidden cannot be told apart.
+fn missing(object: &ObjectAddress) -> ScimError {
+    ScimError::NotFound(format!("{} does not exist", object.api_object_id()))
 }
 
 fn readable(
     model: &AccessModel,
     caller: &PrincipalId,
     object: &ObjectAddress,
+    exists: bool,
 ) -> ScimResult<Value> {
     let may_read = is_admin(model, caller)
         || model
@@ -250,6 +291,9 @@ fn readable(
             "reading the permissions of {} needs a permission on it or workspace admin",
             object.api_object_id()
         )));
+    }
+    if !exists {
+        return Err(missing(object));
     }
     Ok(render(model, object))
 }

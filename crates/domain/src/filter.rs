@@ -44,7 +44,8 @@ pub fn resolve_filter(
         Filter::Compare(path, op, value) => {
             let attribute = resolve_path(resource_type, path)?;
             check_operator(&attribute, *op)?;
-            ResolvedFilter::Compare(attribute, *op, value.clone())
+            let value = typed_value(Some(resource_type), &attribute, *op, value)?;
+            ResolvedFilter::Compare(attribute, *op, value)
         }
         Filter::ValuePath(path, inner) => {
             let outer = resolve_path(resource_type, path)?;
@@ -100,7 +101,8 @@ pub fn resolve_relative(outer: &ResolvedAttr, filter: &Filter) -> ScimResult<Res
         Filter::Compare(path, op, value) => {
             let attribute = sub(path)?;
             check_operator(&attribute, *op)?;
-            ResolvedFilter::Compare(attribute, *op, value.clone())
+            let value = typed_value(None, &attribute, *op, value)?;
+            ResolvedFilter::Compare(attribute, *op, value)
         }
         Filter::ValuePath(path, _) => {
             return Err(ScimError::invalid_filter(format!(
@@ -117,6 +119,60 @@ pub fn resolve_relative(outer: &ResolvedAttr, filter: &Filter) -> ScimResult<Res
             Box::new(resolve_relative(outer, right)?),
         ),
         Filter::Not(inner) => ResolvedFilter::Not(Box::new(resolve_relative(outer, inner)?)),
+    })
+}
+
+/// The value a comparison is made with, checked against the attribute's type before any
+/// storage sees it: a dateTime compared by equality or order needs an RFC 3339 dateTime (or
+/// `null` for `eq`/`ne`), no string may hold U+0000, and a value compared with a principal's
+/// name is put in NFC as names are stored ([`crate::names`]).
+fn typed_value(
+    resource_type: Option<&'static ResourceTypeDef>,
+    attribute: &ResolvedAttr,
+    op: CompareOp,
+    value: &CompValue,
+) -> ScimResult<CompValue> {
+    let kind = compared_kind(attribute);
+    if kind == AttributeType::DateTime {
+        let is_order_or_equality = matches!(
+            op,
+            CompareOp::Eq
+                | CompareOp::Ne
+                | CompareOp::Gt
+                | CompareOp::Ge
+                | CompareOp::Lt
+                | CompareOp::Le
+        );
+        let is_date = match value {
+            CompValue::String(text) => Timestamp::parse_rfc3339(text).is_some(),
+            CompValue::Null => matches!(op, CompareOp::Eq | CompareOp::Ne),
+            CompValue::Bool(_) | CompValue::Number(_) => false,
+        };
+        if is_order_or_equality && !is_date {
+            return Err(ScimError::invalid_filter(format!(
+                "'{}' is a dateTime and can only be compared with an RFC 3339 dateTime such as \
+                 \"2024-01-31T12:00:00Z\", not {value}",
+                attribute.display()
+            )));
+        }
+    }
+    let CompValue::String(text) = value else {
+        return Ok(value.clone());
+    };
+    if text.contains('\0') {
+        return Err(ScimError::invalid_filter(format!(
+            "the value compared with '{}' contains U+0000, which no value may hold",
+            attribute.display()
+        )));
+    }
+    let names_a_principal = attribute.sub_attribute.is_none()
+        && matches!(attribute.home, AttributeHome::Core)
+        && resource_type.is_some_and(|resource_type| {
+            crate::names::is_naming_attribute(resource_type.kind, attribute.attribute.name)
+        });
+    Ok(match crate::names::normalise(text) {
+        std::borrow::Cow::Owned(normal) if names_a_principal => CompValue::String(normal),
+        _ => value.clone(),
     })
 }
 

@@ -5,6 +5,7 @@
 //! - [`error`]: the one error type, [`ScimError`], with its SCIM `scimType`.
 //! - [`clock`]: [`Timestamp`] and the injected [`Clock`].
 //! - [`ids`]: account, workspace and principal identifiers and the injected [`IdGenerator`].
+//! - [`names`]: what a principal's name may be, and its one Unicode form (NFC).
 //! - [`schema`]: the served schemas and resource types, as data.
 //! - [`paths`]: resolving attribute paths against a resource type.
 //! - [`resource`]: the stored [`Principal`] and parsing client documents into canonical form.
@@ -20,6 +21,7 @@ pub mod credentials;
 pub mod error;
 pub mod filter;
 pub mod ids;
+pub mod names;
 pub mod patch;
 pub mod paths;
 pub mod projection;

@@ -10,7 +10,8 @@ use crate::filter::{resolve_relative, ResolvedFilter};
 use crate::ids::PrincipalId;
 use crate::paths::{resolve_target, AttributeHome, ResolvedAttr, ResolvedTarget};
 use crate::resource::{
-    canonical_object, canonical_single, canonical_value, check_required, parse_members, MemberValue,
+    canonical_object, canonical_single, canonical_value, check_schemas, finish_document,
+    parse_members, MemberValue,
 };
 use crate::schema::{Mutability, PrincipalKind, ResourceTypeDef};
 use scimitar_scim::{parse_attr_path, parse_patch_path, CompValue, CompareOp, Filter, PatchPath};
@@ -65,6 +66,7 @@ pub fn parse_patch_request(body: &Value) -> ScimResult<Vec<PatchOperation>> {
     let object = body
         .as_object()
         .ok_or_else(|| ScimError::invalid_syntax("a PATCH body must be a JSON object"))?;
+    check_schemas(object)?;
     let operations = get_case_insensitive(object, "Operations")
         .and_then(Value::as_array)
         .ok_or_else(|| ScimError::invalid_syntax("a PATCH body needs an 'Operations' array"))?;
@@ -143,7 +145,7 @@ pub fn apply_patch(
     for operation in operations {
         patcher.apply(operation)?;
     }
-    check_required(resource_type, &patcher.document)?;
+    finish_document(resource_type, &mut patcher.document)?;
     Ok(PatchPlan {
         attributes: patcher.document,
         password: patcher.password,

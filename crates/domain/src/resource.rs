@@ -9,6 +9,7 @@
 use crate::clock::Timestamp;
 use crate::error::{ScimError, ScimResult};
 use crate::ids::PrincipalId;
+use crate::names;
 use crate::schema::{
     AttributeDef, AttributeType, Mutability, PrincipalKind, ResourceTypeDef, COMMON_ATTRIBUTES,
 };
@@ -160,6 +161,7 @@ pub fn parse_resource(
     let object = body
         .as_object()
         .ok_or_else(|| ScimError::invalid_syntax("the request body must be a JSON object"))?;
+    check_schemas(object)?;
     let mut attributes = Map::new();
     let mut password = None;
     let mut members = None;
@@ -202,13 +204,46 @@ pub fn parse_resource(
         }
         attributes.insert(definition.name.to_string(), canonical);
     }
-    let parsed = ParsedResource {
+    finish_document(resource_type, &mut attributes)?;
+    Ok(ParsedResource {
         attributes,
         password,
         members,
-    };
-    check_required(resource_type, &parsed.attributes)?;
-    Ok(parsed)
+    })
+}
+
+/// Refuses a `schemas` that is not an array of URN strings. Its absence is tolerated (identity
+/// providers omit it), but a string or number where RFC 7643 section 3 has an array is a
+/// client mistake, not something to ignore.
+pub fn check_schemas(object: &Map<String, Value>) -> ScimResult<()> {
+    let schemas = object
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case("schemas"))
+        .map(|(_, value)| value);
+    match schemas {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => Ok(()),
+        Some(_) => Err(ScimError::invalid_value(
+            "'schemas' must be an array of schema URNs (strings)",
+        )),
+    }
+}
+
+/// The last step of every write's document, after a POST or PUT body is parsed or a PATCH is
+/// applied: names are put in NFC and checked ([`names`]), then the required attributes.
+pub fn finish_document(
+    resource_type: &'static ResourceTypeDef,
+    attributes: &mut Map<String, Value>,
+) -> ScimResult<()> {
+    for name in names::naming_attributes(resource_type.kind) {
+        if let Some(Value::String(text)) = attributes.get_mut(*name) {
+            names::check_name(name, text)?;
+            if let std::borrow::Cow::Owned(normal) = names::normalise(text) {
+                *text = normal;
+            }
+        }
+    }
+    check_required(resource_type, attributes)
 }
 
 /// `externalId` is the one common attribute a client writes.
@@ -342,11 +377,20 @@ pub fn canonical_value(
             Some(Value::Array(canonical_items))
         });
     }
-    // Entra wraps single-valued complex attributes (`manager`) in a one-element array.
+    // Entra wraps single-valued complex attributes (`manager`) and booleans in a one-element
+    // array; a string in an array (`userName: ["a"]`) is a client's mistake.
     if let Value::Array(items) = value {
+        let unwraps = matches!(
+            definition.kind,
+            AttributeType::Complex | AttributeType::Boolean
+        );
         return match items.as_slice() {
             [] => Ok(None),
-            [only] => canonical_single(definition, only, name),
+            [only] if unwraps => canonical_single(definition, only, name),
+            [_] => Err(ScimError::invalid_value(format!(
+                "'{name}' is single-valued: a {} was expected, not an array",
+                definition.kind.as_str()
+            ))),
             _ => Err(ScimError::invalid_value(format!(
                 "'{name}' is single-valued but an array of {} values was given",
                 items.len()
@@ -382,7 +426,7 @@ pub fn canonical_single(
                 // manager by replacing it with "".
                 Value::String(text) if text.is_empty() => return Ok(None),
                 // A bare value stands for `{"value": ...}`: Entra sends `manager` as a plain id.
-                Value::String(_) | Value::Number(_)
+                Value::String(_)
                     if !definition.multi_valued && definition.sub_attribute("value").is_some() =>
                 {
                     wrapped = Map::from_iter([("value".to_string(), value.clone())]);
@@ -396,10 +440,13 @@ pub fn canonical_single(
             }
             Value::Object(canonical)
         }
+        // A number is refused rather than turned into text: `userName: 123` is a client's
+        // mistake, and storing "123" would hide it.
         AttributeType::String | AttributeType::Reference | AttributeType::Binary => match value {
-            Value::String(text) => Value::String(text.clone()),
-            // Numbers sent for string attributes (employee numbers, ids) keep their text.
-            Value::Number(number) => Value::String(number.to_string()),
+            Value::String(text) => {
+                names::check_text(name, text)?;
+                Value::String(text.clone())
+            }
             _ => return Err(wrong_type()),
         },
         AttributeType::Boolean => Value::Bool(coerce_bool(value).ok_or_else(wrong_type)?),
@@ -508,7 +555,7 @@ mod tests {
             &json!({
                 "userName": "a",
                 "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user": {
-                    "employeeNumber": 42,
+                    "employeeNumber": "42",
                     "manager": [{"value": "26118915-6090-4610-87e4-49d8ca9f808d"}]
                 }
             }),

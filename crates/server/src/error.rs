@@ -86,6 +86,10 @@ pub fn databricks_error_code(error: &ScimError) -> &'static str {
             scim_type: ScimType::Uniqueness,
             ..
         } => "RESOURCE_ALREADY_EXISTS",
+        ScimError::BadRequest {
+            scim_type: ScimType::InvalidSyntax,
+            ..
+        } => "MALFORMED_REQUEST",
         ScimError::BadRequest { .. } | ScimError::PayloadTooLarge(_) => "INVALID_PARAMETER_VALUE",
         ScimError::NotFound(_) => "RESOURCE_DOES_NOT_EXIST",
         ScimError::PreconditionFailed(_) => "INVALID_STATE",
@@ -234,6 +238,75 @@ impl IntoResponse for DatabricksError {
 
 pub type DatabricksResult<T = Response> = Result<T, DatabricksError>;
 
+/// Which API's error body a request gets, decided from its path alone, so that the router's
+/// fallback, method refusals and axum's own extractor rejections answer in the shape of the API
+/// the client called, as handlers do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorShape {
+    /// RFC 7644 error JSON: `/scim/v2` and the Databricks SCIM mounts.
+    Scim,
+    /// Databricks' `{"error_code", "message"}`: every other path under `/api/`.
+    Databricks,
+}
+
+impl ErrorShape {
+    /// The shape for a request path (as sent, percent-encoded). The Databricks SCIM mounts are
+    /// `/api/{version}/preview/scim/v2...` and `/api/{version}/accounts/{id}/scim/v2...`; paths
+    /// outside `/api/` (the generic mount, health, unknown roots) keep the SCIM shape.
+    pub fn for_path(path: &str) -> ErrorShape {
+        let mut segments = path.split('/').skip(1);
+        if segments.next() != Some("api") {
+            return ErrorShape::Scim;
+        }
+        let _version = segments.next();
+        let rest: Vec<&str> = segments.take(4).collect();
+        let is_scim = matches!(
+            rest.as_slice(),
+            ["preview", "scim", "v2", ..] | ["accounts", _, "scim", "v2"]
+        );
+        if is_scim {
+            ErrorShape::Scim
+        } else {
+            ErrorShape::Databricks
+        }
+    }
+
+    /// The error response in this shape.
+    pub fn respond(self, error: ScimError) -> Response {
+        match self {
+            ErrorShape::Scim => ApiError(error).into_response(),
+            ErrorShape::Databricks => DatabricksError(error).into_response(),
+        }
+    }
+
+    /// An error response for a status that no [`ScimError`] stands for (415, 408, 503, ...):
+    /// the status is kept and the body has this shape, with no `scimType`.
+    pub fn respond_with_status(self, status: StatusCode, message: &str) -> Response {
+        let body = match self {
+            ErrorShape::Scim => json!({
+                "schemas": [ERROR_SCHEMA],
+                "status": status.as_u16().to_string(),
+                "detail": message,
+            }),
+            ErrorShape::Databricks => {
+                let code = match status.as_u16() {
+                    408 => "REQUEST_TIMEOUT",
+                    415 | 422 => "MALFORMED_REQUEST",
+                    429 => "TOO_MANY_REQUESTS",
+                    503 => "TEMPORARILY_UNAVAILABLE",
+                    code if code >= 500 => "INTERNAL_ERROR",
+                    _ => "BAD_REQUEST",
+                };
+                json!({"error_code": code, "message": message})
+            }
+        };
+        match self {
+            ErrorShape::Scim => scim_json(status, body),
+            ErrorShape::Databricks => (status, axum::Json(body)).into_response(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,6 +417,35 @@ mod tests {
             failed["message"],
             json!("[RESOURCE_CONFLICT] keep an admin")
         );
+    }
+
+    #[test]
+    fn the_error_shape_follows_the_api_of_the_path() {
+        for scim in [
+            "/scim/v2/Users",
+            "/scim/v2/nowhere",
+            "/api/2.0/preview/scim/v2/Users/x",
+            "/api/2.0/accounts/acme/scim/v2",
+            "/api/2.1/accounts/acme/scim/v2/Groups",
+            "/healthz",
+            "/",
+        ] {
+            assert_eq!(ErrorShape::for_path(scim), ErrorShape::Scim, "{scim}");
+        }
+        for databricks in [
+            "/api/2.0/nowhere",
+            "/api/2.1/unity-catalog/catalogs/x",
+            "/api/2.0/permissions/directories/1",
+            "/api/2.0/accounts/acme/other",
+            "/api/2.0/preview/other/v2",
+            "/api",
+        ] {
+            assert_eq!(
+                ErrorShape::for_path(databricks),
+                ErrorShape::Databricks,
+                "{databricks}"
+            );
+        }
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub use governance::{
     AccessEvent, AccessSnapshot, AclRow, GovernanceChange, GrantRow, LoggedEvent, ObjectRow,
     PrincipalFacts, SecurableRow, WorkspaceEntry,
 };
-use scimitar_access::SecurableType;
+use scimitar_access::{ObjectType, SecurableType};
 pub use transfer::{ImportRecord, MembershipRow, TokenRow};
 
 use async_trait::async_trait;
@@ -159,6 +159,14 @@ pub trait Store: Send + Sync + 'static {
         &self,
         account: &AccountId,
         path: &str,
+    ) -> ScimResult<Option<WorkspaceEntry>>;
+    /// The object of the workspace tree with this type and id, if the tree holds it (objects
+    /// known only from their ACL, such as jobs, are not in the tree).
+    async fn workspace_entry_by_id(
+        &self,
+        account: &AccountId,
+        object_type: ObjectType,
+        object_id: &str,
     ) -> ScimResult<Option<WorkspaceEntry>>;
     /// The workspace objects with a path directly in `directory` (`None`: the root), by path.
     async fn workspace_entries_in(

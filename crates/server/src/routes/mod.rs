@@ -12,7 +12,7 @@ pub mod wire;
 pub mod workspace;
 
 use crate::context::{AddressedAccount, Mount};
-use crate::error::{scim_json_text, ApiError, ApiResult};
+use crate::error::{scim_json_text, ApiError, ApiResult, ErrorShape};
 use crate::AppState;
 use axum::body::Body;
 use axum::http::HeaderName;
@@ -74,6 +74,7 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     router
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(errors_in_the_shape_of_the_api))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             consistency::layer,
@@ -215,20 +216,76 @@ async fn databricks_config(
     .into_response())
 }
 
+/// No route matched: a 404 in the shape of the API the path belongs to (Databricks answers an
+/// unknown endpoint with `ENDPOINT_NOT_FOUND`, a code distinct from a missing resource).
 async fn not_found(uri: Uri) -> Response {
-    ApiError(ScimError::NotFound(format!(
-        "no endpoint at {}",
-        uri.path()
-    )))
-    .into_response()
+    let message = format!("no endpoint at {}", uri.path());
+    match ErrorShape::for_path(uri.path()) {
+        ErrorShape::Scim => ApiError(ScimError::NotFound(message)).into_response(),
+        ErrorShape::Databricks => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error_code": "ENDPOINT_NOT_FOUND", "message": message})),
+        )
+            .into_response(),
+    }
 }
 
 pub(crate) async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> Response {
-    ApiError(ScimError::MethodNotAllowed(format!(
+    ErrorShape::for_path(uri.path()).respond(ScimError::MethodNotAllowed(format!(
         "{method} is not supported on {}",
         uri.path()
     )))
-    .into_response()
+}
+
+/// Rewrites the error responses that axum and tower write themselves (an extractor's rejection
+/// of a path segment that is not UTF-8 or of a query it cannot read, a body over a limit, ...),
+/// which are plain text, into the error body of the API the path belongs to. Handlers' own
+/// errors are JSON already and pass untouched; the status and the other headers are kept.
+async fn errors_in_the_shape_of_the_api(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let shape = ErrorShape::for_path(request.uri().path());
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.contains("json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // A rejection's text is a sentence; a server fault's text is not the client's to read.
+    let text = match axum::body::to_bytes(body, 4096).await {
+        Ok(bytes) if !status.is_server_error() => {
+            String::from_utf8_lossy(&bytes).trim().to_string()
+        }
+        _ => String::new(),
+    };
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    let mut shaped = match status {
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => {
+            shape.respond(ScimError::invalid_value(message))
+        }
+        StatusCode::NOT_FOUND => shape.respond(ScimError::NotFound(message)),
+        StatusCode::METHOD_NOT_ALLOWED => shape.respond(ScimError::MethodNotAllowed(message)),
+        StatusCode::PAYLOAD_TOO_LARGE => shape.respond(ScimError::PayloadTooLarge(message)),
+        StatusCode::UNAUTHORIZED => shape.respond(ScimError::Unauthorized(message)),
+        StatusCode::FORBIDDEN => shape.respond(ScimError::Forbidden(message)),
+        other => shape.respond_with_status(other, &message),
+    };
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            shaped.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    shaped
 }
 
 /// Reads and parses a JSON body; a client mistake is `invalidSyntax`, an oversized body 413.

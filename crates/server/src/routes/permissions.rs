@@ -27,7 +27,7 @@ pub async fn get(
     if path.levels {
         return Ok(Json(workspace_permissions::permission_levels(&path.object)).into_response());
     }
-    let body = workspace_permissions::get(&state.services, &context.actor, &path.object)?;
+    let body = workspace_permissions::get(&state.services, &context.actor, &path.object).await?;
     Ok(Json(body).into_response())
 }
 

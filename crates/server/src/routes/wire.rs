@@ -23,9 +23,10 @@ use serde_json::Value;
 /// of the wrong type is refused with the path of its field.
 pub fn from_object<T: DeserializeOwned>(body: Value) -> ScimResult<T> {
     // A derived struct would also accept an array, field by position, and then complain
-    // about its length; every body here is an object, so say that instead.
+    // about its length; every body here is an object, so say that instead. The body is valid
+    // JSON (its text parsed), so this is a wrong value, not `MALFORMED_REQUEST`.
     if !body.is_object() {
-        return Err(ScimError::invalid_syntax(
+        return Err(ScimError::invalid_value(
             "the request body must be a JSON object",
         ));
     }

@@ -15,6 +15,7 @@ mod etags;
 mod faults;
 mod groups;
 mod health;
+mod input;
 mod metrics;
 mod mounts;
 mod multi_node;

@@ -198,7 +198,9 @@ pub async fn principal_by_name<T: SqlTransaction>(
          WHERE p.account_id = $1 AND p.kind = '{}' AND p.{column} = $2",
         kind.as_str()
     );
-    let name = fold_case(name);
+    // Names are stored in NFC (`scimitar_domain::names`); a name given in another form is
+    // the same name.
+    let name = fold_case(&scimitar_domain::names::normalise(name));
     query_opt(session, &sql, params![account.as_str(), name.as_str()])
         .await?
         .map(principal_from_row)
@@ -504,6 +506,27 @@ pub async fn workspace_entry<T: SqlTransaction>(
         .await?
         .map(workspace_entry_from_row)
         .transpose()
+}
+
+pub async fn workspace_entry_by_id<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+    object_type: ObjectType,
+    object_id: &str,
+) -> ScimResult<Option<WorkspaceEntry>> {
+    // Rows without a path are objects known only from an ACL, not members of the tree.
+    let sql = format!(
+        "SELECT {WORKSPACE_ENTRY_COLUMNS} FROM workspace_objects \
+         WHERE account_id = $1 AND object_type = $2 AND object_id = $3 AND path IS NOT NULL"
+    );
+    query_opt(
+        session,
+        &sql,
+        params![account.as_str(), object_type.as_str(), object_id],
+    )
+    .await?
+    .map(workspace_entry_from_row)
+    .transpose()
 }
 
 pub async fn workspace_entries_in<T: SqlTransaction>(

@@ -12,7 +12,7 @@ use crate::transfer::{MembershipRow, TokenRow};
 use crate::{Account, NotReady, Page, PoolStatus, Store, Workspace};
 use async_trait::async_trait;
 use futures_util::future::BoxFuture;
-use scimitar_access::SecurableType;
+use scimitar_access::{ObjectType, SecurableType};
 use scimitar_domain::credentials::Token;
 use scimitar_domain::query::ListQuery;
 use scimitar_domain::render::{GroupRef, MemberRef};
@@ -280,6 +280,22 @@ impl<B: SqlBackend> Store for B {
         let (account, path) = (account.clone(), path.to_string());
         run!(self, Point, |session| read::workspace_entry(
             session, &account, &path
+        ))
+        .await
+    }
+
+    async fn workspace_entry_by_id(
+        &self,
+        account: &AccountId,
+        object_type: ObjectType,
+        object_id: &str,
+    ) -> ScimResult<Option<WorkspaceEntry>> {
+        let (account, object_id) = (account.clone(), object_id.to_string());
+        run!(self, Point, |session| read::workspace_entry_by_id(
+            session,
+            &account,
+            object_type,
+            &object_id
         ))
         .await
     }
