@@ -115,6 +115,19 @@ pub fn bearer_secret(headers: &HeaderMap) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
+/// What every client whose authentication fails is told, whatever the reason: a token that
+/// has expired, or whose principal was deactivated, must not tell the one holding it that it
+/// was once valid. The reason goes to the log instead.
+pub const UNAUTHENTICATED_MESSAGE: &str =
+    "the request is not authenticated: send 'Authorization: Bearer <token>' with a valid token";
+
+/// The one refusal of a request whose authentication failed. `reason` (never the token) is
+/// logged, inside the request's span, which carries its request id.
+fn unauthenticated(reason: &str) -> ScimError {
+    tracing::info!(reason = %reason.escape_debug(), "authentication failed");
+    ScimError::Unauthorized(UNAUTHENTICATED_MESSAGE.into())
+}
+
 impl FromRequestParts<AppState> for ScimContext {
     type Rejection = ApiError;
 
@@ -122,14 +135,14 @@ impl FromRequestParts<AppState> for ScimContext {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let secret = bearer_secret(&parts.headers)
-            .ok_or_else(|| {
-                ScimError::Unauthorized(
-                    "this endpoint needs an 'Authorization: Bearer <token>' header".into(),
-                )
-            })?
-            .to_string();
-        let credential = state.services.authenticate(&secret).await?;
+        let Some(secret) = bearer_secret(&parts.headers).map(str::to_string) else {
+            return Err(unauthenticated("the request has no bearer token").into());
+        };
+        let credential = match state.services.authenticate(&secret).await {
+            Ok(credential) => credential,
+            Err(ScimError::Unauthorized(reason)) => return Err(unauthenticated(&reason).into()),
+            Err(other) => return Err(other.into()),
+        };
         let addressed = AddressedAccount::from_request_parts(parts, state).await?;
         Ok(ScimContext {
             actor: credential.act_in(&addressed.account)?,

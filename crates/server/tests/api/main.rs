@@ -14,6 +14,7 @@ mod errors;
 mod etags;
 mod groups;
 mod health;
+mod leaks;
 mod mounts;
 mod multi_node;
 mod okta;
