@@ -105,3 +105,165 @@ async fn every_refused_token_gets_the_same_401_whatever_the_reason() {
         }
     }
 }
+
+/// A second account in the app's database, made as an operator would (no API makes one),
+/// with an admin user; returns the account and a token of that admin.
+async fn second_account(app: &TestApp, url: &str) -> (scimitar_domain::AccountId, String) {
+    use scimitar_domain::{Principal, PrincipalId, PrincipalKind, Timestamp};
+    let store =
+        scimitar_store::open_with(url, &scimitar_store::StoreOptions { max_connections: 1 })
+            .await
+            .expect("a second store");
+    let account = scimitar_domain::AccountId::new("00000000-0000-4000-8000-0000000000b2");
+    let now = Timestamp::from_micros(1_000_000);
+    let principal = |id: &str, kind, attributes: serde_json::Value, system| Principal {
+        id: PrincipalId::new(id),
+        kind,
+        attributes: attributes.as_object().cloned().unwrap_or_default(),
+        password_hash: None,
+        system,
+        created: now,
+        last_modified: now,
+        version: 1,
+    };
+    let admins = principal(
+        "9100000001",
+        PrincipalKind::Group,
+        json!({"displayName": "admins"}),
+        true,
+    );
+    let users = principal(
+        "9100000002",
+        PrincipalKind::Group,
+        json!({"displayName": "users"}),
+        true,
+    );
+    let admin = principal(
+        "9100000003",
+        PrincipalKind::User,
+        json!({"userName": "b.admin@example.com", "active": true}),
+        false,
+    );
+    let secret = format!(
+        "{}{}",
+        scimitar_domain::credentials::TOKEN_PREFIX,
+        "b".repeat(64)
+    );
+    store
+        .apply(
+            &account,
+            scimitar_store::Change::CreateAccount {
+                account: scimitar_store::Account {
+                    id: account.clone(),
+                    name: "second".into(),
+                    created: now,
+                },
+                workspace: scimitar_store::Workspace {
+                    id: scimitar_domain::WorkspaceId::new("9100000000"),
+                    account: account.clone(),
+                    name: "second".into(),
+                    created: now,
+                },
+                first_admin: Some(Box::new(scimitar_store::FirstAdmin {
+                    group: admins.id.clone(),
+                    user: admin,
+                    digest: scimitar_domain::credentials::token_digest(&secret),
+                    token: scimitar_domain::credentials::Token {
+                        id: "00000000-0000-4000-8000-0000000000b3".into(),
+                        account: account.clone(),
+                        principal: PrincipalId::new("9100000003"),
+                        scope: scimitar_domain::credentials::TokenScope::Admin,
+                        comment: None,
+                        created: now,
+                        expires: None,
+                    },
+                })),
+                system_groups: vec![admins, users],
+                only_if_first: false,
+            },
+        )
+        .await
+        .expect("the second account is made");
+    // The app reads the new account's part of the access log before its token is used.
+    app.services.catch_up().await.expect("caught up");
+    (account, secret)
+}
+
+/// Runs a statement with `token`; returns its `statement_id`.
+async fn run_statement(app: &TestApp, token: &str, statement: &str) -> String {
+    let reply = read(
+        app.client
+            .post(format!("{}/api/2.0/sql/statements", app.address))
+            .bearer_auth(token)
+            .json(&json!({"statement": statement, "warehouse_id": "any"}))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    str_of(&reply.body, "statement_id").to_string()
+}
+
+async fn get_statement(app: &TestApp, token: &str, id: &str) -> (u16, String) {
+    let (status, body) = raw(app
+        .client
+        .get(format!("{}/api/2.0/sql/statements/{id}", app.address))
+        .bearer_auth(token))
+    .await;
+    // The unknown id is named in the message; put every id in one place to compare.
+    (status, body.replace(id, "ID"))
+}
+
+#[tokio::test]
+async fn a_statements_result_is_read_only_by_whoever_ran_it_and_the_admins() {
+    let (app, url) = spawn_app_with_url().await;
+    let alice = app.create_user("alice@example.com").await;
+    let bob = app.create_user("bob@example.com").await;
+    let alice_token = app.token_for(str_of(&alice, "id")).await;
+    let bob_token = app.token_for(str_of(&bob, "id")).await;
+    let (_, foreign_token) = second_account(&app, &url).await;
+    let admins_statement = run_statement(&app, &app.token, "CREATE CATALOG main").await;
+    let alices_statement = run_statement(
+        &app,
+        &alice_token,
+        "SHOW GRANTS `alice@example.com` ON CATALOG main",
+    )
+    .await;
+    let unknown = "01234567-89ab-4def-8123-456789abcdef";
+
+    // Whoever ran a statement reads it; an admin reads anyone's.
+    assert_eq!(
+        get_statement(&app, &alice_token, &alices_statement).await.0,
+        200
+    );
+    assert_eq!(
+        get_statement(&app, &app.token, &alices_statement).await.0,
+        200
+    );
+    assert_eq!(
+        get_statement(&app, &app.token, &admins_statement).await.0,
+        200
+    );
+
+    // Anyone else is answered as for an id that was never issued.
+    for (who, token) in [
+        ("bob", &bob_token),
+        ("another account's admin", &foreign_token),
+    ] {
+        let never_issued = get_statement(&app, token, unknown).await;
+        assert!(never_issued.0 >= 400, "{who}: {never_issued:?}");
+        for statement in [&alices_statement, &admins_statement] {
+            assert_eq!(
+                get_statement(&app, token, statement).await,
+                never_issued,
+                "{who} reading {statement}"
+            );
+        }
+    }
+    let alice_reading_the_admins = get_statement(&app, &alice_token, &admins_statement).await;
+    assert_eq!(
+        alice_reading_the_admins,
+        get_statement(&app, &alice_token, unknown).await
+    );
+}
