@@ -3,6 +3,7 @@
 
 mod access;
 mod config;
+mod logging;
 mod sql;
 mod transfer;
 
@@ -181,7 +182,10 @@ async fn serve(config: Config) -> Result<(), String> {
     };
     let worker_threads = tokio::runtime::Handle::current().metrics().num_workers();
     tracing::info!(%address, database = backend, worker_threads, "scimitar is serving");
-    eprintln!("scimitar listening on http://{address}");
+    // For people and scripts reading the text log; a JSON log has the address in the line above.
+    if !logging::is_json() {
+        eprintln!("scimitar listening on http://{address}");
+    }
     application
         .run_until(shutdown_signal())
         .await
@@ -258,16 +262,10 @@ async fn list_accounts(database: &str) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal: in a log file they are noise, and
-        // writing them into every request's span fields cost measurable CPU per request.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SCIMITAR_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    if let Err(message) = logging::init() {
+        eprintln!("error: {message}");
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         // `serve`'s configuration sizes the runtime, so it is read before the runtime starts.
@@ -290,7 +288,11 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("error: {message}");
+            if logging::is_json() {
+                tracing::error!(%message, "scimitar stopped");
+            } else {
+                eprintln!("error: {message}");
+            }
             ExitCode::FAILURE
         }
     }

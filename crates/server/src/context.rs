@@ -115,6 +115,21 @@ pub fn bearer_secret(headers: &HeaderMap) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
+/// Who a request authenticated as, for its log line: the request-log middleware puts an empty
+/// one in the request's extensions, and authentication fills it.
+#[derive(Clone, Default)]
+pub struct RequestPrincipal(std::sync::Arc<std::sync::OnceLock<String>>);
+
+impl RequestPrincipal {
+    pub fn get(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
+
+    fn set(&self, principal: &str) {
+        let _ = self.0.set(principal.to_string());
+    }
+}
+
 /// What every client whose authentication fails is told, whatever the reason: a token that
 /// has expired, or whose principal was deactivated, must not tell the one holding it that it
 /// was once valid. The reason goes to the log instead.
@@ -143,6 +158,9 @@ impl FromRequestParts<AppState> for ScimContext {
             Err(ScimError::Unauthorized(reason)) => return Err(unauthenticated(&reason).into()),
             Err(other) => return Err(other.into()),
         };
+        if let Some(slot) = parts.extensions.get::<RequestPrincipal>() {
+            slot.set(credential.principal().as_str());
+        }
         let addressed = AddressedAccount::from_request_parts(parts, state).await?;
         Ok(ScimContext {
             actor: credential.act_in(&addressed.account)?,

@@ -267,3 +267,42 @@ async fn a_statements_result_is_read_only_by_whoever_ran_it_and_the_admins() {
         get_statement(&app, &alice_token, unknown).await
     );
 }
+
+#[tokio::test]
+async fn a_client_request_id_is_kept_only_when_short_and_of_safe_characters() {
+    let app = spawn_app().await;
+    let echoed = |id: &'static str| {
+        let request = app.scim(Method::GET, "/Me").header("x-request-id", id);
+        async move {
+            let reply = read(request.send().await.expect("sent")).await;
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            reply
+                .header("x-request-id")
+                .expect("an id is echoed")
+                .to_string()
+        }
+    };
+    assert_eq!(echoed("client-id.1:ok_2").await, "client-id.1:ok_2");
+    let too_long: &'static str = "a".repeat(65).leak();
+    for refused in [
+        "two words",
+        "tab\there",
+        "\" level=ERROR forged=\"1",
+        "percent%0Aencoded",
+        too_long,
+    ] {
+        let used = echoed(refused).await;
+        assert_ne!(used, refused);
+        assert!(
+            !used.is_empty()
+                && used.len() <= 64
+                && used
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || b"._:-".contains(&byte)),
+            "{used:?}"
+        );
+    }
+    let generated_one = echoed("a b").await;
+    let generated_two = echoed("a b").await;
+    assert_ne!(generated_one, generated_two, "each request gets its own id");
+}
