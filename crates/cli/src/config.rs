@@ -2,6 +2,7 @@
 //! variables, then command-line flags. Unknown keys in the file are refused, so a typo is an
 //! error rather than a silently ignored setting.
 
+use scimitar_server::context::PublicUrl;
 use serde::Deserialize;
 use std::path::Path;
 
@@ -18,6 +19,8 @@ pub struct Config {
     pub max_connections: usize,
     /// The async runtime's worker threads; `None` is one per core (tokio's default).
     pub worker_threads: Option<usize>,
+    /// The URL clients reach the server at; `None` builds URLs from each request's `Host`.
+    pub public_url: Option<PublicUrl>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -27,6 +30,7 @@ struct FileConfig {
     database_url: Option<String>,
     database_max_connections: Option<usize>,
     worker_threads: Option<usize>,
+    public_url: Option<String>,
 }
 
 impl Config {
@@ -38,6 +42,7 @@ impl Config {
         flag_database: Option<String>,
         flag_max_connections: Option<usize>,
         flag_worker_threads: Option<usize>,
+        flag_public_url: Option<String>,
     ) -> Result<Self, String> {
         let file_config = match file {
             None => FileConfig::default(),
@@ -67,6 +72,10 @@ impl Config {
                 Some(0) => return Err("worker_threads must be at least 1".to_string()),
                 threads => threads,
             },
+            public_url: flag_public_url
+                .or(file_config.public_url)
+                .map(|url| PublicUrl::parse(&url))
+                .transpose()?,
         })
     }
 }
@@ -87,7 +96,7 @@ mod tests {
             "listen = \"0.0.0.0:9000\"\ndatabase_url = \"sqlite:///tmp/x.db\"\ndatabase_max_connections = 7\nworker_threads = 2\n",
         )
         .unwrap();
-        let from_file = Config::load(Some(&path), None, None, None, None).unwrap();
+        let from_file = Config::load(Some(&path), None, None, None, None, None).unwrap();
         assert_eq!(from_file.listen, "0.0.0.0:9000");
         assert_eq!(from_file.max_connections, 7);
         assert_eq!(from_file.worker_threads, Some(2));
@@ -97,20 +106,61 @@ mod tests {
             None,
             Some(3),
             Some(1),
+            None,
         )
         .unwrap();
         assert_eq!(flagged.listen, "127.0.0.1:1");
         assert_eq!(flagged.database_url, "sqlite:///tmp/x.db");
         assert_eq!(flagged.max_connections, 3);
         assert_eq!(flagged.worker_threads, Some(1));
-        let defaults = Config::load(None, None, None, None, None).unwrap();
+        let defaults = Config::load(None, None, None, None, None, None).unwrap();
         assert_eq!(defaults.listen, DEFAULT_LISTEN);
         assert_eq!(defaults.max_connections, DEFAULT_MAX_CONNECTIONS);
         assert_eq!(defaults.worker_threads, None);
-        assert!(Config::load(None, None, None, Some(0), None).is_err());
-        assert!(Config::load(None, None, None, None, Some(0))
+        assert!(Config::load(None, None, None, Some(0), None, None).is_err());
+        assert!(Config::load(None, None, None, None, Some(0), None)
             .unwrap_err()
             .contains("worker_threads"));
+        std::fs::remove_dir_all(&directory).unwrap();
+    }
+
+    #[test]
+    fn the_public_url_comes_from_the_flag_or_the_file_and_is_checked_at_startup() {
+        let directory =
+            std::env::temp_dir().join(format!("scimitar-config-url-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).unwrap();
+        let path = directory.join("scimitar.toml");
+        std::fs::write(&path, "public_url = \"https://idp.example.com/\"\n").unwrap();
+        let from_file = Config::load(Some(&path), None, None, None, None, None).unwrap();
+        assert_eq!(
+            from_file.public_url.unwrap().as_str(),
+            "https://idp.example.com"
+        );
+        let flagged = Config::load(
+            Some(&path),
+            None,
+            None,
+            None,
+            None,
+            Some("http://10.1.2.3:8080".into()),
+        )
+        .unwrap();
+        assert_eq!(flagged.public_url.unwrap().as_str(), "http://10.1.2.3:8080");
+        assert_eq!(
+            Config::load(None, None, None, None, None, None)
+                .unwrap()
+                .public_url,
+            None
+        );
+        let refused = Config::load(
+            None,
+            None,
+            None,
+            None,
+            None,
+            Some("idp.example.com?x".into()),
+        );
+        assert!(refused.unwrap_err().contains("public_url"));
         std::fs::remove_dir_all(&directory).unwrap();
     }
 
@@ -121,7 +171,7 @@ mod tests {
         std::fs::create_dir_all(&directory).unwrap();
         let path = directory.join("scimitar.toml");
         std::fs::write(&path, "lisen = \"x\"\n").unwrap();
-        assert!(Config::load(Some(&path), None, None, None, None)
+        assert!(Config::load(Some(&path), None, None, None, None, None)
             .unwrap_err()
             .contains("unknown field"));
         std::fs::remove_dir_all(&directory).unwrap();

@@ -48,8 +48,13 @@ enum Command {
         /// other busy processes, fewer can be faster: they contend less for the cores.
         #[arg(long, env = "SCIMITAR_WORKER_THREADS")]
         worker_threads: Option<usize>,
+        /// The URL clients reach this server at (https://HOST[:PORT][/PATH]), behind any
+        /// proxy: `location`, `meta.location` and `$ref` values use it instead of the
+        /// request's Host header.
+        #[arg(long, env = "SCIMITAR_PUBLIC_URL")]
+        public_url: Option<String>,
         /// Optional TOML configuration file (keys: listen, database_url,
-        /// database_max_connections, worker_threads).
+        /// database_max_connections, worker_threads, public_url).
         #[arg(long, env = "SCIMITAR_CONFIG")]
         config: Option<PathBuf>,
     },
@@ -171,7 +176,8 @@ async fn serve(config: Config) -> Result<(), String> {
     }
     let application = Application::bind(&config.listen, services)
         .await
-        .map_err(|error| error.to_string())?;
+        .map_err(|error| error.to_string())?
+        .with_public_url(config.public_url.clone());
     let address = application
         .local_addr()
         .map_err(|error| error.to_string())?;
@@ -274,6 +280,7 @@ fn main() -> ExitCode {
             database,
             max_connections,
             worker_threads,
+            public_url,
             config,
         } => Config::load(
             config.as_deref(),
@@ -281,6 +288,7 @@ fn main() -> ExitCode {
             database,
             max_connections,
             worker_threads,
+            public_url,
         )
         .and_then(|config| runtime(config.worker_threads)?.block_on(serve(config))),
         command => runtime(None).and_then(|runtime| runtime.block_on(run(command))),

@@ -57,18 +57,60 @@ pub struct ScimContext {
     pub base_url: String,
 }
 
-fn origin(headers: &HeaderMap) -> String {
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|value| value.to_str().ok())
-        .filter(|value| *value == "https" || *value == "http")
-        .unwrap_or("http");
+/// The configured public base URL of the server (`public_url`): what clients reach it at,
+/// behind whatever proxies. Checked once at startup: an absolute `http` or `https` URL with a
+/// host, no user, query or fragment; kept without its trailing slash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl(String);
+
+impl PublicUrl {
+    pub fn parse(text: &str) -> Result<PublicUrl, String> {
+        let refuse = |why: &str| Err(format!("public_url {text:?} {why}"));
+        let trimmed = text.trim().trim_end_matches('/');
+        let Some((scheme, rest)) = trimmed.split_once("://") else {
+            return refuse("is not an absolute URL (http://HOST or https://HOST)");
+        };
+        if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+            return refuse("must use http or https");
+        }
+        if !trimmed.chars().all(|c| c.is_ascii_graphic()) {
+            return refuse("may hold only visible ASCII characters (percent-encode the rest)");
+        }
+        if trimmed.contains(['?', '#']) {
+            return refuse("must not have a query or a fragment");
+        }
+        let authority = rest.split('/').next().unwrap_or_default();
+        if authority.is_empty() || authority.starts_with(':') {
+            return refuse("has no host");
+        }
+        if authority.contains('@') {
+            return refuse("must not name a user");
+        }
+        Ok(PublicUrl(format!(
+            "{}://{rest}",
+            scheme.to_ascii_lowercase()
+        )))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Where `location`, `meta.location` and `$ref` values point: the configured public URL, or,
+/// when none is configured, `http://` and the request's `Host` header, which is then trusted
+/// (an operator behind a proxy sets `public_url`). `X-Forwarded-*` headers are never read:
+/// any client can send them.
+fn origin(public_url: Option<&PublicUrl>, headers: &HeaderMap) -> String {
+    if let Some(public_url) = public_url {
+        return public_url.as_str().to_string();
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|value| value.to_str().ok())
         .filter(|host| !host.is_empty() && host.chars().all(|c| c.is_ascii_graphic()))
         .unwrap_or("localhost");
-    format!("{scheme}://{host}")
+    format!("http://{host}")
 }
 
 impl FromRequestParts<AppState> for AddressedAccount {
@@ -96,7 +138,11 @@ impl FromRequestParts<AppState> for AddressedAccount {
             }
             Mount::Generic | Mount::DatabricksWorkspace => state.default_account().await?,
         };
-        let base_url = format!("{}{}", origin(&parts.headers), mount.prefix(&account));
+        let base_url = format!(
+            "{}{}",
+            origin(state.public_url.as_ref(), &parts.headers),
+            mount.prefix(&account)
+        );
         Ok(AddressedAccount {
             account,
             mount,
@@ -188,5 +234,38 @@ impl FromRequestParts<AppState> for DatabricksContext {
         Ok(DatabricksContext {
             actor: context.actor,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::PublicUrl;
+
+    #[test]
+    fn a_public_url_is_an_absolute_http_url_without_query_user_or_fragment() {
+        assert_eq!(
+            PublicUrl::parse("HTTPS://idp.example.com/scimitar/")
+                .unwrap()
+                .as_str(),
+            "https://idp.example.com/scimitar"
+        );
+        assert_eq!(
+            PublicUrl::parse("http://10.0.0.1:8080").unwrap().as_str(),
+            "http://10.0.0.1:8080"
+        );
+        for refused in [
+            "idp.example.com",
+            "ftp://idp.example.com",
+            "https://",
+            "https://:443",
+            "https://idp.example.com/?a=b",
+            "https://idp.example.com/#top",
+            "https://user@idp.example.com",
+            "https://idp example.com",
+            "/scim",
+        ] {
+            assert!(PublicUrl::parse(refused).is_err(), "{refused}");
+        }
     }
 }

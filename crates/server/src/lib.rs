@@ -42,6 +42,8 @@ pub struct SharedState {
     pub governance: governance::Governance,
     /// Recent Statement Execution API answers, for `GET /api/2.0/sql/statements/{id}`.
     pub recent_statements: routes::statements::RecentStatements,
+    /// The public base URL, when configured: base URLs are made from it, not from `Host`.
+    pub public_url: Option<context::PublicUrl>,
     /// The first account, which the generic and workspace mount points act on. Cached because
     /// it never changes once created.
     default_account: Arc<OnceCell<AccountId>>,
@@ -49,7 +51,12 @@ pub struct SharedState {
 
 impl AppState {
     pub fn new(services: Services) -> Self {
+        AppState::with_public_url(services, None)
+    }
+
+    pub fn with_public_url(services: Services, public_url: Option<context::PublicUrl>) -> Self {
         AppState(Arc::new(SharedState {
+            public_url,
             governance: governance::Governance::new(services.clone()),
             recent_statements: Default::default(),
             services,
@@ -100,6 +107,16 @@ impl Application {
             listener,
             state: AppState::new(services),
         })
+    }
+
+    /// Builds `location`, `meta.location` and `$ref` values from `public_url` rather than
+    /// from each request's `Host` header.
+    pub fn with_public_url(self, public_url: Option<context::PublicUrl>) -> Self {
+        let services = self.state.services.clone();
+        Application {
+            listener: self.listener,
+            state: AppState::with_public_url(services, public_url),
+        }
     }
 
     pub fn local_addr(&self) -> ScimResult<SocketAddr> {

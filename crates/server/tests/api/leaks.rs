@@ -306,3 +306,104 @@ async fn a_client_request_id_is_kept_only_when_short_and_of_safe_characters() {
     let generated_two = echoed("a b").await;
     assert_ne!(generated_one, generated_two, "each request gets its own id");
 }
+
+/// A server over a fresh database with a public URL configured: its address, admin token,
+/// and what keeps it running.
+async fn spawn_with_public_url(
+    public_url: &str,
+) -> (
+    String,
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    TestDatabase,
+) {
+    let (database, url) = TestDatabase::fresh().await;
+    let store =
+        scimitar_store::open_with(&url, &scimitar_store::StoreOptions { max_connections: 4 })
+            .await
+            .expect("the store opens");
+    let services = scimitar_app::Services::new(
+        store,
+        std::sync::Arc::new(scimitar_domain::SystemClock),
+        std::sync::Arc::new(scimitar_domain::RandomIds),
+    );
+    let bootstrap = services.bootstrap().await.unwrap().unwrap();
+    let public_url = scimitar_server::context::PublicUrl::parse(public_url).unwrap();
+    let application = scimitar_server::Application::bind("127.0.0.1:0", services)
+        .await
+        .unwrap()
+        .with_public_url(Some(public_url));
+    let address = format!("http://{}", application.local_addr().unwrap());
+    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(application.run_until(async move {
+        let _ = stopped.await;
+    }));
+    (
+        address,
+        bootstrap.admin_token.expose().to_string(),
+        shutdown,
+        database,
+    )
+}
+
+/// Creates a user and a group holding it with a forged `Host` (and forwarding headers);
+/// returns the user's `Location`, `meta.location`, the group's member `$ref`, and the
+/// `/ServiceProviderConfig` location.
+async fn urls_made_for_a_forged_host(address: &str, token: &str) -> Vec<String> {
+    let client = reqwest::Client::new();
+    let send = |method: Method, path: &str, body: Option<serde_json::Value>| {
+        let mut request = client
+            .request(method, format!("{address}/scim/v2{path}"))
+            .bearer_auth(token)
+            .header("host", "evil.example")
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "evil-forwarded.example");
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move { read(request.send().await.expect("sent")).await }
+    };
+    let user = send(
+        Method::POST,
+        "/Users",
+        Some(json!({"schemas": [USER_SCHEMA], "userName": "hosted@example.com"})),
+    )
+    .await;
+    assert_eq!(user.status, 201, "{}", user.body);
+    let group = send(
+        Method::POST,
+        "/Groups",
+        Some(json!({"schemas": [GROUP_SCHEMA], "displayName": "Hosted",
+                    "members": [{"value": user.id()}]})),
+    )
+    .await;
+    assert_eq!(group.status, 201, "{}", group.body);
+    let group = send(Method::GET, &format!("/Groups/{}", group.id()), None).await;
+    let config = send(Method::GET, "/ServiceProviderConfig", None).await;
+    vec![
+        user.header("location").unwrap().to_string(),
+        str_of(&user.body["meta"], "location").to_string(),
+        str_of(&group.body["members"][0], "$ref").to_string(),
+        str_of(&config.body["meta"], "location").to_string(),
+    ]
+}
+
+#[tokio::test]
+async fn a_configured_public_url_makes_every_location_and_ref_whatever_the_host_header() {
+    let (address, token, _running, _database) =
+        spawn_with_public_url("https://idp.example.com/scimitar/").await;
+    for url in urls_made_for_a_forged_host(&address, &token).await {
+        assert!(
+            url.starts_with("https://idp.example.com/scimitar/scim/v2/"),
+            "{url}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn without_a_public_url_the_host_is_used_and_forwarding_headers_are_not() {
+    let app = spawn_app().await;
+    for url in urls_made_for_a_forged_host(&app.address, &app.token).await {
+        assert!(url.starts_with("http://evil.example/scim/v2/"), "{url}");
+    }
+}
