@@ -407,3 +407,157 @@ async fn without_a_public_url_the_host_is_used_and_forwarding_headers_are_not() 
         assert!(url.starts_with("http://evil.example/scim/v2/"), "{url}");
     }
 }
+
+/// An answer with the securable's name and any statement id taken out, for comparing the
+/// answers about an existing and a missing securable.
+fn normalised((status, body): (u16, String), name: &str) -> (u16, String) {
+    let body = match serde_json::from_str::<serde_json::Value>(&body) {
+        Ok(mut value) => {
+            if let Some(object) = value.as_object_mut() {
+                object.remove("statement_id");
+            }
+            value.to_string()
+        }
+        Err(_) => body,
+    };
+    (status, body.replace(name, "NAME"))
+}
+
+#[tokio::test]
+async fn a_caller_without_privileges_gets_the_same_answer_for_an_existing_and_a_missing_securable()
+{
+    let app = spawn_app().await;
+    let uc = |path: &str| format!("/api/2.1/unity-catalog{path}");
+    let admin_sql = |statement: &'static str| {
+        let request = app
+            .request(Method::POST, "/api/2.0/sql/statements")
+            .json(&json!({"statement": statement, "warehouse_id": "any"}));
+        async move {
+            let reply = read(request.send().await.expect("sent")).await;
+            assert_eq!(reply.body["status"]["state"], "SUCCEEDED", "{}", reply.body);
+        }
+    };
+    // `hidden` exists, with a schema holding two tables; `absent` (the same length) does not.
+    admin_sql("CREATE CATALOG hidden").await;
+    admin_sql("CREATE SCHEMA hidden.sales").await;
+    admin_sql("CREATE TABLE hidden.sales.orders").await;
+    admin_sql("CREATE TABLE hidden.sales.refunds").await;
+    let alice = app.create_user("alice@example.com").await;
+    let alice_token = app.token_for(str_of(&alice, "id")).await;
+
+    let as_alice = |method: Method, path: String, body: Option<serde_json::Value>| {
+        let mut request = app
+            .client
+            .request(method, format!("{}{path}", app.address))
+            .bearer_auth(&alice_token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        raw(request)
+    };
+    let questions: Vec<(&str, Method, &str, Option<serde_json::Value>)> = vec![
+        ("GET", Method::GET, "/permissions/catalog/NAME", None),
+        ("GET", Method::GET, "/permissions/schema/NAME.sales", None),
+        (
+            "GET",
+            Method::GET,
+            "/effective-permissions/schema/NAME.sales",
+            None,
+        ),
+        (
+            "GET about itself",
+            Method::GET,
+            "/effective-permissions/schema/NAME.sales?principal=alice@example.com",
+            None,
+        ),
+        (
+            "PATCH",
+            Method::PATCH,
+            "/permissions/schema/NAME.sales",
+            Some(json!({"changes": [{"principal": "alice@example.com", "add": ["SELECT"]}]})),
+        ),
+        ("GET", Method::GET, "/catalogs/NAME", None),
+        ("GET", Method::GET, "/schemas/NAME.sales", None),
+        ("list", Method::GET, "/schemas?catalog_name=NAME", None),
+        ("DELETE", Method::DELETE, "/schemas/NAME.sales", None),
+        ("DELETE", Method::DELETE, "/catalogs/NAME?force=true", None),
+        (
+            "POST",
+            Method::POST,
+            "/schemas",
+            Some(json!({"catalog_name": "NAME", "name": "sales"})),
+        ),
+    ];
+    for (what, method, path, body) in questions {
+        let ask = |name: &str| {
+            let body = body
+                .as_ref()
+                .map(|body| serde_json::from_str(&body.to_string().replace("NAME", name)).unwrap());
+            as_alice(method.clone(), uc(&path.replace("NAME", name)), body)
+        };
+        let existing = normalised(ask("hidden").await, "hidden");
+        let missing = normalised(ask("absent").await, "absent");
+        assert!(existing.0 >= 400, "{what} {path}: {existing:?}");
+        assert_eq!(existing, missing, "{what} {path}");
+    }
+    for statement in [
+        "SHOW GRANTS ON SCHEMA NAME.sales",
+        "SHOW GRANTS `alice@example.com` ON SCHEMA NAME.sales",
+        "DROP SCHEMA NAME.sales",
+        "DROP SCHEMA IF EXISTS NAME.sales",
+        "DROP CATALOG NAME",
+        "DROP CATALOG NAME CASCADE",
+        "ALTER SCHEMA NAME.sales OWNER TO `alice@example.com`",
+        "GRANT SELECT ON SCHEMA NAME.sales TO `alice@example.com`",
+        "REVOKE SELECT ON SCHEMA NAME.sales FROM `alice@example.com`",
+        "CREATE SCHEMA NAME.sales",
+        "CREATE TABLE IF NOT EXISTS NAME.sales.orders",
+    ] {
+        let run = |name: &str| {
+            as_alice(
+                Method::POST,
+                "/api/2.0/sql/statements".to_string(),
+                Some(json!({"statement": statement.replace("NAME", name), "warehouse_id": "any"})),
+            )
+        };
+        let existing = normalised(run("hidden").await, "hidden");
+        let missing = normalised(run("absent").await, "absent");
+        assert!(
+            !existing.1.contains("2 object"),
+            "{statement}: {existing:?}"
+        );
+        assert_eq!(existing, missing, "{statement}");
+    }
+    let check = |name: &str| {
+        as_alice(
+            Method::GET,
+            format!(
+                "/api/2.0/access/check?privilege=SELECT&securable_type=SCHEMA&full_name={name}.sales"
+            ),
+            None,
+        )
+    };
+    let existing = normalised(check("hidden").await, "hidden");
+    assert_eq!(
+        existing,
+        normalised(check("absent").await, "absent"),
+        "access check"
+    );
+    // Nothing was changed by any of it.
+    let still = read(
+        app.request(
+            Method::GET,
+            &uc("/tables?catalog_name=hidden&schema_name=sales"),
+        )
+        .send()
+        .await
+        .expect("sent"),
+    )
+    .await;
+    assert_eq!(
+        still.body["tables"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        still.body
+    );
+}
