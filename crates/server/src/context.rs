@@ -161,18 +161,23 @@ pub fn bearer_secret(headers: &HeaderMap) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
-/// Who a request authenticated as, for its log line: the request-log middleware puts an empty
-/// one in the request's extensions, and authentication fills it.
+/// Who a request authenticated as, and in which account: for its log line, and for the
+/// change token its answer carries. The request-log middleware puts an empty one in the
+/// request's extensions, and authentication fills it.
 #[derive(Clone, Default)]
-pub struct RequestPrincipal(std::sync::Arc<std::sync::OnceLock<String>>);
+pub struct RequestPrincipal(std::sync::Arc<std::sync::OnceLock<(AccountId, String)>>);
 
 impl RequestPrincipal {
     pub fn get(&self) -> Option<&str> {
-        self.0.get().map(String::as_str)
+        self.0.get().map(|(_, principal)| principal.as_str())
     }
 
-    fn set(&self, principal: &str) {
-        let _ = self.0.set(principal.to_string());
+    pub fn account(&self) -> Option<&AccountId> {
+        self.0.get().map(|(account, _)| account)
+    }
+
+    fn set(&self, account: &AccountId, principal: &str) {
+        let _ = self.0.set((account.clone(), principal.to_string()));
     }
 }
 
@@ -205,11 +210,22 @@ impl FromRequestParts<AppState> for ScimContext {
             Err(other) => return Err(other.into()),
         };
         if let Some(slot) = parts.extensions.get::<RequestPrincipal>() {
-            slot.set(credential.principal().as_str());
+            slot.set(credential.account(), credential.principal().as_str());
         }
         let addressed = AddressedAccount::from_request_parts(parts, state).await?;
+        let actor = credential.act_in(&addressed.account)?;
+        // Only now, authenticated and in its own account, may a request wait for changes.
+        // Having waited, the node knows every change up to the token, so the credential is
+        // checked again: a deactivation the token orders after is refused.
+        if crate::routes::consistency::read_after(state, &parts.headers, actor.account()).await? {
+            match state.services.authenticate(&secret).await {
+                Ok(_) => {}
+                Err(ScimError::Unauthorized(reason)) => return Err(unauthenticated(&reason).into()),
+                Err(other) => return Err(other.into()),
+            }
+        }
         Ok(ScimContext {
-            actor: credential.act_in(&addressed.account)?,
+            actor,
             mount: addressed.mount,
             base_url: addressed.base_url,
         })

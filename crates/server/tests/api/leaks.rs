@@ -115,7 +115,12 @@ async fn second_account(app: &TestApp, url: &str) -> (scimitar_domain::AccountId
             .await
             .expect("a second store");
     let account = scimitar_domain::AccountId::new("00000000-0000-4000-8000-0000000000b2");
-    let now = Timestamp::from_micros(1_000_000);
+    // Newer than the app's own account, which stays the first (the generic mounts' account).
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros();
+    let now = Timestamp::from_micros(i64::try_from(micros).unwrap() + 1_000_000);
     let principal = |id: &str, kind, attributes: serde_json::Value, system| Principal {
         id: PrincipalId::new(id),
         kind,
@@ -560,4 +565,101 @@ async fn a_caller_without_privileges_gets_the_same_answer_for_an_existing_and_a_
         "{}",
         still.body
     );
+}
+
+#[tokio::test]
+async fn the_consistency_headers_do_nothing_before_authentication() {
+    let app = spawn_app().await;
+    app.create_user("someone@example.com").await;
+    let beyond = "18446744073709551615";
+    let health = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .header("scimitar-read-after", beyond)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(health.status(), 200);
+    assert!(health.headers().get("scimitar-change-token").is_none());
+    assert_eq!(health.text().await.unwrap(), "ok");
+    for read_after in [beyond, "1", "not-a-number"] {
+        let (status, body) = raw(app
+            .client
+            .get(format!("{}/scim/v2/Users", app.address))
+            .header("scimitar-read-after", read_after))
+        .await;
+        assert_eq!(status, 401, "{read_after}: {body}");
+        assert!(!body.contains("change"), "{body}");
+    }
+    // Authenticated, a token beyond every change is refused without naming the position.
+    let reply = read(
+        app.scim(Method::GET, "/Users")
+            .header("scimitar-read-after", beyond)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    reply.assert_error(400, Some("invalidValue"));
+    let detail = reply.body["detail"].as_str().unwrap();
+    assert!(
+        !detail
+            .chars()
+            .any(|c| c.is_ascii_digit() && !beyond.contains(c)),
+        "{detail}"
+    );
+}
+
+#[tokio::test]
+async fn another_accounts_writes_do_not_move_an_accounts_change_tokens() {
+    let (app, url) = spawn_app_with_url().await;
+    let (other, other_token) = second_account(&app, &url).await;
+    let create_in_a = |name: &str| {
+        app.scim(Method::POST, "/Users")
+            .json(&json!({"schemas": [USER_SCHEMA], "userName": name}))
+    };
+    let token_of = |reply: &Reply| -> u64 {
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        reply
+            .header("scimitar-change-token")
+            .expect("a write answers with a change token")
+            .parse()
+            .expect("a number")
+    };
+    let first = token_of(&read(create_in_a("a1@example.com").send().await.unwrap()).await);
+    let second = token_of(&read(create_in_a("a2@example.com").send().await.unwrap()).await);
+    // The other account writes, through its account mount.
+    for index in 0..5 {
+        let reply = read(
+            app.client
+                .post(format!(
+                    "{}/api/2.0/accounts/{other}/scim/v2/Users",
+                    app.address
+                ))
+                .bearer_auth(&other_token)
+                .json(&json!({"userName": format!("b{index}@example.com")}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+    }
+    let third = token_of(&read(create_in_a("a3@example.com").send().await.unwrap()).await);
+    assert!(second > first, "{first} {second}");
+    assert_eq!(
+        third - second,
+        second - first,
+        "the same write moves the token as much, whatever another account did"
+    );
+    // And a token still orders reads after the write it came from.
+    let reply = read(
+        app.scim(Method::GET, "/Users")
+            .header("scimitar-read-after", third.to_string())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
 }
