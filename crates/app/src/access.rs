@@ -34,6 +34,11 @@ const ACCESS_SET_REFRESH_BUDGET: usize = 2_000;
 struct AccountModel {
     model: AccessModel,
     snapshot_seq: u64,
+    /// How many of this account's log entries the model holds (those in its snapshot, then
+    /// each one applied): the account's change token. It counts only the account's own
+    /// writes, so no account can learn from its tokens how much another one writes, and every
+    /// node following the same log counts the same.
+    log_entries: u64,
 }
 
 struct EngineState {
@@ -114,6 +119,16 @@ impl AccessEngine {
     /// The log position this node has applied.
     pub fn applied(&self) -> u64 {
         self.state.read().map(|state| state.applied).unwrap_or(0)
+    }
+
+    /// The account's change token: how many of its own access-log entries this node has
+    /// applied (see `docs/design/node-state.md`).
+    pub fn change_token(&self, account: &AccountId) -> u64 {
+        self.state
+            .read()
+            .ok()
+            .and_then(|state| state.accounts.get(account).map(|entry| entry.log_entries))
+            .unwrap_or(0)
     }
 
     /// Answers a question from an account's model.
@@ -237,6 +252,7 @@ impl AccessEngine {
                 if entry.seq <= account.snapshot_seq {
                     continue;
                 }
+                account.log_entries += 1;
                 if let AccessEvent::PrincipalSaved(PrincipalFacts { id, .. })
                 | AccessEvent::PrincipalDeleted { id } = &entry.event
                 {
@@ -454,6 +470,7 @@ fn build(snapshot: AccessSnapshot) -> AccountModel {
     AccountModel {
         model,
         snapshot_seq: snapshot.seq,
+        log_entries: snapshot.log_entries,
     }
 }
 

@@ -114,6 +114,25 @@ pub async fn asked_check(
     let subject = subject(services, actor, principal).await?;
     // Rendered while the model is read, from the engine's compact answer.
     services.access.read(actor.account(), |model| {
+        // A securable the caller may not see is answered as a missing one, so that asking
+        // about itself does not tell a caller what exists (`governance::visible_to`).
+        if let Target::Securable { securable, .. } = target {
+            let exists = model
+                .owner(securable.securable_type, &securable.full_name)
+                .is_ok();
+            let visible = crate::governance::visible_to(
+                model,
+                actor.principal(),
+                securable.securable_type,
+                &securable.full_name,
+            );
+            if securable.securable_type != SecurableType::Metastore && exists && !visible {
+                return Err(crate::governance::not_found(
+                    securable.securable_type,
+                    &securable.full_name,
+                ));
+            }
+        }
         check_json(model, &subject, target, false)
     })?
 }

@@ -58,6 +58,11 @@ impl Credential {
         &self.token.account
     }
 
+    /// The principal the credential belongs to.
+    pub fn principal(&self) -> &PrincipalId {
+        &self.token.principal
+    }
+
     /// Acts in `account`: refused when the credential belongs to another account, so a token
     /// never reaches past its own tenant.
     pub fn act_in(self, account: &AccountId) -> ScimResult<Actor> {

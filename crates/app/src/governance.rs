@@ -246,17 +246,22 @@ impl Caller<'_> {
                 if !exists {
                     return Err(not_found(parent_type, &parent));
                 }
-                Some(parent)
+                Some((parent_type, parent))
             }
             _ => None,
         };
         let rows = self
             .services()
             .store
-            .securables(&self.account, securable_type, parent.as_deref())
+            .securables(
+                &self.account,
+                securable_type,
+                parent.as_ref().map(|(_, name)| name.as_str()),
+            )
             .await?;
         self.read(|model| {
-            rows.into_iter()
+            let listed: Vec<Securable> = rows
+                .into_iter()
                 .filter(|row| self.visible(model, row.securable_type, &row.full_name))
                 .map(|row| Securable {
                     owner: owner_name(model, row.securable_type, &row.full_name),
@@ -265,8 +270,18 @@ impl Caller<'_> {
                     comment: row.comment,
                     created: row.created,
                 })
-                .collect()
-        })
+                .collect();
+            // A container the caller may not see, holding nothing it may see, is answered
+            // as a missing one: an empty list would say it exists.
+            match &parent {
+                Some((parent_type, parent))
+                    if listed.is_empty() && !self.visible(model, *parent_type, parent) =>
+                {
+                    Err(not_found(*parent_type, parent))
+                }
+                _ => Ok(listed),
+            }
+        })?
     }
 
     /// The grants made on the securable itself (`GET /permissions`), per principal; only
@@ -447,7 +462,11 @@ impl Caller<'_> {
     ) -> ScimResult<()> {
         let full_name = canonical_name(securable_type, full_name)?;
         let _turn = self.governance.writes.lock().await;
-        let exists = self.read(|model| model.owner(securable_type, &full_name).is_ok())?;
+        // Authorized before anything about the object is looked at: one that the caller may
+        // not see is missing to it (so `IF EXISTS` is a no-op, as for a missing one), and
+        // only one who may drop it learns what it holds.
+        let exists =
+            self.read(|model| self.exists_for_caller(model, securable_type, &full_name))?;
         if !exists {
             return if if_exists {
                 Ok(())
@@ -455,6 +474,15 @@ impl Caller<'_> {
                 Err(not_found(securable_type, &full_name))
             };
         }
+        let authorized = self.read(|model| {
+            self.authorize_managing(model, securable_type, &full_name, "drop")
+                .map(|()| {
+                    Authorized(vec![GovernanceChange::DropSecurable {
+                        securable_type,
+                        full_name: full_name.clone(),
+                    }])
+                })
+        })??;
         if !cascade {
             let mut contents = 0;
             for child_type in child_types(securable_type) {
@@ -472,15 +500,6 @@ impl Caller<'_> {
                 )));
             }
         }
-        let authorized = self.read(|model| {
-            self.authorize_managing(model, securable_type, &full_name, "drop")
-                .map(|()| {
-                    Authorized(vec![GovernanceChange::DropSecurable {
-                        securable_type,
-                        full_name: full_name.clone(),
-                    }])
-                })
-        })??;
         self.commit(authorized).await
     }
 
@@ -671,31 +690,18 @@ impl Caller<'_> {
                 "the metastore exists once per account and is not created",
             )));
         }
-        // Tables and views share one namespace.
-        let namesakes: &[SecurableType] = match securable_type {
-            SecurableType::Table | SecurableType::View => {
-                &[SecurableType::Table, SecurableType::View]
-            }
-            _ => std::slice::from_ref(&securable_type),
-        };
-        if let Some(existing) = namesakes
-            .iter()
-            .find(|kind| model.owner(**kind, full_name).is_ok())
-        {
-            return Err(CreateRefused::Exists(ScimError::from(
-                AccessError::SecurableExists {
-                    securable_type: *existing,
-                    full_name: full_name.to_string(),
-                },
-            )));
-        }
+        // Authorized before looking for the object: whether a name is taken is told only to
+        // one who may create there.
         let parent = securable_type.parent_type().zip(
             full_name
                 .rsplit_once('.')
                 .map(|(parent, _)| parent.to_string()),
         );
         if let Some((parent_type, parent_name)) = &parent {
-            if model.owner(*parent_type, parent_name).is_err() {
+            // A parent the caller may not see is missing to it, like one that is.
+            if (!self.is_admin(model) && !self.visible(model, *parent_type, parent_name))
+                || model.owner(*parent_type, parent_name).is_err()
+            {
                 return Err(other(ScimError::from(AccessError::MissingParent {
                     securable_type,
                     full_name: full_name.to_string(),
@@ -732,6 +738,24 @@ impl Caller<'_> {
                 Err(error) => return Err(other(ScimError::from(error))),
             }
         }
+        // Tables and views share one namespace.
+        let namesakes: &[SecurableType] = match securable_type {
+            SecurableType::Table | SecurableType::View => {
+                &[SecurableType::Table, SecurableType::View]
+            }
+            _ => std::slice::from_ref(&securable_type),
+        };
+        if let Some(existing) = namesakes
+            .iter()
+            .find(|kind| model.owner(**kind, full_name).is_ok())
+        {
+            return Err(CreateRefused::Exists(ScimError::from(
+                AccessError::SecurableExists {
+                    securable_type: *existing,
+                    full_name: full_name.to_string(),
+                },
+            )));
+        }
         Ok(Authorized(vec![GovernanceChange::CreateSecurable {
             securable_type,
             full_name: full_name.to_string(),
@@ -750,6 +774,13 @@ impl Caller<'_> {
         full_name: &str,
         verb: &str,
     ) -> ScimResult<()> {
+        // The metastore is one per account and no secret; any other securable the caller
+        // may not see does not exist for it.
+        if securable_type != SecurableType::Metastore
+            && !self.exists_for_caller(model, securable_type, full_name)
+        {
+            return Err(not_found(securable_type, full_name));
+        }
         if self.is_admin(model) {
             return model
                 .owner(securable_type, full_name)
@@ -878,8 +909,9 @@ impl Caller<'_> {
         full_name: &str,
         only: Option<&(PrincipalId, String)>,
     ) -> ScimResult<()> {
-        let exists = model.owner(securable_type, full_name).is_ok();
-        if !exists && securable_type != SecurableType::Metastore {
+        if securable_type != SecurableType::Metastore
+            && !self.exists_for_caller(model, securable_type, full_name)
+        {
             return Err(not_found(securable_type, full_name));
         }
         if self.is_admin(model) || only.is_some_and(|(id, _)| *id == self.principal) {
@@ -904,17 +936,44 @@ impl Caller<'_> {
         }
     }
 
+    /// Whether the securable exists as far as the caller may know: it exists and the caller
+    /// may see it. Every question about a securable asks this before anything else, and
+    /// answers "does not exist" when it is false, so a caller without privileges gets the same
+    /// answer for an object that exists and one that does not, as Databricks answers it
+    /// (`docs/design/governance-surfaces.md`).
+    fn exists_for_caller(
+        &self,
+        model: &AccessModel,
+        securable_type: SecurableType,
+        full_name: &str,
+    ) -> bool {
+        model.owner(securable_type, full_name).is_ok()
+            && self.visible(model, securable_type, full_name)
+    }
+
     /// Whether the caller may see a securable: an admin, one who may manage it, or one who
     /// holds any privilege on it.
     fn visible(&self, model: &AccessModel, securable_type: SecurableType, full_name: &str) -> bool {
-        self.is_admin(model)
-            || model
-                .can_manage(&self.principal, securable_type, full_name)
-                .is_ok_and(|decision| decision.allowed)
-            || model
-                .effective_privileges(&self.principal, securable_type, full_name)
-                .is_ok_and(|held| !held.is_empty())
+        visible_to(model, &self.principal, securable_type, full_name)
     }
+}
+
+/// Whether `principal` may see a securable: an admin, one who may manage it, or one who holds
+/// any privilege on it. A securable that does not exist is visible only to admins; every
+/// question about one that is not visible is answered as about a missing one.
+pub(crate) fn visible_to(
+    model: &AccessModel,
+    principal: &PrincipalId,
+    securable_type: SecurableType,
+    full_name: &str,
+) -> bool {
+    is_admin(model, principal)
+        || model
+            .can_manage(principal, securable_type, full_name)
+            .is_ok_and(|decision| decision.allowed)
+        || model
+            .effective_privileges(principal, securable_type, full_name)
+            .is_ok_and(|held| !held.is_empty())
 }
 
 /// Why a create was refused: because the object exists (fine with `IF NOT EXISTS`) or not.
@@ -998,7 +1057,7 @@ fn owner_name(model: &AccessModel, securable_type: SecurableType, full_name: &st
         .unwrap_or_default()
 }
 
-fn not_found(securable_type: SecurableType, full_name: &str) -> ScimError {
+pub(crate) fn not_found(securable_type: SecurableType, full_name: &str) -> ScimError {
     ScimError::from(AccessError::UnknownSecurable {
         securable_type,
         full_name: full_name.to_string(),

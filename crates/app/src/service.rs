@@ -157,6 +157,28 @@ impl Services {
         self.access.catch_up(self.store.as_ref()).await
     }
 
+    /// The change token a write in `account` answers with (`Scimitar-Change-Token`): how many
+    /// of the account's own changes this node has applied, which includes the write.
+    pub fn change_token(&self, account: &AccountId) -> u64 {
+        self.access.change_token(account)
+    }
+
+    /// Waits until this node has applied the account's changes up to `token`, a change token
+    /// some node answered a write in this account with (`Scimitar-Read-After`): one catch-up
+    /// reads what other nodes committed. A token beyond every committed change is refused.
+    pub async fn read_after(&self, account: &AccountId, token: u64) -> ScimResult<()> {
+        if self.access.change_token(account) >= token {
+            return Ok(());
+        }
+        self.access.catch_up(self.store.as_ref()).await?;
+        if self.access.change_token(account) >= token {
+            return Ok(());
+        }
+        Err(ScimError::invalid_value(format!(
+            "change token {token} is ahead of every committed change of this account"
+        )))
+    }
+
     /// Every account, oldest first.
     pub async fn accounts(&self) -> ScimResult<Vec<Account>> {
         self.store.accounts().await

@@ -2,6 +2,7 @@
 //! variables, then command-line flags. Unknown keys in the file are refused, so a typo is an
 //! error rather than a silently ignored setting.
 
+use scimitar_server::context::PublicUrl;
 use serde::Deserialize;
 use std::path::Path;
 
@@ -21,6 +22,8 @@ pub struct Config {
     /// The SHA-256 digest (lowercase hex) of the token that may read `/metrics`; no metrics
     /// endpoint without it.
     pub metrics_token_sha256: Option<String>,
+    /// The URL clients reach the server at; `None` builds URLs from each request's `Host`.
+    pub public_url: Option<PublicUrl>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -31,6 +34,7 @@ struct FileConfig {
     database_max_connections: Option<usize>,
     worker_threads: Option<usize>,
     metrics_token_sha256: Option<String>,
+    public_url: Option<String>,
 }
 
 impl Config {
@@ -43,6 +47,7 @@ impl Config {
         flag_max_connections: Option<usize>,
         flag_worker_threads: Option<usize>,
         flag_metrics_token_sha256: Option<String>,
+        flag_public_url: Option<String>,
     ) -> Result<Self, String> {
         let file_config = match file {
             None => FileConfig::default(),
@@ -76,6 +81,10 @@ impl Config {
                 .or(file_config.metrics_token_sha256)
                 .map(|digest| scimitar_server::metrics::parse_token_digest(&digest))
                 .transpose()?,
+            public_url: flag_public_url
+                .or(file_config.public_url)
+                .map(|url| PublicUrl::parse(&url))
+                .transpose()?,
         })
     }
 }
@@ -96,7 +105,7 @@ mod tests {
             "listen = \"0.0.0.0:9000\"\ndatabase_url = \"sqlite:///tmp/x.db\"\ndatabase_max_connections = 7\nworker_threads = 2\n",
         )
         .unwrap();
-        let from_file = Config::load(Some(&path), None, None, None, None, None).unwrap();
+        let from_file = Config::load(Some(&path), None, None, None, None, None, None).unwrap();
         assert_eq!(from_file.listen, "0.0.0.0:9000");
         assert_eq!(from_file.max_connections, 7);
         assert_eq!(from_file.worker_threads, Some(2));
@@ -107,29 +116,72 @@ mod tests {
             Some(3),
             Some(1),
             None,
+            None,
         )
         .unwrap();
         assert_eq!(flagged.listen, "127.0.0.1:1");
         assert_eq!(flagged.database_url, "sqlite:///tmp/x.db");
         assert_eq!(flagged.max_connections, 3);
         assert_eq!(flagged.worker_threads, Some(1));
-        let defaults = Config::load(None, None, None, None, None, None).unwrap();
+        let defaults = Config::load(None, None, None, None, None, None, None).unwrap();
         assert_eq!(defaults.listen, DEFAULT_LISTEN);
         assert_eq!(defaults.max_connections, DEFAULT_MAX_CONNECTIONS);
         assert_eq!(defaults.worker_threads, None);
-        assert!(Config::load(None, None, None, Some(0), None, None).is_err());
+        assert!(Config::load(None, None, None, Some(0), None, None, None).is_err());
         let digest = "0A".repeat(32);
-        let metrics = Config::load(None, None, None, None, None, Some(digest)).unwrap();
+        let metrics = Config::load(None, None, None, None, None, Some(digest), None).unwrap();
         assert_eq!(metrics.metrics_token_sha256, Some("0a".repeat(32)));
         assert!(
-            Config::load(None, None, None, None, None, Some("secret".into()))
+            Config::load(None, None, None, None, None, Some("secret".into()), None)
                 .unwrap_err()
                 .contains("metrics_token_sha256"),
             "a token where its digest belongs is refused"
         );
-        assert!(Config::load(None, None, None, None, Some(0), None)
+        assert!(Config::load(None, None, None, None, Some(0), None, None)
             .unwrap_err()
             .contains("worker_threads"));
+        std::fs::remove_dir_all(&directory).unwrap();
+    }
+
+    #[test]
+    fn the_public_url_comes_from_the_flag_or_the_file_and_is_checked_at_startup() {
+        let directory =
+            std::env::temp_dir().join(format!("scimitar-config-url-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).unwrap();
+        let path = directory.join("scimitar.toml");
+        std::fs::write(&path, "public_url = \"https://idp.example.com/\"\n").unwrap();
+        let from_file = Config::load(Some(&path), None, None, None, None, None, None).unwrap();
+        assert_eq!(
+            from_file.public_url.unwrap().as_str(),
+            "https://idp.example.com"
+        );
+        let flagged = Config::load(
+            Some(&path),
+            None,
+            None,
+            None,
+            None,
+            None,
+            Some("http://10.1.2.3:8080".into()),
+        )
+        .unwrap();
+        assert_eq!(flagged.public_url.unwrap().as_str(), "http://10.1.2.3:8080");
+        assert_eq!(
+            Config::load(None, None, None, None, None, None, None)
+                .unwrap()
+                .public_url,
+            None
+        );
+        let refused = Config::load(
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            Some("idp.example.com?x".into()),
+        );
+        assert!(refused.unwrap_err().contains("public_url"));
         std::fs::remove_dir_all(&directory).unwrap();
     }
 
@@ -140,9 +192,11 @@ mod tests {
         std::fs::create_dir_all(&directory).unwrap();
         let path = directory.join("scimitar.toml");
         std::fs::write(&path, "lisen = \"x\"\n").unwrap();
-        assert!(Config::load(Some(&path), None, None, None, None, None)
-            .unwrap_err()
-            .contains("unknown field"));
+        assert!(
+            Config::load(Some(&path), None, None, None, None, None, None)
+                .unwrap_err()
+                .contains("unknown field")
+        );
         std::fs::remove_dir_all(&directory).unwrap();
     }
 }

@@ -3,6 +3,7 @@
 
 mod access;
 mod config;
+mod logging;
 mod sql;
 mod transfer;
 
@@ -51,8 +52,14 @@ enum Command {
         /// digest (64 hex digits: printf %s "$TOKEN" | sha256sum). Off without it.
         #[arg(long, env = "SCIMITAR_METRICS_TOKEN_SHA256")]
         metrics_token_sha256: Option<String>,
+        /// The URL clients reach this server at (https://HOST[:PORT][/PATH]), behind any
+        /// proxy: `location`, `meta.location` and `$ref` values use it instead of the
+        /// request's Host header.
+        #[arg(long, env = "SCIMITAR_PUBLIC_URL")]
+        public_url: Option<String>,
         /// Optional TOML configuration file (keys: listen, database_url,
-        /// database_max_connections, worker_threads, metrics_token_sha256).
+        /// database_max_connections, worker_threads, metrics_token_sha256,
+        /// public_url).
         #[arg(long, env = "SCIMITAR_CONFIG")]
         config: Option<PathBuf>,
     },
@@ -174,7 +181,8 @@ async fn serve(config: Config) -> Result<(), String> {
     }
     let mut application = Application::bind(&config.listen, services)
         .await
-        .map_err(|error| error.to_string())?;
+        .map_err(|error| error.to_string())?
+        .with_public_url(config.public_url.clone());
     if let Some(digest) = config.metrics_token_sha256.clone() {
         application = application.offer_metrics_to(digest);
     }
@@ -188,7 +196,10 @@ async fn serve(config: Config) -> Result<(), String> {
     };
     let worker_threads = tokio::runtime::Handle::current().metrics().num_workers();
     tracing::info!(%address, database = backend, worker_threads, "scimitar is serving");
-    eprintln!("scimitar listening on http://{address}");
+    // For people and scripts reading the text log; a JSON log has the address in the line above.
+    if !logging::is_json() {
+        eprintln!("scimitar listening on http://{address}");
+    }
     application
         .run_until(shutdown_signal())
         .await
@@ -265,16 +276,10 @@ async fn list_accounts(database: &str) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal: in a log file they are noise, and
-        // writing them into every request's span fields cost measurable CPU per request.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SCIMITAR_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    if let Err(message) = logging::init() {
+        eprintln!("error: {message}");
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         // `serve`'s configuration sizes the runtime, so it is read before the runtime starts.
@@ -284,6 +289,7 @@ fn main() -> ExitCode {
             max_connections,
             worker_threads,
             metrics_token_sha256,
+            public_url,
             config,
         } => Config::load(
             config.as_deref(),
@@ -292,6 +298,7 @@ fn main() -> ExitCode {
             max_connections,
             worker_threads,
             metrics_token_sha256,
+            public_url,
         )
         .and_then(|config| runtime(config.worker_threads)?.block_on(serve(config))),
         command => runtime(None).and_then(|runtime| runtime.block_on(run(command))),
@@ -299,7 +306,11 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("error: {message}");
+            if logging::is_json() {
+                tracing::error!(%message, "scimitar stopped");
+            } else {
+                eprintln!("error: {message}");
+            }
             ExitCode::FAILURE
         }
     }

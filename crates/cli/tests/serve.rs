@@ -265,3 +265,249 @@ fn token_create_makes_a_token_for_a_user_or_service_principal_that_acts_as_them(
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// One HTTP/1.1 request with extra header lines (each ending in `\r\n`): status, headers
+/// and body as text.
+fn http_raw(address: &str, request_line: &str, headers: &str, body: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "{request_line} HTTP/1.1\r\nHost: {address}\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response}"));
+    (status, response)
+}
+
+/// Starts `scimitar serve` with these log settings; returns it, its address, and a thread
+/// that collects every line of its stderr until it exits.
+fn start_logging_server(
+    binary: &str,
+    database: &str,
+    format: &str,
+) -> (
+    std::process::Child,
+    String,
+    std::thread::JoinHandle<Vec<String>>,
+) {
+    let mut server = Command::new(binary)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
+        .env("SCIMITAR_LOG", "info")
+        .env("SCIMITAR_LOG_FORMAT", format)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (address_sender, address_receiver) = std::sync::mpsc::channel();
+    let stderr = BufReader::new(server.stderr.take().unwrap());
+    let json = format == "json";
+    let collector = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in stderr.lines() {
+            let line = line.unwrap();
+            let address = if json {
+                serde_json::from_str::<serde_json::Value>(&line)
+                    .ok()
+                    .filter(|entry| entry["message"] == "scimitar is serving")
+                    .and_then(|entry| entry["address"].as_str().map(str::to_string))
+            } else {
+                line.strip_prefix("scimitar listening on http://")
+                    .map(|address| address.trim().to_string())
+            };
+            if let Some(address) = address {
+                let _ = address_sender.send(address);
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    let address = address_receiver
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the server said where it listens");
+    (server, address, collector)
+}
+
+/// What the log tests send: a request with a forged request id (a tab, quotes and a fake
+/// field), a statement whose quoted name holds a newline and a forged log line, a request
+/// with an unknown token, and one with a request id of the client's that is kept.
+fn send_hostile_requests(address: &str, token: &str) {
+    let authorization = format!("Authorization: Bearer {token}\r\n");
+    let (status, response) = http_raw(
+        address,
+        "GET /scim/v2/Users",
+        &format!("{authorization}x-request-id: forged\t\" level=ERROR request_id=\"x\r\n"),
+        "",
+    );
+    assert_eq!(status, 200, "{response}");
+    assert!(!response.contains("forged"), "the forged id is not echoed");
+    let statement = r#"{"warehouse_id": "any", "statement": "DROP CATALOG `nope\n2026-01-01T00:00:00Z ERROR forged: {\"level\":\"ERROR\"}`"}"#;
+    let (status, response) = http_raw(
+        address,
+        "POST /api/2.0/sql/statements",
+        &authorization,
+        statement,
+    );
+    assert_eq!(status, 200, "{response}");
+    assert!(response.contains("FAILED"), "{response}");
+    let (status, _) = http_raw(
+        address,
+        "GET /scim/v2/Me",
+        "Authorization: Bearer dapi0000\r\nx-request-id: client-chosen.1\r\n",
+        "",
+    );
+    assert_eq!(status, 401);
+}
+
+fn stop(mut server: std::process::Child) -> std::process::ExitStatus {
+    let terminated = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(terminated.success());
+    server.wait().unwrap()
+}
+
+#[test]
+fn json_logs_are_one_json_object_per_line_with_a_line_per_request_and_no_secret() {
+    let scratch = Scratch::new("json-logs");
+    let database = scratch.sqlite("db.sqlite");
+    let binary = env!("CARGO_BIN_EXE_scimitar");
+    let token = Command::new(binary)
+        .args(["token", "create", "--database", &database])
+        .output()
+        .unwrap();
+    assert!(token.status.success());
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_string();
+
+    let (server, address, collector) = start_logging_server(binary, &database, "json");
+    send_hostile_requests(&address, &token);
+    let mut server = server;
+    let stdout = {
+        let mut text = String::new();
+        let mut pipe = server.stdout.take().unwrap();
+        let status = stop(server);
+        assert!(status.success(), "{status}");
+        pipe.read_to_string(&mut text).unwrap();
+        text
+    };
+    let lines = collector.join().unwrap();
+    assert!(
+        stdout.is_empty(),
+        "nothing but the log is written: {stdout}"
+    );
+    let entries: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not a JSON line: {line:?}"))
+        })
+        .collect();
+    for line in &lines {
+        assert!(!line.contains(&token), "a secret was logged: {line}");
+        assert!(!line.contains("dapi0000"), "a token was logged: {line}");
+    }
+    let requests: Vec<&serde_json::Value> = entries
+        .iter()
+        .filter(|entry| entry["message"] == "request answered")
+        .collect();
+    assert_eq!(requests.len(), 3, "one line per request: {lines:#?}");
+    let users = requests[0];
+    assert_eq!(users["level"], "INFO");
+    assert_eq!(users["method"], "GET");
+    assert_eq!(users["route"], "/scim/v2/{resource}");
+    assert_eq!(users["status"], 200);
+    assert!(users["duration_ms"].as_f64().is_some(), "{users}");
+    assert!(
+        users["principal"]
+            .as_str()
+            .is_some_and(|id| id != "-" && !id.is_empty()),
+        "{users}"
+    );
+    let request_id = users["request_id"].as_str().unwrap();
+    assert!(!request_id.contains("forged"), "{users}");
+    assert_eq!(requests[1]["route"], "/api/2.0/sql/statements");
+    assert_eq!(requests[2]["status"], 401);
+    assert_eq!(requests[2]["principal"], "-");
+    assert_eq!(requests[2]["request_id"], "client-chosen.1");
+    // The statement's failure is logged inside its request's span, name and all, escaped.
+    let failure = entries
+        .iter()
+        .find(|entry| entry["message"] == "statement failed")
+        .unwrap_or_else(|| panic!("the failed statement is logged: {lines:#?}"));
+    assert_eq!(failure["span"]["request_id"], requests[1]["request_id"]);
+    // And the refused token's reason is logged, the token is not.
+    assert!(
+        entries
+            .iter()
+            .any(|entry| entry["message"] == "authentication failed"
+                && entry["span"]["request_id"] == "client-chosen.1"),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn text_logs_escape_control_characters_so_a_client_cannot_forge_a_line() {
+    let scratch = Scratch::new("text-logs");
+    let database = scratch.sqlite("db.sqlite");
+    let binary = env!("CARGO_BIN_EXE_scimitar");
+    let token = Command::new(binary)
+        .args(["token", "create", "--database", &database])
+        .output()
+        .unwrap();
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_string();
+    let (server, address, collector) = start_logging_server(binary, &database, "text");
+    send_hostile_requests(&address, &token);
+    assert!(stop(server).success());
+    let lines = collector.join().unwrap();
+    // Every log line starts with its own timestamp (and the address line is the one other).
+    for line in &lines {
+        assert!(
+            line.starts_with("scimitar listening on ")
+                || line
+                    .get(..4)
+                    .is_some_and(|year| year.bytes().all(|b| b.is_ascii_digit())),
+            "a line the server did not start: {line:?}"
+        );
+        assert!(!line.contains('\t') && !line.contains(&token), "{line:?}");
+        assert!(
+            !line.starts_with("2026-01-01T00:00:00Z"),
+            "forged: {line:?}"
+        );
+    }
+    let failure = lines
+        .iter()
+        .find(|line| line.contains("statement failed"))
+        .unwrap_or_else(|| panic!("the failed statement is logged: {lines:#?}"));
+    assert!(
+        failure.contains(r"nope\n2026-01-01T00:00:00Z ERROR forged"),
+        "{failure}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|line| line.contains("request answered"))
+            .count(),
+        3,
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn an_unknown_log_format_stops_the_start() {
+    let scratch = Scratch::new("log-format");
+    let database = scratch.sqlite("db.sqlite");
+    let refused = Command::new(env!("CARGO_BIN_EXE_scimitar"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", &database])
+        .env("SCIMITAR_LOG_FORMAT", "xml")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("SCIMITAR_LOG_FORMAT"), "{message}");
+}

@@ -57,18 +57,60 @@ pub struct ScimContext {
     pub base_url: String,
 }
 
-fn origin(headers: &HeaderMap) -> String {
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|value| value.to_str().ok())
-        .filter(|value| *value == "https" || *value == "http")
-        .unwrap_or("http");
+/// The configured public base URL of the server (`public_url`): what clients reach it at,
+/// behind whatever proxies. Checked once at startup: an absolute `http` or `https` URL with a
+/// host, no user, query or fragment; kept without its trailing slash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl(String);
+
+impl PublicUrl {
+    pub fn parse(text: &str) -> Result<PublicUrl, String> {
+        let refuse = |why: &str| Err(format!("public_url {text:?} {why}"));
+        let trimmed = text.trim().trim_end_matches('/');
+        let Some((scheme, rest)) = trimmed.split_once("://") else {
+            return refuse("is not an absolute URL (http://HOST or https://HOST)");
+        };
+        if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+            return refuse("must use http or https");
+        }
+        if !trimmed.chars().all(|c| c.is_ascii_graphic()) {
+            return refuse("may hold only visible ASCII characters (percent-encode the rest)");
+        }
+        if trimmed.contains(['?', '#']) {
+            return refuse("must not have a query or a fragment");
+        }
+        let authority = rest.split('/').next().unwrap_or_default();
+        if authority.is_empty() || authority.starts_with(':') {
+            return refuse("has no host");
+        }
+        if authority.contains('@') {
+            return refuse("must not name a user");
+        }
+        Ok(PublicUrl(format!(
+            "{}://{rest}",
+            scheme.to_ascii_lowercase()
+        )))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Where `location`, `meta.location` and `$ref` values point: the configured public URL, or,
+/// when none is configured, `http://` and the request's `Host` header, which is then trusted
+/// (an operator behind a proxy sets `public_url`). `X-Forwarded-*` headers are never read:
+/// any client can send them.
+fn origin(public_url: Option<&PublicUrl>, headers: &HeaderMap) -> String {
+    if let Some(public_url) = public_url {
+        return public_url.as_str().to_string();
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|value| value.to_str().ok())
         .filter(|host| !host.is_empty() && host.chars().all(|c| c.is_ascii_graphic()))
         .unwrap_or("localhost");
-    format!("{scheme}://{host}")
+    format!("http://{host}")
 }
 
 impl FromRequestParts<AppState> for AddressedAccount {
@@ -96,7 +138,11 @@ impl FromRequestParts<AppState> for AddressedAccount {
             }
             Mount::Generic | Mount::DatabricksWorkspace => state.default_account().await?,
         };
-        let base_url = format!("{}{}", origin(&parts.headers), mount.prefix(&account));
+        let base_url = format!(
+            "{}{}",
+            origin(state.public_url.as_ref(), &parts.headers),
+            mount.prefix(&account)
+        );
         Ok(AddressedAccount {
             account,
             mount,
@@ -115,6 +161,39 @@ pub fn bearer_secret(headers: &HeaderMap) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
+/// Who a request authenticated as, and in which account: for its log line, and for the
+/// change token its answer carries. The request-log middleware puts an empty one in the
+/// request's extensions, and authentication fills it.
+#[derive(Clone, Default)]
+pub struct RequestPrincipal(std::sync::Arc<std::sync::OnceLock<(AccountId, String)>>);
+
+impl RequestPrincipal {
+    pub fn get(&self) -> Option<&str> {
+        self.0.get().map(|(_, principal)| principal.as_str())
+    }
+
+    pub fn account(&self) -> Option<&AccountId> {
+        self.0.get().map(|(account, _)| account)
+    }
+
+    fn set(&self, account: &AccountId, principal: &str) {
+        let _ = self.0.set((account.clone(), principal.to_string()));
+    }
+}
+
+/// What every client whose authentication fails is told, whatever the reason: a token that
+/// has expired, or whose principal was deactivated, must not tell the one holding it that it
+/// was once valid. The reason goes to the log instead.
+pub const UNAUTHENTICATED_MESSAGE: &str =
+    "the request is not authenticated: send 'Authorization: Bearer <token>' with a valid token";
+
+/// The one refusal of a request whose authentication failed. `reason` (never the token) is
+/// logged, inside the request's span, which carries its request id.
+fn unauthenticated(reason: &str) -> ScimError {
+    tracing::info!(reason = %reason.escape_debug(), "authentication failed");
+    ScimError::Unauthorized(UNAUTHENTICATED_MESSAGE.into())
+}
+
 impl FromRequestParts<AppState> for ScimContext {
     type Rejection = ApiError;
 
@@ -122,17 +201,31 @@ impl FromRequestParts<AppState> for ScimContext {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let secret = bearer_secret(&parts.headers)
-            .ok_or_else(|| {
-                ScimError::Unauthorized(
-                    "this endpoint needs an 'Authorization: Bearer <token>' header".into(),
-                )
-            })?
-            .to_string();
-        let credential = state.services.authenticate(&secret).await?;
+        let Some(secret) = bearer_secret(&parts.headers).map(str::to_string) else {
+            return Err(unauthenticated("the request has no bearer token").into());
+        };
+        let credential = match state.services.authenticate(&secret).await {
+            Ok(credential) => credential,
+            Err(ScimError::Unauthorized(reason)) => return Err(unauthenticated(&reason).into()),
+            Err(other) => return Err(other.into()),
+        };
+        if let Some(slot) = parts.extensions.get::<RequestPrincipal>() {
+            slot.set(credential.account(), credential.principal().as_str());
+        }
         let addressed = AddressedAccount::from_request_parts(parts, state).await?;
+        let actor = credential.act_in(&addressed.account)?;
+        // Only now, authenticated and in its own account, may a request wait for changes.
+        // Having waited, the node knows every change up to the token, so the credential is
+        // checked again: a deactivation the token orders after is refused.
+        if crate::routes::consistency::read_after(state, &parts.headers, actor.account()).await? {
+            match state.services.authenticate(&secret).await {
+                Ok(_) => {}
+                Err(ScimError::Unauthorized(reason)) => return Err(unauthenticated(&reason).into()),
+                Err(other) => return Err(other.into()),
+            }
+        }
         Ok(ScimContext {
-            actor: credential.act_in(&addressed.account)?,
+            actor,
             mount: addressed.mount,
             base_url: addressed.base_url,
         })
@@ -157,5 +250,38 @@ impl FromRequestParts<AppState> for DatabricksContext {
         Ok(DatabricksContext {
             actor: context.actor,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::PublicUrl;
+
+    #[test]
+    fn a_public_url_is_an_absolute_http_url_without_query_user_or_fragment() {
+        assert_eq!(
+            PublicUrl::parse("HTTPS://idp.example.com/scimitar/")
+                .unwrap()
+                .as_str(),
+            "https://idp.example.com/scimitar"
+        );
+        assert_eq!(
+            PublicUrl::parse("http://10.0.0.1:8080").unwrap().as_str(),
+            "http://10.0.0.1:8080"
+        );
+        for refused in [
+            "idp.example.com",
+            "ftp://idp.example.com",
+            "https://",
+            "https://:443",
+            "https://idp.example.com/?a=b",
+            "https://idp.example.com/#top",
+            "https://user@idp.example.com",
+            "https://idp example.com",
+            "/scim",
+        ] {
+            assert!(PublicUrl::parse(refused).is_err(), "{refused}");
+        }
     }
 }

@@ -45,6 +45,8 @@ pub struct SharedState {
     pub recent_statements: routes::statements::RecentStatements,
     /// This node's Prometheus metrics (`/metrics`).
     pub metrics: metrics::Metrics,
+    /// The public base URL, when configured: base URLs are made from it, not from `Host`.
+    pub public_url: Option<context::PublicUrl>,
     /// The first account, which the generic and workspace mount points act on. Cached because
     /// it never changes once created.
     default_account: Arc<OnceCell<AccountId>>,
@@ -52,7 +54,12 @@ pub struct SharedState {
 
 impl AppState {
     pub fn new(services: Services) -> Self {
+        AppState::with_public_url(services, None)
+    }
+
+    pub fn with_public_url(services: Services, public_url: Option<context::PublicUrl>) -> Self {
         AppState(Arc::new(SharedState {
+            public_url,
             governance: governance::Governance::new(services.clone()),
             recent_statements: Default::default(),
             metrics: Default::default(),
@@ -111,6 +118,16 @@ impl Application {
     pub fn offer_metrics_to(self, token_digest: String) -> Self {
         self.state.metrics.allow_scrapes_by(token_digest);
         self
+    }
+
+    /// Builds `location`, `meta.location` and `$ref` values from `public_url` rather than
+    /// from each request's `Host` header.
+    pub fn with_public_url(self, public_url: Option<context::PublicUrl>) -> Self {
+        let services = self.state.services.clone();
+        Application {
+            listener: self.listener,
+            state: AppState::with_public_url(services, public_url),
+        }
     }
 
     pub fn local_addr(&self) -> ScimResult<SocketAddr> {

@@ -287,6 +287,9 @@ pub struct AclRow {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AccessSnapshot {
     pub seq: u64,
+    /// How many access-log entries of this account are at or before `seq`: what the
+    /// account's change tokens count (`docs/design/node-state.md`).
+    pub log_entries: u64,
     pub principals: Vec<PrincipalFacts>,
     /// `(group, member)` pairs.
     pub memberships: Vec<(PrincipalId, PrincipalId)>,

@@ -1,59 +1,70 @@
 //! Read-your-writes across nodes, as Zanzibar's zookies give it.
 //!
-//! Every successful write answers with `Scimitar-Change-Token: N`, the access-log position this
-//! node had applied when it answered, which includes the write itself. A request that carries
-//! `Scimitar-Read-After: N` is answered only once the node that receives it has applied the
-//! log up to `N`: its access answers, `groups` attributes and cached reads then include that
-//! write, whichever node made it. Storage reads are always current; what this orders is the
-//! node's in-memory state, which otherwise follows other nodes within the follower interval.
+//! Every successful write answers with `Scimitar-Change-Token: N`, where `N` counts the
+//! changes of the writer's account that the answering node had applied, which includes the
+//! write itself. A request that carries `Scimitar-Read-After: N` is answered only once the
+//! node that receives it has applied that many of its account's changes: its access answers,
+//! `groups` attributes and cached reads then include that write, whichever node made it.
+//! Storage reads are always current; what this orders is the node's in-memory state, which
+//! otherwise follows other nodes within the follower interval.
+//!
+//! Tokens count one account's own changes only, so an account cannot learn from them how much
+//! any other writes. And nothing here happens before authentication: the wait is done by the
+//! request's credential check ([`read_after`], called from `context.rs`), in the credential's
+//! account, and a request that did not authenticate never waits and is never given a token.
 
-use crate::error::ApiError;
+use crate::context::RequestPrincipal;
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method};
+use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use scimitar_domain::ScimError;
+use axum::response::Response;
+use scimitar_domain::{AccountId, ScimError, ScimResult};
 
 pub const CHANGE_TOKEN_HEADER: &str = "scimitar-change-token";
 pub const READ_AFTER_HEADER: &str = "scimitar-read-after";
 
+/// Holds an authenticated request in `account` until this node has applied the changes its
+/// `Scimitar-Read-After` names, if it carries one; says whether it did.
+pub async fn read_after(
+    state: &AppState,
+    headers: &HeaderMap,
+    account: &AccountId,
+) -> ScimResult<bool> {
+    let Some(value) = headers.get(READ_AFTER_HEADER) else {
+        return Ok(false);
+    };
+    let Some(wanted) = value
+        .to_str()
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok())
+    else {
+        return Err(ScimError::invalid_value(format!(
+            "{READ_AFTER_HEADER} must be a change token: the number a write answered with in {CHANGE_TOKEN_HEADER}"
+        )));
+    };
+    state
+        .services
+        .read_after(account, wanted)
+        .await
+        .map(|()| true)
+}
+
+/// Adds the change token to the answer of a successful write by an authenticated principal.
 pub async fn layer(State(state): State<AppState>, request: Request<Body>, next: Next) -> Response {
-    if let Some(value) = request.headers().get(READ_AFTER_HEADER) {
-        let Some(wanted) = value
-            .to_str()
-            .ok()
-            .and_then(|text| text.trim().parse::<u64>().ok())
-        else {
-            return ApiError::from(ScimError::invalid_value(format!(
-                "{READ_AFTER_HEADER} must be a change token: the number a write answered with in {CHANGE_TOKEN_HEADER}"
-            )))
-            .into_response();
-        };
-        let services = &state.services;
-        if services.access().applied() < wanted {
-            match services.catch_up().await {
-                Ok(reached) if reached >= wanted => {}
-                Ok(reached) => {
-                    return ApiError::from(ScimError::invalid_value(format!(
-                        "change token {wanted} is ahead of every committed change ({reached})"
-                    )))
-                    .into_response()
-                }
-                Err(error) => return ApiError::from(error).into_response(),
-            }
-        }
-    }
     let is_write = !matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
     );
+    let authenticated = request.extensions().get::<RequestPrincipal>().cloned();
     let mut response = next.run(request).await;
     if is_write && response.status().is_success() {
-        let token = state.services.access().applied();
-        if let Ok(value) = HeaderValue::from_str(&token.to_string()) {
-            response.headers_mut().insert(CHANGE_TOKEN_HEADER, value);
+        if let Some(account) = authenticated.as_ref().and_then(RequestPrincipal::account) {
+            let token = state.services.change_token(account);
+            if let Ok(value) = HeaderValue::from_str(&token.to_string()) {
+                response.headers_mut().insert(CHANGE_TOKEN_HEADER, value);
+            }
         }
     }
     response

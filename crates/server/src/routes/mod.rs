@@ -29,7 +29,6 @@ use std::collections::HashMap;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
-use tower_http::trace::TraceLayer;
 
 /// The largest request body accepted outside `/Bulk`: large enough for a PUT of a group with
 /// a hundred thousand members.
@@ -71,7 +70,7 @@ pub fn router(state: AppState) -> Router {
         .merge(unity_catalog::routes())
         .merge(statements::routes())
         .merge(workspace::routes());
-    let request_id = HeaderName::from_static("x-request-id");
+    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     router
         .fallback(not_found)
         .layer(axum::middleware::from_fn(errors_in_the_shape_of_the_api))
@@ -83,21 +82,93 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::metrics::record,
         ))
+        .layer(axum::middleware::from_fn(log_request))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<Body>| {
-            let id = request
-                .headers()
-                .get("x-request-id")
-                .and_then(|value| value.to_str().ok())
-                .unwrap_or("-");
-            tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
-        }))
-        .layer(SetRequestIdLayer::new(request_id, SequentialRequestIds::default()))
+        .layer(SetRequestIdLayer::new(
+            request_id,
+            SequentialRequestIds::default(),
+        ))
+        .layer(axum::middleware::map_request(drop_unsafe_request_id))
         .with_state(state)
 }
 
+/// The header a request id travels in, both ways.
+const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The longest request id a client may choose.
+const MAX_CLIENT_REQUEST_ID: usize = 64;
+
+/// A client's `x-request-id` is kept only when it is short and made of characters that are
+/// safe in any log format (`A-Z a-z 0-9 . _ : -`); otherwise it is dropped and the server
+/// makes one, which the response echoes. A request id is printed into every log line of its
+/// request, so a chosen one must not be able to forge lines or fill the log.
+async fn drop_unsafe_request_id(mut request: axum::extract::Request) -> axum::extract::Request {
+    let safe = |value: &HeaderValue| {
+        let bytes = value.as_bytes();
+        !bytes.is_empty()
+            && bytes.len() <= MAX_CLIENT_REQUEST_ID
+            && bytes
+                .iter()
+                .all(|byte| byte.is_ascii_alphanumeric() || b"._:-".contains(byte))
+    };
+    let headers = request.headers_mut();
+    let all_safe = headers.get_all(REQUEST_ID_HEADER).iter().all(safe);
+    if !all_safe || headers.get_all(REQUEST_ID_HEADER).iter().count() > 1 {
+        headers.remove(REQUEST_ID_HEADER);
+    }
+    request
+}
+
+/// The per-request span (its id, method and route, which every log line of the request
+/// carries) and the one log line per answered request, at info: method, route template, path,
+/// status, duration, principal (when one authenticated) and request id. Never a header's
+/// value other than the request id, so no token is ever logged. The path is the client's and
+/// is logged with `Debug` escaping, as all client text is: the binary's log writer escapes
+/// control characters in any case (`scimitar` `main.rs`).
+async fn log_request(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|matched| matched.as_str().to_string())
+        .unwrap_or_else(|| "(no route)".to_string());
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let principal = crate::context::RequestPrincipal::default();
+    request.extensions_mut().insert(principal.clone());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %method,
+        route = %route,
+    );
+    let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    let _inside = span.enter();
+    tracing::info!(
+        method = %method,
+        route = %route,
+        path = ?path,
+        status = response.status().as_u16(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        principal = %principal.get().unwrap_or("-"),
+        request_id = %request_id,
+        "request answered"
+    );
+    response
+}
+
 /// Request ids: a per-process random prefix and a counter, unique enough to find one request's
-/// log lines, and cheap. A client-supplied `x-request-id` is kept.
+/// log lines, and cheap. A client-supplied `x-request-id` is kept when it is safe
+/// ([`drop_unsafe_request_id`]).
 #[derive(Clone)]
 struct SequentialRequestIds {
     prefix: u32,

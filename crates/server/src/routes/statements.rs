@@ -20,7 +20,8 @@ use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use scimitar_domain::ScimError;
+use scimitar_app::Actor;
+use scimitar_domain::{AccountId, PrincipalId, ScimError};
 use serde_json::{json, Value};
 
 use crate::context::DatabricksContext;
@@ -36,29 +37,43 @@ pub const KEPT_STATEMENTS: usize = 1024;
 /// Room for the longest statement the parser accepts and the request's other fields.
 const MAX_BODY_BYTES: usize = scimitar_access::statement::MAX_STATEMENT_BYTES + 64 * 1024;
 
-/// The recent answers of this node, by statement id, oldest first. Each is tied to the
-/// account that ran it, so one account cannot read another's.
+/// One kept answer, with who ran the statement: only that principal, and the admins of its
+/// account, may read it again.
+struct KeptStatement {
+    account: AccountId,
+    principal: PrincipalId,
+    id: String,
+    answer: Value,
+}
+
+/// The recent answers of this node, by statement id, oldest first.
 #[derive(Clone, Default)]
 pub struct RecentStatements {
-    answers: Arc<Mutex<VecDeque<(String, String, Value)>>>,
+    answers: Arc<Mutex<VecDeque<KeptStatement>>>,
 }
 
 impl RecentStatements {
-    fn keep(&self, account: &str, id: &str, answer: &Value) {
+    fn keep(&self, actor: &Actor, id: &str, answer: &Value) {
         if let Ok(mut answers) = self.answers.lock() {
             if answers.len() >= KEPT_STATEMENTS {
                 answers.pop_front();
             }
-            answers.push_back((account.to_string(), id.to_string(), answer.clone()));
+            answers.push_back(KeptStatement {
+                account: actor.account().clone(),
+                principal: actor.principal().clone(),
+                id: id.to_string(),
+                answer: answer.clone(),
+            });
         }
     }
 
-    fn find(&self, account: &str, id: &str) -> Option<Value> {
+    /// The answer kept under `id` in `account`, and the principal who ran it.
+    fn find(&self, account: &AccountId, id: &str) -> Option<(PrincipalId, Value)> {
         let answers = self.answers.lock().ok()?;
         answers
             .iter()
-            .find(|(owner, kept, _)| owner == account && kept == id)
-            .map(|(_, _, answer)| answer.clone())
+            .find(|kept| kept.account == *account && kept.id == id)
+            .map(|kept| (kept.principal.clone(), kept.answer.clone()))
     }
 }
 
@@ -76,7 +91,6 @@ async fn execute(
 ) -> DatabricksResult {
     let body: ExecuteStatementBody = json_request(body, MAX_BODY_BYTES).await?;
     let request = StatementRequest::try_from(body)?;
-    let account = context.actor.account().clone();
     let caller = state.governance.caller(&context.actor);
     let outcome = caller
         .run_sql(
@@ -101,7 +115,7 @@ async fn execute(
             })
         }
     };
-    state.recent_statements.keep(account.as_str(), &id, &answer);
+    state.recent_statements.keep(&context.actor, &id, &answer);
     Ok(Json(answer).into_response())
 }
 
@@ -151,15 +165,24 @@ async fn get_statement(
     id: Result<Path<String>, PathRejection>,
 ) -> DatabricksResult {
     let Path(id) = id.map_err(|rejection| ScimError::invalid_value(rejection.body_text()))?;
-    match state
-        .recent_statements
-        .find(context.actor.account().as_str(), &id)
-    {
-        Some(answer) => Ok(Json(answer).into_response()),
-        None => Err(ScimError::NotFound(format!(
+    let actor = &context.actor;
+    let unknown = || {
+        ScimError::NotFound(format!(
             "statement {id} is not known to this server (answers are kept for the last \
              {KEPT_STATEMENTS} statements)"
         ))
-        .into()),
+    };
+    let Some((runner, answer)) = state.recent_statements.find(actor.account(), &id) else {
+        return Err(unknown().into());
+    };
+    // Someone else's statement is answered exactly as an unknown id, unless the reader is an
+    // admin of the account: a result can name grants and principals its reader may not see.
+    if runner != *actor.principal() {
+        match state.services.authorize_admin(actor).await {
+            Ok(_) => {}
+            Err(ScimError::Forbidden(_)) => return Err(unknown().into()),
+            Err(other) => return Err(other.into()),
+        }
     }
+    Ok(Json(answer).into_response())
 }

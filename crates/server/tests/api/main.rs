@@ -16,6 +16,7 @@ mod faults;
 mod groups;
 mod health;
 mod input;
+mod leaks;
 mod metrics;
 mod mounts;
 mod multi_node;

@@ -281,11 +281,28 @@ async fn only_admins_owners_and_managers_may_grant() {
         json!([{"principal": "bob@example.com", "add": ["USE_CATALOG"]}]),
     )
     .await;
-    let message = databricks_error(&refused, 403, "PERMISSION_DENIED");
-    assert!(message.contains("MANAGE"), "{message}");
+    // A catalog bob holds nothing on does not exist for him (`leaks.rs`).
+    databricks_error(&refused, 404, "RESOURCE_DOES_NOT_EXIST");
     assert!(effective(&app, "catalog/main", "bob@example.com")
         .await
         .is_empty());
+    // Once he may see it, he is told what he lacks.
+    patch_permissions(
+        &app,
+        "catalog/main",
+        &app.token,
+        json!([{"principal": "bob@example.com", "add": ["BROWSE"]}]),
+    )
+    .await;
+    let refused = patch_permissions(
+        &app,
+        "catalog/main",
+        &bob_token,
+        json!([{"principal": "bob@example.com", "add": ["USE_CATALOG"]}]),
+    )
+    .await;
+    let message = databricks_error(&refused, 403, "PERMISSION_DENIED");
+    assert!(message.contains("MANAGE"), "{message}");
 
     // MANAGE (with USE CATALOG, which managing needs) lets bob grant.
     patch_permissions(

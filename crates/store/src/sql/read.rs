@@ -626,6 +626,15 @@ pub async fn access_snapshot<T: SqlTransaction>(
     let seq = query_one(session, "SELECT COALESCE(MAX(seq), 0) FROM access_log", &[])
         .await?
         .integer(0)?;
+    // The account's own entries up to that position: the count its change tokens start
+    // from (`scimitar-app`'s engine counts on from here), never another account's.
+    let log_entries = query_one(
+        session,
+        "SELECT COUNT(*) FROM access_log WHERE account_id = $1 AND seq <= $2",
+        &[Param::Text(account.as_str()), Param::Integer(seq)],
+    )
+    .await?
+    .integer(0)?;
     let account = params![account.as_str()];
     let sql = format!(
         "SELECT {PRINCIPAL_COLUMNS} FROM principals p WHERE p.account_id = $1 ORDER BY p.id"
@@ -701,6 +710,7 @@ pub async fn access_snapshot<T: SqlTransaction>(
         })
     })?;
     Ok(AccessSnapshot {
+        log_entries: to_u64(log_entries),
         seq: to_u64(seq),
         principals,
         memberships,
