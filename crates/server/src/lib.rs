@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //! - this file: [`Application`] (bind, then serve until shut down) and the shared [`AppState`].
+//! - [`listener`]: the accept loop, with its connection cap, timeouts and shutdown deadline.
 //! - [`error`]: the one mapping from domain errors to SCIM and Databricks error responses.
 //! - [`context`]: mount points, authentication into an actor, and base URLs.
 //! - [`routes`]: the handlers, thin: parse (request bodies through `routes::wire`), call the
@@ -11,7 +12,10 @@
 
 pub mod context;
 pub mod error;
+pub mod listener;
 pub mod routes;
+
+pub use listener::ServeLimits;
 
 use scimitar_app::governance;
 use scimitar_app::Services;
@@ -87,11 +91,21 @@ impl AppState {
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    limits: ServeLimits,
 }
 
 impl Application {
-    /// Binds `address` (port 0 picks a free port).
+    /// Binds `address` (port 0 picks a free port), with the default [`ServeLimits`].
     pub async fn bind(address: &str, services: Services) -> ScimResult<Self> {
+        Self::bind_with(address, services, ServeLimits::default()).await
+    }
+
+    /// [`Application::bind`] with the connection limits and timeouts of `limits`.
+    pub async fn bind_with(
+        address: &str,
+        services: Services,
+        limits: ServeLimits,
+    ) -> ScimResult<Self> {
         services.load_access_state().await?;
         let listener = TcpListener::bind(address)
             .await
@@ -99,6 +113,7 @@ impl Application {
         Ok(Application {
             listener,
             state: AppState::new(services),
+            limits,
         })
     }
 
@@ -106,7 +121,8 @@ impl Application {
         self.listener.local_addr().map_err(ScimError::internal)
     }
 
-    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    /// Serves until `shutdown` completes, then finishes the requests in flight, dropping those
+    /// still running after the shutdown deadline (see [`listener::serve`]).
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -115,10 +131,7 @@ impl Application {
         let follower =
             tokio::spawn(async move { services.follow_access_log(ACCESS_LOG_POLL_INTERVAL).await });
         let router = routes::router(self.state);
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(ScimError::internal)?;
+        listener::serve(self.listener, router, self.limits, shutdown).await;
         follower.abort();
         Ok(())
     }
