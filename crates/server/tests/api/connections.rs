@@ -269,7 +269,10 @@ async fn a_request_in_flight_at_shutdown_is_finished_before_the_server_stops() {
         .unwrap_or_else(|open| panic!("still open after {open:?}"));
     assert!(sent.starts_with("HTTP/1.1 201"), "{sent}");
     let ended = tokio::time::timeout(PATIENCE, &mut app.server).await;
-    ended.expect("the server stops once its request is answered").unwrap().unwrap();
+    ended
+        .expect("the server stops once its request is answered")
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]
@@ -283,10 +286,17 @@ async fn a_request_target_too_long_is_answered_414_in_the_shape_of_the_api_calle
         .await;
     databricks_scim.assert_error(414, None);
     let rest = app
-        .get(&format!("/api/2.1/unity-catalog/catalogs?page_token={long}"))
+        .get(&format!(
+            "/api/2.1/unity-catalog/catalogs?page_token={long}"
+        ))
         .await;
     assert_eq!(rest.status, 414);
-    assert_eq!(rest.body["error_code"], json!("BAD_REQUEST"), "{}", rest.body);
+    assert_eq!(
+        rest.body["error_code"],
+        json!("BAD_REQUEST"),
+        "{}",
+        rest.body
+    );
     assert!(rest.body["message"].is_string(), "{}", rest.body);
 }
 
@@ -300,10 +310,14 @@ async fn headers_too_large_are_answered_431_in_the_shape_of_the_api_called() {
         })
     };
     let scim = read(
-        many_headers(client.get(app.url("/scim/v2/Users")).bearer_auth(&app.token))
-            .send()
-            .await
-            .unwrap(),
+        many_headers(
+            client
+                .get(app.url("/scim/v2/Users"))
+                .bearer_auth(&app.token),
+        )
+        .send()
+        .await
+        .unwrap(),
     )
     .await;
     scim.assert_error(431, None);
@@ -319,5 +333,10 @@ async fn headers_too_large_are_answered_431_in_the_shape_of_the_api_called() {
     )
     .await;
     assert_eq!(rest.status, 431);
-    assert_eq!(rest.body["error_code"], json!("BAD_REQUEST"), "{}", rest.body);
+    assert_eq!(
+        rest.body["error_code"],
+        json!("BAD_REQUEST"),
+        "{}",
+        rest.body
+    );
 }
