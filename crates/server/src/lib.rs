@@ -107,7 +107,7 @@ impl Application {
         limits: ServeLimits,
     ) -> ScimResult<Self> {
         services.load_access_state().await?;
-        let listener = TcpListener::bind(address)
+        let listener = listener::bind(address)
             .await
             .map_err(|error| ScimError::internal(format!("cannot listen on {address}: {error}")))?;
         Ok(Application {

@@ -81,6 +81,34 @@ impl Default for ServeLimits {
 /// (`max_buf_size`) stays at hyper's default of about 400 KiB, above `max_header_bytes`.
 const HYPER_MAX_HEADERS_FACTOR: usize = 2;
 
+/// The queue of connections the kernel holds for the accept loop. The usual 128 overflows in
+/// a burst of connections, and every dropped one waits a second for its client to try again;
+/// the kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Listens on `address` (a host or IP, and a port; port 0 picks a free one): the first
+/// address it resolves to, with [`LISTEN_BACKLOG`].
+pub async fn bind(address: &str) -> std::io::Result<TcpListener> {
+    let resolved = tokio::net::lookup_host(address)
+        .await?
+        .next()
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the address resolves to nothing",
+            )
+        })?;
+    let socket = if resolved.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As the standard library does for listeners: a restart need not wait out TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(resolved)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Serves `router` on `listener` until `shutdown` completes, then shuts down within
 /// `limits.shutdown_deadline`.
 pub async fn serve(
