@@ -17,7 +17,9 @@ timeouts. Then:
   3. after the header, body and idle timeouts (plus a margin), every one of those sockets
      must have been closed by the server (stalled bodies with a 408 first);
   4. with new slow clients connected (stalled headers, and bodies of requests in flight),
-     SIGTERM must end the process within the shutdown deadline plus a margin.
+     SIGTERM must end the process within the shutdown deadline plus a margin;
+  5. a server started with far fewer open files than its (default) connection limit, under
+     more idle sockets than it can hold, must still answer as in step 2.
 
 Only the standard library is used. Exits non-zero on failure, saying what failed.
 """
@@ -51,6 +53,9 @@ SHUTDOWN_MARGIN = 3
 # The whole check takes about 20 s; past this it fails rather than hang.
 TIME_BUDGET = 90
 
+# The server's open-file limit in step 5, far below the default connection limit.
+FEW_OPEN_FILES = 256
+
 IDLE_SOCKETS = 3000
 SLOW_HEADER_SOCKETS = 300
 SLOW_BODY_SOCKETS = 50
@@ -82,27 +87,35 @@ def out_of_time(_signal, _frame):
 
 
 class Server:
-    def __init__(self, binary, database, work_dir):
+    def __init__(self, binary, database, work_dir, open_file_limit=None):
         self.binary, self.database, self.work_dir = binary, database, work_dir
+        self.open_file_limit = open_file_limit
         self.port = free_port()
         self.origin = f"http://127.0.0.1:{self.port}"
         self.process = None
 
     def start(self):
         log = open(os.path.join(self.work_dir, "server.log"), "ab")
+        command = [
+            self.binary, "serve",
+            "--listen", f"127.0.0.1:{self.port}",
+            "--database", self.database,
+            "--header-timeout", f"{HEADER_TIMEOUT}s",
+            "--body-timeout", f"{BODY_TIMEOUT}s",
+            "--idle-timeout", f"{IDLE_TIMEOUT}s",
+            "--shutdown-deadline", f"{SHUTDOWN_DEADLINE}s",
+        ]
+        limit_open_files = None
+        if self.open_file_limit is None:
+            command += ["--connection-limit", str(CONNECTION_LIMIT)]
+        else:
+            # The default connection limit, above what the process may open: the descriptors
+            # run out before the cap is reached.
+            def limit_open_files():
+                _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+                resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_file_limit, hard))
         self.process = subprocess.Popen(
-            [
-                self.binary, "serve",
-                "--listen", f"127.0.0.1:{self.port}",
-                "--database", self.database,
-                "--connection-limit", str(CONNECTION_LIMIT),
-                "--header-timeout", f"{HEADER_TIMEOUT}s",
-                "--body-timeout", f"{BODY_TIMEOUT}s",
-                "--idle-timeout", f"{IDLE_TIMEOUT}s",
-                "--shutdown-deadline", f"{SHUTDOWN_DEADLINE}s",
-            ],
-            stdout=log,
-            stderr=log,
+            command, stdout=log, stderr=log, preexec_fn=limit_open_files
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -311,6 +324,31 @@ def main():
             failures.append(
                 f"the server was still running {SHUTDOWN_DEADLINE + SHUTDOWN_MARGIN} s after "
                 f"SIGTERM (shutdown deadline {SHUTDOWN_DEADLINE} s)"
+            )
+        server.stop()
+
+        # 5. Out of file descriptors before the connection limit: still answering.
+        server = Server(args.binary, database, work_dir, open_file_limit=FEW_OPEN_FILES)
+        server.start()
+        sockets["idle"] = open_sockets(server.port, 3 * FEW_OPEN_FILES)
+        print(
+            f"  [{label}] opened {len(sockets['idle'])} idle sockets against a server allowed "
+            f"{FEW_OPEN_FILES} open files"
+        )
+        health = timed_probe("/healthz", server.origin + "/healthz")
+        scim = timed_probe(
+            "authenticated GET /scim/v2/Users",
+            urllib.request.Request(
+                server.origin + "/scim/v2/Users?count=1",
+                headers={"Authorization": f"Bearer {token}"},
+            ),
+        )
+        if health is None:
+            failures.append("/healthz was not answered within 1 s with the descriptors exhausted")
+        if scim is None:
+            failures.append(
+                "an authenticated SCIM GET was not answered within 1 s with the descriptors "
+                "exhausted"
             )
     except OutOfTime:
         failures.append(f"the check did not finish within {TIME_BUDGET} s")

@@ -109,6 +109,10 @@ pub async fn bind(address: &str) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
+/// Descriptors kept free below the point where accepting failed: for the database pool's
+/// connections and files, and the accept after.
+const DESCRIPTOR_MARGIN: usize = 16;
+
 /// Serves `router` on `listener` until `shutdown` completes, then shuts down within
 /// `limits.shutdown_deadline`.
 pub async fn serve(
@@ -122,6 +126,8 @@ pub async fn serve(
     let (stopping, stop_seen) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut accept_errors = AcceptErrorLog::default();
+    // The configured cap, lowered if the process runs out of descriptors below it.
+    let mut connection_limit = limits.max_connections;
     let mut shutdown = std::pin::pin!(shutdown);
     'accepting: loop {
         let accepted = tokio::select! {
@@ -136,18 +142,32 @@ pub async fn serve(
                     continue;
                 }
                 // Out of file descriptors (EMFILE, ENFILE) or memory: the pending connection
-                // stays in the kernel's queue. Closing an idle connection frees a descriptor;
-                // the pause keeps the loop from spinning while nothing can be accepted.
-                registry.shed_oldest_idle();
-                accept_errors.record(&error);
+                // stays in the kernel's queue. The cap comes down to what the process can
+                // hold, less a margin for the database and the next accept, so from now on
+                // idle connections give way before the descriptors run out, as at the cap.
+                let held = registry.len();
+                if held > 0 && held <= connection_limit {
+                    connection_limit = held.saturating_sub(DESCRIPTOR_MARGIN).max(1);
+                }
+                let mut freed = false;
+                while registry.len() > connection_limit.saturating_sub(1) {
+                    if !registry.shed_oldest_idle() {
+                        break;
+                    }
+                    freed = true;
+                }
+                accept_errors.record(&error, connection_limit);
+                // A closed connection frees its descriptor once its task has run; with none
+                // to close, the pause keeps the loop from spinning.
+                let pause = if freed { 1 } else { 50 };
                 tokio::select! {
                     () = &mut shutdown => break 'accepting,
-                    () = tokio::time::sleep(Duration::from_millis(50)) => continue,
+                    () = tokio::time::sleep(Duration::from_millis(pause)) => continue,
                 }
             }
         };
         // Make room: the oldest connection that is not working on a request gives way.
-        while registry.len() >= limits.max_connections && !registry.shed_oldest_idle() {
+        while registry.len() >= connection_limit && !registry.shed_oldest_idle() {
             // Every slot holds a request in flight: wait for one to end. The new client
             // waits with its connection accepted, and later ones in the kernel's queue.
             tokio::select! {
@@ -203,14 +223,19 @@ struct AcceptErrorLog {
 }
 
 impl AcceptErrorLog {
-    fn record(&mut self, error: &std::io::Error) {
+    fn record(&mut self, error: &std::io::Error, connection_limit: usize) {
         self.unlogged += 1;
         let now = Instant::now();
         if self
             .last_logged
             .is_none_or(|last| now.duration_since(last) >= Duration::from_secs(1))
         {
-            tracing::warn!(%error, failures = self.unlogged, "cannot accept connections");
+            tracing::warn!(
+                %error,
+                failures = self.unlogged,
+                connection_limit,
+                "cannot accept connections; the connection limit is lowered to what the process can hold"
+            );
             self.last_logged = Some(now);
             self.unlogged = 0;
         }
