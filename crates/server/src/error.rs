@@ -199,6 +199,29 @@ impl IntoResponse for DatabricksError {
 
 pub type DatabricksResult<T = Response> = Result<T, DatabricksError>;
 
+/// An error that the listener answers before any route runs (408 for a body that did not
+/// arrive in time, 414, 431), and so no [`ScimError`]: in the shape of the API that `path`
+/// belongs to. Databricks' `{"error_code", "message"}` on its REST APIs (`/api/...` outside
+/// the SCIM mounts), an RFC 7644 error everywhere else, as the router's own 404 is.
+pub fn error_outside_the_router(path: &str, status: StatusCode, message: String) -> Response {
+    let databricks_rest = path.starts_with("/api/") && !path.contains("/scim/v2");
+    if databricks_rest {
+        return (
+            status,
+            axum::Json(json!({"error_code": "BAD_REQUEST", "message": message})),
+        )
+            .into_response();
+    }
+    scim_json(
+        status,
+        json!({
+            "schemas": [ERROR_SCHEMA],
+            "status": status.as_u16().to_string(),
+            "detail": message,
+        }),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,5 +323,31 @@ mod tests {
     fn internal_causes_never_reach_the_client() {
         let body = error_body(&ScimError::internal("database password is hunter2"));
         assert!(!body["detail"].to_string().contains("hunter2"));
+    }
+}
+
+#[cfg(test)]
+mod listener_error_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn errors_outside_the_router_take_the_shape_of_the_api_called() {
+        for (path, databricks) in [
+            ("/scim/v2/Users", false),
+            ("/api/2.0/preview/scim/v2/Users", false),
+            ("/api/2.1/accounts/a/scim/v2/Groups", false),
+            ("/api/2.1/unity-catalog/catalogs", true),
+            ("/api/2.0/sql/statements", true),
+            ("/healthz", false),
+        ] {
+            let response = error_outside_the_router(path, StatusCode::URI_TOO_LONG, "long".into());
+            let content_type = response.headers()[header::CONTENT_TYPE].clone();
+            assert_eq!(
+                content_type == "application/json",
+                databricks,
+                "{path}: {content_type:?}"
+            );
+        }
     }
 }

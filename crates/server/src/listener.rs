@@ -13,12 +13,10 @@
 //!   lets requests in flight finish, and after [`ServeLimits::shutdown_deadline`] drops
 //!   whatever remains.
 
-use crate::error::SCIM_CONTENT_TYPE;
+use crate::error::error_outside_the_router as error_response;
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, Response, StatusCode};
 use axum::Router;
-use scimitar_domain::schema::ERROR_SCHEMA;
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -606,34 +604,6 @@ fn check_size<B>(limits: &ServeLimits, request: &Request<B>) -> Option<Response<
     None
 }
 
-/// An error the listener answers itself, in the shape of the API at `path`: Databricks'
-/// `{"error_code", "message"}` on its REST APIs (`/api/...` outside the SCIM mounts), an
-/// RFC 7644 error everywhere else, as the router's own fallback does.
-fn error_response(path: &str, status: StatusCode, message: String) -> Response<Body> {
-    let databricks_rest = path.starts_with("/api/") && !path.contains("/scim/v2");
-    let (body, content_type) = if databricks_rest {
-        (
-            json!({"error_code": "BAD_REQUEST", "message": message}),
-            "application/json",
-        )
-    } else {
-        (
-            json!({
-                "schemas": [ERROR_SCHEMA],
-                "status": status.as_u16().to_string(),
-                "detail": message,
-            }),
-            SCIM_CONTENT_TYPE,
-        )
-    };
-    let mut response = Response::new(Body::from(body.to_string()));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
-}
-
 /// A request body that must arrive in full by a deadline. Past it, it tells [`answer`] and
 /// yields nothing more, so the handler waiting on it is dropped and the client answered 408.
 struct DeadlineBody {
@@ -693,30 +663,5 @@ impl http_body::Body for InFlightBody {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.body.size_hint()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn errors_take_the_shape_of_the_api_called() {
-        for (path, databricks) in [
-            ("/scim/v2/Users", false),
-            ("/api/2.0/preview/scim/v2/Users", false),
-            ("/api/2.1/accounts/a/scim/v2/Groups", false),
-            ("/api/2.1/unity-catalog/catalogs", true),
-            ("/api/2.0/sql/statements", true),
-            ("/healthz", false),
-        ] {
-            let response = error_response(path, StatusCode::URI_TOO_LONG, "long".into());
-            let content_type = response.headers()[header::CONTENT_TYPE].clone();
-            assert_eq!(
-                content_type == "application/json",
-                databricks,
-                "{path}: {content_type:?}"
-            );
-        }
     }
 }
