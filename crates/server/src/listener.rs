@@ -143,9 +143,12 @@ pub async fn serve(
                 // stays in the kernel's queue. The cap comes down to what the process can
                 // hold, less a margin for the database and the next accept, so from now on
                 // idle connections give way before the descriptors run out, as at the cap.
-                let held = registry.len();
-                if held > 0 && held <= connection_limit {
-                    connection_limit = held.saturating_sub(DESCRIPTOR_MARGIN).max(1);
+                // Counted by open sockets, not by connections still counted against the cap:
+                // those closed to make room may not have released their descriptors yet, and
+                // counting them out would lower the cap again for the same shortage.
+                let open = registry.open_sockets();
+                if open > 0 && open <= connection_limit {
+                    connection_limit = open.saturating_sub(DESCRIPTOR_MARGIN).max(1);
                 }
                 let mut freed = false;
                 while registry.len() > connection_limit.saturating_sub(1) {
@@ -245,6 +248,9 @@ impl AcceptErrorLog {
 struct Registry {
     connections: Mutex<BTreeMap<u64, Arc<Tracker>>>,
     next_id: std::sync::atomic::AtomicU64,
+    /// Sockets of connections not yet dropped, including those closed to make room whose
+    /// tasks have not ended yet.
+    open_sockets: std::sync::atomic::AtomicUsize,
     /// Notified when a connection ends, for an accept loop waiting for a slot.
     slot_freed: Notify,
 }
@@ -262,7 +268,13 @@ impl Registry {
         self.lock().len()
     }
 
+    fn open_sockets(&self) -> usize {
+        self.open_sockets.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn admit(&self) -> Arc<Tracker> {
+        self.open_sockets
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let id = self
             .next_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -289,7 +301,10 @@ impl Registry {
         }
     }
 
+    /// Called when a connection's socket has been dropped.
     fn release(&self, id: u64) {
+        self.open_sockets
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         if self.lock().remove(&id).is_some() {
             self.slot_freed.notify_one();
         }
@@ -423,7 +438,7 @@ async fn serve_connection(
         .header_read_timeout(None)
         .max_headers(limits.max_header_count * HYPER_MAX_HEADERS_FACTOR);
     let connection = builder.serve_connection(io, service);
-    let mut connection = std::pin::pin!(connection);
+    let mut connection = Box::pin(connection);
     let mut closing = false;
     loop {
         let deadline = tracker.deadline(&limits);
@@ -450,6 +465,7 @@ async fn serve_connection(
             }
         }
     }
+    drop(connection); // the socket, before the registry is told it is gone
     registry.release(tracker.id);
 }
 
