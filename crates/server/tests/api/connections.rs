@@ -120,6 +120,36 @@ async fn read_until_closed(stream: &mut TcpStream) -> Result<String, String> {
     }
 }
 
+/// Sends the head of a `POST /scim/v2/Users` with a body of `length` bytes and
+/// `Expect: 100-continue`, and waits for the server's `100 Continue`, which hyper sends when
+/// the handler starts reading the body: from then on the request is in flight.
+async fn start_post(app: &LimitedApp, stream: &mut TcpStream, length: usize) {
+    let head = format!(
+        "POST /scim/v2/Users HTTP/1.1\r\nHost: scimitar\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/scim+json\r\nContent-Length: {length}\r\n\
+         Expect: 100-continue\r\n\r\n",
+        app.token
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut received = Vec::new();
+    let mut byte = [0u8; 1];
+    while !received.ends_with(b"\r\n\r\n") {
+        let read = tokio::time::timeout(PATIENCE, stream.read(&mut byte))
+            .await
+            .expect("an interim response")
+            .unwrap();
+        assert_eq!(
+            read,
+            1,
+            "closed after {:?}",
+            String::from_utf8_lossy(&received)
+        );
+        received.push(byte[0]);
+    }
+    let interim = String::from_utf8_lossy(&received);
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
+}
+
 /// The JSON body of a raw HTTP/1.1 response.
 fn body_of(response: &str) -> serde_json::Value {
     let (_, body) = response
@@ -226,16 +256,10 @@ async fn shutdown_with_slow_clients_connected_ends_within_the_deadline() {
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         .await
         .unwrap();
+    // In flight, unlike an idle socket, which shutdown closes at once without the deadline.
     let mut slow_body = app.connect().await;
-    let head = format!(
-        "POST /scim/v2/Users HTTP/1.1\r\nHost: scimitar\r\nAuthorization: Bearer {}\r\n\
-         Content-Type: application/scim+json\r\nContent-Length: 100\r\n\r\n{{",
-        app.token
-    );
-    slow_body.write_all(head.as_bytes()).await.unwrap();
-    // The request is in flight once the server reads its headers; an idle socket would be
-    // closed at once and would not exercise the deadline.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    start_post(&app, &mut slow_body, 100).await;
+    slow_body.write_all(b"{").await.unwrap();
     drop(app.stop.take());
     let ended = tokio::time::timeout(PATIENCE, &mut app.server).await;
     let result = ended.expect("the server was still running past its shutdown deadline");
@@ -253,15 +277,9 @@ async fn a_request_in_flight_at_shutdown_is_finished_before_the_server_stops() {
     .await;
     let mut client = app.connect().await;
     let body = json!({"schemas": [crate::support::USER_SCHEMA], "userName": "late"}).to_string();
-    let head = format!(
-        "POST /scim/v2/Users HTTP/1.1\r\nHost: scimitar\r\nAuthorization: Bearer {}\r\n\
-         Content-Type: application/scim+json\r\nContent-Length: {}\r\n\r\n",
-        app.token,
-        body.len()
-    );
-    client.write_all(head.as_bytes()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    start_post(&app, &mut client, body.len()).await;
     drop(app.stop.take());
+    // Time for the server to see the shutdown before the body arrives.
     tokio::time::sleep(Duration::from_millis(300)).await;
     client.write_all(body.as_bytes()).await.unwrap();
     let sent = read_until_closed(&mut client)
