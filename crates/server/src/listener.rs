@@ -251,8 +251,9 @@ struct Registry {
     /// Sockets of connections not yet dropped, including those closed to make room whose
     /// tasks have not ended yet.
     open_sockets: std::sync::atomic::AtomicUsize,
-    /// Notified when a connection ends, for an accept loop waiting for a slot.
-    slot_freed: Notify,
+    /// Notified when a connection ends or its last request in flight does, for an accept
+    /// loop waiting for a slot: either makes a connection that can give way.
+    slot_freed: Arc<Notify>,
 }
 
 impl Registry {
@@ -278,7 +279,7 @@ impl Registry {
         let id = self
             .next_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tracker = Arc::new(Tracker::new(id));
+        let tracker = Arc::new(Tracker::new(id, Arc::clone(&self.slot_freed)));
         self.lock().insert(id, Arc::clone(&tracker));
         tracker
     }
@@ -318,6 +319,8 @@ struct Tracker {
     /// Notified when the state changes in a way that moves the connection's deadline: a
     /// request's first byte, a request's end, being shed.
     changed: Notify,
+    /// The registry's, told when the connection's last request in flight ends.
+    slot_freed: Arc<Notify>,
 }
 
 struct ConnectionState {
@@ -332,7 +335,7 @@ struct ConnectionState {
 }
 
 impl Tracker {
-    fn new(id: u64) -> Self {
+    fn new(id: u64, slot_freed: Arc<Notify>) -> Self {
         Tracker {
             id,
             state: Mutex::new(ConnectionState {
@@ -342,6 +345,7 @@ impl Tracker {
                 shed: false,
             }),
             changed: Notify::new(),
+            slot_freed,
         }
     }
 
@@ -395,8 +399,12 @@ impl Drop for InFlight {
         let mut state = self.0.state();
         state.in_flight = state.in_flight.saturating_sub(1);
         state.idle_since = Instant::now();
+        let idle = state.in_flight == 0;
         drop(state);
         self.0.changed.notify_one();
+        if idle {
+            self.0.slot_freed.notify_one();
+        }
     }
 }
 

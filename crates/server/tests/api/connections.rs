@@ -243,6 +243,76 @@ async fn with_every_slot_held_by_idle_or_slow_sockets_real_requests_are_still_an
 }
 
 #[tokio::test]
+async fn connections_with_requests_in_flight_are_never_closed_to_make_room() {
+    let app = LimitedApp::spawn(ServeLimits {
+        max_connections: 2,
+        ..patient_limits()
+    })
+    .await;
+    let body = json!({"schemas": [crate::support::USER_SCHEMA], "userName": "a"}).to_string();
+    let mut first = app.connect().await;
+    start_post(&app, &mut first, body.len()).await;
+    let mut second = app.connect().await;
+    start_post(&app, &mut second, body.len()).await;
+    // Every slot is busy: the newcomer waits rather than pushing a request out.
+    let newcomer = tokio::spawn({
+        let url = app.url("/healthz");
+        async move {
+            reqwest::get(url)
+                .await
+                .map(|response| response.status().as_u16())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    first.write_all(body.as_bytes()).await.unwrap();
+    let answer = read_until_closed_or_answered(&mut first).await;
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    let second_body = body.replace("\"a\"", "\"b\"");
+    second.write_all(second_body.as_bytes()).await.unwrap();
+    let answer = read_until_closed_or_answered(&mut second).await;
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    let status = tokio::time::timeout(PATIENCE, newcomer)
+        .await
+        .expect("the newcomer is answered once a slot is free")
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, 200);
+}
+
+/// What the server sends until it closes the connection or a response with a body of
+/// `Content-Length` has arrived whole.
+async fn read_until_closed_or_answered(stream: &mut TcpStream) -> String {
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let reading = async {
+        loop {
+            let text = String::from_utf8_lossy(&received).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|line| {
+                        let (name, value) = line.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    return;
+                }
+            }
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(count) => received.extend_from_slice(&buffer[..count]),
+            }
+        }
+    };
+    tokio::time::timeout(PATIENCE, reading)
+        .await
+        .expect("an answer or a close");
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+#[tokio::test]
 async fn shutdown_with_slow_clients_connected_ends_within_the_deadline() {
     let mut app = LimitedApp::spawn(ServeLimits {
         shutdown_deadline: Duration::from_secs(1),
