@@ -68,6 +68,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .find(|character: char| !(character.is_ascii_digit() || character == '.'))
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
+    let not_a_duration = || format!("{text:?} is not a duration such as 10, 10s or 500ms");
+    if number.is_empty() {
+        return Err(not_a_duration());
+    }
     let seconds_per_unit = match unit.trim() {
         "" | "s" => 1.0,
         "ms" => 0.001,
@@ -78,11 +82,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ))
         }
     };
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 10, 10s or 500ms"))?;
-    Duration::try_from_secs_f64(number * seconds_per_unit)
-        .map_err(|_| format!("{text:?} is not a duration such as 10, 10s or 500ms"))
+    let number: f64 = number.parse().map_err(|_| not_a_duration())?;
+    Duration::try_from_secs_f64(number * seconds_per_unit).map_err(|_| not_a_duration())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -280,7 +281,9 @@ mod serve_limit_tests {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert!(parse_duration("10h").unwrap_err().contains("unit"));
-        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("ten")
+            .unwrap_err()
+            .contains("not a duration"));
         assert!(parse_duration("-1").is_err());
     }
 
