@@ -3,8 +3,10 @@
 //! error rather than a silently ignored setting.
 
 use scimitar_server::context::PublicUrl;
+use scimitar_server::ServeLimits;
 use serde::Deserialize;
 use std::path::Path;
+use std::time::Duration;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE: &str = "sqlite://./scimitar-data/scimitar.db";
@@ -24,6 +26,72 @@ pub struct Config {
     pub metrics_token_sha256: Option<String>,
     /// The URL clients reach the server at; `None` builds URLs from each request's `Host`.
     pub public_url: Option<PublicUrl>,
+    /// The HTTP connection cap and timeouts, and the shutdown deadline.
+    pub serve_limits: ServeLimits,
+}
+
+/// The command-line values of `scimitar serve` (clap already folds the environment variables
+/// into them, flags winning); `None` where neither was given.
+#[derive(Debug, Default)]
+pub struct Flags {
+    pub listen: Option<String>,
+    pub database: Option<String>,
+    pub max_connections: Option<usize>,
+    pub worker_threads: Option<usize>,
+    pub connection_limit: Option<usize>,
+    pub header_timeout: Option<Duration>,
+    pub body_timeout: Option<Duration>,
+    pub idle_timeout: Option<Duration>,
+    pub shutdown_deadline: Option<Duration>,
+    pub metrics_token_sha256: Option<String>,
+    pub public_url: Option<String>,
+}
+
+/// A duration as written in the file: a number of seconds, or text that [`parse_duration`]
+/// reads ("10s", "500ms", "2m").
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum FileDuration {
+    Seconds(f64),
+    Text(String),
+}
+
+impl FileDuration {
+    fn resolve(&self, key: &str) -> Result<Duration, String> {
+        match self {
+            FileDuration::Seconds(seconds) => Duration::try_from_secs_f64(*seconds)
+                .map_err(|_| format!("{key}: {seconds} is not a number of seconds")),
+            FileDuration::Text(text) => {
+                parse_duration(text).map_err(|error| format!("{key}: {error}"))
+            }
+        }
+    }
+}
+
+/// Reads a duration: a number of seconds (`10`, `0.5`), or one with a unit: `ms`, `s`, `m`
+/// (`500ms`, `10s`, `2m`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|character: char| !(character.is_ascii_digit() || character == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let not_a_duration = || format!("{text:?} is not a duration such as 10, 10s or 500ms");
+    if number.is_empty() {
+        return Err(not_a_duration());
+    }
+    let seconds_per_unit = match unit.trim() {
+        "" | "s" => 1.0,
+        "ms" => 0.001,
+        "m" => 60.0,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?}; use seconds, or ms, s or m"
+            ))
+        }
+    };
+    let number: f64 = number.parse().map_err(|_| not_a_duration())?;
+    Duration::try_from_secs_f64(number * seconds_per_unit).map_err(|_| not_a_duration())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -35,20 +103,16 @@ struct FileConfig {
     worker_threads: Option<usize>,
     metrics_token_sha256: Option<String>,
     public_url: Option<String>,
+    connection_limit: Option<usize>,
+    header_timeout: Option<FileDuration>,
+    body_timeout: Option<FileDuration>,
+    idle_timeout: Option<FileDuration>,
+    shutdown_deadline: Option<FileDuration>,
 }
 
 impl Config {
-    /// Resolves the layers. `flag_*` are the command-line values (clap already folds the
-    /// environment variables into them, flags winning).
-    pub fn load(
-        file: Option<&Path>,
-        flag_listen: Option<String>,
-        flag_database: Option<String>,
-        flag_max_connections: Option<usize>,
-        flag_worker_threads: Option<usize>,
-        flag_metrics_token_sha256: Option<String>,
-        flag_public_url: Option<String>,
-    ) -> Result<Self, String> {
+    /// Resolves the layers: `flags` over the file over the defaults.
+    pub fn load(file: Option<&Path>, flags: Flags) -> Result<Self, String> {
         let file_config = match file {
             None => FileConfig::default(),
             Some(path) => {
@@ -59,32 +123,95 @@ impl Config {
                     .map_err(|error| format!("invalid config file {}: {error}", path.display()))?
             }
         };
+        let defaults = ServeLimits::default();
+        // A duration from the flags, else the file, else the default; zero refused unless
+        // `zero_allowed`.
+        let duration = |key: &str,
+                        flag: Option<Duration>,
+                        file: &Option<FileDuration>,
+                        default: Duration,
+                        zero_allowed: bool| {
+            let value = match (flag, file) {
+                (Some(value), _) => value,
+                (None, Some(written)) => written.resolve(key)?,
+                (None, None) => default,
+            };
+            if value.is_zero() && !zero_allowed {
+                return Err(format!("{key} must be longer than zero"));
+            }
+            Ok::<_, String>(value)
+        };
+        let serve_limits = ServeLimits {
+            max_connections: match flags
+                .connection_limit
+                .or(file_config.connection_limit)
+                .unwrap_or(defaults.max_connections)
+            {
+                0 => return Err("connection_limit must be at least 1".to_string()),
+                limit => limit,
+            },
+            header_timeout: duration(
+                "header_timeout",
+                flags.header_timeout,
+                &file_config.header_timeout,
+                defaults.header_timeout,
+                false,
+            )?,
+            body_timeout: duration(
+                "body_timeout",
+                flags.body_timeout,
+                &file_config.body_timeout,
+                defaults.body_timeout,
+                false,
+            )?,
+            idle_timeout: duration(
+                "idle_timeout",
+                flags.idle_timeout,
+                &file_config.idle_timeout,
+                defaults.idle_timeout,
+                false,
+            )?,
+            shutdown_deadline: duration(
+                "shutdown_deadline",
+                flags.shutdown_deadline,
+                &file_config.shutdown_deadline,
+                defaults.shutdown_deadline,
+                true,
+            )?,
+            ..defaults
+        };
         Ok(Config {
-            listen: flag_listen
+            listen: flags
+                .listen
                 .or(file_config.listen)
                 .unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
-            database_url: flag_database
+            database_url: flags
+                .database
                 .or(file_config.database_url)
                 .unwrap_or_else(|| DEFAULT_DATABASE.to_string()),
-            max_connections: match flag_max_connections
+            max_connections: match flags
+                .max_connections
                 .or(file_config.database_max_connections)
                 .unwrap_or(DEFAULT_MAX_CONNECTIONS)
             {
                 0 => return Err("database_max_connections must be at least 1".to_string()),
                 size => size,
             },
-            worker_threads: match flag_worker_threads.or(file_config.worker_threads) {
+            worker_threads: match flags.worker_threads.or(file_config.worker_threads) {
                 Some(0) => return Err("worker_threads must be at least 1".to_string()),
                 threads => threads,
             },
-            metrics_token_sha256: flag_metrics_token_sha256
+            metrics_token_sha256: flags
+                .metrics_token_sha256
                 .or(file_config.metrics_token_sha256)
                 .map(|digest| scimitar_server::metrics::parse_token_digest(&digest))
                 .transpose()?,
-            public_url: flag_public_url
+            public_url: flags
+                .public_url
                 .or(file_config.public_url)
                 .map(|url| PublicUrl::parse(&url))
                 .transpose()?,
+            serve_limits,
         })
     }
 }
@@ -105,41 +232,67 @@ mod tests {
             "listen = \"0.0.0.0:9000\"\ndatabase_url = \"sqlite:///tmp/x.db\"\ndatabase_max_connections = 7\nworker_threads = 2\n",
         )
         .unwrap();
-        let from_file = Config::load(Some(&path), None, None, None, None, None, None).unwrap();
+        let from_file = Config::load(Some(&path), Flags::default()).unwrap();
         assert_eq!(from_file.listen, "0.0.0.0:9000");
         assert_eq!(from_file.max_connections, 7);
         assert_eq!(from_file.worker_threads, Some(2));
         let flagged = Config::load(
             Some(&path),
-            Some("127.0.0.1:1".into()),
-            None,
-            Some(3),
-            Some(1),
-            None,
-            None,
+            Flags {
+                listen: Some("127.0.0.1:1".into()),
+                max_connections: Some(3),
+                worker_threads: Some(1),
+                ..Flags::default()
+            },
         )
         .unwrap();
         assert_eq!(flagged.listen, "127.0.0.1:1");
         assert_eq!(flagged.database_url, "sqlite:///tmp/x.db");
         assert_eq!(flagged.max_connections, 3);
         assert_eq!(flagged.worker_threads, Some(1));
-        let defaults = Config::load(None, None, None, None, None, None, None).unwrap();
+        let defaults = Config::load(None, Flags::default()).unwrap();
         assert_eq!(defaults.listen, DEFAULT_LISTEN);
         assert_eq!(defaults.max_connections, DEFAULT_MAX_CONNECTIONS);
         assert_eq!(defaults.worker_threads, None);
-        assert!(Config::load(None, None, None, Some(0), None, None, None).is_err());
+        assert!(Config::load(
+            None,
+            Flags {
+                max_connections: Some(0),
+                ..Flags::default()
+            }
+        )
+        .is_err());
+        assert!(Config::load(
+            None,
+            Flags {
+                worker_threads: Some(0),
+                ..Flags::default()
+            }
+        )
+        .unwrap_err()
+        .contains("worker_threads"));
         let digest = "0A".repeat(32);
-        let metrics = Config::load(None, None, None, None, None, Some(digest), None).unwrap();
+        let metrics = Config::load(
+            None,
+            Flags {
+                metrics_token_sha256: Some(digest),
+                ..Flags::default()
+            },
+        )
+        .unwrap();
         assert_eq!(metrics.metrics_token_sha256, Some("0a".repeat(32)));
         assert!(
-            Config::load(None, None, None, None, None, Some("secret".into()), None)
-                .unwrap_err()
-                .contains("metrics_token_sha256"),
+            Config::load(
+                None,
+                Flags {
+                    metrics_token_sha256: Some("secret".into()),
+                    ..Flags::default()
+                }
+            )
+            .unwrap_err()
+            .contains("metrics_token_sha256"),
             "a token where its digest belongs is refused"
         );
-        assert!(Config::load(None, None, None, None, Some(0), None, None)
-            .unwrap_err()
-            .contains("worker_threads"));
         std::fs::remove_dir_all(&directory).unwrap();
     }
 
@@ -150,36 +303,30 @@ mod tests {
         std::fs::create_dir_all(&directory).unwrap();
         let path = directory.join("scimitar.toml");
         std::fs::write(&path, "public_url = \"https://idp.example.com/\"\n").unwrap();
-        let from_file = Config::load(Some(&path), None, None, None, None, None, None).unwrap();
+        let from_file = Config::load(Some(&path), Flags::default()).unwrap();
         assert_eq!(
             from_file.public_url.unwrap().as_str(),
             "https://idp.example.com"
         );
         let flagged = Config::load(
             Some(&path),
-            None,
-            None,
-            None,
-            None,
-            None,
-            Some("http://10.1.2.3:8080".into()),
+            Flags {
+                public_url: Some("http://10.1.2.3:8080".into()),
+                ..Flags::default()
+            },
         )
         .unwrap();
         assert_eq!(flagged.public_url.unwrap().as_str(), "http://10.1.2.3:8080");
         assert_eq!(
-            Config::load(None, None, None, None, None, None, None)
-                .unwrap()
-                .public_url,
+            Config::load(None, Flags::default()).unwrap().public_url,
             None
         );
         let refused = Config::load(
             None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            Some("idp.example.com?x".into()),
+            Flags {
+                public_url: Some("idp.example.com?x".into()),
+                ..Flags::default()
+            },
         );
         assert!(refused.unwrap_err().contains("public_url"));
         std::fs::remove_dir_all(&directory).unwrap();
@@ -192,11 +339,81 @@ mod tests {
         std::fs::create_dir_all(&directory).unwrap();
         let path = directory.join("scimitar.toml");
         std::fs::write(&path, "lisen = \"x\"\n").unwrap();
-        assert!(
-            Config::load(Some(&path), None, None, None, None, None, None)
-                .unwrap_err()
-                .contains("unknown field")
-        );
+        assert!(Config::load(Some(&path), Flags::default())
+            .unwrap_err()
+            .contains("unknown field"));
+        std::fs::remove_dir_all(&directory).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod serve_limit_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn durations_are_seconds_or_carry_a_unit() {
+        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("0.5").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("10h").unwrap_err().contains("unit"));
+        assert!(parse_duration("ten")
+            .unwrap_err()
+            .contains("not a duration"));
+        assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn connection_limits_come_from_flags_then_the_file_then_defaults() {
+        let directory =
+            std::env::temp_dir().join(format!("scimitar-config-limits-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).unwrap();
+        let path = directory.join("scimitar.toml");
+        std::fs::write(
+            &path,
+            "connection_limit = 100\nheader_timeout = 5\nbody_timeout = \"1m\"\nidle_timeout = 2.5\nshutdown_deadline = \"0s\"\n",
+        )
+        .unwrap();
+        let from_file = Config::load(Some(&path), Flags::default())
+            .unwrap()
+            .serve_limits;
+        assert_eq!(from_file.max_connections, 100);
+        assert_eq!(from_file.header_timeout, Duration::from_secs(5));
+        assert_eq!(from_file.body_timeout, Duration::from_secs(60));
+        assert_eq!(from_file.idle_timeout, Duration::from_millis(2500));
+        assert_eq!(from_file.shutdown_deadline, Duration::ZERO);
+        let flagged = Config::load(
+            Some(&path),
+            Flags {
+                connection_limit: Some(7),
+                idle_timeout: Some(Duration::from_secs(9)),
+                ..Flags::default()
+            },
+        )
+        .unwrap()
+        .serve_limits;
+        assert_eq!(flagged.max_connections, 7);
+        assert_eq!(flagged.idle_timeout, Duration::from_secs(9));
+        assert_eq!(flagged.header_timeout, Duration::from_secs(5));
+        let defaults = Config::load(None, Flags::default()).unwrap().serve_limits;
+        assert_eq!(defaults, ServeLimits::default());
+        let zero = |flags| Config::load(None, flags).unwrap_err();
+        assert!(zero(Flags {
+            connection_limit: Some(0),
+            ..Flags::default()
+        })
+        .contains("connection_limit"));
+        assert!(zero(Flags {
+            header_timeout: Some(Duration::ZERO),
+            ..Flags::default()
+        })
+        .contains("header_timeout"));
+        std::fs::write(&path, "body_timeout = \"soon\"\n").unwrap();
+        assert!(Config::load(Some(&path), Flags::default())
+            .unwrap_err()
+            .contains("body_timeout"));
         std::fs::remove_dir_all(&directory).unwrap();
     }
 }

@@ -16,6 +16,7 @@ use scimitar_server::Application;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -57,9 +58,26 @@ enum Command {
         /// request's Host header.
         #[arg(long, env = "SCIMITAR_PUBLIC_URL")]
         public_url: Option<String>,
+        /// The most client connections held at once (default 4096). At the limit, the oldest
+        /// connection with no request in flight is closed to admit a new one.
+        #[arg(long, env = "SCIMITAR_CONNECTION_LIMIT")]
+        connection_limit: Option<usize>,
+        /// How long a request's headers may take to arrive (default 10s). Durations are
+        /// seconds, or carry a unit: 500ms, 10s, 2m.
+        #[arg(long, env = "SCIMITAR_HEADER_TIMEOUT", value_parser = config::parse_duration)]
+        header_timeout: Option<Duration>,
+        /// How long a request's body may take to arrive in full (default 30s); then 408.
+        #[arg(long, env = "SCIMITAR_BODY_TIMEOUT", value_parser = config::parse_duration)]
+        body_timeout: Option<Duration>,
+        /// How long a connection may wait with no request before it is closed (default 60s).
+        #[arg(long, env = "SCIMITAR_IDLE_TIMEOUT", value_parser = config::parse_duration)]
+        idle_timeout: Option<Duration>,
+        /// How long shutdown waits for requests in flight before dropping them (default 10s).
+        #[arg(long, env = "SCIMITAR_SHUTDOWN_DEADLINE", value_parser = config::parse_duration)]
+        shutdown_deadline: Option<Duration>,
         /// Optional TOML configuration file (keys: listen, database_url,
-        /// database_max_connections, worker_threads, metrics_token_sha256,
-        /// public_url).
+        /// database_max_connections, worker_threads, connection_limit, header_timeout,
+        /// body_timeout, idle_timeout, shutdown_deadline, metrics_token_sha256, public_url).
         #[arg(long, env = "SCIMITAR_CONFIG")]
         config: Option<PathBuf>,
     },
@@ -179,7 +197,7 @@ async fn serve(config: Config) -> Result<(), String> {
             config.listen,
         );
     }
-    let mut application = Application::bind(&config.listen, services)
+    let mut application = Application::bind_with(&config.listen, services, config.serve_limits)
         .await
         .map_err(|error| error.to_string())?
         .with_public_url(config.public_url.clone());
@@ -288,17 +306,29 @@ fn main() -> ExitCode {
             database,
             max_connections,
             worker_threads,
+            connection_limit,
+            header_timeout,
+            body_timeout,
+            idle_timeout,
+            shutdown_deadline,
             metrics_token_sha256,
             public_url,
             config,
         } => Config::load(
             config.as_deref(),
-            listen,
-            database,
-            max_connections,
-            worker_threads,
-            metrics_token_sha256,
-            public_url,
+            config::Flags {
+                listen,
+                database,
+                max_connections,
+                worker_threads,
+                connection_limit,
+                header_timeout,
+                body_timeout,
+                idle_timeout,
+                shutdown_deadline,
+                metrics_token_sha256,
+                public_url,
+            },
         )
         .and_then(|config| runtime(config.worker_threads)?.block_on(serve(config))),
         command => runtime(None).and_then(|runtime| runtime.block_on(run(command))),

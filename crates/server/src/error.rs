@@ -307,6 +307,13 @@ impl ErrorShape {
     }
 }
 
+/// An error that the listener answers before any route runs (408 for a body that did not
+/// arrive in time, 414, 431), and so no [`ScimError`]: in the shape of the API that `path`
+/// belongs to, as the router's own errors are.
+pub fn error_outside_the_router(path: &str, status: StatusCode, message: String) -> Response {
+    ErrorShape::for_path(path).respond_with_status(status, &message)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,5 +459,31 @@ mod tests {
     fn internal_causes_never_reach_the_client() {
         let body = error_body(&ScimError::internal("database password is hunter2"));
         assert!(!body["detail"].to_string().contains("hunter2"));
+    }
+}
+
+#[cfg(test)]
+mod listener_error_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn errors_outside_the_router_take_the_shape_of_the_api_called() {
+        for (path, databricks) in [
+            ("/scim/v2/Users", false),
+            ("/api/2.0/preview/scim/v2/Users", false),
+            ("/api/2.1/accounts/a/scim/v2/Groups", false),
+            ("/api/2.1/unity-catalog/catalogs", true),
+            ("/api/2.0/sql/statements", true),
+            ("/healthz", false),
+        ] {
+            let response = error_outside_the_router(path, StatusCode::URI_TOO_LONG, "long".into());
+            let content_type = response.headers()[header::CONTENT_TYPE].clone();
+            assert_eq!(
+                content_type == "application/json",
+                databricks,
+                "{path}: {content_type:?}"
+            );
+        }
     }
 }

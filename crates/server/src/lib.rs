@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //! - this file: [`Application`] (bind, then serve until shut down) and the shared [`AppState`].
+//! - [`listener`]: the accept loop, with its connection cap, timeouts and shutdown deadline.
 //! - [`error`]: the one mapping from domain errors to SCIM and Databricks error responses.
 //! - [`context`]: mount points, authentication into an actor, and base URLs.
 //! - [`routes`]: the handlers, thin: parse (request bodies through `routes::wire`), call the
@@ -11,8 +12,11 @@
 
 pub mod context;
 pub mod error;
+pub mod listener;
 pub mod metrics;
 pub mod routes;
+
+pub use listener::ServeLimits;
 
 use scimitar_app::governance;
 use scimitar_app::Services;
@@ -98,18 +102,29 @@ impl AppState {
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    limits: ServeLimits,
 }
 
 impl Application {
-    /// Binds `address` (port 0 picks a free port).
+    /// Binds `address` (port 0 picks a free port), with the default [`ServeLimits`].
     pub async fn bind(address: &str, services: Services) -> ScimResult<Self> {
+        Self::bind_with(address, services, ServeLimits::default()).await
+    }
+
+    /// [`Application::bind`] with the connection limits and timeouts of `limits`.
+    pub async fn bind_with(
+        address: &str,
+        services: Services,
+        limits: ServeLimits,
+    ) -> ScimResult<Self> {
         services.load_access_state().await?;
-        let listener = TcpListener::bind(address)
+        let listener = listener::bind(address)
             .await
             .map_err(|error| ScimError::internal(format!("cannot listen on {address}: {error}")))?;
         Ok(Application {
             listener,
             state: AppState::new(services),
+            limits,
         })
     }
 
@@ -125,8 +140,8 @@ impl Application {
     pub fn with_public_url(self, public_url: Option<context::PublicUrl>) -> Self {
         let services = self.state.services.clone();
         Application {
-            listener: self.listener,
             state: AppState::with_public_url(services, public_url),
+            ..self
         }
     }
 
@@ -134,7 +149,8 @@ impl Application {
         self.listener.local_addr().map_err(ScimError::internal)
     }
 
-    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    /// Serves until `shutdown` completes, then finishes the requests in flight, dropping those
+    /// still running after the shutdown deadline (see [`listener::serve`]).
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -143,10 +159,7 @@ impl Application {
         let follower =
             tokio::spawn(async move { services.follow_access_log(ACCESS_LOG_POLL_INTERVAL).await });
         let router = routes::router(self.state);
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(ScimError::internal)?;
+        listener::serve(self.listener, router, self.limits, shutdown).await;
         follower.abort();
         Ok(())
     }
