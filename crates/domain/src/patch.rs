@@ -10,7 +10,8 @@ use crate::filter::{resolve_relative, ResolvedFilter};
 use crate::ids::PrincipalId;
 use crate::paths::{resolve_target, AttributeHome, ResolvedAttr, ResolvedTarget};
 use crate::resource::{
-    canonical_object, canonical_single, canonical_value, check_required, parse_members, MemberValue,
+    canonical_object, canonical_single, canonical_value, check_limits, check_required,
+    parse_members, MemberValue,
 };
 use crate::schema::{Mutability, PrincipalKind, ResourceTypeDef};
 use scimitar_scim::{parse_attr_path, parse_patch_path, CompValue, CompareOp, Filter, PatchPath};
@@ -144,6 +145,7 @@ pub fn apply_patch(
         patcher.apply(operation)?;
     }
     check_required(resource_type, &patcher.document)?;
+    check_limits(resource_type, &patcher.document)?;
     Ok(PatchPlan {
         attributes: patcher.document,
         password: patcher.password,

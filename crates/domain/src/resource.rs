@@ -11,6 +11,7 @@ use crate::error::{ScimError, ScimResult};
 use crate::ids::PrincipalId;
 use crate::schema::{
     AttributeDef, AttributeType, Mutability, PrincipalKind, ResourceTypeDef, COMMON_ATTRIBUTES,
+    MAX_RESOURCE_BYTES,
 };
 use serde_json::{Map, Value};
 
@@ -208,7 +209,99 @@ pub fn parse_resource(
         members,
     };
     check_required(resource_type, &parsed.attributes)?;
+    check_limits(resource_type, &parsed.attributes)?;
     Ok(parsed)
+}
+
+/// Checks a resource's canonical attributes against the limits of [`crate::schema`]: the
+/// length of every text value, the number of values of each multi-valued attribute, and the
+/// size of the whole. Called on every document a write would store (a POST or PUT body, the
+/// result of a PATCH), so nothing over a limit is stored; the error names the attribute.
+pub fn check_limits(
+    resource_type: &'static ResourceTypeDef,
+    attributes: &Map<String, Value>,
+) -> ScimResult<()> {
+    for (key, value) in attributes {
+        if let Some(extension) = resource_type.extension(key) {
+            if let Value::Object(inner) = value {
+                check_object_limits(extension.attributes, inner, key)?;
+            }
+            continue;
+        }
+        let definition = resource_type
+            .schema
+            .attribute(key)
+            .or_else(|| common_writable(key));
+        if let Some(definition) = definition {
+            check_value_limits(definition, value, definition.name)?;
+        }
+    }
+    let size = serde_json::to_string(attributes)
+        .map(|text| text.len())
+        .unwrap_or(usize::MAX);
+    if size > MAX_RESOURCE_BYTES {
+        return Err(ScimError::invalid_value(format!(
+            "the {} is {size} bytes of attributes; a resource may hold at most \
+             {MAX_RESOURCE_BYTES}",
+            resource_type.name
+        )));
+    }
+    Ok(())
+}
+
+fn check_object_limits(
+    definitions: &'static [AttributeDef],
+    object: &Map<String, Value>,
+    context: &str,
+) -> ScimResult<()> {
+    for (key, value) in object {
+        if let Some(definition) = definitions.iter().find(|definition| definition.name == key) {
+            check_value_limits(definition, value, &format!("{context}.{}", definition.name))?;
+        }
+    }
+    Ok(())
+}
+
+fn check_value_limits(
+    definition: &'static AttributeDef,
+    value: &Value,
+    name: &str,
+) -> ScimResult<()> {
+    match value {
+        Value::Array(items) => {
+            check_value_count(definition, value, name)?;
+            for item in items {
+                check_value_limits(definition, item, name)?;
+            }
+        }
+        Value::Object(object) => check_object_limits(definition.sub_attributes, object, name)?,
+        Value::String(text) => {
+            if let Some(limit) = definition.max_characters() {
+                // Counting stops one past the limit, so a huge value costs no more to refuse.
+                if text.chars().take(limit + 1).count() > limit {
+                    return Err(ScimError::invalid_value(format!(
+                        "'{name}' is longer than {limit} characters"
+                    )));
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Refuses more values than a multi-valued attribute may hold, before they are canonicalised
+/// one by one (which compares each with those before it).
+pub fn check_value_count(definition: &AttributeDef, value: &Value, name: &str) -> ScimResult<()> {
+    if let (Value::Array(items), Some(limit)) = (value, definition.max_values()) {
+        if items.len() > limit {
+            return Err(ScimError::invalid_value(format!(
+                "'{name}' has {} values; it may hold at most {limit}",
+                items.len()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `externalId` is the one common attribute a client writes.
@@ -323,6 +416,7 @@ pub fn canonical_value(
     if value.is_null() {
         return Ok(None);
     }
+    check_value_count(definition, value, name)?;
     if definition.multi_valued {
         let items: Vec<&Value> = match value {
             Value::Array(items) => items.iter().collect(),

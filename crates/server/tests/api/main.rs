@@ -14,6 +14,7 @@ mod errors;
 mod etags;
 mod groups;
 mod health;
+mod limits;
 mod mounts;
 mod multi_node;
 mod okta;
