@@ -1,0 +1,280 @@
+#!/usr/bin/env python3
+"""Peak memory of concurrent maximum-size requests against a release build of Scimitar.
+
+Usage: bench/memory.py [BINARY]      (default target/release/scimitar; build it first with
+                                       cargo build --release -p scimitar)
+
+Standard library only. Starts BINARY on a fresh SQLite database in a temporary directory under
+bench/.work (or on a scratch PostgreSQL database scimitar_memory_<pid> when BENCH_BACKEND is
+postgres, on the server of BENCH_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/test),
+on a free loopback port; seeds it through /Bulk with users of the largest size the attribute
+limits allow (about 30 KiB each, enough for several full list pages) and a few groups of
+BENCH_GROUP_MEMBERS members (default 6,000); then, for each kind of request below, sends
+BENCH_CONCURRENCY of them at once (default 8), each from its own thread, BENCH_REPEAT times
+(default 3). Before each kind it resets the process's peak resident size (writing 5 to
+/proc/PID/clear_refs) and reads VmRSS; after it, VmHWM. The rise is VmHWM minus that VmRSS:
+the most memory the kind added at once. The kinds:
+
+  small-values   POST /Users whose body is just under the 1 MiB limit and holds as many JSON
+                 values as the server accepts (`[0,0,...]`): the largest parse tree allowed.
+  value-flood    POST /Users of 1 MiB of `[0,0,...]`: more values than allowed, refused (413).
+  oversized      POST /Users of 64 MiB (a 64 MiB displayName): refused by the body limit (413)
+                 after reading at most 1 MiB of it.
+  long-string    POST /Users just under 1 MiB with one long displayName: refused (400) by the
+                 attribute limit.
+  bulk           POST /Bulk of 1 MiB: users created, each of the largest size allowed.
+  user-page      GET /Users?count=1000: a list page at its byte budget (8 MiB).
+  group-page     GET /Groups?count=1000: a list page of groups at its member budget.
+
+Prints a table, and the same table as Markdown on stdout's last lines for BENCHMARKS.md. The
+server is stopped and the scratch database removed on exit, whatever happens. Exits non-zero
+when a request answered something other than what its kind expects.
+"""
+
+import http.client
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+MEBIBYTE = 1024 * 1024
+# routes::MAX_BODY_JSON_VALUES; the body below stays just under it.
+MAX_BODY_JSON_VALUES = 128 * 1024
+
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "8"))
+REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
+GROUP_MEMBERS = int(os.environ.get("BENCH_GROUP_MEMBERS", "6000"))
+BACKEND = os.environ.get("BENCH_BACKEND", "sqlite")
+POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+
+
+def status_kib(pid, field):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/{pid}/status")
+
+
+def reset_peak(pid):
+    # Linux: writing 5 to clear_refs resets VmHWM to the current resident size.
+    with open(f"/proc/{pid}/clear_refs", "w") as clear:
+        clear.write("5")
+
+
+class Client:
+    def __init__(self, host, port, token):
+        self.host, self.port, self.token = host, port, token
+
+    def request(self, method, path, body=None):
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=300)
+        headers = {"Authorization": f"Bearer {self.token}"}
+        if body is not None:
+            headers["Content-Type"] = "application/scim+json"
+        try:
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            data = response.read()
+            return response.status, data
+        except (BrokenPipeError, ConnectionResetError) as error:
+            # A server that refuses a body before reading all of it may close the connection
+            # while the client is still sending: the refusal itself, for the oversized kind.
+            return 0, str(error).encode()
+        finally:
+            connection.close()
+
+
+def big_user(name):
+    """A user near the largest size the attribute limits allow (about 30 KiB of JSON)."""
+    emails = [{"value": f"{name}-{n}-{'x' * 200}@example.com", "type": "work"} for n in range(100)]
+    return {"userName": f"{name}@example.com", "displayName": "d" * 256, "emails": emails}
+
+
+def seed(client):
+    created = 0
+    ids = []
+    # 30 users of ~30 KiB per request keeps each /Bulk under its 1 MiB limit; 600 users fill two
+    # 8 MiB list pages.
+    for batch in range(20):
+        operations = [
+            {"method": "POST", "path": "/Users", "bulkId": f"u{batch}-{n}",
+             "data": big_user(f"seed{batch:02d}{n:02d}")}
+            for n in range(30)
+        ]
+        status, data = client.request(
+            "POST", "/scim/v2/Bulk",
+            json.dumps({"schemas": [BULK_REQUEST], "Operations": operations}))
+        if status != 200:
+            raise RuntimeError(f"seeding users: {status} {data[:300]!r}")
+        for operation in json.loads(data)["Operations"]:
+            if operation["status"] != "201":
+                raise RuntimeError(f"seeding a user: {operation}")
+            ids.append(operation["location"].rsplit("/", 1)[1])
+            created += 1
+    # Small users to be members.
+    for batch in range((GROUP_MEMBERS + 999) // 1000):
+        count = min(1000, GROUP_MEMBERS - batch * 1000)
+        operations = [
+            {"method": "POST", "path": "/Users", "bulkId": f"m{batch}-{n}",
+             "data": {"userName": f"member{batch:03d}{n:04d}@example.com"}}
+            for n in range(count)
+        ]
+        status, data = client.request(
+            "POST", "/scim/v2/Bulk",
+            json.dumps({"schemas": [BULK_REQUEST], "Operations": operations}))
+        if status != 200:
+            raise RuntimeError(f"seeding members: {status} {data[:300]!r}")
+        members = [op["location"].rsplit("/", 1)[1] for op in json.loads(data)["Operations"]]
+        ids.extend(members)
+    member_ids = ids[-GROUP_MEMBERS:]
+    for name in ("big-a", "big-b", "big-c", "big-d", "big-e"):
+        status, data = client.request(
+            "POST", "/scim/v2/Groups", json.dumps({"displayName": name}))
+        if status != 201:
+            raise RuntimeError(f"creating a group: {status} {data[:300]!r}")
+        group = json.loads(data)["id"]
+        for start in range(0, len(member_ids), 5000):
+            chunk = member_ids[start:start + 5000]
+            patch = {"schemas": [PATCH_OP], "Operations": [
+                {"op": "add", "path": "members", "value": [{"value": m} for m in chunk]}]}
+            status, data = client.request(
+                "PATCH", f"/scim/v2/Groups/{group}?excludedAttributes=members", json.dumps(patch))
+            if status not in (200, 204):
+                raise RuntimeError(f"adding members: {status} {data[:300]!r}")
+    return created
+
+
+def kinds():
+    values = MAX_BODY_JSON_VALUES - 64
+    small_values = '{"userName": "v@example.com", "x": [' + ",".join(["0"] * values) + "]}"
+    flood = '{"userName": "f@example.com", "x": [' + ",".join(["0"] * (MEBIBYTE // 2 - 32)) + "]}"
+    oversized = json.dumps({"userName": "o@example.com", "displayName": "x" * (64 * MEBIBYTE)})
+    long_string = json.dumps({"userName": "l@example.com", "displayName": "x" * (MEBIBYTE - 64)})
+    counter = iter(range(10**9))
+
+    def bulk_body():
+        n = next(counter)
+        operations = [
+            {"method": "POST", "path": "/Users", "bulkId": f"b{n}-{i}",
+             "data": big_user(f"bulk{n:05d}{i:02d}")}
+            for i in range(30)
+        ]
+        return json.dumps({"schemas": [BULK_REQUEST], "Operations": operations})
+
+    return [
+        ("small-values", "POST", "/scim/v2/Users", lambda: small_values, {201, 409}),
+        ("value-flood", "POST", "/scim/v2/Users", lambda: flood, {413}),
+        ("oversized", "POST", "/scim/v2/Users", lambda: oversized, {413, 0}),
+        ("long-string", "POST", "/scim/v2/Users", lambda: long_string, {400}),
+        ("bulk", "POST", "/scim/v2/Bulk", bulk_body, {200}),
+        ("user-page", "GET", "/scim/v2/Users?count=1000", lambda: None, {200}),
+        ("group-page", "GET", "/scim/v2/Groups?count=1000", lambda: None, {200}),
+    ]
+
+
+def run_kind(client, pid, method, path, body_of, expected):
+    bodies = [body_of() for _ in range(CONCURRENCY)]
+    rises, sizes, statuses = [], [], set()
+    for _ in range(REPEAT):
+        time.sleep(0.5)
+        reset_peak(pid)
+        baseline = status_kib(pid, "VmRSS")
+        results = [None] * CONCURRENCY
+
+        def send(index):
+            results[index] = client.request(method, path, bodies[index])
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(CONCURRENCY)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        peak = status_kib(pid, "VmHWM")
+        rises.append(peak - baseline)
+        for status, data in results:
+            statuses.add(status)
+            sizes.append(len(data))
+    unexpected = statuses - expected
+    return max(rises), max(sizes), sorted(statuses), unexpected
+
+
+def main():
+    binary = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else
+                             os.path.join(REPO, "target/release/scimitar"))
+    if not os.access(binary, os.X_OK):
+        sys.exit(f"{binary} is missing: cargo build --release -p scimitar")
+    os.makedirs(os.path.join(REPO, "bench/.work"), exist_ok=True)
+    work = tempfile.mkdtemp(prefix="memory.", dir=os.path.join(REPO, "bench/.work"))
+    scratch = f"scimitar_memory_{os.getpid()}"
+    server = None
+    try:
+        if BACKEND == "postgres":
+            subprocess.run(["psql", POSTGRES_URL, "-qc", f"CREATE DATABASE {scratch}"], check=True)
+            database = POSTGRES_URL.rsplit("/", 1)[0] + "/" + scratch
+        else:
+            database = f"sqlite://{work}/scimitar.db"
+        token = subprocess.run([binary, "token", "create", "--database", database],
+                               check=True, capture_output=True, text=True).stdout.strip()
+        log = open(os.path.join(work, "server.log"), "w+")
+        server = subprocess.Popen(
+            [binary, "serve", "--listen", "127.0.0.1:0", "--database", database],
+            stdout=subprocess.DEVNULL, stderr=log)
+        address = None
+        for _ in range(100):
+            log.seek(0)
+            match = re.search(r"scimitar listening on http://([0-9.]+):([0-9]+)", log.read())
+            if match:
+                address = match.groups()
+                break
+            time.sleep(0.1)
+        if not address:
+            log.seek(0)
+            sys.exit("the server did not start:\n" + log.read())
+        client = Client(address[0], int(address[1]), token)
+        started = time.time()
+        users = seed(client)
+        print(f"seeded {users} users of ~30 KiB and 5 groups of {GROUP_MEMBERS} members "
+              f"in {time.time() - started:.0f} s", file=sys.stderr)
+        rows = []
+        failed = False
+        for name, method, path, body_of, expected in kinds():
+            rise, size, statuses, unexpected = run_kind(
+                client, server.pid, method, path, body_of, expected)
+            failed |= bool(unexpected)
+            rows.append((name, rise, size, statuses))
+            print(f"{name:13} rise {rise / 1024:8.1f} MiB  largest answer {size / MEBIBYTE:6.2f} MiB"
+                  f"  statuses {statuses}{'  UNEXPECTED' if unexpected else ''}", file=sys.stderr)
+        resident = status_kib(server.pid, "VmRSS")
+        print(f"\nbackend {BACKEND}, {CONCURRENCY} concurrent requests of each kind, "
+              f"{REPEAT} times; resident at the end {resident / 1024:.0f} MiB\n")
+        print("| kind | largest rise of resident memory | largest answer | statuses |")
+        print("|---|---:|---:|---|")
+        for name, rise, size, statuses in rows:
+            print(f"| {name} | {rise / 1024:.1f} MiB | {size / MEBIBYTE:.2f} MiB | "
+                  f"{', '.join(map(str, statuses))} |")
+        sys.exit(1 if failed else 0)
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+        if BACKEND == "postgres":
+            subprocess.run(["psql", POSTGRES_URL, "-qc",
+                            f"DROP DATABASE IF EXISTS {scratch} WITH (FORCE)"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
