@@ -115,6 +115,25 @@ pub struct PrivilegeChanges {
     pub remove: Vec<Privilege>,
 }
 
+/// The longest comment of a catalog, schema or table, in characters. Names are held to
+/// Databricks' 255 characters per part by the statement parser
+/// (`scimitar_access::statement::MAX_NAME_PART_CHARS`); a comment is free text, kept with the
+/// securable and returned by every read of it.
+pub const MAX_COMMENT_CHARACTERS: usize = 1024;
+
+fn check_comment(comment: Option<&str>) -> ScimResult<()> {
+    match comment {
+        Some(text)
+            if text.chars().take(MAX_COMMENT_CHARACTERS + 1).count() > MAX_COMMENT_CHARACTERS =>
+        {
+            Err(ScimError::invalid_value(format!(
+                "a comment is at most {MAX_COMMENT_CHARACTERS} characters"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The most distinct entries one permissions update may carry (after [`without_repeated_changes`]).
 /// Each entry is resolved and written on its own, so the number bounds one request's work; a
 /// thousand principals changed at once is far beyond what a person or a sync tool sends.
@@ -465,6 +484,7 @@ impl Caller<'_> {
         if_not_exists: bool,
     ) -> ScimResult<Securable> {
         let full_name = canonical_name(securable_type, full_name)?;
+        check_comment(comment.as_deref())?;
         let _turn = self.governance.writes.lock().await;
         let authorized =
             self.read(|model| self.authorize_create(model, securable_type, &full_name, comment))?;

@@ -647,3 +647,38 @@ async fn a_list_page_of_large_groups_ends_at_its_member_budget_and_pages_on() {
         .await;
     assert_eq!(without.resources().len() as u64, without.total());
 }
+
+#[tokio::test]
+async fn securable_names_and_comments_have_limits_in_the_databricks_shape() {
+    let app = spawn_app().await;
+    let create = |body: Value| uc(&app, Method::POST, "/catalogs", &app.token, Some(body));
+    let long_name = create(json!({"name": "n".repeat(256)})).await;
+    databricks_error(&long_name, 400, "INVALID_PARAMETER_VALUE");
+    let long_comment = create(json!({"name": "main", "comment": "c".repeat(1025)})).await;
+    let message = databricks_error(&long_comment, 400, "INVALID_PARAMETER_VALUE");
+    assert!(message.contains("1024"), "{message}");
+    let statement = read(
+        app.request(Method::POST, "/api/2.0/sql/statements")
+            .json(
+                &json!({"statement": format!("CREATE SCHEMA main.s COMMENT '{}'", "c".repeat(1025)),
+                          "warehouse_id": "w"}),
+            )
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    // A statement that fails is answered 200 with the failure inside, as Databricks does.
+    assert_eq!(
+        statement.body["status"]["state"], "FAILED",
+        "{}",
+        statement.body
+    );
+    assert!(
+        statement.body.to_string().contains("1024"),
+        "{}",
+        statement.body
+    );
+    let fits = create(json!({"name": "n".repeat(255), "comment": "c".repeat(1024)})).await;
+    assert_eq!(fits.status, 200, "{}", fits.body);
+}
