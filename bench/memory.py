@@ -4,16 +4,18 @@
 Usage: bench/memory.py [BINARY]      (default target/release/scimitar; build it first with
                                        cargo build --release -p scimitar)
 
-Standard library only. Starts BINARY on a fresh SQLite database in a temporary directory under
-bench/.work (or on a scratch PostgreSQL database scimitar_memory_<pid> when BENCH_BACKEND is
-postgres, on the server of BENCH_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/test),
-on a free loopback port; seeds it through /Bulk with users of the largest size the attribute
-limits allow (about 30 KiB each, enough for several full list pages) and a few groups of
-BENCH_GROUP_MEMBERS members (default 6,000); then, for each kind of request below, sends
-BENCH_CONCURRENCY of them at once (default 8), each from its own thread, BENCH_REPEAT times
-(default 3). Before each kind it resets the process's peak resident size (writing 5 to
-/proc/PID/clear_refs) and reads VmRSS; after it, VmHWM. The rise is VmHWM minus that VmRSS:
-the most memory the kind added at once. The kinds:
+Standard library only. For each kind of request below, starts BINARY afresh on a new SQLite
+database in a temporary directory under bench/.work (or on a scratch PostgreSQL database
+scimitar_memory_<pid>_<n> when BENCH_BACKEND is postgres, on the server of BENCH_POSTGRES_URL,
+default postgres://postgres@127.0.0.1:5432/test), on a free loopback port; for the list kinds,
+seeds it through /Bulk with 600 users of the largest size the attribute limits allow (about
+25 KiB each) and 5 groups of BENCH_GROUP_MEMBERS members (default 6,000); then sends
+BENCH_CONCURRENCY requests of the kind at once (default 8), each from its own thread,
+BENCH_REPEAT times (default 3). Before each round it resets the process's peak resident size
+(writing 5 to /proc/PID/clear_refs) and reads VmRSS; after it, VmHWM. The rise is VmHWM minus
+that VmRSS, the most memory the round added at once; the table gives the largest of the
+rounds. A fresh server per kind keeps memory one kind freed (and the allocator kept) from
+hiding what the next needs. The kinds:
 
   small-values   POST /Users whose body is just under the 1 MiB limit and holds as many JSON
                  values as the server accepts (`[0,0,...]`): the largest parse tree allowed.
@@ -25,6 +27,9 @@ the most memory the kind added at once. The kinds:
   bulk           POST /Bulk of 1 MiB: users created, each of the largest size allowed.
   user-page      GET /Users?count=1000: a list page at its byte budget (8 MiB).
   group-page     GET /Groups?count=1000: a list page of groups at its member budget.
+
+BENCH_VALUES sets the number of values of the small-values body (default just under the
+server's bound), to compare with builds that have no such bound.
 
 Prints a table, and the same table as Markdown on stdout's last lines for BENCHMARKS.md. The
 server is stopped and the scratch database removed on exit, whatever happens. Exits non-zero
@@ -153,7 +158,7 @@ def seed(client):
 
 
 def kinds():
-    values = MAX_BODY_JSON_VALUES - 64
+    values = int(os.environ.get("BENCH_VALUES", MAX_BODY_JSON_VALUES - 64))
     small_values = '{"userName": "v@example.com", "x": [' + ",".join(["0"] * values) + "]}"
     flood = '{"userName": "f@example.com", "x": [' + ",".join(["0"] * (MEBIBYTE // 2 - 32)) + "]}"
     oversized = json.dumps({"userName": "o@example.com", "displayName": "x" * (64 * MEBIBYTE)})
@@ -206,6 +211,46 @@ def run_kind(client, pid, method, path, body_of, expected):
     return max(rises), max(sizes), sorted(statuses), unexpected
 
 
+def start_server(binary, work, index):
+    """A fresh server on a fresh database; returns (process, client, scratch database or None)."""
+    scratch = None
+    if BACKEND == "postgres":
+        scratch = f"scimitar_memory_{os.getpid()}_{index}"
+        subprocess.run(["psql", POSTGRES_URL, "-qc", f"CREATE DATABASE {scratch}"], check=True,
+                       stdout=subprocess.DEVNULL)
+        database = POSTGRES_URL.rsplit("/", 1)[0] + "/" + scratch
+    else:
+        database = f"sqlite://{work}/scimitar{index}.db"
+    token = subprocess.run([binary, "token", "create", "--database", database],
+                           check=True, capture_output=True, text=True).stdout.strip()
+    log = open(os.path.join(work, f"server{index}.log"), "w+")
+    server = subprocess.Popen(
+        [binary, "serve", "--listen", "127.0.0.1:0", "--database", database],
+        stdout=subprocess.DEVNULL, stderr=log)
+    for _ in range(100):
+        log.seek(0)
+        match = re.search(r"scimitar listening on http://([0-9.]+):([0-9]+)", log.read())
+        if match:
+            return server, Client(match.group(1), int(match.group(2)), token), scratch
+        time.sleep(0.1)
+    log.seek(0)
+    server.kill()
+    sys.exit("the server did not start:\n" + log.read())
+
+
+def stop_server(server, scratch):
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+    if scratch:
+        subprocess.run(["psql", POSTGRES_URL, "-qc",
+                        f"DROP DATABASE IF EXISTS {scratch} WITH (FORCE)"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def main():
     binary = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else
                              os.path.join(REPO, "target/release/scimitar"))
@@ -213,66 +258,42 @@ def main():
         sys.exit(f"{binary} is missing: cargo build --release -p scimitar")
     os.makedirs(os.path.join(REPO, "bench/.work"), exist_ok=True)
     work = tempfile.mkdtemp(prefix="memory.", dir=os.path.join(REPO, "bench/.work"))
-    scratch = f"scimitar_memory_{os.getpid()}"
-    server = None
+    running = None
     try:
-        if BACKEND == "postgres":
-            subprocess.run(["psql", POSTGRES_URL, "-qc", f"CREATE DATABASE {scratch}"], check=True)
-            database = POSTGRES_URL.rsplit("/", 1)[0] + "/" + scratch
-        else:
-            database = f"sqlite://{work}/scimitar.db"
-        token = subprocess.run([binary, "token", "create", "--database", database],
-                               check=True, capture_output=True, text=True).stdout.strip()
-        log = open(os.path.join(work, "server.log"), "w+")
-        server = subprocess.Popen(
-            [binary, "serve", "--listen", "127.0.0.1:0", "--database", database],
-            stdout=subprocess.DEVNULL, stderr=log)
-        address = None
-        for _ in range(100):
-            log.seek(0)
-            match = re.search(r"scimitar listening on http://([0-9.]+):([0-9]+)", log.read())
-            if match:
-                address = match.groups()
-                break
-            time.sleep(0.1)
-        if not address:
-            log.seek(0)
-            sys.exit("the server did not start:\n" + log.read())
-        client = Client(address[0], int(address[1]), token)
-        started = time.time()
-        users = seed(client)
-        print(f"seeded {users} users of ~30 KiB and 5 groups of {GROUP_MEMBERS} members "
-              f"in {time.time() - started:.0f} s", file=sys.stderr)
         rows = []
         failed = False
-        for name, method, path, body_of, expected in kinds():
+        # Each kind on a fresh server, so that memory one kind freed (and the allocator kept)
+        # cannot hide what the next one needs; the list kinds on a seeded one.
+        for index, (name, method, path, body_of, expected) in enumerate(kinds()):
+            server, client, scratch = start_server(binary, work, index)
+            running = (server, scratch)
+            if name.endswith("-page"):
+                started = time.time()
+                users = seed(client)
+                print(f"seeded {users} users of ~30 KiB and 5 groups of {GROUP_MEMBERS} "
+                      f"members in {time.time() - started:.0f} s", file=sys.stderr)
+            idle = status_kib(server.pid, "VmRSS")
             rise, size, statuses, unexpected = run_kind(
                 client, server.pid, method, path, body_of, expected)
+            peak = status_kib(server.pid, "VmHWM")
+            stop_server(server, scratch)
+            running = None
             failed |= bool(unexpected)
-            rows.append((name, rise, size, statuses))
-            print(f"{name:13} rise {rise / 1024:8.1f} MiB  largest answer {size / MEBIBYTE:6.2f} MiB"
-                  f"  statuses {statuses}{'  UNEXPECTED' if unexpected else ''}", file=sys.stderr)
-        resident = status_kib(server.pid, "VmRSS")
+            rows.append((name, idle, rise, peak, size, statuses))
+            print(f"{name:13} idle {idle / 1024:6.0f} MiB  rise {rise / 1024:8.1f} MiB  "
+                  f"largest answer {size / MEBIBYTE:6.2f} MiB  statuses {statuses}"
+                  f"{'  UNEXPECTED' if unexpected else ''}", file=sys.stderr)
         print(f"\nbackend {BACKEND}, {CONCURRENCY} concurrent requests of each kind, "
-              f"{REPEAT} times; resident at the end {resident / 1024:.0f} MiB\n")
-        print("| kind | largest rise of resident memory | largest answer | statuses |")
-        print("|---|---:|---:|---|")
-        for name, rise, size, statuses in rows:
-            print(f"| {name} | {rise / 1024:.1f} MiB | {size / MEBIBYTE:.2f} MiB | "
-                  f"{', '.join(map(str, statuses))} |")
+              f"{REPEAT} times, each kind on a fresh server\n")
+        print("| kind | resident before | largest rise | largest answer | statuses |")
+        print("|---|---:|---:|---:|---|")
+        for name, idle, rise, peak, size, statuses in rows:
+            print(f"| {name} | {idle / 1024:.0f} MiB | {rise / 1024:.1f} MiB | "
+                  f"{size / MEBIBYTE:.2f} MiB | {', '.join(map(str, statuses))} |")
         sys.exit(1 if failed else 0)
     finally:
-        if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-        if BACKEND == "postgres":
-            subprocess.run(["psql", POSTGRES_URL, "-qc",
-                            f"DROP DATABASE IF EXISTS {scratch} WITH (FORCE)"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if running is not None:
+            stop_server(*running)
         shutil.rmtree(work, ignore_errors=True)
 
 
