@@ -221,10 +221,31 @@ pub fn check_limits(
     resource_type: &'static ResourceTypeDef,
     attributes: &Map<String, Value>,
 ) -> ScimResult<()> {
+    check_changed_limits(resource_type, &Map::new(), attributes)
+}
+
+/// [`check_limits`] for a document that replaces `before` (a PATCH's result): only the
+/// attributes that differ from `before` are checked, and the size only when it grew, so a
+/// resource stored before the limits existed can still be patched in its other attributes.
+pub fn check_changed_limits(
+    resource_type: &'static ResourceTypeDef,
+    before: &Map<String, Value>,
+    attributes: &Map<String, Value>,
+) -> ScimResult<()> {
     for (key, value) in attributes {
+        if before.get(key) == Some(value) {
+            continue;
+        }
         if let Some(extension) = resource_type.extension(key) {
             if let Value::Object(inner) = value {
-                check_object_limits(extension.attributes, inner, key)?;
+                let earlier = before.get(key).and_then(Value::as_object);
+                for (name, inner_value) in inner {
+                    if earlier.and_then(|earlier| earlier.get(name)) == Some(inner_value) {
+                        continue;
+                    }
+                    let single = Map::from_iter([(name.clone(), inner_value.clone())]);
+                    check_object_limits(extension.attributes, &single, key)?;
+                }
             }
             continue;
         }
@@ -236,10 +257,13 @@ pub fn check_limits(
             check_value_limits(definition, value, definition.name)?;
         }
     }
-    let size = serde_json::to_string(attributes)
-        .map(|text| text.len())
-        .unwrap_or(usize::MAX);
-    if size > MAX_RESOURCE_BYTES {
+    let size_of = |document: &Map<String, Value>| {
+        serde_json::to_string(document)
+            .map(|text| text.len())
+            .unwrap_or(usize::MAX)
+    };
+    let size = size_of(attributes);
+    if size > MAX_RESOURCE_BYTES && (before.is_empty() || size > size_of(before)) {
         return Err(ScimError::invalid_value(format!(
             "the {} is {size} bytes of attributes; a resource may hold at most \
              {MAX_RESOURCE_BYTES}",
