@@ -8,8 +8,8 @@ Standard library only. For each kind of request below, starts BINARY afresh on a
 database in a temporary directory under bench/.work (or on a scratch PostgreSQL database
 scimitar_memory_<pid>_<n> when BENCH_BACKEND is postgres, on the server of BENCH_POSTGRES_URL,
 default postgres://postgres@127.0.0.1:5432/test), on a free loopback port; for the list kinds,
-seeds it through /Bulk with 600 users of the largest size the attribute limits allow (about
-25 KiB each) and 5 groups of BENCH_GROUP_MEMBERS members (default 6,000); then sends
+seeds it through /Bulk with 1,025 users of the largest size the attribute limits allow
+(about 15.5 KiB each) and 5 groups of BENCH_GROUP_MEMBERS members (default 6,000); then sends
 BENCH_CONCURRENCY requests of the kind at once (default 8), each from its own thread,
 BENCH_REPEAT times (default 3). Before each round it resets the process's peak resident size
 (writing 5 to /proc/PID/clear_refs) and reads VmRSS; after it, VmHWM. The rise is VmHWM minus
@@ -28,7 +28,8 @@ hiding what the next needs. The kinds:
   user-page      GET /Users?count=1000: a list page at its byte budget (8 MiB).
   group-page     GET /Groups?count=1000: a list page of groups at its member budget.
 
-BENCH_VALUES sets the number of values of the small-values body (default just under the
+BENCH_KINDS (a comma-separated list of the names above) runs only those kinds. BENCH_VALUES
+sets the number of values of the small-values body (default just under the
 server's bound), to compare with builds that have no such bound.
 
 Prints a table, and the same table as Markdown on stdout's last lines for BENCHMARKS.md. The
@@ -98,21 +99,23 @@ class Client:
 
 
 def big_user(name):
-    """A user near the largest size the attribute limits allow (about 30 KiB of JSON)."""
-    emails = [{"value": f"{name}-{n}-{'x' * 200}@example.com", "type": "work"} for n in range(100)]
-    return {"userName": f"{name}@example.com", "displayName": "d" * 256, "emails": emails}
+    """A user near the largest size the attribute limits allow (about 15.5 of its 16 KiB)."""
+    emails = [{"value": f"{name}-{n}-{'x' * 200}@example.com", "type": "work"} for n in range(50)]
+    addresses = [{"formatted": "a" * 1000, "type": "work"} for _ in range(2)]
+    return {"userName": f"{name}@example.com", "displayName": "d" * 256, "title": "t" * 256,
+            "nickName": "n" * 256, "emails": emails, "addresses": addresses}
 
 
 def seed(client):
     created = 0
     ids = []
-    # 30 users of ~30 KiB per request keeps each /Bulk under its 1 MiB limit; 600 users fill two
-    # 8 MiB list pages.
-    for batch in range(20):
+    # 25 users of ~15.5 KiB per request keeps each /Bulk well under its 1 MiB limit; 1,025 users
+    # make the first page a full thousand of the largest users the server stores.
+    for batch in range(41):
         operations = [
             {"method": "POST", "path": "/Users", "bulkId": f"u{batch}-{n}",
              "data": big_user(f"seed{batch:02d}{n:02d}")}
-            for n in range(30)
+            for n in range(25)
         ]
         status, data = client.request(
             "POST", "/scim/v2/Bulk",
@@ -170,7 +173,7 @@ def kinds():
         operations = [
             {"method": "POST", "path": "/Users", "bulkId": f"b{n}-{i}",
              "data": big_user(f"bulk{n:05d}{i:02d}")}
-            for i in range(30)
+            for i in range(60)
         ]
         return json.dumps({"schemas": [BULK_REQUEST], "Operations": operations})
 
@@ -264,13 +267,15 @@ def main():
         failed = False
         # Each kind on a fresh server, so that memory one kind freed (and the allocator kept)
         # cannot hide what the next one needs; the list kinds on a seeded one.
-        for index, (name, method, path, body_of, expected) in enumerate(kinds()):
+        wanted = os.environ.get("BENCH_KINDS", "")
+        selected = [kind for kind in kinds() if not wanted or kind[0] in wanted.split(",")]
+        for index, (name, method, path, body_of, expected) in enumerate(selected):
             server, client, scratch = start_server(binary, work, index)
             running = (server, scratch)
             if name.endswith("-page"):
                 started = time.time()
                 users = seed(client)
-                print(f"seeded {users} users of ~30 KiB and 5 groups of {GROUP_MEMBERS} "
+                print(f"seeded {users} users of ~15.5 KiB and 5 groups of {GROUP_MEMBERS} "
                       f"members in {time.time() - started:.0f} s", file=sys.stderr)
             idle = status_kib(server.pid, "VmRSS")
             rise, size, statuses, unexpected = run_kind(

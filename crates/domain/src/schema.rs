@@ -206,8 +206,9 @@ pub const MAX_TEXT_CHARACTERS: usize = 1024;
 /// The longest value, in characters, of a reference (a URL such as `profileUrl` or a photo).
 pub const MAX_REFERENCE_CHARACTERS: usize = 2048;
 
-/// The longest value, in characters, of a binary attribute: a base64 X.509 certificate.
-pub const MAX_BINARY_CHARACTERS: usize = 16 * 1024;
+/// The longest value, in characters, of a binary attribute: a base64 X.509 certificate (a
+/// typical one is 2 to 3 KiB in base64).
+pub const MAX_BINARY_CHARACTERS: usize = 8 * 1024;
 
 /// The most values one multi-valued attribute may hold (emails, phone numbers, entitlements,
 /// roles, certificates...). Group `members` are not counted: a group may hold any number, and
@@ -215,9 +216,11 @@ pub const MAX_BINARY_CHARACTERS: usize = 16 * 1024;
 pub const MAX_ATTRIBUTE_VALUES: usize = 100;
 
 /// The largest a resource's stored attributes may be, as JSON text (members, which are kept
-/// apart, not counted). Real users are one or two KiB; the bound is what keeps a list page of
-/// [`crate::query::MAX_PAGE_SIZE`] resources within a known size.
-pub const MAX_RESOURCE_BYTES: usize = 32 * 1024;
+/// apart, not counted). Real users are one to a few KiB; the bound is what keeps a list page of
+/// [`crate::query::MAX_PAGE_SIZE`] resources, read whole from storage before the page's byte
+/// budget applies, within a known size: at 32 KiB eight concurrent pages of the largest users
+/// raised resident memory by 580 MiB (BENCHMARKS.md).
+pub const MAX_RESOURCE_BYTES: usize = 16 * 1024;
 
 impl AttributeDef {
     /// The longest value of this attribute, in characters, for the attributes that hold text;

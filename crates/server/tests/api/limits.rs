@@ -442,7 +442,7 @@ async fn attributes_over_their_limits_are_invalid_value_naming_the_attribute_and
         )
         .await;
     big.assert_error(400, Some("invalidValue"));
-    assert!(big.body["detail"].as_str().unwrap().contains("32768"));
+    assert!(big.body["detail"].as_str().unwrap().contains("16384"));
 }
 
 #[tokio::test]
@@ -538,16 +538,16 @@ async fn all_pages(app: &TestApp, path: &str) -> Vec<(usize, Reply)> {
 #[tokio::test]
 async fn a_list_page_of_large_users_ends_at_its_byte_budget_and_pages_on() {
     let app = spawn_app().await;
-    // 360 users of about 25 KB each: 9 MB in all, more than one page may carry.
+    // 720 users of about 12.5 KB each: 9 MB in all, more than one page may carry.
     let emails = |n: usize| -> Vec<Value> {
-        (0..100)
+        (0..50)
             .map(|e| json!({"value": format!("{n}-{e}-{}@example.com", "x".repeat(220))}))
             .collect()
     };
     bulk_users(
         &app,
-        360,
-        30,
+        720,
+        60,
         |n| json!({"userName": format!("big{n}@example.com"), "emails": emails(n)}),
     )
     .await;
@@ -567,7 +567,7 @@ async fn a_list_page_of_large_users_ends_at_its_byte_budget_and_pages_on() {
         .collect();
     ids.sort();
     ids.dedup();
-    assert_eq!(ids.len(), 361, "every user once, the admin too");
+    assert_eq!(ids.len(), 721, "every user once, the admin too");
 }
 
 #[tokio::test]
