@@ -48,6 +48,11 @@ fn projection(
     )
 }
 
+/// How many resources of a list page are rendered at once: few enough that little is rendered
+/// past a page's byte budget, many enough that a page of groups reads its members in a few
+/// queries.
+const RENDERED_AT_ONCE: usize = 250;
+
 fn list_response(total: u64, start_index: u64, mut resources: Vec<DocumentJson>) -> Response {
     // A page ends before the resource that would take it past its byte budget (keeping at
     // least one); `itemsPerPage` tells the client where to go on from.
@@ -102,14 +107,22 @@ async fn list_kind(
         MAX_LIST_PAGE_MEMBERS,
     );
     page.principals.truncate(fitting);
-    let resources = services
-        .render_all(
-            &reader,
-            &page.principals,
-            &context.base_url,
-            &query.projection,
-        )
-        .await?;
+    // Rendered a slice at a time, stopping at the page's byte budget: what lies past it is
+    // never rendered.
+    let mut resources = Vec::new();
+    let mut size = 0usize;
+    'slices: for slice in page.principals.chunks(RENDERED_AT_ONCE) {
+        let rendered = services
+            .render_all(&reader, slice, &context.base_url, &query.projection)
+            .await?;
+        for document in rendered {
+            size += document.as_str().len() + 1;
+            if size > MAX_LIST_RESPONSE_BYTES && !resources.is_empty() {
+                break 'slices;
+            }
+            resources.push(document);
+        }
+    }
     Ok(list_response(
         page.total_results,
         query.start_index,
