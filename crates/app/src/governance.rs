@@ -115,6 +115,68 @@ pub struct PrivilegeChanges {
     pub remove: Vec<Privilege>,
 }
 
+/// The longest comment of a catalog, schema or table, in characters. Names are held to
+/// Databricks' 255 characters per part by the statement parser
+/// (`scimitar_access::statement::MAX_NAME_PART_CHARS`); a comment is free text, kept with the
+/// securable and returned by every read of it.
+pub const MAX_COMMENT_CHARACTERS: usize = 1024;
+
+fn check_comment(comment: Option<&str>) -> ScimResult<()> {
+    match comment {
+        Some(text)
+            if text.chars().take(MAX_COMMENT_CHARACTERS + 1).count() > MAX_COMMENT_CHARACTERS =>
+        {
+            Err(ScimError::invalid_value(format!(
+                "a comment is at most {MAX_COMMENT_CHARACTERS} characters"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The most distinct entries one permissions update may carry (after [`without_repeated_changes`]).
+/// Each entry is resolved and written on its own, so the number bounds one request's work; a
+/// thousand principals changed at once is far beyond what a person or a sync tool sends.
+pub const MAX_PRIVILEGE_CHANGES: usize = 1_000;
+
+/// The entries of a permissions update, each with its privilege lists sorted and deduplicated,
+/// leaving out an entry identical to the last one kept for the same principal: applying it
+/// again would change nothing, yet it would be resolved, written and logged once more. An
+/// identical entry that follows a different one for the same principal is kept, because the
+/// entry between may have undone it (add, remove, add).
+pub fn without_repeated_changes(changes: Vec<PrivilegeChanges>) -> Vec<PrivilegeChanges> {
+    let mut kept: Vec<PrivilegeChanges> = Vec::new();
+    let mut last_for_principal: std::collections::HashMap<String, usize> =
+        std::collections::HashMap::new();
+    for change in changes {
+        let normalized = PrivilegeChanges {
+            add: change
+                .add
+                .iter()
+                .copied()
+                .collect::<PrivilegeSet>()
+                .iter()
+                .collect(),
+            remove: change
+                .remove
+                .iter()
+                .copied()
+                .collect::<PrivilegeSet>()
+                .iter()
+                .collect(),
+            principal: change.principal,
+        };
+        if let Some(&index) = last_for_principal.get(&normalized.principal) {
+            if kept.get(index) == Some(&normalized) {
+                continue;
+            }
+        }
+        last_for_principal.insert(normalized.principal.clone(), kept.len());
+        kept.push(normalized);
+    }
+    kept
+}
+
 /// The privileges granted to one principal on one securable itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assignment {
@@ -437,6 +499,7 @@ impl Caller<'_> {
         if_not_exists: bool,
     ) -> ScimResult<Securable> {
         let full_name = canonical_name(securable_type, full_name)?;
+        check_comment(comment.as_deref())?;
         let _turn = self.governance.writes.lock().await;
         let authorized =
             self.read(|model| self.authorize_create(model, securable_type, &full_name, comment))?;
@@ -538,6 +601,14 @@ impl Caller<'_> {
         changes: Vec<PrivilegeChanges>,
     ) -> ScimResult<()> {
         let full_name = canonical_name(securable_type, full_name)?;
+        let changes = without_repeated_changes(changes);
+        if changes.len() > MAX_PRIVILEGE_CHANGES {
+            return Err(ScimError::invalid_value(format!(
+                "a permissions update may carry at most {MAX_PRIVILEGE_CHANGES} distinct changes, \
+                 this one has {}",
+                changes.len()
+            )));
+        }
         let mut resolved = Vec::with_capacity(changes.len());
         for change in changes {
             let (id, _) = self.resolve(&change.principal).await?;

@@ -1014,6 +1014,44 @@ impl Services {
             .collect()
     }
 
+    /// How many of `principals`, a list page in order, fit within `member_budget` group members
+    /// when the projection returns `members`, and how many members those hold. Counted by the
+    /// node's engine, before anything is loaded; a group the engine cannot count counts as
+    /// empty. The first principal always fits.
+    pub fn within_member_budget(
+        &self,
+        account: &AccountId,
+        principals: &[Principal],
+        projection: &Projection,
+        member_budget: usize,
+    ) -> (usize, usize) {
+        if !projection.includes("members") {
+            return (principals.len(), 0);
+        }
+        let counts: Vec<usize> = self
+            .access
+            .read(account, |model| {
+                principals
+                    .iter()
+                    .map(|principal| match principal.kind {
+                        PrincipalKind::Group => {
+                            model.direct_member_count(&principal.id).unwrap_or(0)
+                        }
+                        _ => 0,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut used = 0usize;
+        for (index, count) in counts.iter().enumerate() {
+            if index > 0 && used + count > member_budget {
+                return (index, used);
+            }
+            used += count;
+        }
+        (principals.len(), used)
+    }
+
     /// Renders a group after a write, with its members only when there are at most
     /// `member_cap` of them: the response of a PATCH on a huge group never carries (or loads)
     /// the whole member list.

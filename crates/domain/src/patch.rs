@@ -10,8 +10,8 @@ use crate::filter::{resolve_relative, ResolvedFilter};
 use crate::ids::PrincipalId;
 use crate::paths::{resolve_target, AttributeHome, ResolvedAttr, ResolvedTarget};
 use crate::resource::{
-    canonical_object, canonical_single, canonical_value, check_schemas, finish_document,
-    parse_members, MemberValue,
+    canonical_object, canonical_single, canonical_value, check_changed_limits, check_schemas,
+    finish_document, parse_members, MemberValue,
 };
 use crate::schema::{Mutability, PrincipalKind, ResourceTypeDef};
 use scimitar_scim::{parse_attr_path, parse_patch_path, CompValue, CompareOp, Filter, PatchPath};
@@ -146,6 +146,7 @@ pub fn apply_patch(
         patcher.apply(operation)?;
     }
     finish_document(resource_type, &mut patcher.document)?;
+    check_changed_limits(resource_type, attributes, &patcher.document)?;
     Ok(PatchPlan {
         attributes: patcher.document,
         password: patcher.password,
@@ -869,6 +870,41 @@ mod tests {
     }
 
     const PATCH_OP_SCHEMA_FOR_TESTS: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+    #[test]
+    fn a_patch_is_held_to_the_limits_only_in_what_it_changes() {
+        // Stored before the limits existed: a display name past them, and many emails.
+        let mut legacy = user();
+        legacy.insert("displayName".into(), json!("d".repeat(300)));
+        let emails: Vec<Value> = (0..150)
+            .map(|n| json!({"value": format!("{n}@example.com")}))
+            .collect();
+        legacy.insert("emails".into(), Value::Array(emails));
+        let other = patch(
+            &legacy,
+            ops(json!([{"op": "replace", "path": "title", "value": "Chief"}])),
+        )
+        .unwrap();
+        assert_eq!(other.attributes["title"], json!("Chief"));
+        let longer = patch(
+            &legacy,
+            ops(json!([{"op": "replace", "path": "displayName", "value": "e".repeat(300)}])),
+        )
+        .unwrap_err();
+        assert!(longer.to_string().contains("'displayName'"), "{longer}");
+        let another = patch(
+            &legacy,
+            ops(json!([{"op": "add", "path": "emails", "value": [{"value": "x@example.com"}]}])),
+        )
+        .unwrap_err();
+        assert!(another.to_string().contains("'emails'"), "{another}");
+        let fixed = patch(
+            &legacy,
+            ops(json!([{"op": "replace", "path": "displayName", "value": "Barbara"}])),
+        )
+        .unwrap();
+        assert_eq!(fixed.attributes["displayName"], json!("Barbara"));
+    }
 
     #[test]
     fn entra_capitalised_replace_with_a_string_boolean_deactivates() {

@@ -11,6 +11,20 @@ use crate::schema::ResourceTypeDef;
 /// Databricks SDK asks for 10000) get this many and page on with `startIndex`.
 pub const MAX_PAGE_SIZE: u64 = 1_000;
 
+/// The most bytes of resources one list page carries. A page ends early, before the resource
+/// that would pass this, with `itemsPerPage` saying how many it holds, so clients page on from
+/// `startIndex + itemsPerPage` (RFC 7644 section 3.4.2.4 lets a server return fewer than
+/// `count`). A page always holds at least one resource. With resources of at most
+/// [`crate::schema::MAX_RESOURCE_BYTES`] a page is full long before this is reached unless its
+/// resources are unusually large or are groups with many members.
+pub const MAX_LIST_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+
+/// The most group members one list page carries. A group is listed whole or not at all: the
+/// page ends before the group whose members would pass this (a first group is always listed,
+/// however many members it has, as a GET of it would give them). Counted before any member is
+/// loaded, so a page of a thousand large groups never loads all their members.
+pub const MAX_LIST_PAGE_MEMBERS: usize = 20_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortOrder {
     Ascending,

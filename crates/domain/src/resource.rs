@@ -12,6 +12,7 @@ use crate::ids::PrincipalId;
 use crate::names;
 use crate::schema::{
     AttributeDef, AttributeType, Mutability, PrincipalKind, ResourceTypeDef, COMMON_ATTRIBUTES,
+    MAX_RESOURCE_BYTES,
 };
 use serde_json::{Map, Value};
 
@@ -205,6 +206,7 @@ pub fn parse_resource(
         attributes.insert(definition.name.to_string(), canonical);
     }
     finish_document(resource_type, &mut attributes)?;
+    check_limits(resource_type, &attributes)?;
     Ok(ParsedResource {
         attributes,
         password,
@@ -244,6 +246,121 @@ pub fn finish_document(
         }
     }
     check_required(resource_type, attributes)
+}
+
+/// Checks a resource's canonical attributes against the limits of [`crate::schema`]: the
+/// length of every text value, the number of values of each multi-valued attribute, and the
+/// size of the whole. Called on every document a write would store (a POST or PUT body, the
+/// result of a PATCH), so nothing over a limit is stored; the error names the attribute.
+pub fn check_limits(
+    resource_type: &'static ResourceTypeDef,
+    attributes: &Map<String, Value>,
+) -> ScimResult<()> {
+    check_changed_limits(resource_type, &Map::new(), attributes)
+}
+
+/// [`check_limits`] for a document that replaces `before` (a PATCH's result): only the
+/// attributes that differ from `before` are checked, and the size only when it grew, so a
+/// resource stored before the limits existed can still be patched in its other attributes.
+pub fn check_changed_limits(
+    resource_type: &'static ResourceTypeDef,
+    before: &Map<String, Value>,
+    attributes: &Map<String, Value>,
+) -> ScimResult<()> {
+    for (key, value) in attributes {
+        if before.get(key) == Some(value) {
+            continue;
+        }
+        if let Some(extension) = resource_type.extension(key) {
+            if let Value::Object(inner) = value {
+                let earlier = before.get(key).and_then(Value::as_object);
+                for (name, inner_value) in inner {
+                    if earlier.and_then(|earlier| earlier.get(name)) == Some(inner_value) {
+                        continue;
+                    }
+                    let single = Map::from_iter([(name.clone(), inner_value.clone())]);
+                    check_object_limits(extension.attributes, &single, key)?;
+                }
+            }
+            continue;
+        }
+        let definition = resource_type
+            .schema
+            .attribute(key)
+            .or_else(|| common_writable(key));
+        if let Some(definition) = definition {
+            check_value_limits(definition, value, definition.name)?;
+        }
+    }
+    let size_of = |document: &Map<String, Value>| {
+        serde_json::to_string(document)
+            .map(|text| text.len())
+            .unwrap_or(usize::MAX)
+    };
+    let size = size_of(attributes);
+    if size > MAX_RESOURCE_BYTES && (before.is_empty() || size > size_of(before)) {
+        return Err(ScimError::invalid_value(format!(
+            "the {} is {size} bytes of attributes; a resource may hold at most \
+             {MAX_RESOURCE_BYTES}",
+            resource_type.name
+        )));
+    }
+    Ok(())
+}
+
+fn check_object_limits(
+    definitions: &'static [AttributeDef],
+    object: &Map<String, Value>,
+    context: &str,
+) -> ScimResult<()> {
+    for (key, value) in object {
+        if let Some(definition) = definitions.iter().find(|definition| definition.name == key) {
+            check_value_limits(definition, value, &format!("{context}.{}", definition.name))?;
+        }
+    }
+    Ok(())
+}
+
+fn check_value_limits(
+    definition: &'static AttributeDef,
+    value: &Value,
+    name: &str,
+) -> ScimResult<()> {
+    match value {
+        Value::Array(items) => {
+            check_value_count(definition, value, name)?;
+            for item in items {
+                check_value_limits(definition, item, name)?;
+            }
+        }
+        Value::Object(object) => check_object_limits(definition.sub_attributes, object, name)?,
+        Value::String(text) => {
+            if let Some(limit) = definition.max_characters() {
+                // Counting stops one past the limit, so a huge value costs no more to refuse.
+                if text.chars().take(limit + 1).count() > limit {
+                    return Err(ScimError::invalid_value(format!(
+                        "'{name}' is longer than {limit} characters"
+                    )));
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Refuses more values than a multi-valued attribute may hold, before they are canonicalised
+/// one by one (which compares each with those before it).
+pub fn check_value_count(definition: &AttributeDef, value: &Value, name: &str) -> ScimResult<()> {
+    if let (Value::Array(items), Some(limit)) = (value, definition.max_values()) {
+        if items.len() > limit {
+            return Err(ScimError::invalid_value(format!(
+                "'{name}' has {} values; it may hold at most {limit}",
+                items.len()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `externalId` is the one common attribute a client writes.
@@ -358,6 +475,7 @@ pub fn canonical_value(
     if value.is_null() {
         return Ok(None);
     }
+    check_value_count(definition, value, name)?;
     if definition.multi_valued {
         let items: Vec<&Value> = match value {
             Value::Array(items) => items.iter().collect(),

@@ -192,6 +192,70 @@ impl AttributeDef {
     }
 }
 
+/// The longest value, in characters, of a string attribute that names or identifies something:
+/// `userName`, `displayName`, `applicationId`, `externalId`, the parts of `name`, the `value`,
+/// `display` and `type` of multi-valued attributes (emails, phone numbers, entitlements,
+/// roles...). An email address is at most 254 characters (RFC 5321); Entra ID caps display
+/// names at 256.
+pub const MAX_NAME_CHARACTERS: usize = 256;
+
+/// The longest value, in characters, of the string attributes that hold free text or an
+/// address: `name.formatted`, `addresses.formatted` and `addresses.streetAddress`.
+pub const MAX_TEXT_CHARACTERS: usize = 1024;
+
+/// The longest value, in characters, of a reference (a URL such as `profileUrl` or a photo).
+pub const MAX_REFERENCE_CHARACTERS: usize = 2048;
+
+/// The longest value, in characters, of a binary attribute: a base64 X.509 certificate (a
+/// typical one is 2 to 3 KiB in base64).
+pub const MAX_BINARY_CHARACTERS: usize = 8 * 1024;
+
+/// The most values one multi-valued attribute may hold (emails, phone numbers, entitlements,
+/// roles, certificates...). Group `members` are not counted: a group may hold any number, and
+/// one request's share of them is bounded by the body limit.
+pub const MAX_ATTRIBUTE_VALUES: usize = 100;
+
+/// The largest a resource's stored attributes may be, as JSON text (members, which are kept
+/// apart, not counted). Real users are one to a few KiB; the bound is what keeps a list page of
+/// [`crate::query::MAX_PAGE_SIZE`] resources, read whole from storage before the page's byte
+/// budget applies, within a known size: at 32 KiB eight concurrent pages of the largest users
+/// raised resident memory by 580 MiB (BENCHMARKS.md).
+pub const MAX_RESOURCE_BYTES: usize = 16 * 1024;
+
+impl AttributeDef {
+    /// The longest value of this attribute, in characters, for the attributes that hold text;
+    /// `None` for the others (booleans, numbers, dates, complex values).
+    pub fn max_characters(&self) -> Option<usize> {
+        match self.kind {
+            AttributeType::String => Some(match self.name {
+                "formatted" | "streetAddress" => MAX_TEXT_CHARACTERS,
+                _ => MAX_NAME_CHARACTERS,
+            }),
+            AttributeType::Reference => Some(MAX_REFERENCE_CHARACTERS),
+            AttributeType::Binary => Some(MAX_BINARY_CHARACTERS),
+            _ => None,
+        }
+    }
+
+    /// The most values of this attribute, for multi-valued attributes whose values are counted.
+    pub fn max_values(&self) -> Option<usize> {
+        (self.multi_valued && self.name != "members").then_some(MAX_ATTRIBUTE_VALUES)
+    }
+
+    /// The attribute's limits in words, for its `description` in the `/Schemas` document: RFC
+    /// 7643 has no field for a maximum length. Empty when it has none.
+    pub fn limits_text(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(characters) = self.max_characters() {
+            parts.push(format!("At most {characters} characters."));
+        }
+        if let Some(values) = self.max_values() {
+            parts.push(format!("At most {values} values."));
+        }
+        parts.join(" ")
+    }
+}
+
 const fn string(name: &'static str, description: &'static str) -> AttributeDef {
     AttributeDef::base(name, AttributeType::String, description)
 }

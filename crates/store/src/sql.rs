@@ -166,20 +166,24 @@ impl<'d> SqlBuilder<'d> {
         exact: &mut bool,
     ) -> Option<String> {
         match filter {
-            ResolvedFilter::And(left, right) | ResolvedFilter::Or(left, right) => {
+            ResolvedFilter::And(..) | ResolvedFilter::Or(..) => {
                 let is_and = matches!(filter, ResolvedFilter::And(..));
                 // Under negation AND becomes OR and vice versa (De Morgan).
                 let conjunction = is_and == positive;
-                let left = self.node(left, positive, exact);
-                let right = self.node(right, positive, exact);
-                match (left, right, conjunction) {
-                    (Some(l), Some(r), true) => Some(format!("({l} AND {r})")),
-                    (Some(l), Some(r), false) => Some(format!("({l} OR {r})")),
-                    // A missing side of a conjunction is "true": the other side still narrows.
-                    (Some(side), None, true) | (None, Some(side), true) => Some(side),
-                    // A missing side of a disjunction makes the whole disjunction unknown.
-                    _ => None,
+                let mut parts = Vec::new();
+                let mut unknown = false;
+                for operand in chain_operands(filter) {
+                    match self.node(operand, positive, exact) {
+                        Some(part) => parts.push(part),
+                        None => unknown = true,
+                    }
                 }
+                // A missing operand of a conjunction is "true": the others still narrow. A
+                // missing operand of a disjunction makes the whole disjunction unknown.
+                if unknown && !conjunction {
+                    return None;
+                }
+                balanced(&parts, if conjunction { "AND" } else { "OR" })
             }
             ResolvedFilter::Not(inner) => self.node(inner, !positive, exact),
             ResolvedFilter::Present(attribute) => self.atom(attribute, None, positive, exact),
@@ -339,14 +343,13 @@ impl<'d> SqlBuilder<'d> {
 
     fn relative(&mut self, name: &str, filter: &ResolvedFilter, positive: bool) -> Option<String> {
         match filter {
-            ResolvedFilter::And(left, right) | ResolvedFilter::Or(left, right) => {
+            ResolvedFilter::And(..) | ResolvedFilter::Or(..) => {
                 let conjunction = matches!(filter, ResolvedFilter::And(..)) == positive;
-                let left = self.relative(name, left, positive)?;
-                let right = self.relative(name, right, positive)?;
-                Some(format!(
-                    "({left} {} {right})",
-                    if conjunction { "AND" } else { "OR" }
-                ))
+                let mut parts = Vec::new();
+                for operand in chain_operands(filter) {
+                    parts.push(self.relative(name, operand, positive)?);
+                }
+                balanced(&parts, if conjunction { "AND" } else { "OR" })
             }
             ResolvedFilter::Not(inner) => self.relative(name, inner, !positive),
             ResolvedFilter::Present(attribute) => {
@@ -358,6 +361,48 @@ impl<'d> SqlBuilder<'d> {
                 self.comparison(column, kind, *op, value, positive)
             }
             ResolvedFilter::ValuePath(..) => None,
+        }
+    }
+}
+
+/// The operands of a chain of one operator: `a or b or c` is parsed as `(a or b) or c`, a tree
+/// as deep as the chain is long; this gathers `[a, b, c]` without recursing. Only the same
+/// operator is gathered, so `a or (b and c)` gives `[a, (b and c)]`.
+fn chain_operands(filter: &ResolvedFilter) -> Vec<&ResolvedFilter> {
+    let is_and = matches!(filter, ResolvedFilter::And(..));
+    let mut operands = Vec::new();
+    let mut pending = vec![filter];
+    while let Some(next) = pending.pop() {
+        match next {
+            ResolvedFilter::And(left, right) if is_and => {
+                pending.push(right);
+                pending.push(left);
+            }
+            ResolvedFilter::Or(left, right) if !is_and => {
+                pending.push(right);
+                pending.push(left);
+            }
+            other => operands.push(other),
+        }
+    }
+    operands
+}
+
+/// `parts` joined by `operator` as a balanced tree of parentheses, `((a OR b) OR (c OR d))`:
+/// the SQL's nesting grows with the logarithm of the number of operands, not the number. SQLite
+/// refuses an expression nested more than 1,000 deep, and a flat `a OR b OR ...` is parsed as
+/// deep as it is long, so a chain of a thousand comparisons must not be written either way.
+fn balanced(parts: &[String], operator: &str) -> Option<String> {
+    match parts {
+        [] => None,
+        [only] => Some(only.clone()),
+        _ => {
+            let (left, right) = parts.split_at(parts.len() / 2);
+            Some(format!(
+                "({} {operator} {})",
+                balanced(left, operator)?,
+                balanced(right, operator)?
+            ))
         }
     }
 }
@@ -522,6 +567,60 @@ mod tests {
         );
         assert!(translation.exact);
         assert_eq!(params, vec![SqlValue::Text("bjensen".into())]);
+    }
+
+    /// The deepest nesting of parentheses in `sql`.
+    fn parenthesis_depth(sql: &str) -> usize {
+        let (mut depth, mut deepest) = (0usize, 0usize);
+        for character in sql.chars() {
+            match character {
+                '(' => depth += 1,
+                ')' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            deepest = deepest.max(depth);
+        }
+        deepest
+    }
+
+    #[test]
+    fn a_long_or_chain_nests_by_its_logarithm_and_keeps_every_comparison_in_order() {
+        // The parsed filter is a tree as deep as the chain, which the resolver walks
+        // recursively: fine in a release build, but an unoptimised build's frames are several
+        // KiB, more than a test thread's 2 MiB stack holds for a thousand levels.
+        std::thread::Builder::new()
+            .stack_size(256 * 1024 * 1024)
+            .spawn(long_or_chain)
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    fn long_or_chain() {
+        let comparisons = scimitar_scim::limits::MAX_COMPARISONS;
+        let text = (0..comparisons)
+            .map(|n| format!("userName eq \"u{n}\""))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let (translation, params) = translate(&text);
+        let condition = translation.condition.unwrap();
+        assert!(translation.exact);
+        assert!(
+            parenthesis_depth(&condition) <= 12,
+            "nested {} deep",
+            parenthesis_depth(&condition)
+        );
+        assert_eq!(params.len(), comparisons);
+        assert_eq!(params[0], SqlValue::Text("u0".into()));
+        assert_eq!(condition.matches(" OR ").count(), comparisons - 1);
+        // A mixed chain: `and` binds tighter and stays inside its operand.
+        let (mixed, _) = translate(
+            r#"userName eq "a" or userName eq "b" and active eq true or displayName eq "c""#,
+        );
+        assert_eq!(
+            mixed.condition.as_deref(),
+            Some("(p.user_name_lower = ?1 OR ((p.user_name_lower = ?2 AND p.active = ?3) OR p.display_name_lower = ?4))")
+        );
     }
 
     #[test]

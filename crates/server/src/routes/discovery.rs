@@ -9,8 +9,8 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use scimitar_domain::query::MAX_PAGE_SIZE;
 use scimitar_domain::schema::{
-    AttributeDef, PrincipalKind, ResourceTypeDef, SchemaDef, ALL_SCHEMAS, LIST_RESPONSE_SCHEMA,
-    RESOURCE_TYPE_SCHEMA, SCHEMA_SCHEMA, SERVICE_PROVIDER_CONFIG_SCHEMA,
+    AttributeDef, Mutability, PrincipalKind, ResourceTypeDef, SchemaDef, ALL_SCHEMAS,
+    LIST_RESPONSE_SCHEMA, RESOURCE_TYPE_SCHEMA, SCHEMA_SCHEMA, SERVICE_PROVIDER_CONFIG_SCHEMA,
 };
 use scimitar_domain::ScimError;
 use serde_json::{json, Map, Value};
@@ -107,7 +107,14 @@ fn attribute_document(attribute: &AttributeDef) -> Value {
     document.insert("name".into(), json!(attribute.name));
     document.insert("type".into(), json!(attribute.kind.as_str()));
     document.insert("multiValued".into(), json!(attribute.multi_valued));
-    document.insert("description".into(), json!(attribute.description));
+    // The limits a write is held to, in words: RFC 7643 has no field for a maximum length.
+    let limits = attribute.limits_text();
+    let description = if limits.is_empty() || attribute.mutability == Mutability::ReadOnly {
+        attribute.description.to_string()
+    } else {
+        format!("{} {limits}", attribute.description)
+    };
+    document.insert("description".into(), json!(description));
     document.insert("required".into(), json!(attribute.required));
     document.insert("caseExact".into(), json!(attribute.case_exact));
     document.insert("mutability".into(), json!(attribute.mutability.as_str()));

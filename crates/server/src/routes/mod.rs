@@ -30,9 +30,33 @@ use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 
-/// The largest request body accepted outside `/Bulk`: large enough for a PUT of a group with
-/// a hundred thousand members.
-pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// The largest body of a SCIM resource write or search (`POST`, `PUT`, `PATCH` on `/Users`,
+/// `/Groups`, `/ServicePrincipals`, and `.search`). The largest legitimate one is a group
+/// `PATCH` adding members: Entra ID and Okta send membership changes in batches of at most a
+/// few hundred, and a member is under 200 bytes even with `display` and `$ref`, so 1 MiB holds
+/// thousands of members (over 20,000 given by `value` alone). A user is a few KiB at most
+/// under the attribute limits. A larger group is built by several PATCHes, as every IdP does.
+/// The same size as `/Bulk`'s advertised `maxPayloadSize`, so a client that fits one fits both.
+pub const MAX_RESOURCE_BODY_BYTES: usize = 1024 * 1024;
+
+/// The largest body of the permissions API (`PUT`/`PATCH /api/2.0/permissions/...`): an
+/// access control list of a few thousand entries.
+pub const MAX_PERMISSIONS_BODY_BYTES: usize = 1024 * 1024;
+
+/// The largest body of the Workspace API's `mkdirs` and `delete`: a path and a flag.
+pub const MAX_WORKSPACE_BODY_BYTES: usize = 64 * 1024;
+
+/// The largest body of a Workspace `import`. Databricks refuses imports over 10 MB; Scimitar
+/// keeps only the tree, not the content, so the content is read and dropped.
+pub const MAX_WORKSPACE_IMPORT_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// The most JSON values (objects, arrays and scalars) one request body may hold, whatever its
+/// size. A parsed `serde_json::Value` takes 32 bytes or more per value however short its
+/// text, so a body of many small values (`[0,0,0,...]`) would grow thirty-fold or more in
+/// memory; counting before parsing bounds a request's parse tree to a few tens of MiB. The
+/// largest legitimate body, a member PATCH filling [`MAX_RESOURCE_BODY_BYTES`], holds well
+/// under a hundred thousand values.
+pub const MAX_BODY_JSON_VALUES: usize = 128 * 1024;
 
 pub fn router(state: AppState) -> Router {
     let mounts = [
@@ -370,6 +394,13 @@ pub async fn json_body(body: Body, limit: usize) -> Result<Value, ApiError> {
             ScimError::invalid_syntax(format!("the request body could not be read: {error}"))
         }
     })?;
+    let values = json_values_upper_bound(&bytes);
+    if values > MAX_BODY_JSON_VALUES {
+        return Err(ScimError::PayloadTooLarge(format!(
+            "the request body holds more than {MAX_BODY_JSON_VALUES} JSON values"
+        ))
+        .into());
+    }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ScimError::invalid_syntax(
             "the request body is empty; a JSON object was expected",
@@ -379,6 +410,33 @@ pub async fn json_body(body: Body, limit: usize) -> Result<Value, ApiError> {
     serde_json::from_slice(&bytes).map_err(|error| {
         ScimError::invalid_syntax(format!("the request body is not valid JSON: {error}")).into()
     })
+}
+
+/// An upper bound on the number of JSON values in `text`, counted without parsing: every
+/// `{`, `[` and `,` outside a string starts at most one value, plus the top-level one. Text
+/// that is not JSON gets some number; the parser refuses it afterwards.
+fn json_values_upper_bound(text: &[u8]) -> usize {
+    let mut values = 1;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in text {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if byte == b'\\' {
+                escaped = true;
+            } else if byte == b'"' {
+                in_string = false;
+            }
+        } else {
+            match byte {
+                b'"' => in_string = true,
+                b'{' | b'[' | b',' => values += 1,
+                _ => {}
+            }
+        }
+    }
+    values
 }
 
 /// Reads a JSON body ([`json_body`]) into a request's wire type ([`wire::from_object`]): the

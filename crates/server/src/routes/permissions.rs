@@ -5,7 +5,7 @@
 use crate::context::DatabricksContext;
 use crate::error::DatabricksError;
 use crate::routes::wire::AccessControlListBody;
-use crate::routes::{json_request, MAX_BODY_BYTES};
+use crate::routes::{json_request, MAX_PERMISSIONS_BODY_BYTES};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -65,7 +65,7 @@ async fn write(
         )
         .into());
     }
-    let body: AccessControlListBody = json_request(body, MAX_BODY_BYTES).await?;
+    let body: AccessControlListBody = json_request(body, MAX_PERMISSIONS_BODY_BYTES).await?;
     let requested: Vec<RequestedEntry> = body.try_into()?;
     let answer = workspace_permissions::write(
         &state.services,

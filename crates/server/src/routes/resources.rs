@@ -2,7 +2,7 @@
 //! replace, patch, delete, `.search`), the root `/.search`, and `/Me`.
 
 use super::{
-    if_match, if_none_match, json_body, list_parameters, resource_response, MAX_BODY_BYTES,
+    if_match, if_none_match, json_body, list_parameters, resource_response, MAX_RESOURCE_BODY_BYTES,
 };
 use crate::context::ScimContext;
 use crate::error::{scim_json_text, ApiResult};
@@ -14,7 +14,9 @@ use axum::response::{IntoResponse, Response};
 use scimitar_app::service::DocumentJson;
 use scimitar_domain::patch::parse_patch_request;
 use scimitar_domain::projection::Projection;
-use scimitar_domain::query::{ListParameters, ListQuery};
+use scimitar_domain::query::{
+    ListParameters, ListQuery, MAX_LIST_PAGE_MEMBERS, MAX_LIST_RESPONSE_BYTES,
+};
 use scimitar_domain::resource::parse_resource;
 use scimitar_domain::schema::LIST_RESPONSE_SCHEMA;
 use scimitar_domain::{PrincipalId, PrincipalKind, ScimError};
@@ -46,7 +48,24 @@ fn projection(
     )
 }
 
-fn list_response(total: u64, start_index: u64, resources: Vec<DocumentJson>) -> Response {
+/// How many resources of a list page are rendered at once: few enough that little is rendered
+/// past a page's byte budget, many enough that a page of groups reads its members in a few
+/// queries.
+const RENDERED_AT_ONCE: usize = 250;
+
+fn list_response(total: u64, start_index: u64, mut resources: Vec<DocumentJson>) -> Response {
+    // A page ends before the resource that would take it past its byte budget (keeping at
+    // least one); `itemsPerPage` tells the client where to go on from.
+    let mut size = 0usize;
+    let fitting = resources
+        .iter()
+        .position(|document| {
+            size += document.as_str().len() + 1;
+            size > MAX_LIST_RESPONSE_BYTES
+        })
+        .unwrap_or(resources.len())
+        .max(1);
+    resources.truncate(fitting);
     // Written as text around the documents, which are JSON text already.
     let mut body = String::with_capacity(
         128 + resources
@@ -80,15 +99,30 @@ async fn list_kind(
     let reader = services
         .directory_reader(&context.actor, context.mount.surface())
         .await?;
-    let page = services.list(&reader, kind, &query).await?;
-    let resources = services
-        .render_all(
-            &reader,
-            &page.principals,
-            &context.base_url,
-            &query.projection,
-        )
-        .await?;
+    let mut page = services.list(&reader, kind, &query).await?;
+    let (fitting, _) = services.within_member_budget(
+        context.actor.account(),
+        &page.principals,
+        &query.projection,
+        MAX_LIST_PAGE_MEMBERS,
+    );
+    page.principals.truncate(fitting);
+    // Rendered a slice at a time, stopping at the page's byte budget: what lies past it is
+    // never rendered.
+    let mut resources = Vec::new();
+    let mut size = 0usize;
+    'slices: for slice in page.principals.chunks(RENDERED_AT_ONCE) {
+        let rendered = services
+            .render_all(&reader, slice, &context.base_url, &query.projection)
+            .await?;
+        for document in rendered {
+            size += document.as_str().len() + 1;
+            if size > MAX_LIST_RESPONSE_BYTES && !resources.is_empty() {
+                break 'slices;
+            }
+            resources.push(document);
+        }
+    }
     Ok(list_response(
         page.total_results,
         query.start_index,
@@ -152,7 +186,7 @@ pub async fn search(
     body: Body,
 ) -> ApiResult {
     let kind = kind_of(&params)?;
-    let body = json_body(body, MAX_BODY_BYTES).await?;
+    let body = json_body(body, MAX_RESOURCE_BODY_BYTES).await?;
     list_kind(&state, &context, kind, &search_parameters(&body)?).await
 }
 
@@ -163,7 +197,7 @@ pub async fn search_all(
     context: ScimContext,
     body: Body,
 ) -> ApiResult {
-    let body = json_body(body, MAX_BODY_BYTES).await?;
+    let body = json_body(body, MAX_RESOURCE_BODY_BYTES).await?;
     let parameters = search_parameters(&body)?;
     let mut queries = Vec::new();
     let mut last_error = None;
@@ -186,6 +220,9 @@ pub async fn search_all(
     let mut remaining = queries.first().map(|(_, query)| query.count).unwrap_or(0);
     let mut total = 0;
     let mut resources = Vec::new();
+    let mut members_left = MAX_LIST_PAGE_MEMBERS;
+    // Set once the member budget ends the page: later kinds add to the total only.
+    let mut page_ended = false;
     let reader = state
         .services
         .directory_reader(&context.actor, context.mount.surface())
@@ -193,10 +230,28 @@ pub async fn search_all(
     for (kind, mut query) in queries {
         query.start_index = skip + 1;
         query.count = remaining;
-        let page = state.services.list(&reader, kind, &query).await?;
+        if page_ended {
+            query.count = 0;
+        }
+        let mut page = state.services.list(&reader, kind, &query).await?;
         total += page.total_results;
         skip = skip.saturating_sub(page.total_results);
         remaining -= page.principals.len() as u64;
+        let (mut fitting, used) = state.services.within_member_budget(
+            context.actor.account(),
+            &page.principals,
+            &query.projection,
+            members_left,
+        );
+        // The first resource of the page always fits; a later kind's first does not.
+        if !resources.is_empty() && used > members_left {
+            fitting = 0;
+        }
+        if fitting < page.principals.len() {
+            page.principals.truncate(fitting);
+            page_ended = true;
+        }
+        members_left = members_left.saturating_sub(used);
         resources.extend(
             state
                 .services
@@ -221,7 +276,7 @@ pub async fn create(
 ) -> ApiResult {
     let kind = kind_of(&params)?;
     let projection = projection(kind, &query)?;
-    let body = json_body(body, MAX_BODY_BYTES).await?;
+    let body = json_body(body, MAX_RESOURCE_BODY_BYTES).await?;
     let parsed = parse_resource(kind.resource_type(), &body)?;
     let admin = state.services.authorize_admin(&context.actor).await?;
     let created = state.services.create(&admin, kind, parsed).await?;
@@ -287,7 +342,7 @@ pub async fn replace(
     let kind = kind_of(&params)?;
     let projection = projection(kind, &query)?;
     let pinned = if_match(&headers)?;
-    let body = json_body(body, MAX_BODY_BYTES).await?;
+    let body = json_body(body, MAX_RESOURCE_BODY_BYTES).await?;
     let parsed = parse_resource(kind.resource_type(), &body)?;
     let admin = state.services.authorize_admin(&context.actor).await?;
     let updated = state
@@ -322,7 +377,7 @@ pub async fn patch(
         .is_some_and(|attributes| attributes.to_ascii_lowercase().contains("members"));
     let projection = projection(kind, &query)?;
     let pinned = if_match(&headers)?;
-    let body = json_body(body, MAX_BODY_BYTES).await?;
+    let body = json_body(body, MAX_RESOURCE_BODY_BYTES).await?;
     let operations = parse_patch_request(&body)?;
     let admin = state.services.authorize_admin(&context.actor).await?;
     let updated = state

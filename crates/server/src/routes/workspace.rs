@@ -6,7 +6,9 @@
 use crate::context::DatabricksContext;
 use crate::error::DatabricksResult;
 use crate::routes::wire::{DeleteBody, ImportBody, MkdirsBody, WorkspaceDelete, WorkspaceImport};
-use crate::routes::{json_request, method_not_allowed, MAX_BODY_BYTES};
+use crate::routes::{
+    json_request, method_not_allowed, MAX_WORKSPACE_BODY_BYTES, MAX_WORKSPACE_IMPORT_BODY_BYTES,
+};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Query, State};
@@ -73,7 +75,7 @@ async fn mkdirs(
     State(state): State<AppState>,
     body: Body,
 ) -> DatabricksResult {
-    let body: MkdirsBody = json_request(body, MAX_BODY_BYTES).await?;
+    let body: MkdirsBody = json_request(body, MAX_WORKSPACE_BODY_BYTES).await?;
     let path = WorkspacePath::try_from(body)?;
     workspace_tree::mkdirs(&state.services, &context.actor, &path).await?;
     Ok(Json(json!({})).into_response())
@@ -84,7 +86,7 @@ async fn import(
     State(state): State<AppState>,
     body: Body,
 ) -> DatabricksResult {
-    let body: ImportBody = json_request(body, MAX_BODY_BYTES).await?;
+    let body: ImportBody = json_request(body, MAX_WORKSPACE_IMPORT_BODY_BYTES).await?;
     let import = WorkspaceImport::try_from(body)?;
     workspace_tree::import(
         &state.services,
@@ -102,7 +104,7 @@ async fn delete(
     State(state): State<AppState>,
     body: Body,
 ) -> DatabricksResult {
-    let body: DeleteBody = json_request(body, MAX_BODY_BYTES).await?;
+    let body: DeleteBody = json_request(body, MAX_WORKSPACE_BODY_BYTES).await?;
     let delete = WorkspaceDelete::try_from(body)?;
     workspace_tree::delete(
         &state.services,

@@ -337,15 +337,17 @@ async fn with_sqlite_disk_full_writes_are_503_reads_still_work_and_readyz_report
     let before = app.create_user("before@example.com").await;
     let filler = disk.fill();
 
-    // Large enough to need new pages, which the full disk cannot give.
-    let big = "x".repeat(200_000);
+    // Users near the size limit, so each needs new pages, which the full disk cannot give.
+    let emails: Vec<_> = (0..50)
+        .map(|n| json!({"value": format!("{n}{}@example.com", "x".repeat(230))}))
+        .collect();
     let mut refused = None;
-    for attempt in 0..20 {
+    for attempt in 0..200 {
         let reply = app
             .post(
                 "/Users",
                 json!({"schemas": [USER_SCHEMA], "userName": format!("full{attempt}@example.com"),
-                       "displayName": big}),
+                       "displayName": "x".repeat(250), "emails": emails}),
             )
             .await;
         if reply.status != 201 {

@@ -18,6 +18,7 @@ mod groups;
 mod health;
 mod input;
 mod leaks;
+mod limits;
 mod metrics;
 mod mounts;
 mod multi_node;
