@@ -32,19 +32,47 @@ pub struct Config {
 
 /// The command-line values of `scimitar serve` (clap already folds the environment variables
 /// into them, flags winning); `None` where neither was given.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, clap::Args)]
 pub struct Flags {
+    /// Address to listen on.
+    #[arg(long, env = "SCIMITAR_LISTEN")]
     pub listen: Option<String>,
+    /// Database URL: sqlite://PATH (or a path), or postgres://USER@HOST:PORT/DATABASE
+    #[arg(long, env = "SCIMITAR_DATABASE_URL")]
     pub database: Option<String>,
+    /// The most database connections to hold (PostgreSQL's pool; default 16).
+    #[arg(long, env = "SCIMITAR_DATABASE_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Threads that answer requests (default: one per core). On a machine shared with
+    /// other busy processes, fewer can be faster: they contend less for the cores.
+    #[arg(long, env = "SCIMITAR_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
-    pub connection_limit: Option<usize>,
-    pub header_timeout: Option<Duration>,
-    pub body_timeout: Option<Duration>,
-    pub idle_timeout: Option<Duration>,
-    pub shutdown_deadline: Option<Duration>,
+    /// Offer Prometheus metrics at /metrics to the bearer of the token with this SHA-256
+    /// digest (64 hex digits: printf %s "$TOKEN" | sha256sum). Off without it.
+    #[arg(long, env = "SCIMITAR_METRICS_TOKEN_SHA256")]
     pub metrics_token_sha256: Option<String>,
+    /// The URL clients reach this server at (https://HOST[:PORT][/PATH]), behind any
+    /// proxy: `location`, `meta.location` and `$ref` values use it instead of the
+    /// request's Host header.
+    #[arg(long, env = "SCIMITAR_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// The most client connections held at once (default 4096). At the limit, the oldest
+    /// connection with no request in flight is closed to admit a new one.
+    #[arg(long, env = "SCIMITAR_CONNECTION_LIMIT")]
+    pub connection_limit: Option<usize>,
+    /// How long a request's headers may take to arrive (default 10s). Durations are
+    /// seconds, or carry a unit: 500ms, 10s, 2m.
+    #[arg(long, env = "SCIMITAR_HEADER_TIMEOUT", value_parser = parse_duration)]
+    pub header_timeout: Option<Duration>,
+    /// How long a request's body may take to arrive in full (default 30s); then 408.
+    #[arg(long, env = "SCIMITAR_BODY_TIMEOUT", value_parser = parse_duration)]
+    pub body_timeout: Option<Duration>,
+    /// How long a connection may wait with no request before it is closed (default 60s).
+    #[arg(long, env = "SCIMITAR_IDLE_TIMEOUT", value_parser = parse_duration)]
+    pub idle_timeout: Option<Duration>,
+    /// How long shutdown waits for requests in flight before dropping them (default 10s).
+    #[arg(long, env = "SCIMITAR_SHUTDOWN_DEADLINE", value_parser = parse_duration)]
+    pub shutdown_deadline: Option<Duration>,
 }
 
 /// A duration as written in the file: a number of seconds, or text that [`parse_duration`]

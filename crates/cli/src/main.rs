@@ -16,7 +16,6 @@ use scimitar_server::Application;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -36,45 +35,8 @@ struct Cli {
 enum Command {
     /// Serve the SCIM API (and create the first admin on an empty database).
     Serve {
-        /// Address to listen on.
-        #[arg(long, env = "SCIMITAR_LISTEN")]
-        listen: Option<String>,
-        /// Database URL: sqlite://PATH (or a path), or postgres://USER@HOST:PORT/DATABASE
-        #[arg(long, env = "SCIMITAR_DATABASE_URL")]
-        database: Option<String>,
-        /// The most database connections to hold (PostgreSQL's pool; default 16).
-        #[arg(long, env = "SCIMITAR_DATABASE_MAX_CONNECTIONS")]
-        max_connections: Option<usize>,
-        /// Threads that answer requests (default: one per core). On a machine shared with
-        /// other busy processes, fewer can be faster: they contend less for the cores.
-        #[arg(long, env = "SCIMITAR_WORKER_THREADS")]
-        worker_threads: Option<usize>,
-        /// Offer Prometheus metrics at /metrics to the bearer of the token with this SHA-256
-        /// digest (64 hex digits: printf %s "$TOKEN" | sha256sum). Off without it.
-        #[arg(long, env = "SCIMITAR_METRICS_TOKEN_SHA256")]
-        metrics_token_sha256: Option<String>,
-        /// The URL clients reach this server at (https://HOST[:PORT][/PATH]), behind any
-        /// proxy: `location`, `meta.location` and `$ref` values use it instead of the
-        /// request's Host header.
-        #[arg(long, env = "SCIMITAR_PUBLIC_URL")]
-        public_url: Option<String>,
-        /// The most client connections held at once (default 4096). At the limit, the oldest
-        /// connection with no request in flight is closed to admit a new one.
-        #[arg(long, env = "SCIMITAR_CONNECTION_LIMIT")]
-        connection_limit: Option<usize>,
-        /// How long a request's headers may take to arrive (default 10s). Durations are
-        /// seconds, or carry a unit: 500ms, 10s, 2m.
-        #[arg(long, env = "SCIMITAR_HEADER_TIMEOUT", value_parser = config::parse_duration)]
-        header_timeout: Option<Duration>,
-        /// How long a request's body may take to arrive in full (default 30s); then 408.
-        #[arg(long, env = "SCIMITAR_BODY_TIMEOUT", value_parser = config::parse_duration)]
-        body_timeout: Option<Duration>,
-        /// How long a connection may wait with no request before it is closed (default 60s).
-        #[arg(long, env = "SCIMITAR_IDLE_TIMEOUT", value_parser = config::parse_duration)]
-        idle_timeout: Option<Duration>,
-        /// How long shutdown waits for requests in flight before dropping them (default 10s).
-        #[arg(long, env = "SCIMITAR_SHUTDOWN_DEADLINE", value_parser = config::parse_duration)]
-        shutdown_deadline: Option<Duration>,
+        #[command(flatten)]
+        flags: config::Flags,
         /// Optional TOML configuration file (keys: listen, database_url,
         /// database_max_connections, worker_threads, connection_limit, header_timeout,
         /// body_timeout, idle_timeout, shutdown_deadline, metrics_token_sha256, public_url).
@@ -301,36 +263,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         // `serve`'s configuration sizes the runtime, so it is read before the runtime starts.
-        Command::Serve {
-            listen,
-            database,
-            max_connections,
-            worker_threads,
-            connection_limit,
-            header_timeout,
-            body_timeout,
-            idle_timeout,
-            shutdown_deadline,
-            metrics_token_sha256,
-            public_url,
-            config,
-        } => Config::load(
-            config.as_deref(),
-            config::Flags {
-                listen,
-                database,
-                max_connections,
-                worker_threads,
-                connection_limit,
-                header_timeout,
-                body_timeout,
-                idle_timeout,
-                shutdown_deadline,
-                metrics_token_sha256,
-                public_url,
-            },
-        )
-        .and_then(|config| runtime(config.worker_threads)?.block_on(serve(config))),
+        Command::Serve { flags, config } => Config::load(config.as_deref(), flags)
+            .and_then(|config| runtime(config.worker_threads)?.block_on(serve(config))),
         command => runtime(None).and_then(|runtime| runtime.block_on(run(command))),
     };
     match result {
