@@ -9,9 +9,8 @@
 //! (`metrics_token_sha256`), and does not exist without one.
 
 use crate::AppState;
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::middleware::Next;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -179,20 +178,26 @@ impl Metrics {
         let _ = self.scrape_token_digest.set(token_digest);
     }
 
-    fn observe(&self, method: &str, route: &str, status: StatusCode, started: Instant) {
+    /// Counts and times one answered request by its route template (`/scim/v2/{resource}/{id}`,
+    /// never the raw path, whose ids would make a series per resource), and its error by code.
+    pub fn observe(&self, method: &Method, route: &str, response: &Response, started: Instant) {
+        let route_labels = RouteLabels {
+            method: method.as_str().to_string(),
+            route: route.to_string(),
+        };
+        self.durations
+            .get_or_create(&route_labels)
+            .observe(started.elapsed().as_secs_f64());
         self.requests
             .get_or_create(&RequestLabels {
-                method: method.to_string(),
-                route: route.to_string(),
-                status: status.as_u16(),
+                method: route_labels.method,
+                route: route_labels.route,
+                status: response.status().as_u16(),
             })
             .inc();
-        self.durations
-            .get_or_create(&RouteLabels {
-                method: method.to_string(),
-                route: route.to_string(),
-            })
-            .observe(started.elapsed().as_secs_f64());
+        if let Some(ErrorCode(code)) = response.extensions().get::<ErrorCode>() {
+            self.errors.get_or_create(&ErrorLabels { code }).inc();
+        }
     }
 
     /// The exposition, with the gauges read now.
@@ -221,30 +226,6 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
     }
-}
-
-/// Counts and times every request by its route template (`/scim/v2/{resource}/{id}`), or
-/// `unmatched` for paths no route has.
-pub async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|path| path.as_str().to_string());
-    let response = next.run(request).await;
-    let route = route.as_deref().unwrap_or("unmatched");
-    state
-        .metrics
-        .observe(method.as_str(), route, response.status(), started);
-    if let Some(ErrorCode(code)) = response.extensions().get::<ErrorCode>() {
-        state
-            .metrics
-            .errors
-            .get_or_create(&ErrorLabels { code })
-            .inc();
-    }
-    response
 }
 
 /// `GET /metrics`, for the holder of the scrape token only.

@@ -97,16 +97,11 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     router
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(errors_in_the_shape_of_the_api))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             consistency::layer,
         ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::metrics::record,
-        ))
-        .layer(axum::middleware::from_fn(log_request))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(
             request_id,
@@ -143,13 +138,20 @@ async fn drop_unsafe_request_id(mut request: axum::extract::Request) -> axum::ex
     request
 }
 
-/// The per-request span (its id, method and route, which every log line of the request
-/// carries) and the one log line per answered request, at info: method, route template, path,
-/// status, duration, principal (when one authenticated) and request id. Never a header's
-/// value other than the request id, so no token is ever logged. The path is the client's and
-/// is logged with `Debug` escaping, as all client text is: the binary's log writer escapes
-/// control characters in any case (`scimitar` `main.rs`).
-async fn log_request(
+/// What every request passes once, outermost after its id is set: the per-request span (its
+/// id, method and route, which every log line of the request carries), errors that axum wrote
+/// itself put in the shape of the API called ([`in_the_shape_of_the_api`]), the request
+/// counted and timed in the metrics, and the one log line per answered request, at info:
+/// method, route template, path, status, duration, principal (when one authenticated) and
+/// request id. Never a header's value other than the request id, so no token is ever logged.
+/// The path is the client's and is logged with `Debug` escaping, as all client text is: the
+/// binary's log writer escapes control characters in any case (`scimitar` `main.rs`).
+///
+/// One middleware rather than one each: every axum `from_fn` layer clones and boxes the
+/// stack inside it for each request, and three of them cost GET by id a fifth of its
+/// throughput (BENCHMARKS.md, issue #13).
+async fn observe(
+    axum::extract::State(state): axum::extract::State<AppState>,
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -163,10 +165,12 @@ async fn log_request(
     let route = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
-        .map(|matched| matched.as_str().to_string())
-        .unwrap_or_else(|| "(no route)".to_string());
+        .cloned();
+    let route = route
+        .as_ref()
+        .map_or("(no route)", |matched| matched.as_str());
     let method = request.method().clone();
-    let path = request.uri().path().to_string();
+    let uri = request.uri().clone();
     let principal = crate::context::RequestPrincipal::default();
     request.extensions_mut().insert(principal.clone());
     let span = tracing::info_span!(
@@ -176,11 +180,13 @@ async fn log_request(
         route = %route,
     );
     let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    let response = in_the_shape_of_the_api(uri.path(), response).await;
+    state.metrics.observe(&method, route, &response, started);
     let _inside = span.enter();
     tracing::info!(
         method = %method,
         route = %route,
-        path = ?path,
+        path = ?uri.path(),
         status = response.status().as_u16(),
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
         principal = %principal.get().unwrap_or("-"),
@@ -336,12 +342,7 @@ pub(crate) async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> 
 /// of a path segment that is not UTF-8 or of a query it cannot read, a body over a limit, ...),
 /// which are plain text, into the error body of the API the path belongs to. Handlers' own
 /// errors are JSON already and pass untouched; the status and the other headers are kept.
-async fn errors_in_the_shape_of_the_api(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let shape = ErrorShape::for_path(request.uri().path());
-    let response = next.run(request).await;
+async fn in_the_shape_of_the_api(path: &str, response: Response) -> Response {
     let status = response.status();
     let is_json = response
         .headers()
@@ -351,6 +352,7 @@ async fn errors_in_the_shape_of_the_api(
     if is_json || !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
+    let shape = ErrorShape::for_path(path);
     let (parts, body) = response.into_parts();
     // A rejection's text is a sentence; a server fault's text is not the client's to read.
     let text = match axum::body::to_bytes(body, 4096).await {
