@@ -17,10 +17,11 @@
 #
 # Settings: BENCH_CONNECTIONS [8], BENCH_DURATION [10s], BENCH_WARMUP [2s], BENCH_ROUNDS [3],
 # BENCH_USERS [1000], BENCH_BACKEND [sqlite], BENCH_POSTGRES_URL
-# [postgres://postgres@127.0.0.1:5432/test].
+# [postgres://postgres@127.0.0.1:5432/test], BENCH_LOG [warn, as bench/run; info measures the
+# one log line per request].
 set -euo pipefail
 
-[[ $# -eq 2 ]] || { sed -n '2,19p' "$0"; exit 2; }
+[[ $# -eq 2 ]] || { sed -n '2,21p' "$0"; exit 2; }
 binary_a="$(realpath "$1")"
 binary_b="$(realpath "$2")"
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,6 +33,7 @@ rounds="${BENCH_ROUNDS:-3}"
 users="${BENCH_USERS:-1000}"
 backend="${BENCH_BACKEND:-sqlite}"
 postgres_url="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+log_filter="${BENCH_LOG:-warn}"
 command -v wrk >/dev/null || { echo "wrk is missing (apt-get install -y wrk)" >&2; exit 1; }
 
 mkdir -p "$bench_dir/.work"
@@ -59,7 +61,8 @@ start() {
         database="sqlite://$work_dir/db/scimitar.db"
     fi
     token="$("$binary" token create --database "$database")"
-    "$binary" serve --listen 127.0.0.1:0 --database "$database" 2>"$work_dir/server.log" >/dev/null &
+    SCIMITAR_LOG="$log_filter" "$binary" serve --listen 127.0.0.1:0 --database "$database" \
+        2>"$work_dir/server.log" >/dev/null &
     server_pid=$!
     local address=""
     for _ in $(seq 1 100); do
