@@ -114,7 +114,15 @@ def run(client: WorkspaceClient) -> None:
         except DatabricksError as error:
             expect(error.error_code == "INVALID_PARAMETER_VALUE", f"error code: {error.error_code}")
 
-        # A directory, through the generic client and the workspace client.
+        # A directory, through the generic client and the workspace client. Permissions are
+        # kept only for a directory the workspace holds: one that does not exist is NotFound.
+        try:
+            client.permissions.get("directories", directory_id)
+            raise Failure("the permissions of a directory that does not exist were answered")
+        except NotFound:
+            pass
+        client.workspace.mkdirs(f"/Shared/acl-{suffix}")
+        directory_id = str(client.workspace.get_status(f"/Shared/acl-{suffix}").object_id)
         directory = client.permissions.set(
             "directories",
             directory_id,
