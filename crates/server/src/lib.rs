@@ -57,10 +57,6 @@ pub struct SharedState {
 }
 
 impl AppState {
-    pub fn new(services: Services) -> Self {
-        AppState::with_public_url(services, None)
-    }
-
     pub fn with_public_url(services: Services, public_url: Option<context::PublicUrl>) -> Self {
         AppState(Arc::new(SharedState {
             public_url,
@@ -101,8 +97,10 @@ impl AppState {
 /// A bound, not yet serving, server. Tests and `main` build it the same way.
 pub struct Application {
     listener: TcpListener,
-    state: AppState,
+    services: Services,
     limits: ServeLimits,
+    public_url: Option<context::PublicUrl>,
+    metrics_token_digest: Option<String>,
 }
 
 impl Application {
@@ -123,26 +121,26 @@ impl Application {
             .map_err(|error| ScimError::internal(format!("cannot listen on {address}: {error}")))?;
         Ok(Application {
             listener,
-            state: AppState::new(services),
+            services,
             limits,
+            public_url: None,
+            metrics_token_digest: None,
         })
     }
 
     /// Offers `/metrics` to the holder of the token whose SHA-256 digest (lowercase hex, see
     /// [`metrics::parse_token_digest`]) is given; without one the endpoint does not exist.
     pub fn offer_metrics_to(self, token_digest: String) -> Self {
-        self.state.metrics.allow_scrapes_by(token_digest);
-        self
+        Application {
+            metrics_token_digest: Some(token_digest),
+            ..self
+        }
     }
 
     /// Builds `location`, `meta.location` and `$ref` values from `public_url` rather than
     /// from each request's `Host` header.
     pub fn with_public_url(self, public_url: Option<context::PublicUrl>) -> Self {
-        let services = self.state.services.clone();
-        Application {
-            state: AppState::with_public_url(services, public_url),
-            ..self
-        }
+        Application { public_url, ..self }
     }
 
     pub fn local_addr(&self) -> ScimResult<SocketAddr> {
@@ -155,10 +153,14 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> ScimResult<()> {
-        let services = self.state.services.clone();
+        let state = AppState::with_public_url(self.services, self.public_url);
+        if let Some(digest) = self.metrics_token_digest {
+            state.metrics.allow_scrapes_by(digest);
+        }
+        let services = state.services.clone();
         let follower =
             tokio::spawn(async move { services.follow_access_log(ACCESS_LOG_POLL_INTERVAL).await });
-        let router = routes::router(self.state);
+        let router = routes::router(state);
         listener::serve(self.listener, router, self.limits, shutdown).await;
         follower.abort();
         Ok(())
