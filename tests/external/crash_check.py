@@ -23,7 +23,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,15 +31,11 @@ import time
 import urllib.error
 import urllib.request
 
+from serving import free_port, wait_until_healthy
+
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Server:
@@ -58,17 +53,7 @@ class Server:
             stdout=log,
             stderr=log,
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                sys.exit(f"FAIL: the server exited with {self.process.returncode} on start")
-            try:
-                with urllib.request.urlopen(self.origin + "/healthz", timeout=2) as reply:
-                    if reply.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
-        sys.exit("FAIL: the server did not answer /healthz within 30 s")
+        wait_until_healthy(self.process, self.origin)
 
     def kill(self):
         self.process.send_signal(signal.SIGKILL)

@@ -38,6 +38,8 @@ import time
 import urllib.error
 import urllib.request
 
+from serving import free_port, wait_until_healthy
+
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 
 CONNECTION_LIMIT = 1000
@@ -60,12 +62,6 @@ IDLE_SOCKETS = 3000
 SLOW_HEADER_SOCKETS = 300
 SLOW_BODY_SOCKETS = 50
 KEEP_ALIVE_SOCKETS = 2000
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def raise_open_file_limit(needed):
@@ -117,17 +113,7 @@ class Server:
         self.process = subprocess.Popen(
             command, stdout=log, stderr=log, preexec_fn=limit_open_files
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                sys.exit(f"FAIL: the server exited with {self.process.returncode} on start")
-            try:
-                with urllib.request.urlopen(self.origin + "/healthz", timeout=2) as reply:
-                    if reply.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
-        sys.exit("FAIL: the server did not answer /healthz within 30 s")
+        wait_until_healthy(self.process, self.origin)
 
     def stop(self):
         if self.process and self.process.poll() is None:
