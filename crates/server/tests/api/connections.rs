@@ -6,12 +6,9 @@
 //! The timeouts under test are one second; every wait for their effect allows ten, so a
 //! loaded machine does not fail them, while a server without the mechanism still does.
 
-use crate::support::{read, TestDatabase, ERROR_SCHEMA};
-use scimitar_app::service::Services;
-use scimitar_domain::{RandomIds, SystemClock};
+use crate::support::{bootstrapped, read, TestDatabase, ERROR_SCHEMA};
 use scimitar_server::{Application, ServeLimits};
 use serde_json::json;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -47,16 +44,7 @@ struct LimitedApp {
 impl LimitedApp {
     async fn spawn(limits: ServeLimits) -> LimitedApp {
         let (database, url) = TestDatabase::fresh().await;
-        let options = scimitar_store::StoreOptions { max_connections: 4 };
-        let store = scimitar_store::open_with(&url, &options)
-            .await
-            .expect("the store opens");
-        let services = Services::new(store, Arc::new(SystemClock), Arc::new(RandomIds));
-        let bootstrap = services
-            .bootstrap()
-            .await
-            .expect("bootstrap succeeds")
-            .expect("an empty database is bootstrapped");
+        let (services, token, _) = bootstrapped(&url).await;
         let application = Application::bind_with("127.0.0.1:0", services, limits)
             .await
             .expect("binds a free port");
@@ -67,7 +55,7 @@ impl LimitedApp {
         }));
         LimitedApp {
             address,
-            token: bootstrap.admin_token.expose().to_string(),
+            token,
             stop: Some(stop),
             server,
             _database: database,

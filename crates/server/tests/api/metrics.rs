@@ -3,11 +3,8 @@
 //! and showing the engine's size, the follower's freshness and (PostgreSQL) the pool.
 
 use crate::support::*;
-use scimitar_app::service::Services;
 use scimitar_domain::credentials::token_digest;
-use scimitar_domain::{RandomIds, SystemClock};
 use scimitar_server::Application;
-use std::sync::Arc;
 use tokio::sync::oneshot;
 
 const SCRAPE_TOKEN: &str = "scrape-token-for-tests";
@@ -23,9 +20,7 @@ struct MetricsApp {
 /// An app offering metrics to [`SCRAPE_TOKEN`] when `offered`.
 async fn app(offered: bool) -> MetricsApp {
     let (database, url) = TestDatabase::fresh().await;
-    let store = scimitar_store::open(&url).await.expect("the store opens");
-    let services = Services::new(store, Arc::new(SystemClock), Arc::new(RandomIds));
-    let bootstrap = services.bootstrap().await.unwrap().unwrap();
+    let (services, admin_token, _) = bootstrapped(&url).await;
     let mut application = Application::bind("127.0.0.1:0", services).await.unwrap();
     if offered {
         application = application.offer_metrics_to(token_digest(SCRAPE_TOKEN));
@@ -37,7 +32,7 @@ async fn app(offered: bool) -> MetricsApp {
     }));
     MetricsApp {
         address,
-        admin_token: bootstrap.admin_token.expose().to_string(),
+        admin_token,
         client: reqwest::Client::new(),
         _shutdown: shutdown,
         _database: database,

@@ -182,18 +182,7 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the application over the database at `url`, which `database` owns.
 pub async fn spawn_app_on(database: TestDatabase, url: &str) -> TestApp {
-    let options = scimitar_store::StoreOptions { max_connections: 4 };
-    let store = scimitar_store::open_with(url, &options)
-        .await
-        .expect("the store opens");
-    let services = Services::new(store, Arc::new(SystemClock), Arc::new(RandomIds));
-    let bootstrap = services
-        .bootstrap()
-        .await
-        .expect("bootstrap succeeds")
-        .expect("an empty database is bootstrapped");
-    let token = bootstrap.admin_token.expose().to_string();
-    let account = bootstrap.account.id.clone();
+    let (services, token, account) = bootstrapped(url).await;
     let application = Application::bind("127.0.0.1:0", services.clone())
         .await
         .expect("binds a free port");
@@ -211,6 +200,23 @@ pub async fn spawn_app_on(database: TestDatabase, url: &str) -> TestApp {
         _shutdown: shutdown,
         _database: database,
     }
+}
+
+/// The services over the empty database at `url`, bootstrapped: with the first admin's token
+/// secret and the account, for tests that start the application their own way.
+pub async fn bootstrapped(url: &str) -> (Services, String, scimitar_domain::AccountId) {
+    let options = scimitar_store::StoreOptions { max_connections: 4 };
+    let store = scimitar_store::open_with(url, &options)
+        .await
+        .expect("the store opens");
+    let services = Services::new(store, Arc::new(SystemClock), Arc::new(RandomIds));
+    let bootstrap = services
+        .bootstrap()
+        .await
+        .expect("bootstrap succeeds")
+        .expect("an empty database is bootstrapped");
+    let token = bootstrap.admin_token.expose().to_string();
+    (services, token, bootstrap.account.id)
 }
 
 pub async fn read(response: reqwest::Response) -> Reply {
