@@ -16,6 +16,8 @@
 //!   queries.
 //! - [`explain`]: the answers: [`Decision`], [`Reason`], [`Via`] (a source and the membership
 //!   chain to it), [`Missing`] and the per-query result types.
+//! - [`assignment`]: workspace assignment ([`WorkspacePermission`]), reaching members
+//!   through nested groups.
 //! - [`privilege`]: [`Privilege`] by its Unity Catalog name, and [`PrivilegeSet`], a bit mask.
 //! - [`securable`]: [`SecurableType`], the tree, and which privileges apply to which type.
 //! - [`entitlement`]: [`Entitlement`] and [`EntitlementSet`].
@@ -32,6 +34,7 @@
 //! which foldhash draws once per process from addresses and the system clock; no answer
 //! depends on it, as nothing iterates a hashed index.)
 
+pub mod assignment;
 pub mod entitlement;
 pub mod error;
 pub mod explain;
@@ -48,6 +51,7 @@ mod principals;
 mod query;
 mod workspace;
 
+pub use assignment::WorkspacePermission;
 pub use entitlement::{Entitlement, EntitlementSet};
 pub use error::AccessError;
 pub use explain::{

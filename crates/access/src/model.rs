@@ -38,6 +38,7 @@ pub struct AccessModel {
     pub(crate) principals: Principals,
     pub(crate) catalog: Catalog,
     pub(crate) objects: Objects,
+    pub(crate) assignments: crate::assignment::Assignments,
 }
 
 /// How much one model holds, for metrics.
@@ -105,6 +106,7 @@ impl AccessModel {
         for holding in owned {
             self.principals.add_holding(slot, holding);
         }
+        self.forget_assignments_of(slot);
         self.principals.remove(slot);
         Ok(())
     }

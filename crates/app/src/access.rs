@@ -463,6 +463,9 @@ fn build(snapshot: AccessSnapshot) -> AccountModel {
     for ((object_type, object_id), entries) in acls {
         problems.push(model.set_object_acl(object_type, &object_id, &entries));
     }
+    for (workspace, principal, permission) in &snapshot.assignments {
+        problems.push(model.assign(workspace, principal, Some(*permission)));
+    }
     for error in problems.into_iter().filter_map(Result::err) {
         tracing::error!(%error, "stored access state not loaded into the engine");
     }
@@ -493,6 +496,15 @@ fn apply(model: &mut AccessModel, event: &AccessEvent) -> Result<(), AccessError
         AccessEvent::MemberAdded { group, member } => model.add_membership(group, member).map(drop),
         AccessEvent::MemberRemoved { group, member } => {
             model.remove_membership(group, member).map(drop)
+        }
+        AccessEvent::WorkspaceAssigned {
+            workspace,
+            principal,
+            permission,
+        } => model.assign(workspace, principal, *permission),
+        AccessEvent::WorkspaceDeleted { workspace } => {
+            model.forget_workspace(workspace);
+            Ok(())
         }
         AccessEvent::Governance(change) => match change {
             GovernanceChange::CreateSecurable {

@@ -30,6 +30,7 @@
 //! let actor = scimitar_app::Actor {
 //!     account: scimitar_domain::AccountId::new("a"),
 //!     principal: scimitar_domain::PrincipalId::new("p"),
+//!     workspace: None,
 //!     token: None,
 //! };
 //! # }
@@ -38,9 +39,9 @@
 //! Who is an admin is decided in one place, [`is_admin`], for every surface: SCIM and Bulk,
 //! Unity Catalog and SQL, the Permissions API, the workspace tree and the access questions.
 
-use scimitar_access::AccessModel;
+use scimitar_access::{AccessModel, WorkspacePermission};
 use scimitar_domain::credentials::Token;
-use scimitar_domain::{AccountId, PrincipalId, ScimError, ScimResult};
+use scimitar_domain::{AccountId, PrincipalId, ScimError, ScimResult, WorkspaceId};
 
 /// A verified credential, not yet tied to the account a request addresses.
 #[derive(Debug, Clone)]
@@ -63,27 +64,51 @@ impl Credential {
         &self.token.principal
     }
 
-    /// Acts in `account`: refused when the credential belongs to another account, so a token
-    /// never reaches past its own tenant.
+    /// Acts in `account` as a whole (the account API): refused when the credential belongs to
+    /// another account, so a token never reaches past its own tenant.
     pub fn act_in(self, account: &AccountId) -> ScimResult<Actor> {
+        self.check_account(account)?;
+        Ok(Actor {
+            account: self.token.account.clone(),
+            principal: self.token.principal.clone(),
+            workspace: None,
+            token: Some(self.token),
+        })
+    }
+
+    /// Acts in one workspace of its account, which the caller has found the principal may
+    /// use ([`Services::enter_workspace`](crate::Services::enter_workspace) asks the engine).
+    pub(crate) fn act_in_workspace(
+        self,
+        account: &AccountId,
+        workspace: &WorkspaceId,
+    ) -> ScimResult<Actor> {
+        self.check_account(account)?;
+        Ok(Actor {
+            account: self.token.account.clone(),
+            principal: self.token.principal.clone(),
+            workspace: Some(workspace.clone()),
+            token: Some(self.token),
+        })
+    }
+
+    fn check_account(&self, account: &AccountId) -> ScimResult<()> {
         if self.token.account != *account {
             return Err(ScimError::Forbidden(format!(
                 "this token belongs to another account than {account}"
             )));
         }
-        Ok(Actor {
-            account: self.token.account.clone(),
-            principal: self.token.principal.clone(),
-            token: Some(self.token),
-        })
+        Ok(())
     }
 }
 
-/// A principal acting in its account.
+/// A principal acting in its account, through the account API or one of its workspaces.
 #[derive(Debug, Clone)]
 pub struct Actor {
     account: AccountId,
     principal: PrincipalId,
+    /// The workspace it acts in; `None` for the account API (and an operator).
+    workspace: Option<WorkspaceId>,
     /// The credential it acts with; `None` for an operator acting through the database.
     token: Option<Token>,
 }
@@ -94,8 +119,15 @@ impl Actor {
         Actor {
             account,
             principal,
+            workspace: None,
             token: None,
         }
+    }
+
+    /// The workspace the actor acts in, when it came through a workspace's API: what it reads
+    /// of the directory and whom it may change are that workspace's.
+    pub fn workspace(&self) -> Option<&WorkspaceId> {
+        self.workspace.as_ref()
     }
 
     pub fn account(&self) -> &AccountId {
@@ -111,13 +143,15 @@ impl Actor {
         self.token.as_ref()
     }
 
-    /// Whether the engine's model counts this actor as an admin of its account.
+    /// Whether the engine's model counts this actor as an admin where it acts: of its
+    /// account, or of the workspace it acts in ([`is_admin_of`]).
     pub(crate) fn is_admin_in(&self, model: &AccessModel) -> bool {
-        is_admin(model, &self.principal)
+        is_admin_of(model, &self.principal, self.workspace.as_ref())
     }
 }
 
-/// An actor found to be an admin of its account.
+/// An actor found to be an admin where it acts: of its account, or, for an actor in a
+/// workspace, of that workspace (whose writes are then kept to the workspace's directory).
 #[derive(Debug)]
 pub struct AccountAdmin {
     actor: Actor,
@@ -143,6 +177,21 @@ impl AccountAdmin {
 /// deactivated or deleted principal is no admin.
 pub fn is_admin(model: &AccessModel, principal: &PrincipalId) -> bool {
     model.is_workspace_admin(principal).unwrap_or(false)
+}
+
+/// Who administers a scope: account admins ([`is_admin`]) administer every workspace of their
+/// account; a principal assigned `ADMIN` in a workspace (directly or through an active group)
+/// administers that workspace's directory, and nothing account-wide (Unity Catalog, other
+/// workspaces, the account API ask [`is_admin`] alone).
+pub fn is_admin_of(
+    model: &AccessModel,
+    principal: &PrincipalId,
+    workspace: Option<&WorkspaceId>,
+) -> bool {
+    is_admin(model, principal)
+        || workspace.is_some_and(|workspace| {
+            model.workspace_permission(workspace, principal) == Some(WorkspacePermission::Admin)
+        })
 }
 
 /// The refusal a non-admin gets for a change only admins may make.

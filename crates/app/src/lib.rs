@@ -6,6 +6,8 @@
 //! - [`service`]: [`Services`], the handle on one deployment: identities (create, replace,
 //!   patch with optimistic retries, delete, render), tokens, bootstrap, and the one private
 //!   commit through which this node writes.
+//! - [`tenancy`]: workspaces of an account, entering one with a credential, and workspace
+//!   assignment.
 //! - [`access`]: the node's access engine, one model per account, following the access log.
 //! - [`governance`]: Unity Catalog objects, owners and grants changed and read for a caller.
 //! - [`workspace_permissions`]: the workspace object Permissions API (read, PUT, PATCH).
@@ -18,6 +20,7 @@ pub mod access_questions;
 pub mod authority;
 pub mod governance;
 pub mod service;
+pub mod tenancy;
 pub mod workspace_permissions;
 pub mod workspace_tree;
 

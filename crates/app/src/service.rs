@@ -370,17 +370,43 @@ impl Services {
         if !self.store.accounts().await?.is_empty() {
             return Ok(None);
         }
+        match self.new_account("default", "default", true).await {
+            Ok(made) => Ok(Some(made)),
+            // Another node (or process) made the first account since the test above: it
+            // prints the admin token, this one has nothing to bootstrap.
+            Err(_) if !self.store.accounts().await?.is_empty() => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// A new account, as bootstrap makes the first: its first workspace, its `admins` and
+    /// `users` groups, and its first admin with a token, whose secret is returned once.
+    /// For an operator who holds the database (`scimitar account create`): like bootstrap, it
+    /// only adds a tenant and can read or change nothing of another.
+    pub async fn create_account(&self, name: &str, workspace_name: &str) -> ScimResult<Bootstrap> {
+        let name = crate::tenancy::checked_name("account name", name)?;
+        let workspace_name = crate::tenancy::checked_name("workspace name", workspace_name)?;
+        self.new_account(&name, &workspace_name, false).await
+    }
+
+    async fn new_account(
+        &self,
+        name: &str,
+        workspace_name: &str,
+        only_if_first: bool,
+    ) -> ScimResult<Bootstrap> {
         let now = self.now();
         let account = Account {
             id: AccountId::new(self.ids.uuid()),
-            name: "default".to_string(),
+            name: name.to_string(),
             created: now,
         };
         let workspace = Workspace {
             id: WorkspaceId::new(self.ids.principal_id(now).to_string()),
             account: account.id.clone(),
-            name: "default".to_string(),
+            name: workspace_name.to_string(),
             created: now,
+            deployment_name: None,
         };
         let system_group = |name: &str| Principal {
             id: self.ids.principal_id(now),
@@ -425,36 +451,27 @@ impl Services {
             expires: None,
         };
         // One change: the account, its groups, its admin in `admins` and the admin's token
-        // exist together or not at all, and only if the database held no account.
-        let created = self
-            .commit(
-                &account.id,
-                Change::CreateAccount {
-                    account: account.clone(),
-                    workspace,
-                    first_admin: Some(Box::new(FirstAdmin {
-                        group: admins.id.clone(),
-                        user: admin,
-                        digest: admin_token.digest(),
-                        token,
-                    })),
-                    system_groups: vec![admins, users],
-                    only_if_first: true,
-                },
-            )
-            .await;
-        if let Err(error) = created {
-            // Another node (or process) made the first account since the test above: it
-            // prints the admin token, this one has nothing to bootstrap.
-            if !self.store.accounts().await?.is_empty() {
-                return Ok(None);
-            }
-            return Err(error);
-        }
-        Ok(Some(Bootstrap {
+        // exist together or not at all (and, for the first, only if the database held none).
+        self.commit(
+            &account.id,
+            Change::CreateAccount {
+                account: account.clone(),
+                workspace,
+                first_admin: Some(Box::new(FirstAdmin {
+                    group: admins.id.clone(),
+                    user: admin,
+                    digest: admin_token.digest(),
+                    token,
+                })),
+                system_groups: vec![admins, users],
+                only_if_first,
+            },
+        )
+        .await?;
+        Ok(Bootstrap {
             account,
             admin_token,
-        }))
+        })
     }
 
     /// Creates a token for a principal of the admin's account and returns its secret, which
@@ -616,6 +633,14 @@ impl Services {
         if principal.kind != kind {
             return Err(not_found(kind, id));
         }
+        // Out of the workspace as far as this engine knows; it may not yet have applied the
+        // assignment that brings the principal in (made through another node), so it reads
+        // the log before it says so.
+        if !self.in_scope(&reader.actor, &principal)
+            && (self.catch_up().await.is_err() || !self.in_scope(&reader.actor, &principal))
+        {
+            return Err(not_found(kind, id));
+        }
         Ok(principal)
     }
 
@@ -670,6 +695,7 @@ impl Services {
                     Change::CreatePrincipal {
                         principal: principal.clone(),
                         members: members.clone(),
+                        assign_to: admin.actor().workspace().cloned(),
                     },
                 )
                 .await;
@@ -712,6 +738,7 @@ impl Services {
             None => None,
         };
         self.read_modify_write(account, kind, id, if_match, |current| {
+            self.check_write_scope(admin, kind, current)?;
             let mut attributes = parsed.attributes.clone();
             keep_on_replace(current, &mut attributes)?;
             check_system_group_rename(current, &attributes)?;
@@ -744,6 +771,7 @@ impl Services {
             None => None,
         };
         self.read_modify_write(account, kind, id, if_match, |current| {
+            self.check_write_scope(admin, kind, current)?;
             let plan = apply_patch(resource_type, &current.attributes, operations)?;
             check_system_group_rename(current, &plan.attributes)?;
             check_system_group_membership(current, &plan.membership)?;
@@ -846,6 +874,19 @@ impl Services {
     ) -> ScimResult<()> {
         let account = admin.account();
         let current = self.get(account, kind, id).await?;
+        self.check_write_scope(admin, kind, &current)?;
+        if admin.actor().workspace().is_some()
+            && !self.access.read(account, |model| {
+                crate::authority::is_admin(model, admin.actor().principal())
+            })?
+        {
+            // A principal may belong to other workspaces too: deleting it is the account's
+            // business. A workspace admin unassigns instead (the account's admins do).
+            return Err(ScimError::Forbidden(format!(
+                "only admins of the account may delete principals: principal {} is not one",
+                admin.actor().principal()
+            )));
+        }
         if current.system {
             return Err(ScimError::mutability(format!(
                 "the built-in group '{}' cannot be deleted",
@@ -876,9 +917,15 @@ impl Services {
         if !reader.full_view {
             ensure_limited_query(query)?;
         }
-        self.store
-            .list_principals(reader.actor.account(), kind, query)
-            .await
+        let account = reader.actor.account();
+        match reader.actor.workspace() {
+            Some(workspace) => {
+                self.store
+                    .list_workspace_principals(account, workspace, kind, query)
+                    .await
+            }
+            None => self.store.list_principals(account, kind, query).await,
+        }
     }
 
     /// The principal behind the actor, rendered whole (`GET /Me`) with the projection made
@@ -1277,7 +1324,7 @@ fn of_kind(
 }
 
 /// The error for a principal missing at an endpoint of `kind`: absent, or of another kind.
-fn not_found(kind: PrincipalKind, id: &PrincipalId) -> ScimError {
+pub(crate) fn not_found(kind: PrincipalKind, id: &PrincipalId) -> ScimError {
     ScimError::NotFound(format!("{} {id} not found", kind.as_str()))
 }
 

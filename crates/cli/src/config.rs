@@ -2,8 +2,9 @@
 //! variables, then command-line flags. Unknown keys in the file are refused, so a typo is an
 //! error rather than a silently ignored setting.
 
+use scimitar_domain::WorkspaceId;
 use scimitar_server::context::PublicUrl;
-use scimitar_server::ServeLimits;
+use scimitar_server::{ServeLimits, WorkspaceSettings};
 use serde::Deserialize;
 use std::path::Path;
 use std::time::Duration;
@@ -28,6 +29,8 @@ pub struct Config {
     pub public_url: Option<PublicUrl>,
     /// The HTTP connection cap and timeouts, and the shutdown deadline.
     pub serve_limits: ServeLimits,
+    /// The default workspace and the host-name domain of workspaces.
+    pub workspaces: WorkspaceSettings,
 }
 
 /// The command-line values of `scimitar serve` (clap already folds the environment variables
@@ -56,6 +59,15 @@ pub struct Flags {
     /// request's Host header.
     #[arg(long, env = "SCIMITAR_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// The workspace (by id) that unprefixed workspace paths (/scim/v2, /api/2.0/preview/...)
+    /// act on. Without it they act on the deployment's only workspace while there is one;
+    /// other workspaces are reached at /w/{workspace_id}/...
+    #[arg(long, env = "SCIMITAR_DEFAULT_WORKSPACE")]
+    pub default_workspace: Option<String>,
+    /// A domain under which each workspace with a deployment name is also reached by host
+    /// name: {deployment_name}.{workspace_domain}.
+    #[arg(long, env = "SCIMITAR_WORKSPACE_DOMAIN")]
+    pub workspace_domain: Option<String>,
     /// The most client connections held at once (default 4096). At the limit, the oldest
     /// connection with no request in flight is closed to admit a new one.
     #[arg(long, env = "SCIMITAR_CONNECTION_LIMIT")]
@@ -131,6 +143,8 @@ struct FileConfig {
     worker_threads: Option<usize>,
     metrics_token_sha256: Option<String>,
     public_url: Option<String>,
+    default_workspace: Option<String>,
+    workspace_domain: Option<String>,
     connection_limit: Option<usize>,
     header_timeout: Option<FileDuration>,
     body_timeout: Option<FileDuration>,
@@ -240,8 +254,42 @@ impl Config {
                 .map(|url| PublicUrl::parse(&url))
                 .transpose()?,
             serve_limits,
+            workspaces: WorkspaceSettings {
+                default_workspace: match flags.default_workspace.or(file_config.default_workspace) {
+                    Some(id) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => {
+                        Some(WorkspaceId::new(id))
+                    }
+                    Some(id) => {
+                        return Err(format!("default_workspace {id:?} is not a workspace id"))
+                    }
+                    None => None,
+                },
+                workspace_domain: match flags.workspace_domain.or(file_config.workspace_domain) {
+                    Some(domain) => Some(checked_domain(&domain)?),
+                    None => None,
+                },
+            },
         })
     }
+}
+
+/// A DNS domain: dot-separated labels of letters, digits and inner hyphens; kept lowercase
+/// and without a leading or trailing dot.
+fn checked_domain(domain: &str) -> Result<String, String> {
+    let domain = domain.trim().trim_matches('.').to_ascii_lowercase();
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    if domain.is_empty() || !domain.split('.').all(label_ok) {
+        return Err(format!("workspace_domain {domain:?} is not a DNS domain"));
+    }
+    Ok(domain)
 }
 
 #[cfg(test)]

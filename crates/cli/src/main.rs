@@ -39,7 +39,8 @@ enum Command {
         flags: config::Flags,
         /// Optional TOML configuration file (keys: listen, database_url,
         /// database_max_connections, worker_threads, connection_limit, header_timeout,
-        /// body_timeout, idle_timeout, shutdown_deadline, metrics_token_sha256, public_url).
+        /// body_timeout, idle_timeout, shutdown_deadline, metrics_token_sha256, public_url,
+        /// default_workspace, workspace_domain).
         #[arg(long, env = "SCIMITAR_CONFIG")]
         config: Option<PathBuf>,
     },
@@ -58,6 +59,11 @@ enum Command {
     Account {
         #[command(subcommand)]
         command: AccountCommand,
+    },
+    /// Manage the workspaces of an account.
+    Workspace {
+        #[command(subcommand)]
+        command: WorkspaceCommand,
     },
     /// Run one governance SQL statement (GRANT, REVOKE, SHOW GRANTS, CREATE, DROP, ALTER ...
     /// OWNER TO) as a principal, against the database directly.
@@ -103,6 +109,39 @@ enum AccountCommand {
     List {
         #[arg(long, env = "SCIMITAR_DATABASE_URL")]
         database: Option<String>,
+    },
+    /// Create an account with its first workspace, its admin user and an admin token. Prints
+    /// the account id, the workspace id and the token's secret (shown once), one per line.
+    Create {
+        #[arg(long, env = "SCIMITAR_DATABASE_URL")]
+        database: Option<String>,
+        /// The name of the account's first workspace (default: the account's name).
+        #[arg(long)]
+        workspace: Option<String>,
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum WorkspaceCommand {
+    /// Create a workspace in an account and print its id.
+    Create {
+        #[arg(long, env = "SCIMITAR_DATABASE_URL")]
+        database: Option<String>,
+        /// The account (its id, as `scimitar account list` prints it).
+        #[arg(long)]
+        account: String,
+        /// The workspace's host name label, for `{deployment_name}.{workspace_domain}`.
+        #[arg(long)]
+        deployment_name: Option<String>,
+        name: String,
+    },
+    /// Print one workspace of an account per line: its id, a tab, its name.
+    List {
+        #[arg(long, env = "SCIMITAR_DATABASE_URL")]
+        database: Option<String>,
+        #[arg(long)]
+        account: String,
     },
 }
 
@@ -162,7 +201,8 @@ async fn serve(config: Config) -> Result<(), String> {
     let mut application = Application::bind_with(&config.listen, services, config.serve_limits)
         .await
         .map_err(|error| error.to_string())?
-        .with_public_url(config.public_url.clone());
+        .with_public_url(config.public_url.clone())
+        .with_workspaces(config.workspaces.clone());
     if let Some(digest) = config.metrics_token_sha256.clone() {
         application = application.offer_metrics_to(digest);
     }
@@ -241,6 +281,77 @@ async fn create_token(
         .map_err(|error| error.to_string())?;
     println!("{}", secret.expose());
     Ok(())
+}
+
+async fn create_account(database: &str, name: &str, workspace: Option<&str>) -> Result<(), String> {
+    let services = services(database, config::DEFAULT_MAX_CONNECTIONS).await?;
+    let made = services
+        .create_account(name, workspace.unwrap_or(name))
+        .await
+        .map_err(|error| error.to_string())?;
+    let workspaces = services
+        .workspaces(&made.account.id)
+        .await
+        .map_err(|error| error.to_string())?;
+    println!("{}", made.account.id);
+    for workspace in workspaces {
+        println!("{}", workspace.id);
+    }
+    println!("{}", made.admin_token.expose());
+    Ok(())
+}
+
+/// Acts as an admin of `account` (an operator holds the database) for a workspace command.
+async fn account_admin(
+    services: &Services,
+    account: &str,
+) -> Result<scimitar_app::AccountAdmin, String> {
+    let account = services
+        .account_or_first(Some(account))
+        .await
+        .map_err(|error| error.to_string())?;
+    let operator = services
+        .act_as_admin(&account)
+        .await
+        .map_err(|error| format!("cannot act as an admin of account {account}: {error}"))?;
+    services
+        .authorize_admin(&operator)
+        .await
+        .map_err(|error| error.to_string())
+}
+
+async fn workspace_command(command: WorkspaceCommand) -> Result<(), String> {
+    match command {
+        WorkspaceCommand::Create {
+            database,
+            account,
+            deployment_name,
+            name,
+        } => {
+            let database = database.unwrap_or_else(|| config::DEFAULT_DATABASE.to_string());
+            let services = services(&database, config::DEFAULT_MAX_CONNECTIONS).await?;
+            let admin = account_admin(&services, &account).await?;
+            let workspace = services
+                .create_workspace(&admin, &name, deployment_name.as_deref())
+                .await
+                .map_err(|error| error.to_string())?;
+            println!("{}", workspace.id);
+            Ok(())
+        }
+        WorkspaceCommand::List { database, account } => {
+            let database = database.unwrap_or_else(|| config::DEFAULT_DATABASE.to_string());
+            let services = services(&database, config::DEFAULT_MAX_CONNECTIONS).await?;
+            let admin = account_admin(&services, &account).await?;
+            for workspace in services
+                .workspaces(admin.account())
+                .await
+                .map_err(|error| error.to_string())?
+            {
+                println!("{}\t{}", workspace.id, workspace.name);
+            }
+            Ok(())
+        }
+    }
 }
 
 async fn list_accounts(database: &str) -> Result<(), String> {
@@ -330,6 +441,18 @@ async fn run(command: Command) -> Result<(), String> {
             let database = database.unwrap_or_else(|| config::DEFAULT_DATABASE.to_string());
             list_accounts(&database).await
         }
+        Command::Account {
+            command:
+                AccountCommand::Create {
+                    database,
+                    workspace,
+                    name,
+                },
+        } => {
+            let database = database.unwrap_or_else(|| config::DEFAULT_DATABASE.to_string());
+            create_account(&database, &name, workspace.as_deref()).await
+        }
+        Command::Workspace { command } => workspace_command(command).await,
         Command::Sql(args) => {
             let database = args
                 .database()

@@ -2,21 +2,22 @@
 //! token, and the absolute base URL that `location` and `$ref` values are built from.
 
 use crate::error::{ApiError, DatabricksError};
+use crate::routes::addressing::{AddressPrefix, WorkspaceAddress};
 use crate::AppState;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use scimitar_app::service::Surface;
-use scimitar_app::Actor;
-use scimitar_domain::{AccountId, ScimError};
+use scimitar_app::{Actor, Workspace};
+use scimitar_domain::{AccountId, ScimError, ScimResult, WorkspaceId};
 use std::collections::HashMap;
 
 /// The SCIM mount points. They share semantics and differ only in how the account is named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mount {
-    /// `/scim/v2`: the first (default) account.
+    /// `/scim/v2`: the addressed workspace's directory (see `routes::addressing`).
     Generic,
-    /// `/api/2.0/preview/scim/v2`: the Databricks workspace API, on the default workspace's account.
+    /// `/api/2.0/preview/scim/v2`: the Databricks workspace API, on the addressed workspace.
     DatabricksWorkspace,
     /// `/api/2.0/accounts/{account_id}/scim/v2` (or `2.1`): the Databricks account API.
     DatabricksAccount { api_version: &'static str },
@@ -42,15 +43,19 @@ impl Mount {
     }
 }
 
-/// The account a request addresses, before authentication (discovery endpoints need only this).
+/// The account a request addresses, and for a workspace-level path the workspace, before
+/// authentication (discovery endpoints need only this).
 pub struct AddressedAccount {
     pub account: AccountId,
+    /// The workspace of a workspace-level request; `None` on the account API.
+    pub workspace: Option<Workspace>,
     pub mount: Mount,
     pub base_url: String,
 }
 
 /// An authenticated SCIM request: who acts (a principal of the addressed account, with its
-/// token), through which mount, and the base URL of the mount point.
+/// token, in the addressed workspace), through which mount, and the base URL of the mount
+/// point.
 pub struct ScimContext {
     pub actor: Actor,
     pub mount: Mount,
@@ -125,7 +130,7 @@ impl FromRequestParts<AppState> for AddressedAccount {
             .get::<Mount>()
             .copied()
             .unwrap_or(Mount::Generic);
-        let account = match mount {
+        let (account, workspace) = match mount {
             Mount::DatabricksAccount { .. } => {
                 let Path(params) =
                     Path::<HashMap<String, String>>::from_request_parts(parts, state)
@@ -134,20 +139,40 @@ impl FromRequestParts<AppState> for AddressedAccount {
                 let id = params
                     .get("account_id")
                     .ok_or_else(|| ScimError::NotFound("account not found".into()))?;
-                state.account(id).await?
+                (state.account(id).await?, None)
             }
-            Mount::Generic | Mount::DatabricksWorkspace => state.default_account().await?,
+            Mount::Generic | Mount::DatabricksWorkspace => {
+                let workspace = addressed_workspace(parts, state).await?;
+                (workspace.account.clone(), Some(workspace))
+            }
         };
+        let prefix = parts
+            .extensions
+            .get::<AddressPrefix>()
+            .map_or("", |prefix| prefix.0.as_str());
         let base_url = format!(
-            "{}{}",
+            "{}{prefix}{}",
             origin(state.public_url.as_ref(), &parts.headers),
             mount.prefix(&account)
         );
         Ok(AddressedAccount {
             account,
+            workspace,
             mount,
             base_url,
         })
+    }
+}
+
+/// The workspace a workspace-level request addresses: by `/w/{id}`, by host name, or the
+/// default ([`AppState::default_workspace`]).
+pub async fn addressed_workspace(parts: &Parts, state: &AppState) -> ScimResult<Workspace> {
+    match parts.extensions.get::<WorkspaceAddress>() {
+        Some(WorkspaceAddress::Id(id)) => state.services.workspace(&WorkspaceId::new(id)).await,
+        Some(WorkspaceAddress::DeploymentName(name)) => {
+            state.services.workspace_by_deployment_name(name).await
+        }
+        None => state.default_workspace().await,
     }
 }
 
@@ -213,7 +238,15 @@ impl FromRequestParts<AppState> for ScimContext {
             slot.set(credential.account(), credential.principal().as_str());
         }
         let addressed = AddressedAccount::from_request_parts(parts, state).await?;
-        let actor = credential.act_in(&addressed.account)?;
+        let actor = match &addressed.workspace {
+            Some(workspace) => {
+                state
+                    .services
+                    .enter_workspace(credential, workspace)
+                    .await?
+            }
+            None => credential.act_in(&addressed.account)?,
+        };
         // Only now, authenticated and in its own account, may a request wait for changes.
         // Having waited, the node knows every change up to the token, so the credential is
         // checked again: a deactivation the token orders after is refused.

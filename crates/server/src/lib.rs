@@ -20,7 +20,8 @@ pub use listener::ServeLimits;
 
 use scimitar_app::governance;
 use scimitar_app::Services;
-use scimitar_domain::{AccountId, ScimError, ScimResult};
+use scimitar_app::Workspace;
+use scimitar_domain::{AccountId, ScimError, ScimResult, WorkspaceId};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,33 +52,70 @@ pub struct SharedState {
     pub metrics: metrics::Metrics,
     /// The public base URL, when configured: base URLs are made from it, not from `Host`.
     pub public_url: Option<context::PublicUrl>,
-    /// The first account, which the generic and workspace mount points act on. Cached because
-    /// it never changes once created.
-    default_account: Arc<OnceCell<AccountId>>,
+    /// How workspaces are addressed: the configured default and host-name domain.
+    pub workspaces: WorkspaceSettings,
+    /// The workspace unprefixed workspace-level paths act on, once found (see
+    /// [`AppState::default_workspace`]).
+    default_workspace: Arc<OnceCell<Workspace>>,
+}
+
+/// How requests name workspaces (see `routes::addressing`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkspaceSettings {
+    /// The workspace that `/scim/v2`, `/api/2.0/preview/scim/v2` and the other unprefixed
+    /// workspace-level paths act on. Without it they act on the deployment's only workspace
+    /// while it has only one, and answer 404 (naming `/w/{workspace_id}`) once it has more.
+    pub default_workspace: Option<WorkspaceId>,
+    /// The domain under which a workspace is reached as `{deployment_name}.{domain}`.
+    pub workspace_domain: Option<String>,
 }
 
 impl AppState {
-    pub fn with_public_url(services: Services, public_url: Option<context::PublicUrl>) -> Self {
+    pub fn new(
+        services: Services,
+        public_url: Option<context::PublicUrl>,
+        workspaces: WorkspaceSettings,
+    ) -> Self {
         AppState(Arc::new(SharedState {
             public_url,
             governance: governance::Governance::new(services.clone()),
             recent_statements: Default::default(),
             metrics: Default::default(),
             services,
-            default_account: Arc::new(OnceCell::new()),
+            workspaces,
+            default_workspace: Arc::new(OnceCell::new()),
         }))
     }
 
-    pub async fn default_account(&self) -> ScimResult<AccountId> {
-        self.default_account
+    /// The workspace unprefixed workspace-level paths act on: the configured one, else the
+    /// deployment's only workspace (looked for when the server starts, and until one is
+    /// found). Never "the first": an account imported later with an older creation time must
+    /// not take over paths another tenant's clients use. Kept once found (a workspace's id and
+    /// account never change).
+    pub async fn default_workspace(&self) -> ScimResult<Workspace> {
+        self.default_workspace
             .get_or_try_init(|| async {
-                self.services
-                    .accounts()
-                    .await?
-                    .into_iter()
-                    .next()
-                    .map(|account| account.id)
-                    .ok_or_else(|| ScimError::internal("the database holds no account"))
+                if let Some(id) = &self.workspaces.default_workspace {
+                    return self.services.workspace(id).await;
+                }
+                let mut all = Vec::new();
+                for account in self.services.accounts().await? {
+                    all.extend(self.services.workspaces(&account.id).await?);
+                    if all.len() > 1 {
+                        break;
+                    }
+                }
+                match all.len() {
+                    1 => Ok(all.remove(0)),
+                    0 => Err(ScimError::NotFound(
+                        "the deployment has no workspace".into(),
+                    )),
+                    _ => Err(ScimError::NotFound(
+                        "this deployment has several workspaces and no default_workspace is \
+                         configured: address one as /w/{workspace_id}/..."
+                            .into(),
+                    )),
+                }
             })
             .await
             .cloned()
@@ -101,6 +139,7 @@ pub struct Application {
     limits: ServeLimits,
     public_url: Option<context::PublicUrl>,
     metrics_token_digest: Option<String>,
+    workspaces: WorkspaceSettings,
 }
 
 impl Application {
@@ -125,6 +164,7 @@ impl Application {
             limits,
             public_url: None,
             metrics_token_digest: None,
+            workspaces: WorkspaceSettings::default(),
         })
     }
 
@@ -143,6 +183,11 @@ impl Application {
         Application { public_url, ..self }
     }
 
+    /// How workspaces are addressed: the default workspace and the host-name domain.
+    pub fn with_workspaces(self, workspaces: WorkspaceSettings) -> Self {
+        Application { workspaces, ..self }
+    }
+
     pub fn local_addr(&self) -> ScimResult<SocketAddr> {
         self.listener.local_addr().map_err(ScimError::internal)
     }
@@ -153,9 +198,14 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> ScimResult<()> {
-        let state = AppState::with_public_url(self.services, self.public_url);
+        let state = AppState::new(self.services, self.public_url, self.workspaces);
         if let Some(digest) = self.metrics_token_digest {
             state.metrics.allow_scrapes_by(digest);
+        }
+        // Pinned now, when no default is configured and the deployment has one workspace, so
+        // that an account made or imported later cannot make unprefixed paths ambiguous.
+        if let Err(error) = state.default_workspace().await {
+            tracing::info!(%error, "no default workspace: address workspaces as /w/{{id}}");
         }
         let services = state.services.clone();
         let follower =

@@ -3,10 +3,11 @@
 use crate::governance::GovernanceChange;
 use crate::transfer::ImportRecord;
 use crate::{Account, Workspace};
+use scimitar_access::WorkspacePermission;
 use scimitar_domain::credentials::Token;
 use scimitar_domain::patch::MembershipStep;
 use scimitar_domain::resource::MemberValue;
-use scimitar_domain::{Principal, PrincipalId, PrincipalKind, ScimError, ScimResult};
+use scimitar_domain::{Principal, PrincipalId, PrincipalKind, ScimError, ScimResult, WorkspaceId};
 
 /// Why a `CreateAccount` with `only_if_first` is refused, in both backends.
 pub(crate) const FIRST_ACCOUNT_EXISTS: &str = "the database already holds an account";
@@ -32,6 +33,9 @@ pub enum Change {
     CreatePrincipal {
         principal: Principal,
         members: Vec<MemberValue>,
+        /// The workspace it is made through, if any: it is assigned there as `USER` in the
+        /// same transaction (a user added through a workspace's API belongs to it).
+        assign_to: Option<WorkspaceId>,
     },
     /// A new state of an existing principal, written only if its version is still
     /// `expected_version`, together with membership changes (groups only), in order.
@@ -52,6 +56,18 @@ pub enum Change {
     /// Several governance changes that must commit together or not at all (a permissions
     /// PATCH naming several principals), applied in order, with one access-log entry each.
     GovernanceBatch(Vec<GovernanceChange>),
+    /// A new workspace of the account.
+    CreateWorkspace(Workspace),
+    /// A workspace's new name and deployment name.
+    UpdateWorkspace(Workspace),
+    /// Deletes a workspace and its assignments.
+    DeleteWorkspace { id: WorkspaceId },
+    /// Sets what `principal` is directly assigned in `workspace`; `None` removes it.
+    AssignToWorkspace {
+        workspace: WorkspaceId,
+        principal: PrincipalId,
+        permission: Option<WorkspacePermission>,
+    },
     /// Records of an export, written as they are (ids, versions and timestamps kept) in one
     /// transaction, with the access-log entries that the state they make implies: principals
     /// saved, members added, securables created, grants, object parents and whole ACLs. No

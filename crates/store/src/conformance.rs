@@ -16,7 +16,9 @@ use crate::{
     AccessEvent, Account, Change, GovernanceChange, GrantRow, LoggedEvent, MembershipRow, Store,
     Workspace, WorkspaceEntry,
 };
-use scimitar_access::{AclEntry, ObjectType, PermissionLevel, Privilege, SecurableType};
+use scimitar_access::{
+    AclEntry, ObjectType, PermissionLevel, Privilege, SecurableType, WorkspacePermission,
+};
 use scimitar_domain::credentials::{Token, TokenScope};
 use scimitar_domain::error::ScimType;
 use scimitar_domain::filter::{parse_filter, ResolvedFilter};
@@ -61,6 +63,8 @@ macro_rules! conformance_tests {
             an_open_store_is_ready,
             only_one_first_account_is_made_by_racing_bootstraps,
             an_export_imports_into_an_empty_store_unchanged,
+            workspaces_and_assignments_follow_their_changes,
+            an_export_from_before_assignments_assigns_every_principal,
             the_last_active_admin_cannot_be_removed_from_admins,
             the_last_active_admin_cannot_be_deleted_or_deactivated,
             an_account_without_an_active_admin_is_not_held_to_the_rule,
@@ -285,6 +289,7 @@ async fn seed_account_with(store: &dyn Store, id: &str, workspace: &str) -> Acco
                     account: account.clone(),
                     name: "main".into(),
                     created: Timestamp::from_micros(0),
+                    deployment_name: None,
                 },
                 system_groups: vec![admins, users],
                 only_if_first: false,
@@ -310,7 +315,14 @@ async fn create(
         })
         .collect();
     store
-        .apply(account, Change::CreatePrincipal { principal, members })
+        .apply(
+            account,
+            Change::CreatePrincipal {
+                principal,
+                members,
+                assign_to: None,
+            },
+        )
         .await
 }
 
@@ -879,6 +891,8 @@ pub async fn the_access_log_records_changes_in_commit_order(stores: &mut Stores)
             AccessEvent::MemberRemoved { group, member } => {
                 format!("removed {member} from {group}")
             }
+            AccessEvent::WorkspaceAssigned { principal, .. } => format!("assigned {principal}"),
+            AccessEvent::WorkspaceDeleted { workspace } => format!("deleted workspace {workspace}"),
             AccessEvent::Governance(_) => "governance".into(),
         })
         .collect();
@@ -1609,6 +1623,22 @@ async fn populate_for_export(store: &dyn Store) -> AccountId {
         .apply(&account, Change::GovernanceBatch(changes))
         .await
         .unwrap();
+    for (principal, permission) in [
+        ("eng", WorkspacePermission::User),
+        ("u1", WorkspacePermission::Admin),
+    ] {
+        store
+            .apply(
+                &account,
+                Change::AssignToWorkspace {
+                    workspace: WorkspaceId::new("1000"),
+                    principal: PrincipalId::new(principal),
+                    permission: Some(permission),
+                },
+            )
+            .await
+            .unwrap();
+    }
     account
 }
 
@@ -1696,7 +1726,11 @@ pub async fn an_export_imports_into_an_empty_store_unchanged(stores: &mut Stores
     // Small pages and batches: keyset paging and batch boundaries (an ACL split across two
     // batches included) are crossed many times.
     let text = export_text(source, 2).await;
-    assert!(text.starts_with("{\"type\":\"scimitar-export\",\"version\":1}\n"));
+    assert!(text.starts_with("{\"type\":\"scimitar-export\",\"version\":2}\n"));
+    assert!(
+        text.contains("\"type\":\"assignment\""),
+        "assignments are exported"
+    );
     assert!(!text.contains("password\""), "no clear password field");
     let lines = text.lines().count();
     let summary = import_text(target, &text, 3).await.unwrap();
@@ -2008,6 +2042,7 @@ pub async fn only_one_first_account_is_made_by_racing_bootstraps(stores: &mut St
                 account: id.clone(),
                 name: "default".into(),
                 created: Timestamp::from_micros(0),
+                deployment_name: None,
             },
             first_admin: Some(Box::new(crate::FirstAdmin {
                 group: admins.id.clone(),
@@ -2588,4 +2623,246 @@ pub async fn the_schemas_of_both_backends_agree(postgres: &mut Stores) {
     for (postgres, sqlite) in postgres_shape.iter().zip(&sqlite_shape) {
         assert_eq!(postgres, sqlite, "table {}", sqlite.name);
     }
+}
+
+/// Workspaces are made, renamed and deleted; assignments are set, replaced and removed; a
+/// workspace's directory is its assigned principals, the members of assigned groups (through
+/// nested groups) and the built-in groups; deleting a principal or a workspace takes its
+/// assignments along, and the access log says each of these.
+pub async fn workspaces_and_assignments_follow_their_changes(stores: &mut Stores) {
+    let store = stores.fresh().await;
+    let store = &*store;
+    let account = seed_account(store).await;
+    let start = whole_log(store).await.len();
+    let second = Workspace {
+        id: WorkspaceId::new("2000"),
+        account: account.clone(),
+        name: "second".into(),
+        created: Timestamp::from_micros(5),
+        deployment_name: Some("second".into()),
+    };
+    store
+        .apply(&account, Change::CreateWorkspace(second.clone()))
+        .await
+        .unwrap();
+    let mut clash = second.clone();
+    clash.id = WorkspaceId::new("2001");
+    let refused = store
+        .apply(&account, Change::CreateWorkspace(clash))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            ScimError::BadRequest {
+                scim_type: scimitar_domain::ScimType::Uniqueness,
+                ..
+            }
+        ),
+        "a deployment name is unique: {refused:?}"
+    );
+    assert_eq!(
+        store.workspace_by_deployment_name("second").await.unwrap(),
+        Some(second.clone())
+    );
+    assert_eq!(
+        store.workspace(&second.id).await.unwrap(),
+        Some(second.clone())
+    );
+
+    create(store, &account, user("u1", "ann", 1), &[])
+        .await
+        .unwrap();
+    create(store, &account, user("u2", "bob", 2), &[])
+        .await
+        .unwrap();
+    create(store, &account, user("u3", "cy", 3), &[])
+        .await
+        .unwrap();
+    create(store, &account, group("inner", "inner"), &["u1"])
+        .await
+        .unwrap();
+    create(store, &account, group("outer", "outer"), &["inner"])
+        .await
+        .unwrap();
+    let assign =
+        |principal: &str, permission: Option<WorkspacePermission>| Change::AssignToWorkspace {
+            workspace: second.id.clone(),
+            principal: PrincipalId::new(principal),
+            permission,
+        };
+    for change in [
+        assign("outer", Some(WorkspacePermission::User)),
+        assign("u2", Some(WorkspacePermission::User)),
+        assign("u2", Some(WorkspacePermission::Admin)),
+    ] {
+        store.apply(&account, change).await.unwrap();
+    }
+    let refused = store
+        .apply(&account, assign("nobody", Some(WorkspacePermission::User)))
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, ScimError::NotFound(_)), "{refused:?}");
+    let everything = ListQuery::parse(
+        PrincipalKind::User.resource_type(),
+        &ListParameters::default(),
+    )
+    .unwrap();
+    let listed = |kind| {
+        let everything = everything.clone();
+        let workspace = second.id.clone();
+        let account = account.clone();
+        async move {
+            let page = store
+                .list_workspace_principals(&account, &workspace, kind, &everything)
+                .await
+                .unwrap();
+            let ids: Vec<String> = page.principals.iter().map(|p| p.id.to_string()).collect();
+            (page.total_results, ids)
+        }
+    };
+    assert_eq!(
+        listed(PrincipalKind::User).await,
+        (2, vec!["u1".into(), "u2".into()])
+    );
+    let (_, groups) = listed(PrincipalKind::Group).await;
+    assert_eq!(
+        groups,
+        ["admins", "users", "inner", "outer"].map(String::from),
+        "in creation order"
+    );
+    let snapshot = store.access_snapshot(&account).await.unwrap();
+    assert_eq!(
+        snapshot.assignments,
+        vec![
+            (
+                second.id.clone(),
+                PrincipalId::new("outer"),
+                WorkspacePermission::User
+            ),
+            (
+                second.id.clone(),
+                PrincipalId::new("u2"),
+                WorkspacePermission::Admin
+            ),
+        ]
+    );
+
+    store.apply(&account, assign("outer", None)).await.unwrap();
+    assert_eq!(listed(PrincipalKind::User).await, (1, vec!["u2".into()]));
+    store
+        .apply(
+            &account,
+            Change::DeletePrincipal {
+                id: PrincipalId::new("u2"),
+                expected_version: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed(PrincipalKind::User).await, (0, vec![]));
+    store
+        .apply(&account, assign("u3", Some(WorkspacePermission::User)))
+        .await
+        .unwrap();
+    let mut renamed = second.clone();
+    renamed.name = "renamed".into();
+    renamed.deployment_name = Some("renamed".into());
+    store
+        .apply(&account, Change::UpdateWorkspace(renamed.clone()))
+        .await
+        .unwrap();
+    assert_eq!(store.workspace(&second.id).await.unwrap(), Some(renamed));
+    assert_eq!(
+        store.workspace_by_deployment_name("second").await.unwrap(),
+        None
+    );
+    store
+        .apply(
+            &account,
+            Change::DeleteWorkspace {
+                id: second.id.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.workspace(&second.id).await.unwrap(), None);
+    assert!(store
+        .access_snapshot(&account)
+        .await
+        .unwrap()
+        .assignments
+        .is_empty());
+    let missing = store
+        .apply(
+            &account,
+            Change::DeleteWorkspace {
+                id: second.id.clone(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, ScimError::NotFound(_)), "{missing:?}");
+
+    let events: Vec<String> = whole_log(store).await[start..]
+        .iter()
+        .filter_map(|logged| match &logged.event {
+            AccessEvent::WorkspaceAssigned {
+                principal,
+                permission,
+                ..
+            } => Some(format!(
+                "{principal}={}",
+                permission.map_or("none", WorkspacePermission::as_str)
+            )),
+            AccessEvent::WorkspaceDeleted { workspace } => Some(format!("deleted {workspace}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "outer=USER",
+            "u2=USER",
+            "u2=ADMIN",
+            "outer=none",
+            "u3=USER",
+            "deleted 2000"
+        ]
+    );
+}
+
+/// An export made before assignments existed (format version 1) imports with every
+/// principal but the built-in groups assigned to the account's workspaces, as they all were
+/// in them then.
+pub async fn an_export_from_before_assignments_assigns_every_principal(stores: &mut Stores) {
+    let store = stores.fresh().await;
+    let store = &*store;
+    let text = [
+        r#"{"type":"scimitar-export","version":1}"#,
+        r#"{"type":"account","id":"acc-old","name":"old","created":0}"#,
+        r#"{"type":"workspace","account":"acc-old","id":"77","name":"main","created":0}"#,
+        r#"{"type":"principal","account":"acc-old","id":"g1","kind":"Group","attributes":{"displayName":"users"},"password_hash":null,"system":true,"created":0,"last_modified":0,"version":1}"#,
+        r#"{"type":"principal","account":"acc-old","id":"u1","kind":"User","attributes":{"userName":"ann","active":true},"password_hash":null,"system":false,"created":1,"last_modified":1,"version":1}"#,
+        r#"{"type":"principal","account":"acc-old","id":"g2","kind":"Group","attributes":{"displayName":"eng"},"password_hash":null,"system":false,"created":2,"last_modified":2,"version":1}"#,
+    ]
+    .join("\n");
+    import_text(store, &text, 2).await.unwrap();
+    let account = AccountId::new("acc-old");
+    let snapshot = store.access_snapshot(&account).await.unwrap();
+    assert_eq!(
+        snapshot.assignments,
+        vec![
+            (
+                WorkspaceId::new("77"),
+                PrincipalId::new("g2"),
+                WorkspacePermission::User
+            ),
+            (
+                WorkspaceId::new("77"),
+                PrincipalId::new("u1"),
+                WorkspacePermission::User
+            ),
+        ]
+    );
 }

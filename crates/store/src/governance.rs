@@ -10,10 +10,12 @@
 //! follow each other's writes, and a sequence number is the change token a client can hand
 //! back to read its own writes.
 
-use scimitar_access::{AclEntry, ObjectType, PermissionLevel, Privilege, SecurableType};
+use scimitar_access::{
+    AclEntry, ObjectType, PermissionLevel, Privilege, SecurableType, WorkspacePermission,
+};
 use scimitar_domain::resource::IndexKeys;
 use scimitar_domain::{
-    AccountId, Principal, PrincipalId, PrincipalKind, ScimError, ScimResult, Timestamp,
+    AccountId, Principal, PrincipalId, PrincipalKind, ScimError, ScimResult, Timestamp, WorkspaceId,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -215,6 +217,20 @@ pub enum AccessEvent {
         #[serde(with = "wire")]
         member: PrincipalId,
     },
+    /// What a principal is directly assigned in a workspace changed (`None`: unassigned).
+    WorkspaceAssigned {
+        #[serde(with = "wire")]
+        workspace: WorkspaceId,
+        #[serde(with = "wire")]
+        principal: PrincipalId,
+        #[serde(with = "optional_permission")]
+        permission: Option<WorkspacePermission>,
+    },
+    /// A workspace was deleted, with its assignments.
+    WorkspaceDeleted {
+        #[serde(with = "wire")]
+        workspace: WorkspaceId,
+    },
     /// Tagged by the change's own `event` (`grant`, `set_object_acl`, ...).
     #[serde(untagged)]
     Governance(GovernanceChange),
@@ -300,6 +316,8 @@ pub struct AccessSnapshot {
     /// parents.
     pub objects: Vec<ObjectRow>,
     pub acl: Vec<AclRow>,
+    /// Direct workspace assignments: `(workspace, principal, permission)`.
+    pub assignments: Vec<(WorkspaceId, PrincipalId, WorkspacePermission)>,
 }
 
 /// The names a value is stored by: the stable wire names of the access crate (`USE_CATALOG`,
@@ -315,6 +333,15 @@ impl WireName for PrincipalId {
     }
     fn from_wire(text: &str) -> Result<Self, String> {
         Ok(PrincipalId::new(text))
+    }
+}
+
+impl WireName for WorkspaceId {
+    fn wire(&self) -> &str {
+        self.as_str()
+    }
+    fn from_wire(text: &str) -> Result<Self, String> {
+        Ok(WorkspaceId::new(text))
     }
 }
 
@@ -358,6 +385,35 @@ mod wire {
         deserializer: D,
     ) -> Result<T, D::Error> {
         T::from_wire(&String::deserialize(deserializer)?).map_err(D::Error::custom)
+    }
+}
+
+/// `#[serde(with = "optional_permission")]`: a workspace permission by its wire name, or
+/// `null`; the field must be present (a custom deserializer makes a missing one an error).
+mod optional_permission {
+    use scimitar_access::WorkspacePermission;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        value: &Option<WorkspacePermission>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(permission) => serializer.serialize_some(permission.as_str()),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<WorkspacePermission>, D::Error> {
+        Option::<String>::deserialize(deserializer)?
+            .map(|text| {
+                WorkspacePermission::parse(&text).ok_or_else(|| {
+                    D::Error::custom(format!("unknown workspace permission '{text}'"))
+                })
+            })
+            .transpose()
     }
 }
 

@@ -41,7 +41,7 @@ pub use governance::{
     PrincipalFacts, SecurableRow, WorkspaceEntry,
 };
 use scimitar_access::{ObjectType, SecurableType};
-pub use transfer::{ImportRecord, MembershipRow, TokenRow};
+pub use transfer::{AssignmentRow, ImportRecord, MembershipRow, TokenRow};
 
 use async_trait::async_trait;
 use scimitar_domain::credentials::Token;
@@ -72,6 +72,9 @@ pub struct Workspace {
     pub account: AccountId,
     pub name: String,
     pub created: Timestamp,
+    /// The name a workspace is reached by as a host (`{deployment_name}.{workspace domain}`),
+    /// unique in the deployment. Workspaces made before it existed have none.
+    pub deployment_name: Option<String>,
 }
 
 /// One page of a list, with the total number of matches.
@@ -109,6 +112,20 @@ pub trait Store: Send + Sync + 'static {
         kind: PrincipalKind,
         query: &ListQuery,
     ) -> ScimResult<Page>;
+    /// [`Store::list_principals`] within one workspace's directory: the principals assigned
+    /// to it, the members of assigned groups (through nested groups), and the system groups.
+    async fn list_workspace_principals(
+        &self,
+        account: &AccountId,
+        workspace: &WorkspaceId,
+        kind: PrincipalKind,
+        query: &ListQuery,
+    ) -> ScimResult<Page>;
+    /// A workspace by its id, in whichever account holds it (requests address workspaces by
+    /// id alone; the caller then acts only in that account).
+    async fn workspace(&self, id: &WorkspaceId) -> ScimResult<Option<Workspace>>;
+    /// A workspace by its deployment name, compared ignoring ASCII case (host names are).
+    async fn workspace_by_deployment_name(&self, name: &str) -> ScimResult<Option<Workspace>>;
     /// The direct members of each group given.
     async fn members(
         &self,

@@ -219,6 +219,37 @@ CREATE INDEX securables_by_name ON securables (account_id, full_name);
 CREATE INDEX workspaces_by_account ON workspaces (account_id, created, id);
 "#,
     ),
+    (
+        7,
+        r#"
+-- Accounts and workspaces (issue #14). A workspace may be reached as a host by its deployment
+-- name; principals reach a workspace only by assignment, directly or through a group.
+ALTER TABLE workspaces ADD COLUMN deployment_name TEXT;
+CREATE UNIQUE INDEX workspaces_unique_deployment_name ON workspaces (deployment_name)
+    WHERE deployment_name IS NOT NULL;
+CREATE TABLE workspace_assignments (
+    account_id TEXT NOT NULL REFERENCES accounts(id),
+    workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+    principal_id TEXT NOT NULL,
+    permission TEXT NOT NULL CHECK (permission IN ('USER', 'ADMIN')),
+    PRIMARY KEY (account_id, workspace_id, principal_id)
+);
+CREATE INDEX workspace_assignments_by_principal
+    ON workspace_assignments (account_id, principal_id);
+-- Before this, every principal of an account was in its one workspace: keep it so, each
+-- assigned directly, the members of 'admins' as ADMIN.
+INSERT INTO workspace_assignments (account_id, workspace_id, principal_id, permission)
+SELECT p.account_id, w.id, p.id,
+       CASE WHEN EXISTS (
+           SELECT 1 FROM memberships m JOIN principals g
+             ON g.account_id = m.account_id AND g.id = m.group_id
+          WHERE m.account_id = p.account_id AND m.member_id = p.id
+            AND g.kind = 'Group' AND g.system = TRUE AND g.display_name_lower = 'admins'
+       ) THEN 'ADMIN' ELSE 'USER' END
+  FROM principals p JOIN workspaces w ON w.account_id = p.account_id
+ WHERE p.system = FALSE;
+"#,
+    ),
 ];
 
 /// The PostgreSQL schema, numbered on its own: PostgreSQL starts from the shape SQLite reached
@@ -377,6 +408,34 @@ CREATE UNIQUE INDEX workspace_objects_by_path ON workspace_objects (account_id, 
     WHERE path IS NOT NULL;
 CREATE INDEX workspace_objects_by_directory ON workspace_objects (account_id, directory_id, path)
     WHERE path IS NOT NULL;
+"#,
+    ),
+    (
+        4,
+        r#"
+-- Accounts and workspaces (issue #14); see SQLite's migration 7.
+ALTER TABLE workspaces ADD COLUMN deployment_name TEXT COLLATE "C";
+CREATE UNIQUE INDEX workspaces_unique_deployment_name ON workspaces (deployment_name)
+    WHERE deployment_name IS NOT NULL;
+CREATE TABLE workspace_assignments (
+    account_id TEXT COLLATE "C" NOT NULL REFERENCES accounts(id),
+    workspace_id TEXT COLLATE "C" NOT NULL REFERENCES workspaces(id),
+    principal_id TEXT COLLATE "C" NOT NULL,
+    permission TEXT COLLATE "C" NOT NULL CHECK (permission IN ('USER', 'ADMIN')),
+    PRIMARY KEY (account_id, workspace_id, principal_id)
+);
+CREATE INDEX workspace_assignments_by_principal
+    ON workspace_assignments (account_id, principal_id);
+INSERT INTO workspace_assignments (account_id, workspace_id, principal_id, permission)
+SELECT p.account_id, w.id, p.id,
+       CASE WHEN EXISTS (
+           SELECT 1 FROM memberships m JOIN principals g
+             ON g.account_id = m.account_id AND g.id = m.group_id
+          WHERE m.account_id = p.account_id AND m.member_id = p.id
+            AND g.kind = 'Group' AND g.system = TRUE AND g.display_name_lower = 'admins'
+       ) THEN 'ADMIN' ELSE 'USER' END
+  FROM principals p JOIN workspaces w ON w.account_id = p.account_id
+ WHERE p.system = FALSE;
 "#,
     ),
 ];

@@ -18,7 +18,9 @@
 
 use crate::governance::{AclRow, GrantRow, ObjectRow, SecurableRow};
 use crate::{Account, Change, Store, Workspace};
-use scimitar_access::{AclEntry, ObjectType, PermissionLevel, Privilege, SecurableType};
+use scimitar_access::{
+    AclEntry, ObjectType, PermissionLevel, Privilege, SecurableType, WorkspacePermission,
+};
 use scimitar_domain::credentials::{Token, TokenScope};
 use scimitar_domain::{
     AccountId, Principal, PrincipalId, PrincipalKind, ScimError, Timestamp, WorkspaceId,
@@ -32,7 +34,11 @@ use std::io::{BufRead, Write};
 pub const FORMAT_TAG: &str = "scimitar-export";
 /// The format version this build writes and reads. A change that an older importer would
 /// misread (a new field it would drop, a changed meaning) takes a new version.
-pub const FORMAT_VERSION: u64 = 1;
+pub const FORMAT_VERSION: u64 = 2;
+
+/// The version before workspace assignments existed: every principal of an account was in
+/// its workspaces, so importing one assigns each principal to the workspaces listed before it.
+const FORMAT_VERSION_BEFORE_ASSIGNMENTS: u64 = 1;
 /// Records per import transaction: large enough that commits do not dominate, small enough
 /// that a batch's records and its access-log entries are a few megabytes.
 pub const DEFAULT_IMPORT_BATCH: usize = 5_000;
@@ -71,6 +77,15 @@ pub enum ImportRecord {
     Grant(GrantRow),
     Object(ObjectRow),
     Acl(AclRow),
+    Assignment(AssignmentRow),
+}
+
+/// A principal's direct assignment to a workspace, as exported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssignmentRow {
+    pub workspace: WorkspaceId,
+    pub principal: PrincipalId,
+    pub permission: WorkspacePermission,
 }
 
 /// How far an export or import has got, for progress reports.
@@ -164,6 +179,9 @@ enum Line {
         id: String,
         name: String,
         created: i64,
+        /// Absent in exports made before workspaces had one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deployment_name: Option<String>,
     },
     Principal {
         account: String,
@@ -227,6 +245,12 @@ enum Line {
         principal: String,
         level: String,
     },
+    Assignment {
+        account: String,
+        workspace: String,
+        principal: String,
+        permission: String,
+    },
 }
 
 impl Line {
@@ -243,6 +267,7 @@ impl Line {
                 id: value.id.to_string(),
                 name: value.name.clone(),
                 created: value.created.as_micros(),
+                deployment_name: value.deployment_name.clone(),
             },
             ImportRecord::Principal(value) => Line::Principal {
                 account,
@@ -302,6 +327,12 @@ impl Line {
                 principal: value.entry.principal.to_string(),
                 level: value.entry.level.as_str().to_string(),
             },
+            ImportRecord::Assignment(value) => Line::Assignment {
+                account,
+                workspace: value.workspace.to_string(),
+                principal: value.principal.to_string(),
+                permission: value.permission.as_str().to_string(),
+            },
         }
     }
 
@@ -326,6 +357,7 @@ impl Line {
                 id,
                 name,
                 created,
+                deployment_name,
             } => {
                 let account = AccountId::new(account);
                 (
@@ -335,6 +367,7 @@ impl Line {
                         account,
                         name,
                         created: Timestamp::from_micros(created),
+                        deployment_name,
                     }),
                 )
             }
@@ -470,6 +503,20 @@ impl Line {
                     ),
                 }),
             ),
+            Line::Assignment {
+                account,
+                workspace,
+                principal,
+                permission,
+            } => (
+                AccountId::new(account),
+                ImportRecord::Assignment(AssignmentRow {
+                    workspace: WorkspaceId::new(workspace),
+                    principal: PrincipalId::new(principal),
+                    permission: WorkspacePermission::parse(&permission)
+                        .ok_or_else(|| format!("unknown workspace permission '{permission}'"))?,
+                }),
+            ),
         };
         Ok(Some(record))
     }
@@ -568,6 +615,14 @@ pub async fn export(
         for acl in snapshot.acl {
             written = emit(output, &id, ImportRecord::Acl(acl))?;
         }
+        for (workspace, principal, permission) in snapshot.assignments {
+            let row = AssignmentRow {
+                workspace,
+                principal,
+                permission,
+            };
+            written = emit(output, &id, ImportRecord::Assignment(row))?;
+        }
         progress(&Progress {
             account: id.clone(),
             records: written,
@@ -606,6 +661,9 @@ pub async fn import(
         .collect();
     let mut summary = ImportSummary::default();
     let mut header_seen = false;
+    let mut before_assignments = false;
+    // The current account's workspaces, for exports made before assignments.
+    let mut workspaces: Vec<WorkspaceId> = Vec::new();
     let mut batch: Option<Batch> = None;
     let mut number: u64 = 0;
     let mut text = String::new();
@@ -625,8 +683,11 @@ pub async fn import(
             })?;
         if !header_seen {
             match line {
-                Line::Header { version } if version == FORMAT_VERSION => {
+                Line::Header { version }
+                    if version == FORMAT_VERSION || version == FORMAT_VERSION_BEFORE_ASSIGNMENTS =>
+                {
                     header_seen = true;
+                    before_assignments = version == FORMAT_VERSION_BEFORE_ASSIGNMENTS;
                     continue;
                 }
                 Line::Header { version } => {
@@ -667,6 +728,7 @@ pub async fn import(
             }
             known.insert(account.clone());
             summary.accounts.push(account.clone());
+            workspaces.clear();
             batch = Some(Batch {
                 account,
                 first_line: number,
@@ -685,7 +747,27 @@ pub async fn import(
             current.first_line = number;
         }
         current.last_line = number;
+        let implied: Vec<ImportRecord> = match &record {
+            ImportRecord::Workspace(workspace) => {
+                workspaces.push(workspace.id.clone());
+                Vec::new()
+            }
+            ImportRecord::Principal(principal) if before_assignments && !principal.system => {
+                workspaces
+                    .iter()
+                    .map(|workspace| {
+                        ImportRecord::Assignment(AssignmentRow {
+                            workspace: workspace.clone(),
+                            principal: principal.id.clone(),
+                            permission: WorkspacePermission::User,
+                        })
+                    })
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         current.records.push(record);
+        current.records.extend(implied);
         if current.records.len() >= batch_size {
             let next = Batch {
                 account: current.account.clone(),
@@ -778,6 +860,11 @@ mod tests {
                 path: Some("/Shared/reports/daily".into()),
                 language: Some("PYTHON".into()),
             }),
+            ImportRecord::Assignment(AssignmentRow {
+                workspace: WorkspaceId::new("7"),
+                principal: PrincipalId::new("u"),
+                permission: WorkspacePermission::Admin,
+            }),
         ];
         for record in records {
             let text = serde_json::to_string(&Line::of(&account, &record)).unwrap();
@@ -792,6 +879,6 @@ mod tests {
             version: FORMAT_VERSION,
         })
         .unwrap();
-        assert_eq!(text, r#"{"type":"scimitar-export","version":1}"#);
+        assert_eq!(text, r#"{"type":"scimitar-export","version":2}"#);
     }
 }

@@ -41,6 +41,30 @@ async fn reads_back_as_written(store: &dyn Store) {
         "1000000000000001"
     );
 
+    // Every principal was in the account's one workspace before assignments existed, and
+    // stays so: each is assigned there, the members of `admins` as ADMIN; the built-in groups
+    // belong to every workspace without assignment.
+    let snapshot = store.access_snapshot(&account).await.unwrap();
+    let assigned: Vec<(&str, &str)> = snapshot
+        .assignments
+        .iter()
+        .map(|(workspace, principal, permission)| {
+            assert_eq!(workspace.as_str(), "1000000000000001");
+            (principal.as_str(), permission.as_str())
+        })
+        .collect();
+    assert_eq!(
+        assigned,
+        [
+            ("g-all", "USER"),
+            ("g-eng", "USER"),
+            ("sp-ci", "USER"),
+            ("u-admin", "ADMIN"),
+            ("u-alice", "ADMIN"),
+            ("u-bob", "USER"),
+        ]
+    );
+
     // Principals, field by field where it matters; the deleted one is gone.
     let principals: Vec<Principal> = store.principals_page(&account, None, 100).await.unwrap();
     let ids: Vec<&str> = principals.iter().map(|p| p.id.as_str()).collect();
@@ -276,6 +300,9 @@ async fn reads_back_as_written(store: &dyn Store) {
             AccessEvent::PrincipalDeleted { .. } => "principal_deleted",
             AccessEvent::MemberAdded { .. } => "member_added",
             AccessEvent::MemberRemoved { .. } => "member_removed",
+            AccessEvent::WorkspaceAssigned { .. } | AccessEvent::WorkspaceDeleted { .. } => {
+                "workspace"
+            }
             AccessEvent::Governance(_) => "governance",
         })
         .collect();
@@ -308,6 +335,7 @@ async fn reads_back_as_written(store: &dyn Store) {
             Change::CreatePrincipal {
                 principal: dana,
                 members: vec![],
+                assign_to: None,
             },
         )
         .await

@@ -1,6 +1,8 @@
 //! The HTTP routes, and the small helpers they share for reading requests and writing responses.
 
 pub mod access;
+pub mod accounts;
+pub mod addressing;
 pub mod bulk;
 pub mod consistency;
 pub mod discovery;
@@ -93,9 +95,10 @@ pub fn router(state: AppState) -> Router {
     router = router
         .merge(unity_catalog::routes())
         .merge(statements::routes())
-        .merge(workspace::routes());
+        .merge(workspace::routes())
+        .merge(accounts::routes());
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
-    router
+    let router = router
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -108,7 +111,8 @@ pub fn router(state: AppState) -> Router {
             SequentialRequestIds::default(),
         ))
         .layer(axum::middleware::map_request(drop_unsafe_request_id))
-        .with_state(state)
+        .with_state(state.clone());
+    addressing::addressed(router, state.workspaces.workspace_domain.clone())
 }
 
 /// The header a request id travels in, both ways.
@@ -304,12 +308,11 @@ async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> 
 
 /// The Databricks SDK reads this first to learn the account and workspace of a host. No
 /// `oidc_endpoint` is given because Scimitar does not serve OAuth yet.
-async fn databricks_config(
-    addressed: AddressedAccount,
-    axum::extract::State(state): axum::extract::State<AppState>,
-) -> ApiResult {
-    let workspaces = state.services.workspaces(&addressed.account).await?;
-    let workspace_id = workspaces.first().map(|workspace| workspace.id.to_string());
+async fn databricks_config(addressed: AddressedAccount) -> ApiResult {
+    let workspace_id = addressed
+        .workspace
+        .as_ref()
+        .map(|workspace| workspace.id.to_string());
     Ok(Json(json!({
         "account_id": addressed.account.as_str(),
         "workspace_id": workspace_id,

@@ -168,6 +168,7 @@ async fn second_account(app: &TestApp, url: &str) -> (scimitar_domain::AccountId
                     account: account.clone(),
                     name: "second".into(),
                     created: now,
+                    deployment_name: None,
                 },
                 first_admin: Some(Box::new(scimitar_store::FirstAdmin {
                     group: admins.id.clone(),

@@ -30,6 +30,7 @@ mod scale;
 mod service_principals;
 mod statements;
 mod support;
+mod tenancy;
 mod unity_catalog;
 mod users;
 mod workspace;

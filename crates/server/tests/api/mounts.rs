@@ -64,7 +64,7 @@ async fn the_same_user_is_visible_at_every_mount_point() {
 }
 
 #[tokio::test]
-async fn a_user_created_at_an_account_mount_is_visible_at_the_generic_mount() {
+async fn a_user_created_at_an_account_mount_reaches_the_workspace_only_when_assigned() {
     let app = spawn_app().await;
     let account = account_id(&app).await;
     let created = read(
@@ -85,10 +85,41 @@ async fn a_user_created_at_an_account_mount_is_visible_at_the_generic_mount() {
         created.id()
     );
     assert_eq!(created.header("location"), Some(location.as_str()));
-    assert_eq!(
-        app.get(&format!("/Users/{}", created.id())).await.status,
-        200
-    );
+    // An account user is not in the workspace until assigned to it.
+    let path = format!("/Users/{}", created.id());
+    assert_eq!(app.get(&path).await.status, 404);
+    let listed = app
+        .get("/Users?filter=userName%20eq%20%22via.account@example.com%22")
+        .await;
+    assert_eq!(listed.body["totalResults"], 0, "{}", listed.body);
+    let workspace = read(
+        app.request(Method::GET, "/.well-known/databricks-config")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let workspace_id = workspace.body["workspace_id"].as_str().unwrap().to_string();
+    let assigned = read(
+        app.request(
+            Method::PUT,
+            &format!(
+                "/api/2.0/accounts/{account}/workspaces/{workspace_id}/permissionassignments/principals/{}",
+                created.id()
+            ),
+        )
+        .json(&json!({"permissions": ["USER"]}))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(assigned.status, 200, "{}", assigned.body);
+    assert_eq!(app.get(&path).await.status, 200);
+    let listed = app
+        .get("/Users?filter=userName%20eq%20%22via.account@example.com%22")
+        .await;
+    assert_eq!(listed.body["totalResults"], 1, "{}", listed.body);
 }
 
 #[tokio::test]

@@ -182,10 +182,25 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the application over the database at `url`, which `database` owns.
 pub async fn spawn_app_on(database: TestDatabase, url: &str) -> TestApp {
+    spawn_configured(database, url, scimitar_server::WorkspaceSettings::default()).await
+}
+
+/// [`spawn_app`] with workspace addressing configured (a default workspace, a host domain).
+pub async fn spawn_app_with_workspaces(settings: scimitar_server::WorkspaceSettings) -> TestApp {
+    let (database, url) = TestDatabase::fresh().await;
+    spawn_configured(database, &url, settings).await
+}
+
+async fn spawn_configured(
+    database: TestDatabase,
+    url: &str,
+    settings: scimitar_server::WorkspaceSettings,
+) -> TestApp {
     let (services, token, account) = bootstrapped(url).await;
     let application = Application::bind("127.0.0.1:0", services.clone())
         .await
-        .expect("binds a free port");
+        .expect("binds a free port")
+        .with_workspaces(settings);
     let address = format!("http://{}", application.local_addr().expect("an address"));
     let (shutdown, stopped) = oneshot::channel::<()>();
     tokio::spawn(application.run_until(async move {

@@ -10,10 +10,12 @@ use crate::listing;
 use crate::sql::transaction::{
     limit_clause, params, query_one, query_opt, Param, SqlRow, SqlTransaction,
 };
-use crate::sql::{list_condition, list_order, member_display, SqlBuilder};
+use crate::sql::{list_condition, list_order, member_display, SqlBuilder, SqlValue};
 use crate::transfer::{MembershipRow, TokenRow};
 use crate::{Account, Page, Workspace, MAX_GROUP_NESTING_DEPTH};
-use scimitar_access::{AclEntry, ObjectType, PermissionLevel, Privilege, SecurableType};
+use scimitar_access::{
+    AclEntry, ObjectType, PermissionLevel, Privilege, SecurableType, WorkspacePermission,
+};
 use scimitar_domain::credentials::{Token, TokenScope};
 use scimitar_domain::query::ListQuery;
 use scimitar_domain::render::{GroupRef, MemberRef};
@@ -60,6 +62,15 @@ fn securable_type_of(text: &str) -> ScimResult<SecurableType> {
 
 fn object_type_of(text: &str) -> ScimResult<ObjectType> {
     ObjectType::parse(text).map_err(|error| corrupt("object type", error))
+}
+
+/// A stored workspace permission (`USER`, `ADMIN`).
+pub fn permission_of(text: &str) -> ScimResult<WorkspacePermission> {
+    WorkspacePermission::parse(text).ok_or_else(|| {
+        ScimError::internal(format!(
+            "a stored workspace permission '{text}' cannot be read"
+        ))
+    })
 }
 
 fn level_of(text: &str) -> ScimResult<PermissionLevel> {
@@ -146,24 +157,58 @@ pub async fn accounts<T: SqlTransaction>(session: &mut T) -> ScimResult<Vec<Acco
     })
 }
 
+/// The columns a [`Workspace`] is read from, in [`workspace_from_row`]'s order.
+const WORKSPACE_COLUMNS: &str = "id, account_id, name, created, deployment_name";
+
+fn workspace_from_row(mut row: SqlRow) -> ScimResult<Workspace> {
+    Ok(Workspace {
+        id: WorkspaceId::new(row.text(0)?),
+        account: AccountId::new(row.text(1)?),
+        name: row.text(2)?,
+        created: Timestamp::from_micros(row.integer(3)?),
+        deployment_name: row.optional_text(4)?,
+    })
+}
+
 pub async fn workspaces<T: SqlTransaction>(
     session: &mut T,
     account: &AccountId,
 ) -> ScimResult<Vec<Workspace>> {
-    let rows = session
-        .query(
-            "SELECT id, name, created FROM workspaces WHERE account_id = $1 ORDER BY created, id",
-            params![account.as_str()],
-        )
-        .await?;
-    each(rows, |mut row| {
-        Ok(Workspace {
-            id: WorkspaceId::new(row.text(0)?),
-            account: account.clone(),
-            name: row.text(1)?,
-            created: Timestamp::from_micros(row.integer(2)?),
-        })
-    })
+    let sql = format!(
+        "SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE account_id = $1 ORDER BY created, id"
+    );
+    each(
+        session.query(&sql, params![account.as_str()]).await?,
+        workspace_from_row,
+    )
+}
+
+pub async fn workspace<T: SqlTransaction>(
+    session: &mut T,
+    id: &WorkspaceId,
+) -> ScimResult<Option<Workspace>> {
+    let sql = format!("SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE id = $1");
+    session
+        .query(&sql, params![id.as_str()])
+        .await?
+        .into_iter()
+        .next()
+        .map(workspace_from_row)
+        .transpose()
+}
+
+pub async fn workspace_by_deployment_name<T: SqlTransaction>(
+    session: &mut T,
+    name: &str,
+) -> ScimResult<Option<Workspace>> {
+    let sql = format!("SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE deployment_name = $1");
+    session
+        .query(&sql, params![&name.to_ascii_lowercase()])
+        .await?
+        .into_iter()
+        .next()
+        .map(workspace_from_row)
+        .transpose()
 }
 
 pub async fn principal<T: SqlTransaction>(
@@ -207,9 +252,26 @@ pub async fn principal_by_name<T: SqlTransaction>(
         .transpose()
 }
 
+/// A condition on `principals p`: the principal belongs to the workspace's directory. It is
+/// assigned there, or is a member (through nested groups) of a group that is, or is one of
+/// the account's system groups. A recursive walk down from the assignments, which are few
+/// (principals are mostly assigned through groups).
+fn in_workspace_condition(builder: &mut SqlBuilder<'_>, account: &str, workspace: &str) -> String {
+    let account = builder.bind(SqlValue::Text(account.to_string()));
+    let workspace = builder.bind(SqlValue::Text(workspace.to_string()));
+    format!(
+        "(p.system = TRUE OR p.id IN (WITH RECURSIVE reach(id) AS (\
+         SELECT principal_id FROM workspace_assignments \
+         WHERE account_id = {account} AND workspace_id = {workspace} \
+         UNION SELECT m.member_id FROM memberships m JOIN reach r ON m.group_id = r.id \
+         WHERE m.account_id = {account}) SELECT id FROM reach))"
+    )
+}
+
 pub async fn list<T: SqlTransaction>(
     session: &mut T,
     account: &AccountId,
+    within: Option<&WorkspaceId>,
     kind: PrincipalKind,
     query: &ListQuery,
 ) -> ScimResult<Page> {
@@ -217,8 +279,12 @@ pub async fn list<T: SqlTransaction>(
     // dropped before the first await, leaving plain SQL and parameters.
     let (condition, exact, bound) = {
         let mut builder = SqlBuilder::new(T::DIALECT);
-        let (condition, exact) =
+        let (mut condition, exact) =
             list_condition(&mut builder, account.as_str(), kind, query.filter.as_ref());
+        if let Some(workspace) = within {
+            let within = in_workspace_condition(&mut builder, account.as_str(), workspace.as_str());
+            condition = format!("{condition} AND {within}");
+        }
         (condition, exact, builder.params)
     };
     let mut params: Vec<Param<'_>> = bound.iter().map(Param::from).collect();
@@ -709,6 +775,20 @@ pub async fn access_snapshot<T: SqlTransaction>(
             entry: AclEntry::new(PrincipalId::new(row.text(2)?), level_of(&row.text(3)?)?),
         })
     })?;
+    let rows = session
+        .query(
+            "SELECT workspace_id, principal_id, permission FROM workspace_assignments \
+             WHERE account_id = $1 ORDER BY workspace_id, principal_id",
+            account,
+        )
+        .await?;
+    let assignments = each(rows, |mut row| {
+        Ok((
+            WorkspaceId::new(row.text(0)?),
+            PrincipalId::new(row.text(1)?),
+            permission_of(&row.text(2)?)?,
+        ))
+    })?;
     Ok(AccessSnapshot {
         log_entries: to_u64(log_entries),
         seq: to_u64(seq),
@@ -718,5 +798,6 @@ pub async fn access_snapshot<T: SqlTransaction>(
         grants,
         objects,
         acl,
+        assignments,
     })
 }

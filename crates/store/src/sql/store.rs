@@ -16,7 +16,9 @@ use scimitar_access::{ObjectType, SecurableType};
 use scimitar_domain::credentials::Token;
 use scimitar_domain::query::ListQuery;
 use scimitar_domain::render::{GroupRef, MemberRef};
-use scimitar_domain::{AccountId, Principal, PrincipalId, PrincipalKind, ScimError, ScimResult};
+use scimitar_domain::{
+    AccountId, Principal, PrincipalId, PrincipalKind, ScimError, ScimResult, WorkspaceId,
+};
 use std::collections::HashMap;
 
 /// How a read may run.
@@ -157,7 +159,38 @@ impl<B: SqlBackend> Store for B {
     ) -> ScimResult<Page> {
         let (account, query) = (account.clone(), query.clone());
         run!(self, Bulk, |session| read::list(
-            session, &account, kind, &query
+            session, &account, None, kind, &query
+        ))
+        .await
+    }
+
+    async fn list_workspace_principals(
+        &self,
+        account: &AccountId,
+        workspace: &WorkspaceId,
+        kind: PrincipalKind,
+        query: &ListQuery,
+    ) -> ScimResult<Page> {
+        let (account, workspace, query) = (account.clone(), workspace.clone(), query.clone());
+        run!(self, Bulk, |session| read::list(
+            session,
+            &account,
+            Some(&workspace),
+            kind,
+            &query
+        ))
+        .await
+    }
+
+    async fn workspace(&self, id: &WorkspaceId) -> ScimResult<Option<Workspace>> {
+        let id = id.clone();
+        run!(self, Point, |session| read::workspace(session, &id)).await
+    }
+
+    async fn workspace_by_deployment_name(&self, name: &str) -> ScimResult<Option<Workspace>> {
+        let name = name.to_string();
+        run!(self, Point, |session| read::workspace_by_deployment_name(
+            session, &name
         ))
         .await
     }

@@ -273,6 +273,16 @@ pub const UNIQUE_INDEXES: &[UniqueIndex] = &[
         message: "a service principal with this applicationId already exists in this account",
     },
     UniqueIndex {
+        name: "workspaces_unique_deployment_name",
+        columns: "workspaces.deployment_name",
+        message: "a workspace with this deployment name already exists",
+    },
+    UniqueIndex {
+        name: "workspaces_pkey",
+        columns: "workspaces.id",
+        message: "a workspace with this id already exists",
+    },
+    UniqueIndex {
         name: "principals_pkey",
         columns: "principals.account_id, principals.id",
         message: "a principal with this id already exists in this account",

@@ -9,12 +9,12 @@ use crate::governance::{same_acl, AccessEvent, GovernanceChange, PrincipalFacts,
 use crate::sql::read::{self, acl_entry_from_row, descendant_range, to_i64};
 use crate::sql::transaction::{params, query_one, Lock, LogEntry, SqlTransaction};
 use crate::transfer::ImportRecord;
-use scimitar_access::{ObjectType, SecurableType};
+use scimitar_access::{ObjectType, SecurableType, WorkspacePermission};
 use scimitar_domain::credentials::Token;
 use scimitar_domain::patch::MembershipStep;
 use scimitar_domain::resource::{fold_case, EmailKey, MemberValue};
 use scimitar_domain::{
-    AccountId, Principal, PrincipalId, PrincipalKind, ScimError, ScimResult, Timestamp,
+    AccountId, Principal, PrincipalId, PrincipalKind, ScimError, ScimResult, Timestamp, WorkspaceId,
 };
 
 /// What a client is told when a change would leave an account without an active admin.
@@ -100,9 +100,17 @@ async fn apply_change<T: SqlTransaction>(
                 let admin = first.as_member();
                 add_member(transaction, id, group, &admin, new_account.created, log).await?;
                 insert_token(transaction, id, &first.token, &first.digest, None).await?;
+                // The account's first admin administers its first workspace too, and is
+                // listed in its directory.
+                let admin = Some(WorkspacePermission::Admin);
+                assign(transaction, id, &workspace.id, &first.user.id, admin, log).await?;
             }
         }
-        Change::CreatePrincipal { principal, members } => {
+        Change::CreatePrincipal {
+            principal,
+            members,
+            assign_to,
+        } => {
             insert_principal(transaction, account, principal, log).await?;
             match principal.kind {
                 PrincipalKind::Group => {
@@ -113,6 +121,86 @@ async fn apply_change<T: SqlTransaction>(
                 }
                 _ => join_users_group(transaction, account, principal, log).await?,
             }
+            if let Some(workspace) = assign_to {
+                let permission = Some(WorkspacePermission::User);
+                assign(
+                    transaction,
+                    account,
+                    workspace,
+                    &principal.id,
+                    permission,
+                    log,
+                )
+                .await?;
+            }
+        }
+        Change::CreateWorkspace(workspace) => {
+            insert_workspace(transaction, account, workspace).await?;
+        }
+        Change::UpdateWorkspace(workspace) => {
+            let updated = transaction
+                .execute(
+                    "UPDATE workspaces SET name = $3, deployment_name = $4 \
+                     WHERE account_id = $1 AND id = $2",
+                    params![
+                        account.as_str(),
+                        workspace.id.as_str(),
+                        &workspace.name,
+                        workspace.deployment_name.as_deref()
+                    ],
+                )
+                .await?;
+            if updated == 0 {
+                return Err(workspace_not_found(&workspace.id));
+            }
+        }
+        Change::DeleteWorkspace { id } => {
+            transaction
+                .execute(
+                    "DELETE FROM workspace_assignments WHERE account_id = $1 AND workspace_id = $2",
+                    params![account.as_str(), id.as_str()],
+                )
+                .await?;
+            let deleted = transaction
+                .execute(
+                    "DELETE FROM workspaces WHERE account_id = $1 AND id = $2",
+                    params![account.as_str(), id.as_str()],
+                )
+                .await?;
+            if deleted == 0 {
+                return Err(workspace_not_found(id));
+            }
+            log.push(
+                account,
+                AccessEvent::WorkspaceDeleted {
+                    workspace: id.clone(),
+                },
+            );
+        }
+        Change::AssignToWorkspace {
+            workspace,
+            principal,
+            permission,
+        } => {
+            let exists = query_one(
+                transaction,
+                "SELECT EXISTS (SELECT 1 FROM workspaces WHERE account_id = $1 AND id = $2)",
+                params![account.as_str(), workspace.as_str()],
+            )
+            .await?
+            .boolean(0)?;
+            if !exists {
+                return Err(workspace_not_found(workspace));
+            }
+            if read::principal(transaction, account, principal)
+                .await?
+                .is_none()
+            {
+                return Err(ScimError::NotFound(format!(
+                    "principal {principal} not found"
+                )));
+            }
+            assign(transaction, account, workspace, principal, *permission, log).await?;
         }
         Change::UpdatePrincipal {
             principal,
@@ -147,6 +235,7 @@ async fn apply_change<T: SqlTransaction>(
                 "DELETE FROM memberships WHERE account_id = $1 AND member_id = $2",
                 "DELETE FROM principal_emails WHERE account_id = $1 AND principal_id = $2",
                 "DELETE FROM tokens WHERE account_id = $1 AND principal_id = $2",
+                "DELETE FROM workspace_assignments WHERE account_id = $1 AND principal_id = $2",
                 "DELETE FROM principals WHERE account_id = $1 AND id = $2",
             ] {
                 transaction
@@ -172,6 +261,51 @@ async fn apply_change<T: SqlTransaction>(
     Ok(())
 }
 
+fn workspace_not_found(id: &WorkspaceId) -> ScimError {
+    ScimError::NotFound(format!("workspace {id} not found"))
+}
+
+/// Sets (or removes) one direct assignment and logs it for the engines.
+async fn assign<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    workspace: &WorkspaceId,
+    principal: &PrincipalId,
+    permission: Option<WorkspacePermission>,
+    log: &mut Log,
+) -> ScimResult<()> {
+    transaction
+        .execute(
+            "DELETE FROM workspace_assignments \
+             WHERE account_id = $1 AND workspace_id = $2 AND principal_id = $3",
+            params![account.as_str(), workspace.as_str(), principal.as_str()],
+        )
+        .await?;
+    if let Some(permission) = permission {
+        transaction
+            .execute(
+                "INSERT INTO workspace_assignments \
+                 (account_id, workspace_id, principal_id, permission) VALUES ($1, $2, $3, $4)",
+                params![
+                    account.as_str(),
+                    workspace.as_str(),
+                    principal.as_str(),
+                    permission.as_str()
+                ],
+            )
+            .await?;
+    }
+    log.push(
+        account,
+        AccessEvent::WorkspaceAssigned {
+            workspace: workspace.clone(),
+            principal: principal.clone(),
+            permission,
+        },
+    );
+    Ok(())
+}
+
 async fn insert_workspace<T: SqlTransaction>(
     transaction: &mut T,
     account: &AccountId,
@@ -179,12 +313,14 @@ async fn insert_workspace<T: SqlTransaction>(
 ) -> ScimResult<()> {
     transaction
         .execute(
-            "INSERT INTO workspaces (id, account_id, name, created) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO workspaces (id, account_id, name, created, deployment_name) \
+             VALUES ($1, $2, $3, $4, $5)",
             params![
                 workspace.id.as_str(),
                 account.as_str(),
                 &workspace.name,
-                workspace.created.as_micros()
+                workspace.created.as_micros(),
+                workspace.deployment_name.as_deref()
             ],
         )
         .await?;
@@ -761,6 +897,18 @@ async fn import_records<T: SqlTransaction>(
             }
             ImportRecord::Workspace(workspace) => {
                 insert_workspace(transaction, account, workspace).await?
+            }
+            ImportRecord::Assignment(row) => {
+                let permission = Some(row.permission);
+                assign(
+                    transaction,
+                    account,
+                    &row.workspace,
+                    &row.principal,
+                    permission,
+                    log,
+                )
+                .await?
             }
             ImportRecord::Principal(principal) => {
                 insert_principal(transaction, account, principal, log).await?
