@@ -811,6 +811,31 @@ mod tests {
                 r#"{"event":"remove_object","object_type":"notebooks","object_id":"7"}"#,
                 None,
             ),
+            (
+                AccessEvent::WorkspaceAssigned {
+                    workspace: WorkspaceId::new("1001"),
+                    principal: PrincipalId::new("g"),
+                    permission: Some(WorkspacePermission::Admin),
+                },
+                r#"{"event":"workspace_assigned","workspace":"1001","principal":"g","permission":"ADMIN"}"#,
+                None,
+            ),
+            (
+                AccessEvent::WorkspaceAssigned {
+                    workspace: WorkspaceId::new("1001"),
+                    principal: PrincipalId::new("u1"),
+                    permission: None,
+                },
+                r#"{"event":"workspace_assigned","workspace":"1001","principal":"u1","permission":null}"#,
+                None,
+            ),
+            (
+                AccessEvent::WorkspaceDeleted {
+                    workspace: WorkspaceId::new("1001"),
+                },
+                r#"{"event":"workspace_deleted","workspace":"1001"}"#,
+                None,
+            ),
         ]
     }
 
@@ -846,6 +871,9 @@ mod tests {
             r#"{"event":"set_object_acl","object_type":"jobs","object_id":"42","entries":[{"principal":"g"}]}"#,
             r#"{"event":"remove_object","object_type":"spaceships","object_id":"7"}"#,
             r#"{"event":"create_workspace_entry","entry":{}}"#,
+            r#"{"event":"workspace_assigned","workspace":"1","principal":"u1"}"#,
+            r#"{"event":"workspace_assigned","workspace":"1","principal":"u1","permission":"admin"}"#,
+            r#"{"event":"workspace_deleted"}"#,
         ] {
             assert!(
                 matches!(AccessEvent::from_json(stored), Err(ScimError::Internal(_))),
