@@ -511,3 +511,81 @@ fn an_unknown_log_format_stops_the_start() {
     let message = String::from_utf8_lossy(&refused.stderr);
     assert!(message.contains("SCIMITAR_LOG_FORMAT"), "{message}");
 }
+
+#[test]
+fn account_create_and_workspace_create_make_tenants_served_side_by_side() {
+    let scratch = Scratch::new("tenants");
+    let database = scratch.sqlite("db.sqlite");
+    let binary = env!("CARGO_BIN_EXE_scimitar");
+    let run = |args: &[&str]| {
+        let output = Command::new(binary)
+            .args(args)
+            .args(["--database", &database])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    // The first account (bootstrap), then a second one: its id, its workspace, its token.
+    let first_admin = run(&["token", "create"]).trim().to_string();
+    let made = run(&["account", "create", "Acme", "--workspace", "acme-main"]);
+    let lines: Vec<&str> = made.lines().collect();
+    assert_eq!(lines.len(), 3, "{made}");
+    let (account, workspace, token) = (lines[0], lines[1], lines[2]);
+    assert!(token.starts_with("dapi"), "{token}");
+    let listed = run(&["account", "list"]);
+    assert!(listed.contains(&format!("{account}\tAcme")), "{listed}");
+    let second_workspace = run(&["workspace", "create", "--account", account, "Acme BI"])
+        .trim()
+        .to_string();
+    let workspaces = run(&["workspace", "list", "--account", account]);
+    assert_eq!(
+        workspaces,
+        format!("{workspace}\tacme-main\n{second_workspace}\tAcme BI\n")
+    );
+    let refused = Command::new(binary)
+        .args(["workspace", "create", "--account", "no-such-account", "x"])
+        .args(["--database", &database])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("no-such-account"));
+
+    let (mut server, address) = start_server(binary, &database);
+    // The new account's admin works in its workspace, and its token is nothing in the first.
+    let (status, body) = http(
+        &address,
+        "GET",
+        &format!("/w/{workspace}/scim/v2/Me"),
+        token,
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(
+        &address,
+        "POST",
+        &format!("/w/{second_workspace}/scim/v2/Users"),
+        token,
+        r#"{"userName":"bi@acme.test"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    // Several workspaces and no default_workspace: unprefixed paths say how to name one.
+    let (status, body) = http(&address, "GET", "/scim/v2/Me", token, "");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("/w/{workspace_id}"), "{body}");
+    let (status, body) = http(
+        &address,
+        "GET",
+        &format!("/w/{workspace}/scim/v2/Users"),
+        &first_admin,
+        "",
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(!body.contains("acme"), "{body}");
+    let _ = server.kill();
+    let _ = server.wait();
+}
