@@ -14,6 +14,9 @@
 #   - the Databricks SDK's Unity Catalog and Statement Execution calls (catalogs,
 #     schemas, GRANT in SQL, grants.update/get/get_effective across SCIM
 #     membership changes).
+#   - two workspaces of one account with the SDK's account client: assignment
+#     of a group, what its member and an unassigned user see through
+#     HOST/w/{workspace_id}, unassignment.
 #
 # The Python tools come from the virtualenv in $SCIMITAR_VENV (default: .venv
 # at the repository root, which scripts/test creates). If SCIMITAR_RESULTS is
@@ -48,6 +51,7 @@ readonly suites=(
     "databricks-sdk account"
     "databricks-sdk permissions"
     "databricks-sdk governance"
+    "databricks-sdk workspaces"
 )
 
 if [[ ! -x "$binary" ]]; then
@@ -178,6 +182,9 @@ run_suite "databricks-sdk workspace" "$python" "$here/databricks_sdk_scenario.py
 run_suite "databricks-sdk account" "$python" "$here/databricks_sdk_scenario.py" account "$origin" "$account_id"
 run_suite "databricks-sdk permissions" "$python" "$here/databricks_sdk_permissions.py" "$origin"
 run_suite "databricks-sdk governance" "$python" "$here/databricks_sdk_governance.py" "$origin"
+# Last: it adds (and removes) workspaces, which the suites above do not expect.
+run_suite "databricks-sdk workspaces" "$python" "$here/databricks_sdk_workspaces.py" \
+    "$origin" "$account_id" "$binary" "$database_url"
 
 failed=0
 if ! kill -0 "$server_pid" 2>/dev/null; then

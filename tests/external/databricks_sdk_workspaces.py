@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""Two workspaces of one account, driven with the official Databricks SDK, unchanged.
+
+Usage:
+    SCIMITAR_TOKEN=<secret> databricks_sdk_workspaces.py HOST ACCOUNT_ID BINARY DATABASE_URL
+
+HOST is the server root (http://127.0.0.1:8080), ACCOUNT_ID the account the admin token
+belongs to. BINARY and DATABASE_URL are used only to mint tokens for the scenario's users
+(`scimitar token create --user`), as an operator holding the database does: Scimitar has no
+token API yet.
+
+With the account client, the scenario creates two workspaces (a.workspaces.create, waited on
+until RUNNING), an account group with a member and a user outside it, and assigns the group
+to the first workspace (a.workspace_assignment.update). With workspace clients whose host is
+`HOST/w/{workspace_id}`: the member sees the first workspace and is refused in the second; the
+unassigned user is invisible in the first workspace's directory; after the account admin
+unassigns the group, the member is refused there too. It stops with exit status 1 at the first
+step that fails. Names carry a per-run suffix.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+
+from databricks.sdk import AccountClient, WorkspaceClient
+from databricks.sdk.config import Config
+from databricks.sdk.errors import DatabricksError, NotFound, PermissionDenied
+from databricks.sdk.service import iam
+
+
+class ScenarioFailure(Exception):
+    """A check in the scenario did not hold."""
+
+
+def expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise ScenarioFailure(message)
+
+
+def expect_raises(error_type, action, what: str) -> None:
+    try:
+        action()
+    except error_type:
+        return
+    except DatabricksError as error:
+        raise ScenarioFailure(
+            f"{what}: expected {error_type.__name__}, got {type(error).__name__}: {error}"
+        ) from error
+    raise ScenarioFailure(f"{what}: expected {error_type.__name__}, nothing was raised")
+
+
+class Scenario:
+    def __init__(self, host, account_id, token, binary, database, scratch) -> None:
+        self.host = host
+        self.account_id = account_id
+        self.token = token
+        self.binary = binary
+        self.database = database
+        self.scratch = scratch
+        self.run = uuid.uuid4().hex[:8]
+        self.a = AccountClient(config=self.config(host, account_id=account_id))
+        self.state: dict = {}
+
+    def config(self, host: str, token: str = None, **extra) -> Config:
+        return Config(
+            host=host,
+            token=token or self.token,
+            auth_type="pat",
+            config_file=os.path.join(self.scratch, "no-databrickscfg"),
+            retry_timeout_seconds=30,
+            http_timeout_seconds=30,
+            **extra,
+        )
+
+    def workspace_client(self, workspace_id: int, token: str = None) -> WorkspaceClient:
+        return WorkspaceClient(config=self.config(f"{self.host}/w/{workspace_id}", token))
+
+    def token_for(self, user_name: str) -> str:
+        made = subprocess.run(
+            [self.binary, "token", "create", "--database", self.database,
+             "--account", self.account_id, "--user", user_name],
+            check=True, capture_output=True, text=True,
+        )
+        return made.stdout.strip()
+
+    def steps(self):
+        return [
+            ("a.workspaces.create twice, waited on until RUNNING", self.create_workspaces),
+            ("a.workspaces.list and get", self.list_workspaces),
+            ("an account group with a member, and a user outside it", self.principals),
+            ("a.workspace_assignment.update assigns the group to the first", self.assign),
+            ("the member works in the first workspace through HOST/w/{id}", self.member_in_first),
+            ("the member is refused in the second workspace", self.member_not_in_second),
+            ("the unassigned user is invisible in the first workspace", self.outsider_invisible),
+            ("a.workspace_assignment.list shows the group", self.list_assignments),
+            ("a.workspace_assignment.delete: the member is refused at once", self.unassign),
+            ("a.workspaces.delete", self.delete_workspaces),
+        ]
+
+    def create_workspaces(self):
+        made = []
+        for name in ("one", "two"):
+            workspace = self.a.workspaces.create(
+                workspace_name=f"{name}-{self.run}", deployment_name=f"{name}-{self.run}"
+            ).result()
+            expect(workspace.workspace_status.value == "RUNNING", f"{workspace}")
+            made.append(workspace.workspace_id)
+        self.state["workspaces"] = made
+
+    def list_workspaces(self):
+        listed = [w.workspace_id for w in self.a.workspaces.list()]
+        for workspace_id in self.state["workspaces"]:
+            expect(workspace_id in listed, f"{workspace_id} not in {listed}")
+            got = self.a.workspaces.get(workspace_id)
+            expect(got.workspace_id == workspace_id, f"{got}")
+
+    def principals(self):
+        member = self.a.users.create(user_name=f"member-{self.run}@example.com")
+        outsider = self.a.users.create(user_name=f"outsider-{self.run}@example.com")
+        group = self.a.groups.create(
+            display_name=f"analysts-{self.run}", members=[iam.ComplexValue(value=member.id)]
+        )
+        self.state.update(member=member, outsider=outsider, group=group)
+
+    def assign(self):
+        first = self.state["workspaces"][0]
+        self.a.workspace_assignment.update(
+            workspace_id=first,
+            principal_id=int(self.state["group"].id),
+            permissions=[iam.WorkspacePermission.USER],
+        )
+        self.state["member_token"] = self.token_for(self.state["member"].user_name)
+
+    def member_in_first(self):
+        w = self.workspace_client(self.state["workspaces"][0], self.state["member_token"])
+        me = w.current_user.me()
+        expect(me.user_name == self.state["member"].user_name, f"{me}")
+        names = [g.display for g in me.groups or []]
+        expect(f"analysts-{self.run}" in names, f"groups {names}")
+
+    def member_not_in_second(self):
+        w = self.workspace_client(self.state["workspaces"][1], self.state["member_token"])
+        expect_raises(PermissionDenied, w.current_user.me, "me in the second workspace")
+
+    def outsider_invisible(self):
+        w = self.workspace_client(self.state["workspaces"][0])
+        outsider = self.state["outsider"]
+        found = list(w.users.list(filter=f'userName eq "{outsider.user_name}"'))
+        expect(found == [], f"the unassigned user is listed: {found}")
+        expect_raises(NotFound, lambda: w.users.get(outsider.id), "get the unassigned user")
+        member = self.state["member"]
+        found = list(w.users.list(filter=f'userName eq "{member.user_name}"'))
+        expect([u.id for u in found] == [member.id], f"the member is listed: {found}")
+
+    def list_assignments(self):
+        first = self.state["workspaces"][0]
+        listed = list(self.a.workspace_assignment.list(workspace_id=first))
+        groups = [
+            (a.principal.group_name, [p.value for p in a.permissions or []])
+            for a in listed
+            if a.principal and a.principal.group_name
+        ]
+        expect((f"analysts-{self.run}", ["USER"]) in groups, f"{listed}")
+
+    def unassign(self):
+        first = self.state["workspaces"][0]
+        self.a.workspace_assignment.delete(
+            workspace_id=first, principal_id=int(self.state["group"].id)
+        )
+        w = self.workspace_client(first, self.state["member_token"])
+        expect_raises(PermissionDenied, w.current_user.me, "me after the unassignment")
+
+    def delete_workspaces(self):
+        for workspace_id in self.state["workspaces"]:
+            self.a.workspaces.delete(workspace_id)
+            expect_raises(NotFound, lambda: self.a.workspaces.get(workspace_id), "a deleted workspace")
+
+
+def main() -> int:
+    if len(sys.argv) != 5:
+        print(__doc__, file=sys.stderr)
+        return 2
+    host, account_id, binary, database = sys.argv[1:]
+    token = os.environ.get("SCIMITAR_TOKEN")
+    if not token:
+        print("SCIMITAR_TOKEN is not set", file=sys.stderr)
+        return 2
+    # Only the arguments describe the server under test.
+    for variable in [v for v in os.environ if v.startswith("DATABRICKS_")]:
+        del os.environ[variable]
+    with tempfile.TemporaryDirectory() as scratch:
+        scenario = Scenario(host, account_id, token, binary, database, scratch)
+        print(f"Databricks SDK two-workspace scenario, host {host}, run {scenario.run}")
+        for number, (title, step) in enumerate(scenario.steps(), start=1):
+            try:
+                step()
+            except (ScenarioFailure, DatabricksError, subprocess.CalledProcessError) as error:
+                print(f"FAIL  {number:2d}. {title}")
+                print(f"      {type(error).__name__}: {error}")
+                return 1
+            print(f"ok    {number:2d}. {title}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
