@@ -93,10 +93,12 @@ impl Credential {
     }
 
     fn check_account(&self, account: &AccountId) -> ScimResult<()> {
+        // The addressed account is not named: a caller addressing a workspace by id must
+        // not learn which account holds it.
         if self.token.account != *account {
-            return Err(ScimError::Forbidden(format!(
-                "this token belongs to another account than {account}"
-            )));
+            return Err(ScimError::Forbidden(
+                "this token belongs to another account".into(),
+            ));
         }
         Ok(())
     }

@@ -89,13 +89,19 @@ impl Services {
 
     /// Acts in `workspace` with a verified credential: the credential's account must hold the
     /// workspace, and its principal must be an account admin or assigned there (directly or
-    /// through a group). Anyone else is refused, in the same words whether or not the
-    /// workspace exists in another account.
+    /// through a group), else 403. Another account's workspace is answered as a missing one,
+    /// so that a credential cannot learn which workspace ids exist elsewhere.
     pub async fn enter_workspace(
         &self,
         credential: Credential,
         workspace: &Workspace,
     ) -> ScimResult<Actor> {
+        if *credential.account() != workspace.account {
+            // Not even its id: an unprefixed path names the default workspace implicitly.
+            return Err(ScimError::NotFound(
+                "the addressed workspace does not exist".into(),
+            ));
+        }
         let actor = credential.act_in_workspace(&workspace.account, &workspace.id)?;
         let allowed = |services: &Services| {
             services.access.read(actor.account(), |model| {

@@ -17,6 +17,7 @@ mod faults;
 mod groups;
 mod health;
 mod input;
+mod isolation;
 mod leaks;
 mod limits;
 mod metrics;
