@@ -31,5 +31,6 @@ mod service_principals;
 mod statements;
 mod support;
 mod unity_catalog;
+mod unity_catalog_updates;
 mod users;
 mod workspace;
