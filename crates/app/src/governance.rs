@@ -107,6 +107,39 @@ impl Securable {
     }
 }
 
+/// The account's metastore as the Metastores API shows it. Every account has exactly one,
+/// assigned to every workspace of the account (`docs/design/governance-surfaces.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metastore {
+    /// [`metastore_id`] of the account.
+    pub id: String,
+    /// The account's name.
+    pub name: String,
+    /// Its owner, the metastore admin: the `admins` group until ownership is transferred.
+    pub owner: String,
+    /// The account's creation time.
+    pub created: Timestamp,
+}
+
+/// The id of an account's metastore: a UUID derived from the account id (SHA-256, version 8,
+/// the version for such custom UUIDs), so that every node names it the same without storing
+/// it, and it never equals the account id it is derived from.
+pub fn metastore_id(account: &AccountId) -> String {
+    let hex = scimitar_domain::credentials::token_digest(&format!("metastore of {account}"));
+    let variant = match hex.as_bytes().get(16) {
+        Some(digit) => ['8', '9', 'a', 'b'][usize::from(*digit) % 4],
+        None => '8',
+    };
+    format!(
+        "{}-{}-8{}-{variant}{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
+}
+
 /// One principal's part of a permissions change: privileges to add and to remove.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrivilegeChanges {
@@ -519,6 +552,57 @@ impl Caller<'_> {
             }
             Ok(lines)
         })?
+    }
+
+    // ----- the metastore ---------------------------------------------------------------------
+
+    /// The account's metastore, for any principal of the account (`metastores.current` and
+    /// `summary` are asked by every client that starts).
+    pub async fn metastore(&self) -> ScimResult<Metastore> {
+        let account = self
+            .services()
+            .accounts()
+            .await?
+            .into_iter()
+            .find(|account| account.id == self.account)
+            .ok_or_else(|| ScimError::NotFound(format!("account {} not found", self.account)))?;
+        let owner = self.read(|model| {
+            model
+                .owner(SecurableType::Metastore, METASTORE_NAME)
+                .map(|owner| owner.name)
+                .ok()
+        })?;
+        Ok(Metastore {
+            id: metastore_id(&self.account),
+            name: account.name,
+            // The metastore is registered with `admins` as its owner when first granted on.
+            owner: owner.unwrap_or_else(|| "admins".to_string()),
+            created: account.created,
+        })
+    }
+
+    /// The metastore with this id, for a metastore admin (`metastores.get`, `list`): an admin
+    /// of the account or a member of the metastore's owner. An id that is not the account's
+    /// metastore's does not exist.
+    pub async fn metastore_for_admin(&self, id: Option<&str>) -> ScimResult<Metastore> {
+        let admin = self.read(|model| {
+            self.is_admin(model)
+                || model
+                    .can_manage(&self.principal, SecurableType::Metastore, METASTORE_NAME)
+                    .is_ok_and(|decision| decision.allowed)
+        })?;
+        if !admin {
+            return Err(ScimError::Forbidden(
+                "permission denied: only a metastore admin may read the metastore".into(),
+            ));
+        }
+        let metastore = self.metastore().await?;
+        match id {
+            Some(id) if !id.eq_ignore_ascii_case(&metastore.id) => Err(ScimError::NotFound(
+                format!("METASTORE `{id}` does not exist"),
+            )),
+            _ => Ok(metastore),
+        }
     }
 
     // ----- writes ----------------------------------------------------------------------------

@@ -4,6 +4,7 @@ pub mod access;
 pub mod bulk;
 pub mod consistency;
 pub mod discovery;
+pub mod metastores;
 pub mod permissions;
 pub mod resources;
 pub mod statements;
@@ -92,6 +93,7 @@ pub fn router(state: AppState) -> Router {
     // The Databricks REST APIs, answering errors in Databricks' shape.
     router = router
         .merge(unity_catalog::routes())
+        .merge(metastores::routes())
         .merge(statements::routes())
         .merge(workspace::routes());
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);

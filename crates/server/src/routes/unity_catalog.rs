@@ -160,7 +160,7 @@ fn securable_type(text: &str) -> DatabricksResult<SecurableType> {
     SecurableType::parse(text).map_err(|error| ScimError::from(error).into())
 }
 
-async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> Response {
     DatabricksError(ScimError::MethodNotAllowed(format!(
         "{method} is not supported on {}",
         uri.path()

@@ -19,6 +19,7 @@ mod health;
 mod input;
 mod leaks;
 mod limits;
+mod metastores;
 mod metrics;
 mod mounts;
 mod multi_node;

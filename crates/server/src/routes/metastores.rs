@@ -1,0 +1,329 @@
+//! The Metastores API as the Databricks SDKs call it, on the workspace host
+//! (`/api/2.1/unity-catalog/current-metastore-assignment`, `metastore_summary`, `metastores`,
+//! `workspaces/{id}/metastore`) and the account host (`/api/2.0/accounts/{id}/metastores`,
+//! `.../workspaces/{id}/metastore[s/{id}]`). Every account has one metastore, assigned to
+//! every workspace of the account: assigning it again changes nothing, and the calls that
+//! would unassign it, or assign another, say so.
+
+use std::collections::HashMap;
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use scimitar_app::governance::Metastore;
+use scimitar_app::Workspace;
+use scimitar_domain::{AccountId, ScimError};
+use serde_json::{json, Value};
+
+use crate::context::{DatabricksContext, Mount};
+use crate::error::DatabricksResult;
+use crate::routes::unity_catalog::{method_not_allowed, Paging};
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    let uc = "/api/2.1/unity-catalog";
+    let workspace_host = Router::new()
+        .route(
+            &format!("{uc}/current-metastore-assignment"),
+            get(current_assignment).fallback(method_not_allowed),
+        )
+        .route(
+            &format!("{uc}/metastore_summary"),
+            get(summary).fallback(method_not_allowed),
+        )
+        .route(
+            &format!("{uc}/metastores"),
+            get(list).fallback(method_not_allowed),
+        )
+        .route(
+            &format!("{uc}/metastores/{{metastore_id}}"),
+            get(get_one).fallback(method_not_allowed),
+        )
+        .route(
+            &format!("{uc}/workspaces/{{workspace_id}}/metastore"),
+            axum::routing::put(assign)
+                .patch(assign)
+                .delete(unassign_from_query)
+                .fallback(method_not_allowed),
+        );
+    let account = "/api/2.0/accounts/{account_id}";
+    let account_host = Router::new()
+        .route(
+            &format!("{account}/metastores"),
+            get(account_list).fallback(method_not_allowed),
+        )
+        .route(
+            &format!("{account}/metastores/{{metastore_id}}"),
+            get(account_get).fallback(method_not_allowed),
+        )
+        .route(
+            &format!("{account}/workspaces/{{workspace_id}}/metastore"),
+            get(account_assignment).fallback(method_not_allowed),
+        )
+        .route(
+            &format!("{account}/workspaces/{{workspace_id}}/metastores/{{metastore_id}}"),
+            axum::routing::post(account_assign)
+                .put(account_assign)
+                .delete(account_unassign)
+                .fallback(method_not_allowed),
+        )
+        // The account is the one the path names, as on the account SCIM mount.
+        .layer(Extension(Mount::DatabricksAccount { api_version: "2.0" }));
+    workspace_host.merge(account_host)
+}
+
+type Params = Result<Path<HashMap<String, String>>, PathRejection>;
+type QueryParams = Result<Query<HashMap<String, String>>, QueryRejection>;
+
+fn path_param(params: Params, name: &str) -> DatabricksResult<String> {
+    let Path(mut values) =
+        params.map_err(|rejection| ScimError::invalid_value(rejection.body_text()))?;
+    values
+        .remove(name)
+        .ok_or_else(|| ScimError::invalid_value(format!("the path names no {name}")).into())
+}
+
+/// The workspace a workspace-host request addresses. Every request of an account is served
+/// as its first workspace today; this is the one place that decides it.
+async fn addressed_workspace(state: &AppState, account: &AccountId) -> DatabricksResult<Workspace> {
+    Ok(state
+        .services
+        .workspaces(account)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ScimError::NotFound("the account has no workspace".into()))?)
+}
+
+/// A workspace of the account by its id; another account's, or none, does not exist.
+async fn workspace_of(
+    state: &AppState,
+    account: &AccountId,
+    id: &str,
+) -> DatabricksResult<Workspace> {
+    Ok(state
+        .services
+        .workspaces(account)
+        .await?
+        .into_iter()
+        .find(|workspace| workspace.id.as_str() == id)
+        .ok_or_else(|| ScimError::NotFound(format!("workspace {id} does not exist")))?)
+}
+
+/// A workspace id as Databricks writes it: a number (int64), when it is one.
+fn workspace_id(workspace: &Workspace) -> Value {
+    let id = workspace.id.as_str();
+    id.parse::<i64>()
+        .map_or_else(|_| json!(id), |number| json!(number))
+}
+
+/// `MetastoreInfo`, with the fields the registry knows; the storage and Delta Sharing fields
+/// describe data this server does not hold and are left out.
+fn metastore_info(metastore: &Metastore) -> Value {
+    let millis = metastore.created.as_micros() / 1000;
+    json!({
+        "metastore_id": metastore.id,
+        "global_metastore_id": format!("scimitar:{}", metastore.id),
+        "name": metastore.name,
+        "owner": metastore.owner,
+        "created_at": millis,
+        "updated_at": millis,
+        "privilege_model_version": "1.0",
+        "external_access_enabled": false,
+    })
+}
+
+fn assignment(workspace: &Workspace, metastore: &Metastore) -> Value {
+    json!({
+        "workspace_id": workspace_id(workspace),
+        "metastore_id": metastore.id,
+    })
+}
+
+// ----- workspace host ----------------------------------------------------------------------
+
+async fn current_assignment(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+) -> DatabricksResult {
+    let workspace = addressed_workspace(&state, context.actor.account()).await?;
+    let metastore = state.governance.caller(&context.actor).metastore().await?;
+    Ok(Json(assignment(&workspace, &metastore)).into_response())
+}
+
+async fn summary(context: DatabricksContext, State(state): State<AppState>) -> DatabricksResult {
+    let metastore = state.governance.caller(&context.actor).metastore().await?;
+    Ok(Json(metastore_info(&metastore)).into_response())
+}
+
+async fn list(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    query: QueryParams,
+) -> DatabricksResult {
+    let Query(query) =
+        query.map_err(|rejection| ScimError::invalid_value(rejection.body_text()))?;
+    let paging = Paging::of(&query)?;
+    let metastore = state
+        .governance
+        .caller(&context.actor)
+        .metastore_for_admin(None)
+        .await?;
+    let (page, next) = paging.page(vec![metastore], |metastore| metastore.id.as_str());
+    let metastores: Vec<Value> = page.iter().map(metastore_info).collect();
+    let mut body = json!({ "metastores": metastores });
+    if let Some(next) = next {
+        body["next_page_token"] = json!(next);
+    }
+    Ok(Json(body).into_response())
+}
+
+async fn get_one(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    params: Params,
+) -> DatabricksResult {
+    let id = path_param(params, "metastore_id")?;
+    let metastore = state
+        .governance
+        .caller(&context.actor)
+        .metastore_for_admin(Some(&id))
+        .await?;
+    Ok(Json(metastore_info(&metastore)).into_response())
+}
+
+/// `PUT` and `PATCH .../workspaces/{id}/metastore` with `{metastore_id, default_catalog_name}`:
+/// the account's metastore is assigned already, so assigning it again changes nothing.
+async fn assign(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    params: Params,
+    body: axum::body::Body,
+) -> DatabricksResult {
+    let id = path_param(params, "workspace_id")?;
+    let body: Value = crate::routes::json_request(body, 64 * 1024).await?;
+    let wanted = match body.get("metastore_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) => Some(id.clone()),
+        Some(_) => return Err(ScimError::invalid_value("`metastore_id` must be a string").into()),
+    };
+    confirm_assignment(&state, &context, &id, wanted.as_deref()).await?;
+    Ok(Json(json!({})).into_response())
+}
+
+/// `DELETE .../workspaces/{id}/metastore?metastore_id=`.
+async fn unassign_from_query(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    params: Params,
+    query: QueryParams,
+) -> DatabricksResult {
+    let id = path_param(params, "workspace_id")?;
+    let Query(query) =
+        query.map_err(|rejection| ScimError::invalid_value(rejection.body_text()))?;
+    let wanted = query.get("metastore_id").cloned();
+    refuse_unassignment(&state, &context, &id, wanted.as_deref()).await
+}
+
+/// Checks that the workspace and the metastore named are the account's: assigning the one to
+/// the other is then what already holds. Only a metastore admin may assign.
+async fn confirm_assignment(
+    state: &AppState,
+    context: &DatabricksContext,
+    workspace: &str,
+    metastore_id: Option<&str>,
+) -> DatabricksResult<()> {
+    let caller = state.governance.caller(&context.actor);
+    caller.metastore_for_admin(metastore_id).await?;
+    workspace_of(state, context.actor.account(), workspace).await?;
+    Ok(())
+}
+
+async fn refuse_unassignment(
+    state: &AppState,
+    context: &DatabricksContext,
+    workspace: &str,
+    metastore_id: Option<&str>,
+) -> DatabricksResult {
+    confirm_assignment(state, context, workspace, metastore_id).await?;
+    Err(ScimError::invalid_value(
+        "the account's metastore is assigned to every workspace of the account and cannot be \
+         unassigned: it is the only metastore there is",
+    )
+    .into())
+}
+
+// ----- account host ------------------------------------------------------------------------
+
+async fn account_list(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+) -> DatabricksResult {
+    let metastore = state
+        .governance
+        .caller(&context.actor)
+        .metastore_for_admin(None)
+        .await?;
+    Ok(Json(json!({ "metastores": [metastore_info(&metastore)] })).into_response())
+}
+
+async fn account_get(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    params: Params,
+) -> DatabricksResult {
+    let id = path_param(params, "metastore_id")?;
+    let metastore = state
+        .governance
+        .caller(&context.actor)
+        .metastore_for_admin(Some(&id))
+        .await?;
+    Ok(Json(json!({ "metastore_info": metastore_info(&metastore) })).into_response())
+}
+
+async fn account_assignment(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    params: Params,
+) -> DatabricksResult {
+    let id = path_param(params, "workspace_id")?;
+    let metastore = state
+        .governance
+        .caller(&context.actor)
+        .metastore_for_admin(None)
+        .await?;
+    let workspace = workspace_of(&state, context.actor.account(), &id).await?;
+    Ok(Json(json!({ "metastore_assignment": assignment(&workspace, &metastore) })).into_response())
+}
+
+/// `POST` and `PUT .../workspaces/{wid}/metastores/{mid}`: the body
+/// (`{metastore_assignment: {...}}`) says nothing the path does not.
+async fn account_assign(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    params: Params,
+) -> DatabricksResult {
+    let (workspace, metastore) = workspace_and_metastore(params)?;
+    confirm_assignment(&state, &context, &workspace, Some(&metastore)).await?;
+    Ok(Json(json!({})).into_response())
+}
+
+async fn account_unassign(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    params: Params,
+) -> DatabricksResult {
+    let (workspace, metastore) = workspace_and_metastore(params)?;
+    refuse_unassignment(&state, &context, &workspace, Some(&metastore)).await
+}
+
+fn workspace_and_metastore(params: Params) -> DatabricksResult<(String, String)> {
+    let Path(mut values) =
+        params.map_err(|rejection| ScimError::invalid_value(rejection.body_text()))?;
+    match (values.remove("workspace_id"), values.remove("metastore_id")) {
+        (Some(workspace), Some(metastore)) => Ok((workspace, metastore)),
+        _ => Err(ScimError::invalid_value("the path names no workspace and metastore").into()),
+    }
+}
