@@ -13,7 +13,8 @@
 #   - the Databricks SDK's Permissions API calls on a job and a directory.
 #   - the Databricks SDK's Unity Catalog and Statement Execution calls (catalogs,
 #     schemas, GRANT in SQL, grants.update/get/get_effective across SCIM
-#     membership changes).
+#     membership changes; catalogs.update, schemas.update, tables.create/update/
+#     exists/list_summaries, a view granted as a TABLE, w.metastores).
 #
 # The Python tools come from the virtualenv in $SCIMITAR_VENV (default: .venv
 # at the repository root, which scripts/test creates). If SCIMITAR_RESULTS is
