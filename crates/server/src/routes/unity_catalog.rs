@@ -399,6 +399,7 @@ struct UpdateSecurableBody {
     new_name: Option<String>,
     comment: Option<String>,
     owner: Option<String>,
+    isolation_mode: Option<String>,
 }
 
 impl UpdateSecurableBody {
@@ -409,6 +410,18 @@ impl UpdateSecurableBody {
         }
         if blank(&self.owner) {
             return Err(ScimError::invalid_value("`owner` must not be empty").into());
+        }
+        // Every catalog is open to every workspace of its account: there are no workspace
+        // bindings to isolate one with, and ignoring the request would let a client believe
+        // a catalog is isolated when it is not.
+        if let Some(mode) = &self.isolation_mode {
+            if !mode.eq_ignore_ascii_case("OPEN") {
+                return Err(ScimError::invalid_value(format!(
+                    "`isolation_mode` `{mode}` is not supported: catalogs here are OPEN to \
+                     every workspace of their account (no workspace bindings)"
+                ))
+                .into());
+            }
         }
         Ok(SecurableUpdate {
             new_name: self.new_name,
