@@ -254,7 +254,10 @@ async fn a_rename_onto_a_taken_name_or_a_bad_one_changes_nothing() {
         (json!({"owner": ""}), "blank owner"),
         (json!({"comment": "x".repeat(1025)}), "too long a comment"),
         (json!(["new_name"]), "not an object"),
-        (json!({"isolation_mode": "ISOLATED"}), "isolation, which needs bindings"),
+        (
+            json!({"isolation_mode": "ISOLATED"}),
+            "isolation, which needs bindings",
+        ),
     ] {
         let refused = patch(&app, &app.token, "/catalogs/main", body).await;
         assert_eq!(refused.status, 400, "{why}: {}", refused.body);
@@ -289,7 +292,13 @@ async fn a_rename_onto_a_taken_name_or_a_bad_one_changes_nothing() {
         404,
         "RESOURCE_DOES_NOT_EXIST",
     );
-    let open = patch(&app, &app.token, "/catalogs/main", json!({"isolation_mode": "OPEN"})).await;
+    let open = patch(
+        &app,
+        &app.token,
+        "/catalogs/main",
+        json!({"isolation_mode": "OPEN"}),
+    )
+    .await;
     assert_eq!(ok(&open)["isolation_mode"], "OPEN");
     // A comment set, then cleared with an empty one; the same name is no rename.
     let commented = patch(
