@@ -3,6 +3,7 @@
 //! `table-summaries`, and a view's grants addressed as a table, over REST and in SQL.
 
 use crate::leaks::{second_account, spawn_app_with_url};
+use crate::multi_node::{change_token, two_nodes, Node};
 use crate::support::*;
 use crate::unity_catalog::{databricks_error, uc, UC};
 use reqwest::Method;
@@ -825,5 +826,139 @@ async fn a_view_is_granted_read_and_revoked_as_a_table_over_rest_and_sql() {
             .as_str()
             .unwrap()
             .replace("nothing", "X")
+    );
+}
+
+// ----- several nodes -------------------------------------------------------------------------
+
+/// A Unity Catalog request to `node` with `token`, after the write `after` answered.
+async fn on_node(node: &Node, app: &TestApp, path: &str, token: &str, after: &str) -> Reply {
+    read(
+        app.client
+            .get(format!("{}{UC}{path}", node.address))
+            .bearer_auth(token)
+            .header("scimitar-read-after", after)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn another_node_follows_a_rename_and_an_ownership_transfer_given_the_change_token() {
+    let (app, other) = two_nodes().await;
+    tree(&app).await;
+    let ana = user(&app, "ana@example.com").await;
+    let granted = patch(
+        &app,
+        &app.token,
+        "/permissions/table/main.sales.orders",
+        json!({"changes": [{"principal": "ana@example.com", "add": ["SELECT"]}]}),
+    )
+    .await;
+    // The other node has seen the table and ana's grant before the rename.
+    ok(&on_node(
+        &other,
+        &app,
+        "/permissions/table/main.sales.orders",
+        &app.token,
+        &change_token(&granted),
+    )
+    .await);
+
+    let renamed = patch(
+        &app,
+        &app.token,
+        "/catalogs/main",
+        json!({"new_name": "prod", "owner": "ana@example.com"}),
+    )
+    .await;
+    ok(&renamed);
+    let after = change_token(&renamed);
+    let grants = on_node(
+        &other,
+        &app,
+        "/permissions/table/prod.sales.orders",
+        &app.token,
+        &after,
+    )
+    .await;
+    assert_eq!(
+        ok(&grants)["privilege_assignments"],
+        json!([{"principal": "ana@example.com", "privileges": ["SELECT"]}])
+    );
+    // Its engine answers for ana as the new owner of the renamed catalog.
+    let catalog = on_node(&other, &app, "/catalogs/prod", &ana, &after).await;
+    assert_eq!(ok(&catalog)["owner"], "ana@example.com");
+    let old = on_node(
+        &other,
+        &app,
+        "/tables/main.sales.orders/exists",
+        &app.token,
+        &after,
+    )
+    .await;
+    assert_eq!(ok(&old)["table_exists"], false);
+}
+
+#[tokio::test]
+async fn two_nodes_renaming_one_catalog_at_once_leave_one_whole_tree() {
+    let (app, other) = two_nodes().await;
+    tree(&app).await;
+    grant(&app, "schema/main.sales", "users", &["USE_SCHEMA"]).await;
+    let rename = |address: &str, name: &str| {
+        app.client
+            .patch(format!("{address}{UC}/catalogs/main"))
+            .bearer_auth(&app.token)
+            .json(&json!({"new_name": name}))
+            .send()
+    };
+    let (first, second) = tokio::join!(
+        rename(&app.address, "left"),
+        rename(&other.address, "right")
+    );
+    let (first, second) = (read(first.unwrap()).await, read(second.unwrap()).await);
+    let mut statuses = [first.status, second.status];
+    statuses.sort_unstable();
+    assert_eq!(statuses[0], 200, "{} / {}", first.body, second.body);
+    assert!(
+        [404, 409].contains(&statuses[1]),
+        "{} / {}",
+        first.body,
+        second.body
+    );
+    let winner = if first.status == 200 { "left" } else { "right" };
+    let loser = if winner == "left" { "right" } else { "left" };
+    let all = get_with(
+        &app,
+        &app.token,
+        "/table-summaries",
+        &[("catalog_name", winner)],
+    )
+    .await;
+    assert_eq!(
+        ok(&all)["tables"].as_array().unwrap().len(),
+        2,
+        "{}",
+        all.body
+    );
+    assert_eq!(
+        granted(&app, &format!("schema/{winner}.sales"), "users").await,
+        ["USE_SCHEMA"]
+    );
+    for name in ["main", loser] {
+        databricks_error(
+            &get(&app, &app.token, &format!("/catalogs/{name}")).await,
+            404,
+            "RESOURCE_DOES_NOT_EXIST",
+        );
+    }
+    let listed = get(&app, &app.token, "/catalogs").await;
+    assert_eq!(
+        ok(&listed)["catalogs"].as_array().unwrap().len(),
+        1,
+        "{}",
+        listed.body
     );
 }
