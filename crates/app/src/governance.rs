@@ -605,6 +605,22 @@ impl Caller<'_> {
         }
     }
 
+    /// The workspaces a catalog (or external location, storage credential) is bound to, for
+    /// a metastore admin or one who manages it, as Databricks asks. None ever is: every
+    /// catalog is `OPEN` to every workspace of its account, and bindings, which matter only
+    /// to an `ISOLATED` one, are not kept (changing them is refused at the edge).
+    pub async fn workspace_bindings(
+        &self,
+        securable_type: SecurableType,
+        full_name: &str,
+    ) -> ScimResult<Vec<String>> {
+        let (securable_type, full_name) = self.addressed(securable_type, full_name)?;
+        self.read(|model| {
+            self.authorize_managing(model, securable_type, &full_name, "read the bindings of")
+        })??;
+        Ok(Vec::new())
+    }
+
     // ----- writes ----------------------------------------------------------------------------
 
     /// Creates a securable owned by the caller. With `if_not_exists`, an existing one is

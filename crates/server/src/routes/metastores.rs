@@ -3,7 +3,9 @@
 //! `workspaces/{id}/metastore`) and the account host (`/api/2.0/accounts/{id}/metastores`,
 //! `.../workspaces/{id}/metastore[s/{id}]`). Every account has one metastore, assigned to
 //! every workspace of the account: assigning it again changes nothing, and the calls that
-//! would unassign it, or assign another, say so.
+//! would unassign it, or assign another, say so. Catalog workspace bindings
+//! (`workspace-bindings/catalogs/{name}`, `bindings/{type}/{name}`) are read as none, since
+//! every catalog is `OPEN` to all the account's workspaces, and changing them is refused.
 
 use std::collections::HashMap;
 
@@ -12,6 +14,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
+use scimitar_access::SecurableType;
 use scimitar_app::governance::Metastore;
 use scimitar_app::Workspace;
 use scimitar_domain::{AccountId, ScimError};
@@ -46,6 +49,18 @@ pub fn routes() -> Router<AppState> {
             axum::routing::put(assign)
                 .patch(assign)
                 .delete(unassign_from_query)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            &format!("{uc}/workspace-bindings/catalogs/{{name}}"),
+            get(get_catalog_bindings)
+                .patch(update_catalog_bindings)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            &format!("{uc}/bindings/{{securable_type}}/{{name}}"),
+            get(get_bindings)
+                .patch(update_bindings)
                 .fallback(method_not_allowed),
         );
     let account = "/api/2.0/accounts/{account_id}";
@@ -326,4 +341,151 @@ fn workspace_and_metastore(params: Params) -> DatabricksResult<(String, String)>
         (Some(workspace), Some(metastore)) => Ok((workspace, metastore)),
         _ => Err(ScimError::invalid_value("the path names no workspace and metastore").into()),
     }
+}
+
+// ----- workspace bindings ------------------------------------------------------------------
+
+/// What refusing a binding change says.
+const NO_BINDINGS: &str = "workspace bindings are not supported: every catalog is OPEN to \
+                           every workspace of its account";
+
+/// The securable types Databricks binds to workspaces, as the bindings path names them.
+fn bindable(text: &str) -> DatabricksResult<SecurableType> {
+    match SecurableType::parse(text) {
+        Ok(
+            kind @ (SecurableType::Catalog
+            | SecurableType::ExternalLocation
+            | SecurableType::StorageCredential),
+        ) => Ok(kind),
+        _ => Err(ScimError::invalid_value(format!(
+            "`{text}` is not a securable type bound to workspaces: catalog, \
+             external_location or storage_credential"
+        ))
+        .into()),
+    }
+}
+
+/// Whether a list field of a binding change holds anything; anything but a list (or null) is
+/// the client's error.
+fn names_any(body: &Value, field: &str) -> DatabricksResult<bool> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Array(items)) => Ok(!items.is_empty()),
+        Some(_) => Err(ScimError::invalid_value(format!("`{field}` must be a list")).into()),
+    }
+}
+
+/// Authorizes a change of bindings and refuses it unless it changes nothing.
+async fn refuse_binding_change(
+    state: &AppState,
+    context: &DatabricksContext,
+    securable_type: SecurableType,
+    name: &str,
+    body: axum::body::Body,
+    fields: [&str; 2],
+) -> DatabricksResult<Vec<String>> {
+    let body: Value = crate::routes::json_request(body, 1024 * 1024).await?;
+    let changes = names_any(&body, fields[0])? | names_any(&body, fields[1])?;
+    let bound = state
+        .governance
+        .caller(&context.actor)
+        .workspace_bindings(securable_type, name)
+        .await?;
+    if changes {
+        return Err(ScimError::invalid_value(NO_BINDINGS).into());
+    }
+    Ok(bound)
+}
+
+async fn get_catalog_bindings(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    params: Params,
+) -> DatabricksResult {
+    let name = path_param(params, "name")?;
+    let bound = state
+        .governance
+        .caller(&context.actor)
+        .workspace_bindings(SecurableType::Catalog, &name)
+        .await?;
+    Ok(Json(json!({ "workspaces": bound })).into_response())
+}
+
+async fn update_catalog_bindings(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    params: Params,
+    body: axum::body::Body,
+) -> DatabricksResult {
+    let name = path_param(params, "name")?;
+    let fields = ["assign_workspaces", "unassign_workspaces"];
+    let bound = refuse_binding_change(
+        &state,
+        &context,
+        SecurableType::Catalog,
+        &name,
+        body,
+        fields,
+    )
+    .await?;
+    Ok(Json(json!({ "workspaces": bound })).into_response())
+}
+
+/// `[{workspace_id, binding_type}]`, as the bindings API lists them.
+fn binding_list(bound: &[String]) -> Vec<Value> {
+    bound
+        .iter()
+        .map(|id| {
+            let id = id
+                .parse::<i64>()
+                .map_or_else(|_| json!(id), |number| json!(number));
+            json!({"workspace_id": id, "binding_type": "BINDING_TYPE_READ_WRITE"})
+        })
+        .collect()
+}
+
+fn type_and_name(params: Params) -> DatabricksResult<(SecurableType, String)> {
+    let Path(mut values) =
+        params.map_err(|rejection| ScimError::invalid_value(rejection.body_text()))?;
+    match (values.remove("securable_type"), values.remove("name")) {
+        (Some(kind), Some(name)) => Ok((bindable(&kind)?, name)),
+        _ => Err(ScimError::invalid_value("the path names no securable").into()),
+    }
+}
+
+async fn get_bindings(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    params: Params,
+    query: QueryParams,
+) -> DatabricksResult {
+    let (securable_type, name) = type_and_name(params)?;
+    let Query(query) =
+        query.map_err(|rejection| ScimError::invalid_value(rejection.body_text()))?;
+    Paging::of(&query)?;
+    let bound = state
+        .governance
+        .caller(&context.actor)
+        .workspace_bindings(securable_type, &name)
+        .await?;
+    Ok(Json(json!({ "bindings": binding_list(&bound) })).into_response())
+}
+
+async fn update_bindings(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    params: Params,
+    body: axum::body::Body,
+) -> DatabricksResult {
+    let (securable_type, name) = type_and_name(params)?;
+    let bound = refuse_binding_change(
+        &state,
+        &context,
+        securable_type,
+        &name,
+        body,
+        ["add", "remove"],
+    )
+    .await?;
+    Ok(Json(json!({ "bindings": binding_list(&bound) })).into_response())
 }

@@ -372,3 +372,118 @@ async fn assigning_the_accounts_metastore_again_changes_nothing_and_nothing_else
     .await;
     assert_eq!(ok(&current)["metastore_id"], id);
 }
+
+#[tokio::test]
+async fn catalog_bindings_are_none_and_changing_them_is_refused_for_whoever_may_manage_the_catalog()
+{
+    let (app, url) = spawn_app_with_url().await;
+    ok(&uc(
+        &app,
+        Method::POST,
+        "/catalogs",
+        &app.token,
+        Some(json!({"name": "main"})),
+    )
+    .await);
+    let (_, workspace) = account_and_workspace(&app).await;
+    let workspace: i64 = workspace.parse().unwrap();
+    let legacy = "/workspace-bindings/catalogs/main";
+    let current = "/bindings/catalog/main";
+
+    assert_eq!(
+        ok(&uc(&app, Method::GET, legacy, &app.token, None).await),
+        &json!({"workspaces": []})
+    );
+    assert_eq!(
+        ok(&uc(&app, Method::GET, current, &app.token, None).await),
+        &json!({"bindings": []})
+    );
+    let unchanged = uc(
+        &app,
+        Method::PATCH,
+        legacy,
+        &app.token,
+        Some(json!({"assign_workspaces": []})),
+    )
+    .await;
+    assert_eq!(ok(&unchanged), &json!({"workspaces": []}));
+    for (path, body) in [
+        (legacy, json!({"assign_workspaces": [workspace]})),
+        (legacy, json!({"unassign_workspaces": [workspace]})),
+        (
+            current,
+            json!({"add": [{"workspace_id": workspace, "binding_type": "BINDING_TYPE_READ_ONLY"}]}),
+        ),
+        (legacy, json!({"assign_workspaces": "all"})),
+        (current, json!(["add"])),
+    ] {
+        let refused = uc(&app, Method::PATCH, path, &app.token, Some(body.clone())).await;
+        databricks_error(&refused, 400, "INVALID_PARAMETER_VALUE");
+    }
+    databricks_error(
+        &uc(
+            &app,
+            Method::GET,
+            "/bindings/table/main.s.t",
+            &app.token,
+            None,
+        )
+        .await,
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
+    databricks_error(
+        &uc(
+            &app,
+            Method::GET,
+            "/workspace-bindings/catalogs/nowhere",
+            &app.token,
+            None,
+        )
+        .await,
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    );
+
+    // The catalog's owner may read them; one who only sees the catalog may not; one who does
+    // not see it is told it does not exist; another account's admin reads nothing.
+    let ana = user_token(&app, "ana@example.com").await;
+    databricks_error(
+        &uc(&app, Method::GET, legacy, &ana, None).await,
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    );
+    ok(&uc(
+        &app,
+        Method::PATCH,
+        "/permissions/catalog/main",
+        &app.token,
+        Some(json!({"changes": [{"principal": "ana@example.com", "add": ["USE_CATALOG"]}]})),
+    )
+    .await);
+    databricks_error(
+        &uc(&app, Method::GET, legacy, &ana, None).await,
+        403,
+        "PERMISSION_DENIED",
+    );
+    databricks_error(
+        &uc(&app, Method::PATCH, current, &ana, Some(json!({"add": []}))).await,
+        403,
+        "PERMISSION_DENIED",
+    );
+    ok(&uc(
+        &app,
+        Method::PATCH,
+        "/catalogs/main",
+        &app.token,
+        Some(json!({"owner": "ana@example.com"})),
+    )
+    .await);
+    assert_eq!(
+        ok(&uc(&app, Method::GET, current, &ana, None).await),
+        &json!({"bindings": []})
+    );
+    let (_, foreign) = second_account(&app, &url).await;
+    let refused = uc(&app, Method::GET, legacy, &foreign, None).await;
+    assert!([403, 404].contains(&refused.status), "{}", refused.body);
+}
