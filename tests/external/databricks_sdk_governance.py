@@ -11,7 +11,12 @@ workspace admin's (run.sh uses the bootstrap admin's).
 The scenario creates a catalog and a schema with w.catalogs / w.schemas, a table
 and grants with w.statement_execution.execute_statement, changes grants with
 w.grants.update, and reads them back with w.grants.get and w.grants.get_effective
-before and after SCIM membership changes made with w.groups.patch. It checks that
+before and after SCIM membership changes made with w.groups.patch. It transfers
+ownership with w.catalogs.update and w.tables.update, renames a schema with
+w.schemas.update (its table's grants follow), makes a view with w.tables.create
+and grants on it through securable_type TABLE (the SDK has no VIEW), asks
+w.tables.exists and w.tables.list_summaries a page at a time, and reads the one
+metastore with w.metastores.current, summary, list and get. It checks that
 the SDK raises its typed errors (NotFound, ResourceAlreadyExists) and that a
 failed statement comes back FAILED with the offending token named. It stops with
 exit status 1 at the first step that fails. Names carry a per-run suffix.
@@ -75,6 +80,10 @@ class Scenario:
             ("w.groups.patch adds the user: get_effective shows the group's grants", self.effective_after_join),
             ("w.groups.patch removes the user: get_effective is empty again", self.effective_after_leave),
             ("SHOW GRANTS via execute_statement", self.show_grants),
+            ("w.catalogs.update moves ownership, w.schemas.update renames", self.updates),
+            ("w.tables.create makes a view, granted with grants.update as a TABLE", self.view_as_table),
+            ("w.tables.exists and w.tables.list_summaries", self.exists_and_summaries),
+            ("w.metastores.current and summary name one metastore", self.metastore),
             ("typed errors: NotFound, ResourceAlreadyExists", self.typed_errors),
             ("a statement that does not parse comes back FAILED naming the token", self.failed_statement),
             ("w.catalogs.delete(force=True) drops everything in it", self.catalog_delete),
@@ -197,6 +206,87 @@ class Scenario:
             [self.group, "USE CATALOG", "CATALOG", self.catalog] in rows,
             f"SHOW GRANTS lists the catalog's grants too: {rows}",
         )
+
+    def updates(self) -> None:
+        me = self.w.current_user.me().user_name
+        moved = self.w.catalogs.update(self.catalog, owner=self.group, comment="owned by the group")
+        expect(moved.owner == self.group, f"owner after update: {moved.owner!r}")
+        fetched = self.w.catalogs.get(self.catalog)
+        expect(fetched.owner == self.group, f"owner read back: {fetched.owner!r}")
+        expect(fetched.comment == "owned by the group", f"comment read back: {fetched.comment!r}")
+        # An admin takes it back.
+        back = self.w.catalogs.update(self.catalog, owner=me)
+        expect(back.owner == me, f"owner back: {back.owner!r}")
+        renamed = self.w.schemas.update(f"{self.catalog}.sales", new_name="revenue")
+        expect(renamed.full_name == f"{self.catalog}.revenue", f"renamed schema: {renamed.full_name!r}")
+        grants = self.w.grants.get("table", f"{self.catalog}.revenue.orders")
+        held = {
+            (assignment.principal, privilege)
+            for assignment in grants.privilege_assignments or []
+            for privilege in assignment.privileges or []
+        }
+        expect((self.group, catalog.Privilege.SELECT) in held, f"the table's grant moved with it: {held}")
+        self.w.schemas.update(f"{self.catalog}.revenue", new_name="sales")
+        self.w.tables.update(f"{self.catalog}.sales.orders", owner=self.group)
+        table = self.w.tables.get(f"{self.catalog}.sales.orders")
+        expect(table.owner == self.group, f"table owner: {table.owner!r}")
+
+    def view_as_table(self) -> None:
+        view = self.w.tables.create(
+            name="recent",
+            catalog_name=self.catalog,
+            schema_name="sales",
+            table_type=catalog.TableType.VIEW,
+            data_source_format=catalog.DataSourceFormat.DELTA,
+            storage_location="s3://scimitar/none",
+        )
+        expect(view.table_type == catalog.TableType.VIEW, f"created: {view}")
+        full_name = f"{self.catalog}.sales.recent"
+        # The SDK's SecurableType has no VIEW: a view's grants are asked for as a table's.
+        self.w.grants.update(
+            catalog.SecurableType.TABLE.value,
+            full_name,
+            changes=[catalog.PermissionsChange(principal=self.group, add=[catalog.Privilege.SELECT])],
+        )
+        got = self.w.grants.get(catalog.SecurableType.TABLE.value, full_name)
+        held = {
+            (assignment.principal, privilege)
+            for assignment in got.privilege_assignments or []
+            for privilege in assignment.privileges or []
+        }
+        expect(held == {(self.group, catalog.Privilege.SELECT)}, f"grants on the view: {held}")
+        response = self.succeeded(f"SHOW GRANTS `{self.group}` ON TABLE {full_name}")
+        rows = response.result.data_array or []
+        expect(any(row[1] == "SELECT" and row[3] == full_name for row in rows), f"SHOW GRANTS: {rows}")
+
+    def exists_and_summaries(self) -> None:
+        expect(self.w.tables.exists(f"{self.catalog}.sales.orders").table_exists is True, "orders exists")
+        expect(self.w.tables.exists(f"{self.catalog}.sales.nothing").table_exists is False, "nothing does not")
+        summaries = [
+            (summary.full_name, summary.table_type)
+            for summary in self.w.tables.list_summaries(self.catalog, max_results=1)
+        ]
+        expect(
+            sorted(summaries)
+            == [
+                (f"{self.catalog}.sales.orders", catalog.TableType.MANAGED),
+                (f"{self.catalog}.sales.recent", catalog.TableType.VIEW),
+            ],
+            f"summaries, a page at a time: {summaries}",
+        )
+        matched = [s.full_name for s in self.w.tables.list_summaries(self.catalog, table_name_pattern="rec%")]
+        expect(matched == [f"{self.catalog}.sales.recent"], f"LIKE pattern: {matched}")
+
+    def metastore(self) -> None:
+        current = self.w.metastores.current()
+        summary = self.w.metastores.summary()
+        expect(
+            current.metastore_id and current.metastore_id == summary.metastore_id,
+            f"current {current}, summary {summary}",
+        )
+        listed = [info.metastore_id for info in self.w.metastores.list()]
+        expect(listed == [summary.metastore_id], f"metastores: {listed}")
+        expect(self.w.metastores.get(summary.metastore_id).name == summary.name, "get by id")
 
     def typed_errors(self) -> None:
         expect_raises(NotFound, lambda: self.w.catalogs.get(f"missing_{self.run}"), "GET of a missing catalog")

@@ -13,7 +13,8 @@
 #   - the Databricks SDK's Permissions API calls on a job and a directory.
 #   - the Databricks SDK's Unity Catalog and Statement Execution calls (catalogs,
 #     schemas, GRANT in SQL, grants.update/get/get_effective across SCIM
-#     membership changes).
+#     membership changes; catalogs.update, schemas.update, tables.create/update/
+#     exists/list_summaries, a view granted as a TABLE, w.metastores).
 #   - two workspaces of one account with the SDK's account client: assignment
 #     of a group, what its member and an unassigned user see through
 #     HOST/w/{workspace_id}, unassignment.

@@ -344,6 +344,54 @@ impl Catalog {
         Ok(slot)
     }
 
+    /// The type of the live securable an address finds: `kind` itself, else the type it
+    /// also addresses ([`SecurableType::also_addresses`]: a view addressed as a table).
+    pub(crate) fn addressed(&self, kind: SecurableType, full_name: &str) -> Option<SecurableType> {
+        std::iter::once(kind)
+            .chain(kind.also_addresses())
+            .find(|candidate| self.find(*candidate, full_name).is_ok())
+    }
+
+    /// Renames a securable and everything below it to `new_name` (canonical, with the same
+    /// parent). Each slot keeps its owner, grants and place in the tree, so the grants on a
+    /// renamed catalog, and on everything in it, follow it.
+    pub(crate) fn rename(&mut self, root: u32, new_name: &str) -> Result<(), AccessError> {
+        let (kind, old_name) = {
+            let entry = self.slot(root);
+            (entry.kind, entry.name.clone())
+        };
+        let new_name = canonical_name(kind, new_name)?;
+        if crate::securable::parent_name(&old_name) != crate::securable::parent_name(&new_name) {
+            return Err(AccessError::InvalidSecurableName {
+                securable_type: kind,
+                full_name: new_name,
+                why: "a rename keeps the object in its catalog and schema".into(),
+            });
+        }
+        if self.name_taken(kind, &new_name) {
+            return Err(AccessError::SecurableExists {
+                securable_type: kind,
+                full_name: new_name,
+            });
+        }
+        for slot in self.subtree(root) {
+            let (kind, name) = {
+                let entry = self.slot(slot);
+                (entry.kind, entry.name.clone())
+            };
+            // Every name below the root starts with the root's name and a dot.
+            let renamed = match name.strip_prefix(old_name.as_str()) {
+                Some(rest) => format!("{new_name}{rest}"),
+                None => continue,
+            };
+            let names = &mut self.by_name[type_index(kind)];
+            names.remove(&name);
+            names.insert(&renamed, slot);
+            self.slot_mut(slot).name = renamed;
+        }
+        Ok(())
+    }
+
     /// The securable and everything below it, parents before children.
     pub(crate) fn subtree(&self, root: u32) -> Vec<u32> {
         let mut order = vec![root];

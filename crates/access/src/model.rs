@@ -200,6 +200,19 @@ impl AccessModel {
         Ok(())
     }
 
+    /// Renames a catalog or schema (`PATCH` with `new_name`) to `new_name`, its new full
+    /// name under the same parent; everything below it is renamed with it, and every grant
+    /// and owner stays where it was.
+    pub fn rename_securable(
+        &mut self,
+        securable_type: SecurableType,
+        full_name: &str,
+        new_name: &str,
+    ) -> Result<(), AccessError> {
+        let slot = self.catalog.find(securable_type, full_name)?;
+        self.catalog.rename(slot, new_name)
+    }
+
     /// Transfers ownership (`ALTER ... OWNER TO`).
     pub fn set_owner(
         &mut self,

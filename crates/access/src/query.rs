@@ -774,6 +774,16 @@ impl AccessModel {
         Ok(effective)
     }
 
+    /// The type of the securable that `securable_type` `full_name` names: the type itself,
+    /// or a view's when a table address names a view
+    /// ([`SecurableType::also_addresses`]). When nothing is found, the type asked for, so
+    /// that "does not exist" names what the caller asked about.
+    pub fn addressed_type(&self, securable_type: SecurableType, full_name: &str) -> SecurableType {
+        self.catalog
+            .addressed(securable_type, full_name)
+            .unwrap_or(securable_type)
+    }
+
     /// The securable's owner (possibly a removed principal, which holds nothing).
     pub fn owner(
         &self,

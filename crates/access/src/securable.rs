@@ -225,6 +225,18 @@ impl SecurableType {
         }
     }
 
+    /// The other type an address of this type also finds: a view is a kind of table in
+    /// Databricks' REST API (the SDKs' `SecurableType` has no `VIEW`, so a view's grants are
+    /// asked for as `table`) and in SQL (`GRANT ... ON TABLE <view>`). Tables and views share
+    /// one namespace, so at most one of the two is found. The one place this rule is kept:
+    /// every lookup by address goes through [`crate::AccessModel::addressed_type`].
+    pub fn also_addresses(self) -> Option<SecurableType> {
+        match self {
+            SecurableType::Table => Some(SecurableType::View),
+            _ => None,
+        }
+    }
+
     /// How many dot-separated parts a full name of this type has.
     pub fn name_parts(self) -> usize {
         match self.parent_type() {

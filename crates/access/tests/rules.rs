@@ -491,6 +491,49 @@ const CASES: &[Case] = &[
         }),
     },
     Case {
+        name: "a renamed catalog keeps its children, owners and grants under the new name",
+        given: |m| {
+            grant(m, CATALOG, "alice", &[UseCatalog])?;
+            grant(m, SCHEMA, "alice", &[UseSchema])?;
+            grant(m, TABLE, "alice", &[Select])?;
+            m.rename_securable(Catalog, "main", "prod")
+        },
+        then: Then::Holds(|m| {
+            assert!(m.owner(Catalog, "main").is_err());
+            assert_eq!(m.owner(Table, "prod.sales.orders").unwrap().name, "carol");
+            assert!(m
+                .allows(&id("alice"), Select, Table, "prod.sales.orders")
+                .unwrap());
+            assert!(m
+                .allows(&id("alice"), Select, Table, "main.sales.orders")
+                .is_err());
+        }),
+    },
+    Case {
+        name: "a rename onto a taken name is refused",
+        given: |m| m.rename_securable(Catalog, "main", "other"),
+        then: Then::Refused("already exists"),
+    },
+    Case {
+        name: "a rename keeps a schema in its catalog",
+        given: |m| m.rename_securable(Schema, "main.sales", "other.sales"),
+        then: Then::Refused("keeps the object in its catalog"),
+    },
+    Case {
+        name: "a view addressed as a table is found as the view",
+        given: |m| m.create_securable(View, "main.sales.recent", &id("carol")),
+        then: Then::Holds(|m| {
+            assert_eq!(m.addressed_type(Table, "main.sales.recent"), View);
+            assert_eq!(m.addressed_type(Table, "main.sales.orders"), Table);
+            assert_eq!(
+                m.addressed_type(View, "main.sales.orders"),
+                View,
+                "only tables address views"
+            );
+            assert_eq!(m.addressed_type(Table, "main.sales.nothing"), Table);
+        }),
+    },
+    Case {
         name: "names are case insensitive",
         given: |m| grant(m, (Table, "Main.Sales.Orders"), "alice", &[Select]),
         then: Then::Holds(|m| {

@@ -522,6 +522,13 @@ fn apply(model: &mut AccessModel, event: &AccessEvent) -> Result<(), AccessError
                 full_name,
                 owner,
             } => model.set_owner(*securable_type, full_name, owner),
+            GovernanceChange::RenameSecurable {
+                securable_type,
+                full_name,
+                new_name,
+            } => model.rename_securable(*securable_type, full_name, new_name),
+            // Never logged; nothing the engine keeps.
+            GovernanceChange::SetComment { .. } => Ok(()),
             GovernanceChange::Grant {
                 securable_type,
                 full_name,

@@ -107,12 +107,56 @@ impl Securable {
     }
 }
 
+/// The account's metastore as the Metastores API shows it. Every account has exactly one,
+/// assigned to every workspace of the account (`docs/design/governance-surfaces.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metastore {
+    /// [`metastore_id`] of the account.
+    pub id: String,
+    /// The account's name.
+    pub name: String,
+    /// Its owner, the metastore admin: the `admins` group until ownership is transferred.
+    pub owner: String,
+    /// The account's creation time.
+    pub created: Timestamp,
+}
+
+/// The id of an account's metastore: a UUID derived from the account id (SHA-256, version 8,
+/// the version for such custom UUIDs), so that every node names it the same without storing
+/// it, and it never equals the account id it is derived from.
+pub fn metastore_id(account: &AccountId) -> String {
+    let hex = scimitar_domain::credentials::token_digest(&format!("metastore of {account}"));
+    let variant = match hex.as_bytes().get(16) {
+        Some(digit) => ['8', '9', 'a', 'b'][usize::from(*digit) % 4],
+        None => '8',
+    };
+    format!(
+        "{}-{}-8{}-{variant}{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
+}
+
 /// One principal's part of a permissions change: privileges to add and to remove.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrivilegeChanges {
     pub principal: String,
     pub add: Vec<Privilege>,
     pub remove: Vec<Privilege>,
+}
+
+/// What a `PATCH` of a catalog, schema or table changes: each field that is given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecurableUpdate {
+    /// The object's new name in its parent (a catalog's or a schema's last part).
+    pub new_name: Option<String>,
+    /// The new comment; an empty one clears it.
+    pub comment: Option<String>,
+    /// The new owner, as Databricks names principals.
+    pub owner: Option<String>,
 }
 
 /// The longest comment of a catalog, schema or table, in characters. Names are held to
@@ -263,6 +307,29 @@ impl Caller<'_> {
         self.governance.principal_named(&self.account, name).await
     }
 
+    /// The securable an address names, as its own type and canonical name: a view addressed
+    /// as a table is the view ([`SecurableType::also_addresses`], the one rule). Every read
+    /// and grant by address starts here; `DROP TABLE` and `ALTER TABLE` in SQL do not, as
+    /// Databricks refuses them on a view.
+    fn addressed(
+        &self,
+        securable_type: SecurableType,
+        full_name: &str,
+    ) -> ScimResult<(SecurableType, String)> {
+        let full_name = canonical_name(securable_type, full_name)?;
+        let found = self.read(|model| {
+            let found = model.addressed_type(securable_type, &full_name);
+            // A view the caller may not see stays a missing table: "VIEW ... does not
+            // exist" would tell that a view of that name exists.
+            if found == securable_type || self.visible(model, found, &full_name) {
+                found
+            } else {
+                securable_type
+            }
+        })?;
+        Ok((found, full_name))
+    }
+
     // ----- reads -----------------------------------------------------------------------------
 
     /// One securable, if the caller may see it (a workspace admin, one who may manage it, or
@@ -272,7 +339,7 @@ impl Caller<'_> {
         securable_type: SecurableType,
         full_name: &str,
     ) -> ScimResult<Securable> {
-        let full_name = canonical_name(securable_type, full_name)?;
+        let (securable_type, full_name) = self.addressed(securable_type, full_name)?;
         let row = self
             .services()
             .store
@@ -354,7 +421,7 @@ impl Caller<'_> {
         full_name: &str,
         principal: Option<&str>,
     ) -> ScimResult<Vec<Assignment>> {
-        let full_name = canonical_name(securable_type, full_name)?;
+        let (securable_type, full_name) = self.addressed(securable_type, full_name)?;
         let only = self.resolve_filter(principal).await?;
         self.read(|model| {
             self.may_read_grants(model, securable_type, &full_name, only.as_ref())?;
@@ -388,7 +455,7 @@ impl Caller<'_> {
         full_name: &str,
         principal: Option<&str>,
     ) -> ScimResult<Vec<EffectiveAssignment>> {
-        let full_name = canonical_name(securable_type, full_name)?;
+        let (securable_type, full_name) = self.addressed(securable_type, full_name)?;
         let only = self.resolve_filter(principal).await?;
         self.read(|model| {
             self.may_read_grants(model, securable_type, &full_name, only.as_ref())?;
@@ -436,7 +503,7 @@ impl Caller<'_> {
         full_name: &str,
         principal: Option<&str>,
     ) -> ScimResult<Vec<GrantLine>> {
-        let full_name = canonical_name(securable_type, full_name)?;
+        let (securable_type, full_name) = self.addressed(securable_type, full_name)?;
         let only = self.resolve_filter(principal).await?;
         self.read(|model| {
             self.may_read_grants(model, securable_type, &full_name, only.as_ref())?;
@@ -485,6 +552,73 @@ impl Caller<'_> {
             }
             Ok(lines)
         })?
+    }
+
+    // ----- the metastore ---------------------------------------------------------------------
+
+    /// The account's metastore, for any principal of the account (`metastores.current` and
+    /// `summary` are asked by every client that starts).
+    pub async fn metastore(&self) -> ScimResult<Metastore> {
+        let account = self
+            .services()
+            .accounts()
+            .await?
+            .into_iter()
+            .find(|account| account.id == self.account)
+            .ok_or_else(|| ScimError::NotFound(format!("account {} not found", self.account)))?;
+        let owner = self.read(|model| {
+            model
+                .owner(SecurableType::Metastore, METASTORE_NAME)
+                .map(|owner| owner.name)
+                .ok()
+        })?;
+        Ok(Metastore {
+            id: metastore_id(&self.account),
+            name: account.name,
+            // The metastore is registered with `admins` as its owner when first granted on.
+            owner: owner.unwrap_or_else(|| "admins".to_string()),
+            created: account.created,
+        })
+    }
+
+    /// The metastore with this id, for a metastore admin (`metastores.get`, `list`): an admin
+    /// of the account or a member of the metastore's owner. An id that is not the account's
+    /// metastore's does not exist.
+    pub async fn metastore_for_admin(&self, id: Option<&str>) -> ScimResult<Metastore> {
+        let admin = self.read(|model| {
+            self.is_admin(model)
+                || model
+                    .can_manage(&self.principal, SecurableType::Metastore, METASTORE_NAME)
+                    .is_ok_and(|decision| decision.allowed)
+        })?;
+        if !admin {
+            return Err(ScimError::Forbidden(
+                "permission denied: only a metastore admin may read the metastore".into(),
+            ));
+        }
+        let metastore = self.metastore().await?;
+        match id {
+            Some(id) if !id.eq_ignore_ascii_case(&metastore.id) => Err(ScimError::NotFound(
+                format!("METASTORE `{id}` does not exist"),
+            )),
+            _ => Ok(metastore),
+        }
+    }
+
+    /// The workspaces a catalog (or external location, storage credential) is bound to, for
+    /// a metastore admin or one who manages it, as Databricks asks. None ever is: every
+    /// catalog is `OPEN` to every workspace of its account, and bindings, which matter only
+    /// to an `ISOLATED` one, are not kept (changing them is refused at the edge).
+    pub async fn workspace_bindings(
+        &self,
+        securable_type: SecurableType,
+        full_name: &str,
+    ) -> ScimResult<Vec<String>> {
+        let (securable_type, full_name) = self.addressed(securable_type, full_name)?;
+        self.read(|model| {
+            self.authorize_managing(model, securable_type, &full_name, "read the bindings of")
+        })??;
+        Ok(Vec::new())
     }
 
     // ----- writes ----------------------------------------------------------------------------
@@ -577,10 +711,7 @@ impl Caller<'_> {
         let (owner, _) = self.resolve(owner).await?;
         let _turn = self.governance.writes.lock().await;
         let authorized = self.read(|model| {
-            self.authorize_managing(model, securable_type, &full_name, "change the owner of")?;
-            model
-                .owner(securable_type, &full_name)
-                .map_err(ScimError::from)?;
+            self.authorize_ownership_transfer(model, securable_type, &full_name)?;
             Ok::<_, ScimError>(Authorized(vec![GovernanceChange::SetOwner {
                 securable_type,
                 full_name: full_name.clone(),
@@ -588,6 +719,155 @@ impl Caller<'_> {
             }]))
         })??;
         self.commit(authorized).await
+    }
+
+    /// Changes a catalog's, schema's or table's name, comment and owner (`PATCH`), all in one
+    /// change: a rename carries everything below the object and every grant on it, and the
+    /// comment and owner are set on the new name. Renaming and the comment need what
+    /// managing the object needs; the owner, [`Caller::authorize_ownership_transfer`]'s rule.
+    /// Returns the object as it then is.
+    pub async fn update(
+        &self,
+        securable_type: SecurableType,
+        full_name: &str,
+        update: SecurableUpdate,
+    ) -> ScimResult<Securable> {
+        let (securable_type, full_name) = self.addressed(securable_type, full_name)?;
+        check_comment(update.comment.as_deref())?;
+        let renamed = match &update.new_name {
+            Some(new_name) => self.new_full_name(securable_type, &full_name, new_name)?,
+            None => None,
+        };
+        let owner = match &update.owner {
+            Some(owner) => Some(self.resolve(owner).await?.0),
+            None => None,
+        };
+        let _turn = self.governance.writes.lock().await;
+        let authorized = self.read(|model| {
+            if !self.exists_for_caller(model, securable_type, &full_name) {
+                return Err(not_found(securable_type, &full_name));
+            }
+            let mut changes = Vec::new();
+            let mut name = full_name.clone();
+            if let Some(new_name) = &renamed {
+                self.authorize_managing(model, securable_type, &full_name, "rename")?;
+                if model.owner(securable_type, new_name).is_ok() {
+                    return Err(ScimError::from(AccessError::SecurableExists {
+                        securable_type,
+                        full_name: new_name.clone(),
+                    }));
+                }
+                changes.push(GovernanceChange::RenameSecurable {
+                    securable_type,
+                    full_name: full_name.clone(),
+                    new_name: new_name.clone(),
+                });
+                name = new_name.clone();
+            }
+            if let Some(comment) = &update.comment {
+                self.authorize_managing(model, securable_type, &full_name, "comment on")?;
+                changes.push(GovernanceChange::SetComment {
+                    securable_type,
+                    full_name: name.clone(),
+                    comment: Some(comment.clone()).filter(|text| !text.is_empty()),
+                });
+            }
+            if let Some(owner) = owner {
+                self.authorize_ownership_transfer(model, securable_type, &full_name)?;
+                changes.push(GovernanceChange::SetOwner {
+                    securable_type,
+                    full_name: name.clone(),
+                    owner,
+                });
+            }
+            Ok(Authorized(changes))
+        })??;
+        self.commit(authorized).await?;
+        drop(_turn);
+        self.get_unchecked(securable_type, renamed.as_deref().unwrap_or(&full_name))
+            .await
+    }
+
+    /// The full name `new_name` gives an object (the last part replaced); `None` when it is
+    /// the name it has. Only catalogs and schemas are renamed, as in Databricks' API.
+    fn new_full_name(
+        &self,
+        securable_type: SecurableType,
+        full_name: &str,
+        new_name: &str,
+    ) -> ScimResult<Option<String>> {
+        if !matches!(
+            securable_type,
+            SecurableType::Catalog | SecurableType::Schema
+        ) {
+            return Err(ScimError::invalid_value(format!(
+                "a {securable_type} is not renamed here: only catalogs and schemas take                  `new_name`"
+            )));
+        }
+        if let Some(problem) = name_part_problem(new_name) {
+            return Err(ScimError::invalid_value(format!(
+                "`new_name` `{new_name}` is not a valid name: {problem}"
+            )));
+        }
+        let renamed = match full_name.rsplit_once('.') {
+            Some((parent, _)) => format!("{parent}.{new_name}"),
+            None => new_name.to_string(),
+        };
+        let renamed = canonical_name(securable_type, &renamed)?;
+        Ok((renamed != full_name).then_some(renamed))
+    }
+
+    /// Tables and views whose schema and name match SQL `LIKE` patterns (`%` any run, `_` one
+    /// character, `\` escaping either; case ignored as names are), in one catalog, as far as
+    /// the caller may see them, by full name (`GET /table-summaries`).
+    pub async fn table_summaries(
+        &self,
+        catalog: &str,
+        schema_pattern: Option<&str>,
+        table_pattern: Option<&str>,
+    ) -> ScimResult<Vec<Securable>> {
+        let catalog = canonical_name(SecurableType::Catalog, catalog)?;
+        let exists = self.read(|model| model.owner(SecurableType::Catalog, &catalog).is_ok())?;
+        if !exists {
+            return Err(not_found(SecurableType::Catalog, &catalog));
+        }
+        let mut rows = Vec::new();
+        for kind in [SecurableType::Table, SecurableType::View] {
+            rows.extend(
+                self.services()
+                    .store
+                    .securables(&self.account, kind, Some(&catalog))
+                    .await?,
+            );
+        }
+        let matches = |pattern: Option<&str>, name: &str| {
+            pattern.is_none_or(|pattern| like(&pattern.to_lowercase(), name))
+        };
+        rows.retain(|row| {
+            let mut parts = row.full_name.split('.').skip(1);
+            let (schema, table) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            matches(schema_pattern, schema) && matches(table_pattern, table)
+        });
+        rows.sort_by(|a, b| a.full_name.cmp(&b.full_name));
+        self.read(|model| {
+            let listed: Vec<Securable> = rows
+                .into_iter()
+                .filter(|row| self.visible(model, row.securable_type, &row.full_name))
+                .map(|row| Securable {
+                    owner: owner_name(model, row.securable_type, &row.full_name),
+                    securable_type: row.securable_type,
+                    full_name: row.full_name,
+                    comment: row.comment,
+                    created: row.created,
+                })
+                .collect();
+            // As for any list: a catalog the caller may not see, holding nothing it may see
+            // (among what was asked for), is answered as a missing one.
+            if listed.is_empty() && !self.visible(model, SecurableType::Catalog, &catalog) {
+                return Err(not_found(SecurableType::Catalog, &catalog));
+            }
+            Ok(listed)
+        })?
     }
 
     /// Applies grants and revokes for several principals as one change: either every one is
@@ -600,7 +880,7 @@ impl Caller<'_> {
         full_name: &str,
         changes: Vec<PrivilegeChanges>,
     ) -> ScimResult<()> {
-        let full_name = canonical_name(securable_type, full_name)?;
+        let (securable_type, full_name) = self.addressed(securable_type, full_name)?;
         let changes = without_repeated_changes(changes);
         if changes.len() > MAX_PRIVILEGE_CHANGES {
             return Err(ScimError::invalid_value(format!(
@@ -866,6 +1146,48 @@ impl Caller<'_> {
         } else {
             Err(denied(
                 &format!("{verb} {securable_type} `{full_name}`"),
+                &decision,
+            ))
+        }
+    }
+
+    /// Who may transfer ownership, by `ALTER ... OWNER TO` and by `PATCH` alike: an admin,
+    /// or one who may manage the object (its owner, the owner of its catalog or schema, the
+    /// metastore owner, a holder of `MANAGE`) and may use the catalog and schema it is in, as
+    /// Databricks states it for tables (the catalog owner with `USE CATALOG`, the schema owner
+    /// with `USE CATALOG`, the table owner with both `USE` privileges; an owner above holds
+    /// what it owns implicitly).
+    fn authorize_ownership_transfer(
+        &self,
+        model: &AccessModel,
+        securable_type: SecurableType,
+        full_name: &str,
+    ) -> ScimResult<()> {
+        self.authorize_managing(model, securable_type, full_name, "change the owner of")?;
+        if self.is_admin(model) {
+            return Ok(());
+        }
+        let parent = securable_type.parent_type().zip(
+            full_name
+                .rsplit_once('.')
+                .map(|(parent, _)| parent.to_string()),
+        );
+        let Some((parent_type, parent_name)) = parent else {
+            return Ok(());
+        };
+        let needed = match parent_type {
+            SecurableType::Schema => Privilege::UseSchema,
+            _ => Privilege::UseCatalog,
+        };
+        // `USE SCHEMA` on the schema is asked with `USE CATALOG` on its catalog.
+        let decision = model
+            .check(&self.principal, needed, parent_type, &parent_name)
+            .map_err(ScimError::from)?;
+        if decision.allowed {
+            Ok(())
+        } else {
+            Err(denied(
+                &format!("change the owner of {securable_type} `{full_name}`"),
                 &decision,
             ))
         }
@@ -1198,4 +1520,75 @@ fn qualify(
     let qualified = name.qualified(catalog.unwrap_or(""), schema.unwrap_or(""));
     let full_name = canonical_name(securable_type, &qualified.full_name())?;
     Ok((securable_type, full_name))
+}
+
+/// SQL `LIKE`: `%` matches any run of characters, `_` exactly one, and a backslash makes the next
+/// character literal. Iterative, with one remembered `%` to fall back to, so no pattern can
+/// make it take more than length of pattern times length of text steps.
+pub fn like(pattern: &str, text: &str) -> bool {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Token {
+        Any,
+        One,
+        Char(char),
+    }
+    let mut tokens = Vec::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        tokens.push(match c {
+            '%' => Token::Any,
+            '_' => Token::One,
+            '\\' => Token::Char(chars.next().unwrap_or('\\')),
+            other => Token::Char(other),
+        });
+    }
+    let text: Vec<char> = text.chars().collect();
+    let (mut t, mut p) = (0, 0);
+    let mut fallback: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match tokens.get(p) {
+            Some(Token::Any) => {
+                fallback = Some((p, t));
+                p += 1;
+            }
+            Some(Token::One) => {
+                p += 1;
+                t += 1;
+            }
+            Some(Token::Char(c)) if *c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match fallback {
+                Some((star, from)) => {
+                    p = star + 1;
+                    t = from + 1;
+                    fallback = Some((star, from + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    tokens[p..].iter().all(|token| *token == Token::Any)
+}
+
+#[cfg(test)]
+mod like_tests {
+    use super::like;
+
+    #[test]
+    fn like_matches_as_sql_does() {
+        assert!(like("%", ""));
+        assert!(like("sales%", "sales_2024"));
+        assert!(like("%_2024", "sales_2024"));
+        assert!(like("s_les", "sales"));
+        assert!(!like("s_les", "sles"));
+        assert!(like("a%b%c", "axxbyyc"));
+        assert!(!like("a%b%c", "axxbyy"));
+        assert!(like("sales\\_2024", "sales_2024"));
+        assert!(!like("sales\\_2024", "salesx2024"));
+        assert!(like("", ""));
+        assert!(!like("", "a"));
+        assert!(!like("abc", "ab"));
+    }
 }

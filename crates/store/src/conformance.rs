@@ -54,6 +54,7 @@ macro_rules! conformance_tests {
             the_access_log_records_changes_in_commit_order,
             a_snapshot_counts_its_own_accounts_log_entries_only,
             governance_state_round_trips_through_snapshot_and_log,
+            a_rename_carries_the_subtree_and_its_grants_and_a_comment_is_not_logged,
             a_governance_batch_commits_whole_or_not_at_all,
             the_workspace_tree_is_found_by_path_and_listed_by_directory,
             an_acl_write_computed_from_a_stale_acl_is_a_conflict,
@@ -907,6 +908,146 @@ pub async fn the_access_log_records_changes_in_commit_order(stores: &mut Stores)
             "deleted u1"
         ]
     );
+}
+
+/// A catalog renamed takes everything below it and every grant on them, in one change with
+/// one log entry; a rename onto a taken name, or of a missing securable, changes nothing. A
+/// comment is written and read back, and not logged.
+pub async fn a_rename_carries_the_subtree_and_its_grants_and_a_comment_is_not_logged(
+    stores: &mut Stores,
+) {
+    let store = &*stores.fresh().await;
+    let account = seed_account(store).await;
+    create(store, &account, user("u1", "alice", 1), &[])
+        .await
+        .unwrap();
+    let governance = |change| store.apply(&account, Change::Governance(change));
+    for (securable_type, full_name) in [
+        (SecurableType::Catalog, "main"),
+        (SecurableType::Schema, "main.sales"),
+        (SecurableType::Table, "main.sales.orders"),
+        (SecurableType::View, "main.sales.recent"),
+        (SecurableType::Catalog, "mainly"),
+        (SecurableType::Catalog, "taken"),
+    ] {
+        governance(GovernanceChange::CreateSecurable {
+            securable_type,
+            full_name: full_name.into(),
+            owner: PrincipalId::new("u1"),
+            comment: Some(format!("about {full_name}")),
+            created: Timestamp::from_micros(5),
+        })
+        .await
+        .unwrap();
+    }
+    for (securable_type, full_name, privilege) in [
+        (SecurableType::Catalog, "main", Privilege::UseCatalog),
+        (SecurableType::Schema, "main.sales", Privilege::UseSchema),
+        (SecurableType::Table, "main.sales.orders", Privilege::Select),
+    ] {
+        governance(GovernanceChange::Grant {
+            securable_type,
+            full_name: full_name.into(),
+            principal: PrincipalId::new("u1"),
+            privileges: vec![privilege],
+        })
+        .await
+        .unwrap();
+    }
+    let log_before = whole_log(store).await.len();
+    let rename = |full_name: &str, new_name: &str| GovernanceChange::RenameSecurable {
+        securable_type: SecurableType::Catalog,
+        full_name: full_name.into(),
+        new_name: new_name.into(),
+    };
+    assert!(matches!(
+        governance(rename("main", "taken")).await,
+        Err(ScimError::BadRequest {
+            scim_type: ScimType::Uniqueness,
+            ..
+        })
+    ));
+    assert!(matches!(
+        governance(rename("nowhere", "prod")).await,
+        Err(ScimError::NotFound(_))
+    ));
+    assert_eq!(whole_log(store).await.len(), log_before, "nothing logged");
+    governance(rename("main", "prod")).await.unwrap();
+
+    let snapshot = store.access_snapshot(&account).await.unwrap();
+    let names: Vec<&str> = snapshot
+        .securables
+        .iter()
+        .map(|row| row.full_name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "mainly",
+            "prod",
+            "taken",
+            "prod.sales",
+            "prod.sales.orders",
+            "prod.sales.recent"
+        ],
+        "`mainly` is not below `main`"
+    );
+    let orders = store
+        .securable(&account, SecurableType::Table, "prod.sales.orders")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(orders.comment.as_deref(), Some("about main.sales.orders"));
+    assert_eq!(orders.created, Timestamp::from_micros(5));
+    assert_eq!(orders.owner, PrincipalId::new("u1"));
+    let mut granted: Vec<(String, Privilege)> = snapshot
+        .grants
+        .iter()
+        .map(|grant| (grant.full_name.clone(), grant.privilege))
+        .collect();
+    granted.sort();
+    assert_eq!(
+        granted,
+        [
+            ("prod".to_string(), Privilege::UseCatalog),
+            ("prod.sales".to_string(), Privilege::UseSchema),
+            ("prod.sales.orders".to_string(), Privilege::Select),
+        ]
+    );
+    let log = whole_log(store).await;
+    assert_eq!(log.len(), log_before + 1);
+    assert_eq!(
+        log.last().unwrap().event,
+        AccessEvent::Governance(rename("main", "prod"))
+    );
+
+    // A comment is kept (or cleared) and not logged; a missing securable's is refused.
+    let comment = |full_name: &str, comment: Option<&str>| GovernanceChange::SetComment {
+        securable_type: SecurableType::Schema,
+        full_name: full_name.into(),
+        comment: comment.map(str::to_string),
+    };
+    governance(comment("prod.sales", Some("renamed")))
+        .await
+        .unwrap();
+    let sales = store
+        .securable(&account, SecurableType::Schema, "prod.sales")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sales.comment.as_deref(), Some("renamed"));
+    governance(comment("prod.sales", None)).await.unwrap();
+    let sales = store
+        .securable(&account, SecurableType::Schema, "prod.sales")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sales.comment, None);
+    assert!(matches!(
+        governance(comment("main.sales", Some("x"))).await,
+        Err(ScimError::NotFound(_))
+    ));
+    assert_eq!(whole_log(store).await.len(), log_before + 1);
 }
 
 /// Securables, grants and ACLs are stored, dropped with their subtree, logged, and come back

@@ -52,6 +52,23 @@ pub enum GovernanceChange {
         #[serde(with = "wire")]
         owner: PrincipalId,
     },
+    /// Renames a catalog or schema to `new_name` (its new full name, under the same parent),
+    /// with everything below it and all their grants, in one step: no reader, and no node
+    /// following the log, sees the tree half renamed.
+    RenameSecurable {
+        #[serde(with = "wire")]
+        securable_type: SecurableType,
+        full_name: String,
+        new_name: String,
+    },
+    /// Sets a securable's comment (`None` clears it). A comment alters no access answer, so
+    /// this is written but not logged, and has no serde form of its own.
+    #[serde(skip)]
+    SetComment {
+        securable_type: SecurableType,
+        full_name: String,
+        comment: Option<String>,
+    },
     /// Adds privileges to what the principal holds on the securable.
     Grant {
         #[serde(with = "wire")]
@@ -717,6 +734,15 @@ mod tests {
                     owner: PrincipalId::new("g"),
                 }),
                 r#"{"event":"set_owner","securable_type":"TABLE","full_name":"main.sales.orders","owner":"g"}"#,
+                None,
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::RenameSecurable {
+                    securable_type: SecurableType::Catalog,
+                    full_name: "main".into(),
+                    new_name: "prod".into(),
+                }),
+                r#"{"event":"rename_securable","securable_type":"CATALOG","full_name":"main","new_name":"prod"}"#,
                 None,
             ),
             (

@@ -6,6 +6,7 @@ pub mod addressing;
 pub mod bulk;
 pub mod consistency;
 pub mod discovery;
+pub mod metastores;
 pub mod permissions;
 pub mod resources;
 pub mod statements;
@@ -94,6 +95,7 @@ pub fn router(state: AppState) -> Router {
     // The Databricks REST APIs, answering errors in Databricks' shape.
     router = router
         .merge(unity_catalog::routes())
+        .merge(metastores::routes())
         .merge(statements::routes())
         .merge(workspace::routes())
         .merge(accounts::routes());

@@ -23,7 +23,8 @@ use crate::routes::wire::{
     CreateCatalogBody, CreateSchemaBody, NewSecurable, UpdatePermissionsBody,
 };
 use crate::AppState;
-use scimitar_app::governance::{Caller, PrivilegeChanges, Securable};
+use scimitar_app::governance::{Caller, PrivilegeChanges, Securable, SecurableUpdate};
+use serde::Deserialize;
 
 /// Unity Catalog request bodies are small; a permissions PATCH for a few hundred principals
 /// fits easily.
@@ -43,6 +44,7 @@ pub fn routes() -> Router<AppState> {
         .route(
             &route("/catalogs/{name}"),
             get(get_catalog)
+                .patch(update_catalog)
                 .delete(delete_catalog)
                 .fallback(method_not_allowed),
         )
@@ -55,18 +57,30 @@ pub fn routes() -> Router<AppState> {
         .route(
             &route("/schemas/{full_name}"),
             get(get_schema)
+                .patch(update_schema)
                 .delete(delete_schema)
                 .fallback(method_not_allowed),
         )
         .route(
             &route("/tables"),
-            get(list_tables).fallback(method_not_allowed),
+            get(list_tables)
+                .post(create_table)
+                .fallback(method_not_allowed),
         )
         .route(
             &route("/tables/{full_name}"),
             get(get_table)
+                .patch(update_table)
                 .delete(delete_table)
                 .fallback(method_not_allowed),
+        )
+        .route(
+            &route("/tables/{full_name}/exists"),
+            get(table_exists).fallback(method_not_allowed),
+        )
+        .route(
+            &route("/table-summaries"),
+            get(table_summaries).fallback(method_not_allowed),
         )
         .route(
             &route("/permissions/{securable_type}/{full_name}"),
@@ -146,7 +160,7 @@ fn securable_type(text: &str) -> DatabricksResult<SecurableType> {
     SecurableType::parse(text).map_err(|error| ScimError::from(error).into())
 }
 
-async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> Response {
     DatabricksError(ScimError::MethodNotAllowed(format!(
         "{method} is not supported on {}",
         uri.path()
@@ -346,23 +360,10 @@ async fn list_tables(
     Ok(Json(json!({ "tables": tables })).into_response())
 }
 
-/// A table or a view by name: the two share a namespace, so the name decides which.
+/// A table or a view by name: a table address finds a view too (the governance service's
+/// one rule for it).
 async fn find_table(caller: &Caller<'_>, full_name: &str) -> DatabricksResult<Securable> {
-    match caller.get(SecurableType::Table, full_name).await {
-        Err(ScimError::NotFound(_)) => {
-            caller
-                .get(SecurableType::View, full_name)
-                .await
-                .map_err(|_| {
-                    ScimError::NotFound(format!(
-                        "TABLE `{}` does not exist",
-                        full_name.to_lowercase()
-                    ))
-                    .into()
-                })
-        }
-        other => other.map_err(Into::into),
-    }
+    Ok(caller.get(SecurableType::Table, full_name).await?)
 }
 
 async fn get_table(
@@ -388,6 +389,305 @@ async fn delete_table(
         .drop(table.securable_type, &table.full_name, false, false)
         .await?;
     Ok(empty())
+}
+
+/// `PATCH /catalogs/{name}` and `/schemas/{full_name}`: what the SDK, the CLI and Terraform
+/// send to rename, comment on or transfer a catalog or schema. Other fields they may send
+/// (`properties`, `isolation_mode`, ...) are not kept here and are ignored.
+#[derive(Debug, Deserialize)]
+struct UpdateSecurableBody {
+    new_name: Option<String>,
+    comment: Option<String>,
+    owner: Option<String>,
+    isolation_mode: Option<String>,
+}
+
+impl UpdateSecurableBody {
+    fn into_update(self) -> DatabricksResult<SecurableUpdate> {
+        let blank = |value: &Option<String>| value.as_ref().is_some_and(|v| v.trim().is_empty());
+        if blank(&self.new_name) {
+            return Err(ScimError::invalid_value("`new_name` must not be empty").into());
+        }
+        if blank(&self.owner) {
+            return Err(ScimError::invalid_value("`owner` must not be empty").into());
+        }
+        // Every catalog is open to every workspace of its account: there are no workspace
+        // bindings to isolate one with, and ignoring the request would let a client believe
+        // a catalog is isolated when it is not.
+        if let Some(mode) = &self.isolation_mode {
+            if !mode.eq_ignore_ascii_case("OPEN") {
+                return Err(ScimError::invalid_value(format!(
+                    "`isolation_mode` `{mode}` is not supported: catalogs here are OPEN to \
+                     every workspace of their account (no workspace bindings)"
+                ))
+                .into());
+            }
+        }
+        Ok(SecurableUpdate {
+            new_name: self.new_name,
+            comment: self.comment,
+            owner: self.owner,
+        })
+    }
+}
+
+/// `PATCH /tables/{full_name}`: a table's owner, the one thing Databricks' table update takes.
+#[derive(Debug, Deserialize)]
+struct UpdateTableBody {
+    owner: Option<String>,
+}
+
+async fn update_securable(
+    state: &AppState,
+    context: DatabricksContext,
+    securable_type: SecurableType,
+    params: Params,
+    body: Body,
+) -> DatabricksResult<Securable> {
+    let full_name = one(params)?;
+    let body: UpdateSecurableBody = json_request(body, MAX_BODY_BYTES).await?;
+    let update = body.into_update()?;
+    Ok(caller(state, context)
+        .update(securable_type, &full_name, update)
+        .await?)
+}
+
+async fn update_catalog(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    params: Params,
+    body: Body,
+) -> DatabricksResult {
+    let catalog = update_securable(&state, context, SecurableType::Catalog, params, body).await?;
+    Ok(Json(catalog_info(&catalog)).into_response())
+}
+
+async fn update_schema(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    params: Params,
+    body: Body,
+) -> DatabricksResult {
+    let schema = update_securable(&state, context, SecurableType::Schema, params, body).await?;
+    Ok(Json(schema_info(&schema)).into_response())
+}
+
+async fn update_table(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    params: Params,
+    body: Body,
+) -> DatabricksResult {
+    let full_name = one(params)?;
+    let body: UpdateTableBody = json_request(body, MAX_BODY_BYTES).await?;
+    let owner = match body.owner {
+        Some(owner) if !owner.trim().is_empty() => owner,
+        _ => {
+            return Err(ScimError::invalid_value(
+                "`owner` is required: a table update changes its owner only",
+            )
+            .into())
+        }
+    };
+    let update = SecurableUpdate {
+        owner: Some(owner),
+        ..SecurableUpdate::default()
+    };
+    let table = caller(&state, context)
+        .update(SecurableType::Table, &full_name, update)
+        .await?;
+    Ok(Json(table_info(&table)).into_response())
+}
+
+/// `POST /tables`: the fields Databricks requires. The registry keeps a table's or view's
+/// name, owner and comment; `data_source_format` and `storage_location` are required, as
+/// there, and not kept.
+#[derive(Debug, Deserialize)]
+struct CreateTableBody {
+    name: Option<String>,
+    catalog_name: Option<String>,
+    schema_name: Option<String>,
+    table_type: Option<String>,
+    data_source_format: Option<String>,
+    storage_location: Option<String>,
+    comment: Option<String>,
+}
+
+impl CreateTableBody {
+    /// The type and full name to create: `VIEW` makes a view, `MANAGED` a table. The other
+    /// table types Databricks has (external, streaming, foreign, clones, ...) are refused
+    /// rather than kept as something they are not.
+    fn into_new(self) -> DatabricksResult<(SecurableType, String, Option<String>)> {
+        let required = |value: Option<String>, name: &str| {
+            value
+                .filter(|value| !value.trim().is_empty())
+                .ok_or_else(|| ScimError::invalid_value(format!("`{name}` is required")))
+        };
+        let name = required(self.name, "name")?;
+        let catalog = required(self.catalog_name, "catalog_name")?;
+        let schema = required(self.schema_name, "schema_name")?;
+        let table_type = required(self.table_type, "table_type")?;
+        required(self.data_source_format, "data_source_format")?;
+        required(self.storage_location, "storage_location")?;
+        let securable_type = match table_type.to_ascii_uppercase().as_str() {
+            "MANAGED" => SecurableType::Table,
+            "VIEW" => SecurableType::View,
+            _ => {
+                return Err(ScimError::invalid_value(format!(
+                    "`table_type` `{table_type}` is not one this registry keeps: MANAGED or VIEW"
+                ))
+                .into())
+            }
+        };
+        for (part, field) in [
+            (&catalog, "catalog_name"),
+            (&schema, "schema_name"),
+            (&name, "name"),
+        ] {
+            if part.contains('.') {
+                return Err(ScimError::invalid_value(format!(
+                    "`{field}` is one name, without dots"
+                ))
+                .into());
+            }
+        }
+        Ok((
+            securable_type,
+            format!("{catalog}.{schema}.{name}"),
+            self.comment,
+        ))
+    }
+}
+
+async fn create_table(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    body: Body,
+) -> DatabricksResult {
+    let body: CreateTableBody = json_request(body, MAX_BODY_BYTES).await?;
+    let (securable_type, full_name, comment) = body.into_new()?;
+    let table = caller(&state, context)
+        .create(securable_type, &full_name, comment, false)
+        .await?;
+    Ok(Json(table_info(&table)).into_response())
+}
+
+/// `GET /tables/{full_name}/exists`: the same question as `GET /tables/{full_name}`, so a
+/// table the caller may not see is answered as a missing one (`false`), never as a 403.
+async fn table_exists(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    params: Params,
+) -> DatabricksResult {
+    let full_name = one(params)?;
+    let exists = match caller(&state, context)
+        .get(SecurableType::Table, &full_name)
+        .await
+    {
+        Ok(_) => true,
+        Err(ScimError::NotFound(_)) => false,
+        Err(error) => return Err(error.into()),
+    };
+    Ok(Json(json!({ "table_exists": exists })).into_response())
+}
+
+async fn table_summaries(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    query: QueryParams,
+) -> DatabricksResult {
+    let query = query_params(query)?;
+    let catalog = required(&query, "catalog_name")?;
+    let paging = Paging::of(&query)?;
+    let pattern = |name: &str| {
+        query
+            .get(name)
+            .map(String::as_str)
+            .filter(|p| !p.is_empty())
+    };
+    let tables = caller(&state, context)
+        .table_summaries(
+            catalog,
+            pattern("schema_name_pattern"),
+            pattern("table_name_pattern"),
+        )
+        .await?;
+    let (page, next) = paging.page(tables, |table| table.full_name.as_str());
+    let tables: Vec<Value> = page
+        .iter()
+        .map(|table| {
+            json!({
+                "full_name": table.full_name,
+                "table_type": if table.securable_type == SecurableType::View { "VIEW" } else { "MANAGED" },
+            })
+        })
+        .collect();
+    let mut body = json!({ "tables": tables });
+    if let Some(next) = next {
+        body["next_page_token"] = json!(next);
+    }
+    Ok(Json(body).into_response())
+}
+
+/// Unity Catalog's paging of a list (reference: the UC pagination rule): `max_results` unset
+/// is the whole list, 0 the server's page size, more than the cap the cap, below 0 an error;
+/// `page_token` is the key of the last item of the page before, and the list goes on after it.
+pub(crate) struct Paging {
+    size: Option<usize>,
+    after: Option<String>,
+}
+
+/// The server's page size, and the most one page holds, as Databricks caps table summaries.
+pub(crate) const MAX_PAGE_SIZE: usize = 10_000;
+
+impl Paging {
+    pub(crate) fn of(query: &HashMap<String, String>) -> DatabricksResult<Paging> {
+        let size = match query.get("max_results").map(|value| value.trim()) {
+            None | Some("") => None,
+            Some(text) => match text.parse::<i64>() {
+                Ok(0) => Some(MAX_PAGE_SIZE),
+                Ok(size) if size > 0 => Some(
+                    usize::try_from(size)
+                        .unwrap_or(MAX_PAGE_SIZE)
+                        .min(MAX_PAGE_SIZE),
+                ),
+                _ => {
+                    return Err(ScimError::invalid_value(format!(
+                        "`max_results` must be a whole number of 0 or more, not `{text}`"
+                    ))
+                    .into())
+                }
+            },
+        };
+        let after = query
+            .get("page_token")
+            .filter(|token| !token.is_empty())
+            .cloned();
+        Ok(Paging { size, after })
+    }
+
+    /// One page of `items` (sorted by `key`) and the token of the next, if any remain.
+    pub(crate) fn page<T>(
+        &self,
+        items: Vec<T>,
+        key: impl Fn(&T) -> &str,
+    ) -> (Vec<T>, Option<String>) {
+        let mut items: Vec<T> = match &self.after {
+            Some(after) => items
+                .into_iter()
+                .filter(|item| key(item) > after.as_str())
+                .collect(),
+            None => items,
+        };
+        match self.size {
+            Some(size) if items.len() > size => {
+                items.truncate(size);
+                let next = items.last().map(|item| key(item).to_string());
+                (items, next)
+            }
+            _ => (items, None),
+        }
+    }
 }
 
 // ----- permissions -------------------------------------------------------------------------

@@ -15,7 +15,7 @@ async fn raw(request: reqwest::RequestBuilder) -> (u16, String) {
 
 /// An app, and the URL of its database, for tests that write what no API makes (an expired
 /// token) through a second store on the same database.
-async fn spawn_app_with_url() -> (TestApp, String) {
+pub(crate) async fn spawn_app_with_url() -> (TestApp, String) {
     let (database, url) = TestDatabase::fresh().await;
     (spawn_app_on(database, &url).await, url)
 }
@@ -108,7 +108,10 @@ async fn every_refused_token_gets_the_same_401_whatever_the_reason() {
 
 /// A second account in the app's database, made as an operator would (no API makes one),
 /// with an admin user; returns the account and a token of that admin.
-async fn second_account(app: &TestApp, url: &str) -> (scimitar_domain::AccountId, String) {
+pub(crate) async fn second_account(
+    app: &TestApp,
+    url: &str,
+) -> (scimitar_domain::AccountId, String) {
     use scimitar_domain::{Principal, PrincipalId, PrincipalKind, Timestamp};
     let store =
         scimitar_store::open_with(url, &scimitar_store::StoreOptions { max_connections: 1 })

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 /// A second node: the same application over an existing database, without bootstrapping.
-struct Node {
-    address: String,
+pub(crate) struct Node {
+    pub(crate) address: String,
     _shutdown: oneshot::Sender<()>,
 }
 
@@ -35,7 +35,7 @@ async fn node_on(url: &str) -> Node {
     }
 }
 
-async fn two_nodes() -> (TestApp, Node) {
+pub(crate) async fn two_nodes() -> (TestApp, Node) {
     let (database, url) = TestDatabase::fresh().await;
     let first = spawn_app_on(database, &url).await;
     let second = node_on(&url).await;
@@ -49,7 +49,7 @@ fn on(app: &TestApp, node: &Node, method: Method, path: &str) -> reqwest::Reques
         .bearer_auth(&app.token)
 }
 
-fn change_token(reply: &Reply) -> String {
+pub(crate) fn change_token(reply: &Reply) -> String {
     reply
         .header("scimitar-change-token")
         .expect("a write answers with a change token")

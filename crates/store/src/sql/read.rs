@@ -559,6 +559,34 @@ pub async fn securables<T: SqlTransaction>(
     each(rows, securable_from_row)
 }
 
+/// A securable and every securable named below it, of any type, parents before children.
+pub(crate) async fn securable_tree<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+    securable_type: SecurableType,
+    full_name: &str,
+) -> ScimResult<Vec<SecurableRow>> {
+    let Some(root) = securable(session, account, securable_type, full_name).await? else {
+        return Ok(Vec::new());
+    };
+    let mut tree = vec![root];
+    if matches!(
+        securable_type,
+        SecurableType::Catalog | SecurableType::Schema
+    ) {
+        let (low, high) = descendant_range(full_name);
+        let sql = format!(
+            "SELECT {SECURABLE_COLUMNS} FROM securables \
+             WHERE account_id = $1 AND full_name >= $2 AND full_name < $3 ORDER BY full_name"
+        );
+        let rows = session
+            .query(&sql, params![account.as_str(), low.as_str(), high.as_str()])
+            .await?;
+        tree.extend(each(rows, securable_from_row)?);
+    }
+    Ok(tree)
+}
+
 pub async fn workspace_entry<T: SqlTransaction>(
     session: &mut T,
     account: &AccountId,

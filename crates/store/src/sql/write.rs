@@ -1136,6 +1136,34 @@ async fn apply_governance<T: SqlTransaction>(
                 return Err(not_found(*securable_type, full_name));
             }
         }
+        GovernanceChange::RenameSecurable {
+            securable_type,
+            full_name,
+            new_name,
+        } => rename_securable(transaction, account, *securable_type, full_name, new_name).await?,
+        GovernanceChange::SetComment {
+            securable_type,
+            full_name,
+            comment,
+        } => {
+            let updated = transaction
+                .execute(
+                    "UPDATE securables SET comment = $4 \
+                     WHERE account_id = $1 AND securable_type = $2 AND full_name = $3",
+                    params![
+                        account.as_str(),
+                        securable_type.as_str(),
+                        full_name,
+                        comment.as_deref()
+                    ],
+                )
+                .await?;
+            if updated == 0 {
+                return Err(not_found(*securable_type, full_name));
+            }
+            // A comment alters no access answer: written, not logged.
+            return Ok(());
+        }
         GovernanceChange::Grant {
             securable_type,
             full_name,
@@ -1281,6 +1309,77 @@ async fn apply_governance<T: SqlTransaction>(
         }
     }
     log.push(account, AccessEvent::Governance(change.clone()));
+    Ok(())
+}
+
+/// Renames a securable and everything below it. Each row is written again under its new name
+/// and its grants moved to it before the old row is deleted, because the grants' foreign key
+/// names the securable (an update of the key in place would be refused while grants point at
+/// it). The old rows must all still be there when deleted: a rename that raced another one,
+/// or a drop, is refused and rolled back rather than leaving two trees.
+async fn rename_securable<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    securable_type: SecurableType,
+    full_name: &str,
+    new_name: &str,
+) -> ScimResult<()> {
+    let tree = read::securable_tree(transaction, account, securable_type, full_name).await?;
+    if tree.is_empty() {
+        return Err(not_found(securable_type, full_name));
+    }
+    for row in &tree {
+        let renamed = match row.full_name.strip_prefix(full_name) {
+            Some(rest) => format!("{new_name}{rest}"),
+            None => continue,
+        };
+        let inserted = transaction
+            .execute(
+                "INSERT INTO securables (account_id, securable_type, full_name, owner_id, \
+                 comment, created) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                params![
+                    account.as_str(),
+                    row.securable_type.as_str(),
+                    renamed.as_str(),
+                    row.owner.as_str(),
+                    row.comment.as_deref(),
+                    row.created.as_micros()
+                ],
+            )
+            .await?;
+        if inserted == 0 {
+            return Err(ScimError::uniqueness(format!(
+                "{} '{renamed}' already exists",
+                row.securable_type.as_str()
+            )));
+        }
+        transaction
+            .execute(
+                "UPDATE grants SET full_name = $4 \
+                 WHERE account_id = $1 AND securable_type = $2 AND full_name = $3",
+                params![
+                    account.as_str(),
+                    row.securable_type.as_str(),
+                    row.full_name.as_str(),
+                    renamed.as_str()
+                ],
+            )
+            .await?;
+        let deleted = transaction
+            .execute(
+                "DELETE FROM securables \
+                 WHERE account_id = $1 AND securable_type = $2 AND full_name = $3",
+                params![
+                    account.as_str(),
+                    row.securable_type.as_str(),
+                    row.full_name.as_str()
+                ],
+            )
+            .await?;
+        if deleted == 0 {
+            return Err(not_found(row.securable_type, &row.full_name));
+        }
+    }
     Ok(())
 }
 
