@@ -308,7 +308,7 @@ async fn no_route_of_a_workspace_answers_another_workspace_or_account() {
         .unwrap(),
     )
     .await;
-    assert_eq!(member_ids_of(&group.body), [secrets.user_id.clone()]);
+    assert_eq!(member_ids_of(&group.body), [secrets.user_id.as_str()]);
     let intruders = app
         .get_with(
             "/Users",
