@@ -14,7 +14,9 @@ until RUNNING), an account group with a member and a user outside it, and assign
 to the first workspace (a.workspace_assignment.update). With workspace clients whose host is
 `HOST/w/{workspace_id}`: the member sees the first workspace and is refused in the second; the
 unassigned user is invisible in the first workspace's directory; after the account admin
-unassigns the group, the member is refused there too. It stops with exit status 1 at the first
+unassigns the group, the member is refused there too. In the first workspace, the account
+admin moves a catalog's ownership to the group with catalogs.update and grants SELECT on a
+view through securable_type TABLE. It stops with exit status 1 at the first
 step that fails. Names carry a per-run suffix.
 """
 
@@ -27,7 +29,7 @@ import uuid
 from databricks.sdk import AccountClient, WorkspaceClient
 from databricks.sdk.config import Config
 from databricks.sdk.errors import DatabricksError, NotFound, PermissionDenied
-from databricks.sdk.service import iam
+from databricks.sdk.service import catalog, iam
 
 
 class ScenarioFailure(Exception):
@@ -95,6 +97,8 @@ class Scenario:
             ("the member is refused in the second workspace", self.member_not_in_second),
             ("the unassigned user is invisible in the first workspace", self.outsider_invisible),
             ("a.workspace_assignment.list shows the group", self.list_assignments),
+            ("in the first workspace: catalogs.update moves ownership to the group, "
+             "a view is granted as a TABLE", self.governance_in_first),
             ("a.workspace_assignment.delete: the member is refused at once", self.unassign),
             ("a.workspaces.delete", self.delete_workspaces),
         ]
@@ -163,6 +167,36 @@ class Scenario:
             if a.principal and a.principal.group_name
         ]
         expect((f"analysts-{self.run}", ["USER"]) in groups, f"{listed}")
+
+    def governance_in_first(self):
+        w = self.workspace_client(self.state["workspaces"][0])
+        name, group = f"ws_{self.run}", self.state["group"].display_name
+        w.catalogs.create(name=name)
+        w.schemas.create(name="sales", catalog_name=name)
+        moved = w.catalogs.update(name, owner=group)
+        expect(moved.owner == group, f"owner after catalogs.update: {moved.owner!r}")
+        expect(w.catalogs.get(name).owner == group, "the owner reads back")
+        w.tables.create(
+            name="recent",
+            catalog_name=name,
+            schema_name="sales",
+            table_type=catalog.TableType.VIEW,
+            data_source_format=catalog.DataSourceFormat.DELTA,
+            storage_location="s3://scimitar/none",
+        )
+        view = f"{name}.sales.recent"
+        w.grants.update(
+            catalog.SecurableType.TABLE.value,
+            view,
+            changes=[catalog.PermissionsChange(principal=group, add=[catalog.Privilege.SELECT])],
+        )
+        got = w.grants.get(catalog.SecurableType.TABLE.value, view)
+        held = {
+            (assignment.principal, privilege)
+            for assignment in got.privilege_assignments or []
+            for privilege in assignment.privileges or []
+        }
+        expect(held == {(group, catalog.Privilege.SELECT)}, f"grants on the view: {held}")
 
     def unassign(self):
         first = self.state["workspaces"][0]
