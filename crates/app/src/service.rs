@@ -983,7 +983,7 @@ impl Services {
                 if principal.id == *reader.actor.principal() {
                     let own = std::slice::from_ref(principal);
                     documents.extend(
-                        self.render_full(reader.actor.account(), own, base_url, projection)
+                        self.render_full(&reader.actor, own, base_url, projection)
                             .await?,
                     );
                     continue;
@@ -1001,7 +1001,7 @@ impl Services {
             }
             return Ok(documents);
         }
-        self.render_full(reader.actor.account(), principals, base_url, projection)
+        self.render_full(&reader.actor, principals, base_url, projection)
             .await
     }
 
@@ -1009,11 +1009,12 @@ impl Services {
     /// when the projection keeps them.
     async fn render_full(
         &self,
-        account: &AccountId,
+        actor: &Actor,
         principals: &[Principal],
         base_url: &str,
         projection: &Projection,
     ) -> ScimResult<Vec<DocumentJson>> {
+        let account = actor.account();
         let group_ids: Vec<PrincipalId> = principals
             .iter()
             .filter(|principal| principal.kind == PrincipalKind::Group)
@@ -1038,6 +1039,7 @@ impl Services {
         } else {
             without_display(members)
         };
+        let (members, groups) = self.within_workspace_of(actor, members, groups);
         principals
             .iter()
             .map(|principal| {
@@ -1150,6 +1152,16 @@ impl Services {
         } else {
             None
         };
+        let (mut members, mut groups) = self.within_workspace_of(
+            admin.actor(),
+            members
+                .map(|members| HashMap::from([(principal.id.clone(), members)]))
+                .unwrap_or_default(),
+            groups
+                .map(|groups| HashMap::from([(principal.id.clone(), groups)]))
+                .unwrap_or_default(),
+        );
+        let (members, groups) = (members.remove(&principal.id), groups.remove(&principal.id));
         let document = Document {
             principal,
             base_url,
@@ -1157,6 +1169,42 @@ impl Services {
             groups: groups.as_deref(),
         };
         DocumentJson::write(document, projection)
+    }
+
+    /// What a document rendered for an actor in a workspace may name: only members and groups
+    /// of that workspace's directory (and the built-in groups), so that a group's member list
+    /// or a user's groups never show principals of the account that the workspace does not
+    /// hold. Outside a workspace everything is kept.
+    fn within_workspace_of(
+        &self,
+        actor: &Actor,
+        mut members: HashMap<PrincipalId, Vec<MemberRef>>,
+        mut groups: HashMap<PrincipalId, Vec<GroupRef>>,
+    ) -> (
+        HashMap<PrincipalId, Vec<MemberRef>>,
+        HashMap<PrincipalId, Vec<GroupRef>>,
+    ) {
+        let Some(workspace) = actor.workspace() else {
+            return (members, groups);
+        };
+        let filtered = self.access.read(actor.account(), |model| {
+            for list in members.values_mut() {
+                list.retain(|member| model.in_workspace(workspace, &member.id));
+            }
+            for list in groups.values_mut() {
+                // The built-in groups belong to every workspace; their names are reserved.
+                list.retain(|group| {
+                    matches!(group.display.as_deref(), Some("admins" | "users"))
+                        || model.in_workspace(workspace, &group.id)
+                });
+            }
+        });
+        if filtered.is_err() {
+            // No model of the account: show nothing rather than everything.
+            members.values_mut().for_each(Vec::clear);
+            groups.values_mut().for_each(Vec::clear);
+        }
+        (members, groups)
     }
 
     /// The `groups` attribute of each principal: its direct and inherited groups, read from

@@ -685,3 +685,68 @@ async fn an_account_made_later_with_an_older_creation_time_changes_nothing_for_o
     .await;
     assert_eq!(config.body["account_id"], app.account.as_str());
 }
+
+#[tokio::test]
+async fn a_workspace_renders_only_its_own_members_and_groups() {
+    let app = spawn_app().await;
+    let workspace = new_workspace(&app, "B", None).await;
+    let inside = account_user(&app, "inside@example.com").await;
+    let outside = account_user(&app, "outside@example.com").await;
+    let elsewhere = account_group(&app, "elsewhere", &[&inside, &outside]).await;
+    assert_eq!(
+        assign(&app, &workspace, &inside, json!(["USER"]))
+            .await
+            .status,
+        200
+    );
+    let at = |path: &str| format!("/w/{workspace}/scim/v2{path}");
+    let users_group = app.system_group_id("users").await;
+
+    // Read by the account admin through the workspace: the built-in `users` group lists the
+    // workspace's users only, and a user's groups leave out groups the workspace lacks.
+    let users = call(
+        &app,
+        Method::GET,
+        &at(&format!("/Groups/{users_group}")),
+        Some(&app.token),
+        None,
+    )
+    .await;
+    assert_eq!(users.status, 200, "{}", users.body);
+    let members = member_ids_of(&users.body);
+    assert!(members.contains(&inside), "{members:?}");
+    assert!(!members.contains(&outside), "{members:?}");
+    let user = call(
+        &app,
+        Method::GET,
+        &at(&format!("/Users/{inside}")),
+        Some(&app.token),
+        None,
+    )
+    .await;
+    let groups: Vec<&str> = user.body["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|group| group["display"].as_str().unwrap())
+        .collect();
+    assert_eq!(groups, ["users"], "{}", user.body);
+    assert!(!user.body.to_string().contains(&elsewhere));
+    // Through the account API, everything is shown.
+    let whole = call(
+        &app,
+        Method::GET,
+        &format!(
+            "/api/2.0/accounts/{}/scim/v2/Groups/{users_group}",
+            app.account
+        ),
+        Some(&app.token),
+        None,
+    )
+    .await;
+    assert!(
+        member_ids_of(&whole.body).contains(&outside),
+        "{}",
+        whole.body
+    );
+}
