@@ -136,6 +136,11 @@ impl AccessModel {
         let Ok(subject) = self.principals.slot(principal) else {
             return false;
         };
+        // Most principals of a workspace were made through it and are assigned directly: no
+        // walk for them.
+        if assigned.contains_key(&subject) {
+            return true;
+        }
         self.principals
             .walk_up(subject, true)
             .nodes()

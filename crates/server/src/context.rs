@@ -48,7 +48,7 @@ impl Mount {
 pub struct AddressedAccount {
     pub account: AccountId,
     /// The workspace of a workspace-level request; `None` on the account API.
-    pub workspace: Option<Workspace>,
+    pub workspace: Option<std::sync::Arc<Workspace>>,
     pub mount: Mount,
     pub base_url: String,
 }
@@ -166,12 +166,21 @@ impl FromRequestParts<AppState> for AddressedAccount {
 
 /// The workspace a workspace-level request addresses: by `/w/{id}`, by host name, or the
 /// default ([`AppState::default_workspace`]).
-pub async fn addressed_workspace(parts: &Parts, state: &AppState) -> ScimResult<Workspace> {
+pub async fn addressed_workspace(
+    parts: &Parts,
+    state: &AppState,
+) -> ScimResult<std::sync::Arc<Workspace>> {
     match parts.extensions.get::<WorkspaceAddress>() {
-        Some(WorkspaceAddress::Id(id)) => state.services.workspace(&WorkspaceId::new(id)).await,
-        Some(WorkspaceAddress::DeploymentName(name)) => {
-            state.services.workspace_by_deployment_name(name).await
-        }
+        Some(WorkspaceAddress::Id(id)) => state
+            .services
+            .workspace(&WorkspaceId::new(id))
+            .await
+            .map(std::sync::Arc::new),
+        Some(WorkspaceAddress::DeploymentName(name)) => state
+            .services
+            .workspace_by_deployment_name(name)
+            .await
+            .map(std::sync::Arc::new),
         None => state.default_workspace().await,
     }
 }

@@ -56,7 +56,7 @@ pub struct SharedState {
     pub workspaces: WorkspaceSettings,
     /// The workspace unprefixed workspace-level paths act on, once found (see
     /// [`AppState::default_workspace`]).
-    default_workspace: Arc<OnceCell<Workspace>>,
+    default_workspace: Arc<OnceCell<Arc<Workspace>>>,
 }
 
 /// How requests name workspaces (see `routes::addressing`).
@@ -92,11 +92,11 @@ impl AppState {
     /// found). Never "the first": an account imported later with an older creation time must
     /// not take over paths another tenant's clients use. Kept once found (a workspace's id and
     /// account never change).
-    pub async fn default_workspace(&self) -> ScimResult<Workspace> {
+    pub async fn default_workspace(&self) -> ScimResult<Arc<Workspace>> {
         self.default_workspace
             .get_or_try_init(|| async {
                 if let Some(id) = &self.workspaces.default_workspace {
-                    return self.services.workspace(id).await;
+                    return self.services.workspace(id).await.map(Arc::new);
                 }
                 let mut all = Vec::new();
                 for account in self.services.accounts().await? {
@@ -106,7 +106,7 @@ impl AppState {
                     }
                 }
                 match all.len() {
-                    1 => Ok(all.remove(0)),
+                    1 => Ok(Arc::new(all.remove(0))),
                     0 => Err(ScimError::NotFound(
                         "the deployment has no workspace".into(),
                     )),

@@ -2944,6 +2944,24 @@ pub async fn workspaces_and_assignments_follow_their_changes(stores: &mut Stores
         .await
         .unwrap_err();
     assert!(matches!(missing, ScimError::NotFound(_)), "{missing:?}");
+    // A principal made through a workspace deleted meanwhile: refused whole.
+    let late = store
+        .apply(
+            &account,
+            Change::CreatePrincipal {
+                principal: user("u4", "dee", 4),
+                members: vec![],
+                assign_to: Some(second.id.clone()),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(late, ScimError::NotFound(_)), "{late:?}");
+    assert!(store
+        .principal(&account, &PrincipalId::new("u4"))
+        .await
+        .unwrap()
+        .is_none());
 
     let events: Vec<String> = whole_log(store).await[start..]
         .iter()

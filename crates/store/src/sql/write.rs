@@ -182,16 +182,6 @@ async fn apply_change<T: SqlTransaction>(
             principal,
             permission,
         } => {
-            let exists = query_one(
-                transaction,
-                "SELECT EXISTS (SELECT 1 FROM workspaces WHERE account_id = $1 AND id = $2)",
-                params![account.as_str(), workspace.as_str()],
-            )
-            .await?
-            .boolean(0)?;
-            if !exists {
-                return Err(workspace_not_found(workspace));
-            }
             if read::principal(transaction, account, principal)
                 .await?
                 .is_none()
@@ -274,6 +264,18 @@ async fn assign<T: SqlTransaction>(
     permission: Option<WorkspacePermission>,
     log: &mut Log,
 ) -> ScimResult<()> {
+    // Checked here, in the transaction, rather than left to the foreign key: a workspace
+    // deleted since the request found it is the client's 404, not a constraint failure.
+    let exists = query_one(
+        transaction,
+        "SELECT EXISTS (SELECT 1 FROM workspaces WHERE account_id = $1 AND id = $2)",
+        params![account.as_str(), workspace.as_str()],
+    )
+    .await?
+    .boolean(0)?;
+    if !exists {
+        return Err(workspace_not_found(workspace));
+    }
     transaction
         .execute(
             "DELETE FROM workspace_assignments \
