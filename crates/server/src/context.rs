@@ -164,6 +164,21 @@ impl FromRequestParts<AppState> for AddressedAccount {
     }
 }
 
+/// The server's origin as a client reaches it (`public_url`, else `http://` and `Host`), for
+/// answers that give a URL outside the mount point called (the URL a workspace is served at).
+pub struct Origin(pub String);
+
+impl FromRequestParts<AppState> for Origin {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Origin(origin(state.public_url.as_ref(), &parts.headers)))
+    }
+}
+
 /// The workspace a workspace-level request addresses: by `/w/{id}`, by host name, or the
 /// default ([`AppState::default_workspace`]).
 pub async fn addressed_workspace(

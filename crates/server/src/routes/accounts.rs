@@ -19,7 +19,7 @@ use scimitar_domain::{PrincipalId, PrincipalKind, ScimError, WorkspaceId};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::context::{DatabricksContext, Mount};
+use crate::context::{DatabricksContext, Mount, Origin};
 use crate::error::{DatabricksError, DatabricksResult};
 use crate::routes::json_request;
 use crate::AppState;
@@ -94,7 +94,9 @@ async fn admin_of(state: &AppState, context: DatabricksContext) -> DatabricksRes
 }
 
 /// A workspace as `Workspace` names its fields. Ids made by Scimitar are decimal digits.
-fn workspace_json(workspace: &Workspace) -> Value {
+/// `workspace_url` is Scimitar's own: where the workspace's APIs are served (the SDKs ignore
+/// fields they do not know).
+fn workspace_json(workspace: &Workspace, origin: &str) -> Value {
     let id = workspace
         .id
         .as_str()
@@ -108,6 +110,7 @@ fn workspace_json(workspace: &Workspace) -> Value {
         "workspace_status": "RUNNING",
         "workspace_status_message": "Workspace is running.",
         "pricing_tier": "PREMIUM",
+        "workspace_url": format!("{origin}/w/{}", workspace.id),
     });
     if let (Some(name), Some(object)) = (&workspace.deployment_name, body.as_object_mut()) {
         object.insert("deployment_name".into(), json!(name));
@@ -117,12 +120,16 @@ fn workspace_json(workspace: &Workspace) -> Value {
 
 async fn list_workspaces(
     context: DatabricksContext,
+    Origin(origin): Origin,
     State(state): State<AppState>,
 ) -> DatabricksResult {
     let admin = admin_of(&state, context).await?;
     let workspaces = state.services.workspaces(admin.account()).await?;
     // A bare array, as the SDK reads it.
-    let body: Vec<Value> = workspaces.iter().map(workspace_json).collect();
+    let body: Vec<Value> = workspaces
+        .iter()
+        .map(|workspace| workspace_json(workspace, &origin))
+        .collect();
     Ok(Json(body).into_response())
 }
 
@@ -135,6 +142,7 @@ struct CreateWorkspaceBody {
 
 async fn create_workspace(
     context: DatabricksContext,
+    Origin(origin): Origin,
     State(state): State<AppState>,
     body: Body,
 ) -> DatabricksResult {
@@ -147,18 +155,19 @@ async fn create_workspace(
         .services
         .create_workspace(&admin, &name, body.deployment_name.as_deref())
         .await?;
-    Ok(Json(workspace_json(&workspace)).into_response())
+    Ok(Json(workspace_json(&workspace, &origin)).into_response())
 }
 
 async fn get_workspace(
     context: DatabricksContext,
+    Origin(origin): Origin,
     State(state): State<AppState>,
     params: Params,
 ) -> DatabricksResult {
     let id = workspace_id(&params)?;
     let admin = admin_of(&state, context).await?;
     let workspace = state.services.account_workspace(&admin, &id).await?;
-    Ok(Json(workspace_json(&workspace)).into_response())
+    Ok(Json(workspace_json(&workspace, &origin)).into_response())
 }
 
 fn workspace_id(params: &Params) -> DatabricksResult<WorkspaceId> {
@@ -177,6 +186,7 @@ struct UpdateWorkspaceBody {
 
 async fn update_workspace(
     context: DatabricksContext,
+    Origin(origin): Origin,
     State(state): State<AppState>,
     params: Params,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
@@ -199,18 +209,19 @@ async fn update_workspace(
     };
     let admin = admin_of(&state, context).await?;
     let workspace = state.services.update_workspace(&admin, &id, update).await?;
-    Ok(Json(workspace_json(&workspace)).into_response())
+    Ok(Json(workspace_json(&workspace, &origin)).into_response())
 }
 
 async fn delete_workspace(
     context: DatabricksContext,
+    Origin(origin): Origin,
     State(state): State<AppState>,
     params: Params,
 ) -> DatabricksResult {
     let id = workspace_id(&params)?;
     let admin = admin_of(&state, context).await?;
     let workspace = state.services.delete_workspace(&admin, &id).await?;
-    Ok(Json(workspace_json(&workspace)).into_response())
+    Ok(Json(workspace_json(&workspace, &origin)).into_response())
 }
 
 /// A principal as `PermissionAssignment.principal` shows it.

@@ -310,14 +310,20 @@ async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> 
 
 /// The Databricks SDK reads this first to learn the account and workspace of a host. No
 /// `oidc_endpoint` is given because Scimitar does not serve OAuth yet.
-async fn databricks_config(addressed: AddressedAccount) -> ApiResult {
+async fn databricks_config(
+    addressed: AddressedAccount,
+    crate::context::Origin(origin): crate::context::Origin,
+) -> ApiResult {
     let workspace_id = addressed
         .workspace
         .as_ref()
         .map(|workspace| workspace.id.to_string());
+    // Scimitar's own field: the URL that serves this workspace under any name it was reached by.
+    let workspace_url = workspace_id.as_ref().map(|id| format!("{origin}/w/{id}"));
     Ok(Json(json!({
         "account_id": addressed.account.as_str(),
         "workspace_id": workspace_id,
+        "workspace_url": workspace_url,
     }))
     .into_response())
 }

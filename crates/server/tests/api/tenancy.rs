@@ -136,6 +136,19 @@ async fn workspaces_are_made_listed_renamed_and_deleted_through_the_account_api(
     assert_eq!(got.body["workspace_name"], "Sales");
     assert_eq!(got.body["deployment_name"], "sales");
     assert_eq!(got.body["account_id"], app.account.as_str());
+    let served_at = format!("{}/w/{second}", app.address);
+    assert_eq!(got.body["workspace_url"], served_at.as_str());
+    let config = call(
+        &app,
+        Method::GET,
+        "/w/{second}/.well-known/databricks-config"
+            .replace("{second}", &second)
+            .as_str(),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(config.body["workspace_url"], served_at.as_str());
 
     // With an update mask, only the fields it names change.
     let renamed = call(
