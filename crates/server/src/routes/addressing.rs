@@ -13,8 +13,6 @@ use axum::extract::Request;
 use axum::http::{header, Uri};
 use axum::Router;
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 /// The workspace a request named, before it is looked up.
@@ -55,16 +53,17 @@ struct Addressing {
 impl tower_service::Service<Request> for Addressing {
     type Response = axum::response::Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+    // The router's own future: addressing adds no allocation to a request.
+    type Future = axum::routing::future::RouteFuture<Infallible>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // A router is always ready.
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
         address(&mut request, self.workspace_domain.as_deref());
-        let mut inner = self.inner.clone();
-        Box::pin(async move { tower_service::Service::call(&mut inner, request).await })
+        tower_service::Service::call(&mut self.inner, request)
     }
 }
 
