@@ -35,6 +35,30 @@ const OPTIMISTIC_ATTEMPTS: usize = 32;
 /// The user created on first start, who owns the bootstrap token.
 pub const BOOTSTRAP_ADMIN_USER_NAME: &str = "admin@scimitar.local";
 
+/// The entitlements the built-in `users` group carries when its account is made, as in
+/// Databricks, so that a principal of the workspace can use it without being granted them one
+/// by one. An admin may remove them later like any group's; databases made before they were a
+/// default get them once, by migration, if their `users` group was never written to
+/// (`docs/design/system-groups.md`).
+pub const USERS_GROUP_ENTITLEMENTS: [&str; 2] = ["workspace-access", "databricks-sql-access"];
+
+/// The attributes of a new account's system group `name` (`admins` or `users`): its name, and
+/// for `users` the default entitlements ([`USERS_GROUP_ENTITLEMENTS`]). Every path that makes
+/// an account makes its system groups from this. (`admins` needs none: admins hold every
+/// entitlement by the one admin rule.)
+pub fn system_group_attributes(name: &str) -> Map<String, Value> {
+    let mut attributes = Map::new();
+    attributes.insert("displayName".into(), json!(name));
+    if name == "users" {
+        let entitlements: Vec<Value> = USERS_GROUP_ENTITLEMENTS
+            .iter()
+            .map(|value| json!({"value": value}))
+            .collect();
+        attributes.insert("entitlements".into(), Value::Array(entitlements));
+    }
+    attributes
+}
+
 /// How long [`Services::settle`] waits before each read that asks whether a write whose
 /// commit was lost took effect: quick for a blip, then long enough for a reconnect.
 const SETTLE_PAUSES: [std::time::Duration; 3] = [
@@ -411,10 +435,7 @@ impl Services {
         let system_group = |name: &str| Principal {
             id: self.ids.principal_id(now),
             kind: PrincipalKind::Group,
-            attributes: json!({"displayName": name})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
+            attributes: system_group_attributes(name),
             password_hash: None,
             system: true,
             created: now,

@@ -9,6 +9,7 @@ mod authorization;
 mod bulk;
 mod connections;
 mod credentials;
+mod defaults;
 mod discovery;
 mod entra;
 mod errors;
