@@ -2,7 +2,10 @@
 //! entitlements, a multipart `workspace/import` as the Python SDK's `w.workspace.upload` sends
 //! it, Databricks' 404 and 405 on its REST paths, and the one SQL warehouse tools look up.
 
+use crate::leaks::{second_account, spawn_app_with_url};
 use crate::support::*;
+use crate::unity_catalog::databricks_error;
+use reqwest::Method;
 use serde_json::json;
 
 /// `GET /api/2.0/access/check` with `token`.
@@ -91,5 +94,238 @@ async fn the_users_group_gives_every_principal_workspace_and_sql_access_until_an
     assert!(!holds(&app, "alice@example.com", "workspace-access").await);
     let users = app.get(&format!("/Groups/{users_id}")).await;
     assert_eq!(users.body.get("entitlements"), None, "{}", users.body);
+}
+
+// ----- multipart workspace/import ------------------------------------------------------------
+
+const BOUNDARY: &str = "d9f0c1a2b3e4f5a6b7c8d9e0f1a2b3c4";
+
+/// A `multipart/form-data` body as Python `requests` writes `w.workspace.upload`'s request:
+/// the `data` fields first, then the file part `content` (named after its key).
+fn form(fields: &[(&str, &str)], content: Option<&[u8]>) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    if let Some(content) = content {
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"content\"; \
+                 filename=\"content\"\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+async fn upload(app: &TestApp, token: &str, content_type: &str, body: Vec<u8>) -> Reply {
+    read(
+        app.client
+            .post(format!("{}/api/2.0/workspace/import", app.address))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await
+}
+
+async fn mkdirs(app: &TestApp, path: &str) {
+    let reply = read(
+        app.request(Method::POST, "/api/2.0/workspace/mkdirs")
+            .json(&json!({ "path": path }))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+fn multipart() -> String {
+    format!("multipart/form-data; boundary={BOUNDARY}")
+}
+
+async fn status_of(app: &TestApp, path: &str) -> Reply {
+    read(
+        app.request(Method::GET, "/api/2.0/workspace/get-status")
+            .query(&[("path", path)])
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_multipart_import_as_the_sdk_uploads_is_taken_like_the_json_form() {
+    let app = spawn_app().await;
+    mkdirs(&app, "/Shared").await;
+    // `w.workspace.upload("/Shared/report.py", b"print(1)")`: SOURCE implied, language from
+    // the suffix.
+    let body = form(
+        &[("path", "/Shared/report.py"), ("language", "PYTHON")],
+        Some(b"print(1)"),
+    );
+    let reply = upload(&app, &app.token, &multipart(), body).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body, json!({}));
+    let status = status_of(&app, "/Shared/report.py").await;
+    assert_eq!(status.body["object_type"], json!("NOTEBOOK"), "{}", status.body);
+    assert_eq!(status.body["language"], json!("PYTHON"), "{}", status.body);
+
+    // `format=ImportFormat.AUTO` without a language: a file.
+    let body = form(
+        &[("path", "/Shared/data.csv"), ("format", "AUTO")],
+        Some(b"a,b\n1,2\n"),
+    );
+    let reply = upload(&app, &app.token, &multipart(), body).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        status_of(&app, "/Shared/data.csv").await.body["object_type"],
+        json!("FILE")
+    );
+
+    // Again without overwrite: it exists; with `overwrite=true` (a form's text): replaced.
+    let again = || {
+        form(
+            &[("path", "/Shared/data.csv"), ("format", "RAW")],
+            Some(b"x"),
+        )
+    };
+    let reply = upload(&app, &app.token, &multipart(), again()).await;
+    databricks_error(&reply, 409, "RESOURCE_ALREADY_EXISTS");
+    let body = form(
+        &[
+            ("path", "/Shared/data.csv"),
+            ("format", "RAW"),
+            ("overwrite", "true"),
+        ],
+        Some(&[0xff, 0x00, 0xfe]),
+    );
+    let reply = upload(&app, &app.token, &multipart(), body).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    // A boundary in quotes, as some clients write it, and a part of a field nobody asked for.
+    let body = form(
+        &[("path", "/Shared/quoted.py"), ("language", "PYTHON"), ("extra", "ignored")],
+        Some(b"1"),
+    );
+    let quoted = format!("multipart/form-data; boundary=\"{BOUNDARY}\"");
+    let reply = upload(&app, &app.token, &quoted, body).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+#[tokio::test]
+async fn a_bad_multipart_import_is_a_databricks_400_and_writes_nothing() {
+    let app = spawn_app().await;
+    mkdirs(&app, "/Shared").await;
+    let cases: Vec<(&str, String, Vec<u8>, &str)> = vec![
+        (
+            "no boundary",
+            "multipart/form-data".to_string(),
+            form(&[("path", "/Shared/a.py")], Some(b"1")),
+            "MALFORMED_REQUEST",
+        ),
+        (
+            "cut short",
+            multipart(),
+            form(&[("path", "/Shared/a.py"), ("language", "PYTHON")], Some(b"1"))[..60].to_vec(),
+            "MALFORMED_REQUEST",
+        ),
+        (
+            "not multipart at all",
+            multipart(),
+            b"path=/Shared/a.py".to_vec(),
+            "MALFORMED_REQUEST",
+        ),
+        (
+            "a field twice",
+            multipart(),
+            form(
+                &[("path", "/Shared/a.py"), ("path", "/Shared/b.py"), ("language", "PYTHON")],
+                Some(b"1"),
+            ),
+            "INVALID_PARAMETER_VALUE",
+        ),
+        (
+            "overwrite not a boolean",
+            multipart(),
+            form(
+                &[("path", "/Shared/a.py"), ("language", "PYTHON"), ("overwrite", "yes")],
+                Some(b"1"),
+            ),
+            "INVALID_PARAMETER_VALUE",
+        ),
+        (
+            "no path",
+            multipart(),
+            form(&[("language", "PYTHON")], Some(b"1")),
+            "INVALID_PARAMETER_VALUE",
+        ),
+        (
+            "an unknown language",
+            multipart(),
+            form(&[("path", "/Shared/a.py"), ("language", "COBOL")], Some(b"1")),
+            "INVALID_PARAMETER_VALUE",
+        ),
+    ];
+    for (case, content_type, body, code) in cases {
+        let reply = upload(&app, &app.token, &content_type, body).await;
+        assert_eq!(reply.status, 400, "{case}: {}", reply.body);
+        assert_eq!(reply.body["error_code"], json!(code), "{case}: {}", reply.body);
+        assert!(reply.body["message"].is_string(), "{case}: {}", reply.body);
+    }
+    for path in ["/Shared/a.py", "/Shared/b.py"] {
+        let reply = status_of(&app, path).await;
+        databricks_error(&reply, 404, "RESOURCE_DOES_NOT_EXIST");
+    }
+
+    // Over the import limit (10 MiB): 413 in Databricks' shape, nothing written.
+    let big = vec![b'x'; 10 * 1024 * 1024 + 1];
+    let body = form(&[("path", "/Shared/big.py"), ("language", "PYTHON")], Some(&big));
+    let reply = upload(&app, &app.token, &multipart(), body).await;
+    databricks_error(&reply, 413, "INVALID_PARAMETER_VALUE");
+    let reply = status_of(&app, "/Shared/big.py").await;
+    databricks_error(&reply, 404, "RESOURCE_DOES_NOT_EXIST");
+}
+
+#[tokio::test]
+async fn a_multipart_import_needs_a_credential_of_the_account_and_manage_on_the_folder() {
+    let (app, url) = spawn_app_with_url().await;
+    let (_, foreign_token) = second_account(&app, &url).await;
+    let bob = app.create_user("bob@example.com").await;
+    let bob_token = app.token_for(str_of(&bob, "id")).await;
+    mkdirs(&app, "/Shared").await;
+    let body = || form(&[("path", "/Shared/x.py"), ("language", "PYTHON")], Some(b"1"));
+
+    let reply = read(
+        app.client
+            .post(format!("{}/api/2.0/workspace/import", app.address))
+            .header("content-type", multipart())
+            .body(body())
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    databricks_error(&reply, 401, "UNAUTHENTICATED");
+    let reply = upload(&app, &foreign_token, &multipart(), body()).await;
+    databricks_error(&reply, 403, "PERMISSION_DENIED");
+    let reply = upload(&app, &bob_token, &multipart(), body()).await;
+    databricks_error(&reply, 403, "PERMISSION_DENIED");
+    let reply = status_of(&app, "/Shared/x.py").await;
+    databricks_error(&reply, 404, "RESOURCE_DOES_NOT_EXIST");
 }
 
