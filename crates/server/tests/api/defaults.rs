@@ -329,3 +329,53 @@ async fn a_multipart_import_needs_a_credential_of_the_account_and_manage_on_the_
     databricks_error(&reply, 404, "RESOURCE_DOES_NOT_EXIST");
 }
 
+// ----- unknown paths and methods -------------------------------------------------------------
+
+#[tokio::test]
+async fn unknown_databricks_paths_are_endpoint_not_found_and_wrong_methods_405_with_allow() {
+    let app = spawn_app().await;
+    for path in [
+        "/api/2.0/clusters/list",
+        "/api/2.1/jobs/list",
+        "/api/2.0/preview/accounts/x/nothing",
+        "/api/2.0/accounts/x/nothing/here",
+        "/api/2.0/sql/warehouses/a/b",
+    ] {
+        for method in [Method::GET, Method::POST, Method::DELETE] {
+            let reply = read(app.request(method.clone(), path).send().await.unwrap()).await;
+            let message = databricks_error(&reply, 404, "ENDPOINT_NOT_FOUND");
+            assert!(message.contains(path), "{method} {path}: {message}");
+        }
+    }
+    // The method names what the route serves, in Databricks' shape, with `Allow`.
+    for (method, path, allowed) in [
+        (Method::DELETE, "/api/2.0/workspace/import", "POST"),
+        (Method::GET, "/api/2.0/workspace/mkdirs", "POST"),
+        (Method::POST, "/api/2.0/workspace/list", "GET,HEAD"),
+        (Method::PUT, "/api/2.0/sql/statements", "POST"),
+        (Method::POST, "/api/2.0/sql/warehouses", "GET,HEAD"),
+        (Method::DELETE, "/api/2.1/unity-catalog/catalogs", "GET,HEAD,POST"),
+        (Method::POST, "/api/2.0/access/check", "GET,HEAD"),
+    ] {
+        let reply = read(app.request(method.clone(), path).send().await.unwrap()).await;
+        assert_eq!(reply.status, 405, "{method} {path}: {}", reply.body);
+        assert!(reply.body["error_code"].is_string(), "{}", reply.body);
+        assert!(reply.body["message"].is_string(), "{}", reply.body);
+        assert_eq!(reply.body.get("schemas"), None, "{}", reply.body);
+        let mut allow: Vec<String> = reply
+            .header("allow")
+            .unwrap_or_else(|| panic!("{method} {path}: no Allow header"))
+            .split(',')
+            .map(|method| method.trim().to_string())
+            .collect();
+        allow.sort();
+        assert_eq!(allow.join(","), allowed, "{method} {path}");
+    }
+    // SCIM mounts keep the SCIM shape.
+    for path in ["/api/2.0/preview/scim/v2/Bulk", "/scim/v2/Bulk"] {
+        let reply = read(app.request(Method::GET, path).send().await.unwrap()).await;
+        reply.assert_error(405, None);
+        assert!(reply.header("allow").is_some(), "{path}");
+    }
+}
+
