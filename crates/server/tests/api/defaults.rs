@@ -379,3 +379,66 @@ async fn unknown_databricks_paths_are_endpoint_not_found_and_wrong_methods_405_w
     }
 }
 
+// ----- warehouses ----------------------------------------------------------------------------
+
+async fn get_as(app: &TestApp, token: Option<&str>, path: &str) -> Reply {
+    let mut request = app.client.get(format!("{}{path}", app.address));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    read(request.send().await.expect("sent")).await
+}
+
+#[tokio::test]
+async fn every_principal_of_the_account_finds_a_running_warehouse_and_runs_sql_on_it() {
+    let (app, url) = spawn_app_with_url().await;
+    let bob = app.create_user("bob@example.com").await;
+    let bob_token = app.token_for(str_of(&bob, "id")).await;
+    let sp = app.create_service_principal("ci").await;
+    let sp_token = app.token_for(str_of(&sp, "id")).await;
+
+    let mut id = String::new();
+    for token in [&app.token, &bob_token, &sp_token] {
+        let reply = get_as(&app, Some(token), "/api/2.0/sql/warehouses").await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let warehouses = reply.body["warehouses"].as_array().unwrap();
+        assert_eq!(warehouses.len(), 1, "{}", reply.body);
+        assert_eq!(warehouses[0]["state"], json!("RUNNING"));
+        assert!(warehouses[0]["name"].is_string());
+        id = str_of(&warehouses[0], "id").to_string();
+        let reply = get_as(&app, Some(token), &format!("/api/2.0/sql/warehouses/{id}")).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.body, warehouses[0]);
+    }
+
+    // A statement names it, as lsql does once it has looked it up.
+    let reply = read(
+        app.request(Method::POST, "/api/2.0/sql/statements")
+            .json(&json!({
+                "statement": "CREATE CATALOG main",
+                "warehouse_id": id,
+                "wait_timeout": "30s",
+                "format": "JSON_ARRAY",
+                "disposition": "INLINE",
+            }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["status"]["state"], json!("SUCCEEDED"), "{}", reply.body);
+
+    // Another id is not a warehouse; no credential, or another account's, sees none.
+    let reply = get_as(&app, Some(&app.token), "/api/2.0/sql/warehouses/0123456789abcdef").await;
+    databricks_error(&reply, 404, "RESOURCE_DOES_NOT_EXIST");
+    let (_, foreign_token) = second_account(&app, &url).await;
+    for path in ["/api/2.0/sql/warehouses".to_string(), format!("/api/2.0/sql/warehouses/{id}")] {
+        let reply = get_as(&app, None, &path).await;
+        databricks_error(&reply, 401, "UNAUTHENTICATED");
+        let reply = get_as(&app, Some(&foreign_token), &path).await;
+        databricks_error(&reply, 403, "PERMISSION_DENIED");
+        let reply = get_as(&app, Some("dapi-not-a-token"), &path).await;
+        databricks_error(&reply, 401, "UNAUTHENTICATED");
+    }
+}
