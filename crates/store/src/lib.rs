@@ -35,7 +35,7 @@ pub mod sql;
 pub mod sqlite;
 pub mod transfer;
 
-pub use change::{Change, FirstAdmin};
+pub use change::{Change, FirstAdmin, RuleSetRows};
 pub use governance::{
     AccessEvent, AccessSnapshot, AclRow, GovernanceChange, GrantRow, LoggedEvent, ObjectRow,
     PrincipalFacts, SecurableRow, WorkspaceEntry,
@@ -191,6 +191,15 @@ pub trait Store: Send + Sync + 'static {
         account: &AccountId,
         directory: Option<&str>,
     ) -> ScimResult<Vec<WorkspaceEntry>>;
+
+    /// An access-control rule set (by its stored resource name, see [`RuleSetRows`]): its
+    /// version (0 when never written) and its `(role, principal)` grants, by role then
+    /// principal.
+    async fn rule_set(
+        &self,
+        account: &AccountId,
+        resource: &str,
+    ) -> ScimResult<(u64, Vec<(String, PrincipalId)>)>;
 
     /// Up to `limit` of an account's principals, by id, starting after `after`: keyset pages
     /// for export, each a range of the primary key however far in.

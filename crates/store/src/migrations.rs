@@ -278,6 +278,34 @@ WHERE kind = 'Group' AND system = 1 AND display_name_lower = 'users' AND version
   AND json_type(attributes, '$.entitlements') IS NULL;
 "#,
     ),
+    (
+        9,
+        r#"
+-- Account access-control rule sets (the Databricks account API's rule sets): who holds which
+-- role on the account, a group or a service principal. A resource names its principal by id
+-- (`groups/{id}`, `servicePrincipals/{id}`, or `account`), and its rule set goes with it when
+-- it is deleted; version is the etag's number. (Self-contained: it may be renumbered.)
+CREATE TABLE rule_sets (
+    account_id TEXT NOT NULL REFERENCES accounts(id),
+    resource TEXT NOT NULL,
+    target_id TEXT,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (account_id, resource),
+    FOREIGN KEY (account_id, target_id) REFERENCES principals (account_id, id) ON DELETE CASCADE
+);
+CREATE INDEX rule_sets_by_target ON rule_sets (account_id, target_id);
+CREATE TABLE rule_set_grants (
+    account_id TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    role TEXT NOT NULL,
+    principal_id TEXT NOT NULL,
+    PRIMARY KEY (account_id, resource, role, principal_id),
+    FOREIGN KEY (account_id, resource) REFERENCES rule_sets (account_id, resource) ON DELETE CASCADE,
+    FOREIGN KEY (account_id, principal_id) REFERENCES principals (account_id, id) ON DELETE CASCADE
+);
+CREATE INDEX rule_set_grants_by_principal ON rule_set_grants (account_id, principal_id);
+"#,
+    ),
 ];
 
 /// The PostgreSQL schema, numbered on its own: PostgreSQL starts from the shape SQLite reached
@@ -490,6 +518,31 @@ SET attributes = left(attributes, -1)
     last_modified = GREATEST(last_modified, CAST(EXTRACT(EPOCH FROM now()) AS BIGINT) * 1000000)
 WHERE kind = 'Group' AND system = TRUE AND display_name_lower = 'users' AND version = 1
   AND NOT (attributes::jsonb ? 'entitlements') AND attributes LIKE '{"%}';
+"#,
+    ),
+    (
+        6,
+        r#"
+-- Account access-control rule sets, as in SQLite's migration 9.
+CREATE TABLE rule_sets (
+    account_id TEXT COLLATE "C" NOT NULL REFERENCES accounts(id),
+    resource TEXT COLLATE "C" NOT NULL,
+    target_id TEXT COLLATE "C",
+    version BIGINT NOT NULL,
+    PRIMARY KEY (account_id, resource),
+    FOREIGN KEY (account_id, target_id) REFERENCES principals (account_id, id) ON DELETE CASCADE
+);
+CREATE INDEX rule_sets_by_target ON rule_sets (account_id, target_id);
+CREATE TABLE rule_set_grants (
+    account_id TEXT COLLATE "C" NOT NULL,
+    resource TEXT COLLATE "C" NOT NULL,
+    role TEXT COLLATE "C" NOT NULL,
+    principal_id TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (account_id, resource, role, principal_id),
+    FOREIGN KEY (account_id, resource) REFERENCES rule_sets (account_id, resource) ON DELETE CASCADE,
+    FOREIGN KEY (account_id, principal_id) REFERENCES principals (account_id, id) ON DELETE CASCADE
+);
+CREATE INDEX rule_set_grants_by_principal ON rule_set_grants (account_id, principal_id);
 "#,
     ),
 ];

@@ -646,6 +646,36 @@ pub async fn workspace_entries_in<T: SqlTransaction>(
     )
 }
 
+/// An access-control rule set: its version (0 when never written) and its grants, by role
+/// then principal. Read in one snapshot (`Read::Consistent`), so the
+/// version and the grants belong together.
+pub async fn rule_set<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+    resource: &str,
+) -> ScimResult<(u64, Vec<(String, PrincipalId)>)> {
+    let version = query_opt(
+        session,
+        "SELECT version FROM rule_sets WHERE account_id = $1 AND resource = $2",
+        params![account.as_str(), resource],
+    )
+    .await?
+    .map(|row| row.integer(0))
+    .transpose()?
+    .map_or(0, to_u64);
+    let rows = session
+        .query(
+            "SELECT role, principal_id FROM rule_set_grants \
+             WHERE account_id = $1 AND resource = $2 ORDER BY role, principal_id",
+            params![account.as_str(), resource],
+        )
+        .await?;
+    let grants = each(rows, |mut row| {
+        Ok((row.text(0)?, PrincipalId::new(row.text(1)?)))
+    })?;
+    Ok((version, grants))
+}
+
 pub async fn principals_page<T: SqlTransaction>(
     session: &mut T,
     account: &AccountId,
