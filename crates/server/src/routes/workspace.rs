@@ -145,7 +145,11 @@ fn is_multipart(request: &Request) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split(';').next())
-        .is_some_and(|media_type| media_type.trim().eq_ignore_ascii_case("multipart/form-data"))
+        .is_some_and(|media_type| {
+            media_type
+                .trim()
+                .eq_ignore_ascii_case("multipart/form-data")
+        })
 }
 
 /// The import a multipart form asks for: its text fields by name, each at most once; the

@@ -182,7 +182,12 @@ async fn a_multipart_import_as_the_sdk_uploads_is_taken_like_the_json_form() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.body, json!({}));
     let status = status_of(&app, "/Shared/report.py").await;
-    assert_eq!(status.body["object_type"], json!("NOTEBOOK"), "{}", status.body);
+    assert_eq!(
+        status.body["object_type"],
+        json!("NOTEBOOK"),
+        "{}",
+        status.body
+    );
     assert_eq!(status.body["language"], json!("PYTHON"), "{}", status.body);
 
     // `format=ImportFormat.AUTO` without a language: a file.
@@ -219,7 +224,11 @@ async fn a_multipart_import_as_the_sdk_uploads_is_taken_like_the_json_form() {
 
     // A boundary in quotes, as some clients write it, and a part of a field nobody asked for.
     let body = form(
-        &[("path", "/Shared/quoted.py"), ("language", "PYTHON"), ("extra", "ignored")],
+        &[
+            ("path", "/Shared/quoted.py"),
+            ("language", "PYTHON"),
+            ("extra", "ignored"),
+        ],
         Some(b"1"),
     );
     let quoted = format!("multipart/form-data; boundary=\"{BOUNDARY}\"");
@@ -241,7 +250,11 @@ async fn a_bad_multipart_import_is_a_databricks_400_and_writes_nothing() {
         (
             "cut short",
             multipart(),
-            form(&[("path", "/Shared/a.py"), ("language", "PYTHON")], Some(b"1"))[..60].to_vec(),
+            form(
+                &[("path", "/Shared/a.py"), ("language", "PYTHON")],
+                Some(b"1"),
+            )[..60]
+                .to_vec(),
             "MALFORMED_REQUEST",
         ),
         (
@@ -254,7 +267,11 @@ async fn a_bad_multipart_import_is_a_databricks_400_and_writes_nothing() {
             "a field twice",
             multipart(),
             form(
-                &[("path", "/Shared/a.py"), ("path", "/Shared/b.py"), ("language", "PYTHON")],
+                &[
+                    ("path", "/Shared/a.py"),
+                    ("path", "/Shared/b.py"),
+                    ("language", "PYTHON"),
+                ],
                 Some(b"1"),
             ),
             "INVALID_PARAMETER_VALUE",
@@ -263,7 +280,11 @@ async fn a_bad_multipart_import_is_a_databricks_400_and_writes_nothing() {
             "overwrite not a boolean",
             multipart(),
             form(
-                &[("path", "/Shared/a.py"), ("language", "PYTHON"), ("overwrite", "yes")],
+                &[
+                    ("path", "/Shared/a.py"),
+                    ("language", "PYTHON"),
+                    ("overwrite", "yes"),
+                ],
                 Some(b"1"),
             ),
             "INVALID_PARAMETER_VALUE",
@@ -277,14 +298,22 @@ async fn a_bad_multipart_import_is_a_databricks_400_and_writes_nothing() {
         (
             "an unknown language",
             multipart(),
-            form(&[("path", "/Shared/a.py"), ("language", "COBOL")], Some(b"1")),
+            form(
+                &[("path", "/Shared/a.py"), ("language", "COBOL")],
+                Some(b"1"),
+            ),
             "INVALID_PARAMETER_VALUE",
         ),
     ];
     for (case, content_type, body, code) in cases {
         let reply = upload(&app, &app.token, &content_type, body).await;
         assert_eq!(reply.status, 400, "{case}: {}", reply.body);
-        assert_eq!(reply.body["error_code"], json!(code), "{case}: {}", reply.body);
+        assert_eq!(
+            reply.body["error_code"],
+            json!(code),
+            "{case}: {}",
+            reply.body
+        );
         assert!(reply.body["message"].is_string(), "{case}: {}", reply.body);
     }
     for path in ["/Shared/a.py", "/Shared/b.py"] {
@@ -294,7 +323,10 @@ async fn a_bad_multipart_import_is_a_databricks_400_and_writes_nothing() {
 
     // Over the import limit (10 MiB): 413 in Databricks' shape, nothing written.
     let big = vec![b'x'; 10 * 1024 * 1024 + 1];
-    let body = form(&[("path", "/Shared/big.py"), ("language", "PYTHON")], Some(&big));
+    let body = form(
+        &[("path", "/Shared/big.py"), ("language", "PYTHON")],
+        Some(&big),
+    );
     let reply = upload(&app, &app.token, &multipart(), body).await;
     databricks_error(&reply, 413, "INVALID_PARAMETER_VALUE");
     let reply = status_of(&app, "/Shared/big.py").await;
@@ -308,7 +340,12 @@ async fn a_multipart_import_needs_a_credential_of_the_account_and_manage_on_the_
     let bob = app.create_user("bob@example.com").await;
     let bob_token = app.token_for(str_of(&bob, "id")).await;
     mkdirs(&app, "/Shared").await;
-    let body = || form(&[("path", "/Shared/x.py"), ("language", "PYTHON")], Some(b"1"));
+    let body = || {
+        form(
+            &[("path", "/Shared/x.py"), ("language", "PYTHON")],
+            Some(b"1"),
+        )
+    };
 
     let reply = read(
         app.client
@@ -354,7 +391,11 @@ async fn unknown_databricks_paths_are_endpoint_not_found_and_wrong_methods_405_w
         (Method::POST, "/api/2.0/workspace/list", "GET,HEAD"),
         (Method::PUT, "/api/2.0/sql/statements", "POST"),
         (Method::POST, "/api/2.0/sql/warehouses", "GET,HEAD"),
-        (Method::DELETE, "/api/2.1/unity-catalog/catalogs", "GET,HEAD,POST"),
+        (
+            Method::DELETE,
+            "/api/2.1/unity-catalog/catalogs",
+            "GET,HEAD,POST",
+        ),
         (Method::POST, "/api/2.0/access/check", "GET,HEAD"),
     ] {
         let reply = read(app.request(method.clone(), path).send().await.unwrap()).await;
@@ -427,13 +468,26 @@ async fn every_principal_of_the_account_finds_a_running_warehouse_and_runs_sql_o
     )
     .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    assert_eq!(reply.body["status"]["state"], json!("SUCCEEDED"), "{}", reply.body);
+    assert_eq!(
+        reply.body["status"]["state"],
+        json!("SUCCEEDED"),
+        "{}",
+        reply.body
+    );
 
     // Another id is not a warehouse; no credential, or another account's, sees none.
-    let reply = get_as(&app, Some(&app.token), "/api/2.0/sql/warehouses/0123456789abcdef").await;
+    let reply = get_as(
+        &app,
+        Some(&app.token),
+        "/api/2.0/sql/warehouses/0123456789abcdef",
+    )
+    .await;
     databricks_error(&reply, 404, "RESOURCE_DOES_NOT_EXIST");
     let (_, foreign_token) = second_account(&app, &url).await;
-    for path in ["/api/2.0/sql/warehouses".to_string(), format!("/api/2.0/sql/warehouses/{id}")] {
+    for path in [
+        "/api/2.0/sql/warehouses".to_string(),
+        format!("/api/2.0/sql/warehouses/{id}"),
+    ] {
         let reply = get_as(&app, None, &path).await;
         databricks_error(&reply, 401, "UNAUTHENTICATED");
         let reply = get_as(&app, Some(&foreign_token), &path).await;
