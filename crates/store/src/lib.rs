@@ -41,6 +41,7 @@ pub use governance::{
     PrincipalFacts, SecurableRow, WorkspaceEntry,
 };
 use scimitar_access::{ObjectType, SecurableType};
+pub use sql::write::RULE_SET_CHANGED;
 pub use transfer::{AssignmentRow, ImportRecord, MembershipRow, TokenRow};
 
 use async_trait::async_trait;

@@ -29,6 +29,7 @@ mod okta;
 mod patch;
 mod permissions;
 mod queries;
+mod rule_sets;
 mod scale;
 mod service_principals;
 mod statements;

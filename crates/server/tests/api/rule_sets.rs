@@ -1,0 +1,562 @@
+//! Account access-control rule sets (issue #14, "Account admins and account roles"): the
+//! assignable roles of the account, a group and a service principal; rule sets read and
+//! replaced whole with their etag, on the account host and through the workspace proxy; who
+//! may read and write them; and the manager roles enforced on SCIM writes.
+
+use crate::leaks::{second_account, spawn_app_with_url};
+use crate::support::*;
+use crate::unity_catalog::databricks_error;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const GROUP_MANAGER: &str = "roles/group.manager";
+const SP_MANAGER: &str = "roles/servicePrincipal.manager";
+const SP_USER: &str = "roles/servicePrincipal.user";
+
+/// The two places the API lives: the account host (with the account id) and the workspace
+/// proxy (the default workspace's account).
+fn bases(app: &TestApp) -> [String; 2] {
+    [
+        format!("/api/2.0/preview/accounts/{}/access-control", app.account),
+        "/api/2.0/preview/accounts/access-control".to_string(),
+    ]
+}
+
+async fn call(
+    app: &TestApp,
+    token: Option<&str>,
+    method: Method,
+    path: &str,
+    query: &[(&str, &str)],
+    body: Option<Value>,
+) -> Reply {
+    let mut request = app
+        .client
+        .request(method, format!("{}{path}", app.address))
+        .query(query);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    read(request.send().await.expect("sent")).await
+}
+
+fn account_set(app: &TestApp) -> String {
+    format!("accounts/{}/ruleSets/default", app.account)
+}
+
+fn group_set(app: &TestApp, group_id: &str) -> String {
+    format!(
+        "accounts/{}/groups/{group_id}/ruleSets/default",
+        app.account
+    )
+}
+
+fn sp_set(app: &TestApp, application_id: &str) -> String {
+    format!(
+        "accounts/{}/servicePrincipals/{application_id}/ruleSets/default",
+        app.account
+    )
+}
+
+async fn get_set(app: &TestApp, token: &str, name: &str) -> Reply {
+    let path = format!("{}/rule-sets", bases(app)[0]);
+    call(
+        app,
+        Some(token),
+        Method::GET,
+        &path,
+        &[("name", name), ("etag", "")],
+        None,
+    )
+    .await
+}
+
+fn update(name: &str, etag: &str, rules: Value) -> Value {
+    json!({"name": name, "rule_set": {"name": name, "etag": etag, "grant_rules": rules}})
+}
+
+async fn put_set(app: &TestApp, token: &str, body: Value) -> Reply {
+    let path = format!("{}/rule-sets", bases(app)[0]);
+    call(app, Some(token), Method::PUT, &path, &[], Some(body)).await
+}
+
+/// Reads the set as the admin and replaces it with `rules` from its current etag.
+async fn grant(app: &TestApp, name: &str, rules: Value) -> Value {
+    let current = get_set(app, &app.token, name).await;
+    assert_eq!(current.status, 200, "{}", current.body);
+    let etag = str_of(&current.body, "etag").to_string();
+    let reply = put_set(app, &app.token, update(name, &etag, rules)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.body
+}
+
+#[tokio::test]
+async fn each_resource_names_the_roles_it_takes_on_both_hosts() {
+    let app = spawn_app().await;
+    let team = app.create_group("team", &[]).await;
+    let sp = app.create_service_principal("ci").await;
+    let application_id = str_of(&sp, "applicationId");
+    let cases = [
+        (
+            format!("accounts/{}", app.account),
+            vec!["roles/billing.admin", "roles/marketplace.admin"],
+        ),
+        (
+            format!("accounts/{}/groups/{}", app.account, str_of(&team, "id")),
+            vec![GROUP_MANAGER],
+        ),
+        (
+            format!(
+                "accounts/{}/servicePrincipals/{application_id}",
+                app.account
+            ),
+            vec![SP_MANAGER, SP_USER],
+        ),
+        // The SDK's example writes the service principal's id; it is taken too.
+        (
+            format!(
+                "accounts/{}/servicePrincipals/{}",
+                app.account,
+                str_of(&sp, "id")
+            ),
+            vec![SP_MANAGER, SP_USER],
+        ),
+    ];
+    // Any principal of the account may ask.
+    let bob = app.create_user("bob@example.com").await;
+    let bob_token = app.token_for(str_of(&bob, "id")).await;
+    for base in bases(&app) {
+        for (resource, roles) in &cases {
+            for token in [&app.token, &bob_token] {
+                let path = format!("{base}/assignable-roles");
+                let reply = call(
+                    &app,
+                    Some(token),
+                    Method::GET,
+                    &path,
+                    &[("resource", resource)],
+                    None,
+                )
+                .await;
+                assert_eq!(reply.status, 200, "{resource}: {}", reply.body);
+                let names: Vec<&str> = reply.body["roles"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|role| str_of(role, "name"))
+                    .collect();
+                assert_eq!(&names, roles, "{resource}");
+            }
+        }
+    }
+    let path = format!("{}/assignable-roles", bases(&app)[0]);
+    for (resource, status, code) in [
+        (
+            format!("accounts/{}/groups/404404", app.account),
+            404,
+            "RESOURCE_DOES_NOT_EXIST",
+        ),
+        (
+            "accounts/someone-else/groups/1".to_string(),
+            404,
+            "RESOURCE_DOES_NOT_EXIST",
+        ),
+        (
+            format!("accounts/{}/budgetPolicies/1", app.account),
+            400,
+            "INVALID_PARAMETER_VALUE",
+        ),
+        ("groups/1".to_string(), 400, "INVALID_PARAMETER_VALUE"),
+        (String::new(), 400, "INVALID_PARAMETER_VALUE"),
+    ] {
+        let reply = call(
+            &app,
+            Some(&app.token),
+            Method::GET,
+            &path,
+            &[("resource", &resource)],
+            None,
+        )
+        .await;
+        databricks_error(&reply, status, code);
+    }
+}
+
+#[tokio::test]
+async fn an_admin_replaces_a_groups_rule_set_whole_from_its_etag_and_a_stale_etag_is_a_409() {
+    let app = spawn_app().await;
+    let team = app.create_group("team", &[]).await;
+    let team_id = str_of(&team, "id");
+    app.create_user("alice@example.com").await;
+    app.create_user("bob@example.com").await;
+    app.create_group("leads", &[]).await;
+    let name = group_set(&app, team_id);
+
+    // Never written: empty, with the etag of version 0.
+    let empty = get_set(&app, &app.token, &name).await;
+    assert_eq!(empty.status, 200, "{}", empty.body);
+    assert_eq!(empty.body["name"], json!(name));
+    assert_eq!(empty.body["grant_rules"], json!([]));
+    let first_etag = str_of(&empty.body, "etag").to_string();
+
+    let rules =
+        json!([{"role": GROUP_MANAGER, "principals": ["users/alice@example.com", "groups/leads"]}]);
+    let written = put_set(&app, &app.token, update(&name, &first_etag, rules)).await;
+    assert_eq!(written.status, 200, "{}", written.body);
+    assert_eq!(written.body["name"], json!(name));
+    assert_eq!(
+        written.body["grant_rules"],
+        json!([{"role": GROUP_MANAGER, "principals": ["groups/leads", "users/alice@example.com"]}])
+    );
+    let second_etag = str_of(&written.body, "etag").to_string();
+    assert_ne!(second_etag, first_etag);
+    // Both hosts read the same, whatever etag is given (a read is always fresh).
+    for base in bases(&app) {
+        let path = format!("{base}/rule-sets");
+        for etag in ["", first_etag.as_str(), second_etag.as_str()] {
+            let query = [("name", name.as_str()), ("etag", etag)];
+            let reply = call(&app, Some(&app.token), Method::GET, &path, &query, None).await;
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            assert_eq!(reply.body, written.body);
+        }
+    }
+
+    // The old etag again: a conflict, nothing written. Through the proxy, replaced whole.
+    let rules = json!([{"role": GROUP_MANAGER, "principals": ["users/bob@example.com"]}]);
+    let stale = put_set(&app, &app.token, update(&name, &first_etag, rules.clone())).await;
+    databricks_error(&stale, 409, "RESOURCE_CONFLICT");
+    assert_eq!(get_set(&app, &app.token, &name).await.body, written.body);
+    let path = format!("{}/rule-sets", bases(&app)[1]);
+    let body = update(&name, &second_etag, rules);
+    let replaced = call(&app, Some(&app.token), Method::PUT, &path, &[], Some(body)).await;
+    assert_eq!(replaced.status, 200, "{}", replaced.body);
+    assert_eq!(
+        replaced.body["grant_rules"],
+        json!([{"role": GROUP_MANAGER, "principals": ["users/bob@example.com"]}])
+    );
+
+    // A deleted holder is gone from the set, whose version stays.
+    let bob_id = app
+        .get_with("/Users", &[("filter", "userName eq \"bob@example.com\"")])
+        .await
+        .resources()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reply = app.delete(&format!("/Users/{bob_id}")).await;
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    assert_eq!(
+        get_set(&app, &app.token, &name).await.body["grant_rules"],
+        json!([])
+    );
+    // A deleted group's rule set is gone with it.
+    assert_eq!(app.delete(&format!("/Groups/{team_id}")).await.status, 204);
+    databricks_error(
+        &get_set(&app, &app.token, &name).await,
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    );
+}
+
+#[tokio::test]
+async fn a_bad_rule_set_update_is_a_databricks_400_and_writes_nothing() {
+    let app = spawn_app().await;
+    let team = app.create_group("team", &[]).await;
+    app.create_user("alice@example.com").await;
+    let name = group_set(&app, str_of(&team, "id"));
+    let etag = str_of(&get_set(&app, &app.token, &name).await.body, "etag").to_string();
+    let alice = json!([{"role": GROUP_MANAGER, "principals": ["users/alice@example.com"]}]);
+    let cases = [
+        (
+            "a role groups do not take",
+            update(
+                &name,
+                &etag,
+                json!([{"role": SP_USER, "principals": ["users/alice@example.com"]}]),
+            ),
+        ),
+        (
+            "an unknown role",
+            update(
+                &name,
+                &etag,
+                json!([{"role": "roles/owner", "principals": []}]),
+            ),
+        ),
+        (
+            "no role",
+            update(
+                &name,
+                &etag,
+                json!([{"principals": ["users/alice@example.com"]}]),
+            ),
+        ),
+        (
+            "an unknown principal",
+            update(
+                &name,
+                &etag,
+                json!([{"role": GROUP_MANAGER, "principals": ["users/nobody@example.com"]}]),
+            ),
+        ),
+        (
+            "a principal not named by kind",
+            update(
+                &name,
+                &etag,
+                json!([{"role": GROUP_MANAGER, "principals": ["alice@example.com"]}]),
+            ),
+        ),
+        (
+            "principals not an array",
+            update(
+                &name,
+                &etag,
+                json!([{"role": GROUP_MANAGER, "principals": "users/alice@example.com"}]),
+            ),
+        ),
+        (
+            "grant_rules not an array",
+            update(&name, &etag, json!({"role": GROUP_MANAGER})),
+        ),
+        (
+            "no etag",
+            json!({"name": name, "rule_set": {"name": name, "grant_rules": alice}}),
+        ),
+        (
+            "an etag this server never issued",
+            update(&name, "not-an-etag", alice.clone()),
+        ),
+        (
+            "no name",
+            json!({"rule_set": {"name": name, "etag": etag, "grant_rules": alice}}),
+        ),
+        ("no rule_set", json!({"name": name})),
+        (
+            "rule_set of another name",
+            json!({"name": name, "rule_set": {"name": account_set(&app), "etag": etag, "grant_rules": alice}}),
+        ),
+        (
+            "a name that is not a rule set",
+            update(
+                &format!("accounts/{}/groups/1", app.account),
+                &etag,
+                alice.clone(),
+            ),
+        ),
+        (
+            "a budget policy",
+            update(
+                &format!("accounts/{}/budgetPolicies/1/ruleSets/default", app.account),
+                &etag,
+                alice.clone(),
+            ),
+        ),
+        ("not an object", json!([name])),
+    ];
+    for (case, body) in cases {
+        let reply = put_set(&app, &app.token, body).await;
+        assert_eq!(reply.status, 400, "{case}: {}", reply.body);
+        assert_eq!(
+            reply.body["error_code"],
+            json!("INVALID_PARAMETER_VALUE"),
+            "{case}: {}",
+            reply.body
+        );
+    }
+    let path = format!("{}/rule-sets", bases(&app)[0]);
+    let reply = read(
+        app.request(Method::PUT, &path)
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    databricks_error(&reply, 400, "MALFORMED_REQUEST");
+    for (case, query) in [
+        ("no name", vec![]),
+        (
+            "a garbage etag",
+            vec![("name", name.as_str()), ("etag", "%%%")],
+        ),
+    ] {
+        let reply = call(&app, Some(&app.token), Method::GET, &path, &query, None).await;
+        assert_eq!(reply.status, 400, "{case}: {}", reply.body);
+    }
+    // Nothing was written: still the etag of a set never written.
+    let after = get_set(&app, &app.token, &name).await;
+    assert_eq!(str_of(&after.body, "etag"), etag);
+    assert_eq!(after.body["grant_rules"], json!([]));
+    // Unknown and foreign sets: not found.
+    for missing in [
+        group_set(&app, "404404"),
+        "accounts/another/groups/1/ruleSets/default".into(),
+    ] {
+        databricks_error(
+            &get_set(&app, &app.token, &missing).await,
+            404,
+            "RESOURCE_DOES_NOT_EXIST",
+        );
+        let reply = put_set(&app, &app.token, update(&missing, &etag, alice.clone())).await;
+        databricks_error(&reply, 404, "RESOURCE_DOES_NOT_EXIST");
+    }
+}
+
+#[tokio::test]
+async fn service_principal_and_account_rule_sets_name_principals_as_databricks_does() {
+    let app = spawn_app().await;
+    let sp = app.create_service_principal("ci").await;
+    let application_id = str_of(&sp, "applicationId").to_string();
+    let other = app.create_service_principal("deployer").await;
+    let other_application_id = str_of(&other, "applicationId").to_string();
+    app.create_user("alice@example.com").await;
+    app.create_group("ops", &[]).await;
+    let name = sp_set(&app, &application_id);
+    let body = grant(
+        &app,
+        &name,
+        json!([
+            {"role": SP_USER, "principals": ["groups/ops", format!("servicePrincipals/{other_application_id}")]},
+            {"role": SP_MANAGER, "principals": ["users/alice@example.com"]},
+            {"role": SP_USER, "principals": ["groups/ops"]},
+        ]),
+    )
+    .await;
+    assert_eq!(body["name"], json!(name));
+    assert_eq!(
+        body["grant_rules"],
+        json!([
+            {"role": SP_MANAGER, "principals": ["users/alice@example.com"]},
+            {"role": SP_USER, "principals": ["groups/ops", format!("servicePrincipals/{other_application_id}")]},
+        ])
+    );
+    // Named by its SCIM id, it is the same set, under its application id's name.
+    let by_id = get_set(&app, &app.token, &sp_set(&app, str_of(&sp, "id"))).await;
+    assert_eq!(by_id.body, body);
+
+    let account = grant(
+        &app,
+        &account_set(&app),
+        json!([{"role": "roles/billing.admin", "principals": ["users/alice@example.com"]}]),
+    )
+    .await;
+    assert_eq!(account["name"], json!(account_set(&app)));
+    assert_eq!(
+        account["grant_rules"][0]["principals"],
+        json!(["users/alice@example.com"])
+    );
+}
+
+#[tokio::test]
+async fn rule_sets_need_a_credential_of_the_account_and_an_admin_or_the_manager() {
+    let (app, url) = spawn_app_with_url().await;
+    let (foreign_account, foreign_token) = second_account(&app, &url).await;
+    let team = app.create_group("team", &[]).await;
+    let other = app.create_group("other", &[]).await;
+    let bob = app.create_user("bob@example.com").await;
+    let bob_token = app.token_for(str_of(&bob, "id")).await;
+    let carol = app.create_user("carol@example.com").await;
+    let carol_token = app.token_for(str_of(&carol, "id")).await;
+    let name = group_set(&app, str_of(&team, "id"));
+    let written = grant(
+        &app,
+        &name,
+        json!([{"role": GROUP_MANAGER, "principals": ["users/bob@example.com"]}]),
+    )
+    .await;
+    let etag = str_of(&written, "etag").to_string();
+    let carol_manages = update(
+        &name,
+        &etag,
+        json!([{"role": GROUP_MANAGER, "principals": ["users/carol@example.com"]}]),
+    );
+
+    for base in bases(&app) {
+        let path = format!("{base}/rule-sets");
+        let query = [("name", name.as_str())];
+        // No credential, or one that is not a token: 401.
+        for token in [None, Some("dapi-nothing")] {
+            let reply = call(&app, token, Method::GET, &path, &query, None).await;
+            databricks_error(&reply, 401, "UNAUTHENTICATED");
+            let reply = call(
+                &app,
+                token,
+                Method::PUT,
+                &path,
+                &[],
+                Some(carol_manages.clone()),
+            )
+            .await;
+            databricks_error(&reply, 401, "UNAUTHENTICATED");
+        }
+        // Another account's admin: 403, whatever it names.
+        let reply = call(&app, Some(&foreign_token), Method::GET, &path, &query, None).await;
+        databricks_error(&reply, 403, "PERMISSION_DENIED");
+        let reply = call(
+            &app,
+            Some(&foreign_token),
+            Method::PUT,
+            &path,
+            &[],
+            Some(carol_manages.clone()),
+        )
+        .await;
+        databricks_error(&reply, 403, "PERMISSION_DENIED");
+        // A principal of the account who manages nothing: 403.
+        let reply = call(&app, Some(&carol_token), Method::GET, &path, &query, None).await;
+        databricks_error(&reply, 403, "PERMISSION_DENIED");
+        let reply = call(
+            &app,
+            Some(&carol_token),
+            Method::PUT,
+            &path,
+            &[],
+            Some(carol_manages.clone()),
+        )
+        .await;
+        databricks_error(&reply, 403, "PERMISSION_DENIED");
+    }
+    // The foreign admin, on its own account's host, finds nothing of this account.
+    let path = format!("/api/2.0/preview/accounts/{foreign_account}/access-control/rule-sets");
+    let reply = call(
+        &app,
+        Some(&foreign_token),
+        Method::GET,
+        &path,
+        &[("name", &name)],
+        None,
+    )
+    .await;
+    databricks_error(&reply, 404, "RESOURCE_DOES_NOT_EXIST");
+    assert!(!reply.body.to_string().contains("bob"), "{}", reply.body);
+    // Nothing was written.
+    assert_eq!(get_set(&app, &app.token, &name).await.body, written);
+
+    // The manager reads and updates the set it manages, and no other.
+    let reply = get_set(&app, &bob_token, &name).await;
+    assert_eq!(reply.body, written);
+    databricks_error(
+        &get_set(&app, &bob_token, &group_set(&app, str_of(&other, "id"))).await,
+        403,
+        "PERMISSION_DENIED",
+    );
+    databricks_error(
+        &get_set(&app, &bob_token, &account_set(&app)).await,
+        403,
+        "PERMISSION_DENIED",
+    );
+    let both = update(
+        &name,
+        &etag,
+        json!([{"role": GROUP_MANAGER, "principals": ["users/bob@example.com", "users/carol@example.com"]}]),
+    );
+    let reply = put_set(&app, &bob_token, both).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    // Carol now manages it too: she reads it.
+    assert_eq!(get_set(&app, &carol_token, &name).await.status, 200);
+}
