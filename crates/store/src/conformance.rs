@@ -3007,6 +3007,8 @@ pub async fn an_export_from_before_assignments_assigns_every_principal(stores: &
                 WorkspacePermission::User
             ),
         ]
+    );
+}
 
 fn rule_set(resource: &str, target: Option<&str>, grants: &[(&str, &str)]) -> RuleSetRows {
     RuleSetRows {

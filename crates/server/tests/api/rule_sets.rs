@@ -560,3 +560,268 @@ async fn rule_sets_need_a_credential_of_the_account_and_an_admin_or_the_manager(
     // Carol now manages it too: she reads it.
     assert_eq!(get_set(&app, &carol_token, &name).await.status, 200);
 }
+
+// ----- the manager roles, enforced on SCIM writes --------------------------------------------
+
+async fn scim_as(app: &TestApp, token: &str, method: Method, path: &str, body: Value) -> Reply {
+    read(
+        app.client
+            .request(method, app.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_group_manager_changes_the_groups_members_and_name_but_nothing_else() {
+    let app = spawn_app().await;
+    let team = app.create_group("team", &[]).await;
+    let team_id = str_of(&team, "id").to_string();
+    let other = app.create_group("other", &[]).await;
+    let bob = app.create_user("bob@example.com").await;
+    let bob_token = app.token_for(str_of(&bob, "id")).await;
+    let carol = app.create_user("carol@example.com").await;
+    let carol_id = str_of(&carol, "id").to_string();
+    let group_path = format!("/Groups/{team_id}");
+
+    // Not yet a manager: 403, as any non-admin.
+    let add_carol =
+        patch_op(json!([{"op": "add", "path": "members", "value": [{"value": carol_id}]}]));
+    let reply = scim_as(
+        &app,
+        &bob_token,
+        Method::PATCH,
+        &group_path,
+        add_carol.clone(),
+    )
+    .await;
+    reply.assert_error(403, None);
+
+    grant(
+        &app,
+        &group_set(&app, &team_id),
+        json!([{"role": GROUP_MANAGER, "principals": ["users/bob@example.com"]}]),
+    )
+    .await;
+    let reply = scim_as(&app, &bob_token, Method::PATCH, &group_path, add_carol).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(app.member_ids(&team_id).await, vec![carol_id.clone()]);
+    assert_eq!(
+        member_ids_of(&reply.body),
+        vec![carol_id.clone()],
+        "the manager sees the members"
+    );
+    let rename =
+        patch_op(json!([{"op": "replace", "path": "displayName", "value": "team-renamed"}]));
+    let reply = scim_as(&app, &bob_token, Method::PATCH, &group_path, rename).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["displayName"], json!("team-renamed"));
+    // Through the Databricks workspace path too, and by PUT.
+    let reply = read(
+        app.client
+            .put(format!(
+                "{}/api/2.0/preview/scim/v2{group_path}",
+                app.address
+            ))
+            .bearer_auth(&bob_token)
+            .json(&json!({"schemas": [GROUP_SCHEMA], "displayName": "team", "members": []}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(app.member_ids(&team_id).await.is_empty());
+
+    // Not what only admins change, not another group, not a deletion: 403, nothing written.
+    let before = app.get(&group_path).await.body;
+    for body in [
+        patch_op(
+            json!([{"op": "add", "path": "entitlements", "value": [{"value": "allow-cluster-create"}]}]),
+        ),
+        patch_op(json!([{"op": "replace", "path": "externalId", "value": "x"}])),
+        patch_op(
+            json!([{"op": "replace", "path": "displayName", "value": "renamed"}, {"op": "add", "path": "entitlements", "value": [{"value": "workspace-access"}]}]),
+        ),
+    ] {
+        let reply = scim_as(&app, &bob_token, Method::PATCH, &group_path, body).await;
+        reply.assert_error(403, None);
+    }
+    let reply = scim_as(
+        &app,
+        &bob_token,
+        Method::PUT,
+        &group_path,
+        json!({"schemas": [GROUP_SCHEMA], "displayName": "team", "externalId": "x"}),
+    )
+    .await;
+    reply.assert_error(403, None);
+    assert_eq!(app.get(&group_path).await.body, before);
+    let reply = scim_as(
+        &app,
+        &bob_token,
+        Method::PATCH,
+        &format!("/Groups/{}", str_of(&other, "id")),
+        patch_op(json!([{"op": "replace", "path": "displayName", "value": "mine"}])),
+    )
+    .await;
+    reply.assert_error(403, None);
+    let reply = read(
+        app.client
+            .delete(app.url(&group_path))
+            .bearer_auth(&bob_token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    reply.assert_error(403, None);
+    let reply = scim_as(
+        &app,
+        &bob_token,
+        Method::PATCH,
+        &format!("/Users/{carol_id}"),
+        patch_op(json!([{"op": "replace", "path": "displayName", "value": "C"}])),
+    )
+    .await;
+    reply.assert_error(403, None);
+
+    // The role taken away: refused at the next write.
+    grant(&app, &group_set(&app, &team_id), json!([])).await;
+    let reply = scim_as(
+        &app,
+        &bob_token,
+        Method::PATCH,
+        &group_path,
+        patch_op(json!([{"op": "replace", "path": "displayName", "value": "again"}])),
+    )
+    .await;
+    reply.assert_error(403, None);
+}
+
+#[tokio::test]
+async fn the_manager_role_held_by_a_group_passes_to_its_members_but_never_over_the_builtin_groups()
+{
+    let app = spawn_app().await;
+    let team = app.create_group("team", &[]).await;
+    let team_id = str_of(&team, "id").to_string();
+    let dave = app.create_user("dave@example.com").await;
+    let dave_id = str_of(&dave, "id").to_string();
+    let dave_token = app.token_for(&dave_id).await;
+    let inner = app.create_group("inner", &[&dave_id]).await;
+    app.create_group("leads", &[str_of(&inner, "id")]).await;
+    grant(
+        &app,
+        &group_set(&app, &team_id),
+        json!([{"role": GROUP_MANAGER, "principals": ["groups/leads"]}]),
+    )
+    .await;
+    let rename = patch_op(json!([{"op": "replace", "path": "displayName", "value": "team2"}]));
+    let reply = scim_as(
+        &app,
+        &dave_token,
+        Method::PATCH,
+        &format!("/Groups/{team_id}"),
+        rename,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    // A manager role on `admins` is stored but gives nothing: managing it would make admins.
+    let admins_id = app.system_group_id("admins").await;
+    grant(
+        &app,
+        &group_set(&app, &admins_id),
+        json!([{"role": GROUP_MANAGER, "principals": ["users/dave@example.com"]}]),
+    )
+    .await;
+    let add_self =
+        patch_op(json!([{"op": "add", "path": "members", "value": [{"value": dave_id}]}]));
+    let reply = scim_as(
+        &app,
+        &dave_token,
+        Method::PATCH,
+        &format!("/Groups/{admins_id}"),
+        add_self,
+    )
+    .await;
+    reply.assert_error(403, None);
+    assert!(!app.member_ids(&admins_id).await.contains(&dave_id));
+    databricks_error(
+        &get_set(&app, &dave_token, &group_set(&app, &admins_id)).await,
+        403,
+        "PERMISSION_DENIED",
+    );
+
+    // Deactivated, the manager's token no longer works at all.
+    let reply = app
+        .patch_ops(
+            &format!("/Users/{dave_id}"),
+            json!([{"op": "replace", "path": "active", "value": false}]),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let reply = scim_as(
+        &app,
+        &dave_token,
+        Method::PATCH,
+        &format!("/Groups/{team_id}"),
+        patch_op(json!([{"op": "replace", "path": "displayName", "value": "team3"}])),
+    )
+    .await;
+    reply.assert_error(401, None);
+}
+
+#[tokio::test]
+async fn a_service_principal_manager_updates_it_and_a_user_of_it_does_not() {
+    let app = spawn_app().await;
+    let sp = app.create_service_principal("ci").await;
+    let sp_id = str_of(&sp, "id").to_string();
+    let application_id = str_of(&sp, "applicationId").to_string();
+    let erin = app.create_user("erin@example.com").await;
+    let erin_token = app.token_for(str_of(&erin, "id")).await;
+    let frank = app.create_user("frank@example.com").await;
+    let frank_token = app.token_for(str_of(&frank, "id")).await;
+    grant(
+        &app,
+        &sp_set(&app, &application_id),
+        json!([
+            {"role": SP_MANAGER, "principals": ["users/erin@example.com"]},
+            {"role": SP_USER, "principals": ["users/frank@example.com"]},
+        ]),
+    )
+    .await;
+    let path = format!("/ServicePrincipals/{sp_id}");
+    let rename = patch_op(json!([{"op": "replace", "path": "displayName", "value": "ci-2"}]));
+    let reply = scim_as(&app, &frank_token, Method::PATCH, &path, rename.clone()).await;
+    reply.assert_error(403, None);
+    let reply = scim_as(&app, &erin_token, Method::PATCH, &path, rename).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["displayName"], json!("ci-2"));
+    let deactivate = patch_op(json!([{"op": "replace", "path": "active", "value": false}]));
+    let reply = scim_as(&app, &erin_token, Method::PATCH, &path, deactivate).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["active"], json!(false));
+    let entitle = patch_op(
+        json!([{"op": "add", "path": "entitlements", "value": [{"value": "allow-cluster-create"}]}]),
+    );
+    let reply = scim_as(&app, &erin_token, Method::PATCH, &path, entitle).await;
+    reply.assert_error(403, None);
+    assert_eq!(app.get(&path).await.body.get("entitlements"), None);
+    // The manager reads and writes the service principal's rule set; its user does not.
+    assert_eq!(
+        get_set(&app, &erin_token, &sp_set(&app, &application_id))
+            .await
+            .status,
+        200
+    );
+    databricks_error(
+        &get_set(&app, &frank_token, &sp_set(&app, &application_id)).await,
+        403,
+        "PERMISSION_DENIED",
+    );
+}
