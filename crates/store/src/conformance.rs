@@ -1782,6 +1782,24 @@ async fn populate_for_export(store: &dyn Store) -> AccountId {
             .await
             .unwrap();
     }
+    // Rule sets: one written twice (its version must come across), one of the account.
+    let eng = rule_set("groups/eng", Some("eng"), &[("roles/group.manager", "u1")]);
+    replace_rule_set(store, &account, eng, 0).await.unwrap();
+    let eng = rule_set(
+        "groups/eng",
+        Some("eng"),
+        &[
+            ("roles/group.manager", "u1"),
+            ("roles/group.manager", "all"),
+        ],
+    );
+    replace_rule_set(store, &account, eng, 1).await.unwrap();
+    let sp = rule_set(
+        "servicePrincipals/sp1",
+        Some("sp1"),
+        &[("roles/servicePrincipal.user", "u1")],
+    );
+    replace_rule_set(store, &account, sp, 0).await.unwrap();
     account
 }
 
@@ -1956,6 +1974,10 @@ pub async fn an_export_imports_into_an_empty_store_unchanged(stores: &mut Stores
             .as_deref(),
         Some("SQL")
     );
+    let rule_sets = source.rule_sets(&account).await.unwrap();
+    assert_eq!(rule_sets.len(), 2);
+    assert_eq!(rule_sets[0].1, 2, "groups/eng was written twice");
+    assert_eq!(target.rule_sets(&account).await.unwrap(), rule_sets);
     assert_eq!(
         export_text(target, 5).await,
         text,

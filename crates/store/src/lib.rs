@@ -202,6 +202,10 @@ pub trait Store: Send + Sync + 'static {
         resource: &str,
     ) -> ScimResult<(u64, Vec<(String, PrincipalId)>)>;
 
+    /// Every rule set of an account that was ever written, by resource, with its version:
+    /// for export.
+    async fn rule_sets(&self, account: &AccountId) -> ScimResult<Vec<(RuleSetRows, u64)>>;
+
     /// Up to `limit` of an account's principals, by id, starting after `after`: keyset pages
     /// for export, each a range of the primary key however far in.
     async fn principals_page(

@@ -359,6 +359,14 @@ impl<B: SqlBackend> Store for B {
         .await
     }
 
+    async fn rule_sets(&self, account: &AccountId) -> ScimResult<Vec<(crate::RuleSetRows, u64)>> {
+        let account = account.clone();
+        run!(self, Consistent, |session| read::rule_sets(
+            session, &account
+        ))
+        .await
+    }
+
     async fn principals_page(
         &self,
         account: &AccountId,

@@ -1085,6 +1085,35 @@ async fn import_records<T: SqlTransaction>(
                     acl_objects.push(key);
                 }
             }
+            ImportRecord::RuleSet { rule_set, version } => {
+                let target = rule_set.target.as_ref().map(PrincipalId::as_str);
+                transaction
+                    .execute(
+                        "INSERT INTO rule_sets (account_id, resource, target_id, version) \
+                         VALUES ($1, $2, $3, $4)",
+                        params![
+                            account.as_str(),
+                            &rule_set.resource,
+                            target,
+                            to_i64(*version)
+                        ],
+                    )
+                    .await?;
+                for (role, principal) in &rule_set.grants {
+                    transaction
+                        .execute(
+                            "INSERT INTO rule_set_grants (account_id, resource, role, \
+                             principal_id) VALUES ($1, $2, $3, $4)",
+                            params![
+                                account.as_str(),
+                                &rule_set.resource,
+                                role.as_str(),
+                                principal.as_str()
+                            ],
+                        )
+                        .await?;
+                }
+            }
         }
     }
     for (object_type, object_id) in acl_objects {
