@@ -825,3 +825,142 @@ async fn a_service_principal_manager_updates_it_and_a_user_of_it_does_not() {
         "PERMISSION_DENIED",
     );
 }
+
+/// A request to a path from the root with `token` and an optional body.
+async fn call_with(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Reply {
+    call(app, Some(token), method, path, &[], body).await
+}
+
+#[tokio::test]
+async fn a_manager_in_a_workspace_reaches_what_it_manages_there_and_never_an_account_admin() {
+    let app = spawn_app().await;
+    let accounts = format!("/api/2.0/accounts/{}", app.account);
+    let created = call_with(
+        &app,
+        &app.token,
+        Method::POST,
+        &format!("{accounts}/workspaces"),
+        Some(json!({"workspace_name": "B"})),
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let workspace = created.body["workspace_id"].as_i64().unwrap().to_string();
+    let account_scim = |path: &str| format!("{accounts}/scim/v2{path}");
+    let made = call_with(
+        &app,
+        &app.token,
+        Method::POST,
+        &account_scim("/Users"),
+        Some(json!({"userName": "mgr@example.com"})),
+    )
+    .await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let manager = made.id();
+    let manager_token = app.token_for(&manager).await;
+    let mut groups = Vec::new();
+    for name in ["elsewhere", "here"] {
+        let made = call_with(
+            &app,
+            &app.token,
+            Method::POST,
+            &account_scim("/Groups"),
+            Some(json!({"displayName": name})),
+        )
+        .await;
+        assert_eq!(made.status, 201, "{}", made.body);
+        let id = made.id();
+        grant(
+            &app,
+            &group_set(&app, &id),
+            json!([{"role": GROUP_MANAGER, "principals": ["users/mgr@example.com"]}]),
+        )
+        .await;
+        groups.push(id);
+    }
+    let (elsewhere, here) = (groups[0].clone(), groups[1].clone());
+    for principal in [&manager, &here] {
+        let assigned = call_with(
+            &app,
+            &app.token,
+            Method::PUT,
+            &format!(
+                "{accounts}/workspaces/{workspace}/permissionassignments/principals/{principal}"
+            ),
+            Some(json!({"permissions": ["USER"]})),
+        )
+        .await;
+        assert_eq!(assigned.status, 200, "{}", assigned.body);
+    }
+    let rename =
+        |name: &str| patch_op(json!([{"op": "replace", "path": "displayName", "value": name}]));
+    let in_workspace = |id: &str| format!("/w/{workspace}/scim/v2/Groups/{id}");
+
+    // In workspace B: the group B holds, and not the one it does not (not found, as for B's
+    // admins); through the account API, both.
+    let reply = call_with(
+        &app,
+        &manager_token,
+        Method::PATCH,
+        &in_workspace(&here),
+        Some(rename("here-2")),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let reply = call_with(
+        &app,
+        &manager_token,
+        Method::PATCH,
+        &in_workspace(&elsewhere),
+        Some(rename("x")),
+    )
+    .await;
+    reply.assert_error(404, None);
+    let reply = call_with(
+        &app,
+        &manager_token,
+        Method::PATCH,
+        &account_scim(&format!("/Groups/{elsewhere}")),
+        Some(rename("elsewhere-2")),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    // A service principal that is an account admin is the account admins' alone.
+    let sp = app.create_service_principal("root-ci").await;
+    let sp_id = str_of(&sp, "id").to_string();
+    let admins = app.system_group_id("admins").await;
+    let reply = app
+        .patch_ops(
+            &format!("/Groups/{admins}"),
+            json!([{"op": "add", "path": "members", "value": [{"value": sp_id}]}]),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    grant(
+        &app,
+        &sp_set(&app, str_of(&sp, "applicationId")),
+        json!([{"role": SP_MANAGER, "principals": ["users/mgr@example.com"]}]),
+    )
+    .await;
+    let reply = call_with(
+        &app,
+        &manager_token,
+        Method::PATCH,
+        &account_scim(&format!("/ServicePrincipals/{sp_id}")),
+        Some(patch_op(
+            json!([{"op": "replace", "path": "active", "value": false}]),
+        )),
+    )
+    .await;
+    reply.assert_error(403, None);
+    assert_eq!(
+        app.get(&format!("/ServicePrincipals/{sp_id}")).await.body["active"],
+        json!(true)
+    );
+}
