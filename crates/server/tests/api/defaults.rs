@@ -359,7 +359,7 @@ async fn a_multipart_import_needs_a_credential_of_the_account_and_manage_on_the_
     .await;
     databricks_error(&reply, 401, "UNAUTHENTICATED");
     let reply = upload(&app, &foreign_token, &multipart(), body()).await;
-    databricks_error(&reply, 403, "PERMISSION_DENIED");
+    refused_as_foreign(&app, &reply);
     let reply = upload(&app, &bob_token, &multipart(), body()).await;
     databricks_error(&reply, 403, "PERMISSION_DENIED");
     let reply = status_of(&app, "/Shared/x.py").await;
@@ -491,8 +491,28 @@ async fn every_principal_of_the_account_finds_a_running_warehouse_and_runs_sql_o
         let reply = get_as(&app, None, &path).await;
         databricks_error(&reply, 401, "UNAUTHENTICATED");
         let reply = get_as(&app, Some(&foreign_token), &path).await;
-        databricks_error(&reply, 403, "PERMISSION_DENIED");
+        refused_as_foreign(&app, &reply);
         let reply = get_as(&app, Some("dapi-not-a-token"), &path).await;
         databricks_error(&reply, 401, "UNAUTHENTICATED");
     }
+}
+
+/// Another account's credential is refused, as a forbidden request or as a workspace that does
+/// not exist for it (either, in Databricks' shape), naming nothing of the account addressed.
+fn refused_as_foreign(app: &TestApp, reply: &Reply) {
+    let code = reply.body["error_code"].as_str().unwrap_or_default();
+    assert!(
+        matches!(
+            (reply.status, code),
+            (403, "PERMISSION_DENIED") | (404, "RESOURCE_DOES_NOT_EXIST")
+        ),
+        "{} {}",
+        reply.status,
+        reply.body
+    );
+    assert!(
+        !reply.body.to_string().contains(app.account.as_str()),
+        "{}",
+        reply.body
+    );
 }

@@ -494,9 +494,9 @@ async fn rule_sets_need_a_credential_of_the_account_and_an_admin_or_the_manager(
             .await;
             databricks_error(&reply, 401, "UNAUTHENTICATED");
         }
-        // Another account's admin: 403, whatever it names.
+        // Another account's admin: refused, whatever it names.
         let reply = call(&app, Some(&foreign_token), Method::GET, &path, &query, None).await;
-        databricks_error(&reply, 403, "PERMISSION_DENIED");
+        refused_as_foreign(&app, &reply);
         let reply = call(
             &app,
             Some(&foreign_token),
@@ -506,7 +506,7 @@ async fn rule_sets_need_a_credential_of_the_account_and_an_admin_or_the_manager(
             Some(carol_manages.clone()),
         )
         .await;
-        databricks_error(&reply, 403, "PERMISSION_DENIED");
+        refused_as_foreign(&app, &reply);
         // A principal of the account who manages nothing: 403.
         let reply = call(&app, Some(&carol_token), Method::GET, &path, &query, None).await;
         databricks_error(&reply, 403, "PERMISSION_DENIED");
@@ -962,5 +962,25 @@ async fn a_manager_in_a_workspace_reaches_what_it_manages_there_and_never_an_acc
     assert_eq!(
         app.get(&format!("/ServicePrincipals/{sp_id}")).await.body["active"],
         json!(true)
+    );
+}
+
+/// Another account's credential is refused, as a forbidden request or as a workspace that does
+/// not exist for it (either, in Databricks' shape), naming nothing of the account addressed.
+fn refused_as_foreign(app: &TestApp, reply: &Reply) {
+    let code = reply.body["error_code"].as_str().unwrap_or_default();
+    assert!(
+        matches!(
+            (reply.status, code),
+            (403, "PERMISSION_DENIED") | (404, "RESOURCE_DOES_NOT_EXIST")
+        ),
+        "{} {}",
+        reply.status,
+        reply.body
+    );
+    assert!(
+        !reply.body.to_string().contains(app.account.as_str()),
+        "{}",
+        reply.body
     );
 }
