@@ -183,6 +183,7 @@ run_suite "databricks-sdk workspace" "$python" "$here/databricks_sdk_scenario.py
 run_suite "databricks-sdk account" "$python" "$here/databricks_sdk_scenario.py" account "$origin" "$account_id"
 run_suite "databricks-sdk permissions" "$python" "$here/databricks_sdk_permissions.py" "$origin"
 run_suite "databricks-sdk governance" "$python" "$here/databricks_sdk_governance.py" "$origin"
+run_suite "databricks-sdk details" "$python" "$here/databricks_sdk_details.py" "$origin" "$account_id"
 # Last: it adds (and removes) workspaces, which the suites above do not expect.
 run_suite "databricks-sdk workspaces" "$python" "$here/databricks_sdk_workspaces.py" \
     "$origin" "$account_id" "$binary" "$database_url"

@@ -196,6 +196,78 @@ pub fn is_admin_of(
         })
 }
 
+/// The one rule for who manages a group or service principal besides the admins of its
+/// account: an admin, or an active principal that holds the resource's manager role
+/// (`roles/group.manager`, `roles/servicePrincipal.manager`) in its rule set, itself or
+/// through a group it is in, directly or not (`holders` are the principals the rule set
+/// grants the role to). The built-in groups are the admins' alone: managing `admins` would
+/// make admins. SCIM writes and the rule-set API both decide through this.
+pub fn manages(
+    model: &AccessModel,
+    principal: &PrincipalId,
+    target_is_system: bool,
+    holders: &[PrincipalId],
+) -> bool {
+    if is_admin(model, principal) {
+        return true;
+    }
+    if target_is_system || holders.is_empty() || !model.can_act(principal) {
+        return false;
+    }
+    holders.contains(principal)
+        || model.groups_of(principal).is_ok_and(|groups| {
+            groups
+                .iter()
+                .any(|membership| holders.contains(&membership.group.id))
+        })
+}
+
+/// What a manager who is not an admin may change of what it manages: a group's name and
+/// members, a service principal's name and active flag. Entitlements, roles, external ids and
+/// everything else stay with the admins (an entitlement would widen what the principal, or
+/// every member, may do).
+pub const MANAGER_MAY_CHANGE: [&str; 3] = ["displayName", "members", "active"];
+
+/// An actor found to manage one group or service principal without being an admin
+/// ([`manages`]): it may update that principal, within [`MANAGER_MAY_CHANGE`], and nothing
+/// else. Made only by [`Services::authorize_update`](crate::Services::authorize_update).
+///
+/// ```compile_fail
+/// # fn forge(actor: scimitar_app::Actor) {
+/// let manager = scimitar_app::authority::PrincipalManager {
+///     actor,
+///     target: scimitar_domain::PrincipalId::new("g"),
+/// };
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct PrincipalManager {
+    actor: Actor,
+    target: PrincipalId,
+}
+
+impl PrincipalManager {
+    pub(crate) fn new(actor: Actor, target: PrincipalId) -> PrincipalManager {
+        PrincipalManager { actor, target }
+    }
+
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+
+    /// The one principal it may update.
+    pub fn target(&self) -> &PrincipalId {
+        &self.target
+    }
+}
+
+/// Who may update one principal: an admin, or one who manages it.
+#[derive(Debug)]
+pub enum PrincipalUpdate {
+    Admin(AccountAdmin),
+    Manager(PrincipalManager),
+}
+
 /// The refusal a non-admin gets for a change only admins may make.
 pub(crate) fn not_an_admin(actor: &Actor, what: &str) -> ScimError {
     ScimError::Forbidden(format!(

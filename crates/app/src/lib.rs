@@ -14,11 +14,14 @@
 //! - [`workspace_tree`]: the Workspace API's tree of folders, notebooks and files.
 //! - [`access_questions`]: check, who and what, and the one JSON and text rendering of the
 //!   engine's explanations.
+//! - [`rule_sets`]: the account access-control rule sets (who manages a group or service
+//!   principal) and their roles.
 
 pub mod access;
 pub mod access_questions;
 pub mod authority;
 pub mod governance;
+pub mod rule_sets;
 pub mod service;
 pub mod tenancy;
 pub mod workspace_permissions;

@@ -8,7 +8,9 @@
 //! pinned a version with `If-Match`, in which case the conflict is the client's 412.
 
 use crate::access::AccessEngine;
-use crate::authority::{not_an_admin, AccountAdmin, Actor, Credential};
+use crate::authority::{
+    not_an_admin, AccountAdmin, Actor, Credential, PrincipalManager, PrincipalUpdate,
+};
 use scimitar_domain::credentials::{hash_password, Token, TokenScope, TokenSecret};
 use scimitar_domain::filter::ResolvedFilter;
 use scimitar_domain::patch::{apply_patch, password_in, MembershipStep, PatchOperation};
@@ -34,6 +36,30 @@ const OPTIMISTIC_ATTEMPTS: usize = 32;
 
 /// The user created on first start, who owns the bootstrap token.
 pub const BOOTSTRAP_ADMIN_USER_NAME: &str = "admin@scimitar.local";
+
+/// The entitlements the built-in `users` group carries when its account is made, as in
+/// Databricks, so that a principal of the workspace can use it without being granted them one
+/// by one. An admin may remove them later like any group's; databases made before they were a
+/// default get them once, by migration, if their `users` group was never written to
+/// (`docs/design/system-groups.md`).
+pub const USERS_GROUP_ENTITLEMENTS: [&str; 2] = ["workspace-access", "databricks-sql-access"];
+
+/// The attributes of a new account's system group `name` (`admins` or `users`): its name, and
+/// for `users` the default entitlements ([`USERS_GROUP_ENTITLEMENTS`]). Every path that makes
+/// an account makes its system groups from this. (`admins` needs none: admins hold every
+/// entitlement by the one admin rule.)
+pub fn system_group_attributes(name: &str) -> Map<String, Value> {
+    let mut attributes = Map::new();
+    attributes.insert("displayName".into(), json!(name));
+    if name == "users" {
+        let entitlements: Vec<Value> = USERS_GROUP_ENTITLEMENTS
+            .iter()
+            .map(|value| json!({"value": value}))
+            .collect();
+        attributes.insert("entitlements".into(), Value::Array(entitlements));
+    }
+    attributes
+}
 
 /// How long [`Services::settle`] waits before each read that asks whether a write whose
 /// commit was lost took effect: quick for a blip, then long enough for a reconnect.
@@ -300,6 +326,52 @@ impl Services {
         Ok(AccountAdmin::new(actor.clone()))
     }
 
+    /// Finds who may update the principal `id` of `kind`: an admin of the account, or, for a
+    /// group or service principal, a principal that manages it (`authority::manages`, from
+    /// the manager role in the principal's rule set); anyone else is refused with 403 exactly
+    /// as a non-admin always was, whether the principal exists or not. Like
+    /// [`Services::authorize_admin`], the engine first reads the access log up to now.
+    pub async fn authorize_update(
+        &self,
+        actor: &Actor,
+        kind: PrincipalKind,
+        id: &PrincipalId,
+    ) -> ScimResult<PrincipalUpdate> {
+        self.access.catch_up_to_now(self.store.as_ref()).await?;
+        let account = actor.account();
+        if self
+            .access
+            .read(account, |model| actor.is_admin_in(model))?
+        {
+            return Ok(PrincipalUpdate::Admin(AccountAdmin::new(actor.clone())));
+        }
+        let refused = || not_an_admin(actor, "change users, groups, service principals and tokens");
+        let Some(manager_role) = crate::rule_sets::manager_role(kind) else {
+            return Err(refused());
+        };
+        let target = match self.store.principal(account, id).await? {
+            Some(target) if target.kind == kind => target,
+            _ => return Err(refused()),
+        };
+        let resource = crate::rule_sets::stored_resource(kind, id);
+        let (_, grants) = self.store.rule_set(account, &resource).await?;
+        let holders: Vec<PrincipalId> = grants
+            .into_iter()
+            .filter(|(role, _)| role == manager_role)
+            .map(|(_, holder)| holder)
+            .collect();
+        let manages = self.access.read(account, |model| {
+            crate::authority::manages(model, actor.principal(), target.system, &holders)
+        })?;
+        if !manages {
+            return Err(refused());
+        }
+        Ok(PrincipalUpdate::Manager(PrincipalManager::new(
+            actor.clone(),
+            id.clone(),
+        )))
+    }
+
     /// The one way this node writes: applies `change` in storage, then brings the access
     /// engine up to at least that commit, so the request that made the change, and every
     /// request after it, sees it in access answers. Private to the crate: it is called only
@@ -411,10 +483,7 @@ impl Services {
         let system_group = |name: &str| Principal {
             id: self.ids.principal_id(now),
             kind: PrincipalKind::Group,
-            attributes: json!({"displayName": name})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
+            attributes: system_group_attributes(name),
             password_hash: None,
             system: true,
             created: now,
@@ -732,13 +801,42 @@ impl Services {
         parsed: ParsedResource,
         if_match: Option<u64>,
     ) -> ScimResult<Principal> {
-        let account = admin.account();
+        let writer = Writer::Admin(admin);
+        self.replace_as(admin.account(), writer, kind, id, parsed, if_match)
+            .await
+    }
+
+    /// [`Services::replace`] by a manager of the principal who is not an admin: the new
+    /// state may differ from the current one only in what managers may change
+    /// ([`authority::MANAGER_MAY_CHANGE`]).
+    pub async fn replace_managed(
+        &self,
+        manager: &PrincipalManager,
+        kind: PrincipalKind,
+        parsed: ParsedResource,
+        if_match: Option<u64>,
+    ) -> ScimResult<Principal> {
+        let account = manager.actor().account();
+        let writer = Writer::Manager(manager);
+        self.replace_as(account, writer, kind, manager.target(), parsed, if_match)
+            .await
+    }
+
+    async fn replace_as(
+        &self,
+        account: &AccountId,
+        writer: Writer<'_>,
+        kind: PrincipalKind,
+        id: &PrincipalId,
+        parsed: ParsedResource,
+        if_match: Option<u64>,
+    ) -> ScimResult<Principal> {
         let password_hash = match &parsed.password {
             Some(password) => Some(hash_password(password, self.ids.as_ref())?),
             None => None,
         };
         self.read_modify_write(account, kind, id, if_match, |current| {
-            self.check_write_scope(admin, kind, current)?;
+            self.check_writer_scope(writer, kind, current)?;
             let mut attributes = parsed.attributes.clone();
             keep_on_replace(current, &mut attributes)?;
             check_system_group_rename(current, &attributes)?;
@@ -750,6 +848,9 @@ impl Services {
                 _ => Vec::new(),
             };
             check_system_group_membership(current, &membership)?;
+            if let Writer::Manager(manager) = writer {
+                check_manager_change(manager, current, &attributes, password_hash.is_some())?;
+            }
             Ok(Some((attributes, password_hash.clone(), membership)))
         })
         .await
@@ -763,7 +864,36 @@ impl Services {
         operations: &[PatchOperation],
         if_match: Option<u64>,
     ) -> ScimResult<Principal> {
-        let account = admin.account();
+        let writer = Writer::Admin(admin);
+        self.patch_as(admin.account(), writer, kind, id, operations, if_match)
+            .await
+    }
+
+    /// [`Services::patch`] by a manager of the principal who is not an admin: the operations
+    /// may change only what managers may change ([`authority::MANAGER_MAY_CHANGE`]).
+    pub async fn patch_managed(
+        &self,
+        manager: &PrincipalManager,
+        kind: PrincipalKind,
+        operations: &[PatchOperation],
+        if_match: Option<u64>,
+    ) -> ScimResult<Principal> {
+        let account = manager.actor().account();
+        let target = manager.target();
+        let writer = Writer::Manager(manager);
+        self.patch_as(account, writer, kind, target, operations, if_match)
+            .await
+    }
+
+    async fn patch_as(
+        &self,
+        account: &AccountId,
+        writer: Writer<'_>,
+        kind: PrincipalKind,
+        id: &PrincipalId,
+        operations: &[PatchOperation],
+        if_match: Option<u64>,
+    ) -> ScimResult<Principal> {
         let resource_type = kind.resource_type();
         // Hash once, outside the retry loop: Argon2 is deliberately slow.
         let password_hash = match password_in(operations) {
@@ -771,7 +901,7 @@ impl Services {
             None => None,
         };
         self.read_modify_write(account, kind, id, if_match, |current| {
-            self.check_write_scope(admin, kind, current)?;
+            self.check_writer_scope(writer, kind, current)?;
             let plan = apply_patch(resource_type, &current.attributes, operations)?;
             check_system_group_rename(current, &plan.attributes)?;
             check_system_group_membership(current, &plan.membership)?;
@@ -780,6 +910,10 @@ impl Services {
                 && plan.password.is_none();
             if unchanged {
                 return Ok(None);
+            }
+            if let Writer::Manager(manager) = writer {
+                let password = plan.password.is_some();
+                check_manager_change(manager, current, &plan.attributes, password)?;
             }
             Ok(Some((
                 plan.attributes,
@@ -1112,10 +1246,46 @@ impl Services {
         projection: &Projection,
         member_cap: usize,
     ) -> ScimResult<DocumentJson> {
-        let account = admin.account();
+        let (account, reader) = (admin.account(), admin.reader());
+        self.render_capped(
+            account, &reader, principal, base_url, projection, member_cap,
+        )
+        .await
+    }
+
+    /// [`Services::render_with_small_member_list`] for a manager's write: the principal it
+    /// manages, read whole (a group manager sees the members it manages).
+    pub async fn render_managed(
+        &self,
+        manager: &PrincipalManager,
+        principal: &Principal,
+        base_url: &str,
+        projection: &Projection,
+        member_cap: usize,
+    ) -> ScimResult<DocumentJson> {
+        let reader = DirectoryReader {
+            actor: manager.actor().clone(),
+            full_view: true,
+        };
+        let account = manager.actor().account();
+        self.render_capped(
+            account, &reader, principal, base_url, projection, member_cap,
+        )
+        .await
+    }
+
+    async fn render_capped(
+        &self,
+        account: &AccountId,
+        reader: &DirectoryReader,
+        principal: &Principal,
+        base_url: &str,
+        projection: &Projection,
+        member_cap: usize,
+    ) -> ScimResult<DocumentJson> {
         if principal.kind != PrincipalKind::Group || !projection.includes("members") {
             return self
-                .render_one(&admin.reader(), principal, base_url, projection)
+                .render_one(reader, principal, base_url, projection)
                 .await;
         }
         // The engine already holds this node's own commits: when it counts more than the cap,
@@ -1467,6 +1637,74 @@ fn check_system_group_rename(
             "the built-in group '{}' cannot be renamed",
             current.display_name().unwrap_or_default()
         )));
+    }
+    Ok(())
+}
+
+/// Who a replace or patch is written by, with the capability that allowed it.
+#[derive(Clone, Copy)]
+enum Writer<'a> {
+    Admin(&'a AccountAdmin),
+    Manager(&'a PrincipalManager),
+}
+
+impl Services {
+    /// What a writer may reach: an admin's scope (`check_write_scope`); for a manager acting
+    /// in a workspace, the principals that workspace holds (others are not found, as for its
+    /// admins), and never an account admin unless the manager is one (managing a service
+    /// principal that is an account admin would let a non-admin rename or deactivate it).
+    fn check_writer_scope(
+        &self,
+        writer: Writer<'_>,
+        kind: PrincipalKind,
+        target: &Principal,
+    ) -> ScimResult<()> {
+        let manager = match writer {
+            Writer::Admin(admin) => return self.check_write_scope(admin, kind, target),
+            Writer::Manager(manager) => manager,
+        };
+        let actor = manager.actor();
+        if !self.in_scope(actor, target) {
+            return Err(not_found(kind, &target.id));
+        }
+        let target_is_account_admin = self.access.read(actor.account(), |model| {
+            crate::authority::is_admin(model, &target.id)
+        })?;
+        if target_is_account_admin {
+            return Err(not_an_admin(actor, "change an admin of the account"));
+        }
+        Ok(())
+    }
+}
+
+/// A manager who is not an admin changes only what [`authority::MANAGER_MAY_CHANGE`] names
+/// (members are not attributes, and only groups have them); anything else is refused whole
+/// with 403, naming the first attribute it may not change.
+fn check_manager_change(
+    manager: &PrincipalManager,
+    current: &Principal,
+    attributes: &Map<String, Value>,
+    changes_password: bool,
+) -> ScimResult<()> {
+    let refuse = |what: &str| {
+        Err(ScimError::Forbidden(format!(
+            "principal {} manages {} but is not an admin: it may change its {} only, not {what}",
+            manager.actor().principal(),
+            current.id,
+            crate::authority::MANAGER_MAY_CHANGE.join(", "),
+        )))
+    };
+    if changes_password {
+        return refuse("password");
+    }
+    let keys = current.attributes.keys().chain(attributes.keys());
+    for key in keys {
+        let changed = current.attributes.get(key) != attributes.get(key);
+        let allowed = crate::authority::MANAGER_MAY_CHANGE.contains(&key.as_str())
+            && !(key == "active" && current.kind == PrincipalKind::Group);
+        if changed && !allowed {
+            return refuse(key);
+        }
     }
     Ok(())
 }

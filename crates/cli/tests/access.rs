@@ -60,7 +60,7 @@ fn access_check_who_and_what_answer_from_a_database() {
         "--principal",
         "users",
         "--entitlement",
-        "databricks-sql-access",
+        "allow-cluster-create",
         "--json",
     ]);
     assert!(denied.status.success(), "{denied:?}");
@@ -68,7 +68,7 @@ fn access_check_who_and_what_answer_from_a_database() {
     assert_eq!(answer["allowed"], serde_json::json!(false));
     assert_eq!(
         answer["missing"][0]["entitlement"],
-        serde_json::json!("databricks-sql-access")
+        serde_json::json!("allow-cluster-create")
     );
 
     let who = scimitar(&[

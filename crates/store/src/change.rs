@@ -75,6 +75,27 @@ pub enum Change {
     /// that kept those rules, and its memberships (the `users` ones included) are among them.
     /// See [`crate::transfer`].
     Import(Vec<ImportRecord>),
+    /// Replaces an account access-control rule set whole, only if it is still at
+    /// `expected_version` (0: never written), and numbers it `expected_version + 1`; a rule set
+    /// written in between is a conflict (409) that writes nothing. The principal the set is
+    /// about, and every principal it names, must exist.
+    ReplaceRuleSet {
+        rule_set: RuleSetRows,
+        expected_version: u64,
+    },
+}
+
+/// An account access-control rule set as stored: who holds which role on one resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleSetRows {
+    /// The resource, by principal id rather than by name, so that renames leave it alone:
+    /// `account`, `groups/{principal id}` or `servicePrincipals/{principal id}`.
+    pub resource: String,
+    /// The group or service principal the resource is, deleted with it; `None` for the
+    /// account.
+    pub target: Option<PrincipalId>,
+    /// Each role with a principal holding it, each pair once.
+    pub grants: Vec<(String, PrincipalId)>,
 }
 
 /// The first admin of a new account: a user, the system group it joins (one of the account's

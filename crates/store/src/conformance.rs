@@ -13,8 +13,8 @@ use crate::sqlite::SqliteStore;
 use crate::transfer::{self, TransferError};
 use crate::SharedStore;
 use crate::{
-    AccessEvent, Account, Change, GovernanceChange, GrantRow, LoggedEvent, MembershipRow, Store,
-    Workspace, WorkspaceEntry,
+    AccessEvent, Account, Change, GovernanceChange, GrantRow, LoggedEvent, MembershipRow,
+    RuleSetRows, Store, Workspace, WorkspaceEntry,
 };
 use scimitar_access::{
     AclEntry, ObjectType, PermissionLevel, Privilege, SecurableType, WorkspacePermission,
@@ -70,6 +70,8 @@ macro_rules! conformance_tests {
             the_last_active_admin_cannot_be_deleted_or_deactivated,
             an_account_without_an_active_admin_is_not_held_to_the_rule,
             two_nodes_removing_the_two_last_admins_at_once_leave_one,
+            a_rule_set_is_replaced_whole_from_the_version_it_was_read_at,
+            a_rule_set_goes_with_its_principal_and_names_only_existing_ones,
         );
     };
     (@cases $($case:ident),+ $(,)?) => {
@@ -1780,6 +1782,24 @@ async fn populate_for_export(store: &dyn Store) -> AccountId {
             .await
             .unwrap();
     }
+    // Rule sets: one written twice (its version must come across), one of the account.
+    let eng = rule_set("groups/eng", Some("eng"), &[("roles/group.manager", "u1")]);
+    replace_rule_set(store, &account, eng, 0).await.unwrap();
+    let eng = rule_set(
+        "groups/eng",
+        Some("eng"),
+        &[
+            ("roles/group.manager", "u1"),
+            ("roles/group.manager", "all"),
+        ],
+    );
+    replace_rule_set(store, &account, eng, 1).await.unwrap();
+    let sp = rule_set(
+        "servicePrincipals/sp1",
+        Some("sp1"),
+        &[("roles/servicePrincipal.user", "u1")],
+    );
+    replace_rule_set(store, &account, sp, 0).await.unwrap();
     account
 }
 
@@ -1954,6 +1974,10 @@ pub async fn an_export_imports_into_an_empty_store_unchanged(stores: &mut Stores
             .as_deref(),
         Some("SQL")
     );
+    let rule_sets = source.rule_sets(&account).await.unwrap();
+    assert_eq!(rule_sets.len(), 2);
+    assert_eq!(rule_sets[0].1, 2, "groups/eng was written twice");
+    assert_eq!(target.rule_sets(&account).await.unwrap(), rule_sets);
     assert_eq!(
         export_text(target, 5).await,
         text,
@@ -3023,5 +3047,243 @@ pub async fn an_export_from_before_assignments_assigns_every_principal(stores: &
                 WorkspacePermission::User
             ),
         ]
+    );
+}
+
+fn rule_set(resource: &str, target: Option<&str>, grants: &[(&str, &str)]) -> RuleSetRows {
+    RuleSetRows {
+        resource: resource.to_string(),
+        target: target.map(PrincipalId::new),
+        grants: grants
+            .iter()
+            .map(|(role, principal)| (role.to_string(), PrincipalId::new(*principal)))
+            .collect(),
+    }
+}
+
+async fn replace_rule_set(
+    store: &dyn Store,
+    account: &AccountId,
+    rule_set: RuleSetRows,
+    expected_version: u64,
+) -> Result<(), ScimError> {
+    store
+        .apply(
+            account,
+            Change::ReplaceRuleSet {
+                rule_set,
+                expected_version,
+            },
+        )
+        .await
+}
+
+fn grants_of(grants: &[(String, PrincipalId)]) -> Vec<(&str, &str)> {
+    grants
+        .iter()
+        .map(|(role, principal)| (role.as_str(), principal.as_str()))
+        .collect()
+}
+
+/// A rule set is written whole, only from the version it was read at: the first write from
+/// version 0, each next from the one before; a write from any other version is a conflict
+/// that leaves the set as it was. Rule sets of one account are invisible to another.
+pub async fn a_rule_set_is_replaced_whole_from_the_version_it_was_read_at(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
+    let account = seed_account(store).await;
+    let other = seed_account_with(store, "acct-2", "2000").await;
+    create(store, &account, user("u1", "ann", 1), &[])
+        .await
+        .unwrap();
+    create(store, &account, user("u2", "bo", 2), &[])
+        .await
+        .unwrap();
+    create(store, &account, group("g", "team"), &[])
+        .await
+        .unwrap();
+    let resource = "groups/g";
+    assert_eq!(
+        store.rule_set(&account, resource).await.unwrap(),
+        (0, vec![])
+    );
+
+    let first = rule_set(resource, Some("g"), &[("roles/group.manager", "u1")]);
+    replace_rule_set(store, &account, first.clone(), 0)
+        .await
+        .unwrap();
+    let (version, grants) = store.rule_set(&account, resource).await.unwrap();
+    assert_eq!(version, 1);
+    assert_eq!(grants_of(&grants), [("roles/group.manager", "u1")]);
+
+    // From a version that is not the current one: a conflict, nothing written.
+    for stale in [0, 2, 7] {
+        let outcome = replace_rule_set(
+            store,
+            &account,
+            rule_set(resource, Some("g"), &[("roles/group.manager", "u2")]),
+            stale,
+        )
+        .await;
+        assert!(
+            matches!(&outcome, Err(ScimError::Conflict(message)) if message == crate::sql::write::RULE_SET_CHANGED),
+            "{stale}: {outcome:?}"
+        );
+    }
+    assert_eq!(store.rule_set(&account, resource).await.unwrap().0, 1);
+
+    // Replaced whole: the old grant goes, the new ones come.
+    let second = rule_set(
+        resource,
+        Some("g"),
+        &[("roles/group.manager", "u2"), ("roles/group.manager", "g")],
+    );
+    replace_rule_set(store, &account, second, 1).await.unwrap();
+    let (version, grants) = store.rule_set(&account, resource).await.unwrap();
+    assert_eq!(version, 2);
+    assert_eq!(
+        grants_of(&grants),
+        [("roles/group.manager", "g"), ("roles/group.manager", "u2")]
+    );
+    // Emptied, it keeps its version.
+    replace_rule_set(store, &account, rule_set(resource, Some("g"), &[]), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.rule_set(&account, resource).await.unwrap(),
+        (3, vec![])
+    );
+
+    // The account's own rule set has no principal behind it.
+    let account_set = rule_set("account", None, &[("roles/billing.admin", "u1")]);
+    replace_rule_set(store, &account, account_set, 0)
+        .await
+        .unwrap();
+    assert_eq!(store.rule_set(&account, "account").await.unwrap().0, 1);
+    // Another account sees none of it, and its own first write is its own.
+    assert_eq!(
+        store.rule_set(&other, "account").await.unwrap(),
+        (0, vec![])
+    );
+    assert_eq!(store.rule_set(&other, resource).await.unwrap(), (0, vec![]));
+    let outcome = replace_rule_set(store, &other, first, 0).await;
+    assert!(
+        matches!(outcome, Err(ScimError::NotFound(_))),
+        "{outcome:?}"
+    );
+}
+
+/// The principals a rule set names must exist (a missing one is a 404 that writes nothing),
+/// and deleting one takes its grants, or the whole set when it is the set's own principal.
+pub async fn a_rule_set_goes_with_its_principal_and_names_only_existing_ones(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
+    let account = seed_account(store).await;
+    create(store, &account, user("u1", "ann", 1), &[])
+        .await
+        .unwrap();
+    create(store, &account, user("u2", "bo", 2), &[])
+        .await
+        .unwrap();
+    create(store, &account, group("g", "team"), &[])
+        .await
+        .unwrap();
+    let sp = principal(
+        "sp",
+        PrincipalKind::ServicePrincipal,
+        json!({"applicationId": "app-1", "displayName": "ci", "active": true}),
+        3,
+    );
+    create(store, &account, sp, &[]).await.unwrap();
+
+    let outcome = replace_rule_set(
+        store,
+        &account,
+        rule_set("groups/g", Some("g"), &[("roles/group.manager", "nobody")]),
+        0,
+    )
+    .await;
+    assert!(
+        matches!(outcome, Err(ScimError::NotFound(_))),
+        "{outcome:?}"
+    );
+    let outcome = replace_rule_set(
+        store,
+        &account,
+        rule_set(
+            "groups/gone",
+            Some("gone"),
+            &[("roles/group.manager", "u1")],
+        ),
+        0,
+    )
+    .await;
+    assert!(
+        matches!(outcome, Err(ScimError::NotFound(_))),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        store.rule_set(&account, "groups/g").await.unwrap(),
+        (0, vec![])
+    );
+    assert_eq!(
+        store.rule_set(&account, "groups/gone").await.unwrap(),
+        (0, vec![])
+    );
+
+    replace_rule_set(
+        store,
+        &account,
+        rule_set(
+            "servicePrincipals/sp",
+            Some("sp"),
+            &[
+                ("roles/servicePrincipal.manager", "u1"),
+                ("roles/servicePrincipal.user", "u2"),
+                ("roles/servicePrincipal.user", "g"),
+            ],
+        ),
+        0,
+    )
+    .await
+    .unwrap();
+    replace_rule_set(
+        store,
+        &account,
+        rule_set("groups/g", Some("g"), &[("roles/group.manager", "u2")]),
+        0,
+    )
+    .await
+    .unwrap();
+
+    // A holder deleted: its grants go, the set's version stays.
+    delete(store, &account, "u2").await.unwrap();
+    let (version, grants) = store
+        .rule_set(&account, "servicePrincipals/sp")
+        .await
+        .unwrap();
+    assert_eq!(version, 1);
+    assert_eq!(
+        grants_of(&grants),
+        [
+            ("roles/servicePrincipal.manager", "u1"),
+            ("roles/servicePrincipal.user", "g")
+        ]
+    );
+    assert_eq!(
+        store.rule_set(&account, "groups/g").await.unwrap(),
+        (1, vec![])
+    );
+    // The set's own principal deleted: the set goes whole, grants and version.
+    delete(store, &account, "g").await.unwrap();
+    assert_eq!(
+        store.rule_set(&account, "groups/g").await.unwrap(),
+        (0, vec![])
+    );
+    delete(store, &account, "sp").await.unwrap();
+    assert_eq!(
+        store
+            .rule_set(&account, "servicePrincipals/sp")
+            .await
+            .unwrap(),
+        (0, vec![])
     );
 }

@@ -35,12 +35,13 @@ pub mod sql;
 pub mod sqlite;
 pub mod transfer;
 
-pub use change::{Change, FirstAdmin};
+pub use change::{Change, FirstAdmin, RuleSetRows};
 pub use governance::{
     AccessEvent, AccessSnapshot, AclRow, GovernanceChange, GrantRow, LoggedEvent, ObjectRow,
     PrincipalFacts, SecurableRow, WorkspaceEntry,
 };
 use scimitar_access::{ObjectType, SecurableType};
+pub use sql::write::RULE_SET_CHANGED;
 pub use transfer::{AssignmentRow, ImportRecord, MembershipRow, TokenRow};
 
 use async_trait::async_trait;
@@ -191,6 +192,19 @@ pub trait Store: Send + Sync + 'static {
         account: &AccountId,
         directory: Option<&str>,
     ) -> ScimResult<Vec<WorkspaceEntry>>;
+
+    /// An access-control rule set (by its stored resource name, see [`RuleSetRows`]): its
+    /// version (0 when never written) and its `(role, principal)` grants, by role then
+    /// principal.
+    async fn rule_set(
+        &self,
+        account: &AccountId,
+        resource: &str,
+    ) -> ScimResult<(u64, Vec<(String, PrincipalId)>)>;
+
+    /// Every rule set of an account that was ever written, by resource, with its version:
+    /// for export.
+    async fn rule_sets(&self, account: &AccountId) -> ScimResult<Vec<(RuleSetRows, u64)>>;
 
     /// Up to `limit` of an account's principals, by id, starting after `after`: keyset pages
     /// for export, each a range of the primary key however far in.

@@ -250,6 +250,62 @@ SELECT p.account_id, w.id, p.id,
  WHERE p.system = FALSE;
 "#,
     ),
+    (
+        8,
+        r#"
+-- The built-in `users` group carries workspace-access and databricks-sql-access, as in
+-- Databricks (new accounts get them when made). An existing `users` group gets them only if
+-- it carries no entitlements and was never written since it was made (version 1): before
+-- this, a `users` group with entitlements, or without them after an admin's write, was an
+-- admin's choice, which stands. The engine learns it from an access-log entry like any
+-- write's, so running nodes and change tokens follow; the entry is written first, while the
+-- condition still holds. (Self-contained: it may be renumbered.)
+INSERT INTO access_log (account_id, event)
+SELECT account_id,
+       '{"event":"principal_saved","id":' || json_quote(id) || ',"kind":"Group","name":'
+       || json_quote(display_name)
+       || ',"active":true,"entitlements":["workspace-access","databricks-sql-access"]}'
+FROM principals
+WHERE kind = 'Group' AND system = 1 AND display_name_lower = 'users' AND version = 1
+  AND json_type(attributes, '$.entitlements') IS NULL
+ORDER BY account_id;
+UPDATE principals
+SET attributes = json_set(attributes, '$.entitlements',
+        json('[{"value":"workspace-access"},{"value":"databricks-sql-access"}]')),
+    version = version + 1,
+    last_modified = MAX(last_modified, CAST(strftime('%s', 'now') AS INTEGER) * 1000000)
+WHERE kind = 'Group' AND system = 1 AND display_name_lower = 'users' AND version = 1
+  AND json_type(attributes, '$.entitlements') IS NULL;
+"#,
+    ),
+    (
+        9,
+        r#"
+-- Account access-control rule sets (the Databricks account API's rule sets): who holds which
+-- role on the account, a group or a service principal. A resource names its principal by id
+-- (`groups/{id}`, `servicePrincipals/{id}`, or `account`), and its rule set goes with it when
+-- it is deleted; version is the etag's number. (Self-contained: it may be renumbered.)
+CREATE TABLE rule_sets (
+    account_id TEXT NOT NULL REFERENCES accounts(id),
+    resource TEXT NOT NULL,
+    target_id TEXT,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (account_id, resource),
+    FOREIGN KEY (account_id, target_id) REFERENCES principals (account_id, id) ON DELETE CASCADE
+);
+CREATE INDEX rule_sets_by_target ON rule_sets (account_id, target_id);
+CREATE TABLE rule_set_grants (
+    account_id TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    role TEXT NOT NULL,
+    principal_id TEXT NOT NULL,
+    PRIMARY KEY (account_id, resource, role, principal_id),
+    FOREIGN KEY (account_id, resource) REFERENCES rule_sets (account_id, resource) ON DELETE CASCADE,
+    FOREIGN KEY (account_id, principal_id) REFERENCES principals (account_id, id) ON DELETE CASCADE
+);
+CREATE INDEX rule_set_grants_by_principal ON rule_set_grants (account_id, principal_id);
+"#,
+    ),
 ];
 
 /// The PostgreSQL schema, numbered on its own: PostgreSQL starts from the shape SQLite reached
@@ -436,6 +492,57 @@ SELECT p.account_id, w.id, p.id,
        ) THEN 'ADMIN' ELSE 'USER' END
   FROM principals p JOIN workspaces w ON w.account_id = p.account_id
  WHERE p.system = FALSE;
+"#,
+    ),
+    (
+        5,
+        r#"
+-- The built-in `users` group's default entitlements, as in SQLite's migration 8. The
+-- access-log entry is numbered under the log's advisory lock, as every writer's is, so that
+-- sequence numbers follow commit order. The attributes are rewritten as text, not through
+-- jsonb, which would reorder their keys: the stored text is what a GET renders.
+SELECT pg_advisory_xact_lock(8314605255747659553);
+INSERT INTO access_log (account_id, event)
+SELECT account_id,
+       '{"event":"principal_saved","id":' || to_json(id)::text || ',"kind":"Group","name":'
+       || to_json(display_name)::text
+       || ',"active":true,"entitlements":["workspace-access","databricks-sql-access"]}'
+FROM principals
+WHERE kind = 'Group' AND system = TRUE AND display_name_lower = 'users' AND version = 1
+  AND NOT (attributes::jsonb ? 'entitlements') AND attributes LIKE '{"%}'
+ORDER BY account_id;
+UPDATE principals
+SET attributes = left(attributes, -1)
+        || ',"entitlements":[{"value":"workspace-access"},{"value":"databricks-sql-access"}]}',
+    version = version + 1,
+    last_modified = GREATEST(last_modified, CAST(EXTRACT(EPOCH FROM now()) AS BIGINT) * 1000000)
+WHERE kind = 'Group' AND system = TRUE AND display_name_lower = 'users' AND version = 1
+  AND NOT (attributes::jsonb ? 'entitlements') AND attributes LIKE '{"%}';
+"#,
+    ),
+    (
+        6,
+        r#"
+-- Account access-control rule sets, as in SQLite's migration 9.
+CREATE TABLE rule_sets (
+    account_id TEXT COLLATE "C" NOT NULL REFERENCES accounts(id),
+    resource TEXT COLLATE "C" NOT NULL,
+    target_id TEXT COLLATE "C",
+    version BIGINT NOT NULL,
+    PRIMARY KEY (account_id, resource),
+    FOREIGN KEY (account_id, target_id) REFERENCES principals (account_id, id) ON DELETE CASCADE
+);
+CREATE INDEX rule_sets_by_target ON rule_sets (account_id, target_id);
+CREATE TABLE rule_set_grants (
+    account_id TEXT COLLATE "C" NOT NULL,
+    resource TEXT COLLATE "C" NOT NULL,
+    role TEXT COLLATE "C" NOT NULL,
+    principal_id TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (account_id, resource, role, principal_id),
+    FOREIGN KEY (account_id, resource) REFERENCES rule_sets (account_id, resource) ON DELETE CASCADE,
+    FOREIGN KEY (account_id, principal_id) REFERENCES principals (account_id, id) ON DELETE CASCADE
+);
+CREATE INDEX rule_set_grants_by_principal ON rule_set_grants (account_id, principal_id);
 "#,
     ),
 ];

@@ -6,7 +6,7 @@
 //! The format is storage's own, not SCIM's: one JSON object per line with a `type` tag, after a
 //! first line `{"type":"scimitar-export","version":1}`. Records come in dependency order per
 //! account (account, workspaces, principals, memberships, tokens, securables, grants, objects,
-//! ACLs), so an importer can commit them in batches as it reads them and every foreign key
+//! ACLs, rule sets), so an importer can commit them in batches as it reads them and every foreign key
 //! already points at a committed row. Everything stored comes across as it is: ids, versions
 //! (so ETags stay valid), timestamps as integer microseconds (so they are exact), password
 //! hashes (never a clear password) and token digests (so tokens keep working after the move).
@@ -78,6 +78,11 @@ pub enum ImportRecord {
     Object(ObjectRow),
     Acl(AclRow),
     Assignment(AssignmentRow),
+    /// An access-control rule set, whole, with its version (so etags stay valid).
+    RuleSet {
+        rule_set: crate::RuleSetRows,
+        version: u64,
+    },
 }
 
 /// A principal's direct assignment to a workspace, as exported.
@@ -251,6 +256,23 @@ enum Line {
         principal: String,
         permission: String,
     },
+    /// An account access-control rule set, whole: its resource as stored (`account`,
+    /// `groups/{id}`, `servicePrincipals/{id}`), the principal it is about, its version, and
+    /// its grants by principal id.
+    RuleSet {
+        account: String,
+        resource: String,
+        target: Option<String>,
+        version: u64,
+        grants: Vec<RuleSetGrantLine>,
+    },
+}
+
+/// One role held by one principal, in a [`Line::RuleSet`].
+#[derive(Debug, Serialize, Deserialize)]
+struct RuleSetGrantLine {
+    role: String,
+    principal: String,
 }
 
 impl Line {
@@ -332,6 +354,20 @@ impl Line {
                 workspace: value.workspace.to_string(),
                 principal: value.principal.to_string(),
                 permission: value.permission.as_str().to_string(),
+            },
+            ImportRecord::RuleSet { rule_set, version } => Line::RuleSet {
+                account,
+                resource: rule_set.resource.clone(),
+                target: rule_set.target.as_ref().map(PrincipalId::to_string),
+                version: *version,
+                grants: rule_set
+                    .grants
+                    .iter()
+                    .map(|(role, principal)| RuleSetGrantLine {
+                        role: role.clone(),
+                        principal: principal.to_string(),
+                    })
+                    .collect(),
             },
         }
     }
@@ -517,6 +553,26 @@ impl Line {
                         .ok_or_else(|| format!("unknown workspace permission '{permission}'"))?,
                 }),
             ),
+            Line::RuleSet {
+                account,
+                resource,
+                target,
+                version,
+                grants,
+            } => (
+                AccountId::new(account),
+                ImportRecord::RuleSet {
+                    rule_set: crate::RuleSetRows {
+                        resource,
+                        target: target.map(PrincipalId::new),
+                        grants: grants
+                            .into_iter()
+                            .map(|grant| (grant.role, PrincipalId::new(grant.principal)))
+                            .collect(),
+                    },
+                    version,
+                },
+            ),
         };
         Ok(Some(record))
     }
@@ -622,6 +678,9 @@ pub async fn export(
                 permission,
             };
             written = emit(output, &id, ImportRecord::Assignment(row))?;
+        }
+        for (rule_set, version) in store.rule_sets(&id).await? {
+            written = emit(output, &id, ImportRecord::RuleSet { rule_set, version })?;
         }
         progress(&Progress {
             account: id.clone(),
@@ -865,6 +924,22 @@ mod tests {
                 principal: PrincipalId::new("u"),
                 permission: WorkspacePermission::Admin,
             }),
+            ImportRecord::RuleSet {
+                rule_set: crate::RuleSetRows {
+                    resource: "groups/g".into(),
+                    target: Some(PrincipalId::new("g")),
+                    grants: vec![("roles/group.manager".into(), PrincipalId::new("u"))],
+                },
+                version: 3,
+            },
+            ImportRecord::RuleSet {
+                rule_set: crate::RuleSetRows {
+                    resource: "account".into(),
+                    target: None,
+                    grants: vec![],
+                },
+                version: 1,
+            },
         ];
         for record in records {
             let text = serde_json::to_string(&Line::of(&account, &record)).unwrap();

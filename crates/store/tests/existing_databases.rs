@@ -288,9 +288,37 @@ async fn reads_back_as_written(store: &dyn Store) {
             .active
     );
 
+    // The `users` group was never written after it was made, so the migration gave it the
+    // default entitlements, with a new version and an access-log entry the engine follows.
+    let users = store
+        .principal(&account, &id("g-users"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        users.attributes["entitlements"],
+        json!([{"value": "workspace-access"}, {"value": "databricks-sql-access"}])
+    );
+    assert_eq!(users.attributes["displayName"], json!("users"));
+    assert_eq!(users.version, 2);
+    assert!(users.last_modified > users.created);
+    let facts = snapshot
+        .principals
+        .iter()
+        .find(|facts| facts.id == id("g-users"))
+        .unwrap();
+    assert_eq!(
+        facts.entitlements,
+        ["workspace-access", "databricks-sql-access"]
+    );
+
     // Every access-log entry reads back, in order, up to the snapshot's position.
     let log = store.access_log_after(0, 1_000).await.unwrap();
-    assert_eq!(log.len(), 45);
+    assert_eq!(log.len(), 46);
+    assert_eq!(
+        log.last().unwrap().event,
+        AccessEvent::PrincipalSaved(facts.clone())
+    );
     assert!(log.windows(2).all(|pair| pair[0].seq < pair[1].seq));
     assert_eq!(log.last().unwrap().seq, snapshot.seq);
     let mut kinds: Vec<&str> = log
@@ -403,6 +431,78 @@ async fn a_postgres_database_of_schema_3_opens_and_reads_back_as_written() {
         .await
         .unwrap();
     reads_back_as_written(&store).await;
+    drop(store);
+    scimitar_store::postgres::scratch::drop(&server, &name)
+        .await
+        .unwrap();
+}
+
+/// The fixture with its `users` group written once after it was made (version 2): an admin's
+/// write, which the default-entitlements migration leaves as it is.
+fn with_users_group_written(dump: &str, row_end: &str, written_row_end: &str) -> String {
+    let edited = dump.replacen(row_end, written_row_end, 1);
+    assert_ne!(edited, dump, "the fixture's users row was not found");
+    edited
+}
+
+/// What the default-entitlements migration must not do: give them to a `users` group that an
+/// admin has written to, whatever it holds now.
+async fn a_written_users_group_is_left_alone(store: &dyn Store) {
+    let account = AccountId::new(ACCOUNT);
+    let users = store
+        .principal(&account, &id("g-users"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(users.attributes.get("entitlements"), None);
+    assert_eq!(users.version, 2);
+    assert_eq!(store.access_log_after(0, 1_000).await.unwrap().len(), 45);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_users_group_an_admin_wrote_to_keeps_its_entitlements_as_they_are() {
+    let directory =
+        std::env::temp_dir().join(format!("scimitar-existing-written-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&directory);
+    std::fs::create_dir_all(&directory).unwrap();
+    let path = directory.join("db.sqlite");
+    {
+        let dump = with_users_group_written(
+            include_str!("fixtures/sqlite-schema-5.sql"),
+            "'{\"displayName\":\"users\"}',NULL,1700000000000000,1700000000000000,1);",
+            "'{\"displayName\":\"users\"}',NULL,1700000000000000,1700000000000000,2);",
+        );
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection.execute_batch(&dump).unwrap();
+    }
+    let store = scimitar_store::sqlite::SqliteStore::open(&path.to_string_lossy())
+        .await
+        .unwrap();
+    a_written_users_group_is_left_alone(&store).await;
+    drop(store);
+    let _ = std::fs::remove_dir_all(&directory);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_users_group_an_admin_wrote_to_keeps_its_entitlements_as_they_are() {
+    let Ok(server) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!("skipped: TEST_DATABASE_URL is unset");
+        return;
+    };
+    let name = format!("scimitar_existing_written_{}", std::process::id());
+    let url = scimitar_store::postgres::scratch::create(&server, &name)
+        .await
+        .unwrap();
+    let dump = with_users_group_written(
+        include_str!("fixtures/postgres-schema-3.sql"),
+        "'{\"displayName\":\"users\"}', NULL, 1700000000000000, 1700000000000000, 1);",
+        "'{\"displayName\":\"users\"}', NULL, 1700000000000000, 1700000000000000, 2);",
+    );
+    load_dump(&url, &dump).await;
+    let store = scimitar_store::postgres::PostgresStore::connect(&url, 2)
+        .await
+        .unwrap();
+    a_written_users_group_is_left_alone(&store).await;
     drop(store);
     scimitar_store::postgres::scratch::drop(&server, &name)
         .await

@@ -1,6 +1,7 @@
 //! The HTTP routes, and the small helpers they share for reading requests and writing responses.
 
 pub mod access;
+pub mod access_control;
 pub mod accounts;
 pub mod addressing;
 pub mod bulk;
@@ -98,7 +99,8 @@ pub fn router(state: AppState) -> Router {
         .merge(metastores::routes())
         .merge(statements::routes())
         .merge(workspace::routes())
-        .merge(accounts::routes());
+        .merge(accounts::routes())
+        .merge(access_control::routes());
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let router = router
         .fallback(not_found)

@@ -11,6 +11,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use scimitar_app::authority::PrincipalUpdate;
 use scimitar_app::service::DocumentJson;
 use scimitar_domain::patch::parse_patch_request;
 use scimitar_domain::projection::Projection;
@@ -344,10 +345,28 @@ pub async fn replace(
     let pinned = if_match(&headers)?;
     let body = json_body(body, MAX_RESOURCE_BODY_BYTES).await?;
     let parsed = parse_resource(kind.resource_type(), &body)?;
-    let admin = state.services.authorize_admin(&context.actor).await?;
+    let id = id_of(&params);
+    let update = state
+        .services
+        .authorize_update(&context.actor, kind, &id)
+        .await?;
+    let admin = match update {
+        PrincipalUpdate::Admin(admin) => admin,
+        PrincipalUpdate::Manager(manager) => {
+            let services = &state.services;
+            let updated = services
+                .replace_managed(&manager, kind, parsed, pinned)
+                .await?;
+            let cap = PATCH_RESPONSE_MEMBER_CAP;
+            let document = services
+                .render_managed(&manager, &updated, &context.base_url, &projection, cap)
+                .await?;
+            return Ok(resource_response(StatusCode::OK, document, &updated.etag()));
+        }
+    };
     let updated = state
         .services
-        .replace(&admin, kind, &id_of(&params), parsed, pinned)
+        .replace(&admin, kind, &id, parsed, pinned)
         .await?;
     let document = state
         .services
@@ -379,10 +398,30 @@ pub async fn patch(
     let pinned = if_match(&headers)?;
     let body = json_body(body, MAX_RESOURCE_BODY_BYTES).await?;
     let operations = parse_patch_request(&body)?;
-    let admin = state.services.authorize_admin(&context.actor).await?;
+    let id = id_of(&params);
+    let update = state
+        .services
+        .authorize_update(&context.actor, kind, &id)
+        .await?;
+    let admin = match update {
+        PrincipalUpdate::Admin(admin) => admin,
+        // A manager of the group or service principal who is not an admin: only what
+        // managers may change, and the response renders what it manages.
+        PrincipalUpdate::Manager(manager) => {
+            let services = &state.services;
+            let updated = services
+                .patch_managed(&manager, kind, &operations, pinned)
+                .await?;
+            let cap = PATCH_RESPONSE_MEMBER_CAP;
+            let document = services
+                .render_managed(&manager, &updated, &context.base_url, &projection, cap)
+                .await?;
+            return Ok(resource_response(StatusCode::OK, document, &updated.etag()));
+        }
+    };
     let updated = state
         .services
-        .patch(&admin, kind, &id_of(&params), &operations, pinned)
+        .patch(&admin, kind, &id, &operations, pinned)
         .await?;
     let document = if asks_for_members {
         state

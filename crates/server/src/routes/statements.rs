@@ -8,6 +8,11 @@
 //! wrong (no statement, bad JSON, no token) is a 4xx with Databricks' error body. Warehouse
 //! ids are accepted and ignored: there is no compute.
 //!
+//! One warehouse is listed (`GET /api/2.0/sql/warehouses` and `.../{id}`), always `RUNNING`:
+//! tools that look a warehouse up before running SQL (`databricks-labs-lsql` takes the first
+//! running one) find [`WAREHOUSE_ID`] and pass it back; statements run the same whatever id
+//! they name.
+//!
 //! Answers are kept for a while (the last [`KEPT_STATEMENTS`]) so that
 //! `GET /api/2.0/sql/statements/{id}` can return them, as a client that polls expects.
 
@@ -82,6 +87,58 @@ pub fn routes() -> Router<AppState> {
         .route("/api/2.0/sql/statements", post(execute))
         .route("/api/2.0/sql/statements/", post(execute))
         .route("/api/2.0/sql/statements/{statement_id}", get(get_statement))
+        .route("/api/2.0/sql/warehouses", get(list_warehouses))
+        .route("/api/2.0/sql/warehouses/{warehouse_id}", get(get_warehouse))
+}
+
+/// The id of the one warehouse every account lists: 16 hexadecimal digits like a Databricks
+/// warehouse id, the same on every node and across restarts, so a tool that remembered it
+/// still finds it.
+pub const WAREHOUSE_ID: &str = "5c1a17a000000001";
+
+/// The warehouse as the SDK's `EndpointInfo` reads it. There is no compute behind it: it is
+/// the name statements run under, always `RUNNING` and `HEALTHY`, with one cluster.
+fn warehouse() -> Value {
+    json!({
+        "id": WAREHOUSE_ID,
+        "name": "Scimitar governance SQL",
+        "state": "RUNNING",
+        "health": {"status": "HEALTHY"},
+        "warehouse_type": "PRO",
+        "cluster_size": "2X-Small",
+        "min_num_clusters": 1,
+        "max_num_clusters": 1,
+        "num_clusters": 1,
+        "num_active_sessions": 0,
+        "auto_stop_mins": 0,
+        "enable_serverless_compute": true,
+        "enable_photon": false,
+        "spot_instance_policy": "COST_OPTIMIZED",
+        "channel": {"name": "CHANNEL_NAME_CURRENT"},
+        "tags": {"custom_tags": []},
+    })
+}
+
+/// `GET /api/2.0/sql/warehouses`: any principal of the account may list it; the
+/// authentication is what is checked.
+async fn list_warehouses(_context: DatabricksContext) -> DatabricksResult {
+    Ok(Json(json!({"warehouses": [warehouse()]})).into_response())
+}
+
+/// `GET /api/2.0/sql/warehouses/{id}`: the one warehouse, or `RESOURCE_DOES_NOT_EXIST`.
+async fn get_warehouse(
+    _context: DatabricksContext,
+    id: Result<Path<String>, PathRejection>,
+) -> DatabricksResult {
+    let Path(id) = id.map_err(|rejection| ScimError::invalid_value(rejection.body_text()))?;
+    if id != WAREHOUSE_ID {
+        return Err(ScimError::NotFound(format!(
+            "warehouse {} does not exist; this server has one, {WAREHOUSE_ID}",
+            id.chars().take(64).collect::<String>()
+        ))
+        .into());
+    }
+    Ok(Json(warehouse()).into_response())
 }
 
 async fn execute(

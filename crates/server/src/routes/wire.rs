@@ -254,6 +254,37 @@ pub struct ImportBody {
     overwrite: Option<bool>,
 }
 
+impl ImportBody {
+    /// The import a `multipart/form-data` body asks for (`w.workspace.upload` in the Python
+    /// SDK), from its text fields. A form has only text, so `overwrite` is `"true"` or
+    /// `"false"`; the content is not kept, as in the JSON form.
+    pub fn from_form(
+        path: Option<String>,
+        format: Option<String>,
+        language: Option<String>,
+        overwrite: Option<&str>,
+    ) -> ScimResult<ImportBody> {
+        let overwrite = match overwrite.map(str::trim) {
+            None => None,
+            Some(text) if text.eq_ignore_ascii_case("true") => Some(true),
+            Some(text) if text.eq_ignore_ascii_case("false") => Some(false),
+            Some(other) => {
+                return Err(ScimError::invalid_value(format!(
+                    "`overwrite` must be true or false, not '{}'",
+                    other.chars().take(64).collect::<String>()
+                )))
+            }
+        };
+        Ok(ImportBody {
+            path,
+            format,
+            language,
+            _content: None,
+            overwrite,
+        })
+    }
+}
+
 /// What an import asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkspaceImport {

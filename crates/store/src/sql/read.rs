@@ -646,6 +646,76 @@ pub async fn workspace_entries_in<T: SqlTransaction>(
     )
 }
 
+/// An access-control rule set: its version (0 when never written) and its grants, by role
+/// then principal. Read in one snapshot (`Read::Consistent`), so the
+/// version and the grants belong together.
+pub async fn rule_set<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+    resource: &str,
+) -> ScimResult<(u64, Vec<(String, PrincipalId)>)> {
+    let version = query_opt(
+        session,
+        "SELECT version FROM rule_sets WHERE account_id = $1 AND resource = $2",
+        params![account.as_str(), resource],
+    )
+    .await?
+    .map(|row| row.integer(0))
+    .transpose()?
+    .map_or(0, to_u64);
+    let rows = session
+        .query(
+            "SELECT role, principal_id FROM rule_set_grants \
+             WHERE account_id = $1 AND resource = $2 ORDER BY role, principal_id",
+            params![account.as_str(), resource],
+        )
+        .await?;
+    let grants = each(rows, |mut row| {
+        Ok((row.text(0)?, PrincipalId::new(row.text(1)?)))
+    })?;
+    Ok((version, grants))
+}
+
+/// Every rule set of an account with its version, by resource, grants by role then principal.
+pub async fn rule_sets<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+) -> ScimResult<Vec<(crate::RuleSetRows, u64)>> {
+    let rows = session
+        .query(
+            "SELECT resource, target_id, version FROM rule_sets WHERE account_id = $1 \
+             ORDER BY resource",
+            params![account.as_str()],
+        )
+        .await?;
+    let mut sets = each(rows, |mut row| {
+        Ok((
+            crate::RuleSetRows {
+                resource: row.text(0)?,
+                target: row.optional_text(1)?.map(PrincipalId::new),
+                grants: Vec::new(),
+            },
+            to_u64(row.integer(2)?),
+        ))
+    })?;
+    let rows = session
+        .query(
+            "SELECT resource, role, principal_id FROM rule_set_grants WHERE account_id = $1 \
+             ORDER BY resource, role, principal_id",
+            params![account.as_str()],
+        )
+        .await?;
+    let grants = each(rows, |mut row| {
+        Ok((row.text(0)?, row.text(1)?, PrincipalId::new(row.text(2)?)))
+    })?;
+    for (resource, role, principal) in grants {
+        if let Some((set, _)) = sets.iter_mut().find(|(set, _)| set.resource == resource) {
+            set.grants.push((role, principal));
+        }
+    }
+    Ok(sets)
+}
+
 pub async fn principals_page<T: SqlTransaction>(
     session: &mut T,
     account: &AccountId,

@@ -347,6 +347,26 @@ impl<B: SqlBackend> Store for B {
         .await
     }
 
+    async fn rule_set(
+        &self,
+        account: &AccountId,
+        resource: &str,
+    ) -> ScimResult<(u64, Vec<(String, PrincipalId)>)> {
+        let (account, resource) = (account.clone(), resource.to_string());
+        run!(self, Consistent, |session| read::rule_set(
+            session, &account, &resource
+        ))
+        .await
+    }
+
+    async fn rule_sets(&self, account: &AccountId) -> ScimResult<Vec<(crate::RuleSetRows, u64)>> {
+        let account = account.clone();
+        run!(self, Consistent, |session| read::rule_sets(
+            session, &account
+        ))
+        .await
+    }
+
     async fn principals_page(
         &self,
         account: &AccountId,
