@@ -52,6 +52,7 @@ readonly suites=(
     "databricks-sdk account"
     "databricks-sdk permissions"
     "databricks-sdk governance"
+    "databricks-sdk details"
     "databricks-sdk workspaces"
 )
 

@@ -1323,7 +1323,7 @@ impl Services {
             None
         };
         let (mut members, mut groups) = self.within_workspace_of(
-            admin.actor(),
+            &reader.actor,
             members
                 .map(|members| HashMap::from([(principal.id.clone(), members)]))
                 .unwrap_or_default(),
