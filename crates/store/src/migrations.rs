@@ -250,6 +250,26 @@ SELECT p.account_id, w.id, p.id,
  WHERE p.system = FALSE;
 "#,
     ),
+    (
+        9,
+        r#"
+-- Catalog workspace bindings (issue #14): a catalog is OPEN to every workspace of its account
+-- or ISOLATED, usable only from the workspaces bound to it, each read-write or read-only.
+ALTER TABLE securables ADD COLUMN isolation_mode TEXT NOT NULL DEFAULT 'OPEN'
+    CHECK (isolation_mode IN ('OPEN', 'ISOLATED'));
+CREATE TABLE catalog_workspace_bindings (
+    account_id TEXT NOT NULL REFERENCES accounts(id),
+    catalog_name TEXT NOT NULL,
+    workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+    binding_type TEXT NOT NULL
+        CHECK (binding_type IN ('BINDING_TYPE_READ_WRITE', 'BINDING_TYPE_READ_ONLY')),
+    PRIMARY KEY (account_id, catalog_name, workspace_id)
+);
+-- Deleting a workspace deletes its bindings.
+CREATE INDEX catalog_workspace_bindings_by_workspace
+    ON catalog_workspace_bindings (account_id, workspace_id);
+"#,
+    ),
 ];
 
 /// The PostgreSQL schema, numbered on its own: PostgreSQL starts from the shape SQLite reached
@@ -436,6 +456,24 @@ SELECT p.account_id, w.id, p.id,
        ) THEN 'ADMIN' ELSE 'USER' END
   FROM principals p JOIN workspaces w ON w.account_id = p.account_id
  WHERE p.system = FALSE;
+"#,
+    ),
+    (
+        6,
+        r#"
+-- Catalog workspace bindings (issue #14), as in SQLite's migration 9.
+ALTER TABLE securables ADD COLUMN isolation_mode TEXT COLLATE "C" NOT NULL DEFAULT 'OPEN'
+    CHECK (isolation_mode IN ('OPEN', 'ISOLATED'));
+CREATE TABLE catalog_workspace_bindings (
+    account_id TEXT COLLATE "C" NOT NULL REFERENCES accounts(id),
+    catalog_name TEXT COLLATE "C" NOT NULL,
+    workspace_id TEXT COLLATE "C" NOT NULL REFERENCES workspaces(id),
+    binding_type TEXT COLLATE "C" NOT NULL
+        CHECK (binding_type IN ('BINDING_TYPE_READ_WRITE', 'BINDING_TYPE_READ_ONLY')),
+    PRIMARY KEY (account_id, catalog_name, workspace_id)
+);
+CREATE INDEX catalog_workspace_bindings_by_workspace
+    ON catalog_workspace_bindings (account_id, workspace_id);
 "#,
     ),
 ];

@@ -16,10 +16,11 @@
 //! Memory stays bounded on both sides: export reads principals and memberships in keyset pages,
 //! and import holds one batch at a time.
 
-use crate::governance::{AclRow, GrantRow, ObjectRow, SecurableRow};
+use crate::governance::{AclRow, BindingRow, GrantRow, ObjectRow, SecurableRow};
 use crate::{Account, Change, Store, Workspace};
 use scimitar_access::{
-    AclEntry, ObjectType, PermissionLevel, Privilege, SecurableType, WorkspacePermission,
+    AclEntry, BindingType, IsolationMode, ObjectType, PermissionLevel, Privilege, SecurableType,
+    WorkspacePermission,
 };
 use scimitar_domain::credentials::{Token, TokenScope};
 use scimitar_domain::{
@@ -78,6 +79,8 @@ pub enum ImportRecord {
     Object(ObjectRow),
     Acl(AclRow),
     Assignment(AssignmentRow),
+    /// A catalog's workspace binding; after the workspaces and securables it names.
+    Binding(BindingRow),
 }
 
 /// A principal's direct assignment to a workspace, as exported.
@@ -219,6 +222,9 @@ enum Line {
         owner: String,
         comment: Option<String>,
         created: i64,
+        /// Written only for an `ISOLATED` catalog, so exports of open ones read as before.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        isolation_mode: Option<String>,
     },
     Grant {
         account: String,
@@ -250,6 +256,12 @@ enum Line {
         workspace: String,
         principal: String,
         permission: String,
+    },
+    Binding {
+        account: String,
+        catalog: String,
+        workspace: String,
+        binding_type: String,
     },
 }
 
@@ -304,6 +316,8 @@ impl Line {
                 owner: value.owner.to_string(),
                 comment: value.comment.clone(),
                 created: value.created.as_micros(),
+                isolation_mode: (value.isolation_mode != IsolationMode::Open)
+                    .then(|| value.isolation_mode.as_str().to_string()),
             },
             ImportRecord::Grant(value) => Line::Grant {
                 account,
@@ -332,6 +346,12 @@ impl Line {
                 workspace: value.workspace.to_string(),
                 principal: value.principal.to_string(),
                 permission: value.permission.as_str().to_string(),
+            },
+            ImportRecord::Binding(value) => Line::Binding {
+                account,
+                catalog: value.catalog.clone(),
+                workspace: value.workspace.to_string(),
+                binding_type: value.binding_type.as_str().to_string(),
             },
         }
     }
@@ -444,6 +464,7 @@ impl Line {
                 owner,
                 comment,
                 created,
+                isolation_mode,
             } => (
                 AccountId::new(account),
                 ImportRecord::Securable(SecurableRow {
@@ -452,6 +473,11 @@ impl Line {
                     owner: PrincipalId::new(owner),
                     comment,
                     created: Timestamp::from_micros(created),
+                    isolation_mode: match isolation_mode {
+                        Some(mode) => IsolationMode::parse(&mode)
+                            .ok_or_else(|| format!("unknown isolation mode '{mode}'"))?,
+                        None => IsolationMode::Open,
+                    },
                 }),
             ),
             Line::Grant {
@@ -515,6 +541,20 @@ impl Line {
                     principal: PrincipalId::new(principal),
                     permission: WorkspacePermission::parse(&permission)
                         .ok_or_else(|| format!("unknown workspace permission '{permission}'"))?,
+                }),
+            ),
+            Line::Binding {
+                account,
+                catalog,
+                workspace,
+                binding_type,
+            } => (
+                AccountId::new(account),
+                ImportRecord::Binding(BindingRow {
+                    catalog,
+                    workspace: WorkspaceId::new(workspace),
+                    binding_type: BindingType::parse(&binding_type)
+                        .ok_or_else(|| format!("unknown binding type '{binding_type}'"))?,
                 }),
             ),
         };
@@ -622,6 +662,9 @@ pub async fn export(
                 permission,
             };
             written = emit(output, &id, ImportRecord::Assignment(row))?;
+        }
+        for binding in snapshot.bindings {
+            written = emit(output, &id, ImportRecord::Binding(binding))?;
         }
         progress(&Progress {
             account: id.clone(),
