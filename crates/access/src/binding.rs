@@ -167,8 +167,8 @@ impl AccessModel {
         let Some(workspace) = workspace else {
             return WorkspaceUse::ReadWrite;
         };
-        let in_tree = securable_type == SecurableType::Catalog
-            || securable_type.parent_type().is_some();
+        let in_tree =
+            securable_type == SecurableType::Catalog || securable_type.parent_type().is_some();
         if !in_tree {
             return WorkspaceUse::ReadWrite;
         }

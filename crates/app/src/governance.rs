@@ -640,10 +640,13 @@ impl Caller<'_> {
     ) -> ScimResult<Vec<(WorkspaceId, BindingType)>> {
         let catalog = canonical_name(SecurableType::Catalog, catalog)?;
         self.read(|model| {
-            self.may_manage(model, SecurableType::Catalog, &catalog, "read the bindings of")?;
-            model
-                .workspace_bindings(&catalog)
-                .map_err(ScimError::from)
+            self.may_manage(
+                model,
+                SecurableType::Catalog,
+                &catalog,
+                "read the bindings of",
+            )?;
+            model.workspace_bindings(&catalog).map_err(ScimError::from)
         })?
     }
 
@@ -665,7 +668,12 @@ impl Caller<'_> {
         // Authorized before any workspace id is looked at, so that one who may not manage
         // the catalog learns nothing of which workspaces exist.
         self.read(|model| {
-            self.may_manage(model, SecurableType::Catalog, &catalog, "change the bindings of")
+            self.may_manage(
+                model,
+                SecurableType::Catalog,
+                &catalog,
+                "change the bindings of",
+            )
         })??;
         let mut own = std::collections::HashSet::new();
         for workspace in self.services().store.workspaces(&self.account).await? {
@@ -697,15 +705,16 @@ impl Caller<'_> {
         }
         let _turn = self.governance.writes.lock().await;
         self.read(|model| {
-            self.may_manage(model, SecurableType::Catalog, &catalog, "change the bindings of")
+            self.may_manage(
+                model,
+                SecurableType::Catalog,
+                &catalog,
+                "change the bindings of",
+            )
         })??;
         self.commit(Authorized(authorized)).await?;
         drop(_turn);
-        self.read(|model| {
-            model
-                .workspace_bindings(&catalog)
-                .map_err(ScimError::from)
-        })?
+        self.read(|model| model.workspace_bindings(&catalog).map_err(ScimError::from))?
     }
 
     // ----- writes ----------------------------------------------------------------------------

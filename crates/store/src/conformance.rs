@@ -3102,7 +3102,11 @@ pub async fn catalog_bindings_follow_their_catalog_and_their_workspaces(stores: 
         .iter()
         .map(|logged| logged.event.clone())
         .collect();
-    assert_eq!(logged.len(), 4, "each change logged once, refusals not at all");
+    assert_eq!(
+        logged.len(),
+        4,
+        "each change logged once, refusals not at all"
+    );
     assert_eq!(logged[0], AccessEvent::Governance(isolate));
     let binding = |catalog: &str, workspace: &str, binding_type| BindingRow {
         catalog: catalog.into(),
@@ -3125,7 +3129,10 @@ pub async fn catalog_bindings_follow_their_catalog_and_their_workspaces(stores: 
             .map(|row| row.isolation_mode)
     };
     assert_eq!(isolation(&snapshot, "main"), Some(IsolationMode::Isolated));
-    assert_eq!(isolation(&snapshot, "main.sales"), Some(IsolationMode::Open));
+    assert_eq!(
+        isolation(&snapshot, "main.sales"),
+        Some(IsolationMode::Open)
+    );
     assert!(store
         .access_snapshot(&foreign)
         .await
@@ -3145,7 +3152,10 @@ pub async fn catalog_bindings_follow_their_catalog_and_their_workspaces(stores: 
         .await
         .unwrap();
     let snapshot = store.access_snapshot(&account).await.unwrap();
-    assert_eq!(isolation(&snapshot, "primary"), Some(IsolationMode::Isolated));
+    assert_eq!(
+        isolation(&snapshot, "primary"),
+        Some(IsolationMode::Isolated)
+    );
     assert_eq!(snapshot.bindings.len(), 2);
     assert!(snapshot.bindings.iter().all(|row| row.catalog == "primary"));
 

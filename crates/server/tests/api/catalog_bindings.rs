@@ -182,7 +182,12 @@ async fn bindings_are_read_and_changed_by_whoever_may_manage_the_catalog_for_the
         None,
     )
     .await;
-    assert_eq!(first.body["bindings"], json!([expected[0]]), "{}", first.body);
+    assert_eq!(
+        first.body["bindings"],
+        json!([expected[0]]),
+        "{}",
+        first.body
+    );
     let token = first.body["next_page_token"].as_str().unwrap().to_string();
     let second = call(
         &app,
@@ -192,8 +197,17 @@ async fn bindings_are_read_and_changed_by_whoever_may_manage_the_catalog_for_the
         None,
     )
     .await;
-    assert_eq!(second.body["bindings"], json!([expected[1]]), "{}", second.body);
-    assert!(second.body.get("next_page_token").is_none(), "{}", second.body);
+    assert_eq!(
+        second.body["bindings"],
+        json!([expected[1]]),
+        "{}",
+        second.body
+    );
+    assert!(
+        second.body.get("next_page_token").is_none(),
+        "{}",
+        second.body
+    );
 
     let removed = call(
         &app,
@@ -291,8 +305,8 @@ async fn bindings_are_read_and_changed_by_whoever_may_manage_the_catalog_for_the
 }
 
 #[tokio::test]
-async fn an_isolated_catalog_is_missing_from_a_workspace_not_bound_to_it_and_there_in_one_that_is(
-) {
+async fn an_isolated_catalog_is_missing_from_a_workspace_not_bound_to_it_and_there_in_one_that_is()
+{
     let app = spawn_app().await;
     let home = default_workspace(&app).await;
     catalog_with_a_table(&app, &home).await;
@@ -303,7 +317,15 @@ async fn an_isolated_catalog_is_missing_from_a_workspace_not_bound_to_it_and_the
     let isolated = isolate(&app, &home, "main").await;
     assert_eq!(isolated.status, 200, "{}", isolated.body);
     assert_eq!(isolated.body["isolation_mode"], "ISOLATED");
-    let bound = uc_in(&app, &home, Method::GET, "/bindings/catalog/main", &token, None).await;
+    let bound = uc_in(
+        &app,
+        &home,
+        Method::GET,
+        "/bindings/catalog/main",
+        &token,
+        None,
+    )
+    .await;
     assert_eq!(
         bound.body["bindings"],
         json!([{"workspace_id": number(&home), "binding_type": "BINDING_TYPE_READ_WRITE"}])
@@ -371,10 +393,19 @@ async fn an_isolated_catalog_is_missing_from_a_workspace_not_bound_to_it_and_the
         None,
     )
     .await;
-    assert_eq!(exists.body, json!({"table_exists": false}), "{}", exists.body);
+    assert_eq!(
+        exists.body,
+        json!({"table_exists": false}),
+        "{}",
+        exists.body
+    );
     let listed = uc_in(&app, &other, Method::GET, "/catalogs", &token, None).await;
     assert_eq!(listed.status, 200, "{}", listed.body);
-    assert!(!listed.body.to_string().contains("\"main\""), "{}", listed.body);
+    assert!(
+        !listed.body.to_string().contains("\"main\""),
+        "{}",
+        listed.body
+    );
     for statement in [
         "SHOW GRANTS ON CATALOG main",
         "SHOW GRANTS ON TABLE main.sales.orders",
@@ -415,7 +446,11 @@ async fn an_isolated_catalog_is_missing_from_a_workspace_not_bound_to_it_and_the
         assert_eq!(reply.status, 200, "{read}: {}", reply.body);
     }
     let listed = uc_in(&app, &other, Method::GET, "/catalogs", &token, None).await;
-    assert!(listed.body.to_string().contains("\"main\""), "{}", listed.body);
+    assert!(
+        listed.body.to_string().contains("\"main\""),
+        "{}",
+        listed.body
+    );
 
     // Open again, it is there for every workspace, whatever its bindings.
     let third = new_workspace(&app, "third").await;
@@ -489,8 +524,16 @@ async fn a_read_only_binding_lets_its_workspace_read_and_refuses_every_write() {
             "/tables/main.sales.orders",
             Some(json!({"owner": "admins"})),
         ),
-        (Method::PATCH, "/permissions/catalog/main", Some(grant.clone())),
-        (Method::PATCH, "/permissions/table/main.sales.orders", Some(grant)),
+        (
+            Method::PATCH,
+            "/permissions/catalog/main",
+            Some(grant.clone()),
+        ),
+        (
+            Method::PATCH,
+            "/permissions/table/main.sales.orders",
+            Some(grant),
+        ),
         (Method::DELETE, "/tables/main.sales.orders", None),
         (Method::DELETE, "/schemas/main.sales?force=true", None),
         (Method::DELETE, "/catalogs/main?force=true", None),
@@ -593,13 +636,50 @@ async fn a_renamed_catalog_keeps_its_isolation_and_its_bindings() {
     .await;
     assert_eq!(renamed.status, 200, "{}", renamed.body);
     assert_eq!(renamed.body["isolation_mode"], "ISOLATED");
-    let bound = uc_in(&app, &home, Method::GET, "/bindings/catalog/primary", &token, None).await;
-    assert_eq!(bound.body["bindings"].as_array().unwrap().len(), 2, "{}", bound.body);
-    let read = uc_in(&app, &reader, Method::GET, "/tables/primary.sales.orders", &token, None).await;
+    let bound = uc_in(
+        &app,
+        &home,
+        Method::GET,
+        "/bindings/catalog/primary",
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(
+        bound.body["bindings"].as_array().unwrap().len(),
+        2,
+        "{}",
+        bound.body
+    );
+    let read = uc_in(
+        &app,
+        &reader,
+        Method::GET,
+        "/tables/primary.sales.orders",
+        &token,
+        None,
+    )
+    .await;
     assert_eq!(read.status, 200, "{}", read.body);
-    let missing = uc_in(&app, &outsider, Method::GET, "/catalogs/primary", &token, None).await;
+    let missing = uc_in(
+        &app,
+        &outsider,
+        Method::GET,
+        "/catalogs/primary",
+        &token,
+        None,
+    )
+    .await;
     assert_eq!(missing.status, 404, "{}", missing.body);
-    let old = uc_in(&app, &home, Method::GET, "/bindings/catalog/main", &token, None).await;
+    let old = uc_in(
+        &app,
+        &home,
+        Method::GET,
+        "/bindings/catalog/main",
+        &token,
+        None,
+    )
+    .await;
     assert_eq!(old.status, 404, "{}", old.body);
 
     // A catalog made again under the old name starts open, with no bindings.
@@ -607,4 +687,63 @@ async fn a_renamed_catalog_keeps_its_isolation_and_its_bindings() {
     assert_eq!(sql_state(&reply).0, "SUCCEEDED", "{}", reply.body);
     let fresh = uc_in(&app, &outsider, Method::GET, "/catalogs/main", &token, None).await;
     assert_eq!(fresh.body["isolation_mode"], "OPEN", "{}", fresh.body);
+}
+
+/// A Unity Catalog read on `node`, in a workspace, after a change token.
+async fn read_on(
+    node: &crate::multi_node::Node,
+    app: &TestApp,
+    workspace: &str,
+    path: &str,
+    after: &str,
+) -> Reply {
+    read(
+        app.client
+            .get(format!("{}/w/{workspace}{UC}{path}", node.address))
+            .bearer_auth(&app.token)
+            .header("scimitar-read-after", after)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn another_node_follows_isolation_and_bindings_and_a_node_started_later_loads_them() {
+    let (database, url) = TestDatabase::fresh().await;
+    let app = spawn_app_on(database, &url).await;
+    let other = crate::multi_node::node_on(&url).await;
+    let home = default_workspace(&app).await;
+    catalog_with_a_table(&app, &home).await;
+    let second = new_workspace(&app, "second").await;
+
+    let isolated = isolate(&app, &home, "main").await;
+    assert_eq!(isolated.status, 200, "{}", isolated.body);
+    let after = crate::multi_node::change_token(&isolated);
+    let missing = read_on(&other, &app, &second, "/catalogs/main", &after).await;
+    assert_eq!(missing.status, 404, "{}", missing.body);
+    let found = read_on(&other, &app, &home, "/catalogs/main", &after).await;
+    assert_eq!(found.body["isolation_mode"], "ISOLATED", "{}", found.body);
+
+    let bound = bind(&app, "main", &second, "BINDING_TYPE_READ_ONLY").await;
+    assert_eq!(bound.status, 200, "{}", bound.body);
+    let after = crate::multi_node::change_token(&bound);
+    let found = read_on(&other, &app, &second, "/tables/main.sales.orders", &after).await;
+    assert_eq!(found.status, 200, "{}", found.body);
+
+    // A node that starts now builds its engine from the stored rows, not the log.
+    let later = crate::multi_node::node_on(&url).await;
+    let found = read_on(&later, &app, &second, "/schemas/main.sales", &after).await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    let third = new_workspace(&app, "third").await;
+    let missing = read_on(&later, &app, &third, "/catalogs/main", &after).await;
+    assert_eq!(missing.status, 404, "{}", missing.body);
+    let bindings = read_on(&later, &app, &home, "/bindings/catalog/main", &after).await;
+    assert_eq!(
+        bindings.body["bindings"].as_array().unwrap().len(),
+        2,
+        "{}",
+        bindings.body
+    );
 }
