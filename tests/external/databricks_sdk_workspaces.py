@@ -14,7 +14,9 @@ until RUNNING), an account group with a member and a user outside it, and assign
 to the first workspace (a.workspace_assignment.update). With workspace clients whose host is
 `HOST/w/{workspace_id}`: the member sees the first workspace and is refused in the second; the
 unassigned user is invisible in the first workspace's directory; after the account admin
-unassigns the group, the member is refused there too. It stops with exit status 1 at the first
+unassigns the group, the member is refused there too. A catalog isolated from the first
+workspace (w.catalogs.update) is missing from the second until w.workspace_bindings binds it
+there read-only; then the second reads it and may not write to it. It stops with exit status 1 at the first
 step that fails. Names carry a per-run suffix.
 """
 
@@ -27,7 +29,7 @@ import uuid
 from databricks.sdk import AccountClient, WorkspaceClient
 from databricks.sdk.config import Config
 from databricks.sdk.errors import DatabricksError, NotFound, PermissionDenied
-from databricks.sdk.service import iam
+from databricks.sdk.service import catalog, iam
 
 
 class ScenarioFailure(Exception):
@@ -96,6 +98,7 @@ class Scenario:
             ("the unassigned user is invisible in the first workspace", self.outsider_invisible),
             ("a.workspace_assignment.list shows the group", self.list_assignments),
             ("a.workspace_assignment.delete: the member is refused at once", self.unassign),
+            ("an isolated catalog, bound read-only with w.workspace_bindings", self.bindings),
             ("a.workspaces.delete", self.delete_workspaces),
         ]
 
@@ -171,6 +174,36 @@ class Scenario:
         )
         w = self.workspace_client(first, self.state["member_token"])
         expect_raises(PermissionDenied, w.current_user.me, "me after the unassignment")
+
+    def bindings(self):
+        first, second = self.state["workspaces"]
+        w1, w2 = self.workspace_client(first), self.workspace_client(second)
+        name = f"isolated_{self.run}"
+        w1.catalogs.create(name=name)
+        isolated = w1.catalogs.update(name, isolation_mode=catalog.CatalogIsolationMode.ISOLATED)
+        expect(isolated.isolation_mode == catalog.CatalogIsolationMode.ISOLATED, f"{isolated}")
+        # Isolating it from the first workspace bound the first.
+        bound = list(w1.workspace_bindings.get_bindings("catalog", name))
+        expect([b.workspace_id for b in bound] == [first], f"{bound}")
+        expect_raises(NotFound, lambda: w2.catalogs.get(name), "the isolated catalog, unbound")
+        listed = [c.name for c in w2.catalogs.list()]
+        expect(name not in listed, f"listed in the unbound workspace: {listed}")
+        read_only = catalog.WorkspaceBindingBindingType.BINDING_TYPE_READ_ONLY
+        w1.workspace_bindings.update_bindings(
+            "catalog", name, add=[catalog.WorkspaceBinding(workspace_id=second, binding_type=read_only)]
+        )
+        got = w2.catalogs.get(name)
+        expect(got.name == name, f"{got}")
+        expect_raises(
+            PermissionDenied,
+            lambda: w2.schemas.create(name="more", catalog_name=name),
+            "a schema made through a read-only binding",
+        )
+        legacy = w1.workspace_bindings.get(name)
+        expect(sorted(legacy.workspaces or []) == sorted([first, second]), f"{legacy}")
+        w1.workspace_bindings.update(name, unassign_workspaces=[second])
+        expect_raises(NotFound, lambda: w2.catalogs.get(name), "the catalog once unbound")
+        w1.catalogs.delete(name, force=True)
 
     def delete_workspaces(self):
         for workspace_id in self.state["workspaces"]:
