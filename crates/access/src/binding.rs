@@ -190,6 +190,7 @@ impl AccessModel {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use scimitar_domain::{PrincipalId, PrincipalKind};
 
