@@ -944,6 +944,32 @@ mod tests {
                 r#"{"event":"workspace_deleted","workspace":"1001"}"#,
                 None,
             ),
+            (
+                AccessEvent::Governance(GovernanceChange::SetIsolationMode {
+                    catalog: "main".into(),
+                    isolation_mode: IsolationMode::Isolated,
+                }),
+                r#"{"event":"set_isolation_mode","catalog":"main","isolation_mode":"ISOLATED"}"#,
+                None,
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::BindWorkspace {
+                    catalog: "main".into(),
+                    workspace: WorkspaceId::new("1001"),
+                    binding_type: Some(BindingType::ReadOnly),
+                }),
+                r#"{"event":"bind_workspace","catalog":"main","workspace":"1001","binding_type":"BINDING_TYPE_READ_ONLY"}"#,
+                None,
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::BindWorkspace {
+                    catalog: "main".into(),
+                    workspace: WorkspaceId::new("1001"),
+                    binding_type: None,
+                }),
+                r#"{"event":"bind_workspace","catalog":"main","workspace":"1001","binding_type":null}"#,
+                None,
+            ),
         ]
     }
 
@@ -982,6 +1008,9 @@ mod tests {
             r#"{"event":"workspace_assigned","workspace":"1","principal":"u1"}"#,
             r#"{"event":"workspace_assigned","workspace":"1","principal":"u1","permission":"admin"}"#,
             r#"{"event":"workspace_deleted"}"#,
+            r#"{"event":"set_isolation_mode","catalog":"main","isolation_mode":"isolated"}"#,
+            r#"{"event":"bind_workspace","catalog":"main","workspace":"1"}"#,
+            r#"{"event":"bind_workspace","catalog":"main","workspace":"1","binding_type":"READ_ONLY"}"#,
         ] {
             assert!(
                 matches!(AccessEvent::from_json(stored), Err(ScimError::Internal(_))),
