@@ -16,7 +16,10 @@ to the first workspace (a.workspace_assignment.update). With workspace clients w
 unassigned user is invisible in the first workspace's directory; after the account admin
 unassigns the group, the member is refused there too. In the first workspace, the account
 admin moves a catalog's ownership to the group with catalogs.update and grants SELECT on a
-view through securable_type TABLE. It stops with exit status 1 at the first
+view through securable_type TABLE. A catalog isolated from the first workspace
+(w.catalogs.update) is missing from the second until w.workspace_bindings binds it there
+read-only; then the second reads it and may not write to it. It stops with exit status 1 at
+the first
 step that fails. Names carry a per-run suffix.
 """
 
@@ -100,6 +103,7 @@ class Scenario:
             ("in the first workspace: catalogs.update moves ownership to the group, "
              "a view is granted as a TABLE", self.governance_in_first),
             ("a.workspace_assignment.delete: the member is refused at once", self.unassign),
+            ("an isolated catalog, bound read-only with w.workspace_bindings", self.bindings),
             ("a.workspaces.delete", self.delete_workspaces),
         ]
 
@@ -205,6 +209,36 @@ class Scenario:
         )
         w = self.workspace_client(first, self.state["member_token"])
         expect_raises(PermissionDenied, w.current_user.me, "me after the unassignment")
+
+    def bindings(self):
+        first, second = self.state["workspaces"]
+        w1, w2 = self.workspace_client(first), self.workspace_client(second)
+        name = f"isolated_{self.run}"
+        w1.catalogs.create(name=name)
+        isolated = w1.catalogs.update(name, isolation_mode=catalog.CatalogIsolationMode.ISOLATED)
+        expect(isolated.isolation_mode == catalog.CatalogIsolationMode.ISOLATED, f"{isolated}")
+        # Isolating it from the first workspace bound the first.
+        bound = list(w1.workspace_bindings.get_bindings("catalog", name))
+        expect([b.workspace_id for b in bound] == [first], f"{bound}")
+        expect_raises(NotFound, lambda: w2.catalogs.get(name), "the isolated catalog, unbound")
+        listed = [c.name for c in w2.catalogs.list()]
+        expect(name not in listed, f"listed in the unbound workspace: {listed}")
+        read_only = catalog.WorkspaceBindingBindingType.BINDING_TYPE_READ_ONLY
+        w1.workspace_bindings.update_bindings(
+            "catalog", name, add=[catalog.WorkspaceBinding(workspace_id=second, binding_type=read_only)]
+        )
+        got = w2.catalogs.get(name)
+        expect(got.name == name, f"{got}")
+        expect_raises(
+            PermissionDenied,
+            lambda: w2.schemas.create(name="more", catalog_name=name),
+            "a schema made through a read-only binding",
+        )
+        legacy = w1.workspace_bindings.get(name)
+        expect(sorted(legacy.workspaces or []) == sorted([first, second]), f"{legacy}")
+        w1.workspace_bindings.update(name, unassign_workspaces=[second])
+        expect_raises(NotFound, lambda: w2.catalogs.get(name), "the catalog once unbound")
+        w1.catalogs.delete(name, force=True)
 
     def delete_workspaces(self):
         for workspace_id in self.state["workspaces"]:

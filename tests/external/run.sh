@@ -17,7 +17,8 @@
 #     exists/list_summaries, a view granted as a TABLE, w.metastores).
 #   - two workspaces of one account with the SDK's account client: assignment
 #     of a group, what its member and an unassigned user see through
-#     HOST/w/{workspace_id}, unassignment.
+#     HOST/w/{workspace_id}, unassignment, and a catalog isolated from one
+#     workspace and bound read-only to the other with w.workspace_bindings.
 #
 # The Python tools come from the virtualenv in $SCIMITAR_VENV (default: .venv
 # at the repository root, which scripts/test creates). If SCIMITAR_RESULTS is

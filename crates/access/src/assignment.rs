@@ -78,9 +78,10 @@ impl AccessModel {
         Ok(())
     }
 
-    /// Forgets a deleted workspace's assignments.
+    /// Forgets a deleted workspace's assignments and catalog bindings.
     pub fn forget_workspace(&mut self, workspace: &WorkspaceId) {
         self.assignments.by_workspace.remove(workspace);
+        self.forget_bindings_of(workspace);
     }
 
     pub(crate) fn forget_assignments_of(&mut self, slot: u32) {

@@ -206,6 +206,8 @@ pub(crate) struct SecurableSlot {
     pub(crate) children: Vec<u32>,
     pub(crate) owner: u32,
     pub(crate) grants: Grants,
+    /// A catalog's isolation mode and workspace bindings (`crate::binding`); unused below.
+    pub(crate) bindings: crate::binding::CatalogBindings,
     /// False once dropped. Slots are not reused, so stale indices can never point at a new
     /// object.
     pub(crate) alive: bool,
@@ -332,6 +334,7 @@ impl Catalog {
             children: Vec::new(),
             owner,
             grants: Grants::default(),
+            bindings: crate::binding::CatalogBindings::default(),
             alive: true,
         });
         if let Some(parent) = parent {
@@ -422,6 +425,7 @@ impl Catalog {
         let entry = self.slot_mut(slot);
         entry.alive = false;
         entry.grants = Grants::default();
+        entry.bindings = crate::binding::CatalogBindings::default();
         entry.children = Vec::new();
     }
 

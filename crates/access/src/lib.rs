@@ -18,6 +18,9 @@
 //!   chain to it), [`Missing`] and the per-query result types.
 //! - [`assignment`]: workspace assignment ([`WorkspacePermission`]), reaching members
 //!   through nested groups.
+//! - [`binding`]: catalog isolation ([`IsolationMode`]) and workspace bindings
+//!   ([`BindingType`]), and the one rule of which workspace may use a catalog
+//!   ([`AccessModel::workspace_use`]).
 //! - [`privilege`]: [`Privilege`] by its Unity Catalog name, and [`PrivilegeSet`], a bit mask.
 //! - [`securable`]: [`SecurableType`], the tree, and which privileges apply to which type.
 //! - [`entitlement`]: [`Entitlement`] and [`EntitlementSet`].
@@ -35,6 +38,7 @@
 //! depends on it, as nothing iterates a hashed index.)
 
 pub mod assignment;
+pub mod binding;
 pub mod entitlement;
 pub mod error;
 pub mod explain;
@@ -52,6 +56,7 @@ mod query;
 mod workspace;
 
 pub use assignment::WorkspacePermission;
+pub use binding::{BindingType, IsolationMode, WorkspaceUse};
 pub use entitlement::{Entitlement, EntitlementSet};
 pub use error::AccessError;
 pub use explain::{

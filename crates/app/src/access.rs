@@ -13,7 +13,7 @@
 //! step that applies the change to the model. Reads therefore see this node's writes at once
 //! and other nodes' writes within one follower interval.
 
-use scimitar_access::{AccessError, AccessModel, Entitlement, EntitlementSet};
+use scimitar_access::{AccessError, AccessModel, Entitlement, EntitlementSet, IsolationMode};
 use scimitar_domain::{AccountId, Principal, PrincipalId, ScimError, ScimResult};
 use scimitar_store::{AccessEvent, AccessSnapshot, GovernanceChange, PrincipalFacts, Store};
 use std::collections::HashMap;
@@ -436,6 +436,16 @@ fn build(snapshot: AccessSnapshot) -> AccountModel {
             &securable.full_name,
             &securable.owner,
         ));
+        if securable.isolation_mode != IsolationMode::Open {
+            problems.push(model.set_isolation_mode(&securable.full_name, securable.isolation_mode));
+        }
+    }
+    for binding in &snapshot.bindings {
+        problems.push(model.bind_workspace(
+            &binding.catalog,
+            &binding.workspace,
+            Some(binding.binding_type),
+        ));
     }
     for grant in &snapshot.grants {
         problems.push(model.grant(
@@ -558,6 +568,15 @@ fn apply(model: &mut AccessModel, event: &AccessEvent) -> Result<(), AccessError
                 entry.directory.as_deref(),
             ),
             GovernanceChange::ExpectObjectAcl { .. } => Ok(()),
+            GovernanceChange::SetIsolationMode {
+                catalog,
+                isolation_mode,
+            } => model.set_isolation_mode(catalog, *isolation_mode),
+            GovernanceChange::BindWorkspace {
+                catalog,
+                workspace,
+                binding_type,
+            } => model.bind_workspace(catalog, workspace, *binding_type),
             GovernanceChange::RemoveObject {
                 object_type,
                 object_id,

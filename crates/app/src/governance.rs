@@ -18,10 +18,12 @@ use std::sync::Arc;
 
 use scimitar_access::statement::{name_part_problem, SecurableName, SHOW_GRANTS_COLUMNS};
 use scimitar_access::{
-    parse_statement, AccessError, AccessModel, Decision, Privilege, PrivilegeSet, SecurableRef,
-    SecurableType, Statement,
+    parse_statement, AccessError, AccessModel, BindingType, Decision, IsolationMode, Privilege,
+    PrivilegeSet, SecurableRef, SecurableType, Statement, WorkspaceUse,
 };
-use scimitar_domain::{AccountId, PrincipalId, PrincipalKind, ScimError, ScimResult, Timestamp};
+use scimitar_domain::{
+    AccountId, PrincipalId, PrincipalKind, ScimError, ScimResult, Timestamp, WorkspaceId,
+};
 use scimitar_store::{Change, GovernanceChange, PrincipalFacts};
 
 use crate::authority::{is_admin, Actor};
@@ -82,6 +84,7 @@ impl Governance {
             governance: self,
             account: actor.account().clone(),
             principal: actor.principal().clone(),
+            workspace: actor.workspace().cloned(),
         }
     }
 }
@@ -96,6 +99,8 @@ pub struct Securable {
     pub owner: String,
     pub comment: Option<String>,
     pub created: Timestamp,
+    /// A catalog's isolation mode (`OPEN` for every other type).
+    pub isolation_mode: IsolationMode,
 }
 
 impl Securable {
@@ -157,7 +162,21 @@ pub struct SecurableUpdate {
     pub comment: Option<String>,
     /// The new owner, as Databricks names principals.
     pub owner: Option<String>,
+    /// A catalog's new isolation mode. Isolating a catalog from a workspace binds that
+    /// workspace to it (read-write), as Databricks does, so the caller keeps the catalog.
+    pub isolation_mode: Option<IsolationMode>,
 }
+
+/// What a `PATCH` of a catalog's workspace bindings changes: workspaces to bind (with how)
+/// and to unbind, as the caller wrote their ids.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BindingChanges {
+    pub add: Vec<(String, BindingType)>,
+    pub remove: Vec<String>,
+}
+
+/// The most workspaces one bindings change may name; an account holds far fewer.
+pub const MAX_BINDING_CHANGES: usize = 1_000;
 
 /// The longest comment of a catalog, schema or table, in characters. Names are held to
 /// Databricks' 255 characters per part by the statement parser
@@ -273,6 +292,11 @@ pub struct Caller<'a> {
     governance: &'a Governance,
     account: AccountId,
     principal: PrincipalId,
+    /// The workspace the request addresses (`None`: the account API or an operator): an
+    /// `ISOLATED` catalog is usable only from the workspaces bound to it
+    /// ([`AccessModel::workspace_use`], asked by [`Caller::visible`] and
+    /// [`Caller::writable`]).
+    workspace: Option<WorkspaceId>,
 }
 
 impl Caller<'_> {
@@ -358,6 +382,7 @@ impl Caller<'_> {
             owner,
             comment: row.comment,
             created: row.created,
+            isolation_mode: row.isolation_mode,
         })
     }
 
@@ -398,6 +423,7 @@ impl Caller<'_> {
                     full_name: row.full_name,
                     comment: row.comment,
                     created: row.created,
+                    isolation_mode: row.isolation_mode,
                 })
                 .collect();
             // A container the caller may not see, holding nothing it may see, is answered
@@ -605,20 +631,90 @@ impl Caller<'_> {
         }
     }
 
-    /// The workspaces a catalog (or external location, storage credential) is bound to, for
-    /// a metastore admin or one who manages it, as Databricks asks. None ever is: every
-    /// catalog is `OPEN` to every workspace of its account, and bindings, which matter only
-    /// to an `ISOLATED` one, are not kept (changing them is refused at the edge).
+    /// The workspaces a catalog is bound to, by workspace id, for one who may manage it (its
+    /// owner, an admin), as Databricks asks. Bindings matter only while the catalog is
+    /// `ISOLATED`, and are kept (and listed) either way.
     pub async fn workspace_bindings(
         &self,
-        securable_type: SecurableType,
-        full_name: &str,
-    ) -> ScimResult<Vec<String>> {
-        let (securable_type, full_name) = self.addressed(securable_type, full_name)?;
+        catalog: &str,
+    ) -> ScimResult<Vec<(WorkspaceId, BindingType)>> {
+        let catalog = canonical_name(SecurableType::Catalog, catalog)?;
         self.read(|model| {
-            self.authorize_managing(model, securable_type, &full_name, "read the bindings of")
+            self.may_manage(
+                model,
+                SecurableType::Catalog,
+                &catalog,
+                "read the bindings of",
+            )?;
+            model.workspace_bindings(&catalog).map_err(ScimError::from)
+        })?
+    }
+
+    /// Binds and unbinds workspaces of the caller's account to a catalog, in one change, for
+    /// one who may manage it; removals first, so naming a workspace in both rebinds it.
+    /// Every workspace must be of the account: one of another account, or none, is a 404
+    /// that does not say which of the two it is. Returns the bindings as they then are.
+    pub async fn update_workspace_bindings(
+        &self,
+        catalog: &str,
+        changes: BindingChanges,
+    ) -> ScimResult<Vec<(WorkspaceId, BindingType)>> {
+        let catalog = canonical_name(SecurableType::Catalog, catalog)?;
+        if changes.add.len() + changes.remove.len() > MAX_BINDING_CHANGES {
+            return Err(ScimError::invalid_value(format!(
+                "a bindings change may name at most {MAX_BINDING_CHANGES} workspaces"
+            )));
+        }
+        // Authorized before any workspace id is looked at, so that one who may not manage
+        // the catalog learns nothing of which workspaces exist.
+        self.read(|model| {
+            self.may_manage(
+                model,
+                SecurableType::Catalog,
+                &catalog,
+                "change the bindings of",
+            )
         })??;
-        Ok(Vec::new())
+        let mut own = std::collections::HashSet::new();
+        for workspace in self.services().store.workspaces(&self.account).await? {
+            own.insert(workspace.id.to_string());
+        }
+        let resolve = |id: &str| {
+            if own.contains(id) {
+                Ok(WorkspaceId::new(id))
+            } else {
+                Err(ScimError::NotFound(format!(
+                    "workspace `{id}` does not exist"
+                )))
+            }
+        };
+        let mut authorized = Vec::new();
+        for id in &changes.remove {
+            authorized.push(GovernanceChange::BindWorkspace {
+                catalog: catalog.clone(),
+                workspace: resolve(id)?,
+                binding_type: None,
+            });
+        }
+        for (id, binding_type) in &changes.add {
+            authorized.push(GovernanceChange::BindWorkspace {
+                catalog: catalog.clone(),
+                workspace: resolve(id)?,
+                binding_type: Some(*binding_type),
+            });
+        }
+        let _turn = self.governance.writes.lock().await;
+        self.read(|model| {
+            self.may_manage(
+                model,
+                SecurableType::Catalog,
+                &catalog,
+                "change the bindings of",
+            )
+        })??;
+        self.commit(Authorized(authorized)).await?;
+        drop(_turn);
+        self.read(|model| model.workspace_bindings(&catalog).map_err(ScimError::from))?
     }
 
     // ----- writes ----------------------------------------------------------------------------
@@ -734,6 +830,11 @@ impl Caller<'_> {
     ) -> ScimResult<Securable> {
         let (securable_type, full_name) = self.addressed(securable_type, full_name)?;
         check_comment(update.comment.as_deref())?;
+        if update.isolation_mode.is_some() && securable_type != SecurableType::Catalog {
+            return Err(ScimError::invalid_value(format!(
+                "only a catalog has an isolation mode, not a {securable_type}"
+            )));
+        }
         let renamed = match &update.new_name {
             Some(new_name) => self.new_full_name(securable_type, &full_name, new_name)?,
             None => None,
@@ -780,12 +881,47 @@ impl Caller<'_> {
                     owner,
                 });
             }
+            if let Some(isolation_mode) = update.isolation_mode {
+                self.authorize_managing(model, securable_type, &full_name, "isolate")?;
+                changes.extend(self.isolation_changes(model, &full_name, &name, isolation_mode)?);
+            }
             Ok(Authorized(changes))
         })??;
         self.commit(authorized).await?;
         drop(_turn);
         self.get_unchecked(securable_type, renamed.as_deref().unwrap_or(&full_name))
             .await
+    }
+
+    /// The changes that give a catalog (`full_name`, to be named `name`) an isolation mode:
+    /// isolating it from a workspace also binds that workspace read-write, unless it is bound
+    /// already, so that the caller is not shut out of what it has just isolated.
+    fn isolation_changes(
+        &self,
+        model: &AccessModel,
+        full_name: &str,
+        name: &str,
+        isolation_mode: IsolationMode,
+    ) -> ScimResult<Vec<GovernanceChange>> {
+        let mut changes = vec![GovernanceChange::SetIsolationMode {
+            catalog: name.to_string(),
+            isolation_mode,
+        }];
+        if let (IsolationMode::Isolated, Some(workspace)) = (isolation_mode, &self.workspace) {
+            let bound = model
+                .workspace_bindings(full_name)
+                .map_err(ScimError::from)?
+                .iter()
+                .any(|(id, _)| id == workspace);
+            if !bound {
+                changes.push(GovernanceChange::BindWorkspace {
+                    catalog: name.to_string(),
+                    workspace: workspace.clone(),
+                    binding_type: Some(BindingType::ReadWrite),
+                });
+            }
+        }
+        Ok(changes)
     }
 
     /// The full name `new_name` gives an object (the last part replaced); `None` when it is
@@ -859,6 +995,7 @@ impl Caller<'_> {
                     full_name: row.full_name,
                     comment: row.comment,
                     created: row.created,
+                    isolation_mode: row.isolation_mode,
                 })
                 .collect();
             // As for any list: a catalog the caller may not see, holding nothing it may see
@@ -1025,6 +1162,7 @@ impl Caller<'_> {
             owner,
             comment: row.comment,
             created: row.created,
+            isolation_mode: row.isolation_mode,
         })
     }
 
@@ -1050,7 +1188,8 @@ impl Caller<'_> {
         );
         if let Some((parent_type, parent_name)) = &parent {
             // A parent the caller may not see is missing to it, like one that is.
-            if (!self.is_admin(model) && !self.visible(model, *parent_type, parent_name))
+            if !self.usable_here(model, *parent_type, parent_name)
+                || (!self.is_admin(model) && !self.visible(model, *parent_type, parent_name))
                 || model.owner(*parent_type, parent_name).is_err()
             {
                 return Err(other(ScimError::from(AccessError::MissingParent {
@@ -1089,6 +1228,10 @@ impl Caller<'_> {
                 Err(error) => return Err(other(ScimError::from(error))),
             }
         }
+        if let Some((parent_type, parent_name)) = &parent {
+            self.writable(model, *parent_type, parent_name)
+                .map_err(other)?;
+        }
         // Tables and views share one namespace.
         let namesakes: &[SecurableType] = match securable_type {
             SecurableType::Table | SecurableType::View => {
@@ -1118,7 +1261,22 @@ impl Caller<'_> {
 
     /// Admins, and whoever [`AccessModel::can_manage`] allows, may change grants, ownership
     /// and existence.
+    /// A change to the securable (in a catalog bound read-only to the addressed workspace,
+    /// refused).
     fn authorize_managing(
+        &self,
+        model: &AccessModel,
+        securable_type: SecurableType,
+        full_name: &str,
+        verb: &str,
+    ) -> ScimResult<()> {
+        self.may_manage(model, securable_type, full_name, verb)?;
+        self.writable(model, securable_type, full_name)
+    }
+
+    /// Whether the caller may manage the securable, which need not be a change to it (reading
+    /// or changing its workspace bindings).
+    fn may_manage(
         &self,
         model: &AccessModel,
         securable_type: SecurableType,
@@ -1346,8 +1504,40 @@ impl Caller<'_> {
 
     /// Whether the caller may see a securable: an admin, one who may manage it, or one who
     /// holds any privilege on it.
+    /// A securable in a catalog that the addressed workspace may not use is not visible to
+    /// anyone there, admins included.
     fn visible(&self, model: &AccessModel, securable_type: SecurableType, full_name: &str) -> bool {
-        visible_to(model, &self.principal, securable_type, full_name)
+        self.usable_here(model, securable_type, full_name)
+            && visible_to(model, &self.principal, securable_type, full_name)
+    }
+
+    /// Whether the workspace the request addresses may use the securable at all: the one
+    /// rule of catalog workspace bindings, [`AccessModel::workspace_use`].
+    fn usable_here(
+        &self,
+        model: &AccessModel,
+        securable_type: SecurableType,
+        full_name: &str,
+    ) -> bool {
+        model.workspace_use(self.workspace.as_ref(), securable_type, full_name)
+            != WorkspaceUse::None
+    }
+
+    /// Refuses a write to a securable in a catalog bound read-only to the addressed
+    /// workspace. Asked after the securable was found to exist for the caller.
+    fn writable(
+        &self,
+        model: &AccessModel,
+        securable_type: SecurableType,
+        full_name: &str,
+    ) -> ScimResult<()> {
+        match model.workspace_use(self.workspace.as_ref(), securable_type, full_name) {
+            WorkspaceUse::ReadWrite => Ok(()),
+            WorkspaceUse::ReadOnly | WorkspaceUse::None => Err(ScimError::Forbidden(format!(
+                "permission denied: {securable_type} `{full_name}` is in a catalog bound \
+                 read-only to this workspace"
+            ))),
+        }
     }
 }
 

@@ -13,11 +13,12 @@ use crate::sqlite::SqliteStore;
 use crate::transfer::{self, TransferError};
 use crate::SharedStore;
 use crate::{
-    AccessEvent, Account, Change, GovernanceChange, GrantRow, LoggedEvent, MembershipRow,
-    RuleSetRows, Store, Workspace, WorkspaceEntry,
+    AccessEvent, AccessSnapshot, Account, BindingRow, Change, GovernanceChange, GrantRow,
+    LoggedEvent, MembershipRow, RuleSetRows, Store, Workspace, WorkspaceEntry,
 };
 use scimitar_access::{
-    AclEntry, ObjectType, PermissionLevel, Privilege, SecurableType, WorkspacePermission,
+    AclEntry, BindingType, IsolationMode, ObjectType, PermissionLevel, Privilege, SecurableType,
+    WorkspacePermission,
 };
 use scimitar_domain::credentials::{Token, TokenScope};
 use scimitar_domain::error::ScimType;
@@ -65,6 +66,7 @@ macro_rules! conformance_tests {
             only_one_first_account_is_made_by_racing_bootstraps,
             an_export_imports_into_an_empty_store_unchanged,
             workspaces_and_assignments_follow_their_changes,
+            catalog_bindings_follow_their_catalog_and_their_workspaces,
             an_export_from_before_assignments_assigns_every_principal,
             the_last_active_admin_cannot_be_removed_from_admins,
             the_last_active_admin_cannot_be_deleted_or_deactivated,
@@ -1762,6 +1764,16 @@ async fn populate_for_export(store: &dyn Store) -> AccountId {
             },
         });
     }
+    // An isolated catalog and its binding travel too.
+    changes.push(GovernanceChange::SetIsolationMode {
+        catalog: "main".into(),
+        isolation_mode: IsolationMode::Isolated,
+    });
+    changes.push(GovernanceChange::BindWorkspace {
+        catalog: "main".into(),
+        workspace: WorkspaceId::new("1000"),
+        binding_type: Some(BindingType::ReadOnly),
+    });
     store
         .apply(&account, Change::GovernanceBatch(changes))
         .await
@@ -1891,6 +1903,10 @@ pub async fn an_export_imports_into_an_empty_store_unchanged(stores: &mut Stores
     assert!(
         text.contains("\"type\":\"assignment\""),
         "assignments are exported"
+    );
+    assert!(
+        text.contains("\"type\":\"binding\"") && text.contains("\"isolation_mode\":\"ISOLATED\""),
+        "catalog isolation and bindings are exported"
     );
     assert!(!text.contains("password\""), "no clear password field");
     let lines = text.lines().count();
@@ -3286,4 +3302,165 @@ pub async fn a_rule_set_goes_with_its_principal_and_names_only_existing_ones(sto
             .unwrap(),
         (0, vec![])
     );
+}
+
+/// A catalog's isolation mode and workspace bindings are written by their changes and logged
+/// for the engines; a binding names a workspace and a catalog of the account (another
+/// account's workspace is missing); a rename carries them, deleting the workspace deletes its
+/// bindings, and dropping the catalog deletes the rest.
+pub async fn catalog_bindings_follow_their_catalog_and_their_workspaces(stores: &mut Stores) {
+    let store = stores.fresh().await;
+    let store = &*store;
+    let account = seed_account(store).await;
+    let foreign = seed_account_with(store, "00000000-0000-4000-8000-0000000000f2", "9000").await;
+    create(store, &account, user("u1", "ann", 1), &[])
+        .await
+        .unwrap();
+    let second = Workspace {
+        id: WorkspaceId::new("2000"),
+        account: account.clone(),
+        name: "second".into(),
+        created: Timestamp::from_micros(5),
+        deployment_name: None,
+    };
+    store
+        .apply(&account, Change::CreateWorkspace(second.clone()))
+        .await
+        .unwrap();
+    let governance = |change: GovernanceChange| Change::Governance(change);
+    for (securable_type, full_name) in [
+        (SecurableType::Catalog, "main"),
+        (SecurableType::Schema, "main.sales"),
+    ] {
+        store
+            .apply(
+                &account,
+                governance(GovernanceChange::CreateSecurable {
+                    securable_type,
+                    full_name: full_name.into(),
+                    owner: PrincipalId::new("u1"),
+                    comment: None,
+                    created: Timestamp::from_micros(6),
+                }),
+            )
+            .await
+            .unwrap();
+    }
+    let start = whole_log(store).await.len();
+    let bind = |catalog: &str, workspace: &str, binding_type| {
+        governance(GovernanceChange::BindWorkspace {
+            catalog: catalog.into(),
+            workspace: WorkspaceId::new(workspace),
+            binding_type,
+        })
+    };
+    let isolate = GovernanceChange::SetIsolationMode {
+        catalog: "main".into(),
+        isolation_mode: IsolationMode::Isolated,
+    };
+    for change in [
+        governance(isolate.clone()),
+        bind("main", "1000", Some(BindingType::ReadWrite)),
+        bind("main", "2000", Some(BindingType::ReadWrite)),
+        bind("main", "2000", Some(BindingType::ReadOnly)),
+    ] {
+        store.apply(&account, change).await.unwrap();
+    }
+    for refused in [
+        bind("main", "9000", Some(BindingType::ReadWrite)),
+        bind("main", "9999", Some(BindingType::ReadWrite)),
+        bind("nowhere", "1000", Some(BindingType::ReadWrite)),
+        governance(GovernanceChange::SetIsolationMode {
+            catalog: "main.sales".into(),
+            isolation_mode: IsolationMode::Isolated,
+        }),
+    ] {
+        let error = store.apply(&account, refused).await.unwrap_err();
+        assert!(matches!(error, ScimError::NotFound(_)), "{error:?}");
+    }
+    let logged: Vec<AccessEvent> = whole_log(store).await[start..]
+        .iter()
+        .map(|logged| logged.event.clone())
+        .collect();
+    assert_eq!(
+        logged.len(),
+        4,
+        "each change logged once, refusals not at all"
+    );
+    assert_eq!(logged[0], AccessEvent::Governance(isolate));
+    let binding = |catalog: &str, workspace: &str, binding_type| BindingRow {
+        catalog: catalog.into(),
+        workspace: WorkspaceId::new(workspace),
+        binding_type,
+    };
+    let snapshot = store.access_snapshot(&account).await.unwrap();
+    assert_eq!(
+        snapshot.bindings,
+        vec![
+            binding("main", "1000", BindingType::ReadWrite),
+            binding("main", "2000", BindingType::ReadOnly),
+        ]
+    );
+    let isolation = |snapshot: &AccessSnapshot, name: &str| {
+        snapshot
+            .securables
+            .iter()
+            .find(|row| row.full_name == name)
+            .map(|row| row.isolation_mode)
+    };
+    assert_eq!(isolation(&snapshot, "main"), Some(IsolationMode::Isolated));
+    assert_eq!(
+        isolation(&snapshot, "main.sales"),
+        Some(IsolationMode::Open)
+    );
+    assert!(store
+        .access_snapshot(&foreign)
+        .await
+        .unwrap()
+        .bindings
+        .is_empty());
+
+    store
+        .apply(
+            &account,
+            governance(GovernanceChange::RenameSecurable {
+                securable_type: SecurableType::Catalog,
+                full_name: "main".into(),
+                new_name: "primary".into(),
+            }),
+        )
+        .await
+        .unwrap();
+    let snapshot = store.access_snapshot(&account).await.unwrap();
+    assert_eq!(
+        isolation(&snapshot, "primary"),
+        Some(IsolationMode::Isolated)
+    );
+    assert_eq!(snapshot.bindings.len(), 2);
+    assert!(snapshot.bindings.iter().all(|row| row.catalog == "primary"));
+
+    store
+        .apply(&account, Change::DeleteWorkspace { id: second.id })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.access_snapshot(&account).await.unwrap().bindings,
+        vec![binding("primary", "1000", BindingType::ReadWrite)]
+    );
+    store
+        .apply(
+            &account,
+            governance(GovernanceChange::DropSecurable {
+                securable_type: SecurableType::Catalog,
+                full_name: "primary".into(),
+            }),
+        )
+        .await
+        .unwrap();
+    assert!(store
+        .access_snapshot(&account)
+        .await
+        .unwrap()
+        .bindings
+        .is_empty());
 }

@@ -11,7 +11,8 @@
 //! back to read its own writes.
 
 use scimitar_access::{
-    AclEntry, ObjectType, PermissionLevel, Privilege, SecurableType, WorkspacePermission,
+    AclEntry, BindingType, IsolationMode, ObjectType, PermissionLevel, Privilege, SecurableType,
+    WorkspacePermission,
 };
 use scimitar_domain::resource::IndexKeys;
 use scimitar_domain::{
@@ -118,6 +119,20 @@ pub enum GovernanceChange {
         #[serde(with = "wire")]
         object_type: ObjectType,
         object_id: String,
+    },
+    /// Sets a catalog's isolation mode (`OPEN`, `ISOLATED`); its bindings are kept either way.
+    SetIsolationMode {
+        catalog: String,
+        #[serde(with = "wire")]
+        isolation_mode: IsolationMode,
+    },
+    /// Binds a workspace of the account to a catalog (`None`: unbinds it).
+    BindWorkspace {
+        catalog: String,
+        #[serde(with = "wire")]
+        workspace: WorkspaceId,
+        #[serde(with = "optional_binding")]
+        binding_type: Option<BindingType>,
     },
     /// A precondition, not a change: the object's direct ACL is exactly `entries` (in any
     /// order; none for an object without one), or the batch it is in is refused as a conflict
@@ -269,6 +284,16 @@ pub struct SecurableRow {
     pub owner: PrincipalId,
     pub comment: Option<String>,
     pub created: Timestamp,
+    /// A catalog's isolation mode; `OPEN` for every other type.
+    pub isolation_mode: IsolationMode,
+}
+
+/// A workspace bound to a catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindingRow {
+    pub catalog: String,
+    pub workspace: WorkspaceId,
+    pub binding_type: BindingType,
 }
 
 /// One privilege held by one principal on one securable.
@@ -335,6 +360,8 @@ pub struct AccessSnapshot {
     pub acl: Vec<AclRow>,
     /// Direct workspace assignments: `(workspace, principal, permission)`.
     pub assignments: Vec<(WorkspaceId, PrincipalId, WorkspacePermission)>,
+    /// Catalog workspace bindings, by catalog and workspace.
+    pub bindings: Vec<BindingRow>,
 }
 
 /// The names a value is stored by: the stable wire names of the access crate (`USE_CATALOG`,
@@ -430,6 +457,47 @@ mod optional_permission {
                     D::Error::custom(format!("unknown workspace permission '{text}'"))
                 })
             })
+            .transpose()
+    }
+}
+
+macro_rules! optional_wire_names_of_the_access_crate {
+    ($($name:ty),+) => {$(
+        impl WireName for $name {
+            fn wire(&self) -> &str {
+                self.as_str()
+            }
+            fn from_wire(text: &str) -> Result<Self, String> {
+                <$name>::parse(text).ok_or_else(|| format!("unknown value '{text}'"))
+            }
+        }
+    )+};
+}
+
+optional_wire_names_of_the_access_crate!(IsolationMode, BindingType);
+
+/// `#[serde(with = "optional_binding")]`: a binding type by its wire name, or `null`; the
+/// field must be present.
+mod optional_binding {
+    use super::WireName;
+    use scimitar_access::BindingType;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        value: &Option<BindingType>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(binding) => serializer.serialize_some(binding.as_str()),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<BindingType>, D::Error> {
+        Option::<String>::deserialize(deserializer)?
+            .map(|text| BindingType::from_wire(&text).map_err(D::Error::custom))
             .transpose()
     }
 }
@@ -619,6 +687,20 @@ mod tests {
                 object_type: ObjectType::Jobs,
                 object_id: "42".into(),
                 entries: vec![],
+            }),
+            AccessEvent::Governance(GovernanceChange::SetIsolationMode {
+                catalog: "main".into(),
+                isolation_mode: IsolationMode::Isolated,
+            }),
+            AccessEvent::Governance(GovernanceChange::BindWorkspace {
+                catalog: "main".into(),
+                workspace: WorkspaceId::new("1001"),
+                binding_type: Some(BindingType::ReadOnly),
+            }),
+            AccessEvent::Governance(GovernanceChange::BindWorkspace {
+                catalog: "main".into(),
+                workspace: WorkspaceId::new("1001"),
+                binding_type: None,
             }),
         ];
         for event in events {
@@ -862,6 +944,32 @@ mod tests {
                 r#"{"event":"workspace_deleted","workspace":"1001"}"#,
                 None,
             ),
+            (
+                AccessEvent::Governance(GovernanceChange::SetIsolationMode {
+                    catalog: "main".into(),
+                    isolation_mode: IsolationMode::Isolated,
+                }),
+                r#"{"event":"set_isolation_mode","catalog":"main","isolation_mode":"ISOLATED"}"#,
+                None,
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::BindWorkspace {
+                    catalog: "main".into(),
+                    workspace: WorkspaceId::new("1001"),
+                    binding_type: Some(BindingType::ReadOnly),
+                }),
+                r#"{"event":"bind_workspace","catalog":"main","workspace":"1001","binding_type":"BINDING_TYPE_READ_ONLY"}"#,
+                None,
+            ),
+            (
+                AccessEvent::Governance(GovernanceChange::BindWorkspace {
+                    catalog: "main".into(),
+                    workspace: WorkspaceId::new("1001"),
+                    binding_type: None,
+                }),
+                r#"{"event":"bind_workspace","catalog":"main","workspace":"1001","binding_type":null}"#,
+                None,
+            ),
         ]
     }
 
@@ -900,6 +1008,9 @@ mod tests {
             r#"{"event":"workspace_assigned","workspace":"1","principal":"u1"}"#,
             r#"{"event":"workspace_assigned","workspace":"1","principal":"u1","permission":"admin"}"#,
             r#"{"event":"workspace_deleted"}"#,
+            r#"{"event":"set_isolation_mode","catalog":"main","isolation_mode":"isolated"}"#,
+            r#"{"event":"bind_workspace","catalog":"main","workspace":"1"}"#,
+            r#"{"event":"bind_workspace","catalog":"main","workspace":"1","binding_type":"READ_ONLY"}"#,
         ] {
             assert!(
                 matches!(AccessEvent::from_json(stored), Err(ScimError::Internal(_))),

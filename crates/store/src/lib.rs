@@ -37,8 +37,8 @@ pub mod transfer;
 
 pub use change::{Change, FirstAdmin, RuleSetRows};
 pub use governance::{
-    AccessEvent, AccessSnapshot, AclRow, GovernanceChange, GrantRow, LoggedEvent, ObjectRow,
-    PrincipalFacts, SecurableRow, WorkspaceEntry,
+    AccessEvent, AccessSnapshot, AclRow, BindingRow, GovernanceChange, GrantRow, LoggedEvent,
+    ObjectRow, PrincipalFacts, SecurableRow, WorkspaceEntry,
 };
 use scimitar_access::{ObjectType, SecurableType};
 pub use sql::write::RULE_SET_CHANGED;

@@ -306,6 +306,26 @@ CREATE TABLE rule_set_grants (
 CREATE INDEX rule_set_grants_by_principal ON rule_set_grants (account_id, principal_id);
 "#,
     ),
+    (
+        10,
+        r#"
+-- Catalog workspace bindings (issue #14): a catalog is OPEN to every workspace of its account
+-- or ISOLATED, usable only from the workspaces bound to it, each read-write or read-only.
+ALTER TABLE securables ADD COLUMN isolation_mode TEXT NOT NULL DEFAULT 'OPEN'
+    CHECK (isolation_mode IN ('OPEN', 'ISOLATED'));
+CREATE TABLE catalog_workspace_bindings (
+    account_id TEXT NOT NULL REFERENCES accounts(id),
+    catalog_name TEXT NOT NULL,
+    workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+    binding_type TEXT NOT NULL
+        CHECK (binding_type IN ('BINDING_TYPE_READ_WRITE', 'BINDING_TYPE_READ_ONLY')),
+    PRIMARY KEY (account_id, catalog_name, workspace_id)
+);
+-- Deleting a workspace deletes its bindings.
+CREATE INDEX catalog_workspace_bindings_by_workspace
+    ON catalog_workspace_bindings (account_id, workspace_id);
+"#,
+    ),
 ];
 
 /// The PostgreSQL schema, numbered on its own: PostgreSQL starts from the shape SQLite reached
@@ -543,6 +563,24 @@ CREATE TABLE rule_set_grants (
     FOREIGN KEY (account_id, principal_id) REFERENCES principals (account_id, id) ON DELETE CASCADE
 );
 CREATE INDEX rule_set_grants_by_principal ON rule_set_grants (account_id, principal_id);
+"#,
+    ),
+    (
+        7,
+        r#"
+-- Catalog workspace bindings (issue #14), as in SQLite's migration 10.
+ALTER TABLE securables ADD COLUMN isolation_mode TEXT COLLATE "C" NOT NULL DEFAULT 'OPEN'
+    CHECK (isolation_mode IN ('OPEN', 'ISOLATED'));
+CREATE TABLE catalog_workspace_bindings (
+    account_id TEXT COLLATE "C" NOT NULL REFERENCES accounts(id),
+    catalog_name TEXT COLLATE "C" NOT NULL,
+    workspace_id TEXT COLLATE "C" NOT NULL REFERENCES workspaces(id),
+    binding_type TEXT COLLATE "C" NOT NULL
+        CHECK (binding_type IN ('BINDING_TYPE_READ_WRITE', 'BINDING_TYPE_READ_ONLY')),
+    PRIMARY KEY (account_id, catalog_name, workspace_id)
+);
+CREATE INDEX catalog_workspace_bindings_by_workspace
+    ON catalog_workspace_bindings (account_id, workspace_id);
 "#,
     ),
 ];

@@ -16,10 +16,11 @@
 //! Memory stays bounded on both sides: export reads principals and memberships in keyset pages,
 //! and import holds one batch at a time.
 
-use crate::governance::{AclRow, GrantRow, ObjectRow, SecurableRow};
+use crate::governance::{AclRow, BindingRow, GrantRow, ObjectRow, SecurableRow};
 use crate::{Account, Change, Store, Workspace};
 use scimitar_access::{
-    AclEntry, ObjectType, PermissionLevel, Privilege, SecurableType, WorkspacePermission,
+    AclEntry, BindingType, IsolationMode, ObjectType, PermissionLevel, Privilege, SecurableType,
+    WorkspacePermission,
 };
 use scimitar_domain::credentials::{Token, TokenScope};
 use scimitar_domain::{
@@ -83,6 +84,8 @@ pub enum ImportRecord {
         rule_set: crate::RuleSetRows,
         version: u64,
     },
+    /// A catalog's workspace binding; after the workspaces and securables it names.
+    Binding(BindingRow),
 }
 
 /// A principal's direct assignment to a workspace, as exported.
@@ -224,6 +227,9 @@ enum Line {
         owner: String,
         comment: Option<String>,
         created: i64,
+        /// Written only for an `ISOLATED` catalog, so exports of open ones read as before.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        isolation_mode: Option<String>,
     },
     Grant {
         account: String,
@@ -265,6 +271,12 @@ enum Line {
         target: Option<String>,
         version: u64,
         grants: Vec<RuleSetGrantLine>,
+    },
+    Binding {
+        account: String,
+        catalog: String,
+        workspace: String,
+        binding_type: String,
     },
 }
 
@@ -326,6 +338,8 @@ impl Line {
                 owner: value.owner.to_string(),
                 comment: value.comment.clone(),
                 created: value.created.as_micros(),
+                isolation_mode: (value.isolation_mode != IsolationMode::Open)
+                    .then(|| value.isolation_mode.as_str().to_string()),
             },
             ImportRecord::Grant(value) => Line::Grant {
                 account,
@@ -368,6 +382,12 @@ impl Line {
                         principal: principal.to_string(),
                     })
                     .collect(),
+            },
+            ImportRecord::Binding(value) => Line::Binding {
+                account,
+                catalog: value.catalog.clone(),
+                workspace: value.workspace.to_string(),
+                binding_type: value.binding_type.as_str().to_string(),
             },
         }
     }
@@ -480,6 +500,7 @@ impl Line {
                 owner,
                 comment,
                 created,
+                isolation_mode,
             } => (
                 AccountId::new(account),
                 ImportRecord::Securable(SecurableRow {
@@ -488,6 +509,11 @@ impl Line {
                     owner: PrincipalId::new(owner),
                     comment,
                     created: Timestamp::from_micros(created),
+                    isolation_mode: match isolation_mode {
+                        Some(mode) => IsolationMode::parse(&mode)
+                            .ok_or_else(|| format!("unknown isolation mode '{mode}'"))?,
+                        None => IsolationMode::Open,
+                    },
                 }),
             ),
             Line::Grant {
@@ -572,6 +598,20 @@ impl Line {
                     },
                     version,
                 },
+            ),
+            Line::Binding {
+                account,
+                catalog,
+                workspace,
+                binding_type,
+            } => (
+                AccountId::new(account),
+                ImportRecord::Binding(BindingRow {
+                    catalog,
+                    workspace: WorkspaceId::new(workspace),
+                    binding_type: BindingType::parse(&binding_type)
+                        .ok_or_else(|| format!("unknown binding type '{binding_type}'"))?,
+                }),
             ),
         };
         Ok(Some(record))
@@ -681,6 +721,9 @@ pub async fn export(
         }
         for (rule_set, version) in store.rule_sets(&id).await? {
             written = emit(output, &id, ImportRecord::RuleSet { rule_set, version })?;
+        }
+        for binding in snapshot.bindings {
+            written = emit(output, &id, ImportRecord::Binding(binding))?;
         }
         progress(&Progress {
             account: id.clone(),

@@ -4,8 +4,8 @@
 //! `.../workspaces/{id}/metastore[s/{id}]`). Every account has one metastore, assigned to
 //! every workspace of the account: assigning it again changes nothing, and the calls that
 //! would unassign it, or assign another, say so. Catalog workspace bindings
-//! (`workspace-bindings/catalogs/{name}`, `bindings/{type}/{name}`) are read as none, since
-//! every catalog is `OPEN` to all the account's workspaces, and changing them is refused.
+//! (`workspace-bindings/catalogs/{name}`, `bindings/{type}/{name}`) are read and changed here;
+//! what they mean for an `ISOLATED` catalog is the governance service's rule.
 
 use std::collections::HashMap;
 
@@ -14,10 +14,11 @@ use axum::extract::{Path, Query, State};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
-use scimitar_access::SecurableType;
-use scimitar_app::governance::Metastore;
+use scimitar_access::{BindingType, SecurableType};
+use scimitar_app::governance::{BindingChanges, Metastore};
 use scimitar_app::{Actor, Workspace};
-use scimitar_domain::{AccountId, ScimError};
+use scimitar_domain::{AccountId, ScimError, WorkspaceId};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::context::{DatabricksContext, Mount};
@@ -341,56 +342,97 @@ fn workspace_and_metastore(params: Params) -> DatabricksResult<(String, String)>
 
 // ----- workspace bindings ------------------------------------------------------------------
 
-/// What refusing a binding change says.
-const NO_BINDINGS: &str = "workspace bindings are not supported: every catalog is OPEN to \
-                           every workspace of its account";
+/// A workspace id as clients send it: the SDKs send numbers, and a string of digits is taken
+/// too.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum WorkspaceIdWire {
+    Number(i64),
+    Text(String),
+}
 
-/// The securable types Databricks binds to workspaces, as the bindings path names them.
-fn bindable(text: &str) -> DatabricksResult<SecurableType> {
+impl WorkspaceIdWire {
+    fn into_id(self) -> String {
+        match self {
+            WorkspaceIdWire::Number(number) => number.to_string(),
+            WorkspaceIdWire::Text(text) => text.trim().to_string(),
+        }
+    }
+}
+
+/// `PATCH workspace-bindings/catalogs/{name}`: the deprecated form, read-write bindings only.
+#[derive(Debug, Deserialize)]
+struct CatalogBindingsBody {
+    #[serde(default)]
+    assign_workspaces: Option<Vec<WorkspaceIdWire>>,
+    #[serde(default)]
+    unassign_workspaces: Option<Vec<WorkspaceIdWire>>,
+}
+
+/// One entry of `add` or `remove` in `PATCH bindings/{type}/{name}`; a binding without a type
+/// is read-write, as in Databricks, and the type of one removed is not looked at.
+#[derive(Debug, Deserialize)]
+struct BindingWire {
+    workspace_id: WorkspaceIdWire,
+    #[serde(default)]
+    binding_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BindingsBody {
+    #[serde(default)]
+    add: Option<Vec<BindingWire>>,
+    #[serde(default)]
+    remove: Option<Vec<BindingWire>>,
+}
+
+impl BindingsBody {
+    fn into_changes(self) -> DatabricksResult<BindingChanges> {
+        let mut add = Vec::new();
+        for (index, binding) in self.add.unwrap_or_default().into_iter().enumerate() {
+            let binding_type = match binding.binding_type.as_deref().map(str::trim) {
+                None | Some("") => BindingType::ReadWrite,
+                Some(text) => BindingType::parse(&text.to_ascii_uppercase()).ok_or_else(|| {
+                    ScimError::invalid_value(format!(
+                        "`add[{index}].binding_type` `{text}` is not a binding type: \
+                         BINDING_TYPE_READ_WRITE or BINDING_TYPE_READ_ONLY"
+                    ))
+                })?,
+            };
+            add.push((binding.workspace_id.into_id(), binding_type));
+        }
+        let remove = self
+            .remove
+            .unwrap_or_default()
+            .into_iter()
+            .map(|binding| binding.workspace_id.into_id())
+            .collect();
+        Ok(BindingChanges { add, remove })
+    }
+}
+
+/// The securable types the bindings path may name. Only catalogs are bound here; external
+/// locations and credentials, which Databricks binds too, are not kept.
+fn bindable(text: &str) -> DatabricksResult<()> {
     match SecurableType::parse(text) {
-        Ok(
-            kind @ (SecurableType::Catalog
-            | SecurableType::ExternalLocation
-            | SecurableType::StorageCredential),
-        ) => Ok(kind),
+        Ok(SecurableType::Catalog) => Ok(()),
         _ => Err(ScimError::invalid_value(format!(
-            "`{text}` is not a securable type bound to workspaces: catalog, \
-             external_location or storage_credential"
+            "`{text}` is not a securable type bound to workspaces here: only catalogs are"
         ))
         .into()),
     }
 }
 
-/// Whether a list field of a binding change holds anything; anything but a list (or null) is
-/// the client's error.
-fn names_any(body: &Value, field: &str) -> DatabricksResult<bool> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Array(items)) => Ok(!items.is_empty()),
-        Some(_) => Err(ScimError::invalid_value(format!("`{field}` must be a list")).into()),
-    }
+/// A workspace id as the bindings APIs answer it: a number, as Databricks' ids are.
+fn workspace_id_json(id: &WorkspaceId) -> Value {
+    id.as_str()
+        .parse::<i64>()
+        .map_or_else(|_| json!(id.as_str()), |number| json!(number))
 }
 
-/// Authorizes a change of bindings and refuses it unless it changes nothing.
-async fn refuse_binding_change(
-    state: &AppState,
-    context: &DatabricksContext,
-    securable_type: SecurableType,
-    name: &str,
-    body: axum::body::Body,
-    fields: [&str; 2],
-) -> DatabricksResult<Vec<String>> {
-    let body: Value = crate::routes::json_request(body, 1024 * 1024).await?;
-    let changes = names_any(&body, fields[0])? | names_any(&body, fields[1])?;
-    let bound = state
-        .governance
-        .caller(&context.actor)
-        .workspace_bindings(securable_type, name)
-        .await?;
-    if changes {
-        return Err(ScimError::invalid_value(NO_BINDINGS).into());
-    }
-    Ok(bound)
+fn workspaces_body(bound: &[(WorkspaceId, BindingType)]) -> Value {
+    let ids: Vec<Value> = bound.iter().map(|(id, _)| workspace_id_json(id)).collect();
+    json!({ "workspaces": ids })
 }
 
 async fn get_catalog_bindings(
@@ -402,9 +444,9 @@ async fn get_catalog_bindings(
     let bound = state
         .governance
         .caller(&context.actor)
-        .workspace_bindings(SecurableType::Catalog, &name)
+        .workspace_bindings(&name)
         .await?;
-    Ok(Json(json!({ "workspaces": bound })).into_response())
+    Ok(Json(workspaces_body(&bound)).into_response())
 }
 
 async fn update_catalog_bindings(
@@ -414,39 +456,51 @@ async fn update_catalog_bindings(
     body: axum::body::Body,
 ) -> DatabricksResult {
     let name = path_param(params, "name")?;
-    let fields = ["assign_workspaces", "unassign_workspaces"];
-    let bound = refuse_binding_change(
-        &state,
-        &context,
-        SecurableType::Catalog,
-        &name,
-        body,
-        fields,
-    )
-    .await?;
-    Ok(Json(json!({ "workspaces": bound })).into_response())
+    let body: CatalogBindingsBody = crate::routes::json_request(body, 1024 * 1024).await?;
+    let ids = |list: Option<Vec<WorkspaceIdWire>>| -> Vec<String> {
+        list.unwrap_or_default()
+            .into_iter()
+            .map(WorkspaceIdWire::into_id)
+            .collect()
+    };
+    let changes = BindingChanges {
+        add: ids(body.assign_workspaces)
+            .into_iter()
+            .map(|id| (id, BindingType::ReadWrite))
+            .collect(),
+        remove: ids(body.unassign_workspaces),
+    };
+    let bound = state
+        .governance
+        .caller(&context.actor)
+        .update_workspace_bindings(&name, changes)
+        .await?;
+    Ok(Json(workspaces_body(&bound)).into_response())
 }
 
-/// `[{workspace_id, binding_type}]`, as the bindings API lists them.
-fn binding_list(bound: &[String]) -> Vec<Value> {
-    bound
-        .iter()
-        .map(|id| {
-            let id = id
-                .parse::<i64>()
-                .map_or_else(|_| json!(id), |number| json!(number));
-            json!({"workspace_id": id, "binding_type": "BINDING_TYPE_READ_WRITE"})
-        })
-        .collect()
-}
-
-fn type_and_name(params: Params) -> DatabricksResult<(SecurableType, String)> {
+fn type_and_name(params: Params) -> DatabricksResult<String> {
     let Path(mut values) =
         params.map_err(|rejection| ScimError::invalid_value(rejection.body_text()))?;
     match (values.remove("securable_type"), values.remove("name")) {
-        (Some(kind), Some(name)) => Ok((bindable(&kind)?, name)),
+        (Some(kind), Some(name)) => bindable(&kind).map(|()| name),
         _ => Err(ScimError::invalid_value("the path names no securable").into()),
     }
+}
+
+/// `{bindings: [{workspace_id, binding_type}], next_page_token}`, one page of them.
+fn bindings_body(bound: Vec<(WorkspaceId, BindingType)>, paging: &Paging) -> Value {
+    let (page, next) = paging.page(bound, |(id, _)| id.as_str());
+    let bindings: Vec<Value> = page
+        .iter()
+        .map(|(id, binding_type)| {
+            json!({"workspace_id": workspace_id_json(id), "binding_type": binding_type.as_str()})
+        })
+        .collect();
+    let mut body = json!({ "bindings": bindings });
+    if let Some(next) = next {
+        body["next_page_token"] = json!(next);
+    }
+    body
 }
 
 async fn get_bindings(
@@ -455,16 +509,16 @@ async fn get_bindings(
     params: Params,
     query: QueryParams,
 ) -> DatabricksResult {
-    let (securable_type, name) = type_and_name(params)?;
+    let name = type_and_name(params)?;
     let Query(query) =
         query.map_err(|rejection| ScimError::invalid_value(rejection.body_text()))?;
-    Paging::of(&query)?;
+    let paging = Paging::of(&query)?;
     let bound = state
         .governance
         .caller(&context.actor)
-        .workspace_bindings(securable_type, &name)
+        .workspace_bindings(&name)
         .await?;
-    Ok(Json(json!({ "bindings": binding_list(&bound) })).into_response())
+    Ok(Json(bindings_body(bound, &paging)).into_response())
 }
 
 async fn update_bindings(
@@ -473,15 +527,14 @@ async fn update_bindings(
     params: Params,
     body: axum::body::Body,
 ) -> DatabricksResult {
-    let (securable_type, name) = type_and_name(params)?;
-    let bound = refuse_binding_change(
-        &state,
-        &context,
-        securable_type,
-        &name,
-        body,
-        ["add", "remove"],
-    )
-    .await?;
-    Ok(Json(json!({ "bindings": binding_list(&bound) })).into_response())
+    let name = type_and_name(params)?;
+    let body: BindingsBody = crate::routes::json_request(body, 1024 * 1024).await?;
+    let changes = body.into_changes()?;
+    let bound = state
+        .governance
+        .caller(&context.actor)
+        .update_workspace_bindings(&name, changes)
+        .await?;
+    let all = Paging::of(&HashMap::new())?;
+    Ok(Json(bindings_body(bound, &all)).into_response())
 }

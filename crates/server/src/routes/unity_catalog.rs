@@ -12,7 +12,7 @@ use axum::http::{Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use scimitar_access::{Privilege, SecurableType};
+use scimitar_access::{IsolationMode, Privilege, SecurableType};
 use scimitar_domain::ScimError;
 use serde_json::{json, Map, Value};
 
@@ -191,7 +191,10 @@ fn catalog_info(catalog: &Securable) -> Value {
     let mut info = common(catalog);
     info.insert("securable_type".into(), json!("CATALOG"));
     info.insert("catalog_type".into(), json!("MANAGED_CATALOG"));
-    info.insert("isolation_mode".into(), json!("OPEN"));
+    info.insert(
+        "isolation_mode".into(),
+        json!(catalog.isolation_mode.as_str()),
+    );
     Value::Object(info)
 }
 
@@ -392,8 +395,8 @@ async fn delete_table(
 }
 
 /// `PATCH /catalogs/{name}` and `/schemas/{full_name}`: what the SDK, the CLI and Terraform
-/// send to rename, comment on or transfer a catalog or schema. Other fields they may send
-/// (`properties`, `isolation_mode`, ...) are not kept here and are ignored.
+/// send to rename, comment on, transfer or (a catalog) isolate a catalog or schema. Other
+/// fields they may send (`properties`, ...) are not kept here and are ignored.
 #[derive(Debug, Deserialize)]
 struct UpdateSecurableBody {
     new_name: Option<String>,
@@ -411,24 +414,30 @@ impl UpdateSecurableBody {
         if blank(&self.owner) {
             return Err(ScimError::invalid_value("`owner` must not be empty").into());
         }
-        // Every catalog is open to every workspace of its account: there are no workspace
-        // bindings to isolate one with, and ignoring the request would let a client believe
-        // a catalog is isolated when it is not.
-        if let Some(mode) = &self.isolation_mode {
-            if !mode.eq_ignore_ascii_case("OPEN") {
-                return Err(ScimError::invalid_value(format!(
-                    "`isolation_mode` `{mode}` is not supported: catalogs here are OPEN to \
-                     every workspace of their account (no workspace bindings)"
-                ))
-                .into());
-            }
-        }
+        let isolation_mode = match &self.isolation_mode {
+            Some(mode) => Some(isolation_mode(mode)?),
+            None => None,
+        };
         Ok(SecurableUpdate {
             new_name: self.new_name,
             comment: self.comment,
             owner: self.owner,
+            isolation_mode,
         })
     }
+}
+
+/// An isolation mode as clients write it: `OPEN` or `ISOLATED`, or the older SDKs'
+/// `ISOLATION_MODE_OPEN` and `ISOLATION_MODE_ISOLATED`, in any case.
+fn isolation_mode(text: &str) -> DatabricksResult<IsolationMode> {
+    let upper = text.trim().to_ascii_uppercase();
+    let bare = upper.strip_prefix("ISOLATION_MODE_").unwrap_or(&upper);
+    IsolationMode::parse(bare).ok_or_else(|| {
+        ScimError::invalid_value(format!(
+            "`isolation_mode` `{text}` is not an isolation mode: OPEN or ISOLATED"
+        ))
+        .into()
+    })
 }
 
 /// `PATCH /tables/{full_name}`: a table's owner, the one thing Databricks' table update takes.

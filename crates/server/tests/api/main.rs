@@ -7,6 +7,7 @@
 mod access;
 mod authorization;
 mod bulk;
+mod catalog_bindings;
 mod connections;
 mod credentials;
 mod defaults;

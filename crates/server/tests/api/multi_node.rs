@@ -18,7 +18,7 @@ pub(crate) struct Node {
     _shutdown: oneshot::Sender<()>,
 }
 
-async fn node_on(url: &str) -> Node {
+pub(crate) async fn node_on(url: &str) -> Node {
     let store = scimitar_store::open(url).await.expect("the store opens");
     let services = Services::new(store, Arc::new(SystemClock), Arc::new(RandomIds));
     let application = Application::bind("127.0.0.1:0", services)

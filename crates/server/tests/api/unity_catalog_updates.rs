@@ -256,8 +256,8 @@ async fn a_rename_onto_a_taken_name_or_a_bad_one_changes_nothing() {
         (json!({"comment": "x".repeat(1025)}), "too long a comment"),
         (json!(["new_name"]), "not an object"),
         (
-            json!({"isolation_mode": "ISOLATED"}),
-            "isolation, which needs bindings",
+            json!({"isolation_mode": "SOMETIMES"}),
+            "not an isolation mode",
         ),
     ] {
         let refused = patch(&app, &app.token, "/catalogs/main", body).await;

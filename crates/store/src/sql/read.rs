@@ -3,8 +3,8 @@
 //! one committed state).
 
 use crate::governance::{
-    AccessEvent, AccessSnapshot, AclRow, GrantRow, LoggedEvent, ObjectRow, PrincipalFacts,
-    SecurableRow, WorkspaceEntry,
+    AccessEvent, AccessSnapshot, AclRow, BindingRow, GrantRow, LoggedEvent, ObjectRow,
+    PrincipalFacts, SecurableRow, WorkspaceEntry,
 };
 use crate::listing;
 use crate::sql::transaction::{
@@ -14,7 +14,8 @@ use crate::sql::{list_condition, list_order, member_display, SqlBuilder, SqlValu
 use crate::transfer::{MembershipRow, TokenRow};
 use crate::{Account, Page, Workspace, MAX_GROUP_NESTING_DEPTH};
 use scimitar_access::{
-    AclEntry, ObjectType, PermissionLevel, Privilege, SecurableType, WorkspacePermission,
+    AclEntry, BindingType, IsolationMode, ObjectType, PermissionLevel, Privilege, SecurableType,
+    WorkspacePermission,
 };
 use scimitar_domain::credentials::{Token, TokenScope};
 use scimitar_domain::query::ListQuery;
@@ -29,7 +30,8 @@ use std::collections::HashMap;
 pub(crate) const PRINCIPAL_COLUMNS: &str =
     "p.id, p.kind, p.attributes, p.password_hash, p.system, p.created, p.last_modified, p.version";
 
-const SECURABLE_COLUMNS: &str = "securable_type, full_name, owner_id, comment, created";
+const SECURABLE_COLUMNS: &str =
+    "securable_type, full_name, owner_id, comment, created, isolation_mode";
 
 /// The columns a [`WorkspaceEntry`] is read from, in its fields' order.
 const WORKSPACE_ENTRY_COLUMNS: &str = "object_type, object_id, path, directory_id, language";
@@ -100,6 +102,21 @@ fn securable_from_row(mut row: SqlRow) -> ScimResult<SecurableRow> {
         owner: PrincipalId::new(row.text(2)?),
         comment: row.optional_text(3)?,
         created: Timestamp::from_micros(row.integer(4)?),
+        isolation_mode: isolation_mode_of(&row.text(5)?)?,
+    })
+}
+
+/// A stored isolation mode (`OPEN`, `ISOLATED`).
+fn isolation_mode_of(text: &str) -> ScimResult<IsolationMode> {
+    IsolationMode::parse(text).ok_or_else(|| {
+        ScimError::internal(format!("a stored isolation mode '{text}' cannot be read"))
+    })
+}
+
+/// A stored binding type (`BINDING_TYPE_READ_WRITE`, `BINDING_TYPE_READ_ONLY`).
+fn binding_type_of(text: &str) -> ScimResult<BindingType> {
+    BindingType::parse(text).ok_or_else(|| {
+        ScimError::internal(format!("a stored binding type '{text}' cannot be read"))
     })
 }
 
@@ -887,6 +904,20 @@ pub async fn access_snapshot<T: SqlTransaction>(
             permission_of(&row.text(2)?)?,
         ))
     })?;
+    let rows = session
+        .query(
+            "SELECT catalog_name, workspace_id, binding_type FROM catalog_workspace_bindings \
+             WHERE account_id = $1 ORDER BY catalog_name, workspace_id",
+            account,
+        )
+        .await?;
+    let bindings = each(rows, |mut row| {
+        Ok(BindingRow {
+            catalog: row.text(0)?,
+            workspace: WorkspaceId::new(row.text(1)?),
+            binding_type: binding_type_of(&row.text(2)?)?,
+        })
+    })?;
     Ok(AccessSnapshot {
         log_entries: to_u64(log_entries),
         seq: to_u64(seq),
@@ -897,5 +928,6 @@ pub async fn access_snapshot<T: SqlTransaction>(
         objects,
         acl,
         assignments,
+        bindings,
     })
 }

@@ -9,7 +9,7 @@ use crate::governance::{same_acl, AccessEvent, GovernanceChange, PrincipalFacts,
 use crate::sql::read::{self, acl_entry_from_row, descendant_range, to_i64};
 use crate::sql::transaction::{params, query_one, Lock, LogEntry, SqlTransaction};
 use crate::transfer::ImportRecord;
-use scimitar_access::{ObjectType, SecurableType, WorkspacePermission};
+use scimitar_access::{BindingType, IsolationMode, ObjectType, SecurableType, WorkspacePermission};
 use scimitar_domain::credentials::Token;
 use scimitar_domain::patch::MembershipStep;
 use scimitar_domain::resource::{fold_case, EmailKey, MemberValue};
@@ -155,12 +155,15 @@ async fn apply_change<T: SqlTransaction>(
             }
         }
         Change::DeleteWorkspace { id } => {
-            transaction
-                .execute(
-                    "DELETE FROM workspace_assignments WHERE account_id = $1 AND workspace_id = $2",
-                    params![account.as_str(), id.as_str()],
-                )
-                .await?;
+            for statement in [
+                "DELETE FROM workspace_assignments WHERE account_id = $1 AND workspace_id = $2",
+                "DELETE FROM catalog_workspace_bindings \
+                 WHERE account_id = $1 AND workspace_id = $2",
+            ] {
+                transaction
+                    .execute(statement, params![account.as_str(), id.as_str()])
+                    .await?;
+            }
             let deleted = transaction
                 .execute(
                     "DELETE FROM workspaces WHERE account_id = $1 AND id = $2",
@@ -328,6 +331,54 @@ async fn replace_rule_set<T: SqlTransaction>(
                 "resource {principal} not found"
             )));
         }
+    }
+    Ok(())
+}
+
+/// Binds a workspace to a catalog (`None`: unbinds it). Both must be of the account: a
+/// workspace of another account is missing here, as a missing one is.
+async fn bind_workspace<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    catalog: &str,
+    workspace: &WorkspaceId,
+    binding_type: Option<BindingType>,
+) -> ScimResult<()> {
+    let found = query_one(
+        transaction,
+        "SELECT EXISTS (SELECT 1 FROM workspaces WHERE account_id = $1 AND id = $2), \
+         EXISTS (SELECT 1 FROM securables \
+                 WHERE account_id = $1 AND securable_type = 'CATALOG' AND full_name = $3)",
+        params![account.as_str(), workspace.as_str(), catalog],
+    )
+    .await?;
+    let (workspace_exists, catalog_exists) = (found.boolean(0)?, found.boolean(1)?);
+    if !workspace_exists {
+        return Err(workspace_not_found(workspace));
+    }
+    if !catalog_exists {
+        return Err(not_found(SecurableType::Catalog, catalog));
+    }
+    transaction
+        .execute(
+            "DELETE FROM catalog_workspace_bindings \
+             WHERE account_id = $1 AND catalog_name = $2 AND workspace_id = $3",
+            params![account.as_str(), catalog, workspace.as_str()],
+        )
+        .await?;
+    if let Some(binding_type) = binding_type {
+        transaction
+            .execute(
+                "INSERT INTO catalog_workspace_bindings \
+                 (account_id, catalog_name, workspace_id, binding_type) VALUES ($1, $2, $3, $4)",
+                params![
+                    account.as_str(),
+                    catalog,
+                    workspace.as_str(),
+                    binding_type.as_str()
+                ],
+            )
+            .await?;
     }
     Ok(())
 }
@@ -1032,6 +1083,21 @@ async fn import_records<T: SqlTransaction>(
                     created: row.created,
                 };
                 apply_governance(transaction, account, &change, log).await?;
+                if row.isolation_mode != IsolationMode::Open {
+                    let change = GovernanceChange::SetIsolationMode {
+                        catalog: row.full_name.clone(),
+                        isolation_mode: row.isolation_mode,
+                    };
+                    apply_governance(transaction, account, &change, log).await?;
+                }
+            }
+            ImportRecord::Binding(row) => {
+                let change = GovernanceChange::BindWorkspace {
+                    catalog: row.catalog.clone(),
+                    workspace: row.workspace.clone(),
+                    binding_type: Some(row.binding_type),
+                };
+                apply_governance(transaction, account, &change, log).await?;
             }
             ImportRecord::Grant(row) => {
                 let change = GovernanceChange::Grant {
@@ -1212,6 +1278,15 @@ async fn apply_governance<T: SqlTransaction>(
                 .await?;
             if dropped == 0 {
                 return Err(not_found(*securable_type, full_name));
+            }
+            if *securable_type == SecurableType::Catalog {
+                transaction
+                    .execute(
+                        "DELETE FROM catalog_workspace_bindings \
+                         WHERE account_id = $1 AND catalog_name = $2",
+                        params![account.as_str(), full_name],
+                    )
+                    .await?;
             }
             if matches!(
                 securable_type,
@@ -1398,6 +1473,26 @@ async fn apply_governance<T: SqlTransaction>(
         GovernanceChange::CreateWorkspaceEntry { entry } => {
             create_workspace_entry(transaction, account, entry).await?
         }
+        GovernanceChange::SetIsolationMode {
+            catalog,
+            isolation_mode,
+        } => {
+            let updated = transaction
+                .execute(
+                    "UPDATE securables SET isolation_mode = $3 \
+                     WHERE account_id = $1 AND securable_type = 'CATALOG' AND full_name = $2",
+                    params![account.as_str(), catalog, isolation_mode.as_str()],
+                )
+                .await?;
+            if updated == 0 {
+                return Err(not_found(SecurableType::Catalog, catalog));
+            }
+        }
+        GovernanceChange::BindWorkspace {
+            catalog,
+            workspace,
+            binding_type,
+        } => bind_workspace(transaction, account, catalog, workspace, *binding_type).await?,
         GovernanceChange::RemoveObject {
             object_type,
             object_id,
@@ -1440,6 +1535,16 @@ async fn rename_securable<T: SqlTransaction>(
     if tree.is_empty() {
         return Err(not_found(securable_type, full_name));
     }
+    // A catalog's workspace bindings go with it.
+    if securable_type == SecurableType::Catalog {
+        transaction
+            .execute(
+                "UPDATE catalog_workspace_bindings SET catalog_name = $3 \
+                 WHERE account_id = $1 AND catalog_name = $2",
+                params![account.as_str(), full_name, new_name],
+            )
+            .await?;
+    }
     for row in &tree {
         let renamed = match row.full_name.strip_prefix(full_name) {
             Some(rest) => format!("{new_name}{rest}"),
@@ -1448,14 +1553,16 @@ async fn rename_securable<T: SqlTransaction>(
         let inserted = transaction
             .execute(
                 "INSERT INTO securables (account_id, securable_type, full_name, owner_id, \
-                 comment, created) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                 comment, created, isolation_mode) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT DO NOTHING",
                 params![
                     account.as_str(),
                     row.securable_type.as_str(),
                     renamed.as_str(),
                     row.owner.as_str(),
                     row.comment.as_deref(),
-                    row.created.as_micros()
+                    row.created.as_micros(),
+                    row.isolation_mode.as_str()
                 ],
             )
             .await?;
