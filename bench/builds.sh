@@ -12,8 +12,10 @@
 # (bench/seed.py), and measured with wrk for each operation: GET /Users/{id}
 # (bench/wrk/get_user.lua) and POST /Users (bench/wrk/post_user.lua). Every measured run is
 # preceded by an uncounted warm-up. The table gives each round's requests per second for A and
-# B and the ratio A/B; the last line, the median ratio per operation. Everything stays on
-# 127.0.0.1; servers and scratch databases are removed on exit.
+# B and the ratio A/B; the last lines, the median ratio per operation, and the server's CPU
+# time per request (user and system, from /proc, over the measured run) with its median ratio:
+# on a machine shared with other work, throughput moves with the load but CPU per request much
+# less. Everything stays on 127.0.0.1; servers and scratch databases are removed on exit.
 #
 # Settings: BENCH_CONNECTIONS [8], BENCH_DURATION [10s], BENCH_WARMUP [2s], BENCH_ROUNDS [3],
 # BENCH_USERS [1000], BENCH_BACKEND [sqlite], BENCH_POSTGRES_URL
@@ -21,7 +23,7 @@
 # one log line per request].
 set -euo pipefail
 
-[[ $# -eq 2 ]] || { sed -n '2,21p' "$0"; exit 2; }
+[[ $# -eq 2 ]] || { sed -n '2,24p' "$0"; exit 2; }
 binary_a="$(realpath "$1")"
 binary_b="$(realpath "$2")"
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -80,15 +82,28 @@ stop() {
     server_pid=""
 }
 
-# measure SCRIPT ARGS...: requests per second of one measured wrk run (after a warm-up).
+# The server's CPU time so far (user and system), in clock ticks.
+server_cpu_ticks() {
+    awk '{print $14 + $15}' "/proc/$server_pid/stat"
+}
+
+# measure SCRIPT ARGS...: requests per second of one measured wrk run (after a warm-up), and
+# the server's CPU microseconds per request during it.
 measure() {
     local script="$1"
     shift
     local wrk_argv=(wrk -t1 -c"$connections" -H "Authorization: Bearer $token"
         -H "Content-Type: application/scim+json" -s "$bench_dir/wrk/$script")
     BENCH_WRK_DIR="$bench_dir/wrk" BENCH_WRK_PHASE=warmup "${wrk_argv[@]}" -d"$warmup" "$base" -- "$@" >/dev/null 2>&1 || true
-    BENCH_WRK_DIR="$bench_dir/wrk" BENCH_WRK_PHASE=measured "${wrk_argv[@]}" -d"$duration" "$base" -- "$@" |
-        awk '/Requests\/sec/ {print $2} /Non-2xx/ {print "non-2xx responses: " $0 > "/dev/stderr"}'
+    local before after output
+    before="$(server_cpu_ticks)"
+    output="$(BENCH_WRK_DIR="$bench_dir/wrk" BENCH_WRK_PHASE=measured "${wrk_argv[@]}" -d"$duration" "$base" -- "$@")"
+    after="$(server_cpu_ticks)"
+    awk -v ticks="$((after - before))" -v hz="$(getconf CLK_TCK)" '
+        /Requests\/sec/ {rate = $2}
+        /requests in/ {requests = $1}
+        /Non-2xx/ {print "non-2xx responses: " $0 > "/dev/stderr"}
+        END {printf "%s %.2f\n", rate, ticks * 1e6 / hz / requests}' <<<"$output"
 }
 
 results="$work_dir/results"
@@ -99,20 +114,21 @@ for round in $(seq 1 "$rounds"); do
         binary="$binary_a"
         [[ "$which" == b ]] && binary="$binary_b"
         start "$binary"
-        get="$(measure get_user.lua "$work_dir/ids")"
-        post="$(measure post_user.lua "r$round$which$$")"
+        read -r get get_cpu < <(measure get_user.lua "$work_dir/ids")
+        read -r post post_cpu < <(measure post_user.lua "r$round$which$$")
         stop
-        echo "$round $which $get $post" >>"$results"
-        echo "round $round, $which: GET $get/s, POST $post/s" >&2
+        echo "$round $which $get $post $get_cpu $post_cpu" >>"$results"
+        echo "round $round, $which: GET $get/s ($get_cpu us CPU each), POST $post/s ($post_cpu us CPU each)" >&2
     done
 done
 
 python3 - "$results" "$binary_a" "$binary_b" "$backend" <<'PY'
 import statistics, sys
-rows = {}
+rows, cpu = {}, {}
 for line in open(sys.argv[1]):
-    round_, which, get, post = line.split()
+    round_, which, get, post, get_cpu, post_cpu = line.split()
     rows.setdefault(int(round_), {})[which] = (float(get), float(post))
+    cpu.setdefault(int(round_), {})[which] = (float(get_cpu), float(post_cpu))
 print(f"A = {sys.argv[2]}\nB = {sys.argv[3]}\nbackend: {sys.argv[4]}\n")
 print("| round | GET A | GET B | GET A/B | POST A | POST B | POST A/B |")
 print("|---|---|---|---|---|---|---|")
@@ -127,4 +143,13 @@ print()
 for operation, values in ratios.items():
     print(f"{operation}: median A/B {statistics.median(values):.3f} "
           f"(pairs {', '.join(f'{value:.3f}' for value in values)})")
+print()
+print("Server CPU microseconds per request (lower is better):")
+for index, operation in enumerate(("GET", "POST")):
+    a = [cpu[round_]["a"][index] for round_ in sorted(cpu)]
+    b = [cpu[round_]["b"][index] for round_ in sorted(cpu)]
+    pairs = [x / y for x, y in zip(a, b)]
+    print(f"{operation}: A {', '.join(f'{x:.1f}' for x in a)}; B {', '.join(f'{y:.1f}' for y in b)}; "
+          f"median A/B {statistics.median(pairs):.3f} "
+          f"(pairs {', '.join(f'{pair:.3f}' for pair in pairs)})")
 PY

@@ -20,12 +20,13 @@ use axum::Router;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{oneshot, watch, Notify};
+use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -129,7 +130,6 @@ pub async fn serve(
 ) {
     let limits = Arc::new(limits);
     let registry = Arc::new(Registry::default());
-    let (stopping, stop_seen) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut accept_errors = AcceptErrorLog::default();
     // The configured cap, lowered if the process runs out of descriptors below it.
@@ -179,11 +179,22 @@ pub async fn serve(
         while registry.len() >= connection_limit && !registry.shed_oldest_idle() {
             // Every slot holds a request in flight: wait for one to end. The new client
             // waits with its connection accepted, and later ones in the kernel's queue.
-            tokio::select! {
-                () = &mut shutdown => break 'accepting,
-                () = registry.slot_freed.notified() => {}
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            let slot_freed = registry.slot_freed.notify.notified();
+            let mut slot_freed = std::pin::pin!(slot_freed);
+            slot_freed.as_mut().enable();
+            registry.slot_freed.waiting.store(true, Ordering::Relaxed);
+            // A request that ended before the flag was up did not say so: look again. One
+            // ending after looks at the flag under its connection's lock, which the look
+            // below takes after raising it, so it sees the flag.
+            let room = registry.len() < connection_limit || registry.shed_oldest_idle();
+            if !room {
+                tokio::select! {
+                    () = &mut shutdown => break 'accepting,
+                    () = slot_freed => {}
+                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                }
             }
+            registry.slot_freed.waiting.store(false, Ordering::Relaxed);
         }
         let tracker = registry.admit();
         connections.spawn(serve_connection(
@@ -192,11 +203,10 @@ pub async fn serve(
             Arc::clone(&limits),
             Arc::clone(&registry),
             tracker,
-            stop_seen.clone(),
         ));
     }
     drop(listener);
-    let _ = stopping.send(true);
+    registry.stop_all();
     let drained = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(limits.shutdown_deadline, drained)
         .await
@@ -254,14 +264,27 @@ impl AcceptErrorLog {
 /// The connections being served, oldest first (ids only grow).
 #[derive(Default)]
 struct Registry {
+    /// Set once on shutdown, before each connection is told.
+    stopping: AtomicBool,
     connections: Mutex<BTreeMap<u64, Arc<Tracker>>>,
     next_id: std::sync::atomic::AtomicU64,
     /// Sockets of connections not yet dropped, including those closed to make room whose
     /// tasks have not ended yet.
     open_sockets: std::sync::atomic::AtomicUsize,
-    /// Notified when a connection ends or its last request in flight does, for an accept
-    /// loop waiting for a slot: either makes a connection that can give way.
-    slot_freed: Arc<Notify>,
+    /// For an accept loop waiting for a slot: a connection ended, or its last request in
+    /// flight did, so it can give way.
+    slot_freed: Arc<SlotFreed>,
+}
+
+/// Tells an accept loop waiting at the cap that a connection can give way. Requests end
+/// thousands of times a second and the loop almost never waits, so an ending request tells
+/// only when `waiting` is up: notifying each time would write to memory that every
+/// connection's task shares, on whichever core it runs.
+#[derive(Default)]
+struct SlotFreed {
+    notify: Notify,
+    /// Up while the accept loop waits; read by an ending request under its connection's lock.
+    waiting: AtomicBool,
 }
 
 impl Registry {
@@ -275,6 +298,18 @@ impl Registry {
 
     fn len(&self) -> usize {
         self.lock().len()
+    }
+
+    /// Shutdown: every connection is told, and closes or finishes its request.
+    fn stop_all(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for tracker in self.lock().values() {
+            tracker.changed.notify_one();
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
     }
 
     fn open_sockets(&self) -> usize {
@@ -315,7 +350,7 @@ impl Registry {
         self.open_sockets
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         if self.lock().remove(&id).is_some() {
-            self.slot_freed.notify_one();
+            self.slot_freed.notify.notify_one();
         }
     }
 }
@@ -324,10 +359,10 @@ impl Registry {
 struct Tracker {
     id: u64,
     state: Mutex<ConnectionState>,
-    /// Notified when the accept loop sheds the connection.
+    /// Notified when the accept loop sheds the connection, or on shutdown.
     changed: Notify,
     /// The registry's, told when the connection's last request in flight ends.
-    slot_freed: Arc<Notify>,
+    slot_freed: Arc<SlotFreed>,
 }
 
 struct ConnectionState {
@@ -342,7 +377,7 @@ struct ConnectionState {
 }
 
 impl Tracker {
-    fn new(id: u64, slot_freed: Arc<Notify>) -> Self {
+    fn new(id: u64, slot_freed: Arc<SlotFreed>) -> Self {
         Tracker {
             id,
             state: Mutex::new(ConnectionState {
@@ -404,10 +439,10 @@ impl Drop for InFlight {
         let mut state = self.0.state();
         state.in_flight = state.in_flight.saturating_sub(1);
         state.idle_since = Instant::now();
-        let idle = state.in_flight == 0;
+        let tell = state.in_flight == 0 && self.0.slot_freed.waiting.load(Ordering::Relaxed);
         drop(state);
-        if idle {
-            self.0.slot_freed.notify_one();
+        if tell {
+            self.0.slot_freed.notify.notify_one();
         }
     }
 }
@@ -418,7 +453,6 @@ async fn serve_connection(
     limits: Arc<ServeLimits>,
     registry: Arc<Registry>,
     tracker: Arc<Tracker>,
-    mut stopping: watch::Receiver<bool>,
 ) {
     // Responses are small and often written in one go; waiting to coalesce them only adds
     // latency.
@@ -469,6 +503,13 @@ async fn serve_connection(
                 if tracker.state().shed {
                     break;
                 }
+                if registry.stopping() && !closing {
+                    closing = true;
+                    if tracker.state().in_flight == 0 {
+                        break; // nothing to finish: idle, or a request still sending its headers
+                    }
+                    connection.as_mut().graceful_shutdown();
+                }
             }
             () = check.as_mut() => {
                 if tracker.deadline(&limits).is_some_and(|deadline| deadline <= Instant::now()) {
@@ -476,13 +517,6 @@ async fn serve_connection(
                     break;
                 }
                 check.as_mut().reset(Instant::now() + tick);
-            }
-            Ok(()) = stopping.changed(), if !closing => {
-                closing = true;
-                if tracker.state().in_flight == 0 {
-                    break; // nothing to finish: idle, or a request still sending its headers
-                }
-                connection.as_mut().graceful_shutdown();
             }
         }
     }

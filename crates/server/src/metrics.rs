@@ -9,10 +9,10 @@
 //! (`metrics_token_sha256`), and does not exist without one.
 
 use crate::AppState;
-use axum::extract::State;
+use axum::extract::{MatchedPath, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -20,24 +20,71 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::Duration;
 
 /// The code of the error a response carries, put there where errors become responses, so that
 /// metrics count errors by kind without reading bodies.
 #[derive(Debug, Clone, Copy)]
 pub struct ErrorCode(pub &'static str);
 
+/// The route a request matched, as a label: its template, or `(no route)`. The template is
+/// axum's own shared string, so labelling a request copies no text.
+#[derive(Debug, Clone)]
+pub enum RouteLabel {
+    Template(MatchedPath),
+    Unmatched,
+}
+
+impl RouteLabel {
+    pub fn as_str(&self) -> &str {
+        match self {
+            RouteLabel::Template(matched) => matched.as_str(),
+            RouteLabel::Unmatched => "(no route)",
+        }
+    }
+}
+
+impl PartialEq for RouteLabel {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for RouteLabel {}
+
+impl std::hash::Hash for RouteLabel {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl EncodeLabelValue for RouteLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        std::fmt::Write::write_str(encoder, self.as_str())
+    }
+}
+
+/// A request method as a label; cloning a standard method copies no text.
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+struct MethodLabel(Method);
+
+impl EncodeLabelValue for MethodLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        std::fmt::Write::write_str(encoder, self.0.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
-    route: String,
+    method: MethodLabel,
+    route: RouteLabel,
     status: u16,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
-    method: String,
-    route: String,
+    method: MethodLabel,
+    route: RouteLabel,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -180,14 +227,20 @@ impl Metrics {
 
     /// Counts and times one answered request by its route template (`/scim/v2/{resource}/{id}`,
     /// never the raw path, whose ids would make a series per resource), and its error by code.
-    pub fn observe(&self, method: &Method, route: &str, response: &Response, started: Instant) {
+    pub fn observe(
+        &self,
+        method: &Method,
+        route: &RouteLabel,
+        response: &Response,
+        elapsed: Duration,
+    ) {
         let route_labels = RouteLabels {
-            method: method.as_str().to_string(),
-            route: route.to_string(),
+            method: MethodLabel(method.clone()),
+            route: route.clone(),
         };
         self.durations
             .get_or_create(&route_labels)
-            .observe(started.elapsed().as_secs_f64());
+            .observe(elapsed.as_secs_f64());
         self.requests
             .get_or_create(&RequestLabels {
                 method: route_labels.method,

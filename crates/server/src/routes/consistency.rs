@@ -15,10 +15,7 @@
 
 use crate::context::RequestPrincipal;
 use crate::AppState;
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method};
-use axum::middleware::Next;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use scimitar_domain::{AccountId, ScimError, ScimResult};
 
@@ -51,21 +48,21 @@ pub async fn read_after(
         .map(|()| true)
 }
 
-/// Adds the change token to the answer of a successful write by an authenticated principal.
-pub async fn layer(State(state): State<AppState>, request: Request<Body>, next: Next) -> Response {
-    let is_write = !matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    );
-    let authenticated = request.extensions().get::<RequestPrincipal>().cloned();
-    let mut response = next.run(request).await;
-    if is_write && response.status().is_success() {
-        if let Some(account) = authenticated.as_ref().and_then(RequestPrincipal::account) {
-            let token = state.services.change_token(account);
-            if let Ok(value) = HeaderValue::from_str(&token.to_string()) {
-                response.headers_mut().insert(CHANGE_TOKEN_HEADER, value);
-            }
+/// Adds the change token to the answer of a successful write by an authenticated principal
+/// (`principal` is the request's slot, filled by authentication). Called for writes only, by
+/// the router's one middleware (`routes::ObserveLayer`).
+pub fn add_change_token(
+    state: &AppState,
+    principal: Option<&RequestPrincipal>,
+    response: &mut Response,
+) {
+    if !response.status().is_success() {
+        return;
+    }
+    if let Some(account) = principal.and_then(RequestPrincipal::account) {
+        let token = state.services.change_token(account);
+        if let Ok(value) = HeaderValue::from_str(&token.to_string()) {
+            response.headers_mut().insert(CHANGE_TOKEN_HEADER, value);
         }
     }
-    response
 }

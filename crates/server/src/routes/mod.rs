@@ -17,10 +17,10 @@ pub mod workspace;
 
 use crate::context::{AddressedAccount, Mount};
 use crate::error::{scim_json_text, ApiError, ApiResult, ErrorShape};
+use crate::metrics::RouteLabel;
 use crate::AppState;
 use axum::body::Body;
-use axum::http::HeaderName;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::{Extension, Json, Router};
@@ -30,9 +30,6 @@ use scimitar_domain::resource::parse_etag;
 use scimitar_domain::ScimError;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
 
 /// The largest body of a SCIM resource write or search (`POST`, `PUT`, `PATCH` on `/Users`,
 /// `/Groups`, `/ServicePrincipals`, and `.search`). The largest legitimate one is a group
@@ -101,20 +98,12 @@ pub fn router(state: AppState) -> Router {
         .merge(workspace::routes())
         .merge(accounts::routes())
         .merge(access_control::routes());
-    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let router = router
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            consistency::layer,
-        ))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(
-            request_id,
-            SequentialRequestIds::default(),
-        ))
-        .layer(axum::middleware::map_request(drop_unsafe_request_id))
+        .layer(ObserveLayer {
+            state: state.clone(),
+            request_ids: SequentialRequestIds::default(),
+        })
         .with_state(state.clone());
     addressing::addressed(router, state.workspaces.workspace_domain.clone())
 }
@@ -125,11 +114,11 @@ const REQUEST_ID_HEADER: &str = "x-request-id";
 /// The longest request id a client may choose.
 const MAX_CLIENT_REQUEST_ID: usize = 64;
 
-/// A client's `x-request-id` is kept only when it is short and made of characters that are
-/// safe in any log format (`A-Z a-z 0-9 . _ : -`); otherwise it is dropped and the server
-/// makes one, which the response echoes. A request id is printed into every log line of its
-/// request, so a chosen one must not be able to forge lines or fill the log.
-async fn drop_unsafe_request_id(mut request: axum::extract::Request) -> axum::extract::Request {
+/// A client's `x-request-id`, when it is kept: one only, short, and made of characters that
+/// are safe in any log format (`A-Z a-z 0-9 . _ : -`). Otherwise it is removed from the request
+/// and the server makes one, which the response echoes. A request id is printed into every log
+/// line of its request, so a chosen one must not be able to forge lines or fill the log.
+fn client_request_id(headers: &mut HeaderMap) -> Option<HeaderValue> {
     let safe = |value: &HeaderValue| {
         let bytes = value.as_bytes();
         !bytes.is_empty()
@@ -138,16 +127,19 @@ async fn drop_unsafe_request_id(mut request: axum::extract::Request) -> axum::ex
                 .iter()
                 .all(|byte| byte.is_ascii_alphanumeric() || b"._:-".contains(byte))
     };
-    let headers = request.headers_mut();
-    let all_safe = headers.get_all(REQUEST_ID_HEADER).iter().all(safe);
-    if !all_safe || headers.get_all(REQUEST_ID_HEADER).iter().count() > 1 {
-        headers.remove(REQUEST_ID_HEADER);
+    let mut sent = headers.get_all(REQUEST_ID_HEADER).iter();
+    let first = sent.next()?;
+    if sent.next().is_none() && safe(first) {
+        return Some(first.clone());
     }
-    request
+    headers.remove(REQUEST_ID_HEADER);
+    None
 }
 
-/// What every request passes once, outermost after its id is set: the per-request span (its
-/// id, method and route, which every log line of the request carries), errors that axum wrote
+/// What every request passes once, around its route's handler: its request id (the client's
+/// when safe, [`client_request_id`], else a new one; echoed in the response), the per-request
+/// span (its id, method and route, which every log line of the request carries), the change
+/// token of a successful write ([`consistency::add_change_token`]), errors that axum wrote
 /// itself put in the shape of the API called ([`in_the_shape_of_the_api`]), the request
 /// counted and timed in the metrics, and the one log line per answered request, at info:
 /// method, route template, path, status, duration, principal (when one authenticated) and
@@ -155,58 +147,116 @@ async fn drop_unsafe_request_id(mut request: axum::extract::Request) -> axum::ex
 /// The path is the client's and is logged with `Debug` escaping, as all client text is: the
 /// binary's log writer escapes control characters in any case (`scimitar` `main.rs`).
 ///
-/// One middleware rather than one each: every axum `from_fn` layer clones and boxes the
-/// stack inside it for each request, and three of them cost GET by id a fifth of its
-/// throughput (BENCHMARKS.md, issue #13).
-async fn observe(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    mut request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let started = std::time::Instant::now();
-    let request_id = request
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("-")
-        .to_string();
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .cloned();
-    let route = route
-        .as_ref()
-        .map_or("(no route)", |matched| matched.as_str());
-    let method = request.method().clone();
-    let uri = request.uri().clone();
-    let principal = crate::context::RequestPrincipal::default();
-    request.extensions_mut().insert(principal.clone());
-    let span = tracing::info_span!(
-        "request",
-        request_id = %request_id,
-        method = %method,
-        route = %route,
-    );
-    let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
-    let response = in_the_shape_of_the_api(uri.path(), response).await;
-    state.metrics.observe(&method, route, &response, started);
-    let _inside = span.enter();
-    tracing::info!(
-        method = %method,
-        route = %route,
-        path = ?uri.path(),
-        status = response.status().as_u16(),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-        principal = %principal.get().unwrap_or("-"),
-        request_id = %request_id,
-        "request answered"
-    );
-    response
+/// One hand-written layer rather than one each: axum applies a router's layers to every
+/// route, and each costs a boxed clone of the stack inside it per request (an axum `from_fn`
+/// two), which cost GET by id a fifth of its throughput (BENCHMARKS.md, issue #13).
+#[derive(Clone)]
+struct ObserveLayer {
+    state: AppState,
+    request_ids: SequentialRequestIds,
+}
+
+impl<S> tower_layer::Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Observe<S> {
+        Observe {
+            inner,
+            state: self.state.clone(),
+            request_ids: self.request_ids.clone(),
+        }
+    }
+}
+
+/// One route's handler under [`ObserveLayer`].
+#[derive(Clone)]
+struct Observe<S> {
+    inner: S,
+    state: AppState,
+    request_ids: SequentialRequestIds,
+}
+
+impl<S> tower_service::Service<axum::extract::Request> for Observe<S>
+where
+    S: tower_service::Service<
+            axum::extract::Request,
+            Response = Response,
+            Error = std::convert::Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, Self::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(context)
+    }
+
+    fn call(&mut self, mut request: axum::extract::Request) -> Self::Future {
+        let started = std::time::Instant::now();
+        let request_id =
+            client_request_id(request.headers_mut()).unwrap_or_else(|| self.request_ids.next());
+        let route = match request.extensions().get::<axum::extract::MatchedPath>() {
+            Some(matched) => RouteLabel::Template(matched.clone()),
+            None => RouteLabel::Unmatched,
+        };
+        let method = request.method().clone();
+        let uri = request.uri().clone();
+        let is_write = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+        // Who authenticated is wanted for a write's change token and for the log line; a read
+        // with the log line off goes without the slot.
+        let principal = (is_write || tracing::level_enabled!(tracing::Level::INFO)).then(|| {
+            let principal = crate::context::RequestPrincipal::default();
+            request.extensions_mut().insert(principal.clone());
+            principal
+        });
+        let request_id_text = request_id.to_str().unwrap_or("-");
+        let span = tracing::info_span!(
+            "request",
+            request_id = %request_id_text,
+            method = %method,
+            route = %route.as_str(),
+        );
+        let handled = span.in_scope(|| self.inner.call(request));
+        let state = self.state.clone();
+        Box::pin(async move {
+            let Ok(mut response) = tracing::Instrument::instrument(handled, span.clone()).await;
+            if is_write {
+                consistency::add_change_token(&state, principal.as_ref(), &mut response);
+            }
+            let mut response = in_the_shape_of_the_api(uri.path(), response).await;
+            let elapsed = started.elapsed();
+            state.metrics.observe(&method, &route, &response, elapsed);
+            {
+                let _inside = span.enter();
+                tracing::info!(
+                    method = %method,
+                    route = %route.as_str(),
+                    path = ?uri.path(),
+                    status = response.status().as_u16(),
+                    duration_ms = elapsed.as_secs_f64() * 1000.0,
+                    principal = %principal.as_ref().and_then(|principal| principal.get()).unwrap_or("-"),
+                    request_id = %request_id.to_str().unwrap_or("-"),
+                    "request answered"
+                );
+            }
+            if !response.headers().contains_key(REQUEST_ID_HEADER) {
+                response.headers_mut().insert(REQUEST_ID_HEADER, request_id);
+            }
+            Ok(response)
+        })
+    }
 }
 
 /// Request ids: a per-process random prefix and a counter, unique enough to find one request's
 /// log lines, and cheap. A client-supplied `x-request-id` is kept when it is safe
-/// ([`drop_unsafe_request_id`]).
+/// ([`client_request_id`]).
 #[derive(Clone)]
 struct SequentialRequestIds {
     prefix: u32,
@@ -228,12 +278,13 @@ impl Default for SequentialRequestIds {
     }
 }
 
-impl MakeRequestId for SequentialRequestIds {
-    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+impl SequentialRequestIds {
+    fn next(&self) -> HeaderValue {
         let sequence = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{:08x}-{sequence}", self.prefix))
-            .ok()
-            .map(RequestId::new)
+        // Hex digits, a dash and decimal digits: always a valid header value. The String
+        // becomes the value's bytes without a copy.
+        HeaderValue::try_from(format!("{:08x}-{sequence}", self.prefix))
+            .unwrap_or_else(|_| HeaderValue::from_static("-"))
     }
 }
 
