@@ -291,6 +291,9 @@ pub struct ObjectRow {
     pub path: Option<String>,
     /// A notebook's language, with its path.
     pub language: Option<String>,
+    /// The workspace it belongs to: the one whose tree holds it, or, for an object known
+    /// only from its ACL, the one it was first written from.
+    pub workspace: WorkspaceId,
 }
 
 /// A workspace object at a path of the workspace tree (the Workspace API).
