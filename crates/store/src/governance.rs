@@ -301,8 +301,8 @@ pub struct ObjectRow {
 pub struct WorkspaceEntry {
     pub object_type: ObjectType,
     pub object_id: String,
-    /// Absolute and normalized (`/Users/ana/reports`, `/` never stored); unique in the
-    /// account.
+    /// Absolute and normalized (`/Users/ana/reports`, `/` never stored); unique in its
+    /// workspace.
     pub path: String,
     /// The directory it sits in (`None`: the workspace root).
     pub directory: Option<String>,
