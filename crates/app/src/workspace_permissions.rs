@@ -271,7 +271,7 @@ pub(crate) fn objects_change(workspace: &WorkspaceId, changes: Vec<GovernanceCha
 /// clients use, so every id of those types exists for this API, as does the one tokens
 /// object, unless another workspace wrote its ACL first: object ids are the account's, and
 /// such an object belongs to the workspace it was first written from.
-async fn exists(
+pub(crate) async fn exists(
     services: &Services,
     account: &AccountId,
     workspace: &WorkspaceId,

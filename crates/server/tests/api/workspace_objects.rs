@@ -1,8 +1,8 @@
 //! Workspace objects belong to one workspace: each workspace has its own tree (the Workspace
 //! API) and its own objects (the Permissions API). The same path in two workspaces of one
 //! account is two objects; another workspace's object, by path or by id, is answered exactly
-//! as one that does not exist, to account admins as to anyone; deleting a workspace deletes
-//! its tree.
+//! as one that does not exist, to account admins as to anyone (access questions about it too);
+//! deleting a workspace deletes its tree.
 
 use crate::support::*;
 use reqwest::Method;
@@ -303,6 +303,33 @@ async fn another_workspaces_objects_are_answered_as_missing_ones_by_path_and_by_
             }
         }
     }
+    // Access questions about those objects answer as about objects without an ACL.
+    let questions = [
+        format!("/api/2.0/access/who?object_type=directories&object_id={directory}&permission_level=CAN_MANAGE"),
+        format!("/api/2.0/access/check?object_type=notebooks&object_id={notebook}&permission_level=CAN_READ"),
+        "/api/2.0/access/who?object_type=jobs&object_id=42&permission_level=CAN_VIEW".to_string(),
+    ];
+    for token in [&app.token, &both_token] {
+        for question in &questions {
+            let seen = in_workspace(&app, token, &second, Method::GET, question, None).await;
+            let missing = in_workspace(&app, token, &empty, Method::GET, question, None).await;
+            same_answer(&seen, &missing, question);
+        }
+    }
+    let who = in_workspace(&app, &app.token, &second, Method::GET, &questions[0], None).await;
+    assert_eq!(who.status, 200, "{}", who.body);
+    assert!(
+        !who.body.to_string().contains("both@example.com"),
+        "{}",
+        who.body
+    );
+    let who = in_workspace(&app, &app.token, &first, Method::GET, &questions[0], None).await;
+    assert!(
+        who.body.to_string().contains("both@example.com"),
+        "{}",
+        who.body
+    );
+
     // An admin is told "does not exist", exactly as for an id nobody holds.
     let seen = in_workspace(&app, &app.token, &second, Method::GET, &acl_paths[0], None).await;
     assert_eq!(seen.status, 404, "{}", seen.body);
