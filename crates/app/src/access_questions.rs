@@ -11,6 +11,7 @@
 
 use crate::authority::{is_admin, not_an_admin, Actor};
 use crate::service::Services;
+use crate::workspace_permissions::{exists, objects_workspace, ObjectAddress};
 use scimitar_access::{
     AccessModel, Entitlement, Explanation, Holder, HolderView, Holders, Missing, ObjectRef,
     ObjectType, PermissionLevel, PrincipalRef, PrincipalView, Privilege, SecurableRef,
@@ -112,8 +113,22 @@ pub async fn asked_check(
     target: &Target,
 ) -> ScimResult<Vec<u8>> {
     let subject = subject(services, actor, principal).await?;
+    let elsewhere = in_another_workspace(services, actor, target).await?;
     // Rendered while the model is read, from the engine's compact answer.
     services.access.read(actor.account(), |model| {
+        if elsewhere {
+            let mut answer = check(model, &subject, target)?;
+            answer
+                .reasons
+                .retain(|reason| !from_object_acl(&reason.via));
+            answer.allowed = !answer.reasons.is_empty();
+            if !answer.allowed && answer.missing.is_empty() {
+                answer.missing.push(Shortfall::Missing(target.clone()));
+            }
+            return answer
+                .to_json(false)
+                .map_err(|error| ScimError::internal(format!("cannot render check: {error}")));
+        }
         // A securable the caller may not see is answered as a missing one, so that asking
         // about itself does not tell a caller what exists (`governance::visible_to`).
         if let Target::Securable { securable, .. } = target {
@@ -139,14 +154,51 @@ pub async fn asked_check(
 
 /// `GET /api/2.0/access/who` asked by `actor`: for admins only, since it lists others.
 pub async fn asked_who(services: &Services, actor: &Actor, target: &Target) -> ScimResult<Vec<u8>> {
+    let elsewhere = in_another_workspace(services, actor, target).await?;
     // Rendered while the model is read: the compact answer borrows from it, and writing its
     // JSON directly is several times cheaper than copying every holder's names first.
     services.access.read(actor.account(), |model| {
         if !actor.is_admin_in(model) {
             return Err(not_an_admin(actor, "list who holds an access"));
         }
+        if let (true, Target::Object { object, level }) = (elsewhere, target) {
+            let mut holders = model
+                .who_has_object_level(object.object_type, &object.object_id, *level)
+                .map_err(ScimError::from)?;
+            holders.retain(|holder| !from_object_acl(&holder.via));
+            let answer = WhoAnswer {
+                target,
+                holders: HolderList::Owned(&holders),
+            };
+            return answer
+                .to_json(false)
+                .map_err(|error| ScimError::internal(format!("cannot render who: {error}")));
+        }
         who_json(model, target)
     })?
+}
+
+/// Whether `target` is an object of a workspace other than the actor's. The engine's objects
+/// are the account's; such an object is answered as a missing one (no ACL of its own, only
+/// what admins hold on every object), by the one check the Permissions API asks.
+async fn in_another_workspace(
+    services: &Services,
+    actor: &Actor,
+    target: &Target,
+) -> ScimResult<bool> {
+    let Target::Object { object, .. } = target else {
+        return Ok(false);
+    };
+    let address = ObjectAddress {
+        object_type: object.object_type,
+        object_id: object.object_id.clone(),
+    };
+    let workspace = objects_workspace(actor)?;
+    Ok(!exists(services, actor.account(), workspace, &address).await?)
+}
+
+fn from_object_acl(via: &Via) -> bool {
+    matches!(via.source, Source::ObjectAcl { .. })
 }
 
 /// `GET /api/2.0/access/what` asked by `actor`: everything `principal` (the actor itself when

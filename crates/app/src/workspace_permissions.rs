@@ -15,7 +15,7 @@ use crate::service::Services;
 use scimitar_access::{
     AccessModel, AclEntry, AclWrite, ObjectType, PermissionLevel, PrincipalRef, TOKENS_OBJECT_ID,
 };
-use scimitar_domain::{AccountId, PrincipalId, PrincipalKind, ScimError, ScimResult};
+use scimitar_domain::{AccountId, PrincipalId, PrincipalKind, ScimError, ScimResult, WorkspaceId};
 use scimitar_store::{Change, GovernanceChange};
 use serde_json::{json, Map, Value};
 use std::sync::OnceLock;
@@ -152,6 +152,7 @@ pub async fn write(
     mode: AclWrite,
 ) -> ScimResult<Value> {
     let (account, caller) = (actor.account(), actor.principal());
+    let workspace = objects_workspace(actor)?;
     let mut entries = Vec::with_capacity(requested.len());
     for entry in requested {
         let principal = services
@@ -177,7 +178,7 @@ pub async fn write(
     if !all_known {
         services.access.catch_up(services.store.as_ref()).await?;
     }
-    let exists = exists(services, account, object).await?;
+    let exists = exists(services, account, workspace, object).await?;
     let _turn = object_lock(account, object).lock().await;
     let mut attempt = 0;
     loop {
@@ -186,10 +187,10 @@ pub async fn write(
         // is still the one that view held: another node's write in between makes the commit
         // a conflict, and the write is computed again on a view that includes it.
         let (current, planned) = services.access.read(account, |model| {
-            ensure_may_change(model, caller, object)?;
             if !exists {
-                return Err(missing(object));
+                return Err(as_missing(model, caller, object, change_refused(object)));
             }
+            ensure_may_change(model, caller, object)?;
             let current: Vec<AclEntry> = model
                 .object_acl(object.object_type, &object.object_id)
                 .into_iter()
@@ -204,18 +205,21 @@ pub async fn write(
         let committed = services
             .commit(
                 account,
-                Change::GovernanceBatch(vec![
-                    GovernanceChange::ExpectObjectAcl {
-                        object_type: object.object_type,
-                        object_id: object.object_id.clone(),
-                        entries: current,
-                    },
-                    GovernanceChange::SetObjectAcl {
-                        object_type: object.object_type,
-                        object_id: object.object_id.clone(),
-                        entries: planned,
-                    },
-                ]),
+                objects_change(
+                    workspace,
+                    vec![
+                        GovernanceChange::ExpectObjectAcl {
+                            object_type: object.object_type,
+                            object_id: object.object_id.clone(),
+                            entries: current,
+                        },
+                        GovernanceChange::SetObjectAcl {
+                            object_type: object.object_type,
+                            object_id: object.object_id.clone(),
+                            entries: planned,
+                        },
+                    ],
+                ),
             )
             .await;
         match committed {
@@ -234,30 +238,57 @@ const ACL_WRITE_ATTEMPTS: usize = 8;
 
 /// The object's permissions, for admins and for anyone holding a level on it.
 pub async fn get(services: &Services, actor: &Actor, object: &ObjectAddress) -> ScimResult<Value> {
-    let exists = exists(services, actor.account(), object).await?;
+    let workspace = objects_workspace(actor)?;
+    let exists = exists(services, actor.account(), workspace, object).await?;
     services.access.read(actor.account(), |model| {
         readable(model, actor.principal(), object, exists)
     })?
 }
 
-/// Whether the object exists. Scimitar keeps the workspace tree (directories, notebooks and
-/// files, made by the Workspace API), so an id the tree does not hold names nothing, and its
+/// The workspace whose tree and objects `actor` acts on: the one it entered. An actor that
+/// entered none has no workspace objects to act on.
+pub(crate) fn objects_workspace(actor: &Actor) -> ScimResult<&WorkspaceId> {
+    actor.workspace().ok_or_else(|| {
+        ScimError::Forbidden("workspace objects are reached through a workspace".to_string())
+    })
+}
+
+/// The change that writes `changes` to objects of `workspace`: objects it registers belong
+/// to it, and storage refuses one of another workspace as missing.
+pub(crate) fn objects_change(workspace: &WorkspaceId, changes: Vec<GovernanceChange>) -> Change {
+    Change::WorkspaceObjects {
+        workspace: workspace.clone(),
+        changes,
+    }
+}
+
+/// Whether the object exists in `workspace`: the one check every permissions path asks, so
+/// that an object of another workspace is answered exactly as a missing one and ids cannot be
+/// probed. Scimitar keeps the workspace tree (directories, notebooks and files, made by the
+/// Workspace API), so an id the workspace's tree does not hold names nothing, and its
 /// permissions are not found, as in Databricks. The other types (jobs, clusters, warehouses,
 /// ...) live in systems Scimitar does not model; it keeps their ACLs for whatever ids its
-/// clients use, so every id of those types exists for this API, as does the one tokens object.
-async fn exists(
+/// clients use, so every id of those types exists for this API, as does the one tokens
+/// object, unless another workspace wrote its ACL first: object ids are the account's, and
+/// such an object belongs to the workspace it was first written from.
+pub(crate) async fn exists(
     services: &Services,
     account: &AccountId,
+    workspace: &WorkspaceId,
     object: &ObjectAddress,
 ) -> ScimResult<bool> {
-    if !is_tree_type(object.object_type) {
-        return Ok(true);
+    let (object_type, object_id) = (object.object_type, object.object_id.as_str());
+    if is_tree_type(object_type) {
+        let entry =
+            services
+                .store
+                .workspace_entry_by_id(account, workspace, object_type, object_id);
+        return Ok(entry.await?.is_some());
     }
-    Ok(services
+    let owner = services
         .store
-        .workspace_entry_by_id(account, object.object_type, &object.object_id)
-        .await?
-        .is_some())
+        .object_workspace(account, object_type, object_id);
+    Ok(owner.await?.is_none_or(|owner| owner == *workspace))
 }
 
 /// The object types the workspace tree holds.
@@ -281,21 +312,41 @@ fn readable(
     object: &ObjectAddress,
     exists: bool,
 ) -> ScimResult<Value> {
+    let refused = || {
+        ScimError::Forbidden(format!(
+            "reading the permissions of {} needs a permission on it or workspace admin",
+            object.api_object_id()
+        ))
+    };
+    if !exists {
+        return Err(as_missing(model, caller, object, refused()));
+    }
     let may_read = is_admin(model, caller)
         || model
             .object_permission(caller, object.object_type, &object.object_id)
             .map_err(ScimError::from)?
             .is_some();
     if !may_read {
-        return Err(ScimError::Forbidden(format!(
-            "reading the permissions of {} needs a permission on it or workspace admin",
-            object.api_object_id()
-        )));
-    }
-    if !exists {
-        return Err(missing(object));
+        return Err(refused());
     }
     Ok(render(model, object))
+}
+
+/// The answer about an object the caller's workspace does not hold: not found for an admin,
+/// and for anyone else the refusal they would get for an object that exists. A level held on
+/// an object of another workspace (the engine's ACLs are the account's) counts for nothing
+/// here, so the answer is the same whether the id is another workspace's or nobody's.
+fn as_missing(
+    model: &AccessModel,
+    caller: &PrincipalId,
+    object: &ObjectAddress,
+    refusal: ScimError,
+) -> ScimError {
+    if is_admin(model, caller) {
+        missing(object)
+    } else {
+        refusal
+    }
 }
 
 /// The levels the object's type knows, weakest first.
@@ -325,10 +376,14 @@ fn ensure_may_change(
     {
         return Ok(());
     }
-    Err(ScimError::Forbidden(format!(
+    Err(change_refused(object))
+}
+
+fn change_refused(object: &ObjectAddress) -> ScimError {
+    ScimError::Forbidden(format!(
         "changing the permissions of {} needs CAN_MANAGE or IS_OWNER on it, or workspace admin",
         object.api_object_id()
-    )))
+    ))
 }
 
 /// The `ObjectPermissions` document: one element per principal, listing its direct level and

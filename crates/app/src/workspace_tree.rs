@@ -9,12 +9,16 @@
 //! (or the object) concerned, reading any level on it, and only workspace admins write at
 //! the root, except that everyone may make their own home folder, `/Users/{userName}`. The
 //! creator of an object gets `CAN_MANAGE` on it, as in Databricks.
+//!
+//! Each workspace has its own tree: every path is looked up in the caller's workspace, so an
+//! object of another workspace is not there, exactly as a missing one.
 
 use crate::authority::{is_admin, Actor};
 use crate::service::Services;
+use crate::workspace_permissions::{objects_change, objects_workspace};
 use scimitar_access::{AccessModel, AclEntry, ObjectType, PermissionLevel};
-use scimitar_domain::{AccountId, PrincipalId, ScimError, ScimResult, ScimType};
-use scimitar_store::{Change, GovernanceChange, WorkspaceEntry};
+use scimitar_domain::{AccountId, PrincipalId, ScimError, ScimResult, ScimType, WorkspaceId};
+use scimitar_store::{GovernanceChange, WorkspaceEntry};
 use serde_json::{json, Value};
 
 /// The longest path accepted, in bytes.
@@ -208,10 +212,11 @@ fn not_found(path: &WorkspacePath) -> ScimError {
 /// on it.
 pub async fn status(services: &Services, actor: &Actor, path: &WorkspacePath) -> ScimResult<Value> {
     let (account, caller) = (actor.account(), actor.principal());
+    let workspace = objects_workspace(actor)?;
     if path.is_root() {
         return Ok(root_info());
     }
-    let entry = entry_at(services, account, path)
+    let entry = entry_at(services, account, workspace, path)
         .await?
         .ok_or_else(|| not_found(path))?;
     ensure_may_read(services, account, caller, &entry).await?;
@@ -222,10 +227,11 @@ pub async fn status(services: &Services, actor: &Actor, path: &WorkspacePath) ->
 /// is not a directory), for admins and anyone holding a level on it; the root for everyone.
 pub async fn list(services: &Services, actor: &Actor, path: &WorkspacePath) -> ScimResult<Value> {
     let (account, caller) = (actor.account(), actor.principal());
+    let workspace = objects_workspace(actor)?;
     let directory = if path.is_root() {
         None
     } else {
-        let entry = entry_at(services, account, path)
+        let entry = entry_at(services, account, workspace, path)
             .await?
             .ok_or_else(|| not_found(path))?;
         ensure_may_read(services, account, caller, &entry).await?;
@@ -236,7 +242,7 @@ pub async fn list(services: &Services, actor: &Actor, path: &WorkspacePath) -> S
     };
     let children = services
         .store
-        .workspace_entries_in(account, directory.as_deref())
+        .workspace_entries_in(account, workspace, directory.as_deref())
         .await?;
     Ok(json!({"objects": children.iter().map(object_info).collect::<Vec<_>>()}))
 }
@@ -246,6 +252,7 @@ pub async fn list(services: &Services, actor: &Actor, path: &WorkspacePath) -> S
 /// directory.
 pub async fn mkdirs(services: &Services, actor: &Actor, path: &WorkspacePath) -> ScimResult<()> {
     let (account, caller) = (actor.account(), actor.principal());
+    let workspace = objects_workspace(actor)?;
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -256,7 +263,7 @@ pub async fn mkdirs(services: &Services, actor: &Actor, path: &WorkspacePath) ->
                 missing.push(at);
                 continue;
             }
-            match entry_at(services, account, &at).await? {
+            match entry_at(services, account, workspace, &at).await? {
                 Some(entry) if entry.object_type == ObjectType::Directories => above = Some(entry),
                 Some(_) => {
                     return Err(ScimError::uniqueness(format!(
@@ -303,7 +310,7 @@ pub async fn mkdirs(services: &Services, actor: &Actor, path: &WorkspacePath) ->
             directory = Some(id);
         }
         match services
-            .commit(account, Change::GovernanceBatch(changes))
+            .commit(account, objects_change(workspace, changes))
             .await
         {
             // Someone made one of these paths meanwhile: look again.
@@ -324,6 +331,7 @@ pub async fn import(
     overwrite: bool,
 ) -> ScimResult<()> {
     let (account, caller) = (actor.account(), actor.principal());
+    let workspace = objects_workspace(actor)?;
     let parent = path.parent().ok_or_else(|| {
         ScimError::invalid_value("the workspace root is a directory; import needs a path below it")
     })?;
@@ -334,7 +342,7 @@ pub async fn import(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        if let Some(existing) = entry_at(services, account, path).await? {
+        if let Some(existing) = entry_at(services, account, workspace, path).await? {
             if !overwrite || existing.object_type == ObjectType::Directories {
                 return Err(ScimError::uniqueness(format!(
                     "Path ({}) already exists.",
@@ -358,7 +366,7 @@ pub async fn import(
         let directory = if parent.is_root() {
             None
         } else {
-            match entry_at(services, account, &parent).await? {
+            match entry_at(services, account, workspace, &parent).await? {
                 Some(entry) if entry.object_type == ObjectType::Directories => Some(entry),
                 _ => {
                     return Err(ScimError::NotFound(format!(
@@ -380,7 +388,7 @@ pub async fn import(
             },
         ));
         match services
-            .commit(account, Change::GovernanceBatch(changes))
+            .commit(account, objects_change(workspace, changes))
             .await
         {
             // Someone took the path (or the drawn id) meanwhile: look again.
@@ -399,12 +407,13 @@ pub async fn delete(
     recursive: bool,
 ) -> ScimResult<()> {
     let (account, caller) = (actor.account(), actor.principal());
+    let workspace = objects_workspace(actor)?;
     if path.is_root() {
         return Err(ScimError::invalid_value(
             "the workspace root cannot be deleted",
         ));
     }
-    let entry = entry_at(services, account, path)
+    let entry = entry_at(services, account, workspace, path)
         .await?
         .ok_or_else(|| not_found(path))?;
     let may_delete = decide(services, account, |model| {
@@ -429,7 +438,7 @@ pub async fn delete(
         }
         let children = services
             .store
-            .workspace_entries_in(account, Some(&at.object_id))
+            .workspace_entries_in(account, workspace, Some(&at.object_id))
             .await?;
         if !children.is_empty() && !recursive {
             return Err(ScimError::invalid_value(format!(
@@ -448,16 +457,20 @@ pub async fn delete(
         })
         .collect();
     services
-        .commit(account, Change::GovernanceBatch(changes))
+        .commit(account, objects_change(workspace, changes))
         .await
 }
 
 async fn entry_at(
     services: &Services,
     account: &AccountId,
+    workspace: &WorkspaceId,
     path: &WorkspacePath,
 ) -> ScimResult<Option<WorkspaceEntry>> {
-    services.store.workspace_entry(account, path.as_str()).await
+    services
+        .store
+        .workspace_entry(account, workspace, path.as_str())
+        .await
 }
 
 /// A new object: its entry, and `CAN_MANAGE` for its creator.

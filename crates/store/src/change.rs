@@ -56,11 +56,18 @@ pub enum Change {
     /// Several governance changes that must commit together or not at all (a permissions
     /// PATCH naming several principals), applied in order, with one access-log entry each.
     GovernanceBatch(Vec<GovernanceChange>),
+    /// Workspace object changes (the workspace tree, object ACLs), applied in order like a
+    /// batch: the objects they register belong to `workspace`, and one of another workspace
+    /// is refused as missing.
+    WorkspaceObjects {
+        workspace: WorkspaceId,
+        changes: Vec<GovernanceChange>,
+    },
     /// A new workspace of the account.
     CreateWorkspace(Workspace),
     /// A workspace's new name and deployment name.
     UpdateWorkspace(Workspace),
-    /// Deletes a workspace and its assignments.
+    /// Deletes a workspace, its assignments, and its objects with their ACLs.
     DeleteWorkspace { id: WorkspaceId },
     /// Sets what `principal` is directly assigned in `workspace`; `None` removes it.
     AssignToWorkspace {

@@ -67,6 +67,7 @@ macro_rules! conformance_tests {
             an_export_imports_into_an_empty_store_unchanged,
             workspaces_and_assignments_follow_their_changes,
             catalog_bindings_follow_their_catalog_and_their_workspaces,
+            workspace_objects_belong_to_one_workspace,
             an_export_from_before_assignments_assigns_every_principal,
             the_last_active_admin_cannot_be_removed_from_admins,
             the_last_active_admin_cannot_be_deleted_or_deactivated,
@@ -256,6 +257,14 @@ fn principal(id: &str, kind: PrincipalKind, attributes: Value, created: i64) -> 
         created: Timestamp::from_micros(created),
         last_modified: Timestamp::from_micros(created),
         version: 1,
+    }
+}
+
+/// Workspace object changes made in the workspace with this id.
+fn in_workspace(workspace: &str, changes: Vec<GovernanceChange>) -> Change {
+    Change::WorkspaceObjects {
+        workspace: WorkspaceId::new(workspace),
+        changes,
     }
 }
 
@@ -1110,7 +1119,8 @@ pub async fn governance_state_round_trips_through_snapshot_and_log(stores: &mut 
     })
     .await
     .unwrap();
-    governance(GovernanceChange::SetObjectAcl {
+    let in_main = |change| store.apply(&account, in_workspace("1000", vec![change]));
+    in_main(GovernanceChange::SetObjectAcl {
         object_type: ObjectType::Jobs,
         object_id: "42".into(),
         entries: vec![AclEntry::new(
@@ -1120,7 +1130,7 @@ pub async fn governance_state_round_trips_through_snapshot_and_log(stores: &mut 
     })
     .await
     .unwrap();
-    governance(GovernanceChange::SetObjectParent {
+    in_main(GovernanceChange::SetObjectParent {
         object_type: ObjectType::Notebooks,
         object_id: "7".into(),
         directory: Some("3".into()),
@@ -1223,6 +1233,7 @@ pub async fn governance_state_round_trips_through_snapshot_and_log(stores: &mut 
 pub async fn the_workspace_tree_is_found_by_path_and_listed_by_directory(stores: &mut Stores) {
     let store = &*stores.fresh().await;
     let account = seed_account(store).await;
+    let main = WorkspaceId::new("1000");
     let entry = |object_type, id: &str, path: &str, directory: Option<&str>| WorkspaceEntry {
         object_type,
         object_id: id.into(),
@@ -1238,19 +1249,22 @@ pub async fn the_workspace_tree_is_found_by_path_and_listed_by_directory(stores:
     store
         .apply(
             &account,
-            Change::GovernanceBatch(vec![
-                create(shared.clone()),
-                create(team.clone()),
-                create(notebook.clone()),
-                create(file.clone()),
-            ]),
+            in_workspace(
+                "1000",
+                vec![
+                    create(shared.clone()),
+                    create(team.clone()),
+                    create(notebook.clone()),
+                    create(file.clone()),
+                ],
+            ),
         )
         .await
         .unwrap();
     for expected in [&shared, &team, &notebook, &file] {
         assert_eq!(
             store
-                .workspace_entry(&account, &expected.path)
+                .workspace_entry(&account, &main, &expected.path)
                 .await
                 .unwrap()
                 .as_ref(),
@@ -1259,23 +1273,29 @@ pub async fn the_workspace_tree_is_found_by_path_and_listed_by_directory(stores:
     }
     assert_eq!(
         store
-            .workspace_entry(&account, "/Shared/none")
+            .workspace_entry(&account, &main, "/Shared/none")
             .await
             .unwrap(),
         None
     );
     assert_eq!(
-        store.workspace_entry(&account, "/shared").await.unwrap(),
+        store
+            .workspace_entry(&account, &main, "/shared")
+            .await
+            .unwrap(),
         None,
         "paths are case-sensitive"
     );
     assert_eq!(
-        store.workspace_entries_in(&account, None).await.unwrap(),
+        store
+            .workspace_entries_in(&account, &main, None)
+            .await
+            .unwrap(),
         std::slice::from_ref(&shared)
     );
     assert_eq!(
         store
-            .workspace_entries_in(&account, Some("10"))
+            .workspace_entries_in(&account, &main, Some("10"))
             .await
             .unwrap(),
         [file.clone(), team.clone()],
@@ -1285,17 +1305,20 @@ pub async fn the_workspace_tree_is_found_by_path_and_listed_by_directory(stores:
     store
         .apply(
             &account,
-            Change::Governance(GovernanceChange::SetObjectAcl {
-                object_type: ObjectType::Jobs,
-                object_id: "77".into(),
-                entries: Vec::new(),
-            }),
+            in_workspace(
+                "1000",
+                vec![GovernanceChange::SetObjectAcl {
+                    object_type: ObjectType::Jobs,
+                    object_id: "77".into(),
+                    entries: Vec::new(),
+                }],
+            ),
         )
         .await
         .unwrap();
     assert_eq!(
         store
-            .workspace_entries_in(&account, None)
+            .workspace_entries_in(&account, &main, None)
             .await
             .unwrap()
             .len(),
@@ -1325,15 +1348,18 @@ pub async fn the_workspace_tree_is_found_by_path_and_listed_by_directory(stores:
     let refused = store
         .apply(
             &account,
-            Change::GovernanceBatch(vec![
-                create(entry(ObjectType::Directories, "20", "/Other", None)),
-                create(entry(
-                    ObjectType::Notebooks,
-                    "21",
-                    "/Shared/team",
-                    Some("10"),
-                )),
-            ]),
+            in_workspace(
+                "1000",
+                vec![
+                    create(entry(ObjectType::Directories, "20", "/Other", None)),
+                    create(entry(
+                        ObjectType::Notebooks,
+                        "21",
+                        "/Shared/team",
+                        Some("10"),
+                    )),
+                ],
+            ),
         )
         .await;
     assert!(matches!(
@@ -1344,7 +1370,10 @@ pub async fn the_workspace_tree_is_found_by_path_and_listed_by_directory(stores:
         })
     ));
     assert_eq!(
-        store.workspace_entry(&account, "/Other").await.unwrap(),
+        store
+            .workspace_entry(&account, &main, "/Other")
+            .await
+            .unwrap(),
         None
     );
     assert_eq!(
@@ -1356,12 +1385,15 @@ pub async fn the_workspace_tree_is_found_by_path_and_listed_by_directory(stores:
     let refused = store
         .apply(
             &account,
-            Change::Governance(create(entry(
-                ObjectType::Notebooks,
-                "12",
-                "/Shared/copy",
-                Some("10"),
-            ))),
+            in_workspace(
+                "1000",
+                vec![create(entry(
+                    ObjectType::Notebooks,
+                    "12",
+                    "/Shared/copy",
+                    Some("10"),
+                ))],
+            ),
         )
         .await;
     assert!(refused.is_err());
@@ -1370,16 +1402,19 @@ pub async fn the_workspace_tree_is_found_by_path_and_listed_by_directory(stores:
     store
         .apply(
             &account,
-            Change::Governance(GovernanceChange::RemoveObject {
-                object_type: ObjectType::Notebooks,
-                object_id: "12".into(),
-            }),
+            in_workspace(
+                "1000",
+                vec![GovernanceChange::RemoveObject {
+                    object_type: ObjectType::Notebooks,
+                    object_id: "12".into(),
+                }],
+            ),
         )
         .await
         .unwrap();
     assert_eq!(
         store
-            .workspace_entry(&account, "/Shared/team/nb")
+            .workspace_entry(&account, &main, "/Shared/team/nb")
             .await
             .unwrap(),
         None
@@ -1387,18 +1422,21 @@ pub async fn the_workspace_tree_is_found_by_path_and_listed_by_directory(stores:
     store
         .apply(
             &account,
-            Change::Governance(create(entry(
-                ObjectType::Files,
-                "22",
-                "/Shared/team/nb",
-                Some("11"),
-            ))),
+            in_workspace(
+                "1000",
+                vec![create(entry(
+                    ObjectType::Files,
+                    "22",
+                    "/Shared/team/nb",
+                    Some("11"),
+                ))],
+            ),
         )
         .await
         .unwrap();
     assert_eq!(
         store
-            .workspace_entries_in(&account, Some("11"))
+            .workspace_entries_in(&account, &main, Some("11"))
             .await
             .unwrap()[0]
             .object_id,
@@ -1775,7 +1813,44 @@ async fn populate_for_export(store: &dyn Store) -> AccountId {
         binding_type: Some(BindingType::ReadOnly),
     });
     store
-        .apply(&account, Change::GovernanceBatch(changes))
+        .apply(&account, in_workspace("1000", changes))
+        .await
+        .unwrap();
+    // A second workspace with a tree of its own, at the same path, and a job's ACL.
+    let second = Workspace {
+        id: WorkspaceId::new("2000"),
+        account: account.clone(),
+        name: "second".into(),
+        created: Timestamp::from_micros(7),
+        deployment_name: None,
+    };
+    store
+        .apply(&account, Change::CreateWorkspace(second))
+        .await
+        .unwrap();
+    let shared_there = WorkspaceEntry {
+        object_type: ObjectType::Directories,
+        object_id: "40".into(),
+        path: "/Shared".into(),
+        directory: None,
+        language: None,
+    };
+    let job_there = GovernanceChange::SetObjectAcl {
+        object_type: ObjectType::Jobs,
+        object_id: "43".into(),
+        entries: vec![AclEntry::new(
+            PrincipalId::new("eng"),
+            PermissionLevel::CanView,
+        )],
+    };
+    let there = vec![
+        GovernanceChange::CreateWorkspaceEntry {
+            entry: shared_there,
+        },
+        job_there,
+    ];
+    store
+        .apply(&account, in_workspace("2000", there))
         .await
         .unwrap();
     for (principal, permission) in [
@@ -1899,7 +1974,7 @@ pub async fn an_export_imports_into_an_empty_store_unchanged(stores: &mut Stores
     // Small pages and batches: keyset paging and batch boundaries (an ACL split across two
     // batches included) are crossed many times.
     let text = export_text(source, 2).await;
-    assert!(text.starts_with("{\"type\":\"scimitar-export\",\"version\":2}\n"));
+    assert!(text.starts_with("{\"type\":\"scimitar-export\",\"version\":3}\n"));
     assert!(
         text.contains("\"type\":\"assignment\""),
         "assignments are exported"
@@ -1983,7 +2058,7 @@ pub async fn an_export_imports_into_an_empty_store_unchanged(stores: &mut Stores
     assert_eq!(after, before);
     assert_eq!(
         target
-            .workspace_entries_in(&account, Some("30"))
+            .workspace_entries_in(&account, &WorkspaceId::new("1000"), Some("30"))
             .await
             .unwrap()[0]
             .language
@@ -1994,6 +2069,19 @@ pub async fn an_export_imports_into_an_empty_store_unchanged(stores: &mut Stores
     assert_eq!(rule_sets.len(), 2);
     assert_eq!(rule_sets[0].1, 2, "groups/eng was written twice");
     assert_eq!(target.rule_sets(&account).await.unwrap(), rule_sets);
+    // Each object stays in its workspace: one path, two objects.
+    for (workspace, id) in [("1000", "30"), ("2000", "40")] {
+        let workspace = WorkspaceId::new(workspace);
+        let shared = target.workspace_entry(&account, &workspace, "/Shared");
+        assert_eq!(shared.await.unwrap().unwrap().object_id, id);
+    }
+    assert_eq!(
+        target
+            .object_workspace(&account, ObjectType::Jobs, "43")
+            .await
+            .unwrap(),
+        Some(WorkspaceId::new("2000"))
+    );
     assert_eq!(
         export_text(target, 5).await,
         text,
@@ -2118,18 +2206,21 @@ pub async fn an_acl_write_computed_from_a_stale_acl_is_a_conflict(stores: &mut S
     let alice = AclEntry::new(PrincipalId::new("u1"), PermissionLevel::CanView);
     let bob = AclEntry::new(PrincipalId::new("u2"), PermissionLevel::CanView);
     let guarded = |expected: Vec<AclEntry>, entries: Vec<AclEntry>| {
-        Change::GovernanceBatch(vec![
-            GovernanceChange::ExpectObjectAcl {
-                object_type: ObjectType::Jobs,
-                object_id: "7".into(),
-                entries: expected,
-            },
-            GovernanceChange::SetObjectAcl {
-                object_type: ObjectType::Jobs,
-                object_id: "7".into(),
-                entries,
-            },
-        ])
+        in_workspace(
+            "1000",
+            vec![
+                GovernanceChange::ExpectObjectAcl {
+                    object_type: ObjectType::Jobs,
+                    object_id: "7".into(),
+                    entries: expected,
+                },
+                GovernanceChange::SetObjectAcl {
+                    object_type: ObjectType::Jobs,
+                    object_id: "7".into(),
+                    entries,
+                },
+            ],
+        )
     };
     // From "no ACL yet" to alice: the object had none, so this goes through.
     store
@@ -2804,6 +2895,147 @@ pub async fn the_schemas_of_both_backends_agree(postgres: &mut Stores) {
     for (postgres, sqlite) in postgres_shape.iter().zip(&sqlite_shape) {
         assert_eq!(postgres, sqlite, "table {}", sqlite.name);
     }
+}
+
+/// Workspace objects belong to one workspace: one path in two workspaces is two objects, each
+/// found and listed only in its own; an object of another workspace is refused as missing
+/// (an ACL write or a placement), writing nothing; a change naming no workspace is refused;
+/// deleting a workspace deletes its objects and their ACLs, logged as removals, and leaves
+/// the other's; an export from before objects named their workspace imports them into the
+/// account's one workspace.
+pub async fn workspace_objects_belong_to_one_workspace(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
+    let account = seed_account(store).await;
+    create(store, &account, user("u1", "ann", 1), &[])
+        .await
+        .unwrap();
+    let (first, second) = (WorkspaceId::new("1000"), WorkspaceId::new("2000"));
+    store
+        .apply(
+            &account,
+            Change::CreateWorkspace(Workspace {
+                id: second.clone(),
+                account: account.clone(),
+                name: "second".into(),
+                created: Timestamp::from_micros(5),
+                deployment_name: None,
+            }),
+        )
+        .await
+        .unwrap();
+    let directory = |id: &str| GovernanceChange::CreateWorkspaceEntry {
+        entry: WorkspaceEntry {
+            object_type: ObjectType::Directories,
+            object_id: id.into(),
+            path: "/Shared".into(),
+            directory: None,
+            language: None,
+        },
+    };
+    let acl = |object_type, id: &str| GovernanceChange::SetObjectAcl {
+        object_type,
+        object_id: id.into(),
+        entries: vec![AclEntry::new(
+            PrincipalId::new("u1"),
+            PermissionLevel::CanManage,
+        )],
+    };
+    for (workspace, id) in [("1000", "10"), ("2000", "20")] {
+        let changes = vec![directory(id), acl(ObjectType::Directories, id)];
+        store
+            .apply(&account, in_workspace(workspace, changes))
+            .await
+            .unwrap();
+    }
+    store
+        .apply(
+            &account,
+            in_workspace("1000", vec![acl(ObjectType::Jobs, "42")]),
+        )
+        .await
+        .unwrap();
+    for (workspace, id) in [(&first, "10"), (&second, "20")] {
+        let found = store.workspace_entry(&account, workspace, "/Shared");
+        assert_eq!(found.await.unwrap().unwrap().object_id, id);
+        let listed = store.workspace_entries_in(&account, workspace, None);
+        let listed: Vec<String> = listed
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.object_id)
+            .collect();
+        assert_eq!(listed, [id]);
+    }
+    let by_id = store.workspace_entry_by_id(&account, &second, ObjectType::Directories, "10");
+    assert_eq!(by_id.await.unwrap(), None, "by id, only in its workspace");
+    assert_eq!(
+        store
+            .object_workspace(&account, ObjectType::Jobs, "42")
+            .await
+            .unwrap(),
+        Some(first.clone())
+    );
+
+    // Another workspace's objects are missing to writes made in this one.
+    let before = whole_log(store).await.len();
+    let placed_there = GovernanceChange::SetObjectParent {
+        object_type: ObjectType::Notebooks,
+        object_id: "21".into(),
+        directory: Some("10".into()),
+    };
+    for change in [
+        acl(ObjectType::Jobs, "42"),
+        acl(ObjectType::Directories, "10"),
+        placed_there,
+    ] {
+        let refused = store
+            .apply(&account, in_workspace("2000", vec![change]))
+            .await;
+        assert!(
+            matches!(refused, Err(ScimError::NotFound(_))),
+            "{refused:?}"
+        );
+    }
+    let unnamed = store
+        .apply(&account, Change::Governance(acl(ObjectType::Jobs, "44")))
+        .await;
+    assert!(unnamed.is_err(), "an object change names its workspace");
+    assert_eq!(
+        whole_log(store).await.len(),
+        before,
+        "refusals write nothing"
+    );
+
+    // Deleting the second workspace deletes its tree and ACLs, and only those.
+    store
+        .apply(&account, Change::DeleteWorkspace { id: second.clone() })
+        .await
+        .unwrap();
+    let snapshot = store.access_snapshot(&account).await.unwrap();
+    assert!(snapshot.objects.iter().all(|row| row.workspace == first));
+    assert!(snapshot.acl.iter().all(|row| row.object_id != "20"));
+    assert_eq!(
+        snapshot.objects.len(),
+        2,
+        "the first workspace's directory and job"
+    );
+    let log = whole_log(store).await;
+    assert!(log.iter().any(|logged| logged.event
+        == AccessEvent::Governance(GovernanceChange::RemoveObject {
+            object_type: ObjectType::Directories,
+            object_id: "20".into(),
+        })));
+
+    // An export of version 2 (objects named no workspace) puts them in the account's one.
+    let older = "{\"type\":\"scimitar-export\",\"version\":2}\n\
+        {\"type\":\"account\",\"id\":\"acct-2\",\"name\":\"x\",\"created\":1}\n\
+        {\"type\":\"workspace\",\"account\":\"acct-2\",\"id\":\"w2\",\"name\":\"w\",\"created\":1}\n\
+        {\"type\":\"object\",\"account\":\"acct-2\",\"object_type\":\"directories\",\"object_id\":\"5\",\"directory\":null,\"path\":\"/Shared\"}\n";
+    import_text(store, older, 10).await.unwrap();
+    let other = AccountId::new("acct-2");
+    let workspace = WorkspaceId::new("w2");
+    let found = store.workspace_entry(&other, &workspace, "/Shared");
+    assert_eq!(found.await.unwrap().unwrap().object_id, "5");
 }
 
 /// Workspaces are made, renamed and deleted; assignments are set, replaced and removed; a

@@ -316,6 +316,9 @@ pub struct ObjectRow {
     pub path: Option<String>,
     /// A notebook's language, with its path.
     pub language: Option<String>,
+    /// The workspace it belongs to: the one whose tree holds it, or, for an object known
+    /// only from its ACL, the one it was first written from.
+    pub workspace: WorkspaceId,
 }
 
 /// A workspace object at a path of the workspace tree (the Workspace API).
@@ -323,8 +326,8 @@ pub struct ObjectRow {
 pub struct WorkspaceEntry {
     pub object_type: ObjectType,
     pub object_id: String,
-    /// Absolute and normalized (`/Users/ana/reports`, `/` never stored); unique in the
-    /// account.
+    /// Absolute and normalized (`/Users/ana/reports`, `/` never stored); unique in its
+    /// workspace.
     pub path: String,
     /// The directory it sits in (`None`: the workspace root).
     pub directory: Option<String>,

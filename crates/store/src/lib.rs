@@ -172,24 +172,35 @@ pub trait Store: Send + Sync + 'static {
         parent: Option<&str>,
     ) -> ScimResult<Vec<SecurableRow>>;
 
-    /// The workspace object at this path of the workspace tree, if any.
+    /// The object at this path of `workspace`'s tree, if any.
     async fn workspace_entry(
         &self,
         account: &AccountId,
+        workspace: &WorkspaceId,
         path: &str,
     ) -> ScimResult<Option<WorkspaceEntry>>;
-    /// The object of the workspace tree with this type and id, if the tree holds it (objects
-    /// known only from their ACL, such as jobs, are not in the tree).
+    /// The object of `workspace`'s tree with this type and id, if that tree holds it (objects
+    /// known only from their ACL, such as jobs, are in no tree).
     async fn workspace_entry_by_id(
+        &self,
+        account: &AccountId,
+        workspace: &WorkspaceId,
+        object_type: ObjectType,
+        object_id: &str,
+    ) -> ScimResult<Option<WorkspaceEntry>>;
+    /// The workspace a registered object (in a tree or known from its ACL) belongs to.
+    async fn object_workspace(
         &self,
         account: &AccountId,
         object_type: ObjectType,
         object_id: &str,
-    ) -> ScimResult<Option<WorkspaceEntry>>;
-    /// The workspace objects with a path directly in `directory` (`None`: the root), by path.
+    ) -> ScimResult<Option<WorkspaceId>>;
+    /// The objects with a path directly in `directory` (`None`: the root) of `workspace`'s
+    /// tree, by path.
     async fn workspace_entries_in(
         &self,
         account: &AccountId,
+        workspace: &WorkspaceId,
         directory: Option<&str>,
     ) -> ScimResult<Vec<WorkspaceEntry>>;
 

@@ -326,6 +326,29 @@ CREATE INDEX catalog_workspace_bindings_by_workspace
     ON catalog_workspace_bindings (account_id, workspace_id);
 "#,
     ),
+    (
+        11,
+        r#"
+-- Workspace objects belong to one workspace (issue #14): each workspace has its own tree, and
+-- a path is unique within its workspace, not its account. Object ids stay unique per account
+-- (the access engine keys objects by them), so the primary key is unchanged. Nullable only
+-- because SQLite cannot add a NOT NULL column without a default; every write names it.
+ALTER TABLE workspace_objects ADD COLUMN workspace_id TEXT REFERENCES workspaces(id);
+-- Before this each account had one workspace, which holds its objects. A database that made
+-- more workspaces meanwhile had one shared tree; it goes to the oldest workspace.
+UPDATE workspace_objects SET workspace_id = (
+    SELECT w.id FROM workspaces w WHERE w.account_id = workspace_objects.account_id
+     ORDER BY w.created, w.id LIMIT 1);
+DROP INDEX workspace_objects_by_path;
+DROP INDEX workspace_objects_by_directory;
+CREATE UNIQUE INDEX workspace_objects_by_path
+    ON workspace_objects (account_id, workspace_id, path) WHERE path IS NOT NULL;
+CREATE INDEX workspace_objects_by_directory
+    ON workspace_objects (account_id, workspace_id, directory_id, path) WHERE path IS NOT NULL;
+-- Deleting a workspace deletes its objects, with or without a path.
+CREATE INDEX workspace_objects_by_workspace ON workspace_objects (workspace_id);
+"#,
+    ),
 ];
 
 /// The PostgreSQL schema, numbered on its own: PostgreSQL starts from the shape SQLite reached
@@ -581,6 +604,23 @@ CREATE TABLE catalog_workspace_bindings (
 );
 CREATE INDEX catalog_workspace_bindings_by_workspace
     ON catalog_workspace_bindings (account_id, workspace_id);
+"#,
+    ),
+    (
+        8,
+        r#"
+-- Workspace objects belong to one workspace (issue #14); see SQLite's migration 11.
+ALTER TABLE workspace_objects ADD COLUMN workspace_id TEXT COLLATE "C" REFERENCES workspaces(id);
+UPDATE workspace_objects SET workspace_id = (
+    SELECT w.id FROM workspaces w WHERE w.account_id = workspace_objects.account_id
+     ORDER BY w.created, w.id LIMIT 1);
+DROP INDEX workspace_objects_by_path;
+DROP INDEX workspace_objects_by_directory;
+CREATE UNIQUE INDEX workspace_objects_by_path
+    ON workspace_objects (account_id, workspace_id, path) WHERE path IS NOT NULL;
+CREATE INDEX workspace_objects_by_directory
+    ON workspace_objects (account_id, workspace_id, directory_id, path) WHERE path IS NOT NULL;
+CREATE INDEX workspace_objects_by_workspace ON workspace_objects (workspace_id);
 "#,
     ),
 ];

@@ -35,7 +35,11 @@ use std::io::{BufRead, Write};
 pub const FORMAT_TAG: &str = "scimitar-export";
 /// The format version this build writes and reads. A change that an older importer would
 /// misread (a new field it would drop, a changed meaning) takes a new version.
-pub const FORMAT_VERSION: u64 = 2;
+pub const FORMAT_VERSION: u64 = 3;
+
+/// The version before workspace objects named their workspace: each account had one, which
+/// holds them, so importing one puts its objects in the workspace listed before them.
+const FORMAT_VERSION_BEFORE_OBJECT_WORKSPACES: u64 = 2;
 
 /// The version before workspace assignments existed: every principal of an account was in
 /// its workspaces, so importing one assigns each principal to the workspaces listed before it.
@@ -248,6 +252,9 @@ enum Line {
         path: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         language: Option<String>,
+        /// Absent in exports made before objects belonged to a workspace.
+        #[serde(default)]
+        workspace: Option<String>,
     },
     Acl {
         account: String,
@@ -355,6 +362,7 @@ impl Line {
                 directory: value.directory.clone(),
                 path: value.path.clone(),
                 language: value.language.clone(),
+                workspace: Some(value.workspace.to_string()),
             },
             ImportRecord::Acl(value) => Line::Acl {
                 account,
@@ -538,10 +546,15 @@ impl Line {
                 directory,
                 path,
                 language,
+                workspace,
             } => (
                 AccountId::new(account),
                 ImportRecord::Object(ObjectRow {
                     object_type: ObjectType::parse(&object_type).map_err(text)?,
+                    workspace: WorkspaceId::new(
+                        workspace
+                            .ok_or_else(|| format!("object {object_id} names no workspace"))?,
+                    ),
                     object_id,
                     directory,
                     path,
@@ -764,6 +777,7 @@ pub async fn import(
     let mut summary = ImportSummary::default();
     let mut header_seen = false;
     let mut before_assignments = false;
+    let mut before_object_workspaces = false;
     // The current account's workspaces, for exports made before assignments.
     let mut workspaces: Vec<WorkspaceId> = Vec::new();
     let mut batch: Option<Batch> = None;
@@ -778,18 +792,26 @@ pub async fn import(
         if text.trim().is_empty() {
             continue;
         }
-        let line: Line =
+        let mut line: Line =
             serde_json::from_str(text.trim_end()).map_err(|error| TransferError::Malformed {
                 line: number,
                 message: format!("not a record of a scimitar export: {error}"),
             })?;
+        if let Line::Object { workspace, .. } = &mut line {
+            if before_object_workspaces {
+                *workspace = workspaces.first().map(ToString::to_string);
+            }
+        }
         if !header_seen {
             match line {
                 Line::Header { version }
-                    if version == FORMAT_VERSION || version == FORMAT_VERSION_BEFORE_ASSIGNMENTS =>
+                    if version == FORMAT_VERSION
+                        || version == FORMAT_VERSION_BEFORE_OBJECT_WORKSPACES
+                        || version == FORMAT_VERSION_BEFORE_ASSIGNMENTS =>
                 {
                     header_seen = true;
                     before_assignments = version == FORMAT_VERSION_BEFORE_ASSIGNMENTS;
+                    before_object_workspaces = version < FORMAT_VERSION;
                     continue;
                 }
                 Line::Header { version } => {
@@ -954,6 +976,7 @@ mod tests {
                 directory: None,
                 path: None,
                 language: None,
+                workspace: WorkspaceId::new("7"),
             }),
             ImportRecord::Object(ObjectRow {
                 object_type: ObjectType::Notebooks,
@@ -961,6 +984,7 @@ mod tests {
                 directory: Some("1000000000000041".into()),
                 path: Some("/Shared/reports/daily".into()),
                 language: Some("PYTHON".into()),
+                workspace: WorkspaceId::new("7"),
             }),
             ImportRecord::Assignment(AssignmentRow {
                 workspace: WorkspaceId::new("7"),
@@ -997,6 +1021,6 @@ mod tests {
             version: FORMAT_VERSION,
         })
         .unwrap();
-        assert_eq!(text, r#"{"type":"scimitar-export","version":2}"#);
+        assert_eq!(text, r#"{"type":"scimitar-export","version":3}"#);
     }
 }

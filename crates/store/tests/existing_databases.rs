@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use scimitar_access::{AclEntry, ObjectType, PermissionLevel, Privilege, SecurableType};
-use scimitar_domain::{AccountId, Principal, PrincipalId, PrincipalKind, Timestamp};
+use scimitar_domain::{AccountId, Principal, PrincipalId, PrincipalKind, Timestamp, WorkspaceId};
 use scimitar_store::{AccessEvent, Change, GrantRow, Store};
 use serde_json::json;
 
@@ -264,11 +264,21 @@ async fn reads_back_as_written(store: &dyn Store) {
             ),
         ]
     );
+    // Each account had one workspace, whose tree and objects they all are.
+    let workspace = WorkspaceId::new("1000000000000001");
+    assert!(snapshot
+        .objects
+        .iter()
+        .all(|row| row.workspace == workspace));
     let tree = store
-        .workspace_entries_in(&account, Some("30"))
+        .workspace_entries_in(&account, &workspace, Some("30"))
         .await
         .unwrap();
     assert_eq!(tree.len(), 2);
+    let shared = store.workspace_entry(&account, &workspace, "/Shared");
+    assert_eq!(shared.await.unwrap().unwrap().object_id, "30");
+    let job = store.object_workspace(&account, ObjectType::Jobs, "42");
+    assert_eq!(job.await.unwrap(), Some(workspace.clone()));
     assert_eq!(tree[1].language.as_deref(), Some("SQL"));
     let facts = snapshot
         .principals

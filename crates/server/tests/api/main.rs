@@ -40,3 +40,4 @@ mod unity_catalog;
 mod unity_catalog_updates;
 mod users;
 mod workspace;
+mod workspace_objects;

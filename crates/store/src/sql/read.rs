@@ -62,7 +62,7 @@ fn securable_type_of(text: &str) -> ScimResult<SecurableType> {
     SecurableType::parse(text).map_err(|error| corrupt("securable type", error))
 }
 
-fn object_type_of(text: &str) -> ScimResult<ObjectType> {
+pub(crate) fn object_type_of(text: &str) -> ScimResult<ObjectType> {
     ObjectType::parse(text).map_err(|error| corrupt("object type", error))
 }
 
@@ -607,55 +607,91 @@ pub(crate) async fn securable_tree<T: SqlTransaction>(
 pub async fn workspace_entry<T: SqlTransaction>(
     session: &mut T,
     account: &AccountId,
+    workspace: &WorkspaceId,
     path: &str,
 ) -> ScimResult<Option<WorkspaceEntry>> {
     let sql = format!(
         "SELECT {WORKSPACE_ENTRY_COLUMNS} FROM workspace_objects \
-         WHERE account_id = $1 AND path = $2"
-    );
-    query_opt(session, &sql, params![account.as_str(), path])
-        .await?
-        .map(workspace_entry_from_row)
-        .transpose()
-}
-
-pub async fn workspace_entry_by_id<T: SqlTransaction>(
-    session: &mut T,
-    account: &AccountId,
-    object_type: ObjectType,
-    object_id: &str,
-) -> ScimResult<Option<WorkspaceEntry>> {
-    // Rows without a path are objects known only from an ACL, not members of the tree.
-    let sql = format!(
-        "SELECT {WORKSPACE_ENTRY_COLUMNS} FROM workspace_objects \
-         WHERE account_id = $1 AND object_type = $2 AND object_id = $3 AND path IS NOT NULL"
+         WHERE account_id = $1 AND workspace_id = $2 AND path = $3"
     );
     query_opt(
         session,
         &sql,
-        params![account.as_str(), object_type.as_str(), object_id],
+        params![account.as_str(), workspace.as_str(), path],
     )
     .await?
     .map(workspace_entry_from_row)
     .transpose()
 }
 
+pub async fn workspace_entry_by_id<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+    workspace: &WorkspaceId,
+    object_type: ObjectType,
+    object_id: &str,
+) -> ScimResult<Option<WorkspaceEntry>> {
+    // Rows without a path are objects known only from an ACL, not members of the tree.
+    let sql = format!(
+        "SELECT {WORKSPACE_ENTRY_COLUMNS} FROM workspace_objects \
+         WHERE account_id = $1 AND object_type = $2 AND object_id = $3 AND workspace_id = $4 \
+         AND path IS NOT NULL"
+    );
+    query_opt(
+        session,
+        &sql,
+        params![
+            account.as_str(),
+            object_type.as_str(),
+            object_id,
+            workspace.as_str()
+        ],
+    )
+    .await?
+    .map(workspace_entry_from_row)
+    .transpose()
+}
+
+/// The workspace a registered object belongs to (`None`: no object of this type and id).
+pub async fn object_workspace<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+    object_type: ObjectType,
+    object_id: &str,
+) -> ScimResult<Option<WorkspaceId>> {
+    let row = query_opt(
+        session,
+        "SELECT workspace_id FROM workspace_objects \
+         WHERE account_id = $1 AND object_type = $2 AND object_id = $3",
+        params![account.as_str(), object_type.as_str(), object_id],
+    )
+    .await?;
+    row.map(|mut row| row.text(0).map(WorkspaceId::new))
+        .transpose()
+}
+
 pub async fn workspace_entries_in<T: SqlTransaction>(
     session: &mut T,
     account: &AccountId,
+    workspace: &WorkspaceId,
     directory: Option<&str>,
 ) -> ScimResult<Vec<WorkspaceEntry>> {
     // Two statements rather than `IS NOT DISTINCT FROM`, which no index serves.
-    let (in_directory, params) = match directory {
-        Some(directory) => (
-            "directory_id = $2",
-            vec![Param::from(account.as_str()), Param::from(directory)],
-        ),
-        None => ("directory_id IS NULL", vec![Param::from(account.as_str())]),
+    let mut params = vec![
+        Param::from(account.as_str()),
+        Param::from(workspace.as_str()),
+    ];
+    let in_directory = match directory {
+        Some(directory) => {
+            params.push(Param::from(directory));
+            "directory_id = $3"
+        }
+        None => "directory_id IS NULL",
     };
     let sql = format!(
         "SELECT {WORKSPACE_ENTRY_COLUMNS} FROM workspace_objects \
-         WHERE account_id = $1 AND {in_directory} AND path IS NOT NULL ORDER BY path"
+         WHERE account_id = $1 AND workspace_id = $2 AND {in_directory} AND path IS NOT NULL \
+         ORDER BY path"
     );
     each(
         session.query(&sql, &params).await?,
@@ -862,8 +898,8 @@ pub async fn access_snapshot<T: SqlTransaction>(
     })?;
     let rows = session
         .query(
-            "SELECT object_type, object_id, directory_id, path, language FROM workspace_objects \
-             WHERE account_id = $1 ORDER BY object_type, object_id",
+            "SELECT object_type, object_id, directory_id, path, language, workspace_id \
+             FROM workspace_objects WHERE account_id = $1 ORDER BY object_type, object_id",
             account,
         )
         .await?;
@@ -874,6 +910,7 @@ pub async fn access_snapshot<T: SqlTransaction>(
             directory: row.optional_text(2)?,
             path: row.optional_text(3)?,
             language: row.optional_text(4)?,
+            workspace: WorkspaceId::new(row.text(5)?),
         })
     })?;
     let rows = session

@@ -308,11 +308,12 @@ impl<B: SqlBackend> Store for B {
     async fn workspace_entry(
         &self,
         account: &AccountId,
+        workspace: &WorkspaceId,
         path: &str,
     ) -> ScimResult<Option<WorkspaceEntry>> {
-        let (account, path) = (account.clone(), path.to_string());
+        let (account, workspace, path) = (account.clone(), workspace.clone(), path.to_string());
         run!(self, Point, |session| read::workspace_entry(
-            session, &account, &path
+            session, &account, &workspace, &path
         ))
         .await
     }
@@ -320,11 +321,30 @@ impl<B: SqlBackend> Store for B {
     async fn workspace_entry_by_id(
         &self,
         account: &AccountId,
+        workspace: &WorkspaceId,
         object_type: ObjectType,
         object_id: &str,
     ) -> ScimResult<Option<WorkspaceEntry>> {
-        let (account, object_id) = (account.clone(), object_id.to_string());
+        let (account, workspace) = (account.clone(), workspace.clone());
+        let object_id = object_id.to_string();
         run!(self, Point, |session| read::workspace_entry_by_id(
+            session,
+            &account,
+            &workspace,
+            object_type,
+            &object_id
+        ))
+        .await
+    }
+
+    async fn object_workspace(
+        &self,
+        account: &AccountId,
+        object_type: ObjectType,
+        object_id: &str,
+    ) -> ScimResult<Option<WorkspaceId>> {
+        let (account, object_id) = (account.clone(), object_id.to_string());
+        run!(self, Point, |session| read::object_workspace(
             session,
             &account,
             object_type,
@@ -336,12 +356,15 @@ impl<B: SqlBackend> Store for B {
     async fn workspace_entries_in(
         &self,
         account: &AccountId,
+        workspace: &WorkspaceId,
         directory: Option<&str>,
     ) -> ScimResult<Vec<WorkspaceEntry>> {
-        let (account, directory) = (account.clone(), directory.map(str::to_string));
+        let (account, workspace) = (account.clone(), workspace.clone());
+        let directory = directory.map(str::to_string);
         run!(self, Bulk, |session| read::workspace_entries_in(
             session,
             &account,
+            &workspace,
             directory.as_deref()
         ))
         .await

@@ -164,6 +164,7 @@ async fn apply_change<T: SqlTransaction>(
                     .execute(statement, params![account.as_str(), id.as_str()])
                     .await?;
             }
+            delete_workspace_objects(transaction, account, id, log).await?;
             let deleted = transaction
                 .execute(
                     "DELETE FROM workspaces WHERE account_id = $1 AND id = $2",
@@ -239,11 +240,16 @@ async fn apply_change<T: SqlTransaction>(
             log.push(account, AccessEvent::PrincipalDeleted { id: id.clone() });
         }
         Change::Governance(change) => {
-            apply_governance(transaction, account, change, log).await?;
+            apply_governance(transaction, account, None, change, log).await?;
         }
         Change::GovernanceBatch(changes) => {
             for change in changes {
-                apply_governance(transaction, account, change, log).await?;
+                apply_governance(transaction, account, None, change, log).await?;
+            }
+        }
+        Change::WorkspaceObjects { workspace, changes } => {
+            for change in changes {
+                apply_governance(transaction, account, Some(workspace), change, log).await?;
             }
         }
         Change::Import(records) => import_records(transaction, account, records, log).await?,
@@ -1082,13 +1088,13 @@ async fn import_records<T: SqlTransaction>(
                     comment: row.comment.clone(),
                     created: row.created,
                 };
-                apply_governance(transaction, account, &change, log).await?;
+                apply_governance(transaction, account, None, &change, log).await?;
                 if row.isolation_mode != IsolationMode::Open {
                     let change = GovernanceChange::SetIsolationMode {
                         catalog: row.full_name.clone(),
                         isolation_mode: row.isolation_mode,
                     };
-                    apply_governance(transaction, account, &change, log).await?;
+                    apply_governance(transaction, account, None, &change, log).await?;
                 }
             }
             ImportRecord::Binding(row) => {
@@ -1097,7 +1103,7 @@ async fn import_records<T: SqlTransaction>(
                     workspace: row.workspace.clone(),
                     binding_type: Some(row.binding_type),
                 };
-                apply_governance(transaction, account, &change, log).await?;
+                apply_governance(transaction, account, None, &change, log).await?;
             }
             ImportRecord::Grant(row) => {
                 let change = GovernanceChange::Grant {
@@ -1106,21 +1112,22 @@ async fn import_records<T: SqlTransaction>(
                     principal: row.principal.clone(),
                     privileges: vec![row.privilege],
                 };
-                apply_governance(transaction, account, &change, log).await?;
+                apply_governance(transaction, account, None, &change, log).await?;
             }
             ImportRecord::Object(row) => {
                 transaction
                     .execute(
-                        "INSERT INTO workspace_objects \
-                         (account_id, object_type, object_id, directory_id, path, language) \
-                         VALUES ($1, $2, $3, $4, $5, $6)",
+                        "INSERT INTO workspace_objects (account_id, object_type, object_id, \
+                         directory_id, path, language, workspace_id) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
                         params![
                             account.as_str(),
                             row.object_type.as_str(),
                             &row.object_id,
                             row.directory.as_deref(),
                             row.path.as_deref(),
-                            row.language.as_deref()
+                            row.language.as_deref(),
+                            row.workspace.as_str()
                         ],
                     )
                     .await?;
@@ -1230,9 +1237,11 @@ fn not_found(securable_type: SecurableType, full_name: &str) -> ScimError {
 
 /// Applies a governance change and logs it, unless it is a precondition (which writes nothing
 /// and is not logged).
+/// `workspace` is the one the change's objects belong to (a Unity Catalog change has none).
 async fn apply_governance<T: SqlTransaction>(
     transaction: &mut T,
     account: &AccountId,
+    workspace: Option<&WorkspaceId>,
     change: &GovernanceChange,
     log: &mut Log,
 ) -> ScimResult<()> {
@@ -1400,7 +1409,7 @@ async fn apply_governance<T: SqlTransaction>(
             object_id,
             entries,
         } => {
-            register_object(transaction, account, *object_type, object_id).await?;
+            register_object(transaction, account, workspace, *object_type, object_id).await?;
             let object = params![account.as_str(), object_type.as_str(), object_id];
             transaction
                 .execute(
@@ -1453,9 +1462,10 @@ async fn apply_governance<T: SqlTransaction>(
             object_id,
             directory,
         } => {
-            register_object(transaction, account, *object_type, object_id).await?;
+            register_object(transaction, account, workspace, *object_type, object_id).await?;
             if let Some(directory) = directory {
-                register_object(transaction, account, ObjectType::Directories, directory).await?;
+                let directories = ObjectType::Directories;
+                register_object(transaction, account, workspace, directories, directory).await?;
             }
             transaction
                 .execute(
@@ -1471,7 +1481,8 @@ async fn apply_governance<T: SqlTransaction>(
                 .await?;
         }
         GovernanceChange::CreateWorkspaceEntry { entry } => {
-            create_workspace_entry(transaction, account, entry).await?
+            let workspace = workspace.ok_or_else(no_workspace)?;
+            create_workspace_entry(transaction, account, workspace, entry).await?
         }
         GovernanceChange::SetIsolationMode {
             catalog,
@@ -1605,20 +1616,22 @@ async fn rename_securable<T: SqlTransaction>(
 async fn create_workspace_entry<T: SqlTransaction>(
     transaction: &mut T,
     account: &AccountId,
+    workspace: &WorkspaceId,
     entry: &WorkspaceEntry,
 ) -> ScimResult<()> {
     let inserted = transaction
         .execute(
-            "INSERT INTO workspace_objects \
-             (account_id, object_type, object_id, directory_id, path, language) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            "INSERT INTO workspace_objects (account_id, object_type, object_id, directory_id, \
+             path, language, workspace_id) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT DO NOTHING",
             params![
                 account.as_str(),
                 entry.object_type.as_str(),
                 &entry.object_id,
                 entry.directory.as_deref(),
                 &entry.path,
-                entry.language.as_deref()
+                entry.language.as_deref(),
+                workspace.as_str()
             ],
         )
         .await?;
@@ -1633,18 +1646,76 @@ async fn create_workspace_entry<T: SqlTransaction>(
     Ok(())
 }
 
+/// Registers an object in `workspace` if it is new. An object of another workspace is
+/// answered as a missing one: the app checks this before writing, and this is the same check
+/// inside the write, for an object that another request registered in between.
 async fn register_object<T: SqlTransaction>(
     transaction: &mut T,
     account: &AccountId,
+    workspace: Option<&WorkspaceId>,
     object_type: ObjectType,
     object_id: &str,
 ) -> ScimResult<()> {
+    let workspace = workspace.ok_or_else(no_workspace)?;
     transaction
         .execute(
-            "INSERT INTO workspace_objects (account_id, object_type, object_id) \
-             VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            params![account.as_str(), object_type.as_str(), object_id],
+            "INSERT INTO workspace_objects (account_id, object_type, object_id, workspace_id) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            params![
+                account.as_str(),
+                object_type.as_str(),
+                object_id,
+                workspace.as_str()
+            ],
         )
         .await?;
+    if read::object_workspace(transaction, account, object_type, object_id).await?
+        != Some(workspace.clone())
+    {
+        return Err(ScimError::NotFound(format!(
+            "{} {object_id} does not exist",
+            object_type.as_str()
+        )));
+    }
+    Ok(())
+}
+
+/// A workspace object change committed without the workspace its objects belong to: a bug
+/// of the caller, never the client's.
+fn no_workspace() -> ScimError {
+    ScimError::internal("a workspace object change must name its workspace")
+}
+
+/// Deletes a workspace's objects (their ACLs go with them) and logs each removal, so the
+/// access engine forgets them too.
+async fn delete_workspace_objects<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    workspace: &WorkspaceId,
+    log: &mut Log,
+) -> ScimResult<()> {
+    let rows = transaction
+        .query(
+            "SELECT object_type, object_id FROM workspace_objects \
+             WHERE account_id = $1 AND workspace_id = $2 ORDER BY object_type, object_id",
+            params![account.as_str(), workspace.as_str()],
+        )
+        .await?;
+    let mut removed = Vec::with_capacity(rows.len());
+    for mut row in rows {
+        removed.push(GovernanceChange::RemoveObject {
+            object_type: read::object_type_of(&row.text(0)?)?,
+            object_id: row.text(1)?,
+        });
+    }
+    transaction
+        .execute(
+            "DELETE FROM workspace_objects WHERE account_id = $1 AND workspace_id = $2",
+            params![account.as_str(), workspace.as_str()],
+        )
+        .await?;
+    for change in removed {
+        log.push(account, AccessEvent::Governance(change));
+    }
     Ok(())
 }
