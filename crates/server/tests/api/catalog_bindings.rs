@@ -11,24 +11,6 @@ use crate::unity_catalog::{databricks_error, UC};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-/// A request with `token` (or none) to a path from the root.
-async fn call(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> Reply {
-    let mut request = app.client.request(method, format!("{}{path}", app.address));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    read(request.send().await.unwrap()).await
-}
-
 /// A Unity Catalog request addressed to a workspace by `/w/{id}`.
 async fn uc_in(
     app: &TestApp,

@@ -234,6 +234,24 @@ pub async fn bootstrapped(url: &str) -> (Services, String, scimitar_domain::Acco
     (services, token, bootstrap.account.id)
 }
 
+/// A request with `token` (or none) to a path from the root, with a JSON body if given.
+pub async fn call(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Reply {
+    let mut request = app.client.request(method, format!("{}{path}", app.address));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    read(request.send().await.expect("sent")).await
+}
+
 pub async fn read(response: reqwest::Response) -> Reply {
     let status = response.status().as_u16();
     let headers = response.headers().clone();

@@ -7,24 +7,6 @@ use crate::support::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-/// A request with `token` (or none) to a path from the root.
-async fn call(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> Reply {
-    let mut request = app.client.request(method, format!("{}{path}", app.address));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    read(request.send().await.unwrap()).await
-}
-
 fn workspaces_path(app: &TestApp) -> String {
     format!("/api/2.0/accounts/{}/workspaces", app.account)
 }
