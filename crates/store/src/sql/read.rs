@@ -270,18 +270,24 @@ pub async fn principal_by_name<T: SqlTransaction>(
 }
 
 /// A condition on `principals p`: the principal belongs to the workspace's directory. It is
-/// assigned there, or is a member (through nested groups) of a group that is, or is one of
-/// the account's system groups. A recursive walk down from the assignments, which are few
-/// (principals are mostly assigned through groups).
+/// one of the account's system groups, or assigned there (a point lookup, true for most
+/// principals, which were made through the workspace, and which spares the rest), or a member
+/// (through nested groups) of an assigned group: a recursive walk down from the assignments.
+/// The walk's step names the reached rows first (`reach r CROSS JOIN memberships m`, an order
+/// SQLite keeps), so each step is a primary-key lookup: SQLite 3.50 otherwise scanned the
+/// account's memberships for every reached row, 0.15 s for a workspace of 1,300 users.
 fn in_workspace_condition(builder: &mut SqlBuilder<'_>, account: &str, workspace: &str) -> String {
     let account = builder.bind(SqlValue::Text(account.to_string()));
     let workspace = builder.bind(SqlValue::Text(workspace.to_string()));
     format!(
-        "(p.system = TRUE OR p.id IN (WITH RECURSIVE reach(id) AS (\
+        "(p.system = TRUE \
+         OR EXISTS (SELECT 1 FROM workspace_assignments a WHERE a.account_id = p.account_id \
+         AND a.workspace_id = {workspace} AND a.principal_id = p.id) \
+         OR p.id IN (WITH RECURSIVE reach(id) AS (\
          SELECT principal_id FROM workspace_assignments \
          WHERE account_id = {account} AND workspace_id = {workspace} \
-         UNION SELECT m.member_id FROM memberships m JOIN reach r ON m.group_id = r.id \
-         WHERE m.account_id = {account}) SELECT id FROM reach))"
+         UNION SELECT m.member_id FROM reach r CROSS JOIN memberships m \
+         WHERE m.account_id = {account} AND m.group_id = r.id) SELECT id FROM reach))"
     )
 }
 
