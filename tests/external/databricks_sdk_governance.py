@@ -30,33 +30,13 @@ import uuid
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.config import Config
 from databricks.sdk.errors import DatabricksError, NotFound, ResourceAlreadyExists
+from scenario_checks import ScenarioFailure, expect, expect_raises
 from databricks.sdk.service import catalog, iam, sql
 
 PATCH_SCHEMAS = [iam.PatchSchema.URN_IETF_PARAMS_SCIM_API_MESSAGES_2_0_PATCH_OP]
 
 # Any id is accepted: Scimitar runs governance statements without compute.
 WAREHOUSE_ID = "scimitar"
-
-
-class ScenarioFailure(Exception):
-    """A check in the scenario did not hold."""
-
-
-def expect(condition: bool, message: str) -> None:
-    if not condition:
-        raise ScenarioFailure(message)
-
-
-def expect_raises(error_type, action, what: str) -> None:
-    try:
-        action()
-    except error_type:
-        return
-    except DatabricksError as error:
-        raise ScenarioFailure(
-            f"{what}: expected {error_type.__name__}, got {type(error).__name__}: {error}"
-        ) from error
-    raise ScenarioFailure(f"{what}: expected {error_type.__name__}, nothing was raised")
 
 
 class Scenario:
