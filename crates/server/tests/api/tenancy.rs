@@ -210,8 +210,35 @@ async fn workspaces_are_made_listed_renamed_and_deleted_through_the_account_api(
 }
 
 #[tokio::test]
-async fn the_account_api_refuses_missing_foreign_and_unprivileged_credentials() {
-    let app = spawn_app().await;
+async fn the_account_api_refuses_missing_expired_foreign_and_unprivileged_credentials() {
+    let (database, url) = TestDatabase::fresh().await;
+    let app = spawn_app_on(database, &url).await;
+    // An account admin's token that has expired: no API makes one, so it is written directly.
+    let admin_id = app.get("/Me").await.id();
+    let expired = format!(
+        "{}{}",
+        scimitar_domain::credentials::TOKEN_PREFIX,
+        "e".repeat(64)
+    );
+    let store = scimitar_store::open(&url).await.unwrap();
+    store
+        .apply(
+            &app.account,
+            scimitar_store::Change::CreateToken {
+                token: scimitar_domain::credentials::Token {
+                    id: "00000000-0000-4000-8000-00000000e014".into(),
+                    account: app.account.clone(),
+                    principal: scimitar_domain::PrincipalId::new(&admin_id),
+                    scope: scimitar_domain::credentials::TokenScope::Admin,
+                    comment: None,
+                    created: scimitar_domain::Timestamp::from_micros(1),
+                    expires: Some(scimitar_domain::Timestamp::from_micros(2)),
+                },
+                digest: scimitar_domain::credentials::token_digest(&expired),
+            },
+        )
+        .await
+        .unwrap();
     let workspace = new_workspace(&app, "B", None).await;
     let user = account_user(&app, "plain@example.com").await;
     let user_token = app.token_for(&user).await;
@@ -265,6 +292,9 @@ async fn the_account_api_refuses_missing_foreign_and_unprivileged_credentials() 
     for (method, path, body) in &routes {
         let missing = call(&app, method.clone(), path, None, body.clone()).await;
         databricks_error(&missing, 401, "UNAUTHENTICATED");
+        let expired_reply = call(&app, method.clone(), path, Some(&expired), body.clone()).await;
+        assert_eq!(expired_reply.body, missing.body, "{method} {path}");
+        assert_eq!(expired_reply.status, 401);
         for token in [&user_token, &workspace_admin_token, &foreign_token] {
             let refused = call(&app, method.clone(), path, Some(token), body.clone()).await;
             databricks_error(&refused, 403, "PERMISSION_DENIED");
@@ -275,6 +305,15 @@ async fn the_account_api_refuses_missing_foreign_and_unprivileged_credentials() 
             );
         }
     }
+    let expired_in_workspace = call(
+        &app,
+        Method::GET,
+        &format!("/w/{workspace}/scim/v2/Users"),
+        Some(&expired),
+        None,
+    )
+    .await;
+    expired_in_workspace.assert_error(401, None);
     // Nothing changed.
     let listed = call(&app, Method::GET, &base, Some(&app.token), None).await;
     let names: Vec<&str> = listed
