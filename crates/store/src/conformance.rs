@@ -3163,6 +3163,8 @@ pub async fn workspaces_and_assignments_follow_their_changes(stores: &mut Stores
 
     store.apply(&account, assign("outer", None)).await.unwrap();
     assert_eq!(listed(PrincipalKind::User).await, (1, vec!["u2".into()]));
+    // Taking back an assignment that is not there changes nothing and is no error.
+    store.apply(&account, assign("outer", None)).await.unwrap();
     store
         .apply(
             &account,
@@ -3234,6 +3236,14 @@ pub async fn workspaces_and_assignments_follow_their_changes(stores: &mut Stores
         .await
         .unwrap()
         .is_none());
+    // Assigning, or taking an assignment back, in a deleted workspace: not found either way.
+    for permission in [Some(WorkspacePermission::Admin), None] {
+        let gone = store
+            .apply(&account, assign("u3", permission))
+            .await
+            .unwrap_err();
+        assert!(matches!(gone, ScimError::NotFound(_)), "{gone:?}");
+    }
 
     let events: Vec<String> = whole_log(store).await[start..]
         .iter()

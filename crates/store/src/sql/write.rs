@@ -402,38 +402,53 @@ async fn assign<T: SqlTransaction>(
     permission: Option<WorkspacePermission>,
     log: &mut Log,
 ) -> ScimResult<()> {
-    // Checked here, in the transaction, rather than left to the foreign key: a workspace
-    // deleted since the request found it is the client's 404, not a constraint failure.
-    let exists = query_one(
-        transaction,
-        "SELECT EXISTS (SELECT 1 FROM workspaces WHERE account_id = $1 AND id = $2)",
-        params![account.as_str(), workspace.as_str()],
-    )
-    .await?
-    .boolean(0)?;
-    if !exists {
-        return Err(workspace_not_found(workspace));
-    }
-    transaction
-        .execute(
-            "DELETE FROM workspace_assignments \
-             WHERE account_id = $1 AND workspace_id = $2 AND principal_id = $3",
-            params![account.as_str(), workspace.as_str(), principal.as_str()],
+    // One statement whichever way it goes (a principal made through a workspace is assigned in
+    // the same transaction, so this is on the path of every SCIM POST). A workspace deleted
+    // since the request found it is the client's 404, not a constraint failure: checked in the
+    // statement rather than left to the foreign key.
+    let written = match permission {
+        Some(permission) => {
+            transaction
+                .execute(
+                    "INSERT INTO workspace_assignments \
+                     (account_id, workspace_id, principal_id, permission) \
+                     SELECT $1, $2, $3, $4 WHERE EXISTS \
+                     (SELECT 1 FROM workspaces WHERE account_id = $1 AND id = $2) \
+                     ON CONFLICT (account_id, workspace_id, principal_id) \
+                     DO UPDATE SET permission = excluded.permission",
+                    params![
+                        account.as_str(),
+                        workspace.as_str(),
+                        principal.as_str(),
+                        permission.as_str()
+                    ],
+                )
+                .await?
+        }
+        None => {
+            transaction
+                .execute(
+                    "DELETE FROM workspace_assignments \
+                     WHERE account_id = $1 AND workspace_id = $2 AND principal_id = $3",
+                    params![account.as_str(), workspace.as_str(), principal.as_str()],
+                )
+                .await?
+        }
+    };
+    // Nothing written: either the workspace is gone, or (removing) there was no assignment.
+    if written == 0 {
+        let exists = query_one(
+            transaction,
+            "SELECT EXISTS (SELECT 1 FROM workspaces WHERE account_id = $1 AND id = $2)",
+            params![account.as_str(), workspace.as_str()],
         )
-        .await?;
-    if let Some(permission) = permission {
-        transaction
-            .execute(
-                "INSERT INTO workspace_assignments \
-                 (account_id, workspace_id, principal_id, permission) VALUES ($1, $2, $3, $4)",
-                params![
-                    account.as_str(),
-                    workspace.as_str(),
-                    principal.as_str(),
-                    permission.as_str()
-                ],
-            )
-            .await?;
+        .await?
+        .boolean(0)?;
+        if !exists {
+            return Err(workspace_not_found(workspace));
+        }
+        // An assignment taken back that was not there: nothing for the engines to follow.
+        return Ok(());
     }
     log.push(
         account,
