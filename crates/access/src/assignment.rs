@@ -126,6 +126,37 @@ impl AccessModel {
         })
     }
 
+    /// How an `ADMIN` assignment of `workspace` reaches `principal`: `Some(true)` when it is
+    /// assigned `ADMIN` itself, `Some(false)` when only through a group it is in (active groups
+    /// only, as [`AccessModel::workspace_permission`]), `None` when none does. The workspace's
+    /// `admins` group is rendered from this (`Services::within_workspace_of`).
+    pub fn admin_assignment(
+        &self,
+        workspace: &WorkspaceId,
+        principal: &PrincipalId,
+    ) -> Option<bool> {
+        let assigned = self.assignments.by_workspace.get(workspace)?;
+        let subject = self.principals.slot(principal).ok()?;
+        if assigned.get(&subject) == Some(&WorkspacePermission::Admin) {
+            return Some(true);
+        }
+        let through_group = self.principals.with_ancestry(subject, |ancestry| {
+            ancestry
+                .nodes()
+                .any(|(slot, _)| assigned.get(&slot) == Some(&WorkspacePermission::Admin))
+        });
+        through_group.then_some(false)
+    }
+
+    /// The principals assigned `ADMIN` in `workspace` themselves, in principal id order.
+    pub fn admin_assignees(&self, workspace: &WorkspaceId) -> Vec<PrincipalRef> {
+        self.workspace_assignments(workspace)
+            .into_iter()
+            .filter(|(_, permission)| *permission == WorkspacePermission::Admin)
+            .map(|(principal, _)| principal)
+            .collect()
+    }
+
     /// Whether `principal` belongs to `workspace`'s directory: it, or a group it is in, is
     /// assigned there. Unlike [`AccessModel::workspace_permission`] this counts inactive
     /// principals and groups, so that admins still see (and can reactivate) a deactivated user

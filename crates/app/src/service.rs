@@ -11,6 +11,7 @@ use crate::access::AccessEngine;
 use crate::authority::{
     not_an_admin, AccountAdmin, Actor, Credential, PrincipalManager, PrincipalUpdate,
 };
+use scimitar_access::AccessModel;
 use scimitar_domain::credentials::{hash_password, Token, TokenScope, TokenSecret};
 use scimitar_domain::filter::ResolvedFilter;
 use scimitar_domain::patch::{apply_patch, password_in, MembershipStep, PatchOperation};
@@ -1173,7 +1174,8 @@ impl Services {
         } else {
             without_display(members)
         };
-        let (members, groups) = self.within_workspace_of(actor, members, groups);
+        let with_display = projection.requests("members", "display");
+        let (members, groups) = self.within_workspace_of(actor, members, groups, with_display);
         principals
             .iter()
             .map(|principal| {
@@ -1330,6 +1332,7 @@ impl Services {
             groups
                 .map(|groups| HashMap::from([(principal.id.clone(), groups)]))
                 .unwrap_or_default(),
+            projection.requests("members", "display"),
         );
         let (members, groups) = (members.remove(&principal.id), groups.remove(&principal.id));
         let document = Document {
@@ -1350,6 +1353,7 @@ impl Services {
         actor: &Actor,
         mut members: HashMap<PrincipalId, Vec<MemberRef>>,
         mut groups: HashMap<PrincipalId, Vec<GroupRef>>,
+        with_display: bool,
     ) -> (
         HashMap<PrincipalId, Vec<MemberRef>>,
         HashMap<PrincipalId, Vec<GroupRef>>,
@@ -1368,6 +1372,7 @@ impl Services {
                         || model.in_workspace(workspace, &group.id)
                 });
             }
+            with_workspace_admins(model, workspace, &mut members, &mut groups, with_display);
         });
         if filtered.is_err() {
             // No model of the account: show nothing rather than everything.
@@ -1720,4 +1725,57 @@ fn check_system_group_membership(
         ));
     }
     Ok(())
+}
+
+/// The workspace's `admins` group follows `ADMIN` assignment, as in Databricks: rendered in a
+/// workspace, `admins` lists, besides those of its stored members the workspace holds (the
+/// account admins, who administer every workspace), the principals assigned `ADMIN` there
+/// themselves; and a principal an `ADMIN` assignment reaches lists `admins` among its groups,
+/// directly when it is assigned itself. Stored membership of `admins` stays the account
+/// admins' alone: assignment, not membership, makes a workspace admin.
+fn with_workspace_admins(
+    model: &AccessModel,
+    workspace: &WorkspaceId,
+    members: &mut HashMap<PrincipalId, Vec<MemberRef>>,
+    groups: &mut HashMap<PrincipalId, Vec<GroupRef>>,
+    with_display: bool,
+) {
+    let Some(admins) = model.admins_group() else {
+        return;
+    };
+    if let Some(listed) = members.get_mut(&admins.id) {
+        for assignee in model.admin_assignees(workspace) {
+            if !listed.iter().any(|member| member.id == assignee.id) {
+                listed.push(MemberRef {
+                    id: assignee.id,
+                    kind: assignee.kind,
+                    display: with_display.then_some(assignee.name),
+                });
+            }
+        }
+    }
+    for (principal, list) in groups.iter_mut() {
+        let Some(direct) = model.admin_assignment(workspace, principal) else {
+            continue;
+        };
+        match list.iter_mut().find(|group| group.id == admins.id) {
+            Some(listed) => listed.direct |= direct,
+            None => {
+                let at = list
+                    .iter()
+                    .position(|group| {
+                        group.display.as_deref().map(fold_case) > Some(fold_case(&admins.name))
+                    })
+                    .unwrap_or(list.len());
+                list.insert(
+                    at,
+                    GroupRef {
+                        id: admins.id.clone(),
+                        display: Some(admins.name.clone()),
+                        direct,
+                    },
+                );
+            }
+        }
+    }
 }

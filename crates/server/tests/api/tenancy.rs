@@ -784,3 +784,95 @@ async fn a_workspace_renders_only_its_own_members_and_groups() {
         whole.body
     );
 }
+
+/// The workspace's `admins` follows `ADMIN` assignment: in the workspace, `admins` lists the
+/// principals assigned `ADMIN` there, and such a principal lists
+/// `admins` among its groups; in another workspace, and through the account API, neither.
+#[tokio::test]
+async fn a_workspace_admins_group_follows_admin_assignment() {
+    let app = spawn_app().await;
+    let (one, two) = (
+        new_workspace(&app, "one", None).await,
+        new_workspace(&app, "two", None).await,
+    );
+    let ann = account_user(&app, "ann@example.com").await;
+    let bob = account_user(&app, "bob@example.com").await;
+    let team = account_group(&app, "stewards", &[&bob]).await;
+    for (workspace, principal, permission) in [
+        (&one, &ann, "ADMIN"),
+        (&two, &ann, "USER"),
+        (&one, &team, "ADMIN"),
+        (&two, &team, "USER"),
+    ] {
+        let reply = assign(&app, workspace, principal, json!([permission])).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let admins = app.system_group_id("admins").await;
+    let get = |path: String| {
+        let app = &app;
+        async move { call(app, Method::GET, &path, Some(&app.token), None).await }
+    };
+    let group_names = |body: &Value| -> Vec<(String, String)> {
+        body["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|group| {
+                (
+                    group["display"].as_str().unwrap().to_string(),
+                    group["type"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+
+    let in_one = get(format!("/w/{one}/scim/v2/Groups/{admins}")).await;
+    assert_eq!(in_one.status, 200, "{}", in_one.body);
+    let members = member_ids_of(&in_one.body);
+    assert!(
+        members.contains(&ann) && members.contains(&team),
+        "{members:?}"
+    );
+    assert!(
+        !members.contains(&bob),
+        "a member of an ADMIN group is not listed itself"
+    );
+    let ann_in_one = get(format!("/w/{one}/scim/v2/Users/{ann}")).await;
+    assert!(
+        group_names(&ann_in_one.body).contains(&("admins".into(), "direct".into())),
+        "{}",
+        ann_in_one.body
+    );
+    let bob_in_one = get(format!("/w/{one}/scim/v2/Users/{bob}")).await;
+    assert!(
+        group_names(&bob_in_one.body).contains(&("admins".into(), "indirect".into())),
+        "{}",
+        bob_in_one.body
+    );
+
+    let in_two = get(format!("/w/{two}/scim/v2/Groups/{admins}")).await;
+    let members = member_ids_of(&in_two.body);
+    assert!(
+        !members.contains(&ann) && !members.contains(&team),
+        "{members:?}"
+    );
+    let ann_in_two = get(format!("/w/{two}/scim/v2/Users/{ann}")).await;
+    assert!(
+        !group_names(&ann_in_two.body)
+            .iter()
+            .any(|(name, _)| name == "admins"),
+        "{}",
+        ann_in_two.body
+    );
+    let account_view = get(format!(
+        "/api/2.0/accounts/{}/scim/v2/Groups/{admins}",
+        app.account
+    ))
+    .await;
+    assert!(!member_ids_of(&account_view.body).contains(&ann));
+
+    // Taking the assignment back takes `admins` back with it.
+    assert_eq!(assign(&app, &one, &ann, json!(["USER"])).await.status, 200);
+    let after = get(format!("/w/{one}/scim/v2/Groups/{admins}")).await;
+    assert!(!member_ids_of(&after.body).contains(&ann), "{}", after.body);
+}
