@@ -545,7 +545,9 @@ async fn insert_principal<T: SqlTransaction>(
             ],
         )
         .await?;
-    write_emails(transaction, account, principal, &keys.emails).await?;
+    // A new row has no email rows yet (deleting a principal deletes them): only the inserts,
+    // which keeps a SCIM POST one round trip shorter.
+    insert_emails(transaction, account, principal, &keys.emails).await?;
     let facts = PrincipalFacts::from_keys(principal, &keys);
     log.push(account, AccessEvent::PrincipalSaved(facts));
     Ok(())
@@ -575,6 +577,15 @@ async fn write_emails<T: SqlTransaction>(
             owner,
         )
         .await?;
+    insert_emails(transaction, account, principal, emails).await
+}
+
+async fn insert_emails<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    principal: &Principal,
+    emails: &[EmailKey],
+) -> ScimResult<()> {
     for (position, email) in emails.iter().enumerate() {
         let value = fold_case(&email.value);
         transaction
