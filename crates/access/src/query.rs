@@ -1168,7 +1168,9 @@ impl AccessModel {
         }
         let assigned = self.assigned_slots(workspace);
         for (slot, permission) in &assigned {
-            if *permission == WorkspacePermission::Admin {
+            // An account admin assigned `ADMIN` too is explained through `admins`, as in
+            // every other workspace.
+            if *permission == WorkspacePermission::Admin && self.admin_position(*slot).is_none() {
                 holders.push(*slot);
                 sources.push(Source::WorkspaceAdmin);
             }
