@@ -915,6 +915,29 @@ async fn entitlements_are_per_workspace_read_and_written_through_each_workspaces
     let got = call(&app, Method::GET, &in_a, Some(&app.token), None).await;
     assert_eq!(entitlement_values(&got.body), ["allow-cluster-create"]);
 
+    // A Bulk request in B writes B's entitlements alone too.
+    let bulk = call(
+        &app,
+        Method::POST,
+        &format!("/w/{b}/api/2.0/preview/scim/v2/Bulk"),
+        Some(&app.token),
+        Some(json!({"schemas": [BULK_REQUEST_SCHEMA], "Operations": [
+            {"method": "PATCH", "path": format!("/Users/{user}"), "data": patch_op(json!([
+                {"op": "add", "path": "entitlements", "value": [{"value": "workspace-consume"}]}
+            ]))}
+        ]})),
+    )
+    .await;
+    assert_eq!(bulk.status, 200, "{}", bulk.body);
+    assert_eq!(bulk.body["Operations"][0]["status"], "200", "{}", bulk.body);
+    let got = call(&app, Method::GET, &in_b, Some(&app.token), None).await;
+    assert_eq!(
+        entitlement_values(&got.body),
+        ["allow-instance-pool-create", "workspace-consume"]
+    );
+    let got = call(&app, Method::GET, &in_a, Some(&app.token), None).await;
+    assert_eq!(entitlement_values(&got.body), ["allow-cluster-create"]);
+
     // The account API names entitlements in vain: they are a workspace's, so it keeps none.
     let account_version = call(&app, Method::GET, &on_account, Some(&app.token), None)
         .await
@@ -935,7 +958,10 @@ async fn entitlements_are_per_workspace_read_and_written_through_each_workspaces
     assert_eq!(ignored.body["meta"]["version"], account_version);
     for (path, expected) in [
         (&in_a, vec!["allow-cluster-create"]),
-        (&in_b, vec!["allow-instance-pool-create"]),
+        (
+            &in_b,
+            vec!["allow-instance-pool-create", "workspace-consume"],
+        ),
     ] {
         let got = call(&app, Method::GET, path, Some(&app.token), None).await;
         assert_eq!(entitlement_values(&got.body), expected, "{path}");
