@@ -78,9 +78,10 @@ impl AccessModel {
         Ok(())
     }
 
-    /// Forgets a deleted workspace's assignments and catalog bindings.
+    /// Forgets a deleted workspace's assignments, entitlements and catalog bindings.
     pub fn forget_workspace(&mut self, workspace: &WorkspaceId) {
         self.assignments.by_workspace.remove(workspace);
+        self.entitlements.forget_workspace(workspace);
         self.forget_bindings_of(workspace);
     }
 
@@ -154,6 +155,53 @@ impl AccessModel {
             .into_iter()
             .filter(|(_, permission)| *permission == WorkspacePermission::Admin)
             .map(|(principal, _)| principal)
+            .collect()
+    }
+
+    /// The most any assignment in `workspace` gives one of the ancestry's nodes, with the
+    /// position of the node that holds it: [`AccessModel::workspace_permission`] for a walk
+    /// the caller has already made.
+    pub(crate) fn permission_in_ancestry(
+        &self,
+        workspace: &WorkspaceId,
+        ancestry: &crate::principals::Ancestry,
+    ) -> Option<(WorkspacePermission, u32)> {
+        let assigned = self.assignments.by_workspace.get(workspace)?;
+        ancestry
+            .nodes()
+            .filter_map(|(slot, position)| {
+                assigned
+                    .get(&slot)
+                    .map(|permission| (*permission, position))
+            })
+            .max_by_key(|(permission, _)| *permission)
+    }
+
+    /// What the slot is directly assigned in `workspace`, if anything.
+    pub(crate) fn assigned_permission(
+        &self,
+        workspace: &WorkspaceId,
+        slot: u32,
+    ) -> Option<WorkspacePermission> {
+        self.assignments
+            .by_workspace
+            .get(workspace)?
+            .get(&slot)
+            .copied()
+    }
+
+    /// The slots directly assigned in `workspace`, each with what it is assigned, in slot
+    /// order.
+    pub(crate) fn assigned_slots(
+        &self,
+        workspace: &WorkspaceId,
+    ) -> Vec<(u32, WorkspacePermission)> {
+        self.assignments
+            .by_workspace
+            .get(workspace)
+            .into_iter()
+            .flatten()
+            .map(|(slot, permission)| (*slot, *permission))
             .collect()
     }
 

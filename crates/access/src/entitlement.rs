@@ -1,9 +1,14 @@
-//! Workspace entitlements (`workspace-access`, ...) and sets of them as a small bit mask.
+//! Workspace entitlements (`workspace-access`, ...), sets of them as a small bit mask, and
+//! what each principal is assigned in each workspace.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+use scimitar_domain::WorkspaceId;
+
 use crate::error::AccessError;
+use crate::hash::FastMap;
 
 /// A workspace entitlement, by its SCIM `entitlements[].value`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -114,6 +119,62 @@ impl fmt::Display for EntitlementSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&str> = self.iter().map(Entitlement::as_str).collect();
         f.write_str(&names.join(", "))
+    }
+}
+
+/// Entitlements are per workspace, as in Databricks: what each principal is assigned in each
+/// workspace of the account, by workspace, then principal slot. Only principals assigned
+/// something have an entry, so a workspace costs nothing for the principals it leaves alone.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WorkspaceEntitlements {
+    by_workspace: BTreeMap<WorkspaceId, FastMap<u32, EntitlementSet>>,
+}
+
+impl WorkspaceEntitlements {
+    /// What the slot is assigned itself in the workspace (not through groups).
+    pub(crate) fn of(&self, workspace: &WorkspaceId, slot: u32) -> EntitlementSet {
+        self.by_workspace
+            .get(workspace)
+            .and_then(|assigned| assigned.get(&slot))
+            .copied()
+            .unwrap_or(EntitlementSet::EMPTY)
+    }
+
+    pub(crate) fn set(&mut self, workspace: &WorkspaceId, slot: u32, set: EntitlementSet) {
+        if set.is_empty() {
+            if let Some(assigned) = self.by_workspace.get_mut(workspace) {
+                assigned.remove(&slot);
+            }
+            return;
+        }
+        self.by_workspace
+            .entry(workspace.clone())
+            .or_default()
+            .insert(slot, set);
+    }
+
+    /// Every slot assigned something in the workspace, with what, in slot order (so that
+    /// answers built from it do not depend on the hash seed).
+    pub(crate) fn assigned_in(&self, workspace: &WorkspaceId) -> Vec<(u32, EntitlementSet)> {
+        let mut assigned: Vec<(u32, EntitlementSet)> = self
+            .by_workspace
+            .get(workspace)
+            .into_iter()
+            .flatten()
+            .map(|(slot, set)| (*slot, *set))
+            .collect();
+        assigned.sort_unstable_by_key(|(slot, _)| *slot);
+        assigned
+    }
+
+    pub(crate) fn forget_slot(&mut self, slot: u32) {
+        for assigned in self.by_workspace.values_mut() {
+            assigned.remove(&slot);
+        }
+    }
+
+    pub(crate) fn forget_workspace(&mut self, workspace: &WorkspaceId) {
+        self.by_workspace.remove(workspace);
     }
 }
 

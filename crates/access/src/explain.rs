@@ -64,7 +64,8 @@ pub enum Source {
         object: ObjectRef,
         level: PermissionLevel,
     },
-    /// Membership of the `admins` group.
+    /// Membership of the `admins` group; for entitlements, also an `ADMIN` assignment in the
+    /// workspace asked about (the chain then ends at the assigned principal or group).
     WorkspaceAdmin,
     /// An entitlement assigned to the holder.
     Entitlement { entitlement: Entitlement },

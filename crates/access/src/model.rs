@@ -1,10 +1,10 @@
 //! [`AccessModel`], one per account, and every change that can be made to it. Queries are in
 //! `query.rs`.
 
-use scimitar_domain::{PrincipalId, PrincipalKind};
+use scimitar_domain::{PrincipalId, PrincipalKind, WorkspaceId};
 
 use crate::catalog::Catalog;
-use crate::entitlement::EntitlementSet;
+use crate::entitlement::{EntitlementSet, WorkspaceEntitlements};
 use crate::error::AccessError;
 use crate::object::{AclEntry, ObjectType, PermissionLevel};
 use crate::principals::{Holding, Principals};
@@ -39,6 +39,8 @@ pub struct AccessModel {
     pub(crate) catalog: Catalog,
     pub(crate) objects: Objects,
     pub(crate) assignments: crate::assignment::Assignments,
+    /// What each principal is assigned itself, per workspace.
+    pub(crate) entitlements: WorkspaceEntitlements,
 }
 
 /// How much one model holds, for metrics.
@@ -107,6 +109,7 @@ impl AccessModel {
             self.principals.add_holding(slot, holding);
         }
         self.forget_assignments_of(slot);
+        self.entitlements.forget_slot(slot);
         self.principals.remove(slot);
         Ok(())
     }
@@ -151,14 +154,16 @@ impl AccessModel {
         self.principals.access_sets_fresh()
     }
 
-    /// Replaces the entitlements assigned to the principal itself.
+    /// Replaces the entitlements assigned to the principal itself in `workspace`; those it
+    /// holds in other workspaces stay as they are.
     pub fn set_entitlements(
         &mut self,
+        workspace: &WorkspaceId,
         principal: &PrincipalId,
         entitlements: EntitlementSet,
     ) -> Result<(), AccessError> {
         let slot = self.principals.slot(principal)?;
-        self.principals.set_entitlements(slot, entitlements);
+        self.entitlements.set(workspace, slot, entitlements);
         Ok(())
     }
 

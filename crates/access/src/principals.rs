@@ -1,7 +1,7 @@
 //! Principals interned to dense indices, the group graph over them, and the walks the engine
 //! makes over it: a principal's groups (upwards) and a group's members (downwards).
 //!
-//! Hot data (status, direct parents, direct members, entitlements) lives in parallel vectors
+//! Hot data (status, direct parents, direct members) lives in parallel vectors
 //! indexed by the principal's slot, apart from the cold names, so a walk touches as few cache
 //! lines as possible.
 
@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use scimitar_domain::{PrincipalId, PrincipalKind};
 
 use crate::closure_arena::ClosureArena;
-use crate::entitlement::EntitlementSet;
 use crate::error::AccessError;
 use crate::explain::{PrincipalRef, PrincipalView};
 use crate::hash::{FastMap, NameIndex};
@@ -89,7 +88,6 @@ pub(crate) struct Principals {
     /// rebuilds walk, so that a change above a group of a million users does not read the
     /// million.
     member_groups: FastMap<u32, Vec<u32>>,
-    entitlements: Vec<EntitlementSet>,
     records: Vec<Record>,
     holdings: Vec<Vec<Holding>>,
     /// The slot of the group named `admins`, if there is one.
@@ -496,14 +494,6 @@ impl Principals {
         self.closures.get(slot)
     }
 
-    pub(crate) fn entitlements(&self, slot: u32) -> EntitlementSet {
-        self.entitlements[slot as usize]
-    }
-
-    pub(crate) fn set_entitlements(&mut self, slot: u32, set: EntitlementSet) {
-        self.entitlements[slot as usize] = set;
-    }
-
     pub(crate) fn holdings(&self, slot: u32) -> &[Holding] {
         &self.holdings[slot as usize]
     }
@@ -566,7 +556,6 @@ impl Principals {
                 });
                 self.parents.push(Vec::new());
                 self.members.push(Vec::new());
-                self.entitlements.push(EntitlementSet::EMPTY);
                 self.records.push(Record {
                     id: id.clone(),
                     name: name.to_string(),
@@ -609,7 +598,6 @@ impl Principals {
         }
         self.member_positions.remove(&slot);
         self.member_groups.remove(&slot);
-        self.entitlements[index] = EntitlementSet::EMPTY;
         self.status[index].alive = false;
         self.status[index].active = false;
         if !self.closures.get(slot).is_empty() {

@@ -7,8 +7,9 @@
 
 use std::ops::ControlFlow;
 
-use scimitar_domain::{PrincipalId, PrincipalKind};
+use scimitar_domain::{PrincipalId, PrincipalKind, WorkspaceId};
 
+use crate::assignment::WorkspacePermission;
 use crate::catalog::{GrantEntry, Grants};
 use crate::entitlement::{Entitlement, EntitlementSet};
 use crate::error::AccessError;
@@ -863,10 +864,15 @@ impl AccessModel {
         Ok(self.admin_position(subject).is_some())
     }
 
-    /// The principal's entitlements: its own and every group's it is in, transitively; all
-    /// of them for workspace admins.
+    /// The principal's entitlements in `workspace`: its own there and every group's it is in,
+    /// transitively; all of them for account admins (members of `admins`) and for principals
+    /// assigned `ADMIN` in the workspace. A principal the workspace does not reach (neither it
+    /// nor a group it is in is assigned there) holds none there, whatever its groups carry:
+    /// the built-in `users` group's entitlements are every workspace's, but only the
+    /// workspace's own users may use them.
     pub fn effective_entitlements(
         &self,
+        workspace: &WorkspaceId,
         principal: &PrincipalId,
     ) -> Result<EntitlementSet, AccessError> {
         let subject = self.principals.slot(principal)?;
@@ -877,16 +883,21 @@ impl AccessModel {
         if self.is_admin_in(&ancestry) {
             return Ok(EntitlementSet::all());
         }
-        Ok(ancestry
-            .nodes()
-            .fold(EntitlementSet::EMPTY, |set, (slot, _)| {
-                set.union(self.principals.entitlements(slot))
-            }))
+        match self.permission_in_ancestry(workspace, &ancestry) {
+            None => Ok(EntitlementSet::EMPTY),
+            Some((WorkspacePermission::Admin, _)) => Ok(EntitlementSet::all()),
+            Some((WorkspacePermission::User, _)) => Ok(ancestry
+                .nodes()
+                .fold(EntitlementSet::EMPTY, |set, (slot, _)| {
+                    set.union(self.entitlements.of(workspace, slot))
+                })),
+        }
     }
 
     /// [`AccessModel::effective_entitlements`] with every way each entitlement is held.
     pub fn explain_entitlements(
         &self,
+        workspace: &WorkspaceId,
         principal: &PrincipalId,
     ) -> Result<Vec<EntitlementAccess>, AccessError> {
         let subject = self.principals.slot(principal)?;
@@ -894,19 +905,30 @@ impl AccessModel {
             return Ok(Vec::new());
         }
         let ancestry = self.principals.ancestry(subject);
-        let admin = self.admin_via(&ancestry);
+        let permission = self.permission_in_ancestry(workspace, &ancestry);
+        let mut admin: Vec<Via> = self.admin_via(&ancestry).into_iter().collect();
+        if let Some((WorkspacePermission::Admin, position)) = permission {
+            admin.push(Via {
+                source: Source::WorkspaceAdmin,
+                chain: self.principals.references(&ancestry.chain(position)),
+            });
+        }
+        let reached = permission.is_some();
         Ok(Entitlement::ALL
             .into_iter()
             .filter_map(|entitlement| {
                 let mut via: Vec<Via> = ancestry
                     .nodes()
-                    .filter(|(slot, _)| self.principals.entitlements(*slot).contains(entitlement))
+                    .filter(|_| reached)
+                    .filter(|(slot, _)| {
+                        self.entitlements.of(workspace, *slot).contains(entitlement)
+                    })
                     .map(|(_, position)| Via {
                         source: Source::Entitlement { entitlement },
                         chain: self.principals.references(&ancestry.chain(position)),
                     })
                     .collect();
-                via.extend(admin.clone());
+                via.extend(admin.iter().cloned());
                 (!via.is_empty()).then_some(EntitlementAccess { entitlement, via })
             })
             .collect())
@@ -983,28 +1005,41 @@ impl AccessModel {
             .collect()
     }
 
-    /// Everything the principal holds, and through which grant: entitlements, workspace
-    /// admin membership, ownerships and grants of Unity Catalog securables (a catalog or
+    /// Everything the principal holds, and through which grant: its entitlements in
+    /// `workspace` (those of a workspace that reaches it), workspace admin membership (of
+    /// `admins`, or an `ADMIN` assignment in `workspace`), ownerships and grants of Unity Catalog securables (a catalog or
     /// schema grant also covers what is below it), and workspace ACL entries (a directory's
     /// also covers what is inside it). The principal's own holdings come first, then its
     /// groups', nearest first. Whether a Unity Catalog privilege is usable also depends on
     /// the `USE` privileges: ask [`AccessModel::check`].
-    pub fn what(&self, principal: &PrincipalId) -> Result<Vec<Via>, AccessError> {
+    pub fn what(
+        &self,
+        workspace: &WorkspaceId,
+        principal: &PrincipalId,
+    ) -> Result<Vec<Via>, AccessError> {
         let subject = self.principals.slot(principal)?;
         if !self.principals.can_hold_access(subject) {
             return Ok(Vec::new());
         }
         let ancestry = self.principals.ancestry(subject);
+        let reached = self.permission_in_ancestry(workspace, &ancestry).is_some();
         let mut found = Vec::new();
         for (holder, position) in ancestry.nodes() {
             let chain = || self.principals.references(&ancestry.chain(position));
-            if self.principals.admins() == Some(holder) {
+            let workspace_admin =
+                self.assigned_permission(workspace, holder) == Some(WorkspacePermission::Admin);
+            if self.principals.admins() == Some(holder) || workspace_admin {
                 found.push(Via {
                     source: Source::WorkspaceAdmin,
                     chain: chain(),
                 });
             }
-            for entitlement in self.principals.entitlements(holder).iter() {
+            let entitlements = if reached {
+                self.entitlements.of(workspace, holder)
+            } else {
+                EntitlementSet::EMPTY
+            };
+            for entitlement in entitlements.iter() {
                 found.push(Via {
                     source: Source::Entitlement { entitlement },
                     chain: chain(),
@@ -1113,23 +1148,55 @@ impl AccessModel {
         Ok(self.holders_reached(&holders, &sources))
     }
 
-    /// Every active user and service principal holding the entitlement: assigned to itself,
-    /// to a group it is in (transitively), or through `admins`, which holds them all. Scans
-    /// every principal's entitlement byte once, a few milliseconds for a million principals.
-    pub fn who_has_entitlement(&self, entitlement: Entitlement) -> Vec<Holder> {
+    /// Every active user and service principal holding the entitlement in `workspace`:
+    /// assigned to itself there, to a group it is in (transitively), or through `admins` or
+    /// an `ADMIN` assignment in the workspace, which hold them all; among those the
+    /// workspace does not reach, only account admins (as
+    /// [`AccessModel::effective_entitlements`] says). Reads the workspace's assigned
+    /// entitlements once, then walks down from their holders and from the workspace's
+    /// assignments.
+    pub fn who_has_entitlement(
+        &self,
+        workspace: &WorkspaceId,
+        entitlement: Entitlement,
+    ) -> Vec<Holder> {
         let mut holders = Vec::new();
         let mut sources = Vec::new();
         if let Some(admins) = self.principals.admins() {
             holders.push(admins);
             sources.push(Source::WorkspaceAdmin);
         }
-        for slot in 0..self.principals.len() as u32 {
-            if self.principals.entitlements(slot).contains(entitlement) {
+        let assigned = self.assigned_slots(workspace);
+        for (slot, permission) in &assigned {
+            // An account admin assigned `ADMIN` too is explained through `admins`, as in
+            // every other workspace.
+            if *permission == WorkspacePermission::Admin && self.admin_position(*slot).is_none() {
+                holders.push(*slot);
+                sources.push(Source::WorkspaceAdmin);
+            }
+        }
+        for (slot, set) in self.entitlements.assigned_in(workspace) {
+            if set.contains(entitlement) {
                 holders.push(slot);
                 sources.push(Source::Entitlement { entitlement });
             }
         }
-        self.holders_reached(&holders, &sources)
+        let mut found = self.holders_reached(&holders, &sources);
+        // The workspace's reach through active groups, as `workspace_permission` counts it.
+        let assigned: Vec<u32> = assigned.into_iter().map(|(slot, _)| slot).collect();
+        let reach = self.reach_from(&assigned);
+        let mut in_workspace = vec![false; self.principals.len()];
+        for slot in reach.reached {
+            in_workspace[slot as usize] = true;
+        }
+        found.retain(|holder| {
+            self.principals
+                .slot(&holder.principal.id)
+                .is_ok_and(|slot| {
+                    in_workspace[slot as usize] || self.admin_position(slot).is_some()
+                })
+        });
+        found
     }
 
     /// The users and service principals a walk down from `holders` reaches, each with the

@@ -5,9 +5,9 @@
 
 use scimitar_access::{
     AccessError, AccessModel, AclEntry, AclWrite, Entitlement, EntitlementSet, ObjectType,
-    PermissionLevel, Source,
+    PermissionLevel, Source, WorkspacePermission,
 };
-use scimitar_domain::{PrincipalId, PrincipalKind};
+use scimitar_domain::{PrincipalId, PrincipalKind, WorkspaceId};
 
 use PermissionLevel::*;
 
@@ -168,17 +168,37 @@ fn who_has_an_object_level_expands_nested_groups_and_directories() {
 #[test]
 fn who_has_an_entitlement_counts_groups_and_admins() {
     let mut model = account();
+    let (workspace, other) = (WorkspaceId::new("ws"), WorkspaceId::new("other"));
     let mut set = EntitlementSet::EMPTY;
     set.insert(Entitlement::WorkspaceAccess);
-    model.set_entitlements(&id("analysts"), set).unwrap();
-    let holders = model.who_has_entitlement(Entitlement::WorkspaceAccess);
+    model
+        .set_entitlements(&workspace, &id("analysts"), set)
+        .unwrap();
+    model
+        .assign(&workspace, &id("analysts"), Some(WorkspacePermission::User))
+        .unwrap();
+    model
+        .assign(&other, &id("analysts"), Some(WorkspacePermission::User))
+        .unwrap();
+    let holders = model.who_has_entitlement(&workspace, Entitlement::WorkspaceAccess);
     let names: Vec<&str> = holders.iter().map(|h| h.principal.name.as_str()).collect();
     assert_eq!(names, ["alice", "root"]);
     assert_eq!(holders[1].via.source, Source::WorkspaceAdmin);
-    let sql: Vec<_> = model
-        .who_has_entitlement(Entitlement::DatabricksSqlAccess)
+    // The same group in another workspace holds nothing there; admins hold everything.
+    let elsewhere: Vec<_> = model
+        .who_has_entitlement(&other, Entitlement::WorkspaceAccess)
         .into_iter()
         .map(|h| h.principal.name)
         .collect();
-    assert_eq!(sql, ["root"]);
+    assert_eq!(elsewhere, ["root"]);
+    // A workspace's ADMIN holds every entitlement there.
+    model
+        .assign(&workspace, &id("bob"), Some(WorkspacePermission::Admin))
+        .unwrap();
+    let sql: Vec<_> = model
+        .who_has_entitlement(&workspace, Entitlement::DatabricksSqlAccess)
+        .into_iter()
+        .map(|h| h.principal.name)
+        .collect();
+    assert_eq!(sql, ["bob", "root"]);
 }

@@ -4,9 +4,9 @@
 
 use scimitar_access::{
     AccessError, AccessModel, AclEntry, Entitlement, EntitlementSet, Missing, ObjectType,
-    PermissionLevel, Privilege, PrivilegeSet, SecurableType, Source,
+    PermissionLevel, Privilege, PrivilegeSet, SecurableType, Source, WorkspacePermission,
 };
-use scimitar_domain::{PrincipalId, PrincipalKind};
+use scimitar_domain::{PrincipalId, PrincipalKind, WorkspaceId};
 
 use Privilege::*;
 use SecurableType::{Catalog, Metastore, Schema, Table, View};
@@ -17,6 +17,31 @@ const CATALOG: (SecurableType, &str) = (Catalog, "main");
 
 fn id(name: &str) -> PrincipalId {
     PrincipalId::new(name)
+}
+
+/// The workspaces entitlement cases use; none is in the starting account, each case assigns
+/// what it needs.
+fn ws(name: &str) -> WorkspaceId {
+    WorkspaceId::new(name)
+}
+
+fn entitle(
+    model: &mut AccessModel,
+    workspace: &str,
+    principal: &str,
+    entitlements: &[Entitlement],
+) -> Result<(), AccessError> {
+    let set = entitlements.iter().copied().collect();
+    model.set_entitlements(&ws(workspace), &id(principal), set)
+}
+
+fn assign(
+    model: &mut AccessModel,
+    workspace: &str,
+    principal: &str,
+    permission: WorkspacePermission,
+) -> Result<(), AccessError> {
+    model.assign(&ws(workspace), &id(principal), Some(permission))
 }
 
 /// The account every case starts from:
@@ -403,7 +428,7 @@ const CASES: &[Case] = &[
                 matches!(&decision.missing[..], [Missing::ActivePrincipal(p)] if p.name == "alice")
             );
             assert!(!m.allows(&id("alice"), Select, TABLE.0, TABLE.1).unwrap());
-            assert!(m.what(&id("alice")).unwrap().is_empty());
+            assert!(m.what(&ws("ws"), &id("alice")).unwrap().is_empty());
             // Reactivation restores it: deactivation removes nothing but the access.
             let mut m = m.clone();
             m.upsert_principal(&id("alice"), PrincipalKind::User, "alice", true)
@@ -484,7 +509,7 @@ const CASES: &[Case] = &[
         then: Then::Holds(|m| {
             assert!(m.grants_on(TABLE.0, TABLE.1).unwrap().is_empty());
             assert!(!m
-                .what(&id("alice"))
+                .what(&ws("ws"), &id("alice"))
                 .unwrap()
                 .iter()
                 .any(|via| matches!(via.source, Source::Grant { .. })));
@@ -602,10 +627,10 @@ const CASES: &[Case] = &[
         name: "what lists every holding with its chain",
         given: |m| {
             grant(m, SCHEMA, "analysts", &[Select])?;
-            m.set_entitlements(
-                &id("team-a"),
-                [Entitlement::WorkspaceAccess].into_iter().collect(),
-            )?;
+            assign(m, "ws", "alice", WorkspacePermission::User)?;
+            entitle(m, "ws", "team-a", &[Entitlement::WorkspaceAccess])?;
+            // Another workspace's entitlement is not held in this one.
+            entitle(m, "other", "alice", &[Entitlement::AllowClusterCreate])?;
             m.set_object_acl(
                 ObjectType::Jobs,
                 "42",
@@ -614,7 +639,7 @@ const CASES: &[Case] = &[
         },
         then: Then::Holds(|m| {
             let what: Vec<String> = m
-                .what(&id("alice"))
+                .what(&ws("ws"), &id("alice"))
                 .unwrap()
                 .iter()
                 .map(ToString::to_string)
@@ -662,18 +687,11 @@ const CASES: &[Case] = &[
     Case {
         name: "entitlements are the union of the principal's and its groups'",
         given: |m| {
-            m.set_entitlements(
-                &id("alice"),
-                [Entitlement::WorkspaceConsume].into_iter().collect(),
-            )?;
-            m.set_entitlements(
-                &id("team-a"),
-                [Entitlement::WorkspaceAccess].into_iter().collect(),
-            )?;
-            m.set_entitlements(
-                &id("analysts"),
-                [Entitlement::DatabricksSqlAccess].into_iter().collect(),
-            )
+            assign(m, "ws", "alice", WorkspacePermission::User)?;
+            assign(m, "ws", "bob", WorkspacePermission::User)?;
+            entitle(m, "ws", "alice", &[Entitlement::WorkspaceConsume])?;
+            entitle(m, "ws", "team-a", &[Entitlement::WorkspaceAccess])?;
+            entitle(m, "ws", "analysts", &[Entitlement::DatabricksSqlAccess])
         },
         then: Then::Holds(|m| {
             let expected: EntitlementSet = [
@@ -683,8 +701,11 @@ const CASES: &[Case] = &[
             ]
             .into_iter()
             .collect();
-            assert_eq!(m.effective_entitlements(&id("alice")).unwrap(), expected);
-            let explained = m.explain_entitlements(&id("alice")).unwrap();
+            assert_eq!(
+                m.effective_entitlements(&ws("ws"), &id("alice")).unwrap(),
+                expected
+            );
+            let explained = m.explain_entitlements(&ws("ws"), &id("alice")).unwrap();
             let sql = explained
                 .iter()
                 .find(|e| e.entitlement == Entitlement::DatabricksSqlAccess)
@@ -693,7 +714,121 @@ const CASES: &[Case] = &[
                 sql.via[0].to_string(),
                 "alice -> team-a -> analysts: entitlement databricks-sql-access"
             );
-            assert!(m.effective_entitlements(&id("bob")).unwrap().is_empty());
+            assert!(m
+                .effective_entitlements(&ws("ws"), &id("bob"))
+                .unwrap()
+                .is_empty());
+        }),
+    },
+    Case {
+        name: "entitlements are held only in the workspace they were given in",
+        given: |m| {
+            assign(m, "a", "alice", WorkspacePermission::User)?;
+            assign(m, "b", "alice", WorkspacePermission::User)?;
+            entitle(m, "a", "team-a", &[Entitlement::AllowClusterCreate])?;
+            entitle(m, "b", "alice", &[Entitlement::WorkspaceAccess])
+        },
+        then: Then::Holds(|m| {
+            let in_a = m.effective_entitlements(&ws("a"), &id("alice")).unwrap();
+            let in_b = m.effective_entitlements(&ws("b"), &id("alice")).unwrap();
+            assert_eq!(
+                in_a,
+                [Entitlement::AllowClusterCreate].into_iter().collect()
+            );
+            assert_eq!(in_b, [Entitlement::WorkspaceAccess].into_iter().collect());
+            let who_in_b: Vec<String> = m
+                .who_has_entitlement(&ws("b"), Entitlement::AllowClusterCreate)
+                .into_iter()
+                .map(|holder| holder.principal.name)
+                .collect();
+            assert!(who_in_b.is_empty(), "{who_in_b:?}");
+        }),
+    },
+    Case {
+        name: "a group's entitlement in a workspace reaches only the members the workspace reaches",
+        given: |m| {
+            join(m, "org", "carol");
+            join(m, "org", "dave");
+            assign(m, "ws", "carol", WorkspacePermission::User)?;
+            entitle(m, "ws", "org", &[Entitlement::WorkspaceAccess])
+        },
+        then: Then::Holds(|m| {
+            let carol = m.effective_entitlements(&ws("ws"), &id("carol")).unwrap();
+            assert!(carol.contains(Entitlement::WorkspaceAccess));
+            assert!(m
+                .effective_entitlements(&ws("ws"), &id("dave"))
+                .unwrap()
+                .is_empty());
+            assert!(m
+                .explain_entitlements(&ws("ws"), &id("dave"))
+                .unwrap()
+                .is_empty());
+            let holders: Vec<String> = m
+                .who_has_entitlement(&ws("ws"), Entitlement::WorkspaceAccess)
+                .into_iter()
+                .map(|holder| holder.principal.name)
+                .collect();
+            assert_eq!(holders, ["carol"]);
+        }),
+    },
+    Case {
+        name:
+            "a principal assigned ADMIN in a workspace holds every entitlement there, not elsewhere",
+        given: |m| {
+            assign(m, "a", "team-a", WorkspacePermission::Admin)?;
+            assign(m, "b", "alice", WorkspacePermission::User)
+        },
+        then: Then::Holds(|m| {
+            assert_eq!(
+                m.effective_entitlements(&ws("a"), &id("alice")).unwrap(),
+                EntitlementSet::all()
+            );
+            assert!(m
+                .effective_entitlements(&ws("b"), &id("alice"))
+                .unwrap()
+                .is_empty());
+            let explained = m.explain_entitlements(&ws("a"), &id("alice")).unwrap();
+            assert_eq!(explained.len(), Entitlement::ALL.len());
+            assert_eq!(explained[0].via[0].source, Source::WorkspaceAdmin);
+            assert_eq!(
+                explained[0].via[0].to_string(),
+                "alice -> team-a: workspace admin"
+            );
+            let holders: Vec<String> = m
+                .who_has_entitlement(&ws("a"), Entitlement::AllowInstancePoolCreate)
+                .into_iter()
+                .map(|holder| holder.principal.name)
+                .collect();
+            assert_eq!(holders, ["alice", "app-1"]);
+            let what: Vec<String> = m
+                .what(&ws("a"), &id("alice"))
+                .unwrap()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            assert_eq!(what, ["alice -> team-a: workspace admin"]);
+        }),
+    },
+    Case {
+        name: "a deleted workspace takes its entitlements along, and only its own",
+        given: |m| {
+            assign(m, "a", "alice", WorkspacePermission::User)?;
+            assign(m, "b", "alice", WorkspacePermission::User)?;
+            entitle(m, "a", "alice", &[Entitlement::WorkspaceAccess])?;
+            entitle(m, "b", "alice", &[Entitlement::WorkspaceConsume])?;
+            m.forget_workspace(&ws("a"));
+            // A workspace made again with the same id starts with nothing.
+            assign(m, "a", "alice", WorkspacePermission::User)
+        },
+        then: Then::Holds(|m| {
+            assert!(m
+                .effective_entitlements(&ws("a"), &id("alice"))
+                .unwrap()
+                .is_empty());
+            assert_eq!(
+                m.effective_entitlements(&ws("b"), &id("alice")).unwrap(),
+                [Entitlement::WorkspaceConsume].into_iter().collect()
+            );
         }),
     },
     Case {
@@ -702,8 +837,9 @@ const CASES: &[Case] = &[
         then: Then::Holds(|m| {
             assert!(m.is_workspace_admin(&id("bob")).unwrap());
             assert!(!m.is_workspace_admin(&id("alice")).unwrap());
+            // In any workspace, assigned there or not.
             assert_eq!(
-                m.effective_entitlements(&id("bob")).unwrap(),
+                m.effective_entitlements(&ws("ws"), &id("bob")).unwrap(),
                 EntitlementSet::all()
             );
             let level = m

@@ -14,7 +14,7 @@
 
 use scimitar_access::{AccessModel, Privilege, SecurableRef, SecurableType};
 use scimitar_app::access_questions::{self, Target};
-use scimitar_domain::{PrincipalId, PrincipalKind};
+use scimitar_domain::{PrincipalId, PrincipalKind, WorkspaceId};
 use serde_json::json;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -287,7 +287,9 @@ fn main() {
         });
         serde_json::to_vec(&value).unwrap()
     };
-    let now = access_questions::who_json(&model, &target).unwrap();
+    // Securables are the account's: the workspace matters only for entitlements.
+    let workspace = WorkspaceId::new("ws");
+    let now = access_questions::who_json(&model, &workspace, &target).unwrap();
     assert!(
         now == before(),
         "who_json writes the same bytes as the Value rendering"
@@ -304,18 +306,24 @@ fn main() {
     measure(
         "who_json: compact answer written as JSON bytes (HTTP body)",
         iterations,
-        || access_questions::who_json(&model, &target).unwrap().len(),
+        || {
+            access_questions::who_json(&model, &workspace, &target)
+                .unwrap()
+                .len()
+        },
     );
     measure("who --json: the same, indented (CLI)", iterations, || {
-        access_questions::who(&model, &target, |answer| answer.to_json(true).unwrap())
-            .unwrap()
-            .len()
+        access_questions::who(&model, &workspace, &target, |answer| {
+            answer.to_json(true).unwrap()
+        })
+        .unwrap()
+        .len()
     });
     measure(
         "who as text: compact answer rendered to the CLI's lines",
         iterations,
         || {
-            access_questions::who(&model, &target, |answer| answer.to_string())
+            access_questions::who(&model, &workspace, &target, |answer| answer.to_string())
                 .unwrap()
                 .len()
         },

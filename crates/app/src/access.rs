@@ -14,7 +14,7 @@
 //! and other nodes' writes within one follower interval.
 
 use scimitar_access::{AccessError, AccessModel, Entitlement, EntitlementSet, IsolationMode};
-use scimitar_domain::{AccountId, Principal, PrincipalId, ScimError, ScimResult};
+use scimitar_domain::{AccountId, Principal, PrincipalId, ScimError, ScimResult, WorkspaceId};
 use scimitar_store::{AccessEvent, AccessSnapshot, GovernanceChange, PrincipalFacts, Store};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,10 +45,15 @@ struct EngineState {
     accounts: HashMap<AccountId, AccountModel>,
     /// Every log entry up to here has been applied (or was in a snapshot).
     applied: u64,
-    /// Principals as last read from storage, evicted when the log names them.
+    /// Principals as last read from storage, evicted when the log names them. Each as the
+    /// account sees it (`None`) or as a workspace does (with its entitlements there), as
+    /// read: a principal is read through few workspaces, so a short list.
     /// Shared, so that a read hands out the cached principal without copying its document.
-    principals: HashMap<(AccountId, PrincipalId), Arc<Principal>>,
+    principals: HashMap<(AccountId, PrincipalId), PrincipalViews>,
 }
+
+/// One principal as each reader saw it: the account (`None`) or a workspace.
+type PrincipalViews = Vec<(Option<WorkspaceId>, Arc<Principal>)>;
 
 /// Enough principals for the working set of a busy directory; beyond it the cache starts
 /// over, which costs one storage read per principal read next.
@@ -254,7 +259,8 @@ impl AccessEngine {
                 }
                 account.log_entries += 1;
                 if let AccessEvent::PrincipalSaved(PrincipalFacts { id, .. })
-                | AccessEvent::PrincipalDeleted { id } = &entry.event
+                | AccessEvent::PrincipalDeleted { id }
+                | AccessEvent::EntitlementsSet { principal: id, .. } = &entry.event
                 {
                     evicted.push((entry.account.clone(), id.clone()));
                 }
@@ -273,17 +279,20 @@ impl AccessEngine {
         }
     }
 
-    /// A principal from the read cache.
+    /// A principal from the read cache, as `workspace` sees it (`None`: as the account does).
     pub fn cached_principal(
         &self,
         account: &AccountId,
+        workspace: Option<&WorkspaceId>,
         id: &PrincipalId,
     ) -> Option<Arc<Principal>> {
         let state = self.state.read().ok()?;
         state
             .principals
-            .get(&(account.clone(), id.clone()))
-            .cloned()
+            .get(&(account.clone(), id.clone()))?
+            .iter()
+            .find(|(seen_from, _)| seen_from.as_ref() == workspace)
+            .map(|(_, principal)| Arc::clone(principal))
     }
 
     /// Caches a principal read from storage, unless the log moved on since `read_at` (the
@@ -292,6 +301,7 @@ impl AccessEngine {
     pub fn remember_principal(
         &self,
         account: &AccountId,
+        workspace: Option<&WorkspaceId>,
         principal: &Arc<Principal>,
         read_at: u64,
     ) {
@@ -304,10 +314,12 @@ impl AccessEngine {
         if state.principals.len() >= PRINCIPAL_CACHE_CAPACITY {
             state.principals.clear();
         }
-        state.principals.insert(
-            (account.clone(), principal.id.clone()),
-            Arc::clone(principal),
-        );
+        let views = state
+            .principals
+            .entry((account.clone(), principal.id.clone()))
+            .or_default();
+        views.retain(|(seen_from, _)| seen_from.as_ref() != workspace);
+        views.push((workspace.cloned(), Arc::clone(principal)));
     }
 
     /// Catches up every `interval` until the process ends, so that writes made by other nodes
@@ -408,7 +420,8 @@ impl FollowerOutage {
 }
 
 fn entitlements(values: &[String]) -> EntitlementSet {
-    // Entitlements the engine does not know confer nothing; they are still stored and shown.
+    // Entitlements the engine does not know confer nothing; they are still stored and shown
+    // (storage keeps each workspace's `entitlements` as written).
     values
         .iter()
         .filter_map(|value| Entitlement::parse(value).ok())
@@ -419,13 +432,7 @@ fn build(snapshot: AccessSnapshot) -> AccountModel {
     let mut model = AccessModel::new();
     let mut problems = Vec::new();
     for facts in &snapshot.principals {
-        problems.push(
-            model
-                .upsert_principal(&facts.id, facts.kind, &facts.name, facts.active)
-                .and_then(|()| {
-                    model.set_entitlements(&facts.id, entitlements(&facts.entitlements))
-                }),
-        );
+        problems.push(model.upsert_principal(&facts.id, facts.kind, &facts.name, facts.active));
     }
     for (group, member) in &snapshot.memberships {
         problems.push(model.add_membership(group, member).map(drop));
@@ -476,6 +483,9 @@ fn build(snapshot: AccessSnapshot) -> AccountModel {
     for (workspace, principal, permission) in &snapshot.assignments {
         problems.push(model.assign(workspace, principal, Some(*permission)));
     }
+    for (workspace, principal, values) in &snapshot.entitlements {
+        problems.push(model.set_entitlements(workspace, principal, entitlements(values)));
+    }
     for error in problems.into_iter().filter_map(Result::err) {
         tracing::error!(%error, "stored access state not loaded into the engine");
     }
@@ -498,10 +508,20 @@ fn refresh_access_sets(state: &mut EngineState) {
 /// Applies one log entry to a model.
 fn apply(model: &mut AccessModel, event: &AccessEvent) -> Result<(), AccessError> {
     match event {
+        // The entry's `entitlements` are ignored. This build writes them empty; entries of
+        // earlier builds carry a document's account-wide entitlements, which SQLite migration
+        // 12 (PostgreSQL 9) copied into every workspace of the account. No model applies such
+        // an entry over that copy: a model starts from a snapshot taken after the migration
+        // and applies only later entries, and the copy is what the snapshot reads. Applying
+        // them (to which workspace?) could only undo a later per-workspace change.
         AccessEvent::PrincipalSaved(facts) => {
-            model.upsert_principal(&facts.id, facts.kind, &facts.name, facts.active)?;
-            model.set_entitlements(&facts.id, entitlements(&facts.entitlements))
+            model.upsert_principal(&facts.id, facts.kind, &facts.name, facts.active)
         }
+        AccessEvent::EntitlementsSet {
+            workspace,
+            principal,
+            entitlements: values,
+        } => model.set_entitlements(workspace, principal, entitlements(values)),
         AccessEvent::PrincipalDeleted { id } => model.remove_principal(id),
         AccessEvent::MemberAdded { group, member } => model.add_membership(group, member).map(drop),
         AccessEvent::MemberRemoved { group, member } => {

@@ -17,7 +17,7 @@ use scimitar_access::{
     ObjectType, PermissionLevel, PrincipalRef, PrincipalView, Privilege, SecurableRef,
     SecurableType, SecurableView, Source, Via,
 };
-use scimitar_domain::{AccountId, PrincipalId, PrincipalKind, ScimError, ScimResult};
+use scimitar_domain::{AccountId, PrincipalId, PrincipalKind, ScimError, ScimResult, WorkspaceId};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::fmt;
@@ -113,11 +113,12 @@ pub async fn asked_check(
     target: &Target,
 ) -> ScimResult<Vec<u8>> {
     let subject = subject(services, actor, principal).await?;
+    let workspace = services.questions_workspace(actor).await?;
     let elsewhere = in_another_workspace(services, actor, target).await?;
     // Rendered while the model is read, from the engine's compact answer.
     services.access.read(actor.account(), |model| {
         if elsewhere {
-            let mut answer = check(model, &subject, target)?;
+            let mut answer = check(model, &workspace, &subject, target)?;
             answer
                 .reasons
                 .retain(|reason| !from_object_acl(&reason.via));
@@ -148,12 +149,13 @@ pub async fn asked_check(
                 ));
             }
         }
-        check_json(model, &subject, target, false)
+        check_json(model, &workspace, &subject, target, false)
     })?
 }
 
 /// `GET /api/2.0/access/who` asked by `actor`: for admins only, since it lists others.
 pub async fn asked_who(services: &Services, actor: &Actor, target: &Target) -> ScimResult<Vec<u8>> {
+    let workspace = services.questions_workspace(actor).await?;
     let elsewhere = in_another_workspace(services, actor, target).await?;
     // Rendered while the model is read: the compact answer borrows from it, and writing its
     // JSON directly is several times cheaper than copying every holder's names first.
@@ -174,7 +176,7 @@ pub async fn asked_who(services: &Services, actor: &Actor, target: &Target) -> S
                 .to_json(false)
                 .map_err(|error| ScimError::internal(format!("cannot render who: {error}")));
         }
-        who_json(model, target)
+        who_json(model, &workspace, target)
     })?
 }
 
@@ -209,9 +211,10 @@ pub async fn asked_what(
     principal: Option<&str>,
 ) -> ScimResult<Value> {
     let subject = subject(services, actor, principal).await?;
+    let workspace = services.questions_workspace(actor).await?;
     services.access.read(actor.account(), |model| {
         let reference = model.principal_ref(&subject).map_err(ScimError::from)?;
-        let held = model.what(&subject).map_err(ScimError::from)?;
+        let held = model.what(&workspace, &subject).map_err(ScimError::from)?;
         Ok(what_json(&reference, &held))
     })?
 }
@@ -309,9 +312,10 @@ pub struct CheckAnswer {
     pub missing: Vec<Shortfall>,
 }
 
-/// Asks the engine whether `principal` has `target`.
+/// Asks the engine whether `principal` has `target` (an entitlement: in `workspace`).
 pub fn check(
     model: &AccessModel,
+    workspace: &WorkspaceId,
     principal: &PrincipalId,
     target: &Target,
 ) -> ScimResult<CheckAnswer> {
@@ -411,7 +415,7 @@ pub fn check(
         }
         Target::Entitlement(entitlement) => {
             let held = model
-                .explain_entitlements(principal)
+                .explain_entitlements(workspace, principal)
                 .map_err(ScimError::from)?;
             answer.reasons = held
                 .into_iter()
@@ -439,6 +443,7 @@ pub fn check(
 /// [`Holder`]s; both are rendered by the same code, [`WhoAnswer`]'s JSON and text.
 pub fn who<R>(
     model: &AccessModel,
+    workspace: &WorkspaceId,
     target: &Target,
     render: impl FnOnce(&WhoAnswer<'_>) -> R,
 ) -> ScimResult<R> {
@@ -465,7 +470,7 @@ pub fn who<R>(
             }))
         }
         Target::Entitlement(entitlement) => {
-            let holders = model.who_has_entitlement(*entitlement);
+            let holders = model.who_has_entitlement(workspace, *entitlement);
             Ok(render(&WhoAnswer {
                 target,
                 holders: HolderList::Owned(&holders),
@@ -476,8 +481,12 @@ pub fn who<R>(
 
 /// [`who`] as the access API's JSON body: `{"target": ..., "principals": [{"principal": ...,
 /// "via": ...}, ...]}`, written straight to bytes.
-pub fn who_json(model: &AccessModel, target: &Target) -> ScimResult<Vec<u8>> {
-    who(model, target, |answer| answer.to_json(false))?
+pub fn who_json(
+    model: &AccessModel,
+    workspace: &WorkspaceId,
+    target: &Target,
+) -> ScimResult<Vec<u8>> {
+    who(model, workspace, target, |answer| answer.to_json(false))?
         .map_err(|error| ScimError::internal(format!("cannot render who: {error}")))
 }
 
@@ -1029,6 +1038,7 @@ impl CheckAnswer {
 /// Both write the same bytes for the same answer (the tests hold them together).
 pub fn check_json(
     model: &AccessModel,
+    workspace: &WorkspaceId,
     principal: &PrincipalId,
     target: &Target,
     pretty: bool,
@@ -1049,10 +1059,10 @@ pub fn check_json(
             if explanation.active() {
                 write_explanation(&explanation, target, pretty)
             } else {
-                check(model, principal, target)?.to_json(pretty)
+                check(model, workspace, principal, target)?.to_json(pretty)
             }
         }
-        _ => check(model, principal, target)?.to_json(pretty),
+        _ => check(model, workspace, principal, target)?.to_json(pretty),
     };
     rendered.map_err(|error| ScimError::internal(format!("cannot render the check: {error}")))
 }
@@ -1204,6 +1214,11 @@ mod tests {
     use super::*;
     use scimitar_access::AclEntry;
 
+    /// The workspace the questions are asked in (entitlements are per workspace).
+    fn workspace() -> WorkspaceId {
+        WorkspaceId::new("ws")
+    }
+
     fn add(model: &mut AccessModel, id: &str, kind: PrincipalKind, active: bool) -> PrincipalId {
         let id = PrincipalId::new(id);
         model
@@ -1316,7 +1331,7 @@ mod tests {
             "securable_type": "TABLE", "full_name": "main.sales.orders"});
         let analysts = principal("analysts", "group");
         assert_json(
-            who_json(&model, &select_on_orders()).unwrap(),
+            who_json(&model, &workspace(), &select_on_orders()).unwrap(),
             json!({
                 "target": {"privilege": "SELECT", "securable_type": "TABLE",
                            "full_name": "main.sales.orders"},
@@ -1368,7 +1383,7 @@ mod tests {
             "object_type": "jobs", "object_id": "42"});
         let analysts = principal("analysts", "group");
         assert_json(
-            who_json(&model, &view_job_42()).unwrap(),
+            who_json(&model, &workspace(), &view_job_42()).unwrap(),
             json!({
                 "target": {"permission_level": "CAN_VIEW", "object_type": "jobs",
                            "object_id": "42"},
@@ -1524,7 +1539,8 @@ mod tests {
                 view_job_42(),
                 Target::Entitlement(Entitlement::parse("workspace-access").unwrap()),
             ] {
-                answers.push(check(&model, &PrincipalId::new(principal), &target).unwrap());
+                let principal = PrincipalId::new(principal);
+                answers.push(check(&model, &workspace(), &principal, &target).unwrap());
             }
         }
         assert!(answers
@@ -1581,11 +1597,12 @@ mod tests {
             for principal in ["alice", "bob", "carol", "dave", "eve", "admin", "team"] {
                 let principal = PrincipalId::new(principal);
                 for target in &targets {
-                    let answer = check(&model, &principal, target).unwrap();
+                    let answer = check(&model, &workspace(), &principal, target).unwrap();
                     for pretty in [false, true] {
                         assert_eq!(
                             String::from_utf8(
-                                check_json(&model, &principal, target, pretty).unwrap()
+                                check_json(&model, &workspace(), &principal, target, pretty)
+                                    .unwrap()
                             )
                             .unwrap(),
                             String::from_utf8(answer.to_json(pretty).unwrap()).unwrap(),
@@ -1597,7 +1614,13 @@ mod tests {
             }
         }
         assert_eq!(compared, 2 * 7 * 5 * 2);
-        let eve = check(&model, &PrincipalId::new("eve"), &select_on_orders()).unwrap();
+        let eve = check(
+            &model,
+            &workspace(),
+            &PrincipalId::new("eve"),
+            &select_on_orders(),
+        )
+        .unwrap();
         assert_eq!(
             eve.missing.len(),
             3,
@@ -1606,6 +1629,7 @@ mod tests {
         // Unknown principals and securables are refused as `check` refuses them.
         assert!(check_json(
             &model,
+            &workspace(),
             &PrincipalId::new("nobody"),
             &select_on_orders(),
             false
@@ -1615,13 +1639,17 @@ mod tests {
             privilege: Privilege::Select,
             securable: SecurableRef::new(SecurableType::Table, "main.sales.nothing"),
         };
-        assert!(check_json(&model, &PrincipalId::new("alice"), &unknown_table, false).is_err());
+        let alice = PrincipalId::new("alice");
+        assert!(check_json(&model, &workspace(), &alice, &unknown_table, false).is_err());
     }
 
     #[test]
     fn who_as_text_counts_the_holders_then_gives_one_line_each() {
         let model = model();
-        let text = who(&model, &select_on_orders(), |answer| answer.to_string()).unwrap();
+        let text = who(&model, &workspace(), &select_on_orders(), |answer| {
+            answer.to_string()
+        })
+        .unwrap();
         assert_eq!(
             text,
             "4 principals have SELECT on TABLE main.sales.orders\n\
@@ -1632,7 +1660,10 @@ mod tests {
              \x20 carol-name: via grant SELECT on TABLE main.sales.orders to group \
              analysts-name (carol-name -> analysts-name)\n"
         );
-        let text = who(&model, &view_job_42(), |answer| answer.to_string()).unwrap();
+        let text = who(&model, &workspace(), &view_job_42(), |answer| {
+            answer.to_string()
+        })
+        .unwrap();
         assert_eq!(
             text,
             "2 principals have CAN_VIEW on jobs/42\n\

@@ -38,28 +38,52 @@ const OPTIMISTIC_ATTEMPTS: usize = 32;
 /// The user created on first start, who owns the bootstrap token.
 pub const BOOTSTRAP_ADMIN_USER_NAME: &str = "admin@scimitar.local";
 
-/// The entitlements the built-in `users` group carries when its account is made, as in
-/// Databricks, so that a principal of the workspace can use it without being granted them one
-/// by one. An admin may remove them later like any group's; databases made before they were a
-/// default get them once, by migration, if their `users` group was never written to
+/// The entitlements the built-in `users` group carries in every workspace when the workspace
+/// is made (an account's first, and each one made later), as in Databricks, so that a
+/// principal of the workspace can use it without being granted them one by one. An admin of
+/// a workspace may remove them there later like any group's; databases made before they were
+/// a default get them once, by migration, if their `users` group was never written to
 /// (`docs/design/system-groups.md`).
 pub const USERS_GROUP_ENTITLEMENTS: [&str; 2] = ["workspace-access", "databricks-sql-access"];
 
+/// [`USERS_GROUP_ENTITLEMENTS`] as an `entitlements` attribute's values.
+pub(crate) fn users_group_entitlements() -> Vec<Value> {
+    USERS_GROUP_ENTITLEMENTS
+        .iter()
+        .map(|value| json!({"value": value}))
+        .collect()
+}
+
 /// The attributes of a new account's system group `name` (`admins` or `users`): its name, and
-/// for `users` the default entitlements ([`USERS_GROUP_ENTITLEMENTS`]). Every path that makes
-/// an account makes its system groups from this. (`admins` needs none: admins hold every
-/// entitlement by the one admin rule.)
+/// for `users` the default entitlements ([`USERS_GROUP_ENTITLEMENTS`]), which the account's
+/// first workspace stores as that workspace's (`Change::CreateAccount`). Every path that
+/// makes an account makes its system groups from this. (`admins` needs none: admins hold
+/// every entitlement by the one admin rule.)
 pub fn system_group_attributes(name: &str) -> Map<String, Value> {
     let mut attributes = Map::new();
     attributes.insert("displayName".into(), json!(name));
     if name == "users" {
-        let entitlements: Vec<Value> = USERS_GROUP_ENTITLEMENTS
-            .iter()
-            .map(|value| json!({"value": value}))
-            .collect();
-        attributes.insert("entitlements".into(), Value::Array(entitlements));
+        attributes.insert(
+            "entitlements".into(),
+            Value::Array(users_group_entitlements()),
+        );
     }
     attributes
+}
+
+/// Entitlements are per workspace: Databricks documents them as "assigned at the workspace
+/// level", and its account-level users, groups and service principals carry none. A write
+/// through the account API, which has no workspace, therefore keeps none of the
+/// `entitlements` it names; they are ignored rather than refused, so that a provisioning
+/// client that sends the same document to every API keeps working, and the account API never
+/// shows them (`docs/design/tenancy.md`).
+fn drop_entitlements_outside_a_workspace(
+    workspace: Option<&WorkspaceId>,
+    attributes: &mut Map<String, Value>,
+) {
+    if workspace.is_none() {
+        attributes.remove("entitlements");
+    }
 }
 
 /// How long [`Services::settle`] waits before each read that asks whether a write whose
@@ -688,15 +712,19 @@ impl Services {
         id: &PrincipalId,
     ) -> ScimResult<Arc<Principal>> {
         let account = reader.actor.account();
-        let principal = match self.access.cached_principal(account, id) {
+        // In a workspace, as that workspace sees it: with its entitlements there, read in the
+        // same query and cached per workspace.
+        let workspace = reader.actor.workspace();
+        let principal = match self.access.cached_principal(account, workspace, id) {
             Some(principal) => principal,
             None => {
                 let read_at = self.access.applied();
-                let Some(principal) = self.store.principal(account, id).await? else {
+                let Some(principal) = self.read_principal(account, workspace, id).await? else {
                     return Err(not_found(kind, id));
                 };
                 let principal = Arc::new(principal);
-                self.access.remember_principal(account, &principal, read_at);
+                self.access
+                    .remember_principal(account, workspace, &principal, read_at);
                 principal
             }
         };
@@ -714,14 +742,29 @@ impl Services {
         Ok(principal)
     }
 
-    /// Reads a principal of a kind; one of another kind is "not found" at this endpoint.
+    /// Reads a principal of a kind as `workspace` sees it (with its entitlements there), or
+    /// as the account does (`None`); one of another kind is "not found" at this endpoint.
     pub(crate) async fn get(
         &self,
         account: &AccountId,
+        workspace: Option<&WorkspaceId>,
         kind: PrincipalKind,
         id: &PrincipalId,
     ) -> ScimResult<Principal> {
-        of_kind(self.store.principal(account, id).await?, kind, id)
+        of_kind(self.read_principal(account, workspace, id).await?, kind, id)
+    }
+
+    /// A principal as `workspace` sees it, or as the account does (`None`).
+    async fn read_principal(
+        &self,
+        account: &AccountId,
+        workspace: Option<&WorkspaceId>,
+        id: &PrincipalId,
+    ) -> ScimResult<Option<Principal>> {
+        match workspace {
+            Some(workspace) => self.store.principal_in(account, workspace, id).await,
+            None => self.store.principal(account, id).await,
+        }
     }
 
     pub async fn create(
@@ -733,6 +776,7 @@ impl Services {
         let account = admin.account();
         let now = self.now();
         let mut attributes = parsed.attributes;
+        drop_entitlements_outside_a_workspace(admin.actor().workspace(), &mut attributes);
         if kind != PrincipalKind::Group {
             attributes.entry("active").or_insert(Value::Bool(true));
         }
@@ -836,9 +880,11 @@ impl Services {
             Some(password) => Some(hash_password(password, self.ids.as_ref())?),
             None => None,
         };
-        self.read_modify_write(account, kind, id, if_match, |current| {
+        let workspace = writer.workspace();
+        self.read_modify_write(account, workspace, kind, id, if_match, |current| {
             self.check_writer_scope(writer, kind, current)?;
             let mut attributes = parsed.attributes.clone();
+            drop_entitlements_outside_a_workspace(workspace, &mut attributes);
             keep_on_replace(current, &mut attributes)?;
             check_system_group_rename(current, &attributes)?;
             let membership = match (&parsed.members, current.kind) {
@@ -901,9 +947,11 @@ impl Services {
             Some(password) => Some(hash_password(&password, self.ids.as_ref())?),
             None => None,
         };
-        self.read_modify_write(account, kind, id, if_match, |current| {
+        let workspace = writer.workspace();
+        self.read_modify_write(account, workspace, kind, id, if_match, |current| {
             self.check_writer_scope(writer, kind, current)?;
-            let plan = apply_patch(resource_type, &current.attributes, operations)?;
+            let mut plan = apply_patch(resource_type, &current.attributes, operations)?;
+            drop_entitlements_outside_a_workspace(workspace, &mut plan.attributes);
             check_system_group_rename(current, &plan.attributes)?;
             check_system_group_membership(current, &plan.membership)?;
             let unchanged = plan.attributes == current.attributes
@@ -925,11 +973,13 @@ impl Services {
         .await
     }
 
-    /// Reads the principal, computes its new state with `change`, and writes it if nobody else
-    /// wrote in between. `change` returns `None` when nothing changes.
+    /// Reads the principal (as `workspace` sees it, with its entitlements there), computes its
+    /// new state with `change`, and writes it if nobody else wrote in between, its
+    /// entitlements to that workspace alone. `change` returns `None` when nothing changes.
     async fn read_modify_write<F>(
         &self,
         account: &AccountId,
+        workspace: Option<&WorkspaceId>,
         kind: PrincipalKind,
         id: &PrincipalId,
         if_match: Option<u64>,
@@ -954,7 +1004,7 @@ impl Services {
                 ))
                 .await;
             }
-            let current = self.get(account, kind, id).await?;
+            let current = self.get(account, workspace, kind, id).await?;
             if let Some(expected) = if_match {
                 if expected != current.version {
                     return Err(ScimError::PreconditionFailed(format!(
@@ -980,6 +1030,7 @@ impl Services {
                         principal: updated.clone(),
                         expected_version: current.version,
                         membership,
+                        workspace: workspace.cloned(),
                     },
                 )
                 .await;
@@ -1008,7 +1059,7 @@ impl Services {
         if_match: Option<u64>,
     ) -> ScimResult<()> {
         let account = admin.account();
-        let current = self.get(account, kind, id).await?;
+        let current = self.get(account, None, kind, id).await?;
         self.check_write_scope(admin, kind, &current)?;
         if admin.actor().workspace().is_some()
             && !self.access.read(account, |model| {
@@ -1071,7 +1122,12 @@ impl Services {
         base_url: &str,
         projection_for: impl FnOnce(PrincipalKind) -> ScimResult<Projection>,
     ) -> ScimResult<(Principal, DocumentJson)> {
-        let principal = self.get_any(actor.account(), actor.principal()).await?;
+        let principal = self
+            .read_principal(actor.account(), actor.workspace(), actor.principal())
+            .await?
+            .ok_or_else(|| {
+                ScimError::NotFound(format!("resource {} not found", actor.principal()))
+            })?;
         let projection = projection_for(principal.kind)?;
         let reader = DirectoryReader {
             actor: actor.clone(),
@@ -1651,6 +1707,16 @@ fn check_system_group_rename(
 enum Writer<'a> {
     Admin(&'a AccountAdmin),
     Manager(&'a PrincipalManager),
+}
+
+impl<'a> Writer<'a> {
+    /// The workspace the write is made through, whose entitlements it reads and writes.
+    fn workspace(self) -> Option<&'a WorkspaceId> {
+        match self {
+            Writer::Admin(admin) => admin.actor().workspace(),
+            Writer::Manager(manager) => manager.actor().workspace(),
+        }
+    }
 }
 
 impl Services {

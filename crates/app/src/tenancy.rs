@@ -3,7 +3,7 @@
 //! (`a.workspace_assignment`). See `docs/design/tenancy.md`.
 
 use scimitar_access::{PrincipalRef, WorkspacePermission};
-use scimitar_domain::{PrincipalId, PrincipalKind, ScimError, ScimResult, WorkspaceId};
+use scimitar_domain::{AccountId, PrincipalId, PrincipalKind, ScimError, ScimResult, WorkspaceId};
 use scimitar_store::{Change, Workspace};
 
 use crate::authority::{is_admin, AccountAdmin, Actor, Credential};
@@ -70,6 +70,33 @@ fn account_admins_only(actor: &Actor, what: &str) -> ScimError {
 }
 
 impl Services {
+    /// The workspace the access questions answer about entitlements for (entitlements are
+    /// per workspace): the actor's, or, for an actor without one (an operator at the
+    /// database, `scimitar access`), its account's first workspace, the one every account is
+    /// made with and the one the default paths of a single-workspace deployment serve.
+    pub async fn questions_workspace(&self, actor: &Actor) -> ScimResult<WorkspaceId> {
+        match actor.workspace() {
+            Some(workspace) => Ok(workspace.clone()),
+            None => self.first_workspace(actor.account()).await,
+        }
+    }
+
+    /// The account's first (oldest) workspace; an account without any is a 400, since a
+    /// question about entitlements then has no workspace to be asked in.
+    pub async fn first_workspace(&self, account: &AccountId) -> ScimResult<WorkspaceId> {
+        self.store
+            .workspaces(account)
+            .await?
+            .into_iter()
+            .next()
+            .map(|workspace| workspace.id)
+            .ok_or_else(|| {
+                ScimError::invalid_value(format!(
+                    "account {account} has no workspace to answer about entitlements in"
+                ))
+            })
+    }
+
     /// A workspace by id, in whichever account holds it (addressing comes before
     /// authentication; the credential is then held to that account).
     pub async fn workspace(&self, id: &WorkspaceId) -> ScimResult<Workspace> {
@@ -148,7 +175,9 @@ impl Services {
         }
     }
 
-    /// A new workspace of the admin's account.
+    /// A new workspace of the admin's account, where the built-in `users` group holds the
+    /// default entitlements ([`crate::service::USERS_GROUP_ENTITLEMENTS`]), as in every
+    /// workspace.
     pub async fn create_workspace(
         &self,
         admin: &AccountAdmin,
@@ -164,8 +193,11 @@ impl Services {
             created: now,
             deployment_name: deployment_name.map(checked_deployment_name).transpose()?,
         };
-        self.commit(admin.account(), Change::CreateWorkspace(workspace.clone()))
-            .await?;
+        let change = Change::CreateWorkspace {
+            workspace: workspace.clone(),
+            users_entitlements: crate::service::users_group_entitlements(),
+        };
+        self.commit(admin.account(), change).await?;
         Ok(workspace)
     }
 

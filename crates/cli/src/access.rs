@@ -6,7 +6,7 @@
 use clap::{Args, Subcommand};
 use scimitar_app::access_questions::{self, Target};
 use scimitar_app::service::Services;
-use scimitar_domain::{AccountId, ScimError};
+use scimitar_domain::{AccountId, ScimError, WorkspaceId};
 use std::collections::HashMap;
 use std::io::Write;
 
@@ -113,6 +113,15 @@ async fn open(common: &Common) -> Result<(Services, AccountId), String> {
     Ok((services, account))
 }
 
+/// The workspace entitlements are answered for: the account's first, as for any actor
+/// without a workspace (`Services::questions_workspace`).
+async fn first_workspace(services: &Services, account: &AccountId) -> Result<WorkspaceId, String> {
+    services
+        .first_workspace(account)
+        .await
+        .map_err(|error| error.to_string())
+}
+
 fn print_json(value: &serde_json::Value) -> Result<(), String> {
     let text = serde_json::to_string_pretty(value).map_err(|error| error.to_string())?;
     println!("{text}");
@@ -131,10 +140,11 @@ pub async fn run(command: AccessCommand) -> Result<(), String> {
             let principal = access_questions::resolve_principal(&services, &account, &principal)
                 .await
                 .map_err(|error| error.to_string())?;
+            let workspace = first_workspace(&services, &account).await?;
             let answer = services
                 .access()
                 .read(&account, |model| {
-                    access_questions::check(model, &principal, &target)
+                    access_questions::check(model, &workspace, &principal, &target)
                 })
                 .and_then(|answer| answer)
                 .map_err(|error| error.to_string())?;
@@ -152,12 +162,13 @@ pub async fn run(command: AccessCommand) -> Result<(), String> {
         AccessCommand::Who { common, target } => {
             let target = target.target()?;
             let (services, account) = open(&common).await?;
+            let workspace = first_workspace(&services, &account).await?;
             // Rendered while the model is read, from the engine's answer as it is: a
             // securable's holders are never copied into owned values.
             let rendered = services
                 .access()
                 .read(&account, |model| {
-                    access_questions::who(model, &target, |answer| {
+                    access_questions::who(model, &workspace, &target, |answer| {
                         if common.json {
                             let mut json =
                                 answer.to_json(true).map_err(|error| error.to_string())?;
@@ -179,11 +190,14 @@ pub async fn run(command: AccessCommand) -> Result<(), String> {
             let principal = access_questions::resolve_principal(&services, &account, &principal)
                 .await
                 .map_err(|error| error.to_string())?;
+            let workspace = first_workspace(&services, &account).await?;
             let (reference, held) = services
                 .access()
                 .read(&account, |model| {
                     let reference = model.principal_ref(&principal).map_err(ScimError::from)?;
-                    let held = model.what(&principal).map_err(ScimError::from)?;
+                    let held = model
+                        .what(&workspace, &principal)
+                        .map_err(ScimError::from)?;
                     Ok((reference, held))
                 })
                 .and_then(|answer| answer)

@@ -14,7 +14,8 @@ pub(crate) const FIRST_ACCOUNT_EXISTS: &str = "the database already holds an acc
 
 #[derive(Debug, Clone)]
 pub enum Change {
-    /// A new account with its first workspace and its system groups (`admins`, `users`).
+    /// A new account with its first workspace and its system groups (`admins`, `users`); the
+    /// groups' `entitlements` are what they hold in that workspace.
     /// With `only_if_first`, refused with a uniqueness error when the database already holds
     /// an account, decided inside the write (on PostgreSQL under an advisory lock), so that
     /// nodes starting together on an empty database make one account between them, not one
@@ -34,7 +35,8 @@ pub enum Change {
         principal: Principal,
         members: Vec<MemberValue>,
         /// The workspace it is made through, if any: it is assigned there as `USER` in the
-        /// same transaction (a user added through a workspace's API belongs to it).
+        /// same transaction (a user added through a workspace's API belongs to it), and the
+        /// document's `entitlements` are what it holds there (see [`Change::UpdatePrincipal`]).
         assign_to: Option<WorkspaceId>,
     },
     /// A new state of an existing principal, written only if its version is still
@@ -43,8 +45,14 @@ pub enum Change {
         principal: Principal,
         expected_version: u64,
         membership: Vec<MembershipStep>,
+        /// The workspace the write is made through. Entitlements are per workspace: the
+        /// document's `entitlements` are what the principal holds there, written to that
+        /// workspace alone in the same transaction (absent: none). `None` (the account API)
+        /// writes no entitlements. Documents are stored without `entitlements` either way.
+        workspace: Option<WorkspaceId>,
     },
-    /// Deletes a principal, its memberships on both sides, and its tokens.
+    /// Deletes a principal, its memberships on both sides, its entitlements in every
+    /// workspace, and its tokens.
     DeletePrincipal {
         id: PrincipalId,
         expected_version: Option<u64>,
@@ -63,11 +71,17 @@ pub enum Change {
         workspace: WorkspaceId,
         changes: Vec<GovernanceChange>,
     },
-    /// A new workspace of the account.
-    CreateWorkspace(Workspace),
+    /// A new workspace of the account, where the account's `users` system group holds
+    /// `users_entitlements` (an `entitlements` array: the defaults every workspace starts
+    /// with; empty: none).
+    CreateWorkspace {
+        workspace: Workspace,
+        users_entitlements: Vec<serde_json::Value>,
+    },
     /// A workspace's new name and deployment name.
     UpdateWorkspace(Workspace),
-    /// Deletes a workspace, its assignments, and its objects with their ACLs.
+    /// Deletes a workspace, its assignments and entitlements, and its objects with their
+    /// ACLs.
     DeleteWorkspace { id: WorkspaceId },
     /// Sets what `principal` is directly assigned in `workspace`; `None` removes it.
     AssignToWorkspace {

@@ -75,6 +75,8 @@ macro_rules! conformance_tests {
             two_nodes_removing_the_two_last_admins_at_once_leave_one,
             a_rule_set_is_replaced_whole_from_the_version_it_was_read_at,
             a_rule_set_goes_with_its_principal_and_names_only_existing_ones,
+            entitlements_are_kept_per_workspace_and_go_with_their_principal_and_workspace,
+            an_export_from_before_workspace_entitlements_gives_them_to_every_workspace,
         );
     };
     (@cases $($case:ident),+ $(,)?) => {
@@ -260,6 +262,14 @@ fn principal(id: &str, kind: PrincipalKind, attributes: Value, created: i64) -> 
     }
 }
 
+/// A new workspace where the `users` group holds no entitlements.
+fn new_workspace(workspace: Workspace) -> Change {
+    Change::CreateWorkspace {
+        workspace,
+        users_entitlements: Vec::new(),
+    }
+}
+
 /// Workspace object changes made in the workspace with this id.
 fn in_workspace(workspace: &str, changes: Vec<GovernanceChange>) -> Change {
     Change::WorkspaceObjects {
@@ -380,6 +390,7 @@ async fn add_members(
                 principal: current,
                 expected_version,
                 membership: vec![MembershipStep::Add(members)],
+                workspace: None,
             },
         )
         .await
@@ -527,6 +538,7 @@ pub async fn a_stale_version_is_a_precondition_failure(stores: &mut Stores) {
                 principal: current,
                 expected_version: 2,
                 membership: vec![],
+                workspace: None,
             },
         )
         .await
@@ -907,6 +919,11 @@ pub async fn the_access_log_records_changes_in_commit_order(stores: &mut Stores)
             }
             AccessEvent::WorkspaceAssigned { principal, .. } => format!("assigned {principal}"),
             AccessEvent::WorkspaceDeleted { workspace } => format!("deleted workspace {workspace}"),
+            AccessEvent::EntitlementsSet {
+                workspace,
+                principal,
+                ..
+            } => format!("entitled {principal} in {workspace}"),
             AccessEvent::Governance(_) => "governance".into(),
         })
         .collect();
@@ -1577,6 +1594,7 @@ pub async fn concurrent_updates_from_one_version_commit_one(stores: &mut Stores)
                     id: PrincipalId::new(member),
                     kind_hint: None,
                 }])],
+                workspace: None,
             },
         )
     };
@@ -1824,8 +1842,15 @@ async fn populate_for_export(store: &dyn Store) -> AccountId {
         created: Timestamp::from_micros(7),
         deployment_name: None,
     };
+    // Its `users` group holds the defaults there, which the first workspace's does not.
     store
-        .apply(&account, Change::CreateWorkspace(second))
+        .apply(
+            &account,
+            Change::CreateWorkspace {
+                workspace: second,
+                users_entitlements: vec![json!({"value": "workspace-access"})],
+            },
+        )
         .await
         .unwrap();
     let shared_there = WorkspaceEntry {
@@ -1887,6 +1912,40 @@ async fn populate_for_export(store: &dyn Store) -> AccountId {
         &[("roles/servicePrincipal.user", "u1")],
     );
     replace_rule_set(store, &account, sp, 0).await.unwrap();
+    // Entitlements per workspace: alice holds her document's in the first workspace only,
+    // and another one, with a display, in the second.
+    for (workspace, entitlements) in [
+        (
+            "1000",
+            json!([{"value": "workspace-access"}, {"value": "databricks-sql-access"}]),
+        ),
+        (
+            "2000",
+            json!([{"value": "allow-cluster-create", "display": "clusters ✓"}]),
+        ),
+    ] {
+        let workspace = WorkspaceId::new(workspace);
+        let mut alice = store
+            .principal_in(&account, &workspace, &PrincipalId::new("u1"))
+            .await
+            .unwrap()
+            .unwrap();
+        alice.attributes.insert("entitlements".into(), entitlements);
+        let expected_version = alice.version;
+        alice.version += 1;
+        store
+            .apply(
+                &account,
+                Change::UpdatePrincipal {
+                    principal: alice,
+                    expected_version,
+                    membership: vec![],
+                    workspace: Some(workspace),
+                },
+            )
+            .await
+            .unwrap();
+    }
     account
 }
 
@@ -1974,10 +2033,15 @@ pub async fn an_export_imports_into_an_empty_store_unchanged(stores: &mut Stores
     // Small pages and batches: keyset paging and batch boundaries (an ACL split across two
     // batches included) are crossed many times.
     let text = export_text(source, 2).await;
-    assert!(text.starts_with("{\"type\":\"scimitar-export\",\"version\":3}\n"));
+    assert!(text.starts_with("{\"type\":\"scimitar-export\",\"version\":4}\n"));
     assert!(
         text.contains("\"type\":\"assignment\""),
         "assignments are exported"
+    );
+    assert_eq!(
+        text.matches("\"type\":\"entitlements\"").count(),
+        3,
+        "alice's in two workspaces, users' in the second"
     );
     assert!(
         text.contains("\"type\":\"binding\"") && text.contains("\"isolation_mode\":\"ISOLATED\""),
@@ -2035,6 +2099,18 @@ pub async fn an_export_imports_into_an_empty_store_unchanged(stores: &mut Stores
     assert_eq!(
         target.tokens(&account).await.unwrap(),
         source.tokens(&account).await.unwrap()
+    );
+    let entitlements = source.entitlements(&account).await.unwrap();
+    assert_eq!(entitlements.len(), 3);
+    assert_eq!(target.entitlements(&account).await.unwrap(), entitlements);
+    let alice_there = target
+        .principal_in(&account, &WorkspaceId::new("2000"), &PrincipalId::new("u1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        alice_there.attributes["entitlements"],
+        json!([{"value": "allow-cluster-create", "display": "clusters ✓"}])
     );
     for digest in ["d1", "d2"] {
         let moved = target.token_by_digest(digest).await.unwrap();
@@ -2424,6 +2500,7 @@ async fn update(
                 principal: current,
                 expected_version,
                 membership,
+                workspace: None,
             },
         )
         .await
@@ -2913,7 +2990,7 @@ pub async fn workspace_objects_belong_to_one_workspace(stores: &mut Stores) {
     store
         .apply(
             &account,
-            Change::CreateWorkspace(Workspace {
+            new_workspace(Workspace {
                 id: second.clone(),
                 account: account.clone(),
                 name: "second".into(),
@@ -3055,13 +3132,13 @@ pub async fn workspaces_and_assignments_follow_their_changes(stores: &mut Stores
         deployment_name: Some("second".into()),
     };
     store
-        .apply(&account, Change::CreateWorkspace(second.clone()))
+        .apply(&account, new_workspace(second.clone()))
         .await
         .unwrap();
     let mut clash = second.clone();
     clash.id = WorkspaceId::new("2001");
     let refused = store
-        .apply(&account, Change::CreateWorkspace(clash))
+        .apply(&account, new_workspace(clash))
         .await
         .unwrap_err();
     assert!(
@@ -3306,6 +3383,362 @@ pub async fn an_export_from_before_assignments_assigns_every_principal(stores: &
             ),
         ]
     );
+}
+
+/// Writes `entitlements` (`None`: none) as `principal`'s through `workspace`, as a PUT or
+/// PATCH made there does: the principal read as the workspace sees it, one version on.
+async fn set_entitlements_through(
+    store: &dyn Store,
+    account: &AccountId,
+    workspace: &str,
+    principal: &str,
+    entitlements: Option<Value>,
+) -> Principal {
+    let workspace = WorkspaceId::new(workspace);
+    let mut current = store
+        .principal_in(account, &workspace, &PrincipalId::new(principal))
+        .await
+        .unwrap()
+        .unwrap();
+    let expected_version = current.version;
+    current.version += 1;
+    match entitlements {
+        Some(entitlements) => current
+            .attributes
+            .insert("entitlements".into(), entitlements),
+        None => current.attributes.remove("entitlements"),
+    };
+    store
+        .apply(
+            account,
+            Change::UpdatePrincipal {
+                principal: current.clone(),
+                expected_version,
+                membership: vec![],
+                workspace: Some(workspace),
+            },
+        )
+        .await
+        .unwrap();
+    current
+}
+
+/// The `entitlements` of a principal as a workspace sees it (`None`: none).
+async fn entitlements_in(
+    store: &dyn Store,
+    account: &AccountId,
+    workspace: &str,
+    principal: &str,
+) -> Option<Value> {
+    store
+        .principal_in(
+            account,
+            &WorkspaceId::new(workspace),
+            &PrincipalId::new(principal),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .attributes
+        .get("entitlements")
+        .cloned()
+}
+
+/// Entitlements are per workspace: a principal's are written through one workspace and read
+/// there only (its own document, as the account sees it, has none); a new workspace gives the
+/// `users` group the entitlements it is made with; a workspace's list carries and filters by
+/// its own; each change is logged once; and rows go with their principal and workspace.
+pub async fn entitlements_are_kept_per_workspace_and_go_with_their_principal_and_workspace(
+    stores: &mut Stores,
+) {
+    let store = stores.fresh().await;
+    let store = &*store;
+    let account = seed_account(store).await;
+    let second = Workspace {
+        id: WorkspaceId::new("2000"),
+        account: account.clone(),
+        name: "second".into(),
+        created: Timestamp::from_micros(5),
+        deployment_name: None,
+    };
+    let defaults = json!([{"value": "workspace-access"}, {"value": "databricks-sql-access"}]);
+    store
+        .apply(
+            &account,
+            Change::CreateWorkspace {
+                workspace: second.clone(),
+                users_entitlements: defaults.as_array().unwrap().clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        entitlements_in(store, &account, "2000", "users").await,
+        Some(defaults.clone())
+    );
+    assert_eq!(
+        entitlements_in(store, &account, "1000", "users").await,
+        None
+    );
+    let start = whole_log(store).await.len();
+
+    // Made through the first workspace: its entitlements are that workspace's.
+    let mut ann = user("u1", "ann", 1);
+    ann.attributes.insert(
+        "entitlements".into(),
+        json!([{"value": "allow-cluster-create"}]),
+    );
+    store
+        .apply(
+            &account,
+            Change::CreatePrincipal {
+                principal: ann,
+                members: vec![],
+                assign_to: Some(WorkspaceId::new("1000")),
+            },
+        )
+        .await
+        .unwrap();
+    let stored = store
+        .principal(&account, &PrincipalId::new("u1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.attributes.get("entitlements"),
+        None,
+        "the account sees none"
+    );
+    assert_eq!(
+        entitlements_in(store, &account, "1000", "u1").await,
+        Some(json!([{"value": "allow-cluster-create"}]))
+    );
+    assert_eq!(entitlements_in(store, &account, "2000", "u1").await, None);
+
+    // Written through the second: the first keeps its own, and the version moves.
+    let written = set_entitlements_through(
+        store,
+        &account,
+        "2000",
+        "u1",
+        Some(json!([{"value": "workspace-access"}])),
+    )
+    .await;
+    assert_eq!(written.version, 2);
+    assert_eq!(
+        entitlements_in(store, &account, "1000", "u1").await,
+        Some(json!([{"value": "allow-cluster-create"}]))
+    );
+    assert_eq!(
+        entitlements_in(store, &account, "2000", "u1").await,
+        Some(json!([{"value": "workspace-access"}]))
+    );
+    // A write that leaves them as they are logs no entitlement change.
+    set_entitlements_through(
+        store,
+        &account,
+        "2000",
+        "u1",
+        Some(json!([{"value": "workspace-access"}])),
+    )
+    .await;
+    let entitlement_events: Vec<AccessEvent> = whole_log(store).await[start..]
+        .iter()
+        .filter(|logged| matches!(logged.event, AccessEvent::EntitlementsSet { .. }))
+        .map(|logged| logged.event.clone())
+        .collect();
+    assert_eq!(
+        entitlement_events,
+        vec![
+            AccessEvent::EntitlementsSet {
+                workspace: WorkspaceId::new("1000"),
+                principal: PrincipalId::new("u1"),
+                entitlements: vec!["allow-cluster-create".into()],
+            },
+            AccessEvent::EntitlementsSet {
+                workspace: WorkspaceId::new("2000"),
+                principal: PrincipalId::new("u1"),
+                entitlements: vec!["workspace-access".into()],
+            },
+        ]
+    );
+
+    // A workspace's list shows, and filters by, that workspace's entitlements: ann is in both
+    // directories, with cluster creation in the first only.
+    store
+        .apply(
+            &account,
+            Change::AssignToWorkspace {
+                workspace: second.id.clone(),
+                principal: PrincipalId::new("u1"),
+                permission: Some(WorkspacePermission::User),
+            },
+        )
+        .await
+        .unwrap();
+    for (workspace, expected) in [("1000", vec!["u1"]), ("2000", vec![])] {
+        let query = ListQuery::parse(
+            PrincipalKind::User.resource_type(),
+            &ListParameters {
+                filter: Some("entitlements.value eq \"allow-cluster-create\"".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let page = store
+            .list_workspace_principals(
+                &account,
+                &WorkspaceId::new(workspace),
+                PrincipalKind::User,
+                &query,
+            )
+            .await
+            .unwrap();
+        let ids: Vec<&str> = page.principals.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, expected, "in workspace {workspace}");
+        assert_eq!(page.total_results, expected.len() as u64);
+    }
+    let everything = ListQuery::parse(
+        PrincipalKind::Group.resource_type(),
+        &ListParameters::default(),
+    )
+    .unwrap();
+    let groups = store
+        .list_workspace_principals(
+            &account,
+            &WorkspaceId::new("2000"),
+            PrincipalKind::Group,
+            &everything,
+        )
+        .await
+        .unwrap();
+    let users = groups
+        .principals
+        .iter()
+        .find(|group| group.id.as_str() == "users")
+        .unwrap();
+    assert_eq!(users.attributes.get("entitlements"), Some(&defaults));
+    let account_wide = store
+        .list_principals(&account, PrincipalKind::Group, &everything)
+        .await
+        .unwrap();
+    assert!(account_wide
+        .principals
+        .iter()
+        .all(|group| group.attributes.get("entitlements").is_none()));
+
+    // Removed through one workspace: gone there only.
+    set_entitlements_through(store, &account, "1000", "u1", None).await;
+    assert_eq!(entitlements_in(store, &account, "1000", "u1").await, None);
+    let snapshot = store.access_snapshot(&account).await.unwrap();
+    assert_eq!(
+        snapshot.entitlements,
+        vec![
+            (
+                WorkspaceId::new("2000"),
+                PrincipalId::new("u1"),
+                vec!["workspace-access".to_string()]
+            ),
+            (
+                WorkspaceId::new("2000"),
+                PrincipalId::new("users"),
+                vec![
+                    "workspace-access".to_string(),
+                    "databricks-sql-access".to_string()
+                ]
+            ),
+        ]
+    );
+
+    // A deleted principal's and a deleted workspace's rows go with them.
+    create(store, &account, user("u2", "bob", 2), &[])
+        .await
+        .unwrap();
+    set_entitlements_through(
+        store,
+        &account,
+        "2000",
+        "u2",
+        Some(json!([{"value": "workspace-consume"}])),
+    )
+    .await;
+    store
+        .apply(
+            &account,
+            Change::DeletePrincipal {
+                id: PrincipalId::new("u2"),
+                expected_version: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(store
+        .entitlements(&account)
+        .await
+        .unwrap()
+        .iter()
+        .all(|row| row.principal.as_str() != "u2"));
+    store
+        .apply(
+            &account,
+            Change::DeleteWorkspace {
+                id: second.id.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(store.entitlements(&account).await.unwrap().is_empty());
+    assert!(store
+        .access_snapshot(&account)
+        .await
+        .unwrap()
+        .entitlements
+        .is_empty());
+}
+
+/// An export of version 3, when a principal's document carried its entitlements for the whole
+/// account, gives them to every workspace of the account, as the database migration does.
+pub async fn an_export_from_before_workspace_entitlements_gives_them_to_every_workspace(
+    stores: &mut Stores,
+) {
+    let store = stores.fresh().await;
+    let store = &*store;
+    let text = [
+        r#"{"type":"scimitar-export","version":3}"#,
+        r#"{"type":"account","id":"acc-old","name":"old","created":0}"#,
+        r#"{"type":"workspace","account":"acc-old","id":"77","name":"main","created":0}"#,
+        r#"{"type":"workspace","account":"acc-old","id":"78","name":"second","created":1}"#,
+        r#"{"type":"principal","account":"acc-old","id":"g1","kind":"Group","attributes":{"displayName":"users","entitlements":[{"value":"workspace-access"}]},"password_hash":null,"system":true,"created":0,"last_modified":0,"version":1}"#,
+        r#"{"type":"principal","account":"acc-old","id":"u1","kind":"User","attributes":{"userName":"ann","active":true,"entitlements":[{"value":"allow-cluster-create"}]},"password_hash":null,"system":false,"created":1,"last_modified":1,"version":3}"#,
+        r#"{"type":"principal","account":"acc-old","id":"u2","kind":"User","attributes":{"userName":"bob","active":true},"password_hash":null,"system":false,"created":2,"last_modified":2,"version":1}"#,
+    ]
+    .join("\n");
+    import_text(store, &text, 2).await.unwrap();
+    let account = AccountId::new("acc-old");
+    for workspace in ["77", "78"] {
+        assert_eq!(
+            entitlements_in(store, &account, workspace, "u1").await,
+            Some(json!([{"value": "allow-cluster-create"}])),
+            "in workspace {workspace}"
+        );
+        assert_eq!(
+            entitlements_in(store, &account, workspace, "g1").await,
+            Some(json!([{"value": "workspace-access"}]))
+        );
+        assert_eq!(
+            entitlements_in(store, &account, workspace, "u2").await,
+            None
+        );
+    }
+    let ann = store
+        .principal(&account, &PrincipalId::new("u1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ann.version, 3, "the version comes across as it was");
+    assert_eq!(ann.attributes.get("entitlements"), None);
+    let snapshot = store.access_snapshot(&account).await.unwrap();
+    assert_eq!(snapshot.entitlements.len(), 4);
 }
 
 fn rule_set(resource: &str, target: Option<&str>, grants: &[(&str, &str)]) -> RuleSetRows {
@@ -3566,7 +3999,7 @@ pub async fn catalog_bindings_follow_their_catalog_and_their_workspaces(stores: 
         deployment_name: None,
     };
     store
-        .apply(&account, Change::CreateWorkspace(second.clone()))
+        .apply(&account, new_workspace(second.clone()))
         .await
         .unwrap();
     let governance = |change: GovernanceChange| Change::Governance(change);

@@ -176,7 +176,10 @@ pub struct PrincipalFacts {
     /// How Databricks names it in grants: userName, group displayName, or applicationId.
     pub name: String,
     pub active: bool,
-    /// The entitlement values assigned to the principal itself, as stored.
+    /// The entitlement values a principal's document carried when entitlements were per
+    /// account. They are per workspace now ([`AccessEvent::EntitlementsSet`], SQLite migration
+    /// 12, PostgreSQL 9), and this is written empty; the field stays so that entries of
+    /// earlier builds, and of this one, keep their stored form.
     pub entitlements: Vec<String>,
 }
 
@@ -197,27 +200,30 @@ impl PrincipalFacts {
                 .or_else(|| keys.display_name.clone()),
         }
         .unwrap_or_else(|| principal.id.to_string());
-        let entitlements = principal
-            .attributes
-            .get("entitlements")
-            .and_then(Value::as_array)
-            .map(|values| {
-                values
-                    .iter()
-                    .filter_map(|value| value.get("value").and_then(Value::as_str))
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
         PrincipalFacts {
             id: principal.id.clone(),
             kind: principal.kind,
             name,
             // Groups have no active flag; a missing one on a user means active, as in SCIM.
             active: keys.active.unwrap_or(true),
-            entitlements,
+            entitlements: Vec::new(),
         }
     }
+}
+
+/// The values of an `entitlements` attribute (`[{"value": "workspace-access"}, ...]`), in
+/// order; elements without a string `value` name none.
+pub fn entitlement_values(entitlements: &Value) -> Vec<String> {
+    entitlements
+        .as_array()
+        .map(|values| {
+            values
+                .iter()
+                .filter_map(|value| value.get("value").and_then(Value::as_str))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// One entry of the access log.
@@ -230,7 +236,7 @@ impl PrincipalFacts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AccessEvent {
-    /// A principal was created or changed (name, active flag or entitlements may differ).
+    /// A principal was created or changed (its name or active flag may differ).
     PrincipalSaved(PrincipalFacts),
     /// A principal was deleted, with its memberships, grants and ACL entries.
     PrincipalDeleted {
@@ -258,10 +264,19 @@ pub enum AccessEvent {
         #[serde(with = "optional_permission")]
         permission: Option<WorkspacePermission>,
     },
-    /// A workspace was deleted, with its assignments.
+    /// A workspace was deleted, with its assignments and entitlements.
     WorkspaceDeleted {
         #[serde(with = "wire")]
         workspace: WorkspaceId,
+    },
+    /// What a principal is assigned itself in a workspace changed: these entitlement values,
+    /// as stored (none: it holds none there itself any more).
+    EntitlementsSet {
+        #[serde(with = "wire")]
+        workspace: WorkspaceId,
+        #[serde(with = "wire")]
+        principal: PrincipalId,
+        entitlements: Vec<String>,
     },
     /// Tagged by the change's own `event` (`grant`, `set_object_acl`, ...).
     #[serde(untagged)]
@@ -365,6 +380,9 @@ pub struct AccessSnapshot {
     pub assignments: Vec<(WorkspaceId, PrincipalId, WorkspacePermission)>,
     /// Catalog workspace bindings, by catalog and workspace.
     pub bindings: Vec<BindingRow>,
+    /// What each principal is assigned itself in each workspace: `(workspace, principal,
+    /// entitlement values)`, by workspace and principal.
+    pub entitlements: Vec<(WorkspaceId, PrincipalId, Vec<String>)>,
 }
 
 /// The names a value is stored by: the stable wire names of the access crate (`USE_CATALOG`,
@@ -705,6 +723,11 @@ mod tests {
                 workspace: WorkspaceId::new("1001"),
                 binding_type: None,
             }),
+            AccessEvent::EntitlementsSet {
+                workspace: WorkspaceId::new("1001"),
+                principal: PrincipalId::new("u1"),
+                entitlements: vec!["allow-cluster-create".into()],
+            },
         ];
         for event in events {
             assert_eq!(
@@ -973,7 +996,65 @@ mod tests {
                 r#"{"event":"bind_workspace","catalog":"main","workspace":"1001","binding_type":null}"#,
                 None,
             ),
+            (
+                AccessEvent::EntitlementsSet {
+                    workspace: WorkspaceId::new("1001"),
+                    principal: PrincipalId::new("u1"),
+                    entitlements: vec!["allow-cluster-create".into(), "workspace-access".into()],
+                },
+                r#"{"event":"entitlements_set","workspace":"1001","principal":"u1","entitlements":["allow-cluster-create","workspace-access"]}"#,
+                None,
+            ),
+            (
+                AccessEvent::EntitlementsSet {
+                    workspace: WorkspaceId::new("1001"),
+                    principal: PrincipalId::new("g"),
+                    entitlements: vec![],
+                },
+                r#"{"event":"entitlements_set","workspace":"1001","principal":"g","entitlements":[]}"#,
+                None,
+            ),
         ]
+    }
+
+    /// A principal's own document no longer carries entitlements into the log: a
+    /// `principal_saved` entry is written with none, whatever the document held.
+    #[test]
+    fn a_saved_principal_is_logged_without_entitlements() {
+        let mut attributes = serde_json::Map::new();
+        attributes.insert("userName".into(), Value::String("alice".into()));
+        attributes.insert(
+            "entitlements".into(),
+            serde_json::json!([{"value": "allow-cluster-create"}]),
+        );
+        let principal = Principal {
+            id: PrincipalId::new("u1"),
+            kind: PrincipalKind::User,
+            attributes,
+            password_hash: None,
+            system: false,
+            created: Timestamp::from_micros(1),
+            last_modified: Timestamp::from_micros(1),
+            version: 1,
+        };
+        let stored = AccessEvent::PrincipalSaved(PrincipalFacts::of(&principal))
+            .to_json()
+            .unwrap();
+        assert_eq!(
+            stored,
+            r#"{"event":"principal_saved","id":"u1","kind":"User","name":"alice","active":true,"entitlements":[]}"#
+        );
+    }
+
+    #[test]
+    fn entitlement_values_are_read_in_order_and_elements_without_one_are_skipped() {
+        let values = entitlement_values(&serde_json::json!([
+            {"value": "workspace-access"},
+            {"display": "no value"},
+            {"value": "allow-cluster-create", "display": "clusters"},
+        ]));
+        assert_eq!(values, ["workspace-access", "allow-cluster-create"]);
+        assert!(entitlement_values(&Value::Null).is_empty());
     }
 
     #[test]
@@ -1013,6 +1094,9 @@ mod tests {
             r#"{"event":"workspace_deleted"}"#,
             r#"{"event":"set_isolation_mode","catalog":"main","isolation_mode":"isolated"}"#,
             r#"{"event":"bind_workspace","catalog":"main","workspace":"1"}"#,
+            r#"{"event":"entitlements_set","workspace":"1","principal":"u1"}"#,
+            r#"{"event":"entitlements_set","workspace":"1","entitlements":[]}"#,
+            r#"{"event":"entitlements_set","workspace":"1","principal":"u1","entitlements":"workspace-access"}"#,
             r#"{"event":"bind_workspace","catalog":"main","workspace":"1","binding_type":"READ_ONLY"}"#,
         ] {
             assert!(

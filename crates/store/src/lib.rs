@@ -42,7 +42,7 @@ pub use governance::{
 };
 use scimitar_access::{ObjectType, SecurableType};
 pub use sql::write::RULE_SET_CHANGED;
-pub use transfer::{AssignmentRow, ImportRecord, MembershipRow, TokenRow};
+pub use transfer::{AssignmentRow, EntitlementRow, ImportRecord, MembershipRow, TokenRow};
 
 use async_trait::async_trait;
 use scimitar_domain::credentials::Token;
@@ -93,9 +93,19 @@ pub trait Store: Send + Sync + 'static {
     async fn accounts(&self) -> ScimResult<Vec<Account>>;
     async fn workspaces(&self, account: &AccountId) -> ScimResult<Vec<Workspace>>;
 
+    /// A principal as the account sees it: its document without `entitlements`, which
+    /// belong to workspaces ([`Store::principal_in`]).
     async fn principal(
         &self,
         account: &AccountId,
+        id: &PrincipalId,
+    ) -> ScimResult<Option<Principal>>;
+    /// A principal as `workspace` sees it: its document with the `entitlements` it holds
+    /// itself there (none: no such attribute), read in the same query.
+    async fn principal_in(
+        &self,
+        account: &AccountId,
+        workspace: &WorkspaceId,
         id: &PrincipalId,
     ) -> ScimResult<Option<Principal>>;
     /// The principal with this exact userName (users), displayName (groups) or applicationId
@@ -114,7 +124,9 @@ pub trait Store: Send + Sync + 'static {
         query: &ListQuery,
     ) -> ScimResult<Page>;
     /// [`Store::list_principals`] within one workspace's directory: the principals assigned
-    /// to it, the members of assigned groups (through nested groups), and the system groups.
+    /// to it, the members of assigned groups (through nested groups), and the system groups,
+    /// each with its `entitlements` there (as [`Store::principal_in`]), which a filter on
+    /// them reads.
     async fn list_workspace_principals(
         &self,
         account: &AccountId,
@@ -235,6 +247,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> ScimResult<Vec<MembershipRow>>;
     /// Every token of an account, revoked ones included, with its secret's digest.
     async fn tokens(&self, account: &AccountId) -> ScimResult<Vec<TokenRow>>;
+    /// What each principal of an account holds itself in each workspace, by workspace then
+    /// principal: for export.
+    async fn entitlements(&self, account: &AccountId) -> ScimResult<Vec<EntitlementRow>>;
 
     /// Applies one change atomically, together with its access-log entries.
     async fn apply(&self, account: &AccountId, change: Change) -> ScimResult<()>;

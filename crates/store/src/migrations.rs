@@ -349,6 +349,33 @@ CREATE INDEX workspace_objects_by_directory
 CREATE INDEX workspace_objects_by_workspace ON workspace_objects (workspace_id);
 "#,
     ),
+    (
+        12,
+        r#"
+-- Entitlements are per workspace (issue #14), as in Databricks: what a principal is assigned
+-- itself in one workspace, as the JSON array its SCIM documents show there. A row exists only
+-- for a principal assigned some there; it goes with its principal and with its workspace.
+CREATE TABLE workspace_entitlements (
+    account_id TEXT NOT NULL REFERENCES accounts(id),
+    workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+    principal_id TEXT NOT NULL,
+    entitlements TEXT NOT NULL,
+    PRIMARY KEY (account_id, workspace_id, principal_id),
+    FOREIGN KEY (account_id, principal_id) REFERENCES principals (account_id, id) ON DELETE CASCADE
+);
+-- Deleting a principal deletes its rows in every workspace.
+CREATE INDEX workspace_entitlements_by_principal
+    ON workspace_entitlements (account_id, principal_id);
+-- Before this, a principal's entitlements were a field of its document, held in every
+-- workspace of its account: each workspace keeps them, so nothing anyone held is lost. The
+-- documents keep the field as it was; it is no longer read (a principal's next write drops it).
+INSERT INTO workspace_entitlements (account_id, workspace_id, principal_id, entitlements)
+SELECT p.account_id, w.id, p.id, json_extract(p.attributes, '$.entitlements')
+  FROM principals p JOIN workspaces w ON w.account_id = p.account_id
+ WHERE json_type(p.attributes, '$.entitlements') = 'array'
+   AND json_array_length(p.attributes, '$.entitlements') > 0;
+"#,
+    ),
 ];
 
 /// The PostgreSQL schema, numbered on its own: PostgreSQL starts from the shape SQLite reached
@@ -621,6 +648,30 @@ CREATE UNIQUE INDEX workspace_objects_by_path
 CREATE INDEX workspace_objects_by_directory
     ON workspace_objects (account_id, workspace_id, directory_id, path) WHERE path IS NOT NULL;
 CREATE INDEX workspace_objects_by_workspace ON workspace_objects (workspace_id);
+"#,
+    ),
+    (
+        9,
+        r#"
+-- Entitlements per workspace (issue #14), as in SQLite's migration 12. The array is copied as
+-- jsonb prints it (spaces after separators): rows are read as JSON, never compared as text
+-- with a document.
+CREATE TABLE workspace_entitlements (
+    account_id TEXT COLLATE "C" NOT NULL REFERENCES accounts(id),
+    workspace_id TEXT COLLATE "C" NOT NULL REFERENCES workspaces(id),
+    principal_id TEXT COLLATE "C" NOT NULL,
+    entitlements TEXT NOT NULL,
+    PRIMARY KEY (account_id, workspace_id, principal_id),
+    FOREIGN KEY (account_id, principal_id) REFERENCES principals (account_id, id) ON DELETE CASCADE
+);
+CREATE INDEX workspace_entitlements_by_principal
+    ON workspace_entitlements (account_id, principal_id);
+INSERT INTO workspace_entitlements (account_id, workspace_id, principal_id, entitlements)
+SELECT p.account_id, w.id, p.id, (p.attributes::jsonb -> 'entitlements')::text
+  FROM principals p JOIN workspaces w ON w.account_id = p.account_id
+ WHERE CASE WHEN jsonb_typeof(p.attributes::jsonb -> 'entitlements') = 'array'
+            THEN jsonb_array_length(p.attributes::jsonb -> 'entitlements') > 0
+            ELSE FALSE END;
 "#,
     ),
 ];

@@ -6,7 +6,7 @@
 //! The format is storage's own, not SCIM's: one JSON object per line with a `type` tag, after a
 //! first line `{"type":"scimitar-export","version":1}`. Records come in dependency order per
 //! account (account, workspaces, principals, memberships, tokens, securables, grants, objects,
-//! ACLs, rule sets), so an importer can commit them in batches as it reads them and every foreign key
+//! ACLs, assignments, entitlements per workspace, rule sets, bindings), so an importer can commit them in batches as it reads them and every foreign key
 //! already points at a committed row. Everything stored comes across as it is: ids, versions
 //! (so ETags stay valid), timestamps as integer microseconds (so they are exact), password
 //! hashes (never a clear password) and token digests (so tokens keep working after the move).
@@ -35,7 +35,12 @@ use std::io::{BufRead, Write};
 pub const FORMAT_TAG: &str = "scimitar-export";
 /// The format version this build writes and reads. A change that an older importer would
 /// misread (a new field it would drop, a changed meaning) takes a new version.
-pub const FORMAT_VERSION: u64 = 3;
+pub const FORMAT_VERSION: u64 = 4;
+
+/// The version before entitlements were per workspace: a principal's document carried them,
+/// held in every workspace of its account, so importing one gives them to each workspace
+/// listed before it (as the database migration does).
+const FORMAT_VERSION_BEFORE_WORKSPACE_ENTITLEMENTS: u64 = 3;
 
 /// The version before workspace objects named their workspace: each account had one, which
 /// holds them, so importing one puts its objects in the workspace listed before them.
@@ -90,6 +95,17 @@ pub enum ImportRecord {
     },
     /// A catalog's workspace binding; after the workspaces and securables it names.
     Binding(BindingRow),
+    /// What a principal holds itself in a workspace; after both.
+    Entitlements(EntitlementRow),
+}
+
+/// What a principal is assigned itself in one workspace: its `entitlements` there, as the
+/// workspace's SCIM documents show them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntitlementRow {
+    pub workspace: WorkspaceId,
+    pub principal: PrincipalId,
+    pub entitlements: Vec<Value>,
 }
 
 /// A principal's direct assignment to a workspace, as exported.
@@ -285,6 +301,13 @@ enum Line {
         workspace: String,
         binding_type: String,
     },
+    /// A principal's entitlements in one workspace (format version 4 on).
+    Entitlements {
+        account: String,
+        workspace: String,
+        principal: String,
+        entitlements: Vec<Value>,
+    },
 }
 
 /// One role held by one principal, in a [`Line::RuleSet`].
@@ -396,6 +419,12 @@ impl Line {
                 catalog: value.catalog.clone(),
                 workspace: value.workspace.to_string(),
                 binding_type: value.binding_type.as_str().to_string(),
+            },
+            ImportRecord::Entitlements(value) => Line::Entitlements {
+                account,
+                workspace: value.workspace.to_string(),
+                principal: value.principal.to_string(),
+                entitlements: value.entitlements.clone(),
             },
         }
     }
@@ -626,6 +655,19 @@ impl Line {
                         .ok_or_else(|| format!("unknown binding type '{binding_type}'"))?,
                 }),
             ),
+            Line::Entitlements {
+                account,
+                workspace,
+                principal,
+                entitlements,
+            } => (
+                AccountId::new(account),
+                ImportRecord::Entitlements(EntitlementRow {
+                    workspace: WorkspaceId::new(workspace),
+                    principal: PrincipalId::new(principal),
+                    entitlements,
+                }),
+            ),
         };
         Ok(Some(record))
     }
@@ -732,6 +774,9 @@ pub async fn export(
             };
             written = emit(output, &id, ImportRecord::Assignment(row))?;
         }
+        for row in store.entitlements(&id).await? {
+            written = emit(output, &id, ImportRecord::Entitlements(row))?;
+        }
         for (rule_set, version) in store.rule_sets(&id).await? {
             written = emit(output, &id, ImportRecord::RuleSet { rule_set, version })?;
         }
@@ -778,6 +823,7 @@ pub async fn import(
     let mut header_seen = false;
     let mut before_assignments = false;
     let mut before_object_workspaces = false;
+    let mut before_workspace_entitlements = false;
     // The current account's workspaces, for exports made before assignments.
     let mut workspaces: Vec<WorkspaceId> = Vec::new();
     let mut batch: Option<Batch> = None;
@@ -806,12 +852,15 @@ pub async fn import(
             match line {
                 Line::Header { version }
                     if version == FORMAT_VERSION
+                        || version == FORMAT_VERSION_BEFORE_WORKSPACE_ENTITLEMENTS
                         || version == FORMAT_VERSION_BEFORE_OBJECT_WORKSPACES
                         || version == FORMAT_VERSION_BEFORE_ASSIGNMENTS =>
                 {
                     header_seen = true;
                     before_assignments = version == FORMAT_VERSION_BEFORE_ASSIGNMENTS;
-                    before_object_workspaces = version < FORMAT_VERSION;
+                    before_object_workspaces =
+                        version < FORMAT_VERSION_BEFORE_WORKSPACE_ENTITLEMENTS;
+                    before_workspace_entitlements = version < FORMAT_VERSION;
                     continue;
                 }
                 Line::Header { version } => {
@@ -876,17 +925,33 @@ pub async fn import(
                 workspaces.push(workspace.id.clone());
                 Vec::new()
             }
-            ImportRecord::Principal(principal) if before_assignments && !principal.system => {
-                workspaces
-                    .iter()
-                    .map(|workspace| {
+            ImportRecord::Principal(principal) => {
+                let mut implied = Vec::new();
+                if before_assignments && !principal.system {
+                    implied.extend(workspaces.iter().map(|workspace| {
                         ImportRecord::Assignment(AssignmentRow {
                             workspace: workspace.clone(),
                             principal: principal.id.clone(),
                             permission: WorkspacePermission::User,
                         })
-                    })
-                    .collect()
+                    }));
+                }
+                let document_entitlements = principal
+                    .attributes
+                    .get("entitlements")
+                    .and_then(Value::as_array)
+                    .filter(|values| !values.is_empty());
+                if let (true, Some(values)) = (before_workspace_entitlements, document_entitlements)
+                {
+                    implied.extend(workspaces.iter().map(|workspace| {
+                        ImportRecord::Entitlements(EntitlementRow {
+                            workspace: workspace.clone(),
+                            principal: principal.id.clone(),
+                            entitlements: values.clone(),
+                        })
+                    }));
+                }
+                implied
             }
             _ => Vec::new(),
         };
@@ -1007,6 +1072,11 @@ mod tests {
                 },
                 version: 1,
             },
+            ImportRecord::Entitlements(EntitlementRow {
+                workspace: WorkspaceId::new("7"),
+                principal: PrincipalId::new("u"),
+                entitlements: vec![serde_json::json!({"value": "allow-cluster-create"})],
+            }),
         ];
         for record in records {
             let text = serde_json::to_string(&Line::of(&account, &record)).unwrap();
@@ -1021,6 +1091,6 @@ mod tests {
             version: FORMAT_VERSION,
         })
         .unwrap();
-        assert_eq!(text, r#"{"type":"scimitar-export","version":3}"#);
+        assert_eq!(text, r#"{"type":"scimitar-export","version":4}"#);
     }
 }

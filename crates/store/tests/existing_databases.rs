@@ -280,15 +280,23 @@ async fn reads_back_as_written(store: &dyn Store) {
     let job = store.object_workspace(&account, ObjectType::Jobs, "42");
     assert_eq!(job.await.unwrap(), Some(workspace.clone()));
     assert_eq!(tree[1].language.as_deref(), Some("SQL"));
+    // Alice's document entitlements are now the workspace's (migration 12, PostgreSQL 9);
+    // the document's own are no longer read.
     let facts = snapshot
         .principals
         .iter()
         .find(|facts| facts.id == id("u-alice"))
         .unwrap();
-    assert_eq!(
-        facts.entitlements,
-        ["workspace-access", "databricks-sql-access"]
-    );
+    assert!(facts.entitlements.is_empty());
+    assert!(snapshot.entitlements.contains(&(
+        workspace.clone(),
+        id("u-alice"),
+        vec![
+            "workspace-access".to_string(),
+            "databricks-sql-access".to_string()
+        ]
+    )));
+    assert_eq!(alice.attributes.get("entitlements"), None);
     assert!(
         !snapshot
             .principals
@@ -300,8 +308,9 @@ async fn reads_back_as_written(store: &dyn Store) {
 
     // The `users` group was never written after it was made, so the migration gave it the
     // default entitlements, with a new version and an access-log entry the engine follows.
+    // They are its workspace's since entitlements are per workspace.
     let users = store
-        .principal(&account, &id("g-users"))
+        .principal_in(&account, &workspace, &id("g-users"))
         .await
         .unwrap()
         .unwrap();
@@ -317,17 +326,20 @@ async fn reads_back_as_written(store: &dyn Store) {
         .iter()
         .find(|facts| facts.id == id("g-users"))
         .unwrap();
-    assert_eq!(
-        facts.entitlements,
-        ["workspace-access", "databricks-sql-access"]
-    );
+    assert!(facts.entitlements.is_empty());
 
-    // Every access-log entry reads back, in order, up to the snapshot's position.
+    // Every access-log entry reads back, in order, up to the snapshot's position: the last
+    // is migration 8's, which named the entitlements as a document then held them.
     let log = store.access_log_after(0, 1_000).await.unwrap();
     assert_eq!(log.len(), 46);
+    let mut logged_facts = facts.clone();
+    logged_facts.entitlements = vec![
+        "workspace-access".to_string(),
+        "databricks-sql-access".to_string(),
+    ];
     assert_eq!(
         log.last().unwrap().event,
-        AccessEvent::PrincipalSaved(facts.clone())
+        AccessEvent::PrincipalSaved(logged_facts)
     );
     assert!(log.windows(2).all(|pair| pair[0].seq < pair[1].seq));
     assert_eq!(log.last().unwrap().seq, snapshot.seq);
@@ -341,6 +353,7 @@ async fn reads_back_as_written(store: &dyn Store) {
             AccessEvent::WorkspaceAssigned { .. } | AccessEvent::WorkspaceDeleted { .. } => {
                 "workspace"
             }
+            AccessEvent::EntitlementsSet { .. } => "entitlements_set",
             AccessEvent::Governance(_) => "governance",
         })
         .collect();
@@ -460,7 +473,11 @@ fn with_users_group_written(dump: &str, row_end: &str, written_row_end: &str) ->
 async fn a_written_users_group_is_left_alone(store: &dyn Store) {
     let account = AccountId::new(ACCOUNT);
     let users = store
-        .principal(&account, &id("g-users"))
+        .principal_in(
+            &account,
+            &WorkspaceId::new("1000000000000001"),
+            &id("g-users"),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -513,6 +530,170 @@ async fn a_postgres_users_group_an_admin_wrote_to_keeps_its_entitlements_as_they
         .await
         .unwrap();
     a_written_users_group_is_left_alone(&store).await;
+    drop(store);
+    scimitar_store::postgres::scratch::drop(&server, &name)
+        .await
+        .unwrap();
+}
+
+/// Rows of a database of the schema just before entitlements were per workspace (SQLite
+/// migration 11, PostgreSQL 8), as that build wrote them: an account with two workspaces;
+/// `users` with the default entitlements in its document, ann with one of her own, bob with
+/// none. Plain SQL both backends take.
+const BEFORE_WORKSPACE_ENTITLEMENTS: &str = r#"
+INSERT INTO accounts (id, name, created) VALUES ('acct-e', 'e', 0);
+INSERT INTO workspaces (id, account_id, name, created, deployment_name)
+    VALUES ('w1', 'acct-e', 'first', 1, NULL), ('w2', 'acct-e', 'second', 2, NULL);
+INSERT INTO principals (account_id, id, kind, user_name_lower, display_name, display_name_lower,
+    external_id, application_id_lower, active, system, attributes, password_hash, created,
+    last_modified, version) VALUES
+    ('acct-e', 'g-users', 'Group', NULL, 'users', 'users', NULL, NULL, NULL, TRUE,
+     '{"displayName":"users","entitlements":[{"value":"workspace-access"},{"value":"databricks-sql-access"}]}',
+     NULL, 0, 0, 2),
+    ('acct-e', 'u-ann', 'User', 'ann', NULL, NULL, NULL, NULL, TRUE, FALSE,
+     '{"userName":"ann","active":true,"entitlements":[{"value":"allow-cluster-create"}]}',
+     NULL, 1, 1, 3),
+    ('acct-e', 'u-bob', 'User', 'bob', NULL, NULL, NULL, NULL, TRUE, FALSE,
+     '{"userName":"bob","active":true}', NULL, 2, 2, 1);
+INSERT INTO memberships (account_id, group_id, member_id, member_kind, created) VALUES
+    ('acct-e', 'g-users', 'u-ann', 'User', 1), ('acct-e', 'g-users', 'u-bob', 'User', 2);
+INSERT INTO workspace_assignments (account_id, workspace_id, principal_id, permission) VALUES
+    ('acct-e', 'w1', 'u-ann', 'USER'), ('acct-e', 'w2', 'u-ann', 'USER'),
+    ('acct-e', 'w1', 'u-bob', 'USER');
+"#;
+
+/// What the migration to per-workspace entitlements must do with [`BEFORE_WORKSPACE_ENTITLEMENTS`]:
+/// every document's entitlements held in every workspace of the account (nothing anyone held
+/// is lost), documents no longer showing them, versions unchanged; then a write through one
+/// workspace changes that workspace's alone.
+async fn entitlements_moved_to_every_workspace(store: &dyn Store) {
+    let account = AccountId::new("acct-e");
+    assert_eq!(store.ready().await, Ok(()));
+    let entitlements_in = |workspace: &'static str, principal: &'static str| {
+        let account = account.clone();
+        async move {
+            store
+                .principal_in(&account, &WorkspaceId::new(workspace), &id(principal))
+                .await
+                .unwrap()
+                .unwrap()
+                .attributes
+                .get("entitlements")
+                .cloned()
+        }
+    };
+    for workspace in ["w1", "w2"] {
+        assert_eq!(
+            entitlements_in(workspace, "g-users").await,
+            Some(json!([{"value": "workspace-access"}, {"value": "databricks-sql-access"}])),
+            "users in {workspace}"
+        );
+        assert_eq!(
+            entitlements_in(workspace, "u-ann").await,
+            Some(json!([{"value": "allow-cluster-create"}])),
+            "ann in {workspace}"
+        );
+        assert_eq!(entitlements_in(workspace, "u-bob").await, None);
+    }
+    let ann = store
+        .principal(&account, &id("u-ann"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ann.attributes.get("entitlements"), None, "{ann:?}");
+    assert_eq!(ann.version, 3);
+    let snapshot = store.access_snapshot(&account).await.unwrap();
+    assert_eq!(snapshot.entitlements.len(), 4);
+
+    // A write through the second workspace takes ann's away there, and there only.
+    let mut written = store
+        .principal_in(&account, &WorkspaceId::new("w2"), &id("u-ann"))
+        .await
+        .unwrap()
+        .unwrap();
+    written.attributes.remove("entitlements");
+    written.version = 4;
+    store
+        .apply(
+            &account,
+            Change::UpdatePrincipal {
+                principal: written,
+                expected_version: 3,
+                membership: vec![],
+                workspace: Some(WorkspaceId::new("w2")),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(entitlements_in("w2", "u-ann").await, None);
+    assert_eq!(
+        entitlements_in("w1", "u-ann").await,
+        Some(json!([{"value": "allow-cluster-create"}]))
+    );
+}
+
+/// The statements of every migration up to `last`, and their records.
+fn migrations_up_to(list: &[(i64, &str)], last: i64) -> String {
+    let mut sql = String::new();
+    for (version, statements) in list.iter().filter(|(version, _)| *version <= last) {
+        sql.push_str(statements);
+        sql.push_str(&format!(
+            "\nINSERT INTO schema_migrations (version, applied) VALUES ({version}, 0);\n"
+        ));
+    }
+    sql
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_database_from_before_workspace_entitlements_keeps_them_in_every_workspace() {
+    let directory = std::env::temp_dir().join(format!(
+        "scimitar-existing-entitlements-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&directory);
+    std::fs::create_dir_all(&directory).unwrap();
+    let path = directory.join("db.sqlite");
+    {
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection
+            .execute_batch(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied INTEGER NOT NULL);",
+            )
+            .unwrap();
+        let schema = migrations_up_to(scimitar_store::migrations::SQLITE_MIGRATIONS, 11);
+        connection.execute_batch(&schema).unwrap();
+        connection
+            .execute_batch(BEFORE_WORKSPACE_ENTITLEMENTS)
+            .unwrap();
+    }
+    let store = scimitar_store::sqlite::SqliteStore::open(&path.to_string_lossy())
+        .await
+        .unwrap();
+    entitlements_moved_to_every_workspace(&store).await;
+    drop(store);
+    let _ = std::fs::remove_dir_all(&directory);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_database_from_before_workspace_entitlements_keeps_them_in_every_workspace() {
+    let Ok(server) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!("skipped: TEST_DATABASE_URL is unset");
+        return;
+    };
+    let name = format!("scimitar_existing_entitlements_{}", std::process::id());
+    let url = scimitar_store::postgres::scratch::create(&server, &name)
+        .await
+        .unwrap();
+    let schema = format!(
+        "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied BIGINT NOT NULL);\n{}\n{}",
+        migrations_up_to(scimitar_store::migrations::POSTGRES_MIGRATIONS, 8),
+        BEFORE_WORKSPACE_ENTITLEMENTS
+    );
+    load_dump(&url, &schema).await;
+    let store = scimitar_store::postgres::PostgresStore::connect(&url, 2)
+        .await
+        .unwrap();
+    entitlements_moved_to_every_workspace(&store).await;
     drop(store);
     scimitar_store::postgres::scratch::drop(&server, &name)
         .await

@@ -876,3 +876,294 @@ async fn a_workspace_admins_group_follows_admin_assignment() {
     let after = get(format!("/w/{one}/scim/v2/Groups/{admins}")).await;
     assert!(!member_ids_of(&after.body).contains(&ann), "{}", after.body);
 }
+
+// ----- entitlements per workspace ------------------------------------------------------------
+
+/// The entitlement values a SCIM document shows (none when it has no `entitlements`).
+fn entitlement_values(document: &Value) -> Vec<String> {
+    document["entitlements"]
+        .as_array()
+        .map(|values| {
+            values
+                .iter()
+                .filter_map(|value| value["value"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `GET {prefix}/api/2.0/access/check` for `principal` and `entitlement`, as the admin:
+/// whether it is allowed.
+async fn holds_in(app: &TestApp, prefix: &str, principal: &str, entitlement: &str) -> bool {
+    let reply = call(
+        app,
+        Method::GET,
+        &format!("{prefix}/api/2.0/access/check?principal={principal}&entitlement={entitlement}"),
+        Some(&app.token),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.body["allowed"].as_bool().unwrap()
+}
+
+#[tokio::test]
+async fn entitlements_are_per_workspace_read_and_written_through_each_workspaces_scim_api() {
+    let app = spawn_app().await;
+    let a = new_workspace(&app, "A", None).await;
+    let b = new_workspace(&app, "B", None).await;
+    let user = account_user(&app, "ent@example.com").await;
+    for workspace in [&a, &b] {
+        assert_eq!(
+            assign(&app, workspace, &user, json!(["USER"])).await.status,
+            200
+        );
+    }
+    let in_a = format!("/w/{a}/api/2.0/preview/scim/v2/Users/{user}");
+    let in_b = format!("/w/{b}/api/2.0/preview/scim/v2/Users/{user}");
+    let on_account = format!("/api/2.0/accounts/{}/scim/v2/Users/{user}", app.account);
+    let before = call(&app, Method::GET, &in_a, Some(&app.token), None).await;
+    assert_eq!(before.status, 200, "{}", before.body);
+
+    // Granted through A's SCIM API: A shows it, B does not, the account API shows none.
+    let patched = call(
+        &app,
+        Method::PATCH,
+        &in_a,
+        Some(&app.token),
+        Some(patch_op(json!([
+            {"op": "add", "path": "entitlements", "value": [{"value": "allow-cluster-create"}]}
+        ]))),
+    )
+    .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(entitlement_values(&patched.body), ["allow-cluster-create"]);
+    assert_ne!(
+        patched.body["meta"]["version"], before.body["meta"]["version"],
+        "the version moves when a workspace's entitlements change"
+    );
+    let got = call(&app, Method::GET, &in_a, Some(&app.token), None).await;
+    assert_eq!(entitlement_values(&got.body), ["allow-cluster-create"]);
+    let got = call(&app, Method::GET, &in_b, Some(&app.token), None).await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert!(entitlement_values(&got.body).is_empty(), "{}", got.body);
+    let got = call(&app, Method::GET, &on_account, Some(&app.token), None).await;
+    assert_eq!(got.body.get("entitlements"), None, "{}", got.body);
+    assert!(holds_in(&app, &format!("/w/{a}"), &user, "allow-cluster-create").await);
+    assert!(!holds_in(&app, &format!("/w/{b}"), &user, "allow-cluster-create").await);
+
+    // A filter on entitlements reads the workspace's own.
+    let filter = "entitlements.value eq \"allow-cluster-create\"";
+    for (workspace, expected) in [(&a, 1), (&b, 0)] {
+        let listed = call(
+            &app,
+            Method::GET,
+            &format!(
+                "/w/{workspace}/api/2.0/preview/scim/v2/Users?filter={}",
+                filter.replace(' ', "%20").replace('"', "%22")
+            ),
+            Some(&app.token),
+            None,
+        )
+        .await;
+        assert_eq!(listed.status, 200, "{}", listed.body);
+        assert_eq!(listed.total(), expected, "in {workspace}: {}", listed.body);
+    }
+
+    // A PUT in B without entitlements leaves A's as they are.
+    let put = call(
+        &app,
+        Method::PUT,
+        &in_b,
+        Some(&app.token),
+        Some(
+            json!({"schemas": [USER_SCHEMA], "userName": "ent@example.com", "displayName": "Ent"}),
+        ),
+    )
+    .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    let got = call(&app, Method::GET, &in_a, Some(&app.token), None).await;
+    assert_eq!(entitlement_values(&got.body), ["allow-cluster-create"]);
+    assert_eq!(got.body["displayName"], "Ent");
+
+    // A replace in B of one value, by a filtered path, changes B's alone.
+    let replaced = call(
+        &app,
+        Method::PATCH,
+        &in_b,
+        Some(&app.token),
+        Some(patch_op(json!([
+            {"op": "add", "path": "entitlements", "value": [{"value": "workspace-consume"}]},
+            {"op": "remove", "path": "entitlements[value eq \"workspace-consume\"]"},
+            {"op": "add", "path": "entitlements", "value": [{"value": "allow-instance-pool-create"}]}
+        ]))),
+    )
+    .await;
+    assert_eq!(replaced.status, 200, "{}", replaced.body);
+    assert_eq!(
+        entitlement_values(&replaced.body),
+        ["allow-instance-pool-create"]
+    );
+    let got = call(&app, Method::GET, &in_a, Some(&app.token), None).await;
+    assert_eq!(entitlement_values(&got.body), ["allow-cluster-create"]);
+
+    // A Bulk request in B writes B's entitlements alone too.
+    let bulk = call(
+        &app,
+        Method::POST,
+        &format!("/w/{b}/api/2.0/preview/scim/v2/Bulk"),
+        Some(&app.token),
+        Some(json!({"schemas": [BULK_REQUEST_SCHEMA], "Operations": [
+            {"method": "PATCH", "path": format!("/Users/{user}"), "data": patch_op(json!([
+                {"op": "add", "path": "entitlements", "value": [{"value": "workspace-consume"}]}
+            ]))}
+        ]})),
+    )
+    .await;
+    assert_eq!(bulk.status, 200, "{}", bulk.body);
+    assert_eq!(bulk.body["Operations"][0]["status"], "200", "{}", bulk.body);
+    let got = call(&app, Method::GET, &in_b, Some(&app.token), None).await;
+    assert_eq!(
+        entitlement_values(&got.body),
+        ["allow-instance-pool-create", "workspace-consume"]
+    );
+    let got = call(&app, Method::GET, &in_a, Some(&app.token), None).await;
+    assert_eq!(entitlement_values(&got.body), ["allow-cluster-create"]);
+
+    // The account API names entitlements in vain: they are a workspace's, so it keeps none.
+    let account_version = call(&app, Method::GET, &on_account, Some(&app.token), None)
+        .await
+        .body["meta"]["version"]
+        .clone();
+    let ignored = call(
+        &app,
+        Method::PATCH,
+        &on_account,
+        Some(&app.token),
+        Some(patch_op(json!([
+            {"op": "add", "path": "entitlements", "value": [{"value": "workspace-access"}]}
+        ]))),
+    )
+    .await;
+    assert_eq!(ignored.status, 200, "{}", ignored.body);
+    assert_eq!(ignored.body.get("entitlements"), None, "{}", ignored.body);
+    assert_eq!(ignored.body["meta"]["version"], account_version);
+    for (path, expected) in [
+        (&in_a, vec!["allow-cluster-create"]),
+        (
+            &in_b,
+            vec!["allow-instance-pool-create", "workspace-consume"],
+        ),
+    ] {
+        let got = call(&app, Method::GET, path, Some(&app.token), None).await;
+        assert_eq!(entitlement_values(&got.body), expected, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_groups_entitlement_in_one_workspace_reaches_its_members_there_only() {
+    let app = spawn_app().await;
+    let a = new_workspace(&app, "A", None).await;
+    let b = new_workspace(&app, "B", None).await;
+    let user = account_user(&app, "member@example.com").await;
+    let outsider = account_user(&app, "outsider@example.com").await;
+    let group = account_group(&app, "pool-makers", &[&user]).await;
+    for workspace in [&a, &b] {
+        assert_eq!(
+            assign(&app, workspace, &group, json!(["USER"]))
+                .await
+                .status,
+            200
+        );
+    }
+    assert_eq!(
+        assign(&app, &b, &outsider, json!(["USER"])).await.status,
+        200
+    );
+    let patched = call(
+        &app,
+        Method::PATCH,
+        &format!("/w/{b}/scim/v2/Groups/{group}"),
+        Some(&app.token),
+        Some(patch_op(json!([
+            {"op": "add", "path": "entitlements", "value": [{"value": "allow-instance-pool-create"}]}
+        ]))),
+    )
+    .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    let in_b = format!("/w/{b}");
+    let in_a = format!("/w/{a}");
+    assert!(holds_in(&app, &in_b, &user, "allow-instance-pool-create").await);
+    assert!(!holds_in(&app, &in_a, &user, "allow-instance-pool-create").await);
+    assert!(!holds_in(&app, &in_b, &outsider, "allow-instance-pool-create").await);
+    let group_in_a = call(
+        &app,
+        Method::GET,
+        &format!("/w/{a}/scim/v2/Groups/{group}"),
+        Some(&app.token),
+        None,
+    )
+    .await;
+    assert!(
+        entitlement_values(&group_in_a.body).is_empty(),
+        "{}",
+        group_in_a.body
+    );
+
+    // `who` in each workspace: B lists the member, A does not.
+    for (prefix, expected) in [(&in_b, true), (&in_a, false)] {
+        let who = call(
+            &app,
+            Method::GET,
+            &format!("{prefix}/api/2.0/access/who?entitlement=allow-instance-pool-create"),
+            Some(&app.token),
+            None,
+        )
+        .await;
+        assert_eq!(who.status, 200, "{}", who.body);
+        let listed = who.body.to_string().contains("member@example.com");
+        assert_eq!(listed, expected, "{prefix}: {}", who.body);
+    }
+}
+
+#[tokio::test]
+async fn a_workspace_made_later_gives_its_users_group_the_default_entitlements() {
+    let app = spawn_app().await;
+    let users = app.system_group_id("users").await;
+    // The default workspace's `users` loses one; a workspace made afterwards starts whole.
+    let reply = app
+        .patch_ops(
+            &format!("/Groups/{users}"),
+            json!([{"op": "remove", "path": "entitlements[value eq \"databricks-sql-access\"]"}]),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let later = new_workspace(&app, "Later", None).await;
+    let got = call(
+        &app,
+        Method::GET,
+        &format!("/w/{later}/api/2.0/preview/scim/v2/Groups/{users}"),
+        Some(&app.token),
+        None,
+    )
+    .await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert_eq!(
+        entitlement_values(&got.body),
+        ["workspace-access", "databricks-sql-access"]
+    );
+    assert_eq!(
+        entitlement_values(&app.get(&format!("/Groups/{users}")).await.body),
+        ["workspace-access"]
+    );
+    let user = account_user(&app, "late@example.com").await;
+    assert_eq!(
+        assign(&app, &later, &user, json!(["USER"])).await.status,
+        200
+    );
+    let prefix = format!("/w/{later}");
+    assert!(holds_in(&app, &prefix, &user, "databricks-sql-access").await);
+    // In a workspace it is not assigned to, it holds nothing through `users`.
+    let elsewhere = new_workspace(&app, "Elsewhere", None).await;
+    assert!(!holds_in(&app, &format!("/w/{elsewhere}"), &user, "workspace-access").await);
+}

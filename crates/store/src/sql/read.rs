@@ -3,15 +3,15 @@
 //! one committed state).
 
 use crate::governance::{
-    AccessEvent, AccessSnapshot, AclRow, BindingRow, GrantRow, LoggedEvent, ObjectRow,
-    PrincipalFacts, SecurableRow, WorkspaceEntry,
+    entitlement_values, AccessEvent, AccessSnapshot, AclRow, BindingRow, GrantRow, LoggedEvent,
+    ObjectRow, PrincipalFacts, SecurableRow, WorkspaceEntry,
 };
 use crate::listing;
 use crate::sql::transaction::{
     limit_clause, params, query_one, query_opt, Param, SqlRow, SqlTransaction,
 };
 use crate::sql::{list_condition, list_order, member_display, SqlBuilder, SqlValue};
-use crate::transfer::{MembershipRow, TokenRow};
+use crate::transfer::{EntitlementRow, MembershipRow, TokenRow};
 use crate::{Account, Page, Workspace, MAX_GROUP_NESTING_DEPTH};
 use scimitar_access::{
     AclEntry, BindingType, IsolationMode, ObjectType, PermissionLevel, Privilege, SecurableType,
@@ -79,10 +79,13 @@ fn level_of(text: &str) -> ScimResult<PermissionLevel> {
     PermissionLevel::parse(text).map_err(|error| corrupt("permission level", error))
 }
 
-/// A principal from a row of [`PRINCIPAL_COLUMNS`].
+/// A principal from a row of [`PRINCIPAL_COLUMNS`]. Its document's `entitlements`, which
+/// documents written before entitlements were per workspace still hold, are not read: a
+/// principal's entitlements are its workspaces' ([`principal_in_workspace_from_row`]).
 pub(crate) fn principal_from_row(mut row: SqlRow) -> ScimResult<Principal> {
-    let attributes: Map<String, Value> = serde_json::from_str(&row.text(2)?)
+    let mut attributes: Map<String, Value> = serde_json::from_str(&row.text(2)?)
         .map_err(|error| corrupt("principal document", error))?;
+    attributes.remove("entitlements");
     Ok(Principal {
         id: PrincipalId::new(row.text(0)?),
         kind: kind_of(&row.text(1)?)?,
@@ -93,6 +96,47 @@ pub(crate) fn principal_from_row(mut row: SqlRow) -> ScimResult<Principal> {
         last_modified: Timestamp::from_micros(row.integer(6)?),
         version: to_u64(row.integer(7)?),
     })
+}
+
+/// The columns of a principal as a workspace sees it, over `principals p` joined with
+/// [`workspace_entitlements_join`].
+fn principal_in_workspace_columns() -> String {
+    format!("{PRINCIPAL_COLUMNS}, e.entitlements")
+}
+
+/// `LEFT JOIN` of `principals p` with the row of its entitlements in the workspace whose
+/// placeholder is given: at most one row per principal (the primary key), so the join never
+/// multiplies rows.
+fn workspace_entitlements_join(workspace: &str) -> String {
+    format!(
+        "LEFT JOIN workspace_entitlements e ON e.account_id = p.account_id \
+         AND e.workspace_id = {workspace} AND e.principal_id = p.id"
+    )
+}
+
+/// A stored `entitlements` array.
+pub(crate) fn entitlements_of(text: &str) -> ScimResult<Value> {
+    let value: Value =
+        serde_json::from_str(text).map_err(|error| corrupt("entitlements", error))?;
+    if !value.is_array() {
+        return Err(ScimError::internal(
+            "stored entitlements are not a JSON array",
+        ));
+    }
+    Ok(value)
+}
+
+/// A principal from a row of [`principal_in_workspace_columns`]: its document with the
+/// workspace's `entitlements`, when it holds any there.
+fn principal_in_workspace_from_row(mut row: SqlRow) -> ScimResult<Principal> {
+    let entitlements = row.optional_text(8)?;
+    let mut principal = principal_from_row(row)?;
+    if let Some(text) = entitlements {
+        principal
+            .attributes
+            .insert("entitlements".into(), entitlements_of(&text)?);
+    }
+    Ok(principal)
 }
 
 fn securable_from_row(mut row: SqlRow) -> ScimResult<SecurableRow> {
@@ -242,6 +286,27 @@ pub async fn principal<T: SqlTransaction>(
         .transpose()
 }
 
+pub async fn principal_in<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+    workspace: &WorkspaceId,
+    id: &PrincipalId,
+) -> ScimResult<Option<Principal>> {
+    let sql = format!(
+        "SELECT {} FROM principals p {} WHERE p.account_id = $1 AND p.id = $2",
+        principal_in_workspace_columns(),
+        workspace_entitlements_join("$3")
+    );
+    query_opt(
+        session,
+        &sql,
+        params![account.as_str(), id.as_str(), workspace.as_str()],
+    )
+    .await?
+    .map(principal_in_workspace_from_row)
+    .transpose()
+}
+
 /// The kind is a literal, not a parameter, so the planner can use the partial unique index
 /// of that kind (see [`crate::sql::list_condition`]).
 pub async fn principal_by_name<T: SqlTransaction>(
@@ -276,10 +341,16 @@ pub async fn principal_by_name<T: SqlTransaction>(
 /// The walk's step names the reached rows first (`reach r CROSS JOIN memberships m`, an order
 /// SQLite keeps), so each step is a primary-key lookup: SQLite 3.50 otherwise scanned the
 /// account's memberships for every reached row, 0.15 s for a workspace of 1,300 users.
-fn in_workspace_condition(builder: &mut SqlBuilder<'_>, account: &str, workspace: &str) -> String {
+/// Returns the condition and the workspace's placeholder, which the list's entitlements join
+/// uses too (every statement of a list takes the same parameters).
+fn in_workspace_condition(
+    builder: &mut SqlBuilder<'_>,
+    account: &str,
+    workspace: &str,
+) -> (String, String) {
     let account = builder.bind(SqlValue::Text(account.to_string()));
     let workspace = builder.bind(SqlValue::Text(workspace.to_string()));
-    format!(
+    let condition = format!(
         "(p.system = TRUE \
          OR EXISTS (SELECT 1 FROM workspace_assignments a WHERE a.account_id = p.account_id \
          AND a.workspace_id = {workspace} AND a.principal_id = p.id) \
@@ -288,7 +359,8 @@ fn in_workspace_condition(builder: &mut SqlBuilder<'_>, account: &str, workspace
          WHERE account_id = {account} AND workspace_id = {workspace} \
          UNION SELECT m.member_id FROM reach r CROSS JOIN memberships m \
          WHERE m.account_id = {account} AND m.group_id = r.id) SELECT id FROM reach))"
-    )
+    );
+    (condition, workspace)
 }
 
 pub async fn list<T: SqlTransaction>(
@@ -300,15 +372,26 @@ pub async fn list<T: SqlTransaction>(
 ) -> ScimResult<Page> {
     // The builder borrows the dialect as a trait object, which is not `Sync`: it is used and
     // dropped before the first await, leaving plain SQL and parameters.
-    let (condition, exact, bound) = {
+    // In a workspace, each principal comes with its entitlements there: joined, so a page
+    // costs no query per principal, and a filter on them (finished in memory) reads them.
+    let (condition, exact, bound, columns, join) = {
         let mut builder = SqlBuilder::new(T::DIALECT);
         let (mut condition, exact) =
             list_condition(&mut builder, account.as_str(), kind, query.filter.as_ref());
+        let (mut columns, mut join) = (PRINCIPAL_COLUMNS.to_string(), String::new());
         if let Some(workspace) = within {
-            let within = in_workspace_condition(&mut builder, account.as_str(), workspace.as_str());
+            let (within, placeholder) =
+                in_workspace_condition(&mut builder, account.as_str(), workspace.as_str());
             condition = format!("{condition} AND {within}");
+            columns = principal_in_workspace_columns();
+            join = workspace_entitlements_join(&placeholder);
         }
-        (condition, exact, builder.params)
+        (condition, exact, builder.params, columns, join)
+    };
+    let decode = if within.is_some() {
+        principal_in_workspace_from_row
+    } else {
+        principal_from_row
     };
     let mut params: Vec<Param<'_>> = bound.iter().map(Param::from).collect();
     // Unfiltered lists have a handful of shapes, kept prepared; filtered ones have as many as
@@ -332,7 +415,7 @@ pub async fn list<T: SqlTransaction>(
             &mut params,
         );
         let sql = format!(
-            "SELECT {PRINCIPAL_COLUMNS} FROM principals p WHERE {condition} ORDER BY {order} {page}"
+            "SELECT {columns} FROM principals p {join} WHERE {condition} ORDER BY {order} {page}"
         );
         let rows = if filtered {
             session.query_once(&sql, &params).await?
@@ -341,11 +424,11 @@ pub async fn list<T: SqlTransaction>(
         };
         return Ok(Page {
             total_results: to_u64(total),
-            principals: each(rows, principal_from_row)?,
+            principals: each(rows, decode)?,
         });
     }
-    let sql = format!("SELECT {PRINCIPAL_COLUMNS} FROM principals p WHERE {condition}");
-    let candidates = each(session.query_once(&sql, &params).await?, principal_from_row)?;
+    let sql = format!("SELECT {columns} FROM principals p {join} WHERE {condition}");
+    let candidates = each(session.query_once(&sql, &params).await?, decode)?;
     let mentions = |name: &str| {
         query
             .filter
@@ -775,6 +858,30 @@ pub async fn rule_sets<T: SqlTransaction>(
     Ok(sets)
 }
 
+pub async fn entitlements<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+) -> ScimResult<Vec<EntitlementRow>> {
+    let rows = session
+        .query(
+            "SELECT workspace_id, principal_id, entitlements FROM workspace_entitlements \
+             WHERE account_id = $1 ORDER BY workspace_id, principal_id",
+            params![account.as_str()],
+        )
+        .await?;
+    each(rows, |mut row| {
+        let entitlements = match entitlements_of(&row.text(2)?)? {
+            Value::Array(values) => values,
+            _ => Vec::new(),
+        };
+        Ok(EntitlementRow {
+            workspace: WorkspaceId::new(row.text(0)?),
+            principal: PrincipalId::new(row.text(1)?),
+            entitlements,
+        })
+    })
+}
+
 pub async fn principals_page<T: SqlTransaction>(
     session: &mut T,
     account: &AccountId,
@@ -858,6 +965,7 @@ pub async fn access_snapshot<T: SqlTransaction>(
     )
     .await?
     .integer(0)?;
+    let account_id = account.clone();
     let account = params![account.as_str()];
     let sql = format!(
         "SELECT {PRINCIPAL_COLUMNS} FROM principals p WHERE p.account_id = $1 ORDER BY p.id"
@@ -961,7 +1069,16 @@ pub async fn access_snapshot<T: SqlTransaction>(
             binding_type: binding_type_of(&row.text(2)?)?,
         })
     })?;
+    let entitlements = entitlements(session, &account_id)
+        .await?
+        .into_iter()
+        .map(|row| {
+            let values = entitlement_values(&Value::Array(row.entitlements));
+            (row.workspace, row.principal, values)
+        })
+        .collect();
     Ok(AccessSnapshot {
+        entitlements,
         log_entries: to_u64(log_entries),
         seq: to_u64(seq),
         principals,

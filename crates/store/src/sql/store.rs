@@ -8,7 +8,7 @@ use crate::governance::{AccessSnapshot, LoggedEvent, SecurableRow, WorkspaceEntr
 use crate::migrations;
 use crate::sql::read;
 use crate::sql::transaction::{SqlFuture, SqlTransaction};
-use crate::transfer::{MembershipRow, TokenRow};
+use crate::transfer::{EntitlementRow, MembershipRow, TokenRow};
 use crate::{Account, NotReady, Page, PoolStatus, Store, Workspace};
 use async_trait::async_trait;
 use futures_util::future::BoxFuture;
@@ -134,6 +134,19 @@ impl<B: SqlBackend> Store for B {
         let (account, id) = (account.clone(), id.clone());
         run!(self, Point, |session| read::principal(
             session, &account, &id
+        ))
+        .await
+    }
+
+    async fn principal_in(
+        &self,
+        account: &AccountId,
+        workspace: &WorkspaceId,
+        id: &PrincipalId,
+    ) -> ScimResult<Option<Principal>> {
+        let (account, workspace, id) = (account.clone(), workspace.clone(), id.clone());
+        run!(self, Point, |session| read::principal_in(
+            session, &account, &workspace, &id
         ))
         .await
     }
@@ -425,6 +438,11 @@ impl<B: SqlBackend> Store for B {
     async fn tokens(&self, account: &AccountId) -> ScimResult<Vec<TokenRow>> {
         let account = account.clone();
         run!(self, Bulk, |session| read::tokens(session, &account)).await
+    }
+
+    async fn entitlements(&self, account: &AccountId) -> ScimResult<Vec<EntitlementRow>> {
+        let account = account.clone();
+        run!(self, Bulk, |session| read::entitlements(session, &account)).await
     }
 
     async fn apply(&self, account: &AccountId, change: Change) -> ScimResult<()> {

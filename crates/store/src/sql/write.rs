@@ -5,9 +5,11 @@
 //! locks it needs through its hooks, and commits.
 
 use crate::change::{Change, FIRST_ACCOUNT_EXISTS};
-use crate::governance::{same_acl, AccessEvent, GovernanceChange, PrincipalFacts, WorkspaceEntry};
+use crate::governance::{
+    entitlement_values, same_acl, AccessEvent, GovernanceChange, PrincipalFacts, WorkspaceEntry,
+};
 use crate::sql::read::{self, acl_entry_from_row, descendant_range, to_i64};
-use crate::sql::transaction::{params, query_one, Lock, LogEntry, SqlTransaction};
+use crate::sql::transaction::{params, query_one, query_opt, Lock, LogEntry, SqlTransaction};
 use crate::transfer::ImportRecord;
 use scimitar_access::{BindingType, IsolationMode, ObjectType, SecurableType, WorkspacePermission};
 use scimitar_domain::credentials::Token;
@@ -16,6 +18,7 @@ use scimitar_domain::resource::{fold_case, EmailKey, MemberValue};
 use scimitar_domain::{
     AccountId, Principal, PrincipalId, PrincipalKind, ScimError, ScimResult, Timestamp, WorkspaceId,
 };
+use serde_json::Value;
 
 /// What a client is told when a change would leave an account without an active admin.
 pub const LAST_ADMIN: &str = "an account must keep at least one active admin: this change would leave the 'admins' group without an active member";
@@ -92,6 +95,9 @@ async fn apply_change<T: SqlTransaction>(
             insert_workspace(transaction, id, workspace).await?;
             for group in system_groups {
                 insert_principal(transaction, id, group, log).await?;
+                let entitlements = group.attributes.get("entitlements");
+                write_entitlements(transaction, id, &workspace.id, &group.id, entitlements, log)
+                    .await?;
             }
             if let Some(first) = first_admin {
                 let group = first.group_in(system_groups)?;
@@ -132,10 +138,44 @@ async fn apply_change<T: SqlTransaction>(
                     log,
                 )
                 .await?;
+                // After the assignment, which answers a missing workspace with a 404.
+                let entitlements = principal.attributes.get("entitlements");
+                write_entitlements(
+                    transaction,
+                    account,
+                    workspace,
+                    &principal.id,
+                    entitlements,
+                    log,
+                )
+                .await?;
             }
         }
-        Change::CreateWorkspace(workspace) => {
+        Change::CreateWorkspace {
+            workspace,
+            users_entitlements,
+        } => {
             insert_workspace(transaction, account, workspace).await?;
+            let users = transaction
+                .query(
+                    "SELECT id FROM principals WHERE account_id = $1 AND kind = 'Group' \
+                     AND system = TRUE AND display_name_lower = 'users'",
+                    params![account.as_str()],
+                )
+                .await?;
+            let entitlements = Value::Array(users_entitlements.clone());
+            for mut row in users {
+                let users = PrincipalId::new(row.text(0)?);
+                write_entitlements(
+                    transaction,
+                    account,
+                    &workspace.id,
+                    &users,
+                    Some(&entitlements),
+                    log,
+                )
+                .await?;
+            }
         }
         Change::UpdateWorkspace(workspace) => {
             let updated = transaction
@@ -157,6 +197,7 @@ async fn apply_change<T: SqlTransaction>(
         Change::DeleteWorkspace { id } => {
             for statement in [
                 "DELETE FROM workspace_assignments WHERE account_id = $1 AND workspace_id = $2",
+                "DELETE FROM workspace_entitlements WHERE account_id = $1 AND workspace_id = $2",
                 "DELETE FROM catalog_workspace_bindings \
                  WHERE account_id = $1 AND workspace_id = $2",
             ] {
@@ -200,9 +241,22 @@ async fn apply_change<T: SqlTransaction>(
             principal,
             expected_version,
             membership,
+            workspace,
         } => {
             let guard = AdminGuard::for_update(transaction, account, principal, membership).await?;
             update_principal(transaction, account, principal, *expected_version, log).await?;
+            if let Some(workspace) = workspace {
+                let entitlements = principal.attributes.get("entitlements");
+                write_entitlements(
+                    transaction,
+                    account,
+                    workspace,
+                    &principal.id,
+                    entitlements,
+                    log,
+                )
+                .await?;
+            }
             apply_membership(transaction, account, principal, membership, log).await?;
             guard.check(transaction, account).await?;
         }
@@ -230,6 +284,7 @@ async fn apply_change<T: SqlTransaction>(
                 "DELETE FROM principal_emails WHERE account_id = $1 AND principal_id = $2",
                 "DELETE FROM tokens WHERE account_id = $1 AND principal_id = $2",
                 "DELETE FROM workspace_assignments WHERE account_id = $1 AND principal_id = $2",
+                "DELETE FROM workspace_entitlements WHERE account_id = $1 AND principal_id = $2",
                 "DELETE FROM principals WHERE account_id = $1 AND id = $2",
             ] {
                 transaction
@@ -516,9 +571,7 @@ async fn insert_principal<T: SqlTransaction>(
     log: &mut Log,
 ) -> ScimResult<()> {
     let keys = principal.index_keys();
-    let attributes = serde_json::to_string(&principal.attributes).map_err(|error| {
-        ScimError::internal_caused_by("cannot write a principal's document", error)
-    })?;
+    let attributes = stored_document(principal)?;
     let (user_name, display_name, application_id) = folded_names(&keys);
     transaction
         .execute(
@@ -550,6 +603,85 @@ async fn insert_principal<T: SqlTransaction>(
     insert_emails(transaction, account, principal, &keys.emails).await?;
     let facts = PrincipalFacts::from_keys(principal, &keys);
     log.push(account, AccessEvent::PrincipalSaved(facts));
+    Ok(())
+}
+
+/// A principal's document as stored: without `entitlements`, which are per workspace
+/// ([`write_entitlements`]).
+fn stored_document(principal: &Principal) -> ScimResult<String> {
+    let written = if principal.attributes.contains_key("entitlements") {
+        let mut attributes = principal.attributes.clone();
+        attributes.remove("entitlements");
+        serde_json::to_string(&attributes)
+    } else {
+        serde_json::to_string(&principal.attributes)
+    };
+    written.map_err(|error| {
+        ScimError::internal_caused_by("cannot write a principal's document", error)
+    })
+}
+
+/// Sets what `principal` holds itself in `workspace` to `entitlements` (an `entitlements`
+/// attribute; absent or empty: none), and logs it for the engines when it differs from what
+/// is stored. Compared as JSON, not as text: rows PostgreSQL's migration copied are jsonb's
+/// printing of the same array.
+async fn write_entitlements<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    workspace: &WorkspaceId,
+    principal: &PrincipalId,
+    entitlements: Option<&Value>,
+    log: &mut Log,
+) -> ScimResult<()> {
+    let wanted =
+        entitlements.filter(|value| value.as_array().is_some_and(|values| !values.is_empty()));
+    let key = params![account.as_str(), workspace.as_str(), principal.as_str()];
+    let stored = match query_opt(
+        transaction,
+        "SELECT entitlements FROM workspace_entitlements \
+         WHERE account_id = $1 AND workspace_id = $2 AND principal_id = $3",
+        key,
+    )
+    .await?
+    {
+        Some(mut row) => Some(read::entitlements_of(&row.text(0)?)?),
+        None => None,
+    };
+    if stored.as_ref() == wanted {
+        return Ok(());
+    }
+    transaction
+        .execute(
+            "DELETE FROM workspace_entitlements \
+             WHERE account_id = $1 AND workspace_id = $2 AND principal_id = $3",
+            key,
+        )
+        .await?;
+    if let Some(wanted) = wanted {
+        let text = serde_json::to_string(wanted).map_err(|error| {
+            ScimError::internal_caused_by("cannot write a principal's entitlements", error)
+        })?;
+        transaction
+            .execute(
+                "INSERT INTO workspace_entitlements \
+                 (account_id, workspace_id, principal_id, entitlements) VALUES ($1, $2, $3, $4)",
+                params![
+                    account.as_str(),
+                    workspace.as_str(),
+                    principal.as_str(),
+                    text.as_str()
+                ],
+            )
+            .await?;
+    }
+    log.push(
+        account,
+        AccessEvent::EntitlementsSet {
+            workspace: workspace.clone(),
+            principal: principal.clone(),
+            entitlements: wanted.map(entitlement_values).unwrap_or_default(),
+        },
+    );
     Ok(())
 }
 
@@ -618,9 +750,7 @@ async fn update_principal<T: SqlTransaction>(
     log: &mut Log,
 ) -> ScimResult<()> {
     let keys = principal.index_keys();
-    let attributes = serde_json::to_string(&principal.attributes).map_err(|error| {
-        ScimError::internal_caused_by("cannot write a principal's document", error)
-    })?;
+    let attributes = stored_document(principal)?;
     let (user_name, display_name, application_id) = folded_names(&keys);
     let updated = transaction
         .execute(
@@ -1122,6 +1252,18 @@ async fn import_records<T: SqlTransaction>(
                     };
                     apply_governance(transaction, account, None, &change, log).await?;
                 }
+            }
+            ImportRecord::Entitlements(row) => {
+                let entitlements = Value::Array(row.entitlements.clone());
+                write_entitlements(
+                    transaction,
+                    account,
+                    &row.workspace,
+                    &row.principal,
+                    Some(&entitlements),
+                    log,
+                )
+                .await?
             }
             ImportRecord::Binding(row) => {
                 let change = GovernanceChange::BindWorkspace {
