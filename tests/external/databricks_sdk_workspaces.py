@@ -80,6 +80,8 @@ class Scenario:
             ("the member is refused in the second workspace", self.member_not_in_second),
             ("the unassigned user is invisible in the first workspace", self.outsider_invisible),
             ("a.workspace_assignment.list shows the group", self.list_assignments),
+            ("entitlements set through one workspace are that workspace's alone",
+             self.entitlements_per_workspace),
             ("in the first workspace: catalogs.update moves ownership to the group, "
              "a view is granted as a TABLE", self.governance_in_first),
             ("a.workspace_assignment.delete: the member is refused at once", self.unassign),
@@ -151,6 +153,27 @@ class Scenario:
             if a.principal and a.principal.group_name
         ]
         expect((f"analysts-{self.run}", ["USER"]) in groups, f"{listed}")
+
+    def entitlements_per_workspace(self):
+        first, second = self.state["workspaces"]
+        member = self.state["member"]
+        self.a.workspace_assignment.update(
+            workspace_id=second, principal_id=int(member.id),
+            permissions=[iam.WorkspacePermission.USER],
+        )
+        w1, w2 = self.workspace_client(first), self.workspace_client(second)
+        w1.users.patch(
+            member.id,
+            operations=[iam.Patch(
+                op=iam.PatchOp.ADD, path="entitlements",
+                value=[{"value": "allow-cluster-create"}],
+            )],
+            schemas=[iam.PatchSchema.URN_IETF_PARAMS_SCIM_API_MESSAGES_2_0_PATCH_OP],
+        )
+        held = lambda w: {e.value for e in w.users.get(member.id).entitlements or []}
+        expect("allow-cluster-create" in held(w1), f"in the first: {held(w1)}")
+        expect("allow-cluster-create" not in held(w2), f"in the second: {held(w2)}")
+        self.a.workspace_assignment.delete(workspace_id=second, principal_id=int(member.id))
 
     def governance_in_first(self):
         w = self.workspace_client(self.state["workspaces"][0])
