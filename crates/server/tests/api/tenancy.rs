@@ -895,3 +895,54 @@ async fn access_questions_from_a_workspace_know_only_its_directory_and_its_objec
         insider_what.body
     );
 }
+
+#[tokio::test]
+async fn a_rule_set_of_a_group_outside_the_workspace_is_answered_as_a_missing_one() {
+    let app = spawn_app().await;
+    let home = default_workspace_id(&app).await;
+    let other = new_workspace(&app, "other", None).await;
+    let member = account_user(&app, "member@example.com").await;
+    let group = account_group(&app, "home-only", &[&member]).await;
+    assert_eq!(
+        assign(&app, &home, &group, json!(["USER"])).await.status,
+        200
+    );
+    let base = "/api/2.0/preview/accounts/access-control";
+    let ask = |workspace: &str, group: &str| {
+        let resource = format!("accounts/{}/groups/{group}", app.account);
+        [
+            format!("/w/{workspace}{base}/assignable-roles?resource={resource}"),
+            format!("/w/{workspace}{base}/rule-sets?name={resource}/ruleSets/default&etag="),
+        ]
+    };
+    for (found, missing) in ask(&home, &group)
+        .into_iter()
+        .zip(ask(&home, "7777777777777777"))
+    {
+        let reply = call(&app, Method::GET, &found, Some(&app.token), None).await;
+        assert_eq!(reply.status, 200, "{found}: {}", reply.body);
+        let reply = call(&app, Method::GET, &missing, Some(&app.token), None).await;
+        assert_eq!(reply.status, 404, "{missing}: {}", reply.body);
+    }
+    // From the other workspace, even to an account admin, the group is not there.
+    for (elsewhere, missing) in ask(&other, &group)
+        .into_iter()
+        .zip(ask(&other, "7777777777777777"))
+    {
+        let reply = call(&app, Method::GET, &elsewhere, Some(&app.token), None).await;
+        let unknown = call(&app, Method::GET, &missing, Some(&app.token), None).await;
+        assert_eq!(reply.status, 404, "{elsewhere}: {}", reply.body);
+        assert_eq!(
+            reply.body.to_string(),
+            unknown.body.to_string().replace("7777777777777777", &group),
+            "{elsewhere}"
+        );
+    }
+    // The account host answers for the whole account.
+    let account_roles = format!(
+        "/api/2.0/preview/accounts/{}/access-control/assignable-roles?resource=accounts/{}/groups/{group}",
+        app.account, app.account
+    );
+    let reply = call(&app, Method::GET, &account_roles, Some(&app.token), None).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
