@@ -10,6 +10,7 @@ use scimitar_domain::WorkspaceId;
 
 use crate::error::AccessError;
 use crate::model::AccessModel;
+use crate::privilege::{Privilege, PrivilegeSet};
 use crate::securable::SecurableType;
 
 /// Whether a catalog is open to every workspace of its account or only to those bound to it.
@@ -75,6 +76,35 @@ pub enum WorkspaceUse {
     /// Not at all: the catalog is isolated and not bound to the workspace, so it and what it
     /// holds do not exist for the request.
     None,
+}
+
+/// The privileges that only read: what a workspace bound `BINDING_TYPE_READ_ONLY` may exercise
+/// on the catalog's securables. Everything else (creating, modifying, writing files, managing,
+/// `ALL_PRIVILEGES` as a whole) changes the catalog, which such a workspace may not.
+pub const READ_PRIVILEGES: PrivilegeSet = PrivilegeSet::of(&[
+    Privilege::Browse,
+    Privilege::Execute,
+    Privilege::ReadFiles,
+    Privilege::ReadMetadata,
+    Privilege::ReadPrivateFiles,
+    Privilege::ReadVolume,
+    Privilege::Select,
+    Privilege::Usage,
+    Privilege::UseCatalog,
+    Privilege::UseConnection,
+    Privilege::UseSchema,
+]);
+
+impl WorkspaceUse {
+    /// Whether a request made with this use may exercise `privilege`: every privilege when
+    /// read-write, only [`READ_PRIVILEGES`] when read-only, none when the catalog is unusable.
+    pub fn allows(self, privilege: Privilege) -> bool {
+        match self {
+            WorkspaceUse::ReadWrite => true,
+            WorkspaceUse::ReadOnly => READ_PRIVILEGES.contains(privilege),
+            WorkspaceUse::None => false,
+        }
+    }
 }
 
 /// A catalog's isolation and bindings, kept on its slot so that a rename carries them and a
@@ -258,5 +288,27 @@ mod tests {
             model.workspace_bindings("primary").unwrap(),
             vec![(read_only, BindingType::ReadOnly)]
         );
+    }
+
+    #[test]
+    fn a_read_only_use_allows_reading_privileges_only() {
+        for reading in [
+            Privilege::Select,
+            Privilege::UseCatalog,
+            Privilege::ReadVolume,
+        ] {
+            assert!(WorkspaceUse::ReadOnly.allows(reading), "{reading}");
+            assert!(!WorkspaceUse::None.allows(reading), "{reading}");
+        }
+        for writing in [
+            Privilege::Modify,
+            Privilege::CreateTable,
+            Privilege::WriteVolume,
+            Privilege::Manage,
+            Privilege::AllPrivileges,
+        ] {
+            assert!(!WorkspaceUse::ReadOnly.allows(writing), "{writing}");
+            assert!(WorkspaceUse::ReadWrite.allows(writing), "{writing}");
+        }
     }
 }

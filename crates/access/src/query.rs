@@ -131,6 +131,13 @@ impl<'model> Holders<'model> {
         })
     }
 
+    /// Keeps only the principals `keep` accepts (those of one workspace's directory, say),
+    /// in their order; their chains and sources are untouched.
+    pub fn retain(&mut self, mut keep: impl FnMut(&PrincipalId) -> bool) {
+        let principals = &self.model.principals;
+        self.found.retain(|slot| keep(principals.view(*slot).id));
+    }
+
     /// Every principal found as an owned [`Holder`] (what [`AccessModel::who`] returns).
     pub fn to_vec(&self) -> Vec<Holder> {
         self.iter().map(|holder| holder.to_holder()).collect()

@@ -8,18 +8,25 @@
 //! [`asked_who`], [`asked_what`]): admins anything; anyone else only about themselves, and
 //! `who`, which lists other principals, is for admins only. The HTTP crate adds the edge, and
 //! `scimitar access` (an operator at the database) prints [`CheckAnswer`]'s text form.
+//!
+//! A caller in a workspace is answered for that workspace, as its other APIs answer it
+//! (`docs/design/tenancy.md`): a principal outside its directory does not exist, `who` lists
+//! only holders in it, and a securable is held to the catalog workspace bindings
+//! ([`AccessModel::workspace_use`]) as Unity Catalog holds it there: missing when its catalog
+//! is not usable from the workspace, readable only when bound read-only. The `_in` functions
+//! take that workspace; `None` is the account level, which sees the whole account.
 
 use crate::authority::{is_admin, not_an_admin, Actor};
 use crate::service::Services;
 use crate::workspace_permissions::{exists, objects_workspace, ObjectAddress};
 use scimitar_access::{
-    AccessModel, Entitlement, Explanation, Holder, HolderView, Holders, Missing, ObjectRef,
-    ObjectType, PermissionLevel, PrincipalRef, PrincipalView, Privilege, SecurableRef,
-    SecurableType, SecurableView, Source, Via,
+    AccessModel, BindingType, Entitlement, Explanation, Holder, HolderView, Holders, Missing,
+    ObjectRef, ObjectType, PermissionLevel, PrincipalRef, PrincipalView, Privilege, SecurableRef,
+    SecurableType, SecurableView, Source, Via, WorkspaceUse,
 };
 use scimitar_domain::{AccountId, PrincipalId, PrincipalKind, ScimError, ScimResult, WorkspaceId};
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
 /// What a question is about.
@@ -149,7 +156,14 @@ pub async fn asked_check(
                 ));
             }
         }
-        check_json(model, &workspace, &subject, target, false)
+        check_json_in(
+            model,
+            actor.workspace(),
+            &workspace,
+            &subject,
+            target,
+            false,
+        )
     })?
 }
 
@@ -167,7 +181,10 @@ pub async fn asked_who(services: &Services, actor: &Actor, target: &Target) -> S
             let mut holders = model
                 .who_has_object_level(object.object_type, &object.object_id, *level)
                 .map_err(ScimError::from)?;
-            holders.retain(|holder| !from_object_acl(&holder.via));
+            holders.retain(|holder| {
+                !from_object_acl(&holder.via)
+                    && in_directory_of(model, actor.workspace(), &holder.principal.id)
+            });
             let answer = WhoAnswer {
                 target,
                 holders: HolderList::Owned(&holders),
@@ -176,7 +193,10 @@ pub async fn asked_who(services: &Services, actor: &Actor, target: &Target) -> S
                 .to_json(false)
                 .map_err(|error| ScimError::internal(format!("cannot render who: {error}")));
         }
-        who_json(model, &workspace, target)
+        who_in(model, actor.workspace(), &workspace, target, |answer| {
+            answer.to_json(false)
+        })?
+        .map_err(|error| ScimError::internal(format!("cannot render who: {error}")))
     })?
 }
 
@@ -204,7 +224,8 @@ fn from_object_acl(via: &Via) -> bool {
 }
 
 /// `GET /api/2.0/access/what` asked by `actor`: everything `principal` (the actor itself when
-/// `None`) holds, and through what.
+/// `None`) holds, and through what; from a workspace, what it holds there ([`what_in`], and
+/// only ACL entries on that workspace's objects).
 pub async fn asked_what(
     services: &Services,
     actor: &Actor,
@@ -212,22 +233,63 @@ pub async fn asked_what(
 ) -> ScimResult<Value> {
     let subject = subject(services, actor, principal).await?;
     let workspace = services.questions_workspace(actor).await?;
-    services.access.read(actor.account(), |model| {
+    let (reference, mut held) = services.access.read(actor.account(), |model| {
         let reference = model.principal_ref(&subject).map_err(ScimError::from)?;
-        let held = model.what(&workspace, &subject).map_err(ScimError::from)?;
-        Ok(what_json(&reference, &held))
-    })?
+        Ok::<_, ScimError>((
+            reference,
+            what_in(model, actor.workspace(), &workspace, &subject)?,
+        ))
+    })??;
+    if let Some(workspace) = actor.workspace() {
+        // The engine's objects are the account's: an entry on an object of another workspace
+        // is left out, by the one check the Permissions API asks.
+        let objects: BTreeSet<(ObjectType, String)> = held
+            .iter()
+            .filter_map(|via| match &via.source {
+                Source::ObjectAcl { object, .. } => {
+                    Some((object.object_type, object.object_id.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut elsewhere = BTreeSet::new();
+        for (object_type, object_id) in objects {
+            let address = ObjectAddress {
+                object_type,
+                object_id,
+            };
+            if !exists(services, actor.account(), workspace, &address).await? {
+                elsewhere.insert((address.object_type, address.object_id));
+            }
+        }
+        held.retain(|via| match &via.source {
+            Source::ObjectAcl { object, .. } => {
+                !elsewhere.contains(&(object.object_type, object.object_id.clone()))
+            }
+            _ => true,
+        });
+    }
+    Ok(what_json(&reference, &held))
 }
 
 /// The principal a question is about (the actor when none is named), refusing a non-admin
-/// who asks about someone else.
+/// who asks about someone else. From a workspace, a principal outside its directory is
+/// answered exactly as one that does not exist, so that one workspace cannot learn who is in
+/// another.
 async fn subject(
     services: &Services,
     actor: &Actor,
     principal: Option<&str>,
 ) -> ScimResult<PrincipalId> {
     let subject = match principal {
-        Some(text) => resolve_principal(services, actor.account(), text).await?,
+        Some(text) => {
+            let found = resolve_principal(services, actor.account(), text).await?;
+            if found != *actor.principal() && !in_callers_directory(services, actor, &found).await?
+            {
+                return Err(no_such_principal(text.trim()));
+            }
+            found
+        }
         None => actor.principal().clone(),
     };
     if subject != *actor.principal()
@@ -280,9 +342,52 @@ pub async fn resolve_principal(
             return Ok(found.id);
         }
     }
-    Err(ScimError::NotFound(format!(
+    Err(no_such_principal(text))
+}
+
+/// The answer about a principal that does not exist, or not for the caller.
+fn no_such_principal(text: &str) -> ScimError {
+    ScimError::NotFound(format!(
         "no user, service principal or group is named or has the id '{text}'"
-    )))
+    ))
+}
+
+/// Whether `principal` is in the directory of the workspace `actor` acts in (always, at the
+/// account level). The engine may not have applied an assignment made through another node a
+/// moment ago, so a "no" is asked again after reading the log, as a SCIM read asks it.
+async fn in_callers_directory(
+    services: &Services,
+    actor: &Actor,
+    principal: &PrincipalId,
+) -> ScimResult<bool> {
+    let ask = || {
+        services.access.read(actor.account(), |model| {
+            in_directory_of(model, actor.workspace(), principal)
+        })
+    };
+    if ask()? {
+        return Ok(true);
+    }
+    services.catch_up().await?;
+    ask()
+}
+
+/// Whether `principal` belongs to `workspace`'s directory as its SCIM APIs list it: assigned
+/// there, itself or through a group, or one of the built-in groups every workspace has (their
+/// names are reserved, so a group of that name is one of them). Everyone of the account
+/// belongs to the account level (`None`).
+fn in_directory_of(
+    model: &AccessModel,
+    workspace: Option<&WorkspaceId>,
+    principal: &PrincipalId,
+) -> bool {
+    let Some(workspace) = workspace else {
+        return true;
+    };
+    model.in_workspace(workspace, principal)
+        || model.principal_ref(principal).is_ok_and(|found| {
+            found.kind == PrincipalKind::Group && matches!(found.name.as_str(), "admins" | "users")
+        })
 }
 
 /// One requirement a check met, and how.
@@ -300,6 +405,15 @@ pub enum Shortfall {
     Missing(Target),
     /// The principal is deactivated and holds nothing.
     Deactivated(PrincipalRef),
+    /// The securable's catalog is bound read-only to the workspace asked from, and the
+    /// privilege does more than read: no grant gives it there.
+    ReadOnlyBinding { catalog: String },
+}
+
+impl Shortfall {
+    fn read_only_message(catalog: &str) -> String {
+        format!("CATALOG {catalog} is bound read-only to this workspace, which may only read it")
+    }
 }
 
 /// The answer to a check, whatever it was about.
@@ -312,7 +426,56 @@ pub struct CheckAnswer {
     pub missing: Vec<Shortfall>,
 }
 
-/// Asks the engine whether `principal` has `target` (an entitlement: in `workspace`).
+/// [`check`] asked from `workspace` (`None`: the account level; entitlements are asked in
+/// `workspace_asked`, the workspace itself or the account's first). A securable whose catalog the
+/// workspace may not use is missing, as Unity Catalog answers it there (for admins too); a
+/// privilege that a read-only binding does not allow is not held there, whatever supplies it
+/// (the reasons still say what does). Whether the principal is in the workspace's directory
+/// is for the caller to ask ([`asked_check`]).
+pub fn check_in(
+    model: &AccessModel,
+    workspace: Option<&WorkspaceId>,
+    workspace_asked: &WorkspaceId,
+    principal: &PrincipalId,
+    target: &Target,
+) -> ScimResult<CheckAnswer> {
+    let binding = binding_shortfall(model, workspace, target)?;
+    let mut answer = check(model, workspace_asked, principal, target)?;
+    if let Some(shortfall) = binding {
+        answer.allowed = false;
+        answer.missing.push(shortfall);
+    }
+    Ok(answer)
+}
+
+/// What the catalog bindings of `workspace` take from a question about a securable: a
+/// missing securable (`Err`, as `governance::not_found` words it) when the workspace may not
+/// use its catalog, the read-only shortfall when the privilege is more than a read there, and
+/// nothing otherwise. Only securables are bound.
+fn binding_shortfall(
+    model: &AccessModel,
+    workspace: Option<&WorkspaceId>,
+    target: &Target,
+) -> ScimResult<Option<Shortfall>> {
+    let Target::Securable {
+        privilege,
+        securable,
+    } = target
+    else {
+        return Ok(None);
+    };
+    let (securable_type, full_name) = (securable.securable_type, securable.full_name.as_str());
+    match model.workspace_use(workspace, securable_type, full_name) {
+        WorkspaceUse::None => Err(crate::governance::not_found(securable_type, full_name)),
+        usable if usable.allows(*privilege) => Ok(None),
+        _ => Ok(Some(Shortfall::ReadOnlyBinding {
+            catalog: full_name.split('.').next().unwrap_or(full_name).to_string(),
+        })),
+    }
+}
+
+/// Asks the engine whether `principal` has `target` account-wide (an entitlement: in
+/// `workspace`).
 pub fn check(
     model: &AccessModel,
     workspace: &WorkspaceId,
@@ -435,8 +598,8 @@ pub fn check(
     Ok(answer)
 }
 
-/// Asks the engine who has `target` (every active user and service principal, each with one
-/// way it does) and hands the answer to `render` while the model is borrowed.
+/// Asks the engine who has `target` account-wide (every active user and service principal,
+/// each with one way it does) and hands the answer to `render` while the model is borrowed.
 ///
 /// For a securable the answer is the engine's compact [`Holders`], read in place: rendering
 /// 100,000 holders copies no names. Object levels and entitlements come as owned
@@ -447,36 +610,89 @@ pub fn who<R>(
     target: &Target,
     render: impl FnOnce(&WhoAnswer<'_>) -> R,
 ) -> ScimResult<R> {
+    who_in(model, None, workspace, target, render)
+}
+
+/// [`who`] asked from `workspace` (`None`: the account level): only holders in its directory,
+/// and for a securable, held to the catalog bindings as [`check_in`] holds it: missing when
+/// the workspace may not use its catalog, nobody when it may only read it and the privilege
+/// is more than a read.
+pub fn who_in<R>(
+    model: &AccessModel,
+    workspace: Option<&WorkspaceId>,
+    workspace_asked: &WorkspaceId,
+    target: &Target,
+    render: impl FnOnce(&WhoAnswer<'_>) -> R,
+) -> ScimResult<R> {
+    let in_directory = |principal: &PrincipalId| in_directory_of(model, workspace, principal);
     match target {
         Target::Securable {
             privilege,
             securable,
         } => {
-            let holders = model
+            let usable = binding_shortfall(model, workspace, target)?.is_none();
+            let mut holders = model
                 .holders(*privilege, securable.securable_type, &securable.full_name)
                 .map_err(ScimError::from)?;
+            // The account level keeps everyone, without a pass over 100,000 holders.
+            if workspace.is_some() {
+                holders.retain(|principal| usable && in_directory(principal));
+            }
             Ok(render(&WhoAnswer {
                 target,
                 holders: HolderList::Compact(&holders),
             }))
         }
         Target::Object { object, level } => {
-            let holders = model
+            let mut holders = model
                 .who_has_object_level(object.object_type, &object.object_id, *level)
                 .map_err(ScimError::from)?;
+            holders.retain(|holder| in_directory(&holder.principal.id));
             Ok(render(&WhoAnswer {
                 target,
                 holders: HolderList::Owned(&holders),
             }))
         }
         Target::Entitlement(entitlement) => {
-            let holders = model.who_has_entitlement(workspace, *entitlement);
+            let mut holders = model.who_has_entitlement(workspace_asked, *entitlement);
+            holders.retain(|holder| in_directory(&holder.principal.id));
             Ok(render(&WhoAnswer {
                 target,
                 holders: HolderList::Owned(&holders),
             }))
         }
     }
+}
+
+/// Everything `principal` holds as seen from `workspace` (`None`: the account level, which
+/// sees everything): grants and ownerships only on securables the workspace may use, and of
+/// a catalog bound read-only only what reads (a grant of `ALL_PRIVILEGES` reads too). ACL
+/// entries are kept: which workspace an object belongs to is storage's to say
+/// ([`asked_what`] asks it).
+pub fn what_in(
+    model: &AccessModel,
+    workspace: Option<&WorkspaceId>,
+    workspace_asked: &WorkspaceId,
+    principal: &PrincipalId,
+) -> ScimResult<Vec<Via>> {
+    let mut held = model
+        .what(workspace_asked, principal)
+        .map_err(ScimError::from)?;
+    if workspace.is_some() {
+        let usable =
+            |on: &SecurableRef| model.workspace_use(workspace, on.securable_type, &on.full_name);
+        held.retain(|via| match &via.source {
+            Source::Grant { privilege, on } => {
+                let use_here = usable(on);
+                use_here.allows(*privilege)
+                    || (use_here == WorkspaceUse::ReadOnly
+                        && *privilege == Privilege::AllPrivileges)
+            }
+            Source::Ownership { of } => usable(of) != WorkspaceUse::None,
+            _ => true,
+        });
+    }
+    Ok(held)
 }
 
 /// [`who`] as the access API's JSON body: `{"target": ..., "principals": [{"principal": ...,
@@ -1023,6 +1239,11 @@ impl CheckAnswer {
                         &format!("{principal} is deactivated and holds no access"),
                     );
                 }
+                Shortfall::ReadOnlyBinding { catalog } => {
+                    json.field("catalog", catalog);
+                    json.word_field("binding_type", BindingType::ReadOnly.as_str());
+                    json.field("message", &Shortfall::read_only_message(catalog));
+                }
             }
             json.close(b'}');
         }
@@ -1030,6 +1251,24 @@ impl CheckAnswer {
         json.close(b'}');
         json.finish()
     }
+}
+
+/// [`check_in`]'s answer as the access API's JSON body: [`check_json`]'s, unless a read-only
+/// binding adds its shortfall.
+pub fn check_json_in(
+    model: &AccessModel,
+    workspace: Option<&WorkspaceId>,
+    workspace_asked: &WorkspaceId,
+    principal: &PrincipalId,
+    target: &Target,
+    pretty: bool,
+) -> ScimResult<Vec<u8>> {
+    if binding_shortfall(model, workspace, target)?.is_none() {
+        return check_json(model, workspace_asked, principal, target, pretty);
+    }
+    check_in(model, workspace, workspace_asked, principal, target)?
+        .to_json(pretty)
+        .map_err(|error| ScimError::internal(format!("cannot render the check: {error}")))
 }
 
 /// [`check`]'s answer as the access API's JSON body. A question about a securable, asked
@@ -1201,6 +1440,9 @@ impl fmt::Display for CheckAnswer {
                 Shortfall::Missing(target) => writeln!(f, "  missing {target}")?,
                 Shortfall::Deactivated(principal) => {
                     writeln!(f, "  {principal} is deactivated and holds no access")?
+                }
+                Shortfall::ReadOnlyBinding { catalog } => {
+                    writeln!(f, "  {}", Shortfall::read_only_message(catalog))?
                 }
             }
         }
@@ -1523,6 +1765,11 @@ mod tests {
                     "deactivated": principal_json(principal),
                     "message": format!("{principal} is deactivated and holds no access"),
                 }),
+                Shortfall::ReadOnlyBinding { catalog } => json!({
+                    "catalog": catalog,
+                    "binding_type": "BINDING_TYPE_READ_ONLY",
+                    "message": Shortfall::read_only_message(catalog),
+                }),
             }).collect::<Vec<_>>(),
         })
     }
@@ -1671,6 +1918,237 @@ mod tests {
              (alice-name -> team-name -> analysts-name)\n\
              \x20 carol-name: via CAN_VIEW on jobs/42 to group analysts-name \
              (carol-name -> analysts-name)\n"
+        );
+    }
+
+    /// [`model`] with `main` isolated: bound read-write to workspace 1, where alice and team
+    /// are assigned, read-only to workspace 2, where bob is, and not to workspace 3, where
+    /// carol is. bob may also MODIFY in main.sales.
+    fn bound_model() -> (AccessModel, [WorkspaceId; 3]) {
+        use scimitar_access::{IsolationMode, WorkspacePermission};
+        let mut model = model();
+        let workspaces = [
+            WorkspaceId::new("1"),
+            WorkspaceId::new("2"),
+            WorkspaceId::new("3"),
+        ];
+        for (workspace, principal) in [
+            (&workspaces[0], "alice"),
+            (&workspaces[0], "team"),
+            (&workspaces[1], "bob"),
+            (&workspaces[2], "carol"),
+        ] {
+            model
+                .assign(
+                    workspace,
+                    &PrincipalId::new(principal),
+                    Some(WorkspacePermission::User),
+                )
+                .unwrap();
+        }
+        model
+            .grant(
+                SecurableType::Schema,
+                "main.sales",
+                &PrincipalId::new("bob"),
+                &[Privilege::Modify],
+            )
+            .unwrap();
+        model
+            .set_isolation_mode("main", IsolationMode::Isolated)
+            .unwrap();
+        model
+            .bind_workspace("main", &workspaces[0], Some(BindingType::ReadWrite))
+            .unwrap();
+        model
+            .bind_workspace("main", &workspaces[1], Some(BindingType::ReadOnly))
+            .unwrap();
+        (model, workspaces)
+    }
+
+    fn modify_on_orders() -> Target {
+        Target::Securable {
+            privilege: Privilege::Modify,
+            securable: SecurableRef::new(SecurableType::Table, "main.sales.orders"),
+        }
+    }
+
+    fn who_names(
+        model: &AccessModel,
+        workspace: Option<&WorkspaceId>,
+        target: &Target,
+    ) -> Vec<String> {
+        who_in(model, workspace, &self::workspace(), target, |answer| {
+            answer
+                .iter()
+                .map(|holder| holder.principal().name.to_string())
+                .collect()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn from_a_workspace_its_catalog_bindings_decide_what_a_check_can_find_and_allow() {
+        let (model, [bound, read_only, unbound]) = bound_model();
+        let bob = PrincipalId::new("bob");
+        // Not bound: missing, as Unity Catalog answers it there, whoever asks about whom.
+        for target in [select_on_orders(), modify_on_orders()] {
+            let refused =
+                check_in(&model, Some(&unbound), &workspace(), &bob, &target).unwrap_err();
+            assert!(matches!(refused, ScimError::NotFound(_)), "{refused:?}");
+            assert!(
+                check_json_in(&model, Some(&unbound), &workspace(), &bob, &target, false).is_err()
+            );
+        }
+        // Read-only: reading is answered as anywhere; modifying is not allowed, and says why
+        // while still naming what supplies it.
+        let select = check_in(
+            &model,
+            Some(&read_only),
+            &workspace(),
+            &bob,
+            &select_on_orders(),
+        )
+        .unwrap();
+        assert_eq!(
+            select,
+            check(&model, &workspace(), &bob, &select_on_orders()).unwrap()
+        );
+        assert!(select.allowed);
+        let everywhere = check(&model, &workspace(), &bob, &modify_on_orders()).unwrap();
+        assert!(everywhere.allowed, "{everywhere:?}");
+        let modify = check_in(
+            &model,
+            Some(&read_only),
+            &workspace(),
+            &bob,
+            &modify_on_orders(),
+        )
+        .unwrap();
+        assert!(!modify.allowed);
+        assert_eq!(modify.reasons, everywhere.reasons);
+        assert_eq!(
+            modify.missing,
+            [Shortfall::ReadOnlyBinding {
+                catalog: "main".to_string()
+            }]
+        );
+        assert_json(
+            check_json_in(
+                &model,
+                Some(&read_only),
+                &workspace(),
+                &bob,
+                &modify_on_orders(),
+                false,
+            )
+            .unwrap(),
+            check_value(&modify),
+        );
+        assert!(modify
+            .to_string()
+            .contains("CATALOG main is bound read-only to this workspace, which may only read it"));
+        // Bound read-write, and the account level: as before.
+        for workspace in [Some(&bound), None] {
+            assert_eq!(
+                check_in(
+                    &model,
+                    workspace,
+                    &self::workspace(),
+                    &bob,
+                    &modify_on_orders()
+                )
+                .unwrap(),
+                everywhere
+            );
+        }
+    }
+
+    #[test]
+    fn from_a_workspace_who_lists_only_its_directory_and_what_its_bindings_allow() {
+        let (model, [bound, read_only, unbound]) = bound_model();
+        assert_eq!(
+            who_names(&model, None, &select_on_orders()),
+            ["admin-name", "alice-name", "bob-name", "carol-name"]
+        );
+        assert_eq!(
+            who_names(&model, Some(&bound), &select_on_orders()),
+            ["alice-name"]
+        );
+        assert_eq!(
+            who_names(&model, Some(&read_only), &select_on_orders()),
+            ["bob-name"]
+        );
+        assert!(who_names(&model, Some(&read_only), &modify_on_orders()).is_empty());
+        assert_eq!(
+            who_names(&model, None, &modify_on_orders()),
+            ["admin-name", "bob-name"]
+        );
+        let refused = who_in(
+            &model,
+            Some(&unbound),
+            &workspace(),
+            &select_on_orders(),
+            |_| (),
+        )
+        .unwrap_err();
+        assert!(matches!(refused, ScimError::NotFound(_)), "{refused:?}");
+        // Object levels, not bound to catalogs, are listed for the directory only.
+        assert_eq!(
+            who_names(&model, Some(&bound), &view_job_42()),
+            ["alice-name"]
+        );
+        assert_eq!(
+            who_names(&model, Some(&unbound), &view_job_42()),
+            ["carol-name"]
+        );
+        assert!(who_names(&model, Some(&read_only), &view_job_42()).is_empty());
+    }
+
+    #[test]
+    fn from_a_workspace_what_leaves_out_securables_it_may_not_use_and_writes_it_may_not_make() {
+        let (model, [bound, read_only, unbound]) = bound_model();
+        let bob = PrincipalId::new("bob");
+        let privileges = |workspace: Option<&WorkspaceId>| -> Vec<String> {
+            what_in(&model, workspace, &self::workspace(), &bob)
+                .unwrap()
+                .iter()
+                .filter_map(|via| match &via.source {
+                    Source::Grant { privilege, on } => Some(format!("{privilege} {on}")),
+                    _ => None,
+                })
+                .collect()
+        };
+        let everything = privileges(None);
+        assert!(
+            everything.contains(&"MODIFY SCHEMA main.sales".to_string()),
+            "{everything:?}"
+        );
+        assert_eq!(privileges(Some(&bound)), everything);
+        let readable = privileges(Some(&read_only));
+        assert!(
+            !readable.iter().any(|held| held.starts_with("MODIFY")),
+            "{readable:?}"
+        );
+        assert!(
+            readable.contains(&"SELECT SCHEMA main.sales".to_string()),
+            "{readable:?}"
+        );
+        assert_eq!(readable.len(), everything.len() - 1);
+        assert!(privileges(Some(&unbound)).is_empty());
+        // The admin's ownership of what main holds is gone where main is not usable.
+        let owned = what_in(
+            &model,
+            Some(&unbound),
+            &workspace(),
+            &PrincipalId::new("admin"),
+        )
+        .unwrap();
+        assert!(
+            !owned
+                .iter()
+                .any(|via| matches!(via.source, Source::Ownership { .. })),
+            "{owned:?}"
         );
     }
 }

@@ -16,11 +16,14 @@
 //!   engine's explanations.
 //! - [`rule_sets`]: the account access-control rule sets (who manages a group or service
 //!   principal) and their roles.
+//! - [`recent_statements`]: the answers of recent SQL statements, per workspace, for
+//!   `GET /sql/statements/{id}`.
 
 pub mod access;
 pub mod access_questions;
 pub mod authority;
 pub mod governance;
+pub mod recent_statements;
 pub mod rule_sets;
 pub mod service;
 pub mod tenancy;

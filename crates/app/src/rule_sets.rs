@@ -135,16 +135,21 @@ impl Resource {
     }
 }
 
-async fn resolve(services: &Services, account: &AccountId, name: &str) -> ScimResult<Resource> {
-    resolve_parsed(services, account, parse_resource(name, account)?, name).await
+async fn resolve(services: &Services, actor: &Actor, name: &str) -> ScimResult<Resource> {
+    let parsed = parse_resource(name, actor.account())?;
+    resolve_parsed(services, actor, parsed, name).await
 }
 
+/// The resource a name names, for `actor`: from a workspace, a group or service principal
+/// outside its directory does not exist, as its SCIM APIs answer it, so that a rule set (or
+/// its roles) cannot tell one workspace who is in another.
 async fn resolve_parsed(
     services: &Services,
-    account: &AccountId,
+    actor: &Actor,
     parsed: ResourceName,
     asked: &str,
 ) -> ScimResult<Resource> {
+    let account = actor.account();
     let prefix = format!("accounts/{account}");
     let found = match parsed {
         ResourceName::Account => {
@@ -178,6 +183,13 @@ async fn resolve_parsed(
         }
     };
     let target = found.ok_or_else(|| not_found(asked))?;
+    // The engine may not yet have applied an assignment made through another node: it reads
+    // the log before it says no, as a SCIM read does.
+    if !services.in_scope(actor, &target)
+        && (services.catch_up().await.is_err() || !services.in_scope(actor, &target))
+    {
+        return Err(not_found(asked));
+    }
     let (name, roles): (String, &'static [&'static str]) = match target.kind {
         PrincipalKind::Group => (format!("{prefix}/groups/{}", target.id), &GROUP_ROLES),
         _ => {
@@ -208,7 +220,7 @@ pub async fn assignable_roles(
     actor: &Actor,
     resource: &str,
 ) -> ScimResult<Value> {
-    let found = resolve(services, actor.account(), resource).await?;
+    let found = resolve(services, actor, resource).await?;
     let roles: Vec<Value> = found
         .roles
         .iter()
@@ -331,7 +343,7 @@ pub async fn get(
     }
     let account = actor.account();
     let parsed = parse_rule_set_name(name, account)?;
-    let resource = resolve_parsed(services, account, parsed, name).await?;
+    let resource = resolve_parsed(services, actor, parsed, name).await?;
     let (version, grants) = services.store.rule_set(account, &resource.stored).await?;
     authorize(services, actor, &resource, &grants).await?;
     view(services, account, &resource, version, &grants)
@@ -357,7 +369,7 @@ pub async fn replace(
     let account = actor.account();
     let expected_version = version_of(&update.etag)?;
     let parsed = parse_rule_set_name(&update.name, account)?;
-    let resource = resolve_parsed(services, account, parsed, &update.name).await?;
+    let resource = resolve_parsed(services, actor, parsed, &update.name).await?;
     let (current_version, current) = services.store.rule_set(account, &resource.stored).await?;
     authorize(services, actor, &resource, &current).await?;
     // Authorized against the version it replaces: storage checks it again as it writes.

@@ -47,7 +47,7 @@ pub struct SharedState {
     /// The governance service over the same services (Unity Catalog APIs and SQL).
     pub governance: governance::Governance,
     /// Recent Statement Execution API answers, for `GET /api/2.0/sql/statements/{id}`.
-    pub recent_statements: routes::statements::RecentStatements,
+    pub recent_statements: scimitar_app::recent_statements::RecentStatements,
     /// This node's Prometheus metrics (`/metrics`).
     pub metrics: metrics::Metrics,
     /// The public base URL, when configured: base URLs are made from it, not from `Host`.

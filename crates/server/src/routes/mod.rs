@@ -60,6 +60,20 @@ pub const MAX_WORKSPACE_IMPORT_BODY_BYTES: usize = 10 * 1024 * 1024;
 pub const MAX_BODY_JSON_VALUES: usize = 128 * 1024;
 
 pub fn router(state: AppState) -> Router {
+    let router = routes()
+        .fallback(not_found)
+        .layer(ObserveLayer {
+            state: state.clone(),
+            request_ids: SequentialRequestIds::default(),
+        })
+        .with_state(state.clone());
+    addressing::addressed(router, state.workspaces.workspace_domain.clone())
+}
+
+/// Every route the server answers, before the fallback, the layers and the state: the one
+/// table [`router`] serves, which tests also read (its `Debug` form lists each path and
+/// method) to walk every route there is.
+pub fn routes() -> Router<AppState> {
     let mounts = [
         ("/scim/v2", Mount::Generic),
         ("/api/2.0/preview/scim/v2", Mount::DatabricksWorkspace),
@@ -91,21 +105,13 @@ pub fn router(state: AppState) -> Router {
         router = router.nest(prefix, scim_routes().layer(Extension(mount)));
     }
     // The Databricks REST APIs, answering errors in Databricks' shape.
-    router = router
+    router
         .merge(unity_catalog::routes())
         .merge(metastores::routes())
         .merge(statements::routes())
         .merge(workspace::routes())
         .merge(accounts::routes())
-        .merge(access_control::routes());
-    let router = router
-        .fallback(not_found)
-        .layer(ObserveLayer {
-            state: state.clone(),
-            request_ids: SequentialRequestIds::default(),
-        })
-        .with_state(state.clone());
-    addressing::addressed(router, state.workspaces.workspace_domain.clone())
+        .merge(access_control::routes())
 }
 
 /// The header a request id travels in, both ways.

@@ -13,11 +13,9 @@
 //! running one) find [`WAREHOUSE_ID`] and pass it back; statements run the same whatever id
 //! they name.
 //!
-//! Answers are kept for a while (the last [`KEPT_STATEMENTS`]) so that
-//! `GET /api/2.0/sql/statements/{id}` can return them, as a client that polls expects.
-
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+//! Answers are kept for a while (`scimitar_app::recent_statements`) so that
+//! `GET /api/2.0/sql/statements/{id}` can return them, as a client that polls expects, from
+//! the workspace the statement ran in.
 
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
@@ -25,8 +23,7 @@ use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use scimitar_app::Actor;
-use scimitar_domain::{AccountId, PrincipalId, ScimError};
+use scimitar_domain::ScimError;
 use serde_json::{json, Value};
 
 use crate::context::DatabricksContext;
@@ -36,51 +33,8 @@ use crate::routes::wire::{ExecuteStatementBody, StatementRequest};
 use crate::AppState;
 use scimitar_app::governance::Outcome;
 
-/// How many answers a node keeps for `GET /sql/statements/{id}`.
-pub const KEPT_STATEMENTS: usize = 1024;
-
 /// Room for the longest statement the parser accepts and the request's other fields.
 const MAX_BODY_BYTES: usize = scimitar_access::statement::MAX_STATEMENT_BYTES + 64 * 1024;
-
-/// One kept answer, with who ran the statement: only that principal, and the admins of its
-/// account, may read it again.
-struct KeptStatement {
-    account: AccountId,
-    principal: PrincipalId,
-    id: String,
-    answer: Value,
-}
-
-/// The recent answers of this node, by statement id, oldest first.
-#[derive(Clone, Default)]
-pub struct RecentStatements {
-    answers: Arc<Mutex<VecDeque<KeptStatement>>>,
-}
-
-impl RecentStatements {
-    fn keep(&self, actor: &Actor, id: &str, answer: &Value) {
-        if let Ok(mut answers) = self.answers.lock() {
-            if answers.len() >= KEPT_STATEMENTS {
-                answers.pop_front();
-            }
-            answers.push_back(KeptStatement {
-                account: actor.account().clone(),
-                principal: actor.principal().clone(),
-                id: id.to_string(),
-                answer: answer.clone(),
-            });
-        }
-    }
-
-    /// The answer kept under `id` in `account`, and the principal who ran it.
-    fn find(&self, account: &AccountId, id: &str) -> Option<(PrincipalId, Value)> {
-        let answers = self.answers.lock().ok()?;
-        answers
-            .iter()
-            .find(|kept| kept.account == *account && kept.id == id)
-            .map(|kept| (kept.principal.clone(), kept.answer.clone()))
-    }
-}
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -222,24 +176,9 @@ async fn get_statement(
     id: Result<Path<String>, PathRejection>,
 ) -> DatabricksResult {
     let Path(id) = id.map_err(|rejection| ScimError::invalid_value(rejection.body_text()))?;
-    let actor = &context.actor;
-    let unknown = || {
-        ScimError::NotFound(format!(
-            "statement {id} is not known to this server (answers are kept for the last \
-             {KEPT_STATEMENTS} statements)"
-        ))
-    };
-    let Some((runner, answer)) = state.recent_statements.find(actor.account(), &id) else {
-        return Err(unknown().into());
-    };
-    // Someone else's statement is answered exactly as an unknown id, unless the reader is an
-    // admin of the account: a result can name grants and principals its reader may not see.
-    if runner != *actor.principal() {
-        match state.services.authorize_admin(actor).await {
-            Ok(_) => {}
-            Err(ScimError::Forbidden(_)) => return Err(unknown().into()),
-            Err(other) => return Err(other.into()),
-        }
-    }
+    let answer = state
+        .recent_statements
+        .find(&state.services, &context.actor, &id)
+        .await?;
     Ok(Json(answer).into_response())
 }

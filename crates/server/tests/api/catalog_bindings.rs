@@ -729,3 +729,137 @@ async fn another_node_follows_isolation_and_bindings_and_a_node_started_later_lo
         bindings.body
     );
 }
+
+fn on_orders(privilege: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("principal", "reader@example.com"),
+        ("privilege", privilege),
+        ("securable_type", "TABLE"),
+        ("full_name", "main.sales.orders"),
+    ]
+}
+
+#[tokio::test]
+async fn access_questions_hold_a_securable_to_the_catalog_bindings_of_the_workspace_asked_from() {
+    let app = spawn_app().await;
+    let home = default_workspace(&app).await;
+    catalog_with_a_table(&app, &home).await;
+    let read_only = new_workspace(&app, "read-only").await;
+    let unbound = new_workspace(&app, "unbound").await;
+    // A reader in all three workspaces, who may read and modify the table.
+    let reader = app.create_user("reader@example.com").await;
+    for workspace in [&read_only, &unbound] {
+        let assigned = call(
+            &app,
+            Method::PUT,
+            &format!(
+                "/api/2.0/accounts/{}/workspaces/{workspace}/permissionassignments/principals/{}",
+                app.account,
+                str_of(&reader, "id")
+            ),
+            Some(&app.token),
+            Some(json!({"permissions": ["USER"]})),
+        )
+        .await;
+        assert_eq!(assigned.status, 200, "{}", assigned.body);
+    }
+    for statement in [
+        "GRANT USE CATALOG ON CATALOG main TO `reader@example.com`",
+        "GRANT USE SCHEMA, SELECT, MODIFY ON SCHEMA main.sales TO `reader@example.com`",
+    ] {
+        let reply = sql_in(&app, &home, &app.token, statement).await;
+        assert_eq!(sql_state(&reply).0, "SUCCEEDED", "{}", reply.body);
+    }
+    assert_eq!(isolate(&app, &home, "main").await.status, 200);
+    let bound = bind(&app, "main", &read_only, "BINDING_TYPE_READ_ONLY").await;
+    assert_eq!(bound.status, 200, "{}", bound.body);
+
+    // Bound read-write: allowed, as everywhere before the catalog was isolated.
+    for privilege in ["SELECT", "MODIFY"] {
+        let reply = ask_in(&app, &home, &app.token, "check", &on_orders(privilege)).await;
+        assert_eq!(reply.body["allowed"], true, "{privilege}: {}", reply.body);
+    }
+
+    // Bound read-only: reads are allowed; a write is not, and the answer says why.
+    let select = ask_in(&app, &read_only, &app.token, "check", &on_orders("SELECT")).await;
+    assert_eq!(select.body["allowed"], true, "{}", select.body);
+    let modify = ask_in(&app, &read_only, &app.token, "check", &on_orders("MODIFY")).await;
+    assert_eq!(modify.status, 200, "{}", modify.body);
+    assert_eq!(modify.body["allowed"], false, "{}", modify.body);
+    assert_eq!(
+        modify.body["missing"],
+        json!([{
+            "catalog": "main",
+            "binding_type": "BINDING_TYPE_READ_ONLY",
+            "message": "CATALOG main is bound read-only to this workspace, which may only read it",
+        }]),
+        "{}",
+        modify.body
+    );
+    let readers = ask_in(
+        &app,
+        &read_only,
+        &app.token,
+        "who",
+        &on_orders("SELECT")[1..],
+    )
+    .await;
+    assert!(
+        readers.body.to_string().contains("reader@example.com"),
+        "{}",
+        readers.body
+    );
+    let writers = ask_in(
+        &app,
+        &read_only,
+        &app.token,
+        "who",
+        &on_orders("MODIFY")[1..],
+    )
+    .await;
+    assert_eq!(writers.status, 200, "{}", writers.body);
+    assert_eq!(writers.body["principals"], json!([]), "{}", writers.body);
+    let what = ask_in(
+        &app,
+        &read_only,
+        &app.token,
+        "what",
+        &[("principal", "reader@example.com")],
+    )
+    .await;
+    let held = what.body.to_string();
+    assert!(
+        held.contains("\"SELECT\"") && !held.contains("\"MODIFY\""),
+        "{held}"
+    );
+
+    // Not bound: the table, and everything about it, is missing, as Unity Catalog answers.
+    let from_catalog = uc_in(
+        &app,
+        &unbound,
+        Method::GET,
+        "/tables/main.sales.orders",
+        &app.token,
+        None,
+    )
+    .await;
+    assert_eq!(from_catalog.status, 404, "{}", from_catalog.body);
+    for (question, query) in [
+        ("check", &on_orders("SELECT")[..]),
+        ("who", &on_orders("SELECT")[1..]),
+    ] {
+        let reply = ask_in(&app, &unbound, &app.token, question, query).await;
+        assert_eq!(reply.status, 404, "{question}: {}", reply.body);
+        assert_eq!(reply.body, from_catalog.body, "{question}");
+    }
+    let what = ask_in(
+        &app,
+        &unbound,
+        &app.token,
+        "what",
+        &[("principal", "reader@example.com")],
+    )
+    .await;
+    assert_eq!(what.status, 200, "{}", what.body);
+    assert!(!what.body.to_string().contains("main"), "{}", what.body);
+}

@@ -252,6 +252,23 @@ pub async fn call(
     read(request.send().await.expect("sent")).await
 }
 
+/// An access question (`check`, `who`, `what`) asked with `token` in a workspace, by `/w/{id}`.
+pub async fn ask_in(
+    app: &TestApp,
+    workspace: &str,
+    token: &str,
+    question: &str,
+    query: &[(&str, &str)],
+) -> Reply {
+    let path = format!("/w/{workspace}/api/2.0/access/{question}");
+    let request = app
+        .client
+        .get(format!("{}{path}", app.address))
+        .bearer_auth(token)
+        .query(query);
+    read(request.send().await.expect("sent")).await
+}
+
 pub async fn read(response: reqwest::Response) -> Reply {
     let status = response.status().as_u16();
     let headers = response.headers().clone();

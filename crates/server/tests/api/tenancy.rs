@@ -1163,7 +1163,179 @@ async fn a_workspace_made_later_gives_its_users_group_the_default_entitlements()
     );
     let prefix = format!("/w/{later}");
     assert!(holds_in(&app, &prefix, &user, "databricks-sql-access").await);
-    // In a workspace it is not assigned to, it holds nothing through `users`.
+    // A workspace it is not assigned to does not know it: asked there, it is not found.
     let elsewhere = new_workspace(&app, "Elsewhere", None).await;
-    assert!(!holds_in(&app, &format!("/w/{elsewhere}"), &user, "workspace-access").await);
+    let asked = call(
+        &app,
+        Method::GET,
+        &format!(
+            "/w/{elsewhere}/api/2.0/access/check?principal={user}&entitlement=workspace-access"
+        ),
+        Some(&app.token),
+        None,
+    )
+    .await;
+    assert_eq!(asked.status, 404, "{}", asked.body);
+}
+
+#[tokio::test]
+async fn access_questions_from_a_workspace_know_only_its_directory_and_its_objects() {
+    let app = spawn_app().await;
+    let home = default_workspace_id(&app).await;
+    let other = new_workspace(&app, "other", None).await;
+    let insider = account_user(&app, "insider@example.com").await;
+    let outsider = account_user(&app, "outsider@example.com").await;
+    assert_eq!(
+        assign(&app, &home, &insider, json!(["USER"])).await.status,
+        200
+    );
+    assert_eq!(
+        assign(&app, &other, &outsider, json!(["USER"]))
+            .await
+            .status,
+        200
+    );
+    // Both may view the home workspace's job 42, through one group.
+    account_group(&app, "viewers", &[&insider, &outsider]).await;
+    let acl = call(
+        &app,
+        Method::PUT,
+        &format!("/w/{home}/api/2.0/permissions/jobs/42"),
+        Some(&app.token),
+        Some(json!({"access_control_list": [
+            {"group_name": "viewers", "permission_level": "CAN_VIEW"}]})),
+    )
+    .await;
+    assert_eq!(acl.status, 200, "{}", acl.body);
+    let view_job = [
+        ("object_type", "jobs"),
+        ("object_id", "42"),
+        ("permission_level", "CAN_VIEW"),
+    ];
+    let admin = app.token.as_str();
+
+    // `who` lists the workspace's own holders only, even to an account admin.
+    let who = ask_in(&app, &home, admin, "who", &view_job).await;
+    assert_eq!(who.status, 200, "{}", who.body);
+    let listed = who.body.to_string();
+    assert!(
+        listed.contains("insider@example.com") && !listed.contains("outsider@example.com"),
+        "{listed}"
+    );
+
+    // A principal of another workspace is answered as one that does not exist, named by
+    // name or by id.
+    for (workspace, stranger, stranger_id) in [
+        (&home, "outsider@example.com", &outsider),
+        (&other, "insider@example.com", &insider),
+    ] {
+        for named in [stranger, stranger_id.as_str()] {
+            let ghost = if named == stranger {
+                "ghost@example.com"
+            } else {
+                "00000000000000"
+            };
+            let mut check = vec![("principal", named)];
+            check.extend_from_slice(&view_job);
+            let mut unknown = vec![("principal", ghost)];
+            unknown.extend_from_slice(&view_job);
+            for (question, query, unknown) in [
+                ("check", check, unknown),
+                (
+                    "what",
+                    vec![("principal", named)],
+                    vec![("principal", ghost)],
+                ),
+            ] {
+                let reply = ask_in(&app, workspace, admin, question, &query).await;
+                let missing = ask_in(&app, workspace, admin, question, &unknown).await;
+                assert_eq!(reply.status, 404, "{question} {named}: {}", reply.body);
+                assert_eq!(
+                    reply.body.to_string(),
+                    missing.body.to_string().replace(ghost, named),
+                    "{question} {named}"
+                );
+            }
+        }
+    }
+
+    // From its own workspace the outsider holds nothing on the home workspace's job 42,
+    // whose id is another object there.
+    let what = ask_in(
+        &app,
+        &other,
+        admin,
+        "what",
+        &[("principal", "outsider@example.com")],
+    )
+    .await;
+    assert_eq!(what.status, 200, "{}", what.body);
+    assert!(!what.body.to_string().contains("jobs"), "{}", what.body);
+    let own = ask_in(&app, &other, &app.token_for(&outsider).await, "what", &[]).await;
+    assert_eq!(own.status, 200, "{}", own.body);
+    assert_eq!(own.body["access"], what.body["access"], "{}", own.body);
+    let insider_what = ask_in(
+        &app,
+        &home,
+        admin,
+        "what",
+        &[("principal", "insider@example.com")],
+    )
+    .await;
+    assert!(
+        insider_what.body.to_string().contains("\"42\""),
+        "{}",
+        insider_what.body
+    );
+}
+
+#[tokio::test]
+async fn a_rule_set_of_a_group_outside_the_workspace_is_answered_as_a_missing_one() {
+    let app = spawn_app().await;
+    let home = default_workspace_id(&app).await;
+    let other = new_workspace(&app, "other", None).await;
+    let member = account_user(&app, "member@example.com").await;
+    let group = account_group(&app, "home-only", &[&member]).await;
+    assert_eq!(
+        assign(&app, &home, &group, json!(["USER"])).await.status,
+        200
+    );
+    let base = "/api/2.0/preview/accounts/access-control";
+    let ask = |workspace: &str, group: &str| {
+        let resource = format!("accounts/{}/groups/{group}", app.account);
+        [
+            format!("/w/{workspace}{base}/assignable-roles?resource={resource}"),
+            format!("/w/{workspace}{base}/rule-sets?name={resource}/ruleSets/default&etag="),
+        ]
+    };
+    for (found, missing) in ask(&home, &group)
+        .into_iter()
+        .zip(ask(&home, "7777777777777777"))
+    {
+        let reply = call(&app, Method::GET, &found, Some(&app.token), None).await;
+        assert_eq!(reply.status, 200, "{found}: {}", reply.body);
+        let reply = call(&app, Method::GET, &missing, Some(&app.token), None).await;
+        assert_eq!(reply.status, 404, "{missing}: {}", reply.body);
+    }
+    // From the other workspace, even to an account admin, the group is not there.
+    for (elsewhere, missing) in ask(&other, &group)
+        .into_iter()
+        .zip(ask(&other, "7777777777777777"))
+    {
+        let reply = call(&app, Method::GET, &elsewhere, Some(&app.token), None).await;
+        let unknown = call(&app, Method::GET, &missing, Some(&app.token), None).await;
+        assert_eq!(reply.status, 404, "{elsewhere}: {}", reply.body);
+        assert_eq!(
+            reply.body.to_string(),
+            unknown.body.to_string().replace("7777777777777777", &group),
+            "{elsewhere}"
+        );
+    }
+    // The account host answers for the whole account.
+    let account_roles = format!(
+        "/api/2.0/preview/accounts/{}/access-control/assignable-roles?resource=accounts/{}/groups/{group}",
+        app.account, app.account
+    );
+    let reply = call(&app, Method::GET, &account_roles, Some(&app.token), None).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
 }
