@@ -196,6 +196,17 @@ pub fn is_admin_of(
         })
 }
 
+/// Who administers a workspace's objects (its tree, and the ACLs of its jobs, clusters and the
+/// rest): its admins ([`is_admin_of`]), who hold `CAN_MANAGE` on every object there, as workspace
+/// admins do in Databricks. The engine knows account admins' hold; this adds the workspace's.
+pub fn administers_objects(
+    model: &AccessModel,
+    principal: &PrincipalId,
+    workspace: &WorkspaceId,
+) -> bool {
+    is_admin_of(model, principal, Some(workspace))
+}
+
 /// The one rule for who manages a group or service principal besides the admins of its
 /// account: an admin, or an active principal that holds the resource's manager role
 /// (`roles/group.manager`, `roles/servicePrincipal.manager`) in its rule set, itself or

@@ -10,7 +10,7 @@
 //! [`Services::commit`], so the engine (and every later check) sees it before the answer goes
 //! out.
 
-use crate::authority::{is_admin, Actor};
+use crate::authority::{administers_objects, Actor};
 use crate::service::Services;
 use scimitar_access::{
     AccessModel, AclEntry, AclWrite, ObjectType, PermissionLevel, PrincipalRef, TOKENS_OBJECT_ID,
@@ -188,9 +188,15 @@ pub async fn write(
         // a conflict, and the write is computed again on a view that includes it.
         let (current, planned) = services.access.read(account, |model| {
             if !exists {
-                return Err(as_missing(model, caller, object, change_refused(object)));
+                return Err(as_missing(
+                    model,
+                    workspace,
+                    caller,
+                    object,
+                    change_refused(object),
+                ));
             }
-            ensure_may_change(model, caller, object)?;
+            ensure_may_change(model, workspace, caller, object)?;
             let current: Vec<AclEntry> = model
                 .object_acl(object.object_type, &object.object_id)
                 .into_iter()
@@ -241,7 +247,7 @@ pub async fn get(services: &Services, actor: &Actor, object: &ObjectAddress) -> 
     let workspace = objects_workspace(actor)?;
     let exists = exists(services, actor.account(), workspace, object).await?;
     services.access.read(actor.account(), |model| {
-        readable(model, actor.principal(), object, exists)
+        readable(model, workspace, actor.principal(), object, exists)
     })?
 }
 
@@ -308,6 +314,7 @@ fn missing(object: &ObjectAddress) -> ScimError {
 
 fn readable(
     model: &AccessModel,
+    workspace: &WorkspaceId,
     caller: &PrincipalId,
     object: &ObjectAddress,
     exists: bool,
@@ -319,9 +326,9 @@ fn readable(
         ))
     };
     if !exists {
-        return Err(as_missing(model, caller, object, refused()));
+        return Err(as_missing(model, workspace, caller, object, refused()));
     }
-    let may_read = is_admin(model, caller)
+    let may_read = administers_objects(model, caller, workspace)
         || model
             .object_permission(caller, object.object_type, &object.object_id)
             .map_err(ScimError::from)?
@@ -338,11 +345,12 @@ fn readable(
 /// here, so the answer is the same whether the id is another workspace's or nobody's.
 fn as_missing(
     model: &AccessModel,
+    workspace: &WorkspaceId,
     caller: &PrincipalId,
     object: &ObjectAddress,
     refusal: ScimError,
 ) -> ScimError {
-    if is_admin(model, caller) {
+    if administers_objects(model, caller, workspace) {
         missing(object)
     } else {
         refusal
@@ -367,12 +375,14 @@ pub fn permission_levels(object: &ObjectAddress) -> Value {
 
 fn ensure_may_change(
     model: &AccessModel,
+    workspace: &WorkspaceId,
     caller: &PrincipalId,
     object: &ObjectAddress,
 ) -> ScimResult<()> {
-    if model
-        .can_change_object_acl(caller, object.object_type, &object.object_id)
-        .map_err(ScimError::from)?
+    if administers_objects(model, caller, workspace)
+        || model
+            .can_change_object_acl(caller, object.object_type, &object.object_id)
+            .map_err(ScimError::from)?
     {
         return Ok(());
     }

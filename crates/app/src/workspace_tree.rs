@@ -13,7 +13,7 @@
 //! Each workspace has its own tree: every path is looked up in the caller's workspace, so an
 //! object of another workspace is not there, exactly as a missing one.
 
-use crate::authority::{is_admin, Actor};
+use crate::authority::{administers_objects, Actor};
 use crate::service::Services;
 use crate::workspace_permissions::{objects_change, objects_workspace};
 use scimitar_access::{AccessModel, AclEntry, ObjectType, PermissionLevel};
@@ -219,7 +219,7 @@ pub async fn status(services: &Services, actor: &Actor, path: &WorkspacePath) ->
     let entry = entry_at(services, account, workspace, path)
         .await?
         .ok_or_else(|| not_found(path))?;
-    ensure_may_read(services, account, caller, &entry).await?;
+    ensure_may_read(services, account, workspace, caller, &entry).await?;
     Ok(object_info(&entry))
 }
 
@@ -234,7 +234,7 @@ pub async fn list(services: &Services, actor: &Actor, path: &WorkspacePath) -> S
         let entry = entry_at(services, account, workspace, path)
             .await?
             .ok_or_else(|| not_found(path))?;
-        ensure_may_read(services, account, caller, &entry).await?;
+        ensure_may_read(services, account, workspace, caller, &entry).await?;
         if entry.object_type != ObjectType::Directories {
             return Ok(json!({"objects": [object_info(&entry)]}));
         }
@@ -286,7 +286,7 @@ pub async fn mkdirs(services: &Services, actor: &Actor, path: &WorkspacePath) ->
             .and_then(|caller| WorkspacePath::home_of(&caller.name))
             .filter(|home| path.is_within(home) && home.is_within(first_missing));
         if home.is_none() {
-            ensure_may_create_in(services, account, caller, above.as_ref()).await?;
+            ensure_may_create_in(services, account, workspace, caller, above.as_ref()).await?;
         }
         let mut directory = above.map(|entry| entry.object_id);
         let mut changes = Vec::new();
@@ -351,7 +351,13 @@ pub async fn import(
             }
             // Admins hold CAN_MANAGE everywhere, which the level includes.
             let may_edit = decide(services, account, |model| {
-                holds_at_least(model, caller, &existing, PermissionLevel::CanEdit)
+                holds_at_least(
+                    model,
+                    workspace,
+                    caller,
+                    &existing,
+                    PermissionLevel::CanEdit,
+                )
             })
             .await?;
             return if may_edit {
@@ -376,7 +382,7 @@ pub async fn import(
                 }
             }
         };
-        ensure_may_create_in(services, account, caller, directory.as_ref()).await?;
+        ensure_may_create_in(services, account, workspace, caller, directory.as_ref()).await?;
         let changes = Vec::from(creation(
             caller,
             WorkspaceEntry {
@@ -417,9 +423,10 @@ pub async fn delete(
         .await?
         .ok_or_else(|| not_found(path))?;
     let may_delete = decide(services, account, |model| {
-        model
-            .can_change_object_acl(caller, entry.object_type, &entry.object_id)
-            .map_err(ScimError::from)
+        Ok(administers_objects(model, caller, workspace)
+            || model
+                .can_change_object_acl(caller, entry.object_type, &entry.object_id)
+                .map_err(ScimError::from)?)
     })
     .await?;
     if !may_delete {
@@ -520,10 +527,14 @@ async fn decide(
 
 fn holds_at_least(
     model: &AccessModel,
+    workspace: &WorkspaceId,
     caller: &PrincipalId,
     entry: &WorkspaceEntry,
     wanted: PermissionLevel,
 ) -> ScimResult<bool> {
+    if administers_objects(model, caller, workspace) {
+        return Ok(true);
+    }
     Ok(model
         .object_permission(caller, entry.object_type, &entry.object_id)
         .map_err(ScimError::from)?
@@ -534,14 +545,20 @@ fn holds_at_least(
 async fn ensure_may_create_in(
     services: &Services,
     account: &AccountId,
+    workspace: &WorkspaceId,
     caller: &PrincipalId,
     directory: Option<&WorkspaceEntry>,
 ) -> ScimResult<()> {
-    let allowed = decide(services, account, |model| match directory {
-        Some(directory) => model
-            .can_change_object_acl(caller, ObjectType::Directories, &directory.object_id)
-            .map_err(ScimError::from),
-        None => Ok(is_admin(model, caller)),
+    let allowed = decide(services, account, |model| {
+        if administers_objects(model, caller, workspace) {
+            return Ok(true);
+        }
+        match directory {
+            Some(directory) => model
+                .can_change_object_acl(caller, ObjectType::Directories, &directory.object_id)
+                .map_err(ScimError::from),
+            None => Ok(false),
+        }
     })
     .await?;
     if allowed {
@@ -558,14 +575,16 @@ async fn ensure_may_create_in(
 async fn ensure_may_read(
     services: &Services,
     account: &AccountId,
+    workspace: &WorkspaceId,
     caller: &PrincipalId,
     entry: &WorkspaceEntry,
 ) -> ScimResult<()> {
     let allowed = decide(services, account, |model| {
-        Ok(model
-            .object_permission(caller, entry.object_type, &entry.object_id)
-            .map_err(ScimError::from)?
-            .is_some())
+        Ok(administers_objects(model, caller, workspace)
+            || model
+                .object_permission(caller, entry.object_type, &entry.object_id)
+                .map_err(ScimError::from)?
+                .is_some())
     })
     .await?;
     if allowed {

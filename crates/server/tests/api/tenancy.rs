@@ -1339,3 +1339,117 @@ async fn a_rule_set_of_a_group_outside_the_workspace_is_answered_as_a_missing_on
     let reply = call(&app, Method::GET, &account_roles, Some(&app.token), None).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
 }
+
+/// A workspace admin (assigned ADMIN, not an account admin) administers its workspace's
+/// objects, as in Databricks: it creates at the tree's root, reads and deletes what others
+/// made, and reads and changes any object's permissions there; a mere user of the workspace
+/// does none of it.
+#[tokio::test]
+async fn a_workspace_admin_administers_the_objects_of_its_workspace() {
+    let app = spawn_app().await;
+    let workspace = new_workspace(&app, "B", None).await;
+    let admin = account_user(&app, "b.admin@example.com").await;
+    let user = account_user(&app, "b.user@example.com").await;
+    for (principal, permission) in [(&admin, "ADMIN"), (&user, "USER")] {
+        let reply = assign(&app, &workspace, principal, json!([permission])).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let (admin_token, user_token) = (app.token_for(&admin).await, app.token_for(&user).await);
+    let at = |path: &str| format!("/w/{workspace}/api/2.0{path}");
+    let send = |method: Method, path: String, token: String, body: Option<Value>| {
+        let app = &app;
+        async move { call(app, method, &path, Some(&token), body).await }
+    };
+
+    // The account admin makes a folder; the workspace's user may not even read it.
+    let made = send(
+        Method::POST,
+        at("/workspace/mkdirs"),
+        app.token.clone(),
+        Some(json!({"path": "/Shared/finance"})),
+    )
+    .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    let status = |token: String| {
+        send(
+            Method::GET,
+            at("/workspace/get-status?path=/Shared/finance"),
+            token,
+            None,
+        )
+    };
+    assert_eq!(status(user_token.clone()).await.status, 403);
+    let read = status(admin_token.clone()).await;
+    assert_eq!(read.status, 200, "{}", read.body);
+    let folder = read.body["object_id"].to_string();
+
+    // At the root, only admins create.
+    let root_folder = |token: String| {
+        send(
+            Method::POST,
+            at("/workspace/mkdirs"),
+            token,
+            Some(json!({"path": "/Team"})),
+        )
+    };
+    assert_eq!(root_folder(user_token.clone()).await.status, 403);
+    let created = root_folder(admin_token.clone()).await;
+    assert_eq!(created.status, 200, "{}", created.body);
+
+    // Permissions of a job and of the folder: read and changed by the workspace admin.
+    let grant = |level: &str| {
+        json!({"access_control_list": [
+            {"user_name": "b.user@example.com", "permission_level": level}
+        ]})
+    };
+    for (object, level) in [
+        ("/permissions/jobs/7".to_string(), "CAN_VIEW"),
+        (format!("/permissions/directories/{folder}"), "CAN_READ"),
+    ] {
+        let grant = grant(level);
+        let refused = send(
+            Method::PATCH,
+            at(&object),
+            user_token.clone(),
+            Some(grant.clone()),
+        )
+        .await;
+        assert_eq!(refused.status, 403, "{object}: {}", refused.body);
+        let changed = send(
+            Method::PATCH,
+            at(&object),
+            admin_token.clone(),
+            Some(grant.clone()),
+        )
+        .await;
+        assert_eq!(changed.status, 200, "{object}: {}", changed.body);
+        let got = send(Method::GET, at(&object), admin_token.clone(), None).await;
+        assert_eq!(got.status, 200, "{object}: {}", got.body);
+        assert!(
+            got.body.to_string().contains("b.user@example.com"),
+            "{}",
+            got.body
+        );
+    }
+
+    // It deletes what the account admin made.
+    let deleted = send(
+        Method::POST,
+        at("/workspace/delete"),
+        admin_token.clone(),
+        Some(json!({"path": "/Shared/finance"})),
+    )
+    .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+
+    // None of it in the default workspace, where it is not assigned.
+    let elsewhere = call(
+        &app,
+        Method::GET,
+        "/api/2.0/permissions/jobs/7",
+        Some(&admin_token),
+        None,
+    )
+    .await;
+    assert_eq!(elsewhere.status, 403, "{}", elsewhere.body);
+}
