@@ -16,6 +16,8 @@
 //!   engine's explanations.
 //! - [`rule_sets`]: the account access-control rule sets (who manages a group or service
 //!   principal) and their roles.
+//! - [`tokens`]: bearer tokens checked into credentials (with their scopes), the token and
+//!   token management APIs, rotation, workspace-conf, and when tokens were last used.
 
 pub mod access;
 pub mod access_questions;
@@ -24,9 +26,11 @@ pub mod governance;
 pub mod rule_sets;
 pub mod service;
 pub mod tenancy;
+pub mod tokens;
 pub mod workspace_permissions;
 pub mod workspace_tree;
 
 pub use authority::{AccountAdmin, Actor, Credential};
 pub use scimitar_store::{Account, NotReady, PoolStatus, StoreOptions, Workspace};
 pub use service::Services;
+pub use tokens::{IssuedToken, TokenRequest};

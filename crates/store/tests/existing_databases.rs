@@ -341,6 +341,7 @@ async fn reads_back_as_written(store: &dyn Store) {
             AccessEvent::WorkspaceAssigned { .. } | AccessEvent::WorkspaceDeleted { .. } => {
                 "workspace"
             }
+            AccessEvent::TokenChanged { .. } => "token_changed",
             AccessEvent::Governance(_) => "governance",
         })
         .collect();

@@ -11,6 +11,7 @@ pub mod metastores;
 pub mod permissions;
 pub mod resources;
 pub mod statements;
+pub mod tokens;
 pub mod unity_catalog;
 pub mod wire;
 pub mod workspace;
@@ -97,7 +98,8 @@ pub fn router(state: AppState) -> Router {
         .merge(statements::routes())
         .merge(workspace::routes())
         .merge(accounts::routes())
-        .merge(access_control::routes());
+        .merge(access_control::routes())
+        .merge(tokens::routes());
     let router = router
         .fallback(not_found)
         .layer(ObserveLayer {
