@@ -783,6 +783,20 @@ impl Services {
             .await
     }
 
+    /// `{token_value, token_info}` with the token management API's `TokenInfo` (who made the
+    /// token, whose it is, its workspace), as the on-behalf-of creation answers.
+    pub fn issued_with_management_info(&self, issued: &IssuedToken) -> ScimResult<Value> {
+        let record = TokenRecord {
+            token: issued.token.clone(),
+            last_used: None,
+        };
+        let mut infos = self.render_token_infos(&issued.token.account, &[record])?;
+        Ok(json!({
+            "token_value": issued.secret.expose(),
+            "token_info": infos.pop().unwrap_or(Value::Null),
+        }))
+    }
+
     /// `POST /api/2.0/token-management/on-behalf-of/tokens`: a token of this workspace for a
     /// service principal, by its application id, made by an admin.
     pub async fn create_on_behalf_of(

@@ -244,7 +244,8 @@ async fn on_behalf_of(
         .services
         .create_on_behalf_of(&admin, &application_id, &request)
         .await?;
-    Ok(Json(issued.to_json()).into_response())
+    let answer = state.services.issued_with_management_info(&issued)?;
+    Ok(Json(answer).into_response())
 }
 
 /// A body that may be empty (a rotation asking for nothing but a new secret).

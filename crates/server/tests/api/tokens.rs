@@ -646,6 +646,14 @@ async fn an_on_behalf_of_token_acts_as_its_service_principal() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     let value = str_of(&reply.body, "token_value").to_string();
     let id = str_of(&reply.body["token_info"], "token_id").to_string();
+    // Answered with the token management API's TokenInfo: whose it is and who made it.
+    let made = &reply.body["token_info"];
+    assert_eq!(
+        made["owner_id"].as_u64().unwrap().to_string(),
+        str_of(&principal, "id")
+    );
+    assert_eq!(made["created_by_username"], "admin@scimitar.local");
+    assert_eq!(made["comment"], "ci");
     let acting = me(&app, &value).await;
     assert_eq!(acting.status, 200, "{}", acting.body);
     assert_eq!(acting.body["id"], principal["id"]);
