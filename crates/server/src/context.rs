@@ -247,12 +247,18 @@ fn unauthenticated(reason: &str) -> ScimError {
 /// What a request does, as a token's scope sees it: whether it only reads (`GET`, `HEAD`, and
 /// SCIM searches, which are `POST .../.search`), and whether it is a SCIM request, decided by
 /// the one rule for which API a path belongs to ([`ErrorShape::for_path`]: the SCIM mounts, as
-/// the client sent the path, before nesting took a prefix off).
+/// the client sent the path, before nesting took a prefix off, after its workspace prefix).
 fn request_kind(parts: &Parts) -> RequestKind {
-    let path = parts
+    let original = parts
         .extensions
         .get::<OriginalUri>()
         .map_or_else(|| parts.uri.path(), |original| original.0.path());
+    // A `/w/{workspace_id}` prefix names the workspace, not the API: what follows it does.
+    let path = parts
+        .extensions
+        .get::<AddressPrefix>()
+        .and_then(|prefix| original.strip_prefix(prefix.0.as_str()))
+        .unwrap_or(original);
     let scim = ErrorShape::for_path(path) == ErrorShape::Scim;
     let search = scim && parts.method == Method::POST && path.ends_with("/.search");
     RequestKind {

@@ -783,6 +783,43 @@ async fn a_read_only_token_only_reads_and_a_scim_token_only_provisions() {
             reply.body
         );
     }
+    // Addressed by `/w/{workspace_id}`, the API is what follows the prefix.
+    let workspace = call(
+        &app,
+        Method::GET,
+        "/.well-known/databricks-config",
+        None,
+        None,
+    )
+    .await;
+    let prefix = format!("/w/{}", str_of(&workspace.body, "workspace_id"));
+    let reply = call(
+        &app,
+        Method::GET,
+        &format!("{prefix}/api/2.0/token/list"),
+        Some(&scim),
+        None,
+    )
+    .await;
+    databricks_error(&reply, 403, "PERMISSION_DENIED");
+    let reply = call(
+        &app,
+        Method::GET,
+        &format!("{prefix}/scim/v2/Users"),
+        Some(&scim),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let reply = call(
+        &app,
+        Method::POST,
+        &format!("{prefix}/scim/v2/Users/.search"),
+        Some(&read_only),
+        Some(search),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
     // A scope never widens its principal: a plain user's full token still cannot write SCIM.
     let plain = app.create_user("plain@example.com").await;
     let plain_token = app.token_for(str_of(&plain, "id")).await;
