@@ -6,8 +6,9 @@ Usage:
 
 HOST is the server root (http://127.0.0.1:8080), ACCOUNT_ID the account the admin token
 belongs to. BINARY and DATABASE_URL are used only to mint tokens for the scenario's users
-(`scimitar token create --user`), as an operator holding the database does: Scimitar has no
-token API yet.
+(`scimitar token create --user`), as an operator holding the database does: account-level
+tokens, valid in every workspace the user is assigned to (a personal access token made through
+a workspace's token API is valid in that workspace alone).
 
 With the account client, the scenario creates two workspaces (a.workspaces.create, waited on
 until RUNNING), an account group with a member and a user outside it, and assigns the group

@@ -15,6 +15,9 @@
 #     schemas, GRANT in SQL, grants.update/get/get_effective across SCIM
 #     membership changes; catalogs.update, schemas.update, tables.create/update/
 #     exists/list_summaries, a view granted as a TABLE, w.metastores).
+#   - the SDK's token, token management and workspace-conf calls: a user's
+#     personal access token made, listed, revoked by an admin and refused;
+#     rotation; a lifetime capped by maxTokenLifetimeDays; an on-behalf-of token.
 #   - two workspaces of one account with the SDK's account client: assignment
 #     of a group, what its member and an unassigned user see through
 #     HOST/w/{workspace_id}, unassignment, and a catalog isolated from one
@@ -54,6 +57,7 @@ readonly suites=(
     "databricks-sdk permissions"
     "databricks-sdk governance"
     "databricks-sdk details"
+    "databricks-sdk tokens"
     "databricks-sdk workspaces"
 )
 
@@ -186,6 +190,8 @@ run_suite "databricks-sdk account" "$python" "$here/databricks_sdk_scenario.py" 
 run_suite "databricks-sdk permissions" "$python" "$here/databricks_sdk_permissions.py" "$origin"
 run_suite "databricks-sdk governance" "$python" "$here/databricks_sdk_governance.py" "$origin"
 run_suite "databricks-sdk details" "$python" "$here/databricks_sdk_details.py" "$origin" "$account_id"
+run_suite "databricks-sdk tokens" "$python" "$here/databricks_sdk_tokens.py" \
+    "$origin" "$account_id" "$binary" "$database_url"
 # Last: it adds (and removes) workspaces, which the suites above do not expect.
 run_suite "databricks-sdk workspaces" "$python" "$here/databricks_sdk_workspaces.py" \
     "$origin" "$account_id" "$binary" "$database_url"

@@ -13,7 +13,9 @@
 //! step that applies the change to the model. Reads therefore see this node's writes at once
 //! and other nodes' writes within one follower interval.
 
+use crate::tokens::{CachedToken, TokenCache};
 use scimitar_access::{AccessError, AccessModel, Entitlement, EntitlementSet, IsolationMode};
+use scimitar_domain::credentials::Token;
 use scimitar_domain::{AccountId, Principal, PrincipalId, ScimError, ScimResult, WorkspaceId};
 use scimitar_store::{AccessEvent, AccessSnapshot, GovernanceChange, PrincipalFacts, Store};
 use std::collections::HashMap;
@@ -50,6 +52,9 @@ struct EngineState {
     /// read: a principal is read through few workspaces, so a short list.
     /// Shared, so that a read hands out the cached principal without copying its document.
     principals: HashMap<(AccountId, PrincipalId), PrincipalViews>,
+    /// Tokens as last read from storage, by secret digest, evicted when the log says a token
+    /// changed or its principal was deactivated or deleted (`crate::tokens`).
+    tokens: TokenCache,
 }
 
 /// One principal as each reader saw it: the account (`None`) or a workspace.
@@ -91,6 +96,7 @@ impl AccessEngine {
                 accounts: HashMap::new(),
                 applied: 0,
                 principals: HashMap::new(),
+                tokens: TokenCache::default(),
             }),
             catching_up: tokio::sync::Mutex::new(()),
             begun: AtomicU64::new(0),
@@ -117,6 +123,7 @@ impl AccessEngine {
             state.accounts = accounts;
             state.applied = applied.unwrap_or(0);
             state.principals.clear();
+            state.tokens.clear();
         }
         self.catch_up_in_turn(store).await.map(drop)
     }
@@ -251,6 +258,9 @@ impl AccessEngine {
             }
             let mut evicted = Vec::new();
             for entry in entries {
+                // Before anything else: a stale token is dropped even when the entry is one
+                // the account's snapshot already holds (dropping more costs one read).
+                forget_tokens(&mut state.tokens, &entry.account, &entry.event);
                 let Some(account) = state.accounts.get_mut(&entry.account) else {
                     continue;
                 };
@@ -276,6 +286,26 @@ impl AccessEngine {
             }
             refresh_access_sets(&mut state);
             state.applied = last;
+        }
+    }
+
+    /// A token from this node's cache, by the digest of its secret.
+    pub(crate) fn cached_token(&self, digest: &str) -> Option<Arc<CachedToken>> {
+        self.state.read().ok()?.tokens.get(digest)
+    }
+
+    /// Caches a token read from storage, unless the log moved on since `read_at` (as
+    /// [`AccessEngine::remember_principal`]): the read may predate a revocation whose eviction
+    /// already happened. Returns the token either way.
+    pub(crate) fn remember_token(
+        &self,
+        digest: String,
+        token: Token,
+        read_at: u64,
+    ) -> Arc<CachedToken> {
+        match self.state.write() {
+            Ok(mut state) if state.applied == read_at => state.tokens.insert(digest, token),
+            _ => TokenCache::default().insert(digest, token),
         }
     }
 
@@ -505,6 +535,19 @@ fn refresh_access_sets(state: &mut EngineState) {
     }
 }
 
+/// Drops from the token cache what a log entry makes stale: the token it names, or every
+/// token of a principal it deactivates or deletes.
+fn forget_tokens(tokens: &mut TokenCache, account: &AccountId, event: &AccessEvent) {
+    match event {
+        AccessEvent::TokenChanged { id } => tokens.forget_token(id),
+        AccessEvent::PrincipalSaved(facts) if !facts.active => {
+            tokens.forget_principal(account, &facts.id)
+        }
+        AccessEvent::PrincipalDeleted { id } => tokens.forget_principal(account, id),
+        _ => {}
+    }
+}
+
 /// Applies one log entry to a model.
 fn apply(model: &mut AccessModel, event: &AccessEvent) -> Result<(), AccessError> {
     match event {
@@ -536,6 +579,8 @@ fn apply(model: &mut AccessModel, event: &AccessEvent) -> Result<(), AccessError
             model.forget_workspace(workspace);
             Ok(())
         }
+        // Only the node's token cache keeps tokens (`forget_tokens`).
+        AccessEvent::TokenChanged { .. } => Ok(()),
         AccessEvent::Governance(change) => match change {
             GovernanceChange::CreateSecurable {
                 securable_type,

@@ -68,6 +68,7 @@ impl Credential {
     /// another account, so a token never reaches past its own tenant.
     pub fn act_in(self, account: &AccountId) -> ScimResult<Actor> {
         self.check_account(account)?;
+        self.check_workspace(None)?;
         Ok(Actor {
             account: self.token.account.clone(),
             principal: self.token.principal.clone(),
@@ -84,12 +85,26 @@ impl Credential {
         workspace: &WorkspaceId,
     ) -> ScimResult<Actor> {
         self.check_account(account)?;
+        self.check_workspace(Some(workspace))?;
         Ok(Actor {
             account: self.token.account.clone(),
             principal: self.token.principal.clone(),
             workspace: Some(workspace.clone()),
             token: Some(self.token),
         })
+    }
+
+    /// A token made in a workspace is valid there alone: anywhere else (another workspace,
+    /// the account API) it is answered as a token that does not exist (401), which tells
+    /// nobody where it would work. Account-level tokens (`workspace` `None`) work anywhere
+    /// their principal may go.
+    fn check_workspace(&self, addressed: Option<&WorkspaceId>) -> ScimResult<()> {
+        match &self.token.workspace {
+            Some(own) if Some(own) != addressed => Err(ScimError::Unauthorized(
+                "the bearer token was made in another workspace and is valid only there".into(),
+            )),
+            _ => Ok(()),
+        }
     }
 
     fn check_account(&self, account: &AccountId) -> ScimResult<()> {

@@ -18,6 +18,8 @@
 //!   principal) and their roles.
 //! - [`recent_statements`]: the answers of recent SQL statements, per workspace, for
 //!   `GET /sql/statements/{id}`.
+//! - [`tokens`]: bearer tokens checked into credentials (with their scopes), the token and
+//!   token management APIs, rotation, workspace-conf, and when tokens were last used.
 
 pub mod access;
 pub mod access_questions;
@@ -27,9 +29,11 @@ pub mod recent_statements;
 pub mod rule_sets;
 pub mod service;
 pub mod tenancy;
+pub mod tokens;
 pub mod workspace_permissions;
 pub mod workspace_tree;
 
 pub use authority::{AccountAdmin, Actor, Credential};
 pub use scimitar_store::{Account, NotReady, PoolStatus, StoreOptions, Workspace};
 pub use service::Services;
+pub use tokens::{IssuedToken, TokenRequest};

@@ -8,9 +8,7 @@
 //! pinned a version with `If-Match`, in which case the conflict is the client's 412.
 
 use crate::access::AccessEngine;
-use crate::authority::{
-    not_an_admin, AccountAdmin, Actor, Credential, PrincipalManager, PrincipalUpdate,
-};
+use crate::authority::{not_an_admin, AccountAdmin, Actor, PrincipalManager, PrincipalUpdate};
 use scimitar_access::AccessModel;
 use scimitar_domain::credentials::{hash_password, Token, TokenScope, TokenSecret};
 use scimitar_domain::filter::ResolvedFilter;
@@ -24,7 +22,9 @@ use scimitar_domain::resource::{ParsedResource, Principal};
 use scimitar_domain::{
     AccountId, Clock, IdGenerator, PrincipalId, PrincipalKind, ScimError, ScimResult, WorkspaceId,
 };
-use scimitar_store::{Account, Change, FirstAdmin, NotReady, Page, SharedStore, Workspace};
+use scimitar_store::{
+    Account, Change, FirstAdmin, NewToken, NotReady, Page, SharedStore, Workspace,
+};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -101,37 +101,13 @@ pub struct Services {
     pub(crate) store: SharedStore,
     /// The access engine, kept current with every commit (see [`Services::commit`]).
     pub(crate) access: Arc<AccessEngine>,
-    /// Tokens already looked up, by secret digest. Safe to keep because a token's validity
-    /// beyond its expiry is decided by its principal, which is checked in the engine on every
-    /// request. Revocation, when it comes, must go through the access log and evict here.
-    tokens: Arc<TokenCache>,
+    /// Token uses this node noted and has not yet recorded (`crate::tokens`).
+    pub(crate) token_uses: Arc<crate::tokens::TokenUses>,
+    /// How long a rotated token keeps working beside its replacement.
+    pub(crate) rotation_overlap: std::time::Duration,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) ids: Arc<dyn IdGenerator>,
     write_locks: Arc<WriteLocks>,
-}
-
-/// The tokens a node has seen, so that a request costs no database read to authenticate.
-/// Bounded: when full it starts over, which costs one read per token in use.
-#[derive(Default)]
-struct TokenCache {
-    tokens: std::sync::RwLock<std::collections::HashMap<String, Token>>,
-}
-
-const TOKEN_CACHE_CAPACITY: usize = 100_000;
-
-impl TokenCache {
-    fn get(&self, digest: &str) -> Option<Token> {
-        self.tokens.read().ok()?.get(digest).cloned()
-    }
-
-    fn insert(&self, digest: String, token: Token) {
-        if let Ok(mut tokens) = self.tokens.write() {
-            if tokens.len() >= TOKEN_CACHE_CAPACITY {
-                tokens.clear();
-            }
-            tokens.insert(digest, token);
-        }
-    }
 }
 
 /// Stripes of per-principal write locks; collisions only make unrelated writers wait briefly.
@@ -158,7 +134,8 @@ impl Services {
         Services {
             store,
             access: Arc::new(AccessEngine::empty()),
-            tokens: Arc::new(TokenCache::default()),
+            token_uses: Arc::default(),
+            rotation_overlap: crate::tokens::DEFAULT_ROTATION_OVERLAP,
             clock,
             ids,
             write_locks: Arc::new(WriteLocks {
@@ -467,8 +444,12 @@ impl Services {
         if !self.store.accounts().await?.is_empty() {
             return Ok(None);
         }
-        match self.new_account("default", "default", true).await {
-            Ok(made) => Ok(Some(made)),
+        match self.new_account("default", "default", true, true).await {
+            Ok((account, Some(admin_token))) => Ok(Some(Bootstrap {
+                account,
+                admin_token,
+            })),
+            Ok((_, None)) => Err(ScimError::internal("bootstrap made no admin token")),
             // Another node (or process) made the first account since the test above: it
             // prints the admin token, this one has nothing to bootstrap.
             Err(_) if !self.store.accounts().await?.is_empty() => Ok(None),
@@ -483,15 +464,42 @@ impl Services {
     pub async fn create_account(&self, name: &str, workspace_name: &str) -> ScimResult<Bootstrap> {
         let name = crate::tenancy::checked_name("account name", name)?;
         let workspace_name = crate::tenancy::checked_name("workspace name", workspace_name)?;
-        self.new_account(&name, &workspace_name, false).await
+        match self
+            .new_account(&name, &workspace_name, false, true)
+            .await?
+        {
+            (account, Some(admin_token)) => Ok(Bootstrap {
+                account,
+                admin_token,
+            }),
+            (_, None) => Err(ScimError::internal("a new account got no admin token")),
+        }
     }
 
+    /// [`Services::bootstrap`] for an operator about to make a token of its own choosing
+    /// (`scimitar token create` on an empty database): the first account and admin, but no
+    /// token, so that no secret is stored that nobody was shown. Says whether it made the
+    /// account.
+    pub async fn bootstrap_without_token(&self) -> ScimResult<bool> {
+        if !self.store.accounts().await?.is_empty() {
+            return Ok(false);
+        }
+        match self.new_account("default", "default", true, false).await {
+            Ok(_) => Ok(true),
+            Err(_) if !self.store.accounts().await?.is_empty() => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// A new account with its first workspace, system groups and admin, and, with
+    /// `with_token`, the admin's first token, whose secret is returned.
     async fn new_account(
         &self,
         name: &str,
         workspace_name: &str,
         only_if_first: bool,
-    ) -> ScimResult<Bootstrap> {
+        with_token: bool,
+    ) -> ScimResult<(Account, Option<TokenSecret>)> {
         let now = self.now();
         let account = Account {
             id: AccountId::new(self.ids.uuid()),
@@ -534,16 +542,21 @@ impl Services {
             last_modified: now,
             version: 1,
         };
-        let admin_token = TokenSecret::generate(self.ids.as_ref());
-        let token = Token {
-            id: self.ids.uuid(),
-            account: account.id.clone(),
-            principal: admin.id.clone(),
-            scope: TokenScope::Admin,
-            comment: Some("bootstrap".to_string()),
-            created: now,
-            expires: None,
-        };
+        let admin_token = with_token.then(|| TokenSecret::generate(self.ids.as_ref()));
+        let token = admin_token.as_ref().map(|secret| NewToken {
+            digest: secret.digest(),
+            token: Token {
+                id: self.ids.uuid(),
+                account: account.id.clone(),
+                principal: admin.id.clone(),
+                scope: TokenScope::AllApis,
+                comment: Some("bootstrap".to_string()),
+                created: now,
+                expires: None,
+                workspace: None,
+                created_by: None,
+            },
+        });
         // One change: the account, its groups, its admin in `admins` and the admin's token
         // exist together or not at all (and, for the first, only if the database held none).
         self.commit(
@@ -554,7 +567,6 @@ impl Services {
                 first_admin: Some(Box::new(FirstAdmin {
                     group: admins.id.clone(),
                     user: admin,
-                    digest: admin_token.digest(),
                     token,
                 })),
                 system_groups: vec![admins, users],
@@ -562,54 +574,7 @@ impl Services {
             },
         )
         .await?;
-        Ok(Bootstrap {
-            account,
-            admin_token,
-        })
-    }
-
-    /// Creates a token for a principal of the admin's account and returns its secret, which
-    /// is never stored. The principal must exist and be a user or service principal.
-    pub async fn create_token(
-        &self,
-        admin: &AccountAdmin,
-        principal: &PrincipalId,
-        scope: TokenScope,
-        comment: Option<String>,
-    ) -> ScimResult<TokenSecret> {
-        let account = admin.account();
-        match self.store.principal(account, principal).await? {
-            Some(found) if found.kind != PrincipalKind::Group => {}
-            Some(_) => {
-                return Err(ScimError::invalid_value(
-                    "a token belongs to a user or a service principal, not a group",
-                ))
-            }
-            None => {
-                return Err(ScimError::NotFound(format!(
-                    "principal {principal} not found"
-                )))
-            }
-        }
-        let secret = TokenSecret::generate(self.ids.as_ref());
-        let token = Token {
-            id: self.ids.uuid(),
-            account: account.clone(),
-            principal: principal.clone(),
-            scope,
-            comment,
-            created: self.now(),
-            expires: None,
-        };
-        self.commit(
-            account,
-            Change::CreateToken {
-                token,
-                digest: secret.digest(),
-            },
-        )
-        .await?;
-        Ok(secret)
+        Ok((account, admin_token))
     }
 
     /// The id of the principal of a kind with this name (userName, group displayName,
@@ -650,46 +615,6 @@ impl Services {
             .and_then(|members| members.first())
             .ok_or_else(|| ScimError::NotFound("the 'admins' group has no members".into()))?;
         self.get_any(account, &first.id).await
-    }
-
-    /// Checks a bearer secret and returns its credential. The token must exist, be unexpired,
-    /// and belong to a principal that exists and is active now: deactivating or deleting a
-    /// principal disables its tokens at once, as in Databricks.
-    pub async fn authenticate(&self, secret: &str) -> ScimResult<Credential> {
-        let digest = scimitar_domain::credentials::token_digest(secret);
-        let token = match self.tokens.get(&digest) {
-            Some(token) => token,
-            None => {
-                let token = self.store.token_by_digest(&digest).await?.ok_or_else(|| {
-                    ScimError::Unauthorized("the bearer token is not valid".into())
-                })?;
-                self.tokens.insert(digest, token.clone());
-                token
-            }
-        };
-        if !token.is_valid_at(self.now()) {
-            return Err(ScimError::Unauthorized(
-                "the bearer token has expired".into(),
-            ));
-        }
-        let can_act = |services: &Services| {
-            services
-                .access
-                .read(&token.account, |model| model.can_act(&token.principal))
-                .unwrap_or(false)
-        };
-        let mut allowed = can_act(self);
-        if !allowed {
-            // A principal made on another node (or by the CLI) may be newer than this node's
-            // engine: read the log once before refusing.
-            allowed = self.access.catch_up(self.store.as_ref()).await.is_ok() && can_act(self);
-        }
-        if !allowed {
-            return Err(ScimError::Unauthorized(
-                "the principal this token belongs to is deactivated or deleted".into(),
-            ));
-        }
-        Ok(Credential::new(token))
     }
 
     pub(crate) async fn get_any(

@@ -31,6 +31,8 @@ pub struct Config {
     pub serve_limits: ServeLimits,
     /// The default workspace and the host-name domain of workspaces.
     pub workspaces: WorkspaceSettings,
+    /// How long a rotated token keeps working beside its replacement (default 24 hours).
+    pub token_rotation_overlap: Duration,
 }
 
 /// The command-line values of `scimitar serve` (clap already folds the environment variables
@@ -85,6 +87,10 @@ pub struct Flags {
     /// How long shutdown waits for requests in flight before dropping them (default 10s).
     #[arg(long, env = "SCIMITAR_SHUTDOWN_DEADLINE", value_parser = parse_duration)]
     pub shutdown_deadline: Option<Duration>,
+    /// How long a rotated token keeps working beside its replacement (default 24h), so
+    /// that clients can switch to the new secret without downtime.
+    #[arg(long, env = "SCIMITAR_TOKEN_ROTATION_OVERLAP", value_parser = parse_duration)]
+    pub token_rotation_overlap: Option<Duration>,
 }
 
 /// A duration as written in the file: a number of seconds, or text that [`parse_duration`]
@@ -108,8 +114,8 @@ impl FileDuration {
     }
 }
 
-/// Reads a duration: a number of seconds (`10`, `0.5`), or one with a unit: `ms`, `s`, `m`
-/// (`500ms`, `10s`, `2m`).
+/// Reads a duration: a number of seconds (`10`, `0.5`), or one with a unit: `ms`, `s`, `m`,
+/// `h`, `d` (`500ms`, `10s`, `2m`, `12h`, `90d`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -124,9 +130,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "" | "s" => 1.0,
         "ms" => 0.001,
         "m" => 60.0,
+        "h" => 3_600.0,
+        "d" => 86_400.0,
         other => {
             return Err(format!(
-                "unknown unit {other:?} in {text:?}; use seconds, or ms, s or m"
+                "unknown unit {other:?} in {text:?}; use seconds, or ms, s, m, h or d"
             ))
         }
     };
@@ -150,6 +158,7 @@ struct FileConfig {
     body_timeout: Option<FileDuration>,
     idle_timeout: Option<FileDuration>,
     shutdown_deadline: Option<FileDuration>,
+    token_rotation_overlap: Option<FileDuration>,
 }
 
 impl Config {
@@ -254,6 +263,13 @@ impl Config {
                 .map(|url| PublicUrl::parse(&url))
                 .transpose()?,
             serve_limits,
+            token_rotation_overlap: duration(
+                "token_rotation_overlap",
+                flags.token_rotation_overlap,
+                &file_config.token_rotation_overlap,
+                scimitar_app::tokens::DEFAULT_ROTATION_OVERLAP,
+                true,
+            )?,
             workspaces: WorkspaceSettings {
                 default_workspace: match flags.default_workspace.or(file_config.default_workspace) {
                     Some(id) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => {
@@ -434,7 +450,12 @@ mod serve_limit_tests {
         assert_eq!(parse_duration("0.5").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert!(parse_duration("10h").unwrap_err().contains("unit"));
+        assert_eq!(parse_duration("12h").unwrap(), Duration::from_secs(43_200));
+        assert_eq!(
+            parse_duration("90d").unwrap(),
+            Duration::from_secs(7_776_000)
+        );
+        assert!(parse_duration("10w").unwrap_err().contains("unit"));
         assert!(parse_duration("ten")
             .unwrap_err()
             .contains("not a duration"));

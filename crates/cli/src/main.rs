@@ -40,7 +40,7 @@ enum Command {
         /// Optional TOML configuration file (keys: listen, database_url,
         /// database_max_connections, worker_threads, connection_limit, header_timeout,
         /// body_timeout, idle_timeout, shutdown_deadline, metrics_token_sha256, public_url,
-        /// default_workspace, workspace_domain).
+        /// default_workspace, workspace_domain, token_rotation_overlap).
         #[arg(long, env = "SCIMITAR_CONFIG")]
         config: Option<PathBuf>,
     },
@@ -94,9 +94,34 @@ enum TokenCommand {
         /// The service principal the token is for, by applicationId.
         #[arg(long, value_name = "APPLICATION_ID")]
         service_principal: Option<String>,
-        /// What the token may do.
-        #[arg(long, default_value = "admin")]
+        /// What the token may do besides what its principal may: all-apis (everything its
+        /// principal may do), read-only (reads only), or scim (the SCIM API only, for an
+        /// identity provider's connector).
+        #[arg(long, default_value = "all-apis")]
         scope: String,
+        /// How long the token lives: seconds, or with a unit (12h, 90d). Without it, it
+        /// never expires.
+        #[arg(long, value_parser = config::parse_duration)]
+        lifetime: Option<std::time::Duration>,
+        /// The account (default: the first one).
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Give a token a new secret, printed alone on stdout, without downtime: the old secret
+    /// keeps working for the overlap, then is refused. The new token has the old one's
+    /// principal, scope, comment and workspace, and lives as long as the old one was made to
+    /// (or --lifetime).
+    Rotate {
+        #[arg(long, env = "SCIMITAR_DATABASE_URL")]
+        database: Option<String>,
+        /// The id of the token to rotate (token_id in the token APIs).
+        token_id: String,
+        /// How long the old secret keeps working (default 24h).
+        #[arg(long, env = "SCIMITAR_TOKEN_ROTATION_OVERLAP", value_parser = config::parse_duration)]
+        overlap: Option<std::time::Duration>,
+        /// How long the new token lives: seconds, or with a unit (12h, 90d).
+        #[arg(long, value_parser = config::parse_duration)]
+        lifetime: Option<std::time::Duration>,
         /// The account (default: the first one).
         #[arg(long)]
         account: Option<String>,
@@ -180,7 +205,9 @@ async fn shutdown_signal() {
 }
 
 async fn serve(config: Config) -> Result<(), String> {
-    let services = services(&config.database_url, config.max_connections).await?;
+    let services = services(&config.database_url, config.max_connections)
+        .await?
+        .with_rotation_overlap(config.token_rotation_overlap);
     if let Some(bootstrap) = services
         .bootstrap()
         .await
@@ -234,33 +261,58 @@ enum TokenOwner {
     ServicePrincipal(String),
 }
 
-async fn create_token(
-    database: &str,
-    owner: TokenOwner,
-    scope: &str,
-    account: Option<String>,
-) -> Result<(), String> {
-    let scope = TokenScope::parse(scope).map_err(|error| error.to_string())?;
-    let services = services(database, config::DEFAULT_MAX_CONNECTIONS).await?;
-    services
-        .bootstrap()
-        .await
-        .map_err(|error| error.to_string())?;
+/// A lifetime given on the command line, in whole seconds.
+fn lifetime_seconds(lifetime: Option<std::time::Duration>) -> Result<Option<i64>, String> {
+    lifetime
+        .map(|lifetime| {
+            i64::try_from(lifetime.as_secs())
+                .ok()
+                .filter(|seconds| *seconds > 0)
+                .ok_or_else(|| "--lifetime must be at least one second".to_string())
+        })
+        .transpose()
+}
+
+/// The admin an operator who holds the database acts as in `account` (default: the first).
+async fn operator_admin(
+    services: &Services,
+    account: Option<&str>,
+) -> Result<scimitar_app::AccountAdmin, String> {
     let account = services
-        .account_or_first(account.as_deref())
+        .account_or_first(account)
         .await
         .map_err(|error| error.to_string())?;
-    // The operator holds the database, and mints the token as an admin of the account would.
     let operator = services
         .act_as_admin(&account)
         .await
         .map_err(|error| format!("cannot act as an admin of account {account}: {error}"))?;
-    let admin = services
+    services
         .authorize_admin(&operator)
         .await
+        .map_err(|error| error.to_string())
+}
+
+async fn create_token(
+    database: &str,
+    owner: TokenOwner,
+    scope: &str,
+    lifetime: Option<std::time::Duration>,
+    account: Option<String>,
+) -> Result<(), String> {
+    let scope = TokenScope::parse(scope).map_err(|error| error.to_string())?;
+    let lifetime_seconds = lifetime_seconds(lifetime)?;
+    let services = services(database, config::DEFAULT_MAX_CONNECTIONS).await?;
+    // On an empty database the first account and admin are made without a token of their
+    // own: the one this command prints is the only one stored.
+    services
+        .bootstrap_without_token()
+        .await
         .map_err(|error| error.to_string())?;
+    // The operator holds the database, and mints the token as an admin of the account would.
+    let admin = operator_admin(&services, account.as_deref()).await?;
+    let account = admin.account().clone();
     let principal = match owner {
-        TokenOwner::Admin => operator.principal().clone(),
+        TokenOwner::Admin => admin.actor().principal().clone(),
         TokenOwner::User(name) => services
             .principal_named(&account, PrincipalKind::User, &name)
             .await
@@ -270,16 +322,37 @@ async fn create_token(
             .await
             .map_err(|error| error.to_string())?,
     };
-    let secret = services
-        .create_token(
-            &admin,
-            &principal,
-            scope,
-            Some("created with scimitar token create".into()),
-        )
+    let request = scimitar_app::TokenRequest {
+        lifetime_seconds,
+        comment: Some("created with scimitar token create".into()),
+        scopes: vec![scope.as_str().to_string()],
+    };
+    let issued = services
+        .create_account_token(&admin, &principal, &request)
         .await
         .map_err(|error| error.to_string())?;
-    println!("{}", secret.expose());
+    println!("{}", issued.secret.expose());
+    Ok(())
+}
+
+async fn rotate_token(
+    database: &str,
+    token_id: &str,
+    overlap: Option<std::time::Duration>,
+    lifetime: Option<std::time::Duration>,
+    account: Option<String>,
+) -> Result<(), String> {
+    let lifetime_seconds = lifetime_seconds(lifetime)?;
+    let overlap = overlap.unwrap_or(scimitar_app::tokens::DEFAULT_ROTATION_OVERLAP);
+    let services = services(database, config::DEFAULT_MAX_CONNECTIONS)
+        .await?
+        .with_rotation_overlap(overlap);
+    let admin = operator_admin(&services, account.as_deref()).await?;
+    let issued = services
+        .rotate_account_token(&admin, token_id, lifetime_seconds)
+        .await
+        .map_err(|error| error.to_string())?;
+    println!("{}", issued.secret.expose());
     Ok(())
 }
 
@@ -306,18 +379,7 @@ async fn account_admin(
     services: &Services,
     account: &str,
 ) -> Result<scimitar_app::AccountAdmin, String> {
-    let account = services
-        .account_or_first(Some(account))
-        .await
-        .map_err(|error| error.to_string())?;
-    let operator = services
-        .act_as_admin(&account)
-        .await
-        .map_err(|error| format!("cannot act as an admin of account {account}: {error}"))?;
-    services
-        .authorize_admin(&operator)
-        .await
-        .map_err(|error| error.to_string())
+    operator_admin(services, Some(account)).await
 }
 
 async fn workspace_command(command: WorkspaceCommand) -> Result<(), String> {
@@ -424,6 +486,7 @@ async fn run(command: Command) -> Result<(), String> {
                     user,
                     service_principal,
                     scope,
+                    lifetime,
                     account,
                 },
         } => {
@@ -433,7 +496,20 @@ async fn run(command: Command) -> Result<(), String> {
                 (None, Some(application_id)) => TokenOwner::ServicePrincipal(application_id),
                 (None, None) => TokenOwner::Admin,
             };
-            create_token(&database, owner, &scope, account).await
+            create_token(&database, owner, &scope, lifetime, account).await
+        }
+        Command::Token {
+            command:
+                TokenCommand::Rotate {
+                    database,
+                    token_id,
+                    overlap,
+                    lifetime,
+                    account,
+                },
+        } => {
+            let database = database.unwrap_or_else(|| config::DEFAULT_DATABASE.to_string());
+            rotate_token(&database, &token_id, overlap, lifetime, account).await
         }
         Command::Account {
             command: AccountCommand::List { database },

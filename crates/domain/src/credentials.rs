@@ -3,7 +3,7 @@
 
 use crate::clock::Timestamp;
 use crate::error::{ScimError, ScimResult};
-use crate::ids::{AccountId, IdGenerator, PrincipalId};
+use crate::ids::{AccountId, IdGenerator, PrincipalId, WorkspaceId};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
@@ -11,25 +11,67 @@ use std::fmt;
 /// shape lets tools written for Databricks accept Scimitar tokens unchanged.
 pub const TOKEN_PREFIX: &str = "dapi";
 
-/// What a token may do. Only `admin` exists so far; narrower scopes come with token rotation.
+/// What a token may do, on top of what its principal may do (a scope never widens that).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenScope {
-    Admin,
+    /// Whatever the principal may do (`all-apis`, Databricks' name for unrestricted access;
+    /// tokens made before scopes existed were stored as `admin`, read as this).
+    AllApis,
+    /// Reads only: `GET` and `HEAD` anywhere, and SCIM searches (`POST .../.search`), which
+    /// read; any other request is refused with 403.
+    ReadOnly,
+    /// The SCIM API and nothing else, as an identity provider's connector needs (Databricks'
+    /// account SCIM token): every other API is refused with 403.
+    Scim,
+}
+
+/// The scope names, as the token API and the CLI take them.
+pub const TOKEN_SCOPE_NAMES: [&str; 3] = ["all-apis", "read-only", "scim"];
+
+/// What a request does, as far as a token's scope cares: whether it only reads, and whether
+/// it is a SCIM request. The HTTP edge describes each request so; the scope decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestKind {
+    pub reads_only: bool,
+    pub scim: bool,
 }
 
 impl TokenScope {
     pub fn as_str(self) -> &'static str {
         match self {
-            TokenScope::Admin => "admin",
+            TokenScope::AllApis => "all-apis",
+            TokenScope::ReadOnly => "read-only",
+            TokenScope::Scim => "scim",
         }
     }
 
     pub fn parse(text: &str) -> ScimResult<Self> {
         match text.trim().to_ascii_lowercase().as_str() {
-            "admin" => Ok(TokenScope::Admin),
+            "all-apis" | "admin" => Ok(TokenScope::AllApis),
+            "read-only" => Ok(TokenScope::ReadOnly),
+            "scim" => Ok(TokenScope::Scim),
             other => Err(ScimError::invalid_value(format!(
-                "unknown token scope '{other}'; the scopes are: admin"
+                "unknown token scope '{}'; the scopes are: {}",
+                other.escape_debug(),
+                TOKEN_SCOPE_NAMES.join(", ")
             ))),
+        }
+    }
+
+    /// Whether a token of this scope may make `request`; the refusal says why.
+    pub fn permits(self, request: RequestKind) -> ScimResult<()> {
+        match self {
+            TokenScope::AllApis => Ok(()),
+            TokenScope::ReadOnly if request.reads_only => Ok(()),
+            TokenScope::ReadOnly => Err(ScimError::Forbidden(
+                "this token is read-only: it may read (GET, HEAD, SCIM searches) but not change anything"
+                    .into(),
+            )),
+            TokenScope::Scim if request.scim => Ok(()),
+            TokenScope::Scim => Err(ScimError::Forbidden(
+                "this token is for SCIM provisioning only: it may call the SCIM API and nothing else"
+                    .into(),
+            )),
         }
     }
 }
@@ -70,11 +112,19 @@ pub fn token_digest(secret: &str) -> String {
 pub struct Token {
     pub id: String,
     pub account: AccountId,
+    /// Whom it authenticates: a user or service principal of `account`.
     pub principal: PrincipalId,
     pub scope: TokenScope,
     pub comment: Option<String>,
     pub created: Timestamp,
     pub expires: Option<Timestamp>,
+    /// The workspace it was made in, where alone it is valid (the token API's personal
+    /// access tokens). `None`: an account-level token (the CLI's, the bootstrap admin's),
+    /// valid in every workspace the principal may use and on the account API.
+    pub workspace: Option<WorkspaceId>,
+    /// Who made it, when not its principal itself (an admin's on-behalf-of token, the CLI's
+    /// operator); `None` for tokens made before this was recorded.
+    pub created_by: Option<PrincipalId>,
 }
 
 impl Token {
@@ -129,15 +179,46 @@ mod tests {
     }
 
     #[test]
+    fn scopes_parse_by_name_and_the_old_admin_name_is_full_access() {
+        assert_eq!(TokenScope::parse("admin").unwrap(), TokenScope::AllApis);
+        for name in TOKEN_SCOPE_NAMES {
+            assert_eq!(TokenScope::parse(name).unwrap().as_str(), name);
+        }
+        assert!(TokenScope::parse("root").is_err());
+    }
+
+    #[test]
+    fn a_read_only_scope_refuses_writes_and_a_scim_scope_everything_but_scim() {
+        let request = |reads_only, scim| RequestKind { reads_only, scim };
+        for (reads_only, scim) in [(true, true), (true, false), (false, true), (false, false)] {
+            assert!(TokenScope::AllApis
+                .permits(request(reads_only, scim))
+                .is_ok());
+            assert_eq!(
+                TokenScope::ReadOnly
+                    .permits(request(reads_only, scim))
+                    .is_ok(),
+                reads_only
+            );
+            assert_eq!(
+                TokenScope::Scim.permits(request(reads_only, scim)).is_ok(),
+                scim
+            );
+        }
+    }
+
+    #[test]
     fn expired_tokens_are_invalid() {
         let token = Token {
             id: "t".into(),
             account: AccountId::new("a"),
             principal: PrincipalId::new("p"),
-            scope: TokenScope::Admin,
+            scope: TokenScope::AllApis,
             comment: None,
             created: Timestamp::from_micros(0),
             expires: Some(Timestamp::from_micros(10)),
+            workspace: None,
+            created_by: None,
         };
         assert!(token.is_valid_at(Timestamp::from_micros(9)));
         assert!(!token.is_valid_at(Timestamp::from_micros(10)));

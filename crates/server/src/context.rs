@@ -1,14 +1,15 @@
 //! Who is asking, and of which account: the mount point a request came through, its bearer
 //! token, and the absolute base URL that `location` and `$ref` values are built from.
 
-use crate::error::{ApiError, DatabricksError};
+use crate::error::{ApiError, DatabricksError, ErrorShape};
 use crate::routes::addressing::{AddressPrefix, WorkspaceAddress};
 use crate::AppState;
-use axum::extract::{FromRequestParts, Path};
+use axum::extract::{FromRequestParts, OriginalUri, Path};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, Method};
 use scimitar_app::service::Surface;
 use scimitar_app::{Actor, Workspace};
+use scimitar_domain::credentials::RequestKind;
 use scimitar_domain::{AccountId, ScimError, ScimResult, WorkspaceId};
 use std::collections::HashMap;
 
@@ -243,6 +244,29 @@ fn unauthenticated(reason: &str) -> ScimError {
     ScimError::Unauthorized(UNAUTHENTICATED_MESSAGE.into())
 }
 
+/// What a request does, as a token's scope sees it: whether it only reads (`GET`, `HEAD`, and
+/// SCIM searches, which are `POST .../.search`), and whether it is a SCIM request, decided by
+/// the one rule for which API a path belongs to ([`ErrorShape::for_path`]: the SCIM mounts, as
+/// the client sent the path, before nesting took a prefix off, after its workspace prefix).
+fn request_kind(parts: &Parts) -> RequestKind {
+    let original = parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or_else(|| parts.uri.path(), |original| original.0.path());
+    // A `/w/{workspace_id}` prefix names the workspace, not the API: what follows it does.
+    let path = parts
+        .extensions
+        .get::<AddressPrefix>()
+        .and_then(|prefix| original.strip_prefix(prefix.0.as_str()))
+        .unwrap_or(original);
+    let scim = ErrorShape::for_path(path) == ErrorShape::Scim;
+    let search = scim && parts.method == Method::POST && path.ends_with("/.search");
+    RequestKind {
+        reads_only: matches!(parts.method, Method::GET | Method::HEAD) || search,
+        scim,
+    }
+}
+
 impl FromRequestParts<AppState> for ScimContext {
     type Rejection = ApiError;
 
@@ -253,7 +277,8 @@ impl FromRequestParts<AppState> for ScimContext {
         let Some(secret) = bearer_secret(&parts.headers).map(str::to_string) else {
             return Err(unauthenticated("the request has no bearer token").into());
         };
-        let credential = match state.services.authenticate(&secret).await {
+        let kind = request_kind(parts);
+        let credential = match state.services.authenticate(&secret, kind).await {
             Ok(credential) => credential,
             Err(ScimError::Unauthorized(reason)) => return Err(unauthenticated(&reason).into()),
             Err(other) => return Err(other.into()),
@@ -263,19 +288,20 @@ impl FromRequestParts<AppState> for ScimContext {
         }
         let addressed = AddressedAccount::from_request_parts(parts, state).await?;
         let actor = match &addressed.workspace {
-            Some(workspace) => {
-                state
-                    .services
-                    .enter_workspace(credential, workspace)
-                    .await?
-            }
-            None => credential.act_in(&addressed.account)?,
+            Some(workspace) => state.services.enter_workspace(credential, workspace).await,
+            None => credential.act_in(&addressed.account),
+        };
+        // A token of another workspace is answered as one that does not exist.
+        let actor = match actor {
+            Ok(actor) => actor,
+            Err(ScimError::Unauthorized(reason)) => return Err(unauthenticated(&reason).into()),
+            Err(other) => return Err(other.into()),
         };
         // Only now, authenticated and in its own account, may a request wait for changes.
         // Having waited, the node knows every change up to the token, so the credential is
-        // checked again: a deactivation the token orders after is refused.
+        // checked again: a deactivation or revocation the token orders after is refused.
         if crate::routes::consistency::read_after(state, &parts.headers, actor.account()).await? {
-            match state.services.authenticate(&secret).await {
+            match state.services.authenticate(&secret, kind).await {
                 Ok(_) => {}
                 Err(ScimError::Unauthorized(reason)) => return Err(unauthenticated(&reason).into()),
                 Err(other) => return Err(other.into()),

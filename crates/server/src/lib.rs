@@ -210,9 +210,18 @@ impl Application {
         let services = state.services.clone();
         let follower =
             tokio::spawn(async move { services.follow_access_log(ACCESS_LOG_POLL_INTERVAL).await });
+        let services = state.services.clone();
+        let token_uses = tokio::spawn(async move {
+            let interval = scimitar_app::tokens::TOKEN_USE_INTERVAL;
+            services.record_token_uses_every(interval).await
+        });
+        let services = state.services.clone();
         let router = routes::router(state);
         listener::serve(self.listener, router, self.limits, shutdown).await;
         follower.abort();
+        token_uses.abort();
+        // What was noted since the last record is not lost with the process.
+        services.record_token_uses().await;
         Ok(())
     }
 }

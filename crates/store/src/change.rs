@@ -7,7 +7,9 @@ use scimitar_access::WorkspacePermission;
 use scimitar_domain::credentials::Token;
 use scimitar_domain::patch::MembershipStep;
 use scimitar_domain::resource::MemberValue;
-use scimitar_domain::{Principal, PrincipalId, PrincipalKind, ScimError, ScimResult, WorkspaceId};
+use scimitar_domain::{
+    Principal, PrincipalId, PrincipalKind, ScimError, ScimResult, Timestamp, WorkspaceId,
+};
 
 /// Why a `CreateAccount` with `only_if_first` is refused, in both backends.
 pub(crate) const FIRST_ACCOUNT_EXISTS: &str = "the database already holds an account";
@@ -59,6 +61,26 @@ pub enum Change {
     },
     /// A new token; only the digest of its secret is stored.
     CreateToken { token: Token, digest: String },
+    /// Deletes a token (the token API's delete, an admin's revocation); refused as missing
+    /// when the account has no live token with this id. Logged, so that every node drops the
+    /// token from its cache before its next request.
+    DeleteToken { id: String },
+    /// Rotation: stores `replacement` (a new secret for the same principal) and makes the
+    /// token `id` expire at `expires` at the latest, the overlap during which both work.
+    /// Logged like a deletion, for the shortened expiry.
+    RotateToken {
+        id: String,
+        expires: Timestamp,
+        replacement: Box<NewToken>,
+    },
+    /// When tokens were last used, as one node gathered them: `(token id, when)`, each
+    /// written only forward. Bookkeeping, not an access fact: not logged.
+    TokensUsed(Vec<(String, Timestamp)>),
+    /// Sets (`Some`) or clears (`None`) settings of a workspace (the workspace-conf API).
+    SetWorkspaceSettings {
+        workspace: WorkspaceId,
+        values: Vec<(String, Option<String>)>,
+    },
     /// A Unity Catalog or workspace-object change, validated by the access engine first.
     Governance(GovernanceChange),
     /// Several governance changes that must commit together or not at all (a permissions
@@ -120,11 +142,17 @@ pub struct RuleSetRows {
 }
 
 /// The first admin of a new account: a user, the system group it joins (one of the account's
-/// `system_groups`), and its first token.
+/// `system_groups`), and its first token, if one is to be made with it.
 #[derive(Debug, Clone)]
 pub struct FirstAdmin {
     pub user: Principal,
     pub group: PrincipalId,
+    pub token: Option<NewToken>,
+}
+
+/// A token to store, with the digest of its secret (the secret itself is never stored).
+#[derive(Debug, Clone)]
+pub struct NewToken {
     pub token: Token,
     pub digest: String,
 }

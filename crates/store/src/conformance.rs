@@ -77,6 +77,9 @@ macro_rules! conformance_tests {
             a_rule_set_goes_with_its_principal_and_names_only_existing_ones,
             entitlements_are_kept_per_workspace_and_go_with_their_principal_and_workspace,
             an_export_from_before_workspace_entitlements_gives_them_to_every_workspace,
+            tokens_are_selected_rotated_used_and_deleted_with_log_entries,
+            deactivating_a_principal_revokes_its_tokens_for_good,
+            workspace_settings_are_set_cleared_and_go_with_their_workspace,
         );
     };
     (@cases $($case:ident),+ $(,)?) => {
@@ -660,10 +663,12 @@ pub async fn tokens_are_found_by_digest_only(stores: &mut Stores) {
         id: "t1".into(),
         account: account.clone(),
         principal: PrincipalId::new("1"),
-        scope: TokenScope::Admin,
+        scope: TokenScope::AllApis,
         comment: None,
         created: Timestamp::from_micros(5),
         expires: None,
+        workspace: None,
+        created_by: None,
     };
     store
         .apply(
@@ -677,6 +682,302 @@ pub async fn tokens_are_found_by_digest_only(stores: &mut Stores) {
         .unwrap();
     assert_eq!(store.token_by_digest("abc").await.unwrap(), Some(token));
     assert_eq!(store.token_by_digest("abd").await.unwrap(), None);
+}
+
+fn workspace_token(id: &str, principal: &str, workspace: &str, created: i64) -> Token {
+    Token {
+        id: id.into(),
+        account: AccountId::new(ACCOUNT),
+        principal: PrincipalId::new(principal),
+        scope: TokenScope::ReadOnly,
+        comment: Some(format!("token {id}")),
+        created: Timestamp::from_micros(created),
+        expires: Some(Timestamp::from_micros(1_000)),
+        workspace: Some(WorkspaceId::new(workspace)),
+        created_by: None,
+    }
+}
+
+async fn token_events(store: &dyn Store) -> Vec<String> {
+    store
+        .access_log_after(0, 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|entry| match entry.event {
+            AccessEvent::TokenChanged { id } => Some(id),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A workspace's tokens are read by id, workspace, owner and maker (its owner when no maker
+/// is recorded), oldest first, with their workspace, maker and scope; a rotation stores the
+/// replacement and only ever shortens the old one's expiry; uses are recorded only forward;
+/// a deletion removes the token; both are logged for the nodes' caches, and a token that is
+/// not there is not found, changing nothing.
+pub async fn tokens_are_selected_rotated_used_and_deleted_with_log_entries(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
+    let account = seed_account(store).await;
+    for (id, name) in [("1", "ann"), ("2", "bob")] {
+        create(store, &account, user(id, name, 1), &[])
+            .await
+            .unwrap();
+    }
+    let mut made_by_admin = workspace_token("t2", "2", "1000", 20);
+    made_by_admin.created_by = Some(PrincipalId::new("1"));
+    let other_workspace = workspace_token("t3", "1", "2000", 30);
+    for (token, digest) in [
+        (workspace_token("t1", "1", "1000", 10), "d1"),
+        (made_by_admin.clone(), "d2"),
+        (other_workspace, "d3"),
+    ] {
+        let change = Change::CreateToken {
+            token,
+            digest: digest.into(),
+        };
+        store.apply(&account, change).await.unwrap();
+    }
+    assert_eq!(
+        store.token_by_digest("d2").await.unwrap(),
+        Some(made_by_admin.clone())
+    );
+    let ids = |records: Vec<crate::TokenRecord>| {
+        records
+            .into_iter()
+            .map(|record| record.token.id)
+            .collect::<Vec<_>>()
+    };
+    let query = |workspace: Option<&str>, owner: Option<&str>, created_by: Option<&str>| {
+        crate::TokenQuery {
+            id: None,
+            workspace: workspace.map(WorkspaceId::new),
+            owner: owner.map(PrincipalId::new),
+            created_by: created_by.map(PrincipalId::new),
+        }
+    };
+    let read = |query: crate::TokenQuery| {
+        let account = account.clone();
+        async move { ids(store.tokens_where(&account, &query).await.unwrap()) }
+    };
+    assert_eq!(read(query(Some("1000"), None, None)).await, ["t1", "t2"]);
+    assert_eq!(read(query(Some("1000"), Some("1"), None)).await, ["t1"]);
+    assert_eq!(read(query(None, None, Some("1"))).await, ["t1", "t2", "t3"]);
+    assert_eq!(
+        read(query(None, None, Some("2"))).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(read(query(None, Some("2"), None)).await, ["t2"]);
+    let by_id = crate::TokenQuery {
+        id: Some("t3".into()),
+        ..crate::TokenQuery::default()
+    };
+    assert_eq!(read(by_id).await, ["t3"]);
+    // Uses move forward only.
+    for used in [500, 400] {
+        let change = Change::TokensUsed(vec![("t1".into(), Timestamp::from_micros(used))]);
+        store.apply(&account, change).await.unwrap();
+    }
+    let t1 = store
+        .tokens_where(&account, &query(Some("1000"), Some("1"), None))
+        .await
+        .unwrap();
+    assert_eq!(t1[0].last_used, Some(Timestamp::from_micros(500)));
+    // A rotation shortens, never lengthens, the old token's life.
+    let replacement = workspace_token("t4", "1", "1000", 40);
+    for (old, expires) in [("t1", 100), ("t2", 5_000)] {
+        let change = Change::RotateToken {
+            id: old.into(),
+            expires: Timestamp::from_micros(expires),
+            replacement: Box::new(crate::NewToken {
+                token: Token {
+                    id: format!("{old}-new"),
+                    ..replacement.clone()
+                },
+                digest: format!("{old}-digest"),
+            }),
+        };
+        store.apply(&account, change).await.unwrap();
+    }
+    let expiry = |digest: &'static str| async move {
+        store
+            .token_by_digest(digest)
+            .await
+            .unwrap()
+            .unwrap()
+            .expires
+    };
+    assert_eq!(expiry("d1").await, Some(Timestamp::from_micros(100)));
+    assert_eq!(expiry("d2").await, Some(Timestamp::from_micros(1_000)));
+    assert_eq!(
+        store
+            .token_by_digest("t1-digest")
+            .await
+            .unwrap()
+            .map(|token| token.id),
+        Some("t1-new".to_string())
+    );
+    store
+        .apply(&account, Change::DeleteToken { id: "t1".into() })
+        .await
+        .unwrap();
+    assert_eq!(store.token_by_digest("d1").await.unwrap(), None);
+    for missing in ["t1", "nope"] {
+        let again = store
+            .apply(&account, Change::DeleteToken { id: missing.into() })
+            .await;
+        assert!(matches!(again, Err(ScimError::NotFound(_))), "{again:?}");
+        let rotated = store
+            .apply(
+                &account,
+                Change::RotateToken {
+                    id: missing.into(),
+                    expires: Timestamp::from_micros(1),
+                    replacement: Box::new(crate::NewToken {
+                        token: Token {
+                            id: "never".into(),
+                            ..replacement.clone()
+                        },
+                        digest: "never".into(),
+                    }),
+                },
+            )
+            .await;
+        assert!(
+            matches!(rotated, Err(ScimError::NotFound(_))),
+            "{rotated:?}"
+        );
+    }
+    assert_eq!(store.token_by_digest("never").await.unwrap(), None);
+    assert_eq!(token_events(store).await, ["t1", "t2", "t1"]);
+    // An export carries what a token is, and an import writes it back as it was.
+    let exported = store.tokens(&account).await.unwrap();
+    let t2 = exported.iter().find(|row| row.token.id == "t2").unwrap();
+    assert_eq!(t2.token.created_by, Some(PrincipalId::new("1")));
+    assert_eq!(t2.token.workspace, Some(WorkspaceId::new("1000")));
+}
+
+/// Deactivating a principal revokes its tokens in the same write, logged as the principal's
+/// change; reactivating it brings none back. Another principal's tokens stay.
+pub async fn deactivating_a_principal_revokes_its_tokens_for_good(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
+    let account = seed_account(store).await;
+    for (id, name) in [("1", "ann"), ("2", "bob")] {
+        create(store, &account, user(id, name, 1), &[])
+            .await
+            .unwrap();
+    }
+    for (id, owner) in [("t1", "1"), ("t2", "2")] {
+        let change = Change::CreateToken {
+            token: workspace_token(id, owner, "1000", 1),
+            digest: format!("d{id}"),
+        };
+        store.apply(&account, change).await.unwrap();
+    }
+    deactivate(store, &account, "1").await.unwrap();
+    assert_eq!(store.token_by_digest("dt1").await.unwrap(), None);
+    update(
+        store,
+        &account,
+        "1",
+        |principal| {
+            principal.attributes.insert("active".into(), json!(true));
+        },
+        vec![],
+    )
+    .await
+    .unwrap();
+    assert_eq!(store.token_by_digest("dt1").await.unwrap(), None);
+    assert!(store.token_by_digest("dt2").await.unwrap().is_some());
+    let revoked = store.tokens(&account).await.unwrap();
+    let t1 = revoked.iter().find(|row| row.token.id == "t1").unwrap();
+    assert!(t1.revoked.is_some(), "kept, revoked, for the record");
+    let live = store
+        .tokens_where(&account, &crate::TokenQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(live.len(), 1);
+}
+
+/// Workspace settings are set and cleared by name, per workspace; a workspace that does not
+/// exist is not found; deleting a workspace deletes its settings and its tokens.
+pub async fn workspace_settings_are_set_cleared_and_go_with_their_workspace(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
+    let account = seed_account(store).await;
+    create(store, &account, user("1", "ann", 1), &[])
+        .await
+        .unwrap();
+    let second = WorkspaceId::new("2000");
+    store
+        .apply(
+            &account,
+            new_workspace(Workspace {
+                id: second.clone(),
+                account: account.clone(),
+                name: "second".into(),
+                created: Timestamp::from_micros(5),
+                deployment_name: None,
+            }),
+        )
+        .await
+        .unwrap();
+    let set =
+        |workspace: &WorkspaceId, values: &[(&str, Option<&str>)]| Change::SetWorkspaceSettings {
+            workspace: workspace.clone(),
+            values: values
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.map(str::to_string)))
+                .collect(),
+        };
+    let main = WorkspaceId::new("1000");
+    store
+        .apply(&account, set(&main, &[("b", Some("1")), ("a", Some("x"))]))
+        .await
+        .unwrap();
+    store
+        .apply(&account, set(&second, &[("a", Some("y"))]))
+        .await
+        .unwrap();
+    store
+        .apply(&account, set(&main, &[("b", None), ("a", Some("z"))]))
+        .await
+        .unwrap();
+    let settings = |workspace: WorkspaceId| {
+        let account = account.clone();
+        async move {
+            store
+                .workspace_settings(&account, &workspace)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        settings(main.clone()).await,
+        [("a".to_string(), "z".to_string())]
+    );
+    assert_eq!(
+        settings(second.clone()).await,
+        [("a".to_string(), "y".to_string())]
+    );
+    let missing = store
+        .apply(&account, set(&WorkspaceId::new("9"), &[("a", Some("q"))]))
+        .await;
+    assert!(
+        matches!(missing, Err(ScimError::NotFound(_))),
+        "{missing:?}"
+    );
+    let change = Change::CreateToken {
+        token: workspace_token("t1", "1", "2000", 1),
+        digest: "d1".into(),
+    };
+    store.apply(&account, change).await.unwrap();
+    store
+        .apply(&account, Change::DeleteWorkspace { id: second.clone() })
+        .await
+        .unwrap();
+    assert!(settings(second).await.is_empty());
+    assert_eq!(store.token_by_digest("d1").await.unwrap(), None);
+    assert_eq!(settings(main).await.len(), 1);
 }
 
 pub async fn small_member_lists_are_returned_and_large_ones_are_not(stores: &mut Stores) {
@@ -924,6 +1225,7 @@ pub async fn the_access_log_records_changes_in_commit_order(stores: &mut Stores)
                 principal,
                 ..
             } => format!("entitled {principal} in {workspace}"),
+            AccessEvent::TokenChanged { id } => format!("token {id} changed"),
             AccessEvent::Governance(_) => "governance".into(),
         })
         .collect();
@@ -1740,10 +2042,12 @@ async fn populate_for_export(store: &dyn Store) -> AccountId {
                         id: id.into(),
                         account: account.clone(),
                         principal: PrincipalId::new(principal_id),
-                        scope: TokenScope::Admin,
+                        scope: TokenScope::AllApis,
                         comment: Some(format!("token {id}")),
                         created: Timestamp::from_micros(77),
                         expires: expires.map(Timestamp::from_micros),
+                        workspace: None,
+                        created_by: None,
                     },
                     digest: digest.into(),
                 },
@@ -2395,16 +2699,20 @@ pub async fn only_one_first_account_is_made_by_racing_bootstraps(stores: &mut St
             first_admin: Some(Box::new(crate::FirstAdmin {
                 group: admins.id.clone(),
                 user: user(&format!("admin-{index}"), &format!("admin{index}"), 0),
-                token: Token {
-                    id: format!("token-{index}"),
-                    account: id.clone(),
-                    principal: PrincipalId::new(format!("admin-{index}")),
-                    scope: TokenScope::Admin,
-                    comment: None,
-                    created: Timestamp::from_micros(0),
-                    expires: None,
-                },
-                digest: format!("digest-{index}"),
+                token: Some(crate::NewToken {
+                    token: Token {
+                        id: format!("token-{index}"),
+                        account: id.clone(),
+                        principal: PrincipalId::new(format!("admin-{index}")),
+                        scope: TokenScope::AllApis,
+                        comment: None,
+                        created: Timestamp::from_micros(0),
+                        expires: None,
+                        workspace: None,
+                        created_by: None,
+                    },
+                    digest: format!("digest-{index}"),
+                }),
             })),
             system_groups: vec![admins],
             only_if_first: true,

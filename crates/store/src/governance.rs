@@ -278,6 +278,9 @@ pub enum AccessEvent {
         principal: PrincipalId,
         entitlements: Vec<String>,
     },
+    /// A token was deleted or its expiry shortened (rotation): every node drops it from its
+    /// token cache, so its next request is decided from storage.
+    TokenChanged { id: String },
     /// Tagged by the change's own `event` (`grant`, `set_object_acl`, ...).
     #[serde(untagged)]
     Governance(GovernanceChange),

@@ -35,7 +35,7 @@ pub mod sql;
 pub mod sqlite;
 pub mod transfer;
 
-pub use change::{Change, FirstAdmin, RuleSetRows};
+pub use change::{Change, FirstAdmin, NewToken, RuleSetRows};
 pub use governance::{
     AccessEvent, AccessSnapshot, AclRow, BindingRow, GovernanceChange, GrantRow, LoggedEvent,
     ObjectRow, PrincipalFacts, SecurableRow, WorkspaceEntry,
@@ -76,6 +76,27 @@ pub struct Workspace {
     /// The name a workspace is reached by as a host (`{deployment_name}.{workspace domain}`),
     /// unique in the deployment. Workspaces made before it existed have none.
     pub deployment_name: Option<String>,
+}
+
+/// Which tokens of an account [`Store::tokens_where`] reads; each field given narrows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenQuery {
+    pub id: Option<String>,
+    /// Tokens made in this workspace (account-level tokens belong to none).
+    pub workspace: Option<WorkspaceId>,
+    /// Tokens that authenticate this principal.
+    pub owner: Option<PrincipalId>,
+    /// Tokens made by this principal: by `created_by`, or, where none is recorded, by
+    /// their owner.
+    pub created_by: Option<PrincipalId>,
+}
+
+/// A live token as the token management API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub token: Token,
+    /// When a node last recorded its use (at most once a minute per token and node).
+    pub last_used: Option<Timestamp>,
 }
 
 /// One page of a list, with the total number of matches.
@@ -164,6 +185,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// The token whose secret has this digest, if it exists and is not revoked.
     async fn token_by_digest(&self, digest: &str) -> ScimResult<Option<Token>>;
+    /// The live (not revoked) tokens of an account that `query` selects, by creation then id,
+    /// with when each was last used.
+    async fn tokens_where(
+        &self,
+        account: &AccountId,
+        query: &TokenQuery,
+    ) -> ScimResult<Vec<TokenRecord>>;
+    /// The settings stored for a workspace (the workspace-conf API), by name.
+    async fn workspace_settings(
+        &self,
+        account: &AccountId,
+        workspace: &WorkspaceId,
+    ) -> ScimResult<Vec<(String, String)>>;
 
     /// An account's whole access state, consistent as of one access-log position.
     async fn access_snapshot(&self, account: &AccountId) -> ScimResult<AccessSnapshot>;

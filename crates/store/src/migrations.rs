@@ -376,6 +376,30 @@ SELECT p.account_id, w.id, p.id, json_extract(p.attributes, '$.entitlements')
    AND json_array_length(p.attributes, '$.entitlements') > 0;
 "#,
     ),
+    (
+        14,
+        r#"
+-- Personal access tokens and their management (issue #15). A token made through a
+-- workspace's token API is valid in that workspace alone (NULL: an account-level token, the
+-- CLI's and the bootstrap admin's, valid wherever its principal is); created_by is who made it
+-- when not its principal (an on-behalf-of token, the CLI's operator); last_used is written by
+-- each node at most once a minute per token, never per request. workspace_settings holds the
+-- workspace-conf API's values, as the strings Databricks answers with. (Self-contained: it
+-- may be renumbered; 12 and 13 are kept for parallel branches.)
+ALTER TABLE tokens ADD COLUMN workspace_id TEXT;
+ALTER TABLE tokens ADD COLUMN created_by TEXT;
+ALTER TABLE tokens ADD COLUMN last_used INTEGER;
+-- A workspace's tokens, by owner: the token API's list and the token management API's.
+CREATE INDEX tokens_by_workspace ON tokens (account_id, workspace_id, principal_id);
+CREATE TABLE workspace_settings (
+    account_id TEXT NOT NULL REFERENCES accounts(id),
+    workspace_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (account_id, workspace_id, name)
+);
+"#,
+    ),
 ];
 
 /// The PostgreSQL schema, numbered on its own: PostgreSQL starts from the shape SQLite reached
@@ -672,6 +696,23 @@ SELECT p.account_id, w.id, p.id, (p.attributes::jsonb -> 'entitlements')::text
  WHERE CASE WHEN jsonb_typeof(p.attributes::jsonb -> 'entitlements') = 'array'
             THEN jsonb_array_length(p.attributes::jsonb -> 'entitlements') > 0
             ELSE FALSE END;
+"#,
+    ),
+    (
+        11,
+        r#"
+-- Personal access tokens and their management (issue #15); see SQLite's migration 14.
+ALTER TABLE tokens ADD COLUMN workspace_id TEXT COLLATE "C";
+ALTER TABLE tokens ADD COLUMN created_by TEXT COLLATE "C";
+ALTER TABLE tokens ADD COLUMN last_used BIGINT;
+CREATE INDEX tokens_by_workspace ON tokens (account_id, workspace_id, principal_id);
+CREATE TABLE workspace_settings (
+    account_id TEXT COLLATE "C" NOT NULL REFERENCES accounts(id),
+    workspace_id TEXT COLLATE "C" NOT NULL,
+    name TEXT COLLATE "C" NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (account_id, workspace_id, name)
+);
 "#,
     ),
 ];

@@ -71,6 +71,8 @@ pub struct TokenRow {
     pub token: Token,
     pub digest: String,
     pub revoked: Option<Timestamp>,
+    /// When it was last used, as the nodes recorded it.
+    pub last_used: Option<Timestamp>,
 }
 
 /// One stored record, as [`Change::Import`] writes it: exactly as given, ids, versions and
@@ -239,6 +241,14 @@ enum Line {
         created: i64,
         expires: Option<i64>,
         revoked: Option<i64>,
+        /// The workspace a personal access token was made in; absent for account-level tokens
+        /// and in exports made before tokens had one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        workspace: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        created_by: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_used: Option<i64>,
     },
     Securable {
         account: String,
@@ -360,6 +370,9 @@ impl Line {
                 created: value.token.created.as_micros(),
                 expires: value.token.expires.map(Timestamp::as_micros),
                 revoked: value.revoked.map(Timestamp::as_micros),
+                workspace: value.token.workspace.as_ref().map(ToString::to_string),
+                created_by: value.token.created_by.as_ref().map(ToString::to_string),
+                last_used: value.last_used.map(Timestamp::as_micros),
             },
             ImportRecord::Securable(value) => Line::Securable {
                 account,
@@ -511,6 +524,9 @@ impl Line {
                 created,
                 expires,
                 revoked,
+                workspace,
+                created_by,
+                last_used,
             } => {
                 let account = AccountId::new(account);
                 (
@@ -524,9 +540,12 @@ impl Line {
                             comment,
                             created: Timestamp::from_micros(created),
                             expires: expires.map(Timestamp::from_micros),
+                            workspace: workspace.map(WorkspaceId::new),
+                            created_by: created_by.map(PrincipalId::new),
                         },
                         digest,
                         revoked: revoked.map(Timestamp::from_micros),
+                        last_used: last_used.map(Timestamp::from_micros),
                     }),
                 )
             }
@@ -1027,13 +1046,16 @@ mod tests {
                     id: "t".into(),
                     account: account.clone(),
                     principal: PrincipalId::new("u"),
-                    scope: TokenScope::Admin,
+                    scope: TokenScope::AllApis,
                     comment: Some("ci".into()),
                     created: Timestamp::from_micros(-5),
                     expires: Some(Timestamp::from_micros(9)),
+                    workspace: None,
+                    created_by: None,
                 },
                 digest: "00ff".into(),
                 revoked: None,
+                last_used: None,
             }),
             ImportRecord::Object(ObjectRow {
                 object_type: ObjectType::Tokens,

@@ -354,6 +354,7 @@ async fn reads_back_as_written(store: &dyn Store) {
                 "workspace"
             }
             AccessEvent::EntitlementsSet { .. } => "entitlements_set",
+            AccessEvent::TokenChanged { .. } => "token_changed",
             AccessEvent::Governance(_) => "governance",
         })
         .collect();

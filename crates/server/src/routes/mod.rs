@@ -11,6 +11,7 @@ pub mod metastores;
 pub mod permissions;
 pub mod resources;
 pub mod statements;
+pub mod tokens;
 pub mod unity_catalog;
 pub mod wire;
 pub mod workspace;
@@ -112,6 +113,7 @@ pub fn routes() -> Router<AppState> {
         .merge(workspace::routes())
         .merge(accounts::routes())
         .merge(access_control::routes())
+        .merge(tokens::routes())
 }
 
 /// The header a request id travels in, both ways.

@@ -19,6 +19,7 @@ struct Secrets {
     group_id: String,
     folder_id: String,
     statement_id: String,
+    token_id: String,
     /// Secret from everyone outside the workspace.
     workspace: Vec<String>,
     /// Secret from other accounts only: the account id and its metastore's, which every
@@ -260,6 +261,20 @@ async fn seed(app: &TestApp, workspace: &str) -> Secrets {
             {"group_name": "secret-group", "permission_level": "CAN_VIEW"}]}),
     )
     .await;
+    // A token made through the workspace's token API, with a telling comment.
+    let token = admin_in(
+        app,
+        workspace,
+        Method::POST,
+        "/api/2.0/token/create",
+        json!({"comment": "secret-token-comment", "lifetime_seconds": 3600}),
+    )
+    .await;
+    let token_id = token.body["token_info"]["token_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token_value = str_of(&token.body, "token_value").to_string();
     // The group's rule set names its manager.
     let set = format!(
         "accounts/{}/groups/{group_id}/ruleSets/default",
@@ -296,6 +311,9 @@ async fn seed(app: &TestApp, workspace: &str) -> Secrets {
             group_id.clone(),
             folder_id.clone(),
             statement_id.clone(),
+            "secret-token-comment".into(),
+            token_id.clone(),
+            token_value,
         ],
         account: vec![
             app.account.to_string(),
@@ -305,6 +323,7 @@ async fn seed(app: &TestApp, workspace: &str) -> Secrets {
         group_id,
         folder_id,
         statement_id,
+        token_id,
     }
 }
 
@@ -812,6 +831,83 @@ fn routes(secrets: &Secrets, account: &str, workspace: &str) -> Vec<Walked> {
         "/api/2.0/sql/warehouses/5c1a17a000000001",
         None,
     );
+
+    // Tokens: the caller's own API, and the admins' token management, about the workspace's
+    // token.
+    let token = &secrets.token_id;
+    for (method, template, path, body) in [
+        (
+            Method::GET,
+            "/api/2.0/token/list",
+            "/api/2.0/token/list".to_string(),
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/2.0/token/create",
+            "/api/2.0/token/create".to_string(),
+            Some(json!({"comment": "intruder", "lifetime_seconds": 600})),
+        ),
+        (
+            Method::POST,
+            "/api/2.0/token/delete",
+            "/api/2.0/token/delete".to_string(),
+            Some(json!({"token_id": token})),
+        ),
+        (
+            Method::POST,
+            "/api/2.0/token/rotate",
+            "/api/2.0/token/rotate".to_string(),
+            Some(json!({"token_id": token})),
+        ),
+        (
+            Method::GET,
+            "/api/2.0/token-management/tokens",
+            "/api/2.0/token-management/tokens".to_string(),
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/2.0/token-management/tokens/{token_id}",
+            format!("/api/2.0/token-management/tokens/{token}"),
+            None,
+        ),
+        (
+            Method::DELETE,
+            "/api/2.0/token-management/tokens/{token_id}",
+            format!("/api/2.0/token-management/tokens/{token}"),
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/2.0/token-management/tokens/{token_id}/rotate",
+            format!("/api/2.0/token-management/tokens/{token}/rotate"),
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/2.0/token-management/on-behalf-of/tokens",
+            "/api/2.0/token-management/on-behalf-of/tokens".to_string(),
+            Some(
+                json!({"application_id": "00000000-0000-0000-0000-000000000000",
+                        "lifetime_seconds": 600}),
+            ),
+        ),
+        (
+            Method::GET,
+            "/api/2.0/workspace-conf",
+            "/api/2.0/workspace-conf?keys=enableTokensConfig".to_string(),
+            None,
+        ),
+        (
+            Method::PATCH,
+            "/api/2.0/workspace-conf",
+            "/api/2.0/workspace-conf".to_string(),
+            Some(json!({"enableTokensConfig": "false"})),
+        ),
+    ] {
+        walk(method, template, &path, body);
+    }
 
     let tree = "/api/2.0/workspace";
     for (method, route, query, body) in [

@@ -36,6 +36,7 @@ mod service_principals;
 mod statements;
 mod support;
 mod tenancy;
+mod tokens;
 mod unity_catalog;
 mod unity_catalog_updates;
 mod users;

@@ -182,21 +182,31 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the application over the database at `url`, which `database` owns.
 pub async fn spawn_app_on(database: TestDatabase, url: &str) -> TestApp {
-    spawn_configured(database, url, scimitar_server::WorkspaceSettings::default()).await
+    let settings = scimitar_server::WorkspaceSettings::default();
+    spawn_configured(database, url, settings, Arc::new(SystemClock)).await
+}
+
+/// [`spawn_app`] on a clock the test moves (`ManualClock`): expiry and rotation overlaps
+/// are tested without waiting.
+pub async fn spawn_app_with_clock(clock: Arc<dyn scimitar_domain::Clock>) -> TestApp {
+    let (database, url) = TestDatabase::fresh().await;
+    let settings = scimitar_server::WorkspaceSettings::default();
+    spawn_configured(database, &url, settings, clock).await
 }
 
 /// [`spawn_app`] with workspace addressing configured (a default workspace, a host domain).
 pub async fn spawn_app_with_workspaces(settings: scimitar_server::WorkspaceSettings) -> TestApp {
     let (database, url) = TestDatabase::fresh().await;
-    spawn_configured(database, &url, settings).await
+    spawn_configured(database, &url, settings, Arc::new(SystemClock)).await
 }
 
 async fn spawn_configured(
     database: TestDatabase,
     url: &str,
     settings: scimitar_server::WorkspaceSettings,
+    clock: Arc<dyn scimitar_domain::Clock>,
 ) -> TestApp {
-    let (services, token, account) = bootstrapped(url).await;
+    let (services, token, account) = bootstrapped_with_clock(url, clock).await;
     let application = Application::bind("127.0.0.1:0", services.clone())
         .await
         .expect("binds a free port")
@@ -220,11 +230,19 @@ async fn spawn_configured(
 /// The services over the empty database at `url`, bootstrapped: with the first admin's token
 /// secret and the account, for tests that start the application their own way.
 pub async fn bootstrapped(url: &str) -> (Services, String, scimitar_domain::AccountId) {
+    bootstrapped_with_clock(url, Arc::new(SystemClock)).await
+}
+
+/// [`bootstrapped`] with the clock the services read.
+pub async fn bootstrapped_with_clock(
+    url: &str,
+    clock: Arc<dyn scimitar_domain::Clock>,
+) -> (Services, String, scimitar_domain::AccountId) {
     let options = scimitar_store::StoreOptions { max_connections: 4 };
     let store = scimitar_store::open_with(url, &options)
         .await
         .expect("the store opens");
-    let services = Services::new(store, Arc::new(SystemClock), Arc::new(RandomIds));
+    let services = Services::new(store, clock, Arc::new(RandomIds));
     let bootstrap = services
         .bootstrap()
         .await
@@ -308,7 +326,7 @@ impl TestApp {
             .create_token(
                 &admin,
                 &scimitar_domain::PrincipalId::new(principal_id),
-                scimitar_domain::credentials::TokenScope::Admin,
+                scimitar_domain::credentials::TokenScope::AllApis,
                 None,
             )
             .await

@@ -547,21 +547,13 @@ pub async fn groups_of<T: SqlTransaction>(
     })
 }
 
-pub async fn token_by_digest<T: SqlTransaction>(
-    session: &mut T,
-    digest: &str,
-) -> ScimResult<Option<Token>> {
-    let Some(mut row) = query_opt(
-        session,
-        "SELECT id, account_id, principal_id, scope, comment, created, expires FROM tokens \
-         WHERE secret_digest = $1 AND revoked IS NULL",
-        params![digest],
-    )
-    .await?
-    else {
-        return Ok(None);
-    };
-    Ok(Some(Token {
+/// The columns every token read takes, in the order [`token_from_row`] reads them.
+const TOKEN_COLUMNS: &str = "id, account_id, principal_id, scope, comment, created, expires, \
+                             workspace_id, created_by, last_used, secret_digest, revoked";
+
+/// A token from a row of [`TOKEN_COLUMNS`], with its last use.
+fn token_from_row(row: &mut SqlRow) -> ScimResult<(Token, Option<Timestamp>)> {
+    let token = Token {
         id: row.text(0)?,
         account: AccountId::new(row.text(1)?),
         principal: PrincipalId::new(row.text(2)?),
@@ -569,34 +561,93 @@ pub async fn token_by_digest<T: SqlTransaction>(
         comment: row.optional_text(4)?,
         created: Timestamp::from_micros(row.integer(5)?),
         expires: row.optional_integer(6)?.map(Timestamp::from_micros),
-    }))
+        workspace: row.optional_text(7)?.map(WorkspaceId::new),
+        created_by: row.optional_text(8)?.map(PrincipalId::new),
+    };
+    Ok((token, row.optional_integer(9)?.map(Timestamp::from_micros)))
+}
+
+pub async fn token_by_digest<T: SqlTransaction>(
+    session: &mut T,
+    digest: &str,
+) -> ScimResult<Option<Token>> {
+    let sql =
+        format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE secret_digest = $1 AND revoked IS NULL");
+    let Some(mut row) = query_opt(session, &sql, params![digest]).await? else {
+        return Ok(None);
+    };
+    Ok(Some(token_from_row(&mut row)?.0))
+}
+
+/// The live tokens of an account that `query` selects (see [`crate::TokenQuery`]). At most
+/// sixteen statement shapes, one per combination of the fields given.
+pub async fn tokens_where<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+    query: &crate::TokenQuery,
+) -> ScimResult<Vec<crate::TokenRecord>> {
+    let mut sql =
+        format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND revoked IS NULL");
+    let conditions = [
+        ("id", query.id.as_deref()),
+        (
+            "workspace_id",
+            query.workspace.as_ref().map(WorkspaceId::as_str),
+        ),
+        (
+            "principal_id",
+            query.owner.as_ref().map(PrincipalId::as_str),
+        ),
+        (
+            "COALESCE(created_by, principal_id)",
+            query.created_by.as_ref().map(PrincipalId::as_str),
+        ),
+    ];
+    let mut values: Vec<&str> = vec![account.as_str()];
+    for (column, value) in conditions {
+        if let Some(value) = value {
+            values.push(value);
+            sql.push_str(&format!(" AND {column} = ${}", values.len()));
+        }
+    }
+    sql.push_str(" ORDER BY created, id");
+    let params: Vec<Param<'_>> = values.iter().map(|value| Param::Text(value)).collect();
+    let rows = session.query(&sql, &params).await?;
+    each(rows, |mut row| {
+        let (token, last_used) = token_from_row(&mut row)?;
+        Ok(crate::TokenRecord { token, last_used })
+    })
+}
+
+/// A workspace's stored settings, by name.
+pub async fn workspace_settings<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+    workspace: &WorkspaceId,
+) -> ScimResult<Vec<(String, String)>> {
+    let rows = session
+        .query(
+            "SELECT name, value FROM workspace_settings \
+             WHERE account_id = $1 AND workspace_id = $2 ORDER BY name",
+            params![account.as_str(), workspace.as_str()],
+        )
+        .await?;
+    each(rows, |mut row| Ok((row.text(0)?, row.text(1)?)))
 }
 
 pub async fn tokens<T: SqlTransaction>(
     session: &mut T,
     account: &AccountId,
 ) -> ScimResult<Vec<TokenRow>> {
-    let rows = session
-        .query(
-            "SELECT id, principal_id, secret_digest, scope, comment, created, expires, revoked \
-             FROM tokens WHERE account_id = $1 ORDER BY id",
-            params![account.as_str()],
-        )
-        .await?;
+    let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 ORDER BY id");
+    let rows = session.query(&sql, params![account.as_str()]).await?;
     each(rows, |mut row| {
+        let (token, last_used) = token_from_row(&mut row)?;
         Ok(TokenRow {
-            token: Token {
-                id: row.text(0)?,
-                account: account.clone(),
-                principal: PrincipalId::new(row.text(1)?),
-                scope: TokenScope::parse(&row.text(3)?)
-                    .map_err(|error| corrupt("token scope", error))?,
-                comment: row.optional_text(4)?,
-                created: Timestamp::from_micros(row.integer(5)?),
-                expires: row.optional_integer(6)?.map(Timestamp::from_micros),
-            },
-            digest: row.text(2)?,
-            revoked: row.optional_integer(7)?.map(Timestamp::from_micros),
+            token,
+            digest: row.text(10)?,
+            revoked: row.optional_integer(11)?.map(Timestamp::from_micros),
+            last_used,
         })
     })
 }

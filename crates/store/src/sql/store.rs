@@ -271,6 +271,30 @@ impl<B: SqlBackend> Store for B {
         .await
     }
 
+    async fn tokens_where(
+        &self,
+        account: &AccountId,
+        query: &crate::TokenQuery,
+    ) -> ScimResult<Vec<crate::TokenRecord>> {
+        let (account, query) = (account.clone(), query.clone());
+        run!(self, Point, |session| read::tokens_where(
+            session, &account, &query
+        ))
+        .await
+    }
+
+    async fn workspace_settings(
+        &self,
+        account: &AccountId,
+        workspace: &WorkspaceId,
+    ) -> ScimResult<Vec<(String, String)>> {
+        let (account, workspace) = (account.clone(), workspace.clone());
+        run!(self, Point, |session| read::workspace_settings(
+            session, &account, &workspace
+        ))
+        .await
+    }
+
     async fn access_snapshot(&self, account: &AccountId) -> ScimResult<AccessSnapshot> {
         let account = account.clone();
         run!(self, Consistent, |session| read::access_snapshot(

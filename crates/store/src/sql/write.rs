@@ -105,7 +105,10 @@ async fn apply_change<T: SqlTransaction>(
                 join_users_group(transaction, id, &first.user, log).await?;
                 let admin = first.as_member();
                 add_member(transaction, id, group, &admin, new_account.created, log).await?;
-                insert_token(transaction, id, &first.token, &first.digest, None).await?;
+                if let Some(first_token) = &first.token {
+                    let (token, digest) = (&first_token.token, &first_token.digest);
+                    insert_token(transaction, id, token, digest, None, None).await?;
+                }
                 // The account's first admin administers its first workspace too, and is
                 // listed in its directory.
                 let admin = Some(WorkspacePermission::Admin);
@@ -200,6 +203,9 @@ async fn apply_change<T: SqlTransaction>(
                 "DELETE FROM workspace_entitlements WHERE account_id = $1 AND workspace_id = $2",
                 "DELETE FROM catalog_workspace_bindings \
                  WHERE account_id = $1 AND workspace_id = $2",
+                // A workspace's own tokens are valid nowhere else, and its settings go with it.
+                "DELETE FROM tokens WHERE account_id = $1 AND workspace_id = $2",
+                "DELETE FROM workspace_settings WHERE account_id = $1 AND workspace_id = $2",
             ] {
                 transaction
                     .execute(statement, params![account.as_str(), id.as_str()])
@@ -309,7 +315,86 @@ async fn apply_change<T: SqlTransaction>(
         }
         Change::Import(records) => import_records(transaction, account, records, log).await?,
         Change::CreateToken { token, digest } => {
-            insert_token(transaction, &token.account, token, digest, None).await?
+            insert_token(transaction, &token.account, token, digest, None, None).await?
+        }
+        Change::DeleteToken { id } => {
+            let deleted = transaction
+                .execute(
+                    "DELETE FROM tokens WHERE account_id = $1 AND id = $2 AND revoked IS NULL",
+                    params![account.as_str(), id.as_str()],
+                )
+                .await?;
+            if deleted == 0 {
+                return Err(token_not_found(id));
+            }
+            log.push(account, AccessEvent::TokenChanged { id: id.clone() });
+        }
+        Change::RotateToken {
+            id,
+            expires,
+            replacement,
+        } => {
+            // Only ever earlier: rotating a token that expires sooner leaves its expiry.
+            let shortened = transaction
+                .execute(
+                    "UPDATE tokens SET expires = CASE WHEN expires IS NULL OR expires > $3 \
+                     THEN $3 ELSE expires END \
+                     WHERE account_id = $1 AND id = $2 AND revoked IS NULL",
+                    params![account.as_str(), id.as_str(), expires.as_micros()],
+                )
+                .await?;
+            if shortened == 0 {
+                return Err(token_not_found(id));
+            }
+            let (token, digest) = (&replacement.token, &replacement.digest);
+            insert_token(transaction, account, token, digest, None, None).await?;
+            log.push(account, AccessEvent::TokenChanged { id: id.clone() });
+        }
+        Change::TokensUsed(uses) => {
+            for (id, used) in uses {
+                transaction
+                    .execute(
+                        "UPDATE tokens SET last_used = $3 WHERE account_id = $1 AND id = $2 \
+                         AND (last_used IS NULL OR last_used < $3)",
+                        params![account.as_str(), id.as_str(), used.as_micros()],
+                    )
+                    .await?;
+            }
+        }
+        Change::SetWorkspaceSettings { workspace, values } => {
+            let exists = query_one(
+                transaction,
+                "SELECT EXISTS (SELECT 1 FROM workspaces WHERE account_id = $1 AND id = $2)",
+                params![account.as_str(), workspace.as_str()],
+            )
+            .await?
+            .boolean(0)?;
+            if !exists {
+                return Err(workspace_not_found(workspace));
+            }
+            for (name, value) in values {
+                transaction
+                    .execute(
+                        "DELETE FROM workspace_settings \
+                         WHERE account_id = $1 AND workspace_id = $2 AND name = $3",
+                        params![account.as_str(), workspace.as_str(), name.as_str()],
+                    )
+                    .await?;
+                if let Some(value) = value {
+                    transaction
+                        .execute(
+                            "INSERT INTO workspace_settings (account_id, workspace_id, name, value) \
+                             VALUES ($1, $2, $3, $4)",
+                            params![
+                                account.as_str(),
+                                workspace.as_str(),
+                                name.as_str(),
+                                value.as_str()
+                            ],
+                        )
+                        .await?;
+                }
+            }
         }
         Change::ReplaceRuleSet {
             rule_set,
@@ -444,6 +529,10 @@ async fn bind_workspace<T: SqlTransaction>(
     Ok(())
 }
 
+fn token_not_found(id: &str) -> ScimError {
+    ScimError::NotFound(format!("token {} does not exist", id.escape_debug()))
+}
+
 fn workspace_not_found(id: &WorkspaceId) -> ScimError {
     ScimError::NotFound(format!("workspace {id} not found"))
 }
@@ -543,11 +632,13 @@ async fn insert_token<T: SqlTransaction>(
     token: &Token,
     digest: &str,
     revoked: Option<Timestamp>,
+    last_used: Option<Timestamp>,
 ) -> ScimResult<()> {
     transaction
         .execute(
             "INSERT INTO tokens (id, account_id, principal_id, secret_digest, scope, comment, \
-             created, expires, revoked) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             created, expires, revoked, workspace_id, created_by, last_used) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             params![
                 &token.id,
                 account.as_str(),
@@ -557,7 +648,10 @@ async fn insert_token<T: SqlTransaction>(
                 token.comment.as_deref(),
                 token.created.as_micros(),
                 token.expires.map(Timestamp::as_micros),
-                revoked.map(Timestamp::as_micros)
+                revoked.map(Timestamp::as_micros),
+                token.workspace.as_ref().map(WorkspaceId::as_str),
+                token.created_by.as_ref().map(PrincipalId::as_str),
+                last_used.map(Timestamp::as_micros)
             ],
         )
         .await?;
@@ -601,6 +695,22 @@ async fn insert_principal<T: SqlTransaction>(
     // A new row has no email rows yet (deleting a principal deletes them): only the inserts,
     // which keeps a SCIM POST one round trip shorter.
     insert_emails(transaction, account, principal, &keys.emails).await?;
+    if keys.active == Some(false) {
+        // Deactivating a principal revokes its tokens for good: reactivating it later must
+        // not bring back credentials that were handed out before (they may have leaked while
+        // nobody watched them). The log entry below makes every node drop them from its cache.
+        transaction
+            .execute(
+                "UPDATE tokens SET revoked = $3 \
+                 WHERE account_id = $1 AND principal_id = $2 AND revoked IS NULL",
+                params![
+                    account.as_str(),
+                    principal.id.as_str(),
+                    principal.last_modified.as_micros()
+                ],
+            )
+            .await?;
+    }
     let facts = PrincipalFacts::from_keys(principal, &keys);
     log.push(account, AccessEvent::PrincipalSaved(facts));
     Ok(())
@@ -787,6 +897,22 @@ async fn update_principal<T: SqlTransaction>(
         );
     }
     write_emails(transaction, account, principal, &keys.emails).await?;
+    if keys.active == Some(false) {
+        // Deactivating a principal revokes its tokens for good: reactivating it later must
+        // not bring back credentials that were handed out before (they may have leaked while
+        // nobody watched them). The log entry below makes every node drop them from its cache.
+        transaction
+            .execute(
+                "UPDATE tokens SET revoked = $3 \
+                 WHERE account_id = $1 AND principal_id = $2 AND revoked IS NULL",
+                params![
+                    account.as_str(),
+                    principal.id.as_str(),
+                    principal.last_modified.as_micros()
+                ],
+            )
+            .await?;
+    }
     let facts = PrincipalFacts::from_keys(principal, &keys);
     log.push(account, AccessEvent::PrincipalSaved(facts));
     Ok(())
@@ -1234,7 +1360,16 @@ async fn import_records<T: SqlTransaction>(
                 log.push(account, AccessEvent::MemberAdded { group, member });
             }
             ImportRecord::Token(row) => {
-                insert_token(transaction, account, &row.token, &row.digest, row.revoked).await?
+                let (token, digest) = (&row.token, &row.digest);
+                insert_token(
+                    transaction,
+                    account,
+                    token,
+                    digest,
+                    row.revoked,
+                    row.last_used,
+                )
+                .await?
             }
             ImportRecord::Securable(row) => {
                 let change = GovernanceChange::CreateSecurable {
