@@ -64,7 +64,10 @@ pub use explain::{
     ObjectPermission, PrincipalRef, PrincipalView, Reason, Requirement, Source, Via,
 };
 pub use model::{AccessModel, AclWrite, ModelSize};
-pub use object::{AclEntry, ObjectRef, ObjectType, PermissionLevel, TOKENS_OBJECT_ID};
+pub use object::{
+    client_object_id, object_id_in, AclEntry, ObjectRef, ObjectType, PermissionLevel,
+    TOKENS_OBJECT_ID,
+};
 pub use privilege::{Privilege, PrivilegeSet};
 pub use query::{Explanation, HolderView, Holders, ReasonView, RequirementView};
 pub use securable::{SecurableRef, SecurableType, SecurableView};

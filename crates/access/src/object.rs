@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use scimitar_domain::PrincipalId;
+use scimitar_domain::{PrincipalId, WorkspaceId};
 
 use crate::error::AccessError;
 
@@ -277,8 +277,44 @@ pub struct ObjectRef {
 
 impl fmt::Display for ObjectRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.object_type, self.object_id)
+        write!(
+            f,
+            "{}/{}",
+            self.object_type,
+            client_object_id(&self.object_id)
+        )
     }
+}
+
+impl ObjectType {
+    /// Whether objects of the type are the workspace tree's (folders, notebooks, files): their
+    /// ids are drawn by Scimitar, unique in the account, and storage records their workspace.
+    pub fn in_workspace_tree(self) -> bool {
+        matches!(
+            self,
+            ObjectType::Directories | ObjectType::Notebooks | ObjectType::Files
+        )
+    }
+}
+
+/// The id an object is kept by in `workspace`. A tree object keeps its own. Every other type
+/// is named by an id its client chose (a job id, a cluster id, the one tokens object), and each
+/// workspace has its own objects of them, as in Databricks: such an id is kept under its
+/// workspace, `{workspace}/{id}`, so that job 42 of one workspace and job 42 of another are two
+/// objects with two ACLs, neither visible from the other. The engine treats ids as opaque;
+/// this and [`client_object_id`] are the one place that knows the form. A client's id is one
+/// path segment and never holds a `/`, so the form cannot be forged.
+pub fn object_id_in(workspace: &WorkspaceId, object_type: ObjectType, client_id: &str) -> String {
+    if object_type.in_workspace_tree() {
+        client_id.to_string()
+    } else {
+        format!("{workspace}/{client_id}")
+    }
+}
+
+/// The id a client knows an object by, from the id [`object_id_in`] keeps it by.
+pub fn client_object_id(object_id: &str) -> &str {
+    object_id.split_once('/').map_or(object_id, |(_, id)| id)
 }
 
 /// One entry of an access control list as given to the engine.

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 
 use crate::error::AccessError;
+use std::borrow::Cow;
+
 use crate::object::{ObjectRef, ObjectType, PermissionLevel, TOKENS_OBJECT_ID};
 
 #[derive(Debug, Clone)]
@@ -32,19 +34,25 @@ impl Default for Objects {
     }
 }
 
-/// The tokens object has no id in the API; every spelling maps to the one object.
-fn canonical_id(kind: ObjectType, id: &str) -> &str {
-    if kind == ObjectType::Tokens {
-        TOKENS_OBJECT_ID
-    } else {
-        id
+/// The tokens object has no id in the API; every spelling maps to the one object of its
+/// workspace (`object_id_in` keeps it as `{workspace}/tokens`).
+fn canonical_id(kind: ObjectType, id: &str) -> Cow<'_, str> {
+    if kind != ObjectType::Tokens {
+        return Cow::Borrowed(id);
+    }
+    match id.split_once('/') {
+        Some((workspace, rest)) if rest != TOKENS_OBJECT_ID => {
+            Cow::Owned(format!("{workspace}/{TOKENS_OBJECT_ID}"))
+        }
+        Some(_) => Cow::Borrowed(id),
+        None => Cow::Borrowed(TOKENS_OBJECT_ID),
     }
 }
 
 impl Objects {
     pub(crate) fn find(&self, kind: ObjectType, id: &str) -> Option<u32> {
         self.by_id[kind as usize]
-            .get(canonical_id(kind, id))
+            .get(canonical_id(kind, id).as_ref())
             .copied()
     }
 
@@ -61,7 +69,7 @@ impl Objects {
         let slot = u32::try_from(self.slots.len()).map_err(|_| AccessError::CapacityExceeded {
             what: "workspace objects",
         })?;
-        let id = canonical_id(kind, id).to_string();
+        let id = canonical_id(kind, id).into_owned();
         self.slots.push(ObjectSlot {
             kind,
             id: id.clone(),

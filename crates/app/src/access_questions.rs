@@ -20,9 +20,9 @@ use crate::authority::{is_admin, not_an_admin, Actor};
 use crate::service::Services;
 use crate::workspace_permissions::{exists, objects_workspace, ObjectAddress};
 use scimitar_access::{
-    AccessModel, BindingType, Entitlement, Explanation, Holder, HolderView, Holders, Missing,
-    ObjectRef, ObjectType, PermissionLevel, PrincipalRef, PrincipalView, Privilege, SecurableRef,
-    SecurableType, SecurableView, Source, Via, WorkspaceUse,
+    client_object_id, AccessModel, BindingType, Entitlement, Explanation, Holder, HolderView,
+    Holders, Missing, ObjectRef, ObjectType, PermissionLevel, PrincipalRef, PrincipalView,
+    Privilege, SecurableRef, SecurableType, SecurableView, Source, Via, WorkspaceUse,
 };
 use scimitar_domain::{AccountId, PrincipalId, PrincipalKind, ScimError, ScimResult, WorkspaceId};
 use serde_json::{json, Value};
@@ -59,6 +59,25 @@ impl fmt::Display for Target {
 }
 
 impl Target {
+    /// This target, as a client named it, in the engine's terms in `workspace`: an object's id
+    /// as the workspace keeps it (`workspace_permissions::object_id_in`).
+    pub fn in_workspace(&self, workspace: &WorkspaceId) -> Target {
+        match self {
+            Target::Object { object, level } => Target::Object {
+                object: ObjectRef {
+                    object_type: object.object_type,
+                    object_id: crate::workspace_permissions::object_id_in(
+                        workspace,
+                        object.object_type,
+                        &object.object_id,
+                    ),
+                },
+                level: *level,
+            },
+            other => other.clone(),
+        }
+    }
+
     /// Reads a target from query parameters: `privilege`, `securable_type` and `full_name`;
     /// or `object_type`, `object_id` and `permission_level`; or `entitlement`. Exactly one
     /// form must be given, whole.
@@ -121,6 +140,7 @@ pub async fn asked_check(
 ) -> ScimResult<Vec<u8>> {
     let subject = subject(services, actor, principal).await?;
     let workspace = services.questions_workspace(actor).await?;
+    let target = &target.in_workspace(&workspace);
     let elsewhere = in_another_workspace(services, actor, target).await?;
     // Rendered while the model is read, from the engine's compact answer.
     services.access.read(actor.account(), |model| {
@@ -170,6 +190,7 @@ pub async fn asked_check(
 /// `GET /api/2.0/access/who` asked by `actor`: for admins only, since it lists others.
 pub async fn asked_who(services: &Services, actor: &Actor, target: &Target) -> ScimResult<Vec<u8>> {
     let workspace = services.questions_workspace(actor).await?;
+    let target = &target.in_workspace(&workspace);
     let elsewhere = in_another_workspace(services, actor, target).await?;
     // Rendered while the model is read: the compact answer borrows from it, and writing its
     // JSON directly is several times cheaper than copying every holder's names first.
@@ -839,7 +860,7 @@ pub fn target_json(target: &Target) -> Value {
         Target::Object { object, level } => json!({
             "permission_level": level.as_str(),
             "object_type": object.object_type.as_str(),
-            "object_id": object.object_id,
+            "object_id": client_object_id(&object.object_id),
         }),
         Target::Entitlement(entitlement) => json!({"entitlement": entitlement.as_str()}),
     }
@@ -862,7 +883,7 @@ pub fn source_json(source: &Source) -> Value {
             "kind": "object_acl",
             "permission_level": level.as_str(),
             "object_type": object.object_type.as_str(),
-            "object_id": object.object_id,
+            "object_id": client_object_id(&object.object_id),
         }),
         Source::WorkspaceAdmin => json!({"kind": "workspace_admin"}),
         Source::Entitlement { entitlement } => json!({
@@ -1054,7 +1075,7 @@ fn write_target_members(json: &mut JsonWriter, target: &Target) {
         Target::Object { object, level } => {
             json.word_field("permission_level", level.as_str());
             json.word_field("object_type", object.object_type.as_str());
-            json.field("object_id", &object.object_id);
+            json.field("object_id", client_object_id(&object.object_id));
         }
         Target::Entitlement(entitlement) => json.word_field("entitlement", entitlement.as_str()),
     }
@@ -1103,7 +1124,7 @@ fn write_source(json: &mut JsonWriter, source: &Source) {
             json.word_field("kind", "object_acl");
             json.word_field("permission_level", level.as_str());
             json.word_field("object_type", object.object_type.as_str());
-            json.field("object_id", &object.object_id);
+            json.field("object_id", client_object_id(&object.object_id));
             json.close(b'}');
         }
         Source::WorkspaceAdmin => {

@@ -520,18 +520,17 @@ impl Services {
         workspace: &WorkspaceId,
     ) -> ScimResult<()> {
         self.access.catch_up_to_now(self.store.as_ref()).await?;
-        let object = crate::workspace_permissions::ObjectAddress {
-            object_type: ObjectType::Tokens,
-            object_id: TOKENS_OBJECT_ID.to_string(),
-        };
-        let ours =
-            crate::workspace_permissions::exists(self, actor.account(), workspace, &object).await?;
+        // Each workspace has its own tokens object (`workspace_permissions::object_id_in`).
+        let tokens_object = crate::workspace_permissions::object_id_in(
+            workspace,
+            ObjectType::Tokens,
+            TOKENS_OBJECT_ID,
+        );
         let allowed = self.access.read(actor.account(), |model| {
             is_admin_of(model, actor.principal(), Some(workspace))
-                || (ours
-                    && model
-                        .object_permission(actor.principal(), ObjectType::Tokens, TOKENS_OBJECT_ID)
-                        .is_ok_and(|level| level.is_some()))
+                || model
+                    .object_permission(actor.principal(), ObjectType::Tokens, &tokens_object)
+                    .is_ok_and(|level| level.is_some())
         })?;
         if allowed {
             return Ok(());

@@ -13,7 +13,8 @@
 use crate::authority::{administers_objects, Actor};
 use crate::service::Services;
 use scimitar_access::{
-    AccessModel, AclEntry, AclWrite, ObjectType, PermissionLevel, PrincipalRef, TOKENS_OBJECT_ID,
+    client_object_id, AccessModel, AclEntry, AclWrite, ObjectType, PermissionLevel, PrincipalRef,
+    TOKENS_OBJECT_ID,
 };
 use scimitar_domain::{AccountId, PrincipalId, PrincipalKind, ScimError, ScimResult, WorkspaceId};
 use scimitar_store::{Change, GovernanceChange};
@@ -74,14 +75,35 @@ impl PermissionsPath {
     }
 }
 
+pub use scimitar_access::object_id_in;
+
+/// Whether `object_id`, as the engine knows it, is an object of `workspace` by its form: for
+/// every type but the tree's, whose workspace storage keeps ([`exists`]).
+fn named_in(workspace: &WorkspaceId, object_type: ObjectType, object_id: &str) -> bool {
+    object_id
+        .split_once('/')
+        .is_some_and(|(owner, _)| owner == workspace.as_str())
+        || is_tree_type(object_type)
+}
+
 impl ObjectAddress {
+    /// This address, as a client gave it, in the engine's and storage's terms in `workspace`
+    /// ([`object_id_in`]).
+    pub fn in_workspace(&self, workspace: &WorkspaceId) -> ObjectAddress {
+        ObjectAddress {
+            object_type: self.object_type,
+            object_id: object_id_in(workspace, self.object_type, &self.object_id),
+        }
+    }
+
     /// The `object_id` of an `ObjectPermissions` document: `/jobs/123`,
     /// `/sql/warehouses/abc`, `/authorization/tokens`.
     pub fn api_object_id(&self) -> String {
+        let id = client_object_id(&self.object_id);
         match self.object_type {
             ObjectType::Tokens => "/authorization/tokens".to_string(),
-            ObjectType::Warehouses => format!("/sql/warehouses/{}", self.object_id),
-            other => format!("/{}/{}", other.as_str(), self.object_id),
+            ObjectType::Warehouses => format!("/sql/warehouses/{id}"),
+            other => format!("/{}/{id}", other.as_str()),
         }
     }
 
@@ -153,6 +175,7 @@ pub async fn write(
 ) -> ScimResult<Value> {
     let (account, caller) = (actor.account(), actor.principal());
     let workspace = objects_workspace(actor)?;
+    let object = &object.in_workspace(workspace);
     let mut entries = Vec::with_capacity(requested.len());
     for entry in requested {
         let principal = services
@@ -245,6 +268,7 @@ const ACL_WRITE_ATTEMPTS: usize = 8;
 /// The object's permissions, for admins and for anyone holding a level on it.
 pub async fn get(services: &Services, actor: &Actor, object: &ObjectAddress) -> ScimResult<Value> {
     let workspace = objects_workspace(actor)?;
+    let object = &object.in_workspace(workspace);
     let exists = exists(services, actor.account(), workspace, object).await?;
     services.access.read(actor.account(), |model| {
         readable(model, workspace, actor.principal(), object, exists)
@@ -268,15 +292,15 @@ pub(crate) fn objects_change(workspace: &WorkspaceId, changes: Vec<GovernanceCha
     }
 }
 
-/// Whether the object exists in `workspace`: the one check every permissions path asks, so
-/// that an object of another workspace is answered exactly as a missing one and ids cannot be
-/// probed. Scimitar keeps the workspace tree (directories, notebooks and files, made by the
-/// Workspace API), so an id the workspace's tree does not hold names nothing, and its
-/// permissions are not found, as in Databricks. The other types (jobs, clusters, warehouses,
-/// ...) live in systems Scimitar does not model; it keeps their ACLs for whatever ids its
-/// clients use, so every id of those types exists for this API, as does the one tokens
-/// object, unless another workspace wrote its ACL first: object ids are the account's, and
-/// such an object belongs to the workspace it was first written from.
+/// Whether the object, as the engine knows it (`object`'s id from [`object_id_in`]), exists in
+/// `workspace`: the one check every permissions path asks, so that an object of another
+/// workspace is answered exactly as a missing one. Scimitar keeps the workspace tree
+/// (directories, notebooks and files, made by the Workspace API), so an id the workspace's
+/// tree does not hold names nothing, and its permissions are not found, as in Databricks. The
+/// other types (jobs, clusters, warehouses, ...) live in systems Scimitar does not model; it
+/// keeps their ACLs for whatever ids its clients use, each workspace its own, so every id of
+/// those types exists in every workspace, as does the one tokens object: whether another
+/// workspace used an id changes nothing here, and cannot be probed.
 pub(crate) async fn exists(
     services: &Services,
     account: &AccountId,
@@ -291,18 +315,12 @@ pub(crate) async fn exists(
                 .workspace_entry_by_id(account, workspace, object_type, object_id);
         return Ok(entry.await?.is_some());
     }
-    let owner = services
-        .store
-        .object_workspace(account, object_type, object_id);
-    Ok(owner.await?.is_none_or(|owner| owner == *workspace))
+    Ok(named_in(workspace, object_type, object_id))
 }
 
 /// The object types the workspace tree holds.
 pub fn is_tree_type(object_type: ObjectType) -> bool {
-    matches!(
-        object_type,
-        ObjectType::Directories | ObjectType::Notebooks | ObjectType::Files
-    )
+    object_type.in_workspace_tree()
 }
 
 /// A missing object: Databricks' `RESOURCE_DOES_NOT_EXIST`. Only a caller who would be allowed

@@ -113,8 +113,8 @@ async fn open(common: &Common) -> Result<(Services, AccountId), String> {
     Ok((services, account))
 }
 
-/// The workspace entitlements are answered for: the account's first, as for any actor
-/// without a workspace (`Services::questions_workspace`).
+/// The workspace entitlements and objects are answered for: the account's first, as for any
+/// actor without a workspace (`Services::questions_workspace`).
 async fn first_workspace(services: &Services, account: &AccountId) -> Result<WorkspaceId, String> {
     services
         .first_workspace(account)
@@ -141,6 +141,7 @@ pub async fn run(command: AccessCommand) -> Result<(), String> {
                 .await
                 .map_err(|error| error.to_string())?;
             let workspace = first_workspace(&services, &account).await?;
+            let target = target.in_workspace(&workspace);
             let answer = services
                 .access()
                 .read(&account, |model| {
@@ -163,6 +164,7 @@ pub async fn run(command: AccessCommand) -> Result<(), String> {
             let target = target.target()?;
             let (services, account) = open(&common).await?;
             let workspace = first_workspace(&services, &account).await?;
+            let target = target.in_workspace(&workspace);
             // Rendered while the model is read, from the engine's answer as it is: a
             // securable's holders are never copied into owned values.
             let rendered = services

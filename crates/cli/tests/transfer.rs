@@ -174,7 +174,7 @@ fn a_deployment_moves_from_sqlite_to_postgres_and_back_with_its_tokens() {
     }
     let exported = export_to_file(&source, &scratch.path("source.jsonl"));
     let text = String::from_utf8(exported.clone()).unwrap();
-    assert!(text.starts_with("{\"type\":\"scimitar-export\",\"version\":4}\n"));
+    assert!(text.starts_with("{\"type\":\"scimitar-export\",\"version\":5}\n"));
     for kind in [
         "account",
         "workspace",

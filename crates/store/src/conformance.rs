@@ -2337,7 +2337,7 @@ pub async fn an_export_imports_into_an_empty_store_unchanged(stores: &mut Stores
     // Small pages and batches: keyset paging and batch boundaries (an ACL split across two
     // batches included) are crossed many times.
     let text = export_text(source, 2).await;
-    assert!(text.starts_with("{\"type\":\"scimitar-export\",\"version\":4}\n"));
+    assert!(text.starts_with("{\"type\":\"scimitar-export\",\"version\":5}\n"));
     assert!(
         text.contains("\"type\":\"assignment\""),
         "assignments are exported"
@@ -3415,12 +3415,19 @@ pub async fn workspace_objects_belong_to_one_workspace(stores: &mut Stores) {
     let older = "{\"type\":\"scimitar-export\",\"version\":2}\n\
         {\"type\":\"account\",\"id\":\"acct-2\",\"name\":\"x\",\"created\":1}\n\
         {\"type\":\"workspace\",\"account\":\"acct-2\",\"id\":\"w2\",\"name\":\"w\",\"created\":1}\n\
-        {\"type\":\"object\",\"account\":\"acct-2\",\"object_type\":\"directories\",\"object_id\":\"5\",\"directory\":null,\"path\":\"/Shared\"}\n";
+        {\"type\":\"object\",\"account\":\"acct-2\",\"object_type\":\"directories\",\"object_id\":\"5\",\"directory\":null,\"path\":\"/Shared\"}\n\
+        {\"type\":\"object\",\"account\":\"acct-2\",\"object_type\":\"jobs\",\"object_id\":\"77\",\"directory\":null,\"path\":null}\n";
     import_text(store, older, 10).await.unwrap();
     let other = AccountId::new("acct-2");
     let workspace = WorkspaceId::new("w2");
     let found = store.workspace_entry(&other, &workspace, "/Shared");
     assert_eq!(found.await.unwrap().unwrap().object_id, "5");
+    // A job (an id its client chose) is kept under its workspace since format 5; the tree's
+    // directory keeps its id.
+    let job = store.object_workspace(&other, ObjectType::Jobs, "w2/77");
+    assert_eq!(job.await.unwrap(), Some(workspace.clone()));
+    let unscoped = store.object_workspace(&other, ObjectType::Jobs, "77");
+    assert_eq!(unscoped.await.unwrap(), None);
 }
 
 /// Workspaces are made, renamed and deleted; assignments are set, replaced and removed; a

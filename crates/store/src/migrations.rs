@@ -400,6 +400,37 @@ CREATE TABLE workspace_settings (
 );
 "#,
     ),
+    (
+        15,
+        r#"
+-- Each workspace has its own objects of the types whose ids clients choose (jobs, clusters,
+-- warehouses, ..., and the one tokens object), as in Databricks: their ids are kept under
+-- their workspace, '{workspace}/{id}' (scimitar-access, object_id_in), so that the same id in
+-- two workspaces names two objects. Tree objects (directories, notebooks, files) keep their
+-- ids, drawn unique in the account. Until now such an object belonged to the workspace whose
+-- write registered it: it moves under that workspace, with its ACL. Client ids never hold a
+-- '/', so an id with one is already in the new form. (Self-contained: it may be renumbered.)
+INSERT INTO workspace_objects
+    (account_id, object_type, object_id, directory_id, path, language, workspace_id)
+SELECT account_id, object_type, workspace_id || '/' || object_id, directory_id, path, language,
+       workspace_id
+  FROM workspace_objects
+ WHERE object_type NOT IN ('directories', 'notebooks', 'files')
+   AND workspace_id IS NOT NULL AND instr(object_id, '/') = 0;
+UPDATE object_acl SET object_id = (
+    SELECT o.workspace_id FROM workspace_objects o
+     WHERE o.account_id = object_acl.account_id AND o.object_type = object_acl.object_type
+       AND o.object_id = object_acl.object_id) || '/' || object_id
+ WHERE object_type NOT IN ('directories', 'notebooks', 'files') AND instr(object_id, '/') = 0
+   AND EXISTS (
+    SELECT 1 FROM workspace_objects o
+     WHERE o.account_id = object_acl.account_id AND o.object_type = object_acl.object_type
+       AND o.object_id = object_acl.object_id AND o.workspace_id IS NOT NULL);
+DELETE FROM workspace_objects
+ WHERE object_type NOT IN ('directories', 'notebooks', 'files')
+   AND workspace_id IS NOT NULL AND instr(object_id, '/') = 0;
+"#,
+    ),
 ];
 
 /// The PostgreSQL schema, numbered on its own: PostgreSQL starts from the shape SQLite reached
@@ -713,6 +744,28 @@ CREATE TABLE workspace_settings (
     value TEXT NOT NULL,
     PRIMARY KEY (account_id, workspace_id, name)
 );
+"#,
+    ),
+    (
+        12,
+        r#"
+-- Objects whose ids clients choose are kept under their workspace; see SQLite's migration 15.
+INSERT INTO workspace_objects
+    (account_id, object_type, object_id, directory_id, path, language, workspace_id)
+SELECT account_id, object_type, workspace_id || '/' || object_id, directory_id, path, language,
+       workspace_id
+  FROM workspace_objects
+ WHERE object_type NOT IN ('directories', 'notebooks', 'files')
+   AND workspace_id IS NOT NULL AND strpos(object_id, '/') = 0;
+UPDATE object_acl a SET object_id = o.workspace_id || '/' || a.object_id
+  FROM workspace_objects o
+ WHERE o.account_id = a.account_id AND o.object_type = a.object_type
+   AND o.object_id = a.object_id AND o.workspace_id IS NOT NULL
+   AND a.object_type NOT IN ('directories', 'notebooks', 'files')
+   AND strpos(a.object_id, '/') = 0;
+DELETE FROM workspace_objects
+ WHERE object_type NOT IN ('directories', 'notebooks', 'files')
+   AND workspace_id IS NOT NULL AND strpos(object_id, '/') = 0;
 "#,
     ),
 ];

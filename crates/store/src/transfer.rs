@@ -19,8 +19,8 @@
 use crate::governance::{AclRow, BindingRow, GrantRow, ObjectRow, SecurableRow};
 use crate::{Account, Change, Store, Workspace};
 use scimitar_access::{
-    AclEntry, BindingType, IsolationMode, ObjectType, PermissionLevel, Privilege, SecurableType,
-    WorkspacePermission,
+    object_id_in, AclEntry, BindingType, IsolationMode, ObjectType, PermissionLevel, Privilege,
+    SecurableType, WorkspacePermission,
 };
 use scimitar_domain::credentials::{Token, TokenScope};
 use scimitar_domain::{
@@ -35,7 +35,12 @@ use std::io::{BufRead, Write};
 pub const FORMAT_TAG: &str = "scimitar-export";
 /// The format version this build writes and reads. A change that an older importer would
 /// misread (a new field it would drop, a changed meaning) takes a new version.
-pub const FORMAT_VERSION: u64 = 4;
+pub const FORMAT_VERSION: u64 = 5;
+
+/// The version before objects whose ids clients choose were kept under their workspace
+/// (`scimitar_access::object_id_in`): importing one moves each such object, and its ACL, under
+/// the workspace it names (as the database migration does).
+const FORMAT_VERSION_BEFORE_OBJECT_NAMESPACES: u64 = 4;
 
 /// The version before entitlements were per workspace: a principal's document carried them,
 /// held in every workspace of its account, so importing one gives them to each workspace
@@ -843,6 +848,11 @@ pub async fn import(
     let mut before_assignments = false;
     let mut before_object_workspaces = false;
     let mut before_workspace_entitlements = false;
+    let mut before_object_namespaces = false;
+    // For exports made before object namespaces: the workspace of each object of the current
+    // account whose id a client chose, by its id then, so that its ACL moves with it.
+    let mut object_workspaces: std::collections::HashMap<(ObjectType, String), WorkspaceId> =
+        std::collections::HashMap::new();
     // The current account's workspaces, for exports made before assignments.
     let mut workspaces: Vec<WorkspaceId> = Vec::new();
     let mut batch: Option<Batch> = None;
@@ -871,6 +881,7 @@ pub async fn import(
             match line {
                 Line::Header { version }
                     if version == FORMAT_VERSION
+                        || version == FORMAT_VERSION_BEFORE_OBJECT_NAMESPACES
                         || version == FORMAT_VERSION_BEFORE_WORKSPACE_ENTITLEMENTS
                         || version == FORMAT_VERSION_BEFORE_OBJECT_WORKSPACES
                         || version == FORMAT_VERSION_BEFORE_ASSIGNMENTS =>
@@ -879,7 +890,9 @@ pub async fn import(
                     before_assignments = version == FORMAT_VERSION_BEFORE_ASSIGNMENTS;
                     before_object_workspaces =
                         version < FORMAT_VERSION_BEFORE_WORKSPACE_ENTITLEMENTS;
-                    before_workspace_entitlements = version < FORMAT_VERSION;
+                    before_workspace_entitlements =
+                        version < FORMAT_VERSION_BEFORE_OBJECT_NAMESPACES;
+                    before_object_namespaces = version < FORMAT_VERSION;
                     continue;
                 }
                 Line::Header { version } => {
@@ -904,9 +917,32 @@ pub async fn import(
             line: number,
             message,
         };
-        let Some((account, record)) = line.into_record().map_err(malformed)? else {
+        let Some((account, mut record)) = line.into_record().map_err(malformed)? else {
             return Err(malformed("a second header line".into()));
         };
+        if before_object_namespaces {
+            match &mut record {
+                ImportRecord::Account(_) => object_workspaces.clear(),
+                ImportRecord::Object(object)
+                    if !object.object_type.in_workspace_tree()
+                        && !object.object_id.contains('/') =>
+                {
+                    object_workspaces.insert(
+                        (object.object_type, object.object_id.clone()),
+                        object.workspace.clone(),
+                    );
+                    object.object_id =
+                        object_id_in(&object.workspace, object.object_type, &object.object_id);
+                }
+                ImportRecord::Acl(acl) => {
+                    let key = (acl.object_type, acl.object_id.clone());
+                    if let Some(workspace) = object_workspaces.get(&key) {
+                        acl.object_id = object_id_in(workspace, acl.object_type, &acl.object_id);
+                    }
+                }
+                _ => {}
+            }
+        }
         let starts_account = matches!(record, ImportRecord::Account(_));
         if starts_account {
             if known.contains(&account) {
@@ -1113,6 +1149,6 @@ mod tests {
             version: FORMAT_VERSION,
         })
         .unwrap();
-        assert_eq!(text, r#"{"type":"scimitar-export","version":4}"#);
+        assert_eq!(text, r#"{"type":"scimitar-export","version":5}"#);
     }
 }

@@ -225,11 +225,17 @@ async fn reads_back_as_written(store: &dyn Store) {
     assert_eq!(
         objects,
         [
-            ("authorization/tokens/tokens".to_string(), None, None),
+            // Objects whose ids clients choose are kept under their workspace (SQLite
+            // migration 15, PostgreSQL 12).
+            (
+                "authorization/tokens/1000000000000001/tokens".to_string(),
+                None,
+                None
+            ),
             ("directories/3".to_string(), None, None),
             ("directories/30".to_string(), None, Some("/Shared")),
             ("files/32".to_string(), Some("30"), Some("/Shared/data.csv")),
-            ("jobs/42".to_string(), None, None),
+            ("jobs/1000000000000001/42".to_string(), None, None),
             (
                 "notebooks/31".to_string(),
                 Some("30"),
@@ -247,7 +253,7 @@ async fn reads_back_as_written(store: &dyn Store) {
         acl,
         [
             (
-                "tokens".to_string(),
+                "1000000000000001/tokens".to_string(),
                 AclEntry::new(id("g-users"), PermissionLevel::CanUse)
             ),
             (
@@ -255,11 +261,11 @@ async fn reads_back_as_written(store: &dyn Store) {
                 AclEntry::new(id("g-eng"), PermissionLevel::CanManage)
             ),
             (
-                "42".to_string(),
+                "1000000000000001/42".to_string(),
                 AclEntry::new(id("g-all"), PermissionLevel::CanView)
             ),
             (
-                "42".to_string(),
+                "1000000000000001/42".to_string(),
                 AclEntry::new(id("u-alice"), PermissionLevel::CanManageRun)
             ),
         ]
@@ -277,7 +283,7 @@ async fn reads_back_as_written(store: &dyn Store) {
     assert_eq!(tree.len(), 2);
     let shared = store.workspace_entry(&account, &workspace, "/Shared");
     assert_eq!(shared.await.unwrap().unwrap().object_id, "30");
-    let job = store.object_workspace(&account, ObjectType::Jobs, "42");
+    let job = store.object_workspace(&account, ObjectType::Jobs, "1000000000000001/42");
     assert_eq!(job.await.unwrap(), Some(workspace.clone()));
     assert_eq!(tree[1].language.as_deref(), Some("SQL"));
     // Alice's document entitlements are now the workspace's (migration 12, PostgreSQL 9);

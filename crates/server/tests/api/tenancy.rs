@@ -1455,3 +1455,60 @@ async fn a_workspace_admin_administers_the_objects_of_its_workspace() {
     .await;
     assert_eq!(elsewhere.status, 403, "{}", elsewhere.body);
 }
+
+/// Who may make tokens is each workspace's own `authorization/tokens` ACL: `CAN_USE` granted
+/// in one workspace lets a user make tokens there, not in another it is assigned to, whose
+/// admin grants its own.
+#[tokio::test]
+async fn each_workspace_has_its_own_tokens_permission() {
+    let app = spawn_app().await;
+    let (one, two) = (
+        new_workspace(&app, "one", None).await,
+        new_workspace(&app, "two", None).await,
+    );
+    let user = account_user(&app, "maker@example.com").await;
+    for workspace in [&one, &two] {
+        assert_eq!(
+            assign(&app, workspace, &user, json!(["USER"])).await.status,
+            200
+        );
+    }
+    let token = app.token_for(&user).await;
+    let create = |workspace: String| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            call(
+                app,
+                Method::POST,
+                &format!("/w/{workspace}/api/2.0/token/create"),
+                Some(&token),
+                Some(json!({"comment": "mine", "lifetime_seconds": 600})),
+            )
+            .await
+        }
+    };
+    let grant = |workspace: String| {
+        let app = &app;
+        async move {
+            call(
+                app,
+                Method::PATCH,
+                &format!("/w/{workspace}/api/2.0/permissions/authorization/tokens"),
+                Some(&app.token),
+                Some(json!({"access_control_list": [
+                    {"user_name": "maker@example.com", "permission_level": "CAN_USE"}
+                ]})),
+            )
+            .await
+        }
+    };
+    assert_eq!(create(one.clone()).await.status, 403);
+    assert_eq!(grant(one.clone()).await.status, 200);
+    let made = create(one.clone()).await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    let refused = create(two.clone()).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let granted = grant(two.clone()).await;
+    assert_eq!(granted.status, 200, "{}", granted.body);
+    assert_eq!(create(two).await.status, 200);
+}

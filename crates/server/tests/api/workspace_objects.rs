@@ -210,7 +210,8 @@ async fn one_path_in_two_workspaces_is_two_objects_each_listed_in_its_own_tree()
 }
 
 #[tokio::test]
-async fn another_workspaces_objects_are_answered_as_missing_ones_by_path_and_by_id() {
+async fn another_workspaces_objects_are_answered_as_missing_ones_by_path_and_by_id_and_job_ids_are_each_workspaces_own(
+) {
     let app = spawn_app().await;
     let first = default_workspace(&app).await;
     // `second` looks at `first`'s objects; `empty` holds nothing, which is what missing is.
@@ -294,8 +295,12 @@ async fn another_workspaces_objects_are_answered_as_missing_ones_by_path_and_by_
                 let seen =
                     in_workspace(&app, token, &second, method.clone(), path, body.clone()).await;
                 let missing = in_workspace(&app, token, &empty, method, path, body).await;
+                // A job id is its client's: each workspace has its own job 42, which an admin
+                // reads and writes there (answered as in a workspace that never saw the id),
+                // and the first workspace's is left alone. Tree objects are the first's only.
+                let own_object = path.contains("/jobs/");
                 assert!(
-                    seen.status == 404 || seen.status == 403,
+                    own_object || seen.status == 404 || seen.status == 403,
                     "{what}: {}",
                     seen.body
                 );
@@ -376,6 +381,31 @@ async fn another_workspaces_objects_are_answered_as_missing_ones_by_path_and_by_
     // And the user still manages the directory where it is.
     let acl = in_workspace(&app, &both_token, &first, Method::GET, &acl_paths[0], None).await;
     assert_eq!(acl.status, 200, "{}", acl.body);
+    // The second workspace's job 42 is its own: what its admin sets there shows there, under
+    // the id its clients use, and not in the first.
+    let runner = json!({"access_control_list": [{"user_name": "both@example.com", "permission_level": "CAN_MANAGE_RUN"}]});
+    let job = "/api/2.0/permissions/jobs/42";
+    let own = in_workspace(&app, &app.token, &second, Method::PATCH, job, Some(runner)).await;
+    assert_eq!(own.status, 200, "{}", own.body);
+    assert_eq!(own.body["object_id"], "/jobs/42", "{}", own.body);
+    assert!(
+        own.body.to_string().contains("both@example.com"),
+        "{}",
+        own.body
+    );
+    let first_job = in_workspace(&app, &app.token, &first, Method::GET, job, None).await;
+    assert!(
+        !first_job.body.to_string().contains("both@example.com"),
+        "{}",
+        first_job.body
+    );
+    let question =
+        "/api/2.0/access/check?object_type=jobs&object_id=42&permission_level=CAN_MANAGE_RUN";
+    let check = in_workspace(&app, &both_token, &second, Method::GET, question, None).await;
+    assert_eq!(check.body["allowed"], true, "{}", check.body);
+    assert_eq!(check.body["target"]["object_id"], "42", "{}", check.body);
+    let check = in_workspace(&app, &both_token, &first, Method::GET, question, None).await;
+    assert_eq!(check.body["allowed"], false, "{}", check.body);
 }
 
 #[tokio::test]
