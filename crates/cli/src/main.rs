@@ -438,7 +438,15 @@ fn main() -> ExitCode {
         // `serve`'s configuration sizes the runtime, so it is read before the runtime starts.
         Command::Serve { flags, config } => Config::load(config.as_deref(), flags)
             .and_then(|config| runtime(config.worker_threads)?.block_on(serve(config))),
-        command => runtime(None).and_then(|runtime| runtime.block_on(run(command))),
+        command => runtime(None).and_then(|runtime| {
+            // What the CLI commits is recorded as an operator's, through the CLI: the actor
+            // is the principal it acts as (`act_as`), noted when it is made.
+            let request = scimitar_app::audit::RequestInfo {
+                user_agent: Some(format!("scimitar-cli/{}", env!("CARGO_PKG_VERSION"))),
+                ..Default::default()
+            };
+            runtime.block_on(scimitar_app::audit::within(request, run(command)))
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
