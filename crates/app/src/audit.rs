@@ -19,7 +19,7 @@ use crate::Services;
 use scimitar_audit::{merkle, Hash, NoteSigner};
 use scimitar_domain::ids::lower_hex;
 use scimitar_domain::{AccountId, ScimError, ScimResult, Timestamp};
-use scimitar_store::{AuditContext, AuditKeySeed, Change, UserIdentity};
+use scimitar_store::{AuditContext, UserIdentity};
 use serde::Serialize;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -113,10 +113,7 @@ pub struct ConsistencyProof {
     pub hashes: Vec<String>,
 }
 
-/// The checkpoint origin (and key name) of an account's trail.
-pub fn origin(account: &AccountId) -> String {
-    format!("scimitar/audit/{account}")
-}
+pub use scimitar_store::audit::checkpoint_origin as origin;
 
 fn hex_all(hashes: &[Hash]) -> Vec<String> {
     hashes.iter().map(|hash| lower_hex(hash)).collect()
@@ -142,26 +139,19 @@ impl Services {
     /// then uses that one); each account's key is named by its own origin. The seed is never
     /// logged: it lives in the database row and in this signer only.
     async fn audit_signer(&self, account: &AccountId) -> ScimResult<NoteSigner> {
-        let seed = match self.store.audit_signing_seed().await? {
-            Some(seed) => seed,
-            None => {
-                let bytes = self.ids.random_bytes(32);
-                let seed: [u8; 32] = bytes
-                    .try_into()
-                    .map_err(|_| ScimError::internal("the random source gave a short seed"))?;
-                let change = Change::EnsureAuditKey {
-                    seed: AuditKeySeed(seed),
-                    created: self.clock.now(),
-                };
-                self.store
-                    .apply_audited(account, change, AuditContext::unattributed())
-                    .await?;
-                self.store
-                    .audit_signing_seed()
-                    .await?
-                    .ok_or_else(|| ScimError::internal("the audit signing key was not stored"))?
-            }
+        let random = self.ids.random_bytes(32);
+        let fresh = || {
+            let mut seed = [0u8; 32];
+            seed.copy_from_slice(&random[..32]);
+            seed
         };
+        let seed = scimitar_store::audit::signing_seed_or_new(
+            self.store.as_ref(),
+            account,
+            fresh,
+            self.clock.now(),
+        )
+        .await?;
         NoteSigner::from_seed(&origin(account), &seed.0)
             .map_err(|error| ScimError::internal_caused_by("the audit signing key", error))
     }

@@ -2,6 +2,7 @@
 //! the HTTP application live in their own crates.
 
 mod access;
+mod audit;
 mod config;
 mod logging;
 mod sql;
@@ -68,6 +69,11 @@ enum Command {
     /// Run one governance SQL statement (GRANT, REVOKE, SHOW GRANTS, CREATE, DROP, ALTER ...
     /// OWNER TO) as a principal, against the database directly.
     Sql(sql::SqlArgs),
+    /// The tamper-evident audit trail: checkpoint, verifier-key, verify.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
     /// Ask who may do what, and why: check, who, what.
     Access {
         #[command(subcommand)]
@@ -545,6 +551,7 @@ async fn run(command: Command) -> Result<(), String> {
             sql::run(args, services).await
         }
         Command::Access { command } => access::run(command).await,
+        Command::Audit { command } => audit::run(command).await,
         Command::Export(args) => transfer::export(args).await,
         Command::Import(args) => transfer::import(args).await,
     }

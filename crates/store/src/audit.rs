@@ -152,3 +152,163 @@ impl std::fmt::Debug for AuditKeySeed {
         formatter.write_str("AuditKeySeed(<redacted>)")
     }
 }
+
+/// The checkpoint origin (and signing key name) of an account's trail.
+pub fn checkpoint_origin(account: &scimitar_domain::AccountId) -> String {
+    format!("scimitar/audit/{account}")
+}
+
+/// How many events verification reads at a time: bounded memory whatever the trail's size.
+const VERIFY_PAGE: usize = 10_000;
+
+/// What [`verify_trail`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrailVerification {
+    /// Events read and found in order, up to the first problem.
+    pub events: u64,
+    /// The root recomputed over those events.
+    pub root: [u8; 32],
+    /// The first thing that does not match, if any.
+    pub problem: Option<TrailProblem>,
+}
+
+/// The first mismatch: the event it is at (when one can be named) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrailProblem {
+    pub seq: Option<u64>,
+    pub reason: String,
+}
+
+/// Verifies an account's trail as stored, against itself and, if given, a checkpoint an
+/// auditor kept (already checked to be signed): recomputes every leaf from the stored event
+/// text, checks that positions run 1, 2, 3 ... with no gap and that each event names its own
+/// position and account, compares the stored leaves and the head (size, frontier, root) with
+/// what was recomputed, and checks that the first `kept.size` events still hash to the kept
+/// root (with every leaf at hand, that is the consistency of the kept tree with the current
+/// one). Someone who can write the database can rewrite the events, their leaves and the head
+/// consistently; only a kept checkpoint catches that, which is why auditors keep them.
+pub async fn verify_trail(
+    store: &dyn crate::Store,
+    account: &scimitar_domain::AccountId,
+    kept: Option<&scimitar_audit::Checkpoint>,
+) -> scimitar_domain::ScimResult<TrailVerification> {
+    use scimitar_audit::{merkle, Frontier};
+    let mut frontier = Frontier::default();
+    let problem = |frontier: &Frontier, seq: Option<u64>, reason: String| TrailVerification {
+        events: frontier.size(),
+        root: frontier.root(),
+        problem: Some(TrailProblem { seq, reason }),
+    };
+    let kept_root_matches = |frontier: &Frontier| match kept {
+        Some(kept) if kept.size == frontier.size() && kept.root != frontier.root() => {
+            Some(format!(
+                "the first {} events do not hash to the kept checkpoint's root: an event at or \
+             before {} was altered, removed, inserted or reordered",
+                kept.size, kept.size
+            ))
+        }
+        _ => None,
+    };
+    if let Some(reason) = kept_root_matches(&frontier) {
+        return Ok(problem(&frontier, None, reason));
+    }
+    loop {
+        let page = store
+            .audit_events(account, frontier.size(), VERIFY_PAGE)
+            .await?;
+        let done = page.len() < VERIFY_PAGE;
+        for event in page {
+            let expected = frontier.size() + 1;
+            if event.seq != expected {
+                let reason = format!(
+                    "event {expected} is missing: the next stored event is {}",
+                    event.seq
+                );
+                return Ok(problem(&frontier, Some(expected), reason));
+            }
+            let leaf = merkle::leaf_hash(event.text.as_bytes());
+            let parsed: Result<AuditEvent, _> = serde_json::from_str(&event.text);
+            let reason = match parsed {
+                Err(error) => Some(format!("its text is not an audit event: {error}")),
+                Ok(parsed) if parsed.seq != event.seq => {
+                    Some(format!("it says it is event {}: it was moved", parsed.seq))
+                }
+                Ok(parsed) if parsed.account_id != account.as_str() => {
+                    Some(format!("it belongs to account {:?}", parsed.account_id))
+                }
+                Ok(_) if hash_from_hex(&event.leaf) != Some(leaf) => {
+                    Some("its text does not hash to the leaf stored with it".to_string())
+                }
+                Ok(_) => None,
+            };
+            if let Some(reason) = reason {
+                return Ok(problem(&frontier, Some(event.seq), reason));
+            }
+            frontier.push(leaf);
+            if let Some(reason) = kept_root_matches(&frontier) {
+                return Ok(problem(&frontier, None, reason));
+            }
+        }
+        if done {
+            break;
+        }
+    }
+    if let Some(kept) = kept {
+        if frontier.size() < kept.size {
+            let reason = format!(
+                "the trail holds {} events, fewer than the {} of the kept checkpoint: it was \
+                 truncated",
+                frontier.size(),
+                kept.size
+            );
+            return Ok(problem(&frontier, Some(frontier.size() + 1), reason));
+        }
+    }
+    let head = store.audit_head(account).await?;
+    let frontier_hex: Vec<String> = frontier
+        .hashes()
+        .iter()
+        .map(|hash| scimitar_domain::ids::lower_hex(hash))
+        .collect();
+    let root_hex = scimitar_domain::ids::lower_hex(&frontier.root());
+    if head.size != frontier.size() || head.root != root_hex || head.frontier != frontier_hex {
+        let reason = format!(
+            "the stored head (size {}, root {}) is not the tree of the stored events (size {}, \
+             root {root_hex})",
+            head.size,
+            head.root,
+            frontier.size()
+        );
+        return Ok(problem(&frontier, None, reason));
+    }
+    Ok(TrailVerification {
+        events: frontier.size(),
+        root: frontier.root(),
+        problem: None,
+    })
+}
+
+/// The deployment's checkpoint signing seed, stored first from `fresh` if there is none yet.
+/// Two nodes making one at once store one between them (the first insert wins) and both
+/// return that one.
+pub async fn signing_seed_or_new(
+    store: &dyn crate::Store,
+    account: &scimitar_domain::AccountId,
+    fresh: impl FnOnce() -> [u8; 32],
+    now: Timestamp,
+) -> scimitar_domain::ScimResult<AuditKeySeed> {
+    if let Some(seed) = store.audit_signing_seed().await? {
+        return Ok(seed);
+    }
+    let change = crate::Change::EnsureAuditKey {
+        seed: AuditKeySeed(fresh()),
+        created: now,
+    };
+    store
+        .apply_audited(account, change, AuditContext::unattributed())
+        .await?;
+    store
+        .audit_signing_seed()
+        .await?
+        .ok_or_else(|| scimitar_domain::ScimError::internal("the audit signing key was not stored"))
+}
