@@ -258,3 +258,125 @@ impl Services {
         })
     }
 }
+
+/// The filters of `GET /api/2.0/audit/events`, each optional; an event must match them all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    /// Events at or after this time.
+    pub start_time: Option<Timestamp>,
+    /// Events before this time.
+    pub end_time: Option<Timestamp>,
+    /// The acting principal's id.
+    pub actor: Option<String>,
+    /// The action name (`add`, `updatePermissions`, ...).
+    pub action: Option<String>,
+    /// A target's id (a principal, a securable's full name, a workspace, a token id).
+    pub target: Option<String>,
+    /// `success` or `failure` (refusals are not recorded yet, so `failure` finds none).
+    pub result: Option<String>,
+    /// Continue after this position (the previous page's `next_page_token`).
+    pub after: u64,
+    /// At most this many events (1 to [`MAX_EVENTS_PAGE`]).
+    pub limit: usize,
+}
+
+/// The most events one page returns.
+pub const MAX_EVENTS_PAGE: usize = 1_000;
+/// The most events one request reads while filtering: a filter that matches rarely ends a
+/// page early with a token to continue from, rather than reading the whole trail.
+const MAX_EVENTS_SCANNED: usize = 20_000;
+
+/// A page of events as Databricks `system.access.audit` rows, and where the next one starts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventPage {
+    pub events: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
+fn matches(event: &scimitar_store::AuditEvent, query: &EventQuery) -> bool {
+    let time = event
+        .event_time
+        .as_deref()
+        .and_then(Timestamp::parse_rfc3339);
+    let in_time = match (query.start_time, query.end_time, time) {
+        (None, None, _) => true,
+        (_, _, None) => false,
+        (start, end, Some(time)) => {
+            start.is_none_or(|start| time >= start) && end.is_none_or(|end| time < end)
+        }
+    };
+    let by = |wanted: &Option<String>, found: Option<&str>| {
+        wanted.as_deref().is_none_or(|wanted| found == Some(wanted))
+    };
+    let result = if event.response.status_code < 400 {
+        "success"
+    } else {
+        "failure"
+    };
+    in_time
+        && by(
+            &query.actor,
+            event
+                .user_identity
+                .as_ref()
+                .map(|identity| identity.principal_id.as_str()),
+        )
+        && by(&query.action, Some(&event.action_name))
+        && by(&query.result, Some(result))
+        && query
+            .target
+            .as_deref()
+            .is_none_or(|target| event.targets.iter().any(|found| found.id == target))
+}
+
+impl Services {
+    /// A page of the account's events matching `query`, oldest first, for its admins.
+    pub async fn audit_events(&self, actor: &Actor, query: &EventQuery) -> ScimResult<EventPage> {
+        self.authorize_auditor(actor).await?;
+        if query.limit == 0 || query.limit > MAX_EVENTS_PAGE {
+            return Err(ScimError::invalid_value(format!(
+                "limit must be between 1 and {MAX_EVENTS_PAGE}"
+            )));
+        }
+        let mut events = Vec::new();
+        let mut position = query.after;
+        let mut scanned = 0;
+        loop {
+            let batch = self
+                .store
+                .audit_events(actor.account(), position, MAX_EVENTS_PAGE)
+                .await?;
+            let exhausted = batch.len() < MAX_EVENTS_PAGE;
+            for stored in batch {
+                position = stored.seq;
+                scanned += 1;
+                let event: scimitar_store::AuditEvent = serde_json::from_str(&stored.text)
+                    .map_err(|error| {
+                        ScimError::internal_caused_by("a stored audit event", error)
+                    })?;
+                if matches(&event, query) {
+                    events.push(scimitar_store::audit::databricks_row(&event));
+                    if events.len() == query.limit {
+                        return Ok(EventPage {
+                            events,
+                            next_page_token: Some(position.to_string()),
+                        });
+                    }
+                }
+                if scanned == MAX_EVENTS_SCANNED {
+                    return Ok(EventPage {
+                        events,
+                        next_page_token: Some(position.to_string()),
+                    });
+                }
+            }
+            if exhausted {
+                return Ok(EventPage {
+                    events,
+                    next_page_token: None,
+                });
+            }
+        }
+    }
+}

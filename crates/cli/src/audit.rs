@@ -1,7 +1,8 @@
 //! `scimitar audit`: what an operator or auditor holding the database does with the audit
 //! trail. `checkpoint` prints an account's signed checkpoint (to keep); `verify` recomputes
 //! every account's trail (or one's) from the stored events and checks it against its head and,
-//! given one, a checkpoint kept earlier, reporting the first event that does not match. The
+//! given one, a checkpoint kept earlier, reporting the first event that does not match;
+//! `export` writes events as JSON Lines in Databricks' `system.access.audit` column names. The
 //! work is `scimitar_store::audit`'s; this wires files and output.
 
 use clap::{Args, Subcommand};
@@ -33,6 +34,18 @@ pub enum AuditCommand {
     /// gaps, the stored heads, and (with --checkpoint) that the trail extends a kept
     /// checkpoint. Exits non-zero at the first mismatch, naming it.
     Verify(VerifyArgs),
+    /// Write audit events as JSON Lines, one Databricks `system.access.audit` row per line
+    /// (snake_case columns), oldest first.
+    Export {
+        #[arg(long, env = "SCIMITAR_DATABASE_URL")]
+        database: Option<String>,
+        /// Only this account (default: every account, one after another).
+        #[arg(long)]
+        account: Option<String>,
+        /// File to write (default: standard output).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -103,6 +116,11 @@ pub async fn run(command: AuditCommand) -> Result<(), String> {
             Ok(())
         }
         AuditCommand::Verify(args) => verify(args).await,
+        AuditCommand::Export {
+            database,
+            account,
+            output,
+        } => export(database, account, output).await,
     }
 }
 
@@ -186,4 +204,57 @@ async fn verify(args: VerifyArgs) -> Result<(), String> {
         return Err("the audit trail does not verify".to_string());
     }
     Ok(())
+}
+
+/// How many events export reads at a time.
+const EXPORT_PAGE: usize = 10_000;
+
+async fn export(
+    database: Option<String>,
+    account: Option<String>,
+    output: Option<PathBuf>,
+) -> Result<(), String> {
+    use std::io::Write;
+    let store = open(database).await?;
+    let accounts: Vec<AccountId> = match account {
+        Some(account) => vec![AccountId::new(account)],
+        None => store
+            .accounts()
+            .await
+            .map_err(|error| error.to_string())?
+            .into_iter()
+            .map(|account| account.id)
+            .collect(),
+    };
+    let mut output: Box<dyn Write> = match &output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .map_err(|error| format!("cannot create {}: {error}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let failed = |error: std::io::Error| format!("cannot write: {error}");
+    for account in accounts {
+        let mut after = 0;
+        loop {
+            let page = store
+                .audit_events(&account, after, EXPORT_PAGE)
+                .await
+                .map_err(|error| error.to_string())?;
+            let last_page = page.len() < EXPORT_PAGE;
+            for stored in page {
+                after = stored.seq;
+                let event: scimitar_store::AuditEvent = serde_json::from_str(&stored.text)
+                    .map_err(|error| {
+                        format!("event {} of account {account}: {error}", stored.seq)
+                    })?;
+                let row = scimitar_store::audit::databricks_row(&event);
+                writeln!(output, "{row}").map_err(failed)?;
+            }
+            if last_page {
+                break;
+            }
+        }
+    }
+    output.flush().map_err(failed)
 }

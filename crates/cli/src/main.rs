@@ -69,7 +69,7 @@ enum Command {
     /// Run one governance SQL statement (GRANT, REVOKE, SHOW GRANTS, CREATE, DROP, ALTER ...
     /// OWNER TO) as a principal, against the database directly.
     Sql(sql::SqlArgs),
-    /// The tamper-evident audit trail: checkpoint, verifier-key, verify.
+    /// The tamper-evident audit trail: checkpoint, verifier-key, verify, export.
     Audit {
         #[command(subcommand)]
         command: audit::AuditCommand,

@@ -135,12 +135,28 @@ fn every_tampering_is_detected(database: &str, raw: &mut dyn Raw, scratch: &Scra
     ];
     let (passed, printed) = verify(database, &with_kept);
     assert!(passed, "{printed}");
+    // Exported as Databricks rows, one per line, every event once.
+    let exported = succeeded(scimitar(&["audit", "export", "--database", database]));
+    let rows: Vec<serde_json::Value> = exported
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(rows[0]["action_name"], "createAccount");
+    assert!(rows
+        .iter()
+        .any(|row| row["action_name"] == "createWorkspace"
+            && row["user_agent"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("scimitar-cli/")
+            && row["user_identity"]["credential_kind"] == "operator"));
     let size: i64 = note.lines().nth(1).unwrap().parse().unwrap();
     assert!(
         printed.contains(&format!("{size} events verified")),
         "{printed}"
     );
     assert!(size >= 5, "{note}");
+    assert_eq!(rows.len() as i64, size);
 
     let event = |raw: &mut dyn Raw, seq: i64| {
         raw.texts(&format!(

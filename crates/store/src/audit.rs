@@ -312,3 +312,37 @@ pub async fn signing_seed_or_new(
         .await?
         .ok_or_else(|| scimitar_domain::ScimError::internal("the audit signing key was not stored"))
 }
+
+/// An event as a row of Databricks' `system.access.audit` (snake_case column names), for
+/// export and the events API: `workspace_id` is 0 for an account-level event, as there;
+/// `user_identity.subject_name` is the acting principal's id. Scimitar's own columns
+/// (`audit_seq`, `targets`) follow.
+pub fn databricks_row(event: &AuditEvent) -> serde_json::Value {
+    serde_json::json!({
+        "version": "2.0",
+        "event_id": event.event_id,
+        "event_time": event.event_time,
+        "event_date": event.event_time.as_deref().and_then(|time| time.get(..10)),
+        "account_id": event.account_id,
+        "workspace_id": event.workspace_id.as_deref().unwrap_or("0"),
+        "audit_level": if event.workspace_id.is_some() { "WORKSPACE_LEVEL" } else { "ACCOUNT_LEVEL" },
+        "source_ip_address": event.source_ip_address,
+        "user_agent": event.user_agent,
+        "user_identity": event.user_identity.as_ref().map(|identity| serde_json::json!({
+            "subject_name": identity.principal_id,
+            "credential_kind": identity.credential_kind,
+            "credential_id": identity.credential_id,
+        })),
+        "service_name": event.service_name,
+        "action_name": event.action_name,
+        "request_id": event.request_id,
+        "request_params": event.request_params,
+        "response": {
+            "status_code": event.response.status_code,
+            "error_message": event.response.error_message,
+            "result": null,
+        },
+        "audit_seq": event.seq,
+        "targets": event.targets,
+    })
+}

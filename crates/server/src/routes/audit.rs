@@ -3,7 +3,9 @@
 //! `GET .../audit/verifier-key` (the key an auditor keeps to check checkpoints), and the
 //! proofs `GET .../audit/proof/inclusion?seq=N&size=M` and
 //! `GET .../audit/proof/consistency?from=M&to=N` (JSON, hashes in hex), which an auditor
-//! checks offline with `scimitar-audit` (`docs/design/audit.md`). Thin: the application
+//! checks offline with `scimitar-audit`; and `GET .../audit/events` (filters `start_time`,
+//! `end_time` in RFC 3339, `actor`, `action`, `target`, `result`; `page_token`, `limit`), the
+//! events as Databricks `system.access.audit` rows (`docs/design/audit.md`). Thin: the application
 //! authorizes and computes (`scimitar_app::audit`).
 
 use crate::context::DatabricksContext;
@@ -15,10 +17,16 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
+use scimitar_app::audit::EventQuery;
+use scimitar_domain::{ScimError, Timestamp};
 use serde::Deserialize;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route(
+            "/api/2.0/audit/events",
+            get(events).fallback(method_not_allowed),
+        )
         .route(
             "/api/2.0/audit/checkpoint",
             get(checkpoint).fallback(method_not_allowed),
@@ -98,4 +106,59 @@ async fn consistency(
         .audit_consistency_proof(&context.actor, query.from, query.to)
         .await?;
     Ok(Json(proof).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    start_time: Option<String>,
+    end_time: Option<String>,
+    actor: Option<String>,
+    action: Option<String>,
+    target: Option<String>,
+    result: Option<String>,
+    page_token: Option<String>,
+    limit: Option<usize>,
+}
+
+/// The default page size of the events API.
+const DEFAULT_EVENTS_PAGE: usize = 100;
+
+fn time(name: &str, text: Option<String>) -> Result<Option<Timestamp>, ScimError> {
+    text.map(|text| {
+        Timestamp::parse_rfc3339(&text).ok_or_else(|| {
+            ScimError::invalid_value(format!("{name}: {text:?} is not an RFC 3339 time"))
+        })
+    })
+    .transpose()
+}
+
+async fn events(
+    context: DatabricksContext,
+    State(state): State<AppState>,
+    Query(query): Query<EventsQuery>,
+) -> DatabricksResult {
+    let after = match query.page_token.as_deref() {
+        None => 0,
+        Some(token) => token.parse().map_err(|_| {
+            ScimError::invalid_value(format!("page_token: {token:?} is not one this API gave"))
+        })?,
+    };
+    if let Some(result) = query.result.as_deref() {
+        if !["success", "failure"].contains(&result) {
+            return Err(ScimError::invalid_value("result: must be success or failure").into());
+        }
+    }
+    let query = EventQuery {
+        start_time: time("start_time", query.start_time)?,
+        end_time: time("end_time", query.end_time)?,
+        actor: query.actor,
+        action: query.action,
+        target: query.target,
+        result: query.result,
+        after,
+        limit: query.limit.unwrap_or(DEFAULT_EVENTS_PAGE),
+    };
+    let page = state.services.audit_events(&context.actor, &query).await?;
+    Ok(Json(page).into_response())
 }

@@ -178,6 +178,7 @@ async fn the_audit_endpoints_refuse_missing_expired_foreign_and_non_admin_creden
         "/api/2.0/audit/verifier-key",
         "/api/2.0/audit/proof/inclusion?seq=1&size=1",
         "/api/2.0/audit/proof/consistency?from=1&to=1",
+        "/api/2.0/audit/events",
     ] {
         let without = call(&app, Method::GET, path, None, None).await;
         assert_eq!(without.status, 401, "{path}: {}", without.body);
@@ -194,4 +195,97 @@ async fn the_audit_endpoints_refuse_missing_expired_foreign_and_non_admin_creden
         let admin = call(&app, Method::GET, path, Some(&app.token), None).await;
         assert_eq!(admin.status, 200, "{path}: {}", admin.body);
     }
+}
+
+#[tokio::test]
+async fn events_are_filtered_by_action_actor_target_time_and_result_and_paged_by_cursor() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for name in ["a@example.com", "b@example.com", "c@example.com"] {
+        ids.push(str_of(&app.create_user(name).await, "id").to_string());
+    }
+    let group = app.create_group("team", &[&ids[0]]).await;
+    let group_id = str_of(&group, "id").to_string();
+
+    let added = get_from_root(&app, "/api/2.0/audit/events", &[("action", "add")]).await;
+    assert_eq!(added.status, 200, "{}", added.body);
+    let rows = added.body["events"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{}", added.body);
+    // Databricks' column names, snake_case.
+    for column in [
+        "event_time",
+        "account_id",
+        "workspace_id",
+        "user_identity",
+        "service_name",
+        "action_name",
+        "request_id",
+        "request_params",
+        "response",
+        "source_ip_address",
+        "user_agent",
+    ] {
+        assert!(
+            rows[0].get(column).is_some(),
+            "{column} missing: {}",
+            rows[0]
+        );
+    }
+    assert_eq!(rows[0]["response"]["status_code"], 200);
+    let admin = rows[0]["user_identity"]["subject_name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // By target, by actor, by result, by time.
+    let about_b = get_from_root(&app, "/api/2.0/audit/events", &[("target", &ids[1])]).await;
+    let about_b = about_b.body["events"].as_array().unwrap().clone();
+    assert_eq!(about_b.len(), 1);
+    assert_eq!(
+        about_b[0]["request_params"]["targetUserName"],
+        "b@example.com"
+    );
+    let by_admin = get_from_root(&app, "/api/2.0/audit/events", &[("actor", &admin)]).await;
+    assert_eq!(
+        by_admin.body["events"].as_array().unwrap().len(),
+        4,
+        "{}",
+        by_admin.body
+    );
+    let failures = get_from_root(&app, "/api/2.0/audit/events", &[("result", "failure")]).await;
+    assert_eq!(failures.body["events"], json!([]));
+    let future = get_from_root(
+        &app,
+        "/api/2.0/audit/events",
+        &[("start_time", "2999-01-01T00:00:00Z")],
+    )
+    .await;
+    assert_eq!(future.body["events"], json!([]));
+    let grouped = get_from_root(&app, "/api/2.0/audit/events", &[("target", &group_id)]).await;
+    assert_eq!(grouped.body["events"][0]["action_name"], "createGroup");
+
+    // Paged: two at a time, every event once, in order.
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut query = vec![("limit", "2".to_string())];
+        if let Some(token) = &token {
+            query.push(("page_token", token.clone()));
+        }
+        let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let page = get_from_root(&app, "/api/2.0/audit/events", &query).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        for row in page.body["events"].as_array().unwrap() {
+            seen.push(row["audit_seq"].as_u64().unwrap());
+        }
+        match page.body["next_page_token"].as_str() {
+            Some(next) => token = Some(next.to_string()),
+            None => break,
+        }
+    }
+    let expected: Vec<u64> = (1..=seen.len() as u64).collect();
+    assert_eq!(seen, expected);
+    assert!(seen.len() >= 5);
+    let bad = get_from_root(&app, "/api/2.0/audit/events", &[("result", "maybe")]).await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
 }
