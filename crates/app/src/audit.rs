@@ -142,7 +142,9 @@ impl Services {
         let random = self.ids.random_bytes(32);
         let fresh = || {
             let mut seed = [0u8; 32];
-            seed.copy_from_slice(&random[..32]);
+            for (byte, random) in seed.iter_mut().zip(random) {
+                *byte = random;
+            }
             seed
         };
         let seed = scimitar_store::audit::signing_seed_or_new(

@@ -905,6 +905,37 @@ fn routes(secrets: &Secrets, account: &str, workspace: &str) -> Vec<Walked> {
             "/api/2.0/workspace-conf".to_string(),
             Some(json!({"enableTokensConfig": "false"})),
         ),
+        // The audit trail is the account's admins' alone.
+        (
+            Method::GET,
+            "/api/2.0/audit/events",
+            "/api/2.0/audit/events".to_string(),
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/2.0/audit/checkpoint",
+            "/api/2.0/audit/checkpoint".to_string(),
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/2.0/audit/verifier-key",
+            "/api/2.0/audit/verifier-key".to_string(),
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/2.0/audit/proof/inclusion",
+            "/api/2.0/audit/proof/inclusion?seq=1&size=1".to_string(),
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/2.0/audit/proof/consistency",
+            "/api/2.0/audit/proof/consistency?from=1&to=1".to_string(),
+            None,
+        ),
     ] {
         walk(method, template, &path, body);
     }
