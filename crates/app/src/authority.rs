@@ -69,12 +69,12 @@ impl Credential {
     pub fn act_in(self, account: &AccountId) -> ScimResult<Actor> {
         self.check_account(account)?;
         self.check_workspace(None)?;
-        Ok(Actor {
+        Ok(Actor::noted(Actor {
             account: self.token.account.clone(),
             principal: self.token.principal.clone(),
             workspace: None,
             token: Some(self.token),
-        })
+        }))
     }
 
     /// Acts in one workspace of its account, which the caller has found the principal may
@@ -86,12 +86,12 @@ impl Credential {
     ) -> ScimResult<Actor> {
         self.check_account(account)?;
         self.check_workspace(Some(workspace))?;
-        Ok(Actor {
+        Ok(Actor::noted(Actor {
             account: self.token.account.clone(),
             principal: self.token.principal.clone(),
             workspace: Some(workspace.clone()),
             token: Some(self.token),
-        })
+        }))
     }
 
     /// A token made in a workspace is valid there alone: anywhere else (another workspace,
@@ -133,12 +133,19 @@ pub struct Actor {
 impl Actor {
     /// An actor without a credential, for an operator who holds the database (the CLI).
     pub(crate) fn operator(account: AccountId, principal: PrincipalId) -> Actor {
-        Actor {
+        Actor::noted(Actor {
             account,
             principal,
             workspace: None,
             token: None,
-        }
+        })
+    }
+
+    /// Every actor is made through here: the request it is made in records it as the one
+    /// acting, for the audit trail (`crate::audit`).
+    fn noted(actor: Actor) -> Actor {
+        crate::audit::note_actor(&actor);
+        actor
     }
 
     /// The workspace the actor acts in, when it came through a workspace's API: what it reads

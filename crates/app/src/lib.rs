@@ -6,6 +6,9 @@
 //! - [`service`]: [`Services`], the handle on one deployment: identities (create, replace,
 //!   patch with optimistic retries, delete, render), tokens, bootstrap, and the one private
 //!   commit through which this node writes.
+//! - [`audit`]: the context every commit carries into the audit trail (who, from where, in
+//!   which request), and the trail's checkpoint, verifier key and proofs for an account's
+//!   admins.
 //! - [`tenancy`]: workspaces of an account, entering one with a credential, and workspace
 //!   assignment.
 //! - [`access`]: the node's access engine, one model per account, following the access log.
@@ -23,6 +26,7 @@
 
 pub mod access;
 pub mod access_questions;
+pub mod audit;
 pub mod authority;
 pub mod governance;
 pub mod recent_statements;

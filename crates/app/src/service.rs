@@ -379,7 +379,10 @@ impl Services {
     /// request after it, sees it in access answers. Private to the crate: it is called only
     /// by methods that took a capability and checked it (see [`crate::authority`]).
     pub(crate) async fn commit(&self, account: &AccountId, change: Change) -> ScimResult<()> {
-        self.store.apply(account, change).await?;
+        // The change's audit event is written in its transaction, with who made it and from
+        // where (`crate::audit`): the change commits if and only if its event does.
+        let context = crate::audit::context(self.ids.uuid(), self.clock.now());
+        self.store.apply_audited(account, change, context).await?;
         if let Err(error) = self.access.catch_up_to_now(self.store.as_ref()).await {
             // The change is committed; the client must hear so. The engine catches up on its
             // next step (the next write, or the follower's timer).

@@ -189,10 +189,9 @@ impl NoteVerifier {
     /// id matches its name and key.
     pub fn from_verifier_key(text: &str) -> Result<NoteVerifier, AuditError> {
         let malformed = || AuditError::MalformedVerifierKey(text.to_string());
-        let mut parts = text.split('+');
-        let (Some(name), Some(id), Some(key), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        // Names hold no '+', but base64 does: the key is everything after the second '+'.
+        let mut parts = text.splitn(3, '+');
+        let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(malformed());
         };
         check_name(name)?;
@@ -348,6 +347,23 @@ mod tests {
         let wrong_id = format!("{name}+00000000+{}", rest.split_once('+').unwrap().1);
         assert!(NoteVerifier::from_verifier_key(&wrong_id).is_err());
         assert!(NoteVerifier::from_verifier_key("no-plus-signs").is_err());
+    }
+
+    #[test]
+    fn a_verifier_key_whose_base64_holds_a_plus_reads_back() {
+        let keys: Vec<String> = (0..=255u8)
+            .map(|seed| {
+                signer("scimitar.test/audit/1", seed)
+                    .verifier()
+                    .to_verifier_key()
+            })
+            .filter(|text| text.matches('+').count() > 2)
+            .collect();
+        assert!(!keys.is_empty(), "some key's base64 holds a '+'");
+        for text in keys {
+            let verifier = NoteVerifier::from_verifier_key(&text).unwrap();
+            assert_eq!(verifier.to_verifier_key(), text);
+        }
     }
 
     #[test]

@@ -80,6 +80,26 @@ impl Frontier {
         self.size += 1;
     }
 
+    /// The roots of the perfect subtrees, largest first: with [`Frontier::size`], all a
+    /// store needs to keep to carry the tree on from one append to the next.
+    pub fn hashes(&self) -> Vec<Hash> {
+        self.subtrees.iter().map(|(hash, _)| *hash).collect()
+    }
+
+    /// The frontier of a tree of `size` leaves from its subtree roots ([`Frontier::hashes`]).
+    /// The heights are the set bits of `size`, so `None` when the count of hashes is not
+    /// the count of those bits: a stored frontier that was cut or padded.
+    pub fn from_hashes(size: u64, hashes: &[Hash]) -> Option<Frontier> {
+        if hashes.len() != size.count_ones() as usize {
+            return None;
+        }
+        let heights = (0..u64::BITS).rev().filter(|bit| size & (1 << bit) != 0);
+        Some(Frontier {
+            size,
+            subtrees: hashes.iter().copied().zip(heights).collect(),
+        })
+    }
+
     /// The root of the tree so far: the subtrees folded right to left, which is exactly
     /// RFC 9162's split at the largest power of two below the size, applied recursively.
     pub fn root(&self) -> Hash {
@@ -354,6 +374,22 @@ mod tests {
             }
             assert!(consistency_proof(&all, n + 1).is_none());
         }
+    }
+
+    #[test]
+    fn a_frontier_rebuilt_from_its_hashes_carries_on_as_the_original() {
+        let leaves: Vec<Hash> = (0..40u32).map(|n| leaf_hash(&n.to_be_bytes())).collect();
+        let mut kept = Frontier::default();
+        for (count, leaf) in leaves.iter().enumerate() {
+            let mut rebuilt = Frontier::from_hashes(kept.size(), &kept.hashes()).unwrap();
+            assert_eq!(rebuilt, kept);
+            rebuilt.push(*leaf);
+            kept.push(*leaf);
+            assert_eq!(rebuilt.root(), root(&leaves[..=count]));
+        }
+        // A size whose bits do not match the hashes is refused, not misread.
+        assert!(Frontier::from_hashes(3, &kept.hashes()[..1]).is_none());
+        assert!(Frontier::from_hashes(4, &[leaves[0], leaves[1]]).is_none());
     }
 
     proptest! {

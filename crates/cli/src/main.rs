@@ -2,6 +2,7 @@
 //! the HTTP application live in their own crates.
 
 mod access;
+mod audit;
 mod config;
 mod logging;
 mod sql;
@@ -68,6 +69,11 @@ enum Command {
     /// Run one governance SQL statement (GRANT, REVOKE, SHOW GRANTS, CREATE, DROP, ALTER ...
     /// OWNER TO) as a principal, against the database directly.
     Sql(sql::SqlArgs),
+    /// The tamper-evident audit trail: checkpoint, verifier-key, verify, export.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
     /// Ask who may do what, and why: check, who, what.
     Access {
         #[command(subcommand)]
@@ -438,7 +444,15 @@ fn main() -> ExitCode {
         // `serve`'s configuration sizes the runtime, so it is read before the runtime starts.
         Command::Serve { flags, config } => Config::load(config.as_deref(), flags)
             .and_then(|config| runtime(config.worker_threads)?.block_on(serve(config))),
-        command => runtime(None).and_then(|runtime| runtime.block_on(run(command))),
+        command => runtime(None).and_then(|runtime| {
+            // What the CLI commits is recorded as an operator's, through the CLI: the actor
+            // is the principal it acts as (`act_as`), noted when it is made.
+            let request = scimitar_app::audit::RequestInfo {
+                user_agent: Some(format!("scimitar-cli/{}", env!("CARGO_PKG_VERSION"))),
+                ..Default::default()
+            };
+            runtime.block_on(scimitar_app::audit::within(request, run(command)))
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -537,6 +551,7 @@ async fn run(command: Command) -> Result<(), String> {
             sql::run(args, services).await
         }
         Command::Access { command } => access::run(command).await,
+        Command::Audit { command } => audit::run(command).await,
         Command::Export(args) => transfer::export(args).await,
         Command::Import(args) => transfer::import(args).await,
     }

@@ -457,13 +457,20 @@ async fn serve_connection(
     // Responses are small and often written in one go; waiting to coalesce them only adds
     // latency.
     let _ = stream.set_nodelay(true);
+    // The client's address, for the audit trail's `source_ip_address`.
+    let peer = stream.peer_addr().ok();
     let io = hyper_util::rt::TokioIo::new(TrackedStream {
         stream,
         tracker: Arc::clone(&tracker),
     });
     let service = {
         let (tracker, limits) = (Arc::clone(&tracker), Arc::clone(&limits));
-        hyper::service::service_fn(move |request| {
+        hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            if let Some(peer) = peer {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+            }
             let in_flight = tracker.request_started();
             let (router, limits) = (router.clone(), Arc::clone(&limits));
             async move {

@@ -1,5 +1,6 @@
 //! [`Change`]: every write Scimitar makes, as a value. One place where every mutation passes.
 
+use crate::audit::AuditKeySeed;
 use crate::governance::GovernanceChange;
 use crate::transfer::ImportRecord;
 use crate::{Account, Workspace};
@@ -118,6 +119,13 @@ pub enum Change {
     /// that kept those rules, and its memberships (the `users` ones included) are among them.
     /// See [`crate::transfer`].
     Import(Vec<ImportRecord>),
+    /// Stores the deployment's checkpoint signing key (an Ed25519 seed) unless one is stored:
+    /// the first one made stays. Deployment bookkeeping, not a tenant's state: it writes no
+    /// audit event (the key is published, and every checkpoint names it).
+    EnsureAuditKey {
+        seed: AuditKeySeed,
+        created: Timestamp,
+    },
     /// Replaces an account access-control rule set whole, only if it is still at
     /// `expected_version` (0: never written), and numbers it `expected_version + 1`; a rule set
     /// written in between is a conflict (409) that writes nothing. The principal the set is

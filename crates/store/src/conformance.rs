@@ -31,6 +31,9 @@ use scimitar_domain::{AccountId, Principal, PrincipalId, ScimError, Timestamp, W
 use serde_json::{json, Map, Value};
 
 use std::path::PathBuf;
+
+mod audit;
+pub use audit::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -80,6 +83,8 @@ macro_rules! conformance_tests {
             tokens_are_selected_rotated_used_and_deleted_with_log_entries,
             deactivating_a_principal_revokes_its_tokens_for_good,
             workspace_settings_are_set_cleared_and_go_with_their_workspace,
+            every_change_writes_one_audit_event_and_a_refused_change_none,
+            racing_writers_number_an_accounts_trail_without_gaps,
         );
     };
     (@cases $($case:ident),+ $(,)?) => {

@@ -4,8 +4,10 @@
 //! # Layout
 //! - this file: the trait and the types that cross it.
 //! - [`change`]: [`Change`], the one way anything is written. Every mutation of stored state
-//!   passes through [`Store::apply`], so the audit trail can later be written in the same
-//!   transaction as the change it records.
+//!   passes through [`Store::apply_audited`], which writes its audit event in the same
+//!   transaction.
+//! - [`audit`]: the audit trail's types: the context a caller gives with a change, the event
+//!   the store writes in the change's transaction, and the account's Merkle head.
 //! - [`governance`]: securables, grants and workspace-object ACLs as stored, and the access
 //!   log that the in-memory access engine follows.
 //! - [`sql`]: everything the SQL backends share. The meaning of every [`Change`] (its rows, its
@@ -24,6 +26,7 @@
 //!
 //! Invariant: storage never sees wire JSON or HTTP; it receives validated domain values.
 
+pub mod audit;
 pub mod change;
 #[cfg(feature = "testing")]
 pub mod conformance;
@@ -35,6 +38,9 @@ pub mod sql;
 pub mod sqlite;
 pub mod transfer;
 
+pub use audit::{
+    AuditContext, AuditEvent, AuditHead, AuditKeySeed, AuditTarget, StoredAuditEvent, UserIdentity,
+};
 pub use change::{Change, FirstAdmin, NewToken, RuleSetRows};
 pub use governance::{
     AccessEvent, AccessSnapshot, AclRow, BindingRow, GovernanceChange, GrantRow, LoggedEvent,
@@ -285,8 +291,39 @@ pub trait Store: Send + Sync + 'static {
     /// principal: for export.
     async fn entitlements(&self, account: &AccountId) -> ScimResult<Vec<EntitlementRow>>;
 
-    /// Applies one change atomically, together with its access-log entries.
-    async fn apply(&self, account: &AccountId, change: Change) -> ScimResult<()>;
+    /// Applies one change atomically, together with its access-log entries and its audit
+    /// event, which records `context` (who, from where, when): the change commits if and only
+    /// if its event does.
+    async fn apply_audited(
+        &self,
+        account: &AccountId,
+        change: Change,
+        context: AuditContext,
+    ) -> ScimResult<()>;
+
+    /// [`Store::apply_audited`] for a change nobody is known to have made (the store's own
+    /// tests, tools at the database): its event is written all the same, unattributed.
+    async fn apply(&self, account: &AccountId, change: Change) -> ScimResult<()> {
+        self.apply_audited(account, change, AuditContext::unattributed())
+            .await
+    }
+
+    /// Up to `limit` events of an account's audit trail after position `after`, in order, as
+    /// stored (the exact text that was hashed).
+    async fn audit_events(
+        &self,
+        account: &AccountId,
+        after: u64,
+        limit: usize,
+    ) -> ScimResult<Vec<StoredAuditEvent>>;
+    /// The stored leaf hashes of an account's first `size` events, in order: what inclusion
+    /// and consistency proofs are computed from.
+    async fn audit_leaves(&self, account: &AccountId, size: u64) -> ScimResult<Vec<[u8; 32]>>;
+    /// Where an account's trail stands: its size, frontier and root.
+    async fn audit_head(&self, account: &AccountId) -> ScimResult<AuditHead>;
+    /// The deployment's checkpoint signing seed, once one was made
+    /// ([`Change::EnsureAuditKey`]).
+    async fn audit_signing_seed(&self) -> ScimResult<Option<AuditKeySeed>>;
 
     /// Whether the store can serve requests now: the database answers and its schema has every
     /// migration this build knows. Backs `/readyz`.

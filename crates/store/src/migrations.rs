@@ -431,6 +431,39 @@ DELETE FROM workspace_objects
    AND workspace_id IS NOT NULL AND instr(object_id, '/') = 0;
 "#,
     ),
+    (
+        17,
+        r#"
+-- The tamper-evident audit trail (issue #16). Each account's events are numbered from 1 in
+-- commit order (seq); `event` is the exact JSON text that was hashed as the Merkle leaf, and
+-- `leaf` its hash (hex), from which proofs are computed. `audit_heads` holds each account's
+-- tree size, frontier (subtree roots, hex, largest first) and root, written in the same
+-- transaction as the event, so a new root costs O(log n). `audit_signing_key` holds the one
+-- Ed25519 seed the deployment signs checkpoints with, made at first use. No foreign keys: the
+-- trail outlives what it describes. (Self-contained: it may be renumbered; 15 and 16 are kept
+-- for parallel branches.)
+CREATE TABLE audit_events (
+    account_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    event_time INTEGER,
+    action_name TEXT NOT NULL,
+    event TEXT NOT NULL,
+    leaf TEXT NOT NULL,
+    PRIMARY KEY (account_id, seq)
+);
+CREATE TABLE audit_heads (
+    account_id TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    frontier TEXT NOT NULL,
+    root TEXT NOT NULL
+);
+CREATE TABLE audit_signing_key (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seed TEXT NOT NULL,
+    created INTEGER NOT NULL
+);
+"#,
+    ),
 ];
 
 /// The PostgreSQL schema, numbered on its own: PostgreSQL starts from the shape SQLite reached
@@ -766,6 +799,32 @@ UPDATE object_acl a SET object_id = o.workspace_id || '/' || a.object_id
 DELETE FROM workspace_objects
  WHERE object_type NOT IN ('directories', 'notebooks', 'files')
    AND workspace_id IS NOT NULL AND strpos(object_id, '/') = 0;
+"#,
+    ),
+    (
+        14,
+        r#"
+-- The tamper-evident audit trail (issue #16); see SQLite's migration 17.
+CREATE TABLE audit_events (
+    account_id TEXT COLLATE "C" NOT NULL,
+    seq BIGINT NOT NULL,
+    event_time BIGINT,
+    action_name TEXT COLLATE "C" NOT NULL,
+    event TEXT NOT NULL,
+    leaf TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (account_id, seq)
+);
+CREATE TABLE audit_heads (
+    account_id TEXT COLLATE "C" PRIMARY KEY,
+    size BIGINT NOT NULL,
+    frontier TEXT NOT NULL,
+    root TEXT COLLATE "C" NOT NULL
+);
+CREATE TABLE audit_signing_key (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seed TEXT NOT NULL,
+    created BIGINT NOT NULL
+);
 "#,
     ),
 ];

@@ -25,6 +25,7 @@
 //! A transaction that PostgreSQL aborts as a deadlock or serialization failure is retried whole
 //! (a [`Change`] is a value, so applying it again is exact).
 
+use crate::audit::AuditContext;
 use crate::change::Change;
 use crate::migrations::POSTGRES_MIGRATIONS;
 use crate::sql::read;
@@ -587,6 +588,7 @@ impl PostgresStore {
         &self,
         account: &AccountId,
         change: &Change,
+        context: &AuditContext,
     ) -> Result<(), (ScimError, bool)> {
         let aborted = |context: &str, error: tokio_postgres::Error| {
             let transient = is_transient(&error);
@@ -598,7 +600,7 @@ impl PostgresStore {
             .await
             .map_err(|error| aborted("cannot begin a change", error))?;
         let mut session = PostgresSession::new(On::Transaction(&transaction));
-        let outcome = write::apply(&mut session, account, change).await;
+        let outcome = write::apply(&mut session, account, change, context).await;
         let transient = session.transient;
         match outcome {
             Ok(()) => transaction.commit().await.map_err(|error| {
@@ -666,11 +668,16 @@ impl SqlBackend for PostgresStore {
         }
     }
 
-    fn write(&self, account: &AccountId, change: Change) -> impl SqlFuture<()> {
+    fn write(
+        &self,
+        account: &AccountId,
+        change: Change,
+        context: AuditContext,
+    ) -> impl SqlFuture<()> {
         async move {
             let mut attempt = 1;
             loop {
-                match self.apply_once(account, &change).await {
+                match self.apply_once(account, &change, &context).await {
                     Ok(()) => return Ok(()),
                     Err((error, true)) if attempt < APPLY_ATTEMPTS => {
                         tracing::debug!(%error, attempt, "retrying a change PostgreSQL aborted");

@@ -22,6 +22,7 @@
 //! that follows every commit was parsed and planned from scratch each time (about 7 % of a
 //! POST's CPU). The values are integers, and `prepare_cached` keeps one statement per value.
 
+use crate::audit::AuditContext;
 use crate::change::Change;
 use crate::migrations::SQLITE_MIGRATIONS;
 use crate::sql::store::{Read, SqlBackend, Work, WriteHealth};
@@ -62,6 +63,7 @@ struct Inner {
 struct WriteJob {
     account: AccountId,
     change: Change,
+    context: AuditContext,
     reply: tokio::sync::oneshot::Sender<ScimResult<()>>,
 }
 
@@ -297,7 +299,12 @@ fn commit_batch(connection: &mut Connection, batch: &[WriteJob]) -> Vec<ScimResu
 
 fn apply(connection: &mut Connection, job: &WriteJob) -> ScimResult<()> {
     let mut session = SqliteSession::new(connection);
-    run_ready(write::apply(&mut session, &job.account, &job.change))
+    run_ready(write::apply(
+        &mut session,
+        &job.account,
+        &job.change,
+        &job.context,
+    ))
 }
 
 /// Runs `BEGIN IMMEDIATE`: the write lock is taken now, not at the first write.
@@ -577,11 +584,17 @@ impl SqlBackend for SqliteStore {
         }
     }
 
-    fn write(&self, account: &AccountId, change: Change) -> impl SqlFuture<()> {
+    fn write(
+        &self,
+        account: &AccountId,
+        change: Change,
+        context: AuditContext,
+    ) -> impl SqlFuture<()> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let sent = self.inner.writer.send(WriteJob {
             account: account.clone(),
             change,
+            context,
             reply,
         });
         async move {

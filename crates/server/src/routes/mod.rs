@@ -4,6 +4,7 @@ pub mod access;
 pub mod access_control;
 pub mod accounts;
 pub mod addressing;
+pub mod audit;
 pub mod bulk;
 pub mod consistency;
 pub mod discovery;
@@ -114,6 +115,7 @@ pub fn routes() -> Router<AppState> {
         .merge(accounts::routes())
         .merge(access_control::routes())
         .merge(tokens::routes())
+        .merge(audit::routes())
 }
 
 /// The header a request id travels in, both ways.
@@ -231,7 +233,22 @@ where
             method = %method,
             route = %route.as_str(),
         );
+        // The request's audit context: every commit made while handling it records where it
+        // came from (`scimitar_app::audit`).
+        let audit = scimitar_app::audit::RequestInfo {
+            source_ip_address: request
+                .extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|peer| peer.0.ip().to_string()),
+            user_agent: request
+                .headers()
+                .get(axum::http::header::USER_AGENT)
+                .and_then(|agent| agent.to_str().ok())
+                .map(str::to_string),
+            request_id: Some(request_id_text.to_string()),
+        };
         let handled = span.in_scope(|| self.inner.call(request));
+        let handled = scimitar_app::audit::within(audit, handled);
         let state = self.state.clone();
         Box::pin(async move {
             let Ok(mut response) = tracing::Instrument::instrument(handled, span.clone()).await;

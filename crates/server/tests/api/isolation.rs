@@ -312,7 +312,6 @@ async fn seed(app: &TestApp, workspace: &str) -> Secrets {
             folder_id.clone(),
             statement_id.clone(),
             "secret-token-comment".into(),
-            "secret-job".into(),
             token_id.clone(),
             token_value,
         ],
@@ -909,6 +908,37 @@ fn routes(secrets: &Secrets, account: &str, workspace: &str) -> Vec<Walked> {
             "/api/2.0/workspace-conf".to_string(),
             Some(json!({"enableTokensConfig": "false"})),
         ),
+        // The audit trail is the account's admins' alone.
+        (
+            Method::GET,
+            "/api/2.0/audit/events",
+            "/api/2.0/audit/events".to_string(),
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/2.0/audit/checkpoint",
+            "/api/2.0/audit/checkpoint".to_string(),
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/2.0/audit/verifier-key",
+            "/api/2.0/audit/verifier-key".to_string(),
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/2.0/audit/proof/inclusion",
+            "/api/2.0/audit/proof/inclusion?seq=1&size=1".to_string(),
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/2.0/audit/proof/consistency",
+            "/api/2.0/audit/proof/consistency?from=1&to=1".to_string(),
+            None,
+        ),
     ] {
         walk(method, template, &path, body);
     }
@@ -1189,13 +1219,11 @@ async fn no_route_of_a_workspace_answers_another_workspace_or_account() {
                 }
                 // From its own workspace, a read about the victim's things is answered as the
                 // same read about things that never existed: nothing can be probed. The
-                // account API answers for the whole account, not for a workspace. A job id is
-                // each workspace's own, so the attacker's job `secret-job` is the one its own
-                // writes in this walk made, not the victim's: it is left out here, and
-                // `workspace_objects.rs` shows a job id used elsewhere reads as a fresh one.
-                let own_job = path.contains("secret-job");
-                let skipped =
-                    addressed_to_victim || account_level || route.method != Method::GET || own_job;
+                // account API answers for the whole account, not for a workspace. (A job id is
+                // each workspace's own, so the victim's `secret-job` is no secret: the walk uses
+                // the same id in the attacker's workspace, and `workspace_objects.rs` shows that
+                // an id used elsewhere reads as a fresh one.)
+                let skipped = addressed_to_victim || account_level || route.method != Method::GET;
                 let ghost = ghost_of(&secrets.workspace, &path);
                 if skipped || ghost == path {
                     continue;

@@ -3,6 +3,7 @@
 //! out ([`SqlBackend`]). What a backend implements is only how it runs work: on which
 //! connection, on which thread, in which kind of transaction.
 
+use crate::audit::{AuditContext, AuditHead, AuditKeySeed, StoredAuditEvent};
 use crate::change::Change;
 use crate::governance::{AccessSnapshot, LoggedEvent, SecurableRow, WorkspaceEntry};
 use crate::migrations;
@@ -58,7 +59,12 @@ pub(crate) trait SqlBackend: Send + Sync + 'static {
 
     /// Applies one change in a transaction of its own (or of a group commit), durably, and
     /// returns once it is committed.
-    fn write(&self, account: &AccountId, change: Change) -> impl SqlFuture<()>;
+    fn write(
+        &self,
+        account: &AccountId,
+        change: Change,
+        context: AuditContext,
+    ) -> impl SqlFuture<()>;
 
     /// How this backend's recent writes went, for readiness.
     fn write_health(&self) -> &WriteHealth;
@@ -469,10 +475,51 @@ impl<B: SqlBackend> Store for B {
         run!(self, Bulk, |session| read::entitlements(session, &account)).await
     }
 
-    async fn apply(&self, account: &AccountId, change: Change) -> ScimResult<()> {
-        let outcome = self.write(account, change).await;
+    async fn apply_audited(
+        &self,
+        account: &AccountId,
+        change: Change,
+        context: AuditContext,
+    ) -> ScimResult<()> {
+        let outcome = self.write(account, change, context).await;
         self.write_health().record(&outcome);
         outcome
+    }
+
+    async fn audit_events(
+        &self,
+        account: &AccountId,
+        after: u64,
+        limit: usize,
+    ) -> ScimResult<Vec<StoredAuditEvent>> {
+        let account = account.clone();
+        run!(self, Bulk, |session| crate::sql::audit::events(
+            session, &account, after, limit
+        ))
+        .await
+    }
+
+    async fn audit_leaves(&self, account: &AccountId, size: u64) -> ScimResult<Vec<[u8; 32]>> {
+        let account = account.clone();
+        run!(self, Bulk, |session| crate::sql::audit::leaves(
+            session, &account, size
+        ))
+        .await
+    }
+
+    async fn audit_head(&self, account: &AccountId) -> ScimResult<AuditHead> {
+        let account = account.clone();
+        run!(self, Point, |session| crate::sql::audit::head(
+            session, &account
+        ))
+        .await
+    }
+
+    async fn audit_signing_seed(&self) -> ScimResult<Option<AuditKeySeed>> {
+        run!(self, Point, |session| crate::sql::audit::signing_seed(
+            session
+        ))
+        .await
     }
 
     async fn ready(&self) -> Result<(), NotReady> {

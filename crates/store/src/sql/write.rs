@@ -4,10 +4,12 @@
 //! access-log entries it makes. A backend supplies the session ([`SqlTransaction`]), takes the
 //! locks it needs through its hooks, and commits.
 
+use crate::audit::AuditContext;
 use crate::change::{Change, FIRST_ACCOUNT_EXISTS};
 use crate::governance::{
     entitlement_values, same_acl, AccessEvent, GovernanceChange, PrincipalFacts, WorkspaceEntry,
 };
+use crate::sql::audit;
 use crate::sql::read::{self, acl_entry_from_row, descendant_range, to_i64};
 use crate::sql::transaction::{params, query_one, query_opt, Lock, LogEntry, SqlTransaction};
 use crate::transfer::ImportRecord;
@@ -47,9 +49,15 @@ pub async fn apply<T: SqlTransaction>(
     transaction: &mut T,
     account: &AccountId,
     change: &Change,
+    context: &AuditContext,
 ) -> ScimResult<()> {
+    let before = audit::before(transaction, account, change).await?;
     let mut log = Log::default();
     apply_change(transaction, account, change, &mut log).await?;
+    // After the change's own locks and before the access log's: see `sql::audit`.
+    if let Some(description) = audit::describe(change, before.as_ref()) {
+        audit::append(transaction, account, context, description).await?;
+    }
     if log.entries.is_empty() {
         return Ok(());
     }
@@ -314,6 +322,9 @@ async fn apply_change<T: SqlTransaction>(
             }
         }
         Change::Import(records) => import_records(transaction, account, records, log).await?,
+        Change::EnsureAuditKey { seed, created } => {
+            audit::ensure_signing_seed(transaction, seed, *created).await?
+        }
         Change::CreateToken { token, digest } => {
             insert_token(transaction, &token.account, token, digest, None, None).await?
         }

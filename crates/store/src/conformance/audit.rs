@@ -1,0 +1,275 @@
+//! Conformance cases of the audit trail: every change writes one event in its own
+//! transaction (and a refused change none), events carry their context and what changed but
+//! no secret, and each account's trail is numbered in commit order with a head whose root is
+//! the Merkle root of the stored events, however many writers race.
+
+use super::*;
+use crate::{AuditContext, AuditEvent, Store, UserIdentity};
+use scimitar_audit::merkle;
+
+/// Every event of an account's trail, parsed, after checking what any trail must be: numbered
+/// 1, 2, 3 ... with no gap, each stored leaf the hash of its text, and the head's size and
+/// root those of the tree over them.
+async fn checked_trail(store: &dyn Store, account: &AccountId) -> Vec<AuditEvent> {
+    let stored = store
+        .audit_events(account, 0, usize::MAX >> 1)
+        .await
+        .unwrap();
+    let mut leaves = Vec::new();
+    let mut events = Vec::new();
+    for (index, event) in stored.iter().enumerate() {
+        assert_eq!(
+            event.seq,
+            index as u64 + 1,
+            "the trail has a gap or a duplicate"
+        );
+        let leaf = merkle::leaf_hash(event.text.as_bytes());
+        assert_eq!(event.leaf, scimitar_domain::ids::lower_hex(&leaf));
+        leaves.push(leaf);
+        let parsed: AuditEvent = serde_json::from_str(&event.text).unwrap();
+        assert_eq!(parsed.seq, event.seq);
+        assert_eq!(parsed.account_id, account.as_str());
+        events.push(parsed);
+    }
+    let head = store.audit_head(account).await.unwrap();
+    assert_eq!(head.size, leaves.len() as u64);
+    assert_eq!(
+        head.root,
+        scimitar_domain::ids::lower_hex(&merkle::root(&leaves))
+    );
+    assert_eq!(
+        store.audit_leaves(account, head.size).await.unwrap(),
+        leaves
+    );
+    events
+}
+
+fn actions(events: &[AuditEvent]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|event| event.action_name.as_str())
+        .collect()
+}
+
+pub async fn every_change_writes_one_audit_event_and_a_refused_change_none(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
+    let account = seed_account(store).await;
+    let mut alice = user("u1", "alice", 1);
+    alice.password_hash = Some("$argon2id$v=19$SECRET-HASH".into());
+    let context = AuditContext {
+        event_id: "event-1".into(),
+        event_time: Some(Timestamp::from_micros(1_000_000)),
+        workspace_id: Some(WorkspaceId::new("1000")),
+        user_identity: Some(UserIdentity {
+            principal_id: "admin-1".into(),
+            credential_kind: "token".into(),
+            credential_id: Some("t-admin".into()),
+        }),
+        source_ip_address: Some("192.0.2.7".into()),
+        user_agent: Some("terraform/1.9".into()),
+        request_id: Some("req-42".into()),
+    };
+    let create_alice = Change::CreatePrincipal {
+        principal: alice.clone(),
+        members: Vec::new(),
+        assign_to: None,
+    };
+    store
+        .apply_audited(&account, create_alice.clone(), context.clone())
+        .await
+        .unwrap();
+    // The same user again is refused: neither it nor its event is kept.
+    let refused = store
+        .apply_audited(&account, create_alice, context.clone())
+        .await;
+    assert!(refused.is_err());
+    create(store, &account, group("g", "team"), &[])
+        .await
+        .unwrap();
+    add_members(store, &account, "g", &["u1"]).await.unwrap();
+    let mut renamed = alice.clone();
+    renamed
+        .attributes
+        .insert("displayName".into(), json!("Alice A."));
+    renamed.attributes.insert("active".into(), json!(false));
+    renamed.version = 2;
+    store
+        .apply(
+            &account,
+            Change::UpdatePrincipal {
+                principal: renamed,
+                expected_version: 1,
+                membership: Vec::new(),
+                workspace: None,
+            },
+        )
+        .await
+        .unwrap();
+    let token = Token {
+        id: "t1".into(),
+        account: account.clone(),
+        principal: PrincipalId::new("u1"),
+        scope: TokenScope::AllApis,
+        comment: None,
+        created: Timestamp::from_micros(5),
+        expires: None,
+        workspace: None,
+        created_by: None,
+    };
+    let digest = "d1g3st-OF-THE-SECRET";
+    store
+        .apply(
+            &account,
+            Change::CreateToken {
+                token,
+                digest: digest.into(),
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .apply(
+            &account,
+            Change::Governance(GovernanceChange::CreateSecurable {
+                securable_type: SecurableType::Catalog,
+                full_name: "main".into(),
+                owner: PrincipalId::new("u1"),
+                comment: None,
+                created: Timestamp::from_micros(6),
+            }),
+        )
+        .await
+        .unwrap();
+    store
+        .apply(
+            &account,
+            Change::Governance(GovernanceChange::Grant {
+                securable_type: SecurableType::Catalog,
+                full_name: "main".into(),
+                principal: PrincipalId::new("g"),
+                privileges: vec![Privilege::UseCatalog],
+            }),
+        )
+        .await
+        .unwrap();
+    // Bookkeeping is not an event.
+    store
+        .apply(
+            &account,
+            Change::TokensUsed(vec![("t1".into(), Timestamp::from_micros(7))]),
+        )
+        .await
+        .unwrap();
+    store
+        .apply(
+            &account,
+            Change::DeletePrincipal {
+                id: PrincipalId::new("u1"),
+                expected_version: None,
+            },
+        )
+        .await
+        .unwrap();
+
+    let events = checked_trail(store, &account).await;
+    assert_eq!(
+        actions(&events),
+        [
+            "createAccount",
+            "add",
+            "createGroup",
+            "addPrincipalToGroup",
+            "updateUser",
+            "generateDbToken",
+            "createSecurable",
+            "updatePermissions",
+            "delete"
+        ]
+    );
+    // The context given with the change is the event's.
+    let added = &events[1];
+    assert_eq!(added.event_id, "event-1");
+    assert_eq!(
+        added.event_time.as_deref(),
+        Some("1970-01-01T00:00:01.000Z")
+    );
+    assert_eq!(added.workspace_id.as_deref(), Some("1000"));
+    assert_eq!(added.user_identity, context.user_identity);
+    assert_eq!(added.source_ip_address.as_deref(), Some("192.0.2.7"));
+    assert_eq!(added.user_agent.as_deref(), Some("terraform/1.9"));
+    assert_eq!(added.request_id.as_deref(), Some("req-42"));
+    assert_eq!(added.request_params["targetUserName"], "alice");
+    // An unattributed change says so rather than inventing someone.
+    assert_eq!(events[2].user_identity, None);
+    assert_eq!(events[2].event_time, None);
+    // The membership names its group and member.
+    let membership = &events[3];
+    assert_eq!(membership.request_params["targetGroupId"], "g");
+    assert_eq!(
+        membership.request_params["membership"],
+        json!([{"op": "add", "members": ["u1"]}])
+    );
+    // The update has the attributes before and after, and only those that changed.
+    let updated = serde_json::to_value(&events[4].targets[0].modified_properties).unwrap();
+    assert_eq!(
+        updated,
+        json!([
+            {"display_name": "active", "old_value": true, "new_value": false},
+            {"display_name": "displayName", "old_value": null, "new_value": "Alice A."},
+        ])
+    );
+    // The grant has the privileges added and removed.
+    assert_eq!(
+        events[7].request_params["changes"],
+        json!([{"principal": "g", "add": ["USE_CATALOG"], "remove": []}])
+    );
+    // The delete has the attributes it removed.
+    let deleted = &events[8].targets[0];
+    assert_eq!(deleted.id, "u1");
+    assert!(deleted
+        .modified_properties
+        .iter()
+        .any(|property| property.display_name == "userName" && property.new_value.is_null()));
+    // No secret anywhere in the trail.
+    let whole: String = store
+        .audit_events(&account, 0, 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|event| event.text)
+        .collect();
+    for secret in ["SECRET-HASH", "argon2", digest, "password"] {
+        assert!(!whole.contains(secret), "the trail holds {secret:?}");
+    }
+}
+
+/// Writers on several nodes (store handles on one database) race: the trail still has one
+/// event per change, numbered without gaps, and a head that matches them.
+pub async fn racing_writers_number_an_accounts_trail_without_gaps(stores: &mut Stores) {
+    let first = stores.fresh().await;
+    let second = stores.again().await;
+    let account = seed_account(&*first).await;
+    let other = seed_account_with(&*first, "acct-2", "2000").await;
+    let mut writers = Vec::new();
+    for (node, store) in [first.clone(), second.clone()].into_iter().enumerate() {
+        for writer in 0..3 {
+            let (store, account, other) = (store.clone(), account.clone(), other.clone());
+            writers.push(tokio::spawn(async move {
+                for n in 0..6 {
+                    let id = format!("n{node}w{writer}u{n}");
+                    let target = if n % 3 == 0 { &other } else { &account };
+                    create(&*store, target, user(&id, &id, 1), &[])
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let events = checked_trail(&*second, &account).await;
+    assert_eq!(events.len(), 1 + 2 * 3 * 4);
+    let events = checked_trail(&*first, &other).await;
+    assert_eq!(events.len(), 1 + 2 * 3 * 2);
+}

@@ -1,0 +1,774 @@
+//! The audit trail's SQL, written once for both backends: what each [`Change`] records (its
+//! service and action in Databricks' vocabulary, its parameters without secrets, and what it
+//! touched, with a principal's attributes before and after), and the append that numbers the
+//! event, hashes it into its account's Merkle tree and moves the account's head, inside the
+//! change's own transaction. Reads of the trail for proofs, checkpoints and verification.
+//!
+//! Order: the head row is updated first (`UPDATE ... RETURNING`), which on PostgreSQL locks it
+//! until commit, so a second writer of the same account waits and then reads the committed
+//! size: sequence numbers follow commit order per account, as the access log's do globally.
+//! The head is taken after every other lock a change takes and before the access log's
+//! advisory lock, always in that order, so no two writers wait on each other in a cycle.
+
+use crate::audit::{
+    hash_from_hex, AuditContext, AuditEvent, AuditHead, AuditKeySeed, AuditResponse, AuditTarget,
+    ModifiedProperty, StoredAuditEvent, AUDIT_EVENT_VERSION,
+};
+use crate::change::Change;
+use crate::governance::GovernanceChange;
+use crate::sql::read::to_i64;
+use crate::sql::transaction::{params, query_opt, SqlTransaction};
+use scimitar_audit::{merkle, Frontier, Hash};
+use scimitar_domain::ids::lower_hex;
+use scimitar_domain::patch::MembershipStep;
+use scimitar_domain::{AccountId, Principal, PrincipalKind, ScimError, ScimResult};
+use serde_json::{json, Map, Value};
+
+/// Attributes never copied into the trail, whatever a document holds.
+const SECRET_ATTRIBUTES: &[&str] = &["password"];
+
+/// What a change records, before the context and position are added.
+pub(crate) struct Description {
+    service_name: &'static str,
+    action_name: String,
+    request_params: Map<String, Value>,
+    targets: Vec<AuditTarget>,
+}
+
+/// What the change will overwrite or delete, read in its transaction before it is applied:
+/// the principal an update or delete is about (in the workspace an update comes through, so
+/// its entitlements there are compared too).
+pub(crate) async fn before<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    change: &Change,
+) -> ScimResult<Option<Principal>> {
+    match change {
+        Change::UpdatePrincipal {
+            principal,
+            workspace: Some(workspace),
+            ..
+        } => crate::sql::read::principal_in(transaction, account, workspace, &principal.id).await,
+        Change::UpdatePrincipal { principal, .. } => {
+            crate::sql::read::principal(transaction, account, &principal.id).await
+        }
+        Change::DeletePrincipal { id, .. } => {
+            crate::sql::read::principal(transaction, account, id).await
+        }
+        _ => Ok(None),
+    }
+}
+
+fn kind_name(kind: PrincipalKind) -> &'static str {
+    match kind {
+        PrincipalKind::User => "User",
+        PrincipalKind::Group => "Group",
+        PrincipalKind::ServicePrincipal => "ServicePrincipal",
+    }
+}
+
+/// The name a principal is shown by: `userName`, `displayName`, or `applicationId`.
+fn display_name(principal: &Principal) -> Option<String> {
+    ["userName", "displayName", "applicationId"]
+        .iter()
+        .find_map(|name| principal.string_attribute(name))
+        .map(str::to_string)
+}
+
+/// Entra's `modifiedProperties`: each top-level attribute whose value differs, old and new
+/// (`null` for absent). Secrets are left out; the password hash is not an attribute at all.
+fn modified_properties(
+    before: Option<&Principal>,
+    after: Option<&Principal>,
+) -> Vec<ModifiedProperty> {
+    let empty = Map::new();
+    let old = before.map_or(&empty, |principal| &principal.attributes);
+    let new = after.map_or(&empty, |principal| &principal.attributes);
+    let mut names: Vec<&String> = old.keys().chain(new.keys()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|name| !SECRET_ATTRIBUTES.contains(&name.as_str()))
+        .filter_map(|name| {
+            let (old_value, new_value) = (old.get(name), new.get(name));
+            (old_value != new_value).then(|| ModifiedProperty {
+                display_name: name.clone(),
+                old_value: old_value.cloned().unwrap_or(Value::Null),
+                new_value: new_value.cloned().unwrap_or(Value::Null),
+            })
+        })
+        .collect()
+}
+
+fn principal_target(
+    principal: &Principal,
+    before: Option<&Principal>,
+    after: Option<&Principal>,
+) -> AuditTarget {
+    AuditTarget {
+        kind: kind_name(principal.kind).to_string(),
+        id: principal.id.to_string(),
+        display_name: display_name(principal),
+        modified_properties: modified_properties(before, after),
+    }
+}
+
+fn target(kind: &str, id: &str) -> AuditTarget {
+    AuditTarget {
+        kind: kind.to_string(),
+        id: id.to_string(),
+        display_name: None,
+        modified_properties: Vec::new(),
+    }
+}
+
+fn params_of(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        other => Map::from_iter([("value".to_string(), other)]),
+    }
+}
+
+/// A group's membership steps as `{"op", "members"}` objects: the member and the group of
+/// each membership change (the group is the event's target).
+fn membership_params(steps: &[MembershipStep]) -> Vec<Value> {
+    steps
+        .iter()
+        .map(|step| match step {
+            MembershipStep::Add(members) => json!({
+                "op": "add",
+                "members": members.iter().map(|member| member.id.as_str()).collect::<Vec<_>>(),
+            }),
+            MembershipStep::Remove(ids) => json!({
+                "op": "remove",
+                "members": ids.iter().map(|id| id.as_str()).collect::<Vec<_>>(),
+            }),
+            MembershipStep::RemoveAll => json!({"op": "remove_all"}),
+            MembershipStep::ReplaceAll(members) => json!({
+                "op": "replace",
+                "members": members.iter().map(|member| member.id.as_str()).collect::<Vec<_>>(),
+            }),
+            MembershipStep::RemoveMatching(_) => json!({"op": "remove_matching"}),
+        })
+        .collect()
+}
+
+/// What a change records; `None` for the two writes that are bookkeeping rather than state
+/// anyone made: when tokens were last used, and the deployment's signing key.
+pub(crate) fn describe(change: &Change, before: Option<&Principal>) -> Option<Description> {
+    let described = |service_name, action_name: &str, request_params, targets| Description {
+        service_name,
+        action_name: action_name.to_string(),
+        request_params,
+        targets,
+    };
+    Some(match change {
+        Change::TokensUsed(_) | Change::EnsureAuditKey { .. } => return None,
+        Change::CreateAccount {
+            account,
+            workspace,
+            system_groups,
+            first_admin,
+            ..
+        } => {
+            let mut targets = vec![
+                AuditTarget {
+                    display_name: Some(account.name.clone()),
+                    ..target("Account", account.id.as_str())
+                },
+                AuditTarget {
+                    display_name: Some(workspace.name.clone()),
+                    ..target("Workspace", workspace.id.as_str())
+                },
+            ];
+            targets.extend(
+                system_groups
+                    .iter()
+                    .map(|group| principal_target(group, None, Some(group))),
+            );
+            if let Some(first) = first_admin {
+                targets.push(principal_target(&first.user, None, Some(&first.user)));
+            }
+            let params =
+                json!({"account_name": account.name, "workspace_id": workspace.id.as_str()});
+            described("accounts", "createAccount", params_of(params), targets)
+        }
+        Change::CreatePrincipal {
+            principal,
+            members,
+            assign_to,
+        } => {
+            let action = match principal.kind {
+                PrincipalKind::User => "add",
+                PrincipalKind::Group => "createGroup",
+                PrincipalKind::ServicePrincipal => "addServicePrincipal",
+            };
+            let mut params = json!({
+                "targetUserId": principal.id.as_str(),
+                "targetUserName": display_name(principal),
+                "endpoint": "scim",
+            });
+            if !members.is_empty() {
+                params["members"] = json!(members
+                    .iter()
+                    .map(|member| member.id.as_str())
+                    .collect::<Vec<_>>());
+            }
+            if let Some(workspace) = assign_to {
+                params["workspace_id"] = json!(workspace.as_str());
+            }
+            let targets = vec![principal_target(principal, None, Some(principal))];
+            described("accounts", action, params_of(params), targets)
+        }
+        Change::UpdatePrincipal {
+            principal,
+            membership,
+            ..
+        } => {
+            let target = principal_target(principal, before, Some(principal));
+            // A change of membership alone reads as Databricks names it; anything else is an
+            // update of the principal, its membership steps among its parameters.
+            let action = match (target.modified_properties.is_empty(), membership.as_slice()) {
+                (true, [MembershipStep::Add(_)]) => "addPrincipalToGroup",
+                (true, [MembershipStep::Remove(_)]) => "removePrincipalFromGroup",
+                _ => match principal.kind {
+                    PrincipalKind::User => "updateUser",
+                    PrincipalKind::Group => "updateGroup",
+                    PrincipalKind::ServicePrincipal => "updateServicePrincipal",
+                },
+            };
+            let mut params = json!({
+                "targetUserId": principal.id.as_str(),
+                "targetUserName": display_name(principal),
+                "endpoint": "scim",
+            });
+            if !membership.is_empty() {
+                params["targetGroupId"] = json!(principal.id.as_str());
+                params["membership"] = Value::Array(membership_params(membership));
+            }
+            described("accounts", action, params_of(params), vec![target])
+        }
+        Change::DeletePrincipal { id, .. } => {
+            let (action, targets) = match before {
+                Some(old) => {
+                    let action = match old.kind {
+                        PrincipalKind::Group => "removeGroup",
+                        _ => "delete",
+                    };
+                    (action, vec![principal_target(old, Some(old), None)])
+                }
+                None => ("delete", vec![target("Principal", id.as_str())]),
+            };
+            let params = json!({"targetUserId": id.as_str()});
+            described("accounts", action, params_of(params), targets)
+        }
+        Change::CreateToken { token, .. } => described(
+            "accounts",
+            "generateDbToken",
+            token_params(token),
+            vec![target("Token", &token.id)],
+        ),
+        Change::DeleteToken { id } => described(
+            "accounts",
+            "revokeDbToken",
+            params_of(json!({"tokenId": id})),
+            vec![target("Token", id)],
+        ),
+        Change::RotateToken {
+            id,
+            expires,
+            replacement,
+        } => {
+            let mut params = token_params(&replacement.token);
+            params.insert("rotatedTokenId".into(), json!(id));
+            params.insert("rotatedTokenExpires".into(), json!(expires.to_rfc3339()));
+            let targets = vec![target("Token", id), target("Token", &replacement.token.id)];
+            described("accounts", "rotateDbToken", params, targets)
+        }
+        Change::SetWorkspaceSettings { workspace, values } => {
+            let values: Map<String, Value> = values
+                .iter()
+                .map(|(key, value)| (key.clone(), json!(value)))
+                .collect();
+            let params = json!({"workspace_id": workspace.as_str(), "values": values});
+            described(
+                "workspace",
+                "workspaceConfEdit",
+                params_of(params),
+                vec![target("Workspace", workspace.as_str())],
+            )
+        }
+        Change::Governance(change) => governance(None, std::slice::from_ref(change)),
+        Change::GovernanceBatch(changes) => governance(None, changes),
+        Change::WorkspaceObjects { workspace, changes } => {
+            governance(Some(workspace.as_str()), changes)
+        }
+        Change::CreateWorkspace { workspace, .. } => {
+            let params = json!({"workspace_name": workspace.name, "deployment_name": workspace.deployment_name});
+            let targets = vec![AuditTarget {
+                display_name: Some(workspace.name.clone()),
+                ..target("Workspace", workspace.id.as_str())
+            }];
+            described("accounts", "createWorkspace", params_of(params), targets)
+        }
+        Change::UpdateWorkspace(workspace) => {
+            let params = json!({"workspace_name": workspace.name, "deployment_name": workspace.deployment_name});
+            let targets = vec![AuditTarget {
+                display_name: Some(workspace.name.clone()),
+                ..target("Workspace", workspace.id.as_str())
+            }];
+            described("accounts", "updateWorkspace", params_of(params), targets)
+        }
+        Change::DeleteWorkspace { id } => described(
+            "accounts",
+            "deleteWorkspace",
+            params_of(json!({"workspace_id": id.as_str()})),
+            vec![target("Workspace", id.as_str())],
+        ),
+        Change::AssignToWorkspace {
+            workspace,
+            principal,
+            permission,
+        } => {
+            let action = match permission {
+                Some(_) => "updatePermissionAssignment",
+                None => "deletePermissionAssignment",
+            };
+            let params = json!({
+                "workspace_id": workspace.as_str(),
+                "principal_id": principal.as_str(),
+                "permissions": permission.map(|permission| permission.as_str()),
+            });
+            let targets = vec![
+                target("Workspace", workspace.as_str()),
+                target("Principal", principal.as_str()),
+            ];
+            described("accounts", action, params_of(params), targets)
+        }
+        Change::Import(records) => described(
+            "accounts",
+            "import",
+            params_of(json!({"records": records.len()})),
+            Vec::new(),
+        ),
+        Change::ReplaceRuleSet {
+            rule_set,
+            expected_version,
+        } => {
+            let grants: Vec<Value> = rule_set
+                .grants
+                .iter()
+                .map(|(role, holder)| json!({"role": role, "principal": holder.as_str()}))
+                .collect();
+            let params = json!({
+                "name": rule_set.resource,
+                "expected_version": expected_version,
+                "grant_rules": grants,
+            });
+            described(
+                "accounts",
+                "updateRuleSet",
+                params_of(params),
+                vec![target("RuleSet", &rule_set.resource)],
+            )
+        }
+    })
+}
+
+/// A token's description, without its secret or digest (neither is in `Token`).
+fn token_params(token: &scimitar_domain::credentials::Token) -> Map<String, Value> {
+    params_of(json!({
+        "tokenId": token.id,
+        "principal_id": token.principal.as_str(),
+        "comment": token.comment,
+        "expires": token.expires.map(|expires| expires.to_rfc3339()),
+        "workspace_id": token.workspace.as_ref().map(|workspace| workspace.as_str()),
+        "created_by": token.created_by.as_ref().map(|principal| principal.as_str()),
+    }))
+}
+
+/// Unity Catalog and workspace-object changes. A grant or revoke reads as Databricks'
+/// `updatePermissions` with its `changes: [{principal, add, remove}]`, the privileges added
+/// and removed; an ACL as `changePermissions`. Every change's own serde form (the access
+/// log's, which holds no secret) is kept in `request_params.changes`.
+fn governance(workspace: Option<&str>, changes: &[GovernanceChange]) -> Description {
+    let mut targets = Vec::new();
+    let mut serialized = Vec::new();
+    let mut actions: Vec<&'static str> = Vec::new();
+    for change in changes {
+        let (action, kind, id): (&'static str, String, String) = match change {
+            GovernanceChange::CreateSecurable {
+                securable_type,
+                full_name,
+                ..
+            } => (
+                "createSecurable",
+                securable_type.to_string(),
+                full_name.clone(),
+            ),
+            GovernanceChange::DropSecurable {
+                securable_type,
+                full_name,
+            } => (
+                "deleteSecurable",
+                securable_type.to_string(),
+                full_name.clone(),
+            ),
+            GovernanceChange::SetOwner {
+                securable_type,
+                full_name,
+                ..
+            } => (
+                "changeSecurableOwner",
+                securable_type.to_string(),
+                full_name.clone(),
+            ),
+            GovernanceChange::RenameSecurable {
+                securable_type,
+                full_name,
+                ..
+            } => (
+                "renameSecurable",
+                securable_type.to_string(),
+                full_name.clone(),
+            ),
+            GovernanceChange::SetComment {
+                securable_type,
+                full_name,
+                ..
+            } => (
+                "updateSecurable",
+                securable_type.to_string(),
+                full_name.clone(),
+            ),
+            GovernanceChange::Grant {
+                securable_type,
+                full_name,
+                ..
+            }
+            | GovernanceChange::Revoke {
+                securable_type,
+                full_name,
+                ..
+            } => (
+                "updatePermissions",
+                securable_type.to_string(),
+                full_name.clone(),
+            ),
+            GovernanceChange::SetObjectAcl {
+                object_type,
+                object_id,
+                ..
+            } => (
+                "changePermissions",
+                object_type.to_string(),
+                object_id.clone(),
+            ),
+            GovernanceChange::SetObjectParent {
+                object_type,
+                object_id,
+                ..
+            } => ("moveObject", object_type.to_string(), object_id.clone()),
+            GovernanceChange::CreateWorkspaceEntry { entry } => (
+                "createObject",
+                entry.object_type.to_string(),
+                entry.object_id.clone(),
+            ),
+            GovernanceChange::RemoveObject {
+                object_type,
+                object_id,
+            } => ("deleteObject", object_type.to_string(), object_id.clone()),
+            GovernanceChange::SetIsolationMode { catalog, .. } => {
+                ("updateCatalog", "CATALOG".to_string(), catalog.clone())
+            }
+            GovernanceChange::BindWorkspace { catalog, .. } => (
+                "updateWorkspaceBindings",
+                "CATALOG".to_string(),
+                catalog.clone(),
+            ),
+            // A precondition of the batch it is in, which writes nothing of its own.
+            GovernanceChange::ExpectObjectAcl { .. } => continue,
+        };
+        // `SetComment` is not part of the access log's serde form; its comment is described
+        // here instead.
+        serialized.push(match change {
+            GovernanceChange::SetComment {
+                securable_type,
+                full_name,
+                comment,
+            } => json!({
+                "event": "set_comment",
+                "securable_type": securable_type.to_string(),
+                "full_name": full_name,
+                "comment": comment,
+            }),
+            GovernanceChange::CreateWorkspaceEntry { entry } => json!({
+                "event": "create_workspace_entry",
+                "object_type": entry.object_type.to_string(),
+                "object_id": entry.object_id,
+                "path": entry.path,
+                "directory": entry.directory,
+                "language": entry.language,
+            }),
+            GovernanceChange::Grant {
+                principal,
+                privileges,
+                ..
+            } => json!({
+                "principal": principal.as_str(),
+                "add": privileges.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "remove": [],
+            }),
+            GovernanceChange::Revoke {
+                principal,
+                privileges,
+                ..
+            } => json!({
+                "principal": principal.as_str(),
+                "add": [],
+                "remove": privileges.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            }),
+            other => serde_json::to_value(other).unwrap_or(Value::Null),
+        });
+        if !actions.contains(&action) {
+            actions.push(action);
+        }
+        if !targets
+            .iter()
+            .any(|existing: &AuditTarget| existing.kind == kind && existing.id == id)
+        {
+            targets.push(target(&kind, &id));
+        }
+    }
+    let action_name = match actions.as_slice() {
+        [one] => (*one).to_string(),
+        _ => "batchUpdate".to_string(),
+    };
+    let service_name = match workspace {
+        Some(_) => "workspace",
+        None => "unityCatalog",
+    };
+    let mut params = json!({"changes": serialized});
+    if let Some(workspace) = workspace {
+        params["workspace_id"] = json!(workspace);
+    }
+    Description {
+        service_name,
+        action_name,
+        request_params: params_of(params),
+        targets,
+    }
+}
+
+/// Appends the event of a change to its account's trail, in the change's transaction: takes
+/// the next sequence number (locking the account's head until commit), writes the event's
+/// text and leaf hash, and moves the head's frontier and root on by that leaf.
+pub(crate) async fn append<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    context: &AuditContext,
+    description: Description,
+) -> ScimResult<()> {
+    let empty_root = lower_hex(&merkle::empty_root());
+    transaction
+        .execute(
+            "INSERT INTO audit_heads (account_id, size, frontier, root) VALUES ($1, 0, '', $2) \
+             ON CONFLICT (account_id) DO NOTHING",
+            params![account.as_str(), empty_root.as_str()],
+        )
+        .await?;
+    let mut head = query_opt(
+        transaction,
+        "UPDATE audit_heads SET size = size + 1 WHERE account_id = $1 RETURNING size, frontier",
+        params![account.as_str()],
+    )
+    .await?
+    .ok_or_else(|| {
+        ScimError::internal("the account's audit head vanished inside its transaction")
+    })?;
+    let seq = u64::try_from(head.integer(0)?)
+        .map_err(|_| ScimError::internal("a negative audit trail size"))?;
+    let mut frontier = frontier_from_text(seq - 1, &head.text(1)?)?;
+    let event = AuditEvent {
+        version: AUDIT_EVENT_VERSION,
+        account_id: account.to_string(),
+        seq,
+        event_id: context.event_id.clone(),
+        event_time: context.event_time.map(|time| time.to_rfc3339()),
+        workspace_id: context.workspace_id.as_ref().map(ToString::to_string),
+        user_identity: context.user_identity.clone(),
+        source_ip_address: context.source_ip_address.clone(),
+        user_agent: context.user_agent.clone(),
+        request_id: context.request_id.clone(),
+        service_name: description.service_name.to_string(),
+        action_name: description.action_name,
+        request_params: description.request_params,
+        response: AuditResponse {
+            status_code: 200,
+            error_message: None,
+        },
+        targets: description.targets,
+    };
+    let text = serde_json::to_string(&event)
+        .map_err(|error| ScimError::internal_caused_by("an audit event as JSON", error))?;
+    let leaf = merkle::leaf_hash(text.as_bytes());
+    frontier.push(leaf);
+    let leaf_hex = lower_hex(&leaf);
+    let time = context.event_time.map(|time| time.as_micros());
+    transaction
+        .execute(
+            "INSERT INTO audit_events (account_id, seq, event_time, action_name, event, leaf) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            params![
+                account.as_str(),
+                to_i64(seq),
+                time,
+                event.action_name.as_str(),
+                text.as_str(),
+                leaf_hex.as_str()
+            ],
+        )
+        .await?;
+    let frontier_text = frontier_to_text(&frontier);
+    let root = lower_hex(&frontier.root());
+    transaction
+        .execute(
+            "UPDATE audit_heads SET frontier = $2, root = $3 WHERE account_id = $1",
+            params![account.as_str(), frontier_text.as_str(), root.as_str()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// A frontier as stored: its subtree roots in hex, largest first, with no separator.
+fn frontier_to_text(frontier: &Frontier) -> String {
+    frontier
+        .hashes()
+        .iter()
+        .map(|hash| lower_hex(hash))
+        .collect()
+}
+
+fn frontier_from_text(size: u64, text: &str) -> ScimResult<Frontier> {
+    let hashes = text
+        .as_bytes()
+        .chunks(64)
+        .map(|chunk| std::str::from_utf8(chunk).ok().and_then(hash_from_hex))
+        .collect::<Option<Vec<Hash>>>()
+        .ok_or_else(|| ScimError::internal("a stored audit frontier is not hex"))?;
+    Frontier::from_hashes(size, &hashes)
+        .ok_or_else(|| ScimError::internal("a stored audit frontier does not match its size"))
+}
+
+/// Events of an account's trail with `seq > after`, in order, at most `limit`.
+pub async fn events<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+    after: u64,
+    limit: usize,
+) -> ScimResult<Vec<StoredAuditEvent>> {
+    let rows = session
+        .query(
+            "SELECT seq, event, leaf FROM audit_events WHERE account_id = $1 AND seq > $2 \
+             ORDER BY seq LIMIT $3",
+            params![account.as_str(), to_i64(after), to_i64(limit as u64)],
+        )
+        .await?;
+    rows.into_iter()
+        .map(|mut row| {
+            Ok(StoredAuditEvent {
+                seq: u64::try_from(row.integer(0)?)
+                    .map_err(|_| ScimError::internal("a negative audit sequence number"))?,
+                text: row.text(1)?,
+                leaf: row.text(2)?,
+            })
+        })
+        .collect()
+}
+
+/// The leaf hashes of an account's first `size` events, in order (for proofs).
+pub async fn leaves<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+    size: u64,
+) -> ScimResult<Vec<Hash>> {
+    let rows = session
+        .query(
+            "SELECT leaf FROM audit_events WHERE account_id = $1 AND seq <= $2 ORDER BY seq",
+            params![account.as_str(), to_i64(size)],
+        )
+        .await?;
+    rows.into_iter()
+        .map(|mut row| {
+            hash_from_hex(&row.text(0)?)
+                .ok_or_else(|| ScimError::internal("a stored audit leaf is not hex"))
+        })
+        .collect()
+}
+
+/// The account's head; an account with no event yet has the empty tree's.
+pub async fn head<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+) -> ScimResult<AuditHead> {
+    let row = query_opt(
+        session,
+        "SELECT size, frontier, root FROM audit_heads WHERE account_id = $1",
+        params![account.as_str()],
+    )
+    .await?;
+    let Some(mut row) = row else {
+        return Ok(AuditHead {
+            size: 0,
+            frontier: Vec::new(),
+            root: lower_hex(&merkle::empty_root()),
+        });
+    };
+    let size = u64::try_from(row.integer(0)?)
+        .map_err(|_| ScimError::internal("a negative audit trail size"))?;
+    let frontier = row.text(1)?;
+    Ok(AuditHead {
+        size,
+        frontier: frontier
+            .as_bytes()
+            .chunks(64)
+            .map(|chunk| String::from_utf8_lossy(chunk).into_owned())
+            .collect(),
+        root: row.text(2)?,
+    })
+}
+
+/// The deployment's checkpoint signing seed, if one was made.
+pub async fn signing_seed<T: SqlTransaction>(session: &mut T) -> ScimResult<Option<AuditKeySeed>> {
+    let Some(mut row) = query_opt(
+        session,
+        "SELECT seed FROM audit_signing_key WHERE id = 1",
+        &[],
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    hash_from_hex(&row.text(0)?)
+        .map(|seed| Some(AuditKeySeed(seed)))
+        .ok_or_else(|| ScimError::internal("the stored audit signing seed is not 32 bytes of hex"))
+}
+
+/// Stores the signing seed unless one is stored already: the first key made stays, so nodes
+/// making one at once agree on the one that won.
+pub(crate) async fn ensure_signing_seed<T: SqlTransaction>(
+    transaction: &mut T,
+    seed: &AuditKeySeed,
+    created: scimitar_domain::Timestamp,
+) -> ScimResult<()> {
+    let hex = lower_hex(&seed.0);
+    transaction
+        .execute(
+            "INSERT INTO audit_signing_key (id, seed, created) VALUES (1, $1, $2) \
+             ON CONFLICT (id) DO NOTHING",
+            params![hex.as_str(), created.as_micros()],
+        )
+        .await?;
+    Ok(())
+}
