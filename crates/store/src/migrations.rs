@@ -400,6 +400,40 @@ CREATE TABLE workspace_settings (
 );
 "#,
     ),
+    (
+        16,
+        r#"
+-- OAuth for service principals (issue #15). oauth_secrets are a service principal's client
+-- secrets, stored as SHA-256 digests only; scopes is a JSON array capping what tokens minted
+-- from the secret may do (empty: unrestricted). oauth_signing_keys hold the Ed25519 keys that
+-- sign access tokens: the private key (its 32-byte seed, hex) is stored because every node
+-- must sign and verify with the same keys; it is the server's key, not a user's secret, and is
+-- never logged or shown. A key signs until signs_until and is deleted after
+-- remove_after, once every token it signed has expired. (Self-contained: it may be
+-- renumbered; 15 is kept for a parallel branch.)
+CREATE TABLE oauth_secrets (
+    account_id TEXT NOT NULL REFERENCES accounts(id),
+    id TEXT NOT NULL,
+    principal_id TEXT NOT NULL,
+    secret_digest TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    expires INTEGER,
+    PRIMARY KEY (account_id, id),
+    FOREIGN KEY (account_id, principal_id) REFERENCES principals (account_id, id) ON DELETE CASCADE
+);
+CREATE INDEX oauth_secrets_by_principal ON oauth_secrets (account_id, principal_id);
+CREATE TABLE oauth_signing_keys (
+    account_id TEXT NOT NULL REFERENCES accounts(id),
+    kid TEXT NOT NULL,
+    private_key TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    signs_until INTEGER NOT NULL,
+    remove_after INTEGER NOT NULL,
+    PRIMARY KEY (account_id, kid)
+);
+"#,
+    ),
 ];
 
 /// The PostgreSQL schema, numbered on its own: PostgreSQL starts from the shape SQLite reached
@@ -712,6 +746,33 @@ CREATE TABLE workspace_settings (
     name TEXT COLLATE "C" NOT NULL,
     value TEXT NOT NULL,
     PRIMARY KEY (account_id, workspace_id, name)
+);
+"#,
+    ),
+    (
+        13,
+        r#"
+-- OAuth for service principals (issue #15); see SQLite's migration 16.
+CREATE TABLE oauth_secrets (
+    account_id TEXT COLLATE "C" NOT NULL REFERENCES accounts(id),
+    id TEXT COLLATE "C" NOT NULL,
+    principal_id TEXT COLLATE "C" NOT NULL,
+    secret_digest TEXT COLLATE "C" NOT NULL,
+    scopes TEXT NOT NULL,
+    created BIGINT NOT NULL,
+    expires BIGINT,
+    PRIMARY KEY (account_id, id),
+    FOREIGN KEY (account_id, principal_id) REFERENCES principals (account_id, id) ON DELETE CASCADE
+);
+CREATE INDEX oauth_secrets_by_principal ON oauth_secrets (account_id, principal_id);
+CREATE TABLE oauth_signing_keys (
+    account_id TEXT COLLATE "C" NOT NULL REFERENCES accounts(id),
+    kid TEXT COLLATE "C" NOT NULL,
+    private_key TEXT NOT NULL,
+    created BIGINT NOT NULL,
+    signs_until BIGINT NOT NULL,
+    remove_after BIGINT NOT NULL,
+    PRIMARY KEY (account_id, kid)
 );
 "#,
     ),
