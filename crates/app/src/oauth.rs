@@ -92,22 +92,44 @@ impl From<ScimError> for TokenEndpointError {
 
 /// A token request as the HTTP edge read it: the form's fields and the client's credentials
 /// from the `Authorization: Basic` header or the form (never both).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct TokenRequestForm {
     pub grant_type: Option<String>,
     pub scope: Option<String>,
     pub client_id: Option<String>,
-    /// Never logged: [`TokenRequestForm`]'s `Debug` is derived, so the HTTP edge never logs it.
     pub client_secret: Option<String>,
 }
 
+/// Without the secret, so that no log line can ever carry it.
+impl std::fmt::Debug for TokenRequestForm {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("TokenRequestForm")
+            .field("grant_type", &self.grant_type)
+            .field("scope", &self.scope)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The token endpoint's answer (RFC 6749 section 5.1).
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 pub struct AccessTokenResponse {
     pub access_token: String,
     pub token_type: &'static str,
     pub expires_in: i64,
     pub scope: String,
+}
+
+/// Without the token, so that no log line can ever carry it.
+impl std::fmt::Debug for AccessTokenResponse {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("AccessTokenResponse")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where a token endpoint is: the account's, or one of its workspaces'.
@@ -827,6 +849,22 @@ mod tests {
             granted_scope(Some("scim"), &scim_only).unwrap(),
             TokenScope::Scim
         );
+    }
+
+    #[test]
+    fn the_debug_forms_of_a_token_request_and_answer_hold_no_secret() {
+        let form = TokenRequestForm {
+            client_secret: Some("dose-secret".into()),
+            ..TokenRequestForm::default()
+        };
+        assert!(!format!("{form:?}").contains("dose-secret"));
+        let answer = AccessTokenResponse {
+            access_token: "eyJ-token".into(),
+            token_type: "Bearer",
+            expires_in: 3600,
+            scope: "all-apis".into(),
+        };
+        assert!(!format!("{answer:?}").contains("eyJ-token"));
     }
 
     #[test]

@@ -814,6 +814,55 @@ async fn hostile_and_broken_jwts_are_all_refused_with_the_same_401() {
             account.body
         );
     }
+    // A genuine token of another account is answered as that account's personal tokens are
+    // (403 on this account's API, 404 for a workspace it must not learn exists), and refused
+    // at this account's token endpoint.
+    let foreign = app.services.create_account("other", "other").await.unwrap();
+    let foreign_admin = foreign.admin_token.expose().to_string();
+    let foreign_workspace = app.services.workspaces(&foreign.account.id).await.unwrap()[0]
+        .id
+        .to_string();
+    let robot = call(
+        &app,
+        Method::POST,
+        &format!("/w/{foreign_workspace}/api/2.0/preview/scim/v2/ServicePrincipals"),
+        Some(&foreign_admin),
+        Some(json!({"schemas": [SERVICE_PRINCIPAL_SCHEMA], "displayName": "theirs"})),
+    )
+    .await;
+    assert_eq!(robot.status, 201, "{}", robot.body);
+    let made = call(
+        &app,
+        Method::POST,
+        &format!(
+            "/api/2.0/accounts/{}/servicePrincipals/{}/credentials/secrets",
+            foreign.account.id,
+            str_of(&robot.body, "id")
+        ),
+        Some(&foreign_admin),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    let (their_client, their_secret) = (
+        str_of(&robot.body, "applicationId").to_string(),
+        str_of(&made.body, "secret").to_string(),
+    );
+    let their_path = format!("/oidc/accounts/{}/v1/token", foreign.account.id);
+    let theirs = access_token(&mint(&app, &their_path, &their_client, &their_secret).await);
+    assert_eq!(account_me(&app, &theirs).await.status, 403);
+    assert_eq!(workspace_me(&app, &theirs).await.status, 404);
+    oauth_error(
+        &mint(
+            &app,
+            &account_token_path(&app),
+            &their_client,
+            &their_secret,
+        )
+        .await,
+        401,
+        "invalid_client",
+    );
     // Expired: an hour after it was minted.
     clock.advance_micros(3_600 * 1_000_000);
     let expired = workspace_me(&app, &token).await;
