@@ -984,3 +984,96 @@ async fn deleting_a_secret_or_deactivating_the_principal_stops_its_tokens_on_eve
     assert_eq!(on_other(&from_second, Some(&change_token(&on))).await, 401);
     assert_eq!(workspace_me(&app, &from_second).await.status, 401);
 }
+
+/// A log writer that keeps what the server logs, for reading it back.
+#[derive(Clone, Default)]
+struct CapturedLog(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLog {
+    type Writer = CapturedLog;
+
+    fn make_writer(&'a self) -> CapturedLog {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn no_secret_or_access_token_reaches_the_server_log() {
+    // Everything the server logs at any level, on this test's thread, where the server runs
+    // (a current-thread runtime).
+    let log = CapturedLog::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(log.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let app = spawn_app().await;
+    let (sp_id, client_id) = service_principal(&app, "ci").await;
+    let (secret, secret_id) = new_secret(&app, &sp_id).await;
+    let workspace_token = access_token(&mint(&app, WORKSPACE_TOKEN, &client_id, &secret).await);
+    let form = reqwest::Client::new()
+        .post(format!("{}{}", app.address, account_token_path(&app)))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id.as_str()),
+            ("client_secret", secret.as_str()),
+        ]);
+    let account_token = access_token(&read(form.send().await.unwrap()).await);
+    assert_eq!(workspace_me(&app, &workspace_token).await.status, 200);
+    assert_eq!(account_me(&app, &account_token).await.status, 200);
+    let wrong = format!("{secret}0");
+    oauth_error(
+        &mint(&app, WORKSPACE_TOKEN, &client_id, &wrong).await,
+        401,
+        "invalid_client",
+    );
+    let tampered = format!("{workspace_token}A");
+    assert_eq!(workspace_me(&app, &tampered).await.status, 401);
+    let deleted = call(
+        &app,
+        Method::DELETE,
+        &format!("{}/{secret_id}", account_secrets(&app, &sp_id)),
+        Some(&app.token),
+        None,
+    )
+    .await;
+    assert_eq!(deleted.status, 200);
+    assert_eq!(workspace_me(&app, &workspace_token).await.status, 401);
+    oauth_error(
+        &mint(&app, WORKSPACE_TOKEN, &client_id, &secret).await,
+        401,
+        "invalid_client",
+    );
+
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("client authentication failed"), "{text}");
+    assert!(text.contains("authentication failed"), "{text}");
+    for (what, value) in [
+        ("the secret", secret.as_str()),
+        ("a wrong secret", wrong.as_str()),
+        ("the workspace token", workspace_token.as_str()),
+        ("the account token", account_token.as_str()),
+        (
+            "the workspace token's signature",
+            workspace_token.rsplit('.').next().unwrap(),
+        ),
+        (
+            "the account token's signature",
+            account_token.rsplit('.').next().unwrap(),
+        ),
+        ("the admin token", app.token.as_str()),
+    ] {
+        assert!(!text.contains(value), "{what} is in the log");
+    }
+}
