@@ -45,7 +45,10 @@ const WORKSPACE_SECRETS: &str =
 
 pub fn routes() -> Router<AppState> {
     let workspace = Router::new()
-        .route("/oidc/v1/token", post(token).fallback(method_not_allowed))
+        .route(
+            "/oidc/v1/token",
+            post(token).fallback(token_method_not_allowed),
+        )
         .route("/oidc/v1/keys", get(keys).fallback(method_not_allowed))
         .route(
             "/oidc/.well-known/oauth-authorization-server",
@@ -68,7 +71,7 @@ pub fn routes() -> Router<AppState> {
     let account = Router::new()
         .route(
             &format!("{ACCOUNT_OIDC}/v1/token"),
-            post(token).fallback(method_not_allowed),
+            post(token).fallback(token_method_not_allowed),
         )
         .route(
             &format!("{ACCOUNT_OIDC}/v1/keys"),
@@ -195,6 +198,18 @@ async fn token(
         }
         Err(error) => token_error_response(error),
     }
+}
+
+/// Any method but `POST` at a token endpoint: 405, still in RFC 6749's shape.
+async fn token_method_not_allowed() -> Response {
+    let mut response = token_error_response(TokenEndpointError::InvalidRequest(
+        "a token request is a POST".into(),
+    ));
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    response
 }
 
 /// The form of a token request (`application/x-www-form-urlencoded`, RFC 6749 section 4.4.2)

@@ -518,9 +518,13 @@ async fn the_token_endpoints_refuse_bad_clients_and_requests_with_rfc_6749_error
         401,
         "invalid_client",
     );
-    // GET on a token endpoint is not a token request.
-    let get = call(&app, Method::GET, WORKSPACE_TOKEN, None, None).await;
-    assert_eq!(get.status, 405);
+    // GET on a token endpoint is not a token request, and is told so in RFC 6749's shape.
+    for path in [WORKSPACE_TOKEN.to_string(), account_path] {
+        let get = call(&app, Method::GET, &path, None, None).await;
+        assert_eq!(get.status, 405, "{}", get.body);
+        assert_eq!(get.body["error"], "invalid_request", "{}", get.body);
+        assert_eq!(get.header("allow"), Some("POST"));
+    }
 }
 
 #[tokio::test]
