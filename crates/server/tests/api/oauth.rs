@@ -989,13 +989,25 @@ async fn deleting_a_secret_or_deactivating_the_principal_stops_its_tokens_on_eve
     assert_eq!(workspace_me(&app, &from_second).await.status, 401);
 }
 
-/// A log writer that keeps what the server logs, for reading it back.
-#[derive(Clone, Default)]
-struct CapturedLog(Arc<std::sync::Mutex<Vec<u8>>>);
+thread_local! {
+    /// What the server logged on this thread, while a test captures it.
+    static CAPTURED: std::cell::RefCell<Option<Vec<u8>>> = const { std::cell::RefCell::new(None) };
+}
 
-impl std::io::Write for CapturedLog {
+/// The log writer of this test binary's one global subscriber: it keeps what is logged on a
+/// thread that captures ([`capture_log`]) and drops the rest. A global subscriber, not a
+/// scoped one: tracing caches each call site's interest process-wide, and a scoped
+/// subscriber set while other tests run in parallel can miss events.
+#[derive(Clone, Copy, Default)]
+struct ThreadLog;
+
+impl std::io::Write for ThreadLog {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
+        CAPTURED.with(|captured| {
+            if let Some(buffer) = captured.borrow_mut().as_mut() {
+                buffer.extend_from_slice(bytes);
+            }
+        });
         Ok(bytes.len())
     }
 
@@ -1004,24 +1016,38 @@ impl std::io::Write for CapturedLog {
     }
 }
 
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLog {
-    type Writer = CapturedLog;
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ThreadLog {
+    type Writer = ThreadLog;
 
-    fn make_writer(&'a self) -> CapturedLog {
-        self.clone()
+    fn make_writer(&'a self) -> ThreadLog {
+        ThreadLog
     }
+}
+
+/// Starts keeping what is logged on this thread, where a current-thread test runs the server.
+fn capture_log() {
+    static GLOBAL: std::sync::Once = std::sync::Once::new();
+    GLOBAL.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(ThreadLog)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
+    });
+    CAPTURED.with(|captured| *captured.borrow_mut() = Some(Vec::new()));
+}
+
+fn captured_log() -> String {
+    CAPTURED.with(|captured| {
+        String::from_utf8_lossy(captured.borrow().as_deref().unwrap_or_default()).into_owned()
+    })
 }
 
 #[tokio::test]
 async fn no_secret_or_access_token_reaches_the_server_log() {
     // Everything the server logs at any level, on this test's thread, where the server runs
     // (a current-thread runtime).
-    let log = CapturedLog::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(log.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    capture_log();
     let app = spawn_app().await;
     let (sp_id, client_id) = service_principal(&app, "ci").await;
     let (secret, secret_id) = new_secret(&app, &sp_id).await;
@@ -1060,7 +1086,7 @@ async fn no_secret_or_access_token_reaches_the_server_log() {
         "invalid_client",
     );
 
-    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let text = captured_log();
     assert!(text.contains("client authentication failed"), "{text}");
     assert!(text.contains("authentication failed"), "{text}");
     for (what, value) in [
