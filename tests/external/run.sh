@@ -18,6 +18,10 @@
 #   - the SDK's token, token management and workspace-conf calls: a user's
 #     personal access token made, listed, revoked by an admin and refused;
 #     rotation; a lifetime capped by maxTokenLifetimeDays; an on-behalf-of token.
+#   - OAuth for a service principal: a secret from a.service_principal_secrets,
+#     listed through the workspace proxy, then WorkspaceClient and AccountClient
+#     with auth_type="oauth-m2m" (current_user.me(), users.list()); the secret
+#     deleted stops both; no secret or access token in the server log.
 #   - two workspaces of one account with the SDK's account client: assignment
 #     of a group, what its member and an unassigned user see through
 #     HOST/w/{workspace_id}, unassignment, and a catalog isolated from one
@@ -58,6 +62,7 @@ readonly suites=(
     "databricks-sdk governance"
     "databricks-sdk details"
     "databricks-sdk tokens"
+    "databricks-sdk oauth"
     "databricks-sdk workspaces"
 )
 
@@ -192,6 +197,8 @@ run_suite "databricks-sdk governance" "$python" "$here/databricks_sdk_governance
 run_suite "databricks-sdk details" "$python" "$here/databricks_sdk_details.py" "$origin" "$account_id"
 run_suite "databricks-sdk tokens" "$python" "$here/databricks_sdk_tokens.py" \
     "$origin" "$account_id" "$binary" "$database_url"
+run_suite "databricks-sdk oauth" "$python" "$here/databricks_sdk_oauth.py" \
+    "$origin" "$account_id" "$server_log"
 # Last: it adds (and removes) workspaces, which the suites above do not expect.
 run_suite "databricks-sdk workspaces" "$python" "$here/databricks_sdk_workspaces.py" \
     "$origin" "$account_id" "$binary" "$database_url"

@@ -47,11 +47,28 @@ use scimitar_domain::{AccountId, PrincipalId, ScimError, ScimResult, WorkspaceId
 #[derive(Debug, Clone)]
 pub struct Credential {
     token: Token,
+    /// An OAuth access token minted at the account's token endpoint: valid on the account API
+    /// only, as Databricks' account-level OAuth tokens are (`crate::oauth`).
+    account_api_only: bool,
 }
 
 impl Credential {
     pub(crate) fn new(token: Token) -> Credential {
-        Credential { token }
+        Credential {
+            token,
+            account_api_only: false,
+        }
+    }
+
+    /// The credential of a verified OAuth access token: `token` describes it (its `jti`,
+    /// principal, scope, expiry and workspace); one minted for the account has no workspace
+    /// and reaches the account API alone.
+    pub(crate) fn oauth(token: Token) -> Credential {
+        let account_api_only = token.workspace.is_none();
+        Credential {
+            token,
+            account_api_only,
+        }
     }
 
     /// The account the credential belongs to.
@@ -99,6 +116,11 @@ impl Credential {
     /// nobody where it would work. Account-level tokens (`workspace` `None`) work anywhere
     /// their principal may go.
     fn check_workspace(&self, addressed: Option<&WorkspaceId>) -> ScimResult<()> {
+        if self.account_api_only && addressed.is_some() {
+            return Err(ScimError::Unauthorized(
+                "an OAuth token minted for the account is valid on the account API only".into(),
+            ));
+        }
         match &self.token.workspace {
             Some(own) if Some(own) != addressed => Err(ScimError::Unauthorized(
                 "the bearer token was made in another workspace and is valid only there".into(),

@@ -23,12 +23,15 @@
 //!   `GET /sql/statements/{id}`.
 //! - [`tokens`]: bearer tokens checked into credentials (with their scopes), the token and
 //!   token management APIs, rotation, workspace-conf, and when tokens were last used.
+//! - [`oauth`]: OAuth for service principals: their secrets, the client-credentials grant,
+//!   Ed25519-signed JWT access tokens, their verification, and signing-key rotation.
 
 pub mod access;
 pub mod access_questions;
 pub mod audit;
 pub mod authority;
 pub mod governance;
+pub mod oauth;
 pub mod recent_statements;
 pub mod rule_sets;
 pub mod service;

@@ -105,6 +105,8 @@ pub struct Services {
     pub(crate) token_uses: Arc<crate::tokens::TokenUses>,
     /// How long a rotated token keeps working beside its replacement.
     pub(crate) rotation_overlap: std::time::Duration,
+    /// This node's copy of the accounts' OAuth signing keys, and how often they rotate.
+    pub(crate) oauth_keys: Arc<crate::oauth::SigningKeys>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) ids: Arc<dyn IdGenerator>,
     write_locks: Arc<WriteLocks>,
@@ -136,6 +138,7 @@ impl Services {
             access: Arc::new(AccessEngine::empty()),
             token_uses: Arc::default(),
             rotation_overlap: crate::tokens::DEFAULT_ROTATION_OVERLAP,
+            oauth_keys: Arc::default(),
             clock,
             ids,
             write_locks: Arc::new(WriteLocks {

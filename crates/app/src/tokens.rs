@@ -350,10 +350,15 @@ fn workspace_of(actor: &Actor) -> ScimResult<&WorkspaceId> {
 }
 
 impl Services {
-    /// Checks a bearer secret and returns its credential, for a request of `kind`. The token
+    /// Checks a bearer secret (a personal access token, or an OAuth access token) and returns
+    /// its credential, for a request of `kind`. The token
     /// must exist, be unexpired, belong to a principal that exists and is active now, and its
     /// scope must allow the request (403 otherwise): the one place scopes are enforced.
     pub async fn authenticate(&self, secret: &str, kind: RequestKind) -> ScimResult<Credential> {
+        // A service principal's OAuth access token (`crate::oauth`) carries what it is for.
+        if crate::oauth::looks_like_jwt(secret) {
+            return self.verify_access_token(secret, kind).await;
+        }
         let digest = token_digest(secret);
         let cached = match self.access.cached_token(&digest) {
             Some(cached) => cached,

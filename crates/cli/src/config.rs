@@ -33,6 +33,8 @@ pub struct Config {
     pub workspaces: WorkspaceSettings,
     /// How long a rotated token keeps working beside its replacement (default 24 hours).
     pub token_rotation_overlap: Duration,
+    /// How long an OAuth signing key signs before a new one takes over (default 30 days).
+    pub oauth_signing_key_rotation: Duration,
 }
 
 /// The command-line values of `scimitar serve` (clap already folds the environment variables
@@ -91,6 +93,10 @@ pub struct Flags {
     /// that clients can switch to the new secret without downtime.
     #[arg(long, env = "SCIMITAR_TOKEN_ROTATION_OVERLAP", value_parser = parse_duration)]
     pub token_rotation_overlap: Option<Duration>,
+    /// How long an OAuth signing key signs access tokens before a new key takes over (default
+    /// 30d); the old key keeps verifying until the tokens it signed have expired.
+    #[arg(long, env = "SCIMITAR_OAUTH_SIGNING_KEY_ROTATION", value_parser = parse_duration)]
+    pub oauth_signing_key_rotation: Option<Duration>,
 }
 
 /// A duration as written in the file: a number of seconds, or text that [`parse_duration`]
@@ -159,6 +165,7 @@ struct FileConfig {
     idle_timeout: Option<FileDuration>,
     shutdown_deadline: Option<FileDuration>,
     token_rotation_overlap: Option<FileDuration>,
+    oauth_signing_key_rotation: Option<FileDuration>,
 }
 
 impl Config {
@@ -269,6 +276,13 @@ impl Config {
                 &file_config.token_rotation_overlap,
                 scimitar_app::tokens::DEFAULT_ROTATION_OVERLAP,
                 true,
+            )?,
+            oauth_signing_key_rotation: duration(
+                "oauth_signing_key_rotation",
+                flags.oauth_signing_key_rotation,
+                &file_config.oauth_signing_key_rotation,
+                scimitar_app::oauth::DEFAULT_SIGNING_KEY_ROTATION,
+                false,
             )?,
             workspaces: WorkspaceSettings {
                 default_workspace: match flags.default_workspace.or(file_config.default_workspace) {

@@ -41,7 +41,8 @@ enum Command {
         /// Optional TOML configuration file (keys: listen, database_url,
         /// database_max_connections, worker_threads, connection_limit, header_timeout,
         /// body_timeout, idle_timeout, shutdown_deadline, metrics_token_sha256, public_url,
-        /// default_workspace, workspace_domain, token_rotation_overlap).
+        /// default_workspace, workspace_domain, token_rotation_overlap,
+        /// oauth_signing_key_rotation).
         #[arg(long, env = "SCIMITAR_CONFIG")]
         config: Option<PathBuf>,
     },
@@ -213,7 +214,8 @@ async fn shutdown_signal() {
 async fn serve(config: Config) -> Result<(), String> {
     let services = services(&config.database_url, config.max_connections)
         .await?
-        .with_rotation_overlap(config.token_rotation_overlap);
+        .with_rotation_overlap(config.token_rotation_overlap)
+        .with_signing_key_rotation(config.oauth_signing_key_rotation);
     if let Some(bootstrap) = services
         .bootstrap()
         .await

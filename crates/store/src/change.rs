@@ -2,6 +2,7 @@
 
 use crate::audit::AuditKeySeed;
 use crate::governance::GovernanceChange;
+use crate::oauth::{OAuthSecret, SigningKey};
 use crate::transfer::ImportRecord;
 use crate::{Account, Workspace};
 use scimitar_access::WorkspacePermission;
@@ -126,6 +127,20 @@ pub enum Change {
         seed: AuditKeySeed,
         created: Timestamp,
     },
+    /// A new OAuth secret of a service principal (only its digest is stored), refused as a
+    /// conflict when the principal already has `limit`, and as missing when it is no service
+    /// principal.
+    CreateOAuthSecret {
+        secret: OAuthSecret,
+        digest: String,
+        limit: usize,
+    },
+    /// Deletes a secret of a service principal; logged, so that every node stops the tokens
+    /// minted from it before its next request.
+    DeleteOAuthSecret { principal: PrincipalId, id: String },
+    /// A new access-token signing key of the account; keys whose tokens have all expired by
+    /// its creation are deleted with it.
+    AddSigningKey(SigningKey),
     /// Replaces an account access-control rule set whole, only if it is still at
     /// `expected_version` (0: never written), and numbers it `expected_version + 1`; a rule set
     /// written in between is a conflict (409) that writes nothing. The principal the set is

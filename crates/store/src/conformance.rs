@@ -85,6 +85,8 @@ macro_rules! conformance_tests {
             workspace_settings_are_set_cleared_and_go_with_their_workspace,
             every_change_writes_one_audit_event_and_a_refused_change_none,
             racing_writers_number_an_accounts_trail_without_gaps,
+            oauth_secrets_are_capped_deleted_with_log_entries_and_go_with_deactivation,
+            signing_keys_are_kept_newest_first_until_their_tokens_expire,
         );
     };
     (@cases $($case:ident),+ $(,)?) => {
@@ -902,6 +904,141 @@ pub async fn deactivating_a_principal_revokes_its_tokens_for_good(stores: &mut S
         .await
         .unwrap();
     assert_eq!(live.len(), 1);
+}
+
+fn oauth_secret(id: &str, principal: &str, created: i64) -> crate::OAuthSecret {
+    crate::OAuthSecret {
+        id: id.into(),
+        account: AccountId::new("acct"),
+        principal: PrincipalId::new(principal),
+        scopes: vec!["all-apis".into()],
+        created: Timestamp::from_micros(created),
+        expires: Some(Timestamp::from_micros(created + 1_000)),
+    }
+}
+
+/// A service principal holds at most `limit` OAuth secrets, read back oldest first with their
+/// digests; only a service principal holds them; a deletion is logged as a changed credential
+/// (the nodes' caches forget it) and a missing one is not found; deactivating the principal
+/// deletes them all, logged, so reactivating it brings none back; deleting it deletes them.
+pub async fn oauth_secrets_are_capped_deleted_with_log_entries_and_go_with_deactivation(
+    stores: &mut Stores,
+) {
+    let store = &*stores.fresh().await;
+    let account = seed_account(store).await;
+    let sp = |id: &str, app: &str| {
+        principal(
+            id,
+            PrincipalKind::ServicePrincipal,
+            json!({"applicationId": app, "displayName": app, "active": true}),
+            1,
+        )
+    };
+    create(store, &account, sp("s1", "app-1"), &[])
+        .await
+        .unwrap();
+    create(store, &account, sp("s2", "app-2"), &[])
+        .await
+        .unwrap();
+    create(store, &account, user("u1", "ann", 1), &[])
+        .await
+        .unwrap();
+    let make = |id: &str, principal: &str, created: i64| Change::CreateOAuthSecret {
+        secret: crate::OAuthSecret {
+            account: account.clone(),
+            ..oauth_secret(id, principal, created)
+        },
+        digest: format!("digest-{id}"),
+        limit: 2,
+    };
+    store.apply(&account, make("a", "s1", 20)).await.unwrap();
+    store.apply(&account, make("b", "s1", 10)).await.unwrap();
+    let third = store.apply(&account, make("c", "s1", 30)).await;
+    assert!(matches!(third, Err(ScimError::Conflict(_))), "{third:?}");
+    let of_user = store.apply(&account, make("d", "u1", 30)).await;
+    assert!(
+        matches!(of_user, Err(ScimError::NotFound(_))),
+        "{of_user:?}"
+    );
+    store.apply(&account, make("e", "s2", 30)).await.unwrap();
+    let secrets = store
+        .oauth_secrets(&account, &PrincipalId::new("s1"))
+        .await
+        .unwrap();
+    let ids: Vec<&str> = secrets.iter().map(|s| s.secret.id.as_str()).collect();
+    assert_eq!(ids, ["b", "a"]);
+    assert_eq!(secrets[1].digest, "digest-a");
+    assert_eq!(secrets[1].secret.scopes, ["all-apis"]);
+    assert_eq!(
+        secrets[1].secret.expires,
+        Some(Timestamp::from_micros(1_020))
+    );
+    let delete_secret = |principal: &str, id: &str| Change::DeleteOAuthSecret {
+        principal: PrincipalId::new(principal),
+        id: id.into(),
+    };
+    store
+        .apply(&account, delete_secret("s1", "a"))
+        .await
+        .unwrap();
+    let again = store.apply(&account, delete_secret("s1", "a")).await;
+    assert!(matches!(again, Err(ScimError::NotFound(_))), "{again:?}");
+    let foreign = store.apply(&account, delete_secret("s1", "e")).await;
+    assert!(
+        matches!(foreign, Err(ScimError::NotFound(_))),
+        "{foreign:?}"
+    );
+    assert_eq!(token_events(store).await, ["a"]);
+    deactivate(store, &account, "s1").await.unwrap();
+    assert_eq!(token_events(store).await, ["a", "b"]);
+    update(
+        store,
+        &account,
+        "s1",
+        |principal| {
+            principal.attributes.insert("active".into(), json!(true));
+        },
+        vec![],
+    )
+    .await
+    .unwrap();
+    let s1 = PrincipalId::new("s1");
+    assert!(store.oauth_secrets(&account, &s1).await.unwrap().is_empty());
+    delete(store, &account, "s2").await.unwrap();
+    let s2 = PrincipalId::new("s2");
+    assert!(store.oauth_secrets(&account, &s2).await.unwrap().is_empty());
+}
+
+/// An account's signing keys are read newest first, private key included; adding one deletes
+/// the keys whose tokens have all expired by then and keeps the others; another account's
+/// keys are its own.
+pub async fn signing_keys_are_kept_newest_first_until_their_tokens_expire(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
+    let account = seed_account(store).await;
+    let other = seed_account_with(store, "other", "9000").await;
+    let key = |account: &AccountId, kid: &str, created: i64| crate::SigningKey {
+        account: account.clone(),
+        kid: kid.into(),
+        private_key: format!("seed-{kid}"),
+        created: Timestamp::from_micros(created),
+        signs_until: Timestamp::from_micros(created + 100),
+        remove_after: Timestamp::from_micros(created + 150),
+    };
+    for (kid, created) in [("k1", 0), ("k2", 100), ("k3", 200)] {
+        let change = Change::AddSigningKey(key(&account, kid, created));
+        store.apply(&account, change).await.unwrap();
+    }
+    let change = Change::AddSigningKey(key(&other, "k9", 0));
+    store.apply(&other, change).await.unwrap();
+    let kids = |keys: Vec<crate::SigningKey>| keys.into_iter().map(|k| k.kid).collect::<Vec<_>>();
+    // k1 could sign until 100 and its tokens lived until 150: gone when k3 came at 200.
+    assert_eq!(
+        kids(store.signing_keys(&account).await.unwrap()),
+        ["k3", "k2"]
+    );
+    let keys = store.signing_keys(&account).await.unwrap();
+    assert_eq!(keys[0], key(&account, "k3", 200));
+    assert_eq!(kids(store.signing_keys(&other).await.unwrap()), ["k9"]);
 }
 
 /// Workspace settings are set and cleared by name, per workspace; a workspace that does not

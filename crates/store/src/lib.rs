@@ -33,6 +33,7 @@ pub mod conformance;
 pub mod governance;
 pub mod listing;
 pub mod migrations;
+pub mod oauth;
 pub mod postgres;
 pub mod sql;
 pub mod sqlite;
@@ -46,6 +47,7 @@ pub use governance::{
     AccessEvent, AccessSnapshot, AclRow, BindingRow, GovernanceChange, GrantRow, LoggedEvent,
     ObjectRow, PrincipalFacts, SecurableRow, WorkspaceEntry,
 };
+pub use oauth::{OAuthSecret, SigningKey, StoredOAuthSecret};
 use scimitar_access::{ObjectType, SecurableType};
 pub use sql::write::RULE_SET_CHANGED;
 pub use transfer::{AssignmentRow, EntitlementRow, ImportRecord, MembershipRow, TokenRow};
@@ -198,6 +200,14 @@ pub trait Store: Send + Sync + 'static {
         account: &AccountId,
         query: &TokenQuery,
     ) -> ScimResult<Vec<TokenRecord>>;
+    /// A service principal's OAuth secrets (with their digests), oldest first.
+    async fn oauth_secrets(
+        &self,
+        account: &AccountId,
+        principal: &PrincipalId,
+    ) -> ScimResult<Vec<StoredOAuthSecret>>;
+    /// An account's access-token signing keys, newest first.
+    async fn signing_keys(&self, account: &AccountId) -> ScimResult<Vec<SigningKey>>;
     /// The settings stored for a workspace (the workspace-conf API), by name.
     async fn workspace_settings(
         &self,

@@ -432,6 +432,40 @@ DELETE FROM workspace_objects
 "#,
     ),
     (
+        16,
+        r#"
+-- OAuth for service principals (issue #15). oauth_secrets are a service principal's client
+-- secrets, stored as SHA-256 digests only; scopes is a JSON array capping what tokens minted
+-- from the secret may do (empty: unrestricted). oauth_signing_keys hold the Ed25519 keys that
+-- sign access tokens: the private key (its 32-byte seed, hex) is stored because every node
+-- must sign and verify with the same keys; it is the server's key, not a user's secret, and is
+-- never logged or shown. A key signs until signs_until and is deleted after
+-- remove_after, once every token it signed has expired. (Self-contained: it may be
+-- renumbered; 15 is kept for a parallel branch.)
+CREATE TABLE oauth_secrets (
+    account_id TEXT NOT NULL REFERENCES accounts(id),
+    id TEXT NOT NULL,
+    principal_id TEXT NOT NULL,
+    secret_digest TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    expires INTEGER,
+    PRIMARY KEY (account_id, id),
+    FOREIGN KEY (account_id, principal_id) REFERENCES principals (account_id, id) ON DELETE CASCADE
+);
+CREATE INDEX oauth_secrets_by_principal ON oauth_secrets (account_id, principal_id);
+CREATE TABLE oauth_signing_keys (
+    account_id TEXT NOT NULL REFERENCES accounts(id),
+    kid TEXT NOT NULL,
+    private_key TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    signs_until INTEGER NOT NULL,
+    remove_after INTEGER NOT NULL,
+    PRIMARY KEY (account_id, kid)
+);
+"#,
+    ),
+    (
         17,
         r#"
 -- The tamper-evident audit trail (issue #16). Each account's events are numbered from 1 in
@@ -799,6 +833,33 @@ UPDATE object_acl a SET object_id = o.workspace_id || '/' || a.object_id
 DELETE FROM workspace_objects
  WHERE object_type NOT IN ('directories', 'notebooks', 'files')
    AND workspace_id IS NOT NULL AND strpos(object_id, '/') = 0;
+"#,
+    ),
+    (
+        13,
+        r#"
+-- OAuth for service principals (issue #15); see SQLite's migration 16.
+CREATE TABLE oauth_secrets (
+    account_id TEXT COLLATE "C" NOT NULL REFERENCES accounts(id),
+    id TEXT COLLATE "C" NOT NULL,
+    principal_id TEXT COLLATE "C" NOT NULL,
+    secret_digest TEXT COLLATE "C" NOT NULL,
+    scopes TEXT NOT NULL,
+    created BIGINT NOT NULL,
+    expires BIGINT,
+    PRIMARY KEY (account_id, id),
+    FOREIGN KEY (account_id, principal_id) REFERENCES principals (account_id, id) ON DELETE CASCADE
+);
+CREATE INDEX oauth_secrets_by_principal ON oauth_secrets (account_id, principal_id);
+CREATE TABLE oauth_signing_keys (
+    account_id TEXT COLLATE "C" NOT NULL REFERENCES accounts(id),
+    kid TEXT COLLATE "C" NOT NULL,
+    private_key TEXT NOT NULL,
+    created BIGINT NOT NULL,
+    signs_until BIGINT NOT NULL,
+    remove_after BIGINT NOT NULL,
+    PRIMARY KEY (account_id, kid)
+);
 "#,
     ),
     (

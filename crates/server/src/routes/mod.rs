@@ -9,6 +9,7 @@ pub mod bulk;
 pub mod consistency;
 pub mod discovery;
 pub mod metastores;
+pub mod oauth;
 pub mod permissions;
 pub mod resources;
 pub mod statements;
@@ -116,6 +117,7 @@ pub fn routes() -> Router<AppState> {
         .merge(access_control::routes())
         .merge(tokens::routes())
         .merge(audit::routes())
+        .merge(oauth::routes())
 }
 
 /// The header a request id travels in, both ways.
@@ -391,6 +393,7 @@ async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> 
 async fn databricks_config(
     addressed: AddressedAccount,
     crate::context::Origin(origin): crate::context::Origin,
+    prefix: Option<Extension<addressing::AddressPrefix>>,
 ) -> ApiResult {
     let workspace_id = addressed
         .workspace
@@ -398,10 +401,17 @@ async fn databricks_config(
         .map(|workspace| workspace.id.to_string());
     // Scimitar's own field: the URL that serves this workspace under any name it was reached by.
     let workspace_url = workspace_id.as_ref().map(|id| format!("{origin}/w/{id}"));
+    // The workspace's OAuth authorization server, under the prefix the host was given with
+    // (the SDK reads its discovery document there, for `oauth-m2m`).
+    let oidc_endpoint = oauth::workspace_oidc_endpoint(
+        &origin,
+        prefix.as_ref().map_or("", |Extension(p)| p.0.as_str()),
+    );
     Ok(Json(json!({
         "account_id": addressed.account.as_str(),
         "workspace_id": workspace_id,
         "workspace_url": workspace_url,
+        "oidc_endpoint": oidc_endpoint,
     }))
     .into_response())
 }

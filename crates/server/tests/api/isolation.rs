@@ -20,6 +20,9 @@ struct Secrets {
     folder_id: String,
     statement_id: String,
     token_id: String,
+    /// A service principal of the workspace, and one of its OAuth secrets.
+    service_principal_id: String,
+    oauth_secret_id: String,
     /// Secret from everyone outside the workspace.
     workspace: Vec<String>,
     /// Secret from other accounts only: the account id and its metastore's, which every
@@ -43,14 +46,16 @@ enum Body {
 
 const BOUNDARY: &str = "4f1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e";
 
-/// Routes that answer anyone, without a credential: health, discovery and the SDK's
-/// `.well-known` document. They answer the addressed workspace too, so only what is secret
+/// Routes that answer anyone, without a credential: health, discovery, the SDK's
+/// `.well-known` document, and OAuth's discovery documents, public keys and token endpoints
+/// (which authenticate a client by its own credentials, never a bearer token). They answer the addressed workspace too, so only what is secret
 /// from every caller is held against them; `.well-known` names the workspace's account by
 /// design (the SDK reads it to learn the account of a host).
 fn is_public(template: &str) -> bool {
     template == "/healthz"
         || template == "/readyz"
         || template == "/.well-known/databricks-config"
+        || template.starts_with("/oidc/")
         || ["/ServiceProviderConfig", "/ResourceTypes", "/Schemas"]
             .iter()
             .any(|discovery| {
@@ -275,6 +280,26 @@ async fn seed(app: &TestApp, workspace: &str) -> Secrets {
         .unwrap()
         .to_string();
     let token_value = str_of(&token.body, "token_value").to_string();
+    // A service principal of the workspace, with an OAuth secret.
+    let sp = admin_in(
+        app,
+        workspace,
+        Method::POST,
+        "/scim/v2/ServicePrincipals",
+        json!({"schemas": [SERVICE_PRINCIPAL_SCHEMA], "displayName": "secret-robot"}),
+    )
+    .await;
+    let service_principal_id = str_of(&sp.body, "id").to_string();
+    let oauth_secret = admin_in(
+        app,
+        workspace,
+        Method::POST,
+        &format!("/api/2.0/accounts/servicePrincipals/{service_principal_id}/credentials/secrets"),
+        json!({}),
+    )
+    .await;
+    let oauth_secret_id = str_of(&oauth_secret.body, "id").to_string();
+    let oauth_secret_value = str_of(&oauth_secret.body, "secret").to_string();
     // The group's rule set names its manager.
     let set = format!(
         "accounts/{}/groups/{group_id}/ruleSets/default",
@@ -314,6 +339,10 @@ async fn seed(app: &TestApp, workspace: &str) -> Secrets {
             "secret-token-comment".into(),
             token_id.clone(),
             token_value,
+            "secret-robot".into(),
+            service_principal_id.clone(),
+            oauth_secret_id.clone(),
+            oauth_secret_value,
         ],
         account: vec![
             app.account.to_string(),
@@ -324,6 +353,8 @@ async fn seed(app: &TestApp, workspace: &str) -> Secrets {
         folder_id,
         statement_id,
         token_id,
+        service_principal_id,
+        oauth_secret_id,
     }
 }
 
@@ -943,6 +974,49 @@ fn routes(secrets: &Secrets, account: &str, workspace: &str) -> Vec<Walked> {
         walk(method, template, &path, body);
     }
 
+    // OAuth: a service principal's secrets, through the workspace proxy and the account API;
+    // the token endpoints, discovery documents and keys of the workspace and the account.
+    let (sp, oauth_secret) = (&secrets.service_principal_id, &secrets.oauth_secret_id);
+    for base in [
+        "/api/2.0/accounts/servicePrincipals/{service_principal_id}/credentials/secrets",
+        "/api/2.0/accounts/{account_id}/servicePrincipals/{service_principal_id}/credentials/secrets",
+    ] {
+        let at = base
+            .replace("{account_id}", account)
+            .replace("{service_principal_id}", sp);
+        walk(Method::GET, base, &at, None);
+        walk(Method::POST, base, &at, Some(json!({"lifetime": "600s"})));
+        walk(
+            Method::DELETE,
+            &format!("{base}/{{secret_id}}"),
+            &format!("{at}/{oauth_secret}"),
+            None,
+        );
+    }
+    for base in ["/oidc", "/oidc/accounts/{account_id}"] {
+        let at = base.replace("{account_id}", account);
+        for document in ["oauth-authorization-server", "openid-configuration"] {
+            walk(
+                Method::GET,
+                &format!("{base}/.well-known/{document}"),
+                &format!("{at}/.well-known/{document}"),
+                None,
+            );
+        }
+        walk(
+            Method::GET,
+            &format!("{base}/v1/keys"),
+            &format!("{at}/v1/keys"),
+            None,
+        );
+        walk(
+            Method::POST,
+            &format!("{base}/v1/token"),
+            &format!("{at}/v1/token"),
+            None,
+        );
+    }
+
     let tree = "/api/2.0/workspace";
     for (method, route, query, body) in [
         (Method::GET, "/list", "?path=/Shared", None),
@@ -1242,6 +1316,29 @@ async fn no_route_of_a_workspace_answers_another_workspace_or_account() {
     }
 
     // Nothing was written: the workspace reads as it was seeded.
+    let oauth_secrets = call(
+        &app,
+        Method::GET,
+        &format!(
+            "/api/2.0/accounts/{}/servicePrincipals/{}/credentials/secrets",
+            app.account, secrets.service_principal_id
+        ),
+        Some(&app.token),
+        None,
+    )
+    .await;
+    let ids: Vec<&str> = oauth_secrets.body["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|secret| secret["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [secrets.oauth_secret_id.as_str()],
+        "{}",
+        oauth_secrets.body
+    );
     let at = |path: &str| format!("/w/{victim}{path}");
     let user = call(
         &app,

@@ -27,6 +27,7 @@ mod metastores;
 mod metrics;
 mod mounts;
 mod multi_node;
+mod oauth;
 mod okta;
 mod patch;
 mod permissions;

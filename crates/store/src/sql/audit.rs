@@ -154,8 +154,9 @@ fn membership_params(steps: &[MembershipStep]) -> Vec<Value> {
         .collect()
 }
 
-/// What a change records; `None` for the two writes that are bookkeeping rather than state
-/// anyone made: when tokens were last used, and the deployment's signing key.
+/// What a change records; `None` for the writes that are bookkeeping rather than state anyone
+/// made: when tokens were last used, the deployment's checkpoint key, and an account's OAuth
+/// signing keys (made by whichever node signs first after a rotation period).
 pub(crate) fn describe(change: &Change, before: Option<&Principal>) -> Option<Description> {
     let described = |service_name, action_name: &str, request_params, targets| Description {
         service_name,
@@ -164,7 +165,33 @@ pub(crate) fn describe(change: &Change, before: Option<&Principal>) -> Option<De
         targets,
     };
     Some(match change {
-        Change::TokensUsed(_) | Change::EnsureAuditKey { .. } => return None,
+        Change::TokensUsed(_) | Change::EnsureAuditKey { .. } | Change::AddSigningKey(_) => {
+            return None
+        }
+        // The secret's digest stays out: only which principal, which secret, and its limits.
+        Change::CreateOAuthSecret { secret, .. } => described(
+            "accounts",
+            "createServicePrincipalSecret",
+            params_of(json!({
+                "servicePrincipalId": secret.principal.as_str(),
+                "secretId": secret.id,
+                "scopes": secret.scopes,
+                "expires": secret.expires.map(|expires| expires.to_rfc3339()),
+            })),
+            vec![
+                target("ServicePrincipal", secret.principal.as_str()),
+                target("OAuthSecret", &secret.id),
+            ],
+        ),
+        Change::DeleteOAuthSecret { principal, id } => described(
+            "accounts",
+            "deleteServicePrincipalSecret",
+            params_of(json!({"servicePrincipalId": principal.as_str(), "secretId": id})),
+            vec![
+                target("ServicePrincipal", principal.as_str()),
+                target("OAuthSecret", id),
+            ],
+        ),
         Change::CreateAccount {
             account,
             workspace,

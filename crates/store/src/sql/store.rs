@@ -289,6 +289,26 @@ impl<B: SqlBackend> Store for B {
         .await
     }
 
+    async fn oauth_secrets(
+        &self,
+        account: &AccountId,
+        principal: &PrincipalId,
+    ) -> ScimResult<Vec<crate::StoredOAuthSecret>> {
+        let (account, principal) = (account.clone(), principal.clone());
+        run!(self, Point, |session| crate::sql::oauth::secrets_of(
+            session, &account, &principal
+        ))
+        .await
+    }
+
+    async fn signing_keys(&self, account: &AccountId) -> ScimResult<Vec<crate::SigningKey>> {
+        let account = account.clone();
+        run!(self, Point, |session| crate::sql::oauth::signing_keys(
+            session, &account
+        ))
+        .await
+    }
+
     async fn workspace_settings(
         &self,
         account: &AccountId,

@@ -10,6 +10,7 @@ use crate::governance::{
     entitlement_values, same_acl, AccessEvent, GovernanceChange, PrincipalFacts, WorkspaceEntry,
 };
 use crate::sql::audit;
+use crate::sql::oauth;
 use crate::sql::read::{self, acl_entry_from_row, descendant_range, to_i64};
 use crate::sql::transaction::{params, query_one, query_opt, Lock, LogEntry, SqlTransaction};
 use crate::transfer::ImportRecord;
@@ -407,6 +408,15 @@ async fn apply_change<T: SqlTransaction>(
                 }
             }
         }
+        Change::CreateOAuthSecret {
+            secret,
+            digest,
+            limit,
+        } => oauth::create_secret(transaction, account, secret, digest, *limit).await?,
+        Change::DeleteOAuthSecret { principal, id } => {
+            oauth::delete_secret(transaction, account, principal, id, &mut log.entries).await?
+        }
+        Change::AddSigningKey(key) => oauth::add_signing_key(transaction, account, key).await?,
         Change::ReplaceRuleSet {
             rule_set,
             expected_version,
@@ -923,6 +933,8 @@ async fn update_principal<T: SqlTransaction>(
                 ],
             )
             .await?;
+        // And its OAuth secrets, for the same reason (`sql/oauth.rs`).
+        oauth::delete_secrets_of(transaction, account, &principal.id, &mut log.entries).await?;
     }
     let facts = PrincipalFacts::from_keys(principal, &keys);
     log.push(account, AccessEvent::PrincipalSaved(facts));
