@@ -717,20 +717,7 @@ async fn insert_principal<T: SqlTransaction>(
     // which keeps a SCIM POST one round trip shorter.
     insert_emails(transaction, account, principal, &keys.emails).await?;
     if keys.active == Some(false) {
-        // Deactivating a principal revokes its tokens for good: reactivating it later must
-        // not bring back credentials that were handed out before (they may have leaked while
-        // nobody watched them). The log entry below makes every node drop them from its cache.
-        transaction
-            .execute(
-                "UPDATE tokens SET revoked = $3 \
-                 WHERE account_id = $1 AND principal_id = $2 AND revoked IS NULL",
-                params![
-                    account.as_str(),
-                    principal.id.as_str(),
-                    principal.last_modified.as_micros()
-                ],
-            )
-            .await?;
+        revoke_tokens(transaction, account, principal).await?;
     }
     let facts = PrincipalFacts::from_keys(principal, &keys);
     log.push(account, AccessEvent::PrincipalSaved(facts));
@@ -813,6 +800,29 @@ async fn write_entitlements<T: SqlTransaction>(
             entitlements: wanted.map(entitlement_values).unwrap_or_default(),
         },
     );
+    Ok(())
+}
+
+/// Revokes the principal's tokens, as deactivating it does, for good: reactivating it later
+/// must not bring back credentials that were handed out before (they may have leaked while
+/// nobody watched them). The `principal_saved` entry logged with it makes every node drop them
+/// from its cache.
+async fn revoke_tokens<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    principal: &Principal,
+) -> ScimResult<()> {
+    transaction
+        .execute(
+            "UPDATE tokens SET revoked = $3 \
+             WHERE account_id = $1 AND principal_id = $2 AND revoked IS NULL",
+            params![
+                account.as_str(),
+                principal.id.as_str(),
+                principal.last_modified.as_micros()
+            ],
+        )
+        .await?;
     Ok(())
 }
 
@@ -919,20 +929,7 @@ async fn update_principal<T: SqlTransaction>(
     }
     write_emails(transaction, account, principal, &keys.emails).await?;
     if keys.active == Some(false) {
-        // Deactivating a principal revokes its tokens for good: reactivating it later must
-        // not bring back credentials that were handed out before (they may have leaked while
-        // nobody watched them). The log entry below makes every node drop them from its cache.
-        transaction
-            .execute(
-                "UPDATE tokens SET revoked = $3 \
-                 WHERE account_id = $1 AND principal_id = $2 AND revoked IS NULL",
-                params![
-                    account.as_str(),
-                    principal.id.as_str(),
-                    principal.last_modified.as_micros()
-                ],
-            )
-            .await?;
+        revoke_tokens(transaction, account, principal).await?;
         // And its OAuth secrets, for the same reason (`sql/oauth.rs`).
         oauth::delete_secrets_of(transaction, account, &principal.id, &mut log.entries).await?;
     }
