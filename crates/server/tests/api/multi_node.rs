@@ -35,6 +35,26 @@ pub(crate) async fn node_on(url: &str) -> Node {
     }
 }
 
+impl Node {
+    /// The status of `GET /api/2.0/preview/scim/v2/Me` on this node with `token`, carrying
+    /// `read_after` as `Scimitar-Read-After` when given: whether the node takes the credential.
+    pub(crate) async fn me_status(
+        &self,
+        app: &TestApp,
+        token: &str,
+        read_after: Option<&str>,
+    ) -> u16 {
+        let mut request = app
+            .client
+            .get(format!("{}/api/2.0/preview/scim/v2/Me", self.address))
+            .bearer_auth(token);
+        if let Some(change) = read_after {
+            request = request.header("scimitar-read-after", change);
+        }
+        read(request.send().await.unwrap()).await.status
+    }
+}
+
 pub(crate) async fn two_nodes() -> (TestApp, Node) {
     let (database, url) = TestDatabase::fresh().await;
     let first = spawn_app_on(database, &url).await;

@@ -944,14 +944,9 @@ async fn deleting_a_secret_or_deactivating_the_principal_stops_its_tokens_on_eve
     let app = spawn_app_on(database, &url).await;
     let other = node_on(&url).await;
     let on_other = |token: &str, read_after: Option<&str>| {
-        let mut request = app
-            .client
-            .get(format!("{}/api/2.0/preview/scim/v2/Me", other.address))
-            .bearer_auth(token);
-        if let Some(change) = read_after {
-            request = request.header("scimitar-read-after", change);
-        }
-        async move { read(request.send().await.unwrap()).await.status }
+        let (token, read_after) = (token.to_string(), read_after.map(str::to_string));
+        let (app, other) = (&app, &other);
+        async move { other.me_status(app, &token, read_after.as_deref()).await }
     };
     let (sp_id, client_id) = service_principal(&app, "ci").await;
     let (first_secret, first_id) = new_secret(&app, &sp_id).await;

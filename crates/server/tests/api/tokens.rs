@@ -1103,14 +1103,9 @@ async fn a_token_revoked_or_cut_short_on_one_node_is_refused_by_the_other() {
     let app = spawn_app_on(database, &url).await;
     let other = node_on(&url).await;
     let on_other = |token: &str, read_after: Option<&str>| {
-        let mut request = app
-            .client
-            .get(format!("{}/api/2.0/preview/scim/v2/Me", other.address))
-            .bearer_auth(token);
-        if let Some(change) = read_after {
-            request = request.header("scimitar-read-after", change);
-        }
-        async move { read(request.send().await.unwrap()).await.status }
+        let (token, read_after) = (token.to_string(), read_after.map(str::to_string));
+        let (app, other) = (&app, &other);
+        async move { other.me_status(app, &token, read_after.as_deref()).await }
     };
     let (first, first_id) = create_token(&app, &app.token, json!({})).await;
     let (second, second_id) = create_token(&app, &app.token, json!({})).await;
