@@ -30,7 +30,7 @@ use scimitar_store::{Change, OAuthSecret, SigningKey, StoredOAuthSecret};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// How long an access token lives: an hour, as Databricks' do.
 pub const ACCESS_TOKEN_LIFETIME_SECONDS: i64 = 3_600;
@@ -253,6 +253,41 @@ fn hex_bytes(text: &str) -> Option<Vec<u8>> {
 pub struct SigningKeys {
     by_account: RwLock<HashMap<AccountId, Arc<Vec<LoadedKey>>>>,
     rotation: RwLock<std::time::Duration>,
+    verified: VerifiedSignatures,
+}
+
+/// The most signatures a node remembers having verified; past it, it forgets them all and
+/// starts again (a client presents one token for an hour of requests, so the set refills with
+/// the tokens in use at once).
+const MAX_VERIFIED_SIGNATURES: usize = 16_384;
+
+/// Signatures this node has verified, each with the exact text it signed. An Ed25519
+/// verification costs more than the rest of a GET by id, and a client presents the same token
+/// for every request of its hour; only the signature's arithmetic is remembered, while expiry,
+/// audience, key, secret, principal and scope are checked on every request. A remembered
+/// signature counts only for the same signed text, so it cannot vouch for altered claims.
+#[derive(Default)]
+struct VerifiedSignatures {
+    by_signature: Mutex<HashMap<[u8; 64], Box<str>>>,
+}
+
+impl VerifiedSignatures {
+    fn holds(&self, signature: &[u8; 64], signed: &str) -> bool {
+        self.by_signature.lock().is_ok_and(|verified| {
+            verified
+                .get(signature)
+                .is_some_and(|text| **text == *signed)
+        })
+    }
+
+    fn remember(&self, signature: [u8; 64], signed: &str) {
+        if let Ok(mut verified) = self.by_signature.lock() {
+            if verified.len() >= MAX_VERIFIED_SIGNATURES {
+                verified.clear();
+            }
+            verified.insert(signature, signed.into());
+        }
+    }
 }
 
 impl Default for SigningKeys {
@@ -260,6 +295,7 @@ impl Default for SigningKeys {
         SigningKeys {
             by_account: RwLock::default(),
             rotation: RwLock::new(DEFAULT_SIGNING_KEY_ROTATION),
+            verified: VerifiedSignatures::default(),
         }
     }
 }
@@ -518,12 +554,15 @@ impl Services {
             .find(|key| key.kid == header.kid)
             .ok_or_else(|| refused("unknown key"))?;
         let signed = &jwt[..header_part.len() + 1 + claims_part.len()];
-        key.verifying
-            .verify_strict(
-                signed.as_bytes(),
-                &ed25519_dalek::Signature::from_bytes(&signature),
-            )
-            .map_err(|_| refused("the signature does not verify"))?;
+        if !self.oauth_keys.verified.holds(&signature, signed) {
+            key.verifying
+                .verify_strict(
+                    signed.as_bytes(),
+                    &ed25519_dalek::Signature::from_bytes(&signature),
+                )
+                .map_err(|_| refused("the signature does not verify"))?;
+            self.oauth_keys.verified.remember(signature, signed);
+        }
         // Only now is anything in the claims believed.
         let now = self.clock.now();
         let now_seconds = now.as_micros().div_euclid(MICROS_PER_SECOND);

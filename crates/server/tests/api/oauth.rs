@@ -748,6 +748,8 @@ async fn hostile_and_broken_jwts_are_all_refused_with_the_same_401() {
     let (sp_id, client_id) = service_principal(&app, "ci").await;
     let (secret, _) = new_secret(&app, &sp_id).await;
     let token = access_token(&mint(&app, WORKSPACE_TOKEN, &client_id, &secret).await);
+    // Used once first, so this node remembers its signature as verified: each tampered copy
+    // below that keeps the signature must still be refused.
     let good = workspace_me(&app, &token).await;
     assert_eq!(good.status, 200, "{}", good.body);
     let parts: Vec<&str> = token.split('.').collect();
