@@ -12,7 +12,12 @@ restarts it on the same database and checks that
   - every write that was answered 2xx is there (users, memberships, grants, and for each
     renamed user a displayName that no acknowledged rename sent later can have replaced);
   - the data is consistent: every member of every group exists, each userName is held by
-    exactly one user, and the server serves normally after restart.
+    exactly one user, and the server serves normally after restart;
+  - every acknowledged write has its audit event (issue #16: an event is written in the
+    change's transaction, so a change that survived the kill has one): a creation event for
+    each user, an update carrying each acknowledged displayName, a membership event naming
+    group and member, a permissions event for each grant;
+and, at the end, that `BINARY audit verify` accepts the trail the kills left.
 
 Only the standard library is used. Exits non-zero on the first violation, printing it.
 """
@@ -247,6 +252,63 @@ def check_rename_rule():
     assert rename_problem("u", refused, "d"), "a refused rename was committed"
 
 
+def audit_events(client):
+    """Every event of the trail, oldest first, through GET /api/2.0/audit/events."""
+    events, token = [], None
+    while True:
+        path = "/api/2.0/audit/events?limit=1000"
+        if token:
+            path += "&page_token=" + urllib.request.quote(token)
+        status, page = client.call("GET", path, timeout=60)
+        if status != 200:
+            raise RuntimeError(f"GET {path}: {status} {page}")
+        events += page.get("events", [])
+        token = page.get("next_page_token")
+        if not token:
+            return events
+
+
+def audit_problems(client, ledger, users, renames, members, grants):
+    """What acknowledged writes have no audit event."""
+    try:
+        events = audit_events(client)
+    except RuntimeError as error:
+        return [f"the audit trail cannot be read: {error}"]
+    created, named, joined, granted = set(), set(), set(), set()
+    for event in events:
+        action, targets = event.get("action_name"), event.get("targets") or []
+        ids = [target.get("id") for target in targets]
+        if action == "add":
+            created.update(ids)
+        for target in targets:
+            for changed in target.get("modified_properties") or []:
+                if changed.get("display_name") == "displayName":
+                    named.add((target.get("id"), changed.get("new_value")))
+        params = event.get("request_params") or {}
+        group = params.get("targetGroupId")
+        if group:
+            joined.update((group, member) for member in ids if member != group)
+        if action == "updatePermissions":
+            for change in params.get("changes") or []:
+                for privilege in change.get("add") or []:
+                    granted.update((target, change.get("principal"), privilege) for target in ids)
+    problems = [f"acknowledged user {user} has no creation event" for user in users if user not in created]
+    for user, sent in renames.items():
+        for rename in sent:
+            if rename.acked and (user, rename.value) not in named:
+                problems.append(f"acknowledged rename of {user} to {rename.value!r} has no event")
+    for group, expected in members.items():
+        for member in expected:
+            if (group, member) not in joined:
+                problems.append(f"acknowledged membership of {member} in {group} has no event")
+    with ledger.lock:
+        group_ids = {name: id_ for id_, name in ledger.groups.items()}
+    for catalog, name in grants:
+        if (catalog, group_ids.get(name), "USE_CATALOG") not in granted:
+            problems.append(f"acknowledged grant on {catalog} to {name} has no event")
+    return problems
+
+
 def verify(client, ledger, label):
     problems = []
     with ledger.lock:
@@ -290,12 +352,13 @@ def verify(client, ledger, label):
         }
         if "USE_CATALOG" not in holders.get(name, []):
             problems.append(f"acknowledged grant of USE_CATALOG on {catalog} to {name} is gone")
+    problems += audit_problems(client, ledger, users, renames, members, grants)
     if problems:
         for problem in problems[:20]:
             print(f"  violation [{label}]: {problem}")
         return False
     print(
-        f"  [{label}] verified {len(users)} users, "
+        f"  [{label}] verified {len(users)} users (and their audit events), "
         f"{sum(rename.acked for sent in renames.values() for rename in sent)} renames, "
         f"{sum(len(ids) for ids in members.values())} memberships, {len(grants)} grants"
     )
@@ -362,6 +425,17 @@ def main():
                 break
     finally:
         server.stop()
+    if ok:
+        # The trail the kills left must verify: every leaf, positions without gaps, the head.
+        verified = subprocess.run(
+            [args.binary, "audit", "verify", "--database", database],
+            capture_output=True,
+            text=True,
+        )
+        print(f"  [{args.label or 'sqlite'}] audit verify: {verified.stdout.strip()}")
+        if verified.returncode != 0:
+            print(f"  violation [{args.label or 'sqlite'}]: audit verify failed: {verified.stderr.strip()}")
+            ok = False
     if args.results:
         with open(args.results, "a") as results:
             results.write(f"{'PASS' if ok else 'FAIL'} {suite}\n")

@@ -205,6 +205,15 @@ pub async fn every_change_writes_one_audit_event_and_a_refused_change_none(store
     // The membership names its group and member.
     let membership = &events[3];
     assert_eq!(membership.request_params["targetGroupId"], "g");
+    assert_eq!(membership.request_params["targetUserId"], "u1");
+    assert_eq!(
+        membership
+            .targets
+            .iter()
+            .map(|target| target.id.as_str())
+            .collect::<Vec<_>>(),
+        ["g", "u1"]
+    );
     assert_eq!(
         membership.request_params["membership"],
         json!([{"op": "add", "members": ["u1"]}])

@@ -154,6 +154,26 @@ fn membership_params(steps: &[MembershipStep]) -> Vec<Value> {
         .collect()
 }
 
+/// The ids of the members a membership change adds or removes by name, each once.
+fn moved_members(steps: &[MembershipStep]) -> Vec<&str> {
+    let mut moved: Vec<&str> = Vec::new();
+    for step in steps {
+        let ids: Vec<&str> = match step {
+            MembershipStep::Add(members) | MembershipStep::ReplaceAll(members) => {
+                members.iter().map(|member| member.id.as_str()).collect()
+            }
+            MembershipStep::Remove(ids) => ids.iter().map(|id| id.as_str()).collect(),
+            MembershipStep::RemoveAll | MembershipStep::RemoveMatching(_) => Vec::new(),
+        };
+        for id in ids {
+            if !moved.contains(&id) {
+                moved.push(id);
+            }
+        }
+    }
+    moved
+}
+
 /// What a change records; `None` for the writes that are bookkeeping rather than state anyone
 /// made: when tokens were last used, the deployment's checkpoint key, and an account's OAuth
 /// signing keys (made by whichever node signs first after a rotation period).
@@ -265,16 +285,25 @@ pub(crate) fn describe(change: &Change, before: Option<&Principal>) -> Option<De
                     PrincipalKind::ServicePrincipal => "updateServicePrincipal",
                 },
             };
-            let mut params = json!({
-                "targetUserId": principal.id.as_str(),
-                "targetUserName": display_name(principal),
-                "endpoint": "scim",
-            });
-            if !membership.is_empty() {
+            let mut params = json!({"endpoint": "scim"});
+            let mut targets = vec![target];
+            if membership.is_empty() {
+                params["targetUserId"] = json!(principal.id.as_str());
+                params["targetUserName"] = json!(display_name(principal));
+            } else {
+                // As Databricks names a membership change: the group, and the member when
+                // there is one; every member moved is a target too, so that the events that
+                // changed a principal's groups are found by that principal.
                 params["targetGroupId"] = json!(principal.id.as_str());
+                params["targetGroupName"] = json!(display_name(principal));
                 params["membership"] = Value::Array(membership_params(membership));
+                let moved = moved_members(membership);
+                if let [only] = moved.as_slice() {
+                    params["targetUserId"] = json!(only);
+                }
+                targets.extend(moved.iter().map(|member| self::target("Principal", member)));
             }
-            described("accounts", action, params_of(params), vec![target])
+            described("accounts", action, params_of(params), targets)
         }
         Change::DeletePrincipal { id, .. } => {
             let (action, targets) = match before {
