@@ -1,0 +1,666 @@
+//! An LDAP v3 directory as a source of identities for `scimitar sync` (issue #17).
+//!
+//! [`read_directory`] binds, reads every user and group under the configured bases by paged
+//! search (RFC 2696, so a directory's size limit never truncates a read), and returns them as
+//! plain values: users with their names, e-mail addresses and whether they are active, groups
+//! with their members resolved from DNs to the entries read, split into users and groups, so
+//! that nesting is there for the sync engine to mirror or flatten. A member DN that names no
+//! entry in scope (another OU, a deleted user, a referral) is left out and counted. An entry is
+//! known by a stable id the directory keeps across renames and moves (`entryUUID` on OpenLDAP,
+//! `objectGUID` on Active Directory), never by its DN.
+//!
+//! Which entries are users and groups, and which attributes carry what, follow the
+//! directory's conventions ([`Flavor`]), each overridable in the configuration. Disabled
+//! accounts are those matching a filter the directory evaluates itself (Active Directory's
+//! `userAccountControl` bit 2 by default; none on OpenLDAP unless configured). The read's
+//! high-water mark (the largest `modifyTimestamp`, or AD's `uSNChanged`) is returned for
+//! incremental reads ([`read_changes`]), which return the entries changed since a mark plus
+//! the ids of everything still in scope, so that deletions show as ids that are gone.
+//!
+//! The bind password is given separately from the configuration, so that a caller reads it
+//! from a file or the environment and it is never part of what is printed or logged.
+
+mod dn;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use dn::normalize as normalize_dn;
+
+use ldap3::adapters::{EntriesOnly, PagedResults};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Whose conventions the directory follows: the default filters and attribute names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Flavor {
+    /// OpenLDAP and most RFC 4519 directories: `inetOrgPerson` users, `groupOfNames` and
+    /// `groupOfUniqueNames` groups, `entryUUID`, `modifyTimestamp`.
+    #[default]
+    Openldap,
+    /// Active Directory: `user` objects of category `person`, `group` objects, `objectGUID`,
+    /// `userPrincipalName`, `uSNChanged`, disabled by `userAccountControl`.
+    ActiveDirectory,
+}
+
+/// Where and how to read. Every field but `url` and `base_dn` has a default from the
+/// [`Flavor`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryConfig {
+    /// `ldap://host:port` or `ldapi://` (a Unix socket). (No TLS yet.)
+    pub url: String,
+    /// The DN to bind as; anonymous when absent. Its password is passed to the reads.
+    #[serde(default)]
+    pub bind_dn: Option<String>,
+    #[serde(default)]
+    pub flavor: Flavor,
+    /// Where users and groups are searched (the whole subtree), unless the next two say.
+    pub base_dn: String,
+    #[serde(default)]
+    pub user_base_dn: Option<String>,
+    #[serde(default)]
+    pub group_base_dn: Option<String>,
+    /// Which entries are users; the flavor's when absent.
+    #[serde(default)]
+    pub user_filter: Option<String>,
+    /// Which entries are groups; the flavor's when absent.
+    #[serde(default)]
+    pub group_filter: Option<String>,
+    /// Which users are disabled (synced as `active: false`); the flavor's when absent, and
+    /// none when it is the empty string.
+    #[serde(default)]
+    pub disabled_filter: Option<String>,
+    /// The attribute holding a user's SCIM `userName`; `uid` or `userPrincipalName`.
+    #[serde(default)]
+    pub user_name_attribute: Option<String>,
+    /// The attribute of the stable id; `entryUUID` or `objectGUID`.
+    #[serde(default)]
+    pub id_attribute: Option<String>,
+    /// Entries per page of a search.
+    #[serde(default = "default_page_size")]
+    pub page_size: i32,
+    /// How long connecting, and each operation, may take.
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: u64,
+}
+
+fn default_page_size() -> i32 {
+    500
+}
+
+fn default_timeout_seconds() -> u64 {
+    30
+}
+
+/// The attribute names and filters a read uses, the configuration's or the flavor's.
+#[derive(Debug, Clone)]
+struct Conventions {
+    user_filter: String,
+    group_filter: String,
+    disabled_filter: Option<String>,
+    id: String,
+    user_name: String,
+    /// Values that are bytes (AD's GUIDs) rather than strings.
+    binary_id: bool,
+    stamp: String,
+    /// The stamp is a number (AD's update sequence number), not a GeneralizedTime.
+    numeric_stamp: bool,
+}
+
+impl Conventions {
+    fn of(config: &DirectoryConfig) -> Conventions {
+        let (user_filter, group_filter, disabled, id, user_name, stamp) = match config.flavor {
+            Flavor::Openldap => (
+                "(objectClass=inetOrgPerson)",
+                "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))",
+                None,
+                "entryUUID",
+                "uid",
+                "modifyTimestamp",
+            ),
+            Flavor::ActiveDirectory => (
+                "(&(objectCategory=person)(objectClass=user))",
+                "(objectClass=group)",
+                Some("(userAccountControl:1.2.840.113556.1.4.803:=2)"),
+                "objectGUID",
+                "userPrincipalName",
+                "uSNChanged",
+            ),
+        };
+        let id = config
+            .id_attribute
+            .clone()
+            .unwrap_or_else(|| id.to_string());
+        Conventions {
+            user_filter: config
+                .user_filter
+                .clone()
+                .unwrap_or_else(|| user_filter.to_string()),
+            group_filter: config
+                .group_filter
+                .clone()
+                .unwrap_or_else(|| group_filter.to_string()),
+            disabled_filter: match &config.disabled_filter {
+                Some(filter) if filter.trim().is_empty() => None,
+                Some(filter) => Some(filter.clone()),
+                None => disabled.map(str::to_string),
+            },
+            binary_id: id.eq_ignore_ascii_case("objectGUID"),
+            id,
+            user_name: config
+                .user_name_attribute
+                .clone()
+                .unwrap_or_else(|| user_name.to_string()),
+            numeric_stamp: stamp == "uSNChanged",
+            stamp: stamp.to_string(),
+        }
+    }
+}
+
+/// A user as the directory holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryUser {
+    /// The stable id (`entryUUID`, or `objectGUID` in its usual text form).
+    pub id: String,
+    pub dn: String,
+    pub user_name: String,
+    /// `displayName`, else `cn`.
+    pub display_name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    /// `mail`, every value, the first being the primary.
+    pub emails: Vec<String>,
+    pub active: bool,
+}
+
+/// A group, its members resolved to the entries read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryGroup {
+    pub id: String,
+    pub dn: String,
+    /// `cn`, else the DN's first value.
+    pub display_name: String,
+    /// Ids of the users among its members, in the order the directory lists them.
+    pub member_users: Vec<String>,
+    /// Ids of the groups among its members (nesting).
+    pub member_groups: Vec<String>,
+}
+
+/// Everything in scope, at one read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Directory {
+    pub users: Vec<DirectoryUser>,
+    pub groups: Vec<DirectoryGroup>,
+    /// The mark to give [`read_changes`] next time: the largest `modifyTimestamp` (or
+    /// `uSNChanged`) of the entries read.
+    pub high_water: Option<String>,
+    /// Member DNs that named no user or group in scope, left out.
+    pub unresolved_members: usize,
+    /// Entries matching the user filter that lack the user name attribute or the id, left
+    /// out.
+    pub skipped_users: usize,
+}
+
+/// What changed since a mark: the users and groups modified since (whole, their members
+/// resolved), and the ids of every user and group still in scope, so that a consumer sees a
+/// deletion as an id it knows that is no longer present.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DirectoryChanges {
+    pub changed_users: Vec<DirectoryUser>,
+    pub changed_groups: Vec<DirectoryGroup>,
+    pub present_user_ids: Vec<String>,
+    pub present_group_ids: Vec<String>,
+    pub high_water: Option<String>,
+    pub unresolved_members: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("cannot reach the directory at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("the directory refused the bind as {bind_dn}: {reason}")]
+    BindRefused { bind_dn: String, reason: String },
+    #[error("the directory refused the search under {base} with {filter}: {reason}")]
+    SearchFailed {
+        base: String,
+        filter: String,
+        reason: String,
+    },
+    #[error("the configuration is not usable: {0}")]
+    Config(String),
+}
+
+type Result<T> = std::result::Result<T, DirectoryError>;
+
+/// Reads every user and group in scope.
+pub async fn read_directory(config: &DirectoryConfig, password: Option<&str>) -> Result<Directory> {
+    let conventions = Conventions::of(config);
+    let mut ldap = connect(config, password).await?;
+    let read = read_all(&mut ldap, config, &conventions, None).await;
+    let _ = ldap.unbind().await;
+    let read = read?;
+    Ok(Directory {
+        users: read.users,
+        groups: read.groups,
+        high_water: read.high_water,
+        unresolved_members: read.unresolved_members,
+        skipped_users: read.skipped_users,
+    })
+}
+
+/// Reads what changed since `mark` (a [`Directory::high_water`] or
+/// [`DirectoryChanges::high_water`]): entries whose stamp is at or after it (the mark's own
+/// second is read again, so a change in the same second as the last read is never missed;
+/// a consumer applying what it already has changes nothing), and every id in scope.
+pub async fn read_changes(
+    config: &DirectoryConfig,
+    password: Option<&str>,
+    mark: &str,
+) -> Result<DirectoryChanges> {
+    let conventions = Conventions::of(config);
+    if !mark
+        .chars()
+        .all(|char| char.is_ascii_alphanumeric() || matches!(char, '.' | ',' | '+' | '-'))
+    {
+        return Err(DirectoryError::Config(format!(
+            "{mark:?} is not a high-water mark a read returned"
+        )));
+    }
+    let mut ldap = connect(config, password).await?;
+    let read = read_all(&mut ldap, config, &conventions, Some(mark)).await;
+    let _ = ldap.unbind().await;
+    let read = read?;
+    Ok(DirectoryChanges {
+        changed_users: read.users,
+        changed_groups: read.groups,
+        present_user_ids: read.present_users,
+        present_group_ids: read.present_groups,
+        high_water: read.high_water,
+        unresolved_members: read.unresolved_members,
+    })
+}
+
+async fn connect(config: &DirectoryConfig, password: Option<&str>) -> Result<Ldap> {
+    if config.page_size < 1 {
+        return Err(DirectoryError::Config(format!(
+            "page_size must be at least 1, not {}",
+            config.page_size
+        )));
+    }
+    let timeout = Duration::from_secs(config.timeout_seconds.max(1));
+    let settings = LdapConnSettings::new().set_conn_timeout(timeout);
+    let (connection, mut ldap) = LdapConnAsync::with_settings(settings, &config.url)
+        .await
+        .map_err(|error| DirectoryError::Unreachable {
+            url: config.url.clone(),
+            reason: error.to_string(),
+        })?;
+    tokio::spawn(async move {
+        // The connection's errors reach the operations waiting on it.
+        let _ = connection.drive().await;
+    });
+    ldap.with_timeout(timeout);
+    if let Some(bind_dn) = &config.bind_dn {
+        let refused = |reason: String| DirectoryError::BindRefused {
+            bind_dn: bind_dn.clone(),
+            reason,
+        };
+        ldap.simple_bind(bind_dn, password.unwrap_or_default())
+            .await
+            .map_err(|error| refused(error.to_string()))?
+            .success()
+            .map_err(|error| refused(error.to_string()))?;
+    }
+    Ok(ldap)
+}
+
+/// What one pass over the directory found.
+#[derive(Default)]
+struct Read {
+    users: Vec<DirectoryUser>,
+    groups: Vec<DirectoryGroup>,
+    present_users: Vec<String>,
+    present_groups: Vec<String>,
+    high_water: Option<String>,
+    unresolved_members: usize,
+    skipped_users: usize,
+}
+
+/// Member attributes of the group classes: `member` (groupOfNames, AD) and `uniqueMember`
+/// (groupOfUniqueNames, whose values may end in `#'0101'B`, an optional unique id).
+const MEMBER_ATTRIBUTES: [&str; 2] = ["member", "uniqueMember"];
+
+async fn read_all(
+    ldap: &mut Ldap,
+    config: &DirectoryConfig,
+    conventions: &Conventions,
+    since: Option<&str>,
+) -> Result<Read> {
+    let user_base = config.user_base_dn.as_deref().unwrap_or(&config.base_dn);
+    let group_base = config.group_base_dn.as_deref().unwrap_or(&config.base_dn);
+    let id = conventions.id.as_str();
+    let stamp = conventions.stamp.as_str();
+    let user_attributes = [
+        id,
+        stamp,
+        conventions.user_name.as_str(),
+        "displayName",
+        "cn",
+        "givenName",
+        "sn",
+        "mail",
+    ];
+    let group_attributes = [id, stamp, "cn", MEMBER_ATTRIBUTES[0], MEMBER_ATTRIBUTES[1]];
+
+    let changed = |filter: &str| match since {
+        None => filter.to_string(),
+        Some(mark) => format!("(&{filter}({stamp}>={mark}))"),
+    };
+    let user_entries = search(
+        ldap,
+        config,
+        user_base,
+        &changed(&conventions.user_filter),
+        &user_attributes,
+    )
+    .await?;
+    let group_entries = search(
+        ldap,
+        config,
+        group_base,
+        &changed(&conventions.group_filter),
+        &group_attributes,
+    )
+    .await?;
+    // Every entry in scope, by DN, to resolve members against and to know what is still
+    // there: the entries just read, or, reading only what changed, a pass over every entry
+    // that asks for nothing but its id and stamp.
+    let (all_users, all_groups) = match since {
+        None => (None, None),
+        Some(_) => (
+            Some(
+                search(
+                    ldap,
+                    config,
+                    user_base,
+                    &conventions.user_filter,
+                    &[id, stamp],
+                )
+                .await?,
+            ),
+            Some(
+                search(
+                    ldap,
+                    config,
+                    group_base,
+                    &conventions.group_filter,
+                    &[id, stamp],
+                )
+                .await?,
+            ),
+        ),
+    };
+    let mut read = Read::default();
+    let mut kinds: HashMap<String, (bool, String)> = HashMap::new();
+    for (is_user, entries) in [
+        (true, all_users.as_ref().unwrap_or(&user_entries)),
+        (false, all_groups.as_ref().unwrap_or(&group_entries)),
+    ] {
+        for entry in entries {
+            if let Some(entry_id) = entry_id(entry, conventions) {
+                kinds.insert(dn::normalize(&entry.dn), (is_user, entry_id.clone()));
+                if is_user {
+                    read.present_users.push(entry_id);
+                } else {
+                    read.present_groups.push(entry_id);
+                }
+            }
+            raise(&mut read.high_water, first(entry, stamp), conventions);
+        }
+    }
+    let disabled: std::collections::HashSet<String> = match &conventions.disabled_filter {
+        None => Default::default(),
+        Some(disabled) => search(
+            ldap,
+            config,
+            user_base,
+            &format!("(&{}{disabled})", conventions.user_filter),
+            &[id],
+        )
+        .await?
+        .iter()
+        .filter_map(|entry| entry_id(entry, conventions))
+        .collect(),
+    };
+    for entry in user_entries {
+        let (Some(user_id), Some(user_name)) = (
+            entry_id(&entry, conventions),
+            first(&entry, &conventions.user_name),
+        ) else {
+            read.skipped_users += 1;
+            continue;
+        };
+        read.users.push(DirectoryUser {
+            active: !disabled.contains(&user_id),
+            id: user_id,
+            user_name: user_name.to_string(),
+            display_name: first(&entry, "displayName")
+                .or_else(|| first(&entry, "cn"))
+                .map(str::to_string),
+            given_name: first(&entry, "givenName").map(str::to_string),
+            family_name: first(&entry, "sn").map(str::to_string),
+            emails: values(&entry, "mail").to_vec(),
+            dn: entry.dn,
+        });
+    }
+    for entry in group_entries {
+        let Some(group_id) = entry_id(&entry, conventions) else {
+            continue;
+        };
+        let mut group = DirectoryGroup {
+            display_name: first(&entry, "cn")
+                .map(str::to_string)
+                .unwrap_or_else(|| first_rdn_value(&entry.dn)),
+            id: group_id,
+            dn: entry.dn.clone(),
+            member_users: Vec::new(),
+            member_groups: Vec::new(),
+        };
+        for attribute in MEMBER_ATTRIBUTES {
+            for member in values(&entry, attribute) {
+                // uniqueMember may carry `#'...'B` after the DN.
+                let member_dn = match (attribute, member.rfind("#'")) {
+                    ("uniqueMember", Some(at)) if member.ends_with("'B") => &member[..at],
+                    _ => member.as_str(),
+                };
+                match kinds.get(&dn::normalize(member_dn)) {
+                    Some((true, member_id)) => group.member_users.push(member_id.clone()),
+                    Some((false, member_id)) => group.member_groups.push(member_id.clone()),
+                    None => read.unresolved_members += 1,
+                }
+            }
+        }
+        read.groups.push(group);
+    }
+    Ok(read)
+}
+
+async fn search(
+    ldap: &mut Ldap,
+    config: &DirectoryConfig,
+    base: &str,
+    filter: &str,
+    attributes: &[&str],
+) -> Result<Vec<SearchEntry>> {
+    let failed = |reason: String| DirectoryError::SearchFailed {
+        base: base.to_string(),
+        filter: filter.to_string(),
+        reason,
+    };
+    let adapters: Vec<Box<dyn ldap3::adapters::Adapter<_, _>>> = vec![
+        Box::new(EntriesOnly::new()),
+        Box::new(PagedResults::new(config.page_size)),
+    ];
+    let mut stream = ldap
+        .streaming_search_with(adapters, base, Scope::Subtree, filter, attributes.to_vec())
+        .await
+        .map_err(|error| failed(error.to_string()))?;
+    let mut entries = Vec::new();
+    while let Some(entry) = stream
+        .next()
+        .await
+        .map_err(|error| failed(error.to_string()))?
+    {
+        entries.push(SearchEntry::construct(entry));
+    }
+    stream
+        .finish()
+        .await
+        .success()
+        .map_err(|error| failed(error.to_string()))?;
+    Ok(entries)
+}
+
+fn values<'e>(entry: &'e SearchEntry, attribute: &str) -> &'e [String] {
+    entry
+        .attrs
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(attribute))
+        .map(|(_, values)| values.as_slice())
+        .unwrap_or_default()
+}
+
+fn first<'e>(entry: &'e SearchEntry, attribute: &str) -> Option<&'e str> {
+    values(entry, attribute).first().map(String::as_str)
+}
+
+/// The entry's stable id as text: AD's `objectGUID` arrives as 16 bytes and is written as
+/// Windows writes a GUID (the first three fields little-endian).
+fn entry_id(entry: &SearchEntry, conventions: &Conventions) -> Option<String> {
+    if conventions.binary_id {
+        let bytes = entry
+            .bin_attrs
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(&conventions.id))
+            .and_then(|(_, values)| values.first())?;
+        return guid_text(bytes);
+    }
+    first(entry, &conventions.id).map(str::to_string)
+}
+
+fn guid_text(bytes: &[u8]) -> Option<String> {
+    let bytes: &[u8; 16] = bytes.try_into().ok()?;
+    let hex = |range: &[u8]| -> String { range.iter().map(|byte| format!("{byte:02x}")).collect() };
+    let mut first = bytes[0..4].to_vec();
+    first.reverse();
+    let mut second = bytes[4..6].to_vec();
+    second.reverse();
+    let mut third = bytes[6..8].to_vec();
+    third.reverse();
+    Some(format!(
+        "{}-{}-{}-{}-{}",
+        hex(&first),
+        hex(&second),
+        hex(&third),
+        hex(&bytes[8..10]),
+        hex(&bytes[10..16])
+    ))
+}
+
+/// Keeps the larger of two stamps: numbers as numbers, GeneralizedTimes (all of one form,
+/// `YYYYMMDDHHMMSSZ`) as text.
+fn raise(high_water: &mut Option<String>, stamp: Option<&str>, conventions: &Conventions) {
+    let Some(stamp) = stamp else { return };
+    let larger = match high_water.as_deref() {
+        None => true,
+        Some(current) if conventions.numeric_stamp => {
+            stamp.parse::<u64>().ok() > current.parse::<u64>().ok()
+        }
+        Some(current) => stamp > current,
+    };
+    if larger {
+        *high_water = Some(stamp.to_string());
+    }
+}
+
+fn first_rdn_value(dn: &str) -> String {
+    dn.split(',')
+        .next()
+        .and_then(|rdn| rdn.split_once('='))
+        .map(|(_, value)| value.trim().to_string())
+        .unwrap_or_else(|| dn.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_object_guid_is_written_as_windows_writes_it() {
+        let bytes = [
+            0x35, 0x91, 0x8b, 0x2d, 0x6a, 0x4e, 0x1b, 0x4c, 0x9e, 0x5b, 0x1e, 0x2f, 0x3a, 0x4d,
+            0x5c, 0x6b,
+        ];
+        assert_eq!(
+            guid_text(&bytes).as_deref(),
+            Some("2d8b9135-4e6a-4c1b-9e5b-1e2f3a4d5c6b")
+        );
+        assert_eq!(guid_text(&bytes[..15]), None);
+    }
+
+    #[test]
+    fn the_high_water_mark_is_the_largest_stamp() {
+        let config = |flavor| DirectoryConfig {
+            url: "ldap://127.0.0.1".into(),
+            bind_dn: None,
+            flavor,
+            base_dn: "dc=x".into(),
+            user_base_dn: None,
+            group_base_dn: None,
+            user_filter: None,
+            group_filter: None,
+            disabled_filter: None,
+            user_name_attribute: None,
+            id_attribute: None,
+            page_size: 10,
+            timeout_seconds: 1,
+        };
+        let numeric = Conventions::of(&config(Flavor::ActiveDirectory));
+        let mut mark = None;
+        for stamp in ["99", "100", "12"] {
+            raise(&mut mark, Some(stamp), &numeric);
+        }
+        assert_eq!(mark.as_deref(), Some("100"));
+        let times = Conventions::of(&config(Flavor::Openldap));
+        let mut mark = None;
+        for stamp in ["20261205061835Z", "20261205071835Z", "20251231235959Z"] {
+            raise(&mut mark, Some(stamp), &times);
+        }
+        assert_eq!(mark.as_deref(), Some("20261205071835Z"));
+    }
+
+    #[test]
+    fn an_empty_disabled_filter_turns_the_flavors_off() {
+        let mut config = DirectoryConfig {
+            url: "ldap://127.0.0.1".into(),
+            bind_dn: None,
+            flavor: Flavor::ActiveDirectory,
+            base_dn: "dc=x".into(),
+            user_base_dn: None,
+            group_base_dn: None,
+            user_filter: None,
+            group_filter: None,
+            disabled_filter: None,
+            user_name_attribute: None,
+            id_attribute: None,
+            page_size: 10,
+            timeout_seconds: 1,
+        };
+        assert!(Conventions::of(&config).disabled_filter.is_some());
+        config.disabled_filter = Some(String::new());
+        assert!(Conventions::of(&config).disabled_filter.is_none());
+    }
+}

@@ -1,0 +1,303 @@
+//! Reading a real OpenLDAP server (Debian's `slapd`, started per test on loopback): paged
+//! reads past the server's size limit, members resolved and nested, disabled users,
+//! incremental reads and deletions, and the errors of a bad bind or an absent server.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use scimitar_ldap::testing::{Entry, Slapd, GROUPS, PEOPLE, READER_DN, READER_PASSWORD};
+use scimitar_ldap::{
+    read_changes, read_directory, Directory, DirectoryConfig, DirectoryError, DirectoryUser,
+};
+use std::time::Duration;
+
+fn config(slapd: &Slapd) -> DirectoryConfig {
+    DirectoryConfig {
+        url: slapd.url.clone(),
+        bind_dn: Some(READER_DN.to_string()),
+        flavor: Default::default(),
+        base_dn: "dc=example,dc=test".to_string(),
+        user_base_dn: Some(PEOPLE.to_string()),
+        group_base_dn: Some(GROUPS.to_string()),
+        user_filter: None,
+        group_filter: None,
+        disabled_filter: None,
+        user_name_attribute: None,
+        id_attribute: None,
+        page_size: 2,
+        timeout_seconds: 10,
+    }
+}
+
+fn person<'a>(uid: &'a str, dn: &'a str, mails: Vec<&'a str>) -> Entry<'a> {
+    let mut attributes = vec![
+        ("objectClass", vec!["inetOrgPerson"]),
+        ("uid", vec![uid]),
+        ("cn", vec![uid]),
+        ("sn", vec!["Tester"]),
+    ];
+    if !mails.is_empty() {
+        attributes.push(("mail", mails));
+    }
+    (dn, attributes)
+}
+
+/// Seven people (one without a `uid`), one more outside `ou=people`, and three groups:
+/// `eng` holds alice, bob and the group `platform`; `platform` holds carol and the outsider;
+/// `ops` is a groupOfUniqueNames holding dave.
+async fn seed(slapd: &Slapd) {
+    slapd
+        .add(&[
+            person(
+                "alice",
+                "uid=alice,ou=people,dc=example,dc=test",
+                vec!["alice@example.test", "a@example.test"],
+            ),
+            person("bob", "uid=bob,ou=people,dc=example,dc=test", vec![]),
+            person("carol", "uid=carol,ou=people,dc=example,dc=test", vec![]),
+            person("dave", "uid=dave,ou=people,dc=example,dc=test", vec![]),
+            person("erin", "uid=erin,ou=people,dc=example,dc=test", vec![]),
+            person("frank", "uid=frank,ou=people,dc=example,dc=test", vec![]),
+            (
+                "cn=no uid,ou=people,dc=example,dc=test",
+                vec![
+                    ("objectClass", vec!["inetOrgPerson"]),
+                    ("cn", vec!["no uid"]),
+                    ("sn", vec!["Nobody"]),
+                ],
+            ),
+            person("outsider", "uid=outsider,dc=example,dc=test", vec![]),
+            (
+                "cn=platform,ou=groups,dc=example,dc=test",
+                vec![
+                    ("objectClass", vec!["groupOfNames"]),
+                    ("cn", vec!["platform"]),
+                    (
+                        "member",
+                        vec![
+                            // Written with other spacing and case than the server returns.
+                            "UID=Carol, OU=People, DC=example, DC=test",
+                            "uid=outsider,dc=example,dc=test",
+                        ],
+                    ),
+                ],
+            ),
+            (
+                "cn=eng,ou=groups,dc=example,dc=test",
+                vec![
+                    ("objectClass", vec!["groupOfNames"]),
+                    ("cn", vec!["eng"]),
+                    (
+                        "member",
+                        vec![
+                            "uid=alice,ou=people,dc=example,dc=test",
+                            "uid=bob,ou=people,dc=example,dc=test",
+                            "cn=platform,ou=groups,dc=example,dc=test",
+                        ],
+                    ),
+                ],
+            ),
+            (
+                "cn=ops,ou=groups,dc=example,dc=test",
+                vec![
+                    ("objectClass", vec!["groupOfUniqueNames"]),
+                    ("cn", vec!["ops"]),
+                    (
+                        "uniqueMember",
+                        vec!["uid=dave,ou=people,dc=example,dc=test#'0101'B"],
+                    ),
+                ],
+            ),
+        ])
+        .await;
+}
+
+fn user<'d>(directory: &'d Directory, name: &str) -> &'d DirectoryUser {
+    directory
+        .users
+        .iter()
+        .find(|user| user.user_name == name)
+        .unwrap_or_else(|| panic!("{name} was not read: {directory:?}"))
+}
+
+fn id_of(directory: &Directory, name: &str) -> String {
+    user(directory, name).id.clone()
+}
+
+#[tokio::test]
+async fn a_read_pages_past_the_size_limit_and_resolves_members_and_nesting() {
+    let Some(slapd) = Slapd::start().await else {
+        return;
+    };
+    seed(&slapd).await;
+    let directory = read_directory(&config(&slapd), Some(READER_PASSWORD))
+        .await
+        .unwrap();
+    // Six people with a uid under ou=people: more than the server's limit of 5 per search.
+    let mut names: Vec<&str> = directory
+        .users
+        .iter()
+        .map(|user| user.user_name.as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["alice", "bob", "carol", "dave", "erin", "frank"]);
+    assert_eq!(directory.skipped_users, 1, "the person without a uid");
+    let alice = user(&directory, "alice");
+    let mut emails = alice.emails.clone();
+    emails.sort_unstable();
+    assert_eq!(emails, ["a@example.test", "alice@example.test"]);
+    assert_eq!(alice.display_name.as_deref(), Some("alice"));
+    assert_eq!(alice.family_name.as_deref(), Some("Tester"));
+    assert!(alice.active);
+    assert_eq!(alice.id.len(), 36, "an entryUUID: {}", alice.id);
+    let group = |name: &str| {
+        directory
+            .groups
+            .iter()
+            .find(|group| group.display_name == name)
+            .unwrap_or_else(|| panic!("group {name} was not read"))
+            .clone()
+    };
+    let (eng, platform, ops) = (group("eng"), group("platform"), group("ops"));
+    // (The test's adds send values as a set, so their order is the server's.)
+    let mut eng_users = eng.member_users.clone();
+    eng_users.sort_unstable();
+    let mut expected = vec![id_of(&directory, "alice"), id_of(&directory, "bob")];
+    expected.sort_unstable();
+    assert_eq!(eng_users, expected);
+    assert_eq!(eng.member_groups, std::slice::from_ref(&platform.id));
+    assert_eq!(platform.member_users, [id_of(&directory, "carol")]);
+    assert!(platform.member_groups.is_empty());
+    assert_eq!(ops.member_users, [id_of(&directory, "dave")]);
+    assert_eq!(
+        directory.unresolved_members, 1,
+        "the outsider is out of scope"
+    );
+    assert!(directory.high_water.is_some());
+
+    // Without paging, the same search stops at the limit: the server really has one.
+    let (connection, mut ldap) = ldap3::LdapConnAsync::new(&slapd.url).await.unwrap();
+    tokio::spawn(async move {
+        let _ = connection.drive().await;
+    });
+    ldap.simple_bind(READER_DN, READER_PASSWORD)
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let unpaged = ldap
+        .search(
+            PEOPLE,
+            ldap3::Scope::Subtree,
+            "(objectClass=inetOrgPerson)",
+            vec!["uid"],
+        )
+        .await
+        .unwrap();
+    assert_eq!(unpaged.1.rc, 4, "sizeLimitExceeded: {:?}", unpaged.1);
+}
+
+#[tokio::test]
+async fn users_matching_the_disabled_filter_are_inactive() {
+    let Some(slapd) = Slapd::start().await else {
+        return;
+    };
+    seed(&slapd).await;
+    slapd
+        .replace(
+            "uid=bob,ou=people,dc=example,dc=test",
+            "employeeType",
+            &["disabled"],
+        )
+        .await;
+    let mut config = config(&slapd);
+    config.disabled_filter = Some("(employeeType=disabled)".to_string());
+    let directory = read_directory(&config, Some(READER_PASSWORD))
+        .await
+        .unwrap();
+    assert!(!user(&directory, "bob").active);
+    assert!(user(&directory, "alice").active);
+}
+
+#[tokio::test]
+async fn changes_since_a_mark_are_read_with_every_id_still_in_scope() {
+    let Some(slapd) = Slapd::start().await else {
+        return;
+    };
+    seed(&slapd).await;
+    // modifyTimestamp counts seconds: the last entry added a second after the rest, so that
+    // the mark read after it is that entry's second alone.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    slapd
+        .add(&[person(
+            "late",
+            "uid=late,ou=people,dc=example,dc=test",
+            vec![],
+        )])
+        .await;
+    let first = read_directory(&config(&slapd), Some(READER_PASSWORD))
+        .await
+        .unwrap();
+    let mark = first.high_water.clone().unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    slapd
+        .replace(
+            "uid=bob,ou=people,dc=example,dc=test",
+            "mail",
+            &["bob@example.test"],
+        )
+        .await;
+    slapd.delete("uid=erin,ou=people,dc=example,dc=test").await;
+    let changes = read_changes(&config(&slapd), Some(READER_PASSWORD), &mark)
+        .await
+        .unwrap();
+    let mut changed: Vec<&str> = changes
+        .changed_users
+        .iter()
+        .map(|user| user.user_name.as_str())
+        .collect();
+    changed.sort_unstable();
+    // The mark's own second is read again (late), and what changed after it (bob).
+    assert_eq!(changed, ["bob", "late"]);
+    let bob = changes
+        .changed_users
+        .iter()
+        .find(|user| user.user_name == "bob")
+        .unwrap();
+    assert_eq!(bob.emails, ["bob@example.test"]);
+    assert!(changes.changed_groups.is_empty(), "{changes:?}");
+    assert!(!changes.present_user_ids.contains(&id_of(&first, "erin")));
+    assert!(changes.present_user_ids.contains(&id_of(&first, "alice")));
+    assert_eq!(changes.present_group_ids.len(), 3);
+    assert!(changes.high_water.as_deref() > Some(mark.as_str()));
+    // A mark that is not one is refused before anything is sent.
+    let refused = read_changes(&config(&slapd), Some(READER_PASSWORD), "*)(uid=*").await;
+    assert!(
+        matches!(refused, Err(DirectoryError::Config(_))),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_password_and_an_absent_server_are_told_apart() {
+    let Some(slapd) = Slapd::start().await else {
+        return;
+    };
+    let refused = read_directory(&config(&slapd), Some("wrong")).await;
+    match refused {
+        Err(DirectoryError::BindRefused { bind_dn, reason }) => {
+            assert_eq!(bind_dn, READER_DN);
+            assert!(!reason.contains("wrong"), "the password is never repeated");
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut absent = config(&slapd);
+    absent.url = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("ldap://{}", listener.local_addr().unwrap())
+    };
+    let unreachable = read_directory(&absent, Some(READER_PASSWORD)).await;
+    assert!(
+        matches!(unreachable, Err(DirectoryError::Unreachable { .. })),
+        "{unreachable:?}"
+    );
+}
