@@ -182,6 +182,14 @@ pub fn plan(
     Planner::new(source, target, state, policy, capabilities).run(now)
 }
 
+/// What brownfield matching found for one source object.
+enum Match<'a> {
+    /// One unmanaged target object, by this key.
+    One(MatchKey, &'a Identity),
+    /// Several (their ids), by this key: ambiguous.
+    Many(MatchKey, Vec<String>),
+}
+
 struct Planner<'a> {
     source: BTreeMap<(Kind, &'a str), &'a Identity>,
     target: BTreeMap<(Kind, &'a str), &'a Identity>,
@@ -326,11 +334,7 @@ impl<'a> Planner<'a> {
 
     /// The unmanaged target object a source object matches, by the first key in the
     /// configured order that finds any.
-    fn find_match(
-        &self,
-        source: &Identity,
-        taken: &BTreeSet<&str>,
-    ) -> Option<Result<(MatchKey, &'a Identity), (MatchKey, Vec<String>)>> {
+    fn find_match(&self, source: &Identity, taken: &BTreeSet<&str>) -> Option<Match<'a>> {
         let desired = self.desired(source);
         for key in &self.policy.match_order {
             if !key.applies_to(source.kind) {
@@ -358,12 +362,12 @@ impl<'a> Planner<'a> {
                 .collect();
             match found.as_slice() {
                 [] => continue,
-                [one] => return Some(Ok((*key, one))),
+                [one] => return Some(Match::One(*key, one)),
                 many => {
-                    return Some(Err((
+                    return Some(Match::Many(
                         *key,
                         many.iter().map(|candidate| candidate.id.clone()).collect(),
-                    )))
+                    ))
                 }
             }
         }
@@ -398,7 +402,7 @@ impl<'a> Planner<'a> {
                         plan.forgotten.push((key.0, key.1.to_string()));
                     }
                     match self.find_match(source, &taken) {
-                        Some(Ok((matched_by, target))) => {
+                        Some(Match::One(matched_by, target)) => {
                             taken.insert(target.id.as_str());
                             plan.adoptions.push(Adoption {
                                 kind: key.0,
@@ -409,7 +413,7 @@ impl<'a> Planner<'a> {
                             });
                             target
                         }
-                        Some(Err((matched_by, candidates))) => {
+                        Some(Match::Many(matched_by, candidates)) => {
                             plan.ambiguities.push(Ambiguity {
                                 kind: key.0,
                                 source_id: key.1.to_string(),

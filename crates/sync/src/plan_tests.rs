@@ -1,5 +1,7 @@
 //! The reconciliation core's cases, named after the shapes they build.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use super::*;
 use crate::model::{Mapping, Ownership};
 use serde_json::json;
@@ -539,7 +541,7 @@ fn a_group_gone_from_the_source_loses_its_managed_members_now_and_is_deleted_lat
         ..Policy::default()
     };
     let plan = run(
-        &[ada.clone()],
+        std::slice::from_ref(&ada),
         &[mirrored(&ada, "t1"), target_eng],
         &state,
         &policy,
@@ -660,7 +662,12 @@ fn service_principals_are_skipped_for_targets_without_them_and_matched_by_applic
     let sp = Identity::new(Kind::ServicePrincipal, "sp1")
         .with("applicationId", "app-1")
         .with("displayName", "robot");
-    let plan_generic = run(&[sp.clone()], &[], &JobState::default(), &Policy::default());
+    let plan_generic = run(
+        std::slice::from_ref(&sp),
+        &[],
+        &JobState::default(),
+        &Policy::default(),
+    );
     assert_eq!(plan_generic, Plan::default());
     let capabilities = Capabilities {
         service_principals: true,

@@ -617,6 +617,7 @@ fn patch_operations(diff: &AttributeDiff) -> Vec<Value> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     #[test]
