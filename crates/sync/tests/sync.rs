@@ -459,6 +459,13 @@ struct Faults {
     fail_marker: Mutex<Option<String>>,
     /// Writes passed on to the target.
     writes: AtomicUsize,
+    /// Users with this userName are left out of list pages (as if a list lagged behind).
+    hide_user: Mutex<Option<String>>,
+    /// `/ServiceProviderConfig` says PATCH is not supported.
+    no_patch: std::sync::atomic::AtomicBool,
+    /// PATCH and PUT requests passed on.
+    patches: AtomicUsize,
+    puts: AtomicUsize,
 }
 
 impl FaultProxy {
@@ -502,7 +509,13 @@ impl FaultProxy {
                         );
                     }
                     faults.writes.fetch_add(1, Ordering::SeqCst);
+                    match parts.method.as_str() {
+                        "PATCH" => faults.patches.fetch_add(1, Ordering::SeqCst),
+                        "PUT" => faults.puts.fetch_add(1, Ordering::SeqCst),
+                        _ => 0,
+                    };
                 }
+                let path = parts.uri.to_string();
                 let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes())
                     .expect("a method");
                 let mut forwarded = client.request(method, format!("{upstream}{}", parts.uri));
@@ -517,7 +530,10 @@ impl FaultProxy {
                     .await
                     .expect("the target answers");
                 let status = answer.status().as_u16();
-                let text = answer.text().await.unwrap_or_default();
+                let mut text = answer.text().await.unwrap_or_default();
+                if !write {
+                    text = rewrite(&faults, &path, text);
+                }
                 axum::response::Response::builder()
                     .status(status)
                     .header("content-type", "application/scim+json")
@@ -543,6 +559,102 @@ impl FaultProxy {
             _shutdown: shutdown,
         }
     }
+}
+
+/// What the proxy changes in a read: hidden users left out of unfiltered list pages, PATCH withdrawn
+/// from `/ServiceProviderConfig`.
+fn rewrite(faults: &Faults, path: &str, text: String) -> String {
+    let Ok(mut body) = serde_json::from_str::<Value>(&text) else {
+        return text;
+    };
+    if path.contains("/ServiceProviderConfig") && faults.no_patch.load(Ordering::SeqCst) {
+        body["patch"]["supported"] = json!(false);
+    }
+    // Only full listings lag; a filtered search finds the user.
+    let hidden = faults
+        .hide_user
+        .lock()
+        .expect("lock")
+        .clone()
+        .filter(|_| !path.contains("filter="));
+    if let (Some(hidden), Some(resources)) = (hidden, body["Resources"].as_array_mut()) {
+        let before = resources.len();
+        resources.retain(|resource| resource["userName"].as_str() != Some(hidden.as_str()));
+        let gone = (before - resources.len()) as u64;
+        if let Some(total) = body["totalResults"].as_u64() {
+            body["totalResults"] = json!(total - gone);
+        }
+    }
+    body.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_409_on_create_is_matched_and_adopted_not_retried() {
+    let state = StateDatabase::sqlite().await;
+    let source = seeded_source().await;
+    let target = Scimitar::start().await;
+    let existing = target.create_user("bob").await;
+    let proxy = FaultProxy::start(&target.address).await;
+    // The target's list does not show bob: the plan creates him, and the target says 409.
+    *proxy.faults.hide_user.lock().expect("lock") = Some("bob".into());
+    let job = job(
+        &source,
+        endpoint(
+            &format!("{}{GENERIC}", proxy.address),
+            &target.token,
+            Profile::Generic,
+        ),
+        &["eng-all"],
+    );
+    let report = apply(&job, &state).await;
+    assert_eq!(report.exit_code(), 0, "{:#?}", report.failures);
+    assert_eq!(report.adopted_on_conflict, 1);
+    assert_eq!(
+        target.find("Users", "userName", "bob").await.len(),
+        1,
+        "no duplicate"
+    );
+    assert_eq!(target.member_names("platform").await, ["ADA", "BOB"]);
+    let recorded = job_state(&*state.store, "test-job")
+        .await
+        .expect("the state");
+    let bob = recorded
+        .mappings
+        .values()
+        .find(|m| m.target_id == existing)
+        .expect("bob is managed");
+    assert_eq!(bob.ownership, Ownership::Adopted);
+    state.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_without_patch_is_written_with_get_then_put() {
+    let state = StateDatabase::sqlite().await;
+    let source = seeded_source().await;
+    let target = Scimitar::start().await;
+    let proxy = FaultProxy::start(&target.address).await;
+    proxy
+        .faults
+        .no_patch
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let job = job(
+        &source,
+        endpoint(
+            &format!("{}{GENERIC}", proxy.address),
+            &target.token,
+            Profile::Generic,
+        ),
+        &["eng-all"],
+    );
+    let report = apply(&job, &state).await;
+    assert_eq!(report.exit_code(), 0, "{:#?}", report.failures);
+    assert!(!report.capabilities.patch);
+    assert_eq!(proxy.faults.patches.load(Ordering::SeqCst), 0);
+    assert!(proxy.faults.puts.load(Ordering::SeqCst) >= 2);
+    assert_eq!(target.member_names("eng-all").await, ["CAROL", "platform"]);
+    assert_eq!(target.member_names("platform").await, ["ADA", "BOB"]);
+    assert!(apply(&job, &state).await.plan.writes_nothing());
+    state.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
