@@ -162,3 +162,33 @@ impl JobConfig {
         toml::from_str(text).map_err(|error| error.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    /// The example in README's "Sync" section, which must stay a valid job.
+    #[test]
+    fn the_readme_example_is_a_valid_job() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("```toml\njob = ").expect("the example") + "```toml\n".len();
+        let end = start + readme[start..].find("```").expect("its end");
+        let job = JobConfig::parse(&readme[start..end]).expect("parses");
+        assert_eq!(job.target.profile, Profile::Databricks);
+        assert_eq!(job.target.nested_groups, Some(false));
+        assert_eq!(job.policy.entitlements["engineering"].len(), 2);
+        assert_eq!(job.policy.match_order[0], MatchKey::UserName);
+        assert!(matches!(job.source, SourceConfig::Scim { .. }));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let error = JobConfig::parse(
+            "job = \"j\"\nstate_database = \"sqlite://x\"\ncolour = 1\n\
+             [source]\ntype = \"file\"\npath = \"x.csv\"\n[target]\nurl = \"http://t\"\n",
+        )
+        .expect_err("refused");
+        assert!(error.contains("colour"), "{error}");
+    }
+}
