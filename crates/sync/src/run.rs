@@ -92,7 +92,15 @@ async fn read_scim(
     let mut identities: Vec<Identity> = Vec::new();
     let mut latest: Option<String> = None;
     for kind in kinds {
-        let (mut found, modified) = endpoint.read_all(*kind).await.map_err(|failure| {
+        let read = endpoint.read_all(*kind).await;
+        // A service without `/ServicePrincipals` (most that are not Databricks-shaped) has
+        // none to give.
+        if *kind == Kind::ServicePrincipal
+            && matches!(&read, Err(failure) if failure.status == Some(404))
+        {
+            continue;
+        }
+        let (mut found, modified) = read.map_err(|failure| {
             let message = format!("reading {}: {failure}", kind.endpoint());
             if what == "source" {
                 SyncError::Source(message)

@@ -6,7 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use scimitar_app::service::Services;
-use scimitar_domain::{RandomIds, SystemClock};
+use scimitar_domain::clock::ManualClock;
+use scimitar_domain::{Clock, RandomIds, SystemClock};
 use scimitar_server::Application;
 use scimitar_store::SharedStore;
 use scimitar_sync::config::{Policy, Profile};
@@ -389,7 +390,8 @@ async fn brownfield_objects_are_adopted_without_duplicates_and_foreign_ones_are_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_deletion_guard_stops_the_run_until_deletions_are_allowed() {
+async fn the_deletion_guard_stops_the_run_until_deletions_are_allowed_and_deletion_waits_for_the_grace_period(
+) {
     let state = StateDatabase::sqlite().await;
     let source = Scimitar::start().await;
     let mut ids = Vec::new();
@@ -439,6 +441,28 @@ async fn the_deletion_guard_stops_the_run_until_deletions_are_allowed() {
     // Deactivated first: deleted only after the grace period.
     assert_eq!(target.find("Users", "userName", "user1").await.len(), 1);
     assert_eq!(target.member_names("staff").await.len(), 3);
+    let clock = ManualClock::new(SystemClock.now());
+    let within = run(&job, &*state.store, &clock, Mode::Apply)
+        .await
+        .expect("runs");
+    assert!(within.plan.writes_nothing(), "{:#?}", within.plan);
+    clock.advance_micros(job.policy.delete_after_seconds * 1_000_000);
+    let after = run(&job, &*state.store, &clock, Mode::Apply)
+        .await
+        .expect("runs");
+    assert_eq!(after.exit_code(), 0, "{:#?}", after.failures);
+    assert_eq!(after.plan.deletions.len(), 2);
+    assert!(target.find("Users", "userName", "user0").await.is_empty());
+    assert!(target.find("Users", "userName", "user1").await.is_empty());
+    assert_eq!(target.find("Users", "userName", "user2").await.len(), 1);
+    let recorded = job_state(&*state.store, "test-job")
+        .await
+        .expect("the state");
+    assert_eq!(
+        recorded.mappings.len(),
+        4,
+        "the deleted are no longer managed"
+    );
     state.close().await;
 }
 
@@ -463,6 +487,8 @@ struct Faults {
     hide_user: Mutex<Option<String>>,
     /// `/ServiceProviderConfig` says PATCH is not supported.
     no_patch: std::sync::atomic::AtomicBool,
+    /// `/ServicePrincipals` is answered 404, as by a service that has none.
+    no_service_principals: std::sync::atomic::AtomicBool,
     /// PATCH and PUT requests passed on.
     patches: AtomicUsize,
     puts: AtomicUsize,
@@ -490,6 +516,14 @@ impl FaultProxy {
                         .body(axum::body::Body::from(text))
                         .expect("a response")
                 };
+                if parts.uri.path().contains("/ServicePrincipals")
+                    && faults.no_service_principals.load(Ordering::SeqCst)
+                {
+                    return reply(
+                        404,
+                        json!({"detail": "no such endpoint", "status": "404"}).to_string(),
+                    );
+                }
                 if write {
                     let marker = faults.fail_marker.lock().expect("lock").clone();
                     if marker.is_some_and(|marker| String::from_utf8_lossy(&body).contains(&marker))
@@ -732,6 +766,17 @@ async fn a_databricks_workspace_target_gets_mapped_entitlements_on_its_groups() 
         target.endpoint(DATABRICKS, Profile::Databricks),
         &["eng-all"],
     );
+    // A source without service principals (404) is one with none.
+    let proxy = FaultProxy::start(&source.address).await;
+    proxy
+        .faults
+        .no_service_principals
+        .store(true, Ordering::SeqCst);
+    job.source = Source::Scim(endpoint(
+        &format!("{}{GENERIC}", proxy.address),
+        &source.token,
+        Profile::Generic,
+    ));
     job.profile = Profile::Databricks;
     job.policy.entitlements = [(
         "platform".to_string(),
