@@ -1,4 +1,4 @@
-//! `scimitar sync plan|apply`: reconcile a source of identities into a SCIM target
+//! `scimitar sync plan|apply|status`: reconcile a source of identities into a SCIM target
 //! (`scimitar-sync`). A job comes from a TOML file (`--config`), or, for one SCIM-to-SCIM
 //! sync, from flags (`--from URL --to URL`). Tokens come from files or the environment, never
 //! from the command line. The exit status says whether the target matches the source: 0 yes,
@@ -20,6 +20,24 @@ pub enum SyncCommand {
     /// Make the changes, item by item (one failing does not stop the others), and record the
     /// run and the job's state in the database.
     Apply(SyncArgs),
+    /// A job's latest runs, newest first: when, the outcome (applied, failed, stopped),
+    /// writes and failures.
+    Status(StatusArgs),
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    /// The job's name (a job from flags is named `FROM -> TO`, as `plan` and `apply` print).
+    #[arg(long)]
+    job: String,
+    #[arg(long, env = "SCIMITAR_DATABASE_URL")]
+    database: Option<String>,
+    /// How many runs.
+    #[arg(long, default_value_t = 10)]
+    limit: usize,
+    /// Print the runs, with their reports, as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -61,11 +79,12 @@ pub struct SyncArgs {
 
 /// Runs the command; the exit status is the report's.
 pub async fn run_command(command: SyncCommand) -> ExitCode {
-    let (mode, args) = match command {
-        SyncCommand::Plan(args) => (Mode::Plan, args),
-        SyncCommand::Apply(args) => (Mode::Apply, args),
+    let outcome = match command {
+        SyncCommand::Plan(args) => run_sync(Mode::Plan, &args).await,
+        SyncCommand::Apply(args) => run_sync(Mode::Apply, &args).await,
+        SyncCommand::Status(args) => status(&args).await.map(|()| 0),
     };
-    match run_sync(mode, &args).await {
+    match outcome {
         Ok(code) => ExitCode::from(code),
         Err(message) => {
             eprintln!("error: {message}");
@@ -86,6 +105,7 @@ async fn run_sync(mode: Mode, args: &SyncArgs) -> Result<u8, String> {
         let text = serde_json::to_string_pretty(&report).map_err(|error| error.to_string())?;
         println!("{text}");
     } else {
+        println!("job: {}", report.job);
         print!("{}", scimitar_sync::render::plan_text(&report.plan));
         if mode == Mode::Apply && report.stopped.is_none() {
             println!("{} writes, {} failed", report.writes, report.failures.len());
@@ -95,6 +115,57 @@ async fn run_sync(mode: Mode, args: &SyncArgs) -> Result<u8, String> {
         }
     }
     Ok(report.exit_code())
+}
+
+async fn status(args: &StatusArgs) -> Result<(), String> {
+    let database = args
+        .database
+        .clone()
+        .unwrap_or_else(|| crate::config::DEFAULT_DATABASE.to_string());
+    let store = scimitar_store::open(&database)
+        .await
+        .map_err(|error| format!("the state database: {error}"))?;
+    let runs = store
+        .sync_runs(&args.job, args.limit)
+        .await
+        .map_err(|error| error.to_string())?;
+    let report = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap_or_default();
+    if args.json {
+        let runs: Vec<serde_json::Value> = runs
+            .iter()
+            .map(|run| {
+                serde_json::json!({
+                    "seq": run.seq,
+                    "started": run.started.to_rfc3339(),
+                    "ended": run.ended.to_rfc3339(),
+                    "outcome": run.outcome,
+                    "report": report(&run.report),
+                })
+            })
+            .collect();
+        let text = serde_json::to_string_pretty(&runs).map_err(|error| error.to_string())?;
+        println!("{text}");
+        return Ok(());
+    }
+    if runs.is_empty() {
+        println!("no runs of job {}", args.job);
+    }
+    for run in &runs {
+        let report = report(&run.report);
+        let failures = report["failures"].as_array().map_or(0, Vec::len);
+        println!(
+            "#{} {} {} .. {}: {} writes, {failures} failed",
+            run.seq,
+            run.outcome,
+            run.started.to_rfc3339(),
+            run.ended.to_rfc3339(),
+            report["writes"].as_u64().unwrap_or(0),
+        );
+        if let Some(stopped) = report["stopped"].as_str() {
+            println!("    {stopped}");
+        }
+    }
+    Ok(())
 }
 
 /// A token from a file, else from an environment variable; never from argv.

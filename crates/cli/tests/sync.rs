@@ -1,6 +1,6 @@
 //! `scimitar sync` as an operator runs it: two `scimitar serve` processes as source and
 //! target, tokens from files and the environment, a plan that writes nothing and exits 2, an
-//! apply that exits 0, and a second plan that finds nothing to do.
+//! apply that exits 0, a second plan that finds nothing to do, and the run in `status`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -140,6 +140,22 @@ fn sync_plans_then_applies_a_scim_to_scim_job_with_tokens_from_a_file_and_the_en
     let again = sync("plan", false);
     assert_eq!(again.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&again.stdout).contains("no changes"));
+
+    let job = format!(
+        "http://{}/scim/v2 -> http://{}/scim/v2",
+        source.address, target.address
+    );
+    assert!(String::from_utf8_lossy(&again.stdout).contains(&format!("job: {job}")));
+    let status = Command::new(binary)
+        .args(["sync", "status", "--job", &job, "--database", &state])
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    let text = String::from_utf8_lossy(&status.stdout);
+    // The apply is the only run recorded: a plan writes nothing, not even its run.
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.starts_with("#1 applied"), "{text}");
+    assert!(text.contains("3 writes, 0 failed"), "{text}");
 }
 
 #[test]
