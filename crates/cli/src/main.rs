@@ -6,6 +6,7 @@ mod audit;
 mod config;
 mod logging;
 mod sql;
+mod sync;
 mod transfer;
 
 use clap::{Parser, Subcommand};
@@ -85,6 +86,11 @@ enum Command {
     Export(transfer::ExportArgs),
     /// Load what `scimitar export` wrote into a database that does not hold those accounts.
     Import(transfer::ImportArgs),
+    /// Provision identities from a source into a SCIM target: plan, then apply.
+    Sync {
+        #[command(subcommand)]
+        command: sync::SyncCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -442,7 +448,20 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let cli = Cli::parse();
-    let result = match cli.command {
+    // `sync` has exit statuses of its own (2: changes to make).
+    let command = match cli.command {
+        Command::Sync { command } => {
+            return match runtime(None) {
+                Ok(runtime) => runtime.block_on(sync::run_command(command)),
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        command => command,
+    };
+    let result = match command {
         // `serve`'s configuration sizes the runtime, so it is read before the runtime starts.
         Command::Serve { flags, config } => Config::load(config.as_deref(), flags)
             .and_then(|config| runtime(config.worker_threads)?.block_on(serve(config))),
@@ -556,5 +575,6 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Audit { command } => audit::run(command).await,
         Command::Export(args) => transfer::export(args).await,
         Command::Import(args) => transfer::import(args).await,
+        Command::Sync { .. } => Err("sync runs on its own".to_string()),
     }
 }

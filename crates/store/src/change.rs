@@ -149,6 +149,10 @@ pub enum Change {
         rule_set: RuleSetRows,
         expected_version: u64,
     },
+    /// A `scimitar sync` run's record and what it changes in its job's state (mappings,
+    /// watermark), in one transaction. Deployment bookkeeping keyed by the job's name, not a
+    /// tenant's state (the account it is applied under is not read): no audit event, no log.
+    RecordSyncRun(Box<crate::SyncStateChange>),
 }
 
 /// An account access-control rule set as stored: who holds which role on one resource.

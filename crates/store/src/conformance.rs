@@ -34,8 +34,10 @@ use std::path::PathBuf;
 
 mod audit;
 pub use audit::*;
+mod sync_state;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+pub use sync_state::*;
 
 /// Expands every conformance case into a test per backend: `sqlite::case` and
 /// `postgres::case`, plus the checks that compare the two backends' schemas. Invoke it once,
@@ -87,6 +89,7 @@ macro_rules! conformance_tests {
             racing_writers_number_an_accounts_trail_without_gaps,
             oauth_secrets_are_capped_deleted_with_log_entries_and_go_with_deactivation,
             signing_keys_are_kept_newest_first_until_their_tokens_expire,
+            sync_jobs_keep_their_mappings_watermark_and_runs_apart,
         );
     };
     (@cases $($case:ident),+ $(,)?) => {

@@ -20,6 +20,7 @@
 //! - [`postgres`]: the PostgreSQL backend, for several nodes sharing one database: the pool,
 //!   the advisory locks that keep those nodes correct, and retries of aborted transactions.
 //! - [`migrations`]: the numbered, forward-only schema migrations.
+//! - [`sync_state`]: `scimitar sync` jobs' mappings, watermarks and run history.
 //! - [`transfer`]: export to and import from JSON Lines, how a deployment moves between stores.
 //! - `conformance` (with the `testing` feature): the backend-independent test suite, one test
 //!   per case and backend, kept out of the library the server links.
@@ -37,6 +38,7 @@ pub mod oauth;
 pub mod postgres;
 pub mod sql;
 pub mod sqlite;
+pub mod sync_state;
 pub mod transfer;
 
 pub use audit::{
@@ -50,6 +52,7 @@ pub use governance::{
 pub use oauth::{OAuthSecret, SigningKey, StoredOAuthSecret};
 use scimitar_access::{ObjectType, SecurableType};
 pub use sql::write::RULE_SET_CHANGED;
+pub use sync_state::{SyncJobState, SyncMappingRow, SyncRunRecord, SyncStateChange};
 pub use transfer::{AssignmentRow, EntitlementRow, ImportRecord, MembershipRow, TokenRow};
 
 use async_trait::async_trait;
@@ -334,6 +337,11 @@ pub trait Store: Send + Sync + 'static {
     /// The deployment's checkpoint signing seed, once one was made
     /// ([`Change::EnsureAuditKey`]).
     async fn audit_signing_seed(&self) -> ScimResult<Option<AuditKeySeed>>;
+
+    /// A `scimitar sync` job's mappings and watermark (empty for a job never run).
+    async fn sync_state(&self, job: &str) -> ScimResult<SyncJobState>;
+    /// A sync job's latest `limit` runs, newest first.
+    async fn sync_runs(&self, job: &str, limit: usize) -> ScimResult<Vec<SyncRunRecord>>;
 
     /// Whether the store can serve requests now: the database answers and its schema has every
     /// migration this build knows. Backs `/readyz`.

@@ -498,6 +498,39 @@ CREATE TABLE audit_signing_key (
 );
 "#,
     ),
+    (
+        21,
+        r#"
+-- `scimitar sync` jobs' state (issue #17), keyed by the job's name: deployment bookkeeping,
+-- not a tenant's data (a job may move identities between services none of whose accounts
+-- live here). `sync_mappings` is each managed object's source id -> target id with its
+-- ownership (`created` or `adopted`) and when it was deprovisioned; `sync_jobs` the source
+-- watermark; `sync_runs` the run history, numbered per job. (Self-contained: numbers 18 to 20
+-- are kept for parallel branches.)
+CREATE TABLE sync_jobs (
+    job TEXT PRIMARY KEY,
+    watermark TEXT
+);
+CREATE TABLE sync_mappings (
+    job TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    target_id TEXT NOT NULL,
+    ownership TEXT NOT NULL,
+    deprovisioned_at INTEGER,
+    PRIMARY KEY (job, kind, source_id)
+);
+CREATE TABLE sync_runs (
+    job TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    started INTEGER NOT NULL,
+    ended INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    report TEXT NOT NULL,
+    PRIMARY KEY (job, seq)
+);
+"#,
+    ),
 ];
 
 /// The PostgreSQL schema, numbered on its own: PostgreSQL starts from the shape SQLite reached
@@ -885,6 +918,34 @@ CREATE TABLE audit_signing_key (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     seed TEXT NOT NULL,
     created BIGINT NOT NULL
+);
+"#,
+    ),
+    (
+        18,
+        r#"
+-- `scimitar sync` jobs' state (issue #17); see SQLite's migration 21.
+CREATE TABLE sync_jobs (
+    job TEXT COLLATE "C" PRIMARY KEY,
+    watermark TEXT COLLATE "C"
+);
+CREATE TABLE sync_mappings (
+    job TEXT COLLATE "C" NOT NULL,
+    kind TEXT COLLATE "C" NOT NULL,
+    source_id TEXT COLLATE "C" NOT NULL,
+    target_id TEXT COLLATE "C" NOT NULL,
+    ownership TEXT COLLATE "C" NOT NULL,
+    deprovisioned_at BIGINT,
+    PRIMARY KEY (job, kind, source_id)
+);
+CREATE TABLE sync_runs (
+    job TEXT COLLATE "C" NOT NULL,
+    seq BIGINT NOT NULL,
+    started BIGINT NOT NULL,
+    ended BIGINT NOT NULL,
+    outcome TEXT COLLATE "C" NOT NULL,
+    report TEXT NOT NULL,
+    PRIMARY KEY (job, seq)
 );
 "#,
     ),

@@ -24,6 +24,7 @@ pub(crate) mod audit;
 pub(crate) mod oauth;
 pub(crate) mod read;
 pub(crate) mod store;
+pub(crate) mod sync_state;
 pub(crate) mod transaction;
 pub(crate) mod write;
 

@@ -176,7 +176,7 @@ fn moved_members(steps: &[MembershipStep]) -> Vec<&str> {
 
 /// What a change records; `None` for the writes that are bookkeeping rather than state anyone
 /// made: when tokens were last used, the deployment's checkpoint key, and an account's OAuth
-/// signing keys (made by whichever node signs first after a rotation period).
+/// signing keys (made by whichever node signs first after a rotation period), and sync jobs' state.
 pub(crate) fn describe(change: &Change, before: Option<&Principal>) -> Option<Description> {
     let described = |service_name, action_name: &str, request_params, targets| Description {
         service_name,
@@ -185,9 +185,10 @@ pub(crate) fn describe(change: &Change, before: Option<&Principal>) -> Option<De
         targets,
     };
     Some(match change {
-        Change::TokensUsed(_) | Change::EnsureAuditKey { .. } | Change::AddSigningKey(_) => {
-            return None
-        }
+        Change::TokensUsed(_)
+        | Change::EnsureAuditKey { .. }
+        | Change::AddSigningKey(_)
+        | Change::RecordSyncRun(_) => return None,
         // The secret's digest stays out: only which principal, which secret, and its limits.
         Change::CreateOAuthSecret { secret, .. } => described(
             "accounts",

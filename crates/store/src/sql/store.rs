@@ -542,6 +542,22 @@ impl<B: SqlBackend> Store for B {
         .await
     }
 
+    async fn sync_state(&self, job: &str) -> ScimResult<crate::SyncJobState> {
+        let job = job.to_string();
+        run!(self, Point, |session| crate::sql::sync_state::job_state(
+            session, &job
+        ))
+        .await
+    }
+
+    async fn sync_runs(&self, job: &str, limit: usize) -> ScimResult<Vec<crate::SyncRunRecord>> {
+        let job = job.to_string();
+        run!(self, Point, |session| crate::sql::sync_state::runs(
+            session, &job, limit
+        ))
+        .await
+    }
+
     async fn ready(&self) -> Result<(), NotReady> {
         let applied = run!(self, Point, |session| read::schema_version(session))
             .await

@@ -417,6 +417,9 @@ async fn apply_change<T: SqlTransaction>(
             oauth::delete_secret(transaction, account, principal, id, &mut log.entries).await?
         }
         Change::AddSigningKey(key) => oauth::add_signing_key(transaction, account, key).await?,
+        Change::RecordSyncRun(change) => {
+            crate::sql::sync_state::record_run(transaction, change).await?
+        }
         Change::ReplaceRuleSet {
             rule_set,
             expected_version,

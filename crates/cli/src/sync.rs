@@ -1,0 +1,267 @@
+//! `scimitar sync plan|apply|status`: reconcile a source of identities into a SCIM target
+//! (`scimitar-sync`). A job comes from a TOML file (`--config`), or, for one SCIM-to-SCIM
+//! sync, from flags (`--from URL --to URL`). Tokens come from files or the environment, never
+//! from the command line. The exit status says whether the target matches the source: 0 yes,
+//! 2 (`plan`) changes to make, 1 anything failed or the deletion guard stopped the run.
+
+use clap::{Args, Subcommand};
+use scimitar_domain::SystemClock;
+use scimitar_sync::config::{JobConfig, Policy, Profile, SourceConfig};
+use scimitar_sync::run::{run, Job, Mode, Source};
+use scimitar_sync::scim::{RetryPolicy, ScimEndpoint, Secret};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Subcommand)]
+pub enum SyncCommand {
+    /// Show every change a run would make (a readable diff, or JSON with --json), writing
+    /// nothing anywhere.
+    Plan(SyncArgs),
+    /// Make the changes, item by item (one failing does not stop the others), and record the
+    /// run and the job's state in the database.
+    Apply(SyncArgs),
+    /// A job's latest runs, newest first: when, the outcome (applied, failed, stopped),
+    /// writes and failures.
+    Status(StatusArgs),
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    /// The job's name (a job from flags is named `FROM -> TO`, as `plan` and `apply` print).
+    #[arg(long)]
+    job: String,
+    #[arg(long, env = "SCIMITAR_DATABASE_URL")]
+    database: Option<String>,
+    /// How many runs.
+    #[arg(long, default_value_t = 10)]
+    limit: usize,
+    /// Print the runs, with their reports, as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct SyncArgs {
+    /// The job's TOML configuration (see README, "Sync"). Without it, --from and --to.
+    #[arg(long, env = "SCIMITAR_SYNC_CONFIG", conflicts_with_all = ["from", "to"])]
+    config: Option<PathBuf>,
+    /// The source SCIM base URL (such as https://idp.example.com/scim/v2).
+    #[arg(long, requires = "to")]
+    from: Option<String>,
+    /// A file holding the source's bearer token (else SCIMITAR_SYNC_FROM_TOKEN).
+    #[arg(long)]
+    from_token_file: Option<PathBuf>,
+    /// The target SCIM base URL.
+    #[arg(long, requires = "from")]
+    to: Option<String>,
+    /// A file holding the target's bearer token (else SCIMITAR_SYNC_TO_TOKEN).
+    #[arg(long)]
+    to_token_file: Option<PathBuf>,
+    /// The target's profile: generic (RFC 7644) or databricks (a workspace).
+    #[arg(long, default_value = "generic")]
+    to_profile: String,
+    /// Flatten nested groups into transitive membership (for a target that does not nest).
+    #[arg(long)]
+    flatten: bool,
+    /// Only these source groups (by displayName), their nested groups and their members.
+    #[arg(long = "group", value_name = "NAME")]
+    groups: Vec<String>,
+    /// Where the job's state lives (with --from/--to; a config file names its own).
+    #[arg(long, env = "SCIMITAR_DATABASE_URL")]
+    database: Option<String>,
+    /// Let this run deactivate or delete past the deletion guard.
+    #[arg(long)]
+    allow_deletions: bool,
+    /// Print the run's report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the command; the exit status is the report's.
+pub async fn run_command(command: SyncCommand) -> ExitCode {
+    let outcome = match command {
+        SyncCommand::Plan(args) => run_sync(Mode::Plan, &args).await,
+        SyncCommand::Apply(args) => run_sync(Mode::Apply, &args).await,
+        SyncCommand::Status(args) => status(&args).await.map(|()| 0),
+    };
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_sync(mode: Mode, args: &SyncArgs) -> Result<u8, String> {
+    let (job, database) = job_of(args)?;
+    let store = scimitar_store::open(&database)
+        .await
+        .map_err(|error| format!("the state database: {error}"))?;
+    let report = run(&job, &*store, &SystemClock, mode)
+        .await
+        .map_err(|error| error.to_string())?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&report).map_err(|error| error.to_string())?;
+        println!("{text}");
+    } else {
+        println!("job: {}", report.job);
+        print!("{}", scimitar_sync::render::plan_text(&report.plan));
+        if mode == Mode::Apply && report.stopped.is_none() {
+            println!("{} writes, {} failed", report.writes, report.failures.len());
+        }
+        for failure in &report.failures {
+            println!("FAILED {}: {}", failure.item, failure.error);
+        }
+    }
+    Ok(report.exit_code())
+}
+
+async fn status(args: &StatusArgs) -> Result<(), String> {
+    let database = args
+        .database
+        .clone()
+        .unwrap_or_else(|| crate::config::DEFAULT_DATABASE.to_string());
+    let store = scimitar_store::open(&database)
+        .await
+        .map_err(|error| format!("the state database: {error}"))?;
+    let runs = store
+        .sync_runs(&args.job, args.limit)
+        .await
+        .map_err(|error| error.to_string())?;
+    let report = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap_or_default();
+    if args.json {
+        let runs: Vec<serde_json::Value> = runs
+            .iter()
+            .map(|run| {
+                serde_json::json!({
+                    "seq": run.seq,
+                    "started": run.started.to_rfc3339(),
+                    "ended": run.ended.to_rfc3339(),
+                    "outcome": run.outcome,
+                    "report": report(&run.report),
+                })
+            })
+            .collect();
+        let text = serde_json::to_string_pretty(&runs).map_err(|error| error.to_string())?;
+        println!("{text}");
+        return Ok(());
+    }
+    if runs.is_empty() {
+        println!("no runs of job {}", args.job);
+    }
+    for run in &runs {
+        let report = report(&run.report);
+        let failures = report["failures"].as_array().map_or(0, Vec::len);
+        println!(
+            "#{} {} {} .. {}: {} writes, {failures} failed",
+            run.seq,
+            run.outcome,
+            run.started.to_rfc3339(),
+            run.ended.to_rfc3339(),
+            report["writes"].as_u64().unwrap_or(0),
+        );
+        if let Some(stopped) = report["stopped"].as_str() {
+            println!("    {stopped}");
+        }
+    }
+    Ok(())
+}
+
+/// A token from a file, else from an environment variable; never from argv.
+fn token(file: Option<&Path>, variable: &str, what: &str) -> Result<Secret, String> {
+    if let Some(file) = file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|error| format!("the {what} token file {}: {error}", file.display()))?;
+        return Ok(Secret::new(text));
+    }
+    std::env::var(variable)
+        .map(Secret::new)
+        .map_err(|_| format!("no {what} token: give a token file or set {variable}"))
+}
+
+fn profile(name: &str) -> Result<Profile, String> {
+    match name {
+        "generic" => Ok(Profile::Generic),
+        "databricks" => Ok(Profile::Databricks),
+        other => Err(format!("unknown profile {other}: generic or databricks")),
+    }
+}
+
+fn job_of(args: &SyncArgs) -> Result<(Job, String), String> {
+    let retry = RetryPolicy::default();
+    let (mut job, database) = if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| format!("{}: {error}", path.display()))?;
+        let config =
+            JobConfig::parse(&text).map_err(|error| format!("{}: {error}", path.display()))?;
+        let source = match &config.source {
+            SourceConfig::Scim {
+                url,
+                token_file,
+                token_env,
+            } => {
+                let variable = token_env.as_deref().unwrap_or("SCIMITAR_SYNC_FROM_TOKEN");
+                let secret = token(token_file.as_deref(), variable, "source")?;
+                Source::Scim(ScimEndpoint::new(url, secret, Profile::Generic, retry))
+            }
+            SourceConfig::File { path } => Source::File(path.clone()),
+        };
+        let target = &config.target;
+        let variable = target
+            .token_env
+            .as_deref()
+            .unwrap_or("SCIMITAR_SYNC_TO_TOKEN");
+        let secret = token(target.token_file.as_deref(), variable, "target")?;
+        let job = Job {
+            name: config.job.clone(),
+            source,
+            target: ScimEndpoint::new(&target.url, secret, target.profile, retry),
+            profile: target.profile,
+            nested_groups: target.nested_groups,
+            policy: config.policy.clone(),
+        };
+        (job, config.state_database.clone())
+    } else {
+        let (Some(from), Some(to)) = (&args.from, &args.to) else {
+            return Err("give --config FILE, or --from URL and --to URL".into());
+        };
+        let target_profile = profile(&args.to_profile)?;
+        let source_token = token(
+            args.from_token_file.as_deref(),
+            "SCIMITAR_SYNC_FROM_TOKEN",
+            "source",
+        )?;
+        let target_token = token(
+            args.to_token_file.as_deref(),
+            "SCIMITAR_SYNC_TO_TOKEN",
+            "target",
+        )?;
+        let job = Job {
+            name: format!("{from} -> {to}"),
+            source: Source::Scim(ScimEndpoint::new(
+                from,
+                source_token,
+                Profile::Generic,
+                retry,
+            )),
+            target: ScimEndpoint::new(to, target_token, target_profile, retry),
+            profile: target_profile,
+            nested_groups: None,
+            policy: Policy::default(),
+        };
+        let database = args
+            .database
+            .clone()
+            .unwrap_or_else(|| crate::config::DEFAULT_DATABASE.to_string());
+        (job, database)
+    };
+    if args.flatten {
+        job.nested_groups = Some(false);
+    }
+    if !args.groups.is_empty() {
+        job.policy.groups = args.groups.clone();
+    }
+    job.policy.allow_deletions |= args.allow_deletions;
+    Ok((job, database))
+}

@@ -1,0 +1,92 @@
+//! Conformance cases of `scimitar sync` jobs' state: mappings, watermarks and runs are kept
+//! per job, written whole with their run or not at all, and readable on a database with no
+//! account at all (a sync job's state needs none).
+
+use super::*;
+use crate::{SyncMappingRow, SyncRunRecord, SyncStateChange};
+
+fn mapping(kind: &str, source: &str, target: &str) -> SyncMappingRow {
+    SyncMappingRow {
+        kind: kind.into(),
+        source_id: source.into(),
+        target_id: target.into(),
+        ownership: "created".into(),
+        deprovisioned_at: None,
+    }
+}
+
+fn run_of(
+    job: &str,
+    upserts: Vec<SyncMappingRow>,
+    removals: Vec<(String, String)>,
+    watermark: Option<&str>,
+) -> Change {
+    Change::RecordSyncRun(Box::new(SyncStateChange {
+        job: job.into(),
+        upserts,
+        removals,
+        watermark: watermark.map(str::to_string),
+        run: SyncRunRecord {
+            seq: 0,
+            started: Timestamp::from_micros(10),
+            ended: Timestamp::from_micros(20),
+            outcome: "applied".into(),
+            report: "{\"creates\":1}".into(),
+        },
+    }))
+}
+
+/// A job's mappings are inserted, replaced and removed by its runs, its watermark is kept when
+/// a run names none, each run is numbered after the job's last, and another job's state is its
+/// own; none of it needs an account, and none of it writes an audit event.
+pub async fn sync_jobs_keep_their_mappings_watermark_and_runs_apart(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
+    let nobody = AccountId::new("no-account");
+    assert_eq!(store.sync_state("hr").await.unwrap(), Default::default());
+    store
+        .apply(
+            &nobody,
+            run_of(
+                "hr",
+                vec![mapping("user", "s1", "t1"), mapping("group", "g1", "tg1")],
+                vec![],
+                Some("2026-01-01T00:00:00Z"),
+            ),
+        )
+        .await
+        .unwrap();
+    let mut moved = mapping("user", "s1", "t9");
+    moved.ownership = "adopted".into();
+    moved.deprovisioned_at = Some(Timestamp::from_micros(7));
+    store
+        .apply(
+            &nobody,
+            run_of(
+                "hr",
+                vec![moved.clone()],
+                vec![("group".into(), "g1".into())],
+                None,
+            ),
+        )
+        .await
+        .unwrap();
+    store
+        .apply(
+            &nobody,
+            run_of("other", vec![mapping("user", "s1", "x")], vec![], None),
+        )
+        .await
+        .unwrap();
+
+    let state = store.sync_state("hr").await.unwrap();
+    assert_eq!(state.mappings, vec![moved]);
+    assert_eq!(state.watermark.as_deref(), Some("2026-01-01T00:00:00Z"));
+    let runs = store.sync_runs("hr", 10).await.unwrap();
+    assert_eq!(runs.iter().map(|run| run.seq).collect::<Vec<_>>(), [2, 1]);
+    assert_eq!(runs[0].report, "{\"creates\":1}");
+    assert_eq!(store.sync_runs("hr", 1).await.unwrap().len(), 1);
+    let other = store.sync_state("other").await.unwrap();
+    assert_eq!(other.mappings[0].target_id, "x");
+    assert_eq!(other.watermark, None);
+    assert_eq!(store.audit_head(&nobody).await.unwrap().size, 0);
+}

@@ -1,0 +1,47 @@
+//! Scimitar's provisioning engine (`scimitar sync`, issue #17): reconcile one source of
+//! identities into a SCIM target, planning every change before making any.
+//!
+//! # Layout
+//! - [`model`]: identities as both sides hold them, the job's state (id mappings, ownership,
+//!   watermark) and what a target can do.
+//! - [`config`]: the job's TOML configuration and the [`config::Policy`] the planner follows
+//!   (scope, brownfield matching, entitlement mappings, grace period, deletion guard).
+//! - [`plan`]: the reconciliation core, pure (no I/O, no clock): snapshots, state, policy and
+//!   capabilities in, a [`plan::Plan`] out.
+//! - [`render`]: a plan as a readable diff.
+//! - [`scim`]: SCIM 2.0 over HTTP: reading a source or target (paged), writing a target, the
+//!   generic and Databricks profiles, retries on 429 and 503.
+//! - [`file`]: a CSV or JSON Lines export as a source.
+//! - [`apply`]: carries a plan out against a target, item by item, one failure never stopping
+//!   the others, and returns the run's report and the job's next state.
+//! - [`state`]: the job's state and run history in Scimitar's database, through `Store`.
+//! - [`run`]: one `plan` or `apply` run, end to end.
+//!
+//! Invariant: the planner decides everything; what follows it only carries the decision out.
+//! Nothing here knows Scimitar's HTTP server: Scimitar is one more SCIM endpoint to it.
+
+pub mod apply;
+pub mod config;
+pub mod file;
+pub mod model;
+pub mod plan;
+pub mod render;
+pub mod run;
+pub mod scim;
+pub mod state;
+
+/// What can go wrong in a run as a whole (one item failing is not one of them: it is
+/// reported and the run goes on).
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("source: {0}")]
+    Source(String),
+    #[error("target: {0}")]
+    Target(String),
+    #[error("state: {0}")]
+    State(#[from] scimitar_domain::ScimError),
+}
+
+pub type SyncResult<T> = Result<T, SyncError>;

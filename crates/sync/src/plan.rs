@@ -1,0 +1,683 @@
+//! The reconciliation core, pure: from the source and target snapshots, the job's state, its
+//! policy and the target's capabilities, compute the [`Plan`] of every change a run makes.
+//! No I/O and no clock: `now` is an argument. See `docs/design/sync.md`.
+
+use crate::config::{MatchKey, Policy};
+use crate::model::{Capabilities, Identity, JobState, Kind, Snapshot};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// One attribute that differs: the target's value now, and the one it will have.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttributeDiff {
+    pub attribute: String,
+    pub before: Value,
+    pub after: Value,
+}
+
+/// A target object to create for a source object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Create {
+    pub kind: Kind,
+    pub source_id: String,
+    pub label: String,
+    pub attributes: BTreeMap<String, Value>,
+    pub active: Option<bool>,
+}
+
+/// An unmanaged target object matched to a source object, which the job manages from now on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Adoption {
+    pub kind: Kind,
+    pub source_id: String,
+    pub target_id: String,
+    pub label: String,
+    pub matched_by: MatchKey,
+}
+
+/// Attributes of a managed target object to change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Update {
+    pub kind: Kind,
+    pub source_id: String,
+    pub target_id: String,
+    pub label: String,
+    pub diffs: Vec<AttributeDiff>,
+}
+
+/// A member as a plan names it: by target id when it exists there, else by the source id of
+/// the object this run creates for it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberRef {
+    pub kind: Kind,
+    pub source_id: Option<String>,
+    pub target_id: Option<String>,
+    pub label: String,
+}
+
+/// Members to add to and remove from one target group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MembershipChange {
+    pub group_source_id: String,
+    /// `None` when this run creates the group.
+    pub group_target_id: Option<String>,
+    pub label: String,
+    pub add: Vec<MemberRef>,
+    pub remove: Vec<MemberRef>,
+}
+
+/// Why an object is deprovisioned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Reason {
+    /// The source marks it inactive (suspended).
+    InactiveAtSource,
+    /// The source no longer holds it, or it left the job's scope.
+    GoneFromSource,
+    /// Gone from the source for longer than the grace period.
+    GracePeriodOver,
+}
+
+/// A managed object to deactivate (a user or service principal) or retire (a group: its
+/// managed members go now, the group after the grace period), or to delete.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deprovision {
+    pub kind: Kind,
+    pub source_id: String,
+    pub target_id: String,
+    pub label: String,
+    pub reason: Reason,
+}
+
+/// A source object that matched more than one unmanaged target object by the same key: it is
+/// neither adopted nor created (either would be a guess, or a duplicate) until an operator
+/// resolves it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ambiguity {
+    pub kind: Kind,
+    pub source_id: String,
+    pub label: String,
+    pub matched_by: MatchKey,
+    pub candidates: Vec<String>,
+}
+
+/// Why the deletion guard stopped a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GuardStop {
+    /// Deactivations and deletions the plan holds.
+    pub deprovisions: usize,
+    /// Objects the job managed before this run.
+    pub managed: usize,
+    pub max_percent: u32,
+    pub max_count: usize,
+}
+
+impl std::fmt::Display for GuardStop {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            formatter,
+            "the plan deactivates or deletes {} of the {} objects this job manages, more than \
+             {}% or {} (whichever is smaller): nothing was changed; check the source, then run \
+             again with --allow-deletions",
+            self.deprovisions, self.managed, self.max_percent, self.max_count
+        )
+    }
+}
+
+/// Every change a run makes, in the order it makes them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub creates: Vec<Create>,
+    pub adoptions: Vec<Adoption>,
+    pub updates: Vec<Update>,
+    pub memberships: Vec<MembershipChange>,
+    pub deactivations: Vec<Deprovision>,
+    pub deletions: Vec<Deprovision>,
+    pub ambiguities: Vec<Ambiguity>,
+    /// Managed objects gone from the target (deleted out of band): their mappings are dropped
+    /// (and, when still in scope, they are created again).
+    pub forgotten: Vec<(Kind, String)>,
+    /// Managed objects back in scope after a deprovisioning: their grace period is cancelled.
+    pub restored: Vec<(Kind, String)>,
+    /// Set when the deletion guard stops the run: nothing is applied.
+    pub guard: Option<GuardStop>,
+}
+
+impl Plan {
+    /// Whether applying this plan writes anything to the target.
+    pub fn writes_nothing(&self) -> bool {
+        self.creates.is_empty()
+            && self.updates.is_empty()
+            && self.memberships.is_empty()
+            && self.deactivations.is_empty()
+            && self.deletions.is_empty()
+    }
+
+    /// Whether the state changes even though the target does not.
+    pub fn changes_state(&self) -> bool {
+        !self.adoptions.is_empty() || !self.forgotten.is_empty() || !self.restored.is_empty()
+    }
+}
+
+/// Computes the plan. `now` is microseconds since the epoch, compared with the recorded
+/// deprovisioning times for the grace period.
+pub fn plan(
+    source: &Snapshot,
+    target: &Snapshot,
+    state: &JobState,
+    policy: &Policy,
+    capabilities: &Capabilities,
+    now: i64,
+) -> Plan {
+    Planner::new(source, target, state, policy, capabilities).run(now)
+}
+
+/// What brownfield matching found for one source object.
+enum Match<'a> {
+    /// One unmanaged target object, by this key.
+    One(MatchKey, &'a Identity),
+    /// Several (their ids), by this key: ambiguous.
+    Many(MatchKey, Vec<String>),
+}
+
+struct Planner<'a> {
+    source: BTreeMap<(Kind, &'a str), &'a Identity>,
+    target: BTreeMap<(Kind, &'a str), &'a Identity>,
+    state: &'a JobState,
+    policy: &'a Policy,
+    capabilities: &'a Capabilities,
+    /// Target ids the job manages, with the source object each is managed for.
+    managed_target: HashMap<&'a str, (Kind, &'a str)>,
+}
+
+impl<'a> Planner<'a> {
+    fn new(
+        source: &'a Snapshot,
+        target: &'a Snapshot,
+        state: &'a JobState,
+        policy: &'a Policy,
+        capabilities: &'a Capabilities,
+    ) -> Planner<'a> {
+        let managed_target = state
+            .mappings
+            .iter()
+            .map(|((kind, source_id), mapping)| {
+                (mapping.target_id.as_str(), (*kind, source_id.as_str()))
+            })
+            .collect();
+        Planner {
+            source: source.by_key(),
+            target: target.by_key(),
+            state,
+            policy,
+            capabilities,
+            managed_target,
+        }
+    }
+
+    fn supported(&self, kind: Kind) -> bool {
+        kind != Kind::ServicePrincipal || self.capabilities.service_principals
+    }
+
+    /// The source objects in scope: everything, or the configured groups, the groups nested
+    /// under them and their transitive members.
+    fn scope(&self) -> BTreeSet<(Kind, &'a str)> {
+        let supported = |key: &(Kind, &str)| self.supported(key.0);
+        if self.policy.groups.is_empty() {
+            return self.source.keys().copied().filter(supported).collect();
+        }
+        let wanted: BTreeSet<String> = self
+            .policy
+            .groups
+            .iter()
+            .map(|name| name.to_lowercase())
+            .collect();
+        let mut in_scope = BTreeSet::new();
+        let mut pending: Vec<(Kind, &str)> = self
+            .source
+            .values()
+            .filter(|identity| identity.kind == Kind::Group)
+            .filter(|group| {
+                group
+                    .text("displayName")
+                    .is_some_and(|name| wanted.contains(&name.to_lowercase()))
+            })
+            .map(|group| (Kind::Group, group.id.as_str()))
+            .collect();
+        while let Some(key) = pending.pop() {
+            if !in_scope.insert(key) {
+                continue;
+            }
+            if let Some(group) = self.source.get(&key).filter(|_| key.0 == Kind::Group) {
+                for member in &group.members {
+                    if let Some(found) = self.source_member(member) {
+                        pending.push((found.kind, found.id.as_str()));
+                    }
+                }
+            }
+        }
+        in_scope.into_iter().filter(supported).collect()
+    }
+
+    /// A source member by id, whatever its kind (SCIM member ids are unique in a service).
+    fn source_member(&self, id: &str) -> Option<&'a Identity> {
+        Kind::ALL
+            .into_iter()
+            .find_map(|kind| self.source.get(&(kind, id)).copied())
+    }
+
+    /// The attributes a target object should have for a source object.
+    fn desired(&self, source: &Identity) -> BTreeMap<String, Value> {
+        let mut desired = source.attributes.clone();
+        // The source's own id is the external id when the source names none, so that a target
+        // object can be traced back to where it came from.
+        desired
+            .entry("externalId".to_string())
+            .or_insert_with(|| Value::String(source.id.clone()));
+        desired.remove("entitlements");
+        if source.kind == Kind::Group && self.capabilities.entitlements {
+            let name = source
+                .text("displayName")
+                .unwrap_or_default()
+                .to_lowercase();
+            let mapped = self
+                .policy
+                .entitlements
+                .iter()
+                .find(|(group, _)| group.to_lowercase() == name);
+            if let Some((_, entitlements)) = mapped {
+                let sorted: BTreeSet<&String> = entitlements.iter().collect();
+                desired.insert("entitlements".to_string(), serde_json::json!(sorted));
+            }
+        }
+        desired
+    }
+
+    fn diffs(&self, source: &Identity, target: &Identity) -> Vec<AttributeDiff> {
+        let mut diffs: Vec<AttributeDiff> = self
+            .desired(source)
+            .into_iter()
+            .filter_map(|(attribute, after)| {
+                let before = target
+                    .attributes
+                    .get(&attribute)
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                (before != after).then_some(AttributeDiff {
+                    attribute,
+                    before,
+                    after,
+                })
+            })
+            .collect();
+        // Reactivation is an attribute change; deactivation is planned apart (it counts
+        // toward the deletion guard).
+        if source.active == Some(true) && target.active == Some(false) {
+            diffs.push(AttributeDiff {
+                attribute: "active".into(),
+                before: Value::Bool(false),
+                after: Value::Bool(true),
+            });
+        }
+        diffs
+    }
+
+    /// The unmanaged target object a source object matches, by the first key in the
+    /// configured order that finds any.
+    fn find_match(&self, source: &Identity, taken: &BTreeSet<&str>) -> Option<Match<'a>> {
+        let desired = self.desired(source);
+        for key in &self.policy.match_order {
+            if !key.applies_to(source.kind) {
+                continue;
+            }
+            let (attribute, ignore_case) = key.attribute();
+            let Some(wanted) = desired.get(attribute).and_then(Value::as_str) else {
+                continue;
+            };
+            let same = |value: &str| {
+                if ignore_case {
+                    value.to_lowercase() == wanted.to_lowercase()
+                } else {
+                    value == wanted
+                }
+            };
+            let found: Vec<&Identity> = self
+                .target
+                .values()
+                .copied()
+                .filter(|candidate| candidate.kind == source.kind)
+                .filter(|candidate| !self.managed_target.contains_key(candidate.id.as_str()))
+                .filter(|candidate| !taken.contains(candidate.id.as_str()))
+                .filter(|candidate| candidate.text(attribute).is_some_and(same))
+                .collect();
+            match found.as_slice() {
+                [] => continue,
+                [one] => return Some(Match::One(*key, one)),
+                many => {
+                    return Some(Match::Many(
+                        *key,
+                        many.iter().map(|candidate| candidate.id.clone()).collect(),
+                    ))
+                }
+            }
+        }
+        None
+    }
+
+    fn run(&self, now: i64) -> Plan {
+        let mut plan = Plan::default();
+        let scope = self.scope();
+        // Source object -> the target id it has (or will have: `None` while created by this
+        // run), for every source object that ends up managed.
+        let mut placed: BTreeMap<(Kind, &str), Option<String>> = BTreeMap::new();
+        let mut taken: BTreeSet<&str> = BTreeSet::new();
+
+        for key in &scope {
+            let source = self.source[key];
+            let mapping = self.state.mappings.get(&(key.0, key.1.to_string()));
+            let existing = mapping.and_then(|mapping| {
+                self.target
+                    .get(&(key.0, mapping.target_id.as_str()))
+                    .copied()
+            });
+            let target = match (mapping, existing) {
+                (Some(mapping), Some(target)) => {
+                    if mapping.deprovisioned_at.is_some() {
+                        plan.restored.push((key.0, key.1.to_string()));
+                    }
+                    target
+                }
+                (mapping, _) => {
+                    if mapping.is_some() {
+                        plan.forgotten.push((key.0, key.1.to_string()));
+                    }
+                    match self.find_match(source, &taken) {
+                        Some(Match::One(matched_by, target)) => {
+                            taken.insert(target.id.as_str());
+                            plan.adoptions.push(Adoption {
+                                kind: key.0,
+                                source_id: key.1.to_string(),
+                                target_id: target.id.clone(),
+                                label: source.label(),
+                                matched_by,
+                            });
+                            target
+                        }
+                        Some(Match::Many(matched_by, candidates)) => {
+                            plan.ambiguities.push(Ambiguity {
+                                kind: key.0,
+                                source_id: key.1.to_string(),
+                                label: source.label(),
+                                matched_by,
+                                candidates,
+                            });
+                            continue;
+                        }
+                        None => {
+                            plan.creates.push(Create {
+                                kind: key.0,
+                                source_id: key.1.to_string(),
+                                label: source.label(),
+                                attributes: self.desired(source),
+                                active: source.active,
+                            });
+                            placed.insert(*key, None);
+                            continue;
+                        }
+                    }
+                }
+            };
+            placed.insert(*key, Some(target.id.clone()));
+            let diffs = self.diffs(source, target);
+            if !diffs.is_empty() {
+                plan.updates.push(Update {
+                    kind: key.0,
+                    source_id: key.1.to_string(),
+                    target_id: target.id.clone(),
+                    label: source.label(),
+                    diffs,
+                });
+            }
+            if source.active == Some(false) && target.active == Some(true) {
+                plan.deactivations.push(Deprovision {
+                    kind: key.0,
+                    source_id: key.1.to_string(),
+                    target_id: target.id.clone(),
+                    label: source.label(),
+                    reason: Reason::InactiveAtSource,
+                });
+            }
+        }
+
+        // Managed objects the source no longer holds in scope.
+        let mut retiring_groups: Vec<(&str, &Identity)> = Vec::new();
+        for ((kind, source_id), mapping) in &self.state.mappings {
+            if scope.contains(&(*kind, source_id.as_str())) {
+                continue;
+            }
+            let Some(target) = self.target.get(&(*kind, mapping.target_id.as_str())) else {
+                plan.forgotten.push((*kind, source_id.clone()));
+                continue;
+            };
+            let label = target.label();
+            let item = |reason| Deprovision {
+                kind: *kind,
+                source_id: source_id.clone(),
+                target_id: mapping.target_id.clone(),
+                label: label.clone(),
+                reason,
+            };
+            match mapping.deprovisioned_at {
+                None => {
+                    plan.deactivations.push(item(Reason::GoneFromSource));
+                    if *kind == Kind::Group {
+                        retiring_groups.push((source_id.as_str(), target));
+                    }
+                }
+                Some(since) if now.saturating_sub(since) >= self.grace_micros() => {
+                    plan.deletions.push(item(Reason::GracePeriodOver));
+                }
+                Some(_) => {}
+            }
+        }
+
+        self.plan_memberships(&scope, &placed, &mut plan);
+        for (source_id, group) in retiring_groups {
+            let remove: Vec<MemberRef> = group
+                .members
+                .iter()
+                .filter_map(|member| self.managed_member_ref(member))
+                .collect();
+            if !remove.is_empty() {
+                plan.memberships.push(MembershipChange {
+                    group_source_id: source_id.to_string(),
+                    group_target_id: Some(group.id.clone()),
+                    label: group.label(),
+                    add: Vec::new(),
+                    remove,
+                });
+            }
+        }
+
+        let deprovisions = plan.deactivations.len() + plan.deletions.len();
+        let managed = self.state.mappings.len();
+        let over_share = deprovisions.saturating_mul(100)
+            > (self.policy.max_deprovision_percent as usize).saturating_mul(managed);
+        if deprovisions > 0
+            && (over_share || deprovisions > self.policy.max_deprovision_count)
+            && !self.policy.allow_deletions
+        {
+            plan.guard = Some(GuardStop {
+                deprovisions,
+                managed,
+                max_percent: self.policy.max_deprovision_percent,
+                max_count: self.policy.max_deprovision_count,
+            });
+        }
+        sort(&mut plan);
+        plan
+    }
+
+    fn grace_micros(&self) -> i64 {
+        self.policy.delete_after_seconds.saturating_mul(1_000_000)
+    }
+
+    /// A target member the job manages, as a member reference; `None` for one it does not
+    /// (which it never removes).
+    fn managed_member_ref(&self, target_id: &str) -> Option<MemberRef> {
+        let (kind, source_id) = self.managed_target.get(target_id)?;
+        let label = self
+            .target
+            .get(&(*kind, target_id))
+            .map(|identity| identity.label())
+            .unwrap_or_else(|| target_id.to_string());
+        Some(MemberRef {
+            kind: *kind,
+            source_id: Some(source_id.to_string()),
+            target_id: Some(target_id.to_string()),
+            label,
+        })
+    }
+
+    /// The members a source group should have in the target: its direct members in scope
+    /// where the target nests groups, else every user and service principal under it.
+    fn desired_members(
+        &self,
+        group: &Identity,
+        scope: &BTreeSet<(Kind, &str)>,
+    ) -> Vec<&'a Identity> {
+        let mut found = Vec::new();
+        let mut seen = BTreeSet::new();
+        let mut pending: Vec<&str> = group.members.iter().map(String::as_str).collect();
+        seen.insert(group.id.as_str());
+        while let Some(id) = pending.pop() {
+            let Some(member) = self.source_member(id) else {
+                continue;
+            };
+            if !seen.insert(member.id.as_str()) {
+                continue;
+            }
+            let in_scope = scope.contains(&(member.kind, member.id.as_str()));
+            if member.kind == Kind::Group && !self.capabilities.nested_groups {
+                // Flattened: what a nested group holds counts, the group itself does not.
+                pending.extend(member.members.iter().map(String::as_str));
+                continue;
+            }
+            if in_scope {
+                found.push(member);
+            }
+        }
+        found
+    }
+
+    fn plan_memberships(
+        &self,
+        scope: &BTreeSet<(Kind, &'a str)>,
+        placed: &BTreeMap<(Kind, &str), Option<String>>,
+        plan: &mut Plan,
+    ) {
+        // Target objects adopted by this run are managed from now on.
+        let mut managed: HashMap<&str, (Kind, &str)> = self.managed_target.clone();
+        for adoption in &plan.adoptions {
+            managed.insert(
+                adoption.target_id.as_str(),
+                (adoption.kind, adoption.source_id.as_str()),
+            );
+        }
+        let mut changes = Vec::new();
+        for key in scope.iter().filter(|key| key.0 == Kind::Group) {
+            let Some(group_target_id) = placed.get(key) else {
+                continue; // ambiguous: neither created nor adopted
+            };
+            let group = self.source[key];
+            let current: BTreeSet<&str> = group_target_id
+                .as_deref()
+                .and_then(|id| self.target.get(&(Kind::Group, id)))
+                .map(|target| target.members.iter().map(String::as_str).collect())
+                .unwrap_or_default();
+            let mut wanted_target_ids = BTreeSet::new();
+            let mut add = Vec::new();
+            for member in self.desired_members(group, scope) {
+                let Some(member_target) = placed.get(&(member.kind, member.id.as_str())) else {
+                    continue;
+                };
+                if let Some(id) = member_target {
+                    wanted_target_ids.insert(id.as_str());
+                    if current.contains(id.as_str()) {
+                        continue;
+                    }
+                }
+                add.push(MemberRef {
+                    kind: member.kind,
+                    source_id: Some(member.id.clone()),
+                    target_id: member_target.clone(),
+                    label: member.label(),
+                });
+            }
+            let remove: Vec<MemberRef> = current
+                .iter()
+                .filter(|id| !wanted_target_ids.contains(*id))
+                .filter_map(|id| {
+                    let (kind, source_id) = managed.get(id)?;
+                    let label = self
+                        .target
+                        .get(&(*kind, *id))
+                        .map(|identity| identity.label())
+                        .unwrap_or_else(|| id.to_string());
+                    Some(MemberRef {
+                        kind: *kind,
+                        source_id: Some(source_id.to_string()),
+                        target_id: Some(id.to_string()),
+                        label,
+                    })
+                })
+                .collect();
+            if !add.is_empty() || !remove.is_empty() {
+                changes.push(MembershipChange {
+                    group_source_id: key.1.to_string(),
+                    group_target_id: group_target_id.clone(),
+                    label: group.label(),
+                    add,
+                    remove,
+                });
+            }
+        }
+        plan.memberships.extend(changes);
+    }
+}
+
+fn sort(plan: &mut Plan) {
+    plan.creates
+        .sort_by(|a, b| (a.kind, &a.label, &a.source_id).cmp(&(b.kind, &b.label, &b.source_id)));
+    plan.adoptions
+        .sort_by(|a, b| (a.kind, &a.label, &a.source_id).cmp(&(b.kind, &b.label, &b.source_id)));
+    plan.updates
+        .sort_by(|a, b| (a.kind, &a.label, &a.source_id).cmp(&(b.kind, &b.label, &b.source_id)));
+    for list in [&mut plan.deactivations, &mut plan.deletions] {
+        list.sort_by(|a, b| {
+            (a.kind, &a.label, &a.source_id).cmp(&(b.kind, &b.label, &b.source_id))
+        });
+    }
+    plan.memberships
+        .sort_by(|a, b| (&a.label, &a.group_source_id).cmp(&(&b.label, &b.group_source_id)));
+    for change in &mut plan.memberships {
+        change.add.sort();
+        change.remove.sort();
+    }
+    plan.forgotten.sort();
+    plan.restored.sort();
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

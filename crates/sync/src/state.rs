@@ -1,0 +1,87 @@
+//! The job's state in Scimitar's database: read into a [`JobState`] at the start of a run,
+//! and written back, as what changed, with the run's record in one transaction
+//! (`Change::RecordSyncRun`).
+
+use crate::model::{JobState, Kind, Mapping, Ownership};
+use crate::SyncResult;
+use scimitar_domain::{AccountId, ScimError, Timestamp};
+use scimitar_store::{Change, Store, SyncMappingRow, SyncRunRecord, SyncStateChange};
+
+/// The account a sync record is applied under. The store does not read it (a job's state is
+/// keyed by the job, not by a tenant), but `Store::apply` names one.
+const NO_ACCOUNT: &str = "-";
+
+pub async fn load(store: &dyn Store, job: &str) -> SyncResult<JobState> {
+    let stored = store.sync_state(job).await?;
+    let mut state = JobState {
+        watermark: stored.watermark,
+        ..JobState::default()
+    };
+    for row in stored.mappings {
+        let (Some(kind), Some(ownership)) =
+            (Kind::parse(&row.kind), Ownership::parse(&row.ownership))
+        else {
+            return Err(ScimError::internal(format!(
+                "sync job {job}: a mapping of unknown kind {} or ownership {}",
+                row.kind, row.ownership
+            ))
+            .into());
+        };
+        state.mappings.insert(
+            (kind, row.source_id),
+            Mapping {
+                target_id: row.target_id,
+                ownership,
+                deprovisioned_at: row.deprovisioned_at.map(Timestamp::as_micros),
+            },
+        );
+    }
+    Ok(state)
+}
+
+/// Records a run: its outcome and report, and the difference between the state it started
+/// from and the one it ends with.
+pub async fn record(
+    store: &dyn Store,
+    job: &str,
+    before: &JobState,
+    after: &JobState,
+    run: SyncRunRecord,
+) -> SyncResult<()> {
+    let upserts = after
+        .mappings
+        .iter()
+        .filter(|(key, mapping)| before.mappings.get(*key) != Some(*mapping))
+        .map(|((kind, source_id), mapping)| SyncMappingRow {
+            kind: kind.as_str().to_string(),
+            source_id: source_id.clone(),
+            target_id: mapping.target_id.clone(),
+            ownership: mapping.ownership.as_str().to_string(),
+            deprovisioned_at: mapping.deprovisioned_at.map(Timestamp::from_micros),
+        })
+        .collect();
+    let removals = before
+        .mappings
+        .keys()
+        .filter(|key| !after.mappings.contains_key(*key))
+        .map(|(kind, source_id)| (kind.as_str().to_string(), source_id.clone()))
+        .collect();
+    let watermark = after
+        .watermark
+        .clone()
+        .filter(|_| after.watermark != before.watermark);
+    let change = SyncStateChange {
+        job: job.to_string(),
+        upserts,
+        removals,
+        watermark,
+        run,
+    };
+    store
+        .apply(
+            &AccountId::new(NO_ACCOUNT),
+            Change::RecordSyncRun(Box::new(change)),
+        )
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,832 @@
+//! `scimitar sync` against real servers: Scimitar itself (started in process, as `scimitar
+//! serve` starts it) as source and as target, on its generic and Databricks mounts, with a
+//! small fault-injecting proxy of our own in front of a target; the job's state in a real
+//! database (SQLite always, PostgreSQL too when `TEST_DATABASE_URL` is set).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use scimitar_app::service::Services;
+use scimitar_domain::clock::ManualClock;
+use scimitar_domain::{Clock, RandomIds, SystemClock};
+use scimitar_server::Application;
+use scimitar_store::SharedStore;
+use scimitar_sync::config::{Policy, Profile};
+use scimitar_sync::model::{Kind, Ownership};
+use scimitar_sync::run::{job_state, run, Job, Mode, Report, Source};
+use scimitar_sync::scim::{RetryPolicy, ScimEndpoint, Secret};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+const GENERIC: &str = "/scim/v2";
+const DATABRICKS: &str = "/api/2.0/preview/scim/v2";
+
+/// A running Scimitar over a SQLite database of its own; dropping it stops the server.
+struct Scimitar {
+    address: String,
+    token: String,
+    client: reqwest::Client,
+    _shutdown: oneshot::Sender<()>,
+    _directory: tempfile::TempDir,
+}
+
+impl Scimitar {
+    async fn start() -> Scimitar {
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}/db.sqlite", directory.path().display());
+        let store = scimitar_store::open(&url).await.expect("the store opens");
+        let services = Services::new(store, Arc::new(SystemClock), Arc::new(RandomIds));
+        let bootstrap = services
+            .bootstrap()
+            .await
+            .expect("bootstrap succeeds")
+            .expect("an empty database is bootstrapped");
+        let application = Application::bind("127.0.0.1:0", services)
+            .await
+            .expect("binds a free port");
+        let address = format!("http://{}", application.local_addr().expect("an address"));
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        tokio::spawn(application.run_until(async move {
+            let _ = stopped.await;
+        }));
+        Scimitar {
+            address,
+            token: bootstrap.admin_token.expose().to_string(),
+            client: reqwest::Client::new(),
+            _shutdown: shutdown,
+            _directory: directory,
+        }
+    }
+
+    fn endpoint(&self, mount: &str, profile: Profile) -> ScimEndpoint {
+        endpoint(&format!("{}{mount}", self.address), &self.token, profile)
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{GENERIC}/{path}", self.address))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the server answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("a body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn create_user(&self, user_name: &str) -> String {
+        let body = json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": user_name,
+            "displayName": user_name.to_uppercase(),
+            "emails": [{"value": format!("{user_name}@example.com"), "primary": true}],
+        });
+        let (status, created) = self.call(reqwest::Method::POST, "Users", Some(body)).await;
+        assert_eq!(status, 201, "{created}");
+        created["id"].as_str().expect("an id").to_string()
+    }
+
+    async fn create_group(&self, name: &str, members: &[&str]) -> String {
+        let body = json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": name,
+            "members": members.iter().map(|id| json!({"value": id})).collect::<Vec<_>>(),
+        });
+        let (status, created) = self.call(reqwest::Method::POST, "Groups", Some(body)).await;
+        assert_eq!(status, 201, "{created}");
+        created["id"].as_str().expect("an id").to_string()
+    }
+
+    async fn delete(&self, kind: &str, id: &str) {
+        let (status, body) = self
+            .call(reqwest::Method::DELETE, &format!("{kind}/{id}"), None)
+            .await;
+        assert_eq!(status, 204, "{body}");
+    }
+
+    /// Every resource of a kind whose `attribute` equals `value`.
+    async fn find(&self, kind: &str, attribute: &str, value: &str) -> Vec<Value> {
+        let path = format!("{kind}?filter={attribute}%20eq%20%22{value}%22");
+        let (status, page) = self.call(reqwest::Method::GET, &path, None).await;
+        assert_eq!(status, 200, "{page}");
+        page["Resources"].as_array().cloned().unwrap_or_default()
+    }
+
+    async fn one(&self, kind: &str, attribute: &str, value: &str) -> Value {
+        let found = self.find(kind, attribute, value).await;
+        assert_eq!(
+            found.len(),
+            1,
+            "one {kind} with {attribute} {value}: {found:?}"
+        );
+        let id = found[0]["id"].as_str().expect("an id");
+        self.call(reqwest::Method::GET, &format!("{kind}/{id}"), None)
+            .await
+            .1
+    }
+
+    /// The displayNames of a target group's members, read one by one.
+    async fn member_names(&self, group_name: &str) -> Vec<String> {
+        let group = self.one("Groups", "displayName", group_name).await;
+        let mut names = Vec::new();
+        for member in group["members"].as_array().cloned().unwrap_or_default() {
+            let id = member["value"].as_str().expect("a member id");
+            for kind in ["Users", "Groups"] {
+                let (status, found) = self
+                    .call(reqwest::Method::GET, &format!("{kind}/{id}"), None)
+                    .await;
+                if status == 200 {
+                    names.push(
+                        found["displayName"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                    );
+                    break;
+                }
+            }
+        }
+        names.sort();
+        names
+    }
+}
+
+fn endpoint(base: &str, token: &str, profile: Profile) -> ScimEndpoint {
+    let retry = RetryPolicy {
+        attempts: 4,
+        first_backoff: Duration::from_millis(50),
+        max_wait: Duration::from_secs(2),
+        timeout: Duration::from_secs(30),
+    };
+    ScimEndpoint::new(base, Secret::new(token), profile, retry)
+}
+
+/// Where a job's state lives: a SQLite file, or a scratch PostgreSQL database.
+struct StateDatabase {
+    store: SharedStore,
+    postgres: Option<(String, String)>,
+    _directory: Option<tempfile::TempDir>,
+}
+
+impl StateDatabase {
+    async fn sqlite() -> StateDatabase {
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}/state.sqlite", directory.path().display());
+        StateDatabase {
+            store: scimitar_store::open(&url)
+                .await
+                .expect("the state store opens"),
+            postgres: None,
+            _directory: Some(directory),
+        }
+    }
+
+    /// `None` without `TEST_DATABASE_URL`, as the other suites decide.
+    async fn postgres() -> Option<StateDatabase> {
+        let server = std::env::var("TEST_DATABASE_URL").ok()?;
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "scimitar_sync_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let url = scimitar_store::postgres::scratch::create(&server, &name)
+            .await
+            .expect("a scratch database");
+        Some(StateDatabase {
+            store: scimitar_store::open(&url)
+                .await
+                .expect("the state store opens"),
+            postgres: Some((server, name)),
+            _directory: None,
+        })
+    }
+
+    async fn close(self) {
+        drop(self.store);
+        if let Some((server, name)) = self.postgres {
+            // The pool's connections close as it drops; give them a moment before the drop.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let _ = scimitar_store::postgres::scratch::drop(&server, &name).await;
+        }
+    }
+}
+
+fn job(source: &Scimitar, target: ScimEndpoint, groups: &[&str]) -> Job {
+    Job {
+        name: "test-job".into(),
+        source: Source::Scim(source.endpoint(GENERIC, Profile::Generic)),
+        target,
+        profile: Profile::Generic,
+        nested_groups: None,
+        policy: Policy {
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            ..Policy::default()
+        },
+    }
+}
+
+async fn apply(job: &Job, state: &StateDatabase) -> Report {
+    run(job, &*state.store, &SystemClock, Mode::Apply)
+        .await
+        .expect("the run completes")
+}
+
+/// A source with `eng-all` holding `platform` (ada, bob) and carol directly.
+async fn seeded_source() -> Scimitar {
+    let source = Scimitar::start().await;
+    let ada = source.create_user("ada").await;
+    let bob = source.create_user("bob").await;
+    let carol = source.create_user("carol").await;
+    let platform = source.create_group("platform", &[&ada, &bob]).await;
+    source.create_group("eng-all", &[&platform, &carol]).await;
+    source
+}
+
+async fn initial_sync_then_a_rerun_writes_nothing(state: StateDatabase) {
+    let source = seeded_source().await;
+    let target = Scimitar::start().await;
+    let job = job(
+        &source,
+        target.endpoint(GENERIC, Profile::Generic),
+        &["eng-all"],
+    );
+
+    let plan = run(&job, &*state.store, &SystemClock, Mode::Plan)
+        .await
+        .expect("plans");
+    assert_eq!(plan.plan.creates.len(), 5, "{:#?}", plan.plan);
+    assert_eq!(plan.exit_code(), 2);
+    assert!(
+        target.find("Users", "userName", "ada").await.is_empty(),
+        "plan wrote nothing"
+    );
+
+    let first = apply(&job, &state).await;
+    assert_eq!(first.exit_code(), 0, "{:#?}", first.failures);
+    assert_eq!(first.plan.creates.len(), 5);
+    assert_eq!(
+        target.one("Users", "userName", "ada").await["emails"][0]["value"],
+        json!("ada@example.com")
+    );
+    // The target nests groups: nesting is mirrored.
+    assert_eq!(target.member_names("eng-all").await, ["CAROL", "platform"]);
+    assert_eq!(target.member_names("platform").await, ["ADA", "BOB"]);
+
+    let again = apply(&job, &state).await;
+    assert!(again.plan.writes_nothing(), "{:#?}", again.plan);
+    assert_eq!(again.writes, 0);
+    assert_eq!(again.exit_code(), 0);
+    let recorded = job_state(&*state.store, "test-job")
+        .await
+        .expect("the state");
+    assert_eq!(recorded.mappings.len(), 5);
+    assert!(recorded
+        .mappings
+        .values()
+        .all(|m| m.ownership == Ownership::Created));
+    let runs = state.store.sync_runs("test-job", 10).await.expect("runs");
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0].outcome, "applied");
+    state.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_initial_sync_creates_everything_and_a_rerun_writes_nothing_with_state_in_sqlite() {
+    initial_sync_then_a_rerun_writes_nothing(StateDatabase::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_initial_sync_creates_everything_and_a_rerun_writes_nothing_with_state_in_postgres() {
+    let Some(state) = StateDatabase::postgres().await else {
+        return;
+    };
+    initial_sync_then_a_rerun_writes_nothing(state).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_groups_are_flattened_for_a_target_that_does_not_nest() {
+    let state = StateDatabase::sqlite().await;
+    let source = seeded_source().await;
+    let target = Scimitar::start().await;
+    let mut job = job(
+        &source,
+        target.endpoint(GENERIC, Profile::Generic),
+        &["eng-all"],
+    );
+    job.nested_groups = Some(false);
+    let report = apply(&job, &state).await;
+    assert_eq!(report.exit_code(), 0, "{:#?}", report.failures);
+    assert_eq!(
+        target.member_names("eng-all").await,
+        ["ADA", "BOB", "CAROL"]
+    );
+    assert_eq!(target.member_names("platform").await, ["ADA", "BOB"]);
+    assert!(apply(&job, &state).await.plan.writes_nothing());
+    state.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brownfield_objects_are_adopted_without_duplicates_and_foreign_ones_are_left_alone() {
+    let state = StateDatabase::sqlite().await;
+    let source = seeded_source().await;
+    let target = Scimitar::start().await;
+    let existing_ada = target.create_user("ADA").await;
+    let root = target.create_user("root").await;
+    let existing_group = target.create_group("eng-all", &[&root]).await;
+    let job = job(
+        &source,
+        target.endpoint(GENERIC, Profile::Generic),
+        &["eng-all"],
+    );
+
+    let report = apply(&job, &state).await;
+    assert_eq!(report.exit_code(), 0, "{:#?}", report.failures);
+    assert_eq!(
+        report.plan.adoptions.len(),
+        2,
+        "{:#?}",
+        report.plan.adoptions
+    );
+    assert_eq!(
+        target.find("Users", "userName", "ada").await.len(),
+        1,
+        "no duplicate"
+    );
+    assert_eq!(
+        target.one("Users", "userName", "ada").await["id"],
+        json!(existing_ada)
+    );
+    assert_eq!(
+        target.one("Groups", "displayName", "eng-all").await["id"],
+        json!(existing_group)
+    );
+    // root is no source member, but the job does not manage it: it stays, untouched.
+    assert_eq!(
+        target.member_names("eng-all").await,
+        ["CAROL", "ROOT", "platform"]
+    );
+    let recorded = job_state(&*state.store, "test-job")
+        .await
+        .expect("the state");
+    let ownership = |kind, id: &str| {
+        recorded
+            .mappings
+            .values()
+            .find(|m| m.target_id == id)
+            .map(|m| (kind, m.ownership))
+    };
+    assert_eq!(
+        ownership(Kind::User, &existing_ada),
+        Some((Kind::User, Ownership::Adopted))
+    );
+    assert_eq!(ownership(Kind::User, &root), None);
+    assert!(apply(&job, &state).await.plan.writes_nothing());
+    state.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deletion_guard_stops_the_run_until_deletions_are_allowed_and_deletion_waits_for_the_grace_period(
+) {
+    let state = StateDatabase::sqlite().await;
+    let source = Scimitar::start().await;
+    let mut ids = Vec::new();
+    for index in 0..5 {
+        ids.push(source.create_user(&format!("user{index}")).await);
+    }
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    source.create_group("staff", &refs).await;
+    let target = Scimitar::start().await;
+    let mut job = job(
+        &source,
+        target.endpoint(GENERIC, Profile::Generic),
+        &["staff"],
+    );
+    assert_eq!(apply(&job, &state).await.exit_code(), 0);
+
+    // Two of six managed objects gone at once is more than 20 %.
+    source.delete("Users", &ids[0]).await;
+    source.delete("Users", &ids[1]).await;
+    let stopped = apply(&job, &state).await;
+    assert_eq!(stopped.exit_code(), 1);
+    assert!(
+        stopped
+            .stopped
+            .as_deref()
+            .is_some_and(|why| why.contains("--allow-deletions")),
+        "{stopped:?}"
+    );
+    assert_eq!(stopped.writes, 0);
+    assert_eq!(
+        target.one("Users", "userName", "user0").await["active"],
+        json!(true)
+    );
+    assert_eq!(
+        state.store.sync_runs("test-job", 1).await.expect("runs")[0].outcome,
+        "stopped"
+    );
+
+    job.policy.allow_deletions = true;
+    let allowed = apply(&job, &state).await;
+    assert_eq!(allowed.exit_code(), 0, "{:#?}", allowed.failures);
+    assert_eq!(allowed.plan.deactivations.len(), 2);
+    assert_eq!(
+        target.one("Users", "userName", "user0").await["active"],
+        json!(false)
+    );
+    // Deactivated first: deleted only after the grace period.
+    assert_eq!(target.find("Users", "userName", "user1").await.len(), 1);
+    assert_eq!(target.member_names("staff").await.len(), 3);
+    let clock = ManualClock::new(SystemClock.now());
+    let within = run(&job, &*state.store, &clock, Mode::Apply)
+        .await
+        .expect("runs");
+    assert!(within.plan.writes_nothing(), "{:#?}", within.plan);
+    clock.advance_micros(job.policy.delete_after_seconds * 1_000_000);
+    let after = run(&job, &*state.store, &clock, Mode::Apply)
+        .await
+        .expect("runs");
+    assert_eq!(after.exit_code(), 0, "{:#?}", after.failures);
+    assert_eq!(after.plan.deletions.len(), 2);
+    assert!(target.find("Users", "userName", "user0").await.is_empty());
+    assert!(target.find("Users", "userName", "user1").await.is_empty());
+    assert_eq!(target.find("Users", "userName", "user2").await.len(), 1);
+    let recorded = job_state(&*state.store, "test-job")
+        .await
+        .expect("the state");
+    assert_eq!(
+        recorded.mappings.len(),
+        4,
+        "the deleted are no longer managed"
+    );
+    state.close().await;
+}
+
+/// A loopback proxy in front of a target that throttles the first writes and fails the ones
+/// whose body holds a marker, counting what it passed on.
+struct FaultProxy {
+    address: String,
+    faults: Arc<Faults>,
+    _shutdown: oneshot::Sender<()>,
+}
+
+#[derive(Default)]
+struct Faults {
+    /// Writes still to answer with 429 and `Retry-After: 1`.
+    throttle: AtomicUsize,
+    throttled: AtomicUsize,
+    /// Writes whose body holds this are answered 500.
+    fail_marker: Mutex<Option<String>>,
+    /// Writes passed on to the target.
+    writes: AtomicUsize,
+    /// Users with this userName are left out of list pages (as if a list lagged behind).
+    hide_user: Mutex<Option<String>>,
+    /// `/ServiceProviderConfig` says PATCH is not supported.
+    no_patch: std::sync::atomic::AtomicBool,
+    /// `/ServicePrincipals` is answered 404, as by a service that has none.
+    no_service_principals: std::sync::atomic::AtomicBool,
+    /// PATCH and PUT requests passed on.
+    patches: AtomicUsize,
+    puts: AtomicUsize,
+}
+
+impl FaultProxy {
+    async fn start(upstream: &str) -> FaultProxy {
+        let faults = Arc::new(Faults::default());
+        let upstream = upstream.to_string();
+        let client = reqwest::Client::new();
+        let shared = faults.clone();
+        let router = axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let (faults, upstream, client) = (shared.clone(), upstream.clone(), client.clone());
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = axum::body::to_bytes(body, 1 << 24)
+                    .await
+                    .unwrap_or_default();
+                let write = parts.method != axum::http::Method::GET;
+                let reply = |status: u16, text: String| {
+                    axum::response::Response::builder()
+                        .status(status)
+                        .header("content-type", "application/scim+json")
+                        .header("retry-after", "1")
+                        .body(axum::body::Body::from(text))
+                        .expect("a response")
+                };
+                if parts.uri.path().contains("/ServicePrincipals")
+                    && faults.no_service_principals.load(Ordering::SeqCst)
+                {
+                    return reply(
+                        404,
+                        json!({"detail": "no such endpoint", "status": "404"}).to_string(),
+                    );
+                }
+                if write {
+                    let marker = faults.fail_marker.lock().expect("lock").clone();
+                    if marker.is_some_and(|marker| String::from_utf8_lossy(&body).contains(&marker))
+                    {
+                        return reply(
+                            500,
+                            json!({"detail": "injected failure", "status": "500"}).to_string(),
+                        );
+                    }
+                    let left = faults.throttle.load(Ordering::SeqCst);
+                    if left > 0 {
+                        faults.throttle.store(left - 1, Ordering::SeqCst);
+                        faults.throttled.fetch_add(1, Ordering::SeqCst);
+                        return reply(
+                            429,
+                            json!({"detail": "slow down", "status": "429"}).to_string(),
+                        );
+                    }
+                    faults.writes.fetch_add(1, Ordering::SeqCst);
+                    match parts.method.as_str() {
+                        "PATCH" => faults.patches.fetch_add(1, Ordering::SeqCst),
+                        "PUT" => faults.puts.fetch_add(1, Ordering::SeqCst),
+                        _ => 0,
+                    };
+                }
+                let path = parts.uri.to_string();
+                let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes())
+                    .expect("a method");
+                let mut forwarded = client.request(method, format!("{upstream}{}", parts.uri));
+                for name in ["authorization", "content-type", "accept"] {
+                    if let Some(value) = parts.headers.get(name).and_then(|v| v.to_str().ok()) {
+                        forwarded = forwarded.header(name, value);
+                    }
+                }
+                let answer = forwarded
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("the target answers");
+                let status = answer.status().as_u16();
+                let mut text = answer.text().await.unwrap_or_default();
+                if !write {
+                    text = rewrite(&faults, &path, text);
+                }
+                axum::response::Response::builder()
+                    .status(status)
+                    .header("content-type", "application/scim+json")
+                    .body(axum::body::Body::from(text))
+                    .expect("a response")
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let address = format!("http://{}", listener.local_addr().expect("an address"));
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        FaultProxy {
+            address,
+            faults,
+            _shutdown: shutdown,
+        }
+    }
+}
+
+/// What the proxy changes in a read: hidden users left out of unfiltered list pages, PATCH withdrawn
+/// from `/ServiceProviderConfig`.
+fn rewrite(faults: &Faults, path: &str, text: String) -> String {
+    let Ok(mut body) = serde_json::from_str::<Value>(&text) else {
+        return text;
+    };
+    if path.contains("/ServiceProviderConfig") && faults.no_patch.load(Ordering::SeqCst) {
+        body["patch"]["supported"] = json!(false);
+    }
+    // Only full listings lag; a filtered search finds the user.
+    let hidden = faults
+        .hide_user
+        .lock()
+        .expect("lock")
+        .clone()
+        .filter(|_| !path.contains("filter="));
+    if let (Some(hidden), Some(resources)) = (hidden, body["Resources"].as_array_mut()) {
+        let before = resources.len();
+        resources.retain(|resource| resource["userName"].as_str() != Some(hidden.as_str()));
+        let gone = (before - resources.len()) as u64;
+        if let Some(total) = body["totalResults"].as_u64() {
+            body["totalResults"] = json!(total - gone);
+        }
+    }
+    body.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_409_on_create_is_matched_and_adopted_not_retried() {
+    let state = StateDatabase::sqlite().await;
+    let source = seeded_source().await;
+    let target = Scimitar::start().await;
+    let existing = target.create_user("bob").await;
+    let proxy = FaultProxy::start(&target.address).await;
+    // The target's list does not show bob: the plan creates him, and the target says 409.
+    *proxy.faults.hide_user.lock().expect("lock") = Some("bob".into());
+    let job = job(
+        &source,
+        endpoint(
+            &format!("{}{GENERIC}", proxy.address),
+            &target.token,
+            Profile::Generic,
+        ),
+        &["eng-all"],
+    );
+    let report = apply(&job, &state).await;
+    assert_eq!(report.exit_code(), 0, "{:#?}", report.failures);
+    assert_eq!(report.adopted_on_conflict, 1);
+    assert_eq!(
+        target.find("Users", "userName", "bob").await.len(),
+        1,
+        "no duplicate"
+    );
+    assert_eq!(target.member_names("platform").await, ["ADA", "BOB"]);
+    let recorded = job_state(&*state.store, "test-job")
+        .await
+        .expect("the state");
+    let bob = recorded
+        .mappings
+        .values()
+        .find(|m| m.target_id == existing)
+        .expect("bob is managed");
+    assert_eq!(bob.ownership, Ownership::Adopted);
+    state.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_without_patch_is_written_with_get_then_put() {
+    let state = StateDatabase::sqlite().await;
+    let source = seeded_source().await;
+    let target = Scimitar::start().await;
+    let proxy = FaultProxy::start(&target.address).await;
+    proxy
+        .faults
+        .no_patch
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let job = job(
+        &source,
+        endpoint(
+            &format!("{}{GENERIC}", proxy.address),
+            &target.token,
+            Profile::Generic,
+        ),
+        &["eng-all"],
+    );
+    let report = apply(&job, &state).await;
+    assert_eq!(report.exit_code(), 0, "{:#?}", report.failures);
+    assert!(!report.capabilities.patch);
+    assert_eq!(proxy.faults.patches.load(Ordering::SeqCst), 0);
+    assert!(proxy.faults.puts.load(Ordering::SeqCst) >= 2);
+    assert_eq!(target.member_names("eng-all").await, ["CAROL", "platform"]);
+    assert_eq!(target.member_names("platform").await, ["ADA", "BOB"]);
+    assert!(apply(&job, &state).await.plan.writes_nothing());
+    state.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_with_retry_after_is_waited_out_and_retried() {
+    let state = StateDatabase::sqlite().await;
+    let source = seeded_source().await;
+    let target = Scimitar::start().await;
+    let proxy = FaultProxy::start(&target.address).await;
+    proxy.faults.throttle.store(2, Ordering::SeqCst);
+    let job = job(
+        &source,
+        endpoint(
+            &format!("{}{GENERIC}", proxy.address),
+            &target.token,
+            Profile::Generic,
+        ),
+        &["eng-all"],
+    );
+    let report = apply(&job, &state).await;
+    assert_eq!(report.exit_code(), 0, "{:#?}", report.failures);
+    assert_eq!(proxy.faults.throttled.load(Ordering::SeqCst), 2);
+    assert_eq!(target.member_names("platform").await, ["ADA", "BOB"]);
+
+    // And a re-run through the proxy passes no write on.
+    let before = proxy.faults.writes.load(Ordering::SeqCst);
+    assert!(apply(&job, &state).await.plan.writes_nothing());
+    assert_eq!(proxy.faults.writes.load(Ordering::SeqCst), before);
+    state.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_failing_item_is_reported_and_does_not_stop_the_run_and_the_next_run_retries_it() {
+    let state = StateDatabase::sqlite().await;
+    let source = seeded_source().await;
+    let target = Scimitar::start().await;
+    let proxy = FaultProxy::start(&target.address).await;
+    *proxy.faults.fail_marker.lock().expect("lock") = Some("\"bob\"".into());
+    let job = job(
+        &source,
+        endpoint(
+            &format!("{}{GENERIC}", proxy.address),
+            &target.token,
+            Profile::Generic,
+        ),
+        &["eng-all"],
+    );
+
+    let report = apply(&job, &state).await;
+    assert_eq!(report.exit_code(), 1);
+    assert_eq!(report.failures.len(), 1, "{:#?}", report.failures);
+    assert_eq!(report.failures[0].item, "create user bob");
+    assert!(
+        report.failures[0].error.contains("injected failure"),
+        "{:?}",
+        report.failures
+    );
+    assert_eq!(target.member_names("platform").await, ["ADA"]);
+    assert_eq!(target.member_names("eng-all").await, ["CAROL", "platform"]);
+
+    *proxy.faults.fail_marker.lock().expect("lock") = None;
+    let retried = apply(&job, &state).await;
+    assert_eq!(retried.exit_code(), 0, "{:#?}", retried.failures);
+    assert_eq!(retried.plan.creates.len(), 1);
+    assert_eq!(target.member_names("platform").await, ["ADA", "BOB"]);
+    state.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_databricks_workspace_target_gets_mapped_entitlements_on_its_groups() {
+    let state = StateDatabase::sqlite().await;
+    let source = seeded_source().await;
+    let target = Scimitar::start().await;
+    let mut job = job(
+        &source,
+        target.endpoint(DATABRICKS, Profile::Databricks),
+        &["eng-all"],
+    );
+    // A source without service principals (404) is one with none.
+    let proxy = FaultProxy::start(&source.address).await;
+    proxy
+        .faults
+        .no_service_principals
+        .store(true, Ordering::SeqCst);
+    job.source = Source::Scim(endpoint(
+        &format!("{}{GENERIC}", proxy.address),
+        &source.token,
+        Profile::Generic,
+    ));
+    job.profile = Profile::Databricks;
+    job.policy.entitlements = [(
+        "platform".to_string(),
+        vec!["allow-cluster-create".to_string()],
+    )]
+    .into_iter()
+    .collect();
+    let report = apply(&job, &state).await;
+    assert_eq!(report.exit_code(), 0, "{:#?}", report.failures);
+    let platform = target.one("Groups", "displayName", "platform").await;
+    let values: Vec<&str> = platform["entitlements"]
+        .as_array()
+        .map(|all| all.iter().filter_map(|e| e["value"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(values, ["allow-cluster-create"], "{platform}");
+    let again = apply(&job, &state).await;
+    assert!(again.plan.writes_nothing(), "{:#?}", again.plan);
+    state.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_lines_export_is_a_source() {
+    let state = StateDatabase::sqlite().await;
+    let target = Scimitar::start().await;
+    let directory = tempfile::tempdir().expect("a directory");
+    let path = directory.path().join("people.jsonl");
+    std::fs::write(
+        &path,
+        "{\"type\":\"user\",\"id\":\"e1\",\"userName\":\"dora\",\"email\":\"dora@example.com\"}\n\
+         {\"type\":\"user\",\"id\":\"e2\",\"userName\":\"eve\",\"active\":false}\n\
+         {\"type\":\"group\",\"id\":\"g1\",\"displayName\":\"hr\",\"members\":[\"e1\",\"e2\"]}\n",
+    )
+    .expect("written");
+    let job = Job {
+        name: "hr-export".into(),
+        source: Source::File(path),
+        target: target.endpoint(GENERIC, Profile::Generic),
+        profile: Profile::Generic,
+        nested_groups: None,
+        policy: Policy::default(),
+    };
+    let report = apply(&job, &state).await;
+    assert_eq!(report.exit_code(), 0, "{:#?}", report.failures);
+    let eve = target.one("Users", "userName", "eve").await;
+    assert_eq!(
+        eve["active"],
+        json!(false),
+        "a suspended user is never synced as active"
+    );
+    assert_eq!(eve["externalId"], json!("e2"));
+    assert_eq!(target.member_names("hr").await.len(), 2);
+    state.close().await;
+}
