@@ -206,6 +206,28 @@ fn job_of(args: &SyncArgs) -> Result<(Job, String), String> {
                 Source::Scim(ScimEndpoint::new(url, secret, Profile::Generic, retry))
             }
             SourceConfig::File { path } => Source::File(path.clone()),
+            SourceConfig::Ldap {
+                directory,
+                password_file,
+                password_env,
+            } => {
+                let variable = password_env
+                    .as_deref()
+                    .unwrap_or("SCIMITAR_SYNC_LDAP_PASSWORD");
+                // Anonymous reads need no password; a bind DN without one is a mistake.
+                let password = match &directory.bind_dn {
+                    None => None,
+                    Some(_) => Some(token(
+                        password_file.as_deref(),
+                        variable,
+                        "LDAP bind password",
+                    )?),
+                };
+                Source::Ldap {
+                    directory: directory.as_ref().clone(),
+                    password,
+                }
+            }
         };
         let target = &config.target;
         let variable = target

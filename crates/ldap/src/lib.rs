@@ -47,7 +47,7 @@ pub enum Flavor {
 
 /// Where and how to read. Every field but `url` and `base_dn` has a default from the
 /// [`Flavor`].
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DirectoryConfig {
     /// `ldap://host:port` or `ldapi://` (a Unix socket). (No TLS yet.)

@@ -130,6 +130,14 @@ pub enum SourceConfig {
     },
     /// A CSV or JSON Lines export (by extension: `.csv`, `.jsonl`), see docs/design/sync.md.
     File { path: PathBuf },
+    /// An LDAP directory: where and what to read in `[source.directory]` (`url`, `bind_dn`,
+    /// `base_dn`, `flavor` and the filters of `scimitar_ldap::DirectoryConfig`), the bind
+    /// password in a file or an environment variable (default `SCIMITAR_SYNC_LDAP_PASSWORD`).
+    Ldap {
+        directory: Box<scimitar_ldap::DirectoryConfig>,
+        password_file: Option<PathBuf>,
+        password_env: Option<String>,
+    },
 }
 
 /// Where identities go.
@@ -180,6 +188,38 @@ mod tests {
         assert_eq!(job.policy.entitlements["engineering"].len(), 2);
         assert_eq!(job.policy.match_order[0], MatchKey::UserName);
         assert!(matches!(job.source, SourceConfig::Scim { .. }));
+    }
+
+    #[test]
+    fn an_ldap_source_names_its_directory_and_where_its_password_is() {
+        let job = JobConfig::parse(
+            "job = \"j\"\nstate_database = \"sqlite://x\"\n\
+             [source]\ntype = \"ldap\"\npassword_env = \"LDAP_PW\"\n\
+             [source.directory]\nurl = \"ldap://dc1:389\"\nbind_dn = \"cn=r\"\n\
+             base_dn = \"dc=x\"\nflavor = \"active_directory\"\n\
+             [target]\nurl = \"http://t\"\n",
+        )
+        .expect("parses");
+        let SourceConfig::Ldap {
+            directory,
+            password_env,
+            password_file,
+        } = job.source
+        else {
+            panic!("an LDAP source: {:?}", job.source);
+        };
+        assert_eq!(directory.flavor, scimitar_ldap::Flavor::ActiveDirectory);
+        assert_eq!(directory.page_size, 500);
+        assert_eq!(password_env.as_deref(), Some("LDAP_PW"));
+        assert_eq!(password_file, None);
+        // A misspelt directory setting is refused, not ignored.
+        let error = JobConfig::parse(
+            "job = \"j\"\nstate_database = \"sqlite://x\"\n[source]\ntype = \"ldap\"\n\
+             [source.directory]\nurl = \"ldap://dc1\"\nbase_dn = \"dc=x\"\nbase = \"y\"\n\
+             [target]\nurl = \"http://t\"\n",
+        )
+        .expect_err("refused");
+        assert!(error.contains("base"), "{error}");
     }
 
     #[test]

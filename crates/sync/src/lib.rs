@@ -12,6 +12,8 @@
 //! - [`scim`]: SCIM 2.0 over HTTP: reading a source or target (paged), writing a target, the
 //!   generic and Databricks profiles, retries on 429 and 503.
 //! - [`file`]: a CSV or JSON Lines export as a source.
+//! - [`ldap`]: an LDAP directory (OpenLDAP, Active Directory) as a source, read by
+//!   `scimitar-ldap`.
 //! - [`apply`]: carries a plan out against a target, item by item, one failure never stopping
 //!   the others, and returns the run's report and the job's next state.
 //! - [`state`]: the job's state and run history in Scimitar's database, through `Store`.
@@ -23,6 +25,7 @@
 pub mod apply;
 pub mod config;
 pub mod file;
+pub mod ldap;
 pub mod model;
 pub mod plan;
 pub mod render;

@@ -5,7 +5,7 @@ use crate::apply::{apply, Applied, Failure};
 use crate::config::{Policy, Profile};
 use crate::model::{Capabilities, Identity, JobState, Kind, Snapshot};
 use crate::plan::{plan, Plan};
-use crate::scim::ScimEndpoint;
+use crate::scim::{ScimEndpoint, Secret};
 use crate::{state, SyncError, SyncResult};
 use scimitar_domain::Clock;
 use scimitar_store::{Store, SyncRunRecord};
@@ -18,6 +18,11 @@ pub enum Source {
     Scim(ScimEndpoint),
     /// A `.csv` or `.jsonl` export.
     File(PathBuf),
+    /// An LDAP directory, and the bind password (read from a file or the environment).
+    Ldap {
+        directory: scimitar_ldap::DirectoryConfig,
+        password: Option<Secret>,
+    },
 }
 
 /// A job ready to run.
@@ -146,6 +151,13 @@ pub async fn run(
                 .map_err(|error| SyncError::Source(format!("{}: {error}", path.display())))?;
             (snapshot, None)
         }
+        Source::Ldap {
+            directory,
+            password,
+        } => (
+            crate::ldap::read(directory, password.as_ref().map(Secret::expose)).await?,
+            None,
+        ),
     };
     let (target, _) = read_scim(&job.target, &kinds, "target").await?;
     let planned = plan(

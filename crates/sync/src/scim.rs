@@ -15,13 +15,19 @@ const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const SERVICE_PRINCIPAL_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ServicePrincipal";
 
-/// A bearer token, never printed.
+/// A bearer token (or a directory's bind password), never printed; read from a file or the
+/// environment, so surrounding whitespace (a file's last newline) is not part of it.
 #[derive(Clone)]
 pub struct Secret(String);
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Secret {
         Secret(value.into().trim().to_string())
+    }
+
+    /// The value, to hand to the one call that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
     }
 }
 

@@ -830,3 +830,131 @@ async fn a_json_lines_export_is_a_source() {
     assert_eq!(target.member_names("hr").await.len(), 2);
     state.close().await;
 }
+
+/// An LDAP directory (a real `slapd`, started for the test) into a target that does not nest
+/// groups: users with their names and addresses, a disabled one inactive, `eng` flattened to
+/// everyone under it; a re-run writes nothing; a rename and a member removed in the directory
+/// are one attribute change and one membership change at the target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ldap_directory_is_a_source_with_nesting_flattened_and_disabled_users_inactive() {
+    use scimitar_ldap::testing::{Slapd, GROUPS, PEOPLE, READER_DN, READER_PASSWORD};
+    let Some(slapd) = Slapd::start().await else {
+        return;
+    };
+    let person = |uid: &'static str, disabled: bool| {
+        let mut attributes = vec![
+            ("objectClass", vec!["inetOrgPerson"]),
+            ("uid", vec![uid]),
+            ("cn", vec![uid]),
+            ("sn", vec!["Tester"]),
+            ("displayName", vec![uid]),
+        ];
+        if disabled {
+            attributes.push(("employeeType", vec!["disabled"]));
+        }
+        attributes
+    };
+    slapd
+        .add(&[
+            ("uid=ada,ou=people,dc=example,dc=test", person("ada", false)),
+            ("uid=bob,ou=people,dc=example,dc=test", person("bob", false)),
+            (
+                "uid=cleo,ou=people,dc=example,dc=test",
+                person("cleo", true),
+            ),
+            (
+                "cn=platform,ou=groups,dc=example,dc=test",
+                vec![
+                    ("objectClass", vec!["groupOfNames"]),
+                    ("cn", vec!["platform"]),
+                    (
+                        "member",
+                        vec![
+                            "uid=ada,ou=people,dc=example,dc=test",
+                            "uid=bob,ou=people,dc=example,dc=test",
+                        ],
+                    ),
+                ],
+            ),
+            (
+                "cn=eng,ou=groups,dc=example,dc=test",
+                vec![
+                    ("objectClass", vec!["groupOfNames"]),
+                    ("cn", vec!["eng"]),
+                    (
+                        "member",
+                        vec![
+                            "cn=platform,ou=groups,dc=example,dc=test",
+                            "uid=cleo,ou=people,dc=example,dc=test",
+                        ],
+                    ),
+                ],
+            ),
+        ])
+        .await;
+    slapd
+        .replace(
+            "uid=ada,ou=people,dc=example,dc=test",
+            "mail",
+            &["ada@example.test"],
+        )
+        .await;
+    let directory: scimitar_ldap::DirectoryConfig = toml::from_str(&format!(
+        "url = \"{}\"\nbind_dn = \"{READER_DN}\"\nbase_dn = \"dc=example,dc=test\"\n\
+         user_base_dn = \"{PEOPLE}\"\ngroup_base_dn = \"{GROUPS}\"\n\
+         disabled_filter = \"(employeeType=disabled)\"\npage_size = 2\n",
+        slapd.url
+    ))
+    .expect("a directory configuration");
+    let state = StateDatabase::sqlite().await;
+    let target = Scimitar::start().await;
+    let job = Job {
+        name: "ldap".into(),
+        source: Source::Ldap {
+            directory,
+            password: Some(Secret::new(READER_PASSWORD)),
+        },
+        target: target.endpoint(GENERIC, Profile::Generic),
+        profile: Profile::Generic,
+        nested_groups: Some(false),
+        policy: Policy::default(),
+    };
+    let report = apply(&job, &state).await;
+    assert_eq!(report.exit_code(), 0, "{:#?}", report.failures);
+    let ada = target.one("Users", "userName", "ada").await;
+    assert_eq!(ada["emails"][0]["value"], json!("ada@example.test"));
+    assert_eq!(ada["name"]["familyName"], json!("Tester"));
+    assert_eq!(
+        target.one("Users", "userName", "cleo").await["active"],
+        json!(false)
+    );
+    assert_eq!(target.member_names("eng").await, ["ada", "bob", "cleo"]);
+    assert_eq!(target.member_names("platform").await, ["ada", "bob"]);
+    assert!(apply(&job, &state).await.plan.writes_nothing());
+
+    slapd
+        .replace(
+            "uid=bob,ou=people,dc=example,dc=test",
+            "displayName",
+            &["Bob B"],
+        )
+        .await;
+    slapd
+        .replace(
+            "cn=platform,ou=groups,dc=example,dc=test",
+            "member",
+            &["uid=ada,ou=people,dc=example,dc=test"],
+        )
+        .await;
+    let changed = apply(&job, &state).await;
+    assert_eq!(changed.exit_code(), 0, "{:#?}", changed.failures);
+    assert!(changed.plan.creates.is_empty(), "{:#?}", changed.plan);
+    assert_eq!(
+        target.one("Users", "userName", "bob").await["displayName"],
+        json!("Bob B")
+    );
+    assert_eq!(target.member_names("platform").await, ["ada"]);
+    // Bob left platform, and with it eng, which holds him only through platform.
+    assert_eq!(target.member_names("eng").await, ["ada", "cleo"]);
+    state.close().await;
+}
