@@ -29,6 +29,8 @@
 pub mod access;
 pub mod access_questions;
 pub mod audit;
+pub mod audit_refusals;
+pub mod audit_sql;
 pub mod authority;
 pub mod governance;
 pub mod oauth;
