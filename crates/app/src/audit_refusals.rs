@@ -74,10 +74,12 @@ pub struct RefusedRequest {
     /// Databricks' service name of the API called (`accounts`, `unityCatalog`, ...).
     pub service_name: &'static str,
     pub method: String,
-    /// The route template matched, or the path when none matched (cut short).
+    /// The route template matched (`(no route)` when none did: a path is the client's text).
     pub route: String,
     pub status: u16,
-    /// The error's stable code and the message the client was told, when known.
+    /// The error's stable code, when known, and the status's reason phrase. Not the message
+    /// the client was told: it may echo the client's input (names, ids), and the trail is no
+    /// place for text a client chooses.
     pub error_code: Option<&'static str>,
     pub error_message: Option<String>,
 }
@@ -206,11 +208,6 @@ fn refusal_event(
     if let Some(code) = refused.error_code {
         params.insert("error_code".into(), json!(code));
     }
-    let workspace = refused
-        .actor
-        .as_ref()
-        .and_then(|actor| actor.workspace.clone())
-        .or(workspace);
     Refusal {
         context: AuditContext {
             event_id,
@@ -277,29 +274,29 @@ impl RefusalWriter {
             .or_else(|| (accounts.len() == 1).then(|| accounts[0].clone()));
         let mut by_account: Vec<(AccountId, Vec<Refusal>)> = Vec::new();
         for refused in batch {
-            let (account, workspace) = match (&refused.actor, &refused.addressed) {
-                (Some(actor), _) => (Some(actor.account.clone()), None),
-                (None, AddressedAccount::Account(id)) => (
-                    accounts
-                        .iter()
-                        .find(|account| account.as_str() == id)
-                        .cloned()
-                        .or_else(|| fallback.clone()),
-                    None,
-                ),
-                (None, AddressedAccount::WorkspaceId(id)) => {
-                    match services.workspace(&WorkspaceId::new(id.clone())).await {
-                        Ok(workspace) => (Some(workspace.account), Some(workspace.id)),
-                        Err(_) => (fallback.clone(), None),
-                    }
-                }
-                (None, AddressedAccount::DeploymentName(name)) => {
-                    match services.workspace_by_deployment_name(name).await {
-                        Ok(workspace) => (Some(workspace.account), Some(workspace.id)),
-                        Err(_) => (fallback.clone(), None),
-                    }
-                }
-                (None, AddressedAccount::Default) => (fallback.clone(), None),
+            // The account the request addressed, when the deployment has it; else the one the
+            // credential belongs to; else the default.
+            let addressed = match &refused.addressed {
+                AddressedAccount::Account(id) => accounts
+                    .iter()
+                    .find(|account| account.as_str() == id)
+                    .map(|account| (account.clone(), None)),
+                AddressedAccount::WorkspaceId(id) => services
+                    .workspace(&WorkspaceId::new(id.clone()))
+                    .await
+                    .ok()
+                    .map(|workspace| (workspace.account, Some(workspace.id))),
+                AddressedAccount::DeploymentName(name) => services
+                    .workspace_by_deployment_name(name)
+                    .await
+                    .ok()
+                    .map(|workspace| (workspace.account, Some(workspace.id))),
+                AddressedAccount::Default => None,
+            };
+            let (account, workspace) = match (addressed, &refused.actor) {
+                (Some((account, workspace)), _) => (Some(account), workspace),
+                (None, Some(actor)) => (Some(actor.account.clone()), actor.workspace.clone()),
+                (None, None) => (fallback.clone(), None),
             };
             let Some(account) = account else {
                 let dropped = self

@@ -203,26 +203,11 @@ impl IntoResponse for ApiError {
         response
             .extensions_mut()
             .insert(crate::metrics::ErrorCode(self.0.code()));
-        note_refusal(&mut response, &self.0);
         with_status_headers(response)
     }
 }
 
 pub type ApiResult<T = Response> = Result<T, ApiError>;
-
-/// What the client of a refused request was told, kept on the response for the audit trail's
-/// refusal event (`routes::record_refusal`). Client errors only: a server fault's cause is
-/// for the log, and its client message says nothing.
-#[derive(Debug, Clone)]
-pub struct RefusalMessage(pub String);
-
-fn note_refusal(response: &mut Response, error: &ScimError) {
-    if response.status().is_client_error() {
-        response
-            .extensions_mut()
-            .insert(RefusalMessage(client_message(error)));
-    }
-}
 
 /// [`ApiError`] for the Databricks REST APIs: the same status, with Databricks' error body.
 #[derive(Debug)]
@@ -247,7 +232,6 @@ impl IntoResponse for DatabricksError {
         response
             .extensions_mut()
             .insert(crate::metrics::ErrorCode(self.0.code()));
-        note_refusal(&mut response, &self.0);
         with_status_headers(response)
     }
 }

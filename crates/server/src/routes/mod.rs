@@ -367,16 +367,11 @@ fn record_refusal(state: &AppState, response: &Response, refused: Refused<'_>) {
         }
         (None, None) => AddressedAccount::Default,
     };
-    let route = match refused.route {
-        RouteLabel::Template(template) => template.as_str().to_string(),
-        RouteLabel::Unmatched => cut(refused.path),
-    };
+    // The route's template and the status's reason: never text the client chose (a path, an
+    // error message quoting its input), which would let any client write into a trail.
+    let route = refused.route.as_str().to_string();
     let status = response.status();
-    let error_message = response
-        .extensions()
-        .get::<crate::error::RefusalMessage>()
-        .map(|message| message.0.clone())
-        .or_else(|| status.canonical_reason().map(str::to_string));
+    let error_message = status.canonical_reason().map(str::to_string);
     state.refusals.offer(RefusedRequest {
         time: state.services.clock().now(),
         actor: refused.actor,
@@ -395,12 +390,13 @@ fn record_refusal(state: &AppState, response: &Response, refused: Refused<'_>) {
     });
 }
 
-/// The account id of an account-level path (`/api/2.x/accounts/{account_id}/...`).
+/// The account id of an account-level path (`/api/2.x/accounts/{account_id}/...`, also under
+/// `/api/2.0/preview/`); a word that is no account id is looked up and not found.
 fn account_in_path(path: &str) -> Option<&str> {
-    let rest = path
-        .strip_prefix("/api/2.0/accounts/")
-        .or_else(|| path.strip_prefix("/api/2.1/accounts/"))?;
-    rest.split('/').next().filter(|id| !id.is_empty())
+    let rest = path.strip_prefix("/api/")?;
+    let mut segments = rest.split('/');
+    segments.by_ref().find(|segment| *segment == "accounts")?;
+    segments.next().filter(|id| !id.is_empty())
 }
 
 /// Request ids: a per-process random prefix and a counter, unique enough to find one request's

@@ -64,8 +64,8 @@ fn hex_hashes(value: &Value) -> Vec<Hash> {
 }
 
 #[tokio::test]
-async fn refused_requests_are_in_the_trail_without_their_token_and_the_trail_verifies_on_two_nodes(
-) {
+async fn refused_requests_are_in_the_trail_without_their_token_and_the_trail_verifies_on_two_nodes()
+{
     let (database, url) = TestDatabase::fresh().await;
     let app = spawn_app_on(database, &url).await;
     let second = node_on(&url).await;
@@ -101,9 +101,36 @@ async fn refused_requests_are_in_the_trail_without_their_token_and_the_trail_ver
     .await;
     assert_eq!(bad.status, 400);
 
-    let events = refusals(&app, &app.address, 4).await;
+    // Another account's admin probing this account: recorded in this account's trail.
+    let foreign = app.services.create_account("other", "other").await.unwrap();
+    let foreign_token = foreign.admin_token.expose().to_string();
+    let probe = get(
+        &app,
+        &app.address,
+        &format!("/api/2.0/accounts/{}/scim/v2/Users", app.account),
+        Some(&foreign_token),
+    )
+    .await;
+    assert!([401, 403].contains(&probe.status), "{}", probe.body);
+
+    let events = refusals(&app, &app.address, 5).await;
+    assert!(
+        events.iter().any(|event| event["action_name"]
+            .as_str()
+            .is_some_and(|action| action.contains("/api/2.0/accounts/{account_id}/scim/v2"))
+            || (event["action_name"] == "tokenLogin"
+                && event["request_params"]["path"]
+                    .as_str()
+                    .is_some_and(|path| path.contains("accounts/{account_id}")))),
+        "the probe is in the addressed account's trail"
+    );
     let text = serde_json::to_string(&events).unwrap();
-    for secret in [forged, plain_token.as_str(), app.token.as_str()] {
+    for secret in [
+        forged,
+        plain_token.as_str(),
+        app.token.as_str(),
+        foreign_token.as_str(),
+    ] {
         assert!(!text.contains(secret), "a token is in the trail: {text}");
     }
     let by_status = |status: u64| {
@@ -223,7 +250,10 @@ async fn a_flood_of_refusals_is_held_to_the_accounts_budget_and_the_server_keeps
         .iter()
         .filter(|event| event.text.contains("\"tokenLogin\""))
         .count() as u64;
-    assert_eq!(refused, recorded, "the table holds exactly what was recorded");
+    assert_eq!(
+        refused, recorded,
+        "the table holds exactly what was recorded"
+    );
     drop(shutdown);
     drop(database);
 }
@@ -403,8 +433,14 @@ async fn sql_over_system_access_audit_answers_admins_and_refuses_others_and_unkn
             "SELECT * FROM system.access.audit WHERE action_name = 'add' OR action_name = 'delete'",
             "found 'OR'",
         ),
-        ("SELECT * FROM main.sales.orders", "only system.access.audit"),
-        ("SELECT secret FROM system.access.audit", "no column 'secret'"),
+        (
+            "SELECT * FROM main.sales.orders",
+            "only system.access.audit",
+        ),
+        (
+            "SELECT secret FROM system.access.audit",
+            "no column 'secret'",
+        ),
         (
             "SELECT * FROM system.access.audit WHERE event_time > 'yesterday'",
             "not a time",
@@ -436,7 +472,11 @@ async fn retention_prunes_old_events_and_the_rest_still_verifies_and_proves() {
     let pruned = app.services.prune_audit_trails(horizon).await.unwrap();
     assert_eq!(pruned.len(), 1);
     let pruned_through = pruned[0].pruned_through;
-    assert_eq!(pruned_through, before.size - 2, "all but the two new events");
+    assert_eq!(
+        pruned_through,
+        before.size - 2,
+        "all but the two new events"
+    );
     // Nothing more is that old: a second prune writes nothing.
     assert!(app
         .services
@@ -456,7 +496,11 @@ async fn retention_prunes_old_events_and_the_rest_still_verifies_and_proves() {
     let verifier = NoteVerifier::from_verifier_key(key.trim()).unwrap();
     let (_, note) = text_of(&app, "/api/2.0/audit/checkpoint").await;
     let checkpoint = verifier.verify_checkpoint(&note).unwrap();
-    assert_eq!(checkpoint.size, before.size + 1, "the prune is an event too");
+    assert_eq!(
+        checkpoint.size,
+        before.size + 1,
+        "the prune is an event too"
+    );
     let seq = pruned_through + 1;
     let proof = app
         .get_from_root(
@@ -514,10 +558,7 @@ async fn text_of(app: &TestApp, path: &str) -> (u16, String) {
         .send()
         .await
         .unwrap();
-    (
-        response.status().as_u16(),
-        response.text().await.unwrap(),
-    )
+    (response.status().as_u16(), response.text().await.unwrap())
 }
 
 trait FromRoot {
