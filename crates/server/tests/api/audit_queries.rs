@@ -577,3 +577,47 @@ impl FromRoot for TestApp {
         .await
     }
 }
+
+#[tokio::test]
+async fn a_workspace_admin_queries_only_its_workspaces_rows_of_system_access_audit() {
+    let app = spawn_app().await;
+    let workspaces = format!("/api/2.0/accounts/{}/workspaces", app.account);
+    let listed = call(&app, Method::GET, &workspaces, Some(&app.token), None).await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let workspace = listed.body[0]["workspace_id"].as_i64().unwrap().to_string();
+    let admin = app.create_user("ws.admin@example.com").await;
+    let admin_id = str_of(&admin, "id").to_string();
+    let assigned = call(
+        &app,
+        Method::PUT,
+        &format!("{workspaces}/{workspace}/permissionassignments/principals/{admin_id}"),
+        Some(&app.token),
+        Some(json!({"permissions": ["ADMIN"]})),
+    )
+    .await;
+    assert_eq!(assigned.status, 200, "{}", assigned.body);
+    let admin_token = app.token_for(&admin_id).await;
+    let statement = "SELECT workspace_id, action_name FROM system.access.audit";
+
+    let scoped = sql(&app, &admin_token, statement).await;
+    assert_eq!(
+        scoped.body["status"]["state"], "SUCCEEDED",
+        "{}",
+        scoped.body
+    );
+    let rows = scoped.body["result"]["data_array"].as_array().unwrap();
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter().all(|row| row[0] == workspace.as_str()),
+        "only the workspace's rows: {}",
+        scoped.body
+    );
+    let everything = sql(&app, &app.token, statement).await;
+    let rows = everything.body["result"]["data_array"].as_array().unwrap();
+    assert!(
+        rows.iter()
+            .any(|row| row[0] == "0" && row[1] == "createAccount"),
+        "an account admin sees the account's events too: {}",
+        everything.body
+    );
+}
