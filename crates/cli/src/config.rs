@@ -482,6 +482,45 @@ mod tests {
     }
 
     #[test]
+    fn audit_retention_and_refusal_limits_come_from_flags_then_the_file_then_defaults() {
+        let defaults = Config::load(None, Flags::default()).unwrap();
+        assert_eq!(defaults.audit_retention_days, None);
+        assert_eq!(
+            defaults.audit_refusals,
+            scimitar_app::audit_refusals::RefusalSettings::default()
+        );
+        let directory =
+            std::env::temp_dir().join(format!("scimitar-config-audit-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).unwrap();
+        let path = directory.join("scimitar.toml");
+        std::fs::write(
+            &path,
+            "audit_retention_days = 90\naudit_refusal_queue = 64\naudit_refusals_per_minute = 5\n",
+        )
+        .unwrap();
+        let from_file = Config::load(Some(&path), Flags::default()).unwrap();
+        assert_eq!(from_file.audit_retention_days, Some(90));
+        assert_eq!(from_file.audit_refusals.queue_capacity, 64);
+        assert_eq!(from_file.audit_refusals.per_account_per_minute, 5);
+        let flagged = Config::load(
+            Some(&path),
+            Flags {
+                audit_retention_days: Some(30),
+                ..Flags::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(flagged.audit_retention_days, Some(30));
+        for refused in ["audit_retention_days = 0\n", "audit_refusal_queue = 0\n"] {
+            std::fs::write(&path, refused).unwrap();
+            assert!(Config::load(Some(&path), Flags::default())
+                .unwrap_err()
+                .contains("at least 1"));
+        }
+        std::fs::remove_dir_all(&directory).unwrap();
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         let directory =
             std::env::temp_dir().join(format!("scimitar-config-bad-{}", std::process::id()));

@@ -621,3 +621,38 @@ async fn a_workspace_admin_queries_only_its_workspaces_rows_of_system_access_aud
         everything.body
     );
 }
+
+#[tokio::test]
+async fn a_server_with_a_retention_horizon_prunes_older_events_by_itself() {
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let (database, url) = TestDatabase::fresh().await;
+    let (services, _token, account) = bootstrapped_with_clock(&url, clock.clone()).await;
+    // The bootstrap's events are two days old when the server starts with a one-day horizon.
+    clock.advance_micros(2 * 86_400_000_000);
+    let application = Application::bind("127.0.0.1:0", services)
+        .await
+        .unwrap()
+        .with_audit_retention(Some(std::time::Duration::from_secs(86_400)));
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    tokio::spawn(application.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let store = scimitar_store::open(&url).await.unwrap();
+    let mut pruned = None;
+    for _ in 0..400 {
+        pruned = store.audit_pruned(&account).await.unwrap();
+        if pruned.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let pruned = pruned.expect("the server pruned the old events");
+    assert!(pruned.size >= 1);
+    let verified = scimitar_store::audit::verify_trail(store.as_ref(), &account, None)
+        .await
+        .unwrap();
+    assert_eq!(verified.problem, None);
+    assert_eq!(verified.pruned, pruned.size);
+    drop(shutdown);
+    drop(database);
+}
