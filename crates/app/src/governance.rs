@@ -279,6 +279,12 @@ pub enum Outcome {
         columns: Vec<&'static str>,
         rows: Vec<Vec<String>>,
     },
+    /// Rows whose cells may be null: the answer of a query of `system.access.audit`
+    /// (`crate::audit_sql`).
+    Table {
+        columns: Vec<&'static str>,
+        rows: Vec<Vec<Option<String>>>,
+    },
 }
 
 /// Governance changes the caller has been found allowed to make and the engine found valid.
@@ -1043,14 +1049,29 @@ impl Caller<'_> {
         self.commit(authorized).await
     }
 
-    /// Parses and runs one statement of governance SQL; a statement that does not parse is an
-    /// `invalidSyntax` error whose message names the offending token and its offset.
+    /// Parses and runs one statement of governance SQL, or a query of `system.access.audit`;
+    /// a statement that does not parse is an `invalidSyntax` error whose message names the
+    /// offending token and its offset.
     pub async fn run_sql(
         &self,
         text: &str,
         catalog: Option<&str>,
         schema: Option<&str>,
     ) -> ScimResult<Outcome> {
+        // A SELECT is a query of the audit trail (`system.access.audit`), the one table.
+        let audit_query = scimitar_access::statement::audit_query::parse_audit_query(text)
+            .map_err(|error| ScimError::from(AccessError::from(error)))?;
+        if let Some(query) = audit_query {
+            let services = &self.governance.services;
+            return crate::audit_sql::run(
+                services,
+                &self.account,
+                &self.principal,
+                self.workspace.as_ref(),
+                query,
+            )
+            .await;
+        }
         let statement =
             parse_statement(text).map_err(|error| ScimError::from(AccessError::from(error)))?;
         self.execute(statement, catalog, schema).await

@@ -8,7 +8,10 @@
 //!   commit through which this node writes.
 //! - [`audit`]: the context every commit carries into the audit trail (who, from where, in
 //!   which request), and the trail's checkpoint, verifier key and proofs for an account's
-//!   admins.
+//!   admins; the events API's filters and paging, and retention (pruning).
+//! - [`audit_refusals`]: refused requests queued (bounded) and written to the trail in batches
+//!   by a background writer, within a per-account budget.
+//! - [`audit_sql`]: `SELECT ... FROM system.access.audit` answered over the trail for admins.
 //! - [`tenancy`]: workspaces of an account, entering one with a credential, and workspace
 //!   assignment.
 //! - [`access`]: the node's access engine, one model per account, following the access log.
@@ -29,6 +32,8 @@
 pub mod access;
 pub mod access_questions;
 pub mod audit;
+pub mod audit_refusals;
+pub mod audit_sql;
 pub mod authority;
 pub mod governance;
 pub mod oauth;

@@ -117,26 +117,159 @@ impl Frontier {
 /// The inclusion proof of the leaf at `index` in the tree over `leaves` (RFC 9162 2.1.3.1,
 /// `PATH`), from the leaf's sibling up; `None` when `index` is out of range.
 pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Option<Vec<Hash>> {
+    inclusion_proof_in(&AllLeaves(leaves), index)
+}
+
+/// The roots of ranges of a tree's leaves: all a proof needs. Either every leaf is at hand
+/// ([`AllLeaves`]), or the first ones were pruned and only their frontier is kept
+/// ([`PrunedLeaves`]), which still gives every range a proof about a kept leaf asks for.
+trait RangeRoots {
+    fn len(&self) -> usize;
+    /// `MTH` of the leaves `start..end`, if it can be known.
+    fn range_root(&self, start: usize, end: usize) -> Option<Hash>;
+}
+
+struct AllLeaves<'a>(&'a [Hash]);
+
+impl RangeRoots for AllLeaves<'_> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn range_root(&self, start: usize, end: usize) -> Option<Hash> {
+        self.0.get(start..end).map(root)
+    }
+}
+
+/// A tree whose first `base.size()` leaves were pruned (audit retention), known by their
+/// frontier alone, followed by the leaves kept.
+struct PrunedLeaves<'a> {
+    base: &'a Frontier,
+    kept: &'a [Hash],
+}
+
+impl PrunedLeaves<'_> {
+    fn pruned(&self) -> usize {
+        self.base.size as usize
+    }
+
+    /// The root of `start..end` when it is exactly a run of the base frontier's subtrees:
+    /// their sizes strictly decrease, so folding them right to left is RFC 9162's `MTH`.
+    fn base_run(&self, start: usize, end: usize) -> Option<Hash> {
+        let mut offset = 0usize;
+        let mut run: Vec<Hash> = Vec::new();
+        for (hash, height) in &self.base.subtrees {
+            let size = 1usize << height;
+            if offset >= start && offset + size <= end {
+                if run.is_empty() && offset != start {
+                    return None;
+                }
+                run.push(*hash);
+                if offset + size == end {
+                    let mut hashes = run.iter().rev();
+                    let mut root = *hashes.next()?;
+                    for left in hashes {
+                        root = node_hash(left, &root);
+                    }
+                    return Some(root);
+                }
+            }
+            offset += size;
+        }
+        None
+    }
+}
+
+impl RangeRoots for PrunedLeaves<'_> {
+    fn len(&self) -> usize {
+        self.pruned() + self.kept.len()
+    }
+
+    fn range_root(&self, start: usize, end: usize) -> Option<Hash> {
+        let pruned = self.pruned();
+        if start >= pruned {
+            return self.kept.get(start - pruned..end - pruned).map(root);
+        }
+        if let Some(hash) = self.base_run(start, end) {
+            return Some(hash);
+        }
+        if end - start < 2 {
+            return None;
+        }
+        let k = split(end - start);
+        Some(node_hash(
+            &self.range_root(start, start + k)?,
+            &self.range_root(start + k, end)?,
+        ))
+    }
+}
+
+fn inclusion_proof_in(leaves: &dyn RangeRoots, index: usize) -> Option<Vec<Hash>> {
     if index >= leaves.len() {
         return None;
     }
     let mut proof = Vec::new();
-    path(leaves, index, &mut proof);
+    path(leaves, 0, leaves.len(), index, &mut proof)?;
     Some(proof)
 }
 
-fn path(leaves: &[Hash], index: usize, proof: &mut Vec<Hash>) {
-    if leaves.len() <= 1 {
-        return;
+fn path(
+    leaves: &dyn RangeRoots,
+    start: usize,
+    end: usize,
+    index: usize,
+    proof: &mut Vec<Hash>,
+) -> Option<()> {
+    if end - start <= 1 {
+        return Some(());
     }
-    let k = split(leaves.len());
-    if index < k {
-        path(&leaves[..k], index, proof);
-        proof.push(root(&leaves[k..]));
+    let k = split(end - start);
+    if index < start + k {
+        path(leaves, start, start + k, index, proof)?;
+        proof.push(leaves.range_root(start + k, end)?);
     } else {
-        path(&leaves[k..], index - k, proof);
-        proof.push(root(&leaves[..k]));
+        path(leaves, start + k, end, index, proof)?;
+        proof.push(leaves.range_root(start, start + k)?);
     }
+    Some(())
+}
+
+/// [`inclusion_proof`] in a tree whose first `base.size()` leaves were pruned and are known
+/// only by their frontier `base`, followed by the `kept` leaves: the proof of the leaf at
+/// `index` (counted from the tree's first leaf, so at least `base.size()`). `None` when the
+/// index is out of range or is a pruned leaf.
+pub fn inclusion_proof_after_prune(
+    base: &Frontier,
+    kept: &[Hash],
+    index: usize,
+) -> Option<Vec<Hash>> {
+    if index < base.size as usize {
+        return None;
+    }
+    inclusion_proof_in(&PrunedLeaves { base, kept }, index)
+}
+
+/// [`consistency_proof`] in a tree whose first `base.size()` leaves were pruned (see
+/// [`inclusion_proof_after_prune`]), from a tree of `old_size` leaves, at least the pruned
+/// ones. `None` when out of range or not computable from what was kept.
+pub fn consistency_proof_after_prune(
+    base: &Frontier,
+    kept: &[Hash],
+    old_size: usize,
+) -> Option<Vec<Hash>> {
+    if old_size < base.size as usize {
+        return None;
+    }
+    consistency_proof_in(&PrunedLeaves { base, kept }, old_size)
+}
+
+/// The root of a tree whose first leaves were pruned to `base`, followed by `kept`.
+pub fn root_after_prune(base: &Frontier, kept: &[Hash]) -> Hash {
+    let mut tree = base.clone();
+    for leaf in kept {
+        tree.push(*leaf);
+    }
+    tree.root()
 }
 
 /// Whether `proof` shows that `leaf` is the leaf at `index` of a tree of `size` leaves whose
@@ -170,32 +303,44 @@ pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root
 /// of all of them (RFC 9162 2.1.4.1, `PROOF`); empty when the sizes are equal or the old tree
 /// is empty, `None` when `old_size` exceeds the leaves.
 pub fn consistency_proof(leaves: &[Hash], old_size: usize) -> Option<Vec<Hash>> {
+    consistency_proof_in(&AllLeaves(leaves), old_size)
+}
+
+fn consistency_proof_in(leaves: &dyn RangeRoots, old_size: usize) -> Option<Vec<Hash>> {
     if old_size > leaves.len() {
         return None;
     }
     let mut proof = Vec::new();
     if old_size > 0 {
-        subproof(leaves, old_size, true, &mut proof);
+        subproof(leaves, 0, leaves.len(), old_size, true, &mut proof)?;
     }
     Some(proof)
 }
 
-fn subproof(leaves: &[Hash], m: usize, whole: bool, proof: &mut Vec<Hash>) {
-    let n = leaves.len();
+fn subproof(
+    leaves: &dyn RangeRoots,
+    start: usize,
+    end: usize,
+    m: usize,
+    whole: bool,
+    proof: &mut Vec<Hash>,
+) -> Option<()> {
+    let n = end - start;
     if m == n {
         if !whole {
-            proof.push(root(leaves));
+            proof.push(leaves.range_root(start, end)?);
         }
-        return;
+        return Some(());
     }
     let k = split(n);
     if m <= k {
-        subproof(&leaves[..k], m, whole, proof);
-        proof.push(root(&leaves[k..]));
+        subproof(leaves, start, start + k, m, whole, proof)?;
+        proof.push(leaves.range_root(start + k, end)?);
     } else {
-        subproof(&leaves[k..], m - k, false, proof);
-        proof.push(root(&leaves[..k]));
+        subproof(leaves, start + k, end, m - k, false, proof)?;
+        proof.push(leaves.range_root(start, start + k)?);
     }
+    Some(())
 }
 
 /// Whether `proof` shows that the tree of `old_size` leaves with root `old_root` is a prefix
@@ -279,6 +424,40 @@ mod tests {
 
     fn hex(hash: &Hash) -> String {
         hash.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    #[test]
+    fn proofs_after_a_prune_are_the_proofs_of_the_whole_tree() {
+        for size in 0..40usize {
+            let all = leaves(size);
+            for pruned in 0..=size {
+                let mut base = Frontier::default();
+                for leaf in &all[..pruned] {
+                    base.push(*leaf);
+                }
+                let kept = &all[pruned..];
+                assert_eq!(root_after_prune(&base, kept), root(&all));
+                for index in 0..size {
+                    let after = inclusion_proof_after_prune(&base, kept, index);
+                    if index < pruned {
+                        assert_eq!(after, None);
+                    } else {
+                        assert_eq!(
+                            after,
+                            inclusion_proof(&all, index),
+                            "{size} {pruned} {index}"
+                        );
+                    }
+                }
+                for old in pruned..=size {
+                    assert_eq!(
+                        consistency_proof_after_prune(&base, kept, old),
+                        consistency_proof(&all, old),
+                        "{size} {pruned} {old}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

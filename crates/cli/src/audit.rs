@@ -2,8 +2,11 @@
 //! trail. `checkpoint` prints an account's signed checkpoint (to keep); `verify` recomputes
 //! every account's trail (or one's) from the stored events and checks it against its head and,
 //! given one, a checkpoint kept earlier, reporting the first event that does not match;
-//! `export` writes events as JSON Lines in Databricks' `system.access.audit` column names. The
-//! work is `scimitar_store::audit`'s; this wires files and output.
+//! `export` writes events as JSON Lines in Databricks' `system.access.audit` column names;
+//! `query` prints the events matching filters (the events API's), `tail` the last ones and,
+//! with `-f`, those that follow; `prune` removes events past a retention horizon, keeping the
+//! trail verifiable. The work is `scimitar_store::audit`'s and `scimitar_app::audit`'s; this
+//! wires files and output.
 
 use clap::{Args, Subcommand};
 use scimitar_audit::{Checkpoint, NoteSigner, NoteVerifier};
@@ -46,6 +49,87 @@ pub enum AuditCommand {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Print the events that match filters (those of GET /api/2.0/audit/events), oldest
+    /// first, as a table or, with --json, as JSON Lines of `system.access.audit` rows.
+    Query(QueryArgs),
+    /// Print an account's last events and, with -f, every event appended after them.
+    Tail(TailArgs),
+    /// Prune events older than a horizon from every account's trail, keeping the Merkle
+    /// frontier they leave, so `verify` still checks the events kept (and says how many were
+    /// pruned). The prune is itself an event of the trail.
+    Prune {
+        #[arg(long, env = "SCIMITAR_DATABASE_URL")]
+        database: Option<String>,
+        /// Prune events older than this many days.
+        #[arg(long, conflicts_with = "before", required_unless_present = "before")]
+        retention_days: Option<u32>,
+        /// Prune events before this time (RFC 3339).
+        #[arg(long)]
+        before: Option<String>,
+    },
+}
+
+#[derive(Args)]
+pub struct QueryArgs {
+    #[arg(long, env = "SCIMITAR_DATABASE_URL")]
+    database: Option<String>,
+    /// The account (default: the deployment's only one).
+    #[arg(long)]
+    account: Option<String>,
+    /// Events at or after this time (RFC 3339).
+    #[arg(long)]
+    start_time: Option<String>,
+    /// Events before this time (RFC 3339).
+    #[arg(long)]
+    end_time: Option<String>,
+    /// The acting principal's id.
+    #[arg(long)]
+    actor: Option<String>,
+    /// The action name (add, updatePermissions, tokenLogin, ...).
+    #[arg(long)]
+    action_name: Option<String>,
+    /// The service name (accounts, unityCatalog, workspace, ...).
+    #[arg(long)]
+    service_name: Option<String>,
+    /// A target's id (principal, securable full name, workspace, token id).
+    #[arg(long)]
+    target: Option<String>,
+    /// success (a change) or failure (a refused request).
+    #[arg(long, value_parser = ["success", "failure"])]
+    result: Option<String>,
+    /// The response's status code.
+    #[arg(long)]
+    status_code: Option<u16>,
+    /// At most this many events (1 to 1000).
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    /// Continue after this position (printed after a full page).
+    #[arg(long)]
+    page_token: Option<u64>,
+    /// JSON Lines of `system.access.audit` rows instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct TailArgs {
+    #[arg(long, env = "SCIMITAR_DATABASE_URL")]
+    database: Option<String>,
+    /// The account (default: the deployment's only one).
+    #[arg(long)]
+    account: Option<String>,
+    /// How many of the last events to print first.
+    #[arg(short = 'n', long, default_value_t = 10)]
+    lines: u64,
+    /// Keep printing events as they are appended, until interrupted.
+    #[arg(short = 'f', long)]
+    follow: bool,
+    /// How often to look for new events while following.
+    #[arg(long, default_value = "1s", value_parser = crate::config::parse_duration)]
+    interval: std::time::Duration,
+    /// JSON Lines of `system.access.audit` rows instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -121,7 +205,175 @@ pub async fn run(command: AuditCommand) -> Result<(), String> {
             account,
             output,
         } => export(database, account, output).await,
+        AuditCommand::Query(args) => query(args).await,
+        AuditCommand::Tail(args) => tail(args).await,
+        AuditCommand::Prune {
+            database,
+            retention_days,
+            before,
+        } => prune(database, retention_days, before).await,
     }
+}
+
+/// The account named, or the deployment's only one.
+async fn account_or_only(store: &dyn Store, account: Option<String>) -> Result<AccountId, String> {
+    if let Some(account) = account {
+        return Ok(AccountId::new(account));
+    }
+    let mut accounts = store.accounts().await.map_err(|error| error.to_string())?;
+    match accounts.len() {
+        1 => Ok(accounts.remove(0).id),
+        0 => Err("the database holds no account".to_string()),
+        _ => Err("the database holds several accounts: name one with --account".to_string()),
+    }
+}
+
+fn time_flag(
+    name: &str,
+    text: Option<String>,
+) -> Result<Option<scimitar_domain::Timestamp>, String> {
+    text.map(|text| {
+        scimitar_domain::Timestamp::parse_rfc3339(&text)
+            .ok_or_else(|| format!("--{name}: {text:?} is not an RFC 3339 time"))
+    })
+    .transpose()
+}
+
+/// Events as a table: position, time, service, action, actor, status, source and request id.
+fn event_table(rows: &[serde_json::Value]) -> String {
+    let text = |value: &serde_json::Value| match value {
+        serde_json::Value::String(text) => text.clone(),
+        serde_json::Value::Null => "-".to_string(),
+        other => other.to_string(),
+    };
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            vec![
+                text(&row["audit_seq"]),
+                text(&row["event_time"]),
+                text(&row["service_name"]),
+                text(&row["action_name"]),
+                text(&row["user_identity"]["subject_name"]),
+                text(&row["response"]["status_code"]),
+                text(&row["source_ip_address"]),
+                text(&row["request_id"]),
+            ]
+        })
+        .collect();
+    crate::sql::table(
+        &[
+            "seq",
+            "event_time",
+            "service",
+            "action",
+            "actor",
+            "status",
+            "source",
+            "request_id",
+        ],
+        &rows,
+    )
+}
+
+fn print_rows(rows: &[serde_json::Value], json: bool) {
+    if json {
+        for row in rows {
+            println!("{row}");
+        }
+    } else if !rows.is_empty() {
+        print!("{}", event_table(rows));
+    }
+}
+
+async fn query(args: QueryArgs) -> Result<(), String> {
+    let store = open(args.database).await?;
+    let account = account_or_only(store.as_ref(), args.account).await?;
+    let query = scimitar_app::audit::EventQuery {
+        start_time: time_flag("start-time", args.start_time)?,
+        end_time: time_flag("end-time", args.end_time)?,
+        actor: args.actor,
+        action: args.action_name,
+        service: args.service_name,
+        target: args.target,
+        result: args.result,
+        status_code: args.status_code,
+        after: args.page_token.unwrap_or(0),
+        limit: args.limit,
+    };
+    let page = scimitar_app::audit::query_events(store.as_ref(), &account, &query)
+        .await
+        .map_err(|error| error.to_string())?;
+    print_rows(&page.events, args.json);
+    if let Some(next) = page.next_page_token {
+        eprintln!("more events may follow: --page-token {next}");
+    }
+    Ok(())
+}
+
+async fn tail(args: TailArgs) -> Result<(), String> {
+    let store = open(args.database).await?;
+    let account = account_or_only(store.as_ref(), args.account).await?;
+    let failed = |error: scimitar_domain::ScimError| error.to_string();
+    let head = store.audit_head(&account).await.map_err(failed)?;
+    let mut after = head.size.saturating_sub(args.lines);
+    loop {
+        let page = store
+            .audit_events(&account, after, EXPORT_PAGE)
+            .await
+            .map_err(failed)?;
+        let full = page.len() == EXPORT_PAGE;
+        let mut rows = Vec::with_capacity(page.len());
+        for stored in page {
+            after = stored.seq;
+            let event: scimitar_store::AuditEvent = serde_json::from_str(&stored.text)
+                .map_err(|error| format!("event {}: {error}", stored.seq))?;
+            rows.push(scimitar_store::audit::databricks_row(&event));
+        }
+        print_rows(&rows, args.json);
+        if full {
+            continue;
+        }
+        if !args.follow {
+            return Ok(());
+        }
+        tokio::time::sleep(args.interval).await;
+    }
+}
+
+async fn prune(
+    database: Option<String>,
+    retention_days: Option<u32>,
+    before: Option<String>,
+) -> Result<(), String> {
+    let clock = SystemClock;
+    let before = match (retention_days, before) {
+        (Some(days), _) => scimitar_domain::Timestamp::from_micros(
+            clock.now().as_micros() - i64::from(days) * 86_400_000_000,
+        ),
+        (None, Some(text)) => time_flag("before", Some(text))?.ok_or("--before is required")?,
+        (None, None) => return Err("give --retention-days or --before".to_string()),
+    };
+    let store = open(database).await?;
+    let services = scimitar_app::Services::new(
+        store,
+        std::sync::Arc::new(SystemClock),
+        std::sync::Arc::new(RandomIds),
+    );
+    let pruned = services
+        .prune_audit_trails(before)
+        .await
+        .map_err(|error| error.to_string())?;
+    if pruned.is_empty() {
+        println!("no audit event is older than {}", before.to_rfc3339());
+    }
+    for pruned in pruned {
+        println!(
+            "account {}: {} events pruned; events 1 to {} are now pruned",
+            pruned.account, pruned.events, pruned.pruned_through
+        );
+    }
+    Ok(())
 }
 
 async fn verify(args: VerifyArgs) -> Result<(), String> {
@@ -182,8 +434,15 @@ async fn verify(args: VerifyArgs) -> Result<(), String> {
                 let extends = kept
                     .map(|kept| format!(", extending the kept checkpoint of {} events", kept.size))
                     .unwrap_or_default();
+                let pruned = match found.pruned {
+                    0 => String::new(),
+                    pruned => format!(
+                        " (events 1 to {pruned} were pruned: checked through the frontier kept \
+                         for them)"
+                    ),
+                };
                 println!(
-                    "account {account}: {} events verified, root {root}{extends}",
+                    "account {account}: {} events verified, root {root}{extends}{pruned}",
                     found.events
                 );
             }

@@ -35,6 +35,10 @@ pub struct Config {
     pub token_rotation_overlap: Duration,
     /// How long an OAuth signing key signs before a new one takes over (default 30 days).
     pub oauth_signing_key_rotation: Duration,
+    /// Audit events older than this many days are pruned while serving; `None` keeps all.
+    pub audit_retention_days: Option<u32>,
+    /// How refused requests are queued and budgeted for the audit trail.
+    pub audit_refusals: scimitar_app::audit_refusals::RefusalSettings,
 }
 
 /// The command-line values of `scimitar serve` (clap already folds the environment variables
@@ -97,6 +101,18 @@ pub struct Flags {
     /// 30d); the old key keeps verifying until the tokens it signed have expired.
     #[arg(long, env = "SCIMITAR_OAUTH_SIGNING_KEY_ROTATION", value_parser = parse_duration)]
     pub oauth_signing_key_rotation: Option<Duration>,
+    /// Prune audit events older than this many days (hourly, while serving), keeping the
+    /// trail verifiable from the frontier it leaves. Default: keep every event.
+    #[arg(long, env = "SCIMITAR_AUDIT_RETENTION_DAYS")]
+    pub audit_retention_days: Option<u32>,
+    /// Refused requests waiting to be written to the audit trail, at most (default 1024);
+    /// more are dropped and counted in the metrics.
+    #[arg(long, env = "SCIMITAR_AUDIT_REFUSAL_QUEUE")]
+    pub audit_refusal_queue: Option<usize>,
+    /// Refusal events one account's trail takes per minute, at most (default 600); more are
+    /// dropped and counted in the metrics.
+    #[arg(long, env = "SCIMITAR_AUDIT_REFUSALS_PER_MINUTE")]
+    pub audit_refusals_per_minute: Option<u32>,
 }
 
 /// A duration as written in the file: a number of seconds, or text that [`parse_duration`]
@@ -166,6 +182,9 @@ struct FileConfig {
     shutdown_deadline: Option<FileDuration>,
     token_rotation_overlap: Option<FileDuration>,
     oauth_signing_key_rotation: Option<FileDuration>,
+    audit_retention_days: Option<u32>,
+    audit_refusal_queue: Option<usize>,
+    audit_refusals_per_minute: Option<u32>,
 }
 
 impl Config {
@@ -284,6 +303,30 @@ impl Config {
                 scimitar_app::oauth::DEFAULT_SIGNING_KEY_ROTATION,
                 false,
             )?,
+            audit_retention_days: match flags
+                .audit_retention_days
+                .or(file_config.audit_retention_days)
+            {
+                Some(0) => return Err("audit_retention_days must be at least 1".to_string()),
+                days => days,
+            },
+            audit_refusals: {
+                let defaults = scimitar_app::audit_refusals::RefusalSettings::default();
+                scimitar_app::audit_refusals::RefusalSettings {
+                    queue_capacity: match flags
+                        .audit_refusal_queue
+                        .or(file_config.audit_refusal_queue)
+                        .unwrap_or(defaults.queue_capacity)
+                    {
+                        0 => return Err("audit_refusal_queue must be at least 1".to_string()),
+                        size => size,
+                    },
+                    per_account_per_minute: flags
+                        .audit_refusals_per_minute
+                        .or(file_config.audit_refusals_per_minute)
+                        .unwrap_or(defaults.per_account_per_minute),
+                }
+            },
             workspaces: WorkspaceSettings {
                 default_workspace: match flags.default_workspace.or(file_config.default_workspace) {
                     Some(id) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => {
@@ -435,6 +478,45 @@ mod tests {
             },
         );
         assert!(refused.unwrap_err().contains("public_url"));
+        std::fs::remove_dir_all(&directory).unwrap();
+    }
+
+    #[test]
+    fn audit_retention_and_refusal_limits_come_from_flags_then_the_file_then_defaults() {
+        let defaults = Config::load(None, Flags::default()).unwrap();
+        assert_eq!(defaults.audit_retention_days, None);
+        assert_eq!(
+            defaults.audit_refusals,
+            scimitar_app::audit_refusals::RefusalSettings::default()
+        );
+        let directory =
+            std::env::temp_dir().join(format!("scimitar-config-audit-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).unwrap();
+        let path = directory.join("scimitar.toml");
+        std::fs::write(
+            &path,
+            "audit_retention_days = 90\naudit_refusal_queue = 64\naudit_refusals_per_minute = 5\n",
+        )
+        .unwrap();
+        let from_file = Config::load(Some(&path), Flags::default()).unwrap();
+        assert_eq!(from_file.audit_retention_days, Some(90));
+        assert_eq!(from_file.audit_refusals.queue_capacity, 64);
+        assert_eq!(from_file.audit_refusals.per_account_per_minute, 5);
+        let flagged = Config::load(
+            Some(&path),
+            Flags {
+                audit_retention_days: Some(30),
+                ..Flags::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(flagged.audit_retention_days, Some(30));
+        for refused in ["audit_retention_days = 0\n", "audit_refusal_queue = 0\n"] {
+            std::fs::write(&path, refused).unwrap();
+            assert!(Config::load(Some(&path), Flags::default())
+                .unwrap_err()
+                .contains("at least 1"));
+        }
         std::fs::remove_dir_all(&directory).unwrap();
     }
 

@@ -71,7 +71,8 @@ enum Command {
     /// Run one governance SQL statement (GRANT, REVOKE, SHOW GRANTS, CREATE, DROP, ALTER ...
     /// OWNER TO) as a principal, against the database directly.
     Sql(sql::SqlArgs),
-    /// The tamper-evident audit trail: checkpoint, verifier-key, verify, export.
+    /// The tamper-evident audit trail: checkpoint, verifier-key, verify, query, tail, export,
+    /// prune.
     Audit {
         #[command(subcommand)]
         command: audit::AuditCommand,
@@ -243,7 +244,13 @@ async fn serve(config: Config) -> Result<(), String> {
         .await
         .map_err(|error| error.to_string())?
         .with_public_url(config.public_url.clone())
-        .with_workspaces(config.workspaces.clone());
+        .with_workspaces(config.workspaces.clone())
+        .with_refusal_settings(config.audit_refusals)
+        .with_audit_retention(
+            config
+                .audit_retention_days
+                .map(|days| std::time::Duration::from_secs(u64::from(days) * 86_400)),
+        );
     if let Some(digest) = config.metrics_token_sha256.clone() {
         application = application.offer_metrics_to(digest);
     }

@@ -23,7 +23,8 @@ pub struct SqlArgs {
     /// The current schema, for names that do not give one.
     #[arg(long)]
     schema: Option<String>,
-    /// The statement: CREATE, DROP, ALTER ... OWNER TO, GRANT, REVOKE or SHOW GRANTS.
+    /// The statement: CREATE, DROP, ALTER ... OWNER TO, GRANT, REVOKE, SHOW GRANTS, or
+    /// SELECT ... FROM system.access.audit (admins only).
     statement: String,
 }
 
@@ -65,12 +66,23 @@ pub async fn run(args: SqlArgs, services: Services) -> Result<(), String> {
     match outcome {
         Outcome::Done => println!("OK"),
         Outcome::Rows { columns, rows } => print!("{}", table(&columns, &rows)),
+        Outcome::Table { columns, rows } => {
+            let rows: Vec<Vec<String>> = rows
+                .into_iter()
+                .map(|row| {
+                    row.into_iter()
+                        .map(|cell| cell.unwrap_or_else(|| "NULL".to_string()))
+                        .collect()
+                })
+                .collect();
+            print!("{}", table(&columns, &rows))
+        }
     }
     Ok(())
 }
 
 /// Rows under their column names, each column as wide as its widest cell.
-fn table(columns: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(columns: &[&str], rows: &[Vec<String>]) -> String {
     let widths: Vec<usize> = columns
         .iter()
         .enumerate()

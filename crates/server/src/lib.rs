@@ -50,6 +50,10 @@ pub struct SharedState {
     pub recent_statements: scimitar_app::recent_statements::RecentStatements,
     /// This node's Prometheus metrics (`/metrics`).
     pub metrics: metrics::Metrics,
+    /// Where refused requests go for the audit trail (`routes::record_refusal`).
+    pub refusals: scimitar_app::audit_refusals::RefusalQueue,
+    /// The writer of [`SharedState::refusals`], until the server starts it.
+    refusal_writer: std::sync::Mutex<Option<scimitar_app::audit_refusals::RefusalWriter>>,
     /// The public base URL, when configured: base URLs are made from it, not from `Host`.
     pub public_url: Option<context::PublicUrl>,
     /// How workspaces are addressed: the configured default and host-name domain.
@@ -76,7 +80,20 @@ impl AppState {
         public_url: Option<context::PublicUrl>,
         workspaces: WorkspaceSettings,
     ) -> Self {
+        Self::with_refusals(services, public_url, workspaces, Default::default())
+    }
+
+    /// [`AppState::new`] with how refused requests are queued for the audit trail.
+    pub fn with_refusals(
+        services: Services,
+        public_url: Option<context::PublicUrl>,
+        workspaces: WorkspaceSettings,
+        refusals: scimitar_app::audit_refusals::RefusalSettings,
+    ) -> Self {
+        let (refusals, refusal_writer) = scimitar_app::audit_refusals::RefusalQueue::new(refusals);
         AppState(Arc::new(SharedState {
+            refusals,
+            refusal_writer: std::sync::Mutex::new(Some(refusal_writer)),
             public_url,
             governance: governance::Governance::new(services.clone()),
             recent_statements: Default::default(),
@@ -140,6 +157,10 @@ pub struct Application {
     public_url: Option<context::PublicUrl>,
     metrics_token_digest: Option<String>,
     workspaces: WorkspaceSettings,
+    /// How refused requests are queued for the audit trail.
+    refusals: scimitar_app::audit_refusals::RefusalSettings,
+    /// Prune audit events older than this, when set (`audit_retention_days`).
+    audit_retention: Option<std::time::Duration>,
 }
 
 impl Application {
@@ -165,7 +186,26 @@ impl Application {
             public_url: None,
             metrics_token_digest: None,
             workspaces: WorkspaceSettings::default(),
+            refusals: Default::default(),
+            audit_retention: None,
         })
+    }
+
+    /// How refused requests are queued and budgeted for the audit trail.
+    pub fn with_refusal_settings(
+        self,
+        refusals: scimitar_app::audit_refusals::RefusalSettings,
+    ) -> Self {
+        Application { refusals, ..self }
+    }
+
+    /// Prunes audit events older than `retention` while serving (hourly), keeping the trail
+    /// verifiable (`Services::prune_audit_trails`).
+    pub fn with_audit_retention(self, retention: Option<std::time::Duration>) -> Self {
+        Application {
+            audit_retention: retention,
+            ..self
+        }
     }
 
     /// Offers `/metrics` to the holder of the token whose SHA-256 digest (lowercase hex, see
@@ -198,15 +238,38 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> ScimResult<()> {
-        let state = AppState::new(self.services, self.public_url, self.workspaces);
+        let state = AppState::with_refusals(
+            self.services,
+            self.public_url,
+            self.workspaces,
+            self.refusals,
+        );
         if let Some(digest) = self.metrics_token_digest {
             state.metrics.allow_scrapes_by(digest);
         }
         // Pinned now, when no default is configured and the deployment has one workspace, so
         // that an account made or imported later cannot make unprefixed paths ambiguous.
-        if let Err(error) = state.default_workspace().await {
-            tracing::info!(%error, "no default workspace: address workspaces as /w/{{id}}");
-        }
+        let default_account = match state.default_workspace().await {
+            Ok(workspace) => Some(workspace.account.clone()),
+            Err(error) => {
+                tracing::info!(%error, "no default workspace: address workspaces as /w/{{id}}");
+                None
+            }
+        };
+        // Refused requests are written to the trail off their path, in batches.
+        let refusal_writer = state
+            .refusal_writer
+            .lock()
+            .ok()
+            .and_then(|mut writer| writer.take())
+            .map(|writer| {
+                let services = state.services.clone();
+                tokio::spawn(writer.run(services, default_account))
+            });
+        let retention = self.audit_retention.map(|retention| {
+            let services = state.services.clone();
+            tokio::spawn(async move { services.prune_audit_trails_every(retention).await })
+        });
         let services = state.services.clone();
         let follower =
             tokio::spawn(async move { services.follow_access_log(ACCESS_LOG_POLL_INTERVAL).await });
@@ -220,11 +283,21 @@ impl Application {
         listener::serve(self.listener, router, self.limits, shutdown).await;
         follower.abort();
         token_uses.abort();
+        if let Some(retention) = retention {
+            retention.abort();
+        }
+        // The router and its queue are gone: the writer writes what is queued and ends.
+        if let Some(writer) = refusal_writer {
+            let _ = tokio::time::timeout(REFUSAL_DRAIN_DEADLINE, writer).await;
+        }
         // What was noted since the last record is not lost with the process.
         services.record_token_uses().await;
         Ok(())
     }
 }
+
+/// How long a stopping server waits for the refusals still queued to be written.
+const REFUSAL_DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How often a node reads the access log for changes it did not make itself (other nodes,
 /// the CLI). Its own writes are applied before they are answered, whatever this is.

@@ -115,7 +115,14 @@ pub struct Metrics {
     engine_securables: Gauge,
     engine_cached_principals: Gauge,
     follower_lag: FloatGauge,
+    /// Refused requests by what became of them (`scimitar_app::audit_refusals`).
+    audit_refusals: Family<RefusalLabels, Gauge>,
     scrape_token_digest: OnceLock<String>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    outcome: &'static str,
 }
 
 impl Default for Metrics {
@@ -199,6 +206,14 @@ impl Default for Metrics {
              100 ms interval while the database answers, growing while it does not",
             follower_lag.clone(),
         );
+        let audit_refusals = Family::<RefusalLabels, Gauge>::default();
+        registry.register(
+            "audit_refusals",
+            "Refused requests since the node started, by what became of them: recorded in the \
+             audit trail, or dropped (queue_full, over_budget: the account's refusals per \
+             minute, unattributed: no account) or lost (write_failed)",
+            audit_refusals.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -214,6 +229,7 @@ impl Default for Metrics {
             engine_securables,
             engine_cached_principals,
             follower_lag,
+            audit_refusals,
             scrape_token_digest: OnceLock::new(),
         }
     }
@@ -273,6 +289,19 @@ impl Metrics {
             .set(to_gauge(size.cached_principals));
         if let Some(lag) = engine.since_caught_up() {
             self.follower_lag.set(lag.as_secs_f64());
+        }
+        let refusals = state.refusals.counters();
+        for (outcome, count) in [
+            ("recorded", &refusals.recorded),
+            ("queue_full", &refusals.dropped_queue_full),
+            ("over_budget", &refusals.dropped_over_budget),
+            ("unattributed", &refusals.dropped_unattributed),
+            ("write_failed", &refusals.write_failures),
+        ] {
+            let count = count.load(std::sync::atomic::Ordering::Relaxed);
+            self.audit_refusals
+                .get_or_create(&RefusalLabels { outcome })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
         }
         let mut text = String::new();
         // Writing to a String cannot fail.

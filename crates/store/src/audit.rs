@@ -87,6 +87,20 @@ pub struct AuditResponse {
     pub error_message: Option<String>,
 }
 
+/// A refused request as the trail records it: who asked (as far as is known), from where,
+/// what was asked (service, action, the method and route in `request_params`, never a body or
+/// a header's value) and how it was answered. Made by the application from what the HTTP edge
+/// saw; its event joins the account's Merkle trail like any change's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub context: AuditContext,
+    pub service_name: String,
+    pub action_name: String,
+    pub request_params: Map<String, Value>,
+    pub status_code: u16,
+    pub error_message: Option<String>,
+}
+
 /// A thing a change touched: a principal, a group's membership, a securable's grants.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditTarget {
@@ -164,8 +178,12 @@ const VERIFY_PAGE: usize = 10_000;
 /// What [`verify_trail`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrailVerification {
-    /// Events read and found in order, up to the first problem.
+    /// Events read and found in order, up to the first problem (the pruned ones included:
+    /// the tree's size so far).
     pub events: u64,
+    /// How many events at the trail's start were pruned (retention): they are checked only
+    /// through the frontier kept for them.
+    pub pruned: u64,
     /// The root recomputed over those events.
     pub root: [u8; 32],
     /// The first thing that does not match, if any.
@@ -193,9 +211,16 @@ pub async fn verify_trail(
     kept: Option<&scimitar_audit::Checkpoint>,
 ) -> scimitar_domain::ScimResult<TrailVerification> {
     use scimitar_audit::{merkle, Frontier};
-    let mut frontier = Frontier::default();
+    // A pruned trail starts at its kept frontier: the events after it must extend it.
+    let base = store.audit_pruned(account).await?;
+    let pruned = base.as_ref().map_or(0, |base| base.size);
+    let mut frontier = match &base {
+        None => Frontier::default(),
+        Some(base) => base_frontier(base)?,
+    };
     let problem = |frontier: &Frontier, seq: Option<u64>, reason: String| TrailVerification {
         events: frontier.size(),
+        pruned,
         root: frontier.root(),
         problem: Some(TrailProblem { seq, reason }),
     };
@@ -209,6 +234,17 @@ pub async fn verify_trail(
         }
         _ => None,
     };
+    if let Some(kept) = kept {
+        if kept.size < pruned {
+            let reason = format!(
+                "the kept checkpoint ({} events) is older than the retention horizon: events 1 \
+                 to {pruned} were pruned, so it can no longer be checked; keep a checkpoint \
+                 taken after the last prune",
+                kept.size
+            );
+            return Ok(problem(&frontier, None, reason));
+        }
+    }
     if let Some(reason) = kept_root_matches(&frontier) {
         return Ok(problem(&frontier, None, reason));
     }
@@ -283,9 +319,31 @@ pub async fn verify_trail(
     }
     Ok(TrailVerification {
         events: frontier.size(),
+        pruned,
         root: frontier.root(),
         problem: None,
     })
+}
+
+/// The frontier a pruned trail's kept events continue from.
+pub fn base_frontier(base: &AuditHead) -> scimitar_domain::ScimResult<scimitar_audit::Frontier> {
+    let hashes = base
+        .frontier
+        .iter()
+        .map(|hash| hash_from_hex(hash))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| {
+            scimitar_domain::ScimError::internal("a pruned audit frontier is not hex")
+        })?;
+    let frontier = scimitar_audit::Frontier::from_hashes(base.size, &hashes).ok_or_else(|| {
+        scimitar_domain::ScimError::internal("a pruned audit frontier does not match its size")
+    })?;
+    if scimitar_domain::ids::lower_hex(&frontier.root()) != base.root {
+        return Err(scimitar_domain::ScimError::internal(
+            "a pruned audit frontier does not hash to its root",
+        ));
+    }
+    Ok(frontier)
 }
 
 /// The deployment's checkpoint signing seed, stored first from `fresh` if there is none yet.

@@ -127,6 +127,14 @@ pub enum Change {
         seed: AuditKeySeed,
         created: Timestamp,
     },
+    /// Records refused requests (401, 403 and client mistakes) in the account's trail, one
+    /// event each, in one transaction: written by the application's background batch writer,
+    /// never on a refusal's own path (`docs/design/audit.md`). Changes nothing else.
+    RecordRefusals(Vec<crate::audit::Refusal>),
+    /// Prunes the account's audit events older than `before` (retention), keeping the Merkle
+    /// frontier at the last pruned position so the events kept still verify against it.
+    /// Writes its own event (`pruneAuditEvents`), so the trail says it was pruned.
+    PruneAuditTrail { before: Timestamp },
     /// A new OAuth secret of a service principal (only its digest is stored), refused as a
     /// conflict when the principal already has `limit`, and as missing when it is no service
     /// principal.

@@ -42,7 +42,8 @@ pub mod sync_state;
 pub mod transfer;
 
 pub use audit::{
-    AuditContext, AuditEvent, AuditHead, AuditKeySeed, AuditTarget, StoredAuditEvent, UserIdentity,
+    AuditContext, AuditEvent, AuditHead, AuditKeySeed, AuditTarget, Refusal, StoredAuditEvent,
+    UserIdentity,
 };
 pub use change::{Change, FirstAdmin, NewToken, RuleSetRows};
 pub use governance::{
@@ -334,6 +335,9 @@ pub trait Store: Send + Sync + 'static {
     async fn audit_leaves(&self, account: &AccountId, size: u64) -> ScimResult<Vec<[u8; 32]>>;
     /// Where an account's trail stands: its size, frontier and root.
     async fn audit_head(&self, account: &AccountId) -> ScimResult<AuditHead>;
+    /// Where a pruned trail's kept events start: the size, frontier and root of the tree of
+    /// the events retention removed ([`Change::PruneAuditTrail`]); `None` if none were.
+    async fn audit_pruned(&self, account: &AccountId) -> ScimResult<Option<AuditHead>>;
     /// The deployment's checkpoint signing seed, once one was made
     /// ([`Change::EnsureAuditKey`]).
     async fn audit_signing_seed(&self) -> ScimResult<Option<AuditKeySeed>>;

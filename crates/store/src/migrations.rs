@@ -499,6 +499,22 @@ CREATE TABLE audit_signing_key (
 "#,
     ),
     (
+        20,
+        r#"
+-- Audit retention (issue #16): where a pruned trail's kept events start. `size` events were
+-- pruned; `frontier` (subtree roots, hex, largest first) and `root` are their tree's, so the
+-- events kept still verify against the tree they extend. `pruned_before` is the horizon of the
+-- last prune (microseconds).
+CREATE TABLE audit_pruned (
+    account_id TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    frontier TEXT NOT NULL,
+    root TEXT NOT NULL,
+    pruned_before INTEGER NOT NULL
+);
+"#,
+    ),
+    (
         21,
         r#"
 -- `scimitar sync` jobs' state (issue #17), keyed by the job's name: deployment bookkeeping,
@@ -918,6 +934,19 @@ CREATE TABLE audit_signing_key (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     seed TEXT NOT NULL,
     created BIGINT NOT NULL
+);
+"#,
+    ),
+    (
+        17,
+        r#"
+-- Audit retention (issue #16); see SQLite's migration 20.
+CREATE TABLE audit_pruned (
+    account_id TEXT COLLATE "C" PRIMARY KEY,
+    size BIGINT NOT NULL,
+    frontier TEXT NOT NULL,
+    root TEXT COLLATE "C" NOT NULL,
+    pruned_before BIGINT NOT NULL
 );
 "#,
     ),

@@ -23,6 +23,7 @@
 //! registry, not everything that was written: column lists, `USING`, `LOCATION`, `OPTIONS`
 //! and `AS SELECT ...` bodies are read past and dropped, because no data is stored.
 
+pub mod audit_query;
 mod lexer;
 mod parser;
 

@@ -4,8 +4,9 @@
 //! proofs `GET .../audit/proof/inclusion?seq=N&size=M` and
 //! `GET .../audit/proof/consistency?from=M&to=N` (JSON, hashes in hex), which an auditor
 //! checks offline with `scimitar-audit`; and `GET .../audit/events` (filters `start_time`,
-//! `end_time` in RFC 3339, `actor`, `action`, `target`, `result`; `page_token`, `limit`), the
-//! events as Databricks `system.access.audit` rows (`docs/design/audit.md`). Thin: the application
+//! `end_time` in RFC 3339, `actor`, `action` or `action_name`, `service_name`, `target`,
+//! `result` (`success`, `failure`), `status_code`; `page_token`, `limit`), the events, refusals
+//! included, as Databricks `system.access.audit` rows (`docs/design/audit.md`). Thin: the application
 //! authorizes and computes (`scimitar_app::audit`).
 
 use crate::context::DatabricksContext;
@@ -114,9 +115,13 @@ struct EventsQuery {
     start_time: Option<String>,
     end_time: Option<String>,
     actor: Option<String>,
+    /// `action` and `action_name` are the same filter (the column's name, and the short one).
     action: Option<String>,
+    action_name: Option<String>,
+    service_name: Option<String>,
     target: Option<String>,
     result: Option<String>,
+    status_code: Option<u16>,
     page_token: Option<String>,
     limit: Option<usize>,
 }
@@ -149,13 +154,24 @@ async fn events(
             return Err(ScimError::invalid_value("result: must be success or failure").into());
         }
     }
+    let action = match (query.action, query.action_name) {
+        (Some(action), Some(name)) if action != name => {
+            return Err(ScimError::invalid_value(
+                "action and action_name are the same filter: give one, or the same value",
+            )
+            .into())
+        }
+        (action, name) => action.or(name),
+    };
     let query = EventQuery {
         start_time: time("start_time", query.start_time)?,
         end_time: time("end_time", query.end_time)?,
         actor: query.actor,
-        action: query.action,
+        action,
+        service: query.service_name,
         target: query.target,
         result: query.result,
+        status_code: query.status_code,
         after,
         limit: query.limit.unwrap_or(DEFAULT_EVENTS_PAGE),
     };

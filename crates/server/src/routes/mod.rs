@@ -249,15 +249,43 @@ where
                 .map(str::to_string),
             request_id: Some(request_id_text.to_string()),
         };
+        // What a refusal's audit event needs from the request, taken before the handler has it:
+        // the kind of credential (never its value) and the workspace the request addressed.
+        let credential_kind = scimitar_app::audit_refusals::credential_kind(
+            request
+                .headers()
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|value| value.to_str().ok()),
+        );
+        let workspace_address = request
+            .extensions()
+            .get::<addressing::WorkspaceAddress>()
+            .cloned();
         let handled = span.in_scope(|| self.inner.call(request));
-        let handled = scimitar_app::audit::within(audit, handled);
+        let handled = scimitar_app::audit::within_reporting(audit.clone(), handled);
         let state = self.state.clone();
         Box::pin(async move {
-            let Ok(mut response) = tracing::Instrument::instrument(handled, span.clone()).await;
+            let (Ok(mut response), actor) =
+                tracing::Instrument::instrument(handled, span.clone()).await;
             if is_write {
                 consistency::add_change_token(&state, principal.as_ref(), &mut response);
             }
             let mut response = in_the_shape_of_the_api(uri.path(), response).await;
+            if is_refusal(response.status()) {
+                record_refusal(
+                    &state,
+                    &response,
+                    Refused {
+                        actor,
+                        info: audit,
+                        credential_kind,
+                        workspace_address,
+                        method: &method,
+                        route: &route,
+                        path: uri.path(),
+                    },
+                );
+            }
             let elapsed = started.elapsed();
             state.metrics.observe(&method, &route, &response, elapsed);
             {
@@ -279,6 +307,96 @@ where
             Ok(response)
         })
     }
+}
+
+/// The answers the audit trail records as refusals: authentication and authorization
+/// failures, and the client mistakes a caller may probe with (`docs/design/audit.md`).
+fn is_refusal(status: StatusCode) -> bool {
+    matches!(
+        status.as_u16(),
+        400 | 401 | 403 | 404 | 405 | 409 | 413 | 422 | 429
+    )
+}
+
+/// What the request middleware knows of a refused request.
+struct Refused<'a> {
+    actor: Option<scimitar_app::audit::RequestActor>,
+    info: scimitar_app::audit::RequestInfo,
+    credential_kind: &'static str,
+    workspace_address: Option<addressing::WorkspaceAddress>,
+    method: &'a Method,
+    route: &'a RouteLabel,
+    path: &'a str,
+}
+
+/// Databricks' service name for the API a path belongs to, as `system.access.audit` names
+/// them.
+fn service_name(path: &str) -> &'static str {
+    let path = path.trim_start_matches('/');
+    if path.contains("scim/v2") {
+        "accounts"
+    } else if path.starts_with("api/2.1/unity-catalog") || path.starts_with("api/2.0/unity-catalog")
+    {
+        "unityCatalog"
+    } else if path.starts_with("api/2.0/sql") {
+        "databrickssql"
+    } else if path.starts_with("api/2.0/workspace") {
+        "workspace"
+    } else if path.starts_with("api/2.0/permissions") {
+        "permissions"
+    } else if path.starts_with("api/2.0/audit") {
+        "audit"
+    } else if path.starts_with("oidc") || path.contains("/oidc/") {
+        "oauth2"
+    } else {
+        "accounts"
+    }
+}
+
+/// Offers a refused request to the audit trail's queue: never waits, never fails the answer
+/// (`scimitar_app::audit_refusals`).
+fn record_refusal(state: &AppState, response: &Response, refused: Refused<'_>) {
+    use scimitar_app::audit_refusals::{cut, AddressedAccount, RefusedRequest};
+    let addressed = match (&refused.workspace_address, account_in_path(refused.path)) {
+        (_, Some(account)) => AddressedAccount::Account(cut(account)),
+        (Some(addressing::WorkspaceAddress::Id(id)), None) => {
+            AddressedAccount::WorkspaceId(cut(id))
+        }
+        (Some(addressing::WorkspaceAddress::DeploymentName(name)), None) => {
+            AddressedAccount::DeploymentName(cut(name))
+        }
+        (None, None) => AddressedAccount::Default,
+    };
+    // The route's template and the status's reason: never text the client chose (a path, an
+    // error message quoting its input), which would let any client write into a trail.
+    let route = refused.route.as_str().to_string();
+    let status = response.status();
+    let error_message = status.canonical_reason().map(str::to_string);
+    state.refusals.offer(RefusedRequest {
+        time: state.services.clock().now(),
+        actor: refused.actor,
+        addressed,
+        info: refused.info,
+        credential_kind: refused.credential_kind,
+        service_name: service_name(refused.path),
+        method: refused.method.as_str().to_string(),
+        route,
+        status: status.as_u16(),
+        error_code: response
+            .extensions()
+            .get::<crate::metrics::ErrorCode>()
+            .map(|code| code.0),
+        error_message,
+    });
+}
+
+/// The account id of an account-level path (`/api/2.x/accounts/{account_id}/...`, also under
+/// `/api/2.0/preview/`); a word that is no account id is looked up and not found.
+fn account_in_path(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/api/")?;
+    let mut segments = rest.split('/');
+    segments.by_ref().find(|segment| *segment == "accounts")?;
+    segments.next().filter(|id| !id.is_empty())
 }
 
 /// Request ids: a per-process random prefix and a counter, unique enough to find one request's

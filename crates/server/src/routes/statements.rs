@@ -1,6 +1,7 @@
 //! The Statement Execution API (`POST /api/2.0/sql/statements`) for governance SQL: `CREATE`
 //! and `DROP` of Unity Catalog objects, `ALTER ... OWNER TO`, `GRANT`, `REVOKE` and
-//! `SHOW GRANTS`, run as the token's principal through the governance service.
+//! `SHOW GRANTS`, run as the token's principal through the governance service; and
+//! `SELECT ... FROM system.access.audit` for admins (`scimitar_app::audit_sql`).
 //!
 //! Statements run synchronously, so every answer is terminal (`SUCCEEDED` or `FAILED`) and
 //! the SDK never needs to poll. As in Databricks, a statement that was accepted but failed is
@@ -133,9 +134,14 @@ async fn execute(
 /// A `SUCCEEDED` answer with its whole result inline, in one chunk, as `JSON_ARRAY` of
 /// strings (every column here is a `STRING`).
 fn succeeded(id: &str, outcome: Outcome) -> Value {
-    let (columns, rows) = match outcome {
+    let (columns, rows): (Vec<&str>, Vec<Value>) = match outcome {
         Outcome::Done => (Vec::new(), Vec::new()),
-        Outcome::Rows { columns, rows } => (columns, rows),
+        Outcome::Rows { columns, rows } => {
+            (columns, rows.into_iter().map(|row| json!(row)).collect())
+        }
+        Outcome::Table { columns, rows } => {
+            (columns, rows.into_iter().map(|row| json!(row)).collect())
+        }
     };
     let columns: Vec<Value> = columns
         .iter()

@@ -6,6 +6,7 @@
 
 mod access;
 mod audit;
+mod audit_queries;
 mod authorization;
 mod bulk;
 mod catalog_bindings;

@@ -542,3 +542,13 @@ pub fn str_of<'a>(value: &'a Value, key: &str) -> &'a str {
         .as_str()
         .unwrap_or_else(|| panic!("no string '{key}' in {value}"))
 }
+
+/// [`spawn_app_on`] with the clock the services read.
+pub async fn spawn_app_on_with_clock(
+    database: TestDatabase,
+    url: &str,
+    clock: Arc<dyn scimitar_domain::Clock>,
+) -> TestApp {
+    let settings = scimitar_server::WorkspaceSettings::default();
+    spawn_configured(database, url, settings, clock).await
+}

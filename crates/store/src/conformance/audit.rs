@@ -282,3 +282,132 @@ pub async fn racing_writers_number_an_accounts_trail_without_gaps(stores: &mut S
     let events = checked_trail(&*first, &other).await;
     assert_eq!(events.len(), 1 + 2 * 3 * 2);
 }
+
+/// A context at `micros` on the clock, as the application gives one.
+fn at(micros: i64) -> AuditContext {
+    AuditContext {
+        event_id: format!("event-{micros}"),
+        event_time: Some(Timestamp::from_micros(micros)),
+        ..AuditContext::default()
+    }
+}
+
+/// A user created with the context of `micros`.
+async fn create_at(store: &dyn Store, account: &AccountId, id: &str, micros: i64) {
+    let change = Change::CreatePrincipal {
+        principal: user(id, id, micros),
+        members: Vec::new(),
+        assign_to: None,
+    };
+    store
+        .apply_audited(account, change, at(micros))
+        .await
+        .unwrap();
+}
+
+pub async fn refused_requests_join_the_trail_one_event_each_with_their_status(stores: &mut Stores) {
+    let store = stores.fresh().await;
+    let account = seed_account(&*store).await;
+    let before = store.audit_head(&account).await.unwrap().size;
+    let refusal = |status: u16, request: &str| crate::Refusal {
+        context: AuditContext {
+            request_id: Some(request.to_string()),
+            source_ip_address: Some("192.0.2.7".into()),
+            ..at(5_000_000)
+        },
+        service_name: "accounts".into(),
+        action_name: "tokenLogin".into(),
+        request_params: serde_json::Map::from_iter([(
+            "credential_kind".to_string(),
+            json!("personal_access_token"),
+        )]),
+        status_code: status,
+        error_message: Some("not authenticated".into()),
+    };
+    let change = Change::RecordRefusals(vec![
+        refusal(401, "r1"),
+        refusal(403, "r2"),
+        refusal(404, "r3"),
+    ]);
+    store
+        .apply_audited(&account, change, AuditContext::unattributed())
+        .await
+        .unwrap();
+    let events = checked_trail(&*store, &account).await;
+    assert_eq!(events.len() as u64, before + 3);
+    let refused: Vec<(u16, Option<&str>)> = events[before as usize..]
+        .iter()
+        .map(|event| (event.response.status_code, event.request_id.as_deref()))
+        .collect();
+    assert_eq!(
+        refused,
+        vec![(401, Some("r1")), (403, Some("r2")), (404, Some("r3"))]
+    );
+    let verified = crate::audit::verify_trail(&*store, &account, None)
+        .await
+        .unwrap();
+    assert_eq!(verified.problem, None);
+    assert_eq!(verified.events, before + 3);
+}
+
+pub async fn a_pruned_trail_keeps_the_frontier_of_what_it_pruned_and_still_verifies(
+    stores: &mut Stores,
+) {
+    let store = stores.fresh().await;
+    let account = seed_account(&*store).await;
+    for (index, micros) in [10_000_000, 11_000_000, 12_000_000].into_iter().enumerate() {
+        create_at(&*store, &account, &format!("old{index}"), micros).await;
+    }
+    let old_size = store.audit_head(&account).await.unwrap().size;
+    let old_root = store.audit_head(&account).await.unwrap().root;
+    for (index, micros) in [50_000_000, 51_000_000].into_iter().enumerate() {
+        create_at(&*store, &account, &format!("new{index}"), micros).await;
+    }
+    assert_eq!(store.audit_pruned(&account).await.unwrap(), None);
+
+    let prune = Change::PruneAuditTrail {
+        before: Timestamp::from_micros(20_000_000),
+    };
+    store
+        .apply_audited(&account, prune.clone(), at(60_000_000))
+        .await
+        .unwrap();
+    // Everything up to the last old event went; its tree is kept as a frontier.
+    let base = store.audit_pruned(&account).await.unwrap().unwrap();
+    assert_eq!(base.size, old_size);
+    assert_eq!(base.root, old_root);
+    let kept = store.audit_events(&account, 0, 100).await.unwrap();
+    assert_eq!(kept.first().map(|event| event.seq), Some(old_size + 1));
+    assert_eq!(kept.len(), 3, "two new events and the prune's own");
+    let last: AuditEvent = serde_json::from_str(&kept[2].text).unwrap();
+    assert_eq!(last.action_name, "pruneAuditEvents");
+    let head = store.audit_head(&account).await.unwrap();
+    let verified = crate::audit::verify_trail(&*store, &account, None)
+        .await
+        .unwrap();
+    assert_eq!(verified.problem, None);
+    assert_eq!((verified.events, verified.pruned), (head.size, old_size));
+    assert_eq!(scimitar_domain::ids::lower_hex(&verified.root), head.root);
+    assert_eq!(
+        store.audit_leaves(&account, head.size).await.unwrap().len() as u64,
+        head.size - old_size
+    );
+
+    // Pruning again at the same horizon finds nothing more to prune.
+    store
+        .apply_audited(&account, prune, at(61_000_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .audit_pruned(&account)
+            .await
+            .unwrap()
+            .map(|base| base.size),
+        Some(old_size)
+    );
+    let verified = crate::audit::verify_trail(&*store, &account, None)
+        .await
+        .unwrap();
+    assert_eq!(verified.problem, None);
+}

@@ -29,10 +29,34 @@ const SECRET_ATTRIBUTES: &[&str] = &["password"];
 
 /// What a change records, before the context and position are added.
 pub(crate) struct Description {
-    service_name: &'static str,
+    service_name: String,
     action_name: String,
     request_params: Map<String, Value>,
     targets: Vec<AuditTarget>,
+    /// The answer: 200 for a change (it committed), the refusal's status for a refusal.
+    response: AuditResponse,
+}
+
+/// The answer every committed change records.
+fn committed() -> AuditResponse {
+    AuditResponse {
+        status_code: 200,
+        error_message: None,
+    }
+}
+
+/// What a refused request records: what the edge saw, as it saw it.
+fn refusal_description(refusal: &crate::audit::Refusal) -> Description {
+    Description {
+        service_name: refusal.service_name.clone(),
+        action_name: refusal.action_name.clone(),
+        request_params: refusal.request_params.clone(),
+        targets: Vec::new(),
+        response: AuditResponse {
+            status_code: refusal.status_code,
+            error_message: refusal.error_message.clone(),
+        },
+    }
 }
 
 /// What the change will overwrite or delete, read in its transaction before it is applied:
@@ -178,17 +202,26 @@ fn moved_members(steps: &[MembershipStep]) -> Vec<&str> {
 /// made: when tokens were last used, the deployment's checkpoint key, and an account's OAuth
 /// signing keys (made by whichever node signs first after a rotation period), and sync jobs' state.
 pub(crate) fn describe(change: &Change, before: Option<&Principal>) -> Option<Description> {
-    let described = |service_name, action_name: &str, request_params, targets| Description {
-        service_name,
+    let described = |service_name: &str, action_name: &str, request_params, targets| Description {
+        service_name: service_name.to_string(),
         action_name: action_name.to_string(),
         request_params,
         targets,
+        response: committed(),
     };
     Some(match change {
+        // Refusals are appended one event each by `append_refusals`, not described here.
         Change::TokensUsed(_)
         | Change::EnsureAuditKey { .. }
         | Change::AddSigningKey(_)
-        | Change::RecordSyncRun(_) => return None,
+        | Change::RecordSyncRun(_)
+        | Change::RecordRefusals(_) => return None,
+        Change::PruneAuditTrail { before } => described(
+            "audit",
+            "pruneAuditEvents",
+            params_of(json!({"before": before.to_rfc3339()})),
+            Vec::new(),
+        ),
         // The secret's digest stays out: only which principal, which secret, and its limits.
         Change::CreateOAuthSecret { secret, .. } => described(
             "accounts",
@@ -611,10 +644,11 @@ fn governance(workspace: Option<&str>, changes: &[GovernanceChange]) -> Descript
         params["workspace_id"] = json!(workspace);
     }
     Description {
-        service_name,
+        service_name: service_name.to_string(),
         action_name,
         request_params: params_of(params),
         targets,
+        response: committed(),
     }
 }
 
@@ -658,13 +692,10 @@ pub(crate) async fn append<T: SqlTransaction>(
         source_ip_address: context.source_ip_address.clone(),
         user_agent: context.user_agent.clone(),
         request_id: context.request_id.clone(),
-        service_name: description.service_name.to_string(),
+        service_name: description.service_name,
         action_name: description.action_name,
         request_params: description.request_params,
-        response: AuditResponse {
-            status_code: 200,
-            error_message: None,
-        },
+        response: description.response,
         targets: description.targets,
     };
     let text = serde_json::to_string(&event)
@@ -696,6 +727,146 @@ pub(crate) async fn append<T: SqlTransaction>(
         )
         .await?;
     Ok(())
+}
+
+/// Appends one event per refused request to the account's trail, in order, inside one
+/// transaction (the batch writer's).
+pub(crate) async fn append_refusals<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    refusals: &[crate::audit::Refusal],
+) -> ScimResult<()> {
+    for refusal in refusals {
+        append(
+            transaction,
+            account,
+            &refusal.context,
+            refusal_description(refusal),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Retention: deletes the account's events before `before` (every event up to the last one
+/// whose time is before it), after folding their leaves into the frontier kept in
+/// `audit_pruned`, so the events kept still verify: the tree's root at the pruned size, and
+/// the frontier the kept leaves extend. Takes the account's head first (as an append does), so
+/// no event is appended or pruned by another writer meanwhile. Returns how many were pruned.
+pub(crate) async fn prune<T: SqlTransaction>(
+    transaction: &mut T,
+    account: &AccountId,
+    before: scimitar_domain::Timestamp,
+) -> ScimResult<u64> {
+    // Locks the head row until commit on PostgreSQL (SQLite has one writer).
+    let Some(_) = query_opt(
+        transaction,
+        "UPDATE audit_heads SET size = size WHERE account_id = $1 RETURNING size",
+        params![account.as_str()],
+    )
+    .await?
+    else {
+        return Ok(0);
+    };
+    let last = query_opt(
+        transaction,
+        "SELECT MAX(seq) FROM audit_events WHERE account_id = $1 AND event_time < $2",
+        params![account.as_str(), before.as_micros()],
+    )
+    .await?;
+    let last = match last {
+        Some(row) => row.optional_integer(0)?,
+        None => None,
+    };
+    let Some(last) = last.and_then(|last| u64::try_from(last).ok()) else {
+        return Ok(0);
+    };
+    let base = pruned(transaction, account).await?;
+    let mut frontier = match &base {
+        Some(base) => crate::audit::base_frontier(base)?,
+        None => Frontier::default(),
+    };
+    let from = frontier.size();
+    if last <= from {
+        return Ok(0);
+    }
+    let rows = transaction
+        .query(
+            "SELECT seq, leaf FROM audit_events WHERE account_id = $1 AND seq > $2 AND seq <= $3 \
+             ORDER BY seq",
+            params![account.as_str(), to_i64(from), to_i64(last)],
+        )
+        .await?;
+    for mut row in rows {
+        let seq = row.integer(0)?;
+        if u64::try_from(seq).ok() != Some(frontier.size() + 1) {
+            return Err(ScimError::internal(format!(
+                "audit event {} is missing: the trail cannot be pruned past a gap",
+                frontier.size() + 1
+            )));
+        }
+        let leaf = hash_from_hex(&row.text(1)?)
+            .ok_or_else(|| ScimError::internal("a stored audit leaf is not hex"))?;
+        frontier.push(leaf);
+    }
+    if frontier.size() != last {
+        return Err(ScimError::internal(
+            "the audit trail has fewer events than its positions count",
+        ));
+    }
+    transaction
+        .execute(
+            "DELETE FROM audit_events WHERE account_id = $1 AND seq <= $2",
+            params![account.as_str(), to_i64(last)],
+        )
+        .await?;
+    let frontier_text = frontier_to_text(&frontier);
+    let root = lower_hex(&frontier.root());
+    transaction
+        .execute(
+            "INSERT INTO audit_pruned (account_id, size, frontier, root, pruned_before) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id) DO UPDATE SET \
+             size = excluded.size, frontier = excluded.frontier, root = excluded.root, \
+             pruned_before = excluded.pruned_before",
+            params![
+                account.as_str(),
+                to_i64(last),
+                frontier_text.as_str(),
+                root.as_str(),
+                before.as_micros()
+            ],
+        )
+        .await?;
+    Ok(last - from)
+}
+
+/// Where a pruned trail's kept events start from: the size, frontier and root of the tree of
+/// the events pruned; `None` when nothing was pruned.
+pub async fn pruned<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+) -> ScimResult<Option<AuditHead>> {
+    let row = query_opt(
+        session,
+        "SELECT size, frontier, root FROM audit_pruned WHERE account_id = $1",
+        params![account.as_str()],
+    )
+    .await?;
+    let Some(mut row) = row else {
+        return Ok(None);
+    };
+    let size = u64::try_from(row.integer(0)?)
+        .map_err(|_| ScimError::internal("a negative pruned audit size"))?;
+    let frontier = row.text(1)?;
+    Ok(Some(AuditHead {
+        size,
+        frontier: frontier
+            .as_bytes()
+            .chunks(64)
+            .map(|chunk| String::from_utf8_lossy(chunk).into_owned())
+            .collect(),
+        root: row.text(2)?,
+    }))
 }
 
 /// A frontier as stored: its subtree roots in hex, largest first, with no separator.

@@ -535,6 +535,14 @@ impl<B: SqlBackend> Store for B {
         .await
     }
 
+    async fn audit_pruned(&self, account: &AccountId) -> ScimResult<Option<AuditHead>> {
+        let account = account.clone();
+        run!(self, Point, |session| crate::sql::audit::pruned(
+            session, &account
+        ))
+        .await
+    }
+
     async fn audit_signing_seed(&self) -> ScimResult<Option<AuditKeySeed>> {
         run!(self, Point, |session| crate::sql::audit::signing_seed(
             session

@@ -326,6 +326,12 @@ async fn apply_change<T: SqlTransaction>(
         Change::EnsureAuditKey { seed, created } => {
             audit::ensure_signing_seed(transaction, seed, *created).await?
         }
+        Change::RecordRefusals(refusals) => {
+            audit::append_refusals(transaction, account, refusals).await?
+        }
+        Change::PruneAuditTrail { before } => {
+            audit::prune(transaction, account, *before).await?;
+        }
         Change::CreateToken { token, digest } => {
             insert_token(transaction, &token.account, token, digest, None, None).await?
         }
