@@ -35,6 +35,8 @@ pub struct Config {
     pub token_rotation_overlap: Duration,
     /// How long an OAuth signing key signs before a new one takes over (default 30 days).
     pub oauth_signing_key_rotation: Duration,
+    /// Whether federation policies may name a plain-http issuer on a loopback host (off).
+    pub federation_allow_loopback_http: bool,
 }
 
 /// The command-line values of `scimitar serve` (clap already folds the environment variables
@@ -97,6 +99,10 @@ pub struct Flags {
     /// 30d); the old key keeps verifying until the tokens it signed have expired.
     #[arg(long, env = "SCIMITAR_OAUTH_SIGNING_KEY_ROTATION", value_parser = parse_duration)]
     pub oauth_signing_key_rotation: Option<Duration>,
+    /// Let federation policies name a plain-http OIDC issuer on a loopback host (127.0.0.1,
+    /// [::1], localhost), for tests and a local IdP. Off: issuers must be https.
+    #[arg(long, env = "SCIMITAR_FEDERATION_ALLOW_LOOPBACK_HTTP", num_args = 0..=1, default_missing_value = "true")]
+    pub federation_allow_loopback_http: Option<bool>,
 }
 
 /// A duration as written in the file: a number of seconds, or text that [`parse_duration`]
@@ -166,6 +172,7 @@ struct FileConfig {
     shutdown_deadline: Option<FileDuration>,
     token_rotation_overlap: Option<FileDuration>,
     oauth_signing_key_rotation: Option<FileDuration>,
+    federation_allow_loopback_http: Option<bool>,
 }
 
 impl Config {
@@ -284,6 +291,10 @@ impl Config {
                 scimitar_app::oauth::DEFAULT_SIGNING_KEY_ROTATION,
                 false,
             )?,
+            federation_allow_loopback_http: flags
+                .federation_allow_loopback_http
+                .or(file_config.federation_allow_loopback_http)
+                .unwrap_or(false),
             workspaces: WorkspaceSettings {
                 default_workspace: match flags.default_workspace.or(file_config.default_workspace) {
                     Some(id) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => {
