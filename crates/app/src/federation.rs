@@ -688,8 +688,9 @@ impl Services {
     }
 
     /// `PATCH .../federationPolicies/{policy_id}?update_mask=`: the fields the mask names
-    /// (`description`, `oidc_policy`, or `oidc_policy.<field>`) are taken from `input`; without
-    /// a mask (or `*`), the description and the whole OIDC policy are.
+    /// (`description`, `oidc_policy`, or `oidc_policy.<field>`) are taken from `input`; `*`
+    /// takes the description and the whole OIDC policy; without a mask, every field `input`
+    /// sets is taken.
     pub async fn update_federation_policy(
         &self,
         actor: &Actor,
@@ -710,8 +711,23 @@ impl Services {
             jwks_uri: current.jwks_uri.clone(),
         };
         let given = input.oidc_policy.clone().unwrap_or_default();
+        // Without a mask, every field the body sets is taken (as the SDK documents); `*`
+        // replaces the description and the whole OIDC policy.
+        let set: Vec<&str> = [
+            ("description", input.description.is_some()),
+            ("oidc_policy.issuer", given.issuer.is_some()),
+            ("oidc_policy.audiences", given.audiences.is_some()),
+            ("oidc_policy.subject", given.subject.is_some()),
+            ("oidc_policy.subject_claim", given.subject_claim.is_some()),
+            ("oidc_policy.jwks_json", given.jwks_json.is_some()),
+            ("oidc_policy.jwks_uri", given.jwks_uri.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(path, present)| present.then_some(path))
+        .collect();
         let paths: Vec<&str> = match update_mask.map(str::trim).filter(|m| !m.is_empty()) {
-            None | Some("*") => vec!["description", "oidc_policy"],
+            None => set,
+            Some("*") => vec!["description", "oidc_policy"],
             Some(mask) => mask.split(',').map(str::trim).collect(),
         };
         for path in paths {
