@@ -1085,3 +1085,70 @@ async fn deleting_the_policy_or_deactivating_the_principal_stops_exchanged_token
     .await;
     assert_eq!(workspace_me(&app, &token).await.status, 401);
 }
+
+#[tokio::test]
+async fn a_jwt_exchanged_on_one_node_is_a_replay_on_the_other_and_a_deletion_stops_tokens_on_both()
+{
+    let (app, other) = crate::multi_node::two_nodes().await;
+    let key = TestKey::rsa("rsa-1");
+    let (sp_id, client_id) = service_principal(&app, "ci").await;
+    let made = call(
+        &app,
+        Method::POST,
+        &format!("{}?policy_id=ci", sp_policies(&app, &sp_id)),
+        Some(&app.token),
+        Some(
+            json!({"oidc_policy": {"issuer": "https://ci.example", "subject": "s",
+                                    "jwks_json": json!({"keys": [key.jwk()]}).to_string()}}),
+        ),
+    )
+    .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    let now = now_seconds(&SystemClock);
+    let jwt = key.sign(&claims(
+        "https://ci.example",
+        app.account.as_str(),
+        "s",
+        now,
+    ));
+    let on_other = |jwt: &str| {
+        let request = app
+            .client
+            .post(format!("{}{WORKSPACE_TOKEN}", other.address))
+            .form(&[
+                ("grant_type", EXCHANGE),
+                ("subject_token", jwt),
+                ("subject_token_type", JWT_TYPE),
+                ("client_id", client_id.as_str()),
+            ]);
+        async move { read(request.send().await.expect("sent")).await }
+    };
+    // Exchanged on the first node; the second knows it was, from the database.
+    let token = access_token(&exchange(&app, WORKSPACE_TOKEN, &jwt, Some(&client_id)).await);
+    oauth_error(&on_other(&jwt).await, 400, "invalid_grant");
+    // A fresh JWT exchanged on the second node works on both.
+    let fresh = key.sign(&claims(
+        "https://ci.example",
+        app.account.as_str(),
+        "s",
+        now,
+    ));
+    let from_other = access_token(&on_other(&fresh).await);
+    assert_eq!(workspace_me(&app, &from_other).await.status, 200);
+    assert_eq!(other.me_status(&app, &token, None).await, 200);
+    // The policy deleted on the first node: both tokens are refused on both nodes.
+    let deleted = call(
+        &app,
+        Method::DELETE,
+        &format!("{}/ci", sp_policies(&app, &sp_id)),
+        Some(&app.token),
+        None,
+    )
+    .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    let change = crate::multi_node::change_token(&deleted);
+    for token in [&token, &from_other] {
+        assert_eq!(workspace_me(&app, token).await.status, 401);
+        assert_eq!(other.me_status(&app, token, Some(&change)).await, 401);
+    }
+}
