@@ -21,8 +21,10 @@ it that trusts the provider (a.service_principal_federation_policy.create, then 
 A JWT from the provider's token endpoint is exchanged by a WorkspaceClient with
 auth_type="env-oidc" (DATABRICKS_OIDC_TOKEN, client_id = the principal's application id),
 which calls current_user.me() as the principal; the same JWT sent again (a raw RFC 8693 POST)
-is refused as a replay. The policy deleted, the client's token stops working. It stops with
-exit status 1 at the first step that fails.
+is refused as a replay. The policy deleted, the client's token stops working. Then an account
+policy (a.federation_policy) maps a new JWT's subject to the user of that name, as whom an
+env-oidc client without client_id acts. It stops with exit status 1 at the first step that
+fails.
 """
 
 import base64
@@ -47,7 +49,6 @@ from scenario_checks import ScenarioFailure, expect
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ISSUER_SOURCE = os.path.join(HERE, "oidc_issuer")
-CLIENT_ID = "ci-pipeline"
 EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
 START_TIMEOUT_SECONDS = 30
@@ -106,6 +107,7 @@ class Scenario:
         self.server_log = server_log
         self.scratch = scratch
         self.run = uuid.uuid4().hex[:8]
+        self.client_id = f"ci-pipeline-{self.run}"
         self.client_secret = uuid.uuid4().hex
         self.w = WorkspaceClient(config=self.config(token=token, auth_type="pat"))
         self.a = AccountClient(config=self.config(token=token, auth_type="pat", account_id=account_id))
@@ -129,6 +131,7 @@ class Scenario:
             ("env-oidc exchanges it: current_user.me() is the service principal", self.exchange),
             ("the same JWT again is refused as a replay (raw RFC 8693)", self.replay),
             ("the policy deleted, the exchanged token stops working", self.deleted),
+            ("a.federation_policy: env-oidc without client_id acts as the user it names", self.account_wide),
             ("no JWT and no access token in the server log", self.log_is_clean),
         ]
 
@@ -136,7 +139,7 @@ class Scenario:
         directory = installed_issuer()
         port = free_port()
         self.issuer_process = subprocess.Popen(
-            ["node", "issuer.mjs", str(port), self.account_id, CLIENT_ID, self.client_secret],
+            ["node", "issuer.mjs", str(port), self.account_id, self.client_id, self.client_secret],
             cwd=directory,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -163,7 +166,7 @@ class Scenario:
                 oidc_policy=oauth2.OidcFederationPolicy(
                     issuer=self.state["issuer"],
                     audiences=[self.account_id],
-                    subject=CLIENT_ID,
+                    subject=self.client_id,
                 ),
             ),
         )
@@ -172,7 +175,7 @@ class Scenario:
         got = self.a.service_principal_federation_policy.get(
             service_principal_id=int(principal.id), policy_id=made.policy_id
         )
-        expect(got.uid == made.uid and got.oidc_policy.subject == CLIENT_ID, f"{got}")
+        expect(got.uid == made.uid and got.oidc_policy.subject == self.client_id, f"{got}")
         listed = list(self.a.service_principal_federation_policy.list(service_principal_id=int(principal.id)))
         expect([p.policy_id for p in listed] == [made.policy_id], f"{listed}")
         self.state["policy_id"] = made.policy_id
@@ -181,7 +184,7 @@ class Scenario:
         status, body = post_form(
             f"{self.state['issuer']}/token",
             {"grant_type": "client_credentials", "scope": "scimitar"},
-            basic=(CLIENT_ID, self.client_secret),
+            basic=(self.client_id, self.client_secret),
         )
         expect(status == 200 and "access_token" in body, f"{status} {body}")
         self.state["jwt"] = body["access_token"]
@@ -222,6 +225,27 @@ class Scenario:
         except DatabricksError:
             return
         raise ScenarioFailure("the exchanged token still works after its policy was deleted")
+
+    def account_wide(self):
+        # The provider's JWTs name its client in `sub`: a user of that name is who they become.
+        user = self.w.users.create(user_name=self.client_id)
+        made = self.a.federation_policy.create(
+            policy_id=f"idp-{self.run}",
+            policy=oauth2.FederationPolicy(
+                oidc_policy=oauth2.OidcFederationPolicy(issuer=self.state["issuer"], subject_claim="sub"),
+            ),
+        )
+        expect(made.oidc_policy.audiences in (None, []), f"{made}")
+        self.provider_jwt()
+        os.environ["DATABRICKS_OIDC_TOKEN"] = self.state["jwt"]
+        try:
+            client = WorkspaceClient(config=self.config(auth_type="env-oidc"))
+            me = client.current_user.me()
+        finally:
+            del os.environ["DATABRICKS_OIDC_TOKEN"]
+        expect(me.id == user.id and me.user_name == self.client_id, f"{me}")
+        self.state["seen"].append(client.config.oauth_token().access_token)
+        self.a.federation_policy.delete(policy_id=made.policy_id)
 
     def log_is_clean(self):
         with open(self.server_log, encoding="utf-8", errors="replace") as log:
