@@ -22,6 +22,12 @@
 #     listed through the workspace proxy, then WorkspaceClient and AccountClient
 #     with auth_type="oauth-m2m" (current_user.me(), users.list()); the secret
 #     deleted stops both; no secret or access token in the server log.
+#   - workload identity federation: oidc-provider from npm on loopback (installed
+#     with npm into a cache directory the first time), a federation policy made
+#     with a.service_principal_federation_policy, its client-credentials JWT
+#     exchanged by WorkspaceClient(auth_type="env-oidc"), a replay refused, the
+#     policy deleted stops the token. The server allows loopback http issuers
+#     for it (SCIMITAR_FEDERATION_ALLOW_LOOPBACK_HTTP).
 #   - two workspaces of one account with the SDK's account client: assignment
 #     of a group, what its member and an unassigned user see through
 #     HOST/w/{workspace_id}, unassignment, and a catalog isolated from one
@@ -63,6 +69,7 @@ readonly suites=(
     "databricks-sdk details"
     "databricks-sdk tokens"
     "databricks-sdk oauth"
+    "databricks-sdk federation"
     "databricks-sdk workspaces"
 )
 
@@ -142,7 +149,7 @@ fi
 echo "account id: $account_id"
 
 echo "starting $binary serve on $origin"
-"$binary" serve --listen "127.0.0.1:$port" --database "$database_url" \
+SCIMITAR_FEDERATION_ALLOW_LOOPBACK_HTTP=true "$binary" serve --listen "127.0.0.1:$port" --database "$database_url" \
     >"$work_dir/server.stdout" 2>"$server_log" &
 server_pid=$!
 
@@ -198,6 +205,8 @@ run_suite "databricks-sdk details" "$python" "$here/databricks_sdk_details.py" "
 run_suite "databricks-sdk tokens" "$python" "$here/databricks_sdk_tokens.py" \
     "$origin" "$account_id" "$binary" "$database_url"
 run_suite "databricks-sdk oauth" "$python" "$here/databricks_sdk_oauth.py" \
+    "$origin" "$account_id" "$server_log"
+run_suite "databricks-sdk federation" "$python" "$here/databricks_sdk_federation.py" \
     "$origin" "$account_id" "$server_log"
 # Last: it adds (and removes) workspaces, which the suites above do not expect.
 run_suite "databricks-sdk workspaces" "$python" "$here/databricks_sdk_workspaces.py" \

@@ -28,6 +28,8 @@
 //!   token management APIs, rotation, workspace-conf, and when tokens were last used.
 //! - [`oauth`]: OAuth for service principals: their secrets, the client-credentials grant,
 //!   Ed25519-signed JWT access tokens, their verification, and signing-key rotation.
+//! - [`federation`]: workload identity federation: federation policies and the RFC 8693 token
+//!   exchange of an external issuer's JWT for an access token.
 
 pub mod access;
 pub mod access_questions;
@@ -35,6 +37,7 @@ pub mod audit;
 pub mod audit_refusals;
 pub mod audit_sql;
 pub mod authority;
+pub mod federation;
 pub mod governance;
 pub mod oauth;
 pub mod recent_statements;

@@ -76,6 +76,8 @@ pub(crate) fn secret_cache_key(account: &AccountId, secret_id: &str) -> String {
 #[derive(Debug)]
 pub enum TokenEndpointError {
     InvalidRequest(String),
+    /// The grant (for the token exchange, the subject token) is not valid; the reason is told.
+    InvalidGrant(String),
     /// The reason is for the log only.
     InvalidClient(String),
     UnsupportedGrantType(String),
@@ -98,6 +100,11 @@ pub struct TokenRequestForm {
     pub scope: Option<String>,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
+    /// The token exchange's (RFC 8693 section 2.1): the JWT to exchange, and its type.
+    pub subject_token: Option<String>,
+    pub subject_token_type: Option<String>,
+    pub requested_token_type: Option<String>,
+    pub actor_token: Option<String>,
 }
 
 /// Without the secret, so that no log line can ever carry it.
@@ -108,6 +115,8 @@ impl std::fmt::Debug for TokenRequestForm {
             .field("grant_type", &self.grant_type)
             .field("scope", &self.scope)
             .field("client_id", &self.client_id)
+            .field("subject_token_type", &self.subject_token_type)
+            .field("requested_token_type", &self.requested_token_type)
             .finish_non_exhaustive()
     }
 }
@@ -119,6 +128,9 @@ pub struct AccessTokenResponse {
     pub token_type: &'static str,
     pub expires_in: i64,
     pub scope: String,
+    /// Given by the token exchange (RFC 8693 section 2.2.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
 }
 
 /// Without the token, so that no log line can ever carry it.
@@ -174,7 +186,23 @@ struct Claims {
     account_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     workspace_id: Option<String>,
-    secret_id: String,
+    /// The OAuth secret it was minted from (the client-credentials grant)...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secret_id: Option<String>,
+    /// ...or the uid of the federation policy it was exchanged through (the token exchange).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    federation_policy: Option<String>,
+}
+
+/// What an access token is minted for, by either grant.
+pub(crate) struct Minted {
+    pub principal: PrincipalId,
+    pub client_id: String,
+    pub scope: TokenScope,
+    /// Seconds, at most [`ACCESS_TOKEN_LIFETIME_SECONDS`].
+    pub lifetime: i64,
+    pub secret_id: Option<String>,
+    pub federation_policy: Option<String>,
 }
 
 /// Whether a bearer value is a JWT (three base64url parts) rather than a personal access token,
@@ -426,9 +454,13 @@ impl Services {
                 ))
             }
             Some("client_credentials") => {}
+            Some(crate::federation::TOKEN_EXCHANGE_GRANT) => {
+                return self.token_exchange(audience, issuer, form).await
+            }
             Some(other) => {
                 return Err(TokenEndpointError::UnsupportedGrantType(format!(
-                    "grant_type {:?} is not supported here; use client_credentials",
+                    "grant_type {:?} is not supported here; use client_credentials or \
+                     urn:ietf:params:oauth:grant-type:token-exchange",
                     other.escape_debug().to_string()
                 )))
             }
@@ -466,7 +498,27 @@ impl Services {
                 "the service principal is deactivated, or not assigned to the workspace",
             ));
         }
-        let scope = granted_scope(form.scope.as_deref(), &secret)?;
+        let scope = granted_scope(form.scope.as_deref(), &secret.scopes)?;
+        let minted = Minted {
+            principal: principal.id,
+            client_id: client_id.clone(),
+            scope,
+            lifetime: ACCESS_TOKEN_LIFETIME_SECONDS,
+            secret_id: Some(secret.id),
+            federation_policy: None,
+        };
+        self.mint(audience, issuer, minted, now).await
+    }
+
+    /// Signs an access token for `audience` with the account's current key.
+    pub(crate) async fn mint(
+        &self,
+        audience: &TokenAudience,
+        issuer: &str,
+        minted: Minted,
+        now: Timestamp,
+    ) -> Result<AccessTokenResponse, TokenEndpointError> {
+        let account = &audience.account;
         let (kid, key) = self.current_signing_key(account, now).await?;
         let iat = now.as_micros().div_euclid(MICROS_PER_SECOND);
         let header = Header {
@@ -474,32 +526,35 @@ impl Services {
             typ: Some("JWT".into()),
             kid,
         };
+        let exchanged = minted.federation_policy.is_some();
         let claims = Claims {
             iss: issuer.to_string(),
-            sub: principal.id.to_string(),
+            sub: minted.principal.to_string(),
             aud: audience.claim(),
-            client_id: client_id.clone(),
-            scope: scope.as_str().to_string(),
+            client_id: minted.client_id,
+            scope: minted.scope.as_str().to_string(),
             iat,
-            exp: iat + ACCESS_TOKEN_LIFETIME_SECONDS,
+            exp: iat + minted.lifetime,
             jti: self.ids.uuid(),
             account_id: account.to_string(),
             workspace_id: audience.workspace.as_ref().map(ToString::to_string),
-            secret_id: secret.id,
+            secret_id: minted.secret_id,
+            federation_policy: minted.federation_policy,
         };
         let signed = format!("{}.{}", encode_json(&header)?, encode_json(&claims)?);
         let signature = key.sign(signed.as_bytes());
         Ok(AccessTokenResponse {
             access_token: format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes())),
             token_type: "Bearer",
-            expires_in: ACCESS_TOKEN_LIFETIME_SECONDS,
+            expires_in: minted.lifetime,
             scope: claims.scope,
+            issued_token_type: exchanged.then_some("urn:ietf:params:oauth:token-type:access_token"),
         })
     }
 
     /// Whether a principal is active, and, for a workspace, an admin of the account or assigned
     /// there (as [`Services::enter_workspace`] asks), reading the log once before refusing.
-    async fn may_act_in(
+    pub(crate) async fn may_act_in(
         &self,
         account: &AccountId,
         principal: &PrincipalId,
@@ -577,14 +632,18 @@ impl Services {
             return Err(refused("the audience does not match"));
         }
         let principal = PrincipalId::new(&claims.sub);
-        let secret = self
-            .live_secret(&account, &principal, &claims.secret_id)
-            .await?;
-        if !secret.is_valid_at(now) {
-            return Err(refused("the secret it was minted from has expired"));
+        match (&claims.secret_id, &claims.federation_policy) {
+            (Some(secret_id), None) => {
+                let secret = self.live_secret(&account, &principal, secret_id).await?;
+                if !secret.is_valid_at(now) {
+                    return Err(refused("the secret it was minted from has expired"));
+                }
+            }
+            (None, Some(uid)) => self.live_policy(&account, &principal, uid).await?,
+            _ => return Err(refused("it names neither a secret nor a federation policy")),
         }
         if !self.may_act_in(&account, &principal, None).await? {
-            return Err(refused("the service principal is deactivated or deleted"));
+            return Err(refused("the principal is deactivated or deleted"));
         }
         let scope = TokenScope::parse(&claims.scope).map_err(|_| refused("unknown scope"))?;
         scope.permits(kind)?;
@@ -815,10 +874,10 @@ fn secret_info(stored: &StoredOAuthSecret) -> Value {
 }
 
 /// The scope a token is granted: the one asked for (space-separated, RFC 6749 section 3.3;
-/// `all-apis` when none is), among those the secret allows.
-fn granted_scope(
+/// `all-apis` when none is), among those `allowed` (a secret's scopes; empty: any).
+pub(crate) fn granted_scope(
     asked: Option<&str>,
-    secret: &OAuthSecret,
+    allowed: &[String],
 ) -> Result<TokenScope, TokenEndpointError> {
     let names: Vec<&str> = asked
         .unwrap_or_default()
@@ -839,10 +898,10 @@ fn granted_scope(
             ))
         }
     };
-    if !secret.scopes.is_empty() && !secret.scopes.iter().any(|name| name == scope.as_str()) {
+    if !allowed.is_empty() && !allowed.iter().any(|name| name == scope.as_str()) {
         return Err(TokenEndpointError::InvalidScope(format!(
             "this client may ask only for {}",
-            secret.scopes.join(" ")
+            allowed.join(" ")
         )));
     }
     Ok(scope)
@@ -867,25 +926,28 @@ mod tests {
     #[test]
     fn the_granted_scope_is_the_one_asked_within_the_secrets_scopes() {
         let any = secret(&[]);
-        assert_eq!(granted_scope(None, &any).unwrap(), TokenScope::AllApis);
         assert_eq!(
-            granted_scope(Some("all-apis offline_access"), &any).unwrap(),
+            granted_scope(None, &any.scopes).unwrap(),
             TokenScope::AllApis
         );
         assert_eq!(
-            granted_scope(Some("read-only"), &any).unwrap(),
+            granted_scope(Some("all-apis offline_access"), &any.scopes).unwrap(),
+            TokenScope::AllApis
+        );
+        assert_eq!(
+            granted_scope(Some("read-only"), &any.scopes).unwrap(),
             TokenScope::ReadOnly
         );
         for refused in ["sql", "all-apis scim", "admin-ish"] {
             assert!(matches!(
-                granted_scope(Some(refused), &any),
+                granted_scope(Some(refused), &any.scopes),
                 Err(TokenEndpointError::InvalidScope(_))
             ));
         }
         let scim_only = secret(&["scim"]);
-        assert!(granted_scope(Some("all-apis"), &scim_only).is_err());
+        assert!(granted_scope(Some("all-apis"), &scim_only.scopes).is_err());
         assert_eq!(
-            granted_scope(Some("scim"), &scim_only).unwrap(),
+            granted_scope(Some("scim"), &scim_only.scopes).unwrap(),
             TokenScope::Scim
         );
     }
@@ -894,14 +956,21 @@ mod tests {
     fn the_debug_forms_of_a_token_request_and_answer_hold_no_secret() {
         let form = TokenRequestForm {
             client_secret: Some("dose-secret".into()),
+            subject_token: Some("eyJ-subject".into()),
+            actor_token: Some("eyJ-actor".into()),
             ..TokenRequestForm::default()
         };
-        assert!(!format!("{form:?}").contains("dose-secret"));
+        let debug = format!("{form:?}");
+        assert!(
+            !debug.contains("dose-secret") && !debug.contains("eyJ-"),
+            "{debug}"
+        );
         let answer = AccessTokenResponse {
             access_token: "eyJ-token".into(),
             token_type: "Bearer",
             expires_in: 3600,
             scope: "all-apis".into(),
+            issued_token_type: None,
         };
         assert!(!format!("{answer:?}").contains("eyJ-token"));
     }

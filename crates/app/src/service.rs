@@ -107,6 +107,8 @@ pub struct Services {
     pub(crate) rotation_overlap: std::time::Duration,
     /// This node's copy of the accounts' OAuth signing keys, and how often they rotate.
     pub(crate) oauth_keys: Arc<crate::oauth::SigningKeys>,
+    /// Federation's fetcher, its loopback setting and the key sets fetched.
+    pub(crate) federation: Arc<crate::federation::Federation>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) ids: Arc<dyn IdGenerator>,
     write_locks: Arc<WriteLocks>,
@@ -139,6 +141,7 @@ impl Services {
             token_uses: Arc::default(),
             rotation_overlap: crate::tokens::DEFAULT_ROTATION_OVERLAP,
             oauth_keys: Arc::default(),
+            federation: Arc::default(),
             clock,
             ids,
             write_locks: Arc::new(WriteLocks {

@@ -39,6 +39,8 @@ pub struct Config {
     pub audit_retention_days: Option<u32>,
     /// How refused requests are queued and budgeted for the audit trail.
     pub audit_refusals: scimitar_app::audit_refusals::RefusalSettings,
+    /// Whether federation policies may name a plain-http issuer on a loopback host (off).
+    pub federation_allow_loopback_http: bool,
 }
 
 /// The command-line values of `scimitar serve` (clap already folds the environment variables
@@ -113,6 +115,10 @@ pub struct Flags {
     /// dropped and counted in the metrics.
     #[arg(long, env = "SCIMITAR_AUDIT_REFUSALS_PER_MINUTE")]
     pub audit_refusals_per_minute: Option<u32>,
+    /// Let federation policies name a plain-http OIDC issuer on a loopback host (127.0.0.1,
+    /// [::1], localhost), for tests and a local IdP. Off: issuers must be https.
+    #[arg(long, env = "SCIMITAR_FEDERATION_ALLOW_LOOPBACK_HTTP", num_args = 0..=1, default_missing_value = "true")]
+    pub federation_allow_loopback_http: Option<bool>,
 }
 
 /// A duration as written in the file: a number of seconds, or text that [`parse_duration`]
@@ -185,6 +191,7 @@ struct FileConfig {
     audit_retention_days: Option<u32>,
     audit_refusal_queue: Option<usize>,
     audit_refusals_per_minute: Option<u32>,
+    federation_allow_loopback_http: Option<bool>,
 }
 
 impl Config {
@@ -327,6 +334,10 @@ impl Config {
                         .unwrap_or(defaults.per_account_per_minute),
                 }
             },
+            federation_allow_loopback_http: flags
+                .federation_allow_loopback_http
+                .or(file_config.federation_allow_loopback_http)
+                .unwrap_or(false),
             workspaces: WorkspaceSettings {
                 default_workspace: match flags.default_workspace.or(file_config.default_workspace) {
                     Some(id) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => {

@@ -43,7 +43,7 @@ enum Command {
         /// database_max_connections, worker_threads, connection_limit, header_timeout,
         /// body_timeout, idle_timeout, shutdown_deadline, metrics_token_sha256, public_url,
         /// default_workspace, workspace_domain, token_rotation_overlap,
-        /// oauth_signing_key_rotation).
+        /// oauth_signing_key_rotation, federation_allow_loopback_http).
         #[arg(long, env = "SCIMITAR_CONFIG")]
         config: Option<PathBuf>,
     },
@@ -223,6 +223,7 @@ async fn serve(config: Config) -> Result<(), String> {
         .await?
         .with_rotation_overlap(config.token_rotation_overlap)
         .with_signing_key_rotation(config.oauth_signing_key_rotation);
+    services.allow_loopback_http_issuers(config.federation_allow_loopback_http);
     if let Some(bootstrap) = services
         .bootstrap()
         .await

@@ -176,6 +176,10 @@ impl Application {
         limits: ServeLimits,
     ) -> ScimResult<Self> {
         services.load_access_state().await?;
+        // Federation fetches issuers' key sets over HTTP, which only this crate speaks.
+        services.use_document_fetcher(std::sync::Arc::new(
+            routes::federation::HttpDocumentFetcher::new(),
+        ));
         let listener = listener::bind(address)
             .await
             .map_err(|error| ScimError::internal(format!("cannot listen on {address}: {error}")))?;

@@ -1,6 +1,7 @@
 //! [`Change`]: every write Scimitar makes, as a value. One place where every mutation passes.
 
 use crate::audit::AuditKeySeed;
+use crate::federation::{ExchangedToken, FederationPolicy};
 use crate::governance::GovernanceChange;
 use crate::oauth::{OAuthSecret, SigningKey};
 use crate::transfer::ImportRecord;
@@ -149,6 +150,18 @@ pub enum Change {
     /// A new access-token signing key of the account; keys whose tokens have all expired by
     /// its creation are deleted with it.
     AddSigningKey(SigningKey),
+    /// A new federation policy; a taken `policy_id` among its owner's is a uniqueness
+    /// conflict, and a `service_principal` that is none is not found.
+    CreateFederationPolicy(FederationPolicy),
+    /// Replaces a federation policy's description and OIDC settings, found by its uid; missing
+    /// when it is not there.
+    UpdateFederationPolicy(FederationPolicy),
+    /// Deletes a federation policy by its uid; logged (as a changed credential, under the uid),
+    /// so that every node stops the access tokens exchanged through it before its next request.
+    DeleteFederationPolicy { uid: String },
+    /// Records an exchanged JWT, refused as a conflict when it was exchanged before (a replay);
+    /// records expired by `now` are deleted with it.
+    RecordExchangedToken(ExchangedToken),
     /// Replaces an account access-control rule set whole, only if it is still at
     /// `expected_version` (0: never written), and numbers it `expected_version + 1`; a rule set
     /// written in between is a conflict (409) that writes nothing. The principal the set is

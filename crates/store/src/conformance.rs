@@ -92,6 +92,8 @@ macro_rules! conformance_tests {
             oauth_secrets_are_capped_deleted_with_log_entries_and_go_with_deactivation,
             signing_keys_are_kept_newest_first_until_their_tokens_expire,
             sync_jobs_keep_their_mappings_watermark_and_runs_apart,
+            federation_policies_are_unique_per_owner_updated_and_deleted_with_log_entries,
+            an_exchanged_token_is_recorded_once_until_it_expires,
         );
     };
     (@cases $($case:ident),+ $(,)?) => {
@@ -4600,4 +4602,195 @@ pub async fn catalog_bindings_follow_their_catalog_and_their_workspaces(stores: 
         .unwrap()
         .bindings
         .is_empty());
+}
+
+fn federation_policy(
+    account: &AccountId,
+    uid: &str,
+    policy_id: &str,
+    principal: Option<&str>,
+    created: i64,
+) -> crate::FederationPolicy {
+    crate::FederationPolicy {
+        account: account.clone(),
+        uid: uid.into(),
+        policy_id: policy_id.into(),
+        service_principal: principal.map(PrincipalId::new),
+        description: Some(format!("policy {uid}")),
+        oidc: crate::OidcPolicy {
+            issuer: "https://issuer.example".into(),
+            audiences: vec!["aud-1".into(), "aud-2".into()],
+            subject: principal.map(|_| "repo:x".to_string()),
+            subject_claim: None,
+            jwks_json: Some(r#"{"keys":[]}"#.into()),
+            jwks_uri: None,
+        },
+        created: Timestamp::from_micros(created),
+        updated: Timestamp::from_micros(created),
+    }
+}
+
+/// Federation policies are kept per owner (the account, or one service principal), oldest
+/// first, and read back whole; a `policy_id` is unique per owner only; a service principal's
+/// must name a service principal; an update replaces the settings of the policy its uid names;
+/// a deletion is logged under the uid (the nodes forget the tokens exchanged through it); a
+/// missing policy is not found; deleting the principal deletes its policies.
+pub async fn federation_policies_are_unique_per_owner_updated_and_deleted_with_log_entries(
+    stores: &mut Stores,
+) {
+    let store = &*stores.fresh().await;
+    let account = seed_account(store).await;
+    let sp = principal(
+        "s1",
+        PrincipalKind::ServicePrincipal,
+        json!({"applicationId": "app-1", "displayName": "app-1", "active": true}),
+        1,
+    );
+    create(store, &account, sp, &[]).await.unwrap();
+    create(store, &account, user("u1", "ann", 1), &[])
+        .await
+        .unwrap();
+    let create_policy = |policy: crate::FederationPolicy| Change::CreateFederationPolicy(policy);
+    let account_policy = federation_policy(&account, "uid-a", "ci", None, 20);
+    store
+        .apply(&account, create_policy(account_policy.clone()))
+        .await
+        .unwrap();
+    store
+        .apply(
+            &account,
+            create_policy(federation_policy(&account, "uid-b", "other", None, 10)),
+        )
+        .await
+        .unwrap();
+    // The same policy_id for a service principal is another owner's: allowed.
+    let sp_policy = federation_policy(&account, "uid-c", "ci", Some("s1"), 30);
+    store
+        .apply(&account, create_policy(sp_policy.clone()))
+        .await
+        .unwrap();
+    let taken = store
+        .apply(
+            &account,
+            create_policy(federation_policy(&account, "uid-d", "ci", None, 40)),
+        )
+        .await;
+    assert!(
+        matches!(
+            &taken,
+            Err(ScimError::BadRequest {
+                scim_type: ScimType::Uniqueness,
+                ..
+            })
+        ),
+        "{taken:?}"
+    );
+    let of_user = store
+        .apply(
+            &account,
+            create_policy(federation_policy(&account, "uid-e", "x", Some("u1"), 40)),
+        )
+        .await;
+    assert!(
+        matches!(of_user, Err(ScimError::NotFound(_))),
+        "{of_user:?}"
+    );
+    let listed = store.federation_policies(&account, None).await.unwrap();
+    let ids: Vec<&str> = listed.iter().map(|p| p.uid.as_str()).collect();
+    assert_eq!(ids, ["uid-b", "uid-a"]);
+    assert_eq!(listed[1], account_policy);
+    let s1 = PrincipalId::new("s1");
+    assert_eq!(
+        store
+            .federation_policies(&account, Some(&s1))
+            .await
+            .unwrap(),
+        std::slice::from_ref(&sp_policy)
+    );
+    assert_eq!(
+        store.federation_policy(&account, "uid-c").await.unwrap(),
+        Some(sp_policy.clone())
+    );
+    let mut changed = sp_policy.clone();
+    changed.oidc.audiences = vec!["aud-3".into()];
+    changed.oidc.jwks_json = None;
+    changed.oidc.jwks_uri = Some("https://issuer.example/keys".into());
+    changed.description = None;
+    changed.updated = Timestamp::from_micros(50);
+    store
+        .apply(&account, Change::UpdateFederationPolicy(changed.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.federation_policy(&account, "uid-c").await.unwrap(),
+        Some(changed)
+    );
+    let missing = store
+        .apply(
+            &account,
+            Change::UpdateFederationPolicy(federation_policy(&account, "nope", "n", None, 1)),
+        )
+        .await;
+    assert!(
+        matches!(missing, Err(ScimError::NotFound(_))),
+        "{missing:?}"
+    );
+    let delete_policy = |uid: &str| Change::DeleteFederationPolicy { uid: uid.into() };
+    store.apply(&account, delete_policy("uid-a")).await.unwrap();
+    let again = store.apply(&account, delete_policy("uid-a")).await;
+    assert!(matches!(again, Err(ScimError::NotFound(_))), "{again:?}");
+    assert_eq!(token_events(store).await, ["uid-a"]);
+    delete(store, &account, "s1").await.unwrap();
+    assert!(store
+        .federation_policies(&account, Some(&s1))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.federation_policy(&account, "uid-c").await.unwrap(),
+        None
+    );
+}
+
+/// An exchanged JWT is recorded once: recording it again is a conflict (a replay), on any
+/// connection; the same id from another issuer or account is another token; a record is
+/// deleted once it has expired, by the next exchange.
+pub async fn an_exchanged_token_is_recorded_once_until_it_expires(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
+    let account = seed_account(store).await;
+    let other = seed_account_with(store, "other", "9000").await;
+    let record = |issuer: &str, id: &str, expires: i64, now: i64| {
+        Change::RecordExchangedToken(crate::ExchangedToken {
+            issuer: issuer.into(),
+            token_id: id.into(),
+            expires: Timestamp::from_micros(expires),
+            now: Timestamp::from_micros(now),
+        })
+    };
+    store
+        .apply(&account, record("https://a", "j1", 100, 0))
+        .await
+        .unwrap();
+    let replay = store
+        .apply(&account, record("https://a", "j1", 100, 50))
+        .await;
+    assert!(matches!(replay, Err(ScimError::Conflict(_))), "{replay:?}");
+    store
+        .apply(&account, record("https://b", "j1", 100, 50))
+        .await
+        .unwrap();
+    store
+        .apply(&other, record("https://a", "j1", 100, 50))
+        .await
+        .unwrap();
+    // At 100 the first record has expired, and the next exchange deletes it: the JWT itself
+    // can no longer be presented, so recording it again is no replay.
+    store
+        .apply(&account, record("https://a", "j2", 200, 100))
+        .await
+        .unwrap();
+    store
+        .apply(&account, record("https://a", "j1", 300, 100))
+        .await
+        .unwrap();
 }

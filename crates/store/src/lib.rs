@@ -31,6 +31,7 @@ pub mod audit;
 pub mod change;
 #[cfg(feature = "testing")]
 pub mod conformance;
+pub mod federation;
 pub mod governance;
 pub mod listing;
 pub mod migrations;
@@ -46,6 +47,7 @@ pub use audit::{
     UserIdentity,
 };
 pub use change::{Change, FirstAdmin, NewToken, RuleSetRows};
+pub use federation::{ExchangedToken, FederationPolicy, OidcPolicy};
 pub use governance::{
     AccessEvent, AccessSnapshot, AclRow, BindingRow, GovernanceChange, GrantRow, LoggedEvent,
     ObjectRow, PrincipalFacts, SecurableRow, WorkspaceEntry,
@@ -212,6 +214,19 @@ pub trait Store: Send + Sync + 'static {
     ) -> ScimResult<Vec<StoredOAuthSecret>>;
     /// An account's access-token signing keys, newest first.
     async fn signing_keys(&self, account: &AccountId) -> ScimResult<Vec<SigningKey>>;
+    /// Federation policies of the account (`service_principal` `None`) or of one service
+    /// principal, oldest first.
+    async fn federation_policies(
+        &self,
+        account: &AccountId,
+        service_principal: Option<&PrincipalId>,
+    ) -> ScimResult<Vec<FederationPolicy>>;
+    /// A federation policy by its uid, whoever owns it.
+    async fn federation_policy(
+        &self,
+        account: &AccountId,
+        uid: &str,
+    ) -> ScimResult<Option<FederationPolicy>>;
     /// The settings stored for a workspace (the workspace-conf API), by name.
     async fn workspace_settings(
         &self,

@@ -499,6 +499,47 @@ CREATE TABLE audit_signing_key (
 "#,
     ),
     (
+        18,
+        r#"
+-- Workload identity federation (issue #15). federation_policies hold the account's policies
+-- (principal_id NULL, owner '') and its service principals' (principal_id and owner the
+-- principal's id): which external OIDC issuer's JWTs, for which audiences and subject, may be
+-- exchanged for an access token (RFC 8693). audiences is a JSON array; jwks_json, when set, is
+-- the issuer's key set given inline. policy_id is unique per owner; uid is the policy's own
+-- id, which access tokens exchanged through it name. federation_replays remember each
+-- exchanged JWT (its jti, or a digest of the whole JWT when it has none) until it expires, so
+-- that no node exchanges one twice. (Self-contained: it may be renumbered.)
+CREATE TABLE federation_policies (
+    account_id TEXT NOT NULL REFERENCES accounts(id),
+    uid TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    policy_id TEXT NOT NULL,
+    principal_id TEXT,
+    description TEXT,
+    issuer TEXT NOT NULL,
+    audiences TEXT NOT NULL,
+    subject TEXT,
+    subject_claim TEXT,
+    jwks_json TEXT,
+    jwks_uri TEXT,
+    created INTEGER NOT NULL,
+    updated INTEGER NOT NULL,
+    PRIMARY KEY (account_id, uid),
+    FOREIGN KEY (account_id, principal_id) REFERENCES principals (account_id, id) ON DELETE CASCADE
+);
+CREATE UNIQUE INDEX federation_policies_by_owner ON federation_policies (account_id, owner, policy_id);
+CREATE TABLE federation_replays (
+    account_id TEXT NOT NULL REFERENCES accounts(id),
+    issuer TEXT NOT NULL,
+    token_id TEXT NOT NULL,
+    expires INTEGER NOT NULL,
+    PRIMARY KEY (account_id, issuer, token_id)
+);
+CREATE INDEX federation_replays_by_expiry ON federation_replays (account_id, expires);
+);
+"#,
+    ),
+    (
         20,
         r#"
 -- Audit retention (issue #16): where a pruned trail's kept events start. `size` events were
@@ -934,6 +975,40 @@ CREATE TABLE audit_signing_key (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     seed TEXT NOT NULL,
     created BIGINT NOT NULL
+);
+"#,
+    ),
+    (
+        15,
+        r#"
+-- Workload identity federation (issue #15); see SQLite's migration 18.
+CREATE TABLE federation_policies (
+    account_id TEXT COLLATE "C" NOT NULL REFERENCES accounts(id),
+    uid TEXT COLLATE "C" NOT NULL,
+    owner TEXT COLLATE "C" NOT NULL,
+    policy_id TEXT COLLATE "C" NOT NULL,
+    principal_id TEXT COLLATE "C",
+    description TEXT,
+    issuer TEXT COLLATE "C" NOT NULL,
+    audiences TEXT NOT NULL,
+    subject TEXT,
+    subject_claim TEXT,
+    jwks_json TEXT,
+    jwks_uri TEXT,
+    created BIGINT NOT NULL,
+    updated BIGINT NOT NULL,
+    PRIMARY KEY (account_id, uid),
+    FOREIGN KEY (account_id, principal_id) REFERENCES principals (account_id, id) ON DELETE CASCADE
+);
+CREATE UNIQUE INDEX federation_policies_by_owner ON federation_policies (account_id, owner, policy_id);
+CREATE TABLE federation_replays (
+    account_id TEXT COLLATE "C" NOT NULL REFERENCES accounts(id),
+    issuer TEXT COLLATE "C" NOT NULL,
+    token_id TEXT COLLATE "C" NOT NULL,
+    expires BIGINT NOT NULL,
+    PRIMARY KEY (account_id, issuer, token_id)
+);
+CREATE INDEX federation_replays_by_expiry ON federation_replays (account_id, expires);
 );
 "#,
     ),

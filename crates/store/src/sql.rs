@@ -21,6 +21,7 @@ use scimitar_domain::Timestamp;
 use scimitar_scim::{CompValue, CompareOp};
 
 pub(crate) mod audit;
+pub(crate) mod federation;
 pub(crate) mod oauth;
 pub(crate) mod read;
 pub(crate) mod store;

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod bulk;
 pub mod consistency;
 pub mod discovery;
+pub mod federation;
 pub mod metastores;
 pub mod oauth;
 pub mod permissions;
@@ -118,6 +119,7 @@ pub fn routes() -> Router<AppState> {
         .merge(tokens::routes())
         .merge(audit::routes())
         .merge(oauth::routes())
+        .merge(federation::routes())
 }
 
 /// The header a request id travels in, both ways.

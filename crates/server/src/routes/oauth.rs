@@ -1,6 +1,6 @@
 //! OAuth for service principals over HTTP: the token endpoints with the client-credentials
-//! grant (`POST /oidc/v1/token` for a workspace, `POST /oidc/accounts/{account_id}/v1/token`
-//! for the account), their discovery documents and JWKS, and the service principal secrets API
+//! grant and the token exchange of federation (`POST /oidc/v1/token` for a workspace,
+//! `POST /oidc/accounts/{account_id}/v1/token` for the account), their discovery documents and JWKS, and the service principal secrets API
 //! as the SDK's `a.service_principal_secrets` and `w.service_principal_secrets_proxy` call it.
 //! Thin: the form and the client's credentials are read here, the application decides and
 //! mints (`scimitar_app::oauth`).
@@ -151,7 +151,10 @@ async fn discovery(server: OidcServer) -> Response {
         "authorization_endpoint": format!("{issuer}/v1/authorize"),
         "token_endpoint": format!("{issuer}/v1/token"),
         "jwks_uri": format!("{issuer}/v1/keys"),
-        "grant_types_supported": ["client_credentials"],
+        "grant_types_supported": [
+            "client_credentials",
+            scimitar_app::federation::TOKEN_EXCHANGE_GRANT,
+        ],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "scopes_supported": ["all-apis", "read-only", "scim"],
@@ -254,6 +257,10 @@ async fn read_form(
             "scope" => form.scope = Some(value),
             "client_id" => form.client_id = Some(value),
             "client_secret" => form.client_secret = Some(value),
+            "subject_token" => form.subject_token = Some(value),
+            "subject_token_type" => form.subject_token_type = Some(value),
+            "requested_token_type" => form.requested_token_type = Some(value),
+            "actor_token" => form.actor_token = Some(value),
             // Other parameters (`authorization_details`, `assume_group`...) are ignored, as
             // RFC 6749 section 3.2 asks of unrecognized ones.
             _ => {}
@@ -307,6 +314,10 @@ pub fn token_error_response(error: TokenEndpointError) -> Response {
                 "invalid_client",
                 "client authentication failed".to_string(),
             )
+        }
+        TokenEndpointError::InvalidGrant(why) => {
+            tracing::info!(reason = %why.escape_debug(), "a token exchange was refused");
+            (StatusCode::BAD_REQUEST, "invalid_grant", why)
         }
         TokenEndpointError::UnsupportedGrantType(why) => {
             (StatusCode::BAD_REQUEST, "unsupported_grant_type", why)

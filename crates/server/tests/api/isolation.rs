@@ -1017,6 +1017,24 @@ fn routes(secrets: &Secrets, account: &str, workspace: &str) -> Vec<Walked> {
         );
     }
 
+    // Federation policies of the account and of a service principal (account admins only).
+    for base in [
+        "/api/2.0/accounts/{account_id}/federationPolicies",
+        "/api/2.0/accounts/{account_id}/servicePrincipals/{service_principal_id}/federationPolicies",
+    ] {
+        let at = base
+            .replace("{account_id}", account)
+            .replace("{service_principal_id}", sp);
+        let body = json!({"oidc_policy": {"issuer": "https://idp.example", "subject": "s"}});
+        walk(Method::GET, base, &at, None);
+        walk(Method::POST, base, &at, Some(body.clone()));
+        let one = format!("{base}/{{policy_id}}");
+        let at_one = format!("{at}/p1");
+        walk(Method::GET, &one, &at_one, None);
+        walk(Method::PATCH, &one, &at_one, Some(body));
+        walk(Method::DELETE, &one, &at_one, None);
+    }
+
     let tree = "/api/2.0/workspace";
     for (method, route, query, body) in [
         (Method::GET, "/list", "?path=/Shared", None),

@@ -18,6 +18,7 @@ mod entra;
 mod errors;
 mod etags;
 mod faults;
+mod federation;
 mod groups;
 mod health;
 mod input;

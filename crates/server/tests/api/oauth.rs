@@ -326,7 +326,10 @@ async fn discovery_documents_the_jwks_and_databricks_config_lead_a_client_to_the
             assert!(reply.body["authorization_endpoint"].is_string());
             assert_eq!(
                 reply.body["grant_types_supported"],
-                json!(["client_credentials"])
+                json!([
+                    "client_credentials",
+                    "urn:ietf:params:oauth:grant-type:token-exchange"
+                ])
             );
             assert_eq!(
                 reply.body["token_endpoint_auth_methods_supported"],

@@ -215,12 +215,46 @@ pub(crate) fn describe(change: &Change, before: Option<&Principal>) -> Option<De
         | Change::EnsureAuditKey { .. }
         | Change::AddSigningKey(_)
         | Change::RecordSyncRun(_)
+        | Change::RecordExchangedToken(_)
         | Change::RecordRefusals(_) => return None,
         Change::PruneAuditTrail { before } => described(
             "audit",
             "pruneAuditEvents",
             params_of(json!({"before": before.to_rfc3339()})),
             Vec::new(),
+        ),
+        // Which policy and what it accepts; an inline key set is named, not copied.
+        Change::CreateFederationPolicy(policy) | Change::UpdateFederationPolicy(policy) => {
+            let action = match change {
+                Change::CreateFederationPolicy(_) => "createFederationPolicy",
+                _ => "updateFederationPolicy",
+            };
+            let mut targets = vec![target("FederationPolicy", &policy.uid)];
+            if let Some(principal) = &policy.service_principal {
+                targets.insert(0, target("ServicePrincipal", principal.as_str()));
+            }
+            described(
+                "accounts",
+                action,
+                params_of(json!({
+                    "policyId": policy.policy_id,
+                    "uid": policy.uid,
+                    "servicePrincipalId": policy.service_principal.as_ref().map(|p| p.as_str()),
+                    "issuer": policy.oidc.issuer,
+                    "audiences": policy.oidc.audiences,
+                    "subject": policy.oidc.subject,
+                    "subjectClaim": policy.oidc.subject_claim,
+                    "jwksUri": policy.oidc.jwks_uri,
+                    "inlineJwks": policy.oidc.jwks_json.is_some(),
+                })),
+                targets,
+            )
+        }
+        Change::DeleteFederationPolicy { uid } => described(
+            "accounts",
+            "deleteFederationPolicy",
+            params_of(json!({"uid": uid})),
+            vec![target("FederationPolicy", uid)],
         ),
         // The secret's digest stays out: only which principal, which secret, and its limits.
         Change::CreateOAuthSecret { secret, .. } => described(

@@ -309,6 +309,32 @@ impl<B: SqlBackend> Store for B {
         .await
     }
 
+    async fn federation_policies(
+        &self,
+        account: &AccountId,
+        service_principal: Option<&PrincipalId>,
+    ) -> ScimResult<Vec<crate::FederationPolicy>> {
+        let (account, service_principal) = (account.clone(), service_principal.cloned());
+        run!(self, Point, |session| crate::sql::federation::policies_of(
+            session,
+            &account,
+            service_principal.as_ref()
+        ))
+        .await
+    }
+
+    async fn federation_policy(
+        &self,
+        account: &AccountId,
+        uid: &str,
+    ) -> ScimResult<Option<crate::FederationPolicy>> {
+        let (account, uid) = (account.clone(), uid.to_string());
+        run!(self, Point, |session| crate::sql::federation::policy(
+            session, &account, &uid
+        ))
+        .await
+    }
+
     async fn workspace_settings(
         &self,
         account: &AccountId,

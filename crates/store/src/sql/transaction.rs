@@ -287,6 +287,11 @@ pub const UNIQUE_INDEXES: &[UniqueIndex] = &[
         columns: "principals.account_id, principals.id",
         message: "a principal with this id already exists in this account",
     },
+    UniqueIndex {
+        name: "federation_policies_by_owner",
+        columns: "federation_policies.account_id, federation_policies.owner, federation_policies.policy_id",
+        message: "a federation policy with this policy_id already exists",
+    },
 ];
 
 /// The uniqueness error for the first index `violated` says was violated, if any.

@@ -10,6 +10,7 @@ use crate::governance::{
     entitlement_values, same_acl, AccessEvent, GovernanceChange, PrincipalFacts, WorkspaceEntry,
 };
 use crate::sql::audit;
+use crate::sql::federation;
 use crate::sql::oauth;
 use crate::sql::read::{self, acl_entry_from_row, descendant_range, to_i64};
 use crate::sql::transaction::{params, query_one, query_opt, Lock, LogEntry, SqlTransaction};
@@ -425,6 +426,18 @@ async fn apply_change<T: SqlTransaction>(
         Change::AddSigningKey(key) => oauth::add_signing_key(transaction, account, key).await?,
         Change::RecordSyncRun(change) => {
             crate::sql::sync_state::record_run(transaction, change).await?
+        }
+        Change::CreateFederationPolicy(policy) => {
+            federation::create_policy(transaction, account, policy).await?
+        }
+        Change::UpdateFederationPolicy(policy) => {
+            federation::update_policy(transaction, account, policy).await?
+        }
+        Change::DeleteFederationPolicy { uid } => {
+            federation::delete_policy(transaction, account, uid, &mut log.entries).await?
+        }
+        Change::RecordExchangedToken(token) => {
+            federation::record_exchanged_token(transaction, account, token).await?
         }
         Change::ReplaceRuleSet {
             rule_set,
