@@ -23,11 +23,14 @@
 //!   `GET /sql/statements/{id}`.
 //! - [`tokens`]: bearer tokens checked into credentials (with their scopes), the token and
 //!   token management APIs, rotation, workspace-conf, and when tokens were last used.
+//! - [`alerts`]: audit alert rules (API and config), their evaluation over committed events
+//!   from a cursor in the database, and signed webhook delivery through an outbox.
 //! - [`oauth`]: OAuth for service principals: their secrets, the client-credentials grant,
 //!   Ed25519-signed JWT access tokens, their verification, and signing-key rotation.
 
 pub mod access;
 pub mod access_questions;
+pub mod alerts;
 pub mod audit;
 pub mod authority;
 pub mod governance;

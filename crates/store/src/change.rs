@@ -149,6 +149,9 @@ pub enum Change {
         rule_set: RuleSetRows,
         expected_version: u64,
     },
+    /// Alerting's writes: rules (audited), and the evaluator's and delivery worker's
+    /// bookkeeping (cursor, lease, outbox; not audited). See [`crate::alerts`].
+    Alerts(crate::alerts::AlertChange),
 }
 
 /// An account access-control rule set as stored: who holds which role on one resource.

@@ -29,10 +29,10 @@ const SECRET_ATTRIBUTES: &[&str] = &["password"];
 
 /// What a change records, before the context and position are added.
 pub(crate) struct Description {
-    service_name: &'static str,
-    action_name: String,
-    request_params: Map<String, Value>,
-    targets: Vec<AuditTarget>,
+    pub(crate) service_name: &'static str,
+    pub(crate) action_name: String,
+    pub(crate) request_params: Map<String, Value>,
+    pub(crate) targets: Vec<AuditTarget>,
 }
 
 /// What the change will overwrite or delete, read in its transaction before it is applied:
@@ -114,7 +114,7 @@ fn principal_target(
     }
 }
 
-fn target(kind: &str, id: &str) -> AuditTarget {
+pub(crate) fn target(kind: &str, id: &str) -> AuditTarget {
     AuditTarget {
         kind: kind.to_string(),
         id: id.to_string(),
@@ -123,7 +123,7 @@ fn target(kind: &str, id: &str) -> AuditTarget {
     }
 }
 
-fn params_of(value: Value) -> Map<String, Value> {
+pub(crate) fn params_of(value: Value) -> Map<String, Value> {
     match value {
         Value::Object(map) => map,
         other => Map::from_iter([("value".to_string(), other)]),
@@ -168,6 +168,7 @@ pub(crate) fn describe(change: &Change, before: Option<&Principal>) -> Option<De
         Change::TokensUsed(_) | Change::EnsureAuditKey { .. } | Change::AddSigningKey(_) => {
             return None
         }
+        Change::Alerts(change) => return crate::sql::alerts::describe(change),
         // The secret's digest stays out: only which principal, which secret, and its limits.
         Change::CreateOAuthSecret { secret, .. } => described(
             "accounts",

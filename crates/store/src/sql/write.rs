@@ -417,6 +417,7 @@ async fn apply_change<T: SqlTransaction>(
             oauth::delete_secret(transaction, account, principal, id, &mut log.entries).await?
         }
         Change::AddSigningKey(key) => oauth::add_signing_key(transaction, account, key).await?,
+        Change::Alerts(change) => crate::sql::alerts::apply(transaction, account, change).await?,
         Change::ReplaceRuleSet {
             rule_set,
             expected_version,
