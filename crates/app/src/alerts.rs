@@ -1167,6 +1167,14 @@ impl Services {
         }
     }
 
+    /// Whether evaluation has reached the end of the account's trail (every event committed
+    /// so far was evaluated): for operators, and for tests that wait for it.
+    pub async fn alerts_caught_up(&self, account: &AccountId) -> ScimResult<bool> {
+        let head = self.store.audit_head(account).await?;
+        let cursor = self.store.alert_cursor(account).await?;
+        Ok(cursor.is_some_and(|cursor| cursor.position >= head.size))
+    }
+
     /// A name for this node as a lease holder: unique per process.
     pub fn alert_node_id(&self) -> String {
         format!("node-{}", self.ids.uuid())

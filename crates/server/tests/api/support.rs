@@ -542,3 +542,27 @@ pub fn str_of<'a>(value: &'a Value, key: &str) -> &'a str {
         .as_str()
         .unwrap_or_else(|| panic!("no string '{key}' in {value}"))
 }
+
+/// [`spawn_app`] with audit alert settings (fast polls and retries, rules of a config file).
+pub async fn spawn_app_with_alerts(alerts: scimitar_app::alerts::AlertSettings) -> TestApp {
+    let (database, url) = TestDatabase::fresh().await;
+    let (services, token, account) = bootstrapped(&url).await;
+    let application = Application::bind("127.0.0.1:0", services.clone())
+        .await
+        .expect("binds a free port")
+        .with_alerts(alerts);
+    let address = format!("http://{}", application.local_addr().expect("an address"));
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    tokio::spawn(application.run_until(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        address,
+        token,
+        client: reqwest::Client::new(),
+        services,
+        account,
+        _shutdown: shutdown,
+        _database: database,
+    }
+}

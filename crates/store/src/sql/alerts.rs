@@ -375,7 +375,7 @@ pub async fn deliveries_due<T: SqlTransaction>(
             &format!(
                 "SELECT {DELIVERY_COLUMNS} FROM alert_outbox \
                  WHERE delivered IS NULL AND next_attempt <= $1 \
-                 ORDER BY next_attempt, created, id LIMIT $2"
+                 ORDER BY next_attempt, created, event_seq, rule_id LIMIT $2"
             ),
             params![now.as_micros(), to_i64(limit as u64)],
         )
