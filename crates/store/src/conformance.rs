@@ -32,7 +32,9 @@ use serde_json::{json, Map, Value};
 
 use std::path::PathBuf;
 
+mod alerts;
 mod audit;
+pub use alerts::*;
 pub use audit::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -87,6 +89,10 @@ macro_rules! conformance_tests {
             racing_writers_number_an_accounts_trail_without_gaps,
             oauth_secrets_are_capped_deleted_with_log_entries_and_go_with_deactivation,
             signing_keys_are_kept_newest_first_until_their_tokens_expire,
+            alert_rules_are_unique_by_name_audited_without_their_secret_and_start_after_the_trail,
+            an_alert_cursor_moves_only_for_its_lease_holder_from_where_it_read,
+            an_alert_firing_is_stored_once_per_rule_and_event,
+            an_alert_delivery_is_claimed_by_one_node_and_never_due_once_delivered,
         );
     };
     (@cases $($case:ident),+ $(,)?) => {
