@@ -69,8 +69,8 @@ pub struct AlertRuleSpec {
     pub webhook: WebhookSpec,
 }
 
-/// Where a rule's firings go.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a rule's firings go. Its `Debug` never prints the secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSpec {
     pub url: String,
@@ -81,6 +81,17 @@ pub struct WebhookSpec {
     /// the rule's definition and never rendered.
     #[serde(default, skip_serializing)]
     pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for WebhookSpec {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("WebhookSpec")
+            .field("url", &self.url)
+            .field("format", &self.format)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// What a rule watches for, validated.

@@ -237,7 +237,8 @@ async fn serve(config: Config) -> Result<(), String> {
         .await
         .map_err(|error| error.to_string())?
         .with_public_url(config.public_url.clone())
-        .with_workspaces(config.workspaces.clone());
+        .with_workspaces(config.workspaces.clone())
+        .with_alerts(config.alerts.settings()?);
     if let Some(digest) = config.metrics_token_sha256.clone() {
         application = application.offer_metrics_to(digest);
     }
