@@ -984,3 +984,59 @@ async fn rules_from_the_config_file_are_listed_and_fire_in_every_account() {
     assert_signed(&accepted[0], "configured-secret-0123");
     assert_eq!(event_of(&accepted[0])["action_name"], "createGroup");
 }
+
+#[tokio::test]
+async fn two_nodes_on_one_database_fire_and_deliver_each_firing_once() {
+    let receiver = Receiver::start(0).await;
+    let (database, url) = TestDatabase::fresh().await;
+    let (services, token, account) = bootstrapped(&url).await;
+    let first = Node::start(&services, fast()).await;
+    let other = reopened(&url).await;
+    let second = Node::start(&other, fast()).await;
+    let rule = call_node(
+        &first.address,
+        &token,
+        Method::POST,
+        "/api/2.0/audit/alert-rules",
+        Some(json!({"name": "groups", "kind": "event_filter",
+                    "filter": "action_name eq \"createGroup\"",
+                    "webhook": {"url": receiver.url}})),
+    )
+    .await;
+    assert_eq!(rule.status, 200, "{}", rule.body);
+    for (index, node) in [&first, &second, &first, &second].into_iter().enumerate() {
+        let group = json!({"schemas": [GROUP_SCHEMA], "displayName": format!("group {index}")});
+        let created = call_node(
+            &node.address,
+            &token,
+            Method::POST,
+            "/scim/v2/Groups",
+            Some(group),
+        )
+        .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+    }
+    let outbox = loop {
+        let outbox = settled(&other, &account).await;
+        if outbox.len() >= 4 {
+            break outbox;
+        }
+    };
+    assert_eq!(outbox.len(), 4, "{outbox:?}");
+    let accepted = receiver.accepted();
+    let mut ids: Vec<&str> = accepted
+        .iter()
+        .map(|received| received.delivery.as_str())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 4);
+    assert_eq!(
+        accepted.len(),
+        4,
+        "no firing was posted by both nodes: {accepted:?}"
+    );
+    first.stop().await;
+    second.stop().await;
+    drop(database);
+}
