@@ -946,7 +946,16 @@ impl Services {
     pub async fn evaluate_alerts(&self, node: &str, settings: &AlertSettings) -> ScimResult<usize> {
         let mut fired = 0;
         for account in self.store.accounts().await? {
-            fired += self.evaluate_account(&account.id, node, settings).await?;
+            // One account's trouble (a database error, a rule that no longer parses) must not
+            // stop the others' alerts: it is logged, and retried on the next pass.
+            match self.evaluate_account(&account.id, node, settings).await {
+                Ok(count) => fired += count,
+                Err(error) => tracing::error!(
+                    account = %account.id,
+                    %error,
+                    "evaluating an account's alert rules failed"
+                ),
+            }
         }
         Ok(fired)
     }
@@ -963,19 +972,34 @@ impl Services {
             return Ok(0);
         }
         let now = self.clock.now();
-        let until = plus(now, settings.lease);
-        let take = AlertChange::TakeLease {
-            owner: node.to_string(),
-            now,
-            until,
+        // A lease this node holds with more than half of it left is used as it is: an idle
+        // account costs a read per pass, not a write.
+        let held = self.store.alert_cursor(account).await?.filter(|cursor| {
+            cursor.lease_owner.as_deref() == Some(node)
+                && cursor
+                    .lease_until
+                    .is_some_and(|until| until > plus(now, settings.lease / 2))
+        });
+        let cursor = match held {
+            Some(cursor) => cursor,
+            None => {
+                let until = plus(now, settings.lease);
+                let take = AlertChange::TakeLease {
+                    owner: node.to_string(),
+                    now,
+                    until,
+                };
+                self.store.apply(account, Change::Alerts(take)).await?;
+                let Some(cursor) = self.store.alert_cursor(account).await? else {
+                    return Ok(0);
+                };
+                if cursor.lease_owner.as_deref() != Some(node) || cursor.lease_until != Some(until)
+                {
+                    return Ok(0); // another node's
+                }
+                cursor
+            }
         };
-        self.store.apply(account, Change::Alerts(take)).await?;
-        let Some(cursor) = self.store.alert_cursor(account).await? else {
-            return Ok(0);
-        };
-        if cursor.lease_owner.as_deref() != Some(node) || cursor.lease_until != Some(until) {
-            return Ok(0); // another node's
-        }
         let mut position = cursor.position;
         let mut fired = 0;
         // A bounded number of batches per pass, so the lease taken above stays valid.
