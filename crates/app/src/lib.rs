@@ -26,6 +26,8 @@
 //!   `GET /sql/statements/{id}`.
 //! - [`tokens`]: bearer tokens checked into credentials (with their scopes), the token and
 //!   token management APIs, rotation, workspace-conf, and when tokens were last used.
+//! - [`alerts`]: audit alert rules (API and config), their evaluation over committed events
+//!   from a cursor in the database, and signed webhook delivery through an outbox.
 //! - [`oauth`]: OAuth for service principals: their secrets, the client-credentials grant,
 //!   Ed25519-signed JWT access tokens, their verification, and signing-key rotation.
 //! - [`federation`]: workload identity federation: federation policies and the RFC 8693 token
@@ -33,6 +35,7 @@
 
 pub mod access;
 pub mod access_questions;
+pub mod alerts;
 pub mod audit;
 pub mod audit_refusals;
 pub mod audit_sql;

@@ -41,6 +41,41 @@ pub struct Config {
     pub audit_refusals: scimitar_app::audit_refusals::RefusalSettings,
     /// Whether federation policies may name a plain-http issuer on a loopback host (off).
     pub federation_allow_loopback_http: bool,
+    /// Audit alerts: the config file's rules (`[[alert_rules]]`, checked when loaded) and how
+    /// this node evaluates and delivers them.
+    pub alerts: AlertConfig,
+}
+
+/// The file's `[[alert_rules]]` and `alert_*` settings. Kept as written (the rules checked),
+/// made into the application's settings by [`AlertConfig::settings`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertConfig {
+    pub rules: Vec<scimitar_app::alerts::AlertRuleSpec>,
+    pub poll_interval: Duration,
+    pub timeout: Duration,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+}
+
+impl AlertConfig {
+    pub fn settings(&self) -> Result<scimitar_app::alerts::AlertSettings, String> {
+        let rules = self
+            .rules
+            .iter()
+            .map(|spec| {
+                scimitar_app::alerts::AlertRule::from_config(spec.clone())
+                    .map_err(|error| format!("alert_rules: {error}"))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(scimitar_app::alerts::AlertSettings {
+            rules,
+            poll_interval: self.poll_interval,
+            timeout: self.timeout,
+            retry_base: self.retry_base,
+            retry_max: self.retry_max,
+            ..scimitar_app::alerts::AlertSettings::default()
+        })
+    }
 }
 
 /// The command-line values of `scimitar serve` (clap already folds the environment variables
@@ -192,6 +227,12 @@ struct FileConfig {
     audit_refusal_queue: Option<usize>,
     audit_refusals_per_minute: Option<u32>,
     federation_allow_loopback_http: Option<bool>,
+    #[serde(default)]
+    alert_rules: Vec<scimitar_app::alerts::AlertRuleSpec>,
+    alert_poll_interval: Option<FileDuration>,
+    alert_delivery_timeout: Option<FileDuration>,
+    alert_retry_base: Option<FileDuration>,
+    alert_retry_max: Option<FileDuration>,
 }
 
 impl Config {
@@ -264,7 +305,45 @@ impl Config {
             )?,
             ..defaults
         };
+        let alert_defaults = scimitar_app::alerts::AlertSettings::default();
+        let alerts = AlertConfig {
+            rules: file_config.alert_rules.clone(),
+            poll_interval: duration(
+                "alert_poll_interval",
+                None,
+                &file_config.alert_poll_interval,
+                alert_defaults.poll_interval,
+                false,
+            )?,
+            timeout: duration(
+                "alert_delivery_timeout",
+                None,
+                &file_config.alert_delivery_timeout,
+                alert_defaults.timeout,
+                false,
+            )?,
+            retry_base: duration(
+                "alert_retry_base",
+                None,
+                &file_config.alert_retry_base,
+                alert_defaults.retry_base,
+                false,
+            )?,
+            retry_max: duration(
+                "alert_retry_max",
+                None,
+                &file_config.alert_retry_max,
+                alert_defaults.retry_max,
+                false,
+            )?,
+        };
+        if alerts.retry_max < alerts.retry_base {
+            return Err("alert_retry_max must not be shorter than alert_retry_base".to_string());
+        }
+        // Checked now, so a bad rule stops the start rather than the first evaluation.
+        alerts.settings()?;
         Ok(Config {
+            alerts,
             listen: flags
                 .listen
                 .or(file_config.listen)
@@ -453,6 +532,50 @@ mod tests {
             .contains("metrics_token_sha256"),
             "a token where its digest belongs is refused"
         );
+        std::fs::remove_dir_all(&directory).unwrap();
+    }
+
+    #[test]
+    fn alert_rules_and_their_delivery_settings_come_from_the_file_and_are_checked() {
+        let directory =
+            std::env::temp_dir().join(format!("scimitar-config-alerts-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).unwrap();
+        let path = directory.join("scimitar.toml");
+        std::fs::write(
+            &path,
+            r#"
+alert_retry_max = "1m"
+alert_delivery_timeout = 5
+
+[[alert_rules]]
+name = "mass deprovisioning"
+kind = "mass_deprovisioning"
+threshold = 20
+window_seconds = 600
+webhook = { url = "https://hooks.example.com/x", format = "slack", secret = "0123456789abcdef" }
+"#,
+        )
+        .unwrap();
+        let config = Config::load(Some(&path), Flags::default()).unwrap();
+        assert_eq!(config.alerts.rules.len(), 1);
+        assert_eq!(config.alerts.retry_max, Duration::from_secs(60));
+        assert_eq!(config.alerts.timeout, Duration::from_secs(5));
+        let settings = config.alerts.settings().unwrap();
+        assert_eq!(settings.rules[0].id, "config:mass deprovisioning");
+        assert!(
+            !format!("{config:?}").contains("0123456789abcdef"),
+            "the secret is not printed"
+        );
+        // A rule without a secret, of an unknown kind, or with a misspelt field is refused.
+        let secret = r#"secret = "0123456789abcdef""#;
+        for bad in [
+            "[[alert_rules]]\nname = \"a\"\nkind = \"token_expiry\"\nwebhook = { url = \"http://h/x\" }\n".to_string(),
+            format!("[[alert_rules]]\nname = \"a\"\nkind = \"nope\"\nwebhook = {{ url = \"http://h/x\", {secret} }}\n"),
+            format!("[[alert_rules]]\nname = \"a\"\nkind = \"token_expiry\"\nthreshhold = 1\nwebhook = {{ url = \"http://h/x\", {secret} }}\n"),
+        ] {
+            std::fs::write(&path, &bad).unwrap();
+            assert!(Config::load(Some(&path), Flags::default()).is_err(), "{bad}");
+        }
         std::fs::remove_dir_all(&directory).unwrap();
     }
 

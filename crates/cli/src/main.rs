@@ -251,7 +251,8 @@ async fn serve(config: Config) -> Result<(), String> {
             config
                 .audit_retention_days
                 .map(|days| std::time::Duration::from_secs(u64::from(days) * 86_400)),
-        );
+        )
+        .with_alerts(config.alerts.settings()?);
     if let Some(digest) = config.metrics_token_sha256.clone() {
         application = application.offer_metrics_to(digest);
     }

@@ -7,9 +7,11 @@
 //! - [`listener`]: the accept loop, with its connection cap, timeouts and shutdown deadline.
 //! - [`error`]: the one mapping from domain errors to SCIM and Databricks error responses.
 //! - [`context`]: mount points, authentication into an actor, and base URLs.
+//! - [`alert_delivery`]: the alert worker's HTTP client for webhook deliveries.
 //! - [`routes`]: the handlers, thin: parse (request bodies through `routes::wire`), call the
 //!   application, render.
 
+pub mod alert_delivery;
 pub mod context;
 pub mod error;
 pub mod listener;
@@ -61,6 +63,8 @@ pub struct SharedState {
     /// The workspace unprefixed workspace-level paths act on, once found (see
     /// [`AppState::default_workspace`]).
     default_workspace: Arc<OnceCell<Arc<Workspace>>>,
+    /// How this node evaluates and delivers audit alerts, with the config file's rules.
+    pub alerts: Arc<scimitar_app::alerts::AlertSettings>,
 }
 
 /// How requests name workspaces (see `routes::addressing`).
@@ -101,7 +105,19 @@ impl AppState {
             services,
             workspaces,
             default_workspace: Arc::new(OnceCell::new()),
+            alerts: Arc::default(),
         }))
+    }
+
+    /// The state with these alert settings (the config file's rules among them).
+    pub fn with_alerts(self, alerts: scimitar_app::alerts::AlertSettings) -> Self {
+        match Arc::try_unwrap(self.0) {
+            Ok(mut shared) => {
+                shared.alerts = Arc::new(alerts);
+                AppState(Arc::new(shared))
+            }
+            Err(shared) => AppState(shared),
+        }
     }
 
     /// The workspace unprefixed workspace-level paths act on: the configured one, else the
@@ -161,6 +177,7 @@ pub struct Application {
     refusals: scimitar_app::audit_refusals::RefusalSettings,
     /// Prune audit events older than this, when set (`audit_retention_days`).
     audit_retention: Option<std::time::Duration>,
+    alerts: scimitar_app::alerts::AlertSettings,
 }
 
 impl Application {
@@ -192,6 +209,7 @@ impl Application {
             workspaces: WorkspaceSettings::default(),
             refusals: Default::default(),
             audit_retention: None,
+            alerts: scimitar_app::alerts::AlertSettings::default(),
         })
     }
 
@@ -232,6 +250,11 @@ impl Application {
         Application { workspaces, ..self }
     }
 
+    /// How this node evaluates and delivers audit alerts (`scimitar_app::alerts`).
+    pub fn with_alerts(self, alerts: scimitar_app::alerts::AlertSettings) -> Self {
+        Application { alerts, ..self }
+    }
+
     pub fn local_addr(&self) -> ScimResult<SocketAddr> {
         self.listener.local_addr().map_err(ScimError::internal)
     }
@@ -247,7 +270,8 @@ impl Application {
             self.public_url,
             self.workspaces,
             self.refusals,
-        );
+        )
+        .with_alerts(self.alerts.clone());
         if let Some(digest) = self.metrics_token_digest {
             state.metrics.allow_scrapes_by(digest);
         }
@@ -282,10 +306,15 @@ impl Application {
             let interval = scimitar_app::tokens::TOKEN_USE_INTERVAL;
             services.record_token_uses_every(interval).await
         });
+        let alerts = tokio::spawn(alert_delivery::run(
+            state.services.clone(),
+            self.alerts.clone(),
+        ));
         let services = state.services.clone();
         let router = routes::router(state);
         listener::serve(self.listener, router, self.limits, shutdown).await;
         follower.abort();
+        alerts.abort();
         token_uses.abort();
         if let Some(retention) = retention {
             retention.abort();

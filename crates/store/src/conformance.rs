@@ -32,7 +32,9 @@ use serde_json::{json, Map, Value};
 
 use std::path::PathBuf;
 
+mod alerts;
 mod audit;
+pub use alerts::*;
 pub use audit::*;
 mod sync_state;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -94,6 +96,10 @@ macro_rules! conformance_tests {
             sync_jobs_keep_their_mappings_watermark_and_runs_apart,
             federation_policies_are_unique_per_owner_updated_and_deleted_with_log_entries,
             an_exchanged_token_is_recorded_once_until_it_expires,
+            alert_rules_are_unique_by_name_audited_without_their_secret_and_start_after_the_trail,
+            an_alert_cursor_moves_only_for_its_lease_holder_from_where_it_read,
+            an_alert_firing_is_stored_once_per_rule_and_event,
+            an_alert_delivery_is_claimed_by_one_node_and_never_due_once_delivered,
         );
     };
     (@cases $($case:ident),+ $(,)?) => {

@@ -27,6 +27,7 @@
 //!
 //! Invariant: storage never sees wire JSON or HTTP; it receives validated domain values.
 
+pub mod alerts;
 pub mod audit;
 pub mod change;
 #[cfg(feature = "testing")]
@@ -361,6 +362,28 @@ pub trait Store: Send + Sync + 'static {
     async fn sync_state(&self, job: &str) -> ScimResult<SyncJobState>;
     /// A sync job's latest `limit` runs, newest first.
     async fn sync_runs(&self, job: &str, limit: usize) -> ScimResult<Vec<SyncRunRecord>>;
+    /// An account's alert rules, by creation then id (with their secrets: for the evaluator).
+    async fn alert_rules(&self, account: &AccountId) -> ScimResult<Vec<alerts::StoredAlertRule>>;
+    /// An account's alert evaluation cursor and lease, once evaluation started there.
+    async fn alert_cursor(&self, account: &AccountId) -> ScimResult<Option<alerts::AlertCursor>>;
+    /// An account's events with `seq <= through` and a time after `since`, in order, at most
+    /// `limit`: the window a window rule re-reads.
+    async fn alert_window(
+        &self,
+        account: &AccountId,
+        since: Timestamp,
+        through: u64,
+        limit: usize,
+    ) -> ScimResult<Vec<StoredAuditEvent>>;
+    /// Undelivered alert deliveries of every account due at `now`, at most `limit`.
+    async fn alert_deliveries_due(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> ScimResult<Vec<alerts::AlertDelivery>>;
+    /// An account's alert outbox, delivered or not.
+    async fn alert_deliveries(&self, account: &AccountId)
+        -> ScimResult<Vec<alerts::AlertDelivery>>;
 
     /// Whether the store can serve requests now: the database answers and its schema has every
     /// migration this build knows. Backs `/readyz`.

@@ -540,6 +540,54 @@ CREATE INDEX federation_replays_by_expiry ON federation_replays (account_id, exp
 "#,
     ),
     (
+        19,
+        r#"
+-- Audit alerts (issue #16): rules, each account's evaluation cursor and lease, and the
+-- outbox of firings with their delivery state. An outbox row is unique per rule and
+-- triggering event, which deduplicates firings. `secret` is the webhook's HMAC key, kept as
+-- given because the server signs with it. Window rules re-read recent events by time.
+-- (Self-contained: 18 is kept for a parallel branch.)
+CREATE TABLE alert_rules (
+    account_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    after_seq INTEGER NOT NULL,
+    created INTEGER NOT NULL,
+    updated INTEGER NOT NULL,
+    PRIMARY KEY (account_id, id)
+);
+CREATE UNIQUE INDEX alert_rules_unique_name ON alert_rules (account_id, name);
+CREATE TABLE alert_cursors (
+    account_id TEXT PRIMARY KEY,
+    position INTEGER NOT NULL,
+    lease_owner TEXT,
+    lease_until INTEGER
+);
+CREATE TABLE alert_outbox (
+    account_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    rule_id TEXT NOT NULL,
+    event_seq INTEGER NOT NULL,
+    url TEXT NOT NULL,
+    format TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    body TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt INTEGER NOT NULL,
+    delivered INTEGER,
+    last_error TEXT,
+    created INTEGER NOT NULL,
+    PRIMARY KEY (account_id, id),
+    UNIQUE (account_id, rule_id, event_seq)
+);
+CREATE INDEX alert_outbox_due ON alert_outbox (next_attempt) WHERE delivered IS NULL;
+CREATE INDEX alert_audit_events_by_time ON audit_events (account_id, event_time);
+);
+"#,
+    ),
+    (
         20,
         r#"
 -- Audit retention (issue #16): where a pruned trail's kept events start. `size` events were
@@ -1009,6 +1057,50 @@ CREATE TABLE federation_replays (
     PRIMARY KEY (account_id, issuer, token_id)
 );
 CREATE INDEX federation_replays_by_expiry ON federation_replays (account_id, expires);
+);
+"#,
+    ),
+    (
+        16,
+        r#"
+-- Audit alerts (issue #16); see SQLite's migration 19. (15 is kept for a parallel branch.)
+CREATE TABLE alert_rules (
+    account_id TEXT COLLATE "C" NOT NULL,
+    id TEXT COLLATE "C" NOT NULL,
+    name TEXT COLLATE "C" NOT NULL,
+    definition TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    after_seq BIGINT NOT NULL,
+    created BIGINT NOT NULL,
+    updated BIGINT NOT NULL,
+    PRIMARY KEY (account_id, id)
+);
+CREATE UNIQUE INDEX alert_rules_unique_name ON alert_rules (account_id, name);
+CREATE TABLE alert_cursors (
+    account_id TEXT COLLATE "C" PRIMARY KEY,
+    position BIGINT NOT NULL,
+    lease_owner TEXT COLLATE "C",
+    lease_until BIGINT
+);
+CREATE TABLE alert_outbox (
+    account_id TEXT COLLATE "C" NOT NULL,
+    id TEXT COLLATE "C" NOT NULL,
+    rule_id TEXT COLLATE "C" NOT NULL,
+    event_seq BIGINT NOT NULL,
+    url TEXT NOT NULL,
+    format TEXT COLLATE "C" NOT NULL,
+    secret TEXT NOT NULL,
+    body TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt BIGINT NOT NULL,
+    delivered BIGINT,
+    last_error TEXT,
+    created BIGINT NOT NULL,
+    PRIMARY KEY (account_id, id),
+    UNIQUE (account_id, rule_id, event_seq)
+);
+CREATE INDEX alert_outbox_due ON alert_outbox (next_attempt) WHERE delivered IS NULL;
+CREATE INDEX alert_audit_events_by_time ON audit_events (account_id, event_time);
 );
 "#,
     ),

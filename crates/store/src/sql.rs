@@ -20,6 +20,7 @@ use scimitar_domain::PrincipalKind;
 use scimitar_domain::Timestamp;
 use scimitar_scim::{CompValue, CompareOp};
 
+pub(crate) mod alerts;
 pub(crate) mod audit;
 pub(crate) mod federation;
 pub(crate) mod oauth;

@@ -4,6 +4,7 @@ pub mod access;
 pub mod access_control;
 pub mod accounts;
 pub mod addressing;
+pub mod alerts;
 pub mod audit;
 pub mod bulk;
 pub mod consistency;
@@ -118,6 +119,7 @@ pub fn routes() -> Router<AppState> {
         .merge(access_control::routes())
         .merge(tokens::routes())
         .merge(audit::routes())
+        .merge(alerts::routes())
         .merge(oauth::routes())
         .merge(federation::routes())
 }

@@ -970,6 +970,39 @@ fn routes(secrets: &Secrets, account: &str, workspace: &str) -> Vec<Walked> {
             "/api/2.0/audit/proof/consistency?from=1&to=1".to_string(),
             None,
         ),
+        // Alert rules, too (crates/server/tests/api/alerts.rs tests them further).
+        (
+            Method::GET,
+            "/api/2.0/audit/alert-rules",
+            "/api/2.0/audit/alert-rules".to_string(),
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/2.0/audit/alert-rules",
+            "/api/2.0/audit/alert-rules".to_string(),
+            Some(json!({"name": "walk", "kind": "admins_group_change",
+                        "webhook": {"url": "http://127.0.0.1:9/hook"}})),
+        ),
+        (
+            Method::GET,
+            "/api/2.0/audit/alert-rules/{id}",
+            "/api/2.0/audit/alert-rules/00000000-0000-0000-0000-000000000000".to_string(),
+            None,
+        ),
+        (
+            Method::PUT,
+            "/api/2.0/audit/alert-rules/{id}",
+            "/api/2.0/audit/alert-rules/00000000-0000-0000-0000-000000000000".to_string(),
+            Some(json!({"name": "walk", "kind": "admins_group_change",
+                        "webhook": {"url": "http://127.0.0.1:9/hook"}})),
+        ),
+        (
+            Method::DELETE,
+            "/api/2.0/audit/alert-rules/{id}",
+            "/api/2.0/audit/alert-rules/00000000-0000-0000-0000-000000000000".to_string(),
+            None,
+        ),
     ] {
         walk(method, template, &path, body);
     }

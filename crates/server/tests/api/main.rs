@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod access;
+mod alerts;
 mod audit;
 mod audit_queries;
 mod authorization;

@@ -552,3 +552,27 @@ pub async fn spawn_app_on_with_clock(
     let settings = scimitar_server::WorkspaceSettings::default();
     spawn_configured(database, url, settings, clock).await
 }
+
+/// [`spawn_app`] with audit alert settings (fast polls and retries, rules of a config file).
+pub async fn spawn_app_with_alerts(alerts: scimitar_app::alerts::AlertSettings) -> TestApp {
+    let (database, url) = TestDatabase::fresh().await;
+    let (services, token, account) = bootstrapped(&url).await;
+    let application = Application::bind("127.0.0.1:0", services.clone())
+        .await
+        .expect("binds a free port")
+        .with_alerts(alerts);
+    let address = format!("http://{}", application.local_addr().expect("an address"));
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    tokio::spawn(application.run_until(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        address,
+        token,
+        client: reqwest::Client::new(),
+        services,
+        account,
+        _shutdown: shutdown,
+        _database: database,
+    }
+}

@@ -29,16 +29,16 @@ const SECRET_ATTRIBUTES: &[&str] = &["password"];
 
 /// What a change records, before the context and position are added.
 pub(crate) struct Description {
-    service_name: String,
-    action_name: String,
-    request_params: Map<String, Value>,
-    targets: Vec<AuditTarget>,
+    pub(crate) service_name: String,
+    pub(crate) action_name: String,
+    pub(crate) request_params: Map<String, Value>,
+    pub(crate) targets: Vec<AuditTarget>,
     /// The answer: 200 for a change (it committed), the refusal's status for a refusal.
-    response: AuditResponse,
+    pub(crate) response: AuditResponse,
 }
 
 /// The answer every committed change records.
-fn committed() -> AuditResponse {
+pub(crate) fn committed() -> AuditResponse {
     AuditResponse {
         status_code: 200,
         error_message: None,
@@ -138,7 +138,7 @@ fn principal_target(
     }
 }
 
-fn target(kind: &str, id: &str) -> AuditTarget {
+pub(crate) fn target(kind: &str, id: &str) -> AuditTarget {
     AuditTarget {
         kind: kind.to_string(),
         id: id.to_string(),
@@ -147,7 +147,7 @@ fn target(kind: &str, id: &str) -> AuditTarget {
     }
 }
 
-fn params_of(value: Value) -> Map<String, Value> {
+pub(crate) fn params_of(value: Value) -> Map<String, Value> {
     match value {
         Value::Object(map) => map,
         other => Map::from_iter([("value".to_string(), other)]),
@@ -256,6 +256,7 @@ pub(crate) fn describe(change: &Change, before: Option<&Principal>) -> Option<De
             params_of(json!({"uid": uid})),
             vec![target("FederationPolicy", uid)],
         ),
+        Change::Alerts(change) => return crate::sql::alerts::describe(change),
         // The secret's digest stays out: only which principal, which secret, and its limits.
         Change::CreateOAuthSecret { secret, .. } => described(
             "accounts",

@@ -584,10 +584,68 @@ impl<B: SqlBackend> Store for B {
         .await
     }
 
+    async fn alert_rules(
+        &self,
+        account: &AccountId,
+    ) -> ScimResult<Vec<crate::alerts::StoredAlertRule>> {
+        let account = account.clone();
+        run!(self, Bulk, |session| crate::sql::alerts::rules(
+            session, &account
+        ))
+        .await
+    }
+
     async fn sync_runs(&self, job: &str, limit: usize) -> ScimResult<Vec<crate::SyncRunRecord>> {
         let job = job.to_string();
         run!(self, Point, |session| crate::sql::sync_state::runs(
             session, &job, limit
+        ))
+        .await
+    }
+
+    async fn alert_cursor(
+        &self,
+        account: &AccountId,
+    ) -> ScimResult<Option<crate::alerts::AlertCursor>> {
+        let account = account.clone();
+        run!(self, Point, |session| crate::sql::alerts::cursor(
+            session, &account
+        ))
+        .await
+    }
+
+    async fn alert_window(
+        &self,
+        account: &AccountId,
+        since: scimitar_domain::Timestamp,
+        through: u64,
+        limit: usize,
+    ) -> ScimResult<Vec<StoredAuditEvent>> {
+        let account = account.clone();
+        run!(self, Bulk, |session| crate::sql::alerts::window(
+            session, &account, since, through, limit
+        ))
+        .await
+    }
+
+    async fn alert_deliveries_due(
+        &self,
+        now: scimitar_domain::Timestamp,
+        limit: usize,
+    ) -> ScimResult<Vec<crate::alerts::AlertDelivery>> {
+        run!(self, Bulk, |session| crate::sql::alerts::deliveries_due(
+            session, now, limit
+        ))
+        .await
+    }
+
+    async fn alert_deliveries(
+        &self,
+        account: &AccountId,
+    ) -> ScimResult<Vec<crate::alerts::AlertDelivery>> {
+        let account = account.clone();
+        run!(self, Bulk, |session| crate::sql::alerts::deliveries(
+            session, &account
         ))
         .await
     }

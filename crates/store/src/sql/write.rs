@@ -439,6 +439,7 @@ async fn apply_change<T: SqlTransaction>(
         Change::RecordExchangedToken(token) => {
             federation::record_exchanged_token(transaction, account, token).await?
         }
+        Change::Alerts(change) => crate::sql::alerts::apply(transaction, account, change).await?,
         Change::ReplaceRuleSet {
             rule_set,
             expected_version,
