@@ -536,7 +536,6 @@ CREATE TABLE federation_replays (
     PRIMARY KEY (account_id, issuer, token_id)
 );
 CREATE INDEX federation_replays_by_expiry ON federation_replays (account_id, expires);
-);
 "#,
     ),
     (
@@ -584,7 +583,6 @@ CREATE TABLE alert_outbox (
 );
 CREATE INDEX alert_outbox_due ON alert_outbox (next_attempt) WHERE delivered IS NULL;
 CREATE INDEX alert_audit_events_by_time ON audit_events (account_id, event_time);
-);
 "#,
     ),
     (
@@ -1057,7 +1055,6 @@ CREATE TABLE federation_replays (
     PRIMARY KEY (account_id, issuer, token_id)
 );
 CREATE INDEX federation_replays_by_expiry ON federation_replays (account_id, expires);
-);
 "#,
     ),
     (
@@ -1101,7 +1098,6 @@ CREATE TABLE alert_outbox (
 );
 CREATE INDEX alert_outbox_due ON alert_outbox (next_attempt) WHERE delivered IS NULL;
 CREATE INDEX alert_audit_events_by_time ON audit_events (account_id, event_time);
-);
 "#,
     ),
     (
