@@ -41,10 +41,13 @@ def main():
     seconds = sum(elapsed for _, elapsed in pages)
     print(f"audit events paged: {total:,} in {seconds:.1f} s, {total / seconds:,.0f} events/s "
           f"over {len(pages):,} pages")
-    tenth = max(1, len(pages) // 10)
+    # Ten parts of (nearly) equal page counts; pages left over by the division go to the
+    # last part, so a short last page never stands alone as an eleventh "tenth".
+    parts = min(10, len(pages))
+    bounds = [len(pages) * part // parts for part in range(parts + 1)]
     rates = []
-    for start in range(0, len(pages), tenth):
-        chunk = pages[start:start + tenth]
+    for start, end in zip(bounds, bounds[1:]):
+        chunk = pages[start:end]
         count = sum(c for c, _ in chunk)
         rates.append(count / sum(e for _, e in chunk))
     print("events/s by tenth of the trail: " + ", ".join(f"{rate:,.0f}" for rate in rates))
