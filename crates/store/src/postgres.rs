@@ -19,7 +19,7 @@
 //!   cascade, instead of the add failing on a foreign key.
 //! - the checks that several writers could each pass alone (the first account, membership
 //!   cycles, an object's ACL, the last admin): transaction-scoped advisory locks, taken through
-//!   [`SqlTransaction::lock`]; and the access log's order, see [`PostgresSession::append_log`].
+//!   [`SqlTransaction::lock`]; and the access log's order, see [`PostgresSession::finish_change`].
 //! - schema migrations: run under an advisory lock, see [`PostgresStore::migrate`].
 //!
 //! A transaction that PostgreSQL aborts as a deadlock or serialization failure is retried whole
@@ -32,7 +32,7 @@ use crate::sql::read;
 use crate::sql::store::{Read, SqlBackend, Work, WriteHealth};
 use crate::sql::transaction::{
     unique_violation, unstorable_text, Cell, Lock, LogEntry, Param, SqlFuture, SqlRow,
-    SqlTransaction,
+    SqlStatement, SqlTransaction,
 };
 use crate::sql::{write, Dialect, PostgresDialect};
 use deadpool_postgres::tokio_postgres::error::SqlState;
@@ -55,7 +55,7 @@ const MIGRATION_LOCK_KEY: i64 = 0x7363_696d_6974_6172;
 const FIRST_ACCOUNT_LOCK_KEY: i64 = 0x7363_696d_6163_6374;
 
 /// The key of the advisory lock under which access-log entries are numbered and committed
-/// ("scimlog!" in ASCII). See [`PostgresSession::append_log`].
+/// ("scimlog!" in ASCII). See [`PostgresSession::finish_change`].
 const ACCESS_LOG_LOCK_KEY: i64 = 0x7363_696d_6c6f_6721;
 
 /// The first halves of the two-part advisory lock keys taken per account or per object; the
@@ -302,6 +302,19 @@ impl<'c> PostgresSession<'c> {
     }
 }
 
+/// Runs a prepared statement for the number of rows it changed, without borrowing the
+/// session: several may be in flight on one connection at once.
+async fn execute_on(
+    on: On<'_>,
+    statement: &Statement,
+    values: &[&(dyn ToSql + Sync)],
+) -> Result<u64, tokio_postgres::Error> {
+    match on {
+        On::Client(client) => client.execute(statement, values).await,
+        On::Transaction(transaction) => transaction.execute(statement, values).await,
+    }
+}
+
 /// What PostgreSQL answers a statement with.
 enum Answer {
     Rows(Vec<Row>),
@@ -379,7 +392,16 @@ impl SqlTransaction for PostgresSession<'_> {
     /// number has waited for every earlier holder to commit. Writing the entries last keeps
     /// that lock to the insert and the commit itself; the rest of the change runs in parallel
     /// with other writers.
-    fn append_log(&mut self, entries: &[LogEntry]) -> impl SqlFuture<()> {
+    ///
+    /// Everything here is sent before any answer is read (tokio-postgres pipelines the
+    /// requests of futures polled together), so the change's last writes, the log's lock and
+    /// its insert cost one round trip; PostgreSQL still runs them in order, and one that fails
+    /// fails the ones after it, and the transaction.
+    fn finish_change(
+        &mut self,
+        statements: &[SqlStatement<'_>],
+        entries: &[LogEntry],
+    ) -> impl SqlFuture<()> {
         let accounts: Vec<&str> = entries
             .iter()
             .map(|(account, _)| account.as_str())
@@ -388,17 +410,65 @@ impl SqlTransaction for PostgresSession<'_> {
             entries.iter().map(|(_, event)| event.to_json()).collect();
         async move {
             let events = events?;
-            let lock = [Param::Integer(ACCESS_LOG_LOCK_KEY)];
-            self.changed("SELECT pg_advisory_xact_lock($1)", &lock)
-                .await?;
             // WITH ORDINALITY keeps the entries in the order the change made them.
-            let sql = "INSERT INTO access_log (account_id, event) \
-                       SELECT account_id, event FROM unnest($1::text[], $2::text[]) WITH ORDINALITY \
-                       AS entry(account_id, event, position) ORDER BY position";
-            let statement = self.prepare(sql, true).await?;
-            self.send(sql, &statement, &[&accounts, &events], false)
-                .await
-                .map(|_| ())
+            const INSERT_LOG: &str = "INSERT INTO access_log (account_id, event) \
+                SELECT account_id, event FROM unnest($1::text[], $2::text[]) WITH ORDINALITY \
+                AS entry(account_id, event, position) ORDER BY position";
+            const LOCK_LOG: &str = "SELECT pg_advisory_xact_lock($1)";
+            let lock = SqlStatement {
+                sql: LOCK_LOG,
+                params: vec![Param::Integer(ACCESS_LOG_LOCK_KEY)],
+            };
+            let plain: Vec<&SqlStatement<'_>> = statements
+                .iter()
+                .chain((!entries.is_empty()).then_some(&lock))
+                .collect();
+            let mut prepared = Vec::with_capacity(plain.len() + 1);
+            for statement in &plain {
+                prepared.push(self.prepare(statement.sql, true).await?);
+            }
+            let insert = if entries.is_empty() {
+                None
+            } else {
+                Some(self.prepare(INSERT_LOG, true).await?)
+            };
+            let bound: Vec<Vec<Box<dyn ToSql + Sync + Send + '_>>> = plain
+                .iter()
+                .zip(&prepared)
+                .map(|(statement, prepared)| {
+                    statement
+                        .params
+                        .iter()
+                        .zip(prepared.params())
+                        .map(|(value, ty)| bind(*value, ty))
+                        .collect()
+                })
+                .collect();
+            let mut sent: Vec<(&str, &Statement, Vec<&(dyn ToSql + Sync)>)> = plain
+                .iter()
+                .zip(&prepared)
+                .zip(&bound)
+                .map(|((statement, prepared), values)| {
+                    let values = values
+                        .iter()
+                        .map(|value| value.as_ref() as &(dyn ToSql + Sync))
+                        .collect();
+                    (statement.sql, prepared, values)
+                })
+                .collect();
+            if let Some(insert) = &insert {
+                sent.push((INSERT_LOG, insert, vec![&accounts, &events]));
+            }
+            let on = self.on;
+            let answers = futures_util::future::join_all(
+                sent.iter()
+                    .map(|(_, statement, values)| execute_on(on, statement, values)),
+            )
+            .await;
+            for ((sql, _, _), answer) in sent.iter().zip(answers) {
+                answer.map_err(|error| self.fail(sql, error))?;
+            }
+            Ok(())
         }
     }
 
@@ -645,7 +715,7 @@ impl SqlBackend for PostgresStore {
 
     /// A pooled connection; a consistent read is one REPEATABLE READ transaction, in which
     /// every query sees the state the first one saw (log numbers follow commit order, see
-    /// [`PostgresSession::append_log`], so that state is exactly the log's up to its position).
+    /// [`PostgresSession::finish_change`], so that state is exactly the log's up to its position).
     fn read<T: Send + 'static>(&self, kind: Read, work: impl Work<Self, T>) -> impl SqlFuture<T> {
         async move {
             let mut client = self.client().await?;

@@ -27,7 +27,7 @@ use crate::change::Change;
 use crate::migrations::SQLITE_MIGRATIONS;
 use crate::sql::store::{Read, SqlBackend, Work, WriteHealth};
 use crate::sql::transaction::{
-    unique_violation, Cell, Lock, LogEntry, Param, SqlFuture, SqlRow, SqlTransaction,
+    unique_violation, Cell, Lock, LogEntry, Param, SqlFuture, SqlRow, SqlStatement, SqlTransaction,
 };
 use crate::sql::{write, Dialect, SqliteDialect};
 use futures_util::future::BoxFuture;
@@ -243,8 +243,16 @@ impl SqlTransaction for SqliteSession<'_> {
 
     /// The one writer commits in order, so the rowid (one more than the largest) follows
     /// commit order.
-    fn append_log(&mut self, entries: &[LogEntry]) -> impl SqlFuture<()> {
+    /// In process, a statement costs no round trip: they run one after the other.
+    fn finish_change(
+        &mut self,
+        statements: &[SqlStatement<'_>],
+        entries: &[LogEntry],
+    ) -> impl SqlFuture<()> {
         let append = || {
+            for statement in statements {
+                self.run_execute(statement.sql, &statement.params)?;
+            }
             for (account, event) in entries {
                 let event = event.to_json()?;
                 let params = [Param::Text(account.as_str()), Param::Text(&event)];

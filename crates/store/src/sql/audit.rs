@@ -17,7 +17,7 @@ use crate::audit::{
 use crate::change::Change;
 use crate::governance::GovernanceChange;
 use crate::sql::read::to_i64;
-use crate::sql::transaction::{params, query_opt, SqlTransaction};
+use crate::sql::transaction::{params, query_opt, SqlStatement, SqlTransaction};
 use scimitar_audit::{merkle, Frontier, Hash};
 use scimitar_domain::ids::lower_hex;
 use scimitar_domain::patch::MembershipStep;
@@ -687,32 +687,81 @@ fn governance(workspace: Option<&str>, changes: &[GovernanceChange]) -> Descript
     }
 }
 
-/// Appends the event of a change to its account's trail, in the change's transaction: takes
-/// the next sequence number (locking the account's head until commit), writes the event's
-/// text and leaf hash, and moves the head's frontier and root on by that leaf.
+/// An event numbered and hashed, with the head it moves to: what is left to write of it
+/// ([`PendingEvent::statements`]), which the change sends with its last writes.
+pub(crate) struct PendingEvent {
+    account: String,
+    seq: i64,
+    time: Option<i64>,
+    action_name: String,
+    text: String,
+    leaf: String,
+    frontier: String,
+    root: String,
+}
+
+impl PendingEvent {
+    /// The event's row, and the head moved on by its leaf.
+    pub(crate) fn statements(&self) -> [SqlStatement<'_>; 2] {
+        [
+            SqlStatement {
+                sql: "INSERT INTO audit_events (account_id, seq, event_time, action_name, event, leaf) \
+                      VALUES ($1, $2, $3, $4, $5, $6)",
+                params: params![
+                    self.account.as_str(),
+                    self.seq,
+                    self.time,
+                    self.action_name.as_str(),
+                    self.text.as_str(),
+                    self.leaf.as_str()
+                ]
+                .to_vec(),
+            },
+            SqlStatement {
+                sql: "UPDATE audit_heads SET frontier = $2, root = $3 WHERE account_id = $1",
+                params: params![
+                    self.account.as_str(),
+                    self.frontier.as_str(),
+                    self.root.as_str()
+                ]
+                .to_vec(),
+            },
+        ]
+    }
+}
+
+/// Numbers the event of a change in its account's trail, in the change's transaction: takes
+/// the next sequence number (locking the account's head until commit), and returns the event
+/// with its text, its leaf hash and the head's frontier and root moved on by that leaf, for
+/// the caller to write ([`PendingEvent::statements`]) before anything else reads the head.
 pub(crate) async fn append<T: SqlTransaction>(
     transaction: &mut T,
     account: &AccountId,
     context: &AuditContext,
     description: Description,
-) -> ScimResult<()> {
-    let empty_root = lower_hex(&merkle::empty_root());
-    transaction
-        .execute(
-            "INSERT INTO audit_heads (account_id, size, frontier, root) VALUES ($1, 0, '', $2) \
-             ON CONFLICT (account_id) DO NOTHING",
-            params![account.as_str(), empty_root.as_str()],
-        )
-        .await?;
-    let mut head = query_opt(
-        transaction,
-        "UPDATE audit_heads SET size = size + 1 WHERE account_id = $1 RETURNING size, frontier",
-        params![account.as_str()],
-    )
-    .await?
-    .ok_or_else(|| {
-        ScimError::internal("the account's audit head vanished inside its transaction")
-    })?;
+) -> ScimResult<PendingEvent> {
+    const NEXT: &str =
+        "UPDATE audit_heads SET size = size + 1 WHERE account_id = $1 RETURNING size, frontier";
+    // The head exists from the account's first event on: every later event costs one
+    // statement here, not two (this runs while the head is locked, on every write).
+    let mut head = match query_opt(transaction, NEXT, params![account.as_str()]).await? {
+        Some(head) => head,
+        None => {
+            let empty_root = lower_hex(&merkle::empty_root());
+            transaction
+                .execute(
+                    "INSERT INTO audit_heads (account_id, size, frontier, root) \
+                     VALUES ($1, 0, '', $2) ON CONFLICT (account_id) DO NOTHING",
+                    params![account.as_str(), empty_root.as_str()],
+                )
+                .await?;
+            query_opt(transaction, NEXT, params![account.as_str()])
+                .await?
+                .ok_or_else(|| {
+                    ScimError::internal("the account's audit head vanished inside its transaction")
+                })?
+        }
+    };
     let seq = u64::try_from(head.integer(0)?)
         .map_err(|_| ScimError::internal("a negative audit trail size"))?;
     let mut frontier = frontier_from_text(seq - 1, &head.text(1)?)?;
@@ -737,31 +786,16 @@ pub(crate) async fn append<T: SqlTransaction>(
         .map_err(|error| ScimError::internal_caused_by("an audit event as JSON", error))?;
     let leaf = merkle::leaf_hash(text.as_bytes());
     frontier.push(leaf);
-    let leaf_hex = lower_hex(&leaf);
-    let time = context.event_time.map(|time| time.as_micros());
-    transaction
-        .execute(
-            "INSERT INTO audit_events (account_id, seq, event_time, action_name, event, leaf) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-            params![
-                account.as_str(),
-                to_i64(seq),
-                time,
-                event.action_name.as_str(),
-                text.as_str(),
-                leaf_hex.as_str()
-            ],
-        )
-        .await?;
-    let frontier_text = frontier_to_text(&frontier);
-    let root = lower_hex(&frontier.root());
-    transaction
-        .execute(
-            "UPDATE audit_heads SET frontier = $2, root = $3 WHERE account_id = $1",
-            params![account.as_str(), frontier_text.as_str(), root.as_str()],
-        )
-        .await?;
-    Ok(())
+    Ok(PendingEvent {
+        account: account.to_string(),
+        seq: to_i64(seq),
+        time: context.event_time.map(|time| time.as_micros()),
+        action_name: event.action_name,
+        text,
+        leaf: lower_hex(&leaf),
+        frontier: frontier_to_text(&frontier),
+        root: lower_hex(&frontier.root()),
+    })
 }
 
 /// Appends one event per refused request to the account's trail, in order, inside one
@@ -772,13 +806,18 @@ pub(crate) async fn append_refusals<T: SqlTransaction>(
     refusals: &[crate::audit::Refusal],
 ) -> ScimResult<()> {
     for refusal in refusals {
-        append(
+        let event = append(
             transaction,
             account,
             &refusal.context,
             refusal_description(refusal),
         )
         .await?;
+        for statement in event.statements() {
+            transaction
+                .execute(statement.sql, &statement.params)
+                .await?;
+        }
     }
     Ok(())
 }

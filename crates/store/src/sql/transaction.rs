@@ -1,7 +1,8 @@
 //! The interface the shared SQL code drives a database through: a session (a transaction, or
 //! a connection for reads) that runs statements with backend-neutral parameters and returns
 //! backend-neutral rows, and the few hooks where the backends really differ: locks that only
-//! matter when several writers run at once, how the access log is appended, and a little SQL
+//! matter when several writers run at once, how a change's last writes and the access log are
+//! sent, and a little SQL
 //! text. The messages a client is given for violated constraints live here too, so both
 //! backends give the same ones.
 
@@ -167,6 +168,13 @@ pub enum Lock<'a> {
 /// An access-log entry a change makes, with its account.
 pub type LogEntry = (AccountId, AccessEvent);
 
+/// A statement whose success alone matters, not its rows: one of the writes that end a change
+/// ([`SqlTransaction::finish_change`]).
+pub struct SqlStatement<'a> {
+    pub sql: &'static str,
+    pub params: Vec<Param<'a>>,
+}
+
 /// The future of a session's operation: its outcome, `Send` so that the shared code's futures
 /// are `Send` wherever the session is.
 pub trait SqlFuture<T>: Future<Output = ScimResult<T>> + Send {}
@@ -197,8 +205,16 @@ pub trait SqlTransaction {
     /// Takes a lock held until the transaction ends (a no-op where one writer runs alone).
     fn lock(&mut self, lock: Lock<'_>) -> impl SqlFuture<()>;
 
-    /// Appends a change's access-log entries, in order, as the last thing before its commit.
-    fn append_log(&mut self, entries: &[LogEntry]) -> impl SqlFuture<()>;
+    /// Ends a change: runs `statements` (its audit event's writes), then appends its
+    /// access-log entries, in order, as the last thing before its commit. They run on every
+    /// write while the account's audit head is locked (see `sql::audit`), so a backend that
+    /// can sends them all before it waits for any answer: PostgreSQL pipelines them on the
+    /// connection, one round trip where there were four.
+    fn finish_change(
+        &mut self,
+        statements: &[SqlStatement<'_>],
+        entries: &[LogEntry],
+    ) -> impl SqlFuture<()>;
 
     /// Called before an import writes its records, which fill tables from empty.
     fn before_bulk_load(&mut self) -> impl SqlFuture<()>;

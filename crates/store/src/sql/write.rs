@@ -57,13 +57,18 @@ pub async fn apply<T: SqlTransaction>(
     let mut log = Log::default();
     apply_change(transaction, account, change, &mut log).await?;
     // After the change's own locks and before the access log's: see `sql::audit`.
-    if let Some(description) = audit::describe(change, before.as_ref()) {
-        audit::append(transaction, account, context, description).await?;
-    }
-    if log.entries.is_empty() {
+    let event = match audit::describe(change, before.as_ref()) {
+        Some(description) => Some(audit::append(transaction, account, context, description).await?),
+        None => None,
+    };
+    let statements = event.as_ref().map(audit::PendingEvent::statements);
+    let statements = statements
+        .as_ref()
+        .map_or(&[][..], |statements| &statements[..]);
+    if statements.is_empty() && log.entries.is_empty() {
         return Ok(());
     }
-    transaction.append_log(&log.entries).await
+    transaction.finish_change(statements, &log.entries).await
 }
 
 async fn apply_change<T: SqlTransaction>(
