@@ -24,10 +24,11 @@ use serde::Serialize;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-/// What the edge knows about a request: never a credential.
+/// What the edge knows about a request: never a credential. The address stays an address
+/// until an event needs its text: most requests record nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestInfo {
-    pub source_ip_address: Option<String>,
+    pub source_ip_address: Option<std::net::IpAddr>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
 }
@@ -56,24 +57,38 @@ pub struct RequestActor {
     pub identity: UserIdentity,
 }
 
-/// [`within`], also telling who the request acted as (`None` when no credential was
-/// verified: a 401, or a request that needs none).
+/// [`within`], also giving back the request's info and the actor it acted as (`None` when no
+/// credential was verified: a 401, or a request that needs none), for the edge to record a
+/// refusal with ([`RequestActor::of`]). Nothing is copied for a request that is not refused.
 pub async fn within_reporting<F: Future>(
     info: RequestInfo,
     work: F,
-) -> (F::Output, Option<RequestActor>) {
+) -> (F::Output, RequestInfo, Option<Actor>) {
     let scope = Arc::new(RequestScope {
         info,
         actor: Mutex::new(None),
     });
     let output = REQUEST.scope(scope.clone(), work).await;
-    let actor = scope.actor.lock().ok().and_then(|slot| slot.clone());
-    let actor = actor.map(|actor| RequestActor {
-        account: actor.account().clone(),
-        workspace: actor.workspace().cloned(),
-        identity: identity_of(&actor),
-    });
-    (output, actor)
+    // The task-local's copy went with the scope above, so this is the last one, unless
+    // something the work spawned still holds it; then the info is copied.
+    let RequestScope { info, actor } =
+        Arc::try_unwrap(scope).unwrap_or_else(|shared| RequestScope {
+            info: shared.info.clone(),
+            actor: Mutex::new(shared.actor.lock().ok().and_then(|slot| slot.clone())),
+        });
+    let actor = actor.into_inner().ok().flatten();
+    (output, info, actor)
+}
+
+impl RequestActor {
+    /// The actor as a refusal's event names it.
+    pub fn of(actor: &Actor) -> RequestActor {
+        RequestActor {
+            account: actor.account().clone(),
+            workspace: actor.workspace().cloned(),
+            identity: identity_of(actor),
+        }
+    }
 }
 
 /// The acting principal and its credential as the trail names them.
@@ -106,7 +121,7 @@ pub(crate) fn context(event_id: String, now: Timestamp) -> AuditContext {
         ..AuditContext::default()
     };
     let _ = REQUEST.try_with(|scope| {
-        context.source_ip_address = scope.info.source_ip_address.clone();
+        context.source_ip_address = scope.info.source_ip_address.map(|ip| ip.to_string());
         context.user_agent = scope.info.user_agent.clone();
         context.request_id = scope.info.request_id.clone();
         let actor = scope.actor.lock().ok().and_then(|slot| slot.clone());

@@ -214,7 +214,7 @@ fn refusal_event(
             event_time: Some(refused.time),
             workspace_id: workspace,
             user_identity: refused.actor.map(|actor| actor.identity),
-            source_ip_address: refused.info.source_ip_address,
+            source_ip_address: refused.info.source_ip_address.map(|ip| ip.to_string()),
             user_agent: refused.info.user_agent.as_deref().map(cut),
             request_id: refused.info.request_id,
         },

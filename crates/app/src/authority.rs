@@ -42,6 +42,7 @@
 use scimitar_access::{AccessModel, WorkspacePermission};
 use scimitar_domain::credentials::Token;
 use scimitar_domain::{AccountId, PrincipalId, ScimError, ScimResult, WorkspaceId};
+use std::sync::Arc;
 
 /// A verified credential, not yet tied to the account a request addresses.
 #[derive(Debug, Clone)]
@@ -86,7 +87,7 @@ impl Credential {
     pub fn act_in(self, account: &AccountId) -> ScimResult<Actor> {
         self.check_account(account)?;
         self.check_workspace(None)?;
-        Ok(Actor::noted(Actor {
+        Ok(Actor::noted(ActorParts {
             account: self.token.account.clone(),
             principal: self.token.principal.clone(),
             workspace: None,
@@ -103,7 +104,7 @@ impl Credential {
     ) -> ScimResult<Actor> {
         self.check_account(account)?;
         self.check_workspace(Some(workspace))?;
-        Ok(Actor::noted(Actor {
+        Ok(Actor::noted(ActorParts {
             account: self.token.account.clone(),
             principal: self.token.principal.clone(),
             workspace: Some(workspace.clone()),
@@ -142,8 +143,13 @@ impl Credential {
 }
 
 /// A principal acting in its account, through the account API or one of its workspaces.
+/// Shared, not copied: a request hands its actor to the audit scope and to every
+/// capability it proves, and most requests clone it more than once.
 #[derive(Debug, Clone)]
-pub struct Actor {
+pub struct Actor(Arc<ActorParts>);
+
+#[derive(Debug)]
+struct ActorParts {
     account: AccountId,
     principal: PrincipalId,
     /// The workspace it acts in; `None` for the account API (and an operator).
@@ -155,7 +161,7 @@ pub struct Actor {
 impl Actor {
     /// An actor without a credential, for an operator who holds the database (the CLI).
     pub(crate) fn operator(account: AccountId, principal: PrincipalId) -> Actor {
-        Actor::noted(Actor {
+        Actor::noted(ActorParts {
             account,
             principal,
             workspace: None,
@@ -165,7 +171,8 @@ impl Actor {
 
     /// Every actor is made through here: the request it is made in records it as the one
     /// acting, for the audit trail (`crate::audit`).
-    fn noted(actor: Actor) -> Actor {
+    fn noted(parts: ActorParts) -> Actor {
+        let actor = Actor(Arc::new(parts));
         crate::audit::note_actor(&actor);
         actor
     }
@@ -173,26 +180,26 @@ impl Actor {
     /// The workspace the actor acts in, when it came through a workspace's API: what it reads
     /// of the directory and whom it may change are that workspace's.
     pub fn workspace(&self) -> Option<&WorkspaceId> {
-        self.workspace.as_ref()
+        self.0.workspace.as_ref()
     }
 
     pub fn account(&self) -> &AccountId {
-        &self.account
+        &self.0.account
     }
 
     pub fn principal(&self) -> &PrincipalId {
-        &self.principal
+        &self.0.principal
     }
 
     /// The token the actor authenticated with, if it came through one.
     pub fn token(&self) -> Option<&Token> {
-        self.token.as_ref()
+        self.0.token.as_ref()
     }
 
     /// Whether the engine's model counts this actor as an admin where it acts: of its
     /// account, or of the workspace it acts in ([`is_admin_of`]).
     pub(crate) fn is_admin_in(&self, model: &AccessModel) -> bool {
-        is_admin_of(model, &self.principal, self.workspace.as_ref())
+        is_admin_of(model, &self.0.principal, self.0.workspace.as_ref())
     }
 }
 
@@ -213,7 +220,7 @@ impl AccountAdmin {
     }
 
     pub fn account(&self) -> &AccountId {
-        &self.actor.account
+        &self.actor.0.account
     }
 }
 
@@ -327,6 +334,6 @@ pub enum PrincipalUpdate {
 pub(crate) fn not_an_admin(actor: &Actor, what: &str) -> ScimError {
     ScimError::Forbidden(format!(
         "only admins of the account may {what}: principal {} is not a member of the 'admins' group",
-        actor.principal
+        actor.0.principal
     ))
 }

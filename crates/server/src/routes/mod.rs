@@ -245,7 +245,7 @@ where
             source_ip_address: request
                 .extensions()
                 .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|peer| peer.0.ip().to_string()),
+                .map(|peer| peer.0.ip()),
             user_agent: request
                 .headers()
                 .get(axum::http::header::USER_AGENT)
@@ -266,10 +266,10 @@ where
             .get::<addressing::WorkspaceAddress>()
             .cloned();
         let handled = span.in_scope(|| self.inner.call(request));
-        let handled = scimitar_app::audit::within_reporting(audit.clone(), handled);
+        let handled = scimitar_app::audit::within_reporting(audit, handled);
         let state = self.state.clone();
         Box::pin(async move {
-            let (Ok(mut response), actor) =
+            let (Ok(mut response), audit, actor) =
                 tracing::Instrument::instrument(handled, span.clone()).await;
             if is_write {
                 consistency::add_change_token(&state, principal.as_ref(), &mut response);
@@ -280,7 +280,7 @@ where
                     &state,
                     &response,
                     Refused {
-                        actor,
+                        actor: actor.as_ref().map(scimitar_app::audit::RequestActor::of),
                         info: audit,
                         credential_kind,
                         workspace_address,
