@@ -281,39 +281,67 @@ fn hex_bytes(text: &str) -> Option<Vec<u8>> {
 pub struct SigningKeys {
     by_account: RwLock<HashMap<AccountId, Arc<Vec<LoadedKey>>>>,
     rotation: RwLock<std::time::Duration>,
-    verified: VerifiedSignatures,
+    verified: VerifiedTokens,
 }
 
-/// The most signatures a node remembers having verified; past it, it forgets them all and
-/// starts again (a client presents one token for an hour of requests, so the set refills with
-/// the tokens in use at once).
-const MAX_VERIFIED_SIGNATURES: usize = 16_384;
+/// The most verified tokens a node remembers; past it, it forgets them all and starts again
+/// (a client presents one token for an hour of requests, so the set refills with the tokens
+/// in use at once).
+const MAX_VERIFIED_TOKENS: usize = 16_384;
 
-/// Signatures this node has verified, each with the exact text it signed. An Ed25519
-/// verification costs more than the rest of a GET by id, and a client presents the same token
-/// for every request of its hour; only the signature's arithmetic is remembered, while expiry,
-/// audience, key, secret, principal and scope are checked on every request. A remembered
-/// signature counts only for the same signed text, so it cannot vouch for altered claims.
+/// Access tokens this node has verified, by signature, each with the exact text it signed and
+/// what was read from it. An Ed25519 verification costs more than the rest of a GET by id, and
+/// decoding the claims a good part of what remains, while a client presents the same token for
+/// every request of its hour. What cannot change for one signed text (the signature, the
+/// algorithm, the claims and whether they are well formed, the audience against the account
+/// and workspace the claims name, the scope's spelling) is decided once; expiry, the key, the
+/// secret or policy, the principal, and the scope against the request are checked on every
+/// request. A remembered token counts only for the same signed text, so it cannot vouch for
+/// altered claims.
 #[derive(Default)]
-struct VerifiedSignatures {
-    by_signature: Mutex<HashMap<[u8; 64], Box<str>>>,
+struct VerifiedTokens {
+    by_signature: Mutex<HashMap<[u8; 64], Arc<VerifiedToken>>>,
 }
 
-impl VerifiedSignatures {
-    fn holds(&self, signature: &[u8; 64], signed: &str) -> bool {
-        self.by_signature.lock().is_ok_and(|verified| {
-            verified
-                .get(signature)
-                .is_some_and(|text| **text == *signed)
-        })
+/// What a verified access token says.
+struct VerifiedToken {
+    /// The header and claims exactly as signed.
+    signed: Box<str>,
+    kid: String,
+    account: AccountId,
+    principal: PrincipalId,
+    workspace: Option<WorkspaceId>,
+    jti: String,
+    scope: TokenScope,
+    issued: Timestamp,
+    /// `exp`, in seconds since the epoch.
+    expires_seconds: i64,
+    origin: TokenOrigin,
+}
+
+/// What an access token was minted from, which must still exist for it to be valid.
+enum TokenOrigin {
+    /// An OAuth secret (the client-credentials grant), with its key in the token cache.
+    Secret { id: String, cache_key: String },
+    /// A federation policy's uid (the token exchange).
+    Policy { uid: String },
+}
+
+impl VerifiedTokens {
+    fn get(&self, signature: &[u8; 64], signed: &str) -> Option<Arc<VerifiedToken>> {
+        let verified = self.by_signature.lock().ok()?;
+        verified
+            .get(signature)
+            .filter(|token| *token.signed == *signed)
+            .cloned()
     }
 
-    fn remember(&self, signature: [u8; 64], signed: &str) {
+    fn remember(&self, signature: [u8; 64], token: Arc<VerifiedToken>) {
         if let Ok(mut verified) = self.by_signature.lock() {
-            if verified.len() >= MAX_VERIFIED_SIGNATURES {
+            if verified.len() >= MAX_VERIFIED_TOKENS {
                 verified.clear();
             }
-            verified.insert(signature, signed.into());
+            verified.insert(signature, token);
         }
     }
 }
@@ -323,7 +351,7 @@ impl Default for SigningKeys {
         SigningKeys {
             by_account: RwLock::default(),
             rotation: RwLock::new(DEFAULT_SIGNING_KEY_ROTATION),
-            verified: VerifiedSignatures::default(),
+            verified: VerifiedTokens::default(),
         }
     }
 }
@@ -592,38 +620,102 @@ impl Services {
         else {
             return Err(refused("not a JWT"));
         };
-        let header: Header = decode_json(header_part).ok_or_else(|| refused("bad header"))?;
-        if header.alg != ALGORITHM {
-            return Err(refused("the algorithm is not EdDSA"));
-        }
-        let claims: Claims = decode_json(claims_part).ok_or_else(|| refused("bad claims"))?;
         let signature: [u8; 64] = URL_SAFE_NO_PAD
             .decode(signature_part)
             .ok()
             .and_then(|bytes| bytes.try_into().ok())
             .ok_or_else(|| refused("bad signature"))?;
+        let signed = &jwt[..header_part.len() + 1 + claims_part.len()];
+        let token = match self.oauth_keys.verified.get(&signature, signed) {
+            Some(token) => {
+                // The key must still be one of the account's: a key taken out of service
+                // ends the tokens it signed, remembered or not.
+                let keys = self
+                    .verifying_keys(&token.account, Some(&token.kid))
+                    .await?;
+                if !keys.iter().any(|key| key.kid == token.kid) {
+                    return Err(refused("unknown key"));
+                }
+                token
+            }
+            None => {
+                let token = Arc::new(
+                    self.verify_signed_token(header_part, claims_part, signed, &signature)
+                        .await?,
+                );
+                self.oauth_keys
+                    .verified
+                    .remember(signature, Arc::clone(&token));
+                token
+            }
+        };
+        let now = self.clock.now();
+        if now.as_micros().div_euclid(MICROS_PER_SECOND) >= token.expires_seconds {
+            return Err(refused("expired"));
+        }
+        match &token.origin {
+            TokenOrigin::Secret { id, cache_key } => {
+                let expires = self
+                    .live_secret(&token.account, &token.principal, id, cache_key)
+                    .await?;
+                if expires.is_some_and(|expires| now >= expires) {
+                    return Err(refused("the secret it was minted from has expired"));
+                }
+            }
+            TokenOrigin::Policy { uid } => {
+                self.live_policy(&token.account, &token.principal, uid)
+                    .await?;
+            }
+        }
+        if !self
+            .may_act_in(&token.account, &token.principal, None)
+            .await?
+        {
+            return Err(refused("the principal is deactivated or deleted"));
+        }
+        token.scope.permits(kind)?;
+        Ok(Credential::oauth(Token {
+            id: token.jti.clone(),
+            account: token.account.clone(),
+            principal: token.principal.clone(),
+            scope: token.scope,
+            comment: None,
+            created: token.issued,
+            expires: Some(Timestamp::from_micros(
+                token.expires_seconds.saturating_mul(MICROS_PER_SECOND),
+            )),
+            workspace: token.workspace.clone(),
+            created_by: None,
+        }))
+    }
+
+    /// The first sight of an access token: its header and claims decoded, its signature
+    /// verified by the key it names (`alg` exactly `EdDSA`), and what the claims say checked
+    /// against each other. Only after the signature is anything in the claims believed.
+    async fn verify_signed_token(
+        &self,
+        header_part: &str,
+        claims_part: &str,
+        signed: &str,
+        signature: &[u8; 64],
+    ) -> ScimResult<VerifiedToken> {
+        let header: Header = decode_json(header_part).ok_or_else(|| refused("bad header"))?;
+        if header.alg != ALGORITHM {
+            return Err(refused("the algorithm is not EdDSA"));
+        }
+        let claims: Claims = decode_json(claims_part).ok_or_else(|| refused("bad claims"))?;
         let account = AccountId::new(&claims.account_id);
         let keys = self.verifying_keys(&account, Some(&header.kid)).await?;
         let key = keys
             .iter()
             .find(|key| key.kid == header.kid)
             .ok_or_else(|| refused("unknown key"))?;
-        let signed = &jwt[..header_part.len() + 1 + claims_part.len()];
-        if !self.oauth_keys.verified.holds(&signature, signed) {
-            key.verifying
-                .verify_strict(
-                    signed.as_bytes(),
-                    &ed25519_dalek::Signature::from_bytes(&signature),
-                )
-                .map_err(|_| refused("the signature does not verify"))?;
-            self.oauth_keys.verified.remember(signature, signed);
-        }
-        // Only now is anything in the claims believed.
-        let now = self.clock.now();
-        let now_seconds = now.as_micros().div_euclid(MICROS_PER_SECOND);
-        if now_seconds >= claims.exp {
-            return Err(refused("expired"));
-        }
+        key.verifying
+            .verify_strict(
+                signed.as_bytes(),
+                &ed25519_dalek::Signature::from_bytes(signature),
+            )
+            .map_err(|_| refused("the signature does not verify"))?;
         let audience = TokenAudience {
             account: account.clone(),
             workspace: claims.workspace_id.as_deref().map(WorkspaceId::new),
@@ -631,57 +723,42 @@ impl Services {
         if claims.aud != audience.claim() {
             return Err(refused("the audience does not match"));
         }
-        let principal = PrincipalId::new(&claims.sub);
-        match (&claims.secret_id, &claims.federation_policy) {
-            (Some(secret_id), None) => {
-                let secret = self.live_secret(&account, &principal, secret_id).await?;
-                if !secret.is_valid_at(now) {
-                    return Err(refused("the secret it was minted from has expired"));
-                }
-            }
-            (None, Some(uid)) => self.live_policy(&account, &principal, uid).await?,
+        let origin = match (claims.secret_id, claims.federation_policy) {
+            (Some(id), None) => TokenOrigin::Secret {
+                cache_key: secret_cache_key(&account, &id),
+                id,
+            },
+            (None, Some(uid)) => TokenOrigin::Policy { uid },
             _ => return Err(refused("it names neither a secret nor a federation policy")),
-        }
-        if !self.may_act_in(&account, &principal, None).await? {
-            return Err(refused("the principal is deactivated or deleted"));
-        }
+        };
         let scope = TokenScope::parse(&claims.scope).map_err(|_| refused("unknown scope"))?;
-        scope.permits(kind)?;
-        Ok(Credential::oauth(Token {
-            id: claims.jti,
+        Ok(VerifiedToken {
+            signed: signed.into(),
+            kid: header.kid,
             account,
-            principal,
-            scope,
-            comment: None,
-            created: Timestamp::from_micros(claims.iat.saturating_mul(MICROS_PER_SECOND)),
-            expires: Some(Timestamp::from_micros(
-                claims.exp.saturating_mul(MICROS_PER_SECOND),
-            )),
+            principal: PrincipalId::new(&claims.sub),
             workspace: audience.workspace,
-            created_by: None,
-        }))
+            jti: claims.jti,
+            scope,
+            issued: Timestamp::from_micros(claims.iat.saturating_mul(MICROS_PER_SECOND)),
+            expires_seconds: claims.exp,
+            origin,
+        })
     }
 
-    /// The secret a token was minted from, from the node's token cache or else storage (then
-    /// cached, unless the log moved on during the read): missing once deleted.
+    /// The expiry of the secret a token was minted from (`cache_key` is its key in the node's
+    /// token cache, [`secret_cache_key`]), from that cache or else storage (then cached,
+    /// unless the log moved on during the read): refused once deleted.
     async fn live_secret(
         &self,
         account: &AccountId,
         principal: &PrincipalId,
         secret_id: &str,
-    ) -> ScimResult<OAuthSecret> {
-        let key = secret_cache_key(account, secret_id);
-        let as_secret = |token: &Token| OAuthSecret {
-            id: token.id.clone(),
-            account: token.account.clone(),
-            principal: token.principal.clone(),
-            scopes: Vec::new(),
-            created: token.created,
-            expires: token.expires,
-        };
-        if let Some(cached) = self.access.cached_token(&key) {
+        cache_key: &str,
+    ) -> ScimResult<Option<Timestamp>> {
+        if let Some(cached) = self.access.cached_token(cache_key) {
             if cached.token.principal == *principal {
-                return Ok(as_secret(&cached.token));
+                return Ok(cached.token.expires);
             }
             return Err(refused("the secret belongs to another principal"));
         }
@@ -707,8 +784,9 @@ impl Services {
             workspace: None,
             created_by: None,
         };
-        self.access.remember_token(key, entry, read_at);
-        Ok(secret)
+        self.access
+            .remember_token(cache_key.to_string(), entry, read_at);
+        Ok(secret.expires)
     }
 
     // ----- the secrets API --------------------------------------------------------------------
