@@ -268,6 +268,26 @@ mod tests {
         assert!(matches!(job.source, SourceConfig::Scim { .. }));
     }
 
+    /// The `watch` example in README's "Sync" section, which must stay a valid job.
+    #[test]
+    fn the_readme_watch_example_is_a_valid_job() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("```toml\njob = \"idp-to-prod\"")
+            .expect("the example")
+            + "```toml\n".len();
+        let end = start + readme[start..].find("```").expect("its end");
+        let job = JobConfig::parse(&readme[start..end]).expect("parses");
+        assert!(matches!(
+            job.source,
+            SourceConfig::Scim {
+                follow_changes: true,
+                ..
+            }
+        ));
+        assert_eq!(job.watch, WatchSettings::default());
+    }
+
     #[test]
     fn an_ldap_source_names_its_directory_and_where_its_password_is() {
         let job = JobConfig::parse(
