@@ -6,7 +6,7 @@
 //! stopped the run. `watch` runs until SIGINT or SIGTERM and exits 0.
 
 use clap::{Args, Subcommand};
-use scimitar_domain::SystemClock;
+use scimitar_domain::{Clock, SystemClock};
 use scimitar_sync::config::{JobConfig, Policy, Profile, SourceConfig, WatchSettings};
 use scimitar_sync::run::{run, Job, Mode, Source};
 use scimitar_sync::scim::{RetryPolicy, ScimEndpoint, Secret};
@@ -106,6 +106,19 @@ async fn run_sync(mode: Mode, args: &SyncArgs) -> Result<u8, String> {
     let store = scimitar_store::open(&database)
         .await
         .map_err(|error| format!("the state database: {error}"))?;
+    // A `watch` of the job applies it already: a second writer beside it would race it.
+    if mode == Mode::Apply {
+        let holder = scimitar_sync::state::lease_holder(&*store, &job.name, SystemClock.now())
+            .await
+            .map_err(|error| error.to_string())?;
+        if let Some(holder) = holder {
+            return Err(format!(
+                "a `scimitar sync watch` of job {} is running ({holder}); stop it first, or let \
+                 it apply the change",
+                job.name
+            ));
+        }
+    }
     let report = run(&job, &*store, &SystemClock, mode)
         .await
         .map_err(|error| error.to_string())?;

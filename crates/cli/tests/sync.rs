@@ -256,6 +256,15 @@ fn sync_watch_follows_a_scimitar_source_until_sigterm() {
         assert!(std::time::Instant::now() < deadline, "ops at the target");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    // While the watch holds the job, an `apply` of it refuses to race it.
+    let apply = Command::new(binary)
+        .args(["sync", "apply", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(apply.status.code(), Some(1));
+    let refusal = String::from_utf8_lossy(&apply.stderr);
+    assert!(refusal.contains("sync watch"), "{refusal}");
     let killed = Command::new("kill")
         .args(["-TERM", &watch.id().to_string()])
         .status()

@@ -120,3 +120,15 @@ pub async fn release_lease(store: &dyn Store, job: &str, owner: &str) -> SyncRes
         .await?;
     Ok(())
 }
+
+/// Who holds the job's lease now (a running `watch`), if anyone does.
+pub async fn lease_holder(
+    store: &dyn Store,
+    job: &str,
+    now: Timestamp,
+) -> SyncResult<Option<String>> {
+    let state = store.sync_state(job).await?;
+    Ok(state
+        .lease_owner
+        .filter(|_| state.lease_until.is_some_and(|until| until > now)))
+}
