@@ -75,6 +75,10 @@ pub struct AccessEngine {
     /// When a catch-up last read the log to its end: how fresh this node's view of other
     /// nodes' changes is.
     caught_up_at: std::sync::Mutex<Option<std::time::Instant>>,
+    /// The log position applied, sent each time it moves (a catch-up after this node's own
+    /// write, or the follower reading other nodes' writes): what a wait for an account's
+    /// change token to move wakes on, instead of polling (`crate::change_feed`).
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 /// What the engine holds, for metrics.
@@ -102,6 +106,7 @@ impl AccessEngine {
             begun: AtomicU64::new(0),
             finished: AtomicU64::new(0),
             caught_up_at: std::sync::Mutex::new(None),
+            changes: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -125,7 +130,16 @@ impl AccessEngine {
             state.principals.clear();
             state.tokens.clear();
         }
+        // Tokens may have moved with the new snapshot: whoever waits looks again.
+        self.changes.send_replace(self.applied());
         self.catch_up_in_turn(store).await.map(drop)
+    }
+
+    /// A receiver woken whenever this node applies log entries (of any account): a waiter
+    /// subscribes first, then reads the token it waits on, then awaits `changed()`, so no
+    /// change between the read and the wait is missed.
+    pub fn subscribe_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// The log position this node has applied.
@@ -286,6 +300,9 @@ impl AccessEngine {
             }
             refresh_access_sets(&mut state);
             state.applied = last;
+            drop(state);
+            // After the lock is released, so a woken waiter reads the new tokens at once.
+            self.changes.send_replace(last);
         }
     }
 

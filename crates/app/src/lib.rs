@@ -15,6 +15,8 @@
 //! - [`tenancy`]: workspaces of an account, entering one with a credential, and workspace
 //!   assignment.
 //! - [`access`]: the node's access engine, one model per account, following the access log.
+//! - [`change_feed`]: a long poll on an account's change token, woken by the engine when it
+//!   applies changes (what `scimitar sync watch` follows).
 //! - [`governance`]: Unity Catalog objects, owners and grants changed and read for a caller.
 //! - [`workspace_permissions`]: the workspace object Permissions API (read, PUT, PATCH).
 //! - [`workspace_tree`]: the Workspace API's tree of folders, notebooks and files.
@@ -40,6 +42,7 @@ pub mod audit;
 pub mod audit_refusals;
 pub mod audit_sql;
 pub mod authority;
+pub mod change_feed;
 pub mod federation;
 pub mod governance;
 pub mod oauth;

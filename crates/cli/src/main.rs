@@ -196,7 +196,7 @@ async fn services(database_url: &str, max_connections: usize) -> Result<Services
     ))
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let interrupt = async {
         let _ = tokio::signal::ctrl_c().await;
     };

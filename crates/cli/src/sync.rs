@@ -1,16 +1,19 @@
-//! `scimitar sync plan|apply|status`: reconcile a source of identities into a SCIM target
-//! (`scimitar-sync`). A job comes from a TOML file (`--config`), or, for one SCIM-to-SCIM
-//! sync, from flags (`--from URL --to URL`). Tokens come from files or the environment, never
-//! from the command line. The exit status says whether the target matches the source: 0 yes,
-//! 2 (`plan`) changes to make, 1 anything failed or the deletion guard stopped the run.
+//! `scimitar sync plan|apply|watch|status`: reconcile a source of identities into a SCIM
+//! target (`scimitar-sync`). A job comes from a TOML file (`--config`), or, for one
+//! SCIM-to-SCIM sync, from flags (`--from URL --to URL`). Tokens come from files or the
+//! environment, never from the command line. The exit status says whether the target matches
+//! the source: 0 yes, 2 (`plan`) changes to make, 1 anything failed or the deletion guard
+//! stopped the run. `watch` runs until SIGINT or SIGTERM and exits 0.
 
 use clap::{Args, Subcommand};
-use scimitar_domain::SystemClock;
-use scimitar_sync::config::{JobConfig, Policy, Profile, SourceConfig};
+use scimitar_domain::{Clock, SystemClock};
+use scimitar_sync::config::{JobConfig, Policy, Profile, SourceConfig, WatchSettings};
 use scimitar_sync::run::{run, Job, Mode, Source};
 use scimitar_sync::scim::{RetryPolicy, ScimEndpoint, Secret};
+use scimitar_sync::watch::{trigger_of, Trigger, Turn, Watch};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Subcommand)]
 pub enum SyncCommand {
@@ -20,6 +23,10 @@ pub enum SyncCommand {
     /// Make the changes, item by item (one failing does not stop the others), and record the
     /// run and the job's state in the database.
     Apply(SyncArgs),
+    /// Apply again and again: on every change of a Scimitar source that follows its change
+    /// feed (`follow_changes`), else every `[watch] interval_seconds`; until SIGINT or
+    /// SIGTERM, which end it between runs. One process at a time runs a job.
+    Watch(SyncArgs),
     /// A job's latest runs, newest first: when, the outcome (applied, failed, stopped),
     /// writes and failures.
     Status(StatusArgs),
@@ -82,6 +89,7 @@ pub async fn run_command(command: SyncCommand) -> ExitCode {
     let outcome = match command {
         SyncCommand::Plan(args) => run_sync(Mode::Plan, &args).await,
         SyncCommand::Apply(args) => run_sync(Mode::Apply, &args).await,
+        SyncCommand::Watch(args) => watch(&args).await.map(|()| 0),
         SyncCommand::Status(args) => status(&args).await.map(|()| 0),
     };
     match outcome {
@@ -94,10 +102,23 @@ pub async fn run_command(command: SyncCommand) -> ExitCode {
 }
 
 async fn run_sync(mode: Mode, args: &SyncArgs) -> Result<u8, String> {
-    let (job, database) = job_of(args)?;
+    let JobOf { job, database, .. } = job_of(args)?;
     let store = scimitar_store::open(&database)
         .await
         .map_err(|error| format!("the state database: {error}"))?;
+    // A `watch` of the job applies it already: a second writer beside it would race it.
+    if mode == Mode::Apply {
+        let holder = scimitar_sync::state::lease_holder(&*store, &job.name, SystemClock.now())
+            .await
+            .map_err(|error| error.to_string())?;
+        if let Some(holder) = holder {
+            return Err(format!(
+                "a `scimitar sync watch` of job {} is running ({holder}); stop it first, or let \
+                 it apply the change",
+                job.name
+            ));
+        }
+    }
     let report = run(&job, &*store, &SystemClock, mode)
         .await
         .map_err(|error| error.to_string())?;
@@ -115,6 +136,75 @@ async fn run_sync(mode: Mode, args: &SyncArgs) -> Result<u8, String> {
         }
     }
     Ok(report.exit_code())
+}
+
+/// `watch`: the job's runs, one line each (or the report as one line of JSON with `--json`),
+/// until a signal.
+async fn watch(args: &SyncArgs) -> Result<(), String> {
+    let JobOf {
+        job,
+        database,
+        settings,
+        trigger,
+    } = job_of(args)?;
+    let store = scimitar_store::open(&database)
+        .await
+        .map_err(|error| format!("the state database: {error}"))?;
+    let watch = Watch {
+        job,
+        trigger,
+        max_backoff: Duration::from_secs(settings.max_backoff_seconds),
+        lease: Duration::from_secs(settings.lease_seconds),
+        owner: scimitar_sync::watch::owner_name(),
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        crate::shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let json = args.json;
+    watch
+        .run(&*store, &SystemClock, stopped, |turn| show(turn, json))
+        .await;
+    Ok(())
+}
+
+fn show(turn: &Turn, json: bool) {
+    match turn {
+        Turn::Ran(report) if json => match serde_json::to_string(report) {
+            Ok(text) => println!("{text}"),
+            Err(error) => eprintln!("error: {error}"),
+        },
+        Turn::Ran(report) => {
+            let plan = &report.plan;
+            let outcome = match (&report.stopped, report.failures.len()) {
+                (Some(why), _) => format!("stopped: {why}"),
+                (None, 0) => "applied".to_string(),
+                (None, failed) => format!("{failed} failed"),
+            };
+            println!(
+                "job {}: {} writes ({} creates, {} updates, {} membership changes), {outcome}",
+                report.job,
+                report.writes,
+                plan.creates.len(),
+                plan.updates.len(),
+                plan.memberships.len(),
+            );
+            for failure in &report.failures {
+                println!("FAILED {}: {}", failure.item, failure.error);
+            }
+        }
+        Turn::Failed { error, retry_in } => {
+            eprintln!(
+                "run failed: {error}; trying again in {}s",
+                retry_in.as_secs()
+            )
+        }
+        Turn::StandingBy { holder } => eprintln!(
+            "another process runs this job ({}); standing by",
+            holder.as_deref().unwrap_or("unknown")
+        ),
+    }
 }
 
 async fn status(args: &StatusArgs) -> Result<(), String> {
@@ -164,6 +254,10 @@ async fn status(args: &StatusArgs) -> Result<(), String> {
         if let Some(stopped) = report["stopped"].as_str() {
             println!("    {stopped}");
         }
+        // A run `watch` could not complete (the source or target down): its error.
+        if let Some(error) = report["error"].as_str() {
+            println!("    {error}");
+        }
     }
     Ok(())
 }
@@ -188,21 +282,32 @@ fn profile(name: &str) -> Result<Profile, String> {
     }
 }
 
-fn job_of(args: &SyncArgs) -> Result<(Job, String), String> {
+/// A job ready to run, where its state lives, and how `watch` waits between its runs.
+struct JobOf {
+    job: Job,
+    database: String,
+    settings: WatchSettings,
+    trigger: Trigger,
+}
+
+fn job_of(args: &SyncArgs) -> Result<JobOf, String> {
     let retry = RetryPolicy::default();
-    let (mut job, database) = if let Some(path) = &args.config {
+    let (mut job, database, settings, trigger) = if let Some(path) = &args.config {
         let text = std::fs::read_to_string(path)
             .map_err(|error| format!("{}: {error}", path.display()))?;
         let config =
             JobConfig::parse(&text).map_err(|error| format!("{}: {error}", path.display()))?;
+        let mut source_token = None;
         let source = match &config.source {
             SourceConfig::Scim {
                 url,
                 token_file,
                 token_env,
+                ..
             } => {
                 let variable = token_env.as_deref().unwrap_or("SCIMITAR_SYNC_FROM_TOKEN");
                 let secret = token(token_file.as_deref(), variable, "source")?;
+                source_token = Some(secret.clone());
                 Source::Scim(ScimEndpoint::new(url, secret, Profile::Generic, retry))
             }
             SourceConfig::File { path } => Source::File(path.clone()),
@@ -243,7 +348,14 @@ fn job_of(args: &SyncArgs) -> Result<(Job, String), String> {
             nested_groups: target.nested_groups,
             policy: config.policy.clone(),
         };
-        (job, config.state_database.clone())
+        let trigger = trigger_of(&config.source, &config.watch, source_token.as_ref())
+            .map_err(|error| format!("{}: {error}", path.display()))?;
+        (
+            job,
+            config.state_database.clone(),
+            config.watch.clone(),
+            trigger,
+        )
     } else {
         let (Some(from), Some(to)) = (&args.from, &args.to) else {
             return Err("give --config FILE, or --from URL and --to URL".into());
@@ -276,7 +388,11 @@ fn job_of(args: &SyncArgs) -> Result<(Job, String), String> {
             .database
             .clone()
             .unwrap_or_else(|| crate::config::DEFAULT_DATABASE.to_string());
-        (job, database)
+        // A job from flags watches on the default interval (a config file can follow a
+        // Scimitar source's changes instead).
+        let settings = WatchSettings::default();
+        let trigger = Trigger::Interval(Duration::from_secs(settings.interval_seconds));
+        (job, database, settings, trigger)
     };
     if args.flatten {
         job.nested_groups = Some(false);
@@ -285,5 +401,10 @@ fn job_of(args: &SyncArgs) -> Result<(Job, String), String> {
         job.policy.groups = args.groups.clone();
     }
     job.policy.allow_deletions |= args.allow_deletions;
-    Ok((job, database))
+    Ok(JobOf {
+        job,
+        database,
+        settings,
+        trigger,
+    })
 }

@@ -178,3 +178,118 @@ fn sync_without_a_token_refuses_to_start_and_names_the_variable() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("SCIMITAR_SYNC_FROM_TOKEN"));
 }
+
+/// A GET under `/scim/v2` on `server`, its JSON body.
+fn get(server: &Server, path: &str) -> serde_json::Value {
+    let mut stream = std::net::TcpStream::connect(&server.address).unwrap();
+    write!(
+        stream,
+        "GET /scim/v2/{path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        server.address, server.token,
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    serde_json::from_str(response.split_once("\r\n\r\n").unwrap().1).unwrap()
+}
+
+/// `sync watch --config` over a Scimitar source that follows its change feed: the first run,
+/// then a group made at the source reaches the target (the interval is an hour, so only the
+/// feed brings it), and SIGTERM ends the watch with status 0.
+#[test]
+fn sync_watch_follows_a_scimitar_source_until_sigterm() {
+    let scratch = Scratch::new("sync-watch");
+    let binary = env!("CARGO_BIN_EXE_scimitar");
+    let source = start(binary, &scratch.sqlite("source.db"));
+    let target = start(binary, &scratch.sqlite("target.db"));
+    let ada = post(
+        &source,
+        "Users",
+        r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ada"}"#,
+    );
+    std::fs::write(scratch.path("source-token"), &source.token).unwrap();
+    std::fs::write(scratch.path("target-token"), &target.token).unwrap();
+    let config = scratch.path("job.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "job = \"fan-out\"\nstate_database = \"{}\"\n\
+             [source]\ntype = \"scim\"\nurl = \"http://{}/scim/v2\"\ntoken_file = \"{}\"\n\
+             follow_changes = true\n\
+             [target]\nurl = \"http://{}/scim/v2\"\ntoken_file = \"{}\"\n\
+             [watch]\ninterval_seconds = 3600\n",
+            scratch.sqlite("state.db"),
+            source.address,
+            scratch.path("source-token").display(),
+            target.address,
+            scratch.path("target-token").display(),
+        ),
+    )
+    .unwrap();
+    let mut watch = Command::new(binary)
+        .args(["sync", "watch", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let found = |name: &str| {
+        let filter = format!("Groups?filter=displayName%20eq%20%22{name}%22");
+        get(&target, &filter)["totalResults"].as_u64() == Some(1)
+    };
+    let users = || get(&target, "Users?filter=userName%20eq%20%22ada%22")["totalResults"].as_u64();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while users() != Some(1) {
+        assert!(std::time::Instant::now() < deadline, "the first run");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    post(
+        &source,
+        "Groups",
+        &format!(
+            r#"{{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"ops","members":[{{"value":"{ada}"}}]}}"#
+        ),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !found("ops") {
+        assert!(std::time::Instant::now() < deadline, "ops at the target");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // While the watch holds the job, an `apply` of it refuses to race it.
+    let apply = Command::new(binary)
+        .args(["sync", "apply", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(apply.status.code(), Some(1));
+    let refusal = String::from_utf8_lossy(&apply.stderr);
+    assert!(refusal.contains("sync watch"), "{refusal}");
+    let killed = Command::new("kill")
+        .args(["-TERM", &watch.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = watch.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "watch ends on SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let mut stdout = String::new();
+    watch
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{stdout}");
+    assert!(stdout.lines().count() >= 2, "{stdout}");
+    assert!(stdout.starts_with("job fan-out: "), "{stdout}");
+    assert!(!stdout.contains(&source.token) && !stdout.contains(&target.token));
+}

@@ -259,7 +259,10 @@ fn request_kind(parts: &Parts) -> RequestKind {
         .get::<AddressPrefix>()
         .and_then(|prefix| original.strip_prefix(prefix.0.as_str()))
         .unwrap_or(original);
-    let scim = ErrorShape::for_path(path) == ErrorShape::Scim;
+    // The change feed is part of provisioning: a sync job reads the directory with a token of
+    // the SCIM scope and follows the feed with the same one.
+    let scim = ErrorShape::for_path(path) == ErrorShape::Scim
+        || path == crate::routes::sync_changes::CHANGES_PATH;
     let search = scim && parts.method == Method::POST && path.ends_with("/.search");
     RequestKind {
         reads_only: matches!(parts.method, Method::GET | Method::HEAD) || search,

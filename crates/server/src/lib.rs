@@ -65,6 +65,10 @@ pub struct SharedState {
     default_workspace: Arc<OnceCell<Arc<Workspace>>>,
     /// How this node evaluates and delivers audit alerts, with the config file's rules.
     pub alerts: Arc<scimitar_app::alerts::AlertSettings>,
+    /// Set when the server begins to shut down, so that requests that wait (the change
+    /// feed's long polls, `routes::sync_changes`) answer at once instead of holding shutdown
+    /// to its deadline.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// How requests name workspaces (see `routes::addressing`).
@@ -106,6 +110,7 @@ impl AppState {
             workspaces,
             default_workspace: Arc::new(OnceCell::new()),
             alerts: Arc::default(),
+            stopping: tokio::sync::watch::Sender::new(false),
         }))
     }
 
@@ -311,6 +316,12 @@ impl Application {
             self.alerts.clone(),
         ));
         let services = state.services.clone();
+        // Pending long polls are told as soon as shutdown begins, before the listener drains.
+        let stopping = state.clone();
+        let shutdown = async move {
+            shutdown.await;
+            stopping.stopping.send_replace(true);
+        };
         let router = routes::router(state);
         listener::serve(self.listener, router, self.limits, shutdown).await;
         follower.abort();

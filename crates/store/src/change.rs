@@ -174,6 +174,9 @@ pub enum Change {
     /// watermark), in one transaction. Deployment bookkeeping keyed by the job's name, not a
     /// tenant's state (the account it is applied under is not read): no audit event, no log.
     RecordSyncRun(Box<crate::SyncStateChange>),
+    /// `scimitar sync watch`'s lease on a job, taken, renewed or given up (bookkeeping keyed by
+    /// the job like [`Change::RecordSyncRun`]: no audit event, no log).
+    SyncLease(crate::SyncLease),
     /// Alerting's writes: rules (audited), and the evaluator's and delivery worker's
     /// bookkeeping (cursor, lease, outbox; not audited). See [`crate::alerts`].
     Alerts(crate::alerts::AlertChange),

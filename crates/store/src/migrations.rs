@@ -634,6 +634,16 @@ CREATE TABLE sync_runs (
 );
 "#,
     ),
+    (
+        22,
+        r#"
+-- `scimitar sync watch` (issue #17): a lease on the job, so that two processes watching one
+-- job never run it at once. Whoever's conditional update matched holds it until `lease_until`
+-- (microseconds); another takes over once it has passed.
+ALTER TABLE sync_jobs ADD COLUMN lease_owner TEXT;
+ALTER TABLE sync_jobs ADD COLUMN lease_until INTEGER;
+"#,
+    ),
 ];
 
 /// The PostgreSQL schema, numbered on its own: PostgreSQL starts from the shape SQLite reached
@@ -1139,6 +1149,14 @@ CREATE TABLE sync_runs (
     report TEXT NOT NULL,
     PRIMARY KEY (job, seq)
 );
+"#,
+    ),
+    (
+        19,
+        r#"
+-- `scimitar sync watch`'s lease on a job (issue #17); see SQLite's migration 22.
+ALTER TABLE sync_jobs ADD COLUMN lease_owner TEXT COLLATE "C";
+ALTER TABLE sync_jobs ADD COLUMN lease_until BIGINT;
 "#,
     ),
 ];

@@ -23,6 +23,24 @@ pub struct SyncMappingRow {
 pub struct SyncJobState {
     pub mappings: Vec<SyncMappingRow>,
     pub watermark: Option<String>,
+    /// Who holds the job's lease (a `watch` process), and until when.
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<Timestamp>,
+}
+
+/// `scimitar sync watch`'s hold on a job ([`crate::Change::SyncLease`]): taken (or renewed)
+/// only when nobody else holds it or the holder's time has passed, as one conditional update;
+/// whoever reads itself as the owner afterwards holds it. Bookkeeping, with no audit event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncLease {
+    Take {
+        job: String,
+        owner: String,
+        now: Timestamp,
+        until: Timestamp,
+    },
+    /// Gives the lease up, if `owner` holds it, so that another process need not wait it out.
+    Release { job: String, owner: String },
 }
 
 /// One finished run.

@@ -114,6 +114,41 @@ pub struct JobConfig {
     pub target: TargetConfig,
     #[serde(default)]
     pub policy: Policy,
+    /// How `scimitar sync watch` waits between runs.
+    #[serde(default)]
+    pub watch: WatchSettings,
+}
+
+/// `[watch]`: how `scimitar sync watch` decides when to run again. A source that follows
+/// changes (`follow_changes` on a Scimitar source) runs again as soon as it changes, and at
+/// least every `interval_seconds`; any other source every `interval_seconds`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchSettings {
+    /// Seconds between runs when the source cannot say that it changed (at least
+    /// [`MIN_WATCH_INTERVAL_SECONDS`]); for a source that can, the longest time between
+    /// runs, which also retries items that failed when nothing changes.
+    pub interval_seconds: u64,
+    /// The longest wait between attempts while the source or target is down (the wait
+    /// doubles from one second up to this).
+    pub max_backoff_seconds: u64,
+    /// How long a `watch` process's hold on the job lasts without renewal: two processes
+    /// watching one job never run it at once, and when the holder dies another takes over
+    /// after this.
+    pub lease_seconds: u64,
+}
+
+/// The shortest `interval_seconds`: a source is read whole each time.
+pub const MIN_WATCH_INTERVAL_SECONDS: u64 = 5;
+
+impl Default for WatchSettings {
+    fn default() -> Self {
+        WatchSettings {
+            interval_seconds: 300,
+            max_backoff_seconds: 300,
+            lease_seconds: 60,
+        }
+    }
 }
 
 /// Where identities come from.
@@ -127,6 +162,14 @@ pub enum SourceConfig {
         token_file: Option<PathBuf>,
         /// An environment variable holding the bearer token.
         token_env: Option<String>,
+        /// The source is a Scimitar deployment: between runs, `watch` long-polls its change
+        /// feed (`GET /api/2.0/sync/changes`) and runs again as soon as it changes.
+        #[serde(default)]
+        follow_changes: bool,
+        /// The change feed's URL, when it is not at the root of the server `url` names
+        /// (derived from `url`: what precedes `/scim/v2`, `/api/2.0/preview/scim/v2` or
+        /// `/api/2.x/accounts/{id}/scim/v2`, then `/api/2.0/sync/changes`).
+        changes_url: Option<String>,
     },
     /// A CSV or JSON Lines export (by extension: `.csv`, `.jsonl`), see docs/design/sync.md.
     File { path: PathBuf },
@@ -167,8 +210,43 @@ pub enum Profile {
 
 impl JobConfig {
     pub fn parse(text: &str) -> Result<JobConfig, String> {
-        toml::from_str(text).map_err(|error| error.to_string())
+        let job: JobConfig = toml::from_str(text).map_err(|error| error.to_string())?;
+        if job.watch.interval_seconds < MIN_WATCH_INTERVAL_SECONDS {
+            return Err(format!(
+                "watch.interval_seconds is at least {MIN_WATCH_INTERVAL_SECONDS}, not {}",
+                job.watch.interval_seconds
+            ));
+        }
+        if job.watch.lease_seconds < 5 {
+            return Err(format!(
+                "watch.lease_seconds is at least 5, not {}",
+                job.watch.lease_seconds
+            ));
+        }
+        Ok(job)
     }
+}
+
+/// Where a Scimitar deployment's change feed is, given one of its SCIM base URLs: the
+/// server's root (what precedes the mount point, a `/w/{id}` prefix kept) and the feed's path.
+/// `None` when the URL names no SCIM mount Scimitar serves.
+pub fn changes_url_of(scim_url: &str) -> Option<String> {
+    let base = scim_url.trim_end_matches('/');
+    let root = base.strip_suffix("/scim/v2")?;
+    let root = if let Some(root) = root.strip_suffix("/api/2.0/preview") {
+        root
+    } else if let Some((before, account)) = root.rsplit_once("/accounts/") {
+        // `/api/2.0/accounts/{id}` or `/api/2.1/accounts/{id}`
+        if account.contains('/') {
+            return None;
+        }
+        before
+            .strip_suffix("/api/2.0")
+            .or_else(|| before.strip_suffix("/api/2.1"))?
+    } else {
+        root
+    };
+    Some(format!("{root}/api/2.0/sync/changes"))
 }
 
 #[cfg(test)]
@@ -188,6 +266,26 @@ mod tests {
         assert_eq!(job.policy.entitlements["engineering"].len(), 2);
         assert_eq!(job.policy.match_order[0], MatchKey::UserName);
         assert!(matches!(job.source, SourceConfig::Scim { .. }));
+    }
+
+    /// The `watch` example in README's "Sync" section, which must stay a valid job.
+    #[test]
+    fn the_readme_watch_example_is_a_valid_job() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("```toml\njob = \"idp-to-prod\"")
+            .expect("the example")
+            + "```toml\n".len();
+        let end = start + readme[start..].find("```").expect("its end");
+        let job = JobConfig::parse(&readme[start..end]).expect("parses");
+        assert!(matches!(
+            job.source,
+            SourceConfig::Scim {
+                follow_changes: true,
+                ..
+            }
+        ));
+        assert_eq!(job.watch, WatchSettings::default());
     }
 
     #[test]
@@ -220,6 +318,51 @@ mod tests {
         )
         .expect_err("refused");
         assert!(error.contains("base"), "{error}");
+    }
+
+    #[test]
+    fn a_scimitar_source_follows_its_change_feed_found_from_its_scim_url() {
+        let job = JobConfig::parse(
+            "job = \"j\"\nstate_database = \"sqlite://x\"\n\
+             [source]\ntype = \"scim\"\nurl = \"http://idp:8080/scim/v2\"\n\
+             follow_changes = true\n[target]\nurl = \"http://t\"\n\
+             [watch]\ninterval_seconds = 600\n",
+        )
+        .expect("parses");
+        assert!(matches!(
+            job.source,
+            SourceConfig::Scim {
+                follow_changes: true,
+                ..
+            }
+        ));
+        assert_eq!(job.watch.interval_seconds, 600);
+        assert_eq!(job.watch.lease_seconds, 60);
+        for (scim, feed) in [
+            ("http://h/scim/v2", "http://h/api/2.0/sync/changes"),
+            (
+                "http://h/w/42/scim/v2/",
+                "http://h/w/42/api/2.0/sync/changes",
+            ),
+            (
+                "https://h/api/2.0/preview/scim/v2",
+                "https://h/api/2.0/sync/changes",
+            ),
+            (
+                "https://h/api/2.1/accounts/abc/scim/v2",
+                "https://h/api/2.0/sync/changes",
+            ),
+        ] {
+            assert_eq!(changes_url_of(scim).as_deref(), Some(feed), "{scim}");
+        }
+        assert_eq!(changes_url_of("http://h/other"), None);
+        let error = JobConfig::parse(
+            "job = \"j\"\nstate_database = \"sqlite://x\"\n\
+             [source]\ntype = \"file\"\npath = \"x.csv\"\n[target]\nurl = \"http://t\"\n\
+             [watch]\ninterval_seconds = 0\n",
+        )
+        .expect_err("refused");
+        assert!(error.contains("interval_seconds"), "{error}");
     }
 
     #[test]

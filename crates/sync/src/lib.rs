@@ -18,12 +18,16 @@
 //!   the others, and returns the run's report and the job's next state.
 //! - [`state`]: the job's state and run history in Scimitar's database, through `Store`.
 //! - [`run`]: one `plan` or `apply` run, end to end.
+//! - [`feed`]: a Scimitar source's change feed, long-polled between runs.
+//! - [`watch`]: `watch`, runs again and again on the source's changes or an interval, one
+//!   process at a time per job (a lease in the state database).
 //!
 //! Invariant: the planner decides everything; what follows it only carries the decision out.
 //! Nothing here knows Scimitar's HTTP server: Scimitar is one more SCIM endpoint to it.
 
 pub mod apply;
 pub mod config;
+pub mod feed;
 pub mod file;
 pub mod ldap;
 pub mod model;
@@ -32,6 +36,7 @@ pub mod render;
 pub mod run;
 pub mod scim;
 pub mod state;
+pub mod watch;
 
 /// What can go wrong in a run as a whole (one item failing is not one of them: it is
 /// reported and the run goes on).

@@ -1,11 +1,12 @@
 //! The job's state in Scimitar's database: read into a [`JobState`] at the start of a run,
 //! and written back, as what changed, with the run's record in one transaction
-//! (`Change::RecordSyncRun`).
+//! (`Change::RecordSyncRun`); and the lease by which one `watch` process at a time runs a job
+//! (`Change::SyncLease`).
 
 use crate::model::{JobState, Kind, Mapping, Ownership};
 use crate::SyncResult;
 use scimitar_domain::{AccountId, ScimError, Timestamp};
-use scimitar_store::{Change, Store, SyncMappingRow, SyncRunRecord, SyncStateChange};
+use scimitar_store::{Change, Store, SyncLease, SyncMappingRow, SyncRunRecord, SyncStateChange};
 
 /// The account a sync record is applied under. The store does not read it (a job's state is
 /// keyed by the job, not by a tenant), but `Store::apply` names one.
@@ -84,4 +85,50 @@ pub async fn record(
         )
         .await?;
     Ok(())
+}
+
+/// Takes (or renews) the job's lease for `owner` until `until`; says whether `owner` holds it
+/// afterwards (someone else's unexpired lease is left alone).
+pub async fn take_lease(
+    store: &dyn Store,
+    job: &str,
+    owner: &str,
+    now: Timestamp,
+    until: Timestamp,
+) -> SyncResult<bool> {
+    let lease = SyncLease::Take {
+        job: job.to_string(),
+        owner: owner.to_string(),
+        now,
+        until,
+    };
+    store
+        .apply(&AccountId::new(NO_ACCOUNT), Change::SyncLease(lease))
+        .await?;
+    let state = store.sync_state(job).await?;
+    Ok(state.lease_owner.as_deref() == Some(owner) && state.lease_until == Some(until))
+}
+
+/// Gives the job's lease up, if `owner` holds it.
+pub async fn release_lease(store: &dyn Store, job: &str, owner: &str) -> SyncResult<()> {
+    let lease = SyncLease::Release {
+        job: job.to_string(),
+        owner: owner.to_string(),
+    };
+    store
+        .apply(&AccountId::new(NO_ACCOUNT), Change::SyncLease(lease))
+        .await?;
+    Ok(())
+}
+
+/// Who holds the job's lease now (a running `watch`), if anyone does.
+pub async fn lease_holder(
+    store: &dyn Store,
+    job: &str,
+    now: Timestamp,
+) -> SyncResult<Option<String>> {
+    let state = store.sync_state(job).await?;
+    Ok(state
+        .lease_owner
+        .filter(|_| state.lease_until.is_some_and(|until| until > now)))
 }

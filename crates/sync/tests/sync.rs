@@ -11,9 +11,11 @@ use scimitar_domain::{Clock, RandomIds, SystemClock};
 use scimitar_server::Application;
 use scimitar_store::SharedStore;
 use scimitar_sync::config::{Policy, Profile};
+use scimitar_sync::feed::ChangeFeed;
 use scimitar_sync::model::{Kind, Ownership};
 use scimitar_sync::run::{job_state, run, Job, Mode, Report, Source};
 use scimitar_sync::scim::{RetryPolicy, ScimEndpoint, Secret};
+use scimitar_sync::watch::{Trigger, Turn, Watch};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -489,6 +491,8 @@ struct Faults {
     no_patch: std::sync::atomic::AtomicBool,
     /// `/ServicePrincipals` is answered 404, as by a service that has none.
     no_service_principals: std::sync::atomic::AtomicBool,
+    /// Every request is answered 502, as by a gateway whose target is down.
+    down: std::sync::atomic::AtomicBool,
     /// PATCH and PUT requests passed on.
     patches: AtomicUsize,
     puts: AtomicUsize,
@@ -516,6 +520,12 @@ impl FaultProxy {
                         .body(axum::body::Body::from(text))
                         .expect("a response")
                 };
+                if faults.down.load(Ordering::SeqCst) {
+                    return reply(
+                        502,
+                        json!({"detail": "the target is down", "status": "502"}).to_string(),
+                    );
+                }
                 if parts.uri.path().contains("/ServicePrincipals")
                     && faults.no_service_principals.load(Ordering::SeqCst)
                 {
@@ -956,5 +966,362 @@ async fn an_ldap_directory_is_a_source_with_nesting_flattened_and_disabled_users
     assert_eq!(target.member_names("platform").await, ["ada"]);
     // Bob left platform, and with it eng, which holds him only through platform.
     assert_eq!(target.member_names("eng").await, ["ada", "cleo"]);
+    state.close().await;
+}
+
+// ----- watch ------------------------------------------------------------------------------
+
+/// A `watch` running in a task, with what each of its turns did (`ran applied`, `ran failed`,
+/// `ran stopped`, `error`, `standby`).
+struct Watching {
+    stop: tokio::sync::watch::Sender<bool>,
+    turns: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Watching {
+    fn start(watch: Watch, store: SharedStore) -> Watching {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let turns = Arc::new(Mutex::new(Vec::new()));
+        let seen = turns.clone();
+        let task = tokio::spawn(async move {
+            watch
+                .run(&*store, &SystemClock, stopped, |turn| {
+                    let line = match turn {
+                        Turn::Ran(report) if report.stopped.is_some() => "ran stopped".into(),
+                        Turn::Ran(report) if report.failures.is_empty() => "ran applied".into(),
+                        Turn::Ran(_) => "ran failed".to_string(),
+                        Turn::Failed { error, .. } => format!("error {error}"),
+                        Turn::StandingBy { .. } => "standby".into(),
+                    };
+                    seen.lock().expect("lock").push(line);
+                })
+                .await
+        });
+        Watching { stop, turns, task }
+    }
+
+    fn turns(&self) -> Vec<String> {
+        self.turns.lock().expect("lock").clone()
+    }
+
+    /// Stops the watch (as SIGINT does) and waits for it to end, however long its wait was.
+    async fn stop(self) -> Vec<String> {
+        let _ = self.stop.send(true);
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("a stopped watch ends between runs, cutting its wait short")
+            .expect("the watch task did not panic");
+        let turns = self.turns.lock().expect("lock").clone();
+        turns
+    }
+}
+
+/// A watch of `job` with a short back-off and lease.
+fn watching(job: Job, trigger: Trigger, owner: &str) -> Watch {
+    Watch {
+        job,
+        trigger,
+        max_backoff: Duration::from_secs(2),
+        lease: Duration::from_secs(6),
+        owner: owner.into(),
+    }
+}
+
+/// The feed of a Scimitar started by these tests, with its admin token.
+fn feed_of(source: &Scimitar) -> ChangeFeed {
+    let url = scimitar_sync::config::changes_url_of(&format!("{}{GENERIC}", source.address))
+        .expect("a Scimitar SCIM URL");
+    ChangeFeed::new(&url, Secret::new(&source.token))
+}
+
+/// Polls `check` until it holds. Thirty seconds is the failure bound, far above what any of
+/// this takes; nothing here asserts a speed.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not seen within 30 seconds"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl Scimitar {
+    /// PATCHes a group's members (or a user) at this Scimitar.
+    async fn patch(&self, kind: &str, id: &str, operations: Value) {
+        let body = json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": operations,
+        });
+        let (status, answer) = self
+            .call(reqwest::Method::PATCH, &format!("{kind}/{id}"), Some(body))
+            .await;
+        assert!(status == 200 || status == 204, "{status} {answer}");
+    }
+
+    async fn id_of(&self, kind: &str, attribute: &str, value: &str) -> String {
+        let found = self.find(kind, attribute, value).await;
+        assert_eq!(found.len(), 1, "{found:?}");
+        found[0]["id"].as_str().expect("an id").to_string()
+    }
+
+    /// A group's member names, or nothing while the group does not exist.
+    async fn members_if_any(&self, group_name: &str) -> Vec<String> {
+        if self.find("Groups", "displayName", group_name).await.len() != 1 {
+            return Vec::new();
+        }
+        self.member_names(group_name).await
+    }
+}
+
+/// A membership added, one removed, and a rename at a Scimitar source reach a Scimitar target
+/// through `watch` following the source's change feed. The interval is an hour, so only the
+/// feed can bring them.
+async fn watch_follows_a_scimitar_source(state: StateDatabase) {
+    let source = seeded_source().await;
+    let target = Scimitar::start().await;
+    let job = job(
+        &source,
+        target.endpoint(GENERIC, Profile::Generic),
+        &["eng-all"],
+    );
+    let trigger = Trigger::Changes {
+        feed: feed_of(&source),
+        interval: Duration::from_secs(3600),
+    };
+    let running = Watching::start(watching(job, trigger, "test"), state.store.clone());
+    eventually("the first run", || async {
+        target.members_if_any("platform").await == ["ADA", "BOB"]
+    })
+    .await;
+
+    let platform = source.id_of("Groups", "displayName", "platform").await;
+    let dora = source.create_user("dora").await;
+    source
+        .patch(
+            "Groups",
+            &platform,
+            json!([{"op": "add", "path": "members", "value": [{"value": dora}]}]),
+        )
+        .await;
+    eventually("dora joins platform at the target", || async {
+        target.member_names("platform").await == ["ADA", "BOB", "DORA"]
+    })
+    .await;
+
+    let bob = source.id_of("Users", "userName", "bob").await;
+    source
+        .patch(
+            "Groups",
+            &platform,
+            json!([{"op": "remove", "path": format!("members[value eq \"{bob}\"]")}]),
+        )
+        .await;
+    eventually("bob leaves platform at the target", || async {
+        target.member_names("platform").await == ["ADA", "DORA"]
+    })
+    .await;
+
+    source
+        .patch(
+            "Users",
+            &dora,
+            json!([{"op": "replace", "path": "displayName", "value": "Dora Dev"}]),
+        )
+        .await;
+    eventually("dora's new name at the target", || async {
+        target.member_names("platform").await == ["ADA", "Dora Dev"]
+    })
+    .await;
+
+    let turns = running.stop().await;
+    assert!(turns.iter().all(|turn| turn == "ran applied"), "{turns:?}");
+    let runs = state.store.sync_runs("test-job", 100).await.expect("runs");
+    assert!(runs.len() >= 4, "{} runs", runs.len());
+    assert!(runs.iter().all(|run| run.outcome == "applied"));
+    // Stopping gave the lease up.
+    let after = state.store.sync_state("test-job").await.expect("the state");
+    assert_eq!(after.lease_owner, None);
+    state.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_carries_changes_at_a_scimitar_source_to_the_target_with_state_in_sqlite() {
+    watch_follows_a_scimitar_source(StateDatabase::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_carries_changes_at_a_scimitar_source_to_the_target_with_state_in_postgres() {
+    let Some(state) = StateDatabase::postgres().await else {
+        return;
+    };
+    watch_follows_a_scimitar_source(state).await;
+}
+
+fn write_export(path: &std::path::Path, members: &[&str]) {
+    let mut text = String::new();
+    for (id, name) in [("e1", "dora"), ("e2", "eve"), ("e3", "finn")] {
+        text.push_str(&format!(
+            "{{\"type\":\"user\",\"id\":\"{id}\",\"userName\":\"{name}\",\"displayName\":\"{name}\"}}\n"
+        ));
+    }
+    text.push_str(&format!(
+        "{{\"type\":\"group\",\"id\":\"g1\",\"displayName\":\"hr\",\"members\":{}}}\n",
+        json!(members)
+    ));
+    // Written whole, then renamed over the export: a run never reads half a file.
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, text).expect("written");
+    std::fs::rename(&partial, path).expect("renamed");
+}
+
+fn file_job(path: std::path::PathBuf, target: &Scimitar) -> Job {
+    Job {
+        name: "hr-export".into(),
+        source: Source::File(path),
+        target: target.endpoint(GENERIC, Profile::Generic),
+        profile: Profile::Generic,
+        nested_groups: None,
+        policy: Policy::default(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_reads_a_file_source_again_at_its_interval() {
+    let state = StateDatabase::sqlite().await;
+    let target = Scimitar::start().await;
+    let directory = tempfile::tempdir().expect("a directory");
+    let path = directory.path().join("people.jsonl");
+    write_export(&path, &["e1"]);
+    let job = file_job(path.clone(), &target);
+    let trigger = Trigger::Interval(Duration::from_secs(1));
+    let running = Watching::start(watching(job, trigger, "test"), state.store.clone());
+    eventually("the first run", || async {
+        target.members_if_any("hr").await == ["dora"]
+    })
+    .await;
+    write_export(&path, &["e1", "e3"]);
+    eventually("finn joins hr", || async {
+        target.member_names("hr").await == ["dora", "finn"]
+    })
+    .await;
+    let turns = running.stop().await;
+    assert!(turns.iter().all(|turn| turn == "ran applied"), "{turns:?}");
+    state.close().await;
+}
+
+/// The target down: the runs that cannot complete are recorded as `error` and retried with a
+/// back-off, the watch goes on, and once the target is back the change made meanwhile
+/// reaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_survives_the_target_being_down_and_catches_up_when_it_is_back() {
+    let state = StateDatabase::sqlite().await;
+    let source = seeded_source().await;
+    let target = Scimitar::start().await;
+    let proxy = FaultProxy::start(&target.address).await;
+    let job = job(
+        &source,
+        endpoint(
+            &format!("{}{GENERIC}", proxy.address),
+            &target.token,
+            Profile::Generic,
+        ),
+        &["eng-all"],
+    );
+    let trigger = Trigger::Changes {
+        feed: feed_of(&source),
+        interval: Duration::from_secs(3600),
+    };
+    let running = Watching::start(watching(job, trigger, "test"), state.store.clone());
+    eventually("the first run", || async {
+        target.members_if_any("platform").await == ["ADA", "BOB"]
+    })
+    .await;
+
+    proxy.faults.down.store(true, Ordering::SeqCst);
+    let platform = source.id_of("Groups", "displayName", "platform").await;
+    let dora = source.create_user("dora").await;
+    source
+        .patch(
+            "Groups",
+            &platform,
+            json!([{"op": "add", "path": "members", "value": [{"value": dora}]}]),
+        )
+        .await;
+    eventually("a run fails while the target is down", || async {
+        running
+            .turns()
+            .iter()
+            .filter(|t| t.starts_with("error"))
+            .count()
+            >= 2
+    })
+    .await;
+    let runs = state.store.sync_runs("test-job", 1).await.expect("runs");
+    assert_eq!(runs[0].outcome, "error");
+    assert!(runs[0].report.contains("502"), "{}", runs[0].report);
+
+    proxy.faults.down.store(false, Ordering::SeqCst);
+    eventually("dora joins platform once the target is back", || async {
+        target.member_names("platform").await == ["ADA", "BOB", "DORA"]
+    })
+    .await;
+    let turns = running.stop().await;
+    assert_eq!(
+        turns.last().map(String::as_str),
+        Some("ran applied"),
+        "{turns:?}"
+    );
+    state.close().await;
+}
+
+/// Two processes watching one job: the second stands by while the first holds the job's
+/// lease, and takes over once the first stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_watch_of_a_job_stands_by_until_the_first_stops() {
+    let state = StateDatabase::sqlite().await;
+    let target = Scimitar::start().await;
+    let directory = tempfile::tempdir().expect("a directory");
+    let path = directory.path().join("people.jsonl");
+    write_export(&path, &["e1"]);
+    let trigger = Trigger::Interval(Duration::from_secs(1));
+    let first = Watching::start(
+        watching(file_job(path.clone(), &target), trigger.clone(), "first"),
+        state.store.clone(),
+    );
+    eventually("the first run", || async {
+        target.members_if_any("hr").await == ["dora"]
+    })
+    .await;
+    let second = Watching::start(
+        watching(file_job(path.clone(), &target), trigger, "second"),
+        state.store.clone(),
+    );
+    eventually("the second watch stands by", || async {
+        second.turns().iter().any(|turn| turn == "standby")
+    })
+    .await;
+    assert!(
+        second.turns().iter().all(|turn| turn == "standby"),
+        "{:?}",
+        second.turns()
+    );
+    first.stop().await;
+    write_export(&path, &["e1", "e2"]);
+    eventually("the second watch takes over", || async {
+        target.member_names("hr").await == ["dora", "eve"]
+    })
+    .await;
+    let turns = second.stop().await;
+    assert!(turns.iter().any(|turn| turn == "ran applied"), "{turns:?}");
     state.close().await;
 }

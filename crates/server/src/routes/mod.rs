@@ -15,6 +15,7 @@ pub mod oauth;
 pub mod permissions;
 pub mod resources;
 pub mod statements;
+pub mod sync_changes;
 pub mod tokens;
 pub mod unity_catalog;
 pub mod wire;
@@ -122,6 +123,7 @@ pub fn routes() -> Router<AppState> {
         .merge(alerts::routes())
         .merge(oauth::routes())
         .merge(federation::routes())
+        .merge(sync_changes::routes())
 }
 
 /// The header a request id travels in, both ways.

@@ -1003,6 +1003,14 @@ fn routes(secrets: &Secrets, account: &str, workspace: &str) -> Vec<Walked> {
             "/api/2.0/audit/alert-rules/00000000-0000-0000-0000-000000000000".to_string(),
             None,
         ),
+        // The change feed: admins and SCIM-scoped tokens only, and only the caller's own
+        // account's token (crates/server/tests/api/sync_changes.rs tests it further).
+        (
+            Method::GET,
+            "/api/2.0/sync/changes",
+            "/api/2.0/sync/changes?after=0&timeout_seconds=0".to_string(),
+            None,
+        ),
     ] {
         walk(method, template, &path, body);
     }

@@ -40,6 +40,7 @@ mod scale;
 mod service_principals;
 mod statements;
 mod support;
+mod sync_changes;
 mod tenancy;
 mod tokens;
 mod unity_catalog;

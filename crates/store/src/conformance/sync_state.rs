@@ -3,7 +3,7 @@
 //! account at all (a sync job's state needs none).
 
 use super::*;
-use crate::{SyncMappingRow, SyncRunRecord, SyncStateChange};
+use crate::{SyncLease, SyncMappingRow, SyncRunRecord, SyncStateChange};
 
 fn mapping(kind: &str, source: &str, target: &str) -> SyncMappingRow {
     SyncMappingRow {
@@ -88,5 +88,79 @@ pub async fn sync_jobs_keep_their_mappings_watermark_and_runs_apart(stores: &mut
     let other = store.sync_state("other").await.unwrap();
     assert_eq!(other.mappings[0].target_id, "x");
     assert_eq!(other.watermark, None);
+    assert_eq!(store.audit_head(&nobody).await.unwrap().size, 0);
+}
+
+/// A job's lease is held by one owner at a time: another's take does not match until the
+/// holder's time has passed or the holder gave it up; the holder renews it; taking it makes the
+/// job's row without disturbing a later run's record, and none of it writes an audit event.
+pub async fn a_sync_job_lease_is_held_by_one_owner_until_it_expires_or_is_released(
+    stores: &mut Stores,
+) {
+    let store = &*stores.fresh().await;
+    let nobody = AccountId::new("no-account");
+    let take = |owner: &str, now: i64, until: i64| {
+        Change::SyncLease(SyncLease::Take {
+            job: "hr".into(),
+            owner: owner.into(),
+            now: Timestamp::from_micros(now),
+            until: Timestamp::from_micros(until),
+        })
+    };
+    async fn holder(store: &dyn Store) -> (Option<String>, Option<i64>) {
+        let state = store.sync_state("hr").await.unwrap();
+        (
+            state.lease_owner,
+            state.lease_until.map(Timestamp::as_micros),
+        )
+    }
+    store.apply(&nobody, take("a", 100, 200)).await.unwrap();
+    assert_eq!(holder(store).await, (Some("a".into()), Some(200)));
+    // Another owner's take before the lease has passed changes nothing.
+    store.apply(&nobody, take("b", 150, 250)).await.unwrap();
+    assert_eq!(holder(store).await, (Some("a".into()), Some(200)));
+    // The holder renews it.
+    store.apply(&nobody, take("a", 190, 300)).await.unwrap();
+    assert_eq!(holder(store).await, (Some("a".into()), Some(300)));
+    // A run's record keeps the lease, and the lease keeps the run's watermark.
+    store
+        .apply(
+            &nobody,
+            run_of("hr", vec![mapping("user", "s1", "t1")], vec![], Some("w1")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(holder(store).await, (Some("a".into()), Some(300)));
+    // Once it has passed, another owner takes it.
+    store.apply(&nobody, take("b", 300, 400)).await.unwrap();
+    assert_eq!(holder(store).await, (Some("b".into()), Some(400)));
+    // Only the holder gives it up; then anyone takes it at once.
+    store
+        .apply(
+            &nobody,
+            Change::SyncLease(SyncLease::Release {
+                job: "hr".into(),
+                owner: "a".into(),
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(holder(store).await, (Some("b".into()), Some(400)));
+    store
+        .apply(
+            &nobody,
+            Change::SyncLease(SyncLease::Release {
+                job: "hr".into(),
+                owner: "b".into(),
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(holder(store).await, (None, None));
+    store.apply(&nobody, take("a", 310, 410)).await.unwrap();
+    assert_eq!(holder(store).await, (Some("a".into()), Some(410)));
+    let state = store.sync_state("hr").await.unwrap();
+    assert_eq!(state.watermark.as_deref(), Some("w1"));
+    assert_eq!(state.mappings.len(), 1);
     assert_eq!(store.audit_head(&nobody).await.unwrap().size, 0);
 }

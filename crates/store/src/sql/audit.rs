@@ -215,6 +215,7 @@ pub(crate) fn describe(change: &Change, before: Option<&Principal>) -> Option<De
         | Change::EnsureAuditKey { .. }
         | Change::AddSigningKey(_)
         | Change::RecordSyncRun(_)
+        | Change::SyncLease(_)
         | Change::RecordExchangedToken(_)
         | Change::RecordRefusals(_) => return None,
         Change::PruneAuditTrail { before } => described(

@@ -4,7 +4,7 @@
 //! [`Change::RecordSyncRun`]: crate::Change::RecordSyncRun
 
 use crate::sql::transaction::{params, query_one, query_opt, SqlTransaction};
-use crate::sync_state::{SyncJobState, SyncMappingRow, SyncRunRecord, SyncStateChange};
+use crate::sync_state::{SyncJobState, SyncLease, SyncMappingRow, SyncRunRecord, SyncStateChange};
 use scimitar_domain::{ScimResult, Timestamp};
 
 /// A job's mappings (by kind, then source id) and watermark; empty for a job never run.
@@ -28,19 +28,71 @@ pub async fn job_state<T: SqlTransaction>(session: &mut T, job: &str) -> ScimRes
             })
         })
         .collect::<ScimResult<Vec<_>>>()?;
-    let watermark = query_opt(
+    let job_row = query_opt(
         session,
-        "SELECT watermark FROM sync_jobs WHERE job = $1",
+        "SELECT watermark, lease_owner, lease_until FROM sync_jobs WHERE job = $1",
         params![job],
     )
     .await?
-    .map(|mut row| row.optional_text(0))
-    .transpose()?
-    .flatten();
+    .map(|mut row| {
+        Ok::<_, scimitar_domain::ScimError>((
+            row.optional_text(0)?,
+            row.optional_text(1)?,
+            row.optional_integer(2)?.map(Timestamp::from_micros),
+        ))
+    })
+    .transpose()?;
+    let (watermark, lease_owner, lease_until) = job_row.unwrap_or((None, None, None));
     Ok(SyncJobState {
         mappings,
         watermark,
+        lease_owner,
+        lease_until,
     })
+}
+
+/// [`crate::Change::SyncLease`]: the job's row is made if it is new; the lease is then taken
+/// by one conditional update (free, already ours, or expired), which on PostgreSQL waits for a
+/// concurrent taker's row lock and then re-reads the row, so of two takers one matches.
+pub async fn lease<T: SqlTransaction>(transaction: &mut T, lease: &SyncLease) -> ScimResult<()> {
+    match lease {
+        SyncLease::Take {
+            job,
+            owner,
+            now,
+            until,
+        } => {
+            transaction
+                .execute(
+                    "INSERT INTO sync_jobs (job) VALUES ($1) ON CONFLICT (job) DO NOTHING",
+                    params![job.as_str()],
+                )
+                .await?;
+            transaction
+                .execute(
+                    "UPDATE sync_jobs SET lease_owner = $2, lease_until = $3 WHERE job = $1 \
+                     AND (lease_owner IS NULL OR lease_owner = $2 OR lease_until IS NULL \
+                     OR lease_until <= $4)",
+                    params![
+                        job.as_str(),
+                        owner.as_str(),
+                        until.as_micros(),
+                        now.as_micros()
+                    ],
+                )
+                .await?;
+        }
+        SyncLease::Release { job, owner } => {
+            transaction
+                .execute(
+                    "UPDATE sync_jobs SET lease_owner = NULL, lease_until = NULL \
+                     WHERE job = $1 AND lease_owner = $2",
+                    params![job.as_str(), owner.as_str()],
+                )
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// A job's latest `limit` runs, newest first.

@@ -432,6 +432,7 @@ async fn apply_change<T: SqlTransaction>(
         Change::RecordSyncRun(change) => {
             crate::sql::sync_state::record_run(transaction, change).await?
         }
+        Change::SyncLease(lease) => crate::sql::sync_state::lease(transaction, lease).await?,
         Change::CreateFederationPolicy(policy) => {
             federation::create_policy(transaction, account, policy).await?
         }

@@ -1,0 +1,341 @@
+//! `scimitar sync watch`: a job run again and again, each run as `apply` makes it (plan, the
+//! deletion guard, apply, record), then a wait for the next trigger:
+//!
+//! - a Scimitar source followed through its change feed ([`Trigger::Changes`]): the feed is
+//!   long-polled from the token read just before the last run, so a change made during a run
+//!   triggers the next one at once; and at least every `interval` a run happens anyway, which
+//!   retries items that failed and corrects drift when nothing changes at the source;
+//! - any other source ([`Trigger::Interval`]): every `interval`.
+//!
+//! A run that cannot complete (the source, the target or the state database down) is recorded
+//! in the run history as `error`, reported, and tried again after a back-off that doubles from
+//! one second up to `max_backoff`; a run whose items failed, or that the guard stopped, is
+//! recorded as `apply` records it and the next trigger runs it again. Nothing ends the loop but
+//! `stop`, which is looked at between runs and cuts a wait short, never a run.
+//!
+//! Two processes watching one job never run it at once: each run, and each wait, is done
+//! holding the job's lease in the state database, renewed every third of its length; a process
+//! that finds it held by another stands by and tries again, and takes over once the holder has
+//! stopped renewing it (or gave it up on stopping).
+
+use crate::feed::{ChangeFeed, MAX_POLL};
+use crate::run::{run, Job, Mode, Report};
+use crate::{state, SyncError, SyncResult};
+use scimitar_domain::{Clock, Timestamp};
+use scimitar_store::{Store, SyncRunRecord};
+use std::future::Future;
+use std::time::Duration;
+use tokio::sync::watch::Receiver;
+
+/// The shortest wait between runs, whatever is configured: a source is read whole each time.
+const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The first wait after a run that could not complete; it doubles up to `max_backoff`.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+
+/// When to run again.
+#[derive(Debug, Clone)]
+pub enum Trigger {
+    /// When the source's change feed moves past the token read before the last run, and at
+    /// least every `interval`.
+    Changes {
+        feed: ChangeFeed,
+        interval: Duration,
+    },
+    /// Every `interval`.
+    Interval(Duration),
+}
+
+/// A job to watch, and how.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    pub job: Job,
+    pub trigger: Trigger,
+    /// The longest wait between attempts while a run cannot complete.
+    pub max_backoff: Duration,
+    /// How long this process's hold on the job lasts without renewal.
+    pub lease: Duration,
+    /// This process, as the lease's holder: unique among the processes that may watch the job.
+    pub owner: String,
+}
+
+/// What one turn of the loop did, for the caller to show.
+#[derive(Debug)]
+pub enum Turn {
+    /// A run completed (applied, failed items, or stopped by the guard) and was recorded.
+    Ran(Box<Report>),
+    /// A run could not complete; recorded as `error`, tried again after `retry_in`.
+    Failed { error: String, retry_in: Duration },
+    /// Another process holds the job's lease: this one waits, then tries again.
+    StandingBy { holder: Option<String> },
+}
+
+/// A name for this process as a lease holder: the host (from `HOSTNAME`, when set), the
+/// process id and the time it started, so two processes on one host differ.
+pub fn owner_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_string());
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|since| since.as_micros())
+        .unwrap_or_default();
+    format!("{host}/{}/{started}", std::process::id())
+}
+
+/// Whether `stop` says to stop (or its sender is gone, which says the same).
+fn stopping(stop: &Receiver<bool>) -> bool {
+    stop.has_changed().is_err() || *stop.borrow()
+}
+
+/// Completes when `stop` says to stop.
+async fn stopped(stop: &Receiver<bool>) {
+    let mut stop = stop.clone();
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// Sleeps for `duration` unless `stop` comes first; says whether it did.
+async fn pause(stop: &Receiver<bool>, duration: Duration) -> bool {
+    tokio::select! {
+        () = stopped(stop) => true,
+        () = tokio::time::sleep(duration) => false,
+    }
+}
+
+fn plus(time: Timestamp, duration: Duration) -> Timestamp {
+    let micros = i64::try_from(duration.as_micros()).unwrap_or(i64::MAX);
+    Timestamp::from_micros(time.as_micros().saturating_add(micros))
+}
+
+impl Watch {
+    /// Runs the job until `stop` says to stop, calling `observe` after each turn. Returns when
+    /// stopped, having given up the lease.
+    pub async fn run(
+        &self,
+        store: &dyn Store,
+        clock: &dyn Clock,
+        stop: Receiver<bool>,
+        mut observe: impl FnMut(&Turn),
+    ) {
+        let mut backoff = FIRST_BACKOFF;
+        while !stopping(&stop) {
+            let now = clock.now();
+            match state::take_lease(
+                store,
+                &self.job.name,
+                &self.owner,
+                now,
+                plus(now, self.lease),
+            )
+            .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    let holder = store
+                        .sync_state(&self.job.name)
+                        .await
+                        .ok()
+                        .and_then(|state| state.lease_owner);
+                    observe(&Turn::StandingBy { holder });
+                    // Half a lease: a holder that died is taken over soon after it expires.
+                    if pause(&stop, self.lease / 2).await {
+                        break;
+                    }
+                    continue;
+                }
+                Err(error) => {
+                    let retry_in = backoff;
+                    backoff = (backoff * 2).min(self.max_backoff.max(FIRST_BACKOFF));
+                    observe(&Turn::Failed {
+                        error: format!("the job's lease: {error}"),
+                        retry_in,
+                    });
+                    if pause(&stop, retry_in).await {
+                        break;
+                    }
+                    continue;
+                }
+            }
+            // The source's token before the run: a change after it triggers the next run.
+            let seen = match &self.trigger {
+                Trigger::Changes { feed, .. } => feed.current().await.ok(),
+                Trigger::Interval(_) => None,
+            };
+            let started = clock.now();
+            let outcome = self
+                .holding_lease(store, clock, run(&self.job, store, clock, Mode::Apply))
+                .await;
+            let retry_in = match outcome {
+                Ok(report) => {
+                    backoff = FIRST_BACKOFF;
+                    observe(&Turn::Ran(Box::new(report)));
+                    None
+                }
+                Err(error) => {
+                    let retry_in = backoff;
+                    backoff = (backoff * 2).min(self.max_backoff.max(FIRST_BACKOFF));
+                    let error = error.to_string();
+                    record_error(store, clock, &self.job.name, started, &error).await;
+                    observe(&Turn::Failed { error, retry_in });
+                    Some(retry_in)
+                }
+            };
+            if stopping(&stop) {
+                break;
+            }
+            let stopped_in_wait = match (retry_in, &self.trigger) {
+                (Some(retry_in), _) => {
+                    self.holding_lease(store, clock, pause(&stop, retry_in))
+                        .await
+                }
+                (None, Trigger::Interval(interval)) => {
+                    let interval = (*interval).max(MIN_INTERVAL);
+                    self.holding_lease(store, clock, pause(&stop, interval))
+                        .await
+                }
+                (None, Trigger::Changes { feed, interval }) => {
+                    let interval = (*interval).max(MIN_INTERVAL);
+                    let wait = self.wait_for_change(feed, seen, interval, &stop);
+                    self.holding_lease(store, clock, wait).await
+                }
+            };
+            if stopped_in_wait {
+                break;
+            }
+        }
+        if let Err(error) = state::release_lease(store, &self.job.name, &self.owner).await {
+            tracing::warn!(job = %self.job.name, %error, "could not give the job's lease up");
+        }
+    }
+
+    /// Runs `work` while renewing the job's lease every third of its length. A renewal that
+    /// finds the lease lost is logged; `work` goes on (a run is never cut in the middle), and
+    /// the next turn finds out whether this process still holds the job.
+    async fn holding_lease<T>(
+        &self,
+        store: &dyn Store,
+        clock: &dyn Clock,
+        work: impl Future<Output = T>,
+    ) -> T {
+        let mut work = std::pin::pin!(work);
+        loop {
+            tokio::select! {
+                done = &mut work => return done,
+                () = tokio::time::sleep(self.lease / 3) => {}
+            }
+            let now = clock.now();
+            let until = plus(now, self.lease);
+            match state::take_lease(store, &self.job.name, &self.owner, now, until).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(job = %self.job.name, "another process took the job's lease")
+                }
+                Err(error) => {
+                    tracing::warn!(job = %self.job.name, %error, "could not renew the job's lease")
+                }
+            }
+        }
+    }
+
+    /// Long-polls the feed until the source's token moves past `seen`, `interval` passes, or
+    /// `stop`; says whether it was `stop`. A feed that fails is polled again after a back-off
+    /// (the interval still bounds the wait, so the job runs even while its feed is down).
+    async fn wait_for_change(
+        &self,
+        feed: &ChangeFeed,
+        mut seen: Option<u64>,
+        interval: Duration,
+        stop: &Receiver<bool>,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + interval;
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let answer = tokio::select! {
+                () = stopped(stop) => return true,
+                answer = async {
+                    match seen {
+                        Some(after) => feed.wait(after, left.min(MAX_POLL)).await.map(Some),
+                        // The token before the run could not be read: read it now, and wait
+                        // from there (a change in between waits for the interval).
+                        None => feed.current().await.map(|token| {
+                            seen = Some(token);
+                            None
+                        }),
+                    }
+                } => answer,
+            };
+            match answer {
+                Ok(Some(token)) if seen.is_some_and(|seen| token > seen) => return false,
+                Ok(_) => backoff = FIRST_BACKOFF,
+                Err(failure) => {
+                    tracing::warn!(job = %self.job.name, %failure, ?backoff, "cannot follow the source's changes");
+                    let wait = backoff.min(left);
+                    backoff = (backoff * 2).min(self.max_backoff.max(FIRST_BACKOFF));
+                    if pause(stop, wait).await {
+                        return true;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Records a run that could not complete in the job's history (outcome `error`, the error as
+/// its report), so `scimitar sync status` shows it; the state itself is left as it was.
+async fn record_error(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    job: &str,
+    started: Timestamp,
+    error: &str,
+) {
+    let report = serde_json::json!({"job": job, "mode": "apply", "error": error});
+    let record = SyncRunRecord {
+        seq: 0,
+        started,
+        ended: clock.now(),
+        outcome: "error".to_string(),
+        report: report.to_string(),
+    };
+    let unchanged = crate::model::JobState::default();
+    if let Err(failure) = state::record(store, job, &unchanged, &unchanged, record).await {
+        tracing::warn!(%job, error = %failure, "could not record the failed run");
+    }
+}
+
+/// The change feed's URL and the watch's trigger, from a job's configuration.
+pub fn trigger_of(
+    source: &crate::config::SourceConfig,
+    settings: &crate::config::WatchSettings,
+    token: Option<&crate::scim::Secret>,
+) -> SyncResult<Trigger> {
+    let interval = Duration::from_secs(settings.interval_seconds);
+    match source {
+        crate::config::SourceConfig::Scim {
+            url,
+            follow_changes: true,
+            changes_url,
+            ..
+        } => {
+            let feed_url = match changes_url {
+                Some(feed_url) => feed_url.clone(),
+                None => crate::config::changes_url_of(url).ok_or_else(|| {
+                    SyncError::Config(format!(
+                        "follow_changes: {url} is no Scimitar SCIM URL (.../scim/v2); give \
+                         changes_url"
+                    ))
+                })?,
+            };
+            let token = token.cloned().ok_or_else(|| {
+                SyncError::Config("follow_changes needs the source's token".into())
+            })?;
+            Ok(Trigger::Changes {
+                feed: ChangeFeed::new(&feed_url, token),
+                interval,
+            })
+        }
+        _ => Ok(Trigger::Interval(interval)),
+    }
+}
