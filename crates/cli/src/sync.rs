@@ -6,7 +6,7 @@
 //! stopped the run. `watch` runs until SIGINT or SIGTERM and exits 0.
 
 use clap::{Args, Subcommand};
-use scimitar_domain::{Clock, SystemClock};
+use scimitar_domain::SystemClock;
 use scimitar_sync::config::{JobConfig, Policy, Profile, SourceConfig, WatchSettings};
 use scimitar_sync::run::{run, Job, Mode, Source};
 use scimitar_sync::scim::{RetryPolicy, ScimEndpoint, Secret};
@@ -102,26 +102,29 @@ pub async fn run_command(command: SyncCommand) -> ExitCode {
 }
 
 async fn run_sync(mode: Mode, args: &SyncArgs) -> Result<u8, String> {
-    let JobOf { job, database, .. } = job_of(args)?;
+    let JobOf {
+        job,
+        database,
+        settings,
+        ..
+    } = job_of(args)?;
     let store = scimitar_store::open(&database)
         .await
         .map_err(|error| format!("the state database: {error}"))?;
-    // A `watch` of the job applies it already: a second writer beside it would race it.
-    if mode == Mode::Apply {
-        let holder = scimitar_sync::state::lease_holder(&*store, &job.name, SystemClock.now())
-            .await
-            .map_err(|error| error.to_string())?;
-        if let Some(holder) = holder {
-            return Err(format!(
-                "a `scimitar sync watch` of job {} is running ({holder}); stop it first, or let \
-                 it apply the change",
-                job.name
-            ));
+    // An `apply` holds the job's lease while it runs, so that it never races a `watch` or
+    // another `apply` of the job.
+    let report = match mode {
+        Mode::Apply => {
+            let lease = scimitar_sync::watch::JobLease {
+                job: job.name.clone(),
+                owner: scimitar_sync::watch::owner_name(),
+                length: Duration::from_secs(settings.lease_seconds),
+            };
+            scimitar_sync::watch::apply_once(&job, &*store, &SystemClock, &lease).await
         }
+        Mode::Plan => run(&job, &*store, &SystemClock, mode).await,
     }
-    let report = run(&job, &*store, &SystemClock, mode)
-        .await
-        .map_err(|error| error.to_string())?;
+    .map_err(|error| error.to_string())?;
     if args.json {
         let text = serde_json::to_string_pretty(&report).map_err(|error| error.to_string())?;
         println!("{text}");

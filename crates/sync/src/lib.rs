@@ -50,6 +50,9 @@ pub enum SyncError {
     Target(String),
     #[error("state: {0}")]
     State(#[from] scimitar_domain::ScimError),
+    /// Another process holds the job's lease (a `watch`, another `apply`).
+    #[error("{0}")]
+    Busy(String),
 }
 
 pub type SyncResult<T> = Result<T, SyncError>;

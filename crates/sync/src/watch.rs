@@ -206,33 +206,19 @@ impl Watch {
         }
     }
 
-    /// Runs `work` while renewing the job's lease every third of its length. A renewal that
-    /// finds the lease lost is logged; `work` goes on (a run is never cut in the middle), and
-    /// the next turn finds out whether this process still holds the job.
+    /// Runs `work` while renewing the job's lease ([`JobLease::holding`]).
     async fn holding_lease<T>(
         &self,
         store: &dyn Store,
         clock: &dyn Clock,
         work: impl Future<Output = T>,
     ) -> T {
-        let mut work = std::pin::pin!(work);
-        loop {
-            tokio::select! {
-                done = &mut work => return done,
-                () = tokio::time::sleep(self.lease / 3) => {}
-            }
-            let now = clock.now();
-            let until = plus(now, self.lease);
-            match state::take_lease(store, &self.job.name, &self.owner, now, until).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    tracing::warn!(job = %self.job.name, "another process took the job's lease")
-                }
-                Err(error) => {
-                    tracing::warn!(job = %self.job.name, %error, "could not renew the job's lease")
-                }
-            }
-        }
+        let lease = JobLease {
+            job: self.job.name.clone(),
+            owner: self.owner.clone(),
+            length: self.lease,
+        };
+        lease.holding(store, clock, work).await
     }
 
     /// Long-polls the feed until the source's token moves past `seen`, `interval` passes, or
@@ -338,4 +324,83 @@ pub fn trigger_of(
         }
         _ => Ok(Trigger::Interval(interval)),
     }
+}
+
+/// One process's hold on a job in the state database, by which a `watch` and an `apply` of
+/// the same job never run at once.
+#[derive(Debug, Clone)]
+pub struct JobLease {
+    pub job: String,
+    /// This process, as the lease's holder ([`owner_name`]).
+    pub owner: String,
+    /// How long the hold lasts without renewal.
+    pub length: Duration,
+}
+
+impl JobLease {
+    /// Takes the lease (or renews it); says whether this process holds it now.
+    pub async fn take(&self, store: &dyn Store, clock: &dyn Clock) -> SyncResult<bool> {
+        let now = clock.now();
+        state::take_lease(store, &self.job, &self.owner, now, plus(now, self.length)).await
+    }
+
+    /// Runs `work` while renewing the lease every third of its length. A renewal that finds
+    /// the lease lost is logged; `work` goes on (a run is never cut in the middle).
+    pub async fn holding<T>(
+        &self,
+        store: &dyn Store,
+        clock: &dyn Clock,
+        work: impl Future<Output = T>,
+    ) -> T {
+        let mut work = std::pin::pin!(work);
+        loop {
+            tokio::select! {
+                done = &mut work => return done,
+                () = tokio::time::sleep(self.length / 3) => {}
+            }
+            match self.take(store, clock).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(job = %self.job, "another process took the job's lease")
+                }
+                Err(error) => {
+                    tracing::warn!(job = %self.job, %error, "could not renew the job's lease")
+                }
+            }
+        }
+    }
+
+    /// Gives the lease up, if this process holds it; a failure is logged (the lease then
+    /// expires by itself).
+    pub async fn release(&self, store: &dyn Store) {
+        if let Err(error) = state::release_lease(store, &self.job, &self.owner).await {
+            tracing::warn!(job = %self.job, %error, "could not give the job's lease up");
+        }
+    }
+}
+
+/// `scimitar sync apply`: one run, holding the job's lease while it lasts and giving it up
+/// after, so that it never runs beside a `watch` or another `apply` of the job. Refused with
+/// [`SyncError::Busy`] while another process holds the lease.
+pub async fn apply_once(
+    job: &Job,
+    store: &dyn Store,
+    clock: &dyn Clock,
+    lease: &JobLease,
+) -> SyncResult<Report> {
+    if !lease.take(store, clock).await? {
+        let holder = state::lease_holder(store, &job.name, clock.now())
+            .await?
+            .unwrap_or_else(|| "a process whose lease just ended".to_string());
+        return Err(SyncError::Busy(format!(
+            "job {} is being run by another process ({holder}): a `scimitar sync watch` applies \
+             its changes already; stop it first, or try again when the other run ends",
+            job.name
+        )));
+    }
+    let outcome = lease
+        .holding(store, clock, run(job, store, clock, Mode::Apply))
+        .await;
+    lease.release(store).await;
+    outcome
 }

@@ -15,7 +15,8 @@ use scimitar_sync::feed::ChangeFeed;
 use scimitar_sync::model::{Kind, Ownership};
 use scimitar_sync::run::{job_state, run, Job, Mode, Report, Source};
 use scimitar_sync::scim::{RetryPolicy, ScimEndpoint, Secret};
-use scimitar_sync::watch::{Trigger, Turn, Watch};
+use scimitar_sync::watch::{apply_once, JobLease, Trigger, Turn, Watch};
+use scimitar_sync::SyncError;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -1324,4 +1325,59 @@ async fn a_second_watch_of_a_job_stands_by_until_the_first_stops() {
     let turns = second.stop().await;
     assert!(turns.iter().any(|turn| turn == "ran applied"), "{turns:?}");
     state.close().await;
+}
+
+/// `apply` holds the job's lease while it runs: refused, writing nothing, while another
+/// process (here a lease taken as "another-process") holds it; once that is given up, it runs
+/// and gives its own up after, so that a `watch` could take the job next.
+async fn an_apply_holds_the_jobs_lease(state: StateDatabase) {
+    let target = Scimitar::start().await;
+    let directory = tempfile::tempdir().expect("a directory");
+    let path = directory.path().join("people.jsonl");
+    write_export(&path, &["e1"]);
+    let job = file_job(path, &target);
+    let lease = |owner: &str| JobLease {
+        job: job.name.clone(),
+        owner: owner.to_string(),
+        length: Duration::from_secs(60),
+    };
+    let other = lease("another-process");
+    assert!(other.take(&*state.store, &SystemClock).await.unwrap());
+
+    let mine = lease("this-apply");
+    match apply_once(&job, &*state.store, &SystemClock, &mine).await {
+        Err(SyncError::Busy(message)) => {
+            assert!(message.contains("another-process"), "{message}")
+        }
+        other => panic!("an apply beside another holder ran: {other:?}"),
+    }
+    assert!(
+        target.members_if_any("hr").await.is_empty(),
+        "nothing written"
+    );
+
+    other.release(&*state.store).await;
+    let report = apply_once(&job, &*state.store, &SystemClock, &mine)
+        .await
+        .expect("the run completes");
+    assert!(report.failures.is_empty(), "{report:?}");
+    assert_eq!(target.members_if_any("hr").await, ["dora"]);
+    let holder = scimitar_sync::state::lease_holder(&*state.store, &job.name, SystemClock.now())
+        .await
+        .unwrap();
+    assert_eq!(holder, None, "the apply gave its lease up");
+    state.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_holds_the_jobs_lease_with_state_in_sqlite() {
+    an_apply_holds_the_jobs_lease(StateDatabase::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_holds_the_jobs_lease_with_state_in_postgres() {
+    let Some(state) = StateDatabase::postgres().await else {
+        return;
+    };
+    an_apply_holds_the_jobs_lease(state).await;
 }
