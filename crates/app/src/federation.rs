@@ -67,13 +67,60 @@ const MICROS_PER_SECOND: i64 = 1_000_000;
 
 /// Fetches a document by URL (a discovery document, a key set): the services' one outbound
 /// call, given by the edge, which owns HTTP. The URL has been checked
-/// ([`check_issuer_url`]); the fetcher adds a timeout and a size limit, and follows no
-/// redirect. The error is for the log.
+/// ([`check_issuer_url`]); the fetcher adds a timeout and a size limit, follows no redirect,
+/// and connects only to addresses [`may_fetch_from`] allows (`allow_loopback`: the
+/// deployment's `federation_allow_loopback_http`), whatever the host's name resolves to. The
+/// error is for the log.
 pub trait DocumentFetcher: Send + Sync {
     fn fetch<'a>(
         &'a self,
         url: &'a str,
+        allow_loopback: bool,
     ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, String>> + Send + 'a>>;
+}
+
+/// Whether the server may connect to `address` to fetch an issuer's documents: a policy's
+/// issuer is written by an account admin, and without this rule the server would fetch from
+/// wherever its own network reaches (a cloud's metadata service at 169.254.169.254, the
+/// database, an internal admin page). Refused: private (10/8, 172.16/12, 192.168/16, fc00::/7),
+/// shared (100.64/10), link-local (169.254/16, fe80::/10), unspecified, broadcast, multicast,
+/// documentation and benchmarking ranges, and IPv4 written as IPv6; loopback only when
+/// `allow_loopback` (tests, a local IdP).
+pub fn may_fetch_from(address: std::net::IpAddr, allow_loopback: bool) -> bool {
+    use std::net::IpAddr;
+    match address {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            if v4.is_loopback() {
+                return allow_loopback;
+            }
+            !(v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (b == 18 || b == 19))
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if v6.is_loopback() {
+                return allow_loopback;
+            }
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return may_fetch_from(IpAddr::V4(v4), allow_loopback);
+            }
+            let first = v6.segments()[0];
+            !(v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && v6.segments()[1] == 0x0db8
+                || v6.segments()[..6] == [0, 0, 0, 0, 0, 0])
+        }
+    }
 }
 
 /// This node's federation state: the fetcher, whether loopback `http` issuers are allowed, and
@@ -1129,7 +1176,7 @@ impl Services {
                 );
                 check_issuer_url(&discovery, allow)
                     .map_err(|why| unavailable("the issuer's discovery URL is not allowed", why))?;
-                let document = fetcher.fetch(&discovery).await.map_err(|why| {
+                let document = fetcher.fetch(&discovery, allow).await.map_err(|why| {
                     unavailable("the issuer's discovery document could not be fetched", why)
                 })?;
                 let document: Value = serde_json::from_slice(&document).map_err(|_| {
@@ -1150,7 +1197,7 @@ impl Services {
         check_issuer_url(&jwks_uri, allow)
             .map_err(|why| unavailable("the issuer's jwks_uri is not allowed", why))?;
         let body = fetcher
-            .fetch(&jwks_uri)
+            .fetch(&jwks_uri, allow)
             .await
             .map_err(|why| unavailable("the issuer's key set could not be fetched", why))?;
         parse_key_set(&body).map_err(|why| unavailable("the issuer's key set is not valid", why))
@@ -1212,6 +1259,48 @@ impl Services {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn only_public_addresses_are_fetched_from_and_loopback_where_allowed() {
+        let ip = |text: &str| text.parse::<std::net::IpAddr>().unwrap();
+        for public in [
+            "8.8.8.8",
+            "140.82.112.3",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
+            assert!(may_fetch_from(ip(public), false), "{public}");
+        }
+        for internal in [
+            "10.0.0.1",
+            "172.16.5.4",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "192.0.2.1",
+            "198.18.0.1",
+            "240.0.0.1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "ff02::1",
+            "2001:db8::1",
+            "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254",
+            "::127.0.0.1",
+        ] {
+            assert!(!may_fetch_from(ip(internal), false), "{internal}");
+            assert!(!may_fetch_from(ip(internal), true), "{internal}");
+        }
+        for loopback in ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"] {
+            assert!(!may_fetch_from(ip(loopback), false), "{loopback}");
+            assert!(may_fetch_from(ip(loopback), true), "{loopback}");
+        }
+    }
 
     #[test]
     fn issuers_are_https_or_allowed_loopback_http() {

@@ -15,7 +15,9 @@ use axum::extract::{Path, Query, State};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
-use scimitar_app::federation::{DocumentFetcher, OidcPolicyInput, PolicyInput, MAX_FETCHED_BYTES};
+use scimitar_app::federation::{
+    may_fetch_from, DocumentFetcher, OidcPolicyInput, PolicyInput, MAX_FETCHED_BYTES,
+};
 use scimitar_domain::{PrincipalId, ScimError};
 use serde::Deserialize;
 use serde_json::Value;
@@ -225,23 +227,61 @@ async fn delete_policy(
 // ----- the fetcher --------------------------------------------------------------------------
 
 /// Fetches issuers' discovery documents and key sets over HTTPS (or loopback HTTP, where the
-/// application allowed the URL): a short timeout, no redirects, at most [`MAX_FETCHED_BYTES`].
+/// application allowed the URL): a short timeout, no redirects, at most [`MAX_FETCHED_BYTES`],
+/// and only from addresses [`may_fetch_from`] allows, checked on the addresses a name resolves
+/// to (by the client's own resolver, so the address checked is the one connected to) and on an
+/// address written in the URL.
 pub struct HttpDocumentFetcher {
-    client: reqwest::Client,
+    /// Connects to public addresses only.
+    public: reqwest::Client,
+    /// Also to loopback ones, for a deployment that allows loopback issuers.
+    with_loopback: reqwest::Client,
 }
 
 /// How long a fetch may take in all; an issuer that slow fails the exchange, not the server.
 const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The fetcher's resolver: the system's answer, without the addresses it may not reach.
+struct AllowedAddresses {
+    allow_loopback: bool,
+}
+
+impl reqwest::dns::Resolve for AllowedAddresses {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow_loopback = self.allow_loopback;
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let resolved: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|address| may_fetch_from(address.ip(), allow_loopback))
+                .collect();
+            if resolved.is_empty() {
+                return Err(format!(
+                    "{host} resolves to no address this server may fetch from (private, \
+                     link-local or loopback addresses are refused)"
+                )
+                .into());
+            }
+            Ok(Box::new(resolved.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 impl HttpDocumentFetcher {
     pub fn new() -> HttpDocumentFetcher {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(FETCH_TIMEOUT)
-            .connect_timeout(FETCH_TIMEOUT)
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        HttpDocumentFetcher { client }
+        let client = |allow_loopback: bool| {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(FETCH_TIMEOUT)
+                .connect_timeout(FETCH_TIMEOUT)
+                .no_proxy()
+                .dns_resolver(std::sync::Arc::new(AllowedAddresses { allow_loopback }))
+                .build()
+        };
+        HttpDocumentFetcher {
+            public: client(false).unwrap_or_else(|_| reqwest::Client::new()),
+            with_loopback: client(true).unwrap_or_else(|_| reqwest::Client::new()),
+        }
     }
 }
 
@@ -251,14 +291,39 @@ impl Default for HttpDocumentFetcher {
     }
 }
 
+/// The address a URL's host is written as, if it is one (no name to resolve).
+fn literal_address(url: &str) -> Option<std::net::IpAddr> {
+    let authority = url.split_once("://")?.1.split('/').next()?;
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next()?,
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host),
+    };
+    host.parse().ok()
+}
+
 impl DocumentFetcher for HttpDocumentFetcher {
     fn fetch<'a>(
         &'a self,
         url: &'a str,
+        allow_loopback: bool,
     ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, String>> + Send + 'a>> {
         Box::pin(async move {
-            let mut response = self
-                .client
+            // An address in the URL is connected to without the resolver: checked here.
+            if let Some(address) = literal_address(url) {
+                if !may_fetch_from(address, allow_loopback) {
+                    return Err(format!(
+                        "{url} names {address}, which this server may not fetch from"
+                    ));
+                }
+            }
+            let client = if allow_loopback {
+                &self.with_loopback
+            } else {
+                &self.public
+            };
+            let mut response = client
                 .get(url)
                 .header(reqwest::header::ACCEPT, "application/json")
                 .send()

@@ -1152,3 +1152,59 @@ async fn a_jwt_exchanged_on_one_node_is_a_replay_on_the_other_and_a_deletion_sto
         assert_eq!(other.me_status(&app, token, Some(&change)).await, 401);
     }
 }
+
+/// A policy's issuer is an account admin's text: the server must not become their way into
+/// its own network. An issuer at a loopback address, written as one or as a name that
+/// resolves to one, is never connected to unless the deployment allows loopback issuers; the
+/// exchange fails as an issuer that cannot be fetched. A listener on that address counts the
+/// connections, and with loopback allowed it does see one (so its zero is not vacuous).
+#[tokio::test]
+async fn an_issuer_at_an_internal_address_is_never_connected_to() {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let app = spawn_app_with_clock(Arc::clone(&clock)).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&connections);
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    let key = TestKey::rsa("rsa-internal");
+    let now = now_seconds(clock.as_ref());
+    let attempt = |issuer: String, name: &'static str| {
+        let app = &app;
+        let key = &key;
+        async move {
+            let (sp_id, client_id) = service_principal(app, name).await;
+            create_policy(
+                app,
+                &sp_policies(app, &sp_id),
+                json!({"oidc_policy": {"issuer": issuer, "audiences": ["scimitar"], "subject": "job"}}),
+            )
+            .await;
+            let jwt = key.sign(&claims(&issuer, "scimitar", "job", now));
+            exchange(app, WORKSPACE_TOKEN, &jwt, Some(&client_id)).await
+        }
+    };
+    for (issuer, name) in [
+        (format!("https://127.0.0.1:{port}"), "by-address"),
+        (format!("https://localhost:{port}"), "by-name"),
+        (format!("https://[::ffff:127.0.0.1]:{port}"), "mapped"),
+    ] {
+        let reply = attempt(issuer.clone(), name).await;
+        oauth_error(&reply, 400, "invalid_grant");
+        assert_eq!(
+            connections.load(Ordering::SeqCst),
+            0,
+            "{issuer} was connected to"
+        );
+    }
+    // Allowed, the same kind of issuer is reached (and fails there: the listener speaks no TLS).
+    app.services.allow_loopback_http_issuers(true);
+    let reply = attempt(format!("https://127.0.0.1:{port}/allowed"), "allowed").await;
+    oauth_error(&reply, 400, "invalid_grant");
+    assert!(connections.load(Ordering::SeqCst) >= 1);
+}
