@@ -8,6 +8,12 @@ use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+/// Group names built in at Scimitar and at Databricks targets: `admins` makes its members
+/// admins, `users` holds everyone. A source's groups of these names are synced only when the
+/// policy names them in `groups`, so that a default scope never hands a target's admin group
+/// (matched by name, and adopted) to whoever writes the source.
+pub const BUILT_IN_GROUPS: [&str; 2] = ["admins", "users"];
+
 /// One attribute that differs: the target's value now, and the one it will have.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AttributeDiff {
@@ -230,18 +236,30 @@ impl<'a> Planner<'a> {
     }
 
     /// The source objects in scope: everything, or the configured groups, the groups nested
-    /// under them and their transitive members.
+    /// under them and their transitive members; built-in groups ([`BUILT_IN_GROUPS`]) only
+    /// when named.
     fn scope(&self) -> BTreeSet<(Kind, &'a str)> {
-        let supported = |key: &(Kind, &str)| self.supported(key.0);
-        if self.policy.groups.is_empty() {
-            return self.source.keys().copied().filter(supported).collect();
-        }
         let wanted: BTreeSet<String> = self
             .policy
             .groups
             .iter()
             .map(|name| name.to_lowercase())
             .collect();
+        let built_in_unnamed = |key: &(Kind, &str)| {
+            key.0 == Kind::Group
+                && self
+                    .source
+                    .get(key)
+                    .and_then(|group| group.text("displayName"))
+                    .map(str::to_lowercase)
+                    .is_some_and(|name| {
+                        BUILT_IN_GROUPS.contains(&name.as_str()) && !wanted.contains(&name)
+                    })
+        };
+        let supported = |key: &(Kind, &str)| self.supported(key.0) && !built_in_unnamed(key);
+        if self.policy.groups.is_empty() {
+            return self.source.keys().copied().filter(supported).collect();
+        }
         let mut in_scope = BTreeSet::new();
         let mut pending: Vec<(Kind, &str)> = self
             .source

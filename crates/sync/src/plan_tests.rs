@@ -716,3 +716,25 @@ fn the_plan_is_the_same_whatever_order_the_snapshots_come_in() {
     let second = run(&source, &[], &JobState::default(), &Policy::default());
     assert_eq!(first, second);
 }
+
+#[test]
+fn built_in_groups_are_synced_only_when_named() {
+    let ada = user("s1", "ada");
+    let admins = group("g-admins", "admins", &["s1"]);
+    let users = group("g-users", "Users", &["s1"]);
+    let eng = group("g-eng", "eng", &["s1"]);
+    let source = [ada, admins, users, eng];
+    let created = |plan: &Plan| {
+        let mut ids: Vec<&str> = plan.creates.iter().map(|c| c.source_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let everything = run(&source, &[], &JobState::default(), &Policy::default());
+    assert_eq!(created(&everything), ["g-eng", "s1"]);
+    let named = Policy {
+        groups: vec!["ADMINS".into(), "eng".into()],
+        ..Policy::default()
+    };
+    let plan = run(&source, &[], &JobState::default(), &named);
+    assert_eq!(created(&plan), ["g-admins", "g-eng", "s1"]);
+}
