@@ -115,18 +115,10 @@ impl Watch {
         stop: Receiver<bool>,
         mut observe: impl FnMut(&Turn),
     ) {
+        let lease = self.job_lease();
         let mut backoff = FIRST_BACKOFF;
         while !stopping(&stop) {
-            let now = clock.now();
-            match state::take_lease(
-                store,
-                &self.job.name,
-                &self.owner,
-                now,
-                plus(now, self.lease),
-            )
-            .await
-            {
+            match lease.take(store, clock).await {
                 Ok(true) => {}
                 Ok(false) => {
                     let holder = store
@@ -201,8 +193,15 @@ impl Watch {
                 break;
             }
         }
-        if let Err(error) = state::release_lease(store, &self.job.name, &self.owner).await {
-            tracing::warn!(job = %self.job.name, %error, "could not give the job's lease up");
+        lease.release(store).await;
+    }
+
+    /// This process's hold on the job.
+    fn job_lease(&self) -> JobLease {
+        JobLease {
+            job: self.job.name.clone(),
+            owner: self.owner.clone(),
+            length: self.lease,
         }
     }
 
@@ -213,12 +212,7 @@ impl Watch {
         clock: &dyn Clock,
         work: impl Future<Output = T>,
     ) -> T {
-        let lease = JobLease {
-            job: self.job.name.clone(),
-            owner: self.owner.clone(),
-            length: self.lease,
-        };
-        lease.holding(store, clock, work).await
+        self.job_lease().holding(store, clock, work).await
     }
 
     /// Long-polls the feed until the source's token moves past `seen`, `interval` passes, or
