@@ -219,6 +219,13 @@ pub(crate) async fn shutdown_signal() {
 }
 
 async fn serve(config: Config) -> Result<(), String> {
+    if scimitar_store::AUDIT_TRAIL_COMPILED_OUT {
+        // A benchmark build (bench/audit_writes.sh): never one to deploy.
+        tracing::warn!(
+            "this build writes NO audit trail (unaudited-for-benchmarks): benchmarks only"
+        );
+        eprintln!("WARNING: this build writes NO audit trail; it is for benchmarks only");
+    }
     let services = services(&config.database_url, config.max_connections)
         .await?
         .with_rotation_overlap(config.token_rotation_overlap)
