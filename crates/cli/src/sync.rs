@@ -485,3 +485,115 @@ fn job_of(args: &SyncArgs) -> Result<JobOf, String> {
     of.job.policy.allow_deletions |= args.allow_deletions;
     Ok(of)
 }
+
+/// The sync jobs `scimitar serve` runs beside the server (`sync_jobs`), read and checked at
+/// start: a file that does not parse, or a token that cannot be read, stops the start with an
+/// error naming the file.
+pub fn load_served_jobs(paths: &[PathBuf]) -> Result<Vec<JobOf>, String> {
+    let mut jobs: Vec<JobOf> = Vec::new();
+    for path in paths {
+        let loaded = job_from_file(path).map_err(|error| format!("sync job {error}"))?;
+        // Two files of one name would share one lease and state: one would never run.
+        if jobs.iter().any(|job| job.job.name == loaded.job.name) {
+            return Err(format!(
+                "sync job {}: another sync job is named {} too",
+                path.display(),
+                loaded.job.name
+            ));
+        }
+        jobs.push(loaded);
+    }
+    Ok(jobs)
+}
+
+/// The background `watch` loops of the jobs `serve` runs, until [`ServedJobs::stop`].
+pub struct ServedJobs {
+    tasks: Vec<(String, tokio::task::JoinHandle<()>)>,
+}
+
+impl ServedJobs {
+    /// Starts one `watch` loop per job, each ending (its lease given up) once `stop` says so.
+    /// A job whose state lives in the server's own database (`database_url`) shares the
+    /// server's store; any other state database is opened here, and one that cannot be opened
+    /// stops the start.
+    pub async fn start(
+        jobs: Vec<JobOf>,
+        database_url: &str,
+        store: &scimitar_store::SharedStore,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> Result<ServedJobs, String> {
+        let mut tasks = Vec::new();
+        for JobOf {
+            job,
+            database,
+            settings,
+            trigger,
+        } in jobs
+        {
+            let state = if database == database_url {
+                store.clone()
+            } else {
+                scimitar_store::open(&database).await.map_err(|error| {
+                    format!("sync job {}: the state database: {error}", job.name)
+                })?
+            };
+            let name = job.name.clone();
+            let watch = Watch {
+                job,
+                trigger,
+                max_backoff: Duration::from_secs(settings.max_backoff_seconds),
+                lease: Duration::from_secs(settings.lease_seconds),
+                owner: scimitar_sync::watch::owner_name(),
+            };
+            let stop = stop.clone();
+            let job_name = name.clone();
+            let task = tokio::spawn(async move {
+                let log = |turn: &Turn| log_turn(&job_name, turn);
+                watch.run(&*state, &SystemClock, stop, log).await;
+            });
+            tracing::info!(job = %name, "sync job started: it runs on the node that holds its lease");
+            tasks.push((name, task));
+        }
+        Ok(ServedJobs { tasks })
+    }
+
+    /// Waits for the jobs to end after `stop` was sent: each finishes its run in progress and
+    /// gives its lease up. A run still going at `deadline` is left (its lease then expires by
+    /// itself, and another node takes the job over).
+    pub async fn stopped(self, deadline: Duration) {
+        let deadline = tokio::time::Instant::now() + deadline;
+        for (job, task) in self.tasks {
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                tracing::warn!(%job, "sync job still running at the shutdown deadline; its lease expires by itself");
+            }
+        }
+    }
+}
+
+/// What a job `serve` runs did, as log lines (`watch` prints the same to stdout).
+fn log_turn(job: &str, turn: &Turn) {
+    match turn {
+        Turn::Ran(report) => {
+            let outcome = match (&report.stopped, report.failures.len()) {
+                (Some(why), _) => format!("stopped: {why}"),
+                (None, 0) => "applied".to_string(),
+                (None, failed) => format!("{failed} failed"),
+            };
+            tracing::info!(
+                job = %report.job,
+                target = report.target.as_deref().unwrap_or("-"),
+                writes = report.writes,
+                %outcome,
+                "sync run"
+            );
+            for failure in &report.failures {
+                tracing::warn!(job = %report.job, item = %failure.item, error = %failure.error, "sync item failed");
+            }
+        }
+        Turn::Failed { error, retry_in } => {
+            tracing::warn!(%job, %error, retry_in_seconds = retry_in.as_secs(), "sync run failed")
+        }
+        // The lease's changes of hands are logged by the watch itself, once each.
+        Turn::StandingBy { .. } => {}
+    }
+}
