@@ -1608,6 +1608,55 @@ async fn watch_applies_the_target_that_is_up_and_retries_the_one_that_is_down() 
     state.close().await;
 }
 
+/// The deletion guard stops one target's plan only: `generic` (run alone first with every
+/// source user in scope) would deactivate three of the eight objects it manages when the scope
+/// narrows to `eng-all`, so its part stops; `workspace`, new to the job, is applied; status 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guard_stop_at_one_target_does_not_stop_the_others() {
+    let state = StateDatabase::sqlite().await;
+    let source = seeded_source().await;
+    for name in ["xena", "yuri", "zoe"] {
+        source.create_user(name).await;
+    }
+    let generic = Scimitar::start().await;
+    let workspace = Scimitar::start().await;
+    let job = fan_out(
+        &source,
+        generic.endpoint(GENERIC, Profile::Generic),
+        workspace.endpoint(DATABRICKS, Profile::Databricks),
+    );
+    let store = &*state.store;
+    let mut everyone = job.clone().only("generic").expect("a target");
+    everyone.policy.groups.clear();
+    let first = run_all(&everyone, store, &SystemClock, Mode::Apply)
+        .await
+        .expect("the run completes");
+    assert_eq!(first.exit_code(), 0, "{first:#?}");
+    assert_eq!(generic.find("Users", "userName", "zoe").await.len(), 1);
+
+    let narrowed = run_all(&job, store, &SystemClock, Mode::Apply)
+        .await
+        .expect("the run completes");
+    assert_eq!(narrowed.exit_code(), 1, "{narrowed:#?}");
+    let stopped = ran(&narrowed.targets[0]);
+    assert!(stopped.stopped.is_some(), "{stopped:#?}");
+    assert_eq!(stopped.writes, 0);
+    let applied = ran(&narrowed.targets[1]);
+    assert_eq!(applied.exit_code(), 0, "{applied:#?}");
+    assert_eq!(
+        workspace.member_names("eng-all").await,
+        ["ADA", "BOB", "CAROL"]
+    );
+    assert_eq!(
+        generic.one("Users", "userName", "zoe").await["active"],
+        json!(true)
+    );
+    let runs = |key: &'static str| async move { store.sync_runs(key, 1).await.unwrap() };
+    assert_eq!(runs("fan-out/generic").await[0].outcome, "stopped");
+    assert_eq!(runs("fan-out/workspace").await[0].outcome, "applied");
+    state.close().await;
+}
+
 #[test]
 fn one_target_of_a_job_is_picked_by_name() {
     let target = |name: &str| Target {
