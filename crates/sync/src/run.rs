@@ -89,15 +89,18 @@ impl Report {
     }
 }
 
+/// Every object of `kinds` at `endpoint`, the kinds read at once (each paged concurrently,
+/// [`ScimEndpoint::read_all`]), and the latest `meta.lastModified` among them.
 async fn read_scim(
     endpoint: &ScimEndpoint,
     kinds: &[Kind],
     what: &str,
 ) -> SyncResult<(Snapshot, Option<String>)> {
+    let reads =
+        futures_util::future::join_all(kinds.iter().map(|kind| endpoint.read_all(*kind))).await;
     let mut identities: Vec<Identity> = Vec::new();
     let mut latest: Option<String> = None;
-    for kind in kinds {
-        let read = endpoint.read_all(*kind).await;
+    for (kind, read) in kinds.iter().zip(reads) {
         // A service without `/ServicePrincipals` (most that are not Databricks-shaped) has
         // none to give.
         if *kind == Kind::ServicePrincipal

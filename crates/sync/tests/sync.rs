@@ -497,6 +497,15 @@ struct Faults {
     /// PATCH and PUT requests passed on.
     patches: AtomicUsize,
     puts: AtomicUsize,
+    /// When set, unfiltered list pages hold at most this many resources (the total unchanged),
+    /// as from a service that caps its pages below what was asked.
+    short_pages: AtomicUsize,
+    /// Milliseconds each list read is held before it is passed on, so that reads made at
+    /// once are seen at once.
+    list_delay_ms: AtomicUsize,
+    /// List reads (GETs with `startIndex`) in progress now, and the most there ever were.
+    lists_in_flight: AtomicUsize,
+    most_lists_in_flight: AtomicUsize,
 }
 
 impl FaultProxy {
@@ -561,6 +570,13 @@ impl FaultProxy {
                     };
                 }
                 let path = parts.uri.to_string();
+                let list = !write && path.contains("startIndex=");
+                if list {
+                    let now = faults.lists_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    faults.most_lists_in_flight.fetch_max(now, Ordering::SeqCst);
+                    let delay = faults.list_delay_ms.load(Ordering::SeqCst) as u64;
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                }
                 let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes())
                     .expect("a method");
                 let mut forwarded = client.request(method, format!("{upstream}{}", parts.uri));
@@ -576,6 +592,9 @@ impl FaultProxy {
                     .expect("the target answers");
                 let status = answer.status().as_u16();
                 let mut text = answer.text().await.unwrap_or_default();
+                if list {
+                    faults.lists_in_flight.fetch_sub(1, Ordering::SeqCst);
+                }
                 if !write {
                     text = rewrite(&faults, &path, text);
                 }
@@ -622,6 +641,12 @@ fn rewrite(faults: &Faults, path: &str, text: String) -> String {
         .expect("lock")
         .clone()
         .filter(|_| !path.contains("filter="));
+    let cap = faults.short_pages.load(Ordering::SeqCst);
+    if let Some(resources) = body["Resources"].as_array_mut() {
+        if cap > 0 && !path.contains("filter=") {
+            resources.truncate(cap);
+        }
+    }
     if let (Some(hidden), Some(resources)) = (hidden, body["Resources"].as_array_mut()) {
         let before = resources.len();
         resources.retain(|resource| resource["userName"].as_str() != Some(hidden.as_str()));
@@ -700,6 +725,43 @@ async fn a_target_without_patch_is_written_with_get_then_put() {
     assert_eq!(target.member_names("platform").await, ["ADA", "BOB"]);
     assert!(apply(&job, &state).await.plan.writes_nothing());
     state.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_list_is_read_in_concurrent_windows_and_past_pages_shorter_than_asked() {
+    let source = Scimitar::start().await;
+    for number in 0..14 {
+        source.create_user(&format!("user-{number:02}")).await;
+    }
+    let proxy = FaultProxy::start(&source.address).await;
+    // Pages of 4 asked, 3 given: every window leaves a gap the reader must go back for.
+    proxy.faults.short_pages.store(3, Ordering::SeqCst);
+    proxy.faults.list_delay_ms.store(100, Ordering::SeqCst);
+    let mut through_proxy = endpoint(
+        &format!("{}{GENERIC}", proxy.address),
+        &source.token,
+        Profile::Generic,
+    );
+    through_proxy.page_size = 4;
+    through_proxy.read_concurrency = 3;
+    let (read, _) = through_proxy.read_all(Kind::User).await.expect("reads");
+    let (direct, _) = source
+        .endpoint(GENERIC, Profile::Generic)
+        .read_all(Kind::User)
+        .await
+        .expect("reads");
+    let names = |identities: &[scimitar_sync::model::Identity]| {
+        let mut names: Vec<String> = identities.iter().map(|i| i.label()).collect();
+        names.sort();
+        names
+    };
+    // Fourteen users and the bootstrap admin, each once.
+    assert_eq!(direct.len(), 15);
+    assert_eq!(names(&read), names(&direct));
+    assert!(
+        proxy.faults.most_lists_in_flight.load(Ordering::SeqCst) >= 2,
+        "the windows after the first page are read at once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
