@@ -204,6 +204,11 @@ struct Planner<'a> {
     capabilities: &'a Capabilities,
     /// Target ids the job manages, with the source object each is managed for.
     managed_target: HashMap<&'a str, (Kind, &'a str)>,
+    /// The unmanaged target objects by each brownfield key's attribute value (lowercased
+    /// where the key ignores case), in target order: matching looks a value up instead of
+    /// scanning the target for every source object, which at 100,000 of each would be
+    /// quadratic.
+    unmanaged_by_value: HashMap<(Kind, &'static str, String), Vec<&'a Identity>>,
 }
 
 impl<'a> Planner<'a> {
@@ -220,14 +225,44 @@ impl<'a> Planner<'a> {
             .map(|((kind, source_id), mapping)| {
                 (mapping.target_id.as_str(), (*kind, source_id.as_str()))
             })
-            .collect();
+            .collect::<HashMap<_, _>>();
+        let target = target.by_key();
+        let mut unmanaged_by_value: HashMap<(Kind, &'static str, String), Vec<&'a Identity>> =
+            HashMap::new();
+        for candidate in target.values() {
+            if managed_target.contains_key(candidate.id.as_str()) {
+                continue;
+            }
+            for key in &policy.match_order {
+                if !key.applies_to(candidate.kind) {
+                    continue;
+                }
+                let (attribute, ignore_case) = key.attribute();
+                let Some(value) = candidate.text(attribute) else {
+                    continue;
+                };
+                let value = if ignore_case {
+                    value.to_lowercase()
+                } else {
+                    value.to_string()
+                };
+                let found = unmanaged_by_value
+                    .entry((candidate.kind, attribute, value))
+                    .or_default();
+                // One entry per object, whichever keys share the attribute.
+                if found.last().is_none_or(|last| last.id != candidate.id) {
+                    found.push(candidate);
+                }
+            }
+        }
         Planner {
             source: source.by_key(),
-            target: target.by_key(),
+            target,
             state,
             policy,
             capabilities,
             managed_target,
+            unmanaged_by_value,
         }
     }
 
@@ -362,21 +397,18 @@ impl<'a> Planner<'a> {
             let Some(wanted) = desired.get(attribute).and_then(Value::as_str) else {
                 continue;
             };
-            let same = |value: &str| {
-                if ignore_case {
-                    value.to_lowercase() == wanted.to_lowercase()
-                } else {
-                    value == wanted
-                }
+            let wanted = if ignore_case {
+                wanted.to_lowercase()
+            } else {
+                wanted.to_string()
             };
             let found: Vec<&Identity> = self
-                .target
-                .values()
+                .unmanaged_by_value
+                .get(&(source.kind, attribute, wanted))
+                .into_iter()
+                .flatten()
                 .copied()
-                .filter(|candidate| candidate.kind == source.kind)
-                .filter(|candidate| !self.managed_target.contains_key(candidate.id.as_str()))
                 .filter(|candidate| !taken.contains(candidate.id.as_str()))
-                .filter(|candidate| candidate.text(attribute).is_some_and(same))
                 .collect();
             match found.as_slice() {
                 [] => continue,
