@@ -765,6 +765,54 @@ async fn a_long_list_is_read_in_concurrent_windows_and_past_pages_shorter_than_a
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scim_source_is_read_by_what_changed_since_its_watermark_and_by_id() {
+    let source = Scimitar::start().await;
+    let ada = source.create_user("ada").await;
+    let bob = source.create_user("bob").await;
+    let eng = source.create_group("eng", &[&ada]).await;
+    let reader = source.endpoint(GENERIC, Profile::Generic);
+    let (_, users_mark) = reader.read_all(Kind::User).await.expect("reads");
+    let (_, groups_mark) = reader.read_all(Kind::Group).await.expect("reads");
+    let watermark = users_mark.max(groups_mark).expect("a watermark");
+    // Past the watermark's millisecond, so that only what changes next is after it.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (status, body) = source
+        .call(
+            reqwest::Method::PATCH,
+            &format!("Groups/{eng}"),
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "add", "path": "members", "value": [{"value": bob}]}],
+            })),
+        )
+        .await;
+    assert!(status == 200 || status == 204, "{body}");
+
+    let (groups, newer) = reader
+        .read_modified_since(Kind::Group, &watermark)
+        .await
+        .expect("reads");
+    let changed: Vec<(String, usize)> = groups
+        .iter()
+        .map(|group| (group.label(), group.members.len()))
+        .collect();
+    assert_eq!(changed, [("eng".to_string(), 2)]);
+    assert!(newer.is_some_and(|newer| newer > watermark));
+    let (users, _) = reader
+        .read_modified_since(Kind::User, &watermark)
+        .await
+        .expect("reads");
+    assert!(users.is_empty(), "no user changed: {users:?}");
+
+    let found = reader
+        .read_ids(Kind::User, &[bob.clone(), "no-such-id".to_string()])
+        .await
+        .expect("reads");
+    let labels: Vec<String> = found.iter().map(|user| user.label()).collect();
+    assert_eq!(labels, ["bob"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_with_retry_after_is_waited_out_and_retried() {
     let state = StateDatabase::sqlite().await;
     let source = seeded_source().await;
