@@ -171,6 +171,36 @@ pub async fn run(
         &capabilities,
         started.as_micros(),
     );
+    finish(
+        job,
+        mode,
+        capabilities,
+        &before,
+        planned,
+        watermark,
+        started,
+        store,
+        clock,
+    )
+    .await
+}
+
+/// The rest of a run once it is planned, full or partial: for `apply`, carry the plan out
+/// (unless the guard stopped it) and record the run with the job's next state. The watermark
+/// moves on only when every item applied, so that what failed is read again by the next
+/// incremental run.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn finish(
+    job: &Job,
+    mode: Mode,
+    capabilities: Capabilities,
+    before: &JobState,
+    planned: Plan,
+    watermark: Option<String>,
+    started: scimitar_domain::Timestamp,
+    store: &dyn Store,
+    clock: &dyn Clock,
+) -> SyncResult<Report> {
     let mut report = Report {
         job: job.name.clone(),
         mode,
@@ -191,7 +221,7 @@ pub async fn run(
             &report.plan,
             &job.target,
             &capabilities,
-            &before,
+            before,
             started.as_micros(),
         )
         .await
@@ -199,7 +229,7 @@ pub async fn run(
     report.writes = applied.writes;
     report.adopted_on_conflict = applied.adopted_on_conflict;
     report.failures = applied.failures;
-    if report.stopped.is_none() && watermark.is_some() {
+    if report.stopped.is_none() && report.failures.is_empty() && watermark.is_some() {
         after.watermark = watermark;
     }
     let record = SyncRunRecord {
@@ -210,7 +240,7 @@ pub async fn run(
         report: serde_json::to_string(&report)
             .map_err(|error| SyncError::Config(error.to_string()))?,
     };
-    state::record(store, &job.name, &before, &after, record).await?;
+    state::record(store, &job.name, before, &after, record).await?;
     Ok(report)
 }
 

@@ -338,9 +338,11 @@ impl ScimEndpoint {
     /// The objects of `kind` with these ids, read one by one (`read_concurrency` at once); an
     /// id the service does not know (404) is left out.
     pub async fn read_ids(&self, kind: Kind, ids: &[String]) -> Result<Vec<Identity>, HttpFailure> {
-        let read: Vec<Result<Option<Identity>, HttpFailure>> = stream::iter(ids)
+        // Owned ids: a future borrowing the stream's items is not `Send` for every lifetime,
+        // which a spawned `watch` needs.
+        let read: Vec<Result<Option<Identity>, HttpFailure>> = stream::iter(ids.to_vec())
             .map(|id| async move {
-                let path = format!("{}/{}", kind.endpoint(), percent_encode(id));
+                let path = format!("{}/{}", kind.endpoint(), percent_encode(&id));
                 match self.send(reqwest::Method::GET, &path, None).await {
                     Ok((_, resource)) => Ok(identity_from(kind, &resource)),
                     Err(failure) if failure.status == Some(404) => Ok(None),

@@ -4,7 +4,9 @@
 //! - a Scimitar source followed through its change feed ([`Trigger::Changes`]): the feed is
 //!   long-polled from the token read just before the last run, so a change made during a run
 //!   triggers the next one at once; and at least every `interval` a run happens anyway, which
-//!   retries items that failed and corrects drift when nothing changes at the source;
+//!   retries items that failed and corrects drift when nothing changes at the source. A run
+//!   the feed triggers reads only what changed ([`crate::incremental`]) while the last full
+//!   run is less than an interval old; the interval's run is full;
 //! - any other source ([`Trigger::Interval`]): every `interval`.
 //!
 //! A run that cannot complete (the source, the target or the state database down) is recorded
@@ -19,6 +21,7 @@
 //! stopped renewing it (or gave it up on stopping).
 
 use crate::feed::{ChangeFeed, MAX_POLL};
+use crate::incremental::run_incremental;
 use crate::run::{run, Job, Mode, Report};
 use crate::{state, SyncError, SyncResult};
 use scimitar_domain::{Clock, Timestamp};
@@ -117,6 +120,9 @@ impl Watch {
     ) {
         let lease = self.job_lease();
         let mut backoff = FIRST_BACKOFF;
+        // When the last full run began: runs woken by the feed are incremental until an
+        // interval has passed since (`None`: none yet).
+        let mut last_full: Option<tokio::time::Instant> = None;
         while !stopping(&stop) {
             match lease.take(store, clock).await {
                 Ok(true) => {}
@@ -153,7 +159,7 @@ impl Watch {
             };
             let started = clock.now();
             let outcome = self
-                .holding_lease(store, clock, run(&self.job, store, clock, Mode::Apply))
+                .holding_lease(store, clock, self.run_once(store, clock, &mut last_full))
                 .await;
             let retry_in = match outcome {
                 Ok(report) => {
@@ -194,6 +200,28 @@ impl Watch {
             }
         }
         lease.release(store).await;
+    }
+
+    /// One run: incremental ([`run_incremental`]) when the source's feed woke it and a full
+    /// run began less than an interval ago, else (or when the job cannot run incrementally)
+    /// full, which also finds what incremental runs cannot see (deletions, scope changes).
+    async fn run_once(
+        &self,
+        store: &dyn Store,
+        clock: &dyn Clock,
+        last_full: &mut Option<tokio::time::Instant>,
+    ) -> SyncResult<Report> {
+        let now = tokio::time::Instant::now();
+        if let (Trigger::Changes { interval, .. }, Some(last)) = (&self.trigger, *last_full) {
+            if now.duration_since(last) < *interval {
+                if let Some(report) = run_incremental(&self.job, store, clock, Mode::Apply).await? {
+                    return Ok(report);
+                }
+            }
+        }
+        let report = run(&self.job, store, clock, Mode::Apply).await?;
+        *last_full = Some(now);
+        Ok(report)
     }
 
     /// This process's hold on the job.

@@ -12,6 +12,7 @@ use scimitar_server::Application;
 use scimitar_store::SharedStore;
 use scimitar_sync::config::{Policy, Profile};
 use scimitar_sync::feed::ChangeFeed;
+use scimitar_sync::incremental::run_incremental;
 use scimitar_sync::model::{Kind, Ownership};
 use scimitar_sync::run::{job_state, run, Job, Mode, Report, Source};
 use scimitar_sync::scim::{RetryPolicy, ScimEndpoint, Secret};
@@ -506,6 +507,9 @@ struct Faults {
     /// List reads (GETs with `startIndex`) in progress now, and the most there ever were.
     lists_in_flight: AtomicUsize,
     most_lists_in_flight: AtomicUsize,
+    /// List reads without a filter (a whole side read), and every GET.
+    unfiltered_lists: AtomicUsize,
+    gets: AtomicUsize,
 }
 
 impl FaultProxy {
@@ -571,6 +575,12 @@ impl FaultProxy {
                 }
                 let path = parts.uri.to_string();
                 let list = !write && path.contains("startIndex=");
+                if !write {
+                    faults.gets.fetch_add(1, Ordering::SeqCst);
+                }
+                if list && !path.contains("filter=") {
+                    faults.unfiltered_lists.fetch_add(1, Ordering::SeqCst);
+                }
                 if list {
                     let now = faults.lists_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
                     faults.most_lists_in_flight.fetch_max(now, Ordering::SeqCst);
@@ -810,6 +820,89 @@ async fn a_scim_source_is_read_by_what_changed_since_its_watermark_and_by_id() {
         .expect("reads");
     let labels: Vec<String> = found.iter().map(|user| user.label()).collect();
     assert_eq!(labels, ["bob"]);
+}
+
+async fn an_incremental_run_reads_only_what_changed_and_converges(state: StateDatabase) {
+    let source = seeded_source().await;
+    let target = Scimitar::start().await;
+    let proxy = FaultProxy::start(&source.address).await;
+    let mut job = job(&source, target.endpoint(GENERIC, Profile::Generic), &[]);
+    job.source = Source::Scim(endpoint(
+        &format!("{}{GENERIC}", proxy.address),
+        &source.token,
+        Profile::Generic,
+    ));
+    // Without a watermark (no run yet) there is nothing to read from: a full run is needed.
+    let first = run_incremental(&job, &*state.store, &SystemClock, Mode::Apply)
+        .await
+        .expect("runs");
+    assert!(first.is_none());
+    assert_eq!(apply(&job, &state).await.exit_code(), 0);
+
+    // Past the watermark's millisecond, then dave is created and joins platform.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let dave = source.create_user("dave").await;
+    let platform = source.one("Groups", "displayName", "platform").await;
+    let (status, body) = source
+        .call(
+            reqwest::Method::PATCH,
+            &format!("Groups/{}", platform["id"].as_str().expect("an id")),
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "add", "path": "members", "value": [{"value": dave}]}],
+            })),
+        )
+        .await;
+    assert!(status == 200 || status == 204, "{body}");
+    proxy.faults.unfiltered_lists.store(0, Ordering::SeqCst);
+    proxy.faults.gets.store(0, Ordering::SeqCst);
+
+    let report = run_incremental(&job, &*state.store, &SystemClock, Mode::Apply)
+        .await
+        .expect("runs")
+        .expect("an incremental run");
+    assert_eq!(report.exit_code(), 0, "{:#?}", report.failures);
+    let created: Vec<&str> = report
+        .plan
+        .creates
+        .iter()
+        .map(|c| c.label.as_str())
+        .collect();
+    assert_eq!(created, ["dave"]);
+    assert!(report.plan.deactivations.is_empty(), "{:#?}", report.plan);
+    assert!(report.plan.forgotten.is_empty(), "{:#?}", report.plan);
+    assert_eq!(
+        proxy.faults.unfiltered_lists.load(Ordering::SeqCst),
+        0,
+        "the source was not read whole"
+    );
+    // A filtered read of each kind (users, groups); nothing else was needed.
+    assert!(proxy.faults.gets.load(Ordering::SeqCst) <= 3);
+    assert_eq!(
+        target.member_names("platform").await,
+        ["ADA", "BOB", "DAVE"]
+    );
+
+    // Converged: a full run finds nothing to do, and an incremental one nothing new.
+    assert!(apply(&job, &state).await.plan.writes_nothing());
+    let again = run_incremental(&job, &*state.store, &SystemClock, Mode::Apply)
+        .await
+        .expect("runs")
+        .expect("an incremental run");
+    assert!(again.plan.writes_nothing(), "{:#?}", again.plan);
+    state.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_run_reads_only_what_changed_and_converges_with_state_in_sqlite() {
+    an_incremental_run_reads_only_what_changed_and_converges(StateDatabase::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_run_reads_only_what_changed_and_converges_with_state_in_postgres() {
+    if let Some(state) = StateDatabase::postgres().await {
+        an_incremental_run_reads_only_what_changed_and_converges(state).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
