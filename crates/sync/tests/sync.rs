@@ -498,8 +498,9 @@ struct Faults {
     /// PATCH and PUT requests passed on.
     patches: AtomicUsize,
     puts: AtomicUsize,
-    /// When set, unfiltered list pages hold at most this many resources (the total unchanged),
-    /// as from a service that caps its pages below what was asked.
+    /// When set, unfiltered list pages after the first hold at most this many resources (the
+    /// total unchanged), as from a service whose pages end early (Scimitar's at a budget of
+    /// members).
     short_pages: AtomicUsize,
     /// Milliseconds each list read is held before it is passed on, so that reads made at
     /// once are seen at once.
@@ -653,7 +654,9 @@ fn rewrite(faults: &Faults, path: &str, text: String) -> String {
         .filter(|_| !path.contains("filter="));
     let cap = faults.short_pages.load(Ordering::SeqCst);
     if let Some(resources) = body["Resources"].as_array_mut() {
-        if cap > 0 && !path.contains("filter=") {
+        // The first page is whole, so the reader keeps its page size and meets short pages
+        // after it.
+        if cap > 0 && !path.contains("filter=") && !path.contains("startIndex=1&") {
             resources.truncate(cap);
         }
     }
