@@ -76,7 +76,8 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# Starts `scimitar serve` on the database named $1; prints its SCIM root.
+# Starts `scimitar serve` on the database named $1; sets server_root to its SCIM root. Not
+# called in a subshell, so that its process id reaches `pids` and is stopped.
 start_server() {
     local name="$1" port
     port="$(free_port)"
@@ -87,7 +88,7 @@ start_server() {
     # A large database takes a while to load into the access engine.
     python3 "$bench_dir/seed.py" wait "http://127.0.0.1:$port/scim/v2" 600 \
         || { cat "$work_dir/$name.stderr" >&2; die "the $name server did not start"; }
-    echo "http://127.0.0.1:$port/scim/v2"
+    server_root="http://127.0.0.1:$port/scim/v2"
 }
 
 # One SCIM call with the token in $token (never on a command line); prints the answer.
@@ -105,7 +106,8 @@ PY
 
 log "seeding a source of $users users, $((users / 10)) groups, $((users * 10)) memberships"
 seed_started="$(now)"
-base_root="$(start_server base)"
+start_server base
+base_root="$server_root"
 token="$("$binary" token create --database "sqlite://$work_dir/base.db")"
 template_user="$(scim POST "$base_root/Users" \
     '{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"seed-template-user","active":true}' \
@@ -122,8 +124,10 @@ log "seeded in $(seconds_since "$seed_started") s"
 
 # The base database's admin token came across with the import: it is the source's token.
 source_token="$token"
-source_root="$(start_server source)"
-target_root="$(start_server target)"
+start_server source
+source_root="$server_root"
+start_server target
+target_root="$server_root"
 target_token="$("$binary" token create --database "sqlite://$work_dir/target.db")"
 [[ -n "$source_token" && -n "$target_token" ]] || die "scimitar token create printed nothing"
 printf '%s\n' "$source_token" >"$work_dir/source.token"
