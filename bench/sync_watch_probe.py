@@ -89,7 +89,8 @@ def main(argv):
         "displayName": GROUP, "members": [{"value": ids["probe-0"]}]})
     if status != 201:
         sys.exit(f"sync_watch_probe: creating the group: {status} {group}")
-    if not wait_for(target, 1, time.monotonic() + 120):
+    # The first run reads both sides whole: at a large directory that takes longer than a change.
+    if not wait_for(target, 1, time.monotonic() + max(120, deadline)):
         sys.exit("sync_watch_probe: the first run did not bring the group to the target")
     delays = []
     inside = False

@@ -18,6 +18,8 @@
 //!   the others, and returns the run's report and the job's next state.
 //! - [`state`]: the job's state and run history in Scimitar's database, through `Store`.
 //! - [`run`]: one `plan` or `apply` run, end to end.
+//! - [`incremental`]: a run from what changed at a SCIM source since the job's watermark,
+//!   planned as a partial run.
 //! - [`feed`]: a Scimitar source's change feed, long-polled between runs.
 //! - [`watch`]: `watch`, runs again and again on the source's changes or an interval, one
 //!   process at a time per job (a lease in the state database).
@@ -29,6 +31,7 @@ pub mod apply;
 pub mod config;
 pub mod feed;
 pub mod file;
+pub mod incremental;
 pub mod ldap;
 pub mod model;
 pub mod plan;

@@ -188,6 +188,49 @@ pub fn plan(
     Planner::new(source, target, state, policy, capabilities).run(now)
 }
 
+/// Computes the plan of a partial run, from what changed rather than from everything: an
+/// incremental read of the source (the objects changed since the last run, and those they
+/// name that the job has not mapped) and of the target (the objects mapped to those, as the
+/// target holds them now). It differs from [`plan`] in what absence means, and only there:
+///
+/// - a managed object absent from the read is not gone, only unchanged: nothing is
+///   deprovisioned, retired or forgotten for it (deletions and objects leaving scope are
+///   found by the next full run);
+/// - a group member absent from the read but mapped (and not deprovisioned) is the target
+///   object it maps to, kept or added as any member;
+/// - in scope are the named groups (or everything, as in a full run) and what the job
+///   manages, with whatever they hold in the read;
+/// - where groups are flattened, a group whose nested groups are not all in the read is left
+///   as it is: its transitive members cannot be known, and a guess could remove some.
+///
+/// The caller's part: a mapped source object in the read has its target object in the target
+/// read unless it is gone there (else it would be created again), and the ancestors of a
+/// changed group, with what they hold, are in the read where groups are flattened.
+pub fn plan_partial(
+    source: &Snapshot,
+    target: &Snapshot,
+    state: &JobState,
+    policy: &Policy,
+    capabilities: &Capabilities,
+    now: i64,
+) -> Plan {
+    let mut planner = Planner::new(source, target, state, policy, capabilities);
+    planner.partial = true;
+    planner.run(now)
+}
+
+/// A member a source group should have in the target.
+enum Wanted<'a> {
+    /// A source object in the read.
+    Source(&'a Identity),
+    /// A managed object the read does not hold (a partial run's): by its mapping.
+    Mapped {
+        kind: Kind,
+        source_id: &'a str,
+        target_id: &'a str,
+    },
+}
+
 /// What brownfield matching found for one source object.
 enum Match<'a> {
     /// One unmanaged target object, by this key.
@@ -204,6 +247,13 @@ struct Planner<'a> {
     capabilities: &'a Capabilities,
     /// Target ids the job manages, with the source object each is managed for.
     managed_target: HashMap<&'a str, (Kind, &'a str)>,
+    /// The unmanaged target objects by each brownfield key's attribute value (lowercased
+    /// where the key ignores case), in target order: matching looks a value up instead of
+    /// scanning the target for every source object, which at 100,000 of each would be
+    /// quadratic.
+    unmanaged_by_value: HashMap<(Kind, &'static str, String), Vec<&'a Identity>>,
+    /// The snapshots hold what changed, not everything ([`plan_partial`]).
+    partial: bool,
 }
 
 impl<'a> Planner<'a> {
@@ -220,14 +270,45 @@ impl<'a> Planner<'a> {
             .map(|((kind, source_id), mapping)| {
                 (mapping.target_id.as_str(), (*kind, source_id.as_str()))
             })
-            .collect();
+            .collect::<HashMap<_, _>>();
+        let target = target.by_key();
+        let mut unmanaged_by_value: HashMap<(Kind, &'static str, String), Vec<&'a Identity>> =
+            HashMap::new();
+        for candidate in target.values() {
+            if managed_target.contains_key(candidate.id.as_str()) {
+                continue;
+            }
+            for key in &policy.match_order {
+                if !key.applies_to(candidate.kind) {
+                    continue;
+                }
+                let (attribute, ignore_case) = key.attribute();
+                let Some(value) = candidate.text(attribute) else {
+                    continue;
+                };
+                let value = if ignore_case {
+                    value.to_lowercase()
+                } else {
+                    value.to_string()
+                };
+                let found = unmanaged_by_value
+                    .entry((candidate.kind, attribute, value))
+                    .or_default();
+                // One entry per object, whichever keys share the attribute.
+                if found.last().is_none_or(|last| last.id != candidate.id) {
+                    found.push(candidate);
+                }
+            }
+        }
         Planner {
             source: source.by_key(),
-            target: target.by_key(),
+            target,
             state,
             policy,
             capabilities,
             managed_target,
+            unmanaged_by_value,
+            partial: false,
         }
     }
 
@@ -272,6 +353,15 @@ impl<'a> Planner<'a> {
             })
             .map(|group| (Kind::Group, group.id.as_str()))
             .collect();
+        if self.partial {
+            // What the job manages was in scope at the last run; the read cannot say otherwise.
+            pending.extend(
+                self.source
+                    .keys()
+                    .copied()
+                    .filter(|key| self.mapping_in_scope(key.0, key.1).is_some()),
+            );
+        }
         while let Some(key) = pending.pop() {
             if !in_scope.insert(key) {
                 continue;
@@ -362,21 +452,18 @@ impl<'a> Planner<'a> {
             let Some(wanted) = desired.get(attribute).and_then(Value::as_str) else {
                 continue;
             };
-            let same = |value: &str| {
-                if ignore_case {
-                    value.to_lowercase() == wanted.to_lowercase()
-                } else {
-                    value == wanted
-                }
+            let wanted = if ignore_case {
+                wanted.to_lowercase()
+            } else {
+                wanted.to_string()
             };
             let found: Vec<&Identity> = self
-                .target
-                .values()
+                .unmanaged_by_value
+                .get(&(source.kind, attribute, wanted))
+                .into_iter()
+                .flatten()
                 .copied()
-                .filter(|candidate| candidate.kind == source.kind)
-                .filter(|candidate| !self.managed_target.contains_key(candidate.id.as_str()))
                 .filter(|candidate| !taken.contains(candidate.id.as_str()))
-                .filter(|candidate| candidate.text(attribute).is_some_and(same))
                 .collect();
             match found.as_slice() {
                 [] => continue,
@@ -480,7 +567,8 @@ impl<'a> Planner<'a> {
         // Managed objects the source no longer holds in scope.
         let mut retiring_groups: Vec<(&str, &Identity)> = Vec::new();
         for ((kind, source_id), mapping) in &self.state.mappings {
-            if scope.contains(&(*kind, source_id.as_str())) {
+            // A partial read's absent objects are unchanged, not gone.
+            if self.partial || scope.contains(&(*kind, source_id.as_str())) {
                 continue;
             }
             let Some(target) = self.target.get(&(*kind, mapping.target_id.as_str())) else {
@@ -567,19 +655,51 @@ impl<'a> Planner<'a> {
         })
     }
 
+    /// A source id the job maps, not deprovisioned: its kind and target id.
+    fn mapping_in_scope(&self, kind: Kind, source_id: &str) -> Option<&'a str> {
+        self.state
+            .mappings
+            .get(&(kind, source_id.to_string()))
+            .filter(|mapping| mapping.deprovisioned_at.is_none())
+            .map(|mapping| mapping.target_id.as_str())
+    }
+
     /// The members a source group should have in the target: its direct members in scope
-    /// where the target nests groups, else every user and service principal under it.
+    /// where the target nests groups, else every user and service principal under it. In a
+    /// partial run, members absent from the read are taken from the mappings, and `None`
+    /// says that the read does not hold enough to know (a nested group that was not read,
+    /// where groups are flattened).
     fn desired_members(
         &self,
         group: &Identity,
         scope: &BTreeSet<(Kind, &str)>,
-    ) -> Vec<&'a Identity> {
+    ) -> Option<Vec<Wanted<'a>>> {
         let mut found = Vec::new();
         let mut seen = BTreeSet::new();
         let mut pending: Vec<&str> = group.members.iter().map(String::as_str).collect();
         seen.insert(group.id.as_str());
         while let Some(id) = pending.pop() {
             let Some(member) = self.source_member(id) else {
+                if !self.partial || !seen.insert(id) {
+                    continue;
+                }
+                let mapped = Kind::ALL.into_iter().find_map(|kind| {
+                    let ((_, source_id), mapping) =
+                        self.state.mappings.get_key_value(&(kind, id.to_string()))?;
+                    let mapped = mapping.deprovisioned_at.is_none();
+                    mapped.then_some((kind, source_id.as_str(), mapping.target_id.as_str()))
+                });
+                match mapped {
+                    // Its members are not in the read: the flattened set cannot be known.
+                    Some((Kind::Group, _, _)) if !self.capabilities.nested_groups => return None,
+                    Some((kind, source_id, target_id)) => found.push(Wanted::Mapped {
+                        kind,
+                        source_id,
+                        target_id,
+                    }),
+                    // Never synced and not read: nothing to name it by.
+                    None => {}
+                }
                 continue;
             };
             if !seen.insert(member.id.as_str()) {
@@ -592,10 +712,10 @@ impl<'a> Planner<'a> {
                 continue;
             }
             if in_scope {
-                found.push(member);
+                found.push(Wanted::Source(member));
             }
         }
-        found
+        Some(found)
     }
 
     fn plan_memberships(
@@ -623,9 +743,34 @@ impl<'a> Planner<'a> {
                 .and_then(|id| self.target.get(&(Kind::Group, id)))
                 .map(|target| target.members.iter().map(String::as_str).collect())
                 .unwrap_or_default();
+            let Some(wanted) = self.desired_members(group, scope) else {
+                continue; // a partial read too small to say: left for a full run
+            };
             let mut wanted_target_ids = BTreeSet::new();
             let mut add = Vec::new();
-            for member in self.desired_members(group, scope) {
+            for member in wanted {
+                let member = match member {
+                    Wanted::Source(member) => member,
+                    Wanted::Mapped {
+                        kind,
+                        source_id,
+                        target_id,
+                    } => {
+                        if wanted_target_ids.insert(target_id) && !current.contains(target_id) {
+                            add.push(MemberRef {
+                                kind,
+                                source_id: Some(source_id.to_string()),
+                                target_id: Some(target_id.to_string()),
+                                label: self
+                                    .target
+                                    .get(&(kind, target_id))
+                                    .map(|identity| identity.label())
+                                    .unwrap_or_else(|| target_id.to_string()),
+                            });
+                        }
+                        continue;
+                    }
+                };
                 let Some(member_target) = placed.get(&(member.kind, member.id.as_str())) else {
                     continue;
                 };

@@ -738,3 +738,177 @@ fn built_in_groups_are_synced_only_when_named() {
     let plan = run(&source, &[], &JobState::default(), &named);
     assert_eq!(created(&plan), ["g-admins", "g-eng", "s1"]);
 }
+
+fn partial(
+    source: &[Identity],
+    target: &[Identity],
+    state: &JobState,
+    policy: &Policy,
+    capabilities: &Capabilities,
+) -> Plan {
+    plan_partial(
+        &Snapshot::of(source.to_vec()),
+        &Snapshot::of(target.to_vec()),
+        state,
+        policy,
+        capabilities,
+        0,
+    )
+}
+
+/// A job that manages ada (t1), bob (t2) and eng (tg) holding ada.
+fn managed_ada_bob_eng() -> JobState {
+    let mut state = JobState::default();
+    owned(&mut state, Kind::User, "s1", "t1");
+    owned(&mut state, Kind::User, "s2", "t2");
+    owned(&mut state, Kind::Group, "g1", "tg");
+    state
+}
+
+#[test]
+fn a_partial_run_never_deprovisions_or_forgets_what_it_did_not_read() {
+    let state = managed_ada_bob_eng();
+    // Only eng changed (carol joined it); ada and bob were not read, at either side.
+    let eng = group("g1", "eng", &["s1", "s3"]);
+    let carol = user("s3", "carol");
+    let mut eng_target = mirrored(&eng, "tg");
+    eng_target.members = vec!["t1".into()];
+    let plan = partial(
+        &[eng, carol],
+        &[eng_target],
+        &state,
+        &Policy::default(),
+        &caps(),
+    );
+    assert!(plan.deactivations.is_empty(), "{plan:#?}");
+    assert!(plan.deletions.is_empty());
+    assert!(plan.forgotten.is_empty());
+    assert_eq!(plan.creates.len(), 1);
+    assert_eq!(plan.creates[0].label, "carol");
+    assert_eq!(added(&plan, "eng"), ["carol"]);
+    assert!(plan.memberships[0].remove.is_empty());
+}
+
+#[test]
+fn a_full_run_from_the_same_read_would_deprovision_what_it_did_not_read() {
+    // The rule above is the partial run's: the full planner takes absence as gone.
+    let state = managed_ada_bob_eng();
+    let eng = group("g1", "eng", &["s1"]);
+    let eng_target = mirrored(&eng, "tg");
+    let plan = plan(
+        &Snapshot::of(vec![eng]),
+        &Snapshot::of(vec![eng_target]),
+        &state,
+        &Policy {
+            allow_deletions: true,
+            ..Policy::default()
+        },
+        &caps(),
+        0,
+    );
+    assert_eq!(plan.forgotten.len(), 2, "{plan:#?}");
+}
+
+#[test]
+fn a_partial_run_adds_a_managed_member_it_did_not_read_by_its_mapping() {
+    let state = managed_ada_bob_eng();
+    // bob joined eng; bob himself did not change, so he is not in the read.
+    let eng = group("g1", "eng", &["s1", "s2"]);
+    let mut eng_target = mirrored(&eng, "tg");
+    eng_target.members = vec!["t1".into()];
+    let plan = partial(&[eng], &[eng_target], &state, &Policy::default(), &caps());
+    assert_eq!(plan.memberships.len(), 1, "{plan:#?}");
+    let change = &plan.memberships[0];
+    assert_eq!(change.group_target_id.as_deref(), Some("tg"));
+    assert_eq!(change.add.len(), 1);
+    assert_eq!(change.add[0].target_id.as_deref(), Some("t2"));
+    assert!(change.remove.is_empty());
+    assert!(plan.creates.is_empty());
+}
+
+#[test]
+fn a_partial_run_removes_a_managed_member_taken_out_of_a_changed_group() {
+    let state = managed_ada_bob_eng();
+    // bob left eng: the group changed, bob did not (and is not deactivated).
+    let eng = group("g1", "eng", &["s1"]);
+    let mut eng_target = mirrored(&eng, "tg");
+    eng_target.members = vec!["t1".into(), "t2".into()];
+    let plan = partial(&[eng], &[eng_target], &state, &Policy::default(), &caps());
+    assert_eq!(plan.memberships.len(), 1, "{plan:#?}");
+    let remove: Vec<_> = plan.memberships[0]
+        .remove
+        .iter()
+        .map(|member| member.target_id.clone())
+        .collect();
+    assert_eq!(remove, [Some("t2".to_string())]);
+    assert!(plan.memberships[0].add.is_empty());
+    assert!(plan.deactivations.is_empty());
+}
+
+#[test]
+fn a_partial_run_leaves_a_flattened_group_alone_when_a_nested_group_was_not_read() {
+    let mut state = managed_ada_bob_eng();
+    owned(&mut state, Kind::Group, "g2", "tp");
+    // eng holds platform (not read); the target, flattened, holds ada under eng.
+    let eng = group("g1", "eng", &["g2", "s2"]);
+    let mut eng_target = mirrored(&eng, "tg");
+    eng_target.members = vec!["t1".into()];
+    let plan = partial(&[eng], &[eng_target], &state, &Policy::default(), &flat());
+    assert!(plan.memberships.is_empty(), "{plan:#?}");
+}
+
+#[test]
+fn a_partial_run_flattens_a_changed_nested_group_into_its_ancestor_read_with_it() {
+    let mut state = managed_ada_bob_eng();
+    owned(&mut state, Kind::Group, "g2", "tp");
+    // platform (inside eng) gained bob; eng and platform were read, ada and bob were not.
+    let platform = group("g2", "platform", &["s1", "s2"]);
+    let eng = group("g1", "eng", &["g2"]);
+    let mut eng_target = mirrored(&eng, "tg");
+    eng_target.members = vec!["t1".into()];
+    let mut platform_target = mirrored(&platform, "tp");
+    platform_target.members = vec!["t1".into()];
+    let plan = partial(
+        &[eng, platform],
+        &[eng_target, platform_target],
+        &state,
+        &Policy::default(),
+        &flat(),
+    );
+    for label in ["eng", "platform"] {
+        let change = plan
+            .memberships
+            .iter()
+            .find(|change| change.label == label)
+            .unwrap_or_else(|| panic!("{label} changes: {plan:#?}"));
+        let added: Vec<_> = change.add.iter().map(|m| m.target_id.clone()).collect();
+        assert_eq!(added, [Some("t2".to_string())], "{label}");
+        assert!(change.remove.is_empty(), "{label}");
+    }
+}
+
+#[test]
+fn a_partial_run_scoped_by_group_takes_new_members_of_managed_groups_only() {
+    let mut state = JobState::default();
+    owned(&mut state, Kind::Group, "g1", "tg");
+    let policy = Policy {
+        groups: vec!["eng".into()],
+        ..Policy::default()
+    };
+    // eng (managed) gained dave; an unrelated group and its member changed too.
+    let eng = group("g1", "eng", &["s4"]);
+    let dave = user("s4", "dave");
+    let other = group("g9", "sales", &["s5"]);
+    let erin = user("s5", "erin");
+    let eng_target = mirrored(&eng, "tg");
+    let plan = partial(
+        &[eng, dave, other, erin],
+        &[eng_target],
+        &state,
+        &policy,
+        &caps(),
+    );
+    let created: Vec<_> = plan.creates.iter().map(|c| c.label.as_str()).collect();
+    assert_eq!(created, ["dave"], "{plan:#?}");
+    assert_eq!(added(&plan, "eng"), ["dave"]);
+}

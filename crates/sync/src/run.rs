@@ -1,7 +1,8 @@
 //! One run of a job, end to end: read the state, the source and the target, plan, and (for
-//! `apply`) carry the plan out and record the run with the job's next state. A job with
-//! several targets ([`FanOut`]) reads its source once and runs each target's part from it,
-//! side by side; one target failing is reported in its section and never stops the others.
+//! `apply`) carry the plan out and record the run with the job's next state ([`finish`], the
+//! tail that full and incremental runs share). A job with several targets ([`FanOut`]) reads
+//! its source once and runs each target's part from it, side by side; one target failing is
+//! reported in its section and never stops the others.
 
 use crate::apply::{apply, Applied, Failure};
 use crate::config::{state_key, Policy, Profile};
@@ -13,6 +14,7 @@ use futures_util::future::join_all;
 use scimitar_domain::Clock;
 use scimitar_store::{Store, SyncRunRecord};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::path::PathBuf;
 
 /// Where a job reads identities.
@@ -190,6 +192,18 @@ pub enum TargetOutcome {
 }
 
 impl TargetOutcome {
+    /// The section of `job`'s report for `target`'s part of a run, as it ended.
+    pub(crate) fn of(job: &str, target: Option<&str>, outcome: SyncResult<Report>) -> Self {
+        match outcome {
+            Ok(report) => TargetOutcome::Ran(Box::new(report)),
+            Err(error) => TargetOutcome::Failed {
+                job: job.to_string(),
+                target: target.map(str::to_string),
+                error: error.to_string(),
+            },
+        }
+    }
+
     /// As [`Report::exit_code`]; 1 for a target that could not be run.
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -221,15 +235,17 @@ impl FanOutReport {
     }
 }
 
+/// Every object of `kinds` at `endpoint`, the kinds read at once (each paged concurrently,
+/// [`ScimEndpoint::read_all`]), and the latest `meta.lastModified` among them.
 async fn read_scim(
     endpoint: &ScimEndpoint,
     kinds: &[Kind],
     what: &str,
 ) -> SyncResult<(Snapshot, Option<String>)> {
+    let reads = join_all(kinds.iter().map(|kind| endpoint.read_all(*kind))).await;
     let mut identities: Vec<Identity> = Vec::new();
     let mut latest: Option<String> = None;
-    for kind in kinds {
-        let read = endpoint.read_all(*kind).await;
+    for (kind, read) in kinds.iter().zip(reads) {
         // A service without `/ServicePrincipals` (most that are not Databricks-shaped) has
         // none to give.
         if *kind == Kind::ServicePrincipal
@@ -319,14 +335,7 @@ pub async fn run_all(
                 }
                 Err(error) => Err(error),
             };
-            match outcome {
-                Ok(report) => TargetOutcome::Ran(Box::new(report)),
-                Err(error) => TargetOutcome::Failed {
-                    job: job.name.clone(),
-                    target: target.name.clone(),
-                    error: error.to_string(),
-                },
-            }
+            TargetOutcome::of(&job.name, target.name.as_deref(), outcome)
         }
     });
     Ok(FanOutReport {
@@ -337,7 +346,7 @@ pub async fn run_all(
 }
 
 /// What a target can do, from its `/ServiceProviderConfig` and profile.
-async fn capabilities_of(
+pub(crate) async fn capabilities_of(
     target: &ScimEndpoint,
     nested_groups: Option<bool>,
 ) -> SyncResult<Capabilities> {
@@ -348,7 +357,7 @@ async fn capabilities_of(
 }
 
 /// The kinds a run reads: service principals only for targets that have them.
-fn kinds_for(service_principals: bool) -> Vec<Kind> {
+pub(crate) fn kinds_for(service_principals: bool) -> Vec<Kind> {
     let mut kinds = vec![Kind::User, Kind::Group];
     if service_principals {
         kinds.push(Kind::ServicePrincipal);
@@ -401,35 +410,69 @@ async fn run_target(
     clock: &dyn Clock,
     mode: Mode,
 ) -> SyncResult<Report> {
-    let key = state_key(&job.name, target);
-    let before = state::load(store, &key).await?;
+    let before = state::load(store, &state_key(&job.name, target)).await?;
     let kinds = kinds_for(capabilities.service_principals);
-    // A source read for another target's service principals: this one is planned without.
-    let without_service_principals;
-    let source_snapshot = if capabilities.service_principals {
-        &source.snapshot
-    } else {
-        without_service_principals = Snapshot::of(
-            source
-                .snapshot
-                .identities
-                .iter()
-                .filter(|identity| identity.kind != Kind::ServicePrincipal)
-                .cloned()
-                .collect(),
-        );
-        &without_service_principals
-    };
-    let watermark = source.watermark.clone();
+    let source_snapshot = for_target(&source.snapshot, &capabilities);
     let (target_snapshot, _) = read_scim(&job.target, &kinds, "target").await?;
     let planned = plan(
-        source_snapshot,
+        &source_snapshot,
         &target_snapshot,
         &before,
         &job.policy,
         &capabilities,
         started.as_micros(),
     );
+    finish(
+        job,
+        target,
+        mode,
+        capabilities,
+        &before,
+        planned,
+        source.watermark.clone(),
+        started,
+        store,
+        clock,
+    )
+    .await
+}
+
+/// The source read as `capabilities`' target is planned from: without service principals for
+/// a target that has none (they were read for another target of the job).
+pub(crate) fn for_target<'a>(
+    source: &'a Snapshot,
+    capabilities: &Capabilities,
+) -> Cow<'a, Snapshot> {
+    if capabilities.service_principals {
+        return Cow::Borrowed(source);
+    }
+    Cow::Owned(Snapshot::of(
+        source
+            .identities
+            .iter()
+            .filter(|identity| identity.kind != Kind::ServicePrincipal)
+            .cloned()
+            .collect(),
+    ))
+}
+
+/// The rest of one target's part of a run once it is planned, full or partial: for `apply`,
+/// carry the plan out (unless the guard stopped it) and record the run with the target's next
+/// state under [`state_key`] of the job and `target`. The watermark moves on only when every
+/// item applied, so that what failed is read again by the next incremental run.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn finish(
+    job: &Job,
+    target: Option<&str>,
+    mode: Mode,
+    capabilities: Capabilities,
+    before: &JobState,
+    planned: Plan,
+    watermark: Option<String>,
+    started: scimitar_domain::Timestamp,
+    store: &dyn Store,
+    clock: &dyn Clock,
+) -> SyncResult<Report> {
     let mut report = Report {
         job: job.name.clone(),
         target: target.map(str::to_string),
@@ -451,7 +494,7 @@ async fn run_target(
             &report.plan,
             &job.target,
             &capabilities,
-            &before,
+            before,
             started.as_micros(),
         )
         .await
@@ -459,7 +502,7 @@ async fn run_target(
     report.writes = applied.writes;
     report.adopted_on_conflict = applied.adopted_on_conflict;
     report.failures = applied.failures;
-    if report.stopped.is_none() && watermark.is_some() {
+    if report.stopped.is_none() && report.failures.is_empty() && watermark.is_some() {
         after.watermark = watermark;
     }
     let record = SyncRunRecord {
@@ -470,7 +513,7 @@ async fn run_target(
         report: serde_json::to_string(&report)
             .map_err(|error| SyncError::Config(error.to_string()))?,
     };
-    state::record(store, &key, &before, &after, record).await?;
+    state::record(store, &state_key(&job.name, target), before, &after, record).await?;
     Ok(report)
 }
 

@@ -6,6 +6,7 @@
 use crate::config::Profile;
 use crate::model::{Capabilities, Identity, Kind};
 use crate::plan::AttributeDiff;
+use futures_util::stream::{self, StreamExt};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -86,8 +87,86 @@ pub struct ScimEndpoint {
     profile: Profile,
     client: reqwest::Client,
     retry: RetryPolicy,
-    /// Page size for list reads.
+    /// Page size for list reads (`count`); a service may give fewer, and the reader reads
+    /// on from what it got.
     pub page_size: usize,
+    /// List pages read at once once the first page has said how many objects there are.
+    pub read_concurrency: usize,
+}
+
+/// Objects asked of a list page by default: Scimitar's largest page (RFC 7644 lets a service
+/// give fewer, which the reader handles), so 100,000 users are 100 requests, not 1,000.
+pub const DEFAULT_PAGE_SIZE: usize = 1_000;
+
+/// List pages in flight at once by default: enough to keep a server's cores and the network
+/// busy, few enough not to crowd out its other clients.
+pub const DEFAULT_READ_CONCURRENCY: usize = 4;
+
+/// One list page as read.
+#[derive(Debug)]
+struct ListPage {
+    start: usize,
+    asked: usize,
+    total: usize,
+    resources: Vec<Value>,
+}
+
+/// Which `startIndex` windows of a list are still to read, from the pages read so far: the
+/// rest of the list after the first page, the gap a short page leaves, and the tail when the
+/// total grows during the read. Windows past the last page read are handed out a few rounds'
+/// worth at a time, so a service that claims an absurd total costs requests, not memory; an
+/// empty page says the list ended there (it shrank under the read). Pure, so the paging rules
+/// are tested without a server.
+#[derive(Debug)]
+struct ListWindows {
+    size: usize,
+    /// The largest `totalResults` a page has given.
+    total: usize,
+    /// Up to which position (1-based, inclusive) windows have been handed out.
+    planned_until: usize,
+    /// Set by an empty page: no windows past what is handed out already.
+    exhausted: bool,
+    gaps: Vec<(usize, usize)>,
+}
+
+impl ListWindows {
+    fn new(size: usize) -> ListWindows {
+        ListWindows {
+            size: size.max(1),
+            total: 0,
+            planned_until: 0,
+            exhausted: false,
+            gaps: Vec::new(),
+        }
+    }
+
+    /// Notes what one page gave.
+    fn after(&mut self, page: &ListPage) {
+        let got = page.resources.len();
+        self.total = self.total.max(page.total);
+        self.planned_until = self
+            .planned_until
+            .max(page.start.saturating_add(page.asked).saturating_sub(1));
+        if got == 0 {
+            self.exhausted = true;
+        } else if got < page.asked && page.start + got <= page.total {
+            // Short, not at the end: the rest of its window is read from where it stopped.
+            self.gaps.push((page.start + got, page.asked - got));
+        }
+    }
+
+    /// At most `limit` windows to read next (every gap, then the list's next windows), in
+    /// list order.
+    fn take(&mut self, limit: usize) -> Vec<(usize, usize)> {
+        let mut pending = std::mem::take(&mut self.gaps);
+        while !self.exhausted && self.planned_until < self.total && pending.len() < limit {
+            let count = self.size.min(self.total - self.planned_until);
+            pending.push((self.planned_until + 1, count));
+            self.planned_until += count;
+        }
+        pending.sort_unstable();
+        pending
+    }
 }
 
 /// What the result of a create was: a new object, or an existing one (a 409 matched).
@@ -109,7 +188,8 @@ impl ScimEndpoint {
             profile,
             client,
             retry,
-            page_size: 100,
+            page_size: DEFAULT_PAGE_SIZE,
+            read_concurrency: DEFAULT_READ_CONCURRENCY,
         }
     }
 
@@ -222,41 +302,152 @@ impl ScimEndpoint {
         Ok(capabilities)
     }
 
-    /// Every object of `kind`, in pages of `page_size` (by `startIndex`, which RFC 7644 makes
-    /// 1-based), and the latest `meta.lastModified` among them.
+    /// Every object of `kind`, and the latest `meta.lastModified` among them.
+    ///
+    /// The first page (`startIndex=1`) says how many there are; the rest are read by
+    /// `startIndex` windows of `page_size`, `read_concurrency` at once, since at 100,000
+    /// objects the round trips, not the bytes, are what a one-page-after-another read waits
+    /// on. A page shorter than asked (a server's own cap, or Scimitar's pages, which hold
+    /// groups whole or not at all) leaves a gap that is read in the next round, and a total
+    /// that grew while reading is read to its new end ([`ListWindows`]). An object seen twice
+    /// (the list moved under the read) is kept once.
     pub async fn read_all(
         &self,
         kind: Kind,
     ) -> Result<(Vec<Identity>, Option<String>), HttpFailure> {
-        let mut identities = Vec::new();
-        let mut latest: Option<String> = None;
-        let mut start = 1usize;
-        loop {
-            let path = format!(
-                "{}?startIndex={start}&count={}",
-                kind.endpoint(),
-                self.page_size
-            );
-            let (_, page) = self.send(reqwest::Method::GET, &path, None).await?;
-            let resources = page["Resources"].as_array().cloned().unwrap_or_default();
-            let total = page["totalResults"].as_u64().unwrap_or(0) as usize;
-            let count = resources.len();
-            for resource in resources {
-                if let Some(modified) = resource["meta"]["lastModified"].as_str() {
-                    if latest.as_deref().is_none_or(|seen| modified > seen) {
-                        latest = Some(modified.to_string());
-                    }
+        self.read_list(kind, None).await
+    }
+
+    /// The objects of `kind` modified at or after `since` (a watermark: the latest
+    /// `meta.lastModified` an earlier read returned), by `filter=meta.lastModified ge
+    /// "since"`, paged as [`ScimEndpoint::read_all`] pages. `ge`, not `gt`: a change in the
+    /// watermark's own millisecond is read again rather than missed. What was deleted does
+    /// not show; a full read finds it.
+    pub async fn read_modified_since(
+        &self,
+        kind: Kind,
+        since: &str,
+    ) -> Result<(Vec<Identity>, Option<String>), HttpFailure> {
+        let filter = format!(
+            "meta.lastModified ge \"{}\"",
+            since.replace('\\', "\\\\").replace('"', "\\\"")
+        );
+        self.read_list(kind, Some(&filter)).await
+    }
+
+    /// The objects of `kind` with these ids, read one by one (`read_concurrency` at once); an
+    /// id the service does not know (404) is left out.
+    pub async fn read_ids(&self, kind: Kind, ids: &[String]) -> Result<Vec<Identity>, HttpFailure> {
+        // Owned ids: a future borrowing the stream's items is not `Send` for every lifetime,
+        // which a spawned `watch` needs.
+        let read: Vec<Result<Option<Identity>, HttpFailure>> = stream::iter(ids.to_vec())
+            .map(|id| async move {
+                let path = format!("{}/{}", kind.endpoint(), percent_encode(&id));
+                match self.send(reqwest::Method::GET, &path, None).await {
+                    Ok((_, resource)) => Ok(identity_from(kind, &resource)),
+                    Err(failure) if failure.status == Some(404) => Ok(None),
+                    Err(failure) => Err(failure),
                 }
-                if let Some(identity) = identity_from(kind, &resource) {
+            })
+            .buffered(self.read_concurrency.max(1))
+            .collect()
+            .await;
+        let mut identities = Vec::new();
+        for identity in read {
+            identities.extend(identity?);
+        }
+        Ok(identities)
+    }
+
+    /// Every object of `kind` that `filter` (SCIM filter text) matches, or every one.
+    async fn read_list(
+        &self,
+        kind: Kind,
+        filter: Option<&str>,
+    ) -> Result<(Vec<Identity>, Option<String>), HttpFailure> {
+        let concurrency = self.read_concurrency.max(1);
+        let first = self
+            .read_page(kind, filter, 1, self.page_size.max(1))
+            .await?;
+        // A first page shorter than asked, with more to come, shows the service's own page
+        // size (Scimitar's group pages end at a member budget): windows of that size are read
+        // at once, where windows of the asked size would each be read in several rounds.
+        let got = first.resources.len();
+        let size = if got > 0 && got < first.asked && got < first.total {
+            got
+        } else {
+            self.page_size
+        };
+        let mut windows = ListWindows::new(size);
+        windows.after(&first);
+        let mut pages = vec![first];
+        loop {
+            // A few rounds' worth of windows at a time; `buffered` keeps the concurrency.
+            let pending = windows.take(concurrency * 8);
+            if pending.is_empty() {
+                break;
+            }
+            let read: Vec<Result<ListPage, HttpFailure>> = stream::iter(pending)
+                .map(|(start, count)| self.read_page(kind, filter, start, count))
+                .buffered(concurrency)
+                .collect()
+                .await;
+            for page in read {
+                let page = page?;
+                windows.after(&page);
+                pages.push(page);
+            }
+        }
+        pages.sort_by_key(|page| page.start);
+        let mut identities = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut latest: Option<String> = None;
+        for resource in pages.into_iter().flat_map(|page| page.resources) {
+            if let Some(modified) = resource["meta"]["lastModified"].as_str() {
+                if latest.as_deref().is_none_or(|seen| modified > seen) {
+                    latest = Some(modified.to_string());
+                }
+            }
+            if let Some(identity) = identity_from(kind, &resource) {
+                if seen.insert(identity.id.clone()) {
                     identities.push(identity);
                 }
             }
-            start += count;
-            if count == 0 || start > total {
-                break;
-            }
         }
         Ok((identities, latest))
+    }
+
+    /// One list page of `kind`: `count` objects from `start` (1-based), as far as the
+    /// service gives them.
+    async fn read_page(
+        &self,
+        kind: Kind,
+        filter: Option<&str>,
+        start: usize,
+        count: usize,
+    ) -> Result<ListPage, HttpFailure> {
+        // `groups` (what an object is a member of) is computed per object and large, and a job
+        // reads membership from the groups' `members`: not asking for it makes a page of
+        // 1,000 users a quarter of the size.
+        let mut path = format!(
+            "{}?startIndex={start}&count={count}&excludedAttributes=groups",
+            kind.endpoint()
+        );
+        if let Some(filter) = filter {
+            path.push_str("&filter=");
+            path.push_str(&percent_encode(filter));
+        }
+        let (_, mut page) = self.send(reqwest::Method::GET, &path, None).await?;
+        let resources = match page["Resources"].take() {
+            Value::Array(resources) => resources,
+            _ => Vec::new(),
+        };
+        Ok(ListPage {
+            start,
+            asked: count,
+            total: page["totalResults"].as_u64().unwrap_or(0) as usize,
+            resources,
+        })
     }
 
     /// The number of objects of `kind` (a zero-result read).
@@ -672,6 +863,54 @@ mod tests {
             operations[1],
             json!({"op": "remove", "path": "entitlements[value eq \"a\"]"})
         );
+    }
+
+    fn page(start: usize, asked: usize, got: usize, total: usize) -> ListPage {
+        ListPage {
+            start,
+            asked,
+            total,
+            resources: vec![json!({}); got],
+        }
+    }
+
+    #[test]
+    fn after_the_first_page_the_rest_of_the_list_is_read_in_windows_of_the_page_size() {
+        let mut windows = ListWindows::new(10);
+        windows.after(&page(1, 10, 10, 35));
+        assert_eq!(windows.take(100), [(11, 10), (21, 10), (31, 5)]);
+        windows.after(&page(11, 10, 10, 35));
+        assert!(windows.take(100).is_empty());
+    }
+
+    #[test]
+    fn a_short_page_leaves_a_gap_that_is_read_from_where_it_stopped() {
+        let mut windows = ListWindows::new(10);
+        windows.after(&page(1, 10, 3, 25));
+        assert_eq!(windows.take(100), [(4, 7), (11, 10), (21, 5)]);
+        windows.after(&page(4, 7, 7, 25));
+        windows.after(&page(11, 10, 10, 25));
+        // The last page is short because the list ends: no gap.
+        windows.after(&page(21, 5, 5, 25));
+        assert!(windows.take(100).is_empty());
+    }
+
+    #[test]
+    fn a_total_that_grows_during_the_read_is_read_to_its_new_end() {
+        let mut windows = ListWindows::new(10);
+        windows.after(&page(1, 10, 10, 20));
+        assert_eq!(windows.take(100), [(11, 10)]);
+        windows.after(&page(11, 10, 10, 23));
+        assert_eq!(windows.take(100), [(21, 3)]);
+    }
+
+    #[test]
+    fn an_empty_page_ends_the_list_and_an_absurd_total_costs_no_memory() {
+        let mut windows = ListWindows::new(10);
+        windows.after(&page(1, 10, 10, usize::MAX / 2));
+        assert_eq!(windows.take(8).len(), 8);
+        windows.after(&page(11, 10, 0, usize::MAX / 2));
+        assert!(windows.take(8).is_empty());
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! - a Scimitar source followed through its change feed ([`Trigger::Changes`]): the feed is
 //!   long-polled from the token read just before the last run, so a change made during a run
 //!   triggers the next one at once; and at least every `interval` a run happens anyway, which
-//!   retries items that failed and corrects drift when nothing changes at the source;
+//!   retries items that failed and corrects drift when nothing changes at the source. A run
+//!   the feed triggers reads only what changed ([`crate::incremental`]) while the last full
+//!   run is less than an interval old; the interval's run is full;
 //! - any other source ([`Trigger::Interval`]): every `interval`.
 //!
 //! A run that cannot complete (the source, the target or the state database down) is recorded
@@ -13,8 +15,8 @@
 //! recorded as `apply` records it and the next trigger runs it again. Nothing ends the loop but
 //! `stop`, which is looked at between runs and cuts a wait short, never a run.
 //!
-//! Each run reads the source once and runs every target of the job from it ([`run_all`]); a
-//! target that cannot be run is recorded as `error` in its own history and retried after the
+//! Each run reads the source once and runs every target of the job from it ([`run_all`], or
+//! [`run_incremental`] from the oldest of the targets' watermarks); a target that cannot be run is recorded as `error` in its own history and retried after the
 //! back-off while the others are applied.
 //!
 //! Two processes watching one job never run it at once: each run, and each wait, is done
@@ -24,6 +26,7 @@
 
 use crate::config::state_key;
 use crate::feed::{ChangeFeed, MAX_POLL};
+use crate::incremental::run_incremental;
 use crate::run::{run_all, FanOut, FanOutReport, Mode, Report, TargetOutcome};
 use crate::{state, SyncError, SyncResult};
 use scimitar_domain::{Clock, Timestamp};
@@ -128,6 +131,9 @@ impl Watch {
         // Whether this process runs the job: each change is one line of the log, so an
         // operator of several nodes sees which runs it.
         let mut holding = false;
+        // When the last full run began: runs woken by the feed are incremental until an
+        // interval has passed since (`None`: none yet).
+        let mut last_full: Option<tokio::time::Instant> = None;
         while !stopping(&stop) {
             match lease.take(store, clock).await {
                 Ok(true) => {
@@ -173,7 +179,7 @@ impl Watch {
             };
             let started = clock.now();
             let outcome = self
-                .holding_lease(store, clock, run_all(&self.job, store, clock, Mode::Apply))
+                .holding_lease(store, clock, self.run_once(store, clock, &mut last_full))
                 .await;
             let failed = self.failures_of(outcome, &mut observe);
             let retry_in = if failed.is_empty() {
@@ -258,6 +264,28 @@ impl Watch {
             }
         }
         failed
+    }
+
+    /// One run: incremental ([`run_incremental`]) when the source's feed woke it and a full
+    /// run began less than an interval ago, else (or when the job cannot run incrementally)
+    /// full, which also finds what incremental runs cannot see (deletions, scope changes).
+    async fn run_once(
+        &self,
+        store: &dyn Store,
+        clock: &dyn Clock,
+        last_full: &mut Option<tokio::time::Instant>,
+    ) -> SyncResult<FanOutReport> {
+        let now = tokio::time::Instant::now();
+        if let (Trigger::Changes { interval, .. }, Some(last)) = (&self.trigger, *last_full) {
+            if now.duration_since(last) < *interval {
+                if let Some(report) = run_incremental(&self.job, store, clock, Mode::Apply).await? {
+                    return Ok(report);
+                }
+            }
+        }
+        let report = run_all(&self.job, store, clock, Mode::Apply).await?;
+        *last_full = Some(now);
+        Ok(report)
     }
 
     /// This process's hold on the job.

@@ -12,9 +12,10 @@ use scimitar_server::Application;
 use scimitar_store::SharedStore;
 use scimitar_sync::config::{Policy, Profile};
 use scimitar_sync::feed::ChangeFeed;
+use scimitar_sync::incremental::run_incremental;
 use scimitar_sync::model::{Kind, Ownership};
 use scimitar_sync::run::{
-    job_state, run, run_all, FanOut, Job, Mode, Report, Source, Target, TargetOutcome,
+    job_state, run, run_all, FanOut, FanOutReport, Job, Mode, Report, Source, Target, TargetOutcome,
 };
 use scimitar_sync::scim::{RetryPolicy, ScimEndpoint, Secret};
 use scimitar_sync::watch::{apply_once, JobLease, Trigger, Turn, Watch};
@@ -499,6 +500,19 @@ struct Faults {
     /// PATCH and PUT requests passed on.
     patches: AtomicUsize,
     puts: AtomicUsize,
+    /// When set, unfiltered list pages after the first hold at most this many resources (the
+    /// total unchanged), as from a service whose pages end early (Scimitar's at a budget of
+    /// members).
+    short_pages: AtomicUsize,
+    /// Milliseconds each list read is held before it is passed on, so that reads made at
+    /// once are seen at once.
+    list_delay_ms: AtomicUsize,
+    /// List reads (GETs with `startIndex`) in progress now, and the most there ever were.
+    lists_in_flight: AtomicUsize,
+    most_lists_in_flight: AtomicUsize,
+    /// List reads without a filter (a whole side read), and every GET.
+    unfiltered_lists: AtomicUsize,
+    gets: AtomicUsize,
 }
 
 impl FaultProxy {
@@ -563,6 +577,19 @@ impl FaultProxy {
                     };
                 }
                 let path = parts.uri.to_string();
+                let list = !write && path.contains("startIndex=");
+                if !write {
+                    faults.gets.fetch_add(1, Ordering::SeqCst);
+                }
+                if list && !path.contains("filter=") {
+                    faults.unfiltered_lists.fetch_add(1, Ordering::SeqCst);
+                }
+                if list {
+                    let now = faults.lists_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    faults.most_lists_in_flight.fetch_max(now, Ordering::SeqCst);
+                    let delay = faults.list_delay_ms.load(Ordering::SeqCst) as u64;
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                }
                 let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes())
                     .expect("a method");
                 let mut forwarded = client.request(method, format!("{upstream}{}", parts.uri));
@@ -578,6 +605,9 @@ impl FaultProxy {
                     .expect("the target answers");
                 let status = answer.status().as_u16();
                 let mut text = answer.text().await.unwrap_or_default();
+                if list {
+                    faults.lists_in_flight.fetch_sub(1, Ordering::SeqCst);
+                }
                 if !write {
                     text = rewrite(&faults, &path, text);
                 }
@@ -624,6 +654,14 @@ fn rewrite(faults: &Faults, path: &str, text: String) -> String {
         .expect("lock")
         .clone()
         .filter(|_| !path.contains("filter="));
+    let cap = faults.short_pages.load(Ordering::SeqCst);
+    if let Some(resources) = body["Resources"].as_array_mut() {
+        // The first page is whole, so the reader keeps its page size and meets short pages
+        // after it.
+        if cap > 0 && !path.contains("filter=") && !path.contains("startIndex=1&") {
+            resources.truncate(cap);
+        }
+    }
     if let (Some(hidden), Some(resources)) = (hidden, body["Resources"].as_array_mut()) {
         let before = resources.len();
         resources.retain(|resource| resource["userName"].as_str() != Some(hidden.as_str()));
@@ -702,6 +740,175 @@ async fn a_target_without_patch_is_written_with_get_then_put() {
     assert_eq!(target.member_names("platform").await, ["ADA", "BOB"]);
     assert!(apply(&job, &state).await.plan.writes_nothing());
     state.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_list_is_read_in_concurrent_windows_and_past_pages_shorter_than_asked() {
+    let source = Scimitar::start().await;
+    for number in 0..14 {
+        source.create_user(&format!("user-{number:02}")).await;
+    }
+    let proxy = FaultProxy::start(&source.address).await;
+    // Pages of 4 asked, 3 given: every window leaves a gap the reader must go back for.
+    proxy.faults.short_pages.store(3, Ordering::SeqCst);
+    proxy.faults.list_delay_ms.store(100, Ordering::SeqCst);
+    let mut through_proxy = endpoint(
+        &format!("{}{GENERIC}", proxy.address),
+        &source.token,
+        Profile::Generic,
+    );
+    through_proxy.page_size = 4;
+    through_proxy.read_concurrency = 3;
+    let (read, _) = through_proxy.read_all(Kind::User).await.expect("reads");
+    let (direct, _) = source
+        .endpoint(GENERIC, Profile::Generic)
+        .read_all(Kind::User)
+        .await
+        .expect("reads");
+    let names = |identities: &[scimitar_sync::model::Identity]| {
+        let mut names: Vec<String> = identities.iter().map(|i| i.label()).collect();
+        names.sort();
+        names
+    };
+    // Fourteen users and the bootstrap admin, each once.
+    assert_eq!(direct.len(), 15);
+    assert_eq!(names(&read), names(&direct));
+    assert!(
+        proxy.faults.most_lists_in_flight.load(Ordering::SeqCst) >= 2,
+        "the windows after the first page are read at once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scim_source_is_read_by_what_changed_since_its_watermark_and_by_id() {
+    let source = Scimitar::start().await;
+    let ada = source.create_user("ada").await;
+    let bob = source.create_user("bob").await;
+    let eng = source.create_group("eng", &[&ada]).await;
+    let reader = source.endpoint(GENERIC, Profile::Generic);
+    let (_, users_mark) = reader.read_all(Kind::User).await.expect("reads");
+    let (_, groups_mark) = reader.read_all(Kind::Group).await.expect("reads");
+    let watermark = users_mark.max(groups_mark).expect("a watermark");
+    // Past the watermark's millisecond, so that only what changes next is after it.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (status, body) = source
+        .call(
+            reqwest::Method::PATCH,
+            &format!("Groups/{eng}"),
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "add", "path": "members", "value": [{"value": bob}]}],
+            })),
+        )
+        .await;
+    assert!(status == 200 || status == 204, "{body}");
+
+    let (groups, newer) = reader
+        .read_modified_since(Kind::Group, &watermark)
+        .await
+        .expect("reads");
+    let changed: Vec<(String, usize)> = groups
+        .iter()
+        .map(|group| (group.label(), group.members.len()))
+        .collect();
+    assert_eq!(changed, [("eng".to_string(), 2)]);
+    assert!(newer.is_some_and(|newer| newer > watermark));
+    let (users, _) = reader
+        .read_modified_since(Kind::User, &watermark)
+        .await
+        .expect("reads");
+    assert!(users.is_empty(), "no user changed: {users:?}");
+
+    let found = reader
+        .read_ids(Kind::User, &[bob.clone(), "no-such-id".to_string()])
+        .await
+        .expect("reads");
+    let labels: Vec<String> = found.iter().map(|user| user.label()).collect();
+    assert_eq!(labels, ["bob"]);
+}
+
+/// An incremental run of `job`'s one target: `None` when the job must run in full.
+async fn incremental(job: &Job, state: &StateDatabase) -> Option<Report> {
+    let job: FanOut = job.clone().into();
+    let report = run_incremental(&job, &*state.store, &SystemClock, Mode::Apply)
+        .await
+        .expect("the run completes")?;
+    assert_eq!(report.targets.len(), 1);
+    Some(ran(&report.targets[0]).clone())
+}
+
+async fn an_incremental_run_reads_only_what_changed_and_converges(state: StateDatabase) {
+    let source = seeded_source().await;
+    let target = Scimitar::start().await;
+    let proxy = FaultProxy::start(&source.address).await;
+    let mut job = job(&source, target.endpoint(GENERIC, Profile::Generic), &[]);
+    job.source = Source::Scim(endpoint(
+        &format!("{}{GENERIC}", proxy.address),
+        &source.token,
+        Profile::Generic,
+    ));
+    // Without a watermark (no run yet) there is nothing to read from: a full run is needed.
+    assert!(incremental(&job, &state).await.is_none());
+    assert_eq!(apply(&job, &state).await.exit_code(), 0);
+
+    // Past the watermark's millisecond, then dave is created and joins platform.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let dave = source.create_user("dave").await;
+    let platform = source.one("Groups", "displayName", "platform").await;
+    let (status, body) = source
+        .call(
+            reqwest::Method::PATCH,
+            &format!("Groups/{}", platform["id"].as_str().expect("an id")),
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "add", "path": "members", "value": [{"value": dave}]}],
+            })),
+        )
+        .await;
+    assert!(status == 200 || status == 204, "{body}");
+    proxy.faults.unfiltered_lists.store(0, Ordering::SeqCst);
+    proxy.faults.gets.store(0, Ordering::SeqCst);
+
+    let report = incremental(&job, &state).await.expect("an incremental run");
+    assert_eq!(report.exit_code(), 0, "{:#?}", report.failures);
+    let created: Vec<&str> = report
+        .plan
+        .creates
+        .iter()
+        .map(|c| c.label.as_str())
+        .collect();
+    assert_eq!(created, ["dave"]);
+    assert!(report.plan.deactivations.is_empty(), "{:#?}", report.plan);
+    assert!(report.plan.forgotten.is_empty(), "{:#?}", report.plan);
+    assert_eq!(
+        proxy.faults.unfiltered_lists.load(Ordering::SeqCst),
+        0,
+        "the source was not read whole"
+    );
+    // A filtered read of each kind (users, groups); nothing else was needed.
+    assert!(proxy.faults.gets.load(Ordering::SeqCst) <= 3);
+    assert_eq!(
+        target.member_names("platform").await,
+        ["ADA", "BOB", "DAVE"]
+    );
+
+    // Converged: a full run finds nothing to do, and an incremental one nothing new.
+    assert!(apply(&job, &state).await.plan.writes_nothing());
+    let again = incremental(&job, &state).await.expect("an incremental run");
+    assert!(again.plan.writes_nothing(), "{:#?}", again.plan);
+    state.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_run_reads_only_what_changed_and_converges_with_state_in_sqlite() {
+    an_incremental_run_reads_only_what_changed_and_converges(StateDatabase::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_run_reads_only_what_changed_and_converges_with_state_in_postgres() {
+    if let Some(state) = StateDatabase::postgres().await {
+        an_incremental_run_reads_only_what_changed_and_converges(state).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1655,6 +1862,158 @@ async fn a_guard_stop_at_one_target_does_not_stop_the_others() {
     assert_eq!(runs("fan-out/generic").await[0].outcome, "stopped");
     assert_eq!(runs("fan-out/workspace").await[0].outcome, "applied");
     state.close().await;
+}
+
+async fn incremental_all(job: &FanOut, state: &StateDatabase) -> Option<FanOutReport> {
+    run_incremental(job, &*state.store, &SystemClock, Mode::Apply)
+        .await
+        .expect("the run completes")
+}
+
+/// Incremental runs of a job with two targets that nest: the source is read once, by what
+/// changed since the older of the two watermarks, so a target that was down while the other
+/// moved on still gets what changed meanwhile; each target's watermark is its own. A job with a
+/// target that flattens groups runs in full.
+async fn incremental_runs_of_a_job_with_two_targets(state: StateDatabase) {
+    let source = seeded_source().await;
+    let reading = FaultProxy::start(&source.address).await;
+    let first = Scimitar::start().await;
+    let second = Scimitar::start().await;
+    let writing = FaultProxy::start(&second.address).await;
+    let mut job = fan_out(
+        &source,
+        first.endpoint(GENERIC, Profile::Generic),
+        endpoint(
+            &format!("{}{GENERIC}", writing.address),
+            &second.token,
+            Profile::Generic,
+        ),
+    );
+    job.source = Source::Scim(endpoint(
+        &format!("{}{GENERIC}", reading.address),
+        &source.token,
+        Profile::Generic,
+    ));
+    job.targets[1].profile = Profile::Generic;
+    job.targets[1].nested_groups = None;
+    let store = &*state.store;
+    assert!(
+        incremental_all(&job, &state).await.is_none(),
+        "no watermark yet"
+    );
+    let full = run_all(&job, store, &SystemClock, Mode::Apply)
+        .await
+        .expect("the run completes");
+    assert_eq!(full.exit_code(), 0, "{full:#?}");
+    let watermark = |key: &'static str| async move {
+        job_state(store, key)
+            .await
+            .expect("the state")
+            .watermark
+            .expect("a watermark")
+    };
+    let platform = source.id_of("Groups", "displayName", "platform").await;
+    let join_platform = |name: &'static str| {
+        let (source, platform) = (&source, &platform);
+        async move {
+            // Past the last watermark's millisecond.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let id = source.create_user(name).await;
+            source
+                .patch(
+                    "Groups",
+                    platform,
+                    json!([{"op": "add", "path": "members", "value": [{"value": id}]}]),
+                )
+                .await;
+        }
+    };
+
+    // While the second target is down, carol is renamed and then dave joins: the first target
+    // gets both, the second fails. Only the older watermark reaches back to carol's change.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let carol = source.id_of("Users", "userName", "carol").await;
+    source
+        .patch(
+            "Users",
+            &carol,
+            json!([{"op": "replace", "path": "displayName", "value": "CAROLINE"}]),
+        )
+        .await;
+    join_platform("dave").await;
+    writing.faults.down.store(true, Ordering::SeqCst);
+    let partial = incremental_all(&job, &state)
+        .await
+        .expect("an incremental run");
+    assert_eq!(partial.exit_code(), 1, "{partial:#?}");
+    assert_eq!(ran(&partial.targets[0]).exit_code(), 0);
+    assert!(
+        matches!(&partial.targets[1], TargetOutcome::Failed { target, .. } if target.as_deref() == Some("workspace")),
+        "{partial:#?}"
+    );
+    assert_eq!(first.member_names("platform").await, ["ADA", "BOB", "DAVE"]);
+    assert!(watermark("fan-out/workspace").await < watermark("fan-out/generic").await);
+
+    // erin joins, the second target is back: the read starts from its older watermark.
+    join_platform("erin").await;
+    writing.faults.down.store(false, Ordering::SeqCst);
+    reading.faults.unfiltered_lists.store(0, Ordering::SeqCst);
+    let caught_up = incremental_all(&job, &state)
+        .await
+        .expect("an incremental run");
+    assert_eq!(caught_up.exit_code(), 0, "{caught_up:#?}");
+    assert_eq!(
+        reading.faults.unfiltered_lists.load(Ordering::SeqCst),
+        0,
+        "the source was not read whole"
+    );
+    let created = |outcome: &TargetOutcome| -> Vec<String> {
+        let plan = &ran(outcome).plan;
+        plan.creates.iter().map(|c| c.label.clone()).collect()
+    };
+    assert_eq!(created(&caught_up.targets[0]), ["erin"]);
+    assert_eq!(created(&caught_up.targets[1]), ["dave", "erin"]);
+    assert!(ran(&caught_up.targets[0]).plan.updates.is_empty());
+    assert_eq!(ran(&caught_up.targets[1]).plan.updates.len(), 1);
+    for target in [&first, &second] {
+        assert_eq!(
+            target.member_names("platform").await,
+            ["ADA", "BOB", "DAVE", "ERIN"]
+        );
+        assert_eq!(
+            target.member_names("eng-all").await,
+            ["CAROLINE", "platform"]
+        );
+    }
+    assert_eq!(
+        watermark("fan-out/workspace").await,
+        watermark("fan-out/generic").await
+    );
+    let converged = run_all(&job, store, &SystemClock, Mode::Apply)
+        .await
+        .expect("the run completes");
+    assert!(converged
+        .targets
+        .iter()
+        .all(|t| ran(t).plan.writes_nothing()));
+
+    // A target that flattens needs what an incremental read does not gather: a full run.
+    job.targets[1].nested_groups = Some(false);
+    assert!(incremental_all(&job, &state).await.is_none());
+    state.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_runs_of_two_targets_read_from_the_older_watermark_with_state_in_sqlite() {
+    incremental_runs_of_a_job_with_two_targets(StateDatabase::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_runs_of_two_targets_read_from_the_older_watermark_with_state_in_postgres() {
+    let Some(state) = StateDatabase::postgres().await else {
+        return;
+    };
+    incremental_runs_of_a_job_with_two_targets(state).await;
 }
 
 #[test]
