@@ -1,4 +1,4 @@
-//! `scimitar sync plan|apply|watch|status`: reconcile a source of identities into a SCIM
+//! `scimitar sync plan|apply|watch|status|resume`: reconcile a source of identities into a SCIM
 //! target (`scimitar-sync`). A job comes from a TOML file (`--config`), or, for one
 //! SCIM-to-SCIM sync, from flags (`--from URL --to URL`). Tokens come from files or the
 //! environment, never from the command line. The exit status says whether the target matches
@@ -6,9 +6,9 @@
 //! stopped the run. `watch` runs until SIGINT or SIGTERM and exits 0.
 
 use clap::{Args, Subcommand};
-use scimitar_domain::SystemClock;
+use scimitar_domain::{Clock, SystemClock};
 use scimitar_sync::config::{JobConfig, Policy, Profile, SourceConfig, WatchSettings};
-use scimitar_sync::run::{run, Job, Mode, Source};
+use scimitar_sync::run::{run, Job, Mode, Oversight, Source};
 use scimitar_sync::scim::{RetryPolicy, ScimEndpoint, Secret};
 use scimitar_sync::watch::{trigger_of, Trigger, Turn, Watch};
 use std::path::{Path, PathBuf};
@@ -27,22 +27,34 @@ pub enum SyncCommand {
     /// feed (`follow_changes`), else every `[watch] interval_seconds`; until SIGINT or
     /// SIGTERM, which end it between runs. One process at a time runs a job.
     Watch(SyncArgs),
-    /// A job's latest runs, newest first: when, the outcome (applied, failed, stopped),
-    /// writes and failures.
+    /// A job's latest runs, newest first: when, the outcome (applied, failed, stopped,
+    /// error, resumed), writes and failures; whether it is quarantined, and who runs it now.
     Status(StatusArgs),
+    /// Lift a job's quarantine: `watch` runs it again at its next trigger.
+    Resume(JobArgs),
+}
+
+/// Which job, from its configuration file or by name and database.
+#[derive(Args)]
+pub struct JobArgs {
+    /// The job's TOML configuration: its name, state database, account and quarantine.
+    #[arg(long, env = "SCIMITAR_SYNC_CONFIG", conflicts_with_all = ["job", "database"])]
+    config: Option<PathBuf>,
+    /// The job's name (a job from flags is named `FROM -> TO`, as `plan` and `apply` print).
+    #[arg(long, required_unless_present = "config")]
+    job: Option<String>,
+    #[arg(long, env = "SCIMITAR_DATABASE_URL")]
+    database: Option<String>,
 }
 
 #[derive(Args)]
 pub struct StatusArgs {
-    /// The job's name (a job from flags is named `FROM -> TO`, as `plan` and `apply` print).
-    #[arg(long)]
-    job: String,
-    #[arg(long, env = "SCIMITAR_DATABASE_URL")]
-    database: Option<String>,
+    #[command(flatten)]
+    which: JobArgs,
     /// How many runs.
     #[arg(long, default_value_t = 10)]
     limit: usize,
-    /// Print the runs, with their reports, as JSON.
+    /// Print the runs, with their reports, the quarantine and the lease, as JSON.
     #[arg(long)]
     json: bool,
 }
@@ -91,6 +103,7 @@ pub async fn run_command(command: SyncCommand) -> ExitCode {
         SyncCommand::Apply(args) => run_sync(Mode::Apply, &args).await,
         SyncCommand::Watch(args) => watch(&args).await.map(|()| 0),
         SyncCommand::Status(args) => status(&args).await.map(|()| 0),
+        SyncCommand::Resume(args) => resume(&args).await.map(|()| 0),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),
@@ -207,19 +220,92 @@ fn show(turn: &Turn, json: bool) {
             "another process runs this job ({}); standing by",
             holder.as_deref().unwrap_or("unknown")
         ),
+        Turn::Quarantined { quarantine } => eprintln!(
+            "quarantined after {} runs failed in a row ({}); next run at {}, or after \
+             `scimitar sync resume`",
+            quarantine.failures,
+            quarantine.last_error,
+            quarantine.next_run.to_rfc3339()
+        ),
     }
 }
 
-async fn status(args: &StatusArgs) -> Result<(), String> {
-    let database = args
-        .database
+/// A job as `status` and `resume` name it: its name, state database, target (for the audit
+/// event) and oversight, from its file (no token is read) or from flags (the defaults).
+struct JobRef {
+    name: String,
+    database: String,
+    target: String,
+    oversight: Oversight,
+}
+
+fn job_ref(args: &JobArgs) -> Result<JobRef, String> {
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| format!("{}: {error}", path.display()))?;
+        let config =
+            JobConfig::parse(&text).map_err(|error| format!("{}: {error}", path.display()))?;
+        return Ok(JobRef {
+            name: config.job.clone(),
+            database: config.state_database.clone(),
+            target: config.target.url.clone(),
+            oversight: oversight_of(&config),
+        });
+    }
+    let name = args
+        .job
         .clone()
-        .unwrap_or_else(|| crate::config::DEFAULT_DATABASE.to_string());
-    let store = scimitar_store::open(&database)
+        .ok_or("give --config FILE, or --job NAME")?;
+    Ok(JobRef {
+        target: name.split(" -> ").nth(1).unwrap_or("-").to_string(),
+        name,
+        database: args
+            .database
+            .clone()
+            .unwrap_or_else(|| crate::config::DEFAULT_DATABASE.to_string()),
+        oversight: Oversight::default(),
+    })
+}
+
+fn oversight_of(config: &JobConfig) -> Oversight {
+    Oversight {
+        account: config.account.clone(),
+        quarantine: config.watch.quarantine(),
+    }
+}
+
+async fn resume(args: &JobArgs) -> Result<(), String> {
+    let job = job_ref(args)?;
+    let store = scimitar_store::open(&job.database)
+        .await
+        .map_err(|error| format!("the state database: {error}"))?;
+    scimitar_sync::quarantine::resume(
+        &*store,
+        &SystemClock,
+        &job.name,
+        &job.target,
+        &job.oversight,
+    )
+    .await
+    .map_err(|error| error.to_string())?;
+    println!("job {}: quarantine lifted", job.name);
+    Ok(())
+}
+
+async fn status(args: &StatusArgs) -> Result<(), String> {
+    let job = job_ref(&args.which)?;
+    let store = scimitar_store::open(&job.database)
         .await
         .map_err(|error| format!("the state database: {error}"))?;
     let runs = store
-        .sync_runs(&args.job, args.limit)
+        .sync_runs(&job.name, args.limit)
+        .await
+        .map_err(|error| error.to_string())?;
+    let quarantine =
+        scimitar_sync::quarantine::status(&*store, &job.name, &job.oversight.quarantine)
+            .await
+            .map_err(|error| error.to_string())?;
+    let holder = scimitar_sync::state::lease_holder(&*store, &job.name, SystemClock.now())
         .await
         .map_err(|error| error.to_string())?;
     let report = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap_or_default();
@@ -236,12 +322,40 @@ async fn status(args: &StatusArgs) -> Result<(), String> {
                 })
             })
             .collect();
-        let text = serde_json::to_string_pretty(&runs).map_err(|error| error.to_string())?;
+        let quarantine = quarantine.as_ref().map(|quarantine| {
+            serde_json::json!({
+                "failures": quarantine.failures,
+                "lastError": quarantine.last_error,
+                "lastRun": quarantine.last_run.to_rfc3339(),
+                "nextRun": quarantine.next_run.to_rfc3339(),
+            })
+        });
+        let status = serde_json::json!({
+            "job": job.name,
+            "status": if quarantine.is_some() { "quarantined" } else { "active" },
+            "quarantine": quarantine,
+            "leaseHolder": holder,
+            "runs": runs,
+        });
+        let text = serde_json::to_string_pretty(&status).map_err(|error| error.to_string())?;
         println!("{text}");
         return Ok(());
     }
+    match &quarantine {
+        Some(quarantine) => println!(
+            "job {}: quarantined after {} runs failed in a row; next run at {}; last error: {}",
+            job.name,
+            quarantine.failures,
+            quarantine.next_run.to_rfc3339(),
+            quarantine.last_error
+        ),
+        None => println!("job {}: active", job.name),
+    }
+    if let Some(holder) = &holder {
+        println!("run by {holder}");
+    }
     if runs.is_empty() {
-        println!("no runs of job {}", args.job);
+        println!("no runs of job {}", job.name);
     }
     for run in &runs {
         let report = report(&run.report);
@@ -343,13 +457,18 @@ fn job_of(args: &SyncArgs) -> Result<JobOf, String> {
             .as_deref()
             .unwrap_or("SCIMITAR_SYNC_TO_TOKEN");
         let secret = token(target.token_file.as_deref(), variable, "target")?;
+        let limits = target
+            .limits()
+            .map_err(|error| format!("{}: {error}", path.display()))?;
         let job = Job {
             name: config.job.clone(),
             source,
-            target: ScimEndpoint::new(&target.url, secret, target.profile, retry),
+            target: ScimEndpoint::new(&target.url, secret, target.profile, retry)
+                .with_limits(limits),
             profile: target.profile,
             nested_groups: target.nested_groups,
             policy: config.policy.clone(),
+            oversight: oversight_of(&config),
         };
         let trigger = trigger_of(&config.source, &config.watch, source_token.as_ref())
             .map_err(|error| format!("{}: {error}", path.display()))?;
@@ -386,6 +505,7 @@ fn job_of(args: &SyncArgs) -> Result<JobOf, String> {
             profile: target_profile,
             nested_groups: None,
             policy: Policy::default(),
+            oversight: Oversight::default(),
         };
         let database = args
             .database

@@ -35,6 +35,17 @@ pub struct Job {
     /// Overrides whether the target nests groups.
     pub nested_groups: Option<bool>,
     pub policy: Policy,
+    pub oversight: Oversight,
+}
+
+/// How a job answers for what it does: whose audit trail its actions join
+/// ([`crate::trail`]), and when failing runs quarantine it ([`crate::quarantine`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Oversight {
+    /// The account whose trail the job's events join (`account` in the job's file); `None`:
+    /// the state database's only account.
+    pub account: Option<String>,
+    pub quarantine: crate::quarantine::QuarantineSettings,
 }
 
 /// `plan` computes and shows; `apply` also acts and records.
@@ -78,7 +89,7 @@ impl Report {
         }
     }
 
-    fn outcome(&self) -> &'static str {
+    pub(crate) fn outcome(&self) -> &'static str {
         if self.stopped.is_some() {
             "stopped"
         } else if self.failures.is_empty() {
@@ -181,6 +192,9 @@ pub async fn run(
     if mode == Mode::Plan {
         return Ok(report);
     }
+    // Before acting: a job whose events have no account to go to is a mistake to stop at
+    // now, not after the target has been written.
+    let account = crate::trail::account_of(store, job.oversight.account.as_deref()).await?;
     let (applied, mut after) = if report.stopped.is_some() {
         (Applied::default(), before.clone())
     } else {
@@ -196,6 +210,7 @@ pub async fn run(
     report.writes = applied.writes;
     report.adopted_on_conflict = applied.adopted_on_conflict;
     report.failures = applied.failures;
+    let actions = applied.actions;
     if report.stopped.is_none() && watermark.is_some() {
         after.watermark = watermark;
     }
@@ -207,7 +222,10 @@ pub async fn run(
         report: serde_json::to_string(&report)
             .map_err(|error| SyncError::Config(error.to_string()))?,
     };
-    state::record(store, &job.name, &before, &after, record).await?;
+    let events = crate::trail::of_run(&job.name, job.target.base(), &report, &actions);
+    let events = crate::trail::for_run(store, job, &record, events).await?;
+    let audit = crate::trail::audit(clock, &job.name, account, events);
+    state::record(store, &job.name, &before, &after, record, audit).await?;
     Ok(report)
 }
 

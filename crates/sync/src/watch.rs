@@ -68,6 +68,11 @@ pub enum Turn {
     Failed { error: String, retry_in: Duration },
     /// Another process holds the job's lease: this one waits, then tries again.
     StandingBy { holder: Option<String> },
+    /// The job is quarantined: it runs again at `quarantine.next_run` (or once resumed).
+    /// Seen once per quarantined run, not on every look while waiting.
+    Quarantined {
+        quarantine: crate::quarantine::Quarantine,
+    },
 }
 
 /// A name for this process as a lease holder: the host (from `HOSTNAME`, when set), the
@@ -117,6 +122,7 @@ impl Watch {
     ) {
         let lease = self.job_lease();
         let mut backoff = FIRST_BACKOFF;
+        let mut announced = None;
         while !stopping(&stop) {
             match lease.take(store, clock).await {
                 Ok(true) => {}
@@ -146,6 +152,19 @@ impl Watch {
                     continue;
                 }
             }
+            // A quarantined job runs only once its interval has passed; the wait is looked at
+            // again every half lease, so an operator's resume is seen soon.
+            if let Some((wait, quarantine)) = self.quarantine_wait(store, clock).await {
+                if announced.as_ref() != Some(&quarantine) {
+                    announced = Some(quarantine.clone());
+                    observe(&Turn::Quarantined { quarantine });
+                }
+                let wait = wait.min(self.lease / 2).max(MIN_INTERVAL);
+                if self.holding_lease(store, clock, pause(&stop, wait)).await {
+                    break;
+                }
+                continue;
+            }
             // The source's token before the run: a change after it triggers the next run.
             let seen = match &self.trigger {
                 Trigger::Changes { feed, .. } => feed.current().await.ok(),
@@ -165,7 +184,7 @@ impl Watch {
                     let retry_in = backoff;
                     backoff = (backoff * 2).min(self.max_backoff.max(FIRST_BACKOFF));
                     let error = error.to_string();
-                    record_error(store, clock, &self.job.name, started, &error).await;
+                    record_error(store, clock, &self.job, started, &error).await;
                     observe(&Turn::Failed { error, retry_in });
                     Some(retry_in)
                 }
@@ -194,6 +213,25 @@ impl Watch {
             }
         }
         lease.release(store).await;
+    }
+
+    /// How long to wait before running a quarantined job, and its quarantine; `None` when it
+    /// may run now (or its history cannot be read: the run then finds out what is wrong).
+    async fn quarantine_wait(
+        &self,
+        store: &dyn Store,
+        clock: &dyn Clock,
+    ) -> Option<(Duration, crate::quarantine::Quarantine)> {
+        let settings = &self.job.oversight.quarantine;
+        let quarantine = match crate::quarantine::status(store, &self.job.name, settings).await {
+            Ok(quarantine) => quarantine?,
+            Err(error) => {
+                tracing::warn!(job = %self.job.name, %error, "cannot read the job's runs");
+                return None;
+            }
+        };
+        let wait = crate::quarantine::wait_before_run(Some(&quarantine), clock.now())?;
+        Some((wait, quarantine))
     }
 
     /// This process's hold on the job.
@@ -263,14 +301,16 @@ impl Watch {
 }
 
 /// Records a run that could not complete in the job's history (outcome `error`, the error as
-/// its report), so `scimitar sync status` shows it; the state itself is left as it was.
+/// its report), so `scimitar sync status` shows it, with its audit events (a failed run, and
+/// the quarantine it may start); the state itself is left as it was.
 async fn record_error(
     store: &dyn Store,
     clock: &dyn Clock,
-    job: &str,
+    job_to_record: &Job,
     started: Timestamp,
     error: &str,
 ) {
+    let job = job_to_record.name.as_str();
     let report = serde_json::json!({"job": job, "mode": "apply", "error": error});
     let record = SyncRunRecord {
         seq: 0,
@@ -280,7 +320,23 @@ async fn record_error(
         report: report.to_string(),
     };
     let unchanged = crate::model::JobState::default();
-    if let Err(failure) = state::record(store, job, &unchanged, &unchanged, record).await {
+    let audit = async {
+        let account =
+            crate::trail::account_of(store, job_to_record.oversight.account.as_deref()).await?;
+        let events = vec![crate::trail::of_error(
+            job,
+            job_to_record.target.base(),
+            error,
+        )];
+        let events = crate::trail::for_run(store, job_to_record, &record, events).await?;
+        Ok::<_, SyncError>(crate::trail::audit(clock, job, account, events))
+    };
+    // The run's record matters more than its events: it is kept even when they cannot be made.
+    let audit = audit.await.unwrap_or_else(|failure| {
+        tracing::warn!(%job, error = %failure, "the failed run's audit events");
+        None
+    });
+    if let Err(failure) = state::record(store, job, &unchanged, &unchanged, record, audit).await {
         tracing::warn!(%job, error = %failure, "could not record the failed run");
     }
 }
