@@ -257,6 +257,7 @@ fn job_ref(args: &JobArgs) -> Result<JobRef, String> {
         .clone()
         .ok_or("give --config FILE, or --job NAME")?;
     Ok(JobRef {
+        // A job from flags is named `FROM -> TO`; any other names no target here.
         target: name.split(" -> ").nth(1).unwrap_or("-").to_string(),
         name,
         database: args

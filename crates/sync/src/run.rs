@@ -89,7 +89,7 @@ impl Report {
         }
     }
 
-    pub(crate) fn outcome(&self) -> &'static str {
+    fn outcome(&self) -> &'static str {
         if self.stopped.is_some() {
             "stopped"
         } else if self.failures.is_empty() {
