@@ -625,9 +625,6 @@ fn serve_refuses_to_start_with_a_sync_job_that_does_not_parse() {
 /// `status` and `resume` find the job, its state database and its quarantine settings in its
 /// file: a job never run is active, with no lease holder and no runs, and resuming a job that is
 /// not quarantined is refused, naming it.
-/// `status` and `resume` find the job, its state database and its quarantine settings in its
-/// file: a job never run is active, with no lease holder and no runs, and resuming a job that is
-/// not quarantined is refused, naming it.
 /// A job of several targets: `status` shows each target's quarantine and runs (each under its
 /// own state key), `--target` picks one, and `resume` names the target it refuses.
 #[test]

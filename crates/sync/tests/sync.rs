@@ -1759,6 +1759,172 @@ async fn watch_applies_the_target_that_is_up_and_retries_the_one_that_is_down() 
     state.close().await;
 }
 
+/// Quarantine is per target: in a watch of two targets, the one that is down fails its runs
+/// and is quarantined (its own history, events naming it, its quarantine under
+/// `fan-out/workspace`) while the other keeps being applied on every change; resumed once it is
+/// back, it catches up.
+async fn one_target_is_quarantined_while_the_other_keeps_running(state: StateDatabase) {
+    let account = account_in(&state).await;
+    let source = seeded_source().await;
+    let generic = Scimitar::start().await;
+    let workspace = Scimitar::start().await;
+    let proxy = FaultProxy::start(&workspace.address).await;
+    proxy.faults.down.store(true, Ordering::SeqCst);
+    let workspace_url = format!("{}{DATABRICKS}", proxy.address);
+    let mut job = fan_out(
+        &source,
+        generic.endpoint(GENERIC, Profile::Generic),
+        endpoint(&workspace_url, &workspace.token, Profile::Databricks),
+    );
+    job.oversight.quarantine = QuarantineSettings {
+        after_failures: 2,
+        interval: Duration::from_secs(3600),
+    };
+    let oversight = job.oversight.clone();
+    let watch = Watch {
+        job,
+        trigger: Trigger::Changes {
+            feed: feed_of(&source),
+            interval: Duration::from_secs(3600),
+        },
+        max_backoff: Duration::from_secs(2),
+        lease: Duration::from_secs(6),
+        owner: "test".into(),
+    };
+    let running = Watching::start(watch, state.store.clone());
+    eventually("the workspace target is quarantined", || async {
+        running
+            .turns()
+            .contains(&"quarantined workspace".to_string())
+    })
+    .await;
+    let quarantined = scimitar_sync::quarantine::status(
+        &*state.store,
+        "fan-out/workspace",
+        &oversight.quarantine,
+    )
+    .await
+    .expect("the status")
+    .expect("quarantined");
+    assert_eq!(quarantined.failures, 2);
+    assert_eq!(
+        scimitar_sync::quarantine::status(&*state.store, "fan-out/generic", &oversight.quarantine)
+            .await
+            .expect("the status"),
+        None
+    );
+
+    // Quarantined, the workspace target is left out; the generic one runs on every change.
+    let dora = source.create_user("dora").await;
+    let platform = source.id_of("Groups", "displayName", "platform").await;
+    source
+        .patch(
+            "Groups",
+            &platform,
+            json!([{"op": "add", "path": "members", "value": [{"value": dora}]}]),
+        )
+        .await;
+    eventually(
+        "dora joins platform at the target that is not quarantined",
+        || async { generic.member_names("platform").await == ["ADA", "BOB", "DORA"] },
+    )
+    .await;
+    let workspace_runs = state
+        .store
+        .sync_runs("fan-out/workspace", 10)
+        .await
+        .expect("runs");
+    let outcomes: Vec<&str> = workspace_runs
+        .iter()
+        .map(|run| run.outcome.as_str())
+        .collect();
+    assert_eq!(outcomes, ["error", "error"]);
+    let generic_runs = state.store.sync_runs("fan-out/generic", 100).await.unwrap();
+    assert!(generic_runs.len() >= 2, "{generic_runs:?}");
+    assert!(generic_runs.iter().all(|run| run.outcome == "applied"));
+
+    // The trail says which target failed and which was quarantined.
+    let events = sync_events(&state.store, &account).await;
+    let about = |action: &str| -> Vec<String> {
+        events
+            .iter()
+            .filter(|event| event["action_name"] == action)
+            .map(|event| {
+                event["request_params"]["targetName"]
+                    .as_str()
+                    .unwrap_or("-")
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(about("syncRunFailed"), ["workspace", "workspace"]);
+    assert_eq!(about("syncQuarantined"), ["workspace"]);
+    let created = about("syncCreateUser");
+    assert!(!created.is_empty() && created.iter().all(|name| name == "generic"));
+    let quarantine_event = events
+        .iter()
+        .find(|event| event["action_name"] == "syncQuarantined")
+        .expect("the quarantine's event");
+    assert_eq!(
+        quarantine_event["request_params"]["target"],
+        json!(workspace_url)
+    );
+
+    // Resumed once it is back, the workspace target catches up; the generic one was never
+    // quarantined, so resuming it is refused, naming it.
+    proxy.faults.down.store(false, Ordering::SeqCst);
+    scimitar_sync::quarantine::resume(
+        &*state.store,
+        &SystemClock,
+        "fan-out",
+        TargetRef {
+            name: Some("workspace"),
+            url: &workspace_url,
+        },
+        &oversight,
+    )
+    .await
+    .expect("resumed");
+    let refused = scimitar_sync::quarantine::resume(
+        &*state.store,
+        &SystemClock,
+        "fan-out",
+        TargetRef {
+            name: Some("generic"),
+            url: "-",
+        },
+        &oversight,
+    )
+    .await
+    .expect_err("not quarantined");
+    assert!(refused.to_string().contains("target generic"), "{refused}");
+    // The next trigger (a change at the source) runs both targets again.
+    source.create_user("erin").await;
+    eventually("the resumed target catches up", || async {
+        workspace.members_if_any("platform").await == ["ADA", "BOB", "DORA"]
+    })
+    .await;
+    running.stop().await;
+    let verified = scimitar_store::audit::verify_trail(&*state.store, &account, None)
+        .await
+        .expect("verifies");
+    assert_eq!(verified.problem, None);
+    state.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_target_is_quarantined_while_the_other_keeps_running_with_state_in_sqlite() {
+    one_target_is_quarantined_while_the_other_keeps_running(StateDatabase::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_target_is_quarantined_while_the_other_keeps_running_with_state_in_postgres() {
+    let Some(state) = StateDatabase::postgres().await else {
+        return;
+    };
+    one_target_is_quarantined_while_the_other_keeps_running(state).await;
+}
+
 /// The deletion guard stops one target's plan only: `generic` (run alone first with every
 /// source user in scope) would deactivate three of the eight objects it manages when the scope
 /// narrows to `eng-all`, so its part stops; `workspace`, new to the job, is applied; status 1.
