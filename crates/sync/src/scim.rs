@@ -92,6 +92,14 @@ pub struct ScimEndpoint {
     pub page_size: usize,
     /// List pages read at once once the first page has said how many objects there are.
     pub read_concurrency: usize,
+    /// How many requests `apply` and the reads have in flight at once, and the rate `pacer`
+    /// keeps.
+    limits: crate::pace::Limits,
+    /// Shared by every clone, so the rate holds for the target whoever calls it.
+    pacer: std::sync::Arc<crate::pace::Pacer>,
+    /// Reads in flight at once, all kinds together, held to `limits.max_concurrency`; shared
+    /// by every clone, as `pacer` is.
+    reads: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// Objects asked of a list page by default: Scimitar's largest page (RFC 7644 lets a service
@@ -190,7 +198,31 @@ impl ScimEndpoint {
             retry,
             page_size: DEFAULT_PAGE_SIZE,
             read_concurrency: DEFAULT_READ_CONCURRENCY,
+            limits: crate::pace::Limits::default(),
+            pacer: std::sync::Arc::new(crate::pace::Pacer::new(None)),
+            reads: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                crate::pace::DEFAULT_MAX_CONCURRENCY,
+            )),
         }
+    }
+
+    /// The same endpoint held to `limits` (`[target] max_concurrency`,
+    /// `max_requests_per_second`).
+    pub fn with_limits(mut self, limits: crate::pace::Limits) -> ScimEndpoint {
+        self.pacer = std::sync::Arc::new(crate::pace::Pacer::new(limits.max_requests_per_second));
+        self.reads =
+            std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_concurrency.max(1)));
+        self.limits = limits;
+        self
+    }
+
+    pub fn limits(&self) -> crate::pace::Limits {
+        self.limits
+    }
+
+    /// The base URL, which names the target in reports and audit events (it holds no secret).
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     /// One request, retried on 429 and 503 (honouring `Retry-After`) and on a connection
@@ -205,6 +237,7 @@ impl ScimEndpoint {
         let mut backoff = self.retry.first_backoff;
         let mut attempt = 1;
         loop {
+            self.pacer.ready().await;
             let mut request = self
                 .client
                 .request(method.clone(), &url)
@@ -343,7 +376,7 @@ impl ScimEndpoint {
         let read: Vec<Result<Option<Identity>, HttpFailure>> = stream::iter(ids.to_vec())
             .map(|id| async move {
                 let path = format!("{}/{}", kind.endpoint(), percent_encode(&id));
-                match self.send(reqwest::Method::GET, &path, None).await {
+                match self.read(&path).await {
                     Ok((_, resource)) => Ok(identity_from(kind, &resource)),
                     Err(failure) if failure.status == Some(404) => Ok(None),
                     Err(failure) => Err(failure),
@@ -417,6 +450,15 @@ impl ScimEndpoint {
         Ok((identities, latest))
     }
 
+    /// One GET of a read, once fewer than `max_concurrency` reads are in flight at this
+    /// service: the list windows of every kind read at once, and reads by id, share that bound
+    /// with each other as `apply`'s writes keep it among themselves.
+    async fn read(&self, path: &str) -> Result<(u16, Value), HttpFailure> {
+        // The semaphore is never closed; were it, the read would go on unbounded.
+        let _permit = self.reads.acquire().await.ok();
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
     /// One list page of `kind`: `count` objects from `start` (1-based), as far as the
     /// service gives them.
     async fn read_page(
@@ -437,7 +479,7 @@ impl ScimEndpoint {
             path.push_str("&filter=");
             path.push_str(&percent_encode(filter));
         }
-        let (_, mut page) = self.send(reqwest::Method::GET, &path, None).await?;
+        let (_, mut page) = self.read(&path).await?;
         let resources = match page["Resources"].take() {
             Value::Array(resources) => resources,
             _ => Vec::new(),
