@@ -1,13 +1,15 @@
 //! `scimitar sync` against real servers: Scimitar itself (started in process, as `scimitar
 //! serve` starts it) as source and as target, on its generic and Databricks mounts, with a
-//! small fault-injecting proxy of our own in front of a target; the job's state in a real
-//! database (SQLite always, PostgreSQL too when `TEST_DATABASE_URL` is set).
+//! small fault-injecting proxy of our own in front of a target, and a TLS front with a private
+//! CA's certificate for HTTPS; the job's state in a real database (SQLite always, PostgreSQL
+//! too when `TEST_DATABASE_URL` is set).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use scimitar_app::service::Services;
 use scimitar_domain::clock::ManualClock;
 use scimitar_domain::{Clock, RandomIds, SystemClock};
+use scimitar_ldap::testing::PrivateCa;
 use scimitar_server::Application;
 use scimitar_store::SharedStore;
 use scimitar_sync::config::{Policy, Profile};
@@ -1380,4 +1382,131 @@ async fn an_apply_holds_the_jobs_lease_with_state_in_postgres() {
         return;
     };
     an_apply_holds_the_jobs_lease(state).await;
+}
+
+/// A TLS front for a plain service on loopback, with a certificate a private CA issued for
+/// 127.0.0.1: what a SCIM service behind HTTPS looks like to the job. It carries bytes both
+/// ways once the handshake is done; a client that refuses the certificate gets nothing.
+struct TlsFront {
+    address: String,
+    _task: AbortOnDrop,
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl TlsFront {
+    // ring's provider, the one reqwest's rustls builds (deprecated only for lacking
+    // post-quantum key exchange).
+    #[allow(deprecated)]
+    async fn start(upstream: &str, ca: &PrivateCa) -> TlsFront {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certificates = CertificateDer::pem_file_iter(&ca.certificate_file)
+            .expect("the certificate file")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("PEM certificates");
+        let key = PrivateKeyDer::from_pem_file(&ca.key_file).expect("the key");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(certificates, key)
+        .expect("a server configuration");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free port");
+        let address = format!("https://{}", listener.local_addr().expect("an address"));
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (acceptor, upstream) = (acceptor.clone(), upstream.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let Ok(mut plain) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                });
+            }
+        });
+        TlsFront {
+            address,
+            _task: AbortOnDrop(task),
+        }
+    }
+}
+
+/// A source and a target behind HTTPS whose certificates a private CA issued: with the
+/// public CAs, or another private CA, the job refuses the target with an error that says so
+/// (at once, not after retries) and writes nothing; with `ca_file` naming the CA that issued
+/// them, it syncs through TLS on both sides and a re-run writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_a_private_ca_is_trusted_through_ca_file_and_refused_without_it() {
+    let (Some(ca), Some(other_ca)) = (PrivateCa::new(), PrivateCa::new()) else {
+        return;
+    };
+    let source = seeded_source().await;
+    let target = Scimitar::start().await;
+    let source_front = TlsFront::start(&source.address, &ca).await;
+    let target_front = TlsFront::start(&target.address, &ca).await;
+    let over_https = |front: &TlsFront, token: &str, ca_file: Option<&std::path::Path>| {
+        let endpoint = endpoint(
+            &format!("{}{GENERIC}", front.address),
+            token,
+            Profile::Generic,
+        );
+        match ca_file {
+            Some(ca_file) => endpoint.trusting_only(ca_file).expect("a CA file"),
+            None => endpoint,
+        }
+    };
+    let state = StateDatabase::sqlite().await;
+    let job_to = |target_endpoint: ScimEndpoint| Job {
+        source: Source::Scim(over_https(&source_front, &source.token, Some(&ca.ca_file))),
+        ..job(&source, target_endpoint, &[])
+    };
+    for trusted in [None, Some(other_ca.ca_file.as_path())] {
+        let refused = run(
+            &job_to(over_https(&target_front, &target.token, trusted)),
+            &*state.store,
+            &SystemClock,
+            Mode::Apply,
+        )
+        .await;
+        let Err(SyncError::Target(message)) = refused else {
+            panic!("trusting {trusted:?}: {refused:?}");
+        };
+        assert!(message.contains("does not trust"), "{message}");
+        assert!(message.contains("ca_file"), "{message}");
+        assert!(message.contains("UnknownIssuer"), "{message}");
+    }
+    assert!(target.find("Users", "userName", "ada").await.is_empty());
+
+    let job = job_to(over_https(&target_front, &target.token, Some(&ca.ca_file)));
+    let first = apply(&job, &state).await;
+    assert_eq!(first.exit_code(), 0, "{:#?}", first.failures);
+    assert_eq!(first.plan.creates.len(), 5);
+    assert_eq!(target.member_names("platform").await, ["ADA", "BOB"]);
+    let again = apply(&job, &state).await;
+    assert_eq!(again.writes, 0, "{:#?}", again.plan);
+
+    // A CA file that holds no certificate is refused when the job is built, not trusted as
+    // "nothing" or replaced by the public CAs.
+    let empty = tempfile::NamedTempFile::new().expect("a file");
+    let error = endpoint(&target_front.address, &target.token, Profile::Generic)
+        .trusting_only(empty.path())
+        .expect_err("refused");
+    assert!(error.contains("no PEM certificate"), "{error}");
+    state.close().await;
 }
