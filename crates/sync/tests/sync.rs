@@ -1510,3 +1510,203 @@ async fn https_with_a_private_ca_is_trusted_through_ca_file_and_refused_without_
     assert!(error.contains("no PEM certificate"), "{error}");
     state.close().await;
 }
+
+/// The third-party Python reference server `scim2-server` (from the `.venv` that
+/// `scripts/test` makes, or `SCIMITAR_VENV`), started on a free loopback port with a bearer
+/// token; killed on drop. `None` when it is not installed, after saying so, except under `CI`,
+/// where the test must run.
+struct Scim2Server {
+    child: std::process::Child,
+    base: String,
+    token: String,
+    client: reqwest::Client,
+}
+
+impl Scim2Server {
+    async fn start() -> Option<Scim2Server> {
+        let venv = std::env::var_os("SCIMITAR_VENV")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv")
+            });
+        let binary = venv.join("bin/scim2-server");
+        if !binary.exists() {
+            let advice = "run scripts/test once (it installs tests/external/requirements.txt \
+                          into .venv), or set SCIMITAR_VENV";
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "scim2-server is not at {}, and CI must sync into it: {advice}",
+                binary.display()
+            );
+            eprintln!(
+                "skipped: scim2-server is not at {} ({advice})",
+                binary.display()
+            );
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let token = "scim2-server-token".to_string();
+        let child = std::process::Command::new(&binary)
+            .args(["--hostname", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--bearer-token", &token])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("scim2-server starts");
+        let server = Scim2Server {
+            child,
+            base: format!("http://127.0.0.1:{port}/v2"),
+            token,
+            client: reqwest::Client::new(),
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "scim2-server did not listen on {port}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Some(server)
+    }
+
+    async fn list(&self, kind: &str) -> Vec<Value> {
+        let response = self
+            .client
+            .get(format!("{}/{kind}?count=1000", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("scim2-server answers");
+        assert_eq!(response.status().as_u16(), 200);
+        let page: Value = response.json().await.expect("a list");
+        page["Resources"].as_array().cloned().unwrap_or_default()
+    }
+
+    async fn user(&self, user_name: &str) -> Option<Value> {
+        self.list("Users")
+            .await
+            .into_iter()
+            .find(|user| user["userName"] == json!(user_name))
+    }
+
+    /// A group's members as the userNames and displayNames of what they name.
+    async fn member_names(&self, group_name: &str) -> Vec<String> {
+        let users = self.list("Users").await;
+        let groups = self.list("Groups").await;
+        let group = groups
+            .iter()
+            .find(|group| group["displayName"] == json!(group_name))
+            .unwrap_or_else(|| panic!("no group {group_name}: {groups:?}"));
+        let mut names: Vec<String> = group["members"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|member| {
+                let id = &member["value"];
+                users
+                    .iter()
+                    .find(|user| &user["id"] == id)
+                    .map(|user| user["userName"].as_str().unwrap_or_default().to_string())
+                    .or_else(|| {
+                        groups.iter().find(|group| &group["id"] == id).map(|group| {
+                            group["displayName"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_string()
+                        })
+                    })
+                    .unwrap_or_else(|| format!("unknown {id}"))
+            })
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for Scim2Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Scimitar into `scim2-server` on the generic profile (what its `/ServiceProviderConfig`
+/// says): users, nested groups and memberships created, a re-run writes nothing; a nested
+/// group taken out of scope and a user deleted at the source deactivate the users and retire
+/// the group (its members removed), then all are deleted after the grace period, and a re-run
+/// after that writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scimitar_source_syncs_into_scim2_server_and_a_rerun_writes_nothing() {
+    let Some(target) = Scim2Server::start().await else {
+        return;
+    };
+    let state = StateDatabase::sqlite().await;
+    let source = seeded_source().await;
+    let mut job = job(
+        &source,
+        endpoint(&target.base, &target.token, Profile::Generic),
+        &["eng-all"],
+    );
+    job.policy.allow_deletions = true;
+    let first = apply(&job, &state).await;
+    assert_eq!(first.exit_code(), 0, "{:#?}", first.failures);
+    assert_eq!(first.plan.creates.len(), 5, "{:#?}", first.plan);
+    let ada = target.user("ada").await.expect("ada was created");
+    assert_eq!(ada["emails"][0]["value"], json!("ada@example.com"));
+    assert_eq!(ada["displayName"], json!("ADA"));
+    assert_eq!(target.member_names("platform").await, ["ada", "bob"]);
+    assert_eq!(target.member_names("eng-all").await, ["carol", "platform"]);
+    let again = apply(&job, &state).await;
+    assert!(again.plan.writes_nothing(), "{:#?}", again.plan);
+    assert_eq!(again.writes, 0);
+
+    // platform leaves eng-all (taking ada and bob out of scope), and carol is deleted.
+    let platform = source.id_of("Groups", "displayName", "platform").await;
+    let eng_all = source.id_of("Groups", "displayName", "eng-all").await;
+    source
+        .patch(
+            "Groups",
+            &eng_all,
+            json!([{"op": "remove", "path": format!("members[value eq \"{platform}\"]")}]),
+        )
+        .await;
+    let carol = source.id_of("Users", "userName", "carol").await;
+    source.delete("Users", &carol).await;
+    let changed = apply(&job, &state).await;
+    assert_eq!(changed.exit_code(), 0, "{:#?}", changed.failures);
+    assert_eq!(changed.plan.deactivations.len(), 4, "{:#?}", changed.plan);
+    assert!(target.member_names("eng-all").await.is_empty());
+    assert!(target.member_names("platform").await.is_empty(), "retired");
+    for user in ["ada", "bob", "carol"] {
+        let found = target.user(user).await.expect("deactivated, not deleted");
+        assert_eq!(found["active"], json!(false), "{user}");
+    }
+    assert!(apply(&job, &state).await.plan.writes_nothing());
+
+    let clock = ManualClock::new(SystemClock.now());
+    clock.advance_micros(job.policy.delete_after_seconds * 1_000_000);
+    let after = run(&job, &*state.store, &clock, Mode::Apply)
+        .await
+        .expect("runs");
+    assert_eq!(after.exit_code(), 0, "{:#?}", after.failures);
+    assert_eq!(after.plan.deletions.len(), 4, "{:#?}", after.plan);
+    for user in ["ada", "bob", "carol"] {
+        assert!(target.user(user).await.is_none(), "{user}");
+    }
+    let groups = target.list("Groups").await;
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    assert_eq!(groups[0]["displayName"], json!("eng-all"));
+    let last = run(&job, &*state.store, &clock, Mode::Apply)
+        .await
+        .expect("runs");
+    assert!(last.plan.writes_nothing(), "{:#?}", last.plan);
+    state.close().await;
+}
