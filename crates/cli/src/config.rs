@@ -6,7 +6,7 @@ use scimitar_domain::WorkspaceId;
 use scimitar_server::context::PublicUrl;
 use scimitar_server::{ServeLimits, WorkspaceSettings};
 use serde::Deserialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -44,6 +44,10 @@ pub struct Config {
     /// Audit alerts: the config file's rules (`[[alert_rules]]`, checked when loaded) and how
     /// this node evaluates and delivers them.
     pub alerts: AlertConfig,
+    /// Sync job files (`scimitar sync` jobs) this node runs in the background, each as a
+    /// `watch` would; with several nodes on one database, the job's lease makes one of them run
+    /// it at a time.
+    pub sync_jobs: Vec<PathBuf>,
 }
 
 /// The file's `[[alert_rules]]` and `alert_*` settings. Kept as written (the rules checked),
@@ -154,6 +158,16 @@ pub struct Flags {
     /// [::1], localhost), for tests and a local IdP. Off: issuers must be https.
     #[arg(long, env = "SCIMITAR_FEDERATION_ALLOW_LOOPBACK_HTTP", num_args = 0..=1, default_missing_value = "true")]
     pub federation_allow_loopback_http: Option<bool>,
+    /// A sync job file to run in the background, as `scimitar sync watch --config FILE` would
+    /// (repeat for several; the environment variable separates them with commas). Replaces
+    /// the file's `sync_jobs`.
+    #[arg(
+        long = "sync-job",
+        value_name = "FILE",
+        env = "SCIMITAR_SYNC_JOBS",
+        value_delimiter = ','
+    )]
+    pub sync_jobs: Vec<PathBuf>,
 }
 
 /// A duration as written in the file: a number of seconds, or text that [`parse_duration`]
@@ -233,6 +247,9 @@ struct FileConfig {
     alert_delivery_timeout: Option<FileDuration>,
     alert_retry_base: Option<FileDuration>,
     alert_retry_max: Option<FileDuration>,
+    /// Sync job files; a relative path is read from the config file's directory.
+    #[serde(default)]
+    sync_jobs: Vec<PathBuf>,
 }
 
 impl Config {
@@ -342,8 +359,19 @@ impl Config {
         }
         // Checked now, so a bad rule stops the start rather than the first evaluation.
         alerts.settings()?;
+        let sync_jobs = if flags.sync_jobs.is_empty() {
+            let directory = file.and_then(Path::parent).unwrap_or(Path::new(""));
+            file_config
+                .sync_jobs
+                .iter()
+                .map(|job| directory.join(job))
+                .collect()
+        } else {
+            flags.sync_jobs
+        };
         Ok(Config {
             alerts,
+            sync_jobs,
             listen: flags
                 .listen
                 .or(file_config.listen)
@@ -532,6 +560,31 @@ mod tests {
             .contains("metrics_token_sha256"),
             "a token where its digest belongs is refused"
         );
+        std::fs::remove_dir_all(&directory).unwrap();
+    }
+
+    #[test]
+    fn sync_jobs_are_read_from_the_config_files_directory_unless_flags_name_others() {
+        let directory =
+            std::env::temp_dir().join(format!("scimitar-config-jobs-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).unwrap();
+        let path = directory.join("scimitar.toml");
+        std::fs::write(&path, "sync_jobs = [\"a.toml\", \"/etc/jobs/b.toml\"]\n").unwrap();
+        let config = Config::load(Some(&path), Flags::default()).unwrap();
+        assert_eq!(
+            config.sync_jobs,
+            [directory.join("a.toml"), PathBuf::from("/etc/jobs/b.toml")]
+        );
+        let flagged = Flags {
+            sync_jobs: vec![PathBuf::from("c.toml")],
+            ..Flags::default()
+        };
+        let config = Config::load(Some(&path), flagged).unwrap();
+        assert_eq!(config.sync_jobs, [PathBuf::from("c.toml")]);
+        assert!(Config::load(None, Flags::default())
+            .unwrap()
+            .sync_jobs
+            .is_empty());
         std::fs::remove_dir_all(&directory).unwrap();
     }
 

@@ -43,7 +43,7 @@ enum Command {
         /// database_max_connections, worker_threads, connection_limit, header_timeout,
         /// body_timeout, idle_timeout, shutdown_deadline, metrics_token_sha256, public_url,
         /// default_workspace, workspace_domain, token_rotation_overlap,
-        /// oauth_signing_key_rotation, federation_allow_loopback_http).
+        /// oauth_signing_key_rotation, federation_allow_loopback_http, alert_rules, sync_jobs).
         #[arg(long, env = "SCIMITAR_CONFIG")]
         config: Option<PathBuf>,
     },
@@ -219,8 +219,22 @@ pub(crate) async fn shutdown_signal() {
 }
 
 async fn serve(config: Config) -> Result<(), String> {
-    let services = services(&config.database_url, config.max_connections)
-        .await?
+    if scimitar_store::AUDIT_TRAIL_COMPILED_OUT {
+        // A benchmark build (bench/audit_writes.sh): never one to deploy.
+        tracing::warn!(
+            "this build writes NO audit trail (unaudited-for-benchmarks): benchmarks only"
+        );
+        eprintln!("WARNING: this build writes NO audit trail; it is for benchmarks only");
+    }
+    // Read first: a job file that does not parse stops the start before anything listens.
+    let sync_jobs = sync::load_served_jobs(&config.sync_jobs)?;
+    let options = scimitar_store::StoreOptions {
+        max_connections: config.max_connections,
+    };
+    let store = scimitar_store::open_with(&config.database_url, &options)
+        .await
+        .map_err(|error| format!("cannot open the database: {error}"))?;
+    let services = Services::new(store.clone(), Arc::new(SystemClock), Arc::new(RandomIds))
         .with_rotation_overlap(config.token_rotation_overlap)
         .with_signing_key_rotation(config.oauth_signing_key_rotation);
     services.allow_loopback_http_issuers(config.federation_allow_loopback_http);
@@ -241,6 +255,7 @@ async fn serve(config: Config) -> Result<(), String> {
             config.listen,
         );
     }
+    let shutdown_deadline = config.serve_limits.shutdown_deadline;
     let mut application = Application::bind_with(&config.listen, services, config.serve_limits)
         .await
         .map_err(|error| error.to_string())?
@@ -270,10 +285,22 @@ async fn serve(config: Config) -> Result<(), String> {
     if !logging::is_json() {
         eprintln!("scimitar listening on http://{address}");
     }
-    application
-        .run_until(shutdown_signal())
+    // One signal stops the server and the sync jobs alike.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let jobs = sync::ServedJobs::start(sync_jobs, &config.database_url, &store, &stopping).await?;
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let mut stopped = stopping.clone();
+    let served = application
+        .run_until(async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        })
         .await
-        .map_err(|error| error.to_string())
+        .map_err(|error| error.to_string());
+    jobs.stopped(shutdown_deadline).await;
+    served
 }
 
 /// Whom `scimitar token create` makes a token for.

@@ -7,8 +7,9 @@
 
 use clap::{Args, Subcommand};
 use scimitar_domain::SystemClock;
-use scimitar_sync::config::{JobConfig, Policy, Profile, SourceConfig, WatchSettings};
-use scimitar_sync::run::{run, Job, Mode, Source};
+use scimitar_sync::config::{state_key, JobConfig, Policy, Profile, SourceConfig, WatchSettings};
+use scimitar_sync::run::TargetOutcome;
+use scimitar_sync::run::{run_all, FanOut, FanOutReport, Job, Mode, Report, Source, Target};
 use scimitar_sync::scim::{RetryPolicy, ScimEndpoint, Secret};
 use scimitar_sync::watch::{trigger_of, Trigger, Turn, Watch};
 use std::path::{Path, PathBuf};
@@ -37,6 +38,9 @@ pub struct StatusArgs {
     /// The job's name (a job from flags is named `FROM -> TO`, as `plan` and `apply` print).
     #[arg(long)]
     job: String,
+    /// One of the job's `[[targets]]`, by name: each keeps its own run history.
+    #[arg(long)]
+    target: Option<String>,
     #[arg(long, env = "SCIMITAR_DATABASE_URL")]
     database: Option<String>,
     /// How many runs.
@@ -79,6 +83,9 @@ pub struct SyncArgs {
     /// Let this run deactivate or delete past the deletion guard.
     #[arg(long)]
     allow_deletions: bool,
+    /// Only this one of the job's `[[targets]]` (by name); without it, every target.
+    #[arg(long, value_name = "NAME")]
+    target: Option<String>,
     /// Print the run's report as JSON.
     #[arg(long)]
     json: bool,
@@ -113,7 +120,7 @@ async fn run_sync(mode: Mode, args: &SyncArgs) -> Result<u8, String> {
         .map_err(|error| format!("the state database: {error}"))?;
     // An `apply` holds the job's lease while it runs, so that it never races a `watch` or
     // another `apply` of the job.
-    let report = match mode {
+    let mut report = match mode {
         Mode::Apply => {
             let lease = scimitar_sync::watch::JobLease {
                 job: job.name.clone(),
@@ -122,23 +129,65 @@ async fn run_sync(mode: Mode, args: &SyncArgs) -> Result<u8, String> {
             };
             scimitar_sync::watch::apply_once(&job, &*store, &SystemClock, &lease).await
         }
-        Mode::Plan => run(&job, &*store, &SystemClock, mode).await,
+        Mode::Plan => run_all(&job, &*store, &SystemClock, mode).await,
     }
     .map_err(|error| error.to_string())?;
-    if args.json {
-        let text = serde_json::to_string_pretty(&report).map_err(|error| error.to_string())?;
+    // A job of one unnamed `[target]` reports as it always has: one report, not sections.
+    if let [Target { name: None, .. }] = job.targets.as_slice() {
+        return match report.targets.pop() {
+            Some(TargetOutcome::Ran(report)) => {
+                print_report(&report, args.json)?;
+                Ok(report.exit_code())
+            }
+            Some(TargetOutcome::Failed { error, .. }) => Err(error),
+            None => Err("the job ran no target".to_string()),
+        };
+    }
+    print_sections(&report, args.json)?;
+    Ok(report.exit_code())
+}
+
+/// One target's report: the JSON, or the readable plan with what was written and what failed.
+fn print_report(report: &Report, json: bool) -> Result<(), String> {
+    if json {
+        let text = serde_json::to_string_pretty(report).map_err(|error| error.to_string())?;
         println!("{text}");
-    } else {
-        println!("job: {}", report.job);
-        print!("{}", scimitar_sync::render::plan_text(&report.plan));
-        if mode == Mode::Apply && report.stopped.is_none() {
-            println!("{} writes, {} failed", report.writes, report.failures.len());
+        return Ok(());
+    }
+    match &report.target {
+        Some(target) => println!("job: {} target: {target}", report.job),
+        None => println!("job: {}", report.job),
+    }
+    print!("{}", scimitar_sync::render::plan_text(&report.plan));
+    if report.mode == Mode::Apply && report.stopped.is_none() {
+        println!("{} writes, {} failed", report.writes, report.failures.len());
+    }
+    for failure in &report.failures {
+        println!("FAILED {}: {}", failure.item, failure.error);
+    }
+    Ok(())
+}
+
+/// A job of `[[targets]]`: one section per target, in the order the file gives them.
+fn print_sections(report: &FanOutReport, json: bool) -> Result<(), String> {
+    if json {
+        let text = serde_json::to_string_pretty(report).map_err(|error| error.to_string())?;
+        println!("{text}");
+        return Ok(());
+    }
+    for (index, outcome) in report.targets.iter().enumerate() {
+        if index > 0 {
+            println!();
         }
-        for failure in &report.failures {
-            println!("FAILED {}: {}", failure.item, failure.error);
+        match outcome {
+            TargetOutcome::Ran(target) => print_report(target, false)?,
+            TargetOutcome::Failed { job, target, error } => {
+                println!("job: {job} target: {}", target.as_deref().unwrap_or("-"));
+                println!("ERROR {error}");
+            }
         }
     }
-    Ok(report.exit_code())
+    Ok(())
 }
 
 /// `watch`: the job's runs, one line each (or the report as one line of JSON with `--json`),
@@ -185,9 +234,12 @@ fn show(turn: &Turn, json: bool) {
                 (None, 0) => "applied".to_string(),
                 (None, failed) => format!("{failed} failed"),
             };
+            let job = match &report.target {
+                Some(target) => format!("{} target {target}", report.job),
+                None => report.job.clone(),
+            };
             println!(
-                "job {}: {} writes ({} creates, {} updates, {} membership changes), {outcome}",
-                report.job,
+                "job {job}: {} writes ({} creates, {} updates, {} membership changes), {outcome}",
                 report.writes,
                 plan.creates.len(),
                 plan.updates.len(),
@@ -218,8 +270,9 @@ async fn status(args: &StatusArgs) -> Result<(), String> {
     let store = scimitar_store::open(&database)
         .await
         .map_err(|error| format!("the state database: {error}"))?;
+    let key = state_key(&args.job, args.target.as_deref());
     let runs = store
-        .sync_runs(&args.job, args.limit)
+        .sync_runs(&key, args.limit)
         .await
         .map_err(|error| error.to_string())?;
     let report = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap_or_default();
@@ -241,7 +294,7 @@ async fn status(args: &StatusArgs) -> Result<(), String> {
         return Ok(());
     }
     if runs.is_empty() {
-        println!("no runs of job {}", args.job);
+        println!("no runs of {key}");
     }
     for run in &runs {
         let report = report(&run.report);
@@ -294,88 +347,105 @@ fn profile(name: &str) -> Result<Profile, String> {
 }
 
 /// A job ready to run, where its state lives, and how `watch` waits between its runs.
-struct JobOf {
-    job: Job,
-    database: String,
-    settings: WatchSettings,
-    trigger: Trigger,
+pub struct JobOf {
+    pub job: FanOut,
+    pub database: String,
+    pub settings: WatchSettings,
+    pub trigger: Trigger,
 }
 
-fn job_of(args: &SyncArgs) -> Result<JobOf, String> {
+/// A job file read and checked, its tokens and passwords read from their files or the
+/// environment: what `sync --config` runs, and each of the jobs `serve` runs. Errors name the
+/// file.
+pub fn job_from_file(path: &Path) -> Result<JobOf, String> {
+    let in_file = |error: String| format!("{}: {error}", path.display());
+    let text = std::fs::read_to_string(path).map_err(|error| in_file(error.to_string()))?;
+    let config = JobConfig::parse(&text).map_err(in_file)?;
     let retry = RetryPolicy::default();
-    let (mut job, database, settings, trigger) = if let Some(path) = &args.config {
-        let text = std::fs::read_to_string(path)
-            .map_err(|error| format!("{}: {error}", path.display()))?;
-        let config =
-            JobConfig::parse(&text).map_err(|error| format!("{}: {error}", path.display()))?;
-        let mut source_token = None;
-        let source = match &config.source {
-            SourceConfig::Scim {
-                url,
-                token_file,
-                token_env,
-                ca_file,
-                ..
-            } => {
-                let variable = token_env.as_deref().unwrap_or("SCIMITAR_SYNC_FROM_TOKEN");
-                let secret = token(token_file.as_deref(), variable, "source")?;
-                source_token = Some(secret.clone());
-                let endpoint = ScimEndpoint::new(url, secret, Profile::Generic, retry);
-                Source::Scim(trusting(endpoint, ca_file.as_deref())?)
+    let mut source_token = None;
+    let source = match &config.source {
+        SourceConfig::Scim {
+            url,
+            token_file,
+            token_env,
+            ca_file,
+            ..
+        } => {
+            let variable = token_env.as_deref().unwrap_or("SCIMITAR_SYNC_FROM_TOKEN");
+            let secret = token(token_file.as_deref(), variable, "source").map_err(in_file)?;
+            source_token = Some(secret.clone());
+            let endpoint = ScimEndpoint::new(url, secret, Profile::Generic, retry);
+            Source::Scim(trusting(endpoint, ca_file.as_deref()).map_err(in_file)?)
+        }
+        SourceConfig::File { path } => Source::File(path.clone()),
+        SourceConfig::Ldap {
+            directory,
+            password_file,
+            password_env,
+        } => {
+            let variable = password_env
+                .as_deref()
+                .unwrap_or("SCIMITAR_SYNC_LDAP_PASSWORD");
+            // Anonymous reads need no password; a bind DN without one is a mistake.
+            let password = match &directory.bind_dn {
+                None => None,
+                Some(_) => Some(
+                    token(password_file.as_deref(), variable, "LDAP bind password")
+                        .map_err(in_file)?,
+                ),
+            };
+            Source::Ldap {
+                directory: directory.as_ref().clone(),
+                password,
             }
-            SourceConfig::File { path } => Source::File(path.clone()),
-            SourceConfig::Ldap {
-                directory,
-                password_file,
-                password_env,
-            } => {
-                let variable = password_env
-                    .as_deref()
-                    .unwrap_or("SCIMITAR_SYNC_LDAP_PASSWORD");
-                // Anonymous reads need no password; a bind DN without one is a mistake.
-                let password = match &directory.bind_dn {
-                    None => None,
-                    Some(_) => Some(token(
-                        password_file.as_deref(),
-                        variable,
-                        "LDAP bind password",
-                    )?),
-                };
-                Source::Ldap {
-                    directory: directory.as_ref().clone(),
-                    password,
-                }
-            }
-        };
-        let target = &config.target;
+        }
+    };
+    let mut targets = Vec::new();
+    for target in config.all_targets() {
         let variable = target
             .token_env
             .as_deref()
             .unwrap_or("SCIMITAR_SYNC_TO_TOKEN");
-        let secret = token(target.token_file.as_deref(), variable, "target")?;
-        let job = Job {
-            name: config.job.clone(),
-            source,
-            target: trusting(
+        let what = match &target.name {
+            Some(name) => format!("target {name}"),
+            None => "target".to_string(),
+        };
+        let secret = token(target.token_file.as_deref(), variable, &what).map_err(in_file)?;
+        targets.push(Target {
+            name: target.name.clone(),
+            endpoint: trusting(
                 ScimEndpoint::new(&target.url, secret, target.profile, retry),
                 target.ca_file.as_deref(),
-            )?,
+            )
+            .map_err(in_file)?,
             profile: target.profile,
             nested_groups: target.nested_groups,
-            policy: config.policy.clone(),
-        };
-        let trigger = trigger_of(&config.source, &config.watch, source_token.as_ref())
-            .map_err(|error| format!("{}: {error}", path.display()))?;
-        (
-            job,
-            config.state_database.clone(),
-            config.watch.clone(),
-            trigger,
-        )
+        });
+    }
+    let job = FanOut {
+        name: config.job.clone(),
+        source,
+        targets,
+        policy: config.policy.clone(),
+    };
+    let trigger = trigger_of(&config.source, &config.watch, source_token.as_ref())
+        .map_err(|error| in_file(error.to_string()))?;
+    Ok(JobOf {
+        job,
+        database: config.state_database.clone(),
+        settings: config.watch.clone(),
+        trigger,
+    })
+}
+
+fn job_of(args: &SyncArgs) -> Result<JobOf, String> {
+    let mut of = if let Some(path) = &args.config {
+        job_from_file(path)?
     } else {
         let (Some(from), Some(to)) = (&args.from, &args.to) else {
             return Err("give --config FILE, or --from URL and --to URL".into());
         };
+        let retry = RetryPolicy::default();
         let target_profile = profile(&args.to_profile)?;
         let source_token = token(
             args.from_token_file.as_deref(),
@@ -408,19 +478,136 @@ fn job_of(args: &SyncArgs) -> Result<JobOf, String> {
         // Scimitar source's changes instead).
         let settings = WatchSettings::default();
         let trigger = Trigger::Interval(Duration::from_secs(settings.interval_seconds));
-        (job, database, settings, trigger)
+        JobOf {
+            job: job.into(),
+            database,
+            settings,
+            trigger,
+        }
     };
+    if let Some(name) = &args.target {
+        of.job = of.job.only(name).map_err(|error| error.to_string())?;
+    }
     if args.flatten {
-        job.nested_groups = Some(false);
+        for target in &mut of.job.targets {
+            target.nested_groups = Some(false);
+        }
     }
     if !args.groups.is_empty() {
-        job.policy.groups = args.groups.clone();
+        of.job.policy.groups = args.groups.clone();
     }
-    job.policy.allow_deletions |= args.allow_deletions;
-    Ok(JobOf {
-        job,
-        database,
-        settings,
-        trigger,
-    })
+    of.job.policy.allow_deletions |= args.allow_deletions;
+    Ok(of)
+}
+
+/// The sync jobs `scimitar serve` runs beside the server (`sync_jobs`), read and checked at
+/// start: a file that does not parse, or a token that cannot be read, stops the start with an
+/// error naming the file.
+pub fn load_served_jobs(paths: &[PathBuf]) -> Result<Vec<JobOf>, String> {
+    let mut jobs: Vec<JobOf> = Vec::new();
+    for path in paths {
+        let loaded = job_from_file(path).map_err(|error| format!("sync job {error}"))?;
+        // Two files of one name would share one lease and state: one would never run.
+        if jobs.iter().any(|job| job.job.name == loaded.job.name) {
+            return Err(format!(
+                "sync job {}: another sync job is named {} too",
+                path.display(),
+                loaded.job.name
+            ));
+        }
+        jobs.push(loaded);
+    }
+    Ok(jobs)
+}
+
+/// The background `watch` loops of the jobs `serve` runs, until [`ServedJobs::stop`].
+pub struct ServedJobs {
+    tasks: Vec<(String, tokio::task::JoinHandle<()>)>,
+}
+
+impl ServedJobs {
+    /// Starts one `watch` loop per job, each ending (its lease given up) once `stop` says so.
+    /// A job whose state lives in the server's own database (`database_url`) shares the
+    /// server's store; any other state database is opened here, and one that cannot be opened
+    /// stops the start.
+    pub async fn start(
+        jobs: Vec<JobOf>,
+        database_url: &str,
+        store: &scimitar_store::SharedStore,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> Result<ServedJobs, String> {
+        let mut tasks = Vec::new();
+        for JobOf {
+            job,
+            database,
+            settings,
+            trigger,
+        } in jobs
+        {
+            let state = if database == database_url {
+                store.clone()
+            } else {
+                scimitar_store::open(&database).await.map_err(|error| {
+                    format!("sync job {}: the state database: {error}", job.name)
+                })?
+            };
+            let name = job.name.clone();
+            let watch = Watch {
+                job,
+                trigger,
+                max_backoff: Duration::from_secs(settings.max_backoff_seconds),
+                lease: Duration::from_secs(settings.lease_seconds),
+                owner: scimitar_sync::watch::owner_name(),
+            };
+            let stop = stop.clone();
+            let job_name = name.clone();
+            let task = tokio::spawn(async move {
+                let log = |turn: &Turn| log_turn(&job_name, turn);
+                watch.run(&*state, &SystemClock, stop, log).await;
+            });
+            tracing::info!(job = %name, "sync job started: it runs on the node that holds its lease");
+            tasks.push((name, task));
+        }
+        Ok(ServedJobs { tasks })
+    }
+
+    /// Waits for the jobs to end after `stop` was sent: each finishes its run in progress and
+    /// gives its lease up. A run still going at `deadline` is left (its lease then expires by
+    /// itself, and another node takes the job over).
+    pub async fn stopped(self, deadline: Duration) {
+        let deadline = tokio::time::Instant::now() + deadline;
+        for (job, task) in self.tasks {
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                tracing::warn!(%job, "sync job still running at the shutdown deadline; its lease expires by itself");
+            }
+        }
+    }
+}
+
+/// What a job `serve` runs did, as log lines (`watch` prints the same to stdout).
+fn log_turn(job: &str, turn: &Turn) {
+    match turn {
+        Turn::Ran(report) => {
+            let outcome = match (&report.stopped, report.failures.len()) {
+                (Some(why), _) => format!("stopped: {why}"),
+                (None, 0) => "applied".to_string(),
+                (None, failed) => format!("{failed} failed"),
+            };
+            tracing::info!(
+                job = %report.job,
+                target = report.target.as_deref().unwrap_or("-"),
+                writes = report.writes,
+                %outcome,
+                "sync run"
+            );
+            for failure in &report.failures {
+                tracing::warn!(job = %report.job, item = %failure.item, error = %failure.error, "sync item failed");
+            }
+        }
+        Turn::Failed { error, retry_in } => {
+            tracing::warn!(%job, %error, retry_in_seconds = retry_in.as_secs(), "sync run failed")
+        }
+        // The lease's changes of hands are logged by the watch itself, once each.
+        Turn::StandingBy { .. } => {}
+    }
 }

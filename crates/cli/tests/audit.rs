@@ -248,7 +248,7 @@ fn every_tampering_is_detected(database: &str, raw: &mut dyn Raw, scratch: &Scra
         .unwrap();
     raw.execute(&format!(
         "DELETE FROM audit_events WHERE account_id = {} AND seq > 1; \
-         UPDATE audit_heads SET size = 1, frontier = {}, root = {} WHERE account_id = {}",
+         UPDATE audit_heads SET size = 1, folded_size = 1, frontier = {}, root = {} WHERE account_id = {}",
         quoted(&account),
         quoted(&first_leaf),
         quoted(&first_leaf),

@@ -293,3 +293,323 @@ fn sync_watch_follows_a_scimitar_source_until_sigterm() {
     assert!(stdout.starts_with("job fan-out: "), "{stdout}");
     assert!(!stdout.contains(&source.token) && !stdout.contains(&target.token));
 }
+
+/// A PostgreSQL database created for a test and dropped with it (after the processes using
+/// it, which are declared after it and so dropped first).
+struct ScratchPostgres {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl ScratchPostgres {
+    fn create(server: &str, test: &str) -> ScratchPostgres {
+        let name = format!("scimitar_cli_{test}_{}", std::process::id());
+        let url = runtime()
+            .block_on(scimitar_store::postgres::scratch::create(server, &name))
+            .unwrap_or_else(|error| panic!("cannot create the database {name}: {error}"));
+        ScratchPostgres {
+            server: server.to_string(),
+            name,
+            url,
+        }
+    }
+
+    /// Who holds `job`'s lease, read from the lease row behind the nodes' backs.
+    fn lease_owner(&self, job: &str) -> Option<String> {
+        let runtime = runtime();
+        runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            let row = client
+                .query_opt("SELECT lease_owner FROM sync_jobs WHERE job = $1", &[&job])
+                .await
+                .unwrap();
+            row.and_then(|row| row.get::<_, Option<String>>(0))
+        })
+    }
+}
+
+impl Drop for ScratchPostgres {
+    fn drop(&mut self) {
+        if let Err(error) = runtime().block_on(scimitar_store::postgres::scratch::drop(
+            &self.server,
+            &self.name,
+        )) {
+            eprintln!("could not drop the test database {}: {error}", self.name);
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A `scimitar serve` node running sync jobs, its log lines kept; killed when dropped.
+struct Node {
+    child: Child,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Node {
+    fn start(binary: &str, database: &str, config: &std::path::Path) -> Node {
+        let mut child = Command::new(binary)
+            .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
+            .arg("--config")
+            .arg(config)
+            .env("SCIMITAR_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        loop {
+            let line = lines.next().expect("the node printed its address").unwrap();
+            let listening = line.starts_with("scimitar listening on http://");
+            log.lock().unwrap().push(line);
+            if listening {
+                break;
+            }
+        }
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                kept.lock().unwrap().push(line);
+            }
+        });
+        Node { child, log }
+    }
+
+    fn logged(&self, text: &str) -> bool {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|line| line.contains(text))
+    }
+
+    fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+/// Waits for `check` to hold; 60 seconds is the failure bound, far above what any of this
+/// takes (a lease of 5 seconds to expire included); nothing here asserts a speed.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// The README's case: an IdP pushes into a Scimitar (the source), and a job fans its changes
+/// out to two targets continuously, run by `scimitar serve` from its config on two nodes that
+/// share one PostgreSQL database. Exactly one node runs the job (the lease row names it, and it
+/// logs that it took the job); SIGKILLed, it cannot give the lease up, and the other node takes
+/// the job over once the lease expires, so a later change still reaches both targets. SIGTERM
+/// then stops the survivor cleanly, giving the lease up.
+#[test]
+fn sync_jobs_run_inside_serve_on_one_node_at_a_time_and_another_takes_over_when_it_dies() {
+    let Ok(server) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!("skipped: TEST_DATABASE_URL is unset");
+        return;
+    };
+    let scratch = Scratch::new("sync-serve");
+    let postgres = ScratchPostgres::create(&server, "sync_serve");
+    let binary = env!("CARGO_BIN_EXE_scimitar");
+    let source = start(binary, &scratch.sqlite("source.db"));
+    let first = start(binary, &scratch.sqlite("first.db"));
+    let second = start(binary, &scratch.sqlite("second.db"));
+    let ada = post(
+        &source,
+        "Users",
+        r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ada"}"#,
+    );
+    for (name, server) in [("source", &source), ("first", &first), ("second", &second)] {
+        std::fs::write(scratch.path(&format!("{name}-token")), &server.token).unwrap();
+    }
+    std::fs::write(
+        scratch.path("fan-out.toml"),
+        format!(
+            "job = \"idp-fan-out\"\nstate_database = \"{}\"\n\
+             [source]\ntype = \"scim\"\nurl = \"http://{}/scim/v2\"\ntoken_file = \"{}\"\n\
+             follow_changes = true\n\
+             [[targets]]\nname = \"first\"\nurl = \"http://{}/scim/v2\"\ntoken_file = \"{}\"\n\
+             [[targets]]\nname = \"second\"\nurl = \"http://{}/api/2.0/preview/scim/v2\"\n\
+             token_file = \"{}\"\nprofile = \"databricks\"\n\
+             [watch]\ninterval_seconds = 3600\nmax_backoff_seconds = 2\nlease_seconds = 5\n",
+            postgres.url,
+            source.address,
+            scratch.path("source-token").display(),
+            first.address,
+            scratch.path("first-token").display(),
+            second.address,
+            scratch.path("second-token").display(),
+        ),
+    )
+    .unwrap();
+    // A relative path: read from the config file's directory.
+    let config = scratch.path("scimitar.toml");
+    std::fs::write(&config, "sync_jobs = [\"fan-out.toml\"]\n").unwrap();
+    let one = Node::start(binary, &postgres.url, &config);
+    let two = Node::start(binary, &postgres.url, &config);
+
+    let has_user = |server: &Server| {
+        get(server, "Users?filter=userName%20eq%20%22ada%22")["totalResults"].as_u64() == Some(1)
+    };
+    eventually("ada at both targets", || {
+        has_user(&first) && has_user(&second)
+    });
+    let holder_pid = || {
+        postgres.lease_owner("idp-fan-out").and_then(|owner| {
+            owner
+                .split('/')
+                .nth(1)
+                .and_then(|pid| pid.parse::<u32>().ok())
+        })
+    };
+    let holder = holder_pid().expect("a node holds the job's lease");
+    let (holding, standing_by) = if holder == one.child.id() {
+        (one, two)
+    } else {
+        assert_eq!(holder, two.child.id(), "the holder is one of the nodes");
+        (two, one)
+    };
+    assert!(
+        holding.logged("took the job's lease"),
+        "{}",
+        holding.log_text()
+    );
+    assert!(
+        !standing_by.logged("took the job's lease"),
+        "{}",
+        standing_by.log_text()
+    );
+
+    let mut holding = holding;
+    holding.child.kill().unwrap(); // SIGKILL: the lease is not given up
+    holding.child.wait().unwrap();
+    post(
+        &source,
+        "Groups",
+        &format!(
+            r#"{{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"ops","members":[{{"value":"{ada}"}}]}}"#
+        ),
+    );
+    let has_ops = |server: &Server| {
+        get(server, "Groups?filter=displayName%20eq%20%22ops%22")["totalResults"].as_u64()
+            == Some(1)
+    };
+    eventually("ops at both targets after the takeover", || {
+        has_ops(&first) && has_ops(&second)
+    });
+    assert!(
+        standing_by.logged("took the job's lease"),
+        "{}",
+        standing_by.log_text()
+    );
+    assert_eq!(holder_pid(), Some(standing_by.child.id()));
+
+    let mut survivor = standing_by;
+    let terminated = Command::new("kill")
+        .args(["-TERM", &survivor.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(terminated.success());
+    let mut status = None;
+    eventually("the node exits on SIGTERM", || {
+        status = survivor.child.try_wait().unwrap();
+        status.is_some()
+    });
+    assert!(status.unwrap().success(), "{}", survivor.log_text());
+    assert_eq!(
+        postgres.lease_owner("idp-fan-out"),
+        None,
+        "the lease was given up"
+    );
+    assert!(
+        survivor.logged("gave the job's lease up"),
+        "{}",
+        survivor.log_text()
+    );
+    let log = survivor.log_text();
+    for token in [&source.token, &first.token, &second.token] {
+        assert!(!log.contains(token.as_str()), "a token in the log");
+    }
+
+    // The same job from the command line: a section per target, or the one `--target` names.
+    let plan = |extra: &[&str]| {
+        let output = Command::new(binary)
+            .args(["sync", "plan", "--json", "--config"])
+            .arg(scratch.path("fan-out.toml"))
+            .args(extra)
+            .output()
+            .unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stderr)));
+        (output.status.code(), report)
+    };
+    let (code, every) = plan(&[]);
+    assert_eq!(code, Some(0), "{every}");
+    let targets: Vec<_> = every["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["target"].clone())
+        .collect();
+    assert_eq!(targets, ["first", "second"], "{every}");
+    let (code, one) = plan(&["--target", "second"]);
+    assert_eq!(code, Some(0), "{one}");
+    assert_eq!(one["targets"].as_array().unwrap().len(), 1, "{one}");
+    assert_eq!(one["targets"][0]["target"], "second", "{one}");
+    let unknown = Command::new(binary)
+        .args(["sync", "plan", "--config"])
+        .arg(scratch.path("fan-out.toml"))
+        .args(["--target", "third"])
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(1));
+    let refusal = String::from_utf8_lossy(&unknown.stderr);
+    assert!(refusal.contains("no target named third"), "{refusal}");
+}
+
+/// A sync job file that does not parse stops `serve` before it listens, naming the file.
+#[test]
+fn serve_refuses_to_start_with_a_sync_job_that_does_not_parse() {
+    let scratch = Scratch::new("sync-serve-bad");
+    std::fs::write(
+        scratch.path("broken.toml"),
+        "job = \"x\"\n[source]\ntype = \"ftp\"\n",
+    )
+    .unwrap();
+    let config = scratch.path("scimitar.toml");
+    std::fs::write(&config, "sync_jobs = [\"broken.toml\"]\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_scimitar"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["--database", &scratch.sqlite("db.sqlite")])
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("broken.toml"), "{message}");
+    assert!(!message.contains("listening"), "{message}");
+}

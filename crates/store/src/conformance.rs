@@ -91,6 +91,7 @@ macro_rules! conformance_tests {
             racing_writers_number_an_accounts_trail_without_gaps,
             refused_requests_join_the_trail_one_event_each_with_their_status,
             a_pruned_trail_keeps_the_frontier_of_what_it_pruned_and_still_verifies,
+            a_trail_past_its_head_folds_keeps_its_root_through_appends_and_prunes,
             oauth_secrets_are_capped_deleted_with_log_entries_and_go_with_deactivation,
             signing_keys_are_kept_newest_first_until_their_tokens_expire,
             sync_jobs_keep_their_mappings_watermark_and_runs_apart,

@@ -73,6 +73,10 @@ use std::sync::Arc;
 /// bounded whatever the data; real directories rarely nest beyond a handful of levels.
 pub const MAX_GROUP_NESTING_DEPTH: usize = 32;
 
+/// Whether this build writes no audit event (the `unaudited-for-benchmarks` feature, for
+/// issue #16's write benchmark only). `scimitar serve` refuses to start quietly in such a build.
+pub const AUDIT_TRAIL_COMPILED_OUT: bool = cfg!(feature = "unaudited-for-benchmarks");
+
 /// An account: the unit of isolation. Every row in storage carries its account's id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {

@@ -644,6 +644,18 @@ ALTER TABLE sync_jobs ADD COLUMN lease_owner TEXT;
 ALTER TABLE sync_jobs ADD COLUMN lease_until INTEGER;
 "#,
     ),
+    (
+        26,
+        r#"
+-- The audit head is no longer moved on by every event (issue #16, speed): an append only counts
+-- (`size`), and the frontier and root stored are those of the first `folded_size` events,
+-- brought up to date every 1,024 events and before a prune; a reader folds the leaves after
+-- them. The event's leaf is computed by the database (`scimitar_audit_leaf`, a function the
+-- store registers on each connection) from the text it assembles around the position it takes.
+ALTER TABLE audit_heads ADD COLUMN folded_size INTEGER NOT NULL DEFAULT 0;
+UPDATE audit_heads SET folded_size = size;
+"#,
+    ),
 ];
 
 /// The PostgreSQL schema, numbered on its own: PostgreSQL starts from the shape SQLite reached
@@ -1157,6 +1169,18 @@ CREATE TABLE sync_runs (
 -- `scimitar sync watch`'s lease on a job (issue #17); see SQLite's migration 22.
 ALTER TABLE sync_jobs ADD COLUMN lease_owner TEXT COLLATE "C";
 ALTER TABLE sync_jobs ADD COLUMN lease_until BIGINT;
+"#,
+    ),
+    (
+        23,
+        r#"
+-- The audit head folded lazily, and the leaf computed by the database; see SQLite's migration
+-- 26. The leaf is RFC 9162's: SHA-256 of a zero byte and the event's UTF-8 text, in hex.
+ALTER TABLE audit_heads ADD COLUMN folded_size BIGINT NOT NULL DEFAULT 0;
+UPDATE audit_heads SET folded_size = size;
+CREATE OR REPLACE FUNCTION scimitar_audit_leaf(event TEXT) RETURNS TEXT
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$ SELECT encode(sha256('\x00'::bytea || convert_to(event, 'UTF8')), 'hex') $$;
 "#,
     ),
 ];

@@ -244,20 +244,9 @@ impl<'c> PostgresSession<'c> {
         values: &[&(dyn ToSql + Sync)],
         rows: bool,
     ) -> ScimResult<Answer> {
-        let answer = match (self.on, rows) {
-            (On::Client(client), true) => client.query(statement, values).await.map(Answer::Rows),
-            (On::Client(client), false) => {
-                client.execute(statement, values).await.map(Answer::Changed)
-            }
-            (On::Transaction(transaction), true) => {
-                transaction.query(statement, values).await.map(Answer::Rows)
-            }
-            (On::Transaction(transaction), false) => transaction
-                .execute(statement, values)
-                .await
-                .map(Answer::Changed),
-        };
-        answer.map_err(|error| self.fail(sql, error))
+        send_on(self.on, statement, values, rows)
+            .await
+            .map_err(|error| self.fail(sql, error))
     }
 
     /// Prepares (and keeps, with `keep`) a statement, binds the parameters as the types
@@ -302,16 +291,24 @@ impl<'c> PostgresSession<'c> {
     }
 }
 
-/// Runs a prepared statement for the number of rows it changed, without borrowing the
-/// session: several may be in flight on one connection at once.
-async fn execute_on(
+/// Runs a prepared statement for its rows (`rows`) or the number of rows it changed, without
+/// borrowing the session: several may be in flight on one connection at once.
+async fn send_on(
     on: On<'_>,
     statement: &Statement,
     values: &[&(dyn ToSql + Sync)],
-) -> Result<u64, tokio_postgres::Error> {
-    match on {
-        On::Client(client) => client.execute(statement, values).await,
-        On::Transaction(transaction) => transaction.execute(statement, values).await,
+    rows: bool,
+) -> Result<Answer, tokio_postgres::Error> {
+    match (on, rows) {
+        (On::Client(client), true) => client.query(statement, values).await.map(Answer::Rows),
+        (On::Client(client), false) => client.execute(statement, values).await.map(Answer::Changed),
+        (On::Transaction(transaction), true) => {
+            transaction.query(statement, values).await.map(Answer::Rows)
+        }
+        (On::Transaction(transaction), false) => transaction
+            .execute(statement, values)
+            .await
+            .map(Answer::Changed),
     }
 }
 
@@ -401,7 +398,7 @@ impl SqlTransaction for PostgresSession<'_> {
         &mut self,
         statements: &[SqlStatement<'_>],
         entries: &[LogEntry],
-    ) -> impl SqlFuture<()> {
+    ) -> impl SqlFuture<Vec<Vec<SqlRow>>> {
         let accounts: Vec<&str> = entries
             .iter()
             .map(|(account, _)| account.as_str())
@@ -460,15 +457,26 @@ impl SqlTransaction for PostgresSession<'_> {
                 sent.push((INSERT_LOG, insert, vec![&accounts, &events]));
             }
             let on = self.on;
-            let answers = futures_util::future::join_all(
-                sent.iter()
-                    .map(|(_, statement, values)| execute_on(on, statement, values)),
-            )
+            // The change's own statements answer rows; the log's lock and insert, counts.
+            let answers = futures_util::future::join_all(sent.iter().enumerate().map(
+                |(index, (_, statement, values))| {
+                    send_on(on, statement, values, index < statements.len())
+                },
+            ))
             .await;
+            let mut rows = Vec::with_capacity(statements.len());
             for ((sql, _, _), answer) in sent.iter().zip(answers) {
-                answer.map_err(|error| self.fail(sql, error))?;
+                match answer.map_err(|error| self.fail(sql, error))? {
+                    Answer::Rows(answered) => rows.push(
+                        answered
+                            .iter()
+                            .map(|row| decode(sql, row))
+                            .collect::<ScimResult<Vec<_>>>()?,
+                    ),
+                    Answer::Changed(_) => {}
+                }
             }
-            Ok(())
+            Ok(rows)
         }
     }
 

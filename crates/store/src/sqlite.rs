@@ -31,8 +31,10 @@ use crate::sql::transaction::{
 };
 use crate::sql::{write, Dialect, SqliteDialect};
 use futures_util::future::BoxFuture;
+use rusqlite::functions::FunctionFlags;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{CachedStatement, Connection};
+use scimitar_domain::ids::lower_hex;
 use scimitar_domain::{AccountId, ScimError, ScimResult};
 use std::future::Future;
 use std::path::Path;
@@ -248,10 +250,11 @@ impl SqlTransaction for SqliteSession<'_> {
         &mut self,
         statements: &[SqlStatement<'_>],
         entries: &[LogEntry],
-    ) -> impl SqlFuture<()> {
+    ) -> impl SqlFuture<Vec<Vec<SqlRow>>> {
         let append = || {
+            let mut answers = Vec::with_capacity(statements.len());
             for statement in statements {
-                self.run_execute(statement.sql, &statement.params)?;
+                answers.push(self.run_query(statement.sql, &statement.params)?);
             }
             for (account, event) in entries {
                 let event = event.to_json()?;
@@ -261,7 +264,7 @@ impl SqlTransaction for SqliteSession<'_> {
                     &params,
                 )?;
             }
-            Ok(())
+            Ok(answers)
         };
         std::future::ready(append())
     }
@@ -423,6 +426,22 @@ fn configure(connection: &Connection) -> rusqlite::Result<()> {
     // Savepoint journals (one per change in a group commit) stay in memory instead of a
     // temporary file: they only ever hold a few pages and never need to survive a crash.
     connection.pragma_update(None, "temp_store", "MEMORY")?;
+    // An audit event's leaf, hashed where its text is put together (see `sql::audit`);
+    // PostgreSQL has the same function from its migrations.
+    connection.create_scalar_function(
+        "scimitar_audit_leaf",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |context| {
+            let event = context
+                .get_raw(0)
+                .as_str()
+                .map_err(|error| rusqlite::Error::UserFunctionError(Box::new(error)))?;
+            Ok(lower_hex(&scimitar_audit::merkle::leaf_hash(
+                event.as_bytes(),
+            )))
+        },
+    )?;
     Ok(())
 }
 

@@ -111,7 +111,13 @@ pub struct JobConfig {
     /// Where the state lives: a Scimitar database URL (`sqlite://...`, `postgres://...`).
     pub state_database: String,
     pub source: SourceConfig,
-    pub target: TargetConfig,
+    /// The one target of a job as first written (`[target]`): unnamed, its state kept under
+    /// the job's name. Either this or `targets`.
+    pub target: Option<TargetConfig>,
+    /// Several targets (`[[targets]]`), each named and with a state of its own
+    /// ([`state_key`]); the source is read once per run and planned against each.
+    #[serde(default)]
+    pub targets: Vec<TargetConfig>,
     #[serde(default)]
     pub policy: Policy,
     /// How `scimitar sync watch` waits between runs.
@@ -191,6 +197,9 @@ pub enum SourceConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
+    /// Names one of a job's `[[targets]]` (`[a-z0-9_-]`, unique in the job): its state is
+    /// kept under `job/name`. A lone `[target]` has none.
+    pub name: Option<String>,
     pub url: String,
     pub token_file: Option<PathBuf>,
     pub token_env: Option<String>,
@@ -215,9 +224,62 @@ pub enum Profile {
     Databricks,
 }
 
+/// The longest target name: it becomes part of a state key and of log lines.
+pub const MAX_TARGET_NAME: usize = 63;
+
+/// Where a target's state (mappings, ownership, watermark, run history) is kept: under the
+/// job's name for the unnamed target of a `[target]` job (where jobs written before
+/// `[[targets]]` existed keep theirs), else under `job/target`. The job's lease stays under the
+/// job's name alone: one process runs all of a job's targets.
+pub fn state_key(job: &str, target: Option<&str>) -> String {
+    match target {
+        None => job.to_string(),
+        Some(target) => format!("{job}/{target}"),
+    }
+}
+
+/// Checks a target's name: what a state key and a `--target` flag can carry unambiguously.
+pub fn check_target_name(name: &str) -> Result<(), String> {
+    let allowed = |character: char| {
+        character.is_ascii_lowercase() || character.is_ascii_digit() || "_-".contains(character)
+    };
+    if name.is_empty() || name.len() > MAX_TARGET_NAME || !name.chars().all(allowed) {
+        return Err(format!(
+            "target name {name:?}: 1 to {MAX_TARGET_NAME} of a-z, 0-9, _ and -"
+        ));
+    }
+    Ok(())
+}
+
 impl JobConfig {
     pub fn parse(text: &str) -> Result<JobConfig, String> {
         let job: JobConfig = toml::from_str(text).map_err(|error| error.to_string())?;
+        match (&job.target, job.targets.is_empty()) {
+            (None, true) => return Err("no target: give [target] or [[targets]]".into()),
+            (Some(_), false) => {
+                return Err("both [target] and [[targets]]: give one or the other".into())
+            }
+            (Some(target), true) if target.name.is_some() => {
+                return Err(
+                    "[target] has no name (its state is the job's); name targets in [[targets]]"
+                        .into(),
+                )
+            }
+            _ => {}
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for target in &job.targets {
+            let Some(name) = &target.name else {
+                return Err(format!(
+                    "every [[targets]] entry needs a name; the one for {} has none",
+                    target.url
+                ));
+            };
+            check_target_name(name)?;
+            if !seen.insert(name.as_str()) {
+                return Err(format!("two targets are named {name}"));
+            }
+        }
         if job.watch.interval_seconds < MIN_WATCH_INTERVAL_SECONDS {
             return Err(format!(
                 "watch.interval_seconds is at least {MIN_WATCH_INTERVAL_SECONDS}, not {}",
@@ -231,6 +293,14 @@ impl JobConfig {
             ));
         }
         Ok(job)
+    }
+
+    /// The job's targets: its `[target]`, or its `[[targets]]` in the order written.
+    pub fn all_targets(&self) -> Vec<&TargetConfig> {
+        match &self.target {
+            Some(target) => vec![target],
+            None => self.targets.iter().collect(),
+        }
     }
 }
 
@@ -268,23 +338,27 @@ mod tests {
         let start = readme.find("```toml\njob = ").expect("the example") + "```toml\n".len();
         let end = start + readme[start..].find("```").expect("its end");
         let job = JobConfig::parse(&readme[start..end]).expect("parses");
-        assert_eq!(job.target.profile, Profile::Databricks);
-        assert_eq!(job.target.nested_groups, Some(false));
+        let target = job.target.as_ref().expect("one [target]");
+        assert_eq!(target.profile, Profile::Databricks);
+        assert_eq!(target.nested_groups, Some(false));
         assert_eq!(job.policy.entitlements["engineering"].len(), 2);
         assert_eq!(job.policy.match_order[0], MatchKey::UserName);
         assert!(matches!(job.source, SourceConfig::Scim { .. }));
     }
 
-    /// The `watch` example in README's "Sync" section, which must stay a valid job.
+    /// The `watch` example in README's "Sync" section (one source fanned out to two targets),
+    /// which must stay a valid job.
     #[test]
     fn the_readme_watch_example_is_a_valid_job() {
         let readme = include_str!("../../../README.md");
         let start = readme
-            .find("```toml\njob = \"idp-to-prod\"")
+            .find("```toml\njob = \"idp-fan-out\"")
             .expect("the example")
             + "```toml\n".len();
         let end = start + readme[start..].find("```").expect("its end");
         let job = JobConfig::parse(&readme[start..end]).expect("parses");
+        let names: Vec<_> = job.targets.iter().map(|t| t.name.as_deref()).collect();
+        assert_eq!(names, [Some("prod"), Some("sandbox")]);
         assert!(matches!(
             job.source,
             SourceConfig::Scim {
@@ -373,6 +447,40 @@ mod tests {
     }
 
     #[test]
+    fn several_targets_are_named_and_each_keeps_its_state_under_job_slash_name() {
+        let head = "job = \"j\"\nstate_database = \"sqlite://x\"\n\
+                    [source]\ntype = \"file\"\npath = \"x.csv\"\n";
+        let job = JobConfig::parse(&format!(
+            "{head}[[targets]]\nname = \"sandbox\"\nurl = \"http://s\"\n\
+             [[targets]]\nname = \"prod-1\"\nurl = \"http://p\"\nprofile = \"databricks\"\n"
+        ))
+        .expect("parses");
+        let names: Vec<_> = job.all_targets().iter().map(|t| t.name.clone()).collect();
+        assert_eq!(names, [Some("sandbox".into()), Some("prod-1".into())]);
+        assert_eq!(state_key("j", Some("prod-1")), "j/prod-1");
+        // A lone [target] keeps its state where jobs made before [[targets]] have it.
+        assert_eq!(state_key("j", None), "j");
+        for (targets, refusal) in [
+            ("", "no target"),
+            (
+                "[target]\nurl = \"http://a\"\n[[targets]]\nname = \"b\"\nurl = \"http://b\"\n",
+                "both",
+            ),
+            ("[target]\nname = \"a\"\nurl = \"http://a\"\n", "[target] has no name"),
+            ("[[targets]]\nurl = \"http://a\"\n", "needs a name"),
+            ("[[targets]]\nname = \"Prod\"\nurl = \"http://a\"\n", "a-z"),
+            ("[[targets]]\nname = \"a/b\"\nurl = \"http://a\"\n", "a-z"),
+            (
+                "[[targets]]\nname = \"a\"\nurl = \"http://a\"\n[[targets]]\nname = \"a\"\nurl = \"http://b\"\n",
+                "two targets are named a",
+            ),
+        ] {
+            let error = JobConfig::parse(&format!("{head}{targets}")).expect_err(targets);
+            assert!(error.contains(refusal), "{targets}: {error}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         let error = JobConfig::parse(
             "job = \"j\"\nstate_database = \"sqlite://x\"\ncolour = 1\n\
@@ -394,7 +502,10 @@ mod tests {
             job.source,
             SourceConfig::Scim { ca_file: Some(ref path), .. } if path.ends_with("idp-ca.pem")
         ));
-        assert_eq!(job.target.ca_file, Some(PathBuf::from("t-ca.pem")));
+        assert_eq!(
+            job.all_targets()[0].ca_file,
+            Some(PathBuf::from("t-ca.pem"))
+        );
         let job = JobConfig::parse(
             "job = \"j\"\nstate_database = \"sqlite://x\"\n[source]\ntype = \"ldap\"\n\
              [source.directory]\nurl = \"ldap://dc1\"\nbase_dn = \"dc=x\"\nstarttls = true\n\

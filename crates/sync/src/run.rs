@@ -1,12 +1,15 @@
 //! One run of a job, end to end: read the state, the source and the target, plan, and (for
-//! `apply`) carry the plan out and record the run with the job's next state.
+//! `apply`) carry the plan out and record the run with the job's next state. A job with
+//! several targets ([`FanOut`]) reads its source once and runs each target's part from it,
+//! side by side; one target failing is reported in its section and never stops the others.
 
 use crate::apply::{apply, Applied, Failure};
-use crate::config::{Policy, Profile};
+use crate::config::{state_key, Policy, Profile};
 use crate::model::{Capabilities, Identity, JobState, Kind, Snapshot};
 use crate::plan::{plan, Plan};
 use crate::scim::{ScimEndpoint, Secret};
 use crate::{state, SyncError, SyncResult};
+use futures_util::future::join_all;
 use scimitar_domain::Clock;
 use scimitar_store::{Store, SyncRunRecord};
 use serde::Serialize;
@@ -37,6 +40,84 @@ pub struct Job {
     pub policy: Policy,
 }
 
+/// One of a job's targets.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `None` for the lone `[target]` of a job, whose state is the job's own.
+    pub name: Option<String>,
+    pub endpoint: ScimEndpoint,
+    pub profile: Profile,
+    /// Overrides whether the target nests groups.
+    pub nested_groups: Option<bool>,
+}
+
+/// A job as its file gives it: one source, read once a run and planned against each of its
+/// targets (one for a `[target]` job), each with a state of its own.
+#[derive(Debug, Clone)]
+pub struct FanOut {
+    pub name: String,
+    pub source: Source,
+    pub targets: Vec<Target>,
+    pub policy: Policy,
+}
+
+impl FanOut {
+    /// The one-target job that `target`'s part of a run is.
+    pub fn job_for(&self, target: &Target) -> Job {
+        Job {
+            name: self.name.clone(),
+            source: self.source.clone(),
+            target: target.endpoint.clone(),
+            profile: target.profile,
+            nested_groups: target.nested_groups,
+            policy: self.policy.clone(),
+        }
+    }
+
+    /// The job with only the target named `name` (`--target`).
+    pub fn only(mut self, name: &str) -> SyncResult<FanOut> {
+        let names: Vec<&str> = self
+            .targets
+            .iter()
+            .filter_map(|target| target.name.as_deref())
+            .collect();
+        if !names.contains(&name) {
+            return Err(SyncError::Config(if names.is_empty() {
+                format!(
+                    "job {} has one unnamed [target]; --target picks one of [[targets]]",
+                    self.name
+                )
+            } else {
+                format!(
+                    "job {} has no target named {name} (it has {})",
+                    self.name,
+                    names.join(", ")
+                )
+            }));
+        }
+        self.targets
+            .retain(|target| target.name.as_deref() == Some(name));
+        Ok(self)
+    }
+}
+
+impl From<Job> for FanOut {
+    /// A job of one unnamed target, its state under the job's name.
+    fn from(job: Job) -> FanOut {
+        FanOut {
+            name: job.name,
+            source: job.source,
+            targets: vec![Target {
+                name: None,
+                endpoint: job.target,
+                profile: job.profile,
+                nested_groups: job.nested_groups,
+            }],
+            policy: job.policy,
+        }
+    }
+}
+
 /// `plan` computes and shows; `apply` also acts and records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -50,6 +131,9 @@ pub enum Mode {
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub job: String,
+    /// The target's name, for one of a job's `[[targets]]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     pub mode: Mode,
     pub capabilities: Capabilities,
     pub plan: Plan,
@@ -89,6 +173,54 @@ impl Report {
     }
 }
 
+/// One target's section of a run of a [`FanOut`].
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum TargetOutcome {
+    /// The target was planned (and for `apply`, applied and recorded).
+    Ran(Box<Report>),
+    /// The target could not be read, written or recorded; the others went on.
+    #[serde(rename_all = "camelCase")]
+    Failed {
+        job: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
+        error: String,
+    },
+}
+
+impl TargetOutcome {
+    /// As [`Report::exit_code`]; 1 for a target that could not be run.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            TargetOutcome::Ran(report) => report.exit_code(),
+            TargetOutcome::Failed { .. } => 1,
+        }
+    }
+}
+
+/// What a run of every target of a job did: one section per target, as `--json` prints it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FanOutReport {
+    pub job: String,
+    pub mode: Mode,
+    pub targets: Vec<TargetOutcome>,
+}
+
+impl FanOutReport {
+    /// The worst of the targets' exit statuses: 1 (anything failed or stopped) over 2
+    /// (`plan` found changes) over 0.
+    pub fn exit_code(&self) -> u8 {
+        let codes = self.targets.iter().map(TargetOutcome::exit_code);
+        codes.fold(0, |worst, code| match (worst, code) {
+            (1, _) | (_, 1) => 1,
+            (2, _) | (_, 2) => 2,
+            _ => 0,
+        })
+    }
+}
+
 async fn read_scim(
     endpoint: &ScimEndpoint,
     kinds: &[Kind],
@@ -121,7 +253,7 @@ async fn read_scim(
     Ok((Snapshot::of(identities), latest))
 }
 
-/// Runs `job` once.
+/// Runs `job` once: its one target, its state under the job's name.
 pub async fn run(
     job: &Job,
     store: &dyn Store,
@@ -129,20 +261,111 @@ pub async fn run(
     mode: Mode,
 ) -> SyncResult<Report> {
     let started = clock.now();
-    let before = state::load(store, &job.name).await?;
-    let capabilities = job
-        .target
-        .capabilities(job.nested_groups)
+    let capabilities = capabilities_of(&job.target, job.nested_groups).await?;
+    let source = read_source(&job.source, &kinds_for(capabilities.service_principals)).await?;
+    run_target(
+        job,
+        None,
+        capabilities,
+        &source,
+        started,
+        store,
+        clock,
+        mode,
+    )
+    .await
+}
+
+/// Runs every target of `job` once, from one read of its source. A target that cannot be
+/// read or written is reported in its section and the others go on; only a source that
+/// cannot be read fails the whole run (no target has anything to be planned from).
+pub async fn run_all(
+    job: &FanOut,
+    store: &dyn Store,
+    clock: &dyn Clock,
+    mode: Mode,
+) -> SyncResult<FanOutReport> {
+    let started = clock.now();
+    let capabilities = join_all(
+        job.targets
+            .iter()
+            .map(|target| capabilities_of(&target.endpoint, target.nested_groups)),
+    )
+    .await;
+    // Service principals are read from the source when any target takes them; a target
+    // without them is planned without them.
+    let service_principals = capabilities
+        .iter()
+        .any(|found| matches!(found, Ok(found) if found.service_principals));
+    let source = read_source(&job.source, &kinds_for(service_principals)).await?;
+    let runs = job.targets.iter().zip(capabilities).map(|(target, found)| {
+        let source = &source;
+        async move {
+            let outcome = match found {
+                Ok(capabilities) => {
+                    let one = job.job_for(target);
+                    let name = target.name.as_deref();
+                    run_target(
+                        &one,
+                        name,
+                        capabilities,
+                        source,
+                        started,
+                        store,
+                        clock,
+                        mode,
+                    )
+                    .await
+                }
+                Err(error) => Err(error),
+            };
+            match outcome {
+                Ok(report) => TargetOutcome::Ran(Box::new(report)),
+                Err(error) => TargetOutcome::Failed {
+                    job: job.name.clone(),
+                    target: target.name.clone(),
+                    error: error.to_string(),
+                },
+            }
+        }
+    });
+    Ok(FanOutReport {
+        job: job.name.clone(),
+        mode,
+        targets: join_all(runs).await,
+    })
+}
+
+/// What a target can do, from its `/ServiceProviderConfig` and profile.
+async fn capabilities_of(
+    target: &ScimEndpoint,
+    nested_groups: Option<bool>,
+) -> SyncResult<Capabilities> {
+    target
+        .capabilities(nested_groups)
         .await
-        .map_err(|failure| {
-            SyncError::Target(format!("reading /ServiceProviderConfig: {failure}"))
-        })?;
+        .map_err(|failure| SyncError::Target(format!("reading /ServiceProviderConfig: {failure}")))
+}
+
+/// The kinds a run reads: service principals only for targets that have them.
+fn kinds_for(service_principals: bool) -> Vec<Kind> {
     let mut kinds = vec![Kind::User, Kind::Group];
-    if capabilities.service_principals {
+    if service_principals {
         kinds.push(Kind::ServicePrincipal);
     }
-    let (source, watermark) = match &job.source {
-        Source::Scim(endpoint) => read_scim(endpoint, &kinds, "source").await?,
+    kinds
+}
+
+/// The source as one run read it, shared by every target of the job.
+struct SourceRead {
+    snapshot: Snapshot,
+    /// The latest `meta.lastModified` the source showed.
+    watermark: Option<String>,
+}
+
+async fn read_source(source: &Source, kinds: &[Kind]) -> SyncResult<SourceRead> {
+    let (snapshot, watermark) = match source {
+        Source::Scim(endpoint) => read_scim(endpoint, kinds, "source").await?,
         Source::File(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|error| SyncError::Source(format!("{}: {error}", path.display())))?;
@@ -159,10 +382,49 @@ pub async fn run(
             None,
         ),
     };
-    let (target, _) = read_scim(&job.target, &kinds, "target").await?;
+    Ok(SourceRead {
+        snapshot,
+        watermark,
+    })
+}
+
+/// One target's part of a run: its state (under [`state_key`] of the job and `target`), its
+/// snapshot, the plan from the shared source read, and for `apply` the changes and the record.
+#[allow(clippy::too_many_arguments)]
+async fn run_target(
+    job: &Job,
+    target: Option<&str>,
+    capabilities: Capabilities,
+    source: &SourceRead,
+    started: scimitar_domain::Timestamp,
+    store: &dyn Store,
+    clock: &dyn Clock,
+    mode: Mode,
+) -> SyncResult<Report> {
+    let key = state_key(&job.name, target);
+    let before = state::load(store, &key).await?;
+    let kinds = kinds_for(capabilities.service_principals);
+    // A source read for another target's service principals: this one is planned without.
+    let without_service_principals;
+    let source_snapshot = if capabilities.service_principals {
+        &source.snapshot
+    } else {
+        without_service_principals = Snapshot::of(
+            source
+                .snapshot
+                .identities
+                .iter()
+                .filter(|identity| identity.kind != Kind::ServicePrincipal)
+                .cloned()
+                .collect(),
+        );
+        &without_service_principals
+    };
+    let watermark = source.watermark.clone();
+    let (target_snapshot, _) = read_scim(&job.target, &kinds, "target").await?;
     let planned = plan(
-        &source,
-        &target,
+        source_snapshot,
+        &target_snapshot,
         &before,
         &job.policy,
         &capabilities,
@@ -170,6 +432,7 @@ pub async fn run(
     );
     let mut report = Report {
         job: job.name.clone(),
+        target: target.map(str::to_string),
         mode,
         capabilities,
         stopped: planned.guard.as_ref().map(ToString::to_string),
@@ -207,7 +470,7 @@ pub async fn run(
         report: serde_json::to_string(&report)
             .map_err(|error| SyncError::Config(error.to_string()))?,
     };
-    state::record(store, &job.name, &before, &after, record).await?;
+    state::record(store, &key, &before, &after, record).await?;
     Ok(report)
 }
 

@@ -13,13 +13,18 @@
 //! recorded as `apply` records it and the next trigger runs it again. Nothing ends the loop but
 //! `stop`, which is looked at between runs and cuts a wait short, never a run.
 //!
+//! Each run reads the source once and runs every target of the job from it ([`run_all`]); a
+//! target that cannot be run is recorded as `error` in its own history and retried after the
+//! back-off while the others are applied.
+//!
 //! Two processes watching one job never run it at once: each run, and each wait, is done
 //! holding the job's lease in the state database, renewed every third of its length; a process
 //! that finds it held by another stands by and tries again, and takes over once the holder has
 //! stopped renewing it (or gave it up on stopping).
 
+use crate::config::state_key;
 use crate::feed::{ChangeFeed, MAX_POLL};
-use crate::run::{run, Job, Mode, Report};
+use crate::run::{run_all, FanOut, FanOutReport, Mode, Report, TargetOutcome};
 use crate::{state, SyncError, SyncResult};
 use scimitar_domain::{Clock, Timestamp};
 use scimitar_store::{Store, SyncRunRecord};
@@ -49,7 +54,8 @@ pub enum Trigger {
 /// A job to watch, and how.
 #[derive(Debug, Clone)]
 pub struct Watch {
-    pub job: Job,
+    /// The job, with every target it runs (each run reads the source once for all of them).
+    pub job: FanOut,
     pub trigger: Trigger,
     /// The longest wait between attempts while a run cannot complete.
     pub max_backoff: Duration,
@@ -62,9 +68,11 @@ pub struct Watch {
 /// What one turn of the loop did, for the caller to show.
 #[derive(Debug)]
 pub enum Turn {
-    /// A run completed (applied, failed items, or stopped by the guard) and was recorded.
+    /// A run completed for one target (applied, failed items, or stopped by the guard) and was
+    /// recorded.
     Ran(Box<Report>),
-    /// A run could not complete; recorded as `error`, tried again after `retry_in`.
+    /// A run could not complete (for one target, named in `error`, or, the source down, for
+    /// all); recorded as `error`, tried again after `retry_in`.
     Failed { error: String, retry_in: Duration },
     /// Another process holds the job's lease: this one waits, then tries again.
     StandingBy { holder: Option<String> },
@@ -117,15 +125,27 @@ impl Watch {
     ) {
         let lease = self.job_lease();
         let mut backoff = FIRST_BACKOFF;
+        // Whether this process runs the job: each change is one line of the log, so an
+        // operator of several nodes sees which runs it.
+        let mut holding = false;
         while !stopping(&stop) {
             match lease.take(store, clock).await {
-                Ok(true) => {}
+                Ok(true) => {
+                    if !holding {
+                        tracing::info!(job = %self.job.name, owner = %self.owner, "took the job's lease: this process runs the job");
+                        holding = true;
+                    }
+                }
                 Ok(false) => {
                     let holder = store
                         .sync_state(&self.job.name)
                         .await
                         .ok()
                         .and_then(|state| state.lease_owner);
+                    if holding {
+                        tracing::warn!(job = %self.job.name, holder = holder.as_deref().unwrap_or("unknown"), "lost the job's lease: another process runs the job");
+                        holding = false;
+                    }
                     observe(&Turn::StandingBy { holder });
                     // Half a lease: a holder that died is taken over soon after it expires.
                     if pause(&stop, self.lease / 2).await {
@@ -153,22 +173,34 @@ impl Watch {
             };
             let started = clock.now();
             let outcome = self
-                .holding_lease(store, clock, run(&self.job, store, clock, Mode::Apply))
+                .holding_lease(store, clock, run_all(&self.job, store, clock, Mode::Apply))
                 .await;
-            let retry_in = match outcome {
-                Ok(report) => {
-                    backoff = FIRST_BACKOFF;
-                    observe(&Turn::Ran(Box::new(report)));
-                    None
-                }
-                Err(error) => {
-                    let retry_in = backoff;
-                    backoff = (backoff * 2).min(self.max_backoff.max(FIRST_BACKOFF));
-                    let error = error.to_string();
-                    record_error(store, clock, &self.job.name, started, &error).await;
+            let failed = self.failures_of(outcome, &mut observe);
+            let retry_in = if failed.is_empty() {
+                backoff = FIRST_BACKOFF;
+                None
+            } else {
+                // Every target runs again after the back-off; those that were applied find
+                // nothing to do, and their record says so.
+                let retry_in = backoff;
+                backoff = (backoff * 2).min(self.max_backoff.max(FIRST_BACKOFF));
+                for (target, error) in failed {
+                    record_error(
+                        store,
+                        clock,
+                        &self.job.name,
+                        target.as_deref(),
+                        started,
+                        &error,
+                    )
+                    .await;
+                    let error = match target {
+                        Some(target) => format!("target {target}: {error}"),
+                        None => error,
+                    };
                     observe(&Turn::Failed { error, retry_in });
-                    Some(retry_in)
                 }
+                Some(retry_in)
             };
             if stopping(&stop) {
                 break;
@@ -194,6 +226,38 @@ impl Watch {
             }
         }
         lease.release(store).await;
+        if holding {
+            tracing::info!(job = %self.job.name, owner = %self.owner, "gave the job's lease up: stopping");
+        }
+    }
+
+    /// Shows each target's completed run, and returns the targets whose run could not
+    /// complete with their errors (every target when the source could not be read).
+    fn failures_of(
+        &self,
+        outcome: SyncResult<FanOutReport>,
+        observe: &mut impl FnMut(&Turn),
+    ) -> Vec<(Option<String>, String)> {
+        let report = match outcome {
+            Ok(report) => report,
+            Err(error) => {
+                let error = error.to_string();
+                return self
+                    .job
+                    .targets
+                    .iter()
+                    .map(|target| (target.name.clone(), error.clone()))
+                    .collect();
+            }
+        };
+        let mut failed = Vec::new();
+        for outcome in report.targets {
+            match outcome {
+                TargetOutcome::Ran(report) => observe(&Turn::Ran(report)),
+                TargetOutcome::Failed { target, error, .. } => failed.push((target, error)),
+            }
+        }
+        failed
     }
 
     /// This process's hold on the job.
@@ -268,10 +332,14 @@ async fn record_error(
     store: &dyn Store,
     clock: &dyn Clock,
     job: &str,
+    target: Option<&str>,
     started: Timestamp,
     error: &str,
 ) {
-    let report = serde_json::json!({"job": job, "mode": "apply", "error": error});
+    let mut report = serde_json::json!({"job": job, "mode": "apply", "error": error});
+    if let Some(target) = target {
+        report["target"] = target.into();
+    }
     let record = SyncRunRecord {
         seq: 0,
         started,
@@ -280,7 +348,8 @@ async fn record_error(
         report: report.to_string(),
     };
     let unchanged = crate::model::JobState::default();
-    if let Err(failure) = state::record(store, job, &unchanged, &unchanged, record).await {
+    let key = state_key(job, target);
+    if let Err(failure) = state::record(store, &key, &unchanged, &unchanged, record).await {
         tracing::warn!(%job, error = %failure, "could not record the failed run");
     }
 }
@@ -379,11 +448,11 @@ impl JobLease {
 /// after, so that it never runs beside a `watch` or another `apply` of the job. Refused with
 /// [`SyncError::Busy`] while another process holds the lease.
 pub async fn apply_once(
-    job: &Job,
+    job: &FanOut,
     store: &dyn Store,
     clock: &dyn Clock,
     lease: &JobLease,
-) -> SyncResult<Report> {
+) -> SyncResult<FanOutReport> {
     if !lease.take(store, clock).await? {
         let holder = state::lease_holder(store, &job.name, clock.now())
             .await?
@@ -395,7 +464,7 @@ pub async fn apply_once(
         )));
     }
     let outcome = lease
-        .holding(store, clock, run(job, store, clock, Mode::Apply))
+        .holding(store, clock, run_all(job, store, clock, Mode::Apply))
         .await;
     lease.release(store).await;
     outcome

@@ -1,8 +1,9 @@
 //! `scimitar sync` against real servers: Scimitar itself (started in process, as `scimitar
 //! serve` starts it) as source and as target, on its generic and Databricks mounts, with a
-//! small fault-injecting proxy of our own in front of a target, and a TLS front with a private
-//! CA's certificate for HTTPS; the job's state in a real database (SQLite always, PostgreSQL
-//! too when `TEST_DATABASE_URL` is set).
+//! small fault-injecting proxy of our own in front of a target, a TLS front with a private
+//! CA's certificate for HTTPS, and the Python reference server `scim2-server` as a target; the
+//! job's state in a real database (SQLite always, PostgreSQL too when `TEST_DATABASE_URL` is
+//! set).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -15,7 +16,9 @@ use scimitar_store::SharedStore;
 use scimitar_sync::config::{Policy, Profile};
 use scimitar_sync::feed::ChangeFeed;
 use scimitar_sync::model::{Kind, Ownership};
-use scimitar_sync::run::{job_state, run, Job, Mode, Report, Source};
+use scimitar_sync::run::{
+    job_state, run, run_all, FanOut, Job, Mode, Report, Source, Target, TargetOutcome,
+};
 use scimitar_sync::scim::{RetryPolicy, ScimEndpoint, Secret};
 use scimitar_sync::watch::{apply_once, JobLease, Trigger, Turn, Watch};
 use scimitar_sync::SyncError;
@@ -1023,7 +1026,7 @@ impl Watching {
 /// A watch of `job` with a short back-off and lease.
 fn watching(job: Job, trigger: Trigger, owner: &str) -> Watch {
     Watch {
-        job,
+        job: job.into(),
         trigger,
         max_backoff: Duration::from_secs(2),
         lease: Duration::from_secs(6),
@@ -1347,7 +1350,8 @@ async fn an_apply_holds_the_jobs_lease(state: StateDatabase) {
     assert!(other.take(&*state.store, &SystemClock).await.unwrap());
 
     let mine = lease("this-apply");
-    match apply_once(&job, &*state.store, &SystemClock, &mine).await {
+    let fan_out = job.clone().into();
+    match apply_once(&fan_out, &*state.store, &SystemClock, &mine).await {
         Err(SyncError::Busy(message)) => {
             assert!(message.contains("another-process"), "{message}")
         }
@@ -1359,10 +1363,10 @@ async fn an_apply_holds_the_jobs_lease(state: StateDatabase) {
     );
 
     other.release(&*state.store).await;
-    let report = apply_once(&job, &*state.store, &SystemClock, &mine)
+    let report = apply_once(&fan_out, &*state.store, &SystemClock, &mine)
         .await
         .expect("the run completes");
-    assert!(report.failures.is_empty(), "{report:?}");
+    assert_eq!(report.exit_code(), 0, "{report:?}");
     assert_eq!(target.members_if_any("hr").await, ["dora"]);
     let holder = scimitar_sync::state::lease_holder(&*state.store, &job.name, SystemClock.now())
         .await
@@ -1382,6 +1386,315 @@ async fn an_apply_holds_the_jobs_lease_with_state_in_postgres() {
         return;
     };
     an_apply_holds_the_jobs_lease(state).await;
+}
+
+// ----- several targets ---------------------------------------------------------------------
+
+/// A job from `source` (in scope: `eng-all`) into two targets: `generic`, a Scimitar's generic
+/// mount that nests groups, and `workspace`, a Databricks workspace mount that flattens them.
+fn fan_out(source: &Scimitar, generic: ScimEndpoint, workspace: ScimEndpoint) -> FanOut {
+    FanOut {
+        name: "fan-out".into(),
+        source: Source::Scim(source.endpoint(GENERIC, Profile::Generic)),
+        targets: vec![
+            Target {
+                name: Some("generic".into()),
+                endpoint: generic,
+                profile: Profile::Generic,
+                nested_groups: None,
+            },
+            Target {
+                name: Some("workspace".into()),
+                endpoint: workspace,
+                profile: Profile::Databricks,
+                nested_groups: Some(false),
+            },
+        ],
+        policy: Policy {
+            groups: vec!["eng-all".into()],
+            ..Policy::default()
+        },
+    }
+}
+
+fn ran(outcome: &TargetOutcome) -> &Report {
+    match outcome {
+        TargetOutcome::Ran(report) => report,
+        TargetOutcome::Failed { target, error, .. } => {
+            panic!("target {target:?} did not run: {error}")
+        }
+    }
+}
+
+/// One source into two targets, each with a state of its own (under `job/target`): both get
+/// the initial sync and a later change; with one target down, the other is still applied and
+/// the run's status is 1; the next run brings the one that was down up to date.
+async fn a_job_fans_out_to_two_targets(state: StateDatabase) {
+    let source = seeded_source().await;
+    let generic = Scimitar::start().await;
+    let workspace = Scimitar::start().await;
+    let proxy = FaultProxy::start(&workspace.address).await;
+    let job = fan_out(
+        &source,
+        generic.endpoint(GENERIC, Profile::Generic),
+        endpoint(
+            &format!("{}{DATABRICKS}", proxy.address),
+            &workspace.token,
+            Profile::Databricks,
+        ),
+    );
+    let store = &*state.store;
+
+    let first = run_all(&job, store, &SystemClock, Mode::Apply)
+        .await
+        .expect("the run completes");
+    assert_eq!(first.exit_code(), 0, "{first:#?}");
+    let names: Vec<_> = first
+        .targets
+        .iter()
+        .map(|t| ran(t).target.clone())
+        .collect();
+    assert_eq!(names, [Some("generic".into()), Some("workspace".into())]);
+    assert_eq!(generic.member_names("eng-all").await, ["CAROL", "platform"]);
+    assert_eq!(
+        workspace.member_names("eng-all").await,
+        ["ADA", "BOB", "CAROL"]
+    );
+    for key in ["fan-out/generic", "fan-out/workspace"] {
+        let recorded = job_state(store, key).await.expect("the state");
+        assert_eq!(recorded.mappings.len(), 5, "{key}");
+        assert_eq!(store.sync_runs(key, 10).await.expect("runs").len(), 1);
+    }
+    // The job's own key holds no target's state (only, while it runs, its lease).
+    assert!(job_state(store, "fan-out")
+        .await
+        .unwrap()
+        .mappings
+        .is_empty());
+
+    let platform = source.id_of("Groups", "displayName", "platform").await;
+    let dora = source.create_user("dora").await;
+    source
+        .patch(
+            "Groups",
+            &platform,
+            json!([{"op": "add", "path": "members", "value": [{"value": dora}]}]),
+        )
+        .await;
+    proxy.faults.down.store(true, Ordering::SeqCst);
+    let partial = run_all(&job, store, &SystemClock, Mode::Apply)
+        .await
+        .expect("a target down fails its own section only");
+    assert_eq!(partial.exit_code(), 1, "{partial:#?}");
+    assert_eq!(ran(&partial.targets[0]).exit_code(), 0);
+    match &partial.targets[1] {
+        TargetOutcome::Failed { target, error, .. } => {
+            assert_eq!(target.as_deref(), Some("workspace"));
+            assert!(error.contains("502"), "{error}");
+        }
+        other => panic!("the target behind a down proxy ran: {other:?}"),
+    }
+    let section = serde_json::to_value(&partial).expect("a report");
+    assert_eq!(section["targets"][1]["target"], json!("workspace"));
+    assert_eq!(
+        generic.member_names("platform").await,
+        ["ADA", "BOB", "DORA"]
+    );
+    assert_eq!(workspace.member_names("platform").await, ["ADA", "BOB"]);
+
+    proxy.faults.down.store(false, Ordering::SeqCst);
+    let caught_up = run_all(&job, store, &SystemClock, Mode::Apply)
+        .await
+        .expect("the run completes");
+    assert_eq!(caught_up.exit_code(), 0, "{caught_up:#?}");
+    assert!(ran(&caught_up.targets[0]).plan.writes_nothing());
+    assert!(ran(&caught_up.targets[1]).writes > 0);
+    assert_eq!(
+        workspace.member_names("platform").await,
+        ["ADA", "BOB", "DORA"]
+    );
+    assert_eq!(
+        workspace.member_names("eng-all").await,
+        ["ADA", "BOB", "CAROL", "DORA"]
+    );
+    state.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_fans_out_to_two_targets_and_one_down_never_stops_the_other_with_state_in_sqlite() {
+    a_job_fans_out_to_two_targets(StateDatabase::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_fans_out_to_two_targets_and_one_down_never_stops_the_other_with_state_in_postgres() {
+    let Some(state) = StateDatabase::postgres().await else {
+        return;
+    };
+    a_job_fans_out_to_two_targets(state).await;
+}
+
+/// `watch` of a job with two targets, one down: the other is applied on every change, the
+/// one down is recorded as `error` in its own history (not the other's) and retried, and
+/// catches up once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_applies_the_target_that_is_up_and_retries_the_one_that_is_down() {
+    let state = StateDatabase::sqlite().await;
+    let source = seeded_source().await;
+    let generic = Scimitar::start().await;
+    let workspace = Scimitar::start().await;
+    let proxy = FaultProxy::start(&workspace.address).await;
+    proxy.faults.down.store(true, Ordering::SeqCst);
+    let job = fan_out(
+        &source,
+        generic.endpoint(GENERIC, Profile::Generic),
+        endpoint(
+            &format!("{}{DATABRICKS}", proxy.address),
+            &workspace.token,
+            Profile::Databricks,
+        ),
+    );
+    let watch = Watch {
+        job,
+        trigger: Trigger::Changes {
+            feed: feed_of(&source),
+            interval: Duration::from_secs(3600),
+        },
+        max_backoff: Duration::from_secs(2),
+        lease: Duration::from_secs(6),
+        owner: "test".into(),
+    };
+    let running = Watching::start(watch, state.store.clone());
+    eventually("the generic target's first run", || async {
+        generic.members_if_any("platform").await == ["ADA", "BOB"]
+    })
+    .await;
+    eventually("the workspace target's runs fail", || async {
+        running
+            .turns()
+            .iter()
+            .any(|turn| turn.starts_with("error target workspace: ") && turn.contains("502"))
+    })
+    .await;
+    let dora = source.create_user("dora").await;
+    let platform = source.id_of("Groups", "displayName", "platform").await;
+    source
+        .patch(
+            "Groups",
+            &platform,
+            json!([{"op": "add", "path": "members", "value": [{"value": dora}]}]),
+        )
+        .await;
+    eventually("dora joins platform at the target that is up", || async {
+        generic.member_names("platform").await == ["ADA", "BOB", "DORA"]
+    })
+    .await;
+    let errors = state
+        .store
+        .sync_runs("fan-out/workspace", 1)
+        .await
+        .expect("runs");
+    assert_eq!(errors[0].outcome, "error");
+    assert!(
+        errors[0].report.contains("\"target\":\"workspace\""),
+        "{}",
+        errors[0].report
+    );
+    let applied = state.store.sync_runs("fan-out/generic", 100).await.unwrap();
+    assert!(applied.iter().all(|run| run.outcome == "applied"));
+
+    proxy.faults.down.store(false, Ordering::SeqCst);
+    eventually("the workspace target catches up", || async {
+        workspace.members_if_any("platform").await == ["ADA", "BOB", "DORA"]
+    })
+    .await;
+    running.stop().await;
+    state.close().await;
+}
+
+/// The deletion guard stops one target's plan only: `generic` (run alone first with every
+/// source user in scope) would deactivate three of the eight objects it manages when the scope
+/// narrows to `eng-all`, so its part stops; `workspace`, new to the job, is applied; status 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guard_stop_at_one_target_does_not_stop_the_others() {
+    let state = StateDatabase::sqlite().await;
+    let source = seeded_source().await;
+    for name in ["xena", "yuri", "zoe"] {
+        source.create_user(name).await;
+    }
+    let generic = Scimitar::start().await;
+    let workspace = Scimitar::start().await;
+    let job = fan_out(
+        &source,
+        generic.endpoint(GENERIC, Profile::Generic),
+        workspace.endpoint(DATABRICKS, Profile::Databricks),
+    );
+    let store = &*state.store;
+    let mut everyone = job.clone().only("generic").expect("a target");
+    everyone.policy.groups.clear();
+    let first = run_all(&everyone, store, &SystemClock, Mode::Apply)
+        .await
+        .expect("the run completes");
+    assert_eq!(first.exit_code(), 0, "{first:#?}");
+    assert_eq!(generic.find("Users", "userName", "zoe").await.len(), 1);
+
+    let narrowed = run_all(&job, store, &SystemClock, Mode::Apply)
+        .await
+        .expect("the run completes");
+    assert_eq!(narrowed.exit_code(), 1, "{narrowed:#?}");
+    let stopped = ran(&narrowed.targets[0]);
+    assert!(stopped.stopped.is_some(), "{stopped:#?}");
+    assert_eq!(stopped.writes, 0);
+    let applied = ran(&narrowed.targets[1]);
+    assert_eq!(applied.exit_code(), 0, "{applied:#?}");
+    assert_eq!(
+        workspace.member_names("eng-all").await,
+        ["ADA", "BOB", "CAROL"]
+    );
+    assert_eq!(
+        generic.one("Users", "userName", "zoe").await["active"],
+        json!(true)
+    );
+    let runs = |key: &'static str| async move { store.sync_runs(key, 1).await.unwrap() };
+    assert_eq!(runs("fan-out/generic").await[0].outcome, "stopped");
+    assert_eq!(runs("fan-out/workspace").await[0].outcome, "applied");
+    state.close().await;
+}
+
+#[test]
+fn one_target_of_a_job_is_picked_by_name() {
+    let target = |name: &str| Target {
+        name: Some(name.into()),
+        endpoint: endpoint("http://127.0.0.1:9/scim/v2", "t", Profile::Generic),
+        profile: Profile::Generic,
+        nested_groups: None,
+    };
+    let job = FanOut {
+        name: "j".into(),
+        source: Source::File("x.jsonl".into()),
+        targets: vec![target("a"), target("b")],
+        policy: Policy::default(),
+    };
+    let only = job.clone().only("b").expect("b is a target");
+    assert_eq!(only.targets.len(), 1);
+    assert_eq!(only.targets[0].name.as_deref(), Some("b"));
+    let error = job.only("c").expect_err("no such target").to_string();
+    assert!(
+        error.contains("no target named c") && error.contains("a, b"),
+        "{error}"
+    );
+    let single: FanOut = Job {
+        name: "j".into(),
+        source: Source::File("x.jsonl".into()),
+        target: endpoint("http://127.0.0.1:9/scim/v2", "t", Profile::Generic),
+        profile: Profile::Generic,
+        nested_groups: None,
+        policy: Policy::default(),
+    }
+    .into();
+    assert!(
+        single.only("a").is_err(),
+        "a [target] job has no named target"
+    );
 }
 
 /// A TLS front for a plain service on loopback, with a certificate a private CA issued for

@@ -389,25 +389,11 @@ async fn a_token_without_expiry_or_with_a_short_one_fires_and_a_long_lived_one_d
 }
 
 /// Appends a refused authentication (a `tokenLogin` answered 401) from `source` to the
-/// account's trail, as the request middleware records refusals: the event, its leaf, and the
-/// head's size, frontier and root, so the trail stays verifiable.
+/// account's trail, as the store appends an event: the event and its leaf at the next position,
+/// and the head's size (its frontier is folded later), so the trail stays verifiable.
 async fn append_refusal(url: &str, account: &AccountId, source: &str) {
-    use scimitar_audit::{merkle, Frontier};
     let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
-    let unhex = |text: &str| -> [u8; 32] {
-        let mut hash = [0u8; 32];
-        for (index, byte) in hash.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&text[index * 2..index * 2 + 2], 16).unwrap();
-        }
-        hash
-    };
-    let next = |size: i64, frontier: &str| {
-        let hashes: Vec<[u8; 32]> = frontier
-            .as_bytes()
-            .chunks(64)
-            .map(|chunk| unhex(std::str::from_utf8(chunk).unwrap()))
-            .collect();
-        let mut frontier = Frontier::from_hashes(size as u64, &hashes).unwrap();
+    let next = |size: i64| {
         let seq = size + 1;
         let now = scimitar_domain::Clock::now(&SystemClock);
         let event = scimitar_store::AuditEvent {
@@ -431,17 +417,8 @@ async fn append_refusal(url: &str, account: &AccountId, source: &str) {
             targets: Vec::new(),
         };
         let text = serde_json::to_string(&event).unwrap();
-        let leaf = merkle::leaf_hash(text.as_bytes());
-        frontier.push(leaf);
-        let frontier_text: String = frontier.hashes().iter().map(|hash| hex(hash)).collect();
-        (
-            seq,
-            now.as_micros(),
-            text,
-            hex(&leaf),
-            frontier_text,
-            hex(&frontier.root()),
-        )
+        let leaf = hex(&scimitar_audit::merkle::leaf_hash(text.as_bytes()));
+        (seq, now.as_micros(), text, leaf)
     };
     if let Some(path) = url.strip_prefix("sqlite://") {
         let mut connection = rusqlite::Connection::open(path).unwrap();
@@ -449,14 +426,14 @@ async fn append_refusal(url: &str, account: &AccountId, source: &str) {
         let transaction = connection
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .unwrap();
-        let (size, frontier): (i64, String) = transaction
+        let size: i64 = transaction
             .query_row(
-                "SELECT size, frontier FROM audit_heads WHERE account_id = ?1",
+                "SELECT size FROM audit_heads WHERE account_id = ?1",
                 [account.as_str()],
-                |row| Ok((row.get(0)?, row.get(1)?)),
+                |row| row.get(0),
             )
             .unwrap();
-        let (seq, time, text, leaf, frontier, root) = next(size, &frontier);
+        let (seq, time, text, leaf) = next(size);
         transaction
             .execute(
                 "INSERT INTO audit_events (account_id, seq, event_time, action_name, event, leaf) \
@@ -466,8 +443,8 @@ async fn append_refusal(url: &str, account: &AccountId, source: &str) {
             .unwrap();
         transaction
             .execute(
-                "UPDATE audit_heads SET size = ?2, frontier = ?3, root = ?4 WHERE account_id = ?1",
-                rusqlite::params![account.as_str(), seq, frontier, root],
+                "UPDATE audit_heads SET size = ?2 WHERE account_id = ?1",
+                rusqlite::params![account.as_str(), seq],
             )
             .unwrap();
         transaction.commit().unwrap();
@@ -479,13 +456,12 @@ async fn append_refusal(url: &str, account: &AccountId, source: &str) {
         let transaction = client.transaction().await.unwrap();
         let row = transaction
             .query_one(
-                "SELECT size, frontier FROM audit_heads WHERE account_id = $1 FOR UPDATE",
+                "SELECT size FROM audit_heads WHERE account_id = $1 FOR UPDATE",
                 &[&account.as_str()],
             )
             .await
             .unwrap();
-        let (size, frontier): (i64, String) = (row.get(0), row.get(1));
-        let (seq, time, text, leaf, frontier, root) = next(size, &frontier);
+        let (seq, time, text, leaf) = next(row.get(0));
         transaction
             .execute(
                 "INSERT INTO audit_events (account_id, seq, event_time, action_name, event, leaf) \
@@ -496,8 +472,8 @@ async fn append_refusal(url: &str, account: &AccountId, source: &str) {
             .unwrap();
         transaction
             .execute(
-                "UPDATE audit_heads SET size = $2, frontier = $3, root = $4 WHERE account_id = $1",
-                &[&account.as_str(), &seq, &frontier, &root],
+                "UPDATE audit_heads SET size = $2 WHERE account_id = $1",
+                &[&account.as_str(), &seq],
             )
             .await
             .unwrap();

@@ -411,3 +411,75 @@ pub async fn a_pruned_trail_keeps_the_frontier_of_what_it_pruned_and_still_verif
         .unwrap();
     assert_eq!(verified.problem, None);
 }
+
+/// A trail longer than the head's fold interval (`sql::audit::FOLD_EVERY`, 1,024 events): its
+/// head is the tree of every event whether it stands just before, on or after a fold; a prune
+/// past the last fold keeps the trail verifiable; events appended afterwards extend it.
+pub async fn a_trail_past_its_head_folds_keeps_its_root_through_appends_and_prunes(
+    stores: &mut Stores,
+) {
+    let store = stores.fresh().await;
+    let account = seed_account(&*store).await;
+    let refusals = |from: i64, count: i64| {
+        Change::RecordRefusals(
+            (from..from + count)
+                .map(|n| crate::Refusal {
+                    context: at(1_000_000 + n * 1_000),
+                    service_name: "accounts".into(),
+                    action_name: "tokenLogin".into(),
+                    request_params: serde_json::Map::new(),
+                    status_code: 401,
+                    error_message: None,
+                })
+                .collect(),
+        )
+    };
+    let start = store.audit_head(&account).await.unwrap().size as i64;
+    // Up to one event before the first fold, then across it.
+    store
+        .apply_audited(
+            &account,
+            refusals(0, 1023 - start),
+            AuditContext::unattributed(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(checked_trail(&*store, &account).await.len(), 1023);
+    store
+        .apply_audited(&account, refusals(2_000, 477), AuditContext::unattributed())
+        .await
+        .unwrap();
+    assert_eq!(checked_trail(&*store, &account).await.len(), 1500);
+
+    // Pruned past the last fold (1,024): events up to 1,300 go.
+    let horizon = store.audit_events(&account, 1299, 1).await.unwrap();
+    let horizon: AuditEvent = serde_json::from_str(&horizon[0].text).unwrap();
+    let horizon = Timestamp::parse_rfc3339(horizon.event_time.as_deref().unwrap()).unwrap();
+    store
+        .apply_audited(
+            &account,
+            Change::PruneAuditTrail {
+                before: Timestamp::from_micros(horizon.as_micros() + 1),
+            },
+            at(9_000_000),
+        )
+        .await
+        .unwrap();
+    let verified = crate::audit::verify_trail(&*store, &account, None)
+        .await
+        .unwrap();
+    assert_eq!(verified.problem, None);
+    assert_eq!((verified.events, verified.pruned), (1501, 1300));
+
+    store
+        .apply_audited(&account, refusals(5_000, 600), AuditContext::unattributed())
+        .await
+        .unwrap();
+    let verified = crate::audit::verify_trail(&*store, &account, None)
+        .await
+        .unwrap();
+    assert_eq!(verified.problem, None);
+    let head = store.audit_head(&account).await.unwrap();
+    assert_eq!(head.size, 2101);
+    assert_eq!(scimitar_domain::ids::lower_hex(&verified.root), head.root);
+}

@@ -1,14 +1,17 @@
 //! The audit trail's SQL, written once for both backends: what each [`Change`] records (its
 //! service and action in Databricks' vocabulary, its parameters without secrets, and what it
 //! touched, with a principal's attributes before and after), and the append that numbers the
-//! event, hashes it into its account's Merkle tree and moves the account's head, inside the
-//! change's own transaction. Reads of the trail for proofs, checkpoints and verification.
+//! event and writes it, with its Merkle leaf, into its account's trail, inside the change's own
+//! transaction. Reads of the trail for proofs, checkpoints and verification.
 //!
-//! Order: the head row is updated first (`UPDATE ... RETURNING`), which on PostgreSQL locks it
-//! until commit, so a second writer of the same account waits and then reads the committed
-//! size: sequence numbers follow commit order per account, as the access log's do globally.
-//! The head is taken after every other lock a change takes and before the access log's
-//! advisory lock, always in that order, so no two writers wait on each other in a cycle.
+//! Order: the head row is updated first (`UPDATE ... SET size = size + 1`), which on PostgreSQL
+//! locks it until commit, so a second writer of the same account waits and then reads the
+//! committed size: sequence numbers follow commit order per account, as the access log's do
+//! globally. The head is taken after every other lock a change takes and before the access
+//! log's advisory lock, always in that order, so no two writers wait on each other in a cycle.
+//! The event's text is serialized before, around the position it will take; the database joins
+//! them and hashes the leaf, so nothing inside the head's lock waits for the client. The head's
+//! frontier is folded forward every [`FOLD_EVERY`] events rather than on each.
 
 use crate::audit::{
     hash_from_hex, AuditContext, AuditEvent, AuditHead, AuditKeySeed, AuditResponse, AuditTarget,
@@ -688,88 +691,114 @@ fn governance(workspace: Option<&str>, changes: &[GovernanceChange]) -> Descript
     }
 }
 
-/// An event numbered and hashed, with the head it moves to: what is left to write of it
-/// ([`PendingEvent::statements`]), which the change sends with its last writes.
+/// How often an append brings the head's stored frontier up to the trail's end: at every
+/// multiple of this position. In between, a reader of the head folds the leaves after the
+/// stored frontier itself (fewer than this many), and appends leave the frontier alone.
+pub(crate) const FOLD_EVERY: u64 = 1024;
+
+/// Takes the account's next position and locks its head until commit (PostgreSQL); no row when
+/// the account has no head yet.
+const NEXT_POSITION: &str =
+    "UPDATE audit_heads SET size = size + 1 WHERE account_id = $1 RETURNING size";
+
+/// Writes the event at the position just taken: its text joined around the position, its leaf
+/// hashed by the database from that text (`scimitar_audit_leaf`, see the migrations). Runs
+/// after [`NEXT_POSITION`] in the same transaction, which sees the head's new size.
+const INSERT_EVENT: &str =
+    "INSERT INTO audit_events (account_id, seq, event_time, action_name, event, leaf) \
+     SELECT account_id, size, time, action, event, scimitar_audit_leaf(event) FROM \
+     (SELECT account_id, size, CAST($2 AS BIGINT) AS time, CAST($3 AS TEXT) AS action, \
+     CAST($4 AS TEXT) || CAST(size AS TEXT) || CAST($5 AS TEXT) AS event \
+     FROM audit_heads WHERE account_id = $1) AS next";
+
+/// An event described and serialized but for its position, which it takes only when its
+/// statements run ([`PendingEvent::statements`]), as the change's last writes.
 pub(crate) struct PendingEvent {
     account: String,
-    seq: i64,
     time: Option<i64>,
     action_name: String,
-    text: String,
-    leaf: String,
-    frontier: String,
-    root: String,
+    /// The event's text before its position, and after it.
+    text_before_seq: String,
+    text_after_seq: String,
 }
 
 impl PendingEvent {
-    /// The event's row, and the head moved on by its leaf.
+    /// Taking the position, then writing the event there. Neither needs the other's answer
+    /// on the client, so a backend sends both at once (with the access log's writes): the
+    /// head stays locked for one round trip and the commit, where it was locked for two.
     pub(crate) fn statements(&self) -> [SqlStatement<'_>; 2] {
         [
             SqlStatement {
-                sql: "INSERT INTO audit_events (account_id, seq, event_time, action_name, event, leaf) \
-                      VALUES ($1, $2, $3, $4, $5, $6)",
-                params: params![
-                    self.account.as_str(),
-                    self.seq,
-                    self.time,
-                    self.action_name.as_str(),
-                    self.text.as_str(),
-                    self.leaf.as_str()
-                ]
-                .to_vec(),
+                sql: NEXT_POSITION,
+                params: params![self.account.as_str()].to_vec(),
             },
             SqlStatement {
-                sql: "UPDATE audit_heads SET frontier = $2, root = $3 WHERE account_id = $1",
+                sql: INSERT_EVENT,
                 params: params![
                     self.account.as_str(),
-                    self.frontier.as_str(),
-                    self.root.as_str()
+                    self.time,
+                    self.action_name.as_str(),
+                    self.text_before_seq.as_str(),
+                    self.text_after_seq.as_str()
                 ]
                 .to_vec(),
             },
         ]
     }
+
+    /// What follows the statements, given what [`NEXT_POSITION`] answered: for the account's
+    /// first event, the head made and the event appended again; at every [`FOLD_EVERY`]th
+    /// position, the head's frontier brought up to date.
+    pub(crate) async fn complete<T: SqlTransaction>(
+        &self,
+        transaction: &mut T,
+        position: Vec<crate::sql::transaction::SqlRow>,
+    ) -> ScimResult<()> {
+        let seq = match position.into_iter().next() {
+            Some(row) => row.integer(0)?,
+            None => {
+                let empty_root = lower_hex(&merkle::empty_root());
+                transaction
+                    .execute(
+                        "INSERT INTO audit_heads (account_id, size, folded_size, frontier, root) \
+                         VALUES ($1, 0, 0, '', $2) ON CONFLICT (account_id) DO NOTHING",
+                        params![self.account.as_str(), empty_root.as_str()],
+                    )
+                    .await?;
+                let [next, insert] = self.statements();
+                let row = query_opt(transaction, next.sql, &next.params)
+                    .await?
+                    .ok_or_else(|| {
+                        ScimError::internal(
+                            "the account's audit head vanished inside its transaction",
+                        )
+                    })?;
+                transaction.execute(insert.sql, &insert.params).await?;
+                row.integer(0)?
+            }
+        };
+        let seq =
+            u64::try_from(seq).map_err(|_| ScimError::internal("a negative audit trail size"))?;
+        if seq % FOLD_EVERY == 0 {
+            fold(transaction, &AccountId::new(self.account.clone())).await?;
+        }
+        Ok(())
+    }
 }
 
-/// Numbers the event of a change in its account's trail, in the change's transaction: takes
-/// the next sequence number (locking the account's head until commit), and returns the event
-/// with its text, its leaf hash and the head's frontier and root moved on by that leaf, for
-/// the caller to write ([`PendingEvent::statements`]) before anything else reads the head.
-pub(crate) async fn append<T: SqlTransaction>(
-    transaction: &mut T,
+/// Describes the event of a change for its account's trail: its text, with every field but
+/// its position, which [`PendingEvent::statements`] take when they run.
+pub(crate) fn append(
     account: &AccountId,
     context: &AuditContext,
     description: Description,
 ) -> ScimResult<PendingEvent> {
-    const NEXT: &str =
-        "UPDATE audit_heads SET size = size + 1 WHERE account_id = $1 RETURNING size, frontier";
-    // The head exists from the account's first event on: every later event costs one
-    // statement here, not two (this runs while the head is locked, on every write).
-    let mut head = match query_opt(transaction, NEXT, params![account.as_str()]).await? {
-        Some(head) => head,
-        None => {
-            let empty_root = lower_hex(&merkle::empty_root());
-            transaction
-                .execute(
-                    "INSERT INTO audit_heads (account_id, size, frontier, root) \
-                     VALUES ($1, 0, '', $2) ON CONFLICT (account_id) DO NOTHING",
-                    params![account.as_str(), empty_root.as_str()],
-                )
-                .await?;
-            query_opt(transaction, NEXT, params![account.as_str()])
-                .await?
-                .ok_or_else(|| {
-                    ScimError::internal("the account's audit head vanished inside its transaction")
-                })?
-        }
-    };
-    let seq = u64::try_from(head.integer(0)?)
-        .map_err(|_| ScimError::internal("a negative audit trail size"))?;
-    let mut frontier = frontier_from_text(seq - 1, &head.text(1)?)?;
+    // Serialized with position 0, then cut around it: the text is exactly what serializing
+    // it with its position would give, so verifiers recompute it from the event alone.
     let event = AuditEvent {
         version: AUDIT_EVENT_VERSION,
         account_id: account.to_string(),
-        seq,
+        seq: 0,
         event_id: context.event_id.clone(),
         event_time: context.event_time.map(|time| time.to_rfc3339()),
         workspace_id: context.workspace_id.as_ref().map(ToString::to_string),
@@ -785,18 +814,98 @@ pub(crate) async fn append<T: SqlTransaction>(
     };
     let text = serde_json::to_string(&event)
         .map_err(|error| ScimError::internal_caused_by("an audit event as JSON", error))?;
-    let leaf = merkle::leaf_hash(text.as_bytes());
-    frontier.push(leaf);
+    let account_json = serde_json::to_string(account.as_str())
+        .map_err(|error| ScimError::internal_caused_by("an account id as JSON", error))?;
+    let before =
+        format!("{{\"version\":{AUDIT_EVENT_VERSION},\"account_id\":{account_json},\"seq\":");
+    let after = text
+        .strip_prefix(before.as_str())
+        .and_then(|rest| rest.strip_prefix('0'))
+        .filter(|rest| rest.starts_with(','))
+        .ok_or_else(|| {
+            ScimError::internal(
+                "an audit event's text does not start with its account and position",
+            )
+        })?;
     Ok(PendingEvent {
         account: account.to_string(),
-        seq: to_i64(seq),
         time: context.event_time.map(|time| time.as_micros()),
+        text_after_seq: after.to_string(),
+        text_before_seq: before,
         action_name: event.action_name,
-        text,
-        leaf: lower_hex(&leaf),
-        frontier: frontier_to_text(&frontier),
-        root: lower_hex(&frontier.root()),
     })
+}
+
+/// The account's head with its frontier folded up to its size: the stored frontier (of the
+/// first `folded_size` events) and the leaves after it, read in one statement so that they
+/// agree. `None` when the account has no event yet.
+async fn folded<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+) -> ScimResult<Option<Frontier>> {
+    let rows = session
+        .query(
+            "SELECT h.size, h.folded_size, h.frontier, e.leaf FROM audit_heads h \
+             LEFT JOIN audit_events e ON e.account_id = h.account_id AND e.seq > h.folded_size \
+             AND e.seq <= h.size WHERE h.account_id = $1 ORDER BY e.seq",
+            params![account.as_str()],
+        )
+        .await?;
+    let mut rows = rows.into_iter();
+    let Some(mut first) = rows.next() else {
+        return Ok(None);
+    };
+    let size = u64::try_from(first.integer(0)?)
+        .map_err(|_| ScimError::internal("a negative audit trail size"))?;
+    let folded_size = u64::try_from(first.integer(1)?)
+        .map_err(|_| ScimError::internal("a negative folded audit size"))?;
+    let mut frontier = frontier_from_text(folded_size, &first.text(2)?)?;
+    let leaf = |text: Option<String>| -> ScimResult<Option<Hash>> {
+        text.map(|text| {
+            hash_from_hex(&text)
+                .ok_or_else(|| ScimError::internal("a stored audit leaf is not hex"))
+        })
+        .transpose()
+    };
+    if let Some(hash) = leaf(first.optional_text(3)?)? {
+        frontier.push(hash);
+    }
+    for mut row in rows {
+        if let Some(hash) = leaf(row.optional_text(3)?)? {
+            frontier.push(hash);
+        }
+    }
+    if frontier.size() != size {
+        return Err(ScimError::internal(format!(
+            "the audit head counts {size} events, but events after {folded_size} are missing: \
+             the trail holds {}",
+            frontier.size()
+        )));
+    }
+    Ok(Some(frontier))
+}
+
+/// Stores the head's frontier and root folded up to its size (the head locked: an append's
+/// transaction, or a prune's).
+async fn fold<T: SqlTransaction>(transaction: &mut T, account: &AccountId) -> ScimResult<()> {
+    let Some(frontier) = folded(transaction, account).await? else {
+        return Ok(());
+    };
+    let text = frontier_to_text(&frontier);
+    let root = lower_hex(&frontier.root());
+    transaction
+        .execute(
+            "UPDATE audit_heads SET folded_size = $2, frontier = $3, root = $4 \
+             WHERE account_id = $1",
+            params![
+                account.as_str(),
+                to_i64(frontier.size()),
+                text.as_str(),
+                root.as_str()
+            ],
+        )
+        .await?;
+    Ok(())
 }
 
 /// Appends one event per refused request to the account's trail, in order, inside one
@@ -807,18 +916,11 @@ pub(crate) async fn append_refusals<T: SqlTransaction>(
     refusals: &[crate::audit::Refusal],
 ) -> ScimResult<()> {
     for refusal in refusals {
-        let event = append(
-            transaction,
-            account,
-            &refusal.context,
-            refusal_description(refusal),
-        )
-        .await?;
-        for statement in event.statements() {
-            transaction
-                .execute(statement.sql, &statement.params)
-                .await?;
-        }
+        let event = append(account, &refusal.context, refusal_description(refusal))?;
+        let [next, insert] = event.statements();
+        let position = transaction.query(next.sql, &next.params).await?;
+        transaction.execute(insert.sql, &insert.params).await?;
+        event.complete(transaction, position).await?;
     }
     Ok(())
 }
@@ -843,6 +945,8 @@ pub(crate) async fn prune<T: SqlTransaction>(
     else {
         return Ok(0);
     };
+    // The leaves about to go must be in the head's stored frontier first.
+    fold(transaction, account).await?;
     let last = query_opt(
         transaction,
         "SELECT MAX(seq) FROM audit_events WHERE account_id = $1 AND event_time < $2",
@@ -1015,30 +1119,15 @@ pub async fn head<T: SqlTransaction>(
     session: &mut T,
     account: &AccountId,
 ) -> ScimResult<AuditHead> {
-    let row = query_opt(
-        session,
-        "SELECT size, frontier, root FROM audit_heads WHERE account_id = $1",
-        params![account.as_str()],
-    )
-    .await?;
-    let Some(mut row) = row else {
-        return Ok(AuditHead {
-            size: 0,
-            frontier: Vec::new(),
-            root: lower_hex(&merkle::empty_root()),
-        });
-    };
-    let size = u64::try_from(row.integer(0)?)
-        .map_err(|_| ScimError::internal("a negative audit trail size"))?;
-    let frontier = row.text(1)?;
+    let frontier = folded(session, account).await?.unwrap_or_default();
     Ok(AuditHead {
-        size,
+        size: frontier.size(),
         frontier: frontier
-            .as_bytes()
-            .chunks(64)
-            .map(|chunk| String::from_utf8_lossy(chunk).into_owned())
+            .hashes()
+            .iter()
+            .map(|hash| lower_hex(hash))
             .collect(),
-        root: row.text(2)?,
+        root: lower_hex(&frontier.root()),
     })
 }
 

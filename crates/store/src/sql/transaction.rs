@@ -206,15 +206,15 @@ pub trait SqlTransaction {
     fn lock(&mut self, lock: Lock<'_>) -> impl SqlFuture<()>;
 
     /// Ends a change: runs `statements` (its audit event's writes), then appends its
-    /// access-log entries, in order, as the last thing before its commit. They run on every
-    /// write while the account's audit head is locked (see `sql::audit`), so a backend that
-    /// can sends them all before it waits for any answer: PostgreSQL pipelines them on the
-    /// connection, one round trip where there were four.
+    /// access-log entries, in order, as the last thing before its commit, and returns the rows
+    /// each of `statements` answered. They run on every write while the account's audit head
+    /// is locked (see `sql::audit`), so a backend that can sends them all before it waits for
+    /// any answer: PostgreSQL pipelines them on the connection, one round trip for all.
     fn finish_change(
         &mut self,
         statements: &[SqlStatement<'_>],
         entries: &[LogEntry],
-    ) -> impl SqlFuture<()>;
+    ) -> impl SqlFuture<Vec<Vec<SqlRow>>>;
 
     /// Called before an import writes its records, which fill tables from empty.
     fn before_bulk_load(&mut self) -> impl SqlFuture<()>;
