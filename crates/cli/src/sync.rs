@@ -1,4 +1,4 @@
-//! `scimitar sync plan|apply|watch|status`: reconcile a source of identities into a SCIM
+//! `scimitar sync plan|apply|watch|status|resume`: reconcile a source of identities into a SCIM
 //! target (`scimitar-sync`). A job comes from a TOML file (`--config`), or, for one
 //! SCIM-to-SCIM sync, from flags (`--from URL --to URL`). Tokens come from files or the
 //! environment, never from the command line. The exit status says whether the target matches
@@ -6,11 +6,14 @@
 //! stopped the run. `watch` runs until SIGINT or SIGTERM and exits 0.
 
 use clap::{Args, Subcommand};
-use scimitar_domain::SystemClock;
+use scimitar_domain::{Clock, SystemClock};
 use scimitar_sync::config::{state_key, JobConfig, Policy, Profile, SourceConfig, WatchSettings};
 use scimitar_sync::run::TargetOutcome;
-use scimitar_sync::run::{run_all, FanOut, FanOutReport, Job, Mode, Report, Source, Target};
+use scimitar_sync::run::{
+    run_all, FanOut, FanOutReport, Job, Mode, Oversight, Report, Source, Target,
+};
 use scimitar_sync::scim::{RetryPolicy, ScimEndpoint, Secret};
+use scimitar_sync::trail::TargetRef;
 use scimitar_sync::watch::{trigger_of, Trigger, Turn, Watch};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -28,25 +31,38 @@ pub enum SyncCommand {
     /// feed (`follow_changes`), else every `[watch] interval_seconds`; until SIGINT or
     /// SIGTERM, which end it between runs. One process at a time runs a job.
     Watch(SyncArgs),
-    /// A job's latest runs, newest first: when, the outcome (applied, failed, stopped),
-    /// writes and failures.
+    /// A job's latest runs, newest first: when, the outcome (applied, failed, stopped,
+    /// error, resumed), writes and failures; whether it is quarantined, and who runs it now.
     Status(StatusArgs),
+    /// Lift a job's quarantine: `watch` runs it again at its next trigger.
+    Resume(JobArgs),
+}
+
+/// Which job, from its configuration file or by name and database.
+#[derive(Args)]
+pub struct JobArgs {
+    /// The job's TOML configuration: its name, state database, account and quarantine.
+    #[arg(long, env = "SCIMITAR_SYNC_CONFIG", conflicts_with_all = ["job", "database"])]
+    config: Option<PathBuf>,
+    /// The job's name (a job from flags is named `FROM -> TO`, as `plan` and `apply` print).
+    #[arg(long, required_unless_present = "config")]
+    job: Option<String>,
+    #[arg(long, env = "SCIMITAR_DATABASE_URL")]
+    database: Option<String>,
+    /// One of the job's `[[targets]]`, by name: each keeps its own run history and
+    /// quarantine. Without it, every target of the job's file.
+    #[arg(long, value_name = "NAME")]
+    target: Option<String>,
 }
 
 #[derive(Args)]
 pub struct StatusArgs {
-    /// The job's name (a job from flags is named `FROM -> TO`, as `plan` and `apply` print).
-    #[arg(long)]
-    job: String,
-    /// One of the job's `[[targets]]`, by name: each keeps its own run history.
-    #[arg(long)]
-    target: Option<String>,
-    #[arg(long, env = "SCIMITAR_DATABASE_URL")]
-    database: Option<String>,
+    #[command(flatten)]
+    which: JobArgs,
     /// How many runs.
     #[arg(long, default_value_t = 10)]
     limit: usize,
-    /// Print the runs, with their reports, as JSON.
+    /// Print the runs, with their reports, the quarantine and the lease, as JSON.
     #[arg(long)]
     json: bool,
 }
@@ -98,6 +114,7 @@ pub async fn run_command(command: SyncCommand) -> ExitCode {
         SyncCommand::Apply(args) => run_sync(Mode::Apply, &args).await,
         SyncCommand::Watch(args) => watch(&args).await.map(|()| 0),
         SyncCommand::Status(args) => status(&args).await.map(|()| 0),
+        SyncCommand::Resume(args) => resume(&args).await.map(|()| 0),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),
@@ -259,52 +276,247 @@ fn show(turn: &Turn, json: bool) {
             "another process runs this job ({}); standing by",
             holder.as_deref().unwrap_or("unknown")
         ),
+        Turn::Quarantined { target, quarantine } => eprintln!(
+            "{}quarantined after {} runs failed in a row ({}); next run at {}, or after \
+             `scimitar sync resume`",
+            target
+                .as_deref()
+                .map(|target| format!("target {target}: "))
+                .unwrap_or_default(),
+            quarantine.failures,
+            quarantine.last_error,
+            quarantine.next_run.to_rfc3339()
+        ),
     }
 }
 
-async fn status(args: &StatusArgs) -> Result<(), String> {
-    let database = args
-        .database
+/// A job as `status` and `resume` name it: its name, state database, targets (each with its
+/// name and URL, for the audit event) and oversight, from its file (no token is read) or from
+/// flags (the defaults).
+struct JobRef {
+    name: String,
+    database: String,
+    /// `(name, url)` of each target `status` and `resume` look at: the job's, or the one
+    /// `--target` names.
+    targets: Vec<(Option<String>, String)>,
+    oversight: Oversight,
+}
+
+fn job_ref(args: &JobArgs) -> Result<JobRef, String> {
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| format!("{}: {error}", path.display()))?;
+        let config =
+            JobConfig::parse(&text).map_err(|error| format!("{}: {error}", path.display()))?;
+        let mut targets: Vec<(Option<String>, String)> = config
+            .all_targets()
+            .into_iter()
+            .map(|target| (target.name.clone(), target.url.clone()))
+            .collect();
+        if let Some(name) = &args.target {
+            targets.retain(|(target, _)| target.as_ref() == Some(name));
+            if targets.is_empty() {
+                return Err(format!(
+                    "{}: job {} has no target named {name}",
+                    path.display(),
+                    config.job
+                ));
+            }
+        }
+        return Ok(JobRef {
+            name: config.job.clone(),
+            database: config.state_database.clone(),
+            targets,
+            oversight: oversight_of(&config),
+        });
+    }
+    let name = args
+        .job
         .clone()
-        .unwrap_or_else(|| crate::config::DEFAULT_DATABASE.to_string());
-    let store = scimitar_store::open(&database)
+        .ok_or("give --config FILE, or --job NAME")?;
+    // A job from flags is named `FROM -> TO`; without its file, a named target's URL is
+    // not known here.
+    let url = match &args.target {
+        Some(_) => "-".to_string(),
+        None => name.split(" -> ").nth(1).unwrap_or("-").to_string(),
+    };
+    Ok(JobRef {
+        targets: vec![(args.target.clone(), url)],
+        name,
+        database: args
+            .database
+            .clone()
+            .unwrap_or_else(|| crate::config::DEFAULT_DATABASE.to_string()),
+        oversight: Oversight::default(),
+    })
+}
+
+fn oversight_of(config: &JobConfig) -> Oversight {
+    Oversight {
+        account: config.account.clone(),
+        quarantine: config.watch.quarantine(),
+    }
+}
+
+/// The job and target as a line names them: `job j` or `job j target t`.
+fn named(job: &str, target: Option<&str>) -> String {
+    match target {
+        Some(target) => format!("job {job} target {target}"),
+        None => format!("job {job}"),
+    }
+}
+
+/// Lifts the quarantine of the target `--target` names, or of the job's one target; for a job
+/// of several targets without `--target`, of each of them that is quarantined.
+async fn resume(args: &JobArgs) -> Result<(), String> {
+    let job = job_ref(args)?;
+    let store = scimitar_store::open(&job.database)
         .await
         .map_err(|error| format!("the state database: {error}"))?;
-    let key = state_key(&args.job, args.target.as_deref());
+    let mut quarantined = job.targets.clone();
+    if quarantined.len() > 1 {
+        let mut held = Vec::new();
+        for (name, url) in quarantined {
+            let key = state_key(&job.name, name.as_deref());
+            let status =
+                scimitar_sync::quarantine::status(&*store, &key, &job.oversight.quarantine)
+                    .await
+                    .map_err(|error| error.to_string())?;
+            if status.is_some() {
+                held.push((name, url));
+            }
+        }
+        if held.is_empty() {
+            return Err(format!("no target of job {} is quarantined", job.name));
+        }
+        quarantined = held;
+    }
+    for (name, url) in &quarantined {
+        let target = TargetRef {
+            name: name.as_deref(),
+            url,
+        };
+        scimitar_sync::quarantine::resume(&*store, &SystemClock, &job.name, target, &job.oversight)
+            .await
+            .map_err(|error| error.to_string())?;
+        println!("{}: quarantine lifted", named(&job.name, name.as_deref()));
+    }
+    Ok(())
+}
+
+/// One target's status: its quarantine and latest runs, as JSON.
+async fn target_status(
+    store: &dyn scimitar_store::Store,
+    job: &JobRef,
+    target: Option<&str>,
+    limit: usize,
+) -> Result<serde_json::Value, String> {
+    let key = state_key(&job.name, target);
     let runs = store
-        .sync_runs(&key, args.limit)
+        .sync_runs(&key, limit)
+        .await
+        .map_err(|error| error.to_string())?;
+    let quarantine = scimitar_sync::quarantine::status(store, &key, &job.oversight.quarantine)
         .await
         .map_err(|error| error.to_string())?;
     let report = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap_or_default();
-    if args.json {
-        let runs: Vec<serde_json::Value> = runs
-            .iter()
-            .map(|run| {
-                serde_json::json!({
-                    "seq": run.seq,
-                    "started": run.started.to_rfc3339(),
-                    "ended": run.ended.to_rfc3339(),
-                    "outcome": run.outcome,
-                    "report": report(&run.report),
-                })
+    let runs: Vec<serde_json::Value> = runs
+        .iter()
+        .map(|run| {
+            serde_json::json!({
+                "seq": run.seq,
+                "started": run.started.to_rfc3339(),
+                "ended": run.ended.to_rfc3339(),
+                "outcome": run.outcome,
+                "report": report(&run.report),
             })
-            .collect();
-        let text = serde_json::to_string_pretty(&runs).map_err(|error| error.to_string())?;
+        })
+        .collect();
+    let quarantine = quarantine.as_ref().map(|quarantine| {
+        serde_json::json!({
+            "failures": quarantine.failures,
+            "lastError": quarantine.last_error,
+            "lastRun": quarantine.last_run.to_rfc3339(),
+            "nextRun": quarantine.next_run.to_rfc3339(),
+        })
+    });
+    let mut status = serde_json::json!({
+        "job": job.name,
+        "status": if quarantine.is_some() { "quarantined" } else { "active" },
+        "quarantine": quarantine,
+        "runs": runs,
+    });
+    if let Some(target) = target {
+        status["target"] = target.into();
+    }
+    Ok(status)
+}
+
+/// `status`: who runs the job now, and each target's quarantine and latest runs. With one
+/// target (a `[target]` job, or `--target`) the JSON is that target's status with the lease
+/// holder; with several, `{job, leaseHolder, targets: [...]}`.
+async fn status(args: &StatusArgs) -> Result<(), String> {
+    let job = job_ref(&args.which)?;
+    let store = scimitar_store::open(&job.database)
+        .await
+        .map_err(|error| format!("the state database: {error}"))?;
+    let holder = scimitar_sync::state::lease_holder(&*store, &job.name, SystemClock.now())
+        .await
+        .map_err(|error| error.to_string())?;
+    let mut sections = Vec::new();
+    for (target, _) in &job.targets {
+        sections.push(target_status(&*store, &job, target.as_deref(), args.limit).await?);
+    }
+    if args.json {
+        let status = match sections.as_mut_slice() {
+            [one] => {
+                one["leaseHolder"] = serde_json::json!(holder);
+                one.take()
+            }
+            _ => serde_json::json!({
+                "job": job.name,
+                "leaseHolder": holder,
+                "targets": sections,
+            }),
+        };
+        let text = serde_json::to_string_pretty(&status).map_err(|error| error.to_string())?;
         println!("{text}");
         return Ok(());
     }
-    if runs.is_empty() {
-        println!("no runs of {key}");
+    if let Some(holder) = &holder {
+        println!("job {}: run by {holder}", job.name);
     }
-    for run in &runs {
-        let report = report(&run.report);
+    for section in &sections {
+        print_target_status(&job.name, section);
+    }
+    Ok(())
+}
+
+/// One target's status as `target_status` made it, as lines.
+fn print_target_status(job: &str, section: &serde_json::Value) {
+    let name = named(job, section["target"].as_str());
+    match section["quarantine"].as_object() {
+        Some(quarantine) => println!(
+            "{name}: quarantined after {} runs failed in a row; next run at {}; last error: {}",
+            quarantine["failures"],
+            quarantine["nextRun"].as_str().unwrap_or("-"),
+            quarantine["lastError"].as_str().unwrap_or("-"),
+        ),
+        None => println!("{name}: active"),
+    }
+    let runs = section["runs"].as_array().map_or(&[][..], Vec::as_slice);
+    if runs.is_empty() {
+        println!("no runs of {name}");
+    }
+    for run in runs {
+        let report = &run["report"];
         let failures = report["failures"].as_array().map_or(0, Vec::len);
         println!(
             "#{} {} {} .. {}: {} writes, {failures} failed",
-            run.seq,
-            run.outcome,
-            run.started.to_rfc3339(),
-            run.ended.to_rfc3339(),
+            run["seq"],
+            run["outcome"].as_str().unwrap_or("-"),
+            run["started"].as_str().unwrap_or("-"),
+            run["ended"].as_str().unwrap_or("-"),
             report["writes"].as_u64().unwrap_or(0),
         );
         if let Some(stopped) = report["stopped"].as_str() {
@@ -315,7 +527,6 @@ async fn status(args: &StatusArgs) -> Result<(), String> {
             println!("    {error}");
         }
     }
-    Ok(())
 }
 
 /// A token from a file, else from an environment variable; never from argv.
@@ -411,10 +622,11 @@ pub fn job_from_file(path: &Path) -> Result<JobOf, String> {
             None => "target".to_string(),
         };
         let secret = token(target.token_file.as_deref(), variable, &what).map_err(in_file)?;
+        let limits = target.limits().map_err(in_file)?;
         targets.push(Target {
             name: target.name.clone(),
             endpoint: trusting(
-                ScimEndpoint::new(&target.url, secret, target.profile, retry),
+                ScimEndpoint::new(&target.url, secret, target.profile, retry).with_limits(limits),
                 target.ca_file.as_deref(),
             )
             .map_err(in_file)?,
@@ -427,6 +639,7 @@ pub fn job_from_file(path: &Path) -> Result<JobOf, String> {
         source,
         targets,
         policy: config.policy.clone(),
+        oversight: oversight_of(&config),
     };
     let trigger = trigger_of(&config.source, &config.watch, source_token.as_ref())
         .map_err(|error| in_file(error.to_string()))?;
@@ -469,6 +682,7 @@ fn job_of(args: &SyncArgs) -> Result<JobOf, String> {
             profile: target_profile,
             nested_groups: None,
             policy: Policy::default(),
+            oversight: Oversight::default(),
         };
         let database = args
             .database
@@ -607,6 +821,14 @@ fn log_turn(job: &str, turn: &Turn) {
         Turn::Failed { error, retry_in } => {
             tracing::warn!(%job, %error, retry_in_seconds = retry_in.as_secs(), "sync run failed")
         }
+        Turn::Quarantined { target, quarantine } => tracing::warn!(
+            %job,
+            target = target.as_deref().unwrap_or("-"),
+            failures = quarantine.failures,
+            last_error = %quarantine.last_error,
+            next_run = %quarantine.next_run.to_rfc3339(),
+            "sync target quarantined: it runs again at next_run, or after `scimitar sync resume`"
+        ),
         // The lease's changes of hands are logged by the watch itself, once each.
         Turn::StandingBy { .. } => {}
     }

@@ -152,9 +152,17 @@ fn sync_plans_then_applies_a_scim_to_scim_job_with_tokens_from_a_file_and_the_en
         .unwrap();
     assert!(status.status.success());
     let text = String::from_utf8_lossy(&status.stdout);
-    // The apply is the only run recorded: a plan writes nothing, not even its run.
-    assert_eq!(text.lines().count(), 1, "{text}");
-    assert!(text.starts_with("#1 applied"), "{text}");
+    // The job's status, then the apply, the only run recorded: a plan writes nothing, not
+    // even its run.
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert_eq!(
+        text.lines().next(),
+        Some(format!("job {job}: active").as_str())
+    );
+    assert!(
+        text.lines().nth(1).unwrap().starts_with("#1 applied"),
+        "{text}"
+    );
     assert!(text.contains("3 writes, 0 failed"), "{text}");
 }
 
@@ -612,4 +620,122 @@ fn serve_refuses_to_start_with_a_sync_job_that_does_not_parse() {
     let message = String::from_utf8_lossy(&output.stderr);
     assert!(message.contains("broken.toml"), "{message}");
     assert!(!message.contains("listening"), "{message}");
+}
+
+/// `status` and `resume` find the job, its state database and its quarantine settings in its
+/// file: a job never run is active, with no lease holder and no runs, and resuming a job that is
+/// not quarantined is refused, naming it.
+/// A job of several targets: `status` shows each target's quarantine and runs (each under its
+/// own state key), `--target` picks one, and `resume` names the target it refuses.
+#[test]
+fn sync_status_and_resume_look_at_each_target_of_a_job() {
+    let scratch = Scratch::new("sync-status-targets");
+    let binary = env!("CARGO_BIN_EXE_scimitar");
+    let config = scratch.path("job.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "job = \"hr\"\nstate_database = \"{}\"\n[source]\ntype = \"file\"\npath = \"x.csv\"\n\
+             [[targets]]\nname = \"a\"\nurl = \"http://127.0.0.1:9/scim/v2\"\n\
+             [[targets]]\nname = \"b\"\nurl = \"http://127.0.0.1:9/other/scim/v2\"\n",
+            scratch.sqlite("state.db")
+        ),
+    )
+    .unwrap();
+    let sync = |args: &[&str]| {
+        Command::new(binary)
+            .arg("sync")
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let status = sync(&["status", "--json"]);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["job"], "hr", "{status}");
+    let targets: Vec<_> = status["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|target| (target["target"].clone(), target["status"].clone()))
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            (serde_json::json!("a"), serde_json::json!("active")),
+            (serde_json::json!("b"), serde_json::json!("active"))
+        ]
+    );
+    let one = sync(&["status", "--json", "--target", "b"]);
+    let one: serde_json::Value = serde_json::from_slice(&one.stdout).unwrap();
+    assert_eq!(one["target"], "b", "{one}");
+    assert_eq!(one["status"], "active", "{one}");
+
+    let resume = sync(&["resume", "--target", "b"]);
+    assert_eq!(resume.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&resume.stderr);
+    assert!(
+        message.contains("job hr target b is not quarantined"),
+        "{message}"
+    );
+    let resume = sync(&["resume"]);
+    let message = String::from_utf8_lossy(&resume.stderr);
+    assert!(
+        message.contains("no target of job hr is quarantined"),
+        "{message}"
+    );
+    let unknown = sync(&["status", "--target", "zz"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&unknown.stderr);
+    assert!(message.contains("no target named zz"), "{message}");
+}
+
+#[test]
+fn sync_status_and_resume_take_the_jobs_file() {
+    let scratch = Scratch::new("sync-status");
+    let binary = env!("CARGO_BIN_EXE_scimitar");
+    let config = scratch.path("job.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "job = \"hr\"\nstate_database = \"{}\"\n[source]\ntype = \"file\"\npath = \"x.csv\"\n\
+             [target]\nurl = \"http://127.0.0.1:9/scim/v2\"\n\
+             [watch]\nquarantine_after_failures = 2\n",
+            scratch.sqlite("state.db")
+        ),
+    )
+    .unwrap();
+    let status = Command::new(binary)
+        .args(["sync", "status", "--json", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["job"], "hr", "{status}");
+    assert_eq!(status["status"], "active", "{status}");
+    assert_eq!(status["leaseHolder"], serde_json::Value::Null, "{status}");
+    assert_eq!(status["runs"], serde_json::json!([]), "{status}");
+
+    let resume = Command::new(binary)
+        .args(["sync", "resume", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(resume.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&resume.stderr).contains("job hr is not quarantined"),
+        "{}",
+        String::from_utf8_lossy(&resume.stderr)
+    );
 }

@@ -172,7 +172,9 @@ pub enum Change {
     },
     /// A `scimitar sync` run's record and what it changes in its job's state (mappings,
     /// watermark), in one transaction. Deployment bookkeeping keyed by the job's name, not a
-    /// tenant's state (the account it is applied under is not read): no audit event, no log.
+    /// tenant's state (the account it is applied under is not read): no event of its own, no
+    /// log; the run's actions are appended, in the same transaction, to the trail of the
+    /// account the job is attributed to ([`crate::SyncAudit`]).
     RecordSyncRun(Box<crate::SyncStateChange>),
     /// `scimitar sync watch`'s lease on a job, taken, renewed or given up (bookkeeping keyed by
     /// the job like [`Change::RecordSyncRun`]: no audit event, no log).

@@ -95,6 +95,7 @@ macro_rules! conformance_tests {
             oauth_secrets_are_capped_deleted_with_log_entries_and_go_with_deactivation,
             signing_keys_are_kept_newest_first_until_their_tokens_expire,
             sync_jobs_keep_their_mappings_watermark_and_runs_apart,
+            a_sync_runs_events_join_its_accounts_trail_with_its_record,
             a_sync_job_lease_is_held_by_one_owner_until_it_expires_or_is_released,
             federation_policies_are_unique_per_owner_updated_and_deleted_with_log_entries,
             an_exchanged_token_is_recorded_once_until_it_expires,

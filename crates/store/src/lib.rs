@@ -56,7 +56,10 @@ pub use governance::{
 pub use oauth::{OAuthSecret, SigningKey, StoredOAuthSecret};
 use scimitar_access::{ObjectType, SecurableType};
 pub use sql::write::RULE_SET_CHANGED;
-pub use sync_state::{SyncJobState, SyncLease, SyncMappingRow, SyncRunRecord, SyncStateChange};
+pub use sync_state::{
+    SyncAudit, SyncAuditEvent, SyncJobState, SyncLease, SyncMappingRow, SyncRunRecord,
+    SyncStateChange,
+};
 pub use transfer::{AssignmentRow, EntitlementRow, ImportRecord, MembershipRow, TokenRow};
 
 use async_trait::async_trait;

@@ -3,7 +3,9 @@
 //! job's name, not a tenant's data: a job runs for an operator and may move identities
 //! between services none of whose accounts live in this database. See `docs/design/sync.md`.
 
-use scimitar_domain::Timestamp;
+use crate::audit::{AuditContext, AuditTarget};
+use scimitar_domain::{AccountId, Timestamp};
+use serde_json::{Map, Value};
 
 /// One source object a job manages in its target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,8 +59,9 @@ pub struct SyncRunRecord {
 }
 
 /// What a run changes in its job's state, written with its run record in one transaction:
-/// mappings inserted or replaced, mappings removed, and the new watermark (`None`: kept).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// mappings inserted or replaced, mappings removed, the new watermark (`None`: kept), and the
+/// run's actions as audit events (`None`: no trail to write to).
+#[derive(Debug, Clone, PartialEq)]
 pub struct SyncStateChange {
     pub job: String,
     pub upserts: Vec<SyncMappingRow>,
@@ -66,4 +69,30 @@ pub struct SyncStateChange {
     pub removals: Vec<(String, String)>,
     pub watermark: Option<String>,
     pub run: SyncRunRecord,
+    pub audit: Option<SyncAudit>,
+}
+
+/// A run's actions in an account's audit trail, appended in the transaction that records the
+/// run, so the trail says exactly what the history says: both commit, or neither. The job's
+/// state stays keyed by the job; only these events belong to an account (the one the job is
+/// attributed to), numbered and hashed into its Merkle tree like every other event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncAudit {
+    pub account: AccountId,
+    pub events: Vec<SyncAuditEvent>,
+}
+
+/// One sync action as the trail records it, under the service `sync`. Made by the sync engine
+/// from what it did; it names the job, the target and the item, never a token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncAuditEvent {
+    /// Who acted (the job, as `sync-job:<name>`), when, and the event's id.
+    pub context: AuditContext,
+    /// `syncCreateUser`, `syncDeprovision`, `syncGuardStop`, `syncRunFailed`, ...
+    pub action_name: String,
+    pub request_params: Map<String, Value>,
+    pub targets: Vec<AuditTarget>,
+    /// 200 for an action done; for a failure, the target's status (or 502 when it gave none).
+    pub status_code: u16,
+    pub error_message: Option<String>,
 }

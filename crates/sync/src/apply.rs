@@ -2,10 +2,17 @@
 //! deactivations, deletions, in that order. Each item stands alone: one that fails is
 //! reported with the target's error and retried by the next run, and the others go on. The
 //! job's next state follows only what succeeded.
+//!
+//! The items of one group are independent of each other, so each group's requests are made
+//! concurrently, up to the target's `max_concurrency` ([`crate::pace`]); a group starts only
+//! when the one before it is done (memberships name what the creates made; deletions come
+//! last), and the answers are taken in the plan's order, so what a run decides and records is
+//! what a sequential run would.
 
 use crate::model::{Capabilities, JobState, Kind, Mapping, Ownership};
+use crate::pace::each_limited;
 use crate::plan::{MemberRef, Plan, Reason};
-use crate::scim::{Created, ScimEndpoint};
+use crate::scim::{Created, HttpFailure, ScimEndpoint};
 use serde::Serialize;
 
 /// One item that failed, with what the target said.
@@ -14,6 +21,22 @@ pub struct Failure {
     /// What was being done (`create user ada`).
     pub item: String,
     pub error: String,
+    /// The target's HTTP status, when it answered (for the audit event's response).
+    #[serde(skip)]
+    pub status: Option<u16>,
+}
+
+/// One thing a run did at the target (or to its state, for an adoption), as the audit trail
+/// records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Action {
+    /// The audit action: `syncCreateUser`, `syncAdopt`, `syncUpdate`, `syncChangeMembers`,
+    /// `syncDeactivate`, `syncDeprovision`, `syncDelete`.
+    pub name: &'static str,
+    pub kind: Kind,
+    pub source_id: String,
+    pub target_id: String,
+    pub label: String,
 }
 
 /// What applying a plan did.
@@ -24,6 +47,51 @@ pub struct Applied {
     pub failures: Vec<Failure>,
     /// Creates answered 409 and adopted: the object existed.
     pub adopted_on_conflict: usize,
+    /// What was done, in the plan's order.
+    #[serde(skip)]
+    pub actions: Vec<Action>,
+}
+
+impl Applied {
+    fn fail(&mut self, item: String, error: String, status: Option<u16>) {
+        tracing::warn!(%item, %error, "sync item failed");
+        self.failures.push(Failure {
+            item,
+            error,
+            status,
+        });
+    }
+
+    fn failed(&mut self, item: String, failure: HttpFailure) {
+        let status = failure.status;
+        self.fail(item, failure.to_string(), status);
+    }
+
+    fn did(
+        &mut self,
+        name: &'static str,
+        kind: Kind,
+        source_id: &str,
+        target_id: &str,
+        label: &str,
+    ) {
+        self.actions.push(Action {
+            name,
+            kind,
+            source_id: source_id.to_string(),
+            target_id: target_id.to_string(),
+            label: label.to_string(),
+        });
+    }
+}
+
+/// The audit action of a create of `kind`.
+fn create_action(kind: Kind) -> &'static str {
+    match kind {
+        Kind::User => "syncCreateUser",
+        Kind::Group => "syncCreateGroup",
+        Kind::ServicePrincipal => "syncCreateServicePrincipal",
+    }
 }
 
 /// Applies `plan`, returning what happened and the state to record. `now` is when
@@ -37,10 +105,7 @@ pub async fn apply(
 ) -> (Applied, JobState) {
     let mut applied = Applied::default();
     let mut next = state.clone();
-    let fail = |applied: &mut Applied, item: String, error: String| {
-        tracing::warn!(%item, %error, "sync item failed");
-        applied.failures.push(Failure { item, error });
-    };
+    let limit = target.limits().max_concurrency;
 
     for (kind, source_id) in &plan.forgotten {
         next.mappings.remove(&(*kind, source_id.clone()));
@@ -51,25 +116,35 @@ pub async fn apply(
         }
     }
     for ambiguity in &plan.ambiguities {
-        fail(
-            &mut applied,
+        applied.fail(
             format!("match {} {}", ambiguity.kind.as_str(), ambiguity.label),
             format!(
                 "{} target objects have the same {}: resolve by hand",
                 ambiguity.candidates.len(),
                 ambiguity.matched_by.as_str()
             ),
+            None,
         );
     }
 
-    for create in &plan.creates {
+    let created = plan
+        .creates
+        .iter()
+        .map(|create| target.create(create.kind, &create.attributes, create.active))
+        .collect();
+    let created = each_limited(created, limit).await;
+    for (create, answer) in plan.creates.iter().zip(created) {
         let item = format!("create {} {}", create.kind.as_str(), create.label);
-        match target
-            .create(create.kind, &create.attributes, create.active)
-            .await
-        {
+        match answer {
             Ok(Created::New(id)) => {
                 applied.writes += 1;
+                applied.did(
+                    create_action(create.kind),
+                    create.kind,
+                    &create.source_id,
+                    &id,
+                    &create.label,
+                );
                 next.mappings.insert(
                     (create.kind, create.source_id.clone()),
                     Mapping {
@@ -81,14 +156,21 @@ pub async fn apply(
             }
             Ok(Created::Existing(id)) => {
                 if let Some(owner) = next.owner_of(create.kind, &id) {
-                    fail(
-                        &mut applied,
+                    applied.fail(
                         item,
                         format!("the target object {id} it conflicts with is managed for source object {owner}"),
+                        Some(409),
                     );
                     continue;
                 }
                 applied.adopted_on_conflict += 1;
+                applied.did(
+                    "syncAdopt",
+                    create.kind,
+                    &create.source_id,
+                    &id,
+                    &create.label,
+                );
                 next.mappings.insert(
                     (create.kind, create.source_id.clone()),
                     Mapping {
@@ -98,10 +180,17 @@ pub async fn apply(
                     },
                 );
             }
-            Err(failure) => fail(&mut applied, item, failure.to_string()),
+            Err(failure) => applied.failed(item, failure),
         }
     }
     for adoption in &plan.adoptions {
+        applied.did(
+            "syncAdopt",
+            adoption.kind,
+            &adoption.source_id,
+            &adoption.target_id,
+            &adoption.label,
+        );
         next.mappings.insert(
             (adoption.kind, adoption.source_id.clone()),
             Mapping {
@@ -111,19 +200,33 @@ pub async fn apply(
             },
         );
     }
-    for update in &plan.updates {
-        match target
-            .update(update.kind, &update.target_id, &update.diffs, capabilities)
-            .await
-        {
-            Ok(()) => applied.writes += 1,
-            Err(failure) => fail(
-                &mut applied,
+    let updated = plan
+        .updates
+        .iter()
+        .map(|update| target.update(update.kind, &update.target_id, &update.diffs, capabilities))
+        .collect();
+    let updated = each_limited(updated, limit).await;
+    for (update, answer) in plan.updates.iter().zip(updated) {
+        match answer {
+            Ok(()) => {
+                applied.writes += 1;
+                applied.did(
+                    "syncUpdate",
+                    update.kind,
+                    &update.source_id,
+                    &update.target_id,
+                    &update.label,
+                );
+            }
+            Err(failure) => applied.failed(
                 format!("update {} {}", update.kind.as_str(), update.label),
-                failure.to_string(),
+                failure,
             ),
         }
     }
+
+    // Memberships name their members by target id, which the creates above may just have
+    // made: resolved now, in order, then written concurrently.
     let resolve = |next: &JobState, member: &MemberRef| -> Option<String> {
         member.target_id.clone().or_else(|| {
             let source_id = member.source_id.clone()?;
@@ -132,6 +235,7 @@ pub async fn apply(
                 .map(|mapping| mapping.target_id.clone())
         })
     };
+    let mut writes = Vec::new();
     for change in &plan.memberships {
         let item = format!("change members of group {}", change.label);
         let group_id = change.group_target_id.clone().or_else(|| {
@@ -140,7 +244,7 @@ pub async fn apply(
                 .map(|mapping| mapping.target_id.clone())
         });
         let Some(group_id) = group_id else {
-            fail(&mut applied, item, "the group was not created".into());
+            applied.fail(item, "the group was not created".into(), None);
             continue;
         };
         // A member whose create failed is left out (its failure is reported already) and
@@ -158,44 +262,96 @@ pub async fn apply(
         if add.is_empty() && remove.is_empty() {
             continue;
         }
-        match target
-            .change_members(&group_id, &add, &remove, capabilities)
-            .await
-        {
-            Ok(()) => applied.writes += 1,
-            Err(failure) => fail(&mut applied, item, failure.to_string()),
+        writes.push((change, item, group_id, add, remove));
+    }
+    let changed = writes
+        .iter()
+        .map(|(_, _, group_id, add, remove)| {
+            target.change_members(group_id, add, remove, capabilities)
+        })
+        .collect();
+    let changed = each_limited(changed, limit).await;
+    for ((change, item, group_id, _, _), answer) in writes.into_iter().zip(changed) {
+        match answer {
+            Ok(()) => {
+                applied.writes += 1;
+                applied.did(
+                    "syncChangeMembers",
+                    Kind::Group,
+                    &change.group_source_id,
+                    &group_id,
+                    &change.label,
+                );
+            }
+            Err(failure) => applied.failed(item, failure),
         }
     }
+
+    // Groups are retired, not deactivated: only their members change (above).
+    let deactivated = plan
+        .deactivations
+        .iter()
+        .filter(|item| item.kind.can_deactivate())
+        .map(|item| target.deactivate(item.kind, &item.target_id, capabilities))
+        .collect();
+    let mut deactivated = each_limited(deactivated, limit).await.into_iter();
     for item in &plan.deactivations {
-        if item.kind.can_deactivate() {
+        let answer = if item.kind.can_deactivate() {
+            deactivated.next()
+        } else {
+            None
+        };
+        if let Some(answer) = answer {
             let name = format!("deactivate {} {}", item.kind.as_str(), item.label);
-            match target
-                .deactivate(item.kind, &item.target_id, capabilities)
-                .await
-            {
+            match answer {
                 Ok(()) => applied.writes += 1,
                 Err(failure) => {
-                    fail(&mut applied, name, failure.to_string());
+                    applied.failed(name, failure);
                     continue;
                 }
             }
         }
+        // A suspension at the source is a deactivation; anything gone from it is a
+        // deprovisioning, which starts the grace period.
+        let action = match item.reason {
+            Reason::GoneFromSource => "syncDeprovision",
+            _ => "syncDeactivate",
+        };
+        applied.did(
+            action,
+            item.kind,
+            &item.source_id,
+            &item.target_id,
+            &item.label,
+        );
         if item.reason == Reason::GoneFromSource {
             if let Some(mapping) = next.mappings.get_mut(&(item.kind, item.source_id.clone())) {
                 mapping.deprovisioned_at = Some(now);
             }
         }
     }
-    for item in &plan.deletions {
-        match target.delete(item.kind, &item.target_id).await {
+    let deleted = plan
+        .deletions
+        .iter()
+        .map(|item| target.delete(item.kind, &item.target_id))
+        .collect();
+    let deleted = each_limited(deleted, limit).await;
+    for (item, answer) in plan.deletions.iter().zip(deleted) {
+        match answer {
             Ok(()) => {
                 applied.writes += 1;
+                applied.did(
+                    "syncDelete",
+                    item.kind,
+                    &item.source_id,
+                    &item.target_id,
+                    &item.label,
+                );
                 next.mappings.remove(&(item.kind, item.source_id.clone()));
             }
-            Err(failure) => fail(
-                &mut applied,
+            Err(failure) => applied.failed(
                 format!("delete {} {}", item.kind.as_str(), item.label),
-                failure.to_string(),
+                failure,
             ),
         }
     }

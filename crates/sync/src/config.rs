@@ -123,6 +123,9 @@ pub struct JobConfig {
     /// How `scimitar sync watch` waits between runs.
     #[serde(default)]
     pub watch: WatchSettings,
+    /// The account whose audit trail the job's actions join, in the state database (default:
+    /// its only account; none when it holds none). See `crate::trail`.
+    pub account: Option<String>,
 }
 
 /// `[watch]`: how `scimitar sync watch` decides when to run again. A source that follows
@@ -142,6 +145,11 @@ pub struct WatchSettings {
     /// watching one job never run it at once, and when the holder dies another takes over
     /// after this.
     pub lease_seconds: u64,
+    /// Runs failed wholly in a row (could not complete, or every write failed) that
+    /// quarantine the job; 0: never. See `crate::quarantine`.
+    pub quarantine_after_failures: u32,
+    /// While quarantined, the time between runs (until one succeeds or the job is resumed).
+    pub quarantine_interval_seconds: u64,
 }
 
 /// The shortest `interval_seconds`: a source is read whole each time.
@@ -153,6 +161,17 @@ impl Default for WatchSettings {
             interval_seconds: 300,
             max_backoff_seconds: 300,
             lease_seconds: 60,
+            quarantine_after_failures: 5,
+            quarantine_interval_seconds: 3600,
+        }
+    }
+}
+
+impl WatchSettings {
+    pub fn quarantine(&self) -> crate::quarantine::QuarantineSettings {
+        crate::quarantine::QuarantineSettings {
+            after_failures: self.quarantine_after_failures,
+            interval: std::time::Duration::from_secs(self.quarantine_interval_seconds),
         }
     }
 }
@@ -210,6 +229,26 @@ pub struct TargetConfig {
     /// A PEM file of the certificate authorities to trust for the target's HTTPS certificate,
     /// and only those (a private CA's); the public web's CAs when absent.
     pub ca_file: Option<PathBuf>,
+    /// Write requests in flight at once (default 4; 1: one after another). See `crate::pace`.
+    #[serde(default = "default_max_concurrency")]
+    pub max_concurrency: usize,
+    /// Requests started per second, reads and retries included (default: no limit).
+    pub max_requests_per_second: Option<f64>,
+}
+
+fn default_max_concurrency() -> usize {
+    crate::pace::DEFAULT_MAX_CONCURRENCY
+}
+
+impl TargetConfig {
+    pub fn limits(&self) -> Result<crate::pace::Limits, String> {
+        crate::pace::Limits::new(self.max_concurrency, self.max_requests_per_second).map_err(
+            |error| match &self.name {
+                None => format!("target.{error}"),
+                Some(name) => format!("target {name}: {error}"),
+            },
+        )
+    }
 }
 
 /// What kind of SCIM service a target is, beyond what its `/ServiceProviderConfig` says.
@@ -285,6 +324,12 @@ impl JobConfig {
                 "watch.interval_seconds is at least {MIN_WATCH_INTERVAL_SECONDS}, not {}",
                 job.watch.interval_seconds
             ));
+        }
+        for target in job.all_targets() {
+            target.limits()?;
+        }
+        if job.watch.quarantine_interval_seconds == 0 {
+            return Err("watch.quarantine_interval_seconds is at least 1, not 0".into());
         }
         if job.watch.lease_seconds < 5 {
             return Err(format!(
@@ -478,6 +523,63 @@ mod tests {
             let error = JobConfig::parse(&format!("{head}{targets}")).expect_err(targets);
             assert!(error.contains(refusal), "{targets}: {error}");
         }
+    }
+
+    #[test]
+    fn a_target_has_limits_and_a_job_an_account_and_a_quarantine() {
+        let job = JobConfig::parse(
+            "job = \"j\"\nstate_database = \"sqlite://x\"\naccount = \"acme\"\n\
+             [source]\ntype = \"file\"\npath = \"x.csv\"\n\
+             [target]\nurl = \"http://t\"\nmax_concurrency = 2\nmax_requests_per_second = 7.5\n\
+             [watch]\nquarantine_after_failures = 3\nquarantine_interval_seconds = 600\n",
+        )
+        .expect("parses");
+        assert_eq!(job.account.as_deref(), Some("acme"));
+        assert_eq!(
+            job.all_targets()[0].limits(),
+            Ok(crate::pace::Limits {
+                max_concurrency: 2,
+                max_requests_per_second: Some(7.5)
+            })
+        );
+        assert_eq!(job.watch.quarantine().after_failures, 3);
+        assert_eq!(job.watch.quarantine().interval.as_secs(), 600);
+        let defaults = JobConfig::parse(
+            "job = \"j\"\nstate_database = \"sqlite://x\"\n\
+             [source]\ntype = \"file\"\npath = \"x.csv\"\n[target]\nurl = \"http://t\"\n",
+        )
+        .expect("parses");
+        assert_eq!(
+            defaults.all_targets()[0].limits(),
+            Ok(crate::pace::Limits::default())
+        );
+        assert_eq!(
+            defaults.watch.quarantine(),
+            crate::quarantine::QuarantineSettings::default()
+        );
+        for bad in ["max_concurrency = 0", "max_requests_per_second = -1.0"] {
+            let error = JobConfig::parse(&format!(
+                "job = \"j\"\nstate_database = \"sqlite://x\"\n\
+                 [source]\ntype = \"file\"\npath = \"x.csv\"\n[target]\nurl = \"http://t\"\n{bad}\n"
+            ))
+            .expect_err("refused");
+            assert!(
+                error.contains(bad.split(' ').next().expect("a key")),
+                "{error}"
+            );
+        }
+        // Each of several targets has limits of its own, and a refusal names the target.
+        let error = JobConfig::parse(
+            "job = \"j\"\nstate_database = \"sqlite://x\"\n\
+             [source]\ntype = \"file\"\npath = \"x.csv\"\n\
+             [[targets]]\nname = \"a\"\nurl = \"http://a\"\nmax_concurrency = 1\n\
+             [[targets]]\nname = \"b\"\nurl = \"http://b\"\nmax_concurrency = 0\n",
+        )
+        .expect_err("refused");
+        assert!(
+            error.contains("target b") && error.contains("max_concurrency"),
+            "{error}"
+        );
     }
 
     #[test]

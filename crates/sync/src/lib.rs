@@ -14,13 +14,19 @@
 //! - [`file`]: a CSV or JSON Lines export as a source.
 //! - [`ldap`]: an LDAP directory (OpenLDAP, Active Directory) as a source, read by
 //!   `scimitar-ldap`.
-//! - [`apply`]: carries a plan out against a target, item by item, one failure never stopping
-//!   the others, and returns the run's report and the job's next state.
+//! - [`apply`]: carries a plan out against a target, item by item (independent items
+//!   concurrently, up to the target's limit), one failure never stopping the others, and
+//!   returns the run's report, what it did, and the job's next state.
+//! - [`pace`]: a target's limits: writes in flight at once, and requests per second.
 //! - [`state`]: the job's state and run history in Scimitar's database, through `Store`.
 //! - [`run`]: one `plan` or `apply` run, end to end.
 //! - [`feed`]: a Scimitar source's change feed, long-polled between runs.
 //! - [`watch`]: `watch`, runs again and again on the source's changes or an interval, one
 //!   process at a time per job (a lease in the state database).
+//! - [`quarantine`]: a job whose runs keep failing wholly is run only now and then, until a
+//!   run succeeds or an operator resumes it; read from the run history.
+//! - [`trail`]: a run's actions, guard stops, failures and quarantine as audit events of the
+//!   job's account, written with the run's record.
 //!
 //! Invariant: the planner decides everything; what follows it only carries the decision out.
 //! Nothing here knows Scimitar's HTTP server: Scimitar is one more SCIM endpoint to it.
@@ -31,11 +37,14 @@ pub mod feed;
 pub mod file;
 pub mod ldap;
 pub mod model;
+pub mod pace;
 pub mod plan;
+pub mod quarantine;
 pub mod render;
 pub mod run;
 pub mod scim;
 pub mod state;
+pub mod trail;
 pub mod watch;
 
 /// What can go wrong in a run as a whole (one item failing is not one of them: it is

@@ -38,6 +38,29 @@ pub struct Job {
     /// Overrides whether the target nests groups.
     pub nested_groups: Option<bool>,
     pub policy: Policy,
+    pub oversight: Oversight,
+}
+
+impl Job {
+    /// How audit events name this job's target: its base URL, and `name` among the job's
+    /// `[[targets]]` (none for a lone `[target]`).
+    pub fn target_ref<'a>(&'a self, name: Option<&'a str>) -> crate::trail::TargetRef<'a> {
+        crate::trail::TargetRef {
+            name,
+            url: self.target.base(),
+        }
+    }
+}
+
+/// How a job answers for what it does: whose audit trail its actions join
+/// ([`crate::trail`]), and when failing runs quarantine one of its targets
+/// ([`crate::quarantine`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Oversight {
+    /// The account whose trail the job's events join (`account` in the job's file); `None`:
+    /// the state database's only account.
+    pub account: Option<String>,
+    pub quarantine: crate::quarantine::QuarantineSettings,
 }
 
 /// One of a job's targets.
@@ -59,6 +82,8 @@ pub struct FanOut {
     pub source: Source,
     pub targets: Vec<Target>,
     pub policy: Policy,
+    /// The job's account and quarantine settings; each target is quarantined on its own.
+    pub oversight: Oversight,
 }
 
 impl FanOut {
@@ -71,6 +96,7 @@ impl FanOut {
             profile: target.profile,
             nested_groups: target.nested_groups,
             policy: self.policy.clone(),
+            oversight: self.oversight.clone(),
         }
     }
 
@@ -114,6 +140,7 @@ impl From<Job> for FanOut {
                 nested_groups: job.nested_groups,
             }],
             policy: job.policy,
+            oversight: job.oversight,
         }
     }
 }
@@ -444,6 +471,9 @@ async fn run_target(
     if mode == Mode::Plan {
         return Ok(report);
     }
+    // Before acting: a job whose events have no account to go to is a mistake to stop at
+    // now, not after the target has been written.
+    let account = crate::trail::account_of(store, job.oversight.account.as_deref()).await?;
     let (applied, mut after) = if report.stopped.is_some() {
         (Applied::default(), before.clone())
     } else {
@@ -459,6 +489,7 @@ async fn run_target(
     report.writes = applied.writes;
     report.adopted_on_conflict = applied.adopted_on_conflict;
     report.failures = applied.failures;
+    let actions = applied.actions;
     if report.stopped.is_none() && watermark.is_some() {
         after.watermark = watermark;
     }
@@ -470,7 +501,10 @@ async fn run_target(
         report: serde_json::to_string(&report)
             .map_err(|error| SyncError::Config(error.to_string()))?,
     };
-    state::record(store, &key, &before, &after, record).await?;
+    let events = crate::trail::of_run(&job.name, job.target_ref(target), &report, &actions);
+    let events = crate::trail::for_run(store, job, target, &record, events).await?;
+    let audit = crate::trail::audit(clock, &job.name, account, events);
+    state::record(store, &key, &before, &after, record, audit).await?;
     Ok(report)
 }
 

@@ -88,6 +88,10 @@ pub struct ScimEndpoint {
     retry: RetryPolicy,
     /// Page size for list reads.
     pub page_size: usize,
+    /// How many writes `apply` has in flight at once, and the rate `pacer` keeps.
+    limits: crate::pace::Limits,
+    /// Shared by every clone, so the rate holds for the target whoever calls it.
+    pacer: std::sync::Arc<crate::pace::Pacer>,
 }
 
 /// What the result of a create was: a new object, or an existing one (a 409 matched).
@@ -191,7 +195,26 @@ impl ScimEndpoint {
             client,
             retry,
             page_size: 100,
+            limits: crate::pace::Limits::default(),
+            pacer: std::sync::Arc::new(crate::pace::Pacer::new(None)),
         }
+    }
+
+    /// The same endpoint held to `limits` (`[target] max_concurrency`,
+    /// `max_requests_per_second`).
+    pub fn with_limits(mut self, limits: crate::pace::Limits) -> ScimEndpoint {
+        self.pacer = std::sync::Arc::new(crate::pace::Pacer::new(limits.max_requests_per_second));
+        self.limits = limits;
+        self
+    }
+
+    pub fn limits(&self) -> crate::pace::Limits {
+        self.limits
+    }
+
+    /// The base URL, which names the target in reports and audit events (it holds no secret).
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     /// One request, retried on 429 and 503 (honouring `Retry-After`) and on a connection
@@ -206,6 +229,7 @@ impl ScimEndpoint {
         let mut backoff = self.retry.first_backoff;
         let mut attempt = 1;
         loop {
+            self.pacer.ready().await;
             let mut request = self
                 .client
                 .request(method.clone(), &url)

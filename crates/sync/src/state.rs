@@ -6,7 +6,9 @@
 use crate::model::{JobState, Kind, Mapping, Ownership};
 use crate::SyncResult;
 use scimitar_domain::{AccountId, ScimError, Timestamp};
-use scimitar_store::{Change, Store, SyncLease, SyncMappingRow, SyncRunRecord, SyncStateChange};
+use scimitar_store::{
+    Change, Store, SyncAudit, SyncLease, SyncMappingRow, SyncRunRecord, SyncStateChange,
+};
 
 /// The account a sync record is applied under. The store does not read it (a job's state is
 /// keyed by the job, not by a tenant), but `Store::apply` names one.
@@ -40,14 +42,15 @@ pub async fn load(store: &dyn Store, job: &str) -> SyncResult<JobState> {
     Ok(state)
 }
 
-/// Records a run: its outcome and report, and the difference between the state it started
-/// from and the one it ends with.
+/// Records a run: its outcome and report, the difference between the state it started from
+/// and the one it ends with, and its audit events (`crate::trail`), in one transaction.
 pub async fn record(
     store: &dyn Store,
     job: &str,
     before: &JobState,
     after: &JobState,
     run: SyncRunRecord,
+    audit: Option<SyncAudit>,
 ) -> SyncResult<()> {
     let upserts = after
         .mappings
@@ -77,6 +80,7 @@ pub async fn record(
         removals,
         watermark,
         run,
+        audit,
     };
     store
         .apply(

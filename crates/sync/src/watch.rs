@@ -15,7 +15,9 @@
 //!
 //! Each run reads the source once and runs every target of the job from it ([`run_all`]); a
 //! target that cannot be run is recorded as `error` in its own history and retried after the
-//! back-off while the others are applied.
+//! back-off while the others are applied. A target quarantined ([`crate::quarantine`]) is left
+//! out of the runs until its quarantine interval has passed, and the waits are cut short when
+//! it is due; the job's other targets run on every trigger.
 //!
 //! Two processes watching one job never run it at once: each run, and each wait, is done
 //! holding the job's lease in the state database, renewed every third of its length; a process
@@ -24,10 +26,12 @@
 
 use crate::config::state_key;
 use crate::feed::{ChangeFeed, MAX_POLL};
-use crate::run::{run_all, FanOut, FanOutReport, Mode, Report, TargetOutcome};
+use crate::quarantine::Quarantine;
+use crate::run::{run_all, FanOut, FanOutReport, Job, Mode, Report, Target, TargetOutcome};
 use crate::{state, SyncError, SyncResult};
 use scimitar_domain::{Clock, Timestamp};
 use scimitar_store::{Store, SyncRunRecord};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 use tokio::sync::watch::Receiver;
@@ -76,6 +80,13 @@ pub enum Turn {
     Failed { error: String, retry_in: Duration },
     /// Another process holds the job's lease: this one waits, then tries again.
     StandingBy { holder: Option<String> },
+    /// One of the job's targets (`target`: its name among `[[targets]]`) is quarantined: it
+    /// is left out of the job's runs until `quarantine.next_run` (or until resumed). Seen
+    /// once per quarantined run, not on every look while waiting.
+    Quarantined {
+        target: Option<String>,
+        quarantine: Quarantine,
+    },
 }
 
 /// A name for this process as a lease holder: the host (from `HOSTNAME`, when set), the
@@ -128,6 +139,8 @@ impl Watch {
         // Whether this process runs the job: each change is one line of the log, so an
         // operator of several nodes sees which runs it.
         let mut holding = false;
+        // The quarantines already shown, per target: each is shown once, not on every look.
+        let mut announced: BTreeMap<Option<String>, Quarantine> = BTreeMap::new();
         while !stopping(&stop) {
             match lease.take(store, clock).await {
                 Ok(true) => {
@@ -166,6 +179,31 @@ impl Watch {
                     continue;
                 }
             }
+            // A quarantined target is left out of the job's runs until its interval has
+            // passed; the others run on every trigger. With every target quarantined, the
+            // wait is looked at again every half lease, so an operator's resume is seen soon.
+            let (job, held) = self.runnable(store, clock).await;
+            for (target, _, quarantine) in &held {
+                if announced.get(target) != Some(quarantine) {
+                    announced.insert(target.clone(), quarantine.clone());
+                    observe(&Turn::Quarantined {
+                        target: target.clone(),
+                        quarantine: quarantine.clone(),
+                    });
+                }
+            }
+            // The next quarantined target's run bounds every wait below.
+            let next_due = held.iter().map(|(_, wait, _)| *wait).min();
+            if job.targets.is_empty() {
+                let wait = next_due
+                    .unwrap_or(MIN_INTERVAL)
+                    .min(self.lease / 2)
+                    .max(MIN_INTERVAL);
+                if self.holding_lease(store, clock, pause(&stop, wait)).await {
+                    break;
+                }
+                continue;
+            }
             // The source's token before the run: a change after it triggers the next run.
             let seen = match &self.trigger {
                 Trigger::Changes { feed, .. } => feed.current().await.ok(),
@@ -173,28 +211,20 @@ impl Watch {
             };
             let started = clock.now();
             let outcome = self
-                .holding_lease(store, clock, run_all(&self.job, store, clock, Mode::Apply))
+                .holding_lease(store, clock, run_all(&job, store, clock, Mode::Apply))
                 .await;
-            let failed = self.failures_of(outcome, &mut observe);
+            let failed = self.failures_of(&job, outcome, &mut observe);
             let retry_in = if failed.is_empty() {
                 backoff = FIRST_BACKOFF;
                 None
             } else {
-                // Every target runs again after the back-off; those that were applied find
-                // nothing to do, and their record says so.
+                // Every target that could run runs again after the back-off; those that were
+                // applied find nothing to do, and their record says so.
                 let retry_in = backoff;
                 backoff = (backoff * 2).min(self.max_backoff.max(FIRST_BACKOFF));
                 for (target, error) in failed {
-                    record_error(
-                        store,
-                        clock,
-                        &self.job.name,
-                        target.as_deref(),
-                        started,
-                        &error,
-                    )
-                    .await;
-                    let error = match target {
+                    record_error(store, clock, &job.job_for(target), target, started, &error).await;
+                    let error = match &target.name {
                         Some(target) => format!("target {target}: {error}"),
                         None => error,
                     };
@@ -205,18 +235,21 @@ impl Watch {
             if stopping(&stop) {
                 break;
             }
+            let bound = |wait: Duration| match next_due {
+                Some(due) => wait.min(due).max(MIN_INTERVAL),
+                None => wait.max(MIN_INTERVAL),
+            };
             let stopped_in_wait = match (retry_in, &self.trigger) {
                 (Some(retry_in), _) => {
-                    self.holding_lease(store, clock, pause(&stop, retry_in))
+                    self.holding_lease(store, clock, pause(&stop, bound(retry_in)))
                         .await
                 }
                 (None, Trigger::Interval(interval)) => {
-                    let interval = (*interval).max(MIN_INTERVAL);
-                    self.holding_lease(store, clock, pause(&stop, interval))
+                    self.holding_lease(store, clock, pause(&stop, bound(*interval)))
                         .await
                 }
                 (None, Trigger::Changes { feed, interval }) => {
-                    let interval = (*interval).max(MIN_INTERVAL);
+                    let interval = bound(*interval);
                     let wait = self.wait_for_change(feed, seen, interval, &stop);
                     self.holding_lease(store, clock, wait).await
                 }
@@ -231,22 +264,23 @@ impl Watch {
         }
     }
 
-    /// Shows each target's completed run, and returns the targets whose run could not
-    /// complete with their errors (every target when the source could not be read).
-    fn failures_of(
+    /// Shows each target's completed run, and returns the targets of `job` (the targets this
+    /// run ran) whose run could not complete, with their errors (every one of them when the
+    /// source could not be read).
+    fn failures_of<'job>(
         &self,
+        job: &'job FanOut,
         outcome: SyncResult<FanOutReport>,
         observe: &mut impl FnMut(&Turn),
-    ) -> Vec<(Option<String>, String)> {
+    ) -> Vec<(&'job Target, String)> {
         let report = match outcome {
             Ok(report) => report,
             Err(error) => {
                 let error = error.to_string();
-                return self
-                    .job
+                return job
                     .targets
                     .iter()
-                    .map(|target| (target.name.clone(), error.clone()))
+                    .map(|target| (target, error.clone()))
                     .collect();
             }
         };
@@ -254,10 +288,45 @@ impl Watch {
         for outcome in report.targets {
             match outcome {
                 TargetOutcome::Ran(report) => observe(&Turn::Ran(report)),
-                TargetOutcome::Failed { target, error, .. } => failed.push((target, error)),
+                TargetOutcome::Failed { target, error, .. } => {
+                    if let Some(target) = job.targets.iter().find(|one| one.name == target) {
+                        failed.push((target, error));
+                    }
+                }
             }
         }
         failed
+    }
+
+    /// The job as this turn runs it: without the targets that are quarantined and not yet
+    /// due, which are returned with the time until they are and their quarantine. A target
+    /// whose history cannot be read runs (the run then finds out what is wrong).
+    async fn runnable(
+        &self,
+        store: &dyn Store,
+        clock: &dyn Clock,
+    ) -> (FanOut, Vec<(Option<String>, Duration, Quarantine)>) {
+        let settings = &self.job.oversight.quarantine;
+        let mut job = self.job.clone();
+        let mut held = Vec::new();
+        let mut runnable = Vec::new();
+        for target in std::mem::take(&mut job.targets) {
+            let key = state_key(&self.job.name, target.name.as_deref());
+            let quarantine = match crate::quarantine::status(store, &key, settings).await {
+                Ok(quarantine) => quarantine,
+                Err(error) => {
+                    tracing::warn!(%key, %error, "cannot read the target's runs");
+                    None
+                }
+            };
+            let wait = crate::quarantine::wait_before_run(quarantine.as_ref(), clock.now());
+            match (quarantine, wait) {
+                (Some(quarantine), Some(wait)) => held.push((target.name, wait, quarantine)),
+                _ => runnable.push(target),
+            }
+        }
+        job.targets = runnable;
+        (job, held)
     }
 
     /// This process's hold on the job.
@@ -326,19 +395,21 @@ impl Watch {
     }
 }
 
-/// Records a run that could not complete in the job's history (outcome `error`, the error as
-/// its report), so `scimitar sync status` shows it; the state itself is left as it was.
+/// Records a target's run that could not complete in its history (outcome `error`, the error as
+/// its report), so `scimitar sync status` shows it, with its audit events (a failed run, and
+/// the quarantine it may start); the state itself is left as it was.
 async fn record_error(
     store: &dyn Store,
     clock: &dyn Clock,
-    job: &str,
-    target: Option<&str>,
+    job: &Job,
+    target: &Target,
     started: Timestamp,
     error: &str,
 ) {
-    let mut report = serde_json::json!({"job": job, "mode": "apply", "error": error});
-    if let Some(target) = target {
-        report["target"] = target.into();
+    let name = target.name.as_deref();
+    let mut report = serde_json::json!({"job": job.name, "mode": "apply", "error": error});
+    if let Some(name) = name {
+        report["target"] = name.into();
     }
     let record = SyncRunRecord {
         seq: 0,
@@ -348,9 +419,24 @@ async fn record_error(
         report: report.to_string(),
     };
     let unchanged = crate::model::JobState::default();
-    let key = state_key(job, target);
-    if let Err(failure) = state::record(store, &key, &unchanged, &unchanged, record).await {
-        tracing::warn!(%job, error = %failure, "could not record the failed run");
+    let key = state_key(&job.name, name);
+    let audit = async {
+        let account = crate::trail::account_of(store, job.oversight.account.as_deref()).await?;
+        let events = vec![crate::trail::of_error(
+            &job.name,
+            job.target_ref(name),
+            error,
+        )];
+        let events = crate::trail::for_run(store, job, name, &record, events).await?;
+        Ok::<_, SyncError>(crate::trail::audit(clock, &job.name, account, events))
+    };
+    // The run's record matters more than its events: it is kept even when they cannot be made.
+    let audit = audit.await.unwrap_or_else(|failure| {
+        tracing::warn!(job = %job.name, error = %failure, "the failed run's audit events");
+        None
+    });
+    if let Err(failure) = state::record(store, &key, &unchanged, &unchanged, record, audit).await {
+        tracing::warn!(%key, error = %failure, "could not record the failed run");
     }
 }
 

@@ -16,10 +16,13 @@ use scimitar_store::SharedStore;
 use scimitar_sync::config::{Policy, Profile};
 use scimitar_sync::feed::ChangeFeed;
 use scimitar_sync::model::{Kind, Ownership};
+use scimitar_sync::pace::Limits;
+use scimitar_sync::quarantine::QuarantineSettings;
 use scimitar_sync::run::{
-    job_state, run, run_all, FanOut, Job, Mode, Report, Source, Target, TargetOutcome,
+    job_state, run, run_all, FanOut, Job, Mode, Oversight, Report, Source, Target, TargetOutcome,
 };
 use scimitar_sync::scim::{RetryPolicy, ScimEndpoint, Secret};
+use scimitar_sync::trail::TargetRef;
 use scimitar_sync::watch::{apply_once, JobLease, Trigger, Turn, Watch};
 use scimitar_sync::SyncError;
 use serde_json::{json, Value};
@@ -36,24 +39,35 @@ struct Scimitar {
     address: String,
     token: String,
     client: reqwest::Client,
+    /// Its database, which a job may keep its state in (as a deployment's own jobs do).
+    store: SharedStore,
+    account: scimitar_domain::AccountId,
     _shutdown: oneshot::Sender<()>,
     _directory: tempfile::TempDir,
 }
 
 impl Scimitar {
     async fn start() -> Scimitar {
+        Scimitar::start_with(None).await
+    }
+
+    /// A Scimitar that evaluates and delivers audit alerts with `alerts`.
+    async fn start_with(alerts: Option<scimitar_app::alerts::AlertSettings>) -> Scimitar {
         let directory = tempfile::tempdir().expect("a temporary directory");
         let url = format!("sqlite://{}/db.sqlite", directory.path().display());
         let store = scimitar_store::open(&url).await.expect("the store opens");
-        let services = Services::new(store, Arc::new(SystemClock), Arc::new(RandomIds));
+        let services = Services::new(store.clone(), Arc::new(SystemClock), Arc::new(RandomIds));
         let bootstrap = services
             .bootstrap()
             .await
             .expect("bootstrap succeeds")
             .expect("an empty database is bootstrapped");
-        let application = Application::bind("127.0.0.1:0", services)
+        let mut application = Application::bind("127.0.0.1:0", services)
             .await
             .expect("binds a free port");
+        if let Some(alerts) = alerts {
+            application = application.with_alerts(alerts);
+        }
         let address = format!("http://{}", application.local_addr().expect("an address"));
         let (shutdown, stopped) = oneshot::channel::<()>();
         tokio::spawn(application.run_until(async move {
@@ -63,6 +77,8 @@ impl Scimitar {
             address,
             token: bootstrap.admin_token.expose().to_string(),
             client: reqwest::Client::new(),
+            store,
+            account: bootstrap.account.id,
             _shutdown: shutdown,
             _directory: directory,
         }
@@ -235,6 +251,7 @@ fn job(source: &Scimitar, target: ScimEndpoint, groups: &[&str]) -> Job {
             groups: groups.iter().map(|g| g.to_string()).collect(),
             ..Policy::default()
         },
+        oversight: Oversight::default(),
     }
 }
 
@@ -502,6 +519,22 @@ struct Faults {
     /// PATCH and PUT requests passed on.
     patches: AtomicUsize,
     puts: AtomicUsize,
+    /// Every request received, and how many were in the proxy at once, at most.
+    requests: AtomicUsize,
+    in_flight: Arc<AtomicUsize>,
+    max_in_flight: AtomicUsize,
+    /// Writes are held this long (milliseconds) before they are passed on, so that
+    /// concurrent ones overlap.
+    write_delay_ms: std::sync::atomic::AtomicU64,
+}
+
+/// One request inside the proxy, counted out however it leaves.
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl FaultProxy {
@@ -518,6 +551,14 @@ impl FaultProxy {
                     .await
                     .unwrap_or_default();
                 let write = parts.method != axum::http::Method::GET;
+                faults.requests.fetch_add(1, Ordering::SeqCst);
+                let now_in = faults.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                let _in_flight = InFlight(faults.in_flight.clone());
+                faults.max_in_flight.fetch_max(now_in, Ordering::SeqCst);
+                let delay = faults.write_delay_ms.load(Ordering::SeqCst);
+                if write && delay > 0 {
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                }
                 let reply = |status: u16, text: String| {
                     axum::response::Response::builder()
                         .status(status)
@@ -833,6 +874,7 @@ async fn a_json_lines_export_is_a_source() {
         profile: Profile::Generic,
         nested_groups: None,
         policy: Policy::default(),
+        oversight: Oversight::default(),
     };
     let report = apply(&job, &state).await;
     assert_eq!(report.exit_code(), 0, "{:#?}", report.failures);
@@ -934,6 +976,7 @@ async fn an_ldap_directory_is_a_source_with_nesting_flattened_and_disabled_users
         profile: Profile::Generic,
         nested_groups: Some(false),
         policy: Policy::default(),
+        oversight: Oversight::default(),
     };
     let report = apply(&job, &state).await;
     assert_eq!(report.exit_code(), 0, "{:#?}", report.failures);
@@ -999,6 +1042,11 @@ impl Watching {
                         Turn::Ran(_) => "ran failed".to_string(),
                         Turn::Failed { error, .. } => format!("error {error}"),
                         Turn::StandingBy { .. } => "standby".into(),
+                        Turn::Quarantined {
+                            target: Some(target),
+                            ..
+                        } => format!("quarantined {target}"),
+                        Turn::Quarantined { target: None, .. } => "quarantined".into(),
                     };
                     seen.lock().expect("lock").push(line);
                 })
@@ -1198,6 +1246,7 @@ fn file_job(path: std::path::PathBuf, target: &Scimitar) -> Job {
         profile: Profile::Generic,
         nested_groups: None,
         policy: Policy::default(),
+        oversight: Oversight::default(),
     }
 }
 
@@ -1414,6 +1463,7 @@ fn fan_out(source: &Scimitar, generic: ScimEndpoint, workspace: ScimEndpoint) ->
             groups: vec!["eng-all".into()],
             ..Policy::default()
         },
+        oversight: Oversight::default(),
     }
 }
 
@@ -1520,6 +1570,107 @@ async fn a_job_fans_out_to_two_targets(state: StateDatabase) {
     state.close().await;
 }
 
+/// The `sync` events of an account's trail, as stored.
+async fn sync_events(store: &SharedStore, account: &scimitar_domain::AccountId) -> Vec<Value> {
+    store
+        .audit_events(account, 0, 10_000)
+        .await
+        .expect("the trail")
+        .iter()
+        .map(|event| serde_json::from_str::<Value>(&event.text).expect("an event"))
+        .filter(|event| event["service_name"] == "sync")
+        .collect()
+}
+
+fn actions_of(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|event| {
+            event["action_name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+fn count(actions: &[String], action: &str) -> usize {
+    actions.iter().filter(|name| *name == action).count()
+}
+
+/// An account in the state database, as a Scimitar deployment's database holds one: the trail
+/// the job's events join.
+async fn account_in(state: &StateDatabase) -> scimitar_domain::AccountId {
+    let services = Services::new(
+        state.store.clone(),
+        Arc::new(SystemClock),
+        Arc::new(RandomIds),
+    );
+    services
+        .bootstrap()
+        .await
+        .expect("bootstrap succeeds")
+        .expect("an empty database is bootstrapped")
+        .account
+        .id
+}
+
+/// Every action of a run is an audit event of the state database's account, attributed to the
+/// job, naming the target and the item and never a token; the guard's stop is one too; and the
+/// trail still verifies.
+async fn a_runs_actions_are_audit_events_of_the_job(state: StateDatabase) {
+    let account = account_in(&state).await;
+    let source = seeded_source().await;
+    let target = Scimitar::start().await;
+    let job = job(
+        &source,
+        target.endpoint(GENERIC, Profile::Generic),
+        &["eng-all"],
+    );
+    assert_eq!(apply(&job, &state).await.exit_code(), 0);
+    let events = sync_events(&state.store, &account).await;
+    let actions = actions_of(&events);
+    assert_eq!(count(&actions, "syncCreateUser"), 3, "{actions:?}");
+    assert_eq!(count(&actions, "syncCreateGroup"), 2, "{actions:?}");
+    assert_eq!(count(&actions, "syncChangeMembers"), 2, "{actions:?}");
+    let ada = target.id_of("Users", "userName", "ada").await;
+    let created = events
+        .iter()
+        .find(|event| event["targets"][0]["id"] == json!(ada))
+        .expect("ada's create");
+    assert_eq!(created["action_name"], "syncCreateUser");
+    assert_eq!(created["request_params"]["label"], "ada");
+    assert_eq!(created["request_params"]["kind"], "user");
+    for event in &events {
+        assert_eq!(event["user_identity"]["principal_id"], "sync-job:test-job");
+        assert_eq!(event["request_params"]["job"], "test-job");
+        assert_eq!(
+            event["request_params"]["target"],
+            json!(format!("{}{GENERIC}", target.address))
+        );
+        let text = event.to_string();
+        assert!(!text.contains(&target.token) && !text.contains(&source.token));
+    }
+
+    // Every user leaves the source: the guard stops the run, and says so in the trail.
+    for name in ["ada", "bob", "carol"] {
+        let id = source.id_of("Users", "userName", name).await;
+        source.delete("Users", &id).await;
+    }
+    let stopped = apply(&job, &state).await;
+    assert!(stopped.stopped.is_some());
+    let events = sync_events(&state.store, &account).await;
+    let last = events.last().expect("events");
+    assert_eq!(last["action_name"], "syncGuardStop");
+    assert_eq!(last["response"]["status_code"], 409);
+    assert_eq!(last["request_params"]["deprovisions"], 3);
+    let verified = scimitar_store::audit::verify_trail(&*state.store, &account, None)
+        .await
+        .expect("verifies");
+    assert_eq!(verified.problem, None);
+    state.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_fans_out_to_two_targets_and_one_down_never_stops_the_other_with_state_in_sqlite() {
     a_job_fans_out_to_two_targets(StateDatabase::sqlite().await).await;
@@ -1611,6 +1762,172 @@ async fn watch_applies_the_target_that_is_up_and_retries_the_one_that_is_down() 
     state.close().await;
 }
 
+/// Quarantine is per target: in a watch of two targets, the one that is down fails its runs
+/// and is quarantined (its own history, events naming it, its quarantine under
+/// `fan-out/workspace`) while the other keeps being applied on every change; resumed once it is
+/// back, it catches up.
+async fn one_target_is_quarantined_while_the_other_keeps_running(state: StateDatabase) {
+    let account = account_in(&state).await;
+    let source = seeded_source().await;
+    let generic = Scimitar::start().await;
+    let workspace = Scimitar::start().await;
+    let proxy = FaultProxy::start(&workspace.address).await;
+    proxy.faults.down.store(true, Ordering::SeqCst);
+    let workspace_url = format!("{}{DATABRICKS}", proxy.address);
+    let mut job = fan_out(
+        &source,
+        generic.endpoint(GENERIC, Profile::Generic),
+        endpoint(&workspace_url, &workspace.token, Profile::Databricks),
+    );
+    job.oversight.quarantine = QuarantineSettings {
+        after_failures: 2,
+        interval: Duration::from_secs(3600),
+    };
+    let oversight = job.oversight.clone();
+    let watch = Watch {
+        job,
+        trigger: Trigger::Changes {
+            feed: feed_of(&source),
+            interval: Duration::from_secs(3600),
+        },
+        max_backoff: Duration::from_secs(2),
+        lease: Duration::from_secs(6),
+        owner: "test".into(),
+    };
+    let running = Watching::start(watch, state.store.clone());
+    eventually("the workspace target is quarantined", || async {
+        running
+            .turns()
+            .contains(&"quarantined workspace".to_string())
+    })
+    .await;
+    let quarantined = scimitar_sync::quarantine::status(
+        &*state.store,
+        "fan-out/workspace",
+        &oversight.quarantine,
+    )
+    .await
+    .expect("the status")
+    .expect("quarantined");
+    assert_eq!(quarantined.failures, 2);
+    assert_eq!(
+        scimitar_sync::quarantine::status(&*state.store, "fan-out/generic", &oversight.quarantine)
+            .await
+            .expect("the status"),
+        None
+    );
+
+    // Quarantined, the workspace target is left out; the generic one runs on every change.
+    let dora = source.create_user("dora").await;
+    let platform = source.id_of("Groups", "displayName", "platform").await;
+    source
+        .patch(
+            "Groups",
+            &platform,
+            json!([{"op": "add", "path": "members", "value": [{"value": dora}]}]),
+        )
+        .await;
+    eventually(
+        "dora joins platform at the target that is not quarantined",
+        || async { generic.member_names("platform").await == ["ADA", "BOB", "DORA"] },
+    )
+    .await;
+    let workspace_runs = state
+        .store
+        .sync_runs("fan-out/workspace", 10)
+        .await
+        .expect("runs");
+    let outcomes: Vec<&str> = workspace_runs
+        .iter()
+        .map(|run| run.outcome.as_str())
+        .collect();
+    assert_eq!(outcomes, ["error", "error"]);
+    let generic_runs = state.store.sync_runs("fan-out/generic", 100).await.unwrap();
+    assert!(generic_runs.len() >= 2, "{generic_runs:?}");
+    assert!(generic_runs.iter().all(|run| run.outcome == "applied"));
+
+    // The trail says which target failed and which was quarantined.
+    let events = sync_events(&state.store, &account).await;
+    let about = |action: &str| -> Vec<String> {
+        events
+            .iter()
+            .filter(|event| event["action_name"] == action)
+            .map(|event| {
+                event["request_params"]["targetName"]
+                    .as_str()
+                    .unwrap_or("-")
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(about("syncRunFailed"), ["workspace", "workspace"]);
+    assert_eq!(about("syncQuarantined"), ["workspace"]);
+    let created = about("syncCreateUser");
+    assert!(!created.is_empty() && created.iter().all(|name| name == "generic"));
+    let quarantine_event = events
+        .iter()
+        .find(|event| event["action_name"] == "syncQuarantined")
+        .expect("the quarantine's event");
+    assert_eq!(
+        quarantine_event["request_params"]["target"],
+        json!(workspace_url)
+    );
+
+    // Resumed once it is back, the workspace target catches up; the generic one was never
+    // quarantined, so resuming it is refused, naming it.
+    proxy.faults.down.store(false, Ordering::SeqCst);
+    scimitar_sync::quarantine::resume(
+        &*state.store,
+        &SystemClock,
+        "fan-out",
+        TargetRef {
+            name: Some("workspace"),
+            url: &workspace_url,
+        },
+        &oversight,
+    )
+    .await
+    .expect("resumed");
+    let refused = scimitar_sync::quarantine::resume(
+        &*state.store,
+        &SystemClock,
+        "fan-out",
+        TargetRef {
+            name: Some("generic"),
+            url: "-",
+        },
+        &oversight,
+    )
+    .await
+    .expect_err("not quarantined");
+    assert!(refused.to_string().contains("target generic"), "{refused}");
+    // The next trigger (a change at the source) runs both targets again.
+    source.create_user("erin").await;
+    eventually("the resumed target catches up", || async {
+        workspace.members_if_any("platform").await == ["ADA", "BOB", "DORA"]
+    })
+    .await;
+    running.stop().await;
+    let verified = scimitar_store::audit::verify_trail(&*state.store, &account, None)
+        .await
+        .expect("verifies");
+    assert_eq!(verified.problem, None);
+    state.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_target_is_quarantined_while_the_other_keeps_running_with_state_in_sqlite() {
+    one_target_is_quarantined_while_the_other_keeps_running(StateDatabase::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_target_is_quarantined_while_the_other_keeps_running_with_state_in_postgres() {
+    let Some(state) = StateDatabase::postgres().await else {
+        return;
+    };
+    one_target_is_quarantined_while_the_other_keeps_running(state).await;
+}
+
 /// The deletion guard stops one target's plan only: `generic` (run alone first with every
 /// source user in scope) would deactivate three of the eight objects it manages when the scope
 /// narrows to `eng-all`, so its part stops; `workspace`, new to the job, is applied; status 1.
@@ -1673,6 +1990,7 @@ fn one_target_of_a_job_is_picked_by_name() {
         source: Source::File("x.jsonl".into()),
         targets: vec![target("a"), target("b")],
         policy: Policy::default(),
+        oversight: Oversight::default(),
     };
     let only = job.clone().only("b").expect("b is a target");
     assert_eq!(only.targets.len(), 1);
@@ -1689,12 +2007,339 @@ fn one_target_of_a_job_is_picked_by_name() {
         profile: Profile::Generic,
         nested_groups: None,
         policy: Policy::default(),
+        oversight: Oversight::default(),
     }
     .into();
     assert!(
         single.only("a").is_err(),
         "a [target] job has no named target"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runs_actions_are_audit_events_of_the_job_with_state_in_sqlite() {
+    a_runs_actions_are_audit_events_of_the_job(StateDatabase::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runs_actions_are_audit_events_of_the_job_with_state_in_postgres() {
+    if let Some(state) = StateDatabase::postgres().await {
+        a_runs_actions_are_audit_events_of_the_job(state).await;
+    }
+}
+
+/// A webhook receiver on loopback that keeps the bodies it is posted.
+struct Receiver {
+    url: String,
+    bodies: Arc<Mutex<Vec<String>>>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let kept = bodies.clone();
+        let router = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |body: String| {
+                let kept = kept.clone();
+                async move {
+                    kept.lock().expect("lock").push(body);
+                    axum::http::StatusCode::OK
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let address = listener.local_addr().expect("an address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Receiver {
+            url: format!("http://{address}/hook"),
+            bodies,
+            _stop: stop,
+        }
+    }
+
+    fn bodies(&self) -> Vec<String> {
+        self.bodies.lock().expect("lock").clone()
+    }
+}
+
+/// A job whose state is a Scimitar deployment's own database: its events are served by the
+/// audit API (`service_name=sync`), and an alert rule matching the job's failures (a filter on
+/// the service and the status) posts the guard's stop to a webhook.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guard_stop_raises_an_alert_and_the_jobs_events_are_served_by_the_audit_api() {
+    let alerts = scimitar_app::alerts::AlertSettings {
+        poll_interval: Duration::from_millis(50),
+        retry_base: Duration::from_millis(20),
+        retry_max: Duration::from_millis(200),
+        ..scimitar_app::alerts::AlertSettings::default()
+    };
+    let deployment = Scimitar::start_with(Some(alerts)).await;
+    let receiver = Receiver::start().await;
+    let rule = deployment
+        .client
+        .post(format!("{}/api/2.0/audit/alert-rules", deployment.address))
+        .bearer_auth(&deployment.token)
+        .json(&json!({
+            "name": "sync-failures",
+            "kind": "event_filter",
+            "filter": "service_name eq \"sync\" and response.status_code ge 400",
+            "webhook": {"url": receiver.url},
+        }))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(rule.status().as_u16(), 200, "{:?}", rule.text().await);
+
+    let source = seeded_source().await;
+    let job = job(
+        &source,
+        deployment.endpoint(GENERIC, Profile::Generic),
+        &["eng-all"],
+    );
+    let state = &*deployment.store;
+    let first = run(&job, state, &SystemClock, Mode::Apply)
+        .await
+        .expect("runs");
+    assert_eq!(first.exit_code(), 0, "{:#?}", first.failures);
+    for name in ["ada", "bob", "carol"] {
+        let id = source.id_of("Users", "userName", name).await;
+        source.delete("Users", &id).await;
+    }
+    let stopped = run(&job, state, &SystemClock, Mode::Apply)
+        .await
+        .expect("runs");
+    assert!(stopped.stopped.is_some());
+
+    eventually("the guard's stop is posted to the webhook", || async {
+        receiver
+            .bodies()
+            .iter()
+            .any(|body| body.contains("syncGuardStop"))
+    })
+    .await;
+    // Only the failure fired: the creates answered 200.
+    assert!(receiver
+        .bodies()
+        .iter()
+        .all(|body| !body.contains("syncCreateUser")));
+
+    let page: Value = deployment
+        .client
+        .get(format!(
+            "{}/api/2.0/audit/events?service_name=sync&limit=100",
+            deployment.address
+        ))
+        .bearer_auth(&deployment.token)
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("a page");
+    let actions = actions_of(page["events"].as_array().expect("events"));
+    assert_eq!(count(&actions, "syncCreateUser"), 3, "{page}");
+    assert_eq!(count(&actions, "syncGuardStop"), 1, "{page}");
+    assert_eq!(
+        scimitar_store::audit::verify_trail(state, &deployment.account, None)
+            .await
+            .expect("verifies")
+            .problem,
+        None
+    );
+}
+
+/// A target down for every run: after `quarantine_after_failures` runs failed in a row the job
+/// is quarantined (its status says so with the last error, and the trail has the failures and
+/// the quarantine), `watch` stops running it, and once an operator resumes it the next run
+/// applies and the quarantine is gone.
+async fn a_failing_target_is_quarantined_until_resumed(state: StateDatabase) {
+    let account = account_in(&state).await;
+    let source = seeded_source().await;
+    let target = Scimitar::start().await;
+    let proxy = FaultProxy::start(&target.address).await;
+    proxy.faults.down.store(true, Ordering::SeqCst);
+    let target_url = format!("{}{GENERIC}", proxy.address);
+    let mut job = job(
+        &source,
+        endpoint(&target_url, &target.token, Profile::Generic),
+        &["eng-all"],
+    );
+    job.oversight.quarantine = QuarantineSettings {
+        after_failures: 2,
+        interval: Duration::from_secs(3600),
+    };
+    let oversight = job.oversight.clone();
+    let trigger = Trigger::Interval(Duration::from_secs(3600));
+    let running = Watching::start(watching(job, trigger, "test"), state.store.clone());
+    eventually("the job is quarantined", || async {
+        running.turns().contains(&"quarantined".to_string())
+    })
+    .await;
+    // Quarantined: the watch waits out the interval and runs nothing more.
+    let runs = state.store.sync_runs("test-job", 10).await.expect("runs");
+    let outcomes: Vec<&str> = runs.iter().map(|run| run.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["error", "error"]);
+    let quarantine =
+        scimitar_sync::quarantine::status(&*state.store, "test-job", &oversight.quarantine)
+            .await
+            .expect("the status")
+            .expect("quarantined");
+    assert_eq!(quarantine.failures, 2);
+    assert!(quarantine.last_error.contains("502"), "{quarantine:?}");
+    let actions = actions_of(&sync_events(&state.store, &account).await);
+    assert_eq!(
+        actions,
+        ["syncRunFailed", "syncRunFailed", "syncQuarantined"]
+    );
+
+    proxy.faults.down.store(false, Ordering::SeqCst);
+    scimitar_sync::quarantine::resume(
+        &*state.store,
+        &SystemClock,
+        "test-job",
+        TargetRef {
+            name: None,
+            url: &target_url,
+        },
+        &oversight,
+    )
+    .await
+    .expect("resumed");
+    eventually("the resumed job runs and applies", || async {
+        running.turns().last().map(String::as_str) == Some("ran applied")
+    })
+    .await;
+    assert_eq!(target.member_names("platform").await, ["ADA", "BOB"]);
+    assert_eq!(
+        scimitar_sync::quarantine::status(&*state.store, "test-job", &oversight.quarantine)
+            .await
+            .expect("the status"),
+        None
+    );
+    // Nothing is quarantined now: a second resume is refused, naming the job.
+    let refused = scimitar_sync::quarantine::resume(
+        &*state.store,
+        &SystemClock,
+        "test-job",
+        TargetRef {
+            name: None,
+            url: &target_url,
+        },
+        &oversight,
+    )
+    .await
+    .expect_err("not quarantined");
+    assert!(refused.to_string().contains("test-job"), "{refused}");
+    running.stop().await;
+    let actions = actions_of(&sync_events(&state.store, &account).await);
+    assert_eq!(count(&actions, "syncResumed"), 1, "{actions:?}");
+    assert_eq!(count(&actions, "syncQuarantined"), 1, "{actions:?}");
+    state.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_target_is_quarantined_until_resumed_with_state_in_sqlite() {
+    a_failing_target_is_quarantined_until_resumed(StateDatabase::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_target_is_quarantined_until_resumed_with_state_in_postgres() {
+    if let Some(state) = StateDatabase::postgres().await {
+        a_failing_target_is_quarantined_until_resumed(state).await;
+    }
+}
+
+/// A source of twelve users, all in `team`.
+async fn wide_source() -> Scimitar {
+    let source = Scimitar::start().await;
+    let mut ids = Vec::new();
+    for index in 0..12 {
+        ids.push(source.create_user(&format!("user{index:02}")).await);
+    }
+    let members: Vec<&str> = ids.iter().map(String::as_str).collect();
+    source.create_group("team", &members).await;
+    source
+}
+
+/// One apply of the wide source into a fresh target behind a proxy held to `limits`: the
+/// report, the proxy's counts, the target (for its contents), and how long the run took.
+async fn limited_apply(
+    source: &Scimitar,
+    limits: Limits,
+    write_delay_ms: u64,
+) -> (Report, FaultProxy, Scimitar, Duration) {
+    let state = StateDatabase::sqlite().await;
+    let target = Scimitar::start().await;
+    let proxy = FaultProxy::start(&target.address).await;
+    proxy
+        .faults
+        .write_delay_ms
+        .store(write_delay_ms, Ordering::SeqCst);
+    let endpoint = endpoint(
+        &format!("{}{GENERIC}", proxy.address),
+        &target.token,
+        Profile::Generic,
+    )
+    .with_limits(limits);
+    let job = job(source, endpoint, &[]);
+    let begun = std::time::Instant::now();
+    let report = apply(&job, &state).await;
+    let took = begun.elapsed();
+    state.close().await;
+    (report, proxy, target, took)
+}
+
+/// A target's `max_concurrency` bounds the writes in flight (the proxy holds each a while, so
+/// that concurrent ones overlap), `max_requests_per_second` paces every request (a lower bound
+/// on the time only), and a concurrent run ends exactly as a sequential one does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_is_written_concurrently_up_to_its_limit_and_paced_to_its_rate() {
+    let source = wide_source().await;
+    let (concurrent, proxy, target, _) =
+        limited_apply(&source, Limits::new(3, None).expect("limits"), 150).await;
+    assert_eq!(concurrent.exit_code(), 0, "{:#?}", concurrent.failures);
+    let most = proxy.faults.max_in_flight.load(Ordering::SeqCst);
+    assert!(most <= 3, "{most} requests in flight at once");
+    assert!(most >= 2, "the creates were not made concurrently");
+
+    let (sequential, proxy, sequential_target, _) =
+        limited_apply(&source, Limits::new(1, None).expect("limits"), 20).await;
+    assert_eq!(proxy.faults.max_in_flight.load(Ordering::SeqCst), 1);
+    assert_eq!(sequential.writes, concurrent.writes);
+    assert_eq!(sequential.failures, concurrent.failures);
+    assert_eq!(sequential.plan.creates, concurrent.plan.creates);
+    assert_eq!(
+        sequential.adopted_on_conflict,
+        concurrent.adopted_on_conflict
+    );
+    // The same target: every user, and the group with all of them (target ids differ).
+    assert_eq!(
+        target.member_names("team").await,
+        sequential_target.member_names("team").await
+    );
+    assert_eq!(target.member_names("team").await.len(), 12);
+    assert_eq!(target.find("Users", "userName", "user07").await.len(), 1);
+
+    let rate = 20.0;
+    let (paced, proxy, _, took) =
+        limited_apply(&source, Limits::new(4, Some(rate)).expect("limits"), 0).await;
+    assert_eq!(paced.exit_code(), 0, "{:#?}", paced.failures);
+    let requests = proxy.faults.requests.load(Ordering::SeqCst);
+    assert!(requests > 13, "{requests}");
+    // Every request to the target waited its turn: the run took at least the paced time.
+    let paced_time = Duration::from_secs_f64((requests - 1) as f64 / rate);
+    assert!(took >= paced_time, "{requests} requests in {took:?}");
 }
 
 /// A TLS front for a plain service on loopback, with a certificate a private CA issued for

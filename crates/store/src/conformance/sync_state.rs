@@ -33,6 +33,7 @@ fn run_of(
             outcome: "applied".into(),
             report: "{\"creates\":1}".into(),
         },
+        audit: None,
     }))
 }
 
@@ -88,6 +89,79 @@ pub async fn sync_jobs_keep_their_mappings_watermark_and_runs_apart(stores: &mut
     let other = store.sync_state("other").await.unwrap();
     assert_eq!(other.mappings[0].target_id, "x");
     assert_eq!(other.watermark, None);
+    assert_eq!(store.audit_head(&nobody).await.unwrap().size, 0);
+}
+
+/// A run's audit events join the trail of the account its job is attributed to, in order, in
+/// the run's transaction, under the service `sync`, with the job as the actor; the trail still
+/// verifies, and the account the record is applied under gets none.
+pub async fn a_sync_runs_events_join_its_accounts_trail_with_its_record(stores: &mut Stores) {
+    use crate::audit::{AuditContext, AuditTarget, UserIdentity};
+    use crate::{SyncAudit, SyncAuditEvent};
+    let store = &*stores.fresh().await;
+    let nobody = AccountId::new("-");
+    let account = AccountId::new("acme");
+    let event = |id: &str, action: &str, status_code: u16| SyncAuditEvent {
+        context: AuditContext {
+            event_id: id.into(),
+            event_time: Some(Timestamp::from_micros(15)),
+            user_identity: Some(UserIdentity {
+                principal_id: "sync-job:hr".into(),
+                credential_kind: "operator".into(),
+                credential_id: None,
+            }),
+            ..AuditContext::default()
+        },
+        action_name: action.into(),
+        request_params: serde_json::json!({"job": "hr", "target": "http://t/scim/v2"})
+            .as_object()
+            .cloned()
+            .unwrap(),
+        targets: vec![AuditTarget {
+            kind: "User".into(),
+            id: "t1".into(),
+            display_name: Some("ada".into()),
+            modified_properties: Vec::new(),
+        }],
+        status_code,
+        error_message: (status_code != 200).then(|| "injected".to_string()),
+    };
+    let Change::RecordSyncRun(mut change) =
+        run_of("hr", vec![mapping("user", "s1", "t1")], vec![], None)
+    else {
+        unreachable!()
+    };
+    change.audit = Some(SyncAudit {
+        account: account.clone(),
+        events: vec![
+            event("e1", "syncCreateUser", 200),
+            event("e2", "syncRunFailed", 500),
+        ],
+    });
+    store
+        .apply(&nobody, Change::RecordSyncRun(change))
+        .await
+        .unwrap();
+    assert_eq!(store.sync_runs("hr", 10).await.unwrap().len(), 1);
+    let events = store.audit_events(&account, 0, 10).await.unwrap();
+    let events: Vec<serde_json::Value> = events
+        .iter()
+        .map(|event| serde_json::from_str(&event.text).unwrap())
+        .collect();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["service_name"], "sync");
+    assert_eq!(events[0]["action_name"], "syncCreateUser");
+    assert_eq!(events[0]["user_identity"]["principal_id"], "sync-job:hr");
+    assert_eq!(events[0]["request_params"]["job"], "hr");
+    assert_eq!(events[0]["targets"][0]["id"], "t1");
+    assert_eq!(events[1]["action_name"], "syncRunFailed");
+    assert_eq!(events[1]["response"]["status_code"], 500);
+    assert_eq!(events[1]["seq"], 2);
+    let verified = crate::audit::verify_trail(store, &account, None)
+        .await
+        .unwrap();
+    assert_eq!(verified.problem, None);
+    assert_eq!(verified.events, 2);
     assert_eq!(store.audit_head(&nobody).await.unwrap().size, 0);
 }
 

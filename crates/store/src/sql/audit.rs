@@ -203,7 +203,8 @@ fn moved_members(steps: &[MembershipStep]) -> Vec<&str> {
 
 /// What a change records; `None` for the writes that are bookkeeping rather than state anyone
 /// made: when tokens were last used, the deployment's checkpoint key, and an account's OAuth
-/// signing keys (made by whichever node signs first after a rotation period), and sync jobs' state.
+/// signing keys (made by whichever node signs first after a rotation period), and sync jobs' state
+/// (a run appends the events of its own actions instead: [`append_sync_events`]).
 pub(crate) fn describe(change: &Change, before: Option<&Principal>) -> Option<Description> {
     let described = |service_name: &str, action_name: &str, request_params, targets| Description {
         service_name: service_name.to_string(),
@@ -921,6 +922,33 @@ pub(crate) async fn append_refusals<T: SqlTransaction>(
         let position = transaction.query(next.sql, &next.params).await?;
         transaction.execute(insert.sql, &insert.params).await?;
         event.complete(transaction, position).await?;
+    }
+    Ok(())
+}
+
+/// Appends a sync run's events to the trail of the account its job is attributed to, in order,
+/// inside the transaction that records the run, each under the service `sync`: each event's
+/// two statements (its position, its row) then its completion, as [`append_refusals`] does.
+pub(crate) async fn append_sync_events<T: SqlTransaction>(
+    transaction: &mut T,
+    audit: &crate::SyncAudit,
+) -> ScimResult<()> {
+    for event in &audit.events {
+        let description = Description {
+            service_name: "sync".to_string(),
+            action_name: event.action_name.clone(),
+            request_params: event.request_params.clone(),
+            targets: event.targets.clone(),
+            response: AuditResponse {
+                status_code: event.status_code,
+                error_message: event.error_message.clone(),
+            },
+        };
+        let pending = append(&audit.account, &event.context, description)?;
+        let [next, insert] = pending.statements();
+        let position = transaction.query(next.sql, &next.params).await?;
+        transaction.execute(insert.sql, &insert.params).await?;
+        pending.complete(transaction, position).await?;
     }
     Ok(())
 }

@@ -124,7 +124,8 @@ pub async fn runs<T: SqlTransaction>(
 
 /// [`crate::Change::RecordSyncRun`]: the job's row is written first (on PostgreSQL its row
 /// lock orders two runs of one job that commit at once), then the mappings, then the run,
-/// numbered after the job's last.
+/// numbered after the job's last, and last the run's audit events, if any (the account's
+/// head is taken after every other lock, as every change takes it: see `sql::audit`).
 pub async fn record_run<T: SqlTransaction>(
     transaction: &mut T,
     change: &SyncStateChange,
@@ -186,5 +187,8 @@ pub async fn record_run<T: SqlTransaction>(
             ],
         )
         .await?;
+    if let Some(audit) = &change.audit {
+        crate::sql::audit::append_sync_events(transaction, audit).await?;
+    }
     Ok(())
 }
