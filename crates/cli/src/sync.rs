@@ -541,6 +541,14 @@ fn token(file: Option<&Path>, variable: &str, what: &str) -> Result<Secret, Stri
         .map_err(|_| format!("no {what} token: give a token file or set {variable}"))
 }
 
+/// The endpoint, trusting only the CAs of `ca_file` when the job names one.
+fn trusting(endpoint: ScimEndpoint, ca_file: Option<&Path>) -> Result<ScimEndpoint, String> {
+    match ca_file {
+        Some(ca_file) => endpoint.trusting_only(ca_file),
+        None => Ok(endpoint),
+    }
+}
+
 fn profile(name: &str) -> Result<Profile, String> {
     match name {
         "generic" => Ok(Profile::Generic),
@@ -571,12 +579,14 @@ pub fn job_from_file(path: &Path) -> Result<JobOf, String> {
             url,
             token_file,
             token_env,
+            ca_file,
             ..
         } => {
             let variable = token_env.as_deref().unwrap_or("SCIMITAR_SYNC_FROM_TOKEN");
             let secret = token(token_file.as_deref(), variable, "source").map_err(in_file)?;
             source_token = Some(secret.clone());
-            Source::Scim(ScimEndpoint::new(url, secret, Profile::Generic, retry))
+            let endpoint = ScimEndpoint::new(url, secret, Profile::Generic, retry);
+            Source::Scim(trusting(endpoint, ca_file.as_deref()).map_err(in_file)?)
         }
         SourceConfig::File { path } => Source::File(path.clone()),
         SourceConfig::Ldap {
@@ -615,8 +625,11 @@ pub fn job_from_file(path: &Path) -> Result<JobOf, String> {
         let limits = target.limits().map_err(in_file)?;
         targets.push(Target {
             name: target.name.clone(),
-            endpoint: ScimEndpoint::new(&target.url, secret, target.profile, retry)
-                .with_limits(limits),
+            endpoint: trusting(
+                ScimEndpoint::new(&target.url, secret, target.profile, retry).with_limits(limits),
+                target.ca_file.as_deref(),
+            )
+            .map_err(in_file)?,
             profile: target.profile,
             nested_groups: target.nested_groups,
         });

@@ -455,3 +455,80 @@ fn a_pruned_postgres_trail_still_verifies_and_catches_a_tampered_kept_event() {
         std::panic::resume_unwind(panic);
     }
 }
+
+/// `audit tail -f` keeps printing: events appended by another process after it started are
+/// printed as they come, each once, in order.
+#[test]
+fn audit_tail_follow_prints_events_appended_after_it_started() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    let scratch = Scratch::new("audit-tail");
+    let database = scratch.sqlite("db.sqlite");
+    succeeded(scimitar(&["token", "create", "--database", &database]));
+    let account = succeeded(scimitar(&["account", "list", "--database", &database]));
+    let account = account.split('\t').next().unwrap().trim().to_string();
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_scimitar"))
+        .env("SCIMITAR_LOG", "error")
+        .env_remove("SCIMITAR_DATABASE_URL")
+        .args([
+            "audit",
+            "tail",
+            "-f",
+            "--json",
+            "-n",
+            "1",
+            "--interval",
+            "100ms",
+            "--database",
+            &database,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let (lines, received) = std::sync::mpsc::channel();
+    let stdout = follower.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if lines.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    // It prints the last event there is first (`-n 1`): once that is out, it has read where
+    // the trail ends, and what is appended next is new to it.
+    let first = received
+        .recv_timeout(Duration::from_secs(60))
+        .expect("tail printed the last event");
+    let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let mut last_seq = first["audit_seq"].as_u64().unwrap();
+    for name in ["followed-1", "followed-2"] {
+        succeeded(scimitar(&[
+            "workspace",
+            "create",
+            "--database",
+            &database,
+            "--account",
+            &account,
+            name,
+        ]));
+    }
+    let mut workspaces = Vec::new();
+    while workspaces.len() < 2 {
+        let line = received
+            .recv_timeout(Duration::from_secs(60))
+            .expect("tail -f printed the new events");
+        let row: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let seq = row["audit_seq"].as_u64().unwrap();
+        assert_eq!(seq, last_seq + 1, "each event once, in order: {line}");
+        last_seq = seq;
+        if row["action_name"] == "createWorkspace" {
+            workspaces.push(row["request_params"].to_string());
+        }
+    }
+    follower.kill().unwrap();
+    let _ = follower.wait();
+    assert!(workspaces[0].contains("followed-1"), "{workspaces:?}");
+    assert!(workspaces[1].contains("followed-2"), "{workspaces:?}");
+}

@@ -21,8 +21,10 @@
 //! from a file or the environment and it is never part of what is printed or logged.
 
 mod dn;
+mod range;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tls;
 
 pub use dn::normalize as normalize_dn;
 
@@ -30,6 +32,7 @@ use ldap3::adapters::{EntriesOnly, PagedResults};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
 use serde::Deserialize;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Whose conventions the directory follows: the default filters and attribute names.
@@ -50,8 +53,21 @@ pub enum Flavor {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DirectoryConfig {
-    /// `ldap://host:port` or `ldapi://` (a Unix socket). (No TLS yet.)
+    /// `ldaps://host:port` (TLS), `ldap://host:port` (with `starttls`, or plain on loopback or
+    /// with `allow_insecure`), or `ldapi://` (a Unix socket).
     pub url: String,
+    /// Upgrade an `ldap://` connection to TLS (StartTLS, RFC 4511 section 4.14) before the
+    /// bind; a directory that cannot is an error, never a fallback to plain text.
+    #[serde(default)]
+    pub starttls: bool,
+    /// A PEM file of the certificate authorities to trust for the directory's certificate,
+    /// and only those (a private CA's); the system's trust store when absent.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Accept plain `ldap://` to another host, password and answers in clear text. Off: such
+    /// a URL is refused before anything is sent (see `tls.rs` for why).
+    #[serde(default)]
+    pub allow_insecure: bool,
     /// The DN to bind as; anonymous when absent. Its password is passed to the reads.
     #[serde(default)]
     pub bind_dn: Option<String>,
@@ -229,6 +245,13 @@ pub enum DirectoryError {
         filter: String,
         reason: String,
     },
+    #[error(
+        "the directory at {url} presented a certificate this client does not trust \
+         ({reason}); name the CA that issued it in ca_file"
+    )]
+    UntrustedCertificate { url: String, reason: String },
+    #[error("TLS with the directory at {url} failed: {reason}")]
+    Tls { url: String, reason: String },
     #[error("the configuration is not usable: {0}")]
     Config(String),
 }
@@ -290,14 +313,17 @@ async fn connect(config: &DirectoryConfig, password: Option<&str>) -> Result<Lda
             config.page_size
         )));
     }
+    let transport = tls::Transport::of(config)?;
     let timeout = Duration::from_secs(config.timeout_seconds.max(1));
-    let settings = LdapConnSettings::new().set_conn_timeout(timeout);
+    let mut settings = LdapConnSettings::new()
+        .set_conn_timeout(timeout)
+        .set_starttls(transport.starttls);
+    if let Some(client_config) = transport.client_config {
+        settings = settings.set_config(client_config);
+    }
     let (connection, mut ldap) = LdapConnAsync::with_settings(settings, &config.url)
         .await
-        .map_err(|error| DirectoryError::Unreachable {
-            url: config.url.clone(),
-            reason: error.to_string(),
-        })?;
+        .map_err(|error| tls::connect_error(&config.url, error))?;
     tokio::spawn(async move {
         // The connection's errors reach the operations waiting on it.
         let _ = connection.drive().await;
@@ -367,7 +393,7 @@ async fn read_all(
         &user_attributes,
     )
     .await?;
-    let group_entries = search(
+    let mut group_entries = search(
         ldap,
         config,
         group_base,
@@ -375,6 +401,10 @@ async fn read_all(
         &group_attributes,
     )
     .await?;
+    // Active Directory hands out large groups' members range by range.
+    for entry in &mut group_entries {
+        range::complete(entry, &mut OneEntry(ldap)).await?;
+    }
     // Every entry in scope, by DN, to resolve members against and to know what is still
     // there: the entries just read, or, reading only what changed, a pass over every entry
     // that asks for nothing but its id and stamp.
@@ -524,6 +554,32 @@ async fn search(
     Ok(entries)
 }
 
+/// Reads attributes of one entry by a base search: how [`range::complete`] asks for the rest
+/// of a ranged attribute.
+struct OneEntry<'l>(&'l mut Ldap);
+
+impl range::AttributeReader for OneEntry<'_> {
+    async fn read_attribute(&mut self, dn: &str, attribute: &str) -> Result<SearchEntry> {
+        let failed = |reason: String| DirectoryError::SearchFailed {
+            base: dn.to_string(),
+            filter: format!("(objectClass=*) for {attribute}"),
+            reason,
+        };
+        let (entries, _) = self
+            .0
+            .search(dn, Scope::Base, "(objectClass=*)", vec![attribute])
+            .await
+            .map_err(|error| failed(error.to_string()))?
+            .success()
+            .map_err(|error| failed(error.to_string()))?;
+        entries
+            .into_iter()
+            .next()
+            .map(SearchEntry::construct)
+            .ok_or_else(|| failed("the entry is gone".into()))
+    }
+}
+
 fn values<'e>(entry: &'e SearchEntry, attribute: &str) -> &'e [String] {
     entry
         .attrs
@@ -598,6 +654,28 @@ fn first_rdn_value(dn: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A configuration with every optional setting at its default.
+    pub(crate) fn config_of(url: &str, flavor: Flavor) -> DirectoryConfig {
+        DirectoryConfig {
+            url: url.into(),
+            starttls: false,
+            ca_file: None,
+            allow_insecure: false,
+            bind_dn: None,
+            flavor,
+            base_dn: "dc=x".into(),
+            user_base_dn: None,
+            group_base_dn: None,
+            user_filter: None,
+            group_filter: None,
+            disabled_filter: None,
+            user_name_attribute: None,
+            id_attribute: None,
+            page_size: 10,
+            timeout_seconds: 1,
+        }
+    }
+
     #[test]
     fn an_object_guid_is_written_as_windows_writes_it() {
         let bytes = [
@@ -613,21 +691,7 @@ mod tests {
 
     #[test]
     fn the_high_water_mark_is_the_largest_stamp() {
-        let config = |flavor| DirectoryConfig {
-            url: "ldap://127.0.0.1".into(),
-            bind_dn: None,
-            flavor,
-            base_dn: "dc=x".into(),
-            user_base_dn: None,
-            group_base_dn: None,
-            user_filter: None,
-            group_filter: None,
-            disabled_filter: None,
-            user_name_attribute: None,
-            id_attribute: None,
-            page_size: 10,
-            timeout_seconds: 1,
-        };
+        let config = |flavor| config_of("ldap://127.0.0.1", flavor);
         let numeric = Conventions::of(&config(Flavor::ActiveDirectory));
         let mut mark = None;
         for stamp in ["99", "100", "12"] {
@@ -644,21 +708,7 @@ mod tests {
 
     #[test]
     fn an_empty_disabled_filter_turns_the_flavors_off() {
-        let mut config = DirectoryConfig {
-            url: "ldap://127.0.0.1".into(),
-            bind_dn: None,
-            flavor: Flavor::ActiveDirectory,
-            base_dn: "dc=x".into(),
-            user_base_dn: None,
-            group_base_dn: None,
-            user_filter: None,
-            group_filter: None,
-            disabled_filter: None,
-            user_name_attribute: None,
-            id_attribute: None,
-            page_size: 10,
-            timeout_seconds: 1,
-        };
+        let mut config = config_of("ldap://127.0.0.1", Flavor::ActiveDirectory);
         assert!(Conventions::of(&config).disabled_filter.is_some());
         config.disabled_filter = Some(String::new());
         assert!(Conventions::of(&config).disabled_filter.is_none());

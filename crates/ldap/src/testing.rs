@@ -7,6 +7,10 @@
 //! server's size limit of 5 entries per search (paged searches are unlimited), which the
 //! reads must therefore page through.
 //!
+//! [`Slapd::start_with_tls`] also serves `ldaps://` and StartTLS with a certificate from a
+//! [`PrivateCa`], a throwaway certificate authority made with `openssl`'s command line (the
+//! sync engine's HTTPS tests use it too).
+//!
 //! [`Slapd::start`] returns `None` when no `slapd` is installed (a developer's machine), after
 //! saying so, unless the environment variable `CI` is set: there a missing `slapd` fails the
 //! test, since a CI run that skipped the directory would prove nothing about it (`.ci/run`
@@ -33,7 +37,10 @@ pub const GROUPS: &str = "ou=groups,dc=example,dc=test";
 pub struct Slapd {
     child: Child,
     dir: PathBuf,
+    /// `ldap://127.0.0.1:port` (StartTLS too, when started with TLS).
     pub url: String,
+    /// `ldaps://127.0.0.1:port`, when started with TLS.
+    pub ldaps_url: Option<String>,
 }
 
 /// An entry to add: its DN and its attributes, each with its values.
@@ -41,6 +48,15 @@ pub type Entry<'a> = (&'a str, Vec<(&'a str, Vec<&'a str>)>);
 
 impl Slapd {
     pub async fn start() -> Option<Slapd> {
+        Slapd::start_with(None).await
+    }
+
+    /// A server that also speaks TLS, with a certificate `ca` issued for `127.0.0.1`.
+    pub async fn start_with_tls(ca: &PrivateCa) -> Option<Slapd> {
+        Slapd::start_with(Some(ca)).await
+    }
+
+    async fn start_with(tls: Option<&PrivateCa>) -> Option<Slapd> {
         let binary = std::env::var("SCIMITAR_SLAPD").unwrap_or_else(|_| "/usr/sbin/slapd".into());
         if !std::path::Path::new(&binary).exists() {
             let advice = "apt-get install slapd (with debconf's slapd/no_configuration true), \
@@ -59,8 +75,17 @@ impl Slapd {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("db")).expect("a temporary directory for slapd");
+        let tls_config = match tls {
+            None => String::new(),
+            Some(ca) => format!(
+                "TLSCACertificateFile {}\nTLSCertificateFile {}\nTLSCertificateKeyFile {}\n",
+                ca.ca_file.display(),
+                ca.certificate_file.display(),
+                ca.key_file.display()
+            ),
+        };
         let config = format!(
-            "include /etc/ldap/schema/core.schema\n\
+            "{tls_config}include /etc/ldap/schema/core.schema\n\
              include /etc/ldap/schema/cosine.schema\n\
              include /etc/ldap/schema/inetorgperson.schema\n\
              modulepath /usr/lib/ldap\n\
@@ -79,27 +104,43 @@ impl Slapd {
             dir = dir.display()
         );
         std::fs::write(dir.join("slapd.conf"), config).expect("slapd.conf written");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
+        let free_port = || {
+            TcpListener::bind("127.0.0.1:0")
+                .and_then(|listener| listener.local_addr())
+                .expect("a free port")
+                .port()
+        };
+        let port = free_port();
         let url = format!("ldap://127.0.0.1:{port}");
+        let ldaps = tls.map(|_| free_port());
+        let ldaps_url = ldaps.map(|port| format!("ldaps://127.0.0.1:{port}"));
+        let listeners = match &ldaps_url {
+            None => format!("{url}/"),
+            Some(ldaps_url) => format!("{url}/ {ldaps_url}/"),
+        };
         let child = Command::new(&binary)
             .arg("-f")
             .arg(dir.join("slapd.conf"))
             .arg("-h")
-            .arg(format!("{url}/"))
+            .arg(listeners)
             .arg("-d")
             .arg("0")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("slapd starts");
-        let slapd = Slapd { child, dir, url };
+        let slapd = Slapd {
+            child,
+            dir,
+            url,
+            ldaps_url,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "slapd did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(50));
+        for port in std::iter::once(port).chain(ldaps) {
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < deadline, "slapd did not listen on {port}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
         slapd
             .add(&[
@@ -197,6 +238,141 @@ impl Drop for Slapd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A throwaway certificate authority and one server certificate it issued (for `127.0.0.1`
+/// and `localhost`), as PEM files in a temporary directory removed on drop; made with
+/// `openssl`'s command line, which every Debian machine with CA certificates has.
+///
+/// `new` returns `None` when `openssl` is missing, after saying so, except under `CI`, where
+/// that fails the test.
+pub struct PrivateCa {
+    dir: PathBuf,
+    /// The CA's certificate: what a client given `ca_file` trusts.
+    pub ca_file: PathBuf,
+    /// The server's certificate and its key.
+    pub certificate_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+impl PrivateCa {
+    pub fn new() -> Option<PrivateCa> {
+        if Command::new("openssl")
+            .arg("version")
+            .stdout(Stdio::null())
+            .status()
+            .is_err()
+        {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "openssl is not installed, and CI must test TLS: apt-get install openssl"
+            );
+            eprintln!("skipped: openssl is not installed (apt-get install openssl)");
+            return None;
+        }
+        let name = format!(
+            "scimitar-ca-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        // Each CA its own name, so that one is never taken for another's issuer.
+        let subject = format!("/CN=Scimitar test CA {name}");
+        let dir = std::env::temp_dir().join(&name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temporary directory for the CA");
+        let openssl = |arguments: &[&str]| {
+            let output = Command::new("openssl")
+                .args(arguments)
+                .current_dir(&dir)
+                .output()
+                .expect("openssl runs");
+            assert!(
+                output.status.success(),
+                "openssl {arguments:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                    "-days",
+                    "2",
+                    "-subj",
+                    &subject,
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign,cRLSign",
+                ],
+            ]
+            .concat(),
+        );
+        openssl(
+            &[
+                &["req"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.csr",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                ],
+            ]
+            .concat(),
+        );
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n\
+             basicConstraints=critical,CA:FALSE\n\
+             keyUsage=critical,digitalSignature\n\
+             extendedKeyUsage=serverAuth\n",
+        )
+        .expect("server.ext written");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ]);
+        Some(PrivateCa {
+            ca_file: dir.join("ca.pem"),
+            certificate_file: dir.join("server.pem"),
+            key_file: dir.join("server.key"),
+            dir,
+        })
+    }
+}
+
+impl Drop for PrivateCa {
+    fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

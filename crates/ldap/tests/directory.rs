@@ -1,10 +1,11 @@
 //! Reading a real OpenLDAP server (Debian's `slapd`, started per test on loopback): paged
 //! reads past the server's size limit, members resolved and nested, disabled users,
-//! incremental reads and deletions, and the errors of a bad bind or an absent server.
+//! incremental reads and deletions, the errors of a bad bind or an absent server, and reads
+//! over TLS (`ldaps://`, StartTLS) trusting a private CA, refused for a CA not trusted.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use scimitar_ldap::testing::{Entry, Slapd, GROUPS, PEOPLE, READER_DN, READER_PASSWORD};
+use scimitar_ldap::testing::{Entry, PrivateCa, Slapd, GROUPS, PEOPLE, READER_DN, READER_PASSWORD};
 use scimitar_ldap::{
     read_changes, read_directory, Directory, DirectoryConfig, DirectoryError, DirectoryUser,
 };
@@ -13,6 +14,9 @@ use std::time::Duration;
 fn config(slapd: &Slapd) -> DirectoryConfig {
     DirectoryConfig {
         url: slapd.url.clone(),
+        starttls: false,
+        ca_file: None,
+        allow_insecure: false,
         bind_dn: Some(READER_DN.to_string()),
         flavor: Default::default(),
         base_dn: "dc=example,dc=test".to_string(),
@@ -300,4 +304,73 @@ async fn a_wrong_password_and_an_absent_server_are_told_apart() {
         matches!(unreachable, Err(DirectoryError::Unreachable { .. })),
         "{unreachable:?}"
     );
+}
+
+/// A directory whose certificate a private CA issued, read over `ldaps://` and over StartTLS
+/// trusting that CA alone: the same users and groups as in clear text.
+#[tokio::test]
+async fn a_directory_is_read_over_ldaps_and_starttls_trusting_a_private_ca() {
+    let Some(ca) = PrivateCa::new() else {
+        return;
+    };
+    let Some(slapd) = Slapd::start_with_tls(&ca).await else {
+        return;
+    };
+    seed(&slapd).await;
+    let names = |directory: &Directory| {
+        let mut names: Vec<String> = directory
+            .users
+            .iter()
+            .map(|user| user.user_name.clone())
+            .collect();
+        names.sort_unstable();
+        names
+    };
+    let plain = read_directory(&config(&slapd), Some(READER_PASSWORD))
+        .await
+        .unwrap();
+    let mut ldaps = config(&slapd);
+    ldaps.url = slapd.ldaps_url.clone().unwrap();
+    ldaps.ca_file = Some(ca.ca_file.clone());
+    let over_ldaps = read_directory(&ldaps, Some(READER_PASSWORD)).await.unwrap();
+    assert_eq!(names(&over_ldaps), names(&plain));
+    assert_eq!(over_ldaps.groups.len(), 3);
+    let mut starttls = config(&slapd);
+    starttls.starttls = true;
+    starttls.ca_file = Some(ca.ca_file.clone());
+    let over_starttls = read_directory(&starttls, Some(READER_PASSWORD))
+        .await
+        .unwrap();
+    assert_eq!(names(&over_starttls), names(&plain));
+}
+
+/// A certificate from a CA the client was not told to trust is refused, by name, both when
+/// another private CA is given and with the system's trust store; and nothing is read.
+#[tokio::test]
+async fn a_certificate_from_an_unknown_ca_is_refused_with_a_clear_error() {
+    let (Some(ca), Some(other_ca)) = (PrivateCa::new(), PrivateCa::new()) else {
+        return;
+    };
+    let Some(slapd) = Slapd::start_with_tls(&ca).await else {
+        return;
+    };
+    let mut ldaps = config(&slapd);
+    ldaps.url = slapd.ldaps_url.clone().unwrap();
+    let mut starttls = config(&slapd);
+    starttls.starttls = true;
+    for (what, mut config) in [("ldaps", ldaps), ("starttls", starttls)] {
+        for trusted in [Some(other_ca.ca_file.clone()), None] {
+            config.ca_file = trusted.clone();
+            let refused = read_directory(&config, Some(READER_PASSWORD)).await;
+            match refused {
+                Err(error @ DirectoryError::UntrustedCertificate { .. }) => {
+                    let message = error.to_string();
+                    assert!(message.contains("does not trust"), "{message}");
+                    assert!(message.contains("ca_file"), "{message}");
+                    assert!(message.contains("UnknownIssuer"), "{message}");
+                }
+                other => panic!("{what} trusting {trusted:?}: {other:?}"),
+            }
+        }
+    }
 }

@@ -195,6 +195,10 @@ pub enum SourceConfig {
         /// (derived from `url`: what precedes `/scim/v2`, `/api/2.0/preview/scim/v2` or
         /// `/api/2.x/accounts/{id}/scim/v2`, then `/api/2.0/sync/changes`).
         changes_url: Option<String>,
+        /// A PEM file of the certificate authorities to trust for the source's HTTPS
+        /// certificate (and its change feed's), and only those: for a service whose
+        /// certificate a private CA issued. The public web's CAs when absent.
+        ca_file: Option<PathBuf>,
     },
     /// A CSV or JSON Lines export (by extension: `.csv`, `.jsonl`), see docs/design/sync.md.
     File { path: PathBuf },
@@ -222,6 +226,9 @@ pub struct TargetConfig {
     pub profile: Profile,
     /// Overrides whether the target nests groups (otherwise from the profile: yes).
     pub nested_groups: Option<bool>,
+    /// A PEM file of the certificate authorities to trust for the target's HTTPS certificate,
+    /// and only those (a private CA's); the public web's CAs when absent.
+    pub ca_file: Option<PathBuf>,
     /// Write requests in flight at once, and reads in flight at once (default 4; 1: one after
     /// another). See `crate::pace`.
     #[serde(default = "default_max_concurrency")]
@@ -584,5 +591,34 @@ mod tests {
         )
         .expect_err("refused");
         assert!(error.contains("colour"), "{error}");
+    }
+
+    #[test]
+    fn a_private_ca_is_named_by_ca_file_on_a_scim_source_a_target_and_a_directory() {
+        let job = JobConfig::parse(
+            "job = \"j\"\nstate_database = \"sqlite://x\"\n\
+             [source]\ntype = \"scim\"\nurl = \"https://idp/scim/v2\"\nca_file = \"idp-ca.pem\"\n\
+             [target]\nurl = \"https://t/scim/v2\"\nca_file = \"t-ca.pem\"\n",
+        )
+        .expect("parses");
+        assert!(matches!(
+            job.source,
+            SourceConfig::Scim { ca_file: Some(ref path), .. } if path.ends_with("idp-ca.pem")
+        ));
+        assert_eq!(
+            job.all_targets()[0].ca_file,
+            Some(PathBuf::from("t-ca.pem"))
+        );
+        let job = JobConfig::parse(
+            "job = \"j\"\nstate_database = \"sqlite://x\"\n[source]\ntype = \"ldap\"\n\
+             [source.directory]\nurl = \"ldap://dc1\"\nbase_dn = \"dc=x\"\nstarttls = true\n\
+             ca_file = \"corp-ca.pem\"\n[target]\nurl = \"http://t\"\n",
+        )
+        .expect("parses");
+        let SourceConfig::Ldap { directory, .. } = job.source else {
+            panic!("an LDAP source");
+        };
+        assert!(directory.starttls && !directory.allow_insecure);
+        assert_eq!(directory.ca_file, Some(PathBuf::from("corp-ca.pem")));
     }
 }

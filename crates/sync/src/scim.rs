@@ -184,6 +184,87 @@ pub enum Created {
     Existing(String),
 }
 
+/// The HTTP client for one SCIM service (or change feed): HTTPS checked against the public
+/// web's certificate authorities built in (the webpki roots), or, given `ca_file`, against the
+/// CAs in that PEM file alone. A service whose certificate a private CA issued is vouched for
+/// by that CA and by no public one, so that no other CA can stand in for it.
+pub fn http_client(
+    timeout: std::time::Duration,
+    ca_file: Option<&std::path::Path>,
+) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder().timeout(timeout);
+    if let Some(path) = ca_file {
+        let pem =
+            std::fs::read(path).map_err(|error| format!("ca_file {}: {error}", path.display()))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| {
+            format!(
+                "ca_file {}: not a PEM certificate bundle: {error}",
+                path.display()
+            )
+        })?;
+        if certificates.is_empty() {
+            return Err(format!(
+                "ca_file {}: holds no PEM certificate",
+                path.display()
+            ));
+        }
+        builder = builder.tls_built_in_root_certs(false);
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    builder.build().map_err(|error| match ca_file {
+        Some(path) => format!("ca_file {}: {error}", path.display()),
+        None => format!("the HTTP client: {error}"),
+    })
+}
+
+impl ScimEndpoint {
+    /// The same service, its HTTPS certificate checked against the CAs of `ca_file` alone
+    /// (see [`http_client`]); an unreadable or empty file is an error, never a fallback.
+    pub fn trusting_only(mut self, ca_file: &std::path::Path) -> Result<ScimEndpoint, String> {
+        self.client = http_client(self.retry.timeout, Some(ca_file))?;
+        Ok(self)
+    }
+}
+
+/// An error and its causes, `: `-separated: reqwest's own text names only the URL, and what
+/// went wrong (refused, reset, a TLS alert) is further down.
+fn causes(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(current) = cause {
+        text.push_str(": ");
+        text.push_str(&current.to_string());
+        cause = current.source();
+    }
+    text
+}
+
+/// A TLS certificate the client refused, found in a request error's causes: worth saying
+/// plainly (the fix is `ca_file`), and not worth retrying.
+fn untrusted_certificate(error: &reqwest::Error) -> Option<String> {
+    match rustls_error_in(error)? {
+        rustls::Error::InvalidCertificate(reason) => Some(format!("{reason:?}")),
+        _ => None,
+    }
+}
+
+/// The rustls error among an error's causes, walked depth first: an I/O error hides the error
+/// it wraps from `source()` (it skips to that error's own source), so it is looked inside.
+fn rustls_error_in<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e rustls::Error> {
+    if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let inner = error
+        .downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::get_ref)
+        .map(|inner| inner as &(dyn std::error::Error + 'static));
+    inner
+        .and_then(rustls_error_in)
+        .or_else(|| error.source().and_then(rustls_error_in))
+}
+
 impl ScimEndpoint {
     pub fn new(base: &str, token: Secret, profile: Profile, retry: RetryPolicy) -> ScimEndpoint {
         let client = reqwest::Client::builder()
@@ -275,11 +356,22 @@ impl ScimEndpoint {
                     }
                     (retry_after.unwrap_or(backoff), failure)
                 }
+                Err(error) if untrusted_certificate(&error).is_some() => {
+                    return Err(HttpFailure {
+                        status: None,
+                        message: format!(
+                            "{} presented a TLS certificate this client does not trust ({}); \
+                             name the CA that issued it in ca_file",
+                            self.base,
+                            untrusted_certificate(&error).unwrap_or_default()
+                        ),
+                    })
+                }
                 Err(error) if error.is_connect() => (
                     backoff,
                     HttpFailure {
                         status: None,
-                        message: format!("cannot connect to {}: {error}", self.base),
+                        message: format!("cannot connect to {}: {}", self.base, causes(&error)),
                     },
                 ),
                 Err(error) => {

@@ -487,6 +487,7 @@ pub fn trigger_of(
             url,
             follow_changes: true,
             changes_url,
+            ca_file,
             ..
         } => {
             let feed_url = match changes_url {
@@ -501,10 +502,11 @@ pub fn trigger_of(
             let token = token.cloned().ok_or_else(|| {
                 SyncError::Config("follow_changes needs the source's token".into())
             })?;
-            Ok(Trigger::Changes {
-                feed: ChangeFeed::new(&feed_url, token),
-                interval,
-            })
+            let mut feed = ChangeFeed::new(&feed_url, token);
+            if let Some(ca_file) = ca_file {
+                feed = feed.trusting_only(ca_file).map_err(SyncError::Config)?;
+            }
+            Ok(Trigger::Changes { feed, interval })
         }
         _ => Ok(Trigger::Interval(interval)),
     }

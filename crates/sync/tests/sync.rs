@@ -1,13 +1,16 @@
 //! `scimitar sync` against real servers: Scimitar itself (started in process, as `scimitar
 //! serve` starts it) as source and as target, on its generic and Databricks mounts, with a
-//! small fault-injecting proxy of our own in front of a target; the job's state in a real
-//! database (SQLite always, PostgreSQL too when `TEST_DATABASE_URL` is set).
+//! small fault-injecting proxy of our own in front of a target, a TLS front with a private
+//! CA's certificate for HTTPS, and the Python reference server `scim2-server` as a target; the
+//! job's state in a real database (SQLite always, PostgreSQL too when `TEST_DATABASE_URL` is
+//! set).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use scimitar_app::service::Services;
 use scimitar_domain::clock::ManualClock;
 use scimitar_domain::{Clock, RandomIds, SystemClock};
+use scimitar_ldap::testing::PrivateCa;
 use scimitar_server::Application;
 use scimitar_store::SharedStore;
 use scimitar_sync::config::{Policy, Profile};
@@ -2745,4 +2748,331 @@ async fn a_target_is_written_concurrently_up_to_its_limit_and_paced_to_its_rate(
     // Every request to the target waited its turn: the run took at least the paced time.
     let paced_time = Duration::from_secs_f64((requests - 1) as f64 / rate);
     assert!(took >= paced_time, "{requests} requests in {took:?}");
+}
+
+/// A TLS front for a plain service on loopback, with a certificate a private CA issued for
+/// 127.0.0.1: what a SCIM service behind HTTPS looks like to the job. It carries bytes both
+/// ways once the handshake is done; a client that refuses the certificate gets nothing.
+struct TlsFront {
+    address: String,
+    _task: AbortOnDrop,
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl TlsFront {
+    // ring's provider, the one reqwest's rustls builds (deprecated only for lacking
+    // post-quantum key exchange).
+    #[allow(deprecated)]
+    async fn start(upstream: &str, ca: &PrivateCa) -> TlsFront {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certificates = CertificateDer::pem_file_iter(&ca.certificate_file)
+            .expect("the certificate file")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("PEM certificates");
+        let key = PrivateKeyDer::from_pem_file(&ca.key_file).expect("the key");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(certificates, key)
+        .expect("a server configuration");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free port");
+        let address = format!("https://{}", listener.local_addr().expect("an address"));
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (acceptor, upstream) = (acceptor.clone(), upstream.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let Ok(mut plain) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                });
+            }
+        });
+        TlsFront {
+            address,
+            _task: AbortOnDrop(task),
+        }
+    }
+}
+
+/// A source and a target behind HTTPS whose certificates a private CA issued: with the
+/// public CAs, or another private CA, the job refuses the target with an error that says so
+/// (at once, not after retries) and writes nothing; with `ca_file` naming the CA that issued
+/// them, it syncs through TLS on both sides and a re-run writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_a_private_ca_is_trusted_through_ca_file_and_refused_without_it() {
+    let (Some(ca), Some(other_ca)) = (PrivateCa::new(), PrivateCa::new()) else {
+        return;
+    };
+    let source = seeded_source().await;
+    let target = Scimitar::start().await;
+    let source_front = TlsFront::start(&source.address, &ca).await;
+    let target_front = TlsFront::start(&target.address, &ca).await;
+    let over_https = |front: &TlsFront, token: &str, ca_file: Option<&std::path::Path>| {
+        let endpoint = endpoint(
+            &format!("{}{GENERIC}", front.address),
+            token,
+            Profile::Generic,
+        );
+        match ca_file {
+            Some(ca_file) => endpoint.trusting_only(ca_file).expect("a CA file"),
+            None => endpoint,
+        }
+    };
+    let state = StateDatabase::sqlite().await;
+    let job_to = |target_endpoint: ScimEndpoint| Job {
+        source: Source::Scim(over_https(&source_front, &source.token, Some(&ca.ca_file))),
+        ..job(&source, target_endpoint, &[])
+    };
+    for trusted in [None, Some(other_ca.ca_file.as_path())] {
+        let refused = run(
+            &job_to(over_https(&target_front, &target.token, trusted)),
+            &*state.store,
+            &SystemClock,
+            Mode::Apply,
+        )
+        .await;
+        let Err(SyncError::Target(message)) = refused else {
+            panic!("trusting {trusted:?}: {refused:?}");
+        };
+        assert!(message.contains("does not trust"), "{message}");
+        assert!(message.contains("ca_file"), "{message}");
+        assert!(message.contains("UnknownIssuer"), "{message}");
+    }
+    assert!(target.find("Users", "userName", "ada").await.is_empty());
+
+    let job = job_to(over_https(&target_front, &target.token, Some(&ca.ca_file)));
+    let first = apply(&job, &state).await;
+    assert_eq!(first.exit_code(), 0, "{:#?}", first.failures);
+    assert_eq!(first.plan.creates.len(), 5);
+    assert_eq!(target.member_names("platform").await, ["ADA", "BOB"]);
+    let again = apply(&job, &state).await;
+    assert_eq!(again.writes, 0, "{:#?}", again.plan);
+
+    // A CA file that holds no certificate is refused when the job is built, not trusted as
+    // "nothing" or replaced by the public CAs.
+    let empty = tempfile::NamedTempFile::new().expect("a file");
+    let error = endpoint(&target_front.address, &target.token, Profile::Generic)
+        .trusting_only(empty.path())
+        .expect_err("refused");
+    assert!(error.contains("no PEM certificate"), "{error}");
+    state.close().await;
+}
+
+/// The third-party Python reference server `scim2-server` (from the `.venv` that
+/// `scripts/test` makes, or `SCIMITAR_VENV`), started on a free loopback port with a bearer
+/// token; killed on drop. `None` when it is not installed, after saying so, except under `CI`,
+/// where the test must run.
+struct Scim2Server {
+    child: std::process::Child,
+    base: String,
+    token: String,
+    client: reqwest::Client,
+}
+
+impl Scim2Server {
+    async fn start() -> Option<Scim2Server> {
+        let venv = std::env::var_os("SCIMITAR_VENV")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv")
+            });
+        let binary = venv.join("bin/scim2-server");
+        if !binary.exists() {
+            let advice = "run scripts/test once (it installs tests/external/requirements.txt \
+                          into .venv), or set SCIMITAR_VENV";
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "scim2-server is not at {}, and CI must sync into it: {advice}",
+                binary.display()
+            );
+            eprintln!(
+                "skipped: scim2-server is not at {} ({advice})",
+                binary.display()
+            );
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let token = "scim2-server-token".to_string();
+        let child = std::process::Command::new(&binary)
+            .args(["--hostname", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--bearer-token", &token])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("scim2-server starts");
+        let server = Scim2Server {
+            child,
+            base: format!("http://127.0.0.1:{port}/v2"),
+            token,
+            client: reqwest::Client::new(),
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "scim2-server did not listen on {port}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Some(server)
+    }
+
+    async fn list(&self, kind: &str) -> Vec<Value> {
+        let response = self
+            .client
+            .get(format!("{}/{kind}?count=1000", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("scim2-server answers");
+        assert_eq!(response.status().as_u16(), 200);
+        let page: Value = response.json().await.expect("a list");
+        page["Resources"].as_array().cloned().unwrap_or_default()
+    }
+
+    async fn user(&self, user_name: &str) -> Option<Value> {
+        self.list("Users")
+            .await
+            .into_iter()
+            .find(|user| user["userName"] == json!(user_name))
+    }
+
+    /// A group's members as the userNames and displayNames of what they name.
+    async fn member_names(&self, group_name: &str) -> Vec<String> {
+        let users = self.list("Users").await;
+        let groups = self.list("Groups").await;
+        let group = groups
+            .iter()
+            .find(|group| group["displayName"] == json!(group_name))
+            .unwrap_or_else(|| panic!("no group {group_name}: {groups:?}"));
+        let mut names: Vec<String> = group["members"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|member| {
+                let id = &member["value"];
+                users
+                    .iter()
+                    .find(|user| &user["id"] == id)
+                    .map(|user| user["userName"].as_str().unwrap_or_default().to_string())
+                    .or_else(|| {
+                        groups.iter().find(|group| &group["id"] == id).map(|group| {
+                            group["displayName"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_string()
+                        })
+                    })
+                    .unwrap_or_else(|| format!("unknown {id}"))
+            })
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for Scim2Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Scimitar into `scim2-server` on the generic profile (what its `/ServiceProviderConfig`
+/// says): users, nested groups and memberships created, a re-run writes nothing; a nested
+/// group taken out of scope and a user deleted at the source deactivate the users and retire
+/// the group (its members removed), then all are deleted after the grace period, and a re-run
+/// after that writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scimitar_source_syncs_into_scim2_server_and_a_rerun_writes_nothing() {
+    let Some(target) = Scim2Server::start().await else {
+        return;
+    };
+    let state = StateDatabase::sqlite().await;
+    let source = seeded_source().await;
+    let mut job = job(
+        &source,
+        endpoint(&target.base, &target.token, Profile::Generic),
+        &["eng-all"],
+    );
+    job.policy.allow_deletions = true;
+    let first = apply(&job, &state).await;
+    assert_eq!(first.exit_code(), 0, "{:#?}", first.failures);
+    assert_eq!(first.plan.creates.len(), 5, "{:#?}", first.plan);
+    let ada = target.user("ada").await.expect("ada was created");
+    assert_eq!(ada["emails"][0]["value"], json!("ada@example.com"));
+    assert_eq!(ada["displayName"], json!("ADA"));
+    assert_eq!(target.member_names("platform").await, ["ada", "bob"]);
+    assert_eq!(target.member_names("eng-all").await, ["carol", "platform"]);
+    let again = apply(&job, &state).await;
+    assert!(again.plan.writes_nothing(), "{:#?}", again.plan);
+    assert_eq!(again.writes, 0);
+
+    // platform leaves eng-all (taking ada and bob out of scope), and carol is deleted.
+    let platform = source.id_of("Groups", "displayName", "platform").await;
+    let eng_all = source.id_of("Groups", "displayName", "eng-all").await;
+    source
+        .patch(
+            "Groups",
+            &eng_all,
+            json!([{"op": "remove", "path": format!("members[value eq \"{platform}\"]")}]),
+        )
+        .await;
+    let carol = source.id_of("Users", "userName", "carol").await;
+    source.delete("Users", &carol).await;
+    let changed = apply(&job, &state).await;
+    assert_eq!(changed.exit_code(), 0, "{:#?}", changed.failures);
+    assert_eq!(changed.plan.deactivations.len(), 4, "{:#?}", changed.plan);
+    assert!(target.member_names("eng-all").await.is_empty());
+    assert!(target.member_names("platform").await.is_empty(), "retired");
+    for user in ["ada", "bob", "carol"] {
+        let found = target.user(user).await.expect("deactivated, not deleted");
+        assert_eq!(found["active"], json!(false), "{user}");
+    }
+    assert!(apply(&job, &state).await.plan.writes_nothing());
+
+    let clock = ManualClock::new(SystemClock.now());
+    clock.advance_micros(job.policy.delete_after_seconds * 1_000_000);
+    let after = run(&job, &*state.store, &clock, Mode::Apply)
+        .await
+        .expect("runs");
+    assert_eq!(after.exit_code(), 0, "{:#?}", after.failures);
+    assert_eq!(after.plan.deletions.len(), 4, "{:#?}", after.plan);
+    for user in ["ada", "bob", "carol"] {
+        assert!(target.user(user).await.is_none(), "{user}");
+    }
+    let groups = target.list("Groups").await;
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    assert_eq!(groups[0]["displayName"], json!("eng-all"));
+    let last = run(&job, &*state.store, &clock, Mode::Apply)
+        .await
+        .expect("runs");
+    assert!(last.plan.writes_nothing(), "{:#?}", last.plan);
+    state.close().await;
 }

@@ -930,6 +930,18 @@ async fn two_nodes_renaming_one_catalog_at_once_leave_one_whole_tree() {
     );
     let winner = if first.status == 200 { "left" } else { "right" };
     let loser = if winner == "left" { "right" } else { "left" };
+    // The reads below go to the first node, and the rename that won may be the other's: once
+    // this node has caught up with it (a read after its change token), every later read sees it.
+    let won = if first.status == 200 { &first } else { &second };
+    let caught_up = app
+        .client
+        .get(format!("{}{UC}/catalogs/{winner}", app.address))
+        .bearer_auth(&app.token)
+        .header("scimitar-read-after", change_token(won))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(caught_up.status(), 200);
     let all = get_with(
         &app,
         &app.token,
