@@ -844,7 +844,7 @@ async fn folded<T: SqlTransaction>(
     session: &mut T,
     account: &AccountId,
 ) -> ScimResult<Option<Frontier>> {
-    let rows = session
+    let mut rows = session
         .query(
             "SELECT h.size, h.folded_size, h.frontier, e.leaf FROM audit_heads h \
              LEFT JOIN audit_events e ON e.account_id = h.account_id AND e.seq > h.folded_size \
@@ -852,8 +852,7 @@ async fn folded<T: SqlTransaction>(
             params![account.as_str()],
         )
         .await?;
-    let mut rows = rows.into_iter();
-    let Some(mut first) = rows.next() else {
+    let Some(first) = rows.first_mut() else {
         return Ok(None);
     };
     let size = u64::try_from(first.integer(0)?)
@@ -861,18 +860,12 @@ async fn folded<T: SqlTransaction>(
     let folded_size = u64::try_from(first.integer(1)?)
         .map_err(|_| ScimError::internal("a negative folded audit size"))?;
     let mut frontier = frontier_from_text(folded_size, &first.text(2)?)?;
-    let leaf = |text: Option<String>| -> ScimResult<Option<Hash>> {
-        text.map(|text| {
-            hash_from_hex(&text)
-                .ok_or_else(|| ScimError::internal("a stored audit leaf is not hex"))
-        })
-        .transpose()
-    };
-    if let Some(hash) = leaf(first.optional_text(3)?)? {
-        frontier.push(hash);
-    }
+    // Every row repeats the head; its last column is one leaf after the folded frontier
+    // (null when there is none).
     for mut row in rows {
-        if let Some(hash) = leaf(row.optional_text(3)?)? {
+        if let Some(text) = row.optional_text(3)? {
+            let hash = hash_from_hex(&text)
+                .ok_or_else(|| ScimError::internal("a stored audit leaf is not hex"))?;
             frontier.push(hash);
         }
     }
