@@ -84,9 +84,10 @@ pub struct SyncArgs {
     /// A file holding the target's bearer token (else SCIMITAR_SYNC_TO_TOKEN).
     #[arg(long)]
     to_token_file: Option<PathBuf>,
-    /// The target's profile: generic (RFC 7644) or databricks (a workspace).
-    #[arg(long, default_value = "generic")]
-    to_profile: String,
+    /// The target's profile: generic (RFC 7644), databricks (a workspace) or
+    /// databricks-account (default: databricks-account for an account SCIM URL, else generic).
+    #[arg(long)]
+    to_profile: Option<String>,
     /// Flatten nested groups into transitive membership (for a target that does not nest).
     #[arg(long)]
     flatten: bool,
@@ -549,12 +550,16 @@ fn trusting(endpoint: ScimEndpoint, ca_file: Option<&Path>) -> Result<ScimEndpoi
     }
 }
 
-fn profile(name: &str) -> Result<Profile, String> {
-    match name {
-        "generic" => Ok(Profile::Generic),
-        "databricks" => Ok(Profile::Databricks),
-        other => Err(format!("unknown profile {other}: generic or databricks")),
-    }
+/// The target's profile: the one named, else the one its URL implies.
+fn profile(url: &str, name: Option<&str>) -> Result<Profile, String> {
+    let written = name
+        .map(|name| {
+            Profile::parse(name).ok_or_else(|| {
+                format!("unknown profile {name}: generic, databricks or databricks-account")
+            })
+        })
+        .transpose()?;
+    Ok(Profile::for_target(url, written))
 }
 
 /// A job ready to run, where its state lives, and how `watch` waits between its runs.
@@ -659,7 +664,7 @@ fn job_of(args: &SyncArgs) -> Result<JobOf, String> {
             return Err("give --config FILE, or --from URL and --to URL".into());
         };
         let retry = RetryPolicy::default();
-        let target_profile = profile(&args.to_profile)?;
+        let target_profile = profile(to, args.to_profile.as_deref())?;
         let source_token = token(
             args.from_token_file.as_deref(),
             "SCIMITAR_SYNC_FROM_TOKEN",

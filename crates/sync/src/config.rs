@@ -1,7 +1,9 @@
 //! A job's configuration: the TOML file `scimitar sync` reads (source, target, scope,
 //! mappings, thresholds), and the [`Policy`] part of it the pure planner takes.
 
+use crate::mapping::Mappings;
 use crate::model::Kind;
+use crate::scope::ScopeFilter;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -67,6 +69,13 @@ pub struct Policy {
     /// Brownfield matching, in order; the first key that matches exactly one unmanaged target
     /// object adopts it.
     pub match_order: Vec<MatchKey>,
+    /// Users and service principals in scope must also match this SCIM filter, evaluated
+    /// against the source object (`active eq true and emails.value ew "@example.com"`); the
+    /// others are out of scope. See `crate::scope`.
+    pub filter: Option<ScopeFilter>,
+    /// Target attributes made from source attributes or constants through transforms, by
+    /// kind (`[policy.mappings.user]`). See `crate::mapping`.
+    pub mappings: Mappings,
     /// Entitlements a target group holds, by the group's source displayName (targets with
     /// entitlements only, such as a Databricks workspace).
     pub entitlements: BTreeMap<String, Vec<String>>,
@@ -93,6 +102,8 @@ impl Default for Policy {
                 MatchKey::DisplayName,
                 MatchKey::ApplicationId,
             ],
+            filter: None,
+            mappings: Mappings::default(),
             entitlements: BTreeMap::new(),
             delete_after_seconds: 7 * 24 * 3600,
             max_deprovision_percent: 20,
@@ -222,7 +233,12 @@ pub struct TargetConfig {
     pub url: String,
     pub token_file: Option<PathBuf>,
     pub token_env: Option<String>,
-    #[serde(default)]
+    /// The target's profile as written; [`TargetConfig::profile`] is what it comes to.
+    #[serde(rename = "profile", default)]
+    pub profile_written: Option<Profile>,
+    /// What kind of service the target is: as written, else derived from its URL
+    /// ([`Profile::for_target`]). Set by [`JobConfig::parse`].
+    #[serde(skip)]
     pub profile: Profile,
     /// Overrides whether the target nests groups (otherwise from the profile: yes).
     pub nested_groups: Option<bool>,
@@ -262,6 +278,57 @@ pub enum Profile {
     /// A Databricks workspace (`/api/2.0/preview/scim/v2`): entitlements on groups, service
     /// principals by applicationId, no `/ServiceProviderConfig` to rely on.
     Databricks,
+    /// A Databricks account (`/api/2.x/accounts/{id}/scim/v2`): account users, account groups
+    /// (nested) and service principals by applicationId; no entitlements, which are set per
+    /// workspace; group lists that may leave out `members`, so groups are read whole by id.
+    #[serde(rename = "databricks-account")]
+    DatabricksAccount,
+}
+
+impl Profile {
+    /// The name a configuration and `--to-profile` give it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Generic => "generic",
+            Profile::Databricks => "databricks",
+            Profile::DatabricksAccount => "databricks-account",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Profile> {
+        [
+            Profile::Generic,
+            Profile::Databricks,
+            Profile::DatabricksAccount,
+        ]
+        .into_iter()
+        .find(|profile| profile.as_str() == name)
+    }
+
+    /// A target's profile: the one written, else `databricks-account` for a Databricks
+    /// account SCIM URL, else `generic`. (A workspace URL is not enough to say Databricks:
+    /// Scimitar serves the same path with a `/ServiceProviderConfig` of its own.)
+    pub fn for_target(url: &str, written: Option<Profile>) -> Profile {
+        written.unwrap_or(if is_account_scim_url(url) {
+            Profile::DatabricksAccount
+        } else {
+            Profile::Generic
+        })
+    }
+}
+
+/// Whether a URL is a Databricks account SCIM base: `/api/2.0/accounts/{id}/scim/v2` or
+/// `/api/2.1/...`, with or without a trailing slash.
+pub fn is_account_scim_url(url: &str) -> bool {
+    let Some(root) = url.trim_end_matches('/').strip_suffix("/scim/v2") else {
+        return false;
+    };
+    let Some((before, account)) = root.rsplit_once("/accounts/") else {
+        return false;
+    };
+    !account.is_empty()
+        && !account.contains('/')
+        && (before.ends_with("/api/2.0") || before.ends_with("/api/2.1"))
 }
 
 /// The longest target name: it becomes part of a state key and of log lines.
@@ -293,7 +360,10 @@ pub fn check_target_name(name: &str) -> Result<(), String> {
 
 impl JobConfig {
     pub fn parse(text: &str) -> Result<JobConfig, String> {
-        let job: JobConfig = toml::from_str(text).map_err(|error| error.to_string())?;
+        let mut job: JobConfig = toml::from_str(text).map_err(|error| error.to_string())?;
+        for target in job.target.iter_mut().chain(job.targets.iter_mut()) {
+            target.profile = Profile::for_target(&target.url, target.profile_written);
+        }
         match (&job.target, job.targets.is_empty()) {
             (None, true) => return Err("no target: give [target] or [[targets]]".into()),
             (Some(_), false) => {

@@ -6,6 +6,9 @@
 //!   watermark) and what a target can do.
 //! - [`config`]: the job's TOML configuration and the [`config::Policy`] the planner follows
 //!   (scope, brownfield matching, entitlement mappings, grace period, deletion guard).
+//! - [`scope`]: the scope filter, a SCIM filter on the source's users and service principals.
+//! - [`mapping`]: attribute mappings, target attributes made from source attributes or
+//!   constants through simple transforms.
 //! - [`plan`]: the reconciliation core, pure (no I/O, no clock): snapshots, state, policy and
 //!   capabilities in, a [`plan::Plan`] out.
 //! - [`render`]: a plan as a readable diff.
@@ -39,6 +42,7 @@ pub mod feed;
 pub mod file;
 pub mod incremental;
 pub mod ldap;
+pub mod mapping;
 pub mod model;
 pub mod pace;
 pub mod plan;
@@ -46,6 +50,7 @@ pub mod quarantine;
 pub mod render;
 pub mod run;
 pub mod scim;
+pub mod scope;
 pub mod state;
 pub mod trail;
 pub mod watch;

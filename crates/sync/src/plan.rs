@@ -337,7 +337,18 @@ impl<'a> Planner<'a> {
                         BUILT_IN_GROUPS.contains(&name.as_str()) && !wanted.contains(&name)
                     })
         };
-        let supported = |key: &(Kind, &str)| self.supported(key.0) && !built_in_unnamed(key);
+        // Users and service principals the scope filter leaves out are out of scope, as
+        // those outside the named groups are.
+        let filtered_out = |key: &(Kind, &str)| {
+            self.policy.filter.as_ref().is_some_and(|filter| {
+                self.source
+                    .get(key)
+                    .is_some_and(|identity| !filter.admits(identity))
+            })
+        };
+        let supported = |key: &(Kind, &str)| {
+            self.supported(key.0) && !built_in_unnamed(key) && !filtered_out(key)
+        };
         if self.policy.groups.is_empty() {
             return self.source.keys().copied().filter(supported).collect();
         }
@@ -384,9 +395,17 @@ impl<'a> Planner<'a> {
             .find_map(|kind| self.source.get(&(kind, id)).copied())
     }
 
-    /// The attributes a target object should have for a source object.
+    /// Whether a target object should be active: the source's flag, or what a mapping makes
+    /// of it.
+    fn desired_active(&self, source: &Identity) -> Option<bool> {
+        self.policy.mappings.active(source)
+    }
+
+    /// The attributes a target object should have for a source object: the source's, with
+    /// the job's attribute mappings applied.
     fn desired(&self, source: &Identity) -> BTreeMap<String, Value> {
         let mut desired = source.attributes.clone();
+        self.policy.mappings.apply(source, &mut desired);
         // The source's own id is the external id when the source names none, so that a target
         // object can be traced back to where it came from.
         desired
@@ -430,7 +449,7 @@ impl<'a> Planner<'a> {
             .collect();
         // Reactivation is an attribute change; deactivation is planned apart (it counts
         // toward the deletion guard).
-        if source.active == Some(true) && target.active == Some(false) {
+        if self.desired_active(source) == Some(true) && target.active == Some(false) {
             diffs.push(AttributeDiff {
                 attribute: "active".into(),
                 before: Value::Bool(false),
@@ -534,7 +553,7 @@ impl<'a> Planner<'a> {
                                 source_id: key.1.to_string(),
                                 label: source.label(),
                                 attributes: self.desired(source),
-                                active: source.active,
+                                active: self.desired_active(source),
                             });
                             placed.insert(*key, None);
                             continue;
@@ -553,7 +572,7 @@ impl<'a> Planner<'a> {
                     diffs,
                 });
             }
-            if source.active == Some(false) && target.active == Some(true) {
+            if self.desired_active(source) == Some(false) && target.active == Some(true) {
                 plan.deactivations.push(Deprovision {
                     kind: key.0,
                     source_id: key.1.to_string(),

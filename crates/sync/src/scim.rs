@@ -1,6 +1,6 @@
 //! SCIM 2.0 over HTTP, as a source and as a target: paged reads into [`Identity`] values,
 //! creates, PATCH (or GET then PUT where a target has no PATCH), deletes; the generic RFC 7644
-//! profile and the Databricks workspace profile; retries of 429 and 503 that honour
+//! profile, the Databricks workspace profile and the Databricks account profile; retries of 429 and 503 that honour
 //! `Retry-After` with a bounded back-off.
 
 use crate::config::Profile;
@@ -406,6 +406,16 @@ impl ScimEndpoint {
                 entitlements: true,
                 service_principals: true,
             },
+            // Databricks documents the account API's shapes, not a /ServiceProviderConfig:
+            // account groups nest and hold service principals; entitlements are a workspace's.
+            Profile::DatabricksAccount => Capabilities {
+                patch: true,
+                bulk: false,
+                filter: true,
+                nested_groups: true,
+                entitlements: false,
+                service_principals: true,
+            },
             Profile::Generic => {
                 let (_, config) = self
                     .send(reqwest::Method::GET, "ServiceProviderConfig", None)
@@ -527,6 +537,10 @@ impl ScimEndpoint {
         let mut identities = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let mut latest: Option<String> = None;
+        // Databricks' account API lists groups without their members (since 2025): a group
+        // listed with no `members` at all is read again by id, which has them.
+        let read_members_by_id = kind == Kind::Group && self.profile == Profile::DatabricksAccount;
+        let mut without_members = Vec::new();
         for resource in pages.into_iter().flat_map(|page| page.resources) {
             if let Some(modified) = resource["meta"]["lastModified"].as_str() {
                 if latest.as_deref().is_none_or(|seen| modified > seen) {
@@ -535,7 +549,23 @@ impl ScimEndpoint {
             }
             if let Some(identity) = identity_from(kind, &resource) {
                 if seen.insert(identity.id.clone()) {
+                    if read_members_by_id && resource.get("members").is_none() {
+                        without_members.push(identity.id.clone());
+                    }
                     identities.push(identity);
+                }
+            }
+        }
+        if !without_members.is_empty() {
+            let mut whole: std::collections::HashMap<String, Identity> = self
+                .read_ids(kind, &without_members)
+                .await?
+                .into_iter()
+                .map(|group| (group.id.clone(), group))
+                .collect();
+            for identity in &mut identities {
+                if let Some(group) = whole.remove(&identity.id) {
+                    *identity = group;
                 }
             }
         }

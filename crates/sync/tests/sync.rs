@@ -3076,3 +3076,7 @@ async fn a_scimitar_source_syncs_into_scim2_server_and_a_rerun_writes_nothing() 
     assert!(last.plan.writes_nothing(), "{:#?}", last.plan);
     state.close().await;
 }
+
+// The scope filter, attribute mappings and the Databricks account profile (issue 17, map17).
+#[path = "sync/scope_mapping_account.rs"]
+mod scope_mapping_account;
