@@ -459,6 +459,8 @@ mod tests {
         assert_eq!(target.nested_groups, Some(false));
         assert_eq!(job.policy.entitlements["engineering"].len(), 2);
         assert_eq!(job.policy.match_order[0], MatchKey::UserName);
+        assert!(job.policy.filter.is_some());
+        assert!(!job.policy.mappings.is_empty());
         assert!(matches!(job.source, SourceConfig::Scim { .. }));
     }
 
@@ -651,6 +653,68 @@ mod tests {
             error.contains("target b") && error.contains("max_concurrency"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn an_account_scim_url_implies_the_databricks_account_profile_unless_one_is_written() {
+        let job_with = |target: &str| {
+            JobConfig::parse(&format!(
+                "job = \"j\"\nstate_database = \"sqlite://x\"\n\
+                 [source]\ntype = \"file\"\npath = \"x.csv\"\n[target]\n{target}\n"
+            ))
+            .map(|job| job.all_targets()[0].profile)
+        };
+        for (target, profile) in [
+            (
+                "url = \"https://accounts.cloud.databricks.com/api/2.0/accounts/abc/scim/v2\"",
+                Profile::DatabricksAccount,
+            ),
+            (
+                "url = \"https://accounts.azuredatabricks.net/api/2.1/accounts/abc/scim/v2/\"",
+                Profile::DatabricksAccount,
+            ),
+            (
+                "url = \"https://h/api/2.0/accounts/abc/scim/v2\"\nprofile = \"generic\"",
+                Profile::Generic,
+            ),
+            (
+                "url = \"https://h/api/2.0/preview/scim/v2\"",
+                Profile::Generic,
+            ),
+            (
+                "url = \"https://h/x\"\nprofile = \"databricks-account\"",
+                Profile::DatabricksAccount,
+            ),
+            (
+                "url = \"https://h/api/2.0/accounts//scim/v2\"",
+                Profile::Generic,
+            ),
+        ] {
+            assert_eq!(job_with(target), Ok(profile), "{target}");
+        }
+        let error = job_with("url = \"https://h/x\"\nprofile = \"account\"").expect_err("refused");
+        assert!(error.contains("account"), "{error}");
+    }
+
+    #[test]
+    fn a_scope_filter_that_does_not_parse_stops_the_job_at_load_with_the_parsers_message() {
+        let job = |filter: &str| {
+            JobConfig::parse(&format!(
+                "job = \"j\"\nstate_database = \"sqlite://x\"\n\
+                 [source]\ntype = \"file\"\npath = \"x.csv\"\n[target]\nurl = \"http://t\"\n\
+                 [policy]\nfilter = '{filter}'\n\
+                 [policy.mappings.user]\nuserName = {{ from = \"email\", transforms = [\"lower\"] }}\n"
+            ))
+        };
+        let parsed = job("active eq true").expect("parses");
+        assert_eq!(
+            parsed.policy.filter.as_ref().map(|filter| filter.as_str()),
+            Some("active eq true")
+        );
+        assert!(!parsed.policy.mappings.is_empty());
+        let error = job("active eq true and").expect_err("refused");
+        let parser = scimitar_scim::parse_filter("active eq true and").expect_err("refused");
+        assert!(error.contains(&parser.message), "{error}");
     }
 
     #[test]
