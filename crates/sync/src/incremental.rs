@@ -26,9 +26,9 @@ use std::collections::BTreeSet;
 const MEMBER_ROUNDS: usize = 4;
 
 /// Runs every target of `job` once, incrementally, when it can: a SCIM source, and every
-/// target that can be reached with a watermark from an earlier run and nesting groups
-/// (flattening needs the ancestors of a changed group, which this read does not gather yet).
-/// `None` when it cannot: the caller runs in full.
+/// target that can be reached with a watermark from an earlier run. Where a target flattens
+/// groups, the changed groups' ancestors and everything nested under them are read too
+/// (`crate::ancestors`). `None` when it cannot: the caller runs in full.
 ///
 /// The source is read once for all targets, from the oldest of their watermarks: a target
 /// whose watermark is newer is planned from a few objects it already has, which its partial
@@ -69,9 +69,6 @@ pub async fn run_incremental(
         let Some(watermark) = before.watermark.clone() else {
             return Ok(None);
         };
-        if !capabilities.nested_groups {
-            return Ok(None);
-        }
         ready.push(Ready {
             target,
             capabilities,
@@ -85,10 +82,19 @@ pub async fn run_incremental(
             .iter()
             .any(|each| each.capabilities.service_principals);
         let states: Vec<&JobState> = ready.iter().map(|each| &each.before).collect();
-        let (changed, latest) =
-            read_changed(source, &kinds_for(service_principals), &oldest, &states)
+        let kinds = kinds_for(service_principals);
+        let (mut changed, latest) = read_changed(source, &kinds, &oldest, &states)
+            .await
+            .map_err(|failure| SyncError::Source(failure.to_string()))?;
+        // Where a target flattens, a changed group changes what every group above it holds.
+        let flattening = ready.iter().any(|each| !each.capabilities.nested_groups);
+        if flattening
+            && !crate::ancestors::add_ancestors_and_subtrees(source, &kinds, &mut changed, &states)
                 .await
-                .map_err(|failure| SyncError::Source(failure.to_string()))?;
+                .map_err(|failure| SyncError::Source(failure.to_string()))?
+        {
+            return Ok(None);
+        }
         let changed = Snapshot::of(changed);
         let runs = ready.into_iter().map(|each| {
             let (changed, latest) = (&changed, &latest);

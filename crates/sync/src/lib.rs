@@ -25,6 +25,8 @@
 //! - [`run`]: one `plan` or `apply` run, end to end.
 //! - [`incremental`]: a run from what changed at a SCIM source since the job's watermark,
 //!   planned as a partial run.
+//! - [`ancestors`]: for an incremental run into a target that flattens groups, the changed
+//!   groups' ancestors and what is nested under them, read from the source.
 //! - [`feed`]: a Scimitar source's change feed, long-polled between runs.
 //! - [`watch`]: `watch`, runs again and again on the source's changes or an interval, one
 //!   process at a time per job (a lease in the state database).
@@ -36,6 +38,7 @@
 //! Invariant: the planner decides everything; what follows it only carries the decision out.
 //! Nothing here knows Scimitar's HTTP server: Scimitar is one more SCIM endpoint to it.
 
+pub mod ancestors;
 pub mod apply;
 pub mod config;
 pub mod feed;

@@ -470,6 +470,16 @@ impl ScimEndpoint {
         self.read_list(kind, Some(&filter)).await
     }
 
+    /// Every object of `kind` that a SCIM filter matches, paged as [`ScimEndpoint::read_all`]
+    /// pages.
+    pub async fn read_matching(
+        &self,
+        kind: Kind,
+        filter: &str,
+    ) -> Result<Vec<Identity>, HttpFailure> {
+        Ok(self.read_list(kind, Some(filter)).await?.0)
+    }
+
     /// The objects of `kind` with these ids, read one by one (`read_concurrency` at once); an
     /// id the service does not know (404) is left out.
     pub async fn read_ids(&self, kind: Kind, ids: &[String]) -> Result<Vec<Identity>, HttpFailure> {

@@ -394,3 +394,128 @@ async fn a_databricks_account_target_gets_account_groups_and_service_principals_
     };
     an_account_target(state).await;
 }
+
+/// A PATCH of a source group's members.
+async fn change_members(source: &Scimitar, group: &str, operation: Value) {
+    let group = source.one("Groups", "displayName", group).await;
+    let (status, body) = source
+        .call(
+            reqwest::Method::PATCH,
+            &format!("Groups/{}", group["id"].as_str().expect("an id")),
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [operation],
+            })),
+        )
+        .await;
+    assert!(status == 200 || status == 204, "{status} {body}");
+}
+
+/// Into a target that flattens: a member added to (then removed from) `platform`, nested in
+/// `eng-all`, reaches `eng-all`'s flattened members in an incremental run, which reads
+/// `eng-all` as `platform`'s ancestor and never reads the source whole.
+async fn incremental_runs_into_a_target_that_flattens(state: StateDatabase) {
+    let source = seeded_source().await;
+    let core = source.create_user("erin").await;
+    let core_group = source.create_group("core", &[&core]).await;
+    change_members(
+        &source,
+        "eng-all",
+        json!({"op": "add", "path": "members", "value": [{"value": core_group}]}),
+    )
+    .await;
+    let target = Scimitar::start().await;
+    let proxy = FaultProxy::start(&source.address).await;
+    let mut job = job(
+        &source,
+        target.endpoint(GENERIC, Profile::Generic),
+        &["eng-all"],
+    );
+    job.source = Source::Scim(endpoint(
+        &format!("{}{GENERIC}", proxy.address),
+        &source.token,
+        Profile::Generic,
+    ));
+    job.nested_groups = Some(false);
+    assert_eq!(apply(&job, &state).await.exit_code(), 0);
+    assert_eq!(
+        target.member_names("eng-all").await,
+        ["ADA", "BOB", "CAROL", "ERIN"]
+    );
+
+    // Past the watermark's millisecond, dave is created and joins platform.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let dave = source.create_user("dave").await;
+    change_members(
+        &source,
+        "platform",
+        json!({"op": "add", "path": "members", "value": [{"value": dave}]}),
+    )
+    .await;
+    proxy.faults.unfiltered_lists.store(0, Ordering::SeqCst);
+    let report = incremental(&job, &state).await.expect("an incremental run");
+    assert_eq!(report.exit_code(), 0, "{:#?}", report.failures);
+    let created: Vec<&str> = report
+        .plan
+        .creates
+        .iter()
+        .map(|c| c.label.as_str())
+        .collect();
+    assert_eq!(created, ["dave"]);
+    assert_eq!(
+        target.member_names("platform").await,
+        ["ADA", "BOB", "DAVE"]
+    );
+    // eng-all holds platform's members through nesting; core (unchanged, read as eng-all's
+    // nested group) keeps erin there.
+    assert_eq!(
+        target.member_names("eng-all").await,
+        ["ADA", "BOB", "CAROL", "DAVE", "ERIN"]
+    );
+    assert_eq!(
+        proxy.faults.unfiltered_lists.load(Ordering::SeqCst),
+        0,
+        "the source was not read whole"
+    );
+
+    // bob leaves platform: he leaves eng-all's flattened members too.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let bob = source.one("Users", "userName", "bob").await;
+    change_members(
+        &source,
+        "platform",
+        json!({"op": "remove", "path": format!("members[value eq \"{}\"]", bob["id"].as_str().expect("an id"))}),
+    )
+    .await;
+    let report = incremental(&job, &state).await.expect("an incremental run");
+    assert_eq!(report.exit_code(), 0, "{:#?}", report.failures);
+    assert_eq!(target.member_names("platform").await, ["ADA", "DAVE"]);
+    assert_eq!(
+        target.member_names("eng-all").await,
+        ["ADA", "CAROL", "DAVE", "ERIN"]
+    );
+    assert_eq!(proxy.faults.unfiltered_lists.load(Ordering::SeqCst), 0);
+
+    // Converged: a full run changes no membership (it deactivates bob, now out of scope, which
+    // an incremental run leaves to it), and an incremental one finds nothing to do.
+    let full = apply(&job, &state).await;
+    assert!(full.plan.memberships.is_empty(), "{:#?}", full.plan);
+    let again = incremental(&job, &state).await.expect("an incremental run");
+    assert!(again.plan.writes_nothing(), "{:#?}", again.plan);
+    state.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_runs_into_a_target_that_flattens_read_the_changed_groups_ancestors_with_state_in_sqlite(
+) {
+    incremental_runs_into_a_target_that_flattens(StateDatabase::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_runs_into_a_target_that_flattens_read_the_changed_groups_ancestors_with_state_in_postgres(
+) {
+    let Some(state) = StateDatabase::postgres().await else {
+        return;
+    };
+    incremental_runs_into_a_target_that_flattens(state).await;
+}
