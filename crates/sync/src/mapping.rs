@@ -578,6 +578,166 @@ mod tests {
         assert_eq!(attributes["displayName"], json!("Data Eng"));
     }
 
+    /// The planner's side: mapped values are what it compares, matches and creates with, and
+    /// the scope filter's outcasts are deprovisioned like any object out of scope.
+    mod planned {
+        use super::*;
+        use crate::config::Policy;
+        use crate::model::{Capabilities, JobState, Mapping, Ownership, Snapshot};
+        use crate::plan::{plan, Reason};
+
+        fn policy(text: &str) -> Policy {
+            toml::from_str(text).expect("a valid policy")
+        }
+
+        fn managed(pairs: &[(&str, &str)]) -> JobState {
+            let mut state = JobState::default();
+            for (source_id, target_id) in pairs {
+                state.mappings.insert(
+                    (Kind::User, source_id.to_string()),
+                    Mapping {
+                        target_id: target_id.to_string(),
+                        ownership: Ownership::Created,
+                        deprovisioned_at: None,
+                    },
+                );
+            }
+            state
+        }
+
+        #[test]
+        fn mapped_values_are_created_compared_and_matched() {
+            let lower = policy(
+                "[mappings.user]\nuserName = { from = \"email\", transforms = [{ split = \"@\" }, \"first\", \"lower\"] }\n",
+            );
+            let source = Snapshot::of(vec![Identity::new(Kind::User, "s1")
+                .with("userName", "ignored")
+                .with("emails", "Ada@example.com")]);
+            let created = plan(
+                &source,
+                &Snapshot::default(),
+                &JobState::default(),
+                &lower,
+                &Capabilities::default(),
+                0,
+            );
+            assert_eq!(created.creates[0].attributes["userName"], json!("ada"));
+            // An unmanaged target user of the mapped name is adopted, not duplicated.
+            let existing = Snapshot::of(vec![Identity::new(Kind::User, "t9")
+                .with("userName", "ADA")
+                .with("emails", "Ada@example.com")
+                .with("externalId", "s1")]);
+            let adopted = plan(
+                &source,
+                &existing,
+                &JobState::default(),
+                &lower,
+                &Capabilities::default(),
+                0,
+            );
+            assert_eq!(adopted.adoptions.len(), 1, "{adopted:#?}");
+            assert!(adopted.creates.is_empty());
+            // Managed, with the mapped value already there: nothing to write.
+            let target = Snapshot::of(vec![Identity::new(Kind::User, "t1")
+                .with("userName", "ada")
+                .with("emails", "Ada@example.com")
+                .with("externalId", "s1")]);
+            let state = managed(&[("s1", "t1")]);
+            let same = plan(
+                &source,
+                &target,
+                &state,
+                &lower,
+                &Capabilities::default(),
+                0,
+            );
+            assert!(same.writes_nothing(), "{same:#?}");
+            // Another mapping is an update of that attribute alone.
+            let upper = policy(
+                "[mappings.user]\nuserName = { from = \"email\", transforms = [{ split = \"@\" }, \"first\", \"upper\"] }\n",
+            );
+            let changed = plan(
+                &source,
+                &target,
+                &state,
+                &upper,
+                &Capabilities::default(),
+                0,
+            );
+            assert_eq!(changed.updates.len(), 1);
+            assert_eq!(changed.updates[0].diffs.len(), 1, "{changed:#?}");
+            assert_eq!(changed.updates[0].diffs[0].after, json!("ADA"));
+        }
+
+        #[test]
+        fn a_mapped_false_active_deactivates_and_the_filters_outcasts_are_deprovisioned() {
+            let source = Snapshot::of(vec![
+                Identity::new(Kind::User, "s1")
+                    .with("userName", "ada")
+                    .with("emails", "ada@example.com"),
+                Identity::new(Kind::User, "s2")
+                    .with("userName", "bob")
+                    .with("emails", "bob@elsewhere.org"),
+            ]);
+            let target = Snapshot::of(vec![
+                Identity::new(Kind::User, "t1")
+                    .with("userName", "ada")
+                    .with("emails", "ada@example.com")
+                    .with("externalId", "s1"),
+                Identity::new(Kind::User, "t2")
+                    .with("userName", "bob")
+                    .with("emails", "bob@elsewhere.org")
+                    .with("externalId", "s2"),
+            ]);
+            let state = managed(&[("s1", "t1"), ("s2", "t2")]);
+            let filtered = Policy {
+                allow_deletions: true,
+                ..policy("filter = 'emails ew \"@example.com\"'\n")
+            };
+            let planned = plan(
+                &source,
+                &target,
+                &state,
+                &filtered,
+                &Capabilities::default(),
+                0,
+            );
+            let gone: Vec<(&str, Reason)> = planned
+                .deactivations
+                .iter()
+                .map(|item| (item.source_id.as_str(), item.reason))
+                .collect();
+            assert_eq!(gone, [("s2", Reason::GoneFromSource)]);
+            // The guard counts them: one of two managed objects is more than 20 %.
+            let guarded = plan(
+                &source,
+                &target,
+                &state,
+                &policy("filter = 'emails ew \"@example.com\"'\n"),
+                &Capabilities::default(),
+                0,
+            );
+            assert!(guarded.guard.is_some());
+            let inactive = Policy {
+                allow_deletions: true,
+                ..policy("[mappings.user]\nactive = { value = false }\n")
+            };
+            let planned = plan(
+                &source,
+                &target,
+                &state,
+                &inactive,
+                &Capabilities::default(),
+                0,
+            );
+            let reasons: Vec<Reason> = planned.deactivations.iter().map(|d| d.reason).collect();
+            assert_eq!(
+                reasons,
+                [Reason::InactiveAtSource, Reason::InactiveAtSource]
+            );
+        }
+    }
+
     #[test]
     fn unknown_attributes_transforms_and_bad_constants_are_refused_naming_them() {
         for (text, named) in [
