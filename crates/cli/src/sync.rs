@@ -8,6 +8,7 @@
 use clap::{Args, Subcommand};
 use scimitar_domain::{Clock, SystemClock};
 use scimitar_sync::config::{state_key, JobConfig, Policy, Profile, SourceConfig, WatchSettings};
+use scimitar_sync::reviewed::ReviewedPlan;
 use scimitar_sync::run::TargetOutcome;
 use scimitar_sync::run::{
     run_all, FanOut, FanOutReport, Job, Mode, Oversight, Report, Source, Target,
@@ -106,6 +107,15 @@ pub struct SyncArgs {
     /// Print the run's report as JSON.
     #[arg(long)]
     json: bool,
+    /// `plan`: also save the plan to this file, for review and for `apply --plan` (one
+    /// target's plan: the job's only target, or the one --target names).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// `apply`: apply a target's plan only if it makes exactly the changes of this saved plan
+    /// (`plan --out`), else write nothing to it and exit 1. A plan saved against production
+    /// can be applied to a sandbox that mirrors it first, then to production.
+    #[arg(long, value_name = "FILE")]
+    plan: Option<PathBuf>,
 }
 
 /// Runs the command; the exit status is the report's.
@@ -128,11 +138,29 @@ pub async fn run_command(command: SyncCommand) -> ExitCode {
 
 async fn run_sync(mode: Mode, args: &SyncArgs) -> Result<u8, String> {
     let JobOf {
-        job,
+        mut job,
         database,
         settings,
         ..
     } = job_of(args)?;
+    match (mode, &args.out, &args.plan) {
+        (Mode::Apply, Some(_), _) => return Err("--out is for `plan`".to_string()),
+        (Mode::Plan, _, Some(_)) => return Err("--plan is for `apply`".to_string()),
+        (Mode::Plan, Some(_), None) if job.targets.len() > 1 => {
+            return Err(format!(
+                "--out saves one target's plan: name one of job {}'s targets with --target",
+                job.name
+            ))
+        }
+        (Mode::Apply, None, Some(file)) => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|error| format!("{}: {error}", file.display()))?;
+            let reviewed = ReviewedPlan::parse(&text)
+                .map_err(|error| format!("{}: {error}", file.display()))?;
+            job.oversight.reviewed = Some(reviewed);
+        }
+        _ => {}
+    }
     let store = scimitar_store::open(&database)
         .await
         .map_err(|error| format!("the state database: {error}"))?;
@@ -150,6 +178,9 @@ async fn run_sync(mode: Mode, args: &SyncArgs) -> Result<u8, String> {
         Mode::Plan => run_all(&job, &*store, &SystemClock, mode).await,
     }
     .map_err(|error| error.to_string())?;
+    if let Some(file) = &args.out {
+        save_plan(file, &report)?;
+    }
     // A job of one unnamed `[target]` reports as it always has: one report, not sections.
     if let [Target { name: None, .. }] = job.targets.as_slice() {
         return match report.targets.pop() {
@@ -165,6 +196,26 @@ async fn run_sync(mode: Mode, args: &SyncArgs) -> Result<u8, String> {
     Ok(report.exit_code())
 }
 
+/// `plan --out`: the one target's plan, in the source's terms, for `apply --plan`.
+fn save_plan(file: &Path, report: &FanOutReport) -> Result<(), String> {
+    let planned = match report.targets.as_slice() {
+        [TargetOutcome::Ran(planned)] => planned,
+        [TargetOutcome::Failed { error, .. }] => {
+            return Err(format!("no plan to save to {}: {error}", file.display()))
+        }
+        _ => return Err("--out saves one target's plan".to_string()),
+    };
+    let reviewed = ReviewedPlan::of(
+        &planned.job,
+        planned.target.as_deref(),
+        &planned.plan,
+        SystemClock.now().to_rfc3339(),
+    );
+    let mut text = serde_json::to_string_pretty(&reviewed).map_err(|error| error.to_string())?;
+    text.push('\n');
+    std::fs::write(file, text).map_err(|error| format!("{}: {error}", file.display()))
+}
+
 /// One target's report: the JSON, or the readable plan with what was written and what failed.
 fn print_report(report: &Report, json: bool) -> Result<(), String> {
     if json {
@@ -177,6 +228,10 @@ fn print_report(report: &Report, json: bool) -> Result<(), String> {
         None => println!("job: {}", report.job),
     }
     print!("{}", scimitar_sync::render::plan_text(&report.plan));
+    // The guard's stop is part of the plan's text; any other (`apply --plan`) is said here.
+    if let (Some(why), None) = (&report.stopped, &report.plan.guard) {
+        println!("STOPPED: {why}");
+    }
     if report.mode == Mode::Apply && report.stopped.is_none() {
         println!("{} writes, {} failed", report.writes, report.failures.len());
     }
@@ -356,6 +411,7 @@ fn oversight_of(config: &JobConfig) -> Oversight {
     Oversight {
         account: config.account.clone(),
         quarantine: config.watch.quarantine(),
+        reviewed: None,
     }
 }
 

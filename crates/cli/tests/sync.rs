@@ -739,3 +739,235 @@ fn sync_status_and_resume_take_the_jobs_file() {
         String::from_utf8_lossy(&resume.stderr)
     );
 }
+
+/// Runs `scimitar` with `args`, returning its exit status and stdout (stderr on failure to
+/// start is the test's panic).
+fn scimitar(binary: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let output = Command::new(binary).args(args).output().unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The operator's "plan against production, try it on a sandbox first" workflow: a plan saved
+/// against `prod` is applied to a sandbox that mirrors it, refused at `prod` once the source
+/// changed (nothing written there, exit 1, the run recorded as stopped with an audit event),
+/// and applied to `prod` after planning and saving again.
+#[test]
+fn a_plan_saved_against_production_is_tried_on_a_sandbox_and_applied_only_while_it_holds() {
+    let scratch = Scratch::new("sync-reviewed");
+    let binary = env!("CARGO_BIN_EXE_scimitar");
+    let source = start(binary, &scratch.sqlite("source.db"));
+    let sandbox = start(binary, &scratch.sqlite("sandbox.db"));
+    let prod = start(binary, &scratch.sqlite("prod.db"));
+    let ada = post(
+        &source,
+        "Users",
+        r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ada"}"#,
+    );
+    post(
+        &source,
+        "Groups",
+        &format!(
+            r#"{{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"eng","members":[{{"value":"{ada}"}}]}}"#
+        ),
+    );
+    for (name, server) in [("source", &source), ("sandbox", &sandbox), ("prod", &prod)] {
+        std::fs::write(scratch.path(&format!("{name}-token")), &server.token).unwrap();
+    }
+    let state = scratch.sqlite("state.db");
+    // The state database holds an account, whose audit trail the job's events join.
+    let (code, _, stderr) = scimitar(binary, &["token", "create", "--database", &state]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let config = scratch.path("job.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "job = \"reviewed\"\nstate_database = \"{state}\"\n\
+             [source]\ntype = \"scim\"\nurl = \"http://{}/scim/v2\"\ntoken_file = \"{}\"\n\
+             [[targets]]\nname = \"sandbox\"\nurl = \"http://{}/scim/v2\"\ntoken_file = \"{}\"\n\
+             [[targets]]\nname = \"prod\"\nurl = \"http://{}/scim/v2\"\ntoken_file = \"{}\"\n\
+             [policy]\ngroups = [\"eng\"]\n",
+            source.address,
+            scratch.path("source-token").display(),
+            sandbox.address,
+            scratch.path("sandbox-token").display(),
+            prod.address,
+            scratch.path("prod-token").display(),
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let saved = scratch.path("prod.plan.json");
+    let saved = saved.to_str().unwrap();
+    let users_named = |server: &Server, name: &str| {
+        get(
+            server,
+            &format!("Users?filter=userName%20eq%20%22{name}%22"),
+        )["totalResults"]
+            .as_u64()
+            .unwrap()
+    };
+
+    // One target's plan only, and each flag with its own verb.
+    let (code, _, stderr) = scimitar(
+        binary,
+        &["sync", "plan", "--config", config, "--out", saved],
+    );
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("name one of job reviewed's targets"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = scimitar(
+        binary,
+        &["sync", "apply", "--config", config, "--out", saved],
+    );
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("--out is for `plan`"), "{stderr}");
+
+    let (code, stdout, stderr) = scimitar(
+        binary,
+        &[
+            "sync", "plan", "--config", config, "--target", "prod", "--out", saved,
+        ],
+    );
+    assert_eq!(code, Some(2), "{stdout} {stderr}");
+    assert!(stdout.contains("+ create user ada"), "{stdout}");
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(saved).unwrap()).unwrap();
+    assert_eq!(file["target"], "prod");
+    let changes: Vec<&str> = file["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| line.as_str().unwrap())
+        .collect();
+    assert!(
+        changes
+            .iter()
+            .any(|line| line.starts_with("create user ada")),
+        "{changes:?}"
+    );
+    assert!(
+        changes
+            .iter()
+            .any(|line| line.starts_with("create group eng")),
+        "{changes:?}"
+    );
+    assert_eq!(users_named(&prod, "ada"), 0, "plan writes nothing");
+
+    // The sandbox mirrors production (both empty): the reviewed plan applies there.
+    let (code, stdout, stderr) = scimitar(
+        binary,
+        &[
+            "sync", "apply", "--config", config, "--target", "sandbox", "--plan", saved,
+        ],
+    );
+    assert_eq!(code, Some(0), "{stdout} {stderr}");
+    assert_eq!(users_named(&sandbox, "ada"), 1);
+
+    // The source changes before production is applied: production's plan is no longer the
+    // reviewed one, so nothing is written there.
+    let cy = post(
+        &source,
+        "Users",
+        r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"cy"}"#,
+    );
+    let eng = get(&source, "Groups?filter=displayName%20eq%20%22eng%22")["Resources"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut stream = std::net::TcpStream::connect(&source.address).unwrap();
+    let body = format!(
+        r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{{"op":"add","path":"members","value":[{{"value":"{cy}"}}]}}]}}"#
+    );
+    write!(
+        stream,
+        "PATCH /scim/v2/Groups/{eng} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/scim+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        source.address,
+        source.token,
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.1 204"),
+        "{response}"
+    );
+    let (code, stdout, stderr) = scimitar(
+        binary,
+        &[
+            "sync", "apply", "--config", config, "--target", "prod", "--plan", saved,
+        ],
+    );
+    assert_eq!(code, Some(1), "{stdout} {stderr}");
+    assert!(
+        stdout.contains("STOPPED: the plan differs from the reviewed plan"),
+        "{stdout}"
+    );
+    // cy's create and membership, the first of them (in the lines' order) named.
+    assert!(
+        stdout.contains("(2 changes not reviewed, 0 reviewed changes not planned)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("not reviewed: add to group eng"),
+        "{stdout}"
+    );
+    assert_eq!(users_named(&prod, "ada"), 0, "nothing written to prod");
+    assert_eq!(users_named(&prod, "cy"), 0);
+    let (code, stdout, _) = scimitar(
+        binary,
+        &["sync", "status", "--config", config, "--target", "prod"],
+    );
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("#1 stopped"), "{stdout}");
+    let (code, stdout, stderr) = scimitar(
+        binary,
+        &[
+            "audit",
+            "query",
+            "--database",
+            &state,
+            "--action-name",
+            "syncReviewedPlanMismatch",
+            "--json",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.contains("\"status_code\":409"), "{stdout}");
+
+    // Planned and saved again, reviewed again: production takes it.
+    let (code, _, stderr) = scimitar(
+        binary,
+        &[
+            "sync", "plan", "--config", config, "--target", "prod", "--out", saved,
+        ],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    let (code, stdout, stderr) = scimitar(
+        binary,
+        &[
+            "sync", "apply", "--config", config, "--target", "prod", "--plan", saved,
+        ],
+    );
+    assert_eq!(code, Some(0), "{stdout} {stderr}");
+    assert_eq!(users_named(&prod, "ada"), 1);
+    assert_eq!(users_named(&prod, "cy"), 1);
+
+    // A file that is not a saved plan is refused before anything runs.
+    std::fs::write(saved, "{\"job\": \"reviewed\"}").unwrap();
+    let (code, _, stderr) = scimitar(
+        binary,
+        &[
+            "sync", "apply", "--config", config, "--target", "prod", "--plan", saved,
+        ],
+    );
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("not a plan saved by"), "{stderr}");
+}

@@ -451,9 +451,7 @@ mod tests {
     #[test]
     fn the_readme_example_is_a_valid_job() {
         let readme = include_str!("../../../README.md");
-        let start = readme.find("```toml\njob = ").expect("the example") + "```toml\n".len();
-        let end = start + readme[start..].find("```").expect("its end");
-        let job = JobConfig::parse(&readme[start..end]).expect("parses");
+        let job = readme_job(readme, "hr-to-workspace");
         let target = job.target.as_ref().expect("one [target]");
         assert_eq!(target.profile, Profile::Databricks);
         assert_eq!(target.nested_groups, Some(false));
@@ -464,17 +462,31 @@ mod tests {
         assert!(matches!(job.source, SourceConfig::Scim { .. }));
     }
 
+    /// The job of README's example named `name` (a TOML block starting `job = "name"`).
+    fn readme_job(readme: &str, name: &str) -> JobConfig {
+        let opening = format!("```toml\njob = \"{name}\"");
+        let start = readme.find(&opening).expect("the example") + "```toml\n".len();
+        let end = start + readme[start..].find("```").expect("its end");
+        JobConfig::parse(&readme[start..end]).expect("parses")
+    }
+
+    /// README's first common case: an Active Directory into a Databricks workspace, nesting
+    /// flattened, entitlements mapped.
+    #[test]
+    fn the_readme_directory_example_is_a_valid_job() {
+        let job = readme_job(include_str!("../../../README.md"), "ad-to-workspace");
+        let target = job.target.as_ref().expect("one [target]");
+        assert_eq!(target.profile, Profile::Databricks);
+        assert_eq!(target.nested_groups, Some(false));
+        assert_eq!(job.policy.entitlements["data-engineers"].len(), 2);
+        assert!(matches!(job.source, SourceConfig::Ldap { .. }));
+    }
+
     /// The `watch` example in README's "Sync" section (one source fanned out to two targets),
     /// which must stay a valid job.
     #[test]
     fn the_readme_watch_example_is_a_valid_job() {
-        let readme = include_str!("../../../README.md");
-        let start = readme
-            .find("```toml\njob = \"idp-fan-out\"")
-            .expect("the example")
-            + "```toml\n".len();
-        let end = start + readme[start..].find("```").expect("its end");
-        let job = JobConfig::parse(&readme[start..end]).expect("parses");
+        let job = readme_job(include_str!("../../../README.md"), "idp-fan-out");
         let names: Vec<_> = job.targets.iter().map(|t| t.name.as_deref()).collect();
         assert_eq!(names, [Some("prod"), Some("sandbox")]);
         assert!(matches!(

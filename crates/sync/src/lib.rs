@@ -12,6 +12,7 @@
 //! - [`plan`]: the reconciliation core, pure (no I/O, no clock): snapshots, state, policy and
 //!   capabilities in, a [`plan::Plan`] out.
 //! - [`render`]: a plan as a readable diff.
+//! - [`reviewed`]: a plan saved for review, and whether a target's plan is still that one.
 //! - [`scim`]: SCIM 2.0 over HTTP: reading a source or target (paged), writing a target, the
 //!   generic and Databricks profiles, retries on 429 and 503.
 //! - [`file`]: a CSV or JSON Lines export as a source.
@@ -51,6 +52,7 @@ pub mod pace;
 pub mod plan;
 pub mod quarantine;
 pub mod render;
+pub mod reviewed;
 pub mod run;
 pub mod scim;
 pub mod scope;

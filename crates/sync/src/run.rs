@@ -63,6 +63,9 @@ pub struct Oversight {
     /// the state database's only account.
     pub account: Option<String>,
     pub quarantine: crate::quarantine::QuarantineSettings,
+    /// `apply --plan F`: each target applies only a plan that makes exactly these changes,
+    /// else the run stops before writing ([`crate::reviewed`]).
+    pub reviewed: Option<crate::reviewed::ReviewedPlan>,
 }
 
 /// One of a job's targets.
@@ -513,6 +516,13 @@ pub(crate) async fn finish(
     };
     if mode == Mode::Plan {
         return Ok(report);
+    }
+    if report.stopped.is_none() {
+        if let Some(reviewed) = &job.oversight.reviewed {
+            report.stopped = reviewed
+                .mismatch(&report.plan)
+                .map(|mismatch| mismatch.to_string());
+        }
     }
     // Before acting: a job whose events have no account to go to is a mistake to stop at
     // now, not after the target has been written.

@@ -112,6 +112,15 @@ pub fn of_run(job: &str, target: TargetRef<'_>, report: &Report, actions: &[Acti
             status_code: 409,
             error_message: Some(reason.clone()),
         });
+    } else if let Some(reason) = &report.stopped {
+        // Stopped because the plan is not the one an operator reviewed (`apply --plan`).
+        events.push(Event {
+            action: "syncReviewedPlanMismatch",
+            params: params(job, target, json!({})),
+            targets: Vec::new(),
+            status_code: 409,
+            error_message: Some(reason.clone()),
+        });
     }
     if let Some(first) = report.failures.first() {
         let listed: Vec<Value> = report
