@@ -615,7 +615,7 @@ fn profile(url: &str, name: Option<&str>) -> Result<Profile, String> {
             })
         })
         .transpose()?;
-    Ok(Profile::for_target(url, written))
+    Ok(Profile::for_url(url, written))
 }
 
 /// A job ready to run, where its state lives, and how `watch` waits between its runs.
@@ -646,7 +646,8 @@ pub fn job_from_file(path: &Path) -> Result<JobOf, String> {
             let variable = token_env.as_deref().unwrap_or("SCIMITAR_SYNC_FROM_TOKEN");
             let secret = token(token_file.as_deref(), variable, "source").map_err(in_file)?;
             source_token = Some(secret.clone());
-            let endpoint = ScimEndpoint::new(url, secret, Profile::Generic, retry);
+            // A Databricks account as a source lists groups without members, as a target does.
+            let endpoint = ScimEndpoint::new(url, secret, Profile::for_url(url, None), retry);
             Source::Scim(trusting(endpoint, ca_file.as_deref()).map_err(in_file)?)
         }
         SourceConfig::File { path } => Source::File(path.clone()),
@@ -736,7 +737,7 @@ fn job_of(args: &SyncArgs) -> Result<JobOf, String> {
             source: Source::Scim(ScimEndpoint::new(
                 from,
                 source_token,
-                Profile::Generic,
+                Profile::for_url(from, None),
                 retry,
             )),
             target: ScimEndpoint::new(to, target_token, target_profile, retry),

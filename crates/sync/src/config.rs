@@ -237,7 +237,7 @@ pub struct TargetConfig {
     #[serde(rename = "profile", default)]
     pub profile_written: Option<Profile>,
     /// What kind of service the target is: as written, else derived from its URL
-    /// ([`Profile::for_target`]). Set by [`JobConfig::parse`].
+    /// ([`Profile::for_url`]). Set by [`JobConfig::parse`].
     #[serde(skip)]
     pub profile: Profile,
     /// Overrides whether the target nests groups (otherwise from the profile: yes).
@@ -305,10 +305,11 @@ impl Profile {
         .find(|profile| profile.as_str() == name)
     }
 
-    /// A target's profile: the one written, else `databricks-account` for a Databricks
-    /// account SCIM URL, else `generic`. (A workspace URL is not enough to say Databricks:
+    /// A service's profile: the one written, else `databricks-account` for a Databricks
+    /// account SCIM URL, else `generic`. For a source, only how it is read depends on it
+    /// (an account's group lists leave out members). (A workspace URL is not enough to say Databricks:
     /// Scimitar serves the same path with a `/ServiceProviderConfig` of its own.)
-    pub fn for_target(url: &str, written: Option<Profile>) -> Profile {
+    pub fn for_url(url: &str, written: Option<Profile>) -> Profile {
         written.unwrap_or(if is_account_scim_url(url) {
             Profile::DatabricksAccount
         } else {
@@ -362,7 +363,7 @@ impl JobConfig {
     pub fn parse(text: &str) -> Result<JobConfig, String> {
         let mut job: JobConfig = toml::from_str(text).map_err(|error| error.to_string())?;
         for target in job.target.iter_mut().chain(job.targets.iter_mut()) {
-            target.profile = Profile::for_target(&target.url, target.profile_written);
+            target.profile = Profile::for_url(&target.url, target.profile_written);
         }
         match (&job.target, job.targets.is_empty()) {
             (None, true) => return Err("no target: give [target] or [[targets]]".into()),

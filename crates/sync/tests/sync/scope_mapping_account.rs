@@ -311,7 +311,7 @@ async fn an_account_target(state: StateDatabase) {
         "{}/api/2.0/accounts/{}/scim/v2",
         proxy.address, target.account
     );
-    let profile = scimitar_sync::config::Profile::for_target(&url, None);
+    let profile = scimitar_sync::config::Profile::for_url(&url, None);
     assert_eq!(profile, Profile::DatabricksAccount);
     let mut job = job(
         &source,
