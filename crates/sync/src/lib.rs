@@ -8,7 +8,11 @@
 //!   (scope, brownfield matching, entitlement mappings, grace period, deletion guard).
 //! - [`plan`]: the reconciliation core, pure (no I/O, no clock): snapshots, state, policy and
 //!   capabilities in, a [`plan::Plan`] out.
+//! - [`drift`]: a managed target object changed out of band, told apart from the source's
+//!   changes by a digest of what the source wanted of it at the last run; reported, and
+//!   corrected unless `policy.correct_drift` is off.
 //! - [`render`]: a plan as a readable diff.
+//! - [`progress`]: a run's progress on a terminal (stderr), and nothing when it is not one.
 //! - [`scim`]: SCIM 2.0 over HTTP: reading a source or target (paged), writing a target, the
 //!   generic and Databricks profiles, retries on 429 and 503.
 //! - [`file`]: a CSV or JSON Lines export as a source.
@@ -35,6 +39,7 @@
 
 pub mod apply;
 pub mod config;
+pub mod drift;
 pub mod feed;
 pub mod file;
 pub mod incremental;
@@ -42,6 +47,7 @@ pub mod ldap;
 pub mod model;
 pub mod pace;
 pub mod plan;
+pub mod progress;
 pub mod quarantine;
 pub mod render;
 pub mod run;

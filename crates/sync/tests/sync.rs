@@ -3076,3 +3076,7 @@ async fn a_scimitar_source_syncs_into_scim2_server_and_a_rerun_writes_nothing() 
     assert!(last.plan.writes_nothing(), "{:#?}", last.plan);
     state.close().await;
 }
+
+/// Drift at the target, told apart from the source's changes.
+#[path = "sync/drift.rs"]
+mod drift;
