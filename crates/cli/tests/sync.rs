@@ -121,7 +121,7 @@ fn sync_plans_then_applies_a_scim_to_scim_job_with_tokens_from_a_file_and_the_en
     // Progress is drawn only on a terminal: stderr here is a pipe, and gets none of it.
     let stderr = String::from_utf8_lossy(&plan.stderr);
     assert!(
-        !stderr.contains("sync: ") && !stderr.contains('\r'),
+        !stderr.contains("sync: reading") && !stderr.contains('\r'),
         "{stderr}"
     );
     let report: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
@@ -136,7 +136,7 @@ fn sync_plans_then_applies_a_scim_to_scim_job_with_tokens_from_a_file_and_the_en
     let text = String::from_utf8_lossy(&apply.stdout);
     let stderr = String::from_utf8_lossy(&apply.stderr);
     assert!(
-        !stderr.contains("sync: ") && !stderr.contains('\r'),
+        !stderr.contains("sync: reading") && !stderr.contains('\r'),
         "{stderr}"
     );
     assert_eq!(
