@@ -54,9 +54,10 @@ fn run(
 
 /// An app whose database holds, for its account, a job `hr` of two targets (`prod`
 /// quarantined after two failed runs, `sandbox` applied) leased by `node-1`, and for another
-/// account, `payroll`, with a lone target. Returns the app, the other account's admin token
-/// and the clock.
-async fn app_with_jobs() -> (TestApp, String, Arc<ManualClock>) {
+/// account, `payroll`, with a lone target. Returns the app, the other account's admin token,
+/// the path prefix of its workspace (`/w/{id}`, where it addresses its own account) and the
+/// clock.
+async fn app_with_jobs() -> (TestApp, String, String, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(SystemClock.now()));
     let (database, url) = TestDatabase::fresh().await;
     let app = spawn_app_on_with_clock(database, &url, clock.clone()).await;
@@ -91,12 +92,18 @@ async fn app_with_jobs() -> (TestApp, String, Arc<ManualClock>) {
         )
         .await
         .unwrap();
-    (app, other.admin_token.expose().to_string(), clock)
+    let workspace = store.workspaces(&other.account.id).await.unwrap()[0].id.clone();
+    (
+        app,
+        other.admin_token.expose().to_string(),
+        format!("/w/{workspace}"),
+        clock,
+    )
 }
 
 #[tokio::test]
 async fn an_account_admin_sees_its_jobs_targets_runs_quarantine_and_lease() {
-    let (app, _, _) = app_with_jobs().await;
+    let (app, _, _, _) = app_with_jobs().await;
     let listed = admin_get(&app, JOBS).await;
     assert_eq!(listed.status, 200, "{}", listed.body);
     let jobs = listed.body["jobs"].as_array().unwrap();
@@ -140,14 +147,32 @@ async fn an_account_admin_sees_its_jobs_targets_runs_quarantine_and_lease() {
 
 #[tokio::test]
 async fn a_job_of_another_account_is_never_visible() {
-    let (app, other_token, _) = app_with_jobs().await;
+    let (app, other_token, theirs_at, _) = app_with_jobs().await;
     // Our admin asking for their job: as if it did not exist.
     let theirs = admin_get(&app, &format!("{JOBS}/payroll")).await;
     databricks_error(&theirs, 404, "RESOURCE_DOES_NOT_EXIST");
     let missing = admin_get(&app, &format!("{JOBS}/nothing")).await;
     databricks_error(&missing, 404, "RESOURCE_DOES_NOT_EXIST");
-    // Their admin sees their job, and nothing of ours, by list or by name.
-    let listed = call(&app, Method::GET, JOBS, Some(&other_token), None).await;
+    // Their admin, at our workspace, is not answered at all.
+    for path in [JOBS.to_string(), format!("{JOBS}/hr")] {
+        let refused = call(&app, Method::GET, &path, Some(&other_token), None).await;
+        assert!(
+            [401, 403, 404].contains(&refused.status),
+            "{} {}",
+            refused.status,
+            refused.body
+        );
+        assert!(!refused.body.to_string().contains("node-1"), "{}", refused.body);
+    }
+    // At its own workspace, it sees its job, and nothing of ours, by list or by name.
+    let listed = call(
+        &app,
+        Method::GET,
+        &format!("{theirs_at}{JOBS}"),
+        Some(&other_token),
+        None,
+    )
+    .await;
     assert_eq!(listed.status, 200, "{}", listed.body);
     let names: Vec<&str> = listed.body["jobs"]
         .as_array()
@@ -157,7 +182,10 @@ async fn a_job_of_another_account_is_never_visible() {
         .collect();
     assert_eq!(names, ["payroll"]);
     assert_eq!(listed.body["jobs"][0]["targets"][0].get("name"), None);
-    for path in [format!("{JOBS}/hr"), format!("{JOBS}/hr%2Fprod")] {
+    for path in [
+        format!("{theirs_at}{JOBS}/hr"),
+        format!("{theirs_at}{JOBS}/hr%2Fprod"),
+    ] {
         let ours = call(&app, Method::GET, &path, Some(&other_token), None).await;
         databricks_error(&ours, 404, "RESOURCE_DOES_NOT_EXIST");
         assert!(!ours.body.to_string().contains("node-1"), "{}", ours.body);
@@ -166,7 +194,7 @@ async fn a_job_of_another_account_is_never_visible() {
 
 #[tokio::test]
 async fn missing_malformed_expired_revoked_and_unprivileged_credentials_are_refused() {
-    let (app, _, clock) = app_with_jobs().await;
+    let (app, _, _, clock) = app_with_jobs().await;
     let created = |lifetime: Option<i64>| {
         let body = match lifetime {
             Some(seconds) => json!({"lifetime_seconds": seconds}),
