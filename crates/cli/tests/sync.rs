@@ -753,3 +753,37 @@ fn sync_status_and_resume_take_the_jobs_file() {
         String::from_utf8_lossy(&resume.stderr)
     );
 }
+
+#[test]
+fn a_job_whose_name_holds_a_slash_is_refused_with_a_clear_error() {
+    let scratch = Scratch::new("sync-slash");
+    let path = scratch.path("job.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "job = \"a/b\"\nstate_database = \"{}\"\n[source]\ntype = \"file\"\n\
+             path = \"x.csv\"\n[target]\nurl = \"http://127.0.0.1:9/scim/v2\"\n",
+            scratch.sqlite("state.db")
+        ),
+    )
+    .unwrap();
+    for verb in ["plan", "apply"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_scimitar"))
+            .args(["sync", verb, "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        let message = String::from_utf8_lossy(&output.stderr);
+        assert!(message.contains("job name \"a/b\""), "{message}");
+        assert!(message.contains("may not hold `/`"), "{message}");
+    }
+    // Named by `--job`, as `status` takes it, the same.
+    let output = Command::new(env!("CARGO_BIN_EXE_scimitar"))
+        .args(["sync", "status", "--job", "a/b", "--database"])
+        .arg(scratch.sqlite("state.db"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("may not hold `/`"));
+}
