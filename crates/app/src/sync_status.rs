@@ -124,9 +124,14 @@ impl RunStatus {
             .as_str()
             .map(str::to_string)
             .or_else(|| report["stopped"].as_str().map(str::to_string))
-            .or_else(|| match (first_failure["item"].as_str(), first_failure["error"].as_str()) {
-                (Some(item), Some(error)) => Some(format!("{item}: {error}")),
-                _ => None,
+            .or_else(|| {
+                match (
+                    first_failure["item"].as_str(),
+                    first_failure["error"].as_str(),
+                ) {
+                    (Some(item), Some(error)) => Some(format!("{item}: {error}")),
+                    _ => None,
+                }
             });
         RunStatus {
             run: run.seq,
@@ -279,7 +284,10 @@ mod tests {
             .to_string(),
         };
         let status = RunStatus::of(&run);
-        assert_eq!((status.run, status.start_time, status.end_time), (3, 1500, 2500));
+        assert_eq!(
+            (status.run, status.start_time, status.end_time),
+            (3, 1500, 2500)
+        );
         assert_eq!(status.counts["creates"], 2);
         assert_eq!(status.counts["updates"], 0);
         assert_eq!(status.counts["drift"], 1);
@@ -292,7 +300,10 @@ mod tests {
             report: "{\"error\":\"target down\"}".into(),
             ..run.clone()
         };
-        assert_eq!(RunStatus::of(&errored).error.as_deref(), Some("target down"));
+        assert_eq!(
+            RunStatus::of(&errored).error.as_deref(),
+            Some("target down")
+        );
         let garbled = SyncRunRecord {
             report: "not json".into(),
             ..run

@@ -151,7 +151,9 @@ async fn run_sync(mode: Mode, args: &SyncArgs) -> Result<u8, String> {
             Mode::Plan => run_all(&job, &*store, &SystemClock, mode).await,
         }
     };
-    let mut report = with_progress(run).await.map_err(|error| error.to_string())?;
+    let mut report = with_progress(run)
+        .await
+        .map_err(|error| error.to_string())?;
     // A job of one unnamed `[target]` reports as it always has: one report, not sections.
     if let [Target { name: None, .. }] = job.targets.as_slice() {
         return match report.targets.pop() {
@@ -689,7 +691,7 @@ fn job_of(args: &SyncArgs) -> Result<JobOf, String> {
             "target",
         )?;
         let job = Job {
-            name: scimitar_sync::config::job_name_from_flags(&from, &to),
+            name: scimitar_sync::config::job_name_from_flags(from, to),
             source: Source::Scim(ScimEndpoint::new(
                 from,
                 source_token,

@@ -296,7 +296,9 @@ pub fn check_job_name(name: &str) -> Result<(), String> {
         ));
     }
     if name.chars().any(char::is_control) {
-        return Err(format!("job name {name:?}: a job's name may not hold control characters"));
+        return Err(format!(
+            "job name {name:?}: a job's name may not hold control characters"
+        ));
     }
     Ok(())
 }

@@ -52,7 +52,11 @@ pub fn digest(
     let mut hasher = Sha256::new();
     // A BTreeMap serialises in key order, so equal attributes give equal text.
     hasher.update(serde_json::to_vec(attributes).unwrap_or_default());
-    hasher.update([0, u8::from(active == Some(true)), u8::from(active.is_some())]);
+    hasher.update([
+        0,
+        u8::from(active == Some(true)),
+        u8::from(active.is_some()),
+    ]);
     for (kind, id) in members.unwrap_or_default() {
         hasher.update(kind.as_str().as_bytes());
         hasher.update([0]);
@@ -134,15 +138,14 @@ pub fn separate(plan: &mut Plan, state: &JobState, correct: bool) {
         }
         // Members the job placed before this run, missing from the group: removed by hand.
         // A member created or adopted by this run is the source's change, not drift.
-        let placed_before = |member: &crate::plan::MemberRef| {
-            match (&member.source_id, &member.target_id) {
+        let placed_before =
+            |member: &crate::plan::MemberRef| match (&member.source_id, &member.target_id) {
                 (Some(source_id), Some(target_id)) => state
                     .mappings
                     .get(&(member.kind, source_id.clone()))
                     .is_some_and(|mapping| &mapping.target_id == target_id),
                 _ => false,
-            }
-        };
+            };
         let (readd, add): (Vec<_>, Vec<_>) = std::mem::take(&mut change.add)
             .into_iter()
             .partition(placed_before);
@@ -221,7 +224,9 @@ mod tests {
 
     fn group(id: &str, name: &str, members: &[&str]) -> Identity {
         let mut group = Identity::new(Kind::Group, id);
-        group.attributes.insert("displayName".into(), Value::from(name));
+        group
+            .attributes
+            .insert("displayName".into(), Value::from(name));
         group.members = members.iter().map(|member| member.to_string()).collect();
         group
     }
@@ -230,11 +235,14 @@ mod tests {
     /// mapped to `t1`, `t2`, `tg`, with `target_changes` made to it by hand.
     fn target_with(target_changes: impl FnOnce(&mut Vec<Identity>)) -> Snapshot {
         let mut ada = user("t1", "ada", "Ada");
-        ada.attributes.insert("externalId".into(), Value::from("s1"));
+        ada.attributes
+            .insert("externalId".into(), Value::from("s1"));
         let mut bob = user("t2", "bob", "Bob");
-        bob.attributes.insert("externalId".into(), Value::from("s2"));
+        bob.attributes
+            .insert("externalId".into(), Value::from("s2"));
         let mut eng = group("tg", "eng", &["t1", "t2"]);
-        eng.attributes.insert("externalId".into(), Value::from("g1"));
+        eng.attributes
+            .insert("externalId".into(), Value::from("g1"));
         let mut identities = vec![ada, bob, eng];
         target_changes(&mut identities);
         Snapshot::of(identities)
@@ -243,9 +251,11 @@ mod tests {
     /// The state after a run that brought the target in line with `source`.
     fn settled(source: &Snapshot) -> JobState {
         let mut state = JobState::default();
-        for (kind, source_id, target_id) in
-            [(Kind::User, "s1", "t1"), (Kind::User, "s2", "t2"), (Kind::Group, "g1", "tg")]
-        {
+        for (kind, source_id, target_id) in [
+            (Kind::User, "s1", "t1"),
+            (Kind::User, "s2", "t2"),
+            (Kind::Group, "g1", "tg"),
+        ] {
             state.mappings.insert(
                 (kind, source_id.to_string()),
                 Mapping {
@@ -295,11 +305,23 @@ mod tests {
         let found: Vec<(&str, &str, bool)> = correcting
             .drift
             .iter()
-            .map(|drift| (drift.label.as_str(), drift.attribute.as_str(), drift.corrected))
+            .map(|drift| {
+                (
+                    drift.label.as_str(),
+                    drift.attribute.as_str(),
+                    drift.corrected,
+                )
+            })
             .collect();
-        assert_eq!(found, [("ada", "displayName", true), ("eng", "members", true)]);
+        assert_eq!(
+            found,
+            [("ada", "displayName", true), ("eng", "members", true)]
+        );
         assert_eq!(correcting.drift[0].found, Value::from("Ada by hand"));
-        assert_eq!(correcting.drift[1].expected, serde_json::json!(["user bob"]));
+        assert_eq!(
+            correcting.drift[1].expected,
+            serde_json::json!(["user bob"])
+        );
         assert_eq!(correcting.updates.len(), 1);
         assert_eq!(correcting.memberships[0].add.len(), 1);
 
@@ -307,7 +329,14 @@ mod tests {
             correct_drift: false,
             ..Policy::default()
         };
-        let reporting = plan(&source, &target, &state, &policy, &Capabilities::default(), 0);
+        let reporting = plan(
+            &source,
+            &target,
+            &state,
+            &policy,
+            &Capabilities::default(),
+            0,
+        );
         assert_eq!(reporting.drift.len(), 2);
         assert!(reporting.drift.iter().all(|drift| !drift.corrected));
         assert!(reporting.writes_nothing(), "{reporting:#?}");
@@ -335,9 +364,19 @@ mod tests {
             correct_drift: false,
             ..Policy::default()
         };
-        let planned = plan(&renamed, &target, &state, &policy, &Capabilities::default(), 0);
+        let planned = plan(
+            &renamed,
+            &target,
+            &state,
+            &policy,
+            &Capabilities::default(),
+            0,
+        );
         assert!(planned.drift.is_empty(), "{:#?}", planned.drift);
-        assert_eq!(planned.updates[0].diffs[0].after, Value::from("Ada Lovelace"));
+        assert_eq!(
+            planned.updates[0].diffs[0].after,
+            Value::from("Ada Lovelace")
+        );
         assert_eq!(planned.memberships[0].remove.len(), 1);
         // A run that failed keeps the digests it started from.
         let mut after = state.clone();

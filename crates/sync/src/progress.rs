@@ -71,7 +71,7 @@ impl Line {
             Step::Wrote => {
                 self.written += 1;
                 let step = (self.planned / 100).max(1);
-                if self.written % step != 0 && self.written < self.planned {
+                if !self.written.is_multiple_of(step) && self.written < self.planned {
                     return None;
                 }
                 format!("sync: writing {}/{}", self.written, self.planned)
@@ -87,7 +87,9 @@ pub fn to_stderr() -> Sink {
     Arc::new(move |step: Step<'_>| {
         use std::io::Write;
         // A poisoned lock only means an earlier redraw panicked; the line is still usable.
-        let mut line = line.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut line = line
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(text) = line.render(step) {
             let mut stderr = std::io::stderr().lock();
             let _ = stderr.write_all(text.as_bytes());
@@ -120,9 +122,15 @@ mod tests {
             drawn(line.render(Step::Planning("target"))),
             "sync: planning the target..."
         );
-        assert_eq!(drawn(line.render(Step::WritesPlanned(2))), "sync: writing 0/2");
+        assert_eq!(
+            drawn(line.render(Step::WritesPlanned(2))),
+            "sync: writing 0/2"
+        );
         // Two targets' writes add up.
-        assert_eq!(drawn(line.render(Step::WritesPlanned(1))), "sync: writing 0/3");
+        assert_eq!(
+            drawn(line.render(Step::WritesPlanned(1))),
+            "sync: writing 0/3"
+        );
         assert_eq!(drawn(line.render(Step::Wrote)), "sync: writing 1/3");
         assert_eq!(drawn(line.render(Step::Wrote)), "sync: writing 2/3");
         assert_eq!(drawn(line.render(Step::Wrote)), "sync: writing 3/3");

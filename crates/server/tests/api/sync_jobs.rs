@@ -74,8 +74,22 @@ async fn app_with_jobs() -> (TestApp, String, String, Arc<ManualClock>) {
     for change in [
         run("hr/prod", &app.account, 1, "applied", applied.clone(), None),
         run("hr/prod", &app.account, 2, "error", failed.clone(), None),
-        run("hr/prod", &app.account, 3, "error", failed, Some(quarantine)),
-        run("hr/sandbox", &app.account, 4, "applied", applied.clone(), None),
+        run(
+            "hr/prod",
+            &app.account,
+            3,
+            "error",
+            failed,
+            Some(quarantine),
+        ),
+        run(
+            "hr/sandbox",
+            &app.account,
+            4,
+            "applied",
+            applied.clone(),
+            None,
+        ),
         run("payroll", &other.account.id, 5, "applied", applied, None),
     ] {
         store.apply(&nobody, change).await.unwrap();
@@ -92,7 +106,9 @@ async fn app_with_jobs() -> (TestApp, String, String, Arc<ManualClock>) {
         )
         .await
         .unwrap();
-    let workspace = store.workspaces(&other.account.id).await.unwrap()[0].id.clone();
+    let workspace = store.workspaces(&other.account.id).await.unwrap()[0]
+        .id
+        .clone();
     (
         app,
         other.admin_token.expose().to_string(),
@@ -107,10 +123,18 @@ async fn an_account_admin_sees_its_jobs_targets_runs_quarantine_and_lease() {
     let listed = admin_get(&app, JOBS).await;
     assert_eq!(listed.status, 200, "{}", listed.body);
     let jobs = listed.body["jobs"].as_array().unwrap();
-    assert_eq!(jobs.len(), 1, "another account's job is never listed: {}", listed.body);
+    assert_eq!(
+        jobs.len(),
+        1,
+        "another account's job is never listed: {}",
+        listed.body
+    );
     let hr = &jobs[0];
     assert_eq!(hr["name"], "hr");
-    assert_eq!(hr["lease"], json!({"holder": "node-1", "expiry_time": 60_000}));
+    assert_eq!(
+        hr["lease"],
+        json!({"holder": "node-1", "expiry_time": 60_000})
+    );
     let targets = hr["targets"].as_array().unwrap();
     assert_eq!(targets.len(), 2, "{hr}");
     assert_eq!(targets[0]["name"], "prod");
@@ -162,7 +186,11 @@ async fn a_job_of_another_account_is_never_visible() {
             refused.status,
             refused.body
         );
-        assert!(!refused.body.to_string().contains("node-1"), "{}", refused.body);
+        assert!(
+            !refused.body.to_string().contains("node-1"),
+            "{}",
+            refused.body
+        );
     }
     // At its own workspace, it sees its job, and nothing of ours, by list or by name.
     let listed = call(

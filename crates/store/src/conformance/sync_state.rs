@@ -252,8 +252,7 @@ pub async fn a_sync_jobs_status_is_listed_to_its_own_account_only(stores: &mut S
     let acme = AccountId::new("acme");
     let other = AccountId::new("other");
     let run = |job: &str, account: Option<&AccountId>, quarantine, outcome: &str, ended: i64| {
-        let Change::RecordSyncRun(mut change) = run_of(job, vec![], vec![], Some("w"))
-        else {
+        let Change::RecordSyncRun(mut change) = run_of(job, vec![], vec![], Some("w")) else {
             unreachable!()
         };
         change.account = account.cloned();
@@ -302,7 +301,10 @@ pub async fn a_sync_jobs_status_is_listed_to_its_own_account_only(stores: &mut S
     assert_eq!(listed[1].quarantine, None);
     let others = store.sync_jobs(&other).await.unwrap();
     assert_eq!(
-        others.iter().map(|job| job.key.as_str()).collect::<Vec<_>>(),
+        others
+            .iter()
+            .map(|job| job.key.as_str())
+            .collect::<Vec<_>>(),
         ["payroll"]
     );
     let state = store.sync_state("hr/prod").await.unwrap();

@@ -9,9 +9,7 @@ const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 async fn patch(target: &Scimitar, path: &str, operations: Value) {
     let body = json!({"schemas": [PATCH_OP], "Operations": operations});
-    let (status, answer) = target
-        .call(reqwest::Method::PATCH, path, Some(body))
-        .await;
+    let (status, answer) = target.call(reqwest::Method::PATCH, path, Some(body)).await;
     assert!(status == 200 || status == 204, "{status} {answer}");
 }
 
@@ -58,11 +56,20 @@ async fn drift_is_reported_left_alone_or_put_back(state: StateDatabase) {
         .plan
         .drift
         .iter()
-        .map(|drift| (drift.label.as_str(), drift.attribute.as_str(), drift.corrected))
+        .map(|drift| {
+            (
+                drift.label.as_str(),
+                drift.attribute.as_str(),
+                drift.corrected,
+            )
+        })
         .collect();
     assert_eq!(
         drift,
-        [("ada", "displayName", false), ("platform", "members", false)],
+        [
+            ("ada", "displayName", false),
+            ("platform", "members", false)
+        ],
         "{:#?}",
         reported.plan.drift
     );
@@ -79,7 +86,10 @@ async fn drift_is_reported_left_alone_or_put_back(state: StateDatabase) {
         text.contains("~ drift in user ada: displayName changed at the target (left as it is"),
         "{text}"
     );
-    assert_eq!(target.one("Users", "userName", "ada").await["displayName"], "Ada by hand");
+    assert_eq!(
+        target.one("Users", "userName", "ada").await["displayName"],
+        "Ada by hand"
+    );
     // (Members are named by their displayName, which ada has by hand.)
     assert_eq!(target.member_names("platform").await, ["Ada by hand"]);
 
@@ -94,18 +104,29 @@ async fn drift_is_reported_left_alone_or_put_back(state: StateDatabase) {
     let again = apply(&reporting, &state).await;
     assert_eq!(again.exit_code(), 0, "{:#?}", again.failures);
     assert_eq!(
-        again.plan.updates.iter().map(|u| u.label.as_str()).collect::<Vec<_>>(),
+        again
+            .plan
+            .updates
+            .iter()
+            .map(|u| u.label.as_str())
+            .collect::<Vec<_>>(),
         ["carol"]
     );
     assert_eq!(again.plan.drift.len(), 2, "{:#?}", again.plan.drift);
-    assert_eq!(target.one("Users", "userName", "carol").await["displayName"], "Carol R");
+    assert_eq!(
+        target.one("Users", "userName", "carol").await["displayName"],
+        "Carol R"
+    );
 
     // With correction on (the default), both are put back, and then there is none.
     let corrected = apply(&correcting, &state).await;
     assert_eq!(corrected.exit_code(), 0, "{:#?}", corrected.failures);
     assert_eq!(corrected.plan.drift.len(), 2);
     assert!(corrected.plan.drift.iter().all(|drift| drift.corrected));
-    assert_eq!(target.one("Users", "userName", "ada").await["displayName"], "ADA");
+    assert_eq!(
+        target.one("Users", "userName", "ada").await["displayName"],
+        "ADA"
+    );
     assert_eq!(target.member_names("platform").await, ["ADA", "BOB"]);
     let settled = apply(&correcting, &state).await;
     assert!(settled.plan.drift.is_empty(), "{:#?}", settled.plan.drift);
