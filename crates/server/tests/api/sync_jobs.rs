@@ -1,6 +1,6 @@
 //! The status of sync jobs, `GET /api/2.0/sync/jobs` and `GET /api/2.0/sync/jobs/{name}`:
 //! who may read it (account admins; not a missing, malformed, expired, revoked, unprivileged
-//! or foreign credential), and that a job is served to its own account only, with each
+//! (a plain user, a workspace's admin) or foreign credential), and that a job is served to its own account only, with each
 //! target's last run, watermark and quarantine and the job's lease. The jobs' state is written
 //! through the store as `scimitar sync` writes it (`Change::RecordSyncRun`), into the database
 //! the server runs on.
@@ -14,6 +14,16 @@ use serde_json::json;
 use std::sync::Arc;
 
 const JOBS: &str = "/api/2.0/sync/jobs";
+
+/// The path of the jobs at the app's own account's workspace: the deployment has two
+/// accounts' workspaces, so a path names the one it addresses.
+async fn jobs_at_ours(app: &TestApp) -> String {
+    let workspace = app.services.workspaces(&app.account).await.unwrap()[0]
+        .id
+        .as_str()
+        .to_string();
+    format!("/w/{workspace}{JOBS}")
+}
 
 /// The bootstrap admin's GET of `path` from the server's root.
 async fn admin_get(app: &TestApp, path: &str) -> Reply {
@@ -53,26 +63,21 @@ fn run(
 }
 
 /// An app whose database holds, for its account, a job `hr` of two targets (`prod`
-/// quarantined after two failed runs, `sandbox` applied) leased by `node-1`, and for another
-/// account, `payroll`, with a lone target. Returns the app, the other account's admin token,
-/// the path prefix of its workspace (`/w/{id}`, where it addresses its own account) and the
-/// clock.
-async fn app_with_jobs() -> (TestApp, String, String, Arc<ManualClock>) {
+/// quarantined after two failed runs, `sandbox` applied) leased by `node-1`. Returns the app,
+/// its database's URL and the clock.
+async fn app_with_jobs() -> (TestApp, String, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(SystemClock.now()));
     let (database, url) = TestDatabase::fresh().await;
     let app = spawn_app_on_with_clock(database, &url, clock.clone()).await;
-    let other = app.services.create_account("other", "other").await.unwrap();
     let store = scimitar_store::open(&url).await.unwrap();
     let nobody = AccountId::new("-");
-    let applied = json!({"plan": {"creates": [{}, {}], "updates": [{}], "drift": []},
-                         "writes": 3, "failures": []});
     let failed = json!({"error": "target down"});
     let quarantine = SyncQuarantine {
         failures: 2,
         next_run: Timestamp::from_micros(9_000_000),
     };
     for change in [
-        run("hr/prod", &app.account, 1, "applied", applied.clone(), None),
+        run("hr/prod", &app.account, 1, "applied", applied(), None),
         run("hr/prod", &app.account, 2, "error", failed.clone(), None),
         run(
             "hr/prod",
@@ -82,15 +87,7 @@ async fn app_with_jobs() -> (TestApp, String, String, Arc<ManualClock>) {
             failed,
             Some(quarantine),
         ),
-        run(
-            "hr/sandbox",
-            &app.account,
-            4,
-            "applied",
-            applied.clone(),
-            None,
-        ),
-        run("payroll", &other.account.id, 5, "applied", applied, None),
+        run("hr/sandbox", &app.account, 4, "applied", applied(), None),
     ] {
         store.apply(&nobody, change).await.unwrap();
     }
@@ -106,30 +103,48 @@ async fn app_with_jobs() -> (TestApp, String, String, Arc<ManualClock>) {
         )
         .await
         .unwrap();
+    (app, url, clock)
+}
+
+/// A run's report that created two objects and updated one.
+fn applied() -> serde_json::Value {
+    json!({"plan": {"creates": [{}, {}], "updates": [{}], "drift": []},
+           "writes": 3, "failures": []})
+}
+
+/// Another account, with a job `payroll` of a lone target. Returns its admin token and the
+/// path prefix of its workspace (`/w/{id}`, where it addresses its own account). From then on
+/// the deployment has two accounts' workspaces, and a path must name the one it addresses.
+async fn another_account_with_a_job(app: &TestApp, url: &str) -> (String, String) {
+    let other = app.services.create_account("other", "other").await.unwrap();
+    let store = scimitar_store::open(url).await.unwrap();
+    let change = run("payroll", &other.account.id, 5, "applied", applied(), None);
+    store.apply(&AccountId::new("-"), change).await.unwrap();
     let workspace = store.workspaces(&other.account.id).await.unwrap()[0]
         .id
-        .clone();
+        .as_str()
+        .to_string();
     (
-        app,
         other.admin_token.expose().to_string(),
         format!("/w/{workspace}"),
-        clock,
     )
 }
 
 #[tokio::test]
 async fn an_account_admin_sees_its_jobs_targets_runs_quarantine_and_lease() {
-    let (app, _, _, _) = app_with_jobs().await;
-    let listed = admin_get(&app, JOBS).await;
+    let (app, url, _) = app_with_jobs().await;
+    another_account_with_a_job(&app, &url).await;
+    let jobs = jobs_at_ours(&app).await;
+    let listed = admin_get(&app, &jobs).await;
     assert_eq!(listed.status, 200, "{}", listed.body);
-    let jobs = listed.body["jobs"].as_array().unwrap();
+    let listed_jobs = listed.body["jobs"].as_array().unwrap();
     assert_eq!(
-        jobs.len(),
+        listed_jobs.len(),
         1,
         "another account's job is never listed: {}",
         listed.body
     );
-    let hr = &jobs[0];
+    let hr = &listed_jobs[0];
     assert_eq!(hr["name"], "hr");
     assert_eq!(
         hr["lease"],
@@ -157,7 +172,7 @@ async fn an_account_admin_sees_its_jobs_targets_runs_quarantine_and_lease() {
     );
     assert!(targets[1].get("quarantine").is_none());
 
-    let one = admin_get(&app, &format!("{JOBS}/hr")).await;
+    let one = admin_get(&app, &format!("{jobs}/hr")).await;
     assert_eq!(one.status, 200, "{}", one.body);
     let recent: Vec<i64> = one.body["targets"][0]["recent_runs"]
         .as_array()
@@ -171,14 +186,16 @@ async fn an_account_admin_sees_its_jobs_targets_runs_quarantine_and_lease() {
 
 #[tokio::test]
 async fn a_job_of_another_account_is_never_visible() {
-    let (app, other_token, theirs_at, _) = app_with_jobs().await;
+    let (app, url, _) = app_with_jobs().await;
+    let (other_token, theirs_at) = another_account_with_a_job(&app, &url).await;
+    let jobs = jobs_at_ours(&app).await;
     // Our admin asking for their job: as if it did not exist.
-    let theirs = admin_get(&app, &format!("{JOBS}/payroll")).await;
+    let theirs = admin_get(&app, &format!("{jobs}/payroll")).await;
     databricks_error(&theirs, 404, "RESOURCE_DOES_NOT_EXIST");
-    let missing = admin_get(&app, &format!("{JOBS}/nothing")).await;
+    let missing = admin_get(&app, &format!("{jobs}/nothing")).await;
     databricks_error(&missing, 404, "RESOURCE_DOES_NOT_EXIST");
     // Their admin, at our workspace, is not answered at all.
-    for path in [JOBS.to_string(), format!("{JOBS}/hr")] {
+    for path in [jobs.clone(), format!("{jobs}/hr")] {
         let refused = call(&app, Method::GET, &path, Some(&other_token), None).await;
         assert!(
             [401, 403, 404].contains(&refused.status),
@@ -222,7 +239,9 @@ async fn a_job_of_another_account_is_never_visible() {
 
 #[tokio::test]
 async fn missing_malformed_expired_revoked_and_unprivileged_credentials_are_refused() {
-    let (app, _, _, clock) = app_with_jobs().await;
+    // One account only: the credentials are made through the unprefixed APIs.
+    let (app, _, clock) = app_with_jobs().await;
+    let jobs = jobs_at_ours(&app).await;
     let created = |lifetime: Option<i64>| {
         let body = match lifetime {
             Some(seconds) => json!({"lifetime_seconds": seconds}),
@@ -254,7 +273,7 @@ async fn missing_malformed_expired_revoked_and_unprivileged_credentials_are_refu
     let plain = app.create_user("plain@example.com").await;
     let plain_token = app.token_for(str_of(&plain, "id")).await;
 
-    for path in [JOBS.to_string(), format!("{JOBS}/hr")] {
+    for path in [jobs.clone(), format!("{jobs}/hr")] {
         let without = call(&app, Method::GET, &path, None, None).await;
         databricks_error(&without, 401, "UNAUTHENTICATED");
         let malformed = read(
@@ -279,8 +298,33 @@ async fn missing_malformed_expired_revoked_and_unprivileged_credentials_are_refu
         let text = unprivileged.body.to_string();
         assert!(!text.contains("node-1") && !text.contains("prod"), "{text}");
     }
+    // A workspace's admin is no account admin: sync jobs move the whole directory.
+    let workspace = app.services.workspaces(&app.account).await.unwrap()[0]
+        .id
+        .as_str()
+        .to_string();
+    let keeper = app.create_user("keeper@example.com").await;
+    let assigned = call(
+        &app,
+        Method::PUT,
+        &format!(
+            "/api/2.0/accounts/{}/workspaces/{workspace}/permissionassignments/principals/{}",
+            app.account,
+            str_of(&keeper, "id")
+        ),
+        Some(&app.token),
+        Some(json!({"permissions": ["ADMIN"]})),
+    )
+    .await;
+    assert_eq!(assigned.status, 200, "{}", assigned.body);
+    let keeper_token = app.token_for(str_of(&keeper, "id")).await;
+    for path in [jobs.clone(), format!("{jobs}/hr")] {
+        let refused = call(&app, Method::GET, &path, Some(&keeper_token), None).await;
+        databricks_error(&refused, 403, "PERMISSION_DENIED");
+    }
+
     // The admin still reads it, and nothing but GET is answered.
-    assert_eq!(admin_get(&app, JOBS).await.status, 200);
-    let posted = call(&app, Method::POST, JOBS, Some(&app.token), None).await;
+    assert_eq!(admin_get(&app, &jobs).await.status, 200);
+    let posted = call(&app, Method::POST, &jobs, Some(&app.token), None).await;
     assert_eq!(posted.status, 405, "{}", posted.body);
 }
