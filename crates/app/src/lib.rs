@@ -17,6 +17,7 @@
 //! - [`access`]: the node's access engine, one model per account, following the access log.
 //! - [`change_feed`]: a long poll on an account's change token, woken by the engine when it
 //!   applies changes (what `scimitar sync watch` follows).
+//! - [`sync_status`]: the status of an account's `scimitar sync` jobs, for its admins.
 //! - [`governance`]: Unity Catalog objects, owners and grants changed and read for a caller.
 //! - [`workspace_permissions`]: the workspace object Permissions API (read, PUT, PATCH).
 //! - [`workspace_tree`]: the Workspace API's tree of folders, notebooks and files.
@@ -49,6 +50,7 @@ pub mod oauth;
 pub mod recent_statements;
 pub mod rule_sets;
 pub mod service;
+pub mod sync_status;
 pub mod tenancy;
 pub mod tokens;
 pub mod workspace_permissions;

@@ -45,7 +45,8 @@ pub struct JobArgs {
     /// The job's TOML configuration: its name, state database, account and quarantine.
     #[arg(long, env = "SCIMITAR_SYNC_CONFIG", conflicts_with_all = ["job", "database"])]
     config: Option<PathBuf>,
-    /// The job's name (a job from flags is named `FROM -> TO`, as `plan` and `apply` print).
+    /// The job's name (a job from flags is named after its URLs, `FROM -> TO`, as `plan` and
+    /// `apply` print it).
     #[arg(long, required_unless_present = "config")]
     job: Option<String>,
     #[arg(long, env = "SCIMITAR_DATABASE_URL")]
@@ -166,18 +167,22 @@ async fn run_sync(mode: Mode, args: &SyncArgs) -> Result<u8, String> {
         .map_err(|error| format!("the state database: {error}"))?;
     // An `apply` holds the job's lease while it runs, so that it never races a `watch` or
     // another `apply` of the job.
-    let mut report = match mode {
-        Mode::Apply => {
-            let lease = scimitar_sync::watch::JobLease {
-                job: job.name.clone(),
-                owner: scimitar_sync::watch::owner_name(),
-                length: Duration::from_secs(settings.lease_seconds),
-            };
-            scimitar_sync::watch::apply_once(&job, &*store, &SystemClock, &lease).await
+    let run = async {
+        match mode {
+            Mode::Apply => {
+                let lease = scimitar_sync::watch::JobLease {
+                    job: job.name.clone(),
+                    owner: scimitar_sync::watch::owner_name(),
+                    length: Duration::from_secs(settings.lease_seconds),
+                };
+                scimitar_sync::watch::apply_once(&job, &*store, &SystemClock, &lease).await
+            }
+            Mode::Plan => run_all(&job, &*store, &SystemClock, mode).await,
         }
-        Mode::Plan => run_all(&job, &*store, &SystemClock, mode).await,
-    }
-    .map_err(|error| error.to_string())?;
+    };
+    let mut report = with_progress(run)
+        .await
+        .map_err(|error| error.to_string())?;
     if let Some(file) = &args.out {
         save_plan(file, &report)?;
     }
@@ -214,6 +219,19 @@ fn save_plan(file: &Path, report: &FanOutReport) -> Result<(), String> {
     let mut text = serde_json::to_string_pretty(&reviewed).map_err(|error| error.to_string())?;
     text.push('\n');
     std::fs::write(file, text).map_err(|error| format!("{}: {error}", file.display()))
+}
+
+/// Runs `run` showing its progress on stderr when stderr is a terminal (a person is watching),
+/// the line erased once it ends; otherwise exactly as it is, so that scripts, pipes and `--json`
+/// see nothing new.
+async fn with_progress<F: std::future::Future>(run: F) -> F::Output {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return run.await;
+    }
+    let output = scimitar_sync::progress::showing(scimitar_sync::progress::to_stderr(), run).await;
+    eprint!("{}", scimitar_sync::progress::CLEAR);
+    output
 }
 
 /// One target's report: the JSON, or the readable plan with what was written and what failed.
@@ -388,13 +406,15 @@ fn job_ref(args: &JobArgs) -> Result<JobRef, String> {
     }
     let name = args
         .job
-        .clone()
+        .as_deref()
         .ok_or("give --config FILE, or --job NAME")?;
-    // A job from flags is named `FROM -> TO`; without its file, a named target's URL is
+    let name = scimitar_sync::config::job_name_given(name)?;
+    // A job from flags is named after its URLs; without its file, a named target's URL is
     // not known here.
     let url = match &args.target {
         Some(_) => "-".to_string(),
-        None => name.split(" -> ").nth(1).unwrap_or("-").to_string(),
+        None => scimitar_sync::config::target_url_of_flags_name(&name)
+            .unwrap_or_else(|| "-".to_string()),
     };
     Ok(JobRef {
         targets: vec![(args.target.clone(), url)],
@@ -733,7 +753,7 @@ fn job_of(args: &SyncArgs) -> Result<JobOf, String> {
             "target",
         )?;
         let job = Job {
-            name: format!("{from} -> {to}"),
+            name: scimitar_sync::config::job_name_from_flags(from, to),
             source: Source::Scim(ScimEndpoint::new(
                 from,
                 source_token,

@@ -118,6 +118,12 @@ fn sync_plans_then_applies_a_scim_to_scim_job_with_tokens_from_a_file_and_the_en
         "{}",
         String::from_utf8_lossy(&plan.stderr)
     );
+    // Progress is drawn only on a terminal: stderr here is a pipe, and gets none of it.
+    let stderr = String::from_utf8_lossy(&plan.stderr);
+    assert!(
+        !stderr.contains("sync: reading") && !stderr.contains('\r'),
+        "{stderr}"
+    );
     let report: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
     assert_eq!(
         report["plan"]["creates"].as_array().unwrap().len(),
@@ -128,6 +134,11 @@ fn sync_plans_then_applies_a_scim_to_scim_job_with_tokens_from_a_file_and_the_en
 
     let apply = sync("apply", false);
     let text = String::from_utf8_lossy(&apply.stdout);
+    let stderr = String::from_utf8_lossy(&apply.stderr);
+    assert!(
+        !stderr.contains("sync: reading") && !stderr.contains('\r'),
+        "{stderr}"
+    );
     assert_eq!(
         apply.status.code(),
         Some(0),
@@ -141,13 +152,16 @@ fn sync_plans_then_applies_a_scim_to_scim_job_with_tokens_from_a_file_and_the_en
     assert_eq!(again.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&again.stdout).contains("no changes"));
 
-    let job = format!(
+    // A job from flags is named after its URLs with each `/` written `%2F` (a `/` in a job's
+    // name would reach into another job's state); the operator may name it as typed.
+    let typed = format!(
         "http://{}/scim/v2 -> http://{}/scim/v2",
         source.address, target.address
     );
+    let job = typed.replace('/', "%2F");
     assert!(String::from_utf8_lossy(&again.stdout).contains(&format!("job: {job}")));
     let status = Command::new(binary)
-        .args(["sync", "status", "--job", &job, "--database", &state])
+        .args(["sync", "status", "--job", &typed, "--database", &state])
         .output()
         .unwrap();
     assert!(status.status.success());
@@ -970,4 +984,36 @@ fn a_plan_saved_against_production_is_tried_on_a_sandbox_and_applied_only_while_
     );
     assert_eq!(code, Some(1));
     assert!(stderr.contains("not a plan saved by"), "{stderr}");
+#[test]
+fn a_job_whose_name_holds_a_slash_is_refused_with_a_clear_error() {
+    let scratch = Scratch::new("sync-slash");
+    let path = scratch.path("job.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "job = \"a/b\"\nstate_database = \"{}\"\n[source]\ntype = \"file\"\n\
+             path = \"x.csv\"\n[target]\nurl = \"http://127.0.0.1:9/scim/v2\"\n",
+            scratch.sqlite("state.db")
+        ),
+    )
+    .unwrap();
+    for verb in ["plan", "apply"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_scimitar"))
+            .args(["sync", verb, "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        let message = String::from_utf8_lossy(&output.stderr);
+        assert!(message.contains("job name \"a/b\""), "{message}");
+        assert!(message.contains("may not hold `/`"), "{message}");
+    }
+    // Named by `--job`, as `status` takes it, the same.
+    let output = Command::new(env!("CARGO_BIN_EXE_scimitar"))
+        .args(["sync", "status", "--job", "a/b", "--database"])
+        .arg(scratch.sqlite("state.db"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("may not hold `/`"));
 }

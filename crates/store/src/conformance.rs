@@ -97,6 +97,7 @@ macro_rules! conformance_tests {
             sync_jobs_keep_their_mappings_watermark_and_runs_apart,
             a_sync_runs_events_join_its_accounts_trail_with_its_record,
             a_sync_job_lease_is_held_by_one_owner_until_it_expires_or_is_released,
+            a_sync_jobs_status_is_listed_to_its_own_account_only,
             federation_policies_are_unique_per_owner_updated_and_deleted_with_log_entries,
             an_exchanged_token_is_recorded_once_until_it_expires,
             alert_rules_are_unique_by_name_audited_without_their_secret_and_start_after_the_trail,

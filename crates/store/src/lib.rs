@@ -57,8 +57,8 @@ pub use oauth::{OAuthSecret, SigningKey, StoredOAuthSecret};
 use scimitar_access::{ObjectType, SecurableType};
 pub use sql::write::RULE_SET_CHANGED;
 pub use sync_state::{
-    SyncAudit, SyncAuditEvent, SyncJobState, SyncLease, SyncMappingRow, SyncRunRecord,
-    SyncStateChange,
+    SyncAudit, SyncAuditEvent, SyncJobState, SyncJobSummary, SyncLease, SyncMappingRow,
+    SyncQuarantine, SyncRunRecord, SyncStateChange,
 };
 pub use transfer::{AssignmentRow, EntitlementRow, ImportRecord, MembershipRow, TokenRow};
 
@@ -369,6 +369,8 @@ pub trait Store: Send + Sync + 'static {
     async fn sync_state(&self, job: &str) -> ScimResult<SyncJobState>;
     /// A sync job's latest `limit` runs, newest first.
     async fn sync_runs(&self, job: &str, limit: usize) -> ScimResult<Vec<SyncRunRecord>>;
+    /// Every sync state key whose job answers to `account`, by key, each with its latest run.
+    async fn sync_jobs(&self, account: &AccountId) -> ScimResult<Vec<SyncJobSummary>>;
     /// An account's alert rules, by creation then id (with their secrets: for the evaluator).
     async fn alert_rules(&self, account: &AccountId) -> ScimResult<Vec<alerts::StoredAlertRule>>;
     /// An account's alert evaluation cursor and lease, once evaluation started there.

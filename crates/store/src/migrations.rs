@@ -656,6 +656,34 @@ ALTER TABLE audit_heads ADD COLUMN folded_size INTEGER NOT NULL DEFAULT 0;
 UPDATE audit_heads SET folded_size = size;
 "#,
     ),
+    (
+        27,
+        r#"
+-- Each sync job's state names the account it answers to (issue #17: its status served per
+-- tenant, `GET /api/2.0/sync/jobs`), and keeps the quarantine its last run left it in, which
+-- only the engine can judge (the thresholds are in the job's configuration). A job sets its
+-- account on each run (its `account`, else the database's only one); rows made before take
+-- the database's only account, if it has exactly one.
+ALTER TABLE sync_jobs ADD COLUMN account_id TEXT;
+ALTER TABLE sync_jobs ADD COLUMN quarantine_failures INTEGER;
+ALTER TABLE sync_jobs ADD COLUMN quarantine_next_run INTEGER;
+-- What the source wanted of each managed object at the run that last brought it in line (a
+-- digest the engine makes): how drift in the target is told from the source's changes.
+ALTER TABLE sync_mappings ADD COLUMN digest TEXT;
+UPDATE sync_jobs SET account_id = (SELECT id FROM accounts)
+WHERE (SELECT COUNT(*) FROM accounts) = 1;
+CREATE INDEX sync_jobs_by_account ON sync_jobs (account_id, job);
+-- A job's name may no longer hold `/` (it separates a target's name in a state key). Jobs
+-- named by flags were `FROM -> TO` with both URLs as typed; they are now named with each `/`
+-- written `%2F` and each `%` as `%25`, and the state they kept moves with them.
+UPDATE sync_jobs SET job = replace(replace(job, '%', '%25'), '/', '%2F')
+WHERE job LIKE '%://% -> %://%';
+UPDATE sync_mappings SET job = replace(replace(job, '%', '%25'), '/', '%2F')
+WHERE job LIKE '%://% -> %://%';
+UPDATE sync_runs SET job = replace(replace(job, '%', '%25'), '/', '%2F')
+WHERE job LIKE '%://% -> %://%';
+"#,
+    ),
 ];
 
 /// The PostgreSQL schema, numbered on its own: PostgreSQL starts from the shape SQLite reached
@@ -1181,6 +1209,26 @@ UPDATE audit_heads SET folded_size = size;
 CREATE OR REPLACE FUNCTION scimitar_audit_leaf(event TEXT) RETURNS TEXT
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     AS $$ SELECT encode(sha256('\x00'::bytea || convert_to(event, 'UTF8')), 'hex') $$;
+"#,
+    ),
+    (
+        24,
+        r#"
+-- Each sync job's account and last quarantine, each mapping's digest, and jobs named by flags
+-- renamed without `/`; see SQLite's migration 27.
+ALTER TABLE sync_jobs ADD COLUMN account_id TEXT COLLATE "C";
+ALTER TABLE sync_jobs ADD COLUMN quarantine_failures BIGINT;
+ALTER TABLE sync_jobs ADD COLUMN quarantine_next_run BIGINT;
+ALTER TABLE sync_mappings ADD COLUMN digest TEXT;
+UPDATE sync_jobs SET account_id = (SELECT id FROM accounts)
+WHERE (SELECT COUNT(*) FROM accounts) = 1;
+CREATE INDEX sync_jobs_by_account ON sync_jobs (account_id, job);
+UPDATE sync_jobs SET job = replace(replace(job, '%', '%25'), '/', '%2F')
+WHERE job LIKE '%://% -> %://%';
+UPDATE sync_mappings SET job = replace(replace(job, '%', '%25'), '/', '%2F')
+WHERE job LIKE '%://% -> %://%';
+UPDATE sync_runs SET job = replace(replace(job, '%', '%25'), '/', '%2F')
+WHERE job LIKE '%://% -> %://%';
 "#,
     ),
 ];

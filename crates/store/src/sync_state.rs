@@ -1,7 +1,9 @@
 //! What storage keeps for `scimitar sync` jobs (issue #17): each job's id mappings with
 //! their ownership, its watermark, and its run history. Deployment bookkeeping keyed by the
 //! job's name, not a tenant's data: a job runs for an operator and may move identities
-//! between services none of whose accounts live in this database. See `docs/design/sync.md`.
+//! between services none of whose accounts live in this database. Each job's state names the
+//! account it answers to (set by its runs), so that its status is served to that account's
+//! admins and to no one else. See `docs/design/sync.md`.
 
 use crate::audit::{AuditContext, AuditTarget};
 use scimitar_domain::{AccountId, Timestamp};
@@ -18,6 +20,9 @@ pub struct SyncMappingRow {
     pub ownership: String,
     /// When the job first deprovisioned it, for the grace period before deletion.
     pub deprovisioned_at: Option<Timestamp>,
+    /// What the source wanted of it at the run that last brought it in line (a digest made
+    /// by the sync engine): how drift in the target is told from the source's changes.
+    pub digest: Option<String>,
 }
 
 /// A job's state as read at the start of a run.
@@ -28,6 +33,34 @@ pub struct SyncJobState {
     /// Who holds the job's lease (a `watch` process), and until when.
     pub lease_owner: Option<String>,
     pub lease_until: Option<Timestamp>,
+    /// The account the job answers to, as its last run recorded it; `None` for a job never
+    /// run, or run where the state database held no account.
+    pub account: Option<AccountId>,
+    /// The quarantine its last run left it in.
+    pub quarantine: Option<SyncQuarantine>,
+}
+
+/// A quarantined target (`scimitar_sync::quarantine`), as the run that left it so judged it
+/// by the job's thresholds: kept so that its status can be read without the job's file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncQuarantine {
+    /// Runs failed wholly in a row.
+    pub failures: u32,
+    /// When `watch` runs it again.
+    pub next_run: Timestamp,
+}
+
+/// One state key of an account's sync jobs (a job's, or one of its targets' under
+/// `job/target`) as its status shows it: [`SyncJobState`] without the mappings, and its
+/// latest run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncJobSummary {
+    pub key: String,
+    pub watermark: Option<String>,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<Timestamp>,
+    pub quarantine: Option<SyncQuarantine>,
+    pub last_run: Option<SyncRunRecord>,
 }
 
 /// `scimitar sync watch`'s hold on a job ([`crate::Change::SyncLease`]): taken (or renewed)
@@ -70,6 +103,12 @@ pub struct SyncStateChange {
     pub watermark: Option<String>,
     pub run: SyncRunRecord,
     pub audit: Option<SyncAudit>,
+    /// The account the job answers to (`scimitar_sync::trail::account_of`), set on the job's
+    /// state so that its status is served to that account's admins; `None` keeps the one
+    /// recorded.
+    pub account: Option<AccountId>,
+    /// The quarantine the run leaves the job in (`None`: not quarantined).
+    pub quarantine: Option<SyncQuarantine>,
 }
 
 /// A run's actions in an account's audit trail, appended in the transaction that records the

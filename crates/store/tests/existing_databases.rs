@@ -706,3 +706,92 @@ async fn a_postgres_database_from_before_workspace_entitlements_keeps_them_in_ev
         .await
         .unwrap();
 }
+
+/// Sync jobs' state as it was before a job's state named its account (SQLite 26, PostgreSQL
+/// 23): a job of a config file, and one named by flags after its two URLs as typed.
+const BEFORE_SYNC_ACCOUNTS: &str = "
+INSERT INTO accounts (id, name, created) VALUES ('7f3a2c10-acct', 'acme', 1700000000000000);
+INSERT INTO sync_jobs (job, watermark) VALUES ('hr', 'w1');
+INSERT INTO sync_jobs (job, watermark) VALUES ('http://a/scim/v2 -> http://b/scim/v2', 'w2');
+INSERT INTO sync_mappings (job, kind, source_id, target_id, ownership)
+    VALUES ('http://a/scim/v2 -> http://b/scim/v2', 'user', 's1', 't1', 'created');
+INSERT INTO sync_runs (job, seq, started, ended, outcome, report)
+    VALUES ('http://a/scim/v2 -> http://b/scim/v2', 1, 1, 2, 'applied', '{}');
+";
+
+/// Each job's state names the database's only account, and the job named by flags keeps its
+/// state under its new name, `/` written `%2F`.
+async fn sync_jobs_took_the_only_account_and_flag_names_lost_their_slashes(store: &dyn Store) {
+    let account = AccountId::new(ACCOUNT);
+    let hr = store.sync_state("hr").await.unwrap();
+    assert_eq!(hr.account, Some(account.clone()));
+    assert_eq!(hr.watermark.as_deref(), Some("w1"));
+    let renamed = "http:%2F%2Fa%2Fscim%2Fv2 -> http:%2F%2Fb%2Fscim%2Fv2";
+    let flags = store.sync_state(renamed).await.unwrap();
+    assert_eq!(flags.watermark.as_deref(), Some("w2"));
+    assert_eq!(flags.mappings.len(), 1);
+    assert_eq!(flags.mappings[0].digest, None);
+    assert_eq!(store.sync_runs(renamed, 10).await.unwrap().len(), 1);
+    let old = store
+        .sync_state("http://a/scim/v2 -> http://b/scim/v2")
+        .await
+        .unwrap();
+    assert!(old.mappings.is_empty() && old.watermark.is_none());
+    let listed = store.sync_jobs(&account).await.unwrap();
+    let keys: Vec<&str> = listed.iter().map(|job| job.key.as_str()).collect();
+    assert_eq!(keys, ["hr", renamed]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_database_from_before_sync_accounts_gives_its_jobs_the_only_account() {
+    let directory = std::env::temp_dir().join(format!(
+        "scimitar-existing-sync-accounts-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&directory);
+    std::fs::create_dir_all(&directory).unwrap();
+    let path = directory.join("db.sqlite");
+    {
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection
+            .execute_batch(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied INTEGER NOT NULL);",
+            )
+            .unwrap();
+        let schema = migrations_up_to(scimitar_store::migrations::SQLITE_MIGRATIONS, 26);
+        connection.execute_batch(&schema).unwrap();
+        connection.execute_batch(BEFORE_SYNC_ACCOUNTS).unwrap();
+    }
+    let store = scimitar_store::sqlite::SqliteStore::open(&path.to_string_lossy())
+        .await
+        .unwrap();
+    sync_jobs_took_the_only_account_and_flag_names_lost_their_slashes(&store).await;
+    drop(store);
+    let _ = std::fs::remove_dir_all(&directory);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_database_from_before_sync_accounts_gives_its_jobs_the_only_account() {
+    let Ok(server) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!("skipped: TEST_DATABASE_URL is unset");
+        return;
+    };
+    let name = format!("scimitar_existing_sync_accounts_{}", std::process::id());
+    let url = scimitar_store::postgres::scratch::create(&server, &name)
+        .await
+        .unwrap();
+    let schema = format!(
+        "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied BIGINT NOT NULL);\n{}\n{}",
+        migrations_up_to(scimitar_store::migrations::POSTGRES_MIGRATIONS, 23),
+        BEFORE_SYNC_ACCOUNTS
+    );
+    load_dump(&url, &schema).await;
+    let store = scimitar_store::postgres::PostgresStore::connect(&url, 2)
+        .await
+        .unwrap();
+    sync_jobs_took_the_only_account_and_flag_names_lost_their_slashes(&store).await;
+    drop(store);
+    scimitar_store::postgres::scratch::drop(&server, &name)
+        .await
+        .unwrap();
+}

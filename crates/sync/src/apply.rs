@@ -106,6 +106,13 @@ pub async fn apply(
     let mut applied = Applied::default();
     let mut next = state.clone();
     let limit = target.limits().max_concurrency;
+    crate::progress::note(crate::progress::Step::WritesPlanned(
+        plan.creates.len()
+            + plan.updates.len()
+            + plan.memberships.len()
+            + plan.deactivations.len()
+            + plan.deletions.len(),
+    ));
 
     for (kind, source_id) in &plan.forgotten {
         next.mappings.remove(&(*kind, source_id.clone()));

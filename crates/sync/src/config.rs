@@ -89,6 +89,9 @@ pub struct Policy {
     pub max_deprovision_count: usize,
     /// Whether this run may exceed the guard (`--allow-deletions`).
     pub allow_deletions: bool,
+    /// Whether a managed target object changed out of band is put back as the source has it
+    /// (`crate::drift`); off, drift is only reported.
+    pub correct_drift: bool,
 }
 
 impl Default for Policy {
@@ -109,6 +112,7 @@ impl Default for Policy {
             max_deprovision_percent: 20,
             max_deprovision_count: 500,
             allow_deletions: false,
+            correct_drift: true,
         }
     }
 }
@@ -346,6 +350,71 @@ pub fn state_key(job: &str, target: Option<&str>) -> String {
     }
 }
 
+/// Checks a job's name: the start of every state key of the job ([`state_key`]), so it may not
+/// hold the `/` that separates a target's name from it; else a job `a/b` with a lone
+/// `[target]` would share its state with target `b` of job `a`.
+pub fn check_job_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err("the job's name is empty".into());
+    }
+    if name.contains('/') {
+        return Err(format!(
+            "job name {name:?}: a job's name may not hold `/` (it separates a target's name \
+             from the job's in the job's state)"
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!(
+            "job name {name:?}: a job's name may not hold control characters"
+        ));
+    }
+    Ok(())
+}
+
+/// The name of a job given by flags, `FROM -> TO` with every `/` of the two URLs written
+/// `%2F` (and `%` as `%25`, so that two pairs of URLs never make one name): what its state is
+/// kept under, safe by [`check_job_name`], and still readable. State kept under the raw
+/// `FROM -> TO` before job names were checked is renamed so by a migration.
+pub fn job_name_from_flags(from: &str, to: &str) -> String {
+    let escape = |url: &str| url.replace('%', "%25").replace('/', "%2F");
+    format!("{} -> {}", escape(from), escape(to))
+}
+
+/// A job's name as an operator gives it (`--job`): a job from flags may be named by its two
+/// URLs as typed (`FROM -> TO`, holding `/`), which means the name [`job_name_from_flags`]
+/// makes of them; any other name must pass [`check_job_name`].
+pub fn job_name_given(name: &str) -> Result<String, String> {
+    if let Some((from, to)) = name.split_once(" -> ").filter(|_| name.contains('/')) {
+        return Ok(job_name_from_flags(from, to));
+    }
+    check_job_name(name)?;
+    Ok(name.to_string())
+}
+
+/// The target URL of a job from flags, read back from its name ([`job_name_from_flags`]);
+/// `None` for a name not made so.
+pub fn target_url_of_flags_name(name: &str) -> Option<String> {
+    let (_, to) = name.split_once(" -> ")?;
+    let mut url = String::with_capacity(to.len());
+    let mut rest = to;
+    while let Some(at) = rest.find('%') {
+        url.push_str(&rest[..at]);
+        let escaped = &rest[at..];
+        if let Some(after) = escaped.strip_prefix("%2F") {
+            url.push('/');
+            rest = after;
+        } else if let Some(after) = escaped.strip_prefix("%25") {
+            url.push('%');
+            rest = after;
+        } else {
+            url.push('%');
+            rest = &escaped[1..];
+        }
+    }
+    url.push_str(rest);
+    Some(url)
+}
+
 /// Checks a target's name: what a state key and a `--target` flag can carry unambiguously.
 pub fn check_target_name(name: &str) -> Result<(), String> {
     let allowed = |character: char| {
@@ -362,6 +431,7 @@ pub fn check_target_name(name: &str) -> Result<(), String> {
 impl JobConfig {
     pub fn parse(text: &str) -> Result<JobConfig, String> {
         let mut job: JobConfig = toml::from_str(text).map_err(|error| error.to_string())?;
+        check_job_name(&job.job)?;
         for target in job.target.iter_mut().chain(job.targets.iter_mut()) {
             target.profile = Profile::for_url(&target.url, target.profile_written);
         }
@@ -609,6 +679,43 @@ mod tests {
             let error = JobConfig::parse(&format!("{head}{targets}")).expect_err(targets);
             assert!(error.contains(refusal), "{targets}: {error}");
         }
+    }
+
+    #[test]
+    fn a_job_name_with_a_slash_is_refused_so_no_two_jobs_share_a_state_key() {
+        let job = |name: &str| {
+            format!(
+                "job = {name:?}\nstate_database = \"sqlite://x\"\n\
+                 [source]\ntype = \"file\"\npath = \"x.csv\"\n[target]\nurl = \"http://t\"\n"
+            )
+        };
+        // `a/b` with a lone [target] would be kept under the key of target `b` of job `a`.
+        let error = JobConfig::parse(&job("a/b")).expect_err("a slash is refused");
+        assert!(error.contains("may not hold `/`"), "{error}");
+        for refused in ["", " ", "a\u{7}b"] {
+            assert!(JobConfig::parse(&job(refused)).is_err(), "{refused:?}");
+        }
+        assert!(JobConfig::parse(&job("hr -> databricks")).is_ok());
+
+        let name = job_name_from_flags("http://a/scim/v2", "https://b/x%2Fy");
+        assert_eq!(name, "http:%2F%2Fa%2Fscim%2Fv2 -> https:%2F%2Fb%2Fx%252Fy");
+        assert_eq!(check_job_name(&name), Ok(()));
+        // Two pairs of URLs never make one name, even where one holds what `/` is written as.
+        assert_ne!(
+            job_name_from_flags("http://a/b", "http://c"),
+            job_name_from_flags("http://a%2Fb", "http://c")
+        );
+        // An operator may name it by the URLs as typed, and its target is read back.
+        assert_eq!(
+            job_name_given("http://a/scim/v2 -> https://b/x%2Fy").unwrap(),
+            name
+        );
+        assert_eq!(job_name_given(&name).unwrap(), name);
+        assert!(job_name_given("a/b").is_err());
+        assert_eq!(
+            target_url_of_flags_name(&name).as_deref(),
+            Some("https://b/x%2Fy")
+        );
     }
 
     #[test]

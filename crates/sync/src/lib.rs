@@ -11,8 +11,12 @@
 //!   constants through simple transforms.
 //! - [`plan`]: the reconciliation core, pure (no I/O, no clock): snapshots, state, policy and
 //!   capabilities in, a [`plan::Plan`] out.
+//! - [`drift`]: a managed target object changed out of band, told apart from the source's
+//!   changes by a digest of what the source wanted of it at the last run; reported, and
+//!   corrected unless `policy.correct_drift` is off.
 //! - [`render`]: a plan as a readable diff.
 //! - [`reviewed`]: a plan saved for review, and whether a target's plan is still that one.
+//! - [`progress`]: a run's progress on a terminal (stderr), and nothing when it is not one.
 //! - [`scim`]: SCIM 2.0 over HTTP: reading a source or target (paged), writing a target, the
 //!   generic and Databricks profiles, retries on 429 and 503.
 //! - [`file`]: a CSV or JSON Lines export as a source.
@@ -42,6 +46,7 @@
 pub mod ancestors;
 pub mod apply;
 pub mod config;
+pub mod drift;
 pub mod feed;
 pub mod file;
 pub mod incremental;
@@ -50,6 +55,7 @@ pub mod mapping;
 pub mod model;
 pub mod pace;
 pub mod plan;
+pub mod progress;
 pub mod quarantine;
 pub mod render;
 pub mod reviewed;

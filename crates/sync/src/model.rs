@@ -181,6 +181,10 @@ pub struct JobState {
     pub mappings: BTreeMap<(Kind, String), Mapping>,
     /// The latest `meta.lastModified` the source showed (RFC 3339), for incremental reads.
     pub watermark: Option<String>,
+    /// What the source wanted of each managed object when the job last brought it in line
+    /// (`crate::drift::digest`), kept with its mapping: how drift is told apart.
+    #[serde(default)]
+    pub digests: BTreeMap<(Kind, String), String>,
 }
 
 impl JobState {

@@ -106,7 +106,12 @@ pub async fn each_limited<O, Fut>(work: Vec<Fut>, limit: usize) -> Vec<O>
 where
     Fut: Future<Output = O>,
 {
-    stream::iter(work).buffered(limit.max(1)).collect().await
+    // Each item done is a step of the run's progress (`crate::progress`).
+    stream::iter(work)
+        .buffered(limit.max(1))
+        .inspect(|_| crate::progress::note(crate::progress::Step::Wrote))
+        .collect()
+        .await
 }
 
 #[cfg(test)]

@@ -157,6 +157,13 @@ pub struct Plan {
     pub restored: Vec<(Kind, String)>,
     /// Set when the deletion guard stops the run: nothing is applied.
     pub guard: Option<GuardStop>,
+    /// Managed objects changed in the target out of band, by attribute ([`crate::drift`]):
+    /// their changes are in the lists above unless `policy.correct_drift` is off.
+    pub drift: Vec<crate::drift::Drift>,
+    /// What the source wants of each object planned, as [`crate::drift::digest`]s, remembered
+    /// after the run to tell drift from the source's changes next time.
+    #[serde(skip)]
+    pub digests: BTreeMap<(Kind, String), String>,
 }
 
 impl Plan {
@@ -508,6 +515,11 @@ impl<'a> Planner<'a> {
 
         for key in &scope {
             let source = self.source[key];
+            if key.0 != Kind::Group {
+                // A group's digest holds its members too: made with them, below.
+                let digest = crate::drift::digest(&self.desired(source), source.active, None);
+                plan.digests.insert((key.0, key.1.to_string()), digest);
+            }
             let mapping = self.state.mappings.get(&(key.0, key.1.to_string()));
             let existing = mapping.and_then(|mapping| {
                 self.target
@@ -634,6 +646,7 @@ impl<'a> Planner<'a> {
             }
         }
 
+        crate::drift::separate(&mut plan, self.state, self.policy.correct_drift);
         let deprovisions = plan.deactivations.len() + plan.deletions.len();
         let managed = self.state.mappings.len();
         let over_share = deprovisions.saturating_mul(100)
@@ -752,6 +765,7 @@ impl<'a> Planner<'a> {
             );
         }
         let mut changes = Vec::new();
+        let mut digests = Vec::new();
         for key in scope.iter().filter(|key| key.0 == Kind::Group) {
             let Some(group_target_id) = placed.get(key) else {
                 continue; // ambiguous: neither created nor adopted
@@ -765,6 +779,19 @@ impl<'a> Planner<'a> {
             let Some(wanted) = self.desired_members(group, scope) else {
                 continue; // a partial read too small to say: left for a full run
             };
+            let mut wanted_keys: Vec<(Kind, &str)> = wanted
+                .iter()
+                .map(|member| match member {
+                    Wanted::Source(member) => (member.kind, member.id.as_str()),
+                    Wanted::Mapped {
+                        kind, source_id, ..
+                    } => (*kind, *source_id),
+                })
+                .collect();
+            wanted_keys.sort_unstable();
+            wanted_keys.dedup();
+            let digest = crate::drift::digest(&self.desired(group), None, Some(&wanted_keys));
+            digests.push(((Kind::Group, key.1.to_string()), digest));
             let mut wanted_target_ids = BTreeSet::new();
             let mut add = Vec::new();
             for member in wanted {
@@ -835,6 +862,7 @@ impl<'a> Planner<'a> {
             }
         }
         plan.memberships.extend(changes);
+        plan.digests.extend(digests);
     }
 }
 

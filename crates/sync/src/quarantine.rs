@@ -182,9 +182,14 @@ pub async fn resume(
             .to_string(),
     };
     let events = vec![crate::trail::resumed(job, target)];
-    let audit = crate::trail::audit(clock, job, account, events);
+    let audit = crate::trail::audit(clock, job, account.clone(), events);
     let unchanged = crate::model::JobState::default();
-    crate::state::record(store, &key, &unchanged, &unchanged, record, audit).await
+    let trail = crate::state::RunTrail {
+        account,
+        audit,
+        quarantine: &oversight.quarantine,
+    };
+    crate::state::record(store, &key, &unchanged, &unchanged, record, trail).await
 }
 
 #[cfg(test)]

@@ -82,6 +82,27 @@ pub fn plan_text(plan: &Plan) -> String {
             ambiguity.candidates.join(", ")
         );
     }
+    for drift in &plan.drift {
+        let what = if drift.corrected {
+            "put back"
+        } else {
+            "left as it is: policy.correct_drift is off"
+        };
+        let _ = writeln!(
+            out,
+            "~ drift in {} {}: {} changed at the target ({what})",
+            drift.kind.as_str(),
+            drift.label,
+            drift.attribute
+        );
+        if drift.attribute == "members" {
+            let _ = writeln!(out, "      added there: {}", drift.found);
+            let _ = writeln!(out, "      removed there: {}", drift.expected);
+        } else {
+            let _ = writeln!(out, "      found: {}", drift.found);
+            let _ = writeln!(out, "      expected: {}", drift.expected);
+        }
+    }
     if let Some(guard) = &plan.guard {
         let _ = writeln!(out, "STOPPED: {guard}");
     }

@@ -403,6 +403,7 @@ struct SourceRead {
 }
 
 async fn read_source(source: &Source, kinds: &[Kind]) -> SyncResult<SourceRead> {
+    crate::progress::note(crate::progress::Step::Reading("source"));
     let (snapshot, watermark) = match source {
         Source::Scim(endpoint) => read_scim(endpoint, kinds, "source").await?,
         Source::File(path) => {
@@ -421,6 +422,10 @@ async fn read_source(source: &Source, kinds: &[Kind]) -> SyncResult<SourceRead> 
             None,
         ),
     };
+    crate::progress::note(crate::progress::Step::Read {
+        side: "source",
+        objects: snapshot.identities.len(),
+    });
     Ok(SourceRead {
         snapshot,
         watermark,
@@ -443,7 +448,14 @@ async fn run_target(
     let before = state::load(store, &state_key(&job.name, target)).await?;
     let kinds = kinds_for(capabilities.service_principals);
     let source_snapshot = for_target(&source.snapshot, &capabilities);
+    let side = target.map_or_else(|| "target".to_string(), |name| format!("target {name}"));
+    crate::progress::note(crate::progress::Step::Reading(&side));
     let (target_snapshot, _) = read_scim(&job.target, &kinds, "target").await?;
+    crate::progress::note(crate::progress::Step::Read {
+        side: &side,
+        objects: target_snapshot.identities.len(),
+    });
+    crate::progress::note(crate::progress::Step::Planning(&side));
     let planned = plan(
         &source_snapshot,
         &target_snapshot,
@@ -543,9 +555,11 @@ pub(crate) async fn finish(
     report.adopted_on_conflict = applied.adopted_on_conflict;
     report.failures = applied.failures;
     let actions = applied.actions;
-    if report.stopped.is_none() && report.failures.is_empty() && watermark.is_some() {
+    let complete = report.stopped.is_none() && report.failures.is_empty();
+    if complete && watermark.is_some() {
         after.watermark = watermark;
     }
+    crate::drift::remember(&report.plan, complete, &mut after);
     let record = SyncRunRecord {
         seq: 0,
         started,
@@ -556,14 +570,19 @@ pub(crate) async fn finish(
     };
     let events = crate::trail::of_run(&job.name, job.target_ref(target), &report, &actions);
     let events = crate::trail::for_run(store, job, target, &record, events).await?;
-    let audit = crate::trail::audit(clock, &job.name, account, events);
+    let audit = crate::trail::audit(clock, &job.name, account.clone(), events);
+    let trail = state::RunTrail {
+        account,
+        audit,
+        quarantine: &job.oversight.quarantine,
+    };
     state::record(
         store,
         &state_key(&job.name, target),
         before,
         &after,
         record,
-        audit,
+        trail,
     )
     .await?;
     Ok(report)

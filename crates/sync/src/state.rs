@@ -4,10 +4,12 @@
 //! (`Change::SyncLease`).
 
 use crate::model::{JobState, Kind, Mapping, Ownership};
+use crate::quarantine::{self, QuarantineSettings};
 use crate::SyncResult;
 use scimitar_domain::{AccountId, ScimError, Timestamp};
 use scimitar_store::{
-    Change, Store, SyncAudit, SyncLease, SyncMappingRow, SyncRunRecord, SyncStateChange,
+    Change, Store, SyncAudit, SyncLease, SyncMappingRow, SyncQuarantine, SyncRunRecord,
+    SyncStateChange,
 };
 
 /// The account a sync record is applied under. The store does not read it (a job's state is
@@ -30,6 +32,9 @@ pub async fn load(store: &dyn Store, job: &str) -> SyncResult<JobState> {
             ))
             .into());
         };
+        if let Some(digest) = row.digest {
+            state.digests.insert((kind, row.source_id.clone()), digest);
+        }
         state.mappings.insert(
             (kind, row.source_id),
             Mapping {
@@ -42,26 +47,41 @@ pub async fn load(store: &dyn Store, job: &str) -> SyncResult<JobState> {
     Ok(state)
 }
 
+/// Whom a run's record answers to: the job's account (`crate::trail::account_of`), set on its
+/// state so that its status is served to that account; its audit events for that account's
+/// trail; and the thresholds its target's quarantine is judged by.
+pub struct RunTrail<'a> {
+    pub account: Option<AccountId>,
+    pub audit: Option<SyncAudit>,
+    pub quarantine: &'a QuarantineSettings,
+}
+
 /// Records a run: its outcome and report, the difference between the state it started from
-/// and the one it ends with, and its audit events (`crate::trail`), in one transaction.
+/// and the one it ends with, the quarantine it leaves the target in (judged from the runs
+/// before it under `job`, the target's state key), and its audit events (`crate::trail`), in
+/// one transaction.
 pub async fn record(
     store: &dyn Store,
     job: &str,
     before: &JobState,
     after: &JobState,
     run: SyncRunRecord,
-    audit: Option<SyncAudit>,
+    trail: RunTrail<'_>,
 ) -> SyncResult<()> {
     let upserts = after
         .mappings
         .iter()
-        .filter(|(key, mapping)| before.mappings.get(*key) != Some(*mapping))
+        .filter(|(key, mapping)| {
+            before.mappings.get(*key) != Some(*mapping)
+                || before.digests.get(*key) != after.digests.get(*key)
+        })
         .map(|((kind, source_id), mapping)| SyncMappingRow {
             kind: kind.as_str().to_string(),
             source_id: source_id.clone(),
             target_id: mapping.target_id.clone(),
             ownership: mapping.ownership.as_str().to_string(),
             deprovisioned_at: mapping.deprovisioned_at.map(Timestamp::from_micros),
+            digest: after.digests.get(&(*kind, source_id.clone())).cloned(),
         })
         .collect();
     let removals = before
@@ -74,13 +94,22 @@ pub async fn record(
         .watermark
         .clone()
         .filter(|_| after.watermark != before.watermark);
+    let mut latest = vec![run.clone()];
+    latest.extend(quarantine::latest_runs(store, job, trail.quarantine).await?);
+    let quarantine =
+        quarantine::of_runs(&latest, trail.quarantine).map(|quarantine| SyncQuarantine {
+            failures: quarantine.failures,
+            next_run: quarantine.next_run,
+        });
     let change = SyncStateChange {
         job: job.to_string(),
         upserts,
         removals,
         watermark,
         run,
-        audit,
+        audit: trail.audit,
+        account: trail.account,
+        quarantine,
     };
     store
         .apply(

@@ -455,22 +455,37 @@ async fn record_error(
     };
     let unchanged = crate::model::JobState::default();
     let key = state_key(&job.name, name);
+    // The run's record matters more than its events: it is kept even when they cannot be made.
+    let account = crate::trail::account_of(store, job.oversight.account.as_deref())
+        .await
+        .unwrap_or_else(|failure| {
+            tracing::warn!(job = %job.name, error = %failure, "the failed run's account");
+            None
+        });
     let audit = async {
-        let account = crate::trail::account_of(store, job.oversight.account.as_deref()).await?;
         let events = vec![crate::trail::of_error(
             &job.name,
             job.target_ref(name),
             error,
         )];
         let events = crate::trail::for_run(store, job, name, &record, events).await?;
-        Ok::<_, SyncError>(crate::trail::audit(clock, &job.name, account, events))
+        Ok::<_, SyncError>(crate::trail::audit(
+            clock,
+            &job.name,
+            account.clone(),
+            events,
+        ))
     };
-    // The run's record matters more than its events: it is kept even when they cannot be made.
     let audit = audit.await.unwrap_or_else(|failure| {
         tracing::warn!(job = %job.name, error = %failure, "the failed run's audit events");
         None
     });
-    if let Err(failure) = state::record(store, &key, &unchanged, &unchanged, record, audit).await {
+    let trail = state::RunTrail {
+        account,
+        audit,
+        quarantine: &job.oversight.quarantine,
+    };
+    if let Err(failure) = state::record(store, &key, &unchanged, &unchanged, record, trail).await {
         tracing::warn!(%key, error = %failure, "could not record the failed run");
     }
 }

@@ -16,6 +16,7 @@ pub mod permissions;
 pub mod resources;
 pub mod statements;
 pub mod sync_changes;
+pub mod sync_jobs;
 pub mod tokens;
 pub mod unity_catalog;
 pub mod wire;
@@ -124,6 +125,7 @@ pub fn routes() -> Router<AppState> {
         .merge(oauth::routes())
         .merge(federation::routes())
         .merge(sync_changes::routes())
+        .merge(sync_jobs::routes())
 }
 
 /// The header a request id travels in, both ways.

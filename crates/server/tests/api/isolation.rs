@@ -1011,6 +1011,20 @@ fn routes(secrets: &Secrets, account: &str, workspace: &str) -> Vec<Walked> {
             "/api/2.0/sync/changes?after=0&timeout_seconds=0".to_string(),
             None,
         ),
+        // The sync jobs' status: account admins only, each its own account's jobs
+        // (crates/server/tests/api/sync_jobs.rs tests it further).
+        (
+            Method::GET,
+            "/api/2.0/sync/jobs",
+            "/api/2.0/sync/jobs".to_string(),
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/2.0/sync/jobs/{name}",
+            "/api/2.0/sync/jobs/hr".to_string(),
+            None,
+        ),
     ] {
         walk(method, template, &path, body);
     }

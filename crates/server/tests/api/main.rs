@@ -41,6 +41,7 @@ mod service_principals;
 mod statements;
 mod support;
 mod sync_changes;
+mod sync_jobs;
 mod tenancy;
 mod tokens;
 mod unity_catalog;

@@ -3,7 +3,7 @@
 //! account at all (a sync job's state needs none).
 
 use super::*;
-use crate::{SyncLease, SyncMappingRow, SyncRunRecord, SyncStateChange};
+use crate::{SyncLease, SyncMappingRow, SyncQuarantine, SyncRunRecord, SyncStateChange};
 
 fn mapping(kind: &str, source: &str, target: &str) -> SyncMappingRow {
     SyncMappingRow {
@@ -12,6 +12,7 @@ fn mapping(kind: &str, source: &str, target: &str) -> SyncMappingRow {
         target_id: target.into(),
         ownership: "created".into(),
         deprovisioned_at: None,
+        digest: Some(format!("d-{source}")),
     }
 }
 
@@ -34,6 +35,8 @@ fn run_of(
             report: "{\"creates\":1}".into(),
         },
         audit: None,
+        account: None,
+        quarantine: None,
     }))
 }
 
@@ -237,4 +240,87 @@ pub async fn a_sync_job_lease_is_held_by_one_owner_until_it_expires_or_is_releas
     assert_eq!(state.watermark.as_deref(), Some("w1"));
     assert_eq!(state.mappings.len(), 1);
     assert_eq!(store.audit_head(&nobody).await.unwrap().size, 0);
+}
+
+/// Each state key names the account its job answers to, set by a run that names one and kept
+/// by a run that names none; an account's listing holds its own keys only (a key of another
+/// account, or of none, never), by key, each with its latest run, lease and quarantine, which
+/// a later run replaces (a run that leaves it unquarantined clears it).
+pub async fn a_sync_jobs_status_is_listed_to_its_own_account_only(stores: &mut Stores) {
+    let store = &*stores.fresh().await;
+    let nobody = AccountId::new("-");
+    let acme = AccountId::new("acme");
+    let other = AccountId::new("other");
+    let run = |job: &str, account: Option<&AccountId>, quarantine, outcome: &str, ended: i64| {
+        let Change::RecordSyncRun(mut change) = run_of(job, vec![], vec![], Some("w")) else {
+            unreachable!()
+        };
+        change.account = account.cloned();
+        change.quarantine = quarantine;
+        change.run.outcome = outcome.into();
+        change.run.ended = Timestamp::from_micros(ended);
+        Change::RecordSyncRun(change)
+    };
+    let quarantined = SyncQuarantine {
+        failures: 5,
+        next_run: Timestamp::from_micros(3_600_000_000),
+    };
+    assert!(store.sync_jobs(&acme).await.unwrap().is_empty());
+    for change in [
+        run("hr/prod", Some(&acme), None, "applied", 30),
+        run("hr/prod", None, Some(quarantined), "error", 40),
+        run("hr/sandbox", Some(&acme), None, "applied", 50),
+        run("payroll", Some(&other), None, "applied", 60),
+        run("orphan", None, None, "applied", 70),
+    ] {
+        store.apply(&nobody, change).await.unwrap();
+    }
+    store
+        .apply(
+            &nobody,
+            Change::SyncLease(SyncLease::Take {
+                job: "hr".into(),
+                owner: "node-1".into(),
+                now: Timestamp::from_micros(1),
+                until: Timestamp::from_micros(99),
+            }),
+        )
+        .await
+        .unwrap();
+
+    let listed = store.sync_jobs(&acme).await.unwrap();
+    let keys: Vec<&str> = listed.iter().map(|job| job.key.as_str()).collect();
+    // `hr` (the lease's row) names no account until one of its runs does.
+    assert_eq!(keys, ["hr/prod", "hr/sandbox"]);
+    let prod = &listed[0];
+    let last = prod.last_run.as_ref().expect("a run");
+    assert_eq!((last.seq, last.outcome.as_str()), (2, "error"));
+    assert_eq!(last.ended, Timestamp::from_micros(40));
+    assert_eq!(prod.quarantine, Some(quarantined));
+    assert_eq!(prod.watermark.as_deref(), Some("w"));
+    assert_eq!(listed[1].quarantine, None);
+    let others = store.sync_jobs(&other).await.unwrap();
+    assert_eq!(
+        others
+            .iter()
+            .map(|job| job.key.as_str())
+            .collect::<Vec<_>>(),
+        ["payroll"]
+    );
+    let state = store.sync_state("hr/prod").await.unwrap();
+    assert_eq!(state.account, Some(acme.clone()));
+    assert_eq!(state.quarantine, Some(quarantined));
+    let lease = store.sync_state("hr").await.unwrap();
+    assert_eq!(lease.lease_owner.as_deref(), Some("node-1"));
+    assert_eq!(lease.account, None);
+    assert_eq!(store.sync_state("orphan").await.unwrap().account, None);
+
+    // A run that succeeds lifts the quarantine.
+    store
+        .apply(&nobody, run("hr/prod", Some(&acme), None, "applied", 80))
+        .await
+        .unwrap();
+    let listed = store.sync_jobs(&acme).await.unwrap();
+    assert_eq!(listed[0].quarantine, None);
+    assert_eq!(listed[0].last_run.as_ref().map(|run| run.seq), Some(3));
 }

@@ -603,6 +603,14 @@ impl<B: SqlBackend> Store for B {
         .await
     }
 
+    async fn sync_jobs(&self, account: &AccountId) -> ScimResult<Vec<crate::SyncJobSummary>> {
+        let account = account.clone();
+        run!(self, Bulk, |session| crate::sql::sync_state::jobs_of(
+            session, &account
+        ))
+        .await
+    }
+
     async fn alert_cursor(
         &self,
         account: &AccountId,

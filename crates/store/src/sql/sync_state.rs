@@ -3,16 +3,19 @@
 //!
 //! [`Change::RecordSyncRun`]: crate::Change::RecordSyncRun
 
-use crate::sql::transaction::{params, query_one, query_opt, SqlTransaction};
-use crate::sync_state::{SyncJobState, SyncLease, SyncMappingRow, SyncRunRecord, SyncStateChange};
-use scimitar_domain::{ScimResult, Timestamp};
+use crate::sql::transaction::{params, query_one, query_opt, SqlRow, SqlTransaction};
+use crate::sync_state::{
+    SyncJobState, SyncJobSummary, SyncLease, SyncMappingRow, SyncQuarantine, SyncRunRecord,
+    SyncStateChange,
+};
+use scimitar_domain::{AccountId, ScimResult, Timestamp};
 
 /// A job's mappings (by kind, then source id) and watermark; empty for a job never run.
 pub async fn job_state<T: SqlTransaction>(session: &mut T, job: &str) -> ScimResult<SyncJobState> {
     let rows = session
         .query(
-            "SELECT kind, source_id, target_id, ownership, deprovisioned_at FROM sync_mappings \
-             WHERE job = $1 ORDER BY kind, source_id",
+            "SELECT kind, source_id, target_id, ownership, deprovisioned_at, digest \
+             FROM sync_mappings WHERE job = $1 ORDER BY kind, source_id",
             params![job],
         )
         .await?;
@@ -25,30 +28,105 @@ pub async fn job_state<T: SqlTransaction>(session: &mut T, job: &str) -> ScimRes
                 target_id: row.text(2)?,
                 ownership: row.text(3)?,
                 deprovisioned_at: row.optional_integer(4)?.map(Timestamp::from_micros),
+                digest: row.optional_text(5)?,
             })
         })
         .collect::<ScimResult<Vec<_>>>()?;
-    let job_row = query_opt(
+    let Some(mut row) = query_opt(
         session,
-        "SELECT watermark, lease_owner, lease_until FROM sync_jobs WHERE job = $1",
+        &format!("SELECT {JOB_COLUMNS} FROM sync_jobs WHERE job = $1"),
         params![job],
     )
     .await?
-    .map(|mut row| {
-        Ok::<_, scimitar_domain::ScimError>((
-            row.optional_text(0)?,
-            row.optional_text(1)?,
-            row.optional_integer(2)?.map(Timestamp::from_micros),
-        ))
-    })
-    .transpose()?;
-    let (watermark, lease_owner, lease_until) = job_row.unwrap_or((None, None, None));
+    else {
+        return Ok(SyncJobState {
+            mappings,
+            ..SyncJobState::default()
+        });
+    };
+    let job_row = job_row(&mut row, 0)?;
     Ok(SyncJobState {
         mappings,
-        watermark,
-        lease_owner,
-        lease_until,
+        watermark: job_row.watermark,
+        lease_owner: job_row.lease_owner,
+        lease_until: job_row.lease_until,
+        account: job_row.account,
+        quarantine: job_row.quarantine,
     })
+}
+
+/// What `sync_jobs` holds of a job, in [`job_row`]'s order.
+const JOB_COLUMNS: &str = "watermark, lease_owner, lease_until, account_id, \
+                           quarantine_failures, quarantine_next_run";
+
+/// A job's row as [`JOB_COLUMNS`] read it, from the column `at`.
+struct JobRow {
+    watermark: Option<String>,
+    lease_owner: Option<String>,
+    lease_until: Option<Timestamp>,
+    account: Option<AccountId>,
+    quarantine: Option<SyncQuarantine>,
+}
+
+fn job_row(row: &mut SqlRow, at: usize) -> ScimResult<JobRow> {
+    let quarantine = match (row.optional_integer(at + 4)?, row.optional_integer(at + 5)?) {
+        (Some(failures), Some(next_run)) => Some(SyncQuarantine {
+            failures: u32::try_from(failures).unwrap_or(u32::MAX),
+            next_run: Timestamp::from_micros(next_run),
+        }),
+        _ => None,
+    };
+    Ok(JobRow {
+        watermark: row.optional_text(at)?,
+        lease_owner: row.optional_text(at + 1)?,
+        lease_until: row.optional_integer(at + 2)?.map(Timestamp::from_micros),
+        account: row.optional_text(at + 3)?.map(AccountId::new),
+        quarantine,
+    })
+}
+
+/// Every state key of `account`'s jobs, by key, each with its latest run (one query: the
+/// run is joined on the key's highest number).
+pub async fn jobs_of<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+) -> ScimResult<Vec<SyncJobSummary>> {
+    let rows = session
+        .query(
+            &format!(
+                "SELECT sync_jobs.job, {JOB_COLUMNS}, sync_runs.seq, sync_runs.started, \
+                 sync_runs.ended, sync_runs.outcome, sync_runs.report FROM sync_jobs \
+                 LEFT JOIN sync_runs ON sync_runs.job = sync_jobs.job AND sync_runs.seq = \
+                 (SELECT MAX(seq) FROM sync_runs AS latest WHERE latest.job = sync_jobs.job) \
+                 WHERE sync_jobs.account_id = $1 ORDER BY sync_jobs.job"
+            ),
+            params![account.as_str()],
+        )
+        .await?;
+    rows.into_iter()
+        .map(|mut row| {
+            let key = row.text(0)?;
+            let job_row = job_row(&mut row, 1)?;
+            let last_run = match row.optional_integer(7)? {
+                None => None,
+                Some(seq) => Some(SyncRunRecord {
+                    seq,
+                    started: Timestamp::from_micros(row.integer(8)?),
+                    ended: Timestamp::from_micros(row.integer(9)?),
+                    outcome: row.text(10)?,
+                    report: row.text(11)?,
+                }),
+            };
+            Ok(SyncJobSummary {
+                key,
+                watermark: job_row.watermark,
+                lease_owner: job_row.lease_owner,
+                lease_until: job_row.lease_until,
+                quarantine: job_row.quarantine,
+                last_run,
+            })
+        })
+        .collect()
 }
 
 /// [`crate::Change::SyncLease`]: the job's row is made if it is new; the lease is then taken
@@ -131,11 +209,22 @@ pub async fn record_run<T: SqlTransaction>(
     change: &SyncStateChange,
 ) -> ScimResult<()> {
     let job = change.job.as_str();
+    let quarantine = change.quarantine.as_ref();
     transaction
         .execute(
-            "INSERT INTO sync_jobs (job, watermark) VALUES ($1, $2) \
-             ON CONFLICT (job) DO UPDATE SET watermark = COALESCE($2, sync_jobs.watermark)",
-            params![job, change.watermark.as_deref()],
+            "INSERT INTO sync_jobs \
+             (job, watermark, account_id, quarantine_failures, quarantine_next_run) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (job) DO UPDATE SET watermark = COALESCE($2, sync_jobs.watermark), \
+             account_id = COALESCE($3, sync_jobs.account_id), quarantine_failures = $4, \
+             quarantine_next_run = $5",
+            params![
+                job,
+                change.watermark.as_deref(),
+                change.account.as_ref().map(AccountId::as_str),
+                quarantine.map(|quarantine| i64::from(quarantine.failures)),
+                quarantine.map(|quarantine| quarantine.next_run.as_micros()),
+            ],
         )
         .await?;
     for (kind, source_id) in &change.removals {
@@ -150,10 +239,10 @@ pub async fn record_run<T: SqlTransaction>(
         transaction
             .execute(
                 "INSERT INTO sync_mappings \
-                 (job, kind, source_id, target_id, ownership, deprovisioned_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 (job, kind, source_id, target_id, ownership, deprovisioned_at, digest) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
                  ON CONFLICT (job, kind, source_id) DO UPDATE SET target_id = $4, \
-                 ownership = $5, deprovisioned_at = $6",
+                 ownership = $5, deprovisioned_at = $6, digest = $7",
                 params![
                     job,
                     mapping.kind.as_str(),
@@ -161,6 +250,7 @@ pub async fn record_run<T: SqlTransaction>(
                     mapping.target_id.as_str(),
                     mapping.ownership.as_str(),
                     mapping.deprovisioned_at.map(Timestamp::as_micros),
+                    mapping.digest.as_deref(),
                 ],
             )
             .await?;

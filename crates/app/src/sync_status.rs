@@ -1,0 +1,319 @@
+//! The status of `scimitar sync` jobs, as `GET /api/2.0/sync/jobs` serves it (issue #17):
+//! each job an account's admins may see, with each of its targets' last run, watermark and
+//! quarantine, and the job's lease.
+//!
+//! A job's state is kept per state key (`job`, or `job/target` for one of its `[[targets]]`;
+//! a job's name holds no `/`), each naming the account its job answers to, set by the job's
+//! runs (`scimitar_sync::trail::account_of`). A job is an account's when one of its keys
+//! names the account; a job whose keys name none (never run, or run where the state database
+//! held no account) is nobody's and served to no one. Only account admins are answered:
+//! sync jobs move the whole directory, so a workspace admin, whose writes are kept to one
+//! workspace, sees nothing of them, and another account's admin sees only its own account's.
+//!
+//! A run's counts are read from the report the engine recorded with it (its JSON: the plan's
+//! lists, `writes`, `failures`, `drift`), so a report written before a count existed simply
+//! has none of it.
+
+use crate::authority::{is_admin, not_an_admin, Actor};
+use crate::Services;
+use scimitar_domain::{ScimError, ScimResult, Timestamp};
+use scimitar_store::{SyncJobSummary, SyncQuarantine, SyncRunRecord};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// How many of a job's latest runs per target `GET /api/2.0/sync/jobs/{name}` shows.
+pub const RECENT_RUNS: usize = 20;
+
+/// One job, as the list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncJobStatus {
+    pub name: String,
+    /// The job's lease: which `watch` (or `serve` node) runs it, while one does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseStatus>,
+    pub targets: Vec<TargetStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeaseStatus {
+    pub holder: String,
+    /// Epoch milliseconds; a holder that stops renewing loses it then.
+    pub expiry_time: i64,
+}
+
+/// One target of a job: a lone `[target]` has no name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetStatus {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<RunStatus>,
+    /// Where an incremental run of the source resumes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<QuarantineStatus>,
+    /// The latest runs, newest first (the job's own page only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recent_runs: Option<Vec<RunStatus>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuarantineStatus {
+    /// Runs failed wholly in a row.
+    pub failures: u32,
+    /// Epoch milliseconds: when `watch` tries the target again.
+    pub next_run_time: i64,
+}
+
+/// One recorded run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunStatus {
+    /// Numbered per target from 1.
+    pub run: i64,
+    pub start_time: i64,
+    pub end_time: i64,
+    /// `applied`, `failed` (some items failed), `stopped` (the deletion guard), `error` (the
+    /// run could not complete), `resumed` (an operator lifted the quarantine).
+    pub result: String,
+    pub counts: BTreeMap<String, u64>,
+    /// What went wrong: the run's error, or its first failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The plan's lists a run's counts are taken from, by their names in the report.
+const PLAN_COUNTS: [&str; 8] = [
+    "creates",
+    "adoptions",
+    "updates",
+    "memberships",
+    "deactivations",
+    "deletions",
+    "drift",
+    "ambiguities",
+];
+
+fn count(length: usize) -> u64 {
+    u64::try_from(length).unwrap_or(u64::MAX)
+}
+
+fn millis(timestamp: Timestamp) -> i64 {
+    timestamp.as_micros().div_euclid(1000)
+}
+
+impl RunStatus {
+    fn of(run: &SyncRunRecord) -> RunStatus {
+        // A report that does not parse (none should) still shows its run and result.
+        let report: Value = serde_json::from_str(&run.report).unwrap_or_default();
+        let mut counts = BTreeMap::new();
+        for name in PLAN_COUNTS {
+            if let Some(list) = report["plan"][name].as_array() {
+                counts.insert(name.to_string(), count(list.len()));
+            }
+        }
+        if let Some(writes) = report["writes"].as_u64() {
+            counts.insert("writes".into(), writes);
+        }
+        if let Some(failures) = report["failures"].as_array() {
+            counts.insert("failures".into(), count(failures.len()));
+        }
+        let first_failure = &report["failures"][0];
+        let error = report["error"]
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| report["stopped"].as_str().map(str::to_string))
+            .or_else(|| {
+                match (
+                    first_failure["item"].as_str(),
+                    first_failure["error"].as_str(),
+                ) {
+                    (Some(item), Some(error)) => Some(format!("{item}: {error}")),
+                    _ => None,
+                }
+            });
+        RunStatus {
+            run: run.seq,
+            start_time: millis(run.started),
+            end_time: millis(run.ended),
+            result: run.outcome.clone(),
+            counts,
+            error,
+        }
+    }
+}
+
+fn quarantine_status(quarantine: SyncQuarantine) -> QuarantineStatus {
+    QuarantineStatus {
+        failures: quarantine.failures,
+        next_run_time: millis(quarantine.next_run),
+    }
+}
+
+/// The job a state key belongs to, and the target it names (`None`: the job's lone target).
+fn split_key(key: &str) -> (&str, Option<&str>) {
+    match key.split_once('/') {
+        Some((job, target)) => (job, Some(target)),
+        None => (key, None),
+    }
+}
+
+impl Services {
+    /// Every sync job of the actor's account, by name (account admins only).
+    pub async fn sync_jobs(&self, actor: &Actor) -> ScimResult<Vec<SyncJobStatus>> {
+        self.authorize_sync_status(actor).await?;
+        let keys = self.store.sync_jobs(actor.account()).await?;
+        let mut jobs: BTreeMap<String, Vec<SyncJobSummary>> = BTreeMap::new();
+        for key in keys {
+            let (job, _) = split_key(&key.key);
+            jobs.entry(job.to_string()).or_default().push(key);
+        }
+        let mut statuses = Vec::with_capacity(jobs.len());
+        for (name, keys) in jobs {
+            statuses.push(self.job_status(actor, name, keys).await?);
+        }
+        Ok(statuses)
+    }
+
+    /// One sync job of the actor's account, with each target's recent runs (account admins
+    /// only); 404 for a job that is not the account's, whether or not it exists.
+    pub async fn sync_job(&self, actor: &Actor, name: &str) -> ScimResult<SyncJobStatus> {
+        self.authorize_sync_status(actor).await?;
+        let keys: Vec<SyncJobSummary> = self
+            .store
+            .sync_jobs(actor.account())
+            .await?
+            .into_iter()
+            .filter(|key| split_key(&key.key).0 == name)
+            .collect();
+        if keys.is_empty() {
+            return Err(ScimError::NotFound(format!("sync job {name:?} not found")));
+        }
+        let mut status = self.job_status(actor, name.to_string(), keys).await?;
+        for target in &mut status.targets {
+            let key = match &target.name {
+                Some(target) => format!("{name}/{target}"),
+                None => name.to_string(),
+            };
+            let runs = self.store.sync_runs(&key, RECENT_RUNS).await?;
+            target.recent_runs = Some(runs.iter().map(RunStatus::of).collect());
+        }
+        Ok(status)
+    }
+
+    /// A job from its keys (all the account's): its targets, and its lease, kept under the
+    /// job's own key, which for a job of `[[targets]]` holds nothing else and may not yet name
+    /// an account (a lease taken before the job's first run).
+    async fn job_status(
+        &self,
+        actor: &Actor,
+        name: String,
+        keys: Vec<SyncJobSummary>,
+    ) -> ScimResult<SyncJobStatus> {
+        let mut lease = None;
+        let mut targets = Vec::new();
+        for key in keys {
+            let (_, target) = split_key(&key.key);
+            if target.is_none() {
+                lease = key.lease_owner.clone().zip(key.lease_until);
+                // A job of `[[targets]]` keeps only its lease under its name, and shows no
+                // target of its own.
+                if key.last_run.is_none() {
+                    continue;
+                }
+            }
+            targets.push(TargetStatus {
+                name: target.map(str::to_string),
+                last_run: key.last_run.as_ref().map(RunStatus::of),
+                watermark: key.watermark,
+                quarantine: key.quarantine.map(quarantine_status),
+                recent_runs: None,
+            });
+        }
+        if lease.is_none() && targets.iter().all(|target| target.name.is_some()) {
+            let state = self.store.sync_state(&name).await?;
+            // The job's own row is read only for its lease, and only when it names this
+            // account or none.
+            if state.account.is_none() || state.account.as_ref() == Some(actor.account()) {
+                lease = state.lease_owner.zip(state.lease_until);
+            }
+        }
+        Ok(SyncJobStatus {
+            name,
+            lease: lease.map(|(holder, until)| LeaseStatus {
+                holder,
+                expiry_time: millis(until),
+            }),
+            targets,
+        })
+    }
+
+    /// Account admins only ([`is_admin`], not a workspace's admins), after reading the access
+    /// log up to now, so that an admin removed on another node is refused at once.
+    async fn authorize_sync_status(&self, actor: &Actor) -> ScimResult<()> {
+        self.access.catch_up_to_now(self.store.as_ref()).await?;
+        let admin = self
+            .access
+            .read(actor.account(), |model| is_admin(model, actor.principal()))?;
+        if admin {
+            Ok(())
+        } else {
+            Err(not_an_admin(actor, "read the status of sync jobs"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_runs_counts_come_from_its_report_and_its_error_from_its_failure() {
+        let run = SyncRunRecord {
+            seq: 3,
+            started: Timestamp::from_micros(1_500_000),
+            ended: Timestamp::from_micros(2_500_999),
+            outcome: "failed".into(),
+            report: serde_json::json!({
+                "plan": {"creates": [1, 2], "updates": [], "drift": [1]},
+                "writes": 2,
+                "failures": [{"item": "user ada", "error": "HTTP 500"}],
+            })
+            .to_string(),
+        };
+        let status = RunStatus::of(&run);
+        assert_eq!(
+            (status.run, status.start_time, status.end_time),
+            (3, 1500, 2500)
+        );
+        assert_eq!(status.counts["creates"], 2);
+        assert_eq!(status.counts["updates"], 0);
+        assert_eq!(status.counts["drift"], 1);
+        assert_eq!(status.counts["writes"], 2);
+        assert_eq!(status.counts["failures"], 1);
+        assert!(!status.counts.contains_key("deletions"));
+        assert_eq!(status.error.as_deref(), Some("user ada: HTTP 500"));
+        let errored = SyncRunRecord {
+            outcome: "error".into(),
+            report: "{\"error\":\"target down\"}".into(),
+            ..run.clone()
+        };
+        assert_eq!(
+            RunStatus::of(&errored).error.as_deref(),
+            Some("target down")
+        );
+        let garbled = SyncRunRecord {
+            report: "not json".into(),
+            ..run
+        };
+        assert!(RunStatus::of(&garbled).counts.is_empty());
+    }
+
+    #[test]
+    fn a_state_key_names_its_job_and_target() {
+        assert_eq!(split_key("hr"), ("hr", None));
+        assert_eq!(split_key("hr/prod-1"), ("hr", Some("prod-1")));
+    }
+}

@@ -1,0 +1,330 @@
+//! The status of sync jobs, `GET /api/2.0/sync/jobs` and `GET /api/2.0/sync/jobs/{name}`:
+//! who may read it (account admins; not a missing, malformed, expired, revoked, unprivileged
+//! (a plain user, a workspace's admin) or foreign credential), and that a job is served to its own account only, with each
+//! target's last run, watermark and quarantine and the job's lease. The jobs' state is written
+//! through the store as `scimitar sync` writes it (`Change::RecordSyncRun`), into the database
+//! the server runs on.
+
+use crate::support::*;
+use reqwest::Method;
+use scimitar_domain::clock::ManualClock;
+use scimitar_domain::{AccountId, Clock, SystemClock, Timestamp};
+use scimitar_store::{Change, SyncLease, SyncQuarantine, SyncRunRecord, SyncStateChange};
+use serde_json::json;
+use std::sync::Arc;
+
+const JOBS: &str = "/api/2.0/sync/jobs";
+
+/// The path of the jobs at the app's own account's workspace: the deployment has two
+/// accounts' workspaces, so a path names the one it addresses.
+async fn jobs_at_ours(app: &TestApp) -> String {
+    let workspace = app.services.workspaces(&app.account).await.unwrap()[0]
+        .id
+        .as_str()
+        .to_string();
+    format!("/w/{workspace}{JOBS}")
+}
+
+/// The bootstrap admin's GET of `path` from the server's root.
+async fn admin_get(app: &TestApp, path: &str) -> Reply {
+    call(app, Method::GET, path, Some(&app.token), None).await
+}
+
+fn databricks_error(reply: &Reply, status: u16, code: &str) {
+    assert_eq!(reply.status, status, "{}", reply.body);
+    assert_eq!(reply.body["error_code"], code, "{}", reply.body);
+}
+
+/// A run of the state key `key` as the engine records it, attributed to `account`.
+fn run(
+    key: &str,
+    account: &AccountId,
+    seq_end: i64,
+    outcome: &str,
+    report: serde_json::Value,
+    quarantine: Option<SyncQuarantine>,
+) -> Change {
+    Change::RecordSyncRun(Box::new(SyncStateChange {
+        job: key.into(),
+        upserts: vec![],
+        removals: vec![],
+        watermark: Some(format!("w{seq_end}")),
+        run: SyncRunRecord {
+            seq: 0,
+            started: Timestamp::from_micros(seq_end * 1_000_000 - 500_000),
+            ended: Timestamp::from_micros(seq_end * 1_000_000),
+            outcome: outcome.into(),
+            report: report.to_string(),
+        },
+        audit: None,
+        account: Some(account.clone()),
+        quarantine,
+    }))
+}
+
+/// An app whose database holds, for its account, a job `hr` of two targets (`prod`
+/// quarantined after two failed runs, `sandbox` applied) leased by `node-1`. Returns the app,
+/// its database's URL and the clock.
+async fn app_with_jobs() -> (TestApp, String, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let (database, url) = TestDatabase::fresh().await;
+    let app = spawn_app_on_with_clock(database, &url, clock.clone()).await;
+    let store = scimitar_store::open(&url).await.unwrap();
+    let nobody = AccountId::new("-");
+    let failed = json!({"error": "target down"});
+    let quarantine = SyncQuarantine {
+        failures: 2,
+        next_run: Timestamp::from_micros(9_000_000),
+    };
+    for change in [
+        run("hr/prod", &app.account, 1, "applied", applied(), None),
+        run("hr/prod", &app.account, 2, "error", failed.clone(), None),
+        run(
+            "hr/prod",
+            &app.account,
+            3,
+            "error",
+            failed,
+            Some(quarantine),
+        ),
+        run("hr/sandbox", &app.account, 4, "applied", applied(), None),
+    ] {
+        store.apply(&nobody, change).await.unwrap();
+    }
+    store
+        .apply(
+            &nobody,
+            Change::SyncLease(SyncLease::Take {
+                job: "hr".into(),
+                owner: "node-1".into(),
+                now: Timestamp::from_micros(1),
+                until: Timestamp::from_micros(60_000_000),
+            }),
+        )
+        .await
+        .unwrap();
+    (app, url, clock)
+}
+
+/// A run's report that created two objects and updated one.
+fn applied() -> serde_json::Value {
+    json!({"plan": {"creates": [{}, {}], "updates": [{}], "drift": []},
+           "writes": 3, "failures": []})
+}
+
+/// Another account, with a job `payroll` of a lone target. Returns its admin token and the
+/// path prefix of its workspace (`/w/{id}`, where it addresses its own account). From then on
+/// the deployment has two accounts' workspaces, and a path must name the one it addresses.
+async fn another_account_with_a_job(app: &TestApp, url: &str) -> (String, String) {
+    let other = app.services.create_account("other", "other").await.unwrap();
+    let store = scimitar_store::open(url).await.unwrap();
+    let change = run("payroll", &other.account.id, 5, "applied", applied(), None);
+    store.apply(&AccountId::new("-"), change).await.unwrap();
+    let workspace = store.workspaces(&other.account.id).await.unwrap()[0]
+        .id
+        .as_str()
+        .to_string();
+    (
+        other.admin_token.expose().to_string(),
+        format!("/w/{workspace}"),
+    )
+}
+
+#[tokio::test]
+async fn an_account_admin_sees_its_jobs_targets_runs_quarantine_and_lease() {
+    let (app, url, _) = app_with_jobs().await;
+    another_account_with_a_job(&app, &url).await;
+    let jobs = jobs_at_ours(&app).await;
+    let listed = admin_get(&app, &jobs).await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let listed_jobs = listed.body["jobs"].as_array().unwrap();
+    assert_eq!(
+        listed_jobs.len(),
+        1,
+        "another account's job is never listed: {}",
+        listed.body
+    );
+    let hr = &listed_jobs[0];
+    assert_eq!(hr["name"], "hr");
+    assert_eq!(
+        hr["lease"],
+        json!({"holder": "node-1", "expiry_time": 60_000})
+    );
+    let targets = hr["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 2, "{hr}");
+    assert_eq!(targets[0]["name"], "prod");
+    assert_eq!(
+        targets[0]["last_run"],
+        json!({"run": 3, "start_time": 2_500, "end_time": 3_000, "result": "error",
+               "counts": {}, "error": "target down"})
+    );
+    assert_eq!(targets[0]["watermark"], "w3");
+    assert_eq!(
+        targets[0]["quarantine"],
+        json!({"failures": 2, "next_run_time": 9_000})
+    );
+    assert!(targets[0].get("recent_runs").is_none());
+    assert_eq!(targets[1]["name"], "sandbox");
+    assert_eq!(targets[1]["last_run"]["result"], "applied");
+    assert_eq!(
+        targets[1]["last_run"]["counts"],
+        json!({"creates": 2, "updates": 1, "drift": 0, "writes": 3, "failures": 0})
+    );
+    assert!(targets[1].get("quarantine").is_none());
+
+    let one = admin_get(&app, &format!("{jobs}/hr")).await;
+    assert_eq!(one.status, 200, "{}", one.body);
+    let recent: Vec<i64> = one.body["targets"][0]["recent_runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| run["run"].as_i64().unwrap())
+        .collect();
+    assert_eq!(recent, [3, 2, 1], "newest first: {}", one.body);
+    assert_eq!(one.body["targets"][1]["recent_runs"][0]["run"], 1);
+}
+
+#[tokio::test]
+async fn a_job_of_another_account_is_never_visible() {
+    let (app, url, _) = app_with_jobs().await;
+    let (other_token, theirs_at) = another_account_with_a_job(&app, &url).await;
+    let jobs = jobs_at_ours(&app).await;
+    // Our admin asking for their job: as if it did not exist.
+    let theirs = admin_get(&app, &format!("{jobs}/payroll")).await;
+    databricks_error(&theirs, 404, "RESOURCE_DOES_NOT_EXIST");
+    let missing = admin_get(&app, &format!("{jobs}/nothing")).await;
+    databricks_error(&missing, 404, "RESOURCE_DOES_NOT_EXIST");
+    // Their admin, at our workspace, is not answered at all.
+    for path in [jobs.clone(), format!("{jobs}/hr")] {
+        let refused = call(&app, Method::GET, &path, Some(&other_token), None).await;
+        assert!(
+            [401, 403, 404].contains(&refused.status),
+            "{} {}",
+            refused.status,
+            refused.body
+        );
+        assert!(
+            !refused.body.to_string().contains("node-1"),
+            "{}",
+            refused.body
+        );
+    }
+    // At its own workspace, it sees its job, and nothing of ours, by list or by name.
+    let listed = call(
+        &app,
+        Method::GET,
+        &format!("{theirs_at}{JOBS}"),
+        Some(&other_token),
+        None,
+    )
+    .await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let names: Vec<&str> = listed.body["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|job| job["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["payroll"]);
+    assert_eq!(listed.body["jobs"][0]["targets"][0].get("name"), None);
+    for path in [
+        format!("{theirs_at}{JOBS}/hr"),
+        format!("{theirs_at}{JOBS}/hr%2Fprod"),
+    ] {
+        let ours = call(&app, Method::GET, &path, Some(&other_token), None).await;
+        databricks_error(&ours, 404, "RESOURCE_DOES_NOT_EXIST");
+        assert!(!ours.body.to_string().contains("node-1"), "{}", ours.body);
+    }
+}
+
+#[tokio::test]
+async fn missing_malformed_expired_revoked_and_unprivileged_credentials_are_refused() {
+    // One account only: the credentials are made through the unprefixed APIs.
+    let (app, _, clock) = app_with_jobs().await;
+    let jobs = jobs_at_ours(&app).await;
+    let created = |lifetime: Option<i64>| {
+        let body = match lifetime {
+            Some(seconds) => json!({"lifetime_seconds": seconds}),
+            None => json!({}),
+        };
+        call(
+            &app,
+            Method::POST,
+            "/api/2.0/token/create",
+            Some(&app.token),
+            Some(body),
+        )
+    };
+    let expiring = created(Some(60)).await;
+    let expiring = str_of(&expiring.body, "token_value").to_string();
+    let revoked = created(None).await;
+    let revoked_id = str_of(&revoked.body["token_info"], "token_id").to_string();
+    let revoked = str_of(&revoked.body, "token_value").to_string();
+    let deleted = call(
+        &app,
+        Method::POST,
+        "/api/2.0/token/delete",
+        Some(&app.token),
+        Some(json!({"token_id": revoked_id})),
+    )
+    .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    clock.advance_micros(61 * 1_000_000);
+    let plain = app.create_user("plain@example.com").await;
+    let plain_token = app.token_for(str_of(&plain, "id")).await;
+
+    for path in [jobs.clone(), format!("{jobs}/hr")] {
+        let without = call(&app, Method::GET, &path, None, None).await;
+        databricks_error(&without, 401, "UNAUTHENTICATED");
+        let malformed = read(
+            app.client
+                .get(format!("{}{path}", app.address))
+                .header("authorization", "Bearer")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        databricks_error(&malformed, 401, "UNAUTHENTICATED");
+        let garbage = call(&app, Method::GET, &path, Some("dapi-not-a-token"), None).await;
+        databricks_error(&garbage, 401, "UNAUTHENTICATED");
+        for (what, token) in [("expired", &expiring), ("revoked", &revoked)] {
+            let refused = call(&app, Method::GET, &path, Some(token), None).await;
+            assert_eq!(refused.status, 401, "{what}: {}", refused.body);
+            assert!(!refused.body.to_string().contains("node-1"), "{what}");
+        }
+        let unprivileged = call(&app, Method::GET, &path, Some(&plain_token), None).await;
+        databricks_error(&unprivileged, 403, "PERMISSION_DENIED");
+        let text = unprivileged.body.to_string();
+        assert!(!text.contains("node-1") && !text.contains("prod"), "{text}");
+    }
+    // A workspace's admin is no account admin: sync jobs move the whole directory.
+    let workspace = app.services.workspaces(&app.account).await.unwrap()[0]
+        .id
+        .as_str()
+        .to_string();
+    let keeper = app.create_user("keeper@example.com").await;
+    let assigned = call(
+        &app,
+        Method::PUT,
+        &format!(
+            "/api/2.0/accounts/{}/workspaces/{workspace}/permissionassignments/principals/{}",
+            app.account,
+            str_of(&keeper, "id")
+        ),
+        Some(&app.token),
+        Some(json!({"permissions": ["ADMIN"]})),
+    )
+    .await;
+    assert_eq!(assigned.status, 200, "{}", assigned.body);
+    let keeper_token = app.token_for(str_of(&keeper, "id")).await;
+    for path in [jobs.clone(), format!("{jobs}/hr")] {
+        let refused = call(&app, Method::GET, &path, Some(&keeper_token), None).await;
+        databricks_error(&refused, 403, "PERMISSION_DENIED");
+    }
+
+    // The admin still reads it, and nothing but GET is answered.
+    assert_eq!(admin_get(&app, &jobs).await.status, 200);
+    let posted = call(&app, Method::POST, &jobs, Some(&app.token), None).await;
+    assert_eq!(posted.status, 405, "{}", posted.body);
+}
