@@ -984,6 +984,8 @@ fn a_plan_saved_against_production_is_tried_on_a_sandbox_and_applied_only_while_
     );
     assert_eq!(code, Some(1));
     assert!(stderr.contains("not a plan saved by"), "{stderr}");
+}
+
 #[test]
 fn a_job_whose_name_holds_a_slash_is_refused_with_a_clear_error() {
     let scratch = Scratch::new("sync-slash");
