@@ -3078,9 +3078,9 @@ async fn a_scimitar_source_syncs_into_scim2_server_and_a_rerun_writes_nothing() 
     state.close().await;
 }
 
-// The scope filter, attribute mappings and the Databricks account profile (issue 17, map17).
 /// Drift at the target, told apart from the source's changes.
 #[path = "sync/drift.rs"]
 mod drift;
+/// The scope filter, attribute mappings and the Databricks account profile.
 #[path = "sync/scope_mapping_account.rs"]
 mod scope_mapping_account;
