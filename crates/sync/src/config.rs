@@ -235,6 +235,10 @@ pub struct TargetConfig {
     pub max_concurrency: usize,
     /// Requests started per second, reads and retries included (default: no limit).
     pub max_requests_per_second: Option<f64>,
+    /// `auto`: creates go in SCIM Bulk requests when the target advertises Bulk; `off`: one
+    /// request per create. See `crate::bulk` for the default and why.
+    #[serde(default)]
+    pub bulk: crate::bulk::BulkSetting,
 }
 
 fn default_max_concurrency() -> usize {

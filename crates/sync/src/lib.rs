@@ -17,6 +17,8 @@
 //! - [`apply`]: carries a plan out against a target, item by item (independent items
 //!   concurrently, up to the target's limit), one failure never stopping the others, and
 //!   returns the run's report, what it did, and the job's next state.
+//! - [`bulk`]: creates in SCIM Bulk requests, where a target advertises Bulk and the job
+//!   allows it.
 //! - [`pace`]: a target's limits: writes in flight at once, and requests per second.
 //! - [`state`]: the job's state and run history in Scimitar's database, through `Store`.
 //! - [`run`]: one `plan` or `apply` run, end to end.
@@ -34,6 +36,7 @@
 //! Nothing here knows Scimitar's HTTP server: Scimitar is one more SCIM endpoint to it.
 
 pub mod apply;
+pub mod bulk;
 pub mod config;
 pub mod feed;
 pub mod file;
