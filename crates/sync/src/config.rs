@@ -235,8 +235,8 @@ pub struct TargetConfig {
     pub max_concurrency: usize,
     /// Requests started per second, reads and retries included (default: no limit).
     pub max_requests_per_second: Option<f64>,
-    /// `auto`: creates go in SCIM Bulk requests when the target advertises Bulk; `off`: one
-    /// request per create. See `crate::bulk` for the default and why.
+    /// `auto` (the default): creates go in SCIM Bulk requests when the target advertises Bulk;
+    /// `off`: one request per create. See `crate::bulk::BulkSetting` for why.
     #[serde(default)]
     pub bulk: crate::bulk::BulkSetting,
 }
@@ -528,6 +528,22 @@ mod tests {
             let error = JobConfig::parse(&format!("{head}{targets}")).expect_err(targets);
             assert!(error.contains(refusal), "{targets}: {error}");
         }
+    }
+
+    #[test]
+    fn a_target_writes_in_bulk_where_it_can_unless_told_off() {
+        let with = |line: &str| {
+            JobConfig::parse(&format!(
+                "job = \"j\"\nstate_database = \"sqlite://x\"\n\
+                 [source]\ntype = \"file\"\npath = \"x.csv\"\n[target]\nurl = \"http://t\"\n{line}\n"
+            ))
+        };
+        let bulk = |line: &str| with(line).expect("parses").all_targets()[0].bulk;
+        assert_eq!(bulk(""), crate::bulk::BulkSetting::Auto);
+        assert_eq!(bulk("bulk = \"auto\""), crate::bulk::BulkSetting::Auto);
+        assert_eq!(bulk("bulk = \"off\""), crate::bulk::BulkSetting::Off);
+        let error = with("bulk = \"sometimes\"").expect_err("refused");
+        assert!(error.contains("sometimes"), "{error}");
     }
 
     #[test]
