@@ -3095,6 +3095,9 @@ async fn a_scimitar_source_syncs_into_scim2_server_and_a_rerun_writes_nothing() 
     let first = apply(&job, &state).await;
     assert_eq!(first.exit_code(), 0, "{:#?}", first.failures);
     assert_eq!(first.plan.creates.len(), 5, "{:#?}", first.plan);
+    // scim2-server advertises Bulk (1,000 operations, 1 MiB): the creates, groups with their
+    // members, went in its Bulk requests (`bulk = "auto"`, the default).
+    assert!(first.capabilities.bulk);
     let ada = target.user("ada").await.expect("ada was created");
     assert_eq!(ada["emails"][0]["value"], json!("ada@example.com"));
     assert_eq!(ada["displayName"], json!("ADA"));
