@@ -9,7 +9,8 @@
 //! and `maxPayloadSize`; a create too large for any Bulk request is sent alone.
 //!
 //! Each operation carries a `bulkId` naming its item's place in the list, so answers are
-//! matched by id, never by their order.
+//! matched by id, never by their order. A target that advertises Bulk but refuses the request
+//! itself (404, 405, 413, 501) is sent that request's creates one at a time.
 
 use crate::model::Kind;
 use crate::pace::each_limited;
@@ -186,6 +187,23 @@ async fn send_batch(
         .await
     {
         Ok((_, answer)) => answers_by_bulk_id(&answer),
+        // A target that advertises Bulk but refuses the request itself (no such endpoint,
+        // not implemented, too large after all) still takes the creates one by one.
+        Err(failure) if failure.status.is_some_and(bulk_itself_refused) => {
+            tracing::info!(%failure, "Bulk refused: creating one at a time");
+            let singles = creates[range]
+                .iter()
+                .map(|create| {
+                    target.create(
+                        create.kind,
+                        create.attributes,
+                        create.active,
+                        &create.members,
+                    )
+                })
+                .collect();
+            return each_limited(singles, target.limits().max_concurrency).await;
+        }
         Err(failure) => return range.map(|_| Err(failure.clone())).collect(),
     };
     let mut results = Vec::with_capacity(range.len());
@@ -206,6 +224,12 @@ async fn send_batch(
         results.push(result);
     }
     results
+}
+
+/// Whether a Bulk request's status says the target will not take Bulk requests (rather than
+/// that something went wrong with these creates): 404, 405, 413, 501.
+fn bulk_itself_refused(status: u16) -> bool {
+    matches!(status, 404 | 405 | 413 | 501)
 }
 
 /// What a Bulk response said of one operation.

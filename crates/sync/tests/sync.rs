@@ -554,6 +554,8 @@ struct Faults {
     /// Bulk operations whose data holds this lose their `userName` on the way, so that the
     /// target refuses them (and only them) with its own error.
     spoil_in_bulk: Mutex<Option<String>>,
+    /// `/Bulk` is answered 501, as by a service that advertises Bulk and has none.
+    refuse_bulk: std::sync::atomic::AtomicBool,
 }
 
 /// One request inside the proxy, counted out however it leaves.
@@ -595,6 +597,13 @@ impl FaultProxy {
                         .body(axum::body::Body::from(text))
                         .expect("a response")
                 };
+                if parts.uri.path().ends_with("/Bulk") && faults.refuse_bulk.load(Ordering::SeqCst)
+                {
+                    return reply(
+                        501,
+                        json!({"detail": "no Bulk here", "status": "501"}).to_string(),
+                    );
+                }
                 if faults.down.load(Ordering::SeqCst) {
                     return reply(
                         502,
@@ -3355,6 +3364,30 @@ async fn a_target_that_does_not_advertise_bulk_gets_single_creates_under_bulk_au
     assert!(!report.capabilities.bulk);
     assert_eq!(proxy.faults.bulk_requests.load(Ordering::SeqCst), 0);
     assert_eq!(proxy.faults.posts.load(Ordering::SeqCst), 5);
+    assert_eq!(target.member_names("platform").await, ["ADA", "BOB"]);
+    state.close().await;
+}
+
+/// A target that advertises Bulk but answers the Bulk request itself 501 is sent the same
+/// creates one at a time: the run succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_refuses_bulk_requests_gets_the_creates_one_at_a_time() {
+    let state = StateDatabase::sqlite().await;
+    let source = seeded_source().await;
+    let target = Scimitar::start().await;
+    let proxy = FaultProxy::start(&target.address).await;
+    proxy.faults.refuse_bulk.store(true, Ordering::SeqCst);
+    let job = job(
+        &source,
+        through(&proxy, &target, BulkSetting::Auto),
+        &["eng-all"],
+    );
+    let report = apply(&job, &state).await;
+    assert_eq!(report.exit_code(), 0, "{:#?}", report.failures);
+    assert!(report.capabilities.bulk);
+    assert_eq!(report.writes, 5);
+    assert_eq!(proxy.faults.posts.load(Ordering::SeqCst), 5);
+    assert_eq!(target.member_names("eng-all").await, ["CAROL", "platform"]);
     assert_eq!(target.member_names("platform").await, ["ADA", "BOB"]);
     state.close().await;
 }
