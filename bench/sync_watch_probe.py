@@ -37,8 +37,16 @@ class Scim:
 
     def call(self, method, path, body=None):
         data = None if body is None else json.dumps(body)
-        self.connection.request(method, self.path + path, body=data, headers=self.headers)
-        response = self.connection.getresponse()
+        try:
+            self.connection.request(method, self.path + path, body=data, headers=self.headers)
+            response = self.connection.getresponse()
+        except (ConnectionError, http.client.HTTPException):
+            # A connection left idle while the other side was polled (minutes, at 100,000
+            # users, during watch's first full run) may have been closed by the server: open
+            # another and send the request once more.
+            self.connection.close()
+            self.connection.request(method, self.path + path, body=data, headers=self.headers)
+            response = self.connection.getresponse()
         text = response.read()
         return response.status, (json.loads(text) if text else None)
 
