@@ -21,6 +21,8 @@
 # Settings (environment variables, defaults in brackets); everything stays on 127.0.0.1:
 #   SCALE_WATCH_CHANGES [20]  membership changes timed under watch (0 skips the watch step)
 #   SCALE_WATCH_DEADLINE [120] seconds one change may take before the benchmark fails
+#   SCALE_BULK []             the target's `bulk` setting (auto, off); unset: the default
+#   SCALE_MAX_CONCURRENCY []  the target's `max_concurrency`; unset: the default
 #   BENCH_NO_BUILD [0]        1 uses target/release/scimitar as it is
 #   SCIMITAR_BIN              another binary to run
 #   BENCH_KEEP [0]            1 keeps the temporary directory (databases, logs, reports)
@@ -145,6 +147,8 @@ follow_changes = true
 [target]
 url = "$target_root"
 token_file = "$work_dir/target.token"
+${SCALE_BULK:+bulk = \"$SCALE_BULK\"}
+${SCALE_MAX_CONCURRENCY:+max_concurrency = $SCALE_MAX_CONCURRENCY}
 
 [watch]
 interval_seconds = 3600
@@ -173,7 +177,7 @@ rerun_seconds="$took" rerun_writes="$writes"
 log "re-run with no change: ${rerun_seconds} s, $rerun_writes writes, $failed failed (load $(load))"
 [[ "$rerun_writes" == 0 ]] || die "the re-run wrote $rerun_writes times"
 
-echo "sync at scale: $users users, $((users / 10)) groups, $((users * 10)) memberships (SQLite, one machine)"
+echo "sync at scale: $users users, $((users / 10)) groups, $((users * 10)) memberships (SQLite, one machine; bulk ${SCALE_BULK:-default}, max_concurrency ${SCALE_MAX_CONCURRENCY:-default})"
 echo "  initial sync:          ${initial_seconds} s ($initial_writes writes, $initial_failed failed)"
 echo "  re-run with no change: ${rerun_seconds} s ($rerun_writes writes)"
 

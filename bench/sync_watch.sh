@@ -63,7 +63,9 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# Starts `scimitar serve` on a fresh database named $1; prints its SCIM root.
+# Starts `scimitar serve` on a fresh database named $1; sets server_root to its SCIM root. Not
+# called in a subshell (`$(start_server ...)` would record the server's process id in the
+# subshell's `pids`, and the cleanup would never stop it).
 start_server() {
     local name="$1" port
     port="$(free_port)"
@@ -73,11 +75,13 @@ start_server() {
     pids+=($!)
     python3 "$bench_dir/seed.py" wait "http://127.0.0.1:$port/scim/v2" 30 \
         || { cat "$work_dir/$name.stderr" >&2; die "the $name server did not start"; }
-    echo "http://127.0.0.1:$port/scim/v2"
+    server_root="http://127.0.0.1:$port/scim/v2"
 }
 
-source_root="$(start_server source)"
-target_root="$(start_server target)"
+start_server source
+source_root="$server_root"
+start_server target
+target_root="$server_root"
 source_token="$("$binary" token create --database "sqlite://$work_dir/source.db" --scope scim)"
 target_token="$("$binary" token create --database "sqlite://$work_dir/target.db")"
 [[ -n "$source_token" && -n "$target_token" ]] || die "scimitar token create printed nothing"

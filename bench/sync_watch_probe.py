@@ -7,7 +7,7 @@ Usage: sync_watch_probe.py SOURCE TARGET CHANGES DEADLINE_SECONDS
     SOURCE, TARGET: SCIM roots (http://127.0.0.1:PORT/scim/v2); the bearer tokens come from
     BENCH_SOURCE_TOKEN and BENCH_TARGET_TOKEN.
 
-It waits for the first run to bring the group `watch-bench` (member `probe-0`) to the target,
+It waits for the first run to bring the group `watch-bench-PID` (member `probe-0-PID`) to the target,
 then CHANGES times adds the user `probe-1` to the source group or removes it (alternately),
 and polls the target group (2 ms apart, one connection) until its member count matches. The delay is
 from the source's answer to the first target answer that matches. Prints p50, p90, p99 and max
@@ -22,7 +22,10 @@ import time
 import urllib.parse
 
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-GROUP = "watch-bench"
+# Names of this probe's own (the process id), so that a probe can run again against databases
+# an earlier one left behind.
+SUFFIX = f"-{os.getpid()}"
+GROUP = "watch-bench" + SUFFIX
 
 
 class Scim:
@@ -37,8 +40,16 @@ class Scim:
 
     def call(self, method, path, body=None):
         data = None if body is None else json.dumps(body)
-        self.connection.request(method, self.path + path, body=data, headers=self.headers)
-        response = self.connection.getresponse()
+        try:
+            self.connection.request(method, self.path + path, body=data, headers=self.headers)
+            response = self.connection.getresponse()
+        except (ConnectionError, http.client.HTTPException):
+            # A connection left idle while the other side was polled (minutes, at 100,000
+            # users, during watch's first full run) may have been closed by the server: open
+            # another and send the request once more.
+            self.connection.close()
+            self.connection.request(method, self.path + path, body=data, headers=self.headers)
+            response = self.connection.getresponse()
         text = response.read()
         return response.status, (json.loads(text) if text else None)
 
@@ -80,7 +91,7 @@ def main(argv):
     for name in ("probe-0", "probe-1"):
         status, user = source.call("POST", "/Users", {
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-            "userName": name, "displayName": name})
+            "userName": name + SUFFIX, "displayName": name + SUFFIX})
         if status != 201:
             sys.exit(f"sync_watch_probe: creating {name}: {status} {user}")
         ids[name] = user["id"]

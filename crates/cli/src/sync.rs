@@ -708,7 +708,9 @@ pub fn job_from_file(path: &Path) -> Result<JobOf, String> {
         targets.push(Target {
             name: target.name.clone(),
             endpoint: trusting(
-                ScimEndpoint::new(&target.url, secret, target.profile, retry).with_limits(limits),
+                ScimEndpoint::new(&target.url, secret, target.profile, retry)
+                    .with_limits(limits)
+                    .with_bulk(target.bulk),
                 target.ca_file.as_deref(),
             )
             .map_err(in_file)?,

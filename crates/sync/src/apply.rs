@@ -9,11 +9,14 @@
 //! last), and the answers are taken in the plan's order, so what a run decides and records is
 //! what a sequential run would.
 
+use crate::bulk::CreateRequest;
 use crate::model::{Capabilities, JobState, Kind, Mapping, Ownership};
 use crate::pace::each_limited;
+use crate::plan::{Create, MembershipChange};
 use crate::plan::{MemberRef, Plan, Reason};
 use crate::scim::{Created, HttpFailure, ScimEndpoint};
 use serde::Serialize;
+use std::collections::{HashMap, HashSet};
 
 /// One item that failed, with what the target said.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -134,60 +137,118 @@ pub async fn apply(
         );
     }
 
-    let created = plan
-        .creates
-        .iter()
-        .map(|create| target.create(create.kind, &create.attributes, create.active))
-        .collect();
-    let created = each_limited(created, limit).await;
-    for (create, answer) in plan.creates.iter().zip(created) {
-        let item = format!("create {} {}", create.kind.as_str(), create.label);
-        match answer {
-            Ok(Created::New(id)) => {
-                applied.writes += 1;
-                applied.did(
-                    create_action(create.kind),
-                    create.kind,
-                    &create.source_id,
-                    &id,
-                    &create.label,
-                );
-                next.mappings.insert(
-                    (create.kind, create.source_id.clone()),
-                    Mapping {
-                        target_id: id,
-                        ownership: Ownership::Created,
-                        deprovisioned_at: None,
-                    },
-                );
+    // Users and service principals first, then groups with the members they can already be
+    // given (`creates_in_order`); what a group's create could not carry is added below.
+    let bulk = if capabilities.bulk {
+        crate::bulk::limits_for(target).await
+    } else {
+        None
+    };
+    let pending_memberships = memberships_of_new_groups(plan);
+    let mut carried: HashMap<&str, HashSet<String>> = HashMap::new();
+    for wave in creates_in_order(plan, &pending_memberships) {
+        let requests: Vec<CreateRequest> = wave
+            .iter()
+            .map(|create| CreateRequest {
+                kind: create.kind,
+                attributes: &create.attributes,
+                active: create.active,
+                members: pending_memberships
+                    .get(create.source_id.as_str())
+                    .filter(|_| create.kind == Kind::Group)
+                    .map(|change| {
+                        change
+                            .add
+                            .iter()
+                            .filter_map(|member| resolve(&next, member))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })
+            .collect();
+        let answers = match bulk {
+            Some(limits) => crate::bulk::create_all(target, &requests, limits).await,
+            None => {
+                let created = requests
+                    .iter()
+                    .map(|request| {
+                        target.create(
+                            request.kind,
+                            request.attributes,
+                            request.active,
+                            &request.members,
+                        )
+                    })
+                    .collect();
+                each_limited(created, limit).await
             }
-            Ok(Created::Existing(id)) => {
-                if let Some(owner) = next.owner_of(create.kind, &id) {
-                    applied.fail(
-                        item,
-                        format!("the target object {id} it conflicts with is managed for source object {owner}"),
-                        Some(409),
+        };
+        for ((create, request), answer) in wave.into_iter().zip(requests).zip(answers) {
+            let item = format!("create {} {}", create.kind.as_str(), create.label);
+            match answer {
+                Ok(Created::New(id)) => {
+                    applied.writes += 1;
+                    applied.did(
+                        create_action(create.kind),
+                        create.kind,
+                        &create.source_id,
+                        &id,
+                        &create.label,
                     );
-                    continue;
+                    if !request.members.is_empty() {
+                        // Its members changed with the create: the trail says so as it
+                        // would of a separate change.
+                        applied.did(
+                            "syncChangeMembers",
+                            Kind::Group,
+                            &create.source_id,
+                            &id,
+                            &create.label,
+                        );
+                        carried.insert(
+                            create.source_id.as_str(),
+                            request.members.into_iter().collect(),
+                        );
+                    }
+                    next.mappings.insert(
+                        (create.kind, create.source_id.clone()),
+                        Mapping {
+                            target_id: id,
+                            ownership: Ownership::Created,
+                            deprovisioned_at: None,
+                        },
+                    );
                 }
-                applied.adopted_on_conflict += 1;
-                applied.did(
-                    "syncAdopt",
-                    create.kind,
-                    &create.source_id,
-                    &id,
-                    &create.label,
-                );
-                next.mappings.insert(
-                    (create.kind, create.source_id.clone()),
-                    Mapping {
-                        target_id: id,
-                        ownership: Ownership::Adopted,
-                        deprovisioned_at: None,
-                    },
-                );
+                Ok(Created::Existing(id)) => {
+                    if let Some(owner) = next.owner_of(create.kind, &id) {
+                        applied.fail(
+                            item,
+                            format!("the target object {id} it conflicts with is managed for source object {owner}"),
+                            Some(409),
+                        );
+                        continue;
+                    }
+                    // An existing group did not take the members sent with the create: they
+                    // are added below, as to any adopted group.
+                    applied.adopted_on_conflict += 1;
+                    applied.did(
+                        "syncAdopt",
+                        create.kind,
+                        &create.source_id,
+                        &id,
+                        &create.label,
+                    );
+                    next.mappings.insert(
+                        (create.kind, create.source_id.clone()),
+                        Mapping {
+                            target_id: id,
+                            ownership: Ownership::Adopted,
+                            deprovisioned_at: None,
+                        },
+                    );
+                }
+                Err(failure) => applied.failed(item, failure),
             }
-            Err(failure) => applied.failed(item, failure),
         }
     }
     for adoption in &plan.adoptions {
@@ -233,15 +294,8 @@ pub async fn apply(
     }
 
     // Memberships name their members by target id, which the creates above may just have
-    // made: resolved now, in order, then written concurrently.
-    let resolve = |next: &JobState, member: &MemberRef| -> Option<String> {
-        member.target_id.clone().or_else(|| {
-            let source_id = member.source_id.clone()?;
-            next.mappings
-                .get(&(member.kind, source_id))
-                .map(|mapping| mapping.target_id.clone())
-        })
-    };
+    // made: resolved now, in order, then written concurrently; a new group's members that
+    // went with its create are not sent again.
     let mut writes = Vec::new();
     for change in &plan.memberships {
         let item = format!("change members of group {}", change.label);
@@ -256,10 +310,14 @@ pub async fn apply(
         };
         // A member whose create failed is left out (its failure is reported already) and
         // added by the run that creates it.
+        let sent_with_create = carried
+            .get(change.group_source_id.as_str())
+            .filter(|_| change.group_target_id.is_none());
         let add: Vec<String> = change
             .add
             .iter()
             .filter_map(|m| resolve(&next, m))
+            .filter(|id| sent_with_create.is_none_or(|sent| !sent.contains(id)))
             .collect();
         let remove: Vec<String> = change
             .remove
@@ -363,4 +421,168 @@ pub async fn apply(
         }
     }
     (applied, next)
+}
+
+/// A member's target id: as planned, or the one a create of this run made (`None` when its
+/// create failed: it is left out, its failure reported already, and added by the run that
+/// creates it).
+fn resolve(next: &JobState, member: &MemberRef) -> Option<String> {
+    member.target_id.clone().or_else(|| {
+        let source_id = member.source_id.clone()?;
+        next.mappings
+            .get(&(member.kind, source_id))
+            .map(|mapping| mapping.target_id.clone())
+    })
+}
+
+/// The membership changes of groups this run creates, by the group's source id.
+fn memberships_of_new_groups(plan: &Plan) -> HashMap<&str, &MembershipChange> {
+    plan.memberships
+        .iter()
+        .filter(|change| change.group_target_id.is_none())
+        .map(|change| (change.group_source_id.as_str(), change))
+        .collect()
+}
+
+/// The plan's creates in waves, each wave's creates independent of each other and made after
+/// the wave before it: first everything but groups, then groups whose member groups exist by
+/// then (a nested group after the groups it holds), so that a group is created with its
+/// members in one request. Groups caught in a cycle (or holding themselves) are created in one
+/// last wave without the members not made yet; the membership changes after the creates add
+/// those. Plan order within each wave.
+fn creates_in_order<'a>(
+    plan: &'a Plan,
+    memberships: &HashMap<&str, &MembershipChange>,
+) -> Vec<Vec<&'a Create>> {
+    let (mut groups, others): (Vec<&Create>, Vec<&Create>) = plan
+        .creates
+        .iter()
+        .partition(|create| create.kind == Kind::Group);
+    let mut waves = vec![others];
+    while !groups.is_empty() {
+        let waiting: HashSet<&str> = groups.iter().map(|g| g.source_id.as_str()).collect();
+        let waits_for_another = |group: &&Create| {
+            memberships
+                .get(group.source_id.as_str())
+                .is_some_and(|change| {
+                    change.add.iter().any(|member| {
+                        member.kind == Kind::Group
+                            && member.target_id.is_none()
+                            && member
+                                .source_id
+                                .as_deref()
+                                .is_some_and(|id| id != group.source_id && waiting.contains(id))
+                    })
+                })
+        };
+        let (later, ready): (Vec<&Create>, Vec<&Create>) =
+            groups.into_iter().partition(waits_for_another);
+        if ready.is_empty() {
+            waves.push(later);
+            break;
+        }
+        waves.push(ready);
+        groups = later;
+    }
+    waves.retain(|wave| !wave.is_empty());
+    waves
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(kind: Kind, source_id: &str) -> Create {
+        Create {
+            kind,
+            source_id: source_id.into(),
+            label: source_id.into(),
+            attributes: Default::default(),
+            active: None,
+        }
+    }
+
+    /// A new group `group` holding the new groups `members` (by source id) and one existing
+    /// user.
+    fn holds(group: &str, members: &[&str]) -> MembershipChange {
+        let mut add: Vec<MemberRef> = members
+            .iter()
+            .map(|member| MemberRef {
+                kind: Kind::Group,
+                source_id: Some(member.to_string()),
+                target_id: None,
+                label: member.to_string(),
+            })
+            .collect();
+        add.push(MemberRef {
+            kind: Kind::User,
+            source_id: Some("u".into()),
+            target_id: Some("target-u".into()),
+            label: "u".into(),
+        });
+        MembershipChange {
+            group_source_id: group.into(),
+            group_target_id: None,
+            label: group.into(),
+            add,
+            remove: Vec::new(),
+        }
+    }
+
+    fn waves_of(plan: &Plan) -> Vec<Vec<&str>> {
+        let memberships = memberships_of_new_groups(plan);
+        creates_in_order(plan, &memberships)
+            .into_iter()
+            .map(|wave| wave.iter().map(|c| c.source_id.as_str()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn users_come_first_then_nested_groups_after_the_groups_they_hold() {
+        let plan = Plan {
+            creates: vec![
+                create(Kind::User, "ada"),
+                create(Kind::Group, "all"),
+                create(Kind::Group, "eng"),
+                create(Kind::Group, "platform"),
+                create(Kind::Group, "sales"),
+            ],
+            memberships: vec![
+                holds("all", &["eng", "sales"]),
+                holds("eng", &["platform"]),
+                holds("platform", &[]),
+            ],
+            ..Plan::default()
+        };
+        assert_eq!(
+            waves_of(&plan),
+            vec![
+                vec!["ada"],
+                vec!["platform", "sales"],
+                vec!["eng"],
+                vec!["all"]
+            ]
+        );
+    }
+
+    #[test]
+    fn groups_in_a_cycle_or_holding_themselves_are_created_together_last() {
+        let plan = Plan {
+            creates: vec![
+                create(Kind::Group, "a"),
+                create(Kind::Group, "b"),
+                create(Kind::Group, "c"),
+                create(Kind::Group, "self"),
+            ],
+            memberships: vec![
+                holds("a", &["b"]),
+                holds("b", &["a"]),
+                holds("c", &["a"]),
+                holds("self", &["self"]),
+            ],
+            ..Plan::default()
+        };
+        // `self` waits for nobody else; `c` waits for `a`, caught in the cycle with `b`.
+        assert_eq!(waves_of(&plan), vec![vec!["self"], vec!["a", "b", "c"]]);
+    }
 }

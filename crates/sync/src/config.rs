@@ -255,6 +255,10 @@ pub struct TargetConfig {
     pub max_concurrency: usize,
     /// Requests started per second, reads and retries included (default: no limit).
     pub max_requests_per_second: Option<f64>,
+    /// `auto` (the default): creates go in SCIM Bulk requests when the target advertises Bulk;
+    /// `off`: one request per create. See `crate::bulk::BulkSetting` for why.
+    #[serde(default)]
+    pub bulk: crate::bulk::BulkSetting,
 }
 
 fn default_max_concurrency() -> usize {
@@ -716,6 +720,22 @@ mod tests {
             target_url_of_flags_name(&name).as_deref(),
             Some("https://b/x%2Fy")
         );
+    }
+
+    #[test]
+    fn a_target_writes_in_bulk_where_it_can_unless_told_off() {
+        let with = |line: &str| {
+            JobConfig::parse(&format!(
+                "job = \"j\"\nstate_database = \"sqlite://x\"\n\
+                 [source]\ntype = \"file\"\npath = \"x.csv\"\n[target]\nurl = \"http://t\"\n{line}\n"
+            ))
+        };
+        let bulk = |line: &str| with(line).expect("parses").all_targets()[0].bulk;
+        assert_eq!(bulk(""), crate::bulk::BulkSetting::Auto);
+        assert_eq!(bulk("bulk = \"auto\""), crate::bulk::BulkSetting::Auto);
+        assert_eq!(bulk("bulk = \"off\""), crate::bulk::BulkSetting::Off);
+        let error = with("bulk = \"sometimes\"").expect_err("refused");
+        assert!(error.contains("sometimes"), "{error}");
     }
 
     #[test]

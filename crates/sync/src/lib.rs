@@ -25,6 +25,8 @@
 //! - [`apply`]: carries a plan out against a target, item by item (independent items
 //!   concurrently, up to the target's limit), one failure never stopping the others, and
 //!   returns the run's report, what it did, and the job's next state.
+//! - [`bulk`]: creates in SCIM Bulk requests, where a target advertises Bulk and the job
+//!   allows it.
 //! - [`pace`]: a target's limits: writes in flight at once, and requests per second.
 //! - [`state`]: the job's state and run history in Scimitar's database, through `Store`.
 //! - [`run`]: one `plan` or `apply` run, end to end.
@@ -45,6 +47,7 @@
 
 pub mod ancestors;
 pub mod apply;
+pub mod bulk;
 pub mod config;
 pub mod drift;
 pub mod feed;

@@ -100,6 +100,8 @@ pub struct ScimEndpoint {
     /// Reads in flight at once, all kinds together, held to `limits.max_concurrency`; shared
     /// by every clone, as `pacer` is.
     reads: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Whether creates go in Bulk requests where the target has Bulk ([`crate::bulk`]).
+    bulk: crate::bulk::BulkSetting,
 }
 
 /// Objects asked of a list page by default: Scimitar's largest page (RFC 7644 lets a service
@@ -284,6 +286,7 @@ impl ScimEndpoint {
             reads: std::sync::Arc::new(tokio::sync::Semaphore::new(
                 crate::pace::DEFAULT_MAX_CONCURRENCY,
             )),
+            bulk: crate::bulk::BulkSetting::default(),
         }
     }
 
@@ -301,6 +304,17 @@ impl ScimEndpoint {
         self.limits
     }
 
+    /// Whether writes may go in SCIM Bulk requests when the target advertises Bulk
+    /// (`[target] bulk`).
+    pub fn with_bulk(mut self, bulk: crate::bulk::BulkSetting) -> ScimEndpoint {
+        self.bulk = bulk;
+        self
+    }
+
+    pub fn bulk_setting(&self) -> crate::bulk::BulkSetting {
+        self.bulk
+    }
+
     /// The base URL, which names the target in reports and audit events (it holds no secret).
     pub fn base(&self) -> &str {
         &self.base
@@ -308,7 +322,7 @@ impl ScimEndpoint {
 
     /// One request, retried on 429 and 503 (honouring `Retry-After`) and on a connection
     /// that failed before any answer, up to the policy's attempts.
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -631,18 +645,17 @@ impl ScimEndpoint {
         Ok(page["totalResults"].as_u64().unwrap_or(0))
     }
 
-    /// Creates an object; a 409 (it exists) is matched by its name and returned as existing,
-    /// for the caller to adopt rather than retry.
+    /// Creates an object (a group with `members`, target ids, in the same request); a 409 (it
+    /// exists) is matched by its name and returned as existing, for the caller to adopt rather
+    /// than retry.
     pub async fn create(
         &self,
         kind: Kind,
         attributes: &std::collections::BTreeMap<String, Value>,
         active: Option<bool>,
+        members: &[String],
     ) -> Result<Created, HttpFailure> {
-        let mut body = resource_body(kind, attributes);
-        if let Some(active) = active {
-            body["active"] = Value::Bool(active);
-        }
+        let body = create_body(kind, attributes, active, members);
         match self
             .send(reqwest::Method::POST, kind.endpoint(), Some(&body))
             .await
@@ -654,22 +667,34 @@ impl ScimEndpoint {
                     status: None,
                     message: "the created resource has no id".into(),
                 }),
-            Err(failure) if failure.status == Some(409) => {
-                let key = match kind {
-                    Kind::User => "userName",
-                    Kind::Group => "displayName",
-                    Kind::ServicePrincipal => "applicationId",
-                };
-                let value = attributes
-                    .get(key)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                match self.find_one(kind, key, value).await? {
-                    Some(id) => Ok(Created::Existing(id)),
-                    None => Err(failure),
-                }
-            }
-            Err(failure) => Err(failure),
+            Err(failure) => self.existing_on_conflict(kind, attributes, failure).await,
+        }
+    }
+
+    /// What a create that failed with `failure` leaves: on a 409, the existing object its name
+    /// matches (for the caller to adopt); otherwise, or when no one object matches, the
+    /// failure. One rule for single creates and for creates within a Bulk request.
+    pub(crate) async fn existing_on_conflict(
+        &self,
+        kind: Kind,
+        attributes: &std::collections::BTreeMap<String, Value>,
+        failure: HttpFailure,
+    ) -> Result<Created, HttpFailure> {
+        if failure.status != Some(409) {
+            return Err(failure);
+        }
+        let key = match kind {
+            Kind::User => "userName",
+            Kind::Group => "displayName",
+            Kind::ServicePrincipal => "applicationId",
+        };
+        let value = attributes
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        match self.find_one(kind, key, value).await? {
+            Some(id) => Ok(Created::Existing(id)),
+            None => Err(failure),
         }
     }
 
@@ -934,6 +959,24 @@ fn set_attribute(resource: &mut Value, attribute: &str, value: &Value) {
 }
 
 /// A resource's body for a create.
+/// The body of a create: the resource, its `active` when the source says, and a group's
+/// `members` (target ids) when it is created with them.
+pub(crate) fn create_body(
+    kind: Kind,
+    attributes: &std::collections::BTreeMap<String, Value>,
+    active: Option<bool>,
+    members: &[String],
+) -> Value {
+    let mut body = resource_body(kind, attributes);
+    if let Some(active) = active {
+        body["active"] = Value::Bool(active);
+    }
+    if !members.is_empty() {
+        body["members"] = Value::Array(members.iter().map(|id| json!({"value": id})).collect());
+    }
+    body
+}
+
 fn resource_body(kind: Kind, attributes: &std::collections::BTreeMap<String, Value>) -> Value {
     let schema = match kind {
         Kind::User => USER_SCHEMA,

@@ -13,6 +13,7 @@ use scimitar_domain::{Clock, RandomIds, SystemClock};
 use scimitar_ldap::testing::PrivateCa;
 use scimitar_server::Application;
 use scimitar_store::SharedStore;
+use scimitar_sync::bulk::BulkSetting;
 use scimitar_sync::config::{Policy, Profile};
 use scimitar_sync::feed::ChangeFeed;
 use scimitar_sync::incremental::run_incremental;
@@ -541,6 +542,20 @@ struct Faults {
     /// Writes are held this long (milliseconds) before they are passed on, so that
     /// concurrent ones overlap.
     write_delay_ms: std::sync::atomic::AtomicU64,
+    /// POSTs of single resources, `/Bulk` requests passed on, and the most operations one of
+    /// those held.
+    posts: AtomicUsize,
+    bulk_requests: AtomicUsize,
+    most_bulk_operations: AtomicUsize,
+    /// When set, `/ServiceProviderConfig` advertises Bulk with this `maxOperations`.
+    bulk_max_operations: AtomicUsize,
+    /// `/ServiceProviderConfig` says Bulk is not supported.
+    no_bulk: std::sync::atomic::AtomicBool,
+    /// Bulk operations whose data holds this lose their `userName` on the way, so that the
+    /// target refuses them (and only them) with its own error.
+    spoil_in_bulk: Mutex<Option<String>>,
+    /// `/Bulk` is answered 501, as by a service that advertises Bulk and has none.
+    refuse_bulk: std::sync::atomic::AtomicBool,
 }
 
 /// One request inside the proxy, counted out however it leaves.
@@ -582,6 +597,13 @@ impl FaultProxy {
                         .body(axum::body::Body::from(text))
                         .expect("a response")
                 };
+                if parts.uri.path().ends_with("/Bulk") && faults.refuse_bulk.load(Ordering::SeqCst)
+                {
+                    return reply(
+                        501,
+                        json!({"detail": "no Bulk here", "status": "501"}).to_string(),
+                    );
+                }
                 if faults.down.load(Ordering::SeqCst) {
                     return reply(
                         502,
@@ -618,9 +640,18 @@ impl FaultProxy {
                     match parts.method.as_str() {
                         "PATCH" => faults.patches.fetch_add(1, Ordering::SeqCst),
                         "PUT" => faults.puts.fetch_add(1, Ordering::SeqCst),
+                        "POST" if parts.uri.path().ends_with("/Bulk") => {
+                            faults.bulk_requests.fetch_add(1, Ordering::SeqCst)
+                        }
+                        "POST" => faults.posts.fetch_add(1, Ordering::SeqCst),
                         _ => 0,
                     };
                 }
+                let body = if parts.uri.path().ends_with("/Bulk") {
+                    spoil_bulk(&faults, body)
+                } else {
+                    body
+                };
                 let path = parts.uri.to_string();
                 let list = !write && path.contains("startIndex=");
                 if !write {
@@ -683,6 +714,32 @@ impl FaultProxy {
     }
 }
 
+/// A `/Bulk` request as the proxy passes it on: its operations counted, and those holding
+/// `spoil_in_bulk` without their `userName`.
+fn spoil_bulk(faults: &Faults, body: axum::body::Bytes) -> axum::body::Bytes {
+    let Ok(mut request) = serde_json::from_slice::<Value>(&body) else {
+        return body;
+    };
+    let marker = faults.spoil_in_bulk.lock().expect("lock").clone();
+    let Some(operations) = request["Operations"].as_array_mut() else {
+        return body;
+    };
+    faults
+        .most_bulk_operations
+        .fetch_max(operations.len(), Ordering::SeqCst);
+    for operation in operations {
+        if marker
+            .as_ref()
+            .is_some_and(|marker| operation["data"].to_string().contains(marker.as_str()))
+        {
+            if let Some(data) = operation["data"].as_object_mut() {
+                data.remove("userName");
+            }
+        }
+    }
+    axum::body::Bytes::from(request.to_string())
+}
+
 /// What the proxy changes in a read: hidden users left out of unfiltered list pages, PATCH withdrawn
 /// from `/ServiceProviderConfig`.
 fn rewrite(faults: &Faults, path: &str, text: String) -> String {
@@ -691,6 +748,15 @@ fn rewrite(faults: &Faults, path: &str, text: String) -> String {
     };
     if path.contains("/ServiceProviderConfig") && faults.no_patch.load(Ordering::SeqCst) {
         body["patch"]["supported"] = json!(false);
+    }
+    if path.contains("/ServiceProviderConfig") {
+        if faults.no_bulk.load(Ordering::SeqCst) {
+            body["bulk"]["supported"] = json!(false);
+        }
+        let most = faults.bulk_max_operations.load(Ordering::SeqCst);
+        if most > 0 {
+            body["bulk"]["maxOperations"] = json!(most);
+        }
     }
     // Only full listings lag; a filtered search finds the user.
     let hidden = faults
@@ -779,10 +845,23 @@ async fn a_target_without_patch_is_written_with_get_then_put() {
     let report = apply(&job, &state).await;
     assert_eq!(report.exit_code(), 0, "{:#?}", report.failures);
     assert!(!report.capabilities.patch);
-    assert_eq!(proxy.faults.patches.load(Ordering::SeqCst), 0);
-    assert!(proxy.faults.puts.load(Ordering::SeqCst) >= 2);
     assert_eq!(target.member_names("eng-all").await, ["CAROL", "platform"]);
     assert_eq!(target.member_names("platform").await, ["ADA", "BOB"]);
+    // The groups were created with their members: the membership change comes after.
+    let platform = source.id_of("Groups", "displayName", "platform").await;
+    let bob = source.id_of("Users", "userName", "bob").await;
+    source
+        .patch(
+            "Groups",
+            &platform,
+            json!([{"op": "remove", "path": format!("members[value eq \"{bob}\"]")}]),
+        )
+        .await;
+    let changed = apply(&job, &state).await;
+    assert_eq!(changed.exit_code(), 0, "{:#?}", changed.failures);
+    assert_eq!(proxy.faults.patches.load(Ordering::SeqCst), 0);
+    assert!(proxy.faults.puts.load(Ordering::SeqCst) >= 1);
+    assert_eq!(target.member_names("platform").await, ["ADA"]);
     assert!(apply(&job, &state).await.plan.writes_nothing());
     state.close().await;
 }
@@ -1026,13 +1105,11 @@ async fn one_failing_item_is_reported_and_does_not_stop_the_run_and_the_next_run
     let target = Scimitar::start().await;
     let proxy = FaultProxy::start(&target.address).await;
     *proxy.faults.fail_marker.lock().expect("lock") = Some("\"bob\"".into());
+    // One request per item, so that the proxy fails bob's alone (a failure within a Bulk
+    // answer: `a_refused_bulk_operation_fails_only_its_item`).
     let job = job(
         &source,
-        endpoint(
-            &format!("{}{GENERIC}", proxy.address),
-            &target.token,
-            Profile::Generic,
-        ),
+        through(&proxy, &target, BulkSetting::Off),
         &["eng-all"],
     );
 
@@ -2700,7 +2777,9 @@ async fn limited_apply(
         &target.token,
         Profile::Generic,
     )
-    .with_limits(limits);
+    .with_limits(limits)
+    // Single writes: what is held to the limits here is one request per item.
+    .with_bulk(BulkSetting::Off);
     let job = job(source, endpoint, &[]);
     let begun = std::time::Instant::now();
     let report = apply(&job, &state).await;
@@ -3026,6 +3105,9 @@ async fn a_scimitar_source_syncs_into_scim2_server_and_a_rerun_writes_nothing() 
     let first = apply(&job, &state).await;
     assert_eq!(first.exit_code(), 0, "{:#?}", first.failures);
     assert_eq!(first.plan.creates.len(), 5, "{:#?}", first.plan);
+    // scim2-server advertises Bulk (1,000 operations, 1 MiB): the creates, groups with their
+    // members, went in its Bulk requests (`bulk = "auto"`, the default).
+    assert!(first.capabilities.bulk);
     let ada = target.user("ada").await.expect("ada was created");
     assert_eq!(ada["emails"][0]["value"], json!("ada@example.com"));
     assert_eq!(ada["displayName"], json!("ADA"));
@@ -3075,6 +3157,239 @@ async fn a_scimitar_source_syncs_into_scim2_server_and_a_rerun_writes_nothing() 
         .await
         .expect("runs");
     assert!(last.plan.writes_nothing(), "{:#?}", last.plan);
+    state.close().await;
+}
+
+/// A job's endpoint to `target` through `proxy`, writing in Bulk requests or not.
+fn through(proxy: &FaultProxy, target: &Scimitar, bulk: BulkSetting) -> ScimEndpoint {
+    endpoint(
+        &format!("{}{GENERIC}", proxy.address),
+        &target.token,
+        Profile::Generic,
+    )
+    .with_bulk(bulk)
+}
+
+/// Users are created before groups and nested groups after the groups they hold, so that each
+/// group is created with its members in the one request: five creates, no membership PATCH.
+/// With `bulk = "off"` the creates are single POSTs although the target advertises Bulk.
+async fn groups_are_created_with_their_members(state: StateDatabase) {
+    let source = seeded_source().await;
+    let target = Scimitar::start().await;
+    let proxy = FaultProxy::start(&target.address).await;
+    let job = job(
+        &source,
+        through(&proxy, &target, BulkSetting::Off),
+        &["eng-all"],
+    );
+    let report = apply(&job, &state).await;
+    assert_eq!(report.exit_code(), 0, "{:#?}", report.failures);
+    assert!(report.capabilities.bulk, "the target advertises Bulk");
+    assert_eq!(report.writes, 5);
+    assert_eq!(proxy.faults.posts.load(Ordering::SeqCst), 5);
+    assert_eq!(proxy.faults.patches.load(Ordering::SeqCst), 0);
+    assert_eq!(proxy.faults.bulk_requests.load(Ordering::SeqCst), 0);
+    assert_eq!(target.member_names("eng-all").await, ["CAROL", "platform"]);
+    assert_eq!(target.member_names("platform").await, ["ADA", "BOB"]);
+    let again = apply(&job, &state).await;
+    assert!(again.plan.writes_nothing(), "{:#?}", again.plan);
+    state.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_are_created_with_their_members_in_one_request_with_state_in_sqlite() {
+    groups_are_created_with_their_members(StateDatabase::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_are_created_with_their_members_in_one_request_with_state_in_postgres() {
+    let Some(state) = StateDatabase::postgres().await else {
+        return;
+    };
+    groups_are_created_with_their_members(state).await;
+}
+
+/// With `bulk = "auto"` and a target advertising Bulk, creates go in Bulk requests of at most
+/// its `maxOperations` (5 here): the twelve users in three, the group with its twelve members
+/// in a fourth; no single POST, no membership PATCH; a re-run writes nothing.
+async fn creates_go_in_bulk_requests_cut_to_max_operations(state: StateDatabase) {
+    let source = wide_source().await;
+    let target = Scimitar::start().await;
+    let proxy = FaultProxy::start(&target.address).await;
+    proxy.faults.bulk_max_operations.store(5, Ordering::SeqCst);
+    let job = job(&source, through(&proxy, &target, BulkSetting::Auto), &[]);
+    let report = apply(&job, &state).await;
+    assert_eq!(report.exit_code(), 0, "{:#?}", report.failures);
+    // Thirteen creates, and the update of the admin both sides have (adopted, given its
+    // externalId): the one PATCH, since the group's members went with its create.
+    assert_eq!(report.writes, 14, "{:#?}", report.plan);
+    assert_eq!(report.plan.creates.len(), 13);
+    assert_eq!(proxy.faults.bulk_requests.load(Ordering::SeqCst), 4);
+    assert_eq!(proxy.faults.most_bulk_operations.load(Ordering::SeqCst), 5);
+    assert_eq!(proxy.faults.posts.load(Ordering::SeqCst), 0);
+    assert_eq!(proxy.faults.patches.load(Ordering::SeqCst), 1);
+    assert_eq!(target.member_names("team").await.len(), 12);
+    assert_eq!(target.find("Users", "userName", "user07").await.len(), 1);
+    let recorded = job_state(&*state.store, "test-job")
+        .await
+        .expect("the state");
+    // The thirteen created, and the admin both sides have, adopted.
+    assert_eq!(recorded.mappings.len(), 14);
+    let again = apply(&job, &state).await;
+    assert!(again.plan.writes_nothing(), "{:#?}", again.plan);
+    assert_eq!(again.writes, 0);
+    state.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_go_in_bulk_requests_cut_to_max_operations_with_state_in_sqlite() {
+    creates_go_in_bulk_requests_cut_to_max_operations(StateDatabase::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_go_in_bulk_requests_cut_to_max_operations_with_state_in_postgres() {
+    let Some(state) = StateDatabase::postgres().await else {
+        return;
+    };
+    creates_go_in_bulk_requests_cut_to_max_operations(state).await;
+}
+
+/// An operation the target refuses within a Bulk request is that item's failure, with the
+/// target's status; the others in the same request stand (bob's group is created without him).
+/// The next run creates bob and adds him.
+async fn a_refused_bulk_operation_fails_only_its_item(state: StateDatabase) {
+    let source = seeded_source().await;
+    let target = Scimitar::start().await;
+    let proxy = FaultProxy::start(&target.address).await;
+    *proxy.faults.spoil_in_bulk.lock().expect("lock") = Some("\"bob\"".into());
+    let job = job(
+        &source,
+        through(&proxy, &target, BulkSetting::Auto),
+        &["eng-all"],
+    );
+    let report = apply(&job, &state).await;
+    assert_ne!(report.exit_code(), 0);
+    assert_eq!(report.failures.len(), 1, "{:#?}", report.failures);
+    assert_eq!(report.failures[0].item, "create user bob");
+    assert!(
+        report.failures[0].error.starts_with("HTTP 400"),
+        "{:#?}",
+        report.failures
+    );
+    assert_eq!(report.writes, 4);
+    assert!(target.find("Users", "userName", "bob").await.is_empty());
+    assert_eq!(target.member_names("platform").await, ["ADA"]);
+    assert_eq!(target.member_names("eng-all").await, ["CAROL", "platform"]);
+
+    *proxy.faults.spoil_in_bulk.lock().expect("lock") = None;
+    let next = apply(&job, &state).await;
+    assert_eq!(next.exit_code(), 0, "{:#?}", next.failures);
+    assert_eq!(target.member_names("platform").await, ["ADA", "BOB"]);
+    assert!(apply(&job, &state).await.plan.writes_nothing());
+    state.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_bulk_operation_fails_only_its_item_with_state_in_sqlite() {
+    a_refused_bulk_operation_fails_only_its_item(StateDatabase::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_bulk_operation_fails_only_its_item_with_state_in_postgres() {
+    let Some(state) = StateDatabase::postgres().await else {
+        return;
+    };
+    a_refused_bulk_operation_fails_only_its_item(state).await;
+}
+
+/// A 409 within a Bulk answer is matched and adopted as a single create's is: no duplicate,
+/// the object adopted, and the group created after it holds it.
+async fn a_409_within_bulk_is_adopted(state: StateDatabase) {
+    let source = seeded_source().await;
+    let target = Scimitar::start().await;
+    let existing = target.create_user("bob").await;
+    let proxy = FaultProxy::start(&target.address).await;
+    *proxy.faults.hide_user.lock().expect("lock") = Some("bob".into());
+    let job = job(
+        &source,
+        through(&proxy, &target, BulkSetting::Auto),
+        &["eng-all"],
+    );
+    let report = apply(&job, &state).await;
+    assert_eq!(report.exit_code(), 0, "{:#?}", report.failures);
+    assert_eq!(report.adopted_on_conflict, 1);
+    assert_eq!(proxy.faults.posts.load(Ordering::SeqCst), 0);
+    assert!(proxy.faults.bulk_requests.load(Ordering::SeqCst) >= 1);
+    assert_eq!(target.find("Users", "userName", "bob").await.len(), 1);
+    assert_eq!(target.member_names("platform").await, ["ADA", "BOB"]);
+    let recorded = job_state(&*state.store, "test-job")
+        .await
+        .expect("the state");
+    let bob = recorded
+        .mappings
+        .values()
+        .find(|m| m.target_id == existing)
+        .expect("bob is managed");
+    assert_eq!(bob.ownership, Ownership::Adopted);
+    state.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_409_within_a_bulk_answer_is_matched_and_adopted_with_state_in_sqlite() {
+    a_409_within_bulk_is_adopted(StateDatabase::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_409_within_a_bulk_answer_is_matched_and_adopted_with_state_in_postgres() {
+    let Some(state) = StateDatabase::postgres().await else {
+        return;
+    };
+    a_409_within_bulk_is_adopted(state).await;
+}
+
+/// `bulk = "auto"` writes one create at a time to a target that does not advertise Bulk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_does_not_advertise_bulk_gets_single_creates_under_bulk_auto() {
+    let state = StateDatabase::sqlite().await;
+    let source = seeded_source().await;
+    let target = Scimitar::start().await;
+    let proxy = FaultProxy::start(&target.address).await;
+    proxy.faults.no_bulk.store(true, Ordering::SeqCst);
+    let job = job(
+        &source,
+        through(&proxy, &target, BulkSetting::Auto),
+        &["eng-all"],
+    );
+    let report = apply(&job, &state).await;
+    assert_eq!(report.exit_code(), 0, "{:#?}", report.failures);
+    assert!(!report.capabilities.bulk);
+    assert_eq!(proxy.faults.bulk_requests.load(Ordering::SeqCst), 0);
+    assert_eq!(proxy.faults.posts.load(Ordering::SeqCst), 5);
+    assert_eq!(target.member_names("platform").await, ["ADA", "BOB"]);
+    state.close().await;
+}
+
+/// A target that advertises Bulk but answers the Bulk request itself 501 is sent the same
+/// creates one at a time: the run succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_refuses_bulk_requests_gets_the_creates_one_at_a_time() {
+    let state = StateDatabase::sqlite().await;
+    let source = seeded_source().await;
+    let target = Scimitar::start().await;
+    let proxy = FaultProxy::start(&target.address).await;
+    proxy.faults.refuse_bulk.store(true, Ordering::SeqCst);
+    let job = job(
+        &source,
+        through(&proxy, &target, BulkSetting::Auto),
+        &["eng-all"],
+    );
+    let report = apply(&job, &state).await;
+    assert_eq!(report.exit_code(), 0, "{:#?}", report.failures);
+    assert!(report.capabilities.bulk);
+    assert_eq!(report.writes, 5);
+    assert_eq!(proxy.faults.posts.load(Ordering::SeqCst), 5);
+    assert_eq!(target.member_names("eng-all").await, ["CAROL", "platform"]);
+    assert_eq!(target.member_names("platform").await, ["ADA", "BOB"]);
     state.close().await;
 }
 

@@ -189,3 +189,74 @@ async fn an_unresolvable_bulk_id_fails_only_its_operation() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.body["Operations"][0]["status"], "400");
 }
+
+/// Creates that name no other operation and no other create's unique name are run together,
+/// so that they share the store's commits; each still answers as it would one after the other:
+/// a name taken before the request is a 409, a second create of a name made earlier in the
+/// request (in another case) is a 409 while the first is a 201, a create without a `userName`
+/// is a 400, and a later operation's `bulkId` references to them resolve.
+#[tokio::test]
+async fn creates_run_together_answer_each_operation_as_one_after_another_would() {
+    let app = spawn_app().await;
+    app.create_user("taken@example.com").await;
+    let create = |bulk_id: &str, data: Value| json!({"method": "POST", "path": "/Users", "bulkId": bulk_id, "data": data});
+    let mut operations = Vec::new();
+    let mut expected = Vec::new();
+    for n in 0..40 {
+        let data = json!({"userName": format!("user{n}@example.com")});
+        operations.push(create(&format!("u{n}"), data));
+        expected.push("201");
+        match n {
+            10 => {
+                operations.push(create("taken", json!({"userName": "TAKEN@example.com"})));
+                expected.push("409");
+            }
+            20 => {
+                operations.push(create("again", json!({"userName": "USER3@example.com"})));
+                expected.push("409");
+            }
+            30 => {
+                operations.push(create("bad", json!({"displayName": "no userName"})));
+                expected.push("400");
+            }
+            _ => {}
+        }
+    }
+    operations.push(
+        json!({"method": "POST", "path": "/Groups", "bulkId": "g", "data": {
+        "displayName": "first and last",
+        "members": [{"value": "bulkId:u0"}, {"value": "bulkId:u39"}]}}),
+    );
+    expected.push("201");
+    let reply = app.post("/Bulk", bulk(operations)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let answered = reply.body["Operations"].as_array().unwrap();
+    let statuses: Vec<&str> = answered
+        .iter()
+        .map(|operation| operation["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, expected);
+    assert_eq!(answered[11]["bulkId"], "taken");
+    assert_eq!(answered[11]["response"]["scimType"], "uniqueness");
+    let locations: std::collections::HashSet<&str> = answered
+        .iter()
+        .filter_map(|operation| operation["location"].as_str())
+        .collect();
+    assert_eq!(locations.len(), 41, "every create has its own resource");
+    // Forty created, the taken one and the admin.
+    assert_eq!(app.get("/Users").await.total(), 42);
+    let group_id = str_of(answered.last().unwrap(), "location")
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let first = str_of(&answered[0], "location")
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut members = app.member_ids(&group_id).await;
+    members.sort();
+    assert_eq!(members.len(), 2);
+    assert!(members.contains(&first), "{members:?}");
+}
