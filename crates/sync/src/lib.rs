@@ -22,6 +22,8 @@
 //! - [`run`]: one `plan` or `apply` run, end to end.
 //! - [`incremental`]: a run from what changed at a SCIM source since the job's watermark,
 //!   planned as a partial run.
+//! - [`ldap_incremental`]: a run from what changed in an LDAP directory since the job's
+//!   watermark, with what it deleted found by the ids it still lists.
 //! - [`feed`]: a Scimitar source's change feed, long-polled between runs.
 //! - [`watch`]: `watch`, runs again and again on the source's changes or an interval, one
 //!   process at a time per job (a lease in the state database).
@@ -39,6 +41,7 @@ pub mod feed;
 pub mod file;
 pub mod incremental;
 pub mod ldap;
+pub mod ldap_incremental;
 pub mod model;
 pub mod pace;
 pub mod plan;
