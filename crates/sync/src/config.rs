@@ -678,4 +678,41 @@ mod tests {
         assert!(directory.starttls && !directory.allow_insecure);
         assert_eq!(directory.ca_file, Some(PathBuf::from("corp-ca.pem")));
     }
+
+    #[test]
+    fn client_certificates_are_named_beside_ca_file_and_poll_seconds_is_for_a_directory() {
+        let job = JobConfig::parse(
+            "job = \"j\"\nstate_database = \"sqlite://x\"\n\
+             [source]\ntype = \"scim\"\nurl = \"https://idp/scim/v2\"\n\
+             client_cert_file = \"idp.pem\"\nclient_key_file = \"idp.key\"\n\
+             [target]\nurl = \"https://t/scim/v2\"\nclient_cert_file = \"t.pem\"\n\
+             client_key_file = \"t.key\"\n",
+        )
+        .expect("parses");
+        assert_eq!(
+            job.source.tls().client_key_file,
+            Some(PathBuf::from("idp.key"))
+        );
+        assert_eq!(
+            job.all_targets()[0].tls().client_cert_file,
+            Some(PathBuf::from("t.pem"))
+        );
+        let directory = "job = \"j\"\nstate_database = \"sqlite://x\"\n[source]\n\
+                         type = \"ldap\"\n[source.directory]\nurl = \"ldaps://dc1\"\n\
+                         base_dn = \"dc=x\"\nclient_cert_file = \"c.pem\"\n\
+                         client_key_file = \"c.key\"\n[target]\nurl = \"http://t\"\n";
+        let job =
+            JobConfig::parse(&format!("{directory}[watch]\npoll_seconds = 2\n")).expect("parses");
+        assert_eq!(job.watch.poll_seconds, Some(2));
+        let error = JobConfig::parse(&format!("{directory}[watch]\npoll_seconds = 0\n"))
+            .expect_err("refused");
+        assert!(error.contains("poll_seconds"), "{error}");
+        let error = JobConfig::parse(
+            "job = \"j\"\nstate_database = \"sqlite://x\"\n[source]\ntype = \"scim\"\n\
+             url = \"https://idp/scim/v2\"\n[target]\nurl = \"http://t\"\n\
+             [watch]\npoll_seconds = 2\n",
+        )
+        .expect_err("refused");
+        assert!(error.contains("LDAP"), "{error}");
+    }
 }
