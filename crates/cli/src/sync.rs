@@ -13,7 +13,7 @@ use scimitar_sync::run::TargetOutcome;
 use scimitar_sync::run::{
     run_all, FanOut, FanOutReport, Job, Mode, Oversight, Report, Source, Target,
 };
-use scimitar_sync::scim::{RetryPolicy, ScimEndpoint, Secret};
+use scimitar_sync::scim::{RetryPolicy, ScimEndpoint, Secret, TlsFiles};
 use scimitar_sync::trail::TargetRef;
 use scimitar_sync::watch::{trigger_of, Trigger, Turn, Watch};
 use std::path::{Path, PathBuf};
@@ -618,12 +618,13 @@ fn token(file: Option<&Path>, variable: &str, what: &str) -> Result<Secret, Stri
         .map_err(|_| format!("no {what} token: give a token file or set {variable}"))
 }
 
-/// The endpoint, trusting only the CAs of `ca_file` when the job names one.
-fn trusting(endpoint: ScimEndpoint, ca_file: Option<&Path>) -> Result<ScimEndpoint, String> {
-    match ca_file {
-        Some(ca_file) => endpoint.trusting_only(ca_file),
-        None => Ok(endpoint),
+/// The endpoint, trusting only the CAs of `ca_file` and presenting the client certificate
+/// when the job names them.
+fn trusting(endpoint: ScimEndpoint, tls: &TlsFiles) -> Result<ScimEndpoint, String> {
+    if tls.is_default() {
+        return Ok(endpoint);
     }
+    endpoint.with_tls(tls)
 }
 
 /// The target's profile: the one named, else the one its URL implies.
@@ -660,7 +661,6 @@ pub fn job_from_file(path: &Path) -> Result<JobOf, String> {
             url,
             token_file,
             token_env,
-            ca_file,
             ..
         } => {
             let variable = token_env.as_deref().unwrap_or("SCIMITAR_SYNC_FROM_TOKEN");
@@ -668,7 +668,7 @@ pub fn job_from_file(path: &Path) -> Result<JobOf, String> {
             source_token = Some(secret.clone());
             // A Databricks account as a source lists groups without members, as a target does.
             let endpoint = ScimEndpoint::new(url, secret, Profile::for_url(url, None), retry);
-            Source::Scim(trusting(endpoint, ca_file.as_deref()).map_err(in_file)?)
+            Source::Scim(trusting(endpoint, &config.source.tls()).map_err(in_file)?)
         }
         SourceConfig::File { path } => Source::File(path.clone()),
         SourceConfig::Ldap {
@@ -711,7 +711,7 @@ pub fn job_from_file(path: &Path) -> Result<JobOf, String> {
                 ScimEndpoint::new(&target.url, secret, target.profile, retry)
                     .with_limits(limits)
                     .with_bulk(target.bulk),
-                target.ca_file.as_deref(),
+                &target.tls(),
             )
             .map_err(in_file)?,
             profile: target.profile,

@@ -64,6 +64,13 @@ pub struct DirectoryConfig {
     /// and only those (a private CA's); the system's trust store when absent.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// A PEM file holding the certificate (and its chain) this client presents to a directory
+    /// that asks for one (mutual TLS, `olcTLSVerifyClient: demand`); with `client_key_file`.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    /// The PEM file of the private key of `client_cert_file`.
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
     /// Accept plain `ldap://` to another host, password and answers in clear text. Off: such
     /// a URL is refused before anything is sent (see `tls.rs` for why).
     #[serde(default)]
@@ -250,6 +257,13 @@ pub enum DirectoryError {
          ({reason}); name the CA that issued it in ca_file"
     )]
     UntrustedCertificate { url: String, reason: String },
+    #[error(
+        "the directory at {url} refused the TLS connection after the handshake ({reason}), as \
+         a directory does that demands a client certificate and got none, or one from a CA it \
+         does not trust: set client_cert_file and client_key_file to a certificate its CA \
+         issued"
+    )]
+    ClientCertificateRefused { url: String, reason: String },
     #[error("TLS with the directory at {url} failed: {reason}")]
     Tls { url: String, reason: String },
     #[error("the configuration is not usable: {0}")]
@@ -314,6 +328,7 @@ async fn connect(config: &DirectoryConfig, password: Option<&str>) -> Result<Lda
         )));
     }
     let transport = tls::Transport::of(config)?;
+    let over_tls = transport.starttls || config.url.to_ascii_lowercase().starts_with("ldaps://");
     let timeout = Duration::from_secs(config.timeout_seconds.max(1));
     let mut settings = LdapConnSettings::new()
         .set_conn_timeout(timeout)
@@ -324,9 +339,13 @@ async fn connect(config: &DirectoryConfig, password: Option<&str>) -> Result<Lda
     let (connection, mut ldap) = LdapConnAsync::with_settings(settings, &config.url)
         .await
         .map_err(|error| tls::connect_error(&config.url, error))?;
+    // The connection's errors reach the operations waiting on it only as a closed channel;
+    // the error itself is handed back here, so that a TLS refusal can be told as such.
+    let (ended, connection_error) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
-        // The connection's errors reach the operations waiting on it.
-        let _ = connection.drive().await;
+        if let Err(error) = connection.drive().await {
+            let _ = ended.send(error);
+        }
     });
     ldap.with_timeout(timeout);
     if let Some(bind_dn) = &config.bind_dn {
@@ -334,9 +353,27 @@ async fn connect(config: &DirectoryConfig, password: Option<&str>) -> Result<Lda
             bind_dn: bind_dn.clone(),
             reason,
         };
-        ldap.simple_bind(bind_dn, password.unwrap_or_default())
-            .await
-            .map_err(|error| refused(error.to_string()))?
+        let bound = ldap
+            .simple_bind(bind_dn, password.unwrap_or_default())
+            .await;
+        let answer = match bound {
+            Ok(answer) => answer,
+            Err(error) => {
+                // Under TLS 1.3 a directory refuses a client's certificate after the client
+                // has finished its handshake: the first operation finds the connection gone.
+                let dropped = tokio::time::timeout(timeout, connection_error).await;
+                let refusal = match &dropped {
+                    Ok(Ok(dropped)) => {
+                        tls::client_certificate_refusal(&config.url, dropped, over_tls)
+                    }
+                    _ => None,
+                };
+                return Err(refusal
+                    .or_else(|| tls::client_certificate_refusal(&config.url, &error, over_tls))
+                    .unwrap_or_else(|| refused(error.to_string())));
+            }
+        };
+        answer
             .success()
             .map_err(|error| refused(error.to_string()))?;
     }
@@ -381,6 +418,14 @@ async fn read_all(
     ];
     let group_attributes = [id, stamp, "cn", MEMBER_ATTRIBUTES[0], MEMBER_ATTRIBUTES[1]];
 
+    // Active Directory's mark is the rootDSE's highestCommittedUSN, read before the search:
+    // a change committed while the search runs is above it and read next time, whereas the
+    // largest uSNChanged in scope can lag the directory's own counter by changes elsewhere.
+    let committed = if conventions.numeric_stamp {
+        highest_committed_usn(ldap).await
+    } else {
+        None
+    };
     let changed = |filter: &str| match since {
         None => filter.to_string(),
         Some(mark) => format!("(&{filter}({stamp}>={mark}))"),
@@ -450,6 +495,9 @@ async fn read_all(
             }
             raise(&mut read.high_water, first(entry, stamp), conventions);
         }
+    }
+    if let Some(committed) = committed {
+        raise(&mut read.high_water, Some(&committed), conventions);
     }
     let disabled: std::collections::HashSet<String> = match &conventions.disabled_filter {
         None => Default::default(),
@@ -552,6 +600,42 @@ async fn search(
         .success()
         .map_err(|error| failed(error.to_string()))?;
     Ok(entries)
+}
+
+/// Active Directory's `highestCommittedUSN` from the rootDSE; `None` when the directory does
+/// not publish it (then the largest `uSNChanged` read is the mark).
+async fn highest_committed_usn(ldap: &mut Ldap) -> Option<String> {
+    let (entries, _) = ldap
+        .search(
+            "",
+            Scope::Base,
+            "(objectClass=*)",
+            vec!["highestCommittedUSN"],
+        )
+        .await
+        .ok()?
+        .success()
+        .ok()?;
+    let root = SearchEntry::construct(entries.into_iter().next()?);
+    first(&root, "highestCommittedUSN")
+        .filter(|usn| usn.parse::<u64>().is_ok())
+        .map(str::to_string)
+}
+
+/// How two high-water marks of this directory's flavor compare: update sequence numbers as
+/// numbers, GeneralizedTimes as text (one directory writes them all in one form); `None`
+/// when either is not a mark of this flavor (a watermark a SCIM source left, say).
+pub fn compare_marks(config: &DirectoryConfig, a: &str, b: &str) -> Option<std::cmp::Ordering> {
+    let conventions = Conventions::of(config);
+    if conventions.numeric_stamp {
+        return Some(a.parse::<u64>().ok()?.cmp(&b.parse::<u64>().ok()?));
+    }
+    let time = |mark: &str| {
+        mark.len() >= 15
+            && mark.ends_with('Z')
+            && mark.as_bytes()[..14].iter().all(u8::is_ascii_digit)
+    };
+    (time(a) && time(b)).then(|| a.cmp(b))
 }
 
 /// Reads attributes of one entry by a base search: how [`range::complete`] asks for the rest
@@ -660,6 +744,8 @@ mod tests {
             url: url.into(),
             starttls: false,
             ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
             allow_insecure: false,
             bind_dn: None,
             flavor,
@@ -704,6 +790,26 @@ mod tests {
             raise(&mut mark, Some(stamp), &times);
         }
         assert_eq!(mark.as_deref(), Some("20261205071835Z"));
+    }
+
+    #[test]
+    fn marks_compare_as_their_flavor_writes_them_and_others_are_not_marks() {
+        use std::cmp::Ordering::*;
+        let ad = config_of("ldap://127.0.0.1", Flavor::ActiveDirectory);
+        assert_eq!(compare_marks(&ad, "99", "100"), Some(Less));
+        assert_eq!(compare_marks(&ad, "100", "100"), Some(Equal));
+        assert_eq!(compare_marks(&ad, "20261205061835Z", "100"), None);
+        let openldap = config_of("ldap://127.0.0.1", Flavor::Openldap);
+        assert_eq!(
+            compare_marks(&openldap, "20261205071835Z", "20261205061835Z"),
+            Some(Greater)
+        );
+        // An RFC 3339 time (a SCIM source's watermark) is not a directory's mark.
+        assert_eq!(
+            compare_marks(&openldap, "2026-12-05T06:18:35Z", "20261205061835Z"),
+            None
+        );
+        assert_eq!(compare_marks(&openldap, "100", "100"), None);
     }
 
     #[test]

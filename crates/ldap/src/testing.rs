@@ -56,7 +56,18 @@ impl Slapd {
         Slapd::start_with(Some(ca)).await
     }
 
+    /// A server that speaks TLS as [`Slapd::start_with_tls`] does and demands a client
+    /// certificate issued by `ca` (`TLSVerifyClient demand`): a TLS client without one, or
+    /// with one from another CA, is refused during the handshake.
+    pub async fn start_demanding_client_certificates(ca: &PrivateCa) -> Option<Slapd> {
+        Slapd::start_configured(Some(ca), true).await
+    }
+
     async fn start_with(tls: Option<&PrivateCa>) -> Option<Slapd> {
+        Slapd::start_configured(tls, false).await
+    }
+
+    async fn start_configured(tls: Option<&PrivateCa>, demand_client: bool) -> Option<Slapd> {
         let binary = std::env::var("SCIMITAR_SLAPD").unwrap_or_else(|_| "/usr/sbin/slapd".into());
         if !std::path::Path::new(&binary).exists() {
             let advice = "apt-get install slapd (with debconf's slapd/no_configuration true), \
@@ -78,10 +89,15 @@ impl Slapd {
         let tls_config = match tls {
             None => String::new(),
             Some(ca) => format!(
-                "TLSCACertificateFile {}\nTLSCertificateFile {}\nTLSCertificateKeyFile {}\n",
+                "TLSCACertificateFile {}\nTLSCertificateFile {}\nTLSCertificateKeyFile {}\n{}",
                 ca.ca_file.display(),
                 ca.certificate_file.display(),
-                ca.key_file.display()
+                ca.key_file.display(),
+                if demand_client {
+                    "TLSVerifyClient demand\n"
+                } else {
+                    ""
+                }
             ),
         };
         let config = format!(
@@ -368,6 +384,70 @@ impl PrivateCa {
             key_file: dir.join("server.key"),
             dir,
         })
+    }
+}
+
+impl PrivateCa {
+    /// A client certificate this CA issues (for mutual TLS), as PEM files in the CA's
+    /// directory: the certificate and its key.
+    pub fn client_certificate(&self, name: &str) -> (PathBuf, PathBuf) {
+        let openssl = |arguments: &[&str]| {
+            let output = Command::new("openssl")
+                .args(arguments)
+                .current_dir(&self.dir)
+                .output()
+                .expect("openssl runs");
+            assert!(
+                output.status.success(),
+                "openssl {arguments:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        let (key, csr, certificate, extensions) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+            format!("{name}.ext"),
+        );
+        openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &format!("/CN={name}"),
+        ]);
+        std::fs::write(
+            self.dir.join(&extensions),
+            "basicConstraints=critical,CA:FALSE\n\
+             keyUsage=critical,digitalSignature\n\
+             extendedKeyUsage=clientAuth\n",
+        )
+        .expect("the client certificate's extensions written");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &certificate,
+            "-days",
+            "2",
+            "-extfile",
+            &extensions,
+        ]);
+        (self.dir.join(certificate), self.dir.join(key))
     }
 }
 

@@ -12,7 +12,7 @@
 
 use crate::{DirectoryConfig, DirectoryError};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -59,9 +59,20 @@ impl Transport {
                     "{url} is TLS from the start; starttls is for ldap:// URLs"
                 ))
             }
+            Scheme::Socket if config.client_cert_file.is_some() => {
+                return refuse(format!(
+                    "{url} is a local socket: client_cert_file does not apply to it"
+                ))
+            }
             Scheme::Plain if !config.starttls && config.ca_file.is_some() => {
                 return refuse(format!(
                     "ca_file is set but {url} is plain LDAP: use ldaps:// or starttls = true"
+                ))
+            }
+            Scheme::Plain if !config.starttls && config.client_cert_file.is_some() => {
+                return refuse(format!(
+                    "client_cert_file is set but {url} is plain LDAP: use ldaps:// or \
+                     starttls = true"
                 ))
             }
             Scheme::Plain if !config.starttls && !config.allow_insecure && !is_loopback(rest) => {
@@ -74,17 +85,22 @@ impl Transport {
             }
             _ => {}
         }
-        let client_config = match &config.ca_file {
-            None => None,
-            Some(path) => {
-                let pem = std::fs::read(path).map_err(|error| {
-                    DirectoryError::Config(format!("ca_file {}: {error}", path.display()))
-                })?;
-                Some(Arc::new(client_config_trusting(&pem).map_err(
-                    |reason| {
-                        DirectoryError::Config(format!("ca_file {}: {reason}", path.display()))
-                    },
-                )?))
+        let identity = client_identity(config)?;
+        let client_config = match (&config.ca_file, identity) {
+            (None, None) => None,
+            (ca_file, identity) => {
+                let roots = match ca_file {
+                    Some(path) => {
+                        let pem = std::fs::read(path).map_err(|error| {
+                            DirectoryError::Config(format!("ca_file {}: {error}", path.display()))
+                        })?;
+                        roots_of(&pem).map_err(|reason| {
+                            DirectoryError::Config(format!("ca_file {}: {reason}", path.display()))
+                        })?
+                    }
+                    None => system_roots(),
+                };
+                Some(Arc::new(client_config_with(roots, identity)?))
             }
         };
         Ok(Transport {
@@ -94,13 +110,59 @@ impl Transport {
     }
 }
 
-/// A TLS client that trusts the certificates of `pem` (one or more `CERTIFICATE` blocks) and
-/// nothing else, with rustls' safe defaults and the `ring` provider, chosen here rather than
-/// left to a process-wide default. rustls marks ring's provider deprecated since it has no
-/// post-quantum key exchange; that needs aws-lc-rs, a second crypto library to build, which the
-/// HTTP client does not use either.
-#[allow(deprecated)]
-fn client_config_trusting(pem: &[u8]) -> Result<rustls::ClientConfig, String> {
+/// The certificate chain and private key this client presents (mutual TLS), read from
+/// `client_cert_file` and `client_key_file`; `None` when neither is set. A file that cannot be
+/// read or parsed stops the read before anything is sent, naming the file and never quoting
+/// what it holds (the key).
+fn client_identity(config: &DirectoryConfig) -> Result<Option<ClientIdentity>, DirectoryError> {
+    let refuse = |reason: String| Err(DirectoryError::Config(reason));
+    let (certificate_path, key_path) = match (&config.client_cert_file, &config.client_key_file) {
+        (None, None) => return Ok(None),
+        (Some(certificate), Some(key)) => (certificate, key),
+        (Some(_), None) => return refuse("client_cert_file needs client_key_file".into()),
+        (None, Some(_)) => return refuse("client_key_file needs client_cert_file".into()),
+    };
+    let certificate_pem = std::fs::read(certificate_path).map_err(|error| {
+        DirectoryError::Config(format!(
+            "client_cert_file {}: {error}",
+            certificate_path.display()
+        ))
+    })?;
+    let chain = CertificateDer::pem_slice_iter(&certificate_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| {
+            DirectoryError::Config(format!(
+                "client_cert_file {}: not a PEM certificate chain: {error}",
+                certificate_path.display()
+            ))
+        })?;
+    if chain.is_empty() {
+        return refuse(format!(
+            "client_cert_file {}: holds no PEM certificate",
+            certificate_path.display()
+        ));
+    }
+    let key_pem = std::fs::read(key_path).map_err(|error| {
+        DirectoryError::Config(format!("client_key_file {}: {error}", key_path.display()))
+    })?;
+    // The parser's error names what is wrong with the file, not its content.
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|error| {
+        DirectoryError::Config(format!(
+            "client_key_file {}: no PEM private key: {error}",
+            key_path.display()
+        ))
+    })?;
+    Ok(Some(ClientIdentity { chain, key }))
+}
+
+/// A client certificate chain and its private key.
+struct ClientIdentity {
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+/// The trust anchors of `pem` (one or more `CERTIFICATE` blocks), and nothing else.
+fn roots_of(pem: &[u8]) -> Result<rustls::RootCertStore, String> {
     let mut roots = rustls::RootCertStore::empty();
     for certificate in CertificateDer::pem_slice_iter(pem) {
         let certificate =
@@ -112,12 +174,45 @@ fn client_config_trusting(pem: &[u8]) -> Result<rustls::ClientConfig, String> {
     if roots.is_empty() {
         return Err("holds no PEM certificate".into());
     }
+    Ok(roots)
+}
+
+/// The system's trust store, as `ldap3` uses it when given no TLS settings: needed here only
+/// when a client certificate is configured without `ca_file`. Certificates the store holds
+/// that rustls cannot use are skipped, as `ldap3` skips them.
+fn system_roots() -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(found.certs);
+    roots
+}
+
+/// A TLS client that trusts `roots` and nothing else, presenting `identity` when the directory
+/// asks for a certificate, with rustls' safe defaults and the `ring` provider, chosen here
+/// rather than left to a process-wide default. rustls marks ring's provider deprecated since
+/// it has no post-quantum key exchange; that needs aws-lc-rs, a second crypto library to
+/// build, which the HTTP client does not use either.
+#[allow(deprecated)]
+fn client_config_with(
+    roots: rustls::RootCertStore,
+    identity: Option<ClientIdentity>,
+) -> Result<rustls::ClientConfig, DirectoryError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|error| error.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+        .map_err(|error| DirectoryError::Config(error.to_string()))?
+        .with_root_certificates(roots);
+    match identity {
+        None => Ok(builder.with_no_client_auth()),
+        Some(ClientIdentity { chain, key }) => {
+            builder.with_client_auth_cert(chain, key).map_err(|error| {
+                DirectoryError::Config(format!(
+                    "client_cert_file and client_key_file do not make a usable client \
+                     certificate: {error}"
+                ))
+            })
+        }
+    }
 }
 
 /// Whether the authority part of an `ldap://` URL (`host:port/...`) names this machine: a
@@ -140,17 +235,17 @@ fn is_loopback(rest: &str) -> bool {
 /// A connection that failed, said plainly: a certificate the client does not trust is told
 /// apart from a directory that cannot be reached, since the fix differs (`ca_file`).
 pub(crate) fn connect_error(url: &str, error: ldap3::LdapError) -> DirectoryError {
-    let tls = match &error {
-        ldap3::LdapError::Io { source } => source
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
-        _ => None,
-    };
-    match tls {
+    match rustls_error(&error) {
         Some(rustls::Error::InvalidCertificate(reason)) => DirectoryError::UntrustedCertificate {
             url: url.to_string(),
             reason: format!("{reason:?}"),
         },
+        Some(rustls::Error::AlertReceived(alert)) if refuses_client_certificate(alert) => {
+            DirectoryError::ClientCertificateRefused {
+                url: url.to_string(),
+                reason: format!("{alert:?}"),
+            }
+        }
         Some(other) => DirectoryError::Tls {
             url: url.to_string(),
             reason: other.to_string(),
@@ -159,6 +254,65 @@ pub(crate) fn connect_error(url: &str, error: ldap3::LdapError) -> DirectoryErro
             url: url.to_string(),
             reason: error.to_string(),
         },
+    }
+}
+
+/// The TLS error under an `ldap3` error, if that is what it is.
+fn rustls_error(error: &ldap3::LdapError) -> Option<&rustls::Error> {
+    match error {
+        ldap3::LdapError::Io { source } => source
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        _ => None,
+    }
+}
+
+/// The alerts a server sends when it wants a client certificate it did not get, or does not
+/// trust the one it got.
+fn refuses_client_certificate(alert: &rustls::AlertDescription) -> bool {
+    use rustls::AlertDescription::*;
+    matches!(
+        alert,
+        CertificateRequired
+            | BadCertificate
+            | UnknownCA
+            | UnsupportedCertificate
+            | CertificateUnknown
+            | AccessDenied
+            | HandshakeFailure
+    )
+}
+
+/// A failed bind or operation right after the TLS handshake: under TLS 1.3 the server checks
+/// the client's certificate after the client thinks the handshake is done, so its refusal
+/// arrives as the first answer's failure. Said as such rather than as a refused bind.
+/// A directory that checks client certificates with GnuTLS (Debian's slapd) sends no alert:
+/// it closes the connection, which rustls reports as an end of stream without `close_notify`.
+/// Right after a TLS handshake, before any answer, that is the refusal too.
+pub(crate) fn client_certificate_refusal(
+    url: &str,
+    error: &ldap3::LdapError,
+    over_tls: bool,
+) -> Option<DirectoryError> {
+    let refusal = |reason: String| {
+        Some(DirectoryError::ClientCertificateRefused {
+            url: url.to_string(),
+            reason,
+        })
+    };
+    if let Some(rustls::Error::AlertReceived(alert)) = rustls_error(error) {
+        return match refuses_client_certificate(alert) {
+            true => refusal(format!("{alert:?}")),
+            false => None,
+        };
+    }
+    match error {
+        ldap3::LdapError::Io { source }
+            if over_tls && source.kind() == std::io::ErrorKind::UnexpectedEof =>
+        {
+            refusal("the connection was closed without a TLS close_notify".into())
+        }
+        _ => None,
     }
 }
 
@@ -215,6 +369,57 @@ mod tests {
         assert!(refusal(&socket).contains("socket"));
         assert!(refusal(&config("http://dc1")).contains("not an ldap://"));
     }
+
+    #[test]
+    fn a_client_certificate_needs_its_key_and_tls_and_files_that_read() {
+        let mut alone = config("ldaps://dc1.example.com");
+        alone.client_cert_file = Some("/client.pem".into());
+        assert!(refusal(&alone).contains("needs client_key_file"));
+        let mut key_alone = config("ldaps://dc1.example.com");
+        key_alone.client_key_file = Some("/client.key".into());
+        assert!(refusal(&key_alone).contains("needs client_cert_file"));
+        let mut plain = config("ldap://127.0.0.1");
+        plain.client_cert_file = Some("/client.pem".into());
+        plain.client_key_file = Some("/client.key".into());
+        assert!(refusal(&plain).contains("plain LDAP"));
+
+        let directory =
+            std::env::temp_dir().join(format!("scimitar-ldap-client-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).unwrap();
+        let certificate = directory.join("client.pem");
+        std::fs::write(&certificate, "not a certificate\n").unwrap();
+        let key = directory.join("client.key");
+        let secret =
+            "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1ieXRlcw==\n-----END PRIVATE KEY-----\n";
+        std::fs::write(&key, secret).unwrap();
+        let mut files = config("ldaps://dc1.example.com");
+        files.client_cert_file = Some(certificate.clone());
+        files.client_key_file = Some(directory.join("absent.key"));
+        let reason = refusal(&files);
+        assert!(
+            reason.contains("client.pem") && reason.contains("no PEM"),
+            "{reason}"
+        );
+        std::fs::write(&certificate, CERTIFICATE).unwrap();
+        let reason = refusal(&files);
+        assert!(
+            reason.contains("client_key_file") && reason.contains("absent.key"),
+            "{reason}"
+        );
+        files.client_key_file = Some(key);
+        let reason = refusal(&files);
+        // Whatever is wrong with the key, its content is never in the message.
+        assert!(!reason.contains("c2VjcmV0"), "{reason}");
+        let _ = std::fs::remove_dir_all(&directory);
+    }
+
+    /// A self-signed certificate (P-256), to stand in a client certificate file.
+    const CERTIFICATE: &str = "-----BEGIN CERTIFICATE-----
+MIIBeTCCAR+gAwIBAgIUPJ7S8m8ymQ3g1k5lJ7Vu0Yy3n6AwCgYIKoZIzj0EAwIw
+EjEQMA4GA1UEAwwHY2xpZW50MB4XDTI2MDEwMTAwMDAwMFoXDTM2MDEwMTAwMDAw
+MFowEjEQMA4GA1UEAwwHY2xpZW50MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE
+-----END CERTIFICATE-----
+";
 
     #[test]
     fn a_ca_file_without_a_certificate_is_refused_naming_it() {

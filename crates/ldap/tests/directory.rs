@@ -16,6 +16,8 @@ fn config(slapd: &Slapd) -> DirectoryConfig {
         url: slapd.url.clone(),
         starttls: false,
         ca_file: None,
+        client_cert_file: None,
+        client_key_file: None,
         allow_insecure: false,
         bind_dn: Some(READER_DN.to_string()),
         flavor: Default::default(),
@@ -371,6 +373,63 @@ async fn a_certificate_from_an_unknown_ca_is_refused_with_a_clear_error() {
                 }
                 other => panic!("{what} trusting {trusted:?}: {other:?}"),
             }
+        }
+    }
+}
+
+/// A directory that demands a client certificate (`TLSVerifyClient demand`): read over
+/// `ldaps://` and StartTLS presenting one its CA issued; refused, saying so, without one and
+/// with one another CA issued; and a key file that cannot be read stops the read before
+/// anything is sent.
+#[tokio::test]
+async fn a_directory_demanding_client_certificates_is_read_with_the_right_one_only() {
+    let (Some(ca), Some(other_ca)) = (PrivateCa::new(), PrivateCa::new()) else {
+        return;
+    };
+    let Some(slapd) = Slapd::start_demanding_client_certificates(&ca).await else {
+        return;
+    };
+    seed(&slapd).await;
+    let (certificate, key) = ca.client_certificate("sync-job");
+    let (other_certificate, other_key) = other_ca.client_certificate("stranger");
+    let mut ldaps = config(&slapd);
+    ldaps.url = slapd.ldaps_url.clone().unwrap();
+    ldaps.ca_file = Some(ca.ca_file.clone());
+    let mut starttls = config(&slapd);
+    starttls.starttls = true;
+    starttls.ca_file = Some(ca.ca_file.clone());
+    for (what, config) in [("ldaps", ldaps), ("starttls", starttls)] {
+        let mut presenting = config.clone();
+        presenting.client_cert_file = Some(certificate.clone());
+        presenting.client_key_file = Some(key.clone());
+        let read = read_directory(&presenting, Some(READER_PASSWORD))
+            .await
+            .unwrap_or_else(|error| panic!("{what} with the right certificate: {error}"));
+        assert_eq!(read.groups.len(), 3, "{what}");
+
+        let mut strangers = config.clone();
+        strangers.client_cert_file = Some(other_certificate.clone());
+        strangers.client_key_file = Some(other_key.clone());
+        for (which, config) in [("none", config.clone()), ("another CA's", strangers)] {
+            match read_directory(&config, Some(READER_PASSWORD)).await {
+                Err(error @ DirectoryError::ClientCertificateRefused { .. }) => {
+                    let message = error.to_string();
+                    assert!(message.contains("client_cert_file"), "{message}");
+                }
+                other => panic!("{what} with {which} certificate: {other:?}"),
+            }
+        }
+
+        let mut unreadable = presenting.clone();
+        unreadable.client_key_file = Some(key.with_file_name("absent.key"));
+        match read_directory(&unreadable, Some(READER_PASSWORD)).await {
+            Err(DirectoryError::Config(reason)) => {
+                assert!(
+                    reason.contains("client_key_file") && reason.contains("absent.key"),
+                    "{reason}"
+                );
+            }
+            other => panic!("{what} with an unreadable key: {other:?}"),
         }
     }
 }

@@ -160,6 +160,11 @@ pub struct WatchSettings {
     /// watching one job never run it at once, and when the holder dies another takes over
     /// after this.
     pub lease_seconds: u64,
+    /// For a source that can say what changed since a mark (an LDAP directory), the seconds
+    /// between reads of only what changed; the whole source is still read every
+    /// `interval_seconds`, which finds what such reads cannot (see `crate::ldap_incremental`).
+    /// None: every run reads the whole source.
+    pub poll_seconds: Option<u64>,
     /// Runs failed wholly in a row (could not complete, or every write failed) that
     /// quarantine the job; 0: never. See `crate::quarantine`.
     pub quarantine_after_failures: u32,
@@ -176,6 +181,7 @@ impl Default for WatchSettings {
             interval_seconds: 300,
             max_backoff_seconds: 300,
             lease_seconds: 60,
+            poll_seconds: None,
             quarantine_after_failures: 5,
             quarantine_interval_seconds: 3600,
         }
@@ -187,6 +193,26 @@ impl WatchSettings {
         crate::quarantine::QuarantineSettings {
             after_failures: self.quarantine_after_failures,
             interval: std::time::Duration::from_secs(self.quarantine_interval_seconds),
+        }
+    }
+}
+
+impl SourceConfig {
+    /// How a SCIM source's TLS is checked, and the client certificate it is shown (nothing
+    /// for the other sources: a directory's TLS is in its own settings).
+    pub fn tls(&self) -> crate::scim::TlsFiles {
+        match self {
+            SourceConfig::Scim {
+                ca_file,
+                client_cert_file,
+                client_key_file,
+                ..
+            } => crate::scim::TlsFiles {
+                ca_file: ca_file.clone(),
+                client_cert_file: client_cert_file.clone(),
+                client_key_file: client_key_file.clone(),
+            },
+            _ => crate::scim::TlsFiles::default(),
         }
     }
 }
@@ -214,6 +240,11 @@ pub enum SourceConfig {
         /// certificate (and its change feed's), and only those: for a service whose
         /// certificate a private CA issued. The public web's CAs when absent.
         ca_file: Option<PathBuf>,
+        /// A PEM certificate (and chain) to present to the source and its change feed when
+        /// they ask for one (mutual TLS), with `client_key_file`.
+        client_cert_file: Option<PathBuf>,
+        /// The PEM private key of `client_cert_file`.
+        client_key_file: Option<PathBuf>,
     },
     /// A CSV or JSON Lines export (by extension: `.csv`, `.jsonl`), see docs/design/sync.md.
     File { path: PathBuf },
@@ -249,6 +280,11 @@ pub struct TargetConfig {
     /// A PEM file of the certificate authorities to trust for the target's HTTPS certificate,
     /// and only those (a private CA's); the public web's CAs when absent.
     pub ca_file: Option<PathBuf>,
+    /// A PEM certificate (and chain) to present to the target when it asks for one (mutual
+    /// TLS), with `client_key_file`.
+    pub client_cert_file: Option<PathBuf>,
+    /// The PEM private key of `client_cert_file`.
+    pub client_key_file: Option<PathBuf>,
     /// Write requests in flight at once, and reads in flight at once (default 4; 1: one after
     /// another). See `crate::pace`.
     #[serde(default = "default_max_concurrency")]
@@ -266,6 +302,15 @@ fn default_max_concurrency() -> usize {
 }
 
 impl TargetConfig {
+    /// How the target's TLS is checked, and the client certificate it is shown.
+    pub fn tls(&self) -> crate::scim::TlsFiles {
+        crate::scim::TlsFiles {
+            ca_file: self.ca_file.clone(),
+            client_cert_file: self.client_cert_file.clone(),
+            client_key_file: self.client_key_file.clone(),
+        }
+    }
+
     pub fn limits(&self) -> Result<crate::pace::Limits, String> {
         crate::pace::Limits::new(self.max_concurrency, self.max_requests_per_second).map_err(
             |error| match &self.name {
@@ -476,6 +521,18 @@ impl JobConfig {
         }
         if job.watch.quarantine_interval_seconds == 0 {
             return Err("watch.quarantine_interval_seconds is at least 1, not 0".into());
+        }
+        match (job.watch.poll_seconds, &job.source) {
+            (None, _) => {}
+            (Some(0), _) => return Err("watch.poll_seconds is at least 1, not 0".into()),
+            (Some(_), SourceConfig::Ldap { .. }) => {}
+            (Some(_), _) => {
+                return Err(
+                    "watch.poll_seconds is for an LDAP source (a Scimitar source is followed \
+                     through follow_changes; others are read every interval_seconds)"
+                        .into(),
+                )
+            }
         }
         if job.watch.lease_seconds < 5 {
             return Err(format!(
@@ -894,5 +951,42 @@ mod tests {
         };
         assert!(directory.starttls && !directory.allow_insecure);
         assert_eq!(directory.ca_file, Some(PathBuf::from("corp-ca.pem")));
+    }
+
+    #[test]
+    fn client_certificates_are_named_beside_ca_file_and_poll_seconds_is_for_a_directory() {
+        let job = JobConfig::parse(
+            "job = \"j\"\nstate_database = \"sqlite://x\"\n\
+             [source]\ntype = \"scim\"\nurl = \"https://idp/scim/v2\"\n\
+             client_cert_file = \"idp.pem\"\nclient_key_file = \"idp.key\"\n\
+             [target]\nurl = \"https://t/scim/v2\"\nclient_cert_file = \"t.pem\"\n\
+             client_key_file = \"t.key\"\n",
+        )
+        .expect("parses");
+        assert_eq!(
+            job.source.tls().client_key_file,
+            Some(PathBuf::from("idp.key"))
+        );
+        assert_eq!(
+            job.all_targets()[0].tls().client_cert_file,
+            Some(PathBuf::from("t.pem"))
+        );
+        let directory = "job = \"j\"\nstate_database = \"sqlite://x\"\n[source]\n\
+                         type = \"ldap\"\n[source.directory]\nurl = \"ldaps://dc1\"\n\
+                         base_dn = \"dc=x\"\nclient_cert_file = \"c.pem\"\n\
+                         client_key_file = \"c.key\"\n[target]\nurl = \"http://t\"\n";
+        let job =
+            JobConfig::parse(&format!("{directory}[watch]\npoll_seconds = 2\n")).expect("parses");
+        assert_eq!(job.watch.poll_seconds, Some(2));
+        let error = JobConfig::parse(&format!("{directory}[watch]\npoll_seconds = 0\n"))
+            .expect_err("refused");
+        assert!(error.contains("poll_seconds"), "{error}");
+        let error = JobConfig::parse(
+            "job = \"j\"\nstate_database = \"sqlite://x\"\n[source]\ntype = \"scim\"\n\
+             url = \"https://idp/scim/v2\"\n[target]\nurl = \"http://t\"\n\
+             [watch]\npoll_seconds = 2\n",
+        )
+        .expect_err("refused");
+        assert!(error.contains("LDAP"), "{error}");
     }
 }

@@ -36,8 +36,16 @@ impl ChangeFeed {
 
     /// The same feed, its HTTPS certificate checked against the CAs of `ca_file` alone (the
     /// source's own setting; see [`crate::scim::http_client`]).
-    pub fn trusting_only(mut self, ca_file: &std::path::Path) -> Result<ChangeFeed, String> {
-        self.client = crate::scim::http_client(MAX_POLL + POLL_GRACE, Some(ca_file))?;
+    pub fn trusting_only(self, ca_file: &std::path::Path) -> Result<ChangeFeed, String> {
+        self.with_tls(&crate::scim::TlsFiles {
+            ca_file: Some(ca_file.to_path_buf()),
+            ..Default::default()
+        })
+    }
+
+    /// The same feed, reached with the source's TLS settings (its CAs and client certificate).
+    pub fn with_tls(mut self, tls: &crate::scim::TlsFiles) -> Result<ChangeFeed, String> {
+        self.client = crate::scim::http_client(MAX_POLL + POLL_GRACE, tls)?;
         Ok(self)
     }
 

@@ -9,7 +9,7 @@
 
 use crate::config::state_key;
 use crate::model::{Capabilities, Identity, JobState, Kind, Snapshot};
-use crate::plan::plan_partial;
+use crate::plan::plan_partial_with_gone;
 use crate::run::{
     capabilities_of, finish, for_target, kinds_for, FanOut, FanOutReport, Mode, Report, Source,
     Target, TargetOutcome,
@@ -41,10 +41,84 @@ pub async fn run_incremental(
     clock: &dyn Clock,
     mode: Mode,
 ) -> SyncResult<Option<FanOutReport>> {
-    let Source::Scim(source) = &job.source else {
-        return Ok(None);
+    let source = match &job.source {
+        Source::Scim(source) => source,
+        // A directory says what changed in its own way (a time or a sequence number, and
+        // what it still holds).
+        Source::Ldap {
+            directory,
+            password,
+        } => {
+            let password = password.as_ref().map(crate::scim::Secret::expose);
+            return Ok(
+                crate::ldap_incremental::run(job, directory, password, store, clock, mode)
+                    .await?
+                    .map(|(report, _)| report),
+            );
+        }
+        Source::File(_) => return Ok(None),
     };
     let started = clock.now();
+    let Some((ready, mut sections)) = ready_targets(job, store).await? else {
+        return Ok(None);
+    };
+    // Watermarks are RFC 3339 times of one source, compared as its text (as when they are set).
+    if let Some(oldest) = ready.iter().map(|each| each.watermark.clone()).min() {
+        let service_principals = ready
+            .iter()
+            .any(|each| each.capabilities.service_principals);
+        let states: Vec<&JobState> = ready.iter().map(|each| &each.before).collect();
+        let kinds = kinds_for(service_principals);
+        let (mut changed, latest) = read_changed(source, &kinds, &oldest, &states)
+            .await
+            .map_err(|failure| SyncError::Source(failure.to_string()))?;
+        // Where a target flattens, a changed group changes what every group above it holds.
+        let flattening = ready.iter().any(|each| !each.capabilities.nested_groups);
+        if flattening
+            && !crate::ancestors::add_ancestors_and_subtrees(source, &kinds, &mut changed, &states)
+                .await
+                .map_err(|failure| SyncError::Source(failure.to_string()))?
+        {
+            return Ok(None);
+        }
+        let changed = Snapshot::of(changed);
+        let nothing_gone = BTreeSet::new();
+        let runs = ready.into_iter().map(|each| {
+            let (changed, nothing_gone) = (&changed, &nothing_gone);
+            // The watermark never goes back: a read with nothing newer keeps this target's.
+            let watermark = latest
+                .clone()
+                .filter(|latest| *latest > each.watermark)
+                .unwrap_or_else(|| each.watermark.clone());
+            async move {
+                let name = each.target.name.clone();
+                let outcome = run_target(
+                    job,
+                    each,
+                    changed,
+                    nothing_gone,
+                    watermark,
+                    started,
+                    store,
+                    clock,
+                    mode,
+                )
+                .await;
+                TargetOutcome::of(&job.name, name.as_deref(), outcome)
+            }
+        });
+        sections.extend(join_all(runs).await);
+    }
+    Ok(Some(in_job_order(job, mode, sections)))
+}
+
+/// The targets of `job` that can run incrementally, and a failed section for each that cannot
+/// be reached; `None` when the job must run in full: a target without a watermark (none of its
+/// runs has applied every item yet).
+pub(crate) async fn ready_targets<'a>(
+    job: &'a FanOut,
+    store: &dyn Store,
+) -> SyncResult<Option<(Vec<Ready<'a>>, Vec<TargetOutcome>)>> {
     let mut ready = Vec::new();
     let mut sections = Vec::new();
     let capabilities = join_all(
@@ -76,56 +150,33 @@ pub async fn run_incremental(
             watermark,
         });
     }
-    // Watermarks are RFC 3339 times of one source, compared as its text (as when they are set).
-    if let Some(oldest) = ready.iter().map(|each| each.watermark.clone()).min() {
-        let service_principals = ready
-            .iter()
-            .any(|each| each.capabilities.service_principals);
-        let states: Vec<&JobState> = ready.iter().map(|each| &each.before).collect();
-        let kinds = kinds_for(service_principals);
-        let (mut changed, latest) = read_changed(source, &kinds, &oldest, &states)
-            .await
-            .map_err(|failure| SyncError::Source(failure.to_string()))?;
-        // Where a target flattens, a changed group changes what every group above it holds.
-        let flattening = ready.iter().any(|each| !each.capabilities.nested_groups);
-        if flattening
-            && !crate::ancestors::add_ancestors_and_subtrees(source, &kinds, &mut changed, &states)
-                .await
-                .map_err(|failure| SyncError::Source(failure.to_string()))?
-        {
-            return Ok(None);
-        }
-        let changed = Snapshot::of(changed);
-        let runs = ready.into_iter().map(|each| {
-            let (changed, latest) = (&changed, &latest);
-            async move {
-                let name = each.target.name.clone();
-                let outcome =
-                    run_target(job, each, changed, latest, started, store, clock, mode).await;
-                TargetOutcome::of(&job.name, name.as_deref(), outcome)
-            }
-        });
-        sections.extend(join_all(runs).await);
-    }
-    // Sections in the job's order of targets, as a full run gives them.
+    Ok(Some((ready, sections)))
+}
+
+/// The run's report, its sections in the job's order of targets, as a full run gives them.
+pub(crate) fn in_job_order(
+    job: &FanOut,
+    mode: Mode,
+    mut sections: Vec<TargetOutcome>,
+) -> FanOutReport {
     sections.sort_by_key(|section| {
         job.targets
             .iter()
             .position(|target| target.name.as_deref() == section_target(section))
     });
-    Ok(Some(FanOutReport {
+    FanOutReport {
         job: job.name.clone(),
         mode,
         targets: sections,
-    }))
+    }
 }
 
 /// A target that can run incrementally, with what its run starts from.
-struct Ready<'a> {
-    target: &'a Target,
-    capabilities: Capabilities,
-    before: JobState,
-    watermark: String,
+pub(crate) struct Ready<'a> {
+    pub(crate) target: &'a Target,
+    pub(crate) capabilities: Capabilities,
+    pub(crate) before: JobState,
+    pub(crate) watermark: String,
 }
 
 fn section_target(section: &TargetOutcome) -> Option<&str> {
@@ -135,14 +186,16 @@ fn section_target(section: &TargetOutcome) -> Option<&str> {
     }
 }
 
-/// One target's part of an incremental run: the target objects mapped to what changed, read
-/// by id, a partial plan, and the rest as in a full run ([`finish`]).
+/// One target's part of an incremental run: the target objects mapped to what changed (and to
+/// what is `gone`), read by id, a partial plan, and the rest as in a full run ([`finish`]),
+/// recording `watermark` when every item applied.
 #[allow(clippy::too_many_arguments)]
-async fn run_target(
+pub(crate) async fn run_target(
     job: &FanOut,
     ready: Ready<'_>,
     changed: &Snapshot,
-    latest: &Option<String>,
+    gone: &BTreeSet<(Kind, String)>,
+    watermark: String,
     started: Timestamp,
     store: &dyn Store,
     clock: &dyn Clock,
@@ -152,35 +205,33 @@ async fn run_target(
         target,
         capabilities,
         before,
-        watermark,
+        ..
     } = ready;
     let changed = for_target(changed, &capabilities);
     let mapped: Vec<(Kind, String)> = changed
         .identities
         .iter()
-        .filter_map(|identity| {
+        .map(|identity| (identity.kind, identity.id.clone()))
+        .chain(gone.iter().cloned())
+        .filter_map(|key| {
             before
                 .mappings
-                .get(&(identity.kind, identity.id.clone()))
-                .map(|mapping| (identity.kind, mapping.target_id.clone()))
+                .get(&key)
+                .map(|mapping| (key.0, mapping.target_id.clone()))
         })
         .collect();
     let target_read = read_by_kind(&target.endpoint, &mapped)
         .await
         .map_err(|failure| SyncError::Target(failure.to_string()))?;
-    let planned = plan_partial(
+    let planned = plan_partial_with_gone(
         &changed,
         &Snapshot::of(target_read),
         &before,
         &job.policy,
         &capabilities,
+        gone,
         started.as_micros(),
     );
-    // The watermark never goes back: a read with nothing newer keeps this target's.
-    let watermark = latest
-        .clone()
-        .filter(|latest| *latest > watermark)
-        .or(Some(watermark));
     finish(
         &job.job_for(target),
         target.name.as_deref(),
@@ -188,7 +239,7 @@ async fn run_target(
         capabilities,
         &before,
         planned,
-        watermark,
+        Some(watermark),
         started,
         store,
         clock,
@@ -267,7 +318,7 @@ async fn read_changed(
 
 /// The target objects with these ids, by kind; the ones the target no longer has are left
 /// out (the planner then forgets them and creates them again).
-async fn read_by_kind(
+pub(crate) async fn read_by_kind(
     target: &ScimEndpoint,
     ids: &[(Kind, String)],
 ) -> Result<Vec<Identity>, HttpFailure> {

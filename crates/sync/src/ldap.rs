@@ -8,8 +8,12 @@ use crate::model::{Identity, Kind, Snapshot};
 use crate::{SyncError, SyncResult};
 use scimitar_ldap::{read_directory, Directory, DirectoryConfig};
 
-/// Reads the directory and turns it into a snapshot.
-pub async fn read(config: &DirectoryConfig, password: Option<&str>) -> SyncResult<Snapshot> {
+/// Reads the directory and turns it into a snapshot, with the directory's high-water mark
+/// (the job's watermark, from which `crate::ldap_incremental` reads what changed next).
+pub async fn read(
+    config: &DirectoryConfig,
+    password: Option<&str>,
+) -> SyncResult<(Snapshot, Option<String>)> {
     let directory = read_directory(config, password)
         .await
         .map_err(|error| SyncError::Source(error.to_string()))?;
@@ -21,7 +25,7 @@ pub async fn read(config: &DirectoryConfig, password: Option<&str>) -> SyncResul
              they are left out"
         );
     }
-    Ok(snapshot_of(&directory))
+    Ok((snapshot_of(&directory), directory.high_water))
 }
 
 /// The identities of a directory read: users with `userName`, `displayName`, `name` and

@@ -226,6 +226,27 @@ pub fn plan_partial(
     planner.run(now)
 }
 
+/// [`plan_partial`], told which managed source objects are gone (the source listed what it
+/// still holds, and these are not among it: deleted, or moved out of what the job reads).
+/// Those are deprovisioned (deactivated, retired, deleted after the grace period) as a full
+/// run would, under the same deletion guard; every other absent object is unchanged. The
+/// caller's part also covers them: their target objects are in the target read.
+#[allow(clippy::too_many_arguments)]
+pub fn plan_partial_with_gone(
+    source: &Snapshot,
+    target: &Snapshot,
+    state: &JobState,
+    policy: &Policy,
+    capabilities: &Capabilities,
+    gone: &BTreeSet<(Kind, String)>,
+    now: i64,
+) -> Plan {
+    let mut planner = Planner::new(source, target, state, policy, capabilities);
+    planner.partial = true;
+    planner.gone = gone.iter().map(|(kind, id)| (*kind, id.as_str())).collect();
+    planner.run(now)
+}
+
 /// A member a source group should have in the target.
 enum Wanted<'a> {
     /// A source object in the read.
@@ -261,6 +282,9 @@ struct Planner<'a> {
     unmanaged_by_value: HashMap<(Kind, &'static str, String), Vec<&'a Identity>>,
     /// The snapshots hold what changed, not everything ([`plan_partial`]).
     partial: bool,
+    /// In a partial run, the managed source objects known to be gone
+    /// ([`plan_partial_with_gone`]).
+    gone: std::collections::HashSet<(Kind, &'a str)>,
 }
 
 impl<'a> Planner<'a> {
@@ -316,6 +340,7 @@ impl<'a> Planner<'a> {
             managed_target,
             unmanaged_by_value,
             partial: false,
+            gone: Default::default(),
         }
     }
 
@@ -598,8 +623,10 @@ impl<'a> Planner<'a> {
         // Managed objects the source no longer holds in scope.
         let mut retiring_groups: Vec<(&str, &Identity)> = Vec::new();
         for ((kind, source_id), mapping) in &self.state.mappings {
-            // A partial read's absent objects are unchanged, not gone.
-            if self.partial || scope.contains(&(*kind, source_id.as_str())) {
+            // A partial read's absent objects are unchanged, unless the source said they
+            // are gone.
+            let gone = self.gone.contains(&(*kind, source_id.as_str()));
+            if (self.partial && !gone) || scope.contains(&(*kind, source_id.as_str())) {
                 continue;
             }
             let Some(target) = self.target.get(&(*kind, mapping.target_id.as_str())) else {

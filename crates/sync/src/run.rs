@@ -417,10 +417,7 @@ async fn read_source(source: &Source, kinds: &[Kind]) -> SyncResult<SourceRead> 
         Source::Ldap {
             directory,
             password,
-        } => (
-            crate::ldap::read(directory, password.as_ref().map(Secret::expose)).await?,
-            None,
-        ),
+        } => crate::ldap::read(directory, password.as_ref().map(Secret::expose)).await?,
     };
     crate::progress::note(crate::progress::Step::Read {
         side: "source",

@@ -186,16 +186,35 @@ pub enum Created {
     Existing(String),
 }
 
+/// The files that say how a SCIM service's TLS is checked and how this client proves who it
+/// is: `ca_file` (the CAs to trust instead of the public web's), and `client_cert_file` with
+/// `client_key_file` (a certificate presented to a service that asks for one, mutual TLS).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub ca_file: Option<std::path::PathBuf>,
+    pub client_cert_file: Option<std::path::PathBuf>,
+    pub client_key_file: Option<std::path::PathBuf>,
+}
+
+impl TlsFiles {
+    /// Nothing configured: the public CAs, no client certificate.
+    pub fn is_default(&self) -> bool {
+        *self == TlsFiles::default()
+    }
+}
+
 /// The HTTP client for one SCIM service (or change feed): HTTPS checked against the public
 /// web's certificate authorities built in (the webpki roots), or, given `ca_file`, against the
 /// CAs in that PEM file alone. A service whose certificate a private CA issued is vouched for
-/// by that CA and by no public one, so that no other CA can stand in for it.
+/// by that CA and by no public one, so that no other CA can stand in for it. Given a client
+/// certificate and its key, it presents them to a service that asks (mutual TLS). A file that
+/// cannot be read or parsed is an error naming it, never a fallback, and never quotes the key.
 pub fn http_client(
     timeout: std::time::Duration,
-    ca_file: Option<&std::path::Path>,
+    tls: &TlsFiles,
 ) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::Client::builder().timeout(timeout);
-    if let Some(path) = ca_file {
+    if let Some(path) = &tls.ca_file {
         let pem =
             std::fs::read(path).map_err(|error| format!("ca_file {}: {error}", path.display()))?;
         let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| {
@@ -215,17 +234,69 @@ pub fn http_client(
             builder = builder.add_root_certificate(certificate);
         }
     }
-    builder.build().map_err(|error| match ca_file {
+    if let Some(identity) = client_identity(tls)? {
+        builder = builder.identity(identity);
+    }
+    builder.build().map_err(|error| match &tls.ca_file {
         Some(path) => format!("ca_file {}: {error}", path.display()),
         None => format!("the HTTP client: {error}"),
     })
 }
 
+/// The client certificate and key of `tls`, as one identity; `None` when neither is set.
+/// Each file is checked on its own first, so that the error names the one at fault.
+fn client_identity(tls: &TlsFiles) -> Result<Option<reqwest::Identity>, String> {
+    let (certificate_path, key_path) = match (&tls.client_cert_file, &tls.client_key_file) {
+        (None, None) => return Ok(None),
+        (Some(certificate), Some(key)) => (certificate, key),
+        (Some(_), None) => return Err("client_cert_file needs client_key_file".into()),
+        (None, Some(_)) => return Err("client_key_file needs client_cert_file".into()),
+    };
+    let certificate = std::fs::read(certificate_path)
+        .map_err(|error| format!("client_cert_file {}: {error}", certificate_path.display()))?;
+    if !String::from_utf8_lossy(&certificate).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(format!(
+            "client_cert_file {}: holds no PEM certificate",
+            certificate_path.display()
+        ));
+    }
+    let key = std::fs::read(key_path)
+        .map_err(|error| format!("client_key_file {}: {error}", key_path.display()))?;
+    if !String::from_utf8_lossy(&key).contains("PRIVATE KEY-----") {
+        return Err(format!(
+            "client_key_file {}: holds no PEM private key",
+            key_path.display()
+        ));
+    }
+    let mut pem = certificate;
+    pem.push(b'\n');
+    pem.extend_from_slice(&key);
+    // reqwest's error says what it could not use, not what the key holds.
+    reqwest::Identity::from_pem(&pem)
+        .map(Some)
+        .map_err(|error| {
+            format!(
+                "client_cert_file {} and client_key_file {} do not make a usable client \
+             certificate: {error}",
+                certificate_path.display(),
+                key_path.display()
+            )
+        })
+}
+
 impl ScimEndpoint {
     /// The same service, its HTTPS certificate checked against the CAs of `ca_file` alone
     /// (see [`http_client`]); an unreadable or empty file is an error, never a fallback.
-    pub fn trusting_only(mut self, ca_file: &std::path::Path) -> Result<ScimEndpoint, String> {
-        self.client = http_client(self.retry.timeout, Some(ca_file))?;
+    pub fn trusting_only(self, ca_file: &std::path::Path) -> Result<ScimEndpoint, String> {
+        self.with_tls(&TlsFiles {
+            ca_file: Some(ca_file.to_path_buf()),
+            ..TlsFiles::default()
+        })
+    }
+
+    /// The same service, reached with the TLS settings of `tls` (see [`http_client`]).
+    pub fn with_tls(mut self, tls: &TlsFiles) -> Result<ScimEndpoint, String> {
+        self.client = http_client(self.retry.timeout, tls)?;
         Ok(self)
     }
 }
@@ -248,6 +319,24 @@ fn causes(error: &reqwest::Error) -> String {
 fn untrusted_certificate(error: &reqwest::Error) -> Option<String> {
     match rustls_error_in(error)? {
         rustls::Error::InvalidCertificate(reason) => Some(format!("{reason:?}")),
+        _ => None,
+    }
+}
+
+/// A service's refusal of this client's certificate (none given, or one it does not trust),
+/// found in a request error's causes: the alert it sent. Not worth retrying either.
+fn refused_client_certificate(error: &reqwest::Error) -> Option<String> {
+    use rustls::AlertDescription::*;
+    match rustls_error_in(error)? {
+        rustls::Error::AlertReceived(
+            alert @ (CertificateRequired
+            | BadCertificate
+            | UnknownCA
+            | UnsupportedCertificate
+            | CertificateUnknown
+            | AccessDenied
+            | HandshakeFailure),
+        ) => Some(format!("{alert:?}")),
         _ => None,
     }
 }
@@ -378,6 +467,18 @@ impl ScimEndpoint {
                              name the CA that issued it in ca_file",
                             self.base,
                             untrusted_certificate(&error).unwrap_or_default()
+                        ),
+                    })
+                }
+                Err(error) if refused_client_certificate(&error).is_some() => {
+                    return Err(HttpFailure {
+                        status: None,
+                        message: format!(
+                            "{} refused this client's TLS certificate ({}); set \
+                             client_cert_file and client_key_file to a certificate issued by \
+                             a CA it trusts",
+                            self.base,
+                            refused_client_certificate(&error).unwrap_or_default()
                         ),
                     })
                 }

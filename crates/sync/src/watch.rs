@@ -7,6 +7,9 @@
 //!   retries items that failed and corrects drift when nothing changes at the source. A run
 //!   the feed triggers reads only what changed ([`crate::incremental`]) while the last full
 //!   run is less than an interval old; the interval's run is full;
+//! - an LDAP directory with `poll_seconds` ([`Trigger::Poll`]): every `poll_seconds`, reading
+//!   only what changed since the last run ([`crate::ldap_incremental`]) while the last full run
+//!   is less than an interval old; the interval's run is full;
 //! - any other source ([`Trigger::Interval`]): every `interval`.
 //!
 //! A run that cannot complete (the source, the target or the state database down) is recorded
@@ -57,6 +60,9 @@ pub enum Trigger {
     },
     /// Every `interval`.
     Interval(Duration),
+    /// Every `every`, reading only what changed at the source since the last run (an LDAP
+    /// directory, `crate::ldap_incremental`), and the whole source at least every `interval`.
+    Poll { every: Duration, interval: Duration },
 }
 
 /// A job to watch, and how.
@@ -214,7 +220,7 @@ impl Watch {
             // The source's token before the run: a change after it triggers the next run.
             let seen = match &self.trigger {
                 Trigger::Changes { feed, .. } => feed.current().await.ok(),
-                Trigger::Interval(_) => None,
+                Trigger::Interval(_) | Trigger::Poll { .. } => None,
             };
             let started = clock.now();
             let outcome = self
@@ -257,6 +263,10 @@ impl Watch {
                 }
                 (None, Trigger::Interval(interval)) => {
                     self.holding_lease(store, clock, pause(&stop, bound(*interval)))
+                        .await
+                }
+                (None, Trigger::Poll { every, .. }) => {
+                    self.holding_lease(store, clock, pause(&stop, bound(*every)))
                         .await
                 }
                 (None, Trigger::Changes { feed, interval }) => {
@@ -321,7 +331,9 @@ impl Watch {
         last_full: &mut Option<tokio::time::Instant>,
     ) -> SyncResult<FanOutReport> {
         let now = tokio::time::Instant::now();
-        if let (Trigger::Changes { interval, .. }, Some(last)) = (&self.trigger, *last_full) {
+        if let (Trigger::Changes { interval, .. } | Trigger::Poll { interval, .. }, Some(last)) =
+            (&self.trigger, *last_full)
+        {
             if now.duration_since(last) < *interval {
                 if let Some(report) = run_incremental(job, store, clock, Mode::Apply).await? {
                     return Ok(report);
@@ -502,7 +514,6 @@ pub fn trigger_of(
             url,
             follow_changes: true,
             changes_url,
-            ca_file,
             ..
         } => {
             let feed_url = match changes_url {
@@ -518,11 +529,19 @@ pub fn trigger_of(
                 SyncError::Config("follow_changes needs the source's token".into())
             })?;
             let mut feed = ChangeFeed::new(&feed_url, token);
-            if let Some(ca_file) = ca_file {
-                feed = feed.trusting_only(ca_file).map_err(SyncError::Config)?;
+            let tls = source.tls();
+            if !tls.is_default() {
+                feed = feed.with_tls(&tls).map_err(SyncError::Config)?;
             }
             Ok(Trigger::Changes { feed, interval })
         }
+        crate::config::SourceConfig::Ldap { .. } => match settings.poll_seconds {
+            Some(poll_seconds) => Ok(Trigger::Poll {
+                every: Duration::from_secs(poll_seconds),
+                interval,
+            }),
+            None => Ok(Trigger::Interval(interval)),
+        },
         _ => Ok(Trigger::Interval(interval)),
     }
 }

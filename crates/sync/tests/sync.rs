@@ -1338,6 +1338,10 @@ async fn an_ldap_directory_is_a_source_with_nesting_flattened_and_disabled_users
     state.close().await;
 }
 
+/// Incremental runs from an LDAP directory, in a file of their own.
+#[path = "sync/ldap_incremental.rs"]
+mod ldap_incremental;
+
 // ----- watch ------------------------------------------------------------------------------
 
 /// A `watch` running in a task, with what each of its turns did (`ran applied`, `ran failed`,
@@ -2851,6 +2855,17 @@ impl TlsFront {
     // post-quantum key exchange).
     #[allow(deprecated)]
     async fn start(upstream: &str, ca: &PrivateCa) -> TlsFront {
+        TlsFront::start_checking_clients(upstream, ca, None).await
+    }
+
+    /// A front that, given `client_ca`, demands a client certificate that CA issued (mutual
+    /// TLS) and refuses the handshake of a client without one.
+    #[allow(deprecated)]
+    async fn start_checking_clients(
+        upstream: &str,
+        ca: &PrivateCa,
+        client_ca: Option<&PrivateCa>,
+    ) -> TlsFront {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
         let certificates = CertificateDer::pem_file_iter(&ca.certificate_file)
@@ -2858,14 +2873,33 @@ impl TlsFront {
             .collect::<Result<Vec<_>, _>>()
             .expect("PEM certificates");
         let key = PrivateKeyDer::from_pem_file(&ca.key_file).expect("the key");
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_no_client_auth()
-        .with_single_cert(certificates, key)
-        .expect("a server configuration");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions");
+        let builder = match client_ca {
+            None => builder.with_no_client_auth(),
+            Some(client_ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for certificate in
+                    CertificateDer::pem_file_iter(&client_ca.ca_file).expect("the client CA's file")
+                {
+                    roots
+                        .add(certificate.expect("a PEM certificate"))
+                        .expect("a root");
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .expect("a client verifier");
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let config = builder
+            .with_single_cert(certificates, key)
+            .expect("a server configuration");
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -2956,6 +2990,10 @@ async fn https_with_a_private_ca_is_trusted_through_ca_file_and_refused_without_
     assert!(error.contains("no PEM certificate"), "{error}");
     state.close().await;
 }
+
+/// Mutual TLS to SCIM services and a Scimitar source's change feed, in a file of its own.
+#[path = "sync/client_certificates.rs"]
+mod client_certificates;
 
 /// The third-party Python reference server `scim2-server` (from the `.venv` that
 /// `scripts/test` makes, or `SCIMITAR_VENV`), started on a free loopback port with a bearer
