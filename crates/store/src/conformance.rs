@@ -55,6 +55,7 @@ macro_rules! conformance_tests {
             groups_of_lists_inherited_groups_as_indirect,
             sql_filters_agree_with_the_reference_evaluator,
             pages_are_stable_and_counted,
+            pages_read_one_after_another_answer_as_offsets_do_through_any_nodes_changes,
             tokens_are_found_by_digest_only,
             small_member_lists_are_returned_and_large_ones_are_not,
             principals_are_found_by_name_ignoring_case_and_kind_apart,
@@ -236,6 +237,27 @@ impl Stores {
                     .await
                     .unwrap_or_else(|error| panic!("cannot open {location}: {error}")),
             ),
+        }
+    }
+
+    /// Runs `sql` on the database made last directly, behind every store's back.
+    pub async fn execute_directly(&self, sql: &str) {
+        let location = self.location();
+        match &self.backend {
+            TestBackend::Sqlite { .. } => {
+                let connection = rusqlite::Connection::open(location).unwrap();
+                connection.execute_batch(sql).unwrap();
+            }
+            TestBackend::Postgres { .. } => {
+                use deadpool_postgres::tokio_postgres;
+                let (client, connection) = tokio_postgres::connect(location, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                let driver = tokio::spawn(connection);
+                client.batch_execute(sql).await.unwrap();
+                drop(client);
+                driver.await.unwrap().unwrap();
+            }
         }
     }
 
@@ -675,6 +697,145 @@ pub async fn pages_are_stable_and_counted(stores: &mut Stores) {
         seen.extend(page.principals.into_iter().map(|p| p.id.to_string()));
     }
     assert_eq!(seen, (0..7).map(|i| format!("u{i}")).collect::<Vec<_>>());
+}
+
+/// A list read page after page starts each page from where an earlier page of the same list
+/// ended (`sql::list_anchors`) while nothing changed; every page, and its total, must still be
+/// what `OFFSET` gives, on the node that read and after another node changed the list. The
+/// reference is a filter that matches every user: filtered lists are never anchored.
+pub async fn pages_read_one_after_another_answer_as_offsets_do_through_any_nodes_changes(
+    stores: &mut Stores,
+) {
+    let store = stores.fresh().await;
+    let account = seed_account(&*store).await;
+    let workspace = WorkspaceId::new("1000");
+    // Three users share each creation time, so the id orders them; every other one is made
+    // through the workspace, so its list is not the account's.
+    for index in 0..250 {
+        let principal = user(
+            &format!("u{index:03}"),
+            &format!("user{index}"),
+            100 + index / 3,
+        );
+        let assign_to = (index % 2 == 0).then(|| workspace.clone());
+        let change = Change::CreatePrincipal {
+            principal,
+            members: Vec::new(),
+            assign_to,
+        };
+        store.apply(&account, change).await.unwrap();
+    }
+    let other_node = stores.again().await;
+    let query = |start: u64, count: u64, filter: Option<&str>| {
+        ListQuery::parse(
+            PrincipalKind::User.resource_type(),
+            &ListParameters {
+                start_index: Some(start.to_string()),
+                count: Some(count.to_string()),
+                filter: filter.map(str::to_string),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let page = |within: Option<WorkspaceId>, query: ListQuery| {
+        let (store, account) = (Arc::clone(&store), account.clone());
+        async move {
+            let page = match within {
+                Some(workspace) => store
+                    .list_workspace_principals(&account, &workspace, PrincipalKind::User, &query)
+                    .await
+                    .unwrap(),
+                None => store
+                    .list_principals(&account, PrincipalKind::User, &query)
+                    .await
+                    .unwrap(),
+            };
+            let ids: Vec<String> = page.principals.iter().map(|p| p.id.to_string()).collect();
+            (page.total_results, ids)
+        }
+    };
+    // Pages as a client makes them: in order, one ending early, overlapping, past the end.
+    let windows = [
+        (1, 37),
+        (38, 37),
+        (75, 37),
+        (100, 50),
+        (150, 37),
+        (160, 200),
+        (240, 5),
+        (300, 10),
+    ];
+    let every_page_as_offsets_give = |moment: &'static str| {
+        let page = &page;
+        async move {
+            for within in [None, Some(WorkspaceId::new("1000"))] {
+                let mut reads = 0;
+                for (start, count) in windows {
+                    let reference = page(within.clone(), query(start, count, Some("userName pr")));
+                    let reference = reference.await;
+                    let anchored = page(within.clone(), query(start, count, None)).await;
+                    assert_eq!(
+                        anchored, reference,
+                        "{moment}: the page at {start} of {count} (workspace {within:?})"
+                    );
+                    reads += anchored.1.len();
+                }
+                assert!(
+                    reads > 100,
+                    "{moment}: the windows read the list ({within:?}: {reads})"
+                );
+            }
+        }
+    };
+    every_page_as_offsets_give("first read").await;
+    every_page_as_offsets_give("read again, from remembered keys").await;
+    let created = Change::CreatePrincipal {
+        principal: user("u500", "user500", 120),
+        members: Vec::new(),
+        assign_to: Some(workspace.clone()),
+    };
+    other_node.apply(&account, created).await.unwrap();
+    every_page_as_offsets_give("after another node created a user in the middle").await;
+    let deleted = Change::DeletePrincipal {
+        id: PrincipalId::new("u010"),
+        expected_version: None,
+    };
+    other_node.apply(&account, deleted).await.unwrap();
+    every_page_as_offsets_give("after another node deleted one").await;
+    let unassigned = Change::AssignToWorkspace {
+        workspace: workspace.clone(),
+        principal: PrincipalId::new("u100"),
+        permission: None,
+    };
+    other_node.apply(&account, unassigned).await.unwrap();
+    every_page_as_offsets_give("after another node unassigned one").await;
+    // What was remembered is used: a row deleted behind the stores' backs, without the
+    // access-log entry that every change of the store writes, is still counted by the node
+    // that had read the list, until the log moves.
+    let (total_before, _) = page(None, query(1, 10, None)).await;
+    stores
+        .execute_directly(&format!(
+            "DELETE FROM principals WHERE account_id = '{ACCOUNT}' AND id = 'u200'"
+        ))
+        .await;
+    let (total_remembered, _) = page(None, query(11, 10, None)).await;
+    let (total_counted, _) = page(None, query(11, 10, Some("userName pr"))).await;
+    assert_eq!(
+        (total_remembered, total_counted),
+        (total_before, total_before - 1)
+    );
+    other_node
+        .apply(
+            &account,
+            Change::DeletePrincipal {
+                id: PrincipalId::new("u201"),
+                expected_version: None,
+            },
+        )
+        .await
+        .unwrap();
+    every_page_as_offsets_give("once the log moved again").await;
 }
 
 pub async fn tokens_are_found_by_digest_only(stores: &mut Stores) {

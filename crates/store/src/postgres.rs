@@ -28,6 +28,7 @@
 use crate::audit::AuditContext;
 use crate::change::Change;
 use crate::migrations::POSTGRES_MIGRATIONS;
+use crate::sql::list_anchors::ListAnchors;
 use crate::sql::read;
 use crate::sql::store::{Read, SqlBackend, Work, WriteHealth};
 use crate::sql::transaction::{
@@ -85,6 +86,7 @@ const STATISTICS_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 pub struct PostgresStore {
     pool: Pool,
     write_health: Arc<WriteHealth>,
+    list_anchors: Arc<ListAnchors>,
 }
 
 /// A driver error, kept whole as its cause: unavailability when the connection to the server
@@ -584,6 +586,7 @@ impl PostgresStore {
         let store = PostgresStore {
             pool,
             write_health: Arc::default(),
+            list_anchors: Arc::default(),
         };
         store.migrate().await?;
         tokio::spawn(keep_statistics(store.pool.weak()));
@@ -709,6 +712,10 @@ impl SqlBackend for PostgresStore {
 
     fn write_health(&self) -> &WriteHealth {
         &self.write_health
+    }
+
+    fn list_anchors(&self) -> &Arc<ListAnchors> {
+        &self.list_anchors
     }
 
     fn pool_status(&self) -> Option<crate::PoolStatus> {

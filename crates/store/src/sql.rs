@@ -23,6 +23,7 @@ use scimitar_scim::{CompValue, CompareOp};
 pub(crate) mod alerts;
 pub(crate) mod audit;
 pub(crate) mod federation;
+pub(crate) mod list_anchors;
 pub(crate) mod oauth;
 pub(crate) mod read;
 pub(crate) mod store;

@@ -25,6 +25,7 @@
 use crate::audit::AuditContext;
 use crate::change::Change;
 use crate::migrations::SQLITE_MIGRATIONS;
+use crate::sql::list_anchors::ListAnchors;
 use crate::sql::store::{Read, SqlBackend, Work, WriteHealth};
 use crate::sql::transaction::{
     unique_violation, Cell, Lock, LogEntry, Param, SqlFuture, SqlRow, SqlStatement, SqlTransaction,
@@ -68,6 +69,7 @@ struct Inner {
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     write_health: WriteHealth,
+    list_anchors: Arc<ListAnchors>,
 }
 
 struct WriteJob {
@@ -544,6 +546,7 @@ impl SqliteStore {
                 readers,
                 next_reader: AtomicUsize::new(0),
                 write_health: WriteHealth::default(),
+                list_anchors: Arc::default(),
             }),
         })
     }
@@ -603,6 +606,10 @@ impl SqlBackend for SqliteStore {
 
     fn write_health(&self) -> &WriteHealth {
         &self.inner.write_health
+    }
+
+    fn list_anchors(&self) -> &Arc<ListAnchors> {
+        &self.inner.list_anchors
     }
 
     /// A point read runs on the calling thread when a reader is free at once: handing it to

@@ -7,6 +7,7 @@ use crate::governance::{
     ObjectRow, PrincipalFacts, SecurableRow, WorkspaceEntry,
 };
 use crate::listing;
+use crate::sql::list_anchors::{Known, ListAnchors, ListKey, RowKey};
 use crate::sql::transaction::{
     limit_clause, params, query_one, query_opt, Param, SqlRow, SqlTransaction,
 };
@@ -363,12 +364,22 @@ fn in_workspace_condition(
     (condition, workspace)
 }
 
+/// Whether a list's pages can start from remembered keys ([`ListAnchors`]): unfiltered, in
+/// the default order. Such a list is read in one snapshot, with the access log's position.
+pub fn anchored(query: &ListQuery) -> bool {
+    query.filter.is_none() && query.sort_by.is_none()
+}
+
+/// A page of principals. For an [`anchored`] list, `session` must be one snapshot (a
+/// consistent read): the access log's position is read with the page, and what the page
+/// teaches `anchors` is true of that position.
 pub async fn list<T: SqlTransaction>(
     session: &mut T,
     account: &AccountId,
     within: Option<&WorkspaceId>,
     kind: PrincipalKind,
     query: &ListQuery,
+    anchors: &ListAnchors,
 ) -> ScimResult<Page> {
     // The builder borrows the dialect as a trait object, which is not `Sync`: it is used and
     // dropped before the first await, leaving plain SQL and parameters.
@@ -398,33 +409,70 @@ pub async fn list<T: SqlTransaction>(
     // clients invent.
     let filtered = query.filter.is_some();
     if let (true, Some(order)) = (exact, list_order(query)) {
-        let count = format!("SELECT COUNT(*) FROM principals p WHERE {condition}");
-        let total = if filtered {
-            session.query_once(&count, &params).await?
-        } else {
-            session.query(&count, &params).await?
+        let anchored = anchored(query).then(|| ListKey {
+            account: account.clone(),
+            workspace: within.cloned(),
+            kind,
+        });
+        let (position, known) = match &anchored {
+            Some(list) => {
+                let position = access_log_position(session).await?;
+                (position, anchors.known(list, position, query.offset()))
+            }
+            None => (0, Known::default()),
         };
-        let total = total
-            .first()
-            .map(|row| row.integer(0))
-            .transpose()?
-            .unwrap_or(0);
-        let page = limit_clause::<T>(
-            to_i64(query.count),
-            Some(to_i64(query.offset())),
-            &mut params,
-        );
+        let total = match known.total {
+            Some(total) => total,
+            None => {
+                let count = format!("SELECT COUNT(*) FROM principals p WHERE {condition}");
+                let total = if filtered {
+                    session.query_once(&count, &params).await?
+                } else {
+                    session.query(&count, &params).await?
+                };
+                let total = total.first().map(|row| row.integer(0)).transpose()?;
+                to_u64(total.unwrap_or(0))
+            }
+        };
+        // From the nearest remembered key, the condition is the default order's range (the
+        // index's) and the rows to skip are few; else the whole offset is walked.
+        let (after, skip) = match &known.start {
+            Some(start) => {
+                params.push(Param::Integer(start.after.created));
+                params.push(Param::Text(&start.after.id));
+                let after = format!(
+                    " AND (p.created, p.id) > (${}, ${})",
+                    params.len() - 1,
+                    params.len()
+                );
+                (after, start.skip)
+            }
+            None => (String::new(), query.offset()),
+        };
+        let page = limit_clause::<T>(to_i64(query.count), Some(to_i64(skip)), &mut params);
         let sql = format!(
-            "SELECT {columns} FROM principals p {join} WHERE {condition} ORDER BY {order} {page}"
+            "SELECT {columns} FROM principals p {join} WHERE {condition}{after} \
+             ORDER BY {order} {page}"
         );
         let rows = if filtered {
             session.query_once(&sql, &params).await?
         } else {
             session.query(&sql, &params).await?
         };
+        let principals = each(rows, decode)?;
+        if let Some(list) = anchored {
+            let keys: Vec<RowKey> = principals
+                .iter()
+                .map(|principal| RowKey {
+                    created: principal.created.as_micros(),
+                    id: principal.id.as_str().to_string(),
+                })
+                .collect();
+            anchors.learn(list, position, total, query.offset(), &keys);
+        }
         return Ok(Page {
-            total_results: to_u64(total),
-            principals: each(rows, decode)?,
+            total_results: total,
+            principals,
         });
     }
     let sql = format!("SELECT {columns} FROM principals p {join} WHERE {condition}");
@@ -997,6 +1045,15 @@ pub async fn schema_version<T: SqlTransaction>(session: &mut T) -> ScimResult<i6
     .integer(0)
 }
 
+/// The access log's last position: every change to principals, memberships and assignments
+/// moves it, in its own transaction.
+async fn access_log_position<T: SqlTransaction>(session: &mut T) -> ScimResult<u64> {
+    let seq = query_one(session, "SELECT COALESCE(MAX(seq), 0) FROM access_log", &[])
+        .await?
+        .integer(0)?;
+    Ok(to_u64(seq))
+}
+
 /// An account's access state, read inside one transaction that sees one committed state (the
 /// backend opens it): the log position read first describes exactly what the other queries
 /// read, so replaying from `seq + 1` on top of it is exact.
@@ -1004,9 +1061,7 @@ pub async fn access_snapshot<T: SqlTransaction>(
     session: &mut T,
     account: &AccountId,
 ) -> ScimResult<AccessSnapshot> {
-    let seq = query_one(session, "SELECT COALESCE(MAX(seq), 0) FROM access_log", &[])
-        .await?
-        .integer(0)?;
+    let seq = to_i64(access_log_position(session).await?);
     // The account's own entries up to that position: the count its change tokens start
     // from (`scimitar-app`'s engine counts on from here), never another account's.
     let log_entries = query_one(

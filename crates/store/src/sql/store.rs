@@ -7,6 +7,7 @@ use crate::audit::{AuditContext, AuditHead, AuditKeySeed, StoredAuditEvent};
 use crate::change::Change;
 use crate::governance::{AccessSnapshot, LoggedEvent, SecurableRow, WorkspaceEntry};
 use crate::migrations;
+use crate::sql::list_anchors::ListAnchors;
 use crate::sql::read;
 use crate::sql::transaction::{SqlFuture, SqlTransaction};
 use crate::transfer::{EntitlementRow, MembershipRow, TokenRow};
@@ -21,6 +22,7 @@ use scimitar_domain::{
     AccountId, Principal, PrincipalId, PrincipalKind, ScimError, ScimResult, WorkspaceId,
 };
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// How a read may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +71,9 @@ pub(crate) trait SqlBackend: Send + Sync + 'static {
     /// How this backend's recent writes went, for readiness.
     fn write_health(&self) -> &WriteHealth;
 
+    /// Where this store's large lists' pages begin ([`ListAnchors`]).
+    fn list_anchors(&self) -> &Arc<ListAnchors>;
+
     /// See [`Store::pool_status`].
     fn pool_status(&self) -> Option<PoolStatus> {
         None
@@ -113,6 +118,16 @@ impl WriteHealth {
 
 /// Runs one shared read on a backend: `read!(self, Point, |session| read::principal(session,
 /// &account, &id))`, the closure's captures owned (the work may move to another thread).
+/// A list that pages from remembered keys reads the access log's position with its page, in
+/// one snapshot; any other list is as large as the client makes it.
+fn list_read(query: &ListQuery) -> Read {
+    if read::anchored(query) {
+        Read::Consistent
+    } else {
+        Read::Bulk
+    }
+}
+
 macro_rules! run {
     ($backend:expr, $kind:ident, |$session:ident| $body:expr) => {
         $backend.read(Read::$kind, move |$session| {
@@ -177,9 +192,13 @@ impl<B: SqlBackend> Store for B {
         query: &ListQuery,
     ) -> ScimResult<Page> {
         let (account, query) = (account.clone(), query.clone());
-        run!(self, Bulk, |session| read::list(
-            session, &account, None, kind, &query
-        ))
+        let anchors = Arc::clone(self.list_anchors());
+        let read = list_read(&query);
+        self.read(read, move |session| {
+            Box::pin(
+                async move { read::list(session, &account, None, kind, &query, &anchors).await },
+            )
+        })
         .await
     }
 
@@ -191,13 +210,13 @@ impl<B: SqlBackend> Store for B {
         query: &ListQuery,
     ) -> ScimResult<Page> {
         let (account, workspace, query) = (account.clone(), workspace.clone(), query.clone());
-        run!(self, Bulk, |session| read::list(
-            session,
-            &account,
-            Some(&workspace),
-            kind,
-            &query
-        ))
+        let anchors = Arc::clone(self.list_anchors());
+        let read = list_read(&query);
+        self.read(read, move |session| {
+            Box::pin(async move {
+                read::list(session, &account, Some(&workspace), kind, &query, &anchors).await
+            })
+        })
         .await
     }
 
