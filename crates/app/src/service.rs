@@ -1145,10 +1145,15 @@ impl Services {
             .filter(|principal| principal.kind == PrincipalKind::Group)
             .map(|principal| principal.id.clone())
             .collect();
-        let members = if !group_ids.is_empty() && projection.includes("members") {
+        // A member's `display` is returned only when asked for, and costs a read of the
+        // member's own row: without it, only the membership rows are read.
+        let with_display = projection.requests("members", "display");
+        let members = if group_ids.is_empty() || !projection.includes("members") {
+            Default::default()
+        } else if with_display {
             self.store.members(account, &group_ids).await?
         } else {
-            Default::default()
+            self.store.member_ids(account, &group_ids).await?
         };
         let groups = if projection.includes("groups") {
             let ids: Vec<PrincipalId> = principals
@@ -1159,12 +1164,6 @@ impl Services {
         } else {
             Default::default()
         };
-        let members = if projection.requests("members", "display") {
-            members
-        } else {
-            without_display(members)
-        };
-        let with_display = projection.requests("members", "display");
         let (members, groups) = self.within_workspace_of(actor, members, groups, with_display);
         principals
             .iter()
@@ -1570,25 +1569,6 @@ impl DocumentJson {
     pub fn into_string(self) -> String {
         self.0
     }
-}
-
-/// Drops members' display names, which are returned only when requested.
-fn without_display(
-    members: std::collections::HashMap<PrincipalId, Vec<MemberRef>>,
-) -> std::collections::HashMap<PrincipalId, Vec<MemberRef>> {
-    members
-        .into_iter()
-        .map(|(group, list)| {
-            let list = list
-                .into_iter()
-                .map(|member| MemberRef {
-                    display: None,
-                    ..member
-                })
-                .collect();
-            (group, list)
-        })
-        .collect()
 }
 
 /// PUT replaces the document, except what a client cannot send back: immutable attributes keep

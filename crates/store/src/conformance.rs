@@ -445,18 +445,20 @@ async fn add_members(
         .await
 }
 
+/// A group's member ids, sorted; read both ways, with display names and without (the
+/// membership rows alone), which must name the same members of the same kinds.
 async fn member_ids(store: &dyn Store, account: &AccountId, group_id: &str) -> Vec<String> {
     let id = PrincipalId::new(group_id);
-    let mut members = store
-        .members(account, std::slice::from_ref(&id))
-        .await
-        .unwrap();
-    let mut ids: Vec<String> = members
-        .remove(&id)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|m| m.id.to_string())
-        .collect();
+    let group = std::slice::from_ref(&id);
+    let members = store.members(account, group).await.unwrap().remove(&id);
+    let bare = store.member_ids(account, group).await.unwrap().remove(&id);
+    let (members, bare) = (members.unwrap_or_default(), bare.unwrap_or_default());
+    assert!(bare.iter().all(|member| member.display.is_none()));
+    let shape = |list: &[scimitar_domain::render::MemberRef]| -> Vec<(String, PrincipalKind)> {
+        list.iter().map(|m| (m.id.to_string(), m.kind)).collect()
+    };
+    assert_eq!(shape(&bare), shape(&members), "members of {group_id}");
+    let mut ids: Vec<String> = members.into_iter().map(|m| m.id.to_string()).collect();
     ids.sort();
     ids
 }

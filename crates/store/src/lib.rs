@@ -188,6 +188,14 @@ pub trait Store: Send + Sync + 'static {
         account: &AccountId,
         groups: &[PrincipalId],
     ) -> ScimResult<HashMap<PrincipalId, Vec<MemberRef>>>;
+    /// The direct members of each group given, without their display names: the membership
+    /// rows alone, no read of each member's own row (a million of them for a full read of a
+    /// large directory's groups, where a list shows no `display` unless asked).
+    async fn member_ids(
+        &self,
+        account: &AccountId,
+        groups: &[PrincipalId],
+    ) -> ScimResult<HashMap<PrincipalId, Vec<MemberRef>>>;
     /// A group's direct members when it has at most `cap` of them, `None` when it has more,
     /// for responses that show a member list only when it is small. Deciding costs at most
     /// `cap + 1` index entries, whatever the size of the group.

@@ -534,6 +534,29 @@ pub async fn members<T: SqlTransaction>(
     })
 }
 
+/// A group's direct members in id order, without display names: a range of the memberships'
+/// primary key, no join.
+pub async fn member_ids<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+    group: &PrincipalId,
+) -> ScimResult<Vec<MemberRef>> {
+    let rows = session
+        .query(
+            "SELECT member_id, member_kind FROM memberships \
+             WHERE account_id = $1 AND group_id = $2 ORDER BY member_id",
+            params![account.as_str(), group.as_str()],
+        )
+        .await?;
+    each(rows, |mut row| {
+        Ok(MemberRef {
+            id: PrincipalId::new(row.text(0)?),
+            kind: kind_of(&row.text(1)?)?,
+            display: None,
+        })
+    })
+}
+
 /// A group's direct members when it has at most `cap`. Counting past the cap on the primary
 /// key alone is cheap; loading and rendering the members is not, so that only happens for a
 /// small group.

@@ -250,6 +250,23 @@ impl<B: SqlBackend> Store for B {
         .await
     }
 
+    async fn member_ids(
+        &self,
+        account: &AccountId,
+        groups: &[PrincipalId],
+    ) -> ScimResult<HashMap<PrincipalId, Vec<MemberRef>>> {
+        let (account, groups) = (account.clone(), groups.to_vec());
+        run!(self, Bulk, |session| async {
+            let mut members = HashMap::with_capacity(groups.len());
+            for group in groups {
+                let loaded = read::member_ids(session, &account, &group).await?;
+                members.insert(group, loaded);
+            }
+            Ok(members)
+        })
+        .await
+    }
+
     async fn members_up_to(
         &self,
         account: &AccountId,
