@@ -112,13 +112,20 @@ pub const DEFAULT_PAGE_SIZE: usize = 1_000;
 /// busy, few enough not to crowd out its other clients.
 pub const DEFAULT_READ_CONCURRENCY: usize = 4;
 
-/// One list page as read.
+/// One list page as read, its objects taken from the documents as the page arrives: a read of
+/// 100,000 objects never holds every page's JSON at once (that was 1.5 GB at a sync's client,
+/// much of its time the kernel zeroing fresh memory).
 #[derive(Debug)]
 struct ListPage {
     start: usize,
     asked: usize,
     total: usize,
-    resources: Vec<Value>,
+    /// How many resources the page held, kept or not.
+    got: usize,
+    /// Each object, and whether its document listed `members` at all.
+    objects: Vec<(Identity, bool)>,
+    /// The latest `meta.lastModified` on the page.
+    latest: Option<String>,
 }
 
 /// Which `startIndex` windows of a list are still to read, from the pages read so far: the
@@ -152,7 +159,7 @@ impl ListWindows {
 
     /// Notes what one page gave.
     fn after(&mut self, page: &ListPage) {
-        let got = page.resources.len();
+        let got = page.got;
         self.total = self.total.max(page.total);
         self.planned_until = self
             .planned_until
@@ -441,11 +448,16 @@ impl ScimEndpoint {
                         .and_then(|value| value.to_str().ok())
                         .and_then(|value| value.trim().parse::<u64>().ok())
                         .map(Duration::from_secs);
-                    let text = response.text().await.unwrap_or_default();
-                    let value = if text.trim().is_empty() {
+                    // Parsed from the bytes: a page of 1,000 users is megabytes, and decoding
+                    // it to text first copied and scanned it once more. A body that is not
+                    // JSON is kept as text for the error it carries.
+                    let body = response.bytes().await.unwrap_or_default();
+                    let value = if body.trim_ascii().is_empty() {
                         Value::Null
                     } else {
-                        serde_json::from_str(&text).unwrap_or(Value::String(text))
+                        serde_json::from_slice(&body).unwrap_or_else(|_| {
+                            Value::String(String::from_utf8_lossy(&body).into_owned())
+                        })
                     };
                     if (200..300).contains(&status) {
                         return Ok((status, value));
@@ -632,7 +644,7 @@ impl ScimEndpoint {
         // A first page shorter than asked, with more to come, shows the service's own page
         // size (Scimitar's group pages end at a member budget): windows of that size are read
         // at once, where windows of the asked size would each be read in several rounds.
-        let got = first.resources.len();
+        let got = first.got;
         let size = if got > 0 && got < first.asked && got < first.total {
             got
         } else {
@@ -666,15 +678,18 @@ impl ScimEndpoint {
         // listed with no `members` at all is read again by id, which has them.
         let read_members_by_id = kind == Kind::Group && self.profile == Profile::DatabricksAccount;
         let mut without_members = Vec::new();
-        for resource in pages.into_iter().flat_map(|page| page.resources) {
-            if let Some(modified) = resource["meta"]["lastModified"].as_str() {
-                if latest.as_deref().is_none_or(|seen| modified > seen) {
-                    latest = Some(modified.to_string());
+        for page in pages {
+            if let Some(modified) = page.latest {
+                if latest
+                    .as_deref()
+                    .is_none_or(|seen| modified.as_str() > seen)
+                {
+                    latest = Some(modified);
                 }
             }
-            if let Some(identity) = identity_from(kind, &resource) {
+            for (identity, lists_members) in page.objects {
                 if seen.insert(identity.id.clone()) {
-                    if read_members_by_id && resource.get("members").is_none() {
+                    if read_members_by_id && !lists_members {
                         without_members.push(identity.id.clone());
                     }
                     identities.push(identity);
@@ -731,11 +746,25 @@ impl ScimEndpoint {
             Value::Array(resources) => resources,
             _ => Vec::new(),
         };
+        let mut latest: Option<&str> = None;
+        let mut objects = Vec::with_capacity(resources.len());
+        for resource in &resources {
+            if let Some(modified) = resource["meta"]["lastModified"].as_str() {
+                if latest.is_none_or(|seen| modified > seen) {
+                    latest = Some(modified);
+                }
+            }
+            if let Some(identity) = identity_from(kind, resource) {
+                objects.push((identity, resource.get("members").is_some()));
+            }
+        }
         Ok(ListPage {
             start,
             asked: count,
             total: page["totalResults"].as_u64().unwrap_or(0) as usize,
-            resources,
+            got: resources.len(),
+            latest: latest.map(str::to_string),
+            objects,
         })
     }
 
@@ -1188,7 +1217,9 @@ mod tests {
             start,
             asked,
             total,
-            resources: vec![json!({}); got],
+            got,
+            objects: Vec::new(),
+            latest: None,
         }
     }
 
