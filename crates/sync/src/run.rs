@@ -308,18 +308,12 @@ pub async fn run(
 ) -> SyncResult<Report> {
     let started = clock.now();
     let capabilities = capabilities_of(&job.target, job.nested_groups).await?;
-    let source = read_source(&job.source, &kinds_for(capabilities.service_principals)).await?;
-    run_target(
-        job,
-        None,
-        capabilities,
-        &source,
-        started,
-        store,
-        clock,
-        mode,
+    let (source, target) = futures_util::future::join(
+        read_source(&job.source, &kinds_for(capabilities.service_principals)),
+        read_target(job, None, capabilities, store),
     )
-    .await
+    .await;
+    run_target(job, None, &source?, target?, started, store, clock, mode).await
 }
 
 /// Runs every target of `job` once, from one read of its source. A target that cannot be
@@ -343,25 +337,34 @@ pub async fn run_all(
     let service_principals = capabilities
         .iter()
         .any(|found| matches!(found, Ok(found) if found.service_principals));
-    let source = read_source(&job.source, &kinds_for(service_principals)).await?;
-    let runs = job.targets.iter().zip(capabilities).map(|(target, found)| {
+    // The targets are read while the source is: the reads wait on different services (at
+    // 100,000 objects, seconds each).
+    let target_reads = join_all(job.targets.iter().zip(capabilities).map(
+        |(target, found)| async move {
+            let capabilities = found?;
+            read_target(
+                &job.job_for(target),
+                target.name.as_deref(),
+                capabilities,
+                store,
+            )
+            .await
+        },
+    ));
+    let (source, target_reads) = futures_util::future::join(
+        read_source(&job.source, &kinds_for(service_principals)),
+        target_reads,
+    )
+    .await;
+    let source = source?;
+    let runs = job.targets.iter().zip(target_reads).map(|(target, read)| {
         let source = &source;
         async move {
-            let outcome = match found {
-                Ok(capabilities) => {
+            let outcome = match read {
+                Ok(read) => {
                     let one = job.job_for(target);
                     let name = target.name.as_deref();
-                    run_target(
-                        &one,
-                        name,
-                        capabilities,
-                        source,
-                        started,
-                        store,
-                        clock,
-                        mode,
-                    )
-                    .await
+                    run_target(&one, name, source, read, started, store, clock, mode).await
                 }
                 Err(error) => Err(error),
             };
@@ -429,30 +432,60 @@ async fn read_source(source: &Source, kinds: &[Kind]) -> SyncResult<SourceRead> 
     })
 }
 
-/// One target's part of a run: its state (under [`state_key`] of the job and `target`), its
-/// snapshot, the plan from the shared source read, and for `apply` the changes and the record.
+/// One target as a run found it: what it can do, the job's state for it, and its objects.
+struct TargetRead {
+    capabilities: Capabilities,
+    before: JobState,
+    snapshot: Snapshot,
+}
+
+/// Reads one target's state (under [`state_key`] of the job and `target`) and its objects.
+async fn read_target(
+    job: &Job,
+    target: Option<&str>,
+    capabilities: Capabilities,
+    store: &dyn Store,
+) -> SyncResult<TargetRead> {
+    let before = state::load(store, &state_key(&job.name, target)).await?;
+    let kinds = kinds_for(capabilities.service_principals);
+    let side = side_name(target);
+    crate::progress::note(crate::progress::Step::Reading(&side));
+    let (snapshot, _) = read_scim(&job.target, &kinds, "target").await?;
+    crate::progress::note(crate::progress::Step::Read {
+        side: &side,
+        objects: snapshot.identities.len(),
+    });
+    Ok(TargetRead {
+        capabilities,
+        before,
+        snapshot,
+    })
+}
+
+fn side_name(target: Option<&str>) -> String {
+    target.map_or_else(|| "target".to_string(), |name| format!("target {name}"))
+}
+
+/// One target's part of a run once it is read: the plan from the shared source read, and for
+/// `apply` the changes and the record.
 #[allow(clippy::too_many_arguments)]
 async fn run_target(
     job: &Job,
     target: Option<&str>,
-    capabilities: Capabilities,
     source: &SourceRead,
+    read: TargetRead,
     started: scimitar_domain::Timestamp,
     store: &dyn Store,
     clock: &dyn Clock,
     mode: Mode,
 ) -> SyncResult<Report> {
-    let before = state::load(store, &state_key(&job.name, target)).await?;
-    let kinds = kinds_for(capabilities.service_principals);
+    let TargetRead {
+        capabilities,
+        before,
+        snapshot: target_snapshot,
+    } = read;
     let source_snapshot = for_target(&source.snapshot, &capabilities);
-    let side = target.map_or_else(|| "target".to_string(), |name| format!("target {name}"));
-    crate::progress::note(crate::progress::Step::Reading(&side));
-    let (target_snapshot, _) = read_scim(&job.target, &kinds, "target").await?;
-    crate::progress::note(crate::progress::Step::Read {
-        side: &side,
-        objects: target_snapshot.identities.len(),
-    });
-    crate::progress::note(crate::progress::Step::Planning(&side));
+    crate::progress::note(crate::progress::Step::Planning(&side_name(target)));
     let planned = plan(
         &source_snapshot,
         &target_snapshot,
