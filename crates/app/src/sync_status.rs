@@ -10,16 +10,16 @@
 //! sync jobs move the whole directory, so a workspace admin, whose writes are kept to one
 //! workspace, sees nothing of them, and another account's admin sees only its own account's.
 //!
-//! A run's counts are read from the report the engine recorded with it (its JSON: the plan's
-//! lists, `writes`, `failures`, `drift`), so a report written before a count existed simply
-//! has none of it.
+//! A run's counts are read from the report the engine recorded with it
+//! (`SyncRunRecord::summary`: the plan's lists' exact counts, `writes`, `failures`), whether
+//! stored bounded, each list a count and a sample, or whole by an earlier build; a report
+//! written before a count existed simply has none of it.
 
 use crate::authority::{is_admin, not_an_admin, Actor};
 use crate::Services;
 use scimitar_domain::{ScimError, ScimResult, Timestamp};
 use scimitar_store::{SyncJobSummary, SyncQuarantine, SyncRunRecord};
 use serde::Serialize;
-use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// How many of a job's latest runs per target `GET /api/2.0/sync/jobs/{name}` shows.
@@ -83,56 +83,15 @@ pub struct RunStatus {
     pub error: Option<String>,
 }
 
-/// The plan's lists a run's counts are taken from, by their names in the report.
-const PLAN_COUNTS: [&str; 8] = [
-    "creates",
-    "adoptions",
-    "updates",
-    "memberships",
-    "deactivations",
-    "deletions",
-    "drift",
-    "ambiguities",
-];
-
-fn count(length: usize) -> u64 {
-    u64::try_from(length).unwrap_or(u64::MAX)
-}
-
 fn millis(timestamp: Timestamp) -> i64 {
     timestamp.as_micros().div_euclid(1000)
 }
 
 impl RunStatus {
     fn of(run: &SyncRunRecord) -> RunStatus {
-        // A report that does not parse (none should) still shows its run and result.
-        let report: Value = serde_json::from_str(&run.report).unwrap_or_default();
-        let mut counts = BTreeMap::new();
-        for name in PLAN_COUNTS {
-            if let Some(list) = report["plan"][name].as_array() {
-                counts.insert(name.to_string(), count(list.len()));
-            }
-        }
-        if let Some(writes) = report["writes"].as_u64() {
-            counts.insert("writes".into(), writes);
-        }
-        if let Some(failures) = report["failures"].as_array() {
-            counts.insert("failures".into(), count(failures.len()));
-        }
-        let first_failure = &report["failures"][0];
-        let error = report["error"]
-            .as_str()
-            .map(str::to_string)
-            .or_else(|| report["stopped"].as_str().map(str::to_string))
-            .or_else(|| {
-                match (
-                    first_failure["item"].as_str(),
-                    first_failure["error"].as_str(),
-                ) {
-                    (Some(item), Some(error)) => Some(format!("{item}: {error}")),
-                    _ => None,
-                }
-            });
+        let summary = run.summary();
+        let counts = summary.counts();
+        let error = summary.error.or(summary.stopped).or(summary.first_failure);
         RunStatus {
             run: run.seq,
             start_time: millis(run.started),
@@ -309,6 +268,41 @@ mod tests {
             ..run
         };
         assert!(RunStatus::of(&garbled).counts.is_empty());
+    }
+
+    /// Reports are stored bounded (each list a count and a sample of its first items): the
+    /// counts are the lists' exact sizes, never their samples' lengths.
+    #[test]
+    fn a_bounded_runs_counts_come_from_its_lists_counts_and_its_error_from_its_sample() {
+        let run = SyncRunRecord {
+            seq: 4,
+            started: Timestamp::from_micros(1_000),
+            ended: Timestamp::from_micros(2_000),
+            outcome: "failed".into(),
+            report: serde_json::json!({
+                "plan": {
+                    "creates": {"count": 100_005, "truncated": true, "sample": [{}, {}]},
+                    "memberships": {"count": 1, "truncated": false, "sample": [{}]},
+                    "drift": {"count": 0, "truncated": false, "sample": []},
+                    "guard": null,
+                },
+                "writes": 100_004,
+                "failures": {
+                    "count": 250,
+                    "truncated": true,
+                    "sample": [{"item": "create user ada", "error": "HTTP 500"}],
+                },
+            })
+            .to_string(),
+        };
+        let status = RunStatus::of(&run);
+        assert_eq!(status.counts["creates"], 100_005);
+        assert_eq!(status.counts["memberships"], 1);
+        assert_eq!(status.counts["drift"], 0);
+        assert_eq!(status.counts["writes"], 100_004);
+        assert_eq!(status.counts["failures"], 250);
+        assert!(!status.counts.contains_key("deletions"));
+        assert_eq!(status.error.as_deref(), Some("create user ada: HTTP 500"));
     }
 
     #[test]

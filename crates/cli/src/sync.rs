@@ -500,13 +500,22 @@ async fn target_status(
     let runs: Vec<serde_json::Value> = runs
         .iter()
         .map(|run| {
-            serde_json::json!({
+            // The recorded report's lists are samples: what was done is counted in `counts`.
+            let summary = run.summary();
+            let mut shown = serde_json::json!({
                 "seq": run.seq,
                 "started": run.started.to_rfc3339(),
                 "ended": run.ended.to_rfc3339(),
                 "outcome": run.outcome,
+                "counts": summary.counts(),
                 "report": report(&run.report),
-            })
+            });
+            // As the status API says it: the run's error, the guard's reason, or its first
+            // failure.
+            if let Some(error) = summary.error.or(summary.stopped).or(summary.first_failure) {
+                shown["error"] = error.into();
+            }
+            shown
         })
         .collect();
     let quarantine = quarantine.as_ref().map(|quarantine| {
@@ -586,21 +595,19 @@ fn print_target_status(job: &str, section: &serde_json::Value) {
         println!("no runs of {name}");
     }
     for run in runs {
-        let report = &run["report"];
-        let failures = report["failures"].as_array().map_or(0, Vec::len);
+        let counts = &run["counts"];
         println!(
-            "#{} {} {} .. {}: {} writes, {failures} failed",
+            "#{} {} {} .. {}: {} writes, {} failed",
             run["seq"],
             run["outcome"].as_str().unwrap_or("-"),
             run["started"].as_str().unwrap_or("-"),
             run["ended"].as_str().unwrap_or("-"),
-            report["writes"].as_u64().unwrap_or(0),
+            counts["writes"].as_u64().unwrap_or(0),
+            counts["failures"].as_u64().unwrap_or(0),
         );
-        if let Some(stopped) = report["stopped"].as_str() {
-            println!("    {stopped}");
-        }
-        // A run `watch` could not complete (the source or target down): its error.
-        if let Some(error) = report["error"].as_str() {
+        // Why the guard stopped it, why it could not complete (the source or target down), or
+        // its first failure.
+        if let Some(error) = run["error"].as_str() {
             println!("    {error}");
         }
     }

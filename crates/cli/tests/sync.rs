@@ -179,6 +179,30 @@ fn sync_plans_then_applies_a_scim_to_scim_job_with_tokens_from_a_file_and_the_en
     );
     // ada, then eng created with ada as its member: two writes.
     assert!(text.contains("2 writes, 0 failed"), "{text}");
+    // The recorded report's lists are samples; `counts` says how many of each there were.
+    let status = Command::new(binary)
+        .args([
+            "sync",
+            "status",
+            "--json",
+            "--job",
+            &typed,
+            "--database",
+            &state,
+        ])
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let run = &status["runs"][0];
+    assert_eq!(
+        run["counts"],
+        serde_json::json!({"creates": 2, "adoptions": 0, "updates": 0, "memberships": 1,
+                           "deactivations": 0, "deletions": 0, "drift": 0, "ambiguities": 0,
+                           "writes": 2, "failures": 0}),
+        "{status}"
+    );
+    assert_eq!(run["report"]["plan"]["creates"]["count"], 2, "{status}");
 }
 
 #[test]

@@ -58,7 +58,7 @@ use scimitar_access::{ObjectType, SecurableType};
 pub use sql::write::RULE_SET_CHANGED;
 pub use sync_state::{
     SyncAudit, SyncAuditEvent, SyncJobState, SyncJobSummary, SyncLease, SyncMappingRow,
-    SyncQuarantine, SyncRunRecord, SyncStateChange,
+    SyncQuarantine, SyncRunRecord, SyncRunSummary, SyncStateChange, SYNC_PLAN_LISTS,
 };
 pub use transfer::{AssignmentRow, EntitlementRow, ImportRecord, MembershipRow, TokenRow};
 

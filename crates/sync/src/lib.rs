@@ -29,6 +29,8 @@
 //!   allows it.
 //! - [`pace`]: a target's limits: writes in flight at once, and requests per second.
 //! - [`state`]: the job's state and run history in Scimitar's database, through `Store`.
+//! - [`stored`]: a run's report as its record keeps it: each list an exact count and a
+//!   sample of its first items, so that the record does not grow with the plan.
 //! - [`run`]: one `plan` or `apply` run, end to end.
 //! - [`incremental`]: a run from what changed at a SCIM source since the job's watermark,
 //!   planned as a partial run.
@@ -69,6 +71,7 @@ pub mod run;
 pub mod scim;
 pub mod scope;
 pub mod state;
+pub mod stored;
 pub mod trail;
 pub mod watch;
 

@@ -59,26 +59,18 @@ pub struct Quarantine {
 pub fn failed_wholly(run: &SyncRunRecord) -> bool {
     match run.outcome.as_str() {
         "error" => true,
-        "failed" => report(run)["writes"].as_u64() == Some(0),
+        "failed" => run.summary().writes == Some(0),
         _ => false,
     }
 }
 
-fn report(run: &SyncRunRecord) -> serde_json::Value {
-    serde_json::from_str(&run.report).unwrap_or_default()
-}
-
 /// What a wholly failed run says went wrong: its error, or its first failure.
 pub fn error_of(run: &SyncRunRecord) -> String {
-    let report = report(run);
-    if let Some(error) = report["error"].as_str() {
-        return error.to_string();
-    }
-    let first = &report["failures"][0];
-    match (first["item"].as_str(), first["error"].as_str()) {
-        (Some(item), Some(error)) => format!("{item}: {error}"),
-        _ => run.outcome.clone(),
-    }
+    let summary = run.summary();
+    summary
+        .error
+        .or(summary.first_failure)
+        .unwrap_or_else(|| run.outcome.clone())
 }
 
 /// The job's quarantine, from its latest runs (newest first, at least `after_failures` of
@@ -260,6 +252,35 @@ mod tests {
             serde_json::json!({"writes": 0}),
             1
         )));
+    }
+
+    /// Runs are recorded with their failures bounded (a count and a sample,
+    /// [`crate::stored`]); those recorded whole by earlier builds are read as before.
+    #[test]
+    fn a_bounded_report_and_one_stored_whole_are_judged_alike() {
+        let bounded = |writes: u64| {
+            run(
+                "failed",
+                serde_json::json!({
+                    "writes": writes,
+                    "failures": {"count": 500, "truncated": true,
+                                 "sample": [{"item": "create user a", "error": "503 busy"}]},
+                }),
+                10,
+            )
+        };
+        assert!(failed_wholly(&bounded(0)));
+        assert!(!failed_wholly(&bounded(7)));
+        assert_eq!(error_of(&bounded(0)), "create user a: 503 busy");
+        let whole = run(
+            "failed",
+            serde_json::json!({"writes": 0, "failures": [{"item": "create user a", "error": "503 busy"}]}),
+            10,
+        );
+        assert!(failed_wholly(&whole));
+        assert_eq!(error_of(&whole), "create user a: 503 busy");
+        let nothing_said = run("failed", serde_json::json!({"writes": 0}), 10);
+        assert_eq!(error_of(&nothing_said), "failed");
     }
 
     #[test]

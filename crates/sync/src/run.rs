@@ -158,7 +158,8 @@ pub enum Mode {
     Apply,
 }
 
-/// What a run did, as `--json` prints it.
+/// What a run did, as `--json` prints it: the whole plan. What the run's record keeps of it
+/// is bounded ([`crate::stored::StoredReport`]).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
@@ -595,7 +596,9 @@ pub(crate) async fn finish(
         started,
         ended: clock.now(),
         outcome: report.outcome().to_string(),
-        report: serde_json::to_string(&report)
+        // Bounded, whatever the size of the plan; the whole report is what the run returns.
+        report: crate::stored::StoredReport::of(&report)
+            .to_json()
             .map_err(|error| SyncError::Config(error.to_string()))?,
     };
     let events = crate::trail::of_run(&job.name, job.target_ref(target), &report, &actions);

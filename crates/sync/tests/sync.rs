@@ -3437,3 +3437,6 @@ mod drift;
 /// The scope filter, attribute mappings and the Databricks account profile.
 #[path = "sync/scope_mapping_account.rs"]
 mod scope_mapping_account;
+/// A large run's record: exact counts and bounded samples.
+#[path = "sync/stored_report.rs"]
+mod stored_report;

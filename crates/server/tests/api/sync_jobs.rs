@@ -87,7 +87,7 @@ async fn app_with_jobs() -> (TestApp, String, Arc<ManualClock>) {
             failed,
             Some(quarantine),
         ),
-        run("hr/sandbox", &app.account, 4, "applied", applied(), None),
+        run("hr/sandbox", &app.account, 4, "applied", bounded(), None),
     ] {
         store.apply(&nobody, change).await.unwrap();
     }
@@ -106,10 +106,23 @@ async fn app_with_jobs() -> (TestApp, String, Arc<ManualClock>) {
     (app, url, clock)
 }
 
-/// A run's report that created two objects and updated one.
+/// A run's report that created two objects and updated one, as earlier builds stored it:
+/// each list whole.
 fn applied() -> serde_json::Value {
     json!({"plan": {"creates": [{}, {}], "updates": [{}], "drift": []},
            "writes": 3, "failures": []})
+}
+
+/// A run's report as it is stored now (`scimitar_sync::stored`): each list its exact count and
+/// a sample of its first items, here of 100,005 creates.
+fn bounded() -> serde_json::Value {
+    let list = |count: u64, sample: serde_json::Value| {
+        json!({"count": count, "truncated": sample.as_array().unwrap().len() as u64 != count,
+               "sample": sample})
+    };
+    json!({"plan": {"creates": list(100_005, json!([{}, {}])), "updates": list(1, json!([{}])),
+                    "drift": list(0, json!([])), "guard": null},
+           "writes": 100_006, "failures": list(0, json!([]))})
 }
 
 /// Another account, with a job `payroll` of a lone target. Returns its admin token and the
@@ -166,9 +179,10 @@ async fn an_account_admin_sees_its_jobs_targets_runs_quarantine_and_lease() {
     assert!(targets[0].get("recent_runs").is_none());
     assert_eq!(targets[1]["name"], "sandbox");
     assert_eq!(targets[1]["last_run"]["result"], "applied");
+    // Counted from the lists' counts, not their samples.
     assert_eq!(
         targets[1]["last_run"]["counts"],
-        json!({"creates": 2, "updates": 1, "drift": 0, "writes": 3, "failures": 0})
+        json!({"creates": 100_005, "updates": 1, "drift": 0, "writes": 100_006, "failures": 0})
     );
     assert!(targets[1].get("quarantine").is_none());
 
@@ -181,6 +195,11 @@ async fn an_account_admin_sees_its_jobs_targets_runs_quarantine_and_lease() {
         .map(|run| run["run"].as_i64().unwrap())
         .collect();
     assert_eq!(recent, [3, 2, 1], "newest first: {}", one.body);
+    // A run stored whole by an earlier build is counted by its lists' lengths.
+    assert_eq!(
+        one.body["targets"][0]["recent_runs"][2]["counts"],
+        json!({"creates": 2, "updates": 1, "drift": 0, "writes": 3, "failures": 0})
+    );
     assert_eq!(one.body["targets"][1]["recent_runs"][0]["run"], 1);
 }
 
