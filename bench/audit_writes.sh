@@ -20,12 +20,14 @@ work="$repo_root/bench/.work"
 mkdir -p "$work"
 on="$work/scimitar-trail-on"
 off="$work/scimitar-trail-off"
+# Cargo's own rule: CARGO_TARGET_DIR when set (an engineer's worktree has its own), else target/.
+target_dir="${CARGO_TARGET_DIR:-$repo_root/target}"
 if [[ "${BENCH_NO_BUILD:-0}" != 1 ]]; then
     (cd "$repo_root" && cargo build --release -p scimitar \
         --features scimitar-store/unaudited-for-benchmarks)
-    cp "$repo_root/target/release/scimitar" "$off"
+    cp "$target_dir/release/scimitar" "$off"
     (cd "$repo_root" && cargo build --release -p scimitar)
-    cp "$repo_root/target/release/scimitar" "$on"
+    cp "$target_dir/release/scimitar" "$on"
 fi
 export BENCH_OPERATIONS="${BENCH_OPERATIONS:-get post patch_group}"
 for backend in ${BENCH_BACKENDS:-sqlite postgres}; do

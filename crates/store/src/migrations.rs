@@ -1231,4 +1231,17 @@ UPDATE sync_runs SET job = replace(replace(job, '%', '%25'), '/', '%2F')
 WHERE job LIKE '%://% -> %://%';
 "#,
     ),
+    (
+        25,
+        r#"
+-- The audit leaf's function inlined into the event's insert (issue #16, speed). Declared
+-- IMMUTABLE around `convert_to`, which is STABLE, it was never inlined: PostgreSQL parsed and
+-- planned its body again on every insert, inside the section the account's head row keeps
+-- serial. STABLE is what the body is (the hash is the same), so the planner now writes the
+-- expression into the insert's own plan.
+CREATE OR REPLACE FUNCTION scimitar_audit_leaf(event TEXT) RETURNS TEXT
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE
+    AS $$ SELECT encode(sha256('\x00'::bytea || convert_to(event, 'UTF8')), 'hex') $$;
+"#,
+    ),
 ];

@@ -795,3 +795,63 @@ async fn a_postgres_database_from_before_sync_accounts_gives_its_jobs_the_only_a
         .await
         .unwrap();
 }
+
+/// The audit leaf's function as migration 23 defined it (IMMUTABLE around `convert_to`, which
+/// is STABLE) was never inlined, so PostgreSQL parsed its body again on every event's insert.
+/// A database from before migration 25 gets it redefined: the planner writes the hash into the
+/// statement's own plan, and the hash is still RFC 9162's leaf of the text's UTF-8 bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_database_from_before_migration_25_hashes_audit_leaves_inline_and_alike() {
+    let Ok(server) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!("skipped: TEST_DATABASE_URL is unset");
+        return;
+    };
+    let name = format!("scimitar_existing_audit_leaf_{}", std::process::id());
+    let url = scimitar_store::postgres::scratch::create(&server, &name)
+        .await
+        .unwrap();
+    let schema = format!(
+        "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied BIGINT NOT NULL);\n{}",
+        migrations_up_to(scimitar_store::migrations::POSTGRES_MIGRATIONS, 24),
+    );
+    load_dump(&url, &schema).await;
+    let store = scimitar_store::postgres::PostgresStore::connect(&url, 2)
+        .await
+        .unwrap();
+    drop(store);
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(connection);
+    let plan: Vec<String> = client
+        .query(
+            "EXPLAIN (VERBOSE) SELECT scimitar_audit_leaf(event) FROM audit_events",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert!(
+        plan.iter()
+            .all(|line| !line.contains("scimitar_audit_leaf")),
+        "the leaf's function is called, not inlined: {plan:#?}"
+    );
+    assert!(plan.iter().any(|line| line.contains("sha256")), "{plan:#?}");
+    let text = "{\"display_name\":\"Zoë Ångström ✓\"}";
+    let leaf: String = client
+        .query_one("SELECT scimitar_audit_leaf($1)", &[&text])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        leaf,
+        scimitar_domain::ids::lower_hex(&scimitar_audit::merkle::leaf_hash(text.as_bytes()))
+    );
+    drop(client);
+    let _ = driver.await;
+    scimitar_store::postgres::scratch::drop(&server, &name)
+        .await
+        .unwrap();
+}
