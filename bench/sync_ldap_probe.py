@@ -23,14 +23,17 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sync_watch_probe import Scim, percentile, wait_for  # noqa: E402
 
+# The group bench/sync_scale_ldap_seed.py seeds (with member probe-0), by its cn.
+GROUP = "watch-bench"
+
 
 def main(argv):
     ldap_url, bind_dn, target_url = argv[1], argv[2], argv[3]
     changes, deadline = int(argv[4]), float(argv[5])
     suffix = bind_dn.split(",", 1)[1]
-    group, probe = f"cn=watch-bench,ou=groups,{suffix}", f"uid=probe-1,ou=people,{suffix}"
+    group, probe = f"cn={GROUP},ou=groups,{suffix}", f"uid=probe-1,ou=people,{suffix}"
     target = Scim(target_url, os.environ["BENCH_TARGET_TOKEN"])
-    if not wait_for(target, 1, time.monotonic() + max(600, deadline)):
+    if not wait_for(target, 1, time.monotonic() + max(600, deadline), GROUP):
         sys.exit("sync_ldap_probe: the first run did not bring the group to the target")
     password = os.environ["BENCH_LDAP_PASSWORD"]
     delays = []
@@ -42,7 +45,7 @@ def main(argv):
         if result.returncode != 0:
             sys.exit(f"sync_ldap_probe: ldapmodify: {result.stderr.decode()}")
         changed = time.monotonic()
-        if not wait_for(target, expected, changed + deadline):
+        if not wait_for(target, expected, changed + deadline, GROUP):
             sys.exit(f"sync_ldap_probe: a change did not show within {deadline} s")
         delays.append((time.monotonic() - changed) * 1000)
         inside = not inside

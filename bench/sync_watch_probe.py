@@ -59,9 +59,9 @@ class Scim:
         return page.get("Resources", []) if status == 200 else []
 
 
-def member_count(target):
+def member_count(target, group):
     """The target group's member count (probe-0 alone, or with probe-1), None before it exists."""
-    groups = target.find("Groups", "displayName", GROUP)
+    groups = target.find("Groups", "displayName", group)
     if len(groups) != 1:
         return None
     status, group = target.call("GET", f"/Groups/{groups[0]['id']}")
@@ -70,9 +70,11 @@ def member_count(target):
     return len(group.get("members", []))
 
 
-def wait_for(target, count, deadline):
+def wait_for(target, count, deadline, group=GROUP):
+    """Whether the target's `group` shows `count` members before the deadline. The group is
+    this probe's own unless named (the LDAP probe's comes from the directory's seed)."""
     while time.monotonic() < deadline:
-        if member_count(target) == count:
+        if member_count(target, group) == count:
             return True
         time.sleep(0.002)
     return False
