@@ -156,7 +156,9 @@ impl ListAnchors {
         let last = rows.len().saturating_sub(1);
         for (index, key) in rows.iter().enumerate() {
             let rows_before = offset + index as u64 + 1;
-            if (rows_before % STRIDE != 0 && index != last) || remembered.marks.len() >= MAX_MARKS {
+            if (!rows_before.is_multiple_of(STRIDE) && index != last)
+                || remembered.marks.len() >= MAX_MARKS
+            {
                 continue;
             }
             remembered.marks.insert(rows_before, key.clone());
@@ -166,6 +168,7 @@ impl ListAnchors {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn list() -> ListKey {
