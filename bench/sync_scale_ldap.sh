@@ -21,6 +21,7 @@
 # Settings (environment variables, defaults in brackets); everything stays on 127.0.0.1:
 #   SCALE_WATCH_CHANGES [20]   membership changes timed under watch (0 skips the watch step)
 #   SCALE_WATCH_DEADLINE [120] seconds one change may take before the benchmark fails
+#   SCALE_WATCH_LOG [info]     the watch's SCIMITAR_LOG (e.g. info,scimitar_sync=debug: each poll's phases)
 #   SCALE_PAGE_SIZE [1000]     entries per page of the directory's paged searches
 #   SCALE_RERUN [1]            0 skips the no-change re-run
 #   SCALE_PLAN_ONLY [0]        1 stops after timing the directory's searches and a `sync plan`
@@ -243,7 +244,7 @@ echo "  initial sync:          ${initial_seconds} s ($initial_writes writes, $in
 echo "  re-run with no change: ${rerun_seconds} s ($rerun_writes writes)"
 
 if [[ "$watch_changes" -gt 0 ]]; then
-    SCIMITAR_LOG=info "$binary" sync watch --config "$work_dir/job.toml" \
+    SCIMITAR_LOG="${SCALE_WATCH_LOG:-info}" "$binary" sync watch --config "$work_dir/job.toml" \
         >"$work_dir/watch.stdout" 2>"$work_dir/watch.stderr" &
     pids+=($!)
     # The watch's first run is full (both sides read whole); the probe's changes are timed

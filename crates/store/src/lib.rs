@@ -375,6 +375,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// A `scimitar sync` job's mappings and watermark (empty for a job never run).
     async fn sync_state(&self, job: &str) -> ScimResult<SyncJobState>;
+    /// Who holds a sync job's lease, and until when (`None`: nobody ever took it, or it was
+    /// given up): [`Store::sync_state`]'s lease alone, read on every turn of a `watch` without
+    /// the job's mappings.
+    async fn sync_lease(&self, job: &str) -> ScimResult<Option<(String, Timestamp)>>;
     /// A sync job's latest `limit` runs, newest first.
     async fn sync_runs(&self, job: &str, limit: usize) -> ScimResult<Vec<SyncRunRecord>>;
     /// Every sync state key whose job answers to `account`, by key, each with its latest run.

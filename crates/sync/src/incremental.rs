@@ -9,7 +9,7 @@
 
 use crate::config::state_key;
 use crate::model::{Capabilities, Identity, JobState, Kind, Snapshot};
-use crate::plan::plan_partial_with_gone;
+use crate::plan::{plan_partial_settled, settled};
 use crate::run::{
     capabilities_of, finish, for_target, kinds_for, FanOut, FanOutReport, Mode, Report, Source,
     Target, TargetOutcome,
@@ -208,10 +208,13 @@ pub(crate) async fn run_target(
         ..
     } = ready;
     let changed = for_target(changed, &capabilities);
+    // What was read again though the source asks nothing new of it is not read at the target.
+    let settled = settled(&changed, &before, &job.policy, &capabilities);
     let mapped: Vec<(Kind, String)> = changed
         .identities
         .iter()
         .map(|identity| (identity.kind, identity.id.clone()))
+        .filter(|key| !settled.contains(key))
         .chain(gone.iter().cloned())
         .filter_map(|key| {
             before
@@ -220,19 +223,23 @@ pub(crate) async fn run_target(
                 .map(|mapping| (key.0, mapping.target_id.clone()))
         })
         .collect();
+    let timer = std::time::Instant::now();
     let target_read = read_by_kind(&target.endpoint, &mapped)
         .await
         .map_err(|failure| SyncError::Target(failure.to_string()))?;
-    let planned = plan_partial_with_gone(
+    let target_read_at = timer.elapsed();
+    let planned = plan_partial_settled(
         &changed,
         &Snapshot::of(target_read),
         &before,
         &job.policy,
         &capabilities,
         gone,
+        &settled,
         started.as_micros(),
     );
-    finish(
+    let planned_at = timer.elapsed();
+    let finished = finish(
         &job.job_for(target),
         target.name.as_deref(),
         mode,
@@ -244,7 +251,16 @@ pub(crate) async fn run_target(
         store,
         clock,
     )
-    .await
+    .await;
+    tracing::debug!(
+        changed = changed.identities.len(),
+        settled = settled.len(),
+        target_read_ms = target_read_at.as_millis() as u64,
+        plan_ms = (planned_at - target_read_at).as_millis() as u64,
+        finish_ms = (timer.elapsed() - planned_at).as_millis() as u64,
+        "an incremental run of one target"
+    );
+    finished
 }
 
 /// What changed at the source since `watermark`, and the members it names that are neither

@@ -1,7 +1,7 @@
 //! Incremental runs from an LDAP directory: read only the entries changed since the job's
 //! watermark (OpenLDAP's `modifyTimestamp`, Active Directory's `uSNChanged` against the
 //! rootDSE's `highestCommittedUSN`), with every entry's id in scope from a pass that asks for
-//! nothing else, and plan a partial run from them ([`crate::plan::plan_partial_with_gone`]).
+//! nothing else, and plan a partial run from them ([`crate::plan::plan_partial_settled`]).
 //!
 //! The id pass is what lets a directory say what it deleted: a managed object whose id is no
 //! longer among them was deleted, or moved out of the bases and filters the job reads, and is
@@ -54,6 +54,7 @@ pub async fn run(
     mode: Mode,
 ) -> SyncResult<Option<(FanOutReport, ChangesRead)>> {
     let started = clock.now();
+    let timer = std::time::Instant::now();
     let Some((ready, mut sections)) = ready_targets(job, store).await? else {
         return Ok(None);
     };
@@ -79,9 +80,11 @@ pub async fn run(
             ChangesRead::default(),
         )));
     };
+    let states_loaded = timer.elapsed();
     let changes = read_changes(directory, password, &oldest)
         .await
         .map_err(|error| SyncError::Source(error.to_string()))?;
+    let directory_read = timer.elapsed() - states_loaded;
     let present: HashSet<(Kind, &str)> = changes
         .present_user_ids
         .iter()
@@ -145,6 +148,9 @@ pub async fn run(
         changed_groups = read.changed_groups,
         present = read.present,
         gone = read.gone,
+        states_ms = states_loaded.as_millis() as u64,
+        directory_ms = directory_read.as_millis() as u64,
+        total_ms = timer.elapsed().as_millis() as u64,
         "read what changed in the directory"
     );
     Ok(Some((in_job_order(job, mode, sections), read)))

@@ -226,24 +226,68 @@ pub fn plan_partial(
     planner.run(now)
 }
 
-/// [`plan_partial`], told which managed source objects are gone (the source listed what it
-/// still holds, and these are not among it: deleted, or moved out of what the job reads).
-/// Those are deprovisioned (deactivated, retired, deleted after the grace period) as a full
-/// run would, under the same deletion guard; every other absent object is unchanged. The
-/// caller's part also covers them: their target objects are in the target read.
+/// The objects of a partial read that the source asks nothing new of: managed (mapped, not
+/// deprovisioned), in scope, and with the digest the last complete run remembered for them
+/// ([`crate::drift::digest`]: desired attributes, `active`, and a group's desired members).
+///
+/// A read that cannot tell an entry it already applied from one that changed again returns
+/// them again: a directory's watermark of whole seconds re-reads its last second on every
+/// poll, a SCIM source's `ge` watermark its last change, and where groups are flattened the
+/// ancestors of a changed group come with it. Leaving these out of the target read and the
+/// plan ([`plan_partial_settled`]) makes a re-read cost its digest, not a request to the
+/// target. What a settled object leaves undone is what a partial run leaves to the full runs
+/// anyway: drift made at the target since (the full run reads and corrects it).
+pub fn settled(
+    source: &Snapshot,
+    state: &JobState,
+    policy: &Policy,
+    capabilities: &Capabilities,
+) -> HashSet<(Kind, String)> {
+    let empty = Snapshot::default();
+    let mut planner = Planner::new(source, &empty, state, policy, capabilities);
+    planner.partial = true;
+    let scope = planner.scope();
+    let in_scope: HashSet<(Kind, &str)> = scope.iter().copied().collect();
+    scope
+        .iter()
+        .filter(|key| planner.mapping_in_scope(key.0, key.1).is_some())
+        .filter(|key| {
+            let remembered = state.digests.get(&(key.0, key.1.to_string()));
+            remembered.is_some() && planner.digest_now(**key, &in_scope).as_ref() == remembered
+        })
+        .map(|(kind, id)| (*kind, id.to_string()))
+        .collect()
+}
+
+/// [`plan_partial`], told which managed source objects are `gone` and which objects of the
+/// read are [`settled`].
+///
+/// - Gone objects (the source listed what it still holds, and these are not among it:
+///   deleted, or moved out of what the job reads) are deprovisioned (deactivated, retired,
+///   deleted after the grace period) as a full run would, under the same deletion guard;
+///   every other absent object is unchanged. The caller's part also covers them: their target
+///   objects are in the target read.
+/// - Settled objects are placed where their mappings say (as members of other groups, as any
+///   managed object) and otherwise not planned, so their target objects need not be in the
+///   target read.
 #[allow(clippy::too_many_arguments)]
-pub fn plan_partial_with_gone(
+pub fn plan_partial_settled(
     source: &Snapshot,
     target: &Snapshot,
     state: &JobState,
     policy: &Policy,
     capabilities: &Capabilities,
     gone: &BTreeSet<(Kind, String)>,
+    settled: &HashSet<(Kind, String)>,
     now: i64,
 ) -> Plan {
     let mut planner = Planner::new(source, target, state, policy, capabilities);
     planner.partial = true;
     planner.gone = gone.iter().map(|(kind, id)| (*kind, id.as_str())).collect();
+    planner.settled = settled
+        .iter()
+        .map(|(kind, id)| (*kind, id.as_str()))
+        .collect();
     planner.run(now)
 }
 
@@ -286,8 +330,11 @@ struct Planner<'a> {
     /// The snapshots hold what changed, not everything ([`plan_partial`]).
     partial: bool,
     /// In a partial run, the managed source objects known to be gone
-    /// ([`plan_partial_with_gone`]).
+    /// ([`plan_partial_settled`]).
     gone: std::collections::HashSet<(Kind, &'a str)>,
+    /// In a partial run, the objects of the read the source asks nothing new of
+    /// ([`settled`]): placed by their mappings, not planned.
+    settled: HashSet<(Kind, &'a str)>,
 }
 
 impl<'a> Planner<'a> {
@@ -349,6 +396,7 @@ impl<'a> Planner<'a> {
             unmanaged_by_value,
             partial: false,
             gone: Default::default(),
+            settled: HashSet::new(),
         }
     }
 
@@ -549,12 +597,18 @@ impl<'a> Planner<'a> {
 
         for key in &scope {
             let source = self.source[key];
+            let mapping = self.state.mappings.get(&(key.0, key.1.to_string()));
+            if self.settled.contains(key) {
+                if let Some(mapping) = mapping {
+                    placed.insert(*key, Some(mapping.target_id.clone()));
+                }
+                continue;
+            }
             if key.0 != Kind::Group {
                 // A group's digest holds its members too: made with them, below.
-                let digest = crate::drift::digest(&self.desired(source), source.active, None);
-                plan.digests.insert((key.0, key.1.to_string()), digest);
+                plan.digests
+                    .insert((key.0, key.1.to_string()), self.attributes_digest(source));
             }
-            let mapping = self.state.mappings.get(&(key.0, key.1.to_string()));
             let existing = mapping.and_then(|mapping| {
                 self.target
                     .get(&(key.0, mapping.target_id.as_str()))
@@ -703,6 +757,42 @@ impl<'a> Planner<'a> {
         plan
     }
 
+    /// What the source wants of a user or service principal, as remembered after a run.
+    fn attributes_digest(&self, source: &Identity) -> String {
+        crate::drift::digest(&self.desired(source), source.active, None)
+    }
+
+    /// What the source wants of a group, its desired members included.
+    fn group_digest(&self, group: &Identity, wanted: &[Wanted<'a>]) -> String {
+        let mut wanted_keys: Vec<(Kind, &str)> = wanted
+            .iter()
+            .map(|member| match member {
+                Wanted::Source(member) => (member.kind, member.id.as_str()),
+                Wanted::Mapped {
+                    kind, source_id, ..
+                } => (*kind, *source_id),
+            })
+            .collect();
+        wanted_keys.sort_unstable();
+        wanted_keys.dedup();
+        crate::drift::digest(&self.desired(group), None, Some(&wanted_keys))
+    }
+
+    /// The digest a run would remember for this object now; `None` for a group whose
+    /// members the read does not hold enough of to know.
+    fn digest_now(
+        &self,
+        key: (Kind, &'a str),
+        in_scope: &HashSet<(Kind, &'a str)>,
+    ) -> Option<String> {
+        let source = self.source[&key];
+        if key.0 != Kind::Group {
+            return Some(self.attributes_digest(source));
+        }
+        let wanted = self.desired_members(source, in_scope)?;
+        Some(self.group_digest(source, &wanted))
+    }
+
     fn grace_micros(&self) -> i64 {
         self.policy.delete_after_seconds.saturating_mul(1_000_000)
     }
@@ -804,7 +894,10 @@ impl<'a> Planner<'a> {
         }
         let mut changes = Vec::new();
         let mut digests = Vec::new();
-        for key in scope.iter().filter(|key| key.0 == Kind::Group) {
+        for key in scope
+            .iter()
+            .filter(|key| key.0 == Kind::Group && !self.settled.contains(*key))
+        {
             let Some(group_target_id) = placed.get(key) else {
                 continue; // ambiguous: neither created nor adopted
             };
@@ -817,19 +910,10 @@ impl<'a> Planner<'a> {
             let Some(wanted) = self.desired_members(group, in_scope) else {
                 continue; // a partial read too small to say: left for a full run
             };
-            let mut wanted_keys: Vec<(Kind, &str)> = wanted
-                .iter()
-                .map(|member| match member {
-                    Wanted::Source(member) => (member.kind, member.id.as_str()),
-                    Wanted::Mapped {
-                        kind, source_id, ..
-                    } => (*kind, *source_id),
-                })
-                .collect();
-            wanted_keys.sort_unstable();
-            wanted_keys.dedup();
-            let digest = crate::drift::digest(&self.desired(group), None, Some(&wanted_keys));
-            digests.push(((Kind::Group, key.1.to_string()), digest));
+            digests.push((
+                (Kind::Group, key.1.to_string()),
+                self.group_digest(group, &wanted),
+            ));
             let mut wanted_target_ids = HashSet::new();
             let mut add = Vec::new();
             for member in wanted {

@@ -912,3 +912,124 @@ fn a_partial_run_scoped_by_group_takes_new_members_of_managed_groups_only() {
     assert_eq!(created, ["dave"], "{plan:#?}");
     assert_eq!(added(&plan, "eng"), ["dave"]);
 }
+
+/// The state a complete run leaves: every planned object mapped where the target holds it,
+/// and the digests its plan computed remembered.
+fn after_complete_run(
+    source: &[Identity],
+    target: &[Identity],
+    capabilities: &Capabilities,
+) -> JobState {
+    let mut state = JobState::default();
+    for (source_object, target_object) in source.iter().zip(target) {
+        owned(
+            &mut state,
+            source_object.kind,
+            &source_object.id,
+            &target_object.id,
+        );
+    }
+    let full = plan(
+        &Snapshot::of(source.to_vec()),
+        &Snapshot::of(target.to_vec()),
+        &state,
+        &Policy::default(),
+        capabilities,
+        0,
+    );
+    crate::drift::remember(&full, true, &mut state);
+    state
+}
+
+#[test]
+fn objects_read_again_unchanged_are_settled_and_planned_without_their_target_objects() {
+    for capabilities in [caps(), flat()] {
+        let ada = user("s1", "ada");
+        let bob = user("s2", "bob");
+        let inner = group("g2", "inner", &["s2"]);
+        let eng = group("g1", "eng", &["s1", "g2"]);
+        let source = [ada.clone(), bob.clone(), inner.clone(), eng.clone()];
+        let mut target: Vec<Identity> = source
+            .iter()
+            .map(|object| mirrored(object, &format!("t-{}", object.id)))
+            .collect();
+        target[2].members = vec!["t-s2".into()];
+        target[3].members = if capabilities.nested_groups {
+            vec!["t-s1".into(), "t-g2".into()]
+        } else {
+            vec!["t-s1".into(), "t-s2".into()]
+        };
+        let state = after_complete_run(&source, &target, &capabilities);
+        assert_eq!(state.digests.len(), 4, "{state:#?}");
+
+        // The same objects read again: every one is settled, and a plan that reads none of
+        // them at the target neither creates nor forgets them (a partial plan without the
+        // settled set would create each again).
+        let read = Snapshot::of(source.to_vec());
+        let settled_now = settled(&read, &state, &Policy::default(), &capabilities);
+        assert_eq!(settled_now.len(), 4, "{settled_now:?}");
+        let nothing_gone = BTreeSet::new();
+        let quiet = plan_partial_settled(
+            &read,
+            &Snapshot::default(),
+            &state,
+            &Policy::default(),
+            &capabilities,
+            &nothing_gone,
+            &settled_now,
+            0,
+        );
+        assert!(quiet.writes_nothing(), "{quiet:#?}");
+        assert!(quiet.forgotten.is_empty(), "{quiet:#?}");
+        let unsettled = plan_partial(
+            &read,
+            &Snapshot::default(),
+            &state,
+            &Policy::default(),
+            &capabilities,
+            0,
+        );
+        assert!(!unsettled.creates.is_empty());
+
+        // A renamed user and the inner group carol joined are not settled; nor is eng where
+        // groups are flattened (its transitive members grew).
+        let renamed = user("s1", "ada").with("displayName", "Ada L.");
+        let carol = user("s3", "carol");
+        let inner_grown = group("g2", "inner", &["s2", "s3"]);
+        let read = Snapshot::of(vec![renamed, bob.clone(), inner_grown, eng.clone(), carol]);
+        let settled_now = settled(&read, &state, &Policy::default(), &capabilities);
+        let mut expected: Vec<(Kind, String)> = vec![(Kind::User, "s2".into())];
+        if capabilities.nested_groups {
+            // eng holds inner itself, which did not change.
+            expected.push((Kind::Group, "g1".into()));
+        }
+        let mut found: Vec<(Kind, String)> = settled_now.into_iter().collect();
+        found.sort();
+        expected.sort();
+        assert_eq!(
+            found, expected,
+            "nested groups: {}",
+            capabilities.nested_groups
+        );
+    }
+}
+
+#[test]
+fn a_deprovisioned_or_unremembered_object_is_never_settled() {
+    let ada = user("s1", "ada");
+    let target = [mirrored(&ada, "t1")];
+    let mut state = after_complete_run(std::slice::from_ref(&ada), &target, &caps());
+    let read = Snapshot::of(vec![ada.clone()]);
+    assert_eq!(settled(&read, &state, &Policy::default(), &caps()).len(), 1);
+    // Deprovisioned: a run must restore it.
+    state
+        .mappings
+        .get_mut(&(Kind::User, "s1".to_string()))
+        .unwrap()
+        .deprovisioned_at = Some(0);
+    assert!(settled(&read, &state, &Policy::default(), &caps()).is_empty());
+    // No digest remembered (a run from before digests, or one that failed).
+    let mut state = after_complete_run(std::slice::from_ref(&ada), &target, &caps());
+    state.digests.clear();
+    assert!(settled(&read, &state, &Policy::default(), &caps()).is_empty());
+}

@@ -138,8 +138,8 @@ pub async fn take_lease(
     store
         .apply(&AccountId::new(NO_ACCOUNT), Change::SyncLease(lease))
         .await?;
-    let state = store.sync_state(job).await?;
-    Ok(state.lease_owner.as_deref() == Some(owner) && state.lease_until == Some(until))
+    let held = store.sync_lease(job).await?;
+    Ok(held.is_some_and(|(holder, held_until)| holder == owner && held_until == until))
 }
 
 /// Gives the job's lease up, if `owner` holds it.
@@ -160,8 +160,9 @@ pub async fn lease_holder(
     job: &str,
     now: Timestamp,
 ) -> SyncResult<Option<String>> {
-    let state = store.sync_state(job).await?;
-    Ok(state
-        .lease_owner
-        .filter(|_| state.lease_until.is_some_and(|until| until > now)))
+    Ok(store
+        .sync_lease(job)
+        .await?
+        .filter(|(_, until)| *until > now)
+        .map(|(owner, _)| owner))
 }

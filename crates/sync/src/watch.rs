@@ -164,10 +164,11 @@ impl Watch {
                 }
                 Ok(false) => {
                     let holder = store
-                        .sync_state(&self.job.name)
+                        .sync_lease(&self.job.name)
                         .await
                         .ok()
-                        .and_then(|state| state.lease_owner);
+                        .flatten()
+                        .map(|(owner, _)| owner);
                     if holding {
                         tracing::warn!(job = %self.job.name, holder = holder.as_deref().unwrap_or("unknown"), "lost the job's lease: another process runs the job");
                         holding = false;

@@ -184,13 +184,22 @@ pub async fn a_sync_job_lease_is_held_by_one_owner_until_it_expires_or_is_releas
             until: Timestamp::from_micros(until),
         })
     };
+    // The lease as the job's state has it, which `sync_lease` (read without the mappings)
+    // always agrees with.
     async fn holder(store: &dyn Store) -> (Option<String>, Option<i64>) {
         let state = store.sync_state("hr").await.unwrap();
-        (
+        let held = (
             state.lease_owner,
             state.lease_until.map(Timestamp::as_micros),
-        )
+        );
+        let lease = store.sync_lease("hr").await.unwrap();
+        assert_eq!(
+            lease.map(|(owner, until)| (Some(owner), Some(until.as_micros()))),
+            held.0.is_some().then(|| held.clone()),
+        );
+        held
     }
+    assert_eq!(store.sync_lease("hr").await.unwrap(), None);
     store.apply(&nobody, take("a", 100, 200)).await.unwrap();
     assert_eq!(holder(store).await, (Some("a".into()), Some(200)));
     // Another owner's take before the lease has passed changes nothing.

@@ -631,6 +631,17 @@ impl<B: SqlBackend> Store for B {
         .await
     }
 
+    async fn sync_lease(
+        &self,
+        job: &str,
+    ) -> ScimResult<Option<(String, scimitar_domain::Timestamp)>> {
+        let job = job.to_string();
+        run!(self, Point, |session| crate::sql::sync_state::lease_of(
+            session, &job
+        ))
+        .await
+    }
+
     async fn sync_runs(&self, job: &str, limit: usize) -> ScimResult<Vec<crate::SyncRunRecord>> {
         let job = job.to_string();
         run!(self, Point, |session| crate::sql::sync_state::runs(

@@ -55,6 +55,26 @@ pub async fn job_state<T: SqlTransaction>(session: &mut T, job: &str) -> ScimRes
     })
 }
 
+/// Who holds a job's lease, and until when; `None` when nobody does (or ever did).
+pub async fn lease_of<T: SqlTransaction>(
+    session: &mut T,
+    job: &str,
+) -> ScimResult<Option<(String, Timestamp)>> {
+    let Some(mut row) = query_opt(
+        session,
+        "SELECT lease_owner, lease_until FROM sync_jobs WHERE job = $1",
+        params![job],
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    Ok(match (row.optional_text(0)?, row.optional_integer(1)?) {
+        (Some(owner), Some(until)) => Some((owner, Timestamp::from_micros(until))),
+        _ => None,
+    })
+}
+
 /// What `sync_jobs` holds of a job, in [`job_row`]'s order.
 const JOB_COLUMNS: &str = "watermark, lease_owner, lease_until, account_id, \
                            quarantine_failures, quarantine_next_run";
