@@ -26,9 +26,11 @@ use scimitar_ldap::{read_group_graph, DirectoryChanges, DirectoryConfig, Directo
 use std::collections::{HashMap, HashSet};
 
 /// Adds to `changes.changed_groups` (what the run reads whole) the groups a target that
-/// flattens needs re-planned, each as the group graph holds it: the ancestors of every changed
-/// group that some target manages, and every group nested under those or under a changed
-/// group. `states` are the job's targets' states before the run.
+/// flattens needs planned again, each as the group graph holds it: the ancestors of every
+/// changed group (and, when a managed group is gone, of every group naming a DN no longer in
+/// scope) where some target manages them, and every group nested under those or under a
+/// changed group. `states` are the job's targets' states before the run. Reads nothing when
+/// no group changed and none is gone.
 pub async fn add_ancestors_and_subtrees(
     directory: &DirectoryConfig,
     password: Option<&str>,
