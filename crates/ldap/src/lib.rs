@@ -16,6 +16,8 @@
 //! high-water mark (the largest `modifyTimestamp`, or AD's `uSNChanged`) is returned for
 //! incremental reads ([`read_changes`]), which return the entries changed since a mark plus
 //! the ids of everything still in scope, so that deletions show as ids that are gone.
+//! [`read_group_graph`] reads every group with its members (and which name an entry no longer
+//! in scope), for a target that flattens nesting: a changed group's ancestors are found there.
 //!
 //! The bind password is given separately from the configuration, so that a caller reads it
 //! from a file or the environment and it is never part of what is printed or logged.
@@ -318,6 +320,102 @@ pub async fn read_changes(
         high_water: read.high_water,
         unresolved_members: read.unresolved_members,
     })
+}
+
+/// Every group in scope with its members, and which of them name a member that is not: what
+/// an incremental run into a target that flattens groups needs beyond [`read_changes`], since
+/// a changed group changes what every group above it holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupGraph {
+    /// Every group, its members resolved to ids as a full read resolves them.
+    pub groups: Vec<DirectoryGroup>,
+    /// Ids of the groups naming a member DN that is no user or group in scope. A directory
+    /// without referential integrity leaves a deleted (or moved) entry's DN in its groups
+    /// without their stamp moving, so these are where a gone group may have been nested.
+    pub naming_unresolved: Vec<String>,
+}
+
+/// Reads every group in scope whole (id, name, members) and every user's id, to resolve the
+/// members with: the group graph, from which a caller finds a changed group's ancestors and
+/// what is nested under them. At 10,000 groups of 100 members this costs about a full read of
+/// the groups plus the id pass over the users (BENCHMARKS.md, "sync from LDAP at scale").
+pub async fn read_group_graph(
+    config: &DirectoryConfig,
+    password: Option<&str>,
+) -> Result<GroupGraph> {
+    let conventions = Conventions::of(config);
+    let mut ldap = connect(config, password).await?;
+    let read = group_graph(&mut ldap, config, &conventions).await;
+    let _ = ldap.unbind().await;
+    read
+}
+
+async fn group_graph(
+    ldap: &mut Ldap,
+    config: &DirectoryConfig,
+    conventions: &Conventions,
+) -> Result<GroupGraph> {
+    let user_base = config.user_base_dn.as_deref().unwrap_or(&config.base_dn);
+    let group_base = config.group_base_dn.as_deref().unwrap_or(&config.base_dn);
+    let id = conventions.id.as_str();
+    let users = search(ldap, config, user_base, &conventions.user_filter, &[id]).await?;
+    let mut groups = search(
+        ldap,
+        config,
+        group_base,
+        &conventions.group_filter,
+        &[id, "cn", MEMBER_ATTRIBUTES[0], MEMBER_ATTRIBUTES[1]],
+    )
+    .await?;
+    for entry in &mut groups {
+        range::complete(entry, &mut OneEntry(ldap)).await?;
+    }
+    let mut kinds: HashMap<String, (bool, String)> = HashMap::new();
+    for (is_user, entries) in [(true, &users), (false, &groups)] {
+        for entry in entries {
+            if let Some(entry_id) = entry_id(entry, conventions) {
+                kinds.insert(dn::normalize(&entry.dn), (is_user, entry_id));
+            }
+        }
+    }
+    let mut graph = GroupGraph::default();
+    for entry in groups {
+        let Some(group_id) = entry_id(&entry, conventions) else {
+            continue;
+        };
+        let mut group = DirectoryGroup {
+            display_name: first(&entry, "cn")
+                .map(str::to_string)
+                .unwrap_or_else(|| first_rdn_value(&entry.dn)),
+            id: group_id,
+            dn: entry.dn.clone(),
+            member_users: Vec::new(),
+            member_groups: Vec::new(),
+        };
+        let mut unresolved = false;
+        for attribute in MEMBER_ATTRIBUTES {
+            for member in values(&entry, attribute) {
+                match kinds.get(&dn::normalize(member_dn(attribute, member))) {
+                    Some((true, member_id)) => group.member_users.push(member_id.clone()),
+                    Some((false, member_id)) => group.member_groups.push(member_id.clone()),
+                    None => unresolved = true,
+                }
+            }
+        }
+        if unresolved {
+            graph.naming_unresolved.push(group.id.clone());
+        }
+        graph.groups.push(group);
+    }
+    Ok(graph)
+}
+
+/// A member value's DN: `uniqueMember` may carry `#'...'B` (an optional unique id) after it.
+fn member_dn<'v>(attribute: &str, value: &'v str) -> &'v str {
+    match (attribute, value.rfind("#'")) {
+        ("uniqueMember", Some(at)) if value.ends_with("'B") => &value[..at],
+        _ => value,
+    }
 }
 
 async fn connect(config: &DirectoryConfig, password: Option<&str>) -> Result<Ldap> {

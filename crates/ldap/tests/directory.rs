@@ -7,7 +7,8 @@
 
 use scimitar_ldap::testing::{Entry, PrivateCa, Slapd, GROUPS, PEOPLE, READER_DN, READER_PASSWORD};
 use scimitar_ldap::{
-    read_changes, read_directory, Directory, DirectoryConfig, DirectoryError, DirectoryUser,
+    read_changes, read_directory, read_group_graph, Directory, DirectoryConfig, DirectoryError,
+    DirectoryGroup, DirectoryUser,
 };
 use std::time::Duration;
 
@@ -281,6 +282,55 @@ async fn changes_since_a_mark_are_read_with_every_id_still_in_scope() {
         matches!(refused, Err(DirectoryError::Config(_))),
         "{refused:?}"
     );
+}
+
+/// The group graph holds every group as a full read resolves it, and names the groups whose
+/// members include a DN that is no entry in scope: the outsider (another OU) from the start,
+/// and a deleted user's, which this directory (no referential integrity) leaves in its group.
+#[tokio::test]
+async fn the_group_graph_holds_every_group_and_those_naming_what_is_not_in_scope() {
+    let Some(slapd) = Slapd::start().await else {
+        return;
+    };
+    seed(&slapd).await;
+    let by_id = |mut groups: Vec<DirectoryGroup>| {
+        groups.sort_by(|a, b| a.id.cmp(&b.id));
+        groups
+    };
+    let directory = read_directory(&config(&slapd), Some(READER_PASSWORD))
+        .await
+        .unwrap();
+    let graph = read_group_graph(&config(&slapd), Some(READER_PASSWORD))
+        .await
+        .unwrap();
+    assert_eq!(by_id(graph.groups), by_id(directory.groups.clone()));
+    let group_id = |name: &str| {
+        directory
+            .groups
+            .iter()
+            .find(|group| group.display_name == name)
+            .unwrap()
+            .id
+            .clone()
+    };
+    assert_eq!(graph.naming_unresolved, [group_id("platform")]);
+
+    slapd.delete("uid=bob,ou=people,dc=example,dc=test").await;
+    let graph = read_group_graph(&config(&slapd), Some(READER_PASSWORD))
+        .await
+        .unwrap();
+    let mut naming_unresolved = graph.naming_unresolved.clone();
+    naming_unresolved.sort_unstable();
+    let mut expected = vec![group_id("platform"), group_id("eng")];
+    expected.sort_unstable();
+    assert_eq!(naming_unresolved, expected);
+    let eng = graph
+        .groups
+        .iter()
+        .find(|group| group.display_name == "eng")
+        .unwrap();
+    assert_eq!(eng.member_users, [id_of(&directory, "alice")]);
+    assert_eq!(eng.member_groups, [group_id("platform")]);
 }
 
 #[tokio::test]

@@ -10,10 +10,14 @@
 //! whole member list into the plan. A changed entry is read whole; an unchanged one costs its
 //! id and stamp.
 //!
-//! What is left to the full read at `interval_seconds`: a changed group naming a member the job
-//! has not mapped and that did not change (one a named group's scope now reaches: the run is
-//! full at once instead), attribute changes a directory makes without moving the entry's stamp,
-//! and a target that flattens groups (its changed group's ancestors would have to be read too).
+//! Where a target flattens groups, a changed group changes what every group above it holds:
+//! those groups, and everything nested under them, are read whole too, from a read of every
+//! group made only for such a run ([`crate::ldap_ancestors`]), and flattened again.
+//!
+//! What is left to the full read at `interval_seconds`: a group read whole naming a member the
+//! job has not mapped and that did not change (one a named group's scope now reaches: the run
+//! is full at once instead), and attribute changes a directory makes without moving the
+//! entry's stamp.
 
 use crate::incremental::{in_job_order, ready_targets, run_target};
 use crate::ldap::snapshot_of;
@@ -43,8 +47,10 @@ pub struct ChangesRead {
 
 /// Runs every target of `job` once from what changed in `directory` since the oldest of the
 /// targets' watermarks, or returns `None` when the job must run in full: a target without a
-/// watermark, or with one that is not this directory's mark, a target that flattens groups,
-/// or a changed group naming a member the job has not mapped and did not read.
+/// watermark, or with one that is not this directory's mark, or a group read whole naming a
+/// member the job has not mapped and did not read. Where a target flattens groups, the
+/// changed groups' ancestors and what is nested under them are read whole too
+/// ([`crate::ldap_ancestors`]).
 pub async fn run(
     job: &FanOut,
     directory: &DirectoryConfig,
@@ -58,11 +64,6 @@ pub async fn run(
     let Some((ready, mut sections)) = ready_targets(job, store).await? else {
         return Ok(None);
     };
-    // A target that flattens groups needs a changed group's ancestors, which only a SCIM
-    // source's incremental read gathers (`crate::ancestors`): the run is full.
-    if ready.iter().any(|each| !each.capabilities.nested_groups) {
-        return Ok(None);
-    }
     let mut oldest: Option<&str> = None;
     for each in &ready {
         let mark = each.watermark.as_str();
@@ -81,9 +82,23 @@ pub async fn run(
         )));
     };
     let states_loaded = timer.elapsed();
-    let changes = read_changes(directory, password, &oldest)
+    let mut changes = read_changes(directory, password, &oldest)
         .await
         .map_err(|error| SyncError::Source(error.to_string()))?;
+    // ---- Targets that flatten groups (`crate::ldap_ancestors`): a changed group changes
+    // what every group above it holds, so those groups and everything nested under them join
+    // the groups read whole (and are checked below for members the job has not mapped).
+    if ready.iter().any(|each| !each.capabilities.nested_groups) {
+        let states: Vec<&JobState> = ready.iter().map(|each| &each.before).collect();
+        crate::ldap_ancestors::add_ancestors_and_subtrees(
+            directory,
+            password,
+            &mut changes,
+            &states,
+        )
+        .await?;
+    }
+    // ----
     let directory_read = timer.elapsed() - states_loaded;
     let present: HashSet<(Kind, &str)> = changes
         .present_user_ids

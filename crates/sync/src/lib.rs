@@ -38,6 +38,8 @@
 //!   groups' ancestors and what is nested under them, read from the source.
 //! - [`ldap_incremental`]: a run from what changed in an LDAP directory since the job's
 //!   watermark, with what it deleted found by the ids it still lists.
+//! - [`ldap_ancestors`]: for such a run into a target that flattens groups, the changed
+//!   groups' ancestors and what is nested under them, from the directory's group graph.
 //! - [`feed`]: a Scimitar source's change feed, long-polled between runs.
 //! - [`watch`]: `watch`, runs again and again on the source's changes or an interval, one
 //!   process at a time per job (a lease in the state database).
@@ -58,6 +60,7 @@ pub mod feed;
 pub mod file;
 pub mod incremental;
 pub mod ldap;
+pub mod ldap_ancestors;
 pub mod ldap_incremental;
 pub mod mapping;
 pub mod model;

@@ -286,3 +286,7 @@ async fn watch_polls_a_directory_and_carries_a_membership_change_incrementally()
     assert!(turns.iter().all(|turn| turn == "ran applied"), "{turns:?}");
     state.close().await;
 }
+
+/// Incremental runs into a target that flattens groups, in a file of their own.
+#[path = "ldap_flattening.rs"]
+mod flattening;
