@@ -8,6 +8,7 @@
 use clap::{Args, Subcommand};
 use scimitar_domain::{Clock, SystemClock};
 use scimitar_sync::config::{state_key, JobConfig, Policy, Profile, SourceConfig, WatchSettings};
+use scimitar_sync::ldap_incremental::DirectoryMemory;
 use scimitar_sync::reviewed::ReviewedPlan;
 use scimitar_sync::run::TargetOutcome;
 use scimitar_sync::run::{
@@ -697,6 +698,9 @@ pub fn job_from_file(path: &Path) -> Result<JobOf, String> {
             Source::Ldap {
                 directory: directory.as_ref().clone(),
                 password,
+                memory: DirectoryMemory::listing_every(Duration::from_secs(
+                    config.watch.deletion_check_seconds,
+                )),
             }
         }
     };

@@ -230,14 +230,16 @@ pub struct Directory {
 }
 
 /// What changed since a mark: the users and groups modified since (whole, their members
-/// resolved), and the ids of every user and group still in scope, so that a consumer sees a
-/// deletion as an id it knows that is no longer present.
+/// resolved), and, when the read listed every entry, the ids of every user and group still in
+/// scope, so that a consumer sees a deletion as an id it knows that is no longer present.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DirectoryChanges {
     pub changed_users: Vec<DirectoryUser>,
     pub changed_groups: Vec<DirectoryGroup>,
-    pub present_user_ids: Vec<String>,
-    pub present_group_ids: Vec<String>,
+    /// Every user in scope, when this read listed them (`None`: it did not look).
+    pub present_user_ids: Option<Vec<String>>,
+    /// Every group in scope, when this read listed them.
+    pub present_group_ids: Option<Vec<String>>,
     pub high_water: Option<String>,
     pub unresolved_members: usize,
 }
@@ -278,7 +280,7 @@ type Result<T> = std::result::Result<T, DirectoryError>;
 pub async fn read_directory(config: &DirectoryConfig, password: Option<&str>) -> Result<Directory> {
     let conventions = Conventions::of(config);
     let mut ldap = connect(config, password).await?;
-    let read = read_all(&mut ldap, config, &conventions, None).await;
+    let read = read_all(&mut ldap, config, &conventions, Reading::Everything).await;
     let _ = ldap.unbind().await;
     let read = read?;
     Ok(Directory {
@@ -293,11 +295,17 @@ pub async fn read_directory(config: &DirectoryConfig, password: Option<&str>) ->
 /// Reads what changed since `mark` (a [`Directory::high_water`] or
 /// [`DirectoryChanges::high_water`]): entries whose stamp is at or after it (the mark's own
 /// second is read again, so a change in the same second as the last read is never missed;
-/// a consumer applying what it already has changes nothing), and every id in scope.
+/// a consumer applying what it already has changes nothing), their member DNs resolved with
+/// `index`, which the read keeps up to date. It lists every entry in scope (their ids, by
+/// which a consumer sees a deletion as an id it knows that is no longer present) when `list`
+/// asks, when `index` was never filled by a listing, or when a changed group names a DN the
+/// index does not know; [`DirectoryChanges::present_user_ids`] then holds them.
 pub async fn read_changes(
     config: &DirectoryConfig,
     password: Option<&str>,
     mark: &str,
+    index: &mut EntryIndex,
+    list: bool,
 ) -> Result<DirectoryChanges> {
     let conventions = Conventions::of(config);
     if !mark
@@ -309,14 +317,19 @@ pub async fn read_changes(
         )));
     }
     let mut ldap = connect(config, password).await?;
-    let read = read_all(&mut ldap, config, &conventions, Some(mark)).await;
+    let reading = Reading::Since { mark, index, list };
+    let read = read_all(&mut ldap, config, &conventions, reading).await;
     let _ = ldap.unbind().await;
     let read = read?;
+    let (present_user_ids, present_group_ids) = match read.present {
+        Some((users, groups)) => (Some(users), Some(groups)),
+        None => (None, None),
+    };
     Ok(DirectoryChanges {
         changed_users: read.users,
         changed_groups: read.groups,
-        present_user_ids: read.present_users,
-        present_group_ids: read.present_groups,
+        present_user_ids,
+        present_group_ids,
         high_water: read.high_water,
         unresolved_members: read.unresolved_members,
     })
@@ -335,17 +348,19 @@ pub struct GroupGraph {
     pub naming_unresolved: Vec<String>,
 }
 
-/// Reads every group in scope whole (id, name, members) and every user's id, to resolve the
-/// members with: the group graph, from which a caller finds a changed group's ancestors and
-/// what is nested under them. At 10,000 groups of 100 members this costs about a full read of
-/// the groups plus the id pass over the users (BENCHMARKS.md, "sync from LDAP at scale").
+/// Reads every group in scope whole (id, name, members), to resolve the members with the
+/// users of `index` (a listed [`EntryIndex`], as [`read_changes`] just left it; else every
+/// user's id is read too): the group graph, from which a caller finds a changed group's
+/// ancestors and what is nested under them. At 10,000 groups of 100 members this costs about
+/// a full read of the groups (BENCHMARKS.md, "sync from LDAP at scale").
 pub async fn read_group_graph(
     config: &DirectoryConfig,
     password: Option<&str>,
+    index: &EntryIndex,
 ) -> Result<GroupGraph> {
     let conventions = Conventions::of(config);
     let mut ldap = connect(config, password).await?;
-    let read = group_graph(&mut ldap, config, &conventions).await;
+    let read = group_graph(&mut ldap, config, &conventions, index).await;
     let _ = ldap.unbind().await;
     read
 }
@@ -354,11 +369,30 @@ async fn group_graph(
     ldap: &mut Ldap,
     config: &DirectoryConfig,
     conventions: &Conventions,
+    index: &EntryIndex,
 ) -> Result<GroupGraph> {
     let user_base = config.user_base_dn.as_deref().unwrap_or(&config.base_dn);
     let group_base = config.group_base_dn.as_deref().unwrap_or(&config.base_dn);
     let id = conventions.id.as_str();
-    let users = search(ldap, config, user_base, &conventions.user_filter, &[id]).await?;
+    // Groups are read here whole, so only the users come from the index: a group deleted
+    // since its listing is then no longer resolved, as the graph's callers need.
+    let mut kinds: HashMap<String, (bool, String)> = if index.is_listed() {
+        index
+            .by_dn
+            .iter()
+            .filter(|(_, (is_user, _))| *is_user)
+            .map(|(dn, known)| (dn.clone(), known.clone()))
+            .collect()
+    } else {
+        let users = search(ldap, config, user_base, &conventions.user_filter, &[id]).await?;
+        users
+            .iter()
+            .filter_map(|entry| {
+                let entry_id = entry_id(entry, conventions)?;
+                Some((dn::normalize(&entry.dn), (true, entry_id)))
+            })
+            .collect()
+    };
     let mut groups = search(
         ldap,
         config,
@@ -370,12 +404,9 @@ async fn group_graph(
     for entry in &mut groups {
         range::complete(entry, &mut OneEntry(ldap)).await?;
     }
-    let mut kinds: HashMap<String, (bool, String)> = HashMap::new();
-    for (is_user, entries) in [(true, &users), (false, &groups)] {
-        for entry in entries {
-            if let Some(entry_id) = entry_id(entry, conventions) {
-                kinds.insert(dn::normalize(&entry.dn), (is_user, entry_id));
-            }
+    for entry in &groups {
+        if let Some(entry_id) = entry_id(entry, conventions) {
+            kinds.insert(dn::normalize(&entry.dn), (false, entry_id));
         }
     }
     let mut graph = GroupGraph::default();
@@ -483,8 +514,8 @@ async fn connect(config: &DirectoryConfig, password: Option<&str>) -> Result<Lda
 struct Read {
     users: Vec<DirectoryUser>,
     groups: Vec<DirectoryGroup>,
-    present_users: Vec<String>,
-    present_groups: Vec<String>,
+    /// The ids of every user and of every group in scope, when this read listed them.
+    present: Option<(Vec<String>, Vec<String>)>,
     high_water: Option<String>,
     unresolved_members: usize,
     skipped_users: usize,
@@ -498,8 +529,12 @@ async fn read_all(
     ldap: &mut Ldap,
     config: &DirectoryConfig,
     conventions: &Conventions,
-    since: Option<&str>,
+    reading: Reading<'_>,
 ) -> Result<Read> {
+    let since = match &reading {
+        Reading::Everything => None,
+        Reading::Since { mark, .. } => Some(*mark),
+    };
     let user_base = config.user_base_dn.as_deref().unwrap_or(&config.base_dn);
     let group_base = config.group_base_dn.as_deref().unwrap_or(&config.base_dn);
     let id = conventions.id.as_str();
@@ -549,51 +584,83 @@ async fn read_all(
         range::complete(entry, &mut OneEntry(ldap)).await?;
     }
     // Every entry in scope, by DN, to resolve members against and to know what is still
-    // there: the entries just read, or, reading only what changed, a pass over every entry
+    // there. A full read: the entries just read. Reading only what changed: the index an
+    // earlier read left, with the changed entries learnt into it, or, when asked to list (or
+    // when a changed group names a DN the index does not know), a new pass over every entry
     // that asks for nothing but its id and stamp.
-    let (all_users, all_groups) = match since {
-        None => (None, None),
-        Some(_) => (
-            Some(
-                search(
+    let mut read = Read::default();
+    let mut own_index = EntryIndex::default();
+    let index = match reading {
+        Reading::Everything => {
+            for (is_user, entries) in [(true, &user_entries), (false, &group_entries)] {
+                for entry in entries {
+                    if let Some(entry_id) = entry_id(entry, conventions) {
+                        own_index.learn(&entry.dn, is_user, entry_id);
+                    }
+                    raise(&mut read.high_water, first(entry, stamp), conventions);
+                }
+            }
+            &mut own_index
+        }
+        Reading::Since { index, list, .. } => {
+            for (is_user, entries) in [(true, &user_entries), (false, &group_entries)] {
+                for entry in entries {
+                    if let Some(entry_id) = entry_id(entry, conventions) {
+                        index.learn(&entry.dn, is_user, entry_id);
+                    }
+                    raise(&mut read.high_water, first(entry, stamp), conventions);
+                }
+            }
+            let unknown_member = || {
+                group_entries.iter().any(|entry| {
+                    MEMBER_ATTRIBUTES.iter().any(|attribute| {
+                        values(entry, attribute)
+                            .iter()
+                            .any(|value| !index.knows(&dn::normalize(member_dn(attribute, value))))
+                    })
+                })
+            };
+            if list || !index.listed || unknown_member() {
+                let users = search(
                     ldap,
                     config,
                     user_base,
                     &conventions.user_filter,
                     &[id, stamp],
                 )
-                .await?,
-            ),
-            Some(
-                search(
+                .await?;
+                let groups = search(
                     ldap,
                     config,
                     group_base,
                     &conventions.group_filter,
                     &[id, stamp],
                 )
-                .await?,
-            ),
-        ),
-    };
-    let mut read = Read::default();
-    let mut kinds: HashMap<String, (bool, String)> = HashMap::new();
-    for (is_user, entries) in [
-        (true, all_users.as_ref().unwrap_or(&user_entries)),
-        (false, all_groups.as_ref().unwrap_or(&group_entries)),
-    ] {
-        for entry in entries {
-            if let Some(entry_id) = entry_id(entry, conventions) {
-                kinds.insert(dn::normalize(&entry.dn), (is_user, entry_id.clone()));
-                if is_user {
-                    read.present_users.push(entry_id);
-                } else {
-                    read.present_groups.push(entry_id);
+                .await?;
+                let mut listed = EntryIndex {
+                    listed: true,
+                    ..EntryIndex::default()
+                };
+                let mut present = (Vec::new(), Vec::new());
+                for (is_user, entries) in [(true, &users), (false, &groups)] {
+                    for entry in entries {
+                        if let Some(entry_id) = entry_id(entry, conventions) {
+                            if is_user {
+                                present.0.push(entry_id.clone());
+                            } else {
+                                present.1.push(entry_id.clone());
+                            }
+                            listed.learn(&entry.dn, is_user, entry_id);
+                        }
+                        raise(&mut read.high_water, first(entry, stamp), conventions);
+                    }
                 }
+                *index = listed;
+                read.present = Some(present);
             }
-            raise(&mut read.high_water, first(entry, stamp), conventions);
+            index
         }
-    }
+    };
     if let Some(committed) = committed {
         raise(&mut read.high_water, Some(&committed), conventions);
     }
@@ -603,7 +670,8 @@ async fn read_all(
             ldap,
             config,
             user_base,
-            &format!("(&{}{disabled})", conventions.user_filter),
+            // Only the users read whole are judged: reading what changed, those changed.
+            &changed(&format!("(&{}{disabled})", conventions.user_filter)),
             &[id],
         )
         .await?
@@ -647,21 +715,89 @@ async fn read_all(
         };
         for attribute in MEMBER_ATTRIBUTES {
             for member in values(&entry, attribute) {
-                // uniqueMember may carry `#'...'B` after the DN.
-                let member_dn = match (attribute, member.rfind("#'")) {
-                    ("uniqueMember", Some(at)) if member.ends_with("'B") => &member[..at],
-                    _ => member.as_str(),
-                };
-                match kinds.get(&dn::normalize(member_dn)) {
+                let member_dn = dn::normalize(member_dn(attribute, member));
+                match index.by_dn.get(&member_dn) {
                     Some((true, member_id)) => group.member_users.push(member_id.clone()),
                     Some((false, member_id)) => group.member_groups.push(member_id.clone()),
-                    None => read.unresolved_members += 1,
+                    None => {
+                        read.unresolved_members += 1;
+                        index.outside.insert(member_dn);
+                    }
                 }
             }
         }
         read.groups.push(group);
     }
     Ok(read)
+}
+
+/// How a read finds every entry in scope, to resolve member DNs against and to tell what is
+/// still there.
+enum Reading<'i> {
+    /// A full read: its own entries are every entry.
+    Everything,
+    /// What changed since `mark`, with the index an earlier read left: a new listing of every
+    /// entry (the id pass) when `list`, or when the index cannot resolve a changed group's
+    /// members.
+    Since {
+        mark: &'i str,
+        index: &'i mut EntryIndex,
+        list: bool,
+    },
+}
+
+/// Every user and group in scope by DN, with its id, as the last listing of every entry found
+/// them and the changed entries read since taught: what an incremental read resolves a changed
+/// group's member DNs with, so that it need not list every entry each time
+/// ([`read_changes`]). A caller keeps one per directory between reads.
+///
+/// What it can hold that is no longer true, until the next listing: an entry deleted since
+/// (a group that still names its DN resolves it, as the directory's own group does until
+/// referential integrity, if any, removes it).
+#[derive(Debug, Clone, Default)]
+pub struct EntryIndex {
+    /// Normalized DN to (whether a user, id).
+    by_dn: HashMap<String, (bool, String)>,
+    /// Id to normalized DN: a renamed or moved entry's old DN is forgotten when its new one is
+    /// learnt.
+    dn_of: HashMap<String, String>,
+    /// Member DNs found naming no entry in scope (another subtree, a referral, a deleted
+    /// entry): known not to need another listing.
+    outside: std::collections::HashSet<String>,
+    /// Whether a listing of every entry filled it (else it holds only changed entries).
+    listed: bool,
+}
+
+impl EntryIndex {
+    /// Whether a listing of every entry filled it.
+    pub fn is_listed(&self) -> bool {
+        self.listed
+    }
+
+    /// The entries it knows.
+    pub fn len(&self) -> usize {
+        self.by_dn.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_dn.is_empty()
+    }
+
+    fn learn(&mut self, dn: &str, is_user: bool, id: String) {
+        let dn = dn::normalize(dn);
+        if let Some(old) = self.dn_of.insert(id.clone(), dn.clone()) {
+            if old != dn {
+                self.by_dn.remove(&old);
+            }
+        }
+        self.outside.remove(&dn);
+        self.by_dn.insert(dn, (is_user, id));
+    }
+
+    /// Whether a member DN (normalized) is an entry it knows, or one found outside.
+    fn knows(&self, dn: &str) -> bool {
+        self.by_dn.contains_key(dn) || self.outside.contains(dn)
+    }
 }
 
 async fn search(

@@ -8,7 +8,7 @@
 use scimitar_ldap::testing::{Entry, PrivateCa, Slapd, GROUPS, PEOPLE, READER_DN, READER_PASSWORD};
 use scimitar_ldap::{
     read_changes, read_directory, read_group_graph, Directory, DirectoryConfig, DirectoryError,
-    DirectoryGroup, DirectoryUser,
+    DirectoryGroup, DirectoryUser, EntryIndex,
 };
 use std::time::Duration;
 
@@ -254,9 +254,15 @@ async fn changes_since_a_mark_are_read_with_every_id_still_in_scope() {
         )
         .await;
     slapd.delete("uid=erin,ou=people,dc=example,dc=test").await;
-    let changes = read_changes(&config(&slapd), Some(READER_PASSWORD), &mark)
-        .await
-        .unwrap();
+    let changes = read_changes(
+        &config(&slapd),
+        Some(READER_PASSWORD),
+        &mark,
+        &mut EntryIndex::default(),
+        true,
+    )
+    .await
+    .unwrap();
     let mut changed: Vec<&str> = changes
         .changed_users
         .iter()
@@ -272,16 +278,178 @@ async fn changes_since_a_mark_are_read_with_every_id_still_in_scope() {
         .unwrap();
     assert_eq!(bob.emails, ["bob@example.test"]);
     assert!(changes.changed_groups.is_empty(), "{changes:?}");
-    assert!(!changes.present_user_ids.contains(&id_of(&first, "erin")));
-    assert!(changes.present_user_ids.contains(&id_of(&first, "alice")));
-    assert_eq!(changes.present_group_ids.len(), 3);
+    let present_users = changes.present_user_ids.as_ref().unwrap();
+    assert!(!present_users.contains(&id_of(&first, "erin")));
+    assert!(present_users.contains(&id_of(&first, "alice")));
+    assert_eq!(changes.present_group_ids.as_ref().map(Vec::len), Some(3));
     assert!(changes.high_water.as_deref() > Some(mark.as_str()));
     // A mark that is not one is refused before anything is sent.
-    let refused = read_changes(&config(&slapd), Some(READER_PASSWORD), "*)(uid=*").await;
+    let refused = read_changes(
+        &config(&slapd),
+        Some(READER_PASSWORD),
+        "*)(uid=*",
+        &mut EntryIndex::default(),
+        true,
+    )
+    .await;
     assert!(
         matches!(refused, Err(DirectoryError::Config(_))),
         "{refused:?}"
     );
+}
+
+/// An index kept between incremental reads resolves a changed group's members without a
+/// listing of every entry: members known from the listing, and a new user read as changed in
+/// the same read. A changed group naming a DN the index does not know makes the read list
+/// again (once: the DN is then known to be outside), and asking to list always lists.
+#[tokio::test]
+async fn an_index_kept_between_reads_lists_every_entry_only_when_it_must() {
+    let Some(slapd) = Slapd::start().await else {
+        return;
+    };
+    seed(&slapd).await;
+    let first = read_directory(&config(&slapd), Some(READER_PASSWORD))
+        .await
+        .unwrap();
+    let mut index = EntryIndex::default();
+    let mark = first.high_water.clone().unwrap();
+    // Never listed: the first read lists whatever it is asked.
+    let changes = read_changes(
+        &config(&slapd),
+        Some(READER_PASSWORD),
+        &mark,
+        &mut index,
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(changes.present_user_ids.is_some());
+    assert!(index.is_listed());
+    let listed = index.len();
+
+    // frank joins eng, and a new user joins ops in the same second: no listing.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    slapd
+        .add(&[person(
+            "newbie",
+            "uid=newbie,ou=people,dc=example,dc=test",
+            vec![],
+        )])
+        .await;
+    slapd
+        .replace(
+            "cn=eng,ou=groups,dc=example,dc=test",
+            "member",
+            &[
+                "uid=alice,ou=people,dc=example,dc=test",
+                "uid=bob,ou=people,dc=example,dc=test",
+                "uid=frank,ou=people,dc=example,dc=test",
+                "cn=platform,ou=groups,dc=example,dc=test",
+            ],
+        )
+        .await;
+    slapd
+        .replace(
+            "cn=ops,ou=groups,dc=example,dc=test",
+            "uniqueMember",
+            &[
+                "uid=dave,ou=people,dc=example,dc=test",
+                "UID=Newbie, ou=people,dc=example,dc=test",
+            ],
+        )
+        .await;
+    let changes = read_changes(
+        &config(&slapd),
+        Some(READER_PASSWORD),
+        &mark,
+        &mut index,
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(changes.present_user_ids, None, "no listing: {changes:?}");
+    assert_eq!(changes.present_group_ids, None);
+    // Read again from the first mark, platform names the outsider, which the listing found
+    // outside: left out, and no reason to list.
+    assert_eq!(changes.unresolved_members, 1, "{changes:?}");
+    let group = |name: &str| {
+        changes
+            .changed_groups
+            .iter()
+            .find(|group| group.display_name == name)
+            .unwrap()
+            .clone()
+    };
+    let newbie = changes
+        .changed_users
+        .iter()
+        .find(|user| user.user_name == "newbie")
+        .unwrap()
+        .id
+        .clone();
+    let mut eng = group("eng").member_users;
+    eng.sort_unstable();
+    let mut expected = vec![
+        id_of(&first, "alice"),
+        id_of(&first, "bob"),
+        id_of(&first, "frank"),
+    ];
+    expected.sort_unstable();
+    assert_eq!(eng, expected);
+    assert_eq!(group("eng").member_groups.len(), 1);
+    let mut ops = group("ops").member_users;
+    ops.sort_unstable();
+    let mut expected = vec![id_of(&first, "dave"), newbie];
+    expected.sort_unstable();
+    assert_eq!(ops, expected);
+    assert_eq!(index.len(), listed + 1);
+
+    // A DN the index does not know: the read lists, and the DN is then known to be outside.
+    let mark = changes.high_water.clone().unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    slapd
+        .replace(
+            "cn=ops,ou=groups,dc=example,dc=test",
+            "uniqueMember",
+            &[
+                "uid=dave,ou=people,dc=example,dc=test",
+                "uid=ghost,ou=elsewhere,dc=example,dc=test",
+            ],
+        )
+        .await;
+    let changes = read_changes(
+        &config(&slapd),
+        Some(READER_PASSWORD),
+        &mark,
+        &mut index,
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(changes.present_user_ids.is_some(), "listed: {changes:?}");
+    assert_eq!(changes.unresolved_members, 1);
+    let again = read_changes(
+        &config(&slapd),
+        Some(READER_PASSWORD),
+        &mark,
+        &mut index,
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.present_user_ids, None, "known outside: {again:?}");
+    assert_eq!(again.unresolved_members, 1);
+    // Asked to list, it lists.
+    let listed = read_changes(
+        &config(&slapd),
+        Some(READER_PASSWORD),
+        &mark,
+        &mut index,
+        true,
+    )
+    .await
+    .unwrap();
+    assert!(listed.present_group_ids.is_some());
 }
 
 /// The group graph holds every group as a full read resolves it, and names the groups whose
@@ -300,7 +468,8 @@ async fn the_group_graph_holds_every_group_and_those_naming_what_is_not_in_scope
     let directory = read_directory(&config(&slapd), Some(READER_PASSWORD))
         .await
         .unwrap();
-    let graph = read_group_graph(&config(&slapd), Some(READER_PASSWORD))
+    let unlisted = EntryIndex::default();
+    let graph = read_group_graph(&config(&slapd), Some(READER_PASSWORD), &unlisted)
         .await
         .unwrap();
     assert_eq!(by_id(graph.groups), by_id(directory.groups.clone()));
@@ -316,9 +485,27 @@ async fn the_group_graph_holds_every_group_and_those_naming_what_is_not_in_scope
     assert_eq!(graph.naming_unresolved, [group_id("platform")]);
 
     slapd.delete("uid=bob,ou=people,dc=example,dc=test").await;
-    let graph = read_group_graph(&config(&slapd), Some(READER_PASSWORD))
+    let graph = read_group_graph(&config(&slapd), Some(READER_PASSWORD), &unlisted)
         .await
         .unwrap();
+    // The users of an index a listing just filled are the directory's own.
+    let mut listed = EntryIndex::default();
+    let mark = directory.high_water.clone().unwrap();
+    read_changes(
+        &config(&slapd),
+        Some(READER_PASSWORD),
+        &mark,
+        &mut listed,
+        true,
+    )
+    .await
+    .unwrap();
+    assert!(listed.is_listed());
+    let from_index = read_group_graph(&config(&slapd), Some(READER_PASSWORD), &listed)
+        .await
+        .unwrap();
+    assert_eq!(by_id(from_index.groups), by_id(graph.groups.clone()));
+    assert_eq!(from_index.naming_unresolved.len(), 2);
     let mut naming_unresolved = graph.naming_unresolved.clone();
     naming_unresolved.sort_unstable();
     let mut expected = vec![group_id("platform"), group_id("eng")];

@@ -165,6 +165,11 @@ pub struct WatchSettings {
     /// `interval_seconds`, which finds what such reads cannot (see `crate::ldap_incremental`).
     /// None: every run reads the whole source.
     pub poll_seconds: Option<u64>,
+    /// With `poll_seconds`: how often a poll also lists every entry in scope (their ids
+    /// alone), which is how deletions at the directory are found between full reads; the
+    /// polls between resolve changed groups' members from what the last listing found
+    /// (`crate::ldap_incremental::DirectoryMemory`). 0: every poll lists.
+    pub deletion_check_seconds: u64,
     /// Runs failed wholly in a row (could not complete, or every write failed) that
     /// quarantine the job; 0: never. See `crate::quarantine`.
     pub quarantine_after_failures: u32,
@@ -182,6 +187,7 @@ impl Default for WatchSettings {
             max_backoff_seconds: 300,
             lease_seconds: 60,
             poll_seconds: None,
+            deletion_check_seconds: 30,
             quarantine_after_failures: 5,
             quarantine_interval_seconds: 3600,
         }

@@ -48,10 +48,16 @@ pub async fn run_incremental(
         Source::Ldap {
             directory,
             password,
+            memory,
         } => {
             let password = password.as_ref().map(crate::scim::Secret::expose);
+            let source = crate::ldap_incremental::DirectorySource {
+                directory,
+                password,
+                memory,
+            };
             return Ok(
-                crate::ldap_incremental::run(job, directory, password, store, clock, mode)
+                crate::ldap_incremental::run(job, &source, store, clock, mode)
                     .await?
                     .map(|(report, _)| report),
             );

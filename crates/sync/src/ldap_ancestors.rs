@@ -22,7 +22,9 @@
 
 use crate::model::{JobState, Kind};
 use crate::{SyncError, SyncResult};
-use scimitar_ldap::{read_group_graph, DirectoryChanges, DirectoryConfig, DirectoryGroup};
+use scimitar_ldap::{
+    read_group_graph, DirectoryChanges, DirectoryConfig, DirectoryGroup, EntryIndex,
+};
 use std::collections::{HashMap, HashSet};
 
 /// Adds to `changes.changed_groups` (what the run reads whole) the groups a target that
@@ -36,23 +38,26 @@ pub async fn add_ancestors_and_subtrees(
     password: Option<&str>,
     changes: &mut DirectoryChanges,
     states: &[&JobState],
+    index: &EntryIndex,
 ) -> SyncResult<()> {
-    let present: HashSet<&str> = changes
+    // Gone groups are known only from a read that listed every entry.
+    let present: Option<HashSet<&str>> = changes
         .present_group_ids
-        .iter()
-        .map(String::as_str)
-        .collect();
-    let group_gone = states.iter().any(|state| {
-        state.mappings.iter().any(|((kind, id), mapping)| {
-            *kind == Kind::Group
-                && mapping.deprovisioned_at.is_none()
-                && !present.contains(id.as_str())
+        .as_ref()
+        .map(|ids| ids.iter().map(String::as_str).collect());
+    let group_gone = present.is_some_and(|present| {
+        states.iter().any(|state| {
+            state.mappings.iter().any(|((kind, id), mapping)| {
+                *kind == Kind::Group
+                    && mapping.deprovisioned_at.is_none()
+                    && !present.contains(id.as_str())
+            })
         })
     });
     if changes.changed_groups.is_empty() && !group_gone {
         return Ok(());
     }
-    let graph = read_group_graph(directory, password)
+    let graph = read_group_graph(directory, password, index)
         .await
         .map_err(|error| SyncError::Source(error.to_string()))?;
     let changed: Vec<&str> = changes

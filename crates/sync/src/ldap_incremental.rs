@@ -25,11 +25,13 @@ use crate::model::{JobState, Kind};
 use crate::run::{FanOut, FanOutReport, Mode, TargetOutcome};
 use crate::{SyncError, SyncResult};
 use futures_util::future::join_all;
-use scimitar_domain::Clock;
-use scimitar_ldap::{compare_marks, read_changes, Directory, DirectoryConfig};
+use scimitar_domain::{Clock, Timestamp};
+use scimitar_ldap::{compare_marks, read_changes, Directory, DirectoryConfig, EntryIndex};
 use scimitar_store::Store;
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// What an incremental read took from the directory, counted: the tests show by these counts
 /// (not by time) that only what changed was read whole, and the log carries them.
@@ -39,10 +41,47 @@ pub struct ChangesRead {
     pub changed_users: usize,
     /// Groups read whole, with their members.
     pub changed_groups: usize,
-    /// Users and groups in scope, read by id and stamp only.
+    /// Users and groups in scope, read by id and stamp only (0 when this read did not list
+    /// every entry: [`DirectoryMemory`]).
     pub present: usize,
     /// Managed objects no longer in scope, over the job's targets.
     pub gone: usize,
+}
+
+/// What a job's incremental reads keep of its directory between runs: the entry index
+/// ([`EntryIndex`]: every entry's DN and id, which resolves a changed group's member DNs) and
+/// when every entry was last listed. A read lists every entry (which is how it finds
+/// deletions) when the last listing is `list_every` old or older, and otherwise only when the
+/// index cannot resolve a changed group's members; so a `watch` polling every second pays for
+/// a pass over 110,000 entries once in `list_every`, not on every poll. Clones share it: a
+/// `watch` runs clones of its job.
+#[derive(Debug, Clone, Default)]
+pub struct DirectoryMemory(Arc<tokio::sync::Mutex<Remembered>>);
+
+#[derive(Debug, Default)]
+struct Remembered {
+    index: EntryIndex,
+    /// When a read last listed every entry (`None`: never).
+    listed_at: Option<Timestamp>,
+    /// How often to list every entry; zero: on every read.
+    list_every: Duration,
+}
+
+impl DirectoryMemory {
+    /// A memory that lists every entry at most `list_every` apart (and whenever it must).
+    pub fn listing_every(list_every: Duration) -> DirectoryMemory {
+        DirectoryMemory(Arc::new(tokio::sync::Mutex::new(Remembered {
+            list_every,
+            ..Remembered::default()
+        })))
+    }
+}
+
+/// An LDAP source as an incremental run reads it.
+pub struct DirectorySource<'a> {
+    pub directory: &'a DirectoryConfig,
+    pub password: Option<&'a str>,
+    pub memory: &'a DirectoryMemory,
 }
 
 /// Runs every target of `job` once from what changed in `directory` since the oldest of the
@@ -53,12 +92,16 @@ pub struct ChangesRead {
 /// ([`crate::ldap_ancestors`]).
 pub async fn run(
     job: &FanOut,
-    directory: &DirectoryConfig,
-    password: Option<&str>,
+    source: &DirectorySource<'_>,
     store: &dyn Store,
     clock: &dyn Clock,
     mode: Mode,
 ) -> SyncResult<Option<(FanOutReport, ChangesRead)>> {
+    let DirectorySource {
+        directory,
+        password,
+        memory,
+    } = *source;
     let started = clock.now();
     let timer = std::time::Instant::now();
     let Some((ready, mut sections)) = ready_targets(job, store).await? else {
@@ -82,9 +125,17 @@ pub async fn run(
         )));
     };
     let states_loaded = timer.elapsed();
-    let mut changes = read_changes(directory, password, &oldest)
+    let mut remembered = memory.0.lock().await;
+    let list = remembered.listed_at.is_none_or(|listed_at| {
+        let since = started.as_micros().saturating_sub(listed_at.as_micros());
+        u128::try_from(since).unwrap_or_default() >= remembered.list_every.as_micros()
+    });
+    let mut changes = read_changes(directory, password, &oldest, &mut remembered.index, list)
         .await
         .map_err(|error| SyncError::Source(error.to_string()))?;
+    if changes.present_user_ids.is_some() {
+        remembered.listed_at = Some(started);
+    }
     // ---- Targets that flatten groups (`crate::ldap_ancestors`): a changed group changes
     // what every group above it holds, so those groups and everything nested under them join
     // the groups read whole (and are checked below for members the job has not mapped).
@@ -95,22 +146,26 @@ pub async fn run(
             password,
             &mut changes,
             &states,
+            &remembered.index,
         )
         .await?;
     }
     // ----
+    drop(remembered);
     let directory_read = timer.elapsed() - states_loaded;
-    let present: HashSet<(Kind, &str)> = changes
-        .present_user_ids
-        .iter()
-        .map(|id| (Kind::User, id.as_str()))
-        .chain(
-            changes
-                .present_group_ids
-                .iter()
-                .map(|id| (Kind::Group, id.as_str())),
-        )
-        .collect();
+    // Every entry in scope, when this read listed them: what is managed and not among them is
+    // gone. A read that did not list finds nothing gone (the next listing will).
+    let present: Option<HashSet<(Kind, &str)>> =
+        match (&changes.present_user_ids, &changes.present_group_ids) {
+            (Some(users), Some(groups)) => Some(
+                users
+                    .iter()
+                    .map(|id| (Kind::User, id.as_str()))
+                    .chain(groups.iter().map(|id| (Kind::Group, id.as_str())))
+                    .collect(),
+            ),
+            _ => None,
+        };
     let changed = snapshot_of(&Directory {
         users: changes.changed_users.clone(),
         groups: changes.changed_groups.clone(),
@@ -129,11 +184,14 @@ pub async fn run(
     let mut read = ChangesRead {
         changed_users: changes.changed_users.len(),
         changed_groups: changes.changed_groups.len(),
-        present: present.len(),
+        present: present.as_ref().map_or(0, HashSet::len),
         gone: 0,
     };
     let runs = ready.into_iter().map(|each| {
-        let gone = gone_from(&each.before, &present);
+        let gone = present
+            .as_ref()
+            .map(|present| gone_from(&each.before, present))
+            .unwrap_or_default();
         read.gone += gone.len();
         // The watermark never goes back: a read with nothing newer keeps this target's.
         let watermark = match &changes.high_water {

@@ -23,10 +23,12 @@ pub enum Source {
     Scim(ScimEndpoint),
     /// A `.csv` or `.jsonl` export.
     File(PathBuf),
-    /// An LDAP directory, and the bind password (read from a file or the environment).
+    /// An LDAP directory, and the bind password (read from a file or the environment);
+    /// `memory` is what its incremental reads keep between runs (shared by the job's clones).
     Ldap {
         directory: scimitar_ldap::DirectoryConfig,
         password: Option<Secret>,
+        memory: crate::ldap_incremental::DirectoryMemory,
     },
 }
 
@@ -421,6 +423,7 @@ async fn read_source(source: &Source, kinds: &[Kind]) -> SyncResult<SourceRead> 
         Source::Ldap {
             directory,
             password,
+            ..
         } => crate::ldap::read(directory, password.as_ref().map(Secret::expose)).await?,
     };
     crate::progress::note(crate::progress::Step::Read {

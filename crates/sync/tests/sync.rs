@@ -1291,6 +1291,7 @@ async fn an_ldap_directory_is_a_source_with_nesting_flattened_and_disabled_users
         source: Source::Ldap {
             directory,
             password: Some(Secret::new(READER_PASSWORD)),
+            memory: Default::default(),
         },
         target: target.endpoint(GENERIC, Profile::Generic),
         profile: Profile::Generic,

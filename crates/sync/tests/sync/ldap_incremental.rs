@@ -4,7 +4,7 @@
 
 use super::*;
 use scimitar_ldap::testing::{Slapd, GROUPS, PEOPLE, READER_DN, READER_PASSWORD};
-use scimitar_sync::ldap_incremental::{self, ChangesRead};
+use scimitar_sync::ldap_incremental::{self, ChangesRead, DirectoryMemory};
 
 const ADA: &str = "uid=ada,ou=people,dc=example,dc=test";
 const BOB: &str = "uid=bob,ou=people,dc=example,dc=test";
@@ -62,6 +62,8 @@ fn directory_job(slapd: &Slapd, target: &Scimitar) -> Job {
         source: Source::Ldap {
             directory,
             password: Some(Secret::new(READER_PASSWORD)),
+            // Lists every entry on every read, unless a test says otherwise.
+            memory: DirectoryMemory::default(),
         },
         target: target.endpoint(GENERIC, Profile::Generic),
         profile: Profile::Generic,
@@ -77,24 +79,33 @@ async fn incremental_from_directory(
     job: &Job,
     state: &StateDatabase,
 ) -> Option<(Report, ChangesRead)> {
+    incremental_from_directory_at(job, state, &SystemClock).await
+}
+
+/// [`incremental_from_directory`] by `clock`'s time.
+async fn incremental_from_directory_at(
+    job: &Job,
+    state: &StateDatabase,
+    clock: &dyn Clock,
+) -> Option<(Report, ChangesRead)> {
     let Source::Ldap {
         directory,
         password,
+        memory,
     } = &job.source
     else {
         panic!("an LDAP job");
     };
     let fan_out: FanOut = job.clone().into();
-    let (report, read) = ldap_incremental::run(
-        &fan_out,
+    let source = ldap_incremental::DirectorySource {
         directory,
-        password.as_ref().map(Secret::expose),
-        &*state.store,
-        &SystemClock,
-        Mode::Apply,
-    )
-    .await
-    .expect("the run completes")?;
+        password: password.as_ref().map(Secret::expose),
+        memory,
+    };
+    let (report, read) =
+        ldap_incremental::run(&fan_out, &source, &*state.store, clock, Mode::Apply)
+            .await
+            .expect("the run completes")?;
     assert_eq!(report.targets.len(), 1);
     Some((ran(&report.targets[0]).clone(), read))
 }
@@ -252,6 +263,88 @@ async fn an_incremental_ldap_run_reads_only_what_changed_and_finds_deletions_wit
 ) {
     if let Some(state) = StateDatabase::postgres().await {
         an_incremental_ldap_run_reads_only_what_changed_and_finds_deletions(state).await;
+    }
+}
+
+/// Between listings of every entry, a poll reads only what changed and resolves a changed
+/// group's members from what the last listing found (nothing listed, so nothing found gone);
+/// the first poll once `list_every` has passed lists again and finds the deletion made
+/// meanwhile.
+async fn polls_between_listings_resolve_members_from_memory_and_listings_find_deletions(
+    state: StateDatabase,
+) {
+    let Some(slapd) = seeded_directory().await else {
+        return;
+    };
+    let target = Scimitar::start().await;
+    let mut job = directory_job(&slapd, &target);
+    let Source::Ldap { memory, .. } = &mut job.source else {
+        unreachable!()
+    };
+    *memory = DirectoryMemory::listing_every(Duration::from_secs(60));
+    let clock = ManualClock::new(SystemClock.now());
+    let first = apply(&job, &state).await;
+    assert_eq!(first.exit_code(), 0, "{:#?}", first.failures);
+
+    // The first poll lists every entry: nothing was listed yet.
+    past_the_watermark(&job, &state).await;
+    let (_, read) = incremental_from_directory_at(&job, &state, &clock)
+        .await
+        .expect("an incremental run");
+    assert_eq!(read.present, 6, "{read:?}");
+
+    // A second later: erin joins platform and cleo is deleted; the poll lists nothing, reads
+    // platform, resolves erin's DN from memory, and finds nothing gone.
+    next_second().await;
+    slapd.replace(PLATFORM, "member", &[ADA, BOB, ERIN]).await;
+    slapd.delete(CLEO).await;
+    clock.advance_micros(1_000_000);
+    let (report, read) = incremental_from_directory_at(&job, &state, &clock)
+        .await
+        .expect("an incremental run");
+    assert_eq!(report.exit_code(), 0, "{:#?}", report.failures);
+    assert_eq!((read.present, read.gone), (0, 0), "{read:?}");
+    assert_eq!(
+        target.member_names("platform").await,
+        ["ada", "bob", "erin"]
+    );
+    assert_eq!(
+        target.one("Users", "userName", "cleo").await["active"],
+        json!(true)
+    );
+
+    // Once the listing is due, the next poll lists and finds cleo gone.
+    clock.advance_micros(60_000_000);
+    let (report, read) = incremental_from_directory_at(&job, &state, &clock)
+        .await
+        .expect("an incremental run");
+    assert_eq!((read.present, read.gone), (5, 1), "{read:?}");
+    let deactivated: Vec<&str> = report
+        .plan
+        .deactivations
+        .iter()
+        .map(|item| item.label.as_str())
+        .collect();
+    assert_eq!(deactivated, ["cleo"]);
+    assert_eq!(
+        target.one("Users", "userName", "cleo").await["active"],
+        json!(false)
+    );
+    state.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polls_between_listings_resolve_members_from_memory_with_state_in_sqlite() {
+    polls_between_listings_resolve_members_from_memory_and_listings_find_deletions(
+        StateDatabase::sqlite().await,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polls_between_listings_resolve_members_from_memory_with_state_in_postgres() {
+    if let Some(state) = StateDatabase::postgres().await {
+        polls_between_listings_resolve_members_from_memory_and_listings_find_deletions(state).await;
     }
 }
 
