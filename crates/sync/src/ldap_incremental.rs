@@ -1,14 +1,16 @@
 //! Incremental runs from an LDAP directory: read only the entries changed since the job's
 //! watermark (OpenLDAP's `modifyTimestamp`, Active Directory's `uSNChanged` against the
-//! rootDSE's `highestCommittedUSN`), with every entry's id in scope from a pass that asks for
-//! nothing else, and plan a partial run from them ([`crate::plan::plan_partial_settled`]).
+//! rootDSE's `highestCommittedUSN`), resolve their member DNs with the entry index the job
+//! keeps between runs ([`DirectoryMemory`]), and plan a partial run from them
+//! ([`crate::plan::plan_partial_settled`]).
 //!
-//! The id pass is what lets a directory say what it deleted: a managed object whose id is no
-//! longer among them was deleted, or moved out of the bases and filters the job reads, and is
-//! deprovisioned as a full run would (under the same deletion guard). It also resolves a
-//! changed group's member DNs to ids, so that a group whose membership changed carries its
-//! whole member list into the plan. A changed entry is read whole; an unchanged one costs its
-//! id and stamp.
+//! Every `deletion_check_seconds` (and whenever the index cannot resolve a changed group's
+//! members) a read also lists every entry's id in scope, a pass that asks for nothing else:
+//! that is what lets a directory say what it deleted. A managed object whose id is no longer
+//! among them was deleted, or moved out of the bases and filters the job reads, and is
+//! deprovisioned as a full run would (under the same deletion guard); the listing also
+//! refreshes the index. A changed entry is read whole; an unchanged one costs nothing between
+//! listings, its id and stamp at one.
 //!
 //! Where a target flattens groups, a changed group changes what every group above it holds:
 //! those groups, and everything nested under them, are read whole too, from a read of every

@@ -46,6 +46,19 @@ use tokio::sync::watch::Receiver;
 /// The shortest wait between runs, whatever is configured: a source is read whole each time.
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
+/// The shortest wait between two polls of a directory ([`Trigger::Poll`]): a poll that took
+/// longer than its period still leaves the directory a moment.
+const MIN_POLL_GAP: Duration = Duration::from_millis(100);
+
+/// How long to wait before the next poll, when the last one began `elapsed` ago: polls are
+/// spaced from start to start, so that a change waits at most about `every` for the poll
+/// that reads it to begin, however long a poll takes; never past `next_due` (a quarantined
+/// target's run), never less than [`MIN_POLL_GAP`].
+fn next_poll_in(every: Duration, elapsed: Duration, next_due: Option<Duration>) -> Duration {
+    let wait = every.saturating_sub(elapsed);
+    next_due.map_or(wait, |due| wait.min(due)).max(MIN_POLL_GAP)
+}
+
 /// The first wait after a run that could not complete; it doubles up to `max_backoff`.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -224,6 +237,7 @@ impl Watch {
                 Trigger::Interval(_) | Trigger::Poll { .. } => None,
             };
             let started = clock.now();
+            let began = tokio::time::Instant::now();
             let outcome = self
                 .holding_lease(
                     store,
@@ -267,8 +281,8 @@ impl Watch {
                         .await
                 }
                 (None, Trigger::Poll { every, .. }) => {
-                    self.holding_lease(store, clock, pause(&stop, bound(*every)))
-                        .await
+                    let wait = next_poll_in(*every, began.elapsed(), next_due);
+                    self.holding_lease(store, clock, pause(&stop, wait)).await
                 }
                 (None, Trigger::Changes { feed, interval }) => {
                     let interval = bound(*interval);
@@ -624,4 +638,22 @@ pub async fn apply_once(
         .await;
     lease.release(store).await;
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polls_are_spaced_from_start_to_start_within_their_bounds() {
+        let second = Duration::from_secs(1);
+        let ms = Duration::from_millis;
+        // A poll that took 400 ms waits the rest of its second.
+        assert_eq!(next_poll_in(second, ms(400), None), ms(600));
+        // One that overran its period leaves the directory a moment only.
+        assert_eq!(next_poll_in(second, ms(2500), None), MIN_POLL_GAP);
+        // A quarantined target due sooner cuts the wait short, not below the gap.
+        assert_eq!(next_poll_in(second, ms(100), Some(ms(300))), ms(300));
+        assert_eq!(next_poll_in(second, ms(100), Some(ms(0))), MIN_POLL_GAP);
+    }
 }
