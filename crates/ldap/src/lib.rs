@@ -410,35 +410,47 @@ async fn group_graph(
         }
     }
     let mut graph = GroupGraph::default();
-    for entry in groups {
-        let Some(group_id) = entry_id(&entry, conventions) else {
+    for entry in &groups {
+        let Some((group, unresolved)) = resolved_group(entry, conventions, &kinds) else {
             continue;
         };
-        let mut group = DirectoryGroup {
-            display_name: first(&entry, "cn")
-                .map(str::to_string)
-                .unwrap_or_else(|| first_rdn_value(&entry.dn)),
-            id: group_id,
-            dn: entry.dn.clone(),
-            member_users: Vec::new(),
-            member_groups: Vec::new(),
-        };
-        let mut unresolved = false;
-        for attribute in MEMBER_ATTRIBUTES {
-            for member in values(&entry, attribute) {
-                match kinds.get(&dn::normalize(member_dn(attribute, member))) {
-                    Some((true, member_id)) => group.member_users.push(member_id.clone()),
-                    Some((false, member_id)) => group.member_groups.push(member_id.clone()),
-                    None => unresolved = true,
-                }
-            }
-        }
-        if unresolved {
+        if !unresolved.is_empty() {
             graph.naming_unresolved.push(group.id.clone());
         }
         graph.groups.push(group);
     }
     Ok(graph)
+}
+
+/// A group entry as a [`DirectoryGroup`], its member DNs resolved with `known` (normalized
+/// DN to whether a user, and id), and the normalized member DNs `known` does not hold; `None`
+/// for an entry without an id.
+fn resolved_group(
+    entry: &SearchEntry,
+    conventions: &Conventions,
+    known: &HashMap<String, (bool, String)>,
+) -> Option<(DirectoryGroup, Vec<String>)> {
+    let mut group = DirectoryGroup {
+        display_name: first(entry, "cn")
+            .map(str::to_string)
+            .unwrap_or_else(|| first_rdn_value(&entry.dn)),
+        id: entry_id(entry, conventions)?,
+        dn: entry.dn.clone(),
+        member_users: Vec::new(),
+        member_groups: Vec::new(),
+    };
+    let mut unresolved = Vec::new();
+    for attribute in MEMBER_ATTRIBUTES {
+        for member in values(entry, attribute) {
+            let member_dn = dn::normalize(member_dn(attribute, member));
+            match known.get(&member_dn) {
+                Some((true, member_id)) => group.member_users.push(member_id.clone()),
+                Some((false, member_id)) => group.member_groups.push(member_id.clone()),
+                None => unresolved.push(member_dn),
+            }
+        }
+    }
+    Some((group, unresolved))
 }
 
 /// A member value's DN: `uniqueMember` may carry `#'...'B` (an optional unique id) after it.
@@ -700,32 +712,12 @@ async fn read_all(
             dn: entry.dn,
         });
     }
-    for entry in group_entries {
-        let Some(group_id) = entry_id(&entry, conventions) else {
+    for entry in &group_entries {
+        let Some((group, unresolved)) = resolved_group(entry, conventions, &index.by_dn) else {
             continue;
         };
-        let mut group = DirectoryGroup {
-            display_name: first(&entry, "cn")
-                .map(str::to_string)
-                .unwrap_or_else(|| first_rdn_value(&entry.dn)),
-            id: group_id,
-            dn: entry.dn.clone(),
-            member_users: Vec::new(),
-            member_groups: Vec::new(),
-        };
-        for attribute in MEMBER_ATTRIBUTES {
-            for member in values(&entry, attribute) {
-                let member_dn = dn::normalize(member_dn(attribute, member));
-                match index.by_dn.get(&member_dn) {
-                    Some((true, member_id)) => group.member_users.push(member_id.clone()),
-                    Some((false, member_id)) => group.member_groups.push(member_id.clone()),
-                    None => {
-                        read.unresolved_members += 1;
-                        index.outside.insert(member_dn);
-                    }
-                }
-            }
-        }
+        read.unresolved_members += unresolved.len();
+        index.outside.extend(unresolved);
         read.groups.push(group);
     }
     Ok(read)
