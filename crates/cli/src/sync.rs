@@ -307,9 +307,24 @@ async fn watch(args: &SyncArgs) -> Result<(), String> {
         let _ = stop.send(true);
     });
     let json = args.json;
-    watch
-        .run(&*store, &SystemClock, stopped, |turn| show(turn, json))
-        .await;
+    // On a terminal each run's progress is drawn as `apply` draws it, and erased before the
+    // run's line is printed; anywhere else (a pipe, a service's log, `--json`) nothing new.
+    let terminal = !json && {
+        use std::io::IsTerminal;
+        std::io::stderr().is_terminal()
+    };
+    let watching = watch.run(&*store, &SystemClock, stopped, |turn| {
+        if terminal {
+            eprint!("{}", scimitar_sync::progress::CLEAR);
+        }
+        show(turn, json)
+    });
+    if terminal {
+        scimitar_sync::progress::showing(scimitar_sync::progress::to_stderr(), watching).await;
+        eprint!("{}", scimitar_sync::progress::CLEAR);
+    } else {
+        watching.await;
+    }
     Ok(())
 }
 

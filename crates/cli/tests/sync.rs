@@ -390,6 +390,83 @@ impl Drop for ScratchPostgres {
     }
 }
 
+/// On a terminal (a pseudo-terminal from util-linux's `script`), `watch` draws each run's
+/// progress as `apply` does and erases it before the run's own line; with stderr a pipe (the
+/// test above, a service's log) it draws nothing.
+#[test]
+fn sync_watch_on_a_terminal_draws_each_runs_progress_and_erases_it_before_its_line() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: no `script` (util-linux) to give the watch a terminal");
+        return;
+    }
+    let scratch = Scratch::new("sync-watch-terminal");
+    let binary = env!("CARGO_BIN_EXE_scimitar");
+    let source = start(binary, &scratch.sqlite("source.db"));
+    let target = start(binary, &scratch.sqlite("target.db"));
+    post(
+        &source,
+        "Users",
+        r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ada"}"#,
+    );
+    std::fs::write(scratch.path("source-token"), &source.token).unwrap();
+    std::fs::write(scratch.path("target-token"), &target.token).unwrap();
+    let config = scratch.path("job.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "job = \"on-a-terminal\"\nstate_database = \"{}\"\n\
+             [source]\ntype = \"scim\"\nurl = \"http://{}/scim/v2\"\ntoken_file = \"{}\"\n\
+             [target]\nurl = \"http://{}/scim/v2\"\ntoken_file = \"{}\"\n\
+             [watch]\ninterval_seconds = 3600\n",
+            scratch.sqlite("state.db"),
+            source.address,
+            scratch.path("source-token").display(),
+            target.address,
+            scratch.path("target-token").display(),
+        ),
+    )
+    .unwrap();
+    let command = format!("{binary} sync watch --config {}", config.display());
+    let mut script = Command::new("script")
+        .args(["-q", "-f", "-e", "-c", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut terminal = script.stdout.take().unwrap();
+    let (seen, read) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(count) = terminal.read(&mut buffer) {
+            if count == 0 || seen.send(buffer[..count].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut shown = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !String::from_utf8_lossy(&shown).contains("job on-a-terminal: ") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first run's line: {}",
+            String::from_utf8_lossy(&shown)
+        );
+        if let Ok(bytes) = read.recv_timeout(std::time::Duration::from_millis(100)) {
+            shown.extend(bytes);
+        }
+    }
+    let _ = script.kill();
+    let _ = script.wait();
+    let shown = String::from_utf8_lossy(&shown);
+    assert!(shown.contains("sync: reading the source..."), "{shown:?}");
+    assert!(shown.contains("sync: writing 1/"), "{shown:?}");
+    assert!(
+        shown.contains("\r\x1b[2Kjob on-a-terminal: "),
+        "the progress erased before the run's line: {shown:?}"
+    );
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

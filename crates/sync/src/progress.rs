@@ -1,7 +1,7 @@
 //! A run's progress, for a person watching a terminal: each side read (with how many objects
 //! it holds), planning, and the writes done out of those planned. The engine notes each step
 //! with [`note`]; whoever runs it decides whether anything is shown, by running it inside
-//! [`showing`] with a sink. Outside one (a test, `watch`, `serve`, or `scimitar sync` whose
+//! [`showing`] with a sink. Outside one (a test, `serve`, or `scimitar sync` whose
 //! stderr is not a terminal) a note does nothing, so scripts and `--json` see exactly what they
 //! saw before. [`Line`] renders the steps as one line redrawn in place (`\r`), which is all a
 //! terminal needs; no progress-bar crate is worth its weight for that.
