@@ -18,7 +18,10 @@
 use crate::authority::{is_admin, not_an_admin, Actor};
 use crate::Services;
 use scimitar_domain::{ScimError, ScimResult, Timestamp};
-use scimitar_store::{SyncJobSummary, SyncQuarantine, SyncRunRecord};
+use scimitar_store::{
+    Change, SyncAudit, SyncAuditEvent, SyncJobSummary, SyncQuarantine, SyncRunRecord,
+    SyncStateChange, SYNC_RUN_RESUMED,
+};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -161,6 +164,83 @@ impl Services {
         Ok(status)
     }
 
+    /// Lifts the quarantine of one of the account's jobs' targets (`target`: its name among
+    /// the job's `[[targets]]`, `None` for a job's lone target), as `scimitar sync resume`
+    /// does: a run of the outcome `resumed` is recorded under the target's state key, which
+    /// ends its streak of failed runs, so the `watch` running the job runs it again at its
+    /// next turn; its audit event (`syncResumed`) names the caller. Account admins only; 404
+    /// for a job or target that is not the account's, 409 for a target not quarantined.
+    /// Answers the job's status after the lift.
+    pub async fn resume_sync_target(
+        &self,
+        actor: &Actor,
+        name: &str,
+        target: Option<&str>,
+    ) -> ScimResult<SyncJobStatus> {
+        self.authorize_sync_admin(actor, "resume a sync job's target")
+            .await?;
+        let key = match target {
+            Some(target) => format!("{name}/{target}"),
+            None => name.to_string(),
+        };
+        let keys = self.store.sync_jobs(actor.account()).await?;
+        if !keys.iter().any(|each| split_key(&each.key).0 == name) {
+            return Err(ScimError::NotFound(format!("sync job {name:?} not found")));
+        }
+        let Some(found) = keys.iter().find(|each| each.key == key) else {
+            return Err(ScimError::NotFound(match target {
+                Some(target) => format!("sync job {name:?} has no target {target:?}"),
+                None => format!("sync job {name:?} has targets: name the one to resume"),
+            }));
+        };
+        if found.quarantine.is_none() {
+            return Err(ScimError::Conflict(format!(
+                "sync job {name:?}{} is not quarantined",
+                target
+                    .map(|target| format!(" target {target:?}"))
+                    .unwrap_or_default()
+            )));
+        }
+        let now = self.clock.now();
+        let mut params = serde_json::Map::new();
+        params.insert("job".into(), serde_json::json!(name));
+        if let Some(target) = target {
+            params.insert("targetName".into(), serde_json::json!(target));
+        }
+        let event = SyncAuditEvent {
+            context: crate::audit::context(self.ids.uuid(), now),
+            action_name: "syncResumed".into(),
+            request_params: params,
+            targets: Vec::new(),
+            status_code: 200,
+            error_message: None,
+        };
+        let change = SyncStateChange {
+            job: key,
+            upserts: Vec::new(),
+            removals: Vec::new(),
+            watermark: None,
+            run: SyncRunRecord {
+                seq: 0,
+                started: now,
+                ended: now,
+                outcome: SYNC_RUN_RESUMED.to_string(),
+                report: serde_json::json!({"job": name, "target": target, "mode": "resume"})
+                    .to_string(),
+            },
+            audit: Some(SyncAudit {
+                account: actor.account().clone(),
+                events: vec![event],
+            }),
+            account: Some(actor.account().clone()),
+            // A lifted target is quarantined again only by the failures that follow.
+            quarantine: None,
+        };
+        self.commit(actor.account(), Change::RecordSyncRun(Box::new(change)))
+            .await?;
+        self.sync_job(actor, name).await
+    }
+
     /// A job from its keys (all the account's): its targets, and its lease, kept under the
     /// job's own key, which for a job of `[[targets]]` holds nothing else and may not yet name
     /// an account (a lease taken before the job's first run).
@@ -211,6 +291,12 @@ impl Services {
     /// Account admins only ([`is_admin`], not a workspace's admins), after reading the access
     /// log up to now, so that an admin removed on another node is refused at once.
     async fn authorize_sync_status(&self, actor: &Actor) -> ScimResult<()> {
+        self.authorize_sync_admin(actor, "read the status of sync jobs")
+            .await
+    }
+
+    /// Sync jobs move the whole directory: only the account's admins see or lift them.
+    async fn authorize_sync_admin(&self, actor: &Actor, doing: &str) -> ScimResult<()> {
         self.access.catch_up_to_now(self.store.as_ref()).await?;
         let admin = self
             .access
@@ -218,7 +304,7 @@ impl Services {
         if admin {
             Ok(())
         } else {
-            Err(not_an_admin(actor, "read the status of sync jobs"))
+            Err(not_an_admin(actor, doing))
         }
     }
 }

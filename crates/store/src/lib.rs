@@ -59,6 +59,7 @@ pub use sql::write::RULE_SET_CHANGED;
 pub use sync_state::{
     SyncAudit, SyncAuditEvent, SyncJobState, SyncJobSummary, SyncLease, SyncMappingRow,
     SyncQuarantine, SyncRunRecord, SyncRunSummary, SyncStateChange, SYNC_PLAN_LISTS,
+    SYNC_RUN_RESUMED,
 };
 pub use transfer::{AssignmentRow, EntitlementRow, ImportRecord, MembershipRow, TokenRow};
 

@@ -225,6 +225,10 @@ pub struct SyncStateChange {
     pub quarantine: Option<SyncQuarantine>,
 }
 
+/// The outcome of the run an operator's lift of a quarantine records (`scimitar sync resume`,
+/// `POST /api/2.0/sync/jobs/{name}/resume`): it ends a target's streak of failed runs.
+pub const SYNC_RUN_RESUMED: &str = "resumed";
+
 /// A run's actions in an account's audit trail, appended in the transaction that records the
 /// run, so the trail says exactly what the history says: both commit, or neither. The job's
 /// state stays keyed by the job; only these events belong to an account (the one the job is

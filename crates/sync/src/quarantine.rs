@@ -40,7 +40,7 @@ impl Default for QuarantineSettings {
 }
 
 /// The outcome an operator's lift records in the run history.
-pub const RESUMED: &str = "resumed";
+pub const RESUMED: &str = scimitar_store::SYNC_RUN_RESUMED;
 
 /// A quarantined job, as `status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

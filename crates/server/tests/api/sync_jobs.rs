@@ -318,13 +318,27 @@ async fn missing_malformed_expired_revoked_and_unprivileged_credentials_are_refu
         assert!(!text.contains("node-1") && !text.contains("prod"), "{text}");
     }
     // A workspace's admin is no account admin: sync jobs move the whole directory.
+    let keeper_token = workspace_admin_token(&app).await;
+    for path in [jobs.clone(), format!("{jobs}/hr")] {
+        let refused = call(&app, Method::GET, &path, Some(&keeper_token), None).await;
+        databricks_error(&refused, 403, "PERMISSION_DENIED");
+    }
+
+    // The admin still reads it, and nothing but GET is answered.
+    assert_eq!(admin_get(&app, &jobs).await.status, 200);
+    let posted = call(&app, Method::POST, &jobs, Some(&app.token), None).await;
+    assert_eq!(posted.status, 405, "{}", posted.body);
+}
+
+/// The token of a new user made admin of the app's account's workspace (not of the account).
+async fn workspace_admin_token(app: &TestApp) -> String {
     let workspace = app.services.workspaces(&app.account).await.unwrap()[0]
         .id
         .as_str()
         .to_string();
     let keeper = app.create_user("keeper@example.com").await;
     let assigned = call(
-        &app,
+        app,
         Method::PUT,
         &format!(
             "/api/2.0/accounts/{}/workspaces/{workspace}/permissionassignments/principals/{}",
@@ -336,14 +350,110 @@ async fn missing_malformed_expired_revoked_and_unprivileged_credentials_are_refu
     )
     .await;
     assert_eq!(assigned.status, 200, "{}", assigned.body);
-    let keeper_token = app.token_for(str_of(&keeper, "id")).await;
-    for path in [jobs.clone(), format!("{jobs}/hr")] {
-        let refused = call(&app, Method::GET, &path, Some(&keeper_token), None).await;
+    app.token_for(str_of(&keeper, "id")).await
+}
+
+/// An account admin lifts a quarantined target through the API as `scimitar sync resume`
+/// does: the target's latest run is `resumed`, its quarantine is gone, and the trail names the
+/// admin. No credential, a plain user's, a workspace admin's or another account's admin's is
+/// refused and changes nothing; a target not quarantined is 409, and a job or target that is
+/// not the account's 404.
+#[tokio::test]
+async fn an_account_admin_lifts_a_quarantine_and_nobody_else_can() {
+    let (app, url, _) = app_with_jobs().await;
+    let jobs = jobs_at_ours(&app).await;
+    let prod = format!("{jobs}/hr/targets/prod/resume");
+    let plain = app.create_user("plain@example.com").await;
+    let plain_token = app.token_for(str_of(&plain, "id")).await;
+    let keeper_token = workspace_admin_token(&app).await;
+    let without = call(&app, Method::POST, &prod, None, None).await;
+    databricks_error(&without, 401, "UNAUTHENTICATED");
+    for token in [&plain_token, &keeper_token] {
+        let refused = call(&app, Method::POST, &prod, Some(token), None).await;
         databricks_error(&refused, 403, "PERMISSION_DENIED");
     }
+    let still = admin_get(&app, &format!("{jobs}/hr")).await;
+    assert!(
+        still.body["targets"][0].get("quarantine").is_some(),
+        "{}",
+        still.body
+    );
 
-    // The admin still reads it, and nothing but GET is answered.
-    assert_eq!(admin_get(&app, &jobs).await.status, 200);
-    let posted = call(&app, Method::POST, &jobs, Some(&app.token), None).await;
-    assert_eq!(posted.status, 405, "{}", posted.body);
+    // Not quarantined, no such target, a job of targets named without one.
+    let sandbox = call(
+        &app,
+        Method::POST,
+        &format!("{jobs}/hr/targets/sandbox/resume"),
+        Some(&app.token),
+        None,
+    )
+    .await;
+    databricks_error(&sandbox, 409, "RESOURCE_CONFLICT");
+    for path in [
+        format!("{jobs}/hr/targets/nothing/resume"),
+        format!("{jobs}/hr/resume"),
+        format!("{jobs}/nothing/resume"),
+    ] {
+        let missing = call(&app, Method::POST, &path, Some(&app.token), None).await;
+        databricks_error(&missing, 404, "RESOURCE_DOES_NOT_EXIST");
+    }
+
+    let lifted = call(&app, Method::POST, &prod, Some(&app.token), None).await;
+    assert_eq!(lifted.status, 200, "{}", lifted.body);
+    let target = &lifted.body["targets"][0];
+    assert_eq!(target["name"], "prod");
+    assert!(target.get("quarantine").is_none(), "{}", lifted.body);
+    assert_eq!(target["last_run"]["result"], "resumed", "{}", lifted.body);
+    assert_eq!(target["recent_runs"][0]["result"], "resumed");
+    // The watermark a run left is kept.
+    assert_eq!(target["watermark"], "w3");
+    let events = call(
+        &app,
+        Method::GET,
+        "/api/2.0/audit/events?action=syncResumed",
+        Some(&app.token),
+        None,
+    )
+    .await;
+    assert_eq!(events.status, 200, "{}", events.body);
+    let events = events.body["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["request_params"]["job"], "hr");
+    assert_eq!(events[0]["request_params"]["targetName"], "prod");
+    assert_eq!(events[0]["service_name"], "sync");
+    let me = call(
+        &app,
+        Method::GET,
+        "/api/2.0/preview/scim/v2/Me",
+        Some(&app.token),
+        None,
+    )
+    .await;
+    let admin_id = str_of(&me.body, "id");
+    assert!(
+        events[0]["user_identity"].to_string().contains(admin_id),
+        "the admin who lifted it: {}",
+        events[0]
+    );
+    let again = call(&app, Method::POST, &prod, Some(&app.token), None).await;
+    databricks_error(&again, 409, "RESOURCE_CONFLICT");
+
+    // Another account's admin is not answered at our workspace; ours does not reach theirs.
+    let (other_token, _) = another_account_with_a_job(&app, &url).await;
+    let foreign = call(&app, Method::POST, &prod, Some(&other_token), None).await;
+    assert!(
+        [401, 403, 404].contains(&foreign.status),
+        "{} {}",
+        foreign.status,
+        foreign.body
+    );
+    let theirs = call(
+        &app,
+        Method::POST,
+        &format!("{jobs}/payroll/resume"),
+        Some(&app.token),
+        None,
+    )
+    .await;
+    databricks_error(&theirs, 404, "RESOURCE_DOES_NOT_EXIST");
 }
