@@ -60,10 +60,6 @@ pub trait Dialect {
     fn key_share(&self) -> &'static str;
     /// A query whose one boolean column says whether the `schema_migrations` table exists.
     fn migrations_table_exists(&self) -> &'static str;
-    /// Whether a statement's `WITH` may hold an `UPDATE ... RETURNING` whose rows the
-    /// statement reads (PostgreSQL's may; SQLite's holds only `SELECT`s): an audit event then
-    /// takes its position and is written in one statement (`sql::audit`).
-    fn updates_in_with(&self) -> bool;
 }
 
 pub struct SqliteDialect;
@@ -90,9 +86,6 @@ impl Dialect for SqliteDialect {
     fn migrations_table_exists(&self) -> &'static str {
         "SELECT EXISTS (SELECT 1 FROM sqlite_master \
          WHERE type = 'table' AND name = 'schema_migrations')"
-    }
-    fn updates_in_with(&self) -> bool {
-        false
     }
 }
 
@@ -121,9 +114,6 @@ impl Dialect for PostgresDialect {
     }
     fn migrations_table_exists(&self) -> &'static str {
         "SELECT to_regclass('schema_migrations') IS NOT NULL"
-    }
-    fn updates_in_with(&self) -> bool {
-        true
     }
 }
 

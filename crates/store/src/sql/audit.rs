@@ -702,37 +702,15 @@ pub(crate) const FOLD_EVERY: u64 = 1024;
 const NEXT_POSITION: &str =
     "UPDATE audit_heads SET size = size + 1 WHERE account_id = $1 RETURNING size";
 
-/// The insert of the event at the position in the head's row that `$head` yields (its
-/// `account_id` and new `size`): its text joined around the position, its leaf hashed by the
-/// database from that text (`scimitar_audit_leaf`, see the migrations). Written once for the
-/// two ways of taking the position below.
-macro_rules! insert_event_at {
-    ($head:literal) => {
-        concat!(
-            "INSERT INTO audit_events (account_id, seq, event_time, action_name, event, leaf) \
-             SELECT account_id, size, time, action, event, scimitar_audit_leaf(event) FROM \
-             (SELECT account_id, size, CAST($2 AS BIGINT) AS time, CAST($3 AS TEXT) AS action, \
-             CAST($4 AS TEXT) || CAST(size AS TEXT) || CAST($5 AS TEXT) AS event FROM ",
-            $head,
-            ") AS next"
-        )
-    };
-}
-
-/// Writes the event at the position just taken. Runs after [`NEXT_POSITION`] in the same
-/// transaction, reading the head's new size back.
-const INSERT_EVENT: &str = insert_event_at!("audit_heads WHERE account_id = $1");
-
-/// [`NEXT_POSITION`] and [`INSERT_EVENT`] as one statement, answering the position, where the
-/// dialect lets a `WITH` update (PostgreSQL): the row is written from the head's updated row
-/// rather than from a second read of it, so the head, locked from the `UPDATE` until commit,
-/// waits for one statement fewer. The same parameters, the same text and leaf.
-const APPEND_EVENT: &str = concat!(
-    "WITH head AS (UPDATE audit_heads SET size = size + 1 WHERE account_id = $1 \
-     RETURNING account_id, size) ",
-    insert_event_at!("head"),
-    " RETURNING seq"
-);
+/// Writes the event at the position just taken: its text joined around the position, its leaf
+/// hashed by the database from that text (`scimitar_audit_leaf`, see the migrations). Runs
+/// after [`NEXT_POSITION`] in the same transaction, which sees the head's new size.
+const INSERT_EVENT: &str =
+    "INSERT INTO audit_events (account_id, seq, event_time, action_name, event, leaf) \
+     SELECT account_id, size, time, action, event, scimitar_audit_leaf(event) FROM \
+     (SELECT account_id, size, CAST($2 AS BIGINT) AS time, CAST($3 AS TEXT) AS action, \
+     CAST($4 AS TEXT) || CAST(size AS TEXT) || CAST($5 AS TEXT) AS event \
+     FROM audit_heads WHERE account_id = $1) AS next";
 
 /// An event described and serialized but for its position, which it takes only when its
 /// statements run ([`PendingEvent::statements`]), as the change's last writes.
@@ -747,62 +725,32 @@ pub(crate) struct PendingEvent {
 }
 
 impl PendingEvent {
-    /// Taking the position, then writing the event there: one statement where the dialect
-    /// allows ([`APPEND_EVENT`]), else two ([`NEXT_POSITION`], [`INSERT_EVENT`]), the first
-    /// answering the position either way. Neither of the two needs the other's answer on the
-    /// client, so a backend sends them at once (with the access log's writes): the head stays
-    /// locked for one round trip and the commit.
-    pub(crate) fn statements<T: SqlTransaction>(&self) -> Vec<SqlStatement<'_>> {
-        let event = params![
-            self.account.as_str(),
-            self.time,
-            self.action_name.as_str(),
-            &self.text[..self.seq_at],
-            &self.text[self.seq_at + 1..]
-        ]
-        .to_vec();
-        if T::DIALECT.updates_in_with() {
-            return vec![SqlStatement {
-                sql: APPEND_EVENT,
-                params: event,
-            }];
-        }
-        vec![
+    /// Taking the position, then writing the event there. Neither needs the other's answer
+    /// on the client, so a backend sends both at once (with the access log's writes): the
+    /// head stays locked for one round trip and the commit, where it was locked for two.
+    pub(crate) fn statements(&self) -> [SqlStatement<'_>; 2] {
+        [
             SqlStatement {
                 sql: NEXT_POSITION,
                 params: params![self.account.as_str()].to_vec(),
             },
             SqlStatement {
                 sql: INSERT_EVENT,
-                params: event,
+                params: params![
+                    self.account.as_str(),
+                    self.time,
+                    self.action_name.as_str(),
+                    &self.text[..self.seq_at],
+                    &self.text[self.seq_at + 1..]
+                ]
+                .to_vec(),
             },
         ]
     }
 
-    /// Runs [`Self::statements`] one after the other and answers the first one's rows: the
-    /// position taken, none when the account has no head yet.
-    async fn run<T: SqlTransaction>(
-        &self,
-        transaction: &mut T,
-    ) -> ScimResult<Vec<crate::sql::transaction::SqlRow>> {
-        let mut position = None;
-        for statement in self.statements::<T>() {
-            let rows = transaction.query(statement.sql, &statement.params).await?;
-            position.get_or_insert(rows);
-        }
-        Ok(position.unwrap_or_default())
-    }
-
-    /// Appends the event on its own: its statements, then [`Self::complete`]. For the events
-    /// that are not a change's last writes (refusals, a sync run's actions).
-    pub(crate) async fn write<T: SqlTransaction>(&self, transaction: &mut T) -> ScimResult<()> {
-        let position = self.run(transaction).await?;
-        self.complete(transaction, position).await
-    }
-
-    /// What follows the statements, given the position they answered: for the account's first
-    /// event, the head made and the event appended again; at every [`FOLD_EVERY`]th position,
-    /// the head's frontier brought up to date.
+    /// What follows the statements, given what [`NEXT_POSITION`] answered: for the account's
+    /// first event, the head made and the event appended again; at every [`FOLD_EVERY`]th
+    /// position, the head's frontier brought up to date.
     pub(crate) async fn complete<T: SqlTransaction>(
         &self,
         transaction: &mut T,
@@ -819,11 +767,16 @@ impl PendingEvent {
                         params![self.account.as_str(), empty_root.as_str()],
                     )
                     .await?;
-                let row = self.run(transaction).await?.into_iter().next();
-                row.ok_or_else(|| {
-                    ScimError::internal("the account's audit head vanished inside its transaction")
-                })?
-                .integer(0)?
+                let [next, insert] = self.statements();
+                let row = query_opt(transaction, next.sql, &next.params)
+                    .await?
+                    .ok_or_else(|| {
+                        ScimError::internal(
+                            "the account's audit head vanished inside its transaction",
+                        )
+                    })?;
+                transaction.execute(insert.sql, &insert.params).await?;
+                row.integer(0)?
             }
         };
         let seq =
@@ -963,16 +916,18 @@ pub(crate) async fn append_refusals<T: SqlTransaction>(
     refusals: &[crate::audit::Refusal],
 ) -> ScimResult<()> {
     for refusal in refusals {
-        append(account, &refusal.context, refusal_description(refusal))?
-            .write(transaction)
-            .await?;
+        let event = append(account, &refusal.context, refusal_description(refusal))?;
+        let [next, insert] = event.statements();
+        let position = transaction.query(next.sql, &next.params).await?;
+        transaction.execute(insert.sql, &insert.params).await?;
+        event.complete(transaction, position).await?;
     }
     Ok(())
 }
 
 /// Appends a sync run's events to the trail of the account its job is attributed to, in order,
-/// inside the transaction that records the run, each under the service `sync`, written as
-/// [`append_refusals`] writes its events.
+/// inside the transaction that records the run, each under the service `sync`: each event's
+/// two statements (its position, its row) then its completion, as [`append_refusals`] does.
 pub(crate) async fn append_sync_events<T: SqlTransaction>(
     transaction: &mut T,
     audit: &crate::SyncAudit,
@@ -988,9 +943,11 @@ pub(crate) async fn append_sync_events<T: SqlTransaction>(
                 error_message: event.error_message.clone(),
             },
         };
-        append(&audit.account, &event.context, description)?
-            .write(transaction)
-            .await?;
+        let pending = append(&audit.account, &event.context, description)?;
+        let [next, insert] = pending.statements();
+        let position = transaction.query(next.sql, &next.params).await?;
+        transaction.execute(insert.sql, &insert.params).await?;
+        pending.complete(transaction, position).await?;
     }
     Ok(())
 }

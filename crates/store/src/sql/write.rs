@@ -65,7 +65,7 @@ pub async fn apply<T: SqlTransaction>(
         Some(description) => Some(audit::append(account, context, description)?),
         None => None,
     };
-    let statements = event.as_ref().map(audit::PendingEvent::statements::<T>);
+    let statements = event.as_ref().map(audit::PendingEvent::statements);
     let statements = statements
         .as_ref()
         .map_or(&[][..], |statements| &statements[..]);
