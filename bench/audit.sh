@@ -51,6 +51,9 @@ else
     database="sqlite://$work_dir/scimitar.db"
 fi
 token="$("$binary" token create --database "$database")"
+# Made before the server's shell redirects into it, or the first poll below may find no file
+# and end the script (set -e).
+: >"$work_dir/server.log"
 SCIMITAR_LOG=warn "$binary" serve --listen 127.0.0.1:0 --database "$database" \
     2>"$work_dir/server.log" >/dev/null &
 server_pid=$!

@@ -77,6 +77,9 @@ start() {
         database="sqlite://$work_dir/db/scimitar.db"
     fi
     admin_token="$("$binary" token create --database "$database")"
+    # Made before the server's shell redirects into it, or the first poll below may find no
+    # file and end the script (set -e).
+    : >"$work_dir/server.log"
     SCIMITAR_LOG="$log_filter" "$binary" serve --listen 127.0.0.1:0 --database "$database" \
         2>"$work_dir/server.log" >/dev/null &
     server_pid=$!
