@@ -1025,6 +1025,19 @@ fn routes(secrets: &Secrets, account: &str, workspace: &str) -> Vec<Walked> {
             "/api/2.0/sync/jobs/hr".to_string(),
             None,
         ),
+        // Lifting a quarantine: account admins only, their own account's jobs.
+        (
+            Method::POST,
+            "/api/2.0/sync/jobs/{name}/resume",
+            "/api/2.0/sync/jobs/hr/resume".to_string(),
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/2.0/sync/jobs/{name}/targets/{target}/resume",
+            "/api/2.0/sync/jobs/hr/targets/prod/resume".to_string(),
+            None,
+        ),
     ] {
         walk(method, template, &path, body);
     }
