@@ -244,6 +244,37 @@ fn get(server: &Server, path: &str) -> serde_json::Value {
 /// `sync watch --config` over a Scimitar source that follows its change feed: the first run,
 /// then a group made at the source reaches the target (the interval is an hour, so only the
 /// feed brings it), and SIGTERM ends the watch with status 0.
+/// A job file from `source` to `target` (their tokens in files beside it) with an hour between
+/// full runs; `source_extra` is added to its `[source]`.
+fn watch_job(
+    scratch: &Scratch,
+    job: &str,
+    source: &Server,
+    target: &Server,
+    source_extra: &str,
+) -> std::path::PathBuf {
+    std::fs::write(scratch.path("source-token"), &source.token).unwrap();
+    std::fs::write(scratch.path("target-token"), &target.token).unwrap();
+    let config = scratch.path("job.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "job = \"{job}\"\nstate_database = \"{}\"\n\
+             [source]\ntype = \"scim\"\nurl = \"http://{}/scim/v2\"\ntoken_file = \"{}\"\n\
+             {source_extra}\
+             [target]\nurl = \"http://{}/scim/v2\"\ntoken_file = \"{}\"\n\
+             [watch]\ninterval_seconds = 3600\n",
+            scratch.sqlite("state.db"),
+            source.address,
+            scratch.path("source-token").display(),
+            target.address,
+            scratch.path("target-token").display(),
+        ),
+    )
+    .unwrap();
+    config
+}
+
 #[test]
 fn sync_watch_follows_a_scimitar_source_until_sigterm() {
     let scratch = Scratch::new("sync-watch");
@@ -255,25 +286,13 @@ fn sync_watch_follows_a_scimitar_source_until_sigterm() {
         "Users",
         r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ada"}"#,
     );
-    std::fs::write(scratch.path("source-token"), &source.token).unwrap();
-    std::fs::write(scratch.path("target-token"), &target.token).unwrap();
-    let config = scratch.path("job.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "job = \"fan-out\"\nstate_database = \"{}\"\n\
-             [source]\ntype = \"scim\"\nurl = \"http://{}/scim/v2\"\ntoken_file = \"{}\"\n\
-             follow_changes = true\n\
-             [target]\nurl = \"http://{}/scim/v2\"\ntoken_file = \"{}\"\n\
-             [watch]\ninterval_seconds = 3600\n",
-            scratch.sqlite("state.db"),
-            source.address,
-            scratch.path("source-token").display(),
-            target.address,
-            scratch.path("target-token").display(),
-        ),
-    )
-    .unwrap();
+    let config = watch_job(
+        &scratch,
+        "fan-out",
+        &source,
+        &target,
+        "follow_changes = true\n",
+    );
     let mut watch = Command::new(binary)
         .args(["sync", "watch", "--config"])
         .arg(&config)
@@ -408,24 +427,7 @@ fn sync_watch_on_a_terminal_draws_each_runs_progress_and_erases_it_before_its_li
         "Users",
         r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ada"}"#,
     );
-    std::fs::write(scratch.path("source-token"), &source.token).unwrap();
-    std::fs::write(scratch.path("target-token"), &target.token).unwrap();
-    let config = scratch.path("job.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "job = \"on-a-terminal\"\nstate_database = \"{}\"\n\
-             [source]\ntype = \"scim\"\nurl = \"http://{}/scim/v2\"\ntoken_file = \"{}\"\n\
-             [target]\nurl = \"http://{}/scim/v2\"\ntoken_file = \"{}\"\n\
-             [watch]\ninterval_seconds = 3600\n",
-            scratch.sqlite("state.db"),
-            source.address,
-            scratch.path("source-token").display(),
-            target.address,
-            scratch.path("target-token").display(),
-        ),
-    )
-    .unwrap();
+    let config = watch_job(&scratch, "on-a-terminal", &source, &target, "");
     let command = format!("{binary} sync watch --config {}", config.display());
     let mut script = Command::new("script")
         .args(["-q", "-f", "-e", "-c", &command, "/dev/null"])

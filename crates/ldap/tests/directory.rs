@@ -298,6 +298,18 @@ async fn changes_since_a_mark_are_read_with_every_id_still_in_scope() {
     );
 }
 
+/// What changed since `mark`, with `index` kept between reads.
+async fn read_since(
+    slapd: &Slapd,
+    mark: &str,
+    index: &mut EntryIndex,
+    list: bool,
+) -> scimitar_ldap::DirectoryChanges {
+    read_changes(&config(slapd), Some(READER_PASSWORD), mark, index, list)
+        .await
+        .unwrap()
+}
+
 /// An index kept between incremental reads resolves a changed group's members without a
 /// listing of every entry: members known from the listing, and a new user read as changed in
 /// the same read. A changed group naming a DN the index does not know makes the read list
@@ -314,15 +326,7 @@ async fn an_index_kept_between_reads_lists_every_entry_only_when_it_must() {
     let mut index = EntryIndex::default();
     let mark = first.high_water.clone().unwrap();
     // Never listed: the first read lists whatever it is asked.
-    let changes = read_changes(
-        &config(&slapd),
-        Some(READER_PASSWORD),
-        &mark,
-        &mut index,
-        false,
-    )
-    .await
-    .unwrap();
+    let changes = read_since(&slapd, &mark, &mut index, false).await;
     assert!(changes.present_user_ids.is_some());
     assert!(index.is_listed());
     let listed = index.len();
@@ -358,15 +362,7 @@ async fn an_index_kept_between_reads_lists_every_entry_only_when_it_must() {
             ],
         )
         .await;
-    let changes = read_changes(
-        &config(&slapd),
-        Some(READER_PASSWORD),
-        &mark,
-        &mut index,
-        false,
-    )
-    .await
-    .unwrap();
+    let changes = read_since(&slapd, &mark, &mut index, false).await;
     assert_eq!(changes.present_user_ids, None, "no listing: {changes:?}");
     assert_eq!(changes.present_group_ids, None);
     // Read again from the first mark, platform names the outsider, which the listing found
@@ -417,38 +413,14 @@ async fn an_index_kept_between_reads_lists_every_entry_only_when_it_must() {
             ],
         )
         .await;
-    let changes = read_changes(
-        &config(&slapd),
-        Some(READER_PASSWORD),
-        &mark,
-        &mut index,
-        false,
-    )
-    .await
-    .unwrap();
+    let changes = read_since(&slapd, &mark, &mut index, false).await;
     assert!(changes.present_user_ids.is_some(), "listed: {changes:?}");
     assert_eq!(changes.unresolved_members, 1);
-    let again = read_changes(
-        &config(&slapd),
-        Some(READER_PASSWORD),
-        &mark,
-        &mut index,
-        false,
-    )
-    .await
-    .unwrap();
+    let again = read_since(&slapd, &mark, &mut index, false).await;
     assert_eq!(again.present_user_ids, None, "known outside: {again:?}");
     assert_eq!(again.unresolved_members, 1);
     // Asked to list, it lists.
-    let listed = read_changes(
-        &config(&slapd),
-        Some(READER_PASSWORD),
-        &mark,
-        &mut index,
-        true,
-    )
-    .await
-    .unwrap();
+    let listed = read_since(&slapd, &mark, &mut index, true).await;
     assert!(listed.present_group_ids.is_some());
 }
 
