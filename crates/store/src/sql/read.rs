@@ -557,6 +557,26 @@ pub async fn member_ids<T: SqlTransaction>(
     })
 }
 
+/// The direct members of each group, with their display names, or without them
+/// (`with_display` false: the membership rows alone, [`member_ids`]).
+pub async fn members_of_each<T: SqlTransaction>(
+    session: &mut T,
+    account: &AccountId,
+    groups: &[PrincipalId],
+    with_display: bool,
+) -> ScimResult<HashMap<PrincipalId, Vec<MemberRef>>> {
+    let mut found = HashMap::with_capacity(groups.len());
+    for group in groups {
+        let loaded = if with_display {
+            members(session, account, group, None).await?
+        } else {
+            member_ids(session, account, group).await?
+        };
+        found.insert(group.clone(), loaded);
+    }
+    Ok(found)
+}
+
 /// A group's direct members when it has at most `cap`. Counting past the cap on the primary
 /// key alone is cheap; loading and rendering the members is not, so that only happens for a
 /// small group.

@@ -239,14 +239,9 @@ impl<B: SqlBackend> Store for B {
         groups: &[PrincipalId],
     ) -> ScimResult<HashMap<PrincipalId, Vec<MemberRef>>> {
         let (account, groups) = (account.clone(), groups.to_vec());
-        run!(self, Bulk, |session| async {
-            let mut members = HashMap::with_capacity(groups.len());
-            for group in groups {
-                let loaded = read::members(session, &account, &group, None).await?;
-                members.insert(group, loaded);
-            }
-            Ok(members)
-        })
+        run!(self, Bulk, |session| read::members_of_each(
+            session, &account, &groups, true
+        ))
         .await
     }
 
@@ -256,14 +251,9 @@ impl<B: SqlBackend> Store for B {
         groups: &[PrincipalId],
     ) -> ScimResult<HashMap<PrincipalId, Vec<MemberRef>>> {
         let (account, groups) = (account.clone(), groups.to_vec());
-        run!(self, Bulk, |session| async {
-            let mut members = HashMap::with_capacity(groups.len());
-            for group in groups {
-                let loaded = read::member_ids(session, &account, &group).await?;
-                members.insert(group, loaded);
-            }
-            Ok(members)
-        })
+        run!(self, Bulk, |session| read::members_of_each(
+            session, &account, &groups, false
+        ))
         .await
     }
 
