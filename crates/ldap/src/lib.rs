@@ -236,12 +236,17 @@ pub struct Directory {
 pub struct DirectoryChanges {
     pub changed_users: Vec<DirectoryUser>,
     pub changed_groups: Vec<DirectoryGroup>,
-    /// Every user in scope, when this read listed them (`None`: it did not look).
-    pub present_user_ids: Option<Vec<String>>,
-    /// Every group in scope, when this read listed them.
-    pub present_group_ids: Option<Vec<String>>,
+    /// Every user and group in scope, when this read listed them (`None`: it did not look).
+    pub present: Option<PresentIds>,
     pub high_water: Option<String>,
     pub unresolved_members: usize,
+}
+
+/// The ids of every user and of every group in scope, as a listing found them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PresentIds {
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -299,7 +304,7 @@ pub async fn read_directory(config: &DirectoryConfig, password: Option<&str>) ->
 /// `index`, which the read keeps up to date. It lists every entry in scope (their ids, by
 /// which a consumer sees a deletion as an id it knows that is no longer present) when `list`
 /// asks, when `index` was never filled by a listing, or when a changed group names a DN the
-/// index does not know; [`DirectoryChanges::present_user_ids`] then holds them.
+/// index does not know; [`DirectoryChanges::present`] then holds them.
 pub async fn read_changes(
     config: &DirectoryConfig,
     password: Option<&str>,
@@ -321,15 +326,10 @@ pub async fn read_changes(
     let read = read_all(&mut ldap, config, &conventions, reading).await;
     let _ = ldap.unbind().await;
     let read = read?;
-    let (present_user_ids, present_group_ids) = match read.present {
-        Some((users, groups)) => (Some(users), Some(groups)),
-        None => (None, None),
-    };
     Ok(DirectoryChanges {
         changed_users: read.users,
         changed_groups: read.groups,
-        present_user_ids,
-        present_group_ids,
+        present: read.present,
         high_water: read.high_water,
         unresolved_members: read.unresolved_members,
     })
@@ -526,8 +526,8 @@ async fn connect(config: &DirectoryConfig, password: Option<&str>) -> Result<Lda
 struct Read {
     users: Vec<DirectoryUser>,
     groups: Vec<DirectoryGroup>,
-    /// The ids of every user and of every group in scope, when this read listed them.
-    present: Option<(Vec<String>, Vec<String>)>,
+    /// Every user and group in scope, when this read listed them.
+    present: Option<PresentIds>,
     high_water: Option<String>,
     unresolved_members: usize,
     skipped_users: usize,
@@ -653,14 +653,14 @@ async fn read_all(
                     listed: true,
                     ..EntryIndex::default()
                 };
-                let mut present = (Vec::new(), Vec::new());
+                let mut present = PresentIds::default();
                 for (is_user, entries) in [(true, &users), (false, &groups)] {
                     for entry in entries {
                         if let Some(entry_id) = entry_id(entry, conventions) {
                             if is_user {
-                                present.0.push(entry_id.clone());
+                                present.users.push(entry_id.clone());
                             } else {
-                                present.1.push(entry_id.clone());
+                                present.groups.push(entry_id.clone());
                             }
                             listed.learn(&entry.dn, is_user, entry_id);
                         }
@@ -743,16 +743,14 @@ enum Reading<'i> {
 /// group's member DNs with, so that it need not list every entry each time
 /// ([`read_changes`]). A caller keeps one per directory between reads.
 ///
-/// What it can hold that is no longer true, until the next listing: an entry deleted since
-/// (a group that still names its DN resolves it, as the directory's own group does until
-/// referential integrity, if any, removes it).
+/// What it can hold that is no longer true, until the next listing: an entry deleted,
+/// renamed or moved since, under its old DN (a group that still names that DN resolves it, as
+/// the directory's own group does until referential integrity, if any, removes it). A new
+/// entry at that DN is read as changed and replaces it.
 #[derive(Debug, Clone, Default)]
 pub struct EntryIndex {
     /// Normalized DN to (whether a user, id).
     by_dn: HashMap<String, (bool, String)>,
-    /// Id to normalized DN: a renamed or moved entry's old DN is forgotten when its new one is
-    /// learnt.
-    dn_of: HashMap<String, String>,
     /// Member DNs found naming no entry in scope (another subtree, a referral, a deleted
     /// entry): known not to need another listing.
     outside: std::collections::HashSet<String>,
@@ -777,11 +775,6 @@ impl EntryIndex {
 
     fn learn(&mut self, dn: &str, is_user: bool, id: String) {
         let dn = dn::normalize(dn);
-        if let Some(old) = self.dn_of.insert(id.clone(), dn.clone()) {
-            if old != dn {
-                self.by_dn.remove(&old);
-            }
-        }
         self.outside.remove(&dn);
         self.by_dn.insert(dn, (is_user, id));
     }

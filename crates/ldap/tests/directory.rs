@@ -278,10 +278,13 @@ async fn changes_since_a_mark_are_read_with_every_id_still_in_scope() {
         .unwrap();
     assert_eq!(bob.emails, ["bob@example.test"]);
     assert!(changes.changed_groups.is_empty(), "{changes:?}");
-    let present_users = changes.present_user_ids.as_ref().unwrap();
+    let present_users = &changes.present.as_ref().unwrap().users;
     assert!(!present_users.contains(&id_of(&first, "erin")));
     assert!(present_users.contains(&id_of(&first, "alice")));
-    assert_eq!(changes.present_group_ids.as_ref().map(Vec::len), Some(3));
+    assert_eq!(
+        changes.present.as_ref().map(|present| present.groups.len()),
+        Some(3)
+    );
     assert!(changes.high_water.as_deref() > Some(mark.as_str()));
     // A mark that is not one is refused before anything is sent.
     let refused = read_changes(
@@ -327,7 +330,7 @@ async fn an_index_kept_between_reads_lists_every_entry_only_when_it_must() {
     let mark = first.high_water.clone().unwrap();
     // Never listed: the first read lists whatever it is asked.
     let changes = read_since(&slapd, &mark, &mut index, false).await;
-    assert!(changes.present_user_ids.is_some());
+    assert!(changes.present.is_some());
     assert!(index.is_listed());
     let listed = index.len();
 
@@ -363,8 +366,7 @@ async fn an_index_kept_between_reads_lists_every_entry_only_when_it_must() {
         )
         .await;
     let changes = read_since(&slapd, &mark, &mut index, false).await;
-    assert_eq!(changes.present_user_ids, None, "no listing: {changes:?}");
-    assert_eq!(changes.present_group_ids, None);
+    assert_eq!(changes.present, None, "no listing: {changes:?}");
     // Read again from the first mark, platform names the outsider, which the listing found
     // outside: left out, and no reason to list.
     assert_eq!(changes.unresolved_members, 1, "{changes:?}");
@@ -414,14 +416,14 @@ async fn an_index_kept_between_reads_lists_every_entry_only_when_it_must() {
         )
         .await;
     let changes = read_since(&slapd, &mark, &mut index, false).await;
-    assert!(changes.present_user_ids.is_some(), "listed: {changes:?}");
+    assert!(changes.present.is_some(), "listed: {changes:?}");
     assert_eq!(changes.unresolved_members, 1);
     let again = read_since(&slapd, &mark, &mut index, false).await;
-    assert_eq!(again.present_user_ids, None, "known outside: {again:?}");
+    assert_eq!(again.present, None, "known outside: {again:?}");
     assert_eq!(again.unresolved_members, 1);
     // Asked to list, it lists.
     let listed = read_since(&slapd, &mark, &mut index, true).await;
-    assert!(listed.present_group_ids.is_some());
+    assert!(listed.present.is_some());
 }
 
 /// The group graph holds every group as a full read resolves it, and names the groups whose

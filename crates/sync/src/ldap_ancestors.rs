@@ -42,9 +42,9 @@ pub async fn add_ancestors_and_subtrees(
 ) -> SyncResult<()> {
     // Gone groups are known only from a read that listed every entry.
     let present: Option<HashSet<&str>> = changes
-        .present_group_ids
+        .present
         .as_ref()
-        .map(|ids| ids.iter().map(String::as_str).collect());
+        .map(|present| present.groups.iter().map(String::as_str).collect());
     let group_gone = present.is_some_and(|present| {
         states.iter().any(|state| {
             state.mappings.iter().any(|((kind, id), mapping)| {

@@ -135,12 +135,12 @@ pub async fn run(
     let mut changes = read_changes(directory, password, &oldest, &mut remembered.index, list)
         .await
         .map_err(|error| SyncError::Source(error.to_string()))?;
-    if changes.present_user_ids.is_some() {
+    if changes.present.is_some() {
         remembered.listed_at = Some(started);
     }
-    // ---- Targets that flatten groups (`crate::ldap_ancestors`): a changed group changes
-    // what every group above it holds, so those groups and everything nested under them join
-    // the groups read whole (and are checked below for members the job has not mapped).
+    // Targets that flatten groups (`crate::ldap_ancestors`): a changed group changes what
+    // every group above it holds, so those groups and everything nested under them join the
+    // groups read whole (and are checked below for members the job has not mapped).
     if ready.iter().any(|each| !each.capabilities.nested_groups) {
         let states: Vec<&JobState> = ready.iter().map(|each| &each.before).collect();
         crate::ldap_ancestors::add_ancestors_and_subtrees(
@@ -152,22 +152,18 @@ pub async fn run(
         )
         .await?;
     }
-    // ----
     drop(remembered);
     let directory_read = timer.elapsed() - states_loaded;
     // Every entry in scope, when this read listed them: what is managed and not among them is
     // gone. A read that did not list finds nothing gone (the next listing will).
-    let present: Option<HashSet<(Kind, &str)>> =
-        match (&changes.present_user_ids, &changes.present_group_ids) {
-            (Some(users), Some(groups)) => Some(
-                users
-                    .iter()
-                    .map(|id| (Kind::User, id.as_str()))
-                    .chain(groups.iter().map(|id| (Kind::Group, id.as_str())))
-                    .collect(),
-            ),
-            _ => None,
-        };
+    let present: Option<HashSet<(Kind, &str)>> = changes.present.as_ref().map(|present| {
+        present
+            .users
+            .iter()
+            .map(|id| (Kind::User, id.as_str()))
+            .chain(present.groups.iter().map(|id| (Kind::Group, id.as_str())))
+            .collect()
+    });
     let changed = snapshot_of(&Directory {
         users: changes.changed_users.clone(),
         groups: changes.changed_groups.clone(),
