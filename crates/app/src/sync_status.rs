@@ -94,7 +94,7 @@ impl RunStatus {
     fn of(run: &SyncRunRecord) -> RunStatus {
         let summary = run.summary();
         let counts = summary.counts();
-        let error = summary.error.or(summary.stopped).or(summary.first_failure);
+        let error = summary.problem();
         RunStatus {
             run: run.seq,
             start_time: millis(run.started),

@@ -528,7 +528,7 @@ async fn target_status(
             });
             // As the status API says it: the run's error, the guard's reason, or its first
             // failure.
-            if let Some(error) = summary.error.or(summary.stopped).or(summary.first_failure) {
+            if let Some(error) = summary.problem() {
                 shown["error"] = error.into();
             }
             shown

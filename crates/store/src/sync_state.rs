@@ -128,6 +128,15 @@ pub struct SyncRunSummary {
 }
 
 impl SyncRunSummary {
+    /// What a run's status says went wrong: why it could not complete, why the guard stopped
+    /// it, or its first failure (`None` for a run that applied everything).
+    pub fn problem(&self) -> Option<String> {
+        self.error
+            .clone()
+            .or_else(|| self.stopped.clone())
+            .or_else(|| self.first_failure.clone())
+    }
+
     /// The run's counts by name, as its status shows them: the plan's lists, `writes` and
     /// `failures`, each only when the report holds it.
     pub fn counts(&self) -> BTreeMap<String, u64> {
@@ -335,5 +344,21 @@ mod tests {
         assert_eq!(garbled.summary(), SyncRunSummary::default());
         let odd = run(json!({"plan": {"creates": {"sample": []}}, "failures": "none"}));
         assert_eq!(odd.summary(), SyncRunSummary::default());
+    }
+
+    #[test]
+    fn a_runs_problem_is_its_error_then_the_guards_reason_then_its_first_failure() {
+        let failure = json!({"count": 1, "truncated": false,
+                             "sample": [{"item": "create user ada", "error": "HTTP 500"}]});
+        let all = run(json!({"error": "target down", "stopped": "guard", "failures": failure}));
+        assert_eq!(all.summary().problem().as_deref(), Some("target down"));
+        let stopped = run(json!({"stopped": "guard", "failures": failure}));
+        assert_eq!(stopped.summary().problem().as_deref(), Some("guard"));
+        let failed = run(json!({"failures": failure}));
+        assert_eq!(
+            failed.summary().problem().as_deref(),
+            Some("create user ada: HTTP 500")
+        );
+        assert_eq!(run(json!({"writes": 3})).summary().problem(), None);
     }
 }
