@@ -360,14 +360,26 @@ async fn workspace_admin_token(app: &TestApp) -> String {
 /// not the account's 404.
 #[tokio::test]
 async fn an_account_admin_lifts_a_quarantine_and_nobody_else_can() {
-    let (app, url, _) = app_with_jobs().await;
+    let (app, url, clock) = app_with_jobs().await;
     let jobs = jobs_at_ours(&app).await;
     let prod = format!("{jobs}/hr/targets/prod/resume");
     let plain = app.create_user("plain@example.com").await;
     let plain_token = app.token_for(str_of(&plain, "id")).await;
     let keeper_token = workspace_admin_token(&app).await;
+    let created = call(
+        &app,
+        Method::POST,
+        "/api/2.0/token/create",
+        Some(&app.token),
+        Some(json!({"lifetime_seconds": 60})),
+    )
+    .await;
+    let expiring = str_of(&created.body, "token_value").to_string();
+    clock.advance_micros(61 * 1_000_000);
     let without = call(&app, Method::POST, &prod, None, None).await;
     databricks_error(&without, 401, "UNAUTHENTICATED");
+    let expired = call(&app, Method::POST, &prod, Some(&expiring), None).await;
+    databricks_error(&expired, 401, "UNAUTHENTICATED");
     for token in [&plain_token, &keeper_token] {
         let refused = call(&app, Method::POST, &prod, Some(token), None).await;
         databricks_error(&refused, 403, "PERMISSION_DENIED");
@@ -393,6 +405,10 @@ async fn an_account_admin_lifts_a_quarantine_and_nobody_else_can() {
         format!("{jobs}/hr/targets/nothing/resume"),
         format!("{jobs}/hr/resume"),
         format!("{jobs}/nothing/resume"),
+        // A state key smuggled through the job's name is no job's name.
+        format!("{jobs}/hr%2Fprod/resume"),
+        format!("{jobs}/hr%2Fprod/targets/prod/resume"),
+        format!("{jobs}/{}/resume", "x".repeat(4096)),
     ] {
         let missing = call(&app, Method::POST, &path, Some(&app.token), None).await;
         databricks_error(&missing, 404, "RESOURCE_DOES_NOT_EXIST");
